@@ -1,0 +1,92 @@
+/**
+ * What the HTTP layer needs from the engine, one interface per API resource (moby's router/…/backend.go idea).
+ * Routes parse the request, call one method, encode the answer; nothing else. Shapes are the Engine API's.
+ */
+import type { Readable } from 'node:stream';
+import type { ProgressSink } from '../lib/jsonmessage.js';
+
+/** Docker's `filters` query parameter, decoded: {"dangling":{"true":true}} → { dangling: ["true"] }. */
+export type Filters = Record<string, string[]>;
+
+/** Registry credentials as sent in X-Registry-Auth (base64url JSON). */
+export interface AuthConfig {
+  username?: string;
+  password?: string;
+  auth?: string;
+  serveraddress?: string;
+  identitytoken?: string;
+  registrytoken?: string;
+}
+
+export interface ImageSummary {
+  Id: string;
+  ParentId: string;
+  RepoTags: string[];
+  RepoDigests: string[];
+  Created: number;
+  Size: number;
+  SharedSize: number;
+  VirtualSize?: number;
+  Labels: Record<string, string> | null;
+  Containers: number;
+}
+
+export interface HistoryItem {
+  Id: string;
+  Created: number;
+  CreatedBy: string;
+  Tags: string[] | null;
+  Size: number;
+  Comment: string;
+}
+
+export interface DeleteItem { Untagged?: string; Deleted?: string }
+
+export interface PullOptions {
+  /** "os/arch[/variant]"; host platform when absent. */
+  platform?: string;
+  /** Pull every tag of the repository (docker pull -a). */
+  allTags?: boolean;
+  auth?: AuthConfig;
+  signal?: AbortSignal;
+}
+
+export interface ImportOptions {
+  repo?: string;
+  tag?: string;
+  message?: string;
+  changes?: string[];
+  platform?: string;
+  /** The source named in history: "-" for a body, a URL otherwise. */
+  source: string;
+}
+
+export interface ImageBackend {
+  /** POST /images/create?fromImage=&tag= — streams progress; errors after streaming started go to the sink. */
+  pull(ref: string, opts: PullOptions, progress: ProgressSink): Promise<void>;
+  /** POST /images/create?fromSrc= — docker import. Returns the new image ID. */
+  importImage(tar: Readable, opts: ImportOptions, progress: ProgressSink): Promise<string>;
+  /** POST /images/bootstrap?name=busybox|debian:<suite> (Wharf extension). Returns the image ID. */
+  bootstrap(name: string, progress: ProgressSink): Promise<string>;
+  list(opts: { all: boolean; filters: Filters; sharedSize?: boolean }): Promise<ImageSummary[]>;
+  /** GET /images/{name}/json: the full ImageInspect object. */
+  inspect(name: string): Promise<Record<string, unknown>>;
+  history(name: string): Promise<HistoryItem[]>;
+  tag(source: string, repo: string, tag: string | undefined): Promise<void>;
+  remove(name: string, opts: { force: boolean; noPrune: boolean }): Promise<DeleteItem[]>;
+  prune(filters: Filters): Promise<{ ImagesDeleted: DeleteItem[] | null; SpaceReclaimed: number }>;
+}
+
+export interface SystemBackend {
+  /** GET /version */
+  version(): Promise<Record<string, unknown>>;
+  /** GET /info */
+  info(): Promise<Record<string, unknown>>;
+  /** GET /system/df: { LayersSize, Images, Containers, Volumes, BuildCache } */
+  df(): Promise<Record<string, unknown>>;
+}
+
+export interface Backends {
+  images: ImageBackend;
+  system: SystemBackend;
+}

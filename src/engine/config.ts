@@ -1,0 +1,31 @@
+/** The daemon's effective configuration: flags over daemon.json over defaults. */
+export interface DaemonConfig {
+  /** All state lives here (default /var/lib/wharf). */
+  dataRoot: string;
+  /** Runtime state: sockets, pid files, bundles (default /run/wharf). */
+  execRoot: string;
+  /** Listen addresses: unix:///run/wharf/wharf.sock, tcp://127.0.0.1:2375 … */
+  hosts: string[];
+  pidfile: string;
+  /** "overlay" | "vfs"; auto-detected when absent. */
+  storageDriver?: string;
+  /** Mirrors tried first for docker.io. */
+  registryMirrors: string[];
+  /** Registries spoken to over plain HTTP (host[:port] or CIDR). */
+  insecureRegistries: string[];
+  maxConcurrentDownloads: number;
+  maxConcurrentUploads: number;
+  debug: boolean;
+}
+
+export const DEFAULT_CONFIG: DaemonConfig = {
+  dataRoot: '/var/lib/wharf',
+  execRoot: '/run/wharf',
+  hosts: ['unix:///run/wharf/wharf.sock'],
+  pidfile: '/run/wharf/wharfd.pid',
+  registryMirrors: [],
+  insecureRegistries: [],
+  maxConcurrentDownloads: 3,
+  maxConcurrentUploads: 5,
+  debug: false,
+};

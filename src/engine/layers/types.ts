@@ -1,0 +1,83 @@
+import type { Readable } from 'node:stream';
+import type { Digest } from '../../lib/digest.js';
+
+/**
+ * The layer store: read-only layers keyed by chain ID, plus read-write layers for containers.
+ *
+ * Terms:
+ * - diffID: sha256 of a layer's *uncompressed* tar (the OCI changeset).
+ * - chainID: identity of a layer *with its parents* (see lib/digest chainIdOf); two images that share
+ *   the same first N layers share the same N chain IDs, and each layer is stored once.
+ * - cacheID: the storage driver's directory id for a layer (random, so a re-registration after a crash
+ *   never collides with a half-written directory).
+ * - a read-only layer is *referenced* by every image whose rootfs contains its chain ID (and by every child
+ *   layer); `release` drops a reference, and a layer with no references is deleted, top down.
+ * - an RW layer (mount id = container id) is a container's writable layer over a read-only chain.
+ *
+ * Stories:
+ * 1. Pull: for each layer (in parallel) `extract` streams the uncompressed tar into a fresh driver directory,
+ *    converting OCI whiteouts to the driver's own (overlay: 0/0 char devices and trusted.overlay.opaque);
+ *    returns an ExtractedLayer holding diffID and size. Then, in order, `register(parent, extracted)`
+ *    publishes it (metadata written atomically, last). An extracted layer that is never registered is
+ *    garbage at next start.
+ * 2. Run: `createRW(id, chainID)`, `mount(id)` gives a merged rootfs path, `unmount`, `removeRW`.
+ * 3. Commit: `diff(id)` streams the RW layer's changes as an OCI tar (whiteouts back to `.wh.` form);
+ *    extract+register it on top of the image's top chain ID.
+ *
+ * Layout (<root> = <data-root>/layers): layerdb/sha256/<chainHex>/{diff,size,parent,cache-id,refs}.json,
+ * driver data under <data-root>/<driver>/<cacheID>/(diff|upper|work|merged).
+ */
+export interface Layer {
+  chainId: Digest;
+  diffId: Digest;
+  parent: Digest | null;
+  /** Uncompressed size of this layer's own content, bytes (as docker's "size" of a layer). */
+  size: number;
+  cacheId: string;
+}
+
+export interface ExtractedLayer {
+  diffId: Digest;
+  size: number;
+  cacheId: string;
+}
+
+export interface LayerStore {
+  readonly driverName: string;
+  get(chainId: Digest): Promise<Layer | null>;
+  has(chainId: Digest): Promise<boolean>;
+  /**
+   * Streams an uncompressed layer tar into a new driver directory, hashing as it goes. Tar entries that
+   * would escape the layer (.., absolute links resolved outside) are refused with InvalidParameterError and
+   * nothing is kept.
+   */
+  extract(tar: Readable): Promise<ExtractedLayer>;
+  /**
+   * Publishes an extracted layer on top of `parent` and takes one reference on it. If the chain already
+   * exists the extracted directory is dropped and the existing layer gets the reference.
+   */
+  register(parent: Digest | null, extracted: ExtractedLayer): Promise<Layer>;
+  /** Takes a reference on an existing chain (another image uses it). */
+  retain(chainId: Digest): Promise<void>;
+  /** Drops a reference; deletes the layer (and walks to its parent) when none remain. Returns deleted chain IDs. */
+  release(chainId: Digest): Promise<Digest[]>;
+  /** Sum of the sizes of the chain (the image's virtual size). */
+  chainSize(chainId: Digest | null): Promise<number>;
+  /** The uncompressed tar of one layer (for push/save), regenerated from the driver directory. */
+  tarStream(chainId: Digest): Promise<Readable>;
+  /** Directory holding a read-only layer's own files (driver format). */
+  diffPath(chainId: Digest): Promise<string>;
+  list(): Promise<Layer[]>;
+
+  createRW(id: string, parent: Digest | null): Promise<void>;
+  /** Mounts and returns the merged rootfs path; nested calls are counted. */
+  mount(id: string): Promise<string>;
+  unmount(id: string): Promise<void>;
+  removeRW(id: string): Promise<void>;
+  /** The container's changes as an OCI layer tar. */
+  diff(id: string): Promise<Readable>;
+  /** Changes as docker's `diff` lists them: kind 0 modified, 1 added, 2 deleted. */
+  changes(id: string): Promise<{ path: string; kind: 0 | 1 | 2 }[]>;
+  /** Bytes in the RW layer. */
+  rwSize(id: string): Promise<number>;
+}

@@ -1,0 +1,40 @@
+import { open, rename, mkdir, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+/** fsyncs a directory so that a rename inside it is durable. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try { await fh.sync(); } finally { await fh.close(); }
+}
+
+/** A fresh temporary name beside `path` (same filesystem, so rename is atomic). */
+export function tempNameFor(path: string): string {
+  return join(dirname(path), `.tmp-${randomBytes(6).toString('hex')}-${path.split('/').pop()}`);
+}
+
+/**
+ * Writes a file atomically: write to a temp file in the same directory, fsync, rename over the target,
+ * fsync the directory. Readers see the old content or the new, never a mix; a crash leaves at most a temp file.
+ */
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = tempNameFor(path);
+  const fh = await open(tmp, 'w', mode);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } catch (e) {
+    await fh.close().catch(() => {});
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  await fh.close();
+  await rename(tmp, path);
+  await fsyncDir(dirname(path));
+}
+
+/** JSON convenience over writeFileAtomic. */
+export function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  return writeFileAtomic(path, JSON.stringify(value));
+}
