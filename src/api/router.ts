@@ -1,0 +1,236 @@
+/**
+ * A small router: method + path pattern → handler, plus the request helpers the routes share (query bools,
+ * filters, JSON bodies, JSON streams). Paths are matched after the `/v1.NN` prefix is stripped.
+ *
+ * Patterns: literal segments and `{param}` (one segment). `{param*}` matches one or more segments, so that
+ * image names with slashes route by their suffix the way moby's `{name:.*}` does:
+ * `/images/{name*}/json` matches `/images/localhost:5002/library/busybox/json`.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { InvalidParameterError } from '../lib/errors.js';
+import type { JSONMessage, ProgressSink } from '../lib/jsonmessage.js';
+import type { AuthConfig, Filters } from './backend.js';
+import { sendError, streamErrorMessage } from './errors.js';
+
+export interface RequestContext {
+  req: IncomingMessage;
+  res: ServerResponse;
+  /** Path parameters, URL-decoded. */
+  params: Record<string, string>;
+  query: URLSearchParams;
+  /** The API version the client asked for (the default when the path had no prefix). */
+  version: string;
+  /** Aborted when the client goes away before the response is finished. */
+  signal: AbortSignal;
+}
+
+export type Handler = (ctx: RequestContext) => Promise<void> | void;
+
+interface Route {
+  method: string;
+  pattern: string;
+  re: RegExp;
+  names: string[];
+  handler: Handler;
+}
+
+export class Router {
+  private readonly routes: Route[] = [];
+
+  add(method: string, pattern: string, handler: Handler): this {
+    const names: string[] = [];
+    const src = pattern
+      .split('/')
+      .map((seg) => {
+        const m = /^\{([A-Za-z_][A-Za-z0-9_]*)(\*?)\}$/.exec(seg);
+        if (!m) return seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+        names.push(m[1]!);
+        return m[2] ? '(.+)' : '([^/]+)';
+      })
+      .join('/');
+    this.routes.push({ method: method.toUpperCase(), pattern, re: new RegExp(`^${src}$`), names, handler });
+    return this;
+  }
+
+  get(p: string, h: Handler): this { return this.add('GET', p, h); }
+  head(p: string, h: Handler): this { return this.add('HEAD', p, h); }
+  post(p: string, h: Handler): this { return this.add('POST', p, h); }
+  delete(p: string, h: Handler): this { return this.add('DELETE', p, h); }
+
+  /** The first route (in registration order) matching method and path, with its decoded parameters. */
+  match(method: string, path: string): { handler: Handler; params: Record<string, string>; pattern: string } | null {
+    for (const r of this.routes) {
+      if (r.method !== method) continue;
+      const m = r.re.exec(path);
+      if (!m) continue;
+      const params: Record<string, string> = {};
+      try {
+        r.names.forEach((n, i) => { params[n] = decodeURIComponent(m[i + 1]!); });
+      } catch {
+        throw new InvalidParameterError(`invalid path escape in ${JSON.stringify(path)}`);
+      }
+      return { handler: r.handler, params, pattern: r.pattern };
+    }
+    return null;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Query helpers (moby's httputils)
+
+/** Docker's BoolValue: false for absent, "", "0", "no", "false", "none" (any case); true otherwise. */
+export function boolValue(q: URLSearchParams, key: string): boolean {
+  const v = q.get(key);
+  if (v === null) return false;
+  return !['', '0', 'no', 'false', 'none'].includes(v.trim().toLowerCase());
+}
+
+/** Docker's BoolValueOrDefault: the default when the key is absent or empty. */
+export function boolValueOrDefault(q: URLSearchParams, key: string, def: boolean): boolean {
+  const v = q.get(key);
+  if (v === null || v === '') return def;
+  return boolValue(q, key);
+}
+
+/** An integer query value; the default when absent or empty; 400 when not an integer. */
+export function intValue(q: URLSearchParams, key: string, def: number): number {
+  const v = q.get(key);
+  if (v === null || v === '') return def;
+  if (!/^-?\d+$/.test(v.trim())) throw new InvalidParameterError(`invalid value for ${key}: ${JSON.stringify(v)}`);
+  return Number(v.trim());
+}
+
+/**
+ * Decodes docker's `filters` parameter: {"dangling":{"true":true}} (current) or {"dangling":["true"]}
+ * (API < 1.22) → { dangling: ["true"] }. Empty or absent → {}.
+ */
+export function parseFilters(raw: string | null): Filters {
+  if (raw === null || raw.trim() === '') return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch (e) {
+    throw new InvalidParameterError(`invalid filter: ${(e as Error).message}`);
+  }
+  if (parsed === null) return {};
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new InvalidParameterError(`invalid filter: expected a JSON object, got ${JSON.stringify(raw)}`);
+  }
+  const out: Filters = {};
+  for (const [key, val] of Object.entries(parsed as Record<string, unknown>)) {
+    if (Array.isArray(val)) {
+      out[key] = val.map((v) => {
+        if (typeof v !== 'string') throw new InvalidParameterError(`invalid filter: value of ${key} must be strings`);
+        return v;
+      });
+    } else if (val !== null && typeof val === 'object') {
+      out[key] = Object.entries(val as Record<string, unknown>).filter(([, b]) => b === true).map(([k]) => k);
+    } else {
+      throw new InvalidParameterError(`invalid filter: value of ${key} must be an object or a list`);
+    }
+  }
+  return out;
+}
+
+/**
+ * Decodes X-Registry-Auth: base64url (padding optional; the standard alphabet is accepted too) of a JSON
+ * AuthConfig. Absent → undefined. Undecodable → an empty AuthConfig (moby pulls anonymously then).
+ */
+export function decodeRegistryAuth(header: string | string[] | undefined): AuthConfig | undefined {
+  const raw = Array.isArray(header) ? header[0] : header;
+  if (raw === undefined || raw === '') return undefined;
+  try {
+    const json = Buffer.from(raw.trim(), 'base64url').toString('utf8');
+    const v: unknown = JSON.parse(json);
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return {};
+    const src = v as Record<string, unknown>;
+    const out: AuthConfig = {};
+    for (const k of ['username', 'password', 'auth', 'serveraddress', 'identitytoken', 'registrytoken'] as const) {
+      if (typeof src[k] === 'string' && src[k] !== '') out[k] = src[k] as string;
+    }
+    return out;
+  } catch {
+    return {};
+  }
+}
+
+/** Reads a JSON request body (empty → undefined). */
+export async function readJsonBody(req: IncomingMessage, limit = 16 << 20): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of req as AsyncIterable<Buffer>) {
+    n += c.length;
+    if (n > limit) throw new InvalidParameterError('request body too large');
+    chunks.push(c);
+  }
+  const text = Buffer.concat(chunks).toString('utf8').trim();
+  if (text === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new InvalidParameterError(`invalid JSON body: ${(e as Error).message}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Response helpers
+
+/** A JSON response as dockerd writes it: Content-Type application/json, body + "\n". */
+export function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  const body = JSON.stringify(value) + '\n';
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
+  res.end(res.req.method === 'HEAD' ? undefined : body);
+}
+
+/** A response without a body (201 of tag, 204 of start…). */
+export function sendEmpty(res: ServerResponse, status: number): void {
+  if (status === 204 || status === 304) res.writeHead(status);
+  else res.writeHead(status, { 'Content-Length': 0 });
+  res.end();
+}
+
+/**
+ * A JSON message stream (pull, import, push, build): status 200 and headers go out with the first message,
+ * so that an error before anything was streamed still gets its real status (dockerd: `output.Flushed()`).
+ * Each message is one JSON object followed by "\r\n", flushed as its own chunk.
+ */
+export class JsonStream {
+  private started = false;
+  private ended = false;
+
+  constructor(private readonly res: ServerResponse) {}
+
+  get headersSent(): boolean { return this.started; }
+
+  /** The sink to hand to a backend. */
+  readonly sink: ProgressSink = (msg: JSONMessage) => this.write(msg);
+
+  write(msg: JSONMessage | Record<string, unknown>): void {
+    if (this.ended || this.res.destroyed) return;
+    this.start();
+    this.res.write(JSON.stringify(msg) + '\r\n');
+  }
+
+  private start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.res.writeHead(200, { 'Content-Type': 'application/json' });
+    this.res.flushHeaders();
+  }
+
+  /** Ends the stream; an error becomes an error status (nothing streamed yet) or an errorDetail line. */
+  end(err?: unknown): void {
+    if (this.ended) return;
+    if (err !== undefined) {
+      if (!this.started) {
+        this.ended = true;
+        sendError(this.res, err);
+        return;
+      }
+      this.write(streamErrorMessage(err));
+    }
+    this.ended = true;
+    if (!this.started) this.start();
+    this.res.end();
+  }
+}
