@@ -1,0 +1,210 @@
+/**
+ * A real wharfd for end-to-end tests, on a private socket, data root and exec root under os.tmpdir().
+ *
+ *   const d = await startDaemon();                 // or startDaemon({ driver: 'vfs', extraArgs: [...] })
+ *   after(() => d.stop());
+ *   const r = await d.wharf(['images']);           // { code, stdout, stderr } through the wharf CLI
+ *   const s = await d.docker(['images']);          // the same through the real docker CLI
+ *   await d.kill('SIGKILL'); await d.restart();    // crash and start again on the same data root
+ *
+ * wharfd runs as `node_modules/node/bin/node dist/src/daemon/main.js -H unix://SOCK --data-root …
+ * --exec-root … --pidfile …` (so a signal reaches the daemon itself), and startDaemon resolves once
+ * `GET /_ping` answers 200. stop() ends it (SIGTERM, then SIGKILL), unmounts whatever is still mounted
+ * under its directory (lazily, deepest first) and removes the directory; an exit handler does the same
+ * synchronously for daemons a failed test did not stop.
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DOCKER, NODE, WHARFD, WHARF_CLI, run, type RunOpts, type RunResult } from './cli.js';
+
+export interface DaemonOptions {
+  /** -s/--storage-driver (overlay or vfs); the daemon's own choice when absent. */
+  driver?: string;
+  extraArgs?: string[];
+  /** How long to wait for /_ping (ms, default 30 s). */
+  startTimeoutMs?: number;
+}
+
+export interface Daemon {
+  /** The private directory holding everything below. */
+  dir: string;
+  sock: string;
+  /** unix://<sock> */
+  host: string;
+  dataRoot: string;
+  execRoot: string;
+  pidfile: string;
+  /** The daemon's pid (changes with restart()). */
+  readonly pid: number | undefined;
+  /** What wharfd printed so far (stdout and stderr of every start). */
+  log(): string;
+  /** The wharf CLI with DOCKER_HOST set to this daemon. */
+  wharf(args: string[], opts?: RunOpts): Promise<RunResult>;
+  /** The real docker CLI with DOCKER_HOST set to this daemon, a private DOCKER_CONFIG and DOCKER_BUILDKIT=0. */
+  docker(args: string[], opts?: RunOpts): Promise<RunResult>;
+  /** GET/POST on the daemon's socket: status and body text. */
+  api(method: string, path: string, body?: string): Promise<{ status: number; body: string }>;
+  /** Sends a signal (default SIGKILL) and waits for the process to end. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Stops the daemon if it runs, then starts it again on the same directories and waits for /_ping. */
+  restart(): Promise<void>;
+  /** Stops the daemon, unmounts what is left under its directory and removes the directory. Idempotent. */
+  stop(): Promise<void>;
+}
+
+const live = new Set<{ child?: ChildProcess; dir: string }>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const d of live) {
+      try { d.child?.kill('SIGKILL'); } catch { /* gone */ }
+      cleanupDirSync(d.dir);
+    }
+  });
+}
+
+/** Mount points at or below `dir`, deepest first (from /proc/self/mountinfo). */
+function mountsUnder(dir: string): string[] {
+  let text = '';
+  try { text = readFileSync('/proc/self/mountinfo', 'utf8'); } catch { return []; }
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    const mp = line.split(' ')[4];
+    if (!mp) continue;
+    const p = mp.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    if (p === dir || p.startsWith(dir + '/')) out.push(p);
+  }
+  return out.sort((a, b) => b.length - a.length);
+}
+
+function cleanupDirSync(dir: string): void {
+  for (const m of mountsUnder(dir)) {
+    try { execFileSync('umount', ['-l', m], { stdio: 'ignore' }); } catch { /* already gone */ }
+  }
+  try { rmSync(dir, { recursive: true, force: true, maxRetries: 3 }); } catch { /* best effort */ }
+}
+
+function ping(sock: string): Promise<boolean> {
+  return new Promise((res) => {
+    const req = request({ socketPath: sock, path: '/_ping', method: 'GET', timeout: 2000 }, (r) => {
+      r.resume();
+      res(r.statusCode === 200);
+    });
+    req.on('error', () => res(false));
+    req.on('timeout', () => { req.destroy(); res(false); });
+    req.end();
+  });
+}
+
+function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((res) => {
+    const t = setTimeout(() => res(false), ms);
+    child.once('exit', () => { clearTimeout(t); res(true); });
+  });
+}
+
+export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
+  installExitHook();
+  if (!existsSync(WHARFD)) throw new Error(`${WHARFD} is missing: the daemon is not built (npm run build)`);
+  const dir = mkdtempSync(join(tmpdir(), 'wharf-e2e-'));
+  const dataRoot = join(dir, 'data');
+  const execRoot = join(dir, 'exec');
+  const sock = join(dir, 'wharf.sock');
+  const pidfile = join(dir, 'wharfd.pid');
+  const dockerConfig = join(dir, 'docker-config');
+  mkdirSync(dockerConfig, { recursive: true });
+  const host = `unix://${sock}`;
+  const args = ['-H', host, '--data-root', dataRoot, '--exec-root', execRoot, '--pidfile', pidfile];
+  if (opts.driver) args.push('--storage-driver', opts.driver);
+  args.push(...(opts.extraArgs ?? []));
+
+  const entry: { child?: ChildProcess; dir: string } = { dir };
+  live.add(entry);
+  let logText = '';
+  let stopped = false;
+
+  async function launch(): Promise<void> {
+    const child = spawn(NODE, [WHARFD, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    entry.child = child;
+    const onData = (d: Buffer) => { logText = (logText + d.toString()).slice(-200_000); };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    const deadline = Date.now() + (opts.startTimeoutMs ?? 30_000);
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new Error(`wharfd exited (${child.exitCode ?? child.signalCode}) before answering /_ping:\n${logText}`);
+      }
+      if (await ping(sock)) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    child.kill('SIGKILL');
+    throw new Error(`wharfd did not answer /_ping on ${sock} within ${opts.startTimeoutMs ?? 30_000} ms:\n${logText}`);
+  }
+
+  async function terminate(signal: NodeJS.Signals, graceMs: number): Promise<void> {
+    const child = entry.child;
+    if (!child) return;
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill(signal);
+      if (!(await waitExit(child, graceMs))) {
+        child.kill('SIGKILL');
+        await waitExit(child, 5000);
+      }
+    }
+  }
+
+  const cliEnv = { DOCKER_HOST: host };
+  const d: Daemon = {
+    dir, sock, host, dataRoot, execRoot, pidfile,
+    get pid() { return entry.child?.pid; },
+    log: () => logText,
+    wharf: (a, o = {}) => run(NODE, [WHARF_CLI, ...a], { ...o, env: { ...cliEnv, ...o.env } }),
+    docker: (a, o = {}) => run(DOCKER, a, {
+      ...o,
+      env: { ...cliEnv, DOCKER_CONFIG: dockerConfig, DOCKER_BUILDKIT: '0', DOCKER_CLI_HINTS: 'false', ...o.env },
+    }),
+    api: (method, path, body) => new Promise((res, rej) => {
+      const req = request({ socketPath: sock, method, path, headers: body ? { 'Content-Type': 'application/json' } : {} }, (r) => {
+        const chunks: Buffer[] = [];
+        r.on('data', (c: Buffer) => chunks.push(c));
+        r.on('end', () => res({ status: r.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+        r.on('error', rej);
+      });
+      req.on('error', rej);
+      req.end(body);
+    }),
+    kill: async (signal = 'SIGKILL') => {
+      const child = entry.child;
+      if (!child || child.exitCode !== null || child.signalCode !== null) return;
+      child.kill(signal);
+      await waitExit(child, 30_000);
+    },
+    restart: async () => {
+      if (stopped) throw new Error('daemon was stopped');
+      await terminate('SIGTERM', 15_000);
+      await launch();
+    },
+    stop: async () => {
+      if (stopped) return;
+      stopped = true;
+      await terminate('SIGTERM', 15_000);
+      cleanupDirSync(dir);
+      live.delete(entry);
+    },
+  };
+
+  try {
+    await launch();
+  } catch (e) {
+    await d.stop();
+    throw e;
+  }
+  return d;
+}
