@@ -1,0 +1,398 @@
+/**
+ * The Puller: `docker pull` as dockerd does it, with the same JSON progress messages, but each layer is
+ * fetched, verified, decompressed and extracted in one streaming pass, and different layers extract in
+ * parallel (dockerd extracts serially).
+ *
+ * Order of publication (nothing half-visible): layers are registered bottom-up, then the image config
+ * (`images.create`, the image now exists), then the tag and the repo digest. On any failure, extracted but
+ * unregistered layers are dropped (the layer store never lists them and removes their directories when it
+ * opens) and the references this pull took on registered layers are released, so layers no image holds go away.
+ */
+import { Transform, PassThrough, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip, createZstdDecompress } from 'node:zlib';
+import type { ContentStore } from '../content/types.js';
+import type { LayerStore, ExtractedLayer } from '../layers/types.js';
+import type { ImageStore, ReferenceStore, ImageConfig } from '../images/types.js';
+import type { DaemonConfig } from '../config.js';
+import type { PullOptions } from '../../api/backend.js';
+import type { JSONMessage, ProgressSink } from '../../lib/jsonmessage.js';
+import { chainIds, isDigest, newHasher, sha256, shortId, type Digest } from '../../lib/digest.js';
+import {
+  InvalidParameterError, NotFoundError, SystemError, UnavailableError, WharfError,
+} from '../../lib/errors.js';
+import {
+  familiarName, familiarString, normalizedName, parseNormalizedNamed, referenceString, withDefaultTag,
+  type Reference,
+} from '../../lib/reference.js';
+import { Repository, RegistryHttpError, errcodeString, type Descriptor, type FetchedManifest, type ImageManifest } from './registry.js';
+import { formatPlatform, hostPlatform, parsePlatform, platformMatches, selectPlatform, type Platform } from './platform.js';
+import { progressBar } from './progress.js';
+import { V2Metadata } from './metadata.js';
+
+export interface PullerDeps {
+  content: ContentStore;
+  layers: LayerStore;
+  images: ImageStore;
+  refs: ReferenceStore;
+  config: DaemonConfig;
+  dataRoot: string;
+}
+
+/** How often (ms) a layer's Downloading progress is sent at most. */
+const PROGRESS_INTERVAL_MS = 100;
+
+interface Inflight {
+  done: Promise<void>;
+  messages: JSONMessage[];
+  sinks: Set<ProgressSink>;
+}
+
+/** A small counting semaphore. */
+class Semaphore {
+  private active = 0;
+  private readonly queue: (() => void)[] = [];
+  constructor(private readonly limit: number) {}
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.active >= this.limit) await new Promise<void>((r) => this.queue.push(r));
+    this.active++;
+    try {
+      return await fn();
+    } finally {
+      this.active--;
+      this.queue.shift()?.();
+    }
+  }
+}
+
+/** Reads at least `n` bytes (or to the end) from a paused stream, then puts them back. */
+async function peek(stream: Readable, n: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let len = 0;
+  while (len < n) {
+    const c = stream.read() as Buffer | null;
+    if (c) { chunks.push(c); len += c.length; continue; }
+    if (stream.readableEnded || stream.destroyed) break;
+    await new Promise<void>((resolve, reject) => {
+      const done = () => { cleanup(); resolve(); };
+      const fail = (e: Error) => { cleanup(); reject(e); };
+      const cleanup = () => { stream.off('readable', done); stream.off('end', done); stream.off('close', done); stream.off('error', fail); };
+      stream.on('readable', done);
+      stream.on('end', done);
+      stream.on('close', done);
+      stream.on('error', fail);
+    });
+    const err = (stream as Readable & { errored?: Error | null }).errored;
+    if (err) throw err;
+  }
+  const buf = Buffer.concat(chunks);
+  if (buf.length) stream.unshift(buf);
+  return buf;
+}
+
+/** The decompressor for a layer: by media type, else by magic number (gzip 1f 8b, zstd 28 b5 2f fd). */
+export function decompressorFor(mediaType: string, head: Buffer): Transform {
+  const isGzipMagic = head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b;
+  const isZstdMagic = head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528;
+  if (isZstdMagic || (!isGzipMagic && /zstd/.test(mediaType))) return createZstdDecompress();
+  if (isGzipMagic) return createGunzip();
+  return new PassThrough();
+}
+
+/** The error message of a registry error the way dockerd's translatePullError words it. */
+function translate(err: unknown, ref: Reference): unknown {
+  if (!(err instanceof RegistryHttpError)) return err;
+  const first = err.errors[0];
+  if (first) {
+    switch (first.code) {
+      case 'MANIFEST_UNKNOWN':
+        return new NotFoundError(`manifest for ${familiarString(ref)} not found: ${errcodeString(first)}`);
+      case 'DENIED':
+        return new NotFoundError(`pull access denied for ${familiarName(ref)}, repository does not exist or may require 'docker login': ${errcodeString(first)}`);
+      case 'NAME_UNKNOWN':
+      case 'UNAUTHORIZED':
+        return new NotFoundError(`pull access denied for ${familiarName(ref)}, repository does not exist or may require 'docker login': denied: requested access to the resource is denied`);
+      case 'TOOMANYREQUESTS':
+        return new UnavailableError(`toomanyrequests: ${first.message ?? 'too many requests'}`);
+    }
+  }
+  if (err.status >= 500) return new UnavailableError(err.message);
+  return new SystemError(err.message);
+}
+
+export class Puller {
+  private readonly inflight = new Map<string, Inflight>();
+  private readonly metadata: V2Metadata;
+
+  constructor(private readonly deps: PullerDeps) {
+    this.metadata = new V2Metadata(deps.dataRoot);
+  }
+
+  /**
+   * Pulls `ref` ("busybox", "host:5000/repo:tag", "repo@sha256:…"; the default tag is "latest"), streaming
+   * dockerd's progress messages. Errors before the first message (bad reference, unreachable registry, unknown
+   * manifest, denied) are thrown with nothing sent, so the API can answer with a status code. Concurrent pulls
+   * of the same reference share one operation: a later caller gets the messages so far, then the rest.
+   */
+  pull(ref: string, opts: PullOptions, progress: ProgressSink): Promise<void> {
+    let named: Reference;
+    let platform: Platform;
+    try {
+      named = parseNormalizedNamed(ref);
+      if (opts.allTags && (named.tag !== undefined || named.digest !== undefined)) {
+        throw new InvalidParameterError('tag can\'t be used with --all-tags/-a');
+      }
+      if (!opts.allTags) {
+        named = withDefaultTag(named);
+        if (named.digest !== undefined && named.tag !== undefined) {
+          const { tag: _t, ...rest } = named;
+          named = rest;
+        }
+      }
+      platform = opts.platform ? parsePlatform(opts.platform) : hostPlatform();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const who = opts.auth?.username ?? (opts.auth?.auth ? Buffer.from(opts.auth.auth, 'base64').toString().split(':')[0] : '');
+    const key = JSON.stringify([referenceString(named), formatPlatform(platform), !!opts.allTags, who]);
+    const existing = this.inflight.get(key);
+    if (existing) {
+      for (const m of existing.messages) progress(m);
+      existing.sinks.add(progress);
+      return existing.done;
+    }
+    const entry: Inflight = { done: Promise.resolve(), messages: [], sinks: new Set([progress]) };
+    const emit: ProgressSink = (m) => {
+      entry.messages.push(m);
+      for (const s of entry.sinks) {
+        try { s(m); } catch { /* a broken listener must not break the pull */ }
+      }
+    };
+    entry.done = (async () => {
+      try {
+        await this.run(named, platform, opts, emit);
+      } finally {
+        this.inflight.delete(key);
+      }
+    })();
+    this.inflight.set(key, entry);
+    return entry.done;
+  }
+
+  private async run(named: Reference, platform: Platform, opts: PullOptions, emit: ProgressSink): Promise<void> {
+    const repo = new Repository(named.domain, named.path, { config: this.deps.config, auth: opts.auth, signal: opts.signal });
+    if (opts.allTags) {
+      let tags: string[];
+      try { tags = await repo.tags(); } catch (e) { throw translate(e, named); }
+      if (tags.length === 0) throw new NotFoundError(`no tags found for ${familiarName(named)}`);
+      let updated = false;
+      for (const tag of tags) {
+        if (await this.pullOne(repo, { domain: named.domain, path: named.path, tag }, tag, platform, opts, emit)) updated = true;
+      }
+      emit({ status: `Status: ${updated ? 'Downloaded newer image' : 'Image is up to date'} for ${familiarName(named)}` });
+      return;
+    }
+    const tagOrDigest = named.digest ?? named.tag!;
+    const updated = await this.pullOne(repo, named, tagOrDigest, platform, opts, emit);
+    emit({ status: `Status: ${updated ? 'Downloaded newer image' : 'Image is up to date'} for ${familiarString(named)}` });
+  }
+
+  /** Pulls one tag or digest; returns whether the reference now points at a different image than before. */
+  private async pullOne(repo: Repository, named: Reference, tagOrDigest: string, platform: Platform, opts: PullOptions, emit: ProgressSink): Promise<boolean> {
+    const { content, images, refs } = this.deps;
+    let top: FetchedManifest;
+    try { top = await repo.getManifest(tagOrDigest); } catch (e) { throw translate(e, named); }
+    emit({ status: `Pulling from ${named.path}`, id: tagOrDigest });
+
+    let fetched = top;
+    if (top.kind === 'index') {
+      const desc = selectPlatform(top.index!.manifests, platform);
+      try { fetched = await repo.getManifest(desc.digest); } catch (e) { throw translate(e, named); }
+      if (fetched.kind !== 'manifest') throw new InvalidParameterError(`manifest ${desc.digest} in the manifest list is not an image manifest`);
+    }
+    const manifest = fetched.manifest!;
+    const configDigest = manifest.config.digest;
+
+    let imageId: Digest;
+    let rawConfig: Buffer | null = null;
+    if (await images.has(configDigest)) {
+      imageId = configDigest;
+    } else {
+      try { rawConfig = await repo.fetchBlobBytes(configDigest); } catch (e) { throw translate(e, named); }
+      if (sha256(rawConfig) !== configDigest) {
+        throw new InvalidParameterError(`image config verification failed for digest ${configDigest}`);
+      }
+      let config: ImageConfig;
+      try { config = JSON.parse(rawConfig.toString('utf8')) as ImageConfig; } catch { throw new InvalidParameterError(`invalid image config ${configDigest}`); }
+      if (top.kind === 'manifest' && opts.platform && !platformMatches(config, platform)) {
+        const actual = formatPlatform({ os: config.os, architecture: config.architecture, variant: config.variant });
+        throw new InvalidParameterError(`image with reference ${familiarString(named)} was found but does not match the specified platform: wanted ${formatPlatform(platform)}, actual: ${actual}`);
+      }
+      imageId = await this.fetchLayers(repo, named, manifest, config, rawConfig, emit, opts.signal);
+    }
+
+    // blobs: index, manifest, config (content-addressed; harmless if the pull fails later)
+    await content.put(top.bytes, top.digest);
+    if (fetched !== top) await content.put(fetched.bytes, fetched.digest);
+    if (rawConfig) await content.put(rawConfig, configDigest);
+
+    emit({ status: `Digest: ${top.digest}` });
+
+    const digestRef = `${normalizedName(named)}@${top.digest}`;
+    let updated: boolean;
+    if (named.digest !== undefined) {
+      updated = refs.get(digestRef) !== imageId;
+      await this.addDigestRef(digestRef, imageId);
+    } else {
+      const tagRef = referenceString({ domain: named.domain, path: named.path, tag: named.tag });
+      updated = refs.get(tagRef) !== imageId;
+      await refs.add(tagRef, imageId);
+      await this.addDigestRef(digestRef, imageId);
+    }
+    return updated;
+  }
+
+  private async addDigestRef(ref: string, id: Digest): Promise<void> {
+    const { refs } = this.deps;
+    const old = refs.get(ref);
+    if (old === id) return;
+    if (old) await refs.delete(ref); // same index digest, another platform: the newest pull wins (as dockerd)
+    await refs.add(ref, id);
+  }
+
+  /** Downloads and extracts the missing layers, registers them in order, creates the image. Returns its ID. */
+  private async fetchLayers(
+    repo: Repository, named: Reference, manifest: ImageManifest, config: ImageConfig, rawConfig: Buffer,
+    emit: ProgressSink, signal?: AbortSignal,
+  ): Promise<Digest> {
+    const { layers, images } = this.deps;
+    const diffIds = config.rootfs?.diff_ids;
+    if (!Array.isArray(diffIds) || diffIds.some((d) => !isDigest(String(d))) || diffIds.length !== manifest.layers.length) {
+      throw new InvalidParameterError("layers from manifest don't match image configuration");
+    }
+    const chains = chainIds(diffIds);
+    const n = diffIds.length;
+    let existing = 0;
+    while (existing < n && (await layers.has(chains[existing]!))) existing++;
+
+    // references this pull holds until the image holds the layers; released top-down at the end
+    const held: Digest[] = [];
+    if (existing > 0) {
+      await layers.retain(chains[existing - 1]!);
+      held.push(chains[existing - 1]!);
+    }
+    const limit = Math.max(1, this.deps.config.maxConcurrentDownloads || 3);
+    try {
+      for (let i = 0; i < n; i++) {
+        emit(i < existing
+          ? { status: 'Already exists', progressDetail: {}, id: shortId(manifest.layers[i]!.digest) }
+          : { status: 'Pulling fs layer', progressDetail: {}, id: shortId(manifest.layers[i]!.digest) });
+      }
+      for (let i = existing + limit; i < n; i++) {
+        emit({ status: 'Waiting', progressDetail: {}, id: shortId(manifest.layers[i]!.digest) });
+      }
+
+      const abort = new AbortController();
+      const onOuterAbort = () => abort.abort(signal?.reason);
+      signal?.addEventListener('abort', onOuterAbort, { once: true });
+      const sem = new Semaphore(limit);
+      const tasks: Promise<ExtractedLayer>[] = [];
+      for (let i = existing; i < n; i++) {
+        const t = sem.run(() => {
+          if (abort.signal.aborted) throw new SystemError('pull cancelled');
+          return this.fetchLayer(repo, manifest.layers[i]!, emit, abort.signal);
+        });
+        t.catch(() => {}); // awaited below, in order; this only keeps an early failure from being "unhandled"
+        tasks[i] = t;
+      }
+      let parent: Digest | null = existing > 0 ? chains[existing - 1]! : null;
+      try {
+        for (let i = existing; i < n; i++) {
+          const extracted = await tasks[i]!;
+          const desc = manifest.layers[i]!;
+          if (extracted.diffId !== diffIds[i]) {
+            throw new InvalidParameterError(
+              `layers from manifest don't match image configuration: layer ${desc.digest} has diff ID ${extracted.diffId}, the image config says ${diffIds[i]}`);
+          }
+          const layer = await layers.register(parent, extracted);
+          held.push(layer.chainId);
+          if (layer.chainId !== chains[i]) throw new SystemError(`layer store registered ${layer.chainId}, expected ${chains[i]}`);
+          parent = layer.chainId;
+          emit({ status: 'Pull complete', progressDetail: {}, id: shortId(desc.digest) });
+        }
+      } catch (e) {
+        abort.abort();
+        await Promise.allSettled(tasks.filter(Boolean));
+        throw e;
+      } finally {
+        signal?.removeEventListener('abort', onOuterAbort);
+      }
+
+      await this.metadata.add(manifest.layers.slice(existing).map((d, k) => ({
+        blob: d.digest, diffId: diffIds[existing + k]!, repository: normalizedName(named), mediaType: d.mediaType,
+      }))).catch(() => { /* only a cache */ });
+      const img = await images.create(rawConfig);
+      return img.id;
+    } finally {
+      for (const c of held.reverse()) await layers.release(c).catch(() => {});
+    }
+  }
+
+  /** One layer, one pass: HTTP body → sha256 + size check → decompress → layers.extract. */
+  private async fetchLayer(repo: Repository, desc: Descriptor, emit: ProgressSink, signal: AbortSignal): Promise<ExtractedLayer> {
+    const id = shortId(desc.digest);
+    const total = desc.size;
+    const { body } = await repo.fetchBlob(desc.digest);
+    const onAbort = () => body.destroy(new SystemError('pull cancelled'));
+    if (signal.aborted) onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      const head = await peek(body, 4);
+      const hasher = newHasher();
+      let got = 0;
+      let last = 0;
+      const report = (status: string, current: number) => emit({
+        status, progressDetail: { current, total }, progress: progressBar(current, total), id,
+      });
+      const counter = new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          hasher.update(chunk);
+          got += chunk.length;
+          if (got > total) return cb(new InvalidParameterError(`filesystem layer verification failed for digest ${desc.digest}: more than ${total} bytes`));
+          const now = Date.now();
+          if (now - last >= PROGRESS_INTERVAL_MS) { last = now; report('Downloading', got); }
+          cb(null, chunk);
+        },
+        flush(cb) {
+          if (got !== total) return cb(new SystemError(`error pulling layer ${desc.digest}: unexpected EOF (${got} of ${total} bytes)`));
+          const d = `sha256:${hasher.digest('hex')}`;
+          if (d !== desc.digest) return cb(new InvalidParameterError(`filesystem layer verification failed for digest ${desc.digest}`));
+          emit({ status: 'Verifying Checksum', progressDetail: {}, id });
+          emit({ status: 'Download complete', progressDetail: {}, id });
+          cb();
+        },
+      });
+      const decomp = decompressorFor(desc.mediaType ?? '', head);
+      const extractP = this.deps.layers.extract(decomp).catch((e: unknown) => {
+        decomp.destroy(e as Error);
+        body.destroy();
+        throw e;
+      });
+      const pipeP = pipeline(body, counter, decomp);
+      const [pr, er] = await Promise.allSettled([pipeP, extractP]);
+      if (pr.status === 'rejected') throw wrapStreamError(pr.reason, desc.digest);
+      if (er.status === 'rejected') throw er.reason;
+      report('Extracting', total);
+      return er.value;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      if (!body.destroyed) body.destroy();
+    }
+  }
+}
+
+function wrapStreamError(e: unknown, digest: Digest): unknown {
+  if (e instanceof WharfError) return e;
+  const msg = (e as Error)?.message ?? String(e);
+  return new SystemError(`error pulling layer ${digest}: ${msg}`, { cause: e });
+}
