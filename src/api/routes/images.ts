@@ -124,7 +124,8 @@ async function createImage(ctx: RequestContext, images: ImageBackend): Promise<v
       const changes = query.getAll('changes').filter((c) => c !== '');
       const message = query.get('message') ?? '';
       const repo = query.get('repo') ?? '';
-      const id = await images.importImage(
+      // The backend reports the new ID itself ({"status":"sha256:…"}, as dockerd does).
+      await images.importImage(
         tar,
         {
           source: fromSrc,
@@ -136,7 +137,6 @@ async function createImage(ctx: RequestContext, images: ImageBackend): Promise<v
         },
         stream.sink,
       );
-      stream.write({ status: id });
       stream.end();
     } catch (e) {
       stream.end(e);

@@ -1,0 +1,280 @@
+/**
+ * wharfd's configuration: command-line flags (dockerd's names) over daemon.json over defaults.
+ *
+ * Like dockerd: unknown keys in the file are an error, and so is a directive given both as a flag and in
+ * the file. Unlike dockerd: a tcp:// host is refused unless TLS with client verification is configured
+ * (--tlsverify with --tlscacert, --tlscert, --tlskey); plain or server-only TLS TCP would hand root to
+ * anyone who can reach the port.
+ */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { DEFAULT_CONFIG, type DaemonConfig } from '../engine/config.js';
+
+export const DEFAULT_CONFIG_FILE = '/etc/wharf/daemon.json';
+
+export interface TlsConfig {
+  /** --tls: serve TCP over TLS. */
+  tls: boolean;
+  /** --tlsverify: TLS and require client certificates signed by the CA (implies tls). */
+  verify: boolean;
+  cacert?: string;
+  cert?: string;
+  key?: string;
+}
+
+export interface WharfdOptions {
+  config: DaemonConfig;
+  tls: TlsConfig;
+  /** The file read, or null when none. */
+  configFile: string | null;
+  /** Group owning the unix socket when it exists (default "wharf"). */
+  group: string;
+  /** --validate: check the configuration and exit. */
+  validate: boolean;
+  /** -v/--version */
+  showVersion: boolean;
+}
+
+/** A configuration problem: wharfd prints it and exits 1. */
+export class ConfigError extends Error {}
+
+type Kind = 'string' | 'strings' | 'bool' | 'int';
+
+/** daemon.json keys, their type, and the commander option (attribute) they correspond to. */
+const KEYS: Record<string, { kind: Kind; opt: string }> = {
+  'data-root': { kind: 'string', opt: 'dataRoot' },
+  'exec-root': { kind: 'string', opt: 'execRoot' },
+  hosts: { kind: 'strings', opt: 'host' },
+  pidfile: { kind: 'string', opt: 'pidfile' },
+  'storage-driver': { kind: 'string', opt: 'storageDriver' },
+  'registry-mirrors': { kind: 'strings', opt: 'registryMirror' },
+  'insecure-registries': { kind: 'strings', opt: 'insecureRegistry' },
+  'max-concurrent-downloads': { kind: 'int', opt: 'maxConcurrentDownloads' },
+  'max-concurrent-uploads': { kind: 'int', opt: 'maxConcurrentUploads' },
+  debug: { kind: 'bool', opt: 'debug' },
+  tls: { kind: 'bool', opt: 'tls' },
+  tlsverify: { kind: 'bool', opt: 'tlsverify' },
+  tlscacert: { kind: 'string', opt: 'tlscacert' },
+  tlscert: { kind: 'string', opt: 'tlscert' },
+  tlskey: { kind: 'string', opt: 'tlskey' },
+  group: { kind: 'string', opt: 'group' },
+};
+
+function collect(v: string, prev: string[] | undefined): string[] {
+  return [...(prev ?? []), v];
+}
+
+function nonNegativeInt(v: string): number {
+  if (!/^\d+$/.test(v)) throw new InvalidArgumentError('must be a non-negative integer');
+  return Number(v);
+}
+
+/** The wharfd command line (commander). Parsing errors throw CommanderError. */
+export function buildCommand(): Command {
+  return new Command('wharfd')
+    .description('A self-sufficient runtime for containers: the Wharf daemon (Docker Engine API 1.41).')
+    .helpOption('--help', 'Print usage')
+    .option('-H, --host <host>', 'Daemon socket(s) to connect to (unix:///path, tcp://host:port)', collect)
+    .option('--data-root <dir>', `Root directory of persistent state (default "${DEFAULT_CONFIG.dataRoot}")`)
+    .option('--exec-root <dir>', `Root directory for execution state files (default "${DEFAULT_CONFIG.execRoot}")`)
+    .option('-p, --pidfile <file>', `Path to use for daemon PID file (default "${DEFAULT_CONFIG.pidfile}")`)
+    .option('--config-file <file>', 'Daemon configuration file', DEFAULT_CONFIG_FILE)
+    .option('-s, --storage-driver <driver>', 'Storage driver to use (overlay2, vfs)')
+    .option('-D, --debug', 'Enable debug mode')
+    .option('-G, --group <group>', 'Group for the unix socket', 'wharf')
+    .option('--insecure-registry <registry>', 'Enable insecure registry communication', collect)
+    .option('--registry-mirror <url>', 'Preferred registry mirror', collect)
+    .option('--max-concurrent-downloads <n>', 'Set the max concurrent downloads for each pull', nonNegativeInt)
+    .option('--max-concurrent-uploads <n>', 'Set the max concurrent uploads for each push', nonNegativeInt)
+    .option('--tls', 'Use TLS; implied by --tlsverify')
+    .option('--tlsverify', 'Use TLS and verify the remote')
+    .option('--tlscacert <file>', 'Trust certs signed only by this CA')
+    .option('--tlscert <file>', 'Path to TLS certificate file')
+    .option('--tlskey <file>', 'Path to TLS key file')
+    .option('--validate', 'Validate daemon configuration and exit')
+    .option('-v, --version', 'Print version information and quit')
+    .allowExcessArguments(false)
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: () => {} });
+}
+
+/** Go's %v of a value, for dockerd-like messages. */
+function goValue(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(goValue).join(' ')}]`;
+  return String(v);
+}
+
+function checkType(key: string, kind: Kind, v: unknown): unknown {
+  const bad = (want: string) => new ConfigError(`invalid value for "${key}": expected ${want}, got ${JSON.stringify(v)}`);
+  switch (kind) {
+    case 'string': if (typeof v !== 'string') throw bad('a string'); return v;
+    case 'bool': if (typeof v !== 'boolean') throw bad('a boolean'); return v;
+    case 'int': if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw bad('a non-negative integer'); return v;
+    case 'strings':
+      if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw bad('a list of strings');
+      return v;
+  }
+}
+
+/** Reads and validates a daemon.json. Unknown keys → error (dockerd's message). */
+export function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`unable to configure the Wharf daemon with file ${path}: ${(e as Error).message}`);
+  }
+  if (text.trim() === '') return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`unable to configure the Wharf daemon with file ${path}: ${(e as Error).message}`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError(`unable to configure the Wharf daemon with file ${path}: not a JSON object`);
+  }
+  const obj = parsed as Record<string, unknown>;
+  const unknown = Object.keys(obj).filter((k) => !(k in KEYS));
+  if (unknown.length > 0) {
+    throw new ConfigError(
+      `unable to configure the Wharf daemon with file ${path}: the following directives don't match any configuration option: ${unknown.join(', ')}`,
+    );
+  }
+  try {
+    for (const [k, v] of Object.entries(obj)) checkType(k, KEYS[k]!.kind, v);
+  } catch (e) {
+    throw new ConfigError(`unable to configure the Wharf daemon with file ${path}: ${(e as Error).message}`);
+  }
+  return obj;
+}
+
+function fileExists(path: string): boolean {
+  try { readFileSync(path); return true; } catch (e) { return (e as NodeJS.ErrnoException).code !== 'ENOENT'; }
+}
+
+/**
+ * Parses wharfd's arguments (without node and script) and merges daemon.json. Throws ConfigError or
+ * CommanderError (help/version/parse errors).
+ */
+export function parseDaemonArgs(argv: string[]): WharfdOptions {
+  const cmd = buildCommand();
+  try {
+    cmd.parse(argv, { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.help') throw e;
+      throw new ConfigError(e.message.replace(/^error: /, ''));
+    }
+    throw e;
+  }
+  const o = cmd.opts<Record<string, unknown>>();
+  const fromCli = (attr: string) => cmd.getOptionValueSource(attr) === 'cli';
+
+  // The config file: an explicit one must exist; the default one is read when present.
+  const cfgPath = o['configFile'] as string;
+  let file: Record<string, unknown> = {};
+  let configFile: string | null = null;
+  if (fromCli('configFile') || fileExists(cfgPath)) {
+    file = readConfigFile(cfgPath);
+    configFile = cfgPath;
+  }
+
+  const conflicts: string[] = [];
+  for (const [key, { opt }] of Object.entries(KEYS)) {
+    if (key in file && fromCli(opt)) {
+      conflicts.push(`${key}: (from flag: ${goValue(o[opt])}, from file: ${goValue(file[key])})`);
+    }
+  }
+  if (conflicts.length > 0) {
+    throw new ConfigError(
+      `unable to configure the Wharf daemon with file ${cfgPath}: the following directives are specified both as a flag and in the configuration file: ${conflicts.join(', ')}`,
+    );
+  }
+
+  const pick = <T>(key: string, def: T): T => {
+    const { opt } = KEYS[key]!;
+    if (fromCli(opt)) return o[opt] as T;
+    if (key in file) return file[key] as T;
+    return def;
+  };
+
+  const config: DaemonConfig = {
+    dataRoot: pick('data-root', DEFAULT_CONFIG.dataRoot),
+    execRoot: pick('exec-root', DEFAULT_CONFIG.execRoot),
+    hosts: [],
+    pidfile: pick('pidfile', DEFAULT_CONFIG.pidfile),
+    registryMirrors: pick('registry-mirrors', [...DEFAULT_CONFIG.registryMirrors]),
+    insecureRegistries: pick('insecure-registries', [...DEFAULT_CONFIG.insecureRegistries]),
+    maxConcurrentDownloads: pick('max-concurrent-downloads', DEFAULT_CONFIG.maxConcurrentDownloads),
+    maxConcurrentUploads: pick('max-concurrent-uploads', DEFAULT_CONFIG.maxConcurrentUploads),
+    debug: pick('debug', DEFAULT_CONFIG.debug),
+  };
+  const driver = pick<string | undefined>('storage-driver', undefined);
+  if (driver !== undefined && driver !== '') config.storageDriver = driver;
+  // hosts: the socket defaults under the exec root's default location, like dockerd's /var/run/docker.sock.
+  const hosts = pick<string[]>('hosts', []);
+  config.hosts = hosts.length > 0 ? hosts.map((h) => normalizeHost(h)) : [...DEFAULT_CONFIG.hosts];
+  for (const [k, v] of [['data-root', config.dataRoot], ['exec-root', config.execRoot], ['pidfile', config.pidfile]] as const) {
+    if (!v.startsWith('/')) throw new ConfigError(`${k} must be an absolute path: ${v}`);
+  }
+
+  const tlsverify = pick<boolean>('tlsverify', false);
+  const tls: TlsConfig = { tls: pick<boolean>('tls', false) || tlsverify, verify: tlsverify };
+  const ca = pick<string | undefined>('tlscacert', undefined);
+  const cert = pick<string | undefined>('tlscert', undefined);
+  const key = pick<string | undefined>('tlskey', undefined);
+  if (ca) tls.cacert = ca;
+  if (cert) tls.cert = cert;
+  if (key) tls.key = key;
+
+  for (const h of config.hosts) {
+    if (!h.startsWith('tcp://')) continue;
+    if (!tls.verify || !tls.cacert || !tls.cert || !tls.key) {
+      throw new ConfigError(
+        `refusing to listen on ${h}: TCP needs TLS with client certificate verification ` +
+        '(--tlsverify --tlscacert=<ca.pem> --tlscert=<cert.pem> --tlskey=<key.pem>); ' +
+        'without it anyone who can reach the port controls the host as root',
+      );
+    }
+  }
+
+  return {
+    config,
+    tls,
+    configFile,
+    group: pick<string>('group', 'wharf'),
+    validate: o['validate'] === true,
+    showVersion: o['version'] === true,
+  };
+}
+
+/** A listen address, parsed. */
+export type HostAddr = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
+
+/** Normalizes -H values like dockerd: "unix://" → default socket, "host:port" → tcp://host:port. */
+export function normalizeHost(h: string): string {
+  const a = parseHost(h);
+  return a.kind === 'unix' ? `unix://${a.path}` : `tcp://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
+}
+
+export function parseHost(h: string): HostAddr {
+  const s = h.trim();
+  const i = s.indexOf('://');
+  const proto = i < 0 ? 'tcp' : s.slice(0, i);
+  const rest = i < 0 ? s : s.slice(i + 3);
+  if (proto === 'unix') {
+    const path = rest === '' ? DEFAULT_CONFIG.hosts[0]!.slice('unix://'.length) : rest;
+    if (!path.startsWith('/')) throw new ConfigError(`Invalid bind address format: ${h} (unix socket paths must be absolute)`);
+    return { kind: 'unix', path };
+  }
+  if (proto === 'tcp') {
+    const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:/\[\]]*))(?::(\d{1,5}))?\/?$/.exec(rest);
+    if (!m) throw new ConfigError(`Invalid bind address format: ${h}`);
+    const host = m[1] ?? (m[2] === '' || m[2] === undefined ? '127.0.0.1' : m[2]);
+    const port = m[3] !== undefined ? Number(m[3]) : 2376;
+    if (port < 1 || port > 65535) throw new ConfigError(`Invalid bind address format: ${h}`);
+    return { kind: 'tcp', host, port };
+  }
+  throw new ConfigError(`Invalid bind address format: ${h}`);
+}

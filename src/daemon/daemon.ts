@@ -1,0 +1,49 @@
+/**
+ * The composition root: the one place that constructs the engine modules and wires them together.
+ * Everything else sees only interfaces (engine/*\/types.ts, api/backend.ts).
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Backends } from '../api/backend.js';
+import type { DaemonConfig } from '../engine/config.js';
+import { openContentStore } from '../engine/content/store.js';
+import { openLayerStore } from '../engine/layers/store.js';
+import { openImageStore, openReferenceStore } from '../engine/images/store.js';
+import { Puller } from '../engine/distribution/pull.js';
+import { ImageService } from '../engine/images/service.js';
+import { SystemService } from '../engine/system/system.js';
+
+/** wharfd's product version (Server header, /version, /info). */
+export const WHARF_VERSION = '0.1.0';
+
+export interface Daemon {
+  backends: Backends;
+  close(): Promise<void>;
+}
+
+export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
+  const dataRoot = cfg.dataRoot;
+  await mkdir(dataRoot, { recursive: true, mode: 0o711 });
+  await mkdir(cfg.execRoot, { recursive: true, mode: 0o700 });
+
+  const content = await openContentStore(join(dataRoot, 'content'));
+  const layers = await openLayerStore({ dataRoot, ...(cfg.storageDriver !== undefined ? { driver: cfg.storageDriver } : {}) });
+  const images = await openImageStore(dataRoot, layers);
+  const refs = await openReferenceStore(dataRoot);
+  const puller = new Puller({ content, layers, images, refs, config: cfg, dataRoot });
+  const imageService = new ImageService({ images, refs, layers, content, dataRoot, puller });
+  const system = new SystemService({
+    config: cfg,
+    version: WHARF_VERSION,
+    driverName: layers.driverName,
+    countImages: async () => (await images.list()).length,
+    imagesDiskUsage: () => imageService.imagesDiskUsage(),
+  });
+
+  return {
+    backends: { images: imageService, system },
+    async close() {
+      // The stores write every change atomically as it happens: nothing to flush.
+    },
+  };
+}

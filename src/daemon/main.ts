@@ -1,0 +1,118 @@
+/**
+ * wharfd: the daemon entry point (bin/wharfd). Parses flags and daemon.json, takes the pid file, builds the
+ * engine (daemon.ts), serves the Engine API on every -H address, and shuts down cleanly on SIGTERM/SIGINT.
+ */
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { readFileSync, unlinkSync } from 'node:fs';
+import { CommanderError } from 'commander';
+import { createRequestListener } from '../api/server.js';
+import { ConfigError, parseDaemonArgs, parseHost, type WharfdOptions } from './config.js';
+import { listenTcp, listenUnix, writePidfile } from './listen.js';
+import { createLogger } from './log.js';
+
+const VERSION = '0.1.0';
+/** How long in-flight requests may finish after a shutdown signal before their connections are cut. */
+const DRAIN_MS = 2000;
+
+function fail(msg: string): never {
+  process.stderr.write(`${msg}\n`);
+  process.exit(1);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  let opts: WharfdOptions;
+  try {
+    opts = parseDaemonArgs(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) process.exit(e.exitCode);
+    if (e instanceof ConfigError) fail(e.message);
+    throw e;
+  }
+  if (opts.showVersion) {
+    process.stdout.write(`Wharf version ${VERSION}\n`);
+    return;
+  }
+  if (opts.validate) {
+    process.stdout.write('configuration OK\n');
+    return;
+  }
+
+  const cfg = opts.config;
+  const log = createLogger(cfg.debug);
+  if (opts.configFile) log('debug', `using config file ${opts.configFile}`);
+
+  let removePidfile: () => void;
+  try {
+    removePidfile = writePidfile(cfg.pidfile);
+  } catch (e) {
+    fail(`failed to start daemon: ${(e as Error).message}`);
+  }
+  process.on('exit', () => removePidfile());
+
+  const servers: Server[] = [];
+  let daemon: { close(): Promise<void> } | undefined;
+  try {
+    const { createDaemon, WHARF_VERSION } = await import('./daemon.js');
+    const d = await createDaemon(cfg);
+    daemon = d;
+    const listener = createRequestListener(d.backends, { serverVersion: WHARF_VERSION, debug: cfg.debug, log });
+    for (const h of cfg.hosts) {
+      const addr = parseHost(h);
+      if (addr.kind === 'unix') {
+        const server = createHttpServer({ keepAlive: true }, listener);
+        servers.push(server);
+        await listenUnix(server, addr.path, opts.group);
+        log('info', `API listen on ${addr.path}`);
+      } else {
+        const { tls } = opts;
+        const server = createHttpsServer({
+          cert: readFileSync(tls.cert!),
+          key: readFileSync(tls.key!),
+          ca: readFileSync(tls.cacert!),
+          requestCert: true,
+          rejectUnauthorized: true,
+          minVersion: 'TLSv1.2',
+        }, listener);
+        servers.push(server);
+        await listenTcp(server, addr.host, addr.port);
+        log('info', `API listen on ${addr.host.includes(':') ? `[${addr.host}]` : addr.host}:${addr.port}`);
+      }
+    }
+  } catch (e) {
+    for (const s of servers) s.close();
+    await daemon?.close().catch(() => {});
+    fail(`failed to start daemon: ${(e as Error).message}`);
+  }
+
+  let stopping = false;
+  const shutdown = async (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log('info', `Processing signal '${signal}' again: closing all connections`);
+      for (const s of servers) s.closeAllConnections();
+      return;
+    }
+    stopping = true;
+    log('info', `Processing signal '${signal === 'SIGTERM' ? 'terminated' : 'interrupt'}'`);
+    const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    for (const s of servers) s.closeIdleConnections();
+    const timer = setTimeout(() => { for (const s of servers) s.closeAllConnections(); }, DRAIN_MS);
+    timer.unref();
+    await closed;
+    clearTimeout(timer);
+    for (const h of cfg.hosts) {
+      const a = parseHost(h);
+      if (a.kind === 'unix') { try { unlinkSync(a.path); } catch { /* removed by close */ } }
+    }
+    try { await daemon?.close(); } catch (e) { log('error', `closing the engine: ${(e as Error).message}`); }
+    removePidfile();
+    log('info', 'Daemon shutdown complete');
+    process.exit(0);
+  };
+  process.on('SIGTERM', (s) => { void shutdown(s); });
+  process.on('SIGINT', (s) => { void shutdown(s); });
+}
+
+main(process.argv.slice(2)).catch((e: unknown) => {
+  fail(`failed to start daemon: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+});

@@ -1,0 +1,305 @@
+/**
+ * SystemService: GET /version, /info and /system/df in the shapes the docker CLI decodes (moby's
+ * types.Version, types.Info, types.DiskUsage; field lists from dockerd 20.10's answers).
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as os from 'node:os';
+import type { ImageSummary, SystemBackend } from '../../api/backend.js';
+import type { DaemonConfig } from '../config.js';
+import { writeFileAtomic } from '../../lib/atomic.js';
+
+export const API_VERSION = '1.41';
+export const MIN_API_VERSION = '1.24';
+
+/** What /system/df needs from the image side. */
+export interface ImagesDiskUsage {
+  /** Sum of the sizes of all layers, each counted once. */
+  LayersSize: number;
+  Images: ImageSummary[];
+}
+
+export interface SystemServiceOptions {
+  config: DaemonConfig;
+  /** Product version ("0.1.0"). */
+  version: string;
+  /** The storage driver's name ("overlay2", "vfs"). */
+  driverName: string;
+  /** Number of images in the store, intermediate ones included (docker's "Images"). */
+  countImages: () => Promise<number>;
+  /** Image half of `docker system df`. */
+  imagesDiskUsage: () => Promise<ImagesDiskUsage>;
+  /** Engine ID (docker's "ID"); read from or written to <data-root>/engine-id when absent. */
+  engineId?: string;
+  /** Extra "DriverStatus" pairs. */
+  driverStatus?: [string, string][];
+}
+
+/** Go's GOARCH for Node's process.arch. */
+export function goArch(arch: string = process.arch): string {
+  switch (arch) {
+    case 'x64': return 'amd64';
+    case 'ia32': return '386';
+    case 'arm64': return 'arm64';
+    case 'arm': return 'arm';
+    case 'ppc64': return 'ppc64le';
+    case 's390x': return 's390x';
+    case 'riscv64': return 'riscv64';
+    default: return arch;
+  }
+}
+
+/** Go's time.RFC3339Nano with nine fractional digits, as dockerd prints BuildTime. */
+function rfc3339Nano9(d: Date): string {
+  return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000000+00:00');
+}
+
+/** Reads /etc/os-release → { PRETTY_NAME, VERSION_ID, … }. */
+export function readOsRelease(path = '/etc/os-release'): Record<string, string> {
+  const out: Record<string, string> = {};
+  let text = '';
+  try { text = readFileSync(path, 'utf8'); } catch { return out; }
+  for (const line of text.split('\n')) {
+    const m = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
+    if (!m) continue;
+    let v = m[2]!;
+    if ((v.startsWith('"') && v.endsWith('"')) || (v.startsWith("'") && v.endsWith("'"))) v = v.slice(1, -1);
+    out[m[1]!] = v.replace(/\\(.)/g, '$1');
+  }
+  return out;
+}
+
+/** Docker's 20.10-style engine ID: 12 groups of 4 base32 characters. */
+export function newEngineId(): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  const b = randomBytes(48);
+  const groups: string[] = [];
+  for (let g = 0; g < 12; g++) {
+    let s = '';
+    for (let i = 0; i < 4; i++) s += alphabet[b[g * 4 + i]! & 31];
+    groups.push(s);
+  }
+  return groups.join(':');
+}
+
+/** The engine ID kept in <dataRoot>/engine-id, created on first use. */
+export async function loadEngineId(dataRoot: string): Promise<string> {
+  const p = join(dataRoot, 'engine-id');
+  try {
+    const s = (await readFile(p, 'utf8')).trim();
+    if (s !== '') return s;
+  } catch { /* first start */ }
+  const id = newEngineId();
+  await mkdir(dataRoot, { recursive: true });
+  await writeFileAtomic(p, id + '\n', 0o600);
+  return id;
+}
+
+function cgroupVersion(): string {
+  return existsSync('/sys/fs/cgroup/cgroup.controllers') ? '2' : '1';
+}
+
+function openFds(): number {
+  try { return readdirSync('/proc/self/fd').length; } catch { return 0; }
+}
+
+/** Short git commit of the checkout wharfd runs from, when it is one ("" otherwise). */
+function gitCommit(): string {
+  try {
+    let dir = dirname(fileURLToPath(import.meta.url));
+    for (let i = 0; i < 6; i++) {
+      const head = join(dir, '.git', 'HEAD');
+      if (existsSync(head)) {
+        const h = readFileSync(head, 'utf8').trim();
+        if (/^[0-9a-f]{40}$/.test(h)) return h.slice(0, 7);
+        const m = /^ref: (.+)$/.exec(h);
+        if (m) {
+          const refFile = join(dir, '.git', m[1]!);
+          if (existsSync(refFile)) return readFileSync(refFile, 'utf8').trim().slice(0, 7);
+          const packed = join(dir, '.git', 'packed-refs');
+          if (existsSync(packed)) {
+            const line = readFileSync(packed, 'utf8').split('\n').find((l) => l.endsWith(' ' + m[1]));
+            if (line) return line.slice(0, 7);
+          }
+        }
+        return '';
+      }
+      dir = dirname(dir);
+    }
+  } catch { /* not a checkout */ }
+  return '';
+}
+
+function buildTime(): string {
+  try {
+    return rfc3339Nano9(statSync(fileURLToPath(import.meta.url)).mtime);
+  } catch {
+    return '';
+  }
+}
+
+/** Whether a string is an IPv4/IPv6 CIDR ("127.0.0.0/8"). */
+function isCidr(s: string): boolean {
+  return /^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(s) || /^[0-9a-fA-F:]+\/\d{1,3}$/.test(s);
+}
+
+export class SystemService implements SystemBackend {
+  private readonly opts: SystemServiceOptions;
+  private engineId: string | undefined;
+  private commit: string | undefined;
+  private built: string | undefined;
+
+  constructor(opts: SystemServiceOptions) {
+    this.opts = opts;
+    this.engineId = opts.engineId;
+  }
+
+  private async id(): Promise<string> {
+    if (this.engineId === undefined) this.engineId = await loadEngineId(this.opts.config.dataRoot);
+    return this.engineId;
+  }
+
+  async version(): Promise<Record<string, unknown>> {
+    this.commit ??= gitCommit();
+    this.built ??= buildTime();
+    const v = this.opts.version;
+    const details = {
+      ApiVersion: API_VERSION,
+      Arch: goArch(),
+      BuildTime: this.built,
+      Experimental: 'false',
+      GitCommit: this.commit,
+      GoVersion: `node${process.versions.node}`,
+      KernelVersion: os.release(),
+      MinAPIVersion: MIN_API_VERSION,
+      Os: 'linux',
+    };
+    return {
+      Platform: { Name: 'Wharf Engine' },
+      Components: [{ Name: 'Engine', Version: v, Details: details }],
+      Version: v,
+      ApiVersion: API_VERSION,
+      MinAPIVersion: MIN_API_VERSION,
+      GitCommit: this.commit,
+      GoVersion: details.GoVersion,
+      Os: 'linux',
+      Arch: details.Arch,
+      KernelVersion: details.KernelVersion,
+      BuildTime: this.built,
+    };
+  }
+
+  /** docker info's RegistryConfig from the daemon's mirrors and insecure registries. */
+  registryConfig(): Record<string, unknown> {
+    const cfg = this.opts.config;
+    const cidrs = ['127.0.0.0/8'];
+    const indexConfigs: Record<string, unknown> = {
+      'docker.io': { Name: 'docker.io', Mirrors: [...cfg.registryMirrors], Secure: true, Official: true },
+    };
+    for (const r of cfg.insecureRegistries) {
+      if (isCidr(r)) {
+        if (!cidrs.includes(r)) cidrs.push(r);
+      } else {
+        indexConfigs[r] = { Name: r, Mirrors: [], Secure: false, Official: false };
+      }
+    }
+    return {
+      AllowNondistributableArtifactsCIDRs: [],
+      AllowNondistributableArtifactsHostnames: [],
+      InsecureRegistryCIDRs: cidrs,
+      IndexConfigs: indexConfigs,
+      Mirrors: [...cfg.registryMirrors],
+    };
+  }
+
+  async info(): Promise<Record<string, unknown>> {
+    const cfg = this.opts.config;
+    const osr = readOsRelease();
+    const [id, images] = await Promise.all([this.id(), this.opts.countImages()]);
+    const warnings: string[] = [];
+    for (const h of cfg.hosts) {
+      if (h.startsWith('tcp://')) warnings.push(`API is accessible on ${h.replace(/^tcp/, 'https')} (TLS with client certificate verification)`);
+    }
+    return {
+      ID: id,
+      Containers: 0,
+      ContainersRunning: 0,
+      ContainersPaused: 0,
+      ContainersStopped: 0,
+      Images: images,
+      Driver: this.opts.driverName,
+      DriverStatus: this.opts.driverStatus ?? [],
+      Plugins: { Volume: [], Network: [], Authorization: null, Log: [] },
+      MemoryLimit: true,
+      SwapLimit: true,
+      KernelMemory: false,
+      KernelMemoryTCP: false,
+      CpuCfsPeriod: true,
+      CpuCfsQuota: true,
+      CPUShares: true,
+      CPUSet: true,
+      PidsLimit: true,
+      IPv4Forwarding: readFlag('/proc/sys/net/ipv4/ip_forward'),
+      BridgeNfIptables: readFlag('/proc/sys/net/bridge/bridge-nf-call-iptables'),
+      BridgeNfIp6tables: readFlag('/proc/sys/net/bridge/bridge-nf-call-ip6tables'),
+      Debug: cfg.debug,
+      NFd: openFds(),
+      OomKillDisable: false,
+      NGoroutines: process.getActiveResourcesInfo().length,
+      SystemTime: new Date().toISOString(),
+      LoggingDriver: 'json-file',
+      CgroupDriver: 'cgroupfs',
+      CgroupVersion: cgroupVersion(),
+      NEventsListener: 0,
+      KernelVersion: os.release(),
+      OperatingSystem: osr['PRETTY_NAME'] ?? 'Linux',
+      OSVersion: osr['VERSION_ID'] ?? '',
+      OSType: 'linux',
+      Architecture: os.machine(),
+      IndexServerAddress: 'https://index.docker.io/v1/',
+      RegistryConfig: this.registryConfig(),
+      NCPU: os.availableParallelism(),
+      MemTotal: os.totalmem(),
+      GenericResources: null,
+      DockerRootDir: cfg.dataRoot,
+      HttpProxy: process.env['HTTP_PROXY'] ?? process.env['http_proxy'] ?? '',
+      HttpsProxy: process.env['HTTPS_PROXY'] ?? process.env['https_proxy'] ?? '',
+      NoProxy: process.env['NO_PROXY'] ?? process.env['no_proxy'] ?? '',
+      Name: os.hostname(),
+      Labels: [],
+      ExperimentalBuild: false,
+      ServerVersion: this.opts.version,
+      Runtimes: { runc: { path: 'runc' } },
+      DefaultRuntime: 'runc',
+      Swarm: {
+        NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null,
+      },
+      LiveRestoreEnabled: false,
+      Isolation: '',
+      InitBinary: '',
+      ContainerdCommit: { ID: '', Expected: '' },
+      RuncCommit: { ID: '', Expected: '' },
+      InitCommit: { ID: '', Expected: '' },
+      SecurityOptions: [],
+      Warnings: warnings,
+    };
+  }
+
+  async df(): Promise<Record<string, unknown>> {
+    const usage = await this.opts.imagesDiskUsage();
+    return {
+      LayersSize: usage.LayersSize,
+      Images: usage.Images,
+      Containers: [],
+      Volumes: [],
+      BuildCache: [],
+    };
+  }
+}
+
+function readFlag(path: string): boolean {
+  try { return readFileSync(path, 'utf8').trim() === '1'; } catch { return false; }
+}

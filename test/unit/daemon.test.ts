@@ -1,0 +1,280 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { existsSync, statSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { ConfigError, normalizeHost, parseDaemonArgs, parseHost } from '../../src/daemon/config.js';
+import { lookupGroup, writePidfile } from '../../src/daemon/listen.js';
+
+const repo = resolve(import.meta.dirname, '../../..');
+const wharfd = join(repo, 'bin/wharfd');
+const DOCKER = '/usr/local/bin/docker';
+
+async function tempDir(): Promise<string> {
+  return mkdtemp(join(tmpdir(), 'wharfd-test-'));
+}
+
+/** A config file path that does not exist, so that the machine's /etc/wharf/daemon.json is not read. */
+async function emptyConfig(dir: string): Promise<string> {
+  const p = join(dir, 'daemon.json');
+  await writeFile(p, '{}');
+  return p;
+}
+
+test('flags: defaults, repeatable -H, normalization', async () => {
+  const dir = await tempDir();
+  try {
+    const cf = await emptyConfig(dir);
+    const o = parseDaemonArgs(['--config-file', cf]);
+    assert.equal(o.config.dataRoot, '/var/lib/wharf');
+    assert.deepEqual(o.config.hosts, ['unix:///run/wharf/wharf.sock']);
+    assert.equal(o.config.maxConcurrentDownloads, 3);
+    assert.equal(o.config.debug, false);
+
+    const p = parseDaemonArgs([
+      '--config-file', cf, '-H', 'unix:///tmp/a.sock', '--host', 'unix://', '--data-root', '/srv/w', '-D',
+      '--insecure-registry', 'localhost:5002', '--insecure-registry', '10.0.0.0/8', '--registry-mirror', 'https://m.example',
+      '--max-concurrent-downloads', '7', '-s', 'vfs', '-p', '/tmp/w.pid',
+    ]);
+    assert.deepEqual(p.config.hosts, ['unix:///tmp/a.sock', 'unix:///run/wharf/wharf.sock']);
+    assert.equal(p.config.dataRoot, '/srv/w');
+    assert.equal(p.config.debug, true);
+    assert.deepEqual(p.config.insecureRegistries, ['localhost:5002', '10.0.0.0/8']);
+    assert.deepEqual(p.config.registryMirrors, ['https://m.example']);
+    assert.equal(p.config.maxConcurrentDownloads, 7);
+    assert.equal(p.config.storageDriver, 'vfs');
+    assert.equal(p.config.pidfile, '/tmp/w.pid');
+
+    assert.throws(() => parseDaemonArgs(['--config-file', cf, '--max-concurrent-downloads', 'x']), ConfigError);
+    assert.throws(() => parseDaemonArgs(['--config-file', cf, '--nope']), /unknown option/);
+    assert.throws(() => parseDaemonArgs(['--config-file', cf, '--data-root', 'relative']), /absolute/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('hosts: unix and tcp parsing; plain tcp refused without --tlsverify', async () => {
+  assert.deepEqual(parseHost('unix:///run/x.sock'), { kind: 'unix', path: '/run/x.sock' });
+  assert.deepEqual(parseHost('tcp://0.0.0.0:2376'), { kind: 'tcp', host: '0.0.0.0', port: 2376 });
+  assert.deepEqual(parseHost('tcp://:2377'), { kind: 'tcp', host: '127.0.0.1', port: 2377 });
+  assert.deepEqual(parseHost('127.0.0.1:9'), { kind: 'tcp', host: '127.0.0.1', port: 9 });
+  assert.deepEqual(parseHost('tcp://[::1]:2376'), { kind: 'tcp', host: '::1', port: 2376 });
+  assert.equal(normalizeHost('tcp://[::1]:2376'), 'tcp://[::1]:2376');
+  assert.throws(() => parseHost('fd://'), /Invalid bind address format: fd:\/\//);
+  assert.throws(() => parseHost('unix://relative.sock'), /Invalid bind address/);
+
+  const dir = await tempDir();
+  try {
+    const cf = await emptyConfig(dir);
+    assert.throws(() => parseDaemonArgs(['--config-file', cf, '-H', 'tcp://127.0.0.1:2375']), /refusing to listen on tcp:\/\/127\.0\.0\.1:2375/);
+    assert.throws(() => parseDaemonArgs(['--config-file', cf, '-H', 'tcp://127.0.0.1:2376', '--tls', '--tlscert', '/c', '--tlskey', '/k']), /refusing/);
+    const ok = parseDaemonArgs(['--config-file', cf, '-H', 'tcp://127.0.0.1:2376', '--tlsverify', '--tlscacert', '/ca', '--tlscert', '/c', '--tlskey', '/k']);
+    assert.deepEqual(ok.tls, { tls: true, verify: true, cacert: '/ca', cert: '/c', key: '/k' });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('daemon.json: read, unknown keys and flag conflicts are errors', async () => {
+  const dir = await tempDir();
+  try {
+    const cf = join(dir, 'daemon.json');
+    await writeFile(cf, JSON.stringify({
+      'data-root': '/srv/wharf', debug: true, 'insecure-registries': ['localhost:5002'], 'max-concurrent-downloads': 5,
+      hosts: ['unix:///tmp/from-file.sock'],
+    }));
+    const o = parseDaemonArgs(['--config-file', cf, '--exec-root', '/run/w2']);
+    assert.equal(o.configFile, cf);
+    assert.equal(o.config.dataRoot, '/srv/wharf');
+    assert.equal(o.config.execRoot, '/run/w2');
+    assert.equal(o.config.debug, true);
+    assert.equal(o.config.maxConcurrentDownloads, 5);
+    assert.deepEqual(o.config.insecureRegistries, ['localhost:5002']);
+    assert.deepEqual(o.config.hosts, ['unix:///tmp/from-file.sock']);
+
+    assert.throws(
+      () => parseDaemonArgs(['--config-file', cf, '--data-root', '/other', '-D']),
+      (e: Error) => {
+        assert.ok(e instanceof ConfigError);
+        assert.equal(e.message,
+          `unable to configure the Wharf daemon with file ${cf}: the following directives are specified both as a flag and in the configuration file: ` +
+          'data-root: (from flag: /other, from file: /srv/wharf), debug: (from flag: true, from file: true)');
+        return true;
+      },
+    );
+
+    await writeFile(cf, JSON.stringify({ debug: false, 'log-driver': 'x', bogus: 1 }));
+    assert.throws(() => parseDaemonArgs(['--config-file', cf]),
+      new RegExp("the following directives don't match any configuration option: log-driver, bogus$"));
+    await writeFile(cf, JSON.stringify({ debug: 'yes' }));
+    assert.throws(() => parseDaemonArgs(['--config-file', cf]), /invalid value for "debug": expected a boolean/);
+    await writeFile(cf, '{not json');
+    assert.throws(() => parseDaemonArgs(['--config-file', cf]), ConfigError);
+    assert.throws(() => parseDaemonArgs(['--config-file', join(dir, 'missing.json')]), /unable to configure the Wharf daemon with file .*missing\.json/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('pid file: written, refused while a live wharfd holds it, stale one replaced', async () => {
+  const dir = await tempDir();
+  try {
+    const pf = join(dir, 'run', 'wharfd.pid');
+    const remove = writePidfile(pf);
+    assert.equal(readFileSync(pf, 'utf8'), String(process.pid));
+    remove();
+    assert.equal(existsSync(pf), false);
+    writeFileSync(pf, '999999999');
+    const remove2 = writePidfile(pf);
+    assert.equal(readFileSync(pf, 'utf8'), String(process.pid));
+    remove2();
+    assert.equal(lookupGroup('root'), 0);
+    assert.equal(lookupGroup('no-such-group-here'), null);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+// ------------------------------------------------------------------------------------------------ real wharfd
+
+function get(sock: string, path: string, method = 'GET'): Promise<{ status: number; body: string; headers: Record<string, unknown> }> {
+  return new Promise((res, rej) => {
+    const req = request({ socketPath: sock, path, method }, (r) => {
+      const chunks: Buffer[] = [];
+      r.on('data', (c: Buffer) => chunks.push(c));
+      r.on('end', () => res({ status: r.statusCode ?? 0, body: Buffer.concat(chunks).toString(), headers: r.headers }));
+    });
+    req.on('error', rej);
+    req.end();
+  });
+}
+
+interface Started { child: ChildProcess; stderr: () => string; exited: Promise<number | null> }
+
+function startWharfd(args: string[]): Started {
+  const child = spawn(wharfd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (c: Buffer) => { err += c.toString(); });
+  child.stdout!.resume();
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  return { child, stderr: () => err, exited };
+}
+
+async function waitReady(s: Started, sock: string, ms = 20000): Promise<void> {
+  const deadline = Date.now() + ms;
+  let exited = false;
+  void s.exited.then(() => { exited = true; });
+  while (Date.now() < deadline) {
+    if (exited) throw new Error(`wharfd exited early:\n${s.stderr()}`);
+    try {
+      const r = await get(sock, '/_ping');
+      if (r.status === 200 && r.body === 'OK') return;
+    } catch { /* not yet */ }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`wharfd not ready after ${ms} ms:\n${s.stderr()}`);
+}
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((res) => {
+    execFile(cmd, args, { env, timeout: 30000 }, (err, stdout, stderr) => {
+      res({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+test('bin/wharfd: serves on a 0660 unix socket, answers docker version/info, exits cleanly on SIGTERM', async (t) => {
+  const dir = await tempDir();
+  const sock = join(dir, 'sub', 'wharf.sock');
+  const pid = join(dir, 'wharfd.pid');
+  const cf = await emptyConfig(dir);
+  const args = ['--config-file', cf, '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'exec'),
+    '-H', `unix://${sock}`, '--pidfile', pid, '-s', 'vfs'];
+  const d = startWharfd(args);
+  try {
+    await waitReady(d, sock);
+    assert.match(d.stderr(), new RegExp(`level=info msg="API listen on ${sock.replace(/[.]/g, '\\.')}"`));
+    const st = statSync(sock);
+    assert.ok(st.isSocket());
+    assert.equal(st.mode & 0o777, 0o660);
+    assert.equal(st.uid, 0);
+    assert.equal(readFileSync(pid, 'utf8').trim(), String(d.child.pid));
+
+    const v = await get(sock, '/v1.41/version');
+    assert.equal(v.status, 200);
+    const version = JSON.parse(v.body);
+    assert.equal(version.ApiVersion, '1.41');
+    assert.equal(version.MinAPIVersion, '1.24');
+    assert.equal(version.Components[0].Name, 'Engine');
+    assert.equal(v.headers['server'], `Wharf/${version.Version} (linux)`);
+    const info = JSON.parse((await get(sock, '/v1.41/info')).body);
+    assert.equal(info.DockerRootDir, join(dir, 'data'));
+    assert.equal(info.Images, 0);
+    assert.equal(typeof info.ID, 'string');
+    const df = JSON.parse((await get(sock, '/v1.41/system/df')).body);
+    assert.deepEqual(df.Images, []);
+    assert.deepEqual(df.Containers, []);
+    const none = await get(sock, '/v1.41/images/nothing-here:1/json');
+    assert.equal(none.status, 404);
+
+    // A second daemon with the same pid file must refuse to start.
+    const second = startWharfd(['--config-file', cf, '--data-root', join(dir, 'data2'), '--exec-root', join(dir, 'exec2'),
+      '-H', `unix://${join(dir, 'other.sock')}`, '--pidfile', pid]);
+    assert.equal(await second.exited, 1);
+    assert.match(second.stderr(), new RegExp(`pid file found, ensure wharfd is not running or delete ${pid.replace(/[.]/g, '\\.')}`));
+    assert.equal(readFileSync(pid, 'utf8').trim(), String(d.child.pid));
+
+    if (existsSync(DOCKER)) {
+      const env = { ...process.env, DOCKER_HOST: `unix://${sock}`, DOCKER_CONFIG: join(dir, 'docker-config') };
+      const dv = await run(DOCKER, ['version'], env);
+      assert.equal(dv.code, 0, dv.stderr);
+      assert.match(dv.stdout, /^Server: Wharf Engine$/m);
+      assert.match(dv.stdout, /^ Engine:$/m);
+      assert.match(dv.stdout, /API version:\s+1\.41 \(minimum version 1\.24\)/);
+      const di = await run(DOCKER, ['info'], env);
+      assert.equal(di.code, 0, di.stderr);
+      assert.match(di.stdout, /Server Version: 0\.1\.0/);
+      assert.match(di.stdout, new RegExp(`Docker Root Dir: ${join(dir, 'data')}`));
+      const dimg = await run(DOCKER, ['images'], env);
+      assert.equal(dimg.code, 0, dimg.stderr);
+      assert.match(dimg.stdout, /^REPOSITORY\s+TAG\s+IMAGE ID\s+CREATED\s+SIZE\s*$/m);
+    } else {
+      t.diagnostic('docker CLI not installed: docker version not checked');
+    }
+  } finally {
+    d.child.kill('SIGTERM');
+    const code = await d.exited;
+    try {
+      assert.equal(code, 0, d.stderr());
+      assert.equal(existsSync(pid), false, 'pid file removed');
+      assert.equal(existsSync(sock), false, 'socket removed');
+      assert.match(d.stderr(), /Processing signal 'terminated'/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+});
+
+test('bin/wharfd: a stale socket is replaced, a live one is refused', async () => {
+  const dir = await tempDir();
+  const sock = join(dir, 'wharf.sock');
+  const cf = await emptyConfig(dir);
+  writeFileSync(sock, 'stale');
+  const args = (n: string) => ['--config-file', cf, '--data-root', join(dir, 'data' + n), '--exec-root', join(dir, 'exec' + n),
+    '-H', `unix://${sock}`, '--pidfile', join(dir, `w${n}.pid`), '-s', 'vfs'];
+  const d = startWharfd(args('1'));
+  try {
+    await waitReady(d, sock);
+    const second = startWharfd(args('2'));
+    assert.equal(await second.exited, 1);
+    assert.match(second.stderr(), /another process is listening on it/);
+    assert.equal((await get(sock, '/_ping')).body, 'OK');
+  } finally {
+    d.child.kill('SIGINT');
+    assert.equal(await d.exited, 0);
+    await rm(dir, { recursive: true, force: true });
+  }
+});
