@@ -322,7 +322,11 @@ export class Puller {
         }
       } catch (e) {
         abort.abort();
-        await Promise.allSettled(tasks.filter(Boolean));
+        const settled = await Promise.all(tasks.map((t, i) => t.then((x) => ({ i, x }), () => null)));
+        // extracted but never registered: drop now (the store would also remove them when it next opens)
+        for (const s of settled) {
+          if (s && chains[s.i] && !held.includes(chains[s.i]!)) await this.discard(s.x);
+        }
         throw e;
       } finally {
         signal?.removeEventListener('abort', onOuterAbort);
@@ -336,6 +340,12 @@ export class Puller {
     } finally {
       for (const c of held.reverse()) await layers.release(c).catch(() => {});
     }
+  }
+
+  /** Drops an extracted, unregistered layer when the store can (optional `discard`), else leaves it to the store's startup sweep. */
+  private async discard(x: ExtractedLayer): Promise<void> {
+    const store = this.deps.layers as LayerStore & { discard?(x: ExtractedLayer): Promise<void> };
+    await store.discard?.(x).catch(() => {});
   }
 
   /** One layer, one pass: HTTP body → sha256 + size check → decompress → layers.extract. */
@@ -380,7 +390,10 @@ export class Puller {
       });
       const pipeP = pipeline(body, counter, decomp);
       const [pr, er] = await Promise.allSettled([pipeP, extractP]);
-      if (pr.status === 'rejected') throw wrapStreamError(pr.reason, desc.digest);
+      if (pr.status === 'rejected') {
+        if (er.status === 'fulfilled') await this.discard(er.value);
+        throw wrapStreamError(pr.reason, desc.digest);
+      }
       if (er.status === 'rejected') throw er.reason;
       report('Extracting', total);
       return er.value;
