@@ -265,9 +265,14 @@ test('bin/wharfd: a stale socket is replaced, a live one is refused', async () =
   writeFileSync(sock, 'stale');
   const args = (n: string) => ['--config-file', cf, '--data-root', join(dir, 'data' + n), '--exec-root', join(dir, 'exec' + n),
     '-H', `unix://${sock}`, '--pidfile', join(dir, `w${n}.pid`), '-s', 'vfs'];
-  const d = startWharfd(args('1'));
+  const gid = lookupGroup('docker');
+  const d = startWharfd([...args('1'), ...(gid !== null ? ['-G', 'docker'] : [])]);
   try {
     await waitReady(d, sock);
+    const st = statSync(sock);
+    assert.ok(st.isSocket(), 'the stale regular file was replaced by the socket');
+    assert.equal(st.mode & 0o777, 0o660);
+    if (gid !== null) assert.equal(st.gid, gid);
     const second = startWharfd(args('2'));
     assert.equal(await second.exited, 1);
     assert.match(second.stderr(), /another process is listening on it/);
@@ -275,6 +280,63 @@ test('bin/wharfd: a stale socket is replaced, a live one is refused', async () =
   } finally {
     d.child.kill('SIGINT');
     assert.equal(await d.exited, 0);
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+async function makeCerts(dir: string): Promise<boolean> {
+  const sh = `
+set -e
+cd "${dir}"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=wharf-test-ca -keyout ca-key.pem -out ca.pem 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout key.pem -out server.csr 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' > server.ext
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 -extfile server.ext -out cert.pem 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj /CN=client -keyout client-key.pem -out client.csr 2>/dev/null
+printf 'extendedKeyUsage=clientAuth\\n' > client.ext
+openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 -extfile client.ext -out client-cert.pem 2>/dev/null
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=rogue -keyout rogue-key.pem -out rogue-cert.pem 2>/dev/null
+`;
+  const r = await run('/bin/sh', ['-c', sh], process.env);
+  return r.code === 0;
+}
+
+test('bin/wharfd: tcp with --tlsverify requires a client certificate signed by the CA', async (t) => {
+  if (!existsSync('/usr/bin/openssl')) { t.skip('openssl not installed'); return; }
+  const dir = await tempDir();
+  const cf = await emptyConfig(dir);
+  if (!(await makeCerts(dir))) { t.skip('could not make certificates'); return; }
+  const { freePort } = await import('../support/registry.js');
+  const port = await freePort();
+  const sock = join(dir, 'w.sock');
+  const d = startWharfd(['--config-file', cf, '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'exec'),
+    '-H', `unix://${sock}`, '-H', `tcp://127.0.0.1:${port}`, '--pidfile', join(dir, 'w.pid'), '-s', 'vfs',
+    '--tlsverify', '--tlscacert', join(dir, 'ca.pem'), '--tlscert', join(dir, 'cert.pem'), '--tlskey', join(dir, 'key.pem')]);
+  try {
+    await waitReady(d, sock);
+    assert.match(d.stderr(), new RegExp(`API listen on 127\\.0\\.0\\.1:${port}`));
+    const { request: httpsRequest } = await import('node:https');
+    const tryTls = (cert?: string, key?: string) => new Promise<number | string>((res) => {
+      const req = httpsRequest({
+        host: '127.0.0.1', port, path: '/_ping', method: 'GET', ca: readFileSync(join(dir, 'ca.pem')),
+        ...(cert && key ? { cert: readFileSync(join(dir, cert)), key: readFileSync(join(dir, key)) } : {}),
+      }, (r) => { r.resume(); res(r.statusCode ?? 0); });
+      req.on('error', (e) => res(`error: ${e.message}`));
+      req.end();
+    });
+    assert.equal(await tryTls('client-cert.pem', 'client-key.pem'), 200);
+    assert.match(String(await tryTls()), /^error/);
+    assert.match(String(await tryTls('rogue-cert.pem', 'rogue-key.pem')), /^error/);
+    if (existsSync(DOCKER)) {
+      const env = { ...process.env, DOCKER_CONFIG: join(dir, 'dc') };
+      const dv = await run(DOCKER, ['--tlsverify', '--tlscacert', join(dir, 'ca.pem'), '--tlscert', join(dir, 'client-cert.pem'),
+        '--tlskey', join(dir, 'client-key.pem'), '-H', `tcp://127.0.0.1:${port}`, 'version', '--format', '{{.Server.APIVersion}}'], env);
+      assert.equal(dv.code, 0, dv.stderr);
+      assert.equal(dv.stdout.trim(), '1.41');
+    }
+  } finally {
+    d.child.kill('SIGTERM');
+    assert.equal(await d.exited, 0, d.stderr());
     await rm(dir, { recursive: true, force: true });
   }
 });

@@ -220,9 +220,6 @@ export class SystemService implements SystemBackend {
     const osr = readOsRelease();
     const [id, images] = await Promise.all([this.id(), this.opts.countImages()]);
     const warnings: string[] = [];
-    for (const h of cfg.hosts) {
-      if (h.startsWith('tcp://')) warnings.push(`API is accessible on ${h.replace(/^tcp/, 'https')} (TLS with client certificate verification)`);
-    }
     return {
       ID: id,
       Containers: 0,
