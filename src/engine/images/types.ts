@@ -80,6 +80,8 @@ export interface ImageStore {
   /** Deletes an image record and releases its layers. Returns deleted layer chain IDs. */
   remove(id: Digest): Promise<Digest[]>;
   setParent(id: Digest, parent: Digest | null): Promise<void>;
+  /** Records "now" (or `when`) as the image's last tag time (docker's Metadata.LastTagTime). */
+  setLastUpdated(id: Digest, when?: Date): Promise<void>;
 }
 
 /** A normalized reference: "docker.io/library/busybox:latest" or "host:5000/repo@sha256:…". */
