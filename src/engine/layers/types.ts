@@ -57,6 +57,8 @@ export interface LayerStore {
    * exists the extracted directory is dropped and the existing layer gets the reference.
    */
   register(parent: Digest | null, extracted: ExtractedLayer): Promise<Layer>;
+  /** Drops an extracted layer that will not be registered (otherwise it is removed at next open). */
+  discard?(extracted: ExtractedLayer): Promise<void>;
   /** Takes a reference on an existing chain (another image uses it). */
   retain(chainId: Digest): Promise<void>;
   /** Drops a reference; deletes the layer (and walks to its parent) when none remain. Returns deleted chain IDs. */

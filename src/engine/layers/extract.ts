@@ -1,0 +1,570 @@
+import * as fs from 'node:fs';
+import { promisify } from 'node:util';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import tarStream from 'tar-stream';
+import { newHasher, type Digest } from '../../lib/digest.js';
+import { InvalidParameterError, SystemError, WharfError } from '../../lib/errors.js';
+
+/**
+ * Streaming extraction of one OCI layer tar into an empty directory, in the overlay "diff" format:
+ * whiteouts (`.wh.<name>`) become 0/0 character devices, opaque markers (`.wh..wh..opq`) become
+ * `trusted.overlay.opaque=y` on the directory. The vfs driver applies such a directory onto a copy of its parent.
+ *
+ * One pass: the raw bytes are hashed (diffID) while tar-stream parses them. File writes are pipelined (small
+ * files are buffered and written by up to WRITE_CONCURRENCY tasks while parsing continues); operations Node
+ * cannot do (mknod, setxattr) are collected and applied at the end with one `sh` and one `setfattr --restore`.
+ *
+ * Security: paths are normalized component by component and an entry climbing above the root is refused; a path
+ * whose parent traverses a symlink is resolved inside the layer and refused if the link is absolute or climbs out;
+ * a hardlink must name an entry of this layer. On refusal the whole directory is removed.
+ */
+
+const oOpen = promisify(fs.open);
+function oWrite(fd: number, buf: Uint8Array, off: number, len: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.write(fd, buf, off, len, null, (err, n) => (err ? reject(err) : resolve(n))));
+}
+const oClose = promisify(fs.close);
+const oFutimes = promisify(fs.futimes);
+const oFchown = promisify(fs.fchown);
+const oFchmod = promisify(fs.fchmod);
+const { mkdir, symlink, lchown, lutimes, chmod, chown, utimes, link, unlink, rm } = fs.promises;
+
+const WRITE_CONCURRENCY = 32;
+const BUFFER_FILE_MAX = 1 << 20;
+const BUFFER_TOTAL_MAX = 64 << 20;
+const WX = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
+
+export interface ExtractResult {
+  diffId: Digest;
+  /** Sum of the sizes of the regular files in the layer (docker's layer size). */
+  size: number;
+  /** Bytes of the tar stream. */
+  tarSize: number;
+  entries: number;
+}
+
+type Kind = 'dir' | 'file' | 'symlink' | 'node' | 'whiteout';
+
+interface NodeSpec {
+  type: 'c' | 'b' | 'p';
+  major: number;
+  minor: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime: Date | null;
+}
+
+interface DirAttr {
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime: Date;
+}
+
+let umaskCache: number | null = null;
+function currentUmask(): number {
+  if (umaskCache === null) {
+    // process.umask() without argument reads the mask; set it back to be sure it is unchanged.
+    const m = process.umask(0o022);
+    process.umask(m);
+    umaskCache = m;
+  }
+  return umaskCache;
+}
+
+export function escapeError(name: string): InvalidParameterError {
+  return new InvalidParameterError(`invalid tar entry ${JSON.stringify(name)}: path escapes the layer root`);
+}
+
+/** Normalizes a tar path to components; throws when `..` climbs above the root. */
+export function cleanComponents(name: string): string[] {
+  const out: string[] = [];
+  for (const c of name.split('/')) {
+    if (c === '' || c === '.') continue;
+    if (c === '..') {
+      if (out.length === 0) throw escapeError(name);
+      out.pop();
+    } else out.push(c);
+  }
+  return out;
+}
+
+class Semaphore {
+  private active = 0;
+  private waiters: (() => void)[] = [];
+  constructor(private readonly max: number) {}
+  async acquire(): Promise<void> {
+    if (this.active < this.max) {
+      this.active++;
+      return;
+    }
+    await new Promise<void>((r) => this.waiters.push(r));
+  }
+  release(): void {
+    const w = this.waiters.shift();
+    if (w) w();
+    else this.active--;
+  }
+}
+
+/** Extracts `tar` (uncompressed) into `dir` (must exist and be empty). */
+export async function extractLayerTar(tar: Readable, dir: string): Promise<ExtractResult> {
+  const ex = new Extractor(dir);
+  try {
+    return await ex.run(tar);
+  } catch (e) {
+    tar.destroy();
+    await ex.settle();
+    await rm(dir, { recursive: true, force: true }).catch(() => {});
+    if (e instanceof WharfError) throw e;
+    const err = e as NodeJS.ErrnoException;
+    if (err && typeof err.code === 'string') throw new SystemError(`failed to register layer: ${err.message}`, { cause: e });
+    throw new InvalidParameterError(`failed to register layer: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+  }
+}
+
+class Extractor {
+  private known = new Map<string, Kind>();
+  private symlinks = new Map<string, string>();
+  private parentCache = new Map<string, string>();
+  private pending = new Map<string, Promise<void>>();
+  private pendingAll = new Set<Promise<void>>();
+  private firstError: unknown = null;
+  private nodes = new Map<string, NodeSpec>();
+  private deferredLinks: [string, string][] = [];
+  private dirs = new Map<string, DirAttr>();
+  private opaque = new Set<string>();
+  private xattrs = new Map<string, Map<string, Buffer>>();
+  private sem = new Semaphore(WRITE_CONCURRENCY);
+  private bufferedBytes = 0;
+  private bufferWaiters: (() => void)[] = [];
+  private umask = currentUmask();
+  size = 0;
+  entries = 0;
+
+  constructor(private readonly root: string) {}
+
+  private abs(key: string): string {
+    return key === '' ? this.root : join(this.root, key);
+  }
+
+  async run(tar: Readable): Promise<ExtractResult> {
+    const extract = tarStream.extract();
+    const hasher = newHasher();
+    let tarSize = 0;
+    let stopped = false;
+    const feeder = (async () => {
+      try {
+        for await (const chunk of tar) {
+          if (stopped) break;
+          hasher.update(chunk as Buffer);
+          tarSize += (chunk as Buffer).length;
+          if (!extract.write(chunk)) {
+            await new Promise<void>((resolve) => {
+              const done = () => {
+                extract.off('drain', done);
+                extract.off('close', done);
+                resolve();
+              };
+              extract.on('drain', done);
+              extract.on('close', done);
+            });
+          }
+        }
+        if (!stopped) extract.end(undefined as never);
+      } catch (e) {
+        extract.destroy(e as Error);
+      }
+    })();
+    try {
+      for await (const entry of extract) {
+        await this.entry(entry.header, entry as unknown as Readable);
+        if (this.firstError) throw this.firstError;
+      }
+    } catch (e) {
+      stopped = true;
+      extract.destroy(new Error('extraction aborted'));
+      await feeder;
+      throw e;
+    }
+    await feeder;
+    await this.settle();
+    if (this.firstError) throw this.firstError;
+    await this.finish();
+    return { diffId: `sha256:${hasher.digest('hex')}`, size: this.size, tarSize, entries: this.entries };
+  }
+
+  /** Waits for every pending write (errors recorded in firstError). */
+  async settle(): Promise<void> {
+    while (this.pendingAll.size) await Promise.allSettled([...this.pendingAll]);
+  }
+
+  private track(key: string, p: Promise<void>): void {
+    const wrapped = p.catch((e) => {
+      if (!this.firstError) this.firstError = e;
+    });
+    this.pending.set(key, wrapped);
+    this.pendingAll.add(wrapped);
+    void wrapped.then(() => {
+      this.pendingAll.delete(wrapped);
+      if (this.pending.get(key) === wrapped) this.pending.delete(key);
+    });
+  }
+
+  private async waitFor(key: string): Promise<void> {
+    const p = this.pending.get(key);
+    if (p) await p;
+  }
+
+  /**
+   * Resolves parent components to a real directory key inside the layer, creating missing directories.
+   * Symlinks created in this layer are followed if they stay inside; absolute or escaping links are refused.
+   */
+  private async resolveDir(parts: string[], name: string, depth = 0): Promise<string> {
+    if (parts.length === 0) return '';
+    const whole = parts.join('/');
+    const cached = this.parentCache.get(whole);
+    if (cached !== undefined) return cached;
+    if (depth > 40) throw new InvalidParameterError(`invalid tar entry ${JSON.stringify(name)}: too many levels of symbolic links`);
+    let cur: string[] = [];
+    for (let i = 0; i < parts.length; i++) {
+      cur.push(parts[i]!);
+      const key = cur.join('/');
+      const k = this.known.get(key);
+      if (k === undefined || k === 'whiteout') {
+        if (k === 'whiteout') this.nodes.delete(key);
+        await mkdir(this.abs(key), { mode: 0o755 });
+        this.known.set(key, 'dir');
+      } else if (k === 'dir') {
+        continue;
+      } else if (k === 'symlink') {
+        const target = this.symlinks.get(key)!;
+        if (target.startsWith('/')) {
+          throw new InvalidParameterError(
+            `invalid tar entry ${JSON.stringify(name)}: parent path traverses symlink ${JSON.stringify('/' + key)} -> ${JSON.stringify(target)} pointing outside the layer`,
+          );
+        }
+        let resolved: string[];
+        try {
+          resolved = cleanComponents([...cur.slice(0, -1), target].join('/'));
+        } catch {
+          throw new InvalidParameterError(
+            `invalid tar entry ${JSON.stringify(name)}: parent path traverses symlink ${JSON.stringify('/' + key)} -> ${JSON.stringify(target)} pointing outside the layer`,
+          );
+        }
+        const real = await this.resolveDir(resolved, name, depth + 1);
+        cur = real === '' ? [] : real.split('/');
+      } else {
+        throw new InvalidParameterError(`invalid tar entry ${JSON.stringify(name)}: parent ${JSON.stringify('/' + key)} is not a directory`);
+      }
+    }
+    const real = cur.join('/');
+    this.parentCache.set(whole, real);
+    return real;
+  }
+
+  /** Removes whatever this layer put at `key` so that a new entry can take its place. */
+  private async removeExisting(key: string, kind: Kind): Promise<void> {
+    if (kind === 'node' || kind === 'whiteout') {
+      this.nodes.delete(key);
+      this.known.delete(key);
+      return;
+    }
+    this.parentCache.clear();
+    if (kind === 'dir') {
+      await this.settle();
+      await rm(this.abs(key), { recursive: true, force: true });
+      const prefix = key + '/';
+      for (const k of [...this.known.keys()]) if (k.startsWith(prefix)) this.known.delete(k);
+      for (const k of [...this.nodes.keys()]) if (k.startsWith(prefix)) this.nodes.delete(k);
+      for (const k of [...this.dirs.keys()]) if (k.startsWith(prefix)) this.dirs.delete(k);
+      this.dirs.delete(key);
+      this.opaque.delete(key);
+    } else {
+      await this.waitFor(key);
+      await unlink(this.abs(key));
+    }
+    this.known.delete(key);
+    this.symlinks.delete(key);
+  }
+
+  private async drain(stream: Readable): Promise<void> {
+    for await (const _ of stream) void _;
+  }
+
+  private async entry(h: tarStream.Header, stream: Readable): Promise<void> {
+    this.entries++;
+    const type = h.type ?? 'file';
+    if (type !== 'file' && type !== 'contiguous-file' && type !== 'directory' && type !== 'symlink' && type !== 'link' &&
+        type !== 'character-device' && type !== 'block-device' && type !== 'fifo') {
+      await this.drain(stream);
+      return;
+    }
+    const parts = cleanComponents(h.name);
+    if (parts.length === 0) {
+      // the layer root itself
+      if (type === 'directory') this.dirs.set('', dirAttr(h));
+      await this.drain(stream);
+      return;
+    }
+    const base = parts[parts.length - 1]!;
+    const parentKey = await this.resolveDir(parts.slice(0, -1), h.name);
+    if (base.startsWith('.wh.')) {
+      await this.drain(stream);
+      if (base === '.wh..wh..opq') {
+        this.opaque.add(parentKey);
+      } else if (!base.startsWith('.wh..wh.')) {
+        const target = base.slice(4);
+        if (target === '' || target === '.' || target === '..') throw escapeError(h.name);
+        const key = parentKey === '' ? target : `${parentKey}/${target}`;
+        if (!this.known.has(key)) {
+          this.known.set(key, 'whiteout');
+          this.nodes.set(key, { type: 'c', major: 0, minor: 0, mode: 0, uid: 0, gid: 0, mtime: null });
+        }
+      }
+      return;
+    }
+    const key = parentKey === '' ? base : `${parentKey}/${base}`;
+    const existing = this.known.get(key);
+    if (existing !== undefined && !(existing === 'dir' && type === 'directory')) await this.removeExisting(key, existing);
+    this.collectXattrs(key, h);
+    const mode = (h.mode ?? 0o644) & 0o7777;
+    const uid = h.uid ?? 0;
+    const gid = h.gid ?? 0;
+    const mtime = h.mtime ?? new Date(0);
+    const p = this.abs(key);
+    switch (type) {
+      case 'directory':
+        if (existing !== 'dir') {
+          await mkdir(p, { mode: 0o755 });
+          this.known.set(key, 'dir');
+        }
+        this.dirs.set(key, dirAttr(h));
+        await this.drain(stream);
+        return;
+      case 'symlink':
+        await this.drain(stream);
+        await symlink(h.linkname ?? '', p);
+        if (uid !== 0 || gid !== 0) await lchown(p, uid, gid);
+        await lutimes(p, mtime, mtime);
+        this.known.set(key, 'symlink');
+        this.symlinks.set(key, h.linkname ?? '');
+        return;
+      case 'link': {
+        await this.drain(stream);
+        const tparts = cleanComponents(h.linkname ?? '');
+        if (tparts.length === 0) throw new InvalidParameterError(`invalid hardlink ${JSON.stringify(h.name)}: empty target`);
+        const tparent = await this.resolveDir(tparts.slice(0, -1), h.linkname ?? '');
+        const tkey = tparent === '' ? tparts[tparts.length - 1]! : `${tparent}/${tparts[tparts.length - 1]}`;
+        const tk = this.known.get(tkey);
+        if (tk === undefined || tk === 'dir' || tk === 'whiteout') {
+          throw new InvalidParameterError(
+            `invalid hardlink ${JSON.stringify(h.name)} -> ${JSON.stringify(h.linkname)}: target is not a file of this layer`,
+          );
+        }
+        if (tk === 'node') {
+          this.deferredLinks.push([tkey, key]);
+        } else {
+          await this.waitFor(tkey);
+          await link(this.abs(tkey), p);
+        }
+        this.known.set(key, tk);
+        return;
+      }
+      case 'character-device':
+      case 'block-device':
+      case 'fifo':
+        await this.drain(stream);
+        this.nodes.set(key, {
+          type: type === 'fifo' ? 'p' : type === 'block-device' ? 'b' : 'c',
+          major: h.devmajor ?? 0, minor: h.devminor ?? 0, mode, uid, gid, mtime,
+        });
+        this.known.set(key, 'node');
+        return;
+      default: {
+        const size = h.size ?? 0;
+        this.size += size;
+        this.known.set(key, 'file');
+        if (size <= BUFFER_FILE_MAX) {
+          const chunks: Buffer[] = [];
+          for await (const c of stream) chunks.push(c as Buffer);
+          while (this.bufferedBytes > BUFFER_TOTAL_MAX) await new Promise<void>((r) => this.bufferWaiters.push(r));
+          await this.sem.acquire();
+          if (this.firstError) {
+            this.sem.release();
+            throw this.firstError;
+          }
+          let n = 0;
+          for (const c of chunks) n += c.length;
+          this.bufferedBytes += n;
+          const task = this.writeFile(p, chunks, mode, uid, gid, mtime).finally(() => {
+            this.bufferedBytes -= n;
+            this.sem.release();
+            const ws = this.bufferWaiters.splice(0);
+            for (const w of ws) w();
+          });
+          this.track(key, task);
+        } else {
+          await this.writeFileStream(p, stream, mode, uid, gid, mtime);
+        }
+      }
+    }
+  }
+
+  private collectXattrs(key: string, h: tarStream.Header): void {
+    const pax = (h as { pax?: Record<string, string> }).pax;
+    if (!pax) return;
+    for (const k of Object.keys(pax)) {
+      if (!k.startsWith('SCHILY.xattr.')) continue;
+      const name = k.slice('SCHILY.xattr.'.length);
+      if (name.startsWith('trusted.overlay.')) continue; // never let a layer forge overlay metadata
+      let m = this.xattrs.get(key);
+      if (!m) this.xattrs.set(key, (m = new Map()));
+      m.set(name, Buffer.from(pax[k]!, 'utf8'));
+    }
+  }
+
+  private async finishFd(fd: number, mode: number, uid: number, gid: number, mtime: Date): Promise<void> {
+    if (uid !== 0 || gid !== 0) await oFchown(fd, uid, gid);
+    // open() applied the umask, and chown clears setuid/setgid: fix the mode when either matters.
+    if ((mode & (this.umask | 0o7000)) !== 0) await oFchmod(fd, mode);
+    await oFutimes(fd, mtime, mtime);
+  }
+
+  private async writeFile(p: string, chunks: Buffer[], mode: number, uid: number, gid: number, mtime: Date): Promise<void> {
+    const fd = await oOpen(p, WX, mode);
+    try {
+      for (const c of chunks) {
+        let off = 0;
+        while (off < c.length) off += await oWrite(fd, c, off, c.length - off);
+      }
+      await this.finishFd(fd, mode, uid, gid, mtime);
+    } finally {
+      await oClose(fd);
+    }
+  }
+
+  private async writeFileStream(p: string, stream: Readable, mode: number, uid: number, gid: number, mtime: Date): Promise<void> {
+    const fd = await oOpen(p, WX, mode);
+    try {
+      for await (const chunk of stream) {
+        const c = chunk as Buffer;
+        let off = 0;
+        while (off < c.length) off += await oWrite(fd, c, off, c.length - off);
+      }
+      await this.finishFd(fd, mode, uid, gid, mtime);
+    } finally {
+      await oClose(fd);
+    }
+  }
+
+  /** Applies what Node cannot do itself, then directory metadata (deepest first, after their content). */
+  private async finish(): Promise<void> {
+    if (this.nodes.size) {
+      await mknodBatch([...this.nodes].map(([k, n]) => [this.abs(k), n] as [string, NodeSpec]));
+      for (const [k, n] of this.nodes) {
+        if (n.mtime === null) continue; // whiteout
+        const p = this.abs(k);
+        if (n.uid !== 0 || n.gid !== 0) await lchown(p, n.uid, n.gid);
+        await lutimes(p, n.mtime, n.mtime);
+      }
+      for (const [t, l] of this.deferredLinks) await link(this.abs(t), this.abs(l));
+    }
+    const xs: [string, Map<string, Buffer>][] = [];
+    for (const [k, m] of this.xattrs) if (this.known.has(k)) xs.push([this.abs(k), m]);
+    for (const k of this.opaque) {
+      if (k !== '' && this.known.get(k) !== 'dir') continue;
+      const p = this.abs(k);
+      const m = new Map<string, Buffer>([['trusted.overlay.opaque', Buffer.from('y')]]);
+      const prev = xs.find(([q]) => q === p);
+      if (prev) prev[1].set('trusted.overlay.opaque', Buffer.from('y'));
+      else xs.push([p, m]);
+    }
+    if (xs.length) await setxattrBatch(xs);
+    const dirKeys = [...this.dirs.keys()].sort((a, b) => depthOf(b) - depthOf(a));
+    for (const k of dirKeys) {
+      const a = this.dirs.get(k)!;
+      const p = this.abs(k);
+      if (a.uid !== 0 || a.gid !== 0) await chown(p, a.uid, a.gid);
+      await chmod(p, a.mode);
+      await utimes(p, a.mtime, a.mtime);
+    }
+  }
+}
+
+function depthOf(k: string): number {
+  if (k === '') return 0;
+  let n = 1;
+  for (let i = 0; i < k.length; i++) if (k.charCodeAt(i) === 47) n++;
+  return n;
+}
+
+function dirAttr(h: tarStream.Header): DirAttr {
+  return { mode: (h.mode ?? 0o755) & 0o7777, uid: h.uid ?? 0, gid: h.gid ?? 0, mtime: h.mtime ?? new Date(0) };
+}
+
+/** Runs a command, rejecting with its stderr on failure. */
+export function run(cmd: string, args: string[], opts: { input?: string | Buffer; cwd?: string } = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    child.on('error', (e) => reject(new SystemError(`${cmd}: ${e.message}`, { cause: e })));
+    child.on('close', (code) => {
+      if (code === 0) resolve(Buffer.concat(out).toString('utf8'));
+      else reject(new SystemError(`${cmd} ${args.slice(0, 3).join(' ')}…: exit ${code}: ${Buffer.concat(err).toString('utf8').trim()}`));
+    });
+    child.stdin.on('error', () => {});
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+const MKNOD_SCRIPT =
+  'while [ $# -gt 0 ]; do if [ "$3" = p ]; then mknod -m "$1" "$2" p || exit 1; ' +
+  'else mknod -m "$1" "$2" "$3" "$4" "$5" || exit 1; fi; shift 5; done';
+
+/** Creates device nodes / fifos with as few processes as the argument size limit allows. */
+export async function mknodBatch(nodes: [string, NodeSpec][]): Promise<void> {
+  let args: string[] = [];
+  let bytes = 0;
+  const flush = async () => {
+    if (!args.length) return;
+    await run('sh', ['-c', MKNOD_SCRIPT, 'sh', ...args]);
+    args = [];
+    bytes = 0;
+  };
+  for (const [p, n] of nodes) {
+    args.push((n.mode & 0o7777).toString(8), p, n.type, String(n.major), String(n.minor));
+    bytes += p.length + 32;
+    if (bytes > 100_000) await flush();
+  }
+  await flush();
+}
+
+/** Escapes a path the way getfattr dumps it (octal escapes), so that `setfattr --restore` reads it back. */
+function quoteAttrPath(p: string): string {
+  const b = Buffer.from(p, 'utf8');
+  let s = '';
+  for (const c of b) {
+    if ((c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x2f || c === 0x2e || c === 0x5f || c === 0x2d) {
+      s += String.fromCharCode(c);
+    } else s += '\\' + c.toString(8).padStart(3, '0');
+  }
+  return s;
+}
+
+/** Sets extended attributes on many paths with one `setfattr --restore`. */
+export async function setxattrBatch(items: [string, Map<string, Buffer>][]): Promise<void> {
+  let dump = '';
+  for (const [p, m] of items) {
+    dump += `# file: ${quoteAttrPath(p)}\n`;
+    for (const [name, value] of m) dump += `${name}=0s${value.toString('base64')}\n`;
+    dump += '\n';
+  }
+  await run('setfattr', ['-h', '--restore=-'], { input: dump });
+}

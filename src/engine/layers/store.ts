@@ -1,0 +1,687 @@
+import { lstat, mkdir, readdir, readFile, rename, rm, stat, symlink, writeFile, chown, chmod, utimes } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { chainIdOf, hexOf, isDigest, type Digest } from '../../lib/digest.js';
+import { fsyncDir, writeFileAtomic } from '../../lib/atomic.js';
+import { ConflictError, InvalidParameterError, NotFoundError, SystemError } from '../../lib/errors.js';
+import type { ExtractedLayer, Layer, LayerStore } from './types.js';
+import { extractLayerTar, run } from './extract.js';
+import { isOpaque, isWhiteout, naiveChanges, packChanges, packOverlayDir, readXattrs, type Change } from './tarpack.js';
+
+/**
+ * The layer store.
+ *
+ * Metadata: <dataRoot>/layers/layerdb/sha256/<chainHex>/{diff,size,parent,cache-id,refs} (plain text files as
+ * docker's layerdb; `parent` absent for a base layer). A layer directory is written as `.tmp-*` and renamed into
+ * place: a layer exists exactly when its directory does. RW layers: <dataRoot>/layers/mounts/<id>/{parent}.
+ *
+ * References: `refs` counts external references (register, retain: images, the puller); each child layer and each
+ * RW layer implicitly holds one on its parent (derived from the metadata at open, so never lost or doubled by a
+ * crash). A layer whose total reaches 0 is deleted (metadata first, then driver data) and its parent is released.
+ *
+ * Drivers:
+ * - overlay: <dataRoot>/overlay/<cacheId>/diff (a layer's own files; whiteouts as 0/0 char devices, opaque dirs
+ *   with trusted.overlay.opaque=y), <dataRoot>/overlay/<id>/{upper,work,merged} for RW layers
+ *   (+ `lower` for scratch), <dataRoot>/overlay/l/<short> symlinks used when the lowerdir option gets long.
+ * - vfs: <dataRoot>/vfs/dir/<cacheId> is a full copy of the parent with the layer applied; RW layers are copies
+ *   at <dataRoot>/vfs/dir/<id>; extraction stages the layer in <dataRoot>/vfs/staging/<cacheId>.
+ */
+
+interface Rec {
+  chainId: Digest;
+  diffId: Digest;
+  parent: Digest | null;
+  size: number;
+  cacheId: string;
+  refs: number;
+  children: number;
+  rw: number;
+}
+
+interface RwRec {
+  id: string;
+  parent: Digest | null;
+}
+
+const LONG_OPTS = 3500;
+
+class Mutex {
+  private tail: Promise<unknown> = Promise.resolve();
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.tail.then(fn, fn);
+    this.tail = p.catch(() => {});
+    return p;
+  }
+}
+
+function isENOENT(e: unknown): boolean {
+  return (e as NodeJS.ErrnoException)?.code === 'ENOENT';
+}
+
+async function readText(p: string): Promise<string | null> {
+  try {
+    return (await readFile(p, 'utf8')).trim();
+  } catch (e) {
+    if (isENOENT(e)) return null;
+    throw e;
+  }
+}
+
+function validId(id: string): void {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(id)) throw new InvalidParameterError(`invalid layer id ${JSON.stringify(id)}`);
+}
+
+async function isMountpoint(path: string): Promise<boolean> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  const esc = path.replace(/[\\ \t\n]/g, (c) => '\\' + c.charCodeAt(0).toString(8).padStart(3, '0'));
+  for (const line of info.split('\n')) {
+    const f = line.split(' ');
+    if (f[4] === esc) return true;
+  }
+  return false;
+}
+
+/** Probes whether overlayfs can be mounted under `dataRoot`; returns the extra options it accepts, or null. */
+async function probeOverlay(dataRoot: string): Promise<string | null> {
+  const dir = join(dataRoot, `overlay-probe-${randomBytes(4).toString('hex')}`);
+  try {
+    for (const d of ['l', 'u', 'w', 'm']) await mkdir(join(dir, d), { recursive: true });
+    for (const extra of [',index=off,metacopy=off,redirect_dir=off', ',index=off', '']) {
+      try {
+        await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${dir}/l,upperdir=${dir}/u,workdir=${dir}/w${extra}`, `${dir}/m`]);
+        await run('umount', [`${dir}/m`]);
+        return extra;
+      } catch {
+        // try the next option set
+      }
+    }
+    return null;
+  } finally {
+    await run('umount', [`${dir}/m`]).catch(() => {});
+    await rm(dir, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+export async function openLayerStore(opts: { dataRoot: string; driver?: string }): Promise<LayerStore> {
+  const { dataRoot } = opts;
+  await mkdir(join(dataRoot, 'layers', 'layerdb', 'sha256'), { recursive: true });
+  await mkdir(join(dataRoot, 'layers', 'mounts'), { recursive: true });
+  const driverFile = join(dataRoot, 'layers', 'driver');
+  const previous = await readText(driverFile);
+  let driver = opts.driver ?? previous ?? undefined;
+  let overlayOpts = '';
+  if (driver !== undefined && driver !== 'overlay' && driver !== 'vfs') {
+    throw new InvalidParameterError(`unknown storage driver ${JSON.stringify(driver)} (supported: overlay, vfs)`);
+  }
+  if (driver === undefined || driver === 'overlay') {
+    const extra = await probeOverlay(dataRoot);
+    if (extra === null) {
+      if (driver === 'overlay') throw new SystemError('storage driver overlay: overlayfs cannot be mounted here');
+      driver = 'vfs';
+    } else {
+      driver = 'overlay';
+      overlayOpts = extra;
+    }
+  }
+  if (previous !== null && previous !== driver) {
+    const existing = (await readdir(join(dataRoot, 'layers', 'layerdb', 'sha256'))).filter((n) => !n.startsWith('.'));
+    if (existing.length) {
+      throw new InvalidParameterError(`storage driver ${driver} requested, but ${dataRoot} holds layers of driver ${previous}`);
+    }
+  }
+  if (previous !== driver) await writeFileAtomic(driverFile, driver);
+  const store = new FsLayerStore(dataRoot, driver as 'overlay' | 'vfs', overlayOpts);
+  await store.load();
+  return store;
+}
+
+class FsLayerStore implements LayerStore {
+  private layers = new Map<string, Rec>(); // by chain hex
+  private rws = new Map<string, RwRec>();
+  private mounts = new Map<string, number>();
+  private lock = new Mutex();
+  private mountLock = new Mutex();
+  private readonly dbDir: string;
+  private readonly mountsDir: string;
+  private readonly driverRoot: string;
+
+  constructor(private readonly dataRoot: string, readonly driverName: 'overlay' | 'vfs', private readonly overlayOpts: string) {
+    this.dbDir = join(dataRoot, 'layers', 'layerdb', 'sha256');
+    this.mountsDir = join(dataRoot, 'layers', 'mounts');
+    this.driverRoot = driverName === 'overlay' ? join(dataRoot, 'overlay') : join(dataRoot, 'vfs', 'dir');
+  }
+
+  // ---------- paths ----------
+
+  private layerDir(cacheId: string): string {
+    return this.driverName === 'overlay' ? join(this.driverRoot, cacheId, 'diff') : join(this.driverRoot, cacheId);
+  }
+
+  private stagingDir(cacheId: string): string {
+    return this.driverName === 'overlay' ? join(this.driverRoot, cacheId, 'diff') : join(this.dataRoot, 'vfs', 'staging', cacheId);
+  }
+
+  private rwRoot(id: string): string {
+    return this.driverName === 'overlay' ? join(this.driverRoot, id, 'merged') : join(this.driverRoot, id);
+  }
+
+  private upperDir(id: string): string {
+    return this.driverName === 'overlay' ? join(this.driverRoot, id, 'upper') : join(this.driverRoot, id);
+  }
+
+  // ---------- open ----------
+
+  async load(): Promise<void> {
+    await mkdir(this.driverRoot, { recursive: true });
+    // metadata: drop half-written and half-deleted directories
+    for (const name of await readdir(this.dbDir)) {
+      const p = join(this.dbDir, name);
+      if (name.startsWith('.')) {
+        await rm(p, { recursive: true, force: true });
+        continue;
+      }
+      const chainId = `sha256:${name}`;
+      if (!isDigest(chainId)) continue;
+      const diff = await readText(join(p, 'diff'));
+      const cacheId = await readText(join(p, 'cache-id'));
+      if (!diff || !cacheId || !isDigest(diff)) {
+        await rm(p, { recursive: true, force: true });
+        continue;
+      }
+      const parent = await readText(join(p, 'parent'));
+      const size = Number((await readText(join(p, 'size'))) ?? '0');
+      const refs = Number((await readText(join(p, 'refs'))) ?? '0');
+      this.layers.set(name, {
+        chainId, diffId: diff, parent: parent && isDigest(parent) ? parent : null, size, cacheId, refs, children: 0, rw: 0,
+      });
+    }
+    for (const name of await readdir(this.mountsDir)) {
+      const p = join(this.mountsDir, name);
+      if (name.startsWith('.')) {
+        await rm(p, { recursive: true, force: true });
+        continue;
+      }
+      const parent = await readText(join(p, 'parent'));
+      if (parent === null) {
+        await rm(p, { recursive: true, force: true });
+        continue;
+      }
+      this.rws.set(name, { id: name, parent: parent && isDigest(parent) ? parent : null });
+    }
+    for (const r of this.layers.values()) {
+      if (r.parent) {
+        const p = this.layers.get(hexOf(r.parent));
+        if (p) p.children++;
+      }
+    }
+    for (const rw of this.rws.values()) {
+      if (rw.parent) {
+        const p = this.layers.get(hexOf(rw.parent));
+        if (p) p.rw++;
+      }
+    }
+    // layers nobody references (a crash between the last release and the deletion)
+    for (const r of [...this.layers.values()]) {
+      if (this.layers.has(hexOf(r.chainId)) && r.refs + r.children + r.rw <= 0) await this.deleteChain(r);
+    }
+    // driver directories that no layer or RW layer references
+    const keep = new Set<string>();
+    for (const r of this.layers.values()) keep.add(r.cacheId);
+    for (const id of this.rws.keys()) keep.add(id);
+    for (const name of await readdir(this.driverRoot)) {
+      if (name === 'l' || keep.has(name)) continue;
+      const p = join(this.driverRoot, name);
+      if (this.driverName === 'overlay') await run('umount', [join(p, 'merged')]).catch(() => {});
+      await rm(p, { recursive: true, force: true });
+    }
+    if (this.driverName === 'vfs') {
+      await rm(join(this.dataRoot, 'vfs', 'staging'), { recursive: true, force: true });
+      await mkdir(join(this.dataRoot, 'vfs', 'staging'));
+    } else {
+      const l = join(this.driverRoot, 'l');
+      for (const name of await readdir(l).catch(() => [] as string[])) {
+        const target = await stat(join(l, name)).catch(() => null);
+        if (!target) await rm(join(l, name), { force: true });
+      }
+    }
+    for (const name of await readdir(this.dataRoot)) {
+      if (name.startsWith('overlay-probe-')) await rm(join(this.dataRoot, name), { recursive: true, force: true }).catch(() => {});
+    }
+  }
+
+  // ---------- read-only layers ----------
+
+  private toLayer(r: Rec): Layer {
+    return { chainId: r.chainId, diffId: r.diffId, parent: r.parent, size: r.size, cacheId: r.cacheId };
+  }
+
+  private rec(chainId: Digest): Rec {
+    const r = this.layers.get(hexOf(chainId));
+    if (!r) throw new NotFoundError(`layer ${chainId}: not found`);
+    return r;
+  }
+
+  async get(chainId: Digest): Promise<Layer | null> {
+    const r = this.layers.get(hexOf(chainId));
+    return r ? this.toLayer(r) : null;
+  }
+
+  async has(chainId: Digest): Promise<boolean> {
+    return this.layers.has(hexOf(chainId));
+  }
+
+  async list(): Promise<Layer[]> {
+    return [...this.layers.values()].map((r) => this.toLayer(r));
+  }
+
+  async extract(tar: Readable): Promise<ExtractedLayer> {
+    const cacheId = randomBytes(32).toString('hex');
+    const dir = this.stagingDir(cacheId);
+    await mkdir(dir, { recursive: true });
+    try {
+      const res = await extractLayerTar(tar, dir);
+      return { diffId: res.diffId, size: res.size, cacheId };
+    } catch (e) {
+      await this.discard({ cacheId } as ExtractedLayer);
+      throw e;
+    }
+  }
+
+  /** Drops an extracted layer that will not be registered. */
+  async discard(extracted: ExtractedLayer): Promise<void> {
+    if (this.driverName === 'overlay') await rm(join(this.driverRoot, extracted.cacheId), { recursive: true, force: true });
+    else await rm(this.stagingDir(extracted.cacheId), { recursive: true, force: true });
+  }
+
+  register(parent: Digest | null, extracted: ExtractedLayer): Promise<Layer> {
+    return this.lock.run(async () => {
+      const chainId = chainIdOf(parent, extracted.diffId);
+      const hex = hexOf(chainId);
+      const existing = this.layers.get(hex);
+      if (existing) {
+        await this.discard(extracted);
+        await this.setRefs(existing, existing.refs + 1);
+        return this.toLayer(existing);
+      }
+      const parentRec = parent ? this.rec(parent) : null;
+      if (this.driverName === 'vfs') await this.vfsMaterialize(parentRec, extracted.cacheId);
+      const tmp = join(this.dbDir, `.tmp-${randomBytes(6).toString('hex')}`);
+      await mkdir(tmp);
+      await writeFile(join(tmp, 'diff'), extracted.diffId);
+      await writeFile(join(tmp, 'size'), String(extracted.size));
+      await writeFile(join(tmp, 'cache-id'), extracted.cacheId);
+      if (parent) await writeFile(join(tmp, 'parent'), parent);
+      await writeFile(join(tmp, 'refs'), '1');
+      await fsyncDir(tmp);
+      await rename(tmp, join(this.dbDir, hex));
+      await fsyncDir(this.dbDir);
+      const r: Rec = {
+        chainId, diffId: extracted.diffId, parent, size: extracted.size, cacheId: extracted.cacheId, refs: 1, children: 0, rw: 0,
+      };
+      this.layers.set(hex, r);
+      if (parentRec) parentRec.children++;
+      return this.toLayer(r);
+    });
+  }
+
+  private async setRefs(r: Rec, n: number): Promise<void> {
+    await writeFileAtomic(join(this.dbDir, hexOf(r.chainId), 'refs'), String(n));
+    r.refs = n;
+  }
+
+  retain(chainId: Digest): Promise<void> {
+    return this.lock.run(async () => {
+      const r = this.rec(chainId);
+      await this.setRefs(r, r.refs + 1);
+    });
+  }
+
+  release(chainId: Digest): Promise<Digest[]> {
+    return this.lock.run(async () => {
+      const r = this.rec(chainId);
+      if (r.refs <= 0) throw new ConflictError(`layer ${chainId} has no references to release`);
+      await this.setRefs(r, r.refs - 1);
+      return this.collect(r);
+    });
+  }
+
+  /** Deletes `r` and then its ancestors while nothing references them. */
+  private async collect(r: Rec | undefined): Promise<Digest[]> {
+    const deleted: Digest[] = [];
+    while (r && r.refs + r.children + r.rw <= 0) {
+      deleted.push(r.chainId);
+      r = await this.deleteChain(r);
+    }
+    return deleted;
+  }
+
+  /** Removes one layer (metadata first, atomically) and returns its parent record with the child reference dropped. */
+  private async deleteChain(r: Rec): Promise<Rec | undefined> {
+    const hex = hexOf(r.chainId);
+    const dead = join(this.dbDir, `.del-${randomBytes(6).toString('hex')}`);
+    await rename(join(this.dbDir, hex), dead);
+    await fsyncDir(this.dbDir);
+    this.layers.delete(hex);
+    await rm(join(this.driverRoot, r.cacheId), { recursive: true, force: true });
+    await rm(dead, { recursive: true, force: true });
+    if (!r.parent) return undefined;
+    const p = this.layers.get(hexOf(r.parent));
+    if (p) p.children--;
+    return p;
+  }
+
+  async chainSize(chainId: Digest | null): Promise<number> {
+    let total = 0;
+    let c = chainId;
+    while (c) {
+      const r = this.rec(c);
+      total += r.size;
+      c = r.parent;
+    }
+    return total;
+  }
+
+  async diffPath(chainId: Digest): Promise<string> {
+    return this.layerDir(this.rec(chainId).cacheId);
+  }
+
+  async tarStream(chainId: Digest): Promise<Readable> {
+    const r = this.rec(chainId);
+    if (this.driverName === 'overlay') return packOverlayDir(this.layerDir(r.cacheId));
+    const lower = r.parent ? this.layerDir(this.rec(r.parent).cacheId) : null;
+    const upper = this.layerDir(r.cacheId);
+    return packChanges(upper, () => naiveChanges(upper, lower));
+  }
+
+  /** vfs: builds <vfs>/dir/<cacheId> = copy of the parent + the staged layer applied. */
+  private async vfsMaterialize(parent: Rec | null, cacheId: string): Promise<void> {
+    const staging = this.stagingDir(cacheId);
+    const dst = this.layerDir(cacheId);
+    await rm(dst, { recursive: true, force: true });
+    if (parent) {
+      await mkdir(dst);
+      await run('cp', ['-a', '--reflink=auto', `${this.layerDir(parent.cacheId)}/.`, `${dst}/`]);
+    } else {
+      await mkdir(dst);
+    }
+    const xs = await readXattrs(staging, 'trusted.overlay.opaque');
+    await applyOverlayDir(staging, dst, xs);
+    const st = await lstat(staging);
+    await chown(dst, st.uid, st.gid);
+    await chmod(dst, st.mode & 0o7777);
+    await utimes(dst, st.atime, st.mtime);
+    await rm(staging, { recursive: true, force: true });
+  }
+
+  // ---------- RW layers ----------
+
+  createRW(id: string, parent: Digest | null): Promise<void> {
+    validId(id);
+    return this.lock.run(async () => {
+      if (this.rws.has(id)) throw new ConflictError(`RW layer ${id} already exists`);
+      const parentRec = parent ? this.rec(parent) : null;
+      const dir = join(this.driverRoot, id);
+      await rm(dir, { recursive: true, force: true });
+      if (this.driverName === 'overlay') {
+        for (const d of ['upper', 'work', 'merged']) await mkdir(join(dir, d), { recursive: true });
+        if (!parentRec) await mkdir(join(dir, 'lower'));
+      } else {
+        await mkdir(dir, { recursive: true });
+        if (parentRec) await run('cp', ['-a', '--reflink=auto', `${this.layerDir(parentRec.cacheId)}/.`, `${dir}/`]);
+      }
+      const tmp = join(this.mountsDir, `.tmp-${randomBytes(6).toString('hex')}`);
+      await mkdir(tmp);
+      await writeFile(join(tmp, 'parent'), parent ?? '');
+      await fsyncDir(tmp);
+      await rename(tmp, join(this.mountsDir, id));
+      await fsyncDir(this.mountsDir);
+      this.rws.set(id, { id, parent });
+      if (parentRec) parentRec.rw++;
+    });
+  }
+
+  private rwRec(id: string): RwRec {
+    const r = this.rws.get(id);
+    if (!r) throw new NotFoundError(`RW layer ${id}: not found`);
+    return r;
+  }
+
+  /** Lower diff dirs, top first. */
+  private lowers(parent: Digest | null): string[] {
+    const out: string[] = [];
+    let c = parent;
+    while (c) {
+      const r = this.rec(c);
+      out.push(this.layerDir(r.cacheId));
+      c = r.parent;
+    }
+    return out;
+  }
+
+  private async shortLink(cacheId: string): Promise<string> {
+    const name = createHash('sha256').update(cacheId).digest('base64url').replace(/[-_]/g, 'x').slice(0, 16);
+    const p = join(this.driverRoot, 'l', name);
+    try {
+      await symlink(`../${cacheId}/diff`, p);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+        await mkdir(join(this.driverRoot, 'l'), { recursive: true });
+        await symlink(`../${cacheId}/diff`, p).catch((e2) => {
+          if ((e2 as NodeJS.ErrnoException).code !== 'EEXIST') throw e2;
+        });
+      } else if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    return `l/${name}`;
+  }
+
+  mount(id: string): Promise<string> {
+    return this.mountLock.run(async () => {
+      const rw = this.rwRec(id);
+      const merged = this.rwRoot(id);
+      const n = this.mounts.get(id) ?? 0;
+      if (this.driverName === 'vfs') {
+        this.mounts.set(id, n + 1);
+        return merged;
+      }
+      if (n > 0 || (await isMountpoint(merged))) {
+        this.mounts.set(id, n + 1);
+        return merged;
+      }
+      const dir = join(this.driverRoot, id);
+      let lowers = this.lowers(rw.parent);
+      if (lowers.length === 0) lowers = [join(dir, 'lower')];
+      let options = `lowerdir=${lowers.join(':')},upperdir=${dir}/upper,workdir=${dir}/work${this.overlayOpts}`;
+      let cwd: string | undefined;
+      if (options.length > LONG_OPTS) {
+        const short: string[] = [];
+        let c = rw.parent;
+        while (c) {
+          const r = this.rec(c);
+          short.push(await this.shortLink(r.cacheId));
+          c = r.parent;
+        }
+        options = `lowerdir=${short.join(':')},upperdir=${id}/upper,workdir=${id}/work${this.overlayOpts}`;
+        cwd = this.driverRoot;
+        if (options.length > 4000) throw new SystemError(`RW layer ${id}: too many layers to mount (${short.length})`);
+      }
+      await run('mount', ['-t', 'overlay', 'overlay', '-o', options, merged], { cwd });
+      this.mounts.set(id, 1);
+      return merged;
+    });
+  }
+
+  unmount(id: string): Promise<void> {
+    return this.mountLock.run(async () => {
+      this.rwRec(id);
+      const n = this.mounts.get(id) ?? 0;
+      if (n > 1) {
+        this.mounts.set(id, n - 1);
+        return;
+      }
+      this.mounts.delete(id);
+      if (this.driverName === 'overlay' && (await isMountpoint(this.rwRoot(id)))) await run('umount', [this.rwRoot(id)]);
+    });
+  }
+
+  removeRW(id: string): Promise<void> {
+    return this.lock.run(async () => {
+      const rw = this.rwRec(id);
+      await this.mountLock.run(async () => {
+        if (this.driverName === 'overlay' && (await isMountpoint(this.rwRoot(id)))) {
+          try {
+            await run('umount', [this.rwRoot(id)]);
+          } catch (e) {
+            throw new ConflictError(`RW layer ${id} is in use: ${(e as Error).message}`);
+          }
+        }
+        this.mounts.delete(id);
+      });
+      const dead = join(this.mountsDir, `.del-${randomBytes(6).toString('hex')}`);
+      await rename(join(this.mountsDir, id), dead);
+      this.rws.delete(id);
+      await rm(join(this.driverRoot, id), { recursive: true, force: true });
+      await rm(dead, { recursive: true, force: true });
+      if (rw.parent) {
+        const p = this.layers.get(hexOf(rw.parent));
+        if (p) {
+          p.rw--;
+          await this.collect(p);
+        }
+      }
+    });
+  }
+
+  async changes(id: string): Promise<{ path: string; kind: 0 | 1 | 2 }[]> {
+    const rw = this.rwRec(id);
+    if (this.driverName === 'vfs') {
+      return naiveChanges(this.upperDir(id), rw.parent ? this.layerDir(this.rec(rw.parent).cacheId) : null);
+    }
+    return overlayChanges(this.upperDir(id), this.lowers(rw.parent));
+  }
+
+  async diff(id: string): Promise<Readable> {
+    const rw = this.rwRec(id);
+    if (this.driverName === 'overlay') return packOverlayDir(this.upperDir(id));
+    const upper = this.upperDir(id);
+    const lower = rw.parent ? this.layerDir(this.rec(rw.parent).cacheId) : null;
+    return packChanges(upper, () => naiveChanges(upper, lower));
+  }
+
+  async rwSize(id: string): Promise<number> {
+    const rw = this.rwRec(id);
+    if (this.driverName === 'overlay') return treeSize(this.upperDir(id));
+    const upper = this.upperDir(id);
+    const ch = await naiveChanges(upper, rw.parent ? this.layerDir(this.rec(rw.parent).cacheId) : null);
+    let total = 0;
+    for (const c of ch) {
+      if (c.kind === 2) continue;
+      const st = await lstat(join(upper, c.path));
+      if (st.isFile()) total += st.size;
+    }
+    return total;
+  }
+}
+
+/** Sum of regular file sizes under `root`, hardlinks once. */
+async function treeSize(root: string): Promise<number> {
+  const seen = new Set<string>();
+  let total = 0;
+  const rec = async (dir: string) => {
+    for (const n of await readdir(dir)) {
+      const p = join(dir, n);
+      const st = await lstat(p);
+      if (st.isDirectory()) await rec(p);
+      else if (st.isFile()) {
+        const key = `${st.dev}:${st.ino}`;
+        if (st.nlink > 1) {
+          if (seen.has(key)) continue;
+          seen.add(key);
+        }
+        total += st.size;
+      }
+    }
+  };
+  await rec(root);
+  return total;
+}
+
+/** Whether `rel` exists in the union of the lower dirs (top first); a whiteout hides it. */
+async function inLower(lowers: string[], rel: string): Promise<boolean> {
+  for (const l of lowers) {
+    try {
+      const st = await lstat(join(l, rel), { bigint: true });
+      return !isWhiteout(st);
+    } catch {
+      // not in this layer
+    }
+  }
+  return false;
+}
+
+/** docker diff for an overlay upper dir. */
+async function overlayChanges(upper: string, lowers: string[]): Promise<Change[]> {
+  const xs = await readXattrs(upper, 'trusted.overlay.opaque');
+  const out: Change[] = [];
+  const rec = async (rel: string) => {
+    const names = (await readdir(rel === '' ? upper : join(upper, rel))).sort();
+    for (const n of names) {
+      const r = rel === '' ? n : `${rel}/${n}`;
+      const abs = join(upper, r);
+      const st = await lstat(abs, { bigint: true });
+      if (isWhiteout(st)) {
+        out.push({ path: '/' + r, kind: 2 });
+        continue;
+      }
+      const lower = await inLower(lowers, r);
+      out.push({ path: '/' + r, kind: lower ? 0 : 1 });
+      if (st.isDirectory()) {
+        if (lower && isOpaque(xs, abs)) {
+          // everything the lower layers had below is gone, except what the upper re-creates
+          const own = new Set(await readdir(abs));
+          const gone = new Set<string>();
+          for (const l of lowers) {
+            for (const c of await readdir(join(l, r)).catch(() => [] as string[])) {
+              if (!own.has(c)) gone.add(c);
+            }
+          }
+          for (const c of gone) {
+            if (await inLower(lowers, `${r}/${c}`)) out.push({ path: `/${r}/${c}`, kind: 2 });
+          }
+        }
+        await rec(r);
+      }
+    }
+  };
+  await rec('');
+  out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return out;
+}
+
+/** vfs: applies an overlay-format directory onto a full tree (whiteouts delete, opaque dirs drop inherited content). */
+async function applyOverlayDir(src: string, dst: string, xs: Map<string, Map<string, Buffer>>): Promise<void> {
+  for (const n of (await readdir(src)).sort()) {
+    const s = join(src, n);
+    const d = join(dst, n);
+    const st = await lstat(s, { bigint: true });
+    const ds = await lstat(d).catch(() => null);
+    if (isWhiteout(st)) {
+      if (ds) await rm(d, { recursive: true, force: true });
+      continue;
+    }
+    if (st.isDirectory()) {
+      if (ds && !ds.isDirectory()) await rm(d, { force: true });
+      if (!ds || !ds.isDirectory()) await mkdir(d);
+      else if (isOpaque(xs, s)) {
+        for (const c of await readdir(d)) await rm(join(d, c), { recursive: true, force: true });
+      }
+      await applyOverlayDir(s, d, xs);
+      await chown(d, Number(st.uid), Number(st.gid));
+      await chmod(d, Number(st.mode & 0o7777n));
+      await utimes(d, new Date(Number(st.atimeMs)), new Date(Number(st.mtimeMs)));
+    } else {
+      if (ds) await rm(d, { recursive: true, force: true });
+      await rename(s, d);
+    }
+  }
+}

@@ -1,0 +1,379 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile, unlink } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import tarStream from 'tar-stream';
+import { openLayerStore } from '../../src/engine/layers/store.js';
+import type { LayerStore } from '../../src/engine/layers/types.js';
+import { chainIdOf, sha256, type Digest } from '../../src/lib/digest.js';
+import { InvalidParameterError } from '../../src/lib/errors.js';
+
+type E = Partial<tarStream.Header> & { name: string; content?: string };
+
+export async function buildTar(entries: E[]): Promise<Buffer> {
+  const pack = tarStream.pack();
+  const out: Buffer[] = [];
+  const done = (async () => {
+    for await (const c of pack as unknown as AsyncIterable<Buffer>) out.push(c);
+  })();
+  for (const e of entries) {
+    const { content, ...h } = e;
+    const header = { mtime: new Date(1_600_000_000_000), ...h };
+    await new Promise<void>((resolve, reject) => {
+      const cb = (err?: Error | null) => (err ? reject(err) : resolve());
+      if ((h.type ?? 'file') === 'file') pack.entry(header, Buffer.from(content ?? ''), cb);
+      else pack.entry(header, cb);
+    });
+  }
+  pack.finalize();
+  await done;
+  return Buffer.concat(out);
+}
+
+async function tarEntries(s: Readable): Promise<Map<string, { header: tarStream.Header; content: string }>> {
+  const ex = tarStream.extract();
+  const m = new Map<string, { header: tarStream.Header; content: string }>();
+  const feed = (async () => {
+    for await (const c of s) ex.write(c);
+    ex.end(undefined as never);
+  })();
+  for await (const e of ex) {
+    const chunks: Buffer[] = [];
+    for await (const c of e) chunks.push(c as Buffer);
+    m.set(e.header.name.replace(/\/$/, ''), { header: e.header, content: Buffer.concat(chunks).toString() });
+  }
+  await feed;
+  return m;
+}
+
+async function exists(p: string): Promise<boolean> {
+  return lstat(p).then(() => true, () => false);
+}
+
+const T = new Date(1_600_000_000_000);
+
+async function withStore(driver: string, fn: (s: LayerStore, root: string) => Promise<void>): Promise<void> {
+  const root = await mkdtemp(join(tmpdir(), `wharf-layers-${driver}-`));
+  try {
+    const s = await openLayerStore({ dataRoot: root, driver });
+    assert.equal(s.driverName, driver);
+    await fn(s, root);
+  } finally {
+    // unmount anything left under root
+    const mounts = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(root));
+    for (const m of mounts.reverse()) {
+      try { execFileSync('umount', [m]); } catch { /* ignore */ }
+    }
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+async function addLayer(s: LayerStore, parent: Digest | null, entries: E[]): Promise<Digest> {
+  const tar = await buildTar(entries);
+  const ex = await s.extract(Readable.from([tar]));
+  assert.equal(ex.diffId, sha256(tar));
+  const l = await s.register(parent, ex);
+  assert.equal(l.chainId, chainIdOf(parent, ex.diffId));
+  return l.chainId;
+}
+
+const L1: E[] = [
+  { name: 'a', content: 'A' },
+  { name: 'b', content: 'B' },
+  { name: 'd', type: 'directory', mode: 0o755 },
+  { name: 'd/x', content: 'X' },
+  { name: 'd/y', content: 'Y' },
+  { name: 'keep', content: 'keep me' },
+  { name: 'c', content: 'C' },
+];
+const L2: E[] = [
+  { name: '.wh.a' },
+  { name: 'd', type: 'directory', mode: 0o755 },
+  { name: 'd/.wh..wh..opq' },
+  { name: 'd/z', content: 'Z' },
+  { name: 'two', content: '2' },
+];
+const L3: E[] = [{ name: '.wh.b' }, { name: 'e', content: 'E' }];
+
+for (const driver of ['overlay', 'vfs']) {
+  describe(`layer store (${driver})`, () => {
+    test('extract: files, dirs, symlinks, hardlinks, setuid, owners, devices, fifo, xattrs, whiteouts', async () => {
+      await withStore(driver, async (s) => {
+        const entries: E[] = [
+          { name: 'etc/', type: 'directory', mode: 0o755, mtime: T },
+          { name: 'etc/passwd', content: 'root:x:0:0\n', mode: 0o644, mtime: T },
+          { name: 'bin/', type: 'directory', mode: 0o750, uid: 1000, gid: 1001, mtime: T },
+          { name: 'bin/su', content: '#!/bin/sh\n', mode: 0o4755, mtime: T },
+          { name: 'bin/owned', content: 'o', mode: 0o2750, uid: 1000, gid: 1001, mtime: T },
+          { name: 'bin/sh', type: 'symlink', linkname: '/bin/busybox', mtime: T },
+          { name: 'bin/busybox', content: 'BB', mode: 0o755, mtime: T },
+          { name: 'bin/ls', type: 'link', linkname: 'bin/busybox' },
+          { name: 'dev/', type: 'directory', mode: 0o755 },
+          { name: 'dev/null', type: 'character-device', devmajor: 1, devminor: 3, mode: 0o666 },
+          { name: 'dev/fifo', type: 'fifo', mode: 0o600 },
+          { name: 'tmp/', type: 'directory', mode: 0o1777 },
+          { name: 'cap', content: 'c', pax: { 'SCHILY.xattr.user.wharf': 'yes' } },
+          { name: 'implicit/parent/file', content: 'deep' },
+          { name: 'etc/.wh.shadow' },
+          { name: 'opq/', type: 'directory' },
+          { name: 'opq/.wh..wh..opq' },
+          { name: 'opq/inside', content: 'i' },
+        ];
+        const tar = await buildTar(entries);
+        const ex = await s.extract(Readable.from([tar]));
+        assert.equal(ex.diffId, sha256(tar));
+        assert.equal(ex.size, 'root:x:0:0\n'.length + 10 + 1 + 2 + 1 + 4 + 1);
+        const l = await s.register(null, ex);
+        assert.equal(l.chainId, ex.diffId);
+        assert.equal(l.size, ex.size);
+        const dir = await s.diffPath(l.chainId);
+        assert.equal(await readFile(join(dir, 'etc/passwd'), 'utf8'), 'root:x:0:0\n');
+        const su = await stat(join(dir, 'bin/su'));
+        assert.equal(su.mode & 0o7777, 0o4755);
+        const owned = await stat(join(dir, 'bin/owned'));
+        assert.equal(owned.mode & 0o7777, 0o2750);
+        assert.equal(owned.uid, 1000);
+        assert.equal(owned.gid, 1001);
+        const bin = await stat(join(dir, 'bin'));
+        assert.equal(bin.mode & 0o7777, 0o750);
+        assert.equal(bin.uid, 1000);
+        assert.equal(bin.mtime.getTime(), T.getTime(), 'dir mtime set after its content');
+        assert.equal((await stat(join(dir, 'etc/passwd'))).mtime.getTime(), T.getTime());
+        assert.equal(await readlink(join(dir, 'bin/sh')), '/bin/busybox');
+        const bb = await stat(join(dir, 'bin/busybox'));
+        const ls = await stat(join(dir, 'bin/ls'));
+        assert.equal(bb.ino, ls.ino);
+        assert.equal(bb.nlink, 2);
+        const dn = await lstat(join(dir, 'dev/null'));
+        assert.ok(dn.isCharacterDevice());
+        assert.equal(dn.rdev, (1 << 8) | 3);
+        assert.equal(dn.mode & 0o777, 0o666);
+        assert.ok((await lstat(join(dir, 'dev/fifo'))).isFIFO());
+        assert.equal((await stat(join(dir, 'tmp'))).mode & 0o7777, 0o1777);
+        assert.equal(execFileSync('getfattr', ['--absolute-names', '--only-values', '-n', 'user.wharf', join(dir, 'cap')]).toString(), 'yes');
+        assert.equal(await readFile(join(dir, 'implicit/parent/file'), 'utf8'), 'deep');
+        assert.equal(await readFile(join(dir, 'opq/inside'), 'utf8'), 'i');
+        if (driver === 'overlay') {
+          const wh = await lstat(join(dir, 'etc/shadow'));
+          assert.ok(wh.isCharacterDevice());
+          assert.equal(wh.rdev, 0);
+          assert.equal(execFileSync('getfattr', ['--absolute-names', '--only-values', '-n', 'trusted.overlay.opaque', join(dir, 'opq')]).toString(), 'y');
+        } else {
+          assert.equal(await exists(join(dir, 'etc/shadow')), false);
+          assert.equal(await exists(join(dir, '.wh.shadow')), false);
+        }
+        // the regenerated tar has the same content in OCI form
+        const back = await tarEntries(await s.tarStream(l.chainId));
+        assert.equal(back.get('bin/su')?.header.mode, 0o4755);
+        assert.equal(back.get('bin/su')?.content, '#!/bin/sh\n');
+        assert.equal(back.get('bin/sh')?.header.linkname, '/bin/busybox');
+        assert.equal(back.get('dev/null')?.header.type, 'character-device');
+        assert.equal(back.get('dev/null')?.header.devminor, 3);
+        const links = [back.get('bin/ls')?.header, back.get('bin/busybox')?.header].map((h) => h?.type).sort();
+        assert.deepEqual(links, ['file', 'link']);
+        assert.equal(back.get('bin/owned')?.header.uid, 1000);
+        assert.equal(back.get('cap')?.header.pax && (back.get('cap')!.header.pax as Record<string, string>)['SCHILY.xattr.user.wharf'], 'yes');
+        if (driver === 'overlay') {
+          assert.ok(back.has('etc/.wh.shadow'));
+          assert.ok(back.has('opq/.wh..wh..opq'));
+        }
+      });
+    });
+
+    test('3-layer chain: whiteouts hide files and opaque dirs hide lower contents through the mount', async () => {
+      await withStore(driver, async (s) => {
+        const c1 = await addLayer(s, null, L1);
+        const c2 = await addLayer(s, c1, L2);
+        const c3 = await addLayer(s, c2, L3);
+        assert.equal(await s.chainSize(c3), 1 + 1 + 1 + 1 + 7 + 1 + 1 + 1 + 1);
+        if (driver === 'overlay') {
+          const t2 = await tarEntries(await s.tarStream(c2));
+          assert.deepEqual([...t2.keys()].sort(), ['.wh.a', 'd', 'd/.wh..wh..opq', 'd/z', 'two']);
+        } else {
+          const t2 = await tarEntries(await s.tarStream(c2));
+          for (const k of ['.wh.a', 'd/.wh.x', 'd/.wh.y', 'd/z', 'two']) assert.ok(t2.has(k), `vfs tar has ${k}: ${[...t2.keys()]}`);
+          assert.ok(!t2.has('keep'));
+        }
+        await s.createRW('ctr1', c3);
+        const m = await s.mount('ctr1');
+        try {
+          assert.equal(await s.mount('ctr1'), m); // counted
+          await s.unmount('ctr1');
+          assert.deepEqual((await readdir(m)).sort(), ['c', 'd', 'e', 'keep', 'two']);
+          assert.deepEqual(await readdir(join(m, 'd')), ['z']);
+          assert.equal(await readFile(join(m, 'keep'), 'utf8'), 'keep me');
+        } finally {
+          await s.unmount('ctr1');
+        }
+        if (driver === 'overlay') {
+          const info = await readFile('/proc/self/mountinfo', 'utf8');
+          assert.ok(!info.includes(m), 'unmounted after the last unmount');
+        }
+        await s.removeRW('ctr1');
+      });
+    });
+
+    test('RW layer: changes() and diff() round trip through extract + register', async () => {
+      await withStore(driver, async (s) => {
+        const c1 = await addLayer(s, null, L1);
+        const c2 = await addLayer(s, c1, L2);
+        await s.createRW('ctr', c2);
+        const m = await s.mount('ctr');
+        let diffTar: Buffer;
+        try {
+          await writeFile(join(m, 'new'), 'new file');
+          await writeFile(join(m, 'keep'), 'modified');
+          await unlink(join(m, 'c'));
+          await mkdir(join(m, 'nd'));
+          await writeFile(join(m, 'nd/f'), 'f');
+          await rm(join(m, 'd'), { recursive: true });
+          await mkdir(join(m, 'd'));
+          await writeFile(join(m, 'd/fresh'), 'fresh');
+          const ch = await s.changes('ctr');
+          const byPath = new Map(ch.map((c) => [c.path, c.kind]));
+          assert.equal(byPath.get('/c'), 2);
+          assert.equal(byPath.get('/keep'), 0);
+          assert.equal(byPath.get('/new'), 1);
+          assert.equal(byPath.get('/nd'), 1);
+          assert.equal(byPath.get('/nd/f'), 1);
+          assert.equal(byPath.get('/d/z'), 2, `changes: ${JSON.stringify(ch)}`);
+          assert.equal(byPath.get('/d/fresh'), 1);
+          assert.equal(byPath.get('/d'), 0);
+          assert.ok(!byPath.has('/two'));
+          assert.deepEqual(ch.map((c) => c.path), [...ch.map((c) => c.path)].sort());
+          assert.ok((await s.rwSize('ctr')) >= 'new file'.length + 'modified'.length + 1 + 5);
+          const chunks: Buffer[] = [];
+          for await (const c of await s.diff('ctr')) chunks.push(c as Buffer);
+          diffTar = Buffer.concat(chunks);
+          const names = [...(await tarEntries(Readable.from([diffTar]))).keys()];
+          for (const n of ['.wh.c', 'keep', 'new', 'nd', 'nd/f', 'd/fresh']) assert.ok(names.includes(n), `diff has ${n}: ${names}`);
+        } finally {
+          await s.unmount('ctr');
+        }
+        const ex = await s.extract(Readable.from([diffTar]));
+        const c3 = (await s.register(c2, ex)).chainId;
+        await s.createRW('ctr2', c3);
+        const m2 = await s.mount('ctr2');
+        try {
+          assert.deepEqual((await readdir(m2)).sort(), ['b', 'd', 'keep', 'nd', 'new', 'two']);
+          assert.equal(await readFile(join(m2, 'keep'), 'utf8'), 'modified');
+          assert.equal(await readFile(join(m2, 'nd/f'), 'utf8'), 'f');
+          assert.deepEqual(await readdir(join(m2, 'd')), ['fresh']);
+        } finally {
+          await s.unmount('ctr2');
+        }
+        await s.removeRW('ctr2');
+        await s.removeRW('ctr');
+      });
+    });
+
+    test('scratch RW layer (no parent) mounts and diffs', async () => {
+      await withStore(driver, async (s) => {
+        await s.createRW('scratch', null);
+        const m = await s.mount('scratch');
+        try {
+          assert.deepEqual(await readdir(m), []);
+          await writeFile(join(m, 'only'), 'x');
+          assert.deepEqual(await s.changes('scratch'), [{ path: '/only', kind: 1 }]);
+        } finally {
+          await s.unmount('scratch');
+        }
+        await s.removeRW('scratch');
+      });
+    });
+
+    test('reference counts: shared layers survive until the last image releases them', async () => {
+      await withStore(driver, async (s, root) => {
+        // image A: puller registers (one reference each), the image retains its top, the puller releases
+        const a1 = await addLayer(s, null, L1);
+        const a2 = await addLayer(s, a1, L2);
+        const a3 = await addLayer(s, a2, [{ name: 'only-a', content: 'a' }]);
+        await s.retain(a3);
+        for (const c of [a1, a2, a3]) assert.deepEqual(await s.release(c), []);
+        // image B shares the first two layers
+        const b3 = await addLayer(s, a2, [{ name: 'only-b', content: 'b' }]);
+        await s.retain(b3);
+        assert.deepEqual(await s.release(b3), []);
+        assert.equal((await s.list()).length, 4);
+        // reopen: counts come back from disk
+        const s2 = await openLayerStore({ dataRoot: root, driver });
+        assert.deepEqual(await s2.release(a3), [a3]);
+        assert.equal(await s2.has(a1), true);
+        assert.equal(await s2.has(a2), true);
+        assert.equal(await s2.has(b3), true);
+        const cacheIds = (await s2.list()).map((l) => l.cacheId);
+        assert.deepEqual(await s2.release(b3), [b3, a2, a1]);
+        assert.deepEqual(await s2.list(), []);
+        for (const id of cacheIds) assert.equal(await exists(join(root, driver === 'overlay' ? 'overlay' : 'vfs/dir', id)), false);
+        assert.deepEqual((await readdir(join(root, 'layers/layerdb/sha256'))), []);
+      });
+    });
+
+    test('an RW layer keeps its parent chain alive', async () => {
+      await withStore(driver, async (s) => {
+        const c1 = await addLayer(s, null, L1);
+        await s.createRW('holder', c1);
+        assert.deepEqual(await s.release(c1), []);
+        assert.equal(await s.has(c1), true);
+        await s.removeRW('holder');
+        assert.equal(await s.has(c1), false);
+      });
+    });
+
+    test('crash leftovers are removed at reopen', async () => {
+      await withStore(driver, async (s, root) => {
+        const c1 = await addLayer(s, null, L1);
+        const orphan = await s.extract(Readable.from([await buildTar([{ name: 'orphan', content: 'o' }])]));
+        const drv = join(root, driver === 'overlay' ? 'overlay' : 'vfs/dir');
+        await mkdir(join(drv, 'deadbeef-half-written', 'diff'), { recursive: true });
+        await writeFile(join(drv, 'deadbeef-half-written', 'diff', 'junk'), 'j');
+        await mkdir(join(root, 'layers/layerdb/sha256/.tmp-123456-abc'), { recursive: true });
+        await writeFile(join(root, 'layers/layerdb/sha256/.tmp-123456-abc/diff'), 'x');
+        const s2 = await openLayerStore({ dataRoot: root, driver });
+        assert.equal(await s2.has(c1), true);
+        const keepId = (await s2.get(c1))!.cacheId;
+        assert.deepEqual((await readdir(drv)).filter((n) => n !== 'l'), [keepId]);
+        assert.equal(await exists(join(root, 'vfs/staging', orphan.cacheId)), false);
+        assert.deepEqual(await readdir(join(root, 'layers/layerdb/sha256')), [c1.slice(7)]);
+        assert.equal(await readFile(join(await s2.diffPath(c1), 'keep'), 'utf8'), 'keep me');
+      });
+    });
+
+    test('entries escaping the layer are refused and nothing is written outside', async () => {
+      await withStore(driver, async (s, root) => {
+        const outside = join(root, 'outside');
+        await mkdir(outside);
+        const cases: E[][] = [
+          [{ name: '../evil', content: 'x' }],
+          [{ name: '/abs/../../evil', content: 'x' }],
+          [{ name: 'ok', content: 'fine' }, { name: 'lnk', type: 'symlink', linkname: outside }, { name: 'lnk/pwned', content: 'x' }],
+          [{ name: 'up', type: 'symlink', linkname: '../../../../../../../..' + outside }, { name: 'up/pwned', content: 'x' }],
+          [{ name: 'a/b', type: 'symlink', linkname: '../../..' }, { name: 'a/b/pwned', content: 'x' }],
+          [{ name: 'hl', type: 'link', linkname: '../../../etc/passwd' }],
+          [{ name: 'hl2', type: 'link', linkname: 'etc/not-in-layer' }],
+          [{ name: 'x/.wh...', content: '' }],
+        ];
+        const drv = join(root, driver === 'overlay' ? 'overlay' : 'vfs');
+        const before = JSON.stringify(await readdir(drv, { recursive: true }));
+        for (const c of cases) {
+          await assert.rejects(s.extract(Readable.from([await buildTar(c)])), InvalidParameterError, JSON.stringify(c));
+          assert.deepEqual(await readdir(outside), []);
+          assert.equal(await exists(join(root, 'evil')), false);
+          assert.equal(await exists('/evil'), false);
+        }
+        assert.equal(JSON.stringify(await readdir(drv, { recursive: true })), before, 'partial directories removed');
+        // a symlink staying inside the layer may be traversed
+        const ex = await s.extract(Readable.from([await buildTar([
+          { name: 'real', type: 'directory' },
+          { name: 'via', type: 'symlink', linkname: 'real' },
+          { name: 'via/file', content: 'in' },
+        ])]));
+        const l = await s.register(null, ex);
+        assert.equal(await readFile(join(await s.diffPath(l.chainId), 'real/file'), 'utf8'), 'in');
+      });
+    });
+  });
+}
