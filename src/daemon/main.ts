@@ -51,7 +51,35 @@ export async function main(argv: string[]): Promise<void> {
   process.on('exit', () => removePidfile());
 
   const servers: Server[] = [];
+  /** Unix sockets this process created (only those are removed at exit). */
+  const sockets: string[] = [];
   let daemon: { close(): Promise<void> } | undefined;
+
+  // Installed before the engine opens, so that a signal during startup still removes the pid file.
+  let stopping = false;
+  const shutdown = async (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log('info', `Processing signal '${signal}' again: closing all connections`);
+      for (const s of servers) s.closeAllConnections();
+      return;
+    }
+    stopping = true;
+    log('info', `Processing signal '${signal === 'SIGTERM' ? 'terminated' : 'interrupt'}'`);
+    const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    for (const s of servers) s.closeIdleConnections();
+    const timer = setTimeout(() => { for (const s of servers) s.closeAllConnections(); }, DRAIN_MS);
+    timer.unref();
+    await closed;
+    clearTimeout(timer);
+    for (const p of sockets) { try { unlinkSync(p); } catch { /* removed by close */ } }
+    try { await daemon?.close(); } catch (e) { log('error', `closing the engine: ${(e as Error).message}`); }
+    removePidfile();
+    log('info', 'Daemon shutdown complete');
+    process.exit(0);
+  };
+  process.on('SIGTERM', (s) => { void shutdown(s); });
+  process.on('SIGINT', (s) => { void shutdown(s); });
+
   try {
     const { createDaemon, WHARF_VERSION } = await import('./daemon.js');
     const d = await createDaemon(cfg);
@@ -63,6 +91,7 @@ export async function main(argv: string[]): Promise<void> {
         const server = createHttpServer({ keepAlive: true }, listener);
         servers.push(server);
         await listenUnix(server, addr.path, opts.group);
+        sockets.push(addr.path);
         log('info', `API listen on ${addr.path}`);
       } else {
         const { tls } = opts;
@@ -85,32 +114,6 @@ export async function main(argv: string[]): Promise<void> {
     fail(`failed to start daemon: ${(e as Error).message}`);
   }
 
-  let stopping = false;
-  const shutdown = async (signal: NodeJS.Signals) => {
-    if (stopping) {
-      log('info', `Processing signal '${signal}' again: closing all connections`);
-      for (const s of servers) s.closeAllConnections();
-      return;
-    }
-    stopping = true;
-    log('info', `Processing signal '${signal === 'SIGTERM' ? 'terminated' : 'interrupt'}'`);
-    const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-    for (const s of servers) s.closeIdleConnections();
-    const timer = setTimeout(() => { for (const s of servers) s.closeAllConnections(); }, DRAIN_MS);
-    timer.unref();
-    await closed;
-    clearTimeout(timer);
-    for (const h of cfg.hosts) {
-      const a = parseHost(h);
-      if (a.kind === 'unix') { try { unlinkSync(a.path); } catch { /* removed by close */ } }
-    }
-    try { await daemon?.close(); } catch (e) { log('error', `closing the engine: ${(e as Error).message}`); }
-    removePidfile();
-    log('info', 'Daemon shutdown complete');
-    process.exit(0);
-  };
-  process.on('SIGTERM', (s) => { void shutdown(s); });
-  process.on('SIGINT', (s) => { void shutdown(s); });
 }
 
 main(process.argv.slice(2)).catch((e: unknown) => {

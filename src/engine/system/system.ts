@@ -2,7 +2,7 @@
  * SystemService: GET /version, /info and /system/df in the shapes the docker CLI decodes (moby's
  * types.Version, types.Info, types.DiskUsage; field lists from dockerd 20.10's answers).
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statfsSync, statSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
@@ -228,7 +228,7 @@ export class SystemService implements SystemBackend {
       ContainersStopped: 0,
       Images: images,
       Driver: this.opts.driverName,
-      DriverStatus: this.opts.driverStatus ?? [],
+      DriverStatus: this.opts.driverStatus ?? this.defaultDriverStatus(),
       Plugins: { Volume: [], Network: [], Authorization: null, Log: [] },
       MemoryLimit: true,
       SwapLimit: true,
@@ -285,6 +285,11 @@ export class SystemService implements SystemBackend {
     };
   }
 
+  private defaultDriverStatus(): [string, string][] {
+    const fs = backingFilesystem(this.opts.config.dataRoot);
+    return fs === '' ? [] : [['Backing Filesystem', fs]];
+  }
+
   async df(): Promise<Record<string, unknown>> {
     const usage = await this.opts.imagesDiskUsage();
     return {
@@ -299,4 +304,20 @@ export class SystemService implements SystemBackend {
 
 function readFlag(path: string): boolean {
   try { return readFileSync(path, 'utf8').trim() === '1'; } catch { return false; }
+}
+
+/** statfs f_type → docker's "Backing Filesystem" name. */
+const FS_NAMES: Record<number, string> = {
+  0xef53: 'extfs', 0x58465342: 'xfs', 0x9123683e: 'btrfs', 0x01021994: 'tmpfs', 0x794c7630: 'overlayfs',
+  0x2fc12fc1: 'zfs', 0x6969: 'nfs', 0x65735546: 'fuse', 0xf2f52010: 'f2fs', 0x5346544e: 'ntfs',
+};
+
+/** The filesystem type under dir, as docker's DriverStatus names it ("extfs", "xfs", …; "" when unknown). */
+export function backingFilesystem(dir: string): string {
+  try {
+    const t = statfsSync(dir).type >>> 0;
+    return FS_NAMES[t] ?? `<unknown 0x${t.toString(16)}>`;
+  } catch {
+    return '';
+  }
 }
