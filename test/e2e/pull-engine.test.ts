@@ -37,14 +37,14 @@ interface Env {
 const cleanups: (() => Promise<void>)[] = [];
 let reg: Registry;
 
-async function newEnv(): Promise<Env> {
+async function newEnv(config: Partial<typeof DEFAULT_CONFIG> = {}): Promise<Env> {
   const dataRoot = await mkdtemp(join(tmpdir(), 'wharf-pull-'));
   cleanups.push(() => rm(dataRoot, { recursive: true, force: true }));
   const content = await openContentStore(join(dataRoot, 'content'));
   const layers = await openLayerStore({ dataRoot });
   const images = await openImageStore(dataRoot, layers);
   const refs = await openReferenceStore(dataRoot);
-  const puller = new Puller({ content, layers, images, refs, config: { ...DEFAULT_CONFIG, dataRoot }, dataRoot });
+  const puller = new Puller({ content, layers, images, refs, config: { ...DEFAULT_CONFIG, ...config, dataRoot }, dataRoot });
   return { dataRoot, content, layers, images, refs, puller };
 }
 
@@ -258,18 +258,18 @@ test('corrupt blob in the registry: digest mismatch fails and leaves nothing vis
   await pull(env, `${reg.host}/test/corrupt-${u}:base`);
   const spec: ImageSpec = { layers: [
     { files: [{ path: 'base', content: `base ${u}` }] },
-    { files: [{ path: 'big', content: randomBytes(200_000) }] },
+    { compression: 'none', files: [{ path: 'big', content: randomBytes(200_000) }] },
     { files: [{ path: 'other', content: randomBytes(50_000) }] },
   ] };
   const built = await push(spec, `test/corrupt-${u}:v1`);
   const blob = registryBlobPath(reg.dir, built.layers[1]!.digest);
   const data = await readFile(blob);
-  data[data.length - 100] ^= 0xff;
+  data[512 + 1000] ^= 0xff; // inside the file's content: still a valid tar, only the digest tells
   await writeFile(blob, data);
   const layersBefore = (await env.layers.list()).map((l) => l.chainId).sort();
   const imagesBefore = (await env.images.list()).map((i) => i.id).sort();
   const refsBefore = [...env.refs.all().keys()].sort();
-  await assert.rejects(pull(env, `${reg.host}/test/corrupt-${u}:v1`), /filesystem layer verification failed for digest|error pulling layer/);
+  await assert.rejects(pull(env, `${reg.host}/test/corrupt-${u}:v1`), (e: Error) => e.message === `filesystem layer verification failed for digest ${built.layers[1]!.digest}`);
   assert.deepEqual((await env.layers.list()).map((l) => l.chainId).sort(), layersBefore);
   assert.deepEqual((await env.images.list()).map((i) => i.id).sort(), imagesBefore);
   assert.deepEqual([...env.refs.all().keys()].sort(), refsBefore);
@@ -286,6 +286,31 @@ test('corrupt blob in the registry: digest mismatch fails and leaves nothing vis
     return out;
   };
   assert.deepEqual(await driverDirs(), []);
+});
+
+test('truncated blob fails; max-concurrent-downloads 1 queues layers with Waiting', async () => {
+  const env = await newEnv({ maxConcurrentDownloads: 1 });
+  const u = unique();
+  const spec: ImageSpec = { layers: [0, 1, 2].map((i) => ({ files: [{ path: `f${i}`, content: randomBytes(100_000) }] })) };
+  const built = await push(spec, `test/trunc-${u}:ok`);
+  const ids = built.layers.map((l) => l.digest.slice(7, 19));
+  const msgs = await pull(env, `${reg.host}/test/trunc-${u}:ok`);
+  assert.deepEqual(statuses(msgs).slice(1, 6), [
+    `${ids[0]}: Pulling fs layer`, `${ids[1]}: Pulling fs layer`, `${ids[2]}: Pulling fs layer`, `${ids[1]}: Waiting`, `${ids[2]}: Waiting`,
+  ]);
+  // one at a time: layer 1 starts downloading only after layer 0's download completed
+  const firstDl1 = msgs.findIndex((m) => m.id === ids[1] && m.status === 'Downloading');
+  const done0 = msgs.findIndex((m) => m.id === ids[0] && m.status === 'Download complete');
+  assert.ok(done0 >= 0 && firstDl1 > done0);
+
+  const built2 = await push({ layers: [{ files: [{ path: 'g', content: randomBytes(100_000) }] }] }, `test/trunc-${u}:bad`);
+  const blob = registryBlobPath(reg.dir, built2.layers[0]!.digest);
+  const data = await readFile(blob);
+  await writeFile(blob, data.subarray(0, data.length - 1000));
+  const before = (await env.layers.list()).length;
+  await assert.rejects(pull(env, `${reg.host}/test/trunc-${u}:bad`), /unexpected EOF|error pulling layer/);
+  assert.equal((await env.layers.list()).length, before);
+  assert.equal(await env.images.has(built2.configDigest as Digest), false);
 });
 
 test('basic-auth registry: without credentials refused, with them pulled', async () => {
