@@ -66,11 +66,14 @@ export async function main(argv: string[]): Promise<void> {
     stopping = true;
     log('info', `Processing signal '${signal === 'SIGTERM' ? 'terminated' : 'interrupt'}'`);
     const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    // Keep-alive connections become idle as their in-flight request finishes: close them as they do.
+    const idle = setInterval(() => { for (const s of servers) s.closeIdleConnections(); }, 50);
     for (const s of servers) s.closeIdleConnections();
     const timer = setTimeout(() => { for (const s of servers) s.closeAllConnections(); }, DRAIN_MS);
     timer.unref();
     await closed;
     clearTimeout(timer);
+    clearInterval(idle);
     for (const p of sockets) { try { unlinkSync(p); } catch { /* removed by close */ } }
     try { await daemon?.close(); } catch (e) { log('error', `closing the engine: ${(e as Error).message}`); }
     removePidfile();

@@ -340,3 +340,72 @@ test('bin/wharfd: tcp with --tlsverify requires a client certificate signed by t
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('bin/wharfd: SIGTERM lets an in-flight request finish, then exits 0', async () => {
+  const dir = await tempDir();
+  const sock = join(dir, 'w.sock');
+  const cf = await emptyConfig(dir);
+  const d = startWharfd(['--config-file', cf, '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'exec'),
+    '-H', `unix://${sock}`, '--pidfile', join(dir, 'w.pid'), '-s', 'vfs']);
+  try {
+    await waitReady(d, sock);
+    const tarStream = await import('tar-stream');
+    const pack = tarStream.pack();
+    pack.entry({ name: 'hello.txt', mode: 0o644 }, 'hello from an import\n');
+    pack.finalize();
+    const chunks: Buffer[] = [];
+    for await (const c of pack as AsyncIterable<Buffer>) chunks.push(c);
+    const tar = Buffer.concat(chunks);
+
+    const response = new Promise<{ status: number; body: string }>((res, rej) => {
+      const req = request({ socketPath: sock, method: 'POST', path: '/v1.41/images/create?fromSrc=-&repo=inflight%3A1',
+        headers: { 'Content-Type': 'application/x-tar', 'Transfer-Encoding': 'chunked' } }, (r) => {
+        const out: Buffer[] = [];
+        r.on('data', (c: Buffer) => out.push(c));
+        r.on('end', () => res({ status: r.statusCode ?? 0, body: Buffer.concat(out).toString() }));
+      });
+      req.on('error', rej);
+      req.write(tar.subarray(0, 512));
+      setTimeout(() => {
+        d.child.kill('SIGTERM');
+        setTimeout(() => req.end(tar.subarray(512)), 300);
+      }, 200);
+    });
+    const r = await response;
+    assert.equal(r.status, 200, r.body);
+    assert.match(r.body, /^\{"status":"sha256:[0-9a-f]{64}"\}\r\n$/);
+    assert.equal(await d.exited, 0, d.stderr());
+    assert.equal(existsSync(sock), false);
+  } finally {
+    if (d.child.exitCode === null) { d.child.kill('SIGKILL'); await d.exited; }
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('bin/wharfd: SIGTERM cuts a request that does not finish within the drain time', async () => {
+  const dir = await tempDir();
+  const sock = join(dir, 'w.sock');
+  const cf = await emptyConfig(dir);
+  const d = startWharfd(['--config-file', cf, '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'exec'),
+    '-H', `unix://${sock}`, '--pidfile', join(dir, 'w.pid'), '-s', 'vfs']);
+  try {
+    await waitReady(d, sock);
+    const req = request({ socketPath: sock, method: 'POST', path: '/v1.41/images/create?fromSrc=-',
+      headers: { 'Transfer-Encoding': 'chunked' } });
+    const ended = new Promise<string>((res) => {
+      req.on('error', (e) => res(`error ${e.message}`));
+      req.on('response', (r) => { r.resume(); r.on('end', () => res(`status ${r.statusCode}`)); r.on('error', () => res('aborted')); });
+    });
+    req.write(Buffer.alloc(100));
+    await new Promise((r) => setTimeout(r, 200));
+    const t0 = Date.now();
+    d.child.kill('SIGTERM');
+    assert.equal(await d.exited, 0, d.stderr());
+    const took = Date.now() - t0;
+    assert.ok(took >= 1500 && took < 6000, `shutdown took ${took} ms`);
+    assert.ok((await ended).length > 0);
+  } finally {
+    if (d.child.exitCode === null) { d.child.kill('SIGKILL'); await d.exited; }
+    await rm(dir, { recursive: true, force: true });
+  }
+});
