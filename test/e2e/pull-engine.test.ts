@@ -313,6 +313,16 @@ test('truncated blob fails; max-concurrent-downloads 1 queues layers with Waitin
   assert.equal(await env.images.has(built2.configDigest as Digest), false);
 });
 
+test('docker.io through registry mirrors: a dead mirror falls through to the next', async () => {
+  const built = (await pushBusybox(reg.host, 'library/busybox:latest')) as BuiltImage;
+  const env = await newEnv({ registryMirrors: ['http://127.0.0.1:1', reg.url] });
+  const msgs = await pull(env, 'busybox');
+  assert.deepEqual(msgs[0], { status: 'Pulling from library/busybox', id: 'latest' });
+  assert.equal(msgs.at(-1)!.status, 'Status: Downloaded newer image for busybox:latest');
+  assert.equal(env.refs.get('docker.io/library/busybox:latest'), built.configDigest);
+  assert.equal(env.refs.get(`docker.io/library/busybox@${built.manifestDigest}`), built.configDigest);
+});
+
 test('basic-auth registry: without credentials refused, with them pulled', async () => {
   const areg = await startRegistry({ auth: 'htpasswd' });
   cleanups.push(() => areg.stop());

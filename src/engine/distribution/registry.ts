@@ -292,6 +292,9 @@ interface Response {
 export class Repository {
   private endpoint: Endpoint | null = null;
   private challenge: Challenge | null = null;
+  /** Endpoints before this index failed (mirrors fall through to the next one). */
+  private skip = 0;
+  private firstErr: unknown = null;
   private readonly endpoints: Endpoint[];
 
   constructor(readonly domain: string, readonly path: string, private readonly opts: RepositoryOptions) {
@@ -331,8 +334,10 @@ export class Repository {
   /** Finds a working endpoint with GET /v2/ and records its auth challenge. */
   async ping(): Promise<Endpoint> {
     if (this.endpoint) return this.endpoint;
-    let firstErr: unknown = null;
-    for (const ep of this.endpoints) {
+    let firstErr: unknown = this.firstErr;
+    for (const ep of this.endpoints.slice(this.skip)) {
+      this.skip++;
+      this.challenge = null;
       try {
         const res = await this.raw('GET', `${ep.url}/v2/`, {}, ep.insecure);
         await res.body.dump?.() ?? res.body.text().catch(() => '');
@@ -405,13 +410,46 @@ export class Repository {
 
   /** An authenticated request against the chosen endpoint. Error statuses become RegistryHttpError. */
   private async call(method: 'GET' | 'HEAD', pathAndQuery: string, headers: Record<string, string> = {}): Promise<Response> {
-    const ep = await this.ping();
+    for (;;) {
+      const ep = await this.ping();
+      try {
+        return await this.callOnce(ep, method, pathAndQuery, headers, true);
+      } catch (e) {
+        // a mirror that fails (unreachable, 5xx, or lacks the content) hands over to the next endpoint
+        const fallThrough = ep.mirror && this.skip < this.endpoints.length &&
+          (e instanceof UnavailableError || (e instanceof RegistryHttpError && e.status !== 401 && e.status !== 403));
+        if (!fallThrough) throw e;
+        this.firstErr ??= e;
+        this.endpoint = null;
+      }
+    }
+  }
+
+  private async callOnce(ep: Endpoint, method: 'GET' | 'HEAD', pathAndQuery: string, headers: Record<string, string>, retryAuth: boolean): Promise<Response> {
     const url = `${ep.url}${pathAndQuery}`;
     if (this.challenge?.scheme === 'basic' && !this.credentials()) {
       throw new UnauthorizedError(`${method === 'HEAD' ? 'Head' : 'Get'} "${url}": no basic auth credentials`);
     }
-    const res = await this.raw(method, url, { ...headers, ...(await this.authHeader()) }, ep.insecure);
+    const auth = await this.authHeader();
+    const res = await this.raw(method, url, { ...headers, ...auth }, ep.insecure);
     if (res.statusCode >= 200 && res.statusCode < 300) return res;
+    if (res.statusCode === 401 && retryAuth) {
+      // a token that expired early, or a registry that only challenges below /v2/: re-read the challenge once
+      const h = res.headers['www-authenticate'];
+      const chs = parseWWWAuthenticate(Array.isArray(h) ? h.join(', ') : h ?? '');
+      const ch = chs.find((c) => c.scheme === 'bearer') ?? chs.find((c) => c.scheme === 'basic');
+      const bearerRetry = ch?.scheme === 'bearer' && (!this.challenge || this.challenge.scheme !== 'bearer' || auth.authorization);
+      const basicRetry = ch?.scheme === 'basic' && !this.challenge;
+      if (ch && (bearerRetry || basicRetry)) {
+        if (method === 'HEAD') await res.body.dump?.(); else await res.body.text().catch(() => '');
+        if (ch.scheme === 'bearer' && this.challenge?.scheme === 'bearer') {
+          // drop cached tokens for this realm so a fresh one is requested
+          for (const k of tokenCache.keys()) if (k.startsWith(JSON.stringify([ch.params.realm ?? '']).slice(0, -1))) tokenCache.delete(k);
+        }
+        this.challenge = ch;
+        return this.callOnce(ep, method, pathAndQuery, headers, false);
+      }
+    }
     const text = method === 'HEAD' ? '' : await res.body.text().catch(() => '');
     if (method === 'HEAD') await res.body.dump?.();
     let errors: RegistryErrorEntry[] = [];
