@@ -321,9 +321,7 @@ describe('ImageService', () => {
     assert.deepEqual(cfg.Cmd, ['sh']);
     assert.equal((i.ContainerConfig as Record<string, unknown>).Cmd, null);
     assert.match((i.Metadata as { LastTagTime: string }).LastTagTime, /^20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
-    const gd = i.GraphDriver as { Name: string; Data: Record<string, string> };
-    assert.equal(gd.Name, 'vfs');
-    assert.ok(gd.Data.Dir && existsSync(gd.Data.Dir));
+    assert.deepEqual(i.GraphDriver, { Data: null, Name: 'vfs' });
     const c = await e.svc.inspect(child.slice(7, 19));
     assert.equal(c.Parent, mid);
     assert.equal(c.Comment, 'built'); // from the last history entry
@@ -518,4 +516,28 @@ test('helpers: Go time formatting, path.Match, until timestamps', () => {
   assert.equal(parseTimestamp('1700000000', now), 1700000000e3);
   assert.equal(parseTimestamp('2020-06-01T00:00:00Z', now), Date.parse('2020-06-01T00:00:00Z'));
   assert.throws(() => parseTimestamp('yesterday', now), InvalidParameterError);
+});
+
+test('inspect GraphDriver with the overlay driver: overlay2-style LowerDir/MergedDir/UpperDir/WorkDir', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'wharf-images-ov-'));
+  try {
+    const layers = await openLayerStore({ dataRoot: root, driver: 'overlay' });
+    const images = await openImageStore(root, layers);
+    const refs = await openReferenceStore(root);
+    const svc = new ImageService({ images, refs, layers, content: await openContentStore(join(root, 'content')), dataRoot: root, puller: { async pull() {} } });
+    const d = await addLayers(layers, [{ a: '1' }, { b: '2' }]);
+    const img = await images.create(config({ diffIds: d }));
+    await dropRegistrations(layers, d);
+    const gd = (await svc.inspect(img.id)).GraphDriver as { Name: string; Data: Record<string, string> };
+    assert.equal(gd.Name, 'overlay2');
+    assert.deepEqual(Object.keys(gd.Data), ['LowerDir', 'MergedDir', 'UpperDir', 'WorkDir']);
+    const [c0, c1] = chainIds(d);
+    assert.equal(gd.Data.UpperDir, await layers.diffPath(c1!));
+    assert.equal(gd.Data.LowerDir, await layers.diffPath(c0!));
+    assert.equal(gd.Data.MergedDir, gd.Data.UpperDir!.replace(/diff$/, 'merged'));
+    assert.equal(gd.Data.WorkDir, gd.Data.UpperDir!.replace(/diff$/, 'work'));
+    assert.ok(existsSync(join(gd.Data.UpperDir!, 'b')));
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
 });

@@ -392,8 +392,9 @@ export class ImageService implements ImageBackend {
     const chain = chainIds(c.rootfs.diff_ids ?? []);
     if (!chain.length) return null;
     try {
+      // dockerd's vfs driver reports no metadata ("Data": null)
+      if (this.layers.driverName !== 'overlay' && this.layers.driverName !== 'overlay2') return null;
       const upper = await this.layers.diffPath(chain[chain.length - 1]!);
-      if (this.layers.driverName !== 'overlay' && this.layers.driverName !== 'overlay2') return { Dir: upper };
       const dir = upper.replace(/\/(diff|upper)\/?$/, '');
       const lowers: string[] = [];
       for (let i = chain.length - 2; i >= 0; i--) lowers.push(await this.layers.diffPath(chain[i]!));
