@@ -74,12 +74,12 @@ export function buildCommand(): Command {
   return new Command('wharfd')
     .description('A self-sufficient runtime for containers: the Wharf daemon (Docker Engine API 1.41).')
     .helpOption('--help', 'Print usage')
-    .option('-H, --host <host>', 'Daemon socket(s) to connect to (unix:///path, tcp://host:port)', collect)
+    .option('-H, --host <host>', 'Daemon socket(s) to listen on (unix:///path, tcp://host:port; tcp requires --tlsverify with --tlscacert/--tlscert/--tlskey)', collect)
     .option('--data-root <dir>', `Root directory of persistent state (default "${DEFAULT_CONFIG.dataRoot}")`)
     .option('--exec-root <dir>', `Root directory for execution state files (default "${DEFAULT_CONFIG.execRoot}")`)
     .option('-p, --pidfile <file>', `Path to use for daemon PID file (default "${DEFAULT_CONFIG.pidfile}")`)
     .option('--config-file <file>', 'Daemon configuration file', DEFAULT_CONFIG_FILE)
-    .option('-s, --storage-driver <driver>', 'Storage driver to use (overlay2, vfs)')
+    .option('-s, --storage-driver <driver>', 'Storage driver to use (overlay, vfs; overlay2 means overlay)')
     .option('-D, --debug', 'Enable debug mode')
     .option('-G, --group <group>', 'Group for the unix socket', 'wharf')
     .option('--insecure-registry <registry>', 'Enable insecure registry communication', collect)
@@ -211,7 +211,8 @@ export function parseDaemonArgs(argv: string[]): WharfdOptions {
     debug: pick('debug', DEFAULT_CONFIG.debug),
   };
   const driver = pick<string | undefined>('storage-driver', undefined);
-  if (driver !== undefined && driver !== '') config.storageDriver = driver;
+  // dockerd's name for the overlay driver is accepted too.
+  if (driver !== undefined && driver !== '') config.storageDriver = driver === 'overlay2' ? 'overlay' : driver;
   // hosts: the socket defaults under the exec root's default location, like dockerd's /var/run/docker.sock.
   const hosts = pick<string[]>('hosts', []);
   config.hosts = hosts.length > 0 ? hosts.map((h) => normalizeHost(h)) : [...DEFAULT_CONFIG.hosts];

@@ -48,6 +48,8 @@ test('flags: defaults, repeatable -H, normalization', async () => {
     assert.equal(p.config.storageDriver, 'vfs');
     assert.equal(p.config.pidfile, '/tmp/w.pid');
 
+    assert.equal(parseDaemonArgs(['--config-file', cf, '--storage-driver', 'overlay2']).config.storageDriver, 'overlay');
+    assert.equal(parseDaemonArgs(['--config-file', cf]).config.storageDriver, undefined);
     assert.throws(() => parseDaemonArgs(['--config-file', cf, '--max-concurrent-downloads', 'x']), ConfigError);
     assert.throws(() => parseDaemonArgs(['--config-file', cf, '--nope']), /unknown option/);
     assert.throws(() => parseDaemonArgs(['--config-file', cf, '--data-root', 'relative']), /absolute/);
