@@ -14,6 +14,12 @@ import { systemRoutes } from './routes/system.js';
 export const API_VERSION = '1.41';
 export const MIN_API_VERSION = '1.24';
 
+/**
+ * node:http options for API servers: no request timeout (imports, loads and build contexts may upload for
+ * longer than Node's default 300 s, and dockerd has no such limit).
+ */
+export const HTTP_SERVER_OPTIONS = { keepAlive: true, requestTimeout: 0 } as const;
+
 export interface ApiServerOptions {
   /** Product version for the Server header ("Wharf/<v> (linux)"). */
   serverVersion?: string;
@@ -21,6 +27,8 @@ export interface ApiServerOptions {
   debug?: boolean;
   /** Where log lines go (default: stderr). */
   log?: (level: 'debug' | 'info' | 'warn' | 'error', msg: string) => void;
+  /** More routes (resources whose route files are not wired in buildRouter yet). Tried after the built-in ones. */
+  extraRoutes?: ((r: Router) => void)[];
 }
 
 /** Compares dotted versions numerically: -1, 0, 1. */
@@ -59,6 +67,7 @@ export function createRequestListener(
   opts: ApiServerOptions = {},
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const router = buildRouter(backends);
+  for (const add of opts.extraRoutes ?? []) add(router);
   const serverHeader = `Wharf/${opts.serverVersion ?? '0.1.0'} (linux)`;
   const log = opts.log ?? defaultLog;
 
@@ -127,6 +136,6 @@ export function createRequestListener(
 
 /** A plain HTTP server (for unix sockets) over the API. */
 export function createApiServer(backends: Backends, opts: ApiServerOptions = {}): Server {
-  const server = createServer({ keepAlive: true }, createRequestListener(backends, opts));
+  const server = createServer(HTTP_SERVER_OPTIONS, createRequestListener(backends, opts));
   return server;
 }

@@ -6,7 +6,7 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { readFileSync, unlinkSync } from 'node:fs';
 import { CommanderError } from 'commander';
-import { createRequestListener } from '../api/server.js';
+import { HTTP_SERVER_OPTIONS, createRequestListener } from '../api/server.js';
 import { ConfigError, parseDaemonArgs, parseHost, type WharfdOptions } from './config.js';
 import { listenTcp, listenUnix, writePidfile } from './listen.js';
 import { createLogger } from './log.js';
@@ -91,7 +91,7 @@ export async function main(argv: string[]): Promise<void> {
     for (const h of cfg.hosts) {
       const addr = parseHost(h);
       if (addr.kind === 'unix') {
-        const server = createHttpServer({ keepAlive: true }, listener);
+        const server = createHttpServer(HTTP_SERVER_OPTIONS, listener);
         servers.push(server);
         await listenUnix(server, addr.path, opts.group);
         sockets.push(addr.path);
@@ -99,6 +99,7 @@ export async function main(argv: string[]): Promise<void> {
       } else {
         const { tls } = opts;
         const server = createHttpsServer({
+          ...HTTP_SERVER_OPTIONS,
           cert: readFileSync(tls.cert!),
           key: readFileSync(tls.key!),
           ca: readFileSync(tls.cacert!),

@@ -8,7 +8,7 @@ import type { Readable } from 'node:stream';
 import type { Server } from 'node:http';
 import type { Backends, Filters, ImageBackend, PullOptions, ImportOptions, SystemBackend } from '../../src/api/backend.js';
 import { createApiServer, compareVersions, splitVersion } from '../../src/api/server.js';
-import { parseFilters, boolValue, decodeRegistryAuth } from '../../src/api/router.js';
+import { parseFilters, boolValue, decodeRegistryAuth, sendJson } from '../../src/api/router.js';
 import { ConflictError, InvalidParameterError, NotFoundError } from '../../src/lib/errors.js';
 import type { ProgressSink } from '../../src/lib/jsonmessage.js';
 
@@ -335,4 +335,30 @@ test('system routes return backend JSON', async () => {
   assert.deepEqual(JSON.parse(df.body).BuildCache, []);
   const hist = await call('GET', '/v1.41/images/busybox/history');
   assert.equal(JSON.parse(hist.body)[0].CreatedBy, 'sh');
+});
+
+test('extra routes are served after the built-in ones; no request timeout', async () => {
+  const s2 = createApiServer(backends, {
+    extraRoutes: [(r) => r.get('/containers/{id}/json', ({ res, params }) => sendJson(res, 200, { Id: params.id }))],
+  });
+  assert.equal(s2.requestTimeout, 0);
+  assert.equal(server.requestTimeout, 0);
+  const sock2 = join(dir, 'api2.sock');
+  await new Promise<void>((resolve) => s2.listen(sock2, resolve));
+  try {
+    const r = await new Promise<string>((resolve, reject) => {
+      const req = request({ socketPath: sock2, path: '/v1.41/containers/c1/json' }, (res) => {
+        let b = '';
+        res.on('data', (c: Buffer) => { b += c.toString(); });
+        res.on('end', () => resolve(b));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.deepEqual(JSON.parse(r), { Id: 'c1' });
+  } finally {
+    await new Promise<void>((resolve) => s2.close(() => resolve()));
+  }
+  const without = await call('GET', '/v1.41/containers/c1/json');
+  assert.equal(without.status, 404);
 });
