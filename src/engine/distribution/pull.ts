@@ -46,6 +46,9 @@ interface Inflight {
   done: Promise<void>;
   messages: JSONMessage[];
   sinks: Set<ProgressSink>;
+  /** Aborted when every caller's signal has aborted (a caller without a signal keeps it alive). */
+  abort: AbortController;
+  live: number;
 }
 
 /** A small counting semaphore. */
@@ -159,24 +162,38 @@ export class Puller {
     if (existing) {
       for (const m of existing.messages) progress(m);
       existing.sinks.add(progress);
+      this.watch(existing, progress, opts.signal);
       return existing.done;
     }
-    const entry: Inflight = { done: Promise.resolve(), messages: [], sinks: new Set([progress]) };
+    const entry: Inflight = { done: Promise.resolve(), messages: [], sinks: new Set([progress]), abort: new AbortController(), live: 0 };
     const emit: ProgressSink = (m) => {
       entry.messages.push(m);
       for (const s of entry.sinks) {
         try { s(m); } catch { /* a broken listener must not break the pull */ }
       }
     };
+    this.watch(entry, progress, opts.signal);
     entry.done = (async () => {
       try {
-        await this.run(named, platform, opts, emit);
+        await this.run(named, platform, { ...opts, signal: entry.abort.signal }, emit);
       } finally {
         this.inflight.delete(key);
       }
     })();
     this.inflight.set(key, entry);
     return entry.done;
+  }
+
+  /** Counts a caller; when its signal aborts it stops receiving progress, and the last one out cancels. */
+  private watch(entry: Inflight, sink: ProgressSink, signal?: AbortSignal): void {
+    entry.live++;
+    if (!signal) { entry.live = Number.POSITIVE_INFINITY; return; }
+    const leave = () => {
+      entry.sinks.delete(sink);
+      if (--entry.live <= 0) entry.abort.abort(signal.reason ?? new Error('pull cancelled'));
+    };
+    if (signal.aborted) leave();
+    else signal.addEventListener('abort', leave, { once: true });
   }
 
   private async run(named: Reference, platform: Platform, opts: PullOptions, emit: ProgressSink): Promise<void> {
