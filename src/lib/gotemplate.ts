@@ -265,7 +265,7 @@ type Arg =
   | { k: 'pipe'; pipe: Pipe; pos: number; src: string }
   | { k: 'chain'; node: Arg; idents: string[]; pos: number; src: string };
 
-interface Cmd { args: Arg[]; pos: number }
+interface Cmd { args: Arg[]; pos: number; src: string }
 interface Pipe { decl: string[]; isAssign: boolean; cmds: Cmd[]; pos: number; src: string }
 
 type Node =
@@ -463,7 +463,7 @@ class Parser {
   }
 
   private command(): Cmd {
-    const cmd: Cmd = { args: [], pos: this.peekNonSpace().pos };
+    const cmd: Cmd = { args: [], pos: this.peekNonSpace().pos, src: '' };
     for (;;) {
       this.peekNonSpace();
       const op = this.operand();
@@ -475,6 +475,8 @@ class Parser {
       this.unexpected(t, 'operand');
     }
     if (cmd.args.length === 0) this.errorf('empty command');
+    const last = cmd.args[cmd.args.length - 1]!;
+    cmd.src = this.src.slice(cmd.pos, last.pos + last.src.length);
     return cmd;
   }
 
@@ -1320,7 +1322,7 @@ class Exec {
         const recv = this.evalArg(dot, first.node);
         return this.evalFieldChain(dot, recv, first, first.idents, cmd.args, final);
       }
-      case 'ident': return this.evalFunction(dot, first, cmd.args, final);
+      case 'ident': return this.evalFunction(dot, first, cmd.args, final, cmd);
       case 'pipe': this.notAFunction(cmd.args, final); return this.evalPipeline(dot, first.pipe);
       case 'var': {
         const v = this.varValue(first.name);
@@ -1385,7 +1387,7 @@ class Exec {
     this.errorf(`can't evaluate field ${name} in type ${goTypeName(receiver)}`);
   }
 
-  private evalFunction(dot: unknown, node: Extract<Arg, { k: 'ident' }>, args: Arg[], final: unknown): unknown {
+  private evalFunction(dot: unknown, node: Extract<Arg, { k: 'ident' }>, args: Arg[], final: unknown, cmd?: Cmd): unknown {
     const name = node.name;
     const entry = this.funcs.get(name);
     if (!entry) this.errorf(`"${name}" is not a defined function`);
@@ -1413,6 +1415,7 @@ class Exec {
       return fn(...argv);
     } catch (e) {
       if (e instanceof InvalidParameterError && e.message.startsWith('template: ')) throw e;
+      if (cmd) this.at = cmd;
       this.errorf(`error calling ${name}: ${(e as Error)?.message ?? String(e)}`);
     }
   }
