@@ -96,7 +96,8 @@ export function createRequestListener(
 
     let url: URL;
     try {
-      url = new URL(rawUrl, 'http://localhost');
+      // Prefixed rather than resolved, so that "//x/y" stays a path and is not read as a host.
+      url = new URL(`http://localhost${rawUrl.startsWith('/') ? '' : '/'}${rawUrl}`);
     } catch {
       fail(pageNotFound());
       return;
