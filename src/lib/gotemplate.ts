@@ -6,6 +6,7 @@
  */
 import { InvalidParameterError } from './errors.js';
 import { goFormatFloat, formatDockerTime } from './units.js';
+import { TabWriter } from './tabwriter.js';
 
 export type TemplateFunc = (...a: unknown[]) => unknown;
 
@@ -70,10 +71,13 @@ function isAlnum(c: string | undefined): boolean {
 function lex(src: string): Item[] {
   const items: Item[] = [];
   let pos = 0;
+  // line numbers, counted incrementally (items are emitted in increasing position order)
+  let linePos = 0;
+  let lineNo = 1;
   const lineAt = (p: number): number => {
-    let n = 1;
-    for (let i = 0; i < p && i < src.length; i++) if (src.charCodeAt(i) === 10) n++;
-    return n;
+    if (p < linePos) { linePos = 0; lineNo = 1; }
+    for (; linePos < p && linePos < src.length; linePos++) if (src.charCodeAt(linePos) === 10) lineNo++;
+    return lineNo;
   };
   const emit = (t: ItemType, v: string, p: number): void => { items.push({ t, v, pos: p, line: lineAt(p) }); };
   const fail = (msg: string, p: number): Item[] => { emit('error', msg, p); return items; };
@@ -1510,4 +1514,37 @@ export function headerFor(format: string, headers: Record<string, string>): stri
     ownKeys: () => Object.keys(headers),
   });
   return new Exec(text, fm, ctx).run(tree, ctx);
+}
+
+/**
+ * docker's formatter Context.Write for a list command (images, ps, volume ls, history…): each row is the
+ * template's output plus "\n"; a "table" format gets the header row first and goes through the tabwriter
+ * (NewWriter(out, 10, 1, 3, ' ', 0)); other formats are printed as they are. The header is printed even
+ * when there are no rows. Errors carry docker's "template parsing error: " prefix.
+ */
+export function formatList(
+  format: string,
+  rows: readonly unknown[],
+  headers: Record<string, string>,
+  funcs?: Record<string, TemplateFunc>,
+): string {
+  let tmpl: (data: unknown) => string;
+  try {
+    tmpl = compileTemplate(format, funcs);
+  } catch (e) {
+    throw new InvalidParameterError(`template parsing error: ${(e as Error).message}`, { cause: e });
+  }
+  let body = '';
+  for (const r of rows) {
+    try {
+      body += tmpl(r) + '\n';
+    } catch (e) {
+      throw new InvalidParameterError(`template parsing error: ${(e as Error).message}`, { cause: e });
+    }
+  }
+  if (!isTableFormat(format)) return body;
+  const w = new TabWriter();
+  w.write(headerFor(format, headers) + '\n');
+  w.write(body);
+  return w.flush();
 }

@@ -131,6 +131,16 @@ export function withDefaultTag(r: Reference): Reference {
   return r;
 }
 
+/** The reference with its tag replaced (validated); a digest is kept. */
+export function withTag(r: Reference, tag: string): Reference {
+  return { ...r, tag: parseTag(tag) };
+}
+
+/** The reference without tag and digest. */
+export function trimNamed(r: Reference): Reference {
+  return { domain: r.domain, path: r.path };
+}
+
 /** "docker.io/library/busybox" */
 export function normalizedName(r: Reference): string {
   return r.domain === '' ? r.path : `${r.domain}/${r.path}`;

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   compileTemplate, isTableFormat, stripTablePrefix, headerFor, preFormat, sprintf, goJSON, formatValue, isTrue,
+  formatList,
 } from '../../src/lib/gotemplate.js';
 import { TabWriter } from '../../src/lib/tabwriter.js';
 import { InvalidParameterError } from '../../src/lib/errors.js';
@@ -219,7 +220,7 @@ test('printf verbs', () => {
   assert.equal(sprintf('%d|%5d|%-5d|%05d|%+d|%x|%X|%o|%b|%#x', 42, 42, 42, -42, 7, 255, 255, 8, 5, 255),
     '42|   42|42   |-0042|+7|ff|FF|10|101|0xff');
   assert.equal(sprintf('%v|%v|%v|%v|%v', 'str', 1.5, [1, 2], { b: 1, a: 'x' }, null), 'str|1.5|[1 2]|map[a:x b:1]|<nil>');
-  assert.equal(sprintf('%q|%q|%x|%X', 'a"b\n', 'é', 'hi', 'hi'), '"a\\"b\\n"|"é"|6869|6869'.replace('6869|6869', '6869|6869'));
+  assert.equal(sprintf('%q|%q|%x|%X|%#x', 'a"b\n', 'é', 'hi', 'hi', 'hi'), '"a\\"b\\n"|"é"|6869|6869|0x6869');
   assert.equal(sprintf('%f|%.2f|%8.3f|%e|%g|%g|%.3g', 3.14159, 3.14159, 3.14159, 1234.5678, 1234.5678, 1e21, 1984234 / 1e6),
     '3.141590|3.14|   3.142|1.234568e+03|1234.5678|1e+21|1.98');
   assert.equal(sprintf('%t|%%|%c|%U', true, 65, 0x1f600), 'true|%|A|U+1F600');
@@ -278,4 +279,33 @@ test('execution errors: position and context', () => {
   check('{{"a" 1}}', {}, 'template: :1:2: executing "" at <"a">: can\'t give argument to non-function "a"');
   check('{{upper 1}}', {}, 'template: :1:2: executing "" at <upper 1>: error calling upper: wrong type for value; expected string; got int');
   check('{{join "a"}}', {}, 'template: :1:2: executing "" at <join>: wrong number of args for join: want 2 got 1');
+});
+
+test('spaces inside actions, trimmed else, else-if chains', () => {
+  assert.equal(run('{{ .A }}|{{ if .A }}y{{ else }}n{{ end }}', { A: 1 }), '1|y');
+  assert.equal(run('{{if .A -}} y {{- else -}} n {{- end}}', { A: 0 }), 'n');
+  const chain = compileTemplate('{{if eq .A 1}}one{{else if eq .A 2}}two{{else if eq .A 3}}three{{else}}many{{end}}');
+  assert.deepEqual([1, 2, 3, 9].map((A) => chain({ A })), ['one', 'two', 'three', 'many']);
+  assert.equal(run('{{ range .L }}{{ . }}{{ end }}', { L: [1, 2] }), '12');
+  assert.equal(run('{{.A | printf "%s-%s" "p"}}', { A: 'x' }), 'p-x');
+  assert.throws(() => compileTemplate('{{range $i, $v := .L}}{{end}}{{$i}}'), /undefined variable "\$i"/);
+});
+
+test('formatList: docker formatter output for lists', () => {
+  const headers = { Repository: 'REPOSITORY', Tag: 'TAG', ID: 'IMAGE ID', CreatedSince: 'CREATED', Size: 'SIZE' };
+  const fmt = 'table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}';
+  // docker images -f dangling=true with no match: only the header
+  assert.equal(formatList(fmt, [], headers), 'REPOSITORY   TAG       IMAGE ID   CREATED   SIZE\n');
+  assert.equal(formatList(fmt, [imageRow('busybox', 'latest'), imageRow('busybox', 'test')], headers), [
+    'REPOSITORY   TAG       IMAGE ID       CREATED              SIZE',
+    'busybox      latest    a4dea7034236   About a minute ago   1.98MB',
+    'busybox      test      a4dea7034236   About a minute ago   1.98MB',
+    '',
+  ].join('\n'));
+  // not a table: one line per row, tabs left alone, no header
+  assert.equal(formatList('{{.ID}}\\t{{.Tag}}', [imageRow('busybox', 'latest')], headers), 'a4dea7034236\tlatest\n');
+  assert.equal(formatList('{{.ID}}', [], headers), '');
+  assert.throws(() => formatList('{{.ID', [], headers), /^InvalidParameterError: template parsing error: template: :1: unclosed action$/);
+  assert.throws(() => formatList('{{.ID.X}}', [imageRow('a', 'b')], headers),
+    /template parsing error: template: :1:2: executing "" at <.ID.X>: can't evaluate field X in type string/);
 });

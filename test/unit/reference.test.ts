@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   parseNormalizedNamed, withDefaultTag, normalizedName, familiarName, familiarString, referenceString,
-  parseTag, isIdLike, isFullId, parseDockerRef, splitDockerDomain, isValidDomain, splitRepoTag, type Reference,
+  parseTag, isIdLike, isFullId, withTag, trimNamed, parseDockerRef, splitDockerDomain, isValidDomain, splitRepoTag, type Reference,
 } from '../../src/lib/reference.js';
 import { InvalidParameterError } from '../../src/lib/errors.js';
 
@@ -149,4 +149,11 @@ test('helpers: splitDockerDomain, isValidDomain, splitRepoTag', () => {
   assert.deepEqual(splitRepoTag('localhost:5002/lab/nginx:v3'), { repo: 'localhost:5002/lab/nginx', tag: 'v3' });
   assert.deepEqual(splitRepoTag('localhost:5002/lab/nginx'), { repo: 'localhost:5002/lab/nginx' });
   assert.deepEqual(splitRepoTag(`busybox@${DGST}`), { repo: 'busybox', digest: DGST });
+});
+
+test('withTag / trimNamed', () => {
+  const r = parseNormalizedNamed('localhost:5002/lab/nginx:v3');
+  assert.equal(familiarString(withTag(r, 'v4')), 'localhost:5002/lab/nginx:v4');
+  assert.equal(referenceString(trimNamed(r)), 'localhost:5002/lab/nginx');
+  throwsMsg(() => withTag(r, 'bad tag'), 'invalid tag format');
 });
