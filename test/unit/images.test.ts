@@ -541,3 +541,26 @@ test('inspect GraphDriver with the overlay driver: overlay2-style LowerDir/Merge
     await rm(root, { recursive: true, force: true });
   }
 });
+
+test('decompressStream: plain, gzip, zstd, bzip2 and xz tars come out identical', async () => {
+  const { decompressStream } = await import('../../src/engine/images/service.js');
+  const { execFileSync } = await import('node:child_process');
+  const zlib = await import('node:zlib');
+  const tar = await makeTar({ 'a.txt': 'a'.repeat(5000), 'b.txt': 'b' });
+  const read = async (buf: Buffer) => {
+    const out: Buffer[] = [];
+    // split into small chunks to exercise the peek
+    const parts = [buf.subarray(0, 1), buf.subarray(1, 3), buf.subarray(3)];
+    for await (const c of await decompressStream(Readable.from(parts))) out.push(c as Buffer);
+    return Buffer.concat(out);
+  };
+  assert.ok((await read(tar)).equals(tar));
+  assert.ok((await read(gzipSync(tar))).equals(tar));
+  const z = zlib as unknown as { zstdCompressSync?: (b: Buffer) => Buffer };
+  if (z.zstdCompressSync) assert.ok((await read(z.zstdCompressSync(tar))).equals(tar));
+  for (const tool of ['bzip2', 'xz']) {
+    let packed: Buffer;
+    try { packed = execFileSync(tool, ['-c'], { input: tar }); } catch { continue; }
+    assert.ok((await read(packed)).equals(tar), tool);
+  }
+});

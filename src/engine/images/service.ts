@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
-import { chainIds, hexOf, isDigest, type Digest } from '../../lib/digest.js';
+import { chainIds, hexOf, type Digest } from '../../lib/digest.js';
 import { ConflictError, InvalidParameterError, NotFoundError, WharfError } from '../../lib/errors.js';
 import type { ProgressSink } from '../../lib/jsonmessage.js';
 import { getBoolOrDefault, hasFilter, matchKVList, validateFilters } from '../../lib/filters.js';
@@ -775,4 +775,3 @@ async function peek(input: Readable, n: number): Promise<{ bytes: Buffer; stream
   return { bytes: first.subarray(0, n), stream: Readable.from(gen(), { objectMode: false }) };
 }
 
-export { isDigest };

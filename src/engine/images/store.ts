@@ -13,7 +13,7 @@
  * Reference store: <dataRoot>/image/repositories.json, rewritten atomically after every change,
  * {"Repositories": {"<normalized name>": {"<normalized ref>": "sha256:…"}}} like dockerd's.
  */
-import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chainIds, hexOf, isDigest, sha256, type Digest } from '../../lib/digest.js';
 import { writeFileAtomic, writeJsonAtomic } from '../../lib/atomic.js';
@@ -341,6 +341,5 @@ export async function openReferenceStore(dataRoot: string): Promise<ReferenceSto
   for (const name of await readdir(dir)) {
     if (name.startsWith('.tmp-') && name.endsWith('repositories.json')) await rm(join(dir, name), { force: true });
   }
-  void stat;
   return store;
 }
