@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { createHash } from 'node:crypto';
 
 export interface RunResult { code: number; stdout: string; stderr: string }
 export interface RunOpts {
@@ -94,4 +95,34 @@ export function parseTable(stdout: string): Table {
     return row;
   });
   return { header, columns, rows };
+}
+
+/** sha256:<hex> of bytes or a string. */
+export function sha256(data: string | Buffer): string {
+  return `sha256:${createHash('sha256').update(data).digest('hex')}`;
+}
+
+/** Chain IDs of a list of diffIDs (OCI image spec: ChainID(L0)=DiffID(L0), ChainID(Ln)=sha256(ChainID(Ln-1)+" "+DiffID(Ln))). */
+export function chainIds(diffIds: string[]): string[] {
+  const out: string[] = [];
+  for (const d of diffIds) out.push(out.length === 0 ? d : sha256(`${out[out.length - 1]} ${d}`));
+  return out;
+}
+
+/** docker's short ID: the first 12 hex digits of a digest. */
+export function shortId(digest: string): string {
+  return digest.replace(/^sha256:/, '').slice(0, 12);
+}
+
+/**
+ * Lays rows out the way docker's tables do (Go tabwriter, minwidth 10, padding 3; the last column unpadded).
+ * `rows[0]` is the header.
+ */
+export function tabwrite(rows: string[][]): string {
+  const n = Math.max(0, ...rows.map((r) => r.length));
+  const widths: number[] = [];
+  for (let c = 0; c < n - 1; c++) {
+    widths[c] = Math.max(10, ...rows.map((r) => [...(r[c] ?? '')].length + 3));
+  }
+  return rows.map((r) => r.map((cell, c) => (c < n - 1 ? cell + ' '.repeat(widths[c]! - [...cell].length) : cell)).join('') + '\n').join('');
 }

@@ -12,6 +12,10 @@
  * `GET /_ping` answers 200. stop() ends it (SIGTERM, then SIGKILL), unmounts whatever is still mounted
  * under its directory (lazily, deepest first) and removes the directory; an exit handler does the same
  * synchronously for daemons a failed test did not stop.
+ *
+ * Checking the tests themselves against docker: with WHARF_E2E_DAEMON=dockerd, startDaemon starts Debian's
+ * dockerd (with its own containerd, --bridge=none --iptables=false) on the same private directories instead,
+ * and wharf() runs the docker CLI, so every e2e expectation can be confirmed against the real thing.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
@@ -112,7 +116,8 @@ function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
 
 export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   installExitHook();
-  if (!existsSync(WHARFD)) throw new Error(`${WHARFD} is missing: the daemon is not built (npm run build)`);
+  const reference = process.env.WHARF_E2E_DAEMON === 'dockerd';
+  if (!reference && !existsSync(WHARFD)) throw new Error(`${WHARFD} is missing: the daemon is not built (npm run build)`);
   const dir = mkdtempSync(join(tmpdir(), 'wharf-e2e-'));
   const dataRoot = join(dir, 'data');
   const execRoot = join(dir, 'exec');
@@ -131,7 +136,10 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   let stopped = false;
 
   async function launch(): Promise<void> {
-    const child = spawn(NODE, [WHARFD, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = reference
+      ? spawn('dockerd', [...args, '--bridge=none', '--iptables=false', '--ip6tables=false', '--containerd-namespace', 'wharf-e2e',
+        '--containerd-plugins-namespace', 'wharf-e2e-plugins', '--exec-opt', 'native.cgroupdriver=cgroupfs'], { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(NODE, [WHARFD, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     entry.child = child;
     const onData = (d: Buffer) => { logText = (logText + d.toString()).slice(-200_000); };
     child.stdout!.on('data', onData);
@@ -165,7 +173,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     dir, sock, host, dataRoot, execRoot, pidfile,
     get pid() { return entry.child?.pid; },
     log: () => logText,
-    wharf: (a, o = {}) => run(NODE, [WHARF_CLI, ...a], { ...o, env: { ...cliEnv, ...o.env } }),
+    wharf: (a, o = {}) => (reference ? d.docker(a, o) : run(NODE, [WHARF_CLI, ...a], { ...o, env: { ...cliEnv, ...o.env } })),
     docker: (a, o = {}) => run(DOCKER, a, {
       ...o,
       env: { ...cliEnv, DOCKER_CONFIG: dockerConfig, DOCKER_BUILDKIT: '0', DOCKER_CLI_HINTS: 'false', ...o.env },
