@@ -314,3 +314,42 @@ export function formatDockerTime(date: Date | number | string): string {
   const ys = year < 0 ? `-${String(-year).padStart(4, '0')}` : String(year).padStart(4, '0');
   return `${ys}-${pad2(d.getUTCMonth() + 1)}-${pad2(d.getUTCDate())} ${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}:${pad2(d.getUTCSeconds())}${frac} +0000 UTC`;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Display width truncation (docker's formatter.Ellipsis)
+// ---------------------------------------------------------------------------------------------
+
+/** Display width of one code point: 2 for East Asian wide/fullwidth characters, else 1. */
+function charWidth(cp: number): number {
+  if (
+    (cp >= 0x1100 && cp <= 0x115f) || (cp >= 0x2e80 && cp <= 0x303e) || (cp >= 0x3041 && cp <= 0x33ff) ||
+    (cp >= 0x3400 && cp <= 0x4dbf) || (cp >= 0x4e00 && cp <= 0x9fff) || (cp >= 0xa000 && cp <= 0xa4cf) ||
+    (cp >= 0xac00 && cp <= 0xd7a3) || (cp >= 0xf900 && cp <= 0xfaff) || (cp >= 0xfe30 && cp <= 0xfe4f) ||
+    (cp >= 0xff00 && cp <= 0xff60) || (cp >= 0xffe0 && cp <= 0xffe6) || (cp >= 0x1f300 && cp <= 0x1f64f) ||
+    (cp >= 0x1f900 && cp <= 0x1f9ff) || (cp >= 0x20000 && cp <= 0x3fffd)
+  ) return 2;
+  return 1;
+}
+
+/**
+ * docker's formatter.Ellipsis: truncates `s` to `maxDisplayWidth` columns, the last being "…"
+ * (history's CREATED BY uses 45, ps's COMMAND 20).
+ */
+export function ellipsis(s: string, maxDisplayWidth: number): string {
+  if (maxDisplayWidth <= 0) return '';
+  const rs = [...s];
+  if (rs.length === 0) return s;
+  if (maxDisplayWidth === 1) return rs[0]!;
+  const display: number[] = [];
+  let w = 0;
+  for (const r of rs) {
+    w += charWidth(r.codePointAt(0)!);
+    display.push(w);
+  }
+  if (w <= maxDisplayWidth) return s;
+  for (let i = 0; i < display.length - 1; i++) {
+    if (display[i]! <= maxDisplayWidth - 1 && display[i + 1]! > maxDisplayWidth - 1) return rs.slice(0, i + 1).join('') + '…';
+  }
+  // the first character alone is already wider than the room left
+  return '…';
+}

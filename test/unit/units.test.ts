@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   humanSize, humanSizeWithPrecision, bytesSize, humanDuration, timeAgo, parseBytes, fromHumanSize,
-  formatDockerTime, goFormatFloat,
+  formatDockerTime, goFormatFloat, ellipsis,
 } from '../../src/lib/units.js';
 import { InvalidParameterError } from '../../src/lib/errors.js';
 
@@ -146,4 +146,19 @@ test('formatDockerTime: Go time.Time String()', () => {
   assert.equal(formatDockerTime(Date.UTC(2026, 0, 2, 3, 4, 5, 500)), '2026-01-02 03:04:05.5 +0000 UTC');
   assert.equal(formatDockerTime('2026-11-24T16:01:11.853310948Z'), '2026-11-24 16:01:11.853310948 +0000 UTC');
   assert.equal(formatDockerTime('2026-11-24T16:01:11Z'), '2026-11-24 16:01:11 +0000 UTC');
+});
+
+test('ellipsis: docker history / ps truncation (transcript)', () => {
+  assert.equal(ellipsis('/bin/sh -c #(nop) ADD file:d7bac1946deb357137d7fa759cf8115a865db93695d8598aa59d1724ad58d12b in / ', 45),
+    '/bin/sh -c #(nop) ADD file:d7bac1946deb35713…');
+  assert.equal(ellipsis('sh -c mkdir -p /www && echo hi > /www/index.html && httpd -f -p 80 -h /www', 45),
+    'sh -c mkdir -p /www && echo hi > /www/index.…');
+  assert.equal(ellipsis('/bin/sh -c #(nop)  CMD ["sh"]', 45), '/bin/sh -c #(nop)  CMD ["sh"]');
+  assert.equal(ellipsis("sh -c 'mkdir -p /www && echo hi > /www/index.html'", 20), "sh -c 'mkdir -p /ww…");
+  assert.equal(ellipsis('abc', 3), 'abc');
+  assert.equal(ellipsis('abcd', 3), 'ab…');
+  assert.equal(ellipsis('abcd', 1), 'a');
+  assert.equal(ellipsis('abcd', 0), '');
+  assert.equal(ellipsis('日本語テキスト', 7), '日本語…'); // wide characters count 2
+  assert.equal(ellipsis('日本語', 6), '日本語');
 });
