@@ -564,3 +564,57 @@ test('decompressStream: plain, gzip, zstd, bzip2 and xz tars come out identical'
     assert.ok((await read(packed)).equals(tar), tool);
   }
 });
+
+test('kill -9 during creates, tags and deletes: after reopen every image has its layers and every tag its image', { timeout: 120_000 }, async () => {
+  const { spawn } = await import('node:child_process');
+  const root = await mkdtemp(join(tmpdir(), 'wharf-images-kill-'));
+  const mod = (p: string) => new URL(p, import.meta.url).href;
+  // the child creates images (each on a fresh layer and on a shared one), tags them, and deletes every third
+  const child = `
+    const { openLayerStore } = await import(${JSON.stringify(mod('../../src/engine/layers/store.js'))});
+    const { openImageStore, openReferenceStore } = await import(${JSON.stringify(mod('../../src/engine/images/store.js'))});
+    const { ImageService } = await import(${JSON.stringify(mod('../../src/engine/images/service.js'))});
+    const { Readable } = await import('node:stream');
+    const root = ${JSON.stringify(root)};
+    const layers = await openLayerStore({ dataRoot: root, driver: 'vfs' });
+    const images = await openImageStore(root, layers);
+    const refs = await openReferenceStore(root);
+    const svc = new ImageService({ images, refs, layers, content: null, dataRoot: root, puller: null });
+    process.stdout.write('ready\\n');
+    for (let i = 0; ; i++) {
+      const n = process.pid + '-' + i;
+      const tar = Buffer.alloc(2048);
+      tar.write('f' + n, 0); tar.write('0000644', 100); tar.write('00000000004', 124); tar.write('0', 156);
+      tar.write('ustar', 257);
+      let sum = 0; tar.fill(' ', 148, 156); for (const b of tar.subarray(0, 512)) sum += b;
+      tar.write(sum.toString(8).padStart(6, '0') + '\\0 ', 148);
+      tar.write('data', 512);
+      const id = await svc.importImage(Readable.from([tar]), { repo: 'k' + (i % 7), tag: 't', source: '-' }, () => {});
+      if (i % 3 === 2) await svc.remove(id, { force: true, noPrune: false }).catch(() => {});
+    }
+  `;
+  try {
+    for (let round = 0; round < 3; round++) {
+      const p = spawn(process.execPath, ['--input-type=module', '-e', child], { stdio: ['ignore', 'pipe', 'inherit'] });
+      await new Promise<void>((res) => p.stdout!.once('data', () => res()));
+      await new Promise((r) => setTimeout(r, 150 + round * 120));
+      p.kill('SIGKILL');
+      await new Promise((r) => p.once('exit', r));
+
+      const layers = await openLayerStore({ dataRoot: root, driver: 'vfs' });
+      const images = await openImageStore(root, layers);
+      const refs = await openReferenceStore(root);
+      const list = await images.list();
+      assert.ok(round > 0 || list.length > 0, 'the child created images before being killed');
+      for (const img of list) {
+        assert.equal(sha256(img.raw), img.id);
+        for (const c of chainIds(img.config.rootfs.diff_ids)) assert.ok(await layers.has(c), `layer ${c} of ${img.id}`);
+      }
+      for (const [ref, id] of refs.all()) assert.ok(await images.has(id), `${ref} → ${id}`);
+      const contentDir = join(root, 'image/imagedb/content/sha256');
+      assert.deepEqual((await readdir(contentDir)).filter((n) => n.startsWith('.tmp-')), []);
+    }
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
