@@ -359,10 +359,9 @@ export class Puller {
     }
   }
 
-  /** Drops an extracted, unregistered layer when the store can (optional `discard`), else leaves it to the store's startup sweep. */
+  /** Drops an extracted, unregistered layer now (else the layer store's startup sweep removes it). */
   private async discard(x: ExtractedLayer): Promise<void> {
-    const store = this.deps.layers as LayerStore & { discard?(x: ExtractedLayer): Promise<void> };
-    await store.discard?.(x).catch(() => {});
+    await this.deps.layers.discard?.(x).catch(() => {});
   }
 
   /** One layer, one pass: HTTP body → sha256 + size check → decompress → layers.extract. */
