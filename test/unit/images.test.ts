@@ -373,6 +373,11 @@ describe('ImageService', () => {
     assert.deepEqual(await e.svc.remove('lab/nginx:v3', { force: false, noPrune: false }), [
       { Untagged: 'lab/nginx:v3' }, { Untagged: `lab/nginx@${sha256('m2')}` }]);
     assert.equal((await e.svc.resolve('busybox')).id, base);
+    // by repo digest: only that reference goes
+    await e.refs.add(`lab/other@${sha256('m3')}`, base);
+    assert.deepEqual(await e.svc.remove(`lab/other@${sha256('m3')}`, { force: false, noPrune: false }), [{ Untagged: `lab/other@${sha256('m3')}` }]);
+    assert.equal(e.refs.get(`lab/other@${sha256('m3')}`), null);
+    await assert.rejects(e.svc.remove('bb2:x', { force: false, noPrune: false }), { message: 'No such image: bb2:x' });
   });
 
   test('rmi conflicts: children, multiple repositories, containers', async () => {
