@@ -370,6 +370,31 @@ test('concurrent pulls of one reference share one operation and its progress', a
   assert.equal((await env.layers.list()).length, 0);
 });
 
+test('cancellation: an aborted pull leaves nothing; a shared pull survives one caller leaving', async () => {
+  const env = await newEnv();
+  const u = unique();
+  const built = await push({ layers: [0, 1, 2].map((i) => ({ compression: 'none' as const, files: [{ path: `f${i}`, content: randomBytes(3_000_000) }] })) }, `test/abort-${u}:v1`);
+  const ref = `${reg.host}/test/abort-${u}:v1`;
+  const ac = new AbortController();
+  let sawLayer = false;
+  const p = env.puller.pull(ref, { signal: ac.signal }, (m) => {
+    if (m.status === 'Pulling fs layer' && !sawLayer) { sawLayer = true; ac.abort(); }
+  });
+  await assert.rejects(p);
+  assert.ok(sawLayer);
+  assert.equal(await env.images.has(built.configDigest as Digest), false);
+  assert.equal((await env.layers.list()).length, 0);
+  assert.equal(env.refs.get(ref), null);
+
+  const ac1 = new AbortController();
+  const m2: JSONMessage[] = [];
+  const p1 = env.puller.pull(ref, { signal: ac1.signal }, (m) => { if (m.status === 'Pulling fs layer') ac1.abort(); });
+  const p2 = env.puller.pull(ref, { signal: new AbortController().signal }, (m) => m2.push(m));
+  await Promise.all([p1, p2]);
+  assert.equal(m2.at(-1)!.status, `Status: Downloaded newer image for ${ref}`);
+  assert.equal(env.refs.get(ref), built.configDigest);
+});
+
 test('timing: pull of a ~100 MB 4-layer image', { skip: process.env.WHARF_PULL_BENCH !== '1' }, async () => {
   const env = await newEnv();
   const u = unique();
