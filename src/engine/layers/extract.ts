@@ -32,6 +32,7 @@ const oFchmod = promisify(fs.fchmod);
 const { mkdir, symlink, lchown, lutimes, chmod, chown, utimes, link, unlink, rm } = fs.promises;
 
 const WRITE_CONCURRENCY = 32;
+const SYNC_SMALL = process.env.WHARF_EXTRACT_MODE !== 'async';
 const BUFFER_FILE_MAX = 1 << 20;
 const BUFFER_TOTAL_MAX = 64 << 20;
 const WX = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
@@ -388,7 +389,11 @@ class Extractor {
         const size = h.size ?? 0;
         this.size += size;
         this.known.set(key, 'file');
-        if (size <= BUFFER_FILE_MAX) {
+        if (size <= BUFFER_FILE_MAX && SYNC_SMALL) {
+          const chunks: Buffer[] = [];
+          for await (const c of stream) chunks.push(c as Buffer);
+          this.writeFileSync(p, chunks, mode, uid, gid, mtime);
+        } else if (size <= BUFFER_FILE_MAX) {
           const chunks: Buffer[] = [];
           for await (const c of stream) chunks.push(c as Buffer);
           while (this.bufferedBytes > BUFFER_TOTAL_MAX) await new Promise<void>((r) => this.bufferWaiters.push(r));
@@ -421,9 +426,13 @@ class Extractor {
       if (!k.startsWith('SCHILY.xattr.')) continue;
       const name = k.slice('SCHILY.xattr.'.length);
       if (name.startsWith('trusted.overlay.')) continue; // never let a layer forge overlay metadata
+      const v = pax[k]!;
+      // tar-stream decodes PAX values as UTF-8: a binary value that was not valid UTF-8 is lost; skip it rather
+      // than set garbage (capability sets with bytes >= 0x80 are affected).
+      if (v.includes('\uFFFD')) continue;
       let m = this.xattrs.get(key);
       if (!m) this.xattrs.set(key, (m = new Map()));
-      m.set(name, Buffer.from(pax[k]!, 'utf8'));
+      m.set(name, Buffer.from(v, 'utf8'));
     }
   }
 
@@ -444,6 +453,22 @@ class Extractor {
       await this.finishFd(fd, mode, uid, gid, mtime);
     } finally {
       await oClose(fd);
+    }
+  }
+
+  /** Small files: a handful of syscalls on the main thread beat four thread-pool round trips. */
+  private writeFileSync(p: string, chunks: Buffer[], mode: number, uid: number, gid: number, mtime: Date): void {
+    const fd = fs.openSync(p, WX, mode);
+    try {
+      for (const c of chunks) {
+        let off = 0;
+        while (off < c.length) off += fs.writeSync(fd, c, off, c.length - off);
+      }
+      if (uid !== 0 || gid !== 0) fs.fchownSync(fd, uid, gid);
+      if ((mode & (this.umask | 0o7000)) !== 0) fs.fchmodSync(fd, mode);
+      fs.futimesSync(fd, mtime, mtime);
+    } finally {
+      fs.closeSync(fd);
     }
   }
 
