@@ -1,0 +1,3 @@
+/** `npm run bench`: every benchmark in turn (each compares wharfd with dockerd in the same run). */
+const which = process.argv[2] ?? 'all';
+if (which === 'all' || which === 'pull') await import('./pull.js');

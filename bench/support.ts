@@ -1,0 +1,164 @@
+/**
+ * Benchmark plumbing: reference daemons (dockerd from Debian's docker.io) and wharfd side by side on private
+ * sockets and data roots, a local registry, OCI layouts made from tarballs, and timing helpers.
+ * Everything listens on loopback or unix sockets only.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdtemp, mkdir, writeFile, rm, stat, readFile } from 'node:fs/promises';
+import { createReadStream, createWriteStream, existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import { join, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { request } from 'node:http';
+
+export const execFileP = promisify(execFile);
+export const projectRoot = resolve(import.meta.dirname, '..', '..');
+export const DOCKER = existsSync('/usr/local/bin/docker') ? '/usr/local/bin/docker' : 'docker';
+
+export function ms(ns: bigint): number { return Number(ns / 1000n) / 1000; }
+
+export async function timeIt(fn: () => Promise<unknown>): Promise<number> {
+  const t = process.hrtime.bigint();
+  await fn();
+  return ms(process.hrtime.bigint() - t);
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function ping(sock: string): Promise<boolean> {
+  return new Promise((res) => {
+    const req = request({ socketPath: sock, path: '/_ping', method: 'GET', timeout: 1000 }, (r) => { r.resume(); res(r.statusCode === 200); });
+    req.on('error', () => res(false));
+    req.on('timeout', () => { req.destroy(); res(false); });
+    req.end();
+  });
+}
+
+export async function waitForSocket(sock: string, what: string, ms = 30000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await ping(sock)) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${what} did not answer on ${sock} within ${ms} ms`);
+}
+
+export interface Daemon {
+  name: string;
+  sock: string;
+  root: string;
+  proc: ChildProcess;
+  docker(args: string[]): Promise<{ stdout: string; stderr: string }>;
+  stop(): Promise<void>;
+}
+
+async function stopProc(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  await new Promise<void>((res) => {
+    const t = setTimeout(() => { p.kill('SIGKILL'); }, 15000);
+    p.once('exit', () => { clearTimeout(t); res(); });
+    p.kill('SIGTERM');
+  });
+}
+
+function dockerFor(sock: string) {
+  return (args: string[]) => execFileP(DOCKER, args, {
+    env: { ...process.env, DOCKER_HOST: `unix://${sock}`, DOCKER_BUILDKIT: '0', DOCKER_CLI_HINTS: 'false' },
+    maxBuffer: 64 << 20,
+  });
+}
+
+async function cleanRoot(root: string): Promise<void> {
+  await execFileP('sh', ['-c', `grep -o " ${root}[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l`]).catch(() => {});
+  await rm(root, { recursive: true, force: true });
+}
+
+/** dockerd from Debian's docker.io on its own socket and data root (no bridge, no iptables: pulls need neither). */
+export async function startDockerd(opts: { network?: boolean } = {}): Promise<Daemon> {
+  const root = await mkdtemp(join(tmpdir(), 'bench-dockerd-'));
+  const sock = join(root, 'docker.sock');
+  const args = ['--data-root', join(root, 'data'), '--exec-root', join(root, 'exec'), '-H', `unix://${sock}`,
+    '--pidfile', join(root, 'docker.pid'), '--storage-driver', 'overlay2',
+    '--containerd-namespace', 'bench', '--containerd-plugins-namespace', 'benchp'];
+  if (!opts.network) args.push('--bridge', 'none', '--iptables=false', '--ip-masq=false');
+  const log = createWriteStream(join(tmpdir(), `bench-dockerd-${process.pid}.log`));
+  const proc = spawn('dockerd', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  proc.stdout!.pipe(log); proc.stderr!.pipe(log);
+  await waitForSocket(sock, 'dockerd', 60000);
+  return { name: 'dockerd', sock, root, proc, docker: dockerFor(sock), stop: async () => { await stopProc(proc); await cleanRoot(root); } };
+}
+
+export async function startWharfd(extra: string[] = []): Promise<Daemon> {
+  const root = await mkdtemp(join(tmpdir(), 'bench-wharfd-'));
+  const sock = join(root, 'wharf.sock');
+  const proc = spawn(join(projectRoot, 'bin', 'wharfd'), ['--data-root', join(root, 'data'), '--exec-root', join(root, 'exec'),
+    '-H', `unix://${sock}`, '--pidfile', join(root, 'wharfd.pid'), ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const log = createWriteStream(join(tmpdir(), `bench-wharfd-${process.pid}.log`));
+  proc.stdout!.pipe(log); proc.stderr!.pipe(log);
+  await waitForSocket(sock, 'wharfd', 30000);
+  return { name: 'wharfd', sock, root, proc, docker: dockerFor(sock), stop: async () => { await stopProc(proc); await cleanRoot(root); } };
+}
+
+async function sha256File(path: string): Promise<{ digest: string; size: number }> {
+  const h = createHash('sha256');
+  await pipeline(createReadStream(path), h);
+  return { digest: `sha256:${h.digest('hex')}`, size: (await stat(path)).size };
+}
+
+/**
+ * Writes an OCI image layout at `dir` for an image made of the given uncompressed layer tarballs (oldest
+ * first); layers are gzipped into the layout. Returns the layout path for `skopeo copy oci:DIR:TAG`.
+ */
+export async function layoutFromTars(dir: string, tars: string[], tag: string, cmd: string[] = ['sh']): Promise<string> {
+  const blobs = join(dir, 'blobs', 'sha256');
+  await mkdir(blobs, { recursive: true });
+  const diffIds: string[] = [];
+  const layers: { mediaType: string; digest: string; size: number }[] = [];
+  for (const tar of tars) {
+    diffIds.push((await sha256File(tar)).digest);
+    const gz = join(dir, 'layer.tmp');
+    await pipeline(createReadStream(tar), createGzip({ level: 6 }), createWriteStream(gz));
+    const { digest, size } = await sha256File(gz);
+    await execFileP('mv', [gz, join(blobs, digest.slice(7))]);
+    layers.push({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest, size });
+  }
+  const now = new Date().toISOString();
+  const config = Buffer.from(JSON.stringify({
+    architecture: 'amd64', os: 'linux', created: now,
+    config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: cmd },
+    rootfs: { type: 'layers', diff_ids: diffIds },
+    history: tars.map((t) => ({ created: now, created_by: `/bin/sh -c #(nop) ADD file:${t.split('/').pop()} in / ` })),
+  }));
+  const put = async (b: Buffer) => {
+    const d = `sha256:${createHash('sha256').update(b).digest('hex')}`;
+    await writeFile(join(blobs, d.slice(7)), b);
+    return { digest: d, size: b.length };
+  };
+  const cfg = await put(config);
+  const manifest = Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...cfg }, layers,
+  }));
+  const man = await put(manifest);
+  await writeFile(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  await writeFile(join(dir, 'index.json'), JSON.stringify({
+    schemaVersion: 2,
+    manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...man, annotations: { 'org.opencontainers.image.ref.name': tag } }],
+  }));
+  return dir;
+}
+
+export async function skopeoPush(layout: string, tag: string, dest: string): Promise<void> {
+  await execFileP('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:${tag}`, `docker://${dest}`], { maxBuffer: 16 << 20 });
+}
+
+export async function readJson<T>(path: string): Promise<T> {
+  return JSON.parse(await readFile(path, 'utf8')) as T;
+}
