@@ -370,6 +370,28 @@ test('concurrent pulls of one reference share one operation and its progress', a
   assert.equal((await env.layers.list()).length, 0);
 });
 
+test('concurrent pulls of two images sharing a base download the base once', async () => {
+  const env = await newEnv();
+  const u = unique();
+  const base = { compression: 'none' as const, files: [{ path: 'base', content: randomBytes(4_000_000) }] };
+  const a = await push({ layers: [base, { files: [{ path: 'a', content: 'a' }] }] }, `test/share-${u}:a`);
+  const b = await push({ layers: [base, { files: [{ path: 'b', content: 'b' }] }] }, `test/share-${u}:b`);
+  const baseId = a.layers[0]!.digest.slice(7, 19);
+  const [ma, mb] = await Promise.all([pull(env, `${reg.host}/test/share-${u}:a`), pull(env, `${reg.host}/test/share-${u}:b`)]);
+  const fetched = (ms: JSONMessage[]) => ms.some((m) => m.id === baseId && m.status === 'Verifying Checksum');
+  assert.equal(Number(fetched(ma)) + Number(fetched(mb)), 1, 'exactly one of the pulls fetched the base');
+  const waiter = fetched(ma) ? mb : ma;
+  assert.ok(waiter.some((m) => m.id === baseId && m.status === 'Waiting'), 'the other waited for it');
+  assert.ok(waiter.some((m) => m.id === baseId && m.status === 'Pull complete'));
+  assert.equal(env.refs.get(`${reg.host}/test/share-${u}:a`), a.configDigest);
+  assert.equal(env.refs.get(`${reg.host}/test/share-${u}:b`), b.configDigest);
+  assert.equal((await env.layers.list()).length, 3);
+  await env.images.remove(a.configDigest as Digest);
+  assert.equal((await env.layers.list()).length, 2);
+  await env.images.remove(b.configDigest as Digest);
+  assert.equal((await env.layers.list()).length, 0);
+});
+
 test('cancellation: an aborted pull leaves nothing; a shared pull survives one caller leaving', async () => {
   const env = await newEnv();
   const u = unique();

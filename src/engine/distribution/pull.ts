@@ -126,6 +126,8 @@ function translate(err: unknown, ref: Reference): unknown {
 export class Puller {
   private readonly inflight = new Map<string, Inflight>();
   private readonly metadata: V2Metadata;
+  /** Chain IDs some pull in this process is fetching; resolves true once that pull registered the layer. */
+  private readonly layerJobs = new Map<Digest, Promise<boolean>>();
 
   constructor(private readonly deps: PullerDeps) {
     this.metadata = new V2Metadata(deps.dataRoot);
@@ -299,34 +301,64 @@ export class Puller {
       held.push(chains[existing - 1]!);
     }
     const limit = Math.max(1, this.deps.config.maxConcurrentDownloads || 3);
+    // Layers another pull in this process is already fetching are not fetched twice: wait for its registration.
+    const others = new Map<number, Promise<boolean>>();
+    const owned = new Map<number, (ok: boolean) => void>();
+    for (let i = existing; i < n; i++) {
+      const job = this.layerJobs.get(chains[i]!);
+      if (job) { others.set(i, job); continue; }
+      let resolve!: (ok: boolean) => void;
+      const p = new Promise<boolean>((r) => { resolve = r; });
+      this.layerJobs.set(chains[i]!, p);
+      owned.set(i, (ok) => {
+        resolve(ok);
+        if (this.layerJobs.get(chains[i]!) === p) this.layerJobs.delete(chains[i]!);
+        owned.delete(i);
+      });
+    }
     try {
+      const idOf = (i: number) => shortId(manifest.layers[i]!.digest);
       for (let i = 0; i < n; i++) {
-        emit(i < existing
-          ? { status: 'Already exists', progressDetail: {}, id: shortId(manifest.layers[i]!.digest) }
-          : { status: 'Pulling fs layer', progressDetail: {}, id: shortId(manifest.layers[i]!.digest) });
+        emit({ status: i < existing ? 'Already exists' : 'Pulling fs layer', progressDetail: {}, id: idOf(i) });
       }
-      for (let i = existing + limit; i < n; i++) {
-        emit({ status: 'Waiting', progressDetail: {}, id: shortId(manifest.layers[i]!.digest) });
+      let queued = 0;
+      for (let i = existing; i < n; i++) {
+        if (others.has(i) || (owned.has(i) && queued++ >= limit)) emit({ status: 'Waiting', progressDetail: {}, id: idOf(i) });
       }
 
       const abort = new AbortController();
       const onOuterAbort = () => abort.abort(signal?.reason);
       signal?.addEventListener('abort', onOuterAbort, { once: true });
       const sem = new Semaphore(limit);
-      const tasks: Promise<ExtractedLayer>[] = [];
+      const download = (i: number) => sem.run(() => {
+        if (abort.signal.aborted) throw new SystemError('pull cancelled');
+        return this.fetchLayer(repo, manifest.layers[i]!, emit, abort.signal);
+      });
+      const tasks: Promise<ExtractedLayer | 'shared'>[] = [];
       for (let i = existing; i < n; i++) {
-        const t = sem.run(() => {
-          if (abort.signal.aborted) throw new SystemError('pull cancelled');
-          return this.fetchLayer(repo, manifest.layers[i]!, emit, abort.signal);
-        });
+        const other = others.get(i);
+        // the other pull failed: fetch it ourselves
+        const t: Promise<ExtractedLayer | 'shared'> = other ? other.then<ExtractedLayer | 'shared'>((ok) => (ok ? 'shared' as const : download(i))) : download(i);
         t.catch(() => {}); // awaited below, in order; this only keeps an early failure from being "unhandled"
         tasks[i] = t;
       }
       let parent: Digest | null = existing > 0 ? chains[existing - 1]! : null;
       try {
         for (let i = existing; i < n; i++) {
-          const extracted = await tasks[i]!;
           const desc = manifest.layers[i]!;
+          let extracted = await tasks[i]!;
+          if (extracted === 'shared') {
+            try {
+              await layers.retain(chains[i]!);
+              held.push(chains[i]!);
+              parent = chains[i]!;
+              emit({ status: 'Download complete', progressDetail: {}, id: idOf(i) });
+              emit({ status: 'Pull complete', progressDetail: {}, id: idOf(i) });
+              continue;
+            } catch {
+              extracted = await download(i); // released again in between: fetch it ourselves
+            }
+          }
           if (extracted.diffId !== diffIds[i]) {
             throw new InvalidParameterError(
               `layers from manifest don't match image configuration: layer ${desc.digest} has diff ID ${extracted.diffId}, the image config says ${diffIds[i]}`);
@@ -335,6 +367,7 @@ export class Puller {
           held.push(layer.chainId);
           if (layer.chainId !== chains[i]) throw new SystemError(`layer store registered ${layer.chainId}, expected ${chains[i]}`);
           parent = layer.chainId;
+          owned.get(i)?.(true);
           emit({ status: 'Pull complete', progressDetail: {}, id: shortId(desc.digest) });
         }
       } catch (e) {
@@ -342,7 +375,7 @@ export class Puller {
         const settled = await Promise.all(tasks.map((t, i) => t.then((x) => ({ i, x }), () => null)));
         // extracted but never registered: drop now (the store would also remove them when it next opens)
         for (const s of settled) {
-          if (s && chains[s.i] && !held.includes(chains[s.i]!)) await this.discard(s.x);
+          if (s && s.x !== 'shared' && chains[s.i] && !held.includes(chains[s.i]!)) await this.discard(s.x);
         }
         throw e;
       } finally {
@@ -355,6 +388,7 @@ export class Puller {
       const img = await images.create(rawConfig);
       return img.id;
     } finally {
+      for (const done of [...owned.values()]) done(false);
       for (const c of held.reverse()) await layers.release(c).catch(() => {});
     }
   }
