@@ -158,7 +158,7 @@ test('docker inspect and history', async () => {
 
 test('docker system df', async () => {
   await both(['system', 'df']);
-  await both(['system', 'df', '-v']);
+  await both(['system', 'df', '-v'], { kind: 'set' });
 });
 
 test('docker rmi, dangling after retag, image prune -f', async () => {
