@@ -288,6 +288,19 @@ test('corrupt blob in the registry: digest mismatch fails and leaves nothing vis
   assert.deepEqual(await driverDirs(), []);
 });
 
+test('a layer escaping its root is refused by extraction; the cause is reported, nothing kept', async () => {
+  const env = await newEnv();
+  const u = unique();
+  const built = await push({ layers: [
+    { files: [{ path: 'ok', content: randomBytes(500_000) }] },
+    { files: [{ path: 'x/../../evil', content: 'boom' }] },
+  ] }, `test/escape-${u}:v1`);
+  await assert.rejects(pull(env, `${reg.host}/test/escape-${u}:v1`), (e: Error) => !/error pulling layer|premature close/i.test(e.message) && /evil|escape|outside|\.\./i.test(e.message));
+  assert.equal(await env.images.has(built.configDigest as Digest), false);
+  assert.equal((await env.layers.list()).length, 0);
+  assert.equal(await exists('/evil'), false);
+});
+
 test('truncated blob fails; max-concurrent-downloads 1 queues layers with Waiting', async () => {
   const env = await newEnv({ maxConcurrentDownloads: 1 });
   const u = unique();

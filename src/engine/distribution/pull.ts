@@ -433,18 +433,23 @@ export class Puller {
         },
       });
       const decomp = decompressorFor(desc.mediaType ?? '', head);
+      // whichever side fails first holds the cause; the other side only sees the teardown
+      let cause: { err: unknown } | null = null;
       const extractP = this.deps.layers.extract(decomp).catch((e: unknown) => {
+        cause ??= { err: e };
         decomp.destroy(e as Error);
         body.destroy();
         throw e;
       });
-      const pipeP = pipeline(body, counter, decomp);
+      const pipeP = pipeline(body, counter, decomp).catch((e: unknown) => {
+        cause ??= { err: wrapStreamError(e, desc.digest) };
+        throw e;
+      });
       const [pr, er] = await Promise.allSettled([pipeP, extractP]);
-      if (pr.status === 'rejected') {
+      if (pr.status === 'rejected' || er.status === 'rejected') {
         if (er.status === 'fulfilled') await this.discard(er.value);
-        throw wrapStreamError(pr.reason, desc.digest);
+        throw (cause as { err: unknown } | null)?.err ?? (pr.status === 'rejected' ? pr.reason : (er as PromiseRejectedResult).reason);
       }
-      if (er.status === 'rejected') throw er.reason;
       report('Extracting', total);
       return er.value;
     } finally {
