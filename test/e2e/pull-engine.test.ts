@@ -215,6 +215,22 @@ test('multi-arch index: host platform by default, --platform selects, unknown pl
     e instanceof NotFoundError && e.message === 'no matching manifest for linux/s390x in the manifest list entries');
 });
 
+test('docker schema 2 media types (skopeo --format v2s2)', async () => {
+  const env = await newEnv();
+  const u = unique();
+  const dir = await mkdtemp(join(tmpdir(), 'wharf-oci-'));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  const built = await buildOciLayout(dir, { layers: [{ files: [{ path: 'd2', content: `v2s2 ${u}` }] }, { compression: 'none', files: [{ path: 'e', content: 'e' }] }] });
+  await pushLayout(dir, reg.host, `test/v2s2-${u}:v1`, { format: 'v2s2' });
+  const res = await fetch(`${reg.url}/v2/test/v2s2-${u}/manifests/v1`, { headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' } });
+  assert.equal(res.headers.get('content-type'), 'application/vnd.docker.distribution.manifest.v2+json');
+  const digest = res.headers.get('docker-content-digest');
+  const msgs = await pull(env, `${reg.host}/test/v2s2-${u}:v1`);
+  assert.ok(msgs.some((m) => m.status === `Digest: ${digest}`));
+  assert.equal(env.refs.get(`${reg.host}/test/v2s2-${u}:v1`), built.configDigest);
+  assert.ok(await env.content.has(digest as Digest));
+});
+
 test('pull by digest verifies it; all tags', async () => {
   const env = await newEnv();
   const u = unique();

@@ -250,10 +250,15 @@ export async function buildOciIndex(dir: string, specs: ImageSpec[], tag = 'late
 
 /**
  * Pushes `oci:<dir>:<layoutTag>` to `docker://<registryHost>/<repoTag>` with skopeo (plain http, digests
- * preserved). `all` copies every platform of an index; `creds` is "user:password".
+ * preserved). `all` copies every platform of an index; `creds` is "user:password"; `format: 'v2s2'` converts
+ * to docker's schema 2 media types (gzip/uncompressed layers only; the manifest digest then differs, the
+ * config and layer digests stay).
  */
-export async function pushLayout(dir: string, registryHost: string, repoTag: string, opts: { layoutTag?: string; all?: boolean; creds?: string } = {}): Promise<void> {
-  const args = ['copy', '--quiet', '--dest-tls-verify=false', '--preserve-digests'];
+export async function pushLayout(dir: string, registryHost: string, repoTag: string, opts: { layoutTag?: string; all?: boolean; creds?: string; format?: 'oci' | 'v2s2' } = {}): Promise<void> {
+  const args = ['copy', '--quiet', '--dest-tls-verify=false'];
+  // v2s2 rewrites the manifest (docker media types): its digest is no longer BuiltImage.manifestDigest
+  if (opts.format === 'v2s2') args.push('--format', 'v2s2');
+  else args.push('--preserve-digests');
   if (opts.all) args.push('--all');
   if (opts.creds) args.push('--dest-creds', opts.creds);
   args.push(`oci:${dir}:${opts.layoutTag ?? 'latest'}`, `docker://${registryHost}/${repoTag}`);
