@@ -54,6 +54,7 @@ async function exists(p: string): Promise<boolean> {
 }
 
 const T = new Date(1_600_000_000_000);
+const INIT_TOP = ['.dockerenv', 'dev', 'etc', 'proc', 'sys'];
 
 async function withStore(driver: string, fn: (s: LayerStore, root: string) => Promise<void>): Promise<void> {
   const root = await mkdtemp(join(tmpdir(), `wharf-layers-${driver}-`));
@@ -197,7 +198,7 @@ for (const driver of ['overlay', 'vfs']) {
           for (const k of ['.wh.a', 'd/.wh.x', 'd/.wh.y', 'd/z', 'two']) assert.ok(t2.has(k), `vfs tar has ${k}: ${[...t2.keys()]}`);
           assert.ok(!t2.has('keep'));
         }
-        await s.createRW('ctr1', c3);
+        await s.createRW('ctr1', c3, { init: false });
         const m = await s.mount('ctr1');
         try {
           assert.equal(await s.mount('ctr1'), m); // counted
@@ -243,6 +244,7 @@ for (const driver of ['overlay', 'vfs']) {
           assert.equal(byPath.get('/d/fresh'), 1);
           assert.equal(byPath.get('/d'), 0);
           assert.ok(!byPath.has('/two'));
+          for (const p of ['/etc', '/etc/hosts', '/.dockerenv', '/proc', '/dev']) assert.ok(!byPath.has(p), `init layer entry ${p} not in changes`);
           assert.deepEqual(ch.map((c) => c.path), [...ch.map((c) => c.path)].sort());
           assert.ok((await s.rwSize('ctr')) >= 'new file'.length + 'modified'.length + 1 + 5);
           const chunks: Buffer[] = [];
@@ -258,7 +260,8 @@ for (const driver of ['overlay', 'vfs']) {
         await s.createRW('ctr2', c3);
         const m2 = await s.mount('ctr2');
         try {
-          assert.deepEqual((await readdir(m2)).sort(), ['b', 'd', 'keep', 'nd', 'new', 'two']);
+          assert.deepEqual((await readdir(m2)).filter((n) => !INIT_TOP.includes(n)).sort(), ['b', 'd', 'keep', 'nd', 'new', 'two']);
+          assert.equal(await readFile(join(m2, 'etc/hosts'), 'utf8'), '');
           assert.equal(await readFile(join(m2, 'keep'), 'utf8'), 'modified');
           assert.equal(await readFile(join(m2, 'nd/f'), 'utf8'), 'f');
           assert.deepEqual(await readdir(join(m2, 'd')), ['fresh']);
@@ -270,9 +273,41 @@ for (const driver of ['overlay', 'vfs']) {
       });
     });
 
+    test('init layer: mount targets exist but are not changes; docker diff shows only the container\'s writes', async () => {
+      await withStore(driver, async (s) => {
+        const c1 = await addLayer(s, null, [
+          { name: 'etc/', type: 'directory', mode: 0o750, uid: 7, mtime: T },
+          { name: 'etc/os-release', content: 'wharf' },
+          { name: 'proc/', type: 'directory', mode: 0o555 },
+        ]);
+        await s.createRW('web', c1);
+        const m = await s.mount('web');
+        try {
+          for (const p of ['etc/hosts', 'etc/hostname', 'etc/resolv.conf', '.dockerenv', 'dev/console']) {
+            assert.ok((await stat(join(m, p))).isFile(), p);
+          }
+          assert.ok((await stat(join(m, 'dev/pts'))).isDirectory());
+          assert.equal(await readlink(join(m, 'etc/mtab')), '/proc/mounts');
+          const etc = await stat(join(m, 'etc'));
+          assert.equal(etc.mode & 0o7777, 0o750, 'copied-up /etc keeps the image\'s mode');
+          assert.equal(etc.uid, 7);
+          assert.equal((await stat(join(m, 'proc'))).mode & 0o7777, 0o555, 'the image\'s /proc is not shadowed');
+          assert.deepEqual(await s.changes('web'), []);
+          await mkdir(join(m, 'www'));
+          await writeFile(join(m, 'www/index.html'), 'hi\n');
+          assert.deepEqual(await s.changes('web'), [{ path: '/www', kind: 1 }, { path: '/www/index.html', kind: 1 }]);
+          const names = [...(await tarEntries(await s.diff('web'))).keys()];
+          assert.deepEqual(names, ['www', 'www/index.html']);
+        } finally {
+          await s.unmount('web');
+        }
+        await s.removeRW('web');
+      });
+    });
+
     test('scratch RW layer (no parent) mounts and diffs', async () => {
       await withStore(driver, async (s) => {
-        await s.createRW('scratch', null);
+        await s.createRW('scratch', null, { init: false });
         const m = await s.mount('scratch');
         try {
           assert.deepEqual(await readdir(m), []);

@@ -42,7 +42,26 @@ interface Rec {
 interface RwRec {
   id: string;
   parent: Digest | null;
+  /** Whether the RW layer sits on an init layer (docker's <id>-init: mount targets the runtime needs). */
+  init: boolean;
 }
+
+/**
+ * Docker's init layer: mount targets created below the container's RW layer when the image lacks them, so that
+ * the runtime's bind mounts never show up in `docker diff` / commit.
+ */
+const INIT_ITEMS: [string, 'dir' | 'file' | 'symlink', string?][] = [
+  ['dev/pts', 'dir'],
+  ['dev/shm', 'dir'],
+  ['proc', 'dir'],
+  ['sys', 'dir'],
+  ['.dockerenv', 'file'],
+  ['etc/resolv.conf', 'file'],
+  ['etc/hosts', 'file'],
+  ['etc/hostname', 'file'],
+  ['dev/console', 'file'],
+  ['etc/mtab', 'symlink', '/proc/mounts'],
+];
 
 const LONG_OPTS = 3500;
 
@@ -207,7 +226,8 @@ class FsLayerStore implements LayerStore {
         await rm(p, { recursive: true, force: true });
         continue;
       }
-      this.rws.set(name, { id: name, parent: parent && isDigest(parent) ? parent : null });
+      const init = (await readText(join(p, 'init'))) === '1';
+      this.rws.set(name, { id: name, parent: parent && isDigest(parent) ? parent : null, init });
     }
     for (const r of this.layers.values()) {
       if (r.parent) {
@@ -228,7 +248,10 @@ class FsLayerStore implements LayerStore {
     // driver directories that no layer or RW layer references
     const keep = new Set<string>();
     for (const r of this.layers.values()) keep.add(r.cacheId);
-    for (const id of this.rws.keys()) keep.add(id);
+    for (const id of this.rws.keys()) {
+      keep.add(id);
+      keep.add(`${id}-init`);
+    }
     for (const name of await readdir(this.driverRoot)) {
       if (name === 'l' || keep.has(name)) continue;
       const p = join(this.driverRoot, name);
@@ -416,27 +439,39 @@ class FsLayerStore implements LayerStore {
 
   // ---------- RW layers ----------
 
-  createRW(id: string, parent: Digest | null): Promise<void> {
+  createRW(id: string, parent: Digest | null, opts: { init?: boolean } = {}): Promise<void> {
     validId(id);
+    const init = opts.init ?? true;
     return this.lock.run(async () => {
       if (this.rws.has(id)) throw new ConflictError(`RW layer ${id} already exists`);
       const parentRec = parent ? this.rec(parent) : null;
       const dir = join(this.driverRoot, id);
       await rm(dir, { recursive: true, force: true });
+      await rm(`${dir}-init`, { recursive: true, force: true });
       if (this.driverName === 'overlay') {
         for (const d of ['upper', 'work', 'merged']) await mkdir(join(dir, d), { recursive: true });
-        if (!parentRec) await mkdir(join(dir, 'lower'));
+        if (init) {
+          await mkdir(join(dir, 'init'));
+          await populateInit(join(dir, 'init'), this.lowers(parent));
+        } else if (!parentRec) await mkdir(join(dir, 'lower'));
       } else {
-        await mkdir(dir, { recursive: true });
-        if (parentRec) await run('cp', ['-a', '--reflink=auto', `${this.layerDir(parentRec.cacheId)}/.`, `${dir}/`]);
+        const base = init ? `${dir}-init` : dir;
+        await mkdir(base, { recursive: true });
+        if (parentRec) await run('cp', ['-a', '--reflink=auto', `${this.layerDir(parentRec.cacheId)}/.`, `${base}/`]);
+        if (init) {
+          await populateInit(base, []);
+          await mkdir(dir);
+          await run('cp', ['-a', '--reflink=auto', `${base}/.`, `${dir}/`]);
+        }
       }
       const tmp = join(this.mountsDir, `.tmp-${randomBytes(6).toString('hex')}`);
       await mkdir(tmp);
       await writeFile(join(tmp, 'parent'), parent ?? '');
+      await writeFile(join(tmp, 'init'), init ? '1' : '0');
       await fsyncDir(tmp);
       await rename(tmp, join(this.mountsDir, id));
       await fsyncDir(this.mountsDir);
-      this.rws.set(id, { id, parent });
+      this.rws.set(id, { id, parent, init });
       if (parentRec) parentRec.rw++;
     });
   }
@@ -445,6 +480,21 @@ class FsLayerStore implements LayerStore {
     const r = this.rws.get(id);
     if (!r) throw new NotFoundError(`RW layer ${id}: not found`);
     return r;
+  }
+
+  /** overlay: the lower dirs of an RW layer's mount, top first (init layer, then the chain). */
+  private rwLowers(rw: RwRec): string[] {
+    const dir = join(this.driverRoot, rw.id);
+    const out = this.lowers(rw.parent);
+    if (rw.init) out.unshift(join(dir, 'init'));
+    if (out.length === 0) out.push(join(dir, 'lower'));
+    return out;
+  }
+
+  /** vfs: the tree an RW layer's changes are computed against. */
+  private rwBase(rw: RwRec): string | null {
+    if (rw.init) return join(this.driverRoot, `${rw.id}-init`);
+    return rw.parent ? this.layerDir(this.rec(rw.parent).cacheId) : null;
   }
 
   /** Lower diff dirs, top first. */
@@ -489,12 +539,13 @@ class FsLayerStore implements LayerStore {
         return merged;
       }
       const dir = join(this.driverRoot, id);
-      let lowers = this.lowers(rw.parent);
-      if (lowers.length === 0) lowers = [join(dir, 'lower')];
+      const lowers = this.rwLowers(rw);
       let options = `lowerdir=${lowers.join(':')},upperdir=${dir}/upper,workdir=${dir}/work${this.overlayOpts}`;
       let cwd: string | undefined;
       if (options.length > LONG_OPTS) {
         const short: string[] = [];
+        if (rw.init) short.push(`${id}/init`);
+        else if (!rw.parent) short.push(`${id}/lower`);
         let c = rw.parent;
         while (c) {
           const r = this.rec(c);
@@ -541,6 +592,7 @@ class FsLayerStore implements LayerStore {
       await rename(join(this.mountsDir, id), dead);
       this.rws.delete(id);
       await rm(join(this.driverRoot, id), { recursive: true, force: true });
+      await rm(join(this.driverRoot, `${id}-init`), { recursive: true, force: true });
       await rm(dead, { recursive: true, force: true });
       if (rw.parent) {
         const p = this.layers.get(hexOf(rw.parent));
@@ -555,16 +607,16 @@ class FsLayerStore implements LayerStore {
   async changes(id: string): Promise<{ path: string; kind: 0 | 1 | 2 }[]> {
     const rw = this.rwRec(id);
     if (this.driverName === 'vfs') {
-      return naiveChanges(this.upperDir(id), rw.parent ? this.layerDir(this.rec(rw.parent).cacheId) : null);
+      return naiveChanges(this.upperDir(id), this.rwBase(rw));
     }
-    return overlayChanges(this.upperDir(id), this.lowers(rw.parent));
+    return overlayChanges(this.upperDir(id), this.rwLowers(rw));
   }
 
   async diff(id: string): Promise<Readable> {
     const rw = this.rwRec(id);
     if (this.driverName === 'overlay') return packOverlayDir(this.upperDir(id));
     const upper = this.upperDir(id);
-    const lower = rw.parent ? this.layerDir(this.rec(rw.parent).cacheId) : null;
+    const lower = this.rwBase(rw);
     return packChanges(upper, () => naiveChanges(upper, lower));
   }
 
@@ -572,7 +624,7 @@ class FsLayerStore implements LayerStore {
     const rw = this.rwRec(id);
     if (this.driverName === 'overlay') return treeSize(this.upperDir(id));
     const upper = this.upperDir(id);
-    const ch = await naiveChanges(upper, rw.parent ? this.layerDir(this.rec(rw.parent).cacheId) : null);
+    const ch = await naiveChanges(upper, this.rwBase(rw));
     let total = 0;
     for (const c of ch) {
       if (c.kind === 2) continue;
@@ -580,6 +632,66 @@ class FsLayerStore implements LayerStore {
       if (st.isFile()) total += st.size;
     }
     return total;
+  }
+}
+
+/** The topmost entry at `rel` among `dirs` (null when absent or whited out). */
+async function topmost(dirs: string[], rel: string): Promise<import('node:fs').BigIntStats | null> {
+  for (const l of dirs) {
+    try {
+      const st = await lstat(join(l, rel), { bigint: true });
+      return isWhiteout(st) ? null : st;
+    } catch {
+      // not in this layer
+    }
+  }
+  return null;
+}
+
+/**
+ * Creates docker's init-layer entries in `target` for those the image (`target` itself, then `lowers`) lacks.
+ * Parent directories that exist below get their owner, mode and times copied (as an overlay copy-up would).
+ */
+async function populateInit(target: string, lowers: string[]): Promise<void> {
+  const all = [target, ...lowers];
+  for (const [rel, kind, linkTarget] of INIT_ITEMS) {
+    if (await topmost(all, rel)) continue;
+    const parts = rel.split('/');
+    let ok = true;
+    for (let i = 1; i < parts.length && ok; i++) {
+      const anc = parts.slice(0, i).join('/');
+      const mine = await lstat(join(target, anc)).catch(() => null);
+      if (mine) {
+        ok = mine.isDirectory();
+        continue;
+      }
+      const below = await topmost(lowers, anc);
+      if (below && !below.isDirectory()) {
+        ok = false;
+        continue;
+      }
+      await mkdir(join(target, anc), { mode: 0o755 });
+      if (below) {
+        await chown(join(target, anc), Number(below.uid), Number(below.gid));
+        await chmod(join(target, anc), Number(below.mode & 0o7777n));
+      }
+    }
+    if (!ok) continue;
+    const p = join(target, rel);
+    if (kind === 'dir') await mkdir(p, { mode: 0o755 });
+    else if (kind === 'file') await writeFile(p, '', { mode: 0o755 });
+    else await symlink(linkTarget!, p);
+  }
+  // directory times last, after their content
+  for (const [rel] of INIT_ITEMS) {
+    const parts = rel.split('/');
+    for (let i = parts.length - 1; i >= 1; i--) {
+      const anc = parts.slice(0, i).join('/');
+      const below = await topmost(lowers, anc);
+      if (below && below.isDirectory() && (await lstat(join(target, anc)).catch(() => null))) {
+        await utimes(join(target, anc), new Date(Number(below.atimeMs)), new Date(Number(below.mtimeMs)));
+      }
+    }
   }
 }
 

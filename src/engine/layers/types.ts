@@ -71,7 +71,13 @@ export interface LayerStore {
   diffPath(chainId: Digest): Promise<string>;
   list(): Promise<Layer[]>;
 
-  createRW(id: string, parent: Digest | null): Promise<void>;
+  /**
+   * Creates a container's RW layer. Unless `opts.init` is false, an init layer (docker's `<id>-init`) sits between
+   * the image and the RW layer holding the mount targets the image lacks (/etc/hosts, /etc/hostname,
+   * /etc/resolv.conf, /dev/pts, /dev/shm, /dev/console, /proc, /sys, /.dockerenv, /etc/mtab), so they never appear
+   * in changes()/diff(). The RW layer holds a reference on `parent` until removeRW.
+   */
+  createRW(id: string, parent: Digest | null, opts?: { init?: boolean }): Promise<void>;
   /** Mounts and returns the merged rootfs path; nested calls are counted. */
   mount(id: string): Promise<string>;
   unmount(id: string): Promise<void>;
