@@ -320,6 +320,55 @@ for (const driver of ['overlay', 'vfs']) {
       });
     });
 
+    test('parallel extraction, ordered registration; a long lowerdir goes through short links', async () => {
+      await withStore(driver, async (s, root) => {
+        const n = driver === 'overlay' ? 60 : 8;
+        const tars = await Promise.all(Array.from({ length: n }, (_, i) => buildTar([
+          { name: `layer${i}/`, type: 'directory' },
+          { name: `layer${i}/file`, content: `content ${i}` },
+          { name: 'shared', content: `top is ${i}` },
+        ])));
+        const exs = await Promise.all(tars.map((t) => s.extract(Readable.from([t]))));
+        let parent: Digest | null = null;
+        for (let i = 0; i < n; i++) {
+          assert.equal(exs[i]!.diffId, sha256(tars[i]!));
+          parent = (await s.register(parent, exs[i]!)).chainId;
+        }
+        await s.createRW('many', parent);
+        const m = await s.mount('many');
+        try {
+          assert.equal(await readFile(join(m, 'shared'), 'utf8'), `top is ${n - 1}`);
+          for (let i = 0; i < n; i++) assert.equal(await readFile(join(m, `layer${i}/file`), 'utf8'), `content ${i}`);
+          if (driver === 'overlay') assert.ok((await readdir(join(root, 'overlay/l'))).length >= n, 'short links used');
+        } finally {
+          await s.unmount('many');
+        }
+        await s.removeRW('many');
+      });
+    });
+
+    test('truncated or corrupt tars are refused and leave nothing; trailing bytes after the end count in the diffID', async () => {
+      await withStore(driver, async (s, root) => {
+        const tar = await buildTar([{ name: 'big', content: 'x'.repeat(5000) }, { name: 'after', content: 'y' }]);
+        const drv = join(root, driver === 'overlay' ? 'overlay' : 'vfs');
+        const before = JSON.stringify(await readdir(drv, { recursive: true }));
+        await assert.rejects(s.extract(Readable.from([tar.subarray(0, 2000)])));
+        assert.equal(JSON.stringify(await readdir(drv, { recursive: true })), before);
+        const failing = new Readable({
+          read() {
+            this.push(tar.subarray(0, 1024));
+            this.destroy(new Error('network reset'));
+          },
+        });
+        await assert.rejects(s.extract(failing), /network reset/);
+        assert.equal(JSON.stringify(await readdir(drv, { recursive: true })), before);
+        const padded = Buffer.concat([tar, Buffer.alloc(10240)]);
+        const ex = await s.extract(Readable.from([padded.subarray(0, 3000), padded.subarray(3000)]));
+        assert.equal(ex.diffId, sha256(padded));
+        assert.equal(ex.size, 5001);
+      });
+    });
+
     test('reference counts: shared layers survive until the last image releases them', async () => {
       await withStore(driver, async (s, root) => {
         // image A: puller registers (one reference each), the image retains its top, the puller releases
