@@ -3,6 +3,7 @@
  * (test/support/oci-images.ts), pulled with the Puller into real content/layer/image/reference stores in a
  * temp data root. No wharfd, no CLI.
  *
+ * WHARF_TEST_DRIVER=vfs|overlay picks the storage driver (default: the store's choice).
  * Set WHARF_PULL_BENCH=1 to also time the pull of a ~100 MB, 4-layer fixture.
  */
 import { test, before, after } from 'node:test';
@@ -41,7 +42,7 @@ async function newEnv(config: Partial<typeof DEFAULT_CONFIG> = {}): Promise<Env>
   const dataRoot = await mkdtemp(join(tmpdir(), 'wharf-pull-'));
   cleanups.push(() => rm(dataRoot, { recursive: true, force: true }));
   const content = await openContentStore(join(dataRoot, 'content'));
-  const layers = await openLayerStore({ dataRoot });
+  const layers = await openLayerStore({ dataRoot, ...(process.env.WHARF_TEST_DRIVER ? { driver: process.env.WHARF_TEST_DRIVER } : {}) });
   const images = await openImageStore(dataRoot, layers);
   const refs = await openReferenceStore(dataRoot);
   const puller = new Puller({ content, layers, images, refs, config: { ...DEFAULT_CONFIG, ...config, dataRoot }, dataRoot });
@@ -296,7 +297,7 @@ test('corrupt blob in the registry: digest mismatch fails and leaves nothing vis
   // no extracted directory left behind for the failed layers
   const driverDirs = async () => {
     const out: string[] = [];
-    for (const d of ['overlay', 'vfs', 'layers/staging', 'layers/tmp']) {
+    for (const d of ['overlay', 'vfs/dir', 'vfs/staging']) {
       try { out.push(...(await readdir(join(env.dataRoot, d))).filter((n) => !n.startsWith('.') && n !== 'l')); } catch { /* absent */ }
     }
     return out;
