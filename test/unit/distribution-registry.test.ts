@@ -130,3 +130,24 @@ test('blob GET follows a cross-origin redirect without forwarding credentials', 
   assert.deepEqual(got, blob);
   assert.deepEqual(blobAuth, [undefined]);
 });
+
+test('HTTPS_PROXY is used for remote registries (CONNECT), never for loopback ones', async () => {
+  const seen: string[] = [];
+  const proxy = createServer((req, res) => { seen.push(`${req.method} ${req.url}`); res.writeHead(502).end(); });
+  proxy.on('connect', (req, socket) => { seen.push(`CONNECT ${req.url}`); socket.end('HTTP/1.1 502 Bad Gateway\r\n\r\n'); });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  const old = process.env.HTTPS_PROXY;
+  process.env.HTTPS_PROXY = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
+  try {
+    const remote = new Repository('registry.wharf.test', 'x/y', { config: cfg });
+    await assert.rejects(remote.getManifest('v1'));
+    assert.ok(seen.includes('CONNECT registry.wharf.test:443'), `proxy saw ${JSON.stringify(seen)}`);
+    const before = seen.length;
+    const local = new Repository(reg.host, 'lib/app', { config: cfg });
+    assert.equal((await local.getManifest('v1')).digest, sha(manifest));
+    assert.equal(seen.length, before, 'loopback registry bypasses the proxy');
+  } finally {
+    if (old === undefined) delete process.env.HTTPS_PROXY; else process.env.HTTPS_PROXY = old;
+    proxy.close();
+  }
+});

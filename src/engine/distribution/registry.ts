@@ -10,7 +10,7 @@
  *   forwarded cross-origin). Tags are listed with `Link` pagination.
  * - Registry errors become typed errors worded like dockerd's.
  */
-import { Agent, interceptors, request, type Dispatcher } from 'undici';
+import { Agent, EnvHttpProxyAgent, interceptors, request, type Dispatcher } from 'undici';
 import { isIP } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { AuthConfig } from '../../api/backend.js';
@@ -261,12 +261,31 @@ function isNetworkError(err: unknown): boolean {
 // Client
 
 const agents = new Map<string, Dispatcher>();
-function dispatcherFor(insecure: boolean): Dispatcher {
-  const key = insecure ? 'insecure' : 'secure';
+
+function proxyConfigured(): boolean {
+  const e = process.env;
+  return !!(e.HTTPS_PROXY || e.https_proxy || e.HTTP_PROXY || e.http_proxy);
+}
+
+function isLoopbackHost(url: string): boolean {
+  const h = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || (isIP(h) === 4 && h.startsWith('127.'));
+}
+
+/**
+ * One pooled dispatcher per (TLS verification, proxy) pair. HTTP(S)_PROXY / NO_PROXY are honoured as dockerd
+ * does (Go's ProxyFromEnvironment), and like Go, loopback registries never go through a proxy.
+ */
+function dispatcherFor(insecure: boolean, url?: string): Dispatcher {
+  const proxied = proxyConfigured() && !(url && isLoopbackHost(url));
+  const key = `${insecure ? 'insecure' : 'secure'}${proxied ? '+proxy' : ''}`;
   let d = agents.get(key);
   if (!d) {
-    d = new Agent({ connect: { rejectUnauthorized: !insecure, timeout: 15_000 }, keepAliveTimeout: 10_000 })
-      .compose(interceptors.redirect({ maxRedirections: 10 }));
+    const connect = { rejectUnauthorized: !insecure, timeout: 15_000 };
+    const base: Dispatcher = proxied
+      ? new EnvHttpProxyAgent({ connect, requestTls: { rejectUnauthorized: !insecure }, keepAliveTimeout: 10_000 })
+      : new Agent({ connect, keepAliveTimeout: 10_000 });
+    d = base.compose(interceptors.redirect({ maxRedirections: 10 }));
     agents.set(key, d);
   }
   return d;
@@ -321,7 +340,7 @@ export class Repository {
       const res = await request(url, {
         method: method as Dispatcher.HttpMethod,
         headers: { 'user-agent': USER_AGENT, ...headers },
-        dispatcher: dispatcherFor(insecure),
+        dispatcher: dispatcherFor(insecure, url),
         signal: this.opts.signal,
       });
       return res as unknown as Response;
@@ -387,7 +406,7 @@ export class Repository {
         res = (await request(realm, {
           method: 'POST', body: form.toString(),
           headers: { 'content-type': 'application/x-www-form-urlencoded', 'user-agent': USER_AGENT },
-          dispatcher: dispatcherFor(false), signal: this.opts.signal,
+          dispatcher: dispatcherFor(false, realm), signal: this.opts.signal,
         })) as unknown as Response;
       } catch (err) { throw goNetError('Post', realm, err); }
     } else {
