@@ -184,6 +184,27 @@ for (const driver of ['overlay', 'vfs']) {
       });
     });
 
+    test('later entries replace earlier ones of the same path', async () => {
+      await withStore(driver, async (s) => {
+        const ex = await s.extract(Readable.from([await buildTar([
+          { name: 'p', content: 'file first' },
+          { name: 'p/', type: 'directory' },
+          { name: 'p/child', content: 'c', pax: { 'SCHILY.xattr.user.x': '1' } },
+          { name: 'p', type: 'symlink', linkname: 'q' },
+          { name: 'q', content: 'v1' },
+          { name: 'q', content: 'v2', mode: 0o600 },
+          { name: 'dev0', type: 'character-device', devmajor: 1, devminor: 5 },
+          { name: 'dev0', content: 'now a file' },
+        ])]));
+        const dir = await s.diffPath((await s.register(null, ex)).chainId);
+        assert.equal(await readlink(join(dir, 'p')), 'q');
+        assert.equal(await readFile(join(dir, 'q'), 'utf8'), 'v2');
+        assert.equal((await stat(join(dir, 'q'))).mode & 0o777, 0o600);
+        assert.ok((await lstat(join(dir, 'dev0'))).isFile());
+        assert.equal(await readFile(join(dir, 'dev0'), 'utf8'), 'now a file');
+      });
+    });
+
     test('3-layer chain: whiteouts hide files and opaque dirs hide lower contents through the mount', async () => {
       await withStore(driver, async (s) => {
         const c1 = await addLayer(s, null, L1);

@@ -282,6 +282,8 @@ class Extractor {
       for (const k of [...this.known.keys()]) if (k.startsWith(prefix)) this.known.delete(k);
       for (const k of [...this.nodes.keys()]) if (k.startsWith(prefix)) this.nodes.delete(k);
       for (const k of [...this.dirs.keys()]) if (k.startsWith(prefix)) this.dirs.delete(k);
+      for (const k of [...this.xattrs.keys()]) if (k.startsWith(prefix)) this.xattrs.delete(k);
+      for (const k of [...this.opaque]) if (k.startsWith(prefix)) this.opaque.delete(k);
       this.dirs.delete(key);
       this.opaque.delete(key);
     } else {
@@ -290,6 +292,7 @@ class Extractor {
     }
     this.known.delete(key);
     this.symlinks.delete(key);
+    this.xattrs.delete(key);
   }
 
   private async drain(stream: Readable): Promise<void> {
