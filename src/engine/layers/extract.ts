@@ -326,7 +326,7 @@ class Extractor {
         const key = parentKey === '' ? target : `${parentKey}/${target}`;
         if (!this.known.has(key)) {
           this.known.set(key, 'whiteout');
-          this.nodes.set(key, { type: 'c', major: 0, minor: 0, mode: 0, uid: 0, gid: 0, mtime: null });
+          this.nodes.set(key, { type: 'c', major: 0, minor: 0, mode: 0, uid: h.uid ?? 0, gid: h.gid ?? 0, mtime: h.mtime ?? new Date(0) });
         }
       }
       return;
@@ -494,7 +494,7 @@ class Extractor {
     if (this.nodes.size) {
       await mknodBatch([...this.nodes].map(([k, n]) => [this.abs(k), n] as [string, NodeSpec]));
       for (const [k, n] of this.nodes) {
-        if (n.mtime === null) continue; // whiteout
+        if (n.mtime === null) continue;
         const p = this.abs(k);
         if (n.uid !== 0 || n.gid !== 0) await lchown(p, n.uid, n.gid);
         await lutimes(p, n.mtime, n.mtime);
