@@ -18,7 +18,7 @@
  * and wharf() runs the docker CLI, so every e2e expectation can be confirmed against the real thing.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, existsSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -92,6 +92,18 @@ function cleanupDirSync(dir: string): void {
     try { execFileSync('umount', ['-l', m], { stdio: 'ignore' }); } catch { /* already gone */ }
   }
   try { rmSync(dir, { recursive: true, force: true, maxRetries: 3 }); } catch { /* best effort */ }
+}
+
+/** SIGKILLs every process whose command line mentions `dir` (reference mode: dockerd's orphaned containerd). */
+function killProcessesMentioning(dir: string): number {
+  let n = 0;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir + '/')) { n++; process.kill(Number(pid), 'SIGKILL'); }
+    } catch { /* gone */ }
+  }
+  return n;
 }
 
 function ping(sock: string): Promise<boolean> {
@@ -193,6 +205,11 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       if (!child || child.exitCode !== null || child.signalCode !== null) return;
       child.kill(signal);
       await waitExit(child, 30_000);
+      // dockerd's own containerd outlives a SIGKILL of dockerd and would block the restart
+      if (reference && signal === 'SIGKILL') {
+        for (let i = 0; i < 50 && killProcessesMentioning(dir) > 0; i++) await new Promise((r) => setTimeout(r, 100));
+        rmSync(join(execRoot, 'containerd', 'containerd.pid'), { force: true }); // may name a zombie
+      }
     },
     restart: async () => {
       if (stopped) throw new Error('daemon was stopped');
