@@ -477,6 +477,12 @@ for (const driver of ['overlay', 'vfs']) {
           assert.equal(await exists('/evil'), false);
         }
         assert.equal(JSON.stringify(await readdir(drv, { recursive: true })), before, 'partial directories removed');
+        // refusal does not wait for a source that stalls after the bad entry
+        const evil = await buildTar([{ name: '../evil', content: 'x' }]);
+        const stalled = new Readable({ read() {} });
+        stalled.push(evil.subarray(0, 1024));
+        await assert.rejects(s.extract(stalled), InvalidParameterError);
+        assert.ok(stalled.destroyed);
         // a symlink staying inside the layer may be traversed
         const ex = await s.extract(Readable.from([await buildTar([
           { name: 'real', type: 'directory' },

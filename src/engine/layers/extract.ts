@@ -188,6 +188,7 @@ class Extractor {
     } catch (e) {
       stopped = true;
       extract.destroy(new Error('extraction aborted'));
+      tar.destroy(); // do not wait for a stalled source
       await feeder;
       throw e;
     }
