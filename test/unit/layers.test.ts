@@ -451,6 +451,15 @@ for (const driver of ['overlay', 'vfs']) {
         assert.equal(await exists(join(root, 'vfs/staging', orphan.cacheId)), false);
         assert.deepEqual(await readdir(join(root, 'layers/layerdb/sha256')), [c1.slice(7)]);
         assert.equal(await readFile(join(await s2.diffPath(c1), 'keep'), 'utf8'), 'keep me');
+        // a crash after the last reference was dropped but before deletion: the chain goes at next open
+        const d1 = await addLayer(s2, null, [{ name: 'base', content: 'b' }]);
+        const d2 = await addLayer(s2, d1, [{ name: 'top', content: 't' }]);
+        assert.deepEqual(await s2.release(d1), []);
+        await writeFile(join(root, 'layers/layerdb/sha256', d2.slice(7), 'refs'), '0');
+        const s3 = await openLayerStore({ dataRoot: root, driver });
+        assert.equal(await s3.has(d2), false);
+        assert.equal(await s3.has(d1), false);
+        assert.equal(await s3.has(c1), true);
       });
     });
 

@@ -243,7 +243,7 @@ class FsLayerStore implements LayerStore {
     }
     // layers nobody references (a crash between the last release and the deletion)
     for (const r of [...this.layers.values()]) {
-      if (this.layers.has(hexOf(r.chainId)) && r.refs + r.children + r.rw <= 0) await this.deleteChain(r);
+      if (this.layers.has(hexOf(r.chainId))) await this.collect(r);
     }
     // driver directories that no layer or RW layer references
     const keep = new Set<string>();
