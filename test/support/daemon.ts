@@ -16,6 +16,7 @@
  * Checking the tests themselves against docker: with WHARF_E2E_DAEMON=dockerd, startDaemon starts Debian's
  * dockerd (with its own containerd, --bridge=none --iptables=false) on the same private directories instead,
  * and wharf() runs the docker CLI, so every e2e expectation can be confirmed against the real thing.
+ * With WHARF_E2E_CLI=docker, wharf() runs the docker CLI against wharfd (to tell daemon from CLI faults).
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, existsSync } from 'node:fs';
@@ -185,7 +186,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     dir, sock, host, dataRoot, execRoot, pidfile,
     get pid() { return entry.child?.pid; },
     log: () => logText,
-    wharf: (a, o = {}) => (reference ? d.docker(a, o) : run(NODE, [WHARF_CLI, ...a], { ...o, env: { ...cliEnv, ...o.env } })),
+    wharf: (a, o = {}) => (reference || process.env.WHARF_E2E_CLI === 'docker' ? d.docker(a, o) : run(NODE, [WHARF_CLI, ...a], { ...o, env: { ...cliEnv, ...o.env } })),
     docker: (a, o = {}) => run(DOCKER, a, {
       ...o,
       env: { ...cliEnv, DOCKER_CONFIG: dockerConfig, DOCKER_BUILDKIT: '0', DOCKER_CLI_HINTS: 'false', ...o.env },
