@@ -502,17 +502,17 @@ class Extractor {
       }
       for (const [t, l] of this.deferredLinks) await link(this.abs(t), this.abs(l));
     }
-    const xs: [string, Map<string, Buffer>][] = [];
-    for (const [k, m] of this.xattrs) if (this.known.has(k)) xs.push([this.abs(k), m]);
+    // Opaque markers must be set; attributes from PAX records are best effort (as docker: a filesystem without
+    // e.g. security.* support only loses the attribute), so they go in a second call whose failure is tolerated.
+    const opq: [string, Map<string, Buffer>][] = [];
     for (const k of this.opaque) {
       if (k !== '' && this.known.get(k) !== 'dir') continue;
-      const p = this.abs(k);
-      const m = new Map<string, Buffer>([['trusted.overlay.opaque', Buffer.from('y')]]);
-      const prev = xs.find(([q]) => q === p);
-      if (prev) prev[1].set('trusted.overlay.opaque', Buffer.from('y'));
-      else xs.push([p, m]);
+      opq.push([this.abs(k), new Map([['trusted.overlay.opaque', Buffer.from('y')]])]);
     }
-    if (xs.length) await setxattrBatch(xs);
+    if (opq.length) await setxattrBatch(opq);
+    const xs: [string, Map<string, Buffer>][] = [];
+    for (const [k, m] of this.xattrs) if (this.known.has(k)) xs.push([this.abs(k), m]);
+    if (xs.length) await setxattrBatch(xs).catch(() => {});
     const dirKeys = [...this.dirs.keys()].sort((a, b) => depthOf(b) - depthOf(a));
     for (const k of dirKeys) {
       const a = this.dirs.get(k)!;
