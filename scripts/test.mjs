@@ -12,8 +12,9 @@
 // the other, because they share the host's mounts, network and CPU. At the end the per-file summaries are
 // added up and printed in the node test runner's own closing format ("# tests N", "# pass N", "# fail N", …).
 // Exit status: 0 when nothing failed or was cancelled, 1 otherwise.
-import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -52,15 +53,33 @@ const total = Object.fromEntries(KEYS.map((k) => [k, 0]));
 const failedFiles = [];
 const started = Date.now();
 
-/** Runs one test file; resolves with its TAP output and parsed summary. */
+/** Unmounts (lazily, deepest first) whatever is still mounted under `dir`, then removes `dir`. */
+function cleanupDir(dir) {
+  let mounts = [];
+  try {
+    mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n')
+      .map((l) => (l.split(' ')[4] ?? '').replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8))))
+      .filter((m) => m === dir || m.startsWith(dir + '/'))
+      .sort((a, b) => b.length - a.length);
+  } catch { /* no /proc */ }
+  for (const m of mounts) spawnSync('umount', ['-l', m], { stdio: 'ignore' });
+  try { rmSync(dir, { recursive: true, force: true, maxRetries: 3 }); } catch (e) { process.stdout.write(`# could not remove ${dir}: ${e.message}\n`); }
+}
+
+/**
+ * Runs one test file; resolves with its TAP output and parsed summary. The file gets its own TMPDIR (every
+ * fixture and daemon of the tests lives under os.tmpdir()), which is unmounted and removed afterwards, so a
+ * file that was killed or crashed leaves nothing behind.
+ */
 function runFile(file, timeoutSec, live) {
   return new Promise((resolvePromise) => {
     const t0 = Date.now();
+    const tmp = mkdtempSync(join(process.env.TMPDIR || tmpdir(), 'wharf-test-'));
     const child = spawn(nodeBin, ['--test', '--test-reporter=tap', file], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true, // own process group, so a timeout can end the file's daemons too
-      env: { ...process.env, WHARF_TEST_FILE: relative(root, file) },
+      env: { ...process.env, TMPDIR: tmp, WHARF_TEST_FILE: relative(root, file) },
     });
     let out = '';
     const onData = (d) => {
@@ -80,6 +99,7 @@ function runFile(file, timeoutSec, live) {
       clearTimeout(timer);
       // Anything the file left behind in its process group (a daemon a test forgot) goes too.
       try { process.kill(-child.pid, 'SIGKILL'); } catch { /* nothing left */ }
+      cleanupDir(tmp);
       const summary = {};
       // The last summary block of the file's TAP output (lines "# pass N" at column 0).
       for (const line of out.split('\n')) {
