@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDaemon, type Daemon } from '../support/daemon.js';
+import { imageLayerDirs, startDaemon, type Daemon } from '../support/daemon.js';
 import { startRegistry, type Registry } from '../support/registry.js';
 import { buildOciLayout, busyboxSpec, pushLayout, type BuiltImage } from '../support/oci-images.js';
 import { lines, show } from '../support/cli.js';
@@ -111,12 +111,11 @@ async function checkConsistent(): Promise<'absent' | 'complete'> {
   const info = JSON.parse(res.body);
   assert.equal(info.Id, big.configDigest);
   assert.deepEqual(info.RootFS.Layers, big.layers.map((l) => l.diffId));
-  const data = info.GraphDriver?.Data ?? {};
-  const dirs = [data.UpperDir, ...(data.LowerDir ? String(data.LowerDir).split(':') : []), data.Dir].filter(Boolean) as string[];
-  assert.ok(dirs.length > 0, JSON.stringify(info.GraphDriver));
+  const { kind, dirs } = imageLayerDirs(d, info);
+  assert.equal(dirs.length, BIG_LAYERS + 1, JSON.stringify(info.GraphDriver));
   for (let i = 0; i < BIG_LAYERS; i++) {
-    // vfs: every file in the one directory; overlay: layer i+1 is dirs[BIG_LAYERS - 1 - i] (top first).
-    const dir = data.Dir ? data.Dir : dirs[BIG_LAYERS - 1 - i]!;
+    // vfs: the top layer holds every file; overlay: layer i+1 is dirs[BIG_LAYERS - 1 - i] (top first).
+    const dir = kind === 'full' ? dirs[0]! : dirs[BIG_LAYERS - 1 - i]!;
     assert.equal((await stat(join(dir, `data/blob${i}.bin`))).size, LAYER_BYTES, `layer ${i + 1} complete in ${dir}`);
   }
   return 'complete';

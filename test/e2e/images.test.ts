@@ -10,7 +10,7 @@ import { mkdtemp, readFile, rm, writeFile, stat, readdir } from 'node:fs/promise
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDaemon, type Daemon } from '../support/daemon.js';
+import { imageLayerDirs, startDaemon, type Daemon } from '../support/daemon.js';
 import { startRegistry, type Registry } from '../support/registry.js';
 import { buildOciLayout, busyboxSpec, pushLayout, registryBlobPath, type BuiltImage, type ImageSpec } from '../support/oci-images.js';
 import { chainIds, lines, parseTable, run, show, shortId, tabwrite } from '../support/cli.js';
@@ -56,13 +56,6 @@ async function inspect(ref: string): Promise<Record<string, any>> {
   const arr = JSON.parse(r.stdout);
   assert.ok(Array.isArray(arr) && arr.length === 1, r.stdout);
   return arr[0];
-}
-
-/** Layer directories of an image, top first, from GraphDriver.Data (overlay: UpperDir + LowerDir; vfs: Dir). */
-function layerDirs(info: Record<string, any>): string[] {
-  const data = info.GraphDriver?.Data ?? {};
-  const dirs = [data.UpperDir, ...(data.LowerDir ? String(data.LowerDir).split(':') : []), data.Dir].filter(Boolean) as string[];
-  return dirs;
 }
 
 before(async () => {
@@ -119,17 +112,19 @@ test('pull: multi-layer image; the shared busybox layer "Already exists"; files,
 
   const info = await inspect(`${H}/test/app:v1`);
   assert.deepEqual(info.RootFS, { Type: 'layers', Layers: a.layers.map((l) => l.diffId) });
-  const dirs = layerDirs(info);
-  assert.ok(dirs.length >= 1, `GraphDriver.Data has no layer directories: ${JSON.stringify(info.GraphDriver)}`);
+  const { kind, dirs } = imageLayerDirs(d, info);
+  assert.equal(dirs.length, 3, JSON.stringify(info.GraphDriver));
   for (const dir of dirs) assert.ok(dir.startsWith(d.dataRoot + '/'), `${dir} is outside the data root`);
-  if (info.GraphDriver.Data.Dir) {
-    // vfs: one full copy per layer
-    const root = info.GraphDriver.Data.Dir as string;
-    assert.equal(await readFile(join(root, 'app/hello.txt'), 'utf8'), 'hello v1\n');
-    assert.equal(existsSync(join(root, 'app/gone.txt')), false);
+  if (kind === 'full') {
+    // vfs: each layer is a full copy of its chain
+    assert.equal(await readFile(join(dirs[0]!, 'app/hello.txt'), 'utf8'), 'hello v1\n');
+    assert.equal(await readFile(join(dirs[0]!, 'app/two.txt'), 'utf8'), 'two v1\n');
+    assert.equal(existsSync(join(dirs[0]!, 'app/gone.txt')), false);
+    assert.equal(await readFile(join(dirs[1]!, 'app/gone.txt'), 'utf8'), 'to be deleted\n');
+    assert.equal(existsSync(join(dirs[2]!, 'app')), false);
+    assert.ok((await stat(join(dirs[0]!, 'bin/busybox'))).size > 100_000);
     return;
   }
-  assert.equal(dirs.length, 3, JSON.stringify(info.GraphDriver));
   // Each layer's own files in its own directory (top first).
   assert.equal(await readFile(join(dirs[0]!, 'app/two.txt'), 'utf8'), 'two v1\n');
   const wh = await stat(join(dirs[0]!, 'app/gone.txt'));
@@ -312,7 +307,7 @@ test('retag: an image that loses its last tag is dangling; image prune -f delete
   const a = img.appv1!;
   const b = img.appv2!;
   const before = await inspect(`${H}/test/app:v1`);
-  const ownDirs = layerDirs(before).slice(0, 2);
+  const ownDirs = imageLayerDirs(d, before).dirs.slice(0, 2);
   assert.equal((await d.wharf(['tag', `${H}/test/app:v1`, 'mine:x'])).code, 0);
   const un = await d.wharf(['rmi', `${H}/test/app:v1`]);
   assert.equal(un.code, 0, show(un));

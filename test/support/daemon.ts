@@ -23,7 +23,7 @@ import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, existsSync }
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DOCKER, NODE, WHARFD, WHARF_CLI, run, type RunOpts, type RunResult } from './cli.js';
+import { DOCKER, NODE, WHARFD, WHARF_CLI, run, sha256, type RunOpts, type RunResult } from './cli.js';
 
 export interface DaemonOptions {
   /** -s/--storage-driver (overlay or vfs); the daemon's own choice when absent. */
@@ -140,7 +140,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   mkdirSync(dockerConfig, { recursive: true });
   const host = `unix://${sock}`;
   const args = ['-H', host, '--data-root', dataRoot, '--exec-root', execRoot, '--pidfile', pidfile];
-  if (opts.driver) args.push('--storage-driver', opts.driver);
+  const driver = opts.driver ?? process.env.WHARF_TEST_DRIVER;
+  if (driver) args.push('--storage-driver', driver);
   args.push(...(opts.extraArgs ?? []));
 
   const entry: { child?: ChildProcess; dir: string } = { dir };
@@ -233,4 +234,25 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     throw e;
   }
   return d;
+}
+
+/**
+ * The directories of an image's layers, top first, from `docker image inspect` output: overlay-style drivers
+ * name them in GraphDriver.Data (UpperDir, then LowerDir, colon-separated), each holding that layer's own
+ * files. docker's vfs reports no GraphDriver.Data; there each layer is a full copy of its chain, found (as in
+ * dockerd's layout) through <data-root>/layers/layerdb/sha256/<chainID>/cache-id → <data-root>/vfs/dir/<id>.
+ */
+export function imageLayerDirs(d: Daemon, info: Record<string, any>): { kind: 'diff' | 'full'; dirs: string[] } {
+  const data = info.GraphDriver?.Data;
+  if (data && (data.UpperDir || data.LowerDir)) {
+    return { kind: 'diff', dirs: [data.UpperDir, ...(data.LowerDir ? String(data.LowerDir).split(':') : [])].filter(Boolean) };
+  }
+  const diffIds: string[] = info.RootFS?.Layers ?? [];
+  const chains: string[] = [];
+  for (const id of diffIds) chains.push(chains.length === 0 ? id : sha256(`${chains[chains.length - 1]} ${id}`));
+  const dirs = chains.reverse().map((c) => {
+    const cache = readFileSync(join(d.dataRoot, 'layers', 'layerdb', 'sha256', c.replace(/^sha256:/, ''), 'cache-id'), 'utf8').trim();
+    return join(d.dataRoot, String(info.GraphDriver?.Name ?? 'vfs'), 'dir', cache);
+  });
+  return { kind: 'full', dirs };
 }
