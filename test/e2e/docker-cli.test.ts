@@ -69,9 +69,30 @@ type Kind = 'exact' | 'rows' | 'set' | 'pull' | 'inspect';
 /** Per-layer progress statuses whose appearance depends on timing (dockerd prints them or not). */
 const TIMING = /^[0-9a-f]{12}: (Verifying Checksum|Downloading|Extracting|Waiting)\b/;
 
+/**
+ * Differences found in the current test. A step that differs does not stop the test (the two daemons must go
+ * through the same commands to stay comparable); each test ends with done(), which fails listing them all.
+ */
+let problems: string[] = [];
+function done(): void {
+  const p = problems;
+  problems = [];
+  assert.ok(p.length === 0, `${p.length} step(s) differ:\n\n${p.join('\n\n')}`);
+}
+
 /** Runs `args` with docker on A and wharf on B; checks docker's exit code, then that wharf printed the same. */
 async function both(args: string[], opts: { code?: number; kind?: Kind } = {}): Promise<{ docker: RunResult; wharf: RunResult }> {
   const [docker, wharf] = await Promise.all([A.docker(args), B.wharf(args)]);
+  try {
+    compare(args, opts, docker, wharf);
+  } catch (e) {
+    if (!(e instanceof assert.AssertionError)) throw e;
+    problems.push(e.message);
+  }
+  return { docker, wharf };
+}
+
+function compare(args: string[], opts: { code?: number; kind?: Kind }, docker: RunResult, wharf: RunResult): void {
   const what = `${args.join(' ')}\n--- docker (exit ${docker.code})\n${docker.stdout}${docker.stderr}--- wharf (exit ${wharf.code})\n${wharf.stdout}${wharf.stderr}`;
   assert.equal(docker.code, opts.code ?? 0, `docker failed: ${what}`);
   assert.equal(wharf.code, docker.code, `exit codes differ: ${what}`);
@@ -95,7 +116,6 @@ async function both(args: string[], opts: { code?: number; kind?: Kind } = {}): 
     assert.equal(ws, ds, `stdout differs: ${what}`);
   }
   assert.equal(normalize(wharf.stderr, B), normalize(docker.stderr, A), `stderr differs: ${what}`);
-  return { docker, wharf };
 }
 
 before(async () => {
@@ -129,6 +149,7 @@ test('docker pull: fresh, up to date, multi-layer with a shared layer', async ()
   await both(['pull', `${H}/library/busybox:latest`]);
   const app = await both(['pull', `${H}/test/app:v1`], { kind: 'pull' });
   assert.ok(app.docker.stdout.includes(`${shortId(img.appv1!.layers[0]!.digest)}: Already exists`), app.docker.stdout);
+  done();
 });
 
 test('docker tag, images (flags and formats)', async () => {
@@ -145,6 +166,7 @@ test('docker tag, images (flags and formats)', async () => {
   await both(['images', '--format', '{{json .}}'], { kind: 'set' });
   await both(['images', '--format', '{{.ID}}: {{.Repository}}'], { kind: 'set' });
   await both(['images', '-f', 'nope=1'], { code: 1 });
+  done();
 });
 
 test('docker inspect and history', async () => {
@@ -154,11 +176,13 @@ test('docker inspect and history', async () => {
   await both(['history', `${H}/test/app:v1`]);
   await both(['history', '--no-trunc', `${H}/test/app:v1`]);
   await both(['image', 'inspect', 'nosuch:1'], { code: 1 });
+  done();
 });
 
 test('docker system df', async () => {
   await both(['system', 'df']);
   await both(['system', 'df', '-v'], { kind: 'set' });
+  done();
 });
 
 test('docker rmi, dangling after retag, image prune -f', async () => {
@@ -177,15 +201,18 @@ test('docker rmi, dangling after retag, image prune -f', async () => {
   await both(['rmi', img.appv2!.configDigest]);
   await both(['rmi', 'nosuch:1'], { code: 1 });
   await both(['images', '-a'], { kind: 'rows' });
+  done();
 });
 
 test('docker image prune -a -f, then system df', async () => {
   await both(['image', 'prune', '-a', '-f'], { kind: 'rows' });
   await both(['images'], { kind: 'rows' });
   await both(['system', 'df']);
+  done();
 });
 
 test('docker pull errors: bad reference, missing manifest', async () => {
   await both(['pull', 'INVALID::ref'], { code: 1 });
   await both(['pull', `${H}/library/nope:1`], { code: 1 });
+  done();
 });
