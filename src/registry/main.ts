@@ -1,0 +1,105 @@
+/**
+ * Standalone entry of the registry server (the `wharf registry serve` subcommand calls the same functions):
+ *
+ *   node dist/src/registry/main.js serve --addr 127.0.0.1:5000 --root /var/lib/wharf-registry \
+ *        [--htpasswd FILE] [--realm R] [--tls-cert F --tls-key F] \
+ *        [--token-auth] [--token-realm URL] [--token-service S] [--token-issuer I] [--token-secret-file F] [--token-public-key F]
+ *   node dist/src/registry/main.js gc --root DIR [--dry-run] [--min-age SECONDS]
+ *
+ * `serve` is the default command. It prints "listening on <url>" once ready and stops on SIGINT/SIGTERM.
+ */
+import { readFile } from 'node:fs/promises';
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
+import { startRegistryServer, type RegistryServerOptions } from './server.js';
+import { collectGarbage } from './storage.js';
+import type { TokenOptions } from './auth.js';
+
+export interface ServeFlags {
+  addr: string;
+  root: string;
+  htpasswd?: string;
+  realm?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tokenAuth?: boolean;
+  tokenRealm?: string;
+  tokenService?: string;
+  tokenIssuer?: string;
+  tokenSecretFile?: string;
+  tokenPublicKey?: string;
+  log?: boolean;
+}
+
+/** Turns parsed flags into server options (reads the token key files). */
+export async function serveOptions(f: ServeFlags): Promise<RegistryServerOptions> {
+  if ((f.tlsCert && !f.tlsKey) || (!f.tlsCert && f.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
+  const opts: RegistryServerOptions = { root: f.root, addr: f.addr };
+  if (f.htpasswd) opts.htpasswd = f.htpasswd;
+  if (f.realm) opts.realm = f.realm;
+  if (f.tlsCert && f.tlsKey) { opts.tlsCert = f.tlsCert; opts.tlsKey = f.tlsKey; }
+  if (f.tokenAuth || f.tokenRealm || f.tokenPublicKey || f.tokenSecretFile) {
+    const t: TokenOptions = {};
+    if (f.tokenRealm) t.realm = f.tokenRealm;
+    if (f.tokenService) t.service = f.tokenService;
+    if (f.tokenIssuer) t.issuer = f.tokenIssuer;
+    if (f.tokenSecretFile) t.secret = Buffer.from((await readFile(f.tokenSecretFile, 'utf8')).trim());
+    if (f.tokenPublicKey) t.publicKeyPem = await readFile(f.tokenPublicKey, 'utf8');
+    opts.token = t;
+  }
+  if (f.log) opts.log = (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+  return opts;
+}
+
+export function registryCommand(): Command {
+  const cmd = new Command('registry').description('Run a registry server (OCI distribution spec)');
+  cmd.command('serve', { isDefault: true })
+    .description('Serve the registry API')
+    .option('--addr <host:port>', 'address to listen on', '127.0.0.1:5000')
+    .option('--root <dir>', 'storage root directory', '/var/lib/wharf-registry')
+    .option('--htpasswd <file>', 'htpasswd file (bcrypt) for basic auth')
+    .option('--realm <realm>', 'basic auth realm', 'wharf-registry')
+    .option('--tls-cert <file>', 'TLS certificate (PEM)')
+    .option('--tls-key <file>', 'TLS key (PEM)')
+    .option('--token-auth', 'bearer token auth; the server issues tokens at /auth/token (users from --htpasswd)')
+    .option('--token-realm <url>', 'token server URL announced to clients')
+    .option('--token-service <name>', 'token service (audience)')
+    .option('--token-issuer <name>', 'token issuer')
+    .option('--token-secret-file <file>', 'HMAC secret for HS256 tokens')
+    .option('--token-public-key <file>', "external token server's public key or certificate (PEM)")
+    .option('--log', 'access log on stderr')
+    .action(async (f: ServeFlags) => {
+      const srv = await startRegistryServer(await serveOptions(f));
+      process.stdout.write(`listening on ${srv.url}\n`);
+      const stop = () => { void srv.close().then(() => process.exit(0)); };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+  cmd.command('gc')
+    .description('Delete blobs no manifest references')
+    .option('--root <dir>', 'storage root directory', '/var/lib/wharf-registry')
+    .option('--dry-run', 'only print what would be deleted')
+    .option('--min-age <seconds>', 'keep blobs younger than this', '0')
+    .action(async (f: { root: string; dryRun?: boolean; minAge: string }) => {
+      const r = await collectGarbage(f.root, { dryRun: Boolean(f.dryRun), minAgeMs: Number(f.minAge) * 1000 });
+      for (const d of r.deleted) process.stdout.write(`${f.dryRun ? 'would delete' : 'deleted'} ${d}\n`);
+      process.stdout.write(`${r.marked} blobs marked, ${r.deleted.length} blobs ${f.dryRun ? 'eligible for deletion' : 'deleted'}, ${r.freedBytes} bytes\n`);
+    });
+  return cmd;
+}
+
+function isMain(): boolean {
+  try {
+    return process.argv[1] !== undefined && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isMain()) {
+  registryCommand().parseAsync(process.argv).catch((e: unknown) => {
+    process.stderr.write(`wharf registry: ${(e as Error)?.message ?? String(e)}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,551 @@
+/**
+ * `wharf registry serve`: an OCI distribution-spec (v1.1) registry server on filesystem storage.
+ *
+ *   const srv = await startRegistryServer({ root: '/var/lib/wharf-registry', addr: '127.0.0.1:5000' });
+ *   srv.url    // "http://127.0.0.1:5000"
+ *   await srv.close();
+ *
+ * Routes (every response carries `Docker-Distribution-Api-Version: registry/2.0`):
+ *   GET  /v2/                                   version check (401 + WWW-Authenticate when auth is on)
+ *   GET  /v2/_catalog?n=&last=                  repositories, paginated (Link: <…>; rel="next")
+ *   GET  /v2/<name>/tags/list?n=&last=          tags, paginated
+ *   HEAD|GET|PUT|DELETE /v2/<name>/manifests/<tag|digest>
+ *   HEAD|GET|DELETE     /v2/<name>/blobs/<digest>          (GET honours Range)
+ *   POST /v2/<name>/blobs/uploads/[?digest=|?mount=&from=]
+ *   GET|PATCH|PUT|DELETE /v2/<name>/blobs/uploads/<uuid>[?digest=]
+ *   GET  /v2/<name>/referrers/<digest>[?artifactType=]
+ *   GET  /auth/token                            token endpoint when the server issues tokens itself
+ */
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { createReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import type { AddressInfo } from 'node:net';
+import { RegistryError } from './errors.js';
+import { digestParam, MAX_MANIFEST_SIZE, MT, RegistryStorage, validateName, type Descriptor, type Upload } from './storage.js';
+import { authorize, grants, Htpasswd, parseBasic, parseScope, TokenAuth, type Access, type AuthConfig, type TokenOptions } from './auth.js';
+import type { Digest } from '../lib/digest.js';
+
+export { collectGarbage } from './storage.js';
+
+export interface RegistryServerOptions {
+  /** Storage root directory (created when missing). */
+  root: string;
+  /** "host:port" to listen on; default "127.0.0.1:5000". Port 0 picks a free port. */
+  addr?: string;
+  /** htpasswd file (bcrypt entries, `htpasswd -B`): enables basic auth (or the users of the token endpoint). */
+  htpasswd?: string;
+  /** Basic-auth realm; default "wharf-registry". */
+  realm?: string;
+  /** TLS certificate and key files (PEM): serve https. */
+  tlsCert?: string;
+  tlsKey?: string;
+  /** Bearer token auth (see TokenOptions); when set it replaces basic auth on /v2/. */
+  token?: TokenOptions;
+  /** Idle uploads are dropped after this long (default 1 h). */
+  uploadTtlMs?: number;
+  /** Access log sink (one line per request); none by default. */
+  log?: (line: string) => void;
+}
+
+export interface RegistryServer {
+  /** "http(s)://host:port" */
+  url: string;
+  /** "host:port", for image references. */
+  host: string;
+  storage: RegistryStorage;
+  close(): Promise<void>;
+}
+
+const API_VERSION_HEADER = 'Docker-Distribution-Api-Version';
+
+function parseAddr(addr: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(addr);
+  if (!m) {
+    if (/^\d+$/.test(addr)) return { host: '0.0.0.0', port: Number(addr) };
+    throw new Error(`invalid listen address ${JSON.stringify(addr)} (want host:port)`);
+  }
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port: Number(m[3]) };
+}
+
+export async function startRegistryServer(opts: RegistryServerOptions): Promise<RegistryServer> {
+  const storage = await RegistryStorage.open(opts.root, { uploadTtlMs: opts.uploadTtlMs });
+  const auth: AuthConfig = { realm: opts.realm ?? 'wharf-registry' };
+  if (opts.htpasswd) auth.htpasswd = await Htpasswd.load(opts.htpasswd);
+  if (opts.token) auth.token = new TokenAuth(opts.token);
+  const tls = Boolean(opts.tlsCert && opts.tlsKey);
+  const handler = new Handler(storage, auth, opts.log);
+  let server: Server;
+  if (tls) {
+    const [cert, key] = await Promise.all([readFile(opts.tlsCert!), readFile(opts.tlsKey!)]);
+    server = createHttpsServer({ cert, key }, (req, res) => handler.handle(req, res));
+  } else {
+    server = createHttpServer((req, res) => handler.handle(req, res));
+  }
+  // Big uploads and slow pulls must not be cut by Node's default request timeout.
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+  server.keepAliveTimeout = 65_000;
+  const { host, port } = parseAddr(opts.addr ?? '127.0.0.1:5000');
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const a = server.address() as AddressInfo;
+  const shownHost = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+  const hostPort = `${shownHost === '0.0.0.0' ? '127.0.0.1' : shownHost === '[::]' ? '[::1]' : shownHost}:${a.port}`;
+  const url = `${tls ? 'https' : 'http'}://${hostPort}`;
+  return {
+    url,
+    host: hostPort,
+    storage,
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await storage.close();
+    },
+  };
+}
+
+/** Reads a request body up to `limit` bytes (manifests); SIZE_INVALID beyond. */
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of req) {
+    const b = c as Buffer;
+    n += b.length;
+    if (n > limit) throw new RegistryError('SIZE_INVALID', `manifest larger than ${limit} bytes`, undefined, 413);
+    chunks.push(b);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Drains and discards a request body (so that the connection stays usable). */
+function drain(req: IncomingMessage): void {
+  if (!req.complete) req.resume();
+}
+
+function paginate(all: string[], q: URLSearchParams, base: string): { items: string[]; link?: string } {
+  let items = all;
+  const last = q.get('last');
+  if (last !== null && last !== '') items = items.filter((t) => t > last);
+  const nRaw = q.get('n');
+  if (nRaw === null || nRaw === '') return { items };
+  const n = Number(nRaw);
+  if (!Number.isInteger(n) || n < 0) throw new RegistryError('UNSUPPORTED', `invalid n: ${nRaw}`, undefined, 400);
+  if (items.length <= n) return { items };
+  const page = items.slice(0, n);
+  const lastItem = page[page.length - 1];
+  if (lastItem === undefined) return { items: page };
+  return { items: page, link: `<${base}?n=${n}&last=${encodeURIComponent(lastItem)}>; rel="next"` };
+}
+
+type Route =
+  | { kind: 'base' }
+  | { kind: 'catalog' }
+  | { kind: 'token' }
+  | { kind: 'tags'; name: string }
+  | { kind: 'manifest'; name: string; ref: string }
+  | { kind: 'blob'; name: string; digest: string }
+  | { kind: 'uploads'; name: string }
+  | { kind: 'upload'; name: string; id: string }
+  | { kind: 'referrers'; name: string; digest: string };
+
+function route(path: string): Route | null {
+  if (path === '/v2/' || path === '/v2') return { kind: 'base' };
+  if (path === '/v2/_catalog') return { kind: 'catalog' };
+  if (path === '/auth/token') return { kind: 'token' };
+  let m: RegExpExecArray | null;
+  if ((m = /^\/v2\/(.+)\/tags\/list$/.exec(path))) return { kind: 'tags', name: m[1]! };
+  if ((m = /^\/v2\/(.+)\/manifests\/([^/]+)$/.exec(path))) return { kind: 'manifest', name: m[1]!, ref: m[2]! };
+  if ((m = /^\/v2\/(.+)\/blobs\/uploads\/?$/.exec(path))) return { kind: 'uploads', name: m[1]! };
+  if ((m = /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/.exec(path))) return { kind: 'upload', name: m[1]!, id: m[2]! };
+  if ((m = /^\/v2\/(.+)\/blobs\/([^/]+)$/.exec(path))) return { kind: 'blob', name: m[1]!, digest: m[2]! };
+  if ((m = /^\/v2\/(.+)\/referrers\/([^/]+)$/.exec(path))) return { kind: 'referrers', name: m[1]! , digest: m[2]! };
+  return null;
+}
+
+function needFor(r: Route, method: string): Access[] {
+  switch (r.kind) {
+    case 'base':
+    case 'token':
+      return [];
+    case 'catalog':
+      return [{ type: 'registry', name: 'catalog', actions: ['*'] }];
+    default: {
+      const actions = method === 'GET' || method === 'HEAD' ? ['pull'] : method === 'DELETE' ? ['delete'] : ['pull', 'push'];
+      return [{ type: 'repository', name: r.name, actions }];
+    }
+  }
+}
+
+class Handler {
+  constructor(private readonly storage: RegistryStorage, private readonly auth: AuthConfig, private readonly log?: (line: string) => void) {}
+
+  handle(req: IncomingMessage, res: ServerResponse): void {
+    const started = Date.now();
+    res.setHeader(API_VERSION_HEADER, 'registry/2.0');
+    if (this.log) {
+      res.on('finish', () => this.log!(`${req.method} ${req.url} ${res.statusCode} ${Date.now() - started}ms`));
+    }
+    this.dispatch(req, res).catch((e: unknown) => this.fail(req, res, e));
+  }
+
+  private fail(req: IncomingMessage, res: ServerResponse, e: unknown): void {
+    const err = e instanceof RegistryError ? e : new RegistryError('UNKNOWN', (e as Error)?.message ?? String(e));
+    if (!(e instanceof RegistryError)) this.log?.(`error: ${req.method} ${req.url}: ${(e as Error)?.stack ?? String(e)}`);
+    drain(req);
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const body = err.body();
+    res.statusCode = err.status;
+    res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    res.setHeader('Content-Length', Buffer.byteLength(body));
+    res.end(req.method === 'HEAD' ? undefined : body);
+  }
+
+  private json(req: IncomingMessage, res: ServerResponse, status: number, value: unknown, contentType = 'application/json; charset=utf-8'): void {
+    const body = JSON.stringify(value);
+    res.statusCode = status;
+    res.setHeader('Content-Type', contentType);
+    res.setHeader('Content-Length', Buffer.byteLength(body));
+    res.end(req.method === 'HEAD' ? undefined : body);
+  }
+
+  private empty(res: ServerResponse, status: number, headers: Record<string, string | number> = {}): void {
+    res.statusCode = status;
+    for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+    res.setHeader('Content-Length', 0);
+    res.end();
+  }
+
+  private selfUrl(req: IncomingMessage): string {
+    const proto = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
+    return `${proto}://${req.headers.host ?? 'localhost'}`;
+  }
+
+  private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const method = req.method ?? 'GET';
+    const url = new URL(req.url ?? '/', 'http://x');
+    const path = url.pathname;
+    const q = url.searchParams;
+    const r = route(path);
+    if (!r) throw new RegistryError('UNSUPPORTED', 'no such endpoint', { path }, 404);
+    if (r.kind === 'token') return this.token(req, res, q);
+    if ('name' in r) validateName(r.name);
+    const need = needFor(r, method);
+    const a = await authorize(this.auth, req.headers.authorization, need, `${this.selfUrl(req)}/auth/token`);
+    if (!a.ok) {
+      res.setHeader('WWW-Authenticate', a.wwwAuthenticate);
+      throw a.error;
+    }
+    switch (r.kind) {
+      case 'base':
+        if (method !== 'GET' && method !== 'HEAD') throw unsupported(method);
+        return this.json(req, res, 200, {});
+      case 'catalog': {
+        if (method !== 'GET') throw unsupported(method);
+        const { items, link } = paginate(await this.storage.repositories(), q, '/v2/_catalog');
+        if (link) res.setHeader('Link', link);
+        return this.json(req, res, 200, { repositories: items });
+      }
+      case 'tags': {
+        if (method !== 'GET') throw unsupported(method);
+        if (!(await this.storage.repoExists(r.name))) throw new RegistryError('NAME_UNKNOWN', undefined, { name: r.name });
+        const { items, link } = paginate(await this.storage.tags(r.name), q, `/v2/${r.name}/tags/list`);
+        if (link) res.setHeader('Link', link);
+        return this.json(req, res, 200, { name: r.name, tags: items });
+      }
+      case 'manifest':
+        if (method === 'GET' || method === 'HEAD') return this.getManifest(req, res, r.name, r.ref);
+        if (method === 'PUT') return this.putManifest(req, res, r.name, r.ref);
+        if (method === 'DELETE') {
+          await this.storage.deleteManifest(r.name, r.ref);
+          return this.empty(res, 202);
+        }
+        throw unsupported(method);
+      case 'blob':
+        if (method === 'GET' || method === 'HEAD') return this.getBlob(req, res, r.name, digestParam(r.digest));
+        if (method === 'DELETE') {
+          const d = digestParam(r.digest);
+          if (!(await this.storage.unlinkBlob(r.name, d))) throw new RegistryError('BLOB_UNKNOWN', undefined, { digest: d });
+          return this.empty(res, 202, { 'Docker-Content-Digest': d });
+        }
+        throw unsupported(method);
+      case 'uploads':
+        if (method !== 'POST') throw unsupported(method);
+        return this.startUpload(req, res, r.name, q, a.ok && a.claims ? a.claims : undefined);
+      case 'upload': {
+        const u = this.storage.getUpload(r.name, r.id);
+        if (method === 'GET') return this.uploadStatus(res, u, 204);
+        if (method === 'PATCH') return this.storage.withUpload(u, () => this.patchUpload(req, res, u));
+        if (method === 'PUT') return this.storage.withUpload(u, () => this.putUpload(req, res, u, q));
+        if (method === 'DELETE') {
+          await this.storage.cancelUpload(u);
+          return this.empty(res, 204);
+        }
+        throw unsupported(method);
+      }
+      case 'referrers':
+        if (method !== 'GET') throw unsupported(method);
+        return this.referrers(req, res, r.name, digestParam(r.digest), q);
+    }
+  }
+
+  // ---- manifests ----
+
+  private async getManifest(req: IncomingMessage, res: ServerResponse, name: string, ref: string): Promise<void> {
+    const { digest, info } = await this.storage.resolveManifest(name, ref);
+    const headers = {
+      'Content-Type': info.mediaType,
+      'Docker-Content-Digest': digest,
+      ETag: `"${digest}"`,
+    };
+    if (req.method === 'HEAD') {
+      res.statusCode = 200;
+      for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+      res.setHeader('Content-Length', info.size);
+      res.end();
+      return;
+    }
+    const bytes = await this.storage.readManifest(digest);
+    res.statusCode = 200;
+    for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+    res.setHeader('Content-Length', bytes.length);
+    res.end(bytes);
+  }
+
+  private async putManifest(req: IncomingMessage, res: ServerResponse, name: string, ref: string): Promise<void> {
+    const bytes = await readBody(req, MAX_MANIFEST_SIZE);
+    const { digest, parsed } = await this.storage.putManifest(name, ref, bytes, req.headers['content-type']);
+    const headers: Record<string, string> = {
+      Location: `/v2/${name}/manifests/${digest}`,
+      'Docker-Content-Digest': digest,
+    };
+    if (parsed.subject) headers['OCI-Subject'] = parsed.subject.digest;
+    this.empty(res, 201, headers);
+  }
+
+  private async referrers(req: IncomingMessage, res: ServerResponse, name: string, subject: Digest, q: URLSearchParams): Promise<void> {
+    let list: Descriptor[] = await this.storage.referrers(name, subject);
+    const at = q.get('artifactType');
+    if (at) {
+      list = list.filter((d) => d.artifactType === at);
+      res.setHeader('OCI-Filters-Applied', 'artifactType');
+    }
+    this.json(req, res, 200, { schemaVersion: 2, mediaType: MT.ociIndex, manifests: list }, MT.ociIndex);
+  }
+
+  // ---- blobs ----
+
+  private async getBlob(req: IncomingMessage, res: ServerResponse, name: string, d: Digest): Promise<void> {
+    const size = await this.storage.statBlob(name, d);
+    if (size === null) throw new RegistryError('BLOB_UNKNOWN', undefined, { digest: d });
+    res.setHeader('Docker-Content-Digest', d);
+    res.setHeader('ETag', `"${d}"`);
+    res.setHeader('Accept-Ranges', 'bytes');
+    res.setHeader('Cache-Control', 'max-age=31536000');
+    res.setHeader('Content-Type', 'application/octet-stream');
+    let start = 0;
+    let end = size - 1;
+    const range = req.headers.range;
+    let status = 200;
+    if (range) {
+      const m = /^bytes=(\d*)-(\d*)$/.exec(range.trim());
+      let ok = false;
+      if (m && (m[1] !== '' || m[2] !== '')) {
+        if (m[1] === '') {
+          const suffix = Number(m[2]);
+          start = Math.max(0, size - suffix);
+          ok = suffix > 0;
+        } else {
+          start = Number(m[1]);
+          end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+          ok = start <= end && start < size;
+        }
+      }
+      if (!ok) {
+        res.setHeader('Content-Range', `bytes */${size}`);
+        throw new RegistryError('RANGE_INVALID', 'requested range not satisfiable', { range }, 416);
+      }
+      status = 206;
+      res.setHeader('Content-Range', `bytes ${start}-${end}/${size}`);
+    }
+    res.statusCode = status;
+    res.setHeader('Content-Length', size === 0 ? 0 : end - start + 1);
+    if (req.method === 'HEAD' || size === 0) {
+      res.end();
+      return;
+    }
+    const stream = createReadStream(this.storage.blobPath(d), { start, end, highWaterMark: 1 << 20 });
+    try {
+      await pipeline(stream, res);
+    } catch (e) {
+      // The client went away: nothing to answer.
+      if (!res.destroyed) res.destroy(e as Error);
+    }
+  }
+
+  // ---- uploads ----
+
+  private uploadHeaders(u: Upload): Record<string, string> {
+    const w = u.writer.written;
+    return {
+      Location: `/v2/${u.repo}/blobs/uploads/${u.id}`,
+      Range: `0-${w > 0 ? w - 1 : 0}`,
+      'Docker-Upload-UUID': u.id,
+    };
+  }
+
+  private uploadStatus(res: ServerResponse, u: Upload, status: number): void {
+    this.empty(res, status, this.uploadHeaders(u));
+  }
+
+  private async startUpload(req: IncomingMessage, res: ServerResponse, name: string, q: URLSearchParams, claims?: { access?: Access[] }): Promise<void> {
+    const mount = q.get('mount');
+    const from = q.get('from');
+    if (mount !== null) {
+      const d = digestParam(mount);
+      let allowed = from !== null && from !== '';
+      if (allowed) {
+        try {
+          validateName(from!);
+        } catch {
+          allowed = false;
+        }
+      }
+      // With token auth the token must also grant pull on the source repository.
+      if (allowed && this.auth.token && claims) {
+        allowed = grants(claims, { type: 'repository', name: from!, actions: ['pull'] });
+      }
+      if (allowed && (await this.storage.statBlob(from!, d)) !== null) {
+        await this.storage.linkBlob(name, d);
+        drain(req);
+        return this.empty(res, 201, { Location: `/v2/${name}/blobs/${d}`, 'Docker-Content-Digest': d });
+      }
+    }
+    const digest = q.get('digest');
+    const u = await this.storage.startUpload(name);
+    if (digest !== null) {
+      // Monolithic upload: the body is the whole blob.
+      const d = digestParam(digest);
+      await this.storage.withUpload(u, async () => {
+        await this.receive(req, u);
+        const info = await this.storage.finishUpload(u, d);
+        this.empty(res, 201, { Location: `/v2/${name}/blobs/${info.digest}`, 'Docker-Content-Digest': info.digest });
+      }).catch(async (e: unknown) => {
+        await this.storage.cancelUpload(u).catch(() => {});
+        throw e;
+      });
+      return;
+    }
+    drain(req);
+    this.empty(res, 202, this.uploadHeaders(u));
+  }
+
+  /** Streams the request body into the upload; returns the number of bytes received. */
+  private async receive(req: IncomingMessage, u: Upload): Promise<number> {
+    let n = 0;
+    for await (const c of req) {
+      const b = c as Buffer;
+      await u.writer.write(b);
+      n += b.length;
+    }
+    return n;
+  }
+
+  private async patchUpload(req: IncomingMessage, res: ServerResponse, u: Upload): Promise<void> {
+    const cr = req.headers['content-range'];
+    if (cr !== undefined) {
+      const m = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(\d+|\*))?$/.exec(cr.trim());
+      if (!m) {
+        res.setHeader('Location', `/v2/${u.repo}/blobs/uploads/${u.id}`);
+        res.setHeader('Range', this.uploadHeaders(u).Range!);
+        throw new RegistryError('RANGE_INVALID', 'invalid Content-Range', { contentRange: cr }, 416);
+      }
+      const start = Number(m[1]);
+      const end = Number(m[2]);
+      const len = req.headers['content-length'];
+      if (start !== u.writer.written || end < start || (len !== undefined && Number(len) !== end - start + 1)) {
+        for (const [k, v] of Object.entries(this.uploadHeaders(u))) res.setHeader(k, v);
+        throw new RegistryError('RANGE_INVALID', `chunk ${start}-${end} does not continue the upload at offset ${u.writer.written}`, { contentRange: cr }, 416);
+      }
+      const n = await this.receive(req, u);
+      if (n !== end - start + 1) {
+        await this.storage.cancelUpload(u);
+        throw new RegistryError('SIZE_INVALID', `chunk ${start}-${end} carried ${n} bytes`, { contentRange: cr });
+      }
+    } else {
+      await this.receive(req, u);
+    }
+    this.uploadStatus(res, u, 202);
+  }
+
+  private async putUpload(req: IncomingMessage, res: ServerResponse, u: Upload, q: URLSearchParams): Promise<void> {
+    const digest = q.get('digest');
+    let d: Digest;
+    try {
+      d = digestParam(digest);
+    } catch (e) {
+      drain(req);
+      throw e;
+    }
+    const cr = req.headers['content-range'];
+    if (cr !== undefined) {
+      const m = /^(?:bytes[ =])?(\d+)-(\d+)/.exec(cr.trim());
+      if (!m || Number(m[1]) !== u.writer.written) {
+        for (const [k, v] of Object.entries(this.uploadHeaders(u))) res.setHeader(k, v);
+        throw new RegistryError('RANGE_INVALID', 'final chunk does not continue the upload', { contentRange: cr }, 416);
+      }
+    }
+    await this.receive(req, u);
+    const info = await this.storage.finishUpload(u, d);
+    this.empty(res, 201, { Location: `/v2/${u.repo}/blobs/${info.digest}`, 'Docker-Content-Digest': info.digest });
+  }
+
+  // ---- token endpoint ----
+
+  private async token(req: IncomingMessage, res: ServerResponse, q: URLSearchParams): Promise<void> {
+    const t = this.auth.token;
+    if (!t || !t.issue) throw new RegistryError('UNSUPPORTED', 'this server issues no tokens', undefined, 404);
+    let subject = 'anonymous';
+    const creds = parseBasic(req.headers.authorization);
+    if (this.auth.htpasswd) {
+      if (creds) {
+        if (!(await this.auth.htpasswd.check(creds.user, creds.password))) {
+          res.setHeader('WWW-Authenticate', `Basic realm="${this.auth.realm}"`);
+          throw new RegistryError('UNAUTHORIZED', 'invalid username or password');
+        }
+        subject = creds.user;
+      }
+    }
+    const service = q.get('service');
+    if (service && service !== t.service) throw new RegistryError('DENIED', `unknown service ${service}`, undefined, 400);
+    const access: Access[] = [];
+    for (const s of q.getAll('scope').flatMap((x) => x.split(' '))) {
+      const a = parseScope(s);
+      if (!a) continue;
+      let allowed: string[];
+      if (subject === 'anonymous' && this.auth.htpasswd) allowed = [];
+      else if (subject === 'anonymous') allowed = a.actions.filter((x) => x === 'pull');
+      else allowed = a.actions.filter((x) => ['pull', 'push', 'delete', '*'].includes(x));
+      if (a.type === 'registry' && a.name !== 'catalog') allowed = [];
+      if (allowed.length > 0) access.push({ type: a.type, name: a.name, actions: allowed });
+    }
+    const tok = t.sign(subject, access);
+    this.json(req, res, 200, { token: tok.token, access_token: tok.token, expires_in: tok.expiresIn, issued_at: tok.issuedAt });
+  }
+}
+
+function unsupported(method: string): RegistryError {
+  return new RegistryError('UNSUPPORTED', `method ${method} not allowed here`, undefined, 405);
+}
+

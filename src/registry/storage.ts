@@ -1,0 +1,535 @@
+/**
+ * Filesystem storage of the registry server.
+ *
+ * Layout under the root:
+ *   blobs/sha256/<hex>                                  committed blobs (the content store: verified, renamed)
+ *   ingest/<random>                                     uploads in flight (never visible as blobs)
+ *   repositories/<name>/_layers/<hex>                   the repository may serve blob <hex> (empty file)
+ *   repositories/<name>/_manifests/revisions/<hex>      manifest <hex> is in the repository (JSON: media type…)
+ *   repositories/<name>/_manifests/tags/<tag>           the tag's manifest digest
+ *   repositories/<name>/_referrers/<subject hex>/<hex>  descriptor of a manifest whose `subject` is <subject>
+ *
+ * Every file is published by one atomic rename (content store commit, writeFileAtomic), so a kill -9 at any
+ * moment leaves committed data intact and at most temporaries (`.tmp-*`, ingest files) behind. Order of
+ * publication for a manifest: its bytes as a blob → revision link → referrer link → tag.
+ */
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { openContentStore } from '../engine/content/store.js';
+import type { BlobWriter, ContentStore } from '../engine/content/types.js';
+import { hexOf, isDigest, sha256, type Digest } from '../lib/digest.js';
+import { writeFileAtomic } from '../lib/atomic.js';
+import { InvalidParameterError } from '../lib/errors.js';
+import { RegistryError } from './errors.js';
+
+export const MT = {
+  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+  dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+  dockerSchema1: 'application/vnd.docker.distribution.manifest.v1+json',
+  dockerSchema1Signed: 'application/vnd.docker.distribution.manifest.v1+prettyjws',
+  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
+  ociIndex: 'application/vnd.oci.image.index.v1+json',
+} as const;
+
+const MANIFEST_TYPES = new Set<string>([MT.dockerManifest, MT.dockerList, MT.ociManifest, MT.ociIndex]);
+const INDEX_TYPES = new Set<string>([MT.dockerList, MT.ociIndex]);
+
+/** Largest manifest accepted (the spec asks registries to accept at least 4 MiB). */
+export const MAX_MANIFEST_SIZE = 4 << 20;
+
+const NAME_COMPONENT = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*';
+const NAME_RE = new RegExp(`^${NAME_COMPONENT}(?:/${NAME_COMPONENT})*$`);
+const TAG_RE = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
+
+export function validateName(name: string): void {
+  if (name.length > 255 || !NAME_RE.test(name)) {
+    throw new RegistryError('NAME_INVALID', 'invalid repository name', { name });
+  }
+}
+
+export function isTag(s: string): boolean {
+  return TAG_RE.test(s);
+}
+
+/** Parses a digest from a URL or query; only sha256 is supported. */
+export function digestParam(s: string | null | undefined): Digest {
+  if (s && isDigest(s)) return s;
+  if (s && /^sha(384|512):[a-f0-9]+$/.test(s)) {
+    throw new RegistryError('DIGEST_INVALID', 'unsupported digest algorithm', { digest: s });
+  }
+  throw new RegistryError('DIGEST_INVALID', 'invalid digest', { digest: s ?? null });
+}
+
+export interface Descriptor {
+  mediaType: string;
+  digest: Digest;
+  size: number;
+  artifactType?: string;
+  annotations?: Record<string, string>;
+}
+
+/** What the revision link records about a manifest. */
+export interface RevisionInfo {
+  mediaType: string;
+  size: number;
+  subject?: Digest;
+  artifactType?: string;
+  annotations?: Record<string, string>;
+}
+
+export interface ParsedManifest {
+  mediaType: string;
+  /** Blobs it references (config, layers, blobs): must exist in the repository. */
+  blobs: Descriptor[];
+  /** Manifests it references (index entries): must exist in the repository. */
+  manifests: Descriptor[];
+  subject?: Descriptor;
+  artifactType?: string;
+  annotations?: Record<string, string>;
+}
+
+function asDescriptor(v: unknown, where: string): Descriptor {
+  const d = v as Partial<Descriptor> | null;
+  if (!d || typeof d !== 'object' || typeof d.digest !== 'string' || !isDigest(d.digest) || typeof d.size !== 'number') {
+    throw new RegistryError('MANIFEST_INVALID', `manifest invalid: bad descriptor in ${where}`);
+  }
+  return d as Descriptor;
+}
+
+/** Parses and checks a manifest's structure. `contentType` is the request's Content-Type. */
+export function parseManifest(bytes: Buffer, contentType: string | undefined): ParsedManifest {
+  let m: Record<string, unknown>;
+  try {
+    m = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
+  } catch {
+    throw new RegistryError('MANIFEST_INVALID', 'manifest invalid: not JSON');
+  }
+  if (!m || typeof m !== 'object' || Array.isArray(m)) throw new RegistryError('MANIFEST_INVALID', 'manifest invalid: not an object');
+  const ct = contentType?.split(';')[0]!.trim();
+  if (m.schemaVersion === 1 || ct === MT.dockerSchema1 || ct === MT.dockerSchema1Signed) {
+    throw new RegistryError('MANIFEST_INVALID', 'manifest invalid: schema 1 manifests are not supported');
+  }
+  if (m.schemaVersion !== 2) throw new RegistryError('MANIFEST_INVALID', 'manifest invalid: schemaVersion must be 2');
+  let mediaType = typeof m.mediaType === 'string' ? m.mediaType : undefined;
+  if (mediaType && ct && MANIFEST_TYPES.has(ct) && ct !== mediaType) {
+    throw new RegistryError('MANIFEST_INVALID', `manifest invalid: mediaType ${mediaType} does not match Content-Type ${ct}`);
+  }
+  if (!mediaType) {
+    if (ct && MANIFEST_TYPES.has(ct)) mediaType = ct;
+    else mediaType = Array.isArray(m.manifests) ? MT.ociIndex : MT.ociManifest;
+  }
+  if (!MANIFEST_TYPES.has(mediaType)) {
+    throw new RegistryError('MANIFEST_INVALID', `manifest invalid: unsupported media type ${mediaType}`);
+  }
+  const out: ParsedManifest = { mediaType, blobs: [], manifests: [] };
+  if (INDEX_TYPES.has(mediaType)) {
+    if (!Array.isArray(m.manifests)) throw new RegistryError('MANIFEST_INVALID', 'manifest invalid: index without manifests');
+    out.manifests = m.manifests.map((d, i) => asDescriptor(d, `manifests[${i}]`));
+  } else {
+    out.blobs.push(asDescriptor(m.config, 'config'));
+    const layers = m.layers ?? [];
+    if (!Array.isArray(layers)) throw new RegistryError('MANIFEST_INVALID', 'manifest invalid: layers must be an array');
+    for (const [i, l] of layers.entries()) {
+      const d = asDescriptor(l, `layers[${i}]`) as Descriptor & { urls?: unknown };
+      // Non-distributable layers are fetched from their URLs, not from the registry.
+      if (Array.isArray(d.urls) && d.urls.length > 0) continue;
+      out.blobs.push(d);
+    }
+    const cfg = m.config as Descriptor;
+    if (typeof m.artifactType === 'string') out.artifactType = m.artifactType;
+    else if (mediaType === MT.ociManifest && typeof cfg.mediaType === 'string') out.artifactType = cfg.mediaType;
+  }
+  if (INDEX_TYPES.has(mediaType) && typeof m.artifactType === 'string') out.artifactType = m.artifactType;
+  if (m.subject !== undefined) out.subject = asDescriptor(m.subject, 'subject');
+  if (m.annotations && typeof m.annotations === 'object') out.annotations = m.annotations as Record<string, string>;
+  return out;
+}
+
+function isENOENT(e: unknown): boolean {
+  const c = (e as NodeJS.ErrnoException)?.code;
+  return c === 'ENOENT' || c === 'ENOTDIR';
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch (e) {
+    if (isENOENT(e)) return false;
+    throw e;
+  }
+}
+
+async function listNames(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir)).filter((n) => !n.startsWith('.'));
+  } catch (e) {
+    if (isENOENT(e)) return [];
+    throw e;
+  }
+}
+
+/** Writes an empty link file atomically (exists = linked). */
+async function touchAtomic(path: string): Promise<void> {
+  if (await exists(path)) return;
+  await writeFileAtomic(path, '');
+}
+
+export interface Upload {
+  readonly id: string;
+  readonly repo: string;
+  readonly writer: BlobWriter;
+  readonly started: Date;
+  lastUsed: number;
+  /** Serializes the requests of one upload. */
+  lock: Promise<void>;
+}
+
+export class RegistryStorage {
+  private uploads = new Map<string, Upload>();
+  private sweeper: NodeJS.Timeout;
+
+  private constructor(readonly root: string, readonly content: ContentStore, private readonly uploadTtlMs: number) {
+    this.sweeper = setInterval(() => void this.expireUploads(), Math.min(60_000, uploadTtlMs)).unref();
+  }
+
+  static async open(root: string, opts: { uploadTtlMs?: number } = {}): Promise<RegistryStorage> {
+    await mkdir(join(root, 'repositories'), { recursive: true });
+    const content = await openContentStore(root);
+    return new RegistryStorage(root, content, opts.uploadTtlMs ?? 3_600_000);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    for (const u of this.uploads.values()) await u.writer.abort();
+    this.uploads.clear();
+  }
+
+  private repoDir(name: string): string {
+    return join(this.root, 'repositories', ...name.split('/'));
+  }
+
+  blobPath(d: Digest): string {
+    return this.content.pathOf(d);
+  }
+
+  async repoExists(name: string): Promise<boolean> {
+    const dir = this.repoDir(name);
+    return (await exists(join(dir, '_manifests'))) || (await exists(join(dir, '_layers')));
+  }
+
+  // ---- blobs ----
+
+  /** Size of a blob the repository may serve (a linked layer or one of its manifests), or null. */
+  async statBlob(name: string, d: Digest): Promise<number | null> {
+    const dir = this.repoDir(name);
+    const hex = hexOf(d);
+    if (!(await exists(join(dir, '_layers', hex))) && !(await exists(join(dir, '_manifests', 'revisions', hex)))) return null;
+    try {
+      const st = await stat(this.blobPath(d));
+      return st.size;
+    } catch (e) {
+      if (isENOENT(e)) return null;
+      throw e;
+    }
+  }
+
+  async linkBlob(name: string, d: Digest): Promise<void> {
+    await touchAtomic(join(this.repoDir(name), '_layers', hexOf(d)));
+  }
+
+  /** Removes the repository's link to a blob (the blob itself goes at garbage collection). */
+  async unlinkBlob(name: string, d: Digest): Promise<boolean> {
+    const p = join(this.repoDir(name), '_layers', hexOf(d));
+    if (!(await exists(p))) return false;
+    await rm(p, { force: true });
+    return true;
+  }
+
+  // ---- uploads ----
+
+  async startUpload(name: string): Promise<Upload> {
+    const writer = await this.content.writer();
+    const u: Upload = { id: randomUUID(), repo: name, writer, started: new Date(), lastUsed: Date.now(), lock: Promise.resolve() };
+    this.uploads.set(u.id, u);
+    return u;
+  }
+
+  getUpload(name: string, id: string): Upload {
+    const u = this.uploads.get(id);
+    if (!u || u.repo !== name) throw new RegistryError('BLOB_UPLOAD_UNKNOWN', undefined, { uuid: id });
+    u.lastUsed = Date.now();
+    return u;
+  }
+
+  /** Runs `fn` with the upload locked against concurrent requests of the same upload. */
+  async withUpload<T>(u: Upload, fn: () => Promise<T>): Promise<T> {
+    const prev = u.lock;
+    let release!: () => void;
+    u.lock = new Promise<void>((r) => { release = r; });
+    await prev;
+    try {
+      if (this.uploads.get(u.id) !== u) throw new RegistryError('BLOB_UPLOAD_UNKNOWN', undefined, { uuid: u.id });
+      return await fn();
+    } finally {
+      u.lastUsed = Date.now();
+      release();
+    }
+  }
+
+  async cancelUpload(u: Upload): Promise<void> {
+    this.uploads.delete(u.id);
+    await u.writer.abort();
+  }
+
+  /** Verifies the upload against `expected`, publishes the blob and links it into the repository. */
+  async finishUpload(u: Upload, expected: Digest): Promise<{ digest: Digest; size: number }> {
+    this.uploads.delete(u.id);
+    try {
+      const info = await u.writer.commit(expected);
+      await this.linkBlob(u.repo, info.digest);
+      return info;
+    } catch (e) {
+      if (e instanceof InvalidParameterError) {
+        throw new RegistryError('DIGEST_INVALID', e.message, { digest: expected });
+      }
+      throw e;
+    }
+  }
+
+  private async expireUploads(): Promise<void> {
+    const now = Date.now();
+    for (const u of [...this.uploads.values()]) {
+      if (now - u.lastUsed > this.uploadTtlMs) {
+        this.uploads.delete(u.id);
+        await u.writer.abort().catch(() => {});
+      }
+    }
+  }
+
+  // ---- manifests ----
+
+  async resolveTag(name: string, tag: string): Promise<Digest | null> {
+    try {
+      const s = (await readFile(join(this.repoDir(name), '_manifests', 'tags', tag), 'utf8')).trim();
+      return isDigest(s) ? s : null;
+    } catch (e) {
+      if (isENOENT(e)) return null;
+      throw e;
+    }
+  }
+
+  async revision(name: string, d: Digest): Promise<RevisionInfo | null> {
+    try {
+      return JSON.parse(await readFile(join(this.repoDir(name), '_manifests', 'revisions', hexOf(d)), 'utf8')) as RevisionInfo;
+    } catch (e) {
+      if (isENOENT(e)) return null;
+      throw e;
+    }
+  }
+
+  /** Resolves a tag or digest to the manifest's digest and revision info; MANIFEST_UNKNOWN when absent. */
+  async resolveManifest(name: string, reference: string): Promise<{ digest: Digest; info: RevisionInfo }> {
+    let d: Digest | null;
+    if (reference.includes(':')) d = digestParam(reference);
+    else if (isTag(reference)) d = await this.resolveTag(name, reference);
+    else throw new RegistryError('MANIFEST_INVALID', 'invalid tag', { tag: reference }, 400);
+    const info = d ? await this.revision(name, d) : null;
+    if (!d || !info || !(await this.content.has(d))) {
+      throw new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown', { name, reference });
+    }
+    return { digest: d, info };
+  }
+
+  async readManifest(d: Digest): Promise<Buffer> {
+    return this.content.readBytes(d);
+  }
+
+  /**
+   * Stores a manifest: checks structure, referenced blobs and manifests, then publishes bytes, revision,
+   * referrer link and tag (in that order). Returns the digest and the parsed manifest.
+   */
+  async putManifest(name: string, reference: string, bytes: Buffer, contentType: string | undefined): Promise<{ digest: Digest; parsed: ParsedManifest }> {
+    let tag: string | undefined;
+    const digest = sha256(bytes);
+    if (reference.includes(':')) {
+      const want = digestParam(reference);
+      if (want !== digest) throw new RegistryError('DIGEST_INVALID', 'manifest digest did not match', { expected: want, actual: digest });
+    } else if (isTag(reference)) {
+      tag = reference;
+    } else {
+      throw new RegistryError('MANIFEST_INVALID', 'invalid tag', { tag: reference }, 400);
+    }
+    const parsed = parseManifest(bytes, contentType);
+    for (const b of parsed.blobs) {
+      if ((await this.statBlob(name, b.digest)) === null) {
+        throw new RegistryError('MANIFEST_BLOB_UNKNOWN', 'blob unknown to registry', { digest: b.digest });
+      }
+    }
+    for (const m of parsed.manifests) {
+      if (!(await this.revision(name, m.digest)) || !(await this.content.has(m.digest))) {
+        throw new RegistryError('MANIFEST_BLOB_UNKNOWN', 'manifest unknown to registry', { digest: m.digest });
+      }
+    }
+    await this.content.put(bytes, digest);
+    const info: RevisionInfo = { mediaType: parsed.mediaType, size: bytes.length };
+    if (parsed.subject) info.subject = parsed.subject.digest;
+    if (parsed.artifactType) info.artifactType = parsed.artifactType;
+    if (parsed.annotations) info.annotations = parsed.annotations;
+    const dir = this.repoDir(name);
+    await writeFileAtomic(join(dir, '_manifests', 'revisions', hexOf(digest)), JSON.stringify(info));
+    if (parsed.subject) {
+      const desc: Descriptor = { mediaType: parsed.mediaType, digest, size: bytes.length };
+      if (parsed.artifactType) desc.artifactType = parsed.artifactType;
+      if (parsed.annotations) desc.annotations = parsed.annotations;
+      await writeFileAtomic(join(dir, '_referrers', hexOf(parsed.subject.digest), hexOf(digest)), JSON.stringify(desc));
+    }
+    if (tag) await writeFileAtomic(join(dir, '_manifests', 'tags', tag), digest);
+    return { digest, parsed };
+  }
+
+  /** Deletes a tag (reference is a tag) or a manifest with every tag pointing to it (reference is a digest). */
+  async deleteManifest(name: string, reference: string): Promise<void> {
+    const dir = this.repoDir(name);
+    if (!reference.includes(':')) {
+      if (!isTag(reference) || (await this.resolveTag(name, reference)) === null) {
+        throw new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown', { name, reference });
+      }
+      await rm(join(dir, '_manifests', 'tags', reference), { force: true });
+      return;
+    }
+    const d = digestParam(reference);
+    const info = await this.revision(name, d);
+    if (!info) throw new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown', { name, reference });
+    for (const t of await this.tags(name)) {
+      if ((await this.resolveTag(name, t)) === d) await rm(join(dir, '_manifests', 'tags', t), { force: true });
+    }
+    if (info.subject) await rm(join(dir, '_referrers', hexOf(info.subject), hexOf(d)), { force: true });
+    await rm(join(dir, '_manifests', 'revisions', hexOf(d)), { force: true });
+  }
+
+  async tags(name: string): Promise<string[]> {
+    return (await listNames(join(this.repoDir(name), '_manifests', 'tags'))).filter(isTag).sort();
+  }
+
+  async referrers(name: string, subject: Digest): Promise<Descriptor[]> {
+    const dir = join(this.repoDir(name), '_referrers', hexOf(subject));
+    const out: Descriptor[] = [];
+    for (const n of (await listNames(dir)).sort()) {
+      if (!/^[a-f0-9]{64}$/.test(n)) continue;
+      try {
+        const desc = JSON.parse(await readFile(join(dir, n), 'utf8')) as Descriptor;
+        // A referrer deleted since must not show up.
+        if (await this.revision(name, desc.digest)) out.push(desc);
+      } catch (e) {
+        if (!isENOENT(e)) throw e;
+      }
+    }
+    return out;
+  }
+
+  repositories(): Promise<string[]> {
+    return listRepositories(this.root);
+  }
+
+  revisions(name: string): Promise<Digest[]> {
+    return listHexes(join(this.repoDir(name), '_manifests', 'revisions'));
+  }
+
+  repoPath(name: string): string {
+    return this.repoDir(name);
+  }
+}
+
+/** Every repository name under a registry root, sorted. */
+export async function listRepositories(root: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (dir: string, prefix: string[]): Promise<void> => {
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (e) {
+      if (isENOENT(e)) return;
+      throw e;
+    }
+    let isRepo = false;
+    for (const ent of entries) {
+      if (!ent.isDirectory()) continue;
+      if (ent.name === '_manifests' || ent.name === '_layers') isRepo = true;
+      else if (!ent.name.startsWith('_') && !ent.name.startsWith('.')) await walk(join(dir, ent.name), [...prefix, ent.name]);
+    }
+    if (isRepo && prefix.length > 0) out.push(prefix.join('/'));
+  };
+  await walk(join(root, 'repositories'), []);
+  return out.sort();
+}
+
+async function listHexes(dir: string): Promise<Digest[]> {
+  return (await listNames(dir)).filter((n) => /^[a-f0-9]{64}$/.test(n)).map((n) => `sha256:${n}` as Digest);
+}
+
+export interface GcResult {
+  /** Blobs kept because a manifest references them (manifests included). */
+  marked: number;
+  deleted: Digest[];
+  freedBytes: number;
+}
+
+/**
+ * Garbage collection: deletes every blob that no manifest of any repository references (the manifests
+ * themselves, their configs, layers and index children), and the repositories' links to deleted blobs.
+ * Blobs younger than `minAgeMs` are kept (uploads whose manifest is not pushed yet). Run it while nothing
+ * pushes, like distribution's garbage-collect, or with a grace period. It never touches uploads in flight.
+ */
+export async function collectGarbage(root: string, opts: { dryRun?: boolean; minAgeMs?: number } = {}): Promise<GcResult> {
+  const blobDir = join(root, 'blobs', 'sha256');
+  const marked = new Set<string>();
+  const repos = await listRepositories(root);
+  for (const repo of repos) {
+    for (const d of await listHexes(join(root, 'repositories', ...repo.split('/'), '_manifests', 'revisions'))) {
+      marked.add(d);
+      let m: Record<string, unknown>;
+      try {
+        m = JSON.parse(await readFile(join(blobDir, hexOf(d)), 'utf8')) as Record<string, unknown>;
+      } catch {
+        continue;
+      }
+      const add = (v: unknown) => {
+        const dig = (v as { digest?: unknown } | null)?.digest;
+        if (typeof dig === 'string' && isDigest(dig)) marked.add(dig);
+      };
+      add(m.config);
+      for (const key of ['layers', 'manifests', 'blobs'] as const) {
+        const arr = m[key];
+        if (Array.isArray(arr)) arr.forEach(add);
+      }
+    }
+  }
+  const deleted: Digest[] = [];
+  let freedBytes = 0;
+  const now = Date.now();
+  for (const d of await listHexes(blobDir)) {
+    if (marked.has(d)) continue;
+    let st;
+    try {
+      st = await stat(join(blobDir, hexOf(d)));
+    } catch {
+      continue;
+    }
+    if (opts.minAgeMs && now - st.mtimeMs < opts.minAgeMs) continue;
+    deleted.push(d);
+    freedBytes += st.size;
+    if (!opts.dryRun) await rm(join(blobDir, hexOf(d)), { force: true });
+  }
+  if (!opts.dryRun && deleted.length > 0) {
+    const gone = new Set<string>(deleted);
+    for (const repo of repos) {
+      const dir = join(root, 'repositories', ...repo.split('/'), '_layers');
+      for (const d of await listHexes(dir)) {
+        if (gone.has(d)) await rm(join(dir, hexOf(d)), { force: true });
+      }
+    }
+  }
+  return { marked: marked.size, deleted, freedBytes };
+}
