@@ -1,0 +1,610 @@
+import { test, before, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { Agent, fetch as ufetch } from 'undici';
+import { startRegistryServer, collectGarbage, type RegistryServer } from '../../src/registry/server.js';
+
+const execFileP = promisify(execFile);
+
+function sha(b: Buffer | string): string {
+  return `sha256:${createHash('sha256').update(b).digest('hex')}`;
+}
+
+const MT_OCI = 'application/vnd.oci.image.manifest.v1+json';
+const MT_INDEX = 'application/vnd.oci.image.index.v1+json';
+const MT_DOCKER = 'application/vnd.docker.distribution.manifest.v2+json';
+
+async function tmp(): Promise<string> {
+  return mkdtemp(join(tmpdir(), 'wharf-regsrv-'));
+}
+
+async function errCode(res: Response): Promise<string> {
+  const body = (await res.json()) as { errors: { code: string }[] };
+  assert.ok(Array.isArray(body.errors) && body.errors.length > 0, 'error body has errors[]');
+  return body.errors[0]!.code;
+}
+
+/** Pushes a blob monolithically; returns its digest. */
+async function pushBlob(url: string, repo: string, data: Buffer, headers: Record<string, string> = {}): Promise<string> {
+  const d = sha(data);
+  const res = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${d}`, {
+    method: 'POST', body: data, headers: { 'Content-Type': 'application/octet-stream', ...headers },
+  });
+  await res.arrayBuffer();
+  assert.equal(res.status, 201);
+  return d;
+}
+
+function imageManifest(config: Buffer, layers: Buffer[], extra: Record<string, unknown> = {}, mediaType = MT_OCI): Buffer {
+  return Buffer.from(JSON.stringify({
+    schemaVersion: 2,
+    mediaType,
+    config: { mediaType: mediaType === MT_OCI ? 'application/vnd.oci.image.config.v1+json' : 'application/vnd.docker.container.image.v1+json', digest: sha(config), size: config.length },
+    layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: sha(l), size: l.length })),
+    ...extra,
+  }, null, 3));
+}
+
+async function putManifest(url: string, repo: string, ref: string, m: Buffer, ct = MT_OCI, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(`${url}/v2/${repo}/manifests/${ref}`, { method: 'PUT', body: m, headers: { 'Content-Type': ct, ...headers } });
+}
+
+/** Pushes config + layers + manifest under `tag`; returns the manifest's digest and bytes. */
+async function pushImage(url: string, repo: string, tag: string, seed: string): Promise<{ digest: string; manifest: Buffer; layers: Buffer[]; config: Buffer }> {
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', seed }));
+  const layers = [Buffer.from(`layer-a-${seed}`), Buffer.from(`layer-b-${seed}`.repeat(1000))];
+  await pushBlob(url, repo, config);
+  for (const l of layers) await pushBlob(url, repo, l);
+  const manifest = imageManifest(config, layers);
+  const res = await putManifest(url, repo, tag, manifest);
+  await res.arrayBuffer();
+  assert.equal(res.status, 201);
+  return { digest: sha(manifest), manifest, layers, config };
+}
+
+describe('registry server, no auth', () => {
+  let root: string;
+  let srv: RegistryServer;
+  let url: string;
+  before(async () => {
+    root = await tmp();
+    srv = await startRegistryServer({ root, addr: '127.0.0.1:0' });
+    url = srv.url;
+  });
+  after(async () => {
+    await srv.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  test('GET /v2/ answers 200 with the API version header on every response', async () => {
+    const res = await fetch(`${url}/v2/`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('docker-distribution-api-version'), 'registry/2.0');
+    await res.arrayBuffer();
+    const res2 = await fetch(`${url}/v2/nope/blobs/sha256:${'0'.repeat(64)}`);
+    assert.equal(res2.status, 404);
+    assert.equal(res2.headers.get('docker-distribution-api-version'), 'registry/2.0');
+    assert.equal(await errCode(res2), 'BLOB_UNKNOWN');
+  });
+
+  test('monolithic upload, HEAD/GET blob, range requests', async () => {
+    const data = Buffer.from('0123456789abcdefghij'.repeat(50));
+    const d = sha(data);
+    const res = await fetch(`${url}/v2/mono/blobs/uploads/?digest=${d}`, { method: 'POST', body: data });
+    assert.equal(res.status, 201);
+    assert.equal(res.headers.get('docker-content-digest'), d);
+    assert.equal(res.headers.get('location'), `/v2/mono/blobs/${d}`);
+    const head = await fetch(`${url}/v2/mono/blobs/${d}`, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get('content-length'), String(data.length));
+    assert.equal(head.headers.get('docker-content-digest'), d);
+    const get = await fetch(`${url}/v2/mono/blobs/${d}`);
+    assert.deepEqual(Buffer.from(await get.arrayBuffer()), data);
+    const part = await fetch(`${url}/v2/mono/blobs/${d}`, { headers: { Range: 'bytes=10-19' } });
+    assert.equal(part.status, 206);
+    assert.equal(part.headers.get('content-range'), `bytes 10-19/${data.length}`);
+    assert.equal(Buffer.from(await part.arrayBuffer()).toString(), 'abcdefghij');
+    const suffix = await fetch(`${url}/v2/mono/blobs/${d}`, { headers: { Range: 'bytes=-5' } });
+    assert.equal(suffix.status, 206);
+    assert.equal(Buffer.from(await suffix.arrayBuffer()).toString(), 'fghij');
+    const bad = await fetch(`${url}/v2/mono/blobs/${d}`, { headers: { Range: `bytes=${data.length}-` } });
+    assert.equal(bad.status, 416);
+    assert.equal(bad.headers.get('content-range'), `bytes */${data.length}`);
+    await bad.arrayBuffer();
+    // Another repository has no link to the blob.
+    const other = await fetch(`${url}/v2/other/blobs/${d}`, { method: 'HEAD' });
+    assert.equal(other.status, 404);
+  });
+
+  test('chunked upload with Content-Range, status, out-of-order chunk → 416, final chunk on PUT', async () => {
+    const data = Buffer.alloc(300);
+    for (let i = 0; i < data.length; i++) data[i] = i % 251;
+    const d = sha(data);
+    const post = await fetch(`${url}/v2/chunked/blobs/uploads/`, { method: 'POST' });
+    assert.equal(post.status, 202);
+    const loc = post.headers.get('location')!;
+    assert.match(loc, /^\/v2\/chunked\/blobs\/uploads\/[0-9a-f-]+$/);
+    assert.ok(post.headers.get('docker-upload-uuid'));
+    assert.equal(post.headers.get('range'), '0-0');
+    const p1 = await fetch(`${url}${loc}`, {
+      method: 'PATCH', body: data.subarray(0, 100),
+      headers: { 'Content-Range': '0-99', 'Content-Type': 'application/octet-stream' },
+    });
+    assert.equal(p1.status, 202);
+    assert.equal(p1.headers.get('range'), '0-99');
+    const st = await fetch(`${url}${p1.headers.get('location')}`);
+    assert.equal(st.status, 204);
+    assert.equal(st.headers.get('range'), '0-99');
+    const ooo = await fetch(`${url}${loc}`, { method: 'PATCH', body: data.subarray(150, 200), headers: { 'Content-Range': '150-199' } });
+    assert.equal(ooo.status, 416);
+    assert.equal(await errCode(ooo), 'RANGE_INVALID');
+    assert.equal(ooo.headers.get('range'), '0-99');
+    const p2 = await fetch(`${url}${loc}`, { method: 'PATCH', body: data.subarray(100, 200), headers: { 'Content-Range': '100-199' } });
+    assert.equal(p2.status, 202);
+    assert.equal(p2.headers.get('range'), '0-199');
+    // Not visible before completion.
+    const early = await fetch(`${url}/v2/chunked/blobs/${d}`, { method: 'HEAD' });
+    assert.equal(early.status, 404);
+    const put = await fetch(`${url}${loc}?digest=${d}`, { method: 'PUT', body: data.subarray(200), headers: { 'Content-Range': '200-299' } });
+    assert.equal(put.status, 201);
+    assert.equal(put.headers.get('docker-content-digest'), d);
+    const get = await fetch(`${url}/v2/chunked/blobs/${d}`);
+    assert.deepEqual(Buffer.from(await get.arrayBuffer()), data);
+    // The session is gone.
+    const gone = await fetch(`${url}${loc}`);
+    assert.equal(gone.status, 404);
+    assert.equal(await errCode(gone), 'BLOB_UPLOAD_UNKNOWN');
+  });
+
+  test('streamed PATCH without Content-Range, then PUT with no body', async () => {
+    const parts = [Buffer.alloc(70_000, 1), Buffer.alloc(90_000, 2), Buffer.alloc(10, 3)];
+    const whole = Buffer.concat(parts);
+    const post = await fetch(`${url}/v2/streamed/blobs/uploads/`, { method: 'POST' });
+    const loc = post.headers.get('location')!;
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        for (const p of parts) c.enqueue(new Uint8Array(p));
+        c.close();
+      },
+    });
+    const patch = await fetch(`${url}${loc}`, { method: 'PATCH', body, duplex: 'half' } as RequestInit);
+    assert.equal(patch.status, 202);
+    assert.equal(patch.headers.get('range'), `0-${whole.length - 1}`);
+    const put = await fetch(`${url}${patch.headers.get('location')}?digest=${sha(whole)}`, { method: 'PUT' });
+    assert.equal(put.status, 201);
+    const get = await fetch(`${url}/v2/streamed/blobs/${sha(whole)}`);
+    assert.deepEqual(Buffer.from(await get.arrayBuffer()), whole);
+  });
+
+  test('digest mismatch at completion → 400 DIGEST_INVALID, nothing published or left behind', async () => {
+    const data = Buffer.from('the real content');
+    const wrong = sha('something else');
+    const mono = await fetch(`${url}/v2/mismatch/blobs/uploads/?digest=${wrong}`, { method: 'POST', body: data });
+    assert.equal(mono.status, 400);
+    assert.equal(await errCode(mono), 'DIGEST_INVALID');
+    const post = await fetch(`${url}/v2/mismatch/blobs/uploads/`, { method: 'POST' });
+    const loc = post.headers.get('location')!;
+    await fetch(`${url}${loc}`, { method: 'PATCH', body: data });
+    const put = await fetch(`${url}${loc}?digest=${wrong}`, { method: 'PUT' });
+    assert.equal(put.status, 400);
+    assert.equal(await errCode(put), 'DIGEST_INVALID');
+    assert.equal(existsSync(join(root, 'blobs', 'sha256', sha(data).slice(7))), false);
+    assert.equal(existsSync(join(root, 'blobs', 'sha256', wrong.slice(7))), false);
+    const head = await fetch(`${url}/v2/mismatch/blobs/${wrong}`, { method: 'HEAD' });
+    assert.equal(head.status, 404);
+    const bad = await fetch(`${url}/v2/mismatch/blobs/uploads/?digest=sha256:xyz`, { method: 'POST', body: data });
+    assert.equal(bad.status, 400);
+    assert.equal(await errCode(bad), 'DIGEST_INVALID');
+  });
+
+  test('DELETE of an upload cancels it', async () => {
+    const post = await fetch(`${url}/v2/cancel/blobs/uploads/`, { method: 'POST' });
+    const loc = post.headers.get('location')!;
+    await (await fetch(`${url}${loc}`, { method: 'PATCH', body: 'abc' })).arrayBuffer();
+    const del = await fetch(`${url}${loc}`, { method: 'DELETE' });
+    assert.equal(del.status, 204);
+    const st = await fetch(`${url}${loc}`);
+    assert.equal(st.status, 404);
+    assert.equal(await errCode(st), 'BLOB_UPLOAD_UNKNOWN');
+    const put = await fetch(`${url}${loc}?digest=${sha('abc')}`, { method: 'PUT' });
+    assert.equal(put.status, 404);
+    assert.equal(await errCode(put), 'BLOB_UPLOAD_UNKNOWN');
+  });
+
+  test('cross-repository mount: 201 when the source has the blob, 202 (a new upload) otherwise', async () => {
+    const data = Buffer.from('mount me');
+    const d = await pushBlob(url, 'library/src', data);
+    const m = await fetch(`${url}/v2/dst/app/blobs/uploads/?mount=${d}&from=library/src`, { method: 'POST' });
+    assert.equal(m.status, 201);
+    assert.equal(m.headers.get('location'), `/v2/dst/app/blobs/${d}`);
+    assert.equal(m.headers.get('docker-content-digest'), d);
+    const get = await fetch(`${url}/v2/dst/app/blobs/${d}`);
+    assert.deepEqual(Buffer.from(await get.arrayBuffer()), data);
+    const missing = sha('not there');
+    const m2 = await fetch(`${url}/v2/dst/app/blobs/uploads/?mount=${missing}&from=library/src`, { method: 'POST' });
+    assert.equal(m2.status, 202);
+    assert.match(m2.headers.get('location')!, /\/v2\/dst\/app\/blobs\/uploads\//);
+    // A repository without the blob cannot be the source of a mount.
+    const m3 = await fetch(`${url}/v2/dst/other/blobs/uploads/?mount=${d}&from=nobody/here`, { method: 'POST' });
+    assert.equal(m3.status, 202);
+  });
+
+  test('manifests: blobs must exist, exact bytes back by tag and digest, Content-Type, HEAD, digest PUT', async () => {
+    const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
+    const layer = Buffer.from('layer bytes');
+    const manifest = imageManifest(config, [layer]);
+    const missing = await putManifest(url, 'man/app', 'v1', manifest);
+    assert.equal(missing.status, 404);
+    assert.equal(await errCode(missing), 'MANIFEST_BLOB_UNKNOWN');
+    await pushBlob(url, 'man/app', config);
+    await pushBlob(url, 'man/app', layer);
+    const put = await putManifest(url, 'man/app', 'v1', manifest);
+    assert.equal(put.status, 201);
+    const d = sha(manifest);
+    assert.equal(put.headers.get('docker-content-digest'), d);
+    assert.equal(put.headers.get('location'), `/v2/man/app/manifests/${d}`);
+    for (const ref of ['v1', d]) {
+      const get = await fetch(`${url}/v2/man/app/manifests/${ref}`, { headers: { Accept: MT_OCI } });
+      assert.equal(get.status, 200);
+      assert.equal(get.headers.get('content-type'), MT_OCI);
+      assert.equal(get.headers.get('docker-content-digest'), d);
+      assert.deepEqual(Buffer.from(await get.arrayBuffer()), manifest);
+    }
+    const head = await fetch(`${url}/v2/man/app/manifests/v1`, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get('content-length'), String(manifest.length));
+    assert.equal(head.headers.get('docker-content-digest'), d);
+    // Docker schema 2 under its own media type, pushed by digest.
+    const dm = imageManifest(config, [layer], {}, MT_DOCKER);
+    const wrong = await putManifest(url, 'man/app', sha('x'), dm, MT_DOCKER);
+    assert.equal(wrong.status, 400);
+    assert.equal(await errCode(wrong), 'DIGEST_INVALID');
+    const byDigest = await putManifest(url, 'man/app', sha(dm), dm, MT_DOCKER);
+    assert.equal(byDigest.status, 201);
+    const gd = await fetch(`${url}/v2/man/app/manifests/${sha(dm)}`);
+    assert.equal(gd.headers.get('content-type'), MT_DOCKER);
+    assert.deepEqual(Buffer.from(await gd.arrayBuffer()), dm);
+    // An index may only reference manifests the repository has.
+    const index = (children: string[]) => Buffer.from(JSON.stringify({
+      schemaVersion: 2, mediaType: MT_INDEX,
+      manifests: children.map((c) => ({ mediaType: MT_OCI, digest: c, size: 10, platform: { os: 'linux', architecture: 'amd64' } })),
+    }));
+    const badIdx = await putManifest(url, 'man/app', 'multi', index([sha('nope')]), MT_INDEX);
+    assert.equal(badIdx.status, 404);
+    assert.equal(await errCode(badIdx), 'MANIFEST_BLOB_UNKNOWN');
+    const idx = index([d]);
+    const okIdx = await putManifest(url, 'man/app', 'multi', idx, MT_INDEX);
+    assert.equal(okIdx.status, 201);
+    const gi = await fetch(`${url}/v2/man/app/manifests/multi`);
+    assert.equal(gi.headers.get('content-type'), MT_INDEX);
+    assert.deepEqual(Buffer.from(await gi.arrayBuffer()), idx);
+    // Invalid JSON / schema 1.
+    const inv = await putManifest(url, 'man/app', 'bad', Buffer.from('{not json'));
+    assert.equal(inv.status, 400);
+    assert.equal(await errCode(inv), 'MANIFEST_INVALID');
+    const s1 = await putManifest(url, 'man/app', 'bad', Buffer.from('{"schemaVersion":1}'), 'application/vnd.docker.distribution.manifest.v1+prettyjws');
+    assert.equal(s1.status, 400);
+    // Unknown ones.
+    const unk = await fetch(`${url}/v2/man/app/manifests/nope`);
+    assert.equal(unk.status, 404);
+    assert.equal(await errCode(unk), 'MANIFEST_UNKNOWN');
+  });
+
+  test('manifest and tag delete, blob delete', async () => {
+    const img = await pushImage(url, 'del/app', 'v1', 'del');
+    const tagRes = await putManifest(url, 'del/app', 'v2', img.manifest);
+    assert.equal(tagRes.status, 201);
+    // Deleting a tag keeps the manifest.
+    const dt = await fetch(`${url}/v2/del/app/manifests/v2`, { method: 'DELETE' });
+    assert.equal(dt.status, 202);
+    assert.equal((await fetch(`${url}/v2/del/app/manifests/v2`, { method: 'HEAD' })).status, 404);
+    assert.equal((await fetch(`${url}/v2/del/app/manifests/${img.digest}`, { method: 'HEAD' })).status, 200);
+    const dm = await fetch(`${url}/v2/del/app/manifests/${img.digest}`, { method: 'DELETE' });
+    assert.equal(dm.status, 202);
+    assert.equal((await fetch(`${url}/v2/del/app/manifests/v1`, { method: 'HEAD' })).status, 404);
+    const again = await fetch(`${url}/v2/del/app/manifests/${img.digest}`, { method: 'DELETE' });
+    assert.equal(again.status, 404);
+    assert.equal(await errCode(again), 'MANIFEST_UNKNOWN');
+    const tags = (await (await fetch(`${url}/v2/del/app/tags/list`)).json()) as { tags: string[] };
+    assert.deepEqual(tags.tags, []);
+    const ld = sha(img.layers[0]!);
+    const db = await fetch(`${url}/v2/del/app/blobs/${ld}`, { method: 'DELETE' });
+    assert.equal(db.status, 202);
+    assert.equal((await fetch(`${url}/v2/del/app/blobs/${ld}`, { method: 'HEAD' })).status, 404);
+    const db2 = await fetch(`${url}/v2/del/app/blobs/${ld}`, { method: 'DELETE' });
+    assert.equal(db2.status, 404);
+    assert.equal(await errCode(db2), 'BLOB_UNKNOWN');
+  });
+
+  test('tags list with pagination (n, last, Link)', async () => {
+    const img = await pushImage(url, 'paged/app', 'c', 'paged');
+    for (const t of ['e', 'a', 'd', 'b']) {
+      const r = await putManifest(url, 'paged/app', t, img.manifest);
+      assert.equal(r.status, 201);
+    }
+    const all = await fetch(`${url}/v2/paged/app/tags/list`);
+    assert.equal(all.headers.get('link'), null);
+    assert.deepEqual(await all.json(), { name: 'paged/app', tags: ['a', 'b', 'c', 'd', 'e'] });
+    const seen: string[] = [];
+    let next: string | null = '/v2/paged/app/tags/list?n=2';
+    let pages = 0;
+    while (next) {
+      const r: Response = await fetch(`${url}${next}`);
+      const body = (await r.json()) as { tags: string[] };
+      assert.ok(body.tags.length <= 2);
+      seen.push(...body.tags);
+      const link = r.headers.get('link');
+      next = link ? /^<([^>]+)>; rel="next"$/.exec(link)![1]! : null;
+      pages++;
+    }
+    assert.deepEqual(seen, ['a', 'b', 'c', 'd', 'e']);
+    assert.equal(pages, 3);
+    const after = await fetch(`${url}/v2/paged/app/tags/list?last=c`);
+    assert.deepEqual(((await after.json()) as { tags: string[] }).tags, ['d', 'e']);
+    const unknown = await fetch(`${url}/v2/never/pushed/tags/list`);
+    assert.equal(unknown.status, 404);
+    assert.equal(await errCode(unknown), 'NAME_UNKNOWN');
+  });
+
+  test('catalog with pagination', async () => {
+    await pushImage(url, 'cat/one', 'v', 'c1');
+    await pushImage(url, 'cat/two', 'v', 'c2');
+    const all = (await (await fetch(`${url}/v2/_catalog`)).json()) as { repositories: string[] };
+    assert.ok(all.repositories.includes('cat/one') && all.repositories.includes('cat/two'));
+    assert.deepEqual(all.repositories, [...all.repositories].sort());
+    const seen: string[] = [];
+    let next: string | null = '/v2/_catalog?n=3';
+    while (next) {
+      const r: Response = await fetch(`${url}${next}`);
+      const body = (await r.json()) as { repositories: string[] };
+      assert.ok(body.repositories.length <= 3);
+      seen.push(...body.repositories);
+      const link = r.headers.get('link');
+      next = link ? /^<([^>]+)>; rel="next"$/.exec(link)![1]! : null;
+    }
+    const again = (await (await fetch(`${url}/v2/_catalog`)).json()) as { repositories: string[] };
+    assert.deepEqual(seen, again.repositories);
+  });
+
+  test('referrers: OCI-Subject on PUT, listing, artifactType filter, unknown subject → empty index', async () => {
+    const img = await pushImage(url, 'ref/app', 'v1', 'ref');
+    const empty = Buffer.from('{}');
+    const ed = await pushBlob(url, 'ref/app', empty);
+    const sigBlob = Buffer.from('signature');
+    await pushBlob(url, 'ref/app', sigBlob);
+    const artifact = (type: string, ann: string) => Buffer.from(JSON.stringify({
+      schemaVersion: 2, mediaType: MT_OCI, artifactType: type,
+      config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: ed, size: 2 },
+      layers: [{ mediaType: 'application/octet-stream', digest: sha(sigBlob), size: sigBlob.length }],
+      subject: { mediaType: MT_OCI, digest: img.digest, size: img.manifest.length },
+      annotations: { note: ann },
+    }));
+    const sig = artifact('application/vnd.example.sig', 's');
+    const sbom = artifact('application/vnd.example.sbom', 'b');
+    for (const a of [sig, sbom]) {
+      const r = await putManifest(url, 'ref/app', sha(a), a);
+      assert.equal(r.status, 201);
+      assert.equal(r.headers.get('oci-subject'), img.digest);
+    }
+    const all = await fetch(`${url}/v2/ref/app/referrers/${img.digest}`);
+    assert.equal(all.status, 200);
+    assert.equal(all.headers.get('content-type'), MT_INDEX);
+    const idx = (await all.json()) as { mediaType: string; manifests: { digest: string; artifactType: string; size: number; annotations: Record<string, string> }[] };
+    assert.equal(idx.mediaType, MT_INDEX);
+    assert.deepEqual(idx.manifests.map((m) => m.digest).sort(), [sha(sig), sha(sbom)].sort());
+    const sigEntry = idx.manifests.find((m) => m.digest === sha(sig))!;
+    assert.equal(sigEntry.artifactType, 'application/vnd.example.sig');
+    assert.equal(sigEntry.size, sig.length);
+    assert.deepEqual(sigEntry.annotations, { note: 's' });
+    const filtered = await fetch(`${url}/v2/ref/app/referrers/${img.digest}?artifactType=application/vnd.example.sbom`);
+    assert.equal(filtered.headers.get('oci-filters-applied'), 'artifactType');
+    const f = (await filtered.json()) as { manifests: { digest: string }[] };
+    assert.deepEqual(f.manifests.map((m) => m.digest), [sha(sbom)]);
+    const none = await fetch(`${url}/v2/ref/app/referrers/${sha('nothing')}`);
+    assert.equal(none.status, 200);
+    assert.deepEqual(((await none.json()) as { manifests: unknown[] }).manifests, []);
+    // Deleting a referrer removes it from the list.
+    assert.equal((await fetch(`${url}/v2/ref/app/manifests/${sha(sig)}`, { method: 'DELETE' })).status, 202);
+    const after = (await (await fetch(`${url}/v2/ref/app/referrers/${img.digest}`)).json()) as { manifests: { digest: string }[] };
+    assert.deepEqual(after.manifests.map((m) => m.digest), [sha(sbom)]);
+  });
+
+  test('invalid names → 400 NAME_INVALID; unknown routes and methods', async () => {
+    const r = await fetch(`${url}/v2/Upper/Case/tags/list`);
+    assert.equal(r.status, 400);
+    assert.equal(await errCode(r), 'NAME_INVALID');
+    const r2 = await fetch(`${url}/v2/a..b/blobs/uploads/`, { method: 'POST' });
+    assert.equal(r2.status, 400);
+    assert.equal(await errCode(r2), 'NAME_INVALID');
+    const r3 = await fetch(`${url}/v2/ok/tags/list`, { method: 'POST' });
+    assert.equal(r3.status, 405);
+    assert.equal(await errCode(r3), 'UNSUPPORTED');
+  });
+
+  test('garbage collection deletes only unreferenced blobs; the image still pulls', async () => {
+    const gcRoot = await tmp();
+    const s = await startRegistryServer({ root: gcRoot, addr: '127.0.0.1:0' });
+    try {
+      const img = await pushImage(s.url, 'gc/app', 'v1', 'gc');
+      const gone = await pushImage(s.url, 'gc/old', 'v1', 'old');
+      const orphan = await pushBlob(s.url, 'gc/app', Buffer.from('orphan blob'));
+      assert.equal((await fetch(`${s.url}/v2/gc/old/manifests/${gone.digest}`, { method: 'DELETE' })).status, 202);
+      const dry = await collectGarbage(gcRoot, { dryRun: true });
+      const goneDigests = [orphan, gone.digest, sha(gone.config), ...gone.layers.map(sha)].sort();
+      assert.deepEqual([...dry.deleted].sort(), goneDigests);
+      assert.ok(existsSync(join(gcRoot, 'blobs', 'sha256', orphan.slice(7))));
+      const r = await collectGarbage(gcRoot);
+      assert.deepEqual([...r.deleted].sort(), goneDigests);
+      const left = (await readdir(join(gcRoot, 'blobs', 'sha256'))).map((h) => `sha256:${h}`).sort();
+      assert.deepEqual(left, [img.digest, sha(img.config), ...img.layers.map(sha)].sort());
+      assert.equal((await fetch(`${s.url}/v2/gc/app/blobs/${orphan}`, { method: 'HEAD' })).status, 404);
+      const m = await fetch(`${s.url}/v2/gc/app/manifests/v1`);
+      assert.deepEqual(Buffer.from(await m.arrayBuffer()), img.manifest);
+      for (const l of img.layers) {
+        const b = await fetch(`${s.url}/v2/gc/app/blobs/${sha(l)}`);
+        assert.deepEqual(Buffer.from(await b.arrayBuffer()), l);
+      }
+    } finally {
+      await s.close();
+      await rm(gcRoot, { recursive: true, force: true });
+    }
+  });
+
+  test('committed data survives a restart on the same root', async () => {
+    const r2 = await tmp();
+    let s = await startRegistryServer({ root: r2, addr: '127.0.0.1:0' });
+    const img = await pushImage(s.url, 'persist/app', 'v1', 'persist');
+    const post = await fetch(`${s.url}/v2/persist/app/blobs/uploads/`, { method: 'POST' });
+    const loc = post.headers.get('location')!;
+    await (await fetch(`${s.url}${loc}`, { method: 'PATCH', body: 'half' })).arrayBuffer();
+    await s.close();
+    s = await startRegistryServer({ root: r2, addr: '127.0.0.1:0' });
+    try {
+      const m = await fetch(`${s.url}/v2/persist/app/manifests/v1`);
+      assert.deepEqual(Buffer.from(await m.arrayBuffer()), img.manifest);
+      const st = await fetch(`${s.url}${loc}`);
+      assert.equal(st.status, 404);
+      assert.equal(await errCode(st), 'BLOB_UPLOAD_UNKNOWN');
+    } finally {
+      await s.close();
+      await rm(r2, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('registry server, auth', () => {
+  let root: string;
+  let htpasswd: string;
+  before(async () => {
+    root = await tmp();
+    htpasswd = join(root, 'htpasswd');
+    await execFileP('htpasswd', ['-Bbc', htpasswd, 'alice', 'wonderland']);
+  });
+  after(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  test('htpasswd basic auth: 401 with WWW-Authenticate, wrong password refused, right one accepted', async () => {
+    const s = await startRegistryServer({ root: join(root, 'basic'), addr: '127.0.0.1:0', htpasswd, realm: 'test-realm' });
+    try {
+      const anon = await fetch(`${s.url}/v2/`);
+      assert.equal(anon.status, 401);
+      assert.equal(anon.headers.get('www-authenticate'), 'Basic realm="test-realm"');
+      assert.equal(anon.headers.get('docker-distribution-api-version'), 'registry/2.0');
+      assert.equal(await errCode(anon), 'UNAUTHORIZED');
+      const basic = (u: string, p: string) => ({ Authorization: `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}` });
+      const wrong = await fetch(`${s.url}/v2/`, { headers: basic('alice', 'nope') });
+      assert.equal(wrong.status, 401);
+      await wrong.arrayBuffer();
+      const nouser = await fetch(`${s.url}/v2/`, { headers: basic('bob', 'wonderland') });
+      assert.equal(nouser.status, 401);
+      await nouser.arrayBuffer();
+      const ok = await fetch(`${s.url}/v2/`, { headers: basic('alice', 'wonderland') });
+      assert.equal(ok.status, 200);
+      await ok.arrayBuffer();
+      const up = await fetch(`${s.url}/v2/auth/app/blobs/uploads/?digest=${sha('x')}`, { method: 'POST', body: 'x' });
+      assert.equal(up.status, 401);
+      await up.arrayBuffer();
+      const d = await pushBlob(s.url, 'auth/app', Buffer.from('x'), basic('alice', 'wonderland'));
+      assert.equal(d, sha('x'));
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('token auth: Bearer challenge with scope, token from /auth/token, scope enforced', async () => {
+    const s = await startRegistryServer({ root: join(root, 'token'), addr: '127.0.0.1:0', htpasswd, token: { service: 'test-svc' } });
+    try {
+      const anon = await fetch(`${s.url}/v2/tok/app/tags/list`);
+      assert.equal(anon.status, 401);
+      const ch = anon.headers.get('www-authenticate')!;
+      assert.equal(ch, `Bearer realm="${s.url}/auth/token",service="test-svc",scope="repository:tok/app:pull"`);
+      await anon.arrayBuffer();
+      const realm = /realm="([^"]+)"/.exec(ch)![1]!;
+      const getToken = async (scope: string, creds?: string) => {
+        const r = await fetch(`${realm}?service=test-svc&scope=${encodeURIComponent(scope)}`, {
+          headers: creds ? { Authorization: `Basic ${Buffer.from(creds).toString('base64')}` } : {},
+        });
+        return { status: r.status, body: (await r.json()) as { token: string } };
+      };
+      const bad = await getToken('repository:tok/app:pull', 'alice:wrong');
+      assert.equal(bad.status, 401);
+      const pullOnly = await getToken('repository:tok/app:pull', 'alice:wonderland');
+      assert.equal(pullOnly.status, 200);
+      const bearer = (t: string) => ({ Authorization: `Bearer ${t}` });
+      // Pull-only token cannot push.
+      const push = await fetch(`${s.url}/v2/tok/app/blobs/uploads/`, { method: 'POST', headers: bearer(pullOnly.body.token) });
+      assert.equal(push.status, 401);
+      assert.match(push.headers.get('www-authenticate')!, /error="insufficient_scope"/);
+      await push.arrayBuffer();
+      const pushTok = await getToken('repository:tok/app:pull,push', 'alice:wonderland');
+      const d = await pushBlob(s.url, 'tok/app', Buffer.from('tokened'), bearer(pushTok.body.token));
+      const head = await fetch(`${s.url}/v2/tok/app/blobs/${d}`, { method: 'HEAD', headers: bearer(pullOnly.body.token) });
+      assert.equal(head.status, 200);
+      // A token for another repository grants nothing here.
+      const other = await getToken('repository:other/app:pull', 'alice:wonderland');
+      const o = await fetch(`${s.url}/v2/tok/app/blobs/${d}`, { method: 'HEAD', headers: bearer(other.body.token) });
+      assert.equal(o.status, 401);
+      // Anonymous tokens carry no access when users are configured; forged tokens fail.
+      const anonTok = await getToken('repository:tok/app:pull');
+      const a = await fetch(`${s.url}/v2/tok/app/blobs/${d}`, { method: 'HEAD', headers: bearer(anonTok.body.token) });
+      assert.equal(a.status, 401);
+      const parts = pushTok.body.token.split('.');
+      const forged = [parts[0], Buffer.from(JSON.stringify({ iss: 'wharf-registry', aud: 'test-svc', exp: 9e9, access: [{ type: 'repository', name: 'tok/app', actions: ['*'] }] })).toString('base64url'), parts[2]].join('.');
+      const fr = await fetch(`${s.url}/v2/tok/app/blobs/${d}`, { method: 'HEAD', headers: bearer(forged) });
+      assert.equal(fr.status, 401);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('TLS with the given certificate and key', async () => {
+    const dir = join(root, 'tls');
+    await execFileP('mkdir', ['-p', dir]);
+    await execFileP('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+      '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1']);
+    const s = await startRegistryServer({ root: join(dir, 'data'), addr: '127.0.0.1:0', tlsCert: join(dir, 'cert.pem'), tlsKey: join(dir, 'key.pem') });
+    const agent = new Agent({ connect: { rejectUnauthorized: false } });
+    try {
+      assert.match(s.url, /^https:\/\//);
+      const r = await ufetch(`${s.url}/v2/`, { dispatcher: agent });
+      assert.equal(r.status, 200);
+      assert.equal(r.headers.get('docker-distribution-api-version'), 'registry/2.0');
+      await r.arrayBuffer();
+      // Plain HTTP is not answered as HTTP.
+      await assert.rejects(fetch(s.url.replace('https:', 'http:') + '/v2/'));
+    } finally {
+      await agent.close();
+      await s.close();
+    }
+  });
+});
+
+test('htpasswd file with a comment and a non-bcrypt entry', async () => {
+  const root = await tmp();
+  try {
+    const file = join(root, 'htpasswd');
+    const { stdout } = await execFileP('htpasswd', ['-nbB', 'carol', 'pw']);
+    await writeFile(file, `# users\nplain:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n${stdout.trim()}\n`);
+    const s = await startRegistryServer({ root: join(root, 'd'), addr: '127.0.0.1:0', htpasswd: file });
+    try {
+      const b = (u: string, p: string) => ({ Authorization: `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}` });
+      const plain = await fetch(`${s.url}/v2/`, { headers: b('plain', 'password') });
+      assert.equal(plain.status, 401);
+      await plain.arrayBuffer();
+      const carol = await fetch(`${s.url}/v2/`, { headers: b('carol', 'pw') });
+      assert.equal(carol.status, 200);
+      await carol.arrayBuffer();
+    } finally {
+      await s.close();
+    }
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
