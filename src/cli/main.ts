@@ -1,0 +1,224 @@
+/**
+ * The wharf CLI: a client of the Engine API only (src/client), laid out and behaving like the docker CLI.
+ * Global flags are parsed up to the command name; the command's own flags by a commander Command built
+ * from its spec (src/cli/spec.ts). Command implementations are imported lazily to keep start-up fast.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { realpathSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import {
+  COMMANDS, GLOBAL_FLAGS, GROUPS, PROG, commandHelp, commandPath, groupHelp, rootHelp, useLine,
+  type CommandSpec, type FlagSpec,
+} from './spec.js';
+import { CancelledError, StatusError, type CliContext, type CommandFn, type GlobalOptions, type Opts } from './context.js';
+
+export const CLI_VERSION = '0.1.0';
+
+function defaultConfigDir(): string {
+  return process.env.DOCKER_CONFIG || join(homedir(), '.docker');
+}
+
+/** A flag error (exit 125) in docker's layout. */
+function flagError(msg: string, usage: string, helpPath: string): StatusError {
+  return new StatusError(`${msg}\n\nUsage:  ${usage}\n\nRun '${helpPath} --help' for more information`, 125);
+}
+
+function addFlags(cmd: Command, flags: FlagSpec[]): void {
+  for (const f of flags) {
+    const names = (f.short ? `-${f.short}, ` : '') + `--${f.long}` + (f.type ? ` <${f.type}>` : '');
+    const o = new Option(names);
+    if (f.repeatable) o.argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]);
+    cmd.addOption(o);
+    if (f.defaultTrue) cmd.addOption(new Option(`--no-${f.long}`).hideHelp());
+  }
+  cmd.addOption(new Option('-h, --help'));
+}
+
+/** pflag accepts --bool=true/false; commander does not: rewrite them. */
+function rewriteBoolValues(argv: string[], flags: FlagSpec[]): string[] {
+  const out: string[] = [];
+  let dashdash = false;
+  for (const a of argv) {
+    if (dashdash) { out.push(a); continue; }
+    if (a === '--') { dashdash = true; out.push(a); continue; }
+    const m = /^--([a-z0-9-]+)=(.*)$/.exec(a);
+    const f = m ? flags.find((x) => x.long === m[1] && x.type === undefined) : undefined;
+    if (!m || !f) { out.push(a); continue; }
+    const v = m[2]!.toLowerCase();
+    if (['1', 't', 'true'].includes(v)) out.push(`--${f.long}`);
+    else if (['0', 'f', 'false'].includes(v)) { if (f.defaultTrue) out.push(`--no-${f.long}`); }
+    else throw new StatusError(`invalid argument "${m[2]}" for "--${f.long}" flag: strconv.ParseBool: parsing ${JSON.stringify(m[2])}: invalid syntax`, 125);
+  }
+  return out;
+}
+
+/** Turns commander's parse errors into docker's messages. */
+function translateCommanderError(e: CommanderError, argv: string[], flags: FlagSpec[], usage: string, helpPath: string): StatusError {
+  const quoted = /'([^']+)'/.exec(e.message)?.[1] ?? '';
+  if (e.code === 'commander.unknownOption') {
+    const name = quoted.replace(/=.*$/, '');
+    if (name.startsWith('--')) return flagError(`unknown flag: ${name}`, usage, helpPath);
+    return flagError(`unknown shorthand flag: '${name.slice(1, 2)}' in ${name}`, usage, helpPath);
+  }
+  if (e.code === 'commander.optionMissingArgument') {
+    const f = flags.find((x) => quoted.includes(`--${x.long}`));
+    const used = f ? [...argv].reverse().find((a) => a === `--${f.long}` || (f.short !== undefined && /^-[^-]/.test(a) && a.endsWith(f.short))) : undefined;
+    if (f && used && !used.startsWith('--')) return flagError(`flag needs an argument: '${f.short}' in -${f.short}`, usage, helpPath);
+    return flagError(`flag needs an argument: --${f?.long ?? quoted}`, usage, helpPath);
+  }
+  return flagError(e.message.replace(/^error: /, ''), usage, helpPath);
+}
+
+function parseWith(cmd: Command, argv: string[], flags: FlagSpec[], usage: string, helpPath: string): { opts: Opts; args: string[] } {
+  cmd.exitOverride().configureOutput({ writeOut: () => {}, writeErr: () => {}, outputError: () => {} })
+    .helpOption(false).allowExcessArguments(true).argument('[args...]');
+  let args: string[] = [];
+  cmd.action((a: string[]) => { args = a ?? []; });
+  const rewritten = rewriteBoolValues(argv, flags);
+  try {
+    cmd.parse(rewritten, { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError) throw translateCommanderError(e, rewritten, flags, usage, helpPath);
+    throw e;
+  }
+  return { opts: cmd.opts(), args };
+}
+
+function checkArgs(spec: CommandSpec, args: string[]): void {
+  const name = commandPath(spec.path);
+  const tail = (verb: 'See' | 'Run' | 'SRun') => `\n\nUsage:  ${useLine(spec)}\n\n${verb} '${name} --help' for more information`;
+  const r = spec.args;
+  if (r.kind === 'none' && args.length > 0) throw new StatusError(`${PROG}: '${name}' accepts no arguments${tail('Run')}`, 1);
+  if (r.kind === 'exact' && args.length !== r.n) {
+    throw new StatusError(`${PROG}: '${name}' requires ${r.n} argument${r.n === 1 ? '' : 's'}${tail('Run')}`, 1);
+  }
+  if (r.kind === 'min' && args.length < r.n) {
+    throw new StatusError(`${PROG}: '${name}' requires at least ${r.n} argument${r.n === 1 ? '' : 's'}${tail('See')}`, 1);
+  }
+  // docker prints "SRun" here (a stray "S" in cli.RequiresMaxArgs); kept for byte-for-byte output.
+  if (r.kind === 'max' && args.length > r.n) {
+    throw new StatusError(`${PROG}: '${name}' requires at most ${r.n} argument${r.n === 1 ? '' : 's'}${tail('SRun')}`, 1);
+  }
+}
+
+async function buildNumber(): Promise<string> {
+  try {
+    const { readFileSync } = await import('node:fs');
+    const root = join(import.meta.dirname, '..', '..', '..');
+    const head = readFileSync(join(root, '.git', 'HEAD'), 'utf8').trim();
+    if (!head.startsWith('ref: ')) return head.slice(0, 7);
+    const ref = head.slice(5);
+    try { return readFileSync(join(root, '.git', ref), 'utf8').trim().slice(0, 7); } catch { /* packed */ }
+    const packed = readFileSync(join(root, '.git', 'packed-refs'), 'utf8');
+    const line = packed.split('\n').find((l) => l.endsWith(` ${ref}`));
+    return line ? line.slice(0, 7) : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+export async function main(argv: string[], io: { out: (s: string) => void; err: (s: string) => void } = {
+  out: (s) => { process.stdout.write(s); },
+  err: (s) => { process.stderr.write(s); },
+}): Promise<number> {
+  const configDefault = defaultConfigDir();
+  const globalFlags = GLOBAL_FLAGS(configDefault);
+  try {
+    // ---- global options, up to the first argument that is not a flag
+    const root = new Command(PROG).passThroughOptions();
+    addFlags(root, globalFlags);
+    const rootUsage = `${PROG} [OPTIONS] COMMAND [ARG...]`;
+    const g = parseWith(root, argv, globalFlags, rootUsage, PROG);
+    const go = g.opts;
+    if (go.version) {
+      io.out(`Wharf version ${CLI_VERSION}, build ${await buildNumber()}\n`);
+      return 0;
+    }
+    const rest = g.args;
+    if (rest.length === 0 || go.help) {
+      io.out(rootHelp(configDefault));
+      return 0;
+    }
+    const hosts = (go.host as string[] | undefined) ?? [];
+    if (hosts.length > 1) throw new StatusError('Specify only one -H', 1);
+    const globals: GlobalOptions = {
+      debug: go.debug === true,
+      logLevel: (go.logLevel as string | undefined) ?? 'info',
+      config: (go.config as string | undefined) ?? configDefault,
+      tls: go.tls === true || go.tlsverify === true || process.env.DOCKER_TLS_VERIFY !== undefined && process.env.DOCKER_TLS_VERIFY !== '',
+      tlsverify: go.tlsverify === true || (process.env.DOCKER_TLS_VERIFY ?? '') !== '',
+    };
+    if (hosts[0] !== undefined) globals.host = hosts[0];
+    for (const k of ['tlscacert', 'tlscert', 'tlskey'] as const) if (typeof go[k] === 'string') globals[k] = go[k] as string;
+
+    // ---- the command
+    let spec: CommandSpec | undefined;
+    let consumed = 1;
+    const group = GROUPS.find((x) => x.path[0] === rest[0]);
+    if (group) {
+      const sub = rest[1];
+      if (sub === undefined || sub === '--help' || sub === '-h') {
+        io.out(groupHelp(group));
+        return 0;
+      }
+      if (sub.startsWith('-')) {
+        // flags on a group: only --help is meaningful
+        throw flagError(sub.startsWith('--') ? `unknown flag: ${sub.replace(/=.*$/, '')}` : `unknown shorthand flag: '${sub.slice(1, 2)}' in ${sub}`, commandPath(group.path), commandPath(group.path));
+      }
+      spec = COMMANDS.find((c) => c.path.length === 2 && c.path[0] === group.path[0] && c.path[1] === sub);
+      if (!spec) {
+        throw new StatusError(`${PROG}: unknown command: ${commandPath(group.path)} ${sub}\n\nUsage:  ${commandPath(group.path)}\n\nRun '${commandPath(group.path)} --help' for more information`, 1);
+      }
+      consumed = 2;
+    } else {
+      spec = COMMANDS.find((c) => c.path.length === 1 && c.path[0] === rest[0]);
+      if (!spec) {
+        throw new StatusError(`${PROG}: unknown command: ${PROG} ${rest[0]}\n\nRun '${PROG} --help' for more information`, 1);
+      }
+    }
+    const name = commandPath(spec.path);
+    const cmd = new Command(name);
+    addFlags(cmd, spec.flags);
+    const parsed = parseWith(cmd, rest.slice(consumed), spec.flags, useLine(spec), name);
+    if (parsed.opts.help) {
+      io.out(commandHelp(spec));
+      return 0;
+    }
+    checkArgs(spec, parsed.args);
+    for (const f of spec.flags) if (f.defaultTrue && parsed.opts[camel(f.long)] === undefined) parsed.opts[camel(f.long)] = true;
+
+    const { makeContext } = await import('./runtime.js');
+    const ctx: CliContext = makeContext(globals, io);
+    const mod = (await import(`./commands/${spec.impl[0]}.js`)) as Record<string, CommandFn>;
+    const fn = mod[spec.impl[1]];
+    if (!fn) throw new Error(`${spec.impl.join('.')} is missing`);
+    await fn(ctx, parsed.args, parsed.opts);
+    return 0;
+  } catch (e) {
+    return report(e, io.err);
+  }
+}
+
+function camel(s: string): string {
+  return s.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+}
+
+/** Prints an error the way docker's main does; returns the exit status. */
+export function report(e: unknown, err: (s: string) => void): number {
+  if (e instanceof CancelledError) return 0;
+  if (e instanceof StatusError) {
+    if (e.message !== '') err(`${e.message}\n`);
+    return e.status === 0 ? 1 : e.status;
+  }
+  const msg = e instanceof Error ? e.message : String(e);
+  const daemon = typeof e === 'object' && e !== null && (e as { fromDaemon?: boolean }).fromDaemon === true;
+  err(`${daemon ? 'Error response from daemon: ' : ''}${msg}\n`);
+  return 1;
+}
+
+const isMain = process.argv[1] !== undefined && import.meta.filename === realpathSync(process.argv[1]);
+if (isMain) {
+  const code = await main(process.argv.slice(2));
+  process.exit(code);
+}

@@ -1,0 +1,72 @@
+/**
+ * Registry credentials for X-Registry-Auth, from the docker config file (~/.docker/config.json or
+ * $DOCKER_CONFIG/config.json): the `auths` map, keyed by registry host (docker.io's key is
+ * "https://index.docker.io/v1/").
+ */
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+export interface AuthConfig {
+  username?: string;
+  password?: string;
+  auth?: string;
+  serveraddress?: string;
+  identitytoken?: string;
+  registrytoken?: string;
+}
+
+export const INDEX_SERVER = 'https://index.docker.io/v1/';
+
+/** The directory of the client config: --config, then $DOCKER_CONFIG, then ~/.docker. */
+export function configDir(flag?: string, env: NodeJS.ProcessEnv = process.env): string {
+  return flag || env.DOCKER_CONFIG || join(homedir(), '.docker');
+}
+
+interface ConfigFile { auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string; registrytoken?: string }> }
+
+function readConfig(dir: string): ConfigFile {
+  try {
+    return JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as ConfigFile;
+  } catch {
+    return {};
+  }
+}
+
+/** Strips scheme and path from an auths key: "https://index.docker.io/v1/" → "index.docker.io". */
+function hostOfKey(k: string): string {
+  return k.replace(/^[a-z]+:\/\//i, '').replace(/\/.*$/, '');
+}
+
+/** The credentials stored for a registry domain ("docker.io", "localhost:5000"); {} when none. */
+export function credentialsFor(domain: string, dir: string): AuthConfig {
+  const auths = readConfig(dir).auths ?? {};
+  const isHub = domain === 'docker.io' || domain === 'index.docker.io' || domain === 'registry-1.docker.io';
+  let entry = isHub ? auths[INDEX_SERVER] : undefined;
+  let key = isHub ? INDEX_SERVER : domain;
+  if (entry === undefined) {
+    for (const [k, v] of Object.entries(auths)) {
+      const h = hostOfKey(k);
+      if (h === domain || (isHub && (h === 'index.docker.io' || h === 'docker.io'))) { entry = v; key = k; break; }
+    }
+  }
+  if (entry === undefined) return {};
+  const out: AuthConfig = {};
+  let { username, password } = entry;
+  if (entry.auth) {
+    const dec = Buffer.from(entry.auth, 'base64').toString('utf8');
+    const i = dec.indexOf(':');
+    if (i > 0) { username = dec.slice(0, i); password = dec.slice(i + 1); }
+  }
+  if (username !== undefined) out.username = username;
+  if (password !== undefined) out.password = password;
+  out.serveraddress = isHub ? INDEX_SERVER : key;
+  if (entry.identitytoken) out.identitytoken = entry.identitytoken;
+  if (entry.registrytoken) out.registrytoken = entry.registrytoken;
+  return out;
+}
+
+/** X-Registry-Auth: base64url of the JSON ({} → "e30="), as the docker CLI sends it. */
+export function encodeAuthHeader(a: AuthConfig): string {
+  return Buffer.from(JSON.stringify(a)).toString('base64').replace(/\+/g, '-').replace(/\//g, '_');
+}
