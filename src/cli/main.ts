@@ -4,8 +4,8 @@
  * from its spec (src/cli/spec.ts). Command implementations are imported lazily to keep start-up fast.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { realpathSync } from 'node:fs';
-import { homedir } from 'node:os';
+import type * as FsNs from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import {
   COMMANDS, GLOBAL_FLAGS, GROUPS, PROG, commandHelp, commandPath, groupHelp, rootHelp, useLine,
@@ -14,6 +14,13 @@ import {
 import { CancelledError, StatusError, type CliContext, type CommandFn, type GlobalOptions, type Opts } from './context.js';
 
 export const CLI_VERSION = '0.1.0';
+
+// Builtins through require(): an ESM import of node:fs/node:os materializes all their lazy exports (slow start-up).
+const require = createRequire(import.meta.url);
+
+function homedir(): string {
+  return process.env.HOME || (require('node:os') as typeof import('node:os')).homedir();
+}
 
 function defaultConfigDir(): string {
   return process.env.DOCKER_CONFIG || join(homedir(), '.docker');
@@ -104,7 +111,7 @@ function checkArgs(spec: CommandSpec, args: string[]): void {
 
 async function buildNumber(): Promise<string> {
   try {
-    const { readFileSync } = await import('node:fs');
+    const { readFileSync } = require('node:fs') as typeof FsNs;
     const root = join(import.meta.dirname, '..', '..', '..');
     const head = readFileSync(join(root, '.git', 'HEAD'), 'utf8').trim();
     if (!head.startsWith('ref: ')) return head.slice(0, 7);
@@ -186,6 +193,14 @@ export async function main(argv: string[], io: { out: (s: string) => void; err: 
       return 0;
     }
     checkArgs(spec, parsed.args);
+    // commander reads --no-trunc as the negation of "trunc": give it the pflag name (noTrunc) back.
+    for (const f of spec.flags) {
+      if (f.long.startsWith('no-') && f.type === undefined) {
+        const pos = camel(f.long.slice(3));
+        parsed.opts[camel(f.long)] = parsed.opts[pos] === false;
+        delete parsed.opts[pos];
+      }
+    }
     for (const f of spec.flags) if (f.defaultTrue && parsed.opts[camel(f.long)] === undefined) parsed.opts[camel(f.long)] = true;
 
     const { makeContext } = await import('./runtime.js');
@@ -217,7 +232,7 @@ export function report(e: unknown, err: (s: string) => void): number {
   return 1;
 }
 
-const isMain = process.argv[1] !== undefined && import.meta.filename === realpathSync(process.argv[1]);
+const isMain = process.argv[1] !== undefined && import.meta.filename === (require('node:fs') as typeof FsNs).realpathSync(process.argv[1]);
 if (isMain) {
   const code = await main(process.argv.slice(2));
   process.exit(code);

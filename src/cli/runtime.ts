@@ -3,12 +3,15 @@
  * the default socket, TLS from the flags or DOCKER_TLS_VERIFY + DOCKER_CERT_PATH), and auto-starting a
  * local wharfd when nothing answers on the default socket.
  */
-import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import type * as FsNs from 'node:fs';
+import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { ConnectionError, EngineClient, type TLSOptions } from '../client/client.js';
 import { DEFAULT_HOST, resolveHost } from '../client/host.js';
 import { StatusError, type CliContext, type GlobalOptions } from './context.js';
+
+const require = createRequire(import.meta.url);
+const fs = require('node:fs') as typeof FsNs;
 
 /** The project root (dist/src/cli/runtime.js → ../../..). */
 export const PROJECT_ROOT = resolve(import.meta.dirname, '..', '..', '..');
@@ -18,7 +21,7 @@ function tlsOptions(g: GlobalOptions): TLSOptions | undefined {
   if (!g.tls && !g.tlsverify) return undefined;
   const certPath = process.env.DOCKER_CERT_PATH || g.config;
   const read = (p: string | undefined, def: string): Buffer | undefined => {
-    try { return readFileSync(p ?? join(certPath, def)); } catch { return undefined; }
+    try { return fs.readFileSync(p ?? join(certPath, def)); } catch { return undefined; }
   };
   const o: TLSOptions = { verify: g.tlsverify };
   const ca = read(g.tlscacert, 'ca.pem');
@@ -32,15 +35,16 @@ function tlsOptions(g: GlobalOptions): TLSOptions | undefined {
 
 /** Starts bin/wharfd detached (log in <exec-root>/wharfd.log) and waits up to `timeoutMs` for /_ping. */
 export async function autoStartDaemon(client: EngineClient, timeoutMs = 10_000, err?: (s: string) => void): Promise<void> {
-  mkdirSync(DEFAULT_EXEC_ROOT, { recursive: true });
+  const { spawn } = require('node:child_process') as typeof import('node:child_process');
+  fs.mkdirSync(DEFAULT_EXEC_ROOT, { recursive: true });
   const logPath = join(DEFAULT_EXEC_ROOT, 'wharfd.log');
-  const fd = openSync(logPath, 'a');
+  const fd = fs.openSync(logPath, 'a');
   try {
     const child = spawn(join(PROJECT_ROOT, 'bin', 'wharfd'), [], { detached: true, stdio: ['ignore', fd, fd] });
     child.on('error', () => { /* reported through the ping timeout */ });
     child.unref();
   } finally {
-    closeSync(fd);
+    fs.closeSync(fd);
   }
   if (process.env.WHARF_DEBUG) err?.(`started wharfd (log: ${logPath})\n`);
   const deadline = Date.now() + timeoutMs;

@@ -3,9 +3,14 @@
  * $DOCKER_CONFIG/config.json): the `auths` map, keyed by registry host (docker.io's key is
  * "https://index.docker.io/v1/").
  */
-import { readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import type * as FsNs from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
+
+// require(): an ESM import of node:fs/node:os costs start-up time (all lazy exports get loaded).
+const require = createRequire(import.meta.url);
+const readFileSync: typeof FsNs.readFileSync = (require('node:fs') as typeof FsNs).readFileSync;
+const homedir = (): string => process.env.HOME || (require('node:os') as typeof import('node:os')).homedir();
 
 export interface AuthConfig {
   username?: string;

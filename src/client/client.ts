@@ -3,8 +3,9 @@
  * Negotiates the API version with HEAD /_ping (min(ours, the server's Api-Version)), prefixes paths
  * with /v<version>, turns error responses into typed errors (errorFromStatus) and decodes streams.
  */
-import * as http from 'node:http';
+import type * as HttpNs from 'node:http';
 import type { IncomingMessage } from 'node:http';
+import { createRequire } from 'node:module';
 import { errorFromStatus, WharfError } from '../lib/errors.js';
 import type { JSONMessage } from '../lib/jsonmessage.js';
 import { parseHost, type Endpoint } from './host.js';
@@ -15,6 +16,10 @@ import type {
 } from './types.js';
 
 export const CLIENT_API_VERSION = '1.41';
+
+// require() rather than an ESM import: importing the builtin as ESM materializes every lazy export
+// (it pulls in undici for WebSocket & co.) and costs ~30 ms of start-up.
+const http = createRequire(import.meta.url)('node:http') as typeof HttpNs;
 
 export interface TLSOptions { ca?: Buffer; cert?: Buffer; key?: Buffer; verify: boolean }
 
@@ -85,7 +90,7 @@ function pathName(name: string): string {
 
 export class EngineClient {
   readonly endpoint: Endpoint;
-  private readonly agent: http.Agent;
+  private readonly agent: HttpNs.Agent;
   private readonly tls: TLSOptions | undefined;
   private readonly userAgent: string;
   private ver: string | undefined;
@@ -146,16 +151,16 @@ export class EngineClient {
     if (body !== undefined) headers['Content-Length'] = String(body.length);
     else if (method === 'POST' || method === 'PUT') headers['Content-Length'] = '0';
     return new Promise<IncomingMessage>((resolve, reject) => {
-      const common: http.RequestOptions = { method, path: fullPath, headers, agent: this.agent };
+      const common: HttpNs.RequestOptions = { method, path: fullPath, headers, agent: this.agent };
       if (opts.signal) common.signal = opts.signal;
-      let req: http.ClientRequest;
+      let req: HttpNs.ClientRequest;
       const onRes = (res: IncomingMessage) => resolve(res);
       if (ep.kind === 'unix') {
         req = http.request({ ...common, socketPath: ep.socketPath, host: 'api.moby.localhost' }, onRes);
       } else if (ep.tls) {
         // node:https only when TLS is used: keeps start-up light for the common case.
         const tls = this.tls;
-        req = undefined as unknown as http.ClientRequest;
+        req = undefined as unknown as HttpNs.ClientRequest;
         import('node:https').then((https) => {
           const r = https.request({
             ...common, agent: undefined, host: ep.host, port: ep.port,
