@@ -9,6 +9,7 @@ import { parseFilterFlag } from './images.js';
 export async function runRmi(ctx: CliContext, args: string[], o: Opts): Promise<void> {
   const client = await ctx.client();
   const errs: string[] = [];
+  let fatal = false;
   for (const name of args) {
     try {
       const dels = await client.imageRemove(name, { force: o.force === true, noPrune: o.prune === false || o.noPrune === true });
@@ -18,9 +19,13 @@ export async function runRmi(ctx: CliContext, args: string[], o: Opts): Promise<
     } catch (e) {
       const m = e instanceof Error ? e.message : String(e);
       errs.push(isDaemonError(e) ? `Error response from daemon: ${m}` : m);
+      if ((e as { statusCode?: number }).statusCode !== 404) fatal = true;
     }
   }
-  if (errs.length > 0) throw new StatusError(errs.join('\n'), 1);
+  if (errs.length === 0) return;
+  // docker: with --force, images that do not exist are reported but do not fail the command
+  if (!o.force || fatal) throw new StatusError(errs.join('\n'), 1);
+  ctx.err(`${errs.join('\n')}\n`);
 }
 
 export async function runTag(ctx: CliContext, args: string[], _o: Opts): Promise<void> {
