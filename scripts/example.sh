@@ -47,8 +47,8 @@ WHARFD_PID=$!
 run bin/wharf version
 
 say "bootstrap busybox (an image made from the host's static busybox, no Docker Hub needed)"
-if bin/wharf bootstrap --help >/dev/null 2>&1; then
-  run bin/wharf bootstrap busybox
+if bin/wharf image bootstrap --help >/dev/null 2>&1; then
+  run bin/wharf image bootstrap busybox
 else
   printf '+ %s\n' "POST /images/bootstrap?name=busybox"
   "$NODE" -e '
@@ -90,7 +90,9 @@ echo "registry at http://$REG"
 
 say "tag, push (or seed the registry) and pull through the registry"
 run bin/wharf tag busybox "$REG/library/busybox:latest"
-if ! run bin/wharf push "$REG/library/busybox:latest"; then
+if bin/wharf push --help >/dev/null 2>&1; then
+  run bin/wharf push "$REG/library/busybox:latest"
+else
   echo "(wharf push is not available here: seeding the registry with the test fixture's OCI busybox via skopeo)"
   run "$NODE" -e 'import("./dist/test/support/oci-images.js").then((m) => m.pushBusybox(process.argv[1], "library/busybox:latest"))' "$REG"
 fi
