@@ -185,6 +185,22 @@ test('docker system df', async () => {
   done();
 });
 
+test('docker: more filters and formats', async () => {
+  await both(['images', '-f', `before=${H}/test/app:v1`], { kind: 'rows' });
+  await both(['images', '-f', `since=${H}/library/busybox`], { kind: 'rows' });
+  await both(['images', '-f', 'label=org.example.version=v1'], { kind: 'rows' });
+  await both(['images', '-f', 'dangling=false', '-q'], { kind: 'set' });
+  await both(['images', '--format', '{{.Repository}} {{.Size}} {{.CreatedAt}} {{.Digest}}', '--digests'], { kind: 'set' });
+  await both(['history', '-H=false', `${H}/test/app:v1`]);
+  await both(['history', '--format', '{{.ID}} {{.Size}} {{.CreatedBy}}', `${H}/test/app:v1`]);
+  await both(['history', '-q', `${H}/test/app:v1`]);
+  await both(['inspect', '--format', '{{json .Config}}', `${H}/test/app:v1`]);
+  await both(['inspect', '--format', '{{.Id}}', 'bb:1', 'nosuch:2'], { code: 1 });
+  await both(['system', 'df', '--format', '{{json .}}']);
+  await both(['tag', 'nosuch:1', 'x:1'], { code: 1 });
+  done();
+});
+
 test('docker rmi, dangling after retag, image prune -f', async () => {
   await both(['rmi', 'bb:1']);
   await both(['tag', `${H}/test/app:v1`, 'mine:x']);
@@ -214,5 +230,15 @@ test('docker image prune -a -f, then system df', async () => {
 test('docker pull errors: bad reference, missing manifest', async () => {
   await both(['pull', 'INVALID::ref'], { code: 1 });
   await both(['pull', `${H}/library/nope:1`], { code: 1 });
+  done();
+});
+
+test('docker pull by digest, rmi -f of an image in two repositories', async () => {
+  await both(['pull', `${H}/test/app@${img.appv1!.manifestDigest}`], { kind: 'pull' });
+  await both(['images', '--digests'], { kind: 'rows' });
+  await both(['tag', `${H}/test/app@${img.appv1!.manifestDigest}`, 'other:1']);
+  await both(['rmi', shortId(img.appv1!.configDigest)], { code: 1 });
+  await both(['rmi', '-f', shortId(img.appv1!.configDigest)], { kind: 'rows' });
+  await both(['images', '-a'], { kind: 'rows' });
   done();
 });
