@@ -89,7 +89,7 @@ export function makeContext(globals: GlobalOptions, io: { out: (s: string) => vo
     out: io.out,
     err: io.err,
     isTerminal: process.stdout.isTTY === true,
-    columns: process.stdout.isTTY ? (process.stdout.columns || 200) : 200,
+    columns: process.stdout.isTTY ? (process.stdout.columns ?? 0) : 200,
     client: () => (client ??= connect()),
     readLine: () => new Promise((resolveLine) => {
       let buf = '';
