@@ -11,6 +11,8 @@
 import { readFile } from 'node:fs/promises';
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import cluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
 import { Command } from 'commander';
 import { startRegistryServer, type RegistryServerOptions } from './server.js';
 import { collectGarbage } from './storage.js';
@@ -69,9 +71,14 @@ export function registryCommand(): Command {
     .option('--token-secret-file <file>', 'HMAC secret for HS256 tokens')
     .option('--token-public-key <file>', "external token server's public key or certificate (PEM)")
     .option('--log', 'access log on stderr')
-    .action(async (f: ServeFlags) => {
+    .option('--workers <n>', 'server processes sharing the port and the storage (default: number of CPUs, at most 4)')
+    .action(async (f: ServeFlags & { workers?: string }) => {
+      const workers = f.workers !== undefined ? Number(f.workers) : Math.min(4, availableParallelism());
+      if (!Number.isInteger(workers) || workers < 1) throw new Error(`invalid --workers ${f.workers}`);
+      if (cluster.isPrimary && workers > 1) return servePrimary(workers);
       const srv = await startRegistryServer(await serveOptions(f));
-      process.stdout.write(`listening on ${srv.url}\n`);
+      if (cluster.isWorker) process.send!({ listening: srv.url });
+      else process.stdout.write(`listening on ${srv.url}\n`);
       const stop = () => { void srv.close().then(() => process.exit(0)); };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
@@ -87,6 +94,45 @@ export function registryCommand(): Command {
       process.stdout.write(`${r.marked} blobs marked, ${r.deleted.length} blobs ${f.dryRun ? 'eligible for deletion' : 'deleted'}, ${r.freedBytes} bytes\n`);
     });
   return cmd;
+}
+
+/**
+ * Several processes serve one root: upload sessions are on disk and every write is an atomic rename, so any
+ * worker can take any request. The primary only forks them (Node's cluster shares the listening socket),
+ * restarts one that dies, and stops them on SIGINT/SIGTERM.
+ */
+async function servePrimary(n: number): Promise<void> {
+  let stopping = false;
+  let announced = false;
+  const fork = () => {
+    const w = cluster.fork();
+    w.on('message', (m: { listening?: string }) => {
+      if (m.listening && !announced) {
+        announced = true;
+        process.stdout.write(`listening on ${m.listening}\n`);
+      }
+    });
+  };
+  cluster.on('exit', (w, code, signal) => {
+    if (stopping) {
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+      return;
+    }
+    if (!announced) {
+      process.stderr.write(`wharf registry: worker exited (${code ?? signal}) before listening\n`);
+      process.exit(1);
+    }
+    process.stderr.write(`wharf registry: worker ${w.process.pid} exited (${code ?? signal}); restarting it\n`);
+    fork();
+  });
+  for (let i = 0; i < n; i++) fork();
+  const stop = () => {
+    stopping = true;
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
+    setTimeout(() => process.exit(0), 5000).unref();
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
 }
 
 function isMain(): boolean {

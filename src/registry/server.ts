@@ -18,9 +18,7 @@
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { createReadStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { pipeline } from 'node:stream/promises';
+import { open, readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { RegistryError } from './errors.js';
 import { digestParam, MAX_MANIFEST_SIZE, MT, RegistryStorage, validateName, type Descriptor, type Upload } from './storage.js';
@@ -284,12 +282,11 @@ class Handler {
         if (method !== 'POST') throw unsupported(method);
         return this.startUpload(req, res, r.name, q, a.ok && a.claims ? a.claims : undefined);
       case 'upload': {
-        const u = this.storage.getUpload(r.name, r.id);
-        if (method === 'GET') return this.uploadStatus(res, u, 204);
-        if (method === 'PATCH') return this.storage.withUpload(u, () => this.patchUpload(req, res, u));
-        if (method === 'PUT') return this.storage.withUpload(u, () => this.putUpload(req, res, u, q));
+        if (method === 'GET') return this.uploadStatus(res, await this.storage.getUpload(r.name, r.id), 204);
+        if (method === 'PATCH') return this.storage.withUpload(r.name, r.id, (u) => this.patchUpload(req, res, u));
+        if (method === 'PUT') return this.storage.withUpload(r.name, r.id, (u) => this.putUpload(req, res, u, q));
         if (method === 'DELETE') {
-          await this.storage.cancelUpload(u);
+          await this.storage.cancelUpload(await this.storage.getUpload(r.name, r.id));
           return this.empty(res, 204);
         }
         throw unsupported(method);
@@ -385,11 +382,10 @@ class Handler {
       res.end();
       return;
     }
-    const stream = createReadStream(this.storage.blobPath(d), { start, end, highWaterMark: 1 << 20 });
     try {
-      await pipeline(stream, res);
+      await sendFileRange(res, this.storage.blobPath(d), start, end);
     } catch (e) {
-      // The client went away: nothing to answer.
+      // The client went away (or the file vanished mid-way): nothing more to answer.
       if (!res.destroyed) res.destroy(e as Error);
     }
   }
@@ -397,10 +393,9 @@ class Handler {
   // ---- uploads ----
 
   private uploadHeaders(u: Upload): Record<string, string> {
-    const w = u.writer.written;
     return {
       Location: `/v2/${u.repo}/blobs/uploads/${u.id}`,
-      Range: `0-${w > 0 ? w - 1 : 0}`,
+      Range: `0-${u.size > 0 ? u.size - 1 : 0}`,
       'Docker-Upload-UUID': u.id,
     };
   }
@@ -433,80 +428,57 @@ class Handler {
       }
     }
     const digest = q.get('digest');
+    const expected = digest !== null ? digestParam(digest) : null;
     const u = await this.storage.startUpload(name);
-    if (digest !== null) {
+    if (expected !== null) {
       // Monolithic upload: the body is the whole blob.
-      const d = digestParam(digest);
-      await this.storage.withUpload(u, async () => {
-        await this.receive(req, u);
-        const info = await this.storage.finishUpload(u, d);
+      try {
+        await this.storage.appendUpload(u, req);
+        const info = await this.storage.finishUpload(u, expected);
         this.empty(res, 201, { Location: `/v2/${name}/blobs/${info.digest}`, 'Docker-Content-Digest': info.digest });
-      }).catch(async (e: unknown) => {
+      } catch (e) {
         await this.storage.cancelUpload(u).catch(() => {});
         throw e;
-      });
+      }
       return;
     }
     drain(req);
     this.empty(res, 202, this.uploadHeaders(u));
   }
 
-  /** Streams the request body into the upload; returns the number of bytes received. */
-  private async receive(req: IncomingMessage, u: Upload): Promise<number> {
-    let n = 0;
-    for await (const c of req) {
-      const b = c as Buffer;
-      await u.writer.write(b);
-      n += b.length;
-    }
-    return n;
-  }
-
   private async patchUpload(req: IncomingMessage, res: ServerResponse, u: Upload): Promise<void> {
     const cr = req.headers['content-range'];
     if (cr !== undefined) {
       const m = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(\d+|\*))?$/.exec(cr.trim());
-      if (!m) {
-        res.setHeader('Location', `/v2/${u.repo}/blobs/uploads/${u.id}`);
-        res.setHeader('Range', this.uploadHeaders(u).Range!);
-        throw new RegistryError('RANGE_INVALID', 'invalid Content-Range', { contentRange: cr }, 416);
-      }
-      const start = Number(m[1]);
-      const end = Number(m[2]);
+      const start = m ? Number(m[1]) : -1;
+      const end = m ? Number(m[2]) : -1;
       const len = req.headers['content-length'];
-      if (start !== u.writer.written || end < start || (len !== undefined && Number(len) !== end - start + 1)) {
+      if (!m || start !== u.size || end < start || (len !== undefined && Number(len) !== end - start + 1)) {
         for (const [k, v] of Object.entries(this.uploadHeaders(u))) res.setHeader(k, v);
-        throw new RegistryError('RANGE_INVALID', `chunk ${start}-${end} does not continue the upload at offset ${u.writer.written}`, { contentRange: cr }, 416);
+        throw new RegistryError('RANGE_INVALID', `chunk ${cr} does not continue the upload at offset ${u.size}`, { contentRange: cr }, 416);
       }
-      const n = await this.receive(req, u);
+      const n = await this.storage.appendUpload(u, req);
       if (n !== end - start + 1) {
         await this.storage.cancelUpload(u);
         throw new RegistryError('SIZE_INVALID', `chunk ${start}-${end} carried ${n} bytes`, { contentRange: cr });
       }
     } else {
-      await this.receive(req, u);
+      await this.storage.appendUpload(u, req);
     }
     this.uploadStatus(res, u, 202);
   }
 
   private async putUpload(req: IncomingMessage, res: ServerResponse, u: Upload, q: URLSearchParams): Promise<void> {
-    const digest = q.get('digest');
-    let d: Digest;
-    try {
-      d = digestParam(digest);
-    } catch (e) {
-      drain(req);
-      throw e;
-    }
+    const d = digestParam(q.get('digest'));
     const cr = req.headers['content-range'];
     if (cr !== undefined) {
       const m = /^(?:bytes[ =])?(\d+)-(\d+)/.exec(cr.trim());
-      if (!m || Number(m[1]) !== u.writer.written) {
+      if (!m || Number(m[1]) !== u.size) {
         for (const [k, v] of Object.entries(this.uploadHeaders(u))) res.setHeader(k, v);
         throw new RegistryError('RANGE_INVALID', 'final chunk does not continue the upload', { contentRange: cr }, 416);
       }
     }
-    await this.receive(req, u);
+    await this.storage.appendUpload(u, req);
     const info = await this.storage.finishUpload(u, d);
     this.empty(res, 201, { Location: `/v2/${u.repo}/blobs/${info.digest}`, 'Docker-Content-Digest': info.digest });
   }
@@ -542,6 +514,62 @@ class Handler {
     }
     const tok = t.sign(subject, access);
     this.json(req, res, 200, { token: tok.token, access_token: tok.token, expires_in: tok.expiresIn, issued_at: tok.issuedAt });
+  }
+}
+
+/**
+ * Buffers for blob serving, reused: a fresh large Buffer per read costs page faults and zeroing in the kernel
+ * (as much as the copy itself), so each response cycles two pooled buffers (read one while the other is being
+ * written to the socket).
+ */
+const SEND_BUF_SIZE = Number(process.env.WHARF_REGISTRY_SEND_BUF ?? 256 * 1024);
+const freeBufs: Buffer[] = [];
+
+function takeBuf(): Buffer {
+  return freeBufs.pop() ?? Buffer.allocUnsafeSlow(SEND_BUF_SIZE);
+}
+
+function giveBuf(b: Buffer): void {
+  if (freeBufs.length < 64) freeBufs.push(b);
+}
+
+/** Streams bytes start..end (inclusive) of a file to the response, then ends it. */
+async function sendFileRange(res: ServerResponse, path: string, start: number, end: number): Promise<void> {
+  const fh = await open(path, 'r');
+  const bufs = [takeBuf(), takeBuf()];
+  let inFlight = false;
+  try {
+    let closed: ((e: Error) => void) | null = null;
+    const gone = new Promise<never>((_, reject) => { closed = reject; });
+    gone.catch(() => {});
+    const onClose = () => closed?.(new Error('client closed the connection'));
+    res.once('close', onClose);
+    let pending: Promise<void> | null = null;
+    let pos = start;
+    let i = 0;
+    try {
+      while (pos <= end) {
+        const buf = bufs[i]!;
+        i ^= 1;
+        const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, end + 1 - pos), pos);
+        if (bytesRead === 0) throw new Error(`${path}: file shorter than expected`);
+        pos += bytesRead;
+        if (pending) await Promise.race([pending, gone]);
+        inFlight = true;
+        pending = new Promise<void>((resolve, reject) => {
+          res.write(buf.subarray(0, bytesRead), (err) => (err ? reject(err) : resolve()));
+        });
+      }
+      if (pending) await Promise.race([pending, gone]);
+      inFlight = false;
+    } finally {
+      res.off('close', onClose);
+    }
+    res.end();
+  } finally {
+    await fh.close();
+    // A buffer still referenced by an unfinished socket write must not be reused.
+    if (!inFlight) bufs.forEach(giveBuf);
   }
 }
 

@@ -2,25 +2,25 @@
  * Filesystem storage of the registry server.
  *
  * Layout under the root:
- *   blobs/sha256/<hex>                                  committed blobs (the content store: verified, renamed)
- *   ingest/<random>                                     uploads in flight (never visible as blobs)
+ *   blobs/sha256/<hex>                                  committed blobs (verified, fsynced, renamed into place;
+ *                                                       the content store's layout)
+ *   uploads/<uuid>/{repo,data}                          uploads in flight (never visible as blobs)
  *   repositories/<name>/_layers/<hex>                   the repository may serve blob <hex> (empty file)
  *   repositories/<name>/_manifests/revisions/<hex>      manifest <hex> is in the repository (JSON: media type…)
  *   repositories/<name>/_manifests/tags/<tag>           the tag's manifest digest
  *   repositories/<name>/_referrers/<subject hex>/<hex>  descriptor of a manifest whose `subject` is <subject>
  *
- * Every file is published by one atomic rename (content store commit, writeFileAtomic), so a kill -9 at any
- * moment leaves committed data intact and at most temporaries (`.tmp-*`, ingest files) behind. Order of
+ * Every file is published by one atomic rename (upload data → blob, writeFileAtomic), so a kill -9 at any
+ * moment leaves committed data intact and at most temporaries (`.tmp-*`, upload files) behind. Upload sessions
+ * are on disk, so several server processes (workers) can share one root and a restarted server resumes them. Order of
  * publication for a manifest: its bytes as a blob → revision link → referrer link → tag.
  */
-import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
-import { randomUUID } from 'node:crypto';
-import { openContentStore } from '../engine/content/store.js';
-import type { BlobWriter, ContentStore } from '../engine/content/types.js';
-import { hexOf, isDigest, sha256, type Digest } from '../lib/digest.js';
-import { writeFileAtomic } from '../lib/atomic.js';
-import { InvalidParameterError } from '../lib/errors.js';
+import { randomUUID, type Hash } from 'node:crypto';
+import { hexOf, isDigest, newHasher, sha256, type Digest } from '../lib/digest.js';
+import { fsyncDir, writeFileAtomic } from '../lib/atomic.js';
 import { RegistryError } from './errors.js';
 
 export const MT = {
@@ -176,34 +176,51 @@ async function touchAtomic(path: string): Promise<void> {
   await writeFileAtomic(path, '');
 }
 
+/** An upload session: `uploads/<id>/repo` names the repository, `uploads/<id>/data` holds the bytes so far. */
 export interface Upload {
   readonly id: string;
   readonly repo: string;
-  readonly writer: BlobWriter;
-  readonly started: Date;
-  lastUsed: number;
-  /** Serializes the requests of one upload. */
-  lock: Promise<void>;
+  /** Bytes received so far. */
+  size: number;
 }
 
-export class RegistryStorage {
-  private uploads = new Map<string, Upload>();
-  private sweeper: NodeJS.Timeout;
+/** The running sha256 of an upload's data, valid while `offset` equals the data file's size. */
+interface HashState {
+  hash: Hash;
+  offset: number;
+}
 
-  private constructor(readonly root: string, readonly content: ContentStore, private readonly uploadTtlMs: number) {
-    this.sweeper = setInterval(() => void this.expireUploads(), Math.min(60_000, uploadTtlMs)).unref();
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export class RegistryStorage {
+  /**
+   * Upload sessions live on disk, so that any process serving the same root (workers) can continue them and
+   * a restarted server can too; this process only caches the running hash of the uploads it appended to.
+   */
+  private hashes = new Map<string, HashState>();
+  private locks = new Map<string, Promise<void>>();
+  private sweeper: NodeJS.Timeout;
+  readonly blobDir: string;
+  readonly uploadDir: string;
+
+  private constructor(readonly root: string, private readonly uploadTtlMs: number) {
+    this.blobDir = join(root, 'blobs', 'sha256');
+    this.uploadDir = join(root, 'uploads');
+    this.sweeper = setInterval(() => void this.expireUploads().catch(() => {}), Math.min(60_000, uploadTtlMs)).unref();
   }
 
   static async open(root: string, opts: { uploadTtlMs?: number } = {}): Promise<RegistryStorage> {
     await mkdir(join(root, 'repositories'), { recursive: true });
-    const content = await openContentStore(root);
-    return new RegistryStorage(root, content, opts.uploadTtlMs ?? 3_600_000);
+    await mkdir(join(root, 'blobs', 'sha256'), { recursive: true });
+    await mkdir(join(root, 'uploads'), { recursive: true });
+    const s = new RegistryStorage(root, opts.uploadTtlMs ?? 24 * 3_600_000);
+    await s.expireUploads();
+    return s;
   }
 
   async close(): Promise<void> {
     clearInterval(this.sweeper);
-    for (const u of this.uploads.values()) await u.writer.abort();
-    this.uploads.clear();
+    this.hashes.clear();
   }
 
   private repoDir(name: string): string {
@@ -211,7 +228,11 @@ export class RegistryStorage {
   }
 
   blobPath(d: Digest): string {
-    return this.content.pathOf(d);
+    return join(this.blobDir, hexOf(d));
+  }
+
+  async hasBlob(d: Digest): Promise<boolean> {
+    return exists(this.blobPath(d));
   }
 
   async repoExists(name: string): Promise<boolean> {
@@ -247,63 +268,144 @@ export class RegistryStorage {
     return true;
   }
 
+  /** Publishes small bytes (manifests) as a blob: verified by construction, written atomically. */
+  async putBlobBytes(bytes: Buffer): Promise<Digest> {
+    const d = sha256(bytes);
+    if (!(await this.hasBlob(d))) await writeFileAtomic(this.blobPath(d), bytes);
+    return d;
+  }
+
   // ---- uploads ----
 
   async startUpload(name: string): Promise<Upload> {
-    const writer = await this.content.writer();
-    const u: Upload = { id: randomUUID(), repo: name, writer, started: new Date(), lastUsed: Date.now(), lock: Promise.resolve() };
-    this.uploads.set(u.id, u);
-    return u;
+    const id = randomUUID();
+    const dir = join(this.uploadDir, id);
+    await mkdir(dir);
+    await writeFile(join(dir, 'data'), '');
+    // The repo file appears last: an upload without it is unusable and swept.
+    await writeFileAtomic(join(dir, 'repo'), name);
+    this.hashes.set(id, { hash: newHasher(), offset: 0 });
+    return { id, repo: name, size: 0 };
   }
 
-  getUpload(name: string, id: string): Upload {
-    const u = this.uploads.get(id);
-    if (!u || u.repo !== name) throw new RegistryError('BLOB_UPLOAD_UNKNOWN', undefined, { uuid: id });
-    u.lastUsed = Date.now();
-    return u;
+  /** The upload `id` of repository `name`, with its current size; BLOB_UPLOAD_UNKNOWN when there is none. */
+  async getUpload(name: string, id: string): Promise<Upload> {
+    const unknown = () => new RegistryError('BLOB_UPLOAD_UNKNOWN', undefined, { uuid: id });
+    if (!UUID_RE.test(id)) throw unknown();
+    const dir = join(this.uploadDir, id);
+    let repo: string;
+    let size: number;
+    try {
+      repo = await readFile(join(dir, 'repo'), 'utf8');
+      size = (await stat(join(dir, 'data'))).size;
+    } catch (e) {
+      if (isENOENT(e)) throw unknown();
+      throw e;
+    }
+    if (repo !== name) throw unknown();
+    return { id, repo, size };
   }
 
-  /** Runs `fn` with the upload locked against concurrent requests of the same upload. */
-  async withUpload<T>(u: Upload, fn: () => Promise<T>): Promise<T> {
-    const prev = u.lock;
+  /** Runs `fn` with the upload locked against concurrent requests (of this process) on the same upload. */
+  async withUpload<T>(name: string, id: string, fn: (u: Upload) => Promise<T>): Promise<T> {
+    const prev = this.locks.get(id) ?? Promise.resolve();
     let release!: () => void;
-    u.lock = new Promise<void>((r) => { release = r; });
+    const mine = new Promise<void>((r) => { release = r; });
+    this.locks.set(id, mine);
     await prev;
     try {
-      if (this.uploads.get(u.id) !== u) throw new RegistryError('BLOB_UPLOAD_UNKNOWN', undefined, { uuid: u.id });
-      return await fn();
+      return await fn(await this.getUpload(name, id));
     } finally {
-      u.lastUsed = Date.now();
+      if (this.locks.get(id) === mine) this.locks.delete(id);
       release();
     }
   }
 
-  async cancelUpload(u: Upload): Promise<void> {
-    this.uploads.delete(u.id);
-    await u.writer.abort();
-  }
-
-  /** Verifies the upload against `expected`, publishes the blob and links it into the repository. */
-  async finishUpload(u: Upload, expected: Digest): Promise<{ digest: Digest; size: number }> {
-    this.uploads.delete(u.id);
-    try {
-      const info = await u.writer.commit(expected);
-      await this.linkBlob(u.repo, info.digest);
-      return info;
-    } catch (e) {
-      if (e instanceof InvalidParameterError) {
-        throw new RegistryError('DIGEST_INVALID', e.message, { digest: expected });
-      }
-      throw e;
+  /** Appends a body to the upload (hashing on the way when the running hash is valid); returns bytes appended. */
+  async appendUpload(u: Upload, body: AsyncIterable<unknown>): Promise<number> {
+    const fh = await open(join(this.uploadDir, u.id, 'data'), 'a');
+    let st = this.hashes.get(u.id);
+    if (st && st.offset !== u.size) {
+      this.hashes.delete(u.id);
+      st = undefined;
     }
+    if (!st && u.size === 0) {
+      st = { hash: newHasher(), offset: 0 };
+      this.hashes.set(u.id, st);
+    }
+    let n = 0;
+    try {
+      for await (const c of body) {
+        const b = c as Buffer;
+        let off = 0;
+        while (off < b.length) {
+          const { bytesWritten } = await fh.write(b, off, b.length - off);
+          if (st) st.hash.update(b.subarray(off, off + bytesWritten));
+          off += bytesWritten;
+          n += bytesWritten;
+          u.size += bytesWritten;
+          if (st) st.offset = u.size;
+        }
+      }
+    } finally {
+      await fh.close();
+    }
+    return n;
   }
 
+  async cancelUpload(u: Upload): Promise<void> {
+    this.hashes.delete(u.id);
+    await rm(join(this.uploadDir, u.id), { recursive: true, force: true });
+  }
+
+  /**
+   * Verifies the upload against `expected`, then publishes it: fsync, one rename into blobs/, link into the
+   * repository. DIGEST_INVALID (and the upload discarded) on a mismatch.
+   */
+  async finishUpload(u: Upload, expected: Digest): Promise<{ digest: Digest; size: number }> {
+    const data = join(this.uploadDir, u.id, 'data');
+    const st = this.hashes.get(u.id);
+    this.hashes.delete(u.id);
+    let actual: Digest;
+    if (st && st.offset === u.size) {
+      actual = `sha256:${st.hash.digest('hex')}`;
+    } else {
+      // Another process (or a previous run) appended: hash the file.
+      const h = newHasher();
+      for await (const c of createReadStream(data, { highWaterMark: 1 << 20 })) h.update(c as Buffer);
+      actual = `sha256:${h.digest('hex')}`;
+    }
+    if (actual !== expected) {
+      await this.cancelUpload(u);
+      throw new RegistryError('DIGEST_INVALID', `digest mismatch: expected ${expected}, got ${actual}`, { digest: expected });
+    }
+    const fh = await open(data, 'r+');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(data, this.blobPath(actual));
+    await fsyncDir(this.blobDir);
+    await this.linkBlob(u.repo, actual);
+    await rm(join(this.uploadDir, u.id), { recursive: true, force: true });
+    return { digest: actual, size: u.size };
+  }
+
+  /** Removes uploads idle for longer than the TTL, and broken ones (no repo file) older than a minute. */
   private async expireUploads(): Promise<void> {
     const now = Date.now();
-    for (const u of [...this.uploads.values()]) {
-      if (now - u.lastUsed > this.uploadTtlMs) {
-        this.uploads.delete(u.id);
-        await u.writer.abort().catch(() => {});
+    for (const id of await listNames(this.uploadDir)) {
+      const dir = join(this.uploadDir, id);
+      try {
+        const st = await stat(join(dir, 'data')).catch(() => stat(dir));
+        const hasRepo = await exists(join(dir, 'repo'));
+        if (now - st.mtimeMs > this.uploadTtlMs || (!hasRepo && now - st.mtimeMs > 60_000)) {
+          this.hashes.delete(id);
+          await rm(dir, { recursive: true, force: true });
+        }
+      } catch (e) {
+        if (!isENOENT(e)) throw e;
       }
     }
   }
@@ -336,14 +438,14 @@ export class RegistryStorage {
     else if (isTag(reference)) d = await this.resolveTag(name, reference);
     else throw new RegistryError('MANIFEST_INVALID', 'invalid tag', { tag: reference }, 400);
     const info = d ? await this.revision(name, d) : null;
-    if (!d || !info || !(await this.content.has(d))) {
+    if (!d || !info || !(await this.hasBlob(d))) {
       throw new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown', { name, reference });
     }
     return { digest: d, info };
   }
 
   async readManifest(d: Digest): Promise<Buffer> {
-    return this.content.readBytes(d);
+    return readFile(this.blobPath(d));
   }
 
   /**
@@ -368,11 +470,11 @@ export class RegistryStorage {
       }
     }
     for (const m of parsed.manifests) {
-      if (!(await this.revision(name, m.digest)) || !(await this.content.has(m.digest))) {
+      if (!(await this.revision(name, m.digest)) || !(await this.hasBlob(m.digest))) {
         throw new RegistryError('MANIFEST_BLOB_UNKNOWN', 'manifest unknown to registry', { digest: m.digest });
       }
     }
-    await this.content.put(bytes, digest);
+    await this.putBlobBytes(bytes);
     const info: RevisionInfo = { mediaType: parsed.mediaType, size: bytes.length };
     if (parsed.subject) info.subject = parsed.subject.digest;
     if (parsed.artifactType) info.artifactType = parsed.artifactType;

@@ -195,6 +195,7 @@ describe('registry server, no auth', () => {
     assert.equal(put.status, 400);
     assert.equal(await errCode(put), 'DIGEST_INVALID');
     assert.equal(existsSync(join(root, 'blobs', 'sha256', sha(data).slice(7))), false);
+    assert.deepEqual(await readdir(join(root, 'uploads')), []);
     assert.equal(existsSync(join(root, 'blobs', 'sha256', wrong.slice(7))), false);
     const head = await fetch(`${url}/v2/mismatch/blobs/${wrong}`, { method: 'HEAD' });
     assert.equal(head.status, 404);
@@ -456,7 +457,7 @@ describe('registry server, no auth', () => {
     }
   });
 
-  test('committed data survives a restart on the same root', async () => {
+  test('committed data survives a restart on the same root; an upload in progress resumes there', async () => {
     const r2 = await tmp();
     let s = await startRegistryServer({ root: r2, addr: '127.0.0.1:0' });
     const img = await pushImage(s.url, 'persist/app', 'v1', 'persist');
@@ -469,8 +470,21 @@ describe('registry server, no auth', () => {
       const m = await fetch(`${s.url}/v2/persist/app/manifests/v1`);
       assert.deepEqual(Buffer.from(await m.arrayBuffer()), img.manifest);
       const st = await fetch(`${s.url}${loc}`);
-      assert.equal(st.status, 404);
-      assert.equal(await errCode(st), 'BLOB_UPLOAD_UNKNOWN');
+      assert.equal(st.status, 204);
+      assert.equal(st.headers.get('range'), '0-3');
+      // The new process has no running hash: it hashes the file, and still catches a wrong digest.
+      const bad = await fetch(`${s.url}${loc}?digest=${sha('half-wrong')}`, { method: 'PUT', body: '-done', headers: { 'Content-Range': '4-8' } });
+      assert.equal(bad.status, 400);
+      assert.equal(await errCode(bad), 'DIGEST_INVALID');
+      const post2 = await fetch(`${s.url}/v2/persist/app/blobs/uploads/`, { method: 'POST' });
+      const loc2 = post2.headers.get('location')!;
+      await (await fetch(`${s.url}${loc2}`, { method: 'PATCH', body: 'half' })).arrayBuffer();
+      await s.close();
+      s = await startRegistryServer({ root: r2, addr: '127.0.0.1:0' });
+      const put = await fetch(`${s.url}${loc2}?digest=${sha('half-done')}`, { method: 'PUT', body: '-done' });
+      assert.equal(put.status, 201);
+      const b = await fetch(`${s.url}/v2/persist/app/blobs/${sha('half-done')}`);
+      assert.equal(await b.text(), 'half-done');
     } finally {
       await s.close();
       await rm(r2, { recursive: true, force: true });
