@@ -141,7 +141,9 @@ export async function runImageInspect(ctx: CliContext, args: string[], o: Opts):
 export async function runInspect(ctx: CliContext, args: string[], o: Opts): Promise<void> {
   const type = (o.type as string | undefined) ?? '';
   const known = ['container', 'image', 'network', 'volume', 'plugin', 'config', 'node', 'secret', 'service', 'task'];
-  if (type !== '' && !known.includes(type)) throw new StatusError(`"${type}" is not a valid value for --type`, 1);
+  if (type !== '' && !known.includes(type)) {
+    throw new StatusError(`unknown type: ${JSON.stringify(type)}: must be one of ${[...known].sort().map((k) => JSON.stringify(k)).join(', ')}`, 1);
+  }
   const client = await ctx.client();
   const img = imageGetter(client);
   const plain = (prefix: string): Getter => async (ref) => {
