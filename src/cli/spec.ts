@@ -165,8 +165,16 @@ export function wrapText(i: number, w: number, s: string): string {
   return r;
 }
 
+/**
+ * The width docker wraps flag usages at: the terminal's (stdin's) width minus one, 80 - 1 otherwise.
+ */
+export function helpColumns(): number {
+  const w = process.stdin.isTTY && process.stdout.isTTY && process.stdout.columns ? process.stdout.columns : 80;
+  return w - 1;
+}
+
 /** pflag FlagUsagesWrapped(cols) for a flag list (sorted by long name, as pflag does). */
-export function flagUsages(flags: FlagSpec[], cols = 80): string {
+export function flagUsages(flags: FlagSpec[], cols = helpColumns()): string {
   const lines: string[] = [];
   let maxlen = 0;
   const sorted = [...flags].filter((f) => !f.hidden).sort((a, b) => (a.long < b.long ? -1 : a.long > b.long ? 1 : 0));

@@ -62,6 +62,8 @@ test('root and group help', async () => {
   assert.match(r.out, /\nManagement Commands:\n {2}image {7}Manage images\n {2}system {6}Manage Wharf\n/);
   assert.match(r.out, /\nGlobal Options:\n {6}--config string {6}Location of client config files \(default\n/);
   assert.match(r.out, /\n {2}-H, --host list {10}Daemon socket to connect to\n/);
+  // docker wraps at the terminal width minus one (79 off a terminal): the break falls after "info",
+  assert.match(r.out, /\n {2}-l, --log-level string {3}Set the logging level \("debug", "info",\n {27}"warn", "error", "fatal"\) \(default "info"\)\n/);
   const g = await cli(['image']);
   assert.equal(g.code, 0);
   assert.match(g.out, /^Usage: {2}wharf image COMMAND\n\nManage images\n\nCommands:\n {2}bootstrap {3}/);
