@@ -147,6 +147,10 @@ export async function main(argv: string[], io: { out: (s: string) => void; err: 
       io.out(rootHelp(configDefault));
       return 0;
     }
+    const level = go.logLevel as string | undefined;
+    if (level !== undefined && !['panic', 'fatal', 'error', 'warn', 'warning', 'info', 'debug', 'trace'].includes(level.toLowerCase())) {
+      throw new StatusError(`Unable to parse logging level: ${level}`, 1);
+    }
     const hosts = (go.host as string[] | undefined) ?? [];
     if (hosts.length > 1) throw new StatusError('Specify only one -H', 1);
     const globals: GlobalOptions = {
