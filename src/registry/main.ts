@@ -10,6 +10,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { realpathSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
@@ -17,6 +18,8 @@ import { Command } from 'commander';
 import { startRegistryServer, type RegistryServerOptions } from './server.js';
 import { collectGarbage } from './storage.js';
 import type { TokenOptions } from './auth.js';
+
+const SECRET_ENV = 'WHARF_REGISTRY_TOKEN_SECRET';
 
 export interface ServeFlags {
   addr: string;
@@ -47,6 +50,8 @@ export async function serveOptions(f: ServeFlags): Promise<RegistryServerOptions
     if (f.tokenService) t.service = f.tokenService;
     if (f.tokenIssuer) t.issuer = f.tokenIssuer;
     if (f.tokenSecretFile) t.secret = Buffer.from((await readFile(f.tokenSecretFile, 'utf8')).trim());
+    // Workers must share one secret: the primary makes it and hands it down in the environment.
+    else if (process.env[SECRET_ENV]) t.secret = Buffer.from(process.env[SECRET_ENV]!, 'hex');
     if (f.tokenPublicKey) t.publicKeyPem = await readFile(f.tokenPublicKey, 'utf8');
     opts.token = t;
   }
@@ -102,6 +107,7 @@ export function registryCommand(): Command {
  * restarts one that dies, and stops them on SIGINT/SIGTERM.
  */
 async function servePrimary(n: number): Promise<void> {
+  if (!process.env[SECRET_ENV]) process.env[SECRET_ENV] = randomBytes(32).toString('hex');
   let stopping = false;
   let announced = false;
   const fork = () => {

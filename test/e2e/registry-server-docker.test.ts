@@ -148,3 +148,31 @@ test('docker login / push / logout against htpasswd auth', { timeout: 300_000 },
   assert.notEqual(pull.code, 0);
   assert.match(pull.stderr, /no basic auth credentials|unauthorized/);
 });
+
+test('docker login and push with token auth (the server issues bearer tokens)', { timeout: 300_000 }, async (t) => {
+  if (skip) return t.skip(skip);
+  const d = daemon!;
+  const htpasswd = join(work, 'htpasswd-token');
+  await execFileP('htpasswd', ['-Bbc', htpasswd, 'tok-user', 'tok-pass']);
+  const reg = await serve(join(work, 'r3'), ['--htpasswd', htpasswd, '--token-auth', '--token-service', 'wharf-test']);
+  servers.push(reg.child);
+  const challenge = await fetch(`${reg.url}/v2/`);
+  assert.equal(challenge.status, 401);
+  assert.match(challenge.headers.get('www-authenticate')!, /^Bearer realm="http:\/\/[^"]+\/auth\/token",service="wharf-test"/);
+  const tar = await layerTar([{ path: 'etc/token', content: 'token\n' }]);
+  assert.equal((await d.docker(['import', '-', `${reg.host}/tok/app:v1`], { input: tar })).code, 0);
+  const denied = await d.docker(['push', `${reg.host}/tok/app:v1`]);
+  assert.notEqual(denied.code, 0);
+  const login = await d.docker(['login', '-u', 'tok-user', '--password-stdin', reg.host], { input: 'tok-pass\n' });
+  assert.equal(login.code, 0, show(login));
+  const push = await d.docker(['push', `${reg.host}/tok/app:v1`]);
+  assert.equal(push.code, 0, show(push));
+  assert.match(push.stdout, /v1: digest: sha256:/);
+  assert.equal((await d.docker(['rmi', `${reg.host}/tok/app:v1`])).code, 0);
+  const pull = await d.docker(['pull', `${reg.host}/tok/app:v1`]);
+  assert.equal(pull.code, 0, show(pull));
+  // skopeo speaks the same token protocol.
+  const { stdout } = await execFileP('skopeo', ['inspect', '--raw', '--tls-verify=false', '--creds', 'tok-user:tok-pass', `docker://${reg.host}/tok/app:v1`]);
+  assert.match(stdout, /"schemaVersion":\s*2/);
+  await assert.rejects(execFileP('skopeo', ['inspect', '--raw', '--tls-verify=false', '--creds', 'tok-user:nope', `docker://${reg.host}/tok/app:v1`]));
+});
