@@ -4,7 +4,7 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createHash } from 'node:crypto';
+import { createHash, generateKeyPairSync, sign as cryptoSign } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Agent, fetch as ufetch } from 'undici';
@@ -617,6 +617,53 @@ test('htpasswd file with a comment and a non-bcrypt entry', async () => {
       await carol.arrayBuffer();
     } finally {
       await s.close();
+    }
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
+
+test('token auth with an external token server key (ES256 and RS256): signature, issuer, audience, expiry, scope', async () => {
+  const root = await tmp();
+  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const jwt = (alg: 'ES256' | 'RS256', key: typeof ec.privateKey, claims: Record<string, unknown>) => {
+    const input = `${b64({ alg, typ: 'JWT' })}.${b64(claims)}`;
+    const sig = cryptoSign('sha256', Buffer.from(input), alg === 'ES256' ? { key, dsaEncoding: 'ieee-p1363' } : key);
+    return `${input}.${sig.toString('base64url')}`;
+  };
+  const now = Math.floor(Date.now() / 1000);
+  const good = { iss: 'ext-issuer', aud: 'ext-svc', exp: now + 60, nbf: now - 5, sub: 'x', access: [{ type: 'repository', name: 'ext/app', actions: ['pull', 'push'] }] };
+  try {
+    for (const [alg, pair] of [['ES256', ec], ['RS256', rsa]] as const) {
+      const pem = pair.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+      const s = await startRegistryServer({
+        root: join(root, alg), addr: '127.0.0.1:0',
+        token: { realm: 'https://auth.example.test/token', service: 'ext-svc', issuer: 'ext-issuer', publicKeyPem: pem },
+      });
+      try {
+        const anon = await fetch(`${s.url}/v2/ext/app/tags/list`);
+        assert.equal(anon.headers.get('www-authenticate'), 'Bearer realm="https://auth.example.test/token",service="ext-svc",scope="repository:ext/app:pull"');
+        await anon.arrayBuffer();
+        // The server issues no tokens itself in this mode.
+        assert.equal((await fetch(`${s.url}/auth/token?scope=repository:ext/app:pull`)).status, 404);
+        const status = async (tok: string) => {
+          const r = await fetch(`${s.url}/v2/ext/app/blobs/uploads/`, { method: 'POST', headers: { Authorization: `Bearer ${tok}` } });
+          await r.arrayBuffer();
+          return r.status;
+        };
+        assert.equal(await status(jwt(alg, pair.privateKey, good)), 202, `${alg} token accepted`);
+        assert.equal(await status(jwt(alg, pair.privateKey, { ...good, iss: 'someone-else' })), 401);
+        assert.equal(await status(jwt(alg, pair.privateKey, { ...good, aud: 'other-svc' })), 401);
+        assert.equal(await status(jwt(alg, pair.privateKey, { ...good, exp: now - 3600 })), 401);
+        assert.equal(await status(jwt(alg, pair.privateKey, { ...good, access: [{ type: 'repository', name: 'ext/app', actions: ['pull'] }] })), 401);
+        const other = alg === 'ES256' ? rsa : ec;
+        const otherAlg = alg === 'ES256' ? 'RS256' : 'ES256';
+        assert.equal(await status(jwt(otherAlg, other.privateKey, good)), 401, 'signed by another key');
+      } finally {
+        await s.close();
+      }
     }
   } finally {
     await rm(root, { recursive: true, force: true });
