@@ -39,23 +39,67 @@ function addFlags(cmd: Command, flags: FlagSpec[]): void {
     cmd.addOption(o);
     if (f.defaultTrue) cmd.addOption(new Option(`--no-${f.long}`).hideHelp());
   }
-  cmd.addOption(new Option('-h, --help'));
+  cmd.addOption(new Option('--help'));
+  cmd.addOption(new Option('--deprecated-h').hideHelp());
 }
 
-/** pflag accepts --bool=true/false; commander does not: rewrite them. */
-function rewriteBoolValues(argv: string[], flags: FlagSpec[]): string[] {
+function parseBoolValue(raw: string, flagName: string, usage: string, helpPath: string): boolean {
+  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(raw)) return true;
+  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(raw)) return false;
+  throw flagError(`invalid argument "${raw}" for "${flagName}" flag: strconv.ParseBool: parsing ${JSON.stringify(raw)}: invalid syntax`, usage, helpPath);
+}
+
+/**
+ * pflag syntax commander lacks, rewritten before parsing: --bool=true/false, -b=false, and shorthand
+ * clusters ending in a valued flag ("-af=x"). Unknown shorthands get pflag's message.
+ */
+function rewriteBoolValues(argv: string[], flags: FlagSpec[], usage: string, helpPath: string, stopAtFirstArg = false): string[] {
   const out: string[] = [];
-  let dashdash = false;
-  for (const a of argv) {
-    if (dashdash) { out.push(a); continue; }
-    if (a === '--') { dashdash = true; out.push(a); continue; }
-    const m = /^--([a-z0-9-]+)=(.*)$/.exec(a);
-    const f = m ? flags.find((x) => x.long === m[1] && x.type === undefined) : undefined;
-    if (!m || !f) { out.push(a); continue; }
-    const v = m[2]!.toLowerCase();
-    if (['1', 't', 'true'].includes(v)) out.push(`--${f.long}`);
-    else if (['0', 'f', 'false'].includes(v)) { if (f.defaultTrue) out.push(`--no-${f.long}`); }
-    else throw new StatusError(`invalid argument "${m[2]}" for "--${f.long}" flag: strconv.ParseBool: parsing ${JSON.stringify(m[2])}: invalid syntax`, 125);
+  let rest = false;
+  const setBool = (f: FlagSpec, value: boolean) => {
+    if (value) out.push(`--${f.long}`);
+    else if (f.defaultTrue) out.push(`--no-${f.long}`);
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (rest) { out.push(a); continue; }
+    if (a === '--') { rest = true; out.push(a); continue; }
+    const long = /^--([^=]+)=(.*)$/s.exec(a);
+    if (long) {
+      const f = flags.find((x) => x.long === long[1]);
+      if (f && f.type === undefined) setBool(f, parseBoolValue(long[2]!, `--${f.long}`, usage, helpPath));
+      else out.push(a);
+      continue;
+    }
+    if (a.startsWith('--') || !a.startsWith('-') || a === '-') {
+      out.push(a);
+      if (stopAtFirstArg && !a.startsWith('-')) rest = true;
+      else if (a.startsWith('--')) {
+        const f = flags.find((x) => x.long === a.slice(2));
+        if (f?.type !== undefined && i + 1 < argv.length) out.push(argv[++i]!);
+      }
+      continue;
+    }
+    // a shorthand cluster: -abc, -fvalue, -f value, -b=false
+    for (let j = 1; j < a.length; j++) {
+      const c = a[j]!;
+      if (c === 'h' && !flags.some((x) => x.short === 'h')) { out.push('--help', '--deprecated-h'); continue; }
+      const f = flags.find((x) => x.short === c);
+      if (!f) throw flagError(`unknown shorthand flag: '${c}' in -${a.slice(j)}`, usage, helpPath);
+      if (f.type === undefined) {
+        if (a[j + 1] === '=') { setBool(f, parseBoolValue(a.slice(j + 2), `-${c}, --${f.long}`, usage, helpPath)); break; }
+        setBool(f, true);
+        continue;
+      }
+      let value = a.slice(j + 1);
+      if (value.startsWith('=')) value = value.slice(1);
+      else if (value === '') {
+        if (i + 1 >= argv.length) throw flagError(`flag needs an argument: '${c}' in -${c}`, usage, helpPath);
+        value = argv[++i]!;
+      }
+      out.push(`--${f.long}`, value);
+      break;
+    }
   }
   return out;
 }
@@ -77,12 +121,12 @@ function translateCommanderError(e: CommanderError, argv: string[], flags: FlagS
   return flagError(e.message.replace(/^error: /, ''), usage, helpPath);
 }
 
-function parseWith(cmd: Command, argv: string[], flags: FlagSpec[], usage: string, helpPath: string): { opts: Opts; args: string[] } {
+function parseWith(cmd: Command, argv: string[], flags: FlagSpec[], usage: string, helpPath: string, stopAtFirstArg = false): { opts: Opts; args: string[] } {
   cmd.exitOverride().configureOutput({ writeOut: () => {}, writeErr: () => {}, outputError: () => {} })
     .helpOption(false).allowExcessArguments(true).argument('[args...]');
   let args: string[] = [];
   cmd.action((a: string[]) => { args = a ?? []; });
-  const rewritten = rewriteBoolValues(argv, flags);
+  const rewritten = rewriteBoolValues(argv, flags, usage, helpPath, stopAtFirstArg);
   try {
     cmd.parse(rewritten, { from: 'user' });
   } catch (e) {
@@ -136,7 +180,7 @@ export async function main(argv: string[], io: { out: (s: string) => void; err: 
     const root = new Command(PROG).passThroughOptions();
     addFlags(root, globalFlags);
     const rootUsage = `${PROG} [OPTIONS] COMMAND [ARG...]`;
-    const g = parseWith(root, argv, globalFlags, rootUsage, PROG);
+    const g = parseWith(root, argv, globalFlags, rootUsage, PROG, true);
     const go = g.opts;
     if (go.version) {
       io.out(`Wharf version ${CLI_VERSION}, build ${await buildNumber()}\n`);
@@ -144,6 +188,8 @@ export async function main(argv: string[], io: { out: (s: string) => void; err: 
     }
     const rest = g.args;
     if (rest.length === 0 || go.help) {
+      // cobra's deprecated -h: the notice goes to stderr for the root command, stdout for the others
+      if (go.deprecatedH) io.err('Flag shorthand -h has been deprecated, use --help\n');
       io.out(rootHelp(configDefault));
       return 0;
     }
@@ -170,6 +216,7 @@ export async function main(argv: string[], io: { out: (s: string) => void; err: 
     if (group) {
       const sub = rest[1];
       if (sub === undefined || sub === '--help' || sub === '-h') {
+        if (sub === '-h') io.out('Flag shorthand -h has been deprecated, use --help\n');
         io.out(groupHelp(group));
         return 0;
       }
@@ -193,6 +240,7 @@ export async function main(argv: string[], io: { out: (s: string) => void; err: 
     addFlags(cmd, spec.flags);
     const parsed = parseWith(cmd, rest.slice(consumed), spec.flags, useLine(spec), name);
     if (parsed.opts.help) {
+      if (parsed.opts.deprecatedH) io.out('Flag shorthand -h has been deprecated, use --help\n');
       io.out(commandHelp(spec));
       return 0;
     }

@@ -84,6 +84,11 @@ test('flag errors: exit 125 with docker messages', async () => {
   assert.equal(r.err.split('\n')[0], 'flag needs an argument: --filter');
   r = await cli(['-H']);
   assert.equal(r.err, "flag needs an argument: 'H' in -H\n\nUsage:  wharf [OPTIONS] COMMAND [ARG...]\n\nRun 'wharf --help' for more information\n");
+  r = await cli(['images', '-ax']);
+  assert.equal(r.err.split('\n')[0], "unknown shorthand flag: 'x' in -x");
+  r = await cli(['history', '-H=maybe', 'x']);
+  assert.equal(r.code, 125);
+  assert.equal(r.err.split('\n')[0], 'invalid argument "maybe" for "-H, --human" flag: strconv.ParseBool: parsing "maybe": invalid syntax');
   r = await cli(['images', '-f', 'foo']);
   assert.equal(r.code, 125);
   assert.equal(r.err.split('\n')[0], 'invalid argument "foo" for "-f, --filter" flag: bad format of filter (expected name=value)');
