@@ -2,7 +2,7 @@
 import { compileTemplate } from '../../lib/gotemplate.js';
 import { TabWriter } from '../../lib/tabwriter.js';
 import { bytesSize } from '../../lib/units.js';
-import { CLIENT_API_VERSION, ConnectionError } from '../../client/client.js';
+import { CLIENT_API_VERSION } from '../../client/client.js';
 import type { ServerVersion } from '../../client/types.js';
 import { renderDf } from '../formatters.js';
 import { StatusError, type CliContext, type Opts } from '../context.js';
@@ -249,10 +249,9 @@ export async function runInfo(ctx: CliContext, _args: string[], o: Opts): Promis
   }
   let out = `Client:\n Version:    ${CLIENT_VERSION}\n Context:    default\n Debug Mode: ${ctx.globals.debug}\n\nServer:\n`;
   if (info === undefined) {
+    // docker prints the client section and "Server:", then fails with the connection/daemon error
     ctx.out(out);
-    const m = serverErr instanceof ConnectionError || !(serverErr instanceof Error) ? String((serverErr as Error)?.message ?? serverErr) : serverErr.message;
-    const daemon = (serverErr as { fromDaemon?: boolean }).fromDaemon === true;
-    throw new StatusError(`ERROR: ${daemon ? 'Error response from daemon: ' : ''}${m}\nerrors pretty printing info`, 1);
+    throw serverErr;
   }
   const r = renderServerInfo(info, ctx.globals.debug);
   out += r.out;
