@@ -17,7 +17,6 @@ export type RegistryErrorCode =
   | 'DENIED'
   | 'UNSUPPORTED'
   | 'TOOMANYREQUESTS'
-  | 'RANGE_INVALID'
   | 'UNKNOWN';
 
 /** The status each code is answered with unless the thrower says otherwise. */
@@ -36,7 +35,6 @@ export const DEFAULT_STATUS: Record<RegistryErrorCode, number> = {
   DENIED: 403,
   UNSUPPORTED: 405,
   TOOMANYREQUESTS: 429,
-  RANGE_INVALID: 416,
   UNKNOWN: 500,
 };
 
@@ -55,7 +53,6 @@ const DEFAULT_MESSAGE: Record<RegistryErrorCode, string> = {
   DENIED: 'requested access to the resource is denied',
   UNSUPPORTED: 'the operation is unsupported',
   TOOMANYREQUESTS: 'too many requests',
-  RANGE_INVALID: 'invalid content range',
   UNKNOWN: 'unknown error',
 };
 

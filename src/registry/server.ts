@@ -370,8 +370,12 @@ class Handler {
         }
       }
       if (!ok) {
+        // Plain HTTP semantics (no spec error code fits a GET range): 416 and the size, no body.
+        res.statusCode = 416;
         res.setHeader('Content-Range', `bytes */${size}`);
-        throw new RegistryError('RANGE_INVALID', 'requested range not satisfiable', { range }, 416);
+        res.setHeader('Content-Length', 0);
+        res.end();
+        return;
       }
       status = 206;
       res.setHeader('Content-Range', `bytes ${start}-${end}/${size}`);
@@ -455,7 +459,7 @@ class Handler {
       const len = req.headers['content-length'];
       if (!m || start !== u.size || end < start || (len !== undefined && Number(len) !== end - start + 1)) {
         for (const [k, v] of Object.entries(this.uploadHeaders(u))) res.setHeader(k, v);
-        throw new RegistryError('RANGE_INVALID', `chunk ${cr} does not continue the upload at offset ${u.size}`, { contentRange: cr }, 416);
+        throw new RegistryError('BLOB_UPLOAD_INVALID', `chunk ${cr} does not continue the upload at offset ${u.size}`, { contentRange: cr }, 416);
       }
       const n = await this.storage.appendUpload(u, req);
       if (n !== end - start + 1) {
@@ -475,7 +479,7 @@ class Handler {
       const m = /^(?:bytes[ =])?(\d+)-(\d+)/.exec(cr.trim());
       if (!m || Number(m[1]) !== u.size) {
         for (const [k, v] of Object.entries(this.uploadHeaders(u))) res.setHeader(k, v);
-        throw new RegistryError('RANGE_INVALID', 'final chunk does not continue the upload', { contentRange: cr }, 416);
+        throw new RegistryError('BLOB_UPLOAD_INVALID', 'final chunk does not continue the upload', { contentRange: cr }, 416);
       }
     }
     await this.storage.appendUpload(u, req);

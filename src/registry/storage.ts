@@ -138,7 +138,7 @@ export function parseManifest(bytes: Buffer, contentType: string | undefined): P
     }
     const cfg = m.config as Descriptor;
     if (typeof m.artifactType === 'string') out.artifactType = m.artifactType;
-    else if (mediaType === MT.ociManifest && typeof cfg.mediaType === 'string') out.artifactType = cfg.mediaType;
+    else if (typeof cfg.mediaType === 'string') out.artifactType = cfg.mediaType;
   }
   if (INDEX_TYPES.has(mediaType) && typeof m.artifactType === 'string') out.artifactType = m.artifactType;
   if (m.subject !== undefined) out.subject = asDescriptor(m.subject, 'subject');

@@ -143,7 +143,7 @@ describe('registry server, no auth', () => {
     assert.equal(st.headers.get('range'), '0-99');
     const ooo = await fetch(`${url}${loc}`, { method: 'PATCH', body: data.subarray(150, 200), headers: { 'Content-Range': '150-199' } });
     assert.equal(ooo.status, 416);
-    assert.equal(await errCode(ooo), 'RANGE_INVALID');
+    assert.equal(await errCode(ooo), 'BLOB_UPLOAD_INVALID');
     assert.equal(ooo.headers.get('range'), '0-99');
     const p2 = await fetch(`${url}${loc}`, { method: 'PATCH', body: data.subarray(100, 200), headers: { 'Content-Range': '100-199' } });
     assert.equal(p2.status, 202);
