@@ -33,20 +33,31 @@ function tlsOptions(g: GlobalOptions): TLSOptions | undefined {
   return o;
 }
 
+export interface AutoStartOptions {
+  timeoutMs?: number;
+  /** Where wharfd.log goes (the default exec root). */
+  execRoot?: string;
+  /** wharfd arguments (none: its defaults, which serve the default socket). */
+  args?: string[];
+  err?: (s: string) => void;
+}
+
 /** Starts bin/wharfd detached (log in <exec-root>/wharfd.log) and waits up to `timeoutMs` for /_ping. */
-export async function autoStartDaemon(client: EngineClient, timeoutMs = 10_000, err?: (s: string) => void): Promise<void> {
+export async function autoStartDaemon(client: EngineClient, o: AutoStartOptions = {}): Promise<void> {
+  const timeoutMs = o.timeoutMs ?? 10_000;
+  const execRoot = o.execRoot ?? DEFAULT_EXEC_ROOT;
   const { spawn } = require('node:child_process') as typeof import('node:child_process');
-  fs.mkdirSync(DEFAULT_EXEC_ROOT, { recursive: true });
-  const logPath = join(DEFAULT_EXEC_ROOT, 'wharfd.log');
+  fs.mkdirSync(execRoot, { recursive: true });
+  const logPath = join(execRoot, 'wharfd.log');
   const fd = fs.openSync(logPath, 'a');
   try {
-    const child = spawn(join(PROJECT_ROOT, 'bin', 'wharfd'), [], { detached: true, stdio: ['ignore', fd, fd] });
+    const child = spawn(join(PROJECT_ROOT, 'bin', 'wharfd'), o.args ?? [], { detached: true, stdio: ['ignore', fd, fd] });
     child.on('error', () => { /* reported through the ping timeout */ });
     child.unref();
   } finally {
     fs.closeSync(fd);
   }
-  if (process.env.WHARF_DEBUG) err?.(`started wharfd (log: ${logPath})\n`);
+  if (process.env.WHARF_DEBUG) o.err?.(`started wharfd (log: ${logPath})\n`);
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
@@ -79,7 +90,7 @@ export function makeContext(globals: GlobalOptions, io: { out: (s: string) => vo
       await c.apiVersion();
     } catch (e) {
       if (!(e instanceof ConnectionError) || explicit || host !== DEFAULT_HOST || process.env.WHARF_NO_AUTOSTART) throw e;
-      await autoStartDaemon(c, 10_000, io.err);
+      await autoStartDaemon(c, { err: io.err });
       await c.apiVersion();
     }
     return c;
