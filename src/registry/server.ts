@@ -489,27 +489,42 @@ class Handler {
 
   // ---- token endpoint ----
 
+  /**
+   * The token endpoint: GET with optional basic credentials (docker's default), or POST of an OAuth2 form
+   * (grant_type=password, as containerd and docker login with identity tokens send it).
+   */
   private async token(req: IncomingMessage, res: ServerResponse, q: URLSearchParams): Promise<void> {
     const t = this.auth.token;
     if (!t || !t.issue) throw new RegistryError('UNSUPPORTED', 'this server issues no tokens', undefined, 404);
-    let subject = 'anonymous';
-    const creds = parseBasic(req.headers.authorization);
-    if (this.auth.htpasswd) {
-      if (creds) {
-        if (!(await this.auth.htpasswd.check(creds.user, creds.password))) {
-          res.setHeader('WWW-Authenticate', `Basic realm="${this.auth.realm}"`);
-          throw new RegistryError('UNAUTHORIZED', 'invalid username or password');
-        }
-        subject = creds.user;
+    let params = q;
+    let creds = parseBasic(req.headers.authorization);
+    const oauth = req.method === 'POST';
+    if (oauth) {
+      params = new URLSearchParams((await readBody(req, 64 * 1024)).toString('utf8'));
+      const grant = params.get('grant_type');
+      if (grant !== 'password') {
+        return this.json(req, res, 400, { error: 'unsupported_grant_type', error_description: `grant_type ${grant ?? '(none)'} is not supported` });
       }
+      creds = { user: params.get('username') ?? '', password: params.get('password') ?? '' };
+    } else if (req.method !== 'GET') {
+      throw unsupported(req.method ?? '');
     }
-    const service = q.get('service');
+    let subject = 'anonymous';
+    if (this.auth.htpasswd && creds) {
+      if (!(await this.auth.htpasswd.check(creds.user, creds.password))) {
+        res.setHeader('WWW-Authenticate', `Basic realm="${this.auth.realm}"`);
+        throw new RegistryError('UNAUTHORIZED', 'invalid username or password');
+      }
+      subject = creds.user;
+    }
+    const service = params.get('service');
     if (service && service !== t.service) throw new RegistryError('DENIED', `unknown service ${service}`, undefined, 400);
     const access: Access[] = [];
-    for (const s of q.getAll('scope').flatMap((x) => x.split(' '))) {
+    for (const s of params.getAll('scope').flatMap((x) => x.split(' '))) {
       const a = parseScope(s);
       if (!a) continue;
       let allowed: string[];
+      // Without users everyone may pull and nobody push; with users, anonymous gets nothing.
       if (subject === 'anonymous' && this.auth.htpasswd) allowed = [];
       else if (subject === 'anonymous') allowed = a.actions.filter((x) => x === 'pull');
       else allowed = a.actions.filter((x) => ['pull', 'push', 'delete', '*'].includes(x));
@@ -517,6 +532,12 @@ class Handler {
       if (allowed.length > 0) access.push({ type: a.type, name: a.name, actions: allowed });
     }
     const tok = t.sign(subject, access);
+    if (oauth) {
+      return this.json(req, res, 200, {
+        access_token: tok.token, expires_in: tok.expiresIn, issued_at: tok.issuedAt,
+        scope: access.map((a) => `${a.type}:${a.name}:${a.actions.join(',')}`).join(' '),
+      });
+    }
     this.json(req, res, 200, { token: tok.token, access_token: tok.token, expires_in: tok.expiresIn, issued_at: tok.issuedAt });
   }
 }

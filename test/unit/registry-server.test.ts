@@ -569,6 +569,24 @@ describe('registry server, auth', () => {
       const anonTok = await getToken('repository:tok/app:pull');
       const a = await fetch(`${s.url}/v2/tok/app/blobs/${d}`, { method: 'HEAD', headers: bearer(anonTok.body.token) });
       assert.equal(a.status, 401);
+      // OAuth2 password grant (POST form), as containerd sends it.
+      const form = await fetch(realm, {
+        method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'password', username: 'alice', password: 'wonderland', service: 'test-svc', scope: 'repository:tok/app:pull', client_id: 'test' }).toString(),
+      });
+      assert.equal(form.status, 200);
+      const fb = (await form.json()) as { access_token: string; scope: string };
+      assert.equal(fb.scope, 'repository:tok/app:pull');
+      assert.equal((await fetch(`${s.url}/v2/tok/app/blobs/${d}`, { method: 'HEAD', headers: bearer(fb.access_token) })).status, 200);
+      const badForm = await fetch(realm, {
+        method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'password', username: 'alice', password: 'nope', service: 'test-svc' }).toString(),
+      });
+      assert.equal(badForm.status, 401);
+      await badForm.arrayBuffer();
+      const refresh = await fetch(realm, { method: 'POST', body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: 'x' }).toString() });
+      assert.equal(refresh.status, 400);
+      assert.equal(((await refresh.json()) as { error: string }).error, 'unsupported_grant_type');
       const parts = pushTok.body.token.split('.');
       const forged = [parts[0], Buffer.from(JSON.stringify({ iss: 'wharf-registry', aud: 'test-svc', exp: 9e9, access: [{ type: 'repository', name: 'tok/app', actions: ['*'] }] })).toString('base64url'), parts[2]].join('.');
       const fr = await fetch(`${s.url}/v2/tok/app/blobs/${d}`, { method: 'HEAD', headers: bearer(forged) });
