@@ -6,7 +6,8 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -90,21 +91,30 @@ function pullAndKill(when: (statuses: string[]) => boolean): Promise<{ statuses:
   });
 }
 
-/** The big image is either absent or complete; returns which. Busybox must be intact either way. */
-async function checkConsistent(): Promise<'absent' | 'complete'> {
+/**
+ * The big image is absent, or complete — tagged, or (killed between the image and its tag, which dockerd
+ * leaves the same way, even after it printed "Digest:") untagged. Busybox must be intact in every case.
+ */
+async function checkConsistent(): Promise<'absent' | 'complete' | 'untagged'> {
   const ls = await d.wharf(['images', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}']);
   assert.equal(ls.code, 0, show(ls));
   assert.ok(lines(ls.stdout).some((l) => l.startsWith(`${H}/library/busybox:latest `)), ls.stdout);
   const bb = await d.wharf(['image', 'inspect', '--format', '{{.Id}}', `${H}/library/busybox:latest`]);
   assert.equal(bb.stdout, `${busybox.configDigest}\n`, show(bb));
 
-  const res = await d.api('GET', `/v1.41/images/${encodeURIComponent(`${H}/test/big:1`)}/json`);
+  let res = await d.api('GET', `/v1.41/images/${encodeURIComponent(`${H}/test/big:1`)}/json`);
+  let untagged = false;
   if (res.status === 404) {
     assert.ok(!ls.stdout.includes('test/big'), ls.stdout);
+    res = await d.api('GET', `/v1.41/images/${big.configDigest}/json`);
+    untagged = res.status === 200;
+  }
+  if (res.status === 404) {
     // Nothing else half-published: only busybox is listed, even with -a.
     const all = await d.wharf(['images', '-a', '-q']);
     assert.equal(all.code, 0, show(all));
     assert.deepEqual([...new Set(lines(all.stdout))], [busybox.configDigest.slice(7, 19)], all.stdout);
+    await recordLeftovers();
     return 'absent';
   }
   assert.equal(res.status, 200, res.body);
@@ -118,7 +128,43 @@ async function checkConsistent(): Promise<'absent' | 'complete'> {
     const dir = kind === 'full' ? dirs[0]! : dirs[BIG_LAYERS - 1 - i]!;
     assert.equal((await stat(join(dir, `data/blob${i}.bin`))).size, LAYER_BYTES, `layer ${i + 1} complete in ${dir}`);
   }
+  if (untagged) {
+    assert.deepEqual(info.RepoTags, [], JSON.stringify(info.RepoTags));
+    return 'untagged';
+  }
   return 'complete';
+}
+
+/**
+ * wharf's layout (ARCHITECTURE.md): a crash leaves only temporaries and unreferenced layers, which the stores
+ * remove when they open. Layers (layerdb entries, driver directories) beyond busybox's one after a restart
+ * are collected here and judged by their own test below.
+ */
+const leftovers: string[] = [];
+async function recordLeftovers(): Promise<void> {
+  const layerdb = join(d.dataRoot, 'layers', 'layerdb', 'sha256');
+  if (!existsSync(layerdb)) return; // not wharf's layout (WHARF_E2E_DAEMON=dockerd)
+  const extra = (await readdir(layerdb)).filter((x) => x !== busybox.layers[0]!.diffId.slice(7));
+  if (extra.length) leftovers.push(`layerdb entries ${extra.join(', ')}`);
+  const info = JSON.parse((await d.api('GET', '/v1.41/info')).body) as { Driver?: string };
+  const driverDir = join(d.dataRoot, String(info.Driver ?? ''));
+  if (info.Driver && existsSync(driverDir)) {
+    const bb = JSON.parse((await d.api('GET', `/v1.41/images/${encodeURIComponent(`${H}/library/busybox:latest`)}/json`)).body);
+    const keep = imageLayerDirs(d, bb).dirs.map((x) => x.replace(/\/diff$/, ''));
+    const extraDirs = (await findLayerDirs(driverDir)).filter((x) => !keep.includes(x));
+    if (extraDirs.length) leftovers.push(`driver directories ${extraDirs.join(', ')}`);
+  }
+}
+
+/** Directories under a driver root that hold a layer (the parents of `diff` dirs, or vfs's dir/<id>). */
+async function findLayerDirs(root: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const name of await readdir(root)) {
+    const p = join(root, name);
+    if (name === 'dir') { for (const id of await readdir(p)) out.push(join(p, id)); continue; }
+    if (existsSync(join(p, 'diff'))) out.push(p);
+  }
+  return out.sort();
 }
 
 const killPoints: [string, (s: string[]) => boolean][] = [
@@ -126,6 +172,7 @@ const killPoints: [string, (s: string[]) => boolean][] = [
   ['after the first layer was downloaded', (s) => s.some((x) => x === 'Download complete' || x === 'Verifying Checksum')],
   ['after the first layer was extracted', (s) => s.includes('Pull complete')],
   ['after the second layer was extracted', (s) => s.filter((x) => x === 'Pull complete').length >= 2],
+  ['at "Digest:" (every layer registered)', (s) => s.some((x) => x.startsWith('Digest:'))],
 ];
 
 for (const [name, when] of killPoints) {
@@ -136,12 +183,16 @@ for (const [name, when] of killPoints) {
     const state = await checkConsistent();
     t.diagnostic(`killed=${killed} after ${statuses.length} progress messages; image ${state} after restart`);
     if (!killed) assert.equal(state, 'complete', `the pull ended before the kill point: ${statuses.join(' | ')}`);
-    if (state === 'complete') {
-      const r = await d.wharf(['rmi', `${H}/test/big:1`]);
+    if (state !== 'absent') {
+      const r = await d.wharf(['rmi', state === 'complete' ? `${H}/test/big:1` : big.configDigest]);
       assert.equal(r.code, 0, show(r));
     }
   });
 }
+
+test('the interrupted pulls left no layers behind after the restarts', { todo: 'layer store/puller: layers registered by a pull killed before its image was written keep a reference after restart (never reclaimed)' }, () => {
+  assert.deepEqual(leftovers, []);
+});
 
 test('after the crashes, the pull completes and the image is whole', async () => {
   const r = await d.wharf(['pull', `${H}/test/big:1`]);
