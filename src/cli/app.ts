@@ -1,5 +1,5 @@
 /**
- * The wharf CLI: a client of the Engine API only (src/client), laid out and behaving like the docker CLI.
+ * The wharf CLI (loaded by main.ts): a client of the Engine API only (src/client), laid out and behaving like the docker CLI.
  * Global flags are parsed up to the command name; the command's own flags by a commander Command built
  * from its spec (src/cli/spec.ts). Command implementations are imported lazily to keep start-up fast.
  */
@@ -282,10 +282,4 @@ export function report(e: unknown, err: (s: string) => void): number {
   const daemon = typeof e === 'object' && e !== null && (e as { fromDaemon?: boolean }).fromDaemon === true;
   err(`${daemon ? 'Error response from daemon: ' : ''}${msg}\n`);
   return 1;
-}
-
-const isMain = process.argv[1] !== undefined && import.meta.filename === (require('node:fs') as typeof FsNs).realpathSync(process.argv[1]);
-if (isMain) {
-  const code = await main(process.argv.slice(2));
-  process.exit(code);
 }
