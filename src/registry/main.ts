@@ -4,7 +4,7 @@
  *   node dist/src/registry/main.js serve --addr 127.0.0.1:5000 --root /var/lib/wharf-registry \
  *        [--htpasswd FILE] [--realm R] [--tls-cert F --tls-key F] \
  *        [--token-auth] [--token-realm URL] [--token-service S] [--token-issuer I] [--token-secret-file F] [--token-public-key F]
- *   node dist/src/registry/main.js gc --root DIR [--dry-run] [--min-age SECONDS]
+ *   node dist/src/registry/main.js gc --root DIR [--dry-run] [--min-age SECONDS] [--delete-untagged]
  *
  * `serve` is the default command. It prints "listening on <url>" once ready and stops on SIGINT/SIGTERM.
  */
@@ -93,8 +93,10 @@ export function registryCommand(): Command {
     .option('--root <dir>', 'storage root directory', '/var/lib/wharf-registry')
     .option('--dry-run', 'only print what would be deleted')
     .option('--min-age <seconds>', 'keep blobs younger than this', '0')
-    .action(async (f: { root: string; dryRun?: boolean; minAge: string }) => {
-      const r = await collectGarbage(f.root, { dryRun: Boolean(f.dryRun), minAgeMs: Number(f.minAge) * 1000 });
+    .option('--delete-untagged', 'also delete manifests no tag reaches')
+    .action(async (f: { root: string; dryRun?: boolean; minAge: string; deleteUntagged?: boolean }) => {
+      const r = await collectGarbage(f.root, { dryRun: Boolean(f.dryRun), minAgeMs: Number(f.minAge) * 1000, deleteUntagged: Boolean(f.deleteUntagged) });
+      for (const m of r.untagged) process.stdout.write(`${f.dryRun ? 'would delete' : 'deleted'} manifest ${m}\n`);
       for (const d of r.deleted) process.stdout.write(`${f.dryRun ? 'would delete' : 'deleted'} ${d}\n`);
       process.stdout.write(`${r.marked} blobs marked, ${r.deleted.length} blobs ${f.dryRun ? 'eligible for deletion' : 'deleted'}, ${r.freedBytes} bytes\n`);
     });

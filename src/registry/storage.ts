@@ -576,36 +576,105 @@ export interface GcResult {
   marked: number;
   deleted: Digest[];
   freedBytes: number;
+  /** Manifests removed from repositories by `deleteUntagged` ("repo@digest"). */
+  untagged: string[];
+}
+
+export interface GcOptions {
+  /** Only report. */
+  dryRun?: boolean;
+  /** Keep blobs younger than this (ms): blobs uploaded for a manifest not pushed yet. */
+  minAgeMs?: number;
+  /**
+   * Also remove manifests no tag reaches (directly, as an index's child, or as a referrer of a reached
+   * manifest), like distribution's --delete-untagged.
+   */
+  deleteUntagged?: boolean;
+}
+
+/** Descriptors' digests in a manifest's config/layers/blobs/manifests. */
+function referencedDigests(m: Record<string, unknown>): { blobs: Digest[]; manifests: Digest[] } {
+  const pick = (v: unknown): Digest | null => {
+    const dig = (v as { digest?: unknown } | null)?.digest;
+    return typeof dig === 'string' && isDigest(dig) ? dig : null;
+  };
+  const blobs: Digest[] = [];
+  const manifests: Digest[] = [];
+  const c = pick(m.config);
+  if (c) blobs.push(c);
+  for (const key of ['layers', 'blobs'] as const) {
+    const arr = m[key];
+    if (Array.isArray(arr)) for (const x of arr) { const d = pick(x); if (d) blobs.push(d); }
+  }
+  if (Array.isArray(m.manifests)) for (const x of m.manifests) { const d = pick(x); if (d) manifests.push(d); }
+  return { blobs, manifests };
+}
+
+async function readJson(path: string): Promise<Record<string, unknown> | null> {
+  try {
+    const v = JSON.parse(await readFile(path, 'utf8')) as unknown;
+    return v && typeof v === 'object' ? (v as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
 }
 
 /**
  * Garbage collection: deletes every blob that no manifest of any repository references (the manifests
  * themselves, their configs, layers and index children), and the repositories' links to deleted blobs.
  * Blobs younger than `minAgeMs` are kept (uploads whose manifest is not pushed yet). Run it while nothing
- * pushes, like distribution's garbage-collect, or with a grace period. It never touches uploads in flight.
+ * pushes, like distribution's garbage-collect, or with a grace period. It never touches uploads in flight;
+ * it removes temporaries (`.tmp-*`) of interrupted atomic writes older than an hour.
  */
-export async function collectGarbage(root: string, opts: { dryRun?: boolean; minAgeMs?: number } = {}): Promise<GcResult> {
+export async function collectGarbage(root: string, opts: GcOptions = {}): Promise<GcResult> {
   const blobDir = join(root, 'blobs', 'sha256');
   const marked = new Set<string>();
+  const untagged: string[] = [];
   const repos = await listRepositories(root);
   for (const repo of repos) {
-    for (const d of await listHexes(join(root, 'repositories', ...repo.split('/'), '_manifests', 'revisions'))) {
+    const repoDir = join(root, 'repositories', ...repo.split('/'));
+    let revisions = await listHexes(join(repoDir, '_manifests', 'revisions'));
+    const parsed = new Map<Digest, Record<string, unknown> | null>();
+    for (const d of revisions) parsed.set(d, await readJson(join(blobDir, hexOf(d))));
+    if (opts.deleteUntagged) {
+      const reached = new Set<Digest>();
+      const queue: Digest[] = [];
+      for (const t of (await listNames(join(repoDir, '_manifests', 'tags')))) {
+        const d = (await readFile(join(repoDir, '_manifests', 'tags', t), 'utf8').catch(() => '')).trim();
+        if (isDigest(d)) queue.push(d);
+      }
+      const subjectOf = new Map<Digest, Digest>();
+      for (const d of revisions) {
+        const info = await readJson(join(repoDir, '_manifests', 'revisions', hexOf(d)));
+        const subj = info?.subject;
+        if (typeof subj === 'string' && isDigest(subj)) subjectOf.set(d, subj);
+      }
+      while (queue.length > 0) {
+        const d = queue.pop()!;
+        if (reached.has(d)) continue;
+        reached.add(d);
+        const m = parsed.get(d);
+        if (m) queue.push(...referencedDigests(m).manifests);
+        for (const [r, subj] of subjectOf) if (subj === d && !reached.has(r)) queue.push(r);
+      }
+      const keep: Digest[] = [];
+      for (const d of revisions) {
+        if (reached.has(d)) { keep.push(d); continue; }
+        untagged.push(`${repo}@${d}`);
+        if (!opts.dryRun) {
+          const subj = subjectOf.get(d);
+          if (subj) await rm(join(repoDir, '_referrers', hexOf(subj), hexOf(d)), { force: true });
+          await rm(join(repoDir, '_manifests', 'revisions', hexOf(d)), { force: true });
+        }
+      }
+      revisions = keep;
+    }
+    for (const d of revisions) {
       marked.add(d);
-      let m: Record<string, unknown>;
-      try {
-        m = JSON.parse(await readFile(join(blobDir, hexOf(d)), 'utf8')) as Record<string, unknown>;
-      } catch {
-        continue;
-      }
-      const add = (v: unknown) => {
-        const dig = (v as { digest?: unknown } | null)?.digest;
-        if (typeof dig === 'string' && isDigest(dig)) marked.add(dig);
-      };
-      add(m.config);
-      for (const key of ['layers', 'manifests', 'blobs'] as const) {
-        const arr = m[key];
-        if (Array.isArray(arr)) arr.forEach(add);
-      }
+      const m = parsed.get(d);
+      if (!m) continue;
+      const refs = referencedDigests(m);
+      for (const x of [...refs.blobs, ...refs.manifests]) marked.add(x);
     }
   }
   const deleted: Digest[] = [];
@@ -624,7 +693,7 @@ export async function collectGarbage(root: string, opts: { dryRun?: boolean; min
     freedBytes += st.size;
     if (!opts.dryRun) await rm(join(blobDir, hexOf(d)), { force: true });
   }
-  if (!opts.dryRun && deleted.length > 0) {
+  if (!opts.dryRun) {
     const gone = new Set<string>(deleted);
     for (const repo of repos) {
       const dir = join(root, 'repositories', ...repo.split('/'), '_layers');
@@ -632,6 +701,12 @@ export async function collectGarbage(root: string, opts: { dryRun?: boolean; min
         if (gone.has(d)) await rm(join(dir, hexOf(d)), { force: true });
       }
     }
+    // Temporaries of interrupted atomic writes in the blob directory.
+    for (const n of await readdir(blobDir).catch(() => [] as string[])) {
+      if (!n.startsWith('.tmp-')) continue;
+      const st = await stat(join(blobDir, n)).catch(() => null);
+      if (st && now - st.mtimeMs > 3_600_000) await rm(join(blobDir, n), { force: true });
+    }
   }
-  return { marked: marked.size, deleted, freedBytes };
+  return { marked: marked.size, deleted, freedBytes, untagged };
 }

@@ -457,6 +457,40 @@ describe('registry server, no auth', () => {
     }
   });
 
+  test('garbage collection with deleteUntagged keeps what tags reach (index children, referrers)', async () => {
+    const gcRoot = await tmp();
+    const s = await startRegistryServer({ root: gcRoot, addr: '127.0.0.1:0' });
+    try {
+      const tagged = await pushImage(s.url, 'gcu/app', 'v1', 'tagged');
+      const child = await pushImage(s.url, 'gcu/app', 'tmp', 'child');
+      const loose = await pushImage(s.url, 'gcu/app', 'tmp2', 'loose');
+      const idx = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT_INDEX, manifests: [{ mediaType: MT_OCI, digest: child.digest, size: child.manifest.length }] }));
+      assert.equal((await putManifest(s.url, 'gcu/app', 'multi', idx, MT_INDEX)).status, 201);
+      const empty = Buffer.from('{}');
+      const ed = await pushBlob(s.url, 'gcu/app', empty);
+      const sig = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT_OCI, artifactType: 'application/x.sig',
+        config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: ed, size: 2 }, layers: [],
+        subject: { mediaType: MT_OCI, digest: tagged.digest, size: tagged.manifest.length } }));
+      assert.equal((await putManifest(s.url, 'gcu/app', sha(sig), sig)).status, 201);
+      // Untag the child (still reached through the index) and the loose image (reached by nothing).
+      for (const t of ['tmp', 'tmp2']) assert.equal((await fetch(`${s.url}/v2/gcu/app/manifests/${t}`, { method: 'DELETE' })).status, 202);
+      const plain = await collectGarbage(gcRoot, { dryRun: true });
+      assert.deepEqual(plain.deleted, [], 'without deleteUntagged every manifest keeps its blobs');
+      const r = await collectGarbage(gcRoot, { deleteUntagged: true });
+      assert.deepEqual(r.untagged, [`gcu/app@${loose.digest}`]);
+      assert.deepEqual([...r.deleted].sort(), [loose.digest, sha(loose.config), ...loose.layers.map(sha)].sort());
+      for (const ref of ['v1', child.digest, sha(sig), 'multi']) {
+        assert.equal((await fetch(`${s.url}/v2/gcu/app/manifests/${ref}`, { method: 'HEAD' })).status, 200, ref);
+      }
+      assert.equal((await fetch(`${s.url}/v2/gcu/app/manifests/${loose.digest}`, { method: 'HEAD' })).status, 404);
+      const refs = (await (await fetch(`${s.url}/v2/gcu/app/referrers/${tagged.digest}`)).json()) as { manifests: { digest: string }[] };
+      assert.deepEqual(refs.manifests.map((m) => m.digest), [sha(sig)]);
+    } finally {
+      await s.close();
+      await rm(gcRoot, { recursive: true, force: true });
+    }
+  });
+
   test('committed data survives a restart on the same root; an upload in progress resumes there', async () => {
     const r2 = await tmp();
     let s = await startRegistryServer({ root: r2, addr: '127.0.0.1:0' });
