@@ -167,22 +167,29 @@ export class EngineClient {
             ...(tls?.ca ? { ca: tls.ca } : {}), ...(tls?.cert ? { cert: tls.cert } : {}), ...(tls?.key ? { key: tls.key } : {}),
             rejectUnauthorized: tls?.verify ?? true,
           }, onRes);
-          r.on('error', (e) => reject(this.wrapConnError(e)));
+          r.on('error', (e) => reject(this.wrapConnError(e, method, fullPath)));
           r.end(body);
         }, reject);
         return;
       } else {
         req = http.request({ ...common, host: ep.host, port: ep.port }, onRes);
       }
-      req.on('error', (e) => reject(this.wrapConnError(e)));
+      req.on('error', (e) => reject(this.wrapConnError(e, method, fullPath)));
       req.end(body);
     });
   }
 
-  private wrapConnError(e: unknown): unknown {
+  private wrapConnError(e: unknown, method: string, path: string): unknown {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ECONNREFUSED' || code === 'ENOENT' || code === 'EACCES' || code === 'ECONNRESET' || code === 'EHOSTUNREACH' || code === 'ENOTSOCK') {
+    if (code === 'ECONNREFUSED' || code === 'ENOENT' || code === 'EACCES' || code === 'EHOSTUNREACH' || code === 'ENOTSOCK') {
       return new ConnectionError(this.endpoint, code, { cause: e });
+    }
+    if (code === 'ECONNRESET') {
+      // the peer hung up (e.g. plain HTTP to a TLS port): Go's client reports EOF
+      const ep = this.endpoint;
+      const base = ep.kind === 'unix' ? 'http://%2Fvar%2Frun%2Fdocker.sock' : `${ep.tls ? 'https' : 'http'}://${ep.url.slice('tcp://'.length)}`;
+      const m = method.charAt(0) + method.slice(1).toLowerCase();
+      return new Error(`error during connect: ${m} "${base}${path}": EOF`, { cause: e });
     }
     return e;
   }
