@@ -187,7 +187,7 @@ export class EngineClient {
     if (code === 'ECONNRESET') {
       // the peer hung up (e.g. plain HTTP to a TLS port): Go's client reports EOF
       const ep = this.endpoint;
-      const base = ep.kind === 'unix' ? 'http://%2Fvar%2Frun%2Fdocker.sock' : `${ep.tls ? 'https' : 'http'}://${ep.url.slice('tcp://'.length)}`;
+      const base = ep.kind === 'unix' ? `http://${encodeURIComponent(ep.socketPath)}` : `${ep.tls ? 'https' : 'http'}://${ep.url.slice('tcp://'.length)}`;
       const m = method.charAt(0) + method.slice(1).toLowerCase();
       return new Error(`error during connect: ${m} "${base}${path}": EOF`, { cause: e });
     }
