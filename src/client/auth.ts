@@ -28,7 +28,7 @@ export function configDir(flag?: string, env: NodeJS.ProcessEnv = process.env): 
   return flag || env.DOCKER_CONFIG || join(homedir(), '.docker');
 }
 
-interface ConfigFile { auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string; registrytoken?: string }> }
+interface ConfigFile { imagesFormat?: string; auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string; registrytoken?: string }> }
 
 function readConfig(dir: string): ConfigFile {
   try {
@@ -36,6 +36,12 @@ function readConfig(dir: string): ConfigFile {
   } catch {
     return {};
   }
+}
+
+/** The config file's "imagesFormat" (docker images' default --format), '' when unset. */
+export function imagesFormatFromConfig(dir: string): string {
+  const f = readConfig(dir).imagesFormat;
+  return typeof f === 'string' ? f : '';
 }
 
 /** Strips scheme and path from an auths key: "https://index.docker.io/v1/" → "index.docker.io". */

@@ -193,8 +193,24 @@ test('bin/wharf images / images REPO / images -q against the fake API', async ()
   assert.match(lines[2]!, /^localhost:5002\/library\/busybox {3}latest {4}a4dea7034236 /);
   r = await wharf(['images', '-a', '-f', 'dangling=false', 'busybox']);
   assert.equal(requests.at(-1), 'GET /v1.41/images/json?all=1&filters={"dangling":{"false":true},"reference":{"busybox":true}}');
+  r = await wharf(['images', '-af', 'dangling=false', 'busybox']);
+  assert.equal(requests.at(-1), 'GET /v1.41/images/json?all=1&filters={"dangling":{"false":true},"reference":{"busybox":true}}');
+  r = await wharf(['images', '-fdangling=true', '-f=label=a=b']);
+  assert.equal(requests.at(-1), 'GET /v1.41/images/json?filters={"dangling":{"true":true},"label":{"a=b":true}}');
   r = await wharf(['image', 'ls', '-q']);
   assert.equal(r.out, 'a4dea7034236\na4dea7034236\n');
+});
+
+test('bin/wharf images: imagesFormat from the config file is the default format', async () => {
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ imagesFormat: '{{.Repository}}={{.Tag}}' }));
+  try {
+    assert.equal((await wharf(['images'])).out, 'busybox=latest\nlocalhost:5002/library/busybox=latest\n');
+    assert.equal((await wharf(['images', '-q'])).out, 'a4dea7034236\na4dea7034236\n');
+    assert.equal((await wharf(['images', '--format', '{{.Tag}}'])).out, 'latest\nlatest\n');
+  } finally {
+    rmSync(join(dir, 'config.json'));
+  }
 });
 
 test('bin/wharf tag sends the normalized repository and tag', async () => {

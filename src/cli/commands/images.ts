@@ -24,8 +24,14 @@ export async function runImages(ctx: CliContext, args: string[], o: Opts): Promi
   }
   const client = await ctx.client();
   const images = await client.imageList({ all: o.all === true, filters: encodeFilters(filters) });
+  let format = (o.format as string | undefined) ?? '';
+  // docker: the config file's imagesFormat is the default unless -q
+  if (format === '' && o.quiet !== true) {
+    const { imagesFormatFromConfig } = await import('../../client/auth.js');
+    format = imagesFormatFromConfig(ctx.globals.config);
+  }
   ctx.out(renderImages(images, {
-    format: (o.format as string | undefined) ?? '',
+    format,
     quiet: o.quiet === true,
     digests: o.digests === true,
     noTrunc: o.noTrunc === true,
