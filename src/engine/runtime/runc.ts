@@ -1,0 +1,461 @@
+/**
+ * The OCI runtime seam: containers created and monitored by conmon, driving runc (or crun, or any
+ * runc-compatible binary chosen by path).
+ *
+ * Design (decided here, for the containers layer above):
+ * - EVERY container, attached or detached, is created through conmon (`conmon … -r RUNTIME -b BUNDLE`).
+ *   conmon double-forks, so the container and its monitor outlive wharfd; conmon writes the container's
+ *   stdout/stderr to a k8s-file log (each line tagged with its stream, so stdout and stderr stay separate
+ *   without a tty), and its exit status to `<execRoot>/exits/<id>`. A restarted wharfd rebuilds everything
+ *   from `<execRoot>/containers/<id>/state.json` + the runtime's own state (`RUNTIME --root <execRoot>/runc`)
+ *   + the exit file. One code path instead of two (runc-direct for foreground, conmon for detached) means
+ *   `docker run` (attached) containers also survive a daemon restart, as with dockerd's live-restore.
+ * - Creation reports back over conmon's sync pipe (`_OCI_SYNCPIPE`, fd 3): `{"pid": N}` or
+ *   `{"pid": -1, "message": …}` with the runtime's error (e.g. exec: "x": executable file not found in $PATH).
+ * - Attaching (stdin, and live output) goes through conmon's attach socket `<sockDir>/<id>/attach`, a
+ *   SOCK_SEQPACKET socket: inbound packets are raw stdin bytes, outbound packets carry a one-byte stream tag
+ *   (2 stdout, 3 stderr) before the payload. Node's `net` cannot open SEQPACKET sockets, so wharfd runs a tiny
+ *   relay in perl (perl-base is Essential on Debian, ~5 ms to start) that maps the socket onto plain pipes: our
+ *   stdin pipe → packets, tag 2 → its stdout, tag 3 → its stderr. Attach before `start` to miss nothing; output
+ *   before an attach is still in the log. Swapping the relay for a native SEQPACKET binding later changes
+ *   only `attach()`. Window size changes: "1 H W\n" written to the bundle's `ctl` FIFO (conmon's resize message).
+ * - `exec` runs `RUNTIME exec --process spec.json` as a child of wharfd with pipes (or `-t`: the runtime
+ *   allocates the pty and relays it), as docker's exec sessions are tied to their client anyway.
+ * - Logs: `readLogs()` parses "TIMESTAMP STREAM F|P CONTENT" lines (P = partial line, no newline) with
+ *   since/until/tail/follow.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, watch, readFileSync } from 'node:fs';
+import { mkdir, readFile, rm, stat, writeFile, open, unlink, symlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { writeJsonAtomic } from '../../lib/atomic.js';
+import { ConflictError, NotFoundError, SystemError } from '../../lib/errors.js';
+
+export type Stdio = 'pipes' | 'tty' | 'null';
+
+export interface CreateOptions {
+  /** pipes: stdin kept open (attach can write it); tty: a pseudo-terminal; null: no stdin. */
+  stdio: Stdio;
+  /** k8s-file log path. */
+  logPath: string;
+  /** Terminal size for tty containers. */
+  consoleSize?: { height: number; width: number };
+}
+
+export type Status = 'created' | 'running' | 'paused' | 'stopped';
+
+export interface ContainerState {
+  id: string;
+  status: Status;
+  /** Host PID of the container's init (0 once stopped). */
+  pid: number;
+  /** Set once stopped: the exit status (128+signal when killed by a signal). */
+  exitCode?: number;
+  /** When the exit file was written. */
+  finishedAt?: Date;
+  bundle: string;
+}
+
+export interface ExecStdio {
+  stdin?: boolean;
+  tty?: boolean;
+}
+
+export interface ExecHandle {
+  pid: number;
+  stdin: Writable | null;
+  stdout: Readable;
+  stderr: Readable;
+  /** Resolves to the exit code of the exec'd process. */
+  exit: Promise<number>;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+export interface AttachHandle {
+  stdin: Writable;
+  stdout: Readable;
+  stderr: Readable;
+  /** Resolves when the container's output ends (socket closed by conmon) or the relay dies. */
+  done: Promise<void>;
+  /** Drops the attachment without touching the container. */
+  detach(): void;
+}
+
+export interface Runtime {
+  readonly name: string;
+  create(id: string, bundleDir: string, opts: CreateOptions): Promise<{ pid: number }>;
+  start(id: string): Promise<void>;
+  kill(id: string, signal?: string | number, all?: boolean): Promise<void>;
+  state(id: string): Promise<ContainerState>;
+  /** Resolves with the exit code when the container has stopped. */
+  wait(id: string, signal?: AbortSignal): Promise<number>;
+  delete(id: string, force?: boolean): Promise<void>;
+  pause(id: string): Promise<void>;
+  unpause(id: string): Promise<void>;
+  exec(id: string, processSpec: object, stdio: ExecStdio): Promise<ExecHandle>;
+  attach(id: string): Promise<AttachHandle>;
+  resize(id: string, height: number, width: number): Promise<void>;
+  /** IDs with state under the exec root (for a restarted daemon). */
+  list(): Promise<string[]>;
+}
+
+/** The runtime reported an error (create failures carry the runtime's message). */
+export class RuntimeError extends SystemError {
+  constructor(readonly op: string, readonly runtimeMessage: string) {
+    super(`OCI runtime ${op} failed: ${runtimeMessage}: unknown`);
+  }
+}
+
+export interface RuntimeConfig {
+  /** Exec root for runtime state (e.g. /run/wharf/runtime). */
+  root: string;
+  /** "runc" (default), "crun", or a path to a runc-compatible binary. */
+  runtime?: string;
+  conmonPath?: string;
+  perlPath?: string;
+}
+
+interface Persisted {
+  id: string;
+  bundle: string;
+  logPath: string;
+  stdio: Stdio;
+  conmonPid: number;
+  pid: number;
+  runtime: string;
+  created: string;
+}
+
+const RUNTIME_PATHS: Record<string, string> = { runc: '/usr/sbin/runc', crun: '/usr/bin/crun' };
+
+/** Extracts msg="…" from a logrus line, else the text. */
+export function runtimeMessage(raw: string): string {
+  const lines = raw.trim().split('\n').filter(Boolean);
+  let last = lines[lines.length - 1] ?? raw;
+  const m = /msg="((?:[^"\\]|\\.)*)"/.exec(last);
+  if (m) last = m[1]!.replace(/\\(.)/g, '$1');
+  return last.replace(/^runc (create|exec|start) failed: /, '').trim();
+}
+
+const RELAY = `use strict; use Socket;
+socket(my $s, AF_UNIX, SOCK_SEQPACKET, 0) or die "socket: $!\\n";
+connect($s, pack_sockaddr_un($ARGV[0])) or die "connect: $!\\n";
+binmode STDOUT; binmode STDERR; $SIG{PIPE} = 'IGNORE';
+syswrite(STDOUT, "");
+my $pid = fork();
+if ($pid == 0) { my $b; while (sysread(STDIN, $b, 8192)) { defined(send($s, $b, 0)) or last; } shutdown($s, 1); exit 0; }
+my $b;
+while (defined(recv($s, $b, 8193, 0)) && length($b)) { my $t = ord(substr($b, 0, 1)); my $d = substr($b, 1); if ($t == 3) { syswrite(STDERR, $d) } else { syswrite(STDOUT, $d) } }
+kill 'KILL', $pid; exit 0;
+`;
+
+function run(bin: string, args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const c = execFile(bin, args, { maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      if (err && typeof (err as NodeJS.ErrnoException).code === 'string') return reject(err);
+      resolve({ code: c.exitCode ?? (err ? 1 : 0), stdout, stderr });
+    });
+    if (input !== undefined) c.stdin!.end(input);
+  });
+}
+
+function signalName(sig: string | number | undefined): string {
+  if (sig === undefined) return 'KILL';
+  if (typeof sig === 'number') return String(sig);
+  const s = sig.toUpperCase();
+  return /^\d+$/.test(s) ? s : s.replace(/^SIG/, '');
+}
+
+export class ConmonRuntime implements Runtime {
+  readonly name: string;
+  readonly runtimePath: string;
+  private readonly conmon: string;
+  private readonly perl: string;
+  private readonly stateRoot: string;
+  private readonly runtimeRoot: string;
+  readonly exitDir: string;
+  private readonly sockDir: string;
+
+  constructor(cfg: RuntimeConfig) {
+    const r = cfg.runtime ?? 'runc';
+    this.runtimePath = RUNTIME_PATHS[r] ?? r;
+    this.name = r.includes('/') ? r.split('/').pop()! : r;
+    this.conmon = cfg.conmonPath ?? '/usr/bin/conmon';
+    this.perl = cfg.perlPath ?? '/usr/bin/perl';
+    this.stateRoot = join(cfg.root, 'containers');
+    this.runtimeRoot = join(cfg.root, this.name);
+    this.exitDir = join(cfg.root, 'exits');
+    this.sockDir = join(cfg.root, 's');
+  }
+
+  private rt(args: string[]) {
+    return run(this.runtimePath, ['--root', this.runtimeRoot, ...args]);
+  }
+
+  private async rtOk(op: string, args: string[]): Promise<string> {
+    const r = await this.rt(args);
+    if (r.code !== 0) {
+      const msg = runtimeMessage(r.stderr || r.stdout);
+      if (/does not exist|not found|container .* does not exist/.test(msg)) throw new NotFoundError(`No such container: ${args[args.length - 1]}`);
+      throw new RuntimeError(op, msg);
+    }
+    return r.stdout;
+  }
+
+  private async load(id: string): Promise<Persisted> {
+    try {
+      return JSON.parse(await readFile(join(this.stateRoot, id, 'state.json'), 'utf8')) as Persisted;
+    } catch {
+      throw new NotFoundError(`No such container: ${id}`);
+    }
+  }
+
+  async create(id: string, bundleDir: string, opts: CreateOptions): Promise<{ pid: number }> {
+    const dir = join(this.stateRoot, id);
+    if (existsSync(join(dir, 'state.json'))) throw new ConflictError(`container ${id} already exists in the runtime`);
+    await Promise.all([
+      mkdir(dir, { recursive: true }), mkdir(this.exitDir, { recursive: true }),
+      mkdir(this.sockDir, { recursive: true }), mkdir(this.runtimeRoot, { recursive: true }),
+    ]);
+    await rm(join(this.exitDir, id), { force: true });
+    await rm(join(this.sockDir, id), { force: true });
+    const args = [
+      '--api-version', '1', '-c', id, '-u', id, '-n', id,
+      '-r', this.runtimePath, '--runtime-arg', `--root=${this.runtimeRoot}`,
+      '-b', bundleDir, '-p', join(dir, 'pid'), '-P', join(dir, 'conmon.pid'),
+      '-l', `k8s-file:${opts.logPath}`, '--exit-dir', this.exitDir, '--socket-dir-path', this.sockDir,
+      '--log-level', 'error',
+    ];
+    if (opts.stdio === 'tty') args.push('-t', '-i');
+    else if (opts.stdio === 'pipes') args.push('-i');
+    const child = spawn(this.conmon, args, {
+      stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+      env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', _OCI_SYNCPIPE: '3' },
+      detached: true,
+    });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); });
+    let sync = '';
+    const raw = await new Promise<{ data?: number; pid?: number; message?: string }>((resolve, reject) => {
+      const pipe = child.stdio[3] as Readable;
+      const tryParse = () => {
+        const end = sync.indexOf('}');
+        if (end < 0) return false;
+        try { resolve(JSON.parse(sync.slice(0, end + 1))); } catch (e) { reject(e); }
+        return true;
+      };
+      pipe.on('data', (d: Buffer) => { sync += d.toString(); tryParse(); });
+      pipe.on('end', () => { if (!tryParse()) reject(new RuntimeError('create', stderr.trim() || 'conmon exited without reporting')); });
+      pipe.on('error', reject);
+      child.on('error', reject);
+    });
+    (child.stdio[3] as Readable).destroy();
+    child.stderr!.destroy();
+    child.unref();
+    // conmon's API v1 reports {"data": pid}; older ones {"pid": pid}
+    const msg = { pid: raw.data ?? raw.pid ?? -1, message: raw.message };
+    if (msg.pid <= 0) {
+      await rm(dir, { recursive: true, force: true });
+      await this.rt(['delete', '--force', id]).catch(() => {});
+      await rm(join(this.exitDir, id), { force: true });
+      await rm(join(this.sockDir, id), { force: true });
+      throw new RuntimeError('create', runtimeMessage(msg.message ?? stderr));
+    }
+    let conmonPid = 0;
+    try { conmonPid = Number((await readFile(join(dir, 'conmon.pid'), 'utf8')).trim()); } catch { /* best effort */ }
+    const st: Persisted = {
+      id, bundle: bundleDir, logPath: opts.logPath, stdio: opts.stdio, conmonPid, pid: msg.pid,
+      runtime: this.runtimePath, created: new Date().toISOString(),
+    };
+    await writeJsonAtomic(join(dir, 'state.json'), st);
+    if (opts.stdio === 'tty' && opts.consoleSize) await this.resize(id, opts.consoleSize.height, opts.consoleSize.width).catch(() => {});
+    return { pid: msg.pid };
+  }
+
+  async start(id: string): Promise<void> {
+    await this.load(id);
+    await this.rtOk('start', ['start', id]);
+  }
+
+  async kill(id: string, signal?: string | number, all = false): Promise<void> {
+    await this.load(id);
+    const r = await this.rt(['kill', ...(all ? ['--all'] : []), id, signalName(signal)]);
+    if (r.code !== 0) {
+      const m = runtimeMessage(r.stderr);
+      if (/not running|process already finished|container not running/.test(m)) {
+        throw new ConflictError(`Container ${id} is not running`);
+      }
+      throw new RuntimeError('kill', m);
+    }
+  }
+
+  private async exitCode(id: string): Promise<{ code: number; at: Date } | null> {
+    const p = join(this.exitDir, id);
+    try {
+      const [txt, s] = await Promise.all([readFile(p, 'utf8'), stat(p)]);
+      if (txt.trim() === '') return null;
+      return { code: Number(txt.trim()), at: s.mtime };
+    } catch { return null; }
+  }
+
+  async state(id: string): Promise<ContainerState> {
+    const p = await this.load(id);
+    const ex = await this.exitCode(id);
+    if (ex) return { id, status: 'stopped', pid: 0, exitCode: ex.code, finishedAt: ex.at, bundle: p.bundle };
+    const r = await this.rt(['state', id]);
+    if (r.code !== 0) {
+      // the runtime forgot it (reboot, /run wiped): stopped, exit unknown
+      return { id, status: 'stopped', pid: 0, exitCode: 255, bundle: p.bundle };
+    }
+    const s = JSON.parse(r.stdout) as { status: string; pid: number };
+    if (s.status === 'stopped') {
+      // conmon writes the exit file just after the runtime reports stopped; give it a moment.
+      for (let i = 0; i < 20; i++) {
+        const e = await this.exitCode(id);
+        if (e) return { id, status: 'stopped', pid: 0, exitCode: e.code, finishedAt: e.at, bundle: p.bundle };
+        if (!alive(p.conmonPid)) break;
+        await new Promise((r2) => setTimeout(r2, 10));
+      }
+      return { id, status: 'stopped', pid: 0, exitCode: 255, bundle: p.bundle };
+    }
+    return { id, status: s.status as Status, pid: s.pid, bundle: p.bundle };
+  }
+
+  async wait(id: string, signal?: AbortSignal): Promise<number> {
+    const p = await this.load(id);
+    await mkdir(this.exitDir, { recursive: true });
+    return new Promise<number>((resolve, reject) => {
+      let done = false;
+      const finish = (err: Error | null, code?: number) => {
+        if (done) return;
+        done = true;
+        w.close();
+        clearInterval(timer);
+        signal?.removeEventListener('abort', onAbort);
+        if (err) reject(err); else resolve(code!);
+      };
+      const check = async () => {
+        const e = await this.exitCode(id);
+        if (e) return finish(null, e.code);
+        // monitor gone without an exit file (killed with -9): the container cannot be reaped by it
+        if (p.conmonPid && !alive(p.conmonPid)) {
+          const e2 = await this.exitCode(id);
+          if (e2) return finish(null, e2.code);
+          const s = await this.rt(['state', id]).catch(() => null);
+          if (!s || s.code !== 0 || (JSON.parse(s.stdout) as { status: string }).status === 'stopped') finish(null, 255);
+        }
+      };
+      const w = watch(this.exitDir, (_ev, name) => { if (name === id) void check(); });
+      const timer = setInterval(() => void check(), 500);
+      const onAbort = () => finish(signal!.reason instanceof Error ? signal!.reason : new Error('aborted'));
+      signal?.addEventListener('abort', onAbort);
+      void check();
+    });
+  }
+
+  async delete(id: string, force = false): Promise<void> {
+    const p = await this.load(id);
+    const r = await this.rt(['delete', ...(force ? ['--force'] : []), id]);
+    if (r.code !== 0 && !/does not exist/.test(r.stderr)) {
+      const m = runtimeMessage(r.stderr);
+      if (/cannot delete container .* that is not stopped|is not stopped|running/.test(m)) {
+        throw new ConflictError(`You cannot remove a running container ${id}. Stop the container before attempting removal or force remove`);
+      }
+      throw new RuntimeError('delete', m);
+    }
+    // conmon exits once it has reaped the container and written the exit file
+    for (let i = 0; i < 200 && p.conmonPid && alive(p.conmonPid); i++) await new Promise((r2) => setTimeout(r2, 5));
+    await Promise.all([
+      rm(join(this.stateRoot, id), { recursive: true, force: true }),
+      rm(join(this.exitDir, id), { force: true }),
+      rm(join(this.sockDir, id), { force: true }),
+      rm(join(p.bundle, 'attach'), { force: true }),
+      rm(join(p.bundle, 'ctl'), { force: true }),
+      rm(join(p.bundle, 'winsz'), { force: true }),
+    ]);
+  }
+
+  async pause(id: string): Promise<void> { await this.load(id); await this.rtOk('pause', ['pause', id]); }
+  async unpause(id: string): Promise<void> { await this.load(id); await this.rtOk('resume', ['resume', id]); }
+
+  async exec(id: string, processSpec: object, stdio: ExecStdio): Promise<ExecHandle> {
+    await this.load(id);
+    const dir = join(this.stateRoot, id);
+    const specPath = join(dir, `exec-${process.pid}-${Date.now()}-${Math.random().toString(16).slice(2)}.json`);
+    await writeFile(specPath, JSON.stringify({ ...processSpec, terminal: !!stdio.tty }));
+    const args = ['--root', this.runtimeRoot, 'exec', '--process', specPath];
+    if (stdio.tty) args.push('-t');
+    args.push(id);
+    const child: ChildProcess = spawn(this.runtimePath, args, { stdio: [stdio.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+    await once(child, 'spawn');
+    const exit = new Promise<number>((resolve) => {
+      child.on('exit', (code, sig) => {
+        void unlink(specPath).catch(() => {});
+        resolve(code ?? (sig ? 128 + (osSignals[sig] ?? 0) : 255));
+      });
+    });
+    return {
+      pid: child.pid!, stdin: child.stdin, stdout: child.stdout!, stderr: child.stderr!, exit,
+      kill: (s) => { child.kill(s ?? 'SIGKILL'); },
+    };
+  }
+
+  async attach(id: string): Promise<AttachHandle> {
+    const p = await this.load(id);
+    const sock = join(this.sockDir, id, 'attach');
+    if (!existsSync(sock)) {
+      // conmon makes `<sockDir>/<id>` a symlink to the bundle; recreate it if missing
+      await symlink(p.bundle, join(this.sockDir, id)).catch(() => {});
+    }
+    const relay = spawn(this.perl, ['-e', RELAY, sock], { stdio: ['pipe', 'pipe', 'pipe'] });
+    relay.stdin.on('error', () => {});
+    // the relay writes a 0-byte marker after connecting; wait for the process to be running and connected
+    await new Promise<void>((resolve, reject) => {
+      let err = '';
+      const onErr = (d: Buffer) => { err += d.toString(); };
+      relay.stderr.on('data', onErr);
+      const t = setTimeout(() => { relay.stderr.off('data', onErr); resolve(); }, 30);
+      relay.on('exit', (code) => {
+        clearTimeout(t);
+        if (code !== 0) reject(new ConflictError(`cannot attach to container ${id}: ${err.trim() || 'relay failed'}`));
+        else resolve();
+      });
+    });
+    const done = once(relay, 'exit').then(() => undefined);
+    return { stdin: relay.stdin, stdout: relay.stdout, stderr: relay.stderr, done, detach: () => { relay.kill('SIGKILL'); } };
+  }
+
+  async resize(id: string, height: number, width: number): Promise<void> {
+    const p = await this.load(id);
+    const fh = await open(join(p.bundle, 'ctl'), 'r+');
+    try { await fh.write(`1 ${height} ${width}\n`); } finally { await fh.close(); }
+  }
+
+  async list(): Promise<string[]> {
+    const { readdir } = await import('node:fs/promises');
+    try { return (await readdir(this.stateRoot)).filter((n) => existsSync(join(this.stateRoot, n, 'state.json'))); } catch { return []; }
+  }
+
+  /** The persisted record (log path, bundle, conmon pid). */
+  async info(id: string): Promise<Persisted> { return this.load(id); }
+}
+
+const osSignals: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15, SIGPIPE: 13, SIGABRT: 6, SIGSEGV: 11 };
+
+/** True while `pid` runs (a zombie counts as dead: here PID 1 may be slow to reap conmon). */
+function alive(pid: number): boolean {
+  if (!pid) return false;
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch { return false; }
+}
+
+/** runc by default; `runtime` may name crun or a path to a runc-compatible binary. */
+export function createRuntime(cfg: RuntimeConfig): Runtime & { info(id: string): Promise<Persisted>; readonly runtimePath: string } {
+  return new ConmonRuntime(cfg);
+}
+
