@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../support/daemon.js';
 import { startRegistry, type Registry } from '../support/registry.js';
-import { buildOciLayout, busyboxSpec, pushLayout, type BuiltImage, type ImageSpec } from '../support/oci-images.js';
+import { buildOciLayout, busyboxSpec, pushBusybox, pushLayout, type BuiltImage, type ImageSpec } from '../support/oci-images.js';
 import { lines, shortId, type RunResult } from '../support/cli.js';
 
 let reg: Registry;
@@ -239,6 +239,19 @@ test('docker pull by digest, rmi -f of an image in two repositories', async () =
   await both(['tag', `${H}/test/app@${img.appv1!.manifestDigest}`, 'other:1']);
   await both(['rmi', shortId(img.appv1!.configDigest)], { code: 1 });
   await both(['rmi', '-f', shortId(img.appv1!.configDigest)], { kind: 'rows' });
+  await both(['images', '-a'], { kind: 'rows' });
+  done();
+});
+
+test('docker pull of a multi-platform index: the host platform, and --platform', async () => {
+  const multi = await pushBusybox(H, 'library/busybox:multi', { multiArch: true }) as { indexDigest: string; images: BuiltImage[] };
+  const p = await both(['pull', `${H}/library/busybox:multi`], { kind: 'pull' });
+  assert.ok(p.docker.stdout.includes(`Digest: ${multi.indexDigest}`), p.docker.stdout);
+  await both(['image', 'inspect', `${H}/library/busybox:multi`], { kind: 'inspect' });
+  await both(['images', '--digests'], { kind: 'rows' });
+  await both(['pull', '--platform', 'linux/arm64', `${H}/library/busybox:multi`], { kind: 'pull' });
+  await both(['inspect', '--format', '{{.Id}} {{.Architecture}} {{.RepoDigests}}', `${H}/library/busybox:multi`]);
+  await both(['image', 'prune', '-f'], { kind: 'rows' });
   await both(['images', '-a'], { kind: 'rows' });
   done();
 });
