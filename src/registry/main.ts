@@ -16,7 +16,7 @@ import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { Command } from 'commander';
 import { startRegistryServer, type RegistryServerOptions } from './server.js';
-import { collectGarbage } from './storage.js';
+import { collectGarbage, type GcResult } from './storage.js';
 import type { TokenOptions } from './auth.js';
 
 const SECRET_ENV = 'WHARF_REGISTRY_TOKEN_SECRET';
@@ -55,10 +55,44 @@ export async function serveOptions(f: ServeFlags): Promise<RegistryServerOptions
     if (f.tokenPublicKey) t.publicKeyPem = await readFile(f.tokenPublicKey, 'utf8');
     opts.token = t;
   }
-  if (f.log) opts.log = (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+  if (f.log) opts.log = (line) => process.stderr.write(`${new Date().toISOString()} [${process.pid}] ${line}\n`);
   return opts;
 }
 
+export interface ServeHandle {
+  url: string;
+  /** Stops the server (all workers). */
+  close(): Promise<void>;
+}
+
+const WORKER_ENV = 'WHARF_REGISTRY_WORKER_FLAGS';
+
+/**
+ * `wharf registry serve`: starts the server from CLI flags and resolves once it listens. With more than one
+ * worker (default: the number of CPUs, at most 4) this process becomes a cluster primary that forks workers
+ * running this module (whatever program called it), restarts a worker that dies, and forwards close().
+ */
+export async function serveRegistry(f: ServeFlags & { workers?: string | number }): Promise<ServeHandle> {
+  const workers = f.workers !== undefined ? Number(f.workers) : Math.min(4, availableParallelism());
+  if (!Number.isInteger(workers) || workers < 1) throw new Error(`invalid --workers ${f.workers}`);
+  if (workers === 1) {
+    const srv = await startRegistryServer(await serveOptions(f));
+    return { url: srv.url, close: () => srv.close() };
+  }
+  return servePrimary(workers, f);
+}
+
+/** `wharf registry gc`: prints what it deleted (or would delete) and a summary line. */
+export async function gcRegistry(f: { root: string; dryRun?: boolean; minAge?: string | number; deleteUntagged?: boolean }, out: (s: string) => void = (s) => process.stdout.write(s)): Promise<GcResult> {
+  const r = await collectGarbage(f.root, { dryRun: Boolean(f.dryRun), minAgeMs: Number(f.minAge ?? 0) * 1000, deleteUntagged: Boolean(f.deleteUntagged) });
+  const verb = f.dryRun ? 'would delete' : 'deleted';
+  for (const m of r.untagged) out(`${verb} manifest ${m}\n`);
+  for (const d of r.deleted) out(`${verb} ${d}\n`);
+  out(`${r.marked} blobs marked, ${r.deleted.length} blobs ${f.dryRun ? 'eligible for deletion' : 'deleted'}, ${r.freedBytes} bytes\n`);
+  return r;
+}
+
+/** The `registry` command tree (serve, gc) for commander-based front ends and this module's own main. */
 export function registryCommand(): Command {
   const cmd = new Command('registry').description('Run a registry server (OCI distribution spec)');
   cmd.command('serve', { isDefault: true })
@@ -78,13 +112,9 @@ export function registryCommand(): Command {
     .option('--log', 'access log on stderr')
     .option('--workers <n>', 'server processes sharing the port and the storage (default: number of CPUs, at most 4)')
     .action(async (f: ServeFlags & { workers?: string }) => {
-      const workers = f.workers !== undefined ? Number(f.workers) : Math.min(4, availableParallelism());
-      if (!Number.isInteger(workers) || workers < 1) throw new Error(`invalid --workers ${f.workers}`);
-      if (cluster.isPrimary && workers > 1) return servePrimary(workers);
-      const srv = await startRegistryServer(await serveOptions(f));
-      if (cluster.isWorker) process.send!({ listening: srv.url });
-      else process.stdout.write(`listening on ${srv.url}\n`);
-      const stop = () => { void srv.close().then(() => process.exit(0)); };
+      const h = await serveRegistry(f);
+      process.stdout.write(`listening on ${h.url}\n`);
+      const stop = () => { void h.close().then(() => process.exit(0)); };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });
@@ -95,10 +125,7 @@ export function registryCommand(): Command {
     .option('--min-age <seconds>', 'keep blobs younger than this', '0')
     .option('--delete-untagged', 'also delete manifests no tag reaches')
     .action(async (f: { root: string; dryRun?: boolean; minAge: string; deleteUntagged?: boolean }) => {
-      const r = await collectGarbage(f.root, { dryRun: Boolean(f.dryRun), minAgeMs: Number(f.minAge) * 1000, deleteUntagged: Boolean(f.deleteUntagged) });
-      for (const m of r.untagged) process.stdout.write(`${f.dryRun ? 'would delete' : 'deleted'} manifest ${m}\n`);
-      for (const d of r.deleted) process.stdout.write(`${f.dryRun ? 'would delete' : 'deleted'} ${d}\n`);
-      process.stdout.write(`${r.marked} blobs marked, ${r.deleted.length} blobs ${f.dryRun ? 'eligible for deletion' : 'deleted'}, ${r.freedBytes} bytes\n`);
+      await gcRegistry(f);
     });
   return cmd;
 }
@@ -106,39 +133,54 @@ export function registryCommand(): Command {
 /**
  * Several processes serve one root: upload sessions are on disk and every write is an atomic rename, so any
  * worker can take any request. The primary only forks them (Node's cluster shares the listening socket),
- * restarts one that dies, and stops them on SIGINT/SIGTERM.
+ * restarts one that dies, and stops them on close().
  */
-async function servePrimary(n: number): Promise<void> {
+function servePrimary(n: number, flags: ServeFlags): Promise<ServeHandle> {
   if (!process.env[SECRET_ENV]) process.env[SECRET_ENV] = randomBytes(32).toString('hex');
+  cluster.setupPrimary({ exec: fileURLToPath(import.meta.url), args: [] });
   let stopping = false;
-  let announced = false;
-  const fork = () => {
-    const w = cluster.fork();
-    w.on('message', (m: { listening?: string }) => {
-      if (m.listening && !announced) {
-        announced = true;
-        process.stdout.write(`listening on ${m.listening}\n`);
+  let url: string | undefined;
+  return new Promise<ServeHandle>((resolve, reject) => {
+    const fork = () => {
+      const w = cluster.fork({ [WORKER_ENV]: JSON.stringify(flags) });
+      w.on('message', (m: { listening?: string }) => {
+        if (m.listening && url === undefined) {
+          url = m.listening;
+          resolve({ url, close });
+        }
+      });
+    };
+    const close = () => new Promise<void>((done) => {
+      stopping = true;
+      const live = Object.values(cluster.workers ?? {}).filter((w) => w && !w.isDead());
+      if (live.length === 0) return done();
+      let left = live.length;
+      for (const w of live) {
+        w!.once('exit', () => { if (--left === 0) done(); });
+        w!.process.kill('SIGTERM');
       }
+      setTimeout(() => { for (const w of live) if (!w!.isDead()) w!.process.kill('SIGKILL'); }, 5000).unref();
     });
-  };
-  cluster.on('exit', (w, code, signal) => {
-    if (stopping) {
-      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
-      return;
-    }
-    if (!announced) {
-      process.stderr.write(`wharf registry: worker exited (${code ?? signal}) before listening\n`);
-      process.exit(1);
-    }
-    process.stderr.write(`wharf registry: worker ${w.process.pid} exited (${code ?? signal}); restarting it\n`);
-    fork();
+    cluster.on('exit', (w, code, signal) => {
+      if (stopping) return;
+      if (url === undefined) {
+        stopping = true;
+        for (const o of Object.values(cluster.workers ?? {})) o?.process.kill('SIGTERM');
+        reject(new Error(`registry worker exited (${code ?? signal}) before listening`));
+        return;
+      }
+      process.stderr.write(`wharf registry: worker ${w.process.pid} exited (${code ?? signal}); restarting it\n`);
+      fork();
+    });
+    for (let i = 0; i < n; i++) fork();
   });
-  for (let i = 0; i < n; i++) fork();
-  const stop = () => {
-    stopping = true;
-    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
-    setTimeout(() => process.exit(0), 5000).unref();
-  };
+}
+
+/** A cluster worker: serves with the primary's flags, says when it listens, stops on SIGTERM. */
+async function runWorker(flags: ServeFlags): Promise<void> {
+  const srv = await startRegistryServer(await serveOptions(flags));
+  process.send!({ listening: srv.url });
+  const stop = () => { void srv.close().then(() => process.exit(0)); };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
 }
@@ -151,7 +193,12 @@ function isMain(): boolean {
   }
 }
 
-if (isMain()) {
+if (cluster.isWorker && process.env[WORKER_ENV]) {
+  runWorker(JSON.parse(process.env[WORKER_ENV]!) as ServeFlags).catch((e: unknown) => {
+    process.stderr.write(`wharf registry: ${(e as Error)?.message ?? String(e)}\n`);
+    process.exit(1);
+  });
+} else if (isMain()) {
   registryCommand().parseAsync(process.argv).catch((e: unknown) => {
     process.stderr.write(`wharf registry: ${(e as Error)?.message ?? String(e)}\n`);
     process.exit(1);

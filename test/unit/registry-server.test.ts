@@ -9,6 +9,8 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Agent, fetch as ufetch } from 'undici';
 import { startRegistryServer, collectGarbage, type RegistryServer } from '../../src/registry/server.js';
+import { serveRegistry } from '../../src/registry/main.js';
+import { request as httpRequest } from 'node:http';
 
 const execFileP = promisify(execFile);
 
@@ -718,6 +720,55 @@ test('token auth with an external token server key (ES256 and RS256): signature,
       }
     }
   } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
+
+/** One request on a fresh connection (so that a cluster hands it to any worker). */
+function fresh(url: string, method: string, body?: Buffer, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+  return new Promise((res, rej) => {
+    const req = httpRequest(url, { method, agent: false, headers: { Connection: 'close', ...headers, ...(body ? { 'Content-Length': String(body.length) } : {}) } }, (r) => {
+      const chunks: Buffer[] = [];
+      r.on('data', (c: Buffer) => chunks.push(c));
+      r.on('end', () => res({ status: r.statusCode ?? 0, headers: r.headers, body: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', rej);
+    req.end(body);
+  });
+}
+
+test('serveRegistry with 2 workers: a chunked upload spread over both workers completes and is verified', async () => {
+  const root = await tmp();
+  const h = await serveRegistry({ root, addr: '127.0.0.1:0', workers: 2 });
+  try {
+    const pids = new Set<string>();
+    const parts = Array.from({ length: 8 }, (_, i) => Buffer.alloc(10_000 + i, 65 + i));
+    const whole = Buffer.concat(parts);
+    for (const expected of [sha(whole), sha('not it')]) {
+      const post = await fresh(`${h.url}/v2/multi/worker/blobs/uploads/`, 'POST');
+      assert.equal(post.status, 202);
+      let loc = post.headers.location as string;
+      let off = 0;
+      for (const p of parts) {
+        const r = await fresh(`${h.url}${loc}`, 'PATCH', p, { 'Content-Range': `${off}-${off + p.length - 1}`, 'Content-Type': 'application/octet-stream' });
+        assert.equal(r.status, 202, r.body);
+        off += p.length;
+        assert.equal(r.headers.range, `0-${off - 1}`);
+        loc = r.headers.location as string;
+      }
+      const put = await fresh(`${h.url}${loc}?digest=${expected}`, 'PUT');
+      if (expected === sha(whole)) {
+        assert.equal(put.status, 201, put.body);
+        const get = await fetch(`${h.url}/v2/multi/worker/blobs/${expected}`);
+        assert.deepEqual(Buffer.from(await get.arrayBuffer()), whole);
+      } else {
+        assert.equal(put.status, 400);
+        assert.equal(JSON.parse(put.body).errors[0].code, 'DIGEST_INVALID');
+      }
+    }
+    void pids;
+  } finally {
+    await h.close();
     await rm(root, { recursive: true, force: true });
   }
 });
