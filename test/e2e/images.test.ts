@@ -164,6 +164,7 @@ test('inspect: dockerd\'s key set, ID = sha256 of the config, tags, repo digests
   assert.ok(info.Size > (await stat('/bin/busybox')).size, `Size ${info.Size}`);
   assert.equal(info.VirtualSize, info.Size);
   assert.equal(typeof info.GraphDriver.Name, 'string');
+  if (process.env.WHARF_TEST_DRIVER === 'vfs') assert.equal(info.GraphDriver.Name, 'vfs');
   assert.equal(typeof info.Metadata, 'object');
 
   const f = await d.wharf(['inspect', '--format', '{{.Id}} {{.RootFS.Layers}}', `${H}/library/busybox`]);
