@@ -41,7 +41,7 @@ export interface RegistryServerOptions {
   tlsKey?: string;
   /** Bearer token auth (see TokenOptions); when set it replaces basic auth on /v2/. */
   token?: TokenOptions;
-  /** Idle uploads are dropped after this long (default 1 h). */
+  /** Idle uploads are dropped after this long (default 24 h; they survive restarts until then). */
   uploadTtlMs?: number;
   /** Access log sink (one line per request); none by default. */
   log?: (line: string) => void;

@@ -395,6 +395,10 @@ export class RegistryStorage {
   /** Removes uploads idle for longer than the TTL, and broken ones (no repo file) older than a minute. */
   private async expireUploads(): Promise<void> {
     const now = Date.now();
+    // Running hashes of uploads that another process finished or cancelled.
+    for (const id of [...this.hashes.keys()]) {
+      if (!(await exists(join(this.uploadDir, id)))) this.hashes.delete(id);
+    }
     for (const id of await listNames(this.uploadDir)) {
       const dir = join(this.uploadDir, id);
       try {
