@@ -239,8 +239,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
 /**
  * The directories of an image's layers, top first, from `docker image inspect` output: overlay-style drivers
  * name them in GraphDriver.Data (UpperDir, then LowerDir, colon-separated), each holding that layer's own
- * files. docker's vfs reports no GraphDriver.Data; there each layer is a full copy of its chain, found (as in
- * dockerd's layout) through <data-root>/layers/layerdb/sha256/<chainID>/cache-id → <data-root>/vfs/dir/<id>.
+ * files. docker's vfs reports no GraphDriver.Data; there each layer is a full copy of its chain, found through
+ * <data-root>/layers/layerdb/sha256/<chainID>/cache-id (dockerd: image/vfs/layerdb/…) → <data-root>/vfs/dir/<id>.
  */
 export function imageLayerDirs(d: Daemon, info: Record<string, any>): { kind: 'diff' | 'full'; dirs: string[] } {
   const data = info.GraphDriver?.Data;
@@ -250,9 +250,13 @@ export function imageLayerDirs(d: Daemon, info: Record<string, any>): { kind: 'd
   const diffIds: string[] = info.RootFS?.Layers ?? [];
   const chains: string[] = [];
   for (const id of diffIds) chains.push(chains.length === 0 ? id : sha256(`${chains[chains.length - 1]} ${id}`));
+  const driver = String(info.GraphDriver?.Name ?? 'vfs');
+  // wharf: <data-root>/layers/layerdb; dockerd: <data-root>/image/<driver>/layerdb
+  const layerdb = [join(d.dataRoot, 'layers', 'layerdb'), join(d.dataRoot, 'image', driver, 'layerdb')].find((p) => existsSync(p))
+    ?? join(d.dataRoot, 'layers', 'layerdb');
   const dirs = chains.reverse().map((c) => {
-    const cache = readFileSync(join(d.dataRoot, 'layers', 'layerdb', 'sha256', c.replace(/^sha256:/, ''), 'cache-id'), 'utf8').trim();
-    return join(d.dataRoot, String(info.GraphDriver?.Name ?? 'vfs'), 'dir', cache);
+    const cache = readFileSync(join(layerdb, 'sha256', c.replace(/^sha256:/, ''), 'cache-id'), 'utf8').trim();
+    return join(d.dataRoot, driver, 'dir', cache);
   });
   return { kind: 'full', dirs };
 }
