@@ -1,0 +1,247 @@
+/**
+ * The default bridge network (docker's "bridge" driver, simplified): a Linux bridge (wharf0,
+ * 172.30.0.1/16 unless configured), IPAM persisted under <dataRoot>/network, a network namespace per
+ * container, a veth pair per container (host end `veth<7 hex>` enslaved to the bridge, container end `eth0`
+ * with the IP, a MAC derived from it as docker does, and a default route via the bridge), lo up, NAT for
+ * outbound traffic (iptables MASQUERADE for the subnet, FORWARD accepted to/from the bridge, ip_forward=1),
+ * and published ports through the in-daemon userland proxy (portproxy.ts).
+ *
+ * Namespaces: each container's netns is created *before* the runtime runs, as a file bind mount at
+ * <execRoot>/netns/<id> (`unshare --net=FILE`, what `ip netns add` does), and the OCI spec joins it by path.
+ * So the network exists before the process starts (no race with the container's first packet), and
+ * teardown does not depend on the container being alive. Modes: bridge (that), none (the runtime creates an
+ * empty netns; runc brings lo up), host (no netns).
+ *
+ * Teardown (`disconnect`) deletes the host veth (which deletes its peer), unmounts and removes the netns file,
+ * closes the proxies and releases the IP. `removeBridge` (tests, or a custom bridge being dropped) deletes the
+ * iptables rules and the bridge itself. Every iptables rule carries a comment "wharf:<bridge>" so it can be found.
+ */
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdir, rm, writeFile, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Ipam, intToIp, ipToInt, parseCidr } from './ipam.js';
+import { publishPort, type BoundPort, type PortMapping } from './portproxy.js';
+import { InvalidParameterError, SystemError } from '../../lib/errors.js';
+
+export interface BridgeConfig {
+  dataRoot: string;
+  execRoot: string;
+  /** Bridge device name (default wharf0). */
+  bridge?: string;
+  /** Subnet (default 172.30.0.0/16). */
+  subnet?: string;
+  /** Gateway = bridge address (default first address of the subnet). */
+  gateway?: string;
+  mtu?: number;
+}
+
+export type NetworkModeName = 'bridge' | 'none' | 'host';
+
+export interface Endpoint {
+  id: string;
+  mode: NetworkModeName;
+  /** bridge mode: the netns file the OCI spec joins. */
+  netnsPath?: string;
+  ip?: string;
+  prefixLen?: number;
+  gateway?: string;
+  mac?: string;
+  hostVeth?: string;
+  /** "name (endpointID)" for docker-style errors. */
+  endpointId?: string;
+  ports: BoundPort[];
+}
+
+function sh(bin: string, args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const c = execFile(bin, args, (err, stdout, stderr) => {
+      if (err && typeof (err as NodeJS.ErrnoException).code === 'string') return reject(err);
+      resolve({ code: c.exitCode ?? (err ? 1 : 0), stdout, stderr });
+    });
+    if (input !== undefined) c.stdin!.end(input);
+  });
+}
+
+async function must(bin: string, args: string[], input?: string): Promise<string> {
+  const r = await sh(bin, args, input);
+  if (r.code !== 0) throw new SystemError(`${bin} ${args.join(' ')}: ${r.stderr.trim() || `exit ${r.code}`}`);
+  return r.stdout;
+}
+
+/** docker's MAC for an IPv4 address: 02:42 followed by the four bytes of the address. */
+export function macForIp(ip: string): string {
+  const n = ipToInt(ip);
+  return ['02', '42', ...[n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].map((b) => b.toString(16).padStart(2, '0'))].join(':');
+}
+
+export function vethName(id: string): string {
+  return `veth${createHash('sha256').update(id).digest('hex').slice(0, 7)}`;
+}
+
+export class BridgeNetwork {
+  readonly bridge: string;
+  readonly subnet: string;
+  readonly gateway: string;
+  readonly prefixLen: number;
+  readonly ipam: Ipam;
+  private readonly netnsDir: string;
+  private readonly mtu: number;
+  private ready: Promise<void> | null = null;
+  private readonly endpoints = new Map<string, Endpoint>();
+
+  constructor(private readonly cfg: BridgeConfig) {
+    this.bridge = cfg.bridge ?? 'wharf0';
+    this.subnet = cfg.subnet ?? '172.30.0.0/16';
+    const c = parseCidr(this.subnet);
+    this.prefixLen = c.prefix;
+    this.gateway = cfg.gateway ?? intToIp(c.network + 1);
+    this.ipam = new Ipam(join(cfg.dataRoot, 'network', `${this.bridge}.ipam.json`), this.subnet, this.gateway);
+    this.netnsDir = join(cfg.execRoot, 'netns');
+    this.mtu = cfg.mtu ?? 1500;
+  }
+
+  private rules(): { table: string; chain: string; rule: string[] }[] {
+    const tag = ['-m', 'comment', '--comment', `wharf:${this.bridge}`];
+    return [
+      { table: 'nat', chain: 'POSTROUTING', rule: ['-s', this.subnet, '!', '-o', this.bridge, ...tag, '-j', 'MASQUERADE'] },
+      { table: 'filter', chain: 'FORWARD', rule: ['-i', this.bridge, ...tag, '-j', 'ACCEPT'] },
+      { table: 'filter', chain: 'FORWARD', rule: ['-o', this.bridge, ...tag, '-j', 'ACCEPT'] },
+    ];
+  }
+
+  /** Creates the bridge, its address, NAT and forwarding (idempotent; checks the subnet is free on the host). */
+  ensure(): Promise<void> {
+    this.ready ??= this.setup().catch((e) => { this.ready = null; throw e; });
+    return this.ready;
+  }
+
+  private async setup(): Promise<void> {
+    const exists = (await sh('ip', ['-o', 'link', 'show', 'dev', this.bridge])).code === 0;
+    if (!exists) {
+      // refuse a subnet the host already routes elsewhere
+      const routes = await must('ip', ['-4', '-o', 'route', 'show']);
+      const mine = parseCidr(this.subnet);
+      for (const line of routes.split('\n')) {
+        const dst = line.split(' ')[0];
+        if (!dst || dst === 'default') continue;
+        const c = parseCidr(dst.includes('/') ? dst : `${dst}/30`);
+        const overlap = c.network < mine.network + mine.size && mine.network < c.network + c.size;
+        if (overlap && !line.includes(`dev ${this.bridge} `)) {
+          throw new InvalidParameterError(`subnet ${this.subnet} overlaps with the host route "${line.trim()}"`);
+        }
+      }
+      await must('ip', ['-b', '-'], [
+        `link add name ${this.bridge} type bridge`,
+        `link set ${this.bridge} mtu ${this.mtu}`,
+        `addr add ${this.gateway}/${this.prefixLen} dev ${this.bridge}`,
+        `link set ${this.bridge} up`, '',
+      ].join('\n'));
+    }
+    await writeFile('/proc/sys/net/ipv4/ip_forward', '1').catch(() => {});
+    for (const r of this.rules()) {
+      const chk = await sh('iptables', ['-w', '-t', r.table, '-C', r.chain, ...r.rule]);
+      if (chk.code !== 0) await must('iptables', ['-w', '-t', r.table, '-I', r.chain, ...r.rule]);
+    }
+    await mkdir(this.netnsDir, { recursive: true });
+  }
+
+  /** Removes the iptables rules and the bridge (nothing of this network left on the host). */
+  async removeBridge(): Promise<void> {
+    for (const r of this.rules()) {
+      while ((await sh('iptables', ['-w', '-t', r.table, '-C', r.chain, ...r.rule])).code === 0) {
+        await must('iptables', ['-w', '-t', r.table, '-D', r.chain, ...r.rule]);
+      }
+    }
+    await sh('ip', ['link', 'del', this.bridge]);
+    this.ready = null;
+  }
+
+  netnsPath(id: string): string { return join(this.netnsDir, id); }
+
+  /**
+   * Prepares a container's network. bridge: netns + veth + IP (optionally `ip`), returns the netns path for the
+   * OCI spec. none/host: nothing to prepare (the spec asks the runtime for an empty netns / none).
+   */
+  async connect(id: string, mode: NetworkModeName, opts: { ip?: string; name?: string } = {}): Promise<Endpoint> {
+    if (mode !== 'bridge') {
+      const ep: Endpoint = { id, mode, ports: [] };
+      this.endpoints.set(id, ep);
+      return ep;
+    }
+    await this.ensure();
+    const ip = await this.ipam.allocate(id, opts.ip);
+    const ns = this.netnsPath(id);
+    const veth = vethName(id);
+    const mac = macForIp(ip);
+    try {
+      await writeFile(ns, '');
+      await must('unshare', [`--net=${ns}`, 'true']);
+      await must('ip', ['-b', '-'], [
+        `link add name ${veth} mtu ${this.mtu} type veth peer name eth0 mtu ${this.mtu} address ${mac} netns ${ns}`,
+        `link set ${veth} master ${this.bridge} up`, '',
+      ].join('\n'));
+      await must('nsenter', [`--net=${ns}`, 'ip', '-b', '-'], [
+        'link set lo up',
+        `addr add ${ip}/${this.prefixLen} dev eth0`,
+        'link set eth0 up',
+        `route add default via ${this.gateway} dev eth0`, '',
+      ].join('\n'));
+    } catch (e) {
+      await this.teardownNs(id).catch(() => {});
+      await this.ipam.release(id);
+      throw e;
+    }
+    const ep: Endpoint = {
+      id, mode, netnsPath: ns, ip, prefixLen: this.prefixLen, gateway: this.gateway, mac, hostVeth: veth,
+      endpointId: `${opts.name ?? id} (${createHash('sha256').update(`ep:${id}`).digest('hex')})`, ports: [],
+    };
+    this.endpoints.set(id, ep);
+    await writeFile(join(this.netnsDir, `${id}.json`), JSON.stringify({ ...ep, ports: [] })).catch(() => {});
+    return ep;
+  }
+
+  /** Publishes ports of a bridge endpoint; on any failure the ones already bound are closed. */
+  async publish(ep: Endpoint, mappings: PortMapping[]): Promise<BoundPort[]> {
+    if (ep.mode !== 'bridge' || !ep.ip) return [];
+    const bound: BoundPort[] = [];
+    try {
+      for (const m of mappings) bound.push(await publishPort(ep.endpointId ?? ep.id, ep.ip, m));
+    } catch (e) {
+      await Promise.all(bound.map((b) => b.close()));
+      throw e;
+    }
+    ep.ports.push(...bound);
+    return bound;
+  }
+
+  private async teardownNs(id: string): Promise<void> {
+    const veth = vethName(id);
+    await sh('ip', ['link', 'del', veth]);
+    const ns = this.netnsPath(id);
+    await sh('umount', [ns]);
+    await rm(ns, { force: true });
+    await rm(join(this.netnsDir, `${id}.json`), { force: true });
+  }
+
+  /** Undoes `connect` (and `publish`): proxies closed, veth and netns removed, IP released. Idempotent. */
+  async disconnect(id: string): Promise<void> {
+    const ep = this.endpoints.get(id);
+    this.endpoints.delete(id);
+    if (ep) await Promise.all(ep.ports.map((p) => p.close()));
+    if (!ep || ep.mode === 'bridge') {
+      await this.teardownNs(id);
+      await this.ipam.release(id);
+    }
+  }
+
+  /** The endpoint of a bridge container saved at connect time (for a restarted daemon: re-publish its ports). */
+  async restore(id: string): Promise<Endpoint | null> {
+    try {
+      const ep = JSON.parse(await readFile(join(this.netnsDir, `${id}.json`), 'utf8')) as Endpoint;
+      ep.ports = [];
+      this.endpoints.set(id, ep);
+      return ep;
+    } catch { return null; }
+  }
+}

@@ -1,0 +1,3 @@
+export { BridgeNetwork, macForIp, vethName, type BridgeConfig, type Endpoint, type NetworkModeName } from './bridge.js';
+export { Ipam, ipToInt, intToIp, parseCidr } from './ipam.js';
+export { publishPort, PortAllocatedError, type PortMapping, type BoundPort } from './portproxy.js';
