@@ -547,7 +547,7 @@ class Handler {
  * (as much as the copy itself), so each response cycles two pooled buffers (read one while the other is being
  * written to the socket).
  */
-const SEND_BUF_SIZE = Number(process.env.WHARF_REGISTRY_SEND_BUF ?? 256 * 1024);
+const SEND_BUF_SIZE = Number(process.env.WHARF_REGISTRY_SEND_BUF ?? 1024 * 1024);
 const freeBufs: Buffer[] = [];
 
 function takeBuf(): Buffer {
@@ -555,7 +555,7 @@ function takeBuf(): Buffer {
 }
 
 function giveBuf(b: Buffer): void {
-  if (freeBufs.length < 64) freeBufs.push(b);
+  if (freeBufs.length < 32) freeBufs.push(b);
 }
 
 /** Streams bytes start..end (inclusive) of a file to the response, then ends it. */
