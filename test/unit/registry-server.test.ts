@@ -4,7 +4,7 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createHash, generateKeyPairSync, sign as cryptoSign } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes, sign as cryptoSign } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Agent, fetch as ufetch } from 'undici';
@@ -122,6 +122,19 @@ describe('registry server, no auth', () => {
     // Another repository has no link to the blob.
     const other = await fetch(`${url}/v2/other/blobs/${d}`, { method: 'HEAD' });
     assert.equal(other.status, 404);
+  });
+
+  test('large blob GETs (several send buffers) return exact bytes, whole and by range, many at once', async () => {
+    const data = randomBytes((3 << 20) + 12345);
+    const d = await pushBlob(url, 'big/blob', data);
+    const gets = await Promise.all(Array.from({ length: 6 }, async () => Buffer.from(await (await fetch(`${url}/v2/big/blob/blobs/${d}`)).arrayBuffer())));
+    for (const g of gets) assert.ok(g.equals(data), 'whole blob intact');
+    for (const [a, b] of [[1048000, 2100000], [0, (1 << 20) - 1], [1 << 20, (2 << 20) + 5], [data.length - 3, data.length - 1]] as const) {
+      const r = await fetch(`${url}/v2/big/blob/blobs/${d}`, { headers: { Range: `bytes=${a}-${b}` } });
+      assert.equal(r.status, 206);
+      assert.equal(r.headers.get('content-length'), String(b - a + 1));
+      assert.ok(Buffer.from(await r.arrayBuffer()).equals(data.subarray(a, b + 1)), `range ${a}-${b}`);
+    }
   });
 
   test('chunked upload with Content-Range, status, out-of-order chunk → 416, final chunk on PUT', async () => {
