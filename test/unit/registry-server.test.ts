@@ -129,6 +129,17 @@ describe('registry server, no auth', () => {
     const d = await pushBlob(url, 'big/blob', data);
     const gets = await Promise.all(Array.from({ length: 6 }, async () => Buffer.from(await (await fetch(`${url}/v2/big/blob/blobs/${d}`)).arrayBuffer())));
     for (const g of gets) assert.ok(g.equals(data), 'whole blob intact');
+    // Clients that go away mid-download leave the server serving others correctly.
+    for (let i = 0; i < 4; i++) {
+      const ac = new AbortController();
+      const r = await fetch(`${url}/v2/big/blob/blobs/${d}`, { signal: ac.signal });
+      const reader = r.body!.getReader();
+      await reader.read();
+      ac.abort();
+      await reader.read().catch(() => {});
+    }
+    const after = Buffer.from(await (await fetch(`${url}/v2/big/blob/blobs/${d}`)).arrayBuffer());
+    assert.ok(after.equals(data), 'intact after aborted downloads');
     for (const [a, b] of [[1048000, 2100000], [0, (1 << 20) - 1], [1 << 20, (2 << 20) + 5], [data.length - 3, data.length - 1]] as const) {
       const r = await fetch(`${url}/v2/big/blob/blobs/${d}`, { headers: { Range: `bytes=${a}-${b}` } });
       assert.equal(r.status, 206);
