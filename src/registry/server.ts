@@ -584,6 +584,8 @@ async function sendFileRange(res: ServerResponse, path: string, start: number, e
         pending = new Promise<void>((resolve, reject) => {
           res.write(buf.subarray(0, bytesRead), (err) => (err ? reject(err) : resolve()));
         });
+        // A write that fails after we stopped waiting (the client left) must not be an unhandled rejection.
+        pending.catch(() => {});
       }
       if (pending) await Promise.race([pending, gone]);
       inFlight = false;

@@ -230,6 +230,32 @@ describe('registry server, no auth', () => {
     assert.equal(await errCode(bad), 'DIGEST_INVALID');
   });
 
+  test('clients that abort an upload mid-body leave a usable server and a resumable upload', async () => {
+    const post = await fetch(`${url}/v2/aborted/blobs/uploads/`, { method: 'POST' });
+    const loc = post.headers.get('location')!;
+    const first = Buffer.alloc(300_000, 7);
+    // A PATCH (and a monolithic POST) whose body stops half-way, the connection then destroyed.
+    for (const target of [`${url}${loc}`, `${url}/v2/aborted/blobs/uploads/?digest=${sha(first)}`]) {
+      await new Promise<void>((resolve) => {
+        const req = httpRequest(target, { method: target.includes('?digest=') ? 'POST' : 'PATCH', agent: false, headers: { 'Content-Length': String(first.length * 2) } });
+        req.on('error', () => resolve());
+        req.on('response', () => resolve());
+        req.write(first, () => setTimeout(() => { req.destroy(); resolve(); }, 50));
+      });
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    const st = await fetch(`${url}${loc}`);
+    assert.equal(st.status, 204, 'the server is alive and the upload still there');
+    const got = Number(st.headers.get('range')!.split('-')[1]) + 1;
+    assert.ok(got > 0 && got <= first.length, `received part of the body (${got})`);
+    // Resume from where it stopped.
+    const rest = Buffer.alloc(first.length - got, 7);
+    const put = await fetch(`${url}${loc}?digest=${sha(first)}`, { method: 'PUT', body: rest, headers: { 'Content-Range': `${got}-${first.length - 1}` } });
+    assert.equal(put.status, 201);
+    const head = await fetch(`${url}/v2/aborted/blobs/${sha(first)}`, { method: 'HEAD' });
+    assert.equal(head.headers.get('content-length'), String(first.length));
+  });
+
   test('DELETE of an upload cancels it', async () => {
     const post = await fetch(`${url}/v2/cancel/blobs/uploads/`, { method: 'POST' });
     const loc = post.headers.get('location')!;
