@@ -339,6 +339,30 @@ describe('containers under conmon + runc', () => {
     await rt.delete(c.id);
   });
 
+  test('tty resize, exec with a tty (conmon exec mode) and its resize', async () => {
+    const c = await makeContainer({ args: ['sh', '-c', 'read x; stty size; read y; echo "[$y]"'], terminal: true }, 'tty');
+    const a = await rt.attach(c.id);
+    let o = '';
+    a.stdout.on('data', (d) => { o += d; });
+    await rt.start(c.id);
+    await rt.resize(c.id, 33, 101);
+    a.stdin.write('go\n');
+    for (let i = 0; i < 100 && !o.includes('33 101'); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.match(o, /33 101\r\n/);
+    const ex = await rt.exec(c.id, { ...c.spec.process, args: ['sh', '-c', 'tty; read s; stty size; exit 6'] }, { tty: true, stdin: true });
+    let eo = '';
+    ex.stdout.on('data', (d) => { eo += d; });
+    await ex.resize!(40, 120);
+    ex.stdin!.write('x\n');
+    assert.equal(await ex.exit, 6);
+    assert.match(eo, /^\/dev\/pts\/\d+\r\n/);
+    assert.match(eo, /40 120\r\n/);
+    a.stdin.write('bye\n');
+    assert.equal(await rt.wait(c.id), 0);
+    assert.match(o, /\[bye\]/);
+    await rt.delete(c.id);
+  });
+
   test('logs: tail, since, follow until exit', async () => {
     const c = await makeContainer({ args: ['sh', '-c', 'for i in 1 2 3 4 5; do echo line$i; sleep 0.1; done; printf partial'] });
     const followed = (async () => {

@@ -26,6 +26,7 @@
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { randomBytes } from 'node:crypto';
 import { existsSync, watch, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, stat, writeFile, open, unlink, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -71,6 +72,8 @@ export interface ExecHandle {
   /** Resolves to the exit code of the exec'd process. */
   exit: Promise<number>;
   kill(signal?: NodeJS.Signals): void;
+  /** tty execs only. */
+  resize?(height: number, width: number): Promise<void>;
 }
 
 export interface AttachHandle {
@@ -143,7 +146,7 @@ const RELAY = `use strict; use Socket;
 socket(my $s, AF_UNIX, SOCK_SEQPACKET, 0) or die "socket: $!\\n";
 connect($s, pack_sockaddr_un($ARGV[0])) or die "connect: $!\\n";
 binmode STDOUT; binmode STDERR; $SIG{PIPE} = 'IGNORE';
-syswrite(STDOUT, "");
+if (open(my $ready, '>&=', 3)) { syswrite($ready, "1"); close($ready); }
 my $pid = fork();
 if ($pid == 0) { my $b; while (sysread(STDIN, $b, 8192)) { defined(send($s, $b, 0)) or last; } shutdown($s, 1); exit 0; }
 my $b;
@@ -381,13 +384,12 @@ export class ConmonRuntime implements Runtime {
   async unpause(id: string): Promise<void> { await this.load(id); await this.rtOk('resume', ['resume', id]); }
 
   async exec(id: string, processSpec: object, stdio: ExecStdio): Promise<ExecHandle> {
-    await this.load(id);
+    const p = await this.load(id);
+    if (stdio.tty) return this.execTty(id, p, processSpec);
     const dir = join(this.stateRoot, id);
     const specPath = join(dir, `exec-${process.pid}-${Date.now()}-${Math.random().toString(16).slice(2)}.json`);
-    await writeFile(specPath, JSON.stringify({ ...processSpec, terminal: !!stdio.tty }));
-    const args = ['--root', this.runtimeRoot, 'exec', '--process', specPath];
-    if (stdio.tty) args.push('-t');
-    args.push(id);
+    await writeFile(specPath, JSON.stringify({ ...processSpec, terminal: false }));
+    const args = ['--root', this.runtimeRoot, 'exec', '--process', specPath, id];
     const child: ChildProcess = spawn(this.runtimePath, args, { stdio: [stdio.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
     await once(child, 'spawn');
     const exit = new Promise<number>((resolve) => {
@@ -402,6 +404,87 @@ export class ConmonRuntime implements Runtime {
     };
   }
 
+  /**
+   * exec with a terminal: conmon in exec mode allocates the pty and serves it on an attach socket.
+   * Handshake (conmon's pipes): start pipe byte → attach pipe says the socket is ready → we connect → second
+   * start byte → sync pipe {"data": pid} → … → sync pipe {"data": exit code}. Resize via `<dir>/ctl`.
+   */
+  private async execTty(id: string, p: Persisted, processSpec: object): Promise<ExecHandle> {
+    const eid = `e${randomBytes(8).toString('hex')}`;
+    const dir = join(this.stateRoot, id, 'exec', eid);
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'process.json'), JSON.stringify({ ...processSpec, terminal: true }));
+    const child = spawn(this.conmon, [
+      '--api-version', '1', '-c', id, '-u', eid, '-r', this.runtimePath, '--runtime-arg', `--root=${this.runtimeRoot}`,
+      '-b', dir, '-p', join(dir, 'pid'), '-l', `k8s-file:${join(dir, 'log')}`, '--exit-dir', dir,
+      '--socket-dir-path', this.sockDir, '-e', '--exec-process-spec', join(dir, 'process.json'), '-t', '-i', '--exec-attach',
+      '--log-level', 'error',
+    ], {
+      stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
+      env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', _OCI_SYNCPIPE: '3', _OCI_ATTACHPIPE: '4', _OCI_STARTPIPE: '5' },
+    });
+    const pipes = child.stdio as unknown as (Readable & Writable)[];
+    const [syncPipe, attachPipe, startPipe] = [pipes[3]! as Readable, pipes[4]! as Readable, pipes[5]! as Writable];
+    startPipe.on('error', () => {});
+    let conmonErr = '';
+    child.stderr!.on('data', (d: Buffer) => { conmonErr += d.toString(); });
+    const messages = jsonMessages(syncPipe);
+    const conmonExited = once(child, 'exit').catch(() => {});
+    const cleanup = async () => {
+      await rm(dir, { recursive: true, force: true });
+      await rm(join(this.sockDir, eid), { force: true });
+    };
+    try {
+      startPipe.write('0');
+      await jsonMessages(attachPipe).next();
+      const a = await this.relay(join(this.sockDir, eid, 'attach'), id);
+      startPipe.write('0');
+      const first = (await messages.next()).value as { data?: number; message?: string } | undefined;
+      if (!first || (first.data ?? -1) <= 0) {
+        a.detach();
+        throw new RuntimeError('exec', runtimeMessage(first?.message ?? conmonErr ?? 'exec failed'));
+      }
+      const exit = (async () => {
+        const m = (await messages.next()).value as { data?: number } | undefined;
+        await a.done;
+        await conmonExited;
+        await cleanup();
+        return m?.data ?? 255;
+      })();
+      return {
+        pid: first.data!, stdin: a.stdin, stdout: a.stdout, stderr: a.stderr, exit,
+        kill: (s) => { try { process.kill(first.data!, s ?? 'SIGKILL'); } catch { /* gone */ } },
+        resize: async (h: number, w: number) => {
+          const fh = await open(join(dir, 'ctl'), 'r+');
+          try { await fh.write(`1 ${h} ${w}\n`); } finally { await fh.close(); }
+        },
+      };
+    } catch (e) {
+      child.kill('SIGKILL');
+      await cleanup();
+      throw e;
+    }
+  }
+
+  /** Connects the perl relay to a conmon attach socket; resolves once it is connected. */
+  private async relay(sock: string, id: string): Promise<AttachHandle> {
+    const relay = spawn(this.perl, ['-e', RELAY, sock], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
+    relay.stdin!.on('error', () => {});
+    await new Promise<void>((resolve, reject) => {
+      let err = '';
+      const onErr = (d: Buffer) => { err += d.toString(); };
+      relay.stderr!.on('data', onErr);
+      const ready = relay.stdio[3] as Readable;
+      ready.once('data', () => { relay.stderr!.off('data', onErr); ready.destroy(); resolve(); });
+      relay.once('exit', (code) => {
+        if (code !== 0) reject(new ConflictError(`cannot attach to container ${id}: ${err.trim() || 'relay failed'}`));
+        else resolve();
+      });
+    });
+    const done = once(relay, 'exit').then(() => undefined);
+    return { stdin: relay.stdin!, stdout: relay.stdout!, stderr: relay.stderr!, done, detach: () => { relay.kill('SIGKILL'); } };
+  }
+
   async attach(id: string): Promise<AttachHandle> {
     const p = await this.load(id);
     const sock = join(this.sockDir, id, 'attach');
@@ -409,22 +492,7 @@ export class ConmonRuntime implements Runtime {
       // conmon makes `<sockDir>/<id>` a symlink to the bundle; recreate it if missing
       await symlink(p.bundle, join(this.sockDir, id)).catch(() => {});
     }
-    const relay = spawn(this.perl, ['-e', RELAY, sock], { stdio: ['pipe', 'pipe', 'pipe'] });
-    relay.stdin.on('error', () => {});
-    // the relay writes a 0-byte marker after connecting; wait for the process to be running and connected
-    await new Promise<void>((resolve, reject) => {
-      let err = '';
-      const onErr = (d: Buffer) => { err += d.toString(); };
-      relay.stderr.on('data', onErr);
-      const t = setTimeout(() => { relay.stderr.off('data', onErr); resolve(); }, 30);
-      relay.on('exit', (code) => {
-        clearTimeout(t);
-        if (code !== 0) reject(new ConflictError(`cannot attach to container ${id}: ${err.trim() || 'relay failed'}`));
-        else resolve();
-      });
-    });
-    const done = once(relay, 'exit').then(() => undefined);
-    return { stdin: relay.stdin, stdout: relay.stdout, stderr: relay.stderr, done, detach: () => { relay.kill('SIGKILL'); } };
+    return this.relay(sock, id);
   }
 
   async resize(id: string, height: number, width: number): Promise<void> {
@@ -459,3 +527,18 @@ export function createRuntime(cfg: RuntimeConfig): Runtime & { info(id: string):
   return new ConmonRuntime(cfg);
 }
 
+
+/** Successive JSON objects written on one of conmon's pipes. */
+async function* jsonMessages(pipe: Readable): AsyncGenerator<unknown> {
+  let buf = '';
+  for await (const chunk of pipe) {
+    buf += String(chunk);
+    for (;;) {
+      const end = buf.indexOf('}');
+      if (end < 0) break;
+      const text = buf.slice(buf.indexOf('{'), end + 1);
+      buf = buf.slice(end + 1);
+      try { yield JSON.parse(text); } catch { /* skip noise */ }
+    }
+  }
+}
