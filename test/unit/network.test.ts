@@ -167,6 +167,12 @@ describe('bridge network with containers', () => {
   test('two containers on the bridge ping each other by IP', async () => {
     const a = await container(['sh', '-c', 'trap "exit 0" TERM; while :; do sleep 0.05; done'], 'bridge');
     const b = await container(['sh', '-c', `ping -c 2 -W 2 ${a.ep.ip} && echo OK`], 'bridge');
+    // a restarted daemon finds the endpoint again (to re-publish its ports)
+    const again = new BridgeNetwork({ dataRoot: join(tmp, 'data'), execRoot: join(tmp, 'exec'), bridge: BRIDGE, subnet: SUBNET });
+    const restored = await again.restore(a.id);
+    assert.equal(restored?.ip, a.ep.ip);
+    assert.equal(restored?.netnsPath, a.ep.netnsPath);
+    assert.deepEqual(Object.keys(await again.ipam.allocations()).sort(), [a.ep.ip, b.ep.ip].sort());
     assert.notEqual(a.ep.ip, b.ep.ip);
     const rb = await finish(b);
     assert.equal(rb.code, 0, rb.stdout + rb.stderr);

@@ -269,6 +269,17 @@ describe('containers under conmon + runc', () => {
     assert.equal(existsSync(`/sys/fs/cgroup/memory${CG_PARENT}/${id}`), false);
   });
 
+  test('runtime selection: a missing runtime binary is a clear create error, nothing left', async () => {
+    const other = createRuntime({ root: join(tmp, 'run-other'), runtime: join(tmp, 'no-such-runtime') });
+    assert.equal(other.runtimePath, join(tmp, 'no-such-runtime'));
+    const id = newId();
+    const dir = join(tmp, 'c', id);
+    await writeBundle(join(dir, 'bundle'), await buildSpec({ id, rootfs, containerDir: dir, cgroupParent: CG_PARENT, args: ['true'] }));
+    await assert.rejects(other.create(id, join(dir, 'bundle'), { stdio: 'null', logPath: join(dir, 'log') }), /OCI runtime create failed: .*no-such-runtime/);
+    assert.deepEqual(await other.list(), []);
+    assert.equal(createRuntime({ root: tmp }).runtimePath, '/usr/sbin/runc');
+  });
+
   test('state, pause/unpause, exec with separate streams and exit code, kill', async () => {
     // PID 1 ignores signals it has no handler for (sleep would ignore TERM): trap it as a real service would
     const c = await makeContainer({ args: ['sh', '-c', 'trap "exit 143" TERM; while :; do sleep 0.05; done'] });
@@ -413,6 +424,10 @@ describe('containers under conmon + runc', () => {
     const info = await rt.info(id);
     assert.ok(info.conmonPid > 0);
     process.kill(info.conmonPid, 0); // monitor alive
+    // a restarted daemon (a fresh runtime object on the same root) finds it
+    const again = createRuntime({ root: join(tmp, 'run') });
+    assert.ok((await again.list()).includes(id));
+    assert.equal((await again.state(id)).status, 'running');
     await rt.kill(id, 'TERM');
     assert.equal(await rt.wait(id), 42);
     const logs = await collect(join(dir, 'ctr.log'));

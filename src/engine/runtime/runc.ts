@@ -19,8 +19,11 @@
  *   stdin pipe → packets, tag 2 → its stdout, tag 3 → its stderr. Attach before `start` to miss nothing; output
  *   before an attach is still in the log. Swapping the relay for a native SEQPACKET binding later changes
  *   only `attach()`. Window size changes: "1 H W\n" written to the bundle's `ctl` FIFO (conmon's resize message).
- * - `exec` runs `RUNTIME exec --process spec.json` as a child of wharfd with pipes (or `-t`: the runtime
- *   allocates the pty and relays it), as docker's exec sessions are tied to their client anyway.
+ * - `exec` without a tty runs `RUNTIME exec --process spec.json` as a child of wharfd with pipes (stdout and
+ *   stderr separate; docker's exec sessions are tied to their client anyway). With a tty, `RUNTIME exec -t`
+ *   needs a controlling terminal we cannot give from Node, so conmon's exec mode allocates the pty and serves
+ *   it on an attach socket like a container's (see execTty), with resize through its `ctl` FIFO.
+ * - Runtime selection: "runc" (default, /usr/sbin/runc), "crun" (looked up in PATH), or any path.
  * - Logs: `readLogs()` parses "TIMESTAMP STREAM F|P CONTENT" lines (P = partial line, no newline) with
  *   since/until/tail/follow.
  */
@@ -131,7 +134,14 @@ interface Persisted {
   created: string;
 }
 
-const RUNTIME_PATHS: Record<string, string> = { runc: '/usr/sbin/runc', crun: '/usr/bin/crun' };
+/** A runtime name resolved in the usual sbin/bin directories; a path is used as given. */
+function resolveRuntime(name: string): string {
+  if (name.includes('/')) return name;
+  for (const d of ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin']) {
+    if (existsSync(join(d, name))) return join(d, name);
+  }
+  return name === 'runc' ? '/usr/sbin/runc' : `/usr/bin/${name}`;
+}
 
 /** Extracts msg="…" from a logrus line, else the text. */
 export function runtimeMessage(raw: string): string {
@@ -183,7 +193,7 @@ export class ConmonRuntime implements Runtime {
 
   constructor(cfg: RuntimeConfig) {
     const r = cfg.runtime ?? 'runc';
-    this.runtimePath = RUNTIME_PATHS[r] ?? r;
+    this.runtimePath = resolveRuntime(r);
     this.name = r.includes('/') ? r.split('/').pop()! : r;
     this.conmon = cfg.conmonPath ?? '/usr/bin/conmon';
     this.perl = cfg.perlPath ?? '/usr/bin/perl';
