@@ -153,8 +153,10 @@ describe('spec (pure)', () => {
     assert.equal(await readFile(join(dir, 'hostname'), 'utf8'), id.slice(0, 12) + '\n');
     assert.equal(await readFile(join(dir, 'resolv.conf'), 'utf8'), 'nameserver 8.8.8.8\nnameserver 8.8.4.4\n');
     assert.equal(hostsContent('h', undefined).includes('\th\n'), false);
-    const host = await buildSpec({ id, rootfs: fs, containerDir: dir, args: ['sh'], network: { mode: 'host' } });
+    await writeFile(join(fs, 'host-resolv'), 'nameserver 127.0.0.53\n');
+    const host = await buildSpec({ id, rootfs: fs, containerDir: dir, args: ['sh'], network: { mode: 'host' }, hostResolvConf: join(fs, 'host-resolv') });
     assert.equal(host.linux.namespaces.some((n) => n.type === 'network'), false);
+    assert.equal(await readFile(join(dir, 'resolv.conf'), 'utf8'), 'nameserver 127.0.0.53\n', 'host networking keeps local resolvers');
   });
 
   test('k8s-file log lines', () => {
@@ -278,6 +280,17 @@ describe('containers under conmon + runc', () => {
     await assert.rejects(other.create(id, join(dir, 'bundle'), { stdio: 'null', logPath: join(dir, 'log') }), /OCI runtime create failed: .*no-such-runtime/);
     assert.deepEqual(await other.list(), []);
     assert.equal(createRuntime({ root: tmp }).runtimePath, '/usr/sbin/runc');
+  });
+
+  test('--init: docker-init is PID 1 and forwards signals to the command', { skip: !existsSync('/usr/bin/docker-init') && 'no docker-init on this host' }, async () => {
+    const c = await makeContainer({ args: ['sh', '-c', 'tr "\\0" " " < /proc/1/cmdline; echo; exec sleep 1000'], init: true });
+    await rt.start(c.id);
+    for (let i = 0; i < 100 && !(await readFile(c.logPath, 'utf8').catch(() => '')).includes('\n'); i++) await new Promise((r) => setTimeout(r, 10));
+    await rt.kill(c.id, 'TERM');
+    assert.equal(await rt.wait(c.id), 143, 'sleep died of SIGTERM forwarded by the init');
+    const { stdout } = await collect(c.logPath);
+    assert.match(stdout, /^\/sbin\/docker-init -- sh -c /);
+    await rt.delete(c.id);
   });
 
   test('state, pause/unpause, exec with separate streams and exit code, kill', async () => {

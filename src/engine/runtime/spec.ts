@@ -139,7 +139,9 @@ export interface SpecOptions {
   seccomp?: 'default' | 'unconfined' | Record<string, unknown>;
   /** cgroupfs parent (default "/wharf"). */
   cgroupParent?: string;
-  /** Run docker-init style? Not handled here: the caller puts the init binary in args and binds. */
+  /** docker's --init: true (the host's /usr/bin/docker-init) or a path to a static init (tini), bind-mounted
+   *  read-only at /sbin/docker-init and run as PID 1 with the command after "--". */
+  init?: boolean | string;
   sysctl?: Record<string, string>;
 }
 
@@ -388,7 +390,8 @@ export async function writeEtcFiles(opts: SpecOptions, hostname: string): Promis
   else hosts = hostsContent(hostname, opts.network?.mode === 'none' ? undefined : opts.ip, opts.extraHosts, opts.domainname);
   if (hostNet && opts.extraHosts?.length) hosts += hostsContent('', undefined, opts.extraHosts).split('\n').slice(6).join('\n');
   const hostResolv = await readFile(opts.hostResolvConf ?? '/etc/resolv.conf', 'utf8').catch(() => '');
-  const resolv = resolvConfContent(hostResolv, opts.dns, opts.dnsFallback);
+  // host networking reaches the host's own resolvers (127.0.0.53 …): docker copies the file unfiltered
+  const resolv = hostNet && !opts.dns?.length ? hostResolv : resolvConfContent(hostResolv, opts.dns, opts.dnsFallback);
   await Promise.all([
     writeFile(hostsPath, hosts),
     writeFile(resolvPath, resolv),
@@ -434,6 +437,13 @@ export async function buildSpec(opts: SpecOptions): Promise<OciSpec> {
     });
   }
 
+  let args = opts.args;
+  if (opts.init) {
+    const initPath = typeof opts.init === 'string' ? opts.init : '/usr/bin/docker-init';
+    mounts.push({ destination: '/sbin/docker-init', type: 'bind', source: initPath, options: ['bind', 'ro'] });
+    args = ['/sbin/docker-init', '--', ...opts.args];
+  }
+
   const namespaces: { type: string; path?: string }[] = [
     { type: 'mount' }, { type: 'pid' }, { type: 'ipc' }, { type: 'uts' },
   ];
@@ -469,7 +479,7 @@ export async function buildSpec(opts: SpecOptions): Promise<OciSpec> {
   const process: OciProcess = {
     terminal,
     user: { uid: user.uid, gid: user.gid, ...(user.additionalGids.length ? { additionalGids: user.additionalGids } : {}) },
-    args: opts.args,
+    args,
     env: withDefaultEnv(opts.env ?? [], hostname, terminal, user.home),
     cwd: opts.cwd || '/',
     capabilities: { bounding: capList, effective: capList, inheritable: capList, permitted: capList, ambient: [] },
