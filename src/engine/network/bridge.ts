@@ -170,23 +170,21 @@ export class BridgeNetwork {
       return ep;
     }
     await this.ensure();
-    const ip = await this.ipam.allocate(id, opts.ip);
     const ns = this.netnsPath(id);
     const veth = vethName(id);
+    const [ip] = await Promise.all([this.ipam.allocate(id, opts.ip), writeFile(ns, '')]);
     const mac = macForIp(ip);
     try {
-      await writeFile(ns, '');
-      await must('unshare', [`--net=${ns}`, 'true']);
-      await must('ip', ['-b', '-'], [
-        `link add name ${veth} mtu ${this.mtu} type veth peer name eth0 mtu ${this.mtu} address ${mac} netns ${ns}`,
-        `link set ${veth} master ${this.bridge} up`, '',
-      ].join('\n'));
-      await must('nsenter', [`--net=${ns}`, 'ip', '-b', '-'], [
+      // one exec creates the netns (bound at `ns`) and configures it from inside: the veth pair is made there
+      // with its host end sent to our namespace; a second exec enslaves the host end to the bridge.
+      await must('unshare', [`--net=${ns}`, 'ip', '-b', '-'], [
         'link set lo up',
+        `link add name eth0 mtu ${this.mtu} address ${mac} type veth peer name ${veth} mtu ${this.mtu} netns /proc/${process.pid}/ns/net`,
         `addr add ${ip}/${this.prefixLen} dev eth0`,
         'link set eth0 up',
         `route add default via ${this.gateway} dev eth0`, '',
       ].join('\n'));
+      await must('ip', ['link', 'set', veth, 'master', this.bridge, 'up']);
     } catch (e) {
       await this.teardownNs(id).catch(() => {});
       await this.ipam.release(id);
@@ -216,12 +214,13 @@ export class BridgeNetwork {
   }
 
   private async teardownNs(id: string): Promise<void> {
-    const veth = vethName(id);
-    await sh('ip', ['link', 'del', veth]);
     const ns = this.netnsPath(id);
-    await sh('umount', [ns]);
-    await rm(ns, { force: true });
-    await rm(join(this.netnsDir, `${id}.json`), { force: true });
+    // deleting the host end removes its peer; the netns goes when its last reference (the bind mount) does
+    await Promise.all([
+      sh('ip', ['link', 'del', vethName(id)]),
+      sh('umount', [ns]).then(() => rm(ns, { force: true })),
+      rm(join(this.netnsDir, `${id}.json`), { force: true }),
+    ]);
   }
 
   /** Undoes `connect` (and `publish`): proxies closed, veth and netns removed, IP released. Idempotent. */
@@ -229,10 +228,7 @@ export class BridgeNetwork {
     const ep = this.endpoints.get(id);
     this.endpoints.delete(id);
     if (ep) await Promise.all(ep.ports.map((p) => p.close()));
-    if (!ep || ep.mode === 'bridge') {
-      await this.teardownNs(id);
-      await this.ipam.release(id);
-    }
+    if (!ep || ep.mode === 'bridge') await Promise.all([this.teardownNs(id), this.ipam.release(id)]);
   }
 
   /** The endpoint of a bridge container saved at connect time (for a restarted daemon: re-publish its ports). */
