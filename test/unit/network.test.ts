@@ -250,6 +250,25 @@ describe('bridge network with containers', () => {
     assert.ok(h.stdout.split('\n').includes(BRIDGE), 'host mode sees the host interfaces');
   });
 
+  test('20 bridge containers created, run and removed in parallel: distinct IPs, nothing leaked', async () => {
+    const t0 = performance.now();
+    const results = await Promise.all(Array.from({ length: 20 }, async () => {
+      const c = await container(['sh', '-c', 'ip -o -4 addr show dev eth0'], 'bridge');
+      const r = await finish(c);
+      return { ip: c.ep.ip!, ...r };
+    }));
+    console.log(`# 20 parallel bridge containers: ${(performance.now() - t0).toFixed(0)} ms`);
+    assert.equal(new Set(results.map((r) => r.ip)).size, 20);
+    for (const r of results) {
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(r.stdout.includes(`inet ${r.ip}/24`), r.stdout);
+    }
+    assert.deepEqual(await net.ipam.allocations(), {});
+    const links = sh('ip', ['-o', 'link', 'show']);
+    assert.equal(/veth[0-9a-f]{7}@/.test(links) && ids.some((id) => links.includes(vethName(id))), false, 'veths left');
+    assert.equal(readFileSync('/proc/self/mountinfo', 'utf8').includes(join(tmp, 'exec', 'netns')), false, 'netns mounts left');
+  });
+
   test('failed connect leaves nothing behind', async () => {
     const id = newId();
     await assert.rejects(net.connect(id, 'bridge', { ip: '10.0.0.5' }), /not in subnet/);

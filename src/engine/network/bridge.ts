@@ -172,7 +172,14 @@ export class BridgeNetwork {
     await this.ensure();
     const ns = this.netnsPath(id);
     const veth = vethName(id);
-    const [ip] = await Promise.all([this.ipam.allocate(id, opts.ip), writeFile(ns, '')]);
+    let ip: string;
+    try {
+      [ip] = await Promise.all([this.ipam.allocate(id, opts.ip), writeFile(ns, '')]);
+    } catch (e) {
+      await rm(ns, { force: true });
+      await this.ipam.release(id);
+      throw e;
+    }
     const mac = macForIp(ip);
     try {
       // one exec creates the netns (bound at `ns`) and configures it from inside: the veth pair is made there
