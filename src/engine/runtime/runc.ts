@@ -109,8 +109,16 @@ export interface Runtime {
 
 /** The runtime reported an error (create failures carry the runtime's message). */
 export class RuntimeError extends SystemError {
-  constructor(readonly op: string, readonly runtimeMessage: string) {
-    super(`OCI runtime ${op} failed: ${runtimeMessage}: unknown`);
+  /**
+   * `message` is dockerd 20.10 + containerd 1.6 + runc 1.1's wording, e.g. "failed to create shim task: OCI runtime
+   * create failed: runc create failed: unable to start container process: exec: \"x\": executable file not found in
+   * $PATH: unknown"; `runtimeMessage` is the runtime's own part ("unable to start …"), for docker's exit codes
+   * (127 not found, 126 permission denied).
+   */
+  constructor(readonly op: string, readonly runtimeMessage: string, runtimeName = 'runc') {
+    super(op === 'create'
+      ? `failed to create shim task: OCI runtime create failed: ${runtimeName} create failed: ${runtimeMessage}: unknown`
+      : `OCI runtime ${op} failed: ${runtimeMessage}: unknown`);
   }
 }
 
@@ -274,7 +282,7 @@ export class ConmonRuntime implements Runtime {
       await this.rt(['delete', '--force', id]).catch(() => {});
       await rm(join(this.exitDir, id), { force: true });
       await rm(join(this.sockDir, id), { force: true });
-      throw new RuntimeError('create', runtimeMessage(msg.message ?? stderr));
+      throw new RuntimeError('create', runtimeMessage(msg.message ?? stderr), this.name);
     }
     let conmonPid = 0;
     try { conmonPid = Number((await readFile(join(dir, 'conmon.pid'), 'utf8')).trim()); } catch { /* best effort */ }
