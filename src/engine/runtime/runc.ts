@@ -472,10 +472,7 @@ export class ConmonRuntime implements Runtime {
       return {
         pid: first.data!, stdin: a.stdin, stdout: a.stdout, stderr: a.stderr, exit,
         kill: (s) => { try { process.kill(first.data!, s ?? 'SIGKILL'); } catch { /* gone */ } },
-        resize: async (h: number, w: number) => {
-          const fh = await open(join(dir, 'ctl'), 'r+');
-          try { await fh.write(`1 ${h} ${w}\n`); } finally { await fh.close(); }
-        },
+        resize: (h: number, w: number) => writeResize(join(dir, 'ctl'), h, w),
       };
     } catch (e) {
       child.kill('SIGKILL');
@@ -515,8 +512,7 @@ export class ConmonRuntime implements Runtime {
 
   async resize(id: string, height: number, width: number): Promise<void> {
     const p = await this.load(id);
-    const fh = await open(join(p.bundle, 'ctl'), 'r+');
-    try { await fh.write(`1 ${height} ${width}\n`); } finally { await fh.close(); }
+    await writeResize(join(p.bundle, 'ctl'), height, width);
   }
 
   async list(): Promise<string[]> {
@@ -559,4 +555,10 @@ async function* jsonMessages(pipe: Readable): AsyncGenerator<unknown> {
       try { yield JSON.parse(text); } catch { /* skip noise */ }
     }
   }
+}
+
+/** conmon's resize message on its ctl FIFO: "1 HEIGHT WIDTH". */
+async function writeResize(ctl: string, height: number, width: number): Promise<void> {
+  const fh = await open(ctl, 'r+');
+  try { await fh.write(`1 ${height} ${width}\n`); } finally { await fh.close(); }
 }
