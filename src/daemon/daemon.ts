@@ -8,7 +8,8 @@ import type { Backends } from '../api/backend.js';
 import type { DaemonConfig } from '../engine/config.js';
 import { openContentStore } from '../engine/content/store.js';
 import { openLayerStore } from '../engine/layers/store.js';
-import { openImageStore, openReferenceStore } from '../engine/images/store.js';
+import { openImageStore, openReferenceStore, topChainOf } from '../engine/images/store.js';
+import type { Digest } from '../lib/digest.js';
 import { Puller } from '../engine/distribution/pull.js';
 import { ImageService } from '../engine/images/service.js';
 import { SystemService } from '../engine/system/system.js';
@@ -30,6 +31,15 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
   const layers = await openLayerStore({ dataRoot, ...(cfg.storageDriver !== undefined ? { driver: cfg.storageDriver } : {}) });
   const images = await openImageStore(dataRoot, layers);
   const refs = await openReferenceStore(dataRoot);
+  // After a crash (kill -9 mid-pull), layers may hold references nothing owns any more: recount from the images.
+  if (layers.reconcile) {
+    const held = new Map<Digest, number>();
+    for (const img of await images.list()) {
+      const top = topChainOf(img.config);
+      if (top) held.set(top, (held.get(top) ?? 0) + 1);
+    }
+    await layers.reconcile(held);
+  }
   const puller = new Puller({ content, layers, images, refs, config: cfg, dataRoot });
   const imageService = new ImageService({ images, refs, layers, content, dataRoot, puller });
   const system = new SystemService({

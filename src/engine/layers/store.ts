@@ -369,6 +369,25 @@ class FsLayerStore implements LayerStore {
     });
   }
 
+  /**
+   * Start-up repair after a crash: sets each layer's external reference count to what its holders say
+   * (`expected`: chain ID → number of images whose top layer it is; nothing else holds references while no
+   * pull or build runs) and deletes what is then unreferenced, e.g. layers a killed pull had registered.
+   */
+  reconcile(expected: ReadonlyMap<Digest, number>): Promise<Digest[]> {
+    return this.lock.run(async () => {
+      for (const r of this.layers.values()) {
+        const want = expected.get(r.chainId) ?? 0;
+        if (r.refs !== want) await this.setRefs(r, want);
+      }
+      const deleted: Digest[] = [];
+      for (const r of [...this.layers.values()]) {
+        if (this.layers.has(hexOf(r.chainId))) deleted.push(...await this.collect(r));
+      }
+      return deleted;
+    });
+  }
+
   /** Deletes `r` and then its ancestors while nothing references them. */
   private async collect(r: Rec | undefined): Promise<Digest[]> {
     const deleted: Digest[] = [];

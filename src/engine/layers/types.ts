@@ -70,6 +70,11 @@ export interface LayerStore {
   /** Directory holding a read-only layer's own files (driver format). */
   diffPath(chainId: Digest): Promise<string>;
   list(): Promise<Layer[]>;
+  /**
+   * Start-up repair: makes each layer's external reference count equal `expected` (chain ID → number of images
+   * holding it) and deletes layers nothing references. Returns the deleted chain IDs.
+   */
+  reconcile?(expected: ReadonlyMap<Digest, number>): Promise<Digest[]>;
 
   /**
    * Creates a container's RW layer. Unless `opts.init` is false, an init layer (docker's `<id>-init`) sits between
