@@ -89,4 +89,38 @@ export interface SystemBackend {
 export interface Backends {
   images: ImageBackend;
   system: SystemBackend;
+  /** The classic builder (POST /build); absent in daemons built without it. */
+  build?: BuildBackend;
+}
+
+/** POST /build's parameters, decoded (the classic builder's ImageBuildOptions). */
+export interface BuildRequest {
+  /** `t`, each a reference to tag the result with. */
+  tags: string[];
+  /** Path of the Dockerfile inside the context ("Dockerfile" when absent). */
+  dockerfile: string;
+  /** `buildargs`: a null value means "take it from the daemon's environment" (docker's --build-arg NAME). */
+  buildArgs: Record<string, string | null>;
+  target?: string;
+  noCache: boolean;
+  pull: boolean;
+  rm: boolean;
+  forceRm: boolean;
+  /** `q`: only the image ID is streamed at the end. */
+  quiet: boolean;
+  labels: Record<string, string>;
+  cacheFrom: string[];
+  /** `remote`: a tarball URL, a Dockerfile URL, or a git URL (`#ref:subdir`). */
+  remote?: string;
+  networkMode?: string;
+  signal?: AbortSignal;
+}
+
+export interface BuildBackend {
+  /**
+   * POST /build — the classic builder. `context` is the request body (a tar, possibly compressed, or a bare
+   * Dockerfile). Streams {stream}/{aux}/{status} messages; resolves with the final image ID. A failing RUN rejects
+   * with an error carrying `exitCode` (sent as errorDetail.code).
+   */
+  build(context: Readable, opts: BuildRequest, progress: ProgressSink): Promise<string>;
 }

@@ -13,12 +13,19 @@ import type { Digest } from '../lib/digest.js';
 import { Puller } from '../engine/distribution/pull.js';
 import { ImageService } from '../engine/images/service.js';
 import { SystemService } from '../engine/system/system.js';
+import { BuildService } from '../engine/build/service.js';
+import { RuncExecutor } from '../engine/build/run-executor.js';
+import { buildRoutes } from '../api/routes/build.js';
+import type { Router } from '../api/router.js';
+import { DOCKER_VERSION, goArch, goContainerConfig } from '../engine/images/service.js';
 
 /** wharfd's product version (Server header, /version, /info). */
 export const WHARF_VERSION = '0.1.0';
 
 export interface Daemon {
   backends: Backends;
+  /** Routes of resources not wired in api/server.ts's buildRouter (POST /build), for createRequestListener. */
+  extraRoutes: ((r: Router) => void)[];
   close(): Promise<void>;
 }
 
@@ -50,8 +57,21 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
     imagesDiskUsage: () => imageService.imagesDiskUsage(),
   });
 
+  const build = new BuildService({
+    images, layers,
+    resolveImage: (name) => imageService.resolve(name),
+    pull: (ref, progress) => imageService.pull(ref, {}, progress),
+    tag: (id, ref) => imageService.tagImage(id, ref),
+    containerConfig: goContainerConfig,
+    executor: new RuncExecutor({ layers, stateDir: join(cfg.execRoot, 'build') }),
+    tmpDir: join(dataRoot, 'tmp'),
+    dockerVersion: DOCKER_VERSION,
+    arch: goArch(),
+  });
+
   return {
-    backends: { images: imageService, system },
+    backends: { images: imageService, system, build },
+    extraRoutes: [(r) => { if (build) buildRoutes(r, build); }],
     async close() {
       // The stores write every change atomically as it happens: nothing to flush.
     },

@@ -87,7 +87,7 @@ export async function main(argv: string[]): Promise<void> {
     const { createDaemon, WHARF_VERSION } = await import('./daemon.js');
     const d = await createDaemon(cfg);
     daemon = d;
-    const listener = createRequestListener(d.backends, { serverVersion: WHARF_VERSION, debug: cfg.debug, log });
+    const listener = createRequestListener(d.backends, { serverVersion: WHARF_VERSION, debug: cfg.debug, log, extraRoutes: d.extraRoutes });
     for (const h of cfg.hosts) {
       const addr = parseHost(h);
       if (addr.kind === 'unix') {

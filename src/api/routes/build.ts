@@ -1,0 +1,66 @@
+/** POST /build: the classic builder's endpoint (what `DOCKER_BUILDKIT=0 docker build` calls). */
+import { InvalidParameterError } from '../../lib/errors.js';
+import type { BuildBackend, BuildRequest } from '../backend.js';
+import { messageOf } from '../errors.js';
+import { JsonStream, type Router, boolValue, boolValueOrDefault } from '../router.js';
+
+function jsonParam<T>(q: URLSearchParams, key: string, def: T): T {
+  const v = q.get(key);
+  if (v === null || v === '') return def;
+  try {
+    return JSON.parse(v) as T;
+  } catch (e) {
+    throw new InvalidParameterError(`invalid ${key} parameter: ${(e as Error).message}`);
+  }
+}
+
+/** Decodes the query of POST /build (moby's newImageBuildOptions). */
+export function buildRequestOf(q: URLSearchParams, signal?: AbortSignal): BuildRequest {
+  const version = q.get('version') ?? '1';
+  if (version === '2') throw new InvalidParameterError('BuildKit is not supported by this daemon: use DOCKER_BUILDKIT=0');
+  const tags = q.getAll('t').filter((t) => t !== '');
+  const buildArgs = jsonParam<Record<string, string | null>>(q, 'buildargs', {}) ?? {};
+  const labels = jsonParam<Record<string, string>>(q, 'labels', {}) ?? {};
+  const cacheFrom = jsonParam<string[]>(q, 'cachefrom', []) ?? [];
+  const req: BuildRequest = {
+    tags,
+    dockerfile: q.get('dockerfile') ?? 'Dockerfile',
+    buildArgs,
+    noCache: boolValue(q, 'nocache'),
+    pull: boolValue(q, 'pull'),
+    rm: boolValueOrDefault(q, 'rm', true),
+    forceRm: boolValue(q, 'forcerm'),
+    quiet: boolValue(q, 'q'),
+    labels,
+    cacheFrom,
+  };
+  const target = q.get('target');
+  if (target) req.target = target;
+  const remote = q.get('remote');
+  if (remote) req.remote = remote;
+  const net = q.get('networkmode');
+  if (net) req.networkMode = net;
+  if (signal) req.signal = signal;
+  if (req.forceRm) req.rm = true;
+  return req;
+}
+
+export function buildRoutes(r: Router, build: BuildBackend): void {
+  r.post('/build', async ({ req, res, query, signal }) => {
+    const opts = buildRequestOf(query, signal);
+    const stream = new JsonStream(res);
+    try {
+      await build.build(req, opts, stream.sink);
+      stream.end();
+    } catch (e) {
+      const code = (e as { exitCode?: unknown }).exitCode;
+      if (stream.headersSent && typeof code === 'number') {
+        const message = messageOf(e);
+        stream.write({ errorDetail: { code, message }, error: message });
+        stream.end();
+        return;
+      }
+      stream.end(e);
+    }
+  });
+}

@@ -1,0 +1,284 @@
+/**
+ * Build contexts: the request body (tar, gzip/bzip2/xz tar, or a bare Dockerfile), a `remote=` tarball or
+ * Dockerfile URL, or a git URL (`#ref:subdir`, cloned with the git binary). Every context is unpacked into a
+ * private directory; `.dockerignore` is applied there, after the Dockerfile was read (the Dockerfile and
+ * .dockerignore are removed too when a pattern names them, as dockerd does).
+ */
+import { execFile } from 'node:child_process';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { lstat, mkdir, readFile, readdir, rm, rmdir, symlink, link, utimes, lutimes, chmod } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
+import * as zlib from 'node:zlib';
+import tar from 'tar-stream';
+import { InvalidParameterError, NotFoundError, UnavailableError } from '../../lib/errors.js';
+import { PatternMatcher, readIgnoreFile } from './dockerignore.js';
+
+const execFileP = promisify(execFile);
+
+export interface BuildContext {
+  /** Root directory of the (filtered) context. */
+  dir: string;
+  dockerfile: string;
+  /** Removes the unpacked context. */
+  close(): Promise<void>;
+}
+
+/** Reads the first bytes without losing them. */
+export async function peekStream(input: Readable, n: number): Promise<{ head: Buffer; stream: Readable }> {
+  const chunks: Buffer[] = [];
+  let len = 0;
+  const it = input[Symbol.asyncIterator]();
+  let done = false;
+  while (len < n) {
+    const r = await it.next();
+    if (r.done) { done = true; break; }
+    const c = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value as Uint8Array);
+    chunks.push(c);
+    len += c.length;
+  }
+  const first = Buffer.concat(chunks);
+  async function* gen(): AsyncGenerator<Buffer> {
+    if (first.length) yield first;
+    if (done) return;
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return;
+      yield Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value as Uint8Array);
+    }
+  }
+  return { head: first, stream: Readable.from(gen(), { objectMode: false }) };
+}
+
+export type Compression = 'gzip' | 'bzip2' | 'xz' | 'zstd' | null;
+
+export function detectCompression(b: Buffer): Compression {
+  if (b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b) return 'gzip';
+  if (b.length >= 3 && b[0] === 0x42 && b[1] === 0x5a && b[2] === 0x68) return 'bzip2';
+  if (b.length >= 6 && b.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
+  if (b.length >= 4 && b.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
+  return null;
+}
+
+function external(input: Readable, cmd: string): Readable {
+  const child = execFile(cmd, ['-dc'], { encoding: 'buffer', maxBuffer: Infinity });
+  const out = new PassThrough();
+  child.on('error', (e) => out.destroy(new InvalidParameterError(`cannot decompress (${cmd}): ${e.message}`)));
+  child.on('close', (code) => { if (code !== 0) out.destroy(new InvalidParameterError(`${cmd} exited with status ${code}`)); });
+  pipeline(input, child.stdin!).catch(() => {});
+  child.stdout!.pipe(out);
+  return out;
+}
+
+/** Inflates a stream by its magic bytes (plain data passes through). */
+export async function decompress(input: Readable): Promise<{ stream: Readable; compression: Compression }> {
+  const { head, stream } = await peekStream(input, 6);
+  const c = detectCompression(head);
+  if (c === 'gzip') return { stream: stream.pipe(zlib.createGunzip()), compression: c };
+  if (c === 'bzip2' || c === 'xz') return { stream: external(stream, c), compression: c };
+  if (c === 'zstd') {
+    const z = zlib as unknown as { createZstdDecompress?: () => NodeJS.ReadWriteStream };
+    if (!z.createZstdDecompress) throw new InvalidParameterError('zstd is not supported');
+    return { stream: stream.pipe(z.createZstdDecompress()) as unknown as Readable, compression: c };
+  }
+  return { stream, compression: null };
+}
+
+/** A tar header block: "ustar" magic or a valid checksum. */
+export function looksLikeTar(b: Buffer): boolean {
+  if (b.length < 512) return false;
+  if (b.subarray(257, 262).toString('latin1') === 'ustar') return true;
+  const stored = parseInt(b.subarray(148, 156).toString('latin1').replace(/\0.*$/s, '').trim(), 8);
+  if (Number.isNaN(stored)) return false;
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : b[i]!;
+  return sum === stored;
+}
+
+function safeJoin(root: string, name: string): string | null {
+  const clean = posix.normalize('/' + name).slice(1).replace(/\/$/, '');
+  if (clean === '' ) return null;
+  return join(root, clean);
+}
+
+/** Unpacks a tar stream into `dir` (no owners: the context is data). */
+export async function untarTo(stream: Readable, dir: string): Promise<void> {
+  const ex = tar.extract();
+  const dirTimes: [string, Date][] = [];
+  const done = new Promise<void>((resolve, reject) => {
+    ex.on('entry', (h, body, next) => {
+      const target = safeJoin(dir, h.name);
+      const finish = (e?: unknown) => { if (e) { ex.destroy(e as Error); return; } next(); };
+      if (!target) { body.resume(); body.on('end', () => next()); return; }
+      (async () => {
+        await mkdir(posix.dirname(target), { recursive: true });
+        const mode = (h.mode ?? 0o644) & 0o7777;
+        switch (h.type) {
+          case 'directory':
+            await mkdir(target, { recursive: true });
+            await chmod(target, mode);
+            if (h.mtime) dirTimes.push([target, h.mtime]);
+            body.resume();
+            await new Promise<void>((r) => body.on('end', () => r()));
+            return;
+          case 'symlink':
+            await rm(target, { force: true, recursive: true });
+            await symlink(h.linkname ?? '', target);
+            if (h.mtime) await lutimes(target, h.mtime, h.mtime).catch(() => {});
+            body.resume();
+            await new Promise<void>((r) => body.on('end', () => r()));
+            return;
+          case 'link': {
+            const src = safeJoin(dir, h.linkname ?? '');
+            await rm(target, { force: true, recursive: true });
+            if (src) await link(src, target);
+            body.resume();
+            await new Promise<void>((r) => body.on('end', () => r()));
+            return;
+          }
+          case 'file': case 'contiguous-file': case null: case undefined:
+            await rm(target, { force: true, recursive: true });
+            await pipeline(body, createWriteStream(target, { mode }));
+            await chmod(target, mode);
+            if (h.mtime) await utimes(target, h.mtime, h.mtime);
+            return;
+          default:
+            body.resume();
+            await new Promise<void>((r) => body.on('end', () => r()));
+        }
+      })().then(() => finish(), finish);
+    });
+    ex.on('finish', resolve);
+    ex.on('error', reject);
+  });
+  await Promise.all([pipeline(stream, ex), done]);
+  for (const [p, t] of dirTimes.reverse()) await utimes(p, t, t).catch(() => {});
+}
+
+function isGitUrl(s: string): boolean {
+  return /^git:\/\//.test(s) || /^git@/.test(s) || /^github\.com\//.test(s)
+    || (/^https?:\/\//.test(s) && /\.git(#.*)?$/.test(s));
+}
+
+async function fetchGit(url: string, dir: string): Promise<string> {
+  let [repo, frag = ''] = url.split('#', 2) as [string, string?];
+  if (repo.startsWith('github.com/')) repo = `https://${repo}`;
+  const [ref = '', subdir = ''] = frag.split(':', 2);
+  try {
+    await execFileP('git', ['init', '-q', dir]);
+    await execFileP('git', ['-C', dir, 'remote', 'add', 'origin', repo]);
+    await execFileP('git', ['-C', dir, 'fetch', '-q', '--depth', '1', 'origin', ref || 'HEAD']);
+    await execFileP('git', ['-C', dir, 'checkout', '-q', 'FETCH_HEAD']);
+    await execFileP('git', ['-C', dir, 'submodule', 'update', '-q', '--init', '--recursive', '--depth', '1']).catch(() => {});
+  } catch (e) {
+    const msg = ((e as { stderr?: string }).stderr ?? (e as Error).message).trim();
+    throw new InvalidParameterError(`error fetching: ${msg}: exit status 128`);
+  }
+  await rm(join(dir, '.git'), { recursive: true, force: true });
+  if (!subdir) return dir;
+  const sub = safeJoin(dir, subdir);
+  const st = sub ? await lstat(sub).catch(() => null) : null;
+  if (!sub || !st?.isDirectory()) throw new InvalidParameterError(`subdir not found in git repository: ${subdir}`);
+  return sub;
+}
+
+/**
+ * Opens the context of a build: unpacks it under `tmpDir`, reads the Dockerfile and applies .dockerignore.
+ */
+export async function openContext(body: Readable | null, opts: { remote?: string; dockerfile: string; tmpDir: string; signal?: AbortSignal }): Promise<BuildContext> {
+  await mkdir(opts.tmpDir, { recursive: true });
+  const root = opts.tmpDir;
+  const close = () => rm(root, { recursive: true, force: true });
+  try {
+    let dir = join(root, 'ctx');
+    await mkdir(dir, { recursive: true });
+    let dockerfileText: string | null = null;
+    let dfName = opts.dockerfile || 'Dockerfile';
+    let input: Readable | null = body;
+    if (opts.remote && opts.remote !== 'context') {
+      if (isGitUrl(opts.remote)) {
+        dir = await fetchGit(opts.remote, dir);
+        input = null;
+      } else if (/^https?:\/\//.test(opts.remote)) {
+        let resp: Response;
+        try {
+          resp = await fetch(opts.remote, { signal: opts.signal });
+        } catch (e) {
+          throw new UnavailableError(`Get "${opts.remote}": ${(e as Error).message}`);
+        }
+        if (!resp.ok || !resp.body) throw new UnavailableError(`failed to GET ${opts.remote} with status ${resp.status} ${resp.statusText}: `);
+        input = Readable.fromWeb(resp.body as import('node:stream/web').ReadableStream<Uint8Array>);
+      } else {
+        throw new InvalidParameterError(`unable to prepare context: unable to fetch remote: ${opts.remote}`);
+      }
+    }
+    if (input) {
+      const { stream } = await decompress(input);
+      const { head, stream: s2 } = await peekStream(stream, 512);
+      if (looksLikeTar(head)) {
+        await untarTo(s2, dir);
+      } else {
+        // A bare Dockerfile (docker build - < Dockerfile, or a Dockerfile URL): no context.
+        const chunks: Buffer[] = [];
+        for await (const c of s2) chunks.push(c as Buffer);
+        dockerfileText = Buffer.concat(chunks).toString('utf8');
+        dfName = 'Dockerfile';
+      }
+    }
+    if (dockerfileText === null) {
+      const candidates = [dfName];
+      if (!opts.dockerfile || opts.dockerfile === 'Dockerfile') candidates.push('dockerfile');
+      for (const c of candidates) {
+        const p = safeJoin(dir, c);
+        if (!p) continue;
+        try {
+          dockerfileText = await readFile(p, 'utf8');
+          dfName = c;
+          break;
+        } catch { /* next */ }
+      }
+      if (dockerfileText === null) throw new NotFoundError(`Cannot locate specified Dockerfile: ${dfName}`);
+    }
+    await applyDockerignore(dir);
+    return { dir, dockerfile: dockerfileText, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+/** Removes from `dir` what its .dockerignore excludes (the .dockerignore itself included when named). */
+export async function applyDockerignore(dir: string): Promise<void> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, '.dockerignore'), 'utf8');
+  } catch {
+    return;
+  }
+  const pm = new PatternMatcher(readIgnoreFile(text));
+  if (pm.patterns.length === 0) return;
+  const walk = async (rel: string): Promise<boolean> => {
+    // returns true when the directory ends up empty and ignored
+    const abs = rel ? join(dir, rel) : dir;
+    const entries = await readdir(abs, { withFileTypes: true });
+    let kept = 0;
+    for (const e of entries) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      const ignored = pm.matches(r);
+      if (e.isDirectory()) {
+        if (ignored && !pm.hasExclusions) { await rm(join(dir, r), { recursive: true, force: true }); continue; }
+        const empty = await walk(r);
+        if (ignored && empty) { await rmdir(join(dir, r)).catch(() => {}); continue; }
+        kept++;
+      } else if (ignored) {
+        await rm(join(dir, r), { force: true });
+      } else kept++;
+    }
+    return kept === 0;
+  };
+  await walk('');
+}
+
+export { createReadStream };

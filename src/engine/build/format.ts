@@ -1,0 +1,70 @@
+/** Go's fmt renderings that docker's classic builder writes into history (created_by) strings. */
+
+/** strconv.Quote for the common cases (ASCII escapes; printable Unicode kept). */
+export function goQuote(s: string): string {
+  let out = '"';
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!;
+    if (ch === '"') out += '\\"';
+    else if (ch === '\\') out += '\\\\';
+    else if (ch === '\n') out += '\\n';
+    else if (ch === '\t') out += '\\t';
+    else if (ch === '\r') out += '\\r';
+    else if (ch === '\x07') out += '\\a';
+    else if (ch === '\b') out += '\\b';
+    else if (ch === '\f') out += '\\f';
+    else if (ch === '\v') out += '\\v';
+    else if (c < 0x20 || c === 0x7f) out += '\\x' + c.toString(16).padStart(2, '0');
+    else out += ch;
+  }
+  return out + '"';
+}
+
+/** fmt %q of a []string: ["a" "b"]. */
+export function goQuoteList(xs: string[]): string {
+  return '[' + xs.map(goQuote).join(' ') + ']';
+}
+
+/** fmt %q of an int: a quoted rune. */
+export function goQuoteRune(n: number): string {
+  if (n === 39) return "'\\''";
+  if (n === 92) return "'\\\\'";
+  if (n >= 0x20 && n < 0x7f) return `'${String.fromCharCode(n)}'`;
+  if (n === 7) return "'\\a'";
+  if (n === 8) return "'\\b'";
+  if (n === 12) return "'\\f'";
+  if (n === 10) return "'\\n'";
+  if (n === 13) return "'\\r'";
+  if (n === 9) return "'\\t'";
+  if (n === 11) return "'\\v'";
+  if (n < 0x80) return `'\\x${n.toString(16).padStart(2, '0')}'`;
+  if (n <= 0xffff) return `'\\u${n.toString(16).padStart(4, '0')}'`;
+  return `'\\U${n.toString(16).padStart(8, '0')}'`;
+}
+
+function trimFrac(x: number): string {
+  return x.toFixed(9).replace(/\.?0+$/, '');
+}
+
+/** time.Duration.String(). */
+export function goDuration(ns: number): string {
+  if (ns === 0) return '0s';
+  const neg = ns < 0;
+  const a = Math.abs(ns);
+  let s: string;
+  if (a < 1e3) s = `${a}ns`;
+  else if (a < 1e6) s = `${trimFrac(a / 1e3)}µs`;
+  else if (a < 1e9) s = `${trimFrac(a / 1e6)}ms`;
+  else {
+    const h = Math.floor(a / 3600e9);
+    const m = Math.floor((a % 3600e9) / 60e9);
+    const sec = (a % 60e9) / 1e9;
+    s = (h ? `${h}h` : '') + (h || m ? `${m}m` : '') + `${trimFrac(sec)}s`;
+  }
+  return neg ? '-' + s : s;
+}
+
+/** `HEALTHCHECK %q` of a *container.HealthConfig: &{["CMD-SHELL" "…"] "5s" "3s" "0s" '\x00'}. */
+export function goHealthcheck(h: { Test?: string[]; Interval?: number; Timeout?: number; StartPeriod?: number; Retries?: number }): string {
+  return `&{${goQuoteList(h.Test ?? [])} ${goQuote(goDuration(h.Interval ?? 0))} ${goQuote(goDuration(h.Timeout ?? 0))} ${goQuote(goDuration(h.StartPeriod ?? 0))} ${goQuoteRune(h.Retries ?? 0)}}`;
+}

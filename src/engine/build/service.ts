@@ -1,0 +1,16 @@
+/** BuildService: the BuildBackend of POST /build over the classic builder. */
+import type { Readable } from 'node:stream';
+import type { BuildBackend, BuildRequest } from '../../api/backend.js';
+import type { ProgressSink } from '../../lib/jsonmessage.js';
+import { Builder, type BuilderDeps } from './builder.js';
+
+export class BuildService implements BuildBackend {
+  private readonly builder: Builder;
+  constructor(deps: BuilderDeps) {
+    this.builder = new Builder(deps);
+  }
+
+  build(context: Readable, opts: BuildRequest, progress: ProgressSink): Promise<string> {
+    return this.builder.build(context, opts, progress);
+  }
+}
