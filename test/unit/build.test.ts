@@ -1,0 +1,380 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import tar from 'tar-stream';
+import { gzipSync } from 'node:zlib';
+import { PatternMatcher, readIgnoreFile, goMatch, cleanPath } from '../../src/engine/build/dockerignore.js';
+import { goDuration, goHealthcheck, goQuoteList, goQuoteRune } from '../../src/engine/build/format.js';
+import { Builder, cacheKeyOf, type BuilderDeps } from '../../src/engine/build/builder.js';
+import { applyDockerignore, looksLikeTar } from '../../src/engine/build/context.js';
+import { buildRequestOf } from '../../src/api/routes/build.js';
+import { openLayerStore } from '../../src/engine/layers/store.js';
+import { openImageStore } from '../../src/engine/images/store.js';
+import { goContainerConfig } from '../../src/engine/images/service.js';
+import { NotFoundError } from '../../src/lib/errors.js';
+import type { JSONMessage } from '../../src/lib/jsonmessage.js';
+import type { Digest } from '../../src/lib/digest.js';
+import type { ImageConfig } from '../../src/engine/images/types.js';
+import type { BuildRequest } from '../../src/api/backend.js';
+import type { RunExecutor } from '../../src/engine/build/types.js';
+
+const cleanup: string[] = [];
+after(async () => { for (const d of cleanup) await rm(d, { recursive: true, force: true }); });
+
+// ------------------------------------------------------------------ .dockerignore
+
+test('.dockerignore: patterns cleaned, comments dropped, leading slash removed', () => {
+  assert.deepEqual(readIgnoreFile('# c\n/foo/\n  bar/../baz  \n!keep\n\n'), ['foo', 'baz', '!keep']);
+  assert.equal(cleanPath('a//b/./c/'), 'a/b/c');
+});
+
+test('.dockerignore: *, **, ? and parent-directory matches like moby patternmatcher', () => {
+  const pm = new PatternMatcher(['*.log', 'docs', '**/tmp', 'a/**/z', 'x?']);
+  assert.equal(pm.matches('err.log'), true);
+  assert.equal(pm.matches('sub/err.log'), false); // * does not cross /
+  assert.equal(pm.matches('docs/readme.md'), true); // parent matches
+  assert.equal(pm.matches('tmp'), true);
+  assert.equal(pm.matches('deep/er/tmp/file'), true);
+  assert.equal(pm.matches('a/z'), true);
+  assert.equal(pm.matches('a/b/c/z'), true);
+  assert.equal(pm.matches('xy'), true);
+  assert.equal(pm.matches('xyz'), false);
+  assert.equal(pm.matches('main.go'), false);
+});
+
+test('.dockerignore: ! exceptions, the last matching pattern wins', () => {
+  const pm = new PatternMatcher(['*.md', '!README.md', 'README*.md']);
+  assert.equal(pm.matches('CHANGES.md'), true);
+  assert.equal(pm.matches('README.md'), true);
+  const pm2 = new PatternMatcher(['*', '!src', '!Dockerfile']);
+  assert.equal(pm2.matches('secret.txt'), true);
+  assert.equal(pm2.matches('src/main.ts'), false);
+  assert.equal(pm2.matches('Dockerfile'), false);
+  assert.throws(() => new PatternMatcher(['!']), /illegal exclusion pattern/);
+});
+
+test('.dockerignore applied to a context directory keeps re-included files', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'wharf-build-ign-'));
+  cleanup.push(dir);
+  await mkdir(join(dir, 'logs/keep'), { recursive: true });
+  await writeFile(join(dir, 'logs/a.log'), 'a');
+  await writeFile(join(dir, 'logs/keep/b.log'), 'b');
+  await writeFile(join(dir, 'app.txt'), 'x');
+  await writeFile(join(dir, 'Dockerfile'), 'FROM x');
+  await writeFile(join(dir, '.dockerignore'), 'logs\n!logs/keep\nDockerfile\n');
+  await applyDockerignore(dir);
+  const { readdir } = await import('node:fs/promises');
+  assert.deepEqual((await readdir(dir)).sort(), ['.dockerignore', 'app.txt', 'logs']);
+  assert.deepEqual(await readdir(join(dir, 'logs')), ['keep']);
+  assert.deepEqual(await readdir(join(dir, 'logs/keep')), ['b.log']);
+});
+
+test('Go filepath.Match for COPY sources', () => {
+  assert.equal(goMatch('hom*', 'home'), true);
+  assert.equal(goMatch('hom*', 'homer.txt'), true);
+  assert.equal(goMatch('hom*', 'xhome'), false);
+  assert.equal(goMatch('f?.txt', 'f1.txt'), true);
+  assert.equal(goMatch('[a-c]*', 'beta'), true);
+  assert.equal(goMatch('[^a-c]*', 'beta'), false);
+  assert.equal(goMatch('\\*', '*'), true);
+  assert.equal(goMatch('\\*', 'a'), false);
+});
+
+// ------------------------------------------------------------------ Go formatting
+
+test('history formatting: %q lists, durations, the HEALTHCHECK struct', () => {
+  assert.equal(goQuoteList(['sh', '-c']), '["sh" "-c"]');
+  assert.equal(goQuoteList(['a "q"\n']), '["a \\"q\\"\\n"]');
+  assert.equal(goDuration(5e9), '5s');
+  assert.equal(goDuration(90e9), '1m30s');
+  assert.equal(goDuration(3600e9), '1h0m0s');
+  assert.equal(goDuration(1.5e9), '1.5s');
+  assert.equal(goDuration(100e6), '100ms');
+  assert.equal(goQuoteRune(0), "'\\x00'");
+  assert.equal(goQuoteRune(3), "'\\x03'");
+  assert.equal(goHealthcheck({ Test: ['CMD-SHELL', 'wget -q -O- http://localhost/ || exit 1'], Interval: 5e9, Timeout: 3e9 }),
+    '&{["CMD-SHELL" "wget -q -O- http://localhost/ || exit 1"] "5s" "3s" "0s" \'\\x00\'}');
+});
+
+test('cache keys ignore Image and Hostname, not the command or the env', () => {
+  const a = goContainerConfig({ Cmd: ['/bin/sh', '-c', '#(nop) ', 'ENV A=1'], Env: ['A=1'], Image: 'sha256:1', Hostname: 'x' });
+  const b = goContainerConfig({ Cmd: ['/bin/sh', '-c', '#(nop) ', 'ENV A=1'], Env: ['A=1'], Image: 'sha256:2', Hostname: 'y' });
+  const c = goContainerConfig({ Cmd: ['/bin/sh', '-c', '#(nop) ', 'ENV A=2'], Env: ['A=2'] });
+  assert.equal(cacheKeyOf(a), cacheKeyOf(b));
+  assert.notEqual(cacheKeyOf(a), cacheKeyOf(c));
+  assert.notEqual(cacheKeyOf({ Cmd: ['|1', 'V=1', '/bin/sh', '-c', 'x'] }), cacheKeyOf({ Cmd: ['|1', 'V=2', '/bin/sh', '-c', 'x'] }));
+});
+
+test('POST /build query decoding', () => {
+  const q = new URLSearchParams('buildargs=%7B%22VERSION%22%3A%222.0%22%7D&dockerfile=Dockerfile.full&t=full%3Abase&t=x&target=base&version=1&labels=%7B%22a%22%3A%22b%22%7D&nocache=1&q=1');
+  const r = buildRequestOf(q);
+  assert.deepEqual(r.tags, ['full:base', 'x']);
+  assert.deepEqual(r.buildArgs, { VERSION: '2.0' });
+  assert.deepEqual(r.labels, { a: 'b' });
+  assert.equal(r.target, 'base');
+  assert.equal(r.dockerfile, 'Dockerfile.full');
+  assert.equal(r.noCache, true);
+  assert.equal(r.quiet, true);
+  assert.equal(r.rm, true);
+  assert.throws(() => buildRequestOf(new URLSearchParams('buildargs={')), /invalid buildargs/);
+});
+
+test('tar detection by header', () => {
+  const hdr = Buffer.alloc(512);
+  assert.equal(looksLikeTar(hdr), false);
+  assert.equal(looksLikeTar(Buffer.from('FROM busybox\n'.padEnd(600, ' '))), false);
+});
+
+// ------------------------------------------------------------------ evaluation with real stores
+
+async function tarOf(files: Record<string, string>): Promise<Buffer> {
+  const p = tar.pack();
+  for (const [name, content] of Object.entries(files)) p.entry({ name, mode: 0o644, mtime: new Date(1000) }, content);
+  p.finalize();
+  const chunks: Buffer[] = [];
+  for await (const c of p) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+async function setup(executor?: RunExecutor) {
+  const root = await mkdtemp(join(tmpdir(), 'wharf-build-'));
+  cleanup.push(root);
+  const layers = await openLayerStore({ dataRoot: root, driver: 'vfs' });
+  const images = await openImageStore(root, layers);
+  const tags = new Map<string, Digest>();
+  const runs: Parameters<RunExecutor['run']>[0][] = [];
+  const deps: BuilderDeps = {
+    images, layers,
+    resolveImage: async (name) => {
+      const id = tags.get(name.includes(':') ? name : `${name}:latest`) ?? (name.startsWith('sha256:') ? name as Digest : undefined);
+      if (!id) throw new NotFoundError(`No such image: ${name}`);
+      return images.get(id);
+    },
+    pull: async (ref) => { throw new NotFoundError(`pull access denied for ${ref}`); },
+    tag: async (id, ref) => { const r = ref.includes(':') ? ref : `${ref}:latest`; tags.set(r, id); return r; },
+    containerConfig: goContainerConfig,
+    executor: executor ?? {
+      async run(o) { runs.push(o); return { exitCode: 0, layer: await layers.extract(Readable.from([await tarOf({ 'ran.txt': o.cmd.join(' ') })])) }; },
+    },
+    tmpDir: join(root, 'tmp'),
+    dockerVersion: '20.10.24',
+    arch: 'amd64',
+  };
+  const builder = new Builder(deps);
+  const build = async (files: Record<string, string>, opts: Partial<BuildRequest> = {}) => {
+    const msgs: JSONMessage[] = [];
+    const req: BuildRequest = { tags: [], dockerfile: 'Dockerfile', buildArgs: {}, noCache: false, pull: false, rm: true, forceRm: false, quiet: false, labels: {}, cacheFrom: [], ...opts };
+    const id = await builder.build(Readable.from([await tarOf(files)]), req, (m) => msgs.push(m));
+    const out = msgs.map((m) => m.stream ?? '').join('');
+    return { id, out, msgs };
+  };
+  return { root, layers, images, tags, build, runs };
+}
+
+test('config-only instructions: docker\'s config and history strings, empty layers, parents', async () => {
+  const { images, build } = await setup();
+  const df = `FROM scratch
+LABEL a=1 b="two words"
+ARG V=1.0
+ENV APP=/app NAME="Happy Feet"
+USER nobody
+EXPOSE 80 443/tcp
+VOLUME ["/data"]
+HEALTHCHECK --interval=5s --timeout=3s CMD true
+STOPSIGNAL SIGTERM
+SHELL ["/bin/bash", "-c"]
+ONBUILD RUN echo hi
+ENTRYPOINT ["sh", "-c"]
+CMD echo $NAME
+`;
+  const { id, out } = await build({ Dockerfile: df });
+  const img = await images.get(id as Digest);
+  const cfg = img.config as ImageConfig;
+  const c = cfg.config!;
+  assert.deepEqual(c.Labels, { a: '1', b: 'two words' });
+  assert.deepEqual(c.Env, ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'APP=/app', 'NAME=Happy Feet']);
+  assert.equal(c.User, 'nobody');
+  assert.deepEqual(c.ExposedPorts, { '80/tcp': {}, '443/tcp': {} });
+  assert.deepEqual(c.Volumes, { '/data': {} });
+  assert.deepEqual(c.Healthcheck, { Test: ['CMD-SHELL', 'true'], Interval: 5e9, Timeout: 3e9 });
+  assert.equal(c.StopSignal, 'SIGTERM');
+  assert.deepEqual(c.Shell, ['/bin/bash', '-c']);
+  assert.deepEqual(c.OnBuild, ['RUN echo hi']);
+  assert.deepEqual(c.Entrypoint, ['sh', '-c']);
+  assert.deepEqual(c.Cmd, ['/bin/bash', '-c', 'echo $NAME']);
+  const h = cfg.history!.map((x) => x.created_by);
+  assert.deepEqual(h, [
+    '/bin/sh -c #(nop)  LABEL a=1 b=two words',
+    '/bin/sh -c #(nop)  ARG V=1.0',
+    '/bin/sh -c #(nop)  ENV APP=/app NAME=Happy Feet',
+    '/bin/sh -c #(nop)  USER nobody',
+    '/bin/sh -c #(nop)  EXPOSE 443/tcp 80',
+    '/bin/sh -c #(nop)  VOLUME [/data]',
+    '/bin/sh -c #(nop)  HEALTHCHECK &{["CMD-SHELL" "true"] "5s" "3s" "0s" \'\\x00\'}',
+    '/bin/sh -c #(nop)  STOPSIGNAL SIGTERM',
+    '/bin/bash -c #(nop)  SHELL ["/bin/bash" "-c"]', // the commit already uses the new shell
+    '/bin/bash -c #(nop)  ONBUILD RUN echo hi',
+    '/bin/bash -c #(nop)  ENTRYPOINT ["sh" "-c"]',
+    '/bin/bash -c #(nop)  CMD ["/bin/bash" "-c" "echo $NAME"]',
+  ]);
+  assert.ok(cfg.history!.every((x) => x.empty_layer === true));
+  assert.deepEqual(cfg.rootfs.diff_ids, []);
+  assert.match(out, /^Step 1\/13 : FROM scratch\n ---> \nStep 2\/13 : LABEL a=1 b="two words"\n ---> Running in [0-9a-f]{12}\nRemoving intermediate container [0-9a-f]{12}\n ---> [0-9a-f]{12}\n/);
+  assert.match(out, /Successfully built [0-9a-f]{12}\n$/);
+  // every step is an image whose parent is the previous step's
+  let cur = img;
+  let depth = 0;
+  while (cur.parent) { cur = await images.get(cur.parent); depth++; }
+  assert.equal(depth, 11);
+});
+
+test('COPY: wildcards, directories by content, trailing-slash rules, --chown, relative WORKDIR; cache reuse and invalidation', async () => {
+  const { images, layers, build } = await setup();
+  const files = {
+    Dockerfile: 'FROM scratch\nWORKDIR /app\nWORKDIR sub\nCOPY hom* ./\nCOPY dir /d\nCOPY one.txt /renamed\nCOPY --chown=7:8 one.txt /owned/\n',
+    home: 'h', homer: 'hr', 'dir/x/y.txt': 'y', 'one.txt': '1',
+  };
+  const first = await build(files);
+  const img = await images.get(first.id as Digest);
+  const cfg = img.config as ImageConfig;
+  assert.equal(cfg.config!.WorkingDir, '/app/sub');
+  const hist = cfg.history!.map((x) => x.created_by!);
+  assert.equal(hist[0], '/bin/sh -c #(nop) WORKDIR /app');
+  assert.equal(hist[1], '/bin/sh -c #(nop) WORKDIR /app/sub');
+  assert.match(hist[2]!, /^\/bin\/sh -c #\(nop\) COPY multi:[0-9a-f]{64} in \.\/ $/);
+  assert.match(hist[3]!, /^\/bin\/sh -c #\(nop\) COPY dir:[0-9a-f]{64} in \/d $/);
+  assert.match(hist[4]!, /^\/bin\/sh -c #\(nop\) COPY file:[0-9a-f]{64} in \/renamed $/);
+  // the image's files (vfs: the top layer's directory is the whole rootfs)
+  const { readFile, stat } = await import('node:fs/promises');
+  const { chainIds } = await import('../../src/lib/digest.js');
+  const top = chainIds(cfg.rootfs.diff_ids).pop()!;
+  const dir = await layers.diffPath(top);
+  assert.equal(await readFile(join(dir, 'app/sub/home'), 'utf8'), 'h');
+  assert.equal(await readFile(join(dir, 'app/sub/homer'), 'utf8'), 'hr');
+  assert.equal(await readFile(join(dir, 'd/x/y.txt'), 'utf8'), 'y');
+  assert.equal(await readFile(join(dir, 'renamed'), 'utf8'), '1');
+  const owned = await stat(join(dir, 'owned/one.txt'));
+  assert.deepEqual([owned.uid, owned.gid], [7, 8]);
+
+  const second = await build(files);
+  assert.equal(second.id, first.id);
+  assert.equal(second.out.match(/ ---> Using cache\n/g)?.length, 6);
+  const changed = await build({ ...files, 'dir/x/y.txt': 'changed' });
+  assert.notEqual(changed.id, first.id);
+  assert.equal(changed.out.match(/ ---> Using cache\n/g)?.length, 3); // WORKDIR, WORKDIR, COPY hom*
+  const nocache = await build(files, { noCache: true });
+  assert.doesNotMatch(nocache.out, /Using cache/);
+});
+
+test('COPY errors: outside the context, missing source', async () => {
+  const { build } = await setup();
+  await assert.rejects(build({ Dockerfile: 'FROM scratch\nCOPY ../etc/passwd /x\n' }), { message: 'COPY failed: forbidden path outside the build context: ../etc/passwd ()' });
+  await assert.rejects(build({ Dockerfile: 'FROM scratch\nCOPY x /x\n' }), { message: 'COPY failed: file not found in build context or excluded by .dockerignore: stat x: file does not exist' });
+  await assert.rejects(build({ Dockerfile: 'FROM scratch\nCOPY secret /x\n', secret: 's', '.dockerignore': 'secret\n' }), /file not found in build context or excluded by .dockerignore: stat secret/);
+});
+
+test('ADD unpacks a local gzip tar into the destination', async () => {
+  const { images, layers } = await setup();
+  const inner = gzipSync(await tarOf({ 'sub/a.txt': 'A' }));
+  const p = tar.pack();
+  p.entry({ name: 'Dockerfile', mode: 0o644 }, 'FROM scratch\nADD ctx.tar.gz /extracted/\n');
+  p.entry({ name: 'ctx.tar.gz', mode: 0o644 }, inner);
+  p.finalize();
+  const chunks: Buffer[] = [];
+  for await (const c of p) chunks.push(c as Buffer);
+  const addTmp = await mkdtemp(join(tmpdir(), 'wharf-build-add-'));
+  cleanup.push(addTmp);
+  const res = await (async () => {
+    const msgs: JSONMessage[] = [];
+    const builder = new Builder({
+      images, layers, resolveImage: async () => { throw new NotFoundError('x'); }, pull: async () => {}, tag: async (_i, r) => r,
+      containerConfig: goContainerConfig, executor: { run: async () => ({ exitCode: 0, layer: null }) }, tmpDir: addTmp, dockerVersion: '20.10.24', arch: 'amd64',
+    });
+    const id = await builder.build(Readable.from([Buffer.concat(chunks)]), { tags: [], dockerfile: 'Dockerfile', buildArgs: {}, noCache: false, pull: false, rm: true, forceRm: false, quiet: false, labels: {}, cacheFrom: [] }, (m) => msgs.push(m));
+    return id;
+  })();
+  const cfg = (await images.get(res as Digest)).config as ImageConfig;
+  assert.match(cfg.history![0]!.created_by!, /^\/bin\/sh -c #\(nop\) ADD file:[0-9a-f]{64} in \/extracted\/ $/);
+  const { chainIds } = await import('../../src/lib/digest.js');
+  const dir = await layers.diffPath(chainIds(cfg.rootfs.diff_ids).pop()!);
+  const { readFile } = await import('node:fs/promises');
+  assert.equal(await readFile(join(dir, 'extracted/sub/a.txt'), 'utf8'), 'A');
+});
+
+test('RUN: build args prefix the history and the cache key; a failing command carries its exit code', async () => {
+  let code = 0;
+  const seen: string[][] = [];
+  const { layers: _l, build, images } = await setup({
+    async run(o) { seen.push(o.env); return { exitCode: code, layer: null }; },
+  });
+  void _l;
+  const df = 'FROM scratch\nARG VERSION=1.0\nENV X=1\nRUN echo $VERSION\nRUN ["sh", "-c", "true"]\n';
+  const a = await build({ Dockerfile: df }, { buildArgs: { VERSION: '2.0' } });
+  const cfg = (await images.get(a.id as Digest)).config as ImageConfig;
+  assert.equal(cfg.history![2]!.created_by, '|1 VERSION=2.0 /bin/sh -c echo $VERSION');
+  assert.equal(cfg.history![3]!.created_by, '|1 VERSION=2.0 sh -c true');
+  assert.equal(cfg.history![2]!.empty_layer, true); // no changes: empty layer, as docker's commit
+  assert.ok(seen[0]!.includes('VERSION=2.0') && seen[0]!.includes('X=1'));
+  assert.equal(cfg.config!.Env!.some((e) => e.startsWith('VERSION')), false); // ARG not persisted
+  const again = await build({ Dockerfile: df }, { buildArgs: { VERSION: '2.0' } });
+  assert.equal(again.id, a.id);
+  const other = await build({ Dockerfile: df }, { buildArgs: { VERSION: '3.0' } });
+  assert.notEqual(other.id, a.id);
+  assert.match(other.out, /Step 4\/5 : RUN echo \$VERSION\n ---> Running in/);
+  code = 7;
+  await assert.rejects(build({ Dockerfile: 'FROM scratch\nRUN exit 7\n' }), (e: Error & { exitCode?: number }) => {
+    assert.equal(e.message, "The command '/bin/sh -c exit 7' returned a non-zero code: 7");
+    assert.equal(e.exitCode, 7);
+    return true;
+  });
+});
+
+test('multi-stage: --target, stages by name and index, unneeded stages skipped, ONBUILD triggers', async () => {
+  const { images, build, runs } = await setup();
+  const df = `FROM scratch AS a
+COPY one.txt /one
+FROM scratch AS unused
+RUN never
+FROM scratch AS b
+COPY --from=a /one /from-a
+COPY --from=0 /one /from-0
+ONBUILD RUN echo trigger
+FROM b
+LABEL last=1
+`;
+  const r = await build({ Dockerfile: df, 'one.txt': '1' }, { tags: ['t1', 't2:x'] });
+  assert.equal(runs.filter((x) => x.cmd.join(' ').includes('never')).length, 0);
+  assert.match(r.out, /Step 1\/8 : FROM scratch AS a/);
+  assert.match(r.out, /Step 7\/8 : FROM b\n# Executing 1 build trigger\n ---> Running in/);
+  assert.match(r.out, /Successfully tagged t1:latest\nSuccessfully tagged t2:x\n$/);
+  const cfg = (await images.get(r.id as Digest)).config as ImageConfig;
+  assert.deepEqual(cfg.config!.OnBuild, []);
+  assert.ok(runs.some((x) => x.cmd.join(' ') === '/bin/sh -c echo trigger'));
+  const t = await build({ Dockerfile: df, 'one.txt': '1' }, { target: 'a' });
+  assert.match(t.out, /Step 1\/2 : FROM scratch AS a\n/);
+  assert.doesNotMatch(t.out, /FROM b/);
+  await assert.rejects(build({ Dockerfile: df, 'one.txt': '1' }, { target: 'nope' }), /failed to reach build target nope in Dockerfile/);
+  const q = await build({ Dockerfile: df, 'one.txt': '1' }, { quiet: true });
+  assert.equal(q.out, `${q.id}\n`);
+});
+
+test('a parse error fails before anything is streamed; labels= become a last LABEL step', async () => {
+  const { images, build } = await setup();
+  let streamed = 0;
+  await assert.rejects(build({ Dockerfile: 'FROM scratch\nRUNN x\n' }).then((r) => { streamed = r.msgs.length; }), { message: 'dockerfile parse error line 2: unknown instruction: RUNN' });
+  assert.equal(streamed, 0);
+  const r = await build({ Dockerfile: 'FROM scratch\n' }, { labels: { z: '1', a: 'x y' } });
+  assert.match(r.out, /Step 2\/2 : LABEL "a"="x y" "z"="1"\n/);
+  const cfg = (await images.get(r.id as Digest)).config as ImageConfig;
+  assert.deepEqual(cfg.config!.Labels, { a: 'x y', z: '1' });
+});
+
+test('more than 127 layers is refused', async () => {
+  const { build } = await setup();
+  const lines = ['FROM scratch'];
+  for (let i = 0; i < 128; i++) lines.push(`COPY f${i % 2} /f${i}`);
+  await assert.rejects(build({ Dockerfile: lines.join('\n') + '\n', f0: 'a', f1: 'b' }), /max depth exceeded/);
+});
