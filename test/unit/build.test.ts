@@ -378,3 +378,100 @@ test('more than 127 layers is refused', async () => {
   for (let i = 0; i < 128; i++) lines.push(`COPY f${i % 2} /f${i}`);
   await assert.rejects(build({ Dockerfile: lines.join('\n') + '\n', f0: 'a', f1: 'b' }), /max depth exceeded/);
 });
+
+// ------------------------------------------------------------------ remote contexts, ADD URLs, proxies, parallel stages
+
+import { createServer, type Server } from 'node:http';
+import { execFileSync } from 'node:child_process';
+import { readFile as readFileP, stat as statP } from 'node:fs/promises';
+
+async function serveDir(root: string, extra: Record<string, { body: Buffer; headers?: Record<string, string> }> = {}): Promise<{ url: string; server: Server }> {
+  const server = createServer(async (req, res) => {
+    const path = decodeURIComponent(new URL(req.url!, 'http://x').pathname);
+    const e = extra[path];
+    if (e) { res.writeHead(200, e.headers ?? {}); res.end(e.body); return; }
+    try {
+      const body = await readFileP(join(root, path));
+      res.writeHead(200); res.end(body);
+    } catch { res.writeHead(404); res.end(); }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const a = server.address() as { port: number };
+  return { url: `http://127.0.0.1:${a.port}`, server };
+}
+
+test('remote contexts: a tarball URL, a Dockerfile URL, a git URL with #ref:subdir', async () => {
+  const { images, build } = await setup();
+  const root = await mkdtemp(join(tmpdir(), 'wharf-build-remote-'));
+  cleanup.push(root);
+  // a git repository with the context in sub/ on branch "rel", served over dumb http
+  const work = join(root, 'work');
+  await mkdir(join(work, 'sub'), { recursive: true });
+  await writeFile(join(work, 'sub', 'Dockerfile'), 'FROM scratch\nCOPY hello /hello\n');
+  await writeFile(join(work, 'sub', 'hello'), 'from git');
+  const git = (...a: string[]) => execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@e', ...a], { cwd: work, stdio: 'pipe' });
+  git('init', '-q', '-b', 'main');
+  git('add', '.');
+  git('commit', '-qm', 'x');
+  git('branch', 'rel');
+  execFileSync('git', ['clone', '-q', '--bare', work, join(root, 'srv', 'repo.git')], { stdio: 'pipe' });
+  execFileSync('git', ['update-server-info'], { cwd: join(root, 'srv', 'repo.git'), stdio: 'pipe' });
+  const ctxTar = await tarOf({ Dockerfile: 'FROM scratch\nCOPY a /a\n', a: 'from tarball' });
+  const { url, server } = await serveDir(join(root, 'srv'), {
+    '/ctx.tar.gz': { body: gzipSync(ctxTar) },
+    '/Dockerfile': { body: Buffer.from('FROM scratch\nLABEL from=url\n'), headers: { 'Content-Type': 'text/plain' } },
+  });
+  try {
+    const t = await build({}, { remote: `${url}/ctx.tar.gz` });
+    assert.match(t.out, /Step 2\/2 : COPY a \/a\n/);
+    const df = await build({}, { remote: `${url}/Dockerfile` });
+    assert.deepEqual(((await images.get(df.id as Digest)).config as ImageConfig).config!.Labels, { from: 'url' });
+    const g = await build({}, { remote: `${url}/repo.git#rel:sub` });
+    assert.match(g.out, /Step 2\/2 : COPY hello \/hello\n/);
+    await assert.rejects(build({}, { remote: `${url}/repo.git#rel:nosuch` }), /subdir not found in git repository: nosuch/);
+  } finally {
+    server.close();
+  }
+});
+
+test('ADD of a URL: file named after the URL, mode 0600, mtime from Last-Modified', async () => {
+  const { images, layers, build } = await setup();
+  const { url, server } = await serveDir(tmpdir(), { '/files/data.txt': { body: Buffer.from('payload'), headers: { 'Last-Modified': 'Wed, 21 Oct 2015 07:28:00 GMT' } } });
+  try {
+    const r = await build({ Dockerfile: `FROM scratch\nADD ${url}/files/data.txt /dl/\n` });
+    const cfg = (await images.get(r.id as Digest)).config as ImageConfig;
+    const { chainIds } = await import('../../src/lib/digest.js');
+    const dir = await layers.diffPath(chainIds(cfg.rootfs.diff_ids).pop()!);
+    assert.equal(await readFileP(join(dir, 'dl/data.txt'), 'utf8'), 'payload');
+    const s = await statP(join(dir, 'dl/data.txt'));
+    assert.equal(s.mode & 0o777, 0o600);
+    assert.equal(s.mtime.toISOString(), '2015-10-21T07:28:00.000Z');
+  } finally {
+    server.close();
+  }
+});
+
+test('predefined proxy args reach RUN but not its history unless declared', async () => {
+  const seen: string[][] = [];
+  const { images, build } = await setup({ async run(o) { seen.push(o.env); return { exitCode: 0, layer: null }; } });
+  const r = await build({ Dockerfile: 'FROM scratch\nRUN true\nARG HTTP_PROXY\nRUN true\n' }, { buildArgs: { HTTP_PROXY: 'http://proxy:3128' } });
+  const h = ((await images.get(r.id as Digest)).config as ImageConfig).history!.map((x) => x.created_by);
+  assert.equal(h[0], '/bin/sh -c true');
+  assert.equal(h[2], '|1 HTTP_PROXY=http://proxy:3128 /bin/sh -c true');
+  assert.ok(seen[0]!.includes('HTTP_PROXY=http://proxy:3128'));
+});
+
+test('independent stages build in parallel; their output stays in stage order', async () => {
+  const { build } = await setup({
+    async run(o) { await new Promise((r) => setTimeout(r, 300)); o.stdout(Buffer.from(`out:${o.cmd[2]}\n`)); return { exitCode: 0, layer: null }; },
+  });
+  const df = 'FROM scratch AS a\nRUN a1\nFROM scratch AS b\nRUN b1\nFROM scratch AS c\nRUN c1\nFROM scratch\nCOPY --from=a /x /x\n';
+  const t0 = performance.now();
+  await assert.rejects(build({ Dockerfile: df }), /COPY failed: stat .*x: no such file or directory/);
+  const ms = performance.now() - t0;
+  const r2 = await build({ Dockerfile: 'FROM scratch AS a\nRUN a1\nFROM scratch AS b\nRUN b1\nFROM scratch AS c\nRUN c1\nFROM scratch\nCOPY --from=a / /a\nCOPY --from=b / /b\nCOPY --from=c / /c\n' }, { noCache: true });
+  assert.ok(ms < 800, `three 300 ms RUNs in independent stages took ${ms.toFixed(0)} ms`);
+  const order = [...r2.out.matchAll(/out:(\w+)/g)].map((m) => m[1]);
+  assert.deepEqual(order, ['a1', 'b1', 'c1']);
+  assert.match(r2.out, /Step 1\/10 : FROM scratch AS a\n ---> \nStep 2\/10 : RUN a1\n ---> Running in [0-9a-f]{12}\nout:a1\nRemoving intermediate container [0-9a-f]{12}\n ---> [0-9a-f]{12}\nStep 3\/10 : FROM scratch AS b\n/);
+});

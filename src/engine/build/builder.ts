@@ -135,8 +135,30 @@ class StageOutput {
 export class Builder {
   constructor(private readonly d: BuilderDeps) {}
 
+  private swept = false;
+  private readonly active = new Set<string>();
+
+  /** Removes contexts a previous daemon left behind (once, before the first build). */
+  private async sweep(): Promise<void> {
+    if (this.swept) return;
+    this.swept = true;
+    const names = await readdir(this.d.tmpDir).catch(() => [] as string[]);
+    for (const n of names) if (n.startsWith('build-') && !this.active.has(n)) await rm(join(this.d.tmpDir, n), { recursive: true, force: true }).catch(() => {});
+  }
+
   async build(body: Readable, opts: BuildRequest, progress: ProgressSink): Promise<string> {
-    const tmp = join(this.d.tmpDir, `build-${randomBytes(8).toString('hex')}`);
+    const name = `build-${randomBytes(8).toString('hex')}`;
+    await this.sweep();
+    this.active.add(name);
+    try {
+      return await this.buildIn(name, body, opts, progress);
+    } finally {
+      this.active.delete(name);
+    }
+  }
+
+  private async buildIn(name: string, body: Readable, opts: BuildRequest, progress: ProgressSink): Promise<string> {
+    const tmp = join(this.d.tmpDir, name);
     const ctx = await openContext(body, { remote: opts.remote, dockerfile: opts.dockerfile, tmpDir: tmp, signal: opts.signal });
     try {
       let text = ctx.dockerfile;
@@ -596,7 +618,9 @@ class BuildJob {
       cmd = [...this.shell(st), ins.node.heredocs.map((h) => h.content).join('')];
     } else cmd = ins.shellForm ? [...this.shell(st), ins.args.join(' ')] : ins.args;
     const args = this.runArgs(st);
-    const ccCmd = args.length ? [`|${args.length}`, ...args, ...cmd] : cmd;
+    // predefined proxy args reach the command but, unless declared with ARG, not its history nor the cache key
+    const shown = args.filter((a) => { const k = a.slice(0, a.indexOf('=')); return !PROXY_ARGS.includes(k) || st.args.has(k); });
+    const ccCmd = shown.length ? [`|${shown.length}`, ...shown, ...cmd] : cmd;
     if (await this.probeCache(st, ccCmd, slot)) return;
     const cid = newId();
     this.say(slot, ` ---> Running in ${cid.slice(0, 12)}\n`);

@@ -169,7 +169,9 @@ async function fetchGit(url: string, dir: string): Promise<string> {
   try {
     await execFileP('git', ['init', '-q', dir]);
     await execFileP('git', ['-C', dir, 'remote', 'add', 'origin', repo]);
-    await execFileP('git', ['-C', dir, 'fetch', '-q', '--depth', '1', 'origin', ref || 'HEAD']);
+    // shallow first; the dumb http transport cannot do shallow fetches
+    await execFileP('git', ['-C', dir, 'fetch', '-q', '--depth', '1', 'origin', ref || 'HEAD'])
+      .catch(() => execFileP('git', ['-C', dir, 'fetch', '-q', 'origin', ref || 'HEAD']));
     await execFileP('git', ['-C', dir, 'checkout', '-q', 'FETCH_HEAD']);
     await execFileP('git', ['-C', dir, 'submodule', 'update', '-q', '--init', '--recursive', '--depth', '1']).catch(() => {});
   } catch (e) {
