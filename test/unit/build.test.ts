@@ -475,3 +475,26 @@ test('independent stages build in parallel; their output stays in stage order', 
   assert.deepEqual(order, ['a1', 'b1', 'c1']);
   assert.match(r2.out, /Step 1\/10 : FROM scratch AS a\n ---> \nStep 2\/10 : RUN a1\n ---> Running in [0-9a-f]{12}\nout:a1\nRemoving intermediate container [0-9a-f]{12}\n ---> [0-9a-f]{12}\nStep 3\/10 : FROM scratch AS b\n/);
 });
+
+test('--cache-from: a parentless (pulled-like) image gives its steps, restored one by one', async () => {
+  const { images, build } = await setup();
+  const files = { Dockerfile: 'FROM scratch\nENV A=1\nCOPY a /a\nRUN make\nCMD ["x"]\n', a: 'A' };
+  const first = await build(files);
+  const top = await images.get(first.id as Digest);
+  // make it look pulled: no parent, its intermediate images gone
+  const ancestors: Digest[] = [];
+  for (let p = top.parent; p; p = (await images.get(p)).parent) ancestors.push(p);
+  await images.setParent(top.id, null);
+  for (const id of ancestors) await images.remove(id);
+  const plain = await build(files);
+  assert.doesNotMatch(plain.out, /Using cache/);
+  await images.remove(plain.id as Digest).catch(() => {});
+  const cached = await build(files, { cacheFrom: [first.id] });
+  assert.equal(cached.out.match(/ ---> Using cache\n/g)?.length, 4, cached.out);
+  assert.equal(cached.id, first.id);
+  const restored = await images.get(first.id as Digest);
+  assert.ok(restored.parent, 'the source image got the restored chain as parent');
+  const parentCfg = (await images.get(restored.parent!)).config as ImageConfig;
+  assert.equal(parentCfg.history!.length, 3);
+  assert.deepEqual(parentCfg.history, (top.config as ImageConfig).history!.slice(0, 3));
+});

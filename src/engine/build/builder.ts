@@ -538,16 +538,7 @@ class BuildJob {
       if (cacheKeyOf(img.config.container_config) !== want) continue;
       if (!best || (img.config.created ?? '') > (best.config.created ?? '')) best = img;
     }
-    for (const name of this.opts.cacheFrom) {
-      // --cache-from: an image whose history ends with this step on top of the same parent layers counts too
-      const img = await this.d.resolveImage(name).catch(() => null);
-      if (!img || best) continue;
-      let cur: Image | null = img;
-      while (cur) {
-        if (cur.parent === st.imageId && cacheKeyOf(cur.config.container_config) === want) { best = cur; break; }
-        cur = cur.parent ? await this.d.images.get(cur.parent).catch(() => null) : null;
-      }
-    }
+    if (this.opts.cacheFrom.length) best = await this.cacheFrom(st, ccCmd, best);
     if (!best) return false;
     this.say(slot, ' ---> Using cache\n');
     st.imageId = best.id;
@@ -556,6 +547,70 @@ class BuildJob {
     st.run = { ...(st.config.config ?? {}) };
     st.args = keepArgs;
     return true;
+  }
+
+  private cacheSources: Image[] | null = null;
+
+  /**
+   * docker's --cache-from (image/cache): a local hit counts only when it is an ancestor of a source image; otherwise
+   * a source whose history and layers continue the current image with this very step (created_by = the step's
+   * command) gives the step: the source itself when this is its last step (it gets the current image as parent),
+   * else an image restored from the source's history entry and layer. Sources are pulled images without parents.
+   */
+  private async cacheFrom(st: StageState, ccCmd: string[], local: Image | null): Promise<Image | null> {
+    if (!this.cacheSources) {
+      this.cacheSources = [];
+      for (const n of this.opts.cacheFrom) {
+        const img = await this.d.resolveImage(n).catch(() => null);
+        if (img) this.cacheSources.push(img);
+      }
+    }
+    if (local) {
+      for (const s of this.cacheSources) {
+        let cur: Image | null = s;
+        while (cur) {
+          if (cur.id === local.id) return local;
+          cur = cur.parent ? await this.d.images.get(cur.parent).catch(() => null) : null;
+        }
+      }
+    }
+    const parent = st.imageId ? await this.d.images.get(st.imageId) : null;
+    const pHist = parent?.config.history ?? [];
+    const pDiffs = parent?.config.rootfs?.diff_ids ?? [];
+    const L = pHist.length;
+    const want = ccCmd.join(' ');
+    for (const t of this.cacheSources) {
+      const h = t.config.history ?? [];
+      const diffs = t.config.rootfs?.diff_ids ?? [];
+      if (h.length <= L) continue;
+      if (JSON.stringify(h.slice(0, L)) !== JSON.stringify(pHist)) continue;
+      if (JSON.stringify(diffs.slice(0, pDiffs.length)) !== JSON.stringify(pDiffs)) continue;
+      const step = h[L]!;
+      if (step.created_by !== want) continue;
+      if (h.length - 1 === L) {
+        if (parent) await this.d.images.setParent(t.id, parent.id);
+        return t;
+      }
+      // restore the intermediate image from the source's history entry and layer
+      const diffIds = [...pDiffs];
+      if (!step.empty_layer) diffIds.push(diffs[pDiffs.length]!);
+      const config = { ...st.run, Image: parent?.id ?? '' };
+      const cfg: Record<string, unknown> = {
+        architecture: t.config.architecture,
+        ...(t.config.author ? { author: t.config.author } : {}),
+        config: this.d.containerConfig(config),
+        container_config: this.d.containerConfig({ ...config, Cmd: ccCmd }),
+        created: step.created,
+        docker_version: this.d.dockerVersion,
+        history: [...pHist, step],
+        os: t.config.os,
+        rootfs: { type: 'layers', diff_ids: diffIds },
+      };
+      const img = await this.d.images.create(Buffer.from(JSON.stringify(cfg)), parent?.id ?? null);
+      this.cacheSources = [t];
+      return img;
+    }
+    return null;
   }
 
   /** Commits the state as a new image (child of the current one), with or without a new layer. */
