@@ -213,3 +213,10 @@ test('timing: a 6-step build (2 RUN, one 2 MB COPY) cold and fully cached', asyn
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('RUN writes below a VOLUME are discarded; COPY . copies the context as .dockerignore left it', async () => {
+  await writeFile(join(ctx, 'Dockerfile.vol'), 'FROM busybox\nVOLUME /data\nRUN echo x > /data/f && echo y > /kept\nCOPY . /ctx/\nRUN ls -A /data; cat /kept; ls -A /ctx\n');
+  const r = await build(['-f', 'Dockerfile.vol', '.']);
+  assert.equal(r.code, 0, show(r));
+  assert.match(r.stdout, /Running in [0-9a-f]{12}\ny\n\.dockerignore\nctx\.tar\.gz\nf 1\.txt\nhome\nRemoving/);
+});

@@ -684,6 +684,7 @@ class BuildJob {
     const res = await this.d.executor.run({
       id: cid, rootfsChain: topChain, cmd, env: [...(st.run.Env ?? []), ...args], user: st.run.User ?? '',
       workdir: st.run.WorkingDir || '/', network: this.opts.networkMode === 'none' ? 'none' : 'host',
+      volumes: Object.keys(st.run.Volumes ?? {}),
       stdout: (b) => this.say(slot, b.toString('utf8')),
       stderr: (b) => {
         // whole lines (a shell's message arrives in pieces that dockerd's pipe would have joined)

@@ -6,7 +6,7 @@
  * the RW layer's diff extracted as a new (not yet registered) layer → RW layer removed.
  */
 import { spawn } from 'node:child_process';
-import { mkdir, rm } from 'node:fs/promises';
+import { cp, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Digest } from '../../lib/digest.js';
 import { InvalidParameterError } from '../../lib/errors.js';
@@ -39,9 +39,20 @@ export class RuncExecutor implements RunExecutor {
       const rootfs = await layers.mount(id);
       mounted = true;
       const net = opts.network === 'none' ? { mode: 'none' as const } : { mode: 'host' as const };
+      // anonymous volumes: a copy of the image's content, bind-mounted over the path, thrown away afterwards
+      const binds: { source: string; destination: string }[] = [];
+      for (const [i, v] of (opts.volumes ?? []).entries()) {
+        const src = join(bundle, 'volumes', String(i));
+        await mkdir(src, { recursive: true });
+        const inImage = join(rootfs, v);
+        await cp(inImage, src, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true }).catch(() => {});
+        await mkdir(inImage, { recursive: true }).catch(() => {});
+        binds.push({ source: src, destination: v });
+      }
       const spec = await buildSpec({
         id, rootfs, args: opts.cmd, env: opts.env, cwd: opts.workdir || '/', user: opts.user,
         containerDir: join(bundle, 'etc'), network: net, hostname: id.slice(0, 12), cgroupParent: '/wharf-build',
+        binds,
       });
       await writeBundle(bundle, spec);
       const exitCode = await new Promise<number>((resolve, reject) => {

@@ -18,6 +18,8 @@ export interface RunExecutor {
     workdir: string;
     /** "host" (default for builds), "none". */
     network?: string;
+    /** VOLUME paths of the image: like docker's anonymous volumes, RUN's writes below them are discarded. */
+    volumes?: string[];
     stdout: (b: Buffer) => void;
     stderr: (b: Buffer) => void;
     signal?: AbortSignal;
