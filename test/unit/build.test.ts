@@ -498,3 +498,17 @@ test('--cache-from: a parentless (pulled-like) image gives its steps, restored o
   assert.equal(parentCfg.history!.length, 3);
   assert.deepEqual(parentCfg.history, (top.config as ImageConfig).history!.slice(0, 3));
 });
+
+test('ARGs before FROM: steps of their own, usable in FROM, overridden by --build-arg, inherited by a bare ARG', async () => {
+  const { images, build, tags } = await setup();
+  const base = await build({ Dockerfile: 'FROM scratch\nLABEL base=yes\n' }, { tags: ['mybase:1'] });
+  void tags;
+  const df = 'ARG TAG=0\nARG V=meta\nFROM mybase:${TAG}\nARG V\nENV V=$V\n';
+  await assert.rejects(build({ Dockerfile: df }), /pull access denied for mybase:0/);
+  const r = await build({ Dockerfile: df }, { buildArgs: { TAG: '1' } });
+  assert.match(r.out, /^Step 1\/5 : ARG TAG=0\nStep 2\/5 : ARG V=meta\nStep 3\/5 : FROM mybase:\$\{TAG\}\n ---> [0-9a-f]{12}\nStep 4\/5 : ARG V\n/);
+  const cfg = (await images.get(r.id as Digest)).config as ImageConfig;
+  assert.ok(cfg.config!.Env!.includes('V=meta'));
+  assert.equal((await images.get(r.id as Digest)).parent !== null, true);
+  void base;
+});

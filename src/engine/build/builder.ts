@@ -218,8 +218,13 @@ class BuildJob {
     };
     visit(targetIdx);
     const order = [...needed].sort((a, b) => a - b);
-    const total = order.reduce((n, i) => n + 1 + df.stages[i]!.commands.length, 0);
+    // ARGs before the first FROM are steps too (printed without an image line), as the classic builder counts them
+    const total = df.metaArgs.length + order.reduce((n, i) => n + 1 + df.stages[i]!.commands.length, 0);
     let step = 0;
+    for (const a of df.metaArgs) {
+      step++;
+      if (!this.quiet) { this.progress({ stream: `Step ${step}/${total} : ${a.node.original}` }); this.progress({ stream: '\n' }); }
+    }
     const firstStep = new Map<number, number>();
     for (const i of order) { firstStep.set(i, step); step += 1 + df.stages[i]!.commands.length; }
     this.out = new StageOutput(order.length, this.progress);
