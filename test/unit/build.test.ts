@@ -167,7 +167,13 @@ async function setup(executor?: RunExecutor) {
   const build = async (files: Record<string, string>, opts: Partial<BuildRequest> = {}) => {
     const msgs: JSONMessage[] = [];
     const req: BuildRequest = { tags: [], dockerfile: 'Dockerfile', buildArgs: {}, noCache: false, pull: false, rm: true, forceRm: false, quiet: false, labels: {}, cacheFrom: [], ...opts };
-    const id = await builder.build(Readable.from([await tarOf(files)]), req, (m) => msgs.push(m));
+    let id: string;
+    try {
+      id = await builder.build(Readable.from([await tarOf(files)]), req, (m) => msgs.push(m));
+    } catch (e) {
+      (e as { out?: string }).out = msgs.map((m) => m.stream ?? '').join('');
+      throw e;
+    }
     const out = msgs.map((m) => m.stream ?? '').join('');
     return { id, out, msgs };
   };
@@ -511,4 +517,26 @@ test('ARGs before FROM: steps of their own, usable in FROM, overridden by --buil
   assert.ok(cfg.config!.Env!.includes('V=meta'));
   assert.equal((await images.get(r.id as Digest)).parent !== null, true);
   void base;
+});
+
+test('a failing stage stops the others at once and its output is shown before the error', async () => {
+  const { build } = await setup({
+    async run(o) {
+      if (o.cmd[2] === 'fail') { o.stderr(Buffer.from('boom\n')); return { exitCode: 3, layer: null }; }
+      await new Promise<void>((r) => { const t = setTimeout(r, 5000); o.signal?.addEventListener('abort', () => { clearTimeout(t); r(); }); });
+      return { exitCode: 137, layer: null };
+    },
+  });
+  const t0 = performance.now();
+  await assert.rejects(
+    build({ Dockerfile: 'FROM scratch AS slow\nRUN sleep\nFROM scratch AS bad\nRUN fail\nFROM scratch\nCOPY --from=slow / /s\nCOPY --from=bad / /b\n' }),
+    (e: Error & { exitCode?: number; out?: string }) => {
+      assert.equal(e.exitCode, 3);
+      assert.match(e.message, /returned a non-zero code: 3/);
+      // stage order kept: the slow stage's lines, then the failing stage's, its stderr included
+      assert.match(e.out!, /^Step 1\/7 : FROM scratch AS slow\n ---> \nStep 2\/7 : RUN sleep\n ---> Running in [0-9a-f]{12}\nStep 3\/7 : FROM scratch AS bad\n ---> \nStep 4\/7 : RUN fail\n ---> Running in [0-9a-f]{12}\n\u001b\[91mboom\n\u001b\[0m$/);
+      return true;
+    },
+  );
+  assert.ok(performance.now() - t0 < 3000, 'the slow stage was not waited for');
 });

@@ -119,15 +119,23 @@ class StageOutput {
     this.bufs = Array.from({ length: n }, () => []);
     this.done = Array.from({ length: n }, () => false);
   }
+  /** After a stage failed: later stages' output is dropped (they were stopped). */
+  limit = Infinity;
   emit(i: number, m: JSONMessage): void {
+    if (i > this.limit) return;
     if (i === this.head) this.sink(m);
     else this.bufs[i]!.push(m);
+  }
+  /** Releases everything still buffered, in stage order. */
+  flushAll(upTo = this.n - 1): void {
+    for (let i = this.head + 1; i <= upTo; i++) { for (const m of this.bufs[i]!) this.sink(m); this.bufs[i] = []; }
+    this.head = this.n;
   }
   finish(i: number): void {
     this.done[i] = true;
     while (this.head < this.n && this.done[this.head]) {
       this.head++;
-      if (this.head < this.n) { for (const m of this.bufs[this.head]!) this.sink(m); this.bufs[this.head] = []; }
+      if (this.head < this.n && this.head <= this.limit) { for (const m of this.bufs[this.head]!) this.sink(m); this.bufs[this.head] = []; }
     }
   }
 }
@@ -178,6 +186,9 @@ class BuildJob {
   private readonly usedArgs = new Set<string>();
   private readonly metaArgs = new Map<string, string | undefined>();
   private out!: StageOutput;
+  /** Aborted by the client going away or by the first failing stage (the others stop). */
+  private readonly abort = new AbortController();
+  private failedSlot: number | undefined;
   private readonly quiet: boolean;
   private readonly layerOwners: string[] = [];
 
@@ -231,13 +242,28 @@ class BuildJob {
     const slot = new Map(order.map((i, k) => [i, k] as const));
     for (const i of order) {
       const p = this.buildStage(df.stages[i]!, slot.get(i)!, firstStep.get(i)!, total)
+        .catch((e: unknown) => {
+          if (!this.abort.signal.aborted && this.failedSlot === undefined) { this.failedSlot = slot.get(i)!; this.out.limit = this.failedSlot; }
+          throw e;
+        })
         .finally(() => this.out.finish(slot.get(i)!));
       p.catch(() => {});
       this.stageImages.set(i, p);
     }
     let finalId: Digest | null = null;
-    const results = await Promise.allSettled(order.map((i) => this.stageImages.get(i)!));
-    for (const r of results) if (r.status === 'rejected') throw r.reason;
+    const onClientGone = () => this.abort.abort();
+    opts.signal?.addEventListener('abort', onClientGone, { once: true });
+    try {
+      await Promise.all(order.map((i) => this.stageImages.get(i)!));
+    } catch (e) {
+      // fail fast: stop the other stages, show what every stage printed so far (in stage order), then the error
+      this.abort.abort();
+      await Promise.allSettled(order.map((i) => this.stageImages.get(i)!));
+      this.out.flushAll(this.failedSlot);
+      throw e;
+    } finally {
+      opts.signal?.removeEventListener('abort', onClientGone);
+    }
     finalId = await this.stageImages.get(targetIdx)!;
     if (!finalId) throw new InvalidParameterError('No image was generated. Is your Dockerfile empty?');
     const unused = Object.keys(opts.buildArgs).filter((k) => !this.usedArgs.has(k) && !PROXY_ARGS.includes(k)).sort();
@@ -315,7 +341,7 @@ class BuildJob {
       this.say(slot, ` ---> ${short(st.imageId!)}\n`);
     }
     for (const ins of stage.commands) {
-      if (this.opts.signal?.aborted) throw new InvalidParameterError('build canceled');
+      if (this.abort.signal.aborted) throw new InvalidParameterError('build canceled');
       stepLine(ins);
       await this.dispatch(st, ins, slot, stage, esc);
       this.say(slot, ` ---> ${st.imageId ? short(st.imageId) : ''}\n`);
@@ -697,7 +723,7 @@ class BuildJob {
         const nl = errBuf.lastIndexOf('\n');
         if (nl >= 0) { this.say(slot, `\u001b[91m${errBuf.slice(0, nl + 1)}\u001b[0m`); errBuf = errBuf.slice(nl + 1); }
       },
-      signal: this.opts.signal,
+      signal: this.abort.signal,
     });
     if (errBuf) this.say(slot, `\u001b[91m${errBuf}\u001b[0m`);
     if (res.exitCode !== 0) {
@@ -833,7 +859,7 @@ class BuildJob {
       }
       for (const src of sources) {
         if (ins.kind === 'add' && /^https?:\/\//.test(src)) {
-          const resp = await fetch(src, { signal: this.opts.signal });
+          const resp = await fetch(src, { signal: this.abort.signal });
           if (!resp.ok) throw new InvalidParameterError(`${name} failed: failed to GET ${src} with status ${resp.status} ${resp.statusText}: `);
           const data = Buffer.from(await resp.arrayBuffer());
           const lm = resp.headers.get('last-modified');
