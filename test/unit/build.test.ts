@@ -540,3 +540,47 @@ test('a failing stage stops the others at once and its output is shown before th
   );
   assert.ok(performance.now() - t0 < 3000, 'the slow stage was not waited for');
 });
+
+test('contexts cannot reach the host: no unpacking through symlinks, COPY follows symlinks inside the context only', async () => {
+  const { images, layers, build } = await setup();
+  const { existsSync } = await import('node:fs');
+  const packed = async (entries: { name: string; type?: 'symlink' | 'file'; linkname?: string; body?: string }[]) => {
+    const p = tar.pack();
+    for (const e of entries) {
+      if (e.type === 'symlink') p.entry({ name: e.name, type: 'symlink', linkname: e.linkname });
+      else p.entry({ name: e.name, mode: 0o644 }, e.body ?? '');
+    }
+    p.finalize();
+    const chunks: Buffer[] = [];
+    for await (const c of p) chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
+  };
+  const builder = new Builder({
+    images, layers, resolveImage: async () => { throw new NotFoundError('x'); }, pull: async () => {}, tag: async (_i, r) => r,
+    containerConfig: goContainerConfig, executor: { run: async () => ({ exitCode: 0, layer: null }) },
+    tmpDir: await mkdtemp(join(tmpdir(), 'wharf-build-scope-')), dockerVersion: '20.10.24', arch: 'amd64',
+  });
+  const req: BuildRequest = { tags: [], dockerfile: 'Dockerfile', buildArgs: {}, noCache: false, pull: false, rm: true, forceRm: false, quiet: false, labels: {}, cacheFrom: [] };
+  const victim = await mkdtemp(join(tmpdir(), 'wharf-build-victim-'));
+  cleanup.push(victim);
+  await assert.rejects(
+    builder.build(Readable.from([await packed([{ name: 'Dockerfile', body: 'FROM scratch\n' }, { name: 'evil', type: 'symlink', linkname: victim }, { name: 'evil/pwned', body: 'x' }])]), req, () => {}),
+    /invalid tar entry "evil\/pwned": parent path "evil" is a symlink/,
+  );
+  assert.equal(existsSync(join(victim, 'pwned')), false);
+  // an absolute symlink in the context resolves inside the context: /etc/passwd of the host is not found
+  await assert.rejects(
+    builder.build(Readable.from([await packed([{ name: 'Dockerfile', body: 'FROM scratch\nCOPY link /x\n' }, { name: 'link', type: 'symlink', linkname: '/etc/passwd' }])]), req, () => {}),
+    /COPY failed: file not found in build context or excluded by \.dockerignore: stat link: file does not exist/,
+  );
+  const id = await builder.build(Readable.from([await packed([
+    { name: 'Dockerfile', body: 'FROM scratch\nCOPY link /x\nCOPY up/real.txt /y\n' }, { name: 'real.txt', body: 'inside' },
+    { name: 'link', type: 'symlink', linkname: '/real.txt' }, { name: 'up', type: 'symlink', linkname: '../../../../' },
+  ])]), req, () => {});
+  const cfg = (await images.get(id as Digest)).config as ImageConfig;
+  const { chainIds } = await import('../../src/lib/digest.js');
+  const dir = await layers.diffPath(chainIds(cfg.rootfs.diff_ids).pop()!);
+  assert.equal(await readFileP(join(dir, 'x'), 'utf8'), 'inside');
+  assert.equal(await readFileP(join(dir, 'y'), 'utf8'), 'inside');
+  void build;
+});

@@ -25,6 +25,7 @@ import { openContext, decompress, peekStream, looksLikeTar } from './context.js'
 import { goMatch, hasWildcards } from './dockerignore.js';
 import { goHealthcheck, goQuote, goQuoteList } from './format.js';
 import type { RunExecutor } from './types.js';
+import { mergedLstat, resolveInLayers, resolveInRoot } from './scope.js';
 
 export const EMPTY_TAR_DIGEST = 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef';
 export const MAX_LAYERS = 127;
@@ -522,7 +523,7 @@ class BuildJob {
         const exists = await this.statInImage(st, w);
         let layer: ExtractedLayer | null = null;
         if (!exists) {
-          const parts = w.split('/').filter(Boolean);
+          const parts = (await this.resolveInImage(st, w)).split('/').filter(Boolean);
           const entries: FileEntry[] = [];
           for (let i = 1; i <= parts.length; i++) {
             const p = parts.slice(0, i).join('/');
@@ -736,17 +737,33 @@ class BuildJob {
 
   // ------------------------------------------------------------------ files in images
 
-  /** lstat of a path in the current image (top layer first; an overlay whiteout hides it). */
+  /** The image's layer directories, top first. */
+  private async layerDirs(st: StageState): Promise<string[]> {
+    const chains = chainList(st.config.rootfs?.diff_ids ?? []);
+    if (this.d.layers.driverName === 'vfs' && chains.length) return [await this.d.layers.diffPath(chains[chains.length - 1]!)];
+    const dirs: string[] = [];
+    for (let i = chains.length - 1; i >= 0; i--) dirs.push(await this.d.layers.diffPath(chains[i]!));
+    return dirs;
+  }
+
+  /** A path of the image with its symlinks resolved inside the image (never into the host). */
+  private async resolveInImage(st: StageState, p: string): Promise<string> {
+    return resolveInLayers(await this.layerDirs(st), p, true);
+  }
+
+  /** lstat of a path in the current image, symlinks resolved in the image. */
   private async statInImage(st: StageState, p: string): Promise<import('node:fs').Stats | null> {
-    return statInLayers(this.d.layers, st.config.rootfs?.diff_ids ?? [], p);
+    const dirs = await this.layerDirs(st);
+    if (!dirs.length) return null;
+    return mergedLstat(dirs, await resolveInLayers(dirs, p, true));
   }
 
   private async readInImage(st: StageState, p: string): Promise<string | null> {
-    const ids = st.config.rootfs?.diff_ids ?? [];
-    const chains = chainList(ids);
-    for (let i = chains.length - 1; i >= 0; i--) {
-      const dir = await this.d.layers.diffPath(chains[i]!);
-      try { return await readFile(join(dir, p), 'utf8'); } catch { /* lower */ }
+    const dirs = await this.layerDirs(st);
+    const rel = await resolveInLayers(dirs, p, true);
+    for (const dir of dirs) {
+      const s = await mergedLstat([dir], rel);
+      if (s?.isFile()) return readFile(join(dir, rel), 'utf8');
     }
     return null;
   }
@@ -823,7 +840,7 @@ class BuildJob {
       let count = 0;
       const multi = sources.length + heredocFiles.size > 1;
       const asDir = destIsDir || multi || sources.some(hasWildcards);
-      const destRel = dest.replace(/^\/+/, '');
+      const destRel = await this.resolveInImage(st, dest);
       const addTree = async (abs: string, target: string, st0: import('node:fs').Stats) => {
         const h = createHash('sha256');
         if (st0.isDirectory()) {
@@ -879,10 +896,12 @@ class BuildJob {
         let matches: string[] = [];
         if (hasWildcards(src)) matches = await globIn(srcRoot, clean.slice(1));
         else matches = [clean.slice(1)];
-        const found: { rel: string; st: import('node:fs').Stats }[] = [];
+        const found: { rel: string; real: string; st: import('node:fs').Stats }[] = [];
         for (const m of matches) {
-          const s = await lstat(join(srcRoot, m)).catch(() => null);
-          if (s) found.push({ rel: m, st: s.isSymbolicLink() && !fromImage ? await stat(join(srcRoot, m)).catch(() => s) : s });
+          // symlinks followed inside the context (or the source image), never into the host
+          const real = await resolveInRoot(srcRoot, m, true);
+          const s = await lstat(join(srcRoot, real)).catch(() => null);
+          if (s && !s.isSymbolicLink()) found.push({ rel: m, real, st: s });
         }
         if (found.length === 0) {
           if (hasWildcards(src)) throw new InvalidParameterError(`${name} failed: no source files were specified`);
@@ -891,7 +910,7 @@ class BuildJob {
         }
         const manyFromOne = found.length > 1;
         for (const f of found) {
-          const abs = join(srcRoot, f.rel);
+          const abs = join(srcRoot, f.real);
           if (f.st.isDirectory()) {
             await addTree(abs, destRel, f.st);
           } else if (ins.kind === 'add' && await isArchive(abs)) {
@@ -961,24 +980,6 @@ function chainOf(ids: readonly string[]): Digest | null {
   return c.length ? c[c.length - 1]! : null;
 }
 
-async function statInLayers(layers: LayerStore, diffIds: readonly string[], p: string): Promise<import('node:fs').Stats | null> {
-  const chains = chainList(diffIds);
-  const rel = posix.normalize('/' + p).slice(1);
-  if (rel === '') return lstat('/');
-  for (let i = chains.length - 1; i >= 0; i--) {
-    const dir = await layers.diffPath(chains[i]!);
-    const s = await lstat(join(dir, rel)).catch(() => null);
-    if (s) {
-      if (s.isCharacterDevice() && s.rdev === 0) return null;
-      return s;
-    }
-    // an overlay whiteout file in the old form
-    const w = await lstat(join(dir, posix.dirname(rel), `.wh.${posix.basename(rel)}`)).catch(() => null);
-    if (w) return null;
-  }
-  return null;
-}
-
 async function fileEntry(abs: string, path: string, s: import('node:fs').Stats, owner: { uid: number; gid: number }, chmod?: number): Promise<FileEntry> {
   const base = { path, uid: owner.uid, gid: owner.gid, mtime: s.mtime };
   if (s.isSymbolicLink()) return { ...base, type: 'symlink', mode: 0o777, size: 0, linkname: await readlink(abs) };
@@ -1016,10 +1017,10 @@ async function globIn(root: string, pattern: string): Promise<string[]> {
     for (const base of cur) {
       if (!hasWildcards(part)) {
         const p = base ? `${base}/${part}` : part;
-        if (await lstat(join(root, p)).catch(() => null)) next.push(p);
+        if (await lstat(join(root, await resolveInRoot(root, p, false))).catch(() => null)) next.push(p);
         continue;
       }
-      const names = await readdir(join(root, base)).catch(() => [] as string[]);
+      const names = await readdir(join(root, await resolveInRoot(root, base, true))).catch(() => [] as string[]);
       for (const n of names.sort()) if (goMatch(part, n)) next.push(base ? `${base}/${n}` : n);
     }
     cur = next;

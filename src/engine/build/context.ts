@@ -15,6 +15,7 @@ import * as zlib from 'node:zlib';
 import tar from 'tar-stream';
 import { InvalidParameterError, NotFoundError, UnavailableError } from '../../lib/errors.js';
 import { PatternMatcher, readIgnoreFile } from './dockerignore.js';
+import { assertNoSymlinkParents, resolveInRoot } from './scope.js';
 
 const execFileP = promisify(execFile);
 
@@ -113,6 +114,7 @@ export async function untarTo(stream: Readable, dir: string): Promise<void> {
       const finish = (e?: unknown) => { if (e) { ex.destroy(e as Error); return; } next(); };
       if (!target) { body.resume(); body.on('end', () => next()); return; }
       (async () => {
+        await assertNoSymlinkParents(dir, target.slice(dir.length + 1), h.name);
         await mkdir(posix.dirname(target), { recursive: true });
         const mode = (h.mode ?? 0o644) & 0o7777;
         switch (h.type) {
@@ -132,6 +134,7 @@ export async function untarTo(stream: Readable, dir: string): Promise<void> {
             return;
           case 'link': {
             const src = safeJoin(dir, h.linkname ?? '');
+            if (src) await assertNoSymlinkParents(dir, src.slice(dir.length + 1) + '/x', h.linkname ?? '');
             await rm(target, { force: true, recursive: true });
             if (src) await link(src, target);
             body.resume();
@@ -180,7 +183,7 @@ async function fetchGit(url: string, dir: string): Promise<string> {
   }
   await rm(join(dir, '.git'), { recursive: true, force: true });
   if (!subdir) return dir;
-  const sub = safeJoin(dir, subdir);
+  const sub = safeJoin(dir, await resolveInRoot(dir, subdir));
   const st = sub ? await lstat(sub).catch(() => null) : null;
   if (!sub || !st?.isDirectory()) throw new InvalidParameterError(`subdir not found in git repository: ${subdir}`);
   return sub;
@@ -233,7 +236,7 @@ export async function openContext(body: Readable | null, opts: { remote?: string
       const candidates = [dfName];
       if (!opts.dockerfile || opts.dockerfile === 'Dockerfile') candidates.push('dockerfile');
       for (const c of candidates) {
-        const p = safeJoin(dir, c);
+        const p = safeJoin(dir, await resolveInRoot(dir, c));
         if (!p) continue;
         try {
           dockerfileText = await readFile(p, 'utf8');

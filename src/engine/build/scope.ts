@@ -1,0 +1,92 @@
+/**
+ * Paths inside a directory that must not escape it: a build context (user-supplied tar) or a mounted image
+ * rootfs. Symlinks are followed *within* the root as if it were `/` (moby's FollowSymlinkInScope), never into the
+ * host's filesystem.
+ */
+import { lstat, readlink } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { InvalidParameterError } from '../../lib/errors.js';
+
+/**
+ * Resolves a slash path relative to `root`, following symlinks inside the root (absolute targets are taken
+ * relative to the root, `..` stops at the root). Returns the root-relative path ('' for the root itself).
+ * Missing components are kept as they are.
+ */
+export async function resolveInRoot(root: string, rel: string, followLast = true): Promise<string> {
+  const pending = posix.normalize('/' + rel).split('/').filter(Boolean);
+  const done: string[] = [];
+  let links = 0;
+  while (pending.length) {
+    const part = pending.shift()!;
+    if (part === '.') continue;
+    if (part === '..') { done.pop(); continue; }
+    const cur = [...done, part];
+    if (!followLast && pending.length === 0) { done.push(part); break; }
+    const st = await lstat(join(root, ...cur)).catch(() => null);
+    if (st?.isSymbolicLink()) {
+      if (++links > 255) throw new InvalidParameterError(`too many links in ${rel}`);
+      const target = await readlink(join(root, ...cur));
+      const parts = target.split('/').filter(Boolean);
+      if (target.startsWith('/')) done.length = 0;
+      pending.unshift(...parts);
+      continue;
+    }
+    done.push(part);
+  }
+  return done.join('/');
+}
+
+/** Refuses a path whose parent components include a symlink (unpacking must never write through one). */
+export async function assertNoSymlinkParents(root: string, rel: string, what: string): Promise<void> {
+  const parts = rel.split('/').filter(Boolean);
+  for (let i = 1; i < parts.length; i++) {
+    const st = await lstat(join(root, ...parts.slice(0, i))).catch(() => null);
+    if (!st) return;
+    if (st.isSymbolicLink()) throw new InvalidParameterError(`invalid tar entry ${JSON.stringify(what)}: parent path ${JSON.stringify(parts.slice(0, i).join('/'))} is a symlink`);
+  }
+}
+
+/** lstat in the merged view of layer directories (top first): overlay whiteouts hide what is below. */
+export async function mergedLstat(dirs: string[], rel: string): Promise<import('node:fs').Stats | null> {
+  const clean = posix.normalize('/' + rel).slice(1);
+  if (clean === '') return dirs.length ? lstat(dirs[0]!).catch(() => null) : null;
+  for (const dir of dirs) {
+    const s = await lstat(join(dir, clean)).catch(() => null);
+    if (s) return s.isCharacterDevice() && s.rdev === 0 ? null : s;
+    const wh = await lstat(join(dir, posix.dirname(clean), `.wh.${posix.basename(clean)}`)).catch(() => null);
+    if (wh) return null;
+  }
+  return null;
+}
+
+async function mergedReadlink(dirs: string[], rel: string): Promise<string> {
+  for (const dir of dirs) {
+    const s = await lstat(join(dir, rel)).catch(() => null);
+    if (s?.isSymbolicLink()) return readlink(join(dir, rel));
+  }
+  return '';
+}
+
+/** resolveInRoot over the merged view of layer directories (top first). */
+export async function resolveInLayers(dirs: string[], rel: string, followLast = true): Promise<string> {
+  const pending = posix.normalize('/' + rel).split('/').filter(Boolean);
+  const done: string[] = [];
+  let links = 0;
+  while (pending.length) {
+    const part = pending.shift()!;
+    if (part === '.') continue;
+    if (part === '..') { done.pop(); continue; }
+    if (!followLast && pending.length === 0) { done.push(part); break; }
+    const cur = [...done, part].join('/');
+    const st = await mergedLstat(dirs, cur);
+    if (st?.isSymbolicLink()) {
+      if (++links > 255) throw new InvalidParameterError(`too many links in ${rel}`);
+      const target = await mergedReadlink(dirs, cur);
+      if (target.startsWith('/')) done.length = 0;
+      pending.unshift(...target.split('/').filter(Boolean));
+      continue;
+    }
+    done.push(part);
+  }
+  return done.join('/');
+}
