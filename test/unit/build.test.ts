@@ -584,3 +584,14 @@ test('contexts cannot reach the host: no unpacking through symlinks, COPY follow
   assert.equal(await readFileP(join(dir, 'y'), 'utf8'), 'inside');
   void build;
 });
+
+test('MAINTAINER sets the author; a second HEALTHCHECK notes the override; an empty Dockerfile is refused', async () => {
+  const { images, build } = await setup();
+  const r = await build({ Dockerfile: 'FROM scratch\nMAINTAINER Jane <j@example.com>\nHEALTHCHECK CMD a\nHEALTHCHECK --retries=3 CMD ["b"]\n' });
+  const img = await images.get(r.id as Digest);
+  assert.equal(img.config.author, 'Jane <j@example.com>');
+  assert.equal(img.config.history![0]!.created_by, '/bin/sh -c #(nop)  MAINTAINER Jane <j@example.com>');
+  assert.match(r.out, /Step 4\/4 : HEALTHCHECK --retries=3 CMD \["b"\]\nNote: overriding previous HEALTHCHECK: \[CMD-SHELL a\]\n/);
+  assert.equal(img.config.history![2]!.created_by, '/bin/sh -c #(nop)  HEALTHCHECK &{["CMD" "b"] "0s" "0s" "0s" \'\\x03\'}');
+  await assert.rejects(build({ Dockerfile: '' }), /the Dockerfile \(Dockerfile\) cannot be empty/);
+});

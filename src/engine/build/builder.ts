@@ -436,7 +436,6 @@ class BuildJob {
       }
       case 'maintainer':
         st.author = ins.value;
-        st.config.author = ins.value;
         return this.commitConfig(st, `MAINTAINER ${ins.value}`, slot);
       case 'arg': {
         const parts: string[] = [];
@@ -489,6 +488,8 @@ class BuildJob {
         return this.commitConfig(st, `ONBUILD ${ins.expression}`, slot);
       }
       case 'healthcheck': {
+        const old = r.Healthcheck?.Test;
+        if (old && old.length && old[0] !== 'NONE') this.say(slot, `Note: overriding previous HEALTHCHECK: [${old.join(' ')}]\n`);
         if (ins.test[0] === 'NONE') r.Healthcheck = { Test: ['NONE'] };
         else {
           const h: NonNullable<ContainerConfig['Healthcheck']> = { Test: ins.test };
@@ -674,7 +675,8 @@ class BuildJob {
       if (empty) hist.empty_layer = true;
       const cfg: Record<string, unknown> = {
         architecture: parentCfg.architecture || this.d.arch,
-        ...(st.author ?? parentCfg.author ? { author: st.author ?? parentCfg.author } : {}),
+        // MAINTAINER of this stage only: docker does not carry a base image's author into a build
+        ...(st.author ? { author: st.author } : {}),
         config: this.d.containerConfig(config),
         container: cid,
         container_config: this.d.containerConfig({ ...config, Hostname: cid.slice(0, 12), Cmd: ccCmd }),

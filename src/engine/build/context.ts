@@ -246,6 +246,7 @@ export async function openContext(body: Readable | null, opts: { remote?: string
       }
       if (dockerfileText === null) throw new NotFoundError(`Cannot locate specified Dockerfile: ${dfName}`);
     }
+    if (dockerfileText.length === 0) throw new InvalidParameterError(`the Dockerfile (${dfName}) cannot be empty`);
     await applyDockerignore(dir);
     return { dir, dockerfile: dockerfileText, close };
   } catch (e) {
