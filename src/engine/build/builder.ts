@@ -175,7 +175,7 @@ export class Builder {
       // docker appends the labels= parameter as one more LABEL instruction
       if (keys.length) text += `\nLABEL ${keys.map((k) => `${goQuote(k)}=${goQuote(opts.labels[k]!)}`).join(' ')}\n`;
       const df = parseInstructions(text);
-      return await new BuildJob(this.d, df, ctx.dir, opts, progress).run();
+      return await new BuildJob(this.d, df, ctx.dir, opts, progress, ctx.hashes).run();
     } finally {
       await ctx.close();
     }
@@ -194,7 +194,7 @@ class BuildJob {
   private readonly layerOwners: string[] = [];
 
   constructor(private readonly d: BuilderDeps, private readonly df: Dockerfile, private readonly ctxDir: string,
-    private readonly opts: BuildRequest, private readonly progress: ProgressSink) {
+    private readonly opts: BuildRequest, private readonly progress: ProgressSink, private readonly hashes = new Map<string, string>()) {
     this.quiet = opts.quiet;
   }
 
@@ -307,6 +307,11 @@ class BuildJob {
       }
     }
     return out;
+  }
+
+  /** Content checksum of a file: from the unpacking when the context delivered it, else read now. */
+  private async hashOf(p: string): Promise<string> {
+    return this.hashes.get(p) ?? hashFile(p);
   }
 
   private emit(slot: number, m: JSONMessage): void {
@@ -853,7 +858,7 @@ class BuildJob {
               const ct = t ? `${t}/${n}` : n;
               const e = await fileEntry(ca, ct, s, owner, chmod);
               entries.push(e);
-              h.update(`${ct}\0${e.type}\0${e.mode}\0${e.uid}:${e.gid}\0${e.linkname ?? ''}\0${e.type === 'file' ? await hashFile(ca) : ''}\n`);
+              h.update(`${ct}\0${e.type}\0${e.mode}\0${e.uid}:${e.gid}\0${e.linkname ?? ''}\0${e.type === 'file' ? await this.hashOf(ca) : ''}\n`);
               if (s.isDirectory()) await walk(ca, ct);
             }
           };
@@ -864,7 +869,7 @@ class BuildJob {
         } else {
           const e = await fileEntry(abs, target, st0, owner, chmod);
           entries.push(e);
-          h.update(`${e.type}\0${e.mode}\0${e.uid}:${e.gid}\0${e.linkname ?? ''}\0${e.type === 'file' ? await hashFile(abs) : ''}`);
+          h.update(`${e.type}\0${e.mode}\0${e.uid}:${e.gid}\0${e.linkname ?? ''}\0${e.type === 'file' ? await this.hashOf(abs) : ''}`);
         }
         hashes.push(h.digest('hex'));
         count++;
@@ -916,7 +921,7 @@ class BuildJob {
           if (f.st.isDirectory()) {
             await addTree(abs, destRel, f.st);
           } else if (ins.kind === 'add' && await isArchive(abs)) {
-            const h = await hashFile(abs);
+            const h = await this.hashOf(abs);
             entries.push({ path: destRel, type: 'directory', mode: 0o755, ...owner, mtime: new Date(), size: 0, archive: abs });
             hashes.push(h);
             count++;

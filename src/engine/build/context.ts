@@ -11,6 +11,7 @@ import { join, posix } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
+import { createHash } from 'node:crypto';
 import * as zlib from 'node:zlib';
 import tar from 'tar-stream';
 import { InvalidParameterError, NotFoundError, UnavailableError } from '../../lib/errors.js';
@@ -23,6 +24,8 @@ export interface BuildContext {
   /** Root directory of the (filtered) context. */
   dir: string;
   dockerfile: string;
+  /** sha256 (hex) of regular files by absolute path, computed while unpacking (files changed since are not in it). */
+  hashes: Map<string, string>;
   /** Removes the unpacked context. */
   close(): Promise<void>;
 }
@@ -105,7 +108,7 @@ function safeJoin(root: string, name: string): string | null {
 }
 
 /** Unpacks a tar stream into `dir` (no owners: the context is data). */
-export async function untarTo(stream: Readable, dir: string): Promise<void> {
+export async function untarTo(stream: Readable, dir: string, hashes?: Map<string, string>): Promise<void> {
   const ex = tar.extract();
   const dirTimes: [string, Date][] = [];
   const done = new Promise<void>((resolve, reject) => {
@@ -141,12 +144,17 @@ export async function untarTo(stream: Readable, dir: string): Promise<void> {
             await new Promise<void>((r) => body.on('end', () => r()));
             return;
           }
-          case 'file': case 'contiguous-file': case null: case undefined:
+          case 'file': case 'contiguous-file': case null: case undefined: {
             await rm(target, { force: true, recursive: true });
+            // hashed on the way in: COPY/ADD cache keys need the content checksum, no second read
+            const hasher = createHash('sha256');
+            body.on('data', (c: unknown) => { hasher.update(c as Buffer); });
             await pipeline(body, createWriteStream(target, { mode }));
+            hashes?.set(target, hasher.digest('hex'));
             await chmod(target, mode);
             if (h.mtime) await utimes(target, h.mtime, h.mtime);
             return;
+          }
           default:
             body.resume();
             await new Promise<void>((r) => body.on('end', () => r()));
@@ -200,6 +208,7 @@ export async function openContext(body: Readable | null, opts: { remote?: string
     let dir = join(root, 'ctx');
     await mkdir(dir, { recursive: true });
     let dockerfileText: string | null = null;
+    const hashes = new Map<string, string>();
     let dfName = opts.dockerfile || 'Dockerfile';
     let input: Readable | null = body;
     if (opts.remote && opts.remote !== 'context') {
@@ -223,7 +232,7 @@ export async function openContext(body: Readable | null, opts: { remote?: string
       const { stream } = await decompress(input);
       const { head, stream: s2 } = await peekStream(stream, 512);
       if (looksLikeTar(head)) {
-        await untarTo(s2, dir);
+        await untarTo(s2, dir, hashes);
       } else {
         // A bare Dockerfile (docker build - < Dockerfile, or a Dockerfile URL): no context.
         const chunks: Buffer[] = [];
@@ -248,7 +257,7 @@ export async function openContext(body: Readable | null, opts: { remote?: string
     }
     if (dockerfileText.length === 0) throw new InvalidParameterError(`the Dockerfile (${dfName}) cannot be empty`);
     await applyDockerignore(dir);
-    return { dir, dockerfile: dockerfileText, close };
+    return { dir, dockerfile: dockerfileText, hashes, close };
   } catch (e) {
     await close();
     throw e;
