@@ -445,12 +445,14 @@ class BuildJob {
       case 'arg': {
         const parts: string[] = [];
         for (const { key, value } of ins.args) {
-          let v: string | undefined = value === undefined ? undefined : ex(value);
+          const expanded = value === undefined ? undefined : ex(value);
+          let v = expanded;
           if (value === undefined && this.metaArgs.has(key)) v = this.metaArgs.get(key);
           const b = this.buildArg(key);
           if (b !== undefined) { v = b; this.usedArgs.add(key); }
           st.args.set(key, v);
-          parts.push(value === undefined ? key : `${key}=${value}`);
+          // history shows the default as written (expanded), not the --build-arg value
+          parts.push(expanded === undefined ? key : `${key}=${expanded}`);
         }
         return this.commitConfig(st, `ARG ${parts.join(' ')}`, slot);
       }
