@@ -595,3 +595,14 @@ test('MAINTAINER sets the author; a second HEALTHCHECK notes the override; an em
   assert.equal(img.config.history![2]!.created_by, '/bin/sh -c #(nop)  HEALTHCHECK &{["CMD" "b"] "0s" "0s" "0s" \'\\x03\'}');
   await assert.rejects(build({ Dockerfile: '' }), /the Dockerfile \(Dockerfile\) cannot be empty/);
 });
+
+test('several sources need a directory destination ending in /; one wildcard match may name a file', async () => {
+  const { images, layers, build } = await setup();
+  await assert.rejects(build({ Dockerfile: 'FROM scratch\nCOPY a b /dest\n', a: '1', b: '2' }), { message: 'When using COPY with more than one source file, the destination must be a directory and end with a /' });
+  await assert.rejects(build({ Dockerfile: 'FROM scratch\nCOPY f* /dest\n', f1: '1', f2: '2' }), /When using COPY with more than one source file/);
+  const r = await build({ Dockerfile: 'FROM scratch\nCOPY f* /dest\n', f1: 'only' });
+  const cfg = (await images.get(r.id as Digest)).config as ImageConfig;
+  const { chainIds } = await import('../../src/lib/digest.js');
+  const dir = await layers.diffPath(chainIds(cfg.rootfs.diff_ids).pop()!);
+  assert.equal(await readFileP(join(dir, 'dest'), 'utf8'), 'only');
+});

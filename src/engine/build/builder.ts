@@ -848,7 +848,9 @@ class BuildJob {
       let kindWord = 'file';
       let count = 0;
       const multi = sources.length + heredocFiles.size > 1;
-      const asDir = destIsDir || multi || sources.some(hasWildcards);
+      const multiErr = () => new InvalidParameterError(`When using ${name} with more than one source file, the destination must be a directory and end with a /`);
+      if (multi && !destIsDir) throw multiErr();
+      const asDir = destIsDir;
       const destRel = await this.resolveInImage(st, dest);
       const addTree = async (abs: string, target: string, st0: import('node:fs').Stats) => {
         const h = createHash('sha256');
@@ -918,6 +920,7 @@ class BuildJob {
           throw new InvalidParameterError(`${name} failed: file not found in build context or excluded by .dockerignore: stat ${src}: file does not exist`);
         }
         const manyFromOne = found.length > 1;
+        if (manyFromOne && !destIsDir) throw multiErr();
         for (const f of found) {
           const abs = join(srcRoot, f.real);
           if (f.st.isDirectory()) {
