@@ -606,3 +606,14 @@ test('several sources need a directory destination ending in /; one wildcard mat
   const dir = await layers.diffPath(chainIds(cfg.rootfs.diff_ids).pop()!);
   assert.equal(await readFileP(join(dir, 'dest'), 'utf8'), 'only');
 });
+
+test('heredocs: COPY <<EOF writes the body (variables expanded unless the delimiter is quoted); RUN <<EOF runs it', async () => {
+  const { images, layers, build, runs } = await setup();
+  const r = await build({ Dockerfile: 'FROM scratch\nENV WHO=world\nCOPY <<EOF /greet\nhello $WHO\nEOF\nCOPY <<"RAW" /raw\nhello $WHO\nRAW\nRUN <<EOF\necho one\necho two\nEOF\n' });
+  const cfg = (await images.get(r.id as Digest)).config as ImageConfig;
+  const { chainIds } = await import('../../src/lib/digest.js');
+  const dir = await layers.diffPath(chainIds(cfg.rootfs.diff_ids).pop()!);
+  assert.equal(await readFileP(join(dir, 'greet'), 'utf8'), 'hello world\n');
+  assert.equal(await readFileP(join(dir, 'raw'), 'utf8'), 'hello $WHO\n');
+  assert.deepEqual(runs.at(-1)!.cmd, ['/bin/sh', '-c', 'echo one\necho two\n']);
+});
