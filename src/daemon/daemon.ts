@@ -17,7 +17,12 @@ import { BuildService } from '../engine/build/service.js';
 import { RuncExecutor } from '../engine/build/run-executor.js';
 import { buildRoutes } from '../api/routes/build.js';
 import type { Router } from '../api/router.js';
-import { DOCKER_VERSION, goArch, goContainerConfig } from '../engine/images/service.js';
+import { DOCKER_VERSION, goArch, goContainerConfig, decompressStream } from '../engine/images/service.js';
+import { Pusher } from '../engine/distribution/push.js';
+import { ArchiveService } from '../engine/archive/archive.js';
+import { distributionRoutes } from '../api/routes/distribution.js';
+import { archiveRoutes } from '../api/routes/archive.js';
+import { parseNamed } from '../engine/images/refs.js';
 
 /** wharfd's product version (Server header, /version, /info). */
 export const WHARF_VERSION = '0.1.0';
@@ -60,7 +65,15 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
   const build = new BuildService({
     images, layers,
     resolveImage: (name) => imageService.resolve(name),
-    pull: (ref, progress) => imageService.pull(ref, {}, progress),
+    pull: (ref, progress, auth) => {
+      // X-Registry-Config is keyed by registry host; Docker Hub's key is its v1 index URL
+      let creds;
+      if (auth) {
+        const domain = parseNamed(ref).domain;
+        creds = domain === 'docker.io' ? auth['https://index.docker.io/v1/'] ?? auth['docker.io'] ?? auth['index.docker.io'] : auth[domain] ?? auth[`https://${domain}`] ?? auth[`http://${domain}`];
+      }
+      return imageService.pull(ref, creds ? { auth: creds } : {}, progress);
+    },
     tag: (id, ref) => imageService.tagImage(id, ref),
     containerConfig: goContainerConfig,
     executor: new RuncExecutor({ layers, stateDir: join(cfg.execRoot, 'build') }),
@@ -69,9 +82,17 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
     arch: goArch(),
   });
 
+  const pusher = new Pusher({ images, refs, layers, config: cfg, dataRoot });
+  const archive = new ArchiveService({
+    images, refs, layers, dataRoot, resolve: (name) => imageService.resolve(name), decompress: decompressStream,
+  });
+
   return {
     backends: { images: imageService, system, build },
-    extraRoutes: [(r) => { if (build) buildRoutes(r, build); }],
+    extraRoutes: [
+      (r) => { if (build) buildRoutes(r, build); },
+      (r) => { distributionRoutes(r, pusher); archiveRoutes(r, archive); },
+    ],
     async close() {
       // The stores write every change atomically as it happens: nothing to flush.
     },

@@ -220,3 +220,24 @@ test('RUN writes below a VOLUME are discarded; COPY . copies the context as .doc
   assert.equal(r.code, 0, show(r));
   assert.match(r.stdout, /Running in [0-9a-f]{12}\ny\n\.dockerignore\nctx\.tar\.gz\nf 1\.txt\nhome\nRemoving/);
 });
+
+test('FROM an image of a registry that needs credentials: pulled with the CLI\'s X-Registry-Config', async () => {
+  const { startRegistry, REGISTRY_USER, REGISTRY_PASSWORD } = await import('../support/registry.js');
+  const { pushBusybox } = await import('../support/oci-images.js');
+  const reg = await startRegistry({ auth: 'htpasswd' });
+  try {
+    await pushBusybox(reg.host, 'priv/busybox:1', { creds: `${REGISTRY_USER}:${REGISTRY_PASSWORD}` });
+    await writeFile(join(ctx, 'Dockerfile.priv'), `FROM ${reg.host}/priv/busybox:1\nRUN echo private-base\n`);
+    const denied = await build(['-f', 'Dockerfile.priv', '.']);
+    assert.notEqual(denied.code, 0, show(denied));
+    // what `docker login` would store (wharfd has no /auth yet): the CLI sends it as X-Registry-Config
+    const auth = Buffer.from(`${REGISTRY_USER}:${REGISTRY_PASSWORD}`).toString('base64');
+    await writeFile(join(d.dir, 'docker-config', 'config.json'), JSON.stringify({ auths: { [reg.host]: { auth } } }));
+    const r = await build(['-f', 'Dockerfile.priv', '.']);
+    assert.equal(r.code, 0, show(r));
+    assert.match(r.stdout, /Step 1\/2 : FROM 127\.0\.0\.1:\d+\/priv\/busybox:1\n/);
+    assert.match(r.stdout, /\nprivate-base\n/);
+  } finally {
+    await reg.stop();
+  }
+});

@@ -617,3 +617,12 @@ test('heredocs: COPY <<EOF writes the body (variables expanded unless the delimi
   assert.equal(await readFileP(join(dir, 'raw'), 'utf8'), 'hello $WHO\n');
   assert.deepEqual(runs.at(-1)!.cmd, ['/bin/sh', '-c', 'echo one\necho two\n']);
 });
+
+test('X-Registry-Config decoding (base64 and base64url JSON; empty means none)', async () => {
+  const { decodeRegistryConfig } = await import('../../src/api/routes/build.js');
+  assert.equal(decodeRegistryConfig('e30='), undefined); // {}
+  assert.equal(decodeRegistryConfig(undefined), undefined);
+  const v = Buffer.from(JSON.stringify({ 'localhost:5000': { username: 'u', password: 'p?>' } })).toString('base64url');
+  assert.deepEqual(decodeRegistryConfig(v), { 'localhost:5000': { username: 'u', password: 'p?>' } });
+  assert.equal(decodeRegistryConfig('%%%'), undefined);
+});

@@ -1,6 +1,6 @@
 /** POST /build: the classic builder's endpoint (what `DOCKER_BUILDKIT=0 docker build` calls). */
 import { InvalidParameterError } from '../../lib/errors.js';
-import type { BuildBackend, BuildRequest } from '../backend.js';
+import type { AuthConfig, BuildBackend, BuildRequest } from '../backend.js';
 import { messageOf } from '../errors.js';
 import { JsonStream, type Router, boolValue, boolValueOrDefault } from '../router.js';
 
@@ -45,9 +45,25 @@ export function buildRequestOf(q: URLSearchParams, signal?: AbortSignal): BuildR
   return req;
 }
 
+/** X-Registry-Config: base64(url) JSON of {registry: AuthConfig}; undefined when absent or empty. */
+export function decodeRegistryConfig(header: string | string[] | undefined): Record<string, AuthConfig> | undefined {
+  const h = Array.isArray(header) ? header[0] : header;
+  if (!h) return undefined;
+  try {
+    const json = Buffer.from(h.replace(/-/g, '+').replace(/_/g, '/'), 'base64').toString('utf8');
+    const v = JSON.parse(json) as unknown;
+    if (!v || typeof v !== 'object' || Array.isArray(v) || Object.keys(v).length === 0) return undefined;
+    return v as Record<string, AuthConfig>;
+  } catch {
+    return undefined;
+  }
+}
+
 export function buildRoutes(r: Router, build: BuildBackend): void {
   r.post('/build', async ({ req, res, query, signal }) => {
     const opts = buildRequestOf(query, signal);
+    const auth = decodeRegistryConfig(req.headers['x-registry-config']);
+    if (auth) opts.registryAuth = auth;
     const stream = new JsonStream(res);
     try {
       await build.build(req, opts, stream.sink);

@@ -43,7 +43,8 @@ export interface BuilderDeps {
   layers: LayerStore;
   /** Image by name or ID (NotFoundError when missing). */
   resolveImage(name: string): Promise<Image>;
-  pull(ref: string, progress: ProgressSink): Promise<void>;
+  /** Pulls a base image; `auth` is the request's X-Registry-Config (credentials by registry host). */
+  pull(ref: string, progress: ProgressSink, auth?: BuildRequest['registryAuth']): Promise<void>;
   /** Tags an image; returns the familiar reference ("nginx:v3"). */
   tag(id: Digest, ref: string): Promise<string>;
   /** container.Config as Go marshals it. */
@@ -374,7 +375,7 @@ class BuildJob {
     let img: Image | null = null;
     if (!this.opts.pull) img = await this.d.resolveImage(name).catch((e) => { if (e instanceof NotFoundError) return null; throw e; });
     if (!img) {
-      await this.d.pull(name, (m) => this.emit(slot, m));
+      await this.d.pull(name, (m) => this.emit(slot, m), this.opts.registryAuth);
       img = await this.d.resolveImage(name);
     }
     return newState(img);
@@ -834,7 +835,7 @@ class BuildJob {
         id = await this.stageImages.get(Number(ref))!;
       } else {
         let img = await this.d.resolveImage(ref).catch(() => null);
-        if (!img) { await this.d.pull(ref, (m) => this.emit(slot, m)); img = await this.d.resolveImage(ref); }
+        if (!img) { await this.d.pull(ref, (m) => this.emit(slot, m), this.opts.registryAuth); img = await this.d.resolveImage(ref); }
         id = img.id;
       }
       const mnt = await this.mountImage(id);
