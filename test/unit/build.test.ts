@@ -473,7 +473,7 @@ test('independent stages build in parallel; their output stays in stage order', 
   });
   const df = 'FROM scratch AS a\nRUN a1\nFROM scratch AS b\nRUN b1\nFROM scratch AS c\nRUN c1\nFROM scratch\nCOPY --from=a /x /x\n';
   const t0 = performance.now();
-  await assert.rejects(build({ Dockerfile: df }), /COPY failed: stat .*x: no such file or directory/);
+  await assert.rejects(build({ Dockerfile: df }), /COPY failed: stat x: file does not exist/);
   const ms = performance.now() - t0;
   const r2 = await build({ Dockerfile: 'FROM scratch AS a\nRUN a1\nFROM scratch AS b\nRUN b1\nFROM scratch AS c\nRUN c1\nFROM scratch\nCOPY --from=a / /a\nCOPY --from=b / /b\nCOPY --from=c / /c\n' }, { noCache: true });
   assert.ok(ms < 800, `three 300 ms RUNs in independent stages took ${ms.toFixed(0)} ms`);

@@ -917,7 +917,7 @@ class BuildJob {
         }
         if (found.length === 0) {
           if (hasWildcards(src)) throw new InvalidParameterError(`${name} failed: no source files were specified`);
-          if (fromImage) throw new NotFoundError(`${name} failed: stat ${join(srcRoot, clean)}: no such file or directory`.replace(srcRoot, '/var/lib/docker/overlay2/merged'));
+          if (fromImage) throw new NotFoundError(`${name} failed: stat ${clean.slice(1)}: file does not exist`);
           throw new InvalidParameterError(`${name} failed: file not found in build context or excluded by .dockerignore: stat ${src}: file does not exist`);
         }
         const manyFromOne = found.length > 1;
