@@ -574,3 +574,194 @@ export function parseManifest(bytes: Buffer, digest: Digest, contentType: string
   if (mediaType !== MEDIA_TYPES.dockerManifest) mediaType = MEDIA_TYPES.ociManifest;
   return { mediaType, digest, bytes, kind: 'manifest', manifest: j as unknown as ImageManifest };
 }
+
+// =========================================================================================================
+// Push (added for POST /images/{name}/push; nothing above is changed). A separate session type: push needs
+// `pull,push` token scopes (plus `pull` on a mount source), and uploads whose bodies can be replayed after an
+// auth challenge, so it does its own challenge handling with the helpers above.
+
+export type BodyFactory = () => Readable | Buffer;
+
+/** A push session against one repository: blob HEAD / cross-repo mount / monolithic upload, manifest PUT. */
+export class PushSession {
+  private endpoint: Endpoint | null = null;
+  private authorization: string | null = null;
+  private challenge: Challenge | null = null;
+
+  constructor(readonly domain: string, readonly path: string, private readonly opts: RepositoryOptions) {}
+
+  private creds(): { username: string; password: string } | null {
+    const a = this.opts.auth;
+    if (a?.username && a.password) return { username: a.username, password: a.password };
+    if (a?.auth) {
+      const dec = Buffer.from(a.auth, 'base64').toString();
+      const i = dec.indexOf(':');
+      if (i > 0) return { username: dec.slice(0, i), password: dec.slice(i + 1) };
+    }
+    return null;
+  }
+
+  private async send(method: string, url: string, headers: Record<string, string>, body?: Readable | Buffer): Promise<Response> {
+    try {
+      return (await request(url, {
+        method: method as Dispatcher.HttpMethod,
+        headers: { 'user-agent': USER_AGENT, ...headers },
+        ...(body !== undefined ? { body } : {}),
+        dispatcher: dispatcherFor(this.endpoint?.insecure ?? false, url),
+        signal: this.opts.signal,
+      })) as unknown as Response;
+    } catch (err) {
+      if ((err as Error)?.name === 'AbortError') throw err;
+      const m = method[0]! + method.slice(1).toLowerCase();
+      throw goNetError(m, url, err);
+    }
+  }
+
+  /** First endpoint that answers GET /v2/ (mirrors are never pushed to). */
+  async ping(): Promise<Endpoint> {
+    if (this.endpoint) return this.endpoint;
+    let firstErr: unknown = null;
+    for (const ep of resolveEndpoints(this.domain, this.opts.config).filter((e) => !e.mirror)) {
+      this.endpoint = ep;
+      try {
+        const res = await this.send('GET', `${ep.url}/v2/`, {});
+        await res.body.text().catch(() => '');
+        if (res.statusCode === 401) this.challenge = this.pickChallenge(res);
+        else if (res.statusCode >= 500) { firstErr ??= new UnavailableError(`Get "${ep.url}/v2/": received unexpected HTTP status: ${res.statusCode}`); continue; }
+        return ep;
+      } catch (err) {
+        if (!isNetworkError(err)) throw err;
+        firstErr ??= err;
+      }
+    }
+    this.endpoint = null;
+    throw firstErr ?? new UnavailableError(`no endpoints found for ${this.domain}`);
+  }
+
+  private pickChallenge(res: Response): Challenge | null {
+    const h = res.headers['www-authenticate'];
+    const chs = parseWWWAuthenticate(Array.isArray(h) ? h.join(', ') : h ?? '');
+    return chs.find((c) => c.scheme === 'bearer') ?? chs.find((c) => c.scheme === 'basic') ?? null;
+  }
+
+  private async authorize(extraScopes: string[]): Promise<void> {
+    const ch = this.challenge;
+    const creds = this.creds();
+    if (!ch) return;
+    if (ch.scheme === 'basic') {
+      if (!creds) throw new UnauthorizedError('no basic auth credentials');
+      this.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
+      return;
+    }
+    if (this.opts.auth?.registrytoken) { this.authorization = `Bearer ${this.opts.auth.registrytoken}`; return; }
+    const realm = ch.params.realm;
+    if (!realm) return;
+    const u = new URL(realm);
+    if (ch.params.service) u.searchParams.set('service', ch.params.service);
+    u.searchParams.append('scope', `repository:${this.path}:pull,push`);
+    for (const s of extraScopes) u.searchParams.append('scope', s);
+    const headers: Record<string, string> = {};
+    if (creds) headers.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
+    const res = await this.send('GET', u.toString(), headers);
+    const text = await res.body.text();
+    if (res.statusCode === 401 || res.statusCode === 403) throw new UnauthorizedError(`Get "${u.toString()}": unauthorized: incorrect username or password`);
+    if (res.statusCode !== 200) throw new UnavailableError(`Get "${u.toString()}": token request failed with status ${res.statusCode}`);
+    let body: { token?: string; access_token?: string };
+    try { body = JSON.parse(text); } catch { throw new SystemError(`invalid token response from ${realm}`); }
+    const token = body.token ?? body.access_token;
+    if (!token) throw new SystemError(`no token in response from ${realm}`);
+    this.authorization = `Bearer ${token}`;
+  }
+
+  /** An authenticated call; a 401 re-reads the challenge and retries once (the body is made again). */
+  private async call(method: string, pathOrUrl: string, headers: Record<string, string>, body?: BodyFactory, extraScopes: string[] = []): Promise<Response> {
+    const ep = await this.ping();
+    const url = /^https?:\/\//.test(pathOrUrl) ? pathOrUrl : `${ep.url}${pathOrUrl}`;
+    if (this.challenge && !this.authorization) await this.authorize(extraScopes);
+    for (let attempt = 0; ; attempt++) {
+      const h = { ...headers, ...(this.authorization ? { authorization: this.authorization } : {}) };
+      const res = await this.send(method, url, h, body?.());
+      if (res.statusCode === 401 && attempt === 0) {
+        await res.body.text().catch(() => '');
+        const ch = this.pickChallenge(res);
+        if (ch) { this.challenge = ch; this.authorization = null; await this.authorize(extraScopes); continue; }
+      }
+      if (res.statusCode >= 200 && res.statusCode < 400) return res;
+      const text = await res.body.text().catch(() => '');
+      let errors: RegistryErrorEntry[] = [];
+      try {
+        const j = JSON.parse(text) as { errors?: RegistryErrorEntry[] };
+        if (Array.isArray(j.errors)) errors = j.errors.filter((e) => e && typeof e.code === 'string');
+      } catch { /* not JSON */ }
+      if (errors.length === 0 && res.statusCode === 401) errors = [{ code: 'UNAUTHORIZED', message: 'authentication required' }];
+      if (errors.length === 0 && res.statusCode === 403) errors = [{ code: 'DENIED', message: 'requested access to the resource is denied' }];
+      const m = method[0]! + method.slice(1).toLowerCase();
+      const msg = errors.length ? errcodeString(errors[0]!) : `${m} "${url}": received unexpected HTTP status: ${res.statusCode}`;
+      throw new RegistryHttpError(res.statusCode, url, errors, msg);
+    }
+  }
+
+  /** HEAD /v2/<repo>/blobs/<digest>: whether the registry already has the blob in this repository. */
+  async blobExists(digest: Digest): Promise<boolean> {
+    try {
+      const res = await this.call('HEAD', `/v2/${this.path}/blobs/${digest}`, {});
+      await res.body.dump?.();
+      return true;
+    } catch (e) {
+      if (e instanceof RegistryHttpError && e.status === 404) return false;
+      throw e;
+    }
+  }
+
+  /** HEAD a blob: its size (Content-Length) in this repository, or null when unknown. */
+  async blobSize(digest: Digest): Promise<number | null> {
+    try {
+      const res = await this.call('HEAD', `/v2/${this.path}/blobs/${digest}`, {});
+      await res.body.dump?.();
+      const n = Number(res.headers['content-length'] ?? NaN);
+      return Number.isFinite(n) ? n : null;
+    } catch (e) {
+      if (e instanceof RegistryHttpError && e.status === 404) return null;
+      throw e;
+    }
+  }
+
+  private location(res: Response, base: string): string {
+    const loc = String(res.headers.location ?? '');
+    if (!loc) throw new SystemError('registry gave no upload location');
+    return new URL(loc, base).toString();
+  }
+
+  /** Cross-repository mount from `fromPath` (same registry). True when mounted; false when the registry declined. */
+  async mountBlob(digest: Digest, fromPath: string): Promise<boolean> {
+    const q = new URLSearchParams({ mount: digest, from: fromPath });
+    const res = await this.call('POST', `/v2/${this.path}/blobs/uploads/?${q}`, { 'content-length': '0' }, undefined, [`repository:${fromPath}:pull`]);
+    await res.body.text().catch(() => '');
+    if (res.statusCode === 201) return true;
+    // 202: an upload session was opened instead; cancel it
+    try {
+      const loc = this.location(res, this.endpoint!.url);
+      const del = await this.call('DELETE', loc, {});
+      await del.body.text().catch(() => '');
+    } catch { /* best effort */ }
+    return false;
+  }
+
+  /** Monolithic upload: POST /blobs/uploads/, then PUT <location>?digest= with the whole body. */
+  async uploadBlob(digest: Digest, size: number, body: BodyFactory): Promise<void> {
+    const start = await this.call('POST', `/v2/${this.path}/blobs/uploads/`, { 'content-length': '0' });
+    await start.body.text().catch(() => '');
+    const u = new URL(this.location(start, this.endpoint!.url));
+    u.searchParams.set('digest', digest);
+    const res = await this.call('PUT', u.toString(), { 'content-type': 'application/octet-stream', 'content-length': String(size) }, body);
+    await res.body.text().catch(() => '');
+  }
+
+  /** PUT /v2/<repo>/manifests/<tag>. Returns the digest the registry reports (or the bytes' digest). */
+  async putManifest(reference: string, mediaType: string, bytes: Buffer): Promise<Digest> {
+    const res = await this.call('PUT', `/v2/${this.path}/manifests/${reference}`, { 'content-type': mediaType, 'content-length': String(bytes.length) }, () => bytes);
+    await res.body.text().catch(() => '');
+    const d = String(res.headers['docker-content-digest'] ?? '');
+    return isDigest(d) ? d : sha256(bytes);
+  }
+}

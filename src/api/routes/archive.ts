@@ -1,0 +1,33 @@
+/** GET /images/get, GET /images/{name}/get (docker save) and POST /images/load (docker load). */
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ProgressSink } from '../../lib/jsonmessage.js';
+import { JsonStream, type Router } from '../router.js';
+
+export interface ArchiveBackend {
+  save(names: string[]): Promise<Readable>;
+  load(input: Readable, progress: ProgressSink): Promise<void>;
+}
+
+export function archiveRoutes(r: Router, archive: ArchiveBackend): void {
+  const save = async (names: string[], res: import('node:http').ServerResponse) => {
+    const tar = await archive.save(names);
+    res.writeHead(200, { 'Content-Type': 'application/x-tar' });
+    try {
+      await pipeline(tar, res);
+    } catch {
+      res.destroy(); // mid-stream failure: the client sees a truncated archive, as with dockerd
+    }
+  };
+  r.get('/images/get', async ({ res, query }) => save(query.getAll('names'), res));
+  r.get('/images/{name*}/get', async ({ res, params }) => save([params.name!], res));
+  r.post('/images/load', async ({ req, res }) => {
+    const stream = new JsonStream(res);
+    try {
+      await archive.load(req, stream.sink);
+      stream.end();
+    } catch (e) {
+      stream.end(e);
+    }
+  });
+}

@@ -1,0 +1,118 @@
+/**
+ * docker save | docker load through wharfd with the real docker CLI: a fresh daemon gets the same image ID and
+ * tags; a truncated or tampered archive fails and leaves no image behind.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { startDaemon, type Daemon } from '../support/daemon.js';
+import { show } from '../support/cli.js';
+
+let work: string;
+let a: Daemon;
+let b: Daemon;
+let id = '';
+before(async () => {
+  work = await mkdtemp(join(tmpdir(), 'wharf-e2e-saveload-'));
+  [a, b] = await Promise.all([startDaemon(), startDaemon()]);
+  // Layers made by wharfd itself (a build's COPY) regenerate byte for byte from the layer store.
+  const ctx = join(work, 'ctx');
+  await mkdir(ctx);
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY hello /etc/hello\nCOPY sub /sub\nCMD ["/bin/true"]\n');
+  await writeFile(join(ctx, 'hello'), 'hello from save/load\n');
+  await mkdir(join(ctx, 'sub'));
+  await writeFile(join(ctx, 'sub', 'a.txt'), 'a'.repeat(100_000));
+  const bld = await a.docker(['build', '-t', 'saved/one:v1', ctx]);
+  assert.equal(bld.code, 0, show(bld));
+  const t = await a.docker(['tag', 'saved/one:v1', 'busybox:latest']);
+  assert.equal(t.code, 0, show(t));
+  id = (await a.docker(['image', 'inspect', '--format', '{{.Id}}', 'saved/one:v1'])).stdout.trim();
+  assert.match(id, /^sha256:[a-f0-9]{64}$/);
+});
+after(async () => {
+  await Promise.all([a?.stop(), b?.stop()]);
+  await rm(work, { recursive: true, force: true });
+});
+
+test('docker save writes a docker-archive that docker load brings into a fresh wharfd with the same ID and tags', { timeout: 180_000 }, async () => {
+  const file = join(work, 'one.tar');
+  const s = await a.docker(['save', '-o', file, 'saved/one:v1', 'busybox:latest']);
+  assert.equal(s.code, 0, show(s));
+  const names = execFileSync('tar', ['-tf', file], { encoding: 'utf8' }).split('\n').filter(Boolean);
+  assert.ok(names.includes('manifest.json'), names.join(','));
+  assert.ok(names.includes('repositories'), names.join(','));
+  assert.ok(names.includes(`${id.slice(7)}.json`), names.join(','));
+  assert.ok(names.some((n) => /^[a-f0-9]{64}\/layer\.tar$/.test(n)), names.join(','));
+  assert.ok(names.some((n) => /^[a-f0-9]{64}\/VERSION$/.test(n)), names.join(','));
+  const manifest = JSON.parse(execFileSync('tar', ['-xOf', file, 'manifest.json'], { encoding: 'utf8' }));
+  assert.equal(manifest.length, 1);
+  assert.equal(manifest[0].Config, `${id.slice(7)}.json`);
+  assert.deepEqual([...manifest[0].RepoTags].sort(), ['busybox:latest', 'saved/one:v1']);
+
+  const l = await b.docker(['load', '-i', file]);
+  assert.equal(l.code, 0, show(l));
+  assert.match(l.stdout, /Loaded image: saved\/one:v1/);
+  assert.match(l.stdout, /Loaded image: busybox:latest/);
+  const got = await b.docker(['image', 'inspect', '--format', '{{.Id}} {{json .RepoTags}}', 'saved/one:v1']);
+  assert.equal(got.code, 0, show(got));
+  const [gotId, tags] = got.stdout.trim().split(' ');
+  assert.equal(gotId, id);
+  assert.deepEqual(JSON.parse(tags!).sort(), ['busybox:latest', 'saved/one:v1']);
+  const hist = await b.docker(['history', '--no-trunc', '--format', '{{.CreatedBy}}', 'saved/one:v1']);
+  const histA = await a.docker(['history', '--no-trunc', '--format', '{{.CreatedBy}}', 'saved/one:v1']);
+  assert.equal(hist.stdout, histA.stdout);
+  assert.match(hist.stdout, /COPY/);
+
+  // by ID: no tags → "Loaded image ID"
+  const byId = join(work, 'byid.tar');
+  const s2 = await a.docker(['save', '-o', byId, id]);
+  assert.equal(s2.code, 0, show(s2));
+  const c = await startDaemon();
+  try {
+    const l2 = await c.docker(['load', '-i', byId]);
+    assert.equal(l2.code, 0, show(l2));
+    assert.match(l2.stdout, new RegExp(`Loaded image ID: ${id}`));
+  } finally {
+    await c.stop();
+  }
+});
+
+test('a truncated or tampered archive fails and nothing is loaded', { timeout: 180_000 }, async () => {
+  const file = join(work, 'full.tar');
+  const s = await a.docker(['save', '-o', file, 'saved/one:v1']);
+  assert.equal(s.code, 0, show(s));
+  const full = await readFile(file);
+  const c = await startDaemon();
+  try {
+    const cut = join(work, 'cut.tar');
+    await writeFile(cut, full.subarray(0, Math.floor(full.length / 2)));
+    const l = await c.docker(['load', '-i', cut]);
+    assert.notEqual(l.code, 0, show(l));
+    assert.match(l.stderr, /unexpected EOF|manifest\.json/);
+    const imgs = await c.docker(['images', '-aq']);
+    assert.equal(imgs.stdout.trim(), '');
+
+    // tampered: the config's diff ID no longer matches the layer
+    const dir = join(work, 'tamper');
+    execFileSync('mkdir', ['-p', dir]);
+    execFileSync('tar', ['-xf', file, '-C', dir]);
+    const cfgName = `${id.slice(7)}.json`;
+    const cfg = JSON.parse(await readFile(join(dir, cfgName), 'utf8'));
+    cfg.rootfs.diff_ids[0] = `sha256:${'0'.repeat(64)}`;
+    await writeFile(join(dir, cfgName), JSON.stringify(cfg));
+    const bad = join(work, 'bad.tar');
+    execFileSync('tar', ['-cf', bad, '-C', dir, '.']);
+    const l2 = await c.docker(['load', '-i', bad]);
+    assert.notEqual(l2.code, 0, show(l2));
+    assert.match(l2.stderr, /invalid diffID for layer 0/);
+    const imgs2 = await c.docker(['images', '-aq']);
+    assert.equal(imgs2.stdout.trim(), '');
+    const layers = await c.api('GET', '/system/df');
+    assert.equal(JSON.parse(layers.body).LayersSize, 0);
+  } finally {
+    await c.stop();
+  }
+});
