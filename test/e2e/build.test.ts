@@ -241,3 +241,10 @@ test('FROM an image of a registry that needs credentials: pulled with the CLI\'s
     await reg.stop();
   }
 });
+
+test('a RUN whose program does not exist fails with the runtime\'s error, not an exit code', async () => {
+  const r = await build(['-'], 'FROM busybox\nRUN ["nosuchbin"]\n');
+  assert.equal(r.code, 1, show(r));
+  assert.match(r.stderr, /failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: "nosuchbin": executable file not found in \$PATH: unknown\n$/);
+  assert.doesNotMatch(r.stdout, /level=error/);
+});

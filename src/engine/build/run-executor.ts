@@ -14,6 +14,8 @@ import type { LayerStore } from '../layers/types.js';
 import { buildSpec, writeBundle } from '../runtime/spec.js';
 import type { RunExecutor } from './types.js';
 
+const RUNC_FAILED = /level=error msg="runc run failed: ((?:[^"\\]|\\.)*)"/;
+
 export interface RuncExecutorOptions {
   layers: LayerStore;
   /** Directory for bundles and runc state (under the exec root). */
@@ -55,12 +57,20 @@ export class RuncExecutor implements RunExecutor {
         binds,
       });
       await writeBundle(bundle, spec);
+      let startError: string | null = null;
+      let started = false;
       const exitCode = await new Promise<number>((resolve, reject) => {
         const child = spawn(this.runtime, ['--root', runcRoot, 'run', '--bundle', bundle, id], { stdio: ['ignore', 'pipe', 'pipe'] });
         const onAbort = () => { spawn(this.runtime, ['--root', runcRoot, 'kill', id, 'KILL'], { stdio: 'ignore' }); };
         opts.signal?.addEventListener('abort', onAbort, { once: true });
-        child.stdout!.on('data', (b: Buffer) => opts.stdout(b));
-        child.stderr!.on('data', (b: Buffer) => opts.stderr(b));
+        child.stdout!.on('data', (b: Buffer) => { started = true; opts.stdout(b); });
+        child.stderr!.on('data', (b: Buffer) => {
+          // runc's own failure to start the process (a logrus line) is an error of the step, not its output
+          const m = RUNC_FAILED.exec(b.toString('utf8'));
+          if (m && !started) { startError = m[1]!.replace(/\\(.)/g, '$1'); return; }
+          started = true;
+          opts.stderr(b);
+        });
         child.on('error', (e) => reject(new InvalidParameterError(`${this.runtime}: ${e.message}`)));
         child.on('close', (code, sig) => {
           opts.signal?.removeEventListener('abort', onAbort);
@@ -68,6 +78,9 @@ export class RuncExecutor implements RunExecutor {
         });
       });
       await new Promise<void>((r) => spawn(this.runtime, ['--root', runcRoot, 'delete', '-f', id], { stdio: 'ignore' }).on('close', () => r()).on('error', () => r()));
+      if (startError !== null) {
+        throw new InvalidParameterError(`failed to create shim task: OCI runtime create failed: runc create failed: ${startError}: unknown`);
+      }
       if (exitCode !== 0) return { exitCode, layer: null };
       await layers.unmount(id);
       mounted = false;
