@@ -587,6 +587,9 @@ export class PushSession {
   private endpoint: Endpoint | null = null;
   private authorization: string | null = null;
   private challenge: Challenge | null = null;
+  private pinging: Promise<Endpoint> | null = null;
+  /** The endpoint being tried while pinging (its TLS setting picks the dispatcher). */
+  private trying: Endpoint | null = null;
 
   constructor(readonly domain: string, readonly path: string, private readonly opts: RepositoryOptions) {}
 
@@ -607,7 +610,7 @@ export class PushSession {
         method: method as Dispatcher.HttpMethod,
         headers: { 'user-agent': USER_AGENT, ...headers },
         ...(body !== undefined ? { body } : {}),
-        dispatcher: dispatcherFor(this.endpoint?.insecure ?? false, url),
+        dispatcher: dispatcherFor((this.endpoint ?? this.trying)?.insecure ?? false, url),
         signal: this.opts.signal,
       })) as unknown as Response;
     } catch (err) {
@@ -618,23 +621,28 @@ export class PushSession {
   }
 
   /** First endpoint that answers GET /v2/ (mirrors are never pushed to). */
-  async ping(): Promise<Endpoint> {
-    if (this.endpoint) return this.endpoint;
+  ping(): Promise<Endpoint> {
+    if (this.endpoint) return Promise.resolve(this.endpoint);
+    this.pinging ??= this.doPing().finally(() => { this.pinging = null; });
+    return this.pinging;
+  }
+
+  private async doPing(): Promise<Endpoint> {
     let firstErr: unknown = null;
     for (const ep of resolveEndpoints(this.domain, this.opts.config).filter((e) => !e.mirror)) {
-      this.endpoint = ep;
+      this.trying = ep;
       try {
         const res = await this.send('GET', `${ep.url}/v2/`, {});
         await res.body.text().catch(() => '');
         if (res.statusCode === 401) this.challenge = this.pickChallenge(res);
         else if (res.statusCode >= 500) { firstErr ??= new UnavailableError(`Get "${ep.url}/v2/": received unexpected HTTP status: ${res.statusCode}`); continue; }
+        this.endpoint = ep;
         return ep;
       } catch (err) {
         if (!isNetworkError(err)) throw err;
         firstErr ??= err;
       }
     }
-    this.endpoint = null;
     throw firstErr ?? new UnavailableError(`no endpoints found for ${this.domain}`);
   }
 
