@@ -100,3 +100,27 @@ test('pushing to another repository of the same registry mounts the layers; push
   assert.notEqual(missing.code, 0);
   assert.match(missing.stderr, new RegExp(`tag does not exist: ${reg.host}/lab/app:nope`));
 });
+
+test('an image pulled from the registry is pushed on by mounting the blobs the pull recorded (no recompression)', { timeout: 180_000 }, async () => {
+  const src = `${reg.host}/lab/app:v1`;
+  const p0 = await a.docker(['push', src]);
+  assert.equal(p0.code, 0, show(p0));
+  const c = await startDaemon();
+  try {
+    const pull = await c.docker(['pull', src]);
+    assert.equal(pull.code, 0, show(pull));
+    const again = await c.docker(['push', src]);
+    assert.equal(again.code, 0, show(again));
+    for (const d of diffIds) assert.match(again.stdout, new RegExp(`${shortId(d)}: Layer already exists`));
+    const digest = /v1: digest: (sha256:[a-f0-9]{64})/.exec(p0.stdout)?.[1];
+    assert.match(again.stdout, new RegExp(`v1: digest: ${digest}`));
+    const tg = await c.docker(['tag', src, `${reg.host}/third/app:z`]);
+    assert.equal(tg.code, 0, show(tg));
+    const p = await c.docker(['push', `${reg.host}/third/app:z`]);
+    assert.equal(p.code, 0, show(p));
+    for (const d of diffIds) assert.match(p.stdout, new RegExp(`${shortId(d)}: Mounted from lab/app`));
+    assert.match(p.stdout, new RegExp(`z: digest: ${digest}`));
+  } finally {
+    await c.stop();
+  }
+});
