@@ -9,7 +9,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../support/daemon.js';
-import { startRegistry, type Registry } from '../support/registry.js';
+import { startRegistry, REGISTRY_USER, REGISTRY_PASSWORD, type Registry } from '../support/registry.js';
 import { show, shortId } from '../support/cli.js';
 
 let work: string;
@@ -122,5 +122,40 @@ test('an image pulled from the registry is pushed on by mounting the blobs the p
     assert.match(p.stdout, new RegExp(`z: digest: ${digest}`));
   } finally {
     await c.stop();
+  }
+});
+
+test('push to a registry with basic auth: refused without credentials, accepted with the X-Registry-Auth the CLI sends', { timeout: 180_000 }, async () => {
+  const priv = await startRegistry({ auth: 'htpasswd' });
+  const c = await startDaemon();
+  try {
+    const file = join(work, 'auth.tar');
+    const s = await a.docker(['save', '-o', file, `${reg.host}/lab/app:v1`]);
+    assert.equal(s.code, 0, show(s));
+    const l = await c.docker(['load', '-i', file]);
+    assert.equal(l.code, 0, show(l));
+    const ref = `${priv.host}/priv/app:v1`;
+    const tg = await c.docker(['tag', `${reg.host}/lab/app:v1`, ref]);
+    assert.equal(tg.code, 0, show(tg));
+    const denied = await c.docker(['push', ref]);
+    assert.notEqual(denied.code, 0, show(denied));
+    assert.match(denied.stderr, /no basic auth credentials/);
+    // what `docker login` would store: the CLI sends it as X-Registry-Auth
+    const auth = Buffer.from(`${REGISTRY_USER}:${REGISTRY_PASSWORD}`).toString('base64');
+    await writeFile(join(c.dir, 'docker-config', 'config.json'), JSON.stringify({ auths: { [priv.host]: { auth } } }));
+    const ok = await c.docker(['push', ref]);
+    assert.equal(ok.code, 0, show(ok));
+    for (const d of diffIds) assert.match(ok.stdout, new RegExp(`${shortId(d)}: Pushed`));
+    assert.match(ok.stdout, /v1: digest: sha256:[a-f0-9]{64} size: \d+/);
+    const anon = await fetch(`${priv.url}/v2/priv/app/manifests/v1`);
+    assert.equal(anon.status, 401);
+    const withCreds = await fetch(`${priv.url}/v2/priv/app/manifests/v1`, {
+      headers: { authorization: `Basic ${auth}`, accept: 'application/vnd.docker.distribution.manifest.v2+json' },
+    });
+    assert.equal(withCreds.status, 200);
+    assert.equal((await withCreds.json() as { config: { digest: string } }).config.digest, id);
+  } finally {
+    await c.stop();
+    await priv.stop();
   }
 });

@@ -190,7 +190,7 @@ export class Pusher {
       createWriteStream(file),
     );
     const got = `sha256:${diffHasher.digest('hex')}`;
-    if (got !== diffId) throw new SystemError(`layer ${chainId} regenerates with diff ID ${got}, expected ${diffId}`);
+    if (got !== diffId) throw new SystemError(`layer ${diffId} cannot be reproduced by the layer store (regenerated tar has diff ID ${got})`);
     const digest = `sha256:${hasher.digest('hex')}` as Digest;
     const size = (await stat(file)).size;
     if (await session.blobExists(digest)) {
