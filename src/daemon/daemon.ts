@@ -22,6 +22,9 @@ import { Pusher } from '../engine/distribution/push.js';
 import { ArchiveService } from '../engine/archive/archive.js';
 import { distributionRoutes } from '../api/routes/distribution.js';
 import { archiveRoutes } from '../api/routes/archive.js';
+import { authRoutes } from '../api/routes/auth.js';
+import { login } from '../engine/distribution/auth.js';
+import { SearchService } from '../engine/search/search.js';
 import { parseNamed } from '../engine/images/refs.js';
 
 /** wharfd's product version (Server header, /version, /info). */
@@ -92,6 +95,7 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
     extraRoutes: [
       (r) => { if (build) buildRoutes(r, build); },
       (r) => { distributionRoutes(r, pusher); archiveRoutes(r, archive); },
+      (r) => authRoutes(r, { login: (a, signal) => login(a, cfg, signal) }, new SearchService(cfg)),
     ],
     async close() {
       // The stores write every change atomically as it happens: nothing to flush.

@@ -1,0 +1,39 @@
+/** POST /auth (docker login, daemon side) and GET /images/search (docker search). */
+import type { AuthConfig, Filters } from '../backend.js';
+import { InvalidParameterError } from '../../lib/errors.js';
+import { decodeRegistryAuth, parseFilters, readJsonBody, sendJson, type Router } from '../router.js';
+
+export interface RegistryAuthBackend {
+  login(auth: AuthConfig, signal?: AbortSignal): Promise<{ IdentityToken: string; Status: string }>;
+}
+
+export interface SearchBackend {
+  search(opts: { term: string; limit?: number; filters?: Filters; auth?: AuthConfig; signal?: AbortSignal }): Promise<unknown[]>;
+}
+
+export function authRoutes(r: Router, auth: RegistryAuthBackend, search: SearchBackend): void {
+  r.post('/auth', async ({ req, res, signal }) => {
+    const body = await readJsonBody(req);
+    const src = (body && typeof body === 'object' && !Array.isArray(body) ? body : {}) as Record<string, unknown>;
+    const cfg: AuthConfig = {};
+    for (const k of ['username', 'password', 'auth', 'serveraddress', 'identitytoken', 'registrytoken'] as const) {
+      if (typeof src[k] === 'string' && src[k] !== '') cfg[k] = src[k] as string;
+    }
+    sendJson(res, 200, await auth.login(cfg, signal));
+  });
+
+  r.get('/images/search', async ({ req, res, query, signal }) => {
+    const a = decodeRegistryAuth(req.headers['x-registry-auth']);
+    let limit: number | undefined;
+    const raw = query.get('limit');
+    if (raw !== null && raw !== '') {
+      if (!/^[+-]?\d+$/.test(raw)) throw new InvalidParameterError(`strconv.Atoi: parsing ${JSON.stringify(raw)}: invalid syntax`);
+      limit = Number(raw);
+    }
+    const results = await search.search({
+      term: query.get('term') ?? '', ...(limit !== undefined ? { limit } : {}), filters: parseFilters(query.get('filters')),
+      ...(a ? { auth: a } : {}), signal,
+    });
+    sendJson(res, 200, results);
+  });
+}
