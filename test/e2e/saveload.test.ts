@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { startDaemon, type Daemon } from '../support/daemon.js';
 import { show } from '../support/cli.js';
+import { buildOciLayout } from '../support/oci-images.js';
 
 let work: string;
 let a: Daemon;
@@ -112,6 +113,42 @@ test('a truncated or tampered archive fails and nothing is loaded', { timeout: 1
     assert.equal(imgs2.stdout.trim(), '');
     const layers = await c.api('GET', '/system/df');
     assert.equal(JSON.parse(layers.body).LayersSize, 0);
+  } finally {
+    await c.stop();
+  }
+});
+
+test('an OCI image layout loads (ID = config digest); a blob whose content does not match its name is refused', { timeout: 180_000 }, async (t) => {
+  // dockerd 20.10 loads docker-archives only (this checks wharf's extension, not docker's behaviour)
+  if (process.env.WHARF_E2E_DAEMON === 'dockerd') return t.skip('dockerd 20.10 does not load OCI layouts');
+  const layout = join(work, 'oci');
+  const img = await buildOciLayout(layout, { layers: [{ files: [{ path: 'etc/from-oci', content: 'oci\n' }] }, { files: [{ path: 'etc/second', content: '2\n' }] }] });
+  const tarFile = join(work, 'oci.tar');
+  execFileSync('tar', ['-cf', tarFile, '-C', layout, '.']);
+  const c = await startDaemon();
+  try {
+    const l = await c.docker(['load', '-i', tarFile]);
+    assert.equal(l.code, 0, show(l));
+    assert.match(l.stdout, new RegExp(`Loaded image ID: ${img.configDigest}`));
+    const ins = await c.docker(['image', 'inspect', '--format', '{{.Id}}', img.configDigest]);
+    assert.equal(ins.stdout.trim(), img.configDigest);
+
+    const d = await startDaemon();
+    try {
+      const manifest = JSON.parse(await readFile(join(layout, 'blobs', 'sha256', img.manifestDigest.slice(7)), 'utf8'));
+      const layerBlob = join(layout, 'blobs', 'sha256', manifest.layers[1].digest.slice(7));
+      const bytes = await readFile(layerBlob);
+      bytes[bytes.length - 1] ^= 0xff;
+      await writeFile(layerBlob, bytes);
+      const bad = join(work, 'oci-bad.tar');
+      execFileSync('tar', ['-cf', bad, '-C', layout, '.']);
+      const lb = await d.docker(['load', '-i', bad]);
+      assert.notEqual(lb.code, 0, show(lb));
+      assert.match(lb.stderr, /digest mismatch/);
+      assert.equal((await d.docker(['images', '-aq'])).stdout.trim(), '');
+    } finally {
+      await d.stop();
+    }
   } finally {
     await c.stop();
   }

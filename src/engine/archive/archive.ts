@@ -43,6 +43,10 @@ function v1Id(parentV1: string, diffId: Digest, topConfig?: Buffer): string {
   return hexOf(sha256(`${parentV1}\n${diffId}${topConfig ? `\n${sha256(topConfig)}` : ''}`));
 }
 
+function goArchName(): string {
+  return ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x' } as Record<string, string>)[process.arch] ?? process.arch;
+}
+
 export class ArchiveService {
   constructor(private readonly deps: ArchiveDeps) {}
 
@@ -186,6 +190,20 @@ export class ArchiveService {
           this.deps.decompress(stream as unknown as Readable).then((s) => layers.extract(s)).then((x) => { extracted.set(name, x); done(); }, done);
           return;
         }
+        // OCI layout blob: spooled (whether it is a layer is known only from index.json, at the end)
+        const hex = name.slice('blobs/sha256/'.length);
+        const h = newHasher();
+        const spool = (async () => {
+          tmp ??= await mkdtemp(join(await this.tmpRoot(), 'load-'));
+          const file = join(tmp, hex);
+          await pipeline(stream as unknown as Readable, new Transform({
+            transform(c: Buffer, _e, cb) { h.update(c); cb(null, c); },
+          }), createWriteStream(file));
+          if (h.digest('hex') !== hex) throw new InvalidParameterError(`digest mismatch for ${name}`);
+          blobs.set(name, file);
+        })();
+        spool.then(() => done(), done);
+        return;
       }
       if (header.type === 'file' && (header.size ?? 0) <= 64 << 20) {
         const chunks: Buffer[] = [];
@@ -197,6 +215,8 @@ export class ArchiveService {
       stream.on('end', () => done());
       stream.resume();
     });
+    const blobs = new Map<string, string>();
+    let tmp: string | undefined;
     const held: Digest[] = [];
     const registered = new Set<ExtractedLayer>();
     try {
@@ -204,7 +224,8 @@ export class ArchiveService {
         if (/unexpected end|premature|EOF/i.test(e.message)) throw new InvalidParameterError('unexpected EOF');
         throw e;
       });
-      const mraw = files.get('manifest.json');
+      let mraw = files.get('manifest.json');
+      if (!mraw && files.has('index.json')) mraw = await this.ociToDockerManifest(files, blobs, extracted);
       if (!mraw) throw new InvalidParameterError('open manifest.json: no such file or directory (not a docker-archive)');
       let manifest: ManifestItem[];
       try { manifest = JSON.parse(mraw.toString('utf8')); } catch (e) { throw new InvalidParameterError(`invalid manifest.json: ${(e as Error).message}`); }
@@ -213,7 +234,11 @@ export class ArchiveService {
       // Check everything before creating anything.
       const plans: { raw: Buffer; cfg: ImageConfig; layerNames: string[]; tags: Reference[] }[] = [];
       for (const m of manifest) {
-        const raw = files.get(norm(String(m.Config)));
+        let raw = files.get(norm(String(m.Config)));
+        if (!raw && blobs.has(norm(String(m.Config)))) {
+          const { readFile } = await import('node:fs/promises');
+          raw = await readFile(blobs.get(norm(String(m.Config)))!);
+        }
         if (!raw) throw new InvalidParameterError(`open ${m.Config}: no such file or directory`);
         let cfg: ImageConfig;
         try { cfg = JSON.parse(raw.toString('utf8')); } catch (e) { throw new InvalidParameterError(`invalid image config ${m.Config}: ${(e as Error).message}`); }
@@ -221,11 +246,17 @@ export class ArchiveService {
         if (!Array.isArray(diffIds) || diffIds.some((d) => !isDigest(String(d)))) throw new InvalidParameterError(`invalid image config ${m.Config}: no rootfs`);
         const layerNames = (m.Layers ?? []).map((l) => norm(String(l)));
         if (layerNames.length !== diffIds.length) throw new InvalidParameterError('invalid manifest, layers length mismatch: expected ' + diffIds.length + ', got ' + layerNames.length);
-        layerNames.forEach((ln, i) => {
-          const x = extracted.get(ln);
+        for (const [i, ln] of layerNames.entries()) {
+          let x = extracted.get(ln);
+          const spooled = blobs.get(ln);
+          if (!x && spooled) {
+            // docker ≥ 25 archives: manifest.json's layers are OCI blobs
+            x = await layers.extract(await this.deps.decompress(createReadStream(spooled)));
+            extracted.set(ln, x);
+          }
           if (!x) throw new InvalidParameterError(`open ${ln}: no such file or directory`);
           if (x.diffId !== diffIds[i]) throw new InvalidParameterError(`invalid diffID for layer ${i}: expected "${diffIds[i]}", got "${x.diffId}"`);
-        });
+        }
         const tags: Reference[] = [];
         for (const t of m.RepoTags ?? []) {
           let r: Reference;
@@ -279,7 +310,66 @@ export class ArchiveService {
     } finally {
       for (const x of extracted.values()) if (!registered.has(x)) await layers.discard?.(x).catch(() => {});
       for (const c of held.reverse()) await layers.release(c).catch(() => {});
+      if (tmp) await rm(tmp, { recursive: true, force: true }).catch(() => {});
       input.resume();
     }
+  }
+
+  private async tmpRoot(): Promise<string> {
+    const d = join(this.deps.dataRoot, 'tmp');
+    await mkdir(d, { recursive: true });
+    return d;
+  }
+
+  /**
+   * An OCI image layout (index.json, blobs/sha256/…): its images become docker-archive manifest items whose
+   * Config and Layers name blob paths; layer blobs are decompressed and extracted here. Names come from the
+   * `io.containerd.image.name` annotation (or a full reference in `org.opencontainers.image.ref.name`).
+   */
+  private async ociToDockerManifest(files: Map<string, Buffer>, blobs: Map<string, string>, extracted: Map<string, ExtractedLayer>): Promise<Buffer> {
+    const blobPath = (d: string) => {
+      if (!isDigest(d)) throw new InvalidParameterError(`invalid digest ${JSON.stringify(d)}`);
+      return `blobs/sha256/${d.slice(7)}`;
+    };
+    const readBlob = async (d: string): Promise<Buffer> => {
+      const p = blobPath(d);
+      const f = blobs.get(p);
+      if (!f) throw new InvalidParameterError(`open ${p}: no such file or directory`);
+      const { readFile } = await import('node:fs/promises');
+      const b = await readFile(f);
+      files.set(p, b);
+      return b;
+    };
+    type Desc = { mediaType?: string; digest: string; annotations?: Record<string, string>; platform?: { os?: string; architecture?: string } };
+    let index: { manifests?: Desc[] };
+    try { index = JSON.parse(files.get('index.json')!.toString('utf8')); } catch (e) { throw new InvalidParameterError(`invalid index.json: ${(e as Error).message}`); }
+    const items: ManifestItem[] = [];
+    const visit = async (d: Desc, name: string | undefined, depth: number): Promise<void> => {
+      if (depth > 4) return;
+      const raw = JSON.parse((await readBlob(d.digest)).toString('utf8')) as { manifests?: Desc[]; config?: Desc; layers?: Desc[] };
+      const ann = d.annotations ?? {};
+      const refName = ann['io.containerd.image.name'] ?? (ann['org.opencontainers.image.ref.name']?.includes('/') || ann['org.opencontainers.image.ref.name']?.includes(':') ? ann['org.opencontainers.image.ref.name'] : undefined) ?? name;
+      if (Array.isArray(raw.manifests)) {
+        const linux = raw.manifests.filter((m) => !m.platform || (m.platform.os === 'linux' && (!m.platform.architecture || m.platform.architecture === goArchName())));
+        if (linux[0]) await visit(linux[0], refName, depth + 1);
+        return;
+      }
+      if (!raw.config || !Array.isArray(raw.layers)) throw new InvalidParameterError(`unsupported manifest ${d.digest}`);
+      await readBlob(raw.config.digest);
+      const layerPaths: string[] = [];
+      for (const l of raw.layers) {
+        const p = blobPath(l.digest);
+        if (!extracted.has(p)) {
+          const f = blobs.get(p);
+          if (!f) throw new InvalidParameterError(`open ${p}: no such file or directory`);
+          const { createReadStream: crs } = await import('node:fs');
+          extracted.set(p, await this.deps.layers.extract(await this.deps.decompress(crs(f))));
+        }
+        layerPaths.push(p);
+      }
+      items.push({ Config: blobPath(raw.config.digest), RepoTags: refName ? [refName] : null, Layers: layerPaths });
+    };
+    for (const d of index.manifests ?? []) await visit(d, undefined, 0);
+    return Buffer.from(JSON.stringify(items));
   }
 }
