@@ -67,6 +67,19 @@ test('docker save writes a docker-archive that docker load brings into a fresh w
   assert.equal(hist.stdout, histA.stdout);
   assert.match(hist.stdout, /COPY/);
 
+  // a bare repository name saves every tag of it; GET /images/{name}/get is the single-image form
+  const repoFile = join(work, 'repo.tar');
+  const s3 = await a.docker(['save', '-o', repoFile, 'saved/one']);
+  assert.equal(s3.code, 0, show(s3));
+  const m3 = JSON.parse(execFileSync('tar', ['-xOf', repoFile, 'manifest.json'], { encoding: 'utf8' }));
+  assert.deepEqual(m3.map((x: { RepoTags: string[] }) => x.RepoTags), [['saved/one:v1']]);
+  const one = await a.api('GET', '/images/saved%2Fone:v1/get');
+  assert.equal(one.status, 200);
+  assert.match(one.body, /manifest\.json/);
+  const missing = await a.api('GET', '/images/get?names=nothere:1');
+  assert.equal(missing.status, 404, missing.body);
+  assert.match(missing.body, /reference does not exist/);
+
   // by ID: no tags → "Loaded image ID"
   const byId = join(work, 'byid.tar');
   const s2 = await a.docker(['save', '-o', byId, id]);

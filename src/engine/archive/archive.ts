@@ -19,7 +19,7 @@ import tar from 'tar-stream';
 import type { LayerStore, ExtractedLayer } from '../layers/types.js';
 import type { Image, ImageConfig, ImageStore, ReferenceStore } from '../images/types.js';
 import { chainIdOf, hexOf, isDigest, newHasher, sha256, type Digest } from '../../lib/digest.js';
-import { InvalidParameterError, SystemError } from '../../lib/errors.js';
+import { InvalidParameterError, NotFoundError, SystemError } from '../../lib/errors.js';
 import type { ProgressSink } from '../../lib/jsonmessage.js';
 import {
   familiarName, familiarString, normalizedName, parseNormalizedNamed, referenceString, withDefaultTag, type Reference,
@@ -63,14 +63,10 @@ export class ArchiveService {
       if (tag && !e.tags.some((t) => referenceString(t) === referenceString(tag))) e.tags.push(tag);
     };
     for (const name of names) {
-      const img = await this.deps.resolve(name);
       let ref: Reference | null = null;
       try { ref = parseNormalizedNamed(name); } catch { ref = null; }
-      const isId = /^sha256:[a-f0-9]{64}$/.test(name) ||
-        (/^[a-f0-9]{1,64}$/.test(name) && (!ref || !this.deps.refs.get(referenceString(withDefaultTag(ref)))));
-      if (!ref || isId) { add(img); continue; }
-      if (ref.digest !== undefined) { add(img); continue; }
-      if (ref.tag === undefined && !name.includes(':')) {
+      const idLike = /^sha256:[a-f0-9]{64}$/.test(name) || /^[a-f0-9]{1,64}$/.test(name);
+      if (ref && ref.tag === undefined && ref.digest === undefined && !name.includes(':')) {
         // a bare repository name: every tag of it (as docker save does)
         const repo = normalizedName(ref);
         let any = false;
@@ -80,9 +76,19 @@ export class ArchiveService {
           add(await this.deps.images.get(id), { domain: ref.domain, path: ref.path, tag: r.slice(at + 1) });
           any = true;
         }
-        if (!any) add(img, withDefaultTag(ref));
-        continue;
+        if (any) continue;
       }
+      let img: Image;
+      try {
+        img = await this.deps.resolve(name);
+      } catch (e) {
+        // dockerd's tarexport looks references up in the reference store: its not-found wording differs
+        if (e instanceof NotFoundError && ref && !idLike) throw new NotFoundError('reference does not exist');
+        throw e;
+      }
+      const isId = /^sha256:[a-f0-9]{64}$/.test(name) ||
+        (idLike && (!ref || this.deps.refs.get(referenceString(withDefaultTag(ref))) !== img.id));
+      if (!ref || isId || ref.digest !== undefined) { add(img); continue; }
       add(img, withDefaultTag(ref));
     }
 
