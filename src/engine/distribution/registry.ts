@@ -653,17 +653,22 @@ export class PushSession {
   }
 
   private async authorize(extraScopes: string[]): Promise<void> {
+    const a = await this.authorizationFor(extraScopes);
+    if (a !== null) this.authorization = a;
+  }
+
+  /** The Authorization value for the current challenge with `pull,push` on this repository plus extraScopes. */
+  private async authorizationFor(extraScopes: string[]): Promise<string | null> {
     const ch = this.challenge;
     const creds = this.creds();
-    if (!ch) return;
+    if (!ch) return null;
     if (ch.scheme === 'basic') {
       if (!creds) throw new UnauthorizedError('no basic auth credentials');
-      this.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
-      return;
+      return `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
     }
-    if (this.opts.auth?.registrytoken) { this.authorization = `Bearer ${this.opts.auth.registrytoken}`; return; }
+    if (this.opts.auth?.registrytoken) return `Bearer ${this.opts.auth.registrytoken}`;
     const realm = ch.params.realm;
-    if (!realm) return;
+    if (!realm) return null;
     const u = new URL(realm);
     if (ch.params.service) u.searchParams.set('service', ch.params.service);
     u.searchParams.append('scope', `repository:${this.path}:pull,push`);
@@ -678,21 +683,30 @@ export class PushSession {
     try { body = JSON.parse(text); } catch { throw new SystemError(`invalid token response from ${realm}`); }
     const token = body.token ?? body.access_token;
     if (!token) throw new SystemError(`no token in response from ${realm}`);
-    this.authorization = `Bearer ${token}`;
+    return `Bearer ${token}`;
   }
 
   /** An authenticated call; a 401 re-reads the challenge and retries once (the body is made again). */
   private async call(method: string, pathOrUrl: string, headers: Record<string, string>, body?: BodyFactory, extraScopes: string[] = []): Promise<Response> {
     const ep = await this.ping();
     const url = /^https?:\/\//.test(pathOrUrl) ? pathOrUrl : `${ep.url}${pathOrUrl}`;
-    if (this.challenge && !this.authorization) await this.authorize(extraScopes);
+    if (this.challenge && !this.authorization) await this.authorize([]);
+    // a bearer token for extra scopes (a mount's source repository) is asked for this call only
+    let callAuth = extraScopes.length && this.challenge?.scheme === 'bearer' ? await this.authorizationFor(extraScopes) : null;
     for (let attempt = 0; ; attempt++) {
-      const h = { ...headers, ...(this.authorization ? { authorization: this.authorization } : {}) };
+      const authz = callAuth ?? this.authorization;
+      const h = { ...headers, ...(authz ? { authorization: authz } : {}) };
       const res = await this.send(method, url, h, body?.());
       if (res.statusCode === 401 && attempt === 0) {
         await res.body.text().catch(() => '');
         const ch = this.pickChallenge(res);
-        if (ch) { this.challenge = ch; this.authorization = null; await this.authorize(extraScopes); continue; }
+        if (ch) {
+          this.challenge = ch;
+          this.authorization = null;
+          await this.authorize([]);
+          callAuth = extraScopes.length && ch.scheme === 'bearer' ? await this.authorizationFor(extraScopes) : null;
+          continue;
+        }
       }
       if (res.statusCode >= 200 && res.statusCode < 400) return res;
       const text = await res.body.text().catch(() => '');
