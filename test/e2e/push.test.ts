@@ -159,3 +159,24 @@ test('push to a registry with basic auth: refused without credentials, accepted 
     await priv.stop();
   }
 });
+
+test('an image whose layers repeat (same diff ID twice) pushes and pulls back', { timeout: 180_000 }, async () => {
+  const ctx = join(work, 'dup');
+  await mkdir(ctx);
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY f /f\nCOPY g /g\nCOPY f /f\n');
+  await writeFile(join(ctx, 'f'), 'same\n');
+  await writeFile(join(ctx, 'g'), 'other\n');
+  const ref = `${reg.host}/lab/dup:1`;
+  const bld = await a.docker(['build', '-t', ref, ctx]);
+  assert.equal(bld.code, 0, show(bld));
+  const ins = await a.docker(['image', 'inspect', '--format', '{{.Id}} {{json .RootFS.Layers}}', ref]);
+  const [dupId, l] = ins.stdout.trim().split(' ');
+  const layers = JSON.parse(l!) as string[];
+  assert.equal(layers.length, 3);
+  assert.equal(layers[0], layers[2], 'precondition: the build gives the two COPY f layers one diff ID');
+  const p = await a.docker(['push', ref]);
+  assert.equal(p.code, 0, show(p));
+  const pull = await b.docker(['pull', ref]);
+  assert.equal(pull.code, 0, show(pull));
+  assert.equal((await b.docker(['image', 'inspect', '--format', '{{.Id}}', ref])).stdout.trim(), dupId);
+});

@@ -178,7 +178,7 @@ export class Pusher {
       return { digest: s.digest, size };
     }
     // 3. compress (deterministically) and upload unless the registry has it already
-    const file = join(tmp, `${diffId.slice(7)}.tar.gz`);
+    const file = join(tmp, `${chainId.slice(7)}.tar.gz`); // chain IDs are unique even when a diff ID repeats
     const hasher = newHasher();
     const diffHasher = newHasher();
     const src = await this.deps.layers.tarStream(chainId);
