@@ -166,3 +166,31 @@ test('an OCI image layout loads (ID = config digest); a blob whose content does 
     await c.stop();
   }
 });
+
+test('loading into a daemon that has the image again, and over a tag that names another image', { timeout: 180_000 }, async () => {
+  const file = join(work, 'again.tar');
+  assert.equal((await a.docker(['save', '-o', file, 'saved/one:v1'])).code, 0);
+  const again = await a.docker(['load', '-i', file]);
+  assert.equal(again.code, 0, show(again));
+  assert.equal(again.stdout, 'Loaded image: saved/one:v1\n');
+  assert.equal((await a.docker(['image', 'inspect', '--format', '{{.Id}}', 'saved/one:v1'])).stdout.trim(), id);
+
+  const c = await startDaemon();
+  try {
+    const ctx = join(work, 'other');
+    await mkdir(ctx);
+    await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY x /x\n');
+    await writeFile(join(ctx, 'x'), 'another image\n');
+    const bld = await c.docker(['build', '-t', 'saved/one:v1', ctx]);
+    assert.equal(bld.code, 0, show(bld));
+    const old = (await c.docker(['image', 'inspect', '--format', '{{.Id}}', 'saved/one:v1'])).stdout.trim();
+    assert.notEqual(old, id);
+    const l = await c.docker(['load', '-i', file]);
+    assert.equal(l.code, 0, show(l));
+    assert.equal(l.stdout, `The image saved/one:v1 already exists, renaming the old one with ID ${old} to empty string\nLoaded image: saved/one:v1\n`);
+    assert.equal((await c.docker(['image', 'inspect', '--format', '{{.Id}}', 'saved/one:v1'])).stdout.trim(), id);
+    assert.equal((await c.docker(['image', 'inspect', '--format', '{{json .RepoTags}}', old])).stdout.trim(), '[]');
+  } finally {
+    await c.stop();
+  }
+});
