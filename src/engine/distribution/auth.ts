@@ -14,6 +14,7 @@
  */
 import { Agent, request, type Dispatcher } from 'undici';
 import { STATUS_CODES } from 'node:http';
+import { readFileSync } from 'node:fs';
 import type { AuthConfig } from '../../api/backend.js';
 import type { DaemonConfig } from '../config.js';
 import { InvalidParameterError, SystemError, UnauthorizedError, UnavailableError } from '../../lib/errors.js';
@@ -49,8 +50,25 @@ export async function httpDo(
     return { status: res.statusCode, headers: res.headers as HttpAnswer['headers'], body: buf };
   } catch (err) {
     if ((err as Error)?.name === 'AbortError') throw err;
-    throw goNetError(method[0] + method.slice(1).toLowerCase(), url, err);
+    const e = goNetError(method[0] + method.slice(1).toLowerCase(), url, err);
+    const ns = nameserver();
+    if (ns && / no such host$/.test(e.message)) {
+      throw new UnavailableError(e.message.replace(/: lookup ([^ :]+): no such host$/, `: lookup $1 on ${ns}: no such host`), { cause: err });
+    }
+    throw e;
   }
+}
+
+let resolver: string | null | undefined;
+/** Go's resolver names the DNS server in lookup errors ("lookup x on 10.0.0.2:53: no such host"). */
+function nameserver(): string | null {
+  if (resolver !== undefined) return resolver;
+  resolver = null;
+  try {
+    const m = /^\s*nameserver\s+(\S+)/m.exec(readFileSync('/etc/resolv.conf', 'utf8'));
+    if (m) resolver = m[1]!.includes(':') ? `[${m[1]}]:53` : `${m[1]}:53`;
+  } catch { /* no resolv.conf: Go's default would be localhost; leave the message as is */ }
+  return resolver;
 }
 
 /** user/password from an AuthConfig (explicit fields, else the base64 `auth` field). */

@@ -8,12 +8,14 @@
  *   speak v2 (docker-registry, wharf's own) answer 404 there, so Wharf falls back to `/v2/_catalog` (Link
  *   pagination, Basic or Bearer `registry:catalog:*` auth) and keeps the repositories whose name contains the
  *   search term, named `<registry>/<repository>` so that the result can be pulled as is.
+ * - Auth failures answer 500, as dockerd's `Unexpected status code 401` does: a 401 would make the docker CLI
+ *   prompt for a login and retry.
  * - `limit` 1…100 (default 25); filters `is-official`, `is-automated` (true|false) and `stars` (integer; the
  *   largest wins) with dockerd's "Invalid filter" errors.
  */
 import type { AuthConfig, Filters } from '../../api/backend.js';
 import type { DaemonConfig } from '../config.js';
-import { InvalidParameterError, SystemError, UnauthorizedError, UnavailableError } from '../../lib/errors.js';
+import { InvalidParameterError, SystemError, UnavailableError } from '../../lib/errors.js';
 import {
   basicHeader, credentialsOf, fetchToken, httpDo, pickChallenge, type HttpAnswer,
 } from '../distribution/auth.js';
@@ -178,14 +180,14 @@ export class SearchService {
         const ch = pickChallenge(ans.headers['www-authenticate']);
         if (ch?.scheme === 'basic') {
           const creds = credentialsOf(opts.auth);
-          if (!creds) throw new UnauthorizedError(`Get "${next}": no basic auth credentials`);
+          if (!creds) throw new SystemError(`Get "${next}": no basic auth credentials`);
           authz = basicHeader(creds);
         } else if (ch?.scheme === 'bearer') {
           authz = `Bearer ${(await fetchToken(ch, ['registry:catalog:*'], opts.auth, insecure, opts.signal ? { signal: opts.signal } : {})).token}`;
         }
         if (authz) ans = await httpDo('GET', next, insecure, { authorization: authz }, undefined, opts.signal);
       }
-      if (ans.status === 401) throw new UnauthorizedError(`Get "${next}": unauthorized: authentication required`);
+      if (ans.status === 401) throw new SystemError(`Get "${next}": unauthorized: authentication required`);
       if (ans.status !== 200) throw new SystemError(`Unexpected status code ${ans.status}`);
       const j = JSON.parse(ans.body.toString()) as { repositories?: string[] };
       out.push(...(j.repositories ?? []));
