@@ -180,3 +180,15 @@ test('an image whose layers repeat (same diff ID twice) pushes and pulls back', 
   assert.equal(pull.code, 0, show(pull));
   assert.equal((await b.docker(['image', 'inspect', '--format', '{{.Id}}', ref])).stdout.trim(), dupId);
 });
+
+test('pushing to an unreachable registry fails with dockerd\'s message before any layer is listed', { timeout: 60_000 }, async () => {
+  const { freePort } = await import('../support/registry.js');
+  const port = await freePort();
+  const ref = `127.0.0.1:${port}/x/y:1`;
+  const tg = await a.docker(['tag', `${reg.host}/lab/app:v1`, ref]);
+  assert.equal(tg.code, 0, show(tg));
+  const p = await a.docker(['push', ref]);
+  assert.notEqual(p.code, 0);
+  assert.equal(p.stdout, `The push refers to repository [127.0.0.1:${port}/x/y]\n`);
+  assert.equal(p.stderr, `Get "http://127.0.0.1:${port}/v2/": dial tcp 127.0.0.1:${port}: connect: connection refused\n`);
+});

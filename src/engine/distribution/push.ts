@@ -95,6 +95,7 @@ export class Pusher {
       ...(opts.auth ? { auth: opts.auth } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
+    await session.ping(); // an unreachable registry fails before any layer is listed, as with dockerd
     const tmpRoot = join(this.deps.dataRoot, 'tmp');
     await mkdir(tmpRoot, { recursive: true });
     const tmp = await mkdtemp(join(tmpRoot, 'push-'));

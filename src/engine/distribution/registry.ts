@@ -628,22 +628,23 @@ export class PushSession {
   }
 
   private async doPing(): Promise<Endpoint> {
-    let firstErr: unknown = null;
+    // like dockerd's push, the error of the last endpoint tried is the one reported
+    let lastErr: unknown = null;
     for (const ep of resolveEndpoints(this.domain, this.opts.config).filter((e) => !e.mirror)) {
       this.trying = ep;
       try {
         const res = await this.send('GET', `${ep.url}/v2/`, {});
         await res.body.text().catch(() => '');
         if (res.statusCode === 401) this.challenge = this.pickChallenge(res);
-        else if (res.statusCode >= 500) { firstErr ??= new UnavailableError(`Get "${ep.url}/v2/": received unexpected HTTP status: ${res.statusCode}`); continue; }
+        else if (res.statusCode >= 500) { lastErr = new UnavailableError(`Get "${ep.url}/v2/": received unexpected HTTP status: ${res.statusCode}`); continue; }
         this.endpoint = ep;
         return ep;
       } catch (err) {
         if (!isNetworkError(err)) throw err;
-        firstErr ??= err;
+        lastErr = err;
       }
     }
-    throw firstErr ?? new UnavailableError(`no endpoints found for ${this.domain}`);
+    throw lastErr ?? new UnavailableError(`no endpoints found for ${this.domain}`);
   }
 
   private pickChallenge(res: Response): Challenge | null {
