@@ -26,6 +26,8 @@ import { authRoutes } from '../api/routes/auth.js';
 import { login } from '../engine/distribution/auth.js';
 import { SearchService } from '../engine/search/search.js';
 import { parseNamed } from '../engine/images/refs.js';
+import { ContainerService } from '../engine/containers/service.js';
+import { containerRoutes } from '../api/routes/containers.js';
 
 /** wharfd's product version (Server header, /version, /info). */
 export const WHARF_VERSION = '0.1.0';
@@ -56,7 +58,14 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
     await layers.reconcile(held);
   }
   const puller = new Puller({ content, layers, images, refs, config: cfg, dataRoot });
-  const imageService = new ImageService({ images, refs, layers, content, dataRoot, puller });
+  // containers.usersOf is looked up lazily: the container service needs imageService.resolve
+  let containerService: ContainerService | undefined;
+  const imageService = new ImageService({
+    images, refs, layers, content, dataRoot, puller,
+    containers: { usersOf: (id) => containerService ? containerService.usersOf(id) : Promise.resolve([]) },
+  });
+  containerService = await new ContainerService({ dataRoot, layers, resolveImage: (name) => imageService.resolve(name) }).open();
+  const containers = containerService;
   const system = new SystemService({
     config: cfg,
     version: WHARF_VERSION,
@@ -95,6 +104,7 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
     extraRoutes: [
       (r) => { if (build) buildRoutes(r, build); },
       (r) => { distributionRoutes(r, pusher); archiveRoutes(r, archive); },
+      (r) => containerRoutes(r, containers),
       (r) => authRoutes(r, { login: (a, signal) => login(a, cfg, signal) }, new SearchService(cfg)),
     ],
     async close() {

@@ -1,0 +1,343 @@
+/**
+ * The container store and service (first slice of issue 5): container records under
+ * <data-root>/containers/<id>/config.v2.json (written atomically on every change, loaded at start), unique names,
+ * an RW layer per container (layers.createRW over the image's top chain), and the Engine API shapes of
+ * create / inspect / list / remove.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeJsonAtomic } from '../../lib/atomic.js';
+import type { Digest } from '../../lib/digest.js';
+import { ConflictError, InvalidParameterError, NotFoundError } from '../../lib/errors.js';
+import type { LayerStore } from '../layers/types.js';
+import type { ContainerConfig, Image } from '../images/types.js';
+import { topChainOf } from '../images/store.js';
+
+export type ContainerStatus = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
+
+export interface ContainerState {
+  Status: ContainerStatus;
+  Running: boolean;
+  Paused: boolean;
+  Restarting: boolean;
+  OOMKilled: boolean;
+  Dead: boolean;
+  Pid: number;
+  ExitCode: number;
+  Error: string;
+  StartedAt: string;
+  FinishedAt: string;
+}
+
+/** What is persisted in config.v2.json. */
+export interface ContainerRecord {
+  ID: string;
+  Created: string;
+  Path: string;
+  Args: string[];
+  Config: ContainerConfig & Record<string, unknown>;
+  HostConfig: Record<string, unknown>;
+  /** The image ID ("sha256:…"). */
+  Image: string;
+  Name: string;
+  State: ContainerState;
+  Driver: string;
+  RestartCount: number;
+}
+
+export interface ContainerServiceDeps {
+  dataRoot: string;
+  layers: LayerStore;
+  resolveImage(name: string): Promise<Image>;
+}
+
+const ZERO_TIME = '0001-01-01T00:00:00Z';
+const NAME_RE = /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
+
+const LEFT = ['admiring', 'brave', 'clever', 'dreamy', 'eager', 'focused', 'gallant', 'happy', 'jolly', 'keen',
+  'loving', 'modest', 'nifty', 'pensive', 'quirky', 'relaxed', 'serene', 'tender', 'upbeat', 'vibrant', 'wizardly',
+  'youthful', 'zealous'];
+const RIGHT = ['albattani', 'bell', 'curie', 'darwin', 'euclid', 'fermi', 'galileo', 'hopper', 'hypatia', 'johnson',
+  'kepler', 'lovelace', 'meitner', 'newton', 'noether', 'pasteur', 'ritchie', 'shannon', 'tesla', 'turing', 'wozniak'];
+
+/** "2026-11-24T16:01:28.123456789Z" from a Date (docker's RFC3339Nano, nanoseconds padded from ms). */
+export function rfc3339(d: Date): string {
+  return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000000Z');
+}
+
+/** Docker's units.HumanDuration. */
+export function humanDuration(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 1) return 'Less than a second';
+  if (s === 1) return '1 second';
+  if (s < 60) return `${s} seconds`;
+  const m = Math.floor(s / 60);
+  if (m === 1) return 'About a minute';
+  if (m < 60) return `${m} minutes`;
+  const h = Math.round(s / 3600);
+  if (h === 1) return 'About an hour';
+  if (h < 48) return `${h} hours`;
+  if (h < 24 * 7 * 2) return `${Math.floor(h / 24)} days`;
+  if (h < 24 * 30 * 2) return `${Math.floor(h / 24 / 7)} weeks`;
+  if (h < 24 * 365 * 2) return `${Math.floor(h / 24 / 30)} months`;
+  return `${Math.floor(h / 24 / 365)} years`;
+}
+
+export class ContainerService {
+  private readonly byId = new Map<string, ContainerRecord>();
+  private readonly root: string;
+
+  constructor(private readonly d: ContainerServiceDeps) {
+    this.root = join(d.dataRoot, 'containers');
+  }
+
+  /** Loads every record from disk (a record half-written never exists: writes are atomic). */
+  async open(): Promise<this> {
+    await mkdir(this.root, { recursive: true, mode: 0o710 });
+    for (const id of await readdir(this.root)) {
+      try {
+        const rec = JSON.parse(await readFile(join(this.root, id, 'config.v2.json'), 'utf8')) as ContainerRecord;
+        if (rec.State.Running || rec.State.Status === 'running') {
+          // no live-restore in this slice: a container running when the daemon died is reported exited
+          rec.State = { ...rec.State, Status: 'exited', Running: false, Pid: 0, ExitCode: rec.State.ExitCode || 255, FinishedAt: rfc3339(new Date()) };
+          await this.save(rec);
+        }
+        this.byId.set(rec.ID, rec);
+      } catch {
+        // a directory without a record (crash during create before the record was written): garbage
+        await this.d.layers.removeRW(id).catch(() => {});
+        await rm(join(this.root, id), { recursive: true, force: true }).catch(() => {});
+      }
+    }
+    return this;
+  }
+
+  dir(id: string): string { return join(this.root, id); }
+
+  async save(rec: ContainerRecord): Promise<void> {
+    await mkdir(this.dir(rec.ID), { recursive: true, mode: 0o710 });
+    await writeJsonAtomic(join(this.dir(rec.ID), 'config.v2.json'), rec);
+  }
+
+  /** Full ID, exact name (with or without "/"), or unique ID prefix — dockerd's GetContainer. */
+  get(ref: string): ContainerRecord {
+    const exact = this.byId.get(ref);
+    if (exact) return exact;
+    const name = ref.startsWith('/') ? ref : `/${ref}`;
+    for (const r of this.byId.values()) if (r.Name === name) return r;
+    if (ref !== '' && /^[a-f0-9]+$/.test(ref)) {
+      const hits = [...this.byId.values()].filter((r) => r.ID.startsWith(ref));
+      if (hits.length === 1) return hits[0]!;
+      if (hits.length > 1) throw new InvalidParameterError(`multiple IDs found with provided prefix: ${ref}`);
+    }
+    throw new NotFoundError(`No such container: ${ref}`);
+  }
+
+  all(): ContainerRecord[] { return [...this.byId.values()]; }
+
+  /** Image IDs in use, for ImageService's `containers.usersOf`. */
+  async usersOf(imageId: string): Promise<{ id: string; running: boolean }[]> {
+    return this.all().filter((r) => r.Image === imageId).map((r) => ({ id: r.ID, running: r.State.Running }));
+  }
+
+  private generateName(): string {
+    for (let i = 0; i < 100; i++) {
+      const n = `${LEFT[randomBytes(1)[0]! % LEFT.length]}_${RIGHT[randomBytes(1)[0]! % RIGHT.length]}${i > 5 ? String(randomBytes(1)[0]! % 10) : ''}`;
+      if (!this.nameOwner(`/${n}`)) return n;
+    }
+    return `wharf_${randomBytes(4).toString('hex')}`;
+  }
+
+  private nameOwner(name: string): ContainerRecord | undefined {
+    for (const r of this.byId.values()) if (r.Name === name) return r;
+    return undefined;
+  }
+
+  /** POST /containers/create. */
+  async create(name: string | null, body: Record<string, unknown>): Promise<{ Id: string; Warnings: string[] }> {
+    if (name !== null && name !== '' && !NAME_RE.test(name)) {
+      throw new InvalidParameterError(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+    }
+    const imageName = typeof body.Image === 'string' ? body.Image : '';
+    if (imageName === '') throw new InvalidParameterError('Config cannot be empty in order to create a container');
+    const img = await this.d.resolveImage(imageName);
+    const ic = (img.config.config ?? {}) as ContainerConfig;
+    const { HostConfig: hc0, NetworkingConfig: _nc, ...cfg0 } = body as Record<string, unknown>;
+    const hc = (hc0 && typeof hc0 === 'object' ? hc0 : {}) as Record<string, unknown>;
+    const cfg = { ...cfg0 } as ContainerConfig & Record<string, unknown>;
+    // merge with the image's config, as dockerd's merge()
+    if (!cfg.User) cfg.User = ic.User ?? '';
+    if (!cfg.Env || cfg.Env.length === 0) cfg.Env = [...(ic.Env ?? [])];
+    else {
+      const keys = new Set(cfg.Env.map((e) => e.split('=')[0]));
+      cfg.Env = [...(ic.Env ?? []).filter((e) => !keys.has(e.split('=')[0])), ...cfg.Env];
+    }
+    if (!cfg.WorkingDir) cfg.WorkingDir = ic.WorkingDir ?? '';
+    const userEntrypoint = Array.isArray(cfg.Entrypoint) && cfg.Entrypoint.length > 0;
+    if (!userEntrypoint && cfg.Entrypoint === null) cfg.Entrypoint = ic.Entrypoint ?? null;
+    if (!userEntrypoint && (!cfg.Cmd || cfg.Cmd.length === 0)) cfg.Cmd = ic.Cmd ?? null;
+    if (!cfg.Labels || Object.keys(cfg.Labels as object).length === 0) cfg.Labels = { ...(ic.Labels ?? {}) };
+    if (!cfg.ExposedPorts) cfg.ExposedPorts = ic.ExposedPorts ?? null;
+    if (!cfg.Volumes || Object.keys(cfg.Volumes).length === 0) cfg.Volumes = ic.Volumes ?? null;
+    cfg.Image = imageName;
+    const argv = [...(cfg.Entrypoint ?? []), ...(cfg.Cmd ?? [])];
+    if (argv.length === 0) throw new InvalidParameterError('No command specified');
+
+    const id = randomBytes(32).toString('hex');
+    if (!cfg.Hostname) cfg.Hostname = id.slice(0, 12);
+    const finalName = `/${(name && name !== '' ? name : this.generateName()).replace(/^\//, '')}`;
+    const owner = this.nameOwner(finalName);
+    if (owner) {
+      throw new ConflictError(`Conflict. The container name "${finalName}" is already in use by container "${owner.ID}". You have to remove (or rename) that container to be able to reuse that name.`);
+    }
+    const rec: ContainerRecord = {
+      ID: id,
+      Created: rfc3339(new Date()),
+      Path: argv[0]!,
+      Args: argv.slice(1),
+      Config: cfg,
+      HostConfig: { NetworkMode: 'default', ...hc },
+      Image: img.id,
+      Name: finalName,
+      State: {
+        Status: 'created', Running: false, Paused: false, Restarting: false, OOMKilled: false, Dead: false,
+        Pid: 0, ExitCode: 0, Error: '', StartedAt: ZERO_TIME, FinishedAt: ZERO_TIME,
+      },
+      Driver: this.d.layers.driverName,
+      RestartCount: 0,
+    };
+    // reserve the name before any await, so two concurrent creates cannot both take it
+    this.byId.set(id, rec);
+    try {
+      await mkdir(this.dir(id), { recursive: true, mode: 0o710 });
+      await this.d.layers.createRW(id, topChainOf(img.config) as Digest | null);
+      await this.save(rec);
+    } catch (e) {
+      this.byId.delete(id);
+      await this.d.layers.removeRW(id).catch(() => {});
+      await rm(this.dir(id), { recursive: true, force: true }).catch(() => {});
+      throw e;
+    }
+    return { Id: id, Warnings: [] };
+  }
+
+  /** GET /containers/{id}/json. */
+  inspect(ref: string): Record<string, unknown> {
+    const r = this.get(ref);
+    const dir = this.dir(r.ID);
+    return {
+      Id: r.ID,
+      Created: r.Created,
+      Path: r.Path,
+      Args: r.Args,
+      State: r.State,
+      Image: r.Image,
+      ResolvConfPath: join(dir, 'resolv.conf'),
+      HostnamePath: join(dir, 'hostname'),
+      HostsPath: join(dir, 'hosts'),
+      LogPath: join(dir, `${r.ID}-json.log`),
+      Name: r.Name,
+      RestartCount: r.RestartCount,
+      Driver: r.Driver,
+      Platform: 'linux',
+      MountLabel: '',
+      ProcessLabel: '',
+      AppArmorProfile: '',
+      ExecIDs: null,
+      HostConfig: r.HostConfig,
+      GraphDriver: { Data: null, Name: r.Driver },
+      Mounts: [],
+      Config: r.Config,
+      NetworkSettings: {
+        Bridge: '', SandboxID: '', HairpinMode: false, LinkLocalIPv6Address: '', LinkLocalIPv6PrefixLen: 0,
+        Ports: {}, SandboxKey: '', SecondaryIPAddresses: null, SecondaryIPv6Addresses: null, EndpointID: '',
+        Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, IPAddress: '', IPPrefixLen: 0, IPv6Gateway: '',
+        MacAddress: '', Networks: {},
+      },
+    };
+  }
+
+  /** Docker's Status column. */
+  statusText(r: ContainerRecord, now = Date.now()): string {
+    const s = r.State;
+    if (s.Running) return `Up ${humanDuration(now - Date.parse(s.StartedAt))}${s.Paused ? ' (Paused)' : ''}`;
+    if (s.Status === 'created') return 'Created';
+    if (s.Status === 'removing') return 'Removal In Progress';
+    if (s.Status === 'dead') return 'Dead';
+    if (s.FinishedAt === ZERO_TIME) return 'Created';
+    return `Exited (${s.ExitCode}) ${humanDuration(now - Date.parse(s.FinishedAt))} ago`;
+  }
+
+  /** GET /containers/json. */
+  list(opts: { all: boolean; limit?: number; filters: Record<string, string[]> }): Record<string, unknown>[] {
+    const f = opts.filters;
+    for (const k of Object.keys(f)) {
+      if (!['status', 'name', 'id', 'label', 'exited', 'ancestor'].includes(k)) throw new InvalidParameterError(`Invalid filter '${k}'`);
+    }
+    for (const st of f.status ?? []) {
+      if (!['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead'].includes(st)) {
+        throw new InvalidParameterError(`Unrecognised filter value for status: ${st}`);
+      }
+    }
+    const all = opts.all || (f.status?.length ?? 0) > 0 || (opts.limit ?? 0) > 0;
+    let recs = this.all().sort((a, b) => (a.Created < b.Created ? 1 : a.Created > b.Created ? -1 : 0));
+    recs = recs.filter((r) => {
+      if (!all && !r.State.Running) return false;
+      if (f.status && !f.status.includes(r.State.Status)) return false;
+      if (f.name && !f.name.some((n) => new RegExp(n).test(r.Name))) return false;
+      if (f.id && !f.id.some((p) => r.ID.startsWith(p))) return false;
+      if (f.exited && (r.State.Status !== 'exited' || !f.exited.includes(String(r.State.ExitCode)))) return false;
+      if (f.label) {
+        const labels = (r.Config.Labels ?? {}) as Record<string, string>;
+        for (const l of f.label) {
+          const [k, v] = l.split('=', 2) as [string, string | undefined];
+          if (!(k in labels) || (v !== undefined && labels[k] !== v)) return false;
+        }
+      }
+      return true;
+    });
+    if (opts.limit && opts.limit > 0) recs = recs.slice(0, opts.limit);
+    const now = Date.now();
+    return recs.map((r) => ({
+      Id: r.ID,
+      Names: [r.Name],
+      Image: r.Config.Image ?? r.Image,
+      ImageID: r.Image,
+      Command: [r.Path, ...r.Args].map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' '),
+      Created: Math.floor(Date.parse(r.Created) / 1000),
+      Ports: [],
+      Labels: r.Config.Labels ?? {},
+      State: r.State.Status,
+      Status: this.statusText(r, now),
+      HostConfig: { NetworkMode: (r.HostConfig.NetworkMode as string) ?? 'default' },
+      NetworkSettings: { Networks: {} },
+      Mounts: [],
+    }));
+  }
+
+  /** Hook for the runtime slice: stops a running container before a forced remove. */
+  stopHook?: (r: ContainerRecord) => Promise<void>;
+
+  /** DELETE /containers/{id}. */
+  async remove(ref: string, opts: { force: boolean }): Promise<void> {
+    const r = this.get(ref);
+    if (r.State.Running) {
+      if (!opts.force) {
+        throw new ConflictError(`You cannot remove a running container ${r.ID}. Stop the container before attempting removal or force remove`);
+      }
+      if (this.stopHook) await this.stopHook(r);
+    }
+    if (r.State.Status === 'removing') return;
+    r.State.Status = 'removing';
+    try {
+      await this.d.layers.unmount(r.ID).catch(() => {});
+      await this.d.layers.removeRW(r.ID);
+    } catch (e) {
+      r.State.Status = r.State.FinishedAt === ZERO_TIME ? 'created' : 'exited';
+      throw e;
+    }
+    this.byId.delete(r.ID);
+    await rm(this.dir(r.ID), { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * Containers through the real docker CLI against wharfd: create / inspect / ps / rm (store and API shapes),
+ * then the runtime (run, exit codes, logs, stop).
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { startDaemon, type Daemon } from '../support/daemon.js';
+import { show } from '../support/cli.js';
+
+let d: Daemon;
+before(async () => {
+  d = await startDaemon();
+  const b = await d.wharf(['image', 'bootstrap', 'busybox']);
+  assert.equal(b.code, 0, show(b));
+});
+after(async () => { await d?.stop(); });
+
+test('create, inspect, ps -a, name conflict, rm', async () => {
+  const c = await d.docker(['create', '--name', 'c1', '-e', 'FOO=bar', 'busybox', 'sleep', '30']);
+  assert.equal(c.code, 0, show(c));
+  const id = c.stdout.trim();
+  assert.match(id, /^[a-f0-9]{64}$/);
+  const rec = JSON.parse(await readFile(join(d.dataRoot, 'containers', id, 'config.v2.json'), 'utf8'));
+  assert.equal(rec.Name, '/c1');
+
+  const ins = await d.docker(['inspect', '--format', '{{.Name}} {{.State.Status}} {{.Path}} {{json .Args}} {{.Config.Hostname}}', 'c1']);
+  assert.equal(ins.code, 0, show(ins));
+  assert.equal(ins.stdout.trim(), `/c1 created sleep ["30"] ${id.slice(0, 12)}`);
+  const env = await d.docker(['inspect', '--format', '{{json .Config.Env}}', id.slice(0, 10)]);
+  assert.ok(JSON.parse(env.stdout).includes('FOO=bar'), show(env));
+
+  const dup = await d.docker(['create', '--name', 'c1', 'busybox']);
+  assert.notEqual(dup.code, 0);
+  assert.match(dup.stderr, new RegExp(`Conflict\\. The container name "/c1" is already in use by container "${id}"\\. You have to remove \\(or rename\\) that container to be able to reuse that name\\.`));
+
+  const ps = await d.docker(['ps', '--format', '{{.Names}}|{{.Status}}']);
+  assert.equal(ps.code, 0, show(ps));
+  assert.doesNotMatch(ps.stdout, /c1/);
+  const psa = await d.docker(['ps', '-a', '--format', '{{.Names}}|{{.Status}}|{{.Command}}']);
+  assert.match(psa.stdout, /^c1\|Created\|"sleep 30"$/m, show(psa));
+  const byName = await d.docker(['ps', '-a', '-q', '--no-trunc', '--filter', 'name=c1', '--filter', 'status=created']);
+  assert.equal(byName.stdout.trim(), id);
+  const none = await d.docker(['ps', '-a', '-q', '--filter', 'status=exited']);
+  assert.doesNotMatch(none.stdout, new RegExp(id.slice(0, 12)));
+
+  const anon = await d.docker(['create', 'busybox']);
+  assert.equal(anon.code, 0, show(anon));
+  const anonName = (await d.docker(['inspect', '--format', '{{.Name}}', anon.stdout.trim()])).stdout.trim();
+  assert.match(anonName, /^\/[a-z]+_[a-z]+\d?$/);
+
+  const img = await d.docker(['rmi', 'busybox']);
+  assert.notEqual(img.code, 0);
+  assert.match(img.stderr, /container [a-f0-9]{12} is using its referenced image/);
+
+  const rm = await d.docker(['rm', 'c1', anon.stdout.trim()]);
+  assert.equal(rm.code, 0, show(rm));
+  const gone = await d.docker(['inspect', 'c1']);
+  assert.notEqual(gone.code, 0);
+  assert.match(gone.stderr, /No such object: c1|No such container: c1/);
+  const rm2 = await d.docker(['rm', 'c1']);
+  assert.match(rm2.stderr, /No such container: c1/);
+});
+
+test('create of an image that is not there: 404 No such image', async () => {
+  const r = await d.api('POST', '/containers/create', JSON.stringify({ Image: 'nosuch/thing' }));
+  assert.equal(r.status, 404);
+  assert.equal(JSON.parse(r.body).message, 'No such image: nosuch/thing:latest');
+});
+
+test('records survive a daemon restart', async () => {
+  const c = await d.docker(['create', '--name', 'keep', 'busybox', 'true']);
+  assert.equal(c.code, 0, show(c));
+  await d.restart();
+  const ins = await d.docker(['inspect', '--format', '{{.Id}} {{.State.Status}}', 'keep']);
+  assert.equal(ins.stdout.trim(), `${c.stdout.trim()} created`, show(ins));
+  const rm = await d.docker(['rm', 'keep']);
+  assert.equal(rm.code, 0, show(rm));
+});
