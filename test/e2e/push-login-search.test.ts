@@ -8,6 +8,12 @@ import { pushBusybox } from '../support/oci-images.js';
 import { startDaemon, type Daemon } from '../support/daemon.js';
 import { show, lines } from '../support/cli.js';
 import { startRegistry, REGISTRY_USER, REGISTRY_PASSWORD, type Registry } from '../support/registry.js';
+import { startRegistryServer } from '../../src/registry/server.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 let daemon: Daemon;
 let secured: Registry;
@@ -86,4 +92,28 @@ test('docker search without network ends with dockerd\'s message for Docker Hub'
   if (r.code === 0) { assert.ok(r.stdout.includes('busybox'), show(r)); return; } // the machine can reach Docker Hub
   assert.equal(r.code, 1, show(r));
   assert.match(r.stderr, /^Error response from daemon: Get "https:\/\/index\.docker\.io\/v1\/search\?q=busybox&n=25": dial tcp: lookup index\.docker\.io on [\d.:[\]a-f]+:53: no such host$/m);
+});
+
+test('docker login and search against wharf registry serve with bearer tokens', { timeout: 120_000 }, async () => {
+  const work = await mkdtemp(join(tmpdir(), 'wharf-e2e-login-token-'));
+  const htpasswd = join(work, 'htpasswd');
+  await promisify(execFile)('htpasswd', ['-Bbc', htpasswd, 'tok', 'tok-secret']);
+  const srv = await startRegistryServer({ root: join(work, 'reg'), addr: '127.0.0.1:0', htpasswd, token: { service: 'wharf-e2e' } });
+  try {
+    await pushBusybox(srv.host, 'team/busybox:1', { creds: 'tok:tok-secret' });
+    await pushBusybox(srv.host, 'team/other:1', { creds: 'tok:tok-secret' });
+    const bad = await daemon.docker(['login', '-u', 'tok', '--password-stdin', srv.host], { input: 'nope\n' });
+    assert.equal(bad.code, 1, show(bad));
+    assert.match(bad.stderr, /Error response from daemon: Get "http:\/\/127\.0\.0\.1:\d+\/v2\/": unauthorized: invalid username or password/);
+    const good = await daemon.docker(['login', '-u', 'tok', '--password-stdin', srv.host], { input: 'tok-secret\n' });
+    assert.equal(good.code, 0, show(good));
+    assert.match(good.stdout, /Login Succeeded/);
+    const r = await daemon.docker(['search', '--format', '{{.Name}}', `${srv.host}/busy`]);
+    assert.equal(r.code, 0, show(r));
+    assert.deepEqual(lines(r.stdout), [`${srv.host}/team/busybox`]);
+  } finally {
+    await daemon.docker(['logout', srv.host]);
+    await srv.close();
+    await rm(work, { recursive: true, force: true });
+  }
 });

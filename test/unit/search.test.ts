@@ -126,7 +126,7 @@ test('login: Bearer registry exchanges credentials for a token and returns the r
   const srv = await serve((req, res) => {
     const u = new URL(req.url!, 'http://x');
     if (u.pathname === '/token') {
-      if (req.headers.authorization !== `Basic ${Buffer.from('u:p').toString('base64')}`) { res.statusCode = 401; res.end('{}'); return; }
+      if (req.headers.authorization !== `Basic ${Buffer.from('u:p').toString('base64')}`) { res.statusCode = 401; res.end('{"details":"incorrect username or password"}'); return; }
       assert.equal(u.searchParams.get('service'), 'reg');
       assert.equal(u.searchParams.get('offline_token'), 'true');
       assert.equal(u.searchParams.get('account'), 'u');

@@ -18,7 +18,7 @@ import { readFileSync } from 'node:fs';
 import type { AuthConfig } from '../../api/backend.js';
 import type { DaemonConfig } from '../config.js';
 import { InvalidParameterError, SystemError, UnauthorizedError, UnavailableError } from '../../lib/errors.js';
-import { goNetError, isInsecureRegistry, parseWWWAuthenticate, type Challenge } from './registry.js';
+import { errcodeString, goNetError, isInsecureRegistry, parseWWWAuthenticate, type Challenge } from './registry.js';
 
 export const USER_AGENT = 'wharf/0.1 (linux)';
 export const DOCKER_HUB_INDEX = 'https://index.docker.io/v1/';
@@ -140,15 +140,28 @@ export async function fetchToken(
     shown = u.toString();
     ans = await httpDo('GET', shown, insecure, creds ? { authorization: basicHeader(creds) } : {}, undefined, opts.signal);
   }
-  if (ans.status === 401 || ans.status === 403) {
-    throw new UnauthorizedError(`Get "${shown}": unauthorized: incorrect username or password`);
-  }
+  if (ans.status === 401 || ans.status === 403) throw new UnauthorizedError(`Get "${shown}": ${tokenErrorText(ans)}`);
   if (ans.status !== 200) throw new SystemError(`token request to ${shown} failed with status: ${ans.status} ${STATUS_CODES[ans.status] ?? ''}`.trim());
   let j: Record<string, unknown>;
   try { j = JSON.parse(ans.body.toString()) as Record<string, unknown>; } catch { throw new SystemError(`unable to decode token response from ${shown}`); }
   const token = (j.token ?? j.access_token) as string | undefined;
   if (!token) throw new SystemError(`no token in the response from ${shown}`);
   return { token, ...(typeof j.refresh_token === 'string' ? { refreshToken: j.refresh_token } : {}) };
+}
+
+/**
+ * A token server's refusal in docker's words (distribution's HandleErrorResponse): Docker Hub's
+ * `{"details": …}`, an errcode list (`unauthorized: invalid username or password`), else
+ * `unauthorized: authentication required`.
+ */
+function tokenErrorText(ans: HttpAnswer): string {
+  try {
+    const j = JSON.parse(ans.body.toString()) as { details?: unknown; errors?: { code?: string; message?: string }[] };
+    if (typeof j.details === 'string' && j.details !== '') return `unauthorized: ${j.details}`;
+    const e = j.errors?.[0];
+    if (e?.code) return errcodeString({ code: e.code, ...(e.message ? { message: e.message } : {}) });
+  } catch { /* not JSON */ }
+  return 'unauthorized: authentication required';
 }
 
 export function pickChallenge(h: string | string[] | undefined): Challenge | null {
