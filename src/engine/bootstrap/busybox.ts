@@ -99,7 +99,8 @@ export async function appletsOf(path: string): Promise<string[]> {
 /** The busybox rootfs as a tar stream. */
 export function busyboxTar(binary: Buffer, applets: string[], mtime: Date): Readable {
   const pack = tarStream.pack();
-  const base = { uid: 0, gid: 0, mtime, uname: 'root', gname: 'root' };
+  // No user/group names: the layer store regenerates layer tars (push, save) without them, and the bytes must match.
+  const base = { uid: 0, gid: 0, mtime };
   (async () => {
     const files = new Map<string, { data: Buffer; mode: number }>([
       ['bin/busybox', { data: binary, mode: 0o755 }],
