@@ -28,6 +28,8 @@ import { SearchService } from '../engine/search/search.js';
 import { parseNamed } from '../engine/images/refs.js';
 import { ContainerService } from '../engine/containers/service.js';
 import { containerRoutes } from '../api/routes/containers.js';
+import { ContainerRunner } from '../engine/containers/lifecycle.js';
+import { createRuntime } from '../engine/runtime/runc.js';
 
 /** wharfd's product version (Server header, /version, /info). */
 export const WHARF_VERSION = '0.1.0';
@@ -66,6 +68,8 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
   });
   containerService = await new ContainerService({ dataRoot, layers, resolveImage: (name) => imageService.resolve(name) }).open();
   const containers = containerService;
+  const runner = new ContainerRunner(containers, createRuntime({ root: join(cfg.execRoot, 'runtime') }), layers, cfg.execRoot);
+  await runner.recover();
   const system = new SystemService({
     config: cfg,
     version: WHARF_VERSION,
@@ -104,7 +108,7 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
     extraRoutes: [
       (r) => { if (build) buildRoutes(r, build); },
       (r) => { distributionRoutes(r, pusher); archiveRoutes(r, archive); },
-      (r) => containerRoutes(r, containers),
+      (r) => containerRoutes(r, containers, runner),
       (r) => authRoutes(r, { login: (a, signal) => login(a, cfg, signal) }, new SearchService(cfg)),
     ],
     async close() {

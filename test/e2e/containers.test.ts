@@ -78,3 +78,78 @@ test('records survive a daemon restart', async () => {
   const rm = await d.docker(['rm', 'keep']);
   assert.equal(rm.code, 0, show(rm));
 });
+
+test('docker run --rm busybox echo hello: output, exit 0, container removed', async () => {
+  const t0 = Date.now();
+  const r = await d.docker(['run', '--rm', 'busybox', 'echo', 'hello']);
+  const ms = Date.now() - t0;
+  assert.equal(r.code, 0, show(r));
+  assert.equal(r.stdout, 'hello\n');
+  assert.equal(r.stderr, '');
+  const ps = await d.docker(['ps', '-aq']);
+  assert.equal(ps.stdout.trim(), '', show(ps));
+  const t1 = Date.now();
+  const tr = await d.docker(['run', '--rm', 'busybox', 'true']);
+  assert.equal(tr.code, 0, show(tr));
+  console.log(`# docker run --rm busybox echo hello: ${ms} ms; docker run --rm busybox true: ${Date.now() - t1} ms`);
+});
+
+test('exit codes, stdout and stderr separated, missing command exits 127', async () => {
+  const r = await d.docker(['run', '--name', 'three', 'busybox', 'sh', '-c', 'echo out; echo err >&2; exit 3']);
+  assert.equal(r.code, 3, show(r));
+  assert.equal(r.stdout, 'out\n');
+  assert.equal(r.stderr, 'err\n');
+  const ins = await d.docker(['inspect', '--format', '{{.State.Status}} {{.State.ExitCode}}', 'three']);
+  assert.equal(ins.stdout.trim(), 'exited 3');
+  const ps = await d.docker(['ps', '-a', '--filter', 'name=three', '--format', '{{.Status}}']);
+  assert.match(ps.stdout.trim(), /^Exited \(3\) (Less than a second|\d+ seconds?) ago$/);
+  const logs = await d.docker(['logs', 'three']);
+  assert.equal(logs.stdout, 'out\n');
+  assert.equal(logs.stderr, 'err\n');
+  assert.equal((await d.docker(['rm', 'three'])).code, 0);
+
+  const miss = await d.docker(['run', '--rm', 'busybox', 'nonexistent-cmd']);
+  assert.equal(miss.code, 127, show(miss));
+  assert.match(miss.stderr, /executable file not found in \$PATH/);
+  assert.equal((await d.docker(['ps', '-aq'])).stdout.trim(), '');
+});
+
+test('run -d, ps, logs, stop, rm', async () => {
+  const r = await d.docker(['run', '-d', '--name', 'bg', 'busybox', 'sh', '-c', 'echo started; trap "echo bye; exit 0" TERM; while true; do sleep 0.1; done']);
+  assert.equal(r.code, 0, show(r));
+  const id = r.stdout.trim();
+  assert.match(id, /^[a-f0-9]{64}$/);
+  const ps = await d.docker(['ps', '--format', '{{.ID}} {{.Names}} {{.Status}}']);
+  assert.match(ps.stdout, new RegExp(`^${id.slice(0, 12)} bg Up (Less than a second|\\d+ seconds?)$`, 'm'), show(ps));
+  let logs = '';
+  for (let i = 0; i < 50 && !logs.includes('started'); i++) {
+    logs = (await d.docker(['logs', 'bg'])).stdout;
+    if (!logs.includes('started')) await new Promise((res) => setTimeout(res, 50));
+  }
+  assert.equal(logs, 'started\n');
+  const rmRunning = await d.docker(['rm', 'bg']);
+  assert.notEqual(rmRunning.code, 0);
+  assert.match(rmRunning.stderr, /You cannot remove a running container/);
+  const st = await d.docker(['stop', 'bg']);
+  assert.equal(st.code, 0, show(st));
+  const ins = await d.docker(['inspect', '--format', '{{.State.Status}} {{.State.ExitCode}}', 'bg']);
+  assert.equal(ins.stdout.trim(), 'exited 0');
+  assert.equal((await d.docker(['logs', 'bg'])).stdout, 'started\nbye\n');
+  const rm = await d.docker(['rm', 'bg']);
+  assert.equal(rm.code, 0, show(rm));
+});
+
+test('kill and rm -f of a running container', async () => {
+  const r = await d.docker(['run', '-d', 'busybox', 'sleep', '60']);
+  assert.equal(r.code, 0, show(r));
+  const id = r.stdout.trim();
+  const k = await d.docker(['kill', id]);
+  assert.equal(k.code, 0, show(k));
+  const w = await d.docker(['wait', id]);
+  assert.equal(w.stdout.trim(), '137');
+  const r2 = await d.docker(['run', '-d', 'busybox', 'sleep', '60']);
+  const f = await d.docker(['rm', '-f', r2.stdout.trim()]);
+  assert.equal(f.code, 0, show(f));
+  await d.docker(['rm', id]);
+  assert.equal((await d.docker(['ps', '-aq'])).stdout.trim(), '');
+});

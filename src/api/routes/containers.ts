@@ -2,8 +2,10 @@
 import { InvalidParameterError } from '../../lib/errors.js';
 import { boolValue, intValue, parseFilters, readJsonBody, sendEmpty, sendJson, type Router } from '../router.js';
 import type { ContainerService } from '../../engine/containers/service.js';
+import type { ContainerRunner } from '../../engine/containers/lifecycle.js';
 
-export function containerRoutes(r: Router, c: ContainerService): void {
+export function containerRoutes(r: Router, c: ContainerService, run?: ContainerRunner): void {
+  if (run) containerRuntimeRoutes(r, c, run);
   r.post('/containers/create', async ({ req, res, query }) => {
     const body = await readJsonBody(req);
     if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {
@@ -17,7 +19,93 @@ export function containerRoutes(r: Router, c: ContainerService): void {
   r.get('/containers/{id}/json', ({ res, params }) => { sendJson(res, 200, c.inspect(params.id!)); });
   r.delete('/containers/{id}', async ({ res, params, query }) => {
     if (boolValue(query, 'v')) { /* no volumes yet: nothing to remove */ }
+    const rec = c.get(params.id!);
     await c.remove(params.id!, { force: boolValue(query, 'force') });
+    run?.notifyRemoved(rec);
     sendEmpty(res, 204);
+  });
+}
+
+/** Docker's stdcopy header: stream type (1 stdout, 2 stderr), three zero bytes, big-endian length. */
+export function frame(stream: 1 | 2, data: Buffer): Buffer {
+  const h = Buffer.alloc(8);
+  h[0] = stream;
+  h.writeUInt32BE(data.length, 4);
+  return Buffer.concat([h, data]);
+}
+
+function sinceValue(v: string | null): number | undefined {
+  if (v === null || v === '' || v === '0') return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new InvalidParameterError(`invalid value for since: ${JSON.stringify(v)}`);
+  return n;
+}
+
+export function containerRuntimeRoutes(r: Router, c: ContainerService, run: ContainerRunner): void {
+  r.post('/containers/{id}/start', async ({ res, params }) => {
+    await run.start(params.id!);
+    sendEmpty(res, 204);
+  });
+  r.post('/containers/{id}/wait', async ({ res, params, query }) => {
+    const p = run.wait(params.id!, query.get('condition') ?? '');
+    // headers go out at once (the CLI waits for them before starting the container), the body at exit
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.flushHeaders();
+    const v = await p;
+    res.end(JSON.stringify(v) + '\n');
+  });
+  r.post('/containers/{id}/kill', async ({ res, params, query }) => {
+    await run.kill(params.id!, query.get('signal') ?? '');
+    sendEmpty(res, 204);
+  });
+  r.post('/containers/{id}/stop', async ({ res, params, query }) => {
+    const t = query.get('t');
+    await run.stop(params.id!, t === null || t === '' ? undefined : intValue(query, 't', 10));
+    sendEmpty(res, 204);
+  });
+  r.get('/containers/{id}/logs', async ({ res, params, query, signal }) => {
+    const stdout = boolValue(query, 'stdout');
+    const stderr = boolValue(query, 'stderr');
+    if (!stdout && !stderr) throw new InvalidParameterError('Bad parameters: you must choose at least one stream');
+    const tty = run.isTty(params.id!);
+    const tailQ = query.get('tail');
+    const tail = tailQ === null || tailQ === '' || tailQ === 'all' ? undefined : Number.parseInt(tailQ, 10);
+    const since = sinceValue(query.get('since'));
+    const until = sinceValue(query.get('until'));
+    const timestamps = boolValue(query, 'timestamps');
+    const it = run.logs(params.id!, {
+      follow: boolValue(query, 'follow'),
+      ...(tail !== undefined && Number.isFinite(tail) ? { tail } : {}),
+      ...(since !== undefined ? { since } : {}), ...(until !== undefined ? { until } : {}),
+    });
+    res.writeHead(200, { 'Content-Type': 'application/vnd.docker.raw-stream' });
+    res.flushHeaders();
+    for await (const rec of it) {
+      if (signal.aborted) break;
+      if (rec.stream === 'stdout' ? !stdout : !stderr) continue;
+      const data = timestamps ? Buffer.concat([Buffer.from(`${rec.time} `), rec.data]) : rec.data;
+      res.write(tty ? data : frame(rec.stream === 'stdout' ? 1 : 2, data));
+    }
+    res.end();
+  });
+  r.post('/containers/{id}/attach', async ({ req, res, params, query }) => {
+    const rec = c.get(params.id!);
+    const tty = !!rec.Config.Tty;
+    const sock = req.socket;
+    // hijacked: the client half-closes after its (empty) stdin; the HTTP server must not end the socket for it
+    sock.removeAllListeners('end');
+    sock.removeAllListeners('timeout');
+    sock.setTimeout(0);
+    res.writeHead(101, { 'Content-Type': 'application/vnd.docker.raw-stream', Connection: 'Upgrade', Upgrade: 'tcp' });
+    res.flushHeaders();
+    const out = (n: 1 | 2) => (b: Buffer) => { if (!sock.destroyed) sock.write(tty ? b : frame(n, b)); };
+    try {
+      await run.attach(rec.ID, {
+        ...(boolValue(query, 'stdout') ? { stdout: out(1) } : {}),
+        ...(boolValue(query, 'stderr') ? { stderr: out(tty ? 1 : 2) } : {}),
+      }, { logs: boolValue(query, 'logs'), stream: boolValue(query, 'stream') });
+    } finally {
+      sock.end();
+    }
   });
 }

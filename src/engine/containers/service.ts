@@ -98,11 +98,7 @@ export class ContainerService {
     for (const id of await readdir(this.root)) {
       try {
         const rec = JSON.parse(await readFile(join(this.root, id, 'config.v2.json'), 'utf8')) as ContainerRecord;
-        if (rec.State.Running || rec.State.Status === 'running') {
-          // no live-restore in this slice: a container running when the daemon died is reported exited
-          rec.State = { ...rec.State, Status: 'exited', Running: false, Pid: 0, ExitCode: rec.State.ExitCode || 255, FinishedAt: rfc3339(new Date()) };
-          await this.save(rec);
-        }
+        // a container that was running is checked against the runtime by ContainerRunner.recover()
         this.byId.set(rec.ID, rec);
       } catch {
         // a directory without a record (crash during create before the record was written): garbage

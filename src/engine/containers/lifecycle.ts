@@ -1,0 +1,244 @@
+/**
+ * Running containers (issue 5, slice 2): start (RW layer mounted, buildSpec, conmon+runc create/start), the exit
+ * monitor (state, exit code, unmount, AutoRemove), wait conditions, attach (before start: the attachment is taken
+ * between runtime create and start, so nothing is missed), logs, stop and kill.
+ *
+ * Networking in this slice: "host" and "none" as asked; "default"/"bridge" run in the host's network namespace
+ * until the bridge (engine/network) is wired.
+ */
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { ConflictError, InvalidParameterError, NotModifiedError } from '../../lib/errors.js';
+import type { LayerStore } from '../layers/types.js';
+import { buildSpec, writeBundle, type NetworkMode } from '../runtime/spec.js';
+import { RuntimeError, type AttachHandle, type Runtime } from '../runtime/runc.js';
+import { readLogs, type LogRecord } from '../runtime/logs.js';
+import { rfc3339, type ContainerRecord, type ContainerService } from './service.js';
+
+export interface AttachStreams {
+  stdout?: (b: Buffer) => void;
+  stderr?: (b: Buffer) => void;
+  /** Where stdin comes from (attach with stdin=1). */
+  stdin?: Readable;
+}
+
+type Waiter = { condition: string; resolve: (v: { StatusCode: number; Error: { Message: string } | null }) => void };
+
+export class ContainerRunner {
+  private readonly waiters = new Map<string, Waiter[]>();
+  private readonly pendingAttach = new Map<string, { s: AttachStreams; done: (h: AttachHandle | null) => void }[]>();
+  private readonly monitors = new Map<string, Promise<void>>();
+
+  constructor(private readonly c: ContainerService, private readonly rt: Runtime, private readonly layers: LayerStore, private readonly execRoot: string) {
+    c.stopHook = async (r) => { await this.kill(r.ID, 'KILL').catch(() => {}); await this.monitors.get(r.ID); };
+  }
+
+  logPath(id: string): string { return join(this.c.dir(id), 'container.log'); }
+
+  /** After a daemon restart: containers still running under conmon get a monitor again; the others their exit. */
+  async recover(): Promise<void> {
+    for (const r of this.c.all()) {
+      if (!r.State.Running) continue;
+      try {
+        const st = await this.rt.state(r.ID);
+        if (st.status === 'running' || st.status === 'paused') { this.monitor(r); continue; }
+        await this.exited(r, st.exitCode ?? 255, st.finishedAt);
+      } catch {
+        await this.exited(r, 255);
+      }
+    }
+  }
+
+  private network(r: ContainerRecord): NetworkMode {
+    const m = String(r.HostConfig.NetworkMode ?? 'default');
+    if (m === 'none') return { mode: 'none' };
+    if (m === 'host' || m === 'default' || m === 'bridge') return { mode: 'host' };
+    throw new InvalidParameterError(`network ${m} not found`);
+  }
+
+  async start(ref: string): Promise<void> {
+    const r = this.c.get(ref);
+    if (r.State.Running) throw new NotModifiedError('container already started');
+    if (r.State.Status === 'removing') throw new ConflictError(`container is marked for removal and cannot be started`);
+    const id = r.ID;
+    const bundle = join(this.execRoot, 'bundles', id);
+    await this.rt.delete(id, true).catch(() => {});
+    const rootfs = await this.layers.mount(id);
+    let created = false;
+    try {
+      const hc = r.HostConfig;
+      const spec = await buildSpec({
+        id, rootfs, args: [r.Path, ...r.Args], env: r.Config.Env ?? [], cwd: r.Config.WorkingDir || '/',
+        user: r.Config.User ?? '', terminal: !!r.Config.Tty, hostname: r.Config.Hostname ?? id.slice(0, 12),
+        containerDir: this.c.dir(id), network: this.network(r),
+        ...(Array.isArray(hc.Dns) && hc.Dns.length ? { dns: hc.Dns as string[] } : {}),
+        ...(Array.isArray(hc.ExtraHosts) ? { extraHosts: hc.ExtraHosts as string[] } : {}),
+        ...(hc.Privileged ? { privileged: true } : {}),
+        ...(hc.ReadonlyRootfs ? { readonlyRootfs: true } : {}),
+        ...(Array.isArray(hc.CapAdd) ? { capAdd: hc.CapAdd as string[] } : {}),
+        ...(Array.isArray(hc.CapDrop) ? { capDrop: hc.CapDrop as string[] } : {}),
+        ...(typeof hc.Memory === 'number' && hc.Memory > 0 ? { memory: hc.Memory } : {}),
+        ...(typeof hc.NanoCpus === 'number' && hc.NanoCpus > 0 ? { cpus: hc.NanoCpus / 1e9 } : {}),
+        ...(hc.Init === true ? { init: true } : {}),
+      });
+      await mkdir(bundle, { recursive: true });
+      await writeBundle(bundle, spec);
+      const stdio = r.Config.Tty ? 'tty' : r.Config.OpenStdin ? 'pipes' : 'null';
+      const cs = hc.ConsoleSize as number[] | undefined;
+      const { pid } = await this.rt.create(id, bundle, {
+        stdio, logPath: this.logPath(id),
+        ...(r.Config.Tty && cs && cs[0] && cs[1] ? { consoleSize: { height: cs[0], width: cs[1] } } : {}),
+      });
+      created = true;
+      // attachments made before start get the container's streams now, before it runs
+      const pend = this.pendingAttach.get(id) ?? [];
+      this.pendingAttach.delete(id);
+      for (const p of pend) p.done(await this.connect(id, p.s).catch(() => null));
+      await this.rt.start(id);
+      r.State = { ...r.State, Status: 'running', Running: true, Paused: false, Pid: pid, ExitCode: 0, Error: '', StartedAt: rfc3339(new Date()), FinishedAt: '0001-01-01T00:00:00Z' };
+      await this.c.save(r);
+      this.monitor(r);
+    } catch (e) {
+      if (created) await this.rt.delete(id, true).catch(() => {});
+      await this.layers.unmount(id).catch(() => {});
+      for (const p of this.pendingAttach.get(id) ?? []) p.done(null);
+      this.pendingAttach.delete(id);
+      if (e instanceof RuntimeError) {
+        const m = e.runtimeMessage;
+        r.State.ExitCode = /executable file not found|no such file or directory/.test(m) ? 127 : /permission denied/.test(m) ? 126 : 128;
+        r.State.Error = e.message;
+        await this.c.save(r);
+        this.notify(r, r.State.ExitCode, e.message);
+        if (r.HostConfig.AutoRemove) await this.autoRemove(r);
+        throw new InvalidParameterError(e.message);
+      }
+      throw e;
+    }
+  }
+
+  private monitor(r: ContainerRecord): void {
+    const p = (async () => {
+      let code = 255;
+      try { code = await this.rt.wait(r.ID); } catch { /* runtime state gone */ }
+      await this.exited(r, code);
+    })();
+    this.monitors.set(r.ID, p);
+    void p.finally(() => { if (this.monitors.get(r.ID) === p) this.monitors.delete(r.ID); });
+  }
+
+  private async exited(r: ContainerRecord, code: number, at?: Date): Promise<void> {
+    await this.rt.delete(r.ID, true).catch(() => {});
+    await this.layers.unmount(r.ID).catch(() => {});
+    await rm(join(this.execRoot, 'bundles', r.ID), { recursive: true, force: true }).catch(() => {});
+    r.State = { ...r.State, Status: 'exited', Running: false, Paused: false, Pid: 0, ExitCode: code, FinishedAt: rfc3339(at ?? new Date()) };
+    await this.c.save(r).catch(() => {});
+    this.notify(r, code, null);
+    if (r.HostConfig.AutoRemove) await this.autoRemove(r);
+  }
+
+  private async autoRemove(r: ContainerRecord): Promise<void> {
+    try { await this.c.remove(r.ID, { force: true }); } catch { /* already gone */ }
+    this.notifyRemoved(r);
+  }
+
+  private notify(r: ContainerRecord, code: number, err: string | null): void {
+    const ws = this.waiters.get(r.ID) ?? [];
+    const keep: Waiter[] = [];
+    for (const w of ws) {
+      if (w.condition === 'removed') { keep.push(w); continue; }
+      w.resolve({ StatusCode: code, Error: err === null ? null : { Message: err } });
+    }
+    if (keep.length) this.waiters.set(r.ID, keep); else this.waiters.delete(r.ID);
+  }
+
+  notifyRemoved(r: ContainerRecord): void {
+    for (const w of this.waiters.get(r.ID) ?? []) w.resolve({ StatusCode: r.State.ExitCode, Error: r.State.Error ? { Message: r.State.Error } : null });
+    this.waiters.delete(r.ID);
+  }
+
+  /** POST /containers/{id}/wait: resolves when the condition is met. */
+  wait(ref: string, condition: string): Promise<{ StatusCode: number; Error: { Message: string } | null }> {
+    const r = this.c.get(ref);
+    const cond = condition || 'not-running';
+    if (!['not-running', 'next-exit', 'removed'].includes(cond)) throw new InvalidParameterError(`invalid condition: "${condition}"`);
+    if (cond === 'not-running' && !r.State.Running) return Promise.resolve({ StatusCode: r.State.ExitCode, Error: null });
+    return new Promise((resolve) => {
+      const list = this.waiters.get(r.ID) ?? [];
+      list.push({ condition: cond, resolve });
+      this.waiters.set(r.ID, list);
+    });
+  }
+
+  private async connect(id: string, s: AttachStreams): Promise<AttachHandle> {
+    const h = await this.rt.attach(id);
+    h.stdout.on('data', (b: Buffer) => s.stdout?.(b));
+    h.stderr.on('data', (b: Buffer) => s.stderr?.(b));
+    if (s.stdin) s.stdin.pipe(h.stdin as Writable); else (h.stdin as Writable).on('error', () => {});
+    return h;
+  }
+
+  /**
+   * Attaches to a container: running → now; created → at its next start; exited → nothing (ends at once).
+   * Resolves when the attachment ends.
+   */
+  async attach(ref: string, s: AttachStreams, opts: { logs: boolean; stream: boolean }): Promise<void> {
+    const r = this.c.get(ref);
+    if (opts.logs) {
+      for await (const rec of this.logs(r.ID, { follow: false })) (rec.stream === 'stdout' ? s.stdout : s.stderr)?.(rec.data);
+    }
+    if (!opts.stream) return;
+    let h: AttachHandle | null;
+    if (r.State.Running) {
+      h = await this.connect(r.ID, s);
+    } else if (r.State.Status === 'created' || r.State.Status === 'exited') {
+      h = await new Promise<AttachHandle | null>((done) => {
+        const list = this.pendingAttach.get(r.ID) ?? [];
+        list.push({ s, done });
+        this.pendingAttach.set(r.ID, list);
+      });
+    } else return;
+    if (h) await h.done;
+  }
+
+  async kill(ref: string, signal: string): Promise<void> {
+    const r = this.c.get(ref);
+    if (!r.State.Running) throw new ConflictError(`Container ${r.ID} is not running`);
+    await this.rt.kill(r.ID, signal || 'KILL', true).catch((e) => {
+      if (e instanceof ConflictError) throw new ConflictError(`Container ${r.ID} is not running`);
+      throw e;
+    });
+  }
+
+  /** POST /containers/{id}/stop: StopSignal (SIGTERM), then SIGKILL after t seconds (default 10). */
+  async stop(ref: string, t: number | undefined): Promise<void> {
+    const r = this.c.get(ref);
+    if (!r.State.Running) throw new NotModifiedError('container already stopped');
+    const secs = t ?? (typeof r.Config.StopTimeout === 'number' ? r.Config.StopTimeout : 10);
+    const exited = this.monitors.get(r.ID) ?? Promise.resolve();
+    await this.rt.kill(r.ID, (r.Config.StopSignal as string | undefined) || 'TERM').catch(() => {});
+    const timedOut = await Promise.race([exited.then(() => false), new Promise<boolean>((res) => setTimeout(() => res(true), Math.max(0, secs) * 1000).unref())]);
+    if (timedOut) {
+      await this.rt.kill(r.ID, 'KILL', true).catch(() => {});
+      await exited;
+    }
+  }
+
+  /** GET /containers/{id}/logs as records. */
+  async *logs(ref: string, o: { follow: boolean; since?: number; until?: number; tail?: number }): AsyncGenerator<LogRecord> {
+    const r = this.c.get(ref);
+    const stopped = r.State.Running ? (this.monitors.get(r.ID) ?? Promise.resolve()) : Promise.resolve();
+    try {
+      yield* readLogs(this.logPath(r.ID), {
+        follow: o.follow && r.State.Running, stopped,
+        ...(o.since !== undefined ? { since: o.since } : {}), ...(o.until !== undefined ? { until: o.until } : {}),
+        ...(o.tail !== undefined ? { tail: o.tail } : {}),
+      });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw e;
+    }
+  }
+
+  isTty(ref: string): boolean { return !!this.c.get(ref).Config.Tty; }
+}
