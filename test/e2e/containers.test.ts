@@ -153,3 +153,10 @@ test('kill and rm -f of a running container', async () => {
   await d.docker(['rm', id]);
   assert.equal((await d.docker(['ps', '-aq'])).stdout.trim(), '');
 });
+
+test('run -i: stdin reaches the container and its end closes it', async () => {
+  const r = await d.docker(['run', '-i', '--rm', 'busybox', 'sh', '-c', 'while read l; do echo "got $l"; done; echo done >&2'], { input: 'one\ntwo\n' });
+  assert.equal(r.code, 0, show(r));
+  assert.equal(r.stdout, 'got one\ngot two\n');
+  assert.equal(r.stderr, 'done\n');
+});

@@ -1,4 +1,5 @@
 /** Container routes: create, inspect, list, remove (and, once wired, the runtime ones). */
+import { PassThrough } from 'node:stream';
 import { InvalidParameterError } from '../../lib/errors.js';
 import { boolValue, intValue, parseFilters, readJsonBody, sendEmpty, sendJson, type Router } from '../router.js';
 import type { ContainerService } from '../../engine/containers/service.js';
@@ -96,6 +97,16 @@ export function containerRuntimeRoutes(r: Router, c: ContainerService, run: Cont
     sock.removeAllListeners('end');
     sock.removeAllListeners('timeout');
     sock.setTimeout(0);
+    const wantStdin = boolValue(query, 'stdin') && !!rec.Config.OpenStdin;
+    // What the client sends from now on is the container's stdin, not HTTP: take the socket off the parser as node
+    // does for its own 'upgrade' event. Not from inside the parser's callback (that is ignored), hence setImmediate.
+    const stdin = new PassThrough();
+    setImmediate(() => {
+      const p = (sock as unknown as { parser?: { _consumed?: boolean; unconsume?: () => void } }).parser;
+      if (p?._consumed && p.unconsume) { p.unconsume(); p._consumed = false; }
+      for (const ev of ['data', 'pause', 'resume', 'end']) sock.removeAllListeners(ev);
+      if (wantStdin) sock.pipe(stdin); else sock.resume();
+    });
     res.writeHead(101, { 'Content-Type': 'application/vnd.docker.raw-stream', Connection: 'Upgrade', Upgrade: 'tcp' });
     res.flushHeaders();
     const out = (n: 1 | 2) => (b: Buffer) => { if (!sock.destroyed) sock.write(tty ? b : frame(n, b)); };
@@ -103,6 +114,7 @@ export function containerRuntimeRoutes(r: Router, c: ContainerService, run: Cont
       await run.attach(rec.ID, {
         ...(boolValue(query, 'stdout') ? { stdout: out(1) } : {}),
         ...(boolValue(query, 'stderr') ? { stderr: out(tty ? 1 : 2) } : {}),
+        ...(wantStdin ? { stdin } : {}),
       }, { logs: boolValue(query, 'logs'), stream: boolValue(query, 'stream') });
     } finally {
       sock.end();
