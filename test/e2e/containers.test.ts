@@ -160,3 +160,33 @@ test('run -i: stdin reaches the container and its end closes it', async () => {
   assert.equal(r.stdout, 'got one\ngot two\n');
   assert.equal(r.stderr, 'done\n');
 });
+
+test('run -t: a terminal inside, output raw (no stdcopy framing)', async () => {
+  const r = await d.docker(['run', '--rm', '-t', 'busybox', 'sh', '-c', 'tty; echo err >&2']);
+  assert.equal(r.code, 0, show(r));
+  assert.equal(r.stdout, '/dev/pts/0\r\nerr\r\n');
+});
+
+test('diff lists the RW layer changes', async () => {
+  const r = await d.docker(['run', '--name', 'ch', 'busybox', 'sh', '-c', 'echo x > /tmp/new; rm /etc/group']);
+  assert.equal(r.code, 0, show(r));
+  const df = await d.docker(['diff', 'ch']);
+  assert.equal(df.code, 0, show(df));
+  const lines = df.stdout.trim().split('\n');
+  for (const want of ['C /etc', 'D /etc/group', 'C /tmp', 'A /tmp/new']) assert.ok(lines.includes(want), show(df));
+  assert.ok(!lines.some((l) => /hosts|hostname|resolv/.test(l)), show(df));
+  assert.equal((await d.docker(['rm', 'ch'])).code, 0);
+});
+
+test('a running container survives a daemon restart and can be stopped after it', async () => {
+  const r = await d.docker(['run', '-d', '--name', 'live', 'busybox', 'sleep', '60']);
+  assert.equal(r.code, 0, show(r));
+  await d.restart();
+  const ins = await d.docker(['inspect', '--format', '{{.State.Status}}', 'live']);
+  assert.equal(ins.stdout.trim(), 'running', show(ins));
+  const st = await d.docker(['stop', '-t', '1', 'live']);
+  assert.equal(st.code, 0, show(st));
+  const after = await d.docker(['inspect', '--format', '{{.State.Status}} {{.State.ExitCode}}', 'live']);
+  assert.equal(after.stdout.trim(), 'exited 137');
+  assert.equal((await d.docker(['rm', 'live'])).code, 0);
+});

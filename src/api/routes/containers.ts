@@ -55,6 +55,14 @@ export function containerRuntimeRoutes(r: Router, c: ContainerService, run: Cont
     const v = await p;
     res.end(JSON.stringify(v) + '\n');
   });
+  r.post('/containers/{id}/resize', async ({ res, params, query }) => {
+    await run.resize(params.id!, intValue(query, 'h', 0), intValue(query, 'w', 0));
+    sendEmpty(res, 200);
+  });
+  r.get('/containers/{id}/changes', async ({ res, params }) => {
+    const ch = await run.changes(params.id!);
+    sendJson(res, 200, ch.length ? ch.map((x) => ({ Path: x.path, Kind: x.kind })) : null);
+  });
   r.post('/containers/{id}/kill', async ({ res, params, query }) => {
     await run.kill(params.id!, query.get('signal') ?? '');
     sendEmpty(res, 204);

@@ -240,5 +240,17 @@ export class ContainerRunner {
     }
   }
 
+  async resize(ref: string, h: number, w: number): Promise<void> {
+    const r = this.c.get(ref);
+    if (!r.State.Running) throw new ConflictError(`Container ${r.ID} is not running`);
+    if (h > 0 && w > 0 && r.Config.Tty) await this.rt.resize(r.ID, h, w);
+  }
+
+  /** GET /containers/{id}/changes: the RW layer against the image (mount targets live in the init layer). */
+  async changes(ref: string): Promise<{ path: string; kind: 0 | 1 | 2 }[]> {
+    const r = this.c.get(ref);
+    return (await this.layers.changes(r.ID)).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  }
+
   isTty(ref: string): boolean { return !!this.c.get(ref).Config.Tty; }
 }
