@@ -29,6 +29,7 @@ import { parseNamed } from '../engine/images/refs.js';
 import { ContainerService } from '../engine/containers/service.js';
 import { containerRoutes } from '../api/routes/containers.js';
 import { ContainerRunner } from '../engine/containers/lifecycle.js';
+import { ExecService } from '../engine/containers/exec.js';
 import { createRuntime } from '../engine/runtime/runc.js';
 
 /** wharfd's product version (Server header, /version, /info). */
@@ -68,7 +69,9 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
   });
   containerService = await new ContainerService({ dataRoot, layers, resolveImage: (name) => imageService.resolve(name) }).open();
   const containers = containerService;
-  const runner = new ContainerRunner(containers, createRuntime({ root: join(cfg.execRoot, 'runtime') }), layers, cfg.execRoot);
+  const runtime = createRuntime({ root: join(cfg.execRoot, 'runtime') });
+  const runner = new ContainerRunner(containers, runtime, layers, cfg.execRoot);
+  const execs = new ExecService(containers, runtime, cfg.execRoot);
   await runner.recover();
   const system = new SystemService({
     config: cfg,
@@ -108,7 +111,7 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
     extraRoutes: [
       (r) => { if (build) buildRoutes(r, build); },
       (r) => { distributionRoutes(r, pusher); archiveRoutes(r, archive); },
-      (r) => containerRoutes(r, containers, runner),
+      (r) => containerRoutes(r, containers, runner, execs),
       (r) => authRoutes(r, { login: (a, signal) => login(a, cfg, signal) }, new SearchService(cfg)),
     ],
     async close() {

@@ -190,3 +190,23 @@ test('a running container survives a daemon restart and can be stopped after it'
   assert.equal(after.stdout.trim(), 'exited 137');
   assert.equal((await d.docker(['rm', 'live'])).code, 0);
 });
+
+test('exec: output, stdin, exit code, a missing command', async () => {
+  const r = await d.docker(['run', '-d', '--name', 'ex', 'busybox', 'sleep', '60']);
+  assert.equal(r.code, 0, show(r));
+  const e = await d.docker(['exec', 'ex', 'sh', '-c', 'echo out; echo err >&2; exit 5']);
+  assert.equal(e.code, 5, show(e));
+  assert.equal(e.stdout, 'out\n');
+  assert.equal(e.stderr, 'err\n');
+  const i = await d.docker(['exec', '-i', 'ex', 'cat'], { input: 'piped\n' });
+  assert.equal(i.code, 0, show(i));
+  assert.equal(i.stdout, 'piped\n');
+  const w = await d.docker(['exec', 'ex', 'sh', '-c', 'echo made > /tmp/f']);
+  assert.equal(w.code, 0, show(w));
+  const df = await d.docker(['diff', 'ex']);
+  assert.match(df.stdout, /^A \/tmp\/f$/m, show(df));
+  const m = await d.docker(['exec', 'ex', 'nonexistent-cmd']);
+  assert.equal(m.code, 126, show(m));
+  assert.match(m.stdout + m.stderr, /executable file not found in \$PATH/);
+  assert.equal((await d.docker(['rm', '-f', 'ex'])).code, 0);
+});

@@ -4,9 +4,11 @@ import { InvalidParameterError } from '../../lib/errors.js';
 import { boolValue, intValue, parseFilters, readJsonBody, sendEmpty, sendJson, type Router } from '../router.js';
 import type { ContainerService } from '../../engine/containers/service.js';
 import type { ContainerRunner } from '../../engine/containers/lifecycle.js';
+import type { ExecService } from '../../engine/containers/exec.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 
-export function containerRoutes(r: Router, c: ContainerService, run?: ContainerRunner): void {
-  if (run) containerRuntimeRoutes(r, c, run);
+export function containerRoutes(r: Router, c: ContainerService, run?: ContainerRunner, exec?: ExecService): void {
+  if (run) containerRuntimeRoutes(r, c, run, exec);
   r.post('/containers/create', async ({ req, res, query }) => {
     const body = await readJsonBody(req);
     if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {
@@ -42,7 +44,7 @@ function sinceValue(v: string | null): number | undefined {
   return n;
 }
 
-export function containerRuntimeRoutes(r: Router, c: ContainerService, run: ContainerRunner): void {
+export function containerRuntimeRoutes(r: Router, c: ContainerService, run: ContainerRunner, exec?: ExecService): void {
   r.post('/containers/{id}/start', async ({ res, params }) => {
     await run.start(params.id!);
     sendEmpty(res, 204);
@@ -100,32 +102,74 @@ export function containerRuntimeRoutes(r: Router, c: ContainerService, run: Cont
   r.post('/containers/{id}/attach', async ({ req, res, params, query }) => {
     const rec = c.get(params.id!);
     const tty = !!rec.Config.Tty;
-    const sock = req.socket;
-    // hijacked: the client half-closes after its (empty) stdin; the HTTP server must not end the socket for it
-    sock.removeAllListeners('end');
-    sock.removeAllListeners('timeout');
-    sock.setTimeout(0);
-    const wantStdin = boolValue(query, 'stdin') && !!rec.Config.OpenStdin;
-    // What the client sends from now on is the container's stdin, not HTTP: take the socket off the parser as node
-    // does for its own 'upgrade' event. Not from inside the parser's callback (that is ignored), hence setImmediate.
-    const stdin = new PassThrough();
-    setImmediate(() => {
-      const p = (sock as unknown as { parser?: { _consumed?: boolean; unconsume?: () => void } }).parser;
-      if (p?._consumed && p.unconsume) { p.unconsume(); p._consumed = false; }
-      for (const ev of ['data', 'pause', 'resume', 'end']) sock.removeAllListeners(ev);
-      if (wantStdin) sock.pipe(stdin); else sock.resume();
-    });
-    res.writeHead(101, { 'Content-Type': 'application/vnd.docker.raw-stream', Connection: 'Upgrade', Upgrade: 'tcp' });
-    res.flushHeaders();
-    const out = (n: 1 | 2) => (b: Buffer) => { if (!sock.destroyed) sock.write(tty ? b : frame(n, b)); };
+    const h = hijack(req, res, tty);
     try {
       await run.attach(rec.ID, {
-        ...(boolValue(query, 'stdout') ? { stdout: out(1) } : {}),
-        ...(boolValue(query, 'stderr') ? { stderr: out(tty ? 1 : 2) } : {}),
-        ...(wantStdin ? { stdin } : {}),
+        ...(boolValue(query, 'stdout') ? { stdout: h.out(1) } : {}),
+        ...(boolValue(query, 'stderr') ? { stderr: h.out(tty ? 1 : 2) } : {}),
+        ...(boolValue(query, 'stdin') && !!rec.Config.OpenStdin ? { stdin: h.stdin() } : {}),
       }, { logs: boolValue(query, 'logs'), stream: boolValue(query, 'stream') });
     } finally {
-      sock.end();
+      h.end();
     }
   });
+  if (exec) {
+    r.post('/containers/{id}/exec', async ({ req, res, params }) => {
+      const body = await readJsonBody(req);
+      sendJson(res, 201, exec.create(params.id!, (body ?? {}) as Record<string, unknown>));
+    });
+    r.get('/exec/{id}/json', ({ res, params }) => { sendJson(res, 200, exec.inspect(params.id!)); });
+    r.post('/exec/{id}/resize', ({ res }) => { sendEmpty(res, 200); });
+    r.post('/exec/{id}/start', async ({ req, res, params }) => {
+      const body = ((await readJsonBody(req)) ?? {}) as { Detach?: boolean };
+      const e = exec.get(params.id!);
+      if (body.Detach) {
+        void exec.start(e.ID, {}).catch(() => {});
+        sendEmpty(res, 200);
+        return;
+      }
+      const tty = e.ProcessConfig.tty;
+      const h = hijack(req, res, tty);
+      try {
+        await exec.start(e.ID, {
+          ...(e.OpenStdout ? { stdout: h.out(1) } : {}),
+          ...(e.OpenStderr ? { stderr: h.out(tty ? 1 : 2) } : {}),
+          ...(e.OpenStdin ? { stdin: h.stdin() } : {}),
+        });
+      } catch (err) {
+        h.out(1)(Buffer.from(`${(err as Error).message}\r\n`));
+      } finally {
+        h.end();
+      }
+    });
+  }
+}
+
+/**
+ * Takes over a request's connection the way dockerd hijacks it: 101 with `Upgrade: tcp`, then raw bytes (stdcopy
+ * frames unless tty) out, and whatever the client sends is stdin.
+ */
+function hijack(req: IncomingMessage, res: ServerResponse, tty: boolean) {
+  const sock = req.socket;
+  // the client half-closes after its stdin; the HTTP server must not end the socket for it
+  sock.removeAllListeners('end');
+  sock.removeAllListeners('timeout');
+  sock.setTimeout(0);
+  res.writeHead(101, { 'Content-Type': 'application/vnd.docker.raw-stream', Connection: 'Upgrade', Upgrade: 'tcp' });
+  res.flushHeaders();
+  // What the client sends from now on is not HTTP: take the socket off the parser as node does for its own
+  // 'upgrade' event. Not from inside the parser's callback (that is ignored), hence setImmediate.
+  const input = new PassThrough();
+  let wantStdin = false;
+  setImmediate(() => {
+    const p = (sock as unknown as { parser?: { _consumed?: boolean; unconsume?: () => void } }).parser;
+    if (p?._consumed && p.unconsume) { p.unconsume(); p._consumed = false; }
+    for (const ev of ['data', 'pause', 'resume', 'end']) sock.removeAllListeners(ev);
+    if (wantStdin) sock.pipe(input); else sock.resume();
+  });
+  return {
+    out: (n: 1 | 2) => (b: Buffer) => { if (!sock.destroyed) sock.write(tty ? b : frame(n, b)); },
+    stdin: () => { wantStdin = true; return input; },
+    end: () => { sock.end(); },
+  };
 }

@@ -1,0 +1,113 @@
+/**
+ * docker exec: exec instances (POST /containers/{id}/exec → ID), started hijacked (POST /exec/{id}/start),
+ * inspected for their exit code (GET /exec/{id}/json). The process spec comes from the running container's
+ * bundle (same env, caps, cwd) through runtime/spec.ts's buildExecProcess.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { ConflictError, NotFoundError } from '../../lib/errors.js';
+import { buildExecProcess, type OciSpec } from '../runtime/spec.js';
+import type { Runtime } from '../runtime/runc.js';
+import type { ContainerService } from './service.js';
+
+interface ExecRecord {
+  ID: string;
+  ContainerID: string;
+  Running: boolean;
+  ExitCode: number | null;
+  Pid: number;
+  OpenStdin: boolean;
+  OpenStdout: boolean;
+  OpenStderr: boolean;
+  ProcessConfig: { tty: boolean; entrypoint: string; arguments: string[]; privileged: boolean; user: string };
+  Env: string[];
+  WorkingDir: string;
+  DetachKeys: string;
+}
+
+const RUNC_ERR = /level=error msg="((?:[^"\\]|\\.)*)"/;
+
+export class ExecService {
+  private readonly execs = new Map<string, ExecRecord>();
+  constructor(private readonly c: ContainerService, private readonly rt: Runtime, private readonly execRoot: string) {}
+
+  create(ref: string, body: Record<string, unknown>): { Id: string } {
+    const r = this.c.get(ref);
+    if (!r.State.Running) throw new ConflictError(`Container ${r.ID} is not running`);
+    const cmd = Array.isArray(body.Cmd) ? (body.Cmd as string[]) : [];
+    if (cmd.length === 0) throw new ConflictError('No exec command specified');
+    const id = randomBytes(32).toString('hex');
+    this.execs.set(id, {
+      ID: id, ContainerID: r.ID, Running: false, ExitCode: null, Pid: 0,
+      OpenStdin: !!body.AttachStdin, OpenStdout: !!body.AttachStdout, OpenStderr: !!body.AttachStderr,
+      ProcessConfig: { tty: !!body.Tty, entrypoint: cmd[0]!, arguments: cmd.slice(1), privileged: !!body.Privileged, user: String(body.User ?? '') },
+      Env: Array.isArray(body.Env) ? (body.Env as string[]) : [],
+      WorkingDir: String(body.WorkingDir ?? ''),
+      DetachKeys: String(body.DetachKeys ?? ''),
+    });
+    return { Id: id };
+  }
+
+  get(id: string): ExecRecord {
+    const e = this.execs.get(id);
+    if (!e) throw new NotFoundError(`No such exec instance: ${id}`);
+    return e;
+  }
+
+  inspect(id: string): Record<string, unknown> {
+    const e = this.get(id);
+    return {
+      ID: e.ID, Running: e.Running, ExitCode: e.ExitCode, ProcessConfig: e.ProcessConfig, OpenStdin: e.OpenStdin,
+      OpenStderr: e.OpenStderr, OpenStdout: e.OpenStdout, CanRemove: false, ContainerID: e.ContainerID,
+      DetachKeys: e.DetachKeys, Pid: e.Pid,
+    };
+  }
+
+  isTty(id: string): boolean { return this.get(id).ProcessConfig.tty; }
+
+  /** Runs the exec'd process; resolves with its exit code once its output has ended. */
+  async start(id: string, s: { stdout?: (b: Buffer) => void; stderr?: (b: Buffer) => void; stdin?: Readable }): Promise<number> {
+    const e = this.get(id);
+    if (e.Running || e.ExitCode !== null) throw new ConflictError(`Error: Exec command ${id} has already run`);
+    const r = this.c.get(e.ContainerID);
+    if (!r.State.Running) throw new ConflictError(`Container ${r.ID} is not running`);
+    e.Running = true;
+    try {
+      const base = JSON.parse(await readFile(join(this.execRoot, 'bundles', r.ID, 'config.json'), 'utf8')) as OciSpec;
+      const proc = await buildExecProcess(base, base.root.path, {
+        args: [e.ProcessConfig.entrypoint, ...e.ProcessConfig.arguments], env: e.Env, cwd: e.WorkingDir,
+        user: e.ProcessConfig.user, terminal: e.ProcessConfig.tty, privileged: e.ProcessConfig.privileged,
+      });
+      const h = await this.rt.exec(r.ID, proc, { stdin: e.OpenStdin, tty: e.ProcessConfig.tty });
+      e.Pid = h.pid;
+      let started = false;
+      let startError: string | null = null;
+      const outDone = new Promise<void>((res) => h.stdout.on('end', res).on('close', res));
+      const errDone = new Promise<void>((res) => h.stderr.on('end', res).on('close', res));
+      h.stdout.on('data', (b: Buffer) => { started = true; s.stdout?.(b); });
+      h.stderr.on('data', (b: Buffer) => {
+        const m = started ? null : RUNC_ERR.exec(b.toString('utf8'));
+        if (m) { startError = m[1]!.replace(/\\(.)/g, '$1').replace(/^exec failed: /, ''); return; }
+        started = true;
+        s.stderr?.(b);
+      });
+      if (h.stdin && s.stdin) s.stdin.pipe(h.stdin as Writable); else h.stdin?.end();
+      let code = await h.exit;
+      await Promise.all([outDone, errDone]);
+      if (startError !== null) {
+        s.stdout?.(Buffer.from(`OCI runtime exec failed: exec failed: ${startError}: unknown\r\n`));
+        code = 126;
+      }
+      e.ExitCode = code;
+      return code;
+    } catch (err) {
+      e.ExitCode = 126;
+      throw err;
+    } finally {
+      e.Running = false;
+      s.stdin?.unpipe();
+    }
+  }
+}
