@@ -30,6 +30,7 @@ import { ContainerService } from '../engine/containers/service.js';
 import { containerRoutes } from '../api/routes/containers.js';
 import { ContainerRunner } from '../engine/containers/lifecycle.js';
 import { ExecService } from '../engine/containers/exec.js';
+import { CommitService } from '../engine/containers/commit.js';
 import { createRuntime } from '../engine/runtime/runc.js';
 
 /** wharfd's product version (Server header, /version, /info). */
@@ -72,6 +73,7 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
   const runtime = createRuntime({ root: join(cfg.execRoot, 'runtime') });
   const runner = new ContainerRunner(containers, runtime, layers, cfg.execRoot);
   const execs = new ExecService(containers, runtime, cfg.execRoot);
+  const commits = new CommitService({ containers, images, layers, tagImage: (id, repo, tag) => imageService.tagImage(id, repo, tag) });
   await runner.recover();
   const system = new SystemService({
     config: cfg,
@@ -111,7 +113,7 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
     extraRoutes: [
       (r) => { if (build) buildRoutes(r, build); },
       (r) => { distributionRoutes(r, pusher); archiveRoutes(r, archive); },
-      (r) => containerRoutes(r, containers, runner, execs),
+      (r) => containerRoutes(r, containers, runner, execs, commits),
       (r) => authRoutes(r, { login: (a, signal) => login(a, cfg, signal) }, new SearchService(cfg)),
     ],
     async close() {

@@ -210,3 +210,21 @@ test('exec: output, stdin, exit code, a missing command', async () => {
   assert.match(m.stdout + m.stderr, /executable file not found in \$PATH/);
   assert.equal((await d.docker(['rm', '-f', 'ex'])).code, 0);
 });
+
+test('commit: the RW layer and the changed config become an image that runs', async () => {
+  const r = await d.docker(['run', '--name', 'tocommit', 'busybox', 'sh', '-c', 'echo committed > /greeting']);
+  assert.equal(r.code, 0, show(r));
+  const c = await d.docker(['commit', '-m', 'add greeting', '-c', 'CMD ["cat", "/greeting"]', 'tocommit', 'mine/greet:v1']);
+  assert.equal(c.code, 0, show(c));
+  assert.match(c.stdout.trim(), /^sha256:[a-f0-9]{64}$/);
+  const run = await d.docker(['run', '--rm', 'mine/greet:v1']);
+  assert.equal(run.code, 0, show(run));
+  assert.equal(run.stdout, 'committed\n');
+  const h = await d.docker(['history', '--format', '{{.Comment}}|{{.CreatedBy}}', 'mine/greet:v1']);
+  assert.match(h.stdout.split('\n')[0]!, /^add greeting\|sh -c echo committed > \/greeting$/, show(h));
+  const base = JSON.parse((await d.docker(['image', 'inspect', '--format', '{{json .RootFS.Layers}}', 'busybox'])).stdout);
+  const mine = JSON.parse((await d.docker(['image', 'inspect', '--format', '{{json .RootFS.Layers}}', 'mine/greet:v1'])).stdout);
+  assert.deepEqual(mine.slice(0, -1), base);
+  assert.equal(mine.length, base.length + 1);
+  assert.equal((await d.docker(['rm', 'tocommit'])).code, 0);
+});

@@ -5,9 +5,21 @@ import { boolValue, intValue, parseFilters, readJsonBody, sendEmpty, sendJson, t
 import type { ContainerService } from '../../engine/containers/service.js';
 import type { ContainerRunner } from '../../engine/containers/lifecycle.js';
 import type { ExecService } from '../../engine/containers/exec.js';
+import type { CommitService } from '../../engine/containers/commit.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
-export function containerRoutes(r: Router, c: ContainerService, run?: ContainerRunner, exec?: ExecService): void {
+export function containerRoutes(r: Router, c: ContainerService, run?: ContainerRunner, exec?: ExecService, commit?: CommitService): void {
+  if (commit) {
+    r.post('/commit', async ({ req, res, query }) => {
+      const body = await readJsonBody(req);
+      const id = await commit.commit(query.get('container') ?? '', {
+        repo: query.get('repo') ?? '', tag: query.get('tag') ?? '', comment: query.get('comment') ?? '',
+        author: query.get('author') ?? '', changes: query.getAll('changes'),
+        ...(body && typeof body === 'object' ? { config: body as Record<string, unknown> } : {}),
+      });
+      sendJson(res, 201, { Id: id });
+    });
+  }
   if (run) containerRuntimeRoutes(r, c, run, exec);
   r.post('/containers/create', async ({ req, res, query }) => {
     const body = await readJsonBody(req);
