@@ -31,6 +31,7 @@ import { containerRoutes } from '../api/routes/containers.js';
 import { ContainerRunner } from '../engine/containers/lifecycle.js';
 import { ExecService } from '../engine/containers/exec.js';
 import { CommitService } from '../engine/containers/commit.js';
+import { BridgeNetwork } from '../engine/network/index.js';
 import { createRuntime } from '../engine/runtime/runc.js';
 
 /** wharfd's product version (Server header, /version, /info). */
@@ -71,7 +72,7 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
   containerService = await new ContainerService({ dataRoot, layers, resolveImage: (name) => imageService.resolve(name) }).open();
   const containers = containerService;
   const runtime = createRuntime({ root: join(cfg.execRoot, 'runtime') });
-  const runner = new ContainerRunner(containers, runtime, layers, cfg.execRoot);
+  const runner = new ContainerRunner(containers, runtime, layers, cfg.execRoot, new BridgeNetwork({ dataRoot, execRoot: cfg.execRoot }));
   const execs = new ExecService(containers, runtime, cfg.execRoot);
   const commits = new CommitService({ containers, images, layers, tagImage: (id, repo, tag) => imageService.tagImage(id, repo, tag) });
   await runner.recover();

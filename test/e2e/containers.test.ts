@@ -228,3 +228,25 @@ test('commit: the RW layer and the changed config become an image that runs', as
   assert.equal(mine.length, base.length + 1);
   assert.equal((await d.docker(['rm', 'tocommit'])).code, 0);
 });
+
+test('bridge network: own IP and netns, published port reachable from the host', async () => {
+  const ip = await d.docker(['run', '--rm', 'busybox', 'sh', '-c', 'ip -4 -o addr show eth0']);
+  assert.equal(ip.code, 0, show(ip));
+  const m = /inet (\d+\.\d+\.\d+\.\d+)\/(\d+)/.exec(ip.stdout);
+  assert.ok(m, show(ip));
+  assert.match(m![1]!, /^172\.30\./, 'an address on the wharf0 bridge (172.30.0.0/16), not the host\'s');
+  const r = await d.docker(['run', '-d', '--name', 'web', '-p', '127.0.0.1::80', 'busybox', 'sh', '-c', 'mkdir /www && echo served > /www/index.html && httpd -f -p 80 -h /www']);
+  assert.equal(r.code, 0, show(r));
+  const port = await d.docker(['port', 'web', '80']);
+  const pm = /^127\.0\.0\.1:(\d+)$/m.exec(port.stdout);
+  assert.ok(pm, show(port));
+  const addr = (await d.docker(['inspect', '--format', '{{.NetworkSettings.IPAddress}}', 'web'])).stdout.trim();
+  assert.match(addr, /^\d+\.\d+\.\d+\.\d+$/);
+  let body = '';
+  for (let i = 0; i < 40 && body !== 'served\n'; i++) {
+    body = await fetch(`http://127.0.0.1:${pm[1]}/`).then((x) => x.text()).catch(() => '');
+    if (body !== 'served\n') await new Promise((res) => setTimeout(res, 50));
+  }
+  assert.equal(body, 'served\n');
+  assert.equal((await d.docker(['rm', '-f', 'web'])).code, 0);
+});

@@ -14,7 +14,8 @@ import type { LayerStore } from '../layers/types.js';
 import { buildSpec, writeBundle, type NetworkMode } from '../runtime/spec.js';
 import { RuntimeError, type AttachHandle, type Runtime } from '../runtime/runc.js';
 import { readLogs, type LogRecord } from '../runtime/logs.js';
-import { rfc3339, type ContainerRecord, type ContainerService } from './service.js';
+import { rfc3339, type ContainerNet, type ContainerRecord, type ContainerService } from './service.js';
+import type { BridgeNetwork, Endpoint, PortMapping } from '../network/index.js';
 
 export interface AttachStreams {
   stdout?: (b: Buffer) => void;
@@ -30,7 +31,10 @@ export class ContainerRunner {
   private readonly pendingAttach = new Map<string, { s: AttachStreams; done: (h: AttachHandle | null) => void }[]>();
   private readonly monitors = new Map<string, Promise<void>>();
 
-  constructor(private readonly c: ContainerService, private readonly rt: Runtime, private readonly layers: LayerStore, private readonly execRoot: string) {
+  constructor(
+    private readonly c: ContainerService, private readonly rt: Runtime, private readonly layers: LayerStore,
+    private readonly execRoot: string, private readonly net?: BridgeNetwork,
+  ) {
     c.stopHook = async (r) => { await this.kill(r.ID, 'KILL').catch(() => {}); await this.monitors.get(r.ID); };
   }
 
@@ -42,7 +46,13 @@ export class ContainerRunner {
       if (!r.State.Running) continue;
       try {
         const st = await this.rt.state(r.ID);
-        if (st.status === 'running' || st.status === 'paused') { this.monitor(r); continue; }
+        if (st.status === 'running' || st.status === 'paused') {
+          // its netns and veth outlived us; the port proxies lived in the old daemon: bind them again
+          const ep = this.net && r.Net ? await this.net.restore(r.ID) : null;
+          if (ep) r.Net = this.netInfo(r, ep, await this.net!.publish(ep, this.portMappings(r)).catch(() => []));
+          this.monitor(r);
+          continue;
+        }
         await this.exited(r, st.exitCode ?? 255, st.finishedAt);
       } catch {
         await this.exited(r, 255);
@@ -50,11 +60,51 @@ export class ContainerRunner {
     }
   }
 
-  private network(r: ContainerRecord): NetworkMode {
+  private modeOf(r: ContainerRecord): 'none' | 'host' | 'bridge' {
     const m = String(r.HostConfig.NetworkMode ?? 'default');
-    if (m === 'none') return { mode: 'none' };
-    if (m === 'host' || m === 'default' || m === 'bridge') return { mode: 'host' };
+    if (m === 'none' || m === 'host') return m;
+    if (m === 'default' || m === 'bridge') return this.net ? 'bridge' : 'host';
     throw new InvalidParameterError(`network ${m} not found`);
+  }
+
+  /** HostConfig.PortBindings (and -P: every exposed port on a free host port) as proxy mappings. */
+  private portMappings(r: ContainerRecord): PortMapping[] {
+    const out: PortMapping[] = [];
+    const pb = (r.HostConfig.PortBindings ?? {}) as Record<string, { HostIp?: string; HostPort?: string }[] | null>;
+    const keys = new Set(Object.keys(pb));
+    if (r.HostConfig.PublishAllPorts) for (const k of Object.keys(r.Config.ExposedPorts ?? {})) keys.add(k);
+    for (const k of keys) {
+      const [port, proto = 'tcp'] = k.split('/') as [string, string | undefined];
+      const bs = pb[k] && pb[k]!.length ? pb[k]! : [{}];
+      for (const b of bs) {
+        out.push({ hostIp: b.HostIp ?? '', hostPort: Number(b.HostPort || 0), containerPort: Number(port), proto: proto === 'udp' ? 'udp' : 'tcp' });
+      }
+    }
+    return out;
+  }
+
+  private async connectNet(r: ContainerRecord): Promise<{ spec: NetworkMode; ep: Endpoint | null }> {
+    const mode = this.modeOf(r);
+    if (mode !== 'bridge') return { spec: { mode }, ep: null };
+    const ep = await this.net!.connect(r.ID, 'bridge', { name: r.Name.slice(1) });
+    try {
+      const bound = await this.net!.publish(ep, this.portMappings(r));
+      r.Net = this.netInfo(r, ep, bound);
+    } catch (e) {
+      await this.net!.disconnect(r.ID).catch(() => {});
+      throw e;
+    }
+    return { spec: { mode: 'path', path: ep.netnsPath! }, ep };
+  }
+
+  private netInfo(r: ContainerRecord, ep: Endpoint, bound: { hostIp: string; hostPort: number; containerPort: number; proto: string }[]): ContainerNet {
+    const ports: ContainerNet['Ports'] = {};
+    for (const k of Object.keys(r.Config.ExposedPorts ?? {})) ports[k.includes('/') ? k : `${k}/tcp`] = null;
+    for (const b of bound) {
+      const k = `${b.containerPort}/${b.proto}`;
+      (ports[k] ??= []).push({ HostIp: b.hostIp || '0.0.0.0', HostPort: String(b.hostPort) });
+    }
+    return { Mode: 'bridge', IPAddress: ep.ip ?? '', IPPrefixLen: ep.prefixLen ?? 0, Gateway: ep.gateway ?? '', MacAddress: ep.mac ?? '', Ports: ports };
   }
 
   async start(ref: string): Promise<void> {
@@ -66,12 +116,15 @@ export class ContainerRunner {
     await this.rt.delete(id, true).catch(() => {});
     const rootfs = await this.layers.mount(id);
     let created = false;
+    let netUp = false;
     try {
+      const net = await this.connectNet(r);
+      netUp = true;
       const hc = r.HostConfig;
       const spec = await buildSpec({
         id, rootfs, args: [r.Path, ...r.Args], env: r.Config.Env ?? [], cwd: r.Config.WorkingDir || '/',
         user: r.Config.User ?? '', terminal: !!r.Config.Tty, hostname: r.Config.Hostname ?? id.slice(0, 12),
-        containerDir: this.c.dir(id), network: this.network(r),
+        containerDir: this.c.dir(id), network: net.spec, ...(net.ep?.ip ? { ip: net.ep.ip } : {}),
         ...(Array.isArray(hc.Dns) && hc.Dns.length ? { dns: hc.Dns as string[] } : {}),
         ...(Array.isArray(hc.ExtraHosts) ? { extraHosts: hc.ExtraHosts as string[] } : {}),
         ...(hc.Privileged ? { privileged: true } : {}),
@@ -101,6 +154,8 @@ export class ContainerRunner {
       this.monitor(r);
     } catch (e) {
       if (created) await this.rt.delete(id, true).catch(() => {});
+      if (netUp && this.net) await this.net.disconnect(id).catch(() => {});
+      delete r.Net;
       await this.layers.unmount(id).catch(() => {});
       for (const p of this.pendingAttach.get(id) ?? []) p.done(null);
       this.pendingAttach.delete(id);
@@ -129,6 +184,8 @@ export class ContainerRunner {
 
   private async exited(r: ContainerRecord, code: number, at?: Date): Promise<void> {
     await this.rt.delete(r.ID, true).catch(() => {});
+    if (this.net) await this.net.disconnect(r.ID).catch(() => {});
+    delete r.Net;
     await this.layers.unmount(r.ID).catch(() => {});
     await rm(join(this.execRoot, 'bundles', r.ID), { recursive: true, force: true }).catch(() => {});
     r.State = { ...r.State, Status: 'exited', Running: false, Paused: false, Pid: 0, ExitCode: code, FinishedAt: rfc3339(at ?? new Date()) };

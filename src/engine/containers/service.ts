@@ -44,6 +44,18 @@ export interface ContainerRecord {
   State: ContainerState;
   Driver: string;
   RestartCount: number;
+  /** While running on the bridge: its endpoint and published ports. */
+  Net?: ContainerNet;
+}
+
+export interface ContainerNet {
+  Mode: string;
+  IPAddress: string;
+  IPPrefixLen: number;
+  Gateway: string;
+  MacAddress: string;
+  /** "80/tcp" → bindings, as inspect's NetworkSettings.Ports. */
+  Ports: Record<string, { HostIp: string; HostPort: string }[] | null>;
 }
 
 export interface ContainerServiceDeps {
@@ -245,12 +257,25 @@ export class ContainerService {
       GraphDriver: { Data: null, Name: r.Driver },
       Mounts: [],
       Config: r.Config,
-      NetworkSettings: {
-        Bridge: '', SandboxID: '', HairpinMode: false, LinkLocalIPv6Address: '', LinkLocalIPv6PrefixLen: 0,
-        Ports: {}, SandboxKey: '', SecondaryIPAddresses: null, SecondaryIPv6Addresses: null, EndpointID: '',
-        Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, IPAddress: '', IPPrefixLen: 0, IPv6Gateway: '',
-        MacAddress: '', Networks: {},
-      },
+      NetworkSettings: this.networkSettings(r),
+    };
+  }
+
+  private networkSettings(r: ContainerRecord): Record<string, unknown> {
+    const n = r.Net;
+    const mode = String(r.HostConfig.NetworkMode ?? 'default');
+    const netName = mode === 'default' ? 'bridge' : mode;
+    const ep = {
+      IPAMConfig: null, Links: null, Aliases: null, NetworkID: '', EndpointID: '', Gateway: n?.Gateway ?? '',
+      IPAddress: n?.IPAddress ?? '', IPPrefixLen: n?.IPPrefixLen ?? 0, IPv6Gateway: '', GlobalIPv6Address: '',
+      GlobalIPv6PrefixLen: 0, MacAddress: n?.MacAddress ?? '', DriverOpts: null,
+    };
+    return {
+      Bridge: '', SandboxID: '', HairpinMode: false, LinkLocalIPv6Address: '', LinkLocalIPv6PrefixLen: 0,
+      Ports: n?.Ports ?? {}, SandboxKey: '', SecondaryIPAddresses: null, SecondaryIPv6Addresses: null, EndpointID: '',
+      Gateway: n?.Gateway ?? '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, IPAddress: n?.IPAddress ?? '',
+      IPPrefixLen: n?.IPPrefixLen ?? 0, IPv6Gateway: '', MacAddress: n?.MacAddress ?? '',
+      Networks: { [netName]: ep },
     };
   }
 
@@ -302,12 +327,16 @@ export class ContainerService {
       ImageID: r.Image,
       Command: [r.Path, ...r.Args].map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' '),
       Created: Math.floor(Date.parse(r.Created) / 1000),
-      Ports: [],
+      Ports: Object.entries(r.Net?.Ports ?? {}).flatMap(([k, bs]) => {
+        const [port, proto] = k.split('/') as [string, string];
+        if (!bs) return [{ PrivatePort: Number(port), Type: proto }];
+        return bs.map((b) => ({ IP: b.HostIp || '0.0.0.0', PrivatePort: Number(port), PublicPort: Number(b.HostPort), Type: proto }));
+      }),
       Labels: r.Config.Labels ?? {},
       State: r.State.Status,
       Status: this.statusText(r, now),
       HostConfig: { NetworkMode: (r.HostConfig.NetworkMode as string) ?? 'default' },
-      NetworkSettings: { Networks: {} },
+      NetworkSettings: { Networks: (this.networkSettings(r) as { Networks: unknown }).Networks },
       Mounts: [],
     }));
   }
