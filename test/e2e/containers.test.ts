@@ -250,3 +250,32 @@ test('bridge network: own IP and netns, published port reachable from the host',
   assert.equal(body, 'served\n');
   assert.equal((await d.docker(['rm', '-f', 'web'])).code, 0);
 });
+
+test('pause/unpause, restart, rename, prune', async () => {
+  const r = await d.docker(['run', '-d', '--name', 'pz', 'busybox', 'sh', '-c', 'echo run; sleep 60']);
+  assert.equal(r.code, 0, show(r));
+  assert.equal((await d.docker(['pause', 'pz'])).code, 0);
+  const st = await d.docker(['ps', '--filter', 'name=pz', '--format', '{{.Status}}']);
+  assert.match(st.stdout.trim(), /^Up .* \(Paused\)$/, show(st));
+  assert.equal((await d.docker(['inspect', '--format', '{{.State.Status}}', 'pz'])).stdout.trim(), 'paused');
+  assert.equal((await d.docker(['unpause', 'pz'])).code, 0);
+  assert.equal((await d.docker(['inspect', '--format', '{{.State.Status}}', 'pz'])).stdout.trim(), 'running');
+  const rn = await d.docker(['rename', 'pz', 'pz2']);
+  assert.equal(rn.code, 0, show(rn));
+  assert.equal((await d.docker(['inspect', '--format', '{{.Name}}', r.stdout.trim()])).stdout.trim(), '/pz2');
+  const rs = await d.docker(['restart', '-t', '0', 'pz2']);
+  assert.equal(rs.code, 0, show(rs));
+  assert.equal((await d.docker(['inspect', '--format', '{{.State.Status}}', 'pz2'])).stdout.trim(), 'running');
+  let logs = '';
+  for (let i = 0; i < 40 && logs !== 'run\nrun\n'; i++) {
+    logs = (await d.docker(['logs', 'pz2'])).stdout;
+    if (logs !== 'run\nrun\n') await new Promise((res) => setTimeout(res, 50));
+  }
+  assert.equal(logs, 'run\nrun\n');
+  const stopped = await d.docker(['create', 'busybox', 'true']);
+  const pr = await d.docker(['container', 'prune', '-f']);
+  assert.equal(pr.code, 0, show(pr));
+  assert.match(pr.stdout, new RegExp(stopped.stdout.trim()));
+  assert.equal((await d.docker(['ps', '-aq', '--no-trunc'])).stdout.trim(), r.stdout.trim());
+  assert.equal((await d.docker(['rm', '-f', 'pz2'])).code, 0);
+});

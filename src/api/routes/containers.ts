@@ -31,6 +31,15 @@ export function containerRoutes(r: Router, c: ContainerService, run?: ContainerR
   r.get('/containers/json', ({ res, query }) => {
     sendJson(res, 200, c.list({ all: boolValue(query, 'all'), limit: intValue(query, 'limit', -1), filters: parseFilters(query.get('filters')) }));
   });
+  r.post('/containers/prune', async ({ res, query }) => {
+    const f = parseFilters(query.get('filters'));
+    if (Object.keys(f).length) throw new InvalidParameterError(`Invalid filter '${Object.keys(f)[0]}'`);
+    sendJson(res, 200, await c.prune());
+  });
+  r.post('/containers/{id}/rename', async ({ res, params, query }) => {
+    await c.rename(params.id!, query.get('name') ?? '');
+    sendEmpty(res, 204);
+  });
   r.get('/containers/{id}/json', ({ res, params }) => { sendJson(res, 200, c.inspect(params.id!)); });
   r.delete('/containers/{id}', async ({ res, params, query }) => {
     if (boolValue(query, 'v')) { /* no volumes yet: nothing to remove */ }
@@ -68,6 +77,13 @@ export function containerRuntimeRoutes(r: Router, c: ContainerService, run: Cont
     res.flushHeaders();
     const v = await p;
     res.end(JSON.stringify(v) + '\n');
+  });
+  r.post('/containers/{id}/pause', async ({ res, params }) => { await run.pause(params.id!); sendEmpty(res, 204); });
+  r.post('/containers/{id}/unpause', async ({ res, params }) => { await run.unpause(params.id!); sendEmpty(res, 204); });
+  r.post('/containers/{id}/restart', async ({ res, params, query }) => {
+    const t = query.get('t');
+    await run.restart(params.id!, t === null || t === '' ? undefined : intValue(query, 't', 10));
+    sendEmpty(res, 204);
   });
   r.post('/containers/{id}/resize', async ({ res, params, query }) => {
     await run.resize(params.id!, intValue(query, 'h', 0), intValue(query, 'w', 0));

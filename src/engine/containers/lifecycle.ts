@@ -273,6 +273,7 @@ export class ContainerRunner {
     if (!r.State.Running) throw new NotModifiedError('container already stopped');
     const secs = t ?? (typeof r.Config.StopTimeout === 'number' ? r.Config.StopTimeout : 10);
     const exited = this.monitors.get(r.ID) ?? Promise.resolve();
+    if (r.State.Paused) await this.unpause(r.ID).catch(() => {});
     await this.rt.kill(r.ID, (r.Config.StopSignal as string | undefined) || 'TERM').catch(() => {});
     const timedOut = await Promise.race([exited.then(() => false), new Promise<boolean>((res) => setTimeout(() => res(true), Math.max(0, secs) * 1000).unref())]);
     if (timedOut) {
@@ -295,6 +296,30 @@ export class ContainerRunner {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw e;
     }
+  }
+
+  async pause(ref: string): Promise<void> {
+    const r = this.c.get(ref);
+    if (!r.State.Running) throw new ConflictError(`Container ${r.ID} is not running`);
+    if (r.State.Paused) throw new ConflictError(`Container ${r.ID} is already paused`);
+    await this.rt.pause(r.ID);
+    r.State = { ...r.State, Paused: true, Status: 'paused' };
+    await this.c.save(r);
+  }
+
+  async unpause(ref: string): Promise<void> {
+    const r = this.c.get(ref);
+    if (!r.State.Paused) throw new ConflictError(`Container ${r.ID} is not paused`);
+    await this.rt.unpause(r.ID);
+    r.State = { ...r.State, Paused: false, Status: 'running' };
+    await this.c.save(r);
+  }
+
+  /** POST /containers/{id}/restart: stop (if running), then start. */
+  async restart(ref: string, t: number | undefined): Promise<void> {
+    const r = this.c.get(ref);
+    if (r.State.Running) await this.stop(r.ID, t);
+    await this.start(r.ID);
   }
 
   async resize(ref: string, h: number, w: number): Promise<void> {

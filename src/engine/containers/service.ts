@@ -341,6 +341,31 @@ export class ContainerService {
     }));
   }
 
+  /** POST /containers/{id}/rename. */
+  async rename(ref: string, newName: string): Promise<void> {
+    const r = this.get(ref);
+    if (!newName) throw new InvalidParameterError('Neither old nor new names may be empty');
+    if (!NAME_RE.test(newName)) throw new InvalidParameterError(`Invalid container name (${newName}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+    const name = `/${newName.replace(/^\//, '')}`;
+    if (name === r.Name) throw new InvalidParameterError(`Renaming a container with the same name as its current name`);
+    const owner = this.nameOwner(name);
+    if (owner) throw new ConflictError(`Error when allocating new name: Conflict. The container name "${name}" is already in use by container "${owner.ID}". You have to remove (or rename) that container to be able to reuse that name.`);
+    r.Name = name;
+    await this.save(r);
+  }
+
+  /** POST /containers/prune: every stopped container. */
+  async prune(): Promise<{ ContainersDeleted: string[] | null; SpaceReclaimed: number }> {
+    const deleted: string[] = [];
+    let space = 0;
+    for (const r of this.all()) {
+      if (r.State.Running || r.State.Status === 'removing') continue;
+      const size = await this.d.layers.rwSize(r.ID).catch(() => 0);
+      try { await this.remove(r.ID, { force: false }); deleted.push(r.ID); space += size; } catch { /* raced */ }
+    }
+    return { ContainersDeleted: deleted.length ? deleted : null, SpaceReclaimed: space };
+  }
+
   /** Hook for the runtime slice: stops a running container before a forced remove. */
   stopHook?: (r: ContainerRecord) => Promise<void>;
 
