@@ -279,3 +279,23 @@ test('pause/unpause, restart, rename, prune', async () => {
   assert.equal((await d.docker(['ps', '-aq', '--no-trunc'])).stdout.trim(), r.stdout.trim());
   assert.equal((await d.docker(['rm', '-f', 'pz2'])).code, 0);
 });
+
+test('bind mounts: -v host:ctr read-write and :ro, shown in inspect', async () => {
+  const host = join(d.dir, 'bind-src');
+  const r = await d.docker(['run', '--name', 'bm', '-v', `${host}:/data`, '-v', `${host}:/ro:ro`, 'busybox', 'sh', '-c', 'echo written > /data/f; cat /ro/f; echo x > /ro/g || echo refused']);
+  assert.equal(r.code, 0, show(r));
+  assert.equal(r.stdout, 'written\nrefused\n');
+  assert.equal(await readFile(join(host, 'f'), 'utf8'), 'written\n');
+  const m = JSON.parse((await d.docker(['inspect', '--format', '{{json .Mounts}}', 'bm'])).stdout);
+  assert.deepEqual(m.map((x: { Source: string; Destination: string; RW: boolean }) => [x.Source, x.Destination, x.RW]), [[host, '/data', true], [host, '/ro', false]]);
+  assert.equal((await d.docker(['rm', 'bm'])).code, 0);
+});
+
+test('logs -f follows a running container to its end', async () => {
+  const r = await d.docker(['run', '-d', 'busybox', 'sh', '-c', 'for i in 1 2 3; do echo $i; sleep 0.1; done']);
+  assert.equal(r.code, 0, show(r));
+  const f = await d.docker(['logs', '-f', r.stdout.trim()], { timeoutMs: 10000 });
+  assert.equal(f.code, 0, show(f));
+  assert.equal(f.stdout, '1\n2\n3\n');
+  assert.equal((await d.docker(['rm', r.stdout.trim()])).code, 0);
+});

@@ -24,6 +24,23 @@ export interface AttachStreams {
   stdin?: Readable;
 }
 
+/** HostConfig.Binds ("/host:/ctr[:ro|rw][,propagation]") as runtime binds; a missing host directory is created, as dockerd does. */
+export async function bindsOf(hc: Record<string, unknown>): Promise<{ source: string; destination: string; readonly?: boolean; propagation?: string }[]> {
+  const out: { source: string; destination: string; readonly?: boolean; propagation?: string }[] = [];
+  for (const b of (Array.isArray(hc.Binds) ? hc.Binds : []) as string[]) {
+    const parts = b.split(':');
+    if (parts.length < 2 || parts.length > 3) throw new InvalidParameterError(`invalid volume specification: '${b}'`);
+    const [src, dst, mode = ''] = parts as [string, string, string | undefined];
+    if (!dst.startsWith('/')) throw new InvalidParameterError(`invalid volume specification: '${b}': invalid mount config for type "bind": invalid mount path: '${dst}' mount path must be absolute`);
+    if (!src.startsWith('/')) throw new InvalidParameterError(`named volumes are not supported yet: '${b}'`);
+    await mkdir(src, { recursive: true });
+    const opts = mode.split(',').filter(Boolean);
+    const prop = opts.find((o) => /^r?(shared|slave|private)$/.test(o));
+    out.push({ source: src, destination: dst, ...(opts.includes('ro') ? { readonly: true } : {}), ...(prop ? { propagation: prop } : {}) });
+  }
+  return out;
+}
+
 type Waiter = { condition: string; resolve: (v: { StatusCode: number; Error: { Message: string } | null }) => void };
 
 export class ContainerRunner {
@@ -134,6 +151,7 @@ export class ContainerRunner {
         ...(typeof hc.Memory === 'number' && hc.Memory > 0 ? { memory: hc.Memory } : {}),
         ...(typeof hc.NanoCpus === 'number' && hc.NanoCpus > 0 ? { cpus: hc.NanoCpus / 1e9 } : {}),
         ...(hc.Init === true ? { init: true } : {}),
+        binds: await bindsOf(hc),
       });
       await mkdir(bundle, { recursive: true });
       await writeBundle(bundle, spec);

@@ -255,7 +255,10 @@ export class ContainerService {
       ExecIDs: null,
       HostConfig: r.HostConfig,
       GraphDriver: { Data: null, Name: r.Driver },
-      Mounts: [],
+      Mounts: ((Array.isArray(r.HostConfig.Binds) ? r.HostConfig.Binds : []) as string[]).map((b) => {
+        const [src, dst, mode = ''] = b.split(':') as [string, string, string | undefined];
+        return { Type: 'bind', Source: src, Destination: dst, Mode: mode, RW: !mode.split(',').includes('ro'), Propagation: 'rprivate' };
+      }),
       Config: r.Config,
       NetworkSettings: this.networkSettings(r),
     };
