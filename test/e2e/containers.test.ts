@@ -299,3 +299,26 @@ test('logs -f follows a running container to its end', async () => {
   assert.equal(f.stdout, '1\n2\n3\n');
   assert.equal((await d.docker(['rm', r.stdout.trim()])).code, 0);
 });
+
+test('restart policies: on-failure:2 retries twice; always comes back after a daemon restart, not after stop', async () => {
+  const r = await d.docker(['run', '-d', '--restart', 'on-failure:2', 'busybox', 'sh', '-c', 'echo x; exit 1']);
+  assert.equal(r.code, 0, show(r));
+  const id = r.stdout.trim();
+  let st = '';
+  for (let i = 0; i < 100 && st !== 'exited 2 1'; i++) {
+    st = (await d.docker(['inspect', '--format', '{{.State.Status}} {{.RestartCount}} {{.State.ExitCode}}', id])).stdout.trim();
+    if (st !== 'exited 2 1') await new Promise((res) => setTimeout(res, 50));
+  }
+  assert.equal(st, 'exited 2 1');
+  assert.equal((await d.docker(['logs', id])).stdout, 'x\nx\nx\n');
+  assert.equal((await d.docker(['rm', id])).code, 0);
+
+  const a = await d.docker(['run', '-d', '--name', 'always', '--restart', 'always', 'busybox', 'sleep', '60']);
+  assert.equal(a.code, 0, show(a));
+  assert.equal((await d.docker(['stop', '-t', '0', 'always'])).code, 0);
+  await new Promise((res) => setTimeout(res, 300));
+  assert.equal((await d.docker(['inspect', '--format', '{{.State.Status}}', 'always'])).stdout.trim(), 'exited');
+  await d.restart();
+  assert.equal((await d.docker(['inspect', '--format', '{{.State.Status}}', 'always'])).stdout.trim(), 'running');
+  assert.equal((await d.docker(['rm', '-f', 'always'])).code, 0);
+});

@@ -60,6 +60,12 @@ export class ContainerRunner {
   /** After a daemon restart: containers still running under conmon get a monitor again; the others their exit. */
   async recover(): Promise<void> {
     for (const r of this.c.all()) {
+      const policy = (r.HostConfig.RestartPolicy as { Name?: string } | undefined)?.Name;
+      if (!r.State.Running && r.State.Status !== 'created' && (policy === 'always' || (policy === 'unless-stopped' && !r.ManuallyStopped))) {
+        // docker: on daemon start, "always" containers come back even after a manual stop, "unless-stopped" ones unless stopped
+        await this.start(r.ID, true).catch(() => {});
+        continue;
+      }
       if (!r.State.Running) continue;
       try {
         const st = await this.rt.state(r.ID);
@@ -124,9 +130,10 @@ export class ContainerRunner {
     return { Mode: 'bridge', IPAddress: ep.ip ?? '', IPPrefixLen: ep.prefixLen ?? 0, Gateway: ep.gateway ?? '', MacAddress: ep.mac ?? '', Ports: ports };
   }
 
-  async start(ref: string): Promise<void> {
+  async start(ref: string, byPolicy = false): Promise<void> {
     const r = this.c.get(ref);
     if (r.State.Running) throw new NotModifiedError('container already started');
+    if (!byPolicy) { r.ManuallyStopped = false; r.RestartCount = 0; }
     if (r.State.Status === 'removing') throw new ConflictError(`container is marked for removal and cannot be started`);
     const id = r.ID;
     const bundle = join(this.execRoot, 'bundles', id);
@@ -208,8 +215,34 @@ export class ContainerRunner {
     await rm(join(this.execRoot, 'bundles', r.ID), { recursive: true, force: true }).catch(() => {});
     r.State = { ...r.State, Status: 'exited', Running: false, Paused: false, Pid: 0, ExitCode: code, FinishedAt: rfc3339(at ?? new Date()) };
     await this.c.save(r).catch(() => {});
-    this.notify(r, code, null);
+    const restart = !r.HostConfig.AutoRemove && this.shouldRestart(r, code);
+    if (restart) {
+      r.State.Restarting = true;
+      r.State.Status = 'restarting';
+    }
+    await this.c.save(r).catch(() => {});
+    if (!restart) this.notify(r, code, null);
     if (r.HostConfig.AutoRemove) await this.autoRemove(r);
+    if (restart) {
+      // docker's back-off: 100 ms doubling with every restart, at most 1 minute
+      const delay = Math.min(60_000, 100 * 2 ** Math.min(r.RestartCount, 10));
+      setTimeout(() => {
+        r.State.Restarting = false;
+        if (r.ManuallyStopped || !this.c.all().includes(r)) { r.State.Status = 'exited'; this.notify(r, code, null); return; }
+        r.RestartCount++;
+        this.start(r.ID, true).catch(() => { r.State.Status = 'exited'; void this.c.save(r).catch(() => {}); this.notify(r, code, null); });
+      }, delay).unref();
+    }
+  }
+
+  private shouldRestart(r: ContainerRecord, code: number): boolean {
+    const p = (r.HostConfig.RestartPolicy ?? {}) as { Name?: string; MaximumRetryCount?: number };
+    if (r.ManuallyStopped) return false;
+    switch (p.Name) {
+      case 'always': case 'unless-stopped': return true;
+      case 'on-failure': return code !== 0 && (!p.MaximumRetryCount || r.RestartCount < p.MaximumRetryCount);
+      default: return false;
+    }
   }
 
   private async autoRemove(r: ContainerRecord): Promise<void> {
@@ -279,6 +312,7 @@ export class ContainerRunner {
   async kill(ref: string, signal: string): Promise<void> {
     const r = this.c.get(ref);
     if (!r.State.Running) throw new ConflictError(`Container ${r.ID} is not running`);
+    r.ManuallyStopped = true;
     await this.rt.kill(r.ID, signal || 'KILL', true).catch((e) => {
       if (e instanceof ConflictError) throw new ConflictError(`Container ${r.ID} is not running`);
       throw e;
@@ -289,6 +323,7 @@ export class ContainerRunner {
   async stop(ref: string, t: number | undefined): Promise<void> {
     const r = this.c.get(ref);
     if (!r.State.Running) throw new NotModifiedError('container already stopped');
+    r.ManuallyStopped = true;
     const secs = t ?? (typeof r.Config.StopTimeout === 'number' ? r.Config.StopTimeout : 10);
     const exited = this.monitors.get(r.ID) ?? Promise.resolve();
     if (r.State.Paused) await this.unpause(r.ID).catch(() => {});

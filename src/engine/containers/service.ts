@@ -44,6 +44,8 @@ export interface ContainerRecord {
   State: ContainerState;
   Driver: string;
   RestartCount: number;
+  /** Stopped by stop/kill: a restart policy leaves it alone (docker's HasBeenManuallyStopped). */
+  ManuallyStopped?: boolean;
   /** While running on the bridge: its endpoint and published ports. */
   Net?: ContainerNet;
 }
