@@ -258,6 +258,10 @@ test('pause/unpause, restart, rename, prune', async () => {
   const st = await d.docker(['ps', '--filter', 'name=pz', '--format', '{{.Status}}']);
   assert.match(st.stdout.trim(), /^Up .* \(Paused\)$/, show(st));
   assert.equal((await d.docker(['inspect', '--format', '{{.State.Status}}', 'pz'])).stdout.trim(), 'paused');
+  const pzRm = await d.docker(['run', '-d', 'busybox', 'sleep', '60']);
+  assert.equal((await d.docker(['pause', pzRm.stdout.trim()])).code, 0);
+  const rmPaused = await d.docker(['rm', '-f', pzRm.stdout.trim()]);
+  assert.equal(rmPaused.code, 0, show(rmPaused));
   assert.equal((await d.docker(['unpause', 'pz'])).code, 0);
   assert.equal((await d.docker(['inspect', '--format', '{{.State.Status}}', 'pz'])).stdout.trim(), 'running');
   const rn = await d.docker(['rename', 'pz', 'pz2']);

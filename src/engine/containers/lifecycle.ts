@@ -52,7 +52,11 @@ export class ContainerRunner {
     private readonly c: ContainerService, private readonly rt: Runtime, private readonly layers: LayerStore,
     private readonly execRoot: string, private readonly net?: BridgeNetwork,
   ) {
-    c.stopHook = async (r) => { await this.kill(r.ID, 'KILL').catch(() => {}); await this.monitors.get(r.ID); };
+    c.stopHook = async (r) => {
+      if (r.State.Paused) await this.unpause(r.ID).catch(() => {});
+      await this.kill(r.ID, 'KILL').catch(() => {});
+      await this.monitors.get(r.ID);
+    };
   }
 
   logPath(id: string): string { return join(this.c.dir(id), 'container.log'); }
