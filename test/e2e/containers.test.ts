@@ -127,6 +127,11 @@ test('run -d, ps, logs, stop, rm', async () => {
     if (!logs.includes('started')) await new Promise((res) => setTimeout(res, 50));
   }
   assert.equal(logs, 'started\n');
+  const top = await d.docker(['top', 'bg']);
+  assert.equal(top.code, 0, show(top));
+  assert.match(top.stdout.split('\n')[0]!, /^UID\s+PID\s+PPID\s+C\s+STIME\s+TTY\s+TIME\s+CMD$/);
+  assert.match(top.stdout, /sh -c echo started; trap/);
+  assert.doesNotMatch(top.stdout, /wharfd|conmon|node/);
   const rmRunning = await d.docker(['rm', 'bg']);
   assert.notEqual(rmRunning.code, 0);
   assert.match(rmRunning.stderr, /You cannot remove a running container/);

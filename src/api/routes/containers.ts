@@ -85,6 +85,9 @@ export function containerRuntimeRoutes(r: Router, c: ContainerService, run: Cont
     await run.restart(params.id!, t === null || t === '' ? undefined : intValue(query, 't', 10));
     sendEmpty(res, 204);
   });
+  r.get('/containers/{id}/top', async ({ res, params, query }) => {
+    sendJson(res, 200, await run.top(params.id!, query.get('ps_args') ?? ''));
+  });
   r.post('/containers/{id}/resize', async ({ res, params, query }) => {
     await run.resize(params.id!, intValue(query, 'h', 0), intValue(query, 'w', 0));
     sendEmpty(res, 200);

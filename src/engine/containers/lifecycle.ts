@@ -6,7 +6,8 @@
  * Networking in this slice: "host" and "none" as asked; "default"/"bridge" run in the host's network namespace
  * until the bridge (engine/network) is wired.
  */
-import { mkdir, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { ConflictError, InvalidParameterError, NotModifiedError } from '../../lib/errors.js';
@@ -389,6 +390,44 @@ export class ContainerRunner {
   async changes(ref: string): Promise<{ path: string; kind: 0 | 1 | 2 }[]> {
     const r = this.c.get(ref);
     return (await this.layers.changes(r.ID)).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  }
+
+  /**
+   * GET /containers/{id}/top: dockerd's way — the host's `ps` (default -ef), rows kept whose PID is the container's
+   * init or one of its descendants (walked from /proc), split into the header's columns (the last takes the rest).
+   */
+  async top(ref: string, psArgs: string): Promise<{ Titles: string[]; Processes: string[][] }> {
+    const r = this.c.get(ref);
+    if (!r.State.Running) throw new ConflictError(`Container ${r.ID} is not running`);
+    if (r.State.Restarting) throw new ConflictError(`Container ${r.ID} is restarting, wait until the container is running`);
+    const pids = new Set<number>([r.State.Pid]);
+    const parents = new Map<number, number[]>();
+    for (const ent of await readdir('/proc').catch(() => [] as string[])) {
+      if (!/^\d+$/.test(ent)) continue;
+      const stat = await readFile(`/proc/${ent}/stat`, 'utf8').catch(() => '');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (!Number.isFinite(ppid)) continue;
+      (parents.get(ppid) ?? parents.set(ppid, []).get(ppid)!).push(Number(ent));
+    }
+    const queue = [r.State.Pid];
+    while (queue.length) for (const k of parents.get(queue.pop()!) ?? []) if (!pids.has(k)) { pids.add(k); queue.push(k); }
+    const args = (psArgs || '-ef').split(/\s+/).filter(Boolean);
+    const out = await new Promise<string>((resolve, reject) => {
+      execFile('ps', args, { maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+        if (err) reject(new InvalidParameterError(`ps: ${(stderr || err.message).trim()}`)); else resolve(stdout);
+      });
+    });
+    const lines = out.split('\n').filter((l) => l.trim() !== '');
+    const titles = (lines.shift() ?? '').trim().split(/\s+/);
+    const pidCol = titles.indexOf('PID');
+    if (pidCol < 0) throw new InvalidParameterError(`Couldn't find PID field in ps output`);
+    const procs: string[][] = [];
+    for (const l of lines) {
+      const f = l.trim().split(/\s+/);
+      if (!pids.has(Number(f[pidCol]))) continue;
+      procs.push([...f.slice(0, titles.length - 1), f.slice(titles.length - 1).join(' ')]);
+    }
+    return { Titles: titles, Processes: procs };
   }
 
   isTty(ref: string): boolean { return !!this.c.get(ref).Config.Tty; }
