@@ -8,8 +8,10 @@ set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
 
 # Debian packages: the reference registry, a static busybox (the base image), the OCI runtime and its
-# monitor, OCI image tools used by the test fixtures, xattr/iptables/ip tools, debootstrap, htpasswd, jq.
-PKGS=(docker-registry busybox-static runc conmon skopeo umoci attr iptables iproute2 debootstrap apache2-utils jq)
+# monitor, OCI image tools used by the test fixtures, xattr/iptables/ip tools, debootstrap, htpasswd, jq, and
+# docker.io: dockerd as the *reference* the comparison tests and benchmarks run beside wharfd (on private
+# sockets and data roots; never a back end of Wharf).
+PKGS=(docker-registry busybox-static runc conmon skopeo umoci attr iptables iproute2 debootstrap apache2-utils jq docker.io)
 
 missing=()
 for p in "${PKGS[@]}"; do
