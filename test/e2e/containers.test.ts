@@ -331,3 +331,26 @@ test('restart policies: on-failure:2 retries twice; always comes back after a da
   assert.equal((await d.docker(['inspect', '--format', '{{.State.Status}}', 'always'])).stdout.trim(), 'running');
   assert.equal((await d.docker(['rm', '-f', 'always'])).code, 0);
 });
+
+test('cp out of a container: a file, a directory, symlinks stay inside the container', async () => {
+  const r = await d.docker(['run', '--name', 'cpsrc', 'busybox', 'sh', '-c', 'mkdir -p /out/sub && echo one > /out/a && echo two > /out/sub/b && ln -s /etc/passwd /out/link']);
+  assert.equal(r.code, 0, show(r));
+  const dest = join(d.dir, 'cp-dest');
+  await import('node:fs/promises').then((fs) => fs.mkdir(dest, { recursive: true }));
+  const f = await d.docker(['cp', 'cpsrc:/out/a', join(dest, 'a.txt')]);
+  assert.equal(f.code, 0, show(f));
+  assert.equal(await readFile(join(dest, 'a.txt'), 'utf8'), 'one\n');
+  const dir = await d.docker(['cp', 'cpsrc:/out', dest]);
+  assert.equal(dir.code, 0, show(dir));
+  assert.equal(await readFile(join(dest, 'out', 'sub', 'b'), 'utf8'), 'two\n');
+  const { readlink } = await import('node:fs/promises');
+  assert.equal(await readlink(join(dest, 'out', 'link')), '/etc/passwd');
+  const follow = await d.docker(['cp', '-L', 'cpsrc:/out/link', join(dest, 'passwd')]);
+  assert.equal(follow.code, 0, show(follow));
+  assert.match(await readFile(join(dest, 'passwd'), 'utf8'), /^root:x:0:0:/);
+  assert.equal(await readFile(join(dest, 'passwd'), 'utf8'), (await d.docker(['run', '--rm', 'busybox', 'cat', '/etc/passwd'])).stdout);
+  const miss = await d.docker(['cp', 'cpsrc:/nope', dest]);
+  assert.notEqual(miss.code, 0);
+  assert.match(miss.stderr, /Could not find the file \/nope in container cpsrc/);
+  assert.equal((await d.docker(['rm', 'cpsrc'])).code, 0);
+});

@@ -6,9 +6,24 @@ import type { ContainerService } from '../../engine/containers/service.js';
 import type { ContainerRunner } from '../../engine/containers/lifecycle.js';
 import type { ExecService } from '../../engine/containers/exec.js';
 import type { CommitService } from '../../engine/containers/commit.js';
+import type { ArchiveReader } from '../../engine/containers/archive.js';
+import { pipeline } from 'node:stream/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
-export function containerRoutes(r: Router, c: ContainerService, run?: ContainerRunner, exec?: ExecService, commit?: CommitService): void {
+export function containerRoutes(r: Router, c: ContainerService, run?: ContainerRunner, exec?: ExecService, commit?: CommitService, archive?: ArchiveReader): void {
+  if (archive) {
+    const get = async ({ res, params, query }: Parameters<Parameters<Router['get']>[1]>[0], head: boolean) => {
+      const path = query.get('path') ?? '';
+      if (path === '') throw new InvalidParameterError('Bad parameter: path cannot be empty');
+      const { stat, tar } = await archive.get(params.id!, path, head);
+      const hdr = Buffer.from(JSON.stringify(stat)).toString('base64');
+      res.writeHead(200, { 'Content-Type': 'application/x-tar', 'X-Docker-Container-Path-Stat': hdr });
+      if (!tar) { res.end(); return; }
+      try { await pipeline(tar, res); } catch { res.destroy(); }
+    };
+    r.get('/containers/{id}/archive', (ctx) => get(ctx, false));
+    r.head('/containers/{id}/archive', (ctx) => get(ctx, true));
+  }
   if (commit) {
     r.post('/commit', async ({ req, res, query }) => {
       const body = await readJsonBody(req);
