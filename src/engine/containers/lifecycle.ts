@@ -3,8 +3,9 @@
  * monitor (state, exit code, unmount, AutoRemove), wait conditions, attach (before start: the attachment is taken
  * between runtime create and start, so nothing is missed), logs, stop and kill.
  *
- * Networking in this slice: "host" and "none" as asked; "default"/"bridge" run in the host's network namespace
- * until the bridge (engine/network) is wired.
+ * Networking: "host", "none", and "default"/"bridge" through engine/network's BridgeNetwork (netns, veth and IP
+ * made before the runtime runs, ports through the userland proxy); without a BridgeNetwork, default falls back
+ * to the host's network namespace.
  */
 import { execFile } from 'node:child_process';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
