@@ -32,7 +32,7 @@ import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { existsSync, watch, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, stat, writeFile, open, unlink, symlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { writeJsonAtomic } from '../../lib/atomic.js';
 import { ConflictError, NotFoundError, SystemError } from '../../lib/errors.js';
@@ -483,7 +483,9 @@ export class ConmonRuntime implements Runtime {
 
   /** Connects the perl relay to a conmon attach socket; resolves once it is connected. */
   private async relay(sock: string, id: string): Promise<AttachHandle> {
-    const relay = spawn(this.perl, ['-e', RELAY, sock], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
+    // The relay connects by a relative name from the socket's directory: a unix socket path is limited to 108
+    // bytes, and <exec-root>/runtime/s/<64-hex id>/attach passes that under a deep exec root (e.g. a test TMPDIR).
+    const relay = spawn(this.perl, ['-e', RELAY, basename(sock)], { cwd: dirname(sock), stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
     relay.stdin!.on('error', () => {});
     await new Promise<void>((resolve, reject) => {
       let err = '';
