@@ -296,7 +296,10 @@ test('bind mounts: -v host:ctr read-write and :ro, shown in inspect', async () =
   assert.equal(r.stdout, 'written\nrefused\n');
   assert.equal(await readFile(join(host, 'f'), 'utf8'), 'written\n');
   const m = JSON.parse((await d.docker(['inspect', '--format', '{{json .Mounts}}', 'bm'])).stdout);
-  assert.deepEqual(m.map((x: { Source: string; Destination: string; RW: boolean }) => [x.Source, x.Destination, x.RW]), [[host, '/data', true], [host, '/ro', false]]);
+  // dockerd lists Mounts in map order (unordered): compare them sorted by destination.
+  const rows = m.map((x: { Source: string; Destination: string; RW: boolean }) => [x.Source, x.Destination, x.RW])
+    .sort((a: [string, string], b: [string, string]) => a[1].localeCompare(b[1]));
+  assert.deepEqual(rows, [[host, '/data', true], [host, '/ro', false]]);
   assert.equal((await d.docker(['rm', 'bm'])).code, 0);
 });
 
