@@ -25,6 +25,11 @@ export interface CliContext {
   client(): Promise<EngineClient>;
   /** Reads one line from stdin (for confirmation prompts). */
   readLine(): Promise<string>;
+  /**
+   * The process's raw standard streams, for commands that stream bytes (attach/run/exec/logs, cp, save,
+   * load, export, import, build contexts). Text output should still go through out/err.
+   */
+  stdio: { stdin: NodeJS.ReadStream; stdout: NodeJS.WriteStream; stderr: NodeJS.WriteStream };
 }
 
 /** An error with docker's exit status; `message` is printed as is (when non-empty). */

@@ -102,6 +102,7 @@ export function makeContext(globals: GlobalOptions, io: { out: (s: string) => vo
     isTerminal: process.stdout.isTTY === true,
     columns: process.stdout.isTTY ? (process.stdout.columns ?? 0) : 200,
     client: () => (client ??= connect()),
+    stdio: { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
     readLine: () => new Promise((resolveLine) => {
       let buf = '';
       const onData = (d: Buffer) => {

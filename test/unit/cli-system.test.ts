@@ -17,6 +17,7 @@ function fakeContext(client: Partial<EngineClient>): { ctx: CliContext; out: () 
     columns: 200,
     client: async () => client as EngineClient,
     readLine: async () => '',
+    stdio: { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
   };
   return { ctx, out: () => out };
 }
