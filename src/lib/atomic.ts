@@ -8,6 +8,12 @@ export async function fsyncDir(dir: string): Promise<void> {
   try { await fh.sync(); } finally { await fh.close(); }
 }
 
+/** fsyncs a file's data (e.g. a sidecar that must be durable before the record naming it is published). */
+export async function fsyncFile(path: string): Promise<void> {
+  const fh = await open(path, 'r+');
+  try { await fh.datasync(); } finally { await fh.close(); }
+}
+
 /** A fresh temporary name beside `path` (same filesystem, so rename is atomic). */
 export function tempNameFor(path: string): string {
   return join(dirname(path), `.tmp-${randomBytes(6).toString('hex')}-${path.split('/').pop()}`);

@@ -1,12 +1,13 @@
 import { lstat, mkdir, readdir, readFile, rename, rm, stat, symlink, writeFile, chown, chmod, utimes } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
-import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { dirname, join } from 'node:path';
+import { pipeline, type Readable } from 'node:stream';
 import { chainIdOf, hexOf, isDigest, type Digest } from '../../lib/digest.js';
-import { fsyncDir, writeFileAtomic } from '../../lib/atomic.js';
+import { fsyncDir, fsyncFile, writeFileAtomic } from '../../lib/atomic.js';
 import { ConflictError, InvalidParameterError, NotFoundError, SystemError } from '../../lib/errors.js';
 import type { ExtractedLayer, Layer, LayerStore } from './types.js';
 import { extractLayerTar, run } from './extract.js';
+import { TarSplitRecorder, tarSplitStream } from './tarsplit.js';
 import { isOpaque, isWhiteout, naiveChanges, packChanges, packOverlayDir, readXattrs, type Change } from './tarpack.js';
 
 /**
@@ -181,6 +182,11 @@ class FsLayerStore implements LayerStore {
     return this.driverName === 'overlay' ? join(this.driverRoot, cacheId, 'diff') : join(this.dataRoot, 'vfs', 'staging', cacheId);
   }
 
+  /** The tar-split sidecar of a layer (tarsplit.ts): how its original tar is reproduced for push/save. */
+  private splitPath(cacheId: string): string {
+    return join(this.dataRoot, 'layers', 'tarsplit', `${cacheId}.gz`);
+  }
+
   private rwRoot(id: string): string {
     return this.driverName === 'overlay' ? join(this.driverRoot, id, 'merged') : join(this.driverRoot, id);
   }
@@ -302,10 +308,17 @@ class FsLayerStore implements LayerStore {
     const cacheId = randomBytes(32).toString('hex');
     const dir = this.stagingDir(cacheId);
     await mkdir(dir, { recursive: true });
+    const side = this.splitPath(cacheId);
+    await mkdir(dirname(side), { recursive: true });
+    const recorder = new TarSplitRecorder(side);
+    pipeline(tar, recorder, () => { /* errors reach the extractor through the recorder */ });
     try {
-      const res = await extractLayerTar(tar, dir);
+      const res = await extractLayerTar(recorder, dir);
+      if (await recorder.finish()) await fsyncFile(side);
+      else await rm(side, { force: true });
       return { diffId: res.diffId, size: res.size, cacheId };
     } catch (e) {
+      recorder.abort();
       await this.discard({ cacheId } as ExtractedLayer);
       throw e;
     }
@@ -313,6 +326,7 @@ class FsLayerStore implements LayerStore {
 
   /** Drops an extracted layer that will not be registered. */
   async discard(extracted: ExtractedLayer): Promise<void> {
+    await rm(this.splitPath(extracted.cacheId), { force: true });
     if (this.driverName === 'overlay') await rm(join(this.driverRoot, extracted.cacheId), { recursive: true, force: true });
     else await rm(this.stagingDir(extracted.cacheId), { recursive: true, force: true });
   }
@@ -406,6 +420,7 @@ class FsLayerStore implements LayerStore {
     await fsyncDir(this.dbDir);
     this.layers.delete(hex);
     await rm(join(this.driverRoot, r.cacheId), { recursive: true, force: true });
+    await rm(this.splitPath(r.cacheId), { force: true });
     await rm(dead, { recursive: true, force: true });
     if (!r.parent) return undefined;
     const p = this.layers.get(hexOf(r.parent));
@@ -430,6 +445,9 @@ class FsLayerStore implements LayerStore {
 
   async tarStream(chainId: Digest): Promise<Readable> {
     const r = this.rec(chainId);
+    // the layer's original bytes when its tar-split sidecar exists (every layer extracted since it was added)
+    const side = this.splitPath(r.cacheId);
+    if (await stat(side).then(() => true, () => false)) return tarSplitStream(side, this.layerDir(r.cacheId));
     if (this.driverName === 'overlay') return packOverlayDir(this.layerDir(r.cacheId));
     const lower = r.parent ? this.layerDir(this.rec(r.parent).cacheId) : null;
     const upper = this.layerDir(r.cacheId);
