@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, mkdir, readFile, rm, symlink, writeFile, link } from 'node:fs/promises';
+import { mkdtemp, mkdir, readdir, readFile, rm, symlink, writeFile, link } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -111,5 +111,24 @@ test('regeneration never follows a symlink out of the layer', async () => {
     await rm(join(layerDir, 'd'), { recursive: true });
     await symlink(outside, join(layerDir, 'd'));
     await assert.rejects(bytes(await s.tarStream(l.chainId)), /outside the layer/);
+  });
+});
+
+test('opening the store drops sidecars of layers that were never registered, keeps the others', async () => {
+  await withDir('wharf-ts-orphan-', async (dir) => {
+    const root = join(dir, 'root');
+    const s = await openLayerStore({ dataRoot: root, driver: 'vfs' });
+    const pack = tarStream.pack();
+    pack.entry({ name: 'f', mode: 0o644 }, 'content');
+    pack.finalize();
+    const original = await bytes(pack as unknown as Readable);
+    const l = await s.register(null, await s.extract(Readable.from([original])));
+    const sideDir = join(root, 'layers', 'tarsplit');
+    const kept = (await readdir(sideDir));
+    assert.equal(kept.length, 1);
+    await writeFile(join(sideDir, `${'ab'.repeat(32)}.gz`), 'left by a killed extraction');
+    const s2 = await openLayerStore({ dataRoot: root, driver: 'vfs' });
+    assert.deepEqual(await readdir(sideDir), kept);
+    assert.equal(sha256(await bytes(await s2.tarStream(l.chainId))), sha256(original));
   });
 });

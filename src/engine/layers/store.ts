@@ -274,6 +274,10 @@ class FsLayerStore implements LayerStore {
         if (!target) await rm(join(l, name), { force: true });
       }
     }
+    // tar-split sidecars of layers that were never registered (a crash mid-extract) or already deleted
+    for (const name of await readdir(join(this.dataRoot, 'layers', 'tarsplit')).catch(() => [] as string[])) {
+      if (!keep.has(name.replace(/\.gz$/, ''))) await rm(join(this.dataRoot, 'layers', 'tarsplit', name), { force: true });
+    }
     for (const name of await readdir(this.dataRoot)) {
       if (name.startsWith('overlay-probe-')) await rm(join(this.dataRoot, name), { recursive: true, force: true }).catch(() => {});
     }
