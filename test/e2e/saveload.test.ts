@@ -194,3 +194,35 @@ test('loading into a daemon that has the image again, and over a tag that names 
     await c.stop();
   }
 });
+
+test('a layer made by GNU tar (user names, its own order) saves byte for byte; a tampered layer file fails the save', { timeout: 180_000 }, async () => {
+  const src = join(work, 'gnu-src');
+  await mkdir(join(src, 'etc', 'app'), { recursive: true });
+  await writeFile(join(src, 'etc', 'app', 'conf'), 'key=value\n');
+  await writeFile(join(src, 'zz-first-on-disk'), 'z'.repeat(5000));
+  const tarFile = join(work, 'gnu.tar');
+  execFileSync('tar', ['-C', src, '--owner=daemon:1', '--group=adm:4', '-cf', tarFile, 'zz-first-on-disk', 'etc']);
+  const diffId = `sha256:${execFileSync('sha256sum', [tarFile], { encoding: 'utf8' }).split(' ')[0]}`;
+  const imp = await a.docker(['import', tarFile, 'gnu/made:v1']);
+  assert.equal(imp.code, 0, show(imp));
+  const gid = (await a.docker(['image', 'inspect', '--format', '{{.Id}}', 'gnu/made:v1'])).stdout.trim();
+  assert.equal((await a.docker(['image', 'inspect', '--format', '{{index .RootFS.Layers 0}}', 'gnu/made:v1'])).stdout.trim(), diffId);
+
+  const file = join(work, 'gnu-saved.tar');
+  const s = await a.docker(['save', '-o', file, 'gnu/made:v1']);
+  assert.equal(s.code, 0, show(s));
+  const manifest = JSON.parse(execFileSync('tar', ['-xOf', file, 'manifest.json'], { encoding: 'utf8' }));
+  const layerTar = execFileSync('tar', ['-xOf', file, manifest[0].Layers[0]]);
+  assert.deepEqual(layerTar, await readFile(tarFile), 'the saved layer.tar is the imported tar, byte for byte');
+  const l = await b.docker(['load', '-i', file]);
+  assert.equal(l.code, 0, show(l));
+  assert.equal((await b.docker(['image', 'inspect', '--format', '{{.Id}}', 'gnu/made:v1'])).stdout.trim(), gid);
+
+  // the same size, other bytes, in the stored layer: the save must fail rather than write a corrupt archive
+  const cacheId = (await readFile(join(a.dataRoot, 'layers', 'layerdb', 'sha256', diffId.slice(7), 'cache-id'), 'utf8')).trim();
+  const driverDirs = [join(a.dataRoot, 'overlay', cacheId, 'diff'), join(a.dataRoot, 'vfs', 'dir', cacheId)];
+  const layerDir = driverDirs.find((d) => { try { execFileSync('test', ['-d', d]); return true; } catch { return false; } })!;
+  await writeFile(join(layerDir, 'etc', 'app', 'conf'), 'key=VALUE\n');
+  const bad = await a.docker(['save', '-o', join(work, 'gnu-bad.tar'), 'gnu/made:v1']);
+  assert.notEqual(bad.code, 0, show(bad));
+});

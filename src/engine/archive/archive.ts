@@ -13,7 +13,7 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import { Transform, pipeline as streamPipeline, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import type { LayerStore, ExtractedLayer } from '../layers/types.js';
@@ -97,7 +97,7 @@ export class ArchiveService {
     const tmp = await mkdtemp(join(tmpRoot, 'save-'));
     // Every layer is regenerated and checked against its diff ID before the first byte goes out, so a layer
     // the store cannot reproduce is an error status, not a corrupt archive.
-    const spooled = new Map<Digest, { file: string; size: number }>();
+    const spooled = new Map<Digest, { file: string | null; size: number; diffId: Digest }>();
     try {
       for (const id of order) {
         const cfg = byId.get(id)!.img.config as ImageConfig;
@@ -105,6 +105,9 @@ export class ArchiveService {
         for (const diffId of cfg.rootfs?.diff_ids ?? []) {
           chain = chainIdOf(chain, diffId);
           if (spooled.has(chain)) continue;
+          // a layer kept byte for byte streams straight into the archive (its DiffID checked on the way)
+          const exact = await this.deps.layers.exactTarSize?.(chain);
+          if (exact !== null && exact !== undefined) { spooled.set(chain, { file: null, size: exact, diffId }); continue; }
           const file = join(tmp, `${hexOf(chain)}.tar`);
           const h = newHasher();
           await pipeline(await this.deps.layers.tarStream(chain), new Transform({
@@ -114,7 +117,7 @@ export class ArchiveService {
           if (got !== diffId) {
             throw new SystemError(`layer ${diffId} of image ${id} cannot be reproduced by the layer store (regenerated tar has diff ID ${got})`);
           }
-          spooled.set(chain, { file, size: (await stat(file)).size });
+          spooled.set(chain, { file, size: (await stat(file)).size, diffId });
         }
       }
     } catch (e) {
@@ -157,8 +160,21 @@ export class ArchiveService {
             await entry({ name: `${lid}/VERSION`, mode: 0o644 }, Buffer.from('1.0'));
             const json: Record<string, unknown> = { id: lid, ...(parentV1 ? { parent: parentV1 } : {}), created: cfg.created ?? '1970-01-01T00:00:00Z', os: cfg.os ?? 'linux' };
             await entry({ name: `${lid}/json`, mode: 0o644 }, Buffer.from(JSON.stringify(json)));
-            const { file, size } = spooled.get(chain)!;
-            await entry({ name: `${lid}/layer.tar`, mode: 0o644, size }, createReadStream(file));
+            const { file, size, diffId } = spooled.get(chain)!;
+            if (file !== null) {
+              await entry({ name: `${lid}/layer.tar`, mode: 0o644, size }, createReadStream(file));
+            } else {
+              const h = newHasher();
+              const check = new Transform({
+                transform(c: Buffer, _e, cb) { h.update(c); cb(null, c); },
+                flush(cb) {
+                  const got = `sha256:${h.digest('hex')}`;
+                  cb(got === diffId ? null : new SystemError(`layer ${diffId} of image ${id} cannot be reproduced by the layer store (its tar has diff ID ${got})`));
+                },
+              });
+              streamPipeline(await this.deps.layers.tarStream(chain), check, () => { /* errors reach `check` */ });
+              await entry({ name: `${lid}/layer.tar`, mode: 0o644, size }, check);
+            }
           }
           parentV1 = lid;
         }

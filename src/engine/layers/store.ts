@@ -7,7 +7,7 @@ import { fsyncDir, fsyncFile, writeFileAtomic } from '../../lib/atomic.js';
 import { ConflictError, InvalidParameterError, NotFoundError, SystemError } from '../../lib/errors.js';
 import type { ExtractedLayer, Layer, LayerStore } from './types.js';
 import { extractLayerTar, run } from './extract.js';
-import { TarSplitRecorder, tarSplitStream } from './tarsplit.js';
+import { TarSplitRecorder, tarSplitSize, tarSplitStream } from './tarsplit.js';
 import { isOpaque, isWhiteout, naiveChanges, packChanges, packOverlayDir, readXattrs, type Change } from './tarpack.js';
 
 /**
@@ -456,6 +456,12 @@ class FsLayerStore implements LayerStore {
     const lower = r.parent ? this.layerDir(this.rec(r.parent).cacheId) : null;
     const upper = this.layerDir(r.cacheId);
     return packChanges(upper, () => naiveChanges(upper, lower));
+  }
+
+  async exactTarSize(chainId: Digest): Promise<number | null> {
+    const side = this.splitPath(this.rec(chainId).cacheId);
+    if (!(await stat(side).then(() => true, () => false))) return null;
+    return tarSplitSize(side);
   }
 
   /** vfs: builds <vfs>/dir/<cacheId> = copy of the parent + the staged layer applied. */

@@ -16,14 +16,16 @@
  *   'R' u32be length, bytes                       — raw tar bytes
  *   'F' f64be size, u16be path length, path utf8  — the content of the regular file at path (relative, clean)
  */
-import { constants as fsc, createReadStream, createWriteStream } from 'node:fs';
-import { open, realpath } from 'node:fs/promises';
+import { closeSync, constants as fsc, createWriteStream, fstatSync, openSync, readSync, realpathSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
-import { createGunzip, createGzip, constants as zc } from 'node:zlib';
+import { createGzip, gunzip, constants as zc } from 'node:zlib';
 import { finished } from 'node:stream/promises';
 import { SystemError } from '../../lib/errors.js';
 
+const gunzipP = promisify(gunzip);
 const BLOCK = 512;
 /** Raw runs are flushed to the sidecar in records of at most this many bytes. */
 const RAW_FLUSH = 256 * 1024;
@@ -269,91 +271,139 @@ export class TarSplitRecorder extends Transform {
 
 /**
  * The original tar of a layer, from its sidecar and the layer's files under `root`. Errors (a file missing
- * or of another size) surface as stream errors; callers verify the DiffID anyway.
+ * or of another size, a path resolving outside the layer) surface as stream errors; callers verify the DiffID.
+ *
+ * The sidecar is small (headers only) and read whole; file contents are read with synchronous calls in
+ * pieces of at most 1 MiB per `_read` — a layer holds thousands of small files, and a thread-pool round trip
+ * for each open/stat/read/close costs more than the reads themselves (the files are usually in the page cache).
  */
 export function tarSplitStream(sidecar: string, root: string): Readable {
-  // A file is read only where it lies inside the layer: its directory is resolved (symlinks included) and
-  // must stay under the root, and the file itself is opened without following a symlink.
-  const dirs = new Map<string, string>();
-  let realRoot: string | undefined;
-  const safePath = async (rel: string): Promise<string> => {
-    realRoot ??= await realpath(root);
-    const slash = rel.lastIndexOf('/');
-    const dir = slash < 0 ? '' : rel.slice(0, slash);
-    let real = dirs.get(dir);
-    if (real === undefined) {
-      try { real = dir === '' ? realRoot : await realpath(join(realRoot, dir)); } catch (e) {
-        throw new SystemError(`layer file ${rel} is missing: ${(e as Error).message}`, { cause: e });
-      }
-      if (real !== realRoot && !real.startsWith(realRoot + '/')) throw new SystemError(`layer file ${rel} resolves outside the layer`);
-      dirs.set(dir, real);
-    }
-    return join(real, rel.slice(slash + 1));
-  };
-  async function* gen(): AsyncGenerator<Buffer> {
-    const src = createReadStream(sidecar).pipe(createGunzip());
-    let buf: Buffer = Buffer.alloc(0);
-    const need = async function* (it: AsyncIterator<Buffer>, n: number): AsyncGenerator<never, boolean> {
-      while (buf.length < n) {
-        const r = await it.next();
-        if (r.done) return false;
-        buf = buf.length === 0 ? r.value : Buffer.concat([buf, r.value]);
-      }
-      return true;
-    };
-    const it = src[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-    for (;;) {
-      if (!(yield* need(it, 1))) return;
-      const kind = buf[0];
-      if (kind === 0x52) {
-        if (!(yield* need(it, 5))) throw new SystemError('tar-split sidecar is truncated');
-        let len = buf.readUInt32BE(1);
-        buf = buf.subarray(5);
-        while (len > 0) {
-          if (buf.length === 0 && !(yield* need(it, 1))) throw new SystemError('tar-split sidecar is truncated');
-          const n = Math.min(len, buf.length);
-          yield buf.subarray(0, n);
-          buf = buf.subarray(n);
-          len -= n;
-        }
-      } else if (kind === 0x46) {
-        if (!(yield* need(it, 11))) throw new SystemError('tar-split sidecar is truncated');
-        const size = buf.readDoubleBE(1);
-        const plen = buf.readUInt16BE(9);
-        if (!(yield* need(it, 11 + plen))) throw new SystemError('tar-split sidecar is truncated');
-        const rel = buf.toString('utf8', 11, 11 + plen);
-        buf = buf.subarray(11 + plen);
-        yield* fileContent(await safePath(rel), size, rel);
-      } else {
-        throw new SystemError('tar-split sidecar is corrupt');
-      }
-    }
-  }
-  return Readable.from(gen(), { objectMode: false });
+  return new TarSplitReader(sidecar, root);
 }
 
-async function* fileContent(abs: string, size: number, rel: string): AsyncGenerator<Buffer> {
-  let fh;
-  try {
-    fh = await open(abs, fsc.O_RDONLY | fsc.O_NOFOLLOW);
-  } catch (e) {
-    throw new SystemError(`layer file ${rel} is missing: ${(e as Error).message}`, { cause: e });
-  }
-  try {
-    const st = await fh.stat();
-    if (!st.isFile() || st.size !== size) throw new SystemError(`layer file ${rel} changed (size ${st.size}, expected ${size})`);
-    let left = size;
-    let pos = 0;
-    const chunk = Math.min(size, 1 << 20);
-    while (left > 0) {
-      const b = Buffer.allocUnsafe(Math.min(chunk, left));
-      const { bytesRead } = await fh.read(b, 0, b.length, pos);
-      if (bytesRead === 0) throw new SystemError(`layer file ${rel} is shorter than its record`);
-      pos += bytesRead;
-      left -= bytesRead;
-      yield bytesRead === b.length ? b : b.subarray(0, bytesRead);
+const PIECE = 1 << 20;
+
+/** The length of the tar a sidecar reproduces (raw bytes + file contents), without touching the files. */
+export async function tarSplitSize(sidecar: string): Promise<number> {
+  const side = await gunzipP(await readFile(sidecar));
+  let total = 0;
+  let pos = 0;
+  while (pos < side.length) {
+    const kind = side[pos];
+    if (kind === 0x52 && pos + 5 <= side.length) {
+      const len = side.readUInt32BE(pos + 1);
+      total += len;
+      pos += 5 + len;
+    } else if (kind === 0x46 && pos + 11 <= side.length) {
+      total += side.readDoubleBE(pos + 1);
+      pos += 11 + side.readUInt16BE(pos + 9);
+    } else {
+      throw new SystemError('tar-split sidecar is corrupt');
     }
-  } finally {
-    await fh.close();
+  }
+  if (pos !== side.length) throw new SystemError('tar-split sidecar is truncated');
+  return total;
+}
+
+class TarSplitReader extends Readable {
+  private side: Buffer | null = null;
+  private pos = 0;
+  private fd: number | null = null;
+  private fileLeft = 0;
+  private filePos = 0;
+  private fileRel = '';
+  private realRoot = '';
+  private readonly dirs = new Map<string, string>();
+
+  constructor(private readonly sidecar: string, private readonly root: string) {
+    super({ highWaterMark: PIECE });
+  }
+
+  override _construct(cb: (e?: Error | null) => void): void {
+    readFile(this.sidecar).then((gz) => gunzipP(gz)).then((b) => {
+      this.side = b;
+      this.realRoot = realpathSync(this.root);
+      cb();
+    }, (e: Error) => cb(new SystemError(`tar-split sidecar of the layer cannot be read: ${e.message}`, { cause: e })));
+  }
+
+  override _read(): void {
+    try {
+      let budget = PIECE;
+      while (budget > 0) {
+        if (this.fd !== null) {
+          const n = Math.min(this.fileLeft, PIECE);
+          const b = Buffer.allocUnsafe(n);
+          const got = readSync(this.fd, b, 0, n, this.filePos);
+          if (got === 0) throw new SystemError(`layer file ${this.fileRel} is shorter than its record`);
+          this.filePos += got;
+          this.fileLeft -= got;
+          if (this.fileLeft === 0) { closeSync(this.fd); this.fd = null; }
+          budget -= got;
+          if (!this.push(got === n ? b : b.subarray(0, got))) return;
+          continue;
+        }
+        const side = this.side!;
+        if (this.pos >= side.length) { this.push(null); return; }
+        const kind = side[this.pos];
+        if (kind === 0x52) {
+          if (this.pos + 5 > side.length) throw new SystemError('tar-split sidecar is truncated');
+          const len = side.readUInt32BE(this.pos + 1);
+          const start = this.pos + 5;
+          if (start + len > side.length) throw new SystemError('tar-split sidecar is truncated');
+          this.pos = start + len;
+          budget -= len;
+          if (!this.push(side.subarray(start, start + len))) return;
+        } else if (kind === 0x46) {
+          if (this.pos + 11 > side.length) throw new SystemError('tar-split sidecar is truncated');
+          const size = side.readDoubleBE(this.pos + 1);
+          const plen = side.readUInt16BE(this.pos + 9);
+          if (this.pos + 11 + plen > side.length) throw new SystemError('tar-split sidecar is truncated');
+          const rel = side.toString('utf8', this.pos + 11, this.pos + 11 + plen);
+          this.pos += 11 + plen;
+          this.openFile(rel, size);
+        } else {
+          throw new SystemError('tar-split sidecar is corrupt');
+        }
+      }
+    } catch (e) {
+      this.destroy(e as Error);
+    }
+  }
+
+  /** Opens a layer file where it lies inside the layer: its directory resolved and under the root, no symlink. */
+  private openFile(rel: string, size: number): void {
+    const slash = rel.lastIndexOf('/');
+    const dir = slash < 0 ? '' : rel.slice(0, slash);
+    let real = this.dirs.get(dir);
+    if (real === undefined) {
+      try {
+        real = dir === '' ? this.realRoot : realpathSync(join(this.realRoot, dir));
+      } catch (e) {
+        throw new SystemError(`layer file ${rel} is missing: ${(e as Error).message}`, { cause: e });
+      }
+      if (real !== this.realRoot && !real.startsWith(this.realRoot + '/')) throw new SystemError(`layer file ${rel} resolves outside the layer`);
+      this.dirs.set(dir, real);
+    }
+    let fd: number;
+    try {
+      fd = openSync(join(real, rel.slice(slash + 1)), fsc.O_RDONLY | fsc.O_NOFOLLOW);
+    } catch (e) {
+      throw new SystemError(`layer file ${rel} is missing: ${(e as Error).message}`, { cause: e });
+    }
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.size !== size) {
+      closeSync(fd);
+      throw new SystemError(`layer file ${rel} changed (size ${st.size}, expected ${size})`);
+    }
+    this.fd = fd;
+    this.fileLeft = size;
+    this.filePos = 0;
+    this.fileRel = rel;
+  }
+
+  override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
+    if (this.fd !== null) { try { closeSync(this.fd); } catch { /* closed */ } this.fd = null; }
+    cb(err);
   }
 }

@@ -67,6 +67,11 @@ export interface LayerStore {
   chainSize(chainId: Digest | null): Promise<number>;
   /** The uncompressed tar of one layer (for push/save), regenerated from the driver directory. */
   tarStream(chainId: Digest): Promise<Readable>;
+  /**
+   * The byte length of `tarStream(chainId)` when the layer's original tar is kept reproducibly (tar-split
+   * sidecar), so callers can stream it without spooling; null when the tar would be regenerated.
+   */
+  exactTarSize?(chainId: Digest): Promise<number | null>;
   /** Directory holding a read-only layer's own files (driver format). */
   diffPath(chainId: Digest): Promise<string>;
   list(): Promise<Layer[]>;
