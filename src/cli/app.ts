@@ -238,7 +238,8 @@ export async function main(argv: string[], io: { out: (s: string) => void; err: 
     const name = commandPath(spec.path);
     const cmd = new Command(name);
     addFlags(cmd, spec.flags);
-    const parsed = parseWith(cmd, rest.slice(consumed), spec.flags, useLine(spec), name);
+    if (spec.interspersed === false) cmd.passThroughOptions();
+    const parsed = parseWith(cmd, rest.slice(consumed), spec.flags, useLine(spec), name, spec.interspersed === false);
     if (parsed.opts.help) {
       if (parsed.opts.deprecatedH) io.out('Flag shorthand -h has been deprecated, use --help\n');
       io.out(commandHelp(spec));

@@ -39,6 +39,8 @@ export interface CommandSpec {
   /** Module (under ./commands/) and export implementing it. */
   impl: [module: string, fn: string];
   group?: 'common' | 'management' | 'commands';
+  /** false: flags end at the first argument (run IMAGE CMD --flag passes --flag to CMD), as docker's run/exec. */
+  interspersed?: boolean;
 }
 
 export interface GroupSpec {

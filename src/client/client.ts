@@ -179,6 +179,54 @@ export class EngineClient {
     });
   }
 
+  /**
+   * A hijacked exchange (attach, exec start): the request goes out with `Connection: Upgrade, Upgrade: tcp`;
+   * on `101` the raw socket is returned (with any bytes that followed the response head), as dockerd and wharfd
+   * answer when asked to upgrade. Error statuses throw typed errors.
+   */
+  async hijack(path: string, opts: RequestOptions = {}): Promise<{ socket: import('node:net').Socket; head: Buffer }> {
+    const version = await this.apiVersion();
+    const ep = this.endpoint;
+    const fullPath = `/v${version}${path}${encodeQuery(opts.query)}`;
+    const body = opts.body !== undefined ? Buffer.from(JSON.stringify(opts.body)) : Buffer.alloc(0);
+    const headers: Record<string, string> = {
+      'User-Agent': this.userAgent, Connection: 'Upgrade', Upgrade: 'tcp', 'Content-Type': 'application/json',
+      'Content-Length': String(body.length), ...opts.headers,
+    };
+    const common: HttpNs.RequestOptions = { method: 'POST', path: fullPath, headers, agent: false };
+    let req: HttpNs.ClientRequest;
+    if (ep.kind === 'unix') req = http.request({ ...common, socketPath: ep.socketPath, host: 'api.moby.localhost' });
+    else if (ep.tls) {
+      const https = await import('node:https');
+      const tls = this.tls;
+      req = https.request({
+        ...common, host: ep.host, port: ep.port,
+        ...(tls?.ca ? { ca: tls.ca } : {}), ...(tls?.cert ? { cert: tls.cert } : {}), ...(tls?.key ? { key: tls.key } : {}),
+        rejectUnauthorized: tls?.verify ?? true,
+      });
+    } else req = http.request({ ...common, host: ep.host, port: ep.port });
+    return new Promise((resolve, reject) => {
+      req.on('upgrade', (_res, socket, head) => resolve({ socket: socket as import('node:net').Socket, head }));
+      req.on('response', (res) => {
+        const status = res.statusCode ?? 500;
+        if (status >= 200 && status < 300) {
+          res.resume();
+          reject(new Error(`the daemon answered ${status} instead of upgrading the connection`));
+          return;
+        }
+        readBody(res).then((text) => {
+          let message = text.trim();
+          try { const j = JSON.parse(text) as { message?: string }; if (typeof j.message === 'string') message = j.message; } catch { /* plain */ }
+          const err = errorFromStatus(status, message || `${status} ${http.STATUS_CODES[status] ?? ''}`.trim());
+          Object.defineProperty(err, 'fromDaemon', { value: true });
+          reject(err);
+        }, reject);
+      });
+      req.on('error', (e) => reject(this.wrapConnError(e, 'POST', fullPath)));
+      req.end(body);
+    });
+  }
+
   private wrapConnError(e: unknown, method: string, path: string): unknown {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ECONNREFUSED' || code === 'ENOENT' || code === 'EACCES' || code === 'EHOSTUNREACH' || code === 'ENOTSOCK') {

@@ -1,6 +1,7 @@
 /** Container routes: create, inspect, list, remove (and, once wired, the runtime ones). */
 import { PassThrough } from 'node:stream';
 import { InvalidParameterError } from '../../lib/errors.js';
+import { DEFAULT_DETACH_KEYS, parseDetachKeys } from '../../lib/detachkeys.js';
 import { boolValue, intValue, parseFilters, readJsonBody, sendEmpty, sendJson, type Router } from '../router.js';
 import type { ContainerService } from '../../engine/containers/service.js';
 import type { ContainerRunner } from '../../engine/containers/lifecycle.js';
@@ -148,7 +149,8 @@ export function containerRuntimeRoutes(r: Router, c: ContainerService, run: Cont
   r.post('/containers/{id}/attach', async ({ req, res, params, query }) => {
     const rec = c.get(params.id!);
     const tty = !!rec.Config.Tty;
-    const h = hijack(req, res, tty);
+    const keys = tty && boolValue(query, 'stdin') ? parseDetachKeys(query.get('detachKeys') || DEFAULT_DETACH_KEYS) : null;
+    const h = hijack(req, res, tty, keys);
     try {
       await run.attach(rec.ID, {
         ...(boolValue(query, 'stdout') ? { stdout: h.out(1) } : {}),
@@ -175,7 +177,7 @@ export function containerRuntimeRoutes(r: Router, c: ContainerService, run: Cont
         return;
       }
       const tty = e.ProcessConfig.tty;
-      const h = hijack(req, res, tty);
+      const h = hijack(req, res, tty, tty && e.OpenStdin ? parseDetachKeys(e.DetachKeys || DEFAULT_DETACH_KEYS) : null);
       try {
         await exec.start(e.ID, {
           ...(e.OpenStdout ? { stdout: h.out(1) } : {}),
@@ -195,7 +197,7 @@ export function containerRuntimeRoutes(r: Router, c: ContainerService, run: Cont
  * Takes over a request's connection the way dockerd hijacks it: 101 with `Upgrade: tcp`, then raw bytes (stdcopy
  * frames unless tty) out, and whatever the client sends is stdin.
  */
-function hijack(req: IncomingMessage, res: ServerResponse, tty: boolean) {
+function hijack(req: IncomingMessage, res: ServerResponse, tty: boolean, keys: Buffer | null = null) {
   const sock = req.socket;
   // the client half-closes after its stdin; the HTTP server must not end the socket for it
   sock.removeAllListeners('end');
@@ -211,7 +213,26 @@ function hijack(req: IncomingMessage, res: ServerResponse, tty: boolean) {
     const p = (sock as unknown as { parser?: { _consumed?: boolean; unconsume?: () => void } }).parser;
     if (p?._consumed && p.unconsume) { p.unconsume(); p._consumed = false; }
     for (const ev of ['data', 'pause', 'resume', 'end']) sock.removeAllListeners(ev);
-    if (wantStdin) sock.pipe(input); else sock.resume();
+    if (!wantStdin) { sock.resume(); return; }
+    if (!keys || keys.length === 0) { sock.pipe(input); return; }
+    // docker's detach keys: the sequence is held back while it matches; complete, the client is let go and the
+    // container's stdin stays open (detaching is not an end of input)
+    let matched = 0;
+    sock.on('data', (d: Buffer) => {
+      let from = 0;
+      for (let i = 0; i < d.length; i++) {
+        if (d[i] === keys[matched]) {
+          if (matched === 0 && i > from) input.write(d.subarray(from, i));
+          matched++;
+          if (matched === keys.length) { sock.unpipe(); sock.removeAllListeners('data'); sock.end(); return; }
+          from = i + 1;
+        } else {
+          if (matched > 0) { input.write(keys.subarray(0, matched)); matched = 0; from = i; i--; continue; }
+        }
+      }
+      if (matched === 0 && from < d.length) input.write(d.subarray(from));
+    });
+    sock.on('end', () => { if (matched > 0) input.write(keys.subarray(0, matched)); input.end(); });
   });
   return {
     out: (n: 1 | 2) => (b: Buffer) => { if (!sock.destroyed) sock.write(tty ? b : frame(n, b)); },

@@ -1,0 +1,480 @@
+/**
+ * run, create, start, attach, exec, logs, wait — the container commands that stream, as docker's CLI does them:
+ * create (pulling a missing image first), attach through a hijacked connection before start, wait for the
+ * exit (or removal with --rm), and exit with the container's status. Non-tty streams are demultiplexed into
+ * stdout and stderr; with -t the terminal goes raw, its size follows SIGWINCH, and the detach keys let go of
+ * the container without stopping it.
+ */
+import type { Socket } from 'node:net';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import type { EngineClient } from '../../client/client.js';
+import { credentialsFor } from '../../client/auth.js';
+import {
+  StdDemux, containerAttach, containerCreate, containerInspect, containerLogs, containerResize, containerStart,
+  containerWait, execCreate, execInspect, execResize, execStartAttached, execStartDetached, parseDetachKeys,
+  type WaitResponse,
+} from '../../client/containers.js';
+import { normalizedName, parseNormalizedNamed, withDefaultTag, familiarString } from '../../lib/reference.js';
+import { DEFAULT_DETACH_KEYS } from '../../lib/detachkeys.js';
+import { displayJSONMessages } from '../jsonmessage.js';
+import { StatusError, type CliContext, type Opts } from '../context.js';
+
+// ------------------------------------------------------------------------------------------ options
+
+const list = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+
+/** docker's RAMInBytes: "512m", "1g", "1.5GB", plain bytes. */
+export function parseBytes(v: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgtp]?)(b|ib)?$/i.exec(v.trim());
+  if (!m) throw new StatusError(`invalid argument "${v}" for "-m, --memory" flag: invalid size: '${v}'`, 125);
+  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 }[m[2]!.toLowerCase() as ''] ?? 1;
+  return Math.floor(Number(m[1]) * mult);
+}
+
+/** `-e`/`--env-file`: KEY=VALUE as is; a bare KEY takes the value from this environment (dropped when unset). */
+export function parseEnv(env: string[], files: string[]): string[] {
+  const out: string[] = [];
+  const add = (line: string) => {
+    if (line.includes('=')) { out.push(line); return; }
+    const v = process.env[line];
+    if (v !== undefined) out.push(`${line}=${v}`);
+  };
+  for (const f of files) {
+    let text: string;
+    try { text = readFileSync(f, 'utf8'); } catch (e) {
+      throw new StatusError(`open ${f}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (e as Error).message}`, 125);
+    }
+    for (const raw of text.split('\n')) {
+      const line = raw.replace(/^\s+/, '').replace(/\r$/, '');
+      if (line === '' || line.startsWith('#')) continue;
+      if (/^=/.test(line)) throw new StatusError(`invalid environment variable: ${line}`, 125);
+      add(line);
+    }
+  }
+  for (const e of env) add(e);
+  return out;
+}
+
+interface PortBinding { HostIp: string; HostPort: string }
+
+/** `-p [ip:][hostPort:]containerPort[/proto]` (ranges of equal length too). */
+export function parsePublish(specs: string[]): { exposed: Record<string, object>; bindings: Record<string, PortBinding[]> } {
+  const exposed: Record<string, object> = {};
+  const bindings: Record<string, PortBinding[]> = {};
+  for (const spec of specs) {
+    let rest = spec;
+    let proto = 'tcp';
+    const slash = rest.lastIndexOf('/');
+    if (slash >= 0) { proto = rest.slice(slash + 1).toLowerCase(); rest = rest.slice(0, slash); }
+    if (!['tcp', 'udp', 'sctp'].includes(proto)) throw new StatusError(`invalid proto: ${proto}`, 125);
+    let ip = '';
+    let host = '';
+    let ctr = rest;
+    const v6 = /^\[([^\]]+)\]:(.*)$/.exec(rest);
+    if (v6) { ip = v6[1]!; rest = v6[2]!; }
+    const parts = rest.split(':');
+    if (v6) { if (parts.length === 2) { host = parts[0]!; ctr = parts[1]!; } else ctr = parts[0]!; } else if (parts.length === 3) { [ip, host, ctr] = parts as [string, string, string]; } else if (parts.length === 2) { [host, ctr] = parts as [string, string]; } else if (parts.length === 1) { ctr = parts[0]!; } else throw new StatusError(`invalid port format for --publish: ${spec}`, 125);
+    const range = (s: string): [number, number] => {
+      const m = /^(\d+)(?:-(\d+))?$/.exec(s);
+      if (!m) throw new StatusError(`invalid containerPort: ${s}`, 125);
+      const a = Number(m[1]), b = Number(m[2] ?? m[1]);
+      if (a < 1 || b > 65535 || b < a) throw new StatusError(`invalid containerPort: ${s}`, 125);
+      return [a, b];
+    };
+    const [c0, c1] = range(ctr);
+    let h: [number, number] | null = null;
+    if (host !== '') {
+      const m = /^(\d+)(?:-(\d+))?$/.exec(host);
+      if (!m) throw new StatusError(`invalid hostPort: ${host}`, 125);
+      h = [Number(m[1]), Number(m[2] ?? m[1])];
+    }
+    for (let port = c0; port <= c1; port++) {
+      const key = `${port}/${proto}`;
+      exposed[key] = {};
+      const hp = h ? (h[1] - h[0] === c1 - c0 ? String(h[0] + (port - c0)) : `${h[0]}-${h[1]}`) : '';
+      (bindings[key] ??= []).push({ HostIp: ip, HostPort: hp });
+    }
+  }
+  return { exposed, bindings };
+}
+
+function parseRestart(v: string | undefined): { Name: string; MaximumRetryCount: number } {
+  if (v === undefined || v === '' || v === 'no') return { Name: 'no', MaximumRetryCount: 0 };
+  const [name, count] = v.split(':');
+  if (!['always', 'unless-stopped', 'on-failure', 'no'].includes(name!)) throw new StatusError(`invalid restart policy format: ${v}`, 125);
+  if (count !== undefined && name !== 'on-failure') throw new StatusError(`invalid restart policy format: maximum retry count can only be used with 'on-failure'`, 125);
+  return { Name: name!, MaximumRetryCount: count ? Number(count) : 0 };
+}
+
+/** The create body the docker CLI sends for these flags. */
+export function containerConfig(o: Opts, image: string, cmd: string[], attachDefault: boolean): Record<string, unknown> {
+  const pub = parsePublish(list(o.publish));
+  const exposed: Record<string, object> = { ...pub.exposed };
+  for (const e of list(o.expose)) {
+    const [p, proto = 'tcp'] = e.split('/');
+    const m = /^(\d+)(?:-(\d+))?$/.exec(p!);
+    if (!m) throw new StatusError(`invalid range format for --expose: ${e}`, 125);
+    for (let x = Number(m[1]); x <= Number(m[2] ?? m[1]); x++) exposed[`${x}/${proto}`] = {};
+  }
+  const binds: string[] = [];
+  const volumes: Record<string, object> = {};
+  for (const v of list(o.volume)) {
+    if (v.includes(':')) binds.push(v); else volumes[v] = {};
+  }
+  const interactive = o.interactive === true;
+  const attach = list(o.attach).map((a) => a.toLowerCase());
+  for (const a of attach) if (!['stdin', 'stdout', 'stderr'].includes(a)) throw new StatusError(`invalid argument "${a}" for "-a, --attach" flag: valid streams are STDIN, STDOUT and STDERR`, 125);
+  const detached = o.detach === true;
+  const attachStdin = attach.length > 0 ? attach.includes('stdin') : interactive && !detached && attachDefault;
+  const attachStdout = attach.length > 0 ? attach.includes('stdout') : !detached && attachDefault;
+  const attachStderr = attach.length > 0 ? attach.includes('stderr') : !detached && attachDefault;
+  let entrypoint: string[] | null = null;
+  const ep = str(o.entrypoint);
+  if (ep !== undefined) entrypoint = ep === '' ? [''] : [ep];
+  const labels: Record<string, string> = {};
+  for (const l of list(o.label)) { const i = l.indexOf('='); labels[i < 0 ? l : l.slice(0, i)] = i < 0 ? '' : l.slice(i + 1); }
+  const cpus = str(o.cpus);
+  let nano = 0;
+  if (cpus !== undefined) {
+    const n = Number(cpus);
+    if (!Number.isFinite(n) || n < 0) throw new StatusError(`invalid argument "${cpus}" for "--cpus" flag: failed to parse ${cpus} as a rational number`, 125);
+    nano = Math.round(n * 1e9);
+  }
+  const mem = str(o.memory);
+  const stopTimeout = str(o.stopTimeout);
+  const config: Record<string, unknown> = {
+    Hostname: str(o.hostname) ?? '', Domainname: '', User: str(o.user) ?? '',
+    AttachStdin: attachStdin, AttachStdout: attachStdout, AttachStderr: attachStderr,
+    ...(Object.keys(exposed).length ? { ExposedPorts: exposed } : {}),
+    Tty: o.tty === true, OpenStdin: interactive, StdinOnce: interactive && attachStdin,
+    Env: (() => { const e = parseEnv(list(o.env), list(o.envFile)); return e.length ? e : null; })(),
+    Cmd: cmd.length ? cmd : null, Image: image, Volumes: volumes, WorkingDir: str(o.workdir) ?? '',
+    Entrypoint: entrypoint, OnBuild: null, Labels: labels,
+    ...(str(o.stopSignal) ? { StopSignal: str(o.stopSignal) } : {}),
+    ...(stopTimeout !== undefined ? { StopTimeout: Number(stopTimeout) } : {}),
+    HostConfig: {
+      Binds: binds.length ? binds : null, ContainerIDFile: str(o.cidfile) ?? '', LogConfig: { Type: '', Config: {} },
+      NetworkMode: str(o.network) ?? 'default', PortBindings: pub.bindings, RestartPolicy: parseRestart(str(o.restart)),
+      AutoRemove: o.rm === true, VolumeDriver: '', VolumesFrom: null, ConsoleSize: [0, 0],
+      CapAdd: list(o.capAdd).length ? list(o.capAdd) : null, CapDrop: list(o.capDrop).length ? list(o.capDrop) : null,
+      Dns: list(o.dns), DnsOptions: [], DnsSearch: [], ExtraHosts: list(o.addHost).length ? list(o.addHost) : null,
+      Privileged: o.privileged === true, PublishAllPorts: o.publishAll === true, ReadonlyRootfs: o.readOnly === true,
+      Memory: mem !== undefined ? parseBytes(mem) : 0, NanoCpus: nano,
+      ...(o.init === true ? { Init: true } : {}),
+    },
+    NetworkingConfig: { EndpointsConfig: {} },
+  };
+  return config;
+}
+
+// ------------------------------------------------------------------------------------------ create
+
+function daemonError(e: unknown, cmd: string): StatusError {
+  if (e instanceof StatusError) return e;
+  const msg = e instanceof Error ? e.message : String(e);
+  const fromDaemon = typeof e === 'object' && e !== null && (e as { fromDaemon?: boolean }).fromDaemon === true;
+  return new StatusError(`wharf: ${fromDaemon ? 'Error response from daemon: ' : ''}${msg}\n\nRun 'wharf ${cmd} --help' for more information`, 125);
+}
+
+async function pullImage(ctx: CliContext, client: EngineClient, image: string, platform: string | undefined, quiet: boolean): Promise<void> {
+  const ref = withDefaultTag(parseNormalizedNamed(image));
+  const auth = credentialsFor(ref.domain, ctx.globals.config);
+  const stream = await client.imagePull(normalizedName(ref), ref.digest ?? ref.tag ?? 'latest', { auth, ...(platform ? { platform } : {}) });
+  const isTerm = ctx.stdio.stderr.isTTY === true;
+  await displayJSONMessages(stream, quiet ? () => {} : ctx.err, { isTerminal: isTerm && !quiet, width: ctx.stdio.stderr.columns ?? 200 });
+}
+
+/** Creates the container (pulling the image when missing, as docker does); returns its ID. */
+async function createContainer(ctx: CliContext, client: EngineClient, o: Opts, args: string[], attachDefault: boolean, cmdName: string): Promise<string> {
+  const image = args[0]!;
+  let ref;
+  try { ref = parseNormalizedNamed(image); } catch (e) { throw daemonError(e, cmdName); }
+  const body = containerConfig(o, image, args.slice(1), attachDefault);
+  const name = str(o.name);
+  const platform = str(o.platform);
+  const pull = str(o.pull) ?? 'missing';
+  if (!['always', 'missing', 'never'].includes(pull)) throw new StatusError(`wharf: invalid pull option: '${pull}': must be one of "always", "missing" or "never"\n\nRun 'wharf ${cmdName} --help' for more information`, 125);
+  const cidfile = str(o.cidfile);
+  if (cidfile && existsSync(cidfile)) throw new StatusError(`wharf: container ID file found, make sure the other container isn't running or delete ${cidfile}\n\nRun 'wharf ${cmdName} --help' for more information`, 125);
+  const quiet = o.quiet === true;
+  const opts = { ...(name ? { name } : {}), ...(platform ? { platform } : {}) };
+  try {
+    if (pull === 'always') await pullImage(ctx, client, image, platform, quiet);
+    let res;
+    try {
+      res = await containerCreate(client, body, opts);
+    } catch (e) {
+      const status = (e as { status?: number }).status;
+      const notFound = status === 404 && /No such image/i.test((e as Error).message);
+      if (!notFound || pull !== 'missing') throw e;
+      ctx.err(`Unable to find image '${familiarString(withDefaultTag(ref))}' locally\n`);
+      await pullImage(ctx, client, image, platform, quiet);
+      res = await containerCreate(client, body, opts);
+    }
+    for (const w of res.Warnings ?? []) ctx.err(`WARNING: ${w}\n`);
+    if (cidfile) writeFileSync(cidfile, res.Id);
+    return res.Id;
+  } catch (e) {
+    throw daemonError(e, cmdName);
+  }
+}
+
+export async function runCreate(ctx: CliContext, args: string[], o: Opts): Promise<void> {
+  const client = await ctx.client();
+  ctx.out(`${await createContainer(ctx, client, o, args, false, 'create')}\n`);
+}
+
+// ------------------------------------------------------------------------------------------ streams
+
+/** docker's exit status for a start error (127: command not found, 126: not executable). */
+function startErrorStatus(msg: string): number {
+  if (/executable file not found|no such file or directory|system cannot find the file specified/.test(msg)) return 127;
+  if (/permission denied|is a directory/i.test(msg)) return 126;
+  return 125;
+}
+
+interface StreamOpts { tty: boolean; stdin: boolean; detachKeys: string; resize?: (h: number, w: number) => Promise<void> }
+
+/**
+ * Pumps a hijacked connection: its output to our stdout/stderr (demultiplexed unless tty), our stdin to it.
+ * Resolves when the output ends; `detached` says whether the user typed the detach keys.
+ */
+async function pump(ctx: CliContext, conn: { socket: Socket; head: Buffer }, o: StreamOpts): Promise<{ detached: boolean }> {
+  const { socket, head } = conn;
+  const { stdin, stdout, stderr } = ctx.stdio;
+  let detached = false;
+  const rawTerm = o.tty && o.stdin && stdin.isTTY === true;
+  if (rawTerm) {
+    stdin.setRawMode(true);
+    // libuv's raw mode keeps output post-processing (ONLCR); the container's terminal already turns \n into
+    // \r\n, so ours must not do it again (docker's term.MakeRaw clears OPOST too). setRawMode(false) restores it.
+    try { spawnSync('stty', ['-opost'], { stdio: ['inherit', 'ignore', 'ignore'] }); } catch { /* no stty */ }
+  }
+  const restore = () => { if (rawTerm) { try { stdin.setRawMode(false); } catch { /* closed */ } } };
+  let onWinch: (() => void) | undefined;
+  if (o.tty && o.resize && stdout.isTTY) {
+    const resize = o.resize;
+    onWinch = () => { void resize(stdout.rows ?? 24, stdout.columns ?? 80).catch(() => {}); };
+    process.on('SIGWINCH', onWinch);
+  }
+  const done = new Promise<void>((resolve) => {
+    const out = o.tty ? null : new StdDemux(stdout, stderr);
+    const write = (d: Buffer) => { if (out) out.write(d); else stdout.write(d); };
+    if (head.length) write(head);
+    socket.on('data', write);
+    socket.on('end', () => { if (out) out.end(); resolve(); });
+    socket.on('close', () => resolve());
+    socket.on('error', () => resolve());
+  });
+  let onData: ((d: Buffer) => void) | undefined;
+  let onEnd: (() => void) | undefined;
+  if (o.stdin) {
+    const keys = o.tty ? parseDetachKeys(o.detachKeys) : Buffer.alloc(0);
+    let matched = 0;
+    onData = (d: Buffer) => {
+      for (const b of d) {
+        if (keys.length === 0) break;
+        if (b === keys[matched]) { matched++; if (matched === keys.length) { detached = true; break; } } else matched = b === keys[0] ? 1 : 0;
+      }
+      if (!socket.destroyed) socket.write(d);
+    };
+    onEnd = () => { if (!socket.destroyed) socket.end(); };
+    stdin.on('data', onData);
+    stdin.on('end', onEnd);
+    stdin.resume();
+  }
+  await done;
+  if (onData) stdin.off('data', onData);
+  if (onEnd) stdin.off('end', onEnd);
+  if (o.stdin) stdin.pause();
+  if (onWinch) process.off('SIGWINCH', onWinch);
+  restore();
+  socket.destroy();
+  return { detached };
+}
+
+function detachKeysOf(o: Opts): string {
+  const k = str(o.detachKeys) ?? DEFAULT_DETACH_KEYS;
+  try { parseDetachKeys(k); } catch { throw new StatusError(`Invalid detach keys (${k}) provided`, 1); }
+  return k;
+}
+
+// ------------------------------------------------------------------------------------------ run
+
+export async function runRun(ctx: CliContext, args: string[], o: Opts): Promise<void> {
+  const client = await ctx.client();
+  const detach = o.detach === true;
+  const tty = o.tty === true;
+  const interactive = o.interactive === true;
+  if (tty && interactive && !detach && ctx.stdio.stdin.isTTY !== true) throw new StatusError('the input device is not a TTY', 1);
+  const detachKeys = detachKeysOf(o);
+  const id = await createContainer(ctx, client, o, args, true, 'run');
+  if (detach) {
+    try { await containerStart(client, id); } catch (e) {
+      const msg = (e as Error).message;
+      throw new StatusError(`wharf: Error response from daemon: ${msg}\n\nRun 'wharf run --help' for more information`, startErrorStatus(msg));
+    }
+    ctx.out(`${id}\n`);
+    return;
+  }
+  const attach = list(o.attach).map((a) => a.toLowerCase());
+  const wantStdin = attach.length ? attach.includes('stdin') : interactive;
+  const conn = await containerAttach(client, id, {
+    stream: true, stdin: wantStdin, stdout: attach.length ? attach.includes('stdout') : true,
+    stderr: attach.length ? attach.includes('stderr') : true, ...(tty && wantStdin ? { detachKeys } : {}),
+  });
+  const waitP: Promise<WaitResponse> = containerWait(client, id, o.rm === true ? 'removed' : 'next-exit');
+  waitP.catch(() => {});
+  const resize = (h: number, w: number) => containerResize(client, id, h, w);
+  const pumped = pump(ctx, conn, { tty, stdin: wantStdin, detachKeys, resize });
+  try {
+    await containerStart(client, id);
+  } catch (e) {
+    conn.socket.destroy();
+    await pumped;
+    const msg = (e as Error).message;
+    const status = startErrorStatus(msg);
+    if (o.rm === true) await client.empty('DELETE', `/containers/${encodeURIComponent(id)}`, { query: { force: true, v: true } }).catch(() => {});
+    throw new StatusError(`wharf: Error response from daemon: ${msg}\n\nRun 'wharf run --help' for more information`, status);
+  }
+  if (tty && ctx.stdio.stdout.isTTY) void resize(ctx.stdio.stdout.rows ?? 24, ctx.stdio.stdout.columns ?? 80).catch(() => {});
+  const { detached } = await pumped;
+  if (detached) return;
+  const res = await waitP.catch((e: unknown) => { throw daemonError(e, 'run'); });
+  if (res.Error?.Message) ctx.err(`${res.Error.Message}\n`);
+  if (res.StatusCode !== 0) throw new StatusError('', res.StatusCode);
+}
+
+// ------------------------------------------------------------------------------------------ start / attach
+
+export async function runStart(ctx: CliContext, args: string[], o: Opts): Promise<void> {
+  const client = await ctx.client();
+  const attach = o.attach === true || o.interactive === true;
+  if (attach) {
+    if (args.length > 1) throw new StatusError('you cannot start and attach multiple containers at once', 1);
+    const c = await containerInspect(client, args[0]!).catch((e: unknown) => { throw e; });
+    const tty = c.Config.Tty === true;
+    const wantStdin = o.interactive === true && c.Config.OpenStdin === true;
+    const detachKeys = detachKeysOf(o);
+    const conn = await containerAttach(client, c.Id, { stream: true, stdin: wantStdin, stdout: true, stderr: true, ...(tty && wantStdin ? { detachKeys } : {}) });
+    const waitP = containerWait(client, c.Id, c.HostConfig.AutoRemove ? 'removed' : 'next-exit');
+    waitP.catch(() => {});
+    const resize = (h: number, w: number) => containerResize(client, c.Id, h, w);
+    const pumped = pump(ctx, conn, { tty, stdin: wantStdin, detachKeys, resize });
+    try {
+      await containerStart(client, c.Id);
+    } catch (e) {
+      conn.socket.destroy();
+      await pumped;
+      throw e;
+    }
+    if (tty && ctx.stdio.stdout.isTTY) void resize(ctx.stdio.stdout.rows ?? 24, ctx.stdio.stdout.columns ?? 80).catch(() => {});
+    const { detached } = await pumped;
+    if (detached) return;
+    const res = await waitP;
+    if (res.StatusCode !== 0) throw new StatusError('', res.StatusCode);
+    return;
+  }
+  let failed = false;
+  for (const name of args) {
+    try {
+      await containerStart(client, name);
+      ctx.out(`${name}\n`);
+    } catch (e) {
+      failed = true;
+      ctx.err(`Error response from daemon: ${(e as Error).message}\n`);
+    }
+  }
+  if (failed) throw new StatusError('Error: failed to start containers: ' + args.join(', '), 1);
+}
+
+export async function runAttach(ctx: CliContext, args: string[], o: Opts): Promise<void> {
+  const client = await ctx.client();
+  const c = await containerInspect(client, args[0]!);
+  if (!c.State.Running) throw new StatusError('You cannot attach to a stopped container, start it first', 1);
+  if (c.State.Paused) throw new StatusError('You cannot attach to a paused container, unpause it first', 1);
+  const tty = c.Config.Tty === true;
+  const wantStdin = o.noStdin !== true && c.Config.OpenStdin === true;
+  const detachKeys = detachKeysOf(o);
+  const waitP = containerWait(client, c.Id, 'not-running');
+  waitP.catch(() => {});
+  const conn = await containerAttach(client, c.Id, { stream: true, stdin: wantStdin, stdout: true, stderr: true, ...(tty && wantStdin ? { detachKeys } : {}) });
+  const resize = (h: number, w: number) => containerResize(client, c.Id, h, w);
+  if (tty && ctx.stdio.stdout.isTTY) void resize(ctx.stdio.stdout.rows ?? 24, ctx.stdio.stdout.columns ?? 80).catch(() => {});
+  const { detached } = await pump(ctx, conn, { tty, stdin: wantStdin, detachKeys, resize });
+  if (detached) return;
+  const res = await waitP;
+  if (res.StatusCode !== 0) throw new StatusError('', res.StatusCode);
+}
+
+// ------------------------------------------------------------------------------------------ exec
+
+export async function runExec(ctx: CliContext, args: string[], o: Opts): Promise<void> {
+  const client = await ctx.client();
+  const [container, ...cmd] = args as [string, ...string[]];
+  const tty = o.tty === true;
+  const interactive = o.interactive === true;
+  const detach = o.detach === true;
+  if (tty && interactive && !detach && ctx.stdio.stdin.isTTY !== true) throw new StatusError('the input device is not a TTY', 1);
+  const detachKeys = detachKeysOf(o);
+  const env = parseEnv(list(o.env), list(o.envFile));
+  const body: Record<string, unknown> = {
+    User: str(o.user) ?? '', Privileged: o.privileged === true, Tty: tty, ConsoleSize: null,
+    AttachStdin: interactive && !detach, AttachStderr: !detach, AttachStdout: !detach, Detach: detach,
+    DetachKeys: str(o.detachKeys) ?? '', Env: env.length ? env : null, WorkingDir: str(o.workdir) ?? '', Cmd: cmd,
+  };
+  const { Id } = await execCreate(client, container, body);
+  if (detach) {
+    await execStartDetached(client, Id, tty);
+    return;
+  }
+  const conn = await execStartAttached(client, Id, tty);
+  const resize = (h: number, w: number) => execResize(client, Id, h, w);
+  if (tty && ctx.stdio.stdout.isTTY) void resize(ctx.stdio.stdout.rows ?? 24, ctx.stdio.stdout.columns ?? 80).catch(() => {});
+  const { detached } = await pump(ctx, conn, { tty, stdin: interactive, detachKeys, resize });
+  if (detached) return;
+  // the exit code is recorded a moment after the stream ends
+  let code: number | null = null;
+  for (let i = 0; i < 100; i++) {
+    const st = await execInspect(client, Id);
+    if (!st.Running && st.ExitCode !== null) { code = st.ExitCode; break; }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  if (code !== null && code !== 0) throw new StatusError('', code);
+}
+
+// ------------------------------------------------------------------------------------------ logs / wait
+
+export async function runLogs(ctx: CliContext, args: string[], o: Opts): Promise<void> {
+  const client = await ctx.client();
+  const c = await containerInspect(client, args[0]!);
+  const tail = str(o.tail) ?? 'all';
+  const res = await containerLogs(client, c.Id, {
+    stdout: true, stderr: true, follow: o.follow === true, timestamps: o.timestamps === true, details: o.details === true,
+    tail, since: str(o.since), until: str(o.until),
+  });
+  const { stdout, stderr } = ctx.stdio;
+  await new Promise<void>((resolve, reject) => {
+    const out = c.Config.Tty === true ? null : new StdDemux(stdout, stderr);
+    res.on('data', (d: Buffer) => { if (out) out.write(d); else stdout.write(d); });
+    res.on('end', () => { if (out) out.end(() => resolve()); else resolve(); });
+    res.on('error', reject);
+  });
+}
+
+export async function runWait(ctx: CliContext, args: string[], _o: Opts): Promise<void> {
+  const client = await ctx.client();
+  let failed = false;
+  await Promise.all(args.map(async (name) => {
+    try {
+      const r = await containerWait(client, name, 'not-running');
+      return { name, out: `${r.StatusCode}\n` };
+    } catch (e) {
+      failed = true;
+      return { name, err: `Error response from daemon: ${(e as Error).message}\n` };
+    }
+  })).then((rs) => { for (const r of rs) { if (r.out) ctx.out(r.out); if (r.err) ctx.err(r.err); } });
+  if (failed) throw new StatusError('', 1);
+}
