@@ -58,8 +58,13 @@ test('history --help wraps (default true) like pflag', async () => {
 
 test('root and group help', async () => {
   const r = await cli(['--help']);
-  assert.match(r.out, /^Usage: {2}wharf \[OPTIONS\] COMMAND\n\nA self-sufficient runtime for containers\n\nCommon Commands:\n {2}pull {8}Download an image from a registry\n/);
-  assert.match(r.out, /\nManagement Commands:\n {2}image {7}Manage images\n {2}system {6}Manage Wharf\n/);
+  assert.match(r.out, /^Usage: {2}wharf \[OPTIONS\] COMMAND\n\nA self-sufficient runtime for containers\n\nCommon Commands:\n {2}run {9}Create and run a new container from an image\n {2}exec {8}Execute a command in a running container\n/);
+  // docker's order of the common commands, whichever of them exist
+  const common = r.out.split('Common Commands:\n')[1]!.split('\n\n')[0]!.split('\n').map((l) => l.trim().split(/\s+/)[0]);
+  const order = ['run', 'exec', 'ps', 'build', 'pull', 'push', 'images', 'login', 'logout', 'search', 'version', 'info'];
+  assert.deepEqual(common, order.filter((c) => common.includes(c)));
+  assert.ok(common.includes('pull') && common.includes('images'));
+  assert.match(r.out, /\nManagement Commands:\n(?: {2}\S+ +.+\n)* {2}image {7}Manage images\n(?: {2}\S+ +.+\n)* {2}system {6}Manage Wharf\n/);
   assert.match(r.out, /\nGlobal Options:\n {6}--config string {6}Location of client config files \(default\n/);
   assert.match(r.out, /\n {2}-H, --host list {10}Daemon socket to connect to\n/);
   // docker wraps at the terminal width minus one (79 off a terminal): the break falls after "info",

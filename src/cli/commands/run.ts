@@ -206,7 +206,7 @@ async function createContainer(ctx: CliContext, client: EngineClient, o: Opts, a
     try {
       res = await containerCreate(client, body, opts);
     } catch (e) {
-      const status = (e as { status?: number }).status;
+      const status = (e as { statusCode?: number }).statusCode;
       const notFound = status === 404 && /No such image/i.test((e as Error).message);
       if (!notFound || pull !== 'missing') throw e;
       ctx.err(`Unable to find image '${familiarString(withDefaultTag(ref))}' locally\n`);
