@@ -41,6 +41,8 @@ export interface CommandSpec {
   group?: 'common' | 'management' | 'commands';
   /** false: flags end at the first argument (run IMAGE CMD --flag passes --flag to CMD), as docker's run/exec. */
   interspersed?: boolean;
+  /** Another name of a command the group already lists (`container list` for `container ls`): not in group help. */
+  alias?: boolean;
 }
 
 export interface GroupSpec {
@@ -170,7 +172,7 @@ export function commandHelp(c: CommandSpec): string {
 /** `wharf GROUP` / `wharf GROUP --help` */
 export function groupHelp(g: GroupSpec): string {
   const subs = COMMANDS.filter((c) => c.path.length === g.path.length + 1 && c.path.slice(0, -1).join(' ') === g.path.join(' '))
-    .filter((c) => !(c.path.join(' ') === 'image list' || c.path.join(' ') === 'image remove'))
+    .filter((c) => !c.alias && !(c.path.join(' ') === 'image list' || c.path.join(' ') === 'image remove'))
     .map((c): [string, string] => [c.path[c.path.length - 1]!, c.short])
     .sort((a, b) => (a[0] < b[0] ? -1 : 1));
   return `Usage:  ${commandPath(g.path)} COMMAND\n\n${g.short}\n\nCommands:\n${rpadList(subs)}\nRun '${commandPath(g.path)} COMMAND --help' for more information on a command.\n`;

@@ -53,7 +53,7 @@ export class StreamError extends Error {
   }
 }
 
-export type Query = Record<string, string | number | boolean | undefined | null>;
+export type Query = Record<string, string | number | boolean | undefined | null | readonly string[]>;
 
 export interface RequestOptions {
   query?: Query;
@@ -67,6 +67,7 @@ function encodeQuery(q: Query | undefined): string {
   const p = new URLSearchParams();
   for (const [k, v] of Object.entries(q)) {
     if (v === undefined || v === null || v === '' || v === false) continue;
+    if (Array.isArray(v)) { for (const x of v) p.append(k, x); continue; }
     p.append(k, v === true ? '1' : String(v));
   }
   const s = p.toString();

@@ -330,7 +330,8 @@ export class ContainerService {
       Names: [r.Name],
       Image: r.Config.Image ?? r.Image,
       ImageID: r.Image,
-      Command: [r.Path, ...r.Args].map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' '),
+      // dockerd's list: arguments holding a space are wrapped in single quotes, nothing else is escaped
+      Command: r.Args.length ? `${r.Path} ${r.Args.map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ')}` : r.Path,
       Created: Math.floor(Date.parse(r.Created) / 1000),
       Ports: Object.entries(r.Net?.Ports ?? {}).flatMap(([k, bs]) => {
         const [port, proto] = k.split('/') as [string, string];
