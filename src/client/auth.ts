@@ -28,7 +28,7 @@ export function configDir(flag?: string, env: NodeJS.ProcessEnv = process.env): 
   return flag || env.DOCKER_CONFIG || join(homedir(), '.docker');
 }
 
-interface ConfigFile { imagesFormat?: string; auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string; registrytoken?: string }> }
+interface ConfigFile { imagesFormat?: string; credsStore?: string; credHelpers?: Record<string, string>; auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string; registrytoken?: string }> }
 
 function readConfig(dir: string): ConfigFile {
   try {
@@ -60,6 +60,19 @@ export function credentialsFor(domain: string, dir: string): AuthConfig {
       const h = hostOfKey(k);
       if (h === domain || (isHub && (h === 'index.docker.io' || h === 'docker.io'))) { entry = v; key = k; break; }
     }
+  }
+  const cfg = readConfig(dir);
+  const helperName = cfg.credHelpers?.[isHub ? INDEX_SERVER : domain] ?? cfg.credHelpers?.[domain] ?? (cfg.credsStore || undefined);
+  if (helperName && !(entry?.auth || entry?.password || entry?.identitytoken)) {
+    // a credential helper keeps the secret; the config file has at most an empty entry
+    const { helperGet } = require('./credentials.js') as typeof import('./credentials.js');
+    let got: { username: string; password: string } | null = null;
+    try { got = helperGet(helperName, isHub ? INDEX_SERVER : key); } catch { got = null; }
+    if (!got) return {};
+    const out: AuthConfig = { serveraddress: isHub ? INDEX_SERVER : key };
+    if (got.username === '<token>') out.identitytoken = got.password;
+    else { out.username = got.username; out.password = got.password; }
+    return out;
   }
   if (entry === undefined) return {};
   const out: AuthConfig = {};

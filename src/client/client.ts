@@ -58,6 +58,8 @@ export type Query = Record<string, string | number | boolean | undefined | null 
 export interface RequestOptions {
   query?: Query;
   body?: unknown;
+  /** A streamed request body (an archive for load, import, build); sent chunked. */
+  bodyStream?: import('node:stream').Readable;
   headers?: Record<string, string>;
   signal?: AbortSignal;
 }
@@ -150,7 +152,14 @@ export class EngineClient {
       headers['Content-Type'] = 'application/json';
     }
     if (body !== undefined) headers['Content-Length'] = String(body.length);
+    else if (opts.bodyStream) headers['Transfer-Encoding'] = 'chunked';
     else if (method === 'POST' || method === 'PUT') headers['Content-Length'] = '0';
+    const send = (r: HttpNs.ClientRequest) => {
+      if (opts.bodyStream) {
+        opts.bodyStream.on('error', (e) => r.destroy(e));
+        opts.bodyStream.pipe(r);
+      } else r.end(body);
+    };
     return new Promise<IncomingMessage>((resolve, reject) => {
       const common: HttpNs.RequestOptions = { method, path: fullPath, headers, agent: this.agent };
       if (opts.signal) common.signal = opts.signal;
@@ -169,14 +178,14 @@ export class EngineClient {
             rejectUnauthorized: tls?.verify ?? true,
           }, onRes);
           r.on('error', (e) => reject(this.wrapConnError(e, method, fullPath)));
-          r.end(body);
+          send(r);
         }, reject);
         return;
       } else {
         req = http.request({ ...common, host: ep.host, port: ep.port }, onRes);
       }
       req.on('error', (e) => reject(this.wrapConnError(e, method, fullPath)));
-      req.end(body);
+      send(req);
     });
   }
 
