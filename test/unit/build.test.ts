@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { gzipSync } from 'node:zlib';
-import { PatternMatcher, readIgnoreFile, goMatch, cleanPath } from '../../src/engine/build/dockerignore.js';
+import { PatternMatcher, readIgnoreFile, goMatch, cleanPath } from '../../src/lib/dockerignore.js';
 import { goDuration, goHealthcheck, goQuoteList, goQuoteRune } from '../../src/engine/build/format.js';
 import { Builder, cacheKeyOf, type BuilderDeps } from '../../src/engine/build/builder.js';
 import { applyDockerignore, looksLikeTar } from '../../src/engine/build/context.js';

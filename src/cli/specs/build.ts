@@ -1,6 +1,29 @@
-/** `build` and the `builder` group. */
-import type { CommandSpec, GroupSpec } from '../spec.js';
+/** `build` (and `image build`, `builder build`) with the classic builder's flags. */
+import type { CommandSpec, FlagSpec, GroupSpec } from '../spec.js';
 
-export const BUILD_COMMANDS: CommandSpec[] = [];
+const buildFlags: FlagSpec[] = [
+  { long: 'build-arg', type: 'list', usage: 'Set build-time variables', repeatable: true },
+  { long: 'cache-from', type: 'strings', usage: 'Images to consider as cache sources', repeatable: true },
+  { long: 'file', short: 'f', type: 'string', usage: "Name of the Dockerfile (Default is 'PATH/Dockerfile')" },
+  { long: 'force-rm', usage: 'Always remove intermediate containers' },
+  { long: 'iidfile', type: 'string', usage: 'Write the image ID to the file' },
+  { long: 'label', type: 'list', usage: 'Set metadata for an image', repeatable: true },
+  { long: 'network', type: 'string', usage: 'Set the networking mode for the RUN instructions during build', def: 'default' },
+  { long: 'no-cache', usage: 'Do not use cache when building the image' },
+  { long: 'platform', type: 'string', usage: 'Set platform if server is multi-platform capable' },
+  { long: 'pull', usage: 'Always attempt to pull a newer version of the image' },
+  { long: 'quiet', short: 'q', usage: 'Suppress the build output and print image ID on success' },
+  { long: 'rm', usage: 'Remove intermediate containers after a successful build', def: true, defaultTrue: true },
+  { long: 'tag', short: 't', type: 'list', usage: 'Name and optionally a tag in the "name:tag" format', repeatable: true },
+  { long: 'target', type: 'string', usage: 'Set the target build stage to build.' },
+];
 
-export const BUILD_GROUPS: GroupSpec[] = [];
+const spec = { use: '[OPTIONS] PATH | URL | -', short: 'Build an image from a Dockerfile', aliases: ['image build', 'build', 'builder build'], flags: buildFlags, args: { kind: 'exact' as const, n: 1 }, impl: ['build', 'runBuild'] as [string, string] };
+
+export const BUILD_COMMANDS: CommandSpec[] = [
+  { ...spec, path: ['build'], group: 'common' },
+  { ...spec, path: ['image', 'build'] },
+  { ...spec, path: ['builder', 'build'] },
+];
+
+export const BUILD_GROUPS: GroupSpec[] = [{ path: ['builder'], short: 'Manage builds', group: 'management' }];

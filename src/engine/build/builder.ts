@@ -22,7 +22,7 @@ import type { ExtractedLayer, LayerStore } from '../layers/types.js';
 import { parseInstructions, type CommandInstruction, type CopyInstruction, type Dockerfile, type Instruction, type Stage } from './dockerfile/instructions.js';
 import { expandWord, expandWords } from './dockerfile/shell-lex.js';
 import { openContext, decompress, peekStream, looksLikeTar } from './context.js';
-import { goMatch, hasWildcards } from './dockerignore.js';
+import { goMatch, hasWildcards } from '../../lib/dockerignore.js';
 import { goHealthcheck, goQuote, goQuoteList } from './format.js';
 import type { RunExecutor } from './types.js';
 import { mergedLstat, resolveInLayers, resolveInRoot } from './scope.js';

@@ -8,14 +8,14 @@ import { execFile } from 'node:child_process';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { lstat, mkdir, readFile, readdir, rm, rmdir, symlink, link, utimes, lutimes, chmod } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
+import { PassThrough, Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { createHash } from 'node:crypto';
 import * as zlib from 'node:zlib';
 import tar from 'tar-stream';
 import { InvalidParameterError, NotFoundError, UnavailableError } from '../../lib/errors.js';
-import { PatternMatcher, readIgnoreFile } from './dockerignore.js';
+import { PatternMatcher, readIgnoreFile } from '../../lib/dockerignore.js';
 import { assertNoSymlinkParents, resolveInRoot } from './scope.js';
 
 const execFileP = promisify(execFile);
@@ -107,8 +107,27 @@ function safeJoin(root: string, name: string): string | null {
   return join(root, clean);
 }
 
+/**
+ * Completes a tar that stops right after its last entry's content: the docker CLI sends such contexts when it
+ * adds a Dockerfile from outside the context (no padding, no end-of-archive blocks), and dockerd accepts them.
+ * The stream is padded to a whole block and given the two zero blocks; a complete tar is unaffected.
+ */
+function completeTarEnd(src: Readable): Readable {
+  let n = 0;
+  const t = new Transform({
+    transform(c: Buffer, _e, cb) { n += c.length; cb(null, c); },
+    flush(cb) {
+      const pad = (512 - (n % 512)) % 512;
+      cb(null, Buffer.alloc(pad + 1024));
+    },
+  });
+  src.on('error', (e) => t.destroy(e));
+  return src.pipe(t);
+}
+
 /** Unpacks a tar stream into `dir` (no owners: the context is data). */
-export async function untarTo(stream: Readable, dir: string, hashes?: Map<string, string>): Promise<void> {
+export async function untarTo(input: Readable, dir: string, hashes?: Map<string, string>): Promise<void> {
+  const stream = completeTarEnd(input);
   const ex = tar.extract();
   const dirTimes: [string, Date][] = [];
   const done = new Promise<void>((resolve, reject) => {

@@ -5,7 +5,7 @@
  * when the last pattern that matches it (or one of its parent directories) is not an exception.
  */
 import { posix } from 'node:path';
-import { InvalidParameterError } from '../../lib/errors.js';
+import { InvalidParameterError } from './errors.js';
 
 export interface IgnorePattern { text: string; exclusion: boolean; re: RegExp }
 
