@@ -27,6 +27,8 @@ import { login } from '../engine/distribution/auth.js';
 import { SearchService } from '../engine/search/search.js';
 import { parseNamed } from '../engine/images/refs.js';
 import { ContainerService } from '../engine/containers/service.js';
+import { VolumeStore } from '../engine/volumes/store.js';
+import { volumeRoutes } from '../api/routes/volumes.js';
 import { containerRoutes } from '../api/routes/containers.js';
 import { ContainerRunner } from '../engine/containers/lifecycle.js';
 import { ExecService } from '../engine/containers/exec.js';
@@ -70,7 +72,8 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
     images, refs, layers, content, dataRoot, puller,
     containers: { usersOf: (id) => containerService ? containerService.usersOf(id) : Promise.resolve([]) },
   });
-  containerService = await new ContainerService({ dataRoot, layers, resolveImage: (name) => imageService.resolve(name) }).open();
+  const volumes = await new VolumeStore(dataRoot).open();
+  containerService = await new ContainerService({ dataRoot, layers, volumes, resolveImage: (name) => imageService.resolve(name) }).open();
   const containers = containerService;
   const runtime = createRuntime({ root: join(cfg.execRoot, 'runtime') });
   const runner = new ContainerRunner(containers, runtime, layers, cfg.execRoot, new BridgeNetwork({ dataRoot, execRoot: cfg.execRoot }));
@@ -83,6 +86,12 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
     driverName: layers.driverName,
     countImages: async () => (await images.list()).length,
     imagesDiskUsage: () => imageService.imagesDiskUsage(),
+    containersDiskUsage: async () => {
+      const list = containers.list({ all: true, filters: {} });
+      for (const x of list) Object.assign(x, await containers.sizes(String(x.Id)).catch(() => ({})));
+      return list;
+    },
+    volumesDiskUsage: () => volumes.usage(),
   });
 
   const build = new BuildService({
@@ -116,6 +125,7 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
       (r) => { if (build) buildRoutes(r, build); },
       (r) => { distributionRoutes(r, pusher); archiveRoutes(r, archive); },
       (r) => containerRoutes(r, containers, runner, execs, commits, new ArchiveReader(containers, layers)),
+      (r) => volumeRoutes(r, volumes),
       (r) => authRoutes(r, { login: (a, signal) => login(a, cfg, signal) }, new SearchService(cfg)),
     ],
     async close() {

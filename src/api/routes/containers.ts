@@ -44,8 +44,10 @@ export function containerRoutes(r: Router, c: ContainerService, run?: ContainerR
     }
     sendJson(res, 201, await c.create(query.get('name'), body as Record<string, unknown>));
   });
-  r.get('/containers/json', ({ res, query }) => {
-    sendJson(res, 200, c.list({ all: boolValue(query, 'all'), limit: intValue(query, 'limit', -1), filters: parseFilters(query.get('filters')) }));
+  r.get('/containers/json', async ({ res, query }) => {
+    const list = c.list({ all: boolValue(query, 'all'), limit: intValue(query, 'limit', -1), filters: parseFilters(query.get('filters')) });
+    if (boolValue(query, 'size')) for (const x of list) Object.assign(x, await c.sizes(String(x.Id)).catch(() => ({})));
+    sendJson(res, 200, list);
   });
   r.post('/containers/prune', async ({ res, query }) => {
     const f = parseFilters(query.get('filters'));
@@ -56,11 +58,14 @@ export function containerRoutes(r: Router, c: ContainerService, run?: ContainerR
     await c.rename(params.id!, query.get('name') ?? '');
     sendEmpty(res, 204);
   });
-  r.get('/containers/{id}/json', ({ res, params }) => { sendJson(res, 200, c.inspect(params.id!)); });
+  r.get('/containers/{id}/json', async ({ res, params, query }) => {
+    const view = c.inspect(params.id!) as Record<string, unknown>;
+    if (boolValue(query, 'size')) Object.assign(view, await c.sizes(params.id!));
+    sendJson(res, 200, view);
+  });
   r.delete('/containers/{id}', async ({ res, params, query }) => {
-    if (boolValue(query, 'v')) { /* no volumes yet: nothing to remove */ }
     const rec = c.get(params.id!);
-    await c.remove(params.id!, { force: boolValue(query, 'force') });
+    await c.remove(params.id!, { force: boolValue(query, 'force'), volumes: boolValue(query, 'v') });
     run?.notifyRemoved(rec);
     sendEmpty(res, 204);
   });

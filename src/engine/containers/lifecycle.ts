@@ -8,7 +8,8 @@
  * to the host's network namespace.
  */
 import { execFile } from 'node:child_process';
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, readdir, readFile, realpath, rm } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { ConflictError, InvalidParameterError, NotModifiedError } from '../../lib/errors.js';
@@ -16,7 +17,9 @@ import type { LayerStore } from '../layers/types.js';
 import { buildSpec, writeBundle, type NetworkMode } from '../runtime/spec.js';
 import { RuntimeError, type AttachHandle, type Runtime } from '../runtime/runc.js';
 import { readLogs, type LogRecord } from '../runtime/logs.js';
-import { rfc3339, type ContainerNet, type ContainerRecord, type ContainerService } from './service.js';
+import { rfc3339, type ContainerNet, type ContainerRecord, type ContainerService, type MountPoint } from './service.js';
+
+const execFileP = promisify(execFile);
 import type { BridgeNetwork, Endpoint, PortMapping } from '../network/index.js';
 
 export interface AttachStreams {
@@ -39,6 +42,39 @@ export async function bindsOf(hc: Record<string, unknown>): Promise<{ source: st
     const opts = mode.split(',').filter(Boolean);
     const prop = opts.find((o) => /^r?(shared|slave|private)$/.test(o));
     out.push({ source: src, destination: dst, ...(opts.includes('ro') ? { readonly: true } : {}), ...(prop ? { propagation: prop } : {}) });
+  }
+  return out;
+}
+
+/**
+ * The runtime binds of recorded mount points. A bind source that does not exist is created (as dockerd does);
+ * an empty volume mounted where the image has content gets a copy of it first (docker's copy-up).
+ */
+export async function mountsOf(mps: MountPoint[], rootfs: string): Promise<{ source: string; destination: string; readonly?: boolean; propagation?: string }[]> {
+  const out: { source: string; destination: string; readonly?: boolean; propagation?: string }[] = [];
+  for (const m of mps) {
+    if (m.Type === 'bind') await mkdir(m.Source, { recursive: true });
+    else {
+      await mkdir(m.Source, { recursive: true });
+      const empty = (await readdir(m.Source)).length === 0;
+      // the image's directory, only where it resolves inside the rootfs (a symlinked path must not reach the host)
+      const root = await realpath(rootfs);
+      const real = await realpath(join(rootfs, m.Destination)).catch(() => null);
+      const inside = real !== null && (real === root || real.startsWith(`${root}/`));
+      const inImage = real ?? '';
+      const st = inside ? await lstat(inImage).catch(() => null) : null;
+      if (empty && st?.isDirectory() && (await readdir(inImage)).length > 0) {
+        await execFileP('cp', ['-a', '--', `${inImage}/.`, `${m.Source}/`]);
+      }
+      if (empty && st?.isDirectory()) {
+        // the volume takes the image directory's owner and mode, as docker's copy-up does
+        await chown(m.Source, st.uid, st.gid);
+        await chmod(m.Source, st.mode & 0o7777);
+      }
+    }
+    const opts = m.Mode.split(',').filter(Boolean);
+    const prop = opts.find((o) => /^r?(shared|slave|private)$/.test(o));
+    out.push({ source: m.Source, destination: m.Destination, ...(!m.RW ? { readonly: true } : {}), ...(prop ? { propagation: prop } : {}) });
   }
   return out;
 }
@@ -164,7 +200,7 @@ export class ContainerRunner {
         ...(typeof hc.Memory === 'number' && hc.Memory > 0 ? { memory: hc.Memory } : {}),
         ...(typeof hc.NanoCpus === 'number' && hc.NanoCpus > 0 ? { cpus: hc.NanoCpus / 1e9 } : {}),
         ...(hc.Init === true ? { init: true } : {}),
-        binds: await bindsOf(hc),
+        binds: r.MountPoints ? await mountsOf(r.MountPoints, rootfs) : await bindsOf(hc),
       });
       await mkdir(bundle, { recursive: true });
       await writeBundle(bundle, spec);
@@ -252,7 +288,7 @@ export class ContainerRunner {
   }
 
   private async autoRemove(r: ContainerRecord): Promise<void> {
-    try { await this.c.remove(r.ID, { force: true }); } catch { /* already gone */ }
+    try { await this.c.remove(r.ID, { force: true, volumes: true }); } catch { /* already gone */ }
     this.notifyRemoved(r);
   }
 

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { writeJsonAtomic } from '../../lib/atomic.js';
 import type { Digest } from '../../lib/digest.js';
 import { ConflictError, InvalidParameterError, NotFoundError } from '../../lib/errors.js';
+import type { VolumeStore } from '../volumes/store.js';
 import type { LayerStore } from '../layers/types.js';
 import type { ContainerConfig, Image } from '../images/types.js';
 import { topChainOf } from '../images/store.js';
@@ -48,6 +49,8 @@ export interface ContainerRecord {
   ManuallyStopped?: boolean;
   /** While running on the bridge: its endpoint and published ports. */
   Net?: ContainerNet;
+  /** Bind mounts and volumes (records from before volumes have only HostConfig.Binds). */
+  MountPoints?: MountPoint[];
 }
 
 export interface ContainerNet {
@@ -64,6 +67,21 @@ export interface ContainerServiceDeps {
   dataRoot: string;
   layers: LayerStore;
   resolveImage(name: string): Promise<Image>;
+  /** Named and anonymous volumes (absent: only bind mounts are accepted). */
+  volumes?: VolumeStore;
+}
+
+/** A mount of a container, as recorded (docker's MountPoint): a bind of a host path or a volume. */
+export interface MountPoint {
+  Type: 'bind' | 'volume';
+  /** The volume's name (volumes only). */
+  Name?: string;
+  /** Host path: the bind source or the volume's mountpoint. */
+  Source: string;
+  Destination: string;
+  Mode: string;
+  RW: boolean;
+  Propagation?: string;
 }
 
 const ZERO_TIME = '0001-01-01T00:00:00Z';
@@ -114,6 +132,7 @@ export class ContainerService {
         const rec = JSON.parse(await readFile(join(this.root, id, 'config.v2.json'), 'utf8')) as ContainerRecord;
         // a container that was running is checked against the runtime by ContainerRunner.recover()
         this.byId.set(rec.ID, rec);
+        for (const m of rec.MountPoints ?? []) if (m.Type === 'volume' && m.Name) this.d.volumes?.retain(m.Name, rec.ID);
       } catch {
         // a directory without a record (crash during create before the record was written): garbage
         await this.d.layers.removeRW(id).catch(() => {});
@@ -162,6 +181,53 @@ export class ContainerService {
   private nameOwner(name: string): ContainerRecord | undefined {
     for (const r of this.byId.values()) if (r.Name === name) return r;
     return undefined;
+  }
+
+  /**
+   * The container's mounts from HostConfig.Binds ("/host:/ctr[:opts]" binds, "name:/ctr[:opts]" named
+   * volumes, created when missing), HostConfig.Mounts (type bind or volume) and Config.Volumes (the image's
+   * VOLUMEs and `-v /path`: anonymous volumes unless something else is mounted there). Volumes are retained
+   * for the container; `made` collects the ones created here, for a rollback.
+   */
+  private async mountPointsOf(id: string, hc: Record<string, unknown>, cfg: ContainerConfig, made: string[]): Promise<MountPoint[]> {
+    const out: MountPoint[] = [];
+    const vols = this.d.volumes;
+    const volume = async (name: string, dst: string, mode: string, rw: boolean): Promise<MountPoint> => {
+      if (!vols) throw new InvalidParameterError('volumes are not supported by this daemon');
+      const existed = name !== '' && vols.has(name);
+      const v = await vols.create(name === '' ? {} : { Name: name });
+      if (!existed) made.push(v.Name);
+      vols.retain(v.Name, id);
+      return { Type: 'volume', Name: v.Name, Source: v.Mountpoint, Destination: dst, Mode: mode, RW: rw };
+    };
+    const taken = (dst: string) => out.some((m) => m.Destination === dst);
+    for (const b of (Array.isArray(hc.Binds) ? hc.Binds : []) as string[]) {
+      const parts = b.split(':');
+      if (parts.length < 2 || parts.length > 3) throw new InvalidParameterError(`invalid volume specification: '${b}'`);
+      const [src, dst0, mode = ''] = parts as [string, string, string | undefined];
+      if (!dst0.startsWith('/')) throw new InvalidParameterError(`invalid volume specification: '${b}': invalid mount config for type "bind": invalid mount path: '${dst0}' mount path must be absolute`);
+      const dst = dst0.length > 1 ? dst0.replace(/\/+$/, '') : dst0;
+      if (taken(dst)) throw new InvalidParameterError(`Duplicate mount point: ${dst}`);
+      const rw = !mode.split(',').includes('ro');
+      if (src.startsWith('/')) out.push({ Type: 'bind', Source: src, Destination: dst, Mode: mode, RW: rw, Propagation: 'rprivate' });
+      else out.push(await volume(src, dst, mode, rw));
+    }
+    for (const m of (Array.isArray(hc.Mounts) ? hc.Mounts : []) as { Type?: string; Source?: string; Target?: string; ReadOnly?: boolean }[]) {
+      const dst = m.Target ?? '';
+      if (!dst.startsWith('/')) throw new InvalidParameterError(`invalid mount config: invalid mount path: '${dst}' mount path must be absolute`);
+      if (taken(dst)) throw new InvalidParameterError(`Duplicate mount point: ${dst}`);
+      if (m.Type === 'bind') {
+        if (!m.Source?.startsWith('/')) throw new InvalidParameterError(`invalid mount config for type "bind": invalid mount path: '${m.Source ?? ''}' mount path must be absolute`);
+        out.push({ Type: 'bind', Source: m.Source, Destination: dst, Mode: '', RW: !m.ReadOnly, Propagation: 'rprivate' });
+      } else if (m.Type === 'volume') out.push(await volume(m.Source ?? '', dst, '', !m.ReadOnly));
+      else throw new InvalidParameterError(`invalid mount config: mount type "${m.Type ?? ''}" is not supported`);
+    }
+    for (const dst of Object.keys(cfg.Volumes ?? {})) {
+      if (!dst.startsWith('/')) continue;
+      if (taken(dst)) continue;
+      out.push(await volume('', dst, '', true));
+    }
+    return out;
   }
 
   /** POST /containers/create. */
@@ -219,12 +285,16 @@ export class ContainerService {
     };
     // reserve the name before any await, so two concurrent creates cannot both take it
     this.byId.set(id, rec);
+    const madeVolumes: string[] = [];
     try {
+      rec.MountPoints = await this.mountPointsOf(id, hc, cfg, madeVolumes);
       await mkdir(this.dir(id), { recursive: true, mode: 0o710 });
       await this.d.layers.createRW(id, topChainOf(img.config) as Digest | null);
       await this.save(rec);
     } catch (e) {
       this.byId.delete(id);
+      for (const m of rec.MountPoints ?? []) if (m.Name) this.d.volumes?.release(m.Name, id);
+      for (const v of madeVolumes) await this.d.volumes?.remove(v).catch(() => {});
       await this.d.layers.removeRW(id).catch(() => {});
       await rm(this.dir(id), { recursive: true, force: true }).catch(() => {});
       throw e;
@@ -257,13 +327,21 @@ export class ContainerService {
       ExecIDs: null,
       HostConfig: r.HostConfig,
       GraphDriver: { Data: null, Name: r.Driver },
-      Mounts: ((Array.isArray(r.HostConfig.Binds) ? r.HostConfig.Binds : []) as string[]).map((b) => {
-        const [src, dst, mode = ''] = b.split(':') as [string, string, string | undefined];
-        return { Type: 'bind', Source: src, Destination: dst, Mode: mode, RW: !mode.split(',').includes('ro'), Propagation: 'rprivate' };
-      }),
+      Mounts: this.mountsView(r),
       Config: r.Config,
       NetworkSettings: this.networkSettings(r),
     };
+  }
+
+  /** docker's MountPoint view (inspect's Mounts, list's Mounts). */
+  mountsView(r: ContainerRecord): Record<string, unknown>[] {
+    const mps = r.MountPoints ?? ((Array.isArray(r.HostConfig.Binds) ? r.HostConfig.Binds : []) as string[]).map((b): MountPoint => {
+      const [src, dst, mode = ''] = b.split(':') as [string, string, string | undefined];
+      return { Type: 'bind', Source: src, Destination: dst, Mode: mode, RW: !mode.split(',').includes('ro'), Propagation: 'rprivate' };
+    });
+    return mps.map((m) => (m.Type === 'volume'
+      ? { Type: 'volume', Name: m.Name, Source: m.Source, Destination: m.Destination, Driver: 'local', Mode: m.Mode === '' ? 'z' : m.Mode, RW: m.RW, Propagation: '' }
+      : { Type: 'bind', Source: m.Source, Destination: m.Destination, Mode: m.Mode, RW: m.RW, Propagation: m.Propagation ?? 'rprivate' }));
   }
 
   private networkSettings(r: ContainerRecord): Record<string, unknown> {
@@ -282,6 +360,21 @@ export class ContainerService {
       IPPrefixLen: n?.IPPrefixLen ?? 0, IPv6Gateway: '', MacAddress: n?.MacAddress ?? '',
       Networks: { [netName]: ep },
     };
+  }
+
+  /**
+   * SizeRw (the container's own layer) and SizeRootFs (that plus its image's layers), as `ps -s`, inspect
+   * `--size` and `system df` report them.
+   */
+  async sizes(ref: string): Promise<{ SizeRw: number; SizeRootFs: number }> {
+    const r = this.get(ref);
+    const rw = await this.d.layers.rwSize(r.ID).catch(() => 0);
+    let image = 0;
+    try {
+      const img = await this.d.resolveImage(r.Image);
+      image = await this.d.layers.chainSize(topChainOf(img.config) as Digest | null);
+    } catch { /* the image is gone (forced rmi) */ }
+    return { SizeRw: rw, SizeRootFs: rw + image };
   }
 
   /** Docker's Status column. */
@@ -343,7 +436,7 @@ export class ContainerService {
       Status: this.statusText(r, now),
       HostConfig: { NetworkMode: (r.HostConfig.NetworkMode as string) ?? 'default' },
       NetworkSettings: { Networks: (this.networkSettings(r) as { Networks: unknown }).Networks },
-      Mounts: [],
+      Mounts: this.mountsView(r),
     }));
   }
 
@@ -376,7 +469,7 @@ export class ContainerService {
   stopHook?: (r: ContainerRecord) => Promise<void>;
 
   /** DELETE /containers/{id}. */
-  async remove(ref: string, opts: { force: boolean }): Promise<void> {
+  async remove(ref: string, opts: { force: boolean; volumes?: boolean }): Promise<void> {
     const r = this.get(ref);
     if (r.State.Running) {
       if (!opts.force) {
@@ -395,5 +488,11 @@ export class ContainerService {
     }
     this.byId.delete(r.ID);
     await rm(this.dir(r.ID), { recursive: true, force: true });
+    // the container's volumes: released; with -v (and --rm) its anonymous ones go too, named ones never
+    for (const m of r.MountPoints ?? []) {
+      if (m.Type !== 'volume' || !m.Name || !this.d.volumes) continue;
+      this.d.volumes.release(m.Name, r.ID);
+      if (opts.volumes && this.d.volumes.isAnonymous(m.Name)) await this.d.volumes.remove(m.Name).catch(() => {});
+    }
   }
 }

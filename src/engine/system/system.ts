@@ -32,6 +32,10 @@ export interface SystemServiceOptions {
   countImages: () => Promise<number>;
   /** Image half of `docker system df`. */
   imagesDiskUsage: () => Promise<ImagesDiskUsage>;
+  /** Containers of `docker system df` (list entries with SizeRw/SizeRootFs). */
+  containersDiskUsage?: () => Promise<unknown[]>;
+  /** Volumes of `docker system df` (with UsageData). */
+  volumesDiskUsage?: () => Promise<unknown[]>;
   /** Engine ID (docker's "ID"); read from or written to <data-root>/engine-id when absent. */
   engineId?: string;
   /** Extra "DriverStatus" pairs. */
@@ -295,8 +299,8 @@ export class SystemService implements SystemBackend {
     return {
       LayersSize: usage.LayersSize,
       Images: usage.Images,
-      Containers: [],
-      Volumes: [],
+      Containers: (await this.opts.containersDiskUsage?.()) ?? [],
+      Volumes: (await this.opts.volumesDiskUsage?.()) ?? [],
       BuildCache: [],
     };
   }

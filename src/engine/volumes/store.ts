@@ -1,0 +1,197 @@
+/**
+ * Volumes, as docker's `local` driver keeps them: `<data-root>/volumes/<name>/_data` holds the content and
+ * `<data-root>/volumes/<name>/opts.json` the metadata (written atomically: a volume exists once its metadata
+ * does). Containers take references on the volumes they mount; a volume in use cannot be removed. Anonymous
+ * volumes (random 64-hex names, the `com.docker.volume.anonymous` label) belong to the container that made
+ * them and go with it on `rm -v` and `--rm`.
+ */
+import { lstat, mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { writeJsonAtomic } from '../../lib/atomic.js';
+import { ConflictError, InvalidParameterError, NotFoundError } from '../../lib/errors.js';
+import type { Filters } from '../../lib/filters.js';
+
+export const ANONYMOUS_LABEL = 'com.docker.volume.anonymous';
+const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
+
+export interface Volume {
+  CreatedAt: string;
+  Driver: string;
+  Labels: Record<string, string> | null;
+  Mountpoint: string;
+  Name: string;
+  Options: Record<string, string> | null;
+  Scope: 'local';
+  UsageData?: { Size: number; RefCount: number };
+}
+
+interface Meta { Name: string; CreatedAt: string; Labels: Record<string, string>; Options: Record<string, string> }
+
+function rfc3339Seconds(d: Date): string {
+  return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** Bytes under a directory (files and symlinks by size, directories not counted), like docker's du. */
+export async function dirSize(dir: string): Promise<number> {
+  let total = 0;
+  let names: string[];
+  try { names = await readdir(dir); } catch { return 0; }
+  for (const n of names) {
+    const p = join(dir, n);
+    const st = await lstat(p).catch(() => null);
+    if (!st) continue;
+    if (st.isDirectory()) total += await dirSize(p);
+    else total += st.size;
+  }
+  return total;
+}
+
+export class VolumeStore {
+  private readonly root: string;
+  private readonly vols = new Map<string, Meta>();
+  /** volume name → IDs of the containers that mount it */
+  private readonly users = new Map<string, Set<string>>();
+
+  constructor(dataRoot: string) {
+    this.root = join(dataRoot, 'volumes');
+  }
+
+  async open(): Promise<this> {
+    await mkdir(this.root, { recursive: true, mode: 0o701 });
+    for (const name of await readdir(this.root)) {
+      try {
+        const m = JSON.parse(await readFile(join(this.root, name, 'opts.json'), 'utf8')) as Meta;
+        this.vols.set(m.Name, m);
+      } catch {
+        // no metadata: a create that never finished
+        await rm(join(this.root, name), { recursive: true, force: true }).catch(() => {});
+      }
+    }
+    return this;
+  }
+
+  mountpoint(name: string): string {
+    return join(this.root, name, '_data');
+  }
+
+  private view(m: Meta): Volume {
+    return {
+      CreatedAt: m.CreatedAt, Driver: 'local', Labels: Object.keys(m.Labels).length ? m.Labels : null,
+      Mountpoint: this.mountpoint(m.Name), Name: m.Name, Options: Object.keys(m.Options).length ? m.Options : null, Scope: 'local',
+    };
+  }
+
+  has(name: string): boolean {
+    return this.vols.has(name);
+  }
+
+  isAnonymous(name: string): boolean {
+    return this.vols.get(name)?.Labels[ANONYMOUS_LABEL] !== undefined;
+  }
+
+  /** POST /volumes/create: an existing name is returned as it is (docker's behaviour). */
+  async create(opts: { Name?: string; Driver?: string; Labels?: Record<string, string> | null; DriverOpts?: Record<string, string> | null; anonymous?: boolean } = {}): Promise<Volume> {
+    const driver = opts.Driver || 'local';
+    if (driver !== 'local') throw new NotFoundError(`error looking up volume plugin ${driver}: plugin "${driver}" not found`);
+    let name = opts.Name ?? '';
+    const labels = { ...(opts.Labels ?? {}) };
+    if (name === '') {
+      name = randomBytes(32).toString('hex');
+      if (opts.anonymous !== false) labels[ANONYMOUS_LABEL] = '';
+    } else if (!NAME_RE.test(name)) {
+      throw new InvalidParameterError(`create ${name}: "${name}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`);
+    }
+    const existing = this.vols.get(name);
+    if (existing) return this.view(existing);
+    const options = { ...(opts.DriverOpts ?? {}) };
+    for (const k of Object.keys(options)) {
+      if (!['type', 'device', 'o'].includes(k)) throw new InvalidParameterError(`create ${name}: invalid option key: "${k}"`);
+    }
+    if (Object.keys(options).length) throw new InvalidParameterError(`create ${name}: mount options (type, device, o) are not supported by this daemon's local driver`);
+    const m: Meta = { Name: name, CreatedAt: rfc3339Seconds(new Date()), Labels: labels, Options: options };
+    await mkdir(this.mountpoint(name), { recursive: true, mode: 0o755 });
+    await writeJsonAtomic(join(this.root, name, 'opts.json'), m);
+    this.vols.set(name, m);
+    return this.view(m);
+  }
+
+  get(name: string): Volume {
+    const m = this.vols.get(name);
+    if (!m) throw new NotFoundError(`get ${name}: no such volume`);
+    return this.view(m);
+  }
+
+  usersOf(name: string): string[] {
+    return [...(this.users.get(name) ?? [])];
+  }
+
+  /** A container mounts the volume (at create, or when the daemon loads its record). */
+  retain(name: string, containerId: string): void {
+    let s = this.users.get(name);
+    if (!s) this.users.set(name, (s = new Set()));
+    s.add(containerId);
+  }
+
+  release(name: string, containerId: string): void {
+    this.users.get(name)?.delete(containerId);
+  }
+
+  async list(filters: Filters = {}): Promise<Volume[]> {
+    const out: Volume[] = [];
+    for (const m of this.vols.values()) {
+      if (filters.name?.length && !filters.name.some((n) => m.Name.includes(n))) continue;
+      if (filters.driver?.length && !filters.driver.includes('local')) continue;
+      if (filters.dangling?.length) {
+        const want = ['true', '1'].includes(filters.dangling[0]!.toLowerCase());
+        if ((this.usersOf(m.Name).length === 0) !== want) continue;
+      }
+      if (filters.label?.length && !filters.label.every((l) => labelMatches(m.Labels, l))) continue;
+      out.push(this.view(m));
+    }
+    return out.sort((a, b) => a.Name.localeCompare(b.Name));
+  }
+
+  async remove(name: string, force = false): Promise<void> {
+    const m = this.vols.get(name);
+    if (!m) {
+      if (force) return;
+      throw new NotFoundError(`get ${name}: no such volume`);
+    }
+    const users = this.usersOf(name);
+    if (users.length) throw new ConflictError(`remove ${name}: volume is in use - [${users.join(', ')}]`);
+    this.vols.delete(name);
+    // metadata first: a crash between the two leaves content without metadata, which open() collects
+    await rm(join(this.root, name, 'opts.json'), { force: true });
+    await rm(join(this.root, name), { recursive: true, force: true });
+  }
+
+  /** POST /volumes/prune (API 1.41: every unused local volume; `label` filters). */
+  async prune(filters: Filters = {}): Promise<{ VolumesDeleted: string[] | null; SpaceReclaimed: number }> {
+    const deleted: string[] = [];
+    let space = 0;
+    for (const m of [...this.vols.values()]) {
+      if (this.usersOf(m.Name).length) continue;
+      if (filters.label?.length && !filters.label.every((l) => labelMatches(m.Labels, l))) continue;
+      if (filters['label!']?.length && filters['label!'].some((l) => labelMatches(m.Labels, l))) continue;
+      const size = await dirSize(this.mountpoint(m.Name));
+      try { await this.remove(m.Name); deleted.push(m.Name); space += size; } catch { /* in use meanwhile */ }
+    }
+    return { VolumesDeleted: deleted.length ? deleted : null, SpaceReclaimed: space };
+  }
+
+  /** For system df: every volume with its size and reference count. */
+  async usage(): Promise<Volume[]> {
+    const out: Volume[] = [];
+    for (const m of this.vols.values()) {
+      out.push({ ...this.view(m), UsageData: { Size: await dirSize(this.mountpoint(m.Name)), RefCount: this.usersOf(m.Name).length } });
+    }
+    return out;
+  }
+}
+
+function labelMatches(labels: Record<string, string>, f: string): boolean {
+  const i = f.indexOf('=');
+  if (i < 0) return Object.prototype.hasOwnProperty.call(labels, f);
+  return labels[f.slice(0, i)] === f.slice(i + 1);
+}
