@@ -56,6 +56,7 @@ export class Router {
   head(p: string, h: Handler): this { return this.add('HEAD', p, h); }
   post(p: string, h: Handler): this { return this.add('POST', p, h); }
   delete(p: string, h: Handler): this { return this.add('DELETE', p, h); }
+  put(p: string, h: Handler): this { return this.add('PUT', p, h); }
 
   /** The first route (in registration order) matching method and path, with its decoded parameters. */
   match(method: string, path: string): { handler: Handler; params: Record<string, string>; pattern: string } | null {

@@ -257,7 +257,8 @@ export class EngineClient {
     const version = await this.apiVersion();
     const res = await this.raw(method, path, { ...opts, version });
     const status = res.statusCode ?? 500;
-    if (status >= 200 && status < 300) return res;
+    // 304 (start of a running container, stop of a stopped one) is not an error for docker's client either
+    if ((status >= 200 && status < 300) || status === 304) return res;
     const text = await readBody(res);
     let message = text.trim();
     try {

@@ -22,6 +22,19 @@ export function containerRoutes(r: Router, c: ContainerService, run?: ContainerR
       if (!tar) { res.end(); return; }
       try { await pipeline(tar, res); } catch { res.destroy(); }
     };
+    r.get('/containers/{id}/export', async ({ res, params }) => {
+      const tar = await archive.export(params.id!);
+      res.writeHead(200, { 'Content-Type': 'application/x-tar' });
+      try { await pipeline(tar, res); } catch { res.destroy(); }
+    });
+    r.put('/containers/{id}/archive', async ({ req, res, params, query }) => {
+      const path = query.get('path') ?? '';
+      if (path === '') throw new InvalidParameterError('Bad parameter: path cannot be empty');
+      await archive.put(params.id!, path, req, {
+        noOverwriteDirNonDir: boolValue(query, 'noOverwriteDirNonDir'), copyUIDGID: boolValue(query, 'copyUIDGID'),
+      });
+      sendEmpty(res, 200);
+    });
     r.get('/containers/{id}/archive', (ctx) => get(ctx, false));
     r.head('/containers/{id}/archive', (ctx) => get(ctx, true));
   }

@@ -58,6 +58,7 @@ function packContext(entries: Entry[], extra: { name: string; data: Buffer }[], 
     const add = (h: Partial<tarStream.Header> & { name: string }, body?: Buffer | Readable) => new Promise<void>((res, rej) => {
       if (body === undefined || Buffer.isBuffer(body)) { pack.entry(h, body ?? Buffer.alloc(0), (e) => (e ? rej(e) : res())); return; }
       const w = pack.entry(h, (e) => (e ? rej(e) : res()));
+      w.on('error', rej);
       body.on('error', rej);
       body.pipe(w);
     });

@@ -74,6 +74,7 @@ export async function runSave(ctx: CliContext, args: string[], o: Opts): Promise
     if (output) await copyToFile(res, output);
     else await pipeline(res, ctx.stdio.stdout, { end: false });
   } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EPIPE') return;
     throw new StatusError(`Error: failed to save image: ${(e as Error).message === 'aborted' ? 'unexpected EOF' : (e as Error).message}`, 1);
   }
 }
@@ -141,6 +142,7 @@ export async function runExport(ctx: CliContext, args: string[], o: Opts): Promi
     if (output) await copyToFile(res, output);
     else await pipeline(res, ctx.stdio.stdout, { end: false });
   } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EPIPE') return; // the reader went away (| head)
     throw new StatusError(`Error: failed to export container: ${(e as Error).message}`, 1);
   }
 }

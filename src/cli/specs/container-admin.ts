@@ -63,6 +63,16 @@ export const CONTAINER_ADMIN_COMMANDS: CommandSpec[] = [
   ...both('rename', { use: 'CONTAINER NEW_NAME', short: 'Rename a container', aliases: ['container rename', 'rename'], flags: [], args: { kind: 'exact', n: 2 }, impl: ['containers', 'runRename'] }),
   ...both('diff', { use: 'CONTAINER', short: "Inspect changes to files or directories on a container's filesystem", aliases: ['container diff', 'diff'], flags: [], args: { kind: 'exact', n: 1 }, impl: ['containers', 'runDiff'] }),
   ...both('commit', { use: '[OPTIONS] CONTAINER [REPOSITORY[:TAG]]', short: "Create a new image from a container's changes", aliases: ['container commit', 'commit'], flags: commitFlags, args: { kind: 'min', n: 1 }, impl: ['containers', 'runCommit'] }),
+  ...both('cp', {
+    use: '[OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n\twharf cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH',
+    short: 'Copy files/folders between a container and the local filesystem', aliases: ['container cp', 'cp'],
+    flags: [
+      { long: 'archive', short: 'a', usage: 'Archive mode (copy all uid/gid information)' },
+      { long: 'follow-link', short: 'L', usage: 'Always follow symbol link in SRC_PATH' },
+      { long: 'quiet', short: 'q', usage: 'Suppress progress output during copy. Progress output is automatically suppressed if no terminal is attached' },
+    ],
+    args: { kind: 'exact', n: 2 }, impl: ['cp', 'runCp'],
+  }),
   { path: ['container', 'inspect'], use: '[OPTIONS] CONTAINER [CONTAINER...]', short: 'Display detailed information on one or more containers', flags: inspectFlags, args: { kind: 'min', n: 1 }, impl: ['containers', 'runContainerInspect'] },
 ];
 

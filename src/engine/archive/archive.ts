@@ -133,6 +133,7 @@ export class ArchiveService {
         pack.entry(h, body, (err) => (err ? reject(err) : resolve()));
       } else {
         const w = pack.entry(h, (err) => (err ? reject(err) : resolve()));
+        w.on('error', reject);
         body.on('error', reject);
         body.pipe(w);
       }

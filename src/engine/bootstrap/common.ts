@@ -135,6 +135,7 @@ export function packDirectory(root: string, exclude: (rel: string) => boolean = 
         await new Promise<void>((resolve, reject) => {
           const w = pack.entry({ ...base, type: 'file', size: st.size } as tarStream.Header, (err) => (err ? reject(err) : resolve()));
           const r = createReadStream(e.abs);
+          w.on('error', reject);
           r.on('error', reject);
           r.pipe(w);
         });
