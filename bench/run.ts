@@ -1,3 +1,5 @@
 /** `npm run bench`: every benchmark in turn (each compares wharfd with dockerd in the same run). */
 const which = process.argv[2] ?? 'all';
 if (which === 'all' || which === 'pull') await import('./pull.js');
+if (which === 'all' || which === 'distribution') await import('./distribution.js');
+if (which === 'all' || which === 'containers') await import('./containers.js');

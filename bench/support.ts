@@ -81,13 +81,16 @@ async function cleanRoot(root: string): Promise<void> {
 }
 
 /** dockerd from Debian's docker.io on its own socket and data root (no bridge, no iptables: pulls need neither). */
-export async function startDockerd(opts: { network?: boolean } = {}): Promise<Daemon> {
+export async function startDockerd(opts: { network?: boolean; bridge?: boolean } = {}): Promise<Daemon> {
   const root = await mkdtemp(join(tmpdir(), 'bench-dockerd-'));
   const sock = join(root, 'docker.sock');
   const args = ['--data-root', join(root, 'data'), '--exec-root', join(root, 'exec'), '-H', `unix://${sock}`,
     '--pidfile', join(root, 'docker.pid'), '--storage-driver', 'overlay2',
     '--containerd-namespace', 'bench', '--containerd-plugins-namespace', 'benchp'];
-  if (!opts.network) args.push('--bridge', 'none', '--iptables=false', '--ip-masq=false');
+  // bridge: docker0 and a veth per container like a default install, but no iptables rules (dockerd would
+  // also set the host's FORWARD policy to DROP, which outlives it)
+  if (opts.bridge) args.push('--iptables=false', '--ip-masq=false');
+  else if (!opts.network) args.push('--bridge', 'none', '--iptables=false', '--ip-masq=false');
   const log = createWriteStream(join(tmpdir(), `bench-dockerd-${process.pid}.log`));
   const proc = spawn('dockerd', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stdout!.pipe(log); proc.stderr!.pipe(log);

@@ -5,15 +5,10 @@
  * schema2 manifest PUT by tag, `<tag>: digest: sha256:… size: N` and aux {Tag, Digest, Size}; the repo digest is
  * recorded locally (RepoDigests).
  *
- * Layers are regenerated from the layer store and gzip-compressed deterministically (node's gzip header has no
+ * Layers are streamed from the layer store (their original bytes, tar-split) and gzip-compressed deterministically (node's gzip header has no
  * mtime; fixed level), so pushing the same image twice gives the same blob digests and manifest digest.
  */
-import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { createWriteStream } from 'node:fs';
+import { Transform, pipeline as streamPipeline } from 'node:stream';
 import { createGzip } from 'node:zlib';
 import type { AuthConfig } from '../../api/backend.js';
 import type { DaemonConfig } from '../config.js';
@@ -103,19 +98,10 @@ export class Pusher {
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
     await session.ping(); // an unreachable registry fails before any layer is listed, as with dockerd
-    const tmpRoot = join(this.deps.dataRoot, 'tmp');
-    await mkdir(tmpRoot, { recursive: true });
-    const tmp = await mkdtemp(join(tmpRoot, 'push-'));
-    try {
-      for (const t of targets) {
-        await this.pushOne(session, named, repoName, t.tag, t.id, tmp, emit);
-      }
-    } finally {
-      await rm(tmp, { recursive: true, force: true }).catch(() => {});
-    }
+    for (const t of targets) await this.pushOne(session, named, repoName, t.tag, t.id, emit);
   }
 
-  private async pushOne(session: PushSession, named: Reference, repoName: string, tag: string, id: Digest, tmp: string, emit: ProgressSink): Promise<void> {
+  private async pushOne(session: PushSession, named: Reference, repoName: string, tag: string, id: Digest, emit: ProgressSink): Promise<void> {
     const img = await this.deps.images.get(id);
     const config = img.config as ImageConfig;
     const diffIds = config.rootfs?.diff_ids ?? [];
@@ -130,7 +116,7 @@ export class Pusher {
     const lim = new Limiter(limit);
     const results: PushedLayer[] = new Array(n);
     const tasks = order.map((i) => lim.run(async () => {
-      results[i] = await this.pushLayer(session, named, repoName, diffIds[i]!, chains[i]!, tmp, emit);
+      results[i] = await this.pushLayer(session, named, repoName, diffIds[i]!, chains[i]!, emit);
     }));
     const settled = await Promise.allSettled(tasks);
     const failed = settled.find((s) => s.status === 'rejected') as PromiseRejectedResult | undefined;
@@ -159,7 +145,7 @@ export class Pusher {
     }
   }
 
-  private async pushLayer(session: PushSession, named: Reference, repoName: string, diffId: Digest, chainId: Digest, tmp: string, emit: ProgressSink): Promise<PushedLayer> {
+  private async pushLayer(session: PushSession, named: Reference, repoName: string, diffId: Digest, chainId: Digest, emit: ProgressSink): Promise<PushedLayer> {
     const sid = shortId(diffId);
     const domainPrefix = `${named.domain}/`;
     const sources = (await this.metadata.sourcesOf(diffId)).filter((s) => s.repository.startsWith(domainPrefix));
@@ -185,44 +171,39 @@ export class Pusher {
       await this.metadata.add([{ blob: s.digest, diffId, repository: repoName, mediaType: LAYER_GZIP_MEDIA_TYPE }]).catch(() => {});
       return { digest: s.digest, size };
     }
-    // 3. compress (deterministically) and upload unless the registry has it already
-    const file = join(tmp, `${chainId.slice(7)}.tar.gz`); // chain IDs are unique even when a diff ID repeats
+    // 3. compress (deterministically) and stream it to the registry as it is made: one pass over the layer, no
+    //    spool file (the HEAD check needs the digest, known only at the end: a registry that has the blob
+    //    already simply keeps one copy)
     const hasher = newHasher();
     const diffHasher = newHasher();
+    let size = 0;
+    let last = 0;
+    const total = (await this.deps.layers.get(chainId))?.size ?? 0;
     const src = await this.deps.layers.tarStream(chainId);
-    await pipeline(
-      src,
-      new Transform({ transform(c: Buffer, _e, cb) { diffHasher.update(c); cb(null, c); } }),
-      createGzip({ level: PUSH_GZIP_LEVEL, chunkSize: 1 << 16 }),
-      new Transform({ transform(c: Buffer, _e, cb) { hasher.update(c); cb(null, c); } }),
-      createWriteStream(file),
-    );
-    const got = `sha256:${diffHasher.digest('hex')}`;
-    if (got !== diffId) throw new SystemError(`layer ${diffId} cannot be reproduced by the layer store (regenerated tar has diff ID ${got})`);
-    const digest = `sha256:${hasher.digest('hex')}` as Digest;
-    const size = (await stat(file)).size;
-    if (await session.blobExists(digest)) {
-      emit({ status: 'Layer already exists', progressDetail: {}, id: sid });
-    } else {
-      let sent = 0;
-      let last = 0;
-      await session.uploadBlob(digest, size, () => {
-        sent = 0;
-        return createReadStream(file).pipe(new Transform({
-          transform(c: Buffer, _e, cb) {
-            sent += c.length;
-            if (sent - last >= 512 * 1024 || sent === size) {
-              last = sent;
-              emit({ status: 'Pushing', progressDetail: { current: sent, total: size }, progress: progressBar(sent, size), id: sid });
-            }
-            cb(null, c);
-          },
-        }));
-      });
-      emit({ status: 'Pushed', progressDetail: {}, id: sid });
-    }
+    const counted = new Transform({
+      transform(c: Buffer, _e, cb) {
+        hasher.update(c);
+        size += c.length;
+        if (size - last >= 512 * 1024) {
+          last = size;
+          emit({ status: 'Pushing', progressDetail: { current: size, total: Math.max(total, size) }, progress: progressBar(size, Math.max(total, size)), id: sid });
+        }
+        cb(null, c);
+      },
+    });
+    const gz = createGzip({ level: PUSH_GZIP_LEVEL, chunkSize: 1 << 16 });
+    const body = streamPipeline(src, new Transform({ transform(c: Buffer, _e, cb) { diffHasher.update(c); cb(null, c); } }), gz, counted, () => { /* errors reach the upload through the body */ });
+    let digest = '' as Digest;
+    let mismatch: string | null = null;
+    await session.uploadBlobStreamed(body, () => {
+      const got = `sha256:${diffHasher.digest('hex')}`;
+      if (got !== diffId) { mismatch = got; return null; }
+      digest = `sha256:${hasher.digest('hex')}` as Digest;
+      return digest;
+    });
+    if (mismatch !== null) throw new SystemError(`layer ${diffId} cannot be reproduced by the layer store (regenerated tar has diff ID ${mismatch})`);
+    emit({ status: 'Pushed', progressDetail: {}, id: sid });
     await this.metadata.add([{ blob: digest, diffId, repository: repoName, mediaType: LAYER_GZIP_MEDIA_TYPE }]).catch(() => {});
-    await rm(file, { force: true }).catch(() => {});
     return { digest, size };
   }
 

@@ -780,6 +780,35 @@ export class PushSession {
     await res.body.text().catch(() => '');
   }
 
+  /**
+   * Streamed (chunked) upload, as dockerd pushes: POST /blobs/uploads/, one PATCH whose body is `body` as it is
+   * produced (chunked transfer encoding, no length known in advance), then `finish()` says whether to commit —
+   * it returns the digest (PUT <location>?digest=) or null to cancel the session (DELETE).
+   */
+  async uploadBlobStreamed(body: Readable, finish: () => Digest | null): Promise<void> {
+    const start = await this.call('POST', `/v2/${this.path}/blobs/uploads/`, { 'content-length': '0' });
+    await start.body.text().catch(() => '');
+    const loc = this.location(start, this.endpoint!.url);
+    let patchLoc: string;
+    try {
+      const patch = await this.call('PATCH', loc, { 'content-type': 'application/octet-stream' }, () => body);
+      await patch.body.text().catch(() => '');
+      patchLoc = this.location(patch, this.endpoint!.url);
+    } catch (e) {
+      await this.call('DELETE', loc, {}).then((r) => r.body.text(), () => '').catch(() => '');
+      throw e;
+    }
+    const digest = finish();
+    if (digest === null) {
+      await this.call('DELETE', patchLoc, {}).then((r) => r.body.text(), () => '').catch(() => '');
+      return;
+    }
+    const u = new URL(patchLoc);
+    u.searchParams.set('digest', digest);
+    const res = await this.call('PUT', u.toString(), { 'content-length': '0' });
+    await res.body.text().catch(() => '');
+  }
+
   /** PUT /v2/<repo>/manifests/<tag>. Returns the digest the registry reports (or the bytes' digest). */
   async putManifest(reference: string, mediaType: string, bytes: Buffer): Promise<Digest> {
     const res = await this.call('PUT', `/v2/${this.path}/manifests/${reference}`, { 'content-type': mediaType, 'content-length': String(bytes.length) }, () => bytes);

@@ -1,0 +1,101 @@
+/**
+ * Container benchmark (issue 5), wharfd against dockerd in the same run, through the same docker CLI:
+ * `docker run --rm busybox true` (target ≤ 0.5), `docker commit` of a container that wrote 10 MB (target
+ * ≤ 1.0), and the idle resident memory of wharfd beside dockerd + containerd (reported, no target).
+ *
+ * Both daemons use their default bridge networking (dockerd without iptables rules). Needs root, dockerd (Debian docker.io) and busybox-static.
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
+import { execFileP, median, projectRoot, startDockerd, startWharfd, timeIt, type Daemon } from './support.js';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+
+function rssKiB(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch { return 0; }
+}
+
+/** The RSS of a process and all its descendants. */
+function treeRssKiB(root: number): number {
+  const children = new Map<number, number[]>();
+  for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const list = children.get(ppid) ?? [];
+      list.push(Number(p));
+      children.set(ppid, list);
+    } catch { /* gone */ }
+  }
+  let total = 0;
+  const stack = [root];
+  while (stack.length) {
+    const p = stack.pop()!;
+    total += rssKiB(p);
+    stack.push(...(children.get(p) ?? []));
+  }
+  return total;
+}
+
+async function main(): Promise<void> {
+  const daemons: Daemon[] = [];
+  const rows: string[] = [];
+  try {
+    const wharfd = await startWharfd(); daemons.push(wharfd);
+    const dockerd = await startDockerd({ bridge: true }); daemons.push(dockerd);
+    // busybox made from the host's static busybox by wharf, then loaded into dockerd: the same image in both
+    await execFileP(join(projectRoot, 'bin', 'wharf'), ['image', 'bootstrap', 'busybox'], { env: { ...process.env, DOCKER_HOST: `unix://${wharfd.sock}` } });
+    const tar = join(tmpdir(), `bench-busybox-${process.pid}.tar`);
+    await wharfd.docker(['save', '-o', tar, 'busybox']);
+    await dockerd.docker(['load', '-i', tar]);
+    await rm(tar, { force: true });
+    for (const d of daemons) await d.docker(['run', '--rm', 'busybox', 'true']); // warm up
+
+    const record = (label: string, t: Record<string, number[]>, target: string) => {
+      const md = median(t.dockerd!), mw = median(t.wharfd!);
+      rows.push(`| ${label} | ${md.toFixed(0)} ms | ${mw.toFixed(0)} ms | **${(mw / md).toFixed(2)}** | ${target} |`);
+      console.error(`# ${label}: dockerd ${t.dockerd!.map((x) => x.toFixed(0)).join(',')} wharfd ${t.wharfd!.map((x) => x.toFixed(0)).join(',')}`);
+    };
+
+    const run: Record<string, number[]> = { dockerd: [], wharfd: [] };
+    for (let i = 0; i < RUNS; i++) {
+      for (const d of i % 2 ? [wharfd, dockerd] : [dockerd, wharfd]) run[d.name]!.push(await timeIt(() => d.docker(['run', '--rm', 'busybox', 'true'])));
+    }
+    record('`docker run --rm busybox true`', run, '≤ 0.5');
+
+    const commit: Record<string, number[]> = { dockerd: [], wharfd: [] };
+    for (let i = 0; i < RUNS; i++) {
+      for (const d of i % 2 ? [wharfd, dockerd] : [dockerd, wharfd]) {
+        const name = `c${i}`;
+        await d.docker(['run', '-d', '--name', name, 'busybox', 'sh', '-c', 'dd if=/dev/urandom of=/big bs=1M count=10 2>/dev/null; touch /done; sleep 300']);
+        for (let k = 0; k < 100; k++) {
+          const r = await d.docker(['exec', name, 'test', '-e', '/done']).then(() => true, () => false);
+          if (r) break;
+          await new Promise((res) => setTimeout(res, 50));
+        }
+        commit[d.name]!.push(await timeIt(() => d.docker(['commit', name, `bench/commit:${i}`])));
+        await d.docker(['rm', '-f', name]);
+        await d.docker(['rmi', `bench/commit:${i}`]);
+      }
+    }
+    record('`docker commit` of a 10 MB change', commit, '≤ 1.0');
+
+    await new Promise((res) => setTimeout(res, 2000));
+    const w = treeRssKiB(wharfd.proc.pid!);
+    const k = treeRssKiB(dockerd.proc.pid!);
+    rows.push(`| idle resident memory (wharfd / dockerd + containerd) | ${(k / 1024).toFixed(0)} MiB | ${(w / 1024).toFixed(0)} MiB | **${(w / k).toFixed(2)}** | reported |`);
+
+    console.log('| work | dockerd | wharfd | wharfd/dockerd | target |');
+    console.log('|---|---|---|---|---|');
+    for (const r of rows) console.log(r);
+  } finally {
+    for (const d of daemons) await d.stop().catch((e) => console.error(e));
+  }
+}
+
+await main();
