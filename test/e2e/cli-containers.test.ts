@@ -29,6 +29,15 @@ async function same(args: string[], mask: (s: string) => string = (s) => s): Pro
   return w;
 }
 
+/** GET with a few retries: the port proxy may reset a connection while the server inside starts or restarts. */
+async function fetchPage(port: number): Promise<string> {
+  let last: unknown;
+  for (let i = 0; i < 20; i++) {
+    try { return await get(port, '/'); } catch (e) { last = e; await new Promise((r) => setTimeout(r, 100)); }
+  }
+  throw last;
+}
+
 function get(port: number, path: string): Promise<string> {
   return new Promise((resolve, reject) => {
     request({ host: '127.0.0.1', port, path }, (res) => {
@@ -67,7 +76,7 @@ test('the web-server story: ps, port, exec, diff, commit, history, top, kill, st
 
   const ex = await d.wharf(['exec', 'webserver', 'sh', '-c', "echo '<h1>Hello, Docker!</h1>' > /www/index.html"]);
   assert.equal(ex.code, 0, show(ex));
-  assert.equal(await get(port, '/'), '<h1>Hello, Docker!</h1>\n');
+  assert.equal(await fetchPage(port), '<h1>Hello, Docker!</h1>\n');
   const diff = await same(['diff', 'webserver']);
   assert.equal(diff.stdout, 'A /www\nA /www/index.html\n');
   const top = await same(['top', 'webserver'], (s) => s.replace(/\d+/g, 'N').replace(/ +/g, ' '));
