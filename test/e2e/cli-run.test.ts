@@ -122,15 +122,20 @@ test('run pulls an image it does not have, as docker does', async () => {
   }
 });
 
-/** Runs argv under a pseudo-terminal (python3's pty), typing `inputs` one by one once output settles. */
+/**
+ * Runs argv under a pseudo-terminal (python3's pty) of 33x101, typing `inputs` one by one once output settles;
+ * an input "RESIZE" turns the terminal into 40x120 instead (the kernel signals SIGWINCH).
+ */
 async function underPty(argv: string[], inputs: string[]): Promise<{ out: string; code: number }> {
   const script = join(work, 'under_pty.py');
   await writeFile(script, `
-import os, pty, sys, time, select, json
+import os, pty, sys, time, select, json, fcntl, termios, struct
 inputs = [s.encode() for s in json.loads(sys.argv[1])]
 pid, fd = pty.fork()
 if pid == 0:
+    time.sleep(0.2)
     os.execvp(sys.argv[2], sys.argv[2:])
+fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack('HHHH', 33, 101, 0, 0))
 out = b''
 deadline = time.time() + 30
 last = time.time()
@@ -146,7 +151,12 @@ while time.time() < deadline:
         out += data
         last = time.time()
     elif inputs and time.time() - last > 0.7:
-        os.write(fd, inputs.pop(0))
+        nxt = inputs.pop(0)
+        if nxt == b'RESIZE':
+            fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack('HHHH', 40, 120, 0, 0))
+            last = time.time()
+        else:
+            os.write(fd, nxt)
 _, status = os.waitpid(pid, 0)
 sys.stdout.write(json.dumps({'out': out.decode('utf8', 'replace'), 'code': os.waitstatus_to_exitcode(status)}))
 `);
@@ -168,4 +178,16 @@ test('run -it: a real terminal session, its exit status, and Ctrl-P Ctrl-Q detac
   const ex = await d.wharf(['exec', 'keep', 'echo', 'alive']);
   assert.equal(ex.stdout, 'alive\n');
   await d.api('DELETE', '/containers/keep?force=1');
+});
+
+test('the terminal\'s size: set from the start for run -it and exec -it, and followed on resize', async () => {
+  const r = await underPty([NODE, WHARF_CLI, 'run', '--rm', '-it', 'busybox', 'stty', 'size'], []);
+  assert.equal(r.code, 0, r.out);
+  assert.equal(r.out.trim(), '33 101');
+  assert.equal((await d.wharf(['run', '-d', '--name', 'sized', 'busybox', 'sleep', '60'])).code, 0);
+  const e = await underPty([NODE, WHARF_CLI, 'exec', '-it', 'sized', 'stty', 'size'], []);
+  assert.equal(e.out.trim(), '33 101', e.out);
+  const s = await underPty([NODE, WHARF_CLI, 'exec', '-it', 'sized', 'sh'], ['stty size\r', 'RESIZE', 'stty size\r', 'exit\r']);
+  assert.match(s.out, /33 101\r\n[\s\S]*40 120\r\n/, s.out);
+  await d.api('DELETE', '/containers/sized?force=1');
 });

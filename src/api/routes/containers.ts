@@ -73,6 +73,7 @@ export function containerRoutes(r: Router, c: ContainerService, run?: ContainerR
   });
   r.get('/containers/{id}/json', async ({ res, params, query }) => {
     const view = c.inspect(params.id!) as Record<string, unknown>;
+    if (exec) view.ExecIDs = exec.idsOf(String(view.Id));
     if (boolValue(query, 'size')) Object.assign(view, await c.sizes(params.id!));
     sendJson(res, 200, view);
   });
@@ -185,7 +186,12 @@ export function containerRuntimeRoutes(r: Router, c: ContainerService, run: Cont
       sendJson(res, 201, exec.create(params.id!, (body ?? {}) as Record<string, unknown>));
     });
     r.get('/exec/{id}/json', ({ res, params }) => { sendJson(res, 200, exec.inspect(params.id!)); });
-    r.post('/exec/{id}/resize', ({ res }) => { sendEmpty(res, 200); });
+    r.post('/exec/{id}/resize', async ({ res, params, query }) => {
+      const h = intValue(query, 'h', 0);
+      const w = intValue(query, 'w', 0);
+      await exec.resize(params.id!, h, w);
+      sendEmpty(res, 200);
+    });
     r.post('/exec/{id}/start', async ({ req, res, params }) => {
       const body = ((await readJsonBody(req)) ?? {}) as { Detach?: boolean };
       const e = exec.get(params.id!);

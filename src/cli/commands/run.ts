@@ -162,6 +162,8 @@ export function containerConfig(o: Opts, image: string, cmd: string[], attachDef
       Dns: list(o.dns), DnsOptions: [], DnsSearch: [], ExtraHosts: list(o.addHost).length ? list(o.addHost) : null,
       Privileged: o.privileged === true, PublishAllPorts: o.publishAll === true, ReadonlyRootfs: o.readOnly === true,
       Memory: mem !== undefined ? parseBytes(mem) : 0, NanoCpus: nano,
+      // the terminal's size from the start (the resize after start comes too late for a quick command)
+      ...(o.tty === true && process.stdout.isTTY && process.stdout.rows ? { ConsoleSize: [process.stdout.rows, process.stdout.columns ?? 80] } : {}),
       ...(o.init === true ? { Init: true } : {}),
     },
     NetworkingConfig: { EndpointsConfig: {} },
@@ -267,6 +269,9 @@ async function pump(ctx: CliContext, conn: { socket: Socket; head: Buffer }, o: 
     socket.on('end', () => { if (out) out.end(); resolve(); });
     socket.on('close', () => resolve());
     socket.on('error', () => resolve());
+    // a short-lived process: its output and the end may have arrived with the 101 itself, before these listeners
+    if (socket.readableEnded || socket.destroyed) { if (out) out.end(); resolve(); }
+    socket.resume();
   });
   let onData: ((d: Buffer) => void) | undefined;
   let onEnd: (() => void) | undefined;
@@ -421,7 +426,8 @@ export async function runExec(ctx: CliContext, args: string[], o: Opts): Promise
   const detachKeys = detachKeysOf(o);
   const env = parseEnv(list(o.env), list(o.envFile));
   const body: Record<string, unknown> = {
-    User: str(o.user) ?? '', Privileged: o.privileged === true, Tty: tty, ConsoleSize: null,
+    User: str(o.user) ?? '', Privileged: o.privileged === true, Tty: tty,
+    ConsoleSize: tty && ctx.stdio.stdout.isTTY && ctx.stdio.stdout.rows ? [ctx.stdio.stdout.rows, ctx.stdio.stdout.columns ?? 80] : null,
     AttachStdin: interactive && !detach, AttachStderr: !detach, AttachStdout: !detach, Detach: detach,
     DetachKeys: str(o.detachKeys) ?? '', Env: env.length ? env : null, WorkingDir: str(o.workdir) ?? '', Cmd: cmd,
   };

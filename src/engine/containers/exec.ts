@@ -3,6 +3,7 @@
  * inspected for their exit code (GET /exec/{id}/json). The process spec comes from the running container's
  * bundle (same env, caps, cwd) through runtime/spec.ts's buildExecProcess.
  */
+import { finished } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -31,6 +32,8 @@ const RUNC_ERR = /level=error msg="((?:[^"\\]|\\.)*)"/;
 
 export class ExecService {
   private readonly execs = new Map<string, ExecRecord>();
+  private readonly resizers = new Map<string, (h: number, w: number) => Promise<void>>();
+  private readonly pendingSize = new Map<string, [number, number]>();
   constructor(private readonly c: ContainerService, private readonly rt: Runtime, private readonly execRoot: string) {}
 
   create(ref: string, body: Record<string, unknown>): { Id: string } {
@@ -47,6 +50,9 @@ export class ExecService {
       WorkingDir: String(body.WorkingDir ?? ''),
       DetachKeys: String(body.DetachKeys ?? ''),
     });
+    // ConsoleSize [height, width] (API 1.42 clients send it; older ones resize right after the start)
+    const cs = body.ConsoleSize;
+    if (Array.isArray(cs) && Number(cs[0]) > 0 && Number(cs[1]) > 0) this.pendingSize.set(id, [Number(cs[0]), Number(cs[1])]);
     return { Id: id };
   }
 
@@ -65,6 +71,12 @@ export class ExecService {
     };
   }
 
+  /** The container's exec instances (inspect's ExecIDs; null when none, as docker shows it). */
+  idsOf(containerId: string): string[] | null {
+    const ids = [...this.execs.values()].filter((e) => e.ContainerID === containerId).map((e) => e.ID);
+    return ids.length ? ids : null;
+  }
+
   isTty(id: string): boolean { return this.get(id).ProcessConfig.tty; }
 
   /** Runs the exec'd process; resolves with its exit code once its output has ended. */
@@ -80,12 +92,16 @@ export class ExecService {
         args: [e.ProcessConfig.entrypoint, ...e.ProcessConfig.arguments], env: e.Env, cwd: e.WorkingDir,
         user: e.ProcessConfig.user, terminal: e.ProcessConfig.tty, privileged: e.ProcessConfig.privileged,
       });
+      // a known size is the terminal's from the start (runc sets it before the process runs)
+      const size = this.pendingSize.get(id);
+      if (e.ProcessConfig.tty && size) proc.consoleSize = { height: size[0], width: size[1] };
       const h = await this.rt.exec(r.ID, proc, { stdin: e.OpenStdin, tty: e.ProcessConfig.tty });
       e.Pid = h.pid;
+      // the output's listeners first, before any await: a short process may be done already
       let started = false;
       let startError: string | null = null;
-      const outDone = new Promise<void>((res) => h.stdout.on('end', res).on('close', res));
-      const errDone = new Promise<void>((res) => h.stderr.on('end', res).on('close', res));
+      const outDone = finished(h.stdout).catch(() => {});
+      const errDone = finished(h.stderr).catch(() => {});
       h.stdout.on('data', (b: Buffer) => { started = true; s.stdout?.(b); });
       h.stderr.on('data', (b: Buffer) => {
         const m = started ? null : RUNC_ERR.exec(b.toString('utf8'));
@@ -93,6 +109,12 @@ export class ExecService {
         started = true;
         s.stderr?.(b);
       });
+      if (h.resize) {
+        this.resizers.set(id, h.resize);
+        // a size asked for before the process existed (the CLI resizes right after start)
+        const pending = this.pendingSize.get(id);
+        if (pending) await h.resize(pending[0], pending[1]).catch(() => {});
+      }
       if (h.stdin && s.stdin) s.stdin.pipe(h.stdin as Writable); else h.stdin?.end();
       let code = await h.exit;
       await Promise.all([outDone, errDone]);
@@ -107,7 +129,18 @@ export class ExecService {
       throw err;
     } finally {
       e.Running = false;
+      this.resizers.delete(id);
+      this.pendingSize.delete(id);
       s.stdin?.unpipe();
     }
+  }
+
+  /** POST /exec/{id}/resize: the exec's terminal gets the new size (remembered if it has not started yet). */
+  async resize(id: string, height: number, width: number): Promise<void> {
+    const e = this.get(id);
+    if (!e.ProcessConfig.tty) return;
+    const r = this.resizers.get(id);
+    if (r) await r(height, width);
+    else this.pendingSize.set(id, [height, width]);
   }
 }

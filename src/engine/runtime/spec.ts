@@ -356,18 +356,33 @@ function withDefaultEnv(env: string[], hostname: string, terminal: boolean, home
 
 function caps(opts: SpecOptions): string[] {
   const norm = (c: string) => (c.toUpperCase().startsWith('CAP_') ? c.toUpperCase() : `CAP_${c.toUpperCase()}`);
-  if (opts.privileged) return [...ALL_CAPS];
+  if (opts.privileged) return ALL_CAPS.filter((_c, i) => inBoundingSet(i));
   let set = [...DEFAULT_CAPABILITIES];
   const drop = (opts.capDrop ?? []).map(norm);
   if (drop.includes('CAP_ALL')) set = [];
   else set = set.filter((c) => !drop.includes(c));
   for (const c of (opts.capAdd ?? []).map(norm)) {
-    if (c === 'CAP_ALL') return [...ALL_CAPS];
+    if (c === 'CAP_ALL') return ALL_CAPS.filter((_x, i) => inBoundingSet(i));
     if (!set.includes(c)) set.push(c);
   }
   return set;
 }
 
+/**
+ * Whether capability number `n` is in the daemon's bounding set: a container cannot be given more than the
+ * daemon has (runc fails with "unable to apply caps" otherwise), which matters for --privileged in a sandbox.
+ */
+function inBoundingSet(n: number): boolean {
+  try {
+    const m = /^CapBnd:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (!m) return true;
+    return (BigInt(`0x${m[1]}`) >> BigInt(n)) & 1n ? true : false;
+  } catch {
+    return true;
+  }
+}
+
+/** Every capability, in the kernel's numbering (index = capability number). */
 const ALL_CAPS = [
   'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_DAC_READ_SEARCH', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_SETGID',
   'CAP_SETUID', 'CAP_SETPCAP', 'CAP_LINUX_IMMUTABLE', 'CAP_NET_BIND_SERVICE', 'CAP_NET_BROADCAST',
