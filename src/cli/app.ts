@@ -7,6 +7,7 @@ import { Command, CommanderError, Option } from 'commander';
 import type * as FsNs from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { constants as osConstants } from 'node:os';
 import {
   COMMANDS, GLOBAL_FLAGS, GROUPS, PROG, commandHelp, commandPath, groupHelp, rootHelp, useLine,
   type CommandSpec, type FlagSpec,
@@ -208,6 +209,21 @@ export async function main(argv: string[], io: { out: (s: string) => void; err: 
     };
     if (hosts[0] !== undefined) globals.host = hosts[0];
     for (const k of ['tlscacert', 'tlscert', 'tlskey'] as const) if (typeof go[k] === 'string') globals[k] = go[k] as string;
+
+    // ---- `wharf registry …`: the registry server is its own program (src/registry, which the CLI does not
+    // import); its flags are its own, so everything after `registry` goes to it as it is
+    if (rest[0] === 'registry') {
+      const { spawn } = await import('node:child_process');
+      const entry = join(import.meta.dirname, '..', 'registry', 'main.js');
+      const child = spawn(process.execPath, [entry, ...rest.slice(1)], { stdio: 'inherit' });
+      // the server is this command: a signal to `wharf registry serve` goes to it
+      const forward = (sig: NodeJS.Signals) => () => { child.kill(sig); };
+      for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, forward(sig));
+      return await new Promise<number>((resolve) => {
+        child.on('error', (e) => { io.err(`wharf registry: ${e.message}\n`); resolve(1); });
+        child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + (osConstants.signals[signal] ?? 15) : 1)));
+      });
+    }
 
     // ---- the command
     let spec: CommandSpec | undefined;

@@ -134,3 +134,29 @@ test('login stores credentials 0600 without printing them; push needs them; logo
   const again = await d.wharf(['logout', secured.host], { env });
   assert.equal(again.stdout, `Not logged in to ${secured.host}\n`);
 });
+
+test('wharf registry serve: the CLI starts the registry server, which answers /v2/ and takes a push', async () => {
+  const { spawn } = await import('node:child_process');
+  const { freePort } = await import('../support/registry.js');
+  const { NODE, WHARF_CLI } = await import('../support/cli.js');
+  const port = await freePort();
+  const child = spawn(NODE, [WHARF_CLI, 'registry', 'serve', '--addr', `127.0.0.1:${port}`, '--root', join(work, 'own-registry')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let out = '';
+      child.stdout!.on('data', (b: Buffer) => { out += b.toString(); if (out.includes('listening on')) resolve(); });
+      child.on('exit', (c) => reject(new Error(`registry exited ${c}: ${out}`)));
+      setTimeout(() => reject(new Error(`no "listening on" line: ${out}`)), 20_000);
+    });
+    const res = await fetch(`http://127.0.0.1:${port}/v2/`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('docker-distribution-api-version'), 'registry/2.0');
+    const ref = `127.0.0.1:${port}/own/bb:1`;
+    assert.equal((await d.wharf(['tag', 'busybox', ref])).code, 0);
+    const p = await d.wharf(['push', ref]);
+    assert.equal(p.code, 0, show(p));
+    assert.match(p.stdout, /1: digest: sha256:[a-f0-9]{64} size: \d+/);
+  } finally {
+    child.kill('SIGTERM');
+  }
+});

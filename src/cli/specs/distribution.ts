@@ -44,4 +44,5 @@ export const DISTRIBUTION_COMMANDS: CommandSpec[] = [
   { path: ['search'], use: '[OPTIONS] TERM', short: 'Search Docker Hub for images', flags: searchFlags, args: { kind: 'exact', n: 1 }, impl: ['distribution', 'runSearch'], group: 'common' },
 ];
 
-export const DISTRIBUTION_GROUPS: GroupSpec[] = [];
+/** `registry` is handled before the specs (app.ts runs src/registry/main.js with the arguments as they are). */
+export const DISTRIBUTION_GROUPS: GroupSpec[] = [{ path: ['registry'], short: 'Run an OCI distribution registry (serve, gc)', group: 'management' }];
