@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Wharf's main job, end to end, on a private daemon (nothing touches /var/lib/wharf or /run/wharf):
 #   setup → wharfd on a private socket and data root → bootstrap the busybox image from the host's static
-#   busybox → a local docker-registry → tag/push (or seed) and pull through it → images → run (when
-#   containers are implemented). Every command is printed before it runs. Needs root (mounts).
+#   busybox → a local docker-registry → push and pull through it → build an image FROM it and run it → the
+#   tutorial's web server (run -d -p, exec, diff, commit). Every command is printed before it runs. Needs root.
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
 ROOT=$PWD
@@ -23,6 +23,8 @@ cleanup() {
   set +e
   [[ -n $REG_PID ]] && kill "$REG_PID" 2>/dev/null
   if [[ -n $WHARFD_PID ]]; then
+    # containers outlive the daemon by design: remove this example's before stopping it
+    bin/wharf ps -aq 2>/dev/null | xargs -r bin/wharf rm -f >/dev/null 2>&1
     kill "$WHARFD_PID" 2>/dev/null
     for _ in $(seq 50); do kill -0 "$WHARFD_PID" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$WHARFD_PID" 2>/dev/null
@@ -47,19 +49,7 @@ WHARFD_PID=$!
 run bin/wharf version
 
 say "bootstrap busybox (an image made from the host's static busybox, no Docker Hub needed)"
-if bin/wharf image bootstrap --help >/dev/null 2>&1; then
-  run bin/wharf image bootstrap busybox
-else
-  printf '+ %s\n' "POST /images/bootstrap?name=busybox"
-  "$NODE" -e '
-    const http = require("node:http");
-    const req = http.request({ socketPath: process.argv[1], method: "POST", path: "/v1.41/images/bootstrap?name=busybox" }, (r) => {
-      r.pipe(process.stdout); r.on("end", () => process.exit(r.statusCode === 200 ? 0 : 1));
-    });
-    req.on("error", (e) => { console.error(e.message); process.exit(1); }); req.end();
-  ' "$SOCK"
-  echo
-fi
+run bin/wharf image bootstrap busybox
 run bin/wharf images
 
 say "start a local registry (Debian's docker-registry) on 127.0.0.1"
@@ -90,12 +80,7 @@ echo "registry at http://$REG"
 
 say "tag, push (or seed the registry) and pull through the registry"
 run bin/wharf tag busybox "$REG/library/busybox:latest"
-if bin/wharf push --help >/dev/null 2>&1; then
-  run bin/wharf push "$REG/library/busybox:latest"
-else
-  echo "(wharf push is not available here: seeding the registry with the test fixture's OCI busybox via skopeo)"
-  run "$NODE" -e 'import("./dist/test/support/oci-images.js").then((m) => m.pushBusybox(process.argv[1], "library/busybox:latest"))' "$REG"
-fi
+run bin/wharf push "$REG/library/busybox:latest"
 run bin/wharf rmi "$REG/library/busybox:latest"
 run bin/wharf pull "$REG/library/busybox:latest"
 run bin/wharf pull "$REG/library/busybox:latest"
@@ -104,11 +89,36 @@ run bin/wharf images --digests
 run bin/wharf history "$REG/library/busybox:latest"
 run bin/wharf system df
 
-say "run a container"
-if bin/wharf --help 2>&1 | grep -qE '^\s+run\b'; then
-  run bin/wharf run --rm "$REG/library/busybox:latest" echo "hello from a wharf container"
-else
-  echo "(containers are not implemented in this build: skipping 'wharf run')"
-fi
+say "build an image FROM the registry's busybox and run it"
+mkdir -p "$W/app"
+cat >"$W/app/Dockerfile" <<EOF
+FROM $REG/library/busybox:latest
+WORKDIR /srv
+COPY index.html .
+RUN echo "built on \$(date -u +%F)" > built.txt
+EXPOSE 80
+CMD ["httpd", "-f", "-p", "80", "-h", "/srv"]
+EOF
+echo '<h1>hello from wharf</h1>' >"$W/app/index.html"
+run cat "$W/app/Dockerfile"
+run bin/wharf build -t example/web:v1 "$W/app"
+run bin/wharf run --rm example/web:v1 cat /srv/index.html /srv/built.txt
+run bin/wharf history example/web:v1
+
+say "the tutorial's web server: run -d -p, exec, diff, commit"
+HPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+get() { python3 -c "import urllib.request,sys; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode(), end='')" "$1"; }
+run bin/wharf run -d --name webserver -p "127.0.0.1:$HPORT:80" example/web:v1
+for _ in $(seq 50); do get "http://127.0.0.1:$HPORT/" >/dev/null 2>&1 && break; sleep 0.1; done
+run get "http://127.0.0.1:$HPORT/"
+run bin/wharf exec webserver sh -c 'echo "<h1>changed inside the container</h1>" > /srv/index.html'
+run get "http://127.0.0.1:$HPORT/"
+run bin/wharf diff webserver
+run bin/wharf commit --author "Wharf Example" --message "changed the page" webserver example/web:v2
+run bin/wharf ps
+run bin/wharf rm -f webserver
+run bin/wharf run --rm example/web:v2 cat /srv/index.html
+run bin/wharf history example/web:v2
+run bin/wharf images
 
 say "done"

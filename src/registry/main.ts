@@ -94,7 +94,7 @@ export async function gcRegistry(f: { root: string; dryRun?: boolean; minAge?: s
 
 /** The `registry` command tree (serve, gc) for commander-based front ends and this module's own main. */
 export function registryCommand(): Command {
-  const cmd = new Command('registry').description('Run a registry server (OCI distribution spec)');
+  const cmd = new Command('wharf registry').description('Run a registry server (OCI distribution spec)');
   cmd.command('serve', { isDefault: true })
     .description('Serve the registry API')
     .option('--addr <host:port>', 'address to listen on', '127.0.0.1:5000')

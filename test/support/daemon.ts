@@ -221,10 +221,22 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     stop: async () => {
       if (stopped) return;
       stopped = true;
+      await removeContainers();
       await terminate('SIGTERM', 15_000);
       cleanupDirSync(dir);
       live.delete(entry);
     },
+  };
+
+  /** Containers outlive the daemon by design (monitors): those a test left behind are removed with -f first. */
+  const removeContainers = async (): Promise<void> => {
+    if (reference || !entry.child || entry.child.exitCode !== null || entry.child.signalCode !== null) return;
+    try {
+      const list = await d.api('GET', '/containers/json?all=1');
+      if (list.status !== 200) return;
+      const ids = (JSON.parse(list.body) as { Id: string }[]).map((c) => c.Id);
+      await Promise.all(ids.map((id) => d.api('DELETE', `/containers/${id}?force=1&v=1`).catch(() => undefined)));
+    } catch { /* the daemon is gone: nothing to ask */ }
   };
 
   try {
