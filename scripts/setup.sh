@@ -11,7 +11,7 @@ cd "$(dirname "$(readlink -f "$0")")/.."
 # monitor, OCI image tools used by the test fixtures, xattr/iptables/ip tools, debootstrap, htpasswd, jq, and
 # docker.io: dockerd as the *reference* the comparison tests and benchmarks run beside wharfd (on private
 # sockets and data roots; never a back end of Wharf).
-PKGS=(docker-registry busybox-static runc conmon skopeo umoci attr iptables iproute2 debootstrap apache2-utils jq docker.io)
+PKGS=(docker-registry busybox-static runc crun conmon skopeo umoci attr iptables iproute2 debootstrap apache2-utils jq docker.io)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -52,6 +52,7 @@ const KEYS: Record<string, { kind: Kind; opt: string }> = {
   'max-concurrent-downloads': { kind: 'int', opt: 'maxConcurrentDownloads' },
   'max-concurrent-uploads': { kind: 'int', opt: 'maxConcurrentUploads' },
   debug: { kind: 'bool', opt: 'debug' },
+  'default-runtime': { kind: 'string', opt: 'defaultRuntime' },
   tls: { kind: 'bool', opt: 'tls' },
   tlsverify: { kind: 'bool', opt: 'tlsverify' },
   tlscacert: { kind: 'string', opt: 'tlscacert' },
@@ -81,6 +82,7 @@ export function buildCommand(): Command {
     .option('--config-file <file>', 'Daemon configuration file', DEFAULT_CONFIG_FILE)
     .option('-s, --storage-driver <driver>', 'Storage driver to use (overlay, vfs; overlay2 means overlay)')
     .option('-D, --debug', 'Enable debug mode')
+    .option('--default-runtime <runtime>', 'Default OCI runtime for containers (runc, crun, or a path)')
     .option('-G, --group <group>', 'Group for the unix socket', 'wharf')
     .option('--insecure-registry <registry>', 'Enable insecure registry communication', collect)
     .option('--registry-mirror <url>', 'Preferred registry mirror', collect)
@@ -209,7 +211,11 @@ export function parseDaemonArgs(argv: string[]): WharfdOptions {
     maxConcurrentDownloads: pick('max-concurrent-downloads', DEFAULT_CONFIG.maxConcurrentDownloads),
     maxConcurrentUploads: pick('max-concurrent-uploads', DEFAULT_CONFIG.maxConcurrentUploads),
     debug: pick('debug', DEFAULT_CONFIG.debug),
+    defaultRuntime: pick('default-runtime', DEFAULT_CONFIG.defaultRuntime),
   };
+  if (!/^(runc|crun)$/.test(config.defaultRuntime) && !config.defaultRuntime.startsWith('/')) {
+    throw new ConfigError(`default-runtime must be runc, crun or an absolute path: ${config.defaultRuntime}`);
+  }
   const driver = pick<string | undefined>('storage-driver', undefined);
   // dockerd's name for the overlay driver is accepted too.
   if (driver !== undefined && driver !== '') config.storageDriver = driver === 'overlay2' ? 'overlay' : driver;

@@ -75,7 +75,7 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
   const volumes = await new VolumeStore(dataRoot).open();
   containerService = await new ContainerService({ dataRoot, layers, volumes, resolveImage: (name) => imageService.resolve(name) }).open();
   const containers = containerService;
-  const runtime = createRuntime({ root: join(cfg.execRoot, 'runtime') });
+  const runtime = createRuntime({ root: join(cfg.execRoot, 'runtime'), runtime: cfg.defaultRuntime });
   const runner = new ContainerRunner(containers, runtime, layers, cfg.execRoot, new BridgeNetwork({ dataRoot, execRoot: cfg.execRoot }));
   const execs = new ExecService(containers, runtime, cfg.execRoot);
   const commits = new CommitService({ containers, images, layers, tagImage: (id, repo, tag) => imageService.tagImage(id, repo, tag) });

@@ -16,6 +16,8 @@ export interface DaemonConfig {
   maxConcurrentDownloads: number;
   maxConcurrentUploads: number;
   debug: boolean;
+  /** The OCI runtime containers run under: "runc" (default), "crun", or a path to a runc-compatible binary. */
+  defaultRuntime: string;
 }
 
 export const DEFAULT_CONFIG: DaemonConfig = {
@@ -28,4 +30,5 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   maxConcurrentDownloads: 3,
   maxConcurrentUploads: 5,
   debug: false,
+  defaultRuntime: 'runc',
 };

@@ -121,6 +121,20 @@ test('daemon.json: read, unknown keys and flag conflicts are errors', async () =
   }
 });
 
+test('default-runtime: runc by default, crun or a path from the flag or daemon.json, anything else refused', async () => {
+  const dir = await tempDir();
+  try {
+    assert.equal(parseDaemonArgs([]).config.defaultRuntime, 'runc');
+    assert.equal(parseDaemonArgs(['--default-runtime', 'crun']).config.defaultRuntime, 'crun');
+    const cf = join(dir, 'daemon.json');
+    await writeFile(cf, JSON.stringify({ 'default-runtime': '/opt/bin/crun' }));
+    assert.equal(parseDaemonArgs(['--config-file', cf]).config.defaultRuntime, '/opt/bin/crun');
+    assert.throws(() => parseDaemonArgs(['--default-runtime', 'kata']), /default-runtime must be runc, crun or an absolute path: kata/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('pid file: written, refused while a live wharfd holds it, stale one replaced', async () => {
   const dir = await tempDir();
   try {

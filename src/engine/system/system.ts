@@ -273,8 +273,8 @@ export class SystemService implements SystemBackend {
       Labels: [],
       ExperimentalBuild: false,
       ServerVersion: this.opts.version,
-      Runtimes: { runc: { path: 'runc' } },
-      DefaultRuntime: 'runc',
+      Runtimes: { [runtimeName(cfg.defaultRuntime)]: { path: cfg.defaultRuntime } },
+      DefaultRuntime: runtimeName(cfg.defaultRuntime),
       Swarm: {
         NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null,
       },
@@ -324,4 +324,9 @@ export function backingFilesystem(dir: string): string {
   } catch {
     return '';
   }
+}
+
+/** The name `info` shows for a runtime given by name or path ("/opt/bin/crun" → "crun"). */
+function runtimeName(runtime: string): string {
+  return runtime.slice(runtime.lastIndexOf('/') + 1);
 }
