@@ -80,12 +80,12 @@ function external(input: Readable, cmd: string): Readable {
 export async function decompress(input: Readable): Promise<{ stream: Readable; compression: Compression }> {
   const { head, stream } = await peekStream(input, 6);
   const c = detectCompression(head);
-  if (c === 'gzip') return { stream: stream.pipe(zlib.createGunzip()), compression: c };
+  if (c === 'gzip') return { stream: stream.pipe(zlib.createGunzip({ chunkSize: 1 << 17 })), compression: c };
   if (c === 'bzip2' || c === 'xz') return { stream: external(stream, c), compression: c };
   if (c === 'zstd') {
-    const z = zlib as unknown as { createZstdDecompress?: () => NodeJS.ReadWriteStream };
+    const z = zlib as unknown as { createZstdDecompress?: (o?: { chunkSize?: number }) => NodeJS.ReadWriteStream };
     if (!z.createZstdDecompress) throw new InvalidParameterError('zstd is not supported');
-    return { stream: stream.pipe(z.createZstdDecompress()) as unknown as Readable, compression: c };
+    return { stream: stream.pipe(z.createZstdDecompress({ chunkSize: 1 << 17 })) as unknown as Readable, compression: c };
   }
   return { stream, compression: null };
 }

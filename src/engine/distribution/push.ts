@@ -191,7 +191,7 @@ export class Pusher {
         cb(null, c);
       },
     });
-    const gz = createGzip({ level: PUSH_GZIP_LEVEL, chunkSize: 1 << 16 });
+    const gz = createGzip({ level: PUSH_GZIP_LEVEL, chunkSize: 1 << 17 });
     const body = streamPipeline(src, new Transform({ transform(c: Buffer, _e, cb) { diffHasher.update(c); cb(null, c); } }), gz, counted, () => { /* errors reach the upload through the body */ });
     let digest = '' as Digest;
     let mismatch: string | null = null;

@@ -724,11 +724,11 @@ export async function decompressStream(input: Readable): Promise<Readable> {
   const head = await peek(input, 6);
   const rest = head.stream;
   const b = head.bytes;
-  if (b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b) return rest.pipe(zlib.createGunzip());
+  if (b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b) return rest.pipe(zlib.createGunzip({ chunkSize: 1 << 17 }));
   if (b.length >= 4 && b[0] === 0x28 && b[1] === 0xb5 && b[2] === 0x2f && b[3] === 0xfd) {
-    const z = zlib as unknown as { createZstdDecompress?: () => NodeJS.ReadWriteStream };
+    const z = zlib as unknown as { createZstdDecompress?: (o?: { chunkSize?: number }) => NodeJS.ReadWriteStream };
     if (!z.createZstdDecompress) throw new InvalidParameterError('zstd compression is not supported by this Node.js');
-    return rest.pipe(z.createZstdDecompress()) as unknown as Readable;
+    return rest.pipe(z.createZstdDecompress({ chunkSize: 1 << 17 })) as unknown as Readable;
   }
   if (b.length >= 3 && b[0] === 0x42 && b[1] === 0x5a && b[2] === 0x68) return external(rest, 'bzip2', ['-dc']);
   if (b.length >= 6 && b[0] === 0xfd && b[1] === 0x37 && b[2] === 0x7a && b[3] === 0x58 && b[4] === 0x5a && b[5] === 0x00) {
