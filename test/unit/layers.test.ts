@@ -514,3 +514,36 @@ for (const driver of ['overlay', 'vfs']) {
     });
   });
 }
+
+test('extract on writer threads: 600 small files in batches, a hard link to and an overwrite of a file still in a batch, a file replaced by a directory', async () => {
+  const { extractLayerTar } = await import('../../src/engine/layers/extract.js');
+  const entries: E[] = [{ name: 'many/', type: 'directory', mode: 0o755 }];
+  for (let i = 0; i < 600; i++) entries.push({ name: `many/f${i}`, content: `file ${i}\n`.repeat(i % 7 + 1), mode: i % 2 ? 0o640 : 0o4755, uid: i % 3, gid: i % 5, mtime: new Date(1_500_000_000_000 + i * 1000) });
+  entries.push({ name: 'many/link599', type: 'link', linkname: 'many/f599' });
+  entries.push({ name: 'many/f598', content: 'second version\n', mode: 0o600 });
+  entries.push({ name: 'many/f597/', type: 'directory', mode: 0o700 });
+  entries.push({ name: 'many/f597/inside', content: 'in a dir that was a file\n' });
+  const dir = await mkdtemp(join(tmpdir(), 'wharf-unit-threads-'));
+  try {
+    const r = await extractLayerTar(Readable.from([await buildTar(entries)]), dir);
+    assert.equal(r.entries, entries.length);
+    for (const i of [0, 1, 2, 300, 596]) {
+      const p = join(dir, 'many', `f${i}`);
+      assert.equal(await readFile(p, 'utf8'), `file ${i}\n`.repeat(i % 7 + 1));
+      const st = await stat(p);
+      assert.equal(st.mode & 0o7777, i % 2 ? 0o640 : 0o4755, `mode of f${i}`);
+      assert.equal(st.uid, i % 3);
+      assert.equal(st.gid, i % 5);
+      assert.equal(st.mtimeMs, 1_500_000_000_000 + i * 1000);
+    }
+    const a = await stat(join(dir, 'many', 'f599'));
+    const b = await stat(join(dir, 'many', 'link599'));
+    assert.equal(a.ino, b.ino, 'the hard link shares the inode');
+    assert.equal(await readFile(join(dir, 'many', 'f598'), 'utf8'), 'second version\n');
+    assert.equal((await stat(join(dir, 'many', 'f598'))).mode & 0o777, 0o600);
+    assert.equal(await readFile(join(dir, 'many', 'f597', 'inside'), 'utf8'), 'in a dir that was a file\n');
+    assert.equal((await readdir(join(dir, 'many'))).length, 601);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

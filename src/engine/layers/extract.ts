@@ -6,15 +6,18 @@ import type { Readable } from 'node:stream';
 import tarStream from 'tar-stream';
 import { newHasher, type Digest } from '../../lib/digest.js';
 import { InvalidParameterError, SystemError, WharfError } from '../../lib/errors.js';
+import { fileWriterPool, WRITERS, type FileJob } from './filewriter.js';
 
 /**
  * Streaming extraction of one OCI layer tar into an empty directory, in the overlay "diff" format:
  * whiteouts (`.wh.<name>`) become 0/0 character devices, opaque markers (`.wh..wh..opq`) become
  * `trusted.overlay.opaque=y` on the directory. The vfs driver applies such a directory onto a copy of its parent.
  *
- * One pass: the raw bytes are hashed (diffID) while tar-stream parses them. File writes are pipelined (small
- * files are buffered and written by up to WRITE_CONCURRENCY tasks while parsing continues); operations Node
- * cannot do (mknod, setxattr) are collected and applied at the end with one `sh` and one `setfattr --restore`.
+ * One pass: the raw bytes are hashed (diffID) while tar-stream parses them. File writes are pipelined: small
+ * files are gathered in batches that worker threads write (filewriter.ts) while parsing continues, larger ones
+ * are streamed; operations Node cannot do (mknod, setxattr) are collected and applied at the end with one `sh`
+ * and one `setfattr --restore`. WHARF_EXTRACT_MODE=sync (small files on the main thread) or =async (thread-pool
+ * calls) select the older strategies, for comparison.
  *
  * Security: paths are normalized component by component and an entry climbing above the root is refused; a path
  * whose parent traverses a symlink is resolved inside the layer and refused if the link is absolute or climbs out;
@@ -32,7 +35,12 @@ const oFchmod = promisify(fs.fchmod);
 const { mkdir, symlink, lchown, lutimes, chmod, chown, utimes, link, unlink, rm } = fs.promises;
 
 const WRITE_CONCURRENCY = 32;
-const SYNC_SMALL = process.env.WHARF_EXTRACT_MODE !== 'async';
+const MODE = process.env.WHARF_EXTRACT_MODE === 'async' ? 'async' : process.env.WHARF_EXTRACT_MODE === 'sync' ? 'sync' : 'threads';
+/** A batch of small files goes to a writer thread when it holds this many bytes or files. */
+const BATCH_BYTES = 1 << 20;
+const BATCH_FILES = 256;
+/** Batches queued on the writer threads (all extractions together) before parsing waits. */
+const BATCH_INFLIGHT = 2 * WRITERS;
 const BUFFER_FILE_MAX = 1 << 20;
 const BUFFER_TOTAL_MAX = 64 << 20;
 const WX = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
@@ -143,6 +151,9 @@ class Extractor {
   private bufferedBytes = 0;
   private bufferWaiters: (() => void)[] = [];
   private umask = currentUmask();
+  /** Small files gathered for a writer thread; each file's key is tracked with `done`. */
+  private batch: { jobs: FileJob[]; chunks: Buffer[]; bytes: number; keys: Set<string>; done: Promise<void>; resolve: () => void; reject: (e: unknown) => void } | null = null;
+  private batchesOut = new Set<Promise<void>>();
   size = 0;
   entries = 0;
 
@@ -201,7 +212,41 @@ class Extractor {
 
   /** Waits for every pending write (errors recorded in firstError). */
   async settle(): Promise<void> {
+    await this.sendBatch();
     while (this.pendingAll.size) await Promise.allSettled([...this.pendingAll]);
+  }
+
+  /** Adds a small file to the current batch (sent when full). */
+  private async addToBatch(key: string, p: string, chunks: Buffer[], len: number, mode: number, uid: number, gid: number, mtime: Date): Promise<void> {
+    if (!this.batch) {
+      let resolve!: () => void;
+      let reject!: (e: unknown) => void;
+      const done = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
+      this.batch = { jobs: [], chunks: [], bytes: 0, keys: new Set(), done, resolve, reject };
+    }
+    const b = this.batch;
+    b.jobs.push({ path: p, mode, uid, gid, mtime: mtime.getTime() / 1000, len });
+    for (const c of chunks) b.chunks.push(c);
+    b.bytes += len;
+    b.keys.add(key);
+    this.track(key, b.done);
+    if (b.bytes >= BATCH_BYTES || b.jobs.length >= BATCH_FILES) await this.sendBatch();
+  }
+
+  /** Hands the current batch to a writer thread, waiting first while too many batches are queued. */
+  private async sendBatch(): Promise<void> {
+    const b = this.batch;
+    if (!b) return;
+    this.batch = null;
+    const pool = fileWriterPool();
+    while (pool.inflight >= BATCH_INFLIGHT && this.batchesOut.size) await Promise.race(this.batchesOut);
+    const data = new ArrayBuffer(b.bytes);
+    const view = new Uint8Array(data);
+    let at = 0;
+    for (const c of b.chunks) { view.set(c, at); at += c.length; }
+    const out = pool.write(b.jobs, data, this.umask).then(b.resolve, (e: unknown) => { b.reject(e); });
+    this.batchesOut.add(out);
+    void out.then(() => this.batchesOut.delete(out));
   }
 
   private track(key: string, p: Promise<void>): void {
@@ -217,6 +262,7 @@ class Extractor {
   }
 
   private async waitFor(key: string): Promise<void> {
+    if (this.batch?.keys.has(key)) await this.sendBatch();
     const p = this.pending.get(key);
     if (p) await p;
   }
@@ -393,7 +439,12 @@ class Extractor {
         const size = h.size ?? 0;
         this.size += size;
         this.known.set(key, 'file');
-        if (size <= BUFFER_FILE_MAX && SYNC_SMALL) {
+        if (size <= BUFFER_FILE_MAX && MODE === 'threads') {
+          const chunks: Buffer[] = [];
+          let len = 0;
+          for await (const c of stream) { chunks.push(c as Buffer); len += (c as Buffer).length; }
+          await this.addToBatch(key, p, chunks, len, mode, uid, gid, mtime);
+        } else if (size <= BUFFER_FILE_MAX && MODE === 'sync') {
           const chunks: Buffer[] = [];
           for await (const c of stream) chunks.push(c as Buffer);
           this.writeFileSync(p, chunks, mode, uid, gid, mtime);

@@ -29,6 +29,7 @@ const gunzipP = promisify(gunzip);
 const BLOCK = 512;
 /** Raw runs are flushed to the sidecar in records of at most this many bytes. */
 const RAW_FLUSH = 256 * 1024;
+const SIDE_PIECE = 1 << 18;
 
 function parseNumeric(b: Buffer): number {
   if (b[0]! & 0x80) {
@@ -99,6 +100,10 @@ export class TarSplitRecorder extends Transform {
   private globalPax = new Map<string, string>();
   private seen = new Set<string>();
   private usable = true;
+  /** Sidecar bytes not yet handed to gzip: written in pieces of SIDE_PIECE (each gzip write is a thread-pool
+   *  round trip; a few per file made the recorder cost more than the extraction's own syscalls). */
+  private side: Buffer[] = [];
+  private sideLen = 0;
 
   constructor(readonly path: string) {
     super();
@@ -129,10 +134,23 @@ export class TarSplitRecorder extends Transform {
     const head = Buffer.alloc(5);
     head[0] = 0x52; // 'R'
     head.writeUInt32BE(this.rawLen, 1);
-    this.gz.write(head);
-    for (const b of this.raw) this.gz.write(b);
+    this.sideOut(head);
+    for (const b of this.raw) this.sideOut(b);
     this.raw = [];
     this.rawLen = 0;
+  }
+
+  private sideOut(b: Buffer): void {
+    this.side.push(b);
+    this.sideLen += b.length;
+    if (this.sideLen >= SIDE_PIECE) this.flushSide();
+  }
+
+  private flushSide(): void {
+    if (this.sideLen === 0) return;
+    this.gz.write(this.side.length === 1 ? this.side[0]! : Buffer.concat(this.side, this.sideLen));
+    this.side = [];
+    this.sideLen = 0;
   }
 
   private addFile(path: string, size: number): void {
@@ -142,8 +160,8 @@ export class TarSplitRecorder extends Transform {
     head[0] = 0x46; // 'F'
     head.writeDoubleBE(size, 1);
     head.writeUInt16BE(p.length, 9);
-    this.gz.write(head);
-    this.gz.write(p);
+    this.sideOut(head);
+    this.sideOut(p);
   }
 
   private scan(chunk: Buffer): void {
@@ -253,6 +271,7 @@ export class TarSplitRecorder extends Transform {
   /** Flushes and closes the sidecar. Returns whether it can reproduce the tar. */
   async finish(): Promise<boolean> {
     this.flushRaw();
+    this.flushSide();
     this.gz.end();
     try {
       await finished(this.out);

@@ -1,0 +1,139 @@
+/**
+ * Small files of a layer written on worker threads, in batches.
+ *
+ * Creating a file is a handful of syscalls (open O_EXCL, write, fchown, fchmod, futimes, close) and on this kind
+ * of machine most of a layer's extraction time is kernel time spent in them. The main thread has the tar to
+ * parse, hash and record; batches of small files (their bytes gathered in one transferred ArrayBuffer) go to
+ * `WRITERS` threads that make the calls synchronously, so creation runs on the other cores while parsing goes on
+ * — one message per batch instead of a thread-pool round trip per syscall.
+ *
+ * The same module is the worker's entry point (it checks `isMainThread`). Workers are shared by every
+ * extraction of the process and only keep the process alive while they have work.
+ */
+import * as fs from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { isMainThread, parentPort, Worker } from 'node:worker_threads';
+
+export interface FileJob {
+  path: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  /** mtime in seconds (fractional). */
+  mtime: number;
+  /** Bytes of this file in the batch's buffer (files follow each other in job order). */
+  len: number;
+}
+
+interface Request { id: number; jobs: FileJob[]; data: ArrayBuffer; umask: number }
+interface Reply { id: number; error?: { message: string; code?: string; path?: string } }
+
+const WX = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
+
+/** Writes one batch; throws the first failure (the batch's later files are then not written). */
+export function writeBatchSync(jobs: FileJob[], buf: Uint8Array, umask: number): void {
+  let at = 0;
+  for (const j of jobs) {
+    const fd = fs.openSync(j.path, WX, j.mode);
+    try {
+      let off = 0;
+      while (off < j.len) off += fs.writeSync(fd, buf, at + off, j.len - off);
+      if (j.uid !== 0 || j.gid !== 0) fs.fchownSync(fd, j.uid, j.gid);
+      // open() applied the umask, and chown clears setuid/setgid: fix the mode when either matters
+      if ((j.mode & (umask | 0o7000)) !== 0) fs.fchmodSync(fd, j.mode);
+      fs.futimesSync(fd, j.mtime, j.mtime);
+    } finally {
+      fs.closeSync(fd);
+    }
+    at += j.len;
+  }
+}
+
+if (!isMainThread && parentPort) {
+  const port = parentPort;
+  port.on('message', (m: Request) => {
+    const reply: Reply = { id: m.id };
+    try {
+      writeBatchSync(m.jobs, new Uint8Array(m.data), m.umask);
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      reply.error = { message: err.message, ...(err.code ? { code: err.code } : {}), ...(err.path ? { path: err.path } : {}) };
+    }
+    port.postMessage(reply);
+  });
+}
+
+interface Slot { worker: Worker; inflight: number }
+
+/** A few worker threads taking batches; `write` resolves when the batch is on disk (or rejects with its error). */
+export class FileWriterPool {
+  private readonly slots: Slot[] = [];
+  private readonly waiting = new Map<number, { resolve: () => void; reject: (e: Error) => void; slot: Slot }>();
+  private nextId = 1;
+
+  constructor(private readonly size: number) {}
+
+  private spawn(): Slot {
+    // no execArgv: the parent's flags (e.g. --input-type for an -e script) do not apply to this module
+    const worker = new Worker(new URL(import.meta.url), { execArgv: [] });
+    const slot: Slot = { worker, inflight: 0 };
+    worker.unref();
+    worker.on('message', (r: Reply) => {
+      const w = this.waiting.get(r.id);
+      if (!w) return;
+      this.waiting.delete(r.id);
+      if (--slot.inflight === 0) worker.unref();
+      if (r.error) {
+        const e = new Error(r.error.message) as NodeJS.ErrnoException;
+        if (r.error.code) e.code = r.error.code;
+        if (r.error.path) e.path = r.error.path;
+        w.reject(e);
+      } else w.resolve();
+    });
+    worker.on('error', (e) => this.fail(slot, e));
+    worker.on('exit', (code) => this.fail(slot, new Error(`file writer thread exited (${code})`)));
+    return slot;
+  }
+
+  /** A dead worker fails its batches and leaves the pool (a new one is made on demand). */
+  private fail(slot: Slot, e: Error): void {
+    const i = this.slots.indexOf(slot);
+    if (i >= 0) this.slots.splice(i, 1);
+    for (const [id, w] of [...this.waiting]) {
+      if (w.slot !== slot) continue;
+      this.waiting.delete(id);
+      w.reject(e);
+    }
+  }
+
+  /** Batches queued on the pool, all workers together. */
+  get inflight(): number {
+    return this.slots.reduce((a, s) => a + s.inflight, 0);
+  }
+
+  write(jobs: FileJob[], data: ArrayBuffer, umask: number): Promise<void> {
+    let slot = this.slots.reduce<Slot | undefined>((best, s) => (!best || s.inflight < best.inflight ? s : best), undefined);
+    if ((!slot || slot.inflight > 0) && this.slots.length < this.size) {
+      slot = this.spawn();
+      this.slots.push(slot);
+    }
+    const s = slot!;
+    const id = this.nextId++;
+    return new Promise<void>((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject, slot: s });
+      if (s.inflight++ === 0) s.worker.ref();
+      s.worker.postMessage({ id, jobs, data, umask } satisfies Request, [data]);
+    });
+  }
+}
+
+/** Threads writing small files: one per core beside the main thread's, at least one, at most four. */
+export const WRITERS = Math.max(1, Math.min(4, availableParallelism()));
+
+let shared: FileWriterPool | null = null;
+
+/** The process's pool (made on first use). */
+export function fileWriterPool(): FileWriterPool {
+  shared ??= new FileWriterPool(WRITERS);
+  return shared;
+}
