@@ -14,7 +14,7 @@ import { Puller } from '../engine/distribution/pull.js';
 import { ImageService } from '../engine/images/service.js';
 import { SystemService } from '../engine/system/system.js';
 import { BuildService } from '../engine/build/service.js';
-import { RuncExecutor } from '../engine/build/run-executor.js';
+import { ContainerExecutor } from '../engine/build/run-executor.js';
 import { buildRoutes } from '../api/routes/build.js';
 import type { Router } from '../api/router.js';
 import { DOCKER_VERSION, goArch, goContainerConfig, decompressStream } from '../engine/images/service.js';
@@ -108,7 +108,7 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
     },
     tag: (id, ref) => imageService.tagImage(id, ref),
     containerConfig: goContainerConfig,
-    executor: new RuncExecutor({ layers, stateDir: join(cfg.execRoot, 'build') }),
+    executor: new ContainerExecutor({ containers, runner, layers }),
     tmpDir: join(dataRoot, 'tmp'),
     dockerVersion: DOCKER_VERSION,
     arch: goArch(),

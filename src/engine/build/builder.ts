@@ -541,8 +541,7 @@ class BuildJob {
           }
           layer = await this.d.layers.extract(packEntries(entries));
         }
-        const cid = newId();
-        this.say(slot, ` ---> Running in ${cid.slice(0, 12)}\n`);
+        const cid = await this.configContainer(st, ccCmd, slot);
         await this.commit(st, ccCmd, layer, slot, true, cid);
         if (this.opts.rm) this.say(slot, `Removing intermediate container ${cid.slice(0, 12)}\n`);
         return;
@@ -560,10 +559,26 @@ class BuildJob {
   private async commitConfig(st: StageState, comment: string, slot: number): Promise<void> {
     const ccCmd = [...this.shell(st), '#(nop) ', comment];
     if (await this.probeCache(st, ccCmd, slot)) return;
-    const cid = newId();
-    this.say(slot, ` ---> Running in ${cid.slice(0, 12)}\n`);
+    const cid = await this.configContainer(st, ccCmd, slot);
     await this.commit(st, ccCmd, null, slot, true, cid);
     if (this.opts.rm) this.say(slot, `Removing intermediate container ${cid.slice(0, 12)}\n`);
+  }
+
+  /**
+   * A config-only step's container: docker creates one (never started) and commits it. When --rm / --force-rm
+   * removes it right after the commit, only its ID is made here; with --rm=false it is a real container that
+   * stays, Created, in `ps -a`.
+   */
+  private async configContainer(st: StageState, ccCmd: string[], slot: number): Promise<string> {
+    let cid: string;
+    if (this.opts.rm || this.opts.forceRm || !this.d.executor.create) cid = newId();
+    else {
+      const shell = this.shell(st);
+      const cmd = [...shell, ccCmd.slice(shell.length).join('')];
+      cid = await this.d.executor.create({ imageId: st.imageId, config: st.run, cmd, network: this.opts.networkMode });
+    }
+    this.say(slot, ` ---> Running in ${cid.slice(0, 12)}\n`);
+    return cid;
   }
 
   private async probeCache(st: StageState, ccCmd: string[], slot: number): Promise<boolean> {
@@ -719,30 +734,44 @@ class BuildJob {
     const shown = args.filter((a) => { const k = a.slice(0, a.indexOf('=')); return !PROXY_ARGS.includes(k) || st.args.has(k); });
     const ccCmd = shown.length ? [`|${shown.length}`, ...shown, ...cmd] : cmd;
     if (await this.probeCache(st, ccCmd, slot)) return;
-    const cid = newId();
+    const ex = this.d.executor;
+    const env = [...(st.run.Env ?? []), ...args];
+    const cid = ex.create
+      ? await ex.create({ imageId: st.imageId, config: st.run, cmd, env, clearEntrypoint: true, network: this.opts.networkMode })
+      : newId();
     this.say(slot, ` ---> Running in ${cid.slice(0, 12)}\n`);
-    const topChain = chainOf(st.config.rootfs?.diff_ids ?? []);
+    const removed = async () => {
+      await ex.remove?.(cid);
+      this.say(slot, `Removing intermediate container ${cid.slice(0, 12)}\n`);
+    };
     let errBuf = '';
-    const res = await this.d.executor.run({
-      id: cid, rootfsChain: topChain, cmd, env: [...(st.run.Env ?? []), ...args], user: st.run.User ?? '',
-      workdir: st.run.WorkingDir || '/', network: this.opts.networkMode === 'none' ? 'none' : 'host',
-      volumes: Object.keys(st.run.Volumes ?? {}),
-      stdout: (b) => this.say(slot, b.toString('utf8')),
-      stderr: (b) => {
-        // whole lines (a shell's message arrives in pieces that dockerd's pipe would have joined)
-        errBuf += b.toString('utf8');
-        const nl = errBuf.lastIndexOf('\n');
-        if (nl >= 0) { this.say(slot, `\u001b[91m${errBuf.slice(0, nl + 1)}\u001b[0m`); errBuf = errBuf.slice(nl + 1); }
-      },
-      signal: this.abort.signal,
-    });
+    let res: Awaited<ReturnType<RunExecutor['run']>>;
+    try {
+      res = await ex.run({
+        id: cid, cmd, env,
+        stdout: (b) => this.say(slot, b.toString('utf8')),
+        stderr: (b) => {
+          // whole lines (a shell's message arrives in pieces that dockerd's pipe would have joined)
+          errBuf += b.toString('utf8');
+          const nl = errBuf.lastIndexOf('\n');
+          if (nl >= 0) { this.say(slot, `\u001b[91m${errBuf.slice(0, nl + 1)}\u001b[0m`); errBuf = errBuf.slice(nl + 1); }
+        },
+        signal: this.abort.signal,
+      });
+    } catch (e) {
+      if (errBuf) this.say(slot, `\u001b[91m${errBuf}\u001b[0m`);
+      // a cancelled step's container is already gone; one that failed to start stays unless --force-rm
+      if (this.opts.forceRm && !this.abort.signal.aborted) await removed();
+      throw e;
+    }
     if (errBuf) this.say(slot, `\u001b[91m${errBuf}\u001b[0m`);
     if (res.exitCode !== 0) {
-      if (this.opts.forceRm) this.say(slot, `Removing intermediate container ${cid.slice(0, 12)}\n`);
+      // docker: the failed step's container is kept (Exited (N)) unless --force-rm
+      if (this.opts.forceRm) await removed();
       throw new BuildRunError(`The command '${cmd.join(' ')}' returned a non-zero code: ${res.exitCode}`, res.exitCode);
     }
     await this.commit(st, ccCmd, res.layer, slot, false, cid);
-    if (this.opts.rm) this.say(slot, `Removing intermediate container ${cid.slice(0, 12)}\n`);
+    if (this.opts.rm) await removed();
   }
 
   // ------------------------------------------------------------------ files in images

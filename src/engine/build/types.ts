@@ -3,27 +3,48 @@
  * builder needs from the rest of the engine, injected by the composition root.
  */
 import type { Readable } from 'node:stream';
+import type { ContainerConfig } from '../images/types.js';
 import type { ExtractedLayer } from '../layers/types.js';
 
-/** Runs one RUN step in a container over an image and returns its exit code and filesystem changes. */
+/** A build step's container: the stage's run config with the step's command. */
+export interface StepContainer {
+  /** The image the step runs on (null: FROM scratch, an empty root filesystem). */
+  imageId: string | null;
+  /** The stage's run config (User, WorkingDir, Env, Volumes, Labels, …). */
+  config: ContainerConfig;
+  cmd: string[];
+  /** Env of the container when it differs from config.Env (RUN: plus the build args that reach it). */
+  env?: string[];
+  /** RUN: the image's ENTRYPOINT is not applied. */
+  clearEntrypoint?: boolean;
+  /** HostConfig.NetworkMode: "default" (the bridge) when absent, "bridge", "host", "none". */
+  network?: string;
+}
+
+/**
+ * Runs build steps in containers: create (the ID "Running in" names), run (RUN only), remove (the builder's
+ * --rm / --force-rm decision). The daemon's executor makes real containers (run-executor.ts); an executor without
+ * create/remove (a test double) gets a made-up ID and only runs. The image's VOLUMEs are anonymous volumes, so
+ * RUN's writes below them never reach the layer.
+ */
 export interface RunExecutor {
+  create?(spec: StepContainer): Promise<string>;
+  /**
+   * Runs the step's container with its output streamed and waits for its exit; a zero exit gives its filesystem
+   * changes. An aborted signal kills and removes the container and rejects.
+   */
   run(opts: {
-    /** Container ID (64 hex) that "Running in" names. */
+    /** The container (from create) that "Running in" names. */
     id: string;
-    /** Top chain ID of the image the step runs on (null: scratch). */
-    rootfsChain: string | null;
+    /** The step as create() got it (what an executor without create runs). */
     cmd: string[];
     env: string[];
-    user: string;
-    workdir: string;
-    /** "host" (default for builds), "none". */
-    network?: string;
-    /** VOLUME paths of the image: like docker's anonymous volumes, RUN's writes below them are discarded. */
-    volumes?: string[];
     stdout: (b: Buffer) => void;
     stderr: (b: Buffer) => void;
     signal?: AbortSignal;
   }): Promise<{ exitCode: number; layer: ExtractedLayer | null }>;
+  /** Removes a step's container with its anonymous volumes (nothing when it is gone). */
+  remove?(id: string): Promise<void>;
 }
 
 export type { BuildRequest as BuildOptions } from '../../api/backend.js';

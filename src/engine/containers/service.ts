@@ -230,15 +230,18 @@ export class ContainerService {
     return out;
   }
 
-  /** POST /containers/create. */
-  async create(name: string | null, body: Record<string, unknown>): Promise<{ Id: string; Warnings: string[] }> {
+  /**
+   * POST /containers/create. `opts.noImage` (the classic builder's RUN after FROM scratch, as dockerd's
+   * ContainerCreateIgnoreImagesArgsEscaped): an empty Image gives a container on an empty root filesystem.
+   */
+  async create(name: string | null, body: Record<string, unknown>, opts: { noImage?: boolean } = {}): Promise<{ Id: string; Warnings: string[] }> {
     if (name !== null && name !== '' && !NAME_RE.test(name)) {
       throw new InvalidParameterError(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
     }
     const imageName = typeof body.Image === 'string' ? body.Image : '';
-    if (imageName === '') throw new InvalidParameterError('Config cannot be empty in order to create a container');
-    const img = await this.d.resolveImage(imageName);
-    const ic = (img.config.config ?? {}) as ContainerConfig;
+    if (imageName === '' && !opts.noImage) throw new InvalidParameterError('Config cannot be empty in order to create a container');
+    const img = imageName === '' ? null : await this.d.resolveImage(imageName);
+    const ic = (img?.config.config ?? {}) as ContainerConfig;
     const { HostConfig: hc0, NetworkingConfig: _nc, ...cfg0 } = body as Record<string, unknown>;
     const hc = (hc0 && typeof hc0 === 'object' ? hc0 : {}) as Record<string, unknown>;
     const cfg = { ...cfg0 } as ContainerConfig & Record<string, unknown>;
@@ -274,7 +277,7 @@ export class ContainerService {
       Args: argv.slice(1),
       Config: cfg,
       HostConfig: { NetworkMode: 'default', ...hc },
-      Image: img.id,
+      Image: img?.id ?? '',
       Name: finalName,
       State: {
         Status: 'created', Running: false, Paused: false, Restarting: false, OOMKilled: false, Dead: false,
@@ -289,7 +292,7 @@ export class ContainerService {
     try {
       rec.MountPoints = await this.mountPointsOf(id, hc, cfg, madeVolumes);
       await mkdir(this.dir(id), { recursive: true, mode: 0o710 });
-      await this.d.layers.createRW(id, topChainOf(img.config) as Digest | null);
+      await this.d.layers.createRW(id, img ? topChainOf(img.config) as Digest | null : null);
       await this.save(rec);
     } catch (e) {
       this.byId.delete(id);
