@@ -8,6 +8,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { startDaemon, type Daemon } from '../support/daemon.js';
 import { show } from '../support/cli.js';
 import { buildOciLayout } from '../support/oci-images.js';
@@ -225,4 +226,40 @@ test('a layer made by GNU tar (user names, its own order) saves byte for byte; a
   await writeFile(join(layerDir, 'etc', 'app', 'conf'), 'key=VALUE\n');
   const bad = await a.docker(['save', '-o', join(work, 'gnu-bad.tar'), 'gnu/made:v1']);
   assert.notEqual(bad.code, 0, show(bad));
+});
+
+test('a saved archive is an OCI image layout too: skopeo reads it as oci-archive (config = image ID, every tag in index.json), layers stored once', { timeout: 180_000 }, async () => {
+  const file = join(work, 'oci.tar');
+  const s = await a.docker(['save', '-o', file, 'saved/one:v1', 'busybox:latest']);
+  assert.equal(s.code, 0, show(s));
+  const listing = execFileSync('tar', ['-tvf', file], { encoding: 'utf8' });
+  assert.match(listing, /\boci-layout\b/);
+  assert.match(listing, /\bindex\.json\b/);
+  // the layer blobs are hard links to the docker-archive's layer.tar files (no second copy)
+  assert.match(listing, /blobs\/sha256\/[a-f0-9]{64} link to [a-f0-9]{64}\/layer\.tar/);
+  const index = JSON.parse(execFileSync('tar', ['-xOf', file, 'index.json'], { encoding: 'utf8' }));
+  const names = index.manifests.map((m: { annotations: Record<string, string> }) => m.annotations['io.containerd.image.name']).sort();
+  assert.deepEqual(names, ['docker.io/library/busybox:latest', 'docker.io/saved/one:v1']);
+  for (const tag of ['v1', 'latest']) {
+    const raw = execFileSync('skopeo', ['inspect', '--raw', '--config', `oci-archive:${file}:${tag}`], { encoding: 'utf8' });
+    assert.equal(`sha256:${createHash('sha256').update(raw).digest('hex')}`, id, 'the OCI config blob is the image config byte for byte');
+  }
+  // the OCI manifest's layers are the uncompressed layer tars: their digests are the image's diff IDs, and
+  // skopeo can copy the image out of the archive (it reads and verifies every blob)
+  const cfg = JSON.parse((await a.docker(['image', 'inspect', '--format', '{{json .RootFS.Layers}}', 'saved/one:v1'])).stdout);
+  const m = JSON.parse(execFileSync('skopeo', ['inspect', '--raw', `oci-archive:${file}:v1`], { encoding: 'utf8' }));
+  assert.deepEqual(m.layers.map((l: { digest: string }) => l.digest), cfg);
+  assert.ok(m.layers.every((l: { mediaType: string }) => l.mediaType === 'application/vnd.oci.image.layer.v1.tar'));
+  const dir = join(work, 'oci-dir');
+  execFileSync('skopeo', ['copy', '-q', `oci-archive:${file}:v1`, `oci:${dir}:v1`]);
+  assert.ok(JSON.parse(execFileSync('skopeo', ['inspect', '--raw', `oci:${dir}:v1`], { encoding: 'utf8' })).layers.length === cfg.length);
+  // and wharfd still loads it (through manifest.json)
+  const c = await startDaemon();
+  try {
+    const l = await c.docker(['load', '-i', file]);
+    assert.equal(l.code, 0, show(l));
+    assert.equal((await c.docker(['image', 'inspect', '--format', '{{.Id}}', 'saved/one:v1'])).stdout.trim(), id);
+  } finally {
+    await c.stop();
+  }
 });

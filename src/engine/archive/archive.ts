@@ -143,6 +143,24 @@ export class ArchiveService {
       const manifest: ManifestItem[] = [];
       const repositories: Record<string, Record<string, string>> = {};
       const written = new Set<string>();
+      // the same archive is an OCI image layout too (as docker ≥ 25 writes it): blobs/sha256/<digest> for
+      // every config, layer and manifest, index.json naming each tag; blobs that are already in the archive
+      // (layer.tar, <id>.json) are hard links to them, so no byte is stored twice
+      const ociBlobs = new Set<string>();
+      const ociIndex: Record<string, unknown>[] = [];
+      /** A blob entry (a hard link to `target`, or the bytes), once per digest. */
+      const blob = async (digest: Digest, target: string | Buffer) => {
+        const name = `blobs/sha256/${hexOf(digest)}`;
+        if (ociBlobs.has(name)) return;
+        if (ociBlobs.size === 0) {
+          await entry({ name: 'blobs/', type: 'directory', mode: 0o755 });
+          await entry({ name: 'blobs/sha256/', type: 'directory', mode: 0o755 });
+        }
+        ociBlobs.add(name);
+        if (typeof target === 'string') await entry({ name, type: 'link', linkname: target, mode: 0o644 });
+        else await entry({ name, mode: 0o644 }, target);
+      };
+      const ociLayers: { id: Digest; layers: { digest: Digest; size: number; path: string }[] }[] = [];
       for (const id of order) {
         const { img, tags } = byId.get(id)!;
         const cfg = img.config as ImageConfig;
@@ -155,6 +173,8 @@ export class ArchiveService {
           const top = i === diffIds.length - 1;
           const lid = v1Id(parentV1, diffIds[i]!, top ? img.raw : undefined);
           layerPaths.push(`${lid}/layer.tar`);
+          (ociLayers.find((o) => o.id === id) ?? (ociLayers.push({ id, layers: [] }), ociLayers[ociLayers.length - 1]!)).layers
+            .push({ digest: diffIds[i]! as Digest, size: spooled.get(chain)!.size, path: `${lid}/layer.tar` });
           if (!written.has(lid)) {
             written.add(lid);
             await entry({ name: `${lid}/`, type: 'directory', mode: 0o755 });
@@ -180,6 +200,22 @@ export class ArchiveService {
           parentV1 = lid;
         }
         await entry({ name: `${hexOf(id)}.json`, mode: 0o644 }, img.raw);
+        const oci = ociLayers.find((o) => o.id === id)?.layers ?? [];
+        for (const l of oci) await blob(l.digest, l.path);
+        await blob(id, `${hexOf(id)}.json`);
+        const ociManifest = Buffer.from(JSON.stringify({
+          schemaVersion: 2,
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: id, size: img.raw.length },
+          layers: oci.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: l.digest, size: l.size })),
+        }));
+        const mdigest = sha256(ociManifest);
+        await blob(mdigest, ociManifest);
+        const desc = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: mdigest, size: ociManifest.length };
+        if (tags.length === 0) ociIndex.push(desc);
+        for (const t of tags) {
+          ociIndex.push({ ...desc, annotations: { 'io.containerd.image.name': referenceString(t), ...(t.tag !== undefined ? { 'org.opencontainers.image.ref.name': t.tag } : {}) } });
+        }
         const repoTags = tags.map((t) => familiarString(t));
         manifest.push({ Config: `${hexOf(id)}.json`, RepoTags: repoTags.length ? repoTags : null, Layers: layerPaths });
         for (const t of tags) {
@@ -187,6 +223,8 @@ export class ArchiveService {
           (repositories[familiarName(t)] ??= {})[t.tag] = parentV1;
         }
       }
+      await entry({ name: 'index.json', mode: 0o644 }, Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: ociIndex })));
+      await entry({ name: 'oci-layout', mode: 0o644 }, Buffer.from(JSON.stringify({ imageLayoutVersion: '1.0.0' })));
       await entry({ name: 'manifest.json', mode: 0o644 }, Buffer.from(JSON.stringify(manifest)));
       if (Object.keys(repositories).length > 0) {
         await entry({ name: 'repositories', mode: 0o644 }, Buffer.from(JSON.stringify(repositories)));
