@@ -1,0 +1,186 @@
+/**
+ * End to end: the classic builder's step containers are real containers of the daemon (dockerd's
+ * containerManager): RUN on the default bridge (an address in the subnet `docker run` containers get, the
+ * resolv.conf `docker run` gets), `--network none` (only lo); `--rm=false` leaves every step's container in
+ * `ps -a` (wharf build and `DOCKER_BUILDKIT=0 docker build`); a failing RUN keeps its container with the exit code
+ * unless `--force-rm`; a cancelled build (client gone) leaves no container.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { networkInterfaces, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startDaemon, type Daemon } from '../support/daemon.js';
+import { show, type RunResult } from '../support/cli.js';
+
+let d: Daemon;
+let ctx: string;
+
+before(async () => {
+  d = await startDaemon();
+  const r = await d.wharf(['image', 'bootstrap', 'busybox']);
+  assert.equal(r.code, 0, show(r));
+  ctx = await mkdtemp(join(tmpdir(), 'wharf-bc-ctx-'));
+});
+
+after(async () => {
+  await d?.stop();
+  if (ctx) await rm(ctx, { recursive: true, force: true });
+});
+
+async function dockerfile(name: string, text: string): Promise<string> {
+  await writeFile(join(ctx, name), text);
+  return join(ctx, name);
+}
+
+/** IDs (12) of "Running in" lines, in order. */
+function runningIn(out: string): string[] {
+  return [...out.matchAll(/ ---> Running in ([0-9a-f]{12})/g)].map((m) => m[1]!);
+}
+
+function removed(out: string): string[] {
+  return [...out.matchAll(/Removing intermediate container ([0-9a-f]{12})/g)].map((m) => m[1]!);
+}
+
+/** `ps -a` as rows: id, command, status. */
+async function psAll(): Promise<{ id: string; command: string; status: string }[]> {
+  const r = await d.wharf(['ps', '-a', '--no-trunc', '--format', '{{.ID}}\t{{.Command}}\t{{.Status}}']);
+  assert.equal(r.code, 0, show(r));
+  return r.stdout.split('\n').filter(Boolean).map((l) => {
+    const [id, command, status] = l.split('\t') as [string, string, string];
+    return { id, command, status };
+  });
+}
+
+async function clearContainers(): Promise<void> {
+  for (const c of await psAll()) await d.wharf(['rm', '-f', c.id]);
+  assert.deepEqual(await psAll(), []);
+}
+
+function ok(r: RunResult): string {
+  assert.equal(r.code, 0, show(r));
+  return r.stdout + r.stderr;
+}
+
+/** "a.b.c.d/len" → the network's number and the mask. */
+function subnetOf(addr: string, len: number): number {
+  const n = addr.split('.').reduce((a, b) => (a << 8) + Number(b), 0) >>> 0;
+  const mask = len === 0 ? 0 : (~0 << (32 - len)) >>> 0;
+  return (n & mask) >>> 0;
+}
+
+/** `ip -4 -o addr` lines → interface and address. */
+function inet(out: string): { ifname: string; addr: string; len: number }[] {
+  return [...out.matchAll(/^\d+:\s+(\S+)\s+inet\s+([\d.]+)\/(\d+)/gm)].map((m) => ({ ifname: m[1]!, addr: m[2]!, len: Number(m[3]) }));
+}
+
+test('RUN is on the default bridge (the subnet and resolv.conf of docker run); --network none has only lo', async () => {
+  await clearContainers();
+  const f = await dockerfile('Dockerfile.net', 'FROM busybox\nRUN ip -4 -o addr > /addr && cat /etc/resolv.conf > /resolv && echo RUN-ADDR && cat /addr\n');
+  const out = ok(await d.wharf(['build', '--no-cache', '-f', f, '-t', 'bc-net', ctx]));
+  assert.match(out, /RUN-ADDR/);
+  const seen = inet(ok(await d.wharf(['run', '--rm', 'bc-net', 'cat', '/addr'])));
+  const others = seen.filter((a) => a.ifname !== 'lo');
+  assert.equal(others.length, 1, `one interface besides lo: ${JSON.stringify(seen)}`);
+  // a container of `docker run` on the same daemon: its address and prefix give the bridge's subnet
+  const cid = ok(await d.wharf(['run', '-d', 'busybox', 'sleep', '30'])).trim().split('\n').pop()!;
+  const ip = ok(await d.wharf(['inspect', '--format', '{{.NetworkSettings.IPAddress}} {{.NetworkSettings.IPPrefixLen}}', cid])).trim().split(' ');
+  const len = Number(ip[1]);
+  assert.ok(ip[0] && len > 0, `docker run's container has a bridge address: ${ip.join(' ')}`);
+  assert.equal(others[0]!.len, len);
+  assert.equal(subnetOf(others[0]!.addr, len), subnetOf(ip[0]!, len), `${others[0]!.addr} in ${ip[0]}/${len}`);
+  const hostAddrs = Object.values(networkInterfaces()).flat().map((a) => a?.address);
+  assert.ok(!hostAddrs.includes(others[0]!.addr), `not one of the host's addresses: ${others[0]!.addr}`);
+  // DNS as docker run's: the same resolv.conf
+  const runResolv = ok(await d.wharf(['exec', cid, 'cat', '/etc/resolv.conf']));
+  const buildResolv = ok(await d.wharf(['run', '--rm', 'bc-net', 'cat', '/resolv']));
+  assert.equal(buildResolv, runResolv);
+  await d.wharf(['rm', '-f', cid]);
+  // --rm (the default): no step container is left
+  assert.deepEqual(await psAll(), []);
+
+  const none = ok(await d.wharf(['build', '--no-cache', '--network', 'none', '-f', f, '-t', 'bc-none', ctx]));
+  assert.match(none, /RUN-ADDR/);
+  const noneAddrs = inet(ok(await d.wharf(['run', '--rm', 'bc-none', 'cat', '/addr'])));
+  assert.deepEqual(noneAddrs.map((a) => a.ifname), ['lo']);
+  assert.deepEqual(await psAll(), []);
+});
+
+for (const cli of ['wharf', 'docker'] as const) {
+  test(`--rm=false through ${cli} build: every RUN step's container stays, Exited (0), /bin/sh -c …`, async () => {
+    await clearContainers();
+    const f = await dockerfile('Dockerfile.keep', 'FROM busybox\nRUN echo one > /one\nRUN echo two > /two\nRUN ["sh", "-c", "echo three > /three"]\n');
+    const r = cli === 'wharf'
+      ? await d.wharf(['build', '--rm=false', '--no-cache', '-f', f, ctx])
+      : await d.docker(['build', '--rm=false', '--no-cache', '-f', f, ctx]);
+    const out = ok(r);
+    const ids = runningIn(out);
+    assert.equal(ids.length, 3, out);
+    assert.deepEqual(removed(out), [], 'no "Removing intermediate container" with --rm=false');
+    const ps = await psAll();
+    assert.equal(ps.length, 3, JSON.stringify(ps));
+    for (const id of ids) {
+      const row = ps.find((p) => p.id.startsWith(id));
+      assert.ok(row, `container ${id} of "Running in" is in ps -a: ${JSON.stringify(ps)}`);
+      assert.match(row.status, /^Exited \(0\) /);
+    }
+    const cmds = ps.map((p) => p.command).sort();
+    assert.deepEqual(cmds.filter((c) => c.startsWith('"/bin/sh -c')).length, 2, JSON.stringify(cmds));
+    assert.ok(cmds.some((c) => c.startsWith('"sh -c')), JSON.stringify(cmds));
+    // the default again: the same steps leave nothing
+    const out2 = ok(cli === 'wharf' ? await d.wharf(['build', '--no-cache', '-f', f, ctx]) : await d.docker(['build', '--no-cache', '-f', f, ctx]));
+    assert.deepEqual(removed(out2), runningIn(out2));
+    assert.equal((await psAll()).length, 3);
+  });
+}
+
+test('a failing RUN keeps its container (Exited (N)) under --rm; --force-rm removes it', async () => {
+  await clearContainers();
+  const f = await dockerfile('Dockerfile.fail', 'FROM busybox\nRUN echo fine > /ok\nRUN echo about to fail && exit 3\n');
+  const r = await d.wharf(['build', '--no-cache', '-f', f, ctx]);
+  assert.notEqual(r.code, 0);
+  const out = r.stdout + r.stderr;
+  assert.match(out, /returned a non-zero code: 3/);
+  const ids = runningIn(out);
+  assert.equal(ids.length, 2, out);
+  assert.deepEqual(removed(out), [ids[0]], 'only the successful step is removed');
+  const ps = await psAll();
+  assert.equal(ps.length, 1, JSON.stringify(ps));
+  assert.ok(ps[0]!.id.startsWith(ids[1]!));
+  assert.match(ps[0]!.status, /^Exited \(3\) /);
+  const code = ok(await d.wharf(['inspect', '--format', '{{.State.ExitCode}}', ids[1]!])).trim();
+  assert.equal(code, '3');
+
+  await clearContainers();
+  const r2 = await d.docker(['build', '--no-cache', '--force-rm', '-f', f, ctx]);
+  assert.notEqual(r2.code, 0);
+  const out2 = r2.stdout + r2.stderr;
+  const ids2 = runningIn(out2);
+  assert.equal(ids2.length, 2, out2);
+  assert.deepEqual(removed(out2), ids2);
+  assert.deepEqual(await psAll(), []);
+});
+
+test('a cancelled build (the client goes away during RUN) kills and removes the step container', async () => {
+  await clearContainers();
+  const f = await dockerfile('Dockerfile.slow', 'FROM busybox\nRUN echo started && sleep 60\n');
+  const started = Date.now();
+  const build = d.wharf(['build', '--no-cache', '-f', f, ctx], { timeoutMs: 6000 });
+  // while it runs, the step is a running container of the daemon
+  let running: { id: string; command: string; status: string } | undefined;
+  for (let i = 0; i < 50 && !running; i++) {
+    running = (await psAll()).find((p) => p.status.startsWith('Up'));
+    if (!running) await new Promise((res) => setTimeout(res, 100));
+  }
+  assert.ok(running, 'the RUN step shows in ps while it runs');
+  assert.match(running.command, /sleep 60/);
+  const r = await build;
+  assert.equal(r.code, 137, show(r));
+  let left = await psAll();
+  for (let i = 0; i < 100 && left.length; i++) {
+    await new Promise((res) => setTimeout(res, 100));
+    left = await psAll();
+  }
+  assert.deepEqual(left, []);
+  assert.ok(Date.now() - started < 30_000, 'the sleep was killed, not waited for');
+});
