@@ -97,14 +97,14 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
   const build = new BuildService({
     images, layers,
     resolveImage: (name) => imageService.resolve(name),
-    pull: (ref, progress, auth) => {
+    pull: (ref, progress, auth, platform) => {
       // X-Registry-Config is keyed by registry host; Docker Hub's key is its v1 index URL
       let creds;
       if (auth) {
         const domain = parseNamed(ref).domain;
         creds = domain === 'docker.io' ? auth['https://index.docker.io/v1/'] ?? auth['docker.io'] ?? auth['index.docker.io'] : auth[domain] ?? auth[`https://${domain}`] ?? auth[`http://${domain}`];
       }
-      return imageService.pull(ref, creds ? { auth: creds } : {}, progress);
+      return imageService.pull(ref, { ...(creds ? { auth: creds } : {}), ...(platform ? { platform } : {}) }, progress);
     },
     tag: (id, ref) => imageService.tagImage(id, ref),
     containerConfig: goContainerConfig,

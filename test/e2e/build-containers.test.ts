@@ -107,7 +107,7 @@ test('RUN is on the default bridge (the subnet and resolv.conf of docker run); -
 });
 
 for (const cli of ['wharf', 'docker'] as const) {
-  test(`--rm=false through ${cli} build: every RUN step's container stays, Exited (0), /bin/sh -c …`, async () => {
+  test(`--rm=false through ${cli} build: every step's container stays (RUN: Exited (0), /bin/sh -c …; ENV: Created)`, async () => {
     await clearContainers();
     const f = await dockerfile('Dockerfile.keep', 'FROM busybox\nRUN echo one > /one\nRUN echo two > /two\nRUN ["sh", "-c", "echo three > /three"]\n');
     const r = cli === 'wharf'
@@ -127,10 +127,22 @@ for (const cli of ['wharf', 'docker'] as const) {
     const cmds = ps.map((p) => p.command).sort();
     assert.deepEqual(cmds.filter((c) => c.startsWith('"/bin/sh -c')).length, 2, JSON.stringify(cmds));
     assert.ok(cmds.some((c) => c.startsWith('"sh -c')), JSON.stringify(cmds));
+    // a config-only step's container is created (never started) and kept too: Created, with docker's Cmd
+    await clearContainers();
+    const e = await dockerfile('Dockerfile.keepenv', 'FROM busybox\nENV K=v\nRUN echo $K > /k\n');
+    const oute = ok(cli === 'wharf' ? await d.wharf(['build', '--rm=false', '--no-cache', '-f', e, ctx]) : await d.docker(['build', '--rm=false', '--no-cache', '-f', e, ctx]));
+    const idse = runningIn(oute);
+    assert.equal(idse.length, 2, oute);
+    const pse = await psAll();
+    assert.equal(pse.length, 2, JSON.stringify(pse));
+    const env = pse.find((p) => p.id.startsWith(idse[0]!))!;
+    assert.equal(env.status, 'Created');
+    assert.match(env.command, /^"\/bin\/sh -c '#\(nop\) ' 'ENV K=v'"$/);
+    assert.match(pse.find((p) => p.id.startsWith(idse[1]!))!.status, /^Exited \(0\) /);
     // the default again: the same steps leave nothing
     const out2 = ok(cli === 'wharf' ? await d.wharf(['build', '--no-cache', '-f', f, ctx]) : await d.docker(['build', '--no-cache', '-f', f, ctx]));
     assert.deepEqual(removed(out2), runningIn(out2));
-    assert.equal((await psAll()).length, 3);
+    assert.equal((await psAll()).length, 2);
   });
 }
 
@@ -183,4 +195,43 @@ test('a cancelled build (the client goes away during RUN) kills and removes the 
   }
   assert.deepEqual(left, []);
   assert.ok(Date.now() - started < 30_000, 'the sleep was killed, not waited for');
+});
+
+test('FROM --platform: pulled for that platform when missing (also through a meta ARG); an earlier stage must match; no predefined $BUILDPLATFORM', async () => {
+  const { startRegistry } = await import('../support/registry.js');
+  const { pushBusybox } = await import('../support/oci-images.js');
+  const reg = await startRegistry();
+  try {
+    await pushBusybox(reg.host, 'multi/busybox:1', { multiArch: true });
+    await pushBusybox(reg.host, 'multi/other:1', { multiArch: true });
+    // the index has linux/amd64 and linux/arm64 (same host binary, /etc/platform names the entry)
+    const f = await dockerfile('Dockerfile.plat', `FROM --platform=linux/arm64 ${reg.host}/multi/busybox:1\nRUN echo "entry=$(cat /etc/platform)"\n`);
+    const out = ok(await d.wharf(['build', '-f', f, '-t', 'bc-plat', ctx]));
+    assert.match(out, /\nentry=linux\/arm64\n/);
+    assert.equal(ok(await d.wharf(['inspect', '--format', '{{.Os}}/{{.Architecture}}', 'bc-plat'])).trim(), 'linux/arm64');
+
+    const g = await dockerfile('Dockerfile.platarg', `ARG PLAT=linux/arm64\nFROM --platform=$PLAT ${reg.host}/multi/other:1\nRUN echo "entry=$(cat /etc/platform)"\n`);
+    const out2 = ok(await d.docker(['build', '--build-arg', 'PLAT=linux/amd64', '-f', g, ctx]));
+    assert.match(out2, /\nentry=linux\/amd64\n/);
+    assert.doesNotMatch(out2, /were not consumed/);
+
+    // dockerd 20.10 prefers the local image: present, it is used whatever its platform
+    const h = await dockerfile('Dockerfile.platlocal', `FROM --platform=linux/amd64 ${reg.host}/multi/busybox:1\nRUN echo "entry=$(cat /etc/platform)"\n`);
+    assert.match(ok(await d.wharf(['build', '--no-cache', '-f', h, ctx])), /\nentry=linux\/arm64\n/);
+  } finally {
+    await reg.stop();
+  }
+
+  const host = ok(await d.wharf(['inspect', '--format', '{{.Os}}/{{.Architecture}}', 'busybox'])).trim();
+  const other = host === 'linux/arm64' ? 'linux/amd64' : 'linux/arm64';
+  const s = await dockerfile('Dockerfile.platstage', `FROM busybox AS base\nRUN echo base\nFROM --platform=${other} base\nRUN echo never\n`);
+  const r = await d.docker(['build', '-f', s, ctx]);
+  assert.equal(r.code, 1, show(r));
+  assert.match(r.stderr, new RegExp(`image with reference sha256:[0-9a-f]{64} was found but does not match the specified platform: wanted ${other}, actual: ${host}\\n$`));
+  assert.doesNotMatch(r.stdout, /never/);
+
+  const b = await dockerfile('Dockerfile.buildplat', 'FROM --platform=$BUILDPLATFORM busybox\nRUN echo never\n');
+  const r2 = await d.docker(['build', '-f', b, ctx]);
+  assert.equal(r2.code, 1, show(r2));
+  assert.match(r2.stderr, /failed to parse platform : "": unknown operating system or architecture: invalid argument\n$/);
 });

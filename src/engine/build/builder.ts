@@ -26,6 +26,7 @@ import { goMatch, hasWildcards } from '../../lib/dockerignore.js';
 import { goHealthcheck, goQuote, goQuoteList } from './format.js';
 import type { RunExecutor } from './types.js';
 import { mergedLstat, resolveInLayers, resolveInRoot } from './scope.js';
+import { formatPlatform, parsePlatform, platformMatches, type Platform } from '../distribution/platform.js';
 
 export const EMPTY_TAR_DIGEST = 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef';
 export const MAX_LAYERS = 127;
@@ -43,8 +44,11 @@ export interface BuilderDeps {
   layers: LayerStore;
   /** Image by name or ID (NotFoundError when missing). */
   resolveImage(name: string): Promise<Image>;
-  /** Pulls a base image; `auth` is the request's X-Registry-Config (credentials by registry host). */
-  pull(ref: string, progress: ProgressSink, auth?: BuildRequest['registryAuth']): Promise<void>;
+  /**
+   * Pulls a base image; `auth` is the request's X-Registry-Config (credentials by registry host), `platform`
+   * ("os/arch[/variant]") FROM --platform's (the host's when absent).
+   */
+  pull(ref: string, progress: ProgressSink, auth?: BuildRequest['registryAuth'], platform?: string): Promise<void>;
   /** Tags an image; returns the familiar reference ("nginx:v3"). */
   tag(id: Digest, ref: string): Promise<string>;
   /** container.Config as Go marshals it. */
@@ -357,9 +361,22 @@ class BuildJob {
     return st.imageId;
   }
 
+  /**
+   * FROM's image. `--platform` (expanded with the meta ARGs only: the classic builder predefines no
+   * BUILDPLATFORM/TARGETPLATFORM) is dockerd 20.10's: a missing image is pulled for that platform; an image of an
+   * earlier stage must match it; a local image is used as it is (20.10's "prefer local" keeps the image even when
+   * its platform differs), and a pulled one that does not match only gets 20.10's warning.
+   */
   private async from(stage: Stage, slot: number): Promise<StageState> {
     const name = expandWord(stage.from.image, this.metaEnv(), this.df.directives.escape);
     for (const k of this.metaArgs.keys()) if (stage.from.image.includes(k) && this.buildArg(k) !== undefined) this.usedArgs.add(k);
+    let platform: Platform | undefined;
+    if (stage.from.platform) {
+      const v = expandWord(stage.from.platform, this.metaEnv(), this.df.directives.escape);
+      for (const k of this.metaArgs.keys()) if (stage.from.platform.includes(k) && this.buildArg(k) !== undefined) this.usedArgs.add(k);
+      try { platform = parsePlatform(v); } catch (e) { throw new InvalidParameterError(`failed to parse platform ${v}: ${(e as Error).message}`); }
+    }
+    const platformOf = (img: Image) => formatPlatform({ os: img.config.os ?? '', architecture: img.config.architecture ?? '', ...(img.config.variant ? { variant: img.config.variant } : {}) });
     const newState = (img: Image | null): StageState => {
       const config: ImageConfig = img ? JSON.parse(img.raw.toString('utf8')) as ImageConfig : { architecture: this.d.arch, os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, history: [] };
       const run: ContainerConfig = { ...(config.config ?? {}) };
@@ -370,13 +387,20 @@ class BuildJob {
     const st = this.df.stages.find((x) => x.name === name.toLowerCase() && x.index < stage.index);
     if (st) {
       const id = await this.stageImages.get(st.index)!;
-      return newState(id ? await this.d.images.get(id) : null);
+      const img = id ? await this.d.images.get(id) : null;
+      if (img && platform && !platformMatches(img.config, platform)) {
+        throw new NotFoundError(`image with reference ${img.id} was found but does not match the specified platform: wanted ${formatPlatform(platform)}, actual: ${platformOf(img)}`);
+      }
+      return newState(img);
     }
     let img: Image | null = null;
     if (!this.opts.pull) img = await this.d.resolveImage(name).catch((e) => { if (e instanceof NotFoundError) return null; throw e; });
     if (!img) {
-      await this.d.pull(name, (m) => this.emit(slot, m), this.opts.registryAuth);
+      await this.d.pull(name, (m) => this.emit(slot, m), this.opts.registryAuth, platform && formatPlatform(platform));
       img = await this.d.resolveImage(name);
+      if (platform && !platformMatches(img.config, platform)) {
+        this.emit(slot, { status: `\nWARNING: Pulled image with specified platform (${formatPlatform(platform)}), but the resulting image's configured platform (${platformOf(img)}) does not match.\nThis is most likely caused by a bug in the build system that created the fetched image (${name}).\nPlease notify the image author to correct the configuration.` });
+      }
     }
     return newState(img);
   }
@@ -572,11 +596,8 @@ class BuildJob {
   private async configContainer(st: StageState, ccCmd: string[], slot: number): Promise<string> {
     let cid: string;
     if (this.opts.rm || this.opts.forceRm || !this.d.executor.create) cid = newId();
-    else {
-      const shell = this.shell(st);
-      const cmd = [...shell, ccCmd.slice(shell.length).join('')];
-      cid = await this.d.executor.create({ imageId: st.imageId, config: st.run, cmd, network: this.opts.networkMode });
-    }
+    // Cmd as docker's: [shell…, "#(nop) ", "ENV a=b"] (WORKDIR: [shell…, "#(nop) WORKDIR /x"])
+    else cid = await this.d.executor.create({ imageId: st.imageId, config: st.run, cmd: ccCmd, network: this.opts.networkMode });
     this.say(slot, ` ---> Running in ${cid.slice(0, 12)}\n`);
     return cid;
   }

@@ -256,9 +256,18 @@ export class ContainerService {
     const userEntrypoint = Array.isArray(cfg.Entrypoint) && cfg.Entrypoint.length > 0;
     if (!userEntrypoint && cfg.Entrypoint === null) cfg.Entrypoint = ic.Entrypoint ?? null;
     if (!userEntrypoint && (!cfg.Cmd || cfg.Cmd.length === 0)) cfg.Cmd = ic.Cmd ?? null;
-    if (!cfg.Labels || Object.keys(cfg.Labels as object).length === 0) cfg.Labels = { ...(ic.Labels ?? {}) };
-    if (!cfg.ExposedPorts) cfg.ExposedPorts = ic.ExposedPorts ?? null;
-    if (!cfg.Volumes || Object.keys(cfg.Volumes).length === 0) cfg.Volumes = ic.Volumes ?? null;
+    // labels, exposed ports and volumes are unions (the container's own win), as dockerd merges them
+    cfg.Labels = { ...(ic.Labels ?? {}), ...((cfg.Labels ?? {}) as Record<string, string>) };
+    if (ic.ExposedPorts || cfg.ExposedPorts) cfg.ExposedPorts = { ...(ic.ExposedPorts ?? {}), ...(cfg.ExposedPorts ?? {}) };
+    else cfg.ExposedPorts = null;
+    if (ic.Volumes || (cfg.Volumes && Object.keys(cfg.Volumes).length)) cfg.Volumes = { ...(ic.Volumes ?? {}), ...(cfg.Volumes ?? {}) };
+    else cfg.Volumes = null;
+    if (!cfg.StopSignal && ic.StopSignal) cfg.StopSignal = ic.StopSignal;
+    if (!cfg.Healthcheck && ic.Healthcheck) cfg.Healthcheck = ic.Healthcheck;
+    else if (cfg.Healthcheck && ic.Healthcheck && (!cfg.Healthcheck.Test || cfg.Healthcheck.Test.length === 0)) {
+      // options given without a test keep the image's test (docker run --health-interval …)
+      cfg.Healthcheck = { ...ic.Healthcheck, ...cfg.Healthcheck, Test: ic.Healthcheck.Test };
+    }
     cfg.Image = imageName;
     const argv = [...(cfg.Entrypoint ?? []), ...(cfg.Cmd ?? [])];
     if (argv.length === 0) throw new InvalidParameterError('No command specified');
