@@ -235,3 +235,41 @@ test('FROM --platform: pulled for that platform when missing (also through a met
   assert.equal(r2.code, 1, show(r2));
   assert.match(r2.stderr, /failed to parse platform : "": unknown operating system or architecture: invalid argument\n$/);
 });
+
+test('FROM scratch + RUN fails as docker does (the runtime cannot exec /bin/sh); the container stays unless --force-rm', async () => {
+  await clearContainers();
+  const f = await dockerfile('Dockerfile.scratch', 'FROM scratch\nRUN echo hi\n');
+  const r = await d.docker(['build', '-f', f, ctx]);
+  assert.equal(r.code, 1, show(r));
+  assert.match(r.stderr, /OCI runtime create failed: runc create failed: unable to start container process: exec: "\/bin\/sh": stat \/bin\/sh: no such file or directory: unknown\n$/);
+  const ids = runningIn(r.stdout);
+  assert.equal(ids.length, 1, show(r));
+  const ps = await psAll();
+  assert.equal(ps.length, 1, JSON.stringify(ps));
+  assert.ok(ps[0]!.id.startsWith(ids[0]!));
+  const r2 = await d.docker(['build', '--force-rm', '-f', f, ctx]);
+  assert.equal(r2.code, 1, show(r2));
+  assert.deepEqual(removed(r2.stdout), runningIn(r2.stdout));
+  assert.equal((await psAll()).length, 1);
+});
+
+test('RUN reaches a server on the host from its own bridge address, not from the host', async () => {
+  const { createServer } = await import('node:http');
+  const peers: string[] = [];
+  const srv = createServer((q, s) => { peers.push(q.socket.remoteAddress ?? ''); s.end('hello-from-host\n'); });
+  await new Promise<void>((res) => srv.listen(0, '0.0.0.0', () => res()));
+  try {
+    const port = (srv.address() as { port: number }).port;
+    const hostIp = Object.values(networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal && !a.address.startsWith('172.'))?.address
+      ?? Object.values(networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal)!.address;
+    const f = await dockerfile('Dockerfile.wget', `FROM busybox\nRUN printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc ${hostIp} ${port}\n`);
+    const out = ok(await d.wharf(['build', '--no-cache', '-f', f, ctx]));
+    assert.match(out, /\nhello-from-host\n/);
+    // it came from the step container's own address (the bridge), not from one of the host's
+    const hostAddrs = Object.values(networkInterfaces()).flat().map((a) => a?.address);
+    assert.equal(peers.length, 1);
+    assert.ok(!hostAddrs.includes(peers[0]!.replace(/^::ffff:/, '')), `peer ${peers[0]} is not a host address`);
+  } finally {
+    srv.close();
+  }
+});
