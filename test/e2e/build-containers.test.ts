@@ -74,7 +74,7 @@ function inet(out: string): { ifname: string; addr: string; len: number }[] {
   return [...out.matchAll(/^\d+:\s+(\S+)\s+inet\s+([\d.]+)\/(\d+)/gm)].map((m) => ({ ifname: m[1]!, addr: m[2]!, len: Number(m[3]) }));
 }
 
-test('RUN is on the default bridge (the subnet and resolv.conf of docker run); --network none has only lo', async () => {
+test('RUN is on the default bridge (the subnet and resolv.conf of docker run); --network none has only lo, --network host the host addresses', async () => {
   await clearContainers();
   const f = await dockerfile('Dockerfile.net', 'FROM busybox\nRUN ip -4 -o addr > /addr && cat /etc/resolv.conf > /resolv && echo RUN-ADDR && cat /addr\n');
   const out = ok(await d.wharf(['build', '--no-cache', '-f', f, '-t', 'bc-net', ctx]));
@@ -104,6 +104,12 @@ test('RUN is on the default bridge (the subnet and resolv.conf of docker run); -
   const noneAddrs = inet(ok(await d.wharf(['run', '--rm', 'bc-none', 'cat', '/addr'])));
   assert.deepEqual(noneAddrs.map((a) => a.ifname), ['lo']);
   assert.deepEqual(await psAll(), []);
+
+  // --network host: the host's own interfaces
+  ok(await d.docker(['build', '--no-cache', '--network', 'host', '-f', f, '-t', 'bc-host', ctx]));
+  const hostSeen = inet(ok(await d.wharf(['run', '--rm', 'bc-host', 'cat', '/addr']))).map((a) => a.addr);
+  const hostV4 = Object.values(networkInterfaces()).flat().filter((a) => a?.family === 'IPv4' && !a.internal).map((a) => a!.address);
+  assert.ok(hostV4.some((a) => hostSeen.includes(a)), `${JSON.stringify(hostSeen)} has one of the host addresses ${JSON.stringify(hostV4)}`);
 });
 
 for (const cli of ['wharf', 'docker'] as const) {
