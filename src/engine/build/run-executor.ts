@@ -6,7 +6,7 @@
  * waits for the exit; a zero exit turns the container's RW-layer diff into a new (not yet registered) layer. The
  * builder decides whether the container is removed (--rm / --force-rm). A cancelled build kills and removes it.
  */
-import type { ExtractedLayer, LayerStore } from '../layers/types.js';
+import type { LayerStore } from '../layers/types.js';
 import type { ContainerService } from '../containers/service.js';
 import type { ContainerRunner } from '../containers/lifecycle.js';
 import type { RunExecutor, StepContainer } from './types.js';
