@@ -135,20 +135,23 @@ for (const cli of ['wharf', 'docker'] as const) {
     assert.ok(cmds.some((c) => c.startsWith('"sh -c')), JSON.stringify(cmds));
     // a config-only step's container is created (never started) and kept too: Created, with docker's Cmd
     await clearContainers();
-    const e = await dockerfile('Dockerfile.keepenv', 'FROM busybox\nENV K=v\nRUN echo $K > /k\n');
+    const e = await dockerfile('Dockerfile.keepenv', 'FROM busybox\nENV K=v\nHEALTHCHECK CMD true\nRUN echo $K > /k\n');
     const oute = ok(cli === 'wharf' ? await d.wharf(['build', '--rm=false', '--no-cache', '-f', e, ctx]) : await d.docker(['build', '--rm=false', '--no-cache', '-f', e, ctx]));
     const idse = runningIn(oute);
-    assert.equal(idse.length, 2, oute);
+    assert.equal(idse.length, 3, oute);
     const pse = await psAll();
-    assert.equal(pse.length, 2, JSON.stringify(pse));
+    assert.equal(pse.length, 3, JSON.stringify(pse));
     const env = pse.find((p) => p.id.startsWith(idse[0]!))!;
     assert.equal(env.status, 'Created');
     assert.match(env.command, /^"\/bin\/sh -c '#\(nop\) ' 'ENV K=v'"$/);
-    assert.match(pse.find((p) => p.id.startsWith(idse[1]!))!.status, /^Exited \(0\) /);
+    assert.equal(pse.find((p) => p.id.startsWith(idse[1]!))!.status, 'Created');
+    assert.match(pse.find((p) => p.id.startsWith(idse[2]!))!.status, /^Exited \(0\) /);
+    // the RUN container runs no healthcheck (docker's withoutHealthcheck), whatever the image says
+    assert.equal(ok(await d.wharf(['inspect', '--format', '{{json .Config.Healthcheck}}', idse[2]!])).trim(), '{"Test":["NONE"]}');
     // the default again: the same steps leave nothing
     const out2 = ok(cli === 'wharf' ? await d.wharf(['build', '--no-cache', '-f', f, ctx]) : await d.docker(['build', '--no-cache', '-f', f, ctx]));
     assert.deepEqual(removed(out2), runningIn(out2));
-    assert.equal((await psAll()).length, 2);
+    assert.equal((await psAll()).length, 3);
   });
 }
 

@@ -758,7 +758,7 @@ class BuildJob {
     const ex = this.d.executor;
     const env = [...(st.run.Env ?? []), ...args];
     const cid = ex.create
-      ? await ex.create({ imageId: st.imageId, config: st.run, cmd, env, clearEntrypoint: true, network: this.opts.networkMode })
+      ? await ex.create({ imageId: st.imageId, config: st.run, cmd, env, runStep: true, network: this.opts.networkMode })
       : newId();
     this.say(slot, ` ---> Running in ${cid.slice(0, 12)}\n`);
     const removed = async () => {

@@ -24,13 +24,15 @@ export class ContainerExecutor implements RunExecutor {
   constructor(private readonly d: ContainerExecutorDeps) {}
 
   async create(spec: StepContainer): Promise<string> {
-    const { Healthcheck: _h, Hostname: _n, Domainname: _dn, ...run } = spec.config as Record<string, unknown>;
+    const { Hostname: _n, Domainname: _dn, ...run } = spec.config as Record<string, unknown>;
     const body: Record<string, unknown> = {
       ...run,
       Image: spec.imageId ?? '',
       Cmd: spec.cmd,
-      // RUN: the image's ENTRYPOINT does not wrap the command (docker's override with [""]); config-only steps keep it
-      Entrypoint: spec.clearEntrypoint ? [] : (spec.config.Entrypoint ?? null),
+      // RUN: the image's ENTRYPOINT does not wrap the command (docker's override with [""]) and its HEALTHCHECK is
+      // off (docker's withoutHealthcheck); config-only steps keep both
+      Entrypoint: spec.runStep ? [] : (spec.config.Entrypoint ?? null),
+      ...(spec.runStep ? { Healthcheck: { Test: ['NONE'] } } : {}),
       Env: spec.env ?? spec.config.Env ?? [],
       Volumes: spec.config.Volumes ?? null,
       HostConfig: { NetworkMode: spec.network && spec.network !== '' ? spec.network : 'default' },

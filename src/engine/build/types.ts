@@ -15,8 +15,8 @@ export interface StepContainer {
   cmd: string[];
   /** Env of the container when it differs from config.Env (RUN: plus the build args that reach it). */
   env?: string[];
-  /** RUN: the image's ENTRYPOINT is not applied. */
-  clearEntrypoint?: boolean;
+  /** A RUN step: the image's ENTRYPOINT does not wrap the command and no healthcheck runs (docker's overrides). */
+  runStep?: boolean;
   /** HostConfig.NetworkMode: "default" (the bridge) when absent, "bridge", "host", "none". */
   network?: string;
 }
