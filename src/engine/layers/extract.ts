@@ -240,8 +240,8 @@ class Extractor {
     this.batch = null;
     const pool = fileWriterPool();
     while (pool.inflight >= BATCH_INFLIGHT && this.batchesOut.size) await Promise.race(this.batchesOut);
-    const data = new ArrayBuffer(b.bytes);
-    const view = new Uint8Array(data);
+    const data = pool.takeBuffer(b.bytes);
+    const view = new Uint8Array(data, 0, b.bytes);
     let at = 0;
     for (const c of b.chunks) { view.set(c, at); at += c.length; }
     const out = pool.write(b.jobs, data, this.umask).then(b.resolve, (e: unknown) => { b.reject(e); });

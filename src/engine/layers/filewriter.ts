@@ -26,7 +26,7 @@ export interface FileJob {
 }
 
 interface Request { id: number; jobs: FileJob[]; data: ArrayBuffer; umask: number }
-interface Reply { id: number; error?: { message: string; code?: string; path?: string } }
+interface Reply { id: number; data: ArrayBuffer; error?: { message: string; code?: string; path?: string } }
 
 const WX = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
 
@@ -52,14 +52,15 @@ export function writeBatchSync(jobs: FileJob[], buf: Uint8Array, umask: number):
 if (!isMainThread && parentPort) {
   const port = parentPort;
   port.on('message', (m: Request) => {
-    const reply: Reply = { id: m.id };
+    const reply: Reply = { id: m.id, data: m.data };
     try {
       writeBatchSync(m.jobs, new Uint8Array(m.data), m.umask);
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       reply.error = { message: err.message, ...(err.code ? { code: err.code } : {}), ...(err.path ? { path: err.path } : {}) };
     }
-    port.postMessage(reply);
+    // the buffer goes back to the pool, to be filled again (no fresh zeroed memory per batch)
+    port.postMessage(reply, [m.data]);
   });
 }
 
@@ -70,8 +71,17 @@ export class FileWriterPool {
   private readonly slots: Slot[] = [];
   private readonly waiting = new Map<number, { resolve: () => void; reject: (e: Error) => void; slot: Slot }>();
   private nextId = 1;
+  /** Batch buffers the workers gave back, ready to be filled again. */
+  private readonly free: ArrayBuffer[] = [];
 
   constructor(private readonly size: number) {}
+
+  /** A buffer of at least `bytes` (a returned one when it fits; new ones are BUFFER_SIZE unless larger). */
+  takeBuffer(bytes: number): ArrayBuffer {
+    const i = this.free.findIndex((b) => b.byteLength >= bytes);
+    if (i >= 0) return this.free.splice(i, 1)[0]!;
+    return new ArrayBuffer(Math.max(bytes, BUFFER_SIZE));
+  }
 
   private spawn(): Slot {
     // no execArgv: the parent's flags (e.g. --input-type for an -e script) do not apply to this module
@@ -83,6 +93,7 @@ export class FileWriterPool {
       if (!w) return;
       this.waiting.delete(r.id);
       if (--slot.inflight === 0) worker.unref();
+      if (r.data && r.data.byteLength <= BUFFER_SIZE && this.free.length < FREE_MAX) this.free.push(r.data);
       if (r.error) {
         const e = new Error(r.error.message) as NodeJS.ErrnoException;
         if (r.error.code) e.code = r.error.code;
@@ -111,6 +122,7 @@ export class FileWriterPool {
     return this.slots.reduce((a, s) => a + s.inflight, 0);
   }
 
+  /** Writes the files of `jobs`, whose bytes follow each other from the start of `data` (transferred). */
   write(jobs: FileJob[], data: ArrayBuffer, umask: number): Promise<void> {
     let slot = this.slots.reduce<Slot | undefined>((best, s) => (!best || s.inflight < best.inflight ? s : best), undefined);
     if ((!slot || slot.inflight > 0) && this.slots.length < this.size) {
@@ -126,6 +138,10 @@ export class FileWriterPool {
     });
   }
 }
+
+/** Size of the batch buffers: a batch is sent at 1 MiB, and its last file may bring up to 1 MiB more. */
+export const BUFFER_SIZE = 2 << 20;
+const FREE_MAX = 16;
 
 /** Threads writing small files: one per core beside the main thread's, at least one, at most four. */
 export const WRITERS = Math.max(1, Math.min(4, availableParallelism()));
