@@ -113,6 +113,8 @@ export interface BuildRequest {
   /** `remote`: a tarball URL, a Dockerfile URL, or a git URL (`#ref:subdir`). */
   remote?: string;
   networkMode?: string;
+  /** `platform` ("os/arch[/variant]"): FROM's platform when the instruction gives none (docker build --platform). */
+  platform?: string;
   /** X-Registry-Config: credentials by registry host ("https://index.docker.io/v1/" for Docker Hub), for FROM pulls. */
   registryAuth?: Record<string, AuthConfig>;
   signal?: AbortSignal;

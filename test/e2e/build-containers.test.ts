@@ -224,6 +224,14 @@ test('FROM --platform: pulled for that platform when missing (also through a met
     assert.match(out2, /\nentry=linux\/amd64\n/);
     assert.doesNotMatch(out2, /were not consumed/);
 
+    // docker build --platform: the platform of a FROM that names none (both CLIs send it as platform=)
+    await pushBusybox(reg.host, 'multi/third:1', { multiArch: true });
+    await pushBusybox(reg.host, 'multi/fourth:1', { multiArch: true });
+    const p1 = await dockerfile('Dockerfile.cliplat', `FROM ${reg.host}/multi/third:1\nRUN echo "entry=$(cat /etc/platform)"\n`);
+    assert.match(ok(await d.docker(['build', '--no-cache', '--platform', 'linux/arm64', '-f', p1, ctx])), /\nentry=linux\/arm64\n/);
+    const p2 = await dockerfile('Dockerfile.cliplat2', `FROM ${reg.host}/multi/fourth:1\nRUN echo "entry=$(cat /etc/platform)"\n`);
+    assert.match(ok(await d.wharf(['build', '--no-cache', '--platform', 'linux/arm64', '-f', p2, ctx])), /\nentry=linux\/arm64\n/);
+
     // dockerd 20.10 prefers the local image: present, it is used whatever its platform
     const h = await dockerfile('Dockerfile.platlocal', `FROM --platform=linux/amd64 ${reg.host}/multi/busybox:1\nRUN echo "entry=$(cat /etc/platform)"\n`);
     assert.match(ok(await d.wharf(['build', '--no-cache', '-f', h, ctx])), /\nentry=linux\/arm64\n/);

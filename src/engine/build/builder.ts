@@ -375,6 +375,9 @@ class BuildJob {
       const v = expandWord(stage.from.platform, this.metaEnv(), this.df.directives.escape);
       for (const k of this.metaArgs.keys()) if (stage.from.platform.includes(k) && this.buildArg(k) !== undefined) this.usedArgs.add(k);
       try { platform = parsePlatform(v); } catch (e) { throw new InvalidParameterError(`failed to parse platform ${v}: ${(e as Error).message}`); }
+    } else if (this.opts.platform) {
+      // docker build --platform: the platform of every FROM that names none
+      try { platform = parsePlatform(this.opts.platform); } catch (e) { throw new InvalidParameterError(`failed to parse platform ${this.opts.platform}: ${(e as Error).message}`); }
     }
     const platformOf = (img: Image) => formatPlatform({ os: img.config.os ?? '', architecture: img.config.architecture ?? '', ...(img.config.variant ? { variant: img.config.variant } : {}) });
     const newState = (img: Image | null): StageState => {
