@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../support/daemon.js';
 import { NODE, WHARF_CLI, run, show } from '../support/cli.js';
 import { startRegistry, type Registry } from '../support/registry.js';
+import { underPty } from '../support/pty.js';
 
 let d: Daemon;
 let work: string;
@@ -122,55 +123,12 @@ test('run pulls an image it does not have, as docker does', async () => {
   }
 });
 
-/**
- * Runs argv under a pseudo-terminal (python3's pty) of 33x101, typing `inputs` one by one once output settles;
- * an input "RESIZE" turns the terminal into 40x120 instead (the kernel signals SIGWINCH).
- */
-async function underPty(argv: string[], inputs: string[]): Promise<{ out: string; code: number }> {
-  const script = join(work, 'under_pty.py');
-  await writeFile(script, `
-import os, pty, sys, time, select, json, fcntl, termios, struct
-inputs = [s.encode() for s in json.loads(sys.argv[1])]
-pid, fd = pty.fork()
-if pid == 0:
-    time.sleep(0.2)
-    os.execvp(sys.argv[2], sys.argv[2:])
-fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack('HHHH', 33, 101, 0, 0))
-out = b''
-deadline = time.time() + 30
-last = time.time()
-while time.time() < deadline:
-    r, _, _ = select.select([fd], [], [], 0.1)
-    if r:
-        try:
-            data = os.read(fd, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        out += data
-        last = time.time()
-    elif inputs and time.time() - last > 0.7:
-        nxt = inputs.pop(0)
-        if nxt == b'RESIZE':
-            fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack('HHHH', 40, 120, 0, 0))
-            last = time.time()
-        else:
-            os.write(fd, nxt)
-_, status = os.waitpid(pid, 0)
-sys.stdout.write(json.dumps({'out': out.decode('utf8', 'replace'), 'code': os.waitstatus_to_exitcode(status)}))
-`);
-  const r = await run('python3', [script, JSON.stringify(inputs), ...argv], { env: { DOCKER_HOST: d.host } });
-  assert.equal(r.code, 0, show(r));
-  return JSON.parse(r.stdout) as { out: string; code: number };
-}
-
 test('run -it: a real terminal session, its exit status, and Ctrl-P Ctrl-Q detaching', async () => {
-  const s = await underPty([NODE, WHARF_CLI, 'run', '-it', '--rm', 'busybox', 'sh'], ['echo typed-$((6*7))\r', 'exit 5\r']);
+  const s = await underPty(d.host, work, [NODE, WHARF_CLI, 'run', '-it', '--rm', 'busybox', 'sh'], ['echo typed-$((6*7))\r', 'exit 5\r']);
   assert.equal(s.code, 5, s.out);
   assert.match(s.out, /typed-42\r\n/, 'the shell ran in a terminal and its output came back');
   assert.doesNotMatch(s.out, /\r\r\n/, 'no second carriage return: our side of the terminal is raw');
-  const det = await underPty([NODE, WHARF_CLI, 'run', '-it', '--name', 'keep', 'busybox', 'sh'], ['echo still-here\r', '\x10\x11']);
+  const det = await underPty(d.host, work, [NODE, WHARF_CLI, 'run', '-it', '--name', 'keep', 'busybox', 'sh'], ['echo still-here\r', '\x10\x11']);
   assert.equal(det.code, 0, det.out);
   assert.match(det.out, /still-here/);
   const st = await d.wharf(['inspect', '--format', '{{.State.Status}}', 'keep']);
@@ -181,13 +139,13 @@ test('run -it: a real terminal session, its exit status, and Ctrl-P Ctrl-Q detac
 });
 
 test('the terminal\'s size: set from the start for run -it and exec -it, and followed on resize', async () => {
-  const r = await underPty([NODE, WHARF_CLI, 'run', '--rm', '-it', 'busybox', 'stty', 'size'], []);
+  const r = await underPty(d.host, work, [NODE, WHARF_CLI, 'run', '--rm', '-it', 'busybox', 'stty', 'size'], []);
   assert.equal(r.code, 0, r.out);
   assert.equal(r.out.trim(), '33 101');
   assert.equal((await d.wharf(['run', '-d', '--name', 'sized', 'busybox', 'sleep', '60'])).code, 0);
-  const e = await underPty([NODE, WHARF_CLI, 'exec', '-it', 'sized', 'stty', 'size'], []);
+  const e = await underPty(d.host, work, [NODE, WHARF_CLI, 'exec', '-it', 'sized', 'stty', 'size'], []);
   assert.equal(e.out.trim(), '33 101', e.out);
-  const s = await underPty([NODE, WHARF_CLI, 'exec', '-it', 'sized', 'sh'], ['stty size\r', 'RESIZE', 'stty size\r', 'exit\r']);
+  const s = await underPty(d.host, work, [NODE, WHARF_CLI, 'exec', '-it', 'sized', 'sh'], ['stty size\r', 'RESIZE', 'stty size\r', 'exit\r']);
   assert.match(s.out, /33 101\r\n[\s\S]*40 120\r\n/, s.out);
   await d.api('DELETE', '/containers/sized?force=1');
 });
