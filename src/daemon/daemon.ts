@@ -78,7 +78,10 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
   const runtime = createRuntime({ root: join(cfg.execRoot, 'runtime'), runtime: cfg.defaultRuntime });
   const runner = new ContainerRunner(containers, runtime, layers, cfg.execRoot, new BridgeNetwork({ dataRoot, execRoot: cfg.execRoot }));
   const execs = new ExecService(containers, runtime, cfg.execRoot);
-  const commits = new CommitService({ containers, images, layers, tagImage: (id, repo, tag) => imageService.tagImage(id, repo, tag) });
+  const commits = new CommitService({
+    containers, images, layers, tagImage: (id, repo, tag) => imageService.tagImage(id, repo, tag),
+    freeze: { pause: (id) => runner.pause(id), unpause: (id) => runner.unpause(id) },
+  });
   await runner.recover();
   const system = new SystemService({
     config: cfg,

@@ -44,6 +44,7 @@ export function containerRoutes(r: Router, c: ContainerService, run?: ContainerR
       const id = await commit.commit(query.get('container') ?? '', {
         repo: query.get('repo') ?? '', tag: query.get('tag') ?? '', comment: query.get('comment') ?? '',
         author: query.get('author') ?? '', changes: query.getAll('changes'),
+        pause: !['0', 'false'].includes((query.get('pause') ?? '1').toLowerCase()),
         ...(body && typeof body === 'object' ? { config: body as Record<string, unknown> } : {}),
       });
       sendJson(res, 201, { Id: id });

@@ -253,7 +253,8 @@ export async function runCommit(ctx: CliContext, args: string[], o: Opts): Promi
   }
   const res = await containerCommit(client, {
     container, repo, tag, comment: str(o.message), author: str(o.author), changes: list(o.change),
-    pause: o.pause !== false,
+    // as the docker CLI: pause=0 only when --pause=false (the daemon pauses by default)
+    ...(o.pause === false ? { pause: '0' } : {}),
   });
   ctx.out(`${res.Id}\n`);
 }

@@ -18,12 +18,16 @@ export interface CommitOptions {
   author?: string;
   changes: string[];
   config?: ContainerConfig;
+  /** Freeze a running container while its changes are read (docker commit --pause, the default). */
+  pause?: boolean;
 }
 
 export class CommitService {
   constructor(private readonly d: {
     containers: ContainerService; images: ImageStore; layers: LayerStore;
     tagImage(id: Digest, repo: string, tag?: string): Promise<unknown>;
+    /** Pause/unpause of the lifecycle (absent: commits never pause). */
+    freeze?: { pause(id: string): Promise<void>; unpause(id: string): Promise<void> };
   }) {}
 
   async commit(ref: string, o: CommitOptions): Promise<string> {
@@ -35,7 +39,15 @@ export class CommitService {
     let cfg: ContainerConfig = { ...(r.Config as ContainerConfig) };
     if (o.config) for (const [k, v] of Object.entries(o.config)) if (v !== null && v !== undefined && v !== '' && !(Array.isArray(v) && v.length === 0)) (cfg as Record<string, unknown>)[k] = v;
     cfg = applyChanges(cfg, o.changes);
-    const extracted = await this.d.layers.extract(await this.d.layers.diff(r.ID));
+    // as dockerd: a running container is paused for the read of its changes unless --pause=false
+    const freeze = o.pause !== false && r.State.Running && !r.State.Paused ? this.d.freeze : undefined;
+    if (freeze) await freeze.pause(r.ID);
+    let extracted;
+    try {
+      extracted = await this.d.layers.extract(await this.d.layers.diff(r.ID));
+    } finally {
+      if (freeze) await freeze.unpause(r.ID).catch(() => {});
+    }
     const layer = await this.d.layers.register(topChainOf(pc) as Digest | null, extracted);
     let id: Digest;
     try {
