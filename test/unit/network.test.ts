@@ -17,7 +17,7 @@ import { buildSpec, writeBundle, type SpecOptions } from '../../src/engine/runti
 import { createRuntime, type Runtime } from '../../src/engine/runtime/runc.js';
 import { readLogs } from '../../src/engine/runtime/logs.js';
 import { BridgeNetwork, vethName, type Endpoint } from '../../src/engine/network/bridge.js';
-import { Ipam } from '../../src/engine/network/ipam.js';
+import { HostClaims, Ipam } from '../../src/engine/network/ipam.js';
 import { publishPort } from '../../src/engine/network/portproxy.js';
 
 const CG_PARENT = '/wharf-test-net';
@@ -65,6 +65,37 @@ describe('ipam', () => {
     assert.equal(await small.allocate('x'), '10.2.0.2');
     await assert.rejects(small.allocate('y'), /no available IPv4 addresses/);
   });
+
+  test('two daemons on one bridge: host-wide claims keep their addresses apart; a dead claim is taken back', async () => {
+    const claimsFile = join(dir, 'claims', 'wharf-test0.json');
+    const nsDir = join(dir, 'ns');
+    await mkdir(nsDir, { recursive: true });
+    const nsOf = (d: string) => (owner: string) => join(nsDir, `${d}-${owner}`);
+    const one = new Ipam(join(dir, 'one.json'), '10.3.0.0/24', undefined, new HostClaims(claimsFile, '/daemon/one', nsOf('one')));
+    const two = new Ipam(join(dir, 'two.json'), '10.3.0.0/24', undefined, new HostClaims(claimsFile, '/daemon/two', nsOf('two')));
+    // interleaved and concurrent allocations of two daemons never collide
+    const got = await Promise.all([...Array.from({ length: 10 }, (_, i) => one.allocate(`a${i}`)), ...Array.from({ length: 10 }, (_, i) => two.allocate(`b${i}`))]);
+    assert.equal(new Set(got).size, 20, got.join(' '));
+    assert.equal(await one.allocate('a0'), got[0], 'idempotent per owner');
+    await assert.rejects(two.allocate('bx', got[0]), /Address already in use/);
+    // released by one daemon: free for the other
+    await one.release('a0');
+    assert.equal(await two.allocate('b-new'), got[0]);
+    // a claim whose netns is gone and that is old is dead: another daemon may take the address
+    const claims = JSON.parse(await readFile(claimsFile, 'utf8')) as Record<string, { at: number }>;
+    const victim = got[1]!;
+    claims[victim]!.at = Date.now() - 120_000;
+    await writeFile(claimsFile, JSON.stringify(claims));
+    assert.equal(await two.allocate('b-after', victim), victim);
+    // while its netns exists, a claim holds however old it is
+    const held = got[2]!;
+    await writeFile(nsOf('one')('a2'), '');
+    const again = JSON.parse(await readFile(claimsFile, 'utf8')) as Record<string, { at: number }>;
+    again[held]!.at = Date.now() - 120_000;
+    await writeFile(claimsFile, JSON.stringify(again));
+    await assert.rejects(two.allocate('b-held', held), /Address already in use/);
+    assert.ok(!existsSync(`${claimsFile}.lock`), 'the lock is released');
+  });
 });
 
 describe('bridge network with containers', () => {
@@ -79,7 +110,7 @@ describe('bridge network with containers', () => {
     rootfs = await makeBusyboxRootfs(join(tmp, 'rootfs'));
     await writeFile(join(rootfs, 'www/index.html'), 'served by busybox httpd\n');
     rt = createRuntime({ root: join(tmp, 'run') });
-    net = new BridgeNetwork({ dataRoot: join(tmp, 'data'), execRoot: join(tmp, 'exec'), bridge: BRIDGE, subnet: SUBNET });
+    net = new BridgeNetwork({ dataRoot: join(tmp, 'data'), execRoot: join(tmp, 'exec'), claimsDir: join(tmp, 'claims'), bridge: BRIDGE, subnet: SUBNET });
     await net.ensure();
   });
 
@@ -168,7 +199,7 @@ describe('bridge network with containers', () => {
     const a = await container(['sh', '-c', 'trap "exit 0" TERM; while :; do sleep 0.05; done'], 'bridge');
     const b = await container(['sh', '-c', `ping -c 2 -W 2 ${a.ep.ip} && echo OK`], 'bridge');
     // a restarted daemon finds the endpoint again (to re-publish its ports)
-    const again = new BridgeNetwork({ dataRoot: join(tmp, 'data'), execRoot: join(tmp, 'exec'), bridge: BRIDGE, subnet: SUBNET });
+    const again = new BridgeNetwork({ dataRoot: join(tmp, 'data'), execRoot: join(tmp, 'exec'), claimsDir: join(tmp, 'claims'), bridge: BRIDGE, subnet: SUBNET });
     const restored = await again.restore(a.id);
     assert.equal(restored?.ip, a.ep.ip);
     assert.equal(restored?.netnsPath, a.ep.netnsPath);

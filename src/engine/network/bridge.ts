@@ -20,13 +20,15 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, rm, writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Ipam, intToIp, ipToInt, parseCidr } from './ipam.js';
+import { HostClaims, Ipam, intToIp, ipToInt, parseCidr } from './ipam.js';
 import { publishPort, type BoundPort, type PortMapping } from './portproxy.js';
 import { InvalidParameterError, SystemError } from '../../lib/errors.js';
 
 export interface BridgeConfig {
   dataRoot: string;
   execRoot: string;
+  /** Where the host-wide address claims of each bridge live (default /run/wharf-ipam). */
+  claimsDir?: string;
   /** Bridge device name (default wharf0). */
   bridge?: string;
   /** Subnet (default 172.30.0.0/16). */
@@ -96,8 +98,10 @@ export class BridgeNetwork {
     const c = parseCidr(this.subnet);
     this.prefixLen = c.prefix;
     this.gateway = cfg.gateway ?? intToIp(c.network + 1);
-    this.ipam = new Ipam(join(cfg.dataRoot, 'network', `${this.bridge}.ipam.json`), this.subnet, this.gateway);
     this.netnsDir = join(cfg.execRoot, 'netns');
+    // other daemons may use the same bridge: addresses are also claimed host-wide (see HostClaims)
+    const claims = new HostClaims(join(cfg.claimsDir ?? '/run/wharf-ipam', `${this.bridge}.json`), cfg.dataRoot, (id) => this.netnsPath(id));
+    this.ipam = new Ipam(join(cfg.dataRoot, 'network', `${this.bridge}.ipam.json`), this.subnet, this.gateway, claims);
     this.mtu = cfg.mtu ?? 1500;
   }
 

@@ -2,8 +2,14 @@
  * IP address management for one IPv4 subnet, persisted as one JSON file written atomically.
  * Allocation and release are serialised in-process (one daemon owns the file), so concurrent container
  * starts never receive the same address; a crash leaves either the old or the new allocation table.
+ *
+ * Several daemons on one host share the bridge device (wharf0): each keeps its own table, and `HostClaims`
+ * records who holds which address host-wide (a file under /run, changed under a lock directory), so two
+ * daemons never give the same address to two live containers.
  */
-import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rmdir, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { writeJsonAtomic } from '../../lib/atomic.js';
 import { ConflictError, InvalidParameterError } from '../../lib/errors.js';
 
@@ -27,6 +33,66 @@ export function parseCidr(cidr: string): { network: number; prefix: number; size
 
 interface Table { subnet: string; gateway: string; allocated: Record<string, string> }
 
+interface Claim { daemon: string; owner: string; ns: string; at: number }
+
+/** Host-wide claims on the addresses of one bridge, shared by every daemon that uses it. */
+export class HostClaims {
+  constructor(private readonly file: string, private readonly daemon: string, private readonly nsPathOf: (owner: string) => string) {}
+
+  /** Runs `fn` on the claims while holding the lock directory (a stale lock, older than 10 s, is broken). */
+  private async locked<T>(fn: (claims: Record<string, Claim>) => Promise<{ result: T; write: Record<string, Claim> | null }>): Promise<T> {
+    const lock = `${this.file}.lock`;
+    await mkdir(dirname(this.file), { recursive: true });
+    for (let i = 0; ; i++) {
+      try {
+        await mkdir(lock);
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        const st = await stat(lock).catch(() => null);
+        if (st && Date.now() - st.mtimeMs > 10_000) { await rmdir(lock).catch(() => {}); continue; }
+        if (i > 500) throw new ConflictError(`the address claims of ${this.file} stay locked`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    }
+    try {
+      let claims: Record<string, Claim> = {};
+      try { claims = JSON.parse(await readFile(this.file, 'utf8')) as Record<string, Claim>; } catch { /* none yet */ }
+      const { result, write } = await fn(claims);
+      if (write) await writeJsonAtomic(this.file, write);
+      return result;
+    } finally {
+      await rmdir(lock).catch(() => {});
+    }
+  }
+
+  /** Whether a claim still holds: its endpoint's netns exists, or it is too young to have made it yet. */
+  private static live(c: Claim): boolean {
+    return existsSync(c.ns) || Date.now() - c.at < 30_000;
+  }
+
+  /** Claims the first of `candidates` no other daemon holds live; `null` when none is left. */
+  pick(owner: string, candidates: Iterable<string>): Promise<string | null> {
+    return this.locked(async (claims) => {
+      for (const ip of candidates) {
+        const c = claims[ip];
+        if (c && !(c.daemon === this.daemon && c.owner === owner) && (c.daemon === this.daemon || HostClaims.live(c))) continue;
+        const write = { ...claims, [ip]: { daemon: this.daemon, owner, ns: this.nsPathOf(owner), at: Date.now() } };
+        return { result: ip, write };
+      }
+      return { result: null, write: null };
+    });
+  }
+
+  /** Drops this daemon's claims of `owner`. */
+  release(owner: string): Promise<void> {
+    return this.locked(async (claims) => {
+      const keep = Object.fromEntries(Object.entries(claims).filter(([, c]) => !(c.daemon === this.daemon && c.owner === owner)));
+      return { result: undefined, write: Object.keys(keep).length === Object.keys(claims).length ? null : keep };
+    });
+  }
+}
+
 export class Ipam {
   private chain: Promise<unknown> = Promise.resolve();
   private table: Table | null = null;
@@ -35,7 +101,7 @@ export class Ipam {
   readonly size: number;
   readonly gateway: string;
 
-  constructor(private readonly file: string, readonly subnet: string, gateway?: string) {
+  constructor(private readonly file: string, readonly subnet: string, gateway?: string, private readonly host?: HostClaims) {
     const c = parseCidr(subnet);
     this.network = c.network; this.prefix = c.prefix; this.size = c.size;
     this.gateway = gateway ?? intToIp(c.network + 1);
@@ -62,20 +128,29 @@ export class Ipam {
     return this.locked(async () => {
       const t = await this.load();
       const mine = Object.entries(t.allocated).find(([, o]) => o === owner);
-      if (mine && (!want || mine[0] === want)) return mine[0];
+      if (mine && (!want || mine[0] === want)) {
+        if (this.host) await this.host.pick(owner, [mine[0]]);
+        return mine[0];
+      }
       const gw = ipToInt(this.gateway);
       let ip: string | null = null;
       if (want) {
         const n = ipToInt(want);
         if (n <= this.network || n >= this.network + this.size - 1 || n === gw) throw new InvalidParameterError(`Address ${want} is not in subnet ${this.subnet} or is reserved`);
         if (t.allocated[want]) throw new ConflictError(`Address already in use: ${want}`);
+        if (this.host && (await this.host.pick(owner, [want])) === null) throw new ConflictError(`Address already in use: ${want}`);
         ip = want;
       } else {
-        for (let n = this.network + 2; n < this.network + this.size - 1; n++) {
-          if (n === gw) continue;
-          const s = intToIp(n);
-          if (!t.allocated[s]) { ip = s; break; }
-        }
+        const network = this.network, size = this.size;
+        const free = function* (): Generator<string> {
+          for (let n = network + 2; n < network + size - 1; n++) {
+            if (n === gw) continue;
+            const s = intToIp(n);
+            if (!t.allocated[s]) yield s;
+          }
+        };
+        if (this.host) ip = await this.host.pick(owner, free());
+        else for (const s of free()) { ip = s; break; }
         if (!ip) throw new ConflictError(`no available IPv4 addresses on this network's address pools: ${this.subnet}`);
       }
       const next: Table = { ...t, allocated: { ...t.allocated, [ip]: owner } };
@@ -90,6 +165,7 @@ export class Ipam {
     return this.locked(async () => {
       const t = await this.load();
       const allocated = Object.fromEntries(Object.entries(t.allocated).filter(([, o]) => o !== owner));
+      if (this.host) await this.host.release(owner);
       if (Object.keys(allocated).length === Object.keys(t.allocated).length) return;
       const next = { ...t, allocated };
       await writeJsonAtomic(this.file, next);
