@@ -42,6 +42,8 @@ const BATCH_FILES = 256;
 /** Batches queued on the writer threads (all extractions together) before parsing waits. */
 const BATCH_INFLIGHT = 2 * WRITERS;
 const BUFFER_FILE_MAX = 1 << 20;
+/** Files up to this size go to the writer threads (a larger one is a batch of its own); bigger ones stream. */
+const THREAD_FILE_MAX = 16 << 20;
 const BUFFER_TOTAL_MAX = 64 << 20;
 const WX = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
 
@@ -439,7 +441,7 @@ class Extractor {
         const size = h.size ?? 0;
         this.size += size;
         this.known.set(key, 'file');
-        if (size <= BUFFER_FILE_MAX && MODE === 'threads') {
+        if (size <= THREAD_FILE_MAX && MODE === 'threads') {
           const chunks: Buffer[] = [];
           let len = 0;
           for await (const c of stream) { chunks.push(c as Buffer); len += (c as Buffer).length; }
