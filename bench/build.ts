@@ -1,0 +1,82 @@
+/**
+ * Build benchmark (issue 3), wharfd against dockerd's legacy builder in the same run, through the same docker CLI
+ * (DOCKER_BUILDKIT=0): a 6-step Dockerfile (2 RUN, one 2 MB COPY) cold (--no-cache) and fully cached, and a
+ * 3-stage build whose first two stages are independent (wharf builds them in parallel), cold.
+ * Targets: ≤ 0.7 cold, ≤ 0.5 warm.
+ *
+ * The same busybox image in both engines: made by wharf from the host's static busybox, loaded into dockerd.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFileP, median, projectRoot, startDockerd, startWharfd, timeIt, type Daemon } from './support.js';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+
+async function main(): Promise<void> {
+  const daemons: Daemon[] = [];
+  const rows: string[] = [];
+  const work = await mkdtemp(join(tmpdir(), 'bench-build-'));
+  try {
+    const wharfd = await startWharfd(); daemons.push(wharfd);
+    const dockerd = await startDockerd({ bridge: true }); daemons.push(dockerd);
+    await execFileP(join(projectRoot, 'bin', 'wharf'), ['image', 'bootstrap', 'busybox'], { env: { ...process.env, DOCKER_HOST: `unix://${wharfd.sock}` } });
+    const tar = join(work, 'busybox.tar');
+    await wharfd.docker(['save', '-o', tar, 'busybox']);
+    await dockerd.docker(['load', '-i', tar]);
+
+    const six = join(work, 'six');
+    await mkdir(six);
+    await writeFile(join(six, 'blob.bin'), randomBytes(2 << 20));
+    await writeFile(join(six, 'Dockerfile'), [
+      'FROM busybox',
+      'ENV APP=/app',
+      'RUN mkdir -p /app && echo built > /app/stamp',
+      'COPY blob.bin /app/blob.bin',
+      'RUN wc -c /app/blob.bin > /app/size',
+      'CMD ["cat", "/app/size"]',
+    ].join('\n') + '\n');
+    const multi = join(work, 'multi');
+    await mkdir(multi);
+    await writeFile(join(multi, 'Dockerfile'), [
+      'FROM busybox AS one',
+      'RUN sleep 0.5 && echo one > /one',
+      'FROM busybox AS two',
+      'RUN sleep 0.5 && echo two > /two',
+      'FROM busybox',
+      'COPY --from=one /one /one',
+      'COPY --from=two /two /two',
+      'CMD ["cat", "/one", "/two"]',
+    ].join('\n') + '\n');
+
+    const record = (label: string, t: Record<string, number[]>, target: string) => {
+      const md = median(t.dockerd!), mw = median(t.wharfd!);
+      rows.push(`| ${label} | ${md.toFixed(0)} ms | ${mw.toFixed(0)} ms | **${(mw / md).toFixed(2)}** | ${target} |`);
+      console.error(`# ${label}: dockerd ${t.dockerd!.map((x) => x.toFixed(0)).join(',')} wharfd ${t.wharfd!.map((x) => x.toFixed(0)).join(',')}`);
+    };
+    const series = async (args: (d: Daemon, i: number) => string[], before?: (d: Daemon) => Promise<void>) => {
+      const t: Record<string, number[]> = { dockerd: [], wharfd: [] };
+      for (let i = 0; i < RUNS; i++) {
+        for (const d of i % 2 ? [wharfd, dockerd] : [dockerd, wharfd]) {
+          if (before) await before(d);
+          t[d.name]!.push(await timeIt(() => d.docker(args(d, i))));
+        }
+      }
+      return t;
+    };
+    record('6 steps, cold (--no-cache)', await series(() => ['build', '-q', '--no-cache', '-t', 'six:cold', six]), '≤ 0.7');
+    for (const d of daemons) await d.docker(['build', '-q', '-t', 'six:warm', six]);
+    record('6 steps, fully cached', await series(() => ['build', '-q', '-t', 'six:warm', six]), '≤ 0.5');
+    record('3 stages (2 independent), cold', await series(() => ['build', '-q', '--no-cache', '-t', 'multi:cold', multi]), '≤ 0.7');
+
+    console.log('| work | dockerd | wharfd | wharfd/dockerd | target |');
+    console.log('|---|---|---|---|---|');
+    for (const r of rows) console.log(r);
+  } finally {
+    for (const d of daemons) await d.stop().catch((e) => console.error(e));
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+await main();
