@@ -95,7 +95,9 @@ async function main(): Promise<void> {
     const wharfd = await startWharfd(); daemons.push(wharfd);
 
     const rows: string[] = [];
-    for (const [label, ref] of [['cold pull, Debian bookworm minbase (1 layer)', refDeb], ['cold pull, 7 layers', ref7]] as const) {
+    // BENCH_SKIP_PULLS=1: only the `images` measurement
+    const pulls = process.env.BENCH_SKIP_PULLS === '1' ? [] : [['cold pull, Debian bookworm minbase (1 layer)', refDeb], ['cold pull, 7 layers', ref7]] as const;
+    for (const [label, ref] of pulls) {
       const t: Record<string, number[]> = { dockerd: [], wharfd: [] };
       for (let i = 0; i < RUNS; i++) {
         for (const d of i % 2 ? [wharfd, dockerd] : [dockerd, wharfd]) t[d.name]!.push(await coldPull(d, ref));
