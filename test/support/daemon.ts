@@ -31,6 +31,8 @@ export interface DaemonOptions {
   extraArgs?: string[];
   /** How long to wait for /_ping (ms, default 30 s). */
   startTimeoutMs?: number;
+  /** 'dockerd': Debian's dockerd on the same private directories (reference mode for this daemon only). */
+  engine?: 'wharfd' | 'dockerd';
 }
 
 export interface Daemon {
@@ -129,7 +131,7 @@ function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
 
 export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   installExitHook();
-  const reference = process.env.WHARF_E2E_DAEMON === 'dockerd';
+  const reference = opts.engine === 'dockerd' || (opts.engine === undefined && process.env.WHARF_E2E_DAEMON === 'dockerd');
   if (!reference && !existsSync(WHARFD)) throw new Error(`${WHARFD} is missing: the daemon is not built (npm run build)`);
   const dir = mkdtempSync(join(tmpdir(), 'wharf-e2e-'));
   const dataRoot = join(dir, 'data');
