@@ -221,7 +221,7 @@ CMD echo $NAME
     '/bin/sh -c #(nop)  VOLUME [/data]',
     '/bin/sh -c #(nop)  HEALTHCHECK &{["CMD-SHELL" "true"] "5s" "3s" "0s" \'\\x00\'}',
     '/bin/sh -c #(nop)  STOPSIGNAL SIGTERM',
-    '/bin/bash -c #(nop)  SHELL ["/bin/bash" "-c"]', // the commit already uses the new shell
+    '/bin/bash -c #(nop)  SHELL [/bin/bash -c]', // the commit already uses the new shell; %v, unquoted (dockerd 20.10)
     '/bin/bash -c #(nop)  ONBUILD RUN echo hi',
     '/bin/bash -c #(nop)  ENTRYPOINT ["sh" "-c"]',
     '/bin/bash -c #(nop)  CMD ["/bin/bash" "-c" "echo $NAME"]',

@@ -517,7 +517,8 @@ class BuildJob {
       }
       case 'shell':
         r.Shell = ins.shell;
-        return this.commitConfig(st, `SHELL ${goQuoteList(ins.shell)}`, slot);
+        // fmt %v of a slice (unquoted), unlike CMD/ENTRYPOINT's %q
+        return this.commitConfig(st, `SHELL [${ins.shell.join(' ')}]`, slot);
       case 'onbuild': {
         r.OnBuild = [...(r.OnBuild ?? []), ins.expression];
         return this.commitConfig(st, `ONBUILD ${ins.expression}`, slot);
@@ -997,18 +998,27 @@ class BuildJob {
         if (found.length > 1) count = Math.max(count, 2);
       }
       const srcHash = count > 1 ? `multi:${createHash('sha256').update(hashes.join(',')).digest('hex')}` : `${kindWord}:${hashes[0] ?? ''}`;
-      const comment = `${name} ${srcHash} in ${ex(ins.dest)} `;
+      // dockerd 20.10 writes the --chown value right before the hash, without a space
+      const comment = `${name} ${ins.chown ? `--chown=${ex(ins.chown)}` : ''}${srcHash} in ${ex(ins.dest)} `;
       const ccCmd = [...this.shell(st), `#(nop) ${comment}`];
       if (await this.probeCache(st, ccCmd, slot)) return;
-      // parents of the destination that the image lacks are created (root-owned, 0755)
+      // parents of the destination that the image lacks are created (root-owned, 0755); those it has are in the
+      // layer too, with their own metadata, as in the overlay diff of dockerd's copy (the directories copied up)
       const dirs: FileEntry[] = [];
       const parts = destRel.split('/').filter(Boolean);
       for (let i = 1; i < parts.length + (asDir ? 1 : 0); i++) {
         const p = parts.slice(0, i).join('/');
-        if (await this.statInImage(st, '/' + p)) continue;
+        const have = await this.statInImage(st, '/' + p);
+        if (have) {
+          if (have.isDirectory() && (await this.resolveInImage(st, '/' + p)).replace(/^\/+/, '') === p) {
+            dirs.push({ path: p, type: 'directory', mode: have.mode & 0o7777, uid: have.uid, gid: have.gid, mtime: have.mtime, size: 0 });
+          }
+          continue;
+        }
         dirs.push({ path: p, type: 'directory', mode: 0o755, uid: asDir && i === parts.length ? owner.uid : 0, gid: asDir && i === parts.length ? owner.gid : 0, mtime: new Date(), size: 0 });
       }
-      const layer = await this.d.layers.extract(packEntries([...dirs, ...entries]));
+      const copied = new Set(entries.filter((e) => !e.archive).map((e) => e.path.replace(/\/+$/, '')));
+      const layer = await this.d.layers.extract(packEntries([...dirs.filter((e) => !copied.has(e.path)), ...entries]));
       await this.commit(st, ccCmd, layer, slot, false);
     } finally {
       if (release) await release();
@@ -1106,7 +1116,7 @@ function packEntries(entries: FileEntry[]): Readable {
         const ex = tar.extract();
         const done = new Promise<void>((resolve, reject) => {
           ex.on('entry', (h, body, next) => {
-            const name = posix.normalize('/' + h.name).slice(1);
+            const name = posix.normalize('/' + h.name).slice(1).replace(/\/+$/, '');
             if (!name) { body.resume(); body.on('end', next); return; }
             const hdr = { ...h, name: posix.join(e.path, name) + (h.type === 'directory' ? '/' : '') };
             if (h.type === 'link' && h.linkname) hdr.linkname = posix.join(e.path, posix.normalize('/' + h.linkname).slice(1));

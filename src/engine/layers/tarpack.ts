@@ -151,14 +151,16 @@ function packItems(root: string, items: () => Promise<PackItem[]>, xattrs: () =>
       const st = await lstat(abs, { bigint: true });
       const h = baseHeader(st);
       if (isWhiteout(st)) {
-        await entry(pack, { ...h, name: whiteoutName(it.rel), type: 'file', size: 0, mode: 0 });
+        // as dockerd's overlay converter writes it: an empty regular file of mode 0600
+        await entry(pack, { ...h, name: whiteoutName(it.rel), type: 'file', size: 0, mode: 0o600 });
         continue;
       }
       const pax = paxOf(xs.get(abs));
       if (st.isDirectory()) {
         await entry(pack, { ...h, name: it.rel + '/', type: 'directory', pax });
         if (isOpaque(xs, abs)) {
-          await entry(pack, { ...h, name: `${it.rel}/.wh..wh..opq`, type: 'file', size: 0, mode: 0 });
+          // the opaque marker inherits the directory's permission bits and owner (dockerd's converter)
+          await entry(pack, { ...h, name: `${it.rel}/.wh..wh..opq`, type: 'file', size: 0, mode: Number(st.mode & 0o777n) });
         }
       } else if (st.isSymbolicLink()) {
         await entry(pack, { ...h, name: it.rel, type: 'symlink', linkname: await readlink(abs), pax });

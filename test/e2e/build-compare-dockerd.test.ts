@@ -1,0 +1,150 @@
+/**
+ * The same Dockerfiles built by wharfd and by Debian's dockerd (its legacy builder, DOCKER_BUILDKIT=0) from the
+ * same base image give the same image: the config (everything but the IDs of intermediate images) and, layer by
+ * layer, the same file tree (paths, types, modes, owners, sizes, link targets, contents; not mtimes, which are
+ * the build's time). Skipped when dockerd is not installed.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import tarStream from 'tar-stream';
+import { startDaemon, type Daemon } from '../support/daemon.js';
+import { show } from '../support/cli.js';
+
+const haveDockerd = ['/usr/sbin/dockerd', '/usr/bin/dockerd'].some((p) => existsSync(p));
+let w: Daemon | undefined;
+let r: Daemon | undefined;
+let work: string;
+
+before(async () => {
+  if (!haveDockerd) return;
+  work = await mkdtemp(join(tmpdir(), 'wharf-e2e-buildcmp-'));
+  [w, r] = await Promise.all([startDaemon(), startDaemon({ engine: 'dockerd', startTimeoutMs: 60_000 })]);
+  const b = await w.wharf(['image', 'bootstrap', 'busybox']);
+  assert.equal(b.code, 0, show(b));
+  const tar = join(work, 'busybox.tar');
+  assert.equal((await w.docker(['save', '-o', tar, 'busybox'])).code, 0);
+  const l = await r.docker(['load', '-i', tar]);
+  assert.equal(l.code, 0, show(l));
+  // the context: files, a directory, a gzip tarball for ADD, an ignored file
+  const ctx = join(work, 'ctx');
+  await mkdir(join(ctx, 'dir', 'sub'), { recursive: true });
+  await writeFile(join(ctx, 'hello.txt'), 'hello\n');
+  await writeFile(join(ctx, 'dir', 'a.sh'), '#!/bin/sh\necho a\n', { mode: 0o755 });
+  await writeFile(join(ctx, 'dir', 'sub', 'b.txt'), 'b'.repeat(5000));
+  await writeFile(join(ctx, 'secret.txt'), 'not for the image\n');
+  await writeFile(join(ctx, '.dockerignore'), 'secret.txt\n');
+  const src = join(work, 'tarsrc');
+  await mkdir(join(src, 'pkg'), { recursive: true });
+  await writeFile(join(src, 'pkg', 'data.txt'), 'from a tarball\n');
+  execFileSync('tar', ['-czf', join(ctx, 'pkg.tar.gz'), '-C', src, '--owner=0', '--group=0', 'pkg']);
+});
+after(async () => {
+  await Promise.all([w?.stop(), r?.stop()]);
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+const DOCKERFILES: Record<string, string> = {
+  metadata: [
+    'FROM busybox',
+    'LABEL org.example.name="compare" version=1',
+    'ENV APP_HOME=/srv/app PATH=/srv/app/bin:$PATH',
+    'ARG FLAVOR=plain',
+    'WORKDIR $APP_HOME/work',
+    'EXPOSE 8080/tcp 53/udp',
+    'VOLUME ["/data"]',
+    'USER 1000:1000',
+    'STOPSIGNAL SIGQUIT',
+    'HEALTHCHECK --interval=5s --timeout=2s --retries=4 CMD ["true"]',
+    'SHELL ["/bin/sh", "-e", "-c"]',
+    'ONBUILD RUN echo child',
+    'ENTRYPOINT ["/bin/sh", "-c"]',
+    'CMD ["echo $APP_HOME"]',
+  ].join('\n'),
+  files: [
+    'FROM busybox',
+    'COPY hello.txt /etc/hello.txt',
+    'COPY dir /opt/dir/',
+    'COPY --chown=1000:1000 dir/sub/*.txt /home/user/',
+    'ADD pkg.tar.gz /usr/local/',
+    'ADD hello.txt /root/added.txt',
+    'WORKDIR /opt',
+    'RUN mkdir -p made/deep && echo made > made/deep/file && chmod 640 made/deep/file && ln -s deep/file made/link',
+    'RUN rm /etc/hello.txt && rm -r /opt/dir/sub',
+    'CMD ["cat", "/opt/made/deep/file"]',
+  ].join('\n'),
+};
+
+for (const [name, text] of Object.entries(DOCKERFILES)) {
+  test(`${name}: wharfd and dockerd build the same config and the same files, layer by layer`, { timeout: 300_000 }, async (t) => {
+    if (!haveDockerd) return t.skip('dockerd is not installed');
+    const file = join(work, 'ctx', `Dockerfile.${name}`);
+    await writeFile(file, text + '\n');
+    for (const d of [w!, r!]) {
+      const b = await d.docker(['build', '-f', file, '-t', `cmp/${name}`, join(work, 'ctx')]);
+      assert.equal(b.code, 0, `${d === w ? 'wharfd' : 'dockerd'}: ${show(b)}`);
+    }
+    const [mine, theirs] = await Promise.all([w!, r!].map((d) => imageOf(d, `cmp/${name}`)));
+    assert.deepEqual(mine.config, theirs.config, 'the image config (container config, architecture, os)');
+    assert.deepEqual(mine.history, theirs.history, 'history: the same steps, the same empty layers');
+    assert.equal(mine.layers.length, theirs.layers.length, 'the same number of layers');
+    for (let i = 0; i < mine.layers.length; i++) {
+      assert.deepEqual(mine.layers[i], theirs.layers[i], `layer ${i}: the same entries`);
+    }
+  });
+}
+
+interface Entry { path: string; type: string; mode: string; uid: number; gid: number; size: number; link: string; sha: string }
+
+/** The saved image: its config without volatile fields, its history shape, each layer's entries. */
+async function imageOf(d: Daemon, ref: string): Promise<{ config: Record<string, unknown>; history: unknown[]; layers: Entry[][] }> {
+  const file = join(work, `${d === w ? 'w' : 'r'}-${ref.replace(/\W/g, '_')}.tar`);
+  const s = await d.docker(['save', '-o', file, ref]);
+  assert.equal(s.code, 0, show(s));
+  const files = new Map<string, Buffer>();
+  await untar(await readFile(file), (name, body) => { files.set(name.replace(/^\.\//, ''), body); });
+  const manifest = JSON.parse(files.get('manifest.json')!.toString()) as { Config: string; Layers: string[] }[];
+  const cfg = JSON.parse(files.get(manifest[0]!.Config)!.toString()) as Record<string, unknown>;
+  const config = { ...(cfg.config as Record<string, unknown>) };
+  delete config.Image; // the ID of the builder's previous step: differs with every build's timestamps
+  delete config.Hostname; // the builder's intermediate container
+  const history = (cfg.history as { created_by?: string; empty_layer?: boolean }[]).map((h) => ({
+    // COPY/ADD name their source by a content hash; compare the rest of the line
+    created_by: (h.created_by ?? '').replace(/(file|dir|multi):[0-9a-f]{64} in /, '$1:<hash> in '),
+    empty_layer: h.empty_layer === true,
+  }));
+  const layers: Entry[][] = [];
+  for (const l of manifest[0]!.Layers) {
+    const entries: Entry[] = [];
+    await untar(files.get(l)!, (name, body, h) => {
+      const path = `/${name.replace(/^\.?\/*/, '').replace(/\/$/, '')}`;
+      entries.push({
+        path, type: h.type ?? 'file', mode: ((h.mode ?? 0) & 0o7777).toString(8), uid: h.uid ?? 0, gid: h.gid ?? 0,
+        size: h.type === 'file' ? body.length : 0,
+        // dockerd's tar writer links whiteouts that share the kernel's one whiteout inode (Linux >= 5.8) to the first
+        // one's original name; the link of a whiteout means nothing to anyone who applies the layer
+        link: name.split('/').pop()!.startsWith('.wh.') ? '' : h.linkname ?? '',
+        sha: createHash('sha256').update(body).digest('hex').slice(0, 16),
+      });
+    });
+    layers.push(entries.sort((a, b) => a.path.localeCompare(b.path)));
+  }
+  return { config: { config, architecture: cfg.architecture, os: cfg.os }, history, layers };
+}
+
+async function untar(buf: Buffer, onEntry: (name: string, body: Buffer, h: tarStream.Header) => void): Promise<void> {
+  const ex = tarStream.extract();
+  const done = new Promise<void>((resolve, reject) => { ex.on('finish', resolve); ex.on('error', reject); });
+  ex.on('entry', (h, stream, next) => {
+    const chunks: Buffer[] = [];
+    stream.on("data", (c: unknown) => { chunks.push(c as Buffer); });
+    stream.on('end', () => { onEntry(h.name, Buffer.concat(chunks), h); next(); });
+  });
+  ex.end(buf);
+  await done;
+}
