@@ -78,6 +78,20 @@ const DOCKERFILES: Record<string, string> = {
     'RUN rm /etc/hello.txt && rm -r /opt/dir/sub',
     'CMD ["cat", "/opt/made/deep/file"]',
   ].join('\n'),
+  stages: [
+    'ARG BASE=busybox',
+    'FROM $BASE AS builder',
+    'ARG VERSION=1.0',
+    'RUN mkdir /out && echo "v$VERSION" > /out/version && echo "app:x:1234:1234::/home/app:/bin/sh" >> /etc/passwd',
+    'FROM busybox',
+    'ARG VERSION',
+    'COPY --from=builder /out/version /srv/',
+    'COPY --from=builder /etc/passwd /etc/passwd',
+    'RUN chown 1234 /srv/version',
+    'USER app',
+    'RUN echo "as $(id -u)" > /tmp/whoami',
+    'WORKDIR /srv',
+  ].join('\n'),
 };
 
 for (const [name, text] of Object.entries(DOCKERFILES)) {
@@ -86,7 +100,7 @@ for (const [name, text] of Object.entries(DOCKERFILES)) {
     const file = join(work, 'ctx', `Dockerfile.${name}`);
     await writeFile(file, text + '\n');
     for (const d of [w!, r!]) {
-      const b = await d.docker(['build', '-f', file, '-t', `cmp/${name}`, join(work, 'ctx')]);
+      const b = await d.docker(['build', '--build-arg', 'VERSION=2.5', '-f', file, '-t', `cmp/${name}`, join(work, 'ctx')]);
       assert.equal(b.code, 0, `${d === w ? 'wharfd' : 'dockerd'}: ${show(b)}`);
     }
     const [mine, theirs] = await Promise.all([w!, r!].map((d) => imageOf(d, `cmp/${name}`)));
