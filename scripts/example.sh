@@ -78,7 +78,7 @@ for _ in $(seq 100); do
 done
 echo "registry at http://$REG"
 
-say "tag, push (or seed the registry) and pull through the registry"
+say "tag, push and pull through the registry"
 run bin/wharf tag busybox "$REG/library/busybox:latest"
 run bin/wharf push "$REG/library/busybox:latest"
 run bin/wharf rmi "$REG/library/busybox:latest"
