@@ -143,8 +143,8 @@ export class FileWriterPool {
 export const BUFFER_SIZE = 2 << 20;
 const FREE_MAX = 16;
 
-/** Threads writing small files: one per core beside the main thread's, at least one, at most four. */
-export const WRITERS = Math.max(1, Math.min(4, availableParallelism()));
+/** Threads writing small files: one per core, at least one, at most four (WHARF_EXTRACT_WRITERS overrides). */
+export const WRITERS = Number(process.env.WHARF_EXTRACT_WRITERS) > 0 ? Number(process.env.WHARF_EXTRACT_WRITERS) : Math.max(1, Math.min(4, availableParallelism()));
 
 let shared: FileWriterPool | null = null;
 
