@@ -73,6 +73,7 @@ const DOCKERFILES: Record<string, string> = {
     'COPY --chown=1000:1000 dir/sub/*.txt /home/user/',
     'ADD pkg.tar.gz /usr/local/',
     'ADD hello.txt /root/added.txt',
+    'COPY . /ctx/',
     'WORKDIR /opt',
     'RUN mkdir -p made/deep && echo made > made/deep/file && chmod 640 made/deep/file && ln -s deep/file made/link',
     'RUN rm /etc/hello.txt && rm -r /opt/dir/sub',
@@ -82,11 +83,12 @@ const DOCKERFILES: Record<string, string> = {
     'ARG BASE=busybox',
     'FROM $BASE AS builder',
     'ARG VERSION=1.0',
-    'RUN mkdir /out && echo "v$VERSION" > /out/version && echo "app:x:1234:1234::/home/app:/bin/sh" >> /etc/passwd',
+    'RUN mkdir /out && echo "v$VERSION" > /out/version && echo "app:x:1234:1234::/home/app:/bin/sh" >> /etc/passwd && mkdir /out/sub && ln -s ../version /out/sub/v',
     'FROM busybox',
     'ARG VERSION',
     'COPY --from=builder /out/version /srv/',
     'COPY --from=builder /etc/passwd /etc/passwd',
+    'COPY --from=builder /out /srv/out/',
     'RUN chown 1234 /srv/version',
     'USER app',
     'RUN echo "as $(id -u)" > /tmp/whoami',
@@ -128,8 +130,8 @@ async function imageOf(d: Daemon, ref: string): Promise<{ config: Record<string,
   delete config.Image; // the ID of the builder's previous step: differs with every build's timestamps
   delete config.Hostname; // the builder's intermediate container
   const history = (cfg.history as { created_by?: string; empty_layer?: boolean }[]).map((h) => ({
-    // COPY/ADD name their source by a content hash; compare the rest of the line
-    created_by: (h.created_by ?? '').replace(/(file|dir|multi):[0-9a-f]{64} in /, '$1:<hash> in '),
+    // COPY/ADD name their sources by dockerd's content hashes (srchash.ts): these must be equal too
+    created_by: h.created_by ?? '',
     empty_layer: h.empty_layer === true,
   }));
   const layers: Entry[][] = [];

@@ -26,6 +26,7 @@ import { goMatch, hasWildcards } from '../../lib/dockerignore.js';
 import { goHealthcheck, goQuote, goQuoteList } from './format.js';
 import type { RunExecutor } from './types.js';
 import { mergedLstat, resolveInLayers, resolveInRoot } from './scope.js';
+import { dirHash, lazySum, multiHash } from './srchash.js';
 import { formatPlatform, parsePlatform, platformMatches, type Platform } from '../distribution/platform.js';
 
 export const EMPTY_TAR_DIGEST = 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef';
@@ -180,7 +181,7 @@ export class Builder {
       // docker appends the labels= parameter as one more LABEL instruction
       if (keys.length) text += `\nLABEL ${keys.map((k) => `${goQuote(k)}=${goQuote(opts.labels[k]!)}`).join(' ')}\n`;
       const df = parseInstructions(text);
-      return await new BuildJob(this.d, df, ctx.dir, opts, progress, ctx.hashes).run();
+      return await new BuildJob(this.d, df, ctx.dir, opts, progress, ctx.sums).run();
     } finally {
       await ctx.close();
     }
@@ -199,7 +200,7 @@ class BuildJob {
   private readonly layerOwners: string[] = [];
 
   constructor(private readonly d: BuilderDeps, private readonly df: Dockerfile, private readonly ctxDir: string,
-    private readonly opts: BuildRequest, private readonly progress: ProgressSink, private readonly hashes = new Map<string, string>()) {
+    private readonly opts: BuildRequest, private readonly progress: ProgressSink, private readonly sums = new Map<string, string>()) {
     this.quiet = opts.quiet;
   }
 
@@ -314,9 +315,16 @@ class BuildJob {
     return out;
   }
 
-  /** Content checksum of a file: from the unpacking when the context delivered it, else read now. */
-  private async hashOf(p: string): Promise<string> {
-    return this.hashes.get(p) ?? hashFile(p);
+  /**
+   * dockerd's source sum of a path under `root`: like its Hash(), symlinks are followed within the root first; the
+   * context's tarsum when the tar had the entry (else, for the context, the path itself), else one computed from lstat.
+   * null when the path does not resolve (dockerd leaves such entries out of a directory's hash).
+   */
+  private async sumOf(root: string, abs: string): Promise<string | null> {
+    const rel = abs.slice(root.length).replace(/^\/+/, '');
+    const real = join(root, await resolveInRoot(root, rel, true));
+    if (root === this.ctxDir && this.sums.size > 0) return this.sums.get(real) ?? this.sums.get(abs) ?? rel;
+    return lazySum(real, real.slice(root.length).replace(/^\/+/, '')).catch(() => null);
   }
 
   private emit(slot: number, m: JSONMessage): void {
@@ -900,16 +908,19 @@ class BuildJob {
     try {
       const entries: FileEntry[] = [];
       const hashes: string[] = [];
-      let kindWord = 'file';
       let count = 0;
       const multi = sources.length + heredocFiles.size > 1;
       const multiErr = () => new InvalidParameterError(`When using ${name} with more than one source file, the destination must be a directory and end with a /`);
       if (multi && !destIsDir) throw multiErr();
       const asDir = destIsDir;
       const destRel = await this.resolveInImage(st, dest);
+      // source hashes as dockerd's (srchash.ts): file:<sum>, dir:<sorted sums of the tree>, multi:<…>
       const addTree = async (abs: string, target: string, st0: import('node:fs').Stats) => {
-        const h = createHash('sha256');
         if (st0.isDirectory()) {
+          // the walk covers the directory itself, except when it is the source's root (dockerd's walkSource)
+          const sums: string[] = [];
+          const own = abs === srcRoot ? null : await this.sumOf(srcRoot, abs);
+          if (own !== null) sums.push(own);
           const walk = async (a: string, t: string) => {
             for (const n of (await readdir(a)).sort()) {
               const ca = join(a, n);
@@ -917,27 +928,27 @@ class BuildJob {
               const ct = t ? `${t}/${n}` : n;
               const e = await fileEntry(ca, ct, s, owner, chmod);
               entries.push(e);
-              h.update(`${ct}\0${e.type}\0${e.mode}\0${e.uid}:${e.gid}\0${e.linkname ?? ''}\0${e.type === 'file' ? await this.hashOf(ca) : ''}\n`);
+              const sum = await this.sumOf(srcRoot, ca);
+              if (sum !== null) sums.push(sum);
               if (s.isDirectory()) await walk(ca, ct);
             }
           };
           const top = await fileEntry(abs, target, st0, owner, chmod);
           if (target) entries.push(top);
           await walk(abs, target);
-          kindWord = 'dir';
+          hashes.push(dirHash(sums));
         } else {
           const e = await fileEntry(abs, target, st0, owner, chmod);
           entries.push(e);
-          h.update(`${e.type}\0${e.mode}\0${e.uid}:${e.gid}\0${e.linkname ?? ''}\0${e.type === 'file' ? await this.hashOf(abs) : ''}`);
+          hashes.push(`file:${await this.sumOf(srcRoot, abs) ?? ''}`);
         }
-        hashes.push(h.digest('hex'));
         count++;
       };
       for (const [hname, content] of heredocFiles) {
         const data = Buffer.from(content);
         const target = asDir ? posix.join(destRel, hname) : destRel;
         entries.push({ path: target, type: 'file', mode: chmod ?? 0o644, ...owner, mtime: new Date(0), size: data.length, data });
-        hashes.push(createHash('sha256').update(data).digest('hex'));
+        hashes.push(`file:${createHash('sha256').update(data).digest('hex')}`);
         count++;
       }
       for (const src of sources) {
@@ -950,7 +961,7 @@ class BuildJob {
           if (!base) throw new InvalidParameterError('cannot determine filename from url: ' + src);
           const target = asDir ? posix.join(destRel, base) : destRel;
           entries.push({ path: target, type: 'file', mode: chmod ?? 0o600, ...owner, mtime: lm ? new Date(lm) : new Date(), size: data.length, data });
-          hashes.push(createHash('sha256').update(data).digest('hex'));
+          hashes.push(`file:${createHash('sha256').update(data).digest('hex')}`);
           count++;
           continue;
         }
@@ -981,9 +992,8 @@ class BuildJob {
           if (f.st.isDirectory()) {
             await addTree(abs, destRel, f.st);
           } else if (ins.kind === 'add' && await isArchive(abs)) {
-            const h = await this.hashOf(abs);
             entries.push({ path: destRel, type: 'directory', mode: 0o755, ...owner, mtime: new Date(), size: 0, archive: abs });
-            hashes.push(h);
+            hashes.push(`file:${await this.sumOf(srcRoot, abs) ?? ''}`);
             count++;
           } else {
             let target: string;
@@ -997,7 +1007,7 @@ class BuildJob {
         }
         if (found.length > 1) count = Math.max(count, 2);
       }
-      const srcHash = count > 1 ? `multi:${createHash('sha256').update(hashes.join(',')).digest('hex')}` : `${kindWord}:${hashes[0] ?? ''}`;
+      const srcHash = count > 1 ? multiHash(hashes) : hashes[0] ?? '';
       // dockerd 20.10 writes the --chown value right before the hash, without a space
       const comment = `${name} ${ins.chown ? `--chown=${ex(ins.chown)}` : ''}${srcHash} in ${ex(ins.dest)} `;
       const ccCmd = [...this.shell(st), `#(nop) ${comment}`];
@@ -1061,12 +1071,6 @@ async function fileEntry(abs: string, path: string, s: import('node:fs').Stats, 
   if (s.isSymbolicLink()) return { ...base, type: 'symlink', mode: 0o777, size: 0, linkname: await readlink(abs) };
   if (s.isDirectory()) return { ...base, type: 'directory', mode: chmod ?? (s.mode & 0o7777), size: 0 };
   return { ...base, type: 'file', mode: chmod ?? (s.mode & 0o7777), size: s.size, source: abs };
-}
-
-async function hashFile(p: string): Promise<string> {
-  const h = createHash('sha256');
-  await pipeline(createReadStream(p), h);
-  return h.digest('hex');
 }
 
 async function isArchive(p: string): Promise<boolean> {

@@ -12,6 +12,7 @@ import { PassThrough, Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { createHash } from 'node:crypto';
+import { startSum, typeflagOf } from './srchash.js';
 import * as zlib from 'node:zlib';
 import tar from 'tar-stream';
 import { InvalidParameterError, NotFoundError, UnavailableError } from '../../lib/errors.js';
@@ -24,8 +25,8 @@ export interface BuildContext {
   /** Root directory of the (filtered) context. */
   dir: string;
   dockerfile: string;
-  /** sha256 (hex) of regular files by absolute path, computed while unpacking (files changed since are not in it). */
-  hashes: Map<string, string>;
+  /** dockerd's tarsum of each context entry, by absolute path (srchash.ts). */
+  sums: Map<string, string>;
   /** Removes the unpacked context. */
   close(): Promise<void>;
 }
@@ -126,7 +127,7 @@ function completeTarEnd(src: Readable): Readable {
 }
 
 /** Unpacks a tar stream into `dir` (no owners: the context is data). */
-export async function untarTo(input: Readable, dir: string, hashes?: Map<string, string>): Promise<void> {
+export async function untarTo(input: Readable, dir: string, sums?: Map<string, string>): Promise<void> {
   const stream = completeTarEnd(input);
   const ex = tar.extract();
   const dirTimes: [string, Date][] = [];
@@ -135,6 +136,14 @@ export async function untarTo(input: Readable, dir: string, hashes?: Map<string,
       const target = safeJoin(dir, h.name);
       const finish = (e?: unknown) => { if (e) { ex.destroy(e as Error); return; } next(); };
       if (!target) { body.resume(); body.on('end', () => next()); return; }
+      // dockerd's per-entry tarsum (COPY/ADD source hashes), over the header as the client wrote it
+      const pax = (h as { pax?: Record<string, string> }).pax ?? {};
+      const xattrs: Record<string, string> = {};
+      for (const [k, v] of Object.entries(pax)) if (k.startsWith('SCHILY.xattr.')) xattrs[k.slice('SCHILY.xattr.'.length)] = v;
+      const sum = sums ? startSum({
+        name: h.name, mode: h.mode ?? 0, uid: h.uid ?? 0, gid: h.gid ?? 0, size: h.size ?? 0, typeflag: typeflagOf(h.type),
+        linkname: h.linkname ?? '', uname: h.uname ?? '', gname: h.gname ?? '', devmajor: h.devmajor ?? 0, devminor: h.devminor ?? 0, xattrs,
+      }) : null;
       (async () => {
         await assertNoSymlinkParents(dir, target.slice(dir.length + 1), h.name);
         await mkdir(posix.dirname(target), { recursive: true });
@@ -165,11 +174,9 @@ export async function untarTo(input: Readable, dir: string, hashes?: Map<string,
           }
           case 'file': case 'contiguous-file': case null: case undefined: {
             await rm(target, { force: true, recursive: true });
-            // hashed on the way in: COPY/ADD cache keys need the content checksum, no second read
-            const hasher = createHash('sha256');
-            body.on('data', (c: unknown) => { hasher.update(c as Buffer); });
+            // summed on the way in: COPY/ADD cache keys need the content, no second read
+            if (sum) body.on('data', (c: unknown) => { sum.update(c as Buffer); });
             await pipeline(body, createWriteStream(target, { mode }));
-            hashes?.set(target, hasher.digest('hex'));
             await chmod(target, mode);
             if (h.mtime) await utimes(target, h.mtime, h.mtime);
             return;
@@ -178,7 +185,7 @@ export async function untarTo(input: Readable, dir: string, hashes?: Map<string,
             body.resume();
             await new Promise<void>((r) => body.on('end', () => r()));
         }
-      })().then(() => finish(), finish);
+      })().then(() => { if (sum) sums!.set(target, sum.digest('hex')); finish(); }, finish);
     });
     ex.on('finish', resolve);
     ex.on('error', reject);
@@ -227,7 +234,7 @@ export async function openContext(body: Readable | null, opts: { remote?: string
     let dir = join(root, 'ctx');
     await mkdir(dir, { recursive: true });
     let dockerfileText: string | null = null;
-    const hashes = new Map<string, string>();
+    const sums = new Map<string, string>();
     let dfName = opts.dockerfile || 'Dockerfile';
     let input: Readable | null = body;
     if (opts.remote && opts.remote !== 'context') {
@@ -251,7 +258,7 @@ export async function openContext(body: Readable | null, opts: { remote?: string
       const { stream } = await decompress(input);
       const { head, stream: s2 } = await peekStream(stream, 512);
       if (looksLikeTar(head)) {
-        await untarTo(s2, dir, hashes);
+        await untarTo(s2, dir, sums);
       } else {
         // A bare Dockerfile (docker build - < Dockerfile, or a Dockerfile URL): no context.
         const chunks: Buffer[] = [];
@@ -276,7 +283,7 @@ export async function openContext(body: Readable | null, opts: { remote?: string
     }
     if (dockerfileText.length === 0) throw new InvalidParameterError(`the Dockerfile (${dfName}) cannot be empty`);
     await applyDockerignore(dir);
-    return { dir, dockerfile: dockerfileText, hashes, close };
+    return { dir, dockerfile: dockerfileText, sums, close };
   } catch (e) {
     await close();
     throw e;
