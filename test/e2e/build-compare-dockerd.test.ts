@@ -12,6 +12,8 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import tarStream from 'tar-stream';
 import { startDaemon, type Daemon } from '../support/daemon.js';
 import { show } from '../support/cli.js';
@@ -20,11 +22,22 @@ const haveDockerd = ['/usr/sbin/dockerd', '/usr/bin/dockerd'].some((p) => exists
 let w: Daemon | undefined;
 let r: Daemon | undefined;
 let work: string;
+let web: Server | undefined;
+let webUrl = '';
 
 before(async () => {
   if (!haveDockerd) return;
   work = await mkdtemp(join(tmpdir(), 'wharf-e2e-buildcmp-'));
   [w, r] = await Promise.all([startDaemon(), startDaemon({ engine: 'dockerd', startTimeoutMs: 60_000 })]);
+  // ADD's URL sources: a Last-Modified, none, and a name from Content-Disposition
+  web = createServer((req, res) => {
+    if (req.url === '/files/notes.txt') res.writeHead(200, { 'Last-Modified': 'Tue, 03 Feb 2026 04:05:06 GMT' }).end('notes\n');
+    else if (req.url === '/plain') res.writeHead(200).end('plain\n');
+    else if (req.url === '/dl/') res.writeHead(200, { 'Content-Disposition': 'attachment; filename="named.txt"' }).end('named\n');
+    else res.writeHead(404).end();
+  });
+  await new Promise<void>((res) => web!.listen(0, '127.0.0.1', res));
+  webUrl = `http://127.0.0.1:${(web.address() as AddressInfo).port}`;
   const b = await w.wharf(['image', 'bootstrap', 'busybox']);
   assert.equal(b.code, 0, show(b));
   const tar = join(work, 'busybox.tar');
@@ -45,6 +58,7 @@ before(async () => {
   execFileSync('tar', ['-czf', join(ctx, 'pkg.tar.gz'), '-C', src, '--owner=0', '--group=0', 'pkg']);
 });
 after(async () => {
+  web?.close();
   await Promise.all([w?.stop(), r?.stop()]);
   if (work) await rm(work, { recursive: true, force: true });
 });
@@ -68,12 +82,16 @@ const DOCKERFILES: Record<string, string> = {
   ].join('\n'),
   files: [
     'FROM busybox',
+    'ARG WEB',
     'COPY hello.txt /etc/hello.txt',
     'COPY dir /opt/dir/',
     'COPY --chown=1000:1000 dir/sub/*.txt /home/user/',
     'ADD pkg.tar.gz /usr/local/',
     'ADD hello.txt /root/added.txt',
     'COPY . /ctx/',
+    'ADD $WEB/files/notes.txt /web/',
+    'ADD $WEB/plain /web/plain.txt',
+    'ADD $WEB/dl/ /web/',
     'WORKDIR /opt',
     'RUN mkdir -p made/deep && echo made > made/deep/file && chmod 640 made/deep/file && ln -s deep/file made/link',
     'RUN rm /etc/hello.txt && rm -r /opt/dir/sub',
@@ -102,7 +120,7 @@ for (const [name, text] of Object.entries(DOCKERFILES)) {
     const file = join(work, 'ctx', `Dockerfile.${name}`);
     await writeFile(file, text + '\n');
     for (const d of [w!, r!]) {
-      const b = await d.docker(['build', '--build-arg', 'VERSION=2.5', '-f', file, '-t', `cmp/${name}`, join(work, 'ctx')]);
+      const b = await d.docker(['build', '--build-arg', 'VERSION=2.5', '--build-arg', `WEB=${webUrl}`, '-f', file, '-t', `cmp/${name}`, join(work, 'ctx')]);
       assert.equal(b.code, 0, `${d === w ? 'wharfd' : 'dockerd'}: ${show(b)}`);
     }
     const [mine, theirs] = await Promise.all([w!, r!].map((d) => imageOf(d, `cmp/${name}`)));
@@ -115,7 +133,7 @@ for (const [name, text] of Object.entries(DOCKERFILES)) {
   });
 }
 
-interface Entry { path: string; type: string; mode: string; uid: number; gid: number; size: number; link: string; sha: string }
+interface Entry { path: string; type: string; mode: string; uid: number; gid: number; size: number; link: string; sha: string; mtime?: number }
 
 /** The saved image: its config without volatile fields, its history shape, each layer's entries. */
 async function imageOf(d: Daemon, ref: string): Promise<{ config: Record<string, unknown>; history: unknown[]; layers: Entry[][] }> {
@@ -146,6 +164,8 @@ async function imageOf(d: Daemon, ref: string): Promise<{ config: Record<string,
         // one's original name; the link of a whiteout means nothing to anyone who applies the layer
         link: name.split('/').pop()!.startsWith('.wh.') ? '' : h.linkname ?? '',
         sha: createHash('sha256').update(body).digest('hex').slice(0, 16),
+        // downloads take Last-Modified, else the epoch: those mtimes are not the build's time
+        ...(path.startsWith('/web/') ? { mtime: h.mtime?.getTime() ?? -1 } : {}),
       });
     });
     layers.push(entries.sort((a, b) => a.path.localeCompare(b.path)));

@@ -26,7 +26,8 @@ import { goMatch, hasWildcards } from '../../lib/dockerignore.js';
 import { goHealthcheck, goQuote, goQuoteList } from './format.js';
 import type { RunExecutor } from './types.js';
 import { mergedLstat, resolveInLayers, resolveInRoot } from './scope.js';
-import { dirHash, lazySum, multiHash } from './srchash.js';
+import { dirHash, downloadSum, lazySum, multiHash } from './srchash.js';
+import { parse as parseContentDisposition } from 'content-disposition';
 import { formatPlatform, parsePlatform, platformMatches, type Platform } from '../distribution/platform.js';
 
 export const EMPTY_TAR_DIGEST = 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef';
@@ -957,11 +958,15 @@ class BuildJob {
           if (!resp.ok) throw new InvalidParameterError(`${name} failed: failed to GET ${src} with status ${resp.status} ${resp.statusText}: `);
           const data = Buffer.from(await resp.arrayBuffer());
           const lm = resp.headers.get('last-modified');
-          let base = posix.basename(new URL(src).pathname);
+          const base = downloadName(new URL(src).pathname, resp.headers.get('content-disposition'));
           if (!base) throw new InvalidParameterError('cannot determine filename from url: ' + src);
           const target = asDir ? posix.join(destRel, base) : destRel;
-          entries.push({ path: target, type: 'file', mode: chmod ?? 0o600, ...owner, mtime: lm ? new Date(lm) : new Date(), size: data.length, data });
-          hashes.push(`file:${createHash('sha256').update(data).digest('hex')}`);
+          // Last-Modified, else the Unix epoch (dockerd's zero time)
+          const parsed = lm ? new Date(lm) : null;
+          const mtime = parsed && !Number.isNaN(parsed.getTime()) ? parsed : new Date(0);
+          entries.push({ path: target, type: 'file', mode: chmod ?? 0o600, ...owner, mtime, size: data.length, data });
+          // dockerd names a download by its bare sum, without "file:"
+          hashes.push(await downloadSum(base, data));
           count++;
           continue;
         }
@@ -1071,6 +1076,21 @@ async function fileEntry(abs: string, path: string, s: import('node:fs').Stats, 
   if (s.isSymbolicLink()) return { ...base, type: 'symlink', mode: 0o777, size: 0, linkname: await readlink(abs) };
   if (s.isDirectory()) return { ...base, type: 'directory', mode: chmod ?? (s.mode & 0o7777), size: 0 };
   return { ...base, type: 'file', mode: chmod ?? (s.mode & 0o7777), size: s.size, source: abs };
+}
+
+/** The name of a downloaded ADD source: the URL path's last part, else Content-Disposition's filename (dockerd's). */
+function downloadName(pathname: string, disposition: string | null): string {
+  if (pathname && !pathname.endsWith('/')) {
+    const b = posix.basename(pathname);
+    if (b) return b;
+  }
+  if (disposition) {
+    try {
+      const f = parseContentDisposition(disposition).parameters.filename;
+      if (f && !f.endsWith('/')) return posix.basename(f);
+    } catch { /* unparsable: no name */ }
+  }
+  return '';
 }
 
 async function isArchive(p: string): Promise<boolean> {

@@ -116,6 +116,22 @@ export async function lazySum(abs: string, rel: string): Promise<string> {
   return h.digest('hex');
 }
 
+/**
+ * The sum of an ADD URL's download as dockerd computes it: a lazy source over a temporary directory holding the
+ * file as `name`, mode 0600, owned by the daemon's user.
+ */
+export async function downloadSum(name: string, data: Buffer): Promise<string> {
+  const names = await lookupNames();
+  const uid = process.getuid?.() ?? 0;
+  const gid = process.getgid?.() ?? 0;
+  const h = startSum({
+    name, mode: 0o100600, uid, gid, size: data.length, typeflag: '0', linkname: '',
+    uname: names.users.get(uid) ?? '', gname: names.groups.get(gid) ?? '', devmajor: 0, devminor: 0,
+  });
+  h.update(data);
+  return h.digest('hex');
+}
+
 /** `dir:` + sha256 of the sorted sums joined by ",". */
 export function dirHash(sums: string[]): string {
   return `dir:${createHash('sha256').update([...sums].sort().join(',')).digest('hex')}`;
