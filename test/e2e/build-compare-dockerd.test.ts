@@ -130,6 +130,13 @@ for (const [name, text] of Object.entries(DOCKERFILES)) {
     for (let i = 0; i < mine.layers.length; i++) {
       assert.deepEqual(mine.layers[i], theirs.layers[i], `layer ${i}: the same entries`);
     }
+    // the wharf CLI's context tar carries the headers the docker CLI writes: the same source hashes, the cache shared
+    const wb = await w!.wharf(['build', '--build-arg', 'VERSION=2.5', '--build-arg', `WEB=${webUrl}`, '-f', file, '-t', `cmp/${name}-wharf`, join(work, 'ctx')]);
+    assert.equal(wb.code, 0, show(wb));
+    assert.doesNotMatch(wb.stdout, /Running in/, 'every step from the cache of the docker CLI build');
+    assert.match(wb.stdout, /Using cache/);
+    const viaWharf = await imageOf(w!, `cmp/${name}-wharf`);
+    assert.deepEqual(viaWharf.history, theirs.history, 'wharf build: the same history as docker build');
   });
 }
 
