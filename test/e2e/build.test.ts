@@ -248,3 +248,37 @@ test('a RUN whose program does not exist fails with the runtime\'s error, not an
   assert.match(r.stderr, /failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: exec: "nosuchbin": executable file not found in \$PATH: unknown\n$/);
   assert.doesNotMatch(r.stdout, /level=error/);
 });
+
+test('--pull fetches a newer base even when a local image has the tag; without it the local one is used', async () => {
+  const { startRegistry } = await import('../support/registry.js');
+  const { pushBusybox } = await import('../support/oci-images.js');
+  const reg = await startRegistry();
+  const base = `${reg.host}/pull/base:1`;
+  try {
+    await pushBusybox(reg.host, 'pull/base:1');
+    await writeFile(join(ctx, 'Dockerfile.pull'), `FROM ${base}\nRUN echo on-base\n`);
+    const first = await build(['-f', 'Dockerfile.pull', '.']);
+    assert.equal(first.code, 0, show(first));
+    assert.match(first.stdout, /Pulling from pull\/base/);
+    const oldId = (await d.docker(['inspect', '--format', '{{.Id}}', base])).stdout.trim();
+    // a newer image behind the same tag in the registry; the local tag is put back on the old one
+    const v2 = await build(['-t', base, '-'], `FROM ${base}\nLABEL base.version=2\n`);
+    assert.equal(v2.code, 0, show(v2));
+    const push = await d.docker(['push', base]);
+    assert.equal(push.code, 0, show(push));
+    assert.equal((await d.docker(['tag', oldId, base])).code, 0);
+    const local = await build(['-q', '-f', 'Dockerfile.pull', '.']);
+    assert.equal(local.code, 0, show(local));
+    const label = (id: string) => d.docker(['inspect', '--format', '{{index .Config.Labels "base.version"}}', id.trim()]);
+    assert.equal((await label(local.stdout)).stdout.trim(), '', 'without --pull: the local base');
+    const pulled = await build(['--pull', '-f', 'Dockerfile.pull', '.']);
+    assert.equal(pulled.code, 0, show(pulled));
+    assert.match(pulled.stdout, /Step 1\/2 : FROM .*\n.*Pulling from pull\/base/);
+    assert.match(pulled.stdout, /Status: Downloaded newer image for /);
+    const id = /Successfully built ([0-9a-f]{12})/.exec(pulled.stdout)![1]!;
+    assert.equal((await label(id)).stdout.trim(), '2', '--pull: the registry\'s newer base');
+    assert.notEqual((await d.docker(['inspect', '--format', '{{.Id}}', base])).stdout.trim(), oldId, 'the tag moved to the pulled image');
+  } finally {
+    await reg.stop();
+  }
+});
