@@ -22,14 +22,17 @@ export function tempNameFor(path: string): string {
 /**
  * Writes a file atomically: write to a temp file in the same directory, fsync, rename over the target,
  * fsync the directory. Readers see the old content or the new, never a mix; a crash leaves at most a temp file.
+ * `durable: false` skips both fsyncs, for records whose loss in a crash is harmless (a tag time): the rename still
+ * makes the change all-or-nothing.
  */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644, opts: { durable?: boolean } = {}): Promise<void> {
+  const durable = opts.durable ?? true;
   await mkdir(dirname(path), { recursive: true });
   const tmp = tempNameFor(path);
   const fh = await open(tmp, 'w', mode);
   try {
     await fh.writeFile(data);
-    await fh.sync();
+    if (durable) await fh.sync();
   } catch (e) {
     await fh.close().catch(() => {});
     await rm(tmp, { force: true });
@@ -37,7 +40,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
   }
   await fh.close();
   await rename(tmp, path);
-  await fsyncDir(dirname(path));
+  if (durable) await fsyncDir(dirname(path));
 }
 
 /** JSON convenience over writeFileAtomic. */

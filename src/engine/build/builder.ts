@@ -184,7 +184,8 @@ export class Builder {
       const df = parseInstructions(text);
       return await new BuildJob(this.d, df, ctx.dir, opts, progress, ctx.sums).run();
     } finally {
-      await ctx.close();
+      // the unpacked context goes after the answer (a leftover is swept at the next daemon's first build)
+      void ctx.close().catch(() => {});
     }
   }
 }

@@ -6,7 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, mkdir, readFile, readdir, rm, rmdir, symlink, link, utimes, lutimes, chmod } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readdir, rm, rmdir, symlink, link, utimes, lutimes, chmod, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { PassThrough, Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -126,6 +126,9 @@ function completeTarEnd(src: Readable): Readable {
   return src.pipe(t);
 }
 
+/** Context files up to this size are gathered in memory and written at once. */
+const BUFFERED_FILE_MAX = 16 << 20;
+
 /** Unpacks a tar stream into `dir` (no owners: the context is data). */
 export async function untarTo(input: Readable, dir: string, sums?: Map<string, string>): Promise<void> {
   const stream = completeTarEnd(input);
@@ -175,8 +178,19 @@ export async function untarTo(input: Readable, dir: string, sums?: Map<string, s
           case 'file': case 'contiguous-file': case null: case undefined: {
             await rm(target, { force: true, recursive: true });
             // summed on the way in: COPY/ADD cache keys need the content, no second read
-            if (sum) body.on('data', (c: unknown) => { sum.update(c as Buffer); });
-            await pipeline(body, createWriteStream(target, { mode }));
+            if ((h.size ?? 0) <= BUFFERED_FILE_MAX) {
+              // gathered and written at once: one thread-pool round trip instead of one per socket chunk
+              const chunks: Buffer[] = [];
+              await new Promise<void>((res, rej) => {
+                body.on('data', (c: unknown) => { chunks.push(c as Buffer); sum?.update(c as Buffer); });
+                body.on('end', res);
+                body.on('error', rej);
+              });
+              await writeFile(target, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), { mode });
+            } else {
+              if (sum) body.on('data', (c: unknown) => { sum.update(c as Buffer); });
+              await pipeline(body, createWriteStream(target, { mode }));
+            }
             await chmod(target, mode);
             if (h.mtime) await utimes(target, h.mtime, h.mtime);
             return;

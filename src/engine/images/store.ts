@@ -213,7 +213,8 @@ class FsImageStore implements ImageStore {
       const img = this.images.get(id);
       if (!img) throw new NotFoundError(`No such image: ${id}`);
       const t = rfc3339Nano(when);
-      await writeFileAtomic(join(this.metaDir, hexOf(id), 'lastUpdated'), t);
+      // a tag time lost in a crash is harmless: no fsyncs (a build that ends in a cache hit re-tags every time)
+      await writeFileAtomic(join(this.metaDir, hexOf(id), 'lastUpdated'), t, 0o644, { durable: false });
       img.lastTagTime = t;
     });
   }
