@@ -377,6 +377,10 @@ describe('containers under conmon + runc', () => {
     let eo = '';
     ex.stdout.on('data', (d) => { eo += d; });
     await ex.resize!(40, 120);
+    // the resize travels through conmon's control FIFO and the input through the attach socket: give the resize a
+    // head start, or stty may read the terminal's size before it is set (seen once in CI: busybox's bare
+    // "stty: standard input" for a 0x0 terminal)
+    await new Promise((r) => setTimeout(r, 100));
     ex.stdin!.write('x\n');
     assert.equal(await ex.exit, 6);
     // the terminal may echo the input line ("x") before or after the command's output
