@@ -11,7 +11,6 @@ import { join, posix } from 'node:path';
 import { PassThrough, Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
-import { createHash } from 'node:crypto';
 import { startSum, typeflagOf } from './srchash.js';
 import * as zlib from 'node:zlib';
 import tar from 'tar-stream';

@@ -57,17 +57,6 @@ export function startSum(h: SumHeader): Hash {
   return hasher;
 }
 
-/** The context-relative key dockerd stores a sum under: path.Join(".", path.Join("/", name)). */
-export function sumKey(name: string): string {
-  const parts: string[] = [];
-  for (const c of name.split('/')) {
-    if (c === '' || c === '.') continue;
-    if (c === '..') parts.pop();
-    else parts.push(c);
-  }
-  return parts.length ? parts.join('/') : '.';
-}
-
 /** Names of the daemon host's users and groups by id, as Go's tar.FileInfoHeader looks them up (read once). */
 let hostNames: Promise<{ users: Map<number, string>; groups: Map<number, string> }> | null = null;
 function lookupNames(): Promise<{ users: Map<number, string>; groups: Map<number, string> }> {
