@@ -318,13 +318,14 @@ class BuildJob {
   }
 
   /**
-   * dockerd's source sum of a path under `root`: like its Hash(), symlinks are followed within the root first; the
-   * context's tarsum when the tar had the entry (else, for the context, the path itself), else one computed from lstat.
-   * null when the path does not resolve (dockerd leaves such entries out of a directory's hash).
+   * dockerd's source sum of a path under `root`: the context's tarsum when the tar had the entry (else, for the
+   * context, the path itself), else one computed from lstat. Like dockerd's Hash(), a symlink (`link`: the walk
+   * met one; sources are resolved already) is followed within the root first. null when the path does not resolve
+   * (dockerd leaves such entries out of a directory's hash).
    */
-  private async sumOf(root: string, abs: string): Promise<string | null> {
+  private async sumOf(root: string, abs: string, link = false): Promise<string | null> {
     const rel = abs.slice(root.length).replace(/^\/+/, '');
-    const real = join(root, await resolveInRoot(root, rel, true));
+    const real = link ? join(root, await resolveInRoot(root, rel, true)) : abs;
     if (root === this.ctxDir && this.sums.size > 0) return this.sums.get(real) ?? this.sums.get(abs) ?? rel;
     return lazySum(real, real.slice(root.length).replace(/^\/+/, '')).catch(() => null);
   }
@@ -930,7 +931,7 @@ class BuildJob {
               const ct = t ? `${t}/${n}` : n;
               const e = await fileEntry(ca, ct, s, owner, chmod);
               entries.push(e);
-              const sum = await this.sumOf(srcRoot, ca);
+              const sum = await this.sumOf(srcRoot, ca, s.isSymbolicLink());
               if (sum !== null) sums.push(sum);
               if (s.isDirectory()) await walk(ca, ct);
             }
