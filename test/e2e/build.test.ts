@@ -282,3 +282,48 @@ test('--pull fetches a newer base even when a local image has the tag; without i
     await reg.stop();
   }
 });
+
+test('remote contexts through the docker CLI and the API: a tarball URL, a git URL with #ref:subdir; over 127 layers refused', async () => {
+  const { createServer } = await import('node:http');
+  const { createReadStream } = await import('node:fs');
+  const root = await mkdtemp(join(tmpdir(), 'wharf-build-remote-'));
+  const work = join(root, 'work');
+  await mkdir(join(work, 'sub'), { recursive: true });
+  await writeFile(join(work, 'sub', 'Dockerfile'), 'FROM busybox\nCOPY hello /hello\nCMD ["cat", "/hello"]\n');
+  await writeFile(join(work, 'sub', 'hello'), 'from git');
+  const git = (...a: string[]) => execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@e', ...a], { cwd: work, stdio: 'pipe' });
+  git('init', '-q', '-b', 'main');
+  git('add', '.');
+  git('commit', '-qm', 'x');
+  git('branch', 'rel');
+  execFileSync('git', ['clone', '-q', '--bare', work, join(root, 'srv', 'repo.git')], { stdio: 'pipe' });
+  execFileSync('git', ['update-server-info'], { cwd: join(root, 'srv', 'repo.git'), stdio: 'pipe' });
+  execFileSync('tar', ['-czf', join(root, 'srv', 'ctx.tar.gz'), '-C', join(work, 'sub'), 'Dockerfile', 'hello']);
+  const srv = createServer((q, s) => {
+    const p = join(root, 'srv', decodeURIComponent((q.url ?? '/').split('?')[0]!));
+    createReadStream(p).on('error', () => { s.statusCode = 404; s.end(); }).pipe(s);
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(srv.address() as import('node:net').AddressInfo).port}`;
+  try {
+    // the docker CLI hands a tarball URL to the daemon as remote=
+    const t = await build(['-t', 'remote:tar', `${url}/ctx.tar.gz`]);
+    assert.equal(t.code, 0, show(t));
+    assert.equal((await d.docker(['run', '--rm', 'remote:tar'])).stdout, 'from git');
+    // a git URL through the API (the docker CLI clones git URLs itself; other clients leave it to the daemon)
+    const g = await d.api('POST', `/build?t=remote:git&remote=${encodeURIComponent(`${url}/repo.git#rel:sub`)}`);
+    assert.equal(g.status, 200, g.body);
+    assert.match(g.body, /Successfully tagged remote:git/);
+    assert.equal((await d.docker(['run', '--rm', 'remote:git'])).stdout, 'from git');
+    const bad = await d.api('POST', `/build?remote=${encodeURIComponent(`${url}/repo.git#rel:nosuch`)}`);
+    assert.match(bad.body, /subdir not found in git repository: nosuch/);
+    // more than 127 layers: docker's refusal, through the CLI
+    await writeFile(join(ctx, 'Dockerfile.deep'), ['FROM busybox', ...Array.from({ length: 128 }, (_, i) => `COPY home /h${i}`)].join('\n') + '\n');
+    const deep = await build(['-f', 'Dockerfile.deep', '.']);
+    assert.notEqual(deep.code, 0, show(deep));
+    assert.match(deep.stderr, /max depth exceeded/);
+  } finally {
+    srv.close();
+    await rm(root, { recursive: true, force: true });
+  }
+});
