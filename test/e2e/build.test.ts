@@ -327,3 +327,17 @@ test('remote contexts through the docker CLI and the API: a tarball URL, a git U
     await rm(root, { recursive: true, force: true });
   }
 });
+
+test('--cache-from: steps of a named source image are reused; a source that does not match is not', async () => {
+  await writeFile(join(ctx, 'Dockerfile.cf'), 'FROM busybox\nRUN echo cf-step > /cf\nCOPY home /home-copy\n');
+  const first = await build(['-t', 'cf:src', '-f', 'Dockerfile.cf', '.']);
+  assert.equal(first.code, 0, show(first));
+  const again = await build(['--cache-from', 'cf:src', '-t', 'cf:again', '-f', 'Dockerfile.cf', '.']);
+  assert.equal(again.code, 0, show(again));
+  assert.equal((again.stdout.match(/Using cache/g) ?? []).length, 2, again.stdout);
+  assert.doesNotMatch(again.stdout, /Running in/);
+  // busybox is not an ancestor-with-these-steps source: nothing is taken from the local cache through it
+  const other = await build(['--cache-from', 'busybox', '-f', 'Dockerfile.cf', '.']);
+  assert.equal(other.code, 0, show(other));
+  assert.match(other.stdout, /Running in/);
+});
