@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFileP, median, projectRoot, startDockerd, startWharfd, timeIt, type Daemon } from './support.js';
+import { execFileP, median, projectRoot, releaseBenchFs, startDockerd, startWharfd, timeIt, type Daemon } from './support.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 
@@ -75,6 +75,7 @@ async function main(): Promise<void> {
     for (const r of rows) console.log(r);
   } finally {
     for (const d of daemons) await d.stop().catch((e) => console.error(e));
+    await releaseBenchFs();
     await rm(work, { recursive: true, force: true });
   }
 }

@@ -9,7 +9,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { rm } from 'node:fs/promises';
-import { execFileP, median, projectRoot, startDockerd, startWharfd, timeIt, type Daemon } from './support.js';
+import { execFileP, median, projectRoot, releaseBenchFs, startDockerd, startWharfd, timeIt, type Daemon } from './support.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 
@@ -95,6 +95,7 @@ async function main(): Promise<void> {
     for (const r of rows) console.log(r);
   } finally {
     for (const d of daemons) await d.stop().catch((e) => console.error(e));
+    await releaseBenchFs();
   }
 }
 

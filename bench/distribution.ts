@@ -9,9 +9,8 @@
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { tmpdir } from 'node:os';
 import { startRegistry } from '../test/support/registry.js';
-import { layoutFromTars, median, skopeoPush, startDockerd, startWharfd, timeIt, type Daemon } from './support.js';
+import { benchBase, layoutFromTars, median, releaseBenchFs, skopeoPush, startDockerd, startWharfd, timeIt, type Daemon } from './support.js';
 
 const CACHE = '/var/cache/wharf-bench';
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -71,7 +70,7 @@ async function main(): Promise<void> {
     const load: Record<string, number[]> = { dockerd: [], wharfd: [] };
     for (let i = 0; i < RUNS; i++) {
       for (const d of i % 2 ? [wharfd, dockerd] : [dockerd, wharfd]) {
-        const file = join(tmpdir(), `bench-save-${d.name}-${process.pid}.tar`);
+        const file = join(await benchBase(), `bench-save-${d.name}-${process.pid}.tar`);
         try {
           save[d.name]!.push(await timeIt(() => d.docker(['save', '-o', file, refDeb])));
           await d.docker(['rmi', '-f', refDeb]);
@@ -90,6 +89,7 @@ async function main(): Promise<void> {
     for (const r of rows) console.log(r);
   } finally {
     for (const d of daemons) await d.stop().catch((e) => console.error(e));
+    await releaseBenchFs();
     await source.stop();
   }
 }

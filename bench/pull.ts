@@ -16,7 +16,7 @@ import { createGunzip } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
 import { startRegistry } from '../test/support/registry.js';
-import { execFileP, layoutFromTars, median, skopeoPush, startDockerd, startWharfd, timeIt, type Daemon } from './support.js';
+import { execFileP, layoutFromTars, median, releaseBenchFs, skopeoPush, startDockerd, startWharfd, timeIt, type Daemon } from './support.js';
 
 const CACHE = '/var/cache/wharf-bench';
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -139,6 +139,7 @@ async function main(): Promise<void> {
     console.log(`\nFloors on this machine (Node, one core): sha256 ${f.sha256MBs.toFixed(0)} MB/s of compressed data, gunzip ${f.gunzipMBs.toFixed(0)} MB/s of output.`);
   } finally {
     for (const d of daemons) await d.stop().catch((e) => console.error(e));
+    await releaseBenchFs();
     await reg.stop();
   }
 }

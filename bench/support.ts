@@ -18,6 +18,45 @@ export const execFileP = promisify(execFile);
 export const projectRoot = resolve(import.meta.dirname, '..', '..');
 export const DOCKER = existsSync('/usr/local/bin/docker') ? '/usr/local/bin/docker' : 'docker';
 
+/**
+ * Where both engines keep their data roots during a benchmark. `BENCH_FS=loop` (the default): a fresh ext4 made
+ * with mkfs's defaults (so with a journal, as on any Docker host) on a loop device, mounted for this process and
+ * removed at its end; both engines get the same filesystem in the same state. `BENCH_FS=tmp`: the machine's
+ * temporary directory, whatever its filesystem is (this VM's root is ext4 *without* a journal, where creating
+ * files right after mass deletions costs hundreds of µs each; see README.md).
+ */
+let benchFs: Promise<string> | undefined;
+let benchFsTeardown: (() => Promise<void>) | undefined;
+export function benchBase(): Promise<string> {
+  benchFs ??= (async () => {
+    if ((process.env.BENCH_FS ?? 'loop') !== 'loop') return tmpdir();
+    const img = join(tmpdir(), `wharf-bench-fs-${process.pid}.img`);
+    const mnt = join(tmpdir(), `wharf-bench-fs-${process.pid}`);
+    await execFileP('truncate', ['-s', process.env.BENCH_FS_SIZE ?? '24G', img]);
+    await execFileP('mkfs.ext4', ['-q', '-F', '-E', 'lazy_itable_init=0,lazy_journal_init=0', img]);
+    const dev = (await execFileP('losetup', ['--find', '--show', '--direct-io=on', img])).stdout.trim();
+    await mkdir(mnt, { recursive: true });
+    await execFileP('mount', ['-t', 'ext4', dev, mnt]);
+    benchFsTeardown = async () => {
+      await execFileP('umount', [mnt]).catch(() => execFileP('umount', ['-l', mnt]));
+      await execFileP('losetup', ['-d', dev]).catch(() => {});
+      await rm(img, { force: true });
+      await rm(mnt, { recursive: true, force: true });
+    };
+    const { stdout } = await execFileP('sh', ['-c', `tune2fs -l ${dev} | grep -i 'features'`]);
+    console.error(`# data roots on a fresh ext4 (${dev}, ${stdout.trim().replace(/\s+/g, ' ')})`);
+    return mnt;
+  })();
+  return benchFs;
+}
+
+/** Unmounts and removes the benchmark filesystem (after every daemon on it has stopped). */
+export async function releaseBenchFs(): Promise<void> {
+  const t = benchFsTeardown;
+  benchFs = undefined; benchFsTeardown = undefined;
+  if (t) await t();
+}
+
 export function ms(ns: bigint): number { return Number(ns / 1000n) / 1000; }
 
 export async function timeIt(fn: () => Promise<unknown>): Promise<number> {
@@ -82,7 +121,7 @@ async function cleanRoot(root: string): Promise<void> {
 
 /** dockerd from Debian's docker.io on its own socket and data root (no bridge, no iptables: pulls need neither). */
 export async function startDockerd(opts: { network?: boolean; bridge?: boolean } = {}): Promise<Daemon> {
-  const root = await mkdtemp(join(tmpdir(), 'bench-dockerd-'));
+  const root = await mkdtemp(join(await benchBase(), 'bench-dockerd-'));
   const sock = join(root, 'docker.sock');
   const args = ['--data-root', join(root, 'data'), '--exec-root', join(root, 'exec'), '-H', `unix://${sock}`,
     '--pidfile', join(root, 'docker.pid'), '--storage-driver', 'overlay2',
@@ -99,7 +138,7 @@ export async function startDockerd(opts: { network?: boolean; bridge?: boolean }
 }
 
 export async function startWharfd(extra: string[] = []): Promise<Daemon> {
-  const root = await mkdtemp(join(tmpdir(), 'bench-wharfd-'));
+  const root = await mkdtemp(join(await benchBase(), 'bench-wharfd-'));
   const sock = join(root, 'wharf.sock');
   const proc = spawn(join(projectRoot, 'bin', 'wharfd'), ['--data-root', join(root, 'data'), '--exec-root', join(root, 'exec'),
     '-H', `unix://${sock}`, '--pidfile', join(root, 'wharfd.pid'), ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
