@@ -585,7 +585,6 @@ test('kill -9 during creates, tags and deletes: after reopen every image has its
     const images = await openImageStore(root, layers);
     const refs = await openReferenceStore(root);
     const svc = new ImageService({ images, refs, layers, content: null, dataRoot: root, puller: null });
-    process.stdout.write('ready\\n');
     for (let i = 0; ; i++) {
       const n = process.pid + '-' + i;
       const tar = Buffer.alloc(2048);
@@ -596,6 +595,8 @@ test('kill -9 during creates, tags and deletes: after reopen every image has its
       tar.write('data', 512);
       const id = await svc.importImage(Readable.from([tar]), { repo: 'k' + (i % 7), tag: 't', source: '-' }, () => {});
       if (i % 3 === 2) await svc.remove(id, { force: true, noPrune: false }).catch(() => {});
+      // the kill countdown starts once an image exists (the first extraction also starts the extraction thread)
+      if (i === 0) process.stdout.write('ready\\n');
     }
   `;
   try {

@@ -547,3 +547,69 @@ test('extract on writer threads: 600 small files in batches, a hard link to and 
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+describe('extraction thread (extractworker.ts)', () => {
+  const many: E[] = [{ name: 'd/', type: 'directory', mode: 0o755 }];
+  for (let i = 0; i < 300; i++) many.push({ name: `d/f${i}`, content: `content ${i}\n`.repeat(i % 50 + 1), mode: 0o644 });
+
+  test('a gzip and a zstd blob are decompressed on the thread; same diffID, files and sidecar as the uncompressed tar', async () => {
+    const { gzipSync, zstdCompressSync } = await import('node:zlib');
+    const tar = await buildTar(many);
+    await withStore('overlay', async (s, root) => {
+      for (const [compression, blob] of [['gzip', gzipSync(tar)], ['zstd', zstdCompressSync(tar)], [null, tar]] as const) {
+        // the blob arrives in odd-sized pieces, as from a socket
+        const pieces: Buffer[] = [];
+        for (let at = 0; at < blob.length; at += 7777) pieces.push(blob.subarray(at, at + 7777));
+        const ex = await s.extract(Readable.from(pieces), { compression });
+        assert.equal(ex.diffId, sha256(tar), `diffID (${compression})`);
+        const l = await s.register(null, ex);
+        const dir = join(root, 'overlay', ex.cacheId, 'diff');
+        assert.equal(await readFile(join(dir, 'd', 'f299'), 'utf8'), 'content 299\n'.repeat(50));
+        assert.equal((await readdir(join(dir, 'd'))).length, 300);
+        // the sidecar reproduces the tar byte for byte
+        assert.ok(sha256(await streamBytes(await s.tarStream(l.chainId))) === sha256(tar), `tar-split round trip (${compression})`);
+        await s.release(l.chainId);
+      }
+    });
+  });
+
+  test('a corrupt gzip blob, a path escaping the root and a failing source each reject with their own error and leave nothing behind', async () => {
+    const { gzipSync } = await import('node:zlib');
+    await withStore('overlay', async (s, root) => {
+      const gz = gzipSync(await buildTar(many));
+      const corrupt = Buffer.from(gz);
+      corrupt.fill(0x55, 100, 400);
+      await assert.rejects(s.extract(Readable.from([corrupt]), { compression: 'gzip' }), (e: Error & { statusCode?: number }) => {
+        assert.match(e.message, /failed to register layer/);
+        return true;
+      });
+      await assert.rejects(s.extract(Readable.from([await buildTar([{ name: '../../escape', content: 'x' }])])),
+        (e: Error) => e instanceof InvalidParameterError && /escapes the layer root/.test(e.message));
+      const failing = new Readable({ read() { /* pushed below */ } });
+      failing.push(gz.subarray(0, 5000));
+      setTimeout(() => failing.destroy(new Error('connection reset by peer')), 50);
+      await assert.rejects(s.extract(failing, { compression: 'gzip' }), /connection reset by peer/);
+      // nothing half-extracted stays in the driver directory or the sidecars
+      assert.deepEqual((await readdir(join(root, 'overlay')).catch(() => [])).filter((n) => n !== 'l'), []);
+      assert.deepEqual(await readdir(join(root, 'layers', 'tarsplit')).catch(() => []), []);
+      // and the thread is still good for the next layer
+      const ok = await s.extract(Readable.from([gz]), { compression: 'gzip' });
+      assert.match(ok.diffId, /^sha256:/);
+      await s.discard!(ok);
+    });
+  });
+
+  test('three layers extracted at once, each on a thread of its own, from 64 KiB pieces', async () => {
+    await withStore('overlay', async (s, root) => {
+      const tars = await Promise.all([0, 1, 2].map((k) => buildTar(many.map((e) => ({ ...e, name: e.name.replace(/^d/, `d${k}`) })))));
+      const xs = await Promise.all(tars.map((t) => s.extract(Readable.from((function* () {
+        for (let at = 0; at < t.length; at += 65536) yield t.subarray(at, at + 65536);
+      })()))));
+      for (const [k, x] of xs.entries()) {
+        assert.equal(x.diffId, sha256(tars[k]!));
+        assert.equal((await readdir(join(root, 'overlay', x.cacheId, 'diff', `d${k}`))).length, 300);
+        await s.discard!(x);
+      }
+    });
+  });
+});

@@ -86,6 +86,11 @@ function currentUmask(): number {
   return umaskCache;
 }
 
+/** Sets the umask extraction assumes (an extraction thread cannot read it: process.umask is main-thread only). */
+export function setThreadUmask(m: number): void {
+  umaskCache = m;
+}
+
 export function escapeError(name: string): InvalidParameterError {
   return new InvalidParameterError(`invalid tar entry ${JSON.stringify(name)}: path escapes the layer root`);
 }

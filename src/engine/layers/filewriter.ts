@@ -7,12 +7,12 @@
  * `WRITERS` threads that make the calls synchronously, so creation runs on the other cores while parsing goes on
  * — one message per batch instead of a thread-pool round trip per syscall.
  *
- * The same module is the worker's entry point (it checks `isMainThread`). Workers are shared by every
+ * The same module is the worker's entry point (it checks the thread's `workerData.role`). Workers are shared by every
  * extraction of the process and only keep the process alive while they have work.
  */
 import * as fs from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { isMainThread, parentPort, Worker } from 'node:worker_threads';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 
 export interface FileJob {
   path: string;
@@ -49,7 +49,8 @@ export function writeBatchSync(jobs: FileJob[], buf: Uint8Array, umask: number):
   }
 }
 
-if (!isMainThread && parentPort) {
+// only in a writer thread (an extraction thread imports this module too)
+if (!isMainThread && parentPort && (workerData as { role?: string } | null)?.role === 'file-writer') {
   const port = parentPort;
   port.on('message', (m: Request) => {
     const reply: Reply = { id: m.id, data: m.data };
@@ -85,7 +86,7 @@ export class FileWriterPool {
 
   private spawn(): Slot {
     // no execArgv: the parent's flags (e.g. --input-type for an -e script) do not apply to this module
-    const worker = new Worker(new URL(import.meta.url), { execArgv: [] });
+    const worker = new Worker(new URL(import.meta.url), { execArgv: [], workerData: { role: 'file-writer' } });
     const slot: Slot = { worker, inflight: 0 };
     worker.unref();
     worker.on('message', (r: Reply) => {

@@ -1,13 +1,15 @@
 import { lstat, mkdir, readdir, readFile, rename, rm, stat, symlink, writeFile, chown, chmod, utimes } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
-import { pipeline, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { chainIdOf, hexOf, isDigest, type Digest } from '../../lib/digest.js';
 import { fsyncDir, fsyncFile, writeFileAtomic } from '../../lib/atomic.js';
 import { ConflictError, InvalidParameterError, NotFoundError, SystemError } from '../../lib/errors.js';
 import type { ExtractedLayer, Layer, LayerStore } from './types.js';
-import { extractLayerTar, run } from './extract.js';
-import { TarSplitRecorder, tarSplitSize, tarSplitStream } from './tarsplit.js';
+import { run } from './extract.js';
+import { extractOffThread } from './extractworker.js';
+import type { Compression } from './compression.js';
+import { tarSplitSize, tarSplitStream } from './tarsplit.js';
 import { isOpaque, isWhiteout, naiveChanges, packChanges, packOverlayDir, readXattrs, type Change } from './tarpack.js';
 
 /**
@@ -308,21 +310,18 @@ class FsLayerStore implements LayerStore {
     return [...this.layers.values()].map((r) => this.toLayer(r));
   }
 
-  async extract(tar: Readable): Promise<ExtractedLayer> {
+  async extract(tar: Readable, opts: { compression?: Compression } = {}): Promise<ExtractedLayer> {
     const cacheId = randomBytes(32).toString('hex');
     const dir = this.stagingDir(cacheId);
     await mkdir(dir, { recursive: true });
     const side = this.splitPath(cacheId);
     await mkdir(dirname(side), { recursive: true });
-    const recorder = new TarSplitRecorder(side);
-    pipeline(tar, recorder, () => { /* errors reach the extractor through the recorder */ });
     try {
-      const res = await extractLayerTar(recorder, dir);
-      if (await recorder.finish()) await fsyncFile(side);
+      const { result: res, sidecarUsable } = await extractOffThread(tar, dir, side, opts.compression ?? null);
+      if (sidecarUsable) await fsyncFile(side);
       else await rm(side, { force: true });
       return { diffId: res.diffId, size: res.size, cacheId };
     } catch (e) {
-      recorder.abort();
       await this.discard({ cacheId } as ExtractedLayer);
       throw e;
     }

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Digest } from '../../lib/digest.js';
+import type { Compression } from './compression.js';
 
 /**
  * The layer store: read-only layers keyed by chain ID, plus read-write layers for containers.
@@ -49,9 +50,9 @@ export interface LayerStore {
   /**
    * Streams an uncompressed layer tar into a new driver directory, hashing as it goes. Tar entries that
    * would escape the layer (.., absolute links resolved outside) are refused with InvalidParameterError and
-   * nothing is kept.
+   * nothing is kept. With `compression`, `tar` is the compressed blob and is decompressed on the way.
    */
-  extract(tar: Readable): Promise<ExtractedLayer>;
+  extract(tar: Readable, opts?: { compression?: Compression }): Promise<ExtractedLayer>;
   /**
    * Publishes an extracted layer on top of `parent` and takes one reference on it. If the chain already
    * exists the extracted directory is dropped and the existing layer gets the reference.
