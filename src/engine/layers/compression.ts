@@ -9,9 +9,10 @@ export type Compression = 'gzip' | 'zstd' | null;
 
 /**
  * Output piece of the decompressors: zlib's default 16 KiB makes a thread-pool round trip (and a tar-stream
- * chunk) per 16 KiB; 128 KiB costs a third of the CPU for the same inflate (measured: 48 MB out, 360 → 120 ms).
+ * chunk) per 16 KiB; 128 KiB costs a third of the CPU for the same inflate (measured: 48 MB out, 360 → 120 ms),
+ * and 1 MiB another ~7% of the CPU of the Debian layer's extraction (fewer callbacks and buffer allocations).
  */
-export const INFLATE_CHUNK = 1 << 17;
+export const INFLATE_CHUNK = 1 << 20;
 
 /** gzip by magic number (1f 8b), zstd by magic (28 b5 2f fd) or, failing both, a zstd media type; else none. */
 export function compressionOf(mediaType: string, head: Buffer): Compression {

@@ -16,6 +16,7 @@
  * calling thread instead.
  */
 import { pipeline, Readable } from 'node:stream';
+import { setFlagsFromString } from 'node:v8';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { errorFromStatus, SystemError, WharfError } from '../../lib/errors.js';
 import { extractLayerTar, setThreadUmask, type ExtractResult } from './extract.js';
@@ -117,7 +118,14 @@ interface Slot { worker: Worker; busy: boolean; onMessage: ((m: FromThread) => v
 
 const idle: Slot[] = [];
 
+let heapFlagSet = false;
+
 function spawnSlot(): Slot {
+  // An extraction thread goes through hundreds of MB of short-lived buffers per large layer. With V8's small
+  // initial old space it ran a full mark-compact every ~70 ms (a dozen or more per Debian layer); letting the old
+  // space start at 64 MiB takes that to a few, and a Debian pull's CPU down by ~150 ms. The flag is read when an isolate is created, so it
+  // applies to the threads made from here on (the main thread's heap is configured already).
+  if (!heapFlagSet) { setFlagsFromString('--initial-old-space-size=64'); heapFlagSet = true; }
   // no execArgv: the parent's flags (e.g. --input-type for an -e script) do not apply to this module
   const worker = new Worker(new URL(import.meta.url), { execArgv: [], workerData: { role: 'extract' } });
   const slot: Slot = { worker, busy: false, onMessage: null, onFail: null };
