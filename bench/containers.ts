@@ -85,7 +85,8 @@ async function main(): Promise<void> {
     }
     record('`docker commit` of a 10 MB change', commit, '≤ 1.0');
 
-    await new Promise((res) => setTimeout(res, 2000));
+    // idle: 10 s without requests (wharfd ends idle extraction threads after 5 s)
+    await new Promise((res) => setTimeout(res, 10_000));
     const w = treeRssKiB(wharfd.proc.pid!);
     const k = treeRssKiB(dockerd.proc.pid!);
     rows.push(`| idle resident memory (wharfd / dockerd + containerd) | ${(k / 1024).toFixed(0)} MiB | ${(w / 1024).toFixed(0)} MiB | **${(w / k).toFixed(2)}** | reported |`);

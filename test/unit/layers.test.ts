@@ -613,3 +613,19 @@ describe('extraction thread (extractworker.ts)', () => {
     });
   });
 });
+
+test('an idle extraction thread is kept for the next layer, then ended after its linger', { timeout: 30_000 }, async () => {
+  const { idleExtractionThreads } = await import('../../src/engine/layers/extractworker.js');
+  await withStore('overlay', async (s) => {
+    const tar = await buildTar([{ name: 'f', content: 'x' }]);
+    const a = await s.extract(Readable.from([tar]));
+    assert.equal(idleExtractionThreads() >= 1, true, 'kept after the first layer');
+    const before = idleExtractionThreads();
+    const b = await s.extract(Readable.from([tar]));
+    assert.equal(idleExtractionThreads(), before, 'the second layer reused an idle thread');
+    await s.discard!(a);
+    await s.discard!(b);
+    await new Promise((r) => setTimeout(r, 5600));
+    assert.equal(idleExtractionThreads(), 0, 'ended after 5 s idle');
+  });
+});

@@ -46,6 +46,11 @@ const INFLIGHT_MAX = 8 << 20;
 const PIECE = 256 << 10;
 const FLUSH_MS = 2;
 const IDLE_MAX = 4;
+/**
+ * An idle thread is kept this long for the next layer (a pull's next layer, a build's next step), then ended: a
+ * thread that extracted a large layer holds tens of MiB of heap, which an idle daemon should not keep.
+ */
+const IDLE_LINGER_MS = 5000;
 
 export const EXTRACT_OFF_THREAD = process.env.WHARF_EXTRACT_THREAD !== '0';
 
@@ -114,7 +119,14 @@ if (!isMainThread && parentPort && (workerData as { role?: string } | null)?.rol
 
 /* ------------------------------------------------------------------ the caller's side */
 
-interface Slot { worker: Worker; busy: boolean; onMessage: ((m: FromThread) => void) | null; onFail: ((e: Error) => void) | null }
+interface Slot {
+  worker: Worker;
+  busy: boolean;
+  onMessage: ((m: FromThread) => void) | null;
+  onFail: ((e: Error) => void) | null;
+  /** Ends the thread once it has been idle for IDLE_LINGER_MS. */
+  linger: NodeJS.Timeout | null;
+}
 
 const idle: Slot[] = [];
 
@@ -128,7 +140,7 @@ function spawnSlot(): Slot {
   if (!heapFlagSet) { setFlagsFromString('--initial-old-space-size=64'); heapFlagSet = true; }
   // no execArgv: the parent's flags (e.g. --input-type for an -e script) do not apply to this module
   const worker = new Worker(new URL(import.meta.url), { execArgv: [], workerData: { role: 'extract' } });
-  const slot: Slot = { worker, busy: false, onMessage: null, onFail: null };
+  const slot: Slot = { worker, busy: false, onMessage: null, onFail: null, linger: null };
   worker.on('message', (m: FromThread) => slot.onMessage?.(m));
   const dead = (e: Error) => {
     const i = idle.indexOf(slot);
@@ -140,8 +152,14 @@ function spawnSlot(): Slot {
   return slot;
 }
 
+/** Extraction threads waiting for work (kept at most IDLE_LINGER_MS each). */
+export function idleExtractionThreads(): number {
+  return idle.length;
+}
+
 function takeSlot(): Slot {
   const slot = idle.pop() ?? spawnSlot();
+  if (slot.linger) { clearTimeout(slot.linger); slot.linger = null; }
   slot.busy = true;
   slot.worker.ref();
   return slot;
@@ -152,8 +170,16 @@ function giveBack(slot: Slot): void {
   slot.onMessage = null;
   slot.onFail = null;
   slot.worker.unref();
-  if (idle.length < IDLE_MAX) idle.push(slot);
-  else void slot.worker.terminate();
+  if (idle.length >= IDLE_MAX) { void slot.worker.terminate(); return; }
+  idle.push(slot);
+  slot.linger = setTimeout(() => {
+    slot.linger = null;
+    const i = idle.indexOf(slot);
+    if (i < 0) return;
+    idle.splice(i, 1);
+    void slot.worker.terminate();
+  }, IDLE_LINGER_MS);
+  slot.linger.unref();
 }
 
 function currentUmask(): number {
