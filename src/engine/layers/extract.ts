@@ -77,7 +77,8 @@ interface DirAttr {
 }
 
 let umaskCache: number | null = null;
-function currentUmask(): number {
+/** The process's umask (read once; an extraction thread is told it with setThreadUmask). */
+export function currentUmask(): number {
   if (umaskCache === null) {
     // process.umask() without argument reads the mask; set it back to be sure it is unchanged.
     const m = process.umask(0o022);

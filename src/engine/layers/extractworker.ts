@@ -19,7 +19,7 @@ import { pipeline, Readable } from 'node:stream';
 import { setFlagsFromString } from 'node:v8';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { errorFromStatus, SystemError, WharfError } from '../../lib/errors.js';
-import { extractLayerTar, setThreadUmask, type ExtractResult } from './extract.js';
+import { currentUmask, extractLayerTar, setThreadUmask, type ExtractResult } from './extract.js';
 import { TarSplitRecorder } from './tarsplit.js';
 import { decompressor, type Compression } from './compression.js';
 
@@ -121,7 +121,6 @@ if (!isMainThread && parentPort && (workerData as { role?: string } | null)?.rol
 
 interface Slot {
   worker: Worker;
-  busy: boolean;
   onMessage: ((m: FromThread) => void) | null;
   onFail: ((e: Error) => void) | null;
   /** Ends the thread once it has been idle for IDLE_LINGER_MS. */
@@ -135,12 +134,12 @@ let heapFlagSet = false;
 function spawnSlot(): Slot {
   // An extraction thread goes through hundreds of MB of short-lived buffers per large layer. With V8's small
   // initial old space it ran a full mark-compact every ~70 ms (a dozen or more per Debian layer); letting the old
-  // space start at 64 MiB takes that to a few, and a Debian pull's CPU down by ~150 ms. The flag is read when an isolate is created, so it
-  // applies to the threads made from here on (the main thread's heap is configured already).
+  // space start at 64 MiB takes that to a few, and a Debian pull's CPU down by ~150 ms. The flag is read when an
+  // isolate is created, so it applies to the threads made from here on (the main thread's heap is configured).
   if (!heapFlagSet) { setFlagsFromString('--initial-old-space-size=64'); heapFlagSet = true; }
   // no execArgv: the parent's flags (e.g. --input-type for an -e script) do not apply to this module
   const worker = new Worker(new URL(import.meta.url), { execArgv: [], workerData: { role: 'extract' } });
-  const slot: Slot = { worker, busy: false, onMessage: null, onFail: null, linger: null };
+  const slot: Slot = { worker, onMessage: null, onFail: null, linger: null };
   worker.on('message', (m: FromThread) => slot.onMessage?.(m));
   const dead = (e: Error) => {
     const i = idle.indexOf(slot);
@@ -160,13 +159,11 @@ export function idleExtractionThreads(): number {
 function takeSlot(): Slot {
   const slot = idle.pop() ?? spawnSlot();
   if (slot.linger) { clearTimeout(slot.linger); slot.linger = null; }
-  slot.busy = true;
   slot.worker.ref();
   return slot;
 }
 
 function giveBack(slot: Slot): void {
-  slot.busy = false;
   slot.onMessage = null;
   slot.onFail = null;
   slot.worker.unref();
@@ -182,15 +179,10 @@ function giveBack(slot: Slot): void {
   slot.linger.unref();
 }
 
-function currentUmask(): number {
-  const m = process.umask(0o022);
-  process.umask(m);
-  return m;
-}
-
 /**
  * Extracts `tar` into `dir` (existing, empty) on an extraction thread, recording the tar-split sidecar at `side`
- * when given; with `compression`, `tar` is compressed and the thread decompresses it. Rejects with the source's error when the source fails, else with the extraction's.
+ * when given; with `compression`, `tar` is compressed and the thread decompresses it. Rejects with the source's
+ * error when the source fails, else with the extraction's.
  */
 export async function extractOffThread(tar: Readable, dir: string, side: string | null, compression: Compression = null): Promise<ExtractOutcome> {
   if (!EXTRACT_OFF_THREAD) return extractHere(tar, dir, side, compression);
