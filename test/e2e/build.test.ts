@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { startDaemon, type Daemon } from '../support/daemon.js';
+import { gitContextRepo } from '../support/gitrepo.js';
 import { projectRoot, show, type RunResult } from '../support/cli.js';
 
 let d: Daemon;
@@ -287,17 +288,7 @@ test('remote contexts through the docker CLI and the API: a tarball URL, a git U
   const { createServer } = await import('node:http');
   const { createReadStream } = await import('node:fs');
   const root = await mkdtemp(join(tmpdir(), 'wharf-build-remote-'));
-  const work = join(root, 'work');
-  await mkdir(join(work, 'sub'), { recursive: true });
-  await writeFile(join(work, 'sub', 'Dockerfile'), 'FROM busybox\nCOPY hello /hello\nCMD ["cat", "/hello"]\n');
-  await writeFile(join(work, 'sub', 'hello'), 'from git');
-  const git = (...a: string[]) => execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@e', ...a], { cwd: work, stdio: 'pipe' });
-  git('init', '-q', '-b', 'main');
-  git('add', '.');
-  git('commit', '-qm', 'x');
-  git('branch', 'rel');
-  execFileSync('git', ['clone', '-q', '--bare', work, join(root, 'srv', 'repo.git')], { stdio: 'pipe' });
-  execFileSync('git', ['update-server-info'], { cwd: join(root, 'srv', 'repo.git'), stdio: 'pipe' });
+  const work = await gitContextRepo(root, { Dockerfile: 'FROM busybox\nCOPY hello /hello\nCMD ["cat", "/hello"]\n', hello: 'from git' });
   execFileSync('tar', ['-czf', join(root, 'srv', 'ctx.tar.gz'), '-C', join(work, 'sub'), 'Dockerfile', 'hello']);
   const srv = createServer((q, s) => {
     const p = join(root, 'srv', decodeURIComponent((q.url ?? '/').split('?')[0]!));

@@ -388,7 +388,7 @@ test('more than 127 layers is refused', async () => {
 // ------------------------------------------------------------------ remote contexts, ADD URLs, proxies, parallel stages
 
 import { createServer, type Server } from 'node:http';
-import { execFileSync } from 'node:child_process';
+import { gitContextRepo } from '../support/gitrepo.js';
 import { readFile as readFileP, stat as statP } from 'node:fs/promises';
 
 async function serveDir(root: string, extra: Record<string, { body: Buffer; headers?: Record<string, string> }> = {}): Promise<{ url: string; server: Server }> {
@@ -411,17 +411,7 @@ test('remote contexts: a tarball URL, a Dockerfile URL, a git URL with #ref:subd
   const root = await mkdtemp(join(tmpdir(), 'wharf-build-remote-'));
   cleanup.push(root);
   // a git repository with the context in sub/ on branch "rel", served over dumb http
-  const work = join(root, 'work');
-  await mkdir(join(work, 'sub'), { recursive: true });
-  await writeFile(join(work, 'sub', 'Dockerfile'), 'FROM scratch\nCOPY hello /hello\n');
-  await writeFile(join(work, 'sub', 'hello'), 'from git');
-  const git = (...a: string[]) => execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@e', ...a], { cwd: work, stdio: 'pipe' });
-  git('init', '-q', '-b', 'main');
-  git('add', '.');
-  git('commit', '-qm', 'x');
-  git('branch', 'rel');
-  execFileSync('git', ['clone', '-q', '--bare', work, join(root, 'srv', 'repo.git')], { stdio: 'pipe' });
-  execFileSync('git', ['update-server-info'], { cwd: join(root, 'srv', 'repo.git'), stdio: 'pipe' });
+  await gitContextRepo(root, { Dockerfile: 'FROM scratch\nCOPY hello /hello\n', hello: 'from git' });
   const ctxTar = await tarOf({ Dockerfile: 'FROM scratch\nCOPY a /a\n', a: 'from tarball' });
   const { url, server } = await serveDir(join(root, 'srv'), {
     '/ctx.tar.gz': { body: gzipSync(ctxTar) },
