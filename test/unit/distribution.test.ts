@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { hostPlatform, parsePlatform, selectPlatform, formatPlatform, platformMatches } from '../../src/engine/distribution/platform.js';
-import { parseWWWAuthenticate, isInsecureRegistry, resolveEndpoints, parseManifest, errcodeString, goNetError } from '../../src/engine/distribution/registry.js';
+import { parseManifest } from '../../src/engine/distribution/registry.js';
+import { parseWWWAuthenticate, isInsecureRegistry, resolveEndpoints, errcodeString, goNetError } from '../../src/engine/distribution/transport.js';
 import { progressBar } from '../../src/engine/distribution/progress.js';
 import { decompressorFor } from '../../src/engine/distribution/pull.js';
 import { sha256 } from '../../src/lib/digest.js';

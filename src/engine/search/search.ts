@@ -8,6 +8,7 @@
  *   speak v2 (docker-registry, wharf's own) answer 404 there, so Wharf falls back to `/v2/_catalog` (Link
  *   pagination, Basic or Bearer `registry:catalog:*` auth) and keeps the repositories whose name contains the
  *   search term, named `<registry>/<repository>` so that the result can be pulled as is.
+ * - Requests, auth and size limits are the registry transport's (`distribution/transport.ts`).
  * - Auth failures answer 500, as dockerd's `Unexpected status code 401` does: a 401 would make the docker CLI
  *   prompt for a login and retry.
  * - `limit` 1…100 (default 25); filters `is-official`, `is-automated` (true|false) and `stars` (integer; the
@@ -17,9 +18,9 @@ import type { AuthConfig, Filters } from '../../api/backend.js';
 import type { DaemonConfig } from '../config.js';
 import { InvalidParameterError, SystemError, UnavailableError } from '../../lib/errors.js';
 import {
-  basicHeader, credentialsOf, fetchToken, httpDo, pickChallenge, type HttpAnswer,
-} from '../distribution/auth.js';
-import { isInsecureRegistry } from '../distribution/registry.js';
+  LIMITS, RegistryHttpError, RegistrySession, basicHeader, credentialsOf, fetchAll, isInsecureRegistry, readCapped,
+  type Answer,
+} from '../distribution/transport.js';
 
 export const DEFAULT_SEARCH_LIMIT = 25;
 const INDEX_HOST = 'docker.io';
@@ -116,7 +117,7 @@ export class SearchService {
     const url = `${base}search?q=${encodeURIComponent(term).replace(/%20/g, '+')}&n=${limit}`;
     const creds = credentialsOf(opts.auth);
     const headers: Record<string, string> = creds && base !== INDEX_SERVER ? { authorization: basicHeader(creds) } : {};
-    const ans = await httpDo('GET', url, insecure, headers, undefined, opts.signal);
+    const ans = await fetchAll('GET', url, { insecure, headers, signal: opts.signal, limit: LIMITS.listing, what: 'search results' });
     if (ans.status === 404) return null;
     if (ans.status !== 200) throw new SystemError(`Unexpected status code ${ans.status}`);
     let j: { results?: Record<string, unknown>[] };
@@ -148,7 +149,7 @@ export class SearchService {
   private async pingV1(host: string, insecure: boolean, signal?: AbortSignal): Promise<{ url: string; insecure: boolean }> {
     const https = `https://${host}/v1/`;
     try {
-      await httpDo('GET', `${https}_ping`, insecure, {}, undefined, signal);
+      await ping(`${https}_ping`, insecure, signal);
       return { url: https, insecure };
     } catch (err) {
       if (!(err instanceof UnavailableError)) throw err;
@@ -160,7 +161,7 @@ export class SearchService {
       }
       const http = `http://${host}/v1/`;
       try {
-        await httpDo('GET', `${http}_ping`, true, {}, undefined, signal);
+        await ping(`${http}_ping`, true, signal);
         return { url: http, insecure: true };
       } catch (err2) {
         if (!(err2 instanceof UnavailableError)) throw err2;
@@ -169,27 +170,26 @@ export class SearchService {
     }
   }
 
-  /** Every repository of `/v2/_catalog`, following `Link: <…>; rel="next"`. */
+  /** Every repository of `/v2/_catalog`, following `Link: <…>; rel="next"` (Basic or Bearer `registry:catalog:*`). */
   private async catalog(origin: string, insecure: boolean, opts: SearchOptions): Promise<string[]> {
-    let authz: string | null = null;
+    const session = new RegistrySession(new URL(origin).host, [{ url: origin, mirror: false, insecure }], {
+      auth: opts.auth, signal: opts.signal, scopes: ['registry:catalog:*'], ping: false,
+    });
     const out: string[] = [];
     let next: string | null = `${origin}/v2/_catalog?n=1000`;
     for (let pages = 0; next && pages < 1000; pages++) {
-      let ans: HttpAnswer = await httpDo('GET', next, insecure, authz ? { authorization: authz } : {}, undefined, opts.signal);
-      if (ans.status === 401 && !authz) {
-        const ch = pickChallenge(ans.headers['www-authenticate']);
-        if (ch?.scheme === 'basic') {
-          const creds = credentialsOf(opts.auth);
-          if (!creds) throw new SystemError(`Get "${next}": no basic auth credentials`);
-          authz = basicHeader(creds);
-        } else if (ch?.scheme === 'bearer') {
-          authz = `Bearer ${(await fetchToken(ch, ['registry:catalog:*'], opts.auth, insecure, opts.signal ? { signal: opts.signal } : {})).token}`;
-        }
-        if (authz) ans = await httpDo('GET', next, insecure, { authorization: authz }, undefined, opts.signal);
+      let ans: Answer;
+      try {
+        const res = await session.request('GET', next);
+        ans = { status: res.statusCode, headers: res.headers as Answer['headers'], body: await readCapped(res, LIMITS.listing, 'catalog page', 'GET', next) };
+      } catch (e) {
+        if (!(e instanceof RegistryHttpError)) throw e;
+        if (e.status === 401) throw new SystemError(`Get "${next}": unauthorized: authentication required`);
+        throw new SystemError(`Unexpected status code ${e.status}`);
       }
-      if (ans.status === 401) throw new SystemError(`Get "${next}": unauthorized: authentication required`);
       if (ans.status !== 200) throw new SystemError(`Unexpected status code ${ans.status}`);
-      const j = JSON.parse(ans.body.toString()) as { repositories?: string[] };
+      let j: { repositories?: string[] };
+      try { j = JSON.parse(ans.body.toString()) as typeof j; } catch (e) { throw new SystemError(`error decoding the catalog: ${(e as Error).message}`); }
       out.push(...(j.repositories ?? []));
       const link = ans.headers.link;
       const m = /<([^>]+)>\s*;\s*rel="?next"?/.exec(Array.isArray(link) ? link.join(', ') : link ?? '');
@@ -197,4 +197,12 @@ export class SearchService {
     }
     return out;
   }
+}
+
+/** `GET …/v1/_ping`: any answer will do (only unreachable endpoints fail). */
+async function ping(url: string, insecure: boolean, signal?: AbortSignal): Promise<void> {
+  await fetchAll('GET', url, { insecure, signal, limit: LIMITS.errorBody, what: 'ping answer', retry: 'connection' }).catch((e: unknown) => {
+    if (e instanceof SystemError && !(e instanceof UnavailableError)) return; // an oversized answer still answered
+    throw e;
+  });
 }
