@@ -16,7 +16,7 @@
  */
 import type { AuthConfig, Filters } from '../../api/backend.js';
 import type { DaemonConfig } from '../config.js';
-import { InvalidParameterError, SystemError, UnavailableError } from '../../lib/errors.js';
+import { InvalidParameterError, SystemError, UnauthorizedError, UnavailableError } from '../../lib/errors.js';
 import {
   LIMITS, RegistryHttpError, RegistrySession, basicHeader, credentialsOf, fetchAll, isInsecureRegistry, readCapped,
   type Answer,
@@ -183,6 +183,8 @@ export class SearchService {
         const res = await session.request('GET', next);
         ans = { status: res.statusCode, headers: res.headers as Answer['headers'], body: await readCapped(res, LIMITS.listing, 'catalog page', 'GET', next) };
       } catch (e) {
+        // auth failures answer 500 (a 401 would make the docker CLI prompt for a login)
+        if (e instanceof UnauthorizedError) throw new SystemError(e.message);
         if (!(e instanceof RegistryHttpError)) throw e;
         if (e.status === 401) throw new SystemError(`Get "${next}": unauthorized: authentication required`);
         throw new SystemError(`Unexpected status code ${e.status}`);
