@@ -281,3 +281,41 @@ test('uploads are not retried: a 500 on the PUT fails after one try', async () =
   assert.equal(count(reg, 'PUT', '/blobs/uploads/u1'), 1);
   assert.equal(count(reg, 'POST', '/blobs/uploads/'), 1);
 });
+
+test('bearer tokens are per scope set and cached; a refused token is dropped and a fresh one fetched once', async () => {
+  const issued: string[] = [];
+  let refuse = new Set<string>();
+  reg.handler = (req, res, url) => {
+    if (url.pathname === '/token') {
+      const tok = `tok-${issued.length + 1}`;
+      issued.push(`${url.searchParams.getAll('scope').join(' ')}|${tok}`);
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: tok, expires_in: 300 }));
+      return;
+    }
+    const auth = String(req.headers.authorization ?? '');
+    const tok = auth.replace(/^Bearer /, '');
+    if (!auth.startsWith('Bearer ') || refuse.has(tok)) {
+      res.writeHead(401, { 'www-authenticate': `Bearer realm="${reg.base}/token",service="fake"`, 'content-type': 'application/json' })
+        .end('{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}');
+      return;
+    }
+    if (url.pathname === '/v2/') { res.writeHead(200).end('{}'); return; }
+    if (url.pathname.includes('/manifests/')) { sendManifest(res); return; }
+    res.writeHead(404).end();
+  };
+  const repo = new Repository(reg.host, 'tokens/a', { config: cfg });
+  await repo.getManifest('v1');
+  await repo.getManifest('v1');
+  assert.deepEqual(issued, ['repository:tokens/a:pull|tok-1'], 'one token for two calls');
+  // the registry stops accepting tok-1 (expired early, revoked): one new token, the call repeated once
+  refuse = new Set(['tok-1']);
+  assert.equal((await repo.getManifest('v1')).digest, sha(manifest));
+  assert.deepEqual(issued.slice(1), ['repository:tokens/a:pull|tok-2']);
+  // push asks for pull,push on its own repository
+  await new PushSession(reg.host, 'tokens/a', { config: cfg }).blobExists(sha('x'));
+  assert.deepEqual(issued.slice(2), ['repository:tokens/a:pull,push|tok-3']);
+  // a registry that refuses every token: one repeat, then the 401 as docker words it
+  refuse = new Set(['tok-2', 'tok-4', 'tok-5']);
+  await assert.rejects(repo.getManifest('v1'), (e: unknown) => e instanceof RegistryHttpError && e.status === 401 && e.message === 'unauthorized: authentication required');
+  assert.equal(issued.length, 4, issued.join(','));
+});
