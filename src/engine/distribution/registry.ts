@@ -16,7 +16,7 @@ import { sha256, isDigest, type Digest } from '../../lib/digest.js';
 import { InvalidParameterError, SystemError } from '../../lib/errors.js';
 import {
   LIMITS, RegistryHttpError, RegistrySession, discard, resolveEndpoints, resumableBody, type BodyFactory,
-  type RegistryResponse,
+  type Endpoint, type RegistryResponse,
 } from './transport.js';
 
 export { RegistryHttpError, errcodeString, type RegistryErrorEntry, type BodyFactory } from './transport.js';
@@ -97,7 +97,7 @@ export class Repository {
   /** The endpoint in use (after `ping`). */
   get baseUrl(): string | null { return this.session.baseUrl; }
 
-  ping(): Promise<unknown> { return this.session.ping(); }
+  ping(): Promise<Endpoint> { return this.session.ping(); }
 
   /** GET a manifest by tag or digest; verifies a digest reference; refuses schema 1. */
   async getManifest(reference: string): Promise<FetchedManifest> {
@@ -205,7 +205,7 @@ export class PushSession {
   }
 
   /** First endpoint that answers GET /v2/. */
-  ping(): Promise<unknown> { return this.session.ping(); }
+  ping(): Promise<Endpoint> { return this.session.ping(); }
 
   private get base(): string { return this.session.baseUrl!; }
 

@@ -600,7 +600,7 @@ export class RegistrySession {
         await discard(res);
         if (res.statusCode === 401) this.challenge = pickChallenge(res.headers['www-authenticate']);
         else if (res.statusCode >= 500 || (res.statusCode !== 200 && ep.mirror)) {
-          fail(new UnavailableError(`Get "${url}": received unexpected HTTP status: ${res.statusCode}`));
+          fail(new UnavailableError(`Get "${url}": received unexpected HTTP status: ${res.statusCode} ${STATUS_CODES[res.statusCode] ?? ''}`.trimEnd()));
           continue;
         }
         this.endpoint = ep;
