@@ -319,3 +319,38 @@ test('bearer tokens are per scope set and cached; a refused token is dropped and
   await assert.rejects(repo.getManifest('v1'), (e: unknown) => e instanceof RegistryHttpError && e.status === 401 && e.message === 'unauthorized: authentication required');
   assert.equal(issued.length, 4, issued.join(','));
 });
+
+test('an identity token is exchanged with the refresh-token grant; token fetches are retried on 503', async () => {
+  const grants: string[] = [];
+  let tokenCalls = 0;
+  reg.handler = (req, res, url) => {
+    if (url.pathname === '/token') {
+      tokenCalls++;
+      let body = '';
+      req.on('data', (c: Buffer) => { body += c; });
+      req.on('end', () => {
+        if (tokenCalls === 1) { res.writeHead(503).end(); return; }
+        grants.push(`${req.method} ${body}`);
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"access_token":"from-refresh","expires_in":300}');
+      });
+      return;
+    }
+    if (req.headers.authorization !== 'Bearer from-refresh') {
+      res.writeHead(401, { 'www-authenticate': `Bearer realm="${reg.base}/token",service="fake"` }).end();
+      return;
+    }
+    if (url.pathname === '/v2/') { res.writeHead(200).end('{}'); return; }
+    if (url.pathname.includes('/manifests/')) { sendManifest(res); return; }
+    res.writeHead(404).end();
+  };
+  const repo = new Repository(reg.host, 'identity/app', { config: cfg, auth: { identitytoken: 'refresh-me' } });
+  assert.equal((await repo.getManifest('v1')).digest, sha(manifest));
+  assert.equal(tokenCalls, 2, 'the 503 was retried');
+  assert.equal(grants.length, 1);
+  const form = new URLSearchParams(grants[0]!.slice('POST '.length));
+  assert.equal(grants[0]!.split(' ')[0], 'POST');
+  assert.equal(form.get('grant_type'), 'refresh_token');
+  assert.equal(form.get('refresh_token'), 'refresh-me');
+  assert.equal(form.get('scope'), 'repository:identity/app:pull');
+  assert.equal(form.get('service'), 'fake');
+});
