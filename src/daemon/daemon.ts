@@ -115,7 +115,7 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
   const execs = new ExecService(containers, runtime, cfg.execRoot);
   const commits = new CommitService({
     containers, images, layers, tagImage: (id, repo, tag) => imageService.tagImage(id, repo, tag),
-    freeze: { pause: (id) => runner.pause(id), unpause: (id) => runner.unpause(id) },
+    freeze: { pause: (id) => runner.pause(id, { byDaemon: true }), unpause: (id) => runner.unpause(id) },
   });
   await runner.recover();
   const system = new SystemService({

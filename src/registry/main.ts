@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
+import { Socket } from 'node:net';
 import { Command } from 'commander';
 import { startRegistryServer, type RegistryServerOptions } from './server.js';
 import { collectGarbage, type GcResult } from './storage.js';
@@ -114,9 +115,17 @@ export function registryCommand(): Command {
     .action(async (f: ServeFlags & { workers?: string }) => {
       const h = await serveRegistry(f);
       process.stdout.write(`listening on ${h.url}\n`);
-      const stop = () => { void h.close().then(() => process.exit(0)); };
+      let stopping = false;
+      const stop = () => {
+        if (stopping) return;
+        stopping = true;
+        // workers that do not stop within close()'s grace are killed by it; never linger past that
+        setTimeout(() => process.exit(0), 7000).unref();
+        void h.close().then(() => process.exit(0));
+      };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
+      watchParent(stop);
     });
   cmd.command('gc')
     .description('Delete blobs no manifest references')
@@ -128,6 +137,31 @@ export function registryCommand(): Command {
       await gcRegistry(f);
     });
   return cmd;
+}
+
+const PARENT_FD_ENV = 'WHARF_REGISTRY_PARENT_FD';
+
+/**
+ * Started by `wharf registry serve` (the CLI front process), the server gets the read end of a pipe whose other end
+ * only the front holds (fd named by WHARF_REGISTRY_PARENT_FD): the pipe ends when the front dies, however it dies
+ * (SIGKILL included), and the server stops with it, so no orphan keeps the port. Cluster workers need no such pipe:
+ * a worker exits when its IPC channel to the primary closes. Run directly (no variable), the server is on its own.
+ */
+function watchParent(stop: () => void): void {
+  const fd = Number(process.env[PARENT_FD_ENV]);
+  delete process.env[PARENT_FD_ENV]; // not for the workers
+  if (!Number.isInteger(fd) || fd < 3) return;
+  let s: Socket;
+  try {
+    s = new Socket({ fd, readable: true, writable: false });
+  } catch {
+    return;
+  }
+  s.on('data', () => {});
+  s.once('end', stop);
+  s.once('close', stop);
+  s.once('error', stop);
+  s.unref();
 }
 
 /**
