@@ -62,6 +62,9 @@ export async function serveOptions(f: ServeFlags): Promise<RegistryServerOptions
 
 export interface ServeHandle {
   url: string;
+  /** The address as bound (see RegistryServer.listenUrl) and the operator's warning, if any. */
+  listenUrl: string;
+  warning?: string;
   /** Stops the server (all workers). */
   close(): Promise<void>;
 }
@@ -78,7 +81,7 @@ export async function serveRegistry(f: ServeFlags & { workers?: string | number 
   if (!Number.isInteger(workers) || workers < 1) throw new Error(`invalid --workers ${f.workers}`);
   if (workers === 1) {
     const srv = await startRegistryServer(await serveOptions(f));
-    return { url: srv.url, close: () => srv.close() };
+    return { url: srv.url, listenUrl: srv.listenUrl, ...(srv.warning ? { warning: srv.warning } : {}), close: () => srv.close() };
   }
   return servePrimary(workers, f);
 }
@@ -114,7 +117,8 @@ export function registryCommand(): Command {
     .option('--workers <n>', 'server processes sharing the port and the storage (default: number of CPUs, at most 4)')
     .action(async (f: ServeFlags & { workers?: string }) => {
       const h = await serveRegistry(f);
-      process.stdout.write(`listening on ${h.url}\n`);
+      if (h.warning) process.stderr.write(`${h.warning}\n`);
+      process.stdout.write(`listening on ${h.listenUrl}\n`);
       let stopping = false;
       const stop = () => {
         if (stopping) return;
@@ -177,10 +181,10 @@ function servePrimary(n: number, flags: ServeFlags): Promise<ServeHandle> {
   return new Promise<ServeHandle>((resolve, reject) => {
     const fork = () => {
       const w = cluster.fork({ [WORKER_ENV]: JSON.stringify(flags) });
-      w.on('message', (m: { listening?: string }) => {
+      w.on('message', (m: { listening?: string; listenUrl?: string; warning?: string }) => {
         if (m.listening && url === undefined) {
           url = m.listening;
-          resolve({ url, close });
+          resolve({ url, listenUrl: m.listenUrl ?? url, ...(m.warning ? { warning: m.warning } : {}), close });
         }
       });
     };
@@ -213,7 +217,7 @@ function servePrimary(n: number, flags: ServeFlags): Promise<ServeHandle> {
 /** A cluster worker: serves with the primary's flags, says when it listens, stops on SIGTERM. */
 async function runWorker(flags: ServeFlags): Promise<void> {
   const srv = await startRegistryServer(await serveOptions(flags));
-  process.send!({ listening: srv.url });
+  process.send!({ listening: srv.url, listenUrl: srv.listenUrl, ...(srv.warning ? { warning: srv.warning } : {}) });
   const stop = () => { void srv.close().then(() => process.exit(0)); };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
