@@ -13,6 +13,7 @@ import { createGzip } from 'node:zlib';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { request } from 'node:http';
+import { createRefBridge } from '../test/support/refbridge.js';
 
 export const execFileP = promisify(execFile);
 export const projectRoot = resolve(import.meta.dirname, '..', '..');
@@ -119,22 +120,32 @@ async function cleanRoot(root: string): Promise<void> {
   await rm(root, { recursive: true, force: true });
 }
 
-/** dockerd from Debian's docker.io on its own socket and data root (no bridge, no iptables: pulls need neither). */
-export async function startDockerd(opts: { network?: boolean; bridge?: boolean } = {}): Promise<Daemon> {
+/**
+ * dockerd from Debian's docker.io on its own socket and data root, with a bridge of its own (wref<N>, see
+ * test/support/refbridge.ts: a veth per container like a default install, never the host's docker0, which
+ * `--bridge=none` would delete) and no iptables rules (dockerd would also set the host's FORWARD policy to DROP,
+ * which outlives it). `opts` is kept for callers: every reference dockerd now gets the same setup.
+ */
+export async function startDockerd(_opts: { network?: boolean; bridge?: boolean } = {}): Promise<Daemon> {
   const root = await mkdtemp(join(await benchBase(), 'bench-dockerd-'));
   const sock = join(root, 'docker.sock');
   const args = ['--data-root', join(root, 'data'), '--exec-root', join(root, 'exec'), '-H', `unix://${sock}`,
     '--pidfile', join(root, 'docker.pid'), '--storage-driver', 'overlay2',
     '--containerd-namespace', 'bench', '--containerd-plugins-namespace', 'benchp'];
-  // bridge: docker0 and a veth per container like a default install, but no iptables rules (dockerd would
-  // also set the host's FORWARD policy to DROP, which outlives it)
-  if (opts.bridge) args.push('--iptables=false', '--ip-masq=false');
-  else if (!opts.network) args.push('--bridge', 'none', '--iptables=false', '--ip-masq=false');
+  const bridge = createRefBridge();
+  process.once('exit', () => bridge.remove());
+  args.push(`--bridge=${bridge.name}`, '--iptables=false', '--ip-masq=false');
   const log = createWriteStream(join(tmpdir(), `bench-dockerd-${process.pid}.log`));
   const proc = spawn('dockerd', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stdout!.pipe(log); proc.stderr!.pipe(log);
-  await waitForSocket(sock, 'dockerd', 60000);
-  return { name: 'dockerd', sock, root, proc, docker: dockerFor(sock), stop: async () => { await stopProc(proc); await cleanRoot(root); } };
+  try {
+    await waitForSocket(sock, 'dockerd', 60000);
+  } catch (e) {
+    await stopProc(proc);
+    bridge.remove();
+    throw e;
+  }
+  return { name: 'dockerd', sock, root, proc, docker: dockerFor(sock), stop: async () => { await stopProc(proc); await cleanRoot(root); bridge.remove(); } };
 }
 
 export async function startWharfd(extra: string[] = []): Promise<Daemon> {

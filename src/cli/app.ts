@@ -215,7 +215,12 @@ export async function main(argv: string[], io: { out: (s: string) => void; err: 
     if (rest[0] === 'registry') {
       const { spawn } = await import('node:child_process');
       const entry = join(import.meta.dirname, '..', 'registry', 'main.js');
-      const child = spawn(process.execPath, [entry, ...rest.slice(1)], { stdio: 'inherit' });
+      // fd 3: a pipe the server watches; it ends when this process dies, even by SIGKILL, and the server (with
+      // its workers) stops then instead of keeping the port as an orphan
+      const child = spawn(process.execPath, [entry, ...rest.slice(1)], {
+        stdio: ['inherit', 'inherit', 'inherit', 'pipe'], env: { ...process.env, WHARF_REGISTRY_PARENT_FD: '3' },
+      });
+      child.on('exit', () => { (child.stdio[3] as { destroy?: () => void } | null)?.destroy?.(); });
       // the server is this command: a signal to `wharf registry serve` goes to it
       const forward = (sig: NodeJS.Signals) => () => { child.kill(sig); };
       for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, forward(sig));

@@ -2,7 +2,7 @@
  * The composition root: the one place that constructs the engine modules and wires them together.
  * Everything else sees only interfaces (engine/*\/types.ts, api/backend.ts).
  */
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Backends } from '../api/backend.js';
 import type { DaemonConfig } from '../engine/config.js';
@@ -47,10 +47,45 @@ export interface Daemon {
   close(): Promise<void>;
 }
 
+/**
+ * The modes of the data root and its top directories, dockerd's (daemon_unix.go setupDaemonRoot, the overlay2
+ * driver's Init, the containers and image roots, the local volume driver): the root itself may be traversed by
+ * anyone (0711, as dockerd's), but nothing below it that holds layer content, container filesystems or records can
+ * be entered by a user other than root (0710/0700), so no unprivileged host user reaches a setuid binary shipped in
+ * a layer (the CVE-2021-41091 class); volumes/ is 0701 as dockerd's (a volume's _data can be reached by its name,
+ * never listed). `create`: made when missing (the driver directories are left to the layer store, which knows
+ * which one it uses).
+ */
+export const DATA_ROOT_MODES: readonly { path: string; mode: number; create: boolean }[] = [
+  { path: '', mode: 0o711, create: true },
+  { path: 'containers', mode: 0o710, create: true },
+  { path: 'overlay', mode: 0o710, create: false },
+  { path: 'vfs', mode: 0o710, create: false },
+  { path: 'layers', mode: 0o700, create: true },
+  { path: 'image', mode: 0o700, create: true },
+  { path: 'content', mode: 0o700, create: true },
+  { path: 'network', mode: 0o700, create: true },
+  { path: 'tmp', mode: 0o700, create: true },
+  { path: 'volumes', mode: 0o701, create: true },
+];
+
+/**
+ * Creates the data root and the exec root with their modes, and repairs the modes of existing ones (a data root
+ * made by an older wharfd had 0755 driver directories): every top directory is chmod'ed, whatever it held before.
+ */
+export async function secureRoots(dataRoot: string, execRoot: string): Promise<void> {
+  for (const { path, mode, create } of DATA_ROOT_MODES) {
+    const p = join(dataRoot, path);
+    if (create) await mkdir(p, { recursive: true, mode });
+    await chmod(p, mode).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'ENOENT') throw e; });
+  }
+  await mkdir(execRoot, { recursive: true, mode: 0o700 });
+  await chmod(execRoot, 0o700);
+}
+
 export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
   const dataRoot = cfg.dataRoot;
-  await mkdir(dataRoot, { recursive: true, mode: 0o711 });
-  await mkdir(cfg.execRoot, { recursive: true, mode: 0o700 });
+  await secureRoots(dataRoot, cfg.execRoot);
 
   const content = await openContentStore(join(dataRoot, 'content'));
   const layers = await openLayerStore({ dataRoot, ...(cfg.storageDriver !== undefined ? { driver: cfg.storageDriver } : {}) });
@@ -80,7 +115,7 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
   const execs = new ExecService(containers, runtime, cfg.execRoot);
   const commits = new CommitService({
     containers, images, layers, tagImage: (id, repo, tag) => imageService.tagImage(id, repo, tag),
-    freeze: { pause: (id) => runner.pause(id), unpause: (id) => runner.unpause(id) },
+    freeze: { pause: (id) => runner.pause(id, { byDaemon: true }), unpause: (id) => runner.unpause(id) },
   });
   await runner.recover();
   const system = new SystemService({

@@ -16,6 +16,21 @@ export function lookupGroup(name: string, groupFile = '/etc/group'): number | nu
   return null;
 }
 
+/**
+ * The default socket (/run/wharf/wharf.sock) lives in the exec root, which is 0700: the socket's group could not
+ * reach it. When that group exists, the directory becomes root:<group> 0710: traversable by root and the group
+ * only, listable by no one else. The group's members may use the API, which makes them root-equivalent anyway
+ * (docker's `docker` group); others still reach nothing inside. Without the group it stays root-only.
+ * Returns whether the directory was opened to the group.
+ */
+export function openDirToGroup(dir: string, group: string, groupFile = '/etc/group'): boolean {
+  const gid = lookupGroup(group, groupFile);
+  if (gid === null || process.getuid?.() !== 0) return false;
+  chownSync(dir, 0, gid);
+  chmodSync(dir, 0o710);
+  return true;
+}
+
 /** True when something accepts connections on the unix socket at path. */
 function socketAnswers(path: string): Promise<boolean> {
   return new Promise((resolve) => {

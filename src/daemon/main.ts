@@ -8,7 +8,8 @@ import { readFileSync, unlinkSync } from 'node:fs';
 import { CommanderError } from 'commander';
 import { HTTP_SERVER_OPTIONS, createRequestListener } from '../api/server.js';
 import { ConfigError, parseDaemonArgs, parseHost, type WharfdOptions } from './config.js';
-import { listenTcp, listenUnix, writePidfile } from './listen.js';
+import { listenTcp, listenUnix, openDirToGroup, writePidfile } from './listen.js';
+import { dirname, resolve as resolvePath } from 'node:path';
 import { createLogger } from './log.js';
 
 const VERSION = '0.1.0';
@@ -95,6 +96,8 @@ export async function main(argv: string[]): Promise<void> {
         servers.push(server);
         await listenUnix(server, addr.path, opts.group);
         sockets.push(addr.path);
+        // a socket inside the (0700) exec root: the socket's group must be able to reach it
+        if (resolvePath(dirname(addr.path)) === resolvePath(cfg.execRoot)) openDirToGroup(cfg.execRoot, opts.group);
         log('info', `API listen on ${addr.path}`);
       } else {
         const { tls } = opts;

@@ -43,7 +43,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
   if (durable) await fsyncDir(dirname(path));
 }
 
-/** JSON convenience over writeFileAtomic. */
-export function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  return writeFileAtomic(path, JSON.stringify(value));
+/** JSON convenience over writeFileAtomic (`mode` 0600 for state files: container records, runtime state). */
+export function writeJsonAtomic(path: string, value: unknown, mode = 0o644): Promise<void> {
+  return writeFileAtomic(path, JSON.stringify(value), mode);
 }

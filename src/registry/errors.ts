@@ -25,7 +25,7 @@ export const DEFAULT_STATUS: Record<RegistryErrorCode, number> = {
   BLOB_UPLOAD_INVALID: 400,
   BLOB_UPLOAD_UNKNOWN: 404,
   DIGEST_INVALID: 400,
-  MANIFEST_BLOB_UNKNOWN: 404,
+  MANIFEST_BLOB_UNKNOWN: 400, // distribution's ErrorCodeManifestBlobUnknown: http.StatusBadRequest
   MANIFEST_INVALID: 400,
   MANIFEST_UNKNOWN: 404,
   NAME_INVALID: 400,

@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
+import { Socket } from 'node:net';
 import { Command } from 'commander';
 import { startRegistryServer, type RegistryServerOptions } from './server.js';
 import { collectGarbage, type GcResult } from './storage.js';
@@ -61,6 +62,9 @@ export async function serveOptions(f: ServeFlags): Promise<RegistryServerOptions
 
 export interface ServeHandle {
   url: string;
+  /** The address as bound (see RegistryServer.listenUrl) and the operator's warning, if any. */
+  listenUrl: string;
+  warning?: string;
   /** Stops the server (all workers). */
   close(): Promise<void>;
 }
@@ -77,7 +81,7 @@ export async function serveRegistry(f: ServeFlags & { workers?: string | number 
   if (!Number.isInteger(workers) || workers < 1) throw new Error(`invalid --workers ${f.workers}`);
   if (workers === 1) {
     const srv = await startRegistryServer(await serveOptions(f));
-    return { url: srv.url, close: () => srv.close() };
+    return { url: srv.url, listenUrl: srv.listenUrl, ...(srv.warning ? { warning: srv.warning } : {}), close: () => srv.close() };
   }
   return servePrimary(workers, f);
 }
@@ -113,10 +117,19 @@ export function registryCommand(): Command {
     .option('--workers <n>', 'server processes sharing the port and the storage (default: number of CPUs, at most 4)')
     .action(async (f: ServeFlags & { workers?: string }) => {
       const h = await serveRegistry(f);
-      process.stdout.write(`listening on ${h.url}\n`);
-      const stop = () => { void h.close().then(() => process.exit(0)); };
+      if (h.warning) process.stderr.write(`${h.warning}\n`);
+      process.stdout.write(`listening on ${h.listenUrl}\n`);
+      let stopping = false;
+      const stop = () => {
+        if (stopping) return;
+        stopping = true;
+        // workers that do not stop within close()'s grace are killed by it; never linger past that
+        setTimeout(() => process.exit(0), 7000).unref();
+        void h.close().then(() => process.exit(0));
+      };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
+      watchParent(stop);
     });
   cmd.command('gc')
     .description('Delete blobs no manifest references')
@@ -128,6 +141,31 @@ export function registryCommand(): Command {
       await gcRegistry(f);
     });
   return cmd;
+}
+
+const PARENT_FD_ENV = 'WHARF_REGISTRY_PARENT_FD';
+
+/**
+ * Started by `wharf registry serve` (the CLI front process), the server gets the read end of a pipe whose other end
+ * only the front holds (fd named by WHARF_REGISTRY_PARENT_FD): the pipe ends when the front dies, however it dies
+ * (SIGKILL included), and the server stops with it, so no orphan keeps the port. Cluster workers need no such pipe:
+ * a worker exits when its IPC channel to the primary closes. Run directly (no variable), the server is on its own.
+ */
+function watchParent(stop: () => void): void {
+  const fd = Number(process.env[PARENT_FD_ENV]);
+  delete process.env[PARENT_FD_ENV]; // not for the workers
+  if (!Number.isInteger(fd) || fd < 3) return;
+  let s: Socket;
+  try {
+    s = new Socket({ fd, readable: true, writable: false });
+  } catch {
+    return;
+  }
+  s.on('data', () => {});
+  s.once('end', stop);
+  s.once('close', stop);
+  s.once('error', stop);
+  s.unref();
 }
 
 /**
@@ -143,10 +181,10 @@ function servePrimary(n: number, flags: ServeFlags): Promise<ServeHandle> {
   return new Promise<ServeHandle>((resolve, reject) => {
     const fork = () => {
       const w = cluster.fork({ [WORKER_ENV]: JSON.stringify(flags) });
-      w.on('message', (m: { listening?: string }) => {
+      w.on('message', (m: { listening?: string; listenUrl?: string; warning?: string }) => {
         if (m.listening && url === undefined) {
           url = m.listening;
-          resolve({ url, close });
+          resolve({ url, listenUrl: m.listenUrl ?? url, ...(m.warning ? { warning: m.warning } : {}), close });
         }
       });
     };
@@ -179,7 +217,7 @@ function servePrimary(n: number, flags: ServeFlags): Promise<ServeHandle> {
 /** A cluster worker: serves with the primary's flags, says when it listens, stops on SIGTERM. */
 async function runWorker(flags: ServeFlags): Promise<void> {
   const srv = await startRegistryServer(await serveOptions(flags));
-  process.send!({ listening: srv.url });
+  process.send!({ listening: srv.url, listenUrl: srv.listenUrl, ...(srv.warning ? { warning: srv.warning } : {}) });
   const stop = () => { void srv.close().then(() => process.exit(0)); };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

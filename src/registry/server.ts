@@ -19,6 +19,7 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { open, readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { RegistryError } from './errors.js';
 import { digestParam, MAX_MANIFEST_SIZE, MT, RegistryStorage, validateName, type Descriptor, type Upload } from './storage.js';
@@ -48,10 +49,14 @@ export interface RegistryServerOptions {
 }
 
 export interface RegistryServer {
-  /** "http(s)://host:port" */
+  /** "http(s)://host:port", reachable from this host (a wildcard address becomes loopback). */
   url: string;
   /** "host:port", for image references. */
   host: string;
+  /** "http(s)://host:port" as bound: the wildcard itself for 0.0.0.0 or [::] (what `serve` prints). */
+  listenUrl: string;
+  /** When set: a warning for the operator (credentials over plain HTTP on a non-loopback address). */
+  warning?: string;
   storage: RegistryStorage;
   close(): Promise<void>;
 }
@@ -97,9 +102,16 @@ export async function startRegistryServer(opts: RegistryServerOptions): Promise<
   const shownHost = a.family === 'IPv6' ? `[${a.address}]` : a.address;
   const hostPort = `${shownHost === '0.0.0.0' ? '127.0.0.1' : shownHost === '[::]' ? '[::1]' : shownHost}:${a.port}`;
   const url = `${tls ? 'https' : 'http'}://${hostPort}`;
+  const listenUrl = `${tls ? 'https' : 'http'}://${shownHost}:${a.port}`;
+  const loopback = /^127\./.test(a.address) || a.address === '::1' || a.address === '::ffff:127.0.0.1';
+  const warning = !tls && !loopback && (opts.htpasswd || opts.token)
+    ? `warning: ${opts.token ? 'token auth' : '--htpasswd'} without TLS on ${shownHost}:${a.port}: Basic credentials travel in clear text over plain HTTP to anyone on the network path; give --tls-cert and --tls-key, or listen on 127.0.0.1`
+    : undefined;
   return {
     url,
     host: hostPort,
+    listenUrl,
+    ...(warning ? { warning } : {}),
     storage,
     async close() {
       await new Promise<void>((resolve) => {
@@ -353,30 +365,22 @@ class Handler {
     res.setHeader('Content-Type', 'application/octet-stream');
     let start = 0;
     let end = size - 1;
-    const range = req.headers.range;
     let status = 200;
-    if (range) {
-      const m = /^bytes=(\d*)-(\d*)$/.exec(range.trim());
-      let ok = false;
-      if (m && (m[1] !== '' || m[2] !== '')) {
-        if (m[1] === '') {
-          const suffix = Number(m[2]);
-          start = Math.max(0, size - suffix);
-          ok = suffix > 0;
-        } else {
-          start = Number(m[1]);
-          end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
-          ok = start <= end && start < size;
-        }
-      }
-      if (!ok) {
-        // Plain HTTP semantics (no spec error code fits a GET range): 416 and the size, no body.
-        res.statusCode = 416;
-        res.setHeader('Content-Range', `bytes */${size}`);
-        res.setHeader('Content-Length', 0);
-        res.end();
-        return;
-      }
+    const ranges = req.headers.range ? parseRanges(req.headers.range, size) : null;
+    if (ranges === 'unsatisfiable') {
+      // Plain HTTP semantics (no spec error code fits a GET range): 416 and the size, no body.
+      res.statusCode = 416;
+      res.setHeader('Content-Range', `bytes */${size}`);
+      res.setHeader('Content-Length', 0);
+      res.end();
+      return;
+    }
+    if (ranges && ranges.length > 1) {
+      await this.sendByteRanges(req, res, d, size, ranges);
+      return;
+    }
+    if (ranges) {
+      [{ start, end }] = ranges as [ByteRange];
       status = 206;
       res.setHeader('Content-Range', `bytes ${start}-${end}/${size}`);
     }
@@ -390,6 +394,33 @@ class Handler {
       await sendFileRange(res, this.storage.blobPath(d), start, end);
     } catch (e) {
       // The client went away (or the file vanished mid-way): nothing more to answer.
+      if (!res.destroyed) res.destroy(e as Error);
+    }
+  }
+
+  /** Several satisfiable ranges: one 206 multipart/byteranges body, the parts in the order asked (RFC 9110 14.6). */
+  private async sendByteRanges(req: IncomingMessage, res: ServerResponse, d: Digest, size: number, ranges: ByteRange[]): Promise<void> {
+    const boundary = randomBytes(12).toString('hex');
+    const heads = ranges.map((r, i) => Buffer.from(
+      `${i === 0 ? '' : '\r\n'}--${boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes ${r.start}-${r.end}/${size}\r\n\r\n`,
+    ));
+    const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+    let length = tail.length;
+    for (const [i, r] of ranges.entries()) length += heads[i]!.length + (r.end - r.start + 1);
+    res.statusCode = 206;
+    res.setHeader('Content-Type', `multipart/byteranges; boundary=${boundary}`);
+    res.setHeader('Content-Length', length);
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
+    try {
+      for (const [i, r] of ranges.entries()) {
+        res.write(heads[i]!);
+        await sendFileRange(res, this.storage.blobPath(d), r.start, r.end, false);
+      }
+      res.end(tail);
+    } catch (e) {
       if (!res.destroyed) res.destroy(e as Error);
     }
   }
@@ -558,8 +589,40 @@ function giveBuf(b: Buffer): void {
   if (freeBufs.length < 32) freeBufs.push(b);
 }
 
-/** Streams bytes start..end (inclusive) of a file to the response, then ends it. */
-async function sendFileRange(res: ServerResponse, path: string, start: number, end: number): Promise<void> {
+export interface ByteRange { start: number; end: number }
+
+/** More ranges than this in one request are answered with the whole blob (a server may ignore Range). */
+const MAX_RANGES = 64;
+
+/**
+ * A Range header against a blob of `size` bytes (RFC 9110 14.1.2): the satisfiable ranges, inclusive and clamped
+ * to the blob, in the order asked; 'unsatisfiable' when no range is (416); null when the header is to be ignored
+ * (another unit, bad syntax, too many ranges: the whole blob, 200).
+ */
+export function parseRanges(header: string, size: number): ByteRange[] | 'unsatisfiable' | null {
+  const m = /^\s*bytes\s*=\s*(.+)$/i.exec(header);
+  if (!m) return null;
+  const specs = m[1]!.split(',').map((x) => x.trim()).filter((x) => x !== '');
+  if (specs.length === 0 || specs.length > MAX_RANGES) return null;
+  const out: ByteRange[] = [];
+  for (const spec of specs) {
+    const r = /^(\d*)-(\d*)$/.exec(spec);
+    if (!r || (r[1] === '' && r[2] === '')) return null;
+    if (r[1] === '') {
+      const suffix = Number(r[2]);
+      if (suffix > 0 && size > 0) out.push({ start: Math.max(0, size - suffix), end: size - 1 });
+      continue;
+    }
+    const start = Number(r[1]);
+    const last = r[2] === '' ? size - 1 : Number(r[2]);
+    if (r[2] !== '' && last < start) return null; // an invalid range-spec: the header is ignored
+    if (start < size) out.push({ start, end: Math.min(last, size - 1) });
+  }
+  return out.length ? out : 'unsatisfiable';
+}
+
+/** Streams bytes start..end (inclusive) of a file to the response, then ends it (unless `endResponse` is false). */
+async function sendFileRange(res: ServerResponse, path: string, start: number, end: number, endResponse = true): Promise<void> {
   const fh = await open(path, 'r');
   const bufs = [takeBuf(), takeBuf()];
   let inFlight = false;
@@ -592,7 +655,7 @@ async function sendFileRange(res: ServerResponse, path: string, start: number, e
     } finally {
       res.off('close', onClose);
     }
-    res.end();
+    if (endResponse) res.end();
   } finally {
     await fh.close();
     // A buffer still referenced by an unfinished socket write must not be reused.

@@ -328,3 +328,51 @@ test('TLS: skopeo pushes and pulls over https with the given certificate', { tim
     await srv.stop();
   }
 });
+
+test('wharf registry serve --addr 0.0.0.0 --htpasswd without TLS: prints the bound address and a clear-text credentials warning', { timeout: 60_000 }, async () => {
+  const dir = await mkdtemp(join(work, 'wide-'));
+  const htpasswd = join(dir, 'htpasswd');
+  await execFileP('htpasswd', ['-Bbc', htpasswd, 'u', 'secret-u']);
+  const port = await freePort();
+  const cli = resolve(here, '../../src/cli/main.js');
+  const child = spawn(NODE, [cli, 'registry', 'serve', '--addr', `0.0.0.0:${port}`, '--root', join(dir, 'root'), '--htpasswd', htpasswd, '--workers', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  try {
+    const t0 = Date.now();
+    while (!out.includes('listening on')) {
+      assert.ok(Date.now() - t0 < 20_000 && child.exitCode === null, `no "listening on": ${out}${err}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(out, `listening on http://0.0.0.0:${port}\n`);
+    assert.match(err, new RegExp(`^warning: --htpasswd without TLS on 0\\.0\\.0\\.0:${port}: Basic credentials travel in clear text`, 'm'));
+    // the server does answer (on loopback), and wants credentials
+    const r = await fetch(`http://127.0.0.1:${port}/v2/`);
+    assert.equal(r.status, 401);
+    await r.arrayBuffer();
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => { if (child.exitCode !== null || child.signalCode !== null) r(undefined); else child.once('exit', r); });
+  }
+  // on loopback, the same flags print no warning
+  const port2 = await freePort();
+  const quiet = spawn(NODE, [cli, 'registry', 'serve', '--addr', `127.0.0.1:${port2}`, '--root', join(dir, 'root'), '--htpasswd', htpasswd, '--workers', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out2 = '';
+  let err2 = '';
+  quiet.stdout!.on('data', (d: Buffer) => { out2 += d.toString(); });
+  quiet.stderr!.on('data', (d: Buffer) => { err2 += d.toString(); });
+  try {
+    const t0 = Date.now();
+    while (!out2.includes('listening on')) {
+      assert.ok(Date.now() - t0 < 20_000 && quiet.exitCode === null, `no "listening on": ${out2}${err2}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(out2, `listening on http://127.0.0.1:${port2}\n`);
+    assert.equal(err2, '');
+  } finally {
+    quiet.kill('SIGTERM');
+    await new Promise((r) => { if (quiet.exitCode !== null || quiet.signalCode !== null) r(undefined); else quiet.once('exit', r); });
+  }
+});

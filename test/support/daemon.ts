@@ -14,7 +14,8 @@
  * synchronously for daemons a failed test did not stop.
  *
  * Checking the tests themselves against docker: with WHARF_E2E_DAEMON=dockerd, startDaemon starts Debian's
- * dockerd (with its own containerd, --bridge=none --iptables=false) on the same private directories instead,
+ * dockerd (with its own containerd, a bridge of its own — wref<N>, see refbridge.ts, removed when it stops; never
+ * docker0 — and --iptables=false) on the same private directories instead,
  * and wharf() runs the docker CLI, so every e2e expectation can be confirmed against the real thing.
  * With WHARF_E2E_CLI=docker, wharf() runs the docker CLI against wharfd (to tell daemon from CLI faults).
  */
@@ -24,6 +25,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DOCKER, NODE, WHARFD, WHARF_CLI, run, sha256, type RunOpts, type RunResult } from './cli.js';
+import { createRefBridge, type RefBridge } from './refbridge.js';
 
 export interface DaemonOptions {
   /** -s/--storage-driver (overlay or vfs); the daemon's own choice when absent. */
@@ -62,7 +64,7 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-const live = new Set<{ child?: ChildProcess; dir: string }>();
+const live = new Set<{ child?: ChildProcess; dir: string; bridge?: RefBridge }>();
 let exitHookInstalled = false;
 
 function installExitHook(): void {
@@ -72,6 +74,7 @@ function installExitHook(): void {
     for (const d of live) {
       try { d.child?.kill('SIGKILL'); } catch { /* gone */ }
       cleanupDirSync(d.dir);
+      d.bridge?.remove();
     }
   });
 }
@@ -146,14 +149,16 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   if (driver) args.push('--storage-driver', driver);
   args.push(...(opts.extraArgs ?? []));
 
-  const entry: { child?: ChildProcess; dir: string } = { dir };
+  const entry: { child?: ChildProcess; dir: string; bridge?: RefBridge } = { dir };
   live.add(entry);
+  // the reference dockerd's own bridge (kept across restart(), removed by stop())
+  if (reference) entry.bridge = createRefBridge();
   let logText = '';
   let stopped = false;
 
   async function launch(): Promise<void> {
     const child = reference
-      ? spawn('dockerd', [...args, '--bridge=none', '--iptables=false', '--ip6tables=false', '--containerd-namespace', 'wharf-e2e',
+      ? spawn('dockerd', [...args, `--bridge=${entry.bridge!.name}`, '--iptables=false', '--ip-masq=false', '--ip6tables=false', '--containerd-namespace', 'wharf-e2e',
         '--containerd-plugins-namespace', 'wharf-e2e-plugins', '--exec-opt', 'native.cgroupdriver=cgroupfs'], { stdio: ['ignore', 'pipe', 'pipe'] })
       : spawn(NODE, [WHARFD, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     entry.child = child;
@@ -226,6 +231,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       await removeContainers();
       await terminate('SIGTERM', 15_000);
       cleanupDirSync(dir);
+      entry.bridge?.remove();
       live.delete(entry);
     },
   };

@@ -1,13 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { existsSync, statSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, statSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ConfigError, normalizeHost, parseDaemonArgs, parseHost } from '../../src/daemon/config.js';
-import { lookupGroup, writePidfile } from '../../src/daemon/listen.js';
+import { lookupGroup, openDirToGroup, writePidfile } from '../../src/daemon/listen.js';
 
 const repo = resolve(import.meta.dirname, '../../..');
 const wharfd = join(repo, 'bin/wharfd');
@@ -130,6 +130,28 @@ test('default-runtime: runc by default, crun or a path from the flag or daemon.j
     await writeFile(cf, JSON.stringify({ 'default-runtime': '/opt/bin/crun' }));
     assert.equal(parseDaemonArgs(['--config-file', cf]).config.defaultRuntime, '/opt/bin/crun');
     assert.throws(() => parseDaemonArgs(['--default-runtime', 'kata']), /default-runtime must be runc, crun or an absolute path: kata/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a socket directory (the exec root) is opened to the socket group only: root:<group> 0710; without the group it stays 0700', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'wharf-grp-'));
+  try {
+    const groupFile = join(dir, 'group');
+    await writeFile(groupFile, 'root:x:0:\nwharf:x:4242:alice\n');
+    const exec = join(dir, 'exec');
+    mkdirSync(exec, { mode: 0o700 });
+    chmodSync(exec, 0o700);
+    assert.equal(openDirToGroup(exec, 'nosuchgroup', groupFile), false);
+    assert.equal(statSync(exec).mode & 0o777, 0o700);
+    assert.equal(openDirToGroup(exec, 'wharf', groupFile), process.getuid?.() === 0);
+    if (process.getuid?.() === 0) {
+      const st = statSync(exec);
+      assert.equal(st.mode & 0o777, 0o710);
+      assert.equal(st.gid, 4242);
+      assert.equal(st.uid, 0);
+    }
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -8,7 +8,7 @@ import { createHash, generateKeyPairSync, randomBytes, sign as cryptoSign } from
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Agent, fetch as ufetch } from 'undici';
-import { startRegistryServer, collectGarbage, type RegistryServer } from '../../src/registry/server.js';
+import { startRegistryServer, collectGarbage, parseRanges, type RegistryServer } from '../../src/registry/server.js';
 import { serveRegistry } from '../../src/registry/main.js';
 import { request as httpRequest } from 'node:http';
 
@@ -122,6 +122,91 @@ describe('registry server, no auth', () => {
     // Another repository has no link to the blob.
     const other = await fetch(`${url}/v2/other/blobs/${d}`, { method: 'HEAD' });
     assert.equal(other.status, 404);
+  });
+
+  test('multi-range GET: one 206 multipart/byteranges with every part in the order asked; never 416 when one range is satisfiable', async () => {
+    const data = randomBytes(300_000);
+    const d = await pushBlob(url, 'multi/range', data);
+    const asked = [[0, 4], [100_000, 200_123], [299_990, 400_000]] as const;
+    const r = await fetch(`${url}/v2/multi/range/blobs/${d}`, { headers: { Range: `bytes=${asked.map(([a, b]) => `${a}-${b}`).join(', ')}, -7` } });
+    assert.equal(r.status, 206);
+    const ct = r.headers.get('content-type') ?? '';
+    const m = /^multipart\/byteranges; boundary=(\S+)$/.exec(ct);
+    assert.ok(m, ct);
+    const body = Buffer.from(await r.arrayBuffer());
+    assert.equal(r.headers.get('content-length'), String(body.length));
+    // parse the parts: --boundary CRLF headers CRLF CRLF bytes CRLF ... --boundary--
+    const want = [...asked.map(([a, b]) => [a, Math.min(b, data.length - 1)] as const), [data.length - 7, data.length - 1] as const];
+    let pos = 0;
+    for (const [a, b] of want) {
+      const delim = Buffer.from(`--${m[1]}\r\n`);
+      pos = body.indexOf(delim, pos);
+      assert.ok(pos >= 0, 'a part is missing');
+      const headEnd = body.indexOf('\r\n\r\n', pos);
+      const head = body.subarray(pos + delim.length, headEnd).toString();
+      assert.match(head, new RegExp(`Content-Range: bytes ${a}-${b}/${data.length}`, 'i'));
+      const part = body.subarray(headEnd + 4, headEnd + 4 + (b - a + 1));
+      assert.ok(part.equals(data.subarray(a, b + 1)), `part ${a}-${b}`);
+      assert.equal(body.subarray(headEnd + 4 + (b - a + 1), headEnd + 6 + (b - a + 1)).toString(), '\r\n');
+      pos = headEnd + 4 + (b - a + 1);
+    }
+    assert.equal(body.subarray(pos).toString(), `\r\n--${m[1]}--\r\n`);
+    // one satisfiable range among unsatisfiable ones: that range, 206, not 416
+    const one = await fetch(`${url}/v2/multi/range/blobs/${d}`, { headers: { Range: `bytes=${data.length + 5}-, 10-19` } });
+    assert.equal(one.status, 206);
+    assert.equal(one.headers.get('content-range'), `bytes 10-19/${data.length}`);
+    assert.ok(Buffer.from(await one.arrayBuffer()).equals(data.subarray(10, 20)));
+    // none satisfiable: 416; HEAD of a multi-range: the length without a body
+    const none = await fetch(`${url}/v2/multi/range/blobs/${d}`, { headers: { Range: `bytes=${data.length}-, ${data.length + 1}-${data.length + 9}` } });
+    assert.equal(none.status, 416);
+    await none.arrayBuffer();
+    const head = await fetch(`${url}/v2/multi/range/blobs/${d}`, { method: 'HEAD', headers: { Range: 'bytes=0-1,5-6' } });
+    assert.equal(head.status, 206);
+    assert.match(head.headers.get('content-type') ?? '', /^multipart\/byteranges/);
+    // a Range the server does not understand is ignored: the whole blob
+    const odd = await fetch(`${url}/v2/multi/range/blobs/${d}`, { headers: { Range: 'items=0-5' } });
+    assert.equal(odd.status, 200);
+    assert.ok(Buffer.from(await odd.arrayBuffer()).equals(data));
+  });
+
+  test('parseRanges: satisfiable ranges clamped, in order; unsatisfiable; ignored headers', () => {
+    assert.deepEqual(parseRanges('bytes=0-9', 100), [{ start: 0, end: 9 }]);
+    assert.deepEqual(parseRanges('bytes=90-200,-5, 3-', 100), [{ start: 90, end: 99 }, { start: 95, end: 99 }, { start: 3, end: 99 }]);
+    assert.deepEqual(parseRanges('bytes=-500', 100), [{ start: 0, end: 99 }]);
+    assert.equal(parseRanges('bytes=100-', 100), 'unsatisfiable');
+    assert.equal(parseRanges('bytes=-0', 100), 'unsatisfiable');
+    assert.equal(parseRanges('bytes=0-0', 0), 'unsatisfiable');
+    assert.equal(parseRanges('bytes=9-3', 100), null);
+    assert.equal(parseRanges('bytes=a-b', 100), null);
+    assert.equal(parseRanges('lines=1-2', 100), null);
+    assert.equal(parseRanges(`bytes=${Array.from({ length: 65 }, (_, i) => `${i}-${i}`).join(',')}`, 100), null);
+  });
+
+  test('a manifest naming an unknown layer or config → 400 MANIFEST_BLOB_UNKNOWN (OCI and docker schema 2)', async () => {
+    const config = Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}');
+    const layer = Buffer.from('a known layer');
+    await pushBlob(url, 'mbu/app', config);
+    await pushBlob(url, 'mbu/app', layer);
+    const unknownLayer = Buffer.from('a layer never pushed');
+    const unknownConfig = Buffer.from('{"a config":"never pushed"}');
+    for (const mt of [MT_OCI, MT_DOCKER]) {
+      for (const [what, m, missingDigest] of [
+        ['layer', imageManifest(config, [layer, unknownLayer], {}, mt), sha(unknownLayer)],
+        ['config', imageManifest(unknownConfig, [layer], {}, mt), sha(unknownConfig)],
+      ] as const) {
+        const r = await putManifest(url, 'mbu/app', 'v1', m, mt);
+        assert.equal(r.status, 400, `${mt} unknown ${what}`);
+        const body = (await r.json()) as { errors: { code: string; detail?: { digest?: string } }[] };
+        assert.equal(body.errors[0]!.code, 'MANIFEST_BLOB_UNKNOWN', `${mt} unknown ${what}`);
+        assert.equal(body.errors[0]!.detail?.digest, missingDigest);
+      }
+      const ok = await putManifest(url, 'mbu/app', 'v1', imageManifest(config, [layer], {}, mt), mt);
+      assert.equal(ok.status, 201, mt);
+      await ok.arrayBuffer();
+    }
+    // nothing was published by the refused PUTs: the tag names the last good manifest
+    const g = await fetch(`${url}/v2/mbu/app/manifests/v1`, { headers: { Accept: MT_DOCKER } });
+    assert.deepEqual(Buffer.from(await g.arrayBuffer()), imageManifest(config, [layer], {}, MT_DOCKER));
   });
 
   test('large blob GETs (several send buffers) return exact bytes, whole and by range, many at once', async () => {
@@ -293,7 +378,7 @@ describe('registry server, no auth', () => {
     const layer = Buffer.from('layer bytes');
     const manifest = imageManifest(config, [layer]);
     const missing = await putManifest(url, 'man/app', 'v1', manifest);
-    assert.equal(missing.status, 404);
+    assert.equal(missing.status, 400);
     assert.equal(await errCode(missing), 'MANIFEST_BLOB_UNKNOWN');
     await pushBlob(url, 'man/app', config);
     await pushBlob(url, 'man/app', layer);
@@ -329,7 +414,7 @@ describe('registry server, no auth', () => {
       manifests: children.map((c) => ({ mediaType: MT_OCI, digest: c, size: 10, platform: { os: 'linux', architecture: 'amd64' } })),
     }));
     const badIdx = await putManifest(url, 'man/app', 'multi', index([sha('nope')]), MT_INDEX);
-    assert.equal(badIdx.status, 404);
+    assert.equal(badIdx.status, 400);
     assert.equal(await errCode(badIdx), 'MANIFEST_BLOB_UNKNOWN');
     const idx = index([d]);
     const okIdx = await putManifest(url, 'man/app', 'multi', idx, MT_INDEX);
@@ -702,6 +787,32 @@ describe('registry server, auth', () => {
       await s.close();
     }
   });
+});
+
+test('--addr 0.0.0.0 with htpasswd and no TLS: the bound address is shown, with a clear-text credentials warning', async () => {
+  const root = await tmp();
+  const htpasswd = join(root, 'htpasswd');
+  await execFileP('htpasswd', ['-Bbc', htpasswd, 'u', 'p']);
+  const servers: RegistryServer[] = [];
+  try {
+    const wide = await startRegistryServer({ root: join(root, 'a'), addr: '0.0.0.0:0', htpasswd });
+    servers.push(wide);
+    const port = new URL(wide.url).port;
+    assert.equal(wide.listenUrl, `http://0.0.0.0:${port}`);
+    assert.equal(wide.url, `http://127.0.0.1:${port}`); // what a client on this host uses
+    assert.match(wide.warning ?? '', /--htpasswd without TLS on 0\.0\.0\.0:\d+: Basic credentials travel in clear text/);
+    // loopback, or no auth, or TLS: no warning
+    const local = await startRegistryServer({ root: join(root, 'b'), addr: '127.0.0.1:0', htpasswd });
+    servers.push(local);
+    assert.equal(local.warning, undefined);
+    assert.equal(local.listenUrl, local.url);
+    const open = await startRegistryServer({ root: join(root, 'c'), addr: '0.0.0.0:0' });
+    servers.push(open);
+    assert.equal(open.warning, undefined);
+  } finally {
+    for (const s of servers) await s.close();
+    await rm(root, { recursive: true, force: true });
+  }
 });
 
 test('htpasswd file with a comment and a non-bcrypt entry', async () => {

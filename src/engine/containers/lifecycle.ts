@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { ConflictError, InvalidParameterError, NotModifiedError } from '../../lib/errors.js';
+import { writeFileAtomic } from '../../lib/atomic.js';
 import type { LayerStore } from '../layers/types.js';
 import { buildSpec, writeBundle, type NetworkMode } from '../runtime/spec.js';
 import { RuntimeError, type AttachHandle, type Runtime } from '../runtime/runc.js';
@@ -111,6 +112,7 @@ export class ContainerRunner {
       if (!r.State.Running) continue;
       try {
         const st = await this.rt.state(r.ID);
+        st.status = await this.undoDaemonPause(r, st.status) as typeof st.status;
         if (st.status === 'running' || st.status === 'paused') {
           // its netns and veth outlived us; the port proxies lived in the old daemon: bind them again
           const ep = this.net && r.Net ? await this.net.restore(r.ID) : null;
@@ -393,11 +395,25 @@ export class ContainerRunner {
     }
   }
 
-  async pause(ref: string): Promise<void> {
+  /**
+   * The marker of a pause the daemon made for itself (commit's freeze), in the container's directory: written
+   * (durably) before the runtime pauses, removed after it resumes, so that a daemon killed in between finds it at
+   * start and unpauses the container (recover()), while a container the user paused stays paused.
+   */
+  private daemonPauseMarker(id: string): string { return join(this.c.dir(id), 'paused-by-daemon'); }
+
+  /** `opts.byDaemon`: a pause of the daemon's own (commit), undone by recover() if the daemon dies meanwhile. */
+  async pause(ref: string, opts: { byDaemon?: boolean } = {}): Promise<void> {
     const r = this.c.get(ref);
     if (!r.State.Running) throw new ConflictError(`Container ${r.ID} is not running`);
     if (r.State.Paused) throw new ConflictError(`Container ${r.ID} is already paused`);
-    await this.rt.pause(r.ID);
+    if (opts.byDaemon) await writeFileAtomic(this.daemonPauseMarker(r.ID), 'commit\n', 0o600);
+    try {
+      await this.rt.pause(r.ID);
+    } catch (e) {
+      if (opts.byDaemon) await rm(this.daemonPauseMarker(r.ID), { force: true });
+      throw e;
+    }
     r.State = { ...r.State, Paused: true, Status: 'paused' };
     await this.c.save(r);
   }
@@ -408,6 +424,33 @@ export class ContainerRunner {
     await this.rt.unpause(r.ID);
     r.State = { ...r.State, Paused: false, Status: 'running' };
     await this.c.save(r);
+    await rm(this.daemonPauseMarker(r.ID), { force: true });
+  }
+
+  /**
+   * recover(): a container the previous daemon paused for itself (the marker) is resumed, whatever its record
+   * says (the daemon may have died between the runtime's pause and the record's save); the marker goes.
+   */
+  private async undoDaemonPause(r: ContainerRecord, status: string): Promise<string> {
+    const marker = this.daemonPauseMarker(r.ID);
+    if (!(await lstat(marker).then(() => true, () => false))) return status;
+    if (status === 'paused') {
+      // a runtime refusing the resume leaves the container paused (as the record then says), not lost
+      if (!(await this.rt.unpause(r.ID).then(() => true, () => false))) {
+        if (!r.State.Paused) {
+          r.State = { ...r.State, Paused: true, Status: 'paused' };
+          await this.c.save(r);
+        }
+        return status;
+      }
+      status = 'running';
+    }
+    if (r.State.Paused && status === 'running') {
+      r.State = { ...r.State, Paused: false, Status: 'running' };
+      await this.c.save(r);
+    }
+    await rm(marker, { force: true });
+    return status;
   }
 
   /** POST /containers/{id}/restart: stop (if running), then start. */

@@ -5,7 +5,7 @@
  * create / inspect / list / remove.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '../../lib/atomic.js';
 import type { Digest } from '../../lib/digest.js';
@@ -130,6 +130,9 @@ export class ContainerService {
     for (const id of await readdir(this.root)) {
       try {
         const rec = JSON.parse(await readFile(join(this.root, id, 'config.v2.json'), 'utf8')) as ContainerRecord;
+        // records of an older wharfd were 0644 in 0755 directories: repaired here
+        await chmod(join(this.root, id), 0o710);
+        await chmod(join(this.root, id, 'config.v2.json'), 0o600);
         // a container that was running is checked against the runtime by ContainerRunner.recover()
         this.byId.set(rec.ID, rec);
         for (const m of rec.MountPoints ?? []) if (m.Type === 'volume' && m.Name) this.d.volumes?.retain(m.Name, rec.ID);
@@ -146,7 +149,8 @@ export class ContainerService {
 
   async save(rec: ContainerRecord): Promise<void> {
     await mkdir(this.dir(rec.ID), { recursive: true, mode: 0o710 });
-    await writeJsonAtomic(join(this.dir(rec.ID), 'config.v2.json'), rec);
+    // a state file, 0600 as dockerd's config.v2.json (it holds the whole HostConfig and Env)
+    await writeJsonAtomic(join(this.dir(rec.ID), 'config.v2.json'), rec, 0o600);
   }
 
   /** Full ID, exact name (with or without "/"), or unique ID prefix — dockerd's GetContainer. */

@@ -127,8 +127,8 @@ async function probeOverlay(dataRoot: string): Promise<string | null> {
 
 export async function openLayerStore(opts: { dataRoot: string; driver?: string }): Promise<LayerStore> {
   const { dataRoot } = opts;
-  await mkdir(join(dataRoot, 'layers', 'layerdb', 'sha256'), { recursive: true });
-  await mkdir(join(dataRoot, 'layers', 'mounts'), { recursive: true });
+  await mkdir(join(dataRoot, 'layers', 'layerdb', 'sha256'), { recursive: true, mode: 0o700 });
+  await mkdir(join(dataRoot, 'layers', 'mounts'), { recursive: true, mode: 0o700 });
   const driverFile = join(dataRoot, 'layers', 'driver');
   const previous = await readText(driverFile);
   let driver = opts.driver ?? previous ?? undefined;
@@ -200,7 +200,8 @@ class FsLayerStore implements LayerStore {
   // ---------- open ----------
 
   async load(): Promise<void> {
-    await mkdir(this.driverRoot, { recursive: true });
+    await mkdir(this.driverRoot, { recursive: true, mode: 0o710 });
+    await this.repairModes();
     // metadata: drop half-written and half-deleted directories
     for (const name of await readdir(this.dbDir)) {
       const p = join(this.dbDir, name);
@@ -268,7 +269,7 @@ class FsLayerStore implements LayerStore {
     }
     if (this.driverName === 'vfs') {
       await rm(join(this.dataRoot, 'vfs', 'staging'), { recursive: true, force: true });
-      await mkdir(join(this.dataRoot, 'vfs', 'staging'));
+      await mkdir(join(this.dataRoot, 'vfs', 'staging'), { mode: 0o700 });
     } else {
       const l = join(this.driverRoot, 'l');
       for (const name of await readdir(l).catch(() => [] as string[])) {
@@ -283,6 +284,23 @@ class FsLayerStore implements LayerStore {
     for (const name of await readdir(this.dataRoot)) {
       if (name.startsWith('overlay-probe-')) await rm(join(this.dataRoot, name), { recursive: true, force: true }).catch(() => {});
     }
+  }
+
+  /**
+   * dockerd's modes (overlay2 Init and create): the driver root and each layer's directory 0710, `l/` 0700, so
+   * no user but root can enter a layer's files; a data root made before these modes gets them here, at open.
+   */
+  private async repairModes(): Promise<void> {
+    const set = (p: string, mode: number) => chmod(p, mode).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'ENOENT') throw e; });
+    await set(join(this.dataRoot, 'layers'), 0o700);
+    await set(join(this.dataRoot, 'layers', 'tarsplit'), 0o700);
+    await set(this.driverRoot, 0o710);
+    if (this.driverName === 'vfs') {
+      await set(join(this.dataRoot, 'vfs'), 0o710);
+      return;
+    }
+    await set(join(this.driverRoot, 'l'), 0o700);
+    for (const name of await readdir(this.driverRoot)) if (name !== 'l') await set(join(this.driverRoot, name), 0o710);
   }
 
   // ---------- read-only layers ----------
@@ -313,9 +331,10 @@ class FsLayerStore implements LayerStore {
   async extract(tar: Readable, opts: { compression?: Compression } = {}): Promise<ExtractedLayer> {
     const cacheId = randomBytes(32).toString('hex');
     const dir = this.stagingDir(cacheId);
+    if (this.driverName === 'overlay') await mkdir(dirname(dir), { recursive: true, mode: 0o710 });
     await mkdir(dir, { recursive: true });
     const side = this.splitPath(cacheId);
-    await mkdir(dirname(side), { recursive: true });
+    await mkdir(dirname(side), { recursive: true, mode: 0o700 });
     try {
       const { result: res, sidecarUsable } = await extractOffThread(tar, dir, side, opts.compression ?? null);
       if (sidecarUsable) await fsyncFile(side);
@@ -495,7 +514,8 @@ class FsLayerStore implements LayerStore {
       await rm(dir, { recursive: true, force: true });
       await rm(`${dir}-init`, { recursive: true, force: true });
       if (this.driverName === 'overlay') {
-        for (const d of ['upper', 'work', 'merged']) await mkdir(join(dir, d), { recursive: true });
+        await mkdir(dir, { mode: 0o710 });
+        for (const d of ['upper', 'work', 'merged']) await mkdir(join(dir, d), { recursive: true, mode: d === 'work' ? 0o700 : 0o755 });
         if (init) {
           await mkdir(join(dir, 'init'));
           await populateInit(join(dir, 'init'), this.lowers(parent));
@@ -562,7 +582,7 @@ class FsLayerStore implements LayerStore {
       await symlink(`../${cacheId}/diff`, p);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-        await mkdir(join(this.driverRoot, 'l'), { recursive: true });
+        await mkdir(join(this.driverRoot, 'l'), { recursive: true, mode: 0o700 });
         await symlink(`../${cacheId}/diff`, p).catch((e2) => {
           if ((e2 as NodeJS.ErrnoException).code !== 'EEXIST') throw e2;
         });

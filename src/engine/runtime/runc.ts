@@ -290,7 +290,7 @@ export class ConmonRuntime implements Runtime {
       id, bundle: bundleDir, logPath: opts.logPath, stdio: opts.stdio, conmonPid, pid: msg.pid,
       runtime: this.runtimePath, created: new Date().toISOString(),
     };
-    await writeJsonAtomic(join(dir, 'state.json'), st);
+    await writeJsonAtomic(join(dir, 'state.json'), st, 0o600);
     if (opts.stdio === 'tty' && opts.consoleSize) await this.resize(id, opts.consoleSize.height, opts.consoleSize.width).catch(() => {});
     return { pid: msg.pid };
   }
