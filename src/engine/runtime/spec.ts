@@ -143,6 +143,9 @@ export interface SpecOptions {
   devices?: DeviceSpec[];
   /** --device-cgroup-rule: "c 1:3 mr", "a *:* rwm". */
   deviceCgroupRules?: string[];
+  /** HostConfig.MaskedPaths / ReadonlyPaths (docker's --security-opt systempaths=unconfined sends both empty). */
+  maskedPaths?: string[];
+  readonlyPaths?: string[];
   /** cgroupfs parent (default "/wharf"). */
   cgroupParent?: string;
   /** docker's --init: true (the host's /usr/bin/docker-init) or a path to a static init (tini), bind-mounted
@@ -559,7 +562,7 @@ export async function buildSpec(opts: SpecOptions): Promise<OciSpec> {
     cgroupsPath: `${opts.cgroupParent ?? '/wharf'}/${opts.id}`,
     namespaces,
     devices,
-    ...(opts.privileged ? {} : { maskedPaths: MASKED_PATHS, readonlyPaths: READONLY_PATHS }),
+    ...(opts.privileged ? {} : { maskedPaths: opts.maskedPaths ?? MASKED_PATHS, readonlyPaths: opts.readonlyPaths ?? READONLY_PATHS }),
     ...(seccomp ? { seccomp } : {}),
     ...(opts.sysctl ? { sysctl: opts.sysctl } : {}),
   };
