@@ -183,6 +183,7 @@ export function parseBind(spec: string): ParsedBind {
   if (volume && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/.test(src)) {
     throw new InvalidParameterError(`create ${src}: "${src}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`);
   }
+  if (volume && Buffer.byteLength(src) > 255) throw new InvalidParameterError(`create ${src.slice(0, 64)}…: a volume name is at most 255 bytes long`);
   const opts = mode === '' ? [] : mode.split(',');
   const seen = { rw: 0, label: 0, prop: 0, copy: 0 };
   let propagation: string | undefined;
