@@ -31,7 +31,7 @@ describe('create body validation (dockerd messages, 400)', () => {
     refused(body({}, { Env: 'A=b' }), 'json: cannot unmarshal string into Go struct field ContainerConfigWrapper.Env of type []string');
     refused(body({}, { Env: [1] }), 'json: cannot unmarshal number into Go struct field ContainerConfigWrapper.Env of type string');
     refused(body({}, { Env: { a: 1 } }), 'json: cannot unmarshal object into Go struct field ContainerConfigWrapper.Env of type []string');
-    refused(body({}, { Cmd: [1] }), 'json: cannot unmarshal number into Go struct field ContainerConfigWrapper.Cmd of type string');
+    refused(body({}, { Cmd: [1] }), 'json: cannot unmarshal array into Go struct field ContainerConfigWrapper.Cmd of type string');
     refused(body({ Memory: 'abc' }), 'json: cannot unmarshal string into Go struct field HostConfig.HostConfig.Memory of type int64');
     refused(body({ Binds: 'x' }), 'json: cannot unmarshal string into Go struct field HostConfig.HostConfig.Binds of type []string');
     refused(body({}, { Labels: { a: 1 } }), 'json: cannot unmarshal number into Go struct field ContainerConfigWrapper.Labels of type string');

@@ -237,6 +237,7 @@ export function containerConfig(o: Opts, image: string, cmd: string[], attachDef
   const userns = str(o.userns);
   if (userns !== undefined && userns !== '' && userns !== 'host') throw new StatusError('wharf: --userns: invalid USER mode', 125);
   const sec = parseSecurityOpts(list(o.securityOpt));
+  if (o.rm === true && parseRestart(str(o.restart)).Name !== 'no') throw new StatusError('wharf: conflicting options: cannot specify both --restart and --rm', 125);
   const tmpfs: Record<string, string> = {};
   for (const t of list(o.tmpfs)) { const i = t.indexOf(':'); tmpfs[i < 0 ? t : t.slice(0, i)] = i < 0 ? '' : t.slice(i + 1); }
   const num = (k: string, flag: string) => (str(o[k]) !== undefined ? intFlag(str(o[k])!, flag) : undefined);

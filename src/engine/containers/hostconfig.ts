@@ -75,9 +75,9 @@ function checkField(v: unknown, t: GoType, field: string): unknown {
     case 'object': if (typeof v !== 'object' || Array.isArray(v)) throw unmarshalError(v, field, 'map'); return v;
     case 'array': if (!Array.isArray(v)) throw unmarshalError(v, field, 'slice'); return v;
     case 'strslice':
+      // docker's StrSlice: a list of strings, else a string (Go reports the failure of the second attempt)
       if (typeof v === 'string') return [v];
-      if (!Array.isArray(v)) throw unmarshalError(v, field, 'string');
-      for (const x of v) if (typeof x !== 'string') throw unmarshalError(x, field, 'string');
+      if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw unmarshalError(v, field, 'string');
       return v;
     case '[]string':
       if (!Array.isArray(v)) throw unmarshalError(v, field, '[]string');
@@ -88,6 +88,14 @@ function checkField(v: unknown, t: GoType, field: string): unknown {
       for (const x of Object.values(v as object)) if (typeof x !== 'string') throw unmarshalError(x, field, 'string');
       return v;
   }
+}
+
+/** A nested object: its known fields checked like the top-level ones. */
+function checkStruct(v: unknown, field: string, fields: Record<string, GoType>): void {
+  if (v === undefined || v === null) return;
+  if (typeof v !== 'object' || Array.isArray(v)) throw unmarshalError(v, field, 'struct');
+  const o = v as Record<string, unknown>;
+  for (const [k, t] of Object.entries(fields)) if (k in o) checkField(o[k], t, `${field}.${k}`);
 }
 
 // ------------------------------------------------------------------------------------------ values
@@ -163,6 +171,14 @@ function isIp(s: string): boolean {
   return /^(\d{1,3}\.){3}\d{1,3}$/.test(s) ? s.split('.').every((x) => Number(x) <= 255) : /^[0-9a-fA-F:]+(%\w+)?$/.test(s) && s.includes(':');
 }
 
+/** A named volume's name, as the local driver accepts it (a directory under the data root: at most 255 bytes). */
+export function checkVolumeName(name: string): void {
+  if (Buffer.byteLength(name) > 255) throw new InvalidParameterError(`create ${name.slice(0, 64)}…: a volume name is at most 255 bytes long`);
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/.test(name)) {
+    throw new InvalidParameterError(`create ${name}: "${name}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`);
+  }
+}
+
 export interface ParsedBind { source: string; destination: string; mode: string; rw: boolean; propagation?: string; volume: boolean }
 
 const PROPAGATIONS = ['shared', 'rshared', 'slave', 'rslave', 'private', 'rprivate'];
@@ -180,10 +196,7 @@ export function parseBind(spec: string): ParsedBind {
   if (!dst0.startsWith('/')) throw new InvalidParameterError(`invalid volume specification: '${spec}': invalid mount config for type "${kind}": invalid mount path: '${dst0}' mount path must be absolute`);
   const dst = dst0.length > 1 ? dst0.replace(/\/+$/, '') : dst0;
   if (dst === '/') throw new InvalidParameterError(`invalid volume specification: '${spec}': invalid mount config for type "${kind}": invalid specification: destination can't be '/'`);
-  if (volume && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/.test(src)) {
-    throw new InvalidParameterError(`create ${src}: "${src}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`);
-  }
-  if (volume && Buffer.byteLength(src) > 255) throw new InvalidParameterError(`create ${src.slice(0, 64)}…: a volume name is at most 255 bytes long`);
+  if (volume) checkVolumeName(src);
   const opts = mode === '' ? [] : mode.split(',');
   const seen = { rw: 0, label: 0, prop: 0, copy: 0 };
   let propagation: string | undefined;
@@ -302,6 +315,21 @@ export function validateCreateBody(body: Record<string, unknown>): { warnings: s
     if (k in hc) hc[k] = checkField(hc[k], t, `HostConfig.HostConfig.${k}`);
   }
   const num = (k: string) => (typeof hc[k] === 'number' ? hc[k] as number : 0);
+  checkStruct(body.Healthcheck, 'ContainerConfigWrapper.Healthcheck', { Test: '[]string', Interval: 'int64', Timeout: 'int64', StartPeriod: 'int64', Retries: 'int' });
+  checkStruct(hc.LogConfig, 'HostConfig.HostConfig.LogConfig', { Type: 'string', Config: 'map[string]string' });
+  for (const m of (hc.Mounts ?? []) as unknown[]) {
+    checkStruct(m, 'HostConfig.HostConfig.Mounts', { Type: 'string', Source: 'string', Target: 'string', ReadOnly: 'bool', Consistency: 'string', BindOptions: 'object', VolumeOptions: 'object', TmpfsOptions: 'object' });
+    if (m === null) throw unmarshalError(m, 'HostConfig.HostConfig.Mounts', 'mount.Mount');
+    const { Type, Source } = m as { Type?: string; Source?: string };
+    if (Type === 'volume' && Source) checkVolumeName(Source);
+  }
+  for (const [k, v] of Object.entries((body.ExposedPorts ?? {}) as object)) {
+    if (v !== null && (typeof v !== 'object' || Array.isArray(v))) throw unmarshalError(v, `ContainerConfigWrapper.ExposedPorts`, 'struct {}');
+    void k;
+  }
+  for (const v of Object.values((body.Volumes ?? {}) as object)) {
+    if (v !== null && (typeof v !== 'object' || Array.isArray(v))) throw unmarshalError(v, `ContainerConfigWrapper.Volumes`, 'struct {}');
+  }
 
   // memory (dockerd's verifyPlatformContainerResources)
   const memory = num('Memory'), swap = num('MemorySwap'), reservation = num('MemoryReservation');
