@@ -217,6 +217,24 @@ test('each confinement option of docker run is effective inside the container (t
   assert.equal(outs.wharf, outs.docker);
 });
 
+test('--pid=host and --uts=host share the host\'s namespaces; other modes are refused by wharfd', async () => {
+  const hostPid = execFileSync('readlink', ['/proc/self/ns/pid'], { encoding: 'utf8' }).trim();
+  const hostUts = execFileSync('readlink', ['/proc/self/ns/uts'], { encoding: 'utf8' }).trim();
+  for (const c of ['docker', 'wharf'] as Cli[]) {
+    const r = await runIn(c, ['--pid', 'host', '--uts', 'host'], ['sh', '-c', 'readlink /proc/self/ns/pid /proc/self/ns/uts; hostname']);
+    assert.equal(r.code, 0, `${c}: ${show(r)}`);
+    assert.equal(r.stdout, `${hostPid}\n${hostUts}\n${execFileSync('hostname', { encoding: 'utf8' })}`, c);
+    const own = await runIn(c, [], ['readlink', '/proc/self/ns/pid']);
+    assert.equal(own.code, 0, show(own));
+    assert.notEqual(own.stdout.trim(), hostPid, `${c}: a container has its own pid namespace by default`);
+  }
+  if (!reference) {
+    const r = await d.api('POST', '/v1.41/containers/create', JSON.stringify({ Image: 'busybox', Cmd: ['true'], HostConfig: { PidMode: 'container:x' } }));
+    assert.equal(r.status, 400, r.body);
+    assert.match(JSON.parse(r.body).message, /^PidMode "container:x" is not supported by wharfd/);
+  }
+});
+
 test('options refused with docker\'s messages: by the CLI before sending, by the daemon at create', async () => {
   const cases: { flags: string[]; msg: RegExp; cliSide: boolean }[] = [
     { flags: ['--security-opt', 'x'], msg: /Invalid --security-opt: "x"/, cliSide: true },

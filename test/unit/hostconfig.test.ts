@@ -88,6 +88,11 @@ describe('create body validation (dockerd messages, 400)', () => {
       'error gathering device information while adding custom device "/nonexistent-dev": no such file or directory');
     refused(body({ OomScoreAdj: 2000 }), 'Invalid value 2000, range for oom score adj is [-1000, 1000]');
     refused(body({ ShmSize: -1 }), 'SHM size can not be less than 0');
+    refused(body({ PidMode: 'container:abc' }), 'PidMode "container:abc" is not supported by wharfd (--pid accepts "host")');
+    refused(body({ IpcMode: 'host' }), 'IpcMode "host" is not supported by wharfd (--ipc accepts "private", "shareable")');
+    refused(body({ UTSMode: 'host', Sysctls: { 'kernel.domainname': 'x' } }), 'sysctl "kernel.domainname" not allowed in host UTS namespace');
+    refused(body({ Links: ['a:b'] }), 'Links is not supported by wharfd');
+    assert.deepEqual(specOptionsOf({ PidMode: 'host', UTSMode: 'host' }).hostNamespaces, ['pid', 'uts']);
     for (const ok of [['no-new-privileges'], ['no-new-privileges:true'], ['no-new-privileges=false'], ['seccomp=unconfined'], ['label=disable']]) {
       assert.deepEqual(validateCreateBody(body({ SecurityOpt: ok })).warnings, [], ok.join());
     }

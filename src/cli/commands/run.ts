@@ -280,6 +280,8 @@ export function containerConfig(o: Opts, image: string, cmd: string[], attachDef
       ...(sec.opts.length ? { SecurityOpt: sec.opts } : {}),
       ...(sec.unmaskPaths ? { MaskedPaths: [], ReadonlyPaths: [] } : {}),
       ...(userns ? { UsernsMode: userns } : {}),
+      ...(str(o.pid) ? { PidMode: str(o.pid) } : {}),
+      ...(str(o.uts) ? { UTSMode: str(o.uts) } : {}),
       // the terminal's size from the start (the resize after start comes too late for a quick command)
       ...(o.tty === true && process.stdout.isTTY && process.stdout.rows ? { ConsoleSize: [process.stdout.rows, process.stdout.columns ?? 80] } : {}),
       ...(o.init === true ? { Init: true } : {}),

@@ -31,6 +31,7 @@ const containerFlags: FlagSpec[] = [
   { long: 'network', type: 'network', usage: 'Connect a container to a network' },
   { long: 'oom-kill-disable', usage: 'Disable OOM Killer' },
   { long: 'oom-score-adj', type: 'int', usage: "Tune host's OOM preferences (-1000 to 1000)" },
+  { long: 'pid', type: 'string', usage: 'PID namespace to use' },
   { long: 'pids-limit', type: 'int', usage: 'Tune container pids limit (set -1 for unlimited)' },
   { long: 'platform', type: 'string', usage: 'Set platform if server is multi-platform capable' },
   { long: 'privileged', usage: 'Give extended privileges to this container' },
@@ -49,6 +50,7 @@ const containerFlags: FlagSpec[] = [
   { long: 'tmpfs', type: 'list', usage: 'Mount a tmpfs directory', repeatable: true },
   { long: 'tty', short: 't', usage: 'Allocate a pseudo-TTY' },
   { long: 'ulimit', type: 'ulimit', usage: 'Ulimit options', repeatable: true },
+  { long: 'uts', type: 'string', usage: 'UTS namespace to use' },
   { long: 'user', short: 'u', type: 'string', usage: 'Username or UID (format: <name|uid>[:<group|gid>])' },
   { long: 'userns', type: 'string', usage: 'User namespace to use' },
   { long: 'volume', short: 'v', type: 'list', usage: 'Bind mount a volume', repeatable: true },
@@ -80,6 +82,7 @@ const execFlags: FlagSpec[] = [
   { long: 'interactive', short: 'i', usage: 'Keep STDIN open even if not attached' },
   { long: 'privileged', usage: 'Give extended privileges to the command' },
   { long: 'tty', short: 't', usage: 'Allocate a pseudo-TTY' },
+  { long: 'uts', type: 'string', usage: 'UTS namespace to use' },
   { long: 'user', short: 'u', type: 'string', usage: 'Username or UID (format: "<name|uid>[:<group|gid>]")' },
   { long: 'workdir', short: 'w', type: 'string', usage: 'Working directory inside the container' },
 ];

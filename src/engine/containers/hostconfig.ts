@@ -265,12 +265,14 @@ const selinuxEnabled = () => existsSync('/sys/fs/selinux/enforce');
 const IPC_SYSCTLS = ['kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni', 'kernel.shm_rmid_forced'];
 
 /** Only sysctls of namespaces the container has of its own (runc's rule; dockerd passes its message on). */
-function checkSysctl(key: string, networkMode: string): void {
-  if (IPC_SYSCTLS.includes(key) || key.startsWith('fs.mqueue.') || key === 'kernel.domainname') return;
+function checkSysctl(key: string, networkMode: string, utsMode: string): void {
+  if (IPC_SYSCTLS.includes(key) || key.startsWith('fs.mqueue.')) return;
+  if (key === 'kernel.domainname' && utsMode !== 'host') return;
   if (key.startsWith('net.')) {
     if (networkMode === 'host') throw new InvalidParameterError(`sysctl ${JSON.stringify(key)} not allowed in host network namespace`);
     return;
   }
+  if (key === 'kernel.domainname' && utsMode === 'host') throw new InvalidParameterError(`sysctl ${JSON.stringify(key)} not allowed in host UTS namespace`);
   if (key === 'kernel.hostname') throw new InvalidParameterError(`sysctl ${JSON.stringify(key)} is not allowed as it conflicts with the OCI "hostname" field`);
   throw new InvalidParameterError(`sysctl ${JSON.stringify(key)} is not in a separate kernel namespace`);
 }
@@ -393,9 +395,20 @@ export function validateCreateBody(body: Record<string, unknown>): { warnings: s
   }
   const userns = (hc.UsernsMode as string | undefined) ?? '';
   if (userns !== '' && userns !== 'host') throw new InvalidParameterError(`invalid UsernsMode ${JSON.stringify(userns)}: wharfd does not remap users, only "host" is supported`);
+  // namespaces shared with the host or another container
+  for (const [k, flag, ok] of [['PidMode', '--pid', ['', 'host']], ['UTSMode', '--uts', ['', 'host']], ['IpcMode', '--ipc', ['', 'private', 'shareable']], ['CgroupnsMode', '--cgroupns', ['', 'host']]] as const) {
+    const v = (hc[k] as string | undefined) ?? '';
+    if (!(ok as readonly string[]).includes(v)) throw new InvalidParameterError(`${k} ${JSON.stringify(v)} is not supported by wharfd (${flag} accepts ${ok.filter(Boolean).map((x) => JSON.stringify(x)).join(', ')})`);
+  }
+  if (hc.UTSMode === 'host' && typeof body.Hostname === 'string' && body.Hostname !== '') throw new InvalidParameterError('Conflicting options: hostname and the UTS mode');
+  const parent = (hc.CgroupParent as string | undefined) ?? '';
+  if (parent.split('/').includes('..')) throw new InvalidParameterError(`invalid CgroupParent ${JSON.stringify(parent)}`);
+  for (const k of ['Links', 'VolumesFrom'] as const) {
+    if (Array.isArray(hc[k]) && (hc[k] as unknown[]).length) throw new InvalidParameterError(`${k} is not supported by wharfd`);
+  }
   // sysctls, ulimits, devices
   const netMode = (hc.NetworkMode as string | undefined) ?? '';
-  for (const k of Object.keys((hc.Sysctls ?? {}) as object)) checkSysctl(k, netMode);
+  for (const k of Object.keys((hc.Sysctls ?? {}) as object)) checkSysctl(k, netMode, (hc.UTSMode as string | undefined) ?? '');
   if (hc.Ulimits) checkUlimits(hc.Ulimits as unknown[]);
   for (const r of (hc.DeviceCgroupRules ?? []) as string[]) parseDeviceCgroupRule(r);
   if (hc.Devices) checkDevices(hc.Devices as unknown[]);
@@ -461,6 +474,11 @@ export function specOptionsOf(hc: Record<string, unknown>): Partial<SpecOptions>
   if (strs('DeviceCgroupRules').length) o.deviceCgroupRules = strs('DeviceCgroupRules');
   if (hc.Sysctls && typeof hc.Sysctls === 'object' && Object.keys(hc.Sysctls).length) o.sysctl = hc.Sysctls as Record<string, string>;
   if (Array.isArray(hc.Ulimits) && hc.Ulimits.length) o.rlimits = checkUlimits(hc.Ulimits);
+  const shared = (['pid', 'uts'] as const).filter((n) => hc[n === 'pid' ? 'PidMode' : 'UTSMode'] === 'host');
+  if (shared.length) o.hostNamespaces = [...shared];
+  if (typeof hc.MemorySwappiness === 'number' && hc.MemorySwappiness >= 0) o.memorySwappiness = hc.MemorySwappiness;
+  if (n('BlkioWeight') > 0) o.blkioWeight = n('BlkioWeight');
+  if (typeof hc.CgroupParent === 'string' && hc.CgroupParent !== '') o.cgroupParent = hc.CgroupParent.startsWith('/') ? hc.CgroupParent : `/${hc.CgroupParent}`;
   if (Array.isArray(hc.MaskedPaths)) o.maskedPaths = hc.MaskedPaths as string[];
   if (Array.isArray(hc.ReadonlyPaths)) o.readonlyPaths = hc.ReadonlyPaths as string[];
   if (so.noNewPrivileges) o.noNewPrivileges = true;

@@ -146,6 +146,10 @@ export interface SpecOptions {
   /** HostConfig.MaskedPaths / ReadonlyPaths (docker's --security-opt systempaths=unconfined sends both empty). */
   maskedPaths?: string[];
   readonlyPaths?: string[];
+  /** Namespaces shared with the host (docker's --pid=host, --uts=host). */
+  hostNamespaces?: ('pid' | 'uts')[];
+  memorySwappiness?: number;
+  blkioWeight?: number;
   /** cgroupfs parent (default "/wharf"). */
   cgroupParent?: string;
   /** docker's --init: true (the host's /usr/bin/docker-init) or a path to a static init (tini), bind-mounted
@@ -516,9 +520,10 @@ export async function buildSpec(opts: SpecOptions): Promise<OciSpec> {
     args = ['/sbin/docker-init', '--', ...opts.args];
   }
 
+  const shared = opts.hostNamespaces ?? [];
   const namespaces: { type: string; path?: string }[] = [
     { type: 'mount' }, { type: 'pid' }, { type: 'ipc' }, { type: 'uts' },
-  ];
+  ].filter((n) => !shared.includes(n.type as 'pid' | 'uts'));
   const net = opts.network ?? { mode: 'none' };
   if (net.mode === 'none') namespaces.push({ type: 'network' });
   else if (net.mode === 'path') namespaces.push({ type: 'network', path: net.path });
@@ -541,6 +546,7 @@ export async function buildSpec(opts: SpecOptions): Promise<OciSpec> {
   }
   if (opts.memoryReservation && opts.memoryReservation > 0) mem.reservation = opts.memoryReservation;
   if (opts.oomKillDisable) mem.disableOOMKiller = true;
+  if (opts.memorySwappiness !== undefined && opts.memorySwappiness >= 0) mem.swappiness = opts.memorySwappiness;
   if (Object.keys(mem).length) resources.memory = mem;
   const cpu: Record<string, unknown> = {};
   if (opts.cpus && opts.cpus > 0) Object.assign(cpu, { quota: Math.round(opts.cpus * 100000), period: 100000 });
@@ -549,6 +555,7 @@ export async function buildSpec(opts: SpecOptions): Promise<OciSpec> {
   if (opts.cpusetMems) cpu.mems = opts.cpusetMems;
   if (Object.keys(cpu).length) resources.cpu = cpu;
   if (opts.pidsLimit && opts.pidsLimit > 0) resources.pids = { limit: opts.pidsLimit };
+  if (opts.blkioWeight) resources.blockIO = { weight: opts.blkioWeight };
 
   let seccomp: Record<string, unknown> | undefined;
   if (opts.privileged || opts.seccomp === 'unconfined') seccomp = undefined;
@@ -586,8 +593,8 @@ export async function buildSpec(opts: SpecOptions): Promise<OciSpec> {
     ociVersion: '1.0.2-dev',
     process,
     root: { path: opts.rootfs, readonly: !!opts.readonlyRootfs },
-    hostname,
-    ...(opts.domainname ? { domainname: opts.domainname } : {}),
+    // sharing the host's UTS namespace: runc may not set a hostname there
+    ...(shared.includes('uts') ? {} : { hostname, ...(opts.domainname ? { domainname: opts.domainname } : {}) }),
     mounts,
     linux,
   };
