@@ -221,7 +221,7 @@ test('--pid=host and --uts=host share the host\'s namespaces; other modes are re
   const hostPid = execFileSync('readlink', ['/proc/self/ns/pid'], { encoding: 'utf8' }).trim();
   const hostUts = execFileSync('readlink', ['/proc/self/ns/uts'], { encoding: 'utf8' }).trim();
   for (const c of ['docker', 'wharf'] as Cli[]) {
-    const r = await runIn(c, ['--pid', 'host', '--uts', 'host'], ['sh', '-c', 'readlink /proc/self/ns/pid /proc/self/ns/uts; hostname']);
+    const r = await runIn(c, ['--pid', 'host', '--uts', 'host'], ['sh', '-c', 'readlink /proc/self/ns/pid; readlink /proc/self/ns/uts; hostname']);
     assert.equal(r.code, 0, `${c}: ${show(r)}`);
     assert.equal(r.stdout, `${hostPid}\n${hostUts}\n${execFileSync('hostname', { encoding: 'utf8' })}`, c);
     const own = await runIn(c, [], ['readlink', '/proc/self/ns/pid']);
