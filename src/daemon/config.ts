@@ -59,6 +59,7 @@ const KEYS: Record<string, { kind: Kind; opt: string }> = {
   tlscert: { kind: 'string', opt: 'tlscert' },
   tlskey: { kind: 'string', opt: 'tlskey' },
   group: { kind: 'string', opt: 'group' },
+  'userns-remap': { kind: 'string', opt: 'usernsRemap' },
 };
 
 function collect(v: string, prev: string[] | undefined): string[] {
@@ -88,6 +89,7 @@ export function buildCommand(): Command {
     .option('--registry-mirror <url>', 'Preferred registry mirror', collect)
     .option('--max-concurrent-downloads <n>', 'Set the max concurrent downloads for each pull', nonNegativeInt)
     .option('--max-concurrent-uploads <n>', 'Set the max concurrent uploads for each push', nonNegativeInt)
+    .option('--userns-remap <user/group>', 'User/Group setting for user namespaces (not supported by wharfd: refused when set)')
     .option('--tls', 'Use TLS; implied by --tlsverify')
     .option('--tlsverify', 'Use TLS and verify the remote')
     .option('--tlscacert <file>', 'Trust certs signed only by this CA')
@@ -224,6 +226,16 @@ export function parseDaemonArgs(argv: string[]): WharfdOptions {
   config.hosts = hosts.length > 0 ? hosts.map((h) => normalizeHost(h)) : [...DEFAULT_CONFIG.hosts];
   for (const [k, v] of [['data-root', config.dataRoot], ['exec-root', config.execRoot], ['pidfile', config.pidfile]] as const) {
     if (!v.startsWith('/')) throw new ConfigError(`${k} must be an absolute path: ${v}`);
+  }
+
+  // dockerd's user-namespace remapping (every container in a user namespace mapped to subordinate IDs) is not
+  // implemented: a daemon asked for it must not start and run containers as real root instead.
+  const remap = pick<string>('userns-remap', '');
+  if (remap !== '') {
+    throw new ConfigError(
+      `userns-remap ${JSON.stringify(remap)}: user namespace remapping is not supported by wharfd; ` +
+      'remove "userns-remap" from the configuration (containers would otherwise run as root on the host without the remapping you asked for)',
+    );
   }
 
   const tlsverify = pick<boolean>('tlsverify', false);

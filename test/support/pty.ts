@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { run, show } from './cli.js';
 
 /**
- * Runs argv (with DOCKER_HOST=host) under a pseudo-terminal (python3's pty) of 33x101, typing `inputs` one by one once output settles;
+ * Runs argv (with DOCKER_HOST=host) under a pseudo-terminal (python3's pty) of 33x101, typing `inputs` one by one once output settles (the first only after the program printed something, so nothing is typed ahead into a terminal still in cooked mode under a loaded machine);
  * an input "RESIZE" turns the terminal into 40x120 instead (the kernel signals SIGWINCH).
  */
 export async function underPty(host: string, work: string, argv: string[], inputs: string[]): Promise<{ out: string; code: number }> {
@@ -34,7 +34,7 @@ while time.time() < deadline:
             break
         out += data
         last = time.time()
-    elif inputs and time.time() - last > 0.7:
+    elif inputs and out and time.time() - last > 0.7:
         nxt = inputs.pop(0)
         if nxt == b'RESIZE':
             fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack('HHHH', 40, 120, 0, 0))

@@ -15,6 +15,7 @@ import {
   containerWait, execCreate, execInspect, execResize, execStartAttached, execStartDetached, parseDetachKeys,
   type WaitResponse,
 } from '../../client/containers.js';
+import { parseBytes } from '../../lib/units.js';
 import { normalizedName, parseNormalizedNamed, withDefaultTag, familiarString } from '../../lib/reference.js';
 import { DEFAULT_DETACH_KEYS } from '../../lib/detachkeys.js';
 import { displayJSONMessages } from '../jsonmessage.js';
@@ -25,12 +26,101 @@ import { StatusError, type CliContext, type Opts } from '../context.js';
 const list = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 
-/** docker's RAMInBytes: "512m", "1g", "1.5GB", plain bytes. */
-export function parseBytes(v: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([kmgtp]?)(b|ib)?$/i.exec(v.trim());
-  if (!m) throw new StatusError(`invalid argument "${v}" for "-m, --memory" flag: invalid size: '${v}'`, 125);
-  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 }[m[2]!.toLowerCase() as ''] ?? 1;
-  return Math.floor(Number(m[1]) * mult);
+/** A size flag (docker's RAMInBytes: "512m", "1g", plain bytes) with the docker CLI's flag error. */
+export function bytesFlag(v: string, flag: string): number {
+  try { return parseBytes(v); } catch {
+    throw new StatusError(`invalid argument "${v}" for "${flag}" flag: invalid size: '${v}'`, 125);
+  }
+}
+
+function intFlag(v: string, flag: string): number {
+  if (!/^[+-]?\d+$/.test(v.trim())) throw new StatusError(`invalid argument "${v}" for "${flag}" flag: strconv.ParseInt: parsing ${JSON.stringify(v)}: invalid syntax`, 125);
+  return Number(v);
+}
+
+const DEVICE_MODE = /^(?!.*(.).*\1)[rwm]{1,3}$/;
+
+/** `--device /dev/x[:/dev/y][:rwm]` as docker's DeviceMapping. */
+export function parseDevice(spec: string): { PathOnHost: string; PathInContainer: string; CgroupPermissions: string } {
+  const a = spec.split(':');
+  let src = a[0]!, dst = '', perms = 'rwm';
+  if (a.length === 3) { dst = a[1]!; perms = a[2]!; if (!DEVICE_MODE.test(perms)) throw new StatusError(`invalid argument "${spec}" for "--device" flag: bad mode specified: ${perms}`, 125); }
+  else if (a.length === 2) { if (DEVICE_MODE.test(a[1]!)) perms = a[1]!; else dst = a[1]!; }
+  else if (a.length !== 1) throw new StatusError(`invalid argument "${spec}" for "--device" flag: invalid device specification: ${spec}`, 125);
+  if (src === '') throw new StatusError(`invalid argument "${spec}" for "--device" flag: invalid device specification: ${spec}`, 125);
+  return { PathOnHost: src, PathInContainer: dst || src, CgroupPermissions: perms };
+}
+
+const ULIMITS = ['core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack'];
+
+/** `--ulimit name=soft[:hard]` (go-units ParseUlimit; "unlimited" or -1 for no limit). */
+export function parseUlimit(spec: string): { Name: string; Soft: number; Hard: number } {
+  const fail = (m: string) => new StatusError(`invalid argument "${spec}" for "--ulimit" flag: ${m}`, 125);
+  const eq = spec.indexOf('=');
+  if (eq < 0) throw fail(`invalid ulimit argument: ${spec}`);
+  const name = spec.slice(0, eq);
+  if (!ULIMITS.includes(name)) throw fail(`invalid ulimit type: ${name}`);
+  const parts = spec.slice(eq + 1).split(':');
+  if (parts.length > 2) throw fail(`too many limit value arguments - ${spec.slice(eq + 1)}, can only have up to two, \`soft[:hard]\``);
+  const num = (x: string) => {
+    if (x === 'unlimited' || x === '-1') return -1;
+    if (!/^\d+$/.test(x)) throw fail(`strconv.ParseInt: parsing ${JSON.stringify(x)}: invalid syntax`);
+    return Number(x);
+  };
+  const soft = num(parts[0]!);
+  const hard = parts.length > 1 ? num(parts[1]!) : soft;
+  if (soft !== -1 && hard !== -1 && soft > hard) throw fail(`ulimit soft limit must be less than or equal to hard limit: ${soft} > ${hard}`);
+  return { Name: name, Soft: soft, Hard: hard };
+}
+
+const SYSCTL_IPC = ['kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni', 'kernel.shm_rmid_forced'];
+
+/** `--sysctl k=v` as docker's CLI checks them (namespaced sysctls only). */
+export function parseSysctls(list: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const kv of list) {
+    const i = kv.indexOf('=');
+    if (i < 1) throw new StatusError(`invalid argument "${kv}" for "--sysctl" flag: sysctl '${kv}' is not allowed`, 125);
+    const k = kv.slice(0, i);
+    if (!(SYSCTL_IPC.includes(k) || k.startsWith('net.') || k.startsWith('fs.mqueue.') || k === 'kernel.domainname')) {
+      throw new StatusError(`invalid argument "${kv}" for "--sysctl" flag: sysctl '${kv}' is not allowed`, 125);
+    }
+    out[k] = kv.slice(i + 1);
+  }
+  return out;
+}
+
+/**
+ * `--security-opt`, as docker's CLI sends them: `seccomp=FILE` becomes `seccomp=<the file's JSON>`,
+ * `systempaths=unconfined` empties the masked and read-only paths; the rest goes to the daemon as given.
+ */
+export function parseSecurityOpts(list: string[]): { opts: string[]; unmaskPaths: boolean } {
+  const opts: string[] = [];
+  let unmaskPaths = false;
+  for (const o of list) {
+    let k: string, v: string;
+    const eq = o.indexOf('=');
+    if (eq >= 0) { k = o.slice(0, eq); v = o.slice(eq + 1); } else if (o.includes(':')) { k = o.slice(0, o.indexOf(':')); v = o.slice(o.indexOf(':') + 1); } else {
+      if (o === 'no-new-privileges') { opts.push(o); continue; }
+      throw new StatusError(`wharf: Invalid --security-opt: ${JSON.stringify(o)}`, 125);
+    }
+    if (k === 'seccomp' && v !== 'unconfined' && v !== 'builtin') {
+      let text: string;
+      try { text = readFileSync(v, 'utf8'); } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        throw new StatusError(`wharf: opening seccomp profile (${v}) failed: open ${v}: ${code === 'ENOENT' ? 'no such file or directory' : (e as Error).message}`, 125);
+      }
+      let json: unknown;
+      try { json = JSON.parse(text); } catch (e) {
+        throw new StatusError(`wharf: compacting json for seccomp profile (${v}) failed: ${(e as Error).message}`, 125);
+      }
+      opts.push(`seccomp=${JSON.stringify(json)}`);
+      continue;
+    }
+    if (k === 'systempaths' && v === 'unconfined') { unmaskPaths = true; continue; }
+    opts.push(o);
+  }
+  return { opts, unmaskPaths };
 }
 
 /** `-e`/`--env-file`: KEY=VALUE as is; a bare KEY takes the value from this environment (dropped when unset). */
@@ -143,6 +233,16 @@ export function containerConfig(o: Opts, image: string, cmd: string[], attachDef
     nano = Math.round(n * 1e9);
   }
   const mem = str(o.memory);
+  const swap = str(o.memorySwap);
+  const userns = str(o.userns);
+  if (userns !== undefined && userns !== '' && userns !== 'host') throw new StatusError('wharf: --userns: invalid USER mode', 125);
+  const sec = parseSecurityOpts(list(o.securityOpt));
+  if (o.rm === true && parseRestart(str(o.restart)).Name !== 'no') throw new StatusError('wharf: conflicting options: cannot specify both --restart and --rm', 125);
+  const tmpfs: Record<string, string> = {};
+  for (const t of list(o.tmpfs)) { const i = t.indexOf(':'); tmpfs[i < 0 ? t : t.slice(0, i)] = i < 0 ? '' : t.slice(i + 1); }
+  const num = (k: string, flag: string) => (str(o[k]) !== undefined ? intFlag(str(o[k])!, flag) : undefined);
+  const pids = num('pidsLimit', '--pids-limit');
+  const oomScore = num('oomScoreAdj', '--oom-score-adj');
   const stopTimeout = str(o.stopTimeout);
   const config: Record<string, unknown> = {
     Hostname: str(o.hostname) ?? '', Domainname: '', User: str(o.user) ?? '',
@@ -161,7 +261,27 @@ export function containerConfig(o: Opts, image: string, cmd: string[], attachDef
       CapAdd: list(o.capAdd).length ? list(o.capAdd) : null, CapDrop: list(o.capDrop).length ? list(o.capDrop) : null,
       Dns: list(o.dns), DnsOptions: [], DnsSearch: [], ExtraHosts: list(o.addHost).length ? list(o.addHost) : null,
       Privileged: o.privileged === true, PublishAllPorts: o.publishAll === true, ReadonlyRootfs: o.readOnly === true,
-      Memory: mem !== undefined ? parseBytes(mem) : 0, NanoCpus: nano,
+      Memory: mem !== undefined ? bytesFlag(mem, '-m, --memory') : 0, NanoCpus: nano,
+      ...(swap !== undefined ? { MemorySwap: swap === '-1' ? -1 : bytesFlag(swap, '--memory-swap') } : {}),
+      ...(str(o.memoryReservation) !== undefined ? { MemoryReservation: bytesFlag(str(o.memoryReservation)!, '--memory-reservation') } : {}),
+      ...(str(o.shmSize) !== undefined ? { ShmSize: bytesFlag(str(o.shmSize)!, '--shm-size') } : {}),
+      ...(str(o.cpuShares) !== undefined ? { CpuShares: intFlag(str(o.cpuShares)!, '-c, --cpu-shares') } : {}),
+      ...(str(o.cpusetCpus) !== undefined ? { CpusetCpus: str(o.cpusetCpus) } : {}),
+      ...(str(o.cpusetMems) !== undefined ? { CpusetMems: str(o.cpusetMems) } : {}),
+      ...(pids !== undefined ? { PidsLimit: pids } : {}),
+      ...(oomScore !== undefined ? { OomScoreAdj: oomScore } : {}),
+      ...(o.oomKillDisable === true ? { OomKillDisable: true } : {}),
+      ...(list(o.groupAdd).length ? { GroupAdd: list(o.groupAdd) } : {}),
+      ...(list(o.device).length ? { Devices: list(o.device).map(parseDevice) } : {}),
+      ...(list(o.deviceCgroupRule).length ? { DeviceCgroupRules: list(o.deviceCgroupRule) } : {}),
+      ...(list(o.ulimit).length ? { Ulimits: list(o.ulimit).map(parseUlimit) } : {}),
+      ...(list(o.sysctl).length ? { Sysctls: parseSysctls(list(o.sysctl)) } : {}),
+      ...(Object.keys(tmpfs).length ? { Tmpfs: tmpfs } : {}),
+      ...(sec.opts.length ? { SecurityOpt: sec.opts } : {}),
+      ...(sec.unmaskPaths ? { MaskedPaths: [], ReadonlyPaths: [] } : {}),
+      ...(userns ? { UsernsMode: userns } : {}),
+      ...(str(o.pid) ? { PidMode: str(o.pid) } : {}),
+      ...(str(o.uts) ? { UTSMode: str(o.uts) } : {}),
       // the terminal's size from the start (the resize after start comes too late for a quick command)
       ...(o.tty === true && process.stdout.isTTY && process.stdout.rows ? { ConsoleSize: [process.stdout.rows, process.stdout.columns ?? 80] } : {}),
       ...(o.init === true ? { Init: true } : {}),

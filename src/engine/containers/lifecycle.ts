@@ -16,6 +16,7 @@ import { ConflictError, InvalidParameterError, NotModifiedError } from '../../li
 import { writeFileAtomic } from '../../lib/atomic.js';
 import type { LayerStore } from '../layers/types.js';
 import { buildSpec, writeBundle, type NetworkMode } from '../runtime/spec.js';
+import { parseBind, specOptionsOf } from './hostconfig.js';
 import { RuntimeError, type AttachHandle, type Runtime } from '../runtime/runc.js';
 import { readLogs, type LogRecord } from '../runtime/logs.js';
 import { rfc3339, type ContainerNet, type ContainerRecord, type ContainerService, type MountPoint } from './service.js';
@@ -34,15 +35,10 @@ export interface AttachStreams {
 export async function bindsOf(hc: Record<string, unknown>): Promise<{ source: string; destination: string; readonly?: boolean; propagation?: string }[]> {
   const out: { source: string; destination: string; readonly?: boolean; propagation?: string }[] = [];
   for (const b of (Array.isArray(hc.Binds) ? hc.Binds : []) as string[]) {
-    const parts = b.split(':');
-    if (parts.length < 2 || parts.length > 3) throw new InvalidParameterError(`invalid volume specification: '${b}'`);
-    const [src, dst, mode = ''] = parts as [string, string, string | undefined];
-    if (!dst.startsWith('/')) throw new InvalidParameterError(`invalid volume specification: '${b}': invalid mount config for type "bind": invalid mount path: '${dst}' mount path must be absolute`);
-    if (!src.startsWith('/')) throw new InvalidParameterError(`named volumes are not supported yet: '${b}'`);
-    await mkdir(src, { recursive: true });
-    const opts = mode.split(',').filter(Boolean);
-    const prop = opts.find((o) => /^r?(shared|slave|private)$/.test(o));
-    out.push({ source: src, destination: dst, ...(opts.includes('ro') ? { readonly: true } : {}), ...(prop ? { propagation: prop } : {}) });
+    const p = parseBind(b);
+    if (p.volume) throw new InvalidParameterError(`named volumes are not supported yet: '${b}'`);
+    await mkdir(p.source, { recursive: true });
+    out.push({ source: p.source, destination: p.destination, ...(!p.rw ? { readonly: true } : {}), ...(p.propagation ? { propagation: p.propagation } : {}) });
   }
   return out;
 }
@@ -195,13 +191,7 @@ export class ContainerRunner {
         containerDir: this.c.dir(id), network: net.spec, ...(net.ep?.ip ? { ip: net.ep.ip } : {}),
         ...(Array.isArray(hc.Dns) && hc.Dns.length ? { dns: hc.Dns as string[] } : {}),
         ...(Array.isArray(hc.ExtraHosts) ? { extraHosts: hc.ExtraHosts as string[] } : {}),
-        ...(hc.Privileged ? { privileged: true } : {}),
-        ...(hc.ReadonlyRootfs ? { readonlyRootfs: true } : {}),
-        ...(Array.isArray(hc.CapAdd) ? { capAdd: hc.CapAdd as string[] } : {}),
-        ...(Array.isArray(hc.CapDrop) ? { capDrop: hc.CapDrop as string[] } : {}),
-        ...(typeof hc.Memory === 'number' && hc.Memory > 0 ? { memory: hc.Memory } : {}),
-        ...(typeof hc.NanoCpus === 'number' && hc.NanoCpus > 0 ? { cpus: hc.NanoCpus / 1e9 } : {}),
-        ...(hc.Init === true ? { init: true } : {}),
+        ...specOptionsOf(hc),
         binds: r.MountPoints ? await mountsOf(r.MountPoints, rootfs) : await bindsOf(hc),
       });
       await mkdir(bundle, { recursive: true });

@@ -14,6 +14,7 @@ import type { VolumeStore } from '../volumes/store.js';
 import type { LayerStore } from '../layers/types.js';
 import type { ContainerConfig, Image } from '../images/types.js';
 import { topChainOf } from '../images/store.js';
+import { parseBind, validateCreateBody } from './hostconfig.js';
 
 export type ContainerStatus = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
 
@@ -206,15 +207,10 @@ export class ContainerService {
     };
     const taken = (dst: string) => out.some((m) => m.Destination === dst);
     for (const b of (Array.isArray(hc.Binds) ? hc.Binds : []) as string[]) {
-      const parts = b.split(':');
-      if (parts.length < 2 || parts.length > 3) throw new InvalidParameterError(`invalid volume specification: '${b}'`);
-      const [src, dst0, mode = ''] = parts as [string, string, string | undefined];
-      if (!dst0.startsWith('/')) throw new InvalidParameterError(`invalid volume specification: '${b}': invalid mount config for type "bind": invalid mount path: '${dst0}' mount path must be absolute`);
-      const dst = dst0.length > 1 ? dst0.replace(/\/+$/, '') : dst0;
-      if (taken(dst)) throw new InvalidParameterError(`Duplicate mount point: ${dst}`);
-      const rw = !mode.split(',').includes('ro');
-      if (src.startsWith('/')) out.push({ Type: 'bind', Source: src, Destination: dst, Mode: mode, RW: rw, Propagation: 'rprivate' });
-      else out.push(await volume(src, dst, mode, rw));
+      const p = parseBind(b);
+      if (taken(p.destination)) throw new InvalidParameterError(`Duplicate mount point: ${p.destination}`);
+      if (!p.volume) out.push({ Type: 'bind', Source: p.source, Destination: p.destination, Mode: p.mode, RW: p.rw, Propagation: p.propagation ?? 'rprivate' });
+      else out.push(await volume(p.source, p.destination, p.mode, p.rw));
     }
     for (const m of (Array.isArray(hc.Mounts) ? hc.Mounts : []) as { Type?: string; Source?: string; Target?: string; ReadOnly?: boolean }[]) {
       const dst = m.Target ?? '';
@@ -242,6 +238,7 @@ export class ContainerService {
     if (name !== null && name !== '' && !NAME_RE.test(name)) {
       throw new InvalidParameterError(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
     }
+    const { warnings } = validateCreateBody(body);
     const imageName = typeof body.Image === 'string' ? body.Image : '';
     if (imageName === '' && !opts.noImage) throw new InvalidParameterError('Config cannot be empty in order to create a container');
     const img = imageName === '' ? null : await this.d.resolveImage(imageName);
@@ -315,7 +312,7 @@ export class ContainerService {
       await rm(this.dir(id), { recursive: true, force: true }).catch(() => {});
       throw e;
     }
-    return { Id: id, Warnings: [] };
+    return { Id: id, Warnings: warnings };
   }
 
   /** GET /containers/{id}/json. */

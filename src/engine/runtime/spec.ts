@@ -3,20 +3,21 @@
  * docker's default mounts, capabilities, masked/readonly paths, device cgroup allow-list, and the
  * /etc/hosts, /etc/hostname, /etc/resolv.conf files kept in a per-container directory and bind-mounted in.
  *
- * Seccomp: docker's default profile is a ~350-entry allow-list. We ship a short *deny-list* instead
- * (default action ALLOW, EPERM for syscalls docker's profile refuses to unprivileged containers and that the
- * capability set does not already block: kernel keyring, bpf, perf_event_open, userfaultfd, kexec, module
- * loading, accounting, swap, obsolete/dangerous syscalls). It keeps the attack surface close to docker's for
- * the notable calls while staying small and reviewable; `seccomp: 'unconfined'` turns it off, and a caller may
- * pass a full profile object (e.g. docker's JSON) instead.
+ * Seccomp: docker's default allow-list profile (`seccomp.ts`), resolved against the container's capabilities
+ * and architecture; `seccomp: 'unconfined'` and `privileged` turn it off, and a caller may pass a docker-format
+ * profile (what `--security-opt seccomp=<json>` carries) instead.
+ *
+ * Capabilities: docker's default set with CapAdd/CapDrop applied as dockerd does (`ALL` on either side); the
+ * inheritable set is always empty (CVE-2022-24769), in the container's process and in exec's.
  *
  * rlimits: runc fails at start when asked to raise a hard limit above the caller's (no CAP_SYS_RESOURCE here),
  * so every rlimit is clamped to the daemon's own hard limits read from /proc/self/limits.
  */
 import { readFileSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidParameterError } from '../../lib/errors.js';
+import { defaultProfile, toOciSeccomp, type DockerSeccompProfile } from './seccomp.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -32,17 +33,6 @@ export const MASKED_PATHS = [
 ];
 
 export const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
-
-/** Syscalls our default seccomp profile refuses with EPERM (see the header comment). */
-export const SECCOMP_DENY = [
-  'acct', 'add_key', 'bpf', 'clock_adjtime', 'clock_settime', 'create_module', 'delete_module',
-  'finit_module', 'get_kernel_syms', 'get_mempolicy', 'init_module', 'ioperm', 'iopl', 'kcmp',
-  'kexec_file_load', 'kexec_load', 'keyctl', 'lookup_dcookie', 'mbind', 'move_pages', 'name_to_handle_at',
-  'nfsservctl', 'open_by_handle_at', 'perf_event_open', 'pivot_root', 'process_vm_readv', 'process_vm_writev',
-  'query_module', 'quotactl', 'request_key', 'set_mempolicy', 'setns', 'settimeofday', 'stime', 'swapoff',
-  'swapon', 'sysfs', '_sysctl', 'umount', 'umount2', 'unshare', 'uselib', 'userfaultfd', 'ustat', 'vm86',
-  'vm86old', 'mount', 'syslog',
-];
 
 export interface Mount {
   destination: string;
@@ -94,6 +84,9 @@ export interface BindMount {
 
 export interface RlimitSpec { type: string; soft: number; hard: number }
 
+/** A host device made available in the container (docker's --device). */
+export interface DeviceSpec { pathOnHost: string; pathInContainer: string; permissions: string }
+
 export interface SpecOptions {
   /** Container ID (full, 64 hex). Used for cgroupsPath. */
   id: string;
@@ -123,7 +116,12 @@ export interface SpecOptions {
   binds?: BindMount[];
   /** Bytes, 0 = unlimited. */
   memory?: number;
+  /** Memory + swap in bytes (-1 = unlimited swap), as docker's MemorySwap. */
   memorySwap?: number;
+  memoryReservation?: number;
+  oomKillDisable?: boolean;
+  cpusetCpus?: string;
+  cpusetMems?: string;
   /** --cpus as a number of CPUs (e.g. 1.5). */
   cpus?: number;
   cpuShares?: number;
@@ -135,8 +133,23 @@ export interface SpecOptions {
   capAdd?: string[];
   capDrop?: string[];
   privileged?: boolean;
-  /** 'default' (our deny-list), 'unconfined', or a full OCI seccomp object. */
-  seccomp?: 'default' | 'unconfined' | Record<string, unknown>;
+  /** 'default' (docker's default profile), 'unconfined', or a docker-format profile. */
+  seccomp?: 'default' | 'unconfined' | DockerSeccompProfile;
+  noNewPrivileges?: boolean;
+  /** --group-add: group names (resolved in the rootfs' /etc/group) or numbers. */
+  groupAdd?: string[];
+  /** --tmpfs: destination → mount options ("size=1m,mode=1700"). */
+  tmpfs?: Record<string, string>;
+  devices?: DeviceSpec[];
+  /** --device-cgroup-rule: "c 1:3 mr", "a *:* rwm". */
+  deviceCgroupRules?: string[];
+  /** HostConfig.MaskedPaths / ReadonlyPaths (docker's --security-opt systempaths=unconfined sends both empty). */
+  maskedPaths?: string[];
+  readonlyPaths?: string[];
+  /** Namespaces shared with the host (docker's --pid=host, --uts=host). */
+  hostNamespaces?: ('pid' | 'uts')[];
+  memorySwappiness?: number;
+  blkioWeight?: number;
   /** cgroupfs parent (default "/wharf"). */
   cgroupParent?: string;
   /** docker's --init: true (the host's /usr/bin/docker-init) or a path to a static init (tini), bind-mounted
@@ -304,16 +317,6 @@ export function resolvConfContent(host: string, dns?: string[], fallback: string
   return kept.join('\n') + '\n';
 }
 
-// ---------- seccomp ----------
-
-export function defaultSeccomp(): Record<string, unknown> {
-  return {
-    defaultAction: 'SCMP_ACT_ALLOW',
-    architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'],
-    syscalls: [{ names: SECCOMP_DENY, action: 'SCMP_ACT_ERRNO', errnoRet: 1 }],
-  };
-}
-
 // ---------- devices ----------
 
 const ALLOWED_DEVICES = [
@@ -341,6 +344,39 @@ const DEFAULT_DEVICES = [
   { path: '/dev/tty', type: 'c', major: 5, minor: 0 },
 ].map((d) => ({ ...d, fileMode: 0o666, uid: 0, gid: 0 }));
 
+/** A --device as an OCI device: the host node's type and numbers (a path that is not a device node is refused). */
+async function deviceOf(d: DeviceSpec): Promise<{ path: string; type: string; major: number; minor: number; fileMode: number; uid: number; gid: number }> {
+  const st = await stat(d.pathOnHost).catch(() => null);
+  if (!st) throw new InvalidParameterError(`error gathering device information while adding custom device "${d.pathOnHost}": no such file or directory`);
+  if (!st.isCharacterDevice() && !st.isBlockDevice()) throw new InvalidParameterError(`error gathering device information while adding custom device "${d.pathOnHost}": not a device node`);
+  const rdev = st.rdev;
+  const major = Math.floor(rdev / 256) & 0xfff;
+  const minor = (rdev & 0xff) | (Math.floor(rdev / 4096) & 0xfff00);
+  return { path: d.pathInContainer || d.pathOnHost, type: st.isCharacterDevice() ? 'c' : 'b', major, minor, fileMode: st.mode & 0o777, uid: 0, gid: 0 };
+}
+
+/** "c 1:3 mr", "a *:* rwm" (docker's --device-cgroup-rule) as an OCI device cgroup rule. */
+export function parseDeviceCgroupRule(rule: string): Record<string, unknown> {
+  const m = /^([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})$/.exec(rule);
+  if (!m) throw new InvalidParameterError(`invalid device cgroup format '${rule}'`);
+  return {
+    allow: true, type: m[1], access: m[4],
+    ...(m[2] !== '*' ? { major: Number(m[2]) } : {}), ...(m[3] !== '*' ? { minor: Number(m[3]) } : {}),
+  };
+}
+
+/** --group-add: numbers as they are, names looked up in the rootfs' /etc/group (docker's error when missing). */
+async function groupIds(rootfs: string, names: string[]): Promise<number[]> {
+  if (!names.length) return [];
+  const groups = parseGroup(await readLines(join(rootfs, 'etc/group')));
+  return names.map((n) => {
+    if (isNum(n)) return Number(n);
+    const g = groups.find((x) => x.name === n);
+    if (!g) throw new InvalidParameterError(`Unable to find group ${n}: no matching entries in group file`);
+    return g.gid;
+  });
+}
+
 // ---------- the spec ----------
 
 function withDefaultEnv(env: string[], hostname: string, terminal: boolean, home: string): string[] {
@@ -354,18 +390,34 @@ function withDefaultEnv(env: string[], hostname: string, terminal: boolean, home
   return out;
 }
 
-function caps(opts: SpecOptions): string[] {
-  const norm = (c: string) => (c.toUpperCase().startsWith('CAP_') ? c.toUpperCase() : `CAP_${c.toUpperCase()}`);
-  if (opts.privileged) return ALL_CAPS.filter((_c, i) => inBoundingSet(i));
-  let set = [...DEFAULT_CAPABILITIES];
-  const drop = (opts.capDrop ?? []).map(norm);
-  if (drop.includes('CAP_ALL')) set = [];
-  else set = set.filter((c) => !drop.includes(c));
-  for (const c of (opts.capAdd ?? []).map(norm)) {
-    if (c === 'CAP_ALL') return ALL_CAPS.filter((_x, i) => inBoundingSet(i));
-    if (!set.includes(c)) set.push(c);
+/** "sys_admin", "CAP_SYS_ADMIN", "ALL" → "CAP_SYS_ADMIN" / "ALL"; unknown names refused with dockerd's message. */
+export function normalizeCapabilities(list: string[], field: 'CapAdd' | 'CapDrop'): string[] {
+  const out: string[] = [];
+  for (const raw of list) {
+    const u = raw.trim().toUpperCase();
+    if (u === 'ALL') { out.push('ALL'); continue; }
+    const c = u.startsWith('CAP_') ? u : `CAP_${u}`;
+    if (!ALL_CAPS.includes(c)) throw new InvalidParameterError(`invalid ${field}: unknown capability: ${JSON.stringify(c)}`);
+    out.push(c);
   }
-  return set;
+  return out;
+}
+
+/**
+ * The container's capability set, as dockerd's TweakCapabilities: privileged or `--cap-add ALL` give every
+ * capability (less the named drops); `--cap-drop ALL` leaves only the adds; otherwise the default set minus
+ * drops plus adds. Capabilities the daemon itself lacks are left out (runc would fail "unable to apply caps").
+ */
+export function capabilitiesOf(opts: { privileged?: boolean; capAdd?: string[]; capDrop?: string[] }): string[] {
+  const held = (list: string[]) => list.filter((c) => inBoundingSet(ALL_CAPS.indexOf(c)));
+  if (opts.privileged) return held(ALL_CAPS);
+  const add = normalizeCapabilities(opts.capAdd ?? [], 'CapAdd');
+  const drop = normalizeCapabilities(opts.capDrop ?? [], 'CapDrop');
+  let set: string[];
+  if (add.includes('ALL')) set = ALL_CAPS.filter((c) => !drop.includes(c));
+  else if (drop.includes('ALL')) set = add;
+  else set = [...DEFAULT_CAPABILITIES.filter((c) => !drop.includes(c)), ...add];
+  return held([...new Set(set)]);
 }
 
 /**
@@ -373,6 +425,7 @@ function caps(opts: SpecOptions): string[] {
  * daemon has (runc fails with "unable to apply caps" otherwise), which matters for --privileged in a sandbox.
  */
 function inBoundingSet(n: number): boolean {
+  if (n < 0) return false;
   try {
     const m = /^CapBnd:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
     if (!m) return true;
@@ -383,14 +436,14 @@ function inBoundingSet(n: number): boolean {
 }
 
 /** Every capability, in the kernel's numbering (index = capability number). */
-const ALL_CAPS = [
+export const ALL_CAPS = [
   'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_DAC_READ_SEARCH', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_SETGID',
   'CAP_SETUID', 'CAP_SETPCAP', 'CAP_LINUX_IMMUTABLE', 'CAP_NET_BIND_SERVICE', 'CAP_NET_BROADCAST',
   'CAP_NET_ADMIN', 'CAP_NET_RAW', 'CAP_IPC_LOCK', 'CAP_IPC_OWNER', 'CAP_SYS_MODULE', 'CAP_SYS_RAWIO',
   'CAP_SYS_CHROOT', 'CAP_SYS_PTRACE', 'CAP_SYS_PACCT', 'CAP_SYS_ADMIN', 'CAP_SYS_BOOT', 'CAP_SYS_NICE',
   'CAP_SYS_RESOURCE', 'CAP_SYS_TIME', 'CAP_SYS_TTY_CONFIG', 'CAP_MKNOD', 'CAP_LEASE', 'CAP_AUDIT_WRITE',
   'CAP_AUDIT_CONTROL', 'CAP_SETFCAP', 'CAP_MAC_OVERRIDE', 'CAP_MAC_ADMIN', 'CAP_SYSLOG', 'CAP_WAKE_ALARM',
-  'CAP_BLOCK_SUSPEND', 'CAP_AUDIT_READ',
+  'CAP_BLOCK_SUSPEND', 'CAP_AUDIT_READ', 'CAP_PERFMON', 'CAP_BPF', 'CAP_CHECKPOINT_RESTORE',
 ];
 
 /** Writes hosts/hostname/resolv.conf into `containerDir` and returns their bind mounts. */
@@ -423,7 +476,7 @@ export async function buildSpec(opts: SpecOptions): Promise<OciSpec> {
   const hostname = opts.hostname || opts.id.slice(0, 12);
   const user = await resolveUser(opts.rootfs, opts.user);
   const terminal = !!opts.terminal;
-  const capList = caps(opts);
+  const capList = capabilitiesOf(opts);
   const shm = opts.shmSize && opts.shmSize > 0 ? opts.shmSize : 64 * 1024 * 1024;
   const mounts: Mount[] = [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
@@ -451,6 +504,14 @@ export async function buildSpec(opts: SpecOptions): Promise<OciSpec> {
       options: ['rbind', b.propagation ?? 'rprivate', ...(b.readonly ? ['ro'] : [])],
     });
   }
+  for (const [dst, o] of Object.entries(opts.tmpfs ?? {})) {
+    // docker's --tmpfs: noexec,nosuid,nodev unless the options say otherwise
+    const given = o.split(',').filter(Boolean);
+    const defaults = ['noexec', 'nosuid', 'nodev'].filter((d) => !given.some((g) => g === d || g === d.replace(/^no/, '')));
+    const i = mounts.findIndex((m) => m.destination === dst);
+    if (i >= 0) mounts.splice(i, 1);
+    mounts.push({ destination: dst, type: 'tmpfs', source: 'tmpfs', options: [...defaults, ...given] });
+  }
 
   let args = opts.args;
   if (opts.init) {
@@ -459,47 +520,71 @@ export async function buildSpec(opts: SpecOptions): Promise<OciSpec> {
     args = ['/sbin/docker-init', '--', ...opts.args];
   }
 
+  const shared = opts.hostNamespaces ?? [];
   const namespaces: { type: string; path?: string }[] = [
     { type: 'mount' }, { type: 'pid' }, { type: 'ipc' }, { type: 'uts' },
-  ];
+  ].filter((n) => !shared.includes(n.type as 'pid' | 'uts'));
   const net = opts.network ?? { mode: 'none' };
   if (net.mode === 'none') namespaces.push({ type: 'network' });
   else if (net.mode === 'path') namespaces.push({ type: 'network', path: net.path });
 
-  const resources: Record<string, unknown> = { devices: opts.privileged ? [{ allow: true, access: 'rwm' }] : ALLOWED_DEVICES };
-  if (opts.memory && opts.memory > 0) {
-    const mem: Record<string, number> = { limit: opts.memory };
-    if (opts.memorySwap !== undefined && opts.memorySwap !== 0) mem.swap = opts.memorySwap;
-    resources.memory = mem;
+  const devices = [...DEFAULT_DEVICES];
+  const deviceRules: Record<string, unknown>[] = opts.privileged ? [{ allow: true, access: 'rwm' }] : [...ALLOWED_DEVICES];
+  for (const d of opts.devices ?? []) {
+    const dev = await deviceOf(d);
+    const i = devices.findIndex((x) => x.path === dev.path);
+    if (i >= 0) devices.splice(i, 1);
+    devices.push(dev);
+    if (!opts.privileged) deviceRules.push({ allow: true, type: dev.type, major: dev.major, minor: dev.minor, access: d.permissions || 'rwm' });
   }
-  if (opts.cpus && opts.cpus > 0) resources.cpu = { quota: Math.round(opts.cpus * 100000), period: 100000 };
-  if (opts.cpuShares) resources.cpu = { ...(resources.cpu as object), shares: opts.cpuShares };
+  if (!opts.privileged) for (const r of opts.deviceCgroupRules ?? []) deviceRules.push(parseDeviceCgroupRule(r));
+  const resources: Record<string, unknown> = { devices: deviceRules };
+  const mem: Record<string, unknown> = {};
+  if (opts.memory && opts.memory > 0) {
+    mem.limit = opts.memory;
+    if (opts.memorySwap !== undefined && opts.memorySwap !== 0) mem.swap = opts.memorySwap;
+  }
+  if (opts.memoryReservation && opts.memoryReservation > 0) mem.reservation = opts.memoryReservation;
+  if (opts.oomKillDisable) mem.disableOOMKiller = true;
+  if (opts.memorySwappiness !== undefined && opts.memorySwappiness >= 0) mem.swappiness = opts.memorySwappiness;
+  if (Object.keys(mem).length) resources.memory = mem;
+  const cpu: Record<string, unknown> = {};
+  if (opts.cpus && opts.cpus > 0) Object.assign(cpu, { quota: Math.round(opts.cpus * 100000), period: 100000 });
+  if (opts.cpuShares) cpu.shares = opts.cpuShares;
+  if (opts.cpusetCpus) cpu.cpus = opts.cpusetCpus;
+  if (opts.cpusetMems) cpu.mems = opts.cpusetMems;
+  if (Object.keys(cpu).length) resources.cpu = cpu;
   if (opts.pidsLimit && opts.pidsLimit > 0) resources.pids = { limit: opts.pidsLimit };
+  if (opts.blkioWeight) resources.blockIO = { weight: opts.blkioWeight };
 
   let seccomp: Record<string, unknown> | undefined;
   if (opts.privileged || opts.seccomp === 'unconfined') seccomp = undefined;
-  else if (opts.seccomp && typeof opts.seccomp === 'object') seccomp = opts.seccomp;
-  else seccomp = defaultSeccomp();
+  else {
+    const profile = opts.seccomp && typeof opts.seccomp === 'object' ? opts.seccomp : defaultProfile();
+    seccomp = toOciSeccomp(profile, { caps: capList }) as unknown as Record<string, unknown>;
+  }
 
   const linux: OciSpec['linux'] = {
     resources,
     cgroupsPath: `${opts.cgroupParent ?? '/wharf'}/${opts.id}`,
     namespaces,
-    devices: DEFAULT_DEVICES,
-    ...(opts.privileged ? {} : { maskedPaths: MASKED_PATHS, readonlyPaths: READONLY_PATHS }),
+    devices,
+    ...(opts.privileged ? {} : { maskedPaths: opts.maskedPaths ?? MASKED_PATHS, readonlyPaths: opts.readonlyPaths ?? READONLY_PATHS }),
     ...(seccomp ? { seccomp } : {}),
     ...(opts.sysctl ? { sysctl: opts.sysctl } : {}),
   };
 
+  const gids = [...user.additionalGids];
+  for (const g of await groupIds(opts.rootfs, opts.groupAdd ?? [])) if (!gids.includes(g)) gids.push(g);
   const process: OciProcess = {
     terminal,
-    user: { uid: user.uid, gid: user.gid, ...(user.additionalGids.length ? { additionalGids: user.additionalGids } : {}) },
+    user: { uid: user.uid, gid: user.gid, ...(gids.length ? { additionalGids: gids } : {}) },
     args,
     env: withDefaultEnv(opts.env ?? [], hostname, terminal, user.home),
     cwd: opts.cwd || '/',
-    capabilities: { bounding: capList, effective: capList, inheritable: capList, permitted: capList, ambient: [] },
+    capabilities: { bounding: capList, effective: capList, inheritable: [], permitted: capList, ambient: [] },
     rlimits: clampRlimits(opts.rlimits),
-    noNewPrivileges: false,
+    noNewPrivileges: !!opts.noNewPrivileges,
     oomScoreAdj: opts.oomScoreAdj ?? 0,
   };
   if (!opts.args.length) throw new InvalidParameterError('No command specified');
@@ -508,8 +593,8 @@ export async function buildSpec(opts: SpecOptions): Promise<OciSpec> {
     ociVersion: '1.0.2-dev',
     process,
     root: { path: opts.rootfs, readonly: !!opts.readonlyRootfs },
-    hostname,
-    ...(opts.domainname ? { domainname: opts.domainname } : {}),
+    // sharing the host's UTS namespace: runc may not set a hostname there
+    ...(shared.includes('uts') ? {} : { hostname, ...(opts.domainname ? { domainname: opts.domainname } : {}) }),
     mounts,
     linux,
   };
@@ -528,7 +613,7 @@ export async function buildExecProcess(
     if (i >= 0) env[i] = e; else env.push(e);
   }
   if (p.terminal && !env.some((e) => e.startsWith('TERM='))) env.push('TERM=xterm');
-  const capList = p.privileged ? ALL_CAPS : base.process.capabilities?.bounding ?? DEFAULT_CAPABILITIES;
+  const capList = p.privileged ? capabilitiesOf({ privileged: true }) : base.process.capabilities?.bounding ?? DEFAULT_CAPABILITIES;
   return {
     ...base.process,
     terminal: !!p.terminal,
@@ -536,7 +621,7 @@ export async function buildExecProcess(
     env,
     cwd: p.cwd || base.process.cwd,
     user: user ? { uid: user.uid, gid: user.gid, ...(user.additionalGids.length ? { additionalGids: user.additionalGids } : {}) } : base.process.user,
-    capabilities: { bounding: capList, effective: capList, inheritable: capList, permitted: capList, ambient: [] },
+    capabilities: { bounding: capList, effective: capList, inheritable: [], permitted: capList, ambient: [] },
   };
 }
 

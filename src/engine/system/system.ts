@@ -284,7 +284,7 @@ export class SystemService implements SystemBackend {
       ContainerdCommit: { ID: '', Expected: '' },
       RuncCommit: { ID: '', Expected: '' },
       InitCommit: { ID: '', Expected: '' },
-      SecurityOptions: [],
+      SecurityOptions: ['name=seccomp,profile=default'],
       Warnings: warnings,
     };
   }
