@@ -196,3 +196,74 @@ export function hostileCorpus(outside: string): HostileCase[] {
     },
   ];
 }
+
+/* ------------------------------------------------------------------ images around raw layer tars */
+
+export interface RawImage {
+  config: Buffer;
+  configDigest: string;
+  /** Uncompressed layer tars, bottom first. */
+  layers: Buffer[];
+}
+
+function sha(b: Buffer): string {
+  return 'sha256:' + createHash('sha256').update(b).digest('hex');
+}
+
+/** An image config over `layers` (uncompressed tars) as they are, whatever they hold. */
+export function rawImage(layers: Buffer[], marker = 'hostile'): RawImage {
+  const config = Buffer.from(JSON.stringify({
+    architecture: 'amd64', os: 'linux', config: { Cmd: ['/bin/sh'], Labels: { marker } },
+    rootfs: { type: 'layers', diff_ids: layers.map(sha) },
+    history: layers.map(() => ({ created: '2020-09-13T12:26:40Z', created_by: marker })),
+  }));
+  return { config, configDigest: sha(config), layers };
+}
+
+/** A docker-archive tar (`docker load` input): manifest.json, the config, one `<n>/layer.tar` per layer. */
+export async function dockerArchive(img: RawImage, repoTag: string): Promise<Buffer> {
+  const cfgName = `${img.configDigest.slice(7)}.json`;
+  const manifest = [{ Config: cfgName, RepoTags: [repoTag], Layers: img.layers.map((_, i) => `${i}/layer.tar`) }];
+  return corpusTar([
+    { name: cfgName, content: img.config },
+    ...img.layers.map((l, i) => ({ name: `${i}/layer.tar`, content: l })),
+    { name: 'manifest.json', content: JSON.stringify(manifest) },
+  ]);
+}
+
+/**
+ * Pushes an image to a docker-registry as it is, layers gzip-compressed (or as given), with an OCI manifest:
+ * monolithic uploads (POST, then PUT ?digest=), then the manifest. Returns the manifest digest.
+ */
+export async function pushRaw(registryUrl: string, repo: string, tag: string, img: RawImage, blobs?: Buffer[]): Promise<string> {
+  const { gzipSync } = await import('node:zlib');
+  const layerBlobs = blobs ?? img.layers.map((l) => gzipSync(l, { level: 1 }));
+  const put = async (b: Buffer) => {
+    const digest = sha(b);
+    const head = await fetch(`${registryUrl}/v2/${repo}/blobs/${digest}`, { method: 'HEAD' });
+    if (head.status === 200) return digest;
+    const start = await fetch(`${registryUrl}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
+    await start.arrayBuffer();
+    if (start.status !== 202) throw new Error(`upload start: ${start.status}`);
+    const loc = new URL(start.headers.get('location')!, registryUrl);
+    loc.searchParams.set('digest', digest);
+    const done = await fetch(loc, { method: 'PUT', body: b, headers: { 'Content-Type': 'application/octet-stream' } });
+    await done.arrayBuffer();
+    if (done.status !== 201) throw new Error(`upload of ${digest}: ${done.status}`);
+    return digest;
+  };
+  await put(img.config);
+  const layers = [];
+  for (const b of layerBlobs) layers.push({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: await put(b), size: b.length });
+  const manifest = Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: img.configDigest, size: img.config.length },
+    layers,
+  }));
+  const res = await fetch(`${registryUrl}/v2/${repo}/manifests/${tag}`, {
+    method: 'PUT', body: manifest, headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' },
+  });
+  await res.arrayBuffer();
+  if (res.status !== 201) throw new Error(`manifest put: ${res.status}`);
+  return sha(manifest);
+}

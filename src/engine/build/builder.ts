@@ -1130,11 +1130,17 @@ async function globIn(root: string, pattern: string): Promise<string[]> {
   return cur;
 }
 
-/** A layer tar from file entries (ADD archives unpacked in place). */
+/**
+ * A layer tar from file entries (ADD archives unpacked in place). When the consumer stops early (the layer store
+ * failed, e.g. ENOSPC), the packer and its sources stop too: every stream's error is handled (an unhandled one
+ * on a pack entry used to end the daemon).
+ */
 function packEntries(entries: FileEntry[]): Readable {
   const pack = tar.pack();
   const out = new PassThrough();
   pack.pipe(out);
+  out.on('close', () => { if (!pack.destroyed) pack.destroy(); });
+  pack.on('error', (err: Error) => { if (!out.destroyed) out.destroy(err); });
   (async () => {
     for (const e of entries) {
       if (e.archive) {
@@ -1147,7 +1153,7 @@ function packEntries(entries: FileEntry[]): Readable {
             const hdr = { ...h, name: posix.join(e.path, name) + (h.type === 'directory' ? '/' : '') };
             if (h.type === 'link' && h.linkname) hdr.linkname = posix.join(e.path, posix.normalize('/' + h.linkname).slice(1));
             const w = pack.entry(hdr, (err) => { if (err) reject(err); else next(); });
-            body.pipe(w);
+            pipeline(body, w).catch(reject);
           });
           ex.on('finish', resolve);
           ex.on('error', reject);
@@ -1163,11 +1169,11 @@ function packEntries(entries: FileEntry[]): Readable {
       if (e.data) { await new Promise<void>((res, rej) => pack.entry(header, e.data!, (err) => (err ? rej(err) : res()))); continue; }
       await new Promise<void>((res, rej) => {
         const w = pack.entry(header, (err) => (err ? rej(err) : res()));
-        createReadStream(e.source!).on('error', rej).pipe(w);
+        pipeline(createReadStream(e.source!), w).catch(rej);
       });
     }
     pack.finalize();
-  })().catch((err) => out.destroy(err as Error));
+  })().catch((err) => { if (!out.destroyed) out.destroy(err as Error); if (!pack.destroyed) pack.destroy(); });
   return out;
 }
 

@@ -225,25 +225,26 @@ class Extractor {
     const hasher = newHasher();
     let tarSize = 0;
     let stopped = false;
+    // The parser may be closed at any moment (a failed entry ends the loop below, which destroys it): 'close' is
+    // watched from the start, so that a feeder waiting for 'drain' of a parser that has already closed does not wait
+    // forever (it did: ENOSPC on a large file hung every import and pull that filled the disk).
+    let closed = false;
+    let onClosed!: () => void;
+    const closedP = new Promise<void>((resolve) => { onClosed = resolve; });
+    extract.once('close', () => { closed = true; onClosed(); });
     const feeder = (async () => {
       try {
         for await (const chunk of tar) {
-          if (stopped) break;
+          if (stopped || closed) break;
           hasher.update(chunk as Buffer);
           tarSize += (chunk as Buffer).length;
-          if (!extract.write(chunk)) {
-            await new Promise<void>((resolve) => {
-              const done = () => {
-                extract.off('drain', done);
-                extract.off('close', done);
-                resolve();
-              };
-              extract.on('drain', done);
-              extract.on('close', done);
-            });
+          if (!extract.write(chunk) && !closed) {
+            let onDrain!: () => void;
+            await Promise.race([new Promise<void>((resolve) => { onDrain = resolve; extract.once('drain', onDrain); }), closedP]);
+            extract.off('drain', onDrain);
           }
         }
-        if (!stopped) extract.end(undefined as never);
+        if (!stopped && !closed) extract.end(undefined as never);
       } catch (e) {
         extract.destroy(e as Error);
       }
