@@ -108,3 +108,31 @@ test('the deferred-link attack from the report, checked on disk: the fifo is the
     await rm(root, { recursive: true, force: true });
   }
 });
+
+test('hostile corpus as a build context (untarTo: the same extractor, kind context): canaries untouched, write-through refused', async () => {
+  const { untarTo } = await import('../../src/engine/build/context.js');
+  const root = await mkdtemp(join(process.env.TMPDIR ?? tmpdir(), 'wharf-hostile-ctx-'));
+  try {
+    const outside = await makeCanaries(join(root, 'outside'));
+    const before = await snapshot(outside);
+    let refused = 0;
+    for (const c of hostileCorpus(outside)) {
+      const dir = join(root, `ctx-${c.id}`);
+      await mkdir(dir);
+      const sums = new Map<string, string>();
+      const r = await untarTo(Readable.from([await corpusTar(c.entries)]), dir, sums).then(() => null, (e: unknown) => e);
+      if (r) refused++;
+      if (c.id.endsWith('write-through') || c.id === 'symlink-dir-then-mkdir-through') assert.ok(r instanceof WharfError, `${c.id}: refused (${String(r)})`);
+      if (c.id === 'dotdot-name') {
+        assert.equal(r, null, 'a context name climbing above the root stops at the root, as in dockerd');
+        assert.equal(await readFile(join(dir, 'evil'), 'utf8'), 'x');
+        assert.ok(sums.has(join(dir, 'evil')), 'summed under its cleaned path');
+      }
+      assert.deepEqual(await snapshot(outside), before, `${c.id}: canaries untouched`);
+      await rm(dir, { recursive: true, force: true });
+    }
+    assert.ok(refused >= 10, `refused ${refused}`);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});

@@ -111,13 +111,16 @@ function notDirError(name: string, key: string): InvalidParameterError {
   );
 }
 
-/** Normalizes a tar path to components; throws when `..` climbs above the root. */
-export function cleanComponents(name: string): string[] {
+/** Normalizes a tar path to components; throws when `..` climbs above the root (stops there with `clamp`). */
+export function cleanComponents(name: string, clamp = false): string[] {
   const out: string[] = [];
   for (const c of name.split('/')) {
     if (c === '' || c === '.') continue;
     if (c === '..') {
-      if (out.length === 0) throw escapeError(name);
+      if (out.length === 0) {
+        if (clamp) continue;
+        throw escapeError(name);
+      }
       out.pop();
     } else out.push(c);
   }
@@ -173,9 +176,28 @@ class Semaphore {
   }
 }
 
-/** Extracts `tar` (uncompressed) into `dir` (must exist and be empty). */
-export async function extractLayerTar(tar: Readable, dir: string): Promise<ExtractResult> {
-  const ex = new Extractor(dir);
+/** What an entry's watcher (ExtractOptions.onEntry) is given: the entry's content, then its end. */
+export interface EntryWatcher {
+  update(chunk: Buffer): void;
+  end(): void;
+}
+
+export interface ExtractOptions {
+  /**
+   * 'layer' (default): an image layer — OCI whiteouts and opaque markers converted, owners, device nodes and
+   * extended attributes kept, a name climbing above the root refused.
+   * 'context': a build context (data, as dockerd unpacks it) — names cleaned as in a chroot (`..` stops at the
+   * root), `.wh.` names are ordinary files, owners, device nodes and extended attributes dropped, and a symlink
+   * in an entry's parent path refused. Both are confined the same way.
+   */
+  kind?: 'layer' | 'context';
+  /** Called for every entry but the root with its header and lexical path under `dir`; sees its content. */
+  onEntry?: (h: tarStream.Header, path: string) => EntryWatcher | null;
+}
+
+/** Extracts `tar` (uncompressed) into `dir` (must exist and be empty); on failure `dir` is removed. */
+export async function extractLayerTar(tar: Readable, dir: string, opts: ExtractOptions = {}): Promise<ExtractResult> {
+  const ex = new Extractor(dir, opts);
   try {
     return await ex.run(tar);
   } catch (e) {
@@ -184,8 +206,9 @@ export async function extractLayerTar(tar: Readable, dir: string): Promise<Extra
     await rm(dir, { recursive: true, force: true }).catch(() => {});
     if (e instanceof WharfError) throw e;
     const err = e as NodeJS.ErrnoException;
-    if (err && typeof err.code === 'string') throw new SystemError(`failed to register layer: ${err.message}`, { cause: e });
-    throw new InvalidParameterError(`failed to register layer: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+    const prefix = opts.kind === 'context' ? '' : 'failed to register layer: ';
+    if (err && typeof err.code === 'string') throw new SystemError(`${prefix}${err.message}`, { cause: e });
+    throw new InvalidParameterError(`${prefix}${(e as Error)?.message ?? String(e)}`, { cause: e });
   }
 }
 
@@ -214,7 +237,11 @@ class Extractor {
   size = 0;
   entries = 0;
 
-  constructor(private readonly root: string) {}
+  private readonly context: boolean;
+
+  constructor(private readonly root: string, private readonly opts: ExtractOptions = {}) {
+    this.context = opts.kind === 'context';
+  }
 
   private abs(key: string): string {
     return key === '' ? this.root : join(this.root, key);
@@ -349,6 +376,9 @@ class Extractor {
       } else if (k === 'dir') {
         continue;
       } else if (k === 'symlink') {
+        if (this.context) {
+          throw new InvalidParameterError(`invalid tar entry ${JSON.stringify(name)}: parent path ${JSON.stringify(key)} is a symlink`);
+        }
         const target = this.symlinks.get(key)!;
         if (target.startsWith('/')) {
           throw new InvalidParameterError(
@@ -456,29 +486,45 @@ class Extractor {
     this.xattrs.delete(key);
   }
 
-  private async drain(stream: Readable): Promise<void> {
+  private async drain(stream: AsyncIterable<unknown>): Promise<void> {
     for await (const _ of stream) void _;
   }
 
-  private async entry(h: tarStream.Header, stream: Readable): Promise<void> {
+  private async entry(h: tarStream.Header, source: Readable): Promise<void> {
     this.entries++;
     const type = h.type ?? 'file';
     if (type !== 'file' && type !== 'contiguous-file' && type !== 'directory' && type !== 'symlink' && type !== 'link' &&
         type !== 'character-device' && type !== 'block-device' && type !== 'fifo') {
-      await this.drain(stream);
+      await this.drain(source);
       return;
     }
-    const parts = cleanComponents(h.name);
+    const parts = cleanComponents(h.name, this.context);
     if (parts.length === 0) {
-      // the layer root itself
-      if (type === 'directory') this.dirs.set('', dirAttr(h));
-      await this.drain(stream);
+      // the layer root itself (a context's directory keeps its own attributes)
+      if (type === 'directory' && !this.context) this.dirs.set('', dirAttr(h));
+      await this.drain(source);
       return;
     }
+    const watcher = this.opts.onEntry?.(h, join(this.root, parts.join('/'))) ?? null;
+    let stream: AsyncIterable<unknown> = source;
+    if (watcher) {
+      stream = (async function* () {
+        for await (const c of source) { watcher.update(c as Buffer); yield c; }
+      })();
+    }
+    await this.place(h, type, parts, stream);
+    if (watcher) watcher.end();
+  }
+
+  private async place(h: tarStream.Header, type: string, parts: string[], stream: AsyncIterable<unknown>): Promise<void> {
     const base = parts[parts.length - 1]!;
     const parentKey = await this.resolveDir(parts.slice(0, -1), h.name);
     await this.checkDir(parentKey, h.name);
-    if (base.startsWith('.wh.')) {
+    if (this.context && (type === 'character-device' || type === 'block-device' || type === 'fifo')) {
+      await this.drain(stream); // a context is data
+      return;
+    }
+    if (base.startsWith('.wh.') && !this.context) {
       await this.drain(stream);
       if (base === '.wh..wh..opq') {
         this.opaque.add(parentKey);
@@ -496,10 +542,10 @@ class Extractor {
     const key = parentKey === '' ? base : `${parentKey}/${base}`;
     const existing = this.known.get(key);
     if (existing !== undefined && !(existing === 'dir' && type === 'directory')) await this.removeExisting(key, existing);
-    this.collectXattrs(key, h);
+    if (!this.context) this.collectXattrs(key, h);
     const mode = (h.mode ?? 0o644) & 0o7777;
-    const uid = h.uid ?? 0;
-    const gid = h.gid ?? 0;
+    const uid = this.context ? 0 : h.uid ?? 0;
+    const gid = this.context ? 0 : h.gid ?? 0;
     const mtime = h.mtime ?? new Date(0);
     const p = this.abs(key);
     switch (type) {
@@ -508,7 +554,7 @@ class Extractor {
           await mkdirMeta(p);
           this.known.set(key, 'dir');
         }
-        this.dirs.set(key, dirAttr(h));
+        this.dirs.set(key, this.context ? { ...dirAttr(h), uid: 0, gid: 0 } : dirAttr(h));
         await this.drain(stream);
         return;
       case 'symlink':
@@ -521,7 +567,7 @@ class Extractor {
         await this.drain(stream);
         let tparts: string[];
         try {
-          tparts = cleanComponents(h.linkname ?? '');
+          tparts = cleanComponents(h.linkname ?? '', this.context);
         } catch {
           throw new InvalidParameterError(`invalid hardlink ${JSON.stringify(h.name)} -> ${JSON.stringify(h.linkname)}: target escapes the layer root`);
         }
@@ -656,7 +702,7 @@ class Extractor {
     }
   }
 
-  private async writeFileStream(p: string, stream: Readable, mode: number, uid: number, gid: number, mtime: Date): Promise<void> {
+  private async writeFileStream(p: string, stream: AsyncIterable<unknown>, mode: number, uid: number, gid: number, mtime: Date): Promise<void> {
     const fd = await oOpen(p, WX, mode);
     try {
       for await (const chunk of stream) {
