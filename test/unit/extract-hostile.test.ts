@@ -136,3 +136,24 @@ test('hostile corpus as a build context (untarTo: the same extractor, kind conte
     await rm(root, { recursive: true, force: true });
   }
 });
+
+test('hard links to a fifo not made yet, and to such a link, are made in tar order; a replaced file keeps its checked parents', async () => {
+  const root = await mkdtemp(join(process.env.TMPDIR ?? tmpdir(), 'wharf-hostile-links-'));
+  try {
+    const dir = join(root, 'layer');
+    await mkdir(dir);
+    await extractLayerTar(Readable.from([await corpusTar([
+      { name: 'd/', type: 'directory', mode: 0o755 }, { name: 'd/p', type: 'fifo', mode: 0o600 },
+      { name: 'x', type: 'link', linkname: 'd/p' }, { name: 'y', type: 'link', linkname: 'x' },
+      { name: 'd/f', content: 'one' }, { name: 'd/f', content: 'two' }, { name: 'd/g', content: 'three' },
+    ])]), dir);
+    const ino = (p: string) => execFileSync('stat', ['-c', '%F %h %i', join(dir, p)], { encoding: 'utf8' }).trim();
+    assert.match(ino('d/p'), /^fifo 3 /);
+    assert.equal(ino('x'), ino('d/p'));
+    assert.equal(ino('y'), ino('d/p'));
+    assert.equal(await readFile(join(dir, 'd/f'), 'utf8'), 'two');
+    assert.equal(await readFile(join(dir, 'd/g'), 'utf8'), 'three');
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});

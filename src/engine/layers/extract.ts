@@ -463,7 +463,8 @@ class Extractor {
     }
     await this.flushNodes();
     this.parentCache.clear();
-    this.verified.clear();
+    // only removing a directory can turn a checked directory into something else
+    if (kind === 'dir') this.verified.clear();
     await this.checkDir(Extractor.parentOf(key), key);
     if (kind === 'dir') {
       await this.settle();
@@ -588,7 +589,8 @@ class Extractor {
             `invalid hardlink ${JSON.stringify(h.name)} -> ${JSON.stringify(h.linkname)}: target is not a file of this layer`,
           );
         }
-        if (tk === 'node' && this.nodes.has(tkey)) {
+        if (tk === 'node' && (this.nodes.has(tkey) || this.deferredLinks.some(([, l]) => l === tkey))) {
+          // a node not made yet, or a hard link to one: linked when the nodes are made, in tar order
           this.deferredLinks.push([tkey, key, h.name]);
         } else {
           await this.waitFor(tkey);
