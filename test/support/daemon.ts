@@ -35,6 +35,8 @@ export interface DaemonOptions {
   startTimeoutMs?: number;
   /** 'dockerd': Debian's dockerd on the same private directories (reference mode for this daemon only). */
   engine?: 'wharfd' | 'dockerd';
+  /** The data root (default <dir>/data), e.g. a small filesystem the test mounted; the test removes it. */
+  dataRoot?: string;
 }
 
 export interface Daemon {
@@ -137,7 +139,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const reference = opts.engine === 'dockerd' || (opts.engine === undefined && process.env.WHARF_E2E_DAEMON === 'dockerd');
   if (!reference && !existsSync(WHARFD)) throw new Error(`${WHARFD} is missing: the daemon is not built (npm run build)`);
   const dir = mkdtempSync(join(tmpdir(), 'wharf-e2e-'));
-  const dataRoot = join(dir, 'data');
+  const dataRoot = opts.dataRoot ?? join(dir, 'data');
   const execRoot = join(dir, 'exec');
   const sock = join(dir, 'wharf.sock');
   const pidfile = join(dir, 'wharfd.pid');

@@ -182,10 +182,14 @@ export class Builder {
       // docker appends the labels= parameter as one more LABEL instruction
       if (keys.length) text += `\nLABEL ${keys.map((k) => `${goQuote(k)}=${goQuote(opts.labels[k]!)}`).join(' ')}\n`;
       const df = parseInstructions(text);
-      return await new BuildJob(this.d, df, ctx.dir, opts, progress, ctx.sums).run();
-    } finally {
+      const id = await new BuildJob(this.d, df, ctx.dir, opts, progress, ctx.sums).run();
       // the unpacked context goes after the answer (a leftover is swept at the next daemon's first build)
       void ctx.close().catch(() => {});
+      return id;
+    } catch (e) {
+      // a failed build gives its space back before it answers (the failure may be a full disk)
+      await ctx.close().catch(() => {});
+      throw e;
     }
   }
 }
@@ -1130,15 +1134,39 @@ async function globIn(root: string, pattern: string): Promise<string[]> {
   return cur;
 }
 
-/** A layer tar from file entries (ADD archives unpacked in place). */
+/**
+ * A layer tar from file entries (ADD archives unpacked in place). When the consumer stops early (the layer store
+ * failed, e.g. ENOSPC), the packer and its sources stop too: every stream's error is handled (an unhandled one
+ * on a pack entry used to end the daemon).
+ */
 function packEntries(entries: FileEntry[]): Readable {
   const pack = tar.pack();
   const out = new PassThrough();
   pack.pipe(out);
+  // sources still open: closed at once when the consumer stops (an open read stream of a context file kept a
+  // removed file's space until the daemon ended)
+  const open = new Set<Readable>();
+  const source = (p: string): Readable => {
+    const rs = createReadStream(p);
+    open.add(rs);
+    rs.on('close', () => open.delete(rs));
+    return rs;
+  };
+  let onStop!: () => void;
+  const stopped = new Promise<never>((_, reject) => { onStop = () => reject(new Error('layer consumer stopped')); });
+  stopped.catch(() => { /* observed through until() */ });
+  const until = <T>(p: Promise<T>): Promise<T> => Promise.race([p, stopped]);
+  out.on('close', () => {
+    onStop();
+    for (const s of open) s.destroy();
+    open.clear();
+    if (!pack.destroyed) pack.destroy();
+  });
+  pack.on('error', (err: Error) => { if (!out.destroyed) out.destroy(err); });
   (async () => {
     for (const e of entries) {
       if (e.archive) {
-        const { stream } = await decompress(createReadStream(e.archive));
+        const { stream } = await until(decompress(source(e.archive)));
         const ex = tar.extract();
         const done = new Promise<void>((resolve, reject) => {
           ex.on('entry', (h, body, next) => {
@@ -1147,27 +1175,31 @@ function packEntries(entries: FileEntry[]): Readable {
             const hdr = { ...h, name: posix.join(e.path, name) + (h.type === 'directory' ? '/' : '') };
             if (h.type === 'link' && h.linkname) hdr.linkname = posix.join(e.path, posix.normalize('/' + h.linkname).slice(1));
             const w = pack.entry(hdr, (err) => { if (err) reject(err); else next(); });
-            body.pipe(w);
+            pipeline(body, w).catch(reject);
           });
           ex.on('finish', resolve);
           ex.on('error', reject);
         });
-        await Promise.all([pipeline(stream, ex), done]);
+        await until(Promise.all([pipeline(stream, ex), done]));
         continue;
       }
       const header = {
         name: e.type === 'directory' ? `${e.path}/` : e.path, mode: e.mode, uid: e.uid, gid: e.gid, mtime: e.mtime,
         type: e.type, size: e.type === 'file' ? e.size : 0, linkname: e.linkname,
       } as tar.Header;
-      if (e.type !== 'file') { await new Promise<void>((res, rej) => pack.entry(header, (err) => (err ? rej(err) : res()))); continue; }
-      if (e.data) { await new Promise<void>((res, rej) => pack.entry(header, e.data!, (err) => (err ? rej(err) : res()))); continue; }
-      await new Promise<void>((res, rej) => {
+      if (e.type !== 'file') { await until(new Promise<void>((res, rej) => pack.entry(header, (err) => (err ? rej(err) : res())))); continue; }
+      if (e.data) { await until(new Promise<void>((res, rej) => pack.entry(header, e.data!, (err) => (err ? rej(err) : res())))); continue; }
+      await until(new Promise<void>((res, rej) => {
         const w = pack.entry(header, (err) => (err ? rej(err) : res()));
-        createReadStream(e.source!).on('error', rej).pipe(w);
-      });
+        pipeline(source(e.source!), w).catch(rej);
+      }));
     }
     pack.finalize();
-  })().catch((err) => out.destroy(err as Error));
+  })().catch((err) => {
+    if (!out.destroyed) out.destroy(err as Error);
+    if (!pack.destroyed) pack.destroy();
+    for (const s of open) s.destroy();
+  });
   return out;
 }
 

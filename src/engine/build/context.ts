@@ -5,18 +5,18 @@
  * .dockerignore are removed too when a pattern names them, as dockerd does).
  */
 import { execFile } from 'node:child_process';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, mkdir, readFile, readdir, rm, rmdir, symlink, link, utimes, lutimes, chmod, writeFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { lstat, mkdir, readFile, readdir, rm, rmdir } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { PassThrough, Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { startSum, typeflagOf } from './srchash.js';
 import * as zlib from 'node:zlib';
-import tar from 'tar-stream';
 import { InvalidParameterError, NotFoundError, UnavailableError } from '../../lib/errors.js';
 import { PatternMatcher, readIgnoreFile } from '../../lib/dockerignore.js';
-import { assertNoSymlinkParents, resolveInRoot } from './scope.js';
+import { resolveInRoot } from './scope.js';
+import { extractLayerTar } from '../layers/extract.js';
 
 const execFileP = promisify(execFile);
 
@@ -125,86 +125,27 @@ function completeTarEnd(src: Readable): Readable {
   return src.pipe(t);
 }
 
-/** Context files up to this size are gathered in memory and written at once. */
-const BUFFERED_FILE_MAX = 16 << 20;
 
-/** Unpacks a tar stream into `dir` (no owners: the context is data). */
+/**
+ * Unpacks a tar stream into `dir` (no owners: the context is data) with the layer extractor's confined code
+ * (layers/extract.ts, kind 'context'), summing every entry on the way as dockerd does (srchash.ts).
+ */
 export async function untarTo(input: Readable, dir: string, sums?: Map<string, string>): Promise<void> {
   const stream = completeTarEnd(input);
-  const ex = tar.extract();
-  const dirTimes: [string, Date][] = [];
-  const done = new Promise<void>((resolve, reject) => {
-    ex.on('entry', (h, body, next) => {
-      const target = safeJoin(dir, h.name);
-      const finish = (e?: unknown) => { if (e) { ex.destroy(e as Error); return; } next(); };
-      if (!target) { body.resume(); body.on('end', () => next()); return; }
+  await extractLayerTar(stream, dir, {
+    kind: 'context',
+    onEntry: sums ? (h, path) => {
       // dockerd's per-entry tarsum (COPY/ADD source hashes), over the header as the client wrote it
       const pax = (h as { pax?: Record<string, string> }).pax ?? {};
       const xattrs: Record<string, string> = {};
       for (const [k, v] of Object.entries(pax)) if (k.startsWith('SCHILY.xattr.')) xattrs[k.slice('SCHILY.xattr.'.length)] = v;
-      const sum = sums ? startSum({
+      const sum = startSum({
         name: h.name, mode: h.mode ?? 0, uid: h.uid ?? 0, gid: h.gid ?? 0, size: h.size ?? 0, typeflag: typeflagOf(h.type),
         linkname: h.linkname ?? '', uname: h.uname ?? '', gname: h.gname ?? '', devmajor: h.devmajor ?? 0, devminor: h.devminor ?? 0, xattrs,
-      }) : null;
-      (async () => {
-        await assertNoSymlinkParents(dir, target.slice(dir.length + 1), h.name);
-        await mkdir(posix.dirname(target), { recursive: true });
-        const mode = (h.mode ?? 0o644) & 0o7777;
-        switch (h.type) {
-          case 'directory':
-            await mkdir(target, { recursive: true });
-            await chmod(target, mode);
-            if (h.mtime) dirTimes.push([target, h.mtime]);
-            body.resume();
-            await new Promise<void>((r) => body.on('end', () => r()));
-            return;
-          case 'symlink':
-            await rm(target, { force: true, recursive: true });
-            await symlink(h.linkname ?? '', target);
-            if (h.mtime) await lutimes(target, h.mtime, h.mtime).catch(() => {});
-            body.resume();
-            await new Promise<void>((r) => body.on('end', () => r()));
-            return;
-          case 'link': {
-            const src = safeJoin(dir, h.linkname ?? '');
-            if (src) await assertNoSymlinkParents(dir, src.slice(dir.length + 1) + '/x', h.linkname ?? '');
-            await rm(target, { force: true, recursive: true });
-            if (src) await link(src, target);
-            body.resume();
-            await new Promise<void>((r) => body.on('end', () => r()));
-            return;
-          }
-          case 'file': case 'contiguous-file': case null: case undefined: {
-            await rm(target, { force: true, recursive: true });
-            // summed on the way in: COPY/ADD cache keys need the content, no second read
-            if ((h.size ?? 0) <= BUFFERED_FILE_MAX) {
-              // gathered and written at once: one thread-pool round trip instead of one per socket chunk
-              const chunks: Buffer[] = [];
-              await new Promise<void>((res, rej) => {
-                body.on('data', (c: unknown) => { chunks.push(c as Buffer); sum?.update(c as Buffer); });
-                body.on('end', res);
-                body.on('error', rej);
-              });
-              await writeFile(target, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), { mode });
-            } else {
-              if (sum) body.on('data', (c: unknown) => { sum.update(c as Buffer); });
-              await pipeline(body, createWriteStream(target, { mode }));
-            }
-            await chmod(target, mode);
-            if (h.mtime) await utimes(target, h.mtime, h.mtime);
-            return;
-          }
-          default:
-            body.resume();
-            await new Promise<void>((r) => body.on('end', () => r()));
-        }
-      })().then(() => { if (sum) sums!.set(target, sum.digest('hex')); finish(); }, finish);
-    });
-    ex.on('finish', resolve);
-    ex.on('error', reject);
+      });
+      return { update: (c) => sum.update(c), end: () => { sums.set(path, sum.digest('hex')); } };
+    } : undefined,
   });
-  await Promise.all([pipeline(stream, ex), done]);
-  for (const [p, t] of dirTimes.reverse()) await utimes(p, t, t).catch(() => {});
 }
 
 function isGitUrl(s: string): boolean {

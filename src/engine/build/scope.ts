@@ -36,16 +36,6 @@ export async function resolveInRoot(root: string, rel: string, followLast = true
   return done.join('/');
 }
 
-/** Refuses a path whose parent components include a symlink (unpacking must never write through one). */
-export async function assertNoSymlinkParents(root: string, rel: string, what: string): Promise<void> {
-  const parts = rel.split('/').filter(Boolean);
-  for (let i = 1; i < parts.length; i++) {
-    const st = await lstat(join(root, ...parts.slice(0, i))).catch(() => null);
-    if (!st) return;
-    if (st.isSymbolicLink()) throw new InvalidParameterError(`invalid tar entry ${JSON.stringify(what)}: parent path ${JSON.stringify(parts.slice(0, i).join('/'))} is a symlink`);
-  }
-}
-
 /** lstat in the merged view of layer directories (top first): overlay whiteouts hide what is below. */
 export async function mergedLstat(dirs: string[], rel: string): Promise<import('node:fs').Stats | null> {
   const clean = posix.normalize('/' + rel).slice(1);

@@ -439,13 +439,16 @@ export class Puller {
         throw e;
       });
       const pipeP = pipeline(body, counter).catch((e: unknown) => {
-        cause ??= { err: wrapStreamError(e, desc.digest) };
+        // a premature close of the counter is the extraction's teardown (it failed, e.g. ENOSPC, and stopped
+        // reading): the extraction's error is the cause, not "Premature close"
+        if ((e as NodeJS.ErrnoException)?.code !== 'ERR_STREAM_PREMATURE_CLOSE') cause ??= { err: wrapStreamError(e, desc.digest) };
         throw e;
       });
       const [pr, er] = await Promise.allSettled([pipeP, extractP]);
       if (pr.status === 'rejected' || er.status === 'rejected') {
         if (er.status === 'fulfilled') await this.discard(er.value);
-        throw (cause as { err: unknown } | null)?.err ?? (pr.status === 'rejected' ? pr.reason : (er as PromiseRejectedResult).reason);
+        throw (cause as { err: unknown } | null)?.err
+          ?? wrapStreamError(er.status === 'rejected' ? er.reason : (pr as PromiseRejectedResult).reason, desc.digest);
       }
       report('Extracting', total);
       return er.value;

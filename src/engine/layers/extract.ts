@@ -22,7 +22,13 @@ import { fileWriterPool, WRITERS, type FileJob } from './filewriter.js';
  *
  * Security: paths are normalized component by component and an entry climbing above the root is refused; a path
  * whose parent traverses a symlink is resolved inside the layer and refused if the link is absolute or climbs out;
- * a hardlink must name an entry of this layer. On refusal the whole directory is removed.
+ * a hardlink must name an entry of this layer by a path without symlinks. On refusal the whole directory is removed.
+ * Every operation (create, link, mknod, xattr, chmod/chown/utimes, also the deferred ones at the end and the
+ * writer threads' files) runs on a path whose parent chain was checked with lstat to be real directories of the
+ * layer: the check is remembered per directory until this extractor removes something (nothing else writes into
+ * the directory meanwhile), and done afresh before the deferred work. Work deferred to the end (device nodes,
+ * fifos, whiteouts, hard links to them) is carried out before any entry replaces a path, so that it always
+ * applies to the tree as it stood when its entry came.
  */
 
 const oOpen = promisify(fs.open);
@@ -33,7 +39,7 @@ const oClose = promisify(fs.close);
 const oFutimes = promisify(fs.futimes);
 const oFchown = promisify(fs.fchown);
 const oFchmod = promisify(fs.fchmod);
-const { mkdir, symlink, lchown, lutimes, chmod, chown, utimes, link, unlink, rm } = fs.promises;
+const { mkdir, symlink, lchown, lutimes, chmod, chown, utimes, link, unlink, rm, lstat } = fs.promises;
 
 const WRITE_CONCURRENCY = 32;
 const MODE = process.env.WHARF_EXTRACT_MODE === 'async' ? 'async' : process.env.WHARF_EXTRACT_MODE === 'sync' ? 'sync' : 'threads';
@@ -60,6 +66,8 @@ export interface ExtractResult {
 type Kind = 'dir' | 'file' | 'symlink' | 'node' | 'whiteout';
 
 interface NodeSpec {
+  /** The tar entry's name, for errors. */
+  name: string;
   type: 'c' | 'b' | 'p';
   major: number;
   minor: number;
@@ -97,13 +105,22 @@ export function escapeError(name: string): InvalidParameterError {
   return new InvalidParameterError(`invalid tar entry ${JSON.stringify(name)}: path escapes the layer root`);
 }
 
-/** Normalizes a tar path to components; throws when `..` climbs above the root. */
-export function cleanComponents(name: string): string[] {
+function notDirError(name: string, key: string): InvalidParameterError {
+  return new InvalidParameterError(
+    `invalid tar entry ${JSON.stringify(name)}: ${JSON.stringify('/' + key)} is not a directory of the layer (symlink or other file in its path)`,
+  );
+}
+
+/** Normalizes a tar path to components; throws when `..` climbs above the root (stops there with `clamp`). */
+export function cleanComponents(name: string, clamp = false): string[] {
   const out: string[] = [];
   for (const c of name.split('/')) {
     if (c === '' || c === '.') continue;
     if (c === '..') {
-      if (out.length === 0) throw escapeError(name);
+      if (out.length === 0) {
+        if (clamp) continue;
+        throw escapeError(name);
+      }
       out.pop();
     } else out.push(c);
   }
@@ -159,9 +176,28 @@ class Semaphore {
   }
 }
 
-/** Extracts `tar` (uncompressed) into `dir` (must exist and be empty). */
-export async function extractLayerTar(tar: Readable, dir: string): Promise<ExtractResult> {
-  const ex = new Extractor(dir);
+/** What an entry's watcher (ExtractOptions.onEntry) is given: the entry's content, then its end. */
+export interface EntryWatcher {
+  update(chunk: Buffer): void;
+  end(): void;
+}
+
+export interface ExtractOptions {
+  /**
+   * 'layer' (default): an image layer — OCI whiteouts and opaque markers converted, owners, device nodes and
+   * extended attributes kept, a name climbing above the root refused.
+   * 'context': a build context (data, as dockerd unpacks it) — names cleaned as in a chroot (`..` stops at the
+   * root), `.wh.` names are ordinary files, owners, device nodes and extended attributes dropped, and a symlink
+   * in an entry's parent path refused. Both are confined the same way.
+   */
+  kind?: 'layer' | 'context';
+  /** Called for every entry but the root with its header and lexical path under `dir`; sees its content. */
+  onEntry?: (h: tarStream.Header, path: string) => EntryWatcher | null;
+}
+
+/** Extracts `tar` (uncompressed) into `dir` (must exist and be empty); on failure `dir` is removed. */
+export async function extractLayerTar(tar: Readable, dir: string, opts: ExtractOptions = {}): Promise<ExtractResult> {
+  const ex = new Extractor(dir, opts);
   try {
     return await ex.run(tar);
   } catch (e) {
@@ -170,8 +206,9 @@ export async function extractLayerTar(tar: Readable, dir: string): Promise<Extra
     await rm(dir, { recursive: true, force: true }).catch(() => {});
     if (e instanceof WharfError) throw e;
     const err = e as NodeJS.ErrnoException;
-    if (err && typeof err.code === 'string') throw new SystemError(`failed to register layer: ${err.message}`, { cause: e });
-    throw new InvalidParameterError(`failed to register layer: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+    const prefix = opts.kind === 'context' ? '' : 'failed to register layer: ';
+    if (err && typeof err.code === 'string') throw new SystemError(`${prefix}${err.message}`, { cause: e });
+    throw new InvalidParameterError(`${prefix}${(e as Error)?.message ?? String(e)}`, { cause: e });
   }
 }
 
@@ -183,7 +220,10 @@ class Extractor {
   private pendingAll = new Set<Promise<void>>();
   private firstError: unknown = null;
   private nodes = new Map<string, NodeSpec>();
-  private deferredLinks: [string, string][] = [];
+  /** Hard links to nodes not made yet: target key, link key, entry name. */
+  private deferredLinks: [string, string, string][] = [];
+  /** Directory keys whose whole chain from the root was checked with lstat to be directories (not symlinks). */
+  private verified = new Set<string>();
   private dirs = new Map<string, DirAttr>();
   private opaque = new Set<string>();
   private xattrs = new Map<string, Map<string, Buffer>>();
@@ -197,7 +237,11 @@ class Extractor {
   size = 0;
   entries = 0;
 
-  constructor(private readonly root: string) {}
+  private readonly context: boolean;
+
+  constructor(private readonly root: string, private readonly opts: ExtractOptions = {}) {
+    this.context = opts.kind === 'context';
+  }
 
   private abs(key: string): string {
     return key === '' ? this.root : join(this.root, key);
@@ -208,25 +252,26 @@ class Extractor {
     const hasher = newHasher();
     let tarSize = 0;
     let stopped = false;
+    // The parser may be closed at any moment (a failed entry ends the loop below, which destroys it): 'close' is
+    // watched from the start, so that a feeder waiting for 'drain' of a parser that has already closed does not wait
+    // forever (it did: ENOSPC on a large file hung every import and pull that filled the disk).
+    let closed = false;
+    let onClosed!: () => void;
+    const closedP = new Promise<void>((resolve) => { onClosed = resolve; });
+    extract.once('close', () => { closed = true; onClosed(); });
     const feeder = (async () => {
       try {
         for await (const chunk of tar) {
-          if (stopped) break;
+          if (stopped || closed) break;
           hasher.update(chunk as Buffer);
           tarSize += (chunk as Buffer).length;
-          if (!extract.write(chunk)) {
-            await new Promise<void>((resolve) => {
-              const done = () => {
-                extract.off('drain', done);
-                extract.off('close', done);
-                resolve();
-              };
-              extract.on('drain', done);
-              extract.on('close', done);
-            });
+          if (!extract.write(chunk) && !closed) {
+            let onDrain!: () => void;
+            await Promise.race([new Promise<void>((resolve) => { onDrain = resolve; extract.once('drain', onDrain); }), closedP]);
+            extract.off('drain', onDrain);
           }
         }
-        if (!stopped) extract.end(undefined as never);
+        if (!stopped && !closed) extract.end(undefined as never);
       } catch (e) {
         extract.destroy(e as Error);
       }
@@ -323,12 +368,17 @@ class Extractor {
       const key = cur.join('/');
       const k = this.known.get(key);
       if (k === undefined || k === 'whiteout') {
-        if (k === 'whiteout') this.nodes.delete(key);
+        await this.checkDir(cur.slice(0, -1).join('/'), name);
+        if (k === 'whiteout' && !this.nodes.delete(key)) await unlink(this.abs(key)); // a whiteout already made
         await mkdirMeta(this.abs(key));
+        this.verified.add(key); // mkdir made a real directory under a checked parent (it never follows a final symlink)
         this.known.set(key, 'dir');
       } else if (k === 'dir') {
         continue;
       } else if (k === 'symlink') {
+        if (this.context) {
+          throw new InvalidParameterError(`invalid tar entry ${JSON.stringify(name)}: parent path ${JSON.stringify(key)} is a symlink`);
+        }
         const target = this.symlinks.get(key)!;
         if (target.startsWith('/')) {
           throw new InvalidParameterError(
@@ -354,16 +404,71 @@ class Extractor {
     return real;
   }
 
+  /**
+   * Checks with lstat that `key` and every directory above it up to the root are directories (a symlink is not),
+   * unless already checked since this extractor last removed something. Throws naming the entry.
+   */
+  private async checkDir(key: string, name: string): Promise<void> {
+    if (this.verified.has(key)) return;
+    if (key !== '') await this.checkDir(key.slice(0, Math.max(0, key.lastIndexOf('/'))), name);
+    let st: fs.Stats;
+    try {
+      st = SYNC_META ? fs.lstatSync(this.abs(key)) : await lstat(this.abs(key));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') throw notDirError(name, key);
+      throw e;
+    }
+    if (!st.isDirectory()) throw notDirError(name, key);
+    this.verified.add(key);
+  }
+
+  /** The parent key of `key` ('' for the root's entries). */
+  private static parentOf(key: string): string {
+    const i = key.lastIndexOf('/');
+    return i < 0 ? '' : key.slice(0, i);
+  }
+
+  /**
+   * Makes the device nodes, fifos and whiteouts gathered so far, and the hard links to them, now (they are
+   * otherwise made at the end): before an entry replaces a path, so that they apply to the tree they were meant for.
+   */
+  private async flushNodes(): Promise<void> {
+    if (!this.nodes.size) return;
+    const nodes = [...this.nodes];
+    const links = this.deferredLinks;
+    this.nodes = new Map();
+    this.deferredLinks = [];
+    for (const [k, n] of nodes) await this.checkDir(Extractor.parentOf(k), n.name);
+    await mknodBatch(nodes.map(([k, n]) => [this.abs(k), n] as [string, NodeSpec]));
+    for (const [k, n] of nodes) {
+      if (n.mtime === null) continue;
+      const p = this.abs(k);
+      if (n.uid !== 0 || n.gid !== 0) await lchown(p, n.uid, n.gid);
+      await lutimes(p, n.mtime, n.mtime);
+    }
+    for (const [t, l, name] of links) {
+      await this.checkDir(Extractor.parentOf(t), name);
+      await this.checkDir(Extractor.parentOf(l), name);
+      await linkMeta(this.abs(t), this.abs(l));
+    }
+  }
+
   /** Removes whatever this layer put at `key` so that a new entry can take its place. */
   private async removeExisting(key: string, kind: Kind): Promise<void> {
-    if (kind === 'node' || kind === 'whiteout') {
+    if ((kind === 'node' || kind === 'whiteout') && this.nodes.has(key) && !this.deferredLinks.some(([t]) => t === key)) {
+      // not made yet and nothing links to it: there is nothing on disk
       this.nodes.delete(key);
       this.known.delete(key);
       return;
     }
+    await this.flushNodes();
     this.parentCache.clear();
+    // only removing a directory can turn a checked directory into something else
+    if (kind === 'dir') this.verified.clear();
+    await this.checkDir(Extractor.parentOf(key), key);
     if (kind === 'dir') {
       await this.settle();
+      await this.checkDir(key, key);
       await rm(this.abs(key), { recursive: true, force: true });
       const prefix = key + '/';
       for (const k of [...this.known.keys()]) if (k.startsWith(prefix)) this.known.delete(k);
@@ -382,28 +487,45 @@ class Extractor {
     this.xattrs.delete(key);
   }
 
-  private async drain(stream: Readable): Promise<void> {
+  private async drain(stream: AsyncIterable<unknown>): Promise<void> {
     for await (const _ of stream) void _;
   }
 
-  private async entry(h: tarStream.Header, stream: Readable): Promise<void> {
+  private async entry(h: tarStream.Header, source: Readable): Promise<void> {
     this.entries++;
     const type = h.type ?? 'file';
     if (type !== 'file' && type !== 'contiguous-file' && type !== 'directory' && type !== 'symlink' && type !== 'link' &&
         type !== 'character-device' && type !== 'block-device' && type !== 'fifo') {
-      await this.drain(stream);
+      await this.drain(source);
       return;
     }
-    const parts = cleanComponents(h.name);
+    const parts = cleanComponents(h.name, this.context);
     if (parts.length === 0) {
-      // the layer root itself
-      if (type === 'directory') this.dirs.set('', dirAttr(h));
-      await this.drain(stream);
+      // the layer root itself (a context's directory keeps its own attributes)
+      if (type === 'directory' && !this.context) this.dirs.set('', dirAttr(h));
+      await this.drain(source);
       return;
     }
+    const watcher = this.opts.onEntry?.(h, join(this.root, parts.join('/'))) ?? null;
+    let stream: AsyncIterable<unknown> = source;
+    if (watcher) {
+      stream = (async function* () {
+        for await (const c of source) { watcher.update(c as Buffer); yield c; }
+      })();
+    }
+    await this.place(h, type, parts, stream);
+    if (watcher) watcher.end();
+  }
+
+  private async place(h: tarStream.Header, type: string, parts: string[], stream: AsyncIterable<unknown>): Promise<void> {
     const base = parts[parts.length - 1]!;
     const parentKey = await this.resolveDir(parts.slice(0, -1), h.name);
-    if (base.startsWith('.wh.')) {
+    await this.checkDir(parentKey, h.name);
+    if (this.context && (type === 'character-device' || type === 'block-device' || type === 'fifo')) {
+      await this.drain(stream); // a context is data
+      return;
+    }
+    if (base.startsWith('.wh.') && !this.context) {
       await this.drain(stream);
       if (base === '.wh..wh..opq') {
         this.opaque.add(parentKey);
@@ -413,7 +535,7 @@ class Extractor {
         const key = parentKey === '' ? target : `${parentKey}/${target}`;
         if (!this.known.has(key)) {
           this.known.set(key, 'whiteout');
-          this.nodes.set(key, { type: 'c', major: 0, minor: 0, mode: 0, uid: h.uid ?? 0, gid: h.gid ?? 0, mtime: h.mtime ?? new Date(0) });
+          this.nodes.set(key, { name: h.name, type: 'c', major: 0, minor: 0, mode: 0, uid: h.uid ?? 0, gid: h.gid ?? 0, mtime: h.mtime ?? new Date(0) });
         }
       }
       return;
@@ -421,10 +543,10 @@ class Extractor {
     const key = parentKey === '' ? base : `${parentKey}/${base}`;
     const existing = this.known.get(key);
     if (existing !== undefined && !(existing === 'dir' && type === 'directory')) await this.removeExisting(key, existing);
-    this.collectXattrs(key, h);
+    if (!this.context) this.collectXattrs(key, h);
     const mode = (h.mode ?? 0o644) & 0o7777;
-    const uid = h.uid ?? 0;
-    const gid = h.gid ?? 0;
+    const uid = this.context ? 0 : h.uid ?? 0;
+    const gid = this.context ? 0 : h.gid ?? 0;
     const mtime = h.mtime ?? new Date(0);
     const p = this.abs(key);
     switch (type) {
@@ -433,7 +555,7 @@ class Extractor {
           await mkdirMeta(p);
           this.known.set(key, 'dir');
         }
-        this.dirs.set(key, dirAttr(h));
+        this.dirs.set(key, this.context ? { ...dirAttr(h), uid: 0, gid: 0 } : dirAttr(h));
         await this.drain(stream);
         return;
       case 'symlink':
@@ -444,23 +566,39 @@ class Extractor {
         return;
       case 'link': {
         await this.drain(stream);
-        const tparts = cleanComponents(h.linkname ?? '');
+        let tparts: string[];
+        try {
+          tparts = cleanComponents(h.linkname ?? '', this.context);
+        } catch {
+          throw new InvalidParameterError(`invalid hardlink ${JSON.stringify(h.name)} -> ${JSON.stringify(h.linkname)}: target escapes the layer root`);
+        }
         if (tparts.length === 0) throw new InvalidParameterError(`invalid hardlink ${JSON.stringify(h.name)}: empty target`);
-        const tparent = await this.resolveDir(tparts.slice(0, -1), h.linkname ?? '');
-        const tkey = tparent === '' ? tparts[tparts.length - 1]! : `${tparent}/${tparts[tparts.length - 1]}`;
+        // the target is named by its own path in this layer: every directory above it a directory of this layer
+        // (never a symlink, which could lead anywhere), the target a non-directory entry of this layer
+        const tkey = tparts.join('/');
+        for (let i = 1; i < tparts.length; i++) {
+          if (this.known.get(tparts.slice(0, i).join('/')) !== 'dir') {
+            throw new InvalidParameterError(
+              `invalid hardlink ${JSON.stringify(h.name)} -> ${JSON.stringify(h.linkname)}: ${JSON.stringify('/' + tparts.slice(0, i).join('/'))} is not a directory of this layer`,
+            );
+          }
+        }
         const tk = this.known.get(tkey);
         if (tk === undefined || tk === 'dir' || tk === 'whiteout') {
           throw new InvalidParameterError(
             `invalid hardlink ${JSON.stringify(h.name)} -> ${JSON.stringify(h.linkname)}: target is not a file of this layer`,
           );
         }
-        if (tk === 'node') {
-          this.deferredLinks.push([tkey, key]);
+        if (tk === 'node' && (this.nodes.has(tkey) || this.deferredLinks.some(([, l]) => l === tkey))) {
+          // a node not made yet, or a hard link to one: linked when the nodes are made, in tar order
+          this.deferredLinks.push([tkey, key, h.name]);
         } else {
           await this.waitFor(tkey);
+          await this.checkDir(Extractor.parentOf(tkey), h.name);
           await linkMeta(this.abs(tkey), p);
         }
         this.known.set(key, tk);
+        if (tk === 'symlink') this.symlinks.set(key, this.symlinks.get(tkey)!);
         return;
       }
       case 'character-device':
@@ -468,6 +606,7 @@ class Extractor {
       case 'fifo':
         await this.drain(stream);
         this.nodes.set(key, {
+          name: h.name,
           type: type === 'fifo' ? 'p' : type === 'block-device' ? 'b' : 'c',
           major: h.devmajor ?? 0, minor: h.devminor ?? 0, mode, uid, gid, mtime,
         });
@@ -565,7 +704,7 @@ class Extractor {
     }
   }
 
-  private async writeFileStream(p: string, stream: Readable, mode: number, uid: number, gid: number, mtime: Date): Promise<void> {
+  private async writeFileStream(p: string, stream: AsyncIterable<unknown>, mode: number, uid: number, gid: number, mtime: Date): Promise<void> {
     const fd = await oOpen(p, WX, mode);
     try {
       for await (const chunk of stream) {
@@ -579,32 +718,34 @@ class Extractor {
     }
   }
 
-  /** Applies what Node cannot do itself, then directory metadata (deepest first, after their content). */
+  /**
+   * Applies what Node cannot do itself, then directory metadata (deepest first, after their content). Every path
+   * is checked afresh (lstat from the root, each directory once) before the deferred work touches it.
+   */
   private async finish(): Promise<void> {
-    if (this.nodes.size) {
-      await mknodBatch([...this.nodes].map(([k, n]) => [this.abs(k), n] as [string, NodeSpec]));
-      for (const [k, n] of this.nodes) {
-        if (n.mtime === null) continue;
-        const p = this.abs(k);
-        if (n.uid !== 0 || n.gid !== 0) await lchown(p, n.uid, n.gid);
-        await lutimes(p, n.mtime, n.mtime);
-      }
-      for (const [t, l] of this.deferredLinks) await link(this.abs(t), this.abs(l));
-    }
+    this.verified.clear();
+    await this.flushNodes();
     // Opaque markers must be set; attributes from PAX records are best effort (as docker: a filesystem without
     // e.g. security.* support only loses the attribute), so they go in a second call whose failure is tolerated.
+    // setfattr -h does not follow a final symlink; chmod/chown/utimes below are only on checked directories.
     const opq: [string, Map<string, Buffer>][] = [];
     for (const k of this.opaque) {
       if (k !== '' && this.known.get(k) !== 'dir') continue;
+      await this.checkDir(k, '/' + k + '/.wh..wh..opq');
       opq.push([this.abs(k), new Map([['trusted.overlay.opaque', Buffer.from('y')]])]);
     }
     if (opq.length) await setxattrBatch(opq);
     const xs: [string, Map<string, Buffer>][] = [];
-    for (const [k, m] of this.xattrs) if (this.known.has(k)) xs.push([this.abs(k), m]);
+    for (const [k, m] of this.xattrs) {
+      if (!this.known.has(k)) continue;
+      await this.checkDir(Extractor.parentOf(k), k);
+      xs.push([this.abs(k), m]);
+    }
     if (xs.length) await setxattrBatch(xs).catch(() => {});
     const dirKeys = [...this.dirs.keys()].sort((a, b) => depthOf(b) - depthOf(a));
     for (const k of dirKeys) {
       const a = this.dirs.get(k)!;
+      await this.checkDir(k, k === '' ? '/' : k);
       const p = this.abs(k);
       if (SYNC_META) {
         if (a.uid !== 0 || a.gid !== 0) fs.chownSync(p, a.uid, a.gid);
