@@ -1,0 +1,188 @@
+/**
+ * The daemon's side of the chrooted tree worker (`child.ts`): one process per request, one started ahead and
+ * waiting (Node's startup and koffi cost ~70–100 ms; the warm one makes `docker cp` not pay it), replaced after
+ * each use.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
+import { ForbiddenError, InvalidParameterError, NotFoundError, SystemError } from '../../lib/errors.js';
+import type { PackItem, TreeEntry } from '../layers/tarpack.js';
+import type { PathStat, Request } from './ops.js';
+
+const CHILD = fileURLToPath(new URL('./child.js', import.meta.url));
+
+interface Worker {
+  proc: ChildProcess;
+  ctl: Readable;
+  stdin: Writable;
+  stdout: Readable;
+  exited: Promise<number | null>;
+  stderr: Buffer[];
+}
+
+function start(): Worker {
+  const proc = spawn(process.execPath, ['--max-old-space-size=256', CHILD], {
+    stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+  });
+  const stderr: Buffer[] = [];
+  proc.stderr!.on('data', (b: Buffer) => { if (stderr.length < 64) stderr.push(b); });
+  const exited = new Promise<number | null>((resolve) => {
+    proc.on('exit', (code) => resolve(code));
+    proc.on('error', () => resolve(-1));
+  });
+  proc.stdin!.on('error', () => {});
+  return { proc, ctl: proc.stdio[3] as Readable, stdin: proc.stdin!, stdout: proc.stdout!, exited, stderr };
+}
+
+let warm: Worker | null = null;
+
+function idle(w: Worker, on: boolean): void {
+  const f = on ? 'unref' : 'ref';
+  w.proc[f]();
+  for (const s of [w.proc.stdin, w.proc.stdout, w.proc.stderr, w.proc.stdio[3]]) (s as unknown as { [k: string]: () => void } | null)?.[f]?.();
+}
+
+function take(): Worker {
+  let w = warm;
+  warm = null;
+  if (!w || w.proc.exitCode !== null || w.proc.killed) w = start();
+  else idle(w, false);
+  // the next one starts now, outside of this request's path
+  setImmediate(() => {
+    if (warm) return;
+    warm = start();
+    idle(warm, true);
+  });
+  return w;
+}
+
+/** Starts the waiting worker (the daemon calls this once at startup). */
+export function prestartWorker(): void {
+  if (warm) return;
+  warm = start();
+  idle(warm, true);
+}
+
+function errorOf(e: { kind: string; message: string }): Error {
+  if (e.kind === 'notfound') return new NotFoundError(e.message);
+  if (e.kind === 'invalid') return new InvalidParameterError(e.message);
+  if (e.kind === 'forbidden') return new ForbiddenError(e.message);
+  return new SystemError(`confined filesystem worker: ${e.message}`);
+}
+
+/** Control messages, in order; the iterator ends when the worker exits. */
+async function* messages(w: Worker): AsyncGenerator<Record<string, unknown>> {
+  let buf = '';
+  for await (const chunk of w.ctl) {
+    buf += (chunk as Buffer).toString();
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (line) yield JSON.parse(line) as Record<string, unknown>;
+    }
+  }
+}
+
+interface Running {
+  /** The next control message (an error message is thrown). */
+  next(): Promise<Record<string, unknown>>;
+  out: Readable;
+  w: Worker;
+}
+
+function run(req: Request, body?: Readable): Running {
+  const w = take();
+  const it = messages(w);
+  w.stdin.write(JSON.stringify(req) + '\n');
+  if (body) {
+    body.on('error', () => w.proc.kill('SIGKILL'));
+    body.pipe(w.stdin);
+  } else w.stdin.end();
+  const next = async (): Promise<Record<string, unknown>> => {
+    const r = await it.next();
+    if (r.done) {
+      const code = await w.exited;
+      throw new SystemError(`confined filesystem worker exited (${code}) without an answer: ${Buffer.concat(w.stderr).toString().trim().slice(0, 500)}`);
+    }
+    const m = r.value;
+    if (m.error) throw errorOf(m.error as { kind: string; message: string });
+    return m;
+  };
+  return { next, out: w.stdout, w };
+}
+
+/**
+ * A streamed result: `out` piped into a PassThrough that ends only when the worker said done, and is destroyed
+ * with its error otherwise.
+ */
+function streamed(r: Running): Readable {
+  const pt = new PassThrough({ highWaterMark: 1 << 20 });
+  let outEnded = false;
+  const ended = new Promise<void>((resolve) => r.out.on('end', () => { outEnded = true; resolve(); }));
+  r.out.pipe(pt, { end: false });
+  pt.on('close', () => { if (!outEnded) r.w.proc.kill('SIGKILL'); });
+  void (async () => {
+    try {
+      await r.next();
+      await ended;
+      pt.end();
+    } catch (e) {
+      pt.destroy(e as Error);
+    }
+  })();
+  return pt;
+}
+
+/** HEAD /archive: the stat of `path` inside `root` (docker cp's rules for a trailing "/" or "/."). */
+export async function statInRoot(root: string, path: string, label: string): Promise<PathStat> {
+  const r = run({ op: 'stat', root, path, label });
+  return (await r.next()).stat as PathStat;
+}
+
+/** GET /archive: the stat and the tar of `path` inside `root`. */
+export async function packFromRoot(root: string, path: string, label: string): Promise<{ stat: PathStat; tar: Readable }> {
+  const r = run({ op: 'pack', root, path, label });
+  const first = await r.next();
+  return { stat: first.stat as PathStat, tar: streamed(r) };
+}
+
+/** export: the whole of `root` as a tar. */
+export async function exportFromRoot(root: string): Promise<Readable> {
+  const r = run({ op: 'export', root });
+  await r.next();
+  return streamed(r);
+}
+
+/** PUT /archive: `tar` extracted into the directory `path` inside `root`. */
+export async function extractIntoRoot(root: string, path: string, tar: Readable, o: { label: string; noOverwriteDirNonDir: boolean; copyUIDGID: boolean }): Promise<void> {
+  const r = run({ op: 'extract', root, path, ...o }, tar);
+  r.out.resume();
+  await r.next();
+}
+
+/** Every entry of `root` with its lstat (`overlay`: with overlay opaque marks). */
+export async function listInRoot(root: string, overlay: boolean): Promise<TreeEntry[]> {
+  const r = run({ op: 'list', root, overlay });
+  const chunks: Buffer[] = [];
+  r.out.on('data', (c: Buffer) => chunks.push(c));
+  const ended = new Promise<void>((resolve) => r.out.on('end', resolve));
+  await r.next();
+  await ended;
+  return JSON.parse(Buffer.concat(chunks).toString()) as TreeEntry[];
+}
+
+/** An OCI layer tar of `root` (an overlay upper dir: all of it; a vfs root: `items`). */
+export async function packLayerFromRoot(root: string, items: PackItem[] | null): Promise<Readable> {
+  const r = run({ op: 'layer', root, items });
+  await r.next();
+  return streamed(r);
+}
+
+/** For the tests: what a worker confined in `root` sees at "/", and whether it may chroot again. */
+export async function selftest(root: string): Promise<{ entries: string[]; chrootAgain: string }> {
+  const r = run({ op: 'selftest', root });
+  return (await r.next()) as unknown as { entries: string[]; chrootAgain: string };
+}
