@@ -16,7 +16,7 @@ import * as zlib from 'node:zlib';
 import tar from 'tar-stream';
 import { InvalidParameterError, NotFoundError, UnavailableError } from '../../lib/errors.js';
 import { PatternMatcher, readIgnoreFile } from '../../lib/dockerignore.js';
-import { assertNoSymlinkParents, resolveInRoot } from './scope.js';
+import { assertNoSymlinkParents, resolveInRoot } from '../fsroot/lexical.js';
 
 const execFileP = promisify(execFile);
 

@@ -7,7 +7,7 @@
  */
 import type { Readable } from 'node:stream';
 import { ForbiddenError } from '../../lib/errors.js';
-import { exportFromRoot, extractIntoRoot, packFromRoot, statInRoot } from '../fsroot/worker.js';
+import { exportFromRoot, extractIntoRoot, packFromRoot, prestartWorker, statInRoot } from '../fsroot/worker.js';
 import type { LayerStore } from '../layers/types.js';
 import type { ContainerService } from './service.js';
 
@@ -20,7 +20,10 @@ function unmountAfter(s: Readable, unmount: () => void): Readable {
 }
 
 export class ArchiveReader {
-  constructor(private readonly c: ContainerService, private readonly layers: LayerStore) {}
+  constructor(private readonly c: ContainerService, private readonly layers: LayerStore) {
+    // the first docker cp does not wait for a worker's startup either
+    prestartWorker();
+  }
 
   /**
    * GET /containers/{id}/export: the container's whole filesystem (image layers + its own, whiteouts applied:

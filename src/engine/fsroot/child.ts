@@ -78,7 +78,7 @@ async function main(): Promise<void> {
       send({ stat: await statPath(req.path, req.label) });
       break;
     case 'pack':
-      await packPath(req.path, req.label, process.stdout, (s) => send({ stat: s }));
+      await packPath(req.path, req.label, process.stdout, (stat, owner) => send({ stat, owner }));
       await endStdout();
       break;
     case 'export':

@@ -26,6 +26,9 @@ export type Request =
 /** The stat docker sends in X-Docker-Container-Path-Stat. */
 export interface PathStat { name: string; size: number; mode: number; mtime: string; linkTarget: string }
 
+/** The owner and mode bits of the path itself (volume copy-up gives them to the volume). */
+export interface Owner { uid: number; gid: number; mode: number }
+
 /** Go's os.FileMode bits for the stat header. */
 function goMode(st: import('node:fs').Stats): number {
   let m = st.mode & 0o777;
@@ -63,9 +66,9 @@ async function locate(path: string, label: string): Promise<{ abs: string; st: i
 }
 
 /** The tar of `path` (its contents for "dir/."), root entry named after the path's base name. */
-export async function packPath(path: string, label: string, out: Writable, sendStat: (s: PathStat) => void): Promise<void> {
-  const { abs, stat } = await locate(path, label);
-  sendStat(stat);
+export async function packPath(path: string, label: string, out: Writable, sendStat: (s: PathStat, owner: Owner) => void): Promise<void> {
+  const { abs, st, stat } = await locate(path, label);
+  sendStat(stat, { uid: st.uid, gid: st.gid, mode: st.mode });
   const pack = tarStream.pack();
   const base = /\/\.$/.test(path) ? '.' : stat.name === '/' ? '.' : stat.name;
   const piped = pipeTo(pack, out);

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { ForbiddenError, InvalidParameterError, NotFoundError, SystemError } from '../../lib/errors.js';
 import type { PackItem, TreeEntry } from '../layers/tarpack.js';
-import type { PathStat, Request } from './ops.js';
+import type { Owner, PathStat, Request } from './ops.js';
 
 const CHILD = fileURLToPath(new URL('./child.js', import.meta.url));
 
@@ -143,10 +143,10 @@ export async function statInRoot(root: string, path: string, label: string): Pro
 }
 
 /** GET /archive: the stat and the tar of `path` inside `root`. */
-export async function packFromRoot(root: string, path: string, label: string): Promise<{ stat: PathStat; tar: Readable }> {
+export async function packFromRoot(root: string, path: string, label: string): Promise<{ stat: PathStat; owner: Owner; tar: Readable }> {
   const r = run({ op: 'pack', root, path, label });
   const first = await r.next();
-  return { stat: first.stat as PathStat, tar: streamed(r) };
+  return { stat: first.stat as PathStat, owner: first.owner as Owner, tar: streamed(r) };
 }
 
 /** export: the whole of `root` as a tar. */

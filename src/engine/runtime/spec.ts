@@ -17,6 +17,7 @@ import { readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidParameterError } from '../../lib/errors.js';
+import { readFileInRoot } from '../fsroot/inroot.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -150,8 +151,9 @@ export interface SpecOptions {
 interface PasswdEntry { name: string; uid: number; gid: number; home: string }
 interface GroupEntry { name: string; gid: number; members: string[] }
 
-async function readLines(path: string): Promise<string[]> {
-  try { return (await readFile(path, 'utf8')).split('\n'); } catch { return []; }
+/** The lines of a file inside the rootfs, resolved in it (an image's symlink at /etc/passwd never reaches the host's). */
+function readLinesInRoot(rootfs: string, path: string): string[] {
+  return readFileInRoot(rootfs, path)?.toString('utf8').split('\n') ?? [];
 }
 
 function parsePasswd(lines: string[]): PasswdEntry[] {
@@ -187,7 +189,7 @@ export interface ResolvedUser { uid: number; gid: number; additionalGids: number
 export async function resolveUser(rootfs: string, user: string | undefined): Promise<ResolvedUser> {
   const spec = user ?? '';
   const [u = '', g] = spec.split(':', 2) as [string?, string?];
-  const passwd = parsePasswd(await readLines(join(rootfs, 'etc/passwd')));
+  const passwd = parsePasswd(readLinesInRoot(rootfs, '/etc/passwd'));
   let uid = 0, gid = 0, home = '/', name: string | null = null;
   if (u === '') {
     const root = passwd.find((p) => p.uid === 0);
@@ -202,7 +204,7 @@ export async function resolveUser(rootfs: string, user: string | undefined): Pro
     if (!p) throw new InvalidParameterError(`unable to find user ${u}: no matching entries in passwd file`);
     uid = p.uid; gid = p.gid; home = p.home; name = p.name;
   }
-  const groups = parseGroup(await readLines(join(rootfs, 'etc/group')));
+  const groups = parseGroup(readLinesInRoot(rootfs, '/etc/group'));
   if (g !== undefined && g !== '') {
     if (isNum(g)) gid = Number(g);
     else {
