@@ -4,9 +4,10 @@
  * symlinks and ".." stay inside it whatever the tree holds or a running container changes meanwhile. The last
  * component is then acted on relative to its parent's descriptor (/proc/self/fd/N/name, never followed).
  */
-import { closeSync, fchownSync, fstatSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, fchownSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { posix } from 'node:path';
-import { O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_PATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2 } from './native.js';
+import { O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_PATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, errnoError, openat2 } from './native.js';
 
 const IN_ROOT = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
 
@@ -48,42 +49,58 @@ export function readFileInRoot(root: string, path: string, maxBytes = 16 * 1024 
 }
 
 /**
- * mkdir -p of `path` inside `root` (existing symlinks followed inside the root, as docker's MkdirAllInRoot);
- * new directories get `mode` and, when given, `owner`. Returns whether the path is a directory in the end.
+ * mkdir -p of `path` inside `root` (existing symlinks followed inside the root, dangling ones made real there, as
+ * docker's MkdirAllInRoot); new directories get `mode` and, when given, `owner`. Returns whether the path is a
+ * directory in the end.
  */
 export function mkdirAllInRoot(root: string, path: string, mode = 0o755, owner?: { uid: number; gid: number }): boolean {
   return withRoot(root, (rootFd) => {
-    const parts = components(path);
-    let parent = openat2(rootFd, '.', O_PATH | O_DIRECTORY, IN_ROOT);
-    try {
-      for (let i = 0; i < parts.length; i++) {
-        const sub = parts.slice(0, i + 1).join('/');
-        let next: number;
-        try {
-          next = openat2(rootFd, sub, O_PATH | O_DIRECTORY, IN_ROOT);
-        } catch (e) {
-          const code = (e as NodeJS.ErrnoException).code;
-          if (code === 'ENOTDIR') return false;
-          if (code !== 'ENOENT') throw e;
-          // the name is created in the directory the parent resolved to (mkdir never follows its last component)
-          try {
-            mkdirSync(`/proc/self/fd/${parent}/${parts[i]}`, { mode });
-            if (owner) {
-              const fd = openat2(parent, parts[i]!, O_DIRECTORY | O_NOFOLLOW, IN_ROOT);
-              try { fchownSync(fd, owner.uid, owner.gid); } finally { closeSync(fd); }
-            }
-          } catch (e2) {
-            if ((e2 as NodeJS.ErrnoException).code !== 'EEXIST') throw e2;
-          }
-          next = openat2(rootFd, sub, O_PATH | O_DIRECTORY, IN_ROOT);
-        }
-        closeSync(parent);
-        parent = next;
+    const rootReal = readlinkSync(`/proc/self/fd/${rootFd}`);
+    let parts = components(path);
+    let links = 0;
+    for (let i = 0; i < parts.length; i++) {
+      const sub = parts.slice(0, i + 1).join('/');
+      let fd: number;
+      try {
+        fd = openat2(rootFd, sub, O_PATH | O_DIRECTORY, IN_ROOT);
+        closeSync(fd);
+        continue;
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOTDIR') return false;
+        if (code !== 'ENOENT') throw e;
       }
-      return true;
-    } finally {
-      closeSync(parent);
+      // the parent exists (it was made or found in the previous step): act on the name relative to it
+      const parent = openat2(rootFd, parts.slice(0, i).join('/') || '.', O_PATH | O_DIRECTORY, IN_ROOT);
+      try {
+        const at = `/proc/self/fd/${parent}/${parts[i]}`;
+        const st = lstatSync(at, { throwIfNoEntry: false });
+        if (st?.isSymbolicLink()) {
+          // a dangling link: continue with its target, taken inside the root
+          if (++links > 40) throw errnoError(osConstants.errno.ELOOP, 'mkdir', path);
+          const target = readlinkSync(at);
+          const parentReal = readlinkSync(`/proc/self/fd/${parent}`);
+          const parentInRoot = parentReal === rootReal ? '/' : parentReal.slice(rootReal.length);
+          parts = components(posix.join(target.startsWith('/') ? '/' : parentInRoot, target, ...parts.slice(i + 1)));
+          i = -1;
+          continue;
+        }
+        if (st) return false; // a non-directory
+        try {
+          mkdirSync(at, { mode });
+        } catch (e2) {
+          if ((e2 as NodeJS.ErrnoException).code !== 'EEXIST') throw e2;
+          i--; // made meanwhile: look again
+          continue;
+        }
+        if (owner) {
+          const dfd = openat2(parent, parts[i]!, O_DIRECTORY | O_NOFOLLOW, IN_ROOT);
+          try { fchownSync(dfd, owner.uid, owner.gid); } finally { closeSync(dfd); }
+        }
+      } finally {
+        closeSync(parent);
+      }
     }
+    return true;
   });
 }
-
