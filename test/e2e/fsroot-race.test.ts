@@ -78,20 +78,16 @@ after(async () => {
 
 test('cp in and out while the container swaps a directory and a symlink to the host: nothing reaches the host', async () => {
   let puts = 0, gets = 0, leaked = 0;
-  const into = await tarOf(Array.from({ length: 8 }, (_, i) => ({ name: `in-${i}` })));
-  const nested = await tarOf([{ name: 'd/' }, ...Array.from({ length: 8 }, (_, i) => ({ name: `d/nested-${i}` }))]);
+  const into = await tarOf(Array.from({ length: 16 }, (_, i) => ({ name: `in-${i}` })));
+  const nested = await tarOf([{ name: 'd/' }, ...Array.from({ length: 16 }, (_, i) => ({ name: `d/nested-${i}` }))]);
+  // each round one copy in and one copy out, alternating the forms: into /race/d, into /race with entries
+  // under d/; out of /race/d/ (followed) and of a file below it
   for (let i = 0; i < ROUNDS; i++) {
-    const a = await call('PUT', `/containers/${id}/archive?path=/race/d`, into);
+    const a = i % 2 ? await call('PUT', `/containers/${id}/archive?path=/race/d`, into) : await call('PUT', `/containers/${id}/archive?path=/race`, nested);
     if (a.status === 200) puts++;
-    const b = await call('PUT', `/containers/${id}/archive?path=/race`, nested);
-    if (b.status === 200) puts++;
-    const c = await call('GET', `/containers/${id}/archive?path=/race/d/`);
+    const c = i % 2 ? await call('GET', `/containers/${id}/archive?path=/race/d/`) : await call('GET', `/containers/${id}/archive?path=/race/d/${SECRET_NAME}`);
     if (c.status === 200) gets++;
     if (leaks(c.body) || leaks(Buffer.from(String(c.headers['x-docker-container-path-stat'] ?? ''), 'base64'))) leaked++;
-    const e = await call('GET', `/containers/${id}/archive?path=/race/d/${SECRET_NAME}`);
-    if (e.status === 200 && leaks(e.body)) leaked++;
-    const h = await call('HEAD', `/containers/${id}/archive?path=/race/d/${SECRET_NAME}`);
-    if (h.status === 200) leaked++;
   }
   const found = await intruders();
   console.log(`# cp race: ${ROUNDS} rounds, ${puts} successful puts, ${gets} successful gets, ${found.length} files on the host, ${leaked} reads of the host`);

@@ -13,8 +13,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { Readable } from 'node:stream';
-import { mkdirAllInRoot, readFileInRoot } from '../../src/engine/fsroot/inroot.js';
-import { exportFromRoot, extractIntoRoot, listInRoot, packFromRoot, selftest, statInRoot } from '../../src/engine/fsroot/worker.js';
+import { mkdirAllInRoot, readFileInRoot, statInRoot } from '../../src/engine/fsroot/inroot.js';
+import { exportFromRoot, extractIntoRoot, listInRoot, packFromRoot, selftest } from '../../src/engine/fsroot/worker.js';
 import { resolveUser } from '../../src/engine/runtime/spec.js';
 
 const projectRoot = resolve(import.meta.dirname, '..', '..', '..');
@@ -80,8 +80,8 @@ test('the worker reads and writes through hostile symlinks only inside the root'
   await writeFile(join(root, 'inside'), 'in the root\n');
   // cp out of a symlink to the host: nothing there inside the root
   await assert.rejects(packFromRoot(root, '/app/', 'c'), /Could not find the file \/app\/ in container c/);
-  await assert.rejects(statInRoot(root, '/etc/passwd/', 'c'), /Could not find/);
-  const st = await statInRoot(root, '/etc/passwd', 'c');
+  assert.throws(() => statInRoot(root, '/etc/passwd/', 'c'), /Could not find/);
+  const st = statInRoot(root, '/etc/passwd', 'c');
   assert.equal(st.linkTarget, join(hostDir, 'etc/passwd'), 'the link itself, not followed');
   // cp in through the link: lands inside the root
   await mkdir(join(root, hostDir, 'workdir'), { recursive: true });
@@ -156,6 +156,5 @@ test('after the chroot the worker loads nothing from the root: planted copies of
   await listInRoot(root, true);
   const t = execFileSync('tar', ['-C', work, '-c', 'host/etc']);
   await extractIntoRoot(root, '/data', Readable.from([t]), { label: 'c', noOverwriteDirNonDir: false, copyUIDGID: true });
-  await assert.rejects(statInRoot(root, '/nowhere', 'c'), /Could not find/);
-  assert.equal(existsSync(join(root, 'planted-ran')), false, 'no planted module ran inside the worker');
+    assert.equal(existsSync(join(root, 'planted-ran')), false, 'no planted module ran inside the worker');
 });

@@ -7,7 +7,8 @@
  */
 import type { Readable } from 'node:stream';
 import { ForbiddenError } from '../../lib/errors.js';
-import { exportFromRoot, extractIntoRoot, packFromRoot, prestartWorker, statInRoot } from '../fsroot/worker.js';
+import { statInRoot } from '../fsroot/inroot.js';
+import { exportFromRoot, extractIntoRoot, packFromRoot, prestartWorker } from '../fsroot/worker.js';
 import type { LayerStore } from '../layers/types.js';
 import type { ContainerService } from './service.js';
 
@@ -48,7 +49,7 @@ export class ArchiveReader {
     const unmount = () => { void this.layers.unmount(r.ID).catch(() => {}); };
     try {
       if (statOnly) {
-        const stat = await statInRoot(root, path, ref);
+        const stat = statInRoot(root, path, ref);
         unmount();
         return { stat: { ...stat } };
       }

@@ -10,7 +10,7 @@ import { writeSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { PassThrough } from 'node:stream';
 import { CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, chroot, dropCapabilities, libc } from './native.js';
-import { exportRoot, extractTar, listRoot, packLayer, packPath, statPath, type Request } from './ops.js';
+import { exportRoot, extractTar, listRoot, packLayer, packPath, type Request } from './ops.js';
 
 const CTL = 3;
 
@@ -74,9 +74,6 @@ async function main(): Promise<void> {
   process.chdir('/');
   dropCapabilities([CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID]);
   switch (req.op) {
-    case 'stat':
-      send({ stat: await statPath(req.path, req.label) });
-      break;
     case 'pack':
       await packPath(req.path, req.label, process.stdout, (stat, owner) => send({ stat, owner }));
       await endStdout();

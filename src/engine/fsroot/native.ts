@@ -23,6 +23,7 @@ interface Libc {
   prctl: (opt: number, a: number, b: number, c: number, d: number) => number;
   llistxattr: (path: string, list: Buffer | null, size: number) => number | bigint;
   lgetxattr: (path: string, name: string, value: Buffer | null, size: number) => number | bigint;
+  readlinkat: (dirfd: number, path: string, buf: Buffer, size: number) => number | bigint;
   errno: () => number;
 }
 
@@ -45,6 +46,7 @@ export function libc(): Libc {
     prctl: c.func('int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)') as Libc['prctl'],
     llistxattr: c.func('long llistxattr(const char *path, void *list, size_t size)') as Libc['llistxattr'],
     lgetxattr: c.func('long lgetxattr(const char *path, const char *name, void *value, size_t size)') as Libc['lgetxattr'],
+    readlinkat: c.func('long readlinkat(int dirfd, const char *path, void *buf, size_t size)') as Libc['readlinkat'],
     errno: () => koffi.errno(),
   };
   return lib;
@@ -140,4 +142,13 @@ export function lxattrs(path: string): Map<string, Buffer> | undefined {
     (out ??= new Map()).set(name, v.subarray(0, got));
   }
   return out;
+}
+
+/** The target of the symlink an O_PATH|O_NOFOLLOW descriptor refers to (readlinkat with an empty path). */
+export function readlinkFd(fd: number): string {
+  const l = libc();
+  const buf = Buffer.alloc(4096);
+  const n = Number(l.readlinkat(fd, '', buf, buf.length));
+  if (n < 0) throw errnoError(l.errno(), 'readlinkat');
+  return buf.subarray(0, n).toString();
 }

@@ -15,7 +15,6 @@ import { lxattrs } from './native.js';
 
 /** A request to the worker (one per process). */
 export type Request =
-  | { op: 'stat'; root: string; path: string; label: string }
   | { op: 'pack'; root: string; path: string; label: string }
   | { op: 'export'; root: string }
   | { op: 'extract'; root: string; path: string; label: string; noOverwriteDirNonDir: boolean; copyUIDGID: boolean }
@@ -30,7 +29,7 @@ export interface PathStat { name: string; size: number; mode: number; mtime: str
 export interface Owner { uid: number; gid: number; mode: number }
 
 /** Go's os.FileMode bits for the stat header. */
-function goMode(st: import('node:fs').Stats): number {
+export function goMode(st: import('node:fs').Stats): number {
   let m = st.mode & 0o777;
   if (st.isDirectory()) m |= 2 ** 31;
   else if (st.isSymbolicLink()) m |= 2 ** 27;
@@ -77,9 +76,6 @@ export async function packPath(path: string, label: string, out: Writable, sendS
   await piped;
 }
 
-export async function statPath(path: string, label: string): Promise<PathStat> {
-  return (await locate(path, label)).stat;
-}
 
 /** The whole root as one tar (docker export). */
 export async function exportRoot(out: Writable): Promise<void> {

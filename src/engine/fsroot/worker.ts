@@ -49,8 +49,8 @@ function take(): Worker {
   warm = null;
   if (!w || w.proc.exitCode !== null || w.proc.killed) w = start();
   else idle(w, false);
-  // the next one starts now, outside of this request's path
-  setImmediate(() => {
+  // the next one starts when this one is done (not competing with it for the CPU)
+  void w.exited.then(() => {
     if (warm) return;
     warm = start();
     idle(warm, true);
@@ -134,12 +134,6 @@ function streamed(r: Running): Readable {
     }
   })();
   return pt;
-}
-
-/** HEAD /archive: the stat of `path` inside `root` (docker cp's rules for a trailing "/" or "/."). */
-export async function statInRoot(root: string, path: string, label: string): Promise<PathStat> {
-  const r = run({ op: 'stat', root, path, label });
-  return (await r.next()).stat as PathStat;
 }
 
 /** GET /archive: the stat and the tar of `path` inside `root`. */
