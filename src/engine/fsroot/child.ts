@@ -87,12 +87,12 @@ async function main(): Promise<void> {
       await extractTar(body, req);
       break;
     case 'list':
-      process.stdout.write(JSON.stringify(await listRoot(req.overlay)));
+      process.stdout.write(JSON.stringify(await listRoot()));
       await endStdout();
       break;
     case 'layer':
       send({ started: true });
-      await packLayer(req.items, process.stdout);
+      await packLayer(req.items, req.opaque, process.stdout);
       await endStdout();
       break;
     case 'selftest': {

@@ -24,6 +24,7 @@ interface Libc {
   llistxattr: (path: string, list: Buffer | null, size: number) => number | bigint;
   lgetxattr: (path: string, name: string, value: Buffer | null, size: number) => number | bigint;
   readlinkat: (dirfd: number, path: string, buf: Buffer, size: number) => number | bigint;
+  fgetxattr: (fd: number, name: string, value: Buffer | null, size: number) => number | bigint;
   errno: () => number;
 }
 
@@ -47,6 +48,7 @@ export function libc(): Libc {
     llistxattr: c.func('long llistxattr(const char *path, void *list, size_t size)') as Libc['llistxattr'],
     lgetxattr: c.func('long lgetxattr(const char *path, const char *name, void *value, size_t size)') as Libc['lgetxattr'],
     readlinkat: c.func('long readlinkat(int dirfd, const char *path, void *buf, size_t size)') as Libc['readlinkat'],
+    fgetxattr: c.func('long fgetxattr(int fd, const char *name, void *value, size_t size)') as Libc['fgetxattr'],
     errno: () => koffi.errno(),
   };
   return lib;
@@ -151,4 +153,12 @@ export function readlinkFd(fd: number): string {
   const n = Number(l.readlinkat(fd, '', buf, buf.length));
   if (n < 0) throw errnoError(l.errno(), 'readlinkat');
   return buf.subarray(0, n).toString();
+}
+
+/** One extended attribute of an open file (null when absent). */
+export function fxattr(fd: number, name: string): Buffer | null {
+  const l = libc();
+  const buf = Buffer.alloc(256);
+  const n = Number(l.fgetxattr(fd, name, buf, buf.length));
+  return n < 0 ? null : buf.subarray(0, n);
 }

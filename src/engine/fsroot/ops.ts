@@ -18,8 +18,8 @@ export type Request =
   | { op: 'pack'; root: string; path: string; label: string }
   | { op: 'export'; root: string }
   | { op: 'extract'; root: string; path: string; label: string; noOverwriteDirNonDir: boolean; copyUIDGID: boolean }
-  | { op: 'list'; root: string; overlay: boolean }
-  | { op: 'layer'; root: string; items: PackItem[] | null }
+  | { op: 'list'; root: string }
+  | { op: 'layer'; root: string; items: PackItem[]; opaque: string[] }
   | { op: 'selftest'; root: string };
 
 /** The stat docker sends in X-Docker-Container-Path-Stat. */
@@ -86,17 +86,16 @@ export async function exportRoot(out: Writable): Promise<void> {
   await piped;
 }
 
-/** The listing of the root (docker diff, sizes); `overlay`: report trusted.overlay.opaque. */
-export async function listRoot(overlay: boolean): Promise<import('../layers/tarpack.js').TreeEntry[]> {
-  return listTree('/', overlay ? (abs) => lxattrs(abs)?.get('trusted.overlay.opaque')?.toString() === 'y' : undefined);
+/** The listing of the root (docker diff, sizes). */
+export async function listRoot(): Promise<import('../layers/tarpack.js').TreeEntry[]> {
+  return listTree('/');
 }
 
-/** An OCI layer tar of the root (all of it when `items` is null). */
-export async function packLayer(items: PackItem[] | null, out: Writable): Promise<void> {
+/** An OCI layer tar of `items` of the root; `opaque`: the overlay-opaque directories (the daemon read them). */
+export async function packLayer(items: PackItem[], opaque: string[], out: Writable): Promise<void> {
   const pack = tarStream.pack();
   const piped = pipeTo(pack, out);
-  const list = items ?? (await listTree('/')).map((e) => ({ rel: e.rel }));
-  await packLayerItems(pack, '/', list, (abs) => lxattrs(abs));
+  await packLayerItems(pack, '/', items, (abs) => lxattrs(abs), new Set(opaque));
   pack.finalize();
   await piped;
 }

@@ -9,6 +9,7 @@ import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { ForbiddenError, InvalidParameterError, NotFoundError, SystemError } from '../../lib/errors.js';
 import type { PackItem, TreeEntry } from '../layers/tarpack.js';
 import type { Owner, PathStat, Request } from './ops.js';
+import { opaqueDirsInRoot } from './inroot.js';
 
 const CHILD = fileURLToPath(new URL('./child.js', import.meta.url));
 
@@ -157,20 +158,37 @@ export async function extractIntoRoot(root: string, path: string, tar: Readable,
   await r.next();
 }
 
-/** Every entry of `root` with its lstat (`overlay`: with overlay opaque marks). */
+/**
+ * Every entry of `root` with its lstat; `overlay`: an overlay upper dir, whose opaque directories are marked
+ * (read in the daemon: trusted.* needs CAP_SYS_ADMIN, which the worker drops).
+ */
 export async function listInRoot(root: string, overlay: boolean): Promise<TreeEntry[]> {
-  const r = run({ op: 'list', root, overlay });
+  const r = run({ op: 'list', root });
   const chunks: Buffer[] = [];
   r.out.on('data', (c: Buffer) => chunks.push(c));
   const ended = new Promise<void>((resolve) => r.out.on('end', resolve));
   await r.next();
   await ended;
-  return JSON.parse(Buffer.concat(chunks).toString()) as TreeEntry[];
+  const list = JSON.parse(Buffer.concat(chunks).toString()) as TreeEntry[];
+  if (overlay) {
+    const opaque = opaqueDirsInRoot(root, list.filter((e) => e.type === 'dir').map((e) => e.rel));
+    for (const e of list) if (opaque.has(e.rel)) e.opaque = true;
+  }
+  return list;
 }
 
-/** An OCI layer tar of `root` (an overlay upper dir: all of it; a vfs root: `items`). */
+/**
+ * An OCI layer tar of `root`: an overlay-format directory (a layer's diff dir, an RW layer's upper dir) whole
+ * when `items` is null (listed first, for its opaque directories), else the given items (vfs changes).
+ */
 export async function packLayerFromRoot(root: string, items: PackItem[] | null): Promise<Readable> {
-  const r = run({ op: 'layer', root, items });
+  let opaque: string[] = [];
+  if (items === null) {
+    const list = await listInRoot(root, true);
+    items = list.map((e) => ({ rel: e.rel }));
+    opaque = list.filter((e) => e.opaque).map((e) => e.rel);
+  }
+  const r = run({ op: 'layer', root, items, opaque });
   await r.next();
   return streamed(r);
 }

@@ -41,7 +41,7 @@ export interface TreeEntry {
   ino: number;
   nlink: number;
   link?: string;
-  /** trusted.overlay.opaque=y (overlay upper dirs). */
+  /** trusted.overlay.opaque=y (overlay upper dirs; filled in by the daemon). */
   opaque?: boolean;
 }
 
@@ -124,9 +124,9 @@ async function readdirOrEmpty(p: string): Promise<string[]> {
 
 /**
  * Every entry under `root` in walk order (directory before its sorted children), with its lstat and, for
- * symlinks, its target; `opaqueOf` says whether a directory is overlay-opaque.
+ * symlinks, its target.
  */
-export async function listTree(root: string, opaqueOf?: (abs: string) => boolean): Promise<TreeEntry[]> {
+export async function listTree(root: string): Promise<TreeEntry[]> {
   const out: TreeEntry[] = [];
   const rec = async (rel: string) => {
     for (const n of await readdirOrEmpty(rel === '' ? root : join(root, rel))) {
@@ -142,7 +142,6 @@ export async function listTree(root: string, opaqueOf?: (abs: string) => boolean
       if (type === 'symlink') {
         try { e.link = await readlink(abs); } catch (err) { if (gone(err)) continue; throw err; }
       }
-      if (type === 'dir' && opaqueOf?.(abs)) e.opaque = true;
       out.push(e);
       if (type === 'dir') await rec(r);
     }
@@ -261,10 +260,10 @@ function paxOf(x: Map<string, Buffer> | undefined): Record<string, string> | und
 
 /**
  * Writes items (in the given order) from `root` as an OCI layer tar into `pack` (not finalized). Overlay
- * whiteout devices become `.wh.` files, opaque directories get `.wh..wh..opq`; `xattrsOf` gives an entry's
- * extended attributes.
+ * whiteout devices become `.wh.` files, the directories in `opaque` get `.wh..wh..opq`; `xattrsOf` gives an
+ * entry's extended attributes.
  */
-export async function packLayerItems(pack: tarStream.Pack, root: string, items: PackItem[], xattrsOf: (abs: string) => Map<string, Buffer> | undefined): Promise<void> {
+export async function packLayerItems(pack: tarStream.Pack, root: string, items: PackItem[], xattrsOf: (abs: string) => Map<string, Buffer> | undefined, opaque: Set<string>): Promise<void> {
   const seen = new Map<string, string>(); // dev:ino -> first name, for hardlinks
   for (const it of items) {
     const abs = join(root, it.rel);
@@ -284,7 +283,7 @@ export async function packLayerItems(pack: tarStream.Pack, root: string, items: 
     const pax = paxOf(xs);
     if (st.isDirectory()) {
       await entry(pack, { ...h, name: it.rel + '/', type: 'directory', pax });
-      if (xs?.get('trusted.overlay.opaque')?.toString() === 'y') {
+      if (opaque.has(it.rel)) {
         // the opaque marker inherits the directory's permission bits and owner (dockerd's converter)
         await entry(pack, { ...h, name: `${it.rel}/.wh..wh..opq`, type: 'file', size: 0, mode: Number(st.mode & 0o777n) });
       }
