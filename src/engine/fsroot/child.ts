@@ -9,7 +9,7 @@
 import { writeSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { PassThrough } from 'node:stream';
-import { CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, chroot, dropCapabilities, libc } from './native.js';
+import { CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, chroot, dropCapabilities, growPipe, libc } from './native.js';
 import { exportRoot, extractTar, listRoot, packLayer, packPath, type Request } from './ops.js';
 
 const CTL = 3;
@@ -68,6 +68,8 @@ function endStdout(): Promise<void> {
 
 async function main(): Promise<void> {
   libc(); // every libc function bound, koffi and libgcc_s loaded: nothing of that is looked up after the chroot
+  growPipe(0);
+  growPipe(1);
   await stat('/'); // the libuv thread pool started outside the root
   const { req, body } = await readRequest();
   chroot(req.root);

@@ -25,6 +25,7 @@ interface Libc {
   lgetxattr: (path: string, name: string, value: Buffer | null, size: number) => number | bigint;
   readlinkat: (dirfd: number, path: string, buf: Buffer, size: number) => number | bigint;
   fgetxattr: (fd: number, name: string, value: Buffer | null, size: number) => number | bigint;
+  fcntl: (fd: number, cmd: number, arg: number) => number;
   errno: () => number;
 }
 
@@ -49,6 +50,7 @@ export function libc(): Libc {
     lgetxattr: c.func('long lgetxattr(const char *path, const char *name, void *value, size_t size)') as Libc['lgetxattr'],
     readlinkat: c.func('long readlinkat(int dirfd, const char *path, void *buf, size_t size)') as Libc['readlinkat'],
     fgetxattr: c.func('long fgetxattr(int fd, const char *name, void *value, size_t size)') as Libc['fgetxattr'],
+    fcntl: c.func('int fcntl(int fd, int cmd, int arg)') as Libc['fcntl'],
     errno: () => koffi.errno(),
   };
   return lib;
@@ -161,4 +163,9 @@ export function fxattr(fd: number, name: string): Buffer | null {
   const buf = Buffer.alloc(256);
   const n = Number(l.fgetxattr(fd, name, buf, buf.length));
   return n < 0 ? null : buf.subarray(0, n);
+}
+
+/** Grows a pipe's buffer (F_SETPIPE_SZ) so that tar data crosses it in fewer, larger steps; best effort. */
+export function growPipe(fd: number, bytes = 1 << 20): void {
+  libc().fcntl(fd, 1031, bytes);
 }

@@ -181,15 +181,16 @@ async function fileEntry(pack: tarStream.Pack, header: HeaderArg & { size: numbe
     w.on('error', reject);
     const size = header.size;
     (async () => {
-      const buf = Buffer.allocUnsafe(Math.min(size, 256 * 1024) || 1);
       let off = 0;
       while (off < size) {
+        const want = Math.min(1 << 20, size - off);
+        // a fresh buffer per chunk: tar-stream keeps it until written, nothing is copied
+        let buf = Buffer.allocUnsafe(want);
         let n = 0;
-        const want = Math.min(buf.length, size - off);
         if (fh) n = (await fh.read(buf, 0, want, off)).bytesRead;
-        if (n === 0) { buf.fill(0, 0, want); n = want; fh?.close().catch(() => {}); fh = null; }
+        if (n === 0) { buf.fill(0); n = want; fh?.close().catch(() => {}); fh = null; } else if (n < want) buf = buf.subarray(0, n);
         off += n;
-        if (!w.write(Buffer.from(buf.subarray(0, n)))) await new Promise<void>((r) => w.once('drain', () => r()));
+        if (!w.write(buf)) await new Promise<void>((r) => w.once('drain', () => r()));
       }
       (w as unknown as { end(): void }).end();
     })().catch(reject);
