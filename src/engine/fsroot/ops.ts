@@ -4,8 +4,8 @@
  * and ".." the tree holds or a running container swaps in meanwhile. Everything here is imported before the
  * chroot (static imports only: nothing may be loaded from the root afterwards).
  */
-import { chmod, lchown, link, lstat, mkdir, open, readlink, realpath, rm, symlink, utimes } from 'node:fs/promises';
-import { constants as fsc } from 'node:fs';
+import { lstat, readlink, realpath } from 'node:fs/promises';
+import { chmodSync, closeSync, constants as fsc, fchmodSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, realpathSync, rmSync, symlinkSync, utimesSync, writeSync } from 'node:fs';
 import { posix } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import tarStream from 'tar-stream';
@@ -123,6 +123,9 @@ export async function extractTar(body: Readable, o: { path: string; label: strin
   if (!st.isDirectory()) throw new InvalidParameterError(`extraction point is not a directory`);
   const ex = tarStream.extract();
   const dirTimes: [string, Date][] = [];
+  // synchronous fs calls: the worker has nothing else to do, and thread-pool round trips cost more than the calls
+  const real = (p: string) => { try { return realpathSync(p); } catch { return null; } };
+  const lst = (p: string) => lstatSync(p, { throwIfNoEntry: false }) ?? null;
   const done = (async () => {
     for await (const entry of ex) {
       const h = entry.header;
@@ -136,10 +139,10 @@ export async function extractTar(body: Readable, o: { path: string; label: strin
       if (parts.length === 0) { entry.resume(); continue; }
       const last = parts[parts.length - 1]!;
       const parentPath = posix.join(dest, ...parts.slice(0, -1));
-      await mkdir(parentPath, { recursive: true });
-      const parent = (await realOrNull(parentPath)) ?? parentPath;
+      mkdirSync(parentPath, { recursive: true });
+      const parent = real(parentPath) ?? parentPath;
       const target = posix.join(parent, last);
-      const existing = await lstat(target).catch(() => null);
+      const existing = lst(target);
       const isDir = h.type === 'directory';
       if (existing && o.noOverwriteDirNonDir && existing.isDirectory() !== isDir) {
         entry.resume();
@@ -147,37 +150,34 @@ export async function extractTar(body: Readable, o: { path: string; label: strin
       }
       const mode = (h.mode ?? 0o644) & 0o7777;
       if (isDir) {
-        if (existing && !existing.isDirectory()) await rm(target, { force: true });
-        if (!existing || !existing.isDirectory()) await mkdir(target).catch((e) => { if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; });
-        await chmod(target, mode);
+        if (existing && !existing.isDirectory()) rmSync(target, { force: true });
+        if (!existing || !existing.isDirectory()) {
+          try { mkdirSync(target); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; }
+        }
+        chmodSync(target, mode);
         if (h.mtime) dirTimes.push([target, h.mtime]);
         entry.resume();
       } else {
         // never write through what is there: a symlink at the target would lead elsewhere
-        if (existing) await rm(target, { recursive: existing.isDirectory(), force: true });
+        if (existing) rmSync(target, { recursive: existing.isDirectory(), force: true });
         if (h.type === 'symlink') {
-          await symlink(h.linkname ?? '', target);
+          symlinkSync(h.linkname ?? '', target);
           entry.resume();
         } else if (h.type === 'link') {
           const lt = posix.normalize('/' + (h.linkname ?? '')).split('/').filter(Boolean);
-          const srcDir = (await realOrNull(posix.join(dest, ...lt.slice(0, -1)))) ?? posix.join(dest, ...lt.slice(0, -1));
-          await link(posix.join(srcDir, lt[lt.length - 1] ?? ''), target);
+          const srcDir = real(posix.join(dest, ...lt.slice(0, -1))) ?? posix.join(dest, ...lt.slice(0, -1));
+          linkSync(posix.join(srcDir, lt[lt.length - 1] ?? ''), target);
           entry.resume();
         } else if (h.type === 'file' || h.type === 'contiguous-file') {
-          const fh = await open(target, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, mode);
+          const fd = openSync(target, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, mode);
           try {
-            // written in batches of ~1 MiB (the pipe hands over 64 KiB pieces)
-            let batch: Buffer[] = [];
-            let size = 0;
             for await (const chunk of entry) {
-              batch.push(chunk as Buffer);
-              size += (chunk as Buffer).length;
-              if (size >= 1 << 20) { await fh.writev(batch); batch = []; size = 0; }
+              const b = chunk as Buffer;
+              for (let off = 0; off < b.length;) off += writeSync(fd, b, off);
             }
-            if (batch.length) await fh.writev(batch);
-            await fh.chmod(mode);
+            fchmodSync(fd, mode);
           } finally {
-            await fh.close();
+            closeSync(fd);
           }
         } else {
           entry.resume();
@@ -186,10 +186,10 @@ export async function extractTar(body: Readable, o: { path: string; label: strin
       }
       const uid = o.copyUIDGID ? h.uid ?? 0 : 0;
       const gid = o.copyUIDGID ? h.gid ?? 0 : 0;
-      await lchown(target, uid, gid);
-      if (!isDir && h.type !== 'symlink' && h.mtime) await utimes(target, h.mtime, h.mtime).catch(() => {});
+      lchownSync(target, uid, gid);
+      if (!isDir && h.type !== 'symlink' && h.mtime) { try { utimesSync(target, h.mtime, h.mtime); } catch { /* as before */ } }
     }
-    for (const [d, t] of dirTimes.reverse()) await utimes(d, t, t).catch(() => {});
+    for (const [d, t] of dirTimes.reverse()) { try { utimesSync(d, t, t); } catch { /* gone */ } }
   })();
   body.on('error', (e) => ex.destroy(e));
   body.pipe(ex);

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
-import { lstat, open, readdir, readlink } from 'node:fs/promises';
-import { constants as fsc, type BigIntStats } from 'node:fs';
+import { lstat, readdir, readlink } from 'node:fs/promises';
+import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, type BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import type tarStream from 'tar-stream';
 
@@ -113,6 +113,34 @@ async function lstatOrNull(p: string): Promise<BigIntStats | null> {
   }
 }
 
+/** Synchronous forms for the chrooted worker (one purpose, no event loop to share: no thread-pool round trips). */
+function lstatSyncOrNull(p: string): BigIntStats | null {
+  try {
+    return lstatSync(p, { bigint: true });
+  } catch (e) {
+    if (gone(e)) return null;
+    throw e;
+  }
+}
+
+function readdirSyncOrEmpty(p: string): string[] {
+  try {
+    return readdirSync(p).sort();
+  } catch (e) {
+    if (gone(e)) return [];
+    throw e;
+  }
+}
+
+function readlinkSyncOrNull(p: string): string | null {
+  try {
+    return readlinkSync(p);
+  } catch (e) {
+    if (gone(e)) return null;
+    throw e;
+  }
+}
+
 async function readdirOrEmpty(p: string): Promise<string[]> {
   try {
     return (await readdir(p)).sort();
@@ -129,10 +157,10 @@ async function readdirOrEmpty(p: string): Promise<string[]> {
 export async function listTree(root: string): Promise<TreeEntry[]> {
   const out: TreeEntry[] = [];
   const rec = async (rel: string) => {
-    for (const n of await readdirOrEmpty(rel === '' ? root : join(root, rel))) {
+    for (const n of readdirSyncOrEmpty(rel === '' ? root : join(root, rel))) {
       const r = rel === '' ? n : `${rel}/${n}`;
       const abs = join(root, r);
-      const st = await lstatOrNull(abs);
+      const st = lstatSyncOrNull(abs);
       if (!st) continue;
       const type = st.isDirectory() ? 'dir' : st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : isWhiteout(st) ? 'whiteout' : 'other';
       const e: TreeEntry = {
@@ -140,7 +168,9 @@ export async function listTree(root: string): Promise<TreeEntry[]> {
         size: Number(st.size), mtimeNs: st.mtimeNs.toString(), ino: Number(st.ino), nlink: Number(st.nlink),
       };
       if (type === 'symlink') {
-        try { e.link = await readlink(abs); } catch (err) { if (gone(err)) continue; throw err; }
+        const link = readlinkSyncOrNull(abs);
+        if (link === null) continue;
+        e.link = link;
       }
       out.push(e);
       if (type === 'dir') await rec(r);
@@ -167,34 +197,38 @@ function entry(pack: tarStream.Pack, header: HeaderArg): Promise<void> {
  * stat'ed, or shrank, the rest is zeros (the header is already written).
  */
 async function fileEntry(pack: tarStream.Pack, header: HeaderArg & { size: number }, abs: string, ino: bigint): Promise<void> {
-  let fh: import('node:fs/promises').FileHandle | null = null;
+  let fd: number | null = null;
   try {
-    fh = await open(abs, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
-    const st = await fh.stat({ bigint: true });
-    if (!st.isFile() || st.ino !== ino) { await fh.close(); fh = null; }
+    fd = openSync(abs, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
+    const st = fstatSync(fd, { bigint: true });
+    if (!st.isFile() || st.ino !== ino) { closeSync(fd); fd = null; }
   } catch (e) {
     if (!gone(e)) throw e;
-    fh = null;
+    fd = null;
   }
-  await new Promise<void>((resolve, reject) => {
-    const w = pack.entry(header, (err) => (err ? reject(err) : resolve()));
-    w.on('error', reject);
-    const size = header.size;
-    (async () => {
-      let off = 0;
-      while (off < size) {
-        const want = Math.min(1 << 20, size - off);
-        // a fresh buffer per chunk: tar-stream keeps it until written, nothing is copied
-        let buf = Buffer.allocUnsafe(want);
-        let n = 0;
-        if (fh) n = (await fh.read(buf, 0, want, off)).bytesRead;
-        if (n === 0) { buf.fill(0); n = want; fh?.close().catch(() => {}); fh = null; } else if (n < want) buf = buf.subarray(0, n);
-        off += n;
-        if (!w.write(buf)) await new Promise<void>((r) => w.once('drain', () => r()));
-      }
-      (w as unknown as { end(): void }).end();
-    })().catch(reject);
-  }).finally(() => fh?.close().catch(() => {}));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const w = pack.entry(header, (err) => (err ? reject(err) : resolve()));
+      w.on('error', reject);
+      const size = header.size;
+      (async () => {
+        let off = 0;
+        while (off < size) {
+          const want = Math.min(1 << 20, size - off);
+          // a fresh buffer per chunk: tar-stream keeps it until written, nothing is copied
+          let buf = Buffer.allocUnsafe(want);
+          let n = 0;
+          if (fd !== null) n = readSync(fd, buf, 0, want, off);
+          if (n === 0) { buf.fill(0); n = want; if (fd !== null) closeSync(fd); fd = null; } else if (n < want) buf = buf.subarray(0, n);
+          off += n;
+          if (!w.write(buf)) await new Promise<void>((r) => w.once('drain', () => r()));
+        }
+        (w as unknown as { end(): void }).end();
+      })().catch(reject);
+    });
+  } finally {
+    if (fd !== null) closeSync(fd);
+  }
 }
 
 function major(rdev: number): number { return ((rdev >> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff); }
@@ -209,12 +243,12 @@ function minor(rdev: number): number { return (rdev & 0xff) | ((rdev >> 12) & 0x
 export async function packTree(pack: tarStream.Pack, abs: string, base: string): Promise<boolean> {
   const seen = new Map<string, string>();
   const walk = async (p: string, n: string, top: boolean): Promise<boolean> => {
-    const s = await lstatOrNull(p);
+    const s = lstatSyncOrNull(p);
     if (!s) return false;
     const common = { name: n, mode: Number(s.mode & 0o7777n), uid: Number(s.uid), gid: Number(s.gid), mtime: new Date(Number(s.mtimeMs)) };
     if (s.isDirectory()) {
       if (n !== '.') await entry(pack, { ...common, type: 'directory' });
-      for (const e of await readdirOrEmpty(p)) await walk(join(p, e), n === '.' ? e : `${n}/${e}`, false);
+      for (const e of readdirSyncOrEmpty(p)) await walk(join(p, e), n === '.' ? e : `${n}/${e}`, false);
       return true;
     }
     if (s.nlink > 1n && !s.isSymbolicLink()) {
@@ -224,8 +258,8 @@ export async function packTree(pack: tarStream.Pack, abs: string, base: string):
       seen.set(key, n);
     }
     if (s.isSymbolicLink()) {
-      let target: string;
-      try { target = await readlink(p); } catch (e) { if (gone(e) && !top) return false; throw e; }
+      const target = readlinkSyncOrNull(p);
+      if (target === null) return !top;
       await entry(pack, { ...common, type: 'symlink', linkname: target });
     } else if (s.isFile()) await fileEntry(pack, { ...common, type: 'file', size: Number(s.size) }, p, s.ino);
     else if (s.isCharacterDevice() || s.isBlockDevice()) {
@@ -272,7 +306,7 @@ export async function packLayerItems(pack: tarStream.Pack, root: string, items: 
       await entry(pack, { name: whiteoutName(it.rel), type: 'file', size: 0, mode: 0, uid: 0, gid: 0, mtime: new Date(0) });
       continue;
     }
-    const st = await lstatOrNull(abs);
+    const st = lstatSyncOrNull(abs);
     if (!st) continue; // removed while the tree was read
     const h = { mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), mtime: new Date(Number(st.mtimeMs)) };
     if (isWhiteout(st)) {
@@ -289,8 +323,8 @@ export async function packLayerItems(pack: tarStream.Pack, root: string, items: 
         await entry(pack, { ...h, name: `${it.rel}/.wh..wh..opq`, type: 'file', size: 0, mode: Number(st.mode & 0o777n) });
       }
     } else if (st.isSymbolicLink()) {
-      let target: string;
-      try { target = await readlink(abs); } catch (e) { if (gone(e)) continue; throw e; }
+      const target = readlinkSyncOrNull(abs);
+      if (target === null) continue;
       await entry(pack, { ...h, name: it.rel, type: 'symlink', linkname: target, pax });
     } else if (st.isFile()) {
       const id = `${st.dev}:${st.ino}`;
