@@ -1,10 +1,13 @@
 /**
  * The daemon's side of the chrooted tree worker (`child.ts`): one process per request, one started ahead and
- * waiting (Node's startup and koffi cost ~70–100 ms; the warm one makes `docker cp` not pay it), replaced after
- * each use.
+ * waiting (Node's startup and koffi cost ~70–100 ms; the warm one makes `docker cp` not pay it), replaced as soon
+ * as it is taken by one started at nice 19 (so that it does not compete with the one at work; it gets normal
+ * priority back when taken).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { setPriority } from 'node:os';
+import { readdirSync } from 'node:fs';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { ForbiddenError, InvalidParameterError, NotFoundError, SystemError } from '../../lib/errors.js';
 import type { PackItem, TreeEntry } from '../layers/tarpack.js';
@@ -45,25 +48,39 @@ function idle(w: Worker, on: boolean): void {
   for (const s of [w.proc.stdin, w.proc.stdout, w.proc.stderr, w.proc.stdio[3]]) (s as unknown as { [k: string]: () => void } | null)?.[f]?.();
 }
 
+/** Sets the nice value of every thread of `pid` (Linux keeps one per thread; threads inherit it when made). */
+function renice(pid: number | undefined, nice: number): void {
+  if (!pid) return;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try { setPriority(Number(tid), nice); } catch { /* gone */ }
+    }
+  } catch { /* gone */ }
+}
+
+/** The next worker, started at the lowest CPU priority (it must not slow down the one at work). */
+function startWaiting(): void {
+  if (warm) return;
+  warm = start();
+  idle(warm, true);
+  renice(warm.proc.pid, 19);
+}
+
 function take(): Worker {
   let w = warm;
   warm = null;
   if (!w || w.proc.exitCode !== null || w.proc.killed) w = start();
-  else idle(w, false);
-  // the next one starts when this one is done (not competing with it for the CPU)
-  void w.exited.then(() => {
-    if (warm) return;
-    warm = start();
-    idle(warm, true);
-  });
+  else {
+    idle(w, false);
+    renice(w.proc.pid, 0);
+  }
+  setImmediate(startWaiting);
   return w;
 }
 
 /** Starts the waiting worker (the daemon calls this once at startup). */
 export function prestartWorker(): void {
-  if (warm) return;
-  warm = start();
-  idle(warm, true);
+  startWaiting();
 }
 
 function errorOf(e: { kind: string; message: string }): Error {
