@@ -8,7 +8,7 @@
 import type { Readable } from 'node:stream';
 import { ForbiddenError } from '../../lib/errors.js';
 import { statInRoot } from '../fsroot/inroot.js';
-import { exportFromRoot, extractIntoRoot, packFromRoot, prestartWorker } from '../fsroot/worker.js';
+import { exportFromRoot, extractIntoRoot, packFromRoot } from '../fsroot/worker.js';
 import type { LayerStore } from '../layers/types.js';
 import type { ContainerService } from './service.js';
 
@@ -21,10 +21,7 @@ function unmountAfter(s: Readable, unmount: () => void): Readable {
 }
 
 export class ArchiveReader {
-  constructor(private readonly c: ContainerService, private readonly layers: LayerStore) {
-    // the first docker cp does not wait for a worker's startup either
-    prestartWorker();
-  }
+  constructor(private readonly c: ContainerService, private readonly layers: LayerStore) {}
 
   /**
    * GET /containers/{id}/export: the container's whole filesystem (image layers + its own, whiteouts applied:

@@ -1,8 +1,8 @@
 /**
- * The daemon's side of the chrooted tree worker (`child.ts`): one process per request, one started ahead and
- * waiting (Node's startup and koffi cost ~70–100 ms; the warm one makes `docker cp` not pay it), replaced as soon
- * as it is taken by one started at nice 19 (so that it does not compete with the one at work; it gets normal
- * priority back when taken).
+ * The daemon's side of the chrooted tree worker (`child.ts`): one process per request. After a request, one is
+ * started ahead and waits (Node's startup and koffi cost ~70–100 ms; the next `docker cp` does not pay it): it is
+ * started at nice 19 (so that it does not compete with the one at work; it gets normal priority back when taken)
+ * and ends after 5 s without requests (an idle daemon keeps none).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -58,17 +58,30 @@ function renice(pid: number | undefined, nice: number): void {
   } catch { /* gone */ }
 }
 
+/** How long a waiting worker is kept without requests (an idle daemon keeps no worker: ~55 MB). */
+const IDLE_MS = 5000;
+let idleTimer: NodeJS.Timeout | null = null;
+
 /** The next worker, started at the lowest CPU priority (it must not slow down the one at work). */
 function startWaiting(): void {
   if (warm) return;
   warm = start();
   idle(warm, true);
   renice(warm.proc.pid, 19);
+  if (idleTimer) clearTimeout(idleTimer);
+  idleTimer = setTimeout(() => {
+    idleTimer = null;
+    const w = warm;
+    warm = null;
+    w?.proc.kill('SIGKILL');
+  }, IDLE_MS);
+  idleTimer.unref();
 }
 
 function take(): Worker {
   let w = warm;
   warm = null;
+  if (idleTimer) { clearTimeout(idleTimer); idleTimer = null; }
   if (!w || w.proc.exitCode !== null || w.proc.killed) w = start();
   else {
     idle(w, false);
@@ -78,7 +91,7 @@ function take(): Worker {
   return w;
 }
 
-/** Starts the waiting worker (the daemon calls this once at startup). */
+/** Starts a waiting worker now (kept 5 s). */
 export function prestartWorker(): void {
   startWaiting();
 }
