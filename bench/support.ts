@@ -148,10 +148,11 @@ export async function startDockerd(_opts: { network?: boolean; bridge?: boolean 
   return { name: 'dockerd', sock, root, proc, docker: dockerFor(sock), stop: async () => { await stopProc(proc); await cleanRoot(root); bridge.remove(); } };
 }
 
-export async function startWharfd(extra: string[] = []): Promise<Daemon> {
+/** wharfd from this tree, or from `binRoot` (another checkout's build, for before/after comparisons). */
+export async function startWharfd(extra: string[] = [], binRoot = projectRoot): Promise<Daemon> {
   const root = await mkdtemp(join(await benchBase(), 'bench-wharfd-'));
   const sock = join(root, 'wharf.sock');
-  const proc = spawn(join(projectRoot, 'bin', 'wharfd'), ['--data-root', join(root, 'data'), '--exec-root', join(root, 'exec'),
+  const proc = spawn(join(binRoot, 'bin', 'wharfd'), ['--data-root', join(root, 'data'), '--exec-root', join(root, 'exec'),
     '-H', `unix://${sock}`, '--pidfile', join(root, 'wharfd.pid'), ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   const log = createWriteStream(join(tmpdir(), `bench-wharfd-${process.pid}.log`));
   proc.stdout!.pipe(log); proc.stderr!.pipe(log);

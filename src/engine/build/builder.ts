@@ -25,7 +25,7 @@ import { openContext, decompress, peekStream, looksLikeTar } from './context.js'
 import { goMatch, hasWildcards } from '../../lib/dockerignore.js';
 import { goHealthcheck, goQuote, goQuoteList } from './format.js';
 import type { RunExecutor } from './types.js';
-import { mergedLstat, resolveInLayers, resolveInRoot } from './scope.js';
+import { mergedLstat, resolveInLayers, resolveInRoot } from '../fsroot/lexical.js';
 import { dirHash, downloadSum, lazySum, multiHash } from './srchash.js';
 import { parse as parseContentDisposition } from 'content-disposition';
 import { formatPlatform, parsePlatform, platformMatches, type Platform } from '../distribution/platform.js';

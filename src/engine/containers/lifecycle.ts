@@ -8,12 +8,14 @@
  * to the host's network namespace.
  */
 import { execFile } from 'node:child_process';
-import { chmod, chown, lstat, mkdir, readdir, readFile, realpath, rm } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { ConflictError, InvalidParameterError, NotModifiedError } from '../../lib/errors.js';
+import { ConflictError, InvalidParameterError, NotFoundError, NotModifiedError } from '../../lib/errors.js';
 import { writeFileAtomic } from '../../lib/atomic.js';
+import { mkdirAllInRoot } from '../fsroot/inroot.js';
+import { extractIntoRoot, packFromRoot } from '../fsroot/worker.js';
 import type { LayerStore } from '../layers/types.js';
 import { buildSpec, writeBundle, type NetworkMode } from '../runtime/spec.js';
 import { parseBind, specOptionsOf } from './hostconfig.js';
@@ -44,6 +46,26 @@ export async function bindsOf(hc: Record<string, unknown>): Promise<{ source: st
 }
 
 /**
+ * docker's copy-up: the image's directory at `destination` (resolved inside the rootfs) copied into the empty
+ * volume directory `volume`, which takes the directory's owner and mode. Both sides are handled by chrooted
+ * workers (one packs inside the rootfs, one extracts inside the volume), so an image's symlinks (absolute or
+ * "../") lead nowhere outside either. Devices and sockets are not copied.
+ */
+async function copyUp(rootfs: string, destination: string, volume: string): Promise<void> {
+  let src: Awaited<ReturnType<typeof packFromRoot>>;
+  try {
+    src = await packFromRoot(rootfs, destination.replace(/\/*$/, '') + '/.', destination);
+  } catch (e) {
+    if (e instanceof NotFoundError) return; // nothing in the image there
+    throw e;
+  }
+  if (!(src.stat.mode & 2 ** 31)) { src.tar.destroy(); return; } // not a directory: the volume stays empty
+  await extractIntoRoot(volume, '/', src.tar, { label: 'volume', noOverwriteDirNonDir: false, copyUIDGID: true });
+  await chown(volume, src.owner.uid, src.owner.gid);
+  await chmod(volume, src.owner.mode & 0o7777);
+}
+
+/**
  * The runtime binds of recorded mount points. A bind source that does not exist is created (as dockerd does);
  * an empty volume mounted where the image has content gets a copy of it first (docker's copy-up).
  */
@@ -53,21 +75,7 @@ export async function mountsOf(mps: MountPoint[], rootfs: string): Promise<{ sou
     if (m.Type === 'bind') await mkdir(m.Source, { recursive: true });
     else {
       await mkdir(m.Source, { recursive: true });
-      const empty = (await readdir(m.Source)).length === 0;
-      // the image's directory, only where it resolves inside the rootfs (a symlinked path must not reach the host)
-      const root = await realpath(rootfs);
-      const real = await realpath(join(rootfs, m.Destination)).catch(() => null);
-      const inside = real !== null && (real === root || real.startsWith(`${root}/`));
-      const inImage = real ?? '';
-      const st = inside ? await lstat(inImage).catch(() => null) : null;
-      if (empty && st?.isDirectory() && (await readdir(inImage)).length > 0) {
-        await execFileP('cp', ['-a', '--', `${inImage}/.`, `${m.Source}/`]);
-      }
-      if (empty && st?.isDirectory()) {
-        // the volume takes the image directory's owner and mode, as docker's copy-up does
-        await chown(m.Source, st.uid, st.gid);
-        await chmod(m.Source, st.mode & 0o7777);
-      }
+      if ((await readdir(m.Source)).length === 0) await copyUp(rootfs, m.Destination, m.Source);
     }
     const opts = m.Mode.split(',').filter(Boolean);
     const prop = opts.find((o) => /^r?(shared|slave|private)$/.test(o));
@@ -182,6 +190,10 @@ export class ContainerRunner {
     let created = false;
     let netUp = false;
     try {
+      // docker creates the WORKDIR before the process starts; resolved inside the rootfs (openat2), never on the host
+      if (r.Config.WorkingDir && !mkdirAllInRoot(rootfs, r.Config.WorkingDir)) {
+        throw new InvalidParameterError(`Cannot mkdir: ${r.Config.WorkingDir} is not a directory`);
+      }
       const net = await this.connectNet(r);
       netUp = true;
       const hc = r.HostConfig;

@@ -10,7 +10,8 @@ import { run } from './extract.js';
 import { extractOffThread } from './extractworker.js';
 import type { Compression } from './compression.js';
 import { tarSplitSize, tarSplitStream } from './tarsplit.js';
-import { isOpaque, isWhiteout, naiveChanges, packChanges, packOverlayDir, readXattrs, type Change } from './tarpack.js';
+import { isOpaque, isWhiteout, listedSize, naiveChanges, overlayChanges, readXattrs } from './tarpack.js';
+import { listInRoot, packLayerFromRoot } from '../fsroot/worker.js';
 
 /**
  * The layer store.
@@ -470,10 +471,9 @@ class FsLayerStore implements LayerStore {
     // the layer's original bytes when its tar-split sidecar exists (every layer extracted since it was added)
     const side = this.splitPath(r.cacheId);
     if (await stat(side).then(() => true, () => false)) return tarSplitStream(side, this.layerDir(r.cacheId));
-    if (this.driverName === 'overlay') return packOverlayDir(this.layerDir(r.cacheId));
+    if (this.driverName === 'overlay') return packLayerFromRoot(this.layerDir(r.cacheId), null);
     const lower = r.parent ? this.layerDir(this.rec(r.parent).cacheId) : null;
-    const upper = this.layerDir(r.cacheId);
-    return packChanges(upper, () => naiveChanges(upper, lower));
+    return this.packNaive(this.layerDir(r.cacheId), lower);
   }
 
   async exactTarSize(chainId: Digest): Promise<number | null> {
@@ -670,34 +670,36 @@ class FsLayerStore implements LayerStore {
     });
   }
 
+  /*
+   * A container's RW layer is read by the chrooted worker of engine/fsroot (the container may be running and
+   * swapping directories for symlinks meanwhile); only the image's layers, which no container writes, are read
+   * here.
+   */
+
   async changes(id: string): Promise<{ path: string; kind: 0 | 1 | 2 }[]> {
     const rw = this.rwRec(id);
-    if (this.driverName === 'vfs') {
-      return naiveChanges(this.upperDir(id), this.rwBase(rw));
-    }
-    return overlayChanges(this.upperDir(id), this.rwLowers(rw));
+    if (this.driverName === 'vfs') return naiveChanges(await listInRoot(this.upperDir(id), false), this.rwBase(rw));
+    return overlayChanges(await listInRoot(this.upperDir(id), true), this.rwLowers(rw));
   }
 
   async diff(id: string): Promise<Readable> {
     const rw = this.rwRec(id);
-    if (this.driverName === 'overlay') return packOverlayDir(this.upperDir(id));
-    const upper = this.upperDir(id);
-    const lower = this.rwBase(rw);
-    return packChanges(upper, () => naiveChanges(upper, lower));
+    if (this.driverName === 'overlay') return packLayerFromRoot(this.upperDir(id), null);
+    return this.packNaive(this.upperDir(id), this.rwBase(rw));
+  }
+
+  /** vfs: the changes of full tree `upper` over `lower` as an OCI layer tar. */
+  private async packNaive(upper: string, lower: string | null): Promise<Readable> {
+    const ch = await naiveChanges(await listInRoot(upper, false), lower);
+    return packLayerFromRoot(upper, ch.map((c) => ({ rel: c.path.slice(1), whiteout: c.kind === 2 })));
   }
 
   async rwSize(id: string): Promise<number> {
     const rw = this.rwRec(id);
-    if (this.driverName === 'overlay') return treeSize(this.upperDir(id));
-    const upper = this.upperDir(id);
-    const ch = await naiveChanges(upper, this.rwBase(rw));
-    let total = 0;
-    for (const c of ch) {
-      if (c.kind === 2) continue;
-      const st = await lstat(join(upper, c.path));
-      if (st.isFile()) total += st.size;
-    }
-    return total;
+    const list = await listInRoot(this.upperDir(id), false);
+    if (this.driverName === 'overlay') return listedSize(list);
+    const changed = new Set((await naiveChanges(list, this.rwBase(rw))).filter((c) => c.kind !== 2).map((c) => c.path.slice(1)));
+    return listedSize(list.filter((e) => changed.has(e.rel)));
   }
 }
 
@@ -759,81 +761,6 @@ async function populateInit(target: string, lowers: string[]): Promise<void> {
       }
     }
   }
-}
-
-/** Sum of regular file sizes under `root`, hardlinks once. */
-async function treeSize(root: string): Promise<number> {
-  const seen = new Set<string>();
-  let total = 0;
-  const rec = async (dir: string) => {
-    for (const n of await readdir(dir)) {
-      const p = join(dir, n);
-      const st = await lstat(p);
-      if (st.isDirectory()) await rec(p);
-      else if (st.isFile()) {
-        const key = `${st.dev}:${st.ino}`;
-        if (st.nlink > 1) {
-          if (seen.has(key)) continue;
-          seen.add(key);
-        }
-        total += st.size;
-      }
-    }
-  };
-  await rec(root);
-  return total;
-}
-
-/** Whether `rel` exists in the union of the lower dirs (top first); a whiteout hides it. */
-async function inLower(lowers: string[], rel: string): Promise<boolean> {
-  for (const l of lowers) {
-    try {
-      const st = await lstat(join(l, rel), { bigint: true });
-      return !isWhiteout(st);
-    } catch {
-      // not in this layer
-    }
-  }
-  return false;
-}
-
-/** docker diff for an overlay upper dir. */
-async function overlayChanges(upper: string, lowers: string[]): Promise<Change[]> {
-  const xs = await readXattrs(upper, 'trusted.overlay.opaque');
-  const out: Change[] = [];
-  const rec = async (rel: string) => {
-    const names = (await readdir(rel === '' ? upper : join(upper, rel))).sort();
-    for (const n of names) {
-      const r = rel === '' ? n : `${rel}/${n}`;
-      const abs = join(upper, r);
-      const st = await lstat(abs, { bigint: true });
-      if (isWhiteout(st)) {
-        out.push({ path: '/' + r, kind: 2 });
-        continue;
-      }
-      const lower = await inLower(lowers, r);
-      out.push({ path: '/' + r, kind: lower ? 0 : 1 });
-      if (st.isDirectory()) {
-        if (lower && isOpaque(xs, abs)) {
-          // everything the lower layers had below is gone, except what the upper re-creates
-          const own = new Set(await readdir(abs));
-          const gone = new Set<string>();
-          for (const l of lowers) {
-            for (const c of await readdir(join(l, r)).catch(() => [] as string[])) {
-              if (!own.has(c)) gone.add(c);
-            }
-          }
-          for (const c of gone) {
-            if (await inLower(lowers, `${r}/${c}`)) out.push({ path: `/${r}/${c}`, kind: 2 });
-          }
-        }
-        await rec(r);
-      }
-    }
-  };
-  await rec('');
-  out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  return out;
 }
 
 /** vfs: applies an overlay-format directory onto a full tree (whiteouts delete, opaque dirs drop inherited content). */

@@ -1,19 +1,21 @@
-import { createReadStream } from 'node:fs';
+import { execFile } from 'node:child_process';
 import { lstat, readdir, readlink } from 'node:fs/promises';
+import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, type BigIntStats } from 'node:fs';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import type { Readable } from 'node:stream';
-import type { BigIntStats } from 'node:fs';
-import tarStream from 'tar-stream';
-import { run } from './extract.js';
+import type tarStream from 'tar-stream';
 
 /**
- * Tar generation and directory comparison for the layer drivers.
+ * Tar generation and directory comparison for container roots and layer directories.
+ *
+ * The walks and tar writers here (`listTree`, `packTree`, `packLayerItems`) run inside the chrooted tree worker
+ * of `engine/fsroot` on container roots and RW layers (a container may change those while they are read), so
+ * they import nothing lazily, follow no symlink, read files through a descriptor opened with O_NOFOLLOW, and
+ * treat an entry that vanishes or changes type mid-walk as gone.
  *
  * - overlay-format directories (diff dirs, RW uppers): whiteouts are 0/0 character devices and opaque directories
- *   carry trusted.overlay.opaque=y; `packOverlayDir` turns them back into `.wh.<name>` / `.wh..wh..opq` entries.
- * - vfs directories are full copies: `naiveChanges(upper, lower)` compares two trees (mode, owner, rdev, and for
- *   non-directories size and mtime, as docker's naive diff), and `packChanges` writes the changes as an OCI tar.
+ *   carry trusted.overlay.opaque=y; they become `.wh.<name>` / `.wh..wh..opq` entries.
+ * - vfs directories are full copies: `naiveChanges(upper listing, lower)` compares two trees (mode, owner, rdev,
+ *   and for non-directories size and mtime, as docker's naive diff).
  */
 
 export interface Change {
@@ -23,6 +25,25 @@ export interface Change {
 }
 
 export type XattrMap = Map<string, Map<string, Buffer>>;
+
+/** One entry of a walked tree (JSON-safe: it crosses the worker's pipe). */
+export interface TreeEntry {
+  /** Relative path, no leading slash. */
+  rel: string;
+  type: 'dir' | 'file' | 'symlink' | 'whiteout' | 'other';
+  mode: number;
+  uid: number;
+  gid: number;
+  rdev: number;
+  size: number;
+  /** mtime in nanoseconds, as a decimal string. */
+  mtimeNs: string;
+  ino: number;
+  nlink: number;
+  link?: string;
+  /** trusted.overlay.opaque=y (overlay upper dirs; filled in by the daemon). */
+  opaque?: boolean;
+}
 
 function unquote(s: string): string {
   if (!s.includes('\\')) return s;
@@ -38,14 +59,15 @@ function unquote(s: string): string {
   return Buffer.from(bytes).toString('utf8');
 }
 
-/** All extended attributes under `root` (absolute paths), with one `getfattr -R`. */
+/** All extended attributes under `root` (absolute paths), with one `getfattr -R` (trees no container writes). */
 export async function readXattrs(root: string, pattern = '-'): Promise<XattrMap> {
-  let out: string;
-  try {
-    out = await run('getfattr', ['-R', '-h', '-d', '-m', pattern, '-e', 'base64', '--absolute-names', root]);
-  } catch {
-    return new Map(); // getfattr exits non-zero on e.g. dangling entries; treat as no attributes
-  }
+  const out = await new Promise<string | null>((resolve) => {
+    execFile('getfattr', ['-R', '-h', '-d', '-m', pattern, '-e', 'base64', '--absolute-names', root], { maxBuffer: 1 << 30 }, (err, stdout) => {
+      // getfattr exits non-zero on e.g. dangling entries; treat as no attributes
+      resolve(err ? null : stdout);
+    });
+  });
+  if (out === null) return new Map();
   const map: XattrMap = new Map();
   let cur: Map<string, Buffer> | null = null;
   for (const line of out.split('\n')) {
@@ -77,34 +99,181 @@ export function isOpaque(x: XattrMap, abs: string): boolean {
   return x.get(abs)?.get('trusted.overlay.opaque')?.toString() === 'y';
 }
 
-/** Paths of a tree in walk order (directory before its sorted children), relative, no leading slash. */
-export async function walkTree(root: string): Promise<string[]> {
-  const out: string[] = [];
+function gone(e: unknown): boolean {
+  const c = (e as NodeJS.ErrnoException).code;
+  return c === 'ENOENT' || c === 'ENOTDIR' || c === 'ELOOP';
+}
+
+async function lstatOrNull(p: string): Promise<BigIntStats | null> {
+  try {
+    return await lstat(p, { bigint: true });
+  } catch (e) {
+    if (gone(e)) return null;
+    throw e;
+  }
+}
+
+/** Synchronous forms for the chrooted worker (one purpose, no event loop to share: no thread-pool round trips). */
+function lstatSyncOrNull(p: string): BigIntStats | null {
+  try {
+    return lstatSync(p, { bigint: true });
+  } catch (e) {
+    if (gone(e)) return null;
+    throw e;
+  }
+}
+
+function readdirSyncOrEmpty(p: string): string[] {
+  try {
+    return readdirSync(p).sort();
+  } catch (e) {
+    if (gone(e)) return [];
+    throw e;
+  }
+}
+
+function readlinkSyncOrNull(p: string): string | null {
+  try {
+    return readlinkSync(p);
+  } catch (e) {
+    if (gone(e)) return null;
+    throw e;
+  }
+}
+
+async function readdirOrEmpty(p: string): Promise<string[]> {
+  try {
+    return (await readdir(p)).sort();
+  } catch (e) {
+    if (gone(e)) return [];
+    throw e;
+  }
+}
+
+/**
+ * Every entry under `root` in walk order (directory before its sorted children), with its lstat and, for
+ * symlinks, its target.
+ */
+export async function listTree(root: string): Promise<TreeEntry[]> {
+  const out: TreeEntry[] = [];
   const rec = async (rel: string) => {
-    const names = (await readdir(rel === '' ? root : join(root, rel))).sort();
-    for (const n of names) {
+    for (const n of readdirSyncOrEmpty(rel === '' ? root : join(root, rel))) {
       const r = rel === '' ? n : `${rel}/${n}`;
-      out.push(r);
-      const st = await lstat(join(root, r));
-      if (st.isDirectory()) await rec(r);
+      const abs = join(root, r);
+      const st = lstatSyncOrNull(abs);
+      if (!st) continue;
+      const type = st.isDirectory() ? 'dir' : st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : isWhiteout(st) ? 'whiteout' : 'other';
+      const e: TreeEntry = {
+        rel: r, type, mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid), rdev: Number(st.rdev),
+        size: Number(st.size), mtimeNs: st.mtimeNs.toString(), ino: Number(st.ino), nlink: Number(st.nlink),
+      };
+      if (type === 'symlink') {
+        const link = readlinkSyncOrNull(abs);
+        if (link === null) continue;
+        e.link = link;
+      }
+      out.push(e);
+      if (type === 'dir') await rec(r);
     }
   };
   await rec('');
   return out;
 }
 
-interface PackItem {
-  rel: string;
-  whiteout?: boolean;
+type HeaderArg = Partial<tarStream.Header> & { name: string };
+
+/** One entry without content (empty files are given an empty buffer so that the entry ends). */
+function entry(pack: tarStream.Pack, header: HeaderArg): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const cb = (err?: Error | null) => (err ? reject(err) : resolve());
+    if (header.type === 'file') pack.entry({ ...header, size: 0 }, Buffer.alloc(0), cb);
+    else pack.entry(header, cb);
+  });
 }
 
-function baseHeader(st: BigIntStats) {
-  return {
-    mode: Number(st.mode & 0o7777n),
-    uid: Number(st.uid),
-    gid: Number(st.gid),
-    mtime: new Date(Number(st.mtimeMs)),
+/**
+ * A regular file's entry with exactly `header.size` bytes: the file is opened without following a symlink
+ * (O_NOFOLLOW, O_NONBLOCK so that a FIFO swapped in cannot block); if it is no longer the inode that was
+ * stat'ed, or shrank, the rest is zeros (the header is already written).
+ */
+async function fileEntry(pack: tarStream.Pack, header: HeaderArg & { size: number }, abs: string, ino: bigint): Promise<void> {
+  let fd: number | null = null;
+  try {
+    fd = openSync(abs, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
+    const st = fstatSync(fd, { bigint: true });
+    if (!st.isFile() || st.ino !== ino) { closeSync(fd); fd = null; }
+  } catch (e) {
+    if (!gone(e)) throw e;
+    fd = null;
+  }
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const w = pack.entry(header, (err) => (err ? reject(err) : resolve()));
+      w.on('error', reject);
+      const size = header.size;
+      (async () => {
+        let off = 0;
+        while (off < size) {
+          const want = Math.min(1 << 20, size - off);
+          // a fresh buffer per chunk: tar-stream keeps it until written, nothing is copied
+          let buf = Buffer.allocUnsafe(want);
+          let n = 0;
+          if (fd !== null) n = readSync(fd, buf, 0, want, off);
+          if (n === 0) { buf.fill(0); n = want; if (fd !== null) closeSync(fd); fd = null; } else if (n < want) buf = buf.subarray(0, n);
+          off += n;
+          if (!w.write(buf)) await new Promise<void>((r) => w.once('drain', () => r()));
+        }
+        (w as unknown as { end(): void }).end();
+      })().catch(reject);
+    });
+  } finally {
+    if (fd !== null) closeSync(fd);
+  }
+}
+
+function major(rdev: number): number { return ((rdev >> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff); }
+function minor(rdev: number): number { return (rdev & 0xff) | ((rdev >> 12) & 0xfff00); }
+
+/**
+ * docker cp / export: writes the tree at `abs` into `pack` under the name `base` ('.' for "its contents"):
+ * directories before their sorted contents, files, symlinks, hard links (a second name of an inode already
+ * written becomes a link entry, as docker's archiver does), character/block devices and FIFOs; sockets are
+ * skipped. Returns false when `abs` itself is gone.
+ */
+export async function packTree(pack: tarStream.Pack, abs: string, base: string): Promise<boolean> {
+  const seen = new Map<string, string>();
+  const walk = async (p: string, n: string, top: boolean): Promise<boolean> => {
+    const s = lstatSyncOrNull(p);
+    if (!s) return false;
+    const common = { name: n, mode: Number(s.mode & 0o7777n), uid: Number(s.uid), gid: Number(s.gid), mtime: new Date(Number(s.mtimeMs)) };
+    if (s.isDirectory()) {
+      if (n !== '.') await entry(pack, { ...common, type: 'directory' });
+      for (const e of readdirSyncOrEmpty(p)) await walk(join(p, e), n === '.' ? e : `${n}/${e}`, false);
+      return true;
+    }
+    if (s.nlink > 1n && !s.isSymbolicLink()) {
+      const key = `${s.dev}:${s.ino}`;
+      const first = seen.get(key);
+      if (first !== undefined) { await entry(pack, { ...common, type: 'link', linkname: first }); return true; }
+      seen.set(key, n);
+    }
+    if (s.isSymbolicLink()) {
+      const target = readlinkSyncOrNull(p);
+      if (target === null) return !top;
+      await entry(pack, { ...common, type: 'symlink', linkname: target });
+    } else if (s.isFile()) await fileEntry(pack, { ...common, type: 'file', size: Number(s.size) }, p, s.ino);
+    else if (s.isCharacterDevice() || s.isBlockDevice()) {
+      const rdev = Number(s.rdev);
+      await entry(pack, { ...common, type: s.isCharacterDevice() ? 'character-device' : 'block-device', devmajor: major(rdev), devminor: minor(rdev) });
+    } else if (s.isFIFO()) await entry(pack, { ...common, type: 'fifo' });
+    return true;
   };
+  return walk(abs, base, true);
+}
+
+export interface PackItem {
+  rel: string;
+  whiteout?: boolean;
 }
 
 function whiteoutName(rel: string): string {
@@ -124,165 +293,191 @@ function paxOf(x: Map<string, Buffer> | undefined): Record<string, string> | und
   return pax;
 }
 
-type HeaderArg = Partial<tarStream.Header> & { name: string };
-
-/** One entry without streamed content (empty files are given an empty buffer so that the entry ends). */
-function entry(pack: tarStream.Pack, header: HeaderArg): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const cb = (err?: Error | null) => (err ? reject(err) : resolve());
-    if (header.type === 'file') pack.entry(header, Buffer.alloc(0), cb);
-    else pack.entry(header, cb);
-  });
-}
-
-/** Writes items (in the given order) from `root` as an OCI layer tar. Overlay whiteout devices become `.wh.` files. */
-function packItems(root: string, items: () => Promise<PackItem[]>, xattrs: () => Promise<XattrMap>): Readable {
-  const pack = tarStream.pack();
-  (async () => {
-    const list = await items();
-    const xs = await xattrs();
-    const seen = new Map<string, string>(); // dev:ino -> first name, for hardlinks
-    for (const it of list) {
-      const abs = join(root, it.rel);
-      if (it.whiteout) {
-        await entry(pack, { name: whiteoutName(it.rel), type: 'file', size: 0, mode: 0, uid: 0, gid: 0, mtime: new Date(0) });
-        continue;
-      }
-      const st = await lstat(abs, { bigint: true });
-      const h = baseHeader(st);
-      if (isWhiteout(st)) {
-        // as dockerd's overlay converter writes it: an empty regular file of mode 0600
-        await entry(pack, { ...h, name: whiteoutName(it.rel), type: 'file', size: 0, mode: 0o600 });
-        continue;
-      }
-      const pax = paxOf(xs.get(abs));
-      if (st.isDirectory()) {
-        await entry(pack, { ...h, name: it.rel + '/', type: 'directory', pax });
-        if (isOpaque(xs, abs)) {
-          // the opaque marker inherits the directory's permission bits and owner (dockerd's converter)
-          await entry(pack, { ...h, name: `${it.rel}/.wh..wh..opq`, type: 'file', size: 0, mode: Number(st.mode & 0o777n) });
-        }
-      } else if (st.isSymbolicLink()) {
-        await entry(pack, { ...h, name: it.rel, type: 'symlink', linkname: await readlink(abs), pax });
-      } else if (st.isFile()) {
-        const id = `${st.dev}:${st.ino}`;
-        const first = st.nlink > 1n ? seen.get(id) : undefined;
-        if (first !== undefined) {
-          await entry(pack, { ...h, name: it.rel, type: 'link', linkname: first, size: 0, pax });
-          continue;
-        }
-        if (st.nlink > 1n) seen.set(id, it.rel);
-        const size = Number(st.size);
-        await new Promise<void>((resolve, reject) => {
-          const w = pack.entry({ ...h, name: it.rel, type: 'file', size, pax }, (err) => (err ? reject(err) : resolve()));
-          pipeline(createReadStream(abs), w).catch(reject);
-        });
-      } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-        const rdev = Number(st.rdev);
-        const major = ((rdev >> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff);
-        const minor = (rdev & 0xff) | ((rdev >> 12) & 0xfff00);
-        await entry(pack, {
-          ...h, name: it.rel, type: st.isCharacterDevice() ? 'character-device' : 'block-device',
-          devmajor: major, devminor: minor, pax,
-        });
-      } else if (st.isFIFO()) {
-        await entry(pack, { ...h, name: it.rel, type: 'fifo', pax });
-      }
-      // sockets are not archived (as docker)
+/**
+ * Writes items (in the given order) from `root` as an OCI layer tar into `pack` (not finalized). Overlay
+ * whiteout devices become `.wh.` files, the directories in `opaque` get `.wh..wh..opq`; `xattrsOf` gives an
+ * entry's extended attributes.
+ */
+export async function packLayerItems(pack: tarStream.Pack, root: string, items: PackItem[], xattrsOf: (abs: string) => Map<string, Buffer> | undefined, opaque: Set<string>): Promise<void> {
+  const seen = new Map<string, string>(); // dev:ino -> first name, for hardlinks
+  for (const it of items) {
+    const abs = join(root, it.rel);
+    if (it.whiteout) {
+      await entry(pack, { name: whiteoutName(it.rel), type: 'file', size: 0, mode: 0, uid: 0, gid: 0, mtime: new Date(0) });
+      continue;
     }
-    pack.finalize();
-  })().catch((e) => pack.destroy(e as Error));
-  return pack as unknown as Readable;
-}
-
-/** The tar of an overlay-format directory (a layer's diff dir or a container's upper dir). */
-export function packOverlayDir(root: string): Readable {
-  return packItems(root, async () => (await walkTree(root)).map((rel) => ({ rel })), () => readXattrs(root));
-}
-
-/** The tar of naive changes: added/modified entries from `upper`, deletions as whiteouts. */
-export function packChanges(upper: string, changes: () => Promise<Change[]>): Readable {
-  return packItems(
-    upper,
-    async () => (await changes()).map((c) => ({ rel: c.path.slice(1), whiteout: c.kind === 2 })),
-    () => readXattrs(upper),
-  );
-}
-
-async function lstatOrNull(p: string): Promise<BigIntStats | null> {
-  try {
-    return await lstat(p, { bigint: true });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return null;
-    throw e;
+    const st = lstatSyncOrNull(abs);
+    if (!st) continue; // removed while the tree was read
+    const h = { mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), mtime: new Date(Number(st.mtimeMs)) };
+    if (isWhiteout(st)) {
+      // as dockerd's overlay converter writes it: an empty regular file of mode 0600
+      await entry(pack, { ...h, name: whiteoutName(it.rel), type: 'file', size: 0, mode: 0o600 });
+      continue;
+    }
+    const xs = xattrsOf(abs);
+    const pax = paxOf(xs);
+    if (st.isDirectory()) {
+      await entry(pack, { ...h, name: it.rel + '/', type: 'directory', pax });
+      if (opaque.has(it.rel)) {
+        // the opaque marker inherits the directory's permission bits and owner (dockerd's converter)
+        await entry(pack, { ...h, name: `${it.rel}/.wh..wh..opq`, type: 'file', size: 0, mode: Number(st.mode & 0o777n) });
+      }
+    } else if (st.isSymbolicLink()) {
+      const target = readlinkSyncOrNull(abs);
+      if (target === null) continue;
+      await entry(pack, { ...h, name: it.rel, type: 'symlink', linkname: target, pax });
+    } else if (st.isFile()) {
+      const id = `${st.dev}:${st.ino}`;
+      const first = st.nlink > 1n ? seen.get(id) : undefined;
+      if (first !== undefined) {
+        await entry(pack, { ...h, name: it.rel, type: 'link', linkname: first, pax });
+        continue;
+      }
+      if (st.nlink > 1n) seen.set(id, it.rel);
+      await fileEntry(pack, { ...h, name: it.rel, type: 'file', size: Number(st.size), pax }, abs, st.ino);
+    } else if (st.isCharacterDevice() || st.isBlockDevice()) {
+      const rdev = Number(st.rdev);
+      await entry(pack, {
+        ...h, name: it.rel, type: st.isCharacterDevice() ? 'character-device' : 'block-device',
+        devmajor: major(rdev), devminor: minor(rdev), pax,
+      });
+    } else if (st.isFIFO()) {
+      await entry(pack, { ...h, name: it.rel, type: 'fifo', pax });
+    }
+    // sockets are not archived (as docker)
   }
 }
 
-function differs(a: BigIntStats, b: BigIntStats): boolean {
-  if (a.mode !== b.mode || a.uid !== b.uid || a.gid !== b.gid || a.rdev !== b.rdev) return true;
-  if (a.isDirectory()) return false;
-  return a.size !== b.size || a.mtimeNs !== b.mtimeNs;
+function differs(a: TreeEntry, b: BigIntStats): boolean {
+  if (BigInt(a.mode) !== b.mode || BigInt(a.uid) !== b.uid || BigInt(a.gid) !== b.gid || BigInt(a.rdev) !== b.rdev) return true;
+  if (a.type === 'dir') return false;
+  return BigInt(a.size) !== b.size || BigInt(a.mtimeNs) !== b.mtimeNs;
 }
 
+/** Children of each directory of a listing ('' for the root), in walk order. */
+function childrenOf(list: TreeEntry[]): Map<string, TreeEntry[]> {
+  const m = new Map<string, TreeEntry[]>([['', []]]);
+  for (const e of list) {
+    const i = e.rel.lastIndexOf('/');
+    const parent = i < 0 ? '' : e.rel.slice(0, i);
+    let c = m.get(parent);
+    if (!c) m.set(parent, (c = []));
+    c.push(e);
+    if (e.type === 'dir' && !m.has(e.rel)) m.set(e.rel, []);
+  }
+  return m;
+}
+
+const baseName = (rel: string) => rel.slice(rel.lastIndexOf('/') + 1);
+
 /**
- * Docker's naive diff between two full trees: added (1), deleted (2), modified (0); a directory containing
- * changes counts as modified. Sorted by path.
+ * Docker's naive diff between a full tree (`upper`, listed by the chrooted worker) and the tree it started from
+ * (`lower`, a layer directory no container writes, read here): added (1), deleted (2), modified (0); a directory
+ * containing changes counts as modified. Sorted by path.
  */
-export async function naiveChanges(upper: string, lower: string | null): Promise<Change[]> {
+export async function naiveChanges(upper: TreeEntry[], lower: string | null): Promise<Change[]> {
+  const kids = childrenOf(upper);
   const out: Change[] = [];
+  const addAll = (rel: string) => {
+    for (const c of kids.get(rel) ?? []) {
+      out.push({ path: '/' + c.rel, kind: 1 });
+      if (c.type === 'dir') addAll(c.rel);
+    }
+  };
   const rec = async (rel: string): Promise<boolean> => {
-    const u = rel === '' ? upper : join(upper, rel);
-    const l = lower === null ? null : rel === '' ? lower : join(lower, rel);
-    const un = await readdir(u).catch(() => [] as string[]);
-    const ln = l === null ? [] : await readdir(l).catch(() => [] as string[]);
-    const names = [...new Set([...un, ...ln])].sort();
-    const uset = new Set(un);
+    const un = kids.get(rel) ?? [];
+    const ln = lower === null ? [] : await readdirOrEmpty(rel === '' ? lower : join(lower, rel));
+    const byName = new Map(un.map((e) => [baseName(e.rel), e]));
     const lset = new Set(ln);
+    const names = [...new Set([...byName.keys(), ...ln])].sort();
     let any = false;
     for (const n of names) {
       const r = rel === '' ? n : `${rel}/${n}`;
-      if (!uset.has(n)) {
+      const us = byName.get(n);
+      if (!us) {
         out.push({ path: '/' + r, kind: 2 });
         any = true;
         continue;
       }
-      const us = await lstat(join(upper, r), { bigint: true });
       const ls = lset.has(n) && lower !== null ? await lstatOrNull(join(lower, r)) : null;
       if (ls === null) {
         out.push({ path: '/' + r, kind: 1 });
         any = true;
-        if (us.isDirectory()) await addAll(r);
+        if (us.type === 'dir') addAll(r);
         continue;
       }
-      const typeChanged = us.isDirectory() !== ls.isDirectory();
-      if (typeChanged) {
+      if ((us.type === 'dir') !== ls.isDirectory()) {
         out.push({ path: '/' + r, kind: 0 });
         any = true;
-        if (us.isDirectory()) await addAll(r);
+        if (us.type === 'dir') addAll(r);
         continue;
       }
-      if (us.isDirectory()) {
+      if (us.type === 'dir') {
         const idx = out.length;
         const inner = await rec(r);
         if (inner || differs(us, ls)) {
           out.splice(idx, 0, { path: '/' + r, kind: 0 });
           any = true;
         }
-      } else if (differs(us, ls) || (us.isSymbolicLink() && (await readlink(join(upper, r))) !== (await readlink(join(lower!, r))))) {
+      } else if (differs(us, ls) || (us.type === 'symlink' && us.link !== (await readlink(join(lower!, r)).catch(() => '')))) {
         out.push({ path: '/' + r, kind: 0 });
         any = true;
       }
     }
     return any;
   };
-  const addAll = async (rel: string) => {
-    for (const n of (await readdir(join(upper, rel))).sort()) {
-      const r = `${rel}/${n}`;
-      out.push({ path: '/' + r, kind: 1 });
-      if ((await lstat(join(upper, r))).isDirectory()) await addAll(r);
-    }
-  };
   await rec('');
   out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return out;
+}
+
+/** Whether `rel` exists in the union of the lower dirs (top first); a whiteout hides it. */
+async function inLower(lowers: string[], rel: string): Promise<boolean> {
+  for (const l of lowers) {
+    const st = await lstatOrNull(join(l, rel));
+    if (st) return !isWhiteout(st);
+  }
+  return false;
+}
+
+/** docker diff of an overlay upper dir (listed by the chrooted worker) over its lower dirs (top first). */
+export async function overlayChanges(upper: TreeEntry[], lowers: string[]): Promise<Change[]> {
+  const kids = childrenOf(upper);
+  const out: Change[] = [];
+  for (const e of upper) {
+    if (e.type === 'whiteout') {
+      out.push({ path: '/' + e.rel, kind: 2 });
+      continue;
+    }
+    const lower = await inLower(lowers, e.rel);
+    out.push({ path: '/' + e.rel, kind: lower ? 0 : 1 });
+    if (e.type === 'dir' && lower && e.opaque) {
+      // everything the lower layers had below is gone, except what the upper re-creates
+      const own = new Set((kids.get(e.rel) ?? []).map((c) => baseName(c.rel)));
+      const goneNames = new Set<string>();
+      for (const l of lowers) {
+        for (const c of await readdirOrEmpty(join(l, e.rel))) if (!own.has(c)) goneNames.add(c);
+      }
+      for (const c of goneNames) {
+        if (await inLower(lowers, `${e.rel}/${c}`)) out.push({ path: `/${e.rel}/${c}`, kind: 2 });
+      }
+    }
+  }
+  out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return out;
+}
+
+/** Sum of regular file sizes in a listing, hard links once. */
+export function listedSize(list: TreeEntry[]): number {
+  const seen = new Set<number>();
+  let total = 0;
+  for (const e of list) {
+    if (e.type !== 'file') continue;
+    if (e.nlink > 1) {
+      if (seen.has(e.ino)) continue;
+      seen.add(e.ino);
+    }
+    total += e.size;
+  }
+  return total;
 }

@@ -18,6 +18,7 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidParameterError } from '../../lib/errors.js';
 import { defaultProfile, toOciSeccomp, type DockerSeccompProfile } from './seccomp.js';
+import { readFileInRoot } from '../fsroot/inroot.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -163,8 +164,9 @@ export interface SpecOptions {
 interface PasswdEntry { name: string; uid: number; gid: number; home: string }
 interface GroupEntry { name: string; gid: number; members: string[] }
 
-async function readLines(path: string): Promise<string[]> {
-  try { return (await readFile(path, 'utf8')).split('\n'); } catch { return []; }
+/** The lines of a file inside the rootfs, resolved in it (an image's symlink at /etc/passwd never reaches the host's). */
+function readLinesInRoot(rootfs: string, path: string): string[] {
+  return readFileInRoot(rootfs, path)?.toString('utf8').split('\n') ?? [];
 }
 
 function parsePasswd(lines: string[]): PasswdEntry[] {
@@ -200,7 +202,7 @@ export interface ResolvedUser { uid: number; gid: number; additionalGids: number
 export async function resolveUser(rootfs: string, user: string | undefined): Promise<ResolvedUser> {
   const spec = user ?? '';
   const [u = '', g] = spec.split(':', 2) as [string?, string?];
-  const passwd = parsePasswd(await readLines(join(rootfs, 'etc/passwd')));
+  const passwd = parsePasswd(readLinesInRoot(rootfs, '/etc/passwd'));
   let uid = 0, gid = 0, home = '/', name: string | null = null;
   if (u === '') {
     const root = passwd.find((p) => p.uid === 0);
@@ -215,7 +217,7 @@ export async function resolveUser(rootfs: string, user: string | undefined): Pro
     if (!p) throw new InvalidParameterError(`unable to find user ${u}: no matching entries in passwd file`);
     uid = p.uid; gid = p.gid; home = p.home; name = p.name;
   }
-  const groups = parseGroup(await readLines(join(rootfs, 'etc/group')));
+  const groups = parseGroup(readLinesInRoot(rootfs, '/etc/group'));
   if (g !== undefined && g !== '') {
     if (isNum(g)) gid = Number(g);
     else {
@@ -368,7 +370,7 @@ export function parseDeviceCgroupRule(rule: string): Record<string, unknown> {
 /** --group-add: numbers as they are, names looked up in the rootfs' /etc/group (docker's error when missing). */
 async function groupIds(rootfs: string, names: string[]): Promise<number[]> {
   if (!names.length) return [];
-  const groups = parseGroup(await readLines(join(rootfs, 'etc/group')));
+  const groups = parseGroup(readLinesInRoot(rootfs, '/etc/group'));
   return names.map((n) => {
     if (isNum(n)) return Number(n);
     const g = groups.find((x) => x.name === n);

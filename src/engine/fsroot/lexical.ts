@@ -1,7 +1,10 @@
 /**
- * Paths inside a directory that must not escape it: a build context (user-supplied tar) or a mounted image
- * rootfs. Symlinks are followed *within* the root as if it were `/` (moby's FollowSymlinkInScope), never into the
- * host's filesystem.
+ * Lexical in-root resolution for trees that no process changes while they are read: a build context (unpacked
+ * from a user-supplied tar into a private directory) and image layer directories (read-only once registered).
+ * Symlinks are followed *within* the root as if it were `/` (moby's FollowSymlinkInScope), never into the host's
+ * filesystem. The result is a path, so it is only as good as the tree's stillness: a container's root (which a
+ * running container can change between the check and the use) goes through `inroot.ts` (openat2 descriptors)
+ * or the chrooted worker (`worker.ts`), never through these.
  */
 import { lstat, readlink } from 'node:fs/promises';
 import { join, posix } from 'node:path';

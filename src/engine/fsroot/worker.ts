@@ -1,0 +1,230 @@
+/**
+ * The daemon's side of the chrooted tree worker (`child.ts`): one process per request. After a request, one is
+ * started ahead and waits (Node's startup and koffi cost ~70–100 ms; the next `docker cp` does not pay it): it is
+ * started at nice 19 (so that it does not compete with the one at work; it gets normal priority back when taken)
+ * and ends after 5 s without requests (an idle daemon keeps none).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { setPriority } from 'node:os';
+import { readdirSync } from 'node:fs';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
+import { ForbiddenError, InvalidParameterError, NotFoundError, SystemError } from '../../lib/errors.js';
+import type { PackItem, TreeEntry } from '../layers/tarpack.js';
+import type { Owner, PathStat, Request } from './ops.js';
+import { opaqueDirsInRoot } from './inroot.js';
+
+const CHILD = fileURLToPath(new URL('./child.js', import.meta.url));
+
+interface Worker {
+  proc: ChildProcess;
+  ctl: Readable;
+  stdin: Writable;
+  stdout: Readable;
+  exited: Promise<number | null>;
+  stderr: Buffer[];
+}
+
+function start(): Worker {
+  const proc = spawn(process.execPath, ['--max-old-space-size=256', CHILD], {
+    stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+  });
+  const stderr: Buffer[] = [];
+  proc.stderr!.on('data', (b: Buffer) => { if (stderr.length < 64) stderr.push(b); });
+  const exited = new Promise<number | null>((resolve) => {
+    proc.on('exit', (code) => resolve(code));
+    proc.on('error', () => resolve(-1));
+  });
+  proc.stdin!.on('error', () => {});
+  return { proc, ctl: proc.stdio[3] as Readable, stdin: proc.stdin!, stdout: proc.stdout!, exited, stderr };
+}
+
+let warm: Worker | null = null;
+
+function idle(w: Worker, on: boolean): void {
+  const f = on ? 'unref' : 'ref';
+  w.proc[f]();
+  for (const s of [w.proc.stdin, w.proc.stdout, w.proc.stderr, w.proc.stdio[3]]) (s as unknown as { [k: string]: () => void } | null)?.[f]?.();
+}
+
+/** Sets the nice value of every thread of `pid` (Linux keeps one per thread; threads inherit it when made). */
+function renice(pid: number | undefined, nice: number): void {
+  if (!pid) return;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try { setPriority(Number(tid), nice); } catch { /* gone */ }
+    }
+  } catch { /* gone */ }
+}
+
+/** How long a waiting worker is kept without requests (an idle daemon keeps no worker: ~55 MB). */
+const IDLE_MS = 5000;
+let idleTimer: NodeJS.Timeout | null = null;
+
+/** The next worker, started at the lowest CPU priority (it must not slow down the one at work). */
+function startWaiting(): void {
+  if (warm) return;
+  warm = start();
+  idle(warm, true);
+  renice(warm.proc.pid, 19);
+  if (idleTimer) clearTimeout(idleTimer);
+  idleTimer = setTimeout(() => {
+    idleTimer = null;
+    const w = warm;
+    warm = null;
+    w?.proc.kill('SIGKILL');
+  }, IDLE_MS);
+  idleTimer.unref();
+}
+
+function take(): Worker {
+  let w = warm;
+  warm = null;
+  if (idleTimer) { clearTimeout(idleTimer); idleTimer = null; }
+  if (!w || w.proc.exitCode !== null || w.proc.killed) w = start();
+  else {
+    idle(w, false);
+    renice(w.proc.pid, 0);
+  }
+  setImmediate(startWaiting);
+  return w;
+}
+
+/** Starts a waiting worker now (kept 5 s). */
+export function prestartWorker(): void {
+  startWaiting();
+}
+
+function errorOf(e: { kind: string; message: string }): Error {
+  if (e.kind === 'notfound') return new NotFoundError(e.message);
+  if (e.kind === 'invalid') return new InvalidParameterError(e.message);
+  if (e.kind === 'forbidden') return new ForbiddenError(e.message);
+  return new SystemError(`confined filesystem worker: ${e.message}`);
+}
+
+/** Control messages, in order; the iterator ends when the worker exits. */
+async function* messages(w: Worker): AsyncGenerator<Record<string, unknown>> {
+  let buf = '';
+  for await (const chunk of w.ctl) {
+    buf += (chunk as Buffer).toString();
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (line) yield JSON.parse(line) as Record<string, unknown>;
+    }
+  }
+}
+
+interface Running {
+  /** The next control message (an error message is thrown). */
+  next(): Promise<Record<string, unknown>>;
+  out: Readable;
+  w: Worker;
+}
+
+function run(req: Request, body?: Readable): Running {
+  const w = take();
+  const it = messages(w);
+  w.stdin.write(JSON.stringify(req) + '\n');
+  if (body) {
+    body.on('error', () => w.proc.kill('SIGKILL'));
+    body.pipe(w.stdin);
+  } else w.stdin.end();
+  const next = async (): Promise<Record<string, unknown>> => {
+    const r = await it.next();
+    if (r.done) {
+      const code = await w.exited;
+      throw new SystemError(`confined filesystem worker exited (${code}) without an answer: ${Buffer.concat(w.stderr).toString().trim().slice(0, 500)}`);
+    }
+    const m = r.value;
+    if (m.error) throw errorOf(m.error as { kind: string; message: string });
+    return m;
+  };
+  return { next, out: w.stdout, w };
+}
+
+/**
+ * A streamed result: `out` piped into a PassThrough that ends only when the worker said done, and is destroyed
+ * with its error otherwise.
+ */
+function streamed(r: Running): Readable {
+  const pt = new PassThrough({ highWaterMark: 1 << 20 });
+  let outEnded = false;
+  const ended = new Promise<void>((resolve) => r.out.on('end', () => { outEnded = true; resolve(); }));
+  r.out.pipe(pt, { end: false });
+  pt.on('close', () => { if (!outEnded) r.w.proc.kill('SIGKILL'); });
+  void (async () => {
+    try {
+      await r.next();
+      await ended;
+      pt.end();
+    } catch (e) {
+      pt.destroy(e as Error);
+    }
+  })();
+  return pt;
+}
+
+/** GET /archive: the stat and the tar of `path` inside `root`. */
+export async function packFromRoot(root: string, path: string, label: string): Promise<{ stat: PathStat; owner: Owner; tar: Readable }> {
+  const r = run({ op: 'pack', root, path, label });
+  const first = await r.next();
+  return { stat: first.stat as PathStat, owner: first.owner as Owner, tar: streamed(r) };
+}
+
+/** export: the whole of `root` as a tar. */
+export async function exportFromRoot(root: string): Promise<Readable> {
+  const r = run({ op: 'export', root });
+  await r.next();
+  return streamed(r);
+}
+
+/** PUT /archive: `tar` extracted into the directory `path` inside `root`. */
+export async function extractIntoRoot(root: string, path: string, tar: Readable, o: { label: string; noOverwriteDirNonDir: boolean; copyUIDGID: boolean }): Promise<void> {
+  const r = run({ op: 'extract', root, path, ...o }, tar);
+  r.out.resume();
+  await r.next();
+}
+
+/**
+ * Every entry of `root` with its lstat; `overlay`: an overlay upper dir, whose opaque directories are marked
+ * (read in the daemon: trusted.* needs CAP_SYS_ADMIN, which the worker drops).
+ */
+export async function listInRoot(root: string, overlay: boolean): Promise<TreeEntry[]> {
+  const r = run({ op: 'list', root });
+  const chunks: Buffer[] = [];
+  r.out.on('data', (c: Buffer) => chunks.push(c));
+  const ended = new Promise<void>((resolve) => r.out.on('end', resolve));
+  await r.next();
+  await ended;
+  const list = JSON.parse(Buffer.concat(chunks).toString()) as TreeEntry[];
+  if (overlay) {
+    const opaque = opaqueDirsInRoot(root, list.filter((e) => e.type === 'dir').map((e) => e.rel));
+    for (const e of list) if (opaque.has(e.rel)) e.opaque = true;
+  }
+  return list;
+}
+
+/**
+ * An OCI layer tar of `root`: an overlay-format directory (a layer's diff dir, an RW layer's upper dir) whole
+ * when `items` is null (listed first, for its opaque directories), else the given items (vfs changes).
+ */
+export async function packLayerFromRoot(root: string, items: PackItem[] | null): Promise<Readable> {
+  let opaque: string[] = [];
+  if (items === null) {
+    const list = await listInRoot(root, true);
+    items = list.map((e) => ({ rel: e.rel }));
+    opaque = list.filter((e) => e.opaque).map((e) => e.rel);
+  }
+  const r = run({ op: 'layer', root, items, opaque });
+  await r.next();
+  return streamed(r);
+}
+
+/** For the tests: what a worker confined in `root` sees at "/", and whether it may chroot again. */
+export async function selftest(root: string): Promise<{ entries: string[]; chrootAgain: string }> {
+  const r = run({ op: 'selftest', root });
+  return (await r.next()) as unknown as { entries: string[]; chrootAgain: string };
+}
