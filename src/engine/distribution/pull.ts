@@ -25,7 +25,8 @@ import {
   familiarName, familiarString, normalizedName, parseNormalizedNamed, referenceString, withDefaultTag,
   type Reference,
 } from '../../lib/reference.js';
-import { Repository, RegistryHttpError, errcodeString, type Descriptor, type FetchedManifest, type ImageManifest } from './registry.js';
+import { Repository, RegistryHttpError, errcodeString, type FetchedManifest } from './registry.js';
+import type { Descriptor, ImageManifest } from '../../lib/oci/manifest.js';
 import { formatPlatform, hostPlatform, parsePlatform, platformMatches, selectPlatform, type Platform } from './platform.js';
 import { progressBar } from './progress.js';
 import { V2Metadata } from './metadata.js';
