@@ -6,7 +6,6 @@ import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Backends } from '../api/backend.js';
 import type { DaemonConfig } from '../engine/config.js';
-import { openContentStore } from '../engine/content/store.js';
 import { openLayerStore } from '../engine/layers/store.js';
 import { openImageStore, openReferenceStore, topChainOf } from '../engine/images/store.js';
 import type { Digest } from '../lib/digest.js';
@@ -63,7 +62,6 @@ export const DATA_ROOT_MODES: readonly { path: string; mode: number; create: boo
   { path: 'vfs', mode: 0o710, create: false },
   { path: 'layers', mode: 0o700, create: true },
   { path: 'image', mode: 0o700, create: true },
-  { path: 'content', mode: 0o700, create: true },
   { path: 'network', mode: 0o700, create: true },
   { path: 'tmp', mode: 0o700, create: true },
   { path: 'volumes', mode: 0o701, create: true },
@@ -87,7 +85,6 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
   const dataRoot = cfg.dataRoot;
   await secureRoots(dataRoot, cfg.execRoot);
 
-  const content = await openContentStore(join(dataRoot, 'content'));
   const layers = await openLayerStore({ dataRoot, ...(cfg.storageDriver !== undefined ? { driver: cfg.storageDriver } : {}) });
   const images = await openImageStore(dataRoot, layers);
   const refs = await openReferenceStore(dataRoot);
@@ -100,11 +97,11 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
     }
     await layers.reconcile(held);
   }
-  const puller = new Puller({ content, layers, images, refs, config: cfg, dataRoot });
+  const puller = new Puller({ layers, images, refs, config: cfg, dataRoot });
   // containers.usersOf is looked up lazily: the container service needs imageService.resolve
   let containerService: ContainerService | undefined;
   const imageService = new ImageService({
-    images, refs, layers, content, dataRoot, puller,
+    images, refs, layers, dataRoot, puller,
     containers: { usersOf: (id) => containerService ? containerService.usersOf(id) : Promise.resolve([]) },
   });
   const volumes = await new VolumeStore(dataRoot).open();
