@@ -2,7 +2,7 @@
  * The composition root: the one place that constructs the engine modules and wires them together.
  * Everything else sees only interfaces (engine/*\/types.ts, api/backend.ts).
  */
-import { chmod, mkdir } from 'node:fs/promises';
+import { chmod, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Backends } from '../api/backend.js';
 import type { DaemonConfig } from '../engine/config.js';
@@ -84,6 +84,8 @@ export async function secureRoots(dataRoot: string, execRoot: string): Promise<v
 export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
   const dataRoot = cfg.dataRoot;
   await secureRoots(dataRoot, cfg.execRoot);
+  // older wharfd versions kept pulled manifests and configs in a content store nothing ever read: drop it
+  await rm(join(dataRoot, 'content'), { recursive: true, force: true });
 
   const layers = await openLayerStore({ dataRoot, ...(cfg.storageDriver !== undefined ? { driver: cfg.storageDriver } : {}) });
   const images = await openImageStore(dataRoot, layers);
