@@ -2,11 +2,10 @@
  * The composition root: the one place that constructs the engine modules and wires them together.
  * Everything else sees only interfaces (engine/*\/types.ts, api/backend.ts).
  */
-import { chmod, mkdir } from 'node:fs/promises';
+import { chmod, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Backends } from '../api/backend.js';
 import type { DaemonConfig } from '../engine/config.js';
-import { openContentStore } from '../engine/content/store.js';
 import { openLayerStore } from '../engine/layers/store.js';
 import { openImageStore, openReferenceStore, topChainOf } from '../engine/images/store.js';
 import type { Digest } from '../lib/digest.js';
@@ -63,7 +62,6 @@ export const DATA_ROOT_MODES: readonly { path: string; mode: number; create: boo
   { path: 'vfs', mode: 0o710, create: false },
   { path: 'layers', mode: 0o700, create: true },
   { path: 'image', mode: 0o700, create: true },
-  { path: 'content', mode: 0o700, create: true },
   { path: 'network', mode: 0o700, create: true },
   { path: 'tmp', mode: 0o700, create: true },
   { path: 'volumes', mode: 0o701, create: true },
@@ -86,8 +84,9 @@ export async function secureRoots(dataRoot: string, execRoot: string): Promise<v
 export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
   const dataRoot = cfg.dataRoot;
   await secureRoots(dataRoot, cfg.execRoot);
+  // older wharfd versions kept pulled manifests and configs in a content store nothing ever read: drop it
+  await rm(join(dataRoot, 'content'), { recursive: true, force: true });
 
-  const content = await openContentStore(join(dataRoot, 'content'));
   const layers = await openLayerStore({ dataRoot, ...(cfg.storageDriver !== undefined ? { driver: cfg.storageDriver } : {}) });
   const images = await openImageStore(dataRoot, layers);
   const refs = await openReferenceStore(dataRoot);
@@ -100,11 +99,11 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
     }
     await layers.reconcile(held);
   }
-  const puller = new Puller({ content, layers, images, refs, config: cfg, dataRoot });
+  const puller = new Puller({ layers, images, refs, config: cfg, dataRoot });
   // containers.usersOf is looked up lazily: the container service needs imageService.resolve
   let containerService: ContainerService | undefined;
   const imageService = new ImageService({
-    images, refs, layers, content, dataRoot, puller,
+    images, refs, layers, dataRoot, puller,
     containers: { usersOf: (id) => containerService ? containerService.usersOf(id) : Promise.resolve([]) },
   });
   const volumes = await new VolumeStore(dataRoot).open();

@@ -22,7 +22,8 @@ import { open, readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { RegistryError } from './errors.js';
-import { digestParam, MAX_MANIFEST_SIZE, MT, RegistryStorage, validateName, type Descriptor, type Upload } from './storage.js';
+import { MAX_MANIFEST_SIZE, MEDIA_TYPES } from '../lib/oci/mediatypes.js';
+import { digestParam, RegistryStorage, validateName, type Descriptor, type Upload } from './storage.js';
 import { authorize, grants, Htpasswd, parseBasic, parseScope, TokenAuth, type Access, type AuthConfig, type TokenOptions } from './auth.js';
 import type { Digest } from '../lib/digest.js';
 
@@ -350,7 +351,7 @@ class Handler {
       list = list.filter((d) => d.artifactType === at);
       res.setHeader('OCI-Filters-Applied', 'artifactType');
     }
-    this.json(req, res, 200, { schemaVersion: 2, mediaType: MT.ociIndex, manifests: list }, MT.ociIndex);
+    this.json(req, res, 200, { schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex, manifests: list }, MEDIA_TYPES.ociIndex);
   }
 
   // ---- blobs ----

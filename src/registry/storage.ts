@@ -22,21 +22,12 @@ import { randomUUID, type Hash } from 'node:crypto';
 import { hexOf, isDigest, newHasher, sha256, type Digest } from '../lib/digest.js';
 import { fsyncDir, writeFileAtomic } from '../lib/atomic.js';
 import { RegistryError } from './errors.js';
+import {
+  ManifestError, parseManifest as parseOciManifest, referencedDigests, type Descriptor, type ParsedManifest,
+} from '../lib/oci/manifest.js';
 
-export const MT = {
-  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
-  dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
-  dockerSchema1: 'application/vnd.docker.distribution.manifest.v1+json',
-  dockerSchema1Signed: 'application/vnd.docker.distribution.manifest.v1+prettyjws',
-  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
-  ociIndex: 'application/vnd.oci.image.index.v1+json',
-} as const;
+export type { Descriptor } from '../lib/oci/manifest.js';
 
-const MANIFEST_TYPES = new Set<string>([MT.dockerManifest, MT.dockerList, MT.ociManifest, MT.ociIndex]);
-const INDEX_TYPES = new Set<string>([MT.dockerList, MT.ociIndex]);
-
-/** Largest manifest accepted (the spec asks registries to accept at least 4 MiB). */
-export const MAX_MANIFEST_SIZE = 4 << 20;
 
 const NAME_COMPONENT = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*';
 const NAME_RE = new RegExp(`^${NAME_COMPONENT}(?:/${NAME_COMPONENT})*$`);
@@ -61,14 +52,6 @@ export function digestParam(s: string | null | undefined): Digest {
   throw new RegistryError('DIGEST_INVALID', 'invalid digest', { digest: s ?? null });
 }
 
-export interface Descriptor {
-  mediaType: string;
-  digest: Digest;
-  size: number;
-  artifactType?: string;
-  annotations?: Record<string, string>;
-}
-
 /** What the revision link records about a manifest. */
 export interface RevisionInfo {
   mediaType: string;
@@ -78,72 +61,14 @@ export interface RevisionInfo {
   annotations?: Record<string, string>;
 }
 
-export interface ParsedManifest {
-  mediaType: string;
-  /** Blobs it references (config, layers, blobs): must exist in the repository. */
-  blobs: Descriptor[];
-  /** Manifests it references (index entries): must exist in the repository. */
-  manifests: Descriptor[];
-  subject?: Descriptor;
-  artifactType?: string;
-  annotations?: Record<string, string>;
-}
-
-function asDescriptor(v: unknown, where: string): Descriptor {
-  const d = v as Partial<Descriptor> | null;
-  if (!d || typeof d !== 'object' || typeof d.digest !== 'string' || !isDigest(d.digest) || typeof d.size !== 'number') {
-    throw new RegistryError('MANIFEST_INVALID', `manifest invalid: bad descriptor in ${where}`);
-  }
-  return d as Descriptor;
-}
-
-/** Parses and checks a manifest's structure. `contentType` is the request's Content-Type. */
+/** Parses and checks a manifest's structure (`lib/oci`'s registry policy). `contentType` is the request's Content-Type. */
 export function parseManifest(bytes: Buffer, contentType: string | undefined): ParsedManifest {
-  let m: Record<string, unknown>;
   try {
-    m = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
-  } catch {
-    throw new RegistryError('MANIFEST_INVALID', 'manifest invalid: not JSON');
+    return parseOciManifest(bytes, contentType, 'registry');
+  } catch (e) {
+    if (e instanceof ManifestError) throw new RegistryError('MANIFEST_INVALID', `manifest invalid: ${e.reason}`);
+    throw e;
   }
-  if (!m || typeof m !== 'object' || Array.isArray(m)) throw new RegistryError('MANIFEST_INVALID', 'manifest invalid: not an object');
-  const ct = contentType?.split(';')[0]!.trim();
-  if (m.schemaVersion === 1 || ct === MT.dockerSchema1 || ct === MT.dockerSchema1Signed) {
-    throw new RegistryError('MANIFEST_INVALID', 'manifest invalid: schema 1 manifests are not supported');
-  }
-  if (m.schemaVersion !== 2) throw new RegistryError('MANIFEST_INVALID', 'manifest invalid: schemaVersion must be 2');
-  let mediaType = typeof m.mediaType === 'string' ? m.mediaType : undefined;
-  if (mediaType && ct && MANIFEST_TYPES.has(ct) && ct !== mediaType) {
-    throw new RegistryError('MANIFEST_INVALID', `manifest invalid: mediaType ${mediaType} does not match Content-Type ${ct}`);
-  }
-  if (!mediaType) {
-    if (ct && MANIFEST_TYPES.has(ct)) mediaType = ct;
-    else mediaType = Array.isArray(m.manifests) ? MT.ociIndex : MT.ociManifest;
-  }
-  if (!MANIFEST_TYPES.has(mediaType)) {
-    throw new RegistryError('MANIFEST_INVALID', `manifest invalid: unsupported media type ${mediaType}`);
-  }
-  const out: ParsedManifest = { mediaType, blobs: [], manifests: [] };
-  if (INDEX_TYPES.has(mediaType)) {
-    if (!Array.isArray(m.manifests)) throw new RegistryError('MANIFEST_INVALID', 'manifest invalid: index without manifests');
-    out.manifests = m.manifests.map((d, i) => asDescriptor(d, `manifests[${i}]`));
-  } else {
-    out.blobs.push(asDescriptor(m.config, 'config'));
-    const layers = m.layers ?? [];
-    if (!Array.isArray(layers)) throw new RegistryError('MANIFEST_INVALID', 'manifest invalid: layers must be an array');
-    for (const [i, l] of layers.entries()) {
-      const d = asDescriptor(l, `layers[${i}]`) as Descriptor & { urls?: unknown };
-      // Non-distributable layers are fetched from their URLs, not from the registry.
-      if (Array.isArray(d.urls) && d.urls.length > 0) continue;
-      out.blobs.push(d);
-    }
-    const cfg = m.config as Descriptor;
-    if (typeof m.artifactType === 'string') out.artifactType = m.artifactType;
-    else if (typeof cfg.mediaType === 'string') out.artifactType = cfg.mediaType;
-  }
-  if (INDEX_TYPES.has(mediaType) && typeof m.artifactType === 'string') out.artifactType = m.artifactType;
-  if (m.subject !== undefined) out.subject = asDescriptor(m.subject, 'subject');
-  if (m.annotations && typeof m.annotations === 'object') out.annotations = m.annotations as Record<string, string>;
-  return out;
 }
 
 function isENOENT(e: unknown): boolean {
@@ -594,24 +519,6 @@ export interface GcOptions {
    * manifest), like distribution's --delete-untagged.
    */
   deleteUntagged?: boolean;
-}
-
-/** Descriptors' digests in a manifest's config/layers/blobs/manifests. */
-function referencedDigests(m: Record<string, unknown>): { blobs: Digest[]; manifests: Digest[] } {
-  const pick = (v: unknown): Digest | null => {
-    const dig = (v as { digest?: unknown } | null)?.digest;
-    return typeof dig === 'string' && isDigest(dig) ? dig : null;
-  };
-  const blobs: Digest[] = [];
-  const manifests: Digest[] = [];
-  const c = pick(m.config);
-  if (c) blobs.push(c);
-  for (const key of ['layers', 'blobs'] as const) {
-    const arr = m[key];
-    if (Array.isArray(arr)) for (const x of arr) { const d = pick(x); if (d) blobs.push(d); }
-  }
-  if (Array.isArray(m.manifests)) for (const x of m.manifests) { const d = pick(x); if (d) manifests.push(d); }
-  return { blobs, manifests };
 }
 
 async function readJson(path: string): Promise<Record<string, unknown> | null> {

@@ -112,12 +112,13 @@ test('the data root, its stores and state files have dockerd\'s modes; the socke
   const { top, driver } = await driverRoot();
   const expect: [string, number][] = [
     [d.dataRoot, 0o711], [join(d.dataRoot, 'containers'), 0o710], [top, 0o710], [join(d.dataRoot, 'layers'), 0o700],
-    [join(d.dataRoot, 'image'), 0o700], [join(d.dataRoot, 'content'), 0o700], [join(d.dataRoot, 'volumes'), 0o701],
+    [join(d.dataRoot, 'image'), 0o700], [join(d.dataRoot, 'volumes'), 0o701],
     [join(d.dataRoot, 'tmp'), 0o700], [d.execRoot, 0o700],
   ];
   if (driver === 'vfs') expect.push([join(d.dataRoot, 'vfs', 'dir'), 0o710]);
   else if (await stat(join(top, 'l')).then(() => true, () => false)) expect.push([join(top, 'l'), 0o700]);
   for (const [p, m] of expect) assert.equal(octal(await modeOf(p)), octal(m), p);
+  assert.equal(await stat(join(d.dataRoot, 'content')).then(() => true, () => false), false, 'no content store any more');
   if (driver === 'overlay') {
     const layers = (await readdir(top)).filter((n) => n !== 'l');
     assert.ok(layers.length >= 2, `layers: ${layers.join(' ')}`);

@@ -16,7 +16,6 @@ import { startRegistry, REGISTRY_USER, REGISTRY_PASSWORD, type Registry } from '
 import { buildOciLayout, pushLayout, busyboxSpec, type ImageSpec, type BuiltImage } from '../support/oci-images.js';
 import { Puller } from '../../src/engine/distribution/pull.js';
 import { setRetryPolicy, LIMITS } from '../../src/engine/distribution/transport.js';
-import { openContentStore } from '../../src/engine/content/store.js';
 import { openLayerStore } from '../../src/engine/layers/store.js';
 import { openImageStore, openReferenceStore } from '../../src/engine/images/store.js';
 import { DEFAULT_CONFIG } from '../../src/engine/config.js';
@@ -30,11 +29,10 @@ let authReg: Registry;
 async function newEnv() {
   const dataRoot = await mkdtemp(join(tmpdir(), 'wharf-faults-'));
   cleanups.push(() => rm(dataRoot, { recursive: true, force: true }));
-  const content = await openContentStore(join(dataRoot, 'content'));
   const layers = await openLayerStore({ dataRoot, ...(process.env.WHARF_TEST_DRIVER ? { driver: process.env.WHARF_TEST_DRIVER } : {}) });
   const images = await openImageStore(dataRoot, layers);
   const refs = await openReferenceStore(dataRoot);
-  const puller = new Puller({ content, layers, images, refs, config: { ...DEFAULT_CONFIG, dataRoot }, dataRoot });
+  const puller = new Puller({ layers, images, refs, config: { ...DEFAULT_CONFIG, dataRoot }, dataRoot });
   const pull = async (ref: string, opts: Parameters<Puller['pull']>[1] = {}) => {
     const msgs: JSONMessage[] = [];
     await puller.pull(ref, opts, (m) => msgs.push(m));

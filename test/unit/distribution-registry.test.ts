@@ -7,7 +7,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createHash } from 'node:crypto';
-import { Repository, MANIFEST_ACCEPT } from '../../src/engine/distribution/registry.js';
+import { Repository } from '../../src/engine/distribution/registry.js';
+import { MANIFEST_ACCEPT } from '../../src/lib/oci/mediatypes.js';
 import { UnauthorizedError, InvalidParameterError } from '../../src/lib/errors.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => void;

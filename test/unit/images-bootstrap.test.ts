@@ -12,7 +12,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chainIds, type Digest } from '../../src/lib/digest.js';
 import { openLayerStore } from '../../src/engine/layers/store.js';
-import { openContentStore } from '../../src/engine/content/store.js';
 import { openImageStore, openReferenceStore } from '../../src/engine/images/store.js';
 import { ImageService } from '../../src/engine/images/service.js';
 import type { LayerStore } from '../../src/engine/layers/types.js';
@@ -24,8 +23,7 @@ async function service(root: string): Promise<{ svc: ImageService; layers: Layer
   const layers = await openLayerStore({ dataRoot: root, driver: 'vfs' });
   const images = await openImageStore(root, layers);
   const refs = await openReferenceStore(root);
-  const content = await openContentStore(join(root, 'content'));
-  const svc = new ImageService({ images, refs, layers, content, dataRoot: root, puller: { async pull() { throw new Error('offline'); } } });
+  const svc = new ImageService({ images, refs, layers, dataRoot: root, puller: { async pull() { throw new Error('offline'); } } });
   return { svc, layers };
 }
 

@@ -1,5 +1,5 @@
 /**
- * Image store, reference store and ImageService over the real layer and content stores (vfs driver) in a temp
+ * Image store, reference store and ImageService over the real layer store (vfs driver) in a temp
  * data root. Docker 20.10's behaviour (docker-transcript.txt / docker-api-trace.log) is the expected output.
  */
 import { test, describe, before, after } from 'node:test';
@@ -14,7 +14,6 @@ import tarStream from 'tar-stream';
 import { chainIds, sha256, type Digest } from '../../src/lib/digest.js';
 import { ConflictError, InvalidParameterError, NotFoundError } from '../../src/lib/errors.js';
 import { openLayerStore } from '../../src/engine/layers/store.js';
-import { openContentStore } from '../../src/engine/content/store.js';
 import type { LayerStore } from '../../src/engine/layers/types.js';
 import type { ImageStore, ReferenceStore } from '../../src/engine/images/types.js';
 import { openImageStore, openReferenceStore } from '../../src/engine/images/store.js';
@@ -49,12 +48,11 @@ interface Env {
 async function setup(): Promise<Env> {
   const root = await mkdtemp(join(tmpdir(), 'wharf-images-'));
   const layers = await openLayerStore({ dataRoot: root, driver: 'vfs' });
-  const content = await openContentStore(join(root, 'content'));
   const images = await openImageStore(root, layers);
   const refs = await openReferenceStore(root);
   const users = new Map<string, { id: string; running: boolean }[]>();
   const svc = new ImageService({
-    images, refs, layers, content, dataRoot: root,
+    images, refs, layers, dataRoot: root,
     puller: { async pull() { throw new Error('no network in unit tests'); } },
     containers: { async usersOf(id: string) { return users.get(id) ?? []; } },
   });
@@ -529,7 +527,7 @@ test('inspect GraphDriver with the overlay driver: overlay2-style LowerDir/Merge
     const layers = await openLayerStore({ dataRoot: root, driver: 'overlay' });
     const images = await openImageStore(root, layers);
     const refs = await openReferenceStore(root);
-    const svc = new ImageService({ images, refs, layers, content: await openContentStore(join(root, 'content')), dataRoot: root, puller: { async pull() {} } });
+    const svc = new ImageService({ images, refs, layers, dataRoot: root, puller: { async pull() {} } });
     const d = await addLayers(layers, [{ a: '1' }, { b: '2' }]);
     const img = await images.create(config({ diffIds: d }));
     await dropRegistrations(layers, d);
@@ -584,7 +582,7 @@ test('kill -9 during creates, tags and deletes: after reopen every image has its
     const layers = await openLayerStore({ dataRoot: root, driver: 'vfs' });
     const images = await openImageStore(root, layers);
     const refs = await openReferenceStore(root);
-    const svc = new ImageService({ images, refs, layers, content: null, dataRoot: root, puller: null });
+    const svc = new ImageService({ images, refs, layers, dataRoot: root, puller: null });
     for (let i = 0; ; i++) {
       const n = process.pid + '-' + i;
       const tar = Buffer.alloc(2048);

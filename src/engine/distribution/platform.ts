@@ -3,6 +3,7 @@
  * OCI index the way dockerd (containerd's platform matcher) does.
  */
 import { InvalidParameterError, NotFoundError } from '../../lib/errors.js';
+import type { PlatformSpec } from '../../lib/oci/manifest.js';
 
 export interface Platform {
   os: string;
@@ -79,7 +80,7 @@ function acceptedVariants(p: Platform): (string | undefined)[] {
 }
 
 export interface PlatformEntry {
-  platform?: { os?: string; architecture?: string; variant?: string; 'os.version'?: string; 'os.features'?: string[] };
+  platform?: PlatformSpec;
 }
 
 /**

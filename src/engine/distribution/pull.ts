@@ -11,7 +11,6 @@
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { compressionOf, decompressor } from '../layers/compression.js';
-import type { ContentStore } from '../content/types.js';
 import type { LayerStore, ExtractedLayer } from '../layers/types.js';
 import type { ImageStore, ReferenceStore, ImageConfig } from '../images/types.js';
 import type { DaemonConfig } from '../config.js';
@@ -25,13 +24,13 @@ import {
   familiarName, familiarString, normalizedName, parseNormalizedNamed, referenceString, withDefaultTag,
   type Reference,
 } from '../../lib/reference.js';
-import { Repository, RegistryHttpError, errcodeString, type Descriptor, type FetchedManifest, type ImageManifest } from './registry.js';
+import { Repository, RegistryHttpError, errcodeString, type FetchedManifest } from './registry.js';
+import type { Descriptor, ImageManifest } from '../../lib/oci/manifest.js';
 import { formatPlatform, hostPlatform, parsePlatform, platformMatches, selectPlatform, type Platform } from './platform.js';
 import { progressBar } from './progress.js';
 import { V2Metadata } from './metadata.js';
 
 export interface PullerDeps {
-  content: ContentStore;
   layers: LayerStore;
   images: ImageStore;
   refs: ReferenceStore;
@@ -214,7 +213,7 @@ export class Puller {
 
   /** Pulls one tag or digest; returns whether the reference now points at a different image than before. */
   private async pullOne(repo: Repository, named: Reference, tagOrDigest: string, platform: Platform, opts: PullOptions, emit: ProgressSink): Promise<boolean> {
-    const { content, images, refs } = this.deps;
+    const { images, refs } = this.deps;
     let top: FetchedManifest;
     try { top = await repo.getManifest(tagOrDigest); } catch (e) { throw translate(e, named); }
     emit({ status: `Pulling from ${named.path}`, id: tagOrDigest });
@@ -245,11 +244,6 @@ export class Puller {
       }
       imageId = await this.fetchLayers(repo, named, manifest, config, rawConfig, emit, opts.signal);
     }
-
-    // blobs: index, manifest, config (content-addressed; harmless if the pull fails later)
-    await content.put(top.bytes, top.digest);
-    if (fetched !== top) await content.put(fetched.bytes, fetched.digest);
-    if (rawConfig) await content.put(rawConfig, configDigest);
 
     emit({ status: `Digest: ${top.digest}` });
 

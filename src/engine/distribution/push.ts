@@ -22,9 +22,11 @@ import {
 } from '../../lib/reference.js';
 import { V2Metadata } from './metadata.js';
 import { progressBar } from './progress.js';
-import { MEDIA_TYPES, PushSession } from './registry.js';
+import { PushSession } from './registry.js';
+import { MEDIA_TYPES, layerCompression } from '../../lib/oci/mediatypes.js';
+import type { Descriptor, ImageManifest } from '../../lib/oci/manifest.js';
 
-export const LAYER_GZIP_MEDIA_TYPE = 'application/vnd.docker.image.rootfs.diff.tar.gzip';
+const LAYER_GZIP_MEDIA_TYPE = MEDIA_TYPES.dockerLayerGzip;
 
 /**
  * zlib level for pushed layers. Measured on the Debian layer (210 MB tar, Node 24, one core): level 2 compresses
@@ -126,11 +128,11 @@ export class Pusher {
     if (!(await session.blobExists(configDigest))) {
       await session.uploadBlob(configDigest, img.raw.length, () => img.raw);
     }
-    const manifest = {
+    const manifest: ImageManifest = {
       schemaVersion: 2,
       mediaType: MEDIA_TYPES.dockerManifest,
       config: { mediaType: MEDIA_TYPES.dockerConfig, size: img.raw.length, digest: configDigest },
-      layers: results.map((l) => ({ mediaType: LAYER_GZIP_MEDIA_TYPE, size: l.size, digest: l.digest })),
+      layers: results.map((l): Descriptor => ({ mediaType: LAYER_GZIP_MEDIA_TYPE, size: l.size, digest: l.digest })),
     };
     const bytes = Buffer.from(JSON.stringify(manifest, null, 3));
     const digest = sha256(bytes);
@@ -151,7 +153,7 @@ export class Pusher {
     const sources = (await this.metadata.sourcesOf(diffId)).filter((s) => s.repository.startsWith(domainPrefix));
     // 1. the registry already has a blob we pushed or pulled for this layer in this repository
     for (const s of sources.filter((x) => x.repository === repoName)) {
-      if (s.mediaType && s.mediaType !== LAYER_GZIP_MEDIA_TYPE && !s.mediaType.includes('gzip')) continue;
+      if (s.mediaType && layerCompression(s.mediaType) !== 'gzip') continue;
       const size = await this.blobSize(session, s.digest);
       if (size !== null) {
         emit({ status: 'Layer already exists', progressDetail: {}, id: sid });
@@ -160,7 +162,7 @@ export class Pusher {
     }
     // 2. mount from another repository of the same registry
     for (const s of sources.filter((x) => x.repository !== repoName)) {
-      if (s.mediaType && !s.mediaType.includes('gzip')) continue;
+      if (s.mediaType && layerCompression(s.mediaType) !== 'gzip') continue;
       const fromPath = s.repository.slice(domainPrefix.length);
       let mounted = false;
       try { mounted = await session.mountBlob(s.digest, fromPath); } catch { mounted = false; }

@@ -14,27 +14,16 @@ import type { AuthConfig } from '../../api/backend.js';
 import type { DaemonConfig } from '../config.js';
 import { sha256, isDigest, type Digest } from '../../lib/digest.js';
 import { InvalidParameterError, SystemError } from '../../lib/errors.js';
+import { MANIFEST_ACCEPT } from '../../lib/oci/mediatypes.js';
+import {
+  ManifestError, parseManifest as parseOciManifest, type ImageIndex, type ImageManifest, type ParsedManifest,
+} from '../../lib/oci/manifest.js';
 import {
   LIMITS, RegistryHttpError, RegistrySession, discard, resolveEndpoints, resumableBody, type BodyFactory,
   type Endpoint, type RegistryResponse,
 } from './transport.js';
 
 export { RegistryHttpError, errcodeString, type RegistryErrorEntry, type BodyFactory } from './transport.js';
-
-export const MEDIA_TYPES = {
-  dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
-  ociIndex: 'application/vnd.oci.image.index.v1+json',
-  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
-  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
-  schema1: 'application/vnd.docker.distribution.manifest.v1+json',
-  schema1Signed: 'application/vnd.docker.distribution.manifest.v1+prettyjws',
-  dockerConfig: 'application/vnd.docker.container.image.v1+json',
-  ociConfig: 'application/vnd.oci.image.config.v1+json',
-} as const;
-
-export const MANIFEST_ACCEPT = [
-  MEDIA_TYPES.dockerList, MEDIA_TYPES.ociIndex, MEDIA_TYPES.dockerManifest, MEDIA_TYPES.ociManifest,
-];
 
 export const SCHEMA1_MESSAGE =
   '[DEPRECATION NOTICE] Docker Image Format v1 and Docker Image manifest version 2, schema 1 support is disabled by default ' +
@@ -45,34 +34,12 @@ const USER_AGENT = 'wharf/0.1 (linux)';
 const DOCKER_HUB = 'docker.io';
 const DOCKER_HUB_ENDPOINT = 'https://registry-1.docker.io';
 
-export interface Descriptor {
-  mediaType: string;
-  digest: Digest;
-  size: number;
-  urls?: string[];
-  platform?: { os?: string; architecture?: string; variant?: string };
-  annotations?: Record<string, string>;
-}
-
-export interface ImageManifest {
-  schemaVersion: 2;
-  mediaType?: string;
-  config: Descriptor;
-  layers: Descriptor[];
-}
-
-export interface ManifestIndex {
-  schemaVersion: 2;
-  mediaType?: string;
-  manifests: Descriptor[];
-}
-
 export interface FetchedManifest {
   mediaType: string;
   digest: Digest;
   bytes: Buffer;
   kind: 'index' | 'manifest';
-  index?: ManifestIndex;
+  index?: ImageIndex;
   manifest?: ImageManifest;
 }
 
@@ -163,31 +130,28 @@ export class Repository {
   }
 }
 
-/** Classifies a manifest's bytes by Content-Type, its mediaType field or its shape. */
+/**
+ * Classifies a manifest's bytes by its mediaType field, Content-Type or shape (`lib/oci`'s consumer policy),
+ * with the engine's messages.
+ */
 export function parseManifest(bytes: Buffer, digest: Digest, contentType: string): FetchedManifest {
-  let j: Record<string, unknown>;
-  try { j = JSON.parse(bytes.toString('utf8')); } catch { throw new InvalidParameterError(`invalid manifest ${digest}: not JSON`); }
-  const ct = contentType.split(';')[0]!.trim();
-  const declared = typeof j.mediaType === 'string' ? j.mediaType : '';
-  let mediaType = declared || ct;
-  if (j.schemaVersion === 1 || mediaType === MEDIA_TYPES.schema1 || mediaType === MEDIA_TYPES.schema1Signed) {
-    throw new InvalidParameterError(SCHEMA1_MESSAGE);
+  let p: ParsedManifest;
+  try {
+    p = parseOciManifest(bytes, contentType, 'consumer');
+  } catch (e) {
+    if (!(e instanceof ManifestError)) throw e;
+    switch (e.failure) {
+      case 'schema1': throw new InvalidParameterError(SCHEMA1_MESSAGE);
+      case 'json': throw new InvalidParameterError(`invalid manifest ${digest}: ${e.reason}`);
+      case 'index': throw new InvalidParameterError(`invalid manifest list ${digest}`);
+      case 'descriptor':
+        throw new InvalidParameterError(e.reason.includes('manifests[') ? `invalid manifest list ${digest}` : `invalid layer descriptor in manifest ${digest}`);
+      default: throw new InvalidParameterError(`${e.reason} (${digest})`);
+    }
   }
-  const isIndex = Array.isArray(j.manifests) || mediaType === MEDIA_TYPES.dockerList || mediaType === MEDIA_TYPES.ociIndex;
-  if (isIndex) {
-    if (!Array.isArray(j.manifests)) throw new InvalidParameterError(`invalid manifest list ${digest}`);
-    if (mediaType !== MEDIA_TYPES.dockerList) mediaType = MEDIA_TYPES.ociIndex;
-    return { mediaType, digest, bytes, kind: 'index', index: j as unknown as ManifestIndex };
-  }
-  const cfg = j.config as Descriptor | undefined;
-  if (!cfg || !isDigest(String(cfg.digest)) || !Array.isArray(j.layers)) {
-    throw new InvalidParameterError(`unsupported manifest format ${mediaType || 'unknown'} (${digest})`);
-  }
-  for (const l of j.layers as Descriptor[]) {
-    if (!l || !isDigest(String(l.digest)) || typeof l.size !== 'number') throw new InvalidParameterError(`invalid layer descriptor in manifest ${digest}`);
-  }
-  if (mediaType !== MEDIA_TYPES.dockerManifest) mediaType = MEDIA_TYPES.ociManifest;
-  return { mediaType, digest, bytes, kind: 'manifest', manifest: j as unknown as ImageManifest };
+  return p.kind === 'index'
+    ? { mediaType: p.mediaType, digest, bytes, kind: 'index', index: p.index! }
+    : { mediaType: p.mediaType, digest, bytes, kind: 'manifest', manifest: p.manifest! };
 }
 
 // =========================================================================================================

@@ -21,6 +21,7 @@ import { Agent, EnvHttpProxyAgent, interceptors, request, type Dispatcher } from
 import { STATUS_CODES } from 'node:http';
 import { isIP } from 'node:net';
 import { readFileSync } from 'node:fs';
+import { MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE } from '../../lib/oci/mediatypes.js';
 import { Readable } from 'node:stream';
 import type { AuthConfig } from '../../api/backend.js';
 import type { DaemonConfig } from '../config.js';
@@ -38,10 +39,10 @@ const DOCKER_HUB_ENDPOINT = 'https://registry-1.docker.io';
  * images with long histories); listings (tags, catalog and search pages) 8 MiB.
  */
 export const LIMITS = {
-  manifest: 4 << 20,
+  manifest: MAX_MANIFEST_SIZE,
   token: 1 << 20,
   errorBody: 1 << 20,
-  config: 8 << 20,
+  config: MAX_CONFIG_SIZE,
   listing: 8 << 20,
 } as const;
 

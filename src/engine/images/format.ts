@@ -1,0 +1,133 @@
+/** How dockerd formats image data: Go's GOARCH, RFC 3339 times, container.Config JSON, path.Match, filter times. */
+import { InvalidParameterError } from '../../lib/errors.js';
+import type { ContainerConfig } from './types.js';
+
+/** The Docker version written into configs this engine creates (import, bootstrap). */
+export const DOCKER_VERSION = '20.10.24';
+
+export const ZERO_TIME = '0001-01-01T00:00:00Z';
+const ZERO_UNIX = -62135596800;
+
+/** Go's runtime.GOARCH for this host. */
+export function goArch(arch: string = process.arch): string {
+  switch (arch) {
+    case 'x64': return 'amd64';
+    case 'ia32': return '386';
+    case 'arm': return 'arm';
+    case 'arm64': return 'arm64';
+    case 'ppc64': return 'ppc64le';
+    case 's390x': return 's390x';
+    case 'riscv64': return 'riscv64';
+    default: return arch;
+  }
+}
+
+const TIME_RE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/i;
+
+/** A config time as Go's time.Format(RFC3339Nano) prints it after parsing ("" / absent → zero time). */
+export function goTimeString(s: string | undefined): string {
+  if (!s) return ZERO_TIME;
+  const m = TIME_RE.exec(s);
+  if (!m) return ZERO_TIME;
+  const frac = (m[2] ?? '').slice(0, 9).replace(/0+$/, '');
+  const zone = m[3]!.toUpperCase() === 'Z' || m[3] === '+00:00' || m[3] === '-00:00' ? 'Z' : m[3]!;
+  return `${m[1]}${frac ? '.' + frac : ''}${zone}`;
+}
+
+/** Unix seconds of a config time (Go's Time.Unix()); absent → the zero time's. */
+export function goUnix(s: string | undefined): number {
+  if (!s) return ZERO_UNIX;
+  const m = TIME_RE.exec(s);
+  if (!m) return ZERO_UNIX;
+  const ms = Date.parse(`${m[1]}${m[3]!.toUpperCase()}`);
+  return Number.isNaN(ms) ? ZERO_UNIX : Math.floor(ms / 1000);
+}
+
+/** Sortable time of a config: [unix ms, nanos within the ms]. */
+export function timeKey(s: string | undefined): number {
+  if (!s) return ZERO_UNIX * 1000;
+  const m = TIME_RE.exec(s);
+  if (!m) return ZERO_UNIX * 1000;
+  const base = Date.parse(`${m[1]}${m[3]!.toUpperCase()}`);
+  const frac = Number(`0.${m[2] ?? '0'}`);
+  return base + frac * 1000;
+}
+
+/** container.Config as Go marshals it (field order, nulls, omitempty). */
+export function goContainerConfig(c: ContainerConfig | undefined | null): Record<string, unknown> {
+  const x = c ?? {};
+  const o: Record<string, unknown> = {
+    Hostname: x.Hostname ?? '',
+    Domainname: x.Domainname ?? '',
+    User: x.User ?? '',
+    AttachStdin: x.AttachStdin ?? false,
+    AttachStdout: x.AttachStdout ?? false,
+    AttachStderr: x.AttachStderr ?? false,
+  };
+  if (x.ExposedPorts && Object.keys(x.ExposedPorts).length) o.ExposedPorts = x.ExposedPorts;
+  o.Tty = x.Tty ?? false;
+  o.OpenStdin = x.OpenStdin ?? false;
+  o.StdinOnce = x.StdinOnce ?? false;
+  o.Env = x.Env ?? null;
+  o.Cmd = x.Cmd ?? null;
+  if (x.Healthcheck) o.Healthcheck = x.Healthcheck;
+  if (x.ArgsEscaped) o.ArgsEscaped = true;
+  o.Image = x.Image ?? '';
+  o.Volumes = x.Volumes ?? null;
+  o.WorkingDir = x.WorkingDir ?? '';
+  o.Entrypoint = x.Entrypoint ?? null;
+  if (x.NetworkDisabled) o.NetworkDisabled = true;
+  const mac = (x as Record<string, unknown>).MacAddress;
+  if (typeof mac === 'string' && mac) o.MacAddress = mac;
+  o.OnBuild = x.OnBuild ?? null;
+  o.Labels = x.Labels ?? null;
+  if (x.StopSignal) o.StopSignal = x.StopSignal;
+  const st = (x as Record<string, unknown>).StopTimeout;
+  if (typeof st === 'number') o.StopTimeout = st;
+  if (x.Shell && x.Shell.length) o.Shell = x.Shell;
+  return o;
+}
+
+/** Go's path.Match (used by docker's reference filter). Throws on a malformed pattern. */
+export function pathMatch(pattern: string, name: string): boolean {
+  let re = '^';
+  for (let i = 0; i < pattern.length; i++) {
+    const ch = pattern[i]!;
+    if (ch === '*') re += '[^/]*';
+    else if (ch === '?') re += '[^/]';
+    else if (ch === '\\') {
+      i++;
+      if (i >= pattern.length) throw new InvalidParameterError('syntax error in pattern');
+      re += pattern[i]!.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
+    } else if (ch === '[') {
+      const end = pattern.indexOf(']', i + 2);
+      if (end < 0) throw new InvalidParameterError('syntax error in pattern');
+      let cls = pattern.slice(i + 1, end);
+      let neg = false;
+      if (cls.startsWith('^')) { neg = true; cls = cls.slice(1); }
+      re += `[${neg ? '^' : ''}${cls.replace(/\\(.)/g, '\\$1').replace(/\//g, '\\/')}]`;
+      i = end;
+    } else re += ch.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
+  }
+  re += '$';
+  return new RegExp(re, 's').test(name);
+}
+
+/** docker's timestamp filter values ("until="): durations back from now, unix seconds, RFC 3339 dates. */
+export function parseTimestamp(value: string, now = Date.now()): number {
+  if (value === '') return now;
+  const dur = /^(?:(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+$/.test(value);
+  if (dur) {
+    const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1e3, m: 60e3, h: 3600e3 };
+    let total = 0;
+    for (const m of value.matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/g)) total += parseFloat(m[1]!) * unit[m[2]!]!;
+    return now - total;
+  }
+  if (/^-?\d+(\.\d+)?$/.test(value)) return parseFloat(value) * 1000;
+  let v = value;
+  if (/^\d{4}-\d\d-\d\d$/.test(v)) v += 'T00:00:00';
+  const hasZone = /(Z|[+-]\d\d:?\d\d)$/i.test(v) && v.includes('T');
+  const ms = Date.parse(hasZone ? v : v); // a date without zone is local time, as Go's ParseInLocation(Local)
+  if (Number.isNaN(ms)) throw new InvalidParameterError(`invalid value for 'until' filter: failed to parse value as time or duration: "${value}"`);
+  return ms;
+}
