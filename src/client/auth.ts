@@ -12,14 +12,9 @@ const require = createRequire(import.meta.url);
 const readFileSync: typeof FsNs.readFileSync = (require('node:fs') as typeof FsNs).readFileSync;
 const homedir = (): string => process.env.HOME || (require('node:os') as typeof import('node:os')).homedir();
 
-export interface AuthConfig {
-  username?: string;
-  password?: string;
-  auth?: string;
-  serveraddress?: string;
-  identitytoken?: string;
-  registrytoken?: string;
-}
+import type { AuthConfig } from '../wire/index.js';
+
+export type { AuthConfig };
 
 export const INDEX_SERVER = 'https://index.docker.io/v1/';
 

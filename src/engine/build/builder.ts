@@ -16,7 +16,7 @@ import tar from 'tar-stream';
 import { hexOf, type Digest } from '../../lib/digest.js';
 import { InvalidParameterError, NotFoundError, WharfError } from '../../lib/errors.js';
 import type { JSONMessage, ProgressSink } from '../../lib/jsonmessage.js';
-import type { BuildRequest } from '../../api/backend.js';
+import type { BuildRequest } from '../../wire/index.js';
 import type { ContainerConfig, HistoryEntry, Image, ImageConfig, ImageStore } from '../images/types.js';
 import type { ExtractedLayer, LayerStore } from '../layers/types.js';
 import { parseInstructions, type CommandInstruction, type CopyInstruction, type Dockerfile, type Instruction, type Stage } from './dockerfile/instructions.js';

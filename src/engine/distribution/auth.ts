@@ -13,7 +13,7 @@
  *   `unauthorized: incorrect username or password`.
  */
 import { STATUS_CODES } from 'node:http';
-import type { AuthConfig } from '../../api/backend.js';
+import type { AuthConfig } from '../../wire/index.js';
 import type { DaemonConfig } from '../config.js';
 import { InvalidParameterError, SystemError, UnauthorizedError, UnavailableError } from '../../lib/errors.js';
 import {

@@ -15,7 +15,7 @@ import type { ContentStore } from '../content/types.js';
 import type { LayerStore, ExtractedLayer } from '../layers/types.js';
 import type { ImageStore, ReferenceStore, ImageConfig } from '../images/types.js';
 import type { DaemonConfig } from '../config.js';
-import type { PullOptions } from '../../api/backend.js';
+import type { PullOptions } from '../../wire/index.js';
 import type { JSONMessage, ProgressSink } from '../../lib/jsonmessage.js';
 import { chainIds, isDigest, newHasher, sha256, shortId, type Digest } from '../../lib/digest.js';
 import {

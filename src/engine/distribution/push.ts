@@ -10,7 +10,7 @@
  */
 import { Transform, pipeline as streamPipeline } from 'node:stream';
 import { createGzip } from 'node:zlib';
-import type { AuthConfig } from '../../api/backend.js';
+import type { AuthConfig } from '../../wire/index.js';
 import type { DaemonConfig } from '../config.js';
 import type { LayerStore } from '../layers/types.js';
 import type { ImageStore, ImageConfig, ReferenceStore } from '../images/types.js';

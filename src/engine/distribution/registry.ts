@@ -10,7 +10,7 @@
  *   Scope `repository:<path>:pull,push` (plus `pull` on a mount source); uploads are never retried blindly.
  */
 import type { Readable } from 'node:stream';
-import type { AuthConfig } from '../../api/backend.js';
+import type { AuthConfig } from '../../wire/index.js';
 import type { DaemonConfig } from '../config.js';
 import { sha256, isDigest, type Digest } from '../../lib/digest.js';
 import { InvalidParameterError, SystemError } from '../../lib/errors.js';

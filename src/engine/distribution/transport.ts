@@ -22,7 +22,7 @@ import { STATUS_CODES } from 'node:http';
 import { isIP } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
-import type { AuthConfig } from '../../api/backend.js';
+import type { AuthConfig } from '../../wire/index.js';
 import type { DaemonConfig } from '../config.js';
 import { SystemError, UnauthorizedError, UnavailableError, WharfError } from '../../lib/errors.js';
 

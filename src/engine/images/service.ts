@@ -10,9 +10,8 @@ import { chainIds, hexOf, type Digest } from '../../lib/digest.js';
 import { ConflictError, InvalidParameterError, NotFoundError, WharfError } from '../../lib/errors.js';
 import type { ProgressSink } from '../../lib/jsonmessage.js';
 import { getBoolOrDefault, hasFilter, matchKVList, validateFilters } from '../../lib/filters.js';
-import type {
-  DeleteItem, Filters, HistoryItem, ImageBackend, ImageSummary, ImportOptions, PullOptions,
-} from '../../api/backend.js';
+import type { Filters } from '../../lib/filters.js';
+import type { DeleteItem, HistoryItem, ImageSummary, ImportOptions, PullOptions } from '../../wire/index.js';
 import type { ContentStore } from '../content/types.js';
 import type { LayerStore } from '../layers/types.js';
 import { applyChanges } from './changes.js';
@@ -165,7 +164,8 @@ export function parseTimestamp(value: string, now = Date.now()): number {
   return ms;
 }
 
-export class ImageService implements ImageBackend {
+/** The images backend of the API (`ImageBackend` in api/backend.ts; the daemon checks the fit where it wires it). */
+export class ImageService {
   private readonly images: ImageStore;
   private readonly refs: ReferenceStore;
   private readonly layers: LayerStore;

@@ -14,7 +14,8 @@
  * - `limit` 1…100 (default 25); filters `is-official`, `is-automated` (true|false) and `stars` (integer; the
  *   largest wins) with dockerd's "Invalid filter" errors.
  */
-import type { AuthConfig, Filters } from '../../api/backend.js';
+import type { Filters } from '../../lib/filters.js';
+import type { AuthConfig } from '../../wire/index.js';
 import type { DaemonConfig } from '../config.js';
 import { InvalidParameterError, SystemError, UnauthorizedError, UnavailableError } from '../../lib/errors.js';
 import {

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as os from 'node:os';
-import type { ImageSummary, SystemBackend } from '../../api/backend.js';
+import type { ImageSummary } from '../../wire/index.js';
 import type { DaemonConfig } from '../config.js';
 import { writeFileAtomic } from '../../lib/atomic.js';
 
@@ -150,7 +150,7 @@ function isCidr(s: string): boolean {
   return /^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(s) || /^[0-9a-fA-F:]+\/\d{1,3}$/.test(s);
 }
 
-export class SystemService implements SystemBackend {
+export class SystemService {
   private readonly opts: SystemServiceOptions;
   private engineId: string | undefined;
   private commit: string | undefined;
