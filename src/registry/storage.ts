@@ -22,6 +22,7 @@ import { randomUUID, type Hash } from 'node:crypto';
 import { hexOf, isDigest, newHasher, sha256, type Digest } from '../lib/digest.js';
 import { fsyncDir, writeFileAtomic } from '../lib/atomic.js';
 import { RegistryError } from './errors.js';
+import { isENOENT } from '../lib/fsutil.js';
 
 export const MT = {
   dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
@@ -144,11 +145,6 @@ export function parseManifest(bytes: Buffer, contentType: string | undefined): P
   if (m.subject !== undefined) out.subject = asDescriptor(m.subject, 'subject');
   if (m.annotations && typeof m.annotations === 'object') out.annotations = m.annotations as Record<string, string>;
   return out;
-}
-
-function isENOENT(e: unknown): boolean {
-  const c = (e as NodeJS.ErrnoException)?.code;
-  return c === 'ENOENT' || c === 'ENOTDIR';
 }
 
 async function exists(p: string): Promise<boolean> {

@@ -18,7 +18,8 @@ import { openContentStore } from '../../src/engine/content/store.js';
 import type { LayerStore } from '../../src/engine/layers/types.js';
 import type { ImageStore, ReferenceStore } from '../../src/engine/images/types.js';
 import { openImageStore, openReferenceStore } from '../../src/engine/images/store.js';
-import { ImageService, goTimeString, pathMatch, parseTimestamp } from '../../src/engine/images/service.js';
+import { ImageService, goTimeString, parseTimestamp } from '../../src/engine/images/service.js';
+import { goMatch as pathMatch } from '../../src/lib/go.js';
 import type { JSONMessage } from '../../src/lib/jsonmessage.js';
 import { sleep } from '../support/wait.js';
 

@@ -24,6 +24,7 @@ import type { ProgressSink } from '../../lib/jsonmessage.js';
 import {
   familiarName, familiarString, normalizedName, parseNormalizedNamed, referenceString, withDefaultTag, type Reference,
 } from '../../lib/reference.js';
+import { goArch } from '../../lib/go.js';
 
 export interface ArchiveDeps {
   images: ImageStore;
@@ -41,10 +42,6 @@ interface ManifestItem { Config: string; RepoTags: string[] | null; Layers: stri
 /** The legacy v1 layer ID docker writes as the layer directory name (deterministic per chain). */
 function v1Id(parentV1: string, diffId: Digest, topConfig?: Buffer): string {
   return hexOf(sha256(`${parentV1}\n${diffId}${topConfig ? `\n${sha256(topConfig)}` : ''}`));
-}
-
-function goArchName(): string {
-  return ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x' } as Record<string, string>)[process.arch] ?? process.arch;
 }
 
 export class ArchiveService {
@@ -428,7 +425,7 @@ export class ArchiveService {
       const ann = d.annotations ?? {};
       const refName = ann['io.containerd.image.name'] ?? (ann['org.opencontainers.image.ref.name']?.includes('/') || ann['org.opencontainers.image.ref.name']?.includes(':') ? ann['org.opencontainers.image.ref.name'] : undefined) ?? name;
       if (Array.isArray(raw.manifests)) {
-        const linux = raw.manifests.filter((m) => !m.platform || (m.platform.os === 'linux' && (!m.platform.architecture || m.platform.architecture === goArchName())));
+        const linux = raw.manifests.filter((m) => !m.platform || (m.platform.os === 'linux' && (!m.platform.architecture || m.platform.architecture === goArch())));
         if (linux[0]) await visit(linux[0], refName, depth + 1);
         return;
       }

@@ -6,6 +6,7 @@ import { hexOf, isDigest, newHasher, parseDigest, type Digest } from '../../lib/
 import { fsyncDir } from '../../lib/atomic.js';
 import { InvalidParameterError, NotFoundError } from '../../lib/errors.js';
 import type { BlobInfo, BlobWriter, ContentStore } from './types.js';
+import { isENOENT } from '../../lib/fsutil.js';
 
 /**
  * Content store on the local filesystem.
@@ -181,6 +182,3 @@ class IngestWriter implements BlobWriter {
   }
 }
 
-function isENOENT(e: unknown): boolean {
-  return (e as NodeJS.ErrnoException)?.code === 'ENOENT';
-}

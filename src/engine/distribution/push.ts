@@ -23,6 +23,7 @@ import {
 import { V2Metadata } from './metadata.js';
 import { progressBar } from './progress.js';
 import { MEDIA_TYPES, PushSession } from './registry.js';
+import { Semaphore } from '../../lib/sync.js';
 
 export const LAYER_GZIP_MEDIA_TYPE = 'application/vnd.docker.image.rootfs.diff.tar.gzip';
 
@@ -47,17 +48,6 @@ export interface PushOptions {
 }
 
 interface PushedLayer { digest: Digest; size: number }
-
-class Limiter {
-  private active = 0;
-  private readonly queue: (() => void)[] = [];
-  constructor(private readonly max: number) {}
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.active >= this.max) await new Promise<void>((r) => this.queue.push(r));
-    this.active++;
-    try { return await fn(); } finally { this.active--; this.queue.shift()?.(); }
-  }
-}
 
 export class Pusher {
   private readonly metadata: V2Metadata;
@@ -113,7 +103,7 @@ export class Pusher {
     for (const i of order) emit({ status: 'Preparing', progressDetail: {}, id: shortId(diffIds[i]!) });
     let started = 0;
     for (const i of order) if (started++ >= limit) emit({ status: 'Waiting', progressDetail: {}, id: shortId(diffIds[i]!) });
-    const lim = new Limiter(limit);
+    const lim = new Semaphore(limit);
     const results: PushedLayer[] = new Array(n);
     const tasks = order.map((i) => lim.run(async () => {
       results[i] = await this.pushLayer(session, named, repoName, diffIds[i]!, chains[i]!, emit);

@@ -42,8 +42,6 @@ export const SCHEMA1_MESSAGE =
   'version 2, schema 2 (this engine does not support schema 1 manifests).';
 
 const USER_AGENT = 'wharf/0.1 (linux)';
-const DOCKER_HUB = 'docker.io';
-const DOCKER_HUB_ENDPOINT = 'https://registry-1.docker.io';
 
 export interface Descriptor {
   mediaType: string;

@@ -14,11 +14,13 @@ import type { Filters } from '../../lib/filters.js';
 import type { DeleteItem, HistoryItem, ImageSummary, ImportOptions, PullOptions } from '../../wire/index.js';
 import type { ContentStore } from '../content/types.js';
 import type { LayerStore } from '../layers/types.js';
+import { peek } from '../../lib/streams.js';
 import { applyChanges } from './changes.js';
 import { familiarName, familiarString, parseNamed, refString, withDefaultTag, withTag, type ParsedRef } from './refs.js';
-import { rfc3339Nano, topChainOf } from './store.js';
+import { topChainOf } from './store.js';
 import type { ContainerConfig, Image, ImageConfig, ImageStore, ReferenceStore } from './types.js';
 import { bootstrapImage } from '../bootstrap/index.js';
+import { goArch, goMatch, rfc3339Nano } from '../../lib/go.js';
 
 /** The Docker version written into configs this engine creates (import, bootstrap). */
 export const DOCKER_VERSION = '20.10.24';
@@ -39,20 +41,6 @@ export interface ImageServiceDeps {
 
 const ZERO_TIME = '0001-01-01T00:00:00Z';
 const ZERO_UNIX = -62135596800;
-
-/** Go's runtime.GOARCH for this host. */
-export function goArch(arch: string = process.arch): string {
-  switch (arch) {
-    case 'x64': return 'amd64';
-    case 'ia32': return '386';
-    case 'arm': return 'arm';
-    case 'arm64': return 'arm64';
-    case 'ppc64': return 'ppc64le';
-    case 's390x': return 's390x';
-    case 'riscv64': return 'riscv64';
-    default: return arch;
-  }
-}
 
 const TIME_RE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/i;
 
@@ -118,31 +106,6 @@ export function goContainerConfig(c: ContainerConfig | undefined | null): Record
   if (typeof st === 'number') o.StopTimeout = st;
   if (x.Shell && x.Shell.length) o.Shell = x.Shell;
   return o;
-}
-
-/** Go's path.Match (used by docker's reference filter). Throws on a malformed pattern. */
-export function pathMatch(pattern: string, name: string): boolean {
-  let re = '^';
-  for (let i = 0; i < pattern.length; i++) {
-    const ch = pattern[i]!;
-    if (ch === '*') re += '[^/]*';
-    else if (ch === '?') re += '[^/]';
-    else if (ch === '\\') {
-      i++;
-      if (i >= pattern.length) throw new InvalidParameterError('syntax error in pattern');
-      re += pattern[i]!.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
-    } else if (ch === '[') {
-      const end = pattern.indexOf(']', i + 2);
-      if (end < 0) throw new InvalidParameterError('syntax error in pattern');
-      let cls = pattern.slice(i + 1, end);
-      let neg = false;
-      if (cls.startsWith('^')) { neg = true; cls = cls.slice(1); }
-      re += `[${neg ? '^' : ''}${cls.replace(/\\(.)/g, '\\$1').replace(/\//g, '\\/')}]`;
-      i = end;
-    } else re += ch.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
-  }
-  re += '$';
-  return new RegExp(re, 's').test(name);
 }
 
 /** docker's timestamp filter values ("until="): durations back from now, unix seconds, RFC 3339 dates. */
@@ -297,7 +260,7 @@ export class ImageService {
         if (patterns && patterns.length) {
           let found = false;
           for (const pat of patterns) {
-            found = pathMatch(pat, familiarString(ref)) || pathMatch(pat, familiarName(ref));
+            found = goMatch(pat, familiarString(ref)) || goMatch(pat, familiarName(ref));
             if (found) break;
           }
           if (!found) continue;
@@ -721,9 +684,7 @@ export class ImageService {
 
 /** Peeks at the first bytes and inflates gzip, zstd, bzip2 or xz; plain tar passes through. */
 export async function decompressStream(input: Readable): Promise<Readable> {
-  const head = await peek(input, 6);
-  const rest = head.stream;
-  const b = head.bytes;
+  const { head: b, stream: rest } = await peek(input, 6);
   if (b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b) return rest.pipe(zlib.createGunzip({ chunkSize: 1 << 17 }));
   if (b.length >= 4 && b[0] === 0x28 && b[1] === 0xb5 && b[2] === 0x2f && b[3] === 0xfd) {
     const z = zlib as unknown as { createZstdDecompress?: (o?: { chunkSize?: number }) => NodeJS.ReadWriteStream };
@@ -747,31 +708,5 @@ function external(input: Readable, cmd: string, args: string[]): Readable {
   pipeline(input, child.stdin!).catch(() => {});
   child.stdout!.pipe(out);
   return out;
-}
-
-/** Reads the first `n` bytes without losing them: returns them and a stream that still starts at byte 0. */
-async function peek(input: Readable, n: number): Promise<{ bytes: Buffer; stream: Readable }> {
-  const chunks: Buffer[] = [];
-  let len = 0;
-  const it = input[Symbol.asyncIterator]();
-  let done = false;
-  while (len < n) {
-    const r = await it.next();
-    if (r.done) { done = true; break; }
-    const c = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
-    chunks.push(c);
-    len += c.length;
-  }
-  const first = Buffer.concat(chunks);
-  async function* gen() {
-    if (first.length) yield first;
-    if (done) return;
-    for (;;) {
-      const r = await it.next();
-      if (r.done) return;
-      yield Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
-    }
-  }
-  return { bytes: first.subarray(0, n), stream: Readable.from(gen(), { objectMode: false }) };
 }
 

@@ -11,6 +11,8 @@ import { extractOffThread } from './extractworker.js';
 import type { Compression } from './compression.js';
 import { tarSplitSize, tarSplitStream } from './tarsplit.js';
 import { isOpaque, isWhiteout, naiveChanges, packChanges, packOverlayDir, readXattrs, type Change } from './tarpack.js';
+import { isENOENT } from '../../lib/fsutil.js';
+import { Mutex } from '../../lib/sync.js';
 
 /**
  * The layer store.
@@ -67,19 +69,6 @@ const INIT_ITEMS: [string, 'dir' | 'file' | 'symlink', string?][] = [
 ];
 
 const LONG_OPTS = 3500;
-
-class Mutex {
-  private tail: Promise<unknown> = Promise.resolve();
-  run<T>(fn: () => Promise<T>): Promise<T> {
-    const p = this.tail.then(fn, fn);
-    this.tail = p.catch(() => {});
-    return p;
-  }
-}
-
-function isENOENT(e: unknown): boolean {
-  return (e as NodeJS.ErrnoException)?.code === 'ENOENT';
-}
 
 async function readText(p: string): Promise<string | null> {
   try {
