@@ -101,7 +101,8 @@ test('containers reach each other by IP on the bridge; --network none has only l
     assert.match(ip, /^\d+\.\d+\.\d+\.\d+$/);
     for (const c of CLIS) {
       let r: RunResult = { code: -1, stdout: '', stderr: '' };
-      await waitFor(async () => (r = await cli(c, ['run', '--rm', 'busybox', 'wget', '-q', '-O-', `http://${ip}/hostname`])).code === 0, { interval: 100 });
+      await waitFor(async () => (r = await cli(c, ['run', '--rm', 'busybox', 'wget', '-q', '-O-', `http://${ip}/hostname`])).code === 0, { interval: 100, message: `${c} run wget http://${ip}/` })
+        .catch((e: Error) => assert.fail(`${e.message}: ${show(r)}`));
       assert.equal(r.stdout.trim(), (await d.docker(['inspect', '--format', '{{.Config.Hostname}}', 'peer-web'])).stdout.trim(), show(r));
       const n = await cli(c, ['run', '--rm', '--network', 'none', 'busybox', 'sh', '-c', 'ls /sys/class/net; wget -q -T 2 -O- http://' + ip + '/hostname || echo unreachable']);
       assert.equal(n.stdout, 'lo\nunreachable\n', show(n));

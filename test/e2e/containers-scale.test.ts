@@ -80,7 +80,8 @@ test('50 containers started and removed in parallel leave nothing behind', { tim
   });
   // removal answers before every process is reaped; the checks below name whatever is still left
   await waitFor(async () => (await d.wharf(['ps', '-aq'])).stdout === '' && processesMentioning(ids).length === 0
-    && cgroupDirs(ids).length === 0 && mountsUnder(d.dataRoot).length === 0, { timeout: 10_000, interval: 100 }).catch(() => {});
+    && cgroupDirs(ids).length === 0 && mountsUnder(d.dataRoot).length === 0 && mountsUnder(d.execRoot).length === 0
+    && hostVeths().filter((v) => !vethsBefore.includes(v)).length === 0, { timeout: 10_000, interval: 100 }).catch(() => {});
   assert.deepEqual((await d.wharf(['ps', '-aq'])).stdout, '');
   assert.deepEqual(mountsUnder(d.dataRoot), [], 'no overlay mounts left');
   assert.deepEqual(mountsUnder(d.execRoot), [], 'no netns bind mounts left');
