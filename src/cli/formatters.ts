@@ -7,6 +7,7 @@ import { parseNormalizedNamed, familiarName } from '../lib/reference.js';
 import { humanDuration, humanSize, humanSizeWithPrecision, formatDockerTime, ellipsis } from '../lib/units.js';
 import { formatList } from '../lib/gotemplate.js';
 import type { BuildCacheRecord, ContainerSummary, DiskUsage, HistoryItem, ImageSummary, VolumeSummary } from '../client/types.js';
+import { rfc3339 } from '../lib/go.js';
 
 export const TABLE_FORMAT_KEY = 'table';
 export const JSON_FORMAT_KEY = 'json';
@@ -21,11 +22,6 @@ export function truncateId(id: string): string {
 /** "About a minute ago" for a Unix time in seconds. */
 export function createdSince(unixSeconds: number, now: number): string {
   return `${humanDuration(now - unixSeconds * 1000)} ago`;
-}
-
-/** Go's time.Time.Format(time.RFC3339) in UTC. */
-export function rfc3339(unixSeconds: number): string {
-  return new Date(unixSeconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
 /** "json" → {{json .}}; anything else as given. */
@@ -155,7 +151,7 @@ export const HISTORY_HEADERS: Record<string, string> = {
 export interface HistoryOptions { format?: string; quiet?: boolean; human?: boolean; noTrunc?: boolean }
 
 export function historyRow(h: HistoryItem, human: boolean, trunc: boolean, now: number): Record<string, string> {
-  const createdAt = rfc3339(h.Created);
+  const createdAt = rfc3339(new Date(h.Created * 1000));
   const createdBy = h.CreatedBy.replace(/\t/g, ' ');
   return {
     Comment: h.Comment,

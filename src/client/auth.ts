@@ -12,16 +12,12 @@ const require = createRequire(import.meta.url);
 const readFileSync: typeof FsNs.readFileSync = (require('node:fs') as typeof FsNs).readFileSync;
 const homedir = (): string => process.env.HOME || (require('node:os') as typeof import('node:os')).homedir();
 
-export interface AuthConfig {
-  username?: string;
-  password?: string;
-  auth?: string;
-  serveraddress?: string;
-  identitytoken?: string;
-  registrytoken?: string;
-}
+import type { AuthConfig } from '../wire/index.js';
+import { DEFAULT_DOMAIN, INDEX_SERVER, LEGACY_DEFAULT_DOMAIN, isDockerHub } from '../lib/reference.js';
 
-export const INDEX_SERVER = 'https://index.docker.io/v1/';
+export type { AuthConfig };
+
+export { INDEX_SERVER };
 
 /** The directory of the client config: --config, then $DOCKER_CONFIG, then ~/.docker. */
 export function configDir(flag?: string, env: NodeJS.ProcessEnv = process.env): string {
@@ -52,13 +48,13 @@ function hostOfKey(k: string): string {
 /** The credentials stored for a registry domain ("docker.io", "localhost:5000"); {} when none. */
 export function credentialsFor(domain: string, dir: string): AuthConfig {
   const auths = readConfig(dir).auths ?? {};
-  const isHub = domain === 'docker.io' || domain === 'index.docker.io' || domain === 'registry-1.docker.io';
+  const isHub = isDockerHub(domain);
   let entry = isHub ? auths[INDEX_SERVER] : undefined;
   let key = isHub ? INDEX_SERVER : domain;
   if (entry === undefined) {
     for (const [k, v] of Object.entries(auths)) {
       const h = hostOfKey(k);
-      if (h === domain || (isHub && (h === 'index.docker.io' || h === 'docker.io'))) { entry = v; key = k; break; }
+      if (h === domain || (isHub && (h === LEGACY_DEFAULT_DOMAIN || h === DEFAULT_DOMAIN))) { entry = v; key = k; break; }
     }
   }
   const cfg = readConfig(dir);

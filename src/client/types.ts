@@ -1,29 +1,13 @@
-/** Engine API shapes the client reads (API 1.41), as the daemon sends them. */
-export interface ImageSummary {
-  Id: string;
-  ParentId: string;
+/** Engine API shapes the client reads (API 1.41), as the daemon sends them (the shared ones are in src/wire/). */
+import type { ImageSummary as WireImageSummary } from '../wire/index.js';
+
+export type { DeleteItem, HistoryItem, ImagePruneReport as PruneReport } from '../wire/index.js';
+
+/** GET /images/json's row as the client reads it: other daemons may send null for the tag and digest lists. */
+export interface ImageSummary extends Omit<WireImageSummary, 'RepoTags' | 'RepoDigests'> {
   RepoTags: string[] | null;
   RepoDigests: string[] | null;
-  Created: number;
-  Size: number;
-  SharedSize: number;
-  VirtualSize?: number;
-  Labels: Record<string, string> | null;
-  Containers: number;
 }
-
-export interface HistoryItem {
-  Id: string;
-  Created: number;
-  CreatedBy: string;
-  Tags: string[] | null;
-  Size: number;
-  Comment: string;
-}
-
-export interface DeleteItem { Untagged?: string; Deleted?: string }
-
-export interface PruneReport { ImagesDeleted: DeleteItem[] | null; SpaceReclaimed: number }
 
 export interface ContainerSummary {
   Id: string;

@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { DEFAULT_CONFIG, type DaemonConfig } from '../engine/config.js';
+import { isENOENT } from '../lib/fsutil.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/wharf/daemon.json';
 
@@ -154,7 +155,7 @@ export function readConfigFile(path: string): Record<string, unknown> {
 }
 
 function fileExists(path: string): boolean {
-  try { readFileSync(path); return true; } catch (e) { return (e as NodeJS.ErrnoException).code !== 'ENOENT'; }
+  try { readFileSync(path); return true; } catch (e) { return !isENOENT(e); }
 }
 
 /**

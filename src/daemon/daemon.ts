@@ -16,7 +16,8 @@ import { BuildService } from '../engine/build/service.js';
 import { ContainerExecutor } from '../engine/build/run-executor.js';
 import { buildRoutes } from '../api/routes/build.js';
 import type { Router } from '../api/router.js';
-import { DOCKER_VERSION, goArch, goContainerConfig, decompressStream } from '../engine/images/service.js';
+import { DOCKER_VERSION, goContainerConfig, decompressStream } from '../engine/images/service.js';
+import { goArch } from '../lib/go.js';
 import { Pusher } from '../engine/distribution/push.js';
 import { ArchiveService } from '../engine/archive/archive.js';
 import { distributionRoutes } from '../api/routes/distribution.js';
@@ -35,6 +36,8 @@ import { CommitService } from '../engine/containers/commit.js';
 import { ArchiveReader } from '../engine/containers/archive.js';
 import { BridgeNetwork } from '../engine/network/index.js';
 import { createRuntime } from '../engine/runtime/runc.js';
+import { isENOENT } from '../lib/fsutil.js';
+import { DEFAULT_DOMAIN, INDEX_SERVER, LEGACY_DEFAULT_DOMAIN } from '../lib/reference.js';
 
 /** wharfd's product version (Server header, /version, /info). */
 export const WHARF_VERSION = '0.1.0';
@@ -75,7 +78,7 @@ export async function secureRoots(dataRoot: string, execRoot: string): Promise<v
   for (const { path, mode, create } of DATA_ROOT_MODES) {
     const p = join(dataRoot, path);
     if (create) await mkdir(p, { recursive: true, mode });
-    await chmod(p, mode).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'ENOENT') throw e; });
+    await chmod(p, mode).catch((e: unknown) => { if (!isENOENT(e)) throw e; });
   }
   await mkdir(execRoot, { recursive: true, mode: 0o700 });
   await chmod(execRoot, 0o700);
@@ -139,7 +142,7 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
       let creds;
       if (auth) {
         const domain = parseNamed(ref).domain;
-        creds = domain === 'docker.io' ? auth['https://index.docker.io/v1/'] ?? auth['docker.io'] ?? auth['index.docker.io'] : auth[domain] ?? auth[`https://${domain}`] ?? auth[`http://${domain}`];
+        creds = domain === DEFAULT_DOMAIN ? auth[INDEX_SERVER] ?? auth[DEFAULT_DOMAIN] ?? auth[LEGACY_DEFAULT_DOMAIN] : auth[domain] ?? auth[`https://${domain}`] ?? auth[`http://${domain}`];
       }
       return imageService.pull(ref, { ...(creds ? { auth: creds } : {}), ...(platform ? { platform } : {}) }, progress);
     },

@@ -107,24 +107,4 @@ export class PatternMatcher {
   }
 }
 
-/** Go's path/filepath.Match (used by COPY/ADD sources): `*`, `?`, `[…]` (with `^`/`!`), `\` escapes. */
-export function goMatch(pattern: string, name: string): boolean {
-  let re = '^';
-  for (let i = 0; i < pattern.length; i++) {
-    const ch = pattern[i]!;
-    if (ch === '*') re += '[^/]*';
-    else if (ch === '?') re += '[^/]';
-    else if (ch === '\\' && i + 1 < pattern.length) { re += pattern[++i]!.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'); }
-    else if (ch === '[') {
-      const end = pattern.indexOf(']', i + 2);
-      if (end < 0) throw new InvalidParameterError('syntax error in pattern');
-      let cls = pattern.slice(i + 1, end);
-      if (cls.startsWith('^') || cls.startsWith('!')) cls = '^' + cls.slice(1);
-      re += '[' + cls.replace(/\\/g, '\\\\') + ']';
-      i = end;
-    } else re += ch.replace(/[.+^${}()|\]\\/]/g, '\\$&');
-  }
-  return new RegExp(re + '$', 's').test(name);
-}
-
 export function hasWildcards(p: string): boolean { return /[*?[]/.test(p); }

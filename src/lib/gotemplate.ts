@@ -7,6 +7,7 @@
 import { InvalidParameterError } from './errors.js';
 import { goFormatFloat, formatDockerTime } from './units.js';
 import { TabWriter } from './tabwriter.js';
+import { goQuote } from './go.js';
 
 export type TemplateFunc = (...a: unknown[]) => unknown;
 
@@ -742,32 +743,6 @@ function padStr(s: string, sp: Spec, numeric = false): string {
     return '0'.repeat(n) + s;
   }
   return ' '.repeat(n) + s;
-}
-
-/** strconv.Quote */
-export function goQuote(s: string): string {
-  let out = '"';
-  for (const ch of s) {
-    const cp = ch.codePointAt(0)!;
-    switch (ch) {
-      case '"': out += '\\"'; continue;
-      case '\\': out += '\\\\'; continue;
-      case '\x07': out += '\\a'; continue;
-      case '\b': out += '\\b'; continue;
-      case '\f': out += '\\f'; continue;
-      case '\n': out += '\\n'; continue;
-      case '\r': out += '\\r'; continue;
-      case '\t': out += '\\t'; continue;
-      case '\v': out += '\\v'; continue;
-      default: break;
-    }
-    if (cp < 0x20 || cp === 0x7f) out += `\\x${cp.toString(16).padStart(2, '0')}`;
-    else if (cp >= 0xd800 && cp < 0xe000) out += '\\ufffd';
-    else if (/[\p{L}\p{M}\p{N}\p{P}\p{S}\u0020]/u.test(ch)) out += ch;
-    else if (cp < 0x10000) out += `\\u${cp.toString(16).padStart(4, '0')}`;
-    else out += `\\U${cp.toString(16).padStart(8, '0')}`;
-  }
-  return out + '"';
 }
 
 function badVerb(verb: string, v: unknown): string {

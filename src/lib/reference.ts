@@ -16,8 +16,17 @@ export interface Reference {
 
 export const DEFAULT_DOMAIN = 'docker.io';
 export const LEGACY_DEFAULT_DOMAIN = 'index.docker.io';
+/** The host Docker Hub's registry API answers on. */
+export const DEFAULT_REGISTRY_HOST = 'registry-1.docker.io';
+/** Docker Hub's index server: the key of its credentials in config.json and X-Registry-Config, and /info's. */
+export const INDEX_SERVER = 'https://index.docker.io/v1/';
 export const OFFICIAL_REPO_PREFIX = 'library/';
 export const NAME_TOTAL_LENGTH_MAX = 255;
+
+/** Whether a registry domain is Docker Hub under any of its names (docker.io, index.docker.io, registry-1.docker.io). */
+export function isDockerHub(domain: string): boolean {
+  return domain === DEFAULT_DOMAIN || domain === LEGACY_DEFAULT_DOMAIN || domain === DEFAULT_REGISTRY_HOST;
+}
 
 // The grammar (distribution/reference regexp.go), as regular-expression sources.
 const alphanumeric = '[a-z0-9]+';

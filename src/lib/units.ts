@@ -3,6 +3,7 @@
  * pieces of Go's float formatting (strconv 'e', 'f', 'g') that those outputs and printf need.
  */
 import { InvalidParameterError } from './errors.js';
+import { goQuote } from './go.js';
 
 // ---------------------------------------------------------------------------------------------
 // Go float formatting (strconv.FormatFloat with 'e', 'f', 'g'; exact decimal, round half to even)
@@ -198,10 +199,6 @@ function parseGoFloat(s: string): number {
     throw new InvalidParameterError(`strconv.ParseFloat: parsing ${goQuote(s)}: invalid syntax`);
   }
   return Number(s);
-}
-
-function goQuote(s: string): string {
-  return JSON.stringify(s);
 }
 
 function parseSize(sizeStr: string, mult: Record<string, number>): number {

@@ -25,6 +25,7 @@ import { RegistryError } from './errors.js';
 import {
   ManifestError, parseManifest as parseOciManifest, referencedDigests, type Descriptor, type ParsedManifest,
 } from '../lib/oci/manifest.js';
+import { isENOENT } from '../lib/fsutil.js';
 
 export type { Descriptor } from '../lib/oci/manifest.js';
 
@@ -69,11 +70,6 @@ export function parseManifest(bytes: Buffer, contentType: string | undefined): P
     if (e instanceof ManifestError) throw new RegistryError('MANIFEST_INVALID', `manifest invalid: ${e.reason}`);
     throw e;
   }
-}
-
-function isENOENT(e: unknown): boolean {
-  const c = (e as NodeJS.ErrnoException)?.code;
-  return c === 'ENOENT' || c === 'ENOTDIR';
 }
 
 async function exists(p: string): Promise<boolean> {

@@ -45,9 +45,9 @@ COPY --from=0 /app/exec /exec2
 CMD ["cat", "/app/info"]
 `;
 
-/** The transcript's lines of one command's output (after "$ <cmd>" up to "[exit N]"). */
+/** The transcript's lines of one command's output (after "$ <cmd>" up to "[exit N]"); test/fixtures holds the sections used. */
 async function transcript(cmd: string): Promise<string[]> {
-  const text = await readFile(join(projectRoot, '..', 'shared', 'reference', 'docker-transcript.txt'), 'utf8');
+  const text = await readFile(join(projectRoot, 'test', 'fixtures', 'docker-transcript-build.txt'), 'utf8');
   const start = text.indexOf(`$ ${cmd}\n`);
   assert.ok(start >= 0, `transcript has no "${cmd}"`);
   const body = text.slice(start + cmd.length + 3);

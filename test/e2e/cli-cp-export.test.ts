@@ -15,6 +15,7 @@ import { execFileSync } from 'node:child_process';
 import tarStream from 'tar-stream';
 import { startDaemon, type Daemon } from '../support/daemon.js';
 import { show } from '../support/cli.js';
+import { waitFor } from '../support/wait.js';
 
 let d: Daemon;
 let work: string;
@@ -45,7 +46,7 @@ test('cp into a container: docker\'s path rules, the same result as the docker C
     const x = (args: string[]) => (cli === 'wharf' ? d.wharf(args, { cwd: work }) : d.docker(args, { cwd: work }));
     const name = `cp-in-${cli}`;
     assert.equal((await x(['run', '-d', '--name', name, 'busybox', 'sh', '-c', 'mkdir /t && sleep 120'])).code, 0);
-    await new Promise((r) => setTimeout(r, 200));
+    await waitFor(async () => (await x(['exec', name, 'test', '-d', '/t'])).code === 0, { interval: 100, message: `/t in ${name}` });
     for (const args of [['src/file', `${name}:/t/`], ['src/file', `${name}:/t/renamed`], ['src/dir', `${name}:/t/`], ['src/dir/.', `${name}:/t/newdir`], ['src/dir', `${name}:/t/dircopy`]]) {
       const r = await x(['cp', ...args]);
       assert.equal(r.code, 0, `${cli} cp ${args.join(' ')}: ${show(r)}`);
@@ -110,7 +111,7 @@ test('cp never writes outside the container: ".." entries and symlinks to the ho
 test('export flattens the container (additions and deletions); import of that tar runs', async () => {
   const r = await d.wharf(['run', '-d', '--name', 'exp', 'busybox', 'sh', '-c', 'rm /bin/vi; echo added > /added; sleep 120']);
   assert.equal(r.code, 0, show(r));
-  await new Promise((res) => setTimeout(res, 300));
+  await waitFor(async () => (await d.wharf(['exec', 'exp', 'test', '-f', '/added'])).code === 0, { interval: 100, message: '/added in exp' });
   const file = join(work, 'exp.tar');
   const e = await d.wharf(['export', '-o', file, 'exp']);
   assert.deepEqual([e.code, e.stdout, e.stderr], [0, '', ''], show(e));

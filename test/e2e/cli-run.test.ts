@@ -13,6 +13,7 @@ import { startDaemon, type Daemon } from '../support/daemon.js';
 import { NODE, WHARF_CLI, run, show } from '../support/cli.js';
 import { startRegistry, type Registry } from '../support/registry.js';
 import { underPty } from '../support/pty.js';
+import { waitFor } from '../support/wait.js';
 
 let d: Daemon;
 let work: string;
@@ -85,7 +86,7 @@ test('run -d, logs (--tail, -f), exec, wait, start -a', async () => {
   assert.equal(exi.stdout, 'through stdin\n', show(exi));
   const exd = await d.wharf(['exec', '-d', 'srv', 'sh', '-c', 'echo detached > /tmp/mark']);
   assert.equal(exd.code, 0, show(exd));
-  await new Promise((res) => setTimeout(res, 300));
+  await waitFor(async () => (await d.wharf(['exec', 'srv', 'test', '-f', '/tmp/mark'])).code === 0, { interval: 100, message: 'the detached exec\'s mark' }).catch(() => {});
   const mark = await d.wharf(['exec', 'srv', 'cat', '/tmp/mark']);
   assert.equal(mark.stdout, 'detached\n', show(mark));
 

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../support/daemon.js';
 import { show, type RunResult } from '../support/cli.js';
 import { freePort } from '../support/registry.js';
+import { waitFor } from '../support/wait.js';
 
 let d: Daemon;
 let work: string;
@@ -51,7 +52,7 @@ test('stop sends the image\'s STOPSIGNAL (the container exits through its trap, 
     assert.equal(r.code, 0, show(r));
     const cfg = await d.docker(['inspect', '--format', '{{.Config.StopSignal}} {{json .Config.Labels}} {{json .Config.ExposedPorts}}', name]);
     assert.equal(cfg.stdout, 'SIGUSR1 {"from.image":"yes","from.run":"yes"} {"80/tcp":{},"8080/udp":{},"9000/tcp":{}}\n');
-    await waitFor(async () => /httpd/.test((await d.docker(['exec', name, 'ps'])).stdout));
+    await waitFor(async () => /httpd/.test((await d.docker(['exec', name, 'ps'])).stdout), { interval: 100 });
     const t0 = Date.now();
     const s = await cli(c, ['stop', name]);
     assert.equal(s.code, 0, show(s));
@@ -79,7 +80,7 @@ test('--env-file, --hostname, -P, and ps -f ancestor= (which matches images buil
     assert.ok(m, show(port));
     const udp = await cli(c, ['port', name, '8080/udp']);
     assert.match(udp.stdout, /^0\.0\.0\.0:\d+$/m, 'every exposed port is published, udp too');
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${m![1]}/hostname`).catch(() => null))?.status === 200);
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${m![1]}/hostname`).catch(() => null))?.status === 200, { interval: 100 });
     const res = await fetch(`http://127.0.0.1:${m![1]}/hostname`);
     const id = (await d.docker(['inspect', '--format', '{{.Id}}', name])).stdout.trim();
     assert.equal((await res.text()).trim(), id.slice(0, 12));
@@ -100,7 +101,8 @@ test('containers reach each other by IP on the bridge; --network none has only l
     assert.match(ip, /^\d+\.\d+\.\d+\.\d+$/);
     for (const c of CLIS) {
       let r: RunResult = { code: -1, stdout: '', stderr: '' };
-      await waitFor(async () => (r = await cli(c, ['run', '--rm', 'busybox', 'wget', '-q', '-O-', `http://${ip}/hostname`])).code === 0);
+      await waitFor(async () => (r = await cli(c, ['run', '--rm', 'busybox', 'wget', '-q', '-O-', `http://${ip}/hostname`])).code === 0, { interval: 100, message: `${c} run wget http://${ip}/` })
+        .catch((e: Error) => assert.fail(`${e.message}: ${show(r)}`));
       assert.equal(r.stdout.trim(), (await d.docker(['inspect', '--format', '{{.Config.Hostname}}', 'peer-web'])).stdout.trim(), show(r));
       const n = await cli(c, ['run', '--rm', '--network', 'none', 'busybox', 'sh', '-c', 'ls /sys/class/net; wget -q -T 2 -O- http://' + ip + '/hostname || echo unreachable']);
       assert.equal(n.stdout, 'lo\nunreachable\n', show(n));
@@ -184,14 +186,6 @@ test('outbound traffic from a bridged container reaches the host\'s Debian mirro
   }
 });
 
-async function waitFor(cond: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('condition not met in time');
-}
 
 test('commit pauses a running container while it reads its changes (the default), not with --pause=false', async () => {
   for (const c of CLIS) {
@@ -200,7 +194,7 @@ test('commit pauses a running container while it reads its changes (the default)
     const r = await cli(c, ['run', '-d', '--name', name, 'busybox', 'sh', '-c', 'mkdir /many && cd /many && seq 1 2500 | xargs touch && seq 1 500 | sed s/^/d/ | xargs mkdir && touch /done && sleep 600']);
     assert.equal(r.code, 0, show(r));
     try {
-      await waitFor(async () => (await d.docker(['exec', name, 'ls', '/done'])).code === 0, 60_000);
+      await waitFor(async () => (await d.docker(['exec', name, 'ls', '/done'])).code === 0, { timeout: 60_000, interval: 100 });
       for (const [flags, expectPause] of [[[] as string[], true], [['--pause=false'], false]] as const) {
         let seen = false;
         let committing = true;

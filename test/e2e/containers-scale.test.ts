@@ -11,6 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../support/daemon.js';
 import { show } from '../support/cli.js';
+import { waitFor } from '../support/wait.js';
 
 let d: Daemon;
 before(async () => {
@@ -77,7 +78,10 @@ test('50 containers started and removed in parallel leave nothing behind', { tim
     const r = await d.api('DELETE', `/containers/${id}?force=1`);
     assert.equal(r.status, 204, r.body);
   });
-  await new Promise((r) => setTimeout(r, 500));
+  // removal answers before every process is reaped; the checks below name whatever is still left
+  await waitFor(async () => (await d.wharf(['ps', '-aq'])).stdout === '' && processesMentioning(ids).length === 0
+    && cgroupDirs(ids).length === 0 && mountsUnder(d.dataRoot).length === 0 && mountsUnder(d.execRoot).length === 0
+    && hostVeths().filter((v) => !vethsBefore.includes(v)).length === 0, { timeout: 10_000, interval: 100 }).catch(() => {});
   assert.deepEqual((await d.wharf(['ps', '-aq'])).stdout, '');
   assert.deepEqual(mountsUnder(d.dataRoot), [], 'no overlay mounts left');
   assert.deepEqual(mountsUnder(d.execRoot), [], 'no netns bind mounts left');
@@ -97,7 +101,7 @@ test('SIGKILL of wharfd: the container keeps running, is found again with its lo
   const r = await d.wharf(['run', '-d', '--name', 'survivor', 'busybox', 'sh', '-c', 'echo before; sleep 3; echo after; exit 7']);
   assert.equal(r.code, 0, show(r));
   const id = r.stdout.trim();
-  await new Promise((res) => setTimeout(res, 500));
+  await waitFor(async () => (await d.wharf(['logs', id])).stdout.includes('before'), { interval: 100, message: 'the container\'s first line' });
   await d.kill('SIGKILL');
   assert.ok(processesMentioning([id]).length > 0, 'its monitor outlived the daemon');
   await d.restart();

@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../support/daemon.js';
 import { show } from '../support/cli.js';
+import { sleep } from '../support/wait.js';
 
 let d: Daemon;
 before(async () => {
@@ -328,7 +329,8 @@ test('restart policies: on-failure:2 retries twice; always comes back after a da
   const a = await d.docker(['run', '-d', '--name', 'always', '--restart', 'always', 'busybox', 'sleep', '60']);
   assert.equal(a.code, 0, show(a));
   assert.equal((await d.docker(['stop', '-t', '0', 'always'])).code, 0);
-  await new Promise((res) => setTimeout(res, 300));
+  // the point: a while after a manual stop, `always` has not restarted it
+  await sleep(300);
   assert.equal((await d.docker(['inspect', '--format', '{{.State.Status}}', 'always'])).stdout.trim(), 'exited');
   await d.restart();
   assert.equal((await d.docker(['inspect', '--format', '{{.State.Status}}', 'always'])).stdout.trim(), 'running');

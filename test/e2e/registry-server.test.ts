@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { buildOciIndex, buildOciLayout, pushLayout } from '../support/oci-images.js';
 import { freePort } from '../support/registry.js';
+import { sleep } from '../support/wait.js';
 
 const execFileP = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -284,7 +285,8 @@ test('repeated kill -9 at random moments of parallel pushes never leaves a tag p
   for (let round = 0; round < 6; round++) {
     const srv = await serve(root, ['--workers', '2'], port);
     const pushes = layouts.map((dir, i) => pushLayout(dir, srv.host, `crash/img${i}:r${round}`).then(() => true, () => false));
-    await new Promise((r) => setTimeout(r, 30 + Math.floor(Math.random() * 400)));
+    // the point: the servers are killed at a random moment of the pushes
+    await sleep(30 + Math.floor(Math.random() * 400));
     // Kill the primary and its workers at once.
     const workers = (await execFileP('pgrep', ['-P', String(srv.child.pid)]).catch(() => ({ stdout: '' }))).stdout.split(/\s+/).filter(Boolean).map(Number);
     assert.equal(workers.length, 2, 'two workers');

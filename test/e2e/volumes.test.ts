@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../support/daemon.js';
 import { show } from '../support/cli.js';
+import { waitFor } from '../support/wait.js';
 
 let d: Daemon;
 let work: string;
@@ -100,7 +101,7 @@ test('volume create/inspect/rm/prune and system df -v', async () => {
 
 test('volumes and their users survive a daemon restart', async () => {
   assert.equal((await d.wharf(['run', '-d', '--name', 'holder', '-v', 'durable:/d', 'busybox', 'sh', '-c', 'echo kept > /d/k; sleep 60'])).code, 0);
-  await new Promise((r) => setTimeout(r, 300));
+  await waitFor(async () => (await d.wharf(['exec', 'holder', 'cat', '/d/k'])).stdout === 'kept\n', { interval: 100, message: 'holder to write /d/k' });
   await d.restart();
   const busy = await d.wharf(['volume', 'rm', 'durable']);
   assert.equal(busy.code, 1, 'still in use after the restart');

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { gzipSync } from 'node:zlib';
-import { PatternMatcher, readIgnoreFile, goMatch, cleanPath } from '../../src/lib/dockerignore.js';
+import { PatternMatcher, readIgnoreFile, cleanPath } from '../../src/lib/dockerignore.js';
+import { goMatch } from '../../src/lib/go.js';
 import { goDuration, goHealthcheck, goQuoteList, goQuoteRune } from '../../src/engine/build/format.js';
 import { Builder, cacheKeyOf, type BuilderDeps } from '../../src/engine/build/builder.js';
 import { applyDockerignore, looksLikeTar } from '../../src/engine/build/context.js';
@@ -20,6 +21,7 @@ import type { Digest } from '../../src/lib/digest.js';
 import type { ImageConfig } from '../../src/engine/images/types.js';
 import type { BuildRequest } from '../../src/api/backend.js';
 import type { RunExecutor } from '../../src/engine/build/types.js';
+import { sleep } from '../support/wait.js';
 
 const cleanup: string[] = [];
 after(async () => { for (const d of cleanup) await rm(d, { recursive: true, force: true }); });
@@ -459,7 +461,8 @@ test('predefined proxy args reach RUN but not its history unless declared', asyn
 
 test('independent stages build in parallel; their output stays in stage order', async () => {
   const { build } = await setup({
-    async run(o) { await new Promise((r) => setTimeout(r, 300)); o.stdout(Buffer.from(`out:${o.cmd[2]}\n`)); return { exitCode: 0, layer: null }; },
+    // each RUN takes 300 ms (the point: three of them in parallel stages take less than 900 ms)
+    async run(o) { await sleep(300); o.stdout(Buffer.from(`out:${o.cmd[2]}\n`)); return { exitCode: 0, layer: null }; },
   });
   const df = 'FROM scratch AS a\nRUN a1\nFROM scratch AS b\nRUN b1\nFROM scratch AS c\nRUN c1\nFROM scratch\nCOPY --from=a /x /x\n';
   const t0 = performance.now();

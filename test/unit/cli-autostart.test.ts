@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EngineClient, ConnectionError } from '../../src/client/client.js';
 import { autoStartDaemon } from '../../src/cli/runtime.js';
+import { waitFor } from '../support/wait.js';
 
 test('autoStartDaemon starts wharfd detached, logs to the exec root, and returns once it answers', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'wharf-autostart-'));
@@ -28,10 +29,7 @@ test('autoStartDaemon starts wharfd detached, logs to the exec root, and returns
     if (existsSync(pidfile)) {
       const pid = Number(readFileSync(pidfile, 'utf8').trim());
       try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
-      for (let i = 0; i < 100; i++) {
-        try { process.kill(pid, 0); } catch { break; }
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await waitFor(() => { try { process.kill(pid, 0); return false; } catch { return true; } }, { timeout: 5000, interval: 50 }).catch(() => {});
     }
     rmSync(dir, { recursive: true, force: true });
   }

@@ -4,7 +4,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_CONFIG, type DaemonConfig } from '../../src/engine/config.js';
-import { SystemService, goArch, newEngineId, readOsRelease } from '../../src/engine/system/system.js';
+import { SystemService, newEngineId, readOsRelease } from '../../src/engine/system/system.js';
+import { goArch } from '../../src/lib/go.js';
 import type { ImageSummary } from '../../src/api/backend.js';
 
 function summary(id: string, size: number): ImageSummary {

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ConfigError, normalizeHost, parseDaemonArgs, parseHost } from '../../src/daemon/config.js';
 import { lookupGroup, openDirToGroup, writePidfile } from '../../src/daemon/listen.js';
+import { sleep } from '../support/wait.js';
 
 const repo = resolve(import.meta.dirname, '../../..');
 const wharfd = join(repo, 'bin/wharfd');
@@ -435,7 +436,8 @@ test('bin/wharfd: SIGTERM cuts a request that does not finish within the drain t
       req.on('response', (r) => { r.resume(); r.on('end', () => res(`status ${r.statusCode}`)); r.on('error', () => res('aborted')); });
     });
     req.write(Buffer.alloc(100));
-    await new Promise((r) => setTimeout(r, 200));
+    // let the request reach the daemon's handler (nothing outside the daemon shows that it has)
+    await sleep(200);
     const t0 = Date.now();
     d.child.kill('SIGTERM');
     assert.equal(await d.exited, 0, d.stderr());

@@ -17,8 +17,10 @@ import { openLayerStore } from '../../src/engine/layers/store.js';
 import type { LayerStore } from '../../src/engine/layers/types.js';
 import type { ImageStore, ReferenceStore } from '../../src/engine/images/types.js';
 import { openImageStore, openReferenceStore } from '../../src/engine/images/store.js';
-import { ImageService, goTimeString, pathMatch, parseTimestamp } from '../../src/engine/images/service.js';
+import { ImageService, goTimeString, parseTimestamp } from '../../src/engine/images/service.js';
+import { goMatch as pathMatch } from '../../src/lib/go.js';
 import type { JSONMessage } from '../../src/lib/jsonmessage.js';
+import { sleep } from '../support/wait.js';
 
 /** A deterministic tar with the given files. */
 async function makeTar(files: Record<string, string>): Promise<Buffer> {
@@ -601,7 +603,8 @@ test('kill -9 during creates, tags and deletes: after reopen every image has its
     for (let round = 0; round < 3; round++) {
       const p = spawn(process.execPath, ['--input-type=module', '-e', child], { stdio: ['ignore', 'pipe', 'inherit'] });
       await new Promise<void>((res) => p.stdout!.once('data', () => res()));
-      await new Promise((r) => setTimeout(r, 150 + round * 120));
+      // the point: the child is killed at a different moment of its work each round
+      await sleep(150 + round * 120);
       p.kill('SIGKILL');
       await new Promise((r) => p.once('exit', r));
 

@@ -19,6 +19,7 @@ import { readLogs } from '../../src/engine/runtime/logs.js';
 import { BridgeNetwork, vethName, type Endpoint } from '../../src/engine/network/bridge.js';
 import { HostClaims, Ipam } from '../../src/engine/network/ipam.js';
 import { publishPort } from '../../src/engine/network/portproxy.js';
+import { waitFor } from '../support/wait.js';
 
 const CG_PARENT = '/wharf-test-net';
 const BRIDGE = `wtst${process.pid % 100000}`;
@@ -221,14 +222,11 @@ describe('bridge network with containers', () => {
     const [p] = await net.publish(c.ep, [{ hostIp: '127.0.0.1', hostPort: 0, containerPort: 80 }]);
     assert.ok(p!.hostPort > 0);
     let body = '';
-    for (let i = 0; i < 50; i++) {
-      try {
-        const res = await fetch(`http://127.0.0.1:${p!.hostPort}/index.html`);
-        body = await res.text();
-        assert.equal(res.status, 200);
-        break;
-      } catch { await new Promise((r) => setTimeout(r, 20)); }
-    }
+    await waitFor(async () => {
+      const res = await fetch(`http://127.0.0.1:${p!.hostPort}/index.html`);
+      body = await res.text();
+      return res.status === 200;
+    }, { timeout: 2000, message: 'the published port to answer' }).catch(() => {});
     assert.equal(body, 'served by busybox httpd\n');
     // the same host port again: docker's "port is already allocated"
     await assert.rejects(net.publish(c.ep, [{ hostPort: p!.hostPort, containerPort: 80 }]),
@@ -256,10 +254,7 @@ describe('bridge network with containers', () => {
     const s = createSocket('udp4');
     let reply = '';
     s.on('message', (m) => { reply += m.toString(); });
-    for (let i = 0; i < 40 && !reply; i++) {
-      s.send('ping-udp', p!.hostPort, '127.0.0.1');
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitFor(() => { s.send('ping-udp', p!.hostPort, '127.0.0.1'); return reply; }, { timeout: 2000, interval: 50, message: 'a UDP reply' }).catch(() => {});
     s.close();
     srv.kill();
     await once(srv, 'exit');

@@ -12,6 +12,7 @@ import type { Readable } from 'node:stream';
 import { Repository, PushSession } from '../../src/engine/distribution/registry.js';
 import { LIMITS, RegistryHttpError, ResponseTooLargeError, setRetryPolicy } from '../../src/engine/distribution/transport.js';
 import type { Digest } from '../../src/lib/digest.js';
+import { waitFor } from '../support/wait.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => void;
 const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}` as Digest;
@@ -238,7 +239,7 @@ test('an oversized manifest is refused at the limit: by its Content-Length, or w
   const limitMsg = new RegExp(`manifest exceeds the limit of ${LIMITS.manifest} bytes \\(4 MiB\\)`);
   await assert.rejects(repo.getManifest('declared'), (e: unknown) => e instanceof ResponseTooLargeError && limitMsg.test((e as Error).message));
   await assert.rejects(repo.getManifest('endless'), (e: unknown) => e instanceof ResponseTooLargeError && limitMsg.test((e as Error).message));
-  for (let i = 0; i < 50 && !closed; i++) await new Promise((r) => setTimeout(r, 20));
+  await waitFor(() => closed, { timeout: 1000, message: 'the client to drop the connection' }).catch(() => {});
   assert.ok(closed, 'the client dropped the connection');
   assert.ok(streamed < 32 << 20, `the server could push only ${streamed} bytes before the drop (of 256 MiB)`);
 });

@@ -17,6 +17,7 @@ import {
 import { createRuntime, RuntimeError, runtimeMessage, type Runtime } from '../../src/engine/runtime/runc.js';
 import { readLogs, parseLogLine, type LogRecord } from '../../src/engine/runtime/logs.js';
 import { InvalidParameterError } from '../../src/lib/errors.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 const CG_PARENT = '/wharf-test-rt';
 
@@ -250,7 +251,7 @@ describe('containers under conmon + runc', () => {
     assert.equal((await readFile(hostMem, 'utf8')).trim(), String(48 * 1024 * 1024));
     assert.equal((await readFile(`/sys/fs/cgroup/cpu${CG_PARENT}/${c.id}/cpu.cfs_quota_us`, 'utf8')).trim(), '50000');
     assert.equal((await readFile(`/sys/fs/cgroup/pids${CG_PARENT}/${c.id}/pids.max`, 'utf8')).trim(), '64');
-    for (let i = 0; i < 100 && !(await readFile(c.logPath, 'utf8').catch(() => '')).includes('\n'); i++) await new Promise((r) => setTimeout(r, 20));
+    await waitFor(async () => (await readFile(c.logPath, 'utf8').catch(() => '')).includes('\n'), { timeout: 2000, message: 'a log line' }).catch(() => {});
     const { stdout } = await collect(c.logPath);
     assert.equal(stdout.trim(), String(48 * 1024 * 1024), 'limit seen from inside');
     await rt.kill(c.id, 'KILL');
@@ -285,7 +286,7 @@ describe('containers under conmon + runc', () => {
   test('--init: docker-init is PID 1 and forwards signals to the command', { skip: !existsSync('/usr/bin/docker-init') && 'no docker-init on this host' }, async () => {
     const c = await makeContainer({ args: ['sh', '-c', 'tr "\\0" " " < /proc/1/cmdline; echo; exec sleep 1000'], init: true });
     await rt.start(c.id);
-    for (let i = 0; i < 100 && !(await readFile(c.logPath, 'utf8').catch(() => '')).includes('\n'); i++) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(async () => (await readFile(c.logPath, 'utf8').catch(() => '')).includes('\n'), { timeout: 1000, interval: 10, message: 'a log line' }).catch(() => {});
     await rt.kill(c.id, 'TERM');
     assert.equal(await rt.wait(c.id), 143, 'sleep died of SIGTERM forwarded by the init');
     const { stdout } = await collect(c.logPath);
@@ -354,7 +355,7 @@ describe('containers under conmon + runc', () => {
     let o = '';
     a.stdout.on('data', (d) => { o += d; });
     await rt.start(c.id);
-    await new Promise((r) => setTimeout(r, 100));
+    await waitFor(() => o.includes('/dev/pts/'), { message: "the container's tty line" });
     a.stdin.write('abc\n');
     assert.equal(await rt.wait(c.id), 0);
     await a.done;
@@ -371,7 +372,7 @@ describe('containers under conmon + runc', () => {
     await rt.start(c.id);
     await rt.resize(c.id, 33, 101);
     a.stdin.write('go\n');
-    for (let i = 0; i < 100 && !o.includes('33 101'); i++) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => o.includes('33 101'), { timeout: 1000, interval: 10, message: 'the resized size' }).catch(() => {});
     assert.match(o, /33 101\r\n/);
     const ex = await rt.exec(c.id, { ...c.spec.process, args: ['sh', '-c', 'tty; read s; stty size; exit 6'] }, { tty: true, stdin: true });
     let eo = '';
@@ -379,8 +380,8 @@ describe('containers under conmon + runc', () => {
     await ex.resize!(40, 120);
     // the resize travels through conmon's control FIFO and the input through the attach socket: give the resize a
     // head start, or stty may read the terminal's size before it is set (seen once in CI: busybox's bare
-    // "stty: standard input" for a 0x0 terminal)
-    await new Promise((r) => setTimeout(r, 100));
+    // "stty: standard input" for a 0x0 terminal); the resize is not observable from here, so a fixed pause
+    await sleep(100);
     ex.stdin!.write('x\n');
     assert.equal(await ex.exit, 6);
     // the terminal may echo the input line ("x") before or after the command's output
@@ -436,7 +437,8 @@ describe('containers under conmon + runc', () => {
     const [code] = await once(child, 'exit');
     assert.equal(code, 0);
     assert.equal(out.trim(), 'launched');
-    await new Promise((r) => setTimeout(r, 200));
+    // the point: the container still runs a while after the process that launched it has exited
+    await sleep(200);
     const s = await rt.state(id);
     assert.equal(s.status, 'running');
     const info = await rt.info(id);

@@ -17,6 +17,7 @@ import { decodeJSONMessages } from '../../client/jsonstream.js';
 import type { JSONMessage } from '../../lib/jsonmessage.js';
 import { displayJSONMessages } from '../jsonmessage.js';
 import { StatusError, type CliContext, type Opts } from '../context.js';
+import { DEFAULT_DOMAIN, INDEX_SERVER } from '../../lib/reference.js';
 
 const list = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
@@ -188,8 +189,8 @@ export async function runBuild(ctx: CliContext, args: string[], o: Opts): Promis
     try { parseNormalizedNamed(t); } catch (e) { throw new StatusError(`invalid argument "${t}" for "-t, --tag" flag: ${(e as Error).message}\nSee 'wharf build --help'.`, 125); }
   }
   const registryConfig: Record<string, unknown> = {};
-  const auth = credentialsFor('docker.io', ctx.globals.config);
-  if (Object.keys(auth).length) registryConfig['https://index.docker.io/v1/'] = auth;
+  const auth = credentialsFor(DEFAULT_DOMAIN, ctx.globals.config);
+  if (Object.keys(auth).length) registryConfig[INDEX_SERVER] = auth;
 
   const client = await ctx.client();
   const query = {

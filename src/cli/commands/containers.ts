@@ -9,7 +9,8 @@ import {
   type ContainerSummary,
 } from '../../client/containers.js';
 import { encodeFilters } from '../../lib/filters.js';
-import { formatList, goQuote, isTableFormat } from '../../lib/gotemplate.js';
+import { formatList, isTableFormat } from '../../lib/gotemplate.js';
+import { goQuote } from '../../lib/go.js';
 import { humanSize, humanSizeWithPrecision, ellipsis, formatDockerTime } from '../../lib/units.js';
 import { TabWriter } from '../../lib/tabwriter.js';
 import { createdSince, normalizeFormat, truncateId, TABLE_FORMAT_KEY } from '../formatters.js';

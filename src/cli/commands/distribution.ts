@@ -10,7 +10,7 @@ import type { IncomingMessage } from 'node:http';
 import { credentialsFor, INDEX_SERVER } from '../../client/auth.js';
 import { eraseCredentials, storeCredentials } from '../../client/credentials.js';
 import { decodeJSONMessages } from '../../client/jsonstream.js';
-import { familiarName, normalizedName, parseNormalizedNamed, referenceString, withDefaultTag } from '../../lib/reference.js';
+import { DEFAULT_DOMAIN, DEFAULT_REGISTRY_HOST, familiarName, normalizedName, parseNormalizedNamed, referenceString, withDefaultTag } from '../../lib/reference.js';
 import { formatList } from '../../lib/gotemplate.js';
 import { ellipsis } from '../../lib/units.js';
 import { encodeFilters } from '../../lib/filters.js';
@@ -150,7 +150,7 @@ export async function runExport(ctx: CliContext, args: string[], o: Opts): Promi
 // ------------------------------------------------------------------------------------------ login / logout
 
 function serverKey(arg: string | undefined): string {
-  if (arg === undefined || arg === '' || /^(https?:\/\/)?(index\.)?docker\.io(\/.*)?$/.test(arg) || arg === 'registry-1.docker.io') return INDEX_SERVER;
+  if (arg === undefined || arg === '' || /^(https?:\/\/)?(index\.)?docker\.io(\/.*)?$/.test(arg) || arg === DEFAULT_REGISTRY_HOST) return INDEX_SERVER;
   return arg.replace(/^https?:\/\//, '').replace(/\/+$/, '');
 }
 
@@ -207,7 +207,7 @@ export async function runSearch(ctx: CliContext, args: string[], o: Opts): Promi
   const limit = limitRaw !== undefined ? Number(limitRaw) : undefined;
   if (limitRaw !== undefined && !Number.isInteger(limit)) throw new StatusError(`invalid argument "${limitRaw}" for "--limit" flag: strconv.ParseInt: parsing ${JSON.stringify(limitRaw)}: invalid syntax`, 125);
   const term = args[0]!;
-  const domain = term.includes('/') && /[.:]|^localhost$/.test(term.split('/')[0]!) ? term.split('/')[0]! : 'docker.io';
+  const domain = term.includes('/') && /[.:]|^localhost$/.test(term.split('/')[0]!) ? term.split('/')[0]! : DEFAULT_DOMAIN;
   const client = await ctx.client();
   const results = await client.json<SearchResult[]>('GET', '/images/search', {
     query: { term, limit, filters: encodeFilters(filters) },

@@ -6,6 +6,7 @@ import { CLIENT_API_VERSION } from '../../client/client.js';
 import type { ServerVersion } from '../../client/types.js';
 import { renderDf } from '../formatters.js';
 import { StatusError, type CliContext, type Opts } from '../context.js';
+import { goArch } from '../../lib/go.js';
 
 export const CLIENT_VERSION = '0.1.0';
 
@@ -84,7 +85,7 @@ export async function runVersion(ctx: CliContext, _args: string[], o: Opts): Pro
     GitCommit: bi.commit,
     BuildTime: bi.built,
     Os: process.platform,
-    Arch: process.arch === 'x64' ? 'amd64' : process.arch,
+    Arch: goArch(),
     Context: 'default',
   };
   let server: ServerVersion | undefined;

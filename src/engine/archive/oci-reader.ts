@@ -4,6 +4,7 @@
  * `io.containerd.image.name` annotation (or a full reference in `org.opencontainers.image.ref.name`).
  * Manifests and indexes are checked by `lib/oci`.
  */
+import { goArch } from '../../lib/go.js';
 import { readFile } from 'node:fs/promises';
 import { isDigest } from '../../lib/digest.js';
 import { InvalidParameterError } from '../../lib/errors.js';
@@ -19,10 +20,6 @@ export interface ArchiveEntries {
   blobs: Map<string, string>;
   /** Layers extracted as they arrived, by entry name. */
   extracted: Map<string, ExtractedLayer>;
-}
-
-function goArchName(): string {
-  return ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x' } as Record<string, string>)[process.arch] ?? process.arch;
 }
 
 export function blobPath(d: string): string {
@@ -58,7 +55,7 @@ export async function ociLayoutItems(entries: ArchiveEntries, extractLayer: (fil
     const ann = d.annotations ?? {};
     const refName = ann['io.containerd.image.name'] ?? (ann['org.opencontainers.image.ref.name']?.includes('/') || ann['org.opencontainers.image.ref.name']?.includes(':') ? ann['org.opencontainers.image.ref.name'] : undefined) ?? name;
     if (m.kind === 'index') {
-      const linux = m.manifests.filter((e) => !e.platform || (e.platform.os === 'linux' && (!e.platform.architecture || e.platform.architecture === goArchName())));
+      const linux = m.manifests.filter((e) => !e.platform || (e.platform.os === 'linux' && (!e.platform.architecture || e.platform.architecture === goArch())));
       if (linux[0]) await visit(linux[0], refName, depth + 1);
       return;
     }

@@ -12,7 +12,8 @@ import tarStream from 'tar-stream';
 import { InvalidParameterError, NotFoundError } from '../../lib/errors.js';
 import type { Digest } from '../../lib/digest.js';
 import type { ProgressSink } from '../../lib/jsonmessage.js';
-import { entry, imageFromTar, rfc3339Seconds, type BootstrapDeps } from './common.js';
+import { entry, imageFromTar, type BootstrapDeps } from './common.js';
+import { rfc3339 } from '../../lib/go.js';
 
 const run = promisify(execFile);
 
@@ -130,5 +131,5 @@ export async function bootstrapBusybox(deps: BootstrapDeps, ref: string, progres
   const version = (await run(bb.path, [], { maxBuffer: 1 << 20 }).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }))).stdout.split('\n')[0] ?? '';
   progress({ status: `Bootstrapping ${ref} from ${bb.path}${version ? ` (${version.replace(/ multi-call binary\.?$/, '')})` : ''}` });
   progress({ status: `Packing busybox and ${applets.length} applet links` });
-  return imageFromTar(deps, busyboxTar(bb.binary, applets, bb.mtime), { cmd: ['sh'], created: rfc3339Seconds(bb.mtime), ref }, progress);
+  return imageFromTar(deps, busyboxTar(bb.binary, applets, bb.mtime), { cmd: ['sh'], created: rfc3339(bb.mtime), ref }, progress);
 }

@@ -11,6 +11,7 @@ import type { Digest } from '../../lib/digest.js';
 import type { ProgressSink } from '../../lib/jsonmessage.js';
 import type { LayerStore } from '../layers/types.js';
 import type { ImageStore } from '../images/types.js';
+import { goArch } from '../../lib/go.js';
 
 export interface BootstrapDeps {
   images: ImageStore;
@@ -20,20 +21,6 @@ export interface BootstrapDeps {
   tag(id: Digest, ref: string): Promise<void>;
   /** The Docker version recorded in configs. */
   dockerVersion?: string;
-}
-
-/** Go's GOARCH of this host. */
-export function hostArch(): string {
-  switch (process.arch) {
-    case 'x64': return 'amd64';
-    case 'ia32': return '386';
-    default: return process.arch;
-  }
-}
-
-/** The RFC 3339 time of a Date with second precision (deterministic, like a build date). */
-export function rfc3339Seconds(d: Date): string {
-  return d.toISOString().replace(/\.\d+Z$/, 'Z');
 }
 
 function goConfig(over: Record<string, unknown>): Record<string, unknown> {
@@ -65,7 +52,7 @@ export async function imageFromTar(
     const cmdJson = JSON.stringify(opts.cmd);
     // keys in the order docker's configs from the registry have them (alphabetical)
     const config = {
-      architecture: hostArch(),
+      architecture: goArch(),
       config: goConfig({ Cmd: opts.cmd }),
       container: '',
       container_config: goConfig({ Cmd: ['/bin/sh', '-c', '#(nop) ', `CMD ${cmdJson}`] }),

@@ -12,7 +12,8 @@ import { pipeline } from 'node:stream/promises';
 import type { Digest } from '../../lib/digest.js';
 import { InvalidParameterError, SystemError } from '../../lib/errors.js';
 import type { ProgressSink } from '../../lib/jsonmessage.js';
-import { hostArch, imageFromTar, packDirectory, rfc3339Seconds, type BootstrapDeps } from './common.js';
+import { imageFromTar, packDirectory, type BootstrapDeps } from './common.js';
+import { goArch, rfc3339 } from '../../lib/go.js';
 
 export const DEFAULT_MIRROR = 'http://deb.debian.org/debian';
 
@@ -67,7 +68,7 @@ export async function bootstrapDebian(deps: BootstrapDeps, suite: string, progre
   if (!/^[a-z][a-z0-9-]*$/.test(suite)) throw new InvalidParameterError(`invalid Debian suite: ${JSON.stringify(suite)}`);
   const cacheDir = join(deps.dataRoot, 'bootstrap');
   await mkdir(cacheDir, { recursive: true });
-  const cached = join(cacheDir, `debian-${suite}-${hostArch()}.tar`);
+  const cached = join(cacheDir, `debian-${suite}-${goArch()}.tar`);
   let st = await stat(cached).catch(() => null);
   if (!st) {
     const mirror = await hostDebianMirror();
@@ -87,6 +88,6 @@ export async function bootstrapDebian(deps: BootstrapDeps, suite: string, progre
     }
     st = await stat(cached);
   } else progress({ status: `Using cached ${cached}` });
-  const created = rfc3339Seconds(new Date(Math.floor(st.mtimeMs / 1000) * 1000));
+  const created = rfc3339(new Date(Math.floor(st.mtimeMs / 1000) * 1000));
   return imageFromTar(deps, createReadStream(cached), { cmd: ['bash'], created, ref: `debian:${suite}` }, progress);
 }

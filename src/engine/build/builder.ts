@@ -16,19 +16,21 @@ import tar from 'tar-stream';
 import { hexOf, type Digest } from '../../lib/digest.js';
 import { InvalidParameterError, NotFoundError, WharfError } from '../../lib/errors.js';
 import type { JSONMessage, ProgressSink } from '../../lib/jsonmessage.js';
-import type { BuildRequest } from '../../api/backend.js';
+import type { BuildRequest } from '../../wire/index.js';
 import type { ContainerConfig, HistoryEntry, Image, ImageConfig, ImageStore } from '../images/types.js';
 import type { ExtractedLayer, LayerStore } from '../layers/types.js';
 import { parseInstructions, type CommandInstruction, type CopyInstruction, type Dockerfile, type Instruction, type Stage } from './dockerfile/instructions.js';
 import { expandWord, expandWords } from './dockerfile/shell-lex.js';
-import { openContext, decompress, peekStream, looksLikeTar } from './context.js';
-import { goMatch, hasWildcards } from '../../lib/dockerignore.js';
-import { goHealthcheck, goQuote, goQuoteList } from './format.js';
+import { openContext, decompress, looksLikeTar } from './context.js';
+import { peek as peekStream } from '../../lib/streams.js';
+import { hasWildcards } from '../../lib/dockerignore.js';
+import { goHealthcheck, goQuoteList } from './format.js';
 import type { RunExecutor } from './types.js';
 import { mergedLstat, resolveInLayers, resolveInRoot } from '../fsroot/lexical.js';
 import { dirHash, downloadSum, lazySum, multiHash } from './srchash.js';
 import { parse as parseContentDisposition } from 'content-disposition';
 import { formatPlatform, parsePlatform, platformMatches, type Platform } from '../distribution/platform.js';
+import { goMatch, goQuote, rfc3339Nano } from '../../lib/go.js';
 
 export const EMPTY_TAR_DIGEST = 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef';
 export const MAX_LAYERS = 127;
@@ -59,10 +61,6 @@ export interface BuilderDeps {
   tmpDir: string;
   dockerVersion: string;
   arch: string;
-}
-
-function rfc3339Nano(d: Date): string {
-  return d.toISOString().replace(/\.(\d+)Z$/, (_, f: string) => (/^0+$/.test(f) ? 'Z' : `.${f.replace(/0+$/, '')}Z`));
 }
 
 function newId(): string { return randomBytes(32).toString('hex'); }

@@ -17,6 +17,7 @@ import { InvalidParameterError, NotFoundError, UnavailableError } from '../../li
 import { PatternMatcher, readIgnoreFile } from '../../lib/dockerignore.js';
 import { resolveInRoot } from '../fsroot/lexical.js';
 import { extractLayerTar } from '../layers/extract.js';
+import { peek } from '../../lib/streams.js';
 
 const execFileP = promisify(execFile);
 
@@ -28,32 +29,6 @@ export interface BuildContext {
   sums: Map<string, string>;
   /** Removes the unpacked context. */
   close(): Promise<void>;
-}
-
-/** Reads the first bytes without losing them. */
-export async function peekStream(input: Readable, n: number): Promise<{ head: Buffer; stream: Readable }> {
-  const chunks: Buffer[] = [];
-  let len = 0;
-  const it = input[Symbol.asyncIterator]();
-  let done = false;
-  while (len < n) {
-    const r = await it.next();
-    if (r.done) { done = true; break; }
-    const c = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value as Uint8Array);
-    chunks.push(c);
-    len += c.length;
-  }
-  const first = Buffer.concat(chunks);
-  async function* gen(): AsyncGenerator<Buffer> {
-    if (first.length) yield first;
-    if (done) return;
-    for (;;) {
-      const r = await it.next();
-      if (r.done) return;
-      yield Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value as Uint8Array);
-    }
-  }
-  return { head: first, stream: Readable.from(gen(), { objectMode: false }) };
 }
 
 export type Compression = 'gzip' | 'bzip2' | 'xz' | 'zstd' | null;
@@ -78,7 +53,7 @@ function external(input: Readable, cmd: string): Readable {
 
 /** Inflates a stream by its magic bytes (plain data passes through). */
 export async function decompress(input: Readable): Promise<{ stream: Readable; compression: Compression }> {
-  const { head, stream } = await peekStream(input, 6);
+  const { head, stream } = await peek(input, 6);
   const c = detectCompression(head);
   if (c === 'gzip') return { stream: stream.pipe(zlib.createGunzip({ chunkSize: 1 << 17 })), compression: c };
   if (c === 'bzip2' || c === 'xz') return { stream: external(stream, c), compression: c };
@@ -210,7 +185,7 @@ export async function openContext(body: Readable | null, opts: { remote?: string
     }
     if (input) {
       const { stream } = await decompress(input);
-      const { head, stream: s2 } = await peekStream(stream, 512);
+      const { head, stream: s2 } = await peek(stream, 512);
       if (looksLikeTar(head)) {
         await untarTo(s2, dir, sums);
       } else {

@@ -1,24 +1,5 @@
 /** Go's fmt renderings that docker's classic builder writes into history (created_by) strings. */
-
-/** strconv.Quote for the common cases (ASCII escapes; printable Unicode kept). */
-export function goQuote(s: string): string {
-  let out = '"';
-  for (const ch of s) {
-    const c = ch.codePointAt(0)!;
-    if (ch === '"') out += '\\"';
-    else if (ch === '\\') out += '\\\\';
-    else if (ch === '\n') out += '\\n';
-    else if (ch === '\t') out += '\\t';
-    else if (ch === '\r') out += '\\r';
-    else if (ch === '\x07') out += '\\a';
-    else if (ch === '\b') out += '\\b';
-    else if (ch === '\f') out += '\\f';
-    else if (ch === '\v') out += '\\v';
-    else if (c < 0x20 || c === 0x7f) out += '\\x' + c.toString(16).padStart(2, '0');
-    else out += ch;
-  }
-  return out + '"';
-}
+import { goQuote } from '../../lib/go.js';
 
 /** fmt %q of a []string: ["a" "b"]. */
 export function goQuoteList(xs: string[]): string {

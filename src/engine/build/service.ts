@@ -1,10 +1,10 @@
 /** BuildService: the BuildBackend of POST /build over the classic builder. */
 import type { Readable } from 'node:stream';
-import type { BuildBackend, BuildRequest } from '../../api/backend.js';
+import type { BuildRequest } from '../../wire/index.js';
 import type { ProgressSink } from '../../lib/jsonmessage.js';
 import { Builder, type BuilderDeps } from './builder.js';
 
-export class BuildService implements BuildBackend {
+export class BuildService {
   private readonly builder: Builder;
   constructor(deps: BuilderDeps) {
     this.builder = new Builder(deps);

@@ -1,5 +1,5 @@
 /**
- * The classic builder's contracts: what the API route calls (BuildBackend lives in api/backend.ts) and what the
+ * The classic builder's contracts: what the API route calls (BuildBackend lives in api/backend.ts, its request shape in wire/build.ts) and what the
  * builder needs from the rest of the engine, injected by the composition root.
  */
 import type { Readable } from 'node:stream';
@@ -47,4 +47,4 @@ export interface RunExecutor {
   remove?(id: string): Promise<void>;
 }
 
-export type { BuildRequest as BuildOptions } from '../../api/backend.js';
+export type { BuildRequest as BuildOptions } from '../../wire/index.js';

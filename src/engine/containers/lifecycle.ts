@@ -21,10 +21,12 @@ import { buildSpec, writeBundle, type NetworkMode } from '../runtime/spec.js';
 import { parseBind, specOptionsOf } from './hostconfig.js';
 import { RuntimeError, type AttachHandle, type Runtime } from '../runtime/runc.js';
 import { readLogs, type LogRecord } from '../runtime/logs.js';
-import { rfc3339, type ContainerNet, type ContainerRecord, type ContainerService, type MountPoint } from './service.js';
+import { type ContainerNet, type ContainerRecord, type ContainerService, type MountPoint } from './service.js';
 
 const execFileP = promisify(execFile);
 import type { BridgeNetwork, Endpoint, PortMapping } from '../network/index.js';
+import { isENOENT } from '../../lib/fsutil.js';
+import { rfc3339NanoFixed } from '../../lib/go.js';
 
 export interface AttachStreams {
   stdout?: (b: Buffer) => void;
@@ -220,7 +222,7 @@ export class ContainerRunner {
       this.pendingAttach.delete(id);
       for (const p of pend) p.done(await this.connect(id, p.s).catch(() => null));
       await this.rt.start(id);
-      r.State = { ...r.State, Status: 'running', Running: true, Paused: false, Pid: pid, ExitCode: 0, Error: '', StartedAt: rfc3339(new Date()), FinishedAt: '0001-01-01T00:00:00Z' };
+      r.State = { ...r.State, Status: 'running', Running: true, Paused: false, Pid: pid, ExitCode: 0, Error: '', StartedAt: rfc3339NanoFixed(new Date()), FinishedAt: '0001-01-01T00:00:00Z' };
       await this.c.save(r);
       this.monitor(r);
     } catch (e) {
@@ -259,7 +261,7 @@ export class ContainerRunner {
     delete r.Net;
     await this.layers.unmount(r.ID).catch(() => {});
     await rm(join(this.execRoot, 'bundles', r.ID), { recursive: true, force: true }).catch(() => {});
-    r.State = { ...r.State, Status: 'exited', Running: false, Paused: false, Pid: 0, ExitCode: code, FinishedAt: rfc3339(at ?? new Date()) };
+    r.State = { ...r.State, Status: 'exited', Running: false, Paused: false, Pid: 0, ExitCode: code, FinishedAt: rfc3339NanoFixed(at ?? new Date()) };
     await this.c.save(r).catch(() => {});
     const restart = !r.HostConfig.AutoRemove && this.shouldRestart(r, code);
     if (restart) {
@@ -392,7 +394,7 @@ export class ContainerRunner {
         ...(o.tail !== undefined ? { tail: o.tail } : {}),
       });
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      if (isENOENT(e)) return;
       throw e;
     }
   }

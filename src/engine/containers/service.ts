@@ -15,6 +15,8 @@ import type { LayerStore } from '../layers/types.js';
 import type { ContainerConfig, Image } from '../images/types.js';
 import { topChainOf } from '../images/store.js';
 import { parseBind, validateCreateBody } from './hostconfig.js';
+import { rfc3339NanoFixed } from '../../lib/go.js';
+import { humanDuration } from '../../lib/units.js';
 
 export type ContainerStatus = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
 
@@ -93,29 +95,6 @@ const LEFT = ['admiring', 'brave', 'clever', 'dreamy', 'eager', 'focused', 'gall
   'youthful', 'zealous'];
 const RIGHT = ['albattani', 'bell', 'curie', 'darwin', 'euclid', 'fermi', 'galileo', 'hopper', 'hypatia', 'johnson',
   'kepler', 'lovelace', 'meitner', 'newton', 'noether', 'pasteur', 'ritchie', 'shannon', 'tesla', 'turing', 'wozniak'];
-
-/** "2026-11-24T16:01:28.123456789Z" from a Date (docker's RFC3339Nano, nanoseconds padded from ms). */
-export function rfc3339(d: Date): string {
-  return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000000Z');
-}
-
-/** Docker's units.HumanDuration. */
-export function humanDuration(ms: number): string {
-  const s = Math.floor(ms / 1000);
-  if (s < 1) return 'Less than a second';
-  if (s === 1) return '1 second';
-  if (s < 60) return `${s} seconds`;
-  const m = Math.floor(s / 60);
-  if (m === 1) return 'About a minute';
-  if (m < 60) return `${m} minutes`;
-  const h = Math.round(s / 3600);
-  if (h === 1) return 'About an hour';
-  if (h < 48) return `${h} hours`;
-  if (h < 24 * 7 * 2) return `${Math.floor(h / 24)} days`;
-  if (h < 24 * 30 * 2) return `${Math.floor(h / 24 / 7)} weeks`;
-  if (h < 24 * 365 * 2) return `${Math.floor(h / 24 / 30)} months`;
-  return `${Math.floor(h / 24 / 365)} years`;
-}
 
 export class ContainerService {
   private readonly byId = new Map<string, ContainerRecord>();
@@ -282,7 +261,7 @@ export class ContainerService {
     }
     const rec: ContainerRecord = {
       ID: id,
-      Created: rfc3339(new Date()),
+      Created: rfc3339NanoFixed(new Date()),
       Path: argv[0]!,
       Args: argv.slice(1),
       Config: cfg,

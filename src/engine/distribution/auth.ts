@@ -13,19 +13,18 @@
  *   `unauthorized: incorrect username or password`.
  */
 import { STATUS_CODES } from 'node:http';
-import type { AuthConfig } from '../../api/backend.js';
+import type { AuthConfig } from '../../wire/index.js';
 import type { DaemonConfig } from '../config.js';
 import { InvalidParameterError, SystemError, UnauthorizedError, UnavailableError } from '../../lib/errors.js';
 import {
   LIMITS, basicHeader, credentialsOf, fetchAll, getToken, pickChallenge, resolveEndpoints, type Answer, type Endpoint,
   type TokenAnswer,
 } from './transport.js';
-
-export const DOCKER_HUB_INDEX = 'https://index.docker.io/v1/';
+import { LEGACY_DEFAULT_DOMAIN } from '../../lib/reference.js';
 
 /** The registry host named by a login server address (dockerd: Docker Hub when empty). */
 export function registryHostOf(serverAddress: string | undefined): string {
-  if (!serverAddress) return 'index.docker.io';
+  if (!serverAddress) return LEGACY_DEFAULT_DOMAIN;
   let s = serverAddress;
   if (!/^https?:\/\//.test(s)) s = `https://${s}`;
   let u: URL;

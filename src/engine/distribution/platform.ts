@@ -4,18 +4,13 @@
  */
 import { InvalidParameterError, NotFoundError } from '../../lib/errors.js';
 import type { PlatformSpec } from '../../lib/oci/manifest.js';
+import { goArch } from '../../lib/go.js';
 
 export interface Platform {
   os: string;
   architecture: string;
   variant?: string;
 }
-
-/** Node's process.arch → GOARCH. */
-const NODE_ARCH: Record<string, string> = {
-  x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64',
-  mips64el: 'mips64le', loong64: 'loong64',
-};
 
 /** Normalizes architecture aliases and default variants (arm64 v8 → none, arm → v7, amd64 v1 → none). */
 export function normalizePlatform(p: Platform): Platform {
@@ -44,7 +39,7 @@ export function normalizePlatform(p: Platform): Platform {
 
 /** The host platform: linux/<arch>[/<variant>]. */
 export function hostPlatform(): Platform {
-  const architecture = NODE_ARCH[process.arch] ?? process.arch;
+  const architecture = goArch();
   if (architecture === 'arm') return { os: 'linux', architecture, variant: 'v7' };
   return { os: 'linux', architecture };
 }

@@ -14,7 +14,7 @@ import { compressionOf, decompressor } from '../layers/compression.js';
 import type { LayerStore, ExtractedLayer } from '../layers/types.js';
 import type { ImageStore, ReferenceStore, ImageConfig } from '../images/types.js';
 import type { DaemonConfig } from '../config.js';
-import type { PullOptions } from '../../api/backend.js';
+import type { PullOptions } from '../../wire/index.js';
 import type { JSONMessage, ProgressSink } from '../../lib/jsonmessage.js';
 import { chainIds, isDigest, newHasher, sha256, shortId, type Digest } from '../../lib/digest.js';
 import {
@@ -29,6 +29,8 @@ import type { Descriptor, ImageManifest } from '../../lib/oci/manifest.js';
 import { formatPlatform, hostPlatform, parsePlatform, platformMatches, selectPlatform, type Platform } from './platform.js';
 import { progressBar } from './progress.js';
 import { V2Metadata } from './metadata.js';
+import { Semaphore } from '../../lib/sync.js';
+import { peek } from '../../lib/streams.js';
 
 export interface PullerDeps {
   layers: LayerStore;
@@ -48,48 +50,6 @@ interface Inflight {
   /** Aborted when every caller's signal has aborted (a caller without a signal keeps it alive). */
   abort: AbortController;
   live: number;
-}
-
-/** A small counting semaphore. */
-class Semaphore {
-  private active = 0;
-  private readonly queue: (() => void)[] = [];
-  constructor(private readonly limit: number) {}
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.active >= this.limit) await new Promise<void>((r) => this.queue.push(r));
-    this.active++;
-    try {
-      return await fn();
-    } finally {
-      this.active--;
-      this.queue.shift()?.();
-    }
-  }
-}
-
-/** Reads at least `n` bytes (or to the end) from a paused stream, then puts them back. */
-async function peek(stream: Readable, n: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let len = 0;
-  while (len < n) {
-    const c = stream.read() as Buffer | null;
-    if (c) { chunks.push(c); len += c.length; continue; }
-    if (stream.readableEnded || stream.destroyed) break;
-    await new Promise<void>((resolve, reject) => {
-      const done = () => { cleanup(); resolve(); };
-      const fail = (e: Error) => { cleanup(); reject(e); };
-      const cleanup = () => { stream.off('readable', done); stream.off('end', done); stream.off('close', done); stream.off('error', fail); };
-      stream.on('readable', done);
-      stream.on('end', done);
-      stream.on('close', done);
-      stream.on('error', fail);
-    });
-    const err = (stream as Readable & { errored?: Error | null }).errored;
-    if (err) throw err;
-  }
-  const buf = Buffer.concat(chunks);
-  if (buf.length) stream.unshift(buf);
-  return buf;
 }
 
 /** The decompressor for a layer: by magic number (gzip 1f 8b, zstd 28 b5 2f fd), else by media type. */
@@ -397,7 +357,7 @@ export class Puller {
     if (signal.aborted) onAbort();
     signal.addEventListener('abort', onAbort, { once: true });
     try {
-      const head = await peek(body, 4);
+      const { head, stream: src } = await peek(body, 4);
       const hasher = newHasher();
       let got = 0;
       let last = 0;
@@ -432,7 +392,7 @@ export class Puller {
         body.destroy();
         throw e;
       });
-      const pipeP = pipeline(body, counter).catch((e: unknown) => {
+      const pipeP = pipeline(src, counter).catch((e: unknown) => {
         // a premature close of the counter is the extraction's teardown (it failed, e.g. ENOSPC, and stopped
         // reading): the extraction's error is the cause, not "Premature close"
         if ((e as NodeJS.ErrnoException)?.code !== 'ERR_STREAM_PREMATURE_CLOSE') cause ??= { err: wrapStreamError(e, desc.digest) };

@@ -10,7 +10,7 @@
  */
 import { Transform, pipeline as streamPipeline } from 'node:stream';
 import { createGzip } from 'node:zlib';
-import type { AuthConfig } from '../../api/backend.js';
+import type { AuthConfig } from '../../wire/index.js';
 import type { DaemonConfig } from '../config.js';
 import type { LayerStore } from '../layers/types.js';
 import type { ImageStore, ImageConfig, ReferenceStore } from '../images/types.js';
@@ -25,6 +25,7 @@ import { progressBar } from './progress.js';
 import { PushSession } from './registry.js';
 import { MEDIA_TYPES, layerCompression } from '../../lib/oci/mediatypes.js';
 import type { Descriptor, ImageManifest } from '../../lib/oci/manifest.js';
+import { Semaphore } from '../../lib/sync.js';
 
 const LAYER_GZIP_MEDIA_TYPE = MEDIA_TYPES.dockerLayerGzip;
 
@@ -49,17 +50,6 @@ export interface PushOptions {
 }
 
 interface PushedLayer { digest: Digest; size: number }
-
-class Limiter {
-  private active = 0;
-  private readonly queue: (() => void)[] = [];
-  constructor(private readonly max: number) {}
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.active >= this.max) await new Promise<void>((r) => this.queue.push(r));
-    this.active++;
-    try { return await fn(); } finally { this.active--; this.queue.shift()?.(); }
-  }
-}
 
 export class Pusher {
   private readonly metadata: V2Metadata;
@@ -115,7 +105,7 @@ export class Pusher {
     for (const i of order) emit({ status: 'Preparing', progressDetail: {}, id: shortId(diffIds[i]!) });
     let started = 0;
     for (const i of order) if (started++ >= limit) emit({ status: 'Waiting', progressDetail: {}, id: shortId(diffIds[i]!) });
-    const lim = new Limiter(limit);
+    const lim = new Semaphore(limit);
     const results: PushedLayer[] = new Array(n);
     const tasks = order.map((i) => lim.run(async () => {
       results[i] = await this.pushLayer(session, named, repoName, diffIds[i]!, chains[i]!, emit);

@@ -10,7 +10,7 @@
  *   Scope `repository:<path>:pull,push` (plus `pull` on a mount source); uploads are never retried blindly.
  */
 import type { Readable } from 'node:stream';
-import type { AuthConfig } from '../../api/backend.js';
+import type { AuthConfig } from '../../wire/index.js';
 import type { DaemonConfig } from '../config.js';
 import { sha256, isDigest, type Digest } from '../../lib/digest.js';
 import { InvalidParameterError, SystemError } from '../../lib/errors.js';
@@ -31,8 +31,6 @@ export const SCHEMA1_MESSAGE =
   'version 2, schema 2 (this engine does not support schema 1 manifests).';
 
 const USER_AGENT = 'wharf/0.1 (linux)';
-const DOCKER_HUB = 'docker.io';
-const DOCKER_HUB_ENDPOINT = 'https://registry-1.docker.io';
 
 export interface FetchedManifest {
   mediaType: string;

@@ -23,13 +23,13 @@ import { isIP } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE } from '../../lib/oci/mediatypes.js';
 import { Readable } from 'node:stream';
-import type { AuthConfig } from '../../api/backend.js';
+import type { AuthConfig } from '../../wire/index.js';
 import type { DaemonConfig } from '../config.js';
 import { SystemError, UnauthorizedError, UnavailableError, WharfError } from '../../lib/errors.js';
+import { DEFAULT_REGISTRY_HOST, isDockerHub } from '../../lib/reference.js';
 
 export const USER_AGENT = 'wharf/0.1 (linux)';
-const DOCKER_HUB = 'docker.io';
-const DOCKER_HUB_ENDPOINT = 'https://registry-1.docker.io';
+const DOCKER_HUB_ENDPOINT = `https://${DEFAULT_REGISTRY_HOST}`;
 
 /**
  * Caps on bodies read into memory. Manifests: 4 MiB, the figure distribution's server accepts
@@ -130,7 +130,7 @@ export function isInsecureRegistry(hostPort: string, insecure: readonly string[]
 /** Endpoints for a registry domain, in the order dockerd tries them (no mirrors: push, login). */
 export function resolveEndpoints(domain: string, config: Pick<DaemonConfig, 'registryMirrors' | 'insecureRegistries'>): Endpoint[] {
   const out: Endpoint[] = [];
-  if (domain === DOCKER_HUB || domain === 'index.docker.io' || domain === 'registry-1.docker.io') {
+  if (isDockerHub(domain)) {
     for (const m of config.registryMirrors) {
       const url = m.replace(/\/+$/, '');
       const mh = url.replace(/^https?:\/\//, '');

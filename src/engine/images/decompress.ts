@@ -4,12 +4,11 @@ import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { InvalidParameterError } from '../../lib/errors.js';
+import { peek } from '../../lib/streams.js';
 
 /** Peeks at the first bytes and inflates gzip, zstd, bzip2 or xz; plain tar passes through. */
 export async function decompressStream(input: Readable): Promise<Readable> {
-  const head = await peek(input, 6);
-  const rest = head.stream;
-  const b = head.bytes;
+  const { head: b, stream: rest } = await peek(input, 6);
   if (b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b) return rest.pipe(zlib.createGunzip({ chunkSize: 1 << 17 }));
   if (b.length >= 4 && b[0] === 0x28 && b[1] === 0xb5 && b[2] === 0x2f && b[3] === 0xfd) {
     const z = zlib as unknown as { createZstdDecompress?: (o?: { chunkSize?: number }) => NodeJS.ReadWriteStream };
@@ -35,29 +34,4 @@ function external(input: Readable, cmd: string, args: string[]): Readable {
   return out;
 }
 
-/** Reads the first `n` bytes without losing them: returns them and a stream that still starts at byte 0. */
-async function peek(input: Readable, n: number): Promise<{ bytes: Buffer; stream: Readable }> {
-  const chunks: Buffer[] = [];
-  let len = 0;
-  const it = input[Symbol.asyncIterator]();
-  let done = false;
-  while (len < n) {
-    const r = await it.next();
-    if (r.done) { done = true; break; }
-    const c = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
-    chunks.push(c);
-    len += c.length;
-  }
-  const first = Buffer.concat(chunks);
-  async function* gen() {
-    if (first.length) yield first;
-    if (done) return;
-    for (;;) {
-      const r = await it.next();
-      if (r.done) return;
-      yield Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
-    }
-  }
-  return { bytes: first.subarray(0, n), stream: Readable.from(gen(), { objectMode: false }) };
-}
 

@@ -8,20 +8,6 @@ export const DOCKER_VERSION = '20.10.24';
 export const ZERO_TIME = '0001-01-01T00:00:00Z';
 const ZERO_UNIX = -62135596800;
 
-/** Go's runtime.GOARCH for this host. */
-export function goArch(arch: string = process.arch): string {
-  switch (arch) {
-    case 'x64': return 'amd64';
-    case 'ia32': return '386';
-    case 'arm': return 'arm';
-    case 'arm64': return 'arm64';
-    case 'ppc64': return 'ppc64le';
-    case 's390x': return 's390x';
-    case 'riscv64': return 'riscv64';
-    default: return arch;
-  }
-}
-
 const TIME_RE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/i;
 
 /** A config time as Go's time.Format(RFC3339Nano) prints it after parsing ("" / absent → zero time). */
@@ -86,31 +72,6 @@ export function goContainerConfig(c: ContainerConfig | undefined | null): Record
   if (typeof st === 'number') o.StopTimeout = st;
   if (x.Shell && x.Shell.length) o.Shell = x.Shell;
   return o;
-}
-
-/** Go's path.Match (used by docker's reference filter). Throws on a malformed pattern. */
-export function pathMatch(pattern: string, name: string): boolean {
-  let re = '^';
-  for (let i = 0; i < pattern.length; i++) {
-    const ch = pattern[i]!;
-    if (ch === '*') re += '[^/]*';
-    else if (ch === '?') re += '[^/]';
-    else if (ch === '\\') {
-      i++;
-      if (i >= pattern.length) throw new InvalidParameterError('syntax error in pattern');
-      re += pattern[i]!.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
-    } else if (ch === '[') {
-      const end = pattern.indexOf(']', i + 2);
-      if (end < 0) throw new InvalidParameterError('syntax error in pattern');
-      let cls = pattern.slice(i + 1, end);
-      let neg = false;
-      if (cls.startsWith('^')) { neg = true; cls = cls.slice(1); }
-      re += `[${neg ? '^' : ''}${cls.replace(/\\(.)/g, '\\$1').replace(/\//g, '\\/')}]`;
-      i = end;
-    } else re += ch.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
-  }
-  re += '$';
-  return new RegExp(re, 's').test(name);
 }
 
 /** docker's timestamp filter values ("until="): durations back from now, unix seconds, RFC 3339 dates. */

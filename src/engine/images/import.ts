@@ -7,9 +7,9 @@ import type { ImportOptions } from '../../api/backend.js';
 import { applyChanges } from './changes.js';
 import type { ImageContext } from './context.js';
 import { decompressStream } from './decompress.js';
-import { DOCKER_VERSION, goArch, goContainerConfig } from './format.js';
+import { DOCKER_VERSION, goContainerConfig } from './format.js';
 import { parseNamed, refString, withDefaultTag, withTag, type ParsedRef } from './refs.js';
-import { rfc3339Nano } from './store.js';
+import { goArch, rfc3339Nano } from '../../lib/go.js';
 
 export async function importImage(ctx: ImageContext, tar: Readable, opts: ImportOptions, progress: ProgressSink): Promise<string> {
   let newRef: ParsedRef | null = null;

@@ -3,7 +3,8 @@ import { chainIds, type Digest } from '../../lib/digest.js';
 import { getBoolOrDefault, hasFilter, matchKVList, validateFilters } from '../../lib/filters.js';
 import type { Filters, ImageSummary } from '../../api/backend.js';
 import type { ImageContext } from './context.js';
-import { goUnix, pathMatch, timeKey } from './format.js';
+import { goUnix, timeKey } from './format.js';
+import { goMatch } from '../../lib/go.js';
 import { familiarName, familiarString } from './refs.js';
 import { topChainOf } from './store.js';
 import type { Image } from './types.js';
@@ -56,7 +57,7 @@ export async function listImages(ctx: ImageContext, all: boolean, filters: Filte
       if (patterns && patterns.length) {
         let found = false;
         for (const pat of patterns) {
-          found = pathMatch(pat, familiarString(ref)) || pathMatch(pat, familiarName(ref));
+          found = goMatch(pat, familiarString(ref)) || goMatch(pat, familiarName(ref));
           if (found) break;
         }
         if (!found) continue;

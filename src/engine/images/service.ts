@@ -23,7 +23,7 @@ import { tagImage } from './tag.js';
 import type { Image } from './types.js';
 
 export type { ContainerUsers, ImageServiceDeps } from './context.js';
-export { DOCKER_VERSION, goArch, goContainerConfig, goTimeString, goUnix, pathMatch, parseTimestamp } from './format.js';
+export { DOCKER_VERSION, goContainerConfig, goTimeString, goUnix, parseTimestamp } from './format.js';
 export { decompressStream } from './decompress.js';
 
 export class ImageService implements ImageBackend {

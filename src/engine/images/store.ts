@@ -21,14 +21,9 @@ import { ConflictError, InvalidParameterError, NotFoundError } from '../../lib/e
 import type { LayerStore } from '../layers/types.js';
 import type { Image, ImageConfig, ImageStore, ReferenceStore } from './types.js';
 import { parseRef, refString, type ParsedRef } from './refs.js';
-
-/** Go's time.RFC3339Nano of a JS Date (ms precision; trailing zeros trimmed like Go). */
-export function rfc3339Nano(d: Date): string {
-  const iso = d.toISOString(); // 2026-11-24T16:01:11.853Z
-  const [main, frac] = [iso.slice(0, 19), iso.slice(20, 23)];
-  const f = frac.replace(/0+$/, '');
-  return f ? `${main}.${f}Z` : `${main}Z`;
-}
+import { Mutex } from '../../lib/sync.js';
+import { isENOENT } from '../../lib/fsutil.js';
+import { rfc3339Nano } from '../../lib/go.js';
 
 /** Parses and validates an image config; throws InvalidParameterError. */
 export function parseImageConfig(raw: Buffer): ImageConfig {
@@ -57,21 +52,11 @@ export function topChainOf(cfg: ImageConfig): Digest | null {
   return ids.length ? ids[ids.length - 1] : null;
 }
 
-/** Serializes async work (one writer at a time). */
-class Mutex {
-  private tail: Promise<unknown> = Promise.resolve();
-  run<T>(fn: () => Promise<T>): Promise<T> {
-    const p = this.tail.then(fn, fn);
-    this.tail = p.catch(() => {});
-    return p;
-  }
-}
-
 async function readOptional(path: string): Promise<string | null> {
   try {
     return await readFile(path, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    if (isENOENT(e)) return null;
     throw e;
   }
 }

@@ -8,6 +8,7 @@ import tarStream from 'tar-stream';
 import { newHasher, type Digest } from '../../lib/digest.js';
 import { InvalidParameterError, SystemError, WharfError } from '../../lib/errors.js';
 import { fileWriterPool, WRITERS, type FileJob } from './filewriter.js';
+import { Semaphore } from '../../lib/sync.js';
 
 /**
  * Streaming extraction of one OCI layer tar into an empty directory, in the overlay "diff" format:
@@ -156,24 +157,6 @@ async function symlinkMeta(target: string, p: string, uid: number, gid: number, 
 async function linkMeta(existing: string, p: string): Promise<void> {
   if (SYNC_META) fs.linkSync(existing, p);
   else await link(existing, p);
-}
-
-class Semaphore {
-  private active = 0;
-  private waiters: (() => void)[] = [];
-  constructor(private readonly max: number) {}
-  async acquire(): Promise<void> {
-    if (this.active < this.max) {
-      this.active++;
-      return;
-    }
-    await new Promise<void>((r) => this.waiters.push(r));
-  }
-  release(): void {
-    const w = this.waiters.shift();
-    if (w) w();
-    else this.active--;
-  }
 }
 
 /** What an entry's watcher (ExtractOptions.onEntry) is given: the entry's content, then its end. */

@@ -12,6 +12,8 @@ import type { Compression } from './compression.js';
 import { tarSplitSize, tarSplitStream } from './tarsplit.js';
 import { isOpaque, isWhiteout, listedSize, naiveChanges, overlayChanges, readXattrs } from './tarpack.js';
 import { listInRoot, packLayerFromRoot } from '../fsroot/worker.js';
+import { isENOENT } from '../../lib/fsutil.js';
+import { Mutex } from '../../lib/sync.js';
 
 /**
  * The layer store.
@@ -68,19 +70,6 @@ const INIT_ITEMS: [string, 'dir' | 'file' | 'symlink', string?][] = [
 ];
 
 const LONG_OPTS = 3500;
-
-class Mutex {
-  private tail: Promise<unknown> = Promise.resolve();
-  run<T>(fn: () => Promise<T>): Promise<T> {
-    const p = this.tail.then(fn, fn);
-    this.tail = p.catch(() => {});
-    return p;
-  }
-}
-
-function isENOENT(e: unknown): boolean {
-  return (e as NodeJS.ErrnoException)?.code === 'ENOENT';
-}
 
 async function readText(p: string): Promise<string | null> {
   try {

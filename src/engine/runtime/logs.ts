@@ -5,6 +5,7 @@
  */
 import { open, stat } from 'node:fs/promises';
 import { watch } from 'node:fs';
+import { isENOENT } from '../../lib/fsutil.js';
 
 export interface LogRecord {
   stream: 'stdout' | 'stderr';
@@ -68,7 +69,7 @@ export async function* readLogs(path: string, opts: LogOptions = {}): AsyncGener
 
   let fh;
   try { fh = await open(path, 'r'); } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || !opts.follow) return;
+    if (!isENOENT(e) || !opts.follow) return;
     // not created yet: wait for it (follow on a just-created container)
     while (!fh) {
       if (opts.signal?.aborted) return;

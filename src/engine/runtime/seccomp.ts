@@ -16,6 +16,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { InvalidParameterError } from '../../lib/errors.js';
+import { goArch } from '../../lib/go.js';
 
 export interface SeccompArg { index: number; value: number; valueTwo?: number; op: string }
 
@@ -51,8 +52,6 @@ export interface OciSeccomp {
 const EPERM = 1;
 const ENOSYS = 38;
 
-/** Go's GOARCH names (what profile `arches` use) for Node's process.arch. */
-const GOARCH: Record<string, string> = { x64: 'amd64', ia32: '386', arm64: 'arm64', arm: 'arm', s390x: 's390x', ppc64: 'ppc64le', riscv64: 'riscv64', mips64el: 'mips64le' };
 /** seccomp's native architecture for a GOARCH, as the archMap names it. */
 const NATIVE: Record<string, string> = {
   amd64: 'SCMP_ARCH_X86_64', '386': 'SCMP_ARCH_X86', arm64: 'SCMP_ARCH_AARCH64', arm: 'SCMP_ARCH_ARM', s390x: 'SCMP_ARCH_S390X',
@@ -198,7 +197,7 @@ export interface SeccompContext {
 export function toOciSeccomp(p: DockerSeccompProfile, ctx: SeccompContext): OciSeccomp {
   if (typeof p !== 'object' || p === null || Array.isArray(p)) throw new InvalidParameterError('Decoding seccomp profile failed: not a JSON object');
   if (p.architectures?.length && p.archMap?.length) throw new InvalidParameterError("'architectures' and 'archMap' were specified in the seccomp profile, use either 'architectures' or 'archMap'");
-  const goarch = GOARCH[ctx.arch ?? process.arch] ?? 'amd64';
+  const goarch = goArch(ctx.arch ?? process.arch);
   const kernel = ctx.kernel ?? kernelVersion();
   let architectures: string[] = [];
   if (p.architectures?.length) architectures = [...p.architectures];

@@ -14,17 +14,18 @@
  * - `limit` 1…100 (default 25); filters `is-official`, `is-automated` (true|false) and `stars` (integer; the
  *   largest wins) with dockerd's "Invalid filter" errors.
  */
-import type { AuthConfig, Filters } from '../../api/backend.js';
+import type { Filters } from '../../lib/filters.js';
+import type { AuthConfig } from '../../wire/index.js';
 import type { DaemonConfig } from '../config.js';
 import { InvalidParameterError, SystemError, UnauthorizedError, UnavailableError } from '../../lib/errors.js';
 import {
   LIMITS, RegistryHttpError, RegistrySession, basicHeader, credentialsOf, fetchAll, isInsecureRegistry, readCapped,
   type Answer,
 } from '../distribution/transport.js';
+import { DEFAULT_DOMAIN, INDEX_SERVER, LEGACY_DEFAULT_DOMAIN } from '../../lib/reference.js';
 
 export const DEFAULT_SEARCH_LIMIT = 25;
-const INDEX_HOST = 'docker.io';
-const INDEX_SERVER = 'https://index.docker.io/v1/';
+const INDEX_HOST = DEFAULT_DOMAIN;
 
 /** One search result, fields in the Engine API's order. */
 export interface SearchResult {
@@ -103,7 +104,7 @@ export class SearchService {
     const limit = opts.limit === undefined || opts.limit === 0 ? DEFAULT_SEARCH_LIMIT : opts.limit;
     const { index, remote } = splitSearchTerm(opts.term);
     if (limit < 1 || limit > 100) throw new InvalidParameterError(`Limit ${limit} is outside the range of [1, 100]`);
-    const raw = index === INDEX_HOST || index === 'index.docker.io'
+    const raw = index === INDEX_HOST || index === LEGACY_DEFAULT_DOMAIN
       ? await this.searchIndex(INDEX_SERVER, false, remote.startsWith('library/') ? remote.slice(8) : remote, limit, opts)
       : await this.searchPrivate(index, remote, limit, opts);
     return raw.filter((r) =>

@@ -8,9 +8,11 @@ import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as os from 'node:os';
-import type { ImageSummary, SystemBackend } from '../../api/backend.js';
+import type { ImageSummary } from '../../wire/index.js';
 import type { DaemonConfig } from '../config.js';
 import { writeFileAtomic } from '../../lib/atomic.js';
+import { goArch, rfc3339NanoFixed } from '../../lib/go.js';
+import { DEFAULT_DOMAIN, INDEX_SERVER } from '../../lib/reference.js';
 
 export const API_VERSION = '1.41';
 export const MIN_API_VERSION = '1.24';
@@ -40,25 +42,6 @@ export interface SystemServiceOptions {
   engineId?: string;
   /** Extra "DriverStatus" pairs. */
   driverStatus?: [string, string][];
-}
-
-/** Go's GOARCH for Node's process.arch. */
-export function goArch(arch: string = process.arch): string {
-  switch (arch) {
-    case 'x64': return 'amd64';
-    case 'ia32': return '386';
-    case 'arm64': return 'arm64';
-    case 'arm': return 'arm';
-    case 'ppc64': return 'ppc64le';
-    case 's390x': return 's390x';
-    case 'riscv64': return 'riscv64';
-    default: return arch;
-  }
-}
-
-/** Go's time.RFC3339Nano with nine fractional digits, as dockerd prints BuildTime. */
-function rfc3339Nano9(d: Date): string {
-  return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000000+00:00');
 }
 
 /** Reads /etc/os-release → { PRETTY_NAME, VERSION_ID, … }. */
@@ -139,7 +122,7 @@ function gitCommit(): string {
 
 function buildTime(): string {
   try {
-    return rfc3339Nano9(statSync(fileURLToPath(import.meta.url)).mtime);
+    return rfc3339NanoFixed(statSync(fileURLToPath(import.meta.url)).mtime, true);
   } catch {
     return '';
   }
@@ -150,7 +133,7 @@ function isCidr(s: string): boolean {
   return /^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(s) || /^[0-9a-fA-F:]+\/\d{1,3}$/.test(s);
 }
 
-export class SystemService implements SystemBackend {
+export class SystemService {
   private readonly opts: SystemServiceOptions;
   private engineId: string | undefined;
   private commit: string | undefined;
@@ -201,7 +184,7 @@ export class SystemService implements SystemBackend {
     const cfg = this.opts.config;
     const cidrs = ['127.0.0.0/8'];
     const indexConfigs: Record<string, unknown> = {
-      'docker.io': { Name: 'docker.io', Mirrors: [...cfg.registryMirrors], Secure: true, Official: true },
+      [DEFAULT_DOMAIN]: { Name: DEFAULT_DOMAIN, Mirrors: [...cfg.registryMirrors], Secure: true, Official: true },
     };
     for (const r of cfg.insecureRegistries) {
       if (isCidr(r)) {
@@ -260,7 +243,7 @@ export class SystemService implements SystemBackend {
       OSVersion: osr['VERSION_ID'] ?? '',
       OSType: 'linux',
       Architecture: os.machine(),
-      IndexServerAddress: 'https://index.docker.io/v1/',
+      IndexServerAddress: INDEX_SERVER,
       RegistryConfig: this.registryConfig(),
       NCPU: os.availableParallelism(),
       MemTotal: os.totalmem(),

@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { writeJsonAtomic } from '../../lib/atomic.js';
 import { ConflictError, InvalidParameterError, NotFoundError } from '../../lib/errors.js';
 import type { Filters } from '../../lib/filters.js';
+import { rfc3339 } from '../../lib/go.js';
 
 export const ANONYMOUS_LABEL = 'com.docker.volume.anonymous';
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
@@ -27,10 +28,6 @@ export interface Volume {
 }
 
 interface Meta { Name: string; CreatedAt: string; Labels: Record<string, string>; Options: Record<string, string> }
-
-function rfc3339Seconds(d: Date): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
 
 /** Bytes under a directory (files and symlinks by size, directories not counted), like docker's du. */
 export async function dirSize(dir: string): Promise<number> {
@@ -109,7 +106,7 @@ export class VolumeStore {
       if (!['type', 'device', 'o'].includes(k)) throw new InvalidParameterError(`create ${name}: invalid option key: "${k}"`);
     }
     if (Object.keys(options).length) throw new InvalidParameterError(`create ${name}: mount options (type, device, o) are not supported by this daemon's local driver`);
-    const m: Meta = { Name: name, CreatedAt: rfc3339Seconds(new Date()), Labels: labels, Options: options };
+    const m: Meta = { Name: name, CreatedAt: rfc3339(new Date()), Labels: labels, Options: options };
     await mkdir(this.mountpoint(name), { recursive: true, mode: 0o755 });
     await writeJsonAtomic(join(this.root, name, 'opts.json'), m);
     this.vols.set(name, m);
