@@ -68,9 +68,13 @@ export function moduleOf(path: string): string {
 
 const top = (mod: string): string => mod.split('/')[0]!;
 
-/** A module's interface files, the only ones other engine modules may import. */
+/**
+ * A module's doors, the only files other engine modules may import: its `types.ts` (interfaces and shapes) and,
+ * for a module whose service is functions rather than an object wired by the daemon (e.g. `engine/fsroot`), its
+ * `index.ts`; plus the engine-wide `config.ts`.
+ */
 function isInterfaceFile(path: string): boolean {
-  return /^engine\/[^/]+\/types\.ts$/.test(path) || path === 'engine/config.ts';
+  return /^engine\/[^/]+\/(types|index)\.ts$/.test(path) || path === 'engine/config.ts';
 }
 
 /**
@@ -87,7 +91,7 @@ function ruleBroken(from: string, to: string): string | undefined {
   if (ft === 'client' && tt === 'cli') return 'client never imports cli';
   if (ft === 'registry' && !['lib', 'wire'].includes(tt)) return 'registry imports only lib and wire';
   if (ft === 'api' && !['lib', 'wire'].includes(tt)) return 'api imports only lib, wire and its backend interfaces';
-  if (ft === 'engine' && tt === 'engine' && !isInterfaceFile(to)) return `engine modules meet through their types.ts`;
+  if (ft === 'engine' && tt === 'engine' && !isInterfaceFile(to)) return `engine modules meet through their types.ts or index.ts`;
   return undefined;
 }
 

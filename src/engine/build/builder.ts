@@ -26,7 +26,7 @@ import { peek as peekStream } from '../../lib/streams.js';
 import { hasWildcards } from '../../lib/dockerignore.js';
 import { goHealthcheck, goQuoteList } from './format.js';
 import type { RunExecutor } from './types.js';
-import { mergedLstat, resolveInLayers, resolveInRoot } from '../fsroot/lexical.js';
+import { mergedLstat, resolveInLayers, resolveInRoot } from '../fsroot/index.js';
 import { dirHash, downloadSum, lazySum, multiHash } from './srchash.js';
 import { parse as parseContentDisposition } from 'content-disposition';
 import { formatPlatform, parsePlatform, platformMatches, type Platform } from '../distribution/platform.js';

@@ -15,7 +15,7 @@ import { startSum, typeflagOf } from './srchash.js';
 import * as zlib from 'node:zlib';
 import { InvalidParameterError, NotFoundError, UnavailableError } from '../../lib/errors.js';
 import { PatternMatcher, readIgnoreFile } from '../../lib/dockerignore.js';
-import { resolveInRoot } from '../fsroot/lexical.js';
+import { resolveInRoot } from '../fsroot/index.js';
 import { extractLayerTar } from '../layers/extract.js';
 import { peek } from '../../lib/streams.js';
 

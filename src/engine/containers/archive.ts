@@ -7,8 +7,7 @@
  */
 import type { Readable } from 'node:stream';
 import { ForbiddenError } from '../../lib/errors.js';
-import { statInRoot } from '../fsroot/inroot.js';
-import { exportFromRoot, extractIntoRoot, packFromRoot } from '../fsroot/worker.js';
+import { statInRoot, exportFromRoot, extractIntoRoot, packFromRoot } from '../fsroot/index.js';
 import type { LayerStore } from '../layers/types.js';
 import type { ContainerService } from './service.js';
 

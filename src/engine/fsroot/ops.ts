@@ -10,7 +10,7 @@ import { posix } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import tarStream from 'tar-stream';
 import { InvalidParameterError, NotFoundError } from '../../lib/errors.js';
-import { listTree, packLayerItems, packTree, type PackItem } from '../layers/tarpack.js';
+import { listTree, packLayerItems, packTree, type PackItem } from './tree.js';
 import { lxattrs } from './native.js';
 
 /** A request to the worker (one per process). */
@@ -87,7 +87,7 @@ export async function exportRoot(out: Writable): Promise<void> {
 }
 
 /** The listing of the root (docker diff, sizes). */
-export async function listRoot(): Promise<import('../layers/tarpack.js').TreeEntry[]> {
+export async function listRoot(): Promise<import('./tree.js').TreeEntry[]> {
   return listTree('/');
 }
 

@@ -10,7 +10,7 @@ import { setPriority } from 'node:os';
 import { readdirSync } from 'node:fs';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { ForbiddenError, InvalidParameterError, NotFoundError, SystemError } from '../../lib/errors.js';
-import type { PackItem, TreeEntry } from '../layers/tarpack.js';
+import type { PackItem, TreeEntry } from './tree.js';
 import type { Owner, PathStat, Request } from './ops.js';
 import { opaqueDirsInRoot } from './inroot.js';
 

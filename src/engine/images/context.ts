@@ -5,7 +5,7 @@
 import { hexOf, type Digest } from '../../lib/digest.js';
 import { InvalidParameterError, NotFoundError, WharfError } from '../../lib/errors.js';
 import type { ProgressSink } from '../../lib/jsonmessage.js';
-import type { PullOptions } from '../../api/backend.js';
+import type { PullOptions } from '../../wire/index.js';
 import type { LayerStore } from '../layers/types.js';
 import { familiarString, parseNamed, refString, withDefaultTag, type ParsedRef } from './refs.js';
 import type { Image, ImageStore, ReferenceStore } from './types.js';

@@ -4,7 +4,7 @@
  */
 import { hexOf, type Digest } from '../../lib/digest.js';
 import { ConflictError } from '../../lib/errors.js';
-import type { DeleteItem } from '../../api/backend.js';
+import type { DeleteItem } from '../../wire/index.js';
 import type { ImageContext } from './context.js';
 import { familiarString, parseNamed, refString, withDefaultTag, type ParsedRef } from './refs.js';
 

@@ -1,7 +1,7 @@
 /** `GET /images/{name}/history`: one entry per history record, newest first, IDs and tags of the parent chain. */
 import { chainIds, type Digest } from '../../lib/digest.js';
 import { NotFoundError, WharfError } from '../../lib/errors.js';
-import type { HistoryItem } from '../../api/backend.js';
+import type { HistoryItem } from '../../wire/index.js';
 import type { ImageContext } from './context.js';
 import { goUnix } from './format.js';
 import { familiarString } from './refs.js';

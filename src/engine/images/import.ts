@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import type { Digest } from '../../lib/digest.js';
 import { InvalidParameterError, WharfError } from '../../lib/errors.js';
 import type { ProgressSink } from '../../lib/jsonmessage.js';
-import type { ImportOptions } from '../../api/backend.js';
+import type { ImportOptions } from '../../wire/index.js';
 import { applyChanges } from './changes.js';
 import type { ImageContext } from './context.js';
 import { decompressStream } from './decompress.js';

@@ -1,7 +1,8 @@
 /** `GET /images/json` (list, filters dangling/label/before/since/reference) and /system/df's image part. */
 import { chainIds, type Digest } from '../../lib/digest.js';
 import { getBoolOrDefault, hasFilter, matchKVList, validateFilters } from '../../lib/filters.js';
-import type { Filters, ImageSummary } from '../../api/backend.js';
+import type { ImageSummary } from '../../wire/index.js';
+import type { Filters } from '../../lib/filters.js';
 import type { ImageContext } from './context.js';
 import { goUnix, timeKey } from './format.js';
 import { goMatch } from '../../lib/go.js';

@@ -2,7 +2,8 @@
 import { hexOf, type Digest } from '../../lib/digest.js';
 import { ConflictError, InvalidParameterError } from '../../lib/errors.js';
 import { getBoolOrDefault, hasFilter, matchKVList, validateFilters } from '../../lib/filters.js';
-import type { DeleteItem, Filters } from '../../api/backend.js';
+import type { DeleteItem } from '../../wire/index.js';
+import type { Filters } from '../../lib/filters.js';
 import type { ImageContext } from './context.js';
 import { imageDelete } from './delete.js';
 import { parseTimestamp, timeKey } from './format.js';

@@ -7,9 +7,8 @@
 import type { Readable } from 'node:stream';
 import type { Digest } from '../../lib/digest.js';
 import type { ProgressSink } from '../../lib/jsonmessage.js';
-import type {
-  DeleteItem, Filters, HistoryItem, ImageBackend, ImageSummary, ImportOptions, PullOptions,
-} from '../../api/backend.js';
+import type { DeleteItem, HistoryItem, ImageSummary, ImportOptions, PullOptions } from '../../wire/index.js';
+import type { Filters } from '../../lib/filters.js';
 import { bootstrapImage } from '../bootstrap/index.js';
 import { ImageContext, type ImageServiceDeps } from './context.js';
 import { imageDelete } from './delete.js';
@@ -26,7 +25,7 @@ export type { ContainerUsers, ImageServiceDeps } from './context.js';
 export { DOCKER_VERSION, goContainerConfig, goTimeString, goUnix, parseTimestamp } from './format.js';
 export { decompressStream } from './decompress.js';
 
-export class ImageService implements ImageBackend {
+export class ImageService {
   private readonly ctx: ImageContext;
   private readonly puller: ImageServiceDeps['puller'];
 

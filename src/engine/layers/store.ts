@@ -10,8 +10,7 @@ import { run } from './extract.js';
 import { extractOffThread } from './extractworker.js';
 import type { Compression } from './compression.js';
 import { tarSplitSize, tarSplitStream } from './tarsplit.js';
-import { isOpaque, isWhiteout, listedSize, naiveChanges, overlayChanges, readXattrs } from './tarpack.js';
-import { listInRoot, packLayerFromRoot } from '../fsroot/worker.js';
+import { isOpaque, isWhiteout, listedSize, naiveChanges, overlayChanges, readXattrs, listInRoot, packLayerFromRoot } from '../fsroot/index.js';
 import { isENOENT } from '../../lib/fsutil.js';
 import { Mutex } from '../../lib/sync.js';
 

@@ -18,7 +18,7 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidParameterError } from '../../lib/errors.js';
 import { defaultProfile, toOciSeccomp, type DockerSeccompProfile } from './seccomp.js';
-import { readFileInRoot } from '../fsroot/inroot.js';
+import { readFileInRoot } from '../fsroot/index.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
