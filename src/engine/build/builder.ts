@@ -19,11 +19,12 @@ import type { JSONMessage, ProgressSink } from '../../lib/jsonmessage.js';
 import type { BuildRequest } from '../../api/backend.js';
 import type { ContainerConfig, HistoryEntry, Image, ImageConfig, ImageStore } from '../images/types.js';
 import type { ExtractedLayer, LayerStore } from '../layers/types.js';
-import { parseInstructions, type CommandInstruction, type CopyInstruction, type Dockerfile, type Instruction, type Stage } from './dockerfile/instructions.js';
+import { parseInstructions, type ArgInstruction, type CommandInstruction, type CopyInstruction, type Dockerfile, type Instruction, type Stage } from './dockerfile/instructions.js';
 import { expandWord, expandWords } from './dockerfile/shell-lex.js';
 import { openContext, decompress, peekStream, looksLikeTar } from './context.js';
 import { goMatch, hasWildcards } from '../../lib/dockerignore.js';
-import { goHealthcheck, goQuote, goQuoteList } from './format.js';
+import { goQuote } from './format.js';
+import { applyConfigInstruction, DEFAULT_SHELL, isConfigInstruction, withDefaultPath } from './config-eval.js';
 import type { RunExecutor } from './types.js';
 import { mergedLstat, resolveInLayers, resolveInRoot } from '../fsroot/lexical.js';
 import { dirHash, downloadSum, lazySum, multiHash } from './srchash.js';
@@ -32,7 +33,6 @@ import { formatPlatform, parsePlatform, platformMatches, type Platform } from '.
 
 export const EMPTY_TAR_DIGEST = 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef';
 export const MAX_LAYERS = 127;
-const DEFAULT_SHELL = ['/bin/sh', '-c'];
 const PROXY_ARGS = ['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy'];
 
 /** A failing RUN: the stream's errorDetail carries the exit code. */
@@ -100,6 +100,9 @@ interface StageState {
   /** CMD was set in this stage (a later ENTRYPOINT keeps it). */
   cmdSet?: boolean;
 }
+
+interface Owner { uid: number; gid: number }
+const ROOT_OWNER: Owner = { uid: 0, gid: 0 };
 
 interface FileEntry {
   /** Path inside the layer, no leading slash. */
@@ -398,7 +401,8 @@ class BuildJob {
     const newState = (img: Image | null): StageState => {
       const config: ImageConfig = img ? JSON.parse(img.raw.toString('utf8')) as ImageConfig : { architecture: this.d.arch, os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, history: [] };
       const run: ContainerConfig = { ...(config.config ?? {}) };
-      if (!img) run.Env = [`PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`];
+      // dockerd's dispatchFrom: a base without PATH (scratch included) gets the default one
+      run.Env = withDefaultPath(run.Env);
       return { imageId: img ? img.id : null, config, run, args: new Map() };
     };
     if (name.toLowerCase() === 'scratch') return newState(null);
@@ -446,149 +450,25 @@ class BuildJob {
     return out.sort();
   }
 
-  private shell(st: StageState): string[] { return st.run.Shell?.length ? st.run.Shell : DEFAULT_SHELL; }
+  private shell(st: StageState): string[] { return st.run.Shell?.length ? st.run.Shell : [...DEFAULT_SHELL]; }
 
   // ------------------------------------------------------------------ dispatch
 
   private async dispatch(st: StageState, ins: Instruction, slot: number, stage: Stage, esc: string): Promise<void> {
-    const env = () => this.expansionEnv(st);
-    const ex = (w: string) => expandWord(w, env(), esc);
-    const r = st.run;
+    if (isConfigInstruction(ins)) {
+      const r = applyConfigInstruction(st.run, ins, { vars: this.expansionEnv(st), escape: esc, cmdSet: st.cmdSet ?? false });
+      if (r.note) this.say(slot, r.note);
+      st.run = r.config;
+      st.cmdSet = r.cmdSet;
+      if (ins.kind === 'workdir') return this.workdirStep(st, r.history, slot);
+      return this.commitConfig(st, r.history, slot);
+    }
     switch (ins.kind) {
-      case 'env': {
-        let comment = 'ENV';
-        const e = [...(r.Env ?? [])];
-        for (const p of ins.pairs) {
-          const i = p.indexOf('=');
-          const k = ex(p.slice(0, i));
-          const v = ex(p.slice(i + 1));
-          comment += ` ${k}=${v}`;
-          const j = e.findIndex((x) => x.split('=')[0] === k);
-          if (j >= 0) e[j] = `${k}=${v}`; else e.push(`${k}=${v}`);
-        }
-        r.Env = e;
-        return this.commitConfig(st, comment, slot);
-      }
-      case 'label': {
-        let comment = 'LABEL';
-        const labels = { ...(r.Labels ?? {}) };
-        for (const p of ins.pairs) {
-          const i = p.indexOf('=');
-          const k = ex(p.slice(0, i));
-          const v = ex(p.slice(i + 1));
-          comment += ` ${k}=${v}`;
-          labels[k] = v;
-        }
-        r.Labels = labels;
-        return this.commitConfig(st, comment, slot);
-      }
       case 'maintainer':
         st.author = ins.value;
         return this.commitConfig(st, `MAINTAINER ${ins.value}`, slot);
-      case 'arg': {
-        const parts: string[] = [];
-        for (const { key, value } of ins.args) {
-          const expanded = value === undefined ? undefined : ex(value);
-          let v = expanded;
-          if (value === undefined && this.metaArgs.has(key)) v = this.metaArgs.get(key);
-          const b = this.buildArg(key);
-          if (b !== undefined) { v = b; this.usedArgs.add(key); }
-          st.args.set(key, v);
-          // history shows the default as written (expanded), not the --build-arg value
-          parts.push(expanded === undefined ? key : `${key}=${expanded}`);
-        }
-        return this.commitConfig(st, `ARG ${parts.join(' ')}`, slot);
-      }
-      case 'expose': {
-        const words = ins.words.flatMap((w) => expandWords(w, env(), esc));
-        const ports = { ...(r.ExposedPorts ?? {}) };
-        for (const w of words) {
-          const m = /^(\d+)(?:-(\d+))?(?:\/(tcp|udp|sctp))?$/i.exec(w);
-          if (!m) throw new InvalidParameterError(`invalid containerPort: ${w}`);
-          const lo = Number(m[1]), hi = Number(m[2] ?? m[1]);
-          for (let p = lo; p <= hi; p++) ports[`${p}/${(m[3] ?? 'tcp').toLowerCase()}`] = {};
-        }
-        r.ExposedPorts = ports;
-        return this.commitConfig(st, `EXPOSE ${[...words].sort().join(' ')}`, slot);
-      }
-      case 'volume': {
-        const vols = ins.node.json ? ins.words.map((w) => ex(w)) : ins.words.flatMap((w) => expandWords(w, env(), esc));
-        const v = { ...(r.Volumes ?? {}) };
-        for (const x of vols) {
-          if (x.trim() === '') throw new InvalidParameterError('VOLUME specified can not be an empty string');
-          v[x] = {};
-        }
-        r.Volumes = v;
-        return this.commitConfig(st, `VOLUME [${vols.join(' ')}]`, slot);
-      }
-      case 'user':
-        r.User = ex(ins.value);
-        return this.commitConfig(st, `USER ${r.User}`, slot);
-      case 'stopsignal': {
-        const s = ex(ins.value);
-        if (!/^(SIG[A-Z0-9+-]+|\d+)$/.test(s)) throw new InvalidParameterError(`Invalid signal: ${s}`);
-        r.StopSignal = s;
-        return this.commitConfig(st, `STOPSIGNAL ${s}`, slot);
-      }
-      case 'shell':
-        r.Shell = ins.shell;
-        // fmt %v of a slice (unquoted), unlike CMD/ENTRYPOINT's %q
-        return this.commitConfig(st, `SHELL [${ins.shell.join(' ')}]`, slot);
-      case 'onbuild': {
-        r.OnBuild = [...(r.OnBuild ?? []), ins.expression];
-        return this.commitConfig(st, `ONBUILD ${ins.expression}`, slot);
-      }
-      case 'healthcheck': {
-        const old = r.Healthcheck?.Test;
-        if (old && old.length && old[0] !== 'NONE') this.say(slot, `Note: overriding previous HEALTHCHECK: [${old.join(' ')}]\n`);
-        if (ins.test[0] === 'NONE') r.Healthcheck = { Test: ['NONE'] };
-        else {
-          const h: NonNullable<ContainerConfig['Healthcheck']> = { Test: ins.test };
-          if (ins.interval) h.Interval = ins.interval;
-          if (ins.timeout) h.Timeout = ins.timeout;
-          if (ins.startPeriod) h.StartPeriod = ins.startPeriod;
-          if (ins.retries) h.Retries = ins.retries;
-          r.Healthcheck = h;
-        }
-        return this.commitConfig(st, `HEALTHCHECK ${goHealthcheck(r.Healthcheck)}`, slot);
-      }
-      case 'cmd': case 'entrypoint': {
-        const cmd = ins.shellForm ? [...this.shell(st), ins.args.join(' ')] : ins.args;
-        if (ins.kind === 'cmd') r.Cmd = cmd;
-        else {
-          r.Entrypoint = cmd;
-          // docker: a new ENTRYPOINT resets an inherited CMD unless CMD was set in this stage
-          if (!st.cmdSet) r.Cmd = null;
-        }
-        if (ins.kind === 'cmd') st.cmdSet = true;
-        return this.commitConfig(st, `${ins.kind.toUpperCase()} ${goQuoteList(cmd)}`, slot);
-      }
-      case 'workdir': {
-        let w = ex(ins.value);
-        if (!w.startsWith('/')) w = posix.join('/', r.WorkingDir || '/', w);
-        w = posix.normalize(w);
-        if (w.length > 1 && w.endsWith('/')) w = w.slice(0, -1);
-        r.WorkingDir = w;
-        const comment = `WORKDIR ${w}`;
-        const ccCmd = [...this.shell(st), `#(nop) ${comment}`];
-        if (await this.probeCache(st, ccCmd, slot)) return;
-        const exists = await this.statInImage(st, w);
-        let layer: ExtractedLayer | null = null;
-        if (!exists) {
-          const parts = (await this.resolveInImage(st, w)).split('/').filter(Boolean);
-          const entries: FileEntry[] = [];
-          for (let i = 1; i <= parts.length; i++) {
-            const p = parts.slice(0, i).join('/');
-            if (i < parts.length && await this.statInImage(st, '/' + p)) continue;
-            entries.push({ path: p, type: 'directory', mode: 0o755, uid: 0, gid: 0, mtime: new Date(), size: 0 });
-          }
-          layer = await this.d.layers.extract(packEntries(entries));
-        }
-        const cid = await this.configContainer(st, ccCmd, slot);
-        await this.commit(st, ccCmd, layer, slot, true, cid);
-        if (this.opts.rm) this.say(slot, `Removing intermediate container ${cid.slice(0, 12)}\n`);
-        return;
-      }
+      case 'arg':
+        return this.commitConfig(st, this.declareArgs(st, ins, esc), slot);
       case 'run':
         return this.runStep(st, ins, slot);
       case 'copy': case 'add':
@@ -596,6 +476,38 @@ class BuildJob {
       case 'from':
         throw new InvalidParameterError('FROM is not allowed here');
     }
+  }
+
+  /** ARG: the stage's declared args take their values (build-arg, else meta ARG, else default); the history text. */
+  private declareArgs(st: StageState, ins: ArgInstruction, esc: string): string {
+    const parts: string[] = [];
+    for (const { key, value } of ins.args) {
+      const expanded = value === undefined ? undefined : expandWord(value, this.expansionEnv(st), esc);
+      let v = expanded;
+      if (value === undefined && this.metaArgs.has(key)) v = this.metaArgs.get(key);
+      const b = this.buildArg(key);
+      if (b !== undefined) { v = b; this.usedArgs.add(key); }
+      st.args.set(key, v);
+      // history shows the default as written (expanded), not the --build-arg value
+      parts.push(expanded === undefined ? key : `${key}=${expanded}`);
+    }
+    return `ARG ${parts.join(' ')}`;
+  }
+
+  /** WORKDIR (config already applied): the directory is made in a layer when the image lacks it. */
+  private async workdirStep(st: StageState, comment: string, slot: number): Promise<void> {
+    const w = st.run.WorkingDir!;
+    const ccCmd = [...this.shell(st), `#(nop) ${comment}`];
+    if (await this.probeCache(st, ccCmd, slot)) return;
+    const exists = await this.statInImage(st, w);
+    let layer: ExtractedLayer | null = null;
+    if (!exists) {
+      const parts = (await this.resolveInImage(st, w)).split('/').filter(Boolean);
+      layer = await this.d.layers.extract(packEntries(await this.dirEntries(st, parts, () => ROOT_OWNER)));
+    }
+    const cid = await this.configContainer(st, ccCmd, slot);
+    await this.commit(st, ccCmd, layer, slot, true, cid);
+    if (this.opts.rm) this.say(slot, `Removing intermediate container ${cid.slice(0, 12)}\n`);
   }
 
   /** A config-only step: " ---> Running in", cache probe, empty-layer commit. */
@@ -863,6 +775,24 @@ class BuildJob {
     return { uid, gid };
   }
 
+  /**
+   * The directories of a path for a layer: those the image lacks are new (0755, `ownerOf(depth)`); those it has
+   * come with their own metadata, as in the overlay diff of dockerd's step (a parent of a new entry is copied up).
+   */
+  private async dirEntries(st: StageState, parts: string[], ownerOf: (depth: number) => Owner): Promise<FileEntry[]> {
+    const dirs: FileEntry[] = [];
+    for (let i = 1; i <= parts.length; i++) {
+      const p = parts.slice(0, i).join('/');
+      const have = await this.statInImage(st, '/' + p);
+      if (!have) {
+        dirs.push({ path: p, type: 'directory', mode: 0o755, ...ownerOf(i), mtime: new Date(), size: 0 });
+      } else if (have.isDirectory() && (await this.resolveInImage(st, '/' + p)).replace(/^\/+/, '') === p) {
+        dirs.push({ path: p, type: 'directory', mode: have.mode & 0o7777, uid: have.uid, gid: have.gid, mtime: have.mtime, size: 0 });
+      }
+    }
+    return dirs;
+  }
+
   // ------------------------------------------------------------------ COPY / ADD
 
   private async copyStep(st: StageState, ins: CopyInstruction, slot: number, stage: Stage): Promise<void> {
@@ -1025,19 +955,9 @@ class BuildJob {
       if (await this.probeCache(st, ccCmd, slot)) return;
       // parents of the destination that the image lacks are created (root-owned, 0755); those it has are in the
       // layer too, with their own metadata, as in the overlay diff of dockerd's copy (the directories copied up)
-      const dirs: FileEntry[] = [];
       const parts = destRel.split('/').filter(Boolean);
-      for (let i = 1; i < parts.length + (asDir ? 1 : 0); i++) {
-        const p = parts.slice(0, i).join('/');
-        const have = await this.statInImage(st, '/' + p);
-        if (have) {
-          if (have.isDirectory() && (await this.resolveInImage(st, '/' + p)).replace(/^\/+/, '') === p) {
-            dirs.push({ path: p, type: 'directory', mode: have.mode & 0o7777, uid: have.uid, gid: have.gid, mtime: have.mtime, size: 0 });
-          }
-          continue;
-        }
-        dirs.push({ path: p, type: 'directory', mode: 0o755, uid: asDir && i === parts.length ? owner.uid : 0, gid: asDir && i === parts.length ? owner.gid : 0, mtime: new Date(), size: 0 });
-      }
+      const dirParts = asDir ? parts : parts.slice(0, -1);
+      const dirs = await this.dirEntries(st, dirParts, (i) => (asDir && i === parts.length ? owner : ROOT_OWNER));
       const copied = new Set(entries.filter((e) => !e.archive).map((e) => e.path.replace(/\/+$/, '')));
       const layer = await this.d.layers.extract(packEntries([...dirs.filter((e) => !copied.has(e.path)), ...entries]));
       await this.commit(st, ccCmd, layer, slot, false);
