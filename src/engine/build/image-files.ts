@@ -27,19 +27,19 @@ export class ImageFiles {
 
   /** A path of the image with its symlinks resolved inside the image (never into the host). */
   async resolve(config: ImageConfig, p: string): Promise<string> {
-    return resolveInLayers(await this.layerDirs(config), p, true);
+    return resolveInLayers(await this.layerDirs(config), p);
   }
 
   /** lstat of a path in the current image, symlinks resolved in the image. */
   async stat(config: ImageConfig, p: string): Promise<Stats | null> {
     const dirs = await this.layerDirs(config);
     if (!dirs.length) return null;
-    return mergedLstat(dirs, await resolveInLayers(dirs, p, true));
+    return mergedLstat(dirs, await resolveInLayers(dirs, p));
   }
 
   async read(config: ImageConfig, p: string): Promise<string | null> {
     const dirs = await this.layerDirs(config);
-    const rel = await resolveInLayers(dirs, p, true);
+    const rel = await resolveInLayers(dirs, p);
     for (const dir of dirs) {
       const s = await mergedLstat([dir], rel);
       if (s?.isFile()) return readFile(join(dir, rel), 'utf8');

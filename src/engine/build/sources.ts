@@ -73,7 +73,7 @@ export interface CollectedSources { entries: FileEntry[]; srcHash: string }
  */
 export async function sourceSum(root: SourceRoot, abs: string, opts: { link?: boolean } = {}): Promise<string | null> {
   const rel = abs.slice(root.dir.length).replace(/^\/+/, '');
-  const real = opts.link ? join(root.dir, await resolveInRoot(root.dir, rel, true)) : abs;
+  const real = opts.link ? join(root.dir, await resolveInRoot(root.dir, rel)) : abs;
   if (root.contextSums && root.contextSums.size > 0) return root.contextSums.get(real) ?? root.contextSums.get(abs) ?? rel;
   return lazySum(real, real.slice(root.dir.length).replace(/^\/+/, '')).catch(() => null);
 }
@@ -163,7 +163,7 @@ class SourceCollector {
     const found: { rel: string; real: string; st: Stats }[] = [];
     for (const m of candidates) {
       // symlinks followed inside the context (or the source image), never into the host
-      const real = await resolveInRoot(root.dir, m, true);
+      const real = await resolveInRoot(root.dir, m);
       const s = await lstat(join(root.dir, real)).catch(() => null);
       if (s && !s.isSymbolicLink()) found.push({ rel: m, real, st: s });
     }
@@ -261,10 +261,10 @@ async function globIn(root: string, pattern: string): Promise<string[]> {
     for (const base of cur) {
       if (!hasWildcards(part)) {
         const p = base ? `${base}/${part}` : part;
-        if (await lstat(join(root, await resolveInRoot(root, p, false))).catch(() => null)) next.push(p);
+        if (await lstat(join(root, await resolveInRoot(root, p, { followLast: false }))).catch(() => null)) next.push(p);
         continue;
       }
-      const names = await readdir(join(root, await resolveInRoot(root, base, true))).catch(() => [] as string[]);
+      const names = await readdir(join(root, await resolveInRoot(root, base))).catch(() => [] as string[]);
       for (const n of names.sort()) if (goMatch(part, n)) next.push(base ? `${base}/${n}` : n);
     }
     cur = next;
