@@ -56,6 +56,15 @@ before(async () => {
   await mkdir(join(src, 'pkg'), { recursive: true });
   await writeFile(join(src, 'pkg', 'data.txt'), 'from a tarball\n');
   execFileSync('tar', ['-czf', join(ctx, 'pkg.tar.gz'), '-C', src, '--owner=0', '--group=0', 'pkg']);
+  // a base image without Env (so without PATH): the same imported tar on both daemons
+  const bare = join(work, 'bare');
+  await mkdir(join(bare, 'etc'), { recursive: true });
+  await writeFile(join(bare, 'etc', 'marker'), 'bare\n');
+  execFileSync('tar', ['-cf', join(work, 'bare.tar'), '-C', bare, '--owner=0', '--group=0', 'etc']);
+  for (const d of [w, r]) {
+    const i = await d.docker(['import', join(work, 'bare.tar'), 'cmp/nopath']);
+    assert.equal(i.code, 0, show(i));
+  }
 });
 after(async () => {
   web?.close();
@@ -96,6 +105,16 @@ const DOCKERFILES: Record<string, string> = {
     'RUN mkdir -p made/deep && echo made > made/deep/file && chmod 640 made/deep/file && ln -s deep/file made/link',
     'RUN rm /etc/hello.txt && rm -r /opt/dir/sub',
     'CMD ["cat", "/opt/made/deep/file"]',
+  ].join('\n'),
+  // dockerd's FROM gives a base without PATH the default one; an absolute WORKDIR keeps its trailing slash,
+  // a relative one is joined and cleaned
+  paths: [
+    'FROM cmp/nopath',
+    'ENV SEEN=$PATH',
+    'WORKDIR /root/',
+    'WORKDIR sub/',
+    'LABEL at=$PWD',
+    'WORKDIR /srv/',
   ].join('\n'),
   stages: [
     'ARG BASE=busybox',

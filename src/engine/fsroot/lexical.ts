@@ -13,9 +13,9 @@ import { InvalidParameterError } from '../../lib/errors.js';
 /**
  * Resolves a slash path relative to `root`, following symlinks inside the root (absolute targets are taken
  * relative to the root, `..` stops at the root). Returns the root-relative path ('' for the root itself).
- * Missing components are kept as they are.
+ * Missing components are kept as they are. `followLast: false` leaves a symlink in the last component as it is.
  */
-export async function resolveInRoot(root: string, rel: string, followLast = true): Promise<string> {
+export async function resolveInRoot(root: string, rel: string, { followLast = true }: { followLast?: boolean } = {}): Promise<string> {
   const pending = posix.normalize('/' + rel).split('/').filter(Boolean);
   const done: string[] = [];
   let links = 0;
@@ -61,7 +61,7 @@ async function mergedReadlink(dirs: string[], rel: string): Promise<string> {
 }
 
 /** resolveInRoot over the merged view of layer directories (top first). */
-export async function resolveInLayers(dirs: string[], rel: string, followLast = true): Promise<string> {
+export async function resolveInLayers(dirs: string[], rel: string, { followLast = true }: { followLast?: boolean } = {}): Promise<string> {
   const pending = posix.normalize('/' + rel).split('/').filter(Boolean);
   const done: string[] = [];
   let links = 0;

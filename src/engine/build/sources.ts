@@ -1,0 +1,345 @@
+/**
+ * COPY/ADD source resolution: which files a step copies (context or `--from` image, globs, symlinks followed
+ * inside the root, heredocs, ADD downloads and local archives), each with dockerd's source hash (srchash.ts:
+ * file:<sum>, dir:<…>, multi:<…>), and the layer tar packed from them (archives unpacked in place).
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, type Stats } from 'node:fs';
+import { lstat, readdir, readlink } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import tar from 'tar-stream';
+import { parse as parseContentDisposition } from 'content-disposition';
+import { InvalidParameterError, NotFoundError } from '../../lib/errors.js';
+import { hasWildcards } from '../../lib/dockerignore.js';
+import { goMatch } from '../../lib/go.js';
+import { peek as peekStream } from '../../lib/streams.js';
+import { resolveInRoot } from '../fsroot/index.js';
+import { decompress, looksLikeTar } from './context.js';
+import { dirHash, downloadSum, lazySum, multiHash } from './srchash.js';
+
+export interface Owner { uid: number; gid: number }
+export const ROOT_OWNER: Owner = { uid: 0, gid: 0 };
+
+export interface FileEntry {
+  /** Path inside the layer, no leading slash. */
+  path: string;
+  type: 'file' | 'directory' | 'symlink';
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime: Date;
+  size: number;
+  source?: string;
+  linkname?: string;
+  /** In-memory content (downloads). */
+  data?: Buffer;
+  /** Archive to unpack at `path` (ADD). */
+  archive?: string;
+}
+
+/** Where a step's sources are and how they are summed. */
+export interface SourceRoot {
+  dir: string;
+  /** A `--from` image (its paths are not checked against the context's bounds; missing ones are 404s). */
+  fromImage: boolean;
+  /** The context tar's sums by absolute path (dockerd's tarsum), when the root is the context. */
+  contextSums?: ReadonlyMap<string, string>;
+}
+
+export interface CopyRequest {
+  kind: 'copy' | 'add';
+  root: SourceRoot;
+  /** Expanded source words (heredoc names removed). */
+  sources: string[];
+  /** Heredoc sources: file name → content. */
+  heredocs: ReadonlyMap<string, string>;
+  /** The destination inside the image, resolved, no leading slash. */
+  destRel: string;
+  destIsDir: boolean;
+  owner: Owner;
+  chmod?: number;
+  signal: AbortSignal;
+  /** lstat of a path of the image the step builds on (symlinks resolved in the image). */
+  statInImage(p: string): Promise<Stats | null>;
+}
+
+export interface CollectedSources { entries: FileEntry[]; srcHash: string }
+
+/**
+ * dockerd's source sum of a path under the root: the context's tarsum when the tar had the entry (else, for the
+ * context, the path itself), else one computed from lstat. Like dockerd's Hash(), a symlink (`link`: the walk
+ * met one; sources are resolved already) is followed within the root first. null when the path does not resolve
+ * (dockerd leaves such entries out of a directory's hash).
+ */
+export async function sourceSum(root: SourceRoot, abs: string, opts: { link?: boolean } = {}): Promise<string | null> {
+  const rel = abs.slice(root.dir.length).replace(/^\/+/, '');
+  const real = opts.link ? join(root.dir, await resolveInRoot(root.dir, rel)) : abs;
+  if (root.contextSums && root.contextSums.size > 0) return root.contextSums.get(real) ?? root.contextSums.get(abs) ?? rel;
+  return lazySum(real, real.slice(root.dir.length).replace(/^\/+/, '')).catch(() => null);
+}
+
+/** The files a COPY/ADD step copies and its source hash. */
+export async function collectSources(req: CopyRequest): Promise<CollectedSources> {
+  const c = new SourceCollector(req);
+  const multi = req.sources.length + req.heredocs.size > 1;
+  if (multi && !req.destIsDir) throw c.multiError();
+  for (const [name, content] of req.heredocs) c.addHeredoc(name, content);
+  for (const src of req.sources) {
+    if (req.kind === 'add' && /^https?:\/\//.test(src)) await c.addDownload(src);
+    else await c.addPattern(src);
+  }
+  return { entries: c.entries, srcHash: c.count > 1 ? multiHash(c.hashes) : c.hashes[0] ?? '' };
+}
+
+class SourceCollector {
+  readonly entries: FileEntry[] = [];
+  readonly hashes: string[] = [];
+  count = 0;
+  private readonly name: string;
+
+  constructor(private readonly req: CopyRequest) {
+    this.name = req.kind.toUpperCase();
+  }
+
+  multiError(): InvalidParameterError {
+    return new InvalidParameterError(`When using ${this.name} with more than one source file, the destination must be a directory and end with a /`);
+  }
+
+  private into(base: string): string {
+    return this.req.destIsDir ? posix.join(this.req.destRel, base) : this.req.destRel;
+  }
+
+  addHeredoc(name: string, content: string): void {
+    const data = Buffer.from(content);
+    const { owner, chmod } = this.req;
+    this.entries.push({ path: this.into(name), type: 'file', mode: chmod ?? 0o644, ...owner, mtime: new Date(0), size: data.length, data });
+    this.hashes.push(`file:${createHash('sha256').update(data).digest('hex')}`);
+    this.count++;
+  }
+
+  async addDownload(src: string): Promise<void> {
+    const resp = await fetch(src, { signal: this.req.signal });
+    if (!resp.ok) throw new InvalidParameterError(`${this.name} failed: failed to GET ${src} with status ${resp.status} ${resp.statusText}: `);
+    const data = Buffer.from(await resp.arrayBuffer());
+    const lm = resp.headers.get('last-modified');
+    const base = downloadName(new URL(src).pathname, resp.headers.get('content-disposition'));
+    if (!base) throw new InvalidParameterError('cannot determine filename from url: ' + src);
+    // Last-Modified, else the Unix epoch (dockerd's zero time)
+    const parsed = lm ? new Date(lm) : null;
+    const mtime = parsed && !Number.isNaN(parsed.getTime()) ? parsed : new Date(0);
+    const { owner, chmod } = this.req;
+    this.entries.push({ path: this.into(base), type: 'file', mode: chmod ?? 0o600, ...owner, mtime, size: data.length, data });
+    // dockerd names a download by its bare sum, without "file:"
+    this.hashes.push(await downloadSum(base, data));
+    this.count++;
+  }
+
+  /** A context or image path, maybe a glob: every match, symlinks followed inside the root. */
+  async addPattern(src: string): Promise<void> {
+    const { root } = this.req;
+    const found = await this.matches(src);
+    const manyFromOne = found.length > 1;
+    if (manyFromOne && !this.req.destIsDir) throw this.multiError();
+    for (const f of found) {
+      const abs = join(root.dir, f.real);
+      if (f.st.isDirectory()) await this.addTree(abs, this.req.destRel, f.st);
+      else if (this.req.kind === 'add' && await isArchive(abs)) {
+        this.entries.push({ path: this.req.destRel, type: 'directory', mode: 0o755, ...this.req.owner, mtime: new Date(), size: 0, archive: abs });
+        this.hashes.push(`file:${await sourceSum(root, abs) ?? ''}`);
+        this.count++;
+      } else await this.addTree(abs, await this.fileTarget(f.rel, manyFromOne), f.st);
+    }
+    if (manyFromOne) this.count = Math.max(this.count, 2);
+  }
+
+  private async matches(src: string): Promise<{ rel: string; real: string; st: Stats }[]> {
+    const { root } = this.req;
+    const clean = posix.normalize('/' + src);
+    if (!root.fromImage) {
+      const rel = posix.normalize(src);
+      if (rel === '..' || rel.startsWith('../')) throw new InvalidParameterError(`${this.name} failed: forbidden path outside the build context: ${src} ()`);
+    }
+    const candidates = hasWildcards(src) ? await globIn(root.dir, clean.slice(1)) : [clean.slice(1)];
+    const found: { rel: string; real: string; st: Stats }[] = [];
+    for (const m of candidates) {
+      // symlinks followed inside the context (or the source image), never into the host
+      const real = await resolveInRoot(root.dir, m);
+      const s = await lstat(join(root.dir, real)).catch(() => null);
+      if (s && !s.isSymbolicLink()) found.push({ rel: m, real, st: s });
+    }
+    if (found.length === 0) {
+      if (hasWildcards(src)) throw new InvalidParameterError(`${this.name} failed: no source files were specified`);
+      if (root.fromImage) throw new NotFoundError(`${this.name} failed: stat ${clean.slice(1)}: file does not exist`);
+      throw new InvalidParameterError(`${this.name} failed: file not found in build context or excluded by .dockerignore: stat ${src}: file does not exist`);
+    }
+    return found;
+  }
+
+  /** A file's path in the layer: inside the destination when it is (or names) a directory. */
+  private async fileTarget(rel: string, manyFromOne: boolean): Promise<string> {
+    const { destRel } = this.req;
+    if (this.req.destIsDir || manyFromOne) return posix.join(destRel, posix.basename(rel));
+    const ds = await this.req.statInImage('/' + destRel);
+    return ds?.isDirectory() ? posix.join(destRel, posix.basename(rel)) : destRel;
+  }
+
+  /** A file, or a directory with everything under it (dir: hash of the sorted sums, as dockerd's walkSource). */
+  private async addTree(abs: string, target: string, st0: Stats): Promise<void> {
+    const { root, owner, chmod } = this.req;
+    this.count++;
+    if (!st0.isDirectory()) {
+      this.entries.push(await fileEntry(abs, target, st0, owner, chmod));
+      this.hashes.push(`file:${await sourceSum(root, abs) ?? ''}`);
+      return;
+    }
+    // the walk covers the directory itself, except when it is the source's root
+    const sums: string[] = [];
+    const own = abs === root.dir ? null : await sourceSum(root, abs);
+    if (own !== null) sums.push(own);
+    if (target) this.entries.push(await fileEntry(abs, target, st0, owner, chmod));
+    await this.walk(abs, target, sums);
+    this.hashes.push(dirHash(sums));
+  }
+
+  private async walk(dir: string, target: string, sums: string[]): Promise<void> {
+    const { root, owner, chmod } = this.req;
+    for (const n of (await readdir(dir)).sort()) {
+      const ca = join(dir, n);
+      const s = await lstat(ca);
+      const ct = target ? `${target}/${n}` : n;
+      this.entries.push(await fileEntry(ca, ct, s, owner, chmod));
+      const sum = await sourceSum(root, ca, { link: s.isSymbolicLink() });
+      if (sum !== null) sums.push(sum);
+      if (s.isDirectory()) await this.walk(ca, ct, sums);
+    }
+  }
+}
+
+async function fileEntry(abs: string, path: string, s: import('node:fs').Stats, owner: { uid: number; gid: number }, chmod?: number): Promise<FileEntry> {
+  const base = { path, uid: owner.uid, gid: owner.gid, mtime: s.mtime };
+  if (s.isSymbolicLink()) return { ...base, type: 'symlink', mode: 0o777, size: 0, linkname: await readlink(abs) };
+  if (s.isDirectory()) return { ...base, type: 'directory', mode: chmod ?? (s.mode & 0o7777), size: 0 };
+  return { ...base, type: 'file', mode: chmod ?? (s.mode & 0o7777), size: s.size, source: abs };
+}
+
+/** The name of a downloaded ADD source: the URL path's last part, else Content-Disposition's filename (dockerd's). */
+function downloadName(pathname: string, disposition: string | null): string {
+  if (pathname && !pathname.endsWith('/')) {
+    const b = posix.basename(pathname);
+    if (b) return b;
+  }
+  if (disposition) {
+    try {
+      const f = parseContentDisposition(disposition).parameters.filename;
+      if (f && !f.endsWith('/')) return posix.basename(f);
+    } catch { /* unparsable: no name */ }
+  }
+  return '';
+}
+
+async function isArchive(p: string): Promise<boolean> {
+  const { head, stream } = await peekStream(createReadStream(p), 6);
+  stream.destroy();
+  const { stream: d } = await decompress(Readable.from([head]));
+  void d;
+  const full = await decompress(createReadStream(p));
+  try {
+    const { head: h2, stream: s2 } = await peekStream(full.stream, 512);
+    s2.destroy();
+    return looksLikeTar(h2);
+  } catch {
+    return false;
+  }
+}
+
+/** Go filepath.Glob of a slash pattern under root. */
+async function globIn(root: string, pattern: string): Promise<string[]> {
+  const parts = pattern.split('/').filter(Boolean);
+  let cur = [''];
+  for (const part of parts) {
+    const next: string[] = [];
+    for (const base of cur) {
+      if (!hasWildcards(part)) {
+        const p = base ? `${base}/${part}` : part;
+        if (await lstat(join(root, await resolveInRoot(root, p, { followLast: false }))).catch(() => null)) next.push(p);
+        continue;
+      }
+      const names = await readdir(join(root, await resolveInRoot(root, base))).catch(() => [] as string[]);
+      for (const n of names.sort()) if (goMatch(part, n)) next.push(base ? `${base}/${n}` : n);
+    }
+    cur = next;
+  }
+  return cur;
+}
+
+/**
+ * A layer tar from file entries (ADD archives unpacked in place). When the consumer stops early (the layer store
+ * failed, e.g. ENOSPC), the packer and its sources stop too: every stream's error is handled (an unhandled one
+ * on a pack entry used to end the daemon).
+ */
+export function packEntries(entries: FileEntry[]): Readable {
+  const pack = tar.pack();
+  const out = new PassThrough();
+  pack.pipe(out);
+  // sources still open: closed at once when the consumer stops (an open read stream of a context file kept a
+  // removed file's space until the daemon ended)
+  const open = new Set<Readable>();
+  const source = (p: string): Readable => {
+    const rs = createReadStream(p);
+    open.add(rs);
+    rs.on('close', () => open.delete(rs));
+    return rs;
+  };
+  let onStop!: () => void;
+  const stopped = new Promise<never>((_, reject) => { onStop = () => reject(new Error('layer consumer stopped')); });
+  stopped.catch(() => { /* observed through until() */ });
+  const until = <T>(p: Promise<T>): Promise<T> => Promise.race([p, stopped]);
+  out.on('close', () => {
+    onStop();
+    for (const s of open) s.destroy();
+    open.clear();
+    if (!pack.destroyed) pack.destroy();
+  });
+  pack.on('error', (err: Error) => { if (!out.destroyed) out.destroy(err); });
+  (async () => {
+    for (const e of entries) {
+      if (e.archive) {
+        const { stream } = await until(decompress(source(e.archive)));
+        const ex = tar.extract();
+        const done = new Promise<void>((resolve, reject) => {
+          ex.on('entry', (h, body, next) => {
+            const name = posix.normalize('/' + h.name).slice(1).replace(/\/+$/, '');
+            if (!name) { body.resume(); body.on('end', next); return; }
+            const hdr = { ...h, name: posix.join(e.path, name) + (h.type === 'directory' ? '/' : '') };
+            if (h.type === 'link' && h.linkname) hdr.linkname = posix.join(e.path, posix.normalize('/' + h.linkname).slice(1));
+            const w = pack.entry(hdr, (err) => { if (err) reject(err); else next(); });
+            pipeline(body, w).catch(reject);
+          });
+          ex.on('finish', resolve);
+          ex.on('error', reject);
+        });
+        await until(Promise.all([pipeline(stream, ex), done]));
+        continue;
+      }
+      const header = {
+        name: e.type === 'directory' ? `${e.path}/` : e.path, mode: e.mode, uid: e.uid, gid: e.gid, mtime: e.mtime,
+        type: e.type, size: e.type === 'file' ? e.size : 0, linkname: e.linkname,
+      } as tar.Header;
+      if (e.type !== 'file') { await until(new Promise<void>((res, rej) => pack.entry(header, (err) => (err ? rej(err) : res())))); continue; }
+      if (e.data) { await until(new Promise<void>((res, rej) => pack.entry(header, e.data!, (err) => (err ? rej(err) : res())))); continue; }
+      await until(new Promise<void>((res, rej) => {
+        const w = pack.entry(header, (err) => (err ? rej(err) : res()));
+        pipeline(source(e.source!), w).catch(rej);
+      }));
+    }
+    pack.finalize();
+  })().catch((err) => {
+    if (!out.destroyed) out.destroy(err as Error);
+    if (!pack.destroyed) pack.destroy();
+    for (const s of open) s.destroy();
+  });
+  return out;
+}
+
