@@ -819,10 +819,7 @@ class BuildJob {
   /** The image's layer directories, top first. */
   private async layerDirs(st: StageState): Promise<string[]> {
     const chains = chainList(st.config.rootfs?.diff_ids ?? []);
-    if (this.d.layers.driverName === 'vfs' && chains.length) return [await this.d.layers.diffPath(chains[chains.length - 1]!)];
-    const dirs: string[] = [];
-    for (let i = chains.length - 1; i >= 0; i--) dirs.push(await this.d.layers.diffPath(chains[i]!));
-    return dirs;
+    return this.d.layers.lookupDirs(chains[chains.length - 1] ?? null);
   }
 
   /** A path of the image with its symlinks resolved inside the image (never into the host). */

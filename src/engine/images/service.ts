@@ -381,29 +381,18 @@ export class ImageService implements ImageBackend {
     if (typeof osVersion === 'string' && osVersion) out.OsVersion = osVersion;
     out.Size = size;
     out.VirtualSize = size;
-    out.GraphDriver = { Data: top ? await this.graphDriverData(c) : null, Name: this.layers.driverName === 'overlay' ? 'overlay2' : this.layers.driverName };
+    out.GraphDriver = { Data: top ? await this.graphDriverData(c) : null, Name: this.layers.graphDriverName };
     out.RootFS = { Type: 'layers', Layers: [...(c.rootfs.diff_ids ?? [])] };
     out.Metadata = { LastTagTime: img.lastTagTime ? goTimeString(img.lastTagTime) : ZERO_TIME };
     return out;
   }
 
-  /** overlay2's metadata of an image's top layer: LowerDir (parents' diff dirs), MergedDir, UpperDir, WorkDir. */
+  /** The storage driver's metadata of an image's top layer (overlay2: LowerDir, MergedDir, UpperDir, WorkDir). */
   private async graphDriverData(c: ImageConfig): Promise<Record<string, string> | null> {
     const chain = chainIds(c.rootfs.diff_ids ?? []);
     if (!chain.length) return null;
     try {
-      // dockerd's vfs driver reports no metadata ("Data": null)
-      if (this.layers.driverName !== 'overlay' && this.layers.driverName !== 'overlay2') return null;
-      const upper = await this.layers.diffPath(chain[chain.length - 1]!);
-      const dir = upper.replace(/\/(diff|upper)\/?$/, '');
-      const lowers: string[] = [];
-      for (let i = chain.length - 2; i >= 0; i--) lowers.push(await this.layers.diffPath(chain[i]!));
-      const data: Record<string, string> = {};
-      if (lowers.length) data.LowerDir = lowers.join(':');
-      data.MergedDir = `${dir}/merged`;
-      data.UpperDir = upper;
-      data.WorkDir = `${dir}/work`;
-      return data;
+      return await this.layers.graphDriverData(chain[chain.length - 1]!);
     } catch {
       return null;
     }
