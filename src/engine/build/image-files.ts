@@ -19,10 +19,7 @@ export class ImageFiles {
   /** The image's layer directories, top first. */
   async layerDirs(config: ImageConfig): Promise<string[]> {
     const chains = chainList(config.rootfs?.diff_ids ?? []);
-    if (this.layers.driverName === 'vfs' && chains.length) return [await this.layers.diffPath(chains[chains.length - 1]!)];
-    const dirs: string[] = [];
-    for (let i = chains.length - 1; i >= 0; i--) dirs.push(await this.layers.diffPath(chains[i]!));
-    return dirs;
+    return this.layers.lookupDirs(chains[chains.length - 1] ?? null);
   }
 
   /** A path of the image with its symlinks resolved inside the image (never into the host). */

@@ -1,5 +1,4 @@
 /** `GET /images/{name}/json`: dockerd's ImageInspect, with overlay2's GraphDriver data. */
-import { chainIds } from '../../lib/digest.js';
 import type { ImageContext } from './context.js';
 import { ZERO_TIME, goContainerConfig, goTimeString } from './format.js';
 import { familiarString } from './refs.js';
@@ -39,30 +38,9 @@ export async function inspectImage(ctx: ImageContext, name: string): Promise<Rec
   if (typeof osVersion === 'string' && osVersion) out.OsVersion = osVersion;
   out.Size = size;
   out.VirtualSize = size;
-  out.GraphDriver = { Data: top ? await graphDriverData(ctx, c) : null, Name: ctx.layers.driverName === 'overlay' ? 'overlay2' : ctx.layers.driverName };
+  out.GraphDriver = { Data: top ? await ctx.layers.graphDriverData(top).catch(() => null) : null, Name: ctx.layers.graphDriverName };
   out.RootFS = { Type: 'layers', Layers: [...(c.rootfs.diff_ids ?? [])] };
   out.Metadata = { LastTagTime: img.lastTagTime ? goTimeString(img.lastTagTime) : ZERO_TIME };
   return out;
 }
 
-/** overlay2's metadata of an image's top layer: LowerDir (parents' diff dirs), MergedDir, UpperDir, WorkDir. */
-async function graphDriverData(ctx: ImageContext, c: ImageConfig): Promise<Record<string, string> | null> {
-  const chain = chainIds(c.rootfs.diff_ids ?? []);
-  if (!chain.length) return null;
-  try {
-    // dockerd's vfs driver reports no metadata ("Data": null)
-    if (ctx.layers.driverName !== 'overlay' && ctx.layers.driverName !== 'overlay2') return null;
-    const upper = await ctx.layers.diffPath(chain[chain.length - 1]!);
-    const dir = upper.replace(/\/(diff|upper)\/?$/, '');
-    const lowers: string[] = [];
-    for (let i = chain.length - 2; i >= 0; i--) lowers.push(await ctx.layers.diffPath(chain[i]!));
-    const data: Record<string, string> = {};
-    if (lowers.length) data.LowerDir = lowers.join(':');
-    data.MergedDir = `${dir}/merged`;
-    data.UpperDir = upper;
-    data.WorkDir = `${dir}/work`;
-    return data;
-  } catch {
-    return null;
-  }
-}

@@ -25,8 +25,8 @@ import type { Compression } from './compression.js';
  * 3. Commit: `diff(id)` streams the RW layer's changes as an OCI tar (whiteouts back to `.wh.` form);
  *    extract+register it on top of the image's top chain ID.
  *
- * Layout (<root> = <data-root>/layers): layerdb/sha256/<chainHex>/{diff,size,parent,cache-id,refs}.json,
- * driver data under <data-root>/<driver>/<cacheID>/(diff|upper|work|merged).
+ * Layout (<root> = <data-root>/layers): layerdb/sha256/<chainHex>/{diff,size,parent,cache-id,refs},
+ * mounts/<id>/{parent,init}; each driver's data as drivers/<driver>.ts describes (drivers/types.ts: the Driver).
  */
 export interface Layer {
   chainId: Digest;
@@ -44,7 +44,10 @@ export interface ExtractedLayer {
 }
 
 export interface LayerStore {
+  /** The storage driver's name (`docker info`'s Driver). */
   readonly driverName: string;
+  /** The name image inspect reports as `GraphDriver.Name` (overlay2 for overlay, as dockerd). */
+  readonly graphDriverName: string;
   get(chainId: Digest): Promise<Layer | null>;
   has(chainId: Digest): Promise<boolean>;
   /**
@@ -73,8 +76,15 @@ export interface LayerStore {
    * sidecar), so callers can stream it without spooling; null when the tar would be regenerated.
    */
   exactTarSize?(chainId: Digest): Promise<number | null>;
-  /** Directory holding a read-only layer's own files (driver format). */
+  /**
+   * Directory holding a read-only layer's files in the driver's format: the layer's own files (overlay) or the
+   * whole tree of its chain (vfs). To read an image's tree use lookupDirs.
+   */
   diffPath(chainId: Digest): Promise<string>;
+  /** Directories whose union, top first, is the tree of the chain (whiteouts in overlay form); [] for null. */
+  lookupDirs(chainId: Digest | null): Promise<string[]>;
+  /** image inspect's `GraphDriver.Data` for an image whose top layer is `chainId` (null when the driver has none). */
+  graphDriverData(chainId: Digest | null): Promise<Record<string, string> | null>;
   list(): Promise<Layer[]>;
   /**
    * Start-up repair: makes each layer's external reference count equal `expected` (chain ID → number of images

@@ -1,0 +1,216 @@
+import { mkdir, readdir, rm, stat, symlink } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { SystemError } from '../../../lib/errors.js';
+import { run } from '../extract.js';
+import { listedSize, overlayChanges } from '../../fsroot/index.js';
+import { listInRoot, packLayerFromRoot } from '../../fsroot/index.js';
+import { isMountpoint, populateInit, setMode } from './common.js';
+import type { Driver, DriverFactory, RwLayer } from './types.js';
+
+/**
+ * overlay: the kernel's overlayfs, laid out as dockerd's overlay2.
+ *
+ * <dataRoot>/overlay/<cacheId>/diff   a read-only layer's own files (overlay form, as extracted)
+ * <dataRoot>/overlay/<id>/{upper,work,merged}   an RW layer: the container's writes, overlayfs' work dir, the
+ *                                      mount point; `init` (the init layer, lowest above the image) or `lower`
+ *                                      (an empty lower dir for a scratch RW layer without init)
+ * <dataRoot>/overlay/l/<short>         symlinks to diff dirs, used when the lowerdir option gets too long for
+ *                                      one page (the mount then runs with the driver's home as cwd)
+ */
+
+const LONG_OPTS = 3500;
+
+/** Probes whether overlayfs can be mounted under `dataRoot`; returns the extra options it accepts, or null. */
+async function probeOverlay(dataRoot: string): Promise<string | null> {
+  const dir = join(dataRoot, `overlay-probe-${randomBytes(4).toString('hex')}`);
+  try {
+    for (const d of ['l', 'u', 'w', 'm']) await mkdir(join(dir, d), { recursive: true });
+    for (const extra of [',index=off,metacopy=off,redirect_dir=off', ',index=off', '']) {
+      try {
+        await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${dir}/l,upperdir=${dir}/u,workdir=${dir}/w${extra}`, `${dir}/m`]);
+        await run('umount', [`${dir}/m`]);
+        return extra;
+      } catch {
+        // try the next option set
+      }
+    }
+    return null;
+  } finally {
+    await run('umount', [`${dir}/m`]).catch(() => {});
+    await rm(dir, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+export const overlayDriver: DriverFactory = {
+  name: 'overlay',
+  async create(dataRoot) {
+    // probes a crash interrupted
+    for (const name of await readdir(dataRoot)) {
+      if (name.startsWith('overlay-probe-')) await rm(join(dataRoot, name), { recursive: true, force: true }).catch(() => {});
+    }
+    const extra = await probeOverlay(dataRoot);
+    return extra === null ? null : new OverlayDriver(dataRoot, extra);
+  },
+};
+
+class OverlayDriver implements Driver {
+  readonly name = 'overlay';
+  readonly graphDriverName = 'overlay2';
+  readonly home: string;
+
+  constructor(private readonly dataRoot: string, private readonly mountOpts: string) {
+    this.home = join(dataRoot, 'overlay');
+  }
+
+  async open(): Promise<void> {
+    await mkdir(this.home, { recursive: true, mode: 0o710 });
+    await setMode(this.home, 0o710);
+    await setMode(join(this.home, 'l'), 0o700);
+    for (const name of await readdir(this.home)) if (name !== 'l') await setMode(join(this.home, name), 0o710);
+  }
+
+  async cleanup(layers: ReadonlySet<string>, rws: ReadonlySet<string>): Promise<void> {
+    for (const name of await readdir(this.home)) {
+      if (name === 'l' || layers.has(name) || rws.has(name)) continue;
+      const p = join(this.home, name);
+      await run('umount', [join(p, 'merged')]).catch(() => {});
+      await rm(p, { recursive: true, force: true });
+    }
+    const l = join(this.home, 'l');
+    for (const name of await readdir(l).catch(() => [] as string[])) {
+      const target = await stat(join(l, name)).catch(() => null);
+      if (!target) await rm(join(l, name), { force: true });
+    }
+  }
+
+  // ---- read-only layers
+
+  diffDir(cacheId: string): string {
+    return join(this.home, cacheId, 'diff');
+  }
+
+  async prepareExtract(cacheId: string): Promise<string> {
+    await mkdir(join(this.home, cacheId), { recursive: true, mode: 0o710 });
+    const dir = this.diffDir(cacheId);
+    await mkdir(dir, { recursive: true });
+    return dir;
+  }
+
+  async commit(): Promise<void> {
+    // the extracted directory is the layer
+  }
+
+  async discard(cacheId: string): Promise<void> {
+    await rm(join(this.home, cacheId), { recursive: true, force: true });
+  }
+
+  async remove(cacheId: string): Promise<void> {
+    await rm(join(this.home, cacheId), { recursive: true, force: true });
+  }
+
+  lookupDirs(chain: readonly string[]): string[] {
+    return chain.map((c) => this.diffDir(c));
+  }
+
+  layerTar(cacheId: string): Promise<Readable> {
+    return packLayerFromRoot(this.diffDir(cacheId), null);
+  }
+
+  graphDriverData(chain: readonly string[]): Record<string, string> | null {
+    if (!chain.length) return null;
+    const data: Record<string, string> = {};
+    if (chain.length > 1) data.LowerDir = chain.slice(1).map((c) => this.diffDir(c)).join(':');
+    data.MergedDir = join(this.home, chain[0]!, 'merged');
+    data.UpperDir = this.diffDir(chain[0]!);
+    data.WorkDir = join(this.home, chain[0]!, 'work');
+    return data;
+  }
+
+  // ---- read-write layers
+
+  private upperDir(id: string): string {
+    return join(this.home, id, 'upper');
+  }
+
+  private merged(id: string): string {
+    return join(this.home, id, 'merged');
+  }
+
+  /** The lower dirs of an RW layer's mount, top first (init layer, then the chain). */
+  private rwLowers(rw: RwLayer): string[] {
+    const dir = join(this.home, rw.id);
+    const out = rw.parents.map((c) => this.diffDir(c));
+    if (rw.init) out.unshift(join(dir, 'init'));
+    if (out.length === 0) out.push(join(dir, 'lower'));
+    return out;
+  }
+
+  async createRW(rw: RwLayer): Promise<void> {
+    const dir = join(this.home, rw.id);
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { mode: 0o710 });
+    for (const d of ['upper', 'work', 'merged']) await mkdir(join(dir, d), { recursive: true, mode: d === 'work' ? 0o700 : 0o755 });
+    if (rw.init) {
+      await mkdir(join(dir, 'init'));
+      await populateInit(join(dir, 'init'), rw.parents.map((c) => this.diffDir(c)));
+    } else if (!rw.parents.length) await mkdir(join(dir, 'lower'));
+  }
+
+  private async shortLink(cacheId: string): Promise<string> {
+    const name = createHash('sha256').update(cacheId).digest('base64url').replace(/[-_]/g, 'x').slice(0, 16);
+    const p = join(this.home, 'l', name);
+    try {
+      await symlink(`../${cacheId}/diff`, p);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+        await mkdir(join(this.home, 'l'), { recursive: true, mode: 0o700 });
+        await symlink(`../${cacheId}/diff`, p).catch((e2) => {
+          if ((e2 as NodeJS.ErrnoException).code !== 'EEXIST') throw e2;
+        });
+      } else if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    return `l/${name}`;
+  }
+
+  async mountRW(rw: RwLayer): Promise<string> {
+    const id = rw.id;
+    const merged = this.merged(id);
+    if (await isMountpoint(merged)) return merged;
+    const dir = join(this.home, id);
+    let options = `lowerdir=${this.rwLowers(rw).join(':')},upperdir=${dir}/upper,workdir=${dir}/work${this.mountOpts}`;
+    let cwd: string | undefined;
+    if (options.length > LONG_OPTS) {
+      const short: string[] = [];
+      if (rw.init) short.push(`${id}/init`);
+      else if (!rw.parents.length) short.push(`${id}/lower`);
+      for (const c of rw.parents) short.push(await this.shortLink(c));
+      options = `lowerdir=${short.join(':')},upperdir=${id}/upper,workdir=${id}/work${this.mountOpts}`;
+      cwd = this.home;
+      if (options.length > 4000) throw new SystemError(`RW layer ${id}: too many layers to mount (${short.length})`);
+    }
+    await run('mount', ['-t', 'overlay', 'overlay', '-o', options, merged], { cwd });
+    return merged;
+  }
+
+  async unmountRW(id: string): Promise<void> {
+    if (await isMountpoint(this.merged(id))) await run('umount', [this.merged(id)]);
+  }
+
+  async removeRW(id: string): Promise<void> {
+    await rm(join(this.home, id), { recursive: true, force: true });
+  }
+
+  async changesRW(rw: RwLayer): Promise<{ path: string; kind: 0 | 1 | 2 }[]> {
+    return overlayChanges(await listInRoot(this.upperDir(rw.id), true), this.rwLowers(rw));
+  }
+
+  diffRW(rw: RwLayer): Promise<Readable> {
+    return packLayerFromRoot(this.upperDir(rw.id), null);
+  }
+
+  async sizeRW(rw: RwLayer): Promise<number> {
+    return listedSize(await listInRoot(this.upperDir(rw.id), false));
+  }
+}
