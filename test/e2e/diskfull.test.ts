@@ -15,7 +15,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../support/daemon.js';
 import { startRegistry, type Registry } from '../support/registry.js';
-import { corpusTar, dockerArchive, pushRaw, rawImage } from '../support/hostile.js';
+import { dockerArchive, pushRaw, rawImage } from '../support/hostile.js';
+import { buildTar } from '../support/tar.js';
 import { show, type RunResult } from '../support/cli.js';
 
 let work: string;
@@ -112,9 +113,9 @@ test('ENOSPC in pull, import, load, build and commit: fast failure with docker\'
   const busyboxSave = await saveSum('busybox');
 
   // a layer shared by both images, a big one that cannot fit, a small one that can
-  const shared = await corpusTar([{ name: 'shared/data', content: randomBytes(512 << 10) }]);
-  const big = await corpusTar([{ name: 'big/data', content: randomBytes(100 << 20) }]);
-  const small = await corpusTar([{ name: 'small/data', content: randomBytes(256 << 10) }]);
+  const shared = await buildTar([{ name: 'shared/data', content: randomBytes(512 << 10) }]);
+  const big = await buildTar([{ name: 'big/data', content: randomBytes(100 << 20) }]);
+  const small = await buildTar([{ name: 'small/data', content: randomBytes(256 << 10) }]);
   const bigImg = rawImage([shared, big], 'big');
   const smallImg = rawImage([shared, small], 'small');
   await pushRaw(reg!.url, 'full/big', 'v1', bigImg);
@@ -133,7 +134,7 @@ test('ENOSPC in pull, import, load, build and commit: fast failure with docker\'
   was = await state();
   // import: 1,600 files of 64 KiB (the writer threads' batches meet ENOSPC), then one file of 100 MB (streamed)
   const manyTar = join(work, 'many.tar');
-  await writeFile(manyTar, await corpusTar(Array.from({ length: 1600 }, (_, i) => ({ name: `many/f${i}`, content: randomBytes(64 << 10) }))));
+  await writeFile(manyTar, await buildTar(Array.from({ length: 1600 }, (_, i) => ({ name: `many/f${i}`, content: randomBytes(64 << 10) }))));
   await failsFast('import (small files)', () => dm.docker(['import', manyTar, 'imported:v1'], { timeoutMs: 120_000 }));
   assertLikeBefore(await state(), was, 'import (small files)');
   await rm(manyTar);

@@ -18,7 +18,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon } from '../support/daemon.js';
 import { startRegistry, type Registry } from '../support/registry.js';
-import { corpusTar, dockerArchive, hostileCorpus, makeCanaries, pushRaw, rawImage, snapshot, type HostileCase } from '../support/hostile.js';
+import { dockerArchive, hostileCorpus, makeCanaries, pushRaw, rawImage, snapshot, type HostileCase } from '../support/hostile.js';
+import { buildTar } from '../support/tar.js';
 import { show } from '../support/cli.js';
 
 let work: string;
@@ -35,7 +36,7 @@ before(async () => {
   corpus = hostileCorpus(outside);
   reg = await startRegistry();
   for (const c of corpus) {
-    const tar = await corpusTar(c.entries);
+    const tar = await buildTar(c.entries);
     tars.set(c.id, tar);
     await pushRaw(reg.url, `hostile/${c.id.toLowerCase()}`, 'v1', rawImage([tar], c.id));
   }

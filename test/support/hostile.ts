@@ -14,9 +14,9 @@ import { lstat, mkdir, readdir, readFile, writeFile, link, chmod } from 'node:fs
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import tarStream from 'tar-stream';
+import { buildTar, type TarEntry } from './tar.js';
 
-export type Entry = Partial<tarStream.Header> & { name: string; content?: string | Buffer };
+export type Entry = TarEntry;
 
 export interface HostileCase {
   id: string;
@@ -28,26 +28,6 @@ export interface HostileCase {
   check?: (layerDir: string) => Promise<void>;
 }
 
-/** A tar of `entries` (tar-stream; PAX records for long names and `pax` fields). */
-export async function corpusTar(entries: Entry[]): Promise<Buffer> {
-  const pack = tarStream.pack();
-  const out: Buffer[] = [];
-  const done = (async () => {
-    for await (const c of pack as unknown as AsyncIterable<Buffer>) out.push(c);
-  })();
-  for (const e of entries) {
-    const { content, ...h } = e;
-    const header = { mtime: new Date(1_600_000_000_000), ...h } as tarStream.Header;
-    await new Promise<void>((resolve, reject) => {
-      const cb = (err?: Error | null) => (err ? reject(err) : resolve());
-      if ((h.type ?? 'file') === 'file') pack.entry(header, typeof content === 'string' || content === undefined ? Buffer.from(content ?? '') : content, cb);
-      else pack.entry(header, cb);
-    });
-  }
-  pack.finalize();
-  await done;
-  return Buffer.concat(out);
-}
 
 /** Canary files outside any data root: a file, a directory with a file, a fifo, a file with two links. */
 export async function makeCanaries(dir: string): Promise<string> {
@@ -224,7 +204,7 @@ export function rawImage(layers: Buffer[], marker = 'hostile'): RawImage {
 export async function dockerArchive(img: RawImage, repoTag: string): Promise<Buffer> {
   const cfgName = `${img.configDigest.slice(7)}.json`;
   const manifest = [{ Config: cfgName, RepoTags: [repoTag], Layers: img.layers.map((_, i) => `${i}/layer.tar`) }];
-  return corpusTar([
+  return buildTar([
     { name: cfgName, content: img.config },
     ...img.layers.map((l, i) => ({ name: `${i}/layer.tar`, content: l })),
     { name: 'manifest.json', content: JSON.stringify(manifest) },

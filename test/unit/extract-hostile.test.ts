@@ -14,7 +14,8 @@ import { Readable } from 'node:stream';
 import { openLayerStore } from '../../src/engine/layers/store.js';
 import { extractLayerTar } from '../../src/engine/layers/extract.js';
 import { WharfError } from '../../src/lib/errors.js';
-import { corpusTar, hostileCorpus, makeCanaries, snapshot } from '../support/hostile.js';
+import { hostileCorpus, makeCanaries, snapshot } from '../support/hostile.js';
+import { buildTar } from '../support/tar.js';
 
 async function tree(dir: string): Promise<string[]> {
   return (await readdir(dir, { recursive: true }).catch(() => [] as string[])).sort();
@@ -32,7 +33,7 @@ test('hostile corpus through the layer store (extraction thread): refused or con
     assert.ok(corpus.length >= 30);
     let refused = 0;
     for (const c of corpus) {
-      const tar = await corpusTar(c.entries);
+      const tar = await buildTar(c.entries);
       const was = await leftovers();
       const layersBefore = (await s.list()).length;
       let err: unknown = null;
@@ -73,7 +74,7 @@ test('hostile corpus on the calling thread (asynchronous calls): same outcomes',
     for (const c of hostileCorpus(outside)) {
       const dir = join(root, `layer-${c.id}`);
       await mkdir(dir);
-      const r = await extractLayerTar(Readable.from([await corpusTar(c.entries)]), dir).then(() => null, (e: unknown) => e);
+      const r = await extractLayerTar(Readable.from([await buildTar(c.entries)]), dir).then(() => null, (e: unknown) => e);
       if (c.expect === 'refused') {
         assert.ok(r instanceof WharfError, `${c.id}: refused with a typed error (${String(r)})`);
         assert.equal(await readdir(dir).then(() => true, () => false), false, `${c.id}: directory removed`);
@@ -95,7 +96,7 @@ test('the deferred-link attack from the report, checked on disk: the fifo is the
     const outside = await makeCanaries(join(root, 'outside'));
     const dir = join(root, 'layer');
     await mkdir(dir);
-    await extractLayerTar(Readable.from([await corpusTar([
+    await extractLayerTar(Readable.from([await buildTar([
       { name: 'd/', type: 'directory', mode: 0o755 }, { name: 'd/canary', type: 'fifo', mode: 0o644 },
       { name: 'x', type: 'link', linkname: 'd/canary' }, { name: 'p', type: 'fifo', mode: 0o644 }, { name: 'd', type: 'symlink', linkname: outside },
     ])]), dir);
@@ -120,7 +121,7 @@ test('hostile corpus as a build context (untarTo: the same extractor, kind conte
       const dir = join(root, `ctx-${c.id}`);
       await mkdir(dir);
       const sums = new Map<string, string>();
-      const r = await untarTo(Readable.from([await corpusTar(c.entries)]), dir, sums).then(() => null, (e: unknown) => e);
+      const r = await untarTo(Readable.from([await buildTar(c.entries)]), dir, sums).then(() => null, (e: unknown) => e);
       if (r) refused++;
       if (c.id.endsWith('write-through') || c.id === 'symlink-dir-then-mkdir-through') assert.ok(r instanceof WharfError, `${c.id}: refused (${String(r)})`);
       if (c.id === 'dotdot-name') {
@@ -142,7 +143,7 @@ test('hard links to a fifo not made yet, and to such a link, are made in tar ord
   try {
     const dir = join(root, 'layer');
     await mkdir(dir);
-    await extractLayerTar(Readable.from([await corpusTar([
+    await extractLayerTar(Readable.from([await buildTar([
       { name: 'd/', type: 'directory', mode: 0o755 }, { name: 'd/p', type: 'fifo', mode: 0o600 },
       { name: 'x', type: 'link', linkname: 'd/p' }, { name: 'y', type: 'link', linkname: 'x' },
       { name: 'd/f', content: 'one' }, { name: 'd/f', content: 'two' }, { name: 'd/g', content: 'three' },

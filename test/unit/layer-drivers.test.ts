@@ -11,33 +11,14 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import tarStream from 'tar-stream';
+import { buildTar, type TarEntry } from '../support/tar.js';
 import { openLayerStore } from '../../src/engine/layers/store.js';
 import { DRIVERS } from '../../src/engine/layers/drivers/index.js';
 import type { Driver } from '../../src/engine/layers/drivers/types.js';
 import type { LayerStore } from '../../src/engine/layers/types.js';
 import { chainIdOf, sha256, type Digest } from '../../src/lib/digest.js';
 
-type E = Partial<tarStream.Header> & { name: string; content?: string };
-
-async function buildTar(entries: E[]): Promise<Buffer> {
-  const pack = tarStream.pack();
-  const out: Buffer[] = [];
-  const done = (async () => {
-    for await (const c of pack as unknown as AsyncIterable<Buffer>) out.push(c);
-  })();
-  for (const e of entries) {
-    const { content, ...h } = e;
-    const header = { mtime: new Date(1_600_000_000_000), ...h };
-    await new Promise<void>((resolve, reject) => {
-      const cb = (err?: Error | null) => (err ? reject(err) : resolve());
-      if ((h.type ?? 'file') === 'file') pack.entry(header, Buffer.from(content ?? ''), cb);
-      else pack.entry(header, cb);
-    });
-  }
-  pack.finalize();
-  await done;
-  return Buffer.concat(out);
-}
+type E = TarEntry;
 
 async function tarNames(s: Readable): Promise<string[]> {
   const ex = tarStream.extract();

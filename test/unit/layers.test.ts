@@ -6,33 +6,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import tarStream from 'tar-stream';
+import { buildTar, type TarEntry } from '../support/tar.js';
 import { openLayerStore } from '../../src/engine/layers/store.js';
 import type { LayerStore } from '../../src/engine/layers/types.js';
 import { chainIdOf, sha256, type Digest } from '../../src/lib/digest.js';
 import { InvalidParameterError } from '../../src/lib/errors.js';
 import { waitFor } from '../support/wait.js';
 
-type E = Partial<tarStream.Header> & { name: string; content?: string };
-
-export async function buildTar(entries: E[]): Promise<Buffer> {
-  const pack = tarStream.pack();
-  const out: Buffer[] = [];
-  const done = (async () => {
-    for await (const c of pack as unknown as AsyncIterable<Buffer>) out.push(c);
-  })();
-  for (const e of entries) {
-    const { content, ...h } = e;
-    const header = { mtime: new Date(1_600_000_000_000), ...h };
-    await new Promise<void>((resolve, reject) => {
-      const cb = (err?: Error | null) => (err ? reject(err) : resolve());
-      if ((h.type ?? 'file') === 'file') pack.entry(header, Buffer.from(content ?? ''), cb);
-      else pack.entry(header, cb);
-    });
-  }
-  pack.finalize();
-  await done;
-  return Buffer.concat(out);
-}
+type E = TarEntry;
 
 async function tarEntries(s: Readable): Promise<Map<string, { header: tarStream.Header; content: string }>> {
   const ex = tarStream.extract();
