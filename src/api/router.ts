@@ -7,6 +7,7 @@
  * `/images/{name*}/json` matches `/images/localhost:5002/library/busybox/json`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PassThrough, type Readable } from 'node:stream';
 import { InvalidParameterError } from '../lib/errors.js';
 import type { JSONMessage, ProgressSink } from '../lib/jsonmessage.js';
 import type { AuthConfig, Filters } from './backend.js';
@@ -153,6 +154,23 @@ export function decodeRegistryAuth(header: string | string[] | undefined): AuthC
   } catch {
     return {};
   }
+}
+
+/**
+ * A streamed request body (a tar to import, load, build or copy in) for an engine that may fail half-way: the
+ * engine gets its own stream, and if it destroys it (a pipeline does, on an error such as ENOSPC) the connection
+ * survives: the rest of the body is read and dropped, so the client finishes sending and reads the error answer,
+ * as with dockerd, instead of failing to write ("broken pipe").
+ */
+export function requestBody(req: IncomingMessage): Readable {
+  const body = new PassThrough({ highWaterMark: 1 << 20 });
+  req.pipe(body);
+  body.on('close', () => {
+    if (req.complete) return;
+    req.unpipe(body);
+    req.resume();
+  });
+  return body;
 }
 
 /** Reads a JSON request body (empty → undefined). */

@@ -2,7 +2,7 @@
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ProgressSink } from '../../lib/jsonmessage.js';
-import { JsonStream, type Router } from '../router.js';
+import { JsonStream, requestBody, type Router } from '../router.js';
 
 export interface ArchiveBackend {
   save(names: string[]): Promise<Readable>;
@@ -23,11 +23,14 @@ export function archiveRoutes(r: Router, archive: ArchiveBackend): void {
   r.get('/images/{name*}/get', async ({ res, params }) => save([params.name!], res));
   r.post('/images/load', async ({ req, res }) => {
     const stream = new JsonStream(res);
+    const body = requestBody(req);
     try {
-      await archive.load(req, stream.sink);
+      await archive.load(body, stream.sink);
       stream.end();
     } catch (e) {
       stream.end(e);
+    } finally {
+      body.destroy();
     }
   });
 }

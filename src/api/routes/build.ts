@@ -2,7 +2,7 @@
 import { InvalidParameterError } from '../../lib/errors.js';
 import type { AuthConfig, BuildBackend, BuildRequest } from '../backend.js';
 import { messageOf } from '../errors.js';
-import { JsonStream, type Router, boolValue, boolValueOrDefault } from '../router.js';
+import { JsonStream, type Router, boolValue, boolValueOrDefault, requestBody } from '../router.js';
 
 function jsonParam<T>(q: URLSearchParams, key: string, def: T): T {
   const v = q.get(key);
@@ -67,8 +67,9 @@ export function buildRoutes(r: Router, build: BuildBackend): void {
     const auth = decodeRegistryConfig(req.headers['x-registry-config']);
     if (auth) opts.registryAuth = auth;
     const stream = new JsonStream(res);
+    const context = requestBody(req);
     try {
-      await build.build(req, opts, stream.sink);
+      await build.build(context, opts, stream.sink);
       stream.end();
     } catch (e) {
       const code = (e as { exitCode?: unknown }).exitCode;
@@ -79,6 +80,8 @@ export function buildRoutes(r: Router, build: BuildBackend): void {
         return;
       }
       stream.end(e);
+    } finally {
+      context.destroy();
     }
   });
 }

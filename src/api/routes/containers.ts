@@ -2,7 +2,7 @@
 import { PassThrough } from 'node:stream';
 import { InvalidParameterError } from '../../lib/errors.js';
 import { DEFAULT_DETACH_KEYS, parseDetachKeys } from '../../lib/detachkeys.js';
-import { boolValue, intValue, parseFilters, readJsonBody, sendEmpty, sendJson, type Router } from '../router.js';
+import { boolValue, intValue, parseFilters, readJsonBody, requestBody, sendEmpty, sendJson, type Router } from '../router.js';
 import type { ContainerService } from '../../engine/containers/service.js';
 import type { ContainerRunner } from '../../engine/containers/lifecycle.js';
 import type { ExecService } from '../../engine/containers/exec.js';
@@ -30,9 +30,14 @@ export function containerRoutes(r: Router, c: ContainerService, run?: ContainerR
     r.put('/containers/{id}/archive', async ({ req, res, params, query }) => {
       const path = query.get('path') ?? '';
       if (path === '') throw new InvalidParameterError('Bad parameter: path cannot be empty');
-      await archive.put(params.id!, path, req, {
-        noOverwriteDirNonDir: boolValue(query, 'noOverwriteDirNonDir'), copyUIDGID: boolValue(query, 'copyUIDGID'),
-      });
+      const body = requestBody(req);
+      try {
+        await archive.put(params.id!, path, body, {
+          noOverwriteDirNonDir: boolValue(query, 'noOverwriteDirNonDir'), copyUIDGID: boolValue(query, 'copyUIDGID'),
+        });
+      } finally {
+        body.destroy();
+      }
       sendEmpty(res, 200);
     });
     r.get('/containers/{id}/archive', (ctx) => get(ctx, false));

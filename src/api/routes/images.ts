@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { InvalidParameterError, UnavailableError } from '../../lib/errors.js';
 import type { ImageBackend } from '../backend.js';
 import {
-  JsonStream, type RequestContext, type Router, boolValue, decodeRegistryAuth, parseFilters, sendEmpty, sendJson,
+  JsonStream, type RequestContext, type Router, boolValue, decodeRegistryAuth, parseFilters, requestBody, sendEmpty, sendJson,
 } from '../router.js';
 
 /** True when a docker reference string already names a tag or a digest ("busybox:1", "x@sha256:…"). */
@@ -96,10 +96,10 @@ async function createImage(ctx: RequestContext, images: ImageBackend): Promise<v
 
   if (fromSrc !== '') {
     const stream = new JsonStream(res);
+    let tar: Readable | undefined;
     try {
-      let tar: Readable;
       if (fromSrc === '-') {
-        tar = req;
+        tar = requestBody(req);
       } else {
         let url: URL;
         try {
@@ -140,6 +140,8 @@ async function createImage(ctx: RequestContext, images: ImageBackend): Promise<v
       stream.end();
     } catch (e) {
       stream.end(e);
+    } finally {
+      tar?.destroy();
     }
     return;
   }

@@ -35,12 +35,15 @@ export async function loadArchive(deps: ArchiveDeps, input: Readable, progress: 
     return d;
   };
   const ex = tar.extract();
+  let entryError: unknown;
+  /** The entry being consumed (a layer extracted, a blob spooled): its outcome settles after the tar's teardown. */
+  let pending: Promise<void> | null = null;
   ex.on('entry', (header, stream, next) => {
     const name = norm(header.name);
-    const done = (err?: unknown) => { if (err) ex.destroy(err as Error); else next(); };
+    const done = (err?: unknown) => { if (err) { entryError ??= err; ex.destroy(err as Error); } else next(); };
     if (header.type === 'file' && /(^|\/)layer\.tar$|\.tar(\.gz)?$|^blobs\/sha256\/[a-f0-9]{64}$/.test(name) && name !== 'manifest.json') {
       if (!name.startsWith('blobs/')) {
-        deps.decompress(stream as unknown as Readable).then((s) => layers.extract(s)).then((x) => { extracted.set(name, x); done(); }, done);
+        pending = deps.decompress(stream as unknown as Readable).then((s) => layers.extract(s)).then((x) => { extracted.set(name, x); done(); }, done);
         return;
       }
       // OCI layout blob: spooled (whether it is a layer is known only from index.json, at the end)
@@ -57,7 +60,7 @@ export async function loadArchive(deps: ArchiveDeps, input: Readable, progress: 
         if (h.digest('hex') !== hex) badBlobs.add(name);
         blobs.set(name, file);
       })();
-      spool.then(() => done(), done);
+      pending = spool.then(() => done(), done);
       return;
     }
     if (header.type === 'file' && (header.size ?? 0) <= 64 << 20) {
@@ -75,9 +78,13 @@ export async function loadArchive(deps: ArchiveDeps, input: Readable, progress: 
   const held: Digest[] = [];
   const registered = new Set<ExtractedLayer>();
   try {
-    await pipeline(input, ex).catch((e: Error) => {
-      if (/unexpected end|premature|EOF/i.test(e.message)) throw new InvalidParameterError('unexpected EOF');
-      throw e;
+    await pipeline(input, ex).catch(async (e: Error) => {
+      // an entry's own failure (ENOSPC while a layer is written) wins over the teardown it causes, which may
+      // be reported first (a destroyed entry stream ends the tar early)
+      await pending;
+      const err = entryError ?? e;
+      if (/unexpected end|premature|EOF/i.test((err as Error).message ?? '')) throw new InvalidParameterError('unexpected EOF');
+      throw err;
     });
     // hard links take their target's content (layers by their spooled blob or extraction, small files by bytes)
     for (const [name, target] of links) {

@@ -10,12 +10,14 @@ import { lstat, readlink } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { InvalidParameterError } from '../../lib/errors.js';
 
-/**
- * Resolves a slash path relative to `root`, following symlinks inside the root (absolute targets are taken
- * relative to the root, `..` stops at the root). Returns the root-relative path ('' for the root itself).
- * Missing components are kept as they are. `followLast: false` leaves a symlink in the last component as it is.
- */
-export async function resolveInRoot(root: string, rel: string, { followLast = true }: { followLast?: boolean } = {}): Promise<string> {
+/** How the resolver sees a tree: lstat and readlink of a root-relative path. */
+interface TreeView {
+  lstat(rel: string): Promise<import('node:fs').Stats | null>;
+  readlink(rel: string): Promise<string>;
+}
+
+/** The walk both resolvers share: components one by one, symlinks expanded in place, `..` stopping at the root. */
+async function resolveIn(view: TreeView, rel: string, followLast: boolean): Promise<string> {
   const pending = posix.normalize('/' + rel).split('/').filter(Boolean);
   const done: string[] = [];
   let links = 0;
@@ -23,20 +25,30 @@ export async function resolveInRoot(root: string, rel: string, { followLast = tr
     const part = pending.shift()!;
     if (part === '.') continue;
     if (part === '..') { done.pop(); continue; }
-    const cur = [...done, part];
     if (!followLast && pending.length === 0) { done.push(part); break; }
-    const st = await lstat(join(root, ...cur)).catch(() => null);
-    if (st?.isSymbolicLink()) {
+    const cur = [...done, part].join('/');
+    if ((await view.lstat(cur))?.isSymbolicLink()) {
       if (++links > 255) throw new InvalidParameterError(`too many links in ${rel}`);
-      const target = await readlink(join(root, ...cur));
-      const parts = target.split('/').filter(Boolean);
+      const target = await view.readlink(cur);
       if (target.startsWith('/')) done.length = 0;
-      pending.unshift(...parts);
+      pending.unshift(...target.split('/').filter(Boolean));
       continue;
     }
     done.push(part);
   }
   return done.join('/');
+}
+
+/**
+ * Resolves a slash path relative to `root`, following symlinks inside the root (absolute targets are taken
+ * relative to the root, `..` stops at the root). Returns the root-relative path ('' for the root itself).
+ * Missing components are kept as they are. `followLast: false` leaves a symlink in the last component as it is.
+ */
+export function resolveInRoot(root: string, rel: string, { followLast = true }: { followLast?: boolean } = {}): Promise<string> {
+  return resolveIn({
+    lstat: (r) => lstat(join(root, r)).catch(() => null),
+    readlink: (r) => readlink(join(root, r)),
+  }, rel, followLast);
 }
 
 /** lstat in the merged view of layer directories (top first): overlay whiteouts hide what is below. */
@@ -61,25 +73,6 @@ async function mergedReadlink(dirs: string[], rel: string): Promise<string> {
 }
 
 /** resolveInRoot over the merged view of layer directories (top first). */
-export async function resolveInLayers(dirs: string[], rel: string, { followLast = true }: { followLast?: boolean } = {}): Promise<string> {
-  const pending = posix.normalize('/' + rel).split('/').filter(Boolean);
-  const done: string[] = [];
-  let links = 0;
-  while (pending.length) {
-    const part = pending.shift()!;
-    if (part === '.') continue;
-    if (part === '..') { done.pop(); continue; }
-    if (!followLast && pending.length === 0) { done.push(part); break; }
-    const cur = [...done, part].join('/');
-    const st = await mergedLstat(dirs, cur);
-    if (st?.isSymbolicLink()) {
-      if (++links > 255) throw new InvalidParameterError(`too many links in ${rel}`);
-      const target = await mergedReadlink(dirs, cur);
-      if (target.startsWith('/')) done.length = 0;
-      pending.unshift(...target.split('/').filter(Boolean));
-      continue;
-    }
-    done.push(part);
-  }
-  return done.join('/');
+export function resolveInLayers(dirs: string[], rel: string, { followLast = true }: { followLast?: boolean } = {}): Promise<string> {
+  return resolveIn({ lstat: (r) => mergedLstat(dirs, r), readlink: (r) => mergedReadlink(dirs, r) }, rel, followLast);
 }
