@@ -1,5 +1,9 @@
 /** Tars the tests build entry by entry (tar-stream): layers, contexts, hostile corpora. */
+import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
 import tarStream from 'tar-stream';
+import type { LayerStore } from '../../src/engine/layers/types.js';
+import { chainIdOf, sha256, type Digest } from '../../src/lib/digest.js';
 
 /** One entry: a tar-stream header (type defaults to file) and, for files, its content. */
 export type TarEntry = Partial<tarStream.Header> & { name: string; content?: string | Buffer };
@@ -23,4 +27,14 @@ export async function buildTar(entries: TarEntry[]): Promise<Buffer> {
   pack.finalize();
   await done;
   return Buffer.concat(out);
+}
+
+/** Extracts and registers a layer made of `entries` on `parent`, checking its diffID and chain ID; its chain ID. */
+export async function addLayer(s: LayerStore, parent: Digest | null, entries: TarEntry[]): Promise<Digest> {
+  const tar = await buildTar(entries);
+  const ex = await s.extract(Readable.from([tar]));
+  assert.equal(ex.diffId, sha256(tar));
+  const l = await s.register(parent, ex);
+  assert.equal(l.chainId, chainIdOf(parent, ex.diffId));
+  return l.chainId;
 }

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import tarStream from 'tar-stream';
-import { buildTar, type TarEntry } from '../support/tar.js';
+import { addLayer, buildTar, type TarEntry } from '../support/tar.js';
 import { openLayerStore } from '../../src/engine/layers/store.js';
 import { DRIVERS } from '../../src/engine/layers/drivers/index.js';
 import type { Driver } from '../../src/engine/layers/drivers/types.js';
@@ -75,15 +75,6 @@ async function visible(dirs: string[], rel: string): Promise<Stats | null> {
 /** Every path under `root`, sorted (what a crash may leave behind is compared with this). */
 async function tree(root: string): Promise<string[]> {
   return (await readdir(root, { recursive: true })).map(String).sort();
-}
-
-async function addLayer(s: LayerStore, parent: Digest | null, entries: E[]): Promise<Digest> {
-  const tar = await buildTar(entries);
-  const ex = await s.extract(Readable.from([tar]));
-  assert.equal(ex.diffId, sha256(tar));
-  const l = await s.register(parent, ex);
-  assert.equal(l.chainId, chainIdOf(parent, ex.diffId));
-  return l.chainId;
 }
 
 const L1: E[] = [

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import tarStream from 'tar-stream';
-import { buildTar, type TarEntry } from '../support/tar.js';
+import { addLayer, buildTar, type TarEntry } from '../support/tar.js';
 import { openLayerStore } from '../../src/engine/layers/store.js';
 import type { LayerStore } from '../../src/engine/layers/types.js';
 import { chainIdOf, sha256, type Digest } from '../../src/lib/digest.js';
@@ -58,15 +58,6 @@ async function withStore(driver: string, fn: (s: LayerStore, root: string) => Pr
     }
     await rm(root, { recursive: true, force: true });
   }
-}
-
-async function addLayer(s: LayerStore, parent: Digest | null, entries: E[]): Promise<Digest> {
-  const tar = await buildTar(entries);
-  const ex = await s.extract(Readable.from([tar]));
-  assert.equal(ex.diffId, sha256(tar));
-  const l = await s.register(parent, ex);
-  assert.equal(l.chainId, chainIdOf(parent, ex.diffId));
-  return l.chainId;
 }
 
 const L1: E[] = [
