@@ -8,9 +8,14 @@
 // Every test file runs in its own `node --test --test-reporter=tap FILE` with Node 24 from the npm
 // package `node` (never the machine's node), under a per-file time limit (WHARF_TEST_FILE_TIMEOUT seconds,
 // default 120 for unit files and 600 for e2e files); a file over its limit is killed with its process group
-// and counted as failed. Unit files run two at a time (the machines have 2 cores); e2e files run one after
-// the other, because they share the host's mounts, network and CPU. At the end the per-file summaries are
-// added up and printed in the node test runner's own closing format ("# tests N", "# pass N", "# fail N", …).
+// and counted as failed. Unit files run two at a time (the machines have 2 cores). e2e files also run two at a
+// time (WHARF_E2E_PARALLEL overrides; 1 = one after the other): every file has its own TMPDIR, daemons, data
+// roots, sockets and registry ports, and the default bridge's addresses are claimed host-wide. A file whose
+// results depend on having the machine to itself (race counts, throughput, timing comparisons) says so with a
+// line `// wharf-test: alone` in its source: those run first, one at a time, before the shared part. A line
+// `// wharf-test: slow` schedules a file early in the shared part, so the long files do not end up last.
+// At the end the per-file summaries are added up and printed in the node test runner's own closing format
+// ("# tests N", "# pass N", "# fail N", …).
 // Exit status: 0 when nothing failed or was cancelled, 1 otherwise.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -44,8 +49,19 @@ const match = (f) => filters.length === 0 || filters.some((s) => relative(root, 
 
 const groups = [
   { kind: 'unit', files: want('unit') ? findTests(join(root, 'dist/test/unit')).filter(match) : [], parallel: 2, timeout: 120 },
-  { kind: 'e2e', files: want('e2e') ? findTests(join(root, 'dist/test/e2e')).filter(match) : [], parallel: 1, timeout: 600 },
+  { kind: 'e2e', files: want('e2e') ? findTests(join(root, 'dist/test/e2e')).filter(match) : [], parallel: e2eParallel(), timeout: 600 },
 ];
+
+function e2eParallel() {
+  const n = Number(process.env.WHARF_E2E_PARALLEL);
+  return Number.isInteger(n) && n >= 1 ? n : 2;
+}
+
+/** The `// wharf-test: <word>` marks of a compiled test file (tsc keeps comments). */
+function marks(file) {
+  const head = readFileSync(file, 'utf8').slice(0, 4000);
+  return new Set([...head.matchAll(/^\/\/ wharf-test: (\w+)\s*$/gm)].map((m) => m[1]));
+}
 const envTimeout = Number(process.env.WHARF_TEST_FILE_TIMEOUT);
 
 const KEYS = ['tests', 'suites', 'pass', 'fail', 'cancelled', 'skipped', 'todo'];
@@ -134,15 +150,18 @@ function account(file, r) {
 for (const g of groups) {
   if (g.files.length === 0) continue;
   const limit = Number.isFinite(envTimeout) && envTimeout > 0 ? envTimeout : g.timeout;
-  process.stdout.write(`# ${g.kind}: ${g.files.length} file(s), ${g.parallel} at a time, ${limit}s limit per file\n`);
-  if (g.parallel <= 1) {
-    for (const f of g.files) {
-      process.stdout.write(`# --- ${relative(root, f)}\n`);
-      account(f, await runFile(f, limit, true));
-    }
-  } else {
+  const alone = g.parallel > 1 ? g.files.filter((f) => marks(f).has('alone')) : g.files;
+  const shared = g.files.filter((f) => !alone.includes(f));
+  process.stdout.write(`# ${g.kind}: ${g.files.length} file(s), ${g.parallel} at a time` +
+    `${alone.length && shared.length ? ` (${alone.length} alone first)` : ''}, ${limit}s limit per file\n`);
+  for (const f of alone) {
+    process.stdout.write(`# --- ${relative(root, f)}\n`);
+    account(f, await runFile(f, limit, true));
+  }
+  if (shared.length) {
     // Buffered: each file's output is printed whole when it ends, so parallel files do not interleave.
-    const queue = [...g.files];
+    const slow = shared.filter((f) => marks(f).has('slow'));
+    const queue = [...slow, ...shared.filter((f) => !slow.includes(f))];
     await Promise.all(Array.from({ length: g.parallel }, async () => {
       for (let f = queue.shift(); f; f = queue.shift()) {
         const r = await runFile(f, limit, false);

@@ -3,6 +3,7 @@
  * docker CLI on the same daemon: the tutorial's web-server story (ps, port, diff, commit, history, top, kill,
  * stop, rm), ps filters/format/-q/-l/-n, pause/unpause, rename, container prune, and errors per container.
  */
+// wharf-test: alone
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';

@@ -5,6 +5,7 @@
  * the API, exports the container, diffs it and commits it with --pause=false. Nothing may land in the canary
  * directory, and the canary's secret file must never appear in anything read back.
  */
+// wharf-test: slow
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';

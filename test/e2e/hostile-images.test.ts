@@ -10,6 +10,7 @@
  * dockerd (when installed): the same corpus, confinement only — dockerd applies layers in a chroot, so most
  * tricks are accepted and stay inside; its outcome per case is printed as a diagnostic for comparison.
  */
+// wharf-test: slow
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';

@@ -4,6 +4,7 @@
  * assertion is a loose regression guard (≥ 0.5× docker-registry), not the performance target (≥ 1.0×, checked
  * by `node dist/bench/run.js registry`), because the machine is shared while tests run.
  */
+// wharf-test: alone
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { describe, measureRegistryThroughput } from '../../bench/registry.js';

@@ -6,6 +6,7 @@
  *
  * Needs the Debian mirror of the host's APT sources (debootstrap and apt-get): skipped when it does not answer.
  */
+// wharf-test: slow
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
