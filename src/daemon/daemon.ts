@@ -11,6 +11,7 @@ import { openImageStore, openReferenceStore, topChainOf } from '../engine/images
 import type { Digest } from '../lib/digest.js';
 import { Puller } from '../engine/distribution/pull.js';
 import { ImageService } from '../engine/images/service.js';
+import { bootstrapImage } from '../engine/bootstrap/index.js';
 import { SystemService } from '../engine/system/system.js';
 import { BuildService } from '../engine/build/service.js';
 import { ContainerExecutor } from '../engine/build/run-executor.js';
@@ -106,7 +107,7 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
   // containers.usersOf is looked up lazily: the container service needs imageService.resolve
   let containerService: ContainerService | undefined;
   const imageService = new ImageService({
-    images, refs, layers, dataRoot, puller,
+    images, refs, layers, dataRoot, puller, bootstrap: bootstrapImage,
     containers: { usersOf: (id) => containerService ? containerService.usersOf(id) : Promise.resolve([]) },
   });
   const volumes = await new VolumeStore(dataRoot).open();

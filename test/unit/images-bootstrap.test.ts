@@ -17,13 +17,14 @@ import { ImageService } from '../../src/engine/images/service.js';
 import type { LayerStore } from '../../src/engine/layers/types.js';
 import type { JSONMessage } from '../../src/lib/jsonmessage.js';
 import { appletsOf, findBusybox, isDynamicElf } from '../../src/engine/bootstrap/busybox.js';
+import { bootstrapImage } from '../../src/engine/bootstrap/index.js';
 import { debianExclude, hostDebianMirror } from '../../src/engine/bootstrap/debian.js';
 
 async function service(root: string): Promise<{ svc: ImageService; layers: LayerStore }> {
   const layers = await openLayerStore({ dataRoot: root, driver: 'vfs' });
   const images = await openImageStore(root, layers);
   const refs = await openReferenceStore(root);
-  const svc = new ImageService({ images, refs, layers, dataRoot: root, puller: { async pull() { throw new Error('offline'); } } });
+  const svc = new ImageService({ images, refs, layers, dataRoot: root, puller: { async pull() { throw new Error('offline'); } }, bootstrap: bootstrapImage });
   return { svc, layers };
 }
 

@@ -14,6 +14,16 @@ export interface ContainerUsers {
   usersOf(imageId: string): Promise<{ id: string; running: boolean }[]>;
 }
 
+/**
+ * Makes a base image without a registry into the given stores (engine/bootstrap's `bootstrapImage`; the
+ * composition root passes it, so images never imports bootstrap, which builds on images).
+ */
+export type Bootstrapper = (
+  name: string,
+  into: { images: ImageStore; layers: LayerStore; dataRoot: string; dockerVersion: string; tag(id: Digest, ref: string): Promise<void> },
+  progress: ProgressSink,
+) => Promise<Digest>;
+
 export interface ImageServiceDeps {
   images: ImageStore;
   refs: ReferenceStore;
@@ -21,6 +31,8 @@ export interface ImageServiceDeps {
   dataRoot: string;
   puller: { pull(ref: string, opts: PullOptions, progress: ProgressSink): Promise<void> };
   containers?: ContainerUsers;
+  /** POST /images/bootstrap; absent: bootstrap is refused. */
+  bootstrap?: Bootstrapper;
 }
 
 export class ImageContext {

@@ -2,14 +2,14 @@
  * ImageService: the Engine API's image resource (dockerd 20.10 semantics) over the image, reference and layer
  * stores — a facade over one file per verb (`list.ts`, `inspect.ts`, `history.ts`, `tag.ts`, `delete.ts`,
  * `prune.ts`, `import.ts`) sharing `context.ts`'s lookup. Pull is delegated to the distribution module's puller;
- * bootstrap to src/engine/bootstrap.
+ * bootstrap to the bootstrapper the composition root passes (src/engine/bootstrap).
  */
 import type { Readable } from 'node:stream';
 import type { Digest } from '../../lib/digest.js';
 import type { ProgressSink } from '../../lib/jsonmessage.js';
 import type { DeleteItem, HistoryItem, ImageSummary, ImportOptions, PullOptions } from '../../wire/index.js';
 import type { Filters } from '../../lib/filters.js';
-import { bootstrapImage } from '../bootstrap/index.js';
+import { NotImplementedError } from '../../lib/errors.js';
 import { ImageContext, type ImageServiceDeps } from './context.js';
 import { imageDelete } from './delete.js';
 import { DOCKER_VERSION } from './format.js';
@@ -21,17 +21,19 @@ import { pruneImages } from './prune.js';
 import { tagImage } from './tag.js';
 import type { Image } from './types.js';
 
-export type { ContainerUsers, ImageServiceDeps } from './context.js';
+export type { Bootstrapper, ContainerUsers, ImageServiceDeps } from './context.js';
 export { DOCKER_VERSION, goContainerConfig, goTimeString, goUnix, parseTimestamp } from './format.js';
 export { decompressStream } from './decompress.js';
 
 export class ImageService {
   private readonly ctx: ImageContext;
   private readonly puller: ImageServiceDeps['puller'];
+  private readonly bootstrapper: ImageServiceDeps['bootstrap'];
 
   constructor(deps: ImageServiceDeps) {
     this.ctx = new ImageContext(deps);
     this.puller = deps.puller;
+    this.bootstrapper = deps.bootstrap;
   }
 
   get dataRoot(): string { return this.ctx.dataRoot; }
@@ -69,7 +71,8 @@ export class ImageService {
   importImage(tar: Readable, opts: ImportOptions, progress: ProgressSink): Promise<string> { return importImage(this.ctx, tar, opts, progress); }
 
   bootstrap(name: string, progress: ProgressSink): Promise<string> {
-    return bootstrapImage(name, {
+    if (!this.bootstrapper) return Promise.reject(new NotImplementedError('this daemon cannot bootstrap base images'));
+    return this.bootstrapper(name, {
       images: this.ctx.images, layers: this.ctx.layers, dataRoot: this.ctx.dataRoot, dockerVersion: DOCKER_VERSION,
       tag: (id, ref) => tagImage(this.ctx, id, ref).then(() => {}),
     }, progress);
