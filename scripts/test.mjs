@@ -21,7 +21,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const nodeBin = join(root, 'node_modules', 'node', 'bin', 'node');
@@ -69,8 +69,21 @@ const total = Object.fromEntries(KEYS.map((k) => [k, 0]));
 const failedFiles = [];
 const started = Date.now();
 
+// What a file left running under its TMPDIR (containers, daemons, conmons, registries) is killed by the same
+// code the test daemons' exit hook uses (test/support/leftovers.ts, built to dist/): this also covers files
+// that were killed at their time limit, whose exit hooks never ran.
+const leftovers = existsSync(join(root, 'dist/test/support/leftovers.js'))
+  ? await import(pathToFileURL(join(root, 'dist/test/support/leftovers.js')).href)
+  : undefined;
+
+function killLeftovers(dir) {
+  const n = leftovers?.killLeftovers(dir) ?? 0;
+  if (n) process.stdout.write(`# killed ${n} process(es) left under ${dir}\n`);
+}
+
 /** Unmounts (lazily, deepest first) whatever is still mounted under `dir`, then removes `dir`. */
 function cleanupDir(dir) {
+  killLeftovers(dir);
   let mounts = [];
   try {
     mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n')

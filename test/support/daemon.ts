@@ -26,6 +26,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DOCKER, NODE, WHARFD, WHARF_CLI, run, sha256, type RunOpts, type RunResult } from './cli.js';
 import { createRefBridge, type RefBridge } from './refbridge.js';
+import { killLeftovers, processesUnder } from './leftovers.js';
 
 export interface DaemonOptions {
   /** -s/--storage-driver (overlay or vfs); the daemon's own choice when absent. */
@@ -75,6 +76,7 @@ function installExitHook(): void {
   process.on('exit', () => {
     for (const d of live) {
       try { d.child?.kill('SIGKILL'); } catch { /* gone */ }
+      killLeftovers(d.dir); // containers outlive the daemon: runc's state under the dir names them
       cleanupDirSync(d.dir);
       d.bridge?.remove();
     }
@@ -103,17 +105,6 @@ function cleanupDirSync(dir: string): void {
 }
 
 /** SIGKILLs every process whose command line mentions `dir` (reference mode: dockerd's orphaned containerd). */
-function killProcessesMentioning(dir: string): number {
-  let n = 0;
-  for (const pid of readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
-    try {
-      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir + '/')) { n++; process.kill(Number(pid), 'SIGKILL'); }
-    } catch { /* gone */ }
-  }
-  return n;
-}
-
 function ping(sock: string): Promise<boolean> {
   return new Promise((res) => {
     const req = request({ socketPath: sock, path: '/_ping', method: 'GET', timeout: 2000 }, (r) => {
@@ -218,7 +209,12 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       await waitExit(child, 30_000);
       // dockerd's own containerd outlives a SIGKILL of dockerd and would block the restart
       if (reference && signal === 'SIGKILL') {
-        for (let i = 0; i < 50 && killProcessesMentioning(dir) > 0; i++) await new Promise((r) => setTimeout(r, 100));
+        for (let i = 0; i < 50; i++) {
+          const pids = processesUnder(dir);
+          if (pids.length === 0) break;
+          for (const pid of pids) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+          await new Promise((r) => setTimeout(r, 100));
+        }
         rmSync(join(execRoot, 'containerd', 'containerd.pid'), { force: true }); // may name a zombie
       }
     },
