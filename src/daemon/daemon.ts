@@ -37,6 +37,7 @@ import { ArchiveReader } from '../engine/containers/archive.js';
 import { BridgeNetwork } from '../engine/network/index.js';
 import { createRuntime } from '../engine/runtime/runc.js';
 import { isENOENT } from '../lib/fsutil.js';
+import { discardLogger, type Logger } from '../lib/log.js';
 import { DEFAULT_DOMAIN, INDEX_SERVER, LEGACY_DEFAULT_DOMAIN } from '../lib/reference.js';
 
 /** wharfd's product version (Server header, /version, /info). */
@@ -84,7 +85,11 @@ export async function secureRoots(dataRoot: string, execRoot: string): Promise<v
   await chmod(execRoot, 0o700);
 }
 
-export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
+/**
+ * Builds the engine. `log` is the daemon's logger (daemon/log.ts `daemonLogger`): each service gets a child of it
+ * with its `module` field through its constructor deps.
+ */
+export async function createDaemon(cfg: DaemonConfig, log: Logger = discardLogger): Promise<Daemon> {
   const dataRoot = cfg.dataRoot;
   await secureRoots(dataRoot, cfg.execRoot);
   // older wharfd versions kept pulled manifests and configs in a content store nothing ever read: drop it
@@ -110,14 +115,15 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
     containers: { usersOf: (id) => containerService ? containerService.usersOf(id) : Promise.resolve([]) },
   });
   const volumes = await new VolumeStore(dataRoot).open();
-  containerService = await new ContainerService({ dataRoot, layers, volumes, resolveImage: (name) => imageService.resolve(name) }).open();
+  containerService = await new ContainerService({ dataRoot, layers, volumes, resolveImage: (name) => imageService.resolve(name), log: log.child({ module: 'containers' }) }).open();
   const containers = containerService;
-  const runtime = createRuntime({ root: join(cfg.execRoot, 'runtime'), runtime: cfg.defaultRuntime });
-  const runner = new ContainerRunner(containers, runtime, layers, cfg.execRoot, new BridgeNetwork({ dataRoot, execRoot: cfg.execRoot }));
-  const execs = new ExecService(containers, runtime, cfg.execRoot);
+  const runtime = createRuntime({ root: join(cfg.execRoot, 'runtime'), runtime: cfg.defaultRuntime, log: log.child({ module: 'runtime' }) });
+  const runner = new ContainerRunner(containers, runtime, layers, cfg.execRoot, new BridgeNetwork({ dataRoot, execRoot: cfg.execRoot }), log.child({ module: 'containers' }));
+  const execs = new ExecService(containers, runtime, cfg.execRoot, log.child({ module: 'exec' }));
   const commits = new CommitService({
     containers, images, layers, tagImage: (id, repo, tag) => imageService.tagImage(id, repo, tag),
     freeze: { pause: (id) => runner.pause(id, { byDaemon: true }), unpause: (id) => runner.unpause(id) },
+    log: log.child({ module: 'commit' }),
   });
   await runner.recover();
   const system = new SystemService({
@@ -164,7 +170,7 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
     extraRoutes: [
       (r) => { if (build) buildRoutes(r, build); },
       (r) => { distributionRoutes(r, pusher); archiveRoutes(r, archive); },
-      (r) => containerRoutes(r, containers, runner, execs, commits, new ArchiveReader(containers, layers)),
+      (r) => containerRoutes(r, containers, runner, execs, commits, new ArchiveReader(containers, layers, log.child({ module: 'containers' }))),
       (r) => volumeRoutes(r, volumes),
       (r) => authRoutes(r, { login: (a, signal) => login(a, cfg, signal) }, new SearchService(cfg)),
     ],
