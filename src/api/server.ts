@@ -136,7 +136,7 @@ export function createRequestListener(
     let result: Promise<void> | void;
     try {
       result = match.handler({
-        req, res, params: match.params, query: url.searchParams, version: version ?? API_VERSION, signal: ac.signal,
+        req, res, params: match.params, query: url.searchParams, version: version ?? API_VERSION, signal: ac.signal, log: log.child(rid),
       });
     } catch (e) {
       fail(e);

@@ -38,6 +38,7 @@ import { BridgeNetwork } from '../engine/network/index.js';
 import { createRuntime } from '../engine/runtime/runc.js';
 import { isENOENT } from '../lib/fsutil.js';
 import { discardLogger, type Logger } from '../lib/log.js';
+import { NotFoundError } from '../lib/errors.js';
 import { DEFAULT_DOMAIN, INDEX_SERVER, LEGACY_DEFAULT_DOMAIN } from '../lib/reference.js';
 
 /** wharfd's product version (Server header, /version, /info). */
@@ -96,7 +97,7 @@ export async function createDaemon(cfg: DaemonConfig, log: Logger = discardLogge
   await rm(join(dataRoot, 'content'), { recursive: true, force: true });
 
   const layers = await openLayerStore({ dataRoot, ...(cfg.storageDriver !== undefined ? { driver: cfg.storageDriver } : {}) });
-  const images = await openImageStore(dataRoot, layers);
+  const images = await openImageStore(dataRoot, layers, log.child({ module: 'images' }));
   const refs = await openReferenceStore(dataRoot);
   // After a crash (kill -9 mid-pull), layers may hold references nothing owns any more: recount from the images.
   if (layers.reconcile) {
@@ -114,11 +115,11 @@ export async function createDaemon(cfg: DaemonConfig, log: Logger = discardLogge
     images, refs, layers, dataRoot, puller,
     containers: { usersOf: (id) => containerService ? containerService.usersOf(id) : Promise.resolve([]) },
   });
-  const volumes = await new VolumeStore(dataRoot).open();
+  const volumes = await new VolumeStore(dataRoot, log.child({ module: 'volumes' })).open();
   containerService = await new ContainerService({ dataRoot, layers, volumes, resolveImage: (name) => imageService.resolve(name), log: log.child({ module: 'containers' }) }).open();
   const containers = containerService;
   const runtime = createRuntime({ root: join(cfg.execRoot, 'runtime'), runtime: cfg.defaultRuntime, log: log.child({ module: 'runtime' }) });
-  const runner = new ContainerRunner(containers, runtime, layers, cfg.execRoot, new BridgeNetwork({ dataRoot, execRoot: cfg.execRoot }), log.child({ module: 'containers' }));
+  const runner = new ContainerRunner(containers, runtime, layers, cfg.execRoot, new BridgeNetwork({ dataRoot, execRoot: cfg.execRoot, log: log.child({ module: 'network' }) }), log.child({ module: 'containers' }));
   const execs = new ExecService(containers, runtime, cfg.execRoot, log.child({ module: 'exec' }));
   const commits = new CommitService({
     containers, images, layers, tagImage: (id, repo, tag) => imageService.tagImage(id, repo, tag),
@@ -134,7 +135,7 @@ export async function createDaemon(cfg: DaemonConfig, log: Logger = discardLogge
     imagesDiskUsage: () => imageService.imagesDiskUsage(),
     containersDiskUsage: async () => {
       const list = containers.list({ all: true, filters: {} });
-      for (const x of list) Object.assign(x, await containers.sizes(String(x.Id)).catch(() => ({})));
+      for (const x of list) Object.assign(x, await containers.sizes(String(x.Id)).catch((e) => { if (e instanceof NotFoundError) return {}; throw e; })); // removed meanwhile
       return list;
     },
     volumesDiskUsage: () => volumes.usage(),

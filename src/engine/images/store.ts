@@ -24,6 +24,7 @@ import { parseRef, refString, type ParsedRef } from './refs.js';
 import { Mutex } from '../../lib/sync.js';
 import { isENOENT } from '../../lib/fsutil.js';
 import { rfc3339Nano } from '../../lib/go.js';
+import { discardLogger, type Logger } from '../../lib/log.js';
 
 /** Parses and validates an image config; throws InvalidParameterError. */
 export function parseImageConfig(raw: Buffer): ImageConfig {
@@ -67,7 +68,7 @@ class FsImageStore implements ImageStore {
   readonly contentDir: string;
   readonly metaDir: string;
 
-  constructor(readonly root: string, private readonly layers: LayerStore) {
+  constructor(readonly root: string, private readonly layers: LayerStore, private readonly log: Logger = discardLogger) {
     this.contentDir = join(root, 'content', 'sha256');
     this.metaDir = join(root, 'metadata', 'sha256');
   }
@@ -133,8 +134,8 @@ class FsImageStore implements ImageStore {
         // the config is published last: until this rename, the image does not exist
         await writeFileAtomic(join(this.contentDir, hex), raw);
       } catch (e) {
-        if (top) await this.layers.release(top).catch(() => {});
-        await rm(join(this.metaDir, hex), { recursive: true, force: true }).catch(() => {});
+        if (top) await this.layers.release(top).catch(this.log.onError('releasing a layer after a failed image create: its refcount stays one too high', { image: id, layer: top }, 'error'));
+        await rm(join(this.metaDir, hex), { recursive: true, force: true }).catch(this.log.onError('removing image metadata after a failed create', { image: id }));
         throw e;
       }
       const img: Image = { id, config, raw, parent: parent ?? null };
@@ -205,8 +206,8 @@ class FsImageStore implements ImageStore {
   }
 }
 
-export async function openImageStore(dataRoot: string, layers: LayerStore): Promise<ImageStore> {
-  const store = new FsImageStore(join(dataRoot, 'image', 'imagedb'), layers);
+export async function openImageStore(dataRoot: string, layers: LayerStore, log?: Logger): Promise<ImageStore> {
+  const store = new FsImageStore(join(dataRoot, 'image', 'imagedb'), layers, log);
   await store.load();
   return store;
 }
