@@ -115,7 +115,7 @@ export function parseFilters(raw: string | null): Filters {
   try {
     parsed = JSON.parse(raw);
   } catch (e) {
-    throw new InvalidParameterError(`invalid filter: ${(e as Error).message}`);
+    throw new InvalidParameterError(`invalid filter: ${(e as Error).message}`, { cause: e });
   }
   if (parsed === null) return {};
   if (typeof parsed !== 'object' || Array.isArray(parsed)) {
@@ -190,7 +190,7 @@ export async function readJsonBody(req: IncomingMessage, limit = 16 << 20): Prom
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new InvalidParameterError(`invalid JSON body: ${(e as Error).message}`);
+    throw new InvalidParameterError(`invalid JSON body: ${(e as Error).message}`, { cause: e });
   }
 }
 

@@ -130,14 +130,14 @@ export function readConfigFile(path: string): Record<string, unknown> {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new ConfigError(`unable to configure the Wharf daemon with file ${path}: ${(e as Error).message}`);
+    throw new ConfigError(`unable to configure the Wharf daemon with file ${path}: ${(e as Error).message}`, { cause: e });
   }
   if (text.trim() === '') return {};
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (e) {
-    throw new ConfigError(`unable to configure the Wharf daemon with file ${path}: ${(e as Error).message}`);
+    throw new ConfigError(`unable to configure the Wharf daemon with file ${path}: ${(e as Error).message}`, { cause: e });
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw new ConfigError(`unable to configure the Wharf daemon with file ${path}: not a JSON object`);
@@ -152,7 +152,7 @@ export function readConfigFile(path: string): Record<string, unknown> {
   try {
     for (const [k, v] of Object.entries(obj)) checkType(k, KEYS[k]!.kind, v);
   } catch (e) {
-    throw new ConfigError(`unable to configure the Wharf daemon with file ${path}: ${(e as Error).message}`);
+    throw new ConfigError(`unable to configure the Wharf daemon with file ${path}: ${(e as Error).message}`, { cause: e });
   }
   return obj;
 }
@@ -172,7 +172,7 @@ export function parseDaemonArgs(argv: string[]): WharfdOptions {
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.help') throw e;
-      throw new ConfigError(e.message.replace(/^error: /, ''));
+      throw new ConfigError(e.message.replace(/^error: /, ''), { cause: e });
     }
     throw e;
   }

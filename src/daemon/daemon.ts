@@ -38,7 +38,7 @@ import { BridgeNetwork } from '../engine/network/index.js';
 import { createRuntime } from '../engine/runtime/runc.js';
 import { isENOENT } from '../lib/fsutil.js';
 import { discardLogger, type Logger } from '../lib/log.js';
-import { NotFoundError } from '../lib/errors.js';
+import { notFoundAs } from '../lib/errors.js';
 import { DEFAULT_DOMAIN, INDEX_SERVER, LEGACY_DEFAULT_DOMAIN } from '../lib/reference.js';
 
 /** wharfd's product version (Server header, /version, /info). */
@@ -108,7 +108,7 @@ export async function createDaemon(cfg: DaemonConfig, log: Logger = discardLogge
     }
     await layers.reconcile(held);
   }
-  const puller = new Puller({ layers, images, refs, config: cfg, dataRoot });
+  const puller = new Puller({ layers, images, refs, config: cfg, dataRoot, log: log.child({ module: 'distribution' }) });
   // containers.usersOf is looked up lazily: the container service needs imageService.resolve
   let containerService: ContainerService | undefined;
   const imageService = new ImageService({
@@ -135,7 +135,7 @@ export async function createDaemon(cfg: DaemonConfig, log: Logger = discardLogge
     imagesDiskUsage: () => imageService.imagesDiskUsage(),
     containersDiskUsage: async () => {
       const list = containers.list({ all: true, filters: {} });
-      for (const x of list) Object.assign(x, await containers.sizes(String(x.Id)).catch((e) => { if (e instanceof NotFoundError) return {}; throw e; })); // removed meanwhile
+      for (const x of list) Object.assign(x, await containers.sizes(String(x.Id)).catch(notFoundAs({}))); // removed meanwhile
       return list;
     },
     volumesDiskUsage: () => volumes.usage(),
@@ -155,15 +155,17 @@ export async function createDaemon(cfg: DaemonConfig, log: Logger = discardLogge
     },
     tag: (id, ref) => imageService.tagImage(id, ref),
     containerConfig: goContainerConfig,
-    executor: new ContainerExecutor({ containers, runner, layers }),
+    executor: new ContainerExecutor({ containers, runner, layers, log: log.child({ module: 'build' }) }),
     tmpDir: join(dataRoot, 'tmp'),
     dockerVersion: DOCKER_VERSION,
     arch: goArch(),
+    log: log.child({ module: 'build' }),
   });
 
-  const pusher = new Pusher({ images, refs, layers, config: cfg, dataRoot });
+  const pusher = new Pusher({ images, refs, layers, config: cfg, dataRoot, log: log.child({ module: 'distribution' }) });
   const archive = new ArchiveService({
     images, refs, layers, dataRoot, resolve: (name) => imageService.resolve(name), decompress: decompressStream,
+    log: log.child({ module: 'archive' }),
   });
 
   return {

@@ -45,7 +45,7 @@ export async function main(argv: string[]): Promise<void> {
 
   let removePidfile: () => void;
   try {
-    removePidfile = writePidfile(cfg.pidfile);
+    removePidfile = writePidfile(cfg.pidfile, log);
   } catch (e) {
     fail(`failed to start daemon: ${(e as Error).message}`);
   }

@@ -5,10 +5,13 @@ export function isENOENT(e: unknown): boolean {
   return (e as NodeJS.ErrnoException | null)?.code === 'ENOENT';
 }
 
-/** Whether an error says a path is not there: ENOENT, or ENOTDIR (a component of it is not a directory). */
+/**
+ * Whether an error says a path does not lead anywhere: ENOENT, ENOTDIR (a component of it is not a directory) or
+ * ELOOP (its symlinks loop).
+ */
 export function isMissing(e: unknown): boolean {
   const c = (e as NodeJS.ErrnoException | null)?.code;
-  return c === 'ENOENT' || c === 'ENOTDIR';
+  return c === 'ENOENT' || c === 'ENOTDIR' || c === 'ELOOP';
 }
 
 /**

@@ -1,6 +1,6 @@
 /** Container routes: create, inspect, list, remove (and, once wired, the runtime ones). */
 import { PassThrough } from 'node:stream';
-import { InvalidParameterError, NotFoundError } from '../../lib/errors.js';
+import { InvalidParameterError, notFoundAs } from '../../lib/errors.js';
 import { DEFAULT_DETACH_KEYS, parseDetachKeys } from '../../lib/detachkeys.js';
 import { boolValue, intValue, parseFilters, readJsonBody, requestBody, sendEmpty, sendJson, type Router } from '../router.js';
 import type { ContainerService } from '../../engine/containers/service.js';
@@ -65,7 +65,7 @@ export function containerRoutes(r: Router, c: ContainerService, run?: ContainerR
   });
   r.get('/containers/json', async ({ res, query }) => {
     const list = c.list({ all: boolValue(query, 'all'), limit: intValue(query, 'limit', -1), filters: parseFilters(query.get('filters')) });
-    if (boolValue(query, 'size')) for (const x of list) Object.assign(x, await c.sizes(String(x.Id)).catch((e) => { if (e instanceof NotFoundError) return {}; throw e; })); // removed meanwhile
+    if (boolValue(query, 'size')) for (const x of list) Object.assign(x, await c.sizes(String(x.Id)).catch(notFoundAs({}))); // removed meanwhile
     sendJson(res, 200, list);
   });
   r.post('/containers/prune', async ({ res, query }) => {

@@ -241,7 +241,7 @@ export class ContainerRunner {
         await this.c.save(r);
         this.notify(r, r.State.ExitCode, e.message);
         if (r.HostConfig.AutoRemove) await this.autoRemove(r);
-        throw new InvalidParameterError(e.message);
+        throw new InvalidParameterError(e.message, { cause: e });
       }
       throw e;
     }

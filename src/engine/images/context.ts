@@ -77,7 +77,7 @@ export class ImageContext {
     try {
       ref = parseNamed(name);
     } catch (e) {
-      throw e instanceof WharfError ? e : new InvalidParameterError((e as Error).message);
+      throw e instanceof WharfError ? e : new InvalidParameterError((e as Error).message, { cause: e });
     }
     const full = withDefaultTag(ref);
     const id = this.refs.get(refString(full));

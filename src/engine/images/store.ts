@@ -32,7 +32,7 @@ export function parseImageConfig(raw: Buffer): ImageConfig {
   try {
     cfg = JSON.parse(raw.toString('utf8'));
   } catch (e) {
-    throw new InvalidParameterError(`invalid image config: ${(e as Error).message}`);
+    throw new InvalidParameterError(`invalid image config: ${(e as Error).message}`, { cause: e });
   }
   if (typeof cfg !== 'object' || cfg === null || Array.isArray(cfg)) throw new InvalidParameterError('invalid image config: not an object');
   const c = cfg as ImageConfig;

@@ -12,7 +12,7 @@ import { tarSplitSize, tarSplitStream } from './tarsplit.js';
 import { DRIVERS, driverFactory } from './drivers/index.js';
 import type { Driver, RwLayer } from './drivers/types.js';
 import { setMode } from './drivers/common.js';
-import { isENOENT } from '../../lib/fsutil.js';
+import { isENOENT, missingAs } from '../../lib/fsutil.js';
 import { Mutex } from '../../lib/sync.js';
 
 /**
@@ -181,7 +181,7 @@ class FsLayerStore implements LayerStore {
     for (const r of this.layers.values()) keep.add(r.cacheId);
     await this.driver.cleanup(keep, new Set(this.rws.keys()));
     // tar-split sidecars of layers that were never registered (a crash mid-extract) or already deleted
-    for (const name of await readdir(join(this.dataRoot, 'layers', 'tarsplit')).catch(() => [] as string[])) {
+    for (const name of await readdir(join(this.dataRoot, 'layers', 'tarsplit')).catch(missingAs([] as string[]))) {
       if (!keep.has(name.replace(/\.gz$/, ''))) await rm(join(this.dataRoot, 'layers', 'tarsplit', name), { force: true });
     }
   }
@@ -437,7 +437,7 @@ class FsLayerStore implements LayerStore {
         try {
           await this.driver.unmountRW(id);
         } catch (e) {
-          throw new ConflictError(`RW layer ${id} is in use: ${(e as Error).message}`);
+          throw new ConflictError(`RW layer ${id} is in use: ${(e as Error).message}`, { cause: e });
         }
         this.mounts.delete(id);
       });

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { InvalidParameterError } from '../../lib/errors.js';
 import { defaultProfile, toOciSeccomp, type DockerSeccompProfile } from './seccomp.js';
 import { readFileInRoot } from '../fsroot/index.js';
-import { missingAs } from '../../lib/fsutil.js';
+import { isMissing, missingAs } from '../../lib/fsutil.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -457,7 +457,7 @@ export async function writeEtcFiles(opts: SpecOptions, hostname: string): Promis
   const resolvPath = join(opts.containerDir, 'resolv.conf');
   const hostnamePath = join(opts.containerDir, 'hostname');
   let hosts: string;
-  if (hostNet) hosts = await readFile('/etc/hosts', 'utf8').catch(() => hostsContent(hostname, undefined));
+  if (hostNet) hosts = await readFile('/etc/hosts', 'utf8').catch((e) => { if (!isMissing(e)) throw e; return hostsContent(hostname, undefined); });
   else hosts = hostsContent(hostname, opts.network?.mode === 'none' ? undefined : opts.ip, opts.extraHosts, opts.domainname);
   if (hostNet && opts.extraHosts?.length) hosts += hostsContent('', undefined, opts.extraHosts).split('\n').slice(6).join('\n');
   const hostResolv = await readFile(opts.hostResolvConf ?? '/etc/resolv.conf', 'utf8').catch(missingAs(''));
