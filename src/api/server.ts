@@ -92,10 +92,8 @@ export function createRequestListener(
     res.on('close', () => {
       if (res.writableFinished) return;
       ac.abort();
-      log.debug(`Client disconnected during ${where}`, rid);
+      log.debug(`Connection closed before the response to ${where} ended`, rid);
     });
-    // A reset connection errors the request stream; the handler reading it sees that too (as an abort).
-    req.on('error', (e) => log.debug(`Request stream of ${where} failed`, { ...rid, error: e }));
 
     const fail = (err: unknown) => {
       if (ac.signal.aborted) {
