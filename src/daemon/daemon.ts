@@ -98,7 +98,7 @@ export async function createDaemon(cfg: DaemonConfig, log: Logger = discardLogge
 
   const layers = await openLayerStore({ dataRoot, ...(cfg.storageDriver !== undefined ? { driver: cfg.storageDriver } : {}) });
   const images = await openImageStore(dataRoot, layers, log.child({ module: 'images' }));
-  const refs = await openReferenceStore(dataRoot);
+  const refs = await openReferenceStore(dataRoot, log.child({ module: 'images' }));
   // After a crash (kill -9 mid-pull), layers may hold references nothing owns any more: recount from the images.
   if (layers.reconcile) {
     const held = new Map<Digest, number>();
@@ -112,7 +112,7 @@ export async function createDaemon(cfg: DaemonConfig, log: Logger = discardLogge
   // containers.usersOf is looked up lazily: the container service needs imageService.resolve
   let containerService: ContainerService | undefined;
   const imageService = new ImageService({
-    images, refs, layers, dataRoot, puller,
+    images, refs, layers, dataRoot, puller, log: log.child({ module: 'images' }),
     containers: { usersOf: (id) => containerService ? containerService.usersOf(id) : Promise.resolve([]) },
   });
   const volumes = await new VolumeStore(dataRoot, log.child({ module: 'volumes' })).open();

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, errorText, formatLine, parseLogLevel, type LogLevel } from '../../src/lib/log.js';
@@ -12,6 +13,9 @@ import type { Backends } from '../../src/api/backend.js';
 import { ConfigError, parseDaemonArgs } from '../../src/daemon/config.js';
 import { effectiveLogLevel } from '../../src/daemon/log.js';
 import { waitFor } from '../support/wait.js';
+import { VolumeStore } from '../../src/engine/volumes/store.js';
+import { openImageStore, openReferenceStore } from '../../src/engine/images/store.js';
+import { openLayerStore } from '../../src/engine/layers/store.js';
 
 const T = new Date('2026-12-07T02:40:43.123Z');
 
@@ -193,5 +197,51 @@ test('API at info level: no request lines, 500s still logged', async () => {
   } finally {
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('stores at open: state that exists but cannot be read is logged and kept; half-made leftovers go silently', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'wharf-log-stores-'));
+  try {
+    const { lines, log } = capture('debug');
+    // volumes: a corrupt opts.json keeps the volume and its data; a directory without one is a create that died
+    await mkdir(join(root, 'volumes', 'precious', '_data'), { recursive: true });
+    await writeFile(join(root, 'volumes', 'precious', '_data', 'f'), 'data');
+    await writeFile(join(root, 'volumes', 'precious', 'opts.json'), '{"Name": "prec');
+    await mkdir(join(root, 'volumes', 'half', '_data'), { recursive: true });
+    const vols = await new VolumeStore(root, log).open();
+    assert.deepEqual(await vols.list(), []);
+    assert.equal(await readFile(join(root, 'volumes', 'precious', '_data', 'f'), 'utf8'), 'data');
+    assert.equal(existsSync(join(root, 'volumes', 'half')), false);
+    assert.equal(lines.length, 1, lines.join(''));
+    assert.match(lines[0]!, /level=error msg="volume metadata unreadable: not loaded, left in place" error="[^"]*JSON[^"]*" volume=precious/);
+
+    // tags: a corrupt repositories.json is copied aside before anything can overwrite it
+    lines.length = 0;
+    await mkdir(join(root, 'image'), { recursive: true });
+    await writeFile(join(root, 'image', 'repositories.json'), '{"Repositories": {"busybox": ');
+    const refs = await openReferenceStore(root, log);
+    assert.deepEqual([...refs.all()], []);
+    assert.equal(await readFile(join(root, 'image', 'repositories.json.corrupt'), 'utf8'), '{"Repositories": {"busybox": ');
+    assert.match(lines.join(''), /level=error msg="tags and digests unreadable: starting without them; the file is kept as .corrupt"/);
+
+    // images: a config that cannot be read (here a directory: EISDIR) stays; one whose bytes do not match its name goes, with a warning
+    lines.length = 0;
+    const layers = await openLayerStore({ dataRoot: root, driver: 'vfs' });
+    const content = join(root, 'image', 'imagedb', 'content', 'sha256');
+    await mkdir(content, { recursive: true });
+    const unreadable = 'a'.repeat(64);
+    const corrupt = 'b'.repeat(64);
+    await mkdir(join(content, unreadable));
+    await writeFile(join(content, corrupt), '{}');
+    const images = await openImageStore(root, layers, log);
+    assert.deepEqual(await images.list(), []);
+    assert.equal(existsSync(join(content, unreadable)), true);
+    assert.equal(existsSync(join(content, corrupt)), false);
+    const text = lines.join('');
+    assert.match(text, new RegExp(`level=error msg="image config unreadable: not loaded, left in place" error="EISDIR[^"]*" image="?sha256:${unreadable}`));
+    assert.match(text, new RegExp(`level=warning msg="removing an unusable image config" error="digest mismatch" image="?sha256:${corrupt}`));
+  } finally {
+    await rm(root, { recursive: true, force: true });
   }
 });

@@ -24,7 +24,7 @@ import { type ContainerNet, type ContainerRecord, type ContainerService, type Mo
 
 const execFileP = promisify(execFile);
 import type { BridgeNetwork, Endpoint, PortMapping } from '../network/index.js';
-import { isENOENT } from '../../lib/fsutil.js';
+import { isENOENT, missingAs } from '../../lib/fsutil.js';
 import { rfc3339NanoFixed } from '../../lib/go.js';
 import { discardLogger, type Logger } from '../../lib/log.js';
 
@@ -439,10 +439,10 @@ export class ContainerRunner {
    */
   private async undoDaemonPause(r: ContainerRecord, status: string): Promise<string> {
     const marker = this.daemonPauseMarker(r.ID);
-    if (!(await lstat(marker).then(() => true, () => false))) return status;
+    if (!(await lstat(marker).then(() => true, missingAs(false)))) return status;
     if (status === 'paused') {
       // a runtime refusing the resume leaves the container paused (as the record then says), not lost
-      if (!(await this.rt.unpause(r.ID).then(() => true, () => false))) {
+      if (!(await this.rt.unpause(r.ID).then(() => true, (e) => { this.log.error('resuming a container the previous daemon paused: it stays paused', { container: r.ID, error: e }); return false; }))) {
         if (!r.State.Paused) {
           r.State = { ...r.State, Paused: true, Status: 'paused' };
           await this.c.save(r);

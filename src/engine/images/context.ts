@@ -9,6 +9,7 @@ import type { PullOptions } from '../../wire/index.js';
 import type { LayerStore } from '../layers/types.js';
 import { familiarString, parseNamed, refString, withDefaultTag, type ParsedRef } from './refs.js';
 import type { Image, ImageStore, ReferenceStore } from './types.js';
+import { discardLogger, type Logger } from '../../lib/log.js';
 
 export interface ContainerUsers {
   usersOf(imageId: string): Promise<{ id: string; running: boolean }[]>;
@@ -21,6 +22,7 @@ export interface ImageServiceDeps {
   dataRoot: string;
   puller: { pull(ref: string, opts: PullOptions, progress: ProgressSink): Promise<void> };
   containers?: ContainerUsers;
+  log?: Logger;
 }
 
 export class ImageContext {
@@ -29,6 +31,7 @@ export class ImageContext {
   readonly layers: LayerStore;
   readonly dataRoot: string;
   readonly containers?: ContainerUsers;
+  readonly log: Logger;
   /** Set while a prune runs (one at a time). */
   pruneRunning = false;
   private readonly parsedCache = new Map<string, ParsedRef>();
@@ -39,6 +42,7 @@ export class ImageContext {
     this.layers = deps.layers;
     this.dataRoot = deps.dataRoot;
     this.containers = deps.containers;
+    this.log = deps.log ?? discardLogger;
   }
 
   private parsed(ref: string): ParsedRef {

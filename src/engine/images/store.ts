@@ -13,7 +13,7 @@
  * Reference store: <dataRoot>/image/repositories.json, rewritten atomically after every change,
  * {"Repositories": {"<normalized name>": {"<normalized ref>": "sha256:…"}}} like dockerd's.
  */
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chainIds, hexOf, isDigest, sha256, type Digest } from '../../lib/digest.js';
 import { writeFileAtomic, writeJsonAtomic } from '../../lib/atomic.js';
@@ -92,8 +92,11 @@ class FsImageStore implements ImageStore {
         const top = topChainOf(config);
         if (top && !(await this.layers.has(top))) throw new Error(`layer ${top} not registered`);
         img = { id, config, raw, parent: null };
-      } catch {
+      } catch (e) {
+        // a config that cannot be read (EIO, EACCES) may be fine: kept for a person to look at
+        if ((e as NodeJS.ErrnoException).syscall !== undefined) { this.log.error('image config unreadable: not loaded, left in place', { image: id, error: e }); continue; }
         // Unusable (corrupt, or a config whose layers never made it): not an image.
+        this.log.warn('removing an unusable image config', { image: id, error: e });
         await rm(path, { force: true });
         continue;
       }
@@ -217,7 +220,7 @@ class FsReferenceStore implements ReferenceStore {
   private readonly parsed = new Map<string, ParsedRef>();
   private readonly mu = new Mutex();
 
-  constructor(private readonly path: string) {}
+  constructor(private readonly path: string, private readonly log: Logger = discardLogger) {}
 
   async load(): Promise<void> {
     const text = await readOptional(this.path);
@@ -225,8 +228,12 @@ class FsReferenceStore implements ReferenceStore {
     let data: { Repositories?: Record<string, Record<string, string>> };
     try {
       data = JSON.parse(text);
-    } catch {
-      return; // a corrupt file cannot happen with atomic writes; start empty rather than refuse to start
+    } catch (e) {
+      // a corrupt file cannot happen with atomic writes; start empty rather than refuse to start, but keep a copy
+      // (the next write replaces the file) and say so
+      await copyFile(this.path, `${this.path}.corrupt`);
+      this.log.error('tags and digests unreadable: starting without them; the file is kept as .corrupt', { path: this.path, error: e });
+      return;
     }
     for (const repo of Object.values(data.Repositories ?? {})) {
       for (const [ref, id] of Object.entries(repo)) {
@@ -319,10 +326,10 @@ class FsReferenceStore implements ReferenceStore {
   }
 }
 
-export async function openReferenceStore(dataRoot: string): Promise<ReferenceStore> {
+export async function openReferenceStore(dataRoot: string, log?: Logger): Promise<ReferenceStore> {
   const dir = join(dataRoot, 'image');
   await mkdir(dir, { recursive: true });
-  const store = new FsReferenceStore(join(dir, 'repositories.json'));
+  const store = new FsReferenceStore(join(dir, 'repositories.json'), log);
   await store.load();
   // stale temporaries of an interrupted rewrite
   for (const name of await readdir(dir)) {

@@ -364,13 +364,13 @@ class FsLayerStore implements LayerStore {
     const r = this.rec(chainId);
     // the layer's original bytes when its tar-split sidecar exists (every layer extracted since it was added)
     const side = this.splitPath(r.cacheId);
-    if (await stat(side).then(() => true, () => false)) return tarSplitStream(side, this.driver.diffDir(r.cacheId));
+    if (await stat(side).then(() => true, missingAs(false))) return tarSplitStream(side, this.driver.diffDir(r.cacheId));
     return this.driver.layerTar(r.cacheId, this.chainCacheIds(r.parent));
   }
 
   async exactTarSize(chainId: Digest): Promise<number | null> {
     const side = this.splitPath(this.rec(chainId).cacheId);
-    if (!(await stat(side).then(() => true, () => false))) return null;
+    if (!(await stat(side).then(() => true, missingAs(false)))) return null;
     return tarSplitSize(side);
   }
 
