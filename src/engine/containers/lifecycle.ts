@@ -129,7 +129,9 @@ export class ContainerRunner {
         }
         await this.exited(r, st.exitCode ?? 255, st.finishedAt);
       } catch (e) {
-        this.log.warn('container state unreadable after a daemon restart: recorded as exited (255)', { container: r.ID, error: e });
+        // its runtime state gone (a reboot emptied the exec root) is an event; any other failure a problem
+        if (e instanceof NotFoundError) this.log.info('container runtime state gone after a daemon restart: recorded as exited (255)', { container: r.ID });
+        else this.log.warn('container state unreadable after a daemon restart: recorded as exited (255)', { container: r.ID, error: e });
         await this.exited(r, 255);
       }
     }
