@@ -12,6 +12,7 @@ import { InvalidParameterError } from '../lib/errors.js';
 import type { JSONMessage, ProgressSink } from '../lib/jsonmessage.js';
 import type { AuthConfig, Filters } from './backend.js';
 import { sendError, streamErrorMessage } from './errors.js';
+import type { Logger } from '../lib/log.js';
 
 export interface RequestContext {
   req: IncomingMessage;
@@ -23,6 +24,8 @@ export interface RequestContext {
   version: string;
   /** Aborted when the client goes away before the response is finished. */
   signal: AbortSignal;
+  /** The API's logger with this request's ID (for work that outlives the response, e.g. a detached exec). */
+  log: Logger;
 }
 
 export type Handler = (ctx: RequestContext) => Promise<void> | void;
@@ -112,7 +115,7 @@ export function parseFilters(raw: string | null): Filters {
   try {
     parsed = JSON.parse(raw);
   } catch (e) {
-    throw new InvalidParameterError(`invalid filter: ${(e as Error).message}`);
+    throw new InvalidParameterError(`invalid filter: ${(e as Error).message}`, { cause: e });
   }
   if (parsed === null) return {};
   if (typeof parsed !== 'object' || Array.isArray(parsed)) {
@@ -187,7 +190,7 @@ export async function readJsonBody(req: IncomingMessage, limit = 16 << 20): Prom
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new InvalidParameterError(`invalid JSON body: ${(e as Error).message}`);
+    throw new InvalidParameterError(`invalid JSON body: ${(e as Error).message}`, { cause: e });
   }
 }
 

@@ -3,10 +3,12 @@
  * Transport (unix socket, TCP+TLS) is the daemon's business: this module hands out a request listener and a
  * plain node:http server built on it.
  */
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Backends } from './backend.js';
 import { clientTooNew, clientTooOld, httpStatusOf, messageOf, pageNotFound, sendError } from './errors.js';
 import { Router } from './router.js';
+import { discardLogger, type Logger } from '../lib/log.js';
 import { imageRoutes } from './routes/images.js';
 import { systemRoutes } from './routes/system.js';
 
@@ -23,10 +25,11 @@ export const HTTP_SERVER_OPTIONS = { keepAlive: true, requestTimeout: 0 } as con
 export interface ApiServerOptions {
   /** Product version for the Server header ("Wharf/<v> (linux)"). */
   serverVersion?: string;
-  /** Log every request (never its headers). */
-  debug?: boolean;
-  /** Where log lines go (default: stderr). */
-  log?: (level: 'debug' | 'info' | 'warn' | 'error', msg: string) => void;
+  /**
+   * The API's logger: every request at debug level (`Calling GET /v1.41/containers/json`, never its headers), with
+   * a request ID that its error lines repeat; errors of 500 and above at error level. Default: nothing logged.
+   */
+  log?: Logger;
   /** More routes (resources whose route files are not wired in buildRouter yet). Tried after the built-in ones. */
   extraRoutes?: ((r: Router) => void)[];
 }
@@ -49,8 +52,9 @@ export function splitVersion(path: string): { version: string | null; path: stri
   return { version: m[1]!, path: m[2] ?? '/' };
 }
 
-function defaultLog(level: string, msg: string): void {
-  process.stderr.write(`time="${new Date().toISOString()}" level=${level} msg=${JSON.stringify(msg)}\n`);
+/** A short request ID for log lines (dockerd has none: its lines cannot be told apart under concurrency). */
+export function newRequestId(): string {
+  return randomBytes(6).toString('hex');
 }
 
 /** Builds the router with every resource's routes. */
@@ -69,7 +73,7 @@ export function createRequestListener(
   const router = buildRouter(backends);
   for (const add of opts.extraRoutes ?? []) add(router);
   const serverHeader = `Wharf/${opts.serverVersion ?? '0.1.0'} (linux)`;
-  const log = opts.log ?? defaultLog;
+  const log = opts.log ?? discardLogger;
 
   return (req, res) => {
     res.setHeader('Api-Version', API_VERSION);
@@ -79,18 +83,28 @@ export function createRequestListener(
 
     const method = (req.method ?? 'GET').toUpperCase();
     const rawUrl = req.url ?? '/';
-    if (opts.debug) {
-      // Path and query only: X-Registry-Auth and other headers are never logged.
-      log('debug', `Calling ${method} ${rawUrl.split('?')[0]}`);
-    }
+    // Path only: the query may hold secrets of no interest here, and X-Registry-Auth and other headers are never logged.
+    const where = `${method} ${rawUrl.split('?')[0]}`;
+    const rid = { 'request-id': newRequestId() };
+    log.debug(`Calling ${where}`, rid);
 
     const ac = new AbortController();
-    res.on('close', () => { if (!res.writableFinished) ac.abort(); });
+    res.on('close', () => {
+      if (res.writableFinished) return;
+      ac.abort();
+      log.debug(`Connection closed before the response to ${where} ended`, rid);
+    });
 
     const fail = (err: unknown) => {
+      if (ac.signal.aborted) {
+        // The client is gone: nobody reads the answer, and what failed is the abort it caused.
+        log.debug(`Handler for ${where} stopped: client disconnected`, { ...rid, error: err });
+        if (!res.writableEnded) res.destroy();
+        return;
+      }
       const status = httpStatusOf(err);
-      if (status >= 500) log('error', `Handler for ${method} ${rawUrl.split('?')[0]} returned error: ${messageOf(err)}`);
-      else if (opts.debug) log('debug', `Handler for ${method} ${rawUrl.split('?')[0]} returned error: ${messageOf(err)}`);
+      if (status >= 500) log.error(`Handler for ${where} returned error: ${messageOf(err)}`, { ...rid, status, ...(err instanceof Error && err.cause !== undefined ? { cause: err.cause } : {}) });
+      else log.debug(`Handler for ${where} returned error: ${messageOf(err)}`, { ...rid, status });
       sendError(res, err);
     };
 
@@ -120,7 +134,7 @@ export function createRequestListener(
     let result: Promise<void> | void;
     try {
       result = match.handler({
-        req, res, params: match.params, query: url.searchParams, version: version ?? API_VERSION, signal: ac.signal,
+        req, res, params: match.params, query: url.searchParams, version: version ?? API_VERSION, signal: ac.signal, log: log.child(rid),
       });
     } catch (e) {
       fail(e);

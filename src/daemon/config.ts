@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { DEFAULT_CONFIG, type DaemonConfig } from '../engine/config.js';
 import { isENOENT } from '../lib/fsutil.js';
+import { parseLogLevel } from '../lib/log.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/wharf/daemon.json';
 
@@ -53,6 +54,7 @@ const KEYS: Record<string, { kind: Kind; opt: string }> = {
   'max-concurrent-downloads': { kind: 'int', opt: 'maxConcurrentDownloads' },
   'max-concurrent-uploads': { kind: 'int', opt: 'maxConcurrentUploads' },
   debug: { kind: 'bool', opt: 'debug' },
+  'log-level': { kind: 'string', opt: 'logLevel' },
   'default-runtime': { kind: 'string', opt: 'defaultRuntime' },
   tls: { kind: 'bool', opt: 'tls' },
   tlsverify: { kind: 'bool', opt: 'tlsverify' },
@@ -84,6 +86,7 @@ export function buildCommand(): Command {
     .option('--config-file <file>', 'Daemon configuration file', DEFAULT_CONFIG_FILE)
     .option('-s, --storage-driver <driver>', 'Storage driver to use (overlay, vfs; overlay2 means overlay)')
     .option('-D, --debug', 'Enable debug mode')
+    .option('-l, --log-level <level>', 'Set the logging level ("debug"|"info"|"warn"|"error"|"fatal") (default "info")')
     .option('--default-runtime <runtime>', 'Default OCI runtime for containers (runc, crun, or a path)')
     .option('-G, --group <group>', 'Group for the unix socket', 'wharf')
     .option('--insecure-registry <registry>', 'Enable insecure registry communication', collect)
@@ -127,14 +130,14 @@ export function readConfigFile(path: string): Record<string, unknown> {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new ConfigError(`unable to configure the Wharf daemon with file ${path}: ${(e as Error).message}`);
+    throw new ConfigError(`unable to configure the Wharf daemon with file ${path}: ${(e as Error).message}`, { cause: e });
   }
   if (text.trim() === '') return {};
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (e) {
-    throw new ConfigError(`unable to configure the Wharf daemon with file ${path}: ${(e as Error).message}`);
+    throw new ConfigError(`unable to configure the Wharf daemon with file ${path}: ${(e as Error).message}`, { cause: e });
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw new ConfigError(`unable to configure the Wharf daemon with file ${path}: not a JSON object`);
@@ -149,7 +152,7 @@ export function readConfigFile(path: string): Record<string, unknown> {
   try {
     for (const [k, v] of Object.entries(obj)) checkType(k, KEYS[k]!.kind, v);
   } catch (e) {
-    throw new ConfigError(`unable to configure the Wharf daemon with file ${path}: ${(e as Error).message}`);
+    throw new ConfigError(`unable to configure the Wharf daemon with file ${path}: ${(e as Error).message}`, { cause: e });
   }
   return obj;
 }
@@ -169,7 +172,7 @@ export function parseDaemonArgs(argv: string[]): WharfdOptions {
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.help') throw e;
-      throw new ConfigError(e.message.replace(/^error: /, ''));
+      throw new ConfigError(e.message.replace(/^error: /, ''), { cause: e });
     }
     throw e;
   }
@@ -214,10 +217,15 @@ export function parseDaemonArgs(argv: string[]): WharfdOptions {
     maxConcurrentDownloads: pick('max-concurrent-downloads', DEFAULT_CONFIG.maxConcurrentDownloads),
     maxConcurrentUploads: pick('max-concurrent-uploads', DEFAULT_CONFIG.maxConcurrentUploads),
     debug: pick('debug', DEFAULT_CONFIG.debug),
+    logLevel: DEFAULT_CONFIG.logLevel,
     defaultRuntime: pick('default-runtime', DEFAULT_CONFIG.defaultRuntime),
   };
   if (!/^(runc|crun)$/.test(config.defaultRuntime) && !config.defaultRuntime.startsWith('/')) {
     throw new ConfigError(`default-runtime must be runc, crun or an absolute path: ${config.defaultRuntime}`);
+  }
+  const level = pick<string | undefined>('log-level', undefined);
+  if (level !== undefined) {
+    try { config.logLevel = parseLogLevel(level); } catch (e) { throw new ConfigError((e as Error).message, { cause: e }); }
   }
   const driver = pick<string | undefined>('storage-driver', undefined);
   // dockerd's name for the overlay driver is accepted too.

@@ -38,6 +38,8 @@ import { ArchiveReader } from '../engine/containers/archive.js';
 import { BridgeNetwork } from '../engine/network/index.js';
 import { createRuntime } from '../engine/runtime/runc.js';
 import { isENOENT } from '../lib/fsutil.js';
+import { discardLogger, type Logger } from '../lib/log.js';
+import { notFoundAs } from '../lib/errors.js';
 import { DEFAULT_DOMAIN, INDEX_SERVER, LEGACY_DEFAULT_DOMAIN } from '../lib/reference.js';
 
 /** wharfd's product version (Server header, /version, /info). */
@@ -85,15 +87,19 @@ export async function secureRoots(dataRoot: string, execRoot: string): Promise<v
   await chmod(execRoot, 0o700);
 }
 
-export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
+/**
+ * Builds the engine. `log` is the daemon's logger (daemon/log.ts `daemonLogger`): each service gets a child of it
+ * with its `module` field through its constructor deps.
+ */
+export async function createDaemon(cfg: DaemonConfig, log: Logger = discardLogger): Promise<Daemon> {
   const dataRoot = cfg.dataRoot;
   await secureRoots(dataRoot, cfg.execRoot);
   // older wharfd versions kept pulled manifests and configs in a content store nothing ever read: drop it
   await rm(join(dataRoot, 'content'), { recursive: true, force: true });
 
   const layers = await openLayerStore({ dataRoot, ...(cfg.storageDriver !== undefined ? { driver: cfg.storageDriver } : {}) });
-  const images = await openImageStore(dataRoot, layers);
-  const refs = await openReferenceStore(dataRoot);
+  const images = await openImageStore(dataRoot, layers, log.child({ module: 'images' }));
+  const refs = await openReferenceStore(dataRoot, log.child({ module: 'images' }));
   // After a crash (kill -9 mid-pull), layers may hold references nothing owns any more: recount from the images.
   if (layers.reconcile) {
     const held = new Map<Digest, number>();
@@ -103,22 +109,23 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
     }
     await layers.reconcile(held);
   }
-  const puller = new Puller({ layers, images, refs, config: cfg, dataRoot });
+  const puller = new Puller({ layers, images, refs, config: cfg, dataRoot, log: log.child({ module: 'distribution' }) });
   // containers.usersOf is looked up lazily: the container service needs imageService.resolve
   let containerService: ContainerService | undefined;
   const imageService = new ImageService({
-    images, refs, layers, dataRoot, puller, bootstrap: bootstrapImage,
+    images, refs, layers, dataRoot, puller, bootstrap: bootstrapImage, log: log.child({ module: 'images' }),
     containers: { usersOf: (id) => containerService ? containerService.usersOf(id) : Promise.resolve([]) },
   });
-  const volumes = await new VolumeStore(dataRoot).open();
-  containerService = await new ContainerService({ dataRoot, layers, volumes, resolveImage: (name) => imageService.resolve(name) }).open();
+  const volumes = await new VolumeStore(dataRoot, log.child({ module: 'volumes' })).open();
+  containerService = await new ContainerService({ dataRoot, layers, volumes, resolveImage: (name) => imageService.resolve(name), log: log.child({ module: 'containers' }) }).open();
   const containers = containerService;
-  const runtime = createRuntime({ root: join(cfg.execRoot, 'runtime'), runtime: cfg.defaultRuntime });
-  const runner = new ContainerRunner(containers, runtime, layers, cfg.execRoot, new BridgeNetwork({ dataRoot, execRoot: cfg.execRoot }));
-  const execs = new ExecService(containers, runtime, cfg.execRoot);
+  const runtime = createRuntime({ root: join(cfg.execRoot, 'runtime'), runtime: cfg.defaultRuntime, log: log.child({ module: 'runtime' }) });
+  const runner = new ContainerRunner(containers, runtime, layers, cfg.execRoot, new BridgeNetwork({ dataRoot, execRoot: cfg.execRoot, log: log.child({ module: 'network' }) }), log.child({ module: 'containers' }));
+  const execs = new ExecService(containers, runtime, cfg.execRoot, log.child({ module: 'exec' }));
   const commits = new CommitService({
     containers, images, layers, tagImage: (id, repo, tag) => imageService.tagImage(id, repo, tag),
     freeze: { pause: (id) => runner.pause(id, { byDaemon: true }), unpause: (id) => runner.unpause(id) },
+    log: log.child({ module: 'commit' }),
   });
   await runner.recover();
   const system = new SystemService({
@@ -129,7 +136,7 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
     imagesDiskUsage: () => imageService.imagesDiskUsage(),
     containersDiskUsage: async () => {
       const list = containers.list({ all: true, filters: {} });
-      for (const x of list) Object.assign(x, await containers.sizes(String(x.Id)).catch(() => ({})));
+      for (const x of list) Object.assign(x, await containers.sizes(String(x.Id)).catch(notFoundAs({}))); // removed meanwhile
       return list;
     },
     volumesDiskUsage: () => volumes.usage(),
@@ -149,15 +156,17 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
     },
     tag: (id, ref) => imageService.tagImage(id, ref),
     containerConfig: goContainerConfig,
-    executor: new ContainerExecutor({ containers, runner, layers }),
+    executor: new ContainerExecutor({ containers, runner, layers, log: log.child({ module: 'build' }) }),
     tmpDir: join(dataRoot, 'tmp'),
     dockerVersion: DOCKER_VERSION,
     arch: goArch(),
+    log: log.child({ module: 'build' }),
   });
 
-  const pusher = new Pusher({ images, refs, layers, config: cfg, dataRoot });
+  const pusher = new Pusher({ images, refs, layers, config: cfg, dataRoot, log: log.child({ module: 'distribution' }) });
   const archive = new ArchiveService({
     images, refs, layers, dataRoot, resolve: (name) => imageService.resolve(name), decompress: decompressStream,
+    log: log.child({ module: 'archive' }),
   });
 
   return {
@@ -165,7 +174,7 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
     extraRoutes: [
       (r) => { if (build) buildRoutes(r, build); },
       (r) => { distributionRoutes(r, pusher); archiveRoutes(r, archive); },
-      (r) => containerRoutes(r, containers, runner, execs, commits, new ArchiveReader(containers, layers)),
+      (r) => containerRoutes(r, containers, runner, execs, commits, new ArchiveReader(containers, layers, log.child({ module: 'containers' }))),
       (r) => volumeRoutes(r, volumes),
       (r) => authRoutes(r, { login: (a, signal) => login(a, cfg, signal) }, new SearchService(cfg)),
     ],

@@ -4,6 +4,8 @@ import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, unlinkSync, w
 import { dirname } from 'node:path';
 import type { Server } from 'node:net';
 import { ConfigError } from './config.js';
+import { isENOENT } from '../lib/fsutil.js';
+import type { Logger } from '../lib/log.js';
 
 /** The gid of a group from /etc/group, or null. */
 export function lookupGroup(name: string, groupFile = '/etc/group'): number | null {
@@ -12,7 +14,7 @@ export function lookupGroup(name: string, groupFile = '/etc/group'): number | nu
       const f = line.split(':');
       if (f[0] === name && f[2] !== undefined && /^\d+$/.test(f[2])) return Number(f[2]);
     }
-  } catch { /* no group file */ }
+  } catch (e) { if (!isENOENT(e)) throw e; /* no group file */ }
   return null;
 }
 
@@ -70,7 +72,7 @@ export async function listenUnix(server: Server, path: string, group: string): P
   }
   const gid = lookupGroup(group);
   if (process.getuid?.() === 0) chownSync(path, 0, gid ?? 0);
-  else if (gid !== null) { try { chownSync(path, process.getuid?.() ?? -1, gid); } catch { /* not a member */ } }
+  else if (gid !== null) { try { chownSync(path, process.getuid?.() ?? -1, gid); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e; /* not a member */ } }
   chmodSync(path, 0o660);
 }
 
@@ -102,9 +104,9 @@ function isLiveWharfd(pid: number): boolean {
  * Writes the pid file, refusing when it names a live wharfd (dockerd's "pid file found, ensure docker is
  * not running or delete …"). Returns a function removing it (only if it still holds our pid).
  */
-export function writePidfile(path: string): () => void {
+export function writePidfile(path: string, log?: Logger): () => void {
   let existing = '';
-  try { existing = readFileSync(path, 'utf8').trim(); } catch { /* none */ }
+  try { existing = readFileSync(path, 'utf8').trim(); } catch (e) { if (!isENOENT(e)) throw e; /* none */ }
   if (existing !== '' && isLiveWharfd(Number(existing))) {
     throw new ConfigError(`pid file found, ensure wharfd is not running or delete ${path}`);
   }
@@ -113,6 +115,6 @@ export function writePidfile(path: string): () => void {
   return () => {
     try {
       if (readFileSync(path, 'utf8').trim() === String(process.pid)) unlinkSync(path);
-    } catch { /* already gone */ }
+    } catch (e) { log?.unlessGone('removing the pid file', { path })(e); }
   };
 }

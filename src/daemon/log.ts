@@ -1,20 +1,16 @@
-/** wharfd's log lines, in dockerd's (logrus text) shape: time="…" level=info msg="…". */
-export type Level = 'debug' | 'info' | 'warn' | 'error';
+/**
+ * wharfd's logger, made once from the configuration: `-D` / daemon.json `"debug": true` means debug level (over
+ * any --log-level, as in dockerd), else --log-level / `"log-level"` (default info). Lines go to stderr, which is
+ * `<exec-root>/wharfd.log` when the CLI started the daemon. main.ts logs its own events on it and hands it to
+ * the composition root (daemon.ts), which gives each engine service a child logger.
+ */
+import type { DaemonConfig } from '../engine/config.js';
+import { createLogger, type LogLevel, type Logger } from '../lib/log.js';
 
-const ORDER: Record<Level, number> = { debug: 0, info: 1, warn: 2, error: 3 };
-
-export interface Logger {
-  (level: Level, msg: string): void;
-  debugEnabled: boolean;
+export function effectiveLogLevel(cfg: Pick<DaemonConfig, 'debug' | 'logLevel'>): LogLevel {
+  return cfg.debug ? 'debug' : cfg.logLevel;
 }
 
-export function createLogger(debug: boolean, out: (line: string) => void = (l) => process.stderr.write(l)): Logger {
-  const min = debug ? ORDER.debug : ORDER.info;
-  const log = ((level: Level, msg: string) => {
-    if (ORDER[level] < min) return;
-    const lvl = level === 'warn' ? 'warning' : level;
-    out(`time="${new Date().toISOString()}" level=${lvl} msg=${JSON.stringify(msg)}\n`);
-  }) as Logger;
-  log.debugEnabled = debug;
-  return log;
+export function daemonLogger(cfg: Pick<DaemonConfig, 'debug' | 'logLevel'>, write?: (line: string) => void): Logger {
+  return createLogger({ level: effectiveLogLevel(cfg), ...(write ? { write } : {}) });
 }

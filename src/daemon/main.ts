@@ -10,7 +10,7 @@ import { HTTP_SERVER_OPTIONS, createRequestListener } from '../api/server.js';
 import { ConfigError, parseDaemonArgs, parseHost, type WharfdOptions } from './config.js';
 import { listenTcp, listenUnix, openDirToGroup, writePidfile } from './listen.js';
 import { dirname, resolve as resolvePath } from 'node:path';
-import { createLogger } from './log.js';
+import { daemonLogger } from './log.js';
 
 const VERSION = '0.1.0';
 /** How long in-flight requests may finish after a shutdown signal before their connections are cut. */
@@ -40,12 +40,12 @@ export async function main(argv: string[]): Promise<void> {
   }
 
   const cfg = opts.config;
-  const log = createLogger(cfg.debug);
-  if (opts.configFile) log('debug', `using config file ${opts.configFile}`);
+  const log = daemonLogger(cfg);
+  if (opts.configFile) log.debug(`using config file ${opts.configFile}`);
 
   let removePidfile: () => void;
   try {
-    removePidfile = writePidfile(cfg.pidfile);
+    removePidfile = writePidfile(cfg.pidfile, log);
   } catch (e) {
     fail(`failed to start daemon: ${(e as Error).message}`);
   }
@@ -60,12 +60,12 @@ export async function main(argv: string[]): Promise<void> {
   let stopping = false;
   const shutdown = async (signal: NodeJS.Signals) => {
     if (stopping) {
-      log('info', `Processing signal '${signal}' again: closing all connections`);
+      log.info(`Processing signal '${signal}' again: closing all connections`);
       for (const s of servers) s.closeAllConnections();
       return;
     }
     stopping = true;
-    log('info', `Processing signal '${signal === 'SIGTERM' ? 'terminated' : 'interrupt'}'`);
+    log.info(`Processing signal '${signal === 'SIGTERM' ? 'terminated' : 'interrupt'}'`);
     const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     // Keep-alive connections become idle as their in-flight request finishes: close them as they do.
     const idle = setInterval(() => { for (const s of servers) s.closeIdleConnections(); }, 50);
@@ -75,10 +75,10 @@ export async function main(argv: string[]): Promise<void> {
     await closed;
     clearTimeout(timer);
     clearInterval(idle);
-    for (const p of sockets) { try { unlinkSync(p); } catch { /* removed by close */ } }
-    try { await daemon?.close(); } catch (e) { log('error', `closing the engine: ${(e as Error).message}`); }
+    for (const p of sockets) { try { unlinkSync(p); } catch (e) { log.unlessGone('removing the API socket', { path: p })(e); } }
+    try { await daemon?.close(); } catch (e) { log.error('closing the engine', { error: e }); }
     removePidfile();
-    log('info', 'Daemon shutdown complete');
+    log.info('Daemon shutdown complete');
     process.exit(0);
   };
   process.on('SIGTERM', (s) => { void shutdown(s); });
@@ -86,9 +86,9 @@ export async function main(argv: string[]): Promise<void> {
 
   try {
     const { createDaemon, WHARF_VERSION } = await import('./daemon.js');
-    const d = await createDaemon(cfg);
+    const d = await createDaemon(cfg, log);
     daemon = d;
-    const listener = createRequestListener(d.backends, { serverVersion: WHARF_VERSION, debug: cfg.debug, log, extraRoutes: d.extraRoutes });
+    const listener = createRequestListener(d.backends, { serverVersion: WHARF_VERSION, log: log.child({ module: 'api' }), extraRoutes: d.extraRoutes });
     for (const h of cfg.hosts) {
       const addr = parseHost(h);
       if (addr.kind === 'unix') {
@@ -98,7 +98,7 @@ export async function main(argv: string[]): Promise<void> {
         sockets.push(addr.path);
         // a socket inside the (0700) exec root: the socket's group must be able to reach it
         if (resolvePath(dirname(addr.path)) === resolvePath(cfg.execRoot)) openDirToGroup(cfg.execRoot, opts.group);
-        log('info', `API listen on ${addr.path}`);
+        log.info(`API listen on ${addr.path}`);
       } else {
         const { tls } = opts;
         const server = createHttpsServer({
@@ -112,12 +112,12 @@ export async function main(argv: string[]): Promise<void> {
         }, listener);
         servers.push(server);
         await listenTcp(server, addr.host, addr.port);
-        log('info', `API listen on ${addr.host.includes(':') ? `[${addr.host}]` : addr.host}:${addr.port}`);
+        log.info(`API listen on ${addr.host.includes(':') ? `[${addr.host}]` : addr.host}:${addr.port}`);
       }
     }
   } catch (e) {
     for (const s of servers) s.close();
-    await daemon?.close().catch(() => {});
+    await daemon?.close().catch(log.onError('closing the engine after a failed start'));
     fail(`failed to start daemon: ${(e as Error).message}`);
   }
 

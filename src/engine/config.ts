@@ -15,7 +15,10 @@ export interface DaemonConfig {
   insecureRegistries: string[];
   maxConcurrentDownloads: number;
   maxConcurrentUploads: number;
+  /** -D / daemon.json "debug": debug logging (wins over logLevel, as in dockerd). */
   debug: boolean;
+  /** --log-level / daemon.json "log-level": debug, info (default), warn, error or fatal. */
+  logLevel: 'debug' | 'info' | 'warn' | 'error' | 'fatal';
   /** The OCI runtime containers run under: "runc" (default), "crun", or a path to a runc-compatible binary. */
   defaultRuntime: string;
 }
@@ -30,5 +33,6 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   maxConcurrentDownloads: 3,
   maxConcurrentUploads: 5,
   debug: false,
+  logLevel: 'info',
   defaultRuntime: 'runc',
 };

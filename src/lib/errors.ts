@@ -64,6 +64,17 @@ export class UnavailableError extends WharfError {
 /** 500: anything else (I/O errors, corrupt data). */
 export class SystemError extends WharfError {}
 
+/**
+ * A `.catch` handler for a look-up whose "no such thing" answer is expected: `resolve(name).catch(notFoundAs(null))`
+ * gives null for a NotFoundError and lets any other error through.
+ */
+export function notFoundAs<T>(value: T): (e: unknown) => T {
+  return (e) => {
+    if (e instanceof NotFoundError) return value;
+    throw e;
+  };
+}
+
 /** The HTTP status an arbitrary thrown value maps to. */
 export function statusOf(err: unknown): number {
   return err instanceof WharfError ? err.statusCode : 500;

@@ -11,6 +11,7 @@ import { createApiServer, compareVersions, splitVersion } from '../../src/api/se
 import { parseFilters, boolValue, decodeRegistryAuth, sendJson } from '../../src/api/router.js';
 import { ConflictError, InvalidParameterError, NotFoundError } from '../../src/lib/errors.js';
 import type { ProgressSink } from '../../src/lib/jsonmessage.js';
+import { createLogger } from '../../src/lib/log.js';
 
 interface Call { fn: string; args: unknown[] }
 
@@ -85,7 +86,7 @@ let server: Server;
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'wharf-api-'));
   sock = join(dir, 'api.sock');
-  server = createApiServer(backends, { debug: true, log: (_l, m) => logs.push(m) });
+  server = createApiServer(backends, { log: createLogger({ level: 'debug', write: (l) => { logs.push(l); } }) });
   await new Promise<void>((resolve) => server.listen(sock, resolve));
 });
 

@@ -10,7 +10,7 @@ function jsonParam<T>(q: URLSearchParams, key: string, def: T): T {
   try {
     return JSON.parse(v) as T;
   } catch (e) {
-    throw new InvalidParameterError(`invalid ${key} parameter: ${(e as Error).message}`);
+    throw new InvalidParameterError(`invalid ${key} parameter: ${(e as Error).message}`, { cause: e });
   }
 }
 

@@ -1,6 +1,6 @@
 /** Container routes: create, inspect, list, remove (and, once wired, the runtime ones). */
 import { PassThrough } from 'node:stream';
-import { InvalidParameterError } from '../../lib/errors.js';
+import { InvalidParameterError, notFoundAs } from '../../lib/errors.js';
 import { DEFAULT_DETACH_KEYS, parseDetachKeys } from '../../lib/detachkeys.js';
 import { boolValue, intValue, parseFilters, readJsonBody, requestBody, sendEmpty, sendJson, type Router } from '../router.js';
 import type { ContainerService } from '../../engine/containers/service.js';
@@ -65,7 +65,7 @@ export function containerRoutes(r: Router, c: ContainerService, run?: ContainerR
   });
   r.get('/containers/json', async ({ res, query }) => {
     const list = c.list({ all: boolValue(query, 'all'), limit: intValue(query, 'limit', -1), filters: parseFilters(query.get('filters')) });
-    if (boolValue(query, 'size')) for (const x of list) Object.assign(x, await c.sizes(String(x.Id)).catch(() => ({})));
+    if (boolValue(query, 'size')) for (const x of list) Object.assign(x, await c.sizes(String(x.Id)).catch(notFoundAs({}))); // removed meanwhile
     sendJson(res, 200, list);
   });
   r.post('/containers/prune', async ({ res, query }) => {
@@ -198,11 +198,11 @@ export function containerRuntimeRoutes(r: Router, c: ContainerService, run: Cont
       await exec.resize(params.id!, h, w);
       sendEmpty(res, 200);
     });
-    r.post('/exec/{id}/start', async ({ req, res, params }) => {
+    r.post('/exec/{id}/start', async ({ req, res, params, log }) => {
       const body = ((await readJsonBody(req)) ?? {}) as { Detach?: boolean };
       const e = exec.get(params.id!);
       if (body.Detach) {
-        void exec.start(e.ID, {}).catch(() => {});
+        void exec.start(e.ID, {}).catch(log.onError('detached exec failed', { exec: e.ID }, 'error'));
         sendEmpty(res, 200);
         return;
       }

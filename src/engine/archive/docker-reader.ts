@@ -17,7 +17,7 @@ export interface ImagePlan { raw: Buffer; cfg: ImageConfig; layerNames: string[]
 
 export function parseManifestJson(raw: Buffer): ManifestItem[] {
   let manifest: ManifestItem[];
-  try { manifest = JSON.parse(raw.toString('utf8')); } catch (e) { throw new InvalidParameterError(`invalid manifest.json: ${(e as Error).message}`); }
+  try { manifest = JSON.parse(raw.toString('utf8')); } catch (e) { throw new InvalidParameterError(`invalid manifest.json: ${(e as Error).message}`, { cause: e }); }
   if (!Array.isArray(manifest)) throw new InvalidParameterError('invalid manifest.json');
   return manifest;
 }
@@ -31,7 +31,7 @@ export async function planImages(items: ManifestItem[], entries: ArchiveEntries,
     if (!raw && blobs.has(cfgName)) raw = await readFile(blobs.get(cfgName)!);
     if (!raw) throw new InvalidParameterError(`open ${m.Config}: no such file or directory`);
     let cfg: ImageConfig;
-    try { cfg = JSON.parse(raw.toString('utf8')); } catch (e) { throw new InvalidParameterError(`invalid image config ${m.Config}: ${(e as Error).message}`); }
+    try { cfg = JSON.parse(raw.toString('utf8')); } catch (e) { throw new InvalidParameterError(`invalid image config ${m.Config}: ${(e as Error).message}`, { cause: e }); }
     const diffIds = cfg.rootfs?.diff_ids;
     if (!Array.isArray(diffIds) || diffIds.some((d) => !isDigest(String(d)))) throw new InvalidParameterError(`invalid image config ${m.Config}: no rootfs`);
     const layerNames = (m.Layers ?? []).map((l) => normEntryName(String(l)));

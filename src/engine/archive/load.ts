@@ -148,9 +148,9 @@ export async function loadArchive(deps: ArchiveDeps, input: Readable, progress: 
       }
     }
   } finally {
-    for (const x of extracted.values()) if (!registered.has(x)) await layers.discard?.(x).catch(() => {});
-    for (const c of held.reverse()) await layers.release(c).catch(() => {});
-    if (tmp) await rm(tmp, { recursive: true, force: true }).catch(() => {});
+    for (const x of extracted.values()) if (!registered.has(x)) await layers.discard?.(x).catch((e) => { deps.log?.warn('discarding an unregistered layer of a load', { error: e }); });
+    for (const c of held.reverse()) await layers.release(c).catch((e) => { deps.log?.error('releasing a layer held by a load: its refcount stays one too high', { layer: c, error: e }); });
+    if (tmp) await rm(tmp, { recursive: true, force: true }).catch((e) => { deps.log?.warn('removing a load spool', { path: tmp, error: e }); });
     input.resume();
   }
 }

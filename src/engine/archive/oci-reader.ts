@@ -31,7 +31,7 @@ function parse(bytes: Buffer, what: string): ParsedManifest {
   try {
     return parseManifest(bytes, undefined, 'consumer');
   } catch (e) {
-    if (e instanceof ManifestError) throw new InvalidParameterError(`invalid ${what}: ${e.reason}`);
+    if (e instanceof ManifestError) throw new InvalidParameterError(`invalid ${what}: ${e.reason}`, { cause: e });
     throw e;
   }
 }

@@ -100,7 +100,7 @@ export async function saveImages(deps: ArchiveDeps, names: string[]): Promise<Re
   try {
     spooled = await spool(deps, selected, tmp);
   } catch (e) {
-    await rm(tmp, { recursive: true, force: true }).catch(() => {});
+    await rm(tmp, { recursive: true, force: true }).catch((e2) => { deps.log?.warn('removing a save spool', { path: tmp, error: e2 }); });
     throw e;
   }
   const pack = tar.pack();
@@ -129,6 +129,6 @@ export async function saveImages(deps: ArchiveDeps, names: string[]): Promise<Re
     await docker.finish();
     pack.finalize();
   };
-  produce().catch((e) => pack.destroy(e)).finally(() => { void rm(tmp, { recursive: true, force: true }).catch(() => {}); });
+  produce().catch((e) => pack.destroy(e)).finally(() => { void rm(tmp, { recursive: true, force: true }).catch((e) => { deps.log?.warn('removing a save spool', { path: tmp, error: e }); }); });
   return pack as unknown as Readable;
 }

@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import type tar from 'tar-stream';
 import type { LayerStore } from '../layers/types.js';
 import type { Image, ImageStore, ReferenceStore } from '../images/types.js';
+import type { Logger } from '../../lib/log.js';
 
 export interface ArchiveDeps {
   images: ImageStore;
@@ -16,6 +17,7 @@ export interface ArchiveDeps {
   resolve(name: string): Promise<Image>;
   /** Decompresses gzip/zstd/… layer tars; plain tar passes through. */
   decompress(input: Readable): Promise<Readable>;
+  log?: Logger;
 }
 
 /** One image of a docker-archive's `manifest.json`. */

@@ -14,18 +14,19 @@ import { InvalidParameterError, SystemError } from '../../lib/errors.js';
 import type { ProgressSink } from '../../lib/jsonmessage.js';
 import { imageFromTar, packDirectory, type BootstrapDeps } from './common.js';
 import { goArch, rfc3339 } from '../../lib/go.js';
+import { isMissing, missingAs } from '../../lib/fsutil.js';
 
 export const DEFAULT_MIRROR = 'http://deb.debian.org/debian';
 
 /** The first Debian (non-security) mirror named in APT's sources (one-line and deb822 formats). */
 export async function hostDebianMirror(etcApt = '/etc/apt'): Promise<string> {
   const texts: string[] = [];
-  try { texts.push(await readFile(join(etcApt, 'sources.list'), 'utf8')); } catch { /* absent */ }
+  try { texts.push(await readFile(join(etcApt, 'sources.list'), 'utf8')); } catch (e) { if (!isMissing(e)) throw e; /* absent */ }
   try {
     for (const n of (await readdir(join(etcApt, 'sources.list.d'))).sort()) {
       if (n.endsWith('.list') || n.endsWith('.sources')) texts.push(await readFile(join(etcApt, 'sources.list.d', n), 'utf8'));
     }
-  } catch { /* absent */ }
+  } catch (e) { if (!isMissing(e)) throw e; /* absent */ }
   const urls: string[] = [];
   for (const t of texts) {
     for (const raw of t.split('\n')) {
@@ -69,7 +70,7 @@ export async function bootstrapDebian(deps: BootstrapDeps, suite: string, progre
   const cacheDir = join(deps.dataRoot, 'bootstrap');
   await mkdir(cacheDir, { recursive: true });
   const cached = join(cacheDir, `debian-${suite}-${goArch()}.tar`);
-  let st = await stat(cached).catch(() => null);
+  let st = await stat(cached).catch(missingAs(null));
   if (!st) {
     const mirror = await hostDebianMirror();
     const work = await mkdtemp(join(cacheDir, `.work-${suite}-`));

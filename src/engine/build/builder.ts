@@ -11,7 +11,9 @@ import { readdir, rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { chainIds, hexOf, type Digest } from '../../lib/digest.js';
-import { InvalidParameterError, NotFoundError, WharfError } from '../../lib/errors.js';
+import { InvalidParameterError, NotFoundError, WharfError, notFoundAs } from '../../lib/errors.js';
+import { missingAs } from '../../lib/fsutil.js';
+import type { Logger } from '../../lib/log.js';
 import type { JSONMessage, ProgressSink } from '../../lib/jsonmessage.js';
 import type { BuildRequest } from '../../wire/index.js';
 import type { ContainerConfig, HistoryEntry, Image, ImageConfig, ImageStore } from '../images/types.js';
@@ -59,6 +61,7 @@ export interface BuilderDeps {
   tmpDir: string;
   dockerVersion: string;
   arch: string;
+  log?: Logger;
 }
 
 function newId(): string { return randomBytes(32).toString('hex'); }
@@ -85,8 +88,8 @@ export class Builder {
   private async sweep(): Promise<void> {
     if (this.swept) return;
     this.swept = true;
-    const names = await readdir(this.d.tmpDir).catch(() => [] as string[]);
-    for (const n of names) if (n.startsWith('build-') && !this.active.has(n)) await rm(join(this.d.tmpDir, n), { recursive: true, force: true }).catch(() => {});
+    const names = await readdir(this.d.tmpDir).catch(missingAs([] as string[]));
+    for (const n of names) if (n.startsWith('build-') && !this.active.has(n)) await rm(join(this.d.tmpDir, n), { recursive: true, force: true }).catch((e) => { this.d.log?.warn('removing a build context left by a previous daemon', { path: n, error: e }); });
   }
 
   async build(body: Readable, opts: BuildRequest, progress: ProgressSink): Promise<string> {
@@ -111,11 +114,11 @@ export class Builder {
       const df = parseInstructions(text);
       const id = await new BuildJob(this.d, df, ctx.dir, opts, progress, ctx.sums).run();
       // the unpacked context goes after the answer (a leftover is swept at the next daemon's first build)
-      void ctx.close().catch(() => {});
+      void ctx.close().catch((e) => { this.d.log?.warn('removing a build context', { path: name, error: e }); });
       return id;
     } catch (e) {
       // a failed build gives its space back before it answers (the failure may be a full disk)
-      await ctx.close().catch(() => {});
+      await ctx.close().catch((e2) => { this.d.log?.warn('removing the context of a failed build', { path: name, error: e2 }); });
       throw e;
     }
   }
@@ -184,7 +187,7 @@ class BuildJob {
           throw e;
         })
         .finally(() => this.out.finish(slot));
-      p.catch(() => {});
+      p.catch(() => {}); // awaited through stageImages; this only keeps an early failure from being "unhandled"
       this.stageImages.set(i, p);
     });
   }
@@ -280,10 +283,10 @@ class BuildJob {
     if (stage.from.platform) {
       const v = expandWord(stage.from.platform, this.metaEnv(), this.df.directives.escape);
       for (const k of this.metaArgs.keys()) if (stage.from.platform.includes(k) && this.buildArg(k) !== undefined) this.usedArgs.add(k);
-      try { platform = parsePlatform(v); } catch (e) { throw new InvalidParameterError(`failed to parse platform ${v}: ${(e as Error).message}`); }
+      try { platform = parsePlatform(v); } catch (e) { throw new InvalidParameterError(`failed to parse platform ${v}: ${(e as Error).message}`, { cause: e }); }
     } else if (this.opts.platform) {
       // docker build --platform: the platform of every FROM that names none
-      try { platform = parsePlatform(this.opts.platform); } catch (e) { throw new InvalidParameterError(`failed to parse platform ${this.opts.platform}: ${(e as Error).message}`); }
+      try { platform = parsePlatform(this.opts.platform); } catch (e) { throw new InvalidParameterError(`failed to parse platform ${this.opts.platform}: ${(e as Error).message}`, { cause: e }); }
     }
     const platformOf = (img: Image) => formatPlatform({ os: img.config.os ?? '', architecture: img.config.architecture ?? '', ...(img.config.variant ? { variant: img.config.variant } : {}) });
     const newState = (img: Image | null): StageState => {
@@ -591,7 +594,7 @@ class BuildJob {
       if (Number(ref) >= stage.index) throw new InvalidParameterError(`invalid from flag value ${ref}: refers to current or later build stage`);
       id = await this.stageImages.get(Number(ref))!;
     } else {
-      let img = await this.d.resolveImage(ref).catch(() => null);
+      let img = await this.d.resolveImage(ref).catch(notFoundAs(null));
       if (!img) { await this.d.pull(ref, (m) => this.emit(slot, m), this.opts.registryAuth); img = await this.d.resolveImage(ref); }
       id = img.id;
     }
@@ -611,8 +614,8 @@ class BuildJob {
     return {
       path,
       release: async () => {
-        await this.d.layers.unmount(rw).catch(() => {});
-        await this.d.layers.removeRW(rw).catch(() => {});
+        await this.d.layers.unmount(rw).catch((e) => { this.d.log?.warn('unmounting a build source', { layer: rw, error: e }); });
+        await this.d.layers.removeRW(rw).catch((e) => { this.d.log?.warn('removing a build source RW layer', { layer: rw, error: e }); });
       },
     };
   }

@@ -4,6 +4,7 @@
  * children of the parent image (local cache), and `--cache-from` sources (image/cache's history match).
  */
 import type { Digest } from '../../lib/digest.js';
+import { notFoundAs } from '../../lib/errors.js';
 import type { ContainerConfig, Image, ImageStore } from '../images/types.js';
 
 export interface CacheDeps {
@@ -54,7 +55,7 @@ export class BuildCache {
     else candidates = (await this.d.images.list()).filter((i) => i.parent === null).map((i) => i.id);
     let best: Image | null = null;
     for (const c of candidates) {
-      const img = await this.d.images.get(c).catch(() => null);
+      const img = await this.d.images.get(c).catch(notFoundAs(null));
       if (!img) continue;
       if (cacheKeyOf(img.config.container_config) !== want) continue;
       if (!best || (img.config.created ?? '') > (best.config.created ?? '')) best = img;
@@ -73,7 +74,7 @@ export class BuildCache {
     if (!this.cacheSources) {
       this.cacheSources = [];
       for (const n of this.opts.cacheFrom) {
-        const img = await this.d.resolveImage(n).catch(() => null);
+        const img = await this.d.resolveImage(n).catch(notFoundAs(null));
         if (img) this.cacheSources.push(img);
       }
     }
@@ -82,7 +83,7 @@ export class BuildCache {
         let cur: Image | null = s;
         while (cur) {
           if (cur.id === local.id) return local;
-          cur = cur.parent ? await this.d.images.get(cur.parent).catch(() => null) : null;
+          cur = cur.parent ? await this.d.images.get(cur.parent).catch(notFoundAs(null)) : null;
         }
       }
     }

@@ -18,6 +18,7 @@ import { PatternMatcher, readIgnoreFile } from '../../lib/dockerignore.js';
 import { resolveInRoot } from '../fsroot/index.js';
 import { extractLayerTar } from '../layers/extract.js';
 import { peek } from '../../lib/streams.js';
+import { isMissing, missingAs } from '../../lib/fsutil.js';
 
 const execFileP = promisify(execFile);
 
@@ -46,7 +47,8 @@ function external(input: Readable, cmd: string): Readable {
   const out = new PassThrough();
   child.on('error', (e) => out.destroy(new InvalidParameterError(`cannot decompress (${cmd}): ${e.message}`)));
   child.on('close', (code) => { if (code !== 0) out.destroy(new InvalidParameterError(`${cmd} exited with status ${code}`)); });
-  pipeline(input, child.stdin!).catch(() => {});
+  // EPIPE: the decompressor stopped reading (its exit status says why); any other error is the input's and must not end the context short
+  pipeline(input, child.stdin!).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'EPIPE') out.destroy(e); });
   child.stdout!.pipe(out);
   return out;
 }
@@ -139,7 +141,7 @@ async function fetchGit(url: string, dir: string): Promise<string> {
     await execFileP('git', ['-C', dir, 'fetch', '-q', '--depth', '1', 'origin', ref || 'HEAD'])
       .catch(() => execFileP('git', ['-C', dir, 'fetch', '-q', 'origin', ref || 'HEAD']));
     await execFileP('git', ['-C', dir, 'checkout', '-q', 'FETCH_HEAD']);
-    await execFileP('git', ['-C', dir, 'submodule', 'update', '-q', '--init', '--recursive', '--depth', '1']).catch(() => {});
+    await execFileP('git', ['-C', dir, 'submodule', 'update', '-q', '--init', '--recursive', '--depth', '1']);
   } catch (e) {
     const msg = ((e as { stderr?: string }).stderr ?? (e as Error).message).trim();
     throw new InvalidParameterError(`error fetching: ${msg}: exit status 128`);
@@ -147,7 +149,7 @@ async function fetchGit(url: string, dir: string): Promise<string> {
   await rm(join(dir, '.git'), { recursive: true, force: true });
   if (!subdir) return dir;
   const sub = safeJoin(dir, await resolveInRoot(dir, subdir));
-  const st = sub ? await lstat(sub).catch(() => null) : null;
+  const st = sub ? await lstat(sub).catch(missingAs(null)) : null;
   if (!sub || !st?.isDirectory()) throw new InvalidParameterError(`subdir not found in git repository: ${subdir}`);
   return sub;
 }
@@ -175,7 +177,7 @@ export async function openContext(body: Readable | null, opts: { remote?: string
         try {
           resp = await fetch(opts.remote, { signal: opts.signal });
         } catch (e) {
-          throw new UnavailableError(`Get "${opts.remote}": ${(e as Error).message}`);
+          throw new UnavailableError(`Get "${opts.remote}": ${(e as Error).message}`, { cause: e });
         }
         if (!resp.ok || !resp.body) throw new UnavailableError(`failed to GET ${opts.remote} with status ${resp.status} ${resp.statusText}: `);
         input = Readable.fromWeb(resp.body as import('node:stream/web').ReadableStream<Uint8Array>);
@@ -206,7 +208,7 @@ export async function openContext(body: Readable | null, opts: { remote?: string
           dockerfileText = await readFile(p, 'utf8');
           dfName = c;
           break;
-        } catch { /* next */ }
+        } catch (e) { if (!isMissing(e)) throw e; /* next */ }
       }
       if (dockerfileText === null) throw new NotFoundError(`Cannot locate specified Dockerfile: ${dfName}`);
     }
@@ -240,7 +242,7 @@ export async function applyDockerignore(dir: string): Promise<void> {
       if (e.isDirectory()) {
         if (ignored && !pm.hasExclusions) { await rm(join(dir, r), { recursive: true, force: true }); continue; }
         const empty = await walk(r);
-        if (ignored && empty) { await rmdir(join(dir, r)).catch(() => {}); continue; }
+        if (ignored && empty) { await rmdir(join(dir, r)).catch(missingAs(undefined)); continue; }
         kept++;
       } else if (ignored) {
         await rm(join(dir, r), { force: true });

@@ -10,11 +10,14 @@ import type { LayerStore } from '../layers/types.js';
 import type { ContainerService } from '../containers/service.js';
 import type { ContainerRunner } from '../containers/lifecycle.js';
 import type { RunExecutor, StepContainer } from './types.js';
+import { ConflictError, NotFoundError } from '../../lib/errors.js';
+import type { Logger } from '../../lib/log.js';
 
 export interface ContainerExecutorDeps {
   containers: ContainerService;
   runner: ContainerRunner;
   layers: LayerStore;
+  log?: Logger;
 }
 
 /** After the exit, how long the attachment may still deliver buffered output. */
@@ -46,16 +49,16 @@ export class ContainerExecutor implements RunExecutor {
     const id = io.id;
     if (io.signal?.aborted) { await this.remove(id); throw new BuildCancelledError(); }
     // attached before start: the attachment is made between the runtime's create and start
-    const attached = runner.attach(id, { stdout: io.stdout, stderr: io.stderr }, { logs: false, stream: true }).catch(() => {});
+    const attached = runner.attach(id, { stdout: io.stdout, stderr: io.stderr }, { logs: false, stream: true }).catch((e) => { this.d.log?.warn('attaching to a RUN step: its output is lost', { container: id, error: e }); });
     let cancelled = false;
     const onAbort = () => {
       cancelled = true;
-      void runner.kill(id, 'KILL').catch(() => {});
+      void runner.kill(id, 'KILL').catch(notRunning(this.d.log, id));
     };
     io.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       await runner.start(id);
-      if (cancelled) await runner.kill(id, 'KILL').catch(() => {});
+      if (cancelled) await runner.kill(id, 'KILL').catch(notRunning(this.d.log, id));
       const { StatusCode } = await runner.wait(id, 'not-running');
       await Promise.race([attached, new Promise((r) => setTimeout(r, DRAIN_MS).unref())]);
       if (cancelled) throw new BuildCancelledError();
@@ -65,7 +68,7 @@ export class ContainerExecutor implements RunExecutor {
     } catch (e) {
       if (cancelled || io.signal?.aborted) {
         await this.remove(id);
-        throw e instanceof BuildCancelledError ? e : new BuildCancelledError();
+        throw e instanceof BuildCancelledError ? e : new BuildCancelledError({ cause: e });
       }
       throw e;
     } finally {
@@ -75,7 +78,7 @@ export class ContainerExecutor implements RunExecutor {
 
   async remove(id: string): Promise<void> {
     let rec;
-    try { rec = this.d.containers.get(id); } catch { return; /* already gone */ }
+    try { rec = this.d.containers.get(id); } catch (e) { if (e instanceof NotFoundError) return; /* already gone */ throw e; }
     // force: a cancelled step's container may still be on its way down; its anonymous volumes go with it
     await this.d.containers.remove(id, { force: true, volumes: true });
     this.d.runner.notifyRemoved(rec);
@@ -84,5 +87,10 @@ export class ContainerExecutor implements RunExecutor {
 
 /** dockerd's errCancelled. */
 export class BuildCancelledError extends Error {
-  constructor() { super('build cancelled'); }
+  constructor(options?: { cause?: unknown }) { super('build cancelled', options); }
+}
+
+/** Killing a cancelled step's container: one that is not running any more (ConflictError) is what was wanted. */
+function notRunning(log: Logger | undefined, id: string): (e: unknown) => void {
+  return (e) => { if (!(e instanceof ConflictError)) log?.warn('killing a cancelled RUN step', { container: id, error: e }); };
 }

@@ -18,6 +18,7 @@ import { peek as peekStream } from '../../lib/streams.js';
 import { resolveInRoot } from '../fsroot/index.js';
 import { decompress, looksLikeTar } from './context.js';
 import { dirHash, downloadSum, lazySum, multiHash } from './srchash.js';
+import { missingAs } from '../../lib/fsutil.js';
 
 export interface Owner { uid: number; gid: number }
 export const ROOT_OWNER: Owner = { uid: 0, gid: 0 };
@@ -77,7 +78,7 @@ export async function sourceSum(root: SourceRoot, abs: string, opts: { link?: bo
   const rel = abs.slice(root.dir.length).replace(/^\/+/, '');
   const real = opts.link ? join(root.dir, await resolveInRoot(root.dir, rel)) : abs;
   if (root.contextSums && root.contextSums.size > 0) return root.contextSums.get(real) ?? root.contextSums.get(abs) ?? rel;
-  return lazySum(real, real.slice(root.dir.length).replace(/^\/+/, '')).catch(() => null);
+  return lazySum(real, real.slice(root.dir.length).replace(/^\/+/, '')).catch(missingAs(null));
 }
 
 /** The files a COPY/ADD step copies and its source hash. */
@@ -166,7 +167,7 @@ class SourceCollector {
     for (const m of candidates) {
       // symlinks followed inside the context (or the source image), never into the host
       const real = await resolveInRoot(root.dir, m);
-      const s = await lstat(join(root.dir, real)).catch(() => null);
+      const s = await lstat(join(root.dir, real)).catch(missingAs(null));
       if (s && !s.isSymbolicLink()) found.push({ rel: m, real, st: s });
     }
     if (found.length === 0) {
@@ -263,10 +264,10 @@ async function globIn(root: string, pattern: string): Promise<string[]> {
     for (const base of cur) {
       if (!hasWildcards(part)) {
         const p = base ? `${base}/${part}` : part;
-        if (await lstat(join(root, await resolveInRoot(root, p, { followLast: false }))).catch(() => null)) next.push(p);
+        if (await lstat(join(root, await resolveInRoot(root, p, { followLast: false }))).catch(missingAs(null))) next.push(p);
         continue;
       }
-      const names = await readdir(join(root, await resolveInRoot(root, base))).catch(() => [] as string[]);
+      const names = await readdir(join(root, await resolveInRoot(root, base))).catch(missingAs([] as string[]));
       for (const n of names.sort()) if (goMatch(part, n)) next.push(base ? `${base}/${n}` : n);
     }
     cur = next;

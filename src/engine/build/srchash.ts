@@ -16,6 +16,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { lstat, readFile, readlink } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
+import { missingAs } from '../../lib/fsutil.js';
 
 /** The tar header fields tarsum v1 reads. */
 export interface SumHeader {
@@ -62,7 +63,7 @@ let hostNames: Promise<{ users: Map<number, string>; groups: Map<number, string>
 function lookupNames(): Promise<{ users: Map<number, string>; groups: Map<number, string> }> {
   const parse = async (file: string): Promise<Map<number, string>> => {
     const m = new Map<number, string>();
-    const text = await readFile(file, 'utf8').catch(() => '');
+    const text = await readFile(file, 'utf8').catch(missingAs(''));
     for (const line of text.split('\n')) {
       const f = line.split(':');
       const id = Number(f[2]);

@@ -10,6 +10,7 @@ import { ForbiddenError } from '../../lib/errors.js';
 import { statInRoot, exportFromRoot, extractIntoRoot, packFromRoot } from '../fsroot/index.js';
 import type { LayerStore } from '../layers/types.js';
 import type { ContainerService } from './service.js';
+import { discardLogger, type Logger } from '../../lib/log.js';
 
 /** The stream, with the rootfs unmounted once it ends or fails. */
 function unmountAfter(s: Readable, unmount: () => void): Readable {
@@ -20,7 +21,7 @@ function unmountAfter(s: Readable, unmount: () => void): Readable {
 }
 
 export class ArchiveReader {
-  constructor(private readonly c: ContainerService, private readonly layers: LayerStore) {}
+  constructor(private readonly c: ContainerService, private readonly layers: LayerStore, private readonly log: Logger = discardLogger) {}
 
   /**
    * GET /containers/{id}/export: the container's whole filesystem (image layers + its own, whiteouts applied:
@@ -29,7 +30,7 @@ export class ArchiveReader {
   async export(ref: string): Promise<Readable> {
     const r = this.c.get(ref);
     const root = await this.layers.mount(r.ID);
-    const unmount = () => { void this.layers.unmount(r.ID).catch(() => {}); };
+    const unmount = () => { void this.layers.unmount(r.ID).catch(this.log.onError('unmounting after export', { container: r.ID })); };
     try {
       return unmountAfter(await exportFromRoot(root), unmount);
     } catch (e) {
@@ -42,7 +43,7 @@ export class ArchiveReader {
   async get(ref: string, path: string, statOnly: boolean): Promise<{ stat: Record<string, unknown>; tar?: Readable }> {
     const r = this.c.get(ref);
     const root = await this.layers.mount(r.ID);
-    const unmount = () => { void this.layers.unmount(r.ID).catch(() => {}); };
+    const unmount = () => { void this.layers.unmount(r.ID).catch(this.log.onError('unmounting after a copy out', { container: r.ID })); };
     try {
       if (statOnly) {
         const stat = statInRoot(root, path, ref);
@@ -69,7 +70,7 @@ export class ArchiveReader {
     try {
       await extractIntoRoot(root, path, body, { label: ref, ...opts });
     } finally {
-      await this.layers.unmount(r.ID).catch(() => {});
+      await this.layers.unmount(r.ID).catch(this.log.onError('unmounting after a copy in', { container: r.ID }));
     }
   }
 }

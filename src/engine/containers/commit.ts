@@ -11,6 +11,7 @@ import { rfc3339Nano } from '../../lib/go.js';
 import type { ContainerConfig, ImageStore } from '../images/types.js';
 import type { LayerStore } from '../layers/types.js';
 import type { ContainerService } from './service.js';
+import type { Logger } from '../../lib/log.js';
 
 export interface CommitOptions {
   repo?: string;
@@ -29,6 +30,7 @@ export class CommitService {
     tagImage(id: Digest, repo: string, tag?: string): Promise<unknown>;
     /** Pause/unpause of the lifecycle (absent: commits never pause). */
     freeze?: { pause(id: string): Promise<void>; unpause(id: string): Promise<void> };
+    log?: Logger;
   }) {}
 
   async commit(ref: string, o: CommitOptions): Promise<string> {
@@ -47,7 +49,7 @@ export class CommitService {
     try {
       extracted = await this.d.layers.extract(await this.d.layers.diff(r.ID));
     } finally {
-      if (freeze) await freeze.unpause(r.ID).catch(() => {});
+      if (freeze) await freeze.unpause(r.ID).catch((e) => { this.d.log?.error('resuming a container paused for commit: it stays paused', { container: r.ID, error: e }); });
     }
     const layer = await this.d.layers.register(topChainOf(pc) as Digest | null, extracted);
     let id: Digest;

@@ -12,6 +12,7 @@ import { ConflictError, NotFoundError } from '../../lib/errors.js';
 import { buildExecProcess, type OciSpec } from '../runtime/spec.js';
 import type { Runtime } from '../runtime/runc.js';
 import type { ContainerService } from './service.js';
+import { discardLogger, type Logger } from '../../lib/log.js';
 
 interface ExecRecord {
   ID: string;
@@ -34,7 +35,7 @@ export class ExecService {
   private readonly execs = new Map<string, ExecRecord>();
   private readonly resizers = new Map<string, (h: number, w: number) => Promise<void>>();
   private readonly pendingSize = new Map<string, [number, number]>();
-  constructor(private readonly c: ContainerService, private readonly rt: Runtime, private readonly execRoot: string) {}
+  constructor(private readonly c: ContainerService, private readonly rt: Runtime, private readonly execRoot: string, private readonly log: Logger = discardLogger) {}
 
   create(ref: string, body: Record<string, unknown>): { Id: string } {
     const r = this.c.get(ref);
@@ -100,8 +101,9 @@ export class ExecService {
       // the output's listeners first, before any await: a short process may be done already
       let started = false;
       let startError: string | null = null;
-      const outDone = finished(h.stdout).catch(() => {});
-      const errDone = finished(h.stderr).catch(() => {});
+      // a pipe cut when the process is killed ends the output as well as its end would
+      const outDone = finished(h.stdout).catch(this.log.onError('exec stdout', { container: r.ID, exec: id }, 'debug'));
+      const errDone = finished(h.stderr).catch(this.log.onError('exec stderr', { container: r.ID, exec: id }, 'debug'));
       h.stdout.on('data', (b: Buffer) => { started = true; s.stdout?.(b); });
       h.stderr.on('data', (b: Buffer) => {
         const m = started ? null : RUNC_ERR.exec(b.toString('utf8'));
@@ -113,7 +115,7 @@ export class ExecService {
         this.resizers.set(id, h.resize);
         // a size asked for before the process existed (the CLI resizes right after start)
         const pending = this.pendingSize.get(id);
-        if (pending) await h.resize(pending[0], pending[1]).catch(() => {});
+        if (pending) await h.resize(pending[0], pending[1]).catch(this.log.onError('resizing an exec\'s terminal', { container: r.ID, exec: id }));
       }
       if (h.stdin && s.stdin) s.stdin.pipe(h.stdin as Writable); else h.stdin?.end();
       let code = await h.exit;

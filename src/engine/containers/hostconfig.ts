@@ -19,6 +19,7 @@ import { cpus } from 'node:os';
 import { InvalidParameterError } from '../../lib/errors.js';
 import { normalizeCapabilities, parseDeviceCgroupRule, type DeviceSpec, type RlimitSpec, type SpecOptions } from '../runtime/spec.js';
 import { parseSeccompJson, type DockerSeccompProfile } from '../runtime/seccomp.js';
+import { isMissing } from '../../lib/fsutil.js';
 
 // ------------------------------------------------------------------------------------------ JSON shapes
 
@@ -117,7 +118,7 @@ export function parseCpuList(s: string): number[] | null {
 
 function readFirst(paths: string[]): string | null {
   for (const p of paths) {
-    try { return readFileSync(p, 'utf8').trim(); } catch { /* next */ }
+    try { return readFileSync(p, 'utf8').trim(); } catch (e) { if (!isMissing(e)) throw e; /* next */ }
   }
   return null;
 }

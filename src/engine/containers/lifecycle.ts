@@ -24,8 +24,9 @@ import { type ContainerNet, type ContainerRecord, type ContainerService, type Mo
 
 const execFileP = promisify(execFile);
 import type { BridgeNetwork, Endpoint, PortMapping } from '../network/index.js';
-import { isENOENT } from '../../lib/fsutil.js';
+import { isENOENT, missingAs } from '../../lib/fsutil.js';
 import { rfc3339NanoFixed } from '../../lib/go.js';
+import { discardLogger, type Logger } from '../../lib/log.js';
 
 export interface AttachStreams {
   stdout?: (b: Buffer) => void;
@@ -95,10 +96,11 @@ export class ContainerRunner {
   constructor(
     private readonly c: ContainerService, private readonly rt: Runtime, private readonly layers: LayerStore,
     private readonly execRoot: string, private readonly net?: BridgeNetwork,
+    private readonly log: Logger = discardLogger,
   ) {
     c.stopHook = async (r) => {
-      if (r.State.Paused) await this.unpause(r.ID).catch(() => {});
-      await this.kill(r.ID, 'KILL').catch(() => {});
+      if (r.State.Paused) await this.unpause(r.ID).catch(this.log.onError('unpausing a container to remove it', { container: r.ID }));
+      await this.kill(r.ID, 'KILL').catch((e) => { if (!(e instanceof ConflictError)) this.log.warn('killing a container to remove it', { container: r.ID, error: e }); });
       await this.monitors.get(r.ID);
     };
   }
@@ -111,7 +113,7 @@ export class ContainerRunner {
       const policy = (r.HostConfig.RestartPolicy as { Name?: string } | undefined)?.Name;
       if (!r.State.Running && r.State.Status !== 'created' && (policy === 'always' || (policy === 'unless-stopped' && !r.ManuallyStopped))) {
         // docker: on daemon start, "always" containers come back even after a manual stop, "unless-stopped" ones unless stopped
-        await this.start(r.ID, true).catch(() => {});
+        await this.start(r.ID, true).catch(this.log.onError('restarting a container (restart policy) at daemon start', { container: r.ID }, 'error'));
         continue;
       }
       if (!r.State.Running) continue;
@@ -121,12 +123,15 @@ export class ContainerRunner {
         if (st.status === 'running' || st.status === 'paused') {
           // its netns and veth outlived us; the port proxies lived in the old daemon: bind them again
           const ep = this.net && r.Net ? await this.net.restore(r.ID) : null;
-          if (ep) r.Net = this.netInfo(r, ep, await this.net!.publish(ep, this.portMappings(r)).catch(() => []));
+          if (ep) r.Net = this.netInfo(r, ep, await this.net!.publish(ep, this.portMappings(r)).catch((e) => { this.log.warn('publishing ports again after a daemon restart', { container: r.ID, error: e }); return []; }));
           this.monitor(r);
           continue;
         }
         await this.exited(r, st.exitCode ?? 255, st.finishedAt);
-      } catch {
+      } catch (e) {
+        // its runtime state gone (a reboot emptied the exec root) is an event; any other failure a problem
+        if (e instanceof NotFoundError) this.log.info('container runtime state gone after a daemon restart: recorded as exited (255)', { container: r.ID });
+        else this.log.warn('container state unreadable after a daemon restart: recorded as exited (255)', { container: r.ID, error: e });
         await this.exited(r, 255);
       }
     }
@@ -163,7 +168,7 @@ export class ContainerRunner {
       const bound = await this.net!.publish(ep, this.portMappings(r));
       r.Net = this.netInfo(r, ep, bound);
     } catch (e) {
-      await this.net!.disconnect(r.ID).catch(() => {});
+      await this.net!.disconnect(r.ID).catch(this.log.onError('disconnecting after a failed port publish', { container: r.ID }));
       throw e;
     }
     return { spec: { mode: 'path', path: ep.netnsPath! }, ep };
@@ -186,7 +191,7 @@ export class ContainerRunner {
     if (r.State.Status === 'removing') throw new ConflictError(`container is marked for removal and cannot be started`);
     const id = r.ID;
     const bundle = join(this.execRoot, 'bundles', id);
-    await this.rt.delete(id, true).catch(() => {});
+    await this.rt.delete(id, true).catch(this.log.unlessGone('removing leftover runtime state', { container: id }));
     const rootfs = await this.layers.mount(id);
     let created = false;
     let netUp = false;
@@ -219,16 +224,16 @@ export class ContainerRunner {
       // attachments made before start get the container's streams now, before it runs
       const pend = this.pendingAttach.get(id) ?? [];
       this.pendingAttach.delete(id);
-      for (const p of pend) p.done(await this.connect(id, p.s).catch(() => null));
+      for (const p of pend) p.done(await this.connect(id, p.s).catch((e) => { this.log.warn('attaching before start', { container: id, error: e }); return null; }));
       await this.rt.start(id);
       r.State = { ...r.State, Status: 'running', Running: true, Paused: false, Pid: pid, ExitCode: 0, Error: '', StartedAt: rfc3339NanoFixed(new Date()), FinishedAt: '0001-01-01T00:00:00Z' };
       await this.c.save(r);
       this.monitor(r);
     } catch (e) {
-      if (created) await this.rt.delete(id, true).catch(() => {});
-      if (netUp && this.net) await this.net.disconnect(id).catch(() => {});
+      if (created) await this.rt.delete(id, true).catch(this.log.onError('removing runtime state after a failed start', { container: id }));
+      if (netUp && this.net) await this.net.disconnect(id).catch(this.log.onError('disconnecting after a failed start', { container: id }));
       delete r.Net;
-      await this.layers.unmount(id).catch(() => {});
+      await this.layers.unmount(id).catch(this.log.onError('unmounting after a failed start', { container: id }));
       for (const p of this.pendingAttach.get(id) ?? []) p.done(null);
       this.pendingAttach.delete(id);
       if (e instanceof RuntimeError) {
@@ -238,7 +243,7 @@ export class ContainerRunner {
         await this.c.save(r);
         this.notify(r, r.State.ExitCode, e.message);
         if (r.HostConfig.AutoRemove) await this.autoRemove(r);
-        throw new InvalidParameterError(e.message);
+        throw new InvalidParameterError(e.message, { cause: e });
       }
       throw e;
     }
@@ -247,7 +252,7 @@ export class ContainerRunner {
   private monitor(r: ContainerRecord): void {
     const p = (async () => {
       let code = 255;
-      try { code = await this.rt.wait(r.ID); } catch { /* runtime state gone */ }
+      try { code = await this.rt.wait(r.ID); } catch (e) { this.log.warn('waiting for a container failed: exit code unknown (255)', { container: r.ID, error: e }); }
       await this.exited(r, code);
     })();
     this.monitors.set(r.ID, p);
@@ -255,19 +260,19 @@ export class ContainerRunner {
   }
 
   private async exited(r: ContainerRecord, code: number, at?: Date): Promise<void> {
-    await this.rt.delete(r.ID, true).catch(() => {});
-    if (this.net) await this.net.disconnect(r.ID).catch(() => {});
+    await this.rt.delete(r.ID, true).catch(this.log.unlessGone('removing runtime state of an exited container', { container: r.ID }));
+    if (this.net) await this.net.disconnect(r.ID).catch(this.log.onError('disconnecting an exited container', { container: r.ID }));
     delete r.Net;
-    await this.layers.unmount(r.ID).catch(() => {});
-    await rm(join(this.execRoot, 'bundles', r.ID), { recursive: true, force: true }).catch(() => {});
+    await this.layers.unmount(r.ID).catch(this.log.onError('unmounting an exited container', { container: r.ID }));
+    await rm(join(this.execRoot, 'bundles', r.ID), { recursive: true, force: true }).catch(this.log.onError('removing the bundle of an exited container', { container: r.ID }));
     r.State = { ...r.State, Status: 'exited', Running: false, Paused: false, Pid: 0, ExitCode: code, FinishedAt: rfc3339NanoFixed(at ?? new Date()) };
-    await this.c.save(r).catch(() => {});
+    await this.c.save(r).catch(this.log.onError('writing the exit state', { container: r.ID, exitCode: code }, 'error'));
     const restart = !r.HostConfig.AutoRemove && this.shouldRestart(r, code);
     if (restart) {
       r.State.Restarting = true;
       r.State.Status = 'restarting';
     }
-    await this.c.save(r).catch(() => {});
+    await this.c.save(r).catch(this.log.onError('writing the restarting state', { container: r.ID }, 'error'));
     if (!restart) this.notify(r, code, null);
     if (r.HostConfig.AutoRemove) await this.autoRemove(r);
     if (restart) {
@@ -277,7 +282,7 @@ export class ContainerRunner {
         r.State.Restarting = false;
         if (r.ManuallyStopped || !this.c.all().includes(r)) { r.State.Status = 'exited'; this.notify(r, code, null); return; }
         r.RestartCount++;
-        this.start(r.ID, true).catch(() => { r.State.Status = 'exited'; void this.c.save(r).catch(() => {}); this.notify(r, code, null); });
+        this.start(r.ID, true).catch((e) => { this.log.error('restarting a container (restart policy)', { container: r.ID, error: e }); r.State.Status = 'exited'; void this.c.save(r).catch(this.log.onError('writing the exit state', { container: r.ID }, 'error')); this.notify(r, code, null); });
       }, delay).unref();
     }
   }
@@ -293,7 +298,7 @@ export class ContainerRunner {
   }
 
   private async autoRemove(r: ContainerRecord): Promise<void> {
-    try { await this.c.remove(r.ID, { force: true, volumes: true }); } catch { /* already gone */ }
+    try { await this.c.remove(r.ID, { force: true, volumes: true }); } catch (e) { this.log.unlessGone('removing a container (--rm)', { container: r.ID })(e); }
     this.notifyRemoved(r);
   }
 
@@ -373,11 +378,11 @@ export class ContainerRunner {
     r.ManuallyStopped = true;
     const secs = t ?? (typeof r.Config.StopTimeout === 'number' ? r.Config.StopTimeout : 10);
     const exited = this.monitors.get(r.ID) ?? Promise.resolve();
-    if (r.State.Paused) await this.unpause(r.ID).catch(() => {});
-    await this.rt.kill(r.ID, (r.Config.StopSignal as string | undefined) || 'TERM').catch(() => {});
+    if (r.State.Paused) await this.unpause(r.ID).catch(this.log.onError('unpausing a container to stop it', { container: r.ID }));
+    await this.rt.kill(r.ID, (r.Config.StopSignal as string | undefined) || 'TERM').catch((e) => { if (!(e instanceof ConflictError)) this.log.warn('sending the stop signal', { container: r.ID, error: e }); });
     const timedOut = await Promise.race([exited.then(() => false), new Promise<boolean>((res) => setTimeout(() => res(true), Math.max(0, secs) * 1000).unref())]);
     if (timedOut) {
-      await this.rt.kill(r.ID, 'KILL', true).catch(() => {});
+      await this.rt.kill(r.ID, 'KILL', true).catch((e) => { if (!(e instanceof ConflictError)) this.log.warn('killing a container after the stop timeout', { container: r.ID, error: e }); });
       await exited;
     }
   }
@@ -436,10 +441,10 @@ export class ContainerRunner {
    */
   private async undoDaemonPause(r: ContainerRecord, status: string): Promise<string> {
     const marker = this.daemonPauseMarker(r.ID);
-    if (!(await lstat(marker).then(() => true, () => false))) return status;
+    if (!(await lstat(marker).then(() => true, missingAs(false)))) return status;
     if (status === 'paused') {
       // a runtime refusing the resume leaves the container paused (as the record then says), not lost
-      if (!(await this.rt.unpause(r.ID).then(() => true, () => false))) {
+      if (!(await this.rt.unpause(r.ID).then(() => true, (e) => { this.log.error('resuming a container the previous daemon paused: it stays paused', { container: r.ID, error: e }); return false; }))) {
         if (!r.State.Paused) {
           r.State = { ...r.State, Paused: true, Status: 'paused' };
           await this.c.save(r);
@@ -485,9 +490,10 @@ export class ContainerRunner {
     if (r.State.Restarting) throw new ConflictError(`Container ${r.ID} is restarting, wait until the container is running`);
     const pids = new Set<number>([r.State.Pid]);
     const parents = new Map<number, number[]>();
-    for (const ent of await readdir('/proc').catch(() => [] as string[])) {
+    for (const ent of await readdir('/proc')) {
       if (!/^\d+$/.test(ent)) continue;
-      const stat = await readFile(`/proc/${ent}/stat`, 'utf8').catch(() => '');
+      // a process that ended meanwhile (ENOENT, ESRCH) is not a child any more
+      const stat = await readFile(`/proc/${ent}/stat`, 'utf8').catch((e: NodeJS.ErrnoException) => { if (isENOENT(e) || e.code === 'ESRCH') return ''; throw e; });
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
       if (!Number.isFinite(ppid)) continue;
       (parents.get(ppid) ?? parents.set(ppid, []).get(ppid)!).push(Number(ent));

@@ -17,6 +17,8 @@ import { topChainOf } from '../images/store.js';
 import { parseBind, validateCreateBody } from './hostconfig.js';
 import { rfc3339NanoFixed } from '../../lib/go.js';
 import { humanDuration } from '../../lib/units.js';
+import { isENOENT } from '../../lib/fsutil.js';
+import { discardLogger, type Logger } from '../../lib/log.js';
 
 export type ContainerStatus = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
 
@@ -72,6 +74,7 @@ export interface ContainerServiceDeps {
   resolveImage(name: string): Promise<Image>;
   /** Named and anonymous volumes (absent: only bind mounts are accepted). */
   volumes?: VolumeStore;
+  log?: Logger;
 }
 
 /** A mount of a container, as recorded (docker's MountPoint): a bind of a host path or a volume. */
@@ -100,8 +103,11 @@ export class ContainerService {
   private readonly byId = new Map<string, ContainerRecord>();
   private readonly root: string;
 
+  private readonly log: Logger;
+
   constructor(private readonly d: ContainerServiceDeps) {
     this.root = join(d.dataRoot, 'containers');
+    this.log = d.log ?? discardLogger;
   }
 
   /** Loads every record from disk (a record half-written never exists: writes are atomic). */
@@ -116,10 +122,12 @@ export class ContainerService {
         // a container that was running is checked against the runtime by ContainerRunner.recover()
         this.byId.set(rec.ID, rec);
         for (const m of rec.MountPoints ?? []) if (m.Type === 'volume' && m.Name) this.d.volumes?.retain(m.Name, rec.ID);
-      } catch {
+      } catch (e) {
+        // a record that exists but cannot be read is kept for a person to look at, as dockerd does
+        if (!isENOENT(e)) { this.log.error('container record unreadable: not loaded, left in place', { container: id, error: e }); continue; }
         // a directory without a record (crash during create before the record was written): garbage
-        await this.d.layers.removeRW(id).catch(() => {});
-        await rm(join(this.root, id), { recursive: true, force: true }).catch(() => {});
+        await this.d.layers.removeRW(id).catch(this.log.unlessGone('removing the RW layer of a half-created container', { container: id }));
+        await rm(join(this.root, id), { recursive: true, force: true }).catch(this.log.onError('removing a half-created container', { container: id }));
       }
     }
     return this;
@@ -286,9 +294,9 @@ export class ContainerService {
     } catch (e) {
       this.byId.delete(id);
       for (const m of rec.MountPoints ?? []) if (m.Name) this.d.volumes?.release(m.Name, id);
-      for (const v of madeVolumes) await this.d.volumes?.remove(v).catch(() => {});
-      await this.d.layers.removeRW(id).catch(() => {});
-      await rm(this.dir(id), { recursive: true, force: true }).catch(() => {});
+      for (const v of madeVolumes) await this.d.volumes?.remove(v).catch(this.log.onError('removing a volume after a failed create', { container: id, volume: v }));
+      await this.d.layers.removeRW(id).catch(this.log.unlessGone('removing the RW layer after a failed create', { container: id }));
+      await rm(this.dir(id), { recursive: true, force: true }).catch(this.log.onError('removing a container directory after a failed create', { container: id }));
       throw e;
     }
     return { Id: id, Warnings: warnings };
@@ -360,12 +368,12 @@ export class ContainerService {
    */
   async sizes(ref: string): Promise<{ SizeRw: number; SizeRootFs: number }> {
     const r = this.get(ref);
-    const rw = await this.d.layers.rwSize(r.ID).catch(() => 0);
+    const rw = await this.d.layers.rwSize(r.ID).catch((e) => { this.log.unlessGone('measuring a container\'s RW layer', { container: r.ID })(e); return 0; });
     let image = 0;
     try {
       const img = await this.d.resolveImage(r.Image);
       image = await this.d.layers.chainSize(topChainOf(img.config) as Digest | null);
-    } catch { /* the image is gone (forced rmi) */ }
+    } catch (e) { this.log.unlessGone('measuring a container\'s image', { container: r.ID })(e); /* gone: forced rmi */ }
     return { SizeRw: rw, SizeRootFs: rw + image };
   }
 
@@ -451,8 +459,8 @@ export class ContainerService {
     let space = 0;
     for (const r of this.all()) {
       if (r.State.Running || r.State.Status === 'removing') continue;
-      const size = await this.d.layers.rwSize(r.ID).catch(() => 0);
-      try { await this.remove(r.ID, { force: false }); deleted.push(r.ID); space += size; } catch { /* raced */ }
+      const size = await this.d.layers.rwSize(r.ID).catch((e) => { this.log.unlessGone('measuring a container\'s RW layer', { container: r.ID })(e); return 0; });
+      try { await this.remove(r.ID, { force: false }); deleted.push(r.ID); space += size; } catch (e) { if (!(e instanceof ConflictError)) this.log.unlessGone('pruning a container', { container: r.ID })(e); /* raced */ }
     }
     return { ContainersDeleted: deleted.length ? deleted : null, SpaceReclaimed: space };
   }
@@ -472,7 +480,7 @@ export class ContainerService {
     if (r.State.Status === 'removing') return;
     r.State.Status = 'removing';
     try {
-      await this.d.layers.unmount(r.ID).catch(() => {});
+      await this.d.layers.unmount(r.ID).catch(this.log.unlessGone('unmounting a container to remove it', { container: r.ID }));
       await this.d.layers.removeRW(r.ID);
     } catch (e) {
       r.State.Status = r.State.FinishedAt === ZERO_TIME ? 'created' : 'exited';
@@ -484,7 +492,7 @@ export class ContainerService {
     for (const m of r.MountPoints ?? []) {
       if (m.Type !== 'volume' || !m.Name || !this.d.volumes) continue;
       this.d.volumes.release(m.Name, r.ID);
-      if (opts.volumes && this.d.volumes.isAnonymous(m.Name)) await this.d.volumes.remove(m.Name).catch(() => {});
+      if (opts.volumes && this.d.volumes.isAnonymous(m.Name)) await this.d.volumes.remove(m.Name).catch(this.log.onError('removing an anonymous volume with its container', { container: r.ID, volume: m.Name }));
     }
   }
 }

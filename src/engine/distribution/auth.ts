@@ -28,7 +28,7 @@ export function registryHostOf(serverAddress: string | undefined): string {
   let s = serverAddress;
   if (!/^https?:\/\//.test(s)) s = `https://${s}`;
   let u: URL;
-  try { u = new URL(s); } catch (e) { throw new InvalidParameterError(`unable to parse server address: ${(e as Error).message}`); }
+  try { u = new URL(s); } catch (e) { throw new InvalidParameterError(`unable to parse server address: ${(e as Error).message}`, { cause: e }); }
   return u.host;
 }
 
@@ -66,7 +66,7 @@ export async function login(auth: AuthConfig, config: Pick<DaemonConfig, 'insecu
       try {
         tok = await getToken(ch, [], auth, ep.insecure, { offline: true, signal });
       } catch (err) {
-        if (err instanceof UnauthorizedError) throw new UnauthorizedError(`Get "${v2}": ${err.message.replace(/^Get "[^"]*": /, '')}`);
+        if (err instanceof UnauthorizedError) throw new UnauthorizedError(`Get "${v2}": ${err.message.replace(/^Get "[^"]*": /, '')}`, { cause: err });
         throw err;
       }
       identity = tok.refreshToken ?? '';

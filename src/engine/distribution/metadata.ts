@@ -65,7 +65,7 @@ export class V2Metadata {
       if (changed) await writeJsonAtomic(this.path, this.data);
     };
     const p = this.tail.then(run, run);
-    this.tail = p.catch(() => {});
+    this.tail = p.catch(() => {}); // the caller gets p's error; the tail only orders the writes
     return p;
   }
 }

@@ -31,6 +31,7 @@ import { progressBar } from './progress.js';
 import { V2Metadata } from './metadata.js';
 import { Semaphore } from '../../lib/sync.js';
 import { peek } from '../../lib/streams.js';
+import type { Logger } from '../../lib/log.js';
 
 export interface PullerDeps {
   layers: LayerStore;
@@ -38,6 +39,7 @@ export interface PullerDeps {
   refs: ReferenceStore;
   config: DaemonConfig;
   dataRoot: string;
+  log?: Logger;
 }
 
 /** How often (ms) a layer's Downloading progress is sent at most. */
@@ -334,18 +336,18 @@ export class Puller {
 
       await this.metadata.add(manifest.layers.slice(existing).map((d, k) => ({
         blob: d.digest, diffId: diffIds[existing + k]!, repository: normalizedName(named), mediaType: d.mediaType,
-      }))).catch(() => { /* only a cache */ });
+      }))).catch((e) => { this.deps.log?.warn('recording v2 metadata (only a cache)', { error: e }); });
       const img = await images.create(rawConfig);
       return img.id;
     } finally {
       for (const done of [...owned.values()]) done(false);
-      for (const c of held.reverse()) await layers.release(c).catch(() => {});
+      for (const c of held.reverse()) await layers.release(c).catch((e) => { this.deps.log?.error('releasing a layer held by a pull: its refcount stays one too high', { layer: c, error: e }); });
     }
   }
 
   /** Drops an extracted, unregistered layer now (else the layer store's startup sweep removes it). */
   private async discard(x: ExtractedLayer): Promise<void> {
-    await this.deps.layers.discard?.(x).catch(() => {});
+    await this.deps.layers.discard?.(x).catch((e) => { this.deps.log?.warn('discarding an unregistered layer (the store sweeps it at start)', { error: e }); });
   }
 
   /** One layer, one pass: HTTP body → sha256 + size check → decompress → layers.extract. */

@@ -26,6 +26,7 @@ import { PushSession } from './registry.js';
 import { MEDIA_TYPES, layerCompression } from '../../lib/oci/mediatypes.js';
 import type { Descriptor, ImageManifest } from '../../lib/oci/manifest.js';
 import { Semaphore } from '../../lib/sync.js';
+import type { Logger } from '../../lib/log.js';
 
 const LAYER_GZIP_MEDIA_TYPE = MEDIA_TYPES.dockerLayerGzip;
 
@@ -42,6 +43,7 @@ export interface PusherDeps {
   layers: LayerStore;
   config: DaemonConfig;
   dataRoot: string;
+  log?: Logger;
 }
 
 export interface PushOptions {
@@ -64,7 +66,7 @@ export class Pusher {
     try {
       named = parseNormalizedNamed(tag ? `${name}:${tag}` : name);
     } catch (e) {
-      throw e instanceof InvalidParameterError ? e : new InvalidParameterError((e as Error).message);
+      throw e instanceof InvalidParameterError ? e : new InvalidParameterError((e as Error).message, { cause: e });
     }
     const repoName = normalizedName(named);
     const targets: { tag: string; id: Digest }[] = [];
@@ -160,7 +162,7 @@ export class Pusher {
       const size = await this.blobSize(session, s.digest);
       if (size === null) continue;
       emit({ status: `Mounted from ${fromPath}`, progressDetail: {}, id: sid });
-      await this.metadata.add([{ blob: s.digest, diffId, repository: repoName, mediaType: LAYER_GZIP_MEDIA_TYPE }]).catch(() => {});
+      await this.metadata.add([{ blob: s.digest, diffId, repository: repoName, mediaType: LAYER_GZIP_MEDIA_TYPE }]).catch((e) => { this.deps.log?.warn('recording v2 metadata (only a cache)', { error: e }); });
       return { digest: s.digest, size };
     }
     // 3. compress (deterministically) and stream it to the registry as it is made: one pass over the layer, no
@@ -195,7 +197,7 @@ export class Pusher {
     });
     if (mismatch !== null) throw new SystemError(`layer ${diffId} cannot be reproduced by the layer store (regenerated tar has diff ID ${mismatch})`);
     emit({ status: 'Pushed', progressDetail: {}, id: sid });
-    await this.metadata.add([{ blob: digest, diffId, repository: repoName, mediaType: LAYER_GZIP_MEDIA_TYPE }]).catch(() => {});
+    await this.metadata.add([{ blob: digest, diffId, repository: repoName, mediaType: LAYER_GZIP_MEDIA_TYPE }]).catch((e) => { this.deps.log?.warn('recording v2 metadata (only a cache)', { error: e }); });
     return { digest, size };
   }
 

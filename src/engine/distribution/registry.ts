@@ -140,11 +140,11 @@ export function parseManifest(bytes: Buffer, digest: Digest, contentType: string
     if (!(e instanceof ManifestError)) throw e;
     switch (e.failure) {
       case 'schema1': throw new InvalidParameterError(SCHEMA1_MESSAGE);
-      case 'json': throw new InvalidParameterError(`invalid manifest ${digest}: ${e.reason}`);
+      case 'json': throw new InvalidParameterError(`invalid manifest ${digest}: ${e.reason}`, { cause: e });
       case 'index': throw new InvalidParameterError(`invalid manifest list ${digest}`);
       case 'descriptor':
-        throw new InvalidParameterError(e.reason.includes('manifests[') ? `invalid manifest list ${digest}` : `invalid layer descriptor in manifest ${digest}`);
-      default: throw new InvalidParameterError(`${e.reason} (${digest})`);
+        throw new InvalidParameterError(e.reason.includes('manifests[') ? `invalid manifest list ${digest}` : `invalid layer descriptor in manifest ${digest}`, { cause: e });
+      default: throw new InvalidParameterError(`${e.reason} (${digest})`, { cause: e });
     }
   }
   return p.kind === 'index'

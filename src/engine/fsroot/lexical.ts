@@ -9,6 +9,7 @@
 import { lstat, readlink } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { InvalidParameterError } from '../../lib/errors.js';
+import { missingAs } from '../../lib/fsutil.js';
 
 /** How the resolver sees a tree: lstat and readlink of a root-relative path. */
 interface TreeView {
@@ -46,7 +47,7 @@ async function resolveIn(view: TreeView, rel: string, followLast: boolean): Prom
  */
 export function resolveInRoot(root: string, rel: string, { followLast = true }: { followLast?: boolean } = {}): Promise<string> {
   return resolveIn({
-    lstat: (r) => lstat(join(root, r)).catch(() => null),
+    lstat: (r) => lstat(join(root, r)).catch(missingAs(null)),
     readlink: (r) => readlink(join(root, r)),
   }, rel, followLast);
 }
@@ -54,11 +55,11 @@ export function resolveInRoot(root: string, rel: string, { followLast = true }: 
 /** lstat in the merged view of layer directories (top first): overlay whiteouts hide what is below. */
 export async function mergedLstat(dirs: string[], rel: string): Promise<import('node:fs').Stats | null> {
   const clean = posix.normalize('/' + rel).slice(1);
-  if (clean === '') return dirs.length ? lstat(dirs[0]!).catch(() => null) : null;
+  if (clean === '') return dirs.length ? lstat(dirs[0]!).catch(missingAs(null)) : null;
   for (const dir of dirs) {
-    const s = await lstat(join(dir, clean)).catch(() => null);
+    const s = await lstat(join(dir, clean)).catch(missingAs(null));
     if (s) return s.isCharacterDevice() && s.rdev === 0 ? null : s;
-    const wh = await lstat(join(dir, posix.dirname(clean), `.wh.${posix.basename(clean)}`)).catch(() => null);
+    const wh = await lstat(join(dir, posix.dirname(clean), `.wh.${posix.basename(clean)}`)).catch(missingAs(null));
     if (wh) return null;
   }
   return null;
@@ -66,7 +67,7 @@ export async function mergedLstat(dirs: string[], rel: string): Promise<import('
 
 async function mergedReadlink(dirs: string[], rel: string): Promise<string> {
   for (const dir of dirs) {
-    const s = await lstat(join(dir, rel)).catch(() => null);
+    const s = await lstat(join(dir, rel)).catch(missingAs(null));
     if (s?.isSymbolicLink()) return readlink(join(dir, rel));
   }
   return '';

@@ -10,6 +10,7 @@ import { posix } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import tarStream from 'tar-stream';
 import { InvalidParameterError, NotFoundError } from '../../lib/errors.js';
+import { missingAs } from '../../lib/fsutil.js';
 import { listTree, packLayerItems, packTree, type PackItem } from './tree.js';
 import { lxattrs } from './native.js';
 
@@ -40,7 +41,7 @@ export function goMode(st: import('node:fs').Stats): number {
 }
 
 async function realOrNull(p: string): Promise<string | null> {
-  return realpath(p).catch(() => null);
+  return realpath(p).catch(missingAs(null));
 }
 
 /**
@@ -56,11 +57,11 @@ async function locate(path: string, label: string): Promise<{ abs: string; st: i
     const dir = await realOrNull(posix.dirname(clean));
     abs = dir === null ? null : posix.join(dir, posix.basename(clean));
   }
-  const st = abs === null ? null : await lstat(abs).catch(() => null);
+  const st = abs === null ? null : await lstat(abs).catch(missingAs(null));
   if (!abs || !st) throw new NotFoundError(`Could not find the file ${path} in container ${label}`);
   const name = posix.basename(clean) || '/';
   let linkTarget = '';
-  if (st.isSymbolicLink()) linkTarget = await readlink(abs).catch(() => '');
+  if (st.isSymbolicLink()) linkTarget = await readlink(abs).catch(missingAs(''));
   return { abs, st, stat: { name, size: st.size, mode: goMode(st), mtime: st.mtime.toISOString(), linkTarget } };
 }
 
@@ -118,7 +119,7 @@ function pipeTo(pack: tarStream.Pack, out: Writable): Promise<void> {
  */
 export async function extractTar(body: Readable, o: { path: string; label: string; noOverwriteDirNonDir: boolean; copyUIDGID: boolean }): Promise<void> {
   const dest = await realOrNull(posix.normalize('/' + o.path));
-  const st = dest === null ? null : await lstat(dest).catch(() => null);
+  const st = dest === null ? null : await lstat(dest).catch(missingAs(null));
   if (!dest || !st) throw new NotFoundError(`Could not find the file ${o.path} in container ${o.label}`);
   if (!st.isDirectory()) throw new InvalidParameterError(`extraction point is not a directory`);
   const ex = tarStream.extract();

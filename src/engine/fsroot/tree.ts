@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, type BigIntStats } from 'node:fs';
 import { join } from 'node:path';
+import { isMissing as gone, missingAs } from '../../lib/fsutil.js';
 import type tarStream from 'tar-stream';
 
 /**
@@ -99,10 +100,6 @@ export function isOpaque(x: XattrMap, abs: string): boolean {
   return x.get(abs)?.get('trusted.overlay.opaque')?.toString() === 'y';
 }
 
-function gone(e: unknown): boolean {
-  const c = (e as NodeJS.ErrnoException).code;
-  return c === 'ENOENT' || c === 'ENOTDIR' || c === 'ELOOP';
-}
 
 async function lstatOrNull(p: string): Promise<BigIntStats | null> {
   try {
@@ -419,7 +416,7 @@ export async function naiveChanges(upper: TreeEntry[], lower: string | null): Pr
           out.splice(idx, 0, { path: '/' + r, kind: 0 });
           any = true;
         }
-      } else if (differs(us, ls) || (us.type === 'symlink' && us.link !== (await readlink(join(lower!, r)).catch(() => '')))) {
+      } else if (differs(us, ls) || (us.type === 'symlink' && us.link !== (await readlink(join(lower!, r)).catch(missingAs(''))))) {
         out.push({ path: '/' + r, kind: 0 });
         any = true;
       }

@@ -9,6 +9,7 @@ import type { PullOptions } from '../../wire/index.js';
 import type { LayerStore } from '../layers/types.js';
 import { familiarString, parseNamed, refString, withDefaultTag, type ParsedRef } from './refs.js';
 import type { Image, ImageStore, ReferenceStore } from './types.js';
+import { discardLogger, type Logger } from '../../lib/log.js';
 
 export interface ContainerUsers {
   usersOf(imageId: string): Promise<{ id: string; running: boolean }[]>;
@@ -33,6 +34,7 @@ export interface ImageServiceDeps {
   containers?: ContainerUsers;
   /** POST /images/bootstrap; absent: bootstrap is refused. */
   bootstrap?: Bootstrapper;
+  log?: Logger;
 }
 
 export class ImageContext {
@@ -41,6 +43,7 @@ export class ImageContext {
   readonly layers: LayerStore;
   readonly dataRoot: string;
   readonly containers?: ContainerUsers;
+  readonly log: Logger;
   /** Set while a prune runs (one at a time). */
   pruneRunning = false;
   private readonly parsedCache = new Map<string, ParsedRef>();
@@ -51,6 +54,7 @@ export class ImageContext {
     this.layers = deps.layers;
     this.dataRoot = deps.dataRoot;
     this.containers = deps.containers;
+    this.log = deps.log ?? discardLogger;
   }
 
   private parsed(ref: string): ParsedRef {
@@ -89,7 +93,7 @@ export class ImageContext {
     try {
       ref = parseNamed(name);
     } catch (e) {
-      throw e instanceof WharfError ? e : new InvalidParameterError((e as Error).message);
+      throw e instanceof WharfError ? e : new InvalidParameterError((e as Error).message, { cause: e });
     }
     const full = withDefaultTag(ref);
     const id = this.refs.get(refString(full));

@@ -29,7 +29,8 @@ function external(input: Readable, cmd: string, args: string[]): Readable {
   child.on('close', (code) => {
     if (code !== 0) out.destroy(new InvalidParameterError(`${cmd} exited with status ${code}`));
   });
-  pipeline(input, child.stdin!).catch(() => {});
+  // EPIPE: the decompressor stopped reading (its exit status says why); any other error is the input's and must not end the output short
+  pipeline(input, child.stdin!).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'EPIPE') out.destroy(e); });
   child.stdout!.pipe(out);
   return out;
 }

@@ -17,7 +17,7 @@ export async function importImage(ctx: ImageContext, tar: Readable, opts: Import
     try {
       newRef = parseNamed(opts.repo);
     } catch (e) {
-      throw e instanceof WharfError ? e : new InvalidParameterError((e as Error).message);
+      throw e instanceof WharfError ? e : new InvalidParameterError((e as Error).message, { cause: e });
     }
     if (newRef.digest) throw new InvalidParameterError('cannot import digest reference');
     if (opts.tag) newRef = withTag(newRef, opts.tag);

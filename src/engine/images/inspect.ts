@@ -4,6 +4,7 @@ import { ZERO_TIME, goContainerConfig, goTimeString } from './format.js';
 import { familiarString } from './refs.js';
 import { topChainOf } from './store.js';
 import type { ImageConfig } from './types.js';
+import { notFoundAs } from '../../lib/errors.js';
 
 export async function inspectImage(ctx: ImageContext, name: string): Promise<Record<string, unknown>> {
   const img = await ctx.resolve(name);
@@ -38,7 +39,7 @@ export async function inspectImage(ctx: ImageContext, name: string): Promise<Rec
   if (typeof osVersion === 'string' && osVersion) out.OsVersion = osVersion;
   out.Size = size;
   out.VirtualSize = size;
-  out.GraphDriver = { Data: top ? await ctx.layers.graphDriverData(top).catch(() => null) : null, Name: ctx.layers.graphDriverName };
+  out.GraphDriver = { Data: top ? await ctx.layers.graphDriverData(top).catch(notFoundAs(null)) : null, Name: ctx.layers.graphDriverName };
   out.RootFS = { Type: 'layers', Layers: [...(c.rootfs.diff_ids ?? [])] };
   out.Metadata = { LastTagTime: img.lastTagTime ? goTimeString(img.lastTagTime) : ZERO_TIME };
   return out;

@@ -52,16 +52,17 @@ export async function pruneImages(ctx: ImageContext, filters: Filters): Promise<
           for (const r of refs) {
             try {
               items.push(...(await imageDelete(ctx, refString(r), false, true)));
-            } catch {
-              /* conflicts (and other failures) skip this reference, as dockerd does */
+            } catch (e) {
+              // conflicts (and other failures) skip this reference, as dockerd does; it logs the others
+              if (!(e instanceof ConflictError)) ctx.log.warn('failed to prune image', { ref: refString(r), error: e });
             }
           }
         }
       } else {
         try {
           items.push(...(await imageDelete(ctx, hexOf(img.id), false, true)));
-        } catch {
-          /* skipped */
+        } catch (e) {
+          if (!(e instanceof ConflictError)) ctx.log.warn('failed to prune image', { image: img.id, error: e });
         }
       }
       if (items.length) (deleted ??= []).push(...items);

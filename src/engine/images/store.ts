@@ -13,7 +13,7 @@
  * Reference store: <dataRoot>/image/repositories.json, rewritten atomically after every change,
  * {"Repositories": {"<normalized name>": {"<normalized ref>": "sha256:…"}}} like dockerd's.
  */
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chainIds, hexOf, isDigest, sha256, type Digest } from '../../lib/digest.js';
 import { writeFileAtomic, writeJsonAtomic } from '../../lib/atomic.js';
@@ -24,6 +24,7 @@ import { parseRef, refString, type ParsedRef } from './refs.js';
 import { Mutex } from '../../lib/sync.js';
 import { isENOENT } from '../../lib/fsutil.js';
 import { rfc3339Nano } from '../../lib/go.js';
+import { discardLogger, type Logger } from '../../lib/log.js';
 
 /** Parses and validates an image config; throws InvalidParameterError. */
 export function parseImageConfig(raw: Buffer): ImageConfig {
@@ -31,7 +32,7 @@ export function parseImageConfig(raw: Buffer): ImageConfig {
   try {
     cfg = JSON.parse(raw.toString('utf8'));
   } catch (e) {
-    throw new InvalidParameterError(`invalid image config: ${(e as Error).message}`);
+    throw new InvalidParameterError(`invalid image config: ${(e as Error).message}`, { cause: e });
   }
   if (typeof cfg !== 'object' || cfg === null || Array.isArray(cfg)) throw new InvalidParameterError('invalid image config: not an object');
   const c = cfg as ImageConfig;
@@ -67,7 +68,7 @@ class FsImageStore implements ImageStore {
   readonly contentDir: string;
   readonly metaDir: string;
 
-  constructor(readonly root: string, private readonly layers: LayerStore) {
+  constructor(readonly root: string, private readonly layers: LayerStore, private readonly log: Logger = discardLogger) {
     this.contentDir = join(root, 'content', 'sha256');
     this.metaDir = join(root, 'metadata', 'sha256');
   }
@@ -91,8 +92,11 @@ class FsImageStore implements ImageStore {
         const top = topChainOf(config);
         if (top && !(await this.layers.has(top))) throw new Error(`layer ${top} not registered`);
         img = { id, config, raw, parent: null };
-      } catch {
+      } catch (e) {
+        // a config that cannot be read (EIO, EACCES) may be fine: kept for a person to look at
+        if ((e as NodeJS.ErrnoException).syscall !== undefined) { this.log.error('image config unreadable: not loaded, left in place', { image: id, error: e }); continue; }
         // Unusable (corrupt, or a config whose layers never made it): not an image.
+        this.log.warn('removing an unusable image config', { image: id, error: e });
         await rm(path, { force: true });
         continue;
       }
@@ -133,8 +137,8 @@ class FsImageStore implements ImageStore {
         // the config is published last: until this rename, the image does not exist
         await writeFileAtomic(join(this.contentDir, hex), raw);
       } catch (e) {
-        if (top) await this.layers.release(top).catch(() => {});
-        await rm(join(this.metaDir, hex), { recursive: true, force: true }).catch(() => {});
+        if (top) await this.layers.release(top).catch(this.log.onError('releasing a layer after a failed image create: its refcount stays one too high', { image: id, layer: top }, 'error'));
+        await rm(join(this.metaDir, hex), { recursive: true, force: true }).catch(this.log.onError('removing image metadata after a failed create', { image: id }));
         throw e;
       }
       const img: Image = { id, config, raw, parent: parent ?? null };
@@ -205,8 +209,8 @@ class FsImageStore implements ImageStore {
   }
 }
 
-export async function openImageStore(dataRoot: string, layers: LayerStore): Promise<ImageStore> {
-  const store = new FsImageStore(join(dataRoot, 'image', 'imagedb'), layers);
+export async function openImageStore(dataRoot: string, layers: LayerStore, log?: Logger): Promise<ImageStore> {
+  const store = new FsImageStore(join(dataRoot, 'image', 'imagedb'), layers, log);
   await store.load();
   return store;
 }
@@ -216,7 +220,7 @@ class FsReferenceStore implements ReferenceStore {
   private readonly parsed = new Map<string, ParsedRef>();
   private readonly mu = new Mutex();
 
-  constructor(private readonly path: string) {}
+  constructor(private readonly path: string, private readonly log: Logger = discardLogger) {}
 
   async load(): Promise<void> {
     const text = await readOptional(this.path);
@@ -224,8 +228,12 @@ class FsReferenceStore implements ReferenceStore {
     let data: { Repositories?: Record<string, Record<string, string>> };
     try {
       data = JSON.parse(text);
-    } catch {
-      return; // a corrupt file cannot happen with atomic writes; start empty rather than refuse to start
+    } catch (e) {
+      // a corrupt file cannot happen with atomic writes; start empty rather than refuse to start, but keep a copy
+      // (the next write replaces the file) and say so
+      await copyFile(this.path, `${this.path}.corrupt`);
+      this.log.error('tags and digests unreadable: starting without them; the file is kept as .corrupt', { path: this.path, error: e });
+      return;
     }
     for (const repo of Object.values(data.Repositories ?? {})) {
       for (const [ref, id] of Object.entries(repo)) {
@@ -318,10 +326,10 @@ class FsReferenceStore implements ReferenceStore {
   }
 }
 
-export async function openReferenceStore(dataRoot: string): Promise<ReferenceStore> {
+export async function openReferenceStore(dataRoot: string, log?: Logger): Promise<ReferenceStore> {
   const dir = join(dataRoot, 'image');
   await mkdir(dir, { recursive: true });
-  const store = new FsReferenceStore(join(dir, 'repositories.json'));
+  const store = new FsReferenceStore(join(dir, 'repositories.json'), log);
   await store.load();
   // stale temporaries of an interrupted rewrite
   for (const name of await readdir(dir)) {

@@ -10,7 +10,7 @@ export async function tagImage(ctx: ImageContext, id: Digest, repo: string, tag?
   try {
     ref = parseNamed(repo);
   } catch (e) {
-    throw e instanceof WharfError ? e : new InvalidParameterError((e as Error).message);
+    throw e instanceof WharfError ? e : new InvalidParameterError((e as Error).message, { cause: e });
   }
   if (tag) ref = withTag(ref, tag);
   if (ref.digest) throw new InvalidParameterError('refusing to create a tag with a digest reference');

@@ -186,6 +186,7 @@ export async function extractLayerTar(tar: Readable, dir: string, opts: ExtractO
   } catch (e) {
     tar.destroy();
     await ex.settle();
+    // the extraction's error is the answer; a directory left by a failing rm goes with the store's repair at open
     await rm(dir, { recursive: true, force: true }).catch(() => {});
     if (e instanceof WharfError) throw e;
     const err = e as NodeJS.ErrnoException;
@@ -724,7 +725,7 @@ class Extractor {
       await this.checkDir(Extractor.parentOf(k), k);
       xs.push([this.abs(k), m]);
     }
-    if (xs.length) await setxattrBatch(xs).catch(() => {});
+    if (xs.length) await setxattrBatch(xs).catch(() => {}); // best effort (a filesystem without user xattrs), as docker
     const dirKeys = [...this.dirs.keys()].sort((a, b) => depthOf(b) - depthOf(a));
     for (const k of dirKeys) {
       const a = this.dirs.get(k)!;

@@ -12,7 +12,7 @@ import { tarSplitSize, tarSplitStream } from './tarsplit.js';
 import { DRIVERS, driverFactory } from './drivers/index.js';
 import type { Driver, RwLayer } from './drivers/types.js';
 import { setMode } from './drivers/common.js';
-import { isENOENT } from '../../lib/fsutil.js';
+import { isENOENT, missingAs } from '../../lib/fsutil.js';
 import { Mutex } from '../../lib/sync.js';
 
 /**
@@ -181,7 +181,7 @@ class FsLayerStore implements LayerStore {
     for (const r of this.layers.values()) keep.add(r.cacheId);
     await this.driver.cleanup(keep, new Set(this.rws.keys()));
     // tar-split sidecars of layers that were never registered (a crash mid-extract) or already deleted
-    for (const name of await readdir(join(this.dataRoot, 'layers', 'tarsplit')).catch(() => [] as string[])) {
+    for (const name of await readdir(join(this.dataRoot, 'layers', 'tarsplit')).catch(missingAs([] as string[]))) {
       if (!keep.has(name.replace(/\.gz$/, ''))) await rm(join(this.dataRoot, 'layers', 'tarsplit', name), { force: true });
     }
   }
@@ -364,13 +364,13 @@ class FsLayerStore implements LayerStore {
     const r = this.rec(chainId);
     // the layer's original bytes when its tar-split sidecar exists (every layer extracted since it was added)
     const side = this.splitPath(r.cacheId);
-    if (await stat(side).then(() => true, () => false)) return tarSplitStream(side, this.driver.diffDir(r.cacheId));
+    if (await stat(side).then(() => true, missingAs(false))) return tarSplitStream(side, this.driver.diffDir(r.cacheId));
     return this.driver.layerTar(r.cacheId, this.chainCacheIds(r.parent));
   }
 
   async exactTarSize(chainId: Digest): Promise<number | null> {
     const side = this.splitPath(this.rec(chainId).cacheId);
-    if (!(await stat(side).then(() => true, () => false))) return null;
+    if (!(await stat(side).then(() => true, missingAs(false)))) return null;
     return tarSplitSize(side);
   }
 
@@ -437,7 +437,7 @@ class FsLayerStore implements LayerStore {
         try {
           await this.driver.unmountRW(id);
         } catch (e) {
-          throw new ConflictError(`RW layer ${id} is in use: ${(e as Error).message}`);
+          throw new ConflictError(`RW layer ${id} is in use: ${(e as Error).message}`, { cause: e });
         }
         this.mounts.delete(id);
       });

@@ -23,6 +23,8 @@ import { join } from 'node:path';
 import { HostClaims, Ipam, intToIp, ipToInt, parseCidr } from './ipam.js';
 import { publishPort, type BoundPort, type PortMapping } from './portproxy.js';
 import { InvalidParameterError, SystemError } from '../../lib/errors.js';
+import { discardLogger } from '../../lib/log.js';
+import type { Logger } from '../../lib/log.js';
 
 export interface BridgeConfig {
   dataRoot: string;
@@ -36,6 +38,7 @@ export interface BridgeConfig {
   /** Gateway = bridge address (default first address of the subnet). */
   gateway?: string;
   mtu?: number;
+  log?: Logger;
 }
 
 export type NetworkModeName = 'bridge' | 'none' | 'host';
@@ -142,7 +145,7 @@ export class BridgeNetwork {
         `link set ${this.bridge} up`, '',
       ].join('\n'));
     }
-    await writeFile('/proc/sys/net/ipv4/ip_forward', '1').catch(() => {});
+    await writeFile('/proc/sys/net/ipv4/ip_forward', '1').catch((this.cfg.log ?? discardLogger).onError('enabling IP forwarding: containers may not reach other networks'));
     for (const r of this.rules()) {
       const chk = await sh('iptables', ['-w', '-t', r.table, '-C', r.chain, ...r.rule]);
       if (chk.code !== 0) await must('iptables', ['-w', '-t', r.table, '-I', r.chain, ...r.rule]);
@@ -197,7 +200,7 @@ export class BridgeNetwork {
       ].join('\n'));
       await must('ip', ['link', 'set', veth, 'master', this.bridge, 'up']);
     } catch (e) {
-      await this.teardownNs(id).catch(() => {});
+      await this.teardownNs(id).catch((this.cfg.log ?? discardLogger).onError('tearing down a network namespace after a failed connect', { container: id }));
       await this.ipam.release(id);
       throw e;
     }
@@ -206,7 +209,7 @@ export class BridgeNetwork {
       endpointId: `${opts.name ?? id} (${createHash('sha256').update(`ep:${id}`).digest('hex')})`, ports: [],
     };
     this.endpoints.set(id, ep);
-    await writeFile(join(this.netnsDir, `${id}.json`), JSON.stringify({ ...ep, ports: [] })).catch(() => {});
+    await writeFile(join(this.netnsDir, `${id}.json`), JSON.stringify({ ...ep, ports: [] })).catch((this.cfg.log ?? discardLogger).onError('recording an endpoint: a restarted daemon will not find it', { container: id }, 'error'));
     return ep;
   }
 

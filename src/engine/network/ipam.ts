@@ -11,7 +11,13 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rmdir, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { writeJsonAtomic } from '../../lib/atomic.js';
-import { ConflictError, InvalidParameterError } from '../../lib/errors.js';
+import { ConflictError, InvalidParameterError, SystemError } from '../../lib/errors.js';
+import { isENOENT, missingAs } from '../../lib/fsutil.js';
+
+/** A state file of IP allocations that exists but cannot be read: starting over from nothing would hand out taken addresses. */
+function unreadable(file: string, e: unknown): SystemError {
+  return new SystemError(`IP allocations in ${file} unreadable: ${(e as Error).message}`, { cause: e });
+}
 
 export function ipToInt(ip: string): number {
   const p = ip.split('.').map(Number);
@@ -49,20 +55,20 @@ export class HostClaims {
         break;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-        const st = await stat(lock).catch(() => null);
-        if (st && Date.now() - st.mtimeMs > 10_000) { await rmdir(lock).catch(() => {}); continue; }
+        const st = await stat(lock).catch(missingAs(null));
+        if (st && Date.now() - st.mtimeMs > 10_000) { await rmdir(lock).catch(missingAs(undefined)); continue; }
         if (i > 500) throw new ConflictError(`the address claims of ${this.file} stay locked`);
         await new Promise((r) => setTimeout(r, 10));
       }
     }
     try {
       let claims: Record<string, Claim> = {};
-      try { claims = JSON.parse(await readFile(this.file, 'utf8')) as Record<string, Claim>; } catch { /* none yet */ }
+      try { claims = JSON.parse(await readFile(this.file, 'utf8')) as Record<string, Claim>; } catch (e) { if (!isENOENT(e)) throw unreadable(this.file, e); /* none yet */ }
       const { result, write } = await fn(claims);
       if (write) await writeJsonAtomic(this.file, write);
       return result;
     } finally {
-      await rmdir(lock).catch(() => {});
+      await rmdir(lock).catch(missingAs(undefined));
     }
   }
 
@@ -109,7 +115,7 @@ export class Ipam {
 
   private locked<T>(fn: () => Promise<T>): Promise<T> {
     const p = this.chain.then(fn, fn);
-    this.chain = p.catch(() => {});
+    this.chain = p.catch(() => {}); // the caller gets p's error; the chain only orders the calls
     return p;
   }
 
@@ -118,7 +124,7 @@ export class Ipam {
     try {
       const t = JSON.parse(await readFile(this.file, 'utf8')) as Table;
       if (t.subnet === this.subnet) { this.table = t; return t; }
-    } catch { /* fresh */ }
+    } catch (e) { if (!isENOENT(e)) throw unreadable(this.file, e); /* fresh */ }
     this.table = { subnet: this.subnet, gateway: this.gateway, allocated: {} };
     return this.table;
   }

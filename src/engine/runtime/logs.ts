@@ -74,7 +74,7 @@ export async function* readLogs(path: string, opts: LogOptions = {}): AsyncGener
     while (!fh) {
       if (opts.signal?.aborted) return;
       await new Promise((r) => setTimeout(r, 50));
-      try { fh = await open(path, 'r'); } catch { /* keep waiting */ }
+      try { fh = await open(path, 'r'); } catch (e) { if (!isENOENT(e)) throw e; /* keep waiting */ }
     }
   }
   try {

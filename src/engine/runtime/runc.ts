@@ -36,6 +36,8 @@ import { basename, dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { writeJsonAtomic } from '../../lib/atomic.js';
 import { ConflictError, NotFoundError, SystemError } from '../../lib/errors.js';
+import { isENOENT } from '../../lib/fsutil.js';
+import { discardLogger, type Logger } from '../../lib/log.js';
 
 export type Stdio = 'pipes' | 'tty' | 'null';
 
@@ -129,6 +131,7 @@ export interface RuntimeConfig {
   runtime?: string;
   conmonPath?: string;
   perlPath?: string;
+  log?: Logger;
 }
 
 interface Persisted {
@@ -198,8 +201,10 @@ export class ConmonRuntime implements Runtime {
   private readonly runtimeRoot: string;
   readonly exitDir: string;
   private readonly sockDir: string;
+  private readonly log: Logger;
 
   constructor(cfg: RuntimeConfig) {
+    this.log = cfg.log ?? discardLogger;
     const r = cfg.runtime ?? 'runc';
     this.runtimePath = resolveRuntime(r);
     this.name = r.includes('/') ? r.split('/').pop()! : r;
@@ -228,8 +233,9 @@ export class ConmonRuntime implements Runtime {
   private async load(id: string): Promise<Persisted> {
     try {
       return JSON.parse(await readFile(join(this.stateRoot, id, 'state.json'), 'utf8')) as Persisted;
-    } catch {
-      throw new NotFoundError(`No such container: ${id}`);
+    } catch (e) {
+      if (isENOENT(e)) throw new NotFoundError(`No such container: ${id}`, { cause: e });
+      throw new SystemError(`runtime state of ${id}: ${(e as Error).message}`, { cause: e });
     }
   }
 
@@ -279,19 +285,19 @@ export class ConmonRuntime implements Runtime {
     const msg = { pid: raw.data ?? raw.pid ?? -1, message: raw.message };
     if (msg.pid <= 0) {
       await rm(dir, { recursive: true, force: true });
-      await this.rt(['delete', '--force', id]).catch(() => {});
+      await this.rt(['delete', '--force', id]).catch(this.log.onError('removing a container conmon failed to create', { container: id }));
       await rm(join(this.exitDir, id), { force: true });
       await rm(join(this.sockDir, id), { force: true });
       throw new RuntimeError('create', runtimeMessage(msg.message ?? stderr), this.name);
     }
     let conmonPid = 0;
-    try { conmonPid = Number((await readFile(join(dir, 'conmon.pid'), 'utf8')).trim()); } catch { /* best effort */ }
+    try { conmonPid = Number((await readFile(join(dir, 'conmon.pid'), 'utf8')).trim()); } catch (e) { this.log.warn('conmon pid unknown: its death will not be noticed', { container: id, error: e }); }
     const st: Persisted = {
       id, bundle: bundleDir, logPath: opts.logPath, stdio: opts.stdio, conmonPid, pid: msg.pid,
       runtime: this.runtimePath, created: new Date().toISOString(),
     };
     await writeJsonAtomic(join(dir, 'state.json'), st, 0o600);
-    if (opts.stdio === 'tty' && opts.consoleSize) await this.resize(id, opts.consoleSize.height, opts.consoleSize.width).catch(() => {});
+    if (opts.stdio === 'tty' && opts.consoleSize) await this.resize(id, opts.consoleSize.height, opts.consoleSize.width).catch(this.log.onError('setting the initial terminal size', { container: id }));
     return { pid: msg.pid };
   }
 
@@ -318,7 +324,11 @@ export class ConmonRuntime implements Runtime {
       const [txt, s] = await Promise.all([readFile(p, 'utf8'), stat(p)]);
       if (txt.trim() === '') return null;
       return { code: Number(txt.trim()), at: s.mtime };
-    } catch { return null; }
+    } catch (e) {
+      // no exit file yet: still running
+      if (!isENOENT(e)) this.log.warn('reading an exit file', { container: id, error: e });
+      return null;
+    }
   }
 
   async state(id: string): Promise<ContainerState> {
@@ -364,7 +374,7 @@ export class ConmonRuntime implements Runtime {
         if (p.conmonPid && !alive(p.conmonPid)) {
           const e2 = await this.exitCode(id);
           if (e2) return finish(null, e2.code);
-          const s = await this.rt(['state', id]).catch(() => null);
+          const s = await this.rt(['state', id]).catch((e) => { this.log.warn('asking the runtime for a container\'s state', { container: id, error: e }); return null; });
           if (!s || s.code !== 0 || (JSON.parse(s.stdout) as { status: string }).status === 'stopped') finish(null, 255);
         }
       };
@@ -412,7 +422,7 @@ export class ConmonRuntime implements Runtime {
     await once(child, 'spawn');
     const exit = new Promise<number>((resolve) => {
       child.on('exit', (code, sig) => {
-        void unlink(specPath).catch(() => {});
+        void unlink(specPath).catch(this.log.unlessGone('removing an exec process spec', { container: id }));
         resolve(code ?? (sig ? 128 + (osSignals[sig] ?? 0) : 255));
       });
     });
@@ -447,7 +457,7 @@ export class ConmonRuntime implements Runtime {
     let conmonErr = '';
     child.stderr!.on('data', (d: Buffer) => { conmonErr += d.toString(); });
     const messages = jsonMessages(syncPipe);
-    const conmonExited = once(child, 'exit').catch(() => {});
+    const conmonExited = once(child, 'exit').catch(this.log.onError('conmon of an exec', { container: id }));
     const cleanup = async () => {
       await rm(dir, { recursive: true, force: true });
       await rm(join(this.sockDir, eid), { force: true });
@@ -471,7 +481,7 @@ export class ConmonRuntime implements Runtime {
       })();
       return {
         pid: first.data!, stdin: a.stdin, stdout: a.stdout, stderr: a.stderr, exit,
-        kill: (s) => { try { process.kill(first.data!, s ?? 'SIGKILL'); } catch { /* gone */ } },
+        kill: (s) => { try { process.kill(first.data!, s ?? 'SIGKILL'); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e; } },
         resize: (h: number, w: number) => writeResize(join(dir, 'ctl'), h, w),
       };
     } catch (e) {
@@ -507,7 +517,7 @@ export class ConmonRuntime implements Runtime {
     const sock = join(this.sockDir, id, 'attach');
     if (!existsSync(sock)) {
       // conmon makes `<sockDir>/<id>` a symlink to the bundle; recreate it if missing
-      await symlink(p.bundle, join(this.sockDir, id)).catch(() => {});
+      await symlink(p.bundle, join(this.sockDir, id)).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'EEXIST') this.log.warn('linking the attach socket directory', { container: id, error: e }); });
     }
     return this.relay(sock, id);
   }
@@ -519,7 +529,7 @@ export class ConmonRuntime implements Runtime {
 
   async list(): Promise<string[]> {
     const { readdir } = await import('node:fs/promises');
-    try { return (await readdir(this.stateRoot)).filter((n) => existsSync(join(this.stateRoot, n, 'state.json'))); } catch { return []; }
+    try { return (await readdir(this.stateRoot)).filter((n) => existsSync(join(this.stateRoot, n, 'state.json'))); } catch (e) { if (isENOENT(e)) return []; throw e; }
   }
 
   /** The persisted record (log path, bundle, conmon pid). */

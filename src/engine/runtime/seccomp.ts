@@ -241,7 +241,7 @@ export function toOciSeccomp(p: DockerSeccompProfile, ctx: SeccompContext): OciS
 export function parseSeccompJson(text: string): DockerSeccompProfile {
   let v: unknown;
   try { v = JSON.parse(text); } catch (e) {
-    throw new InvalidParameterError(`Decoding seccomp profile failed: ${(e as Error).message}`);
+    throw new InvalidParameterError(`Decoding seccomp profile failed: ${(e as Error).message}`, { cause: e });
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new InvalidParameterError('Decoding seccomp profile failed: not a JSON object');
   const p = v as DockerSeccompProfile;

@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { InvalidParameterError } from '../../lib/errors.js';
 import { defaultProfile, toOciSeccomp, type DockerSeccompProfile } from './seccomp.js';
 import { readFileInRoot } from '../fsroot/index.js';
+import { isMissing, missingAs } from '../../lib/fsutil.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -348,7 +349,7 @@ const DEFAULT_DEVICES = [
 
 /** A --device as an OCI device: the host node's type and numbers (a path that is not a device node is refused). */
 async function deviceOf(d: DeviceSpec): Promise<{ path: string; type: string; major: number; minor: number; fileMode: number; uid: number; gid: number }> {
-  const st = await stat(d.pathOnHost).catch(() => null);
+  const st = await stat(d.pathOnHost).catch(missingAs(null));
   if (!st) throw new InvalidParameterError(`error gathering device information while adding custom device "${d.pathOnHost}": no such file or directory`);
   if (!st.isCharacterDevice() && !st.isBlockDevice()) throw new InvalidParameterError(`error gathering device information while adding custom device "${d.pathOnHost}": not a device node`);
   const rdev = st.rdev;
@@ -456,10 +457,10 @@ export async function writeEtcFiles(opts: SpecOptions, hostname: string): Promis
   const resolvPath = join(opts.containerDir, 'resolv.conf');
   const hostnamePath = join(opts.containerDir, 'hostname');
   let hosts: string;
-  if (hostNet) hosts = await readFile('/etc/hosts', 'utf8').catch(() => hostsContent(hostname, undefined));
+  if (hostNet) hosts = await readFile('/etc/hosts', 'utf8').catch((e) => { if (!isMissing(e)) throw e; return hostsContent(hostname, undefined); });
   else hosts = hostsContent(hostname, opts.network?.mode === 'none' ? undefined : opts.ip, opts.extraHosts, opts.domainname);
   if (hostNet && opts.extraHosts?.length) hosts += hostsContent('', undefined, opts.extraHosts).split('\n').slice(6).join('\n');
-  const hostResolv = await readFile(opts.hostResolvConf ?? '/etc/resolv.conf', 'utf8').catch(() => '');
+  const hostResolv = await readFile(opts.hostResolvConf ?? '/etc/resolv.conf', 'utf8').catch(missingAs(''));
   // host networking reaches the host's own resolvers (127.0.0.53 …): docker copies the file unfiltered
   const resolv = hostNet && !opts.dns?.length ? hostResolv : resolvConfContent(hostResolv, opts.dns, opts.dnsFallback);
   await Promise.all([

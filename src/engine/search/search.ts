@@ -122,7 +122,7 @@ export class SearchService {
     if (ans.status === 404) return null;
     if (ans.status !== 200) throw new SystemError(`Unexpected status code ${ans.status}`);
     let j: { results?: Record<string, unknown>[] };
-    try { j = JSON.parse(ans.body.toString()) as typeof j; } catch (e) { throw new SystemError(`error decoding search results: ${(e as Error).message}`); }
+    try { j = JSON.parse(ans.body.toString()) as typeof j; } catch (e) { throw new SystemError(`error decoding search results: ${(e as Error).message}`, { cause: e }); }
     return (j.results ?? []).map(toResult);
   }
 
@@ -166,7 +166,7 @@ export class SearchService {
         return { url: http, insecure: true };
       } catch (err2) {
         if (!(err2 instanceof UnavailableError)) throw err2;
-        throw new UnavailableError(`invalid registry endpoint "${https}". HTTPS attempt: ${err.message}. HTTP attempt: ${err2.message}`);
+        throw new UnavailableError(`invalid registry endpoint "${https}". HTTPS attempt: ${err.message}. HTTP attempt: ${err2.message}`, { cause: err });
       }
     }
   }
@@ -185,14 +185,14 @@ export class SearchService {
         ans = { status: res.statusCode, headers: res.headers as Answer['headers'], body: await readCapped(res, LIMITS.listing, 'catalog page', 'GET', next) };
       } catch (e) {
         // auth failures answer 500 (a 401 would make the docker CLI prompt for a login)
-        if (e instanceof UnauthorizedError) throw new SystemError(e.message);
+        if (e instanceof UnauthorizedError) throw new SystemError(e.message, { cause: e });
         if (!(e instanceof RegistryHttpError)) throw e;
         if (e.status === 401) throw new SystemError(`Get "${next}": unauthorized: authentication required`);
-        throw new SystemError(`Unexpected status code ${e.status}`);
+        throw new SystemError(`Unexpected status code ${e.status}`, { cause: e });
       }
       if (ans.status !== 200) throw new SystemError(`Unexpected status code ${ans.status}`);
       let j: { repositories?: string[] };
-      try { j = JSON.parse(ans.body.toString()) as typeof j; } catch (e) { throw new SystemError(`error decoding the catalog: ${(e as Error).message}`); }
+      try { j = JSON.parse(ans.body.toString()) as typeof j; } catch (e) { throw new SystemError(`error decoding the catalog: ${(e as Error).message}`, { cause: e }); }
       out.push(...(j.repositories ?? []));
       const link = ans.headers.link;
       const m = /<([^>]+)>\s*;\s*rel="?next"?/.exec(Array.isArray(link) ? link.join(', ') : link ?? '');

@@ -13,6 +13,7 @@ import type { DaemonConfig } from '../config.js';
 import { writeFileAtomic } from '../../lib/atomic.js';
 import { goArch, rfc3339NanoFixed } from '../../lib/go.js';
 import { DEFAULT_DOMAIN, INDEX_SERVER } from '../../lib/reference.js';
+import { isENOENT } from '../../lib/fsutil.js';
 
 export const API_VERSION = '1.41';
 export const MIN_API_VERSION = '1.24';
@@ -78,7 +79,7 @@ export async function loadEngineId(dataRoot: string): Promise<string> {
   try {
     const s = (await readFile(p, 'utf8')).trim();
     if (s !== '') return s;
-  } catch { /* first start */ }
+  } catch (e) { if (!isENOENT(e)) throw e; /* first start */ }
   const id = newEngineId();
   await mkdir(dataRoot, { recursive: true });
   await writeFileAtomic(p, id + '\n', 0o600);

@@ -12,6 +12,8 @@ import { writeJsonAtomic } from '../../lib/atomic.js';
 import { ConflictError, InvalidParameterError, NotFoundError } from '../../lib/errors.js';
 import type { Filters } from '../../lib/filters.js';
 import { rfc3339 } from '../../lib/go.js';
+import { isENOENT, isMissing, missingAs } from '../../lib/fsutil.js';
+import { discardLogger, type Logger } from '../../lib/log.js';
 
 export const ANONYMOUS_LABEL = 'com.docker.volume.anonymous';
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
@@ -33,10 +35,10 @@ interface Meta { Name: string; CreatedAt: string; Labels: Record<string, string>
 export async function dirSize(dir: string): Promise<number> {
   let total = 0;
   let names: string[];
-  try { names = await readdir(dir); } catch { return 0; }
+  try { names = await readdir(dir); } catch (e) { if (isMissing(e)) return 0; throw e; }
   for (const n of names) {
     const p = join(dir, n);
-    const st = await lstat(p).catch(() => null);
+    const st = await lstat(p).catch(missingAs(null));
     if (!st) continue;
     if (st.isDirectory()) total += await dirSize(p);
     else total += st.size;
@@ -50,7 +52,7 @@ export class VolumeStore {
   /** volume name → IDs of the containers that mount it */
   private readonly users = new Map<string, Set<string>>();
 
-  constructor(dataRoot: string) {
+  constructor(dataRoot: string, private readonly log: Logger = discardLogger) {
     this.root = join(dataRoot, 'volumes');
   }
 
@@ -60,9 +62,11 @@ export class VolumeStore {
       try {
         const m = JSON.parse(await readFile(join(this.root, name, 'opts.json'), 'utf8')) as Meta;
         this.vols.set(m.Name, m);
-      } catch {
+      } catch (e) {
+        // metadata that exists but cannot be read: the volume and its data are kept for a person to look at
+        if (!isENOENT(e)) { this.log.error('volume metadata unreadable: not loaded, left in place', { volume: name, error: e }); continue; }
         // no metadata: a create that never finished
-        await rm(join(this.root, name), { recursive: true, force: true }).catch(() => {});
+        await rm(join(this.root, name), { recursive: true, force: true }).catch(this.log.onError('removing a half-created volume', { volume: name }));
       }
     }
     return this;
@@ -172,7 +176,7 @@ export class VolumeStore {
       if (filters.label?.length && !filters.label.every((l) => labelMatches(m.Labels, l))) continue;
       if (filters['label!']?.length && filters['label!'].some((l) => labelMatches(m.Labels, l))) continue;
       const size = await dirSize(this.mountpoint(m.Name));
-      try { await this.remove(m.Name); deleted.push(m.Name); space += size; } catch { /* in use meanwhile */ }
+      try { await this.remove(m.Name); deleted.push(m.Name); space += size; } catch (e) { if (!(e instanceof ConflictError)) this.log.unlessGone('pruning a volume', { volume: m.Name })(e); /* in use meanwhile */ }
     }
     return { VolumesDeleted: deleted.length ? deleted : null, SpaceReclaimed: space };
   }

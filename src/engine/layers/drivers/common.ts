@@ -1,6 +1,7 @@
 import { chmod, chown, lstat, mkdir, readFile, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isWhiteout } from '../../fsroot/index.js';
+import { missingAs } from '../../../lib/fsutil.js';
 
 /** What every driver shares: docker's init layer, mount checks, mode repair. */
 
@@ -27,7 +28,7 @@ export function setMode(p: string, mode: number): Promise<void> {
 }
 
 export async function isMountpoint(path: string): Promise<boolean> {
-  const info = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
   const esc = path.replace(/[\\ \t\n]/g, (c) => '\\' + c.charCodeAt(0).toString(8).padStart(3, '0'));
   for (const line of info.split('\n')) {
     const f = line.split(' ');
@@ -61,7 +62,7 @@ export async function populateInit(target: string, lowers: string[]): Promise<vo
     let ok = true;
     for (let i = 1; i < parts.length && ok; i++) {
       const anc = parts.slice(0, i).join('/');
-      const mine = await lstat(join(target, anc)).catch(() => null);
+      const mine = await lstat(join(target, anc)).catch(missingAs(null));
       if (mine) {
         ok = mine.isDirectory();
         continue;
@@ -89,7 +90,7 @@ export async function populateInit(target: string, lowers: string[]): Promise<vo
     for (let i = parts.length - 1; i >= 1; i--) {
       const anc = parts.slice(0, i).join('/');
       const below = await topmost(lowers, anc);
-      if (below && below.isDirectory() && (await lstat(join(target, anc)).catch(() => null))) {
+      if (below && below.isDirectory() && (await lstat(join(target, anc)).catch(missingAs(null)))) {
         await utimes(join(target, anc), new Date(Number(below.atimeMs)), new Date(Number(below.mtimeMs)));
       }
     }

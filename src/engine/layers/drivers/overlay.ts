@@ -8,6 +8,7 @@ import { listedSize, overlayChanges } from '../../fsroot/index.js';
 import { listInRoot, packLayerFromRoot } from '../../fsroot/index.js';
 import { isMountpoint, populateInit, setMode } from './common.js';
 import type { Driver, DriverFactory, RwLayer } from './types.js';
+import { missingAs } from '../../../lib/fsutil.js';
 
 /**
  * overlay: the kernel's overlayfs, laid out as dockerd's overlay2.
@@ -38,8 +39,8 @@ async function probeOverlay(dataRoot: string): Promise<string | null> {
     }
     return null;
   } finally {
-    await run('umount', [`${dir}/m`]).catch(() => {});
-    await rm(dir, { recursive: true, force: true }).catch(() => {});
+    await run('umount', [`${dir}/m`]).catch(() => {}); // not mounted: the probe unmounted it or never mounted
+    await rm(dir, { recursive: true, force: true }).catch(() => {}); // what is left goes at the next start (create)
   }
 }
 
@@ -75,12 +76,12 @@ class OverlayDriver implements Driver {
     for (const name of await readdir(this.home)) {
       if (name === 'l' || layers.has(name) || rws.has(name)) continue;
       const p = join(this.home, name);
-      await run('umount', [join(p, 'merged')]).catch(() => {});
+      await run('umount', [join(p, 'merged')]).catch(() => {}); // usually not mounted; if it is and stays, rm fails
       await rm(p, { recursive: true, force: true });
     }
     const l = join(this.home, 'l');
-    for (const name of await readdir(l).catch(() => [] as string[])) {
-      const target = await stat(join(l, name)).catch(() => null);
+    for (const name of await readdir(l).catch(missingAs([] as string[]))) {
+      const target = await stat(join(l, name)).catch(missingAs(null));
       if (!target) await rm(join(l, name), { force: true });
     }
   }

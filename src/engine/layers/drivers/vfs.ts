@@ -6,6 +6,7 @@ import { isOpaque, isWhiteout, listedSize, naiveChanges, readXattrs } from '../.
 import { listInRoot, packLayerFromRoot } from '../../fsroot/index.js';
 import { populateInit, setMode } from './common.js';
 import type { Driver, DriverFactory, RwLayer } from './types.js';
+import { missingAs } from '../../../lib/fsutil.js';
 
 /**
  * vfs: plain directories, no mounts; works on any filesystem (and is the fallback when overlayfs cannot be
@@ -161,7 +162,7 @@ async function applyOverlayDir(src: string, dst: string, xs: Map<string, Map<str
     const s = join(src, n);
     const d = join(dst, n);
     const st = await lstat(s, { bigint: true });
-    const ds = await lstat(d).catch(() => null);
+    const ds = await lstat(d).catch(missingAs(null));
     if (isWhiteout(st)) {
       if (ds) await rm(d, { recursive: true, force: true });
       continue;
