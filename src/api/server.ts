@@ -7,8 +7,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Backends } from './backend.js';
 import { clientTooNew, clientTooOld, httpStatusOf, messageOf, pageNotFound, sendError } from './errors.js';
 import { Router } from './router.js';
+import { containerRoutes } from './routes/containers.js';
 import { imageRoutes } from './routes/images.js';
 import { systemRoutes } from './routes/system.js';
+import { volumeRoutes } from './routes/volumes.js';
 
 /** The API version we serve (the reference dockerd 20.10's), and the oldest we accept. */
 export const API_VERSION = '1.41';
@@ -58,6 +60,8 @@ export function buildRouter(backends: Backends): Router {
   const r = new Router();
   systemRoutes(r, backends.system);
   imageRoutes(r, backends.images);
+  containerRoutes(r, backends);
+  if (backends.volumes) volumeRoutes(r, backends.volumes);
   return r;
 }
 

@@ -28,8 +28,6 @@ import { SearchService } from '../engine/search/search.js';
 import { parseNamed } from '../engine/images/refs.js';
 import { ContainerService } from '../engine/containers/service.js';
 import { VolumeStore } from '../engine/volumes/store.js';
-import { volumeRoutes } from '../api/routes/volumes.js';
-import { containerRoutes } from '../api/routes/containers.js';
 import { ContainerRunner } from '../engine/containers/lifecycle.js';
 import { ExecService } from '../engine/containers/exec.js';
 import { CommitService } from '../engine/containers/commit.js';
@@ -110,11 +108,14 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
     containers: { usersOf: (id) => containerService ? containerService.usersOf(id) : Promise.resolve([]) },
   });
   const volumes = await new VolumeStore(dataRoot).open();
-  containerService = await new ContainerService({ dataRoot, layers, volumes, resolveImage: (name) => imageService.resolve(name) }).open();
+  containerService = await new ContainerService({
+    dataRoot, layers, volumes, resolveImage: (name) => imageService.resolve(name), runtime: cfg.defaultRuntime ?? 'runc',
+  }).open();
   const containers = containerService;
   const runtime = createRuntime({ root: join(cfg.execRoot, 'runtime'), runtime: cfg.defaultRuntime });
   const runner = new ContainerRunner(containers, runtime, layers, cfg.execRoot, new BridgeNetwork({ dataRoot, execRoot: cfg.execRoot }));
   const execs = new ExecService(containers, runtime, cfg.execRoot);
+  containers.execIDsOf = (id) => execs.idsOf(id);
   const commits = new CommitService({
     containers, images, layers, tagImage: (id, repo, tag) => imageService.tagImage(id, repo, tag),
     freeze: { pause: (id) => runner.pause(id, { byDaemon: true }), unpause: (id) => runner.unpause(id) },
@@ -126,11 +127,7 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
     driverName: layers.driverName,
     countImages: async () => (await images.list()).length,
     imagesDiskUsage: () => imageService.imagesDiskUsage(),
-    containersDiskUsage: async () => {
-      const list = containers.list({ all: true, filters: {} });
-      for (const x of list) Object.assign(x, await containers.sizes(String(x.Id)).catch(() => ({})));
-      return list;
-    },
+    containersDiskUsage: () => containers.list({ all: true, size: true, filters: {} }),
     volumesDiskUsage: () => volumes.usage(),
   });
 
@@ -160,12 +157,40 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
   });
 
   return {
-    backends: { images: imageService, system, build },
+    backends: {
+      images: imageService, system, build,
+      containers: {
+        create: (name, body) => containers.create(name, body),
+        inspect: (ref, o) => containers.inspect(ref, o),
+        list: (o) => containers.list(o),
+        prune: () => containers.prune(),
+        rename: (ref, name) => containers.rename(ref, name),
+        remove: async (ref, o) => {
+          const rec = containers.get(ref);
+          await containers.remove(ref, o);
+          runner.notifyRemoved(rec);
+        },
+        attachInfo: (ref) => {
+          const rec = containers.get(ref);
+          return { id: rec.ID, tty: !!rec.Config.Tty, openStdin: !!rec.Config.OpenStdin };
+        },
+      },
+      runtime: runner,
+      exec: execs,
+      commit: commits,
+      containerArchive: new ArchiveReader(containers, layers),
+      volumes: {
+        list: (f) => volumes.list(f),
+        // POST /volumes/create makes a named volume (a random name when none is given), never an anonymous one
+        create: (body) => volumes.create({ ...body, anonymous: false }),
+        get: (name) => volumes.get(name),
+        remove: (name, force) => volumes.remove(name, force),
+        prune: (f) => volumes.prune(f),
+      },
+    },
     extraRoutes: [
       (r) => { if (build) buildRoutes(r, build); },
       (r) => { distributionRoutes(r, pusher); archiveRoutes(r, archive); },
-      (r) => containerRoutes(r, containers, runner, execs, commits, new ArchiveReader(containers, layers)),
-      (r) => volumeRoutes(r, volumes),
       (r) => authRoutes(r, { login: (a, signal) => login(a, cfg, signal) }, new SearchService(cfg)),
     ],
     async close() {
