@@ -103,7 +103,7 @@ export const NETWORKING_CONFIG = struct('network.NetworkingConfig', {
 });
 
 /** POST /containers/create (moby's ContainerConfigWrapper: container.Config embedded, so its fields are top-level). */
-export const CONTAINER_CREATE = struct('ContainerConfigWrapper', {
+export const CONTAINER_CREATE = struct('runconfig.ContainerConfigWrapper', {
   ...CONFIG_FIELDS, HostConfig: HOST_CONFIG, NetworkingConfig: NETWORKING_CONFIG,
 });
 
