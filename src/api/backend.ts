@@ -8,7 +8,7 @@ import type { Filters } from '../lib/filters.js';
 import type {
   BuildRequest, CommitOptions, ContainerChange, ContainerCreateRequest, ContainerCreateResponse, ContainerInspect,
   ContainerListOptions, ContainerPruneReport, ContainerSummary, ContainerTopResponse, ContainerWaitResponse, DeleteItem,
-  ExecCreateRequest, HistoryItem, ImagePruneReport, ImageSummary, ImportOptions, PullOptions, Volume,
+  DiskUsage, ExecCreateRequest, SystemInfo, SystemVersion, HistoryItem, ImagePruneReport, ImageSummary, ImportOptions, PullOptions, Volume,
   VolumeCreateRequest, VolumePruneReport,
 } from '../wire/index.js';
 
@@ -33,11 +33,11 @@ export interface ImageBackend {
 
 export interface SystemBackend {
   /** GET /version */
-  version(): Promise<Record<string, unknown>>;
+  version(): Promise<SystemVersion>;
   /** GET /info */
-  info(): Promise<Record<string, unknown>>;
+  info(): Promise<SystemInfo>;
   /** GET /system/df: { LayersSize, Images, Containers, Volumes, BuildCache } */
-  df(): Promise<Record<string, unknown>>;
+  df(): Promise<DiskUsage>;
 }
 
 /** One record of a container's log, as the logs route frames it. */

@@ -128,6 +128,15 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
     countImages: async () => (await images.list()).length,
     imagesDiskUsage: () => imageService.imagesDiskUsage(),
     containersDiskUsage: () => containers.list({ all: true, size: true, filters: {} }),
+    containerCounts: () => {
+      const n = { running: 0, paused: 0, stopped: 0 };
+      for (const c of containers.all()) {
+        if (c.State.Paused) n.paused++;
+        else if (c.State.Running) n.running++;
+        else n.stopped++;
+      }
+      return n;
+    },
     volumesDiskUsage: () => volumes.usage(),
   });
 
