@@ -298,6 +298,8 @@ export interface ContainerWaitResponse { StatusCode: number; Error: { Message: s
 export interface ContainerTopResponse { Titles: string[]; Processes: string[][] }
 /** GET /containers/{id}/changes: Kind 0 modified, 1 added, 2 deleted. */
 export interface ContainerChange { Path: string; Kind: 0 | 1 | 2 }
+/** POST /commit's answer. */
+export interface ContainerCommitResponse { Id: string }
 export interface ContainerPruneReport { ContainersDeleted: string[] | null; SpaceReclaimed: number }
 
 /** POST /containers/{id}/exec's body (types.ExecConfig). */
