@@ -21,7 +21,7 @@ before(async () => {
 });
 after(async () => { await d?.stop(); });
 
-test('docker-py: containers.run, detach, reload, attrs, logs, wait, remove, images, volumes', { skip: !havePy && 'python3-docker is not installed', timeout: 50_000 }, async () => {
+test('docker-py: containers.run, detach, reload, attrs, logs, wait, exec_run, top, kill, remove, images, volumes', { skip: !havePy && 'python3-docker is not installed', timeout: 50_000 }, async () => {
   const r = await run('/usr/bin/python3', [join(projectRoot, 'test', 'fixtures', 'docker-py-smoke.py'), 'dockerpy'], {
     env: { ...process.env, DOCKER_HOST: d!.host, PYTHONPATH: '' },
   });
@@ -36,10 +36,17 @@ test('docker-py: containers.run, detach, reload, attrs, logs, wait, remove, imag
   assert.deepEqual(o.restart_policy, { Name: 'no', MaximumRetryCount: 0 });
   assert.equal(o.memory, 64 * 1024 * 1024);
   assert.deepEqual(o.labels, { k: 'v' });
-  assert.equal(o.logs, 'out\nerr\n');
+  assert.deepEqual(o.logs.split('\n').sort(), ['', 'err', 'out']);
   assert.equal(o.stdout, 'out\n');
   assert.deepEqual(o.listed, ['dockerpy-det']);
   assert.deepEqual(o.listed_after, []);
+  // stdout and stderr are two pipes: their order in the merged output is the scheduler's
+  assert.equal(o.exec[0], 2);
+  assert.deepEqual(o.exec[1].split('\n').sort(), ['', 'hi', 'there']);
+  assert.equal(o.top.length, 1);
+  assert.equal(o.up_status, 'running');
+  assert.equal(o.up_ip, true);
+  assert.equal(o.up_wait, 137);
   assert.ok(o.images.includes('busybox:latest'), o.images.join());
   assert.deepEqual(o.volume, { name: 'dockerpy-vol', driver: 'local', labels: { a: 'b' } });
   assert.deepEqual(o.volumes, ['dockerpy-vol']);
