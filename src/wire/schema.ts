@@ -120,3 +120,8 @@ export const EXEC_START = struct('types.ExecStartCheck', { Detach: bool, Tty: bo
 
 /** POST /volumes/create (volume.VolumeCreateBody). */
 export const VOLUME_CREATE = struct('volume.VolumeCreateBody', { Driver: str, DriverOpts: strMap, Labels: strMap, Name: str });
+
+/** POST /auth and X-Registry-Auth (types.AuthConfig: lower-case JSON names). */
+export const AUTH_CONFIG = struct('types.AuthConfig', {
+  username: str, password: str, auth: str, email: str, serveraddress: str, identitytoken: str, registrytoken: str,
+});

@@ -145,6 +145,9 @@ test('wrong types in a body are refused with Go\'s message, naming the field', {
     ['/containers/create', { Image: 'busybox', Cmd: ['true'], HostConfig: { OomKillDisable: 3 } }],
     ['/containers/create', { Image: 'busybox', Cmd: ['true'], Env: ['A=1', 2] }],
     ['/volumes/create', { Name: 5 }],
+    ['/volumes/create', { name: 'ok', labels: { a: 1 } }],
+    ['/auth', { Username: 5 }],
+    ['/containers/x/exec', { Cmd: ['true'], privileged: 'yes' }],
   ];
   const count = async () => (JSON.parse((await w!.api('GET', '/containers/json?all=1')).body) as unknown[]).length;
   const before = await count();

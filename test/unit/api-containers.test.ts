@@ -13,6 +13,8 @@ import type {
   Backends, CommitBackend, ContainerBackend, ContainerRuntimeBackend, ExecBackend, VolumeBackend,
 } from '../../src/api/backend.js';
 import { createApiServer } from '../../src/api/server.js';
+import { authRoutes } from '../../src/api/routes/auth.js';
+import type { AuthConfig } from '../../src/wire/index.js';
 import { ConflictError, NotFoundError } from '../../src/lib/errors.js';
 import type { ContainerInspect, Volume } from '../../src/wire/index.js';
 
@@ -101,7 +103,11 @@ let server: Server;
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'wharf-api-ctr-'));
   sock = join(dir, 'api.sock');
-  server = createApiServer(backends);
+  server = createApiServer(backends, {
+    extraRoutes: [(r) => authRoutes(r, {
+      async login(a: AuthConfig) { rec('login', a); return { IdentityToken: '', Status: 'Login Succeeded' }; },
+    }, { async search() { return []; } })],
+  });
   await new Promise<void>((resolve) => server.listen(sock, resolve));
 });
 after(async () => {
@@ -264,4 +270,13 @@ test('volumes: create body decoded, list shape, filters checked, 404 and remove'
   assert.equal((await call('GET', '/volumes/w')).status, 404);
   assert.equal((await call('DELETE', '/volumes/v?force=1')).status, 204);
   assert.deepEqual(only('volRemove'), ['v', true]);
+});
+
+test('POST /auth: types.AuthConfig decoded case-insensitively; a wrong type is a 400', async () => {
+  let r = await call('POST', '/auth', { Username: 'u', PASSWORD: 'p', serverAddress: 'localhost:5000', email: '', x: 1 });
+  assert.equal(r.status, 200);
+  assert.deepEqual(only('login'), [{ username: 'u', password: 'p', serveraddress: 'localhost:5000' }]);
+  r = await call('POST', '/auth', { username: 5 });
+  assert.equal(r.status, 400);
+  assert.equal(JSON.parse(r.body).message, 'json: cannot unmarshal number into Go struct field AuthConfig.username of type string');
 });
