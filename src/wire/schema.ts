@@ -110,7 +110,7 @@ export const CONTAINER_CREATE = struct('runconfig.ContainerConfigWrapper', {
 /** POST /containers/{id}/exec (types.ExecConfig). */
 export const EXEC_CREATE = struct('types.ExecConfig', {
   User: str, Privileged: bool, Tty: bool, AttachStdin: bool, AttachStderr: bool, AttachStdout: bool, Detach: bool,
-  DetachKeys: str, Env: strings, WorkingDir: str, Cmd: strslice,
+  DetachKeys: str, Env: strings, WorkingDir: str, Cmd: strings,
   // API 1.42 (a newer client's first size; older ones resize after the start)
   ConsoleSize: { kind: 'slice', go: '*[2]uint', elem: { kind: 'int', go: 'uint', min: 0, max: 2 ** 64 - 1 } },
 });

@@ -148,6 +148,7 @@ test('wrong types in a body are refused with Go\'s message, naming the field', {
     ['/volumes/create', { name: 'ok', labels: { a: 1 } }],
     ['/auth', { Username: 5 }],
     ['/containers/x/exec', { Cmd: ['true'], privileged: 'yes' }],
+    ['/containers/x/exec', { Cmd: 'true' }],
   ];
   const count = async () => (JSON.parse((await w!.api('GET', '/containers/json?all=1')).body) as unknown[]).length;
   const before = await count();
