@@ -288,7 +288,7 @@ export class ContainerService {
     return { Id: id, Warnings: warnings };
   }
 
-  /** Running exec IDs of a container (inspect's ExecIDs), wired by the composition root. */
+  /** A container's exec instances (inspect's ExecIDs), wired by the composition root. */
   execIDsOf?: (id: string) => string[] | null;
 
   /** GET /containers/{id}/json (with SizeRw/SizeRootFs when `size`). */
