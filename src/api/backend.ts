@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import type { ProgressSink } from '../lib/jsonmessage.js';
 import type { Filters } from '../lib/filters.js';
 import type {
-  BuildRequest, CommitOptions, ContainerChange, ContainerCreateRequest, ContainerCreateResponse, ContainerInspect,
+  AuthConfig, BuildRequest, CommitOptions, ContainerChange, ContainerCreateRequest, ContainerCreateResponse, ContainerInspect,
   ContainerListOptions, ContainerPruneReport, ContainerSummary, ContainerTopResponse, ContainerWaitResponse, DeleteItem,
   DiskUsage, ExecCreateRequest, SystemInfo, SystemVersion, HistoryItem, ImagePruneReport, ImageSummary, ImportOptions, PullOptions, Volume,
   VolumeCreateRequest, VolumePruneReport,
@@ -128,6 +128,28 @@ export interface VolumeBackend {
   prune(filters: Filters): Promise<VolumePruneReport>;
 }
 
+/** GET /images/get, GET /images/{name}/get (docker save) and POST /images/load (docker load). */
+export interface ImageArchiveBackend {
+  save(names: string[]): Promise<Readable>;
+  load(input: Readable, progress: ProgressSink): Promise<void>;
+}
+
+/** POST /images/{name}/push. */
+export interface PushBackend {
+  push(name: string, tag: string | undefined, opts: { auth?: AuthConfig; signal?: AbortSignal }, progress: ProgressSink): Promise<void>;
+}
+
+/** POST /auth (docker login, daemon side). */
+export interface RegistryAuthBackend {
+  login(auth: AuthConfig, signal?: AbortSignal): Promise<{ IdentityToken: string; Status: string }>;
+}
+
+/** GET /images/search. */
+export interface SearchBackend {
+  search(opts: { term: string; limit?: number; filters?: Filters; auth?: AuthConfig; signal?: AbortSignal }): Promise<unknown[]>;
+}
+
+/** Every resource's backend; buildRouter registers the routes of those present. */
 export interface Backends {
   images: ImageBackend;
   system: SystemBackend;
@@ -140,6 +162,10 @@ export interface Backends {
   commit?: CommitBackend;
   containerArchive?: ContainerArchiveBackend;
   volumes?: VolumeBackend;
+  imageArchive?: ImageArchiveBackend;
+  push?: PushBackend;
+  auth?: RegistryAuthBackend;
+  search?: SearchBackend;
 }
 
 export interface BuildBackend {

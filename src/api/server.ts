@@ -7,7 +7,11 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Backends } from './backend.js';
 import { clientTooNew, clientTooOld, httpStatusOf, messageOf, pageNotFound, sendError } from './errors.js';
 import { Router } from './router.js';
+import { archiveRoutes } from './routes/archive.js';
+import { authRoutes } from './routes/auth.js';
+import { buildRoutes } from './routes/build.js';
 import { containerRoutes } from './routes/containers.js';
+import { distributionRoutes } from './routes/distribution.js';
 import { imageRoutes } from './routes/images.js';
 import { systemRoutes } from './routes/system.js';
 import { volumeRoutes } from './routes/volumes.js';
@@ -55,13 +59,17 @@ function defaultLog(level: string, msg: string): void {
   process.stderr.write(`time="${new Date().toISOString()}" level=${level} msg=${JSON.stringify(msg)}\n`);
 }
 
-/** Builds the router with every resource's routes. */
+/** Builds the router with the routes of every resource whose backend is present. */
 export function buildRouter(backends: Backends): Router {
   const r = new Router();
   systemRoutes(r, backends.system);
   imageRoutes(r, backends.images);
+  if (backends.build) buildRoutes(r, backends.build);
+  if (backends.push) distributionRoutes(r, backends.push);
+  if (backends.imageArchive) archiveRoutes(r, backends.imageArchive);
   containerRoutes(r, backends);
   if (backends.volumes) volumeRoutes(r, backends.volumes);
+  if (backends.auth && backends.search) authRoutes(r, backends.auth, backends.search);
   return r;
 }
 

@@ -14,15 +14,11 @@ import { ImageService } from '../engine/images/service.js';
 import { SystemService } from '../engine/system/system.js';
 import { BuildService } from '../engine/build/service.js';
 import { ContainerExecutor } from '../engine/build/run-executor.js';
-import { buildRoutes } from '../api/routes/build.js';
 import type { Router } from '../api/router.js';
 import { DOCKER_VERSION, goContainerConfig, decompressStream } from '../engine/images/service.js';
 import { goArch } from '../lib/go.js';
 import { Pusher } from '../engine/distribution/push.js';
 import { ArchiveService } from '../engine/archive/archive.js';
-import { distributionRoutes } from '../api/routes/distribution.js';
-import { archiveRoutes } from '../api/routes/archive.js';
-import { authRoutes } from '../api/routes/auth.js';
 import { login } from '../engine/distribution/auth.js';
 import { SearchService } from '../engine/search/search.js';
 import { parseNamed } from '../engine/images/refs.js';
@@ -42,7 +38,11 @@ export const WHARF_VERSION = '0.1.0';
 
 export interface Daemon {
   backends: Backends;
-  /** Routes of resources not wired in api/server.ts's buildRouter (POST /build), for createRequestListener. */
+  /**
+   * Routes of a resource that has no field in `Backends` yet, for createRequestListener (none today: buildRouter
+   * registers every resource's routes from `backends`; a new resource gets its backend interface in api/backend.ts,
+   * a field in Backends and its line in buildRouter).
+   */
   extraRoutes: ((r: Router) => void)[];
   close(): Promise<void>;
 }
@@ -196,12 +196,12 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
         remove: (name, force) => volumes.remove(name, force),
         prune: (f) => volumes.prune(f),
       },
+      imageArchive: archive,
+      push: pusher,
+      auth: { login: (a, signal) => login(a, cfg, signal) },
+      search: new SearchService(cfg),
     },
-    extraRoutes: [
-      (r) => { if (build) buildRoutes(r, build); },
-      (r) => { distributionRoutes(r, pusher); archiveRoutes(r, archive); },
-      (r) => authRoutes(r, { login: (a, signal) => login(a, cfg, signal) }, new SearchService(cfg)),
-    ],
+    extraRoutes: [],
     async close() {
       // The stores write every change atomically as it happens: nothing to flush.
     },

@@ -13,7 +13,6 @@ import type {
   Backends, CommitBackend, ContainerBackend, ContainerRuntimeBackend, ExecBackend, VolumeBackend,
 } from '../../src/api/backend.js';
 import { createApiServer } from '../../src/api/server.js';
-import { authRoutes } from '../../src/api/routes/auth.js';
 import type { AuthConfig } from '../../src/wire/index.js';
 import { ConflictError, NotFoundError } from '../../src/lib/errors.js';
 import type { ContainerInspect, Volume } from '../../src/wire/index.js';
@@ -94,6 +93,8 @@ const backends: Backends = {
   images: {} as Backends['images'],
   system: {} as Backends['system'],
   containers, runtime, exec, commit, volumes,
+  auth: { async login(a: AuthConfig) { rec('login', a); return { IdentityToken: '', Status: 'Login Succeeded' }; } },
+  search: { async search() { return []; } },
 };
 
 let dir = '';
@@ -103,11 +104,7 @@ let server: Server;
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'wharf-api-ctr-'));
   sock = join(dir, 'api.sock');
-  server = createApiServer(backends, {
-    extraRoutes: [(r) => authRoutes(r, {
-      async login(a: AuthConfig) { rec('login', a); return { IdentityToken: '', Status: 'Login Succeeded' }; },
-    }, { async search() { return []; } })],
-  });
+  server = createApiServer(backends);
   await new Promise<void>((resolve) => server.listen(sock, resolve));
 });
 after(async () => {

@@ -1,17 +1,9 @@
 /** POST /auth (docker login, daemon side) and GET /images/search (docker search). */
-import type { AuthConfig, Filters } from '../backend.js';
+import type { AuthConfig, RegistryAuthBackend, SearchBackend } from '../backend.js';
 import { InvalidParameterError } from '../../lib/errors.js';
 import { AUTH_CONFIG } from '../../wire/schema.js';
 import { readBody } from '../decode.js';
 import { decodeRegistryAuth, parseFilters, sendJson, type Router } from '../router.js';
-
-export interface RegistryAuthBackend {
-  login(auth: AuthConfig, signal?: AbortSignal): Promise<{ IdentityToken: string; Status: string }>;
-}
-
-export interface SearchBackend {
-  search(opts: { term: string; limit?: number; filters?: Filters; auth?: AuthConfig; signal?: AbortSignal }): Promise<unknown[]>;
-}
 
 export function authRoutes(r: Router, auth: RegistryAuthBackend, search: SearchBackend): void {
   r.post('/auth', async ({ req, res, signal }) => {
