@@ -83,7 +83,7 @@ async function populate(d: Daemon): Promise<void> {
   assert.equal(c.code, 0, show(c));
   const ran = await d.docker(['run', '--name', 'ran', 'busybox', 'echo', 'hi']);
   assert.equal(ran.code, 0, show(ran));
-  const up = await d.docker(['run', '-d', '--name', 'up', 'busybox', 'sleep', '60']);
+  const up = await d.docker(['run', '-d', '--name', 'up', '--health-cmd', 'true', '--health-interval', '1h', 'busybox', 'sleep', '60']);
   assert.equal(up.code, 0, show(up));
   await json(d, 'POST', '/volumes/create', { Name: 'shapes-vol2', Labels: { k: 'v' }, driver: 'local' });
 }
@@ -105,6 +105,10 @@ test('inspect, list and volume answers have dockerd\'s key sets; a bare body get
   const [v1, v2] = await Promise.all([w!, r!].map((d) => json(d, 'GET', '/volumes/shapes-vol2')));
   problems.push(...keyDiff(v1, v2).map((p) => `volume${p}`));
   assert.deepEqual(problems, []);
+  // a running container with a healthcheck: State.Health, before its first probe
+  const [ha, hb] = await Promise.all([w!, r!].map((d) => json(d, 'GET', '/containers/up/json')));
+  assert.deepEqual(ha.State.Health, hb.State.Health);
+  assert.deepEqual(ha.State.Health, { Status: 'starting', FailingStreak: 0, Log: [] });
 
   // the defaults dockerd gives a bare body (docker-py's) and a lower-case one, value for value
   for (const name of ['bare', 'lower']) {
