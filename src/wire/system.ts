@@ -62,4 +62,6 @@ export interface DiskUsage {
   Containers: ContainerSummary[] | null;
   Volumes: Volume[] | null;
   BuildCache: BuildCacheRecord[] | null;
+  /** Deprecated in 1.41, still sent by dockerd 20.10 (0 without BuildKit). */
+  BuilderSize?: number;
 }

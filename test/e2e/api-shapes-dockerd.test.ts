@@ -104,6 +104,10 @@ test('inspect, list and volume answers have dockerd\'s key sets; a bare body get
   problems.push(...keyDiff(va, vb).map((p) => `volumes${p}`));
   const [v1, v2] = await Promise.all([w!, r!].map((d) => json(d, 'GET', '/volumes/shapes-vol2')));
   problems.push(...keyDiff(v1, v2).map((p) => `volume${p}`));
+  const [da, db] = await Promise.all([w!, r!].map((d) => json(d, 'GET', '/system/df')));
+  problems.push(...keyDiff(da, db).map((p) => `df${p}`));
+  const [ia, ib] = await Promise.all([w!, r!].map((d) => json(d, 'GET', '/version')));
+  problems.push(...keyDiff(ia, ib).map((p) => `version${p}`));
   assert.deepEqual(problems, []);
   // a running container with a healthcheck: State.Health, before its first probe
   const [ha, hb] = await Promise.all([w!, r!].map((d) => json(d, 'GET', '/containers/up/json')));

@@ -288,6 +288,7 @@ export class SystemService {
       Containers: (await this.opts.containersDiskUsage?.()) ?? [],
       Volumes: (await this.opts.volumesDiskUsage?.()) ?? [],
       BuildCache: [],
+      BuilderSize: 0,
     };
   }
 }
