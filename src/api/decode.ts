@@ -61,7 +61,10 @@ function decodeValue(v: unknown, t: GoType, ctx: Ctx): unknown {
       if (typeof v !== 'object' || Array.isArray(v)) throw typeError(v, t, ctx);
       const out: Record<string, unknown> = {};
       for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
-        out[k] = x === null && t.elem.kind === 'string' ? '' : decodeValue(x, t.elem, ctx);
+        // defined, not assigned: a key such as "__proto__" is data (a label), never the object's prototype
+        Object.defineProperty(out, k, {
+          value: x === null && t.elem.kind === 'string' ? '' : decodeValue(x, t.elem, ctx), enumerable: true, writable: true, configurable: true,
+        });
       }
       return out;
     }

@@ -277,3 +277,17 @@ test('POST /auth: types.AuthConfig decoded case-insensitively; a wrong type is a
   assert.equal(r.status, 400);
   assert.equal(JSON.parse(r.body).message, 'json: cannot unmarshal number into Go struct field AuthConfig.username of type string');
 });
+
+test('create: map keys are data ("__proto__" is a label, not a prototype); nulls leave Go\'s zero values', async () => {
+  const r = await call('POST', '/containers/create', '{"Image":"busybox","Labels":{"__proto__":"x","a":null},"Env":null,'
+    + '"NetworkingConfig":{"EndpointsConfig":{"__proto__":{"Aliases":["p"]}}},"HostConfig":{"Memory":null,"CapAdd":null}}');
+  assert.equal(r.status, 201, r.body);
+  const body = only('create')[1] as Record<string, any>;
+  assert.deepEqual(Object.keys(body.Labels), ['__proto__', 'a']);
+  assert.equal(Object.getPrototypeOf(body.Labels), Object.prototype);
+  assert.equal(body.Labels.a, '');
+  assert.deepEqual(Object.keys(body.NetworkingConfig.EndpointsConfig), ['__proto__']);
+  assert.equal(Object.getPrototypeOf(body.NetworkingConfig.EndpointsConfig), Object.prototype);
+  assert.ok(!('Env' in body));
+  assert.deepEqual(body.HostConfig, {});
+});
