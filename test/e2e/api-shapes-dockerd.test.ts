@@ -8,27 +8,17 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startDaemon, type Daemon } from '../support/daemon.js';
+import { sameBusybox, startDaemon, type Daemon } from '../support/daemon.js';
 import { show } from '../support/cli.js';
 
 const haveDockerd = ['/usr/sbin/dockerd', '/usr/bin/dockerd'].some((p) => existsSync(p));
 let w: Daemon | undefined;
 let r: Daemon | undefined;
-let work = '';
 
 before(async () => {
   if (!haveDockerd) return;
-  work = await mkdtemp(join(tmpdir(), 'wharf-e2e-shapes-'));
   [w, r] = await Promise.all([startDaemon(), startDaemon({ engine: 'dockerd', startTimeoutMs: 60_000 })]);
-  const b = await w.wharf(['image', 'bootstrap', 'busybox']);
-  assert.equal(b.code, 0, show(b));
-  const tar = join(work, 'busybox.tar');
-  assert.equal((await w.docker(['save', '-o', tar, 'busybox'])).code, 0);
-  const l = await r.docker(['load', '-i', tar]);
-  assert.equal(l.code, 0, show(l));
+  await sameBusybox(w, r);
 });
 after(async () => {
   for (const d of [w, r]) {
@@ -37,7 +27,6 @@ after(async () => {
     for (const v of ['shapes-vol', 'shapes-vol2']) await d.api('DELETE', `/volumes/${v}?force=1`).catch(() => {});
   }
   await Promise.all([w?.stop(), r?.stop()]);
-  if (work) await rm(work, { recursive: true, force: true });
 });
 
 /** Paths whose key sets are known to differ, with the reason. */
