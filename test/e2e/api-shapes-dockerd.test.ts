@@ -70,7 +70,7 @@ async function populate(d: Daemon): Promise<void> {
     '--restart', 'on-failure:3', '--cap-add', 'NET_ADMIN', '--shm-size', '32m', '--tmpfs', '/run', '-e', 'A=1', '--label', 'x=y',
     '--stop-signal', 'SIGINT', '--stop-timeout', '5', '--init', '--ulimit', 'nofile=1024:2048', 'busybox', 'sleep', '5']);
   assert.equal(c.code, 0, show(c));
-  const ran = await d.docker(['run', '--name', 'ran', 'busybox', 'echo', 'hi']);
+  const ran = await d.docker(['run', '--name', 'ran', '--health-cmd', 'true', '--health-interval', '1h', 'busybox', 'echo', 'hi']);
   assert.equal(ran.code, 0, show(ran));
   const up = await d.docker(['run', '-d', '--name', 'up', '--health-cmd', 'true', '--health-interval', '1h', 'busybox', 'sleep', '60']);
   assert.equal(up.code, 0, show(up));
@@ -98,10 +98,12 @@ test('inspect, list and volume answers have dockerd\'s key sets; a bare body get
   const [ia, ib] = await Promise.all([w!, r!].map((d) => json(d, 'GET', '/version')));
   problems.push(...keyDiff(ia, ib).map((p) => `version${p}`));
   assert.deepEqual(problems, []);
-  // a running container with a healthcheck: State.Health, before its first probe
-  const [ha, hb] = await Promise.all([w!, r!].map((d) => json(d, 'GET', '/containers/up/json')));
-  assert.deepEqual(ha.State.Health, hb.State.Health);
-  assert.deepEqual(ha.State.Health, { Status: 'starting', FailingStreak: 0, Log: [] });
+  // containers with a healthcheck: State.Health before the first probe (running), after the exit (exited)
+  for (const [name, status] of [['up', 'starting'], ['ran', 'unhealthy']]) {
+    const [ha, hb] = await Promise.all([w!, r!].map((d) => json(d, 'GET', `/containers/${name}/json`)));
+    assert.deepEqual(ha.State.Health, hb.State.Health, name);
+    assert.deepEqual(ha.State.Health, { Status: status, FailingStreak: 0, Log: [] }, name);
+  }
 
   // the defaults dockerd gives a bare body (docker-py's) and a lower-case one, value for value
   for (const name of ['bare', 'lower']) {

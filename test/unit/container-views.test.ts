@@ -54,12 +54,15 @@ test('Config: dockerd\'s order, omitempty keys only when set, unknown keys of an
   assert.deepEqual(c.Labels, {});
 });
 
-test('State.Health only for a started container with a healthcheck', () => {
+test('State.Health only for a started container with a healthcheck; unhealthy once stopped', () => {
   const hc = { Healthcheck: { Test: ['CMD-SHELL', 'true'] }, Image: 'busybox' };
   assert.ok(!('Health' in stateView(record({ Config: hc }))), 'created: no health yet');
   const started = record({ Config: hc });
   started.State = { ...started.State, Status: 'running', Running: true, StartedAt: '2026-01-01T00:00:01Z' };
   assert.deepEqual(stateView(started).Health, { Status: 'starting', FailingStreak: 0, Log: [] });
+  const exited = record({ Config: hc });
+  exited.State = { ...started.State, Status: 'exited', Running: false, FinishedAt: '2026-01-01T00:00:02Z' };
+  assert.deepEqual(stateView(exited).Health, { Status: 'unhealthy', FailingStreak: 0, Log: [] });
   const none = record({ Config: { Healthcheck: { Test: ['NONE'] } } });
   none.State = started.State;
   assert.ok(!('Health' in stateView(none)));

@@ -106,7 +106,10 @@ function hasHealthcheck(cfg: ContainerConfig): boolean {
   return Array.isArray(t) && t.length > 0 && t[0] !== 'NONE';
 }
 
-/** State; `Health` only for a container with a healthcheck that has been started (dockerd starts its monitor then). */
+/**
+ * State; `Health` only for a container with a healthcheck that has been started (dockerd starts its monitor then):
+ * "starting" until a probe reports, and "unhealthy" once the container has stopped, as dockerd's SetStopped.
+ */
 export function stateView(r: ContainerRecord): ContainerState {
   const s = r.State;
   const out: ContainerState = {
@@ -114,7 +117,8 @@ export function stateView(r: ContainerRecord): ContainerState {
     Dead: s.Dead, Pid: s.Pid, ExitCode: s.ExitCode, Error: s.Error, StartedAt: s.StartedAt, FinishedAt: s.FinishedAt,
   };
   if (hasHealthcheck(r.Config as ContainerConfig) && (s.Health || s.StartedAt !== ZERO_TIME)) {
-    out.Health = s.Health ?? { Status: 'starting', FailingStreak: 0, Log: [] };
+    const h = s.Health ?? { Status: 'starting', FailingStreak: 0, Log: [] };
+    out.Health = s.Running ? h : { ...h, Status: 'unhealthy' };
   }
   return out;
 }
