@@ -23,7 +23,7 @@ before(async () => {
 after(async () => {
   for (const d of [w, r]) {
     if (!d) continue;
-    for (const c of ['bare', 'lower', 'opts', 'ran', 'up']) await d.api('DELETE', `/containers/${c}?force=1&v=1`).catch(() => {});
+    for (const c of ['bare', 'lower', 'opts', 'ran', 'up', 'nonet']) await d.api('DELETE', `/containers/${c}?force=1&v=1`).catch(() => {});
     for (const v of ['shapes-vol', 'shapes-vol2']) await d.api('DELETE', `/volumes/${v}?force=1`).catch(() => {});
   }
   await Promise.all([w?.stop(), r?.stop()]);
@@ -44,7 +44,13 @@ const BARE_KNOWN = ['HostConfig.Runtime'];
 function keyDiff(ours: unknown, theirs: unknown, path = '', known: string[] = []): string[] {
   if (KNOWN[path.slice(1)] || known.includes(path.slice(1))) return [];
   const obj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
-  if (Array.isArray(ours) && Array.isArray(theirs)) return ours.length && theirs.length ? keyDiff(ours[0], theirs[0], `${path}[0]`) : [];
+  if (Array.isArray(ours) && Array.isArray(theirs)) {
+    // elements paired by name or ID when they have one (lists come in different orders), else the first ones
+    const key = (x: any) => (x && typeof x === 'object' ? x.Name ?? (Array.isArray(x.Names) ? x.Names[0] : undefined) ?? x.Id : undefined);
+    const pairs = ours.map((x) => [x, theirs.find((y) => key(y) !== undefined && key(y) === key(x))]).filter(([, y]) => y !== undefined);
+    if (pairs.length) return pairs.flatMap(([x, y]) => keyDiff(x, y, `${path}[${key(x)}]`, known));
+    return ours.length && theirs.length ? keyDiff(ours[0], theirs[0], `${path}[0]`, known) : [];
+  }
   if (obj(ours) !== obj(theirs)) return [`${path}: ${JSON.stringify(ours)?.slice(0, 60)} here, ${JSON.stringify(theirs)?.slice(0, 60)} in dockerd`];
   if (!obj(ours) || !obj(theirs)) return [];
   const out: string[] = [];
@@ -72,7 +78,9 @@ async function populate(d: Daemon): Promise<void> {
   assert.equal(c.code, 0, show(c));
   const ran = await d.docker(['run', '--name', 'ran', '--health-cmd', 'true', '--health-interval', '1h', 'busybox', 'echo', 'hi']);
   assert.equal(ran.code, 0, show(ran));
-  const up = await d.docker(['run', '-d', '--name', 'up', '--health-cmd', 'true', '--health-interval', '1h', 'busybox', 'sleep', '60']);
+  const nonet = await d.docker(['create', '--name', 'nonet', '--network', 'none', '--privileged', 'busybox', 'true']);
+  assert.equal(nonet.code, 0, show(nonet));
+  const up = await d.docker(['run', '-d', '--name', 'up', '-p', '127.0.0.1::80', '--health-cmd', 'true', '--health-interval', '1h', 'busybox', 'sleep', '60']);
   assert.equal(up.code, 0, show(up));
   await json(d, 'POST', '/volumes/create', { Name: 'shapes-vol2', Labels: { k: 'v' }, driver: 'local' });
 }
@@ -80,13 +88,13 @@ async function populate(d: Daemon): Promise<void> {
 test('inspect, list and volume answers have dockerd\'s key sets; a bare body gets dockerd\'s defaults', { skip: !haveDockerd && 'dockerd is not installed', timeout: 55_000 }, async () => {
   await Promise.all([populate(w!), populate(r!)]);
   const problems: string[] = [];
-  for (const name of ['bare', 'lower', 'opts', 'ran', 'up']) {
+  for (const name of ['bare', 'lower', 'opts', 'ran', 'up', 'nonet']) {
     const [a, b] = await Promise.all([w!, r!].map((d) => json(d, 'GET', `/containers/${name}/json?size=1`)));
     problems.push(...keyDiff(a, b, '', name === 'bare' ? BARE_KNOWN : []).map((p) => `inspect ${name}${p}`));
   }
   const [la, lb] = await Promise.all([w!, r!].map((d) => json(d, 'GET', '/containers/json?all=1')));
   const byName = (l: any[], n: string) => l.find((x) => x.Names[0] === `/${n}`);
-  for (const name of ['bare', 'opts', 'up']) problems.push(...keyDiff(byName(la, name), byName(lb, name)).map((p) => `list ${name}${p}`));
+  for (const name of ['bare', 'opts', 'up', 'nonet']) problems.push(...keyDiff(byName(la, name), byName(lb, name)).map((p) => `list ${name}${p}`));
   const [sa, sb] = await Promise.all([w!, r!].map((d) => json(d, 'GET', '/containers/json?all=1&size=1')));
   problems.push(...keyDiff(byName(sa, 'opts'), byName(sb, 'opts')).map((p) => `list?size=1 opts${p}`));
   const [va, vb] = await Promise.all([w!, r!].map((d) => json(d, 'GET', '/volumes')));
@@ -98,6 +106,10 @@ test('inspect, list and volume answers have dockerd\'s key sets; a bare body get
   const [ia, ib] = await Promise.all([w!, r!].map((d) => json(d, 'GET', '/version')));
   problems.push(...keyDiff(ia, ib).map((p) => `version${p}`));
   assert.deepEqual(problems, []);
+  const [na, nb] = await Promise.all([w!, r!].map((d) => json(d, 'GET', '/containers/nonet/json')));
+  assert.deepEqual(Object.keys(na.NetworkSettings.Networks), Object.keys(nb.NetworkSettings.Networks));
+  assert.deepEqual([na.HostConfig.MaskedPaths, na.HostConfig.ReadonlyPaths], [nb.HostConfig.MaskedPaths, nb.HostConfig.ReadonlyPaths], 'privileged');
+  assert.deepEqual(byName(la, 'up').Ports.map((p: any) => [p.IP, p.PrivatePort, p.Type]), byName(lb, 'up').Ports.map((p: any) => [p.IP, p.PrivatePort, p.Type]));
   // containers with a healthcheck: State.Health before the first probe (running), after the exit (exited)
   for (const [name, status] of [['up', 'starting'], ['ran', 'unhealthy']]) {
     const [ha, hb] = await Promise.all([w!, r!].map((d) => json(d, 'GET', `/containers/${name}/json`)));
