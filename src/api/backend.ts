@@ -5,7 +5,12 @@
 import type { Readable } from 'node:stream';
 import type { ProgressSink } from '../lib/jsonmessage.js';
 import type { Filters } from '../lib/filters.js';
-import type { BuildRequest, DeleteItem, HistoryItem, ImagePruneReport, ImageSummary, ImportOptions, PullOptions } from '../wire/index.js';
+import type {
+  AuthConfig, BuildRequest, CommitOptions, ContainerChange, ContainerCreateRequest, ContainerCreateResponse, ContainerInspect,
+  ContainerListOptions, ContainerPruneReport, ContainerSummary, ContainerTopResponse, ContainerWaitResponse, DeleteItem,
+  DiskUsage, ExecCreateRequest, SystemInfo, SystemVersion, HistoryItem, ImagePruneReport, ImageSummary, ImportOptions, PullOptions, Volume,
+  VolumeCreateRequest, VolumePruneReport,
+} from '../wire/index.js';
 
 export type { Filters } from '../lib/filters.js';
 export type { AuthConfig, BuildRequest, DeleteItem, HistoryItem, ImagePruneReport, ImageSummary, ImportOptions, PullOptions } from '../wire/index.js';
@@ -28,18 +33,139 @@ export interface ImageBackend {
 
 export interface SystemBackend {
   /** GET /version */
-  version(): Promise<Record<string, unknown>>;
+  version(): Promise<SystemVersion>;
   /** GET /info */
-  info(): Promise<Record<string, unknown>>;
+  info(): Promise<SystemInfo>;
   /** GET /system/df: { LayersSize, Images, Containers, Volumes, BuildCache } */
-  df(): Promise<Record<string, unknown>>;
+  df(): Promise<DiskUsage>;
 }
 
+/** One record of a container's log, as the logs route frames it. */
+export interface LogLine {
+  stream: 'stdout' | 'stderr';
+  /** RFC3339Nano (`logs -t`). */
+  time: string;
+  data: Buffer;
+}
+
+/** Where an attached container's (or exec's) output goes and its input comes from. */
+export interface AttachStreams {
+  stdout?: (b: Buffer) => void;
+  stderr?: (b: Buffer) => void;
+  stdin?: Readable;
+}
+
+/** Container records: create, inspect, list, rename, remove, prune (moby's stateBackend + monitorBackend). */
+export interface ContainerBackend {
+  /** POST /containers/create: the body decoded by api/decode.ts (canonical keys, Go's types). */
+  create(name: string | null, body: ContainerCreateRequest): Promise<ContainerCreateResponse>;
+  /** GET /containers/{id}/json: the full ContainerJSON, with SizeRw/SizeRootFs when `size`. */
+  inspect(ref: string, opts: { size: boolean }): Promise<ContainerInspect>;
+  list(opts: ContainerListOptions): Promise<ContainerSummary[]>;
+  prune(): Promise<ContainerPruneReport>;
+  rename(ref: string, name: string): Promise<void>;
+  /** DELETE /containers/{id}; waiters for `condition=removed` are released. */
+  remove(ref: string, opts: { force: boolean; volumes: boolean }): Promise<void>;
+  /** What attach needs to know before it hijacks the connection. */
+  attachInfo(ref: string): { id: string; tty: boolean; openStdin: boolean };
+}
+
+/** Running containers (moby's stateBackend/streamBackend): the lifecycle. */
+export interface ContainerRuntimeBackend {
+  start(ref: string): Promise<void>;
+  wait(ref: string, condition: string): Promise<ContainerWaitResponse>;
+  pause(ref: string): Promise<void>;
+  unpause(ref: string): Promise<void>;
+  restart(ref: string, timeout: number | undefined): Promise<void>;
+  stop(ref: string, timeout: number | undefined): Promise<void>;
+  kill(ref: string, signal: string): Promise<void>;
+  top(ref: string, psArgs: string): Promise<ContainerTopResponse>;
+  resize(ref: string, height: number, width: number): Promise<void>;
+  /** Kind 0 modified, 1 added, 2 deleted (the route answers ContainerChange's Path/Kind). */
+  changes(ref: string): Promise<{ path: string; kind: ContainerChange['Kind'] }[]>;
+  isTty(ref: string): boolean;
+  logs(ref: string, o: { follow: boolean; since?: number; until?: number; tail?: number }): AsyncIterable<LogLine>;
+  attach(ref: string, s: AttachStreams, opts: { logs: boolean; stream: boolean }): Promise<void>;
+}
+
+/** What the exec start route needs of an exec instance. */
+export interface ExecInfo {
+  ID: string;
+  OpenStdin: boolean;
+  OpenStdout: boolean;
+  OpenStderr: boolean;
+  DetachKeys: string;
+  ProcessConfig: { tty: boolean };
+}
+
+export interface ExecBackend {
+  create(ref: string, body: ExecCreateRequest): { Id: string };
+  get(id: string): ExecInfo;
+  /** GET /exec/{id}/json (the shape is the lifecycle's: engine/containers/exec.ts). */
+  inspect(id: string): Record<string, unknown>;
+  resize(id: string, height: number, width: number): Promise<void>;
+  start(id: string, s: AttachStreams): Promise<number>;
+}
+
+/** POST /commit. Resolves with the new image's ID. */
+export interface CommitBackend {
+  commit(ref: string, o: CommitOptions): Promise<string>;
+}
+
+/** docker cp and export: GET/HEAD/PUT /containers/{id}/archive, GET /containers/{id}/export. */
+export interface ContainerArchiveBackend {
+  export(ref: string): Promise<Readable>;
+  /** The path's stat (X-Docker-Container-Path-Stat) and, unless `statOnly`, its tar. */
+  get(ref: string, path: string, statOnly: boolean): Promise<{ stat: Record<string, unknown>; tar?: Readable }>;
+  put(ref: string, path: string, body: Readable, opts: { noOverwriteDirNonDir: boolean; copyUIDGID: boolean }): Promise<void>;
+}
+
+export interface VolumeBackend {
+  list(filters: Filters): Promise<Volume[]>;
+  create(body: VolumeCreateRequest): Promise<Volume>;
+  get(name: string): Volume;
+  remove(name: string, force: boolean): Promise<void>;
+  prune(filters: Filters): Promise<VolumePruneReport>;
+}
+
+/** GET /images/get, GET /images/{name}/get (docker save) and POST /images/load (docker load). */
+export interface ImageArchiveBackend {
+  save(names: string[]): Promise<Readable>;
+  load(input: Readable, progress: ProgressSink): Promise<void>;
+}
+
+/** POST /images/{name}/push. */
+export interface PushBackend {
+  push(name: string, tag: string | undefined, opts: { auth?: AuthConfig; signal?: AbortSignal }, progress: ProgressSink): Promise<void>;
+}
+
+/** POST /auth (docker login, daemon side). */
+export interface RegistryAuthBackend {
+  login(auth: AuthConfig, signal?: AbortSignal): Promise<{ IdentityToken: string; Status: string }>;
+}
+
+/** GET /images/search. */
+export interface SearchBackend {
+  search(opts: { term: string; limit?: number; filters?: Filters; auth?: AuthConfig; signal?: AbortSignal }): Promise<unknown[]>;
+}
+
+/** Every resource's backend; buildRouter registers the routes of those present. */
 export interface Backends {
   images: ImageBackend;
   system: SystemBackend;
   /** The classic builder (POST /build); absent in daemons built without it. */
   build?: BuildBackend;
+  containers?: ContainerBackend;
+  /** The container lifecycle (start, stop, logs, attach…); absent: only records (create, inspect, list, rm). */
+  runtime?: ContainerRuntimeBackend;
+  exec?: ExecBackend;
+  commit?: CommitBackend;
+  containerArchive?: ContainerArchiveBackend;
+  volumes?: VolumeBackend;
+  imageArchive?: ImageArchiveBackend;
+  push?: PushBackend;
+  auth?: RegistryAuthBackend;
+  search?: SearchBackend;
 }
 
 export interface BuildBackend {

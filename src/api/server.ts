@@ -9,8 +9,14 @@ import type { Backends } from './backend.js';
 import { clientTooNew, clientTooOld, httpStatusOf, messageOf, pageNotFound, sendError } from './errors.js';
 import { Router } from './router.js';
 import { discardLogger, type Logger } from '../lib/log.js';
+import { archiveRoutes } from './routes/archive.js';
+import { authRoutes } from './routes/auth.js';
+import { buildRoutes } from './routes/build.js';
+import { containerRoutes } from './routes/containers.js';
+import { distributionRoutes } from './routes/distribution.js';
 import { imageRoutes } from './routes/images.js';
 import { systemRoutes } from './routes/system.js';
+import { volumeRoutes } from './routes/volumes.js';
 
 /** The API version we serve (the reference dockerd 20.10's), and the oldest we accept. */
 export const API_VERSION = '1.41';
@@ -57,11 +63,17 @@ export function newRequestId(): string {
   return randomBytes(6).toString('hex');
 }
 
-/** Builds the router with every resource's routes. */
+/** Builds the router with the routes of every resource whose backend is present. */
 export function buildRouter(backends: Backends): Router {
   const r = new Router();
   systemRoutes(r, backends.system);
   imageRoutes(r, backends.images);
+  if (backends.build) buildRoutes(r, backends.build);
+  if (backends.push) distributionRoutes(r, backends.push);
+  if (backends.imageArchive) archiveRoutes(r, backends.imageArchive);
+  containerRoutes(r, backends);
+  if (backends.volumes) volumeRoutes(r, backends.volumes);
+  if (backends.auth && backends.search) authRoutes(r, backends.auth, backends.search);
   return r;
 }
 

@@ -8,14 +8,22 @@ import { Transform, type TransformCallback, type Writable } from 'node:stream';
 import type { EngineClient, Query } from './client.js';
 export { parseDetachKeys } from '../lib/detachkeys.js';
 
-export interface CreateResponse { Id: string; Warnings: string[] | null }
-export interface WaitResponse { StatusCode: number; Error?: { Message: string } | null }
+import type {
+  ContainerCommitResponse, ContainerConfig, ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerPruneReport,
+  ContainerSummary, ContainerWaitResponse,
+} from '../wire/index.js';
+
+export type { ContainerSummary } from '../wire/index.js';
+export type CreateResponse = ContainerCreateResponse;
+export type WaitResponse = ContainerWaitResponse;
+/** GET /containers/{id}/json. */
+export type ContainerJSON = ContainerInspect;
 
 function p(id: string): string {
   return encodeURIComponent(id);
 }
 
-export function containerCreate(c: EngineClient, body: Record<string, unknown>, opts: { name?: string; platform?: string } = {}): Promise<CreateResponse> {
+export function containerCreate(c: EngineClient, body: ContainerCreateRequest, opts: { name?: string; platform?: string } = {}): Promise<CreateResponse> {
   return c.json('POST', '/containers/create', { query: { name: opts.name, platform: opts.platform }, body });
 }
 
@@ -103,39 +111,12 @@ export function containerChanges(c: EngineClient, id: string): Promise<{ Path: s
   return c.json('GET', `/containers/${p(id)}/changes`);
 }
 
-export function containerCommit(c: EngineClient, q: Query, config?: Record<string, unknown>): Promise<{ Id: string }> {
+export function containerCommit(c: EngineClient, q: Query, config?: ContainerConfig): Promise<ContainerCommitResponse> {
   return c.json('POST', '/commit', { query: q, ...(config ? { body: config } : {}) });
 }
 
-export function containerPrune(c: EngineClient, filters: string): Promise<{ ContainersDeleted: string[] | null; SpaceReclaimed: number }> {
+export function containerPrune(c: EngineClient, filters: string): Promise<ContainerPruneReport> {
   return c.json('POST', '/containers/prune', { query: { filters } });
-}
-
-export interface ContainerSummary {
-  Id: string;
-  Names: string[];
-  Image: string;
-  ImageID: string;
-  Command: string;
-  Created: number;
-  Ports: { IP?: string; PrivatePort: number; PublicPort?: number; Type: string }[];
-  SizeRw?: number;
-  SizeRootFs?: number;
-  Labels: Record<string, string> | null;
-  State: string;
-  Status: string;
-  Mounts?: { Name?: string; Source?: string; Destination?: string }[];
-  NetworkSettings?: { Networks?: Record<string, unknown> };
-}
-
-export interface ContainerJSON {
-  Id: string;
-  Name: string;
-  State: { Status: string; Running: boolean; Paused: boolean; ExitCode: number; Error?: string };
-  Config: { Tty?: boolean; OpenStdin?: boolean; AttachStdin?: boolean; Image?: string; [k: string]: unknown };
-  HostConfig: { AutoRemove?: boolean; [k: string]: unknown };
-  NetworkSettings?: { Ports?: Record<string, { HostIp: string; HostPort: string }[] | null> | null };
-  [k: string]: unknown;
 }
 
 /**

@@ -1,5 +1,5 @@
 /** Engine API shapes the client reads (API 1.41), as the daemon sends them (the shared ones are in src/wire/). */
-import type { ImageSummary as WireImageSummary } from '../wire/index.js';
+import type { DiskUsage as WireDiskUsage, ImageSummary as WireImageSummary } from '../wire/index.js';
 
 export type { DeleteItem, HistoryItem, ImagePruneReport as PruneReport } from '../wire/index.js';
 
@@ -9,61 +9,13 @@ export interface ImageSummary extends Omit<WireImageSummary, 'RepoTags' | 'RepoD
   RepoDigests: string[] | null;
 }
 
-export interface ContainerSummary {
-  Id: string;
-  Names?: string[];
-  Image?: string;
-  ImageID?: string;
-  Command?: string;
-  Created?: number;
-  State?: string;
-  Status?: string;
-  SizeRw?: number;
-  SizeRootFs?: number;
-  Mounts?: { Name?: string; Type?: string }[];
-}
+export type { BuildCacheRecord, ContainerSummary, SystemVersion as ServerVersion, ComponentVersion as VersionComponent } from '../wire/index.js';
+/** A volume as list and df show it (df adds UsageData). */
+export type { Volume as VolumeSummary } from '../wire/index.js';
 
-export interface VolumeSummary {
-  Name: string;
-  Driver?: string;
-  Mountpoint?: string;
-  UsageData?: { Size: number; RefCount: number } | null;
-}
-
-export interface BuildCacheRecord {
-  ID: string;
-  Type?: string;
-  Size: number;
-  CreatedAt?: string;
-  LastUsedAt?: string | null;
-  UsageCount?: number;
-  InUse?: boolean;
-  Shared?: boolean;
-}
-
-export interface DiskUsage {
-  LayersSize: number;
+/** GET /system/df as the client reads it (images may come from another daemon: nullable tag lists). */
+export interface DiskUsage extends Omit<WireDiskUsage, 'Images'> {
   Images: ImageSummary[] | null;
-  Containers: ContainerSummary[] | null;
-  Volumes: VolumeSummary[] | null;
-  BuildCache: BuildCacheRecord[] | null;
 }
 
-export interface VersionComponent { Name: string; Version: string; Details?: Record<string, string> }
-
-export interface ServerVersion {
-  Platform?: { Name: string };
-  Components?: VersionComponent[];
-  Version: string;
-  ApiVersion: string;
-  MinAPIVersion?: string;
-  GitCommit?: string;
-  GoVersion?: string;
-  Os?: string;
-  Arch?: string;
-  KernelVersion?: string;
-  Experimental?: boolean;
-  BuildTime?: string;
-}
-
-export type Info = Record<string, unknown>;
+export type { SystemInfo as Info } from '../wire/index.js';

@@ -15,22 +15,16 @@ import { bootstrapImage } from '../engine/bootstrap/index.js';
 import { SystemService } from '../engine/system/system.js';
 import { BuildService } from '../engine/build/service.js';
 import { ContainerExecutor } from '../engine/build/run-executor.js';
-import { buildRoutes } from '../api/routes/build.js';
 import type { Router } from '../api/router.js';
 import { DOCKER_VERSION, goContainerConfig, decompressStream } from '../engine/images/service.js';
 import { goArch } from '../lib/go.js';
 import { Pusher } from '../engine/distribution/push.js';
 import { ArchiveService } from '../engine/archive/archive.js';
-import { distributionRoutes } from '../api/routes/distribution.js';
-import { archiveRoutes } from '../api/routes/archive.js';
-import { authRoutes } from '../api/routes/auth.js';
 import { login } from '../engine/distribution/auth.js';
 import { SearchService } from '../engine/search/search.js';
 import { parseNamed } from '../engine/images/refs.js';
 import { ContainerService } from '../engine/containers/service.js';
 import { VolumeStore } from '../engine/volumes/store.js';
-import { volumeRoutes } from '../api/routes/volumes.js';
-import { containerRoutes } from '../api/routes/containers.js';
 import { ContainerRunner } from '../engine/containers/lifecycle.js';
 import { ExecService } from '../engine/containers/exec.js';
 import { CommitService } from '../engine/containers/commit.js';
@@ -39,7 +33,6 @@ import { BridgeNetwork } from '../engine/network/index.js';
 import { createRuntime } from '../engine/runtime/runc.js';
 import { isENOENT } from '../lib/fsutil.js';
 import { discardLogger, type Logger } from '../lib/log.js';
-import { notFoundAs } from '../lib/errors.js';
 import { DEFAULT_DOMAIN, INDEX_SERVER, LEGACY_DEFAULT_DOMAIN } from '../lib/reference.js';
 
 /** wharfd's product version (Server header, /version, /info). */
@@ -47,7 +40,11 @@ export const WHARF_VERSION = '0.1.0';
 
 export interface Daemon {
   backends: Backends;
-  /** Routes of resources not wired in api/server.ts's buildRouter (POST /build), for createRequestListener. */
+  /**
+   * Routes of a resource that has no field in `Backends` yet, for createRequestListener (none today: buildRouter
+   * registers every resource's routes from `backends`; a new resource gets its backend interface in api/backend.ts,
+   * a field in Backends and its line in buildRouter).
+   */
   extraRoutes: ((r: Router) => void)[];
   close(): Promise<void>;
 }
@@ -117,11 +114,15 @@ export async function createDaemon(cfg: DaemonConfig, log: Logger = discardLogge
     containers: { usersOf: (id) => containerService ? containerService.usersOf(id) : Promise.resolve([]) },
   });
   const volumes = await new VolumeStore(dataRoot, log.child({ module: 'volumes' })).open();
-  containerService = await new ContainerService({ dataRoot, layers, volumes, resolveImage: (name) => imageService.resolve(name), log: log.child({ module: 'containers' }) }).open();
+  containerService = await new ContainerService({
+    dataRoot, layers, volumes, resolveImage: (name) => imageService.resolve(name), runtime: cfg.defaultRuntime ?? 'runc',
+    log: log.child({ module: 'containers' }),
+  }).open();
   const containers = containerService;
   const runtime = createRuntime({ root: join(cfg.execRoot, 'runtime'), runtime: cfg.defaultRuntime, log: log.child({ module: 'runtime' }) });
   const runner = new ContainerRunner(containers, runtime, layers, cfg.execRoot, new BridgeNetwork({ dataRoot, execRoot: cfg.execRoot, log: log.child({ module: 'network' }) }), log.child({ module: 'containers' }));
   const execs = new ExecService(containers, runtime, cfg.execRoot, log.child({ module: 'exec' }));
+  containers.execIDsOf = (id) => execs.idsOf(id);
   const commits = new CommitService({
     containers, images, layers, tagImage: (id, repo, tag) => imageService.tagImage(id, repo, tag),
     freeze: { pause: (id) => runner.pause(id, { byDaemon: true }), unpause: (id) => runner.unpause(id) },
@@ -134,10 +135,15 @@ export async function createDaemon(cfg: DaemonConfig, log: Logger = discardLogge
     driverName: layers.driverName,
     countImages: async () => (await images.list()).length,
     imagesDiskUsage: () => imageService.imagesDiskUsage(),
-    containersDiskUsage: async () => {
-      const list = containers.list({ all: true, filters: {} });
-      for (const x of list) Object.assign(x, await containers.sizes(String(x.Id)).catch(notFoundAs({}))); // removed meanwhile
-      return list;
+    containersDiskUsage: () => containers.list({ all: true, size: true, filters: {} }),
+    containerCounts: () => {
+      const n = { running: 0, paused: 0, stopped: 0 };
+      for (const c of containers.all()) {
+        if (c.State.Paused) n.paused++;
+        else if (c.State.Running) n.running++;
+        else n.stopped++;
+      }
+      return n;
     },
     volumesDiskUsage: () => volumes.usage(),
   });
@@ -170,14 +176,42 @@ export async function createDaemon(cfg: DaemonConfig, log: Logger = discardLogge
   });
 
   return {
-    backends: { images: imageService, system, build },
-    extraRoutes: [
-      (r) => { if (build) buildRoutes(r, build); },
-      (r) => { distributionRoutes(r, pusher); archiveRoutes(r, archive); },
-      (r) => containerRoutes(r, containers, runner, execs, commits, new ArchiveReader(containers, layers, log.child({ module: 'containers' }))),
-      (r) => volumeRoutes(r, volumes),
-      (r) => authRoutes(r, { login: (a, signal) => login(a, cfg, signal) }, new SearchService(cfg)),
-    ],
+    backends: {
+      images: imageService, system, build,
+      containers: {
+        create: (name, body) => containers.create(name, body),
+        inspect: (ref, o) => containers.inspect(ref, o),
+        list: (o) => containers.list(o),
+        prune: () => containers.prune(),
+        rename: (ref, name) => containers.rename(ref, name),
+        remove: async (ref, o) => {
+          const rec = containers.get(ref);
+          await containers.remove(ref, o);
+          runner.notifyRemoved(rec);
+        },
+        attachInfo: (ref) => {
+          const rec = containers.get(ref);
+          return { id: rec.ID, tty: !!rec.Config.Tty, openStdin: !!rec.Config.OpenStdin };
+        },
+      },
+      runtime: runner,
+      exec: execs,
+      commit: commits,
+      containerArchive: new ArchiveReader(containers, layers, log.child({ module: 'containers' })),
+      volumes: {
+        list: (f) => volumes.list(f),
+        // POST /volumes/create makes a named volume (a random name when none is given), never an anonymous one
+        create: (body) => volumes.create({ ...body, anonymous: false }),
+        get: (name) => volumes.get(name),
+        remove: (name, force) => volumes.remove(name, force),
+        prune: (f) => volumes.prune(f),
+      },
+      imageArchive: archive,
+      push: pusher,
+      auth: { login: (a, signal) => login(a, cfg, signal) },
+      search: new SearchService(cfg),
+    },
+    extraRoutes: [],
     async close() {
       // The stores write every change atomically as it happens: nothing to flush.
     },

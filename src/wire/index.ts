@@ -6,3 +6,6 @@
 export type * from './auth.js';
 export type * from './images.js';
 export type * from './build.js';
+export type * from './containers.js';
+export type * from './volumes.js';
+export type * from './system.js';

@@ -15,7 +15,7 @@ import { execFileSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import tarStream from 'tar-stream';
-import { startDaemon, type Daemon } from '../support/daemon.js';
+import { sameBusybox, startDaemon, type Daemon } from '../support/daemon.js';
 import { show } from '../support/cli.js';
 
 const haveDockerd = ['/usr/sbin/dockerd', '/usr/bin/dockerd'].some((p) => existsSync(p));
@@ -38,12 +38,7 @@ before(async () => {
   });
   await new Promise<void>((res) => web!.listen(0, '127.0.0.1', res));
   webUrl = `http://127.0.0.1:${(web.address() as AddressInfo).port}`;
-  const b = await w.wharf(['image', 'bootstrap', 'busybox']);
-  assert.equal(b.code, 0, show(b));
-  const tar = join(work, 'busybox.tar');
-  assert.equal((await w.docker(['save', '-o', tar, 'busybox'])).code, 0);
-  const l = await r.docker(['load', '-i', tar]);
-  assert.equal(l.code, 0, show(l));
+  await sameBusybox(w, r);
   // the context: files, a directory, a gzip tarball for ADD, an ignored file
   const ctx = join(work, 'ctx');
   await mkdir(join(ctx, 'dir', 'sub'), { recursive: true });

@@ -278,3 +278,19 @@ export function imageLayerDirs(d: Daemon, info: Record<string, any>): { kind: 'd
   });
   return { kind: 'full', dirs };
 }
+
+/**
+ * The same busybox on a wharfd and on a reference daemon (comparison tests): bootstrapped on `w`, saved there and
+ * loaded into `ref`, so both engines start from one image (same ID). Throws with the CLI's output on a failure.
+ */
+export async function sameBusybox(w: Daemon, ref: Daemon): Promise<void> {
+  const step = async (what: string, r: Promise<RunResult>) => {
+    const res = await r;
+    if (res.code !== 0) throw new Error(`${what} failed (${res.code}): ${res.stdout}${res.stderr}`);
+  };
+  await step('wharf image bootstrap busybox', w.wharf(['image', 'bootstrap', 'busybox']));
+  const tar = join(w.dir, 'busybox-for-reference.tar');
+  await step('docker save busybox', w.docker(['save', '-o', tar, 'busybox']));
+  await step('docker load (reference)', ref.docker(['load', '-i', tar]));
+  rmSync(tar, { force: true });
+}

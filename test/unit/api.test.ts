@@ -12,6 +12,7 @@ import { parseFilters, boolValue, decodeRegistryAuth, sendJson } from '../../src
 import { ConflictError, InvalidParameterError, NotFoundError } from '../../src/lib/errors.js';
 import type { ProgressSink } from '../../src/lib/jsonmessage.js';
 import { createLogger } from '../../src/lib/log.js';
+import type { SystemInfo, SystemVersion } from '../../src/wire/index.js';
 
 interface Call { fn: string; args: unknown[] }
 
@@ -72,8 +73,9 @@ const images: ImageBackend = {
 };
 
 const system: SystemBackend = {
-  async version() { return { Version: '0.1.0', ApiVersion: '1.41' }; },
-  async info() { return { ID: 'X', Images: 7 }; },
+  // partial answers: the routes pass them through untouched
+  async version() { return { Version: '0.1.0', ApiVersion: '1.41' } as unknown as SystemVersion; },
+  async info() { return { ID: 'X', Images: 7 } as unknown as SystemInfo; },
   async df() { return { LayersSize: 0, Images: [], Containers: [], Volumes: [], BuildCache: [] }; },
 };
 

@@ -107,3 +107,18 @@ test('engine IDs and os-release parsing', async () => {
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('info: container counts by state come from the container side', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'wharf-system-'));
+  try {
+    const s = new SystemService({
+      config: { ...DEFAULT_CONFIG, dataRoot: join(dir, 'data') }, version: '1', driverName: 'vfs',
+      countImages: async () => 0, imagesDiskUsage: async () => ({ LayersSize: 0, Images: [] }),
+      containerCounts: () => ({ running: 2, paused: 1, stopped: 4 }),
+    });
+    const i = await s.info();
+    assert.deepEqual([i.Containers, i.ContainersRunning, i.ContainersPaused, i.ContainersStopped], [7, 2, 1, 4]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

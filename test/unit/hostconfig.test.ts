@@ -13,12 +13,15 @@ import { defaultProfile, toOciSeccomp, CLONE_NAMESPACE_FLAGS, parseSeccompJson }
 import { buildSpec, capabilitiesOf, DEFAULT_CAPABILITIES, ALL_CAPS } from '../../src/engine/runtime/spec.js';
 import { ConfigError, parseDaemonArgs } from '../../src/daemon/config.js';
 import { InvalidParameterError } from '../../src/lib/errors.js';
+import { decodeGo } from '../../src/api/decode.js';
+import { CONTAINER_CREATE } from '../../src/wire/schema.js';
+import type { ContainerCreateRequest } from '../../src/wire/index.js';
 
 const body = (hc: Record<string, unknown> = {}, cfg: Record<string, unknown> = {}) => ({ Image: 'busybox', Cmd: ['true'], ...cfg, HostConfig: hc });
 
-/** Asserts a 400 (InvalidParameterError) with exactly this message. */
+/** Asserts a 400 (InvalidParameterError) with exactly this message: the body decoded as the API does, then checked. */
 function refused(b: Record<string, unknown>, message: string | RegExp): void {
-  assert.throws(() => validateCreateBody(b), (e: Error) => {
+  assert.throws(() => validateCreateBody(decodeGo<ContainerCreateRequest>(b, CONTAINER_CREATE)), (e: Error) => {
     assert.ok(e instanceof InvalidParameterError, `${e.constructor.name}: ${e.message}`);
     if (typeof message === 'string') assert.equal(e.message, message);
     else assert.match(e.message, message);
@@ -35,11 +38,11 @@ describe('create body validation (dockerd messages, 400)', () => {
     refused(body({ Memory: 'abc' }), 'json: cannot unmarshal string into Go struct field HostConfig.HostConfig.Memory of type int64');
     refused(body({ Binds: 'x' }), 'json: cannot unmarshal string into Go struct field HostConfig.HostConfig.Binds of type []string');
     refused(body({}, { Labels: { a: 1 } }), 'json: cannot unmarshal number into Go struct field ContainerConfigWrapper.Labels of type string');
-    const b = body({ CapAdd: 'SYS_ADMIN' }, { Cmd: 'true', Entrypoint: 'sh' });
+    const b = decodeGo<ContainerCreateRequest>(body({ CapAdd: 'SYS_ADMIN' }, { Cmd: 'true', Entrypoint: 'sh' }), CONTAINER_CREATE);
     assert.deepEqual(validateCreateBody(b), { warnings: [] });
     assert.deepEqual(b.Cmd, ['true']);
-    assert.deepEqual((b as Record<string, unknown>).Entrypoint, ['sh']);
-    assert.deepEqual((b.HostConfig as Record<string, unknown>).CapAdd, ['SYS_ADMIN']);
+    assert.deepEqual(b.Entrypoint, ['sh']);
+    assert.deepEqual(b.HostConfig?.CapAdd, ['SYS_ADMIN']);
   });
 
   test('memory, cpu, cpuset, oom score, shm', () => {

@@ -1,15 +1,9 @@
 /** GET /images/get, GET /images/{name}/get (docker save) and POST /images/load (docker load). */
-import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { ProgressSink } from '../../lib/jsonmessage.js';
+import type { ImageArchiveBackend } from '../backend.js';
 import { JsonStream, requestBody, type Router } from '../router.js';
 
-export interface ArchiveBackend {
-  save(names: string[]): Promise<Readable>;
-  load(input: Readable, progress: ProgressSink): Promise<void>;
-}
-
-export function archiveRoutes(r: Router, archive: ArchiveBackend): void {
+export function archiveRoutes(r: Router, archive: ImageArchiveBackend): void {
   const save = async (names: string[], res: import('node:http').ServerResponse) => {
     const tar = await archive.save(names);
     res.writeHead(200, { 'Content-Type': 'application/x-tar' });

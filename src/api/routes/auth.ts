@@ -1,20 +1,14 @@
 /** POST /auth (docker login, daemon side) and GET /images/search (docker search). */
-import type { AuthConfig, Filters } from '../backend.js';
+import type { AuthConfig, RegistryAuthBackend, SearchBackend } from '../backend.js';
 import { InvalidParameterError } from '../../lib/errors.js';
-import { decodeRegistryAuth, parseFilters, readJsonBody, sendJson, type Router } from '../router.js';
-
-export interface RegistryAuthBackend {
-  login(auth: AuthConfig, signal?: AbortSignal): Promise<{ IdentityToken: string; Status: string }>;
-}
-
-export interface SearchBackend {
-  search(opts: { term: string; limit?: number; filters?: Filters; auth?: AuthConfig; signal?: AbortSignal }): Promise<unknown[]>;
-}
+import { AUTH_CONFIG } from '../../wire/schema.js';
+import { readBody } from '../decode.js';
+import { decodeRegistryAuth, parseFilters, sendJson, type Router } from '../router.js';
 
 export function authRoutes(r: Router, auth: RegistryAuthBackend, search: SearchBackend): void {
   r.post('/auth', async ({ req, res, signal }) => {
-    const body = await readJsonBody(req);
-    const src = (body && typeof body === 'object' && !Array.isArray(body) ? body : {}) as Record<string, unknown>;
+    // decoded as Go decodes types.AuthConfig (docker-py and others may capitalize the keys); empty fields dropped
+    const src = ((await readBody<Record<string, unknown>>(req, AUTH_CONFIG)) ?? {});
     const cfg: AuthConfig = {};
     for (const k of ['username', 'password', 'auth', 'serveraddress', 'identitytoken', 'registrytoken'] as const) {
       if (typeof src[k] === 'string' && src[k] !== '') cfg[k] = src[k] as string;

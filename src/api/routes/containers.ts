@@ -1,72 +1,47 @@
-/** Container routes: create, inspect, list, remove (and, once wired, the runtime ones). */
-import { PassThrough } from 'node:stream';
-import { InvalidParameterError, notFoundAs } from '../../lib/errors.js';
-import { DEFAULT_DETACH_KEYS, parseDetachKeys } from '../../lib/detachkeys.js';
-import { boolValue, intValue, parseFilters, readJsonBody, requestBody, sendEmpty, sendJson, type Router } from '../router.js';
-import type { ContainerService } from '../../engine/containers/service.js';
-import type { ContainerRunner } from '../../engine/containers/lifecycle.js';
-import type { ExecService } from '../../engine/containers/exec.js';
-import type { CommitService } from '../../engine/containers/commit.js';
-import type { ArchiveReader } from '../../engine/containers/archive.js';
-import { pipeline } from 'node:stream/promises';
+/**
+ * Container routes: records (create, inspect, list, rename, rm, prune), the lifecycle (start, stop, wait, logs,
+ * attach…), exec, commit and the archive (cp, export). Each calls one backend method (api/backend.ts); bodies are
+ * read with the Go-like decoder (api/decode.ts) against the wire schemas.
+ */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PassThrough } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { InvalidParameterError } from '../../lib/errors.js';
+import { DEFAULT_DETACH_KEYS, parseDetachKeys } from '../../lib/detachkeys.js';
+import type { ContainerConfig, ContainerCreateRequest, ExecCreateRequest, ExecStartRequest } from '../../wire/index.js';
+import { CONTAINER_CONFIG, CONTAINER_CREATE, EXEC_CREATE, EXEC_START } from '../../wire/schema.js';
+import type { Backends, ContainerArchiveBackend, ContainerBackend, ContainerRuntimeBackend, ExecBackend } from '../backend.js';
+import { readBody } from '../decode.js';
+import { boolValue, intValue, parseFilters, requestBody, sendEmpty, sendJson, type Router } from '../router.js';
 
-export function containerRoutes(r: Router, c: ContainerService, run?: ContainerRunner, exec?: ExecService, commit?: CommitService, archive?: ArchiveReader): void {
-  if (archive) {
-    const get = async ({ res, params, query }: Parameters<Parameters<Router['get']>[1]>[0], head: boolean) => {
-      const path = query.get('path') ?? '';
-      if (path === '') throw new InvalidParameterError('Bad parameter: path cannot be empty');
-      const { stat, tar } = await archive.get(params.id!, path, head);
-      const hdr = Buffer.from(JSON.stringify(stat)).toString('base64');
-      res.writeHead(200, { 'Content-Type': 'application/x-tar', 'X-Docker-Container-Path-Stat': hdr });
-      if (!tar) { res.end(); return; }
-      try { await pipeline(tar, res); } catch { res.destroy(); }
-    };
-    r.get('/containers/{id}/export', async ({ res, params }) => {
-      const tar = await archive.export(params.id!);
-      res.writeHead(200, { 'Content-Type': 'application/x-tar' });
-      try { await pipeline(tar, res); } catch { res.destroy(); }
-    });
-    r.put('/containers/{id}/archive', async ({ req, res, params, query }) => {
-      const path = query.get('path') ?? '';
-      if (path === '') throw new InvalidParameterError('Bad parameter: path cannot be empty');
-      const body = requestBody(req);
-      try {
-        await archive.put(params.id!, path, body, {
-          noOverwriteDirNonDir: boolValue(query, 'noOverwriteDirNonDir'), copyUIDGID: boolValue(query, 'copyUIDGID'),
-        });
-      } finally {
-        body.destroy();
-      }
-      sendEmpty(res, 200);
-    });
-    r.get('/containers/{id}/archive', (ctx) => get(ctx, false));
-    r.head('/containers/{id}/archive', (ctx) => get(ctx, true));
-  }
+export function containerRoutes(r: Router, b: Pick<Backends, 'containers' | 'runtime' | 'exec' | 'commit' | 'containerArchive'>): void {
+  const c = b.containers;
+  if (!c) return;
+  if (b.containerArchive) archiveRoutes(r, b.containerArchive);
+  const commit = b.commit;
   if (commit) {
     r.post('/commit', async ({ req, res, query }) => {
-      const body = await readJsonBody(req);
+      const config = await readBody<ContainerConfig>(req, CONTAINER_CONFIG);
       const id = await commit.commit(query.get('container') ?? '', {
         repo: query.get('repo') ?? '', tag: query.get('tag') ?? '', comment: query.get('comment') ?? '',
         author: query.get('author') ?? '', changes: query.getAll('changes'),
         pause: !['0', 'false'].includes((query.get('pause') ?? '1').toLowerCase()),
-        ...(body && typeof body === 'object' ? { config: body as Record<string, unknown> } : {}),
+        ...(config ? { config } : {}),
       });
       sendJson(res, 201, { Id: id });
     });
   }
-  if (run) containerRuntimeRoutes(r, c, run, exec);
+  if (b.runtime) containerRuntimeRoutes(r, c, b.runtime, b.exec);
   r.post('/containers/create', async ({ req, res, query }) => {
-    const body = await readJsonBody(req);
-    if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {
-      throw new InvalidParameterError('Config cannot be empty in order to create a container');
-    }
-    sendJson(res, 201, await c.create(query.get('name'), body as Record<string, unknown>));
+    const body = await readBody<ContainerCreateRequest>(req, CONTAINER_CREATE);
+    if (body === undefined) throw new InvalidParameterError('Config cannot be empty in order to create a container');
+    sendJson(res, 201, await c.create(query.get('name'), body));
   });
   r.get('/containers/json', async ({ res, query }) => {
-    const list = c.list({ all: boolValue(query, 'all'), limit: intValue(query, 'limit', -1), filters: parseFilters(query.get('filters')) });
-    if (boolValue(query, 'size')) for (const x of list) Object.assign(x, await c.sizes(String(x.Id)).catch(notFoundAs({}))); // removed meanwhile
-    sendJson(res, 200, list);
+    sendJson(res, 200, await c.list({
+      all: boolValue(query, 'all'), limit: intValue(query, 'limit', -1), size: boolValue(query, 'size'),
+      filters: parseFilters(query.get('filters')),
+    }));
   });
   r.post('/containers/prune', async ({ res, query }) => {
     const f = parseFilters(query.get('filters'));
@@ -78,17 +53,44 @@ export function containerRoutes(r: Router, c: ContainerService, run?: ContainerR
     sendEmpty(res, 204);
   });
   r.get('/containers/{id}/json', async ({ res, params, query }) => {
-    const view = c.inspect(params.id!) as Record<string, unknown>;
-    if (exec) view.ExecIDs = exec.idsOf(String(view.Id));
-    if (boolValue(query, 'size')) Object.assign(view, await c.sizes(params.id!));
-    sendJson(res, 200, view);
+    sendJson(res, 200, await c.inspect(params.id!, { size: boolValue(query, 'size') }));
   });
   r.delete('/containers/{id}', async ({ res, params, query }) => {
-    const rec = c.get(params.id!);
     await c.remove(params.id!, { force: boolValue(query, 'force'), volumes: boolValue(query, 'v') });
-    run?.notifyRemoved(rec);
     sendEmpty(res, 204);
   });
+}
+
+function archiveRoutes(r: Router, archive: ContainerArchiveBackend): void {
+  const get = async ({ res, params, query }: { res: ServerResponse; params: Record<string, string>; query: URLSearchParams }, head: boolean) => {
+    const path = query.get('path') ?? '';
+    if (path === '') throw new InvalidParameterError('Bad parameter: path cannot be empty');
+    const { stat, tar } = await archive.get(params.id!, path, head);
+    const hdr = Buffer.from(JSON.stringify(stat)).toString('base64');
+    res.writeHead(200, { 'Content-Type': 'application/x-tar', 'X-Docker-Container-Path-Stat': hdr });
+    if (!tar) { res.end(); return; }
+    try { await pipeline(tar, res); } catch { res.destroy(); }
+  };
+  r.get('/containers/{id}/export', async ({ res, params }) => {
+    const tar = await archive.export(params.id!);
+    res.writeHead(200, { 'Content-Type': 'application/x-tar' });
+    try { await pipeline(tar, res); } catch { res.destroy(); }
+  });
+  r.put('/containers/{id}/archive', async ({ req, res, params, query }) => {
+    const path = query.get('path') ?? '';
+    if (path === '') throw new InvalidParameterError('Bad parameter: path cannot be empty');
+    const body = requestBody(req);
+    try {
+      await archive.put(params.id!, path, body, {
+        noOverwriteDirNonDir: boolValue(query, 'noOverwriteDirNonDir'), copyUIDGID: boolValue(query, 'copyUIDGID'),
+      });
+    } finally {
+      body.destroy();
+    }
+    sendEmpty(res, 200);
+  });
+  r.get('/containers/{id}/archive', (ctx) => get(ctx, false));
+  r.head('/containers/{id}/archive', (ctx) => get(ctx, true));
 }
 
 /** Docker's stdcopy header: stream type (1 stdout, 2 stderr), three zero bytes, big-endian length. */
@@ -106,7 +108,7 @@ function sinceValue(v: string | null): number | undefined {
   return n;
 }
 
-export function containerRuntimeRoutes(r: Router, c: ContainerService, run: ContainerRunner, exec?: ExecService): void {
+function containerRuntimeRoutes(r: Router, c: ContainerBackend, run: ContainerRuntimeBackend, exec?: ExecBackend): void {
   r.post('/containers/{id}/start', async ({ res, params }) => {
     await run.start(params.id!);
     sendEmpty(res, 204);
@@ -172,15 +174,15 @@ export function containerRuntimeRoutes(r: Router, c: ContainerService, run: Cont
     res.end();
   });
   r.post('/containers/{id}/attach', async ({ req, res, params, query }) => {
-    const rec = c.get(params.id!);
-    const tty = !!rec.Config.Tty;
+    const info = c.attachInfo(params.id!);
+    const tty = info.tty;
     const keys = tty && boolValue(query, 'stdin') ? parseDetachKeys(query.get('detachKeys') || DEFAULT_DETACH_KEYS) : null;
     const h = hijack(req, res, tty, keys);
     try {
-      await run.attach(rec.ID, {
+      await run.attach(info.id, {
         ...(boolValue(query, 'stdout') ? { stdout: h.out(1) } : {}),
         ...(boolValue(query, 'stderr') ? { stderr: h.out(tty ? 1 : 2) } : {}),
-        ...(boolValue(query, 'stdin') && !!rec.Config.OpenStdin ? { stdin: h.stdin() } : {}),
+        ...(boolValue(query, 'stdin') && info.openStdin ? { stdin: h.stdin() } : {}),
       }, { logs: boolValue(query, 'logs'), stream: boolValue(query, 'stream') });
     } finally {
       h.end();
@@ -188,8 +190,8 @@ export function containerRuntimeRoutes(r: Router, c: ContainerService, run: Cont
   });
   if (exec) {
     r.post('/containers/{id}/exec', async ({ req, res, params }) => {
-      const body = await readJsonBody(req);
-      sendJson(res, 201, exec.create(params.id!, (body ?? {}) as Record<string, unknown>));
+      const body = await readBody<ExecCreateRequest>(req, EXEC_CREATE);
+      sendJson(res, 201, exec.create(params.id!, body ?? {}));
     });
     r.get('/exec/{id}/json', ({ res, params }) => { sendJson(res, 200, exec.inspect(params.id!)); });
     r.post('/exec/{id}/resize', async ({ res, params, query }) => {
@@ -199,7 +201,7 @@ export function containerRuntimeRoutes(r: Router, c: ContainerService, run: Cont
       sendEmpty(res, 200);
     });
     r.post('/exec/{id}/start', async ({ req, res, params, log }) => {
-      const body = ((await readJsonBody(req)) ?? {}) as { Detach?: boolean };
+      const body = (await readBody<ExecStartRequest>(req, EXEC_START)) ?? {};
       const e = exec.get(params.id!);
       if (body.Detach) {
         void exec.start(e.ID, {}).catch(log.onError('detached exec failed', { exec: e.ID }, 'error'));

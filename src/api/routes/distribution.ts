@@ -1,11 +1,6 @@
 /** POST /images/{name}/push (dockerd's postImagesPush): streams the push's JSON messages. */
-import type { AuthConfig } from '../backend.js';
-import type { ProgressSink } from '../../lib/jsonmessage.js';
+import type { PushBackend } from '../backend.js';
 import { JsonStream, type Router, decodeRegistryAuth } from '../router.js';
-
-export interface PushBackend {
-  push(name: string, tag: string | undefined, opts: { auth?: AuthConfig; signal?: AbortSignal }, progress: ProgressSink): Promise<void>;
-}
 
 export function distributionRoutes(r: Router, pusher: PushBackend): void {
   r.post('/images/{name*}/push', async ({ req, res, params, query, signal }) => {

@@ -1,20 +1,22 @@
 /** Volume routes: list, create, inspect, remove, prune (API 1.41 shapes). */
 import { InvalidParameterError } from '../../lib/errors.js';
-import { boolValue, parseFilters, readJsonBody, sendEmpty, sendJson, type Router } from '../router.js';
-import type { VolumeStore } from '../../engine/volumes/store.js';
+import type { VolumeCreateRequest } from '../../wire/index.js';
+import { VOLUME_CREATE } from '../../wire/schema.js';
+import type { VolumeBackend } from '../backend.js';
+import { readBody } from '../decode.js';
+import { boolValue, parseFilters, sendEmpty, sendJson, type Router } from '../router.js';
 
 const LIST_FILTERS = ['dangling', 'driver', 'label', 'name'];
 const PRUNE_FILTERS = ['label', 'label!'];
 
-export function volumeRoutes(r: Router, v: VolumeStore): void {
+export function volumeRoutes(r: Router, v: VolumeBackend): void {
   r.get('/volumes', async ({ res, query }) => {
     const f = parseFilters(query.get('filters'));
     for (const k of Object.keys(f)) if (!LIST_FILTERS.includes(k)) throw new InvalidParameterError(`invalid filter '${k}'`);
     sendJson(res, 200, { Volumes: await v.list(f), Warnings: null });
   });
   r.post('/volumes/create', async ({ req, res }) => {
-    const body = ((await readJsonBody(req)) ?? {}) as { Name?: string; Driver?: string; DriverOpts?: Record<string, string>; Labels?: Record<string, string> };
-    sendJson(res, 201, await v.create({ anonymous: false, ...body }));
+    sendJson(res, 201, await v.create((await readBody<VolumeCreateRequest>(req, VOLUME_CREATE)) ?? {}));
   });
   r.post('/volumes/prune', async ({ res, query }) => {
     const f = parseFilters(query.get('filters'));

@@ -3,9 +3,8 @@
  * status (400) and messages; and the HostConfig → runtime spec mapping `ContainerRunner.start` uses.
  *
  * Three layers, as dockerd has them:
- *  1. JSON shapes: every known Config/HostConfig field must have the Go type dockerd decodes it into (a wrong
- *     type is dockerd's `json: cannot unmarshal …` message); docker's "strslice" fields (Cmd, Entrypoint,
- *     CapAdd, CapDrop) also take a single string, normalized here to a list.
+ *  1. JSON shapes: done before this module, by the API's one decoder (`api/decode.ts`, Go's encoding/json rules
+ *     against the schemas of `wire/schema.ts`): the body here is canonical and well-typed.
  *  2. Values: memory/cpu/cpuset/oom/shm limits, ports, binds, restart policy, capabilities, security options,
  *     sysctls, ulimits, tmpfs, devices — what dockerd's verifyContainerSettings refuses, plus what runc would
  *     only refuse at start (sysctls outside the container's namespaces, ulimit names, device rules).
@@ -17,87 +16,10 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { InvalidParameterError } from '../../lib/errors.js';
+import type { ContainerCreateRequest } from '../../wire/index.js';
 import { normalizeCapabilities, parseDeviceCgroupRule, type DeviceSpec, type RlimitSpec, type SpecOptions } from '../runtime/spec.js';
 import { parseSeccompJson, type DockerSeccompProfile } from '../runtime/seccomp.js';
 import { isMissing } from '../../lib/fsutil.js';
-
-// ------------------------------------------------------------------------------------------ JSON shapes
-
-type GoType = 'string' | 'bool' | 'int64' | 'int' | 'uint16' | '[]string' | 'strslice' | 'map[string]string' | 'object' | 'array';
-
-const CONFIG_FIELDS: Record<string, GoType> = {
-  Hostname: 'string', Domainname: 'string', User: 'string', AttachStdin: 'bool', AttachStdout: 'bool',
-  AttachStderr: 'bool', ExposedPorts: 'object', Tty: 'bool', OpenStdin: 'bool', StdinOnce: 'bool', Env: '[]string',
-  Cmd: 'strslice', Healthcheck: 'object', ArgsEscaped: 'bool', Image: 'string', Volumes: 'object',
-  WorkingDir: 'string', Entrypoint: 'strslice', NetworkDisabled: 'bool', MacAddress: 'string', OnBuild: '[]string',
-  Labels: 'map[string]string', StopSignal: 'string', StopTimeout: 'int', Shell: '[]string',
-};
-
-const HOST_FIELDS: Record<string, GoType> = {
-  Binds: '[]string', ContainerIDFile: 'string', LogConfig: 'object', NetworkMode: 'string', PortBindings: 'object',
-  RestartPolicy: 'object', AutoRemove: 'bool', VolumeDriver: 'string', VolumesFrom: '[]string', CapAdd: 'strslice',
-  CapDrop: 'strslice', CgroupnsMode: 'string', Dns: '[]string', DnsOptions: '[]string', DnsSearch: '[]string',
-  ExtraHosts: '[]string', GroupAdd: '[]string', IpcMode: 'string', Cgroup: 'string', Links: '[]string',
-  OomScoreAdj: 'int', PidMode: 'string', Privileged: 'bool', PublishAllPorts: 'bool', ReadonlyRootfs: 'bool',
-  SecurityOpt: '[]string', StorageOpt: 'map[string]string', Tmpfs: 'map[string]string', UTSMode: 'string',
-  UsernsMode: 'string', ShmSize: 'int64', Sysctls: 'map[string]string', Runtime: 'string', ConsoleSize: 'array',
-  Isolation: 'string', CpuShares: 'int64', Memory: 'int64', NanoCpus: 'int64', CgroupParent: 'string',
-  BlkioWeight: 'uint16', CpuPeriod: 'int64', CpuQuota: 'int64', CpuRealtimePeriod: 'int64',
-  CpuRealtimeRuntime: 'int64', CpusetCpus: 'string', CpusetMems: 'string', Devices: 'array',
-  DeviceCgroupRules: '[]string', KernelMemory: 'int64', MemoryReservation: 'int64', MemorySwap: 'int64',
-  MemorySwappiness: 'int64', OomKillDisable: 'bool', PidsLimit: 'int64', Ulimits: 'array', Init: 'bool',
-  MaskedPaths: '[]string', ReadonlyPaths: '[]string', Mounts: 'array',
-};
-
-/** Go's name for a JSON value's kind in "cannot unmarshal X into …". */
-function jsonKind(v: unknown): string {
-  if (Array.isArray(v)) return 'array';
-  if (typeof v === 'boolean') return 'bool';
-  return typeof v; // string, number, object
-}
-
-function unmarshalError(v: unknown, field: string, type: string): InvalidParameterError {
-  const what = typeof v === 'number' ? `number ${v}` : jsonKind(v);
-  return new InvalidParameterError(`json: cannot unmarshal ${typeof v === 'number' && Number.isInteger(v) ? 'number' : what} into Go struct field ${field} of type ${type}`);
-}
-
-/** Checks one field against its Go type; returns the normalized value (strslice: a string becomes a list). */
-function checkField(v: unknown, t: GoType, field: string): unknown {
-  if (v === null || v === undefined) return v;
-  const int = (lo: number, hi: number, name: string) => {
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) throw unmarshalError(v, field, name);
-  };
-  switch (t) {
-    case 'string': if (typeof v !== 'string') throw unmarshalError(v, field, 'string'); return v;
-    case 'bool': if (typeof v !== 'boolean') throw unmarshalError(v, field, 'bool'); return v;
-    case 'int64': int(-(2 ** 63), 2 ** 63, 'int64'); return v;
-    case 'int': int(-(2 ** 63), 2 ** 63, 'int'); return v;
-    case 'uint16': int(0, 65535, 'uint16'); return v;
-    case 'object': if (typeof v !== 'object' || Array.isArray(v)) throw unmarshalError(v, field, 'map'); return v;
-    case 'array': if (!Array.isArray(v)) throw unmarshalError(v, field, 'slice'); return v;
-    case 'strslice':
-      // docker's StrSlice: a list of strings, else a string (Go reports the failure of the second attempt)
-      if (typeof v === 'string') return [v];
-      if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw unmarshalError(v, field, 'string');
-      return v;
-    case '[]string':
-      if (!Array.isArray(v)) throw unmarshalError(v, field, '[]string');
-      for (const x of v) if (typeof x !== 'string') throw unmarshalError(x, field, 'string');
-      return v;
-    case 'map[string]string':
-      if (typeof v !== 'object' || Array.isArray(v)) throw unmarshalError(v, field, 'map[string]string');
-      for (const x of Object.values(v as object)) if (typeof x !== 'string') throw unmarshalError(x, field, 'string');
-      return v;
-  }
-}
-
-/** A nested object: its known fields checked like the top-level ones. */
-function checkStruct(v: unknown, field: string, fields: Record<string, GoType>): void {
-  if (v === undefined || v === null) return;
-  if (typeof v !== 'object' || Array.isArray(v)) throw unmarshalError(v, field, 'struct');
-  const o = v as Record<string, unknown>;
-  for (const [k, t] of Object.entries(fields)) if (k in o) checkField(o[k], t, `${field}.${k}`);
-}
 
 // ------------------------------------------------------------------------------------------ values
 
@@ -154,13 +76,10 @@ function checkPortBindings(pb: Record<string, unknown>): void {
     const r = /^\d+$/.test(port) ? portRange(port) : null;
     if (!r || r[0] === 0) throw new InvalidParameterError(`invalid port specification: ${JSON.stringify(port)}`);
     if (proto !== 'tcp' && proto !== 'udp') throw new InvalidParameterError(`invalid proto ${JSON.stringify(proto)} in port ${JSON.stringify(key)}: wharfd publishes tcp and udp ports`);
-    if (list === null) continue;
-    if (!Array.isArray(list)) throw unmarshalError(list, 'HostConfig.HostConfig.PortBindings', 'nat.PortMap');
+    if (!Array.isArray(list)) continue;
     for (const b of list as unknown[]) {
-      if (typeof b !== 'object' || b === null || Array.isArray(b)) throw unmarshalError(b, 'HostConfig.HostConfig.PortBindings', 'nat.PortBinding');
-      const { HostIp, HostPort } = b as { HostIp?: unknown; HostPort?: unknown };
-      if (HostIp !== undefined && HostIp !== null && typeof HostIp !== 'string') throw unmarshalError(HostIp, 'HostConfig.HostConfig.PortBindings.HostIp', 'string');
-      if (HostPort !== undefined && HostPort !== null && typeof HostPort !== 'string') throw unmarshalError(HostPort, 'HostConfig.HostConfig.PortBindings.HostPort', 'string');
+      if (b === null) continue;
+      const { HostIp, HostPort } = b as { HostIp?: string; HostPort?: string };
       const hp = (HostPort as string | undefined) ?? '';
       if (hp !== '' && !portRange(hp)) throw new InvalidParameterError(`invalid port specification: ${JSON.stringify(hp)}`);
       if (typeof HostIp === 'string' && HostIp !== '' && !isIp(HostIp)) throw new InvalidParameterError(`invalid IP address: ${HostIp}`);
@@ -283,11 +202,8 @@ export const ULIMIT_NAMES = ['core', 'cpu', 'data', 'fsize', 'locks', 'memlock',
 function checkUlimits(list: unknown[]): RlimitSpec[] {
   const out: RlimitSpec[] = [];
   for (const u of list) {
-    if (typeof u !== 'object' || u === null || Array.isArray(u)) throw unmarshalError(u, 'HostConfig.HostConfig.Ulimits', 'units.Ulimit');
-    const { Name, Soft, Hard } = u as { Name?: unknown; Soft?: unknown; Hard?: unknown };
-    checkField(Name, 'string', 'HostConfig.HostConfig.Ulimits.Name');
-    checkField(Soft, 'int64', 'HostConfig.HostConfig.Ulimits.Soft');
-    checkField(Hard, 'int64', 'HostConfig.HostConfig.Ulimits.Hard');
+    if (u === null) continue;
+    const { Name, Soft, Hard } = u as { Name?: string; Soft?: number; Hard?: number };
     const name = String(Name ?? '');
     if (!ULIMIT_NAMES.includes(name)) throw new InvalidParameterError(`invalid ulimit type: ${name}`);
     const soft = Number(Soft ?? 0), hard = Number(Hard ?? 0);
@@ -302,36 +218,15 @@ function checkUlimits(list: unknown[]): RlimitSpec[] {
 // ------------------------------------------------------------------------------------------ the body
 
 /**
- * Checks and normalizes a create body in place (strslice fields become lists); returns dockerd's warnings.
+ * Checks a create body (decoded by the API's decoder: canonical keys, Go's types); returns dockerd's warnings.
  * Throws InvalidParameterError (400) with dockerd's message for anything dockerd would refuse.
  */
-export function validateCreateBody(body: Record<string, unknown>): { warnings: string[] } {
+export function validateCreateBody(body: ContainerCreateRequest): { warnings: string[] } {
   const warnings: string[] = [];
-  for (const [k, t] of Object.entries(CONFIG_FIELDS)) {
-    if (k in body) body[k] = checkField(body[k], t, `ContainerConfigWrapper.${k}`);
-  }
-  if (body.HostConfig !== undefined && body.HostConfig !== null && (typeof body.HostConfig !== 'object' || Array.isArray(body.HostConfig))) {
-    throw unmarshalError(body.HostConfig, 'ContainerConfigWrapper.HostConfig', 'container.HostConfig');
-  }
   const hc = (body.HostConfig ?? {}) as Record<string, unknown>;
-  for (const [k, t] of Object.entries(HOST_FIELDS)) {
-    if (k in hc) hc[k] = checkField(hc[k], t, `HostConfig.HostConfig.${k}`);
-  }
   const num = (k: string) => (typeof hc[k] === 'number' ? hc[k] as number : 0);
-  checkStruct(body.Healthcheck, 'ContainerConfigWrapper.Healthcheck', { Test: '[]string', Interval: 'int64', Timeout: 'int64', StartPeriod: 'int64', Retries: 'int' });
-  checkStruct(hc.LogConfig, 'HostConfig.HostConfig.LogConfig', { Type: 'string', Config: 'map[string]string' });
-  for (const m of (hc.Mounts ?? []) as unknown[]) {
-    checkStruct(m, 'HostConfig.HostConfig.Mounts', { Type: 'string', Source: 'string', Target: 'string', ReadOnly: 'bool', Consistency: 'string', BindOptions: 'object', VolumeOptions: 'object', TmpfsOptions: 'object' });
-    if (m === null) throw unmarshalError(m, 'HostConfig.HostConfig.Mounts', 'mount.Mount');
-    const { Type, Source } = m as { Type?: string; Source?: string };
-    if (Type === 'volume' && Source) checkVolumeName(Source);
-  }
-  for (const [k, v] of Object.entries((body.ExposedPorts ?? {}) as object)) {
-    if (v !== null && (typeof v !== 'object' || Array.isArray(v))) throw unmarshalError(v, `ContainerConfigWrapper.ExposedPorts`, 'struct {}');
-    void k;
-  }
-  for (const v of Object.values((body.Volumes ?? {}) as object)) {
-    if (v !== null && (typeof v !== 'object' || Array.isArray(v))) throw unmarshalError(v, `ContainerConfigWrapper.Volumes`, 'struct {}');
+  for (const m of (hc.Mounts ?? []) as ({ Type?: string; Source?: string } | null)[]) {
+    if (m?.Type === 'volume' && m.Source) checkVolumeName(m.Source);
   }
 
   // memory (dockerd's verifyPlatformContainerResources)
@@ -365,9 +260,7 @@ export function validateCreateBody(body: Record<string, unknown>): { warnings: s
   if (num('ShmSize') < 0) throw new InvalidParameterError('SHM size can not be less than 0');
   // restart policy
   if (hc.RestartPolicy !== undefined && hc.RestartPolicy !== null) {
-    const rp = hc.RestartPolicy as { Name?: unknown; MaximumRetryCount?: unknown };
-    checkField(rp.Name, 'string', 'HostConfig.HostConfig.RestartPolicy.Name');
-    checkField(rp.MaximumRetryCount, 'int', 'HostConfig.HostConfig.RestartPolicy.MaximumRetryCount');
+    const rp = hc.RestartPolicy as { Name?: string; MaximumRetryCount?: number };
     const name = (rp.Name as string | undefined) ?? '';
     const count = (rp.MaximumRetryCount as number | undefined) ?? 0;
     if (!['', 'no', 'always', 'unless-stopped', 'on-failure'].includes(name)) throw new InvalidParameterError(`invalid restart policy '${name}'`);
@@ -424,11 +317,8 @@ export function validateCreateBody(body: Record<string, unknown>): { warnings: s
 function checkDevices(list: unknown[]): DeviceSpec[] {
   const out: DeviceSpec[] = [];
   for (const d of list) {
-    if (typeof d !== 'object' || d === null || Array.isArray(d)) throw unmarshalError(d, 'HostConfig.HostConfig.Devices', 'container.DeviceMapping');
-    const { PathOnHost, PathInContainer, CgroupPermissions } = d as Record<string, unknown>;
-    checkField(PathOnHost, 'string', 'HostConfig.HostConfig.Devices.PathOnHost');
-    checkField(PathInContainer, 'string', 'HostConfig.HostConfig.Devices.PathInContainer');
-    checkField(CgroupPermissions, 'string', 'HostConfig.HostConfig.Devices.CgroupPermissions');
+    if (d === null) continue;
+    const { PathOnHost, PathInContainer, CgroupPermissions } = d as { PathOnHost?: string; PathInContainer?: string; CgroupPermissions?: string };
     const host = (PathOnHost as string | undefined) ?? '';
     const perms = (CgroupPermissions as string | undefined) ?? 'rwm';
     if (!/^[rwm]{0,3}$/.test(perms) || new Set(perms).size !== perms.length) throw new InvalidParameterError(`bad mode specified: ${perms}`);

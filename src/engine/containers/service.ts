@@ -9,32 +9,23 @@ import { chmod, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '../../lib/atomic.js';
 import type { Digest } from '../../lib/digest.js';
-import { ConflictError, InvalidParameterError, NotFoundError } from '../../lib/errors.js';
+import { ConflictError, InvalidParameterError, NotFoundError, notFoundAs } from '../../lib/errors.js';
 import type { VolumeStore } from '../volumes/store.js';
 import type { LayerStore } from '../layers/types.js';
 import type { ContainerConfig, Image } from '../images/types.js';
 import { topChainOf } from '../images/store.js';
 import { parseBind, validateCreateBody } from './hostconfig.js';
+import { inspectView, summaryView } from './inspect.js';
+import type {
+  ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerListOptions, ContainerPruneReport,
+  ContainerState, ContainerSummary,
+} from '../../wire/index.js';
 import { rfc3339NanoFixed } from '../../lib/go.js';
 import { humanDuration } from '../../lib/units.js';
 import { isENOENT } from '../../lib/fsutil.js';
 import { discardLogger, type Logger } from '../../lib/log.js';
 
-export type ContainerStatus = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
-
-export interface ContainerState {
-  Status: ContainerStatus;
-  Running: boolean;
-  Paused: boolean;
-  Restarting: boolean;
-  OOMKilled: boolean;
-  Dead: boolean;
-  Pid: number;
-  ExitCode: number;
-  Error: string;
-  StartedAt: string;
-  FinishedAt: string;
-}
+export type { ContainerState, ContainerStatus } from '../../wire/index.js';
 
 /** What is persisted in config.v2.json. */
 export interface ContainerRecord {
@@ -75,6 +66,8 @@ export interface ContainerServiceDeps {
   /** Named and anonymous volumes (absent: only bind mounts are accepted). */
   volumes?: VolumeStore;
   log?: Logger;
+  /** The OCI runtime's name inspect reports when HostConfig.Runtime is empty (default "runc"). */
+  runtime?: string;
 }
 
 /** A mount of a container, as recorded (docker's MountPoint): a bind of a host path or a volume. */
@@ -221,7 +214,7 @@ export class ContainerService {
    * POST /containers/create. `opts.noImage` (the classic builder's RUN after FROM scratch, as dockerd's
    * ContainerCreateIgnoreImagesArgsEscaped): an empty Image gives a container on an empty root filesystem.
    */
-  async create(name: string | null, body: Record<string, unknown>, opts: { noImage?: boolean } = {}): Promise<{ Id: string; Warnings: string[] }> {
+  async create(name: string | null, body: ContainerCreateRequest, opts: { noImage?: boolean } = {}): Promise<ContainerCreateResponse> {
     if (name !== null && name !== '' && !NAME_RE.test(name)) {
       throw new InvalidParameterError(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
     }
@@ -230,7 +223,7 @@ export class ContainerService {
     if (imageName === '' && !opts.noImage) throw new InvalidParameterError('Config cannot be empty in order to create a container');
     const img = imageName === '' ? null : await this.d.resolveImage(imageName);
     const ic = (img?.config.config ?? {}) as ContainerConfig;
-    const { HostConfig: hc0, NetworkingConfig: _nc, ...cfg0 } = body as Record<string, unknown>;
+    const { HostConfig: hc0, NetworkingConfig: _nc, ...cfg0 } = body;
     const hc = (hc0 && typeof hc0 === 'object' ? hc0 : {}) as Record<string, unknown>;
     const cfg = { ...cfg0 } as ContainerConfig & Record<string, unknown>;
     // merge with the image's config, as dockerd's merge()
@@ -242,7 +235,8 @@ export class ContainerService {
     }
     if (!cfg.WorkingDir) cfg.WorkingDir = ic.WorkingDir ?? '';
     const userEntrypoint = Array.isArray(cfg.Entrypoint) && cfg.Entrypoint.length > 0;
-    if (!userEntrypoint && cfg.Entrypoint === null) cfg.Entrypoint = ic.Entrypoint ?? null;
+    // absent and null are the same nil in Go (docker-py sends no Entrypoint)
+    if (!userEntrypoint && cfg.Entrypoint == null) cfg.Entrypoint = ic.Entrypoint ?? null;
     if (!userEntrypoint && (!cfg.Cmd || cfg.Cmd.length === 0)) cfg.Cmd = ic.Cmd ?? null;
     // labels, exposed ports and volumes are unions (the container's own win), as dockerd merges them
     cfg.Labels = { ...(ic.Labels ?? {}), ...((cfg.Labels ?? {}) as Record<string, string>) };
@@ -302,64 +296,17 @@ export class ContainerService {
     return { Id: id, Warnings: warnings };
   }
 
-  /** GET /containers/{id}/json. */
-  inspect(ref: string): Record<string, unknown> {
+  /** A container's exec instances (inspect's ExecIDs), wired by the composition root. */
+  execIDsOf?: (id: string) => string[] | null;
+
+  /** GET /containers/{id}/json (with SizeRw/SizeRootFs when `size`). */
+  async inspect(ref: string, opts: { size?: boolean } = {}): Promise<ContainerInspect> {
     const r = this.get(ref);
-    const dir = this.dir(r.ID);
-    return {
-      Id: r.ID,
-      Created: r.Created,
-      Path: r.Path,
-      Args: r.Args,
-      State: r.State,
-      Image: r.Image,
-      ResolvConfPath: join(dir, 'resolv.conf'),
-      HostnamePath: join(dir, 'hostname'),
-      HostsPath: join(dir, 'hosts'),
-      LogPath: join(dir, `${r.ID}-json.log`),
-      Name: r.Name,
-      RestartCount: r.RestartCount,
-      Driver: r.Driver,
-      Platform: 'linux',
-      MountLabel: '',
-      ProcessLabel: '',
-      AppArmorProfile: '',
-      ExecIDs: null,
-      HostConfig: r.HostConfig,
-      GraphDriver: { Data: null, Name: r.Driver },
-      Mounts: this.mountsView(r),
-      Config: r.Config,
-      NetworkSettings: this.networkSettings(r),
-    };
-  }
-
-  /** docker's MountPoint view (inspect's Mounts, list's Mounts). */
-  mountsView(r: ContainerRecord): Record<string, unknown>[] {
-    const mps = r.MountPoints ?? ((Array.isArray(r.HostConfig.Binds) ? r.HostConfig.Binds : []) as string[]).map((b): MountPoint => {
-      const [src, dst, mode = ''] = b.split(':') as [string, string, string | undefined];
-      return { Type: 'bind', Source: src, Destination: dst, Mode: mode, RW: !mode.split(',').includes('ro'), Propagation: 'rprivate' };
+    const sizes = opts.size ? await this.sizes(r.ID) : undefined;
+    return inspectView(r, {
+      dir: this.dir(r.ID), runtime: this.d.runtime ?? 'runc', graphDriver: this.d.layers.graphDriverName,
+      execIDs: this.execIDsOf?.(r.ID) ?? null, ...(sizes ? { sizes } : {}),
     });
-    return mps.map((m) => (m.Type === 'volume'
-      ? { Type: 'volume', Name: m.Name, Source: m.Source, Destination: m.Destination, Driver: 'local', Mode: m.Mode === '' ? 'z' : m.Mode, RW: m.RW, Propagation: '' }
-      : { Type: 'bind', Source: m.Source, Destination: m.Destination, Mode: m.Mode, RW: m.RW, Propagation: m.Propagation ?? 'rprivate' }));
-  }
-
-  private networkSettings(r: ContainerRecord): Record<string, unknown> {
-    const n = r.Net;
-    const mode = String(r.HostConfig.NetworkMode ?? 'default');
-    const netName = mode === 'default' ? 'bridge' : mode;
-    const ep = {
-      IPAMConfig: null, Links: null, Aliases: null, NetworkID: '', EndpointID: '', Gateway: n?.Gateway ?? '',
-      IPAddress: n?.IPAddress ?? '', IPPrefixLen: n?.IPPrefixLen ?? 0, IPv6Gateway: '', GlobalIPv6Address: '',
-      GlobalIPv6PrefixLen: 0, MacAddress: n?.MacAddress ?? '', DriverOpts: null,
-    };
-    return {
-      Bridge: '', SandboxID: '', HairpinMode: false, LinkLocalIPv6Address: '', LinkLocalIPv6PrefixLen: 0,
-      Ports: n?.Ports ?? {}, SandboxKey: '', SecondaryIPAddresses: null, SecondaryIPv6Addresses: null, EndpointID: '',
-      Gateway: n?.Gateway ?? '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, IPAddress: n?.IPAddress ?? '',
-      IPPrefixLen: n?.IPPrefixLen ?? 0, IPv6Gateway: '', MacAddress: n?.MacAddress ?? '',
-      Networks: { [netName]: ep },
-    };
   }
 
   /**
@@ -389,7 +336,7 @@ export class ContainerService {
   }
 
   /** GET /containers/json. */
-  list(opts: { all: boolean; limit?: number; filters: Record<string, string[]> }): Record<string, unknown>[] {
+  async list(opts: ContainerListOptions): Promise<ContainerSummary[]> {
     const f = opts.filters;
     for (const k of Object.keys(f)) {
       if (!['status', 'name', 'id', 'label', 'exited', 'ancestor'].includes(k)) throw new InvalidParameterError(`Invalid filter '${k}'`);
@@ -418,26 +365,9 @@ export class ContainerService {
     });
     if (opts.limit && opts.limit > 0) recs = recs.slice(0, opts.limit);
     const now = Date.now();
-    return recs.map((r) => ({
-      Id: r.ID,
-      Names: [r.Name],
-      Image: r.Config.Image ?? r.Image,
-      ImageID: r.Image,
-      // dockerd's list: arguments holding a space are wrapped in single quotes, nothing else is escaped
-      Command: r.Args.length ? `${r.Path} ${r.Args.map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ')}` : r.Path,
-      Created: Math.floor(Date.parse(r.Created) / 1000),
-      Ports: Object.entries(r.Net?.Ports ?? {}).flatMap(([k, bs]) => {
-        const [port, proto] = k.split('/') as [string, string];
-        if (!bs) return [{ PrivatePort: Number(port), Type: proto }];
-        return bs.map((b) => ({ IP: b.HostIp || '0.0.0.0', PrivatePort: Number(port), PublicPort: Number(b.HostPort), Type: proto }));
-      }),
-      Labels: r.Config.Labels ?? {},
-      State: r.State.Status,
-      Status: this.statusText(r, now),
-      HostConfig: { NetworkMode: (r.HostConfig.NetworkMode as string) ?? 'default' },
-      NetworkSettings: { Networks: (this.networkSettings(r) as { Networks: unknown }).Networks },
-      Mounts: this.mountsView(r),
-    }));
+    const out: ContainerSummary[] = [];
+    for (const r of recs) out.push(summaryView(r, this.statusText(r, now), opts.size ? await this.sizes(r.ID).catch(notFoundAs(undefined)) /* removed meanwhile */ : undefined));
+    return out;
   }
 
   /** POST /containers/{id}/rename. */
@@ -454,7 +384,7 @@ export class ContainerService {
   }
 
   /** POST /containers/prune: every stopped container. */
-  async prune(): Promise<{ ContainersDeleted: string[] | null; SpaceReclaimed: number }> {
+  async prune(): Promise<ContainerPruneReport> {
     const deleted: string[] = [];
     let space = 0;
     for (const r of this.all()) {

@@ -1,31 +1,8 @@
 import type { Digest } from '../../lib/digest.js';
 
-/** Docker image spec v1.2 / OCI image config "config" section. */
-export interface ContainerConfig {
-  Hostname?: string;
-  Domainname?: string;
-  User?: string;
-  AttachStdin?: boolean;
-  AttachStdout?: boolean;
-  AttachStderr?: boolean;
-  ExposedPorts?: Record<string, object> | null;
-  Tty?: boolean;
-  OpenStdin?: boolean;
-  StdinOnce?: boolean;
-  Env?: string[] | null;
-  Cmd?: string[] | null;
-  Healthcheck?: { Test?: string[]; Interval?: number; Timeout?: number; StartPeriod?: number; Retries?: number };
-  ArgsEscaped?: boolean;
-  Image?: string;
-  Volumes?: Record<string, object> | null;
-  WorkingDir?: string;
-  Entrypoint?: string[] | null;
-  NetworkDisabled?: boolean;
-  OnBuild?: string[] | null;
-  Labels?: Record<string, string> | null;
-  StopSignal?: string;
-  Shell?: string[];
-}
+/** Docker image spec v1.2 / OCI image config "config" section: the Engine API's container.Config. */
+export type { ContainerConfig } from '../../wire/index.js';
+import type { ContainerConfig } from '../../wire/index.js';
 
 export interface HistoryEntry {
   created?: string;

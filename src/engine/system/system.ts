@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as os from 'node:os';
-import type { ImageSummary } from '../../wire/index.js';
+import type { ContainerSummary, DiskUsage, ImageSummary, SystemInfo, SystemVersion, Volume } from '../../wire/index.js';
 import type { DaemonConfig } from '../config.js';
 import { writeFileAtomic } from '../../lib/atomic.js';
 import { goArch, rfc3339NanoFixed } from '../../lib/go.js';
@@ -36,9 +36,11 @@ export interface SystemServiceOptions {
   /** Image half of `docker system df`. */
   imagesDiskUsage: () => Promise<ImagesDiskUsage>;
   /** Containers of `docker system df` (list entries with SizeRw/SizeRootFs). */
-  containersDiskUsage?: () => Promise<unknown[]>;
+  containersDiskUsage?: () => Promise<ContainerSummary[]>;
   /** Volumes of `docker system df` (with UsageData). */
-  volumesDiskUsage?: () => Promise<unknown[]>;
+  volumesDiskUsage?: () => Promise<Volume[]>;
+  /** Containers by state, for info's Containers, ContainersRunning, ContainersPaused, ContainersStopped. */
+  containerCounts?: () => { running: number; paused: number; stopped: number };
   /** Engine ID (docker's "ID"); read from or written to <data-root>/engine-id when absent. */
   engineId?: string;
   /** Extra "DriverStatus" pairs. */
@@ -150,7 +152,7 @@ export class SystemService {
     return this.engineId;
   }
 
-  async version(): Promise<Record<string, unknown>> {
+  async version(): Promise<SystemVersion> {
     this.commit ??= gitCommit();
     this.built ??= buildTime();
     const v = this.opts.version;
@@ -203,17 +205,18 @@ export class SystemService {
     };
   }
 
-  async info(): Promise<Record<string, unknown>> {
+  async info(): Promise<SystemInfo> {
     const cfg = this.opts.config;
     const osr = readOsRelease();
     const [id, images] = await Promise.all([this.id(), this.opts.countImages()]);
     const warnings: string[] = [];
+    const counts = this.opts.containerCounts?.() ?? { running: 0, paused: 0, stopped: 0 };
     return {
       ID: id,
-      Containers: 0,
-      ContainersRunning: 0,
-      ContainersPaused: 0,
-      ContainersStopped: 0,
+      Containers: counts.running + counts.paused + counts.stopped,
+      ContainersRunning: counts.running,
+      ContainersPaused: counts.paused,
+      ContainersStopped: counts.stopped,
       Images: images,
       Driver: this.opts.driverName,
       DriverStatus: this.opts.driverStatus ?? this.defaultDriverStatus(),
@@ -278,7 +281,7 @@ export class SystemService {
     return fs === '' ? [] : [['Backing Filesystem', fs]];
   }
 
-  async df(): Promise<Record<string, unknown>> {
+  async df(): Promise<DiskUsage> {
     const usage = await this.opts.imagesDiskUsage();
     return {
       LayersSize: usage.LayersSize,
@@ -286,6 +289,7 @@ export class SystemService {
       Containers: (await this.opts.containersDiskUsage?.()) ?? [],
       Volumes: (await this.opts.volumesDiskUsage?.()) ?? [],
       BuildCache: [],
+      BuilderSize: 0,
     };
   }
 }

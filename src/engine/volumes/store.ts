@@ -18,16 +18,8 @@ import { discardLogger, type Logger } from '../../lib/log.js';
 export const ANONYMOUS_LABEL = 'com.docker.volume.anonymous';
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
 
-export interface Volume {
-  CreatedAt: string;
-  Driver: string;
-  Labels: Record<string, string> | null;
-  Mountpoint: string;
-  Name: string;
-  Options: Record<string, string> | null;
-  Scope: 'local';
-  UsageData?: { Size: number; RefCount: number };
-}
+export type { Volume } from '../../wire/index.js';
+import type { Volume, VolumePruneReport } from '../../wire/index.js';
 
 interface Meta { Name: string; CreatedAt: string; Labels: Record<string, string>; Options: Record<string, string> }
 
@@ -168,7 +160,7 @@ export class VolumeStore {
   }
 
   /** POST /volumes/prune (API 1.41: every unused local volume; `label` filters). */
-  async prune(filters: Filters = {}): Promise<{ VolumesDeleted: string[] | null; SpaceReclaimed: number }> {
+  async prune(filters: Filters = {}): Promise<VolumePruneReport> {
     const deleted: string[] = [];
     let space = 0;
     for (const m of [...this.vols.values()]) {
