@@ -12,6 +12,7 @@ import { writeJsonAtomic } from '../../lib/atomic.js';
 import { ConflictError, InvalidParameterError, NotFoundError } from '../../lib/errors.js';
 import type { Filters } from '../../lib/filters.js';
 import { rfc3339 } from '../../lib/go.js';
+import { dirSize } from '../../lib/fsutil.js';
 
 export const ANONYMOUS_LABEL = 'com.docker.volume.anonymous';
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
@@ -28,21 +29,6 @@ export interface Volume {
 }
 
 interface Meta { Name: string; CreatedAt: string; Labels: Record<string, string>; Options: Record<string, string> }
-
-/** Bytes under a directory (files and symlinks by size, directories not counted), like docker's du. */
-export async function dirSize(dir: string): Promise<number> {
-  let total = 0;
-  let names: string[];
-  try { names = await readdir(dir); } catch { return 0; }
-  for (const n of names) {
-    const p = join(dir, n);
-    const st = await lstat(p).catch(() => null);
-    if (!st) continue;
-    if (st.isDirectory()) total += await dirSize(p);
-    else total += st.size;
-  }
-  return total;
-}
 
 export class VolumeStore {
   private readonly root: string;
