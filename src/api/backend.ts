@@ -5,10 +5,10 @@
 import type { Readable } from 'node:stream';
 import type { ProgressSink } from '../lib/jsonmessage.js';
 import type { Filters } from '../lib/filters.js';
-import type { BuildRequest, DeleteItem, HistoryItem, ImagePruneReport, ImageSummary, ImportOptions, PullOptions } from '../wire/index.js';
+import type { BuildCachePruneReport, BuildRequest, DeleteItem, HistoryItem, ImagePruneReport, ImageSummary, ImportOptions, PullOptions } from '../wire/index.js';
 
 export type { Filters } from '../lib/filters.js';
-export type { AuthConfig, BuildRequest, DeleteItem, HistoryItem, ImagePruneReport, ImageSummary, ImportOptions, PullOptions } from '../wire/index.js';
+export type { AuthConfig, BuildCachePruneReport, BuildRequest, DeleteItem, HistoryItem, ImagePruneReport, ImageSummary, ImportOptions, PullOptions } from '../wire/index.js';
 
 export interface ImageBackend {
   /** POST /images/create?fromImage=&tag= — streams progress; errors after streaming started go to the sink. */
@@ -49,4 +49,6 @@ export interface BuildBackend {
    * with an error carrying `exitCode` (sent as errorDetail.code).
    */
   build(context: Readable, opts: BuildRequest, progress: ProgressSink): Promise<string>;
+  /** POST /build/prune — empties the build cache (RUN --mount=type=cache directories no step holds). */
+  prune(): Promise<BuildCachePruneReport>;
 }

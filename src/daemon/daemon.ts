@@ -150,6 +150,7 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
     containerConfig: goContainerConfig,
     executor: new ContainerExecutor({ containers, runner, layers }),
     tmpDir: join(dataRoot, 'tmp'),
+    cacheDir: join(dataRoot, 'build-cache'),
     dockerVersion: DOCKER_VERSION,
     arch: goArch(),
   });

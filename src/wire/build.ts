@@ -25,5 +25,16 @@ export interface BuildRequest {
   platform?: string;
   /** X-Registry-Config: credentials by registry host ("https://index.docker.io/v1/" for Docker Hub), for FROM pulls. */
   registryAuth?: Record<string, AuthConfig>;
+  /**
+   * Build secrets by id (`wharf build --secret`): they come in the X-Wharf-Build-Secrets header (never in the
+   * query, the context tar or a log) and reach only `RUN --mount=type=secret` steps.
+   */
+  secrets?: ReadonlyMap<string, Buffer>;
   signal?: AbortSignal;
+}
+
+/** POST /build/prune's answer (types.BuildCachePruneReport). */
+export interface BuildCachePruneReport {
+  CachesDeleted: string[] | null;
+  SpaceReclaimed: number;
 }

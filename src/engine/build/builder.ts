@@ -28,6 +28,9 @@ import { ImageFiles } from './image-files.js';
 import { StageOutput } from './output.js';
 import { planStages, type StagePlan } from './plan.js';
 import { collectSources, packEntries, ROOT_OWNER, type SourceRoot } from './sources.js';
+import { CacheMounts } from './cache-mounts.js';
+import { parseRunMount, type RunMount } from './dockerfile/run-mounts.js';
+import { mountKeyWords, prepareMounts, type PreparedMounts } from './step-mounts.js';
 
 export { cacheKeyOf } from './cache.js';
 
@@ -57,6 +60,8 @@ export interface BuilderDeps {
   containerConfig(c: ContainerConfig): Record<string, unknown>;
   executor: RunExecutor;
   tmpDir: string;
+  /** Where `RUN --mount=type=cache` directories live across builds. */
+  cacheDir: string;
   dockerVersion: string;
   arch: string;
 }
@@ -76,7 +81,10 @@ interface StageState {
 }
 
 export class Builder {
-  constructor(private readonly d: BuilderDeps) {}
+  readonly caches: CacheMounts;
+  constructor(private readonly d: BuilderDeps) {
+    this.caches = new CacheMounts(d.cacheDir);
+  }
 
   private swept = false;
   private readonly active = new Set<string>();
@@ -109,7 +117,8 @@ export class Builder {
       // docker appends the labels= parameter as one more LABEL instruction
       if (keys.length) text += `\nLABEL ${keys.map((k) => `${goQuote(k)}=${goQuote(opts.labels[k]!)}`).join(' ')}\n`;
       const df = parseInstructions(text);
-      const id = await new BuildJob(this.d, df, ctx.dir, opts, progress, ctx.sums).run();
+      checkSyntax(df);
+      const id = await new BuildJob(this.d, df, ctx.dir, opts, progress, ctx.sums, this.caches, `${tmp}-mounts`).run();
       // the unpacked context goes after the answer (a leftover is swept at the next daemon's first build)
       void ctx.close().catch(() => {});
       return id;
@@ -134,7 +143,8 @@ class BuildJob {
   private readonly cache: BuildCache;
 
   constructor(private readonly d: BuilderDeps, private readonly df: Dockerfile, private readonly ctxDir: string,
-    private readonly opts: BuildRequest, private readonly progress: ProgressSink, private readonly sums = new Map<string, string>()) {
+    private readonly opts: BuildRequest, private readonly progress: ProgressSink, private readonly sums: Map<string, string>,
+    private readonly caches: CacheMounts, private readonly scratchDir: string) {
     this.quiet = opts.quiet;
     this.files = new ImageFiles(d.layers);
     this.cache = new BuildCache(d, opts);
@@ -358,7 +368,7 @@ class BuildJob {
       case 'arg':
         return this.commitConfig(st, this.declareArgs(st, ins, esc), slot);
       case 'run':
-        return this.runStep(st, ins, slot);
+        return this.runStep(st, ins, slot, stage);
       case 'copy': case 'add':
         return this.copyStep(st, ins, slot, stage);
       case 'from':
@@ -485,8 +495,7 @@ class BuildJob {
 
   // ------------------------------------------------------------------ RUN
 
-  private async runStep(st: StageState, ins: CommandInstruction, slot: number): Promise<void> {
-    if (ins.mounts.length) throw new InvalidParameterError('the --mount option requires BuildKit. Refer to https://docs.docker.com/go/buildkit/ to learn how to enable BuildKit.');
+  private async runStep(st: StageState, ins: CommandInstruction, slot: number, stage: Stage): Promise<void> {
     let cmd: string[];
     if (ins.node.heredocs.length && ins.shellForm) {
       cmd = [...this.shell(st), ins.node.heredocs.map((h) => h.content).join('')];
@@ -494,12 +503,53 @@ class BuildJob {
     const args = this.runArgs(st);
     // predefined proxy args reach the command but, unless declared with ARG, not its history nor the cache key
     const shown = args.filter((a) => { const k = a.slice(0, a.indexOf('=')); return !PROXY_ARGS.includes(k) || st.args.has(k); });
-    const ccCmd = shown.length ? [`|${shown.length}`, ...shown, ...cmd] : cmd;
+    const line = ins.node.startLine;
+    const atLine = (e: unknown): never => {
+      if (e instanceof InvalidParameterError && !/^dockerfile parse error line /.test(e.message)) throw new InvalidParameterError(`Dockerfile line ${line}: ${e.message}`);
+      throw e;
+    };
+    // RUN --mount (substituted with the stage's variables, then checked again) and --network
+    const mounts: { raw: string; m: RunMount }[] = [];
+    for (const raw of ins.mounts) {
+      const v = expandWord(raw, this.expansionEnv(st), this.df.directives.escape);
+      try { mounts.push({ raw: v, m: parseRunMount(v) }); } catch (e) { throw new InvalidParameterError(`dockerfile parse error line ${line}: invalid --mount=${v}: ${(e as Error).message}`); }
+    }
+    const network = ins.network === undefined || ins.network === 'default' ? this.opts.networkMode : ins.network;
+    const extra = await mountKeyWords(mounts, { ctxDir: this.ctxDir, ctxSums: this.sums, signal: this.abort.signal }, async (ref) => {
+      const f = await this.fromRoot(ref, slot, stage);
+      return f.imageId ?? 'scratch';
+    }).catch(atLine);
+    if (ins.network !== undefined && ins.network !== 'default') extra.push(`--network=${ins.network}`);
+    const ccCmd = [...(shown.length ? [`|${shown.length}`, ...shown] : []), ...extra, ...cmd];
     if (await this.probeCache(st, ccCmd, slot)) return;
+    let prepared: PreparedMounts | null = null;
+    if (mounts.length) {
+      prepared = await prepareMounts(mounts.map((x) => x.m), st.run.WorkingDir || '/', {
+        ctxDir: this.ctxDir, ...(this.sums.size ? { ctxSums: this.sums } : {}),
+        mountFrom: async (ref) => {
+          const f = await this.fromRoot(ref, slot, stage);
+          const mnt = await this.mountImage(f.imageId);
+          return { imageId: f.imageId ?? 'scratch', dir: mnt.path, release: mnt.release };
+        },
+        caches: this.caches, secrets: this.opts.secrets ?? new Map(),
+        scratchDir: join(this.scratchDir, newId().slice(0, 16)), signal: this.abort.signal,
+      }).catch(atLine);
+    }
+    try {
+      await this.runContainer(st, cmd, ccCmd, args, slot, network, prepared);
+    } finally {
+      await prepared?.release();
+    }
+  }
+
+  private async runContainer(st: StageState, cmd: string[], ccCmd: string[], args: string[], slot: number, network: string | undefined, mounts: PreparedMounts | null): Promise<void> {
     const ex = this.d.executor;
     const env = [...(st.run.Env ?? []), ...args];
     const cid = ex.create
-      ? await ex.create({ imageId: st.imageId, config: st.run, cmd, env, runStep: true, network: this.opts.networkMode })
+      ? await ex.create({
+        imageId: st.imageId, config: st.run, cmd, env: [...env, ...(mounts?.env ?? [])], runStep: true, network,
+        ...(mounts ? { binds: mounts.binds, tmpfs: mounts.tmpfs } : {}),
+      })
       : newId();
     this.say(slot, ` ---> Running in ${cid.slice(0, 12)}\n`);
     const removed = async () => {
@@ -510,7 +560,7 @@ class BuildJob {
     let res: Awaited<ReturnType<RunExecutor['run']>>;
     try {
       res = await ex.run({
-        id: cid, cmd, env,
+        id: cid, cmd, env: [...env, ...(mounts?.env ?? [])],
         stdout: (b) => this.say(slot, b.toString('utf8')),
         stderr: (b) => {
           // whole lines (a shell's message arrives in pieces that dockerd's pipe would have joined)
@@ -583,20 +633,22 @@ class BuildJob {
     if (ins.kind !== 'copy' || ins.from === undefined) {
       return { root: { dir: this.ctxDir, fromImage: false, ...(this.sums.size ? { contextSums: this.sums } : {}) } };
     }
-    const ref = ex(ins.from);
-    let id: Digest | null;
-    const byName = this.df.stages.find((x) => x.name === ref.toLowerCase() && x.index < stage.index);
-    if (byName) id = await this.stageImages.get(byName.index)!;
-    else if (/^\d+$/.test(ref)) {
-      if (Number(ref) >= stage.index) throw new InvalidParameterError(`invalid from flag value ${ref}: refers to current or later build stage`);
-      id = await this.stageImages.get(Number(ref))!;
-    } else {
-      let img = await this.d.resolveImage(ref).catch(() => null);
-      if (!img) { await this.d.pull(ref, (m) => this.emit(slot, m), this.opts.registryAuth); img = await this.d.resolveImage(ref); }
-      id = img.id;
-    }
-    const mnt = await this.mountImage(id);
+    const { imageId } = await this.fromRoot(ex(ins.from), slot, stage);
+    const mnt = await this.mountImage(imageId);
     return { root: { dir: mnt.path, fromImage: true }, release: mnt.release };
+  }
+
+  /** The image a `--from` / `from=` names: an earlier stage (by name or index), else an image (pulled if missing). */
+  private async fromRoot(ref: string, slot: number, stage: Stage): Promise<{ imageId: Digest | null }> {
+    const byName = this.df.stages.find((x) => x.name === ref.toLowerCase() && x.index < stage.index);
+    if (byName) return { imageId: await this.stageImages.get(byName.index)! };
+    if (/^\d+$/.test(ref)) {
+      if (Number(ref) >= stage.index) throw new InvalidParameterError(`invalid from flag value ${ref}: refers to current or later build stage`);
+      return { imageId: await this.stageImages.get(Number(ref))! };
+    }
+    let img = await this.d.resolveImage(ref).catch(() => null);
+    if (!img) { await this.d.pull(ref, (m) => this.emit(slot, m), this.opts.registryAuth); img = await this.d.resolveImage(ref); }
+    return { imageId: img.id };
   }
 
   private async mountImage(id: Digest | null): Promise<{ path: string; release: () => Promise<void> }> {
@@ -632,4 +684,15 @@ function parseChmod(v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   if (!/^[0-7]{3,4}$/.test(v)) throw new InvalidParameterError(`invalid chmod parameter: ${v}`);
   return parseInt(v, 8);
+}
+
+/**
+ * `# syntax=`: this builder is itself the docker/dockerfile:1 frontend, so that image (any 1.x tag, -labs,
+ * docker.io/ or a digest) is accepted; no other frontend image is fetched. `# check=` is accepted as it is.
+ */
+export function checkSyntax(df: Dockerfile): void {
+  const s = df.directives.syntax;
+  if (s === undefined || s === '') return;
+  if (/^(docker\.io\/)?docker\/dockerfile(-upstream)?(:1(\.\d+){0,2}(-labs)?|:labs|:latest)?(@sha256:[0-9a-f]{64})?$/.test(s)) return;
+  throw new InvalidParameterError(`dockerfile parse error line 1: unsupported syntax "${s}": this builder runs the docker/dockerfile:1 frontend itself and fetches no other frontend image (use "# syntax=docker/dockerfile:1" or remove the line)`);
 }

@@ -5,6 +5,7 @@
 import { InvalidParameterError } from '../../lib/errors.js';
 import type { Dockerfile, Stage } from './dockerfile/instructions.js';
 import { expandWord } from './dockerfile/shell-lex.js';
+import { parseRunMount } from './dockerfile/run-mounts.js';
 
 export interface StagePlan {
   /** Index of the stage whose image the build answers with. */
@@ -38,7 +39,7 @@ export function planStages(df: Dockerfile, o: { target?: string; metaEnv: Readon
   return { target, order, total: step, firstStep };
 }
 
-/** Earlier stages a stage needs (FROM <stage>, COPY --from=<stage|index>; a --from with a variable: all of them). */
+/** Earlier stages a stage needs (FROM <stage>, COPY --from=<stage|index>, RUN --mount=from=…; a from with a variable: all of them). */
 export function stageDependencies(df: Dockerfile, stage: Stage, metaEnv: ReadonlyMap<string, string>): number[] {
   const out: number[] = [];
   const byRef = (ref: string): number | null => {
@@ -51,10 +52,15 @@ export function stageDependencies(df: Dockerfile, stage: Stage, metaEnv: Readonl
   try { fromRef = expandWord(fromRef, metaEnv, df.directives.escape); } catch { /* unresolved */ }
   const f = df.stages.find((x) => x.name === fromRef.toLowerCase() && x.index < stage.index);
   if (f) out.push(f.index);
+  const refs: string[] = [];
   for (const c of stage.commands) {
-    if (c.kind !== 'copy' || c.from === undefined) continue;
-    if (c.from.includes('$')) { for (let i = 0; i < stage.index; i++) out.push(i); continue; }
-    const i = byRef(c.from);
+    if (c.kind === 'copy' && c.from !== undefined) refs.push(c.from);
+    // RUN --mount=…,from=<stage>: a bind or a cache seeded from that stage
+    if (c.kind === 'run') for (const m of c.mounts) { const f = parseRunMount(m, { deferVars: true }).from; if (f !== undefined) refs.push(f); }
+  }
+  for (const ref of refs) {
+    if (ref.includes('$')) { for (let i = 0; i < stage.index; i++) out.push(i); continue; }
+    const i = byRef(ref);
     if (i !== null) out.push(i);
   }
   return out;

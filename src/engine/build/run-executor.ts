@@ -35,7 +35,12 @@ export class ContainerExecutor implements RunExecutor {
       ...(spec.runStep ? { Healthcheck: { Test: ['NONE'] } } : {}),
       Env: spec.env ?? spec.config.Env ?? [],
       Volumes: spec.config.Volumes ?? null,
-      HostConfig: { NetworkMode: spec.network && spec.network !== '' ? spec.network : 'default' },
+      HostConfig: {
+        NetworkMode: spec.network && spec.network !== '' ? spec.network : 'default',
+        // RUN --mount: over the root, so nothing they show lands in the step's RW layer (its diff)
+        ...(spec.binds?.length ? { Mounts: spec.binds.map((b) => ({ Type: 'bind', Source: b.source, Target: b.target, ReadOnly: b.readonly })) } : {}),
+        ...(spec.tmpfs && Object.keys(spec.tmpfs).length ? { Tmpfs: spec.tmpfs } : {}),
+      },
     };
     const { Id } = await this.d.containers.create(null, body, { noImage: spec.imageId === null });
     return Id;

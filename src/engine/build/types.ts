@@ -19,6 +19,10 @@ export interface StepContainer {
   runStep?: boolean;
   /** HostConfig.NetworkMode: "default" (the bridge) when absent, "bridge", "host", "none". */
   network?: string;
+  /** RUN --mount binds (caches, context/stage binds, secret files): host path → target, over the root. */
+  binds?: { source: string; target: string; readonly: boolean }[];
+  /** RUN --mount=type=tmpfs: target → mount options. */
+  tmpfs?: Record<string, string>;
 }
 
 /**
