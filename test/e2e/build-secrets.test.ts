@@ -1,0 +1,115 @@
+/**
+ * Build secrets: `wharf build --secret id=…,src=file|env=VAR` and `RUN --mount=type=secret`. As the Dockerfile
+ * reference says of BuildKit (docs.docker.com/reference/dockerfile/#run---mounttypesecret): the secret is a file
+ * at /run/secrets/<id> (or `target`), or a variable (`env`), for that step only; mode 0400 unless `mode`; a
+ * missing secret skips the mount unless `required`. The value is then searched for everywhere the build could
+ * leave it: every layer and config of `docker save`, `docker history --no-trunc`, `docker inspect`, the build
+ * output, wharfd's debug log and every file under the daemon's data root. It must be absent.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startDaemon, type Daemon } from '../support/daemon.js';
+import { show, type RunResult } from '../support/cli.js';
+
+let d: Daemon;
+let work: string;
+before(async () => {
+  d = await startDaemon({ extraArgs: ['--debug'] });
+  work = await mkdtemp(join(tmpdir(), 'wharf-e2e-secrets-'));
+  const b = await d.wharf(['image', 'bootstrap', 'busybox']);
+  assert.equal(b.code, 0, show(b));
+});
+after(async () => {
+  await d?.stop();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+function ok(r: RunResult): string {
+  assert.equal(r.code, 0, show(r));
+  return r.stdout;
+}
+
+/** Whether `needle` occurs in any file under `dir` (binary-safe, every file). */
+function foundUnder(dir: string, needle: string): string[] {
+  try {
+    return execFileSync('grep', ['-rlaF', '--', needle, dir], { maxBuffer: 1 << 26 }).toString().trim().split('\n').filter(Boolean);
+  } catch (e) {
+    if ((e as { status?: number }).status === 1) return [];
+    throw e;
+  }
+}
+
+test('a secret from a file and one from the environment reach their steps and nothing else', async () => {
+  const fileValue = `s3cr3t-file-${randomBytes(12).toString('hex')}`;
+  const envValue = `s3cr3t-env-${randomBytes(12).toString('hex')}`;
+  const ctx = join(work, 'ctx');
+  await mkdir(ctx);
+  const secretFile = join(work, 'token.txt');
+  await writeFile(secretFile, fileValue);
+  await writeFile(join(ctx, 'Dockerfile'), `# syntax=docker/dockerfile:1
+FROM busybox
+RUN --mount=type=secret,id=tok sha256sum /run/secrets/tok | cut -d' ' -f1 > /tok.sum && stat -c '%a %u' /run/secrets/tok > /tok.stat
+RUN --mount=type=secret,id=api,env=API_KEY,target=/etc/api.key,mode=0440,uid=1000 echo "\${#API_KEY} $(stat -c '%a %u' /etc/api.key) $(wc -c < /etc/api.key)" > /api.info
+RUN --mount=type=secret,id=absent ls /run/secrets/absent > /absent.txt 2>&1; echo done >> /absent.txt
+`);
+  const env = { ...process.env, API_VALUE: envValue };
+  const r = await d.wharf(['build', '--secret', `id=tok,src=${secretFile}`, '--secret', 'id=api,env=API_VALUE', '-t', 'sec:1', ctx], { env });
+  const out = ok(r);
+  const cat = (f: string) => d.docker(['run', '--rm', 'sec:1', 'cat', f]).then(ok);
+  assert.equal(await cat('/tok.sum'), `${createHash('sha256').update(fileValue).digest('hex')}\n`);
+  assert.equal(await cat('/tok.stat'), '400 0\n');
+  assert.equal(await cat('/api.info'), `${envValue.length} 440 1000 ${envValue.length}\n`);
+  // a secret not given: the mount is skipped (not required)
+  assert.match(await cat('/absent.txt'), /No such file or directory\ndone\n/);
+  // the files are not left in the image either
+  const ls = ok(await d.docker(['run', '--rm', 'sec:1', 'sh', '-c', 'cat /run/secrets/tok /etc/api.key 2>/dev/null; echo end']));
+  assert.equal(ls, 'end\n');
+
+  // the value is nowhere: layers and configs (save), history, inspect, build output, daemon log, data root
+  const tar = join(work, 'sec.tar');
+  ok(await d.docker(['save', '-o', tar, 'sec:1']));
+  const x = join(work, 'sec-x');
+  await mkdir(x);
+  execFileSync('tar', ['-xf', tar, '-C', x]);
+  for (const l of execFileSync('find', [x, '-name', '*.tar']).toString().trim().split('\n').filter(Boolean)) {
+    const into = `${l}.d`;
+    await mkdir(into);
+    execFileSync('tar', ['-xf', l, '-C', into]);
+  }
+  const history = ok(await d.docker(['history', '--no-trunc', 'sec:1']));
+  const inspect = ok(await d.docker(['inspect', 'sec:1']));
+  assert.match(history, /--mount=type=secret,id=tok/); // the step is there, its value is not
+  for (const v of [fileValue, envValue]) {
+    assert.deepEqual(foundUnder(x, v), [], 'in the saved image');
+    assert.ok(!history.includes(v) && !inspect.includes(v), 'in history or inspect');
+    assert.ok(!out.includes(v) && !r.stderr.includes(v), 'in the build output');
+    assert.ok(!d.log().includes(v), 'in the daemon log');
+    assert.deepEqual(foundUnder(d.dataRoot, v), [], 'under the data root');
+  }
+  assert.match(d.log(), /POST/); // the debug log did record the requests
+
+  // a secret is not part of the cache key: another value, same steps, all from the cache (BuildKit's rule)
+  await writeFile(secretFile, 'another value');
+  const again = ok(await d.wharf(['build', '--secret', `id=tok,src=${secretFile}`, '--secret', 'id=api,env=API_VALUE', '-t', 'sec:1', ctx], { env }));
+  assert.equal((again.match(/Using cache/g) ?? []).length, 3, again);
+});
+
+test('a required secret missing, and a bad --secret flag, fail clearly', async () => {
+  const ctx = join(work, 'req');
+  await mkdir(ctx);
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM busybox\nRUN --mount=type=secret,id=npmrc,required=true cat /run/secrets/npmrc\n');
+  const r = await d.wharf(['build', ctx]);
+  assert.equal(r.code, 1, show(r));
+  assert.match(r.stderr, /Dockerfile line 2: secret npmrc: not found/);
+  const bad = await d.wharf(['build', '--secret', 'src=/nonexistent', ctx]);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /id is required/);
+  const missing = await d.wharf(['build', '--secret', 'id=npmrc,src=/nonexistent/file', ctx]);
+  assert.notEqual(missing.code, 0);
+  assert.match(missing.stderr, /secret npmrc: failed to read \/nonexistent\/file/);
+});
