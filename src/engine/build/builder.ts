@@ -27,7 +27,8 @@ import { BuildCache } from './cache.js';
 import { ImageFiles } from './image-files.js';
 import { StageOutput } from './output.js';
 import { planStages, type StagePlan } from './plan.js';
-import { collectSources, packEntries, ROOT_OWNER, type SourceRoot } from './sources.js';
+import { collectSources, packEntries, parseChmod, ROOT_OWNER, type Chmod, type SourceRoot } from './sources.js';
+import { PatternMatcher } from '../../lib/dockerignore.js';
 import { CacheMounts } from './cache-mounts.js';
 import { parseRunMount, type RunMount } from './dockerfile/run-mounts.js';
 import { mountKeyWords, prepareMounts, type PreparedMounts } from './step-mounts.js';
@@ -172,14 +173,23 @@ class BuildJob {
     return finalId;
   }
 
-  /** ARGs before the first FROM: their values (build-arg, else the default expanded with earlier ones). */
+  /**
+   * ARGs before the first FROM: their values (build-arg, else the default expanded with earlier ones), after
+   * BuildKit's automatic platform ARGs (usable in FROM undeclared, in a stage once declared without a value).
+   */
   private declareMetaArgs(): void {
+    const auto = platformArgs(this.d.arch, this.opts.platform);
+    for (const [k, v] of auto) {
+      const b = this.buildArg(k);
+      if (b !== undefined) this.usedArgs.add(k);
+      this.metaArgs.set(k, b ?? v);
+    }
     for (const a of this.df.metaArgs) {
       for (const { key, value } of a.args) {
         const def = value === undefined ? undefined : expandWord(value, this.metaEnv(), this.df.directives.escape);
         const b = this.buildArg(key);
         if (b !== undefined) this.usedArgs.add(key);
-        this.metaArgs.set(key, b ?? def);
+        this.metaArgs.set(key, b ?? def ?? (auto.has(key) ? this.metaArgs.get(key) : undefined));
       }
     }
   }
@@ -218,7 +228,8 @@ class BuildJob {
   /** The closing lines: unused build-args, the ID, the tags. */
   private async finish(finalId: Digest): Promise<void> {
     const { opts } = this;
-    const unused = Object.keys(opts.buildArgs).filter((k) => !this.usedArgs.has(k) && !PROXY_ARGS.includes(k)).sort();
+    // BuildKit's own knobs (BUILDKIT_INLINE_CACHE, BUILDKIT_SYNTAX, …) are accepted and ignored
+    const unused = Object.keys(opts.buildArgs).filter((k) => !this.usedArgs.has(k) && !PROXY_ARGS.includes(k) && !k.startsWith('BUILDKIT_')).sort();
     if (unused.length && !this.quiet) this.progress({ stream: `[Warning] One or more build-args [${unused.join(' ')}] were not consumed\n` });
     this.progress({ aux: { ID: finalId } });
     if (this.quiet) this.progress({ stream: `${finalId}\n` });
@@ -278,8 +289,8 @@ class BuildJob {
   }
 
   /**
-   * FROM's image. `--platform` (expanded with the meta ARGs only: the classic builder predefines no
-   * BUILDPLATFORM/TARGETPLATFORM) is dockerd 20.10's: a missing image is pulled for that platform; an image of an
+   * FROM's image. `--platform` (expanded with the meta ARGs, BuildKit's automatic BUILDPLATFORM/TARGETPLATFORM
+   * among them) is dockerd 20.10's: a missing image is pulled for that platform; an image of an
    * earlier stage must match it; a local image is used as it is (20.10's "prefer local" keeps the image even when
    * its platform differs), and a pulled one that does not match only gets 20.10's warning.
    */
@@ -605,21 +616,44 @@ class BuildJob {
     const destIsDir = dest.endsWith('/') || dest.endsWith('/.') || dest === '.';
     if (!dest.startsWith('/')) dest = posix.join(st.run.WorkingDir || '/', dest);
     const owner = ins.chown ? await this.files.resolveChown(st.config, ex(ins.chown)) : ROOT_OWNER;
-    const chmod = parseChmod(ins.chmod);
+    const line = `Dockerfile line ${ins.node.startLine}`;
+    if (ins.chmod !== undefined && [...sources, dest].some((x) => /^[A-Za-z]:[\\/]/.test(x) || x.includes('\\'))) {
+      throw new InvalidParameterError(`${line}: ${name} --chmod is not supported with Windows-style paths`);
+    }
+    let chmod: Chmod | undefined;
+    try { chmod = ins.chmod === undefined ? undefined : parseChmod(ex(ins.chmod)); } catch (e) { throw new InvalidParameterError(`${line}: ${(e as Error).message}`); }
+    if (ins.checksum && sources.some((x) => !/^https?:\/\//.test(x))) {
+      throw new InvalidParameterError(`${line}: ADD --checksum can only be used with HTTP(S) sources`);
+    }
+    let exclude: PatternMatcher | undefined;
+    try { exclude = ins.exclude.length ? new PatternMatcher(ins.exclude.map(ex)) : undefined; } catch (e) { throw new InvalidParameterError(`${line}: invalid --exclude: ${(e as Error).message}`); }
     const src = await this.sourceRoot(ins, ex, slot, stage);
     try {
-      const destRel = await this.files.resolve(st.config, dest);
+      // --link: the layer is made apart from the image below (nothing of it is read: no symlinks followed, parents
+      // new and fixed), so its content, and its diff ID, stay the same when the base changes
+      const destRel = ins.link ? posix.normalize(dest).replace(/^\/+/, '') : await this.files.resolve(st.config, dest);
       const { entries, srcHash } = await collectSources({
-        kind: ins.kind, root: src.root, sources, heredocs, destRel, destIsDir, owner, chmod, signal: this.abort.signal,
-        statInImage: (p) => this.files.stat(st.config, p),
+        kind: ins.kind, root: src.root, sources, heredocs, destRel, destIsDir, owner, signal: this.abort.signal,
+        ...(chmod ? { chmod } : {}), ...(exclude ? { exclude } : {}), ...(ins.parents ? { parents: true } : {}),
+        ...(ins.checksum ? { checksum: ins.checksum, where: line } : {}),
+        statInImage: ins.link ? async () => null : (p) => this.files.stat(st.config, p),
       });
-      // dockerd 20.10 writes the --chown value right before the hash, without a space
-      const comment = `${name} ${ins.chown ? `--chown=${ex(ins.chown)}` : ''}${srcHash} in ${ex(ins.dest)} `;
+      // dockerd 20.10 writes the --chown value right before the hash, without a space; the BuildKit-era flags
+      // (which dockerd's classic builder refuses) come first, so they are part of the cache key
+      const flags = [
+        ins.chmod !== undefined ? `--chmod=${ex(ins.chmod)}` : '', ins.link ? '--link' : '', ins.parents ? '--parents' : '',
+        ...ins.exclude.map((e) => `--exclude=${ex(e)}`), ins.checksum ? `--checksum=${ins.checksum}` : '',
+      ].filter(Boolean).map((f) => `${f} `).join('');
+      const comment = `${name} ${flags}${ins.chown ? `--chown=${ex(ins.chown)}` : ''}${srcHash} in ${ex(ins.dest)} `;
       const ccCmd = [...this.shell(st), `#(nop) ${comment}`];
       if (await this.probeCache(st, ccCmd, slot)) return;
       // parents of the destination: new ones root-owned 0755 (the destination directory itself: --chown's owner)
       const parts = destRel.split('/').filter(Boolean);
-      const dirs = await this.files.dirEntries(st.config, destIsDir ? parts : parts.slice(0, -1), (i) => (destIsDir && i === parts.length ? owner : ROOT_OWNER));
+      const dirParts = destIsDir ? parts : parts.slice(0, -1);
+      const dirOwner = (i: number) => (destIsDir && i === parts.length ? owner : ROOT_OWNER);
+      const dirs = ins.link
+        ? dirParts.map((_, i) => ({ path: dirParts.slice(0, i + 1).join('/'), type: 'directory' as const, mode: 0o755, ...dirOwner(i + 1), mtime: new Date(0), size: 0 }))
+        : await this.files.dirEntries(st.config, dirParts, dirOwner);
       const copied = new Set(entries.filter((e) => !e.archive).map((e) => e.path.replace(/\/+$/, '')));
       const layer = await this.d.layers.extract(packEntries([...dirs.filter((e) => !copied.has(e.path)), ...entries]));
       await this.commit(st, { ccCmd, layer });
@@ -679,12 +713,6 @@ function chainOf(ids: readonly string[]): Digest | null {
   return c.length ? c[c.length - 1]! : null;
 }
 
-/** COPY/ADD --chmod: octal, 3 or 4 digits. */
-function parseChmod(v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  if (!/^[0-7]{3,4}$/.test(v)) throw new InvalidParameterError(`invalid chmod parameter: ${v}`);
-  return parseInt(v, 8);
-}
 
 /**
  * `# syntax=`: this builder is itself the docker/dockerfile:1 frontend, so that image (any 1.x tag, -labs,
@@ -695,4 +723,22 @@ export function checkSyntax(df: Dockerfile): void {
   if (s === undefined || s === '') return;
   if (/^(docker\.io\/)?docker\/dockerfile(-upstream)?(:1(\.\d+){0,2}(-labs)?|:labs|:latest)?(@sha256:[0-9a-f]{64})?$/.test(s)) return;
   throw new InvalidParameterError(`dockerfile parse error line 1: unsupported syntax "${s}": this builder runs the docker/dockerfile:1 frontend itself and fetches no other frontend image (use "# syntax=docker/dockerfile:1" or remove the line)`);
+}
+
+/**
+ * BuildKit's automatic platform ARGs: TARGET* from `docker build --platform` (else the build platform), BUILD*
+ * the daemon's own platform ("linux/amd64", "linux/arm/v7"); an invalid --platform is reported by FROM.
+ */
+export function platformArgs(arch: string, requested?: string): Map<string, string> {
+  const build = parsePlatform(`linux/${arch}`);
+  let target = build;
+  if (requested) { try { target = parsePlatform(requested); } catch { /* FROM names the error */ } }
+  const m = new Map<string, string>();
+  for (const [pre, p] of [['TARGET', target], ['BUILD', build]] as const) {
+    m.set(`${pre}PLATFORM`, formatPlatform(p));
+    m.set(`${pre}OS`, p.os);
+    m.set(`${pre}ARCH`, p.architecture);
+    m.set(`${pre}VARIANT`, p.variant ?? '');
+  }
+  return m;
 }

@@ -29,7 +29,12 @@ export interface CopyInstruction extends Base {
   chown?: string;
   chmod?: string;
   link: boolean;
+  /** COPY --parents: the sources' parent directories are kept (up to a `/./` pivot). */
+  parents: boolean;
+  /** --exclude patterns (.dockerignore syntax), matched below each source. */
+  exclude: string[];
   checksum?: string;
+  keepGitDir: boolean;
   heredocs: Heredoc[];
 }
 export interface KeyValueInstruction extends Base { kind: 'env' | 'label'; pairs: string[] }
@@ -142,10 +147,16 @@ function toInstruction(node: Node): Instruction {
     case 'copy': case 'add': {
       const parts = [...node.args];
       const dest = parts.pop() ?? '';
-      const link = one(flags, 'link');
+      const flag = (n: string) => { const v = one(flags, n); return v !== undefined && v !== 'false'; };
+      const checksum = one(flags, 'checksum');
+      if (checksum !== undefined && !/^(sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128})$/.test(checksum)) {
+        throw new DockerfileParseError(node.startLine, `invalid checksum digest format "${checksum}" (want sha256:<64 hex digits>)`);
+      }
+      const exclude = flags.get('exclude') ?? [];
+      if (exclude.some((e) => e === '')) throw new DockerfileParseError(node.startLine, '--exclude needs a pattern');
       return {
         kind: node.cmd, node, sources: parts, dest, from: one(flags, 'from'), chown: one(flags, 'chown'), chmod: one(flags, 'chmod'),
-        link: link !== undefined && link !== 'false', checksum: one(flags, 'checksum'), heredocs: node.heredocs,
+        link: flag('link'), parents: flag('parents'), exclude, checksum, keepGitDir: flag('keep-git-dir'), heredocs: node.heredocs,
       };
     }
     case 'env': case 'label':
