@@ -9,17 +9,20 @@
  * - ADD --checksum=sha256:…: "verifies the checksum of a remote resource"; a mismatch fails the build.
  * - Automatic platform ARGs: TARGETPLATFORM/OS/ARCH/VARIANT and BUILDPLATFORM/… in the global scope, in a stage
  *   once declared with `ARG NAME`; `docker build --platform` sets TARGET*.
+ * - ADD of a git URL: "ADD [--keep-git-dir=<boolean>] <git ref> <dir>": the repository's files (at the ref,
+ *   `:subdir` too) in <dir>, `.git` only with --keep-git-dir.
  * - `# syntax=docker/dockerfile:1` and `# check=` accepted; another syntax image refused by name.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../support/daemon.js';
 import { show, type RunResult } from '../support/cli.js';
+import { gitContextRepo } from '../support/gitrepo.js';
 
 let d: Daemon;
 let work: string;
@@ -160,4 +163,30 @@ test('# syntax= and # check= directives; --target of a stage that uses a later o
   assert.equal(r2.code, 1, show(r2));
   assert.match(r2.stderr, /line 2: COPY --from uses stage "tools", which is defined later \(line 3\)/);
   assert.doesNotMatch(r2.stdout, /Step/);
+});
+
+test('ADD of a git URL (#ref:subdir), --keep-git-dir; a URL that does not resolve fails naming the line', async () => {
+  const root = join(work, 'git');
+  await gitContextRepo(root, { 'hello.txt': 'from git\n', 'x.txt': 'x\n' });
+  const srv = createServer((q, s) => {
+    readFile(join(root, 'srv', decodeURIComponent((q.url ?? '/').split('?')[0]!))).then((b) => s.end(b), () => { s.writeHead(404); s.end(); });
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  try {
+    const repo = `http://127.0.0.1:${(srv.address() as { port: number }).port}/repo.git`;
+    const ctx = await context('gitadd', {
+      Dockerfile: `FROM busybox\nADD ${repo}#rel:sub /src\nADD --keep-git-dir=true ${repo}#main /full/\n`,
+    });
+    ok(await d.docker(['build', '-t', 'gitadd:1', ctx]));
+    assert.equal(await sh('gitadd:1', 'cd /src && find . -type f | sort && cat hello.txt'), './hello.txt\n./x.txt\nfrom git\n');
+    assert.equal(await sh('gitadd:1', 'test -d /src/.git || echo no-git; test -f /full/.git/HEAD && echo has-git; ls /full'), 'no-git\nhas-git\nsub\n');
+    const bad = await context('gitbad', { Dockerfile: `FROM busybox\nRUN true\nADD ${repo.replace('repo.git', 'nothere.git')}#main /src\n` });
+    const r = await d.docker(['build', bad]);
+    assert.equal(r.code, 1, show(r));
+    assert.match(r.stderr, /Dockerfile line 3: ADD http:\/\/127\.0\.0\.1:\d+\/nothere\.git#main: error fetching: /);
+    const two = await context('gittwo', { Dockerfile: `FROM busybox\nADD ${repo} Dockerfile /src/\n` });
+    assert.match((await d.docker(['build', two])).stderr, /line 2: ADD of a git URL takes it as the only source/);
+  } finally {
+    srv.close();
+  }
 });

@@ -7,7 +7,7 @@
  * in stage order (output.ts).
  */
 import { randomBytes } from 'node:crypto';
-import { readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { chainIds, hexOf, type Digest } from '../../lib/digest.js';
@@ -18,7 +18,7 @@ import type { ContainerConfig, HistoryEntry, Image, ImageConfig, ImageStore } fr
 import type { ExtractedLayer, LayerStore } from '../layers/types.js';
 import { parseInstructions, type ArgInstruction, type CommandInstruction, type CopyInstruction, type Dockerfile, type Instruction, type Stage } from './dockerfile/instructions.js';
 import { expandWord } from './dockerfile/shell-lex.js';
-import { openContext } from './context.js';
+import { fetchGit, isGitUrl, openContext } from './context.js';
 import { goQuote, rfc3339Nano } from '../../lib/go.js';
 import { applyConfigInstruction, DEFAULT_SHELL, isConfigInstruction, withDefaultPath } from './config-eval.js';
 import type { RunExecutor } from './types.js';
@@ -127,6 +127,9 @@ export class Builder {
       // a failed build gives its space back before it answers (the failure may be a full disk)
       await ctx.close().catch(() => {});
       throw e;
+    } finally {
+      // RUN --mount's secret files and rw copies, ADD's git clones (each step removes its own; this is the rest)
+      await rm(`${tmp}-mounts`, { recursive: true, force: true }).catch(() => {});
     }
   }
 }
@@ -627,13 +630,18 @@ class BuildJob {
     }
     let exclude: PatternMatcher | undefined;
     try { exclude = ins.exclude.length ? new PatternMatcher(ins.exclude.map(ex)) : undefined; } catch (e) { throw new InvalidParameterError(`${line}: invalid --exclude: ${(e as Error).message}`); }
-    const src = await this.sourceRoot(ins, ex, slot, stage);
+    const git = ins.kind === 'add' && sources.some(isGitUrl);
+    if (ins.keepGitDir && !git) throw new InvalidParameterError(`${line}: ADD --keep-git-dir needs a git URL source`);
+    if (git && sources.length !== 1) throw new InvalidParameterError(`${line}: ADD of a git URL takes it as the only source`);
+    const src = git ? await this.gitRoot(sources[0]!, ins.keepGitDir, line) : await this.sourceRoot(ins, ex, slot, stage);
+    if (git) sources.splice(0, 1, '.');
     try {
       // --link: the layer is made apart from the image below (nothing of it is read: no symlinks followed, parents
       // new and fixed), so its content, and its diff ID, stay the same when the base changes
       const destRel = ins.link ? posix.normalize(dest).replace(/^\/+/, '') : await this.files.resolve(st.config, dest);
       const { entries, srcHash } = await collectSources({
-        kind: ins.kind, root: src.root, sources, heredocs, destRel, destIsDir, owner, signal: this.abort.signal,
+        // a git repository's files go into the destination directory (as BuildKit's ADD of a git URL)
+        kind: git ? 'copy' : ins.kind, root: src.root, sources, heredocs, destRel, destIsDir: destIsDir || git, owner, signal: this.abort.signal,
         ...(chmod ? { chmod } : {}), ...(exclude ? { exclude } : {}), ...(ins.parents ? { parents: true } : {}),
         ...(ins.checksum ? { checksum: ins.checksum, where: line } : {}),
         statInImage: ins.link ? async () => null : (p) => this.files.stat(st.config, p),
@@ -670,6 +678,21 @@ class BuildJob {
     const { imageId } = await this.fromRoot(ex(ins.from), slot, stage);
     const mnt = await this.mountImage(imageId);
     return { root: { dir: mnt.path, fromImage: true }, release: mnt.release };
+  }
+
+  /** ADD of a git URL: the repository cloned (shallow) into the build's scratch space, removed after the step. */
+  private async gitRoot(url: string, keepGitDir: boolean, line: string): Promise<{ root: SourceRoot; release: () => Promise<void> }> {
+    const dir = join(this.scratchDir, `git-${newId().slice(0, 16)}`);
+    await mkdir(this.scratchDir, { recursive: true, mode: 0o700 });
+    const release = () => rm(dir, { recursive: true, force: true });
+    try {
+      const root = await fetchGit(url, dir, { keepGitDir });
+      return { root: { dir: root, fromImage: true }, release };
+    } catch (e) {
+      await release();
+      if (e instanceof InvalidParameterError) throw new InvalidParameterError(`${line}: ADD ${url}: ${e.message}`);
+      throw e;
+    }
   }
 
   /** The image a `--from` / `from=` names: an earlier stage (by name or index), else an image (pulled if missing). */
