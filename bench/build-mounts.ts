@@ -36,7 +36,7 @@ async function main(): Promise<void> {
     await dockerd.docker(['load', '-i', tar]);
 
     const install = (cache: string) => `RUN ${cache}mkdir -p /cache && for p in $(cat /app/requirements.txt); do `
-      + `[ -f /cache/$p ] || wget -q -T 10 -O /cache/$p ${base}/simple/$p; done && cp /cache/* /app/site-packages/`;
+      + `[ -f /cache/$p ] || timeout 20 wget -q -O /cache/$p ${base}/simple/$p; done && cp /cache/* /app/site-packages/`;
     const files = {
       'requirements.txt': Array.from({ length: PACKAGES }, (_, i) => `pkg${i}`).join('\n') + '\n',
       'src/main.py': 'print("v0")\n',

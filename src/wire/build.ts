@@ -30,6 +30,11 @@ export interface BuildRequest {
    * query, the context tar or a log) and reach only `RUN --mount=type=secret` steps.
    */
   secrets?: ReadonlyMap<string, Buffer>;
+  /**
+   * SSH agents by id (`wharf build --ssh`): the path of an agent socket on the daemon's host, from the
+   * X-Wharf-Build-Ssh header; `RUN --mount=type=ssh` binds it into the step (a daemon on the client's host only).
+   */
+  ssh?: ReadonlyMap<string, string>;
   signal?: AbortSignal;
 }
 

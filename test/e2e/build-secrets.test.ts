@@ -5,6 +5,8 @@
  * missing secret skips the mount unless `required`. The value is then searched for everywhere the build could
  * leave it: every layer and config of `docker save`, `docker history --no-trunc`, `docker inspect`, the build
  * output, wharfd's debug log and every file under the daemon's data root. It must be absent.
+ * SSH: `RUN --mount=type=ssh` gets the agent socket given with `wharf build --ssh` and SSH_AUTH_SOCK naming it
+ * (Dockerfile reference, "RUN --mount=type=ssh"), a real ssh-agent's socket.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -112,4 +114,32 @@ test('a required secret missing, and a bad --secret flag, fail clearly', async (
   const missing = await d.wharf(['build', '--secret', 'id=npmrc,src=/nonexistent/file', ctx]);
   assert.notEqual(missing.code, 0);
   assert.match(missing.stderr, /secret npmrc: failed to read \/nonexistent\/file/);
+});
+
+test('wharf build --ssh: the step reaches the agent through SSH_AUTH_SOCK; required and missing fails', async () => {
+  const sock = join(work, 'agent.sock');
+  const agent = execFileSync('ssh-agent', ['-a', sock, '-s']).toString();
+  const pid = /SSH_AGENT_PID=(\d+)/.exec(agent)![1]!;
+  try {
+    const ctx = join(work, 'ssh');
+    await mkdir(ctx);
+    // (busybox has no unix-socket client to talk to the agent: the socket's presence and type are what is checked)
+    await writeFile(join(ctx, 'Dockerfile'), `FROM busybox
+RUN --mount=type=ssh echo "sock=$SSH_AUTH_SOCK" && test -S "$SSH_AUTH_SOCK" && echo is-a-socket
+RUN --mount=type=ssh,id=other echo "optional other=[$SSH_AUTH_SOCK]"
+`);
+    const r = await d.wharf(['build', '--no-cache', '--ssh', `default=${sock}`, ctx]);
+    const out = ok(r);
+    assert.match(out, /\nsock=\/run\/buildkit\/ssh_agent\.0\n/);
+    assert.match(out, /\nis-a-socket\n/);
+    assert.match(out, /\noptional other=\[\]\n/);
+    await writeFile(join(ctx, 'Dockerfile'), 'FROM busybox\nRUN --mount=type=ssh,id=deploy,required=true true\n');
+    const miss = await d.wharf(['build', ctx]);
+    assert.equal(miss.code, 1, show(miss));
+    assert.match(miss.stderr, /Dockerfile line 2: no SSH agent "deploy" forwarded for RUN --mount=type=ssh/);
+    const notSock = await d.wharf(['build', '--ssh', `deploy=${join(ctx, 'Dockerfile')}`, ctx]);
+    assert.match(notSock.stderr, /is not an agent socket/);
+  } finally {
+    process.kill(Number(pid));
+  }
 });

@@ -76,6 +76,18 @@ export function decodeBuildSecrets(header: string | string[] | undefined): Map<s
   return new Map(Object.entries(v as Record<string, string>).map(([k, x]) => [k, Buffer.from(x, 'base64')]));
 }
 
+/** X-Wharf-Build-Ssh (wharf build --ssh): base64 of a JSON object, agent id → the agent socket's path. */
+export function decodeBuildSsh(header: string | string[] | undefined): Map<string, string> | undefined {
+  const h = Array.isArray(header) ? header[0] : header;
+  if (!h) return undefined;
+  let v: unknown;
+  try { v = JSON.parse(Buffer.from(h, 'base64').toString('utf8')); } catch { v = null; }
+  if (!v || typeof v !== 'object' || Array.isArray(v) || Object.values(v).some((x) => typeof x !== 'string' || !x.startsWith('/'))) {
+    throw new InvalidParameterError('invalid X-Wharf-Build-Ssh header: want base64 of a JSON object of id → absolute socket path');
+  }
+  return new Map(Object.entries(v as Record<string, string>));
+}
+
 export function buildRoutes(r: Router, build: BuildBackend): void {
   r.post('/build/prune', async ({ res }) => {
     sendJson(res, 200, await build.prune());
@@ -86,6 +98,8 @@ export function buildRoutes(r: Router, build: BuildBackend): void {
     if (auth) opts.registryAuth = auth;
     const secrets = decodeBuildSecrets(req.headers['x-wharf-build-secrets']);
     if (secrets) opts.secrets = secrets;
+    const ssh = decodeBuildSsh(req.headers['x-wharf-build-ssh']);
+    if (ssh) opts.ssh = ssh;
     const stream = new JsonStream(res);
     const context = requestBody(req);
     try {

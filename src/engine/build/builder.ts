@@ -545,7 +545,7 @@ class BuildJob {
           const mnt = await this.mountImage(f.imageId);
           return { imageId: f.imageId ?? 'scratch', dir: mnt.path, release: mnt.release };
         },
-        caches: this.caches, secrets: this.opts.secrets ?? new Map(),
+        caches: this.caches, secrets: this.opts.secrets ?? new Map(), ssh: this.opts.ssh ?? new Map(),
         scratchDir: join(this.scratchDir, newId().slice(0, 16)), signal: this.abort.signal,
       }).catch(atLine);
     }

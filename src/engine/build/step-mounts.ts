@@ -22,6 +22,8 @@ export interface StepMountDeps {
   mountFrom(ref: string): Promise<{ imageId: string; dir: string; release(): Promise<void> }>;
   caches: CacheMounts;
   secrets: ReadonlyMap<string, Buffer>;
+  /** SSH agent sockets by id (paths on this host). */
+  ssh: ReadonlyMap<string, string>;
   /** Where secret files and rw copies live while the step runs (removed by release). */
   scratchDir: string;
   signal: AbortSignal;
@@ -149,9 +151,17 @@ export async function prepareMounts(mounts: readonly RunMount[], workdir: string
           }
           break;
         }
-        case 'ssh':
-          if (m.required) throw new InvalidParameterError(`no SSH agent "${m.id}" forwarded for RUN --mount=type=ssh (this builder does not forward SSH agents yet)`);
+        case 'ssh': {
+          const sock = d.ssh.get(m.id!);
+          if (sock === undefined) {
+            if (m.required) throw new InvalidParameterError(`no SSH agent "${m.id}" forwarded for RUN --mount=type=ssh (pass one with wharf build --ssh ${m.id === 'default' ? 'default' : `${m.id}=<socket>`})`);
+            break;
+          }
+          if (!(await lstat(sock).catch(() => null))?.isSocket()) throw new InvalidParameterError(`SSH agent "${m.id}": ${sock} is not a socket on the daemon's host`);
+          out.binds.push({ source: sock, target, readonly: false });
+          out.env.push(`SSH_AUTH_SOCK=${target}`);
           break;
+        }
       }
     }
     return out;
