@@ -570,11 +570,20 @@ class BuildJob {
       await ex.remove?.(cid);
       this.say(slot, `Removing intermediate container ${cid.slice(0, 12)}\n`);
     };
+    // the mount points runc makes where the image has nothing are left out of the layer (BuildKit's mount stubs)
+    const stubs: string[] = [];
+    for (const t of [...(mounts?.binds.map((b) => b.target) ?? []), ...Object.keys(mounts?.tmpfs ?? {})]) {
+      const parts = t.split('/').filter(Boolean);
+      for (let i = 1; i <= parts.length; i++) {
+        const p = parts.slice(0, i).join('/');
+        if (!stubs.includes(p) && !(await this.files.stat(st.config, '/' + p))) stubs.push(p);
+      }
+    }
     let errBuf = '';
     let res: Awaited<ReturnType<RunExecutor['run']>>;
     try {
       res = await ex.run({
-        id: cid, cmd, env: [...env, ...(mounts?.env ?? [])],
+        id: cid, cmd, env: [...env, ...(mounts?.env ?? [])], ...(stubs.length ? { stubs } : {}),
         stdout: (b) => this.say(slot, b.toString('utf8')),
         stderr: (b) => {
           // whole lines (a shell's message arrives in pieces that dockerd's pipe would have joined)

@@ -46,6 +46,8 @@ export interface RunExecutor {
     stdout: (b: Buffer) => void;
     stderr: (b: Buffer) => void;
     signal?: AbortSignal;
+    /** RUN --mount targets the image lacked (root-relative): runc's mount points, left out of the layer. */
+    stubs?: string[];
   }): Promise<{ exitCode: number; layer: ExtractedLayer | null }>;
   /** Removes a step's container with its anonymous volumes (nothing when it is gone). */
   remove?(id: string): Promise<void>;
