@@ -11,6 +11,8 @@
  *   once declared with `ARG NAME`; `docker build --platform` sets TARGET*.
  * - ADD of a git URL: "ADD [--keep-git-dir=<boolean>] <git ref> <dir>": the repository's files (at the ref,
  *   `:subdir` too) in <dir>, `.git` only with --keep-git-dir.
+ * - Heredocs: `RUN <<EOF` alone runs the body (a `#!` body as its own script), `RUN cmd <<EOF …` gives the
+ *   command and its heredocs to the shell; `COPY <<EOF /dest` writes the body.
  * - `# syntax=docker/dockerfile:1` and `# check=` accepted; another syntax image refused by name.
  */
 import { test, before, after } from 'node:test';
@@ -189,4 +191,35 @@ test('ADD of a git URL (#ref:subdir), --keep-git-dir; a URL that does not resolv
   } finally {
     srv.close();
   }
+});
+
+test('heredocs in RUN (alone, with a command, a #! script, two in one line) and COPY', async () => {
+  const ctx = await context('heredocs', {
+    Dockerfile: `# syntax=docker/dockerfile:1
+FROM busybox
+ENV WHO=world
+RUN cat <<EOF > /greet
+hello $WHO
+EOF
+RUN <<EOT
+echo one > /one
+echo two >> /one
+EOT
+RUN <<'SCRIPT'
+#!/bin/sh -e
+echo "script $0 $WHO" > /script.txt
+SCRIPT
+RUN cat <<A > /a.txt && cat <<'B' > /b.txt
+a $WHO
+A
+b $WHO
+B
+COPY <<EOF /copied.txt
+copied $WHO
+EOF
+`,
+  });
+  ok(await d.docker(['build', '-t', 'heredocs:1', ctx]));
+  assert.equal(await sh('heredocs:1', 'cat /greet /one /script.txt /a.txt /b.txt /copied.txt; test -e /dev/pipes/SCRIPT || echo gone'),
+    'hello world\none\ntwo\nscript /dev/pipes/SCRIPT world\na world\nb $WHO\ncopied world\ngone\n');
 });

@@ -511,8 +511,18 @@ class BuildJob {
 
   private async runStep(st: StageState, ins: CommandInstruction, slot: number, stage: Stage): Promise<void> {
     let cmd: string[];
-    if (ins.node.heredocs.length && ins.shellForm) {
-      cmd = [...this.shell(st), ins.node.heredocs.map((h) => h.content).join('')];
+    // heredocs as BuildKit runs them: `RUN <<EOF` alone runs the body (a `#!` body as its own script, from
+    // /dev/pipes/<name>); otherwise the shell gets the command with its heredocs and handles them itself
+    let script: { name: string; content: string } | null = null;
+    const hds = ins.node.heredocs;
+    if (hds.length && ins.shellForm) {
+      const line0 = ins.args.join(' ').trim();
+      const sole = hds.length === 1 && new RegExp(`^<<-?\\s*(["']?)${hds[0]!.name}\\1$`).test(line0);
+      if (sole && hds[0]!.content.startsWith('#!')) {
+        script = { name: hds[0]!.name, content: hds[0]!.content };
+        cmd = [`/dev/pipes/${script.name}`];
+      } else if (sole) cmd = [...this.shell(st), hds[0]!.content];
+      else cmd = [...this.shell(st), `${line0}\n${hds.map((h) => `${h.content}${h.name}\n`).join('')}`];
     } else cmd = ins.shellForm ? [...this.shell(st), ins.args.join(' ')] : ins.args;
     const args = this.runArgs(st);
     // predefined proxy args reach the command but, unless declared with ARG, not its history nor the cache key
@@ -537,7 +547,7 @@ class BuildJob {
     const ccCmd = [...(shown.length ? [`|${shown.length}`, ...shown] : []), ...extra, ...cmd];
     if (await this.probeCache(st, ccCmd, slot)) return;
     let prepared: PreparedMounts | null = null;
-    if (mounts.length) {
+    if (mounts.length || script) {
       prepared = await prepareMounts(mounts.map((x) => x.m), st.run.WorkingDir || '/', {
         ctxDir: this.ctxDir, ...(this.sums.size ? { ctxSums: this.sums } : {}),
         mountFrom: async (ref) => {
@@ -547,6 +557,7 @@ class BuildJob {
         },
         caches: this.caches, secrets: this.opts.secrets ?? new Map(), ssh: this.opts.ssh ?? new Map(),
         scratchDir: join(this.scratchDir, newId().slice(0, 16)), signal: this.abort.signal,
+        ...(script ? { script: { target: `/dev/pipes/${script.name}`, content: script.content } } : {}),
       }).catch(atLine);
     }
     try {

@@ -27,6 +27,8 @@ export interface StepMountDeps {
   /** Where secret files and rw copies live while the step runs (removed by release). */
   scratchDir: string;
   signal: AbortSignal;
+  /** A `RUN <<EOF` body starting with `#!`: written for the step and bound (executable, read-only) at target. */
+  script?: { target: string; content: string };
 }
 
 export interface PreparedMounts {
@@ -85,6 +87,11 @@ export async function prepareMounts(mounts: readonly RunMount[], workdir: string
     return p;
   };
   try {
+    if (d.script) {
+      const file = await scratch();
+      await writeFile(file, d.script.content, { mode: 0o755 });
+      out.binds.push({ source: file, target: d.script.target, readonly: true });
+    }
     const targets = new Set<string>();
     for (const m of mounts) {
       const target = mountTarget(m, workdir);
