@@ -183,3 +183,14 @@ test('bad --mount input names the line and builds nothing', async () => {
   assert.equal(afterN, before);
   assert.equal(ok(await d.docker(['ps', '-a', '-q'])), psBefore);
 });
+
+test('RUN --network=none has only the loopback; --network=default the build\'s network', async () => {
+  const ctx = await context('net', {
+    Dockerfile: 'FROM busybox\nRUN --network=none grep -c : /proc/net/dev > /none.txt\nRUN --network=default grep -c : /proc/net/dev > /default.txt\n',
+  });
+  ok(await d.docker(['build', '-t', 'net:1', ctx]));
+  assert.equal(ok(await d.docker(['run', '--rm', 'net:1', 'cat', '/none.txt', '/default.txt'])), '1\n2\n');
+  // the network mode is part of the step's key
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM busybox\nRUN grep -c : /proc/net/dev > /none.txt\n');
+  assert.doesNotMatch(ok(await d.docker(['build', ctx])), /Using cache/);
+});

@@ -15,6 +15,8 @@ import { checkSyntax, platformArgs } from '../../src/engine/build/builder.js';
 import { planStages } from '../../src/engine/build/plan.js';
 import { CacheMounts } from '../../src/engine/build/cache-mounts.js';
 import { mountTarget } from '../../src/engine/build/step-mounts.js';
+import { decodeBuildSecrets, decodeBuildSsh } from '../../src/api/routes/build.js';
+import { readSecrets } from '../../src/cli/commands/build.js';
 
 test('RUN --mount: each type with its defaults', () => {
   assert.deepEqual(parseRunMount('type=cache,target=/root/.cache'), { type: 'cache', target: '/root/.cache', readonly: false, sharing: 'shared', required: false });
@@ -140,5 +142,30 @@ test('cache mounts: kept by id, locked waits, private gets its own, prune emptie
     assert.deepEqual(await c.list(), []);
   } finally {
     await rm(root, { recursive: true, force: true });
+  }
+});
+
+test('wharf build --secret → X-Wharf-Build-Secrets → the daemon\'s map (file, env, refusals)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'wharf-secrets-'));
+  try {
+    await writeFile(join(dir, 'tok'), Buffer.from([0, 1, 2, 255]));
+    const h = readSecrets([`id=tok,src=${join(dir, 'tok')}`, 'id=api,env=MY_API', 'id=PLAIN'], { MY_API: 'v=1,2', PLAIN: 'from-env-by-id' })!;
+    const m = decodeBuildSecrets(h)!;
+    assert.deepEqual([...m.keys()], ['tok', 'api', 'PLAIN']);
+    assert.deepEqual([...m.get('tok')!], [0, 1, 2, 255]);
+    assert.equal(m.get('api')!.toString(), 'v=1,2');
+    assert.equal(m.get('PLAIN')!.toString(), 'from-env-by-id');
+    assert.throws(() => readSecrets(['src=/x'], {}), /id is required/);
+    assert.throws(() => readSecrets(['id=a,colour=red'], {}), /unexpected key 'colour'/);
+    assert.throws(() => readSecrets(['id=a,env=NOPE'], {}), /environment variable NOPE is not set/);
+    assert.throws(() => readSecrets(['id=a'], {}), /give src=<file> or env=<VAR>/);
+    assert.throws(() => readSecrets([`id=big,src=${join(dir, 'big')}`], {}), /failed to read/);
+    await writeFile(join(dir, 'big'), Buffer.alloc(20000));
+    assert.throws(() => readSecrets([`id=big,src=${join(dir, 'big')}`], {}), /build secrets are too large/);
+    assert.equal(decodeBuildSecrets(undefined), undefined);
+    assert.throws(() => decodeBuildSecrets('bm90IGpzb24='), /invalid X-Wharf-Build-Secrets header/);
+    assert.throws(() => decodeBuildSsh(Buffer.from(JSON.stringify({ default: 'relative.sock' })).toString('base64')), /absolute socket path/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 });
