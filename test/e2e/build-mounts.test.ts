@@ -17,6 +17,9 @@ import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../support/daemon.js';
 import { show, type RunResult } from '../support/cli.js';
 
+/** WHARF_E2E_DAEMON=dockerd: dockerd 20.10's classic builder has none of this (BuildKit is the reference here). */
+const reference = process.env.WHARF_E2E_DAEMON === 'dockerd';
+const only = { skip: reference && 'BuildKit-era syntax: dockerd 20.10\'s classic builder refuses it' };
 let d: Daemon;
 let work: string;
 let web: Server;
@@ -24,6 +27,7 @@ let base = '';
 const hits: string[] = [];
 
 before(async () => {
+  if (reference) return;
   d = await startDaemon();
   work = await mkdtemp(join(tmpdir(), 'wharf-e2e-mounts-'));
   const b = await d.wharf(['image', 'bootstrap', 'busybox']);
@@ -70,7 +74,7 @@ async function imageText(ref: string): Promise<string> {
   return all;
 }
 
-test('type=cache: a pip-style install downloads each package once across builds; the cache is not in the image', async () => {
+test('type=cache: a pip-style install downloads each package once across builds; the cache is not in the image', only, async () => {
   const pkgs = ['alpha', 'beta', 'gamma', 'delta'];
   const dockerfile = `FROM busybox
 COPY requirements.txt /app/requirements.txt
@@ -102,7 +106,7 @@ RUN --mount=type=cache,target=/root/.cache/pip \\
   assert.equal(ok(await d.docker(['run', '--rm', 'pip:2', 'sh', '-c', 'test -e /root/.cache && echo there || echo absent'])), 'absent\n');
 });
 
-test('type=cache: shared by id between Dockerfiles (go-style), sharing=locked and private accepted; builder prune empties it', async () => {
+test('type=cache: shared by id between Dockerfiles (go-style), sharing=locked and private accepted; builder prune empties it', only, async () => {
   const a = await context('go-a', {
     Dockerfile: `FROM busybox\nCOPY main.go /src/\nRUN --mount=type=cache,id=gomod,target=/go/pkg/mod,sharing=locked [ -f /go/pkg/mod/dep ] || wget -q -O /go/pkg/mod/dep ${base}/go/dep\n`,
     'main.go': 'package main\n',
@@ -129,7 +133,7 @@ test('type=cache: shared by id between Dockerfiles (go-style), sharing=locked an
   assert.match(again, /^Deleted build cache objects:\n[0-9a-f]{32}\n\nTotal reclaimed space: /);
 });
 
-test('type=bind: the context read-only, rw writes discarded, from= another stage; a changed bound file re-runs the step', async () => {
+test('type=bind: the context read-only, rw writes discarded, from= another stage; a changed bound file re-runs the step', only, async () => {
   const ctx = await context('bind', {
     Dockerfile: `FROM busybox AS tools
 RUN mkdir -p /opt/tools && echo 'tool v1' > /opt/tools/tool.txt
@@ -161,7 +165,7 @@ RUN --mount=type=tmpfs,target=/scratch,size=1m echo tmp > /scratch/f && df -k /s
   assert.equal(ok(await d.docker(['run', '--rm', 'bind:2', 'cat', '/hello.txt'])), 'hello v2\n');
 });
 
-test('bad --mount input names the line and builds nothing', async () => {
+test('bad --mount input names the line and builds nothing', only, async () => {
   const cases: [string, RegExp][] = [
     ['FROM busybox\nRUN true\nRUN --mount=type=nfs,target=/x true\n', /line 3: .*unsupported mount type "nfs"/],
     ['FROM busybox\nRUN --mount=type=cache,target=/x,colour=red true\n', /line 2: .*unexpected key 'colour'/],
@@ -184,7 +188,7 @@ test('bad --mount input names the line and builds nothing', async () => {
   assert.equal(ok(await d.docker(['ps', '-a', '-q'])), psBefore);
 });
 
-test('RUN --network=none has only the loopback; --network=default the build\'s network', async () => {
+test('RUN --network=none has only the loopback; --network=default the build\'s network', only, async () => {
   const ctx = await context('net', {
     Dockerfile: 'FROM busybox\nRUN --network=none grep -c : /proc/net/dev > /none.txt\nRUN --network=default grep -c : /proc/net/dev > /default.txt\n',
   });
@@ -193,4 +197,18 @@ test('RUN --network=none has only the loopback; --network=default the build\'s n
   // the network mode is part of the step's key
   await writeFile(join(ctx, 'Dockerfile'), 'FROM busybox\nRUN grep -c : /proc/net/dev > /none.txt\n');
   assert.doesNotMatch(ok(await d.docker(['build', ctx])), /Using cache/);
+});
+
+test('the reference: dockerd 20.10\'s classic builder refuses RUN --mount (what wharfd no longer does)', { skip: !reference && 'WHARF_E2E_DAEMON=dockerd only' }, async () => {
+  const r = await startDaemon();
+  try {
+    const dir = await mkdtemp(join(tmpdir(), 'wharf-e2e-mounts-ref-'));
+    await writeFile(join(dir, 'Dockerfile'), 'FROM scratch\nRUN --mount=type=cache,target=/x true\n');
+    const b = await r.docker(['build', dir]);
+    assert.equal(b.code, 1, show(b));
+    assert.match(b.stderr, /the --mount option requires BuildKit/);
+    await rm(dir, { recursive: true, force: true });
+  } finally {
+    await r.stop();
+  }
 });
