@@ -675,6 +675,9 @@ class BuildJob {
       const comment = `${name} ${flags}${ins.chown ? `--chown=${ex(ins.chown)}` : ''}${srcHash} in ${ex(ins.dest)} `;
       const ccCmd = [...this.shell(st), `#(nop) ${comment}`];
       if (await this.probeCache(st, ccCmd, slot)) return;
+      // (only when nothing of the step depends on the base: an absolute destination, a numeric --chown or none)
+      const baseFree = ex(ins.dest).startsWith('/') && (!ins.chown || /^\d+(:\d+)?$/.test(ex(ins.chown)));
+      if (ins.link && baseFree && await this.linkedLayer(st, ccCmd, slot)) return;
       // parents of the destination: new ones root-owned 0755 (the destination directory itself: --chown's owner)
       const parts = destRel.split('/').filter(Boolean);
       const dirParts = destIsDir ? parts : parts.slice(0, -1);
@@ -698,6 +701,31 @@ class BuildJob {
     const { imageId } = await this.fromRoot(ex(ins.from), slot, stage);
     const mnt = await this.mountImage(imageId);
     return { root: { dir: mnt.path, fromImage: true }, release: mnt.release };
+  }
+
+  /**
+   * COPY --link on another base: the layer an earlier build made with the very same step (same sources, flags
+   * and destination: the same history line), whatever it was built on, is put on this base as it is, as BuildKit
+   * rebases a linked layer instead of copying again. false when there is none (or it is gone).
+   */
+  private async linkedLayer(st: StageState, ccCmd: string[], slot: number): Promise<boolean> {
+    if (this.opts.noCache) return false;
+    const want = ccCmd.join(' ');
+    for (const img of await this.d.images.list()) {
+      const h = img.config.history ?? [];
+      const last = h[h.length - 1];
+      const diffs = img.config.rootfs?.diff_ids ?? [];
+      if (!last || last.empty_layer || last.created_by !== want || !diffs.length) continue;
+      let layer: ExtractedLayer;
+      try {
+        layer = await this.d.layers.extract(await this.d.layers.tarStream(chainOf(diffs)!));
+      } catch { continue; /* removed meanwhile */ }
+      if (layer.diffId !== diffs[diffs.length - 1]) { await this.d.layers.discard?.(layer); continue; }
+      this.say(slot, ` ---> Using cache (the linked layer of ${short(img.id)})\n`);
+      await this.commit(st, { ccCmd, layer });
+      return true;
+    }
+    return false;
   }
 
   /** ADD of a git URL: the repository cloned (shallow) into the build's scratch space, removed after the step. */
