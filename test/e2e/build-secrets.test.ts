@@ -62,6 +62,7 @@ FROM busybox
 RUN --mount=type=secret,id=tok sha256sum /run/secrets/tok | cut -d' ' -f1 > /tok.sum && stat -c '%a %u' /run/secrets/tok > /tok.stat
 RUN --mount=type=secret,id=api,env=API_KEY,target=/etc/api.key,mode=0440,uid=1000 echo "\${#API_KEY} $(stat -c '%a %u' /etc/api.key) $(wc -c < /etc/api.key)" > /api.info
 RUN --mount=type=secret,id=absent ls /run/secrets/absent > /absent.txt 2>&1; echo done >> /absent.txt
+RUN --mount=type=secret,id=api,env=ONLY_ENV echo "\${#ONLY_ENV} $(ls /run/secrets 2>/dev/null | wc -l)" > /envonly.txt
 `);
   const env = { ...process.env, API_VALUE: envValue };
   const r = await d.wharf(['build', '--secret', `id=tok,src=${secretFile}`, '--secret', 'id=api,env=API_VALUE', '-t', 'sec:1', ctx], { env });
@@ -70,6 +71,8 @@ RUN --mount=type=secret,id=absent ls /run/secrets/absent > /absent.txt 2>&1; ech
   assert.equal(await cat('/tok.sum'), `${createHash('sha256').update(fileValue).digest('hex')}\n`);
   assert.equal(await cat('/tok.stat'), '400 0\n');
   assert.equal(await cat('/api.info'), `${envValue.length} 440 1000 ${envValue.length}\n`);
+  // env= alone: the variable, no file
+  assert.equal(await cat('/envonly.txt'), `${envValue.length} 0\n`);
   // a secret not given: the mount is skipped (not required)
   assert.match(await cat('/absent.txt'), /No such file or directory\ndone\n/);
   // the files are not left in the image either
@@ -103,7 +106,7 @@ RUN --mount=type=secret,id=absent ls /run/secrets/absent > /absent.txt 2>&1; ech
   // a secret is not part of the cache key: another value, same steps, all from the cache (BuildKit's rule)
   await writeFile(secretFile, 'another value');
   const again = ok(await d.wharf(['build', '--secret', `id=tok,src=${secretFile}`, '--secret', 'id=api,env=API_VALUE', '-t', 'sec:1', ctx], { env }));
-  assert.equal((again.match(/Using cache/g) ?? []).length, 3, again);
+  assert.equal((again.match(/Using cache/g) ?? []).length, 4, again);
 });
 
 test('a required secret missing, and a bad --secret flag, fail clearly', only, async () => {

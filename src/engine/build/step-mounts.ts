@@ -94,10 +94,11 @@ export async function prepareMounts(mounts: readonly RunMount[], workdir: string
     }
     const targets = new Set<string>();
     for (const m of mounts) {
-      const target = mountTarget(m, workdir);
+      // (a secret only as a variable has no target)
+      const target = m.target ? mountTarget(m, workdir) : '';
       if (target === '/') throw new InvalidParameterError(`RUN --mount=type=${m.type}: the target cannot be /`);
-      if (targets.has(target)) throw new InvalidParameterError(`RUN --mount: duplicate mount target ${target}`);
-      targets.add(target);
+      if (target && targets.has(target)) throw new InvalidParameterError(`RUN --mount: duplicate mount target ${target}`);
+      if (target) targets.add(target);
       switch (m.type) {
         case 'tmpfs':
           out.tmpfs[target] = ['exec', ...(m.size !== undefined ? [`size=${m.size}`] : [])].join(',');
