@@ -226,6 +226,11 @@ EOF
 `,
   });
   ok(await d.docker(['build', '-t', 'heredocs:1', ctx]));
+  // another #! body is another step (its body is in the step's key)
+  const df = await readFile(join(ctx, 'Dockerfile'), 'utf8');
+  await writeFile(join(ctx, 'Dockerfile'), df.replace('echo "script $0 $WHO"', 'echo "changed $0 $WHO"'));
+  ok(await d.docker(['build', '-t', 'heredocs:2', ctx]));
+  assert.equal(await sh('heredocs:2', 'cat /script.txt'), 'changed /dev/pipes/SCRIPT world\n');
   assert.equal(await sh('heredocs:1', 'cat /greet /one /script.txt /a.txt /b.txt /copied.txt; test -e /dev/pipes/SCRIPT || echo gone'),
     'hello world\none\ntwo\nscript /dev/pipes/SCRIPT world\na world\nb $WHO\ncopied world\ngone\n');
 });

@@ -544,7 +544,8 @@ class BuildJob {
       return f.imageId ?? 'scratch';
     }).catch(atLine);
     if (ins.network !== undefined && ins.network !== 'default') extra.push(`--network=${ins.network}`);
-    const ccCmd = [...(shown.length ? [`|${shown.length}`, ...shown] : []), ...extra, ...cmd];
+    // a #! heredoc runs from its file: its body is what the key (and history) must show
+    const ccCmd = [...(shown.length ? [`|${shown.length}`, ...shown] : []), ...extra, ...cmd, ...(script ? [`<<${script.name}\n${script.content}${script.name}`] : [])];
     if (await this.probeCache(st, ccCmd, slot)) return;
     let prepared: PreparedMounts | null = null;
     if (mounts.length || script) {
