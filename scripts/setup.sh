@@ -10,8 +10,9 @@ cd "$(dirname "$(readlink -f "$0")")/.."
 # Debian packages: the reference registry, a static busybox (the base image), the OCI runtime and its
 # monitor, OCI image tools used by the test fixtures, xattr/iptables/ip tools, debootstrap, htpasswd, jq, and
 # docker.io: dockerd as the *reference* the comparison tests and benchmarks run beside wharfd (on private
-# sockets and data roots; never a back end of Wharf); python3-docker (docker-py, an SDK client the e2e tests drive).
-PKGS=(docker-registry busybox-static runc crun conmon skopeo umoci attr iptables iproute2 debootstrap apache2-utils jq docker.io python3-docker)
+# sockets and data roots; never a back end of Wharf); python3-docker (docker-py, an SDK client the e2e tests drive);
+# git (git build contexts and `ADD <git URL>`), and openssh-client (ssh-agent, for the `wharf build --ssh` test).
+PKGS=(docker-registry busybox-static runc crun conmon skopeo umoci attr iptables iproute2 debootstrap apache2-utils jq docker.io python3-docker git openssh-client)
 
 missing=()
 for p in "${PKGS[@]}"; do

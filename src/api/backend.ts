@@ -6,14 +6,14 @@ import type { Readable } from 'node:stream';
 import type { ProgressSink } from '../lib/jsonmessage.js';
 import type { Filters } from '../lib/filters.js';
 import type {
-  AuthConfig, BuildRequest, CommitOptions, ContainerChange, ContainerCreateRequest, ContainerCreateResponse, ContainerInspect,
+  AuthConfig, BuildCachePruneReport, BuildRequest, CommitOptions, ContainerChange, ContainerCreateRequest, ContainerCreateResponse, ContainerInspect,
   ContainerListOptions, ContainerPruneReport, ContainerSummary, ContainerTopResponse, ContainerWaitResponse, DeleteItem,
   DiskUsage, ExecCreateRequest, SystemInfo, SystemVersion, HistoryItem, ImagePruneReport, ImageSummary, ImportOptions, PullOptions, Volume,
   VolumeCreateRequest, VolumePruneReport,
 } from '../wire/index.js';
 
 export type { Filters } from '../lib/filters.js';
-export type { AuthConfig, BuildRequest, DeleteItem, HistoryItem, ImagePruneReport, ImageSummary, ImportOptions, PullOptions } from '../wire/index.js';
+export type { AuthConfig, BuildCachePruneReport, BuildRequest, DeleteItem, HistoryItem, ImagePruneReport, ImageSummary, ImportOptions, PullOptions } from '../wire/index.js';
 
 export interface ImageBackend {
   /** POST /images/create?fromImage=&tag= — streams progress; errors after streaming started go to the sink. */
@@ -175,4 +175,6 @@ export interface BuildBackend {
    * with an error carrying `exitCode` (sent as errorDetail.code).
    */
   build(context: Readable, opts: BuildRequest, progress: ProgressSink): Promise<string>;
+  /** POST /build/prune — empties the build cache (RUN --mount=type=cache directories no step holds). */
+  prune(): Promise<BuildCachePruneReport>;
 }

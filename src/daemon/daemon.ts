@@ -164,6 +164,7 @@ export async function createDaemon(cfg: DaemonConfig, log: Logger = discardLogge
     containerConfig: goContainerConfig,
     executor: new ContainerExecutor({ containers, runner, layers, log: log.child({ module: 'build' }) }),
     tmpDir: join(dataRoot, 'tmp'),
+    cacheDir: join(dataRoot, 'build-cache'),
     dockerVersion: DOCKER_VERSION,
     arch: goArch(),
     log: log.child({ module: 'build' }),

@@ -25,5 +25,21 @@ export interface BuildRequest {
   platform?: string;
   /** X-Registry-Config: credentials by registry host ("https://index.docker.io/v1/" for Docker Hub), for FROM pulls. */
   registryAuth?: Record<string, AuthConfig>;
+  /**
+   * Build secrets by id (`wharf build --secret`): they come in the X-Wharf-Build-Secrets header (never in the
+   * query, the context tar or a log) and reach only `RUN --mount=type=secret` steps.
+   */
+  secrets?: ReadonlyMap<string, Buffer>;
+  /**
+   * SSH agents by id (`wharf build --ssh`): the path of an agent socket on the daemon's host, from the
+   * X-Wharf-Build-Ssh header; `RUN --mount=type=ssh` binds it into the step (a daemon on the client's host only).
+   */
+  ssh?: ReadonlyMap<string, string>;
   signal?: AbortSignal;
+}
+
+/** POST /build/prune's answer (types.BuildCachePruneReport). */
+export interface BuildCachePruneReport {
+  CachesDeleted: string[] | null;
+  SpaceReclaimed: number;
 }

@@ -162,6 +162,7 @@ async function setup(executor?: RunExecutor) {
       async run(o) { runs.push(o); return { exitCode: 0, layer: await layers.extract(Readable.from([await tarOf({ 'ran.txt': o.cmd.join(' ') })])) }; },
     },
     tmpDir: join(root, 'tmp'),
+    cacheDir: join(root, 'build-cache'),
     dockerVersion: '20.10.24',
     arch: 'amd64',
   };
@@ -299,7 +300,7 @@ test('ADD unpacks a local gzip tar into the destination', async () => {
     const msgs: JSONMessage[] = [];
     const builder = new Builder({
       images, layers, resolveImage: async () => { throw new NotFoundError('x'); }, pull: async () => {}, tag: async (_i, r) => r,
-      containerConfig: goContainerConfig, executor: { run: async () => ({ exitCode: 0, layer: null }) }, tmpDir: addTmp, dockerVersion: '20.10.24', arch: 'amd64',
+      containerConfig: goContainerConfig, executor: { run: async () => ({ exitCode: 0, layer: null }) }, tmpDir: addTmp, cacheDir: join(addTmp, 'build-cache'), dockerVersion: '20.10.24', arch: 'amd64',
     });
     const id = await builder.build(Readable.from([Buffer.concat(chunks)]), { tags: [], dockerfile: 'Dockerfile', buildArgs: {}, noCache: false, pull: false, rm: true, forceRm: false, quiet: false, labels: {}, cacheFrom: [] }, (m) => msgs.push(m));
     return id;
@@ -551,7 +552,7 @@ test('contexts cannot reach the host: no unpacking through symlinks, COPY follow
   const builder = new Builder({
     images, layers, resolveImage: async () => { throw new NotFoundError('x'); }, pull: async () => {}, tag: async (_i, r) => r,
     containerConfig: goContainerConfig, executor: { run: async () => ({ exitCode: 0, layer: null }) },
-    tmpDir: await mkdtemp(join(tmpdir(), 'wharf-build-scope-')), dockerVersion: '20.10.24', arch: 'amd64',
+    tmpDir: await mkdtemp(join(tmpdir(), 'wharf-build-scope-')), cacheDir: join(tmpdir(), 'wharf-build-scope-cache-unused'), dockerVersion: '20.10.24', arch: 'amd64',
   });
   const req: BuildRequest = { tags: [], dockerfile: 'Dockerfile', buildArgs: {}, noCache: false, pull: false, rm: true, forceRm: false, quiet: false, labels: {}, cacheFrom: [] };
   const victim = await mkdtemp(join(tmpdir(), 'wharf-build-victim-'));

@@ -2,7 +2,7 @@
 import { InvalidParameterError } from '../../lib/errors.js';
 import type { AuthConfig, BuildBackend, BuildRequest } from '../backend.js';
 import { messageOf } from '../errors.js';
-import { JsonStream, type Router, boolValue, boolValueOrDefault, requestBody } from '../router.js';
+import { JsonStream, type Router, boolValue, boolValueOrDefault, requestBody, sendJson } from '../router.js';
 
 function jsonParam<T>(q: URLSearchParams, key: string, def: T): T {
   const v = q.get(key);
@@ -61,11 +61,45 @@ export function decodeRegistryConfig(header: string | string[] | undefined): Rec
   }
 }
 
+/**
+ * X-Wharf-Build-Secrets (wharf build --secret): base64 of a JSON object, secret id → base64 of its value. Headers
+ * are never logged, and the value never enters the query, the context tar or the build's cache key.
+ */
+export function decodeBuildSecrets(header: string | string[] | undefined): Map<string, Buffer> | undefined {
+  const h = Array.isArray(header) ? header[0] : header;
+  if (!h) return undefined;
+  let v: unknown;
+  try { v = JSON.parse(Buffer.from(h, 'base64').toString('utf8')); } catch { v = null; }
+  if (!v || typeof v !== 'object' || Array.isArray(v) || Object.values(v).some((x) => typeof x !== 'string')) {
+    throw new InvalidParameterError('invalid X-Wharf-Build-Secrets header: want base64 of a JSON object of id → base64 value');
+  }
+  return new Map(Object.entries(v as Record<string, string>).map(([k, x]) => [k, Buffer.from(x, 'base64')]));
+}
+
+/** X-Wharf-Build-Ssh (wharf build --ssh): base64 of a JSON object, agent id → the agent socket's path. */
+export function decodeBuildSsh(header: string | string[] | undefined): Map<string, string> | undefined {
+  const h = Array.isArray(header) ? header[0] : header;
+  if (!h) return undefined;
+  let v: unknown;
+  try { v = JSON.parse(Buffer.from(h, 'base64').toString('utf8')); } catch { v = null; }
+  if (!v || typeof v !== 'object' || Array.isArray(v) || Object.values(v).some((x) => typeof x !== 'string' || !x.startsWith('/'))) {
+    throw new InvalidParameterError('invalid X-Wharf-Build-Ssh header: want base64 of a JSON object of id → absolute socket path');
+  }
+  return new Map(Object.entries(v as Record<string, string>));
+}
+
 export function buildRoutes(r: Router, build: BuildBackend): void {
+  r.post('/build/prune', async ({ res }) => {
+    sendJson(res, 200, await build.prune());
+  });
   r.post('/build', async ({ req, res, query, signal }) => {
     const opts = buildRequestOf(query, signal);
     const auth = decodeRegistryConfig(req.headers['x-registry-config']);
     if (auth) opts.registryAuth = auth;
+    const secrets = decodeBuildSecrets(req.headers['x-wharf-build-secrets']);
+    if (secrets) opts.secrets = secrets;
+    const ssh = decodeBuildSsh(req.headers['x-wharf-build-ssh']);
+    if (ssh) opts.ssh = ssh;
     const stream = new JsonStream(res);
     const context = requestBody(req);
     try {

@@ -16,7 +16,7 @@ import { encodeAuthHeader, credentialsFor } from '../../client/auth.js';
 import { decodeJSONMessages } from '../../client/jsonstream.js';
 import type { JSONMessage } from '../../lib/jsonmessage.js';
 import { displayJSONMessages } from '../jsonmessage.js';
-import { StatusError, type CliContext, type Opts } from '../context.js';
+import { CancelledError, StatusError, type CliContext, type Opts } from '../context.js';
 import { DEFAULT_DOMAIN, INDEX_SERVER } from '../../lib/reference.js';
 
 const list = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
@@ -200,6 +200,10 @@ export async function runBuild(ctx: CliContext, args: string[], o: Opts): Promis
     cachefrom: JSON.stringify(list(o.cacheFrom)), remote, version: '1',
   };
   const headers: Record<string, string> = { 'Content-Type': 'application/x-tar', 'X-Registry-Config': encodeAuthHeader(registryConfig as never) };
+  const secrets = readSecrets(list(o.secret));
+  if (secrets) headers['X-Wharf-Build-Secrets'] = secrets;
+  const ssh = readSsh(list(o.ssh));
+  if (ssh) headers['X-Wharf-Build-Ssh'] = ssh;
   const uploaded = sized ? new Promise<void>((r) => { sized!.stream.on('end', r); sized!.stream.on('close', r); }) : Promise.resolve();
   const res = await client.request('POST', '/build', { query, headers, ...(sized ? { bodyStream: sized.stream } : {}) });
   await uploaded;
@@ -224,4 +228,86 @@ export async function runBuild(ctx: CliContext, args: string[], o: Opts): Promis
   const iid = str(o.iidfile);
   if (iid && id) writeFileSync(iid, id);
   if (quiet) ctx.out(`${id}\n`);
+}
+
+/** Secrets travel in one header; Node's servers accept 16 KiB of headers in all. */
+const MAX_SECRETS_HEADER = 12 * 1024;
+
+/**
+ * --secret id=x[,src=file|,env=VAR][,type=file|env] (buildx's syntax) → the X-Wharf-Build-Secrets header:
+ * base64 of {id: base64 value}. Read here, sent only in that header (never in the context tar nor the query).
+ */
+export function readSecrets(specs: string[], env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (!specs.length) return undefined;
+  const out: Record<string, string> = {};
+  for (const spec of specs) {
+    const f: Record<string, string> = {};
+    for (const part of spec.split(',')) {
+      const i = part.indexOf('=');
+      if (i < 0) throw new StatusError(`invalid argument "${spec}" for "--secret" flag: field "${part}" must be key=value`, 125);
+      const k = part.slice(0, i).trim().toLowerCase();
+      if (!['id', 'src', 'source', 'env', 'type'].includes(k)) throw new StatusError(`invalid argument "${spec}" for "--secret" flag: unexpected key '${k}'`, 125);
+      f[k === 'source' ? 'src' : k] = part.slice(i + 1);
+    }
+    const id = f.id;
+    if (!id) throw new StatusError(`invalid argument "${spec}" for "--secret" flag: id is required`, 125);
+    if (f.type && f.type !== 'file' && f.type !== 'env') throw new StatusError(`invalid argument "${spec}" for "--secret" flag: unsupported secret type "${f.type}"`, 125);
+    let value: Buffer;
+    const varName = f.env ?? (f.type === 'env' ? (f.src ?? id) : undefined);
+    if (varName !== undefined) {
+      const v = env[varName];
+      if (v === undefined) throw new StatusError(`secret ${id}: environment variable ${varName} is not set`, 1);
+      value = Buffer.from(v);
+    } else {
+      const src = f.src ?? (env[id] === undefined ? undefined : null);
+      if (src === null) value = Buffer.from(env[id]!);
+      else {
+        if (src === undefined) throw new StatusError(`secret ${id}: give src=<file> or env=<VAR>`, 1);
+        try { value = readFileSync(src); } catch (e) { throw new StatusError(`secret ${id}: failed to read ${src}: ${(e as Error).message}`, 1); }
+      }
+    }
+    out[id] = value.toString('base64');
+  }
+  const h = Buffer.from(JSON.stringify(out)).toString('base64');
+  if (h.length > MAX_SECRETS_HEADER) throw new StatusError(`build secrets are too large: ${h.length} bytes encoded, at most ${MAX_SECRETS_HEADER}`, 1);
+  return h;
+}
+
+/**
+ * --ssh default|<id>[=<socket>] → the X-Wharf-Build-Ssh header: base64 of {id: socket path}. `default` (or an id
+ * without a path) is $SSH_AUTH_SOCK. Only agent sockets: the daemon binds the socket into the step, so it must
+ * run on this host (key files, which buildx loads into an agent of its own, are refused).
+ */
+export function readSsh(specs: string[], env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (!specs.length) return undefined;
+  const out: Record<string, string> = {};
+  for (const spec of specs) {
+    const i = spec.indexOf('=');
+    const id = i < 0 ? spec : spec.slice(0, i);
+    if (!/^[A-Za-z0-9_.-]+$/.test(id)) throw new StatusError(`invalid argument "${spec}" for "--ssh" flag: invalid id "${id}"`, 125);
+    const paths = i < 0 ? [] : spec.slice(i + 1).split(',').filter(Boolean);
+    if (paths.length > 1) throw new StatusError(`--ssh ${spec}: give one agent socket (key files are not supported)`, 1);
+    const p = paths[0] ?? env.SSH_AUTH_SOCK;
+    if (!p) throw new StatusError(`--ssh ${spec}: no agent socket given and SSH_AUTH_SOCK is not set`, 1);
+    let st: Stats;
+    try { st = lstatSync(p); } catch (e) { throw new StatusError(`--ssh ${spec}: ${(e as Error).message}`, 1); }
+    if (!st.isSocket()) throw new StatusError(`--ssh ${spec}: ${p} is not an agent socket (key files are not supported)`, 1);
+    out[id] = resolve(p);
+  }
+  return Buffer.from(JSON.stringify(out)).toString('base64');
+}
+
+/** builder prune: POST /build/prune (the cache mounts' directories), docker's prompt and output. */
+export async function runBuilderPrune(ctx: CliContext, _args: string[], o: Opts): Promise<void> {
+  if (o.force !== true) {
+    ctx.out(`WARNING! This will remove all ${o.all === true ? '' : 'dangling '}build cache. Are you sure you want to continue? [y/N] `);
+    const a = (await ctx.readLine()).trim().toLowerCase();
+    if (a !== 'y' && a !== 'yes') throw new CancelledError();
+  }
+  const client = await ctx.client();
+  const r = await client.json<{ CachesDeleted: string[] | null; SpaceReclaimed: number }>('POST', '/build/prune', { query: { all: o.all === true } });
+  let out = '';
+  if (r.CachesDeleted?.length) out += `Deleted build cache objects:\n${r.CachesDeleted.map((n) => `${n}\n`).join('')}\n`;
+  out += `Total reclaimed space: ${humanSize(r.SpaceReclaimed)}\n`;
+  ctx.out(out);
 }

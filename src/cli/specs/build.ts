@@ -13,6 +13,8 @@ const buildFlags: FlagSpec[] = [
   { long: 'platform', type: 'string', usage: 'Set platform if server is multi-platform capable' },
   { long: 'pull', usage: 'Always attempt to pull a newer version of the image' },
   { long: 'quiet', short: 'q', usage: 'Suppress the build output and print image ID on success' },
+  { long: 'secret', type: 'list', usage: 'Secret to expose to the build (format: "id=mysecret[,src=/local/secret]" or "id=mysecret,env=VAR")', repeatable: true },
+  { long: 'ssh', type: 'list', usage: 'SSH agent socket to expose to the build (format: "default|<id>[=<socket>]"), for a daemon on this host', repeatable: true },
   { long: 'rm', usage: 'Remove intermediate containers after a successful build', def: true, defaultTrue: true },
   { long: 'tag', short: 't', type: 'list', usage: 'Name and optionally a tag in the "name:tag" format', repeatable: true },
   { long: 'target', type: 'string', usage: 'Set the target build stage to build.' },
@@ -24,6 +26,16 @@ export const BUILD_COMMANDS: CommandSpec[] = [
   { ...spec, path: ['build'], group: 'common' },
   { ...spec, path: ['image', 'build'] },
   { ...spec, path: ['builder', 'build'] },
+  {
+    path: ['builder', 'prune'], use: '[OPTIONS]', short: 'Remove build cache',
+    flags: [
+      { long: 'all', short: 'a', usage: 'Remove all unused build cache, not just dangling ones' },
+      { long: 'filter', type: 'filter', usage: 'Provide filter values (e.g. "until=24h")', repeatable: true },
+      { long: 'force', short: 'f', usage: 'Do not prompt for confirmation' },
+      { long: 'keep-storage', type: 'string', usage: 'Amount of disk space to keep for cache' },
+    ],
+    args: { kind: 'none' }, impl: ['build', 'runBuilderPrune'],
+  },
 ];
 
 export const BUILD_GROUPS: GroupSpec[] = [{ path: ['builder'], short: 'Manage builds', group: 'management' }];

@@ -7,7 +7,7 @@
  * in stage order (output.ts).
  */
 import { randomBytes } from 'node:crypto';
-import { readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { chainIds, hexOf, type Digest } from '../../lib/digest.js';
@@ -20,7 +20,7 @@ import type { ContainerConfig, HistoryEntry, Image, ImageConfig, ImageStore } fr
 import type { ExtractedLayer, LayerStore } from '../layers/types.js';
 import { parseInstructions, type ArgInstruction, type CommandInstruction, type CopyInstruction, type Dockerfile, type Instruction, type Stage } from './dockerfile/instructions.js';
 import { expandWord } from './dockerfile/shell-lex.js';
-import { openContext } from './context.js';
+import { fetchGit, isGitUrl, openContext } from './context.js';
 import { goQuote, rfc3339Nano } from '../../lib/go.js';
 import { applyConfigInstruction, DEFAULT_SHELL, isConfigInstruction, withDefaultPath } from './config-eval.js';
 import type { RunExecutor } from './types.js';
@@ -29,7 +29,11 @@ import { BuildCache } from './cache.js';
 import { ImageFiles } from './image-files.js';
 import { StageOutput } from './output.js';
 import { planStages, type StagePlan } from './plan.js';
-import { collectSources, packEntries, ROOT_OWNER, type SourceRoot } from './sources.js';
+import { collectSources, packEntries, parseChmod, ROOT_OWNER, type Chmod, type SourceRoot } from './sources.js';
+import { PatternMatcher } from '../../lib/dockerignore.js';
+import { CacheMounts } from './cache-mounts.js';
+import { parseRunMount, type RunMount } from './dockerfile/run-mounts.js';
+import { mountKeyWords, prepareMounts, type PreparedMounts } from './step-mounts.js';
 
 export { cacheKeyOf } from './cache.js';
 
@@ -59,6 +63,8 @@ export interface BuilderDeps {
   containerConfig(c: ContainerConfig): Record<string, unknown>;
   executor: RunExecutor;
   tmpDir: string;
+  /** Where `RUN --mount=type=cache` directories live across builds. */
+  cacheDir: string;
   dockerVersion: string;
   arch: string;
   log?: Logger;
@@ -79,7 +85,10 @@ interface StageState {
 }
 
 export class Builder {
-  constructor(private readonly d: BuilderDeps) {}
+  readonly caches: CacheMounts;
+  constructor(private readonly d: BuilderDeps) {
+    this.caches = new CacheMounts(d.cacheDir);
+  }
 
   private swept = false;
   private readonly active = new Set<string>();
@@ -112,7 +121,8 @@ export class Builder {
       // docker appends the labels= parameter as one more LABEL instruction
       if (keys.length) text += `\nLABEL ${keys.map((k) => `${goQuote(k)}=${goQuote(opts.labels[k]!)}`).join(' ')}\n`;
       const df = parseInstructions(text);
-      const id = await new BuildJob(this.d, df, ctx.dir, opts, progress, ctx.sums).run();
+      checkSyntax(df);
+      const id = await new BuildJob(this.d, df, ctx.dir, opts, progress, ctx.sums, this.caches, `${tmp}-mounts`).run();
       // the unpacked context goes after the answer (a leftover is swept at the next daemon's first build)
       void ctx.close().catch((e) => { this.d.log?.warn('removing a build context', { path: name, error: e }); });
       return id;
@@ -120,6 +130,9 @@ export class Builder {
       // a failed build gives its space back before it answers (the failure may be a full disk)
       await ctx.close().catch((e2) => { this.d.log?.warn('removing the context of a failed build', { path: name, error: e2 }); });
       throw e;
+    } finally {
+      // RUN --mount's secret files and rw copies, ADD's git clones (each step removes its own; this is the rest)
+      await rm(`${tmp}-mounts`, { recursive: true, force: true }).catch((e) => { this.d.log?.warn('removing the mounts of a build', { path: `${tmp}-mounts`, error: e }); });
     }
   }
 }
@@ -137,7 +150,8 @@ class BuildJob {
   private readonly cache: BuildCache;
 
   constructor(private readonly d: BuilderDeps, private readonly df: Dockerfile, private readonly ctxDir: string,
-    private readonly opts: BuildRequest, private readonly progress: ProgressSink, private readonly sums = new Map<string, string>()) {
+    private readonly opts: BuildRequest, private readonly progress: ProgressSink, private readonly sums: Map<string, string>,
+    private readonly caches: CacheMounts, private readonly scratchDir: string) {
     this.quiet = opts.quiet;
     this.files = new ImageFiles(d.layers);
     this.cache = new BuildCache(d, opts);
@@ -165,14 +179,23 @@ class BuildJob {
     return finalId;
   }
 
-  /** ARGs before the first FROM: their values (build-arg, else the default expanded with earlier ones). */
+  /**
+   * ARGs before the first FROM: their values (build-arg, else the default expanded with earlier ones), after
+   * BuildKit's automatic platform ARGs (usable in FROM undeclared, in a stage once declared without a value).
+   */
   private declareMetaArgs(): void {
+    const auto = platformArgs(this.d.arch, this.opts.platform);
+    for (const [k, v] of auto) {
+      const b = this.buildArg(k);
+      if (b !== undefined) this.usedArgs.add(k);
+      this.metaArgs.set(k, b ?? v);
+    }
     for (const a of this.df.metaArgs) {
       for (const { key, value } of a.args) {
         const def = value === undefined ? undefined : expandWord(value, this.metaEnv(), this.df.directives.escape);
         const b = this.buildArg(key);
         if (b !== undefined) this.usedArgs.add(key);
-        this.metaArgs.set(key, b ?? def);
+        this.metaArgs.set(key, b ?? def ?? (auto.has(key) ? this.metaArgs.get(key) : undefined));
       }
     }
   }
@@ -211,7 +234,8 @@ class BuildJob {
   /** The closing lines: unused build-args, the ID, the tags. */
   private async finish(finalId: Digest): Promise<void> {
     const { opts } = this;
-    const unused = Object.keys(opts.buildArgs).filter((k) => !this.usedArgs.has(k) && !PROXY_ARGS.includes(k)).sort();
+    // BuildKit's own knobs (BUILDKIT_INLINE_CACHE, BUILDKIT_SYNTAX, …) are accepted and ignored
+    const unused = Object.keys(opts.buildArgs).filter((k) => !this.usedArgs.has(k) && !PROXY_ARGS.includes(k) && !k.startsWith('BUILDKIT_')).sort();
     if (unused.length && !this.quiet) this.progress({ stream: `[Warning] One or more build-args [${unused.join(' ')}] were not consumed\n` });
     this.progress({ aux: { ID: finalId } });
     if (this.quiet) this.progress({ stream: `${finalId}\n` });
@@ -271,8 +295,8 @@ class BuildJob {
   }
 
   /**
-   * FROM's image. `--platform` (expanded with the meta ARGs only: the classic builder predefines no
-   * BUILDPLATFORM/TARGETPLATFORM) is dockerd 20.10's: a missing image is pulled for that platform; an image of an
+   * FROM's image. `--platform` (expanded with the meta ARGs, BuildKit's automatic BUILDPLATFORM/TARGETPLATFORM
+   * among them) is dockerd 20.10's: a missing image is pulled for that platform; an image of an
    * earlier stage must match it; a local image is used as it is (20.10's "prefer local" keeps the image even when
    * its platform differs), and a pulled one that does not match only gets 20.10's warning.
    */
@@ -361,7 +385,7 @@ class BuildJob {
       case 'arg':
         return this.commitConfig(st, this.declareArgs(st, ins, esc), slot);
       case 'run':
-        return this.runStep(st, ins, slot);
+        return this.runStep(st, ins, slot, stage);
       case 'copy': case 'add':
         return this.copyStep(st, ins, slot, stage);
       case 'from':
@@ -488,32 +512,93 @@ class BuildJob {
 
   // ------------------------------------------------------------------ RUN
 
-  private async runStep(st: StageState, ins: CommandInstruction, slot: number): Promise<void> {
-    if (ins.mounts.length) throw new InvalidParameterError('the --mount option requires BuildKit. Refer to https://docs.docker.com/go/buildkit/ to learn how to enable BuildKit.');
+  private async runStep(st: StageState, ins: CommandInstruction, slot: number, stage: Stage): Promise<void> {
     let cmd: string[];
-    if (ins.node.heredocs.length && ins.shellForm) {
-      cmd = [...this.shell(st), ins.node.heredocs.map((h) => h.content).join('')];
+    // heredocs as BuildKit runs them: `RUN <<EOF` alone runs the body (a `#!` body as its own script, from
+    // /dev/pipes/<name>); otherwise the shell gets the command with its heredocs and handles them itself
+    let script: { name: string; content: string } | null = null;
+    const hds = ins.node.heredocs;
+    if (hds.length && ins.shellForm) {
+      const line0 = ins.args.join(' ').trim();
+      const sole = hds.length === 1 && new RegExp(`^<<-?\\s*(["']?)${hds[0]!.name}\\1$`).test(line0);
+      if (sole && hds[0]!.content.startsWith('#!')) {
+        script = { name: hds[0]!.name, content: hds[0]!.content };
+        cmd = [`/dev/pipes/${script.name}`];
+      } else if (sole) cmd = [...this.shell(st), hds[0]!.content];
+      else cmd = [...this.shell(st), `${line0}\n${hds.map((h) => `${h.content}${h.name}\n`).join('')}`];
     } else cmd = ins.shellForm ? [...this.shell(st), ins.args.join(' ')] : ins.args;
     const args = this.runArgs(st);
     // predefined proxy args reach the command but, unless declared with ARG, not its history nor the cache key
     const shown = args.filter((a) => { const k = a.slice(0, a.indexOf('=')); return !PROXY_ARGS.includes(k) || st.args.has(k); });
-    const ccCmd = shown.length ? [`|${shown.length}`, ...shown, ...cmd] : cmd;
+    const line = ins.node.startLine;
+    const atLine = (e: unknown): never => {
+      if (e instanceof InvalidParameterError && !/^dockerfile parse error line /.test(e.message)) throw new InvalidParameterError(`Dockerfile line ${line}: ${e.message}`);
+      throw e;
+    };
+    // RUN --mount (substituted with the stage's variables, then checked again) and --network
+    const mounts: { raw: string; m: RunMount }[] = [];
+    for (const raw of ins.mounts) {
+      const v = expandWord(raw, this.expansionEnv(st), this.df.directives.escape);
+      try { mounts.push({ raw: v, m: parseRunMount(v) }); } catch (e) { throw new InvalidParameterError(`dockerfile parse error line ${line}: invalid --mount=${v}: ${(e as Error).message}`); }
+    }
+    const network = ins.network === undefined || ins.network === 'default' ? this.opts.networkMode : ins.network;
+    const extra = await mountKeyWords(mounts, { ctxDir: this.ctxDir, ctxSums: this.sums, signal: this.abort.signal }, async (ref) => {
+      const f = await this.fromRoot(ref, slot, stage);
+      return f.imageId ?? 'scratch';
+    }).catch(atLine);
+    if (ins.network !== undefined && ins.network !== 'default') extra.push(`--network=${ins.network}`);
+    // a #! heredoc runs from its file: its body is what the key (and history) must show
+    const ccCmd = [...(shown.length ? [`|${shown.length}`, ...shown] : []), ...extra, ...cmd, ...(script ? [`<<${script.name}\n${script.content}${script.name}`] : [])];
     if (await this.probeCache(st, ccCmd, slot)) return;
+    let prepared: PreparedMounts | null = null;
+    if (mounts.length || script) {
+      prepared = await prepareMounts(mounts.map((x) => x.m), st.run.WorkingDir || '/', {
+        ctxDir: this.ctxDir, ...(this.sums.size ? { ctxSums: this.sums } : {}),
+        mountFrom: async (ref) => {
+          const f = await this.fromRoot(ref, slot, stage);
+          const mnt = await this.mountImage(f.imageId);
+          return { imageId: f.imageId ?? 'scratch', dir: mnt.path, release: mnt.release };
+        },
+        caches: this.caches, secrets: this.opts.secrets ?? new Map(), ssh: this.opts.ssh ?? new Map(),
+        scratchDir: join(this.scratchDir, newId().slice(0, 16)), signal: this.abort.signal,
+        ...(script ? { script: { target: `/dev/pipes/${script.name}`, content: script.content } } : {}),
+      }).catch(atLine);
+    }
+    try {
+      await this.runContainer(st, cmd, ccCmd, args, slot, network, prepared);
+    } finally {
+      await prepared?.release();
+    }
+  }
+
+  private async runContainer(st: StageState, cmd: string[], ccCmd: string[], args: string[], slot: number, network: string | undefined, mounts: PreparedMounts | null): Promise<void> {
     const ex = this.d.executor;
     const env = [...(st.run.Env ?? []), ...args];
     const cid = ex.create
-      ? await ex.create({ imageId: st.imageId, config: st.run, cmd, env, runStep: true, network: this.opts.networkMode })
+      ? await ex.create({
+        imageId: st.imageId, config: st.run, cmd, env: [...env, ...(mounts?.env ?? [])], runStep: true, network,
+        ...(mounts ? { binds: mounts.binds, tmpfs: mounts.tmpfs } : {}),
+      })
       : newId();
     this.say(slot, ` ---> Running in ${cid.slice(0, 12)}\n`);
     const removed = async () => {
       await ex.remove?.(cid);
       this.say(slot, `Removing intermediate container ${cid.slice(0, 12)}\n`);
     };
+    // the mount points runc makes where the image has nothing are left out of the layer (BuildKit's mount stubs)
+    const stubs: string[] = [];
+    for (const t of [...(mounts?.binds.map((b) => b.target) ?? []), ...Object.keys(mounts?.tmpfs ?? {})]) {
+      const parts = t.split('/').filter(Boolean);
+      for (let i = 1; i <= parts.length; i++) {
+        const p = parts.slice(0, i).join('/');
+        if (!stubs.includes(p) && !(await this.files.stat(st.config, '/' + p))) stubs.push(p);
+      }
+    }
     let errBuf = '';
     let res: Awaited<ReturnType<RunExecutor['run']>>;
     try {
       res = await ex.run({
-        id: cid, cmd, env,
+        id: cid, cmd, env: [...env, ...(mounts?.env ?? [])], ...(stubs.length ? { stubs } : {}),
         stdout: (b) => this.say(slot, b.toString('utf8')),
         stderr: (b) => {
           // whole lines (a shell's message arrives in pieces that dockerd's pipe would have joined)
@@ -558,21 +643,52 @@ class BuildJob {
     const destIsDir = dest.endsWith('/') || dest.endsWith('/.') || dest === '.';
     if (!dest.startsWith('/')) dest = posix.join(st.run.WorkingDir || '/', dest);
     const owner = ins.chown ? await this.files.resolveChown(st.config, ex(ins.chown)) : ROOT_OWNER;
-    const chmod = parseChmod(ins.chmod);
-    const src = await this.sourceRoot(ins, ex, slot, stage);
+    const line = `Dockerfile line ${ins.node.startLine}`;
+    if (ins.chmod !== undefined && [...sources, dest].some((x) => /^[A-Za-z]:[\\/]/.test(x) || x.includes('\\'))) {
+      throw new InvalidParameterError(`${line}: ${name} --chmod is not supported with Windows-style paths`);
+    }
+    let chmod: Chmod | undefined;
+    try { chmod = ins.chmod === undefined ? undefined : parseChmod(ex(ins.chmod)); } catch (e) { throw new InvalidParameterError(`${line}: ${(e as Error).message}`); }
+    if (ins.checksum && sources.some((x) => !/^https?:\/\//.test(x))) {
+      throw new InvalidParameterError(`${line}: ADD --checksum can only be used with HTTP(S) sources`);
+    }
+    let exclude: PatternMatcher | undefined;
+    try { exclude = ins.exclude.length ? new PatternMatcher(ins.exclude.map(ex)) : undefined; } catch (e) { throw new InvalidParameterError(`${line}: invalid --exclude: ${(e as Error).message}`); }
+    const git = ins.kind === 'add' && sources.some(isGitUrl);
+    if (ins.keepGitDir && !git) throw new InvalidParameterError(`${line}: ADD --keep-git-dir needs a git URL source`);
+    if (git && sources.length !== 1) throw new InvalidParameterError(`${line}: ADD of a git URL takes it as the only source`);
+    const src = git ? await this.gitRoot(sources[0]!, ins.keepGitDir, line) : await this.sourceRoot(ins, ex, slot, stage);
+    if (git) sources.splice(0, 1, '.');
     try {
-      const destRel = await this.files.resolve(st.config, dest);
+      // --link: the layer is made apart from the image below (nothing of it is read: no symlinks followed, parents
+      // new and fixed), so its content, and its diff ID, stay the same when the base changes
+      const destRel = ins.link ? posix.normalize(dest).replace(/^\/+/, '') : await this.files.resolve(st.config, dest);
       const { entries, srcHash } = await collectSources({
-        kind: ins.kind, root: src.root, sources, heredocs, destRel, destIsDir, owner, chmod, signal: this.abort.signal,
-        statInImage: (p) => this.files.stat(st.config, p),
+        // a git repository's files go into the destination directory (as BuildKit's ADD of a git URL)
+        kind: git ? 'copy' : ins.kind, root: src.root, sources, heredocs, destRel, destIsDir: destIsDir || git, owner, signal: this.abort.signal,
+        ...(chmod ? { chmod } : {}), ...(exclude ? { exclude } : {}), ...(ins.parents ? { parents: true } : {}),
+        ...(ins.checksum ? { checksum: ins.checksum, where: line } : {}),
+        statInImage: ins.link ? async () => null : (p) => this.files.stat(st.config, p),
       });
-      // dockerd 20.10 writes the --chown value right before the hash, without a space
-      const comment = `${name} ${ins.chown ? `--chown=${ex(ins.chown)}` : ''}${srcHash} in ${ex(ins.dest)} `;
+      // dockerd 20.10 writes the --chown value right before the hash, without a space; the BuildKit-era flags
+      // (which dockerd's classic builder refuses) come first, so they are part of the cache key
+      const flags = [
+        ins.chmod !== undefined ? `--chmod=${ex(ins.chmod)}` : '', ins.link ? '--link' : '', ins.parents ? '--parents' : '',
+        ...ins.exclude.map((e) => `--exclude=${ex(e)}`), ins.checksum ? `--checksum=${ins.checksum}` : '',
+      ].filter(Boolean).map((f) => `${f} `).join('');
+      const comment = `${name} ${flags}${ins.chown ? `--chown=${ex(ins.chown)}` : ''}${srcHash} in ${ex(ins.dest)} `;
       const ccCmd = [...this.shell(st), `#(nop) ${comment}`];
       if (await this.probeCache(st, ccCmd, slot)) return;
+      // (only when nothing of the step depends on the base: an absolute destination, a numeric --chown or none)
+      const baseFree = ex(ins.dest).startsWith('/') && (!ins.chown || /^\d+(:\d+)?$/.test(ex(ins.chown)));
+      if (ins.link && baseFree && await this.linkedLayer(st, ccCmd, slot)) return;
       // parents of the destination: new ones root-owned 0755 (the destination directory itself: --chown's owner)
       const parts = destRel.split('/').filter(Boolean);
-      const dirs = await this.files.dirEntries(st.config, destIsDir ? parts : parts.slice(0, -1), (i) => (destIsDir && i === parts.length ? owner : ROOT_OWNER));
+      const dirParts = destIsDir ? parts : parts.slice(0, -1);
+      const dirOwner = (i: number) => (destIsDir && i === parts.length ? owner : ROOT_OWNER);
+      const dirs = ins.link
+        ? dirParts.map((_, i) => ({ path: dirParts.slice(0, i + 1).join('/'), type: 'directory' as const, mode: 0o755, ...dirOwner(i + 1), mtime: new Date(0), size: 0 }))
+        : await this.files.dirEntries(st.config, dirParts, dirOwner);
       const copied = new Set(entries.filter((e) => !e.archive).map((e) => e.path.replace(/\/+$/, '')));
       const layer = await this.d.layers.extract(packEntries([...dirs.filter((e) => !copied.has(e.path)), ...entries]));
       await this.commit(st, { ccCmd, layer });
@@ -586,20 +702,62 @@ class BuildJob {
     if (ins.kind !== 'copy' || ins.from === undefined) {
       return { root: { dir: this.ctxDir, fromImage: false, ...(this.sums.size ? { contextSums: this.sums } : {}) } };
     }
-    const ref = ex(ins.from);
-    let id: Digest | null;
-    const byName = this.df.stages.find((x) => x.name === ref.toLowerCase() && x.index < stage.index);
-    if (byName) id = await this.stageImages.get(byName.index)!;
-    else if (/^\d+$/.test(ref)) {
-      if (Number(ref) >= stage.index) throw new InvalidParameterError(`invalid from flag value ${ref}: refers to current or later build stage`);
-      id = await this.stageImages.get(Number(ref))!;
-    } else {
-      let img = await this.d.resolveImage(ref).catch(notFoundAs(null));
-      if (!img) { await this.d.pull(ref, (m) => this.emit(slot, m), this.opts.registryAuth); img = await this.d.resolveImage(ref); }
-      id = img.id;
-    }
-    const mnt = await this.mountImage(id);
+    const { imageId } = await this.fromRoot(ex(ins.from), slot, stage);
+    const mnt = await this.mountImage(imageId);
     return { root: { dir: mnt.path, fromImage: true }, release: mnt.release };
+  }
+
+  /**
+   * COPY --link on another base: the layer an earlier build made with the very same step (same sources, flags
+   * and destination: the same history line), whatever it was built on, is put on this base as it is, as BuildKit
+   * rebases a linked layer instead of copying again. false when there is none (or it is gone).
+   */
+  private async linkedLayer(st: StageState, ccCmd: string[], slot: number): Promise<boolean> {
+    if (this.opts.noCache) return false;
+    const want = ccCmd.join(' ');
+    for (const img of await this.d.images.list()) {
+      const h = img.config.history ?? [];
+      const last = h[h.length - 1];
+      const diffs = img.config.rootfs?.diff_ids ?? [];
+      if (!last || last.empty_layer || last.created_by !== want || !diffs.length) continue;
+      let layer: ExtractedLayer;
+      try {
+        layer = await this.d.layers.extract(await this.d.layers.tarStream(chainOf(diffs)!));
+      } catch { continue; /* removed meanwhile */ }
+      if (layer.diffId !== diffs[diffs.length - 1]) { await this.d.layers.discard?.(layer); continue; }
+      this.say(slot, ` ---> Using cache (the linked layer of ${short(img.id)})\n`);
+      await this.commit(st, { ccCmd, layer });
+      return true;
+    }
+    return false;
+  }
+
+  /** ADD of a git URL: the repository cloned (shallow) into the build's scratch space, removed after the step. */
+  private async gitRoot(url: string, keepGitDir: boolean, line: string): Promise<{ root: SourceRoot; release: () => Promise<void> }> {
+    const dir = join(this.scratchDir, `git-${newId().slice(0, 16)}`);
+    await mkdir(this.scratchDir, { recursive: true, mode: 0o700 });
+    const release = () => rm(dir, { recursive: true, force: true });
+    try {
+      const root = await fetchGit(url, dir, { keepGitDir });
+      return { root: { dir: root, fromImage: true }, release };
+    } catch (e) {
+      await release();
+      if (e instanceof InvalidParameterError) throw new InvalidParameterError(`${line}: ADD ${url}: ${e.message}`);
+      throw e;
+    }
+  }
+
+  /** The image a `--from` / `from=` names: an earlier stage (by name or index), else an image (pulled if missing). */
+  private async fromRoot(ref: string, slot: number, stage: Stage): Promise<{ imageId: Digest | null }> {
+    const byName = this.df.stages.find((x) => x.name === ref.toLowerCase() && x.index < stage.index);
+    if (byName) return { imageId: await this.stageImages.get(byName.index)! };
+    if (/^\d+$/.test(ref)) {
+      if (Number(ref) >= stage.index) throw new InvalidParameterError(`invalid from flag value ${ref}: refers to current or later build stage`);
+      return { imageId: await this.stageImages.get(Number(ref))! };
+    }
+    let img = await this.d.resolveImage(ref).catch(notFoundAs(null));
+    if (!img) { await this.d.pull(ref, (m) => this.emit(slot, m), this.opts.registryAuth); img = await this.d.resolveImage(ref); }
+    return { imageId: img.id };
   }
 
   private async mountImage(id: Digest | null): Promise<{ path: string; release: () => Promise<void> }> {
@@ -630,9 +788,32 @@ function chainOf(ids: readonly string[]): Digest | null {
   return c.length ? c[c.length - 1]! : null;
 }
 
-/** COPY/ADD --chmod: octal, 3 or 4 digits. */
-function parseChmod(v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  if (!/^[0-7]{3,4}$/.test(v)) throw new InvalidParameterError(`invalid chmod parameter: ${v}`);
-  return parseInt(v, 8);
+
+/**
+ * `# syntax=`: this builder is itself the docker/dockerfile:1 frontend, so that image (any 1.x tag, -labs,
+ * docker.io/ or a digest) is accepted; no other frontend image is fetched. `# check=` is accepted as it is.
+ */
+export function checkSyntax(df: Dockerfile): void {
+  const s = df.directives.syntax;
+  if (s === undefined || s === '') return;
+  if (/^(docker\.io\/)?docker\/dockerfile(-upstream)?(:1(\.\d+){0,2}(-labs)?|:labs|:latest)?(@sha256:[0-9a-f]{64})?$/.test(s)) return;
+  throw new InvalidParameterError(`dockerfile parse error line 1: unsupported syntax "${s}": this builder runs the docker/dockerfile:1 frontend itself and fetches no other frontend image (use "# syntax=docker/dockerfile:1" or remove the line)`);
+}
+
+/**
+ * BuildKit's automatic platform ARGs: TARGET* from `docker build --platform` (else the build platform), BUILD*
+ * the daemon's own platform ("linux/amd64", "linux/arm/v7"); an invalid --platform is reported by FROM.
+ */
+export function platformArgs(arch: string, requested?: string): Map<string, string> {
+  const build = parsePlatform(`linux/${arch}`);
+  let target = build;
+  if (requested) { try { target = parsePlatform(requested); } catch { /* FROM names the error */ } }
+  const m = new Map<string, string>();
+  for (const [pre, p] of [['TARGET', target], ['BUILD', build]] as const) {
+    m.set(`${pre}PLATFORM`, formatPlatform(p));
+    m.set(`${pre}OS`, p.os);
+    m.set(`${pre}ARCH`, p.architecture);
+    m.set(`${pre}VARIANT`, p.variant ?? '');
+  }
+  return m;
 }

@@ -125,12 +125,17 @@ export async function untarTo(input: Readable, dir: string, sums?: Map<string, s
   });
 }
 
-function isGitUrl(s: string): boolean {
+/** A git URL as docker and BuildKit detect one (git://, git@, github.com/, http(s)://….git[#…]). */
+export function isGitUrl(s: string): boolean {
   return /^git:\/\//.test(s) || /^git@/.test(s) || /^github\.com\//.test(s)
     || (/^https?:\/\//.test(s) && /\.git(#.*)?$/.test(s));
 }
 
-async function fetchGit(url: string, dir: string): Promise<string> {
+/**
+ * Clones `url` (`repo#ref:subdir`) into `dir` (shallow when the transport allows), returns the (sub)directory.
+ * `.git` is removed unless `keepGitDir` (ADD --keep-git-dir).
+ */
+export async function fetchGit(url: string, dir: string, opts: { keepGitDir?: boolean } = {}): Promise<string> {
   let [repo, frag = ''] = url.split('#', 2) as [string, string?];
   if (repo.startsWith('github.com/')) repo = `https://${repo}`;
   const [ref = '', subdir = ''] = frag.split(':', 2);
@@ -146,7 +151,7 @@ async function fetchGit(url: string, dir: string): Promise<string> {
     const msg = ((e as { stderr?: string }).stderr ?? (e as Error).message).trim();
     throw new InvalidParameterError(`error fetching: ${msg}: exit status 128`);
   }
-  await rm(join(dir, '.git'), { recursive: true, force: true });
+  if (!opts.keepGitDir) await rm(join(dir, '.git'), { recursive: true, force: true });
   if (!subdir) return dir;
   const sub = safeJoin(dir, await resolveInRoot(dir, subdir));
   const st = sub ? await lstat(sub).catch(missingAs(null)) : null;

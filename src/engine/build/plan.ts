@@ -5,6 +5,7 @@
 import { InvalidParameterError } from '../../lib/errors.js';
 import type { Dockerfile, Stage } from './dockerfile/instructions.js';
 import { expandWord } from './dockerfile/shell-lex.js';
+import { parseRunMount } from './dockerfile/run-mounts.js';
 
 export interface StagePlan {
   /** Index of the stage whose image the build answers with. */
@@ -38,7 +39,7 @@ export function planStages(df: Dockerfile, o: { target?: string; metaEnv: Readon
   return { target, order, total: step, firstStep };
 }
 
-/** Earlier stages a stage needs (FROM <stage>, COPY --from=<stage|index>; a --from with a variable: all of them). */
+/** Earlier stages a stage needs (FROM <stage>, COPY --from=<stage|index>, RUN --mount=from=…; a from with a variable: all of them). */
 export function stageDependencies(df: Dockerfile, stage: Stage, metaEnv: ReadonlyMap<string, string>): number[] {
   const out: number[] = [];
   const byRef = (ref: string): number | null => {
@@ -47,14 +48,34 @@ export function stageDependencies(df: Dockerfile, stage: Stage, metaEnv: Readonl
     if (/^\d+$/.test(ref) && Number(ref) < stage.index) return Number(ref);
     return null;
   };
+  // a stage named further down is refused (BuildKit would build it first; the classic builder would take the
+  // name for an image and try to pull it)
+  const later = (ref: string, line: number, what: string) => {
+    const l = df.stages.find((x) => x.name === ref.toLowerCase() && x.index > stage.index);
+    if (l && !df.stages.some((x) => x.name === ref.toLowerCase() && x.index < stage.index)) {
+      throw new InvalidParameterError(`dockerfile parse error line ${line}: ${what} uses stage "${l.name}", which is defined later (line ${l.from.node.startLine}): a stage can only use the stages before it`);
+    }
+  };
   let fromRef = stage.from.image;
   try { fromRef = expandWord(fromRef, metaEnv, df.directives.escape); } catch { /* unresolved */ }
+  later(fromRef, stage.from.node.startLine, 'FROM');
   const f = df.stages.find((x) => x.name === fromRef.toLowerCase() && x.index < stage.index);
   if (f) out.push(f.index);
+  const refs: { ref: string; line: number; what: string }[] = [];
   for (const c of stage.commands) {
-    if (c.kind !== 'copy' || c.from === undefined) continue;
-    if (c.from.includes('$')) { for (let i = 0; i < stage.index; i++) out.push(i); continue; }
-    const i = byRef(c.from);
+    if (c.kind === 'copy' && c.from !== undefined) refs.push({ ref: c.from, line: c.node.startLine, what: 'COPY --from' });
+    // RUN --mount=…,from=<stage>: a bind or a cache seeded from that stage
+    if (c.kind === 'run') {
+      for (const m of c.mounts) {
+        const from = parseRunMount(m, { deferVars: true }).from;
+        if (from !== undefined) refs.push({ ref: from, line: c.node.startLine, what: 'RUN --mount from=' });
+      }
+    }
+  }
+  for (const { ref, line, what } of refs) {
+    if (ref.includes('$')) { for (let i = 0; i < stage.index; i++) out.push(i); continue; }
+    later(ref, line, what);
+    const i = byRef(ref);
     if (i !== null) out.push(i);
   }
   return out;

@@ -6,6 +6,10 @@
  * waits for the exit; a zero exit turns the container's RW-layer diff into a new (not yet registered) layer. The
  * builder decides whether the container is removed (--rm / --force-rm). A cancelled build kills and removes it.
  */
+import { posix } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import tar from 'tar-stream';
 import type { LayerStore } from '../layers/types.js';
 import type { ContainerService } from '../containers/service.js';
 import type { ContainerRunner } from '../containers/lifecycle.js';
@@ -38,7 +42,12 @@ export class ContainerExecutor implements RunExecutor {
       ...(spec.runStep ? { Healthcheck: { Test: ['NONE'] } } : {}),
       Env: spec.env ?? spec.config.Env ?? [],
       Volumes: spec.config.Volumes ?? null,
-      HostConfig: { NetworkMode: spec.network && spec.network !== '' ? spec.network : 'default' },
+      HostConfig: {
+        NetworkMode: spec.network && spec.network !== '' ? spec.network : 'default',
+        // RUN --mount: over the root, so nothing they show lands in the step's RW layer (its diff)
+        ...(spec.binds?.length ? { Mounts: spec.binds.map((b) => ({ Type: 'bind', Source: b.source, Target: b.target, ReadOnly: b.readonly })) } : {}),
+        ...(spec.tmpfs && Object.keys(spec.tmpfs).length ? { Tmpfs: spec.tmpfs } : {}),
+      },
     };
     const { Id } = await this.d.containers.create(null, body, { noImage: spec.imageId === null });
     return Id;
@@ -63,7 +72,8 @@ export class ContainerExecutor implements RunExecutor {
       await Promise.race([attached, new Promise((r) => setTimeout(r, DRAIN_MS).unref())]);
       if (cancelled) throw new BuildCancelledError();
       if (StatusCode !== 0) return { exitCode: StatusCode, layer: null };
-      const layer = await layers.extract(await layers.diff(id));
+      const diff = await layers.diff(id);
+      const layer = await layers.extract(io.stubs?.length ? withoutStubs(diff, new Set(io.stubs)) : diff);
       return { exitCode: 0, layer };
     } catch (e) {
       if (cancelled || io.signal?.aborted) {
@@ -83,6 +93,38 @@ export class ContainerExecutor implements RunExecutor {
     await this.d.containers.remove(id, { force: true, volumes: true });
     this.d.runner.notifyRemoved(rec);
   }
+}
+
+/**
+ * The step's diff without the mount points runc made for RUN --mount (an empty directory or file where the image
+ * had nothing), as BuildKit removes its mount stubs: a stub is dropped unless something the step wrote lies
+ * below it (then it goes out just before that). Everything else passes through unchanged, in order.
+ */
+export function withoutStubs(src: Readable, stubs: ReadonlySet<string>): Readable {
+  const ex = tar.extract();
+  const pack = tar.pack();
+  const held: tar.Header[] = [];
+  const norm = (n: string) => posix.normalize('/' + n).slice(1).replace(/\/+$/, '');
+  const put = (h: tar.Header) => new Promise<void>((res, rej) => pack.entry(h, (e) => (e ? rej(e) : res())));
+  ex.on('entry', (h, body, next) => {
+    void (async () => {
+      const name = norm(h.name);
+      if (stubs.has(name) && (h.type === 'directory' || (h.type === 'file' && !h.size))) {
+        held.push(h);
+        await new Promise<void>((r) => { body.on('end', r); body.resume(); });
+        return;
+      }
+      for (let i = 0; i < held.length;) {
+        if (name.startsWith(norm(held[i]!.name) + '/')) { await put(held[i]!); held.splice(i, 1); } else i++;
+      }
+      await pipeline(body, pack.entry(h));
+    })().then(() => next(), (e: Error) => { ex.destroy(e); });
+  });
+  ex.on('finish', () => pack.finalize());
+  ex.on('error', (e) => pack.destroy(e));
+  src.on('error', (e) => ex.destroy(e));
+  src.pipe(ex);
+  return pack as unknown as Readable;
 }
 
 /** dockerd's errCancelled. */

@@ -1,6 +1,6 @@
 /** BuildService: the BuildBackend of POST /build over the classic builder. */
 import type { Readable } from 'node:stream';
-import type { BuildRequest } from '../../wire/index.js';
+import type { BuildCachePruneReport, BuildRequest } from '../../wire/index.js';
 import type { ProgressSink } from '../../lib/jsonmessage.js';
 import { Builder, type BuilderDeps } from './builder.js';
 
@@ -12,5 +12,11 @@ export class BuildService {
 
   build(context: Readable, opts: BuildRequest, progress: ProgressSink): Promise<string> {
     return this.builder.build(context, opts, progress);
+  }
+
+  /** POST /build/prune: the cache mounts' directories go (the ones a running step holds stay). */
+  async prune(): Promise<BuildCachePruneReport> {
+    const r = await this.builder.caches.prune();
+    return { CachesDeleted: r.CachesDeleted.length ? r.CachesDeleted : null, SpaceReclaimed: r.SpaceReclaimed };
   }
 }

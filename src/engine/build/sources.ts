@@ -12,7 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { parse as parseContentDisposition } from 'content-disposition';
 import { InvalidParameterError, NotFoundError } from '../../lib/errors.js';
-import { hasWildcards } from '../../lib/dockerignore.js';
+import { hasWildcards, type PatternMatcher } from '../../lib/dockerignore.js';
 import { goMatch } from '../../lib/go.js';
 import { peek as peekStream } from '../../lib/streams.js';
 import { resolveInRoot } from '../fsroot/index.js';
@@ -60,13 +60,65 @@ export interface CopyRequest {
   destRel: string;
   destIsDir: boolean;
   owner: Owner;
-  chmod?: number;
+  /** --chmod: the mode a copied file or directory gets from its own (octal: always the same; symbolic: relative). */
+  chmod?: Chmod;
+  /** --exclude: paths below a source (relative to it; a file source: its name) left out. */
+  exclude?: PatternMatcher;
+  /** COPY --parents: each source keeps its path (from the root, or from a `/./` pivot in the source). */
+  parents?: boolean;
+  /** ADD --checksum for URL sources: "sha256:<hex>" (sha384/sha512 too); a mismatch fails the step. */
+  checksum?: string;
+  /** What a checksum mismatch names first ("Dockerfile line 3"). */
+  where?: string;
   signal: AbortSignal;
   /** lstat of a path of the image the step builds on (symlinks resolved in the image). */
   statInImage(p: string): Promise<Stats | null>;
 }
 
 export interface CollectedSources { entries: FileEntry[]; srcHash: string }
+
+/** A --chmod: the new mode from the current one (permission and special bits only). */
+export type Chmod = (mode: number, isDir: boolean) => number;
+
+/**
+ * --chmod as BuildKit takes it: octal ("755", "0644") or symbolic ("u=rwx,go=rx", "+x", "a-w,g+X"), the latter
+ * applied to each file's own mode. Throws on anything else.
+ */
+export function parseChmod(v: string): Chmod {
+  if (/^[0-7]{3,4}$/.test(v)) { const m = parseInt(v, 8); return () => m; }
+  const clauses = v.split(',');
+  const steps: { who: number; op: string; perm: string }[] = [];
+  for (const c of clauses) {
+    const m = /^([ugoa]*)([-+=])([rwxXst]*)$/.exec(c);
+    if (!m) throw new InvalidParameterError(`invalid chmod parameter: ${v}`);
+    let who = 0;
+    for (const w of m[1]!) who |= w === 'u' ? 0o4700 : w === 'g' ? 0o2070 : w === 'o' ? 0o1007 : 0o7777;
+    steps.push({ who: who === 0 ? 0o7777 : who, op: m[2]!, perm: m[3]! });
+  }
+  return (mode, isDir) => {
+    let cur = mode & 0o7777;
+    for (const { who, op, perm } of steps) {
+      let bits = 0;
+      for (const p of perm) {
+        if (p === 'r') bits |= 0o444;
+        else if (p === 'w') bits |= 0o222;
+        else if (p === 'x') bits |= 0o111;
+        else if (p === 'X') { if (isDir || (cur & 0o111)) bits |= 0o111; }
+        else if (p === 's') bits |= 0o6000;
+        else if (p === 't') bits |= 0o1000;
+      }
+      bits &= who;
+      if (op === '+') cur |= bits;
+      else if (op === '-') cur &= ~bits;
+      else cur = (cur & ~(who & 0o7777)) | bits;
+    }
+    return cur;
+  };
+}
+
+function modeOf(chmod: Chmod | undefined, mode: number, isDir: boolean): number {
+  return chmod ? chmod(mode & 0o7777, isDir) : mode & 0o7777;
+}
 
 /**
  * dockerd's source sum of a path under the root: the context's tarsum when the tar had the entry (else, for the
@@ -115,7 +167,7 @@ class SourceCollector {
   addHeredoc(name: string, content: string): void {
     const data = Buffer.from(content);
     const { owner, chmod } = this.req;
-    this.entries.push({ path: this.into(name), type: 'file', mode: chmod ?? 0o644, ...owner, mtime: new Date(0), size: data.length, data });
+    this.entries.push({ path: this.into(name), type: 'file', mode: modeOf(chmod, 0o644, false), ...owner, mtime: new Date(0), size: data.length, data });
     this.hashes.push(`file:${createHash('sha256').update(data).digest('hex')}`);
     this.count++;
   }
@@ -124,6 +176,11 @@ class SourceCollector {
     const resp = await fetch(src, { signal: this.req.signal });
     if (!resp.ok) throw new InvalidParameterError(`${this.name} failed: failed to GET ${src} with status ${resp.status} ${resp.statusText}: `);
     const data = Buffer.from(await resp.arrayBuffer());
+    if (this.req.checksum) {
+      const [algo, want] = this.req.checksum.split(':') as [string, string];
+      const got = createHash(algo).update(data).digest('hex');
+      if (got !== want) throw new InvalidParameterError(`${this.req.where ? `${this.req.where}: ` : ''}${this.name} failed: checksum mismatch for ${src}: expected ${this.req.checksum}, got ${algo}:${got}`);
+    }
     const lm = resp.headers.get('last-modified');
     const base = downloadName(new URL(src).pathname, resp.headers.get('content-disposition'));
     if (!base) throw new InvalidParameterError('cannot determine filename from url: ' + src);
@@ -131,7 +188,7 @@ class SourceCollector {
     const parsed = lm ? new Date(lm) : null;
     const mtime = parsed && !Number.isNaN(parsed.getTime()) ? parsed : new Date(0);
     const { owner, chmod } = this.req;
-    this.entries.push({ path: this.into(base), type: 'file', mode: chmod ?? 0o600, ...owner, mtime, size: data.length, data });
+    this.entries.push({ path: this.into(base), type: 'file', mode: modeOf(chmod, 0o600, false), ...owner, mtime, size: data.length, data });
     // dockerd names a download by its bare sum, without "file:"
     this.hashes.push(await downloadSum(base, data));
     this.count++;
@@ -145,6 +202,15 @@ class SourceCollector {
     if (manyFromOne && !this.req.destIsDir) throw this.multiError();
     for (const f of found) {
       const abs = join(root.dir, f.real);
+      if (this.req.exclude && !f.st.isDirectory() && this.req.exclude.matches(posix.basename(f.rel))) continue;
+      if (this.req.parents) {
+        // the source's own path under the destination: from the root, or from the last "/./" pivot
+        const pivot = src.lastIndexOf('/./');
+        const skip = pivot >= 0 ? posix.normalize(src.slice(0, pivot)).replace(/^\/+/, '').split('/').filter((x) => x && x !== '.').length : 0;
+        const keep = f.rel.split('/').filter(Boolean).slice(skip).join('/');
+        await this.addTree(abs, posix.join(this.req.destRel, keep), f.st, true);
+        continue;
+      }
       if (f.st.isDirectory()) await this.addTree(abs, this.req.destRel, f.st);
       else if (this.req.kind === 'add' && await isArchive(abs)) {
         this.entries.push({ path: this.req.destRel, type: 'directory', mode: 0o755, ...this.req.owner, mtime: new Date(), size: 0, archive: abs });
@@ -152,7 +218,7 @@ class SourceCollector {
         this.count++;
       } else await this.addTree(abs, await this.fileTarget(f.rel, manyFromOne), f.st);
     }
-    if (manyFromOne) this.count = Math.max(this.count, 2);
+    if (manyFromOne || this.req.parents) this.count = Math.max(this.count, 2);
   }
 
   private async matches(src: string): Promise<{ rel: string; real: string; st: Stats }[]> {
@@ -187,9 +253,17 @@ class SourceCollector {
   }
 
   /** A file, or a directory with everything under it (dir: hash of the sorted sums, as dockerd's walkSource). */
-  private async addTree(abs: string, target: string, st0: Stats): Promise<void> {
+  private async addTree(abs: string, target: string, st0: Stats, withParents = false): Promise<void> {
     const { root, owner, chmod } = this.req;
     this.count++;
+    if (withParents) {
+      // --parents: the directories on the way, as new directories (0755, the owner)
+      const parts = target.split('/').filter(Boolean).slice(0, -1);
+      for (let i = this.req.destRel.split('/').filter(Boolean).length + 1; i <= parts.length; i++) {
+        const p = parts.slice(0, i).join('/');
+        if (!this.entries.some((e) => e.path === p)) this.entries.push({ path: p, type: 'directory', mode: 0o755, ...owner, mtime: new Date(0), size: 0 });
+      }
+    }
     if (!st0.isDirectory()) {
       this.entries.push(await fileEntry(abs, target, st0, owner, chmod));
       this.hashes.push(`file:${await sourceSum(root, abs) ?? ''}`);
@@ -200,29 +274,32 @@ class SourceCollector {
     const own = abs === root.dir ? null : await sourceSum(root, abs);
     if (own !== null) sums.push(own);
     if (target) this.entries.push(await fileEntry(abs, target, st0, owner, chmod));
-    await this.walk(abs, target, sums);
+    await this.walk(abs, target, sums, '');
     this.hashes.push(dirHash(sums));
   }
 
-  private async walk(dir: string, target: string, sums: string[]): Promise<void> {
-    const { root, owner, chmod } = this.req;
+  private async walk(dir: string, target: string, sums: string[], rel: string): Promise<void> {
+    const { root, owner, chmod, exclude } = this.req;
     for (const n of (await readdir(dir)).sort()) {
       const ca = join(dir, n);
       const s = await lstat(ca);
+      const r = rel ? `${rel}/${n}` : n;
+      // --exclude: matched below the source; an excluded directory goes whole unless an exception may bring back part of it
+      if (exclude?.matches(r) && !(s.isDirectory() && exclude.hasExclusions)) continue;
       const ct = target ? `${target}/${n}` : n;
       this.entries.push(await fileEntry(ca, ct, s, owner, chmod));
       const sum = await sourceSum(root, ca, { link: s.isSymbolicLink() });
       if (sum !== null) sums.push(sum);
-      if (s.isDirectory()) await this.walk(ca, ct, sums);
+      if (s.isDirectory()) await this.walk(ca, ct, sums, r);
     }
   }
 }
 
-async function fileEntry(abs: string, path: string, s: import('node:fs').Stats, owner: { uid: number; gid: number }, chmod?: number): Promise<FileEntry> {
+async function fileEntry(abs: string, path: string, s: import('node:fs').Stats, owner: { uid: number; gid: number }, chmod?: Chmod): Promise<FileEntry> {
   const base = { path, uid: owner.uid, gid: owner.gid, mtime: s.mtime };
   if (s.isSymbolicLink()) return { ...base, type: 'symlink', mode: 0o777, size: 0, linkname: await readlink(abs) };
-  if (s.isDirectory()) return { ...base, type: 'directory', mode: chmod ?? (s.mode & 0o7777), size: 0 };
-  return { ...base, type: 'file', mode: chmod ?? (s.mode & 0o7777), size: s.size, source: abs };
+  if (s.isDirectory()) return { ...base, type: 'directory', mode: modeOf(chmod, s.mode, true), size: 0 };
+  return { ...base, type: 'file', mode: modeOf(chmod, s.mode, false), size: s.size, source: abs };
 }
 
 /** The name of a downloaded ADD source: the URL path's last part, else Content-Disposition's filename (dockerd's). */

@@ -19,6 +19,10 @@ export interface StepContainer {
   runStep?: boolean;
   /** HostConfig.NetworkMode: "default" (the bridge) when absent, "bridge", "host", "none". */
   network?: string;
+  /** RUN --mount binds (caches, context/stage binds, secret files): host path → target, over the root. */
+  binds?: { source: string; target: string; readonly: boolean }[];
+  /** RUN --mount=type=tmpfs: target → mount options. */
+  tmpfs?: Record<string, string>;
 }
 
 /**
@@ -42,6 +46,8 @@ export interface RunExecutor {
     stdout: (b: Buffer) => void;
     stderr: (b: Buffer) => void;
     signal?: AbortSignal;
+    /** RUN --mount targets the image lacked (root-relative): runc's mount points, left out of the layer. */
+    stubs?: string[];
   }): Promise<{ exitCode: number; layer: ExtractedLayer | null }>;
   /** Removes a step's container with its anonymous volumes (nothing when it is gone). */
   remove?(id: string): Promise<void>;

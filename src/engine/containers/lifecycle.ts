@@ -74,7 +74,8 @@ async function copyUp(rootfs: string, destination: string, volume: string): Prom
 export async function mountsOf(mps: MountPoint[], rootfs: string): Promise<{ source: string; destination: string; readonly?: boolean; propagation?: string }[]> {
   const out: { source: string; destination: string; readonly?: boolean; propagation?: string }[] = [];
   for (const m of mps) {
-    if (m.Type === 'bind') await mkdir(m.Source, { recursive: true });
+    // a bind of a file (docker -v /f:/f, a build secret) is used as it is; only a missing source becomes a directory
+    if (m.Type === 'bind') await mkdir(m.Source, { recursive: true }).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'EEXIST') throw e; });
     else {
       await mkdir(m.Source, { recursive: true });
       if ((await readdir(m.Source)).length === 0) await copyUp(rootfs, m.Destination, m.Source);

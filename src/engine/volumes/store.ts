@@ -12,7 +12,7 @@ import { writeJsonAtomic } from '../../lib/atomic.js';
 import { ConflictError, InvalidParameterError, NotFoundError } from '../../lib/errors.js';
 import type { Filters } from '../../lib/filters.js';
 import { rfc3339 } from '../../lib/go.js';
-import { isENOENT, isMissing, missingAs } from '../../lib/fsutil.js';
+import { dirSize, isENOENT, isMissing, missingAs } from '../../lib/fsutil.js';
 import { discardLogger, type Logger } from '../../lib/log.js';
 
 export const ANONYMOUS_LABEL = 'com.docker.volume.anonymous';
@@ -22,21 +22,6 @@ export type { Volume } from '../../wire/index.js';
 import type { Volume, VolumePruneReport } from '../../wire/index.js';
 
 interface Meta { Name: string; CreatedAt: string; Labels: Record<string, string>; Options: Record<string, string> }
-
-/** Bytes under a directory (files and symlinks by size, directories not counted), like docker's du. */
-export async function dirSize(dir: string): Promise<number> {
-  let total = 0;
-  let names: string[];
-  try { names = await readdir(dir); } catch (e) { if (isMissing(e)) return 0; throw e; }
-  for (const n of names) {
-    const p = join(dir, n);
-    const st = await lstat(p).catch(missingAs(null));
-    if (!st) continue;
-    if (st.isDirectory()) total += await dirSize(p);
-    else total += st.size;
-  }
-  return total;
-}
 
 export class VolumeStore {
   private readonly root: string;

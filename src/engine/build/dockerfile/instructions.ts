@@ -4,12 +4,23 @@
  * environment through shell-lex.ts).
  */
 import { DockerfileParseError, parseDockerfile, type Directives, type Heredoc, type Node } from './parser.js';
+import { parseRunMount } from './run-mounts.js';
 
 interface Base { node: Node }
 
 export interface FromInstruction extends Base { kind: 'from'; image: string; stageName?: string; platform?: string }
 /** RUN/CMD/ENTRYPOINT: exec form (json) or one shell string that the SHELL prepends. */
-export interface CommandInstruction extends Base { kind: 'run' | 'cmd' | 'entrypoint'; args: string[]; shellForm: boolean; mounts: string[]; network?: string }
+export interface CommandInstruction extends Base {
+  kind: 'run' | 'cmd' | 'entrypoint';
+  args: string[];
+  shellForm: boolean;
+  /** RUN --mount values as written (checked by run-mounts.ts; substituted and parsed again at build time). */
+  mounts: string[];
+  /** RUN --network: default | none | host. */
+  network?: string;
+  /** RUN --security: sandbox (the only one without an entitlement). */
+  security?: string;
+}
 export interface CopyInstruction extends Base {
   kind: 'copy' | 'add';
   sources: string[];
@@ -18,7 +29,12 @@ export interface CopyInstruction extends Base {
   chown?: string;
   chmod?: string;
   link: boolean;
+  /** COPY --parents: the sources' parent directories are kept (up to a `/./` pivot). */
+  parents: boolean;
+  /** --exclude patterns (.dockerignore syntax), matched below each source. */
+  exclude: string[];
   checksum?: string;
+  keepGitDir: boolean;
   heredocs: Heredoc[];
 }
 export interface KeyValueInstruction extends Base { kind: 'env' | 'label'; pairs: string[] }
@@ -108,15 +124,39 @@ function toInstruction(node: Node): Instruction {
   switch (node.cmd) {
     case 'from':
       return { kind: 'from', node, image: node.args[0]!, stageName: node.args.length === 3 ? node.args[2]!.toLowerCase() : undefined, platform: one(flags, 'platform') };
-    case 'run': case 'cmd': case 'entrypoint':
-      return { kind: node.cmd, node, args: node.args, shellForm: !node.json, mounts: flags.get('mount') ?? [], network: one(flags, 'network') };
+    case 'run': case 'cmd': case 'entrypoint': {
+      const mounts = flags.get('mount') ?? [];
+      for (const m of mounts) {
+        try { parseRunMount(m, { deferVars: true }); } catch (e) { throw new DockerfileParseError(node.startLine, `invalid --mount=${m}: ${(e as Error).message}`); }
+      }
+      const network = one(flags, 'network');
+      if (network !== undefined && !['default', 'none', 'host'].includes(network)) {
+        throw new DockerfileParseError(node.startLine, `unsupported network mode "${network}" (RUN --network takes default, none or host)`);
+      }
+      const security = one(flags, 'security');
+      if (security !== undefined && security !== 'sandbox') {
+        throw new DockerfileParseError(node.startLine, security === 'insecure'
+          ? 'RUN --security=insecure needs the security.insecure entitlement, which this builder does not grant'
+          : `unsupported security mode "${security}" (RUN --security takes sandbox)`);
+      }
+      return {
+        kind: node.cmd, node, args: node.args, shellForm: !node.json, mounts,
+        ...(network !== undefined ? { network } : {}), ...(security !== undefined ? { security } : {}),
+      };
+    }
     case 'copy': case 'add': {
       const parts = [...node.args];
       const dest = parts.pop() ?? '';
-      const link = one(flags, 'link');
+      const flag = (n: string) => { const v = one(flags, n); return v !== undefined && v !== 'false'; };
+      const checksum = one(flags, 'checksum');
+      if (checksum !== undefined && !/^(sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128})$/.test(checksum)) {
+        throw new DockerfileParseError(node.startLine, `invalid checksum digest format "${checksum}" (want sha256:<64 hex digits>)`);
+      }
+      const exclude = flags.get('exclude') ?? [];
+      if (exclude.some((e) => e === '')) throw new DockerfileParseError(node.startLine, '--exclude needs a pattern');
       return {
         kind: node.cmd, node, sources: parts, dest, from: one(flags, 'from'), chown: one(flags, 'chown'), chmod: one(flags, 'chmod'),
-        link: link !== undefined && link !== 'false', checksum: one(flags, 'checksum'), heredocs: node.heredocs,
+        link: flag('link'), parents: flag('parents'), exclude, checksum, keepGitDir: flag('keep-git-dir'), heredocs: node.heredocs,
       };
     }
     case 'env': case 'label':

@@ -1,0 +1,153 @@
+/**
+ * Build secrets: `wharf build --secret id=…,src=file|env=VAR` and `RUN --mount=type=secret`. As the Dockerfile
+ * reference says of BuildKit (docs.docker.com/reference/dockerfile/#run---mounttypesecret): the secret is a file
+ * at /run/secrets/<id> (or `target`), or a variable (`env`), for that step only; mode 0400 unless `mode`; a
+ * missing secret skips the mount unless `required`. The value is then searched for everywhere the build could
+ * leave it: every layer and config of `docker save`, `docker history --no-trunc`, `docker inspect`, the build
+ * output, wharfd's debug log and every file under the daemon's data root. It must be absent.
+ * SSH: `RUN --mount=type=ssh` gets the agent socket given with `wharf build --ssh` and SSH_AUTH_SOCK naming it
+ * (Dockerfile reference, "RUN --mount=type=ssh"), a real ssh-agent's socket.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startDaemon, type Daemon } from '../support/daemon.js';
+import { show, type RunResult } from '../support/cli.js';
+
+/** WHARF_E2E_DAEMON=dockerd: dockerd 20.10's classic builder has none of this (BuildKit is the reference here). */
+const reference = process.env.WHARF_E2E_DAEMON === 'dockerd';
+const only = { skip: reference && 'BuildKit-era syntax: dockerd 20.10\'s classic builder refuses it' };
+let d: Daemon;
+let work: string;
+before(async () => {
+  if (reference) return;
+  d = await startDaemon({ extraArgs: ['--debug'] });
+  work = await mkdtemp(join(tmpdir(), 'wharf-e2e-secrets-'));
+  const b = await d.wharf(['image', 'bootstrap', 'busybox']);
+  assert.equal(b.code, 0, show(b));
+});
+after(async () => {
+  await d?.stop();
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+function ok(r: RunResult): string {
+  assert.equal(r.code, 0, show(r));
+  return r.stdout;
+}
+
+/** Whether `needle` occurs in any file under `dir` (binary-safe, every file). */
+function foundUnder(dir: string, needle: string): string[] {
+  try {
+    return execFileSync('grep', ['-rlaF', '--', needle, dir], { maxBuffer: 1 << 26 }).toString().trim().split('\n').filter(Boolean);
+  } catch (e) {
+    if ((e as { status?: number }).status === 1) return [];
+    throw e;
+  }
+}
+
+test('a secret from a file and one from the environment reach their steps and nothing else', only, async () => {
+  const fileValue = `s3cr3t-file-${randomBytes(12).toString('hex')}`;
+  const envValue = `s3cr3t-env-${randomBytes(12).toString('hex')}`;
+  const ctx = join(work, 'ctx');
+  await mkdir(ctx);
+  const secretFile = join(work, 'token.txt');
+  await writeFile(secretFile, fileValue);
+  await writeFile(join(ctx, 'Dockerfile'), `# syntax=docker/dockerfile:1
+FROM busybox
+RUN --mount=type=secret,id=tok sha256sum /run/secrets/tok | cut -d' ' -f1 > /tok.sum && stat -c '%a %u' /run/secrets/tok > /tok.stat
+RUN --mount=type=secret,id=api,env=API_KEY,target=/etc/api.key,mode=0440,uid=1000 echo "\${#API_KEY} $(stat -c '%a %u' /etc/api.key) $(wc -c < /etc/api.key)" > /api.info
+RUN --mount=type=secret,id=absent ls /run/secrets/absent > /absent.txt 2>&1; echo done >> /absent.txt
+RUN --mount=type=secret,id=api,env=ONLY_ENV echo "\${#ONLY_ENV} $(ls /run/secrets 2>/dev/null | wc -l)" > /envonly.txt
+`);
+  const env = { ...process.env, API_VALUE: envValue };
+  const r = await d.wharf(['build', '--secret', `id=tok,src=${secretFile}`, '--secret', 'id=api,env=API_VALUE', '-t', 'sec:1', ctx], { env });
+  const out = ok(r);
+  const cat = (f: string) => d.docker(['run', '--rm', 'sec:1', 'cat', f]).then(ok);
+  assert.equal(await cat('/tok.sum'), `${createHash('sha256').update(fileValue).digest('hex')}\n`);
+  assert.equal(await cat('/tok.stat'), '400 0\n');
+  assert.equal(await cat('/api.info'), `${envValue.length} 440 1000 ${envValue.length}\n`);
+  // env= alone: the variable, no file
+  assert.equal(await cat('/envonly.txt'), `${envValue.length} 0\n`);
+  // a secret not given: the mount is skipped (not required)
+  assert.match(await cat('/absent.txt'), /No such file or directory\ndone\n/);
+  // the files are not left in the image either
+  // not even as empty mount points (BuildKit removes its mount stubs); /etc existed, so it stays
+  const ls = ok(await d.docker(['run', '--rm', 'sec:1', 'sh', '-c', 'ls -d /run /run/secrets /run/secrets/tok /etc/api.key 2>&1; test -d /etc && echo etc']));
+  assert.equal(ls.replace(/ls: /g, '').split('\n').filter((l) => !/No such file/.test(l)).join('\n'), 'etc\n');
+
+  // the value is nowhere: layers and configs (save), history, inspect, build output, daemon log, data root
+  const tar = join(work, 'sec.tar');
+  ok(await d.docker(['save', '-o', tar, 'sec:1']));
+  const x = join(work, 'sec-x');
+  await mkdir(x);
+  execFileSync('tar', ['-xf', tar, '-C', x]);
+  for (const l of execFileSync('find', [x, '-name', '*.tar']).toString().trim().split('\n').filter(Boolean)) {
+    const into = `${l}.d`;
+    await mkdir(into);
+    execFileSync('tar', ['-xf', l, '-C', into]);
+  }
+  const history = ok(await d.docker(['history', '--no-trunc', 'sec:1']));
+  const inspect = ok(await d.docker(['inspect', 'sec:1']));
+  assert.match(history, /--mount=type=secret,id=tok/); // the step is there, its value is not
+  for (const v of [fileValue, envValue]) {
+    assert.deepEqual(foundUnder(x, v), [], 'in the saved image');
+    assert.ok(!history.includes(v) && !inspect.includes(v), 'in history or inspect');
+    assert.ok(!out.includes(v) && !r.stderr.includes(v), 'in the build output');
+    assert.ok(!d.log().includes(v), 'in the daemon log');
+    assert.deepEqual(foundUnder(d.dataRoot, v), [], 'under the data root');
+  }
+  assert.match(d.log(), /POST/); // the debug log did record the requests
+
+  // a secret is not part of the cache key: another value, same steps, all from the cache (BuildKit's rule)
+  await writeFile(secretFile, 'another value');
+  const again = ok(await d.wharf(['build', '--secret', `id=tok,src=${secretFile}`, '--secret', 'id=api,env=API_VALUE', '-t', 'sec:1', ctx], { env }));
+  assert.equal((again.match(/Using cache/g) ?? []).length, 4, again);
+});
+
+test('a required secret missing, and a bad --secret flag, fail clearly', only, async () => {
+  const ctx = join(work, 'req');
+  await mkdir(ctx);
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM busybox\nRUN --mount=type=secret,id=npmrc,required=true cat /run/secrets/npmrc\n');
+  const r = await d.wharf(['build', ctx]);
+  assert.equal(r.code, 1, show(r));
+  assert.match(r.stderr, /Dockerfile line 2: secret npmrc: not found/);
+  const bad = await d.wharf(['build', '--secret', 'src=/nonexistent', ctx]);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /id is required/);
+  const missing = await d.wharf(['build', '--secret', 'id=npmrc,src=/nonexistent/file', ctx]);
+  assert.notEqual(missing.code, 0);
+  assert.match(missing.stderr, /secret npmrc: failed to read \/nonexistent\/file/);
+});
+
+test('wharf build --ssh: the step reaches the agent through SSH_AUTH_SOCK; required and missing fails', only, async () => {
+  const sock = join(work, 'agent.sock');
+  const agent = execFileSync('ssh-agent', ['-a', sock, '-s']).toString();
+  const pid = /SSH_AGENT_PID=(\d+)/.exec(agent)![1]!;
+  try {
+    const ctx = join(work, 'ssh');
+    await mkdir(ctx);
+    // (busybox has no unix-socket client to talk to the agent: the socket's presence and type are what is checked)
+    await writeFile(join(ctx, 'Dockerfile'), `FROM busybox
+RUN --mount=type=ssh echo "sock=$SSH_AUTH_SOCK" && test -S "$SSH_AUTH_SOCK" && echo is-a-socket
+RUN --mount=type=ssh,id=other echo "optional other=[$SSH_AUTH_SOCK]"
+`);
+    const r = await d.wharf(['build', '--no-cache', '--ssh', `default=${sock}`, ctx]);
+    const out = ok(r);
+    assert.match(out, /\nsock=\/run\/buildkit\/ssh_agent\.0\n/);
+    assert.match(out, /\nis-a-socket\n/);
+    assert.match(out, /\noptional other=\[\]\n/);
+    await writeFile(join(ctx, 'Dockerfile'), 'FROM busybox\nRUN --mount=type=ssh,id=deploy,required=true true\n');
+    const miss = await d.wharf(['build', ctx]);
+    assert.equal(miss.code, 1, show(miss));
+    assert.match(miss.stderr, /Dockerfile line 2: no SSH agent "deploy" forwarded for RUN --mount=type=ssh/);
+    const notSock = await d.wharf(['build', '--ssh', `deploy=${join(ctx, 'Dockerfile')}`, ctx]);
+    assert.match(notSock.stderr, /is not an agent socket/);
+  } finally {
+    process.kill(Number(pid));
+  }
+});
