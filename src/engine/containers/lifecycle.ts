@@ -231,15 +231,18 @@ export class ContainerRunner {
       await this.layers.unmount(id).catch(() => {});
       for (const p of this.pendingAttach.get(id) ?? []) p.done(null);
       this.pendingAttach.delete(id);
+      // as dockerd's start: any failure (runtime, network, ports, mounts) is recorded, wakes the waiters, and
+      // with AutoRemove removes the container (the docker CLI waits for `removed` after a failed start)
+      const msg = (e as Error).message;
       if (e instanceof RuntimeError) {
         const m = e.runtimeMessage;
         r.State.ExitCode = /executable file not found|no such file or directory/.test(m) ? 127 : /permission denied/.test(m) ? 126 : 128;
-        r.State.Error = e.message;
-        await this.c.save(r);
-        this.notify(r, r.State.ExitCode, e.message);
-        if (r.HostConfig.AutoRemove) await this.autoRemove(r);
-        throw new InvalidParameterError(e.message);
-      }
+      } else if (r.State.ExitCode === 0) r.State.ExitCode = 255;
+      r.State.Error = msg;
+      await this.c.save(r).catch(() => {});
+      this.notify(r, r.State.ExitCode, msg);
+      if (r.HostConfig.AutoRemove) await this.autoRemove(r);
+      if (e instanceof RuntimeError) throw new InvalidParameterError(msg);
       throw e;
     }
   }
@@ -360,7 +363,8 @@ export class ContainerRunner {
     const r = this.c.get(ref);
     if (!r.State.Running) throw new ConflictError(`Container ${r.ID} is not running`);
     r.ManuallyStopped = true;
-    await this.rt.kill(r.ID, signal || 'KILL', true).catch((e) => {
+    // docker kill signals the container's PID 1 only (a PID namespace ends with it)
+    await this.rt.kill(r.ID, signal || 'KILL').catch((e) => {
       if (e instanceof ConflictError) throw new ConflictError(`Container ${r.ID} is not running`);
       throw e;
     });
