@@ -69,9 +69,7 @@ export function containerRoutes(r: Router, c: ContainerService, run?: ContainerR
     sendJson(res, 200, list);
   });
   r.post('/containers/prune', async ({ res, query }) => {
-    const f = parseFilters(query.get('filters'));
-    if (Object.keys(f).length) throw new InvalidParameterError(`Invalid filter '${Object.keys(f)[0]}'`);
-    sendJson(res, 200, await c.prune());
+    sendJson(res, 200, await c.prune(parseFilters(query.get('filters'))));
   });
   r.post('/containers/{id}/rename', async ({ res, params, query }) => {
     await c.rename(params.id!, query.get('name') ?? '');

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { writeJsonAtomic } from '../../lib/atomic.js';
 import type { Digest } from '../../lib/digest.js';
 import { ConflictError, InvalidParameterError, NotFoundError } from '../../lib/errors.js';
+import { exactMatch, hasFilter, invalidFilterError, matchFilter, matchKVList, pruneLabelsMatch, pruneUntil, validateFilters, type Filters } from '../../lib/filters.js';
 import type { VolumeStore } from '../volumes/store.js';
 import type { LayerStore } from '../layers/types.js';
 import type { ContainerConfig, Image } from '../images/types.js';
@@ -382,32 +383,10 @@ export class ContainerService {
 
   /** GET /containers/json. */
   list(opts: { all: boolean; limit?: number; filters: Record<string, string[]> }): Record<string, unknown>[] {
-    const f = opts.filters;
-    for (const k of Object.keys(f)) {
-      if (!['status', 'name', 'id', 'label', 'exited', 'ancestor'].includes(k)) throw new InvalidParameterError(`Invalid filter '${k}'`);
-    }
-    for (const st of f.status ?? []) {
-      if (!['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead'].includes(st)) {
-        throw new InvalidParameterError(`Unrecognised filter value for status: ${st}`);
-      }
-    }
-    const all = opts.all || (f.status?.length ?? 0) > 0 || (opts.limit ?? 0) > 0;
+    const keep = this.listFilter(opts.filters);
+    const all = opts.all || (opts.filters.status?.length ?? 0) > 0 || (opts.limit ?? 0) > 0;
     let recs = this.all().sort((a, b) => (a.Created < b.Created ? 1 : a.Created > b.Created ? -1 : 0));
-    recs = recs.filter((r) => {
-      if (!all && !r.State.Running) return false;
-      if (f.status && !f.status.includes(r.State.Status)) return false;
-      if (f.name && !f.name.some((n) => new RegExp(n).test(r.Name))) return false;
-      if (f.id && !f.id.some((p) => r.ID.startsWith(p))) return false;
-      if (f.exited && (r.State.Status !== 'exited' || !f.exited.includes(String(r.State.ExitCode)))) return false;
-      if (f.label) {
-        const labels = (r.Config.Labels ?? {}) as Record<string, string>;
-        for (const l of f.label) {
-          const [k, v] = l.split('=', 2) as [string, string | undefined];
-          if (!(k in labels) || (v !== undefined && labels[k] !== v)) return false;
-        }
-      }
-      return true;
-    });
+    recs = keep(recs.filter((r) => all || r.State.Running));
     if (opts.limit && opts.limit > 0) recs = recs.slice(0, opts.limit);
     const now = Date.now();
     return recs.map((r) => ({
@@ -418,11 +397,7 @@ export class ContainerService {
       // dockerd's list: arguments holding a space are wrapped in single quotes, nothing else is escaped
       Command: r.Args.length ? `${r.Path} ${r.Args.map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ')}` : r.Path,
       Created: Math.floor(Date.parse(r.Created) / 1000),
-      Ports: Object.entries(r.Net?.Ports ?? {}).flatMap(([k, bs]) => {
-        const [port, proto] = k.split('/') as [string, string];
-        if (!bs) return [{ PrivatePort: Number(port), Type: proto }];
-        return bs.map((b) => ({ IP: b.HostIp || '0.0.0.0', PrivatePort: Number(port), PublicPort: Number(b.HostPort), Type: proto }));
-      }),
+      Ports: this.portsView(r),
       Labels: r.Config.Labels ?? {},
       State: r.State.Status,
       Status: this.statusText(r, now),
@@ -430,6 +405,85 @@ export class ContainerService {
       NetworkSettings: { Networks: (this.networkSettings(r) as { Networks: unknown }).Networks },
       Mounts: this.mountsView(r),
     }));
+  }
+
+  /**
+   * The `filters` of GET /containers/json as dockerd's list: checked first (unknown names, bad status, health,
+   * is-task or port values, a since/before container that does not exist), then a function that keeps the
+   * matching records of a newest-first list (before: only those older than that container; since: only newer).
+   */
+  private listFilter(f: Filters): (recs: ContainerRecord[]) => ContainerRecord[] {
+    validateFilters(f, ['ancestor', 'before', 'exited', 'expose', 'health', 'id', 'isolation', 'is-task', 'label', 'name', 'network', 'publish', 'since', 'status', 'volume']);
+    const exited = (f.exited ?? []).map((v) => {
+      if (!/^[+-]?\d+$/.test(v)) throw new InvalidParameterError(`strconv.Atoi: parsing ${JSON.stringify(v)}: invalid syntax`);
+      return Number(v);
+    });
+    for (const st of f.status ?? []) {
+      if (!['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead'].includes(st)) {
+        throw new InvalidParameterError(`Unrecognised filter value for status: ${st}`);
+      }
+    }
+    for (const h of f.health ?? []) {
+      if (!['starting', 'healthy', 'unhealthy', 'none'].includes(h)) throw new InvalidParameterError(`Unrecognised filter value for health: ${h}`);
+    }
+    let isTask: boolean | null = null;
+    if (hasFilter(f, 'is-task')) {
+      if (exactMatch(f, 'is-task', 'true')) isTask = true;
+      else if (exactMatch(f, 'is-task', 'false')) isTask = false;
+      else throw invalidFilterError('is-task', f['is-task']);
+    }
+    let before: string | null = null;
+    let since: string | null = null;
+    for (const v of f.before ?? []) before = this.get(v).ID;
+    for (const v of f.since ?? []) since = this.get(v).ID;
+    const publish = portFilter('publish', f.publish ?? []);
+    const expose = portFilter('expose', f.expose ?? []);
+    const labelsOf = (r: ContainerRecord) => (r.Config.Labels ?? {}) as Record<string, string>;
+    const match = (r: ContainerRecord): boolean => {
+      if (!matchFilter(f, 'name', r.Name) && !matchFilter(f, 'name', r.Name.replace(/^\//, ''))) return false;
+      if (!matchFilter(f, 'id', r.ID)) return false;
+      if (isTask === true) return false; // no container here is a swarm task
+      if (!matchKVList(f, 'label', labelsOf(r))) return false;
+      if (exited.length && !(exited.includes(r.State.ExitCode) && !r.State.Running && r.State.StartedAt !== ZERO_TIME)) return false;
+      if (!matchFilter(f, 'status', r.State.Status)) return false;
+      const health = (r.State as { Health?: { Status?: string } }).Health?.Status || 'none';
+      if (!exactMatch(f, 'health', health)) return false;
+      if (hasFilter(f, 'volume')) {
+        const mounts = this.mountsView(r) as { Name?: string; Source: string; Destination: string }[];
+        const names = new Set(mounts.map((m) => m.Name || m.Source));
+        const dests = new Set(mounts.map((m) => m.Destination).filter((d) => d !== ''));
+        if (!(f.volume ?? []).some((v) => dests.has(v) || names.has(v))) return false;
+      }
+      if (hasFilter(f, 'network')) {
+        const nets = (this.networkSettings(r).Networks ?? {}) as Record<string, { NetworkID?: string } | null>;
+        const hit = (f.network ?? []).some((v) => v in nets || Object.values(nets).some((n) => !!n && (n.NetworkID ?? '').startsWith(v)));
+        if (!hit) return false;
+      }
+      if (publish.size || expose.size) {
+        const ports = this.portsView(r);
+        if (!ports.some((p) => publish.has(`${p.PublicPort ?? 0}/${p.Type}`) || expose.has(`${p.PrivatePort}/${p.Type}`))) return false;
+      }
+      return true;
+    };
+    return (recs) => {
+      const out: ContainerRecord[] = [];
+      let skipping = before !== null;
+      for (const r of recs) {
+        if (skipping) { if (r.ID === before) skipping = false; continue; }
+        if (since !== null && r.ID === since) break;
+        if (match(r)) out.push(r);
+      }
+      return out;
+    };
+  }
+
+  /** The Ports of a list entry: published bindings, and exposed ports with no binding. */
+  private portsView(r: ContainerRecord): { IP?: string; PrivatePort: number; PublicPort?: number; Type: string }[] {
+    return Object.entries(r.Net?.Ports ?? {}).flatMap(([k, bs]) => {
+      const [port, proto] = k.split('/') as [string, string];
+      if (!bs) return [{ PrivatePort: Number(port), Type: proto }];
+      return bs.map((b) => ({ IP: b.HostIp || '0.0.0.0', PrivatePort: Number(port), PublicPort: Number(b.HostPort), Type: proto }));
+    });
   }
 
   /** POST /containers/{id}/rename. */
@@ -445,12 +499,16 @@ export class ContainerService {
     await this.save(r);
   }
 
-  /** POST /containers/prune: every stopped container. */
-  async prune(): Promise<{ ContainersDeleted: string[] | null; SpaceReclaimed: number }> {
+  /** POST /containers/prune: every stopped container, narrowed by the filters `until`, `label` and `label!`. */
+  async prune(filters: Filters = {}): Promise<{ ContainersDeleted: string[] | null; SpaceReclaimed: number }> {
+    validateFilters(filters, ['label', 'label!', 'until']);
+    const until = pruneUntil(filters);
     const deleted: string[] = [];
     let space = 0;
     for (const r of this.all()) {
       if (r.State.Running || r.State.Status === 'removing') continue;
+      if (until !== null && Date.parse(r.Created) > until) continue;
+      if (!pruneLabelsMatch(filters, (r.Config.Labels ?? {}) as Record<string, string>)) continue;
       const size = await this.d.layers.rwSize(r.ID).catch(() => 0);
       try { await this.remove(r.ID, { force: false }); deleted.push(r.ID); space += size; } catch { /* raced */ }
     }
@@ -487,4 +545,26 @@ export class ContainerService {
       if (opts.volumes && this.d.volumes.isAnonymous(m.Name)) await this.d.volumes.remove(m.Name).catch(() => {});
     }
   }
+}
+
+/**
+ * The `publish`/`expose` filter values of GET /containers/json ("80", "80/udp", "8000-8080/tcp") as the set of
+ * "port/proto" they name; dockerd's errors for a colon or a bad range.
+ */
+export function portFilter(key: string, values: string[]): Set<string> {
+  const out = new Set<string>();
+  for (const value of values) {
+    if (value.includes(':')) throw new Error(`filter for '${key}' should not contain ':': ${value}`);
+    const slash = value.indexOf('/');
+    const port = slash < 0 ? value : value.slice(0, slash);
+    const proto = slash < 0 ? 'tcp' : value.slice(slash + 1);
+    const m = /^(\d+)(?:-(\d+))?$/.exec(port);
+    const start = m ? Number(m[1]) : NaN;
+    const end = m ? Number(m[2] ?? m[1]) : NaN;
+    if (!m || start > 65535 || end > 65535 || end < start) {
+      throw new Error(`error while looking up for ${key} ${value}: ${m && end < start ? `invalid range specified for port: ${port}` : `invalid port: ${port}`}`);
+    }
+    for (let p = start; p <= end; p++) out.add(`${p}/${proto}`);
+  }
+  return out;
 }
