@@ -434,8 +434,14 @@ export class ContainerService {
     }
     let before: string | null = null;
     let since: string | null = null;
-    for (const v of f.before ?? []) before = this.get(v).ID;
-    for (const v of f.since ?? []) since = this.get(v).ID;
+    const byRef = (v: string) => {
+      try { return this.get(v).ID; } catch (e) {
+        if (e instanceof NotFoundError) throw new NotFoundError(`no such container ${v}`);
+        throw e;
+      }
+    };
+    for (const v of f.before ?? []) before = byRef(v);
+    for (const v of f.since ?? []) since = byRef(v);
     const publish = portFilter('publish', f.publish ?? []);
     const expose = portFilter('expose', f.expose ?? []);
     const labelsOf = (r: ContainerRecord) => (r.Config.Labels ?? {}) as Record<string, string>;
@@ -558,12 +564,17 @@ export function portFilter(key: string, values: string[]): Set<string> {
     const slash = value.indexOf('/');
     const port = slash < 0 ? value : value.slice(0, slash);
     const proto = slash < 0 ? 'tcp' : value.slice(slash + 1);
-    const m = /^(\d+)(?:-(\d+))?$/.exec(port);
-    const start = m ? Number(m[1]) : NaN;
-    const end = m ? Number(m[2] ?? m[1]) : NaN;
-    if (!m || start > 65535 || end > 65535 || end < start) {
-      throw new Error(`error while looking up for ${key} ${value}: ${m && end < start ? `invalid range specified for port: ${port}` : `invalid port: ${port}`}`);
-    }
+    const fail = (why: string) => new Error(`error while looking up for ${key} ${value}: ${why}`);
+    if (port === '') throw fail('empty string specified for ports.');
+    const [a, b = a] = port.split('-', 2) as [string, string?];
+    const num = (x: string) => {
+      if (!/^\d+$/.test(x)) throw fail(`strconv.ParseUint: parsing ${JSON.stringify(x)}: invalid syntax`);
+      if (Number(x) > 65535) throw fail(`strconv.ParseUint: parsing ${JSON.stringify(x)}: value out of range`);
+      return Number(x);
+    };
+    const start = num(a);
+    const end = num(b);
+    if (end < start) throw fail(`Invalid range specified for the Port: ${port}`);
     for (let p = start; p <= end; p++) out.add(`${p}/${proto}`);
   }
   return out;
