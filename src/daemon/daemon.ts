@@ -16,7 +16,8 @@ import { BuildService } from '../engine/build/service.js';
 import { ContainerExecutor } from '../engine/build/run-executor.js';
 import { buildRoutes } from '../api/routes/build.js';
 import type { Router } from '../api/router.js';
-import { DOCKER_VERSION, goContainerConfig, decompressStream } from '../engine/images/service.js';
+import { DOCKER_VERSION, goContainerConfig } from '../engine/images/service.js';
+import { decompressStream } from '../lib/compression.js';
 import { goArch } from '../lib/go.js';
 import { Pusher } from '../engine/distribution/push.js';
 import { ArchiveService } from '../engine/archive/archive.js';
@@ -156,7 +157,7 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
 
   const pusher = new Pusher({ images, refs, layers, config: cfg, dataRoot });
   const archive = new ArchiveService({
-    images, refs, layers, dataRoot, resolve: (name) => imageService.resolve(name), decompress: decompressStream,
+    images, refs, layers, dataRoot, resolve: (name) => imageService.resolve(name), decompress: async (s) => (await decompressStream(s)).stream,
   });
 
   return {

@@ -24,7 +24,6 @@ import type { Image } from './types.js';
 export type { ContainerUsers, ImageServiceDeps } from './context.js';
 export { DOCKER_VERSION, goContainerConfig, goTimeString, goUnix } from './format.js';
 export { parseTimestamp } from '../../lib/filters.js';
-export { decompressStream } from './decompress.js';
 
 export class ImageService {
   private readonly ctx: ImageContext;
