@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { DEFAULT_CONFIG, type DaemonConfig } from '../engine/config.js';
 import { isENOENT } from '../lib/fsutil.js';
+import { checkLogConfig } from '../engine/runtime/logs.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/wharf/daemon.json';
 
@@ -39,7 +40,7 @@ export interface WharfdOptions {
 /** A configuration problem: wharfd prints it and exits 1. */
 export class ConfigError extends Error {}
 
-type Kind = 'string' | 'strings' | 'bool' | 'int';
+type Kind = 'string' | 'strings' | 'bool' | 'int' | 'map';
 
 /** daemon.json keys, their type, and the commander option (attribute) they correspond to. */
 const KEYS: Record<string, { kind: Kind; opt: string }> = {
@@ -54,6 +55,8 @@ const KEYS: Record<string, { kind: Kind; opt: string }> = {
   'max-concurrent-uploads': { kind: 'int', opt: 'maxConcurrentUploads' },
   debug: { kind: 'bool', opt: 'debug' },
   'default-runtime': { kind: 'string', opt: 'defaultRuntime' },
+  'log-driver': { kind: 'string', opt: 'logDriver' },
+  'log-opts': { kind: 'map', opt: 'logOpt' },
   tls: { kind: 'bool', opt: 'tls' },
   tlsverify: { kind: 'bool', opt: 'tlsverify' },
   tlscacert: { kind: 'string', opt: 'tlscacert' },
@@ -85,6 +88,8 @@ export function buildCommand(): Command {
     .option('-s, --storage-driver <driver>', 'Storage driver to use (overlay, vfs; overlay2 means overlay)')
     .option('-D, --debug', 'Enable debug mode')
     .option('--default-runtime <runtime>', 'Default OCI runtime for containers (runc, crun, or a path)')
+    .option('--log-driver <driver>', 'Default driver for container logs (json-file, local, none)')
+    .option('--log-opt <key=value>', 'Default log driver options for containers', collect)
     .option('-G, --group <group>', 'Group for the unix socket', 'wharf')
     .option('--insecure-registry <registry>', 'Enable insecure registry communication', collect)
     .option('--registry-mirror <url>', 'Preferred registry mirror', collect)
@@ -117,6 +122,9 @@ function checkType(key: string, kind: Kind, v: unknown): unknown {
     case 'int': if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw bad('a non-negative integer'); return v;
     case 'strings':
       if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw bad('a list of strings');
+      return v;
+    case 'map':
+      if (v === null || typeof v !== 'object' || Array.isArray(v) || Object.values(v).some((x) => typeof x !== 'string')) throw bad('an object of strings');
       return v;
   }
 }
@@ -215,7 +223,22 @@ export function parseDaemonArgs(argv: string[]): WharfdOptions {
     maxConcurrentUploads: pick('max-concurrent-uploads', DEFAULT_CONFIG.maxConcurrentUploads),
     debug: pick('debug', DEFAULT_CONFIG.debug),
     defaultRuntime: pick('default-runtime', DEFAULT_CONFIG.defaultRuntime),
+    logDriver: pick('log-driver', DEFAULT_CONFIG.logDriver),
+    logOpts: (() => {
+      const v = pick<Record<string, string> | string[]>('log-opts', {});
+      if (!Array.isArray(v)) return { ...v };
+      const out: Record<string, string> = {};
+      for (const kv of v) {
+        const i = kv.indexOf('=');
+        if (i < 1) throw new ConfigError(`invalid key value pair format in driver options: ${kv}`);
+        out[kv.slice(0, i)] = kv.slice(i + 1);
+      }
+      return out;
+    })(),
   };
+  try { checkLogConfig(config.logDriver, config.logOpts); } catch (e) {
+    throw new ConfigError(`failed to set log opts: ${(e as Error).message}`);
+  }
   if (!/^(runc|crun)$/.test(config.defaultRuntime) && !config.defaultRuntime.startsWith('/')) {
     throw new ConfigError(`default-runtime must be runc, crun or an absolute path: ${config.defaultRuntime}`);
   }

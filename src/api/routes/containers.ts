@@ -149,6 +149,8 @@ export function containerRuntimeRoutes(r: Router, c: ContainerService, run: Cont
     const stderr = boolValue(query, 'stderr');
     if (!stdout && !stderr) throw new InvalidParameterError('Bad parameters: you must choose at least one stream');
     const tty = run.isTty(params.id!);
+    const { attrs } = c.logReading(params.id!);
+    const details = boolValue(query, 'details');
     const tailQ = query.get('tail');
     const tail = tailQ === null || tailQ === '' || tailQ === 'all' ? undefined : Number.parseInt(tailQ, 10);
     const since = sinceValue(query.get('since'));
@@ -164,7 +166,8 @@ export function containerRuntimeRoutes(r: Router, c: ContainerService, run: Cont
     for await (const rec of it) {
       if (signal.aborted) break;
       if (rec.stream === 'stdout' ? !stdout : !stderr) continue;
-      const data = timestamps ? Buffer.concat([Buffer.from(`${rec.time} `), rec.data]) : rec.data;
+      const prefix = `${timestamps ? `${rec.time} ` : ''}${details ? `${attrs} ` : ''}`;
+      const data = prefix ? Buffer.concat([Buffer.from(prefix), rec.data]) : rec.data;
       res.write(tty ? data : frame(rec.stream === 'stdout' ? 1 : 2, data));
     }
     res.end();

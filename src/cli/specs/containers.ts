@@ -24,6 +24,8 @@ const containerFlags: FlagSpec[] = [
   { long: 'init', usage: 'Run an init inside the container that forwards signals and reaps processes' },
   { long: 'interactive', short: 'i', usage: 'Keep STDIN open even if not attached' },
   { long: 'label', short: 'l', type: 'list', usage: 'Set meta data on a container', repeatable: true },
+  { long: 'log-driver', type: 'string', usage: 'Logging driver for the container' },
+  { long: 'log-opt', type: 'list', usage: 'Log driver options', repeatable: true },
   { long: 'memory', short: 'm', type: 'bytes', usage: 'Memory limit' },
   { long: 'memory-reservation', type: 'bytes', usage: 'Memory soft limit' },
   { long: 'memory-swap', type: 'bytes', usage: "Swap limit equal to memory plus swap: '-1' to enable unlimited swap" },

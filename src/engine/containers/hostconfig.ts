@@ -19,6 +19,7 @@ import { cpus } from 'node:os';
 import { InvalidParameterError } from '../../lib/errors.js';
 import { normalizeCapabilities, parseDeviceCgroupRule, type DeviceSpec, type RlimitSpec, type SpecOptions } from '../runtime/spec.js';
 import { parseSeccompJson, type DockerSeccompProfile } from '../runtime/seccomp.js';
+import { checkLogConfig, type LogSettings } from '../runtime/logs.js';
 
 // ------------------------------------------------------------------------------------------ JSON shapes
 
@@ -374,6 +375,9 @@ export function validateCreateBody(body: Record<string, unknown>): { warnings: s
     if (count < 0) throw new InvalidParameterError('maximum retry count cannot be negative');
     if (hc.AutoRemove === true && name !== '' && name !== 'no') throw new InvalidParameterError("can't create 'AutoRemove' container with restart policy");
   }
+  if (hc.StorageOpt && Object.keys(hc.StorageOpt as object).length) {
+    throw new InvalidParameterError("--storage-opt is supported only for overlay over xfs with 'pquota' mount option");
+  }
   // ports, binds, tmpfs
   if (hc.PortBindings) checkPortBindings(hc.PortBindings as Record<string, unknown>);
   for (const b of (hc.Binds ?? []) as string[]) parseBind(b);
@@ -441,6 +445,31 @@ function checkDevices(list: unknown[]): DeviceSpec[] {
     out.push({ pathOnHost: host, pathInContainer: inCtr, permissions: perms || 'rwm' });
   }
   return out;
+}
+
+// ------------------------------------------------------------------------------------------ log drivers
+
+/** The daemon's default log driver and options (daemon.json `log-driver`, `log-opts`). */
+export interface LogDefaults { driver: string; opts: Record<string, string> }
+
+/**
+ * A create body's LogConfig as dockerd records it: an empty Type takes the daemon's driver, and a container
+ * using the daemon's driver takes the daemon's options it does not set itself; then checked (unknown driver,
+ * unknown option, bad size or count → 400 with dockerd's words).
+ */
+export function resolveLogConfig(lc: unknown, defaults: LogDefaults = { driver: 'json-file', opts: {} }): { Type: string; Config: Record<string, string> } {
+  const given = (lc && typeof lc === 'object' ? lc : {}) as { Type?: string; Config?: Record<string, string> | null };
+  const type = given.Type || defaults.driver;
+  const config = { ...(given.Config ?? {}) };
+  if (type === defaults.driver) for (const [k, v] of Object.entries(defaults.opts)) if (!(k in config)) config[k] = v;
+  checkLogConfig(type, config);
+  return { Type: type, Config: config };
+}
+
+/** The log settings of a recorded HostConfig (records from before log drivers: json-file, no rotation). */
+export function logSettingsOf(hc: Record<string, unknown>): LogSettings {
+  const lc = (hc.LogConfig && typeof hc.LogConfig === 'object' ? hc.LogConfig : {}) as { Type?: string; Config?: Record<string, string> | null };
+  try { return checkLogConfig(lc.Type || 'json-file', lc.Config ?? {}); } catch { return { driver: 'json-file', maxSize: null, maxFile: 1 }; }
 }
 
 // ------------------------------------------------------------------------------------------ to the runtime

@@ -17,7 +17,7 @@ import { writeFileAtomic } from '../../lib/atomic.js';
 import { mkdirAllInRoot, extractIntoRoot, packFromRoot } from '../fsroot/index.js';
 import type { LayerStore } from '../layers/types.js';
 import { buildSpec, writeBundle, type NetworkMode } from '../runtime/spec.js';
-import { parseBind, specOptionsOf } from './hostconfig.js';
+import { logSettingsOf, parseBind, specOptionsOf } from './hostconfig.js';
 import { RuntimeError, type AttachHandle, type Runtime } from '../runtime/runc.js';
 import { readLogs, type LogRecord } from '../runtime/logs.js';
 import { type ContainerNet, type ContainerRecord, type ContainerService, type MountPoint } from './service.js';
@@ -212,7 +212,7 @@ export class ContainerRunner {
       const stdio = r.Config.Tty ? 'tty' : r.Config.OpenStdin ? 'pipes' : 'null';
       const cs = hc.ConsoleSize as number[] | undefined;
       const { pid } = await this.rt.create(id, bundle, {
-        stdio, logPath: this.logPath(id),
+        stdio, logPath: this.logPath(id), log: logSettingsOf(hc),
         ...(r.Config.Tty && cs && cs[0] && cs[1] ? { consoleSize: { height: cs[0], width: cs[1] } } : {}),
       });
       created = true;

@@ -9,13 +9,14 @@ import { chmod, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '../../lib/atomic.js';
 import type { Digest } from '../../lib/digest.js';
-import { ConflictError, InvalidParameterError, NotFoundError } from '../../lib/errors.js';
+import { ConflictError, InvalidParameterError, NotFoundError, NotImplementedError } from '../../lib/errors.js';
 import { exactMatch, hasFilter, invalidFilterError, matchFilter, matchKVList, pruneLabelsMatch, pruneUntil, validateFilters, type Filters } from '../../lib/filters.js';
 import type { VolumeStore } from '../volumes/store.js';
 import type { LayerStore } from '../layers/types.js';
 import type { ContainerConfig, Image } from '../images/types.js';
 import { topChainOf } from '../images/store.js';
-import { parseBind, validateCreateBody } from './hostconfig.js';
+import { logSettingsOf, parseBind, resolveLogConfig, validateCreateBody, type LogDefaults } from './hostconfig.js';
+import { logAttrs } from '../runtime/logs.js';
 import { rfc3339NanoFixed } from '../../lib/go.js';
 import { humanDuration } from '../../lib/units.js';
 
@@ -73,6 +74,8 @@ export interface ContainerServiceDeps {
   resolveImage(name: string): Promise<Image>;
   /** Named and anonymous volumes (absent: only bind mounts are accepted). */
   volumes?: VolumeStore;
+  /** The daemon's log driver and options for containers that name none (default json-file). */
+  logDefaults?: LogDefaults;
 }
 
 /** A mount of a container, as recorded (docker's MountPoint): a bind of a host path or a volume. */
@@ -219,6 +222,10 @@ export class ContainerService {
       throw new InvalidParameterError(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
     }
     const { warnings } = validateCreateBody(body);
+    if (body.HostConfig && typeof body.HostConfig === 'object') {
+      const h = body.HostConfig as Record<string, unknown>;
+      h.LogConfig = resolveLogConfig(h.LogConfig, this.d.logDefaults);
+    } else body.HostConfig = { LogConfig: resolveLogConfig(undefined, this.d.logDefaults) };
     const imageName = typeof body.Image === 'string' ? body.Image : '';
     if (imageName === '' && !opts.noImage) throw new InvalidParameterError('Config cannot be empty in order to create a container');
     const img = imageName === '' ? null : await this.d.resolveImage(imageName);
@@ -490,6 +497,17 @@ export class ContainerService {
       if (!bs) return [{ PrivatePort: Number(port), Type: proto }];
       return bs.map((b) => ({ IP: b.HostIp || '0.0.0.0', PrivatePort: Number(port), PublicPort: Number(b.HostPort), Type: proto }));
     });
+  }
+
+  /**
+   * How GET /containers/{id}/logs reads this container's log: refused for the `none` driver (dockerd's 501);
+   * `attrs` is what `--details` prints before each line (the json-file `labels`/`env` options' picks).
+   */
+  logReading(ref: string): { attrs: string } {
+    const r = this.get(ref);
+    if (logSettingsOf(r.HostConfig).driver === 'none') throw new NotImplementedError('configured logging driver does not support reading');
+    const lc = (r.HostConfig.LogConfig ?? {}) as { Config?: Record<string, string> | null };
+    return { attrs: logAttrs(lc.Config ?? {}, (r.Config.Labels ?? {}) as Record<string, string>, r.Config.Env ?? []) };
   }
 
   /** POST /containers/{id}/rename. */

@@ -1,11 +1,176 @@
 /**
- * Reader for conmon's k8s-file logs: one record per line, "TIMESTAMP STREAM TAG CONTENT", where TIMESTAMP is
- * RFC3339 with nanoseconds, STREAM is stdout|stderr, TAG is F (full line: a newline followed CONTENT) or P
- * (partial: CONTENT had no newline yet). Yields chunks the way docker's logs API returns them.
+ * Container logs. Docker's log drivers as conmon writes them: `json-file` and `local` are a k8s-file log
+ * (`ctr.log`) with docker's rotation (`max-size`, `max-file`: `ctr.log.1` … older files, rotated by
+ * `LogRotator`), `none` writes nothing (conmon's `none` driver) and refuses reading as dockerd does.
+ *
+ * The reader: one record per line, "TIMESTAMP STREAM TAG CONTENT", where TIMESTAMP is RFC3339 with nanoseconds,
+ * STREAM is stdout|stderr, TAG is F (full line: a newline followed CONTENT) or P (partial: CONTENT had no
+ * newline yet). Yields chunks the way docker's logs API returns them, the rotated files first.
  */
-import { open, stat } from 'node:fs/promises';
+import { link, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { watch } from 'node:fs';
+import { InvalidParameterError } from '../../lib/errors.js';
 import { isENOENT } from '../../lib/fsutil.js';
+import { parseBytes } from '../../lib/units.js';
+
+// ------------------------------------------------------------------------------------------ drivers
+
+/** The log drivers wharfd has and the options each accepts (dockerd's ValidateLogOpt lists). */
+const DRIVER_OPTS: Record<string, readonly string[]> = {
+  'json-file': ['max-file', 'max-size', 'compress', 'labels', 'labels-regex', 'env', 'env-regex', 'tag'],
+  local: ['max-file', 'max-size', 'compress'],
+  none: [],
+};
+
+/** A container's log settings, from its LogConfig (checked at create). */
+export interface LogSettings {
+  driver: 'json-file' | 'local' | 'none';
+  /** Rotate when the current file reaches this many bytes (json-file: unlimited by default; local: 20 MiB). */
+  maxSize: number | null;
+  /** Files kept, the current one included (json-file: 1; local: 5). */
+  maxFile: number;
+}
+
+/**
+ * Checks a LogConfig as dockerd's create does: the driver must exist (`error looking up logging plugin X: plugin
+ * "X" not found`), its options be known to it (`unknown log opt 'k' for json-file log driver`) and sizes and
+ * counts parse. Returns the settings.
+ */
+export function checkLogConfig(type: string, config: Record<string, string>): LogSettings {
+  const allowed = DRIVER_OPTS[type];
+  if (!allowed) throw new InvalidParameterError(`error looking up logging plugin ${type}: plugin ${JSON.stringify(type)} not found`);
+  for (const k of Object.keys(config)) {
+    if (allowed.includes(k)) continue;
+    if (type === 'none') throw new InvalidParameterError('invalid logging opts for driver none');
+    throw new InvalidParameterError(type === 'json-file' ? `unknown log opt '${k}' for json-file log driver` : `unknown log opt '${k}' for log driver ${type}`);
+  }
+  const local = type === 'local';
+  let maxSize: number | null = local ? 20 << 20 : null;
+  let maxFile = local ? 5 : 1;
+  if (config['max-size'] !== undefined) {
+    try { maxSize = parseBytes(config['max-size']); } catch {
+      throw new InvalidParameterError(`invalid value for max-size: ${config['max-size']}`);
+    }
+    if (maxSize <= 0) maxSize = local ? 20 << 20 : null;
+  }
+  if (config['max-file'] !== undefined) {
+    const n = Number(config['max-file']);
+    if (!/^-?\d+$/.test(config['max-file'])) throw new InvalidParameterError(`strconv.Atoi: parsing ${JSON.stringify(config['max-file'])}: invalid syntax`);
+    if (n < 1) throw new InvalidParameterError('max-file cannot be less than 1');
+    maxFile = n;
+  }
+  if (config.compress !== undefined && !['true', 'false', '1', '0', 't', 'f', 'TRUE', 'FALSE', 'True', 'False', 'T', 'F'].includes(config.compress)) {
+    throw new InvalidParameterError(`error reading compress log option: strconv.ParseBool: parsing ${JSON.stringify(config.compress)}: invalid syntax`);
+  }
+  return { driver: type as LogSettings['driver'], maxSize, maxFile };
+}
+
+/**
+ * The attributes `docker logs --details` prints before each line (the `labels`, `labels-regex`, `env` and
+ * `env-regex` options of json-file pick them from the container's labels and environment): "k=v,k2=v2",
+ * sorted by key, query-escaped, as dockerd's log stream writes them.
+ */
+export function logAttrs(config: Record<string, string>, labels: Record<string, string>, env: string[]): string {
+  const attrs = new Map<string, string>();
+  const envMap = new Map<string, string>();
+  for (const e of env) { const i = e.indexOf('='); if (i > 0) envMap.set(e.slice(0, i), e.slice(i + 1)); }
+  const pick = (names: string | undefined, regex: string | undefined, src: Map<string, string>) => {
+    for (const n of (names ?? '').split(',').filter(Boolean)) if (src.has(n)) attrs.set(n, src.get(n)!);
+    if (regex) {
+      let re: RegExp | null = null;
+      try { re = new RegExp(regex); } catch { /* a bad pattern picks nothing */ }
+      if (re) for (const [k, v] of src) if (re.test(k)) attrs.set(k, v);
+    }
+  };
+  pick(config.labels, config['labels-regex'], new Map(Object.entries(labels)));
+  pick(config.env, config['env-regex'], envMap);
+  const esc = (x: string) => encodeURIComponent(x).replace(/%20/g, '+').replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return [...attrs.keys()].sort().map((k) => `${esc(k)}=${esc(attrs.get(k)!)}`).join(',');
+}
+
+/** `path.N` … `path.1` that exist, oldest first. */
+async function rotatedFiles(path: string): Promise<string[]> {
+  const out: string[] = [];
+  for (let k = 1; k < 1000; k++) {
+    try { await stat(`${path}.${k}`); out.unshift(`${path}.${k}`); } catch { break; }
+  }
+  return out;
+}
+
+/**
+ * Docker's rotation (`max-file` > 1) for a log conmon writes with `--log-size-max`: at the limit conmon starts
+ * the file over (a fresh file renamed over `path`), which would drop what it held. The rotator keeps a second
+ * name (`path.live`, a hard link) on the file conmon is writing; when `path` turns out to be a new file, the old
+ * one, still reachable through that link, becomes `path.1` (older ones move up, the oldest beyond `max-file`
+ * goes) and the link moves to the new file. Checks on every change in the directory and each second; ends when
+ * `alive()` turns false.
+ */
+export class LogRotator {
+  private timer: NodeJS.Timeout | null = null;
+  private watcher: ReturnType<typeof watch> | null = null;
+  private ino = 0;
+  private busy: Promise<void> | null = null;
+  private readonly live: string;
+
+  constructor(private readonly path: string, private readonly maxFile: number, private readonly alive: () => boolean) {
+    this.live = `${path}.live`;
+  }
+
+  async start(): Promise<this> {
+    await unlink(this.live).catch(() => {});
+    try {
+      await link(this.path, this.live);
+      this.ino = (await stat(this.live)).ino;
+    } catch { /* no file yet: the first check links it */ }
+    this.timer = setInterval(() => { void this.check(); }, 1000);
+    this.timer.unref();
+    try {
+      this.watcher = watch(dirname(this.path), () => { void this.check(); });
+      this.watcher.on('error', () => {});
+      this.watcher.unref();
+    } catch { /* the interval still checks */ }
+    return this;
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.watcher?.close();
+    this.timer = null;
+    this.watcher = null;
+  }
+
+  check(): Promise<void> {
+    this.busy ??= this.rotateIfNew().finally(() => { this.busy = null; });
+    return this.busy;
+  }
+
+  private async rotateIfNew(): Promise<void> {
+    const done = !this.alive();
+    let ino = 0;
+    try { ino = (await stat(this.path)).ino; } catch { /* between conmon's steps */ }
+    if (ino !== 0 && ino !== this.ino) {
+      if (this.ino !== 0) {
+        await shiftFiles(this.path, this.maxFile);
+        await rename(this.live, `${this.path}.1`).catch(() => {});
+      }
+      await unlink(this.live).catch(() => {});
+      await link(this.path, this.live).then(() => { this.ino = ino; }, () => {});
+    }
+    if (done) {
+      this.stop();
+      await unlink(this.live).catch(() => {});
+    }
+  }
+}
+
+/** Moves `path.(N-1)` … `path.1` up one name, the one beyond `maxFile` files (the current one counted) removed. */
+async function shiftFiles(path: string, maxFile: number): Promise<void> {
+  await unlink(`${path}.${maxFile - 1}`).catch(() => {});
+  for (let k = maxFile - 2; k >= 1; k--) await rename(`${path}.${k}`, `${path}.${k + 1}`).catch(() => {});
+}
+
+// ------------------------------------------------------------------------------------------ reader
 
 export interface LogRecord {
   stream: 'stdout' | 'stderr';
@@ -101,7 +266,20 @@ export async function* readLogs(path: string, opts: LogOptions = {}): AsyncGener
       return out;
     };
 
-    let first = await readAvailable();
+    const older: LogRecord[] = [];
+    for (const f of await rotatedFiles(path)) {
+      let text: Buffer;
+      try { text = await readFile(f); } catch { continue; }
+      let start = 0;
+      for (;;) {
+        const nl = text.indexOf(0x0a, start);
+        if (nl < 0) break;
+        const r = parseLogLine(text.subarray(start, nl));
+        if (r && keep(r)) older.push(r);
+        start = nl + 1;
+      }
+    }
+    let first = older.length ? [...older, ...(await readAvailable())] : await readAvailable();
     if (opts.tail !== undefined && opts.tail >= 0) {
       // keep the last N messages: a message ends with a full (F) record, or is the trailing partial at EOF
       let msgs = 0, i = first.length;

@@ -36,6 +36,7 @@ import { basename, dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { writeJsonAtomic } from '../../lib/atomic.js';
 import { ConflictError, NotFoundError, SystemError } from '../../lib/errors.js';
+import { LogRotator, type LogSettings } from './logs.js';
 
 export type Stdio = 'pipes' | 'tty' | 'null';
 
@@ -46,6 +47,8 @@ export interface CreateOptions {
   logPath: string;
   /** Terminal size for tty containers. */
   consoleSize?: { height: number; width: number };
+  /** The container's log driver and rotation (default: json-file, never rotated). */
+  log?: LogSettings;
 }
 
 export type Status = 'created' | 'running' | 'paused' | 'stopped';
@@ -246,9 +249,12 @@ export class ConmonRuntime implements Runtime {
       '--api-version', '1', '-c', id, '-u', id, '-n', id,
       '-r', this.runtimePath, '--runtime-arg', `--root=${this.runtimeRoot}`,
       '-b', bundleDir, '-p', join(dir, 'pid'), '-P', join(dir, 'conmon.pid'),
-      '-l', `k8s-file:${opts.logPath}`, '--exit-dir', this.exitDir, '--socket-dir-path', this.sockDir,
+      '-l', opts.log?.driver === 'none' ? 'none:' : `k8s-file:${opts.logPath}`, '--exit-dir', this.exitDir, '--socket-dir-path', this.sockDir,
       '--log-level', 'error',
     ];
+    // at max-size conmon starts its file over; with max-file > 1 the LogRotator below keeps the old ones
+    const rotate = opts.log && opts.log.driver !== 'none' && opts.log.maxSize !== null ? opts.log : null;
+    if (rotate) args.push('--log-size-max', String(rotate.maxSize));
     if (opts.stdio === 'tty') args.push('-t', '-i');
     else if (opts.stdio === 'pipes') args.push('-i');
     const child = spawn(this.conmon, args, {
@@ -292,6 +298,10 @@ export class ConmonRuntime implements Runtime {
     };
     await writeJsonAtomic(join(dir, 'state.json'), st, 0o600);
     if (opts.stdio === 'tty' && opts.consoleSize) await this.resize(id, opts.consoleSize.height, opts.consoleSize.width).catch(() => {});
+    if (rotate && rotate.maxFile > 1 && conmonPid > 0) {
+      // the rotator ends with conmon
+      await new LogRotator(opts.logPath, rotate.maxFile, () => alive(conmonPid)).start();
+    }
     return { pid: msg.pid };
   }
 
