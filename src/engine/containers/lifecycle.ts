@@ -17,7 +17,7 @@ import { writeFileAtomic } from '../../lib/atomic.js';
 import { mkdirAllInRoot, extractIntoRoot, packFromRoot } from '../fsroot/index.js';
 import type { LayerStore } from '../layers/types.js';
 import { buildSpec, writeBundle, type NetworkMode } from '../runtime/spec.js';
-import { logSettingsOf, parseBind, specOptionsOf } from './hostconfig.js';
+import { createOptionsOf, namespaceOptionsOf, parseBind, specOptionsOf } from './hostconfig.js';
 import { RuntimeError, type AttachHandle, type Runtime } from '../runtime/runc.js';
 import { readLogs, type LogRecord } from '../runtime/logs.js';
 import { type ContainerNet, type ContainerRecord, type ContainerService, type MountPoint } from './service.js';
@@ -205,6 +205,10 @@ export class ContainerRunner {
         ...(Array.isArray(hc.Dns) && hc.Dns.length ? { dns: hc.Dns as string[] } : {}),
         ...(Array.isArray(hc.ExtraHosts) ? { extraHosts: hc.ExtraHosts as string[] } : {}),
         ...specOptionsOf(hc),
+        ...namespaceOptionsOf(hc, this.c.dir(id), (ref) => {
+          const o = this.c.get(ref);
+          return { id: o.ID, running: o.State.Running, pid: o.State.Pid, ipcMode: String(o.HostConfig.IpcMode ?? ''), dir: this.c.dir(o.ID) };
+        }),
         binds: r.MountPoints ? await mountsOf(r.MountPoints, rootfs) : await bindsOf(hc),
       });
       await mkdir(bundle, { recursive: true });
@@ -212,7 +216,7 @@ export class ContainerRunner {
       const stdio = r.Config.Tty ? 'tty' : r.Config.OpenStdin ? 'pipes' : 'null';
       const cs = hc.ConsoleSize as number[] | undefined;
       const { pid } = await this.rt.create(id, bundle, {
-        stdio, logPath: this.logPath(id), log: logSettingsOf(hc),
+        stdio, logPath: this.logPath(id), ...createOptionsOf(hc),
         ...(r.Config.Tty && cs && cs[0] && cs[1] ? { consoleSize: { height: cs[0], width: cs[1] } } : {}),
       });
       created = true;
@@ -241,7 +245,8 @@ export class ContainerRunner {
       r.State.Error = msg;
       await this.c.save(r).catch(() => {});
       this.notify(r, r.State.ExitCode, msg);
-      if (r.HostConfig.AutoRemove) await this.autoRemove(r);
+      // the removal's waiters get no error (dockerd's: the docker CLI reports the start error itself)
+      if (r.HostConfig.AutoRemove) { r.State.Error = ''; await this.autoRemove(r); }
       if (e instanceof RuntimeError) throw new InvalidParameterError(msg);
       throw e;
     }

@@ -186,6 +186,7 @@ export class ContainerService {
       const v = await vols.create(name === '' ? {} : { Name: name });
       if (!existed) made.push(v.Name);
       vols.retain(v.Name, id);
+      try { await vols.whenMounted(v.Name); } catch (e) { vols.release(v.Name, id); throw e; }
       return { Type: 'volume', Name: v.Name, Source: v.Mountpoint, Destination: dst, Mode: mode, RW: rw };
     };
     const taken = (dst: string) => out.some((m) => m.Destination === dst);
@@ -203,7 +204,27 @@ export class ContainerService {
         if (!m.Source?.startsWith('/')) throw new InvalidParameterError(`invalid mount config for type "bind": invalid mount path: '${m.Source ?? ''}' mount path must be absolute`);
         out.push({ Type: 'bind', Source: m.Source, Destination: dst, Mode: '', RW: !m.ReadOnly, Propagation: 'rprivate' });
       } else if (m.Type === 'volume') out.push(await volume(m.Source ?? '', dst, '', !m.ReadOnly));
-      else throw new InvalidParameterError(`invalid mount config: mount type "${m.Type ?? ''}" is not supported`);
+      else if (m.Type === 'tmpfs') {
+        // no mount point of its own: the runtime mounts it (specOptionsOf), like --tmpfs
+        if (m.Source) throw new InvalidParameterError('invalid mount config for type "tmpfs": field Source must not be specified');
+      } else throw new InvalidParameterError(`invalid mount config: mount type "${m.Type ?? ''}" is not supported`);
+    }
+    // --volumes-from NAME[:ro|rw]: the source container's mounts (its binds and volumes), the container's own
+    // binds and mounts winning; ro/rw overrides each mount's own mode
+    for (const spec of (Array.isArray(hc.VolumesFrom) ? hc.VolumesFrom : []) as string[]) {
+      const i = spec.lastIndexOf(':');
+      const [ref, mode] = i > 0 ? [spec.slice(0, i), spec.slice(i + 1)] : [spec, ''];
+      if (!['', 'ro', 'rw'].includes(mode)) throw new InvalidParameterError(`invalid mode: ${mode}`);
+      const src = this.named(ref);
+      for (const m of src.MountPoints ?? []) {
+        if (taken(m.Destination)) continue;
+        const rw = mode === '' ? m.RW : mode === 'rw';
+        if (m.Type === 'volume' && m.Name) {
+          if (!vols?.has(m.Name)) continue;
+          vols.retain(m.Name, id);
+          out.push({ ...m, RW: rw, Mode: mode || m.Mode });
+        } else out.push({ ...m, RW: rw, Mode: mode || m.Mode });
+      }
     }
     for (const dst of Object.keys(cfg.Volumes ?? {})) {
       if (!dst.startsWith('/')) continue;
@@ -222,6 +243,12 @@ export class ContainerService {
       throw new InvalidParameterError(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
     }
     const { warnings } = validateCreateBody(body);
+    // --pid/--ipc container:X and --volumes-from name containers that must exist (running is checked at start)
+    const hcIn = (body.HostConfig ?? {}) as Record<string, unknown>;
+    for (const k of ['PidMode', 'IpcMode'] as const) {
+      const v = hcIn[k];
+      if (typeof v === 'string' && v.startsWith('container:')) this.named(v.slice('container:'.length));
+    }
     if (body.HostConfig && typeof body.HostConfig === 'object') {
       const h = body.HostConfig as Record<string, unknown>;
       h.LogConfig = resolveLogConfig(h.LogConfig, this.d.logDefaults);
@@ -300,6 +327,17 @@ export class ContainerService {
       throw e;
     }
     return { Id: id, Warnings: warnings };
+  }
+
+  /**
+   * A container a create body names (--volumes-from, --pid/--ipc container:X): a missing one is a bad request
+   * (400, as dockerd: a 404 would make the docker CLI pull the image), worded "No such container: X".
+   */
+  private named(ref: string): ContainerRecord {
+    try { return this.get(ref); } catch (e) {
+      if (e instanceof NotFoundError) throw new InvalidParameterError(e.message);
+      throw e;
+    }
   }
 
   /** GET /containers/{id}/json. */

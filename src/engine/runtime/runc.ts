@@ -49,6 +49,8 @@ export interface CreateOptions {
   consoleSize?: { height: number; width: number };
   /** The container's log driver and rotation (default: json-file, never rotated). */
   log?: LogSettings;
+  /** The OCI runtime for this container (HostConfig.Runtime: a name or a path); the daemon's default when absent. */
+  runtime?: string;
 }
 
 export type Status = 'created' | 'running' | 'paused' | 'stopped';
@@ -214,12 +216,19 @@ export class ConmonRuntime implements Runtime {
     this.sockDir = join(cfg.root, 's');
   }
 
-  private rt(args: string[]) {
-    return run(this.runtimePath, ['--root', this.runtimeRoot, ...args]);
+  /** The runtime binary and its state root for a container (its own, recorded at create), else the default. */
+  private runtimeOf(p?: { runtime: string }): { path: string; root: string } {
+    if (!p || p.runtime === this.runtimePath) return { path: this.runtimePath, root: this.runtimeRoot };
+    return { path: p.runtime, root: join(dirname(this.stateRoot), basename(p.runtime)) };
   }
 
-  private async rtOk(op: string, args: string[]): Promise<string> {
-    const r = await this.rt(args);
+  private rt(args: string[], p?: { runtime: string }) {
+    const { path, root } = this.runtimeOf(p);
+    return run(path, ['--root', root, ...args]);
+  }
+
+  private async rtOk(op: string, args: string[], p?: { runtime: string }): Promise<string> {
+    const r = await this.rt(args, p);
     if (r.code !== 0) {
       const msg = runtimeMessage(r.stderr || r.stdout);
       if (/does not exist|not found|container .* does not exist/.test(msg)) throw new NotFoundError(`No such container: ${args[args.length - 1]}`);
@@ -245,9 +254,11 @@ export class ConmonRuntime implements Runtime {
     ]);
     await rm(join(this.exitDir, id), { force: true });
     await rm(join(this.sockDir, id), { force: true });
+    const rtm = this.runtimeOf({ runtime: opts.runtime ? resolveRuntime(opts.runtime) : this.runtimePath });
+    await mkdir(rtm.root, { recursive: true });
     const args = [
       '--api-version', '1', '-c', id, '-u', id, '-n', id,
-      '-r', this.runtimePath, '--runtime-arg', `--root=${this.runtimeRoot}`,
+      '-r', rtm.path, '--runtime-arg', `--root=${rtm.root}`,
       '-b', bundleDir, '-p', join(dir, 'pid'), '-P', join(dir, 'conmon.pid'),
       '-l', opts.log?.driver === 'none' ? 'none:' : `k8s-file:${opts.logPath}`, '--exit-dir', this.exitDir, '--socket-dir-path', this.sockDir,
       '--log-level', 'error',
@@ -285,7 +296,7 @@ export class ConmonRuntime implements Runtime {
     const msg = { pid: raw.data ?? raw.pid ?? -1, message: raw.message };
     if (msg.pid <= 0) {
       await rm(dir, { recursive: true, force: true });
-      await this.rt(['delete', '--force', id]).catch(() => {});
+      await this.rt(['delete', '--force', id], { runtime: rtm.path }).catch(() => {});
       await rm(join(this.exitDir, id), { force: true });
       await rm(join(this.sockDir, id), { force: true });
       throw new RuntimeError('create', runtimeMessage(msg.message ?? stderr), this.name);
@@ -294,7 +305,7 @@ export class ConmonRuntime implements Runtime {
     try { conmonPid = Number((await readFile(join(dir, 'conmon.pid'), 'utf8')).trim()); } catch { /* best effort */ }
     const st: Persisted = {
       id, bundle: bundleDir, logPath: opts.logPath, stdio: opts.stdio, conmonPid, pid: msg.pid,
-      runtime: this.runtimePath, created: new Date().toISOString(),
+      runtime: rtm.path, created: new Date().toISOString(),
     };
     await writeJsonAtomic(join(dir, 'state.json'), st, 0o600);
     if (opts.stdio === 'tty' && opts.consoleSize) await this.resize(id, opts.consoleSize.height, opts.consoleSize.width).catch(() => {});
@@ -306,13 +317,13 @@ export class ConmonRuntime implements Runtime {
   }
 
   async start(id: string): Promise<void> {
-    await this.load(id);
-    await this.rtOk('start', ['start', id]);
+    const p = await this.load(id);
+    await this.rtOk('start', ['start', id], p);
   }
 
   async kill(id: string, signal?: string | number, all = false): Promise<void> {
-    await this.load(id);
-    const r = await this.rt(['kill', ...(all ? ['--all'] : []), id, signalName(signal)]);
+    const p = await this.load(id);
+    const r = await this.rt(['kill', ...(all ? ['--all'] : []), id, signalName(signal)], p);
     if (r.code !== 0) {
       const m = runtimeMessage(r.stderr);
       if (/not running|process already finished|container not running/.test(m)) {
@@ -335,7 +346,7 @@ export class ConmonRuntime implements Runtime {
     const p = await this.load(id);
     const ex = await this.exitCode(id);
     if (ex) return { id, status: 'stopped', pid: 0, exitCode: ex.code, finishedAt: ex.at, bundle: p.bundle };
-    const r = await this.rt(['state', id]);
+    const r = await this.rt(['state', id], p);
     if (r.code !== 0) {
       // the runtime forgot it (reboot, /run wiped): stopped, exit unknown
       return { id, status: 'stopped', pid: 0, exitCode: 255, bundle: p.bundle };
@@ -374,7 +385,7 @@ export class ConmonRuntime implements Runtime {
         if (p.conmonPid && !alive(p.conmonPid)) {
           const e2 = await this.exitCode(id);
           if (e2) return finish(null, e2.code);
-          const s = await this.rt(['state', id]).catch(() => null);
+          const s = await this.rt(['state', id], p).catch(() => null);
           if (!s || s.code !== 0 || (JSON.parse(s.stdout) as { status: string }).status === 'stopped') finish(null, 255);
         }
       };
@@ -388,7 +399,7 @@ export class ConmonRuntime implements Runtime {
 
   async delete(id: string, force = false): Promise<void> {
     const p = await this.load(id);
-    const r = await this.rt(['delete', ...(force ? ['--force'] : []), id]);
+    const r = await this.rt(['delete', ...(force ? ['--force'] : []), id], p);
     if (r.code !== 0 && !/does not exist/.test(r.stderr)) {
       const m = runtimeMessage(r.stderr);
       if (/cannot delete container .* that is not stopped|is not stopped|running/.test(m)) {
@@ -408,8 +419,8 @@ export class ConmonRuntime implements Runtime {
     ]);
   }
 
-  async pause(id: string): Promise<void> { await this.load(id); await this.rtOk('pause', ['pause', id]); }
-  async unpause(id: string): Promise<void> { await this.load(id); await this.rtOk('resume', ['resume', id]); }
+  async pause(id: string): Promise<void> { const p = await this.load(id); await this.rtOk('pause', ['pause', id], p); }
+  async unpause(id: string): Promise<void> { const p = await this.load(id); await this.rtOk('resume', ['resume', id], p); }
 
   async exec(id: string, processSpec: object, stdio: ExecStdio): Promise<ExecHandle> {
     const p = await this.load(id);
@@ -417,8 +428,9 @@ export class ConmonRuntime implements Runtime {
     const dir = join(this.stateRoot, id);
     const specPath = join(dir, `exec-${process.pid}-${Date.now()}-${Math.random().toString(16).slice(2)}.json`);
     await writeFile(specPath, JSON.stringify({ ...processSpec, terminal: false }));
-    const args = ['--root', this.runtimeRoot, 'exec', '--process', specPath, id];
-    const child: ChildProcess = spawn(this.runtimePath, args, { stdio: [stdio.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+    const rtm = this.runtimeOf(p);
+    const args = ['--root', rtm.root, 'exec', '--process', specPath, id];
+    const child: ChildProcess = spawn(rtm.path, args, { stdio: [stdio.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
     await once(child, 'spawn');
     const exit = new Promise<number>((resolve) => {
       child.on('exit', (code, sig) => {
@@ -442,8 +454,9 @@ export class ConmonRuntime implements Runtime {
     const dir = join(this.stateRoot, id, 'exec', eid);
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, 'process.json'), JSON.stringify({ ...processSpec, terminal: true }));
+    const rtm = this.runtimeOf(p);
     const child = spawn(this.conmon, [
-      '--api-version', '1', '-c', id, '-u', eid, '-r', this.runtimePath, '--runtime-arg', `--root=${this.runtimeRoot}`,
+      '--api-version', '1', '-c', id, '-u', eid, '-r', rtm.path, '--runtime-arg', `--root=${rtm.root}`,
       '-b', dir, '-p', join(dir, 'pid'), '-l', `k8s-file:${join(dir, 'log')}`, '--exit-dir', dir,
       '--socket-dir-path', this.sockDir, '-e', '--exec-process-spec', join(dir, 'process.json'), '-t', '-i', '--exec-attach',
       '--log-level', 'error',
