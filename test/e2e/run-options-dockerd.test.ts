@@ -127,5 +127,14 @@ test('--volumes-from and local volumes with mount options', { skip: !haveDockerd
     assert.match(x.stderr, /error while mounting volume '.*\/volumes\/bad\/_data': failed to mount local volume: mount \/nonexistent\/x:/, show(x));
   }
   assert.equal((await w!.docker(['volume', 'rm', 'bad'])).code, 0, 'a failed mount leaves the volume unused');
+  // the wharf CLI sends the same options
+  const wf = async (args: string[]) => w!.wharf(args);
+  assert.equal((await wf(['run', '--rm', '--volumes-from', 'vsrc:ro', 'busybox', 'cat', '/data/f'])).stdout, 'v\n');
+  assert.equal((await wf(['run', '--rm', '--mount', 'type=tmpfs,target=/t,tmpfs-mode=1770', 'busybox', 'stat', '-c', '%a', '/t'])).stdout, '1770\n');
+  assert.equal((await wf(['run', '--rm', '--ipc', 'host', '--runtime', 'runc', 'busybox', 'echo', 'ok'])).stdout, 'ok\n');
+  const bad = await wf(['run', '--rm', '--runtime', 'nosuch', 'busybox', 'true']);
+  assert.equal(bad.code, 125, show(bad));
+  assert.match(bad.stderr, /Unknown runtime specified nosuch/);
+  assert.equal((await wf(['run', '--rm', '--log-driver', 'none', 'busybox', 'echo', 'hi'])).stdout, 'hi\n');
   for (const d of [w!, r!]) await d.docker(['rm', '-f', 'vsrc']);
 });

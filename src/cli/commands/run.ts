@@ -191,6 +191,38 @@ export function parsePublish(specs: string[]): { exposed: Record<string, object>
   return { exposed, bindings };
 }
 
+/** `--mount type=bind|volume|tmpfs,source=…,target=…[,readonly][,tmpfs-size=…][,tmpfs-mode=…]` as docker's Mount. */
+export function parseMount(spec: string): Record<string, unknown> {
+  const fail = (why: string) => new StatusError(`invalid argument "${spec}" for "--mount" flag: ${why}`, 125);
+  const m: Record<string, unknown> = { Type: 'volume' };
+  const tmpfs: Record<string, number> = {};
+  for (const field of spec.split(',')) {
+    const i = field.indexOf('=');
+    const key = (i < 0 ? field : field.slice(0, i)).trim().toLowerCase();
+    const val = i < 0 ? '' : field.slice(i + 1);
+    switch (key) {
+      case 'type': m.Type = val; break;
+      case 'source': case 'src': m.Source = val; break;
+      case 'target': case 'destination': case 'dst': m.Target = val; break;
+      case 'readonly': case 'ro':
+        if (i >= 0 && !['true', 'false', '1', '0'].includes(val)) throw fail(`invalid value for ${key}: ${val}`);
+        m.ReadOnly = i < 0 || val === 'true' || val === '1';
+        break;
+      case 'tmpfs-size': try { tmpfs.SizeBytes = parseBytes(val); } catch { throw fail(`invalid value for ${key}: ${val}`); } break;
+      case 'tmpfs-mode':
+        if (!/^[0-7]+$/.test(val)) throw fail(`invalid value for ${key}: ${val}`);
+        tmpfs.Mode = parseInt(val, 8);
+        break;
+      case 'bind-propagation': m.BindOptions = { Propagation: val }; break;
+      default: throw fail(`unexpected key '${key}' in '${field}'`);
+    }
+  }
+  if (!['bind', 'volume', 'tmpfs'].includes(String(m.Type))) throw fail(`invalid value for type: ${String(m.Type)}`);
+  if (!m.Target) throw fail('target is required');
+  if (Object.keys(tmpfs).length) m.TmpfsOptions = tmpfs;
+  return m;
+}
+
 /** `--log-opt k=v` as the docker CLI's driver options. */
 function logOpts(list: string[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -294,6 +326,11 @@ export function containerConfig(o: Opts, image: string, cmd: string[], attachDef
       ...(userns ? { UsernsMode: userns } : {}),
       ...(str(o.pid) ? { PidMode: str(o.pid) } : {}),
       ...(str(o.uts) ? { UTSMode: str(o.uts) } : {}),
+      ...(str(o.ipc) ? { IpcMode: str(o.ipc) } : {}),
+      ...(str(o.runtime) ? { Runtime: str(o.runtime) } : {}),
+      ...(list(o.volumesFrom).length ? { VolumesFrom: list(o.volumesFrom) } : {}),
+      ...(list(o.mount).length ? { Mounts: list(o.mount).map(parseMount) } : {}),
+      ...(list(o.storageOpt).length ? { StorageOpt: Object.fromEntries(list(o.storageOpt).map((kv) => { const i = kv.indexOf('='); return i < 0 ? [kv, ''] : [kv.slice(0, i), kv.slice(i + 1)]; })) } : {}),
       // the terminal's size from the start (the resize after start comes too late for a quick command)
       ...(o.tty === true && process.stdout.isTTY && process.stdout.rows ? { ConsoleSize: [process.stdout.rows, process.stdout.columns ?? 80] } : {}),
       ...(o.init === true ? { Init: true } : {}),
