@@ -81,6 +81,7 @@ test('--pid and --ipc: host and container:X, with dockerd\'s refusals', { skip: 
   assert.equal((await same(['run', '--rm', '--ipc', 'container:p1', 'busybox', 'cat', '/dev/shm/marker'], ids)).stdout, 'x\n');
   await same(['run', '--rm', '--pid', 'host', 'busybox', 'sh', '-c', 'test -d /proc/1 && ps -o pid | wc -l | xargs test 3 -lt && echo many'], ids);
   await same(['run', '--rm', '--ipc', 'host', 'busybox', 'sh', '-c', 'echo ipc-host'], ids);
+  await same(['run', '--rm', '--ipc', 'none', 'busybox', 'sh', '-c', "grep -c ' /dev/shm ' /proc/mounts"], ids);
   for (const args of [
     ['run', '--rm', '--pid', 'container:nosuch', 'busybox', 'true'],
     ['run', '--rm', '--ipc', 'container:nosuch', 'busybox', 'true'],

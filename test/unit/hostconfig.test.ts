@@ -95,6 +95,7 @@ describe('create body validation (dockerd messages, 400)', () => {
     assert.deepEqual(validateCreateBody(body({ PidMode: 'container:abc', IpcMode: 'container:abc' })).warnings, []);
     assert.deepEqual(specOptionsOf({ IpcMode: 'host' }).hostNamespaces, ['ipc']);
     assert.equal(specOptionsOf({ IpcMode: 'host' }).shmDir, '/dev/shm');
+    assert.equal(specOptionsOf({ IpcMode: 'none' }).shmDir, '');
     assert.deepEqual(specOptionsOf({ Mounts: [{ Type: 'tmpfs', Target: '/t', ReadOnly: true, TmpfsOptions: { SizeBytes: 1048576, Mode: 0o1770 } }] }).tmpfs, { '/t': 'size=1048576,mode=1770,ro' });
     const donor = (state: Partial<NamespaceDonor>) => () => ({ id: 'd1', running: true, pid: 42, ipcMode: 'shareable', dir: '/c/d1', ...state });
     assert.deepEqual(namespaceOptionsOf({ PidMode: 'container:x', IpcMode: 'container:x' }, '/c/me', donor({})),

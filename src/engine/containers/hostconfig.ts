@@ -406,7 +406,7 @@ export function validateCreateBody(body: Record<string, unknown>): { warnings: s
     if (!(ok as readonly string[]).includes(v)) throw new InvalidParameterError(`${k} ${JSON.stringify(v)} is not supported by wharfd (${flag} accepts ${ok.filter(Boolean).map((x) => JSON.stringify(x)).join(', ')})`);
   }
   const ipc = (hc.IpcMode as string | undefined) ?? '';
-  if (!['', 'private', 'shareable', 'host'].includes(ipc) && !/^container:./.test(ipc)) throw new InvalidParameterError(`Invalid IPC mode: ${ipc}`);
+  if (!['', 'private', 'shareable', 'host', 'none'].includes(ipc) && !/^container:./.test(ipc)) throw new InvalidParameterError(`Invalid IPC mode: ${ipc}`);
   checkRuntime((hc.Runtime as string | undefined) ?? '');
   if (hc.UTSMode === 'host' && typeof body.Hostname === 'string' && body.Hostname !== '') throw new InvalidParameterError('Conflicting options: hostname and the UTS mode');
   const parent = (hc.CgroupParent as string | undefined) ?? '';
@@ -565,6 +565,7 @@ export function specOptionsOf(hc: Record<string, unknown>): Partial<SpecOptions>
   const shared = (['pid', 'uts', 'ipc'] as const).filter((n) => hc[modeKey[n]] === 'host');
   if (shared.length) o.hostNamespaces = [...shared];
   if (hc.IpcMode === 'host') o.shmDir = '/dev/shm';
+  if (hc.IpcMode === 'none') o.shmDir = '';
   if (typeof hc.MemorySwappiness === 'number' && hc.MemorySwappiness >= 0) o.memorySwappiness = hc.MemorySwappiness;
   if (n('BlkioWeight') > 0) o.blkioWeight = n('BlkioWeight');
   if (typeof hc.CgroupParent === 'string' && hc.CgroupParent !== '') o.cgroupParent = hc.CgroupParent.startsWith('/') ? hc.CgroupParent : `/${hc.CgroupParent}`;

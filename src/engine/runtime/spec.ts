@@ -153,7 +153,7 @@ export interface SpecOptions {
   joinNamespaces?: { type: 'pid' | 'ipc'; path: string }[];
   /**
    * /dev/shm from a host directory instead of a private tmpfs: a `shareable` IPC donor's own (`<containerDir>/shm`,
-   * made here), the donor's for `--ipc container:X`, the host's /dev/shm for `--ipc host`.
+   * made here), the donor's for `--ipc container:X`, the host's /dev/shm for `--ipc host`; '' (`--ipc none`): none.
    */
   shmDir?: string;
   memorySwappiness?: number;
@@ -496,7 +496,8 @@ export async function buildSpec(opts: SpecOptions): Promise<OciSpec> {
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${shm}`] },
   ];
-  if (opts.shmDir !== undefined) {
+  if (opts.shmDir === '') mounts.splice(mounts.findIndex((m) => m.destination === '/dev/shm'), 1);
+  else if (opts.shmDir !== undefined) {
     if (opts.shmDir === join(opts.containerDir, 'shm')) await mkdir(opts.shmDir, { recursive: true, mode: 0o1777 }).then(() => chmod(opts.shmDir!, 0o1777));
     mounts[mounts.findIndex((m) => m.destination === '/dev/shm')] = { destination: '/dev/shm', type: 'bind', source: opts.shmDir, options: ['rbind', 'rprivate', 'nosuid', 'noexec', 'nodev'] };
   }
