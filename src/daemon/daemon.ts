@@ -128,7 +128,7 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
     countImages: async () => (await images.list()).length,
     imagesDiskUsage: () => imageService.imagesDiskUsage(),
     containersDiskUsage: async () => {
-      const list = containers.list({ all: true, filters: {} });
+      const list = await containers.list({ all: true, filters: {} });
       for (const x of list) Object.assign(x, await containers.sizes(String(x.Id)).catch(() => ({})));
       return list;
     },

@@ -87,6 +87,8 @@ test('ps and prune filters: the same containers and errors as dockerd', { skip: 
     await mk(['create', '--name', 'f2', '--label', 'tier=db', '-v', '/tmp:/hosttmp', 'busybox', 'true']);
     await mk(['run', '-d', '--name', 'f3', '-p', '127.0.0.1::8080', 'busybox', 'sleep', '30']);
     await mk(['create', '--name', 'f4', '--label', 'keep=yes', 'busybox', 'true']);
+    await mk(['commit', 'f4', 'derived:1']);
+    await mk(['create', '--name', 'f5', 'derived:1', 'true']);
   }
   const cases: string[][] = [
     ['volume=fvol'], ['volume=/data'], ['volume=/hosttmp'], ['volume=none'],
@@ -95,6 +97,7 @@ test('ps and prune filters: the same containers and errors as dockerd', { skip: 
     ['health=none'], ['health=healthy'], ['is-task=false'], ['is-task=true'],
     ['network=bridge'], ['network=none'], ['label=tier'], ['label=tier=db'], ['name=f[12]'],
     ['status=running'], ['exited=0'],
+    ['ancestor=busybox'], ['ancestor=derived:1'], ['ancestor=nosuch'], ['ancestor=derived:1', 'label=keep'],
   ];
   for (const c of cases) {
     const args = ['ps', '-a', '--format', '{{.Names}}', ...c.flatMap((f) => ['--filter', f])];
@@ -124,5 +127,5 @@ test('ps and prune filters: the same containers and errors as dockerd', { skip: 
     const [a, b] = [await w!.docker(args), await r!.docker(args)];
     assert.deepEqual([a.code, a.stderr], [b.code, b.stderr], `image prune ${c}`);
   }
-  for (const [, d] of both()) await d.docker(['rm', '-f', 'f1', 'f2', 'f3', 'f4']);
+  for (const [, d] of both()) await d.docker(['rm', '-f', 'f1', 'f2', 'f3', 'f4', 'f5']);
 });

@@ -64,7 +64,7 @@ export function containerRoutes(r: Router, c: ContainerService, run?: ContainerR
     sendJson(res, 201, await c.create(query.get('name'), body as Record<string, unknown>));
   });
   r.get('/containers/json', async ({ res, query }) => {
-    const list = c.list({ all: boolValue(query, 'all'), limit: intValue(query, 'limit', -1), filters: parseFilters(query.get('filters')) });
+    const list = await c.list({ all: boolValue(query, 'all'), limit: intValue(query, 'limit', -1), filters: parseFilters(query.get('filters')) });
     if (boolValue(query, 'size')) for (const x of list) Object.assign(x, await c.sizes(String(x.Id)).catch(() => ({})));
     sendJson(res, 200, list);
   });

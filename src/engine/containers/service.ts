@@ -427,11 +427,11 @@ export class ContainerService {
   }
 
   /** GET /containers/json. */
-  list(opts: { all: boolean; limit?: number; filters: Record<string, string[]> }): Record<string, unknown>[] {
-    const keep = this.listFilter(opts.filters);
+  async list(opts: { all: boolean; limit?: number; filters: Record<string, string[]> }): Promise<Record<string, unknown>[]> {
+    const keep = await this.listFilter(opts.filters);
     const all = opts.all || (opts.filters.status?.length ?? 0) > 0 || (opts.limit ?? 0) > 0;
     let recs = this.all().sort((a, b) => (a.Created < b.Created ? 1 : a.Created > b.Created ? -1 : 0));
-    recs = keep(recs.filter((r) => all || r.State.Running));
+    recs = await keep(recs.filter((r) => all || r.State.Running));
     if (opts.limit && opts.limit > 0) recs = recs.slice(0, opts.limit);
     const now = Date.now();
     return recs.map((r) => ({
@@ -455,9 +455,10 @@ export class ContainerService {
   /**
    * The `filters` of GET /containers/json as dockerd's list: checked first (unknown names, bad status, health,
    * is-task or port values, a since/before container that does not exist), then a function that keeps the
-   * matching records of a newest-first list (before: only those older than that container; since: only newer).
+   * matching records of a newest-first list (before: only those older than that container; since: only newer;
+   * ancestor: containers of that image or of an image built on it, by the parent chain).
    */
-  private listFilter(f: Filters): (recs: ContainerRecord[]) => ContainerRecord[] {
+  private async listFilter(f: Filters): Promise<(recs: ContainerRecord[]) => Promise<ContainerRecord[]>> {
     validateFilters(f, ['ancestor', 'before', 'exited', 'expose', 'health', 'id', 'isolation', 'is-task', 'label', 'name', 'network', 'publish', 'since', 'status', 'volume']);
     const exited = (f.exited ?? []).map((v) => {
       if (!/^[+-]?\d+$/.test(v)) throw new InvalidParameterError(`strconv.Atoi: parsing ${JSON.stringify(v)}: invalid syntax`);
@@ -487,6 +488,28 @@ export class ContainerService {
     };
     for (const v of f.before ?? []) before = byRef(v);
     for (const v of f.since ?? []) since = byRef(v);
+    // ancestor: an image that cannot be found matches nothing (dockerd logs a warning and skips it)
+    let ancestors: Set<string> | null = null;
+    if (hasFilter(f, 'ancestor')) {
+      ancestors = new Set();
+      for (const v of f.ancestor ?? []) {
+        try { ancestors.add((await this.d.resolveImage(v)).id); } catch { /* skipped */ }
+      }
+    }
+    const chains = new Map<string, boolean>();
+    const descends = async (imageId: string): Promise<boolean> => {
+      if (!ancestors || ancestors.size === 0) return false;
+      const known = chains.get(imageId);
+      if (known !== undefined) return known;
+      let id: string | null = imageId;
+      let hit = false;
+      for (let depth = 0; id && depth < 1000 && !hit; depth++) {
+        if (ancestors.has(id)) hit = true;
+        else { try { id = (await this.d.resolveImage(id)).parent; } catch { id = null; } }
+      }
+      chains.set(imageId, hit);
+      return hit;
+    };
     const publish = portFilter('publish', f.publish ?? []);
     const expose = portFilter('expose', f.expose ?? []);
     const labelsOf = (r: ContainerRecord) => (r.Config.Labels ?? {}) as Record<string, string>;
@@ -516,13 +539,13 @@ export class ContainerService {
       }
       return true;
     };
-    return (recs) => {
+    return async (recs) => {
       const out: ContainerRecord[] = [];
       let skipping = before !== null;
       for (const r of recs) {
         if (skipping) { if (r.ID === before) skipping = false; continue; }
         if (since !== null && r.ID === since) break;
-        if (match(r)) out.push(r);
+        if (match(r) && (ancestors === null || await descends(r.Image))) out.push(r);
       }
       return out;
     };
