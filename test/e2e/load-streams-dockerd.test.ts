@@ -77,6 +77,9 @@ test('a bad archive: 200 and an errorDetail line, docker load exits 1 as with do
     const err = res.wharfd!.lines.find((l) => l.errorDetail);
     assert.ok(err && err.error && err.errorDetail!.message === err.error, JSON.stringify(res.wharfd));
     assert.ok(res.dockerd!.lines.some((l) => l.errorDetail), JSON.stringify(res.dockerd));
+    const wl = await w!.wharf(['load', '-i', file]);
+    assert.equal(wl.code, 1, show(wl));
+    assert.ok(wl.stderr.includes(err!.error!), show(wl));
   }
   const images = await w!.docker(['images', '-q']);
   assert.equal(new Set(images.stdout.trim().split('\n')).size, 1, 'nothing half-made: only busybox/packed');
