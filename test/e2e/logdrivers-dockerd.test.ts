@@ -66,7 +66,7 @@ test('none: output still reaches the attached client, logs are refused (501)', {
 test('json-file max-size/max-file: rotated, the newest lines kept in order; --tail, --details, LogConfig as dockerd', { skip: !haveDockerd }, async () => {
   const script = 'i=0; while [ $i -lt 300 ]; do echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); [ $((i % 20)) = 0 ] && sleep 0.05; done';
   for (const [engine, d] of both()) {
-    const x = await d.docker(['run', '--name', 'jf', '--log-opt', 'max-size=1k', '--log-opt', 'max-file=3', 'busybox', 'sh', '-c', script]);
+    const x = await d.docker(['run', '--name', 'jf', '--log-opt', 'max-size=4k', '--log-opt', 'max-file=3', 'busybox', 'sh', '-c', script]);
     assert.equal(x.code, 0, `${engine}: ${show(x)}`);
     assert.equal(x.stdout.split('\n').filter(Boolean).length, 300, `${engine}: the attached client gets everything`);
     const l = await d.docker(['logs', 'jf']);
@@ -119,4 +119,22 @@ test('daemon.json log-driver and log-opts are the defaults; a bad one stops the 
   }
   await writeFile(cfg, JSON.stringify({ 'log-driver': 'asdf' }));
   await assert.rejects(startDaemon({ extraArgs: ['--config-file', cfg], startTimeoutMs: 5000 }));
+});
+
+test('rotation goes on after wharfd restarts and re-adopts the container', { skip: !haveDockerd }, async () => {
+  const script = 'sleep 3; i=0; while [ $i -lt 300 ]; do echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); [ $((i % 20)) = 0 ] && sleep 0.05; done';
+  const x = await w!.docker(['run', '-d', '--name', 'rot', '--log-opt', 'max-size=4k', '--log-opt', 'max-file=3', 'busybox', 'sh', '-c', script]);
+  assert.equal(x.code, 0, show(x));
+  const id = x.stdout.trim();
+  await w!.kill('SIGKILL');
+  await w!.restart();
+  const wait = await w!.docker(['wait', 'rot']);
+  assert.equal(wait.stdout, '0\n', show(wait));
+  const files = (await readdir(join(w!.dataRoot, 'containers', id))).filter((f) => /\.log(\.\d+)?$/.test(f)).sort();
+  assert.deepEqual(files, ['container.log', 'container.log.1', 'container.log.2']);
+  const nums = (await w!.docker(['logs', 'rot'])).stdout.split('\n').filter(Boolean).map((s) => Number(/^line-(\d+)-x+$/.exec(s)?.[1] ?? NaN));
+  assert.ok(nums.length > 5 && nums.length < 300, `${nums.length} kept`);
+  assert.deepEqual(nums, nums.map((_, i) => nums[0]! + i), 'a contiguous run of the newest lines');
+  assert.equal(nums.at(-1), 299);
+  await w!.docker(['rm', '-f', 'rot']);
 });

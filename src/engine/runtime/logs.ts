@@ -104,7 +104,9 @@ async function rotatedFiles(path: string): Promise<string[]> {
  * name (`path.live`, a hard link) on the file conmon is writing; when `path` turns out to be a new file, the old
  * one, still reachable through that link, becomes `path.1` (older ones move up, the oldest beyond `max-file`
  * goes) and the link moves to the new file. Checks on every change in the directory and each second; ends when
- * `alive()` turns false.
+ * `alive()` turns false. Limit: conmon gives no notice, so a file it starts over and replaces again before the
+ * rotator has seen it (more than max-size written within a few milliseconds) is lost; dockerd's json-file, which
+ * rotates in its own writer, never loses one.
  */
 export class LogRotator {
   private timer: NodeJS.Timeout | null = null;
@@ -150,12 +152,19 @@ export class LogRotator {
     let ino = 0;
     try { ino = (await stat(this.path)).ino; } catch { /* between conmon's steps */ }
     if (ino !== 0 && ino !== this.ino) {
-      if (this.ino !== 0) {
-        await shiftFiles(this.path, this.maxFile);
-        await rename(this.live, `${this.path}.1`).catch(() => {});
+      // hold the newest file first (conmon may start over again meanwhile), then move the old one up; the
+      // recorded inode is the one held, so the current file is never taken for an old one
+      const next = `${this.live}.next`;
+      await unlink(next).catch(() => {});
+      const held = await link(this.path, next).then(() => true, () => false);
+      if (held) {
+        if (this.ino !== 0) {
+          await shiftFiles(this.path, this.maxFile);
+          await rename(this.live, `${this.path}.1`).catch(() => {});
+        }
+        await rename(next, this.live);
+        this.ino = (await stat(this.live)).ino;
       }
-      await unlink(this.live).catch(() => {});
-      await link(this.path, this.live).then(() => { this.ino = ino; }, () => {});
     }
     if (done) {
       this.stop();

@@ -145,6 +145,8 @@ interface Persisted {
   pid: number;
   runtime: string;
   created: string;
+  /** Log rotation by LogRotator (max-file > 1), taken up again by a daemon that re-adopts the container. */
+  rotate?: { maxFile: number };
 }
 
 /** A runtime name resolved in the usual sbin/bin directories; a path is used as given. */
@@ -203,6 +205,7 @@ export class ConmonRuntime implements Runtime {
   private readonly runtimeRoot: string;
   readonly exitDir: string;
   private readonly sockDir: string;
+  private readonly rotators = new Map<string, LogRotator>();
 
   constructor(cfg: RuntimeConfig) {
     const r = cfg.runtime ?? 'runc';
@@ -306,13 +309,11 @@ export class ConmonRuntime implements Runtime {
     const st: Persisted = {
       id, bundle: bundleDir, logPath: opts.logPath, stdio: opts.stdio, conmonPid, pid: msg.pid,
       runtime: rtm.path, created: new Date().toISOString(),
+      ...(rotate && rotate.maxFile > 1 ? { rotate: { maxFile: rotate.maxFile } } : {}),
     };
     await writeJsonAtomic(join(dir, 'state.json'), st, 0o600);
     if (opts.stdio === 'tty' && opts.consoleSize) await this.resize(id, opts.consoleSize.height, opts.consoleSize.width).catch(() => {});
-    if (rotate && rotate.maxFile > 1 && conmonPid > 0) {
-      // the rotator ends with conmon
-      await new LogRotator(opts.logPath, rotate.maxFile, () => alive(conmonPid)).start();
-    }
+    if (st.rotate) await this.rotateLog(st);
     return { pid: msg.pid };
   }
 
@@ -365,8 +366,22 @@ export class ConmonRuntime implements Runtime {
     return { id, status: s.status as Status, pid: s.pid, bundle: p.bundle };
   }
 
+  /** Starts the container's log rotator (once per daemon; it ends with conmon). */
+  private async rotateLog(p: Persisted): Promise<void> {
+    if (!p.rotate || p.conmonPid <= 0 || this.rotators.has(p.id) || !alive(p.conmonPid)) return;
+    const rot = new LogRotator(p.logPath, p.rotate.maxFile, () => {
+      const up = alive(p.conmonPid);
+      if (!up) this.rotators.delete(p.id);
+      return up;
+    });
+    this.rotators.set(p.id, rot);
+    await rot.start();
+  }
+
   async wait(id: string, signal?: AbortSignal): Promise<number> {
     const p = await this.load(id);
+    // a daemon that re-adopts a running container takes up its log rotation again
+    await this.rotateLog(p).catch(() => {});
     await mkdir(this.exitDir, { recursive: true });
     return new Promise<number>((resolve, reject) => {
       let done = false;
