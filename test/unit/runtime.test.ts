@@ -491,9 +491,10 @@ describe('containers under conmon + runc', () => {
 
 test('log drivers: LogConfig checked with dockerd\'s words; --details attributes', async () => {
   const { checkLogConfig, logAttrs } = await import('../../src/engine/runtime/logs.js');
-  assert.deepEqual(checkLogConfig('json-file', {}), { driver: 'json-file', maxSize: null, maxFile: 1 });
-  assert.deepEqual(checkLogConfig('json-file', { 'max-size': '1k', 'max-file': '3' }), { driver: 'json-file', maxSize: 1024, maxFile: 3 });
-  assert.deepEqual(checkLogConfig('local', {}), { driver: 'local', maxSize: 20 << 20, maxFile: 5 });
+  assert.deepEqual(checkLogConfig('json-file', {}), { driver: 'json-file', maxSize: null, maxFile: 1, compress: false });
+  assert.deepEqual(checkLogConfig('json-file', { 'max-size': '1k', 'max-file': '3', compress: 'true' }), { driver: 'json-file', maxSize: 1024, maxFile: 3, compress: true });
+  assert.deepEqual(checkLogConfig('local', {}), { driver: 'local', maxSize: 20 << 20, maxFile: 5, compress: true });
+  assert.throws(() => checkLogConfig('json-file', { compress: 'maybe' }), /error reading compress log option/);
   assert.throws(() => checkLogConfig('asdf', {}), /^Error: error looking up logging plugin asdf: plugin "asdf" not found$|error looking up logging plugin asdf: plugin "asdf" not found/);
   assert.throws(() => checkLogConfig('json-file', { foo: '1' }), /unknown log opt 'foo' for json-file log driver/);
   assert.throws(() => checkLogConfig('local', { labels: 'a' }), /unknown log opt 'labels' for log driver local/);
@@ -528,6 +529,34 @@ test('LogRotator: a file conmon started over becomes .1, older ones move up, max
     live = false;
     await rot.check();
     assert.deepEqual((await readdir(dir)).sort(), ['ctr.log', 'ctr.log.1', 'ctr.log.2']);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('LogRotator with compress: rotated files are gzip, the reader reads them in order', async () => {
+  const { LogRotator, readLogs } = await import('../../src/engine/runtime/logs.js');
+  const { mkdtemp, writeFile, rename, readdir, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = await mkdtemp(join(tmpdir(), 'wharf-rotator-gz-'));
+  const line = (n: number) => `2026-01-01T00:00:0${n}.000000000+00:00 stdout F gen${n}\n`;
+  try {
+    const path = join(dir, 'ctr.log');
+    await writeFile(path, line(0));
+    let live = true;
+    const rot = await new LogRotator(path, 3, () => live, true).start();
+    for (const gen of [1, 2]) {
+      await writeFile(`${path}.tmp`, line(gen));
+      await rename(`${path}.tmp`, path);
+      await rot.check();
+    }
+    live = false;
+    await rot.check();
+    assert.deepEqual((await readdir(dir)).sort(), ['ctr.log', 'ctr.log.1.gz', 'ctr.log.2.gz']);
+    const got: string[] = [];
+    for await (const r of readLogs(path)) got.push(r.data.toString());
+    assert.deepEqual(got, ['gen0\n', 'gen1\n', 'gen2\n']);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

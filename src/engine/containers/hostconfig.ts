@@ -518,7 +518,7 @@ export function createOptionsOf(hc: Record<string, unknown>): { log: LogSettings
 /** The log settings of a recorded HostConfig (records from before log drivers: json-file, no rotation). */
 export function logSettingsOf(hc: Record<string, unknown>): LogSettings {
   const lc = (hc.LogConfig && typeof hc.LogConfig === 'object' ? hc.LogConfig : {}) as { Type?: string; Config?: Record<string, string> | null };
-  try { return checkLogConfig(lc.Type || 'json-file', lc.Config ?? {}); } catch { return { driver: 'json-file', maxSize: null, maxFile: 1 }; }
+  try { return checkLogConfig(lc.Type || 'json-file', lc.Config ?? {}); } catch { return { driver: 'json-file', maxSize: null, maxFile: 1, compress: false }; }
 }
 
 // ------------------------------------------------------------------------------------------ to the runtime

@@ -9,7 +9,9 @@
  */
 import { link, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { watch } from 'node:fs';
+import { createReadStream, createWriteStream, watch } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { createGzip, gunzipSync } from 'node:zlib';
 import { InvalidParameterError } from '../../lib/errors.js';
 import { isENOENT } from '../../lib/fsutil.js';
 import { parseBytes } from '../../lib/units.js';
@@ -30,6 +32,8 @@ export interface LogSettings {
   maxSize: number | null;
   /** Files kept, the current one included (json-file: 1; local: 5). */
   maxFile: number;
+  /** Rotated files gzip-compressed (`path.1.gz` …), the `compress` option (local: on by default). */
+  compress: boolean;
 }
 
 /**
@@ -63,7 +67,8 @@ export function checkLogConfig(type: string, config: Record<string, string>): Lo
   if (config.compress !== undefined && !['true', 'false', '1', '0', 't', 'f', 'TRUE', 'FALSE', 'True', 'False', 'T', 'F'].includes(config.compress)) {
     throw new InvalidParameterError(`error reading compress log option: strconv.ParseBool: parsing ${JSON.stringify(config.compress)}: invalid syntax`);
   }
-  return { driver: type as LogSettings['driver'], maxSize, maxFile };
+  const compress = config.compress !== undefined ? /^(true|1|t)$/i.test(config.compress) : local;
+  return { driver: type as LogSettings['driver'], maxSize, maxFile, compress };
 }
 
 /**
@@ -89,11 +94,14 @@ export function logAttrs(config: Record<string, string>, labels: Record<string, 
   return [...attrs.keys()].sort().map((k) => `${esc(k)}=${esc(attrs.get(k)!)}`).join(',');
 }
 
-/** `path.N` … `path.1` that exist, oldest first. */
+/** `path.N` … `path.1` (plain or `.gz`) that exist, oldest first. */
 async function rotatedFiles(path: string): Promise<string[]> {
   const out: string[] = [];
   for (let k = 1; k < 1000; k++) {
-    try { await stat(`${path}.${k}`); out.unshift(`${path}.${k}`); } catch { break; }
+    const plain = `${path}.${k}`;
+    if (await stat(plain).then(() => true, () => false)) out.unshift(plain);
+    else if (await stat(`${plain}.gz`).then(() => true, () => false)) out.unshift(`${plain}.gz`);
+    else break;
   }
   return out;
 }
@@ -115,7 +123,10 @@ export class LogRotator {
   private busy: Promise<void> | null = null;
   private readonly live: string;
 
-  constructor(private readonly path: string, private readonly maxFile: number, private readonly alive: () => boolean) {
+  constructor(
+    private readonly path: string, private readonly maxFile: number, private readonly alive: () => boolean,
+    private readonly compress = false,
+  ) {
     this.live = `${path}.live`;
   }
 
@@ -161,6 +172,7 @@ export class LogRotator {
         if (this.ino !== 0) {
           await shiftFiles(this.path, this.maxFile);
           await rename(this.live, `${this.path}.1`).catch(() => {});
+          if (this.compress) await gzipFile(`${this.path}.1`).catch(() => {});
         }
         await rename(next, this.live);
         this.ino = (await stat(this.live)).ino;
@@ -173,10 +185,22 @@ export class LogRotator {
   }
 }
 
-/** Moves `path.(N-1)` … `path.1` up one name, the one beyond `maxFile` files (the current one counted) removed. */
+/**
+ * Moves `path.(N-1)` … `path.1` (or their `.gz` forms) up one name, the one beyond `maxFile` files (the current
+ * one counted) removed.
+ */
 async function shiftFiles(path: string, maxFile: number): Promise<void> {
-  await unlink(`${path}.${maxFile - 1}`).catch(() => {});
-  for (let k = maxFile - 2; k >= 1; k--) await rename(`${path}.${k}`, `${path}.${k + 1}`).catch(() => {});
+  for (const ext of ['', '.gz']) await unlink(`${path}.${maxFile - 1}${ext}`).catch(() => {});
+  for (let k = maxFile - 2; k >= 1; k--) {
+    for (const ext of ['', '.gz']) await rename(`${path}.${k}${ext}`, `${path}.${k + 1}${ext}`).catch(() => {});
+  }
+}
+
+/** `file` → `file.gz` (written under a temporary name, then the plain file removed). */
+async function gzipFile(file: string): Promise<void> {
+  await pipeline(createReadStream(file), createGzip(), createWriteStream(`${file}.gz.tmp`));
+  await rename(`${file}.gz.tmp`, `${file}.gz`);
+  await unlink(file);
 }
 
 // ------------------------------------------------------------------------------------------ reader
@@ -279,6 +303,7 @@ export async function* readLogs(path: string, opts: LogOptions = {}): AsyncGener
     for (const f of await rotatedFiles(path)) {
       let text: Buffer;
       try { text = await readFile(f); } catch { continue; }
+      if (f.endsWith('.gz')) { try { text = gunzipSync(text); } catch { continue; } }
       let start = 0;
       for (;;) {
         const nl = text.indexOf(0x0a, start);

@@ -146,7 +146,7 @@ interface Persisted {
   runtime: string;
   created: string;
   /** Log rotation by LogRotator (max-file > 1), taken up again by a daemon that re-adopts the container. */
-  rotate?: { maxFile: number };
+  rotate?: { maxFile: number; compress?: boolean };
 }
 
 /** A runtime name resolved in the usual sbin/bin directories; a path is used as given. */
@@ -309,7 +309,7 @@ export class ConmonRuntime implements Runtime {
     const st: Persisted = {
       id, bundle: bundleDir, logPath: opts.logPath, stdio: opts.stdio, conmonPid, pid: msg.pid,
       runtime: rtm.path, created: new Date().toISOString(),
-      ...(rotate && rotate.maxFile > 1 ? { rotate: { maxFile: rotate.maxFile } } : {}),
+      ...(rotate && rotate.maxFile > 1 ? { rotate: { maxFile: rotate.maxFile, compress: rotate.compress } } : {}),
     };
     await writeJsonAtomic(join(dir, 'state.json'), st, 0o600);
     if (opts.stdio === 'tty' && opts.consoleSize) await this.resize(id, opts.consoleSize.height, opts.consoleSize.width).catch(() => {});
@@ -373,7 +373,7 @@ export class ConmonRuntime implements Runtime {
       const up = alive(p.conmonPid);
       if (!up) this.rotators.delete(p.id);
       return up;
-    });
+    }, p.rotate.compress === true);
     this.rotators.set(p.id, rot);
     await rot.start();
   }
