@@ -120,6 +120,8 @@ test('--volumes-from and local volumes with mount options', { skip: !haveDockerd
   await same(['volume', 'rm', 'bv']);
   assert.ok(existsSync(join(src, 'h')), 'removing a bind volume leaves its device alone');
   await same(['volume', 'create', '--driver', 'local', '--opt', 'foo=bar', 'bad2']);
+  for (const opts of [['type=tmpfs'], ['o=size=1m'], ['device=/tmp']]) await same(['volume', 'create', ...opts.flatMap((o) => ['--opt', o]), 'half']);
+  assert.equal((await w!.docker(['volume', 'ls', '-q', '--filter', 'name=half'])).stdout, '', 'nothing half-made');
   // a bind of a missing device: refused when a container mounts it (dockerd at start, wharfd at create)
   for (const d of [w!, r!]) {
     assert.equal((await d.docker(['volume', 'create', '--opt', 'type=none', '--opt', 'o=bind', '--opt', 'device=/nonexistent/x', 'bad'])).code, 0);

@@ -116,7 +116,7 @@ export class VolumeStore {
       if (!['type', 'device', 'o'].includes(k)) throw new InvalidParameterError(`create ${name}: invalid option: ${JSON.stringify(k)}`);
     }
     if (Object.keys(options).length && (!options.type || !options.device)) {
-      throw new InvalidParameterError(`create ${name}: missing required option: "${options.type ? 'device' : 'type'}"`);
+      throw new InvalidParameterError(`create ${name}: missing required option: "${options.device ? 'type' : 'device'}"`);
     }
     const m: Meta = { Name: name, CreatedAt: rfc3339(new Date()), Labels: labels, Options: options };
     await mkdir(this.mountpoint(name), { recursive: true, mode: 0o755 });
