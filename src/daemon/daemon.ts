@@ -111,7 +111,7 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
     containers: { usersOf: (id) => containerService ? containerService.usersOf(id) : Promise.resolve([]) },
   });
   const volumes = await new VolumeStore(dataRoot).open();
-  containerService = await new ContainerService({ dataRoot, layers, volumes, resolveImage: (name) => imageService.resolve(name), logDefaults: { driver: cfg.logDriver, opts: cfg.logOpts } }).open();
+  containerService = await new ContainerService({ dataRoot, layers, volumes, resolveImage: (name) => imageService.resolve(name), logDefaults: { driver: cfg.logDriver, opts: cfg.logOpts }, defaultRuntime: cfg.defaultRuntime }).open();
   const containers = containerService;
   const runtime = createRuntime({ root: join(cfg.execRoot, 'runtime'), runtime: cfg.defaultRuntime });
   const runner = new ContainerRunner(containers, runtime, layers, cfg.execRoot, new BridgeNetwork({ dataRoot, execRoot: cfg.execRoot }));

@@ -57,6 +57,9 @@ test('tmpfs, read-only, uts, sysctl, runtime: as dockerd', { skip: !haveDockerd 
   await same(['run', '--rm', '--uts', 'host', 'busybox', 'hostname']);
   await same(['run', '--rm', '--sysctl', 'net.ipv4.ip_forward=1', 'busybox', 'cat', '/proc/sys/net/ipv4/ip_forward']);
   assert.equal((await same(['run', '--rm', '--runtime', 'runc', 'busybox', 'echo', 'ok'])).stdout, 'ok\n');
+  for (const d of [w!, r!]) await d.docker(['create', '--name', 'rt', 'busybox', 'true']);
+  assert.equal((await same(['inspect', '-f', '{{.HostConfig.Runtime}}', 'rt'])).stdout, 'runc\n');
+  for (const d of [w!, r!]) await d.docker(['rm', 'rt']);
   await same(['run', '--rm', '--runtime', 'nosuch', 'busybox', 'true']);
   // crun: installed here but refusing this host's hybrid cgroups; the container is run by crun (its error), or
   // refused as unknown where it is not installed

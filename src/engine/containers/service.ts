@@ -76,6 +76,8 @@ export interface ContainerServiceDeps {
   volumes?: VolumeStore;
   /** The daemon's log driver and options for containers that name none (default json-file). */
   logDefaults?: LogDefaults;
+  /** The daemon's OCI runtime, recorded as HostConfig.Runtime of containers that name none (default runc). */
+  defaultRuntime?: string;
 }
 
 /** A mount of a container, as recorded (docker's MountPoint): a bind of a host path or a volume. */
@@ -252,7 +254,8 @@ export class ContainerService {
     if (body.HostConfig && typeof body.HostConfig === 'object') {
       const h = body.HostConfig as Record<string, unknown>;
       h.LogConfig = resolveLogConfig(h.LogConfig, this.d.logDefaults);
-    } else body.HostConfig = { LogConfig: resolveLogConfig(undefined, this.d.logDefaults) };
+      if (!h.Runtime) h.Runtime = this.d.defaultRuntime ?? 'runc';
+    } else body.HostConfig = { LogConfig: resolveLogConfig(undefined, this.d.logDefaults), Runtime: this.d.defaultRuntime ?? 'runc' };
     const imageName = typeof body.Image === 'string' ? body.Image : '';
     if (imageName === '' && !opts.noImage) throw new InvalidParameterError('Config cannot be empty in order to create a container');
     const img = imageName === '' ? null : await this.d.resolveImage(imageName);
