@@ -561,3 +561,33 @@ test('LogRotator with compress: rotated files are gzip, the reader reads them in
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('readLogs follow: goes on in the new file when conmon starts the log over (max-size)', async () => {
+  const { readLogs } = await import('../../src/engine/runtime/logs.js');
+  const { mkdtemp, writeFile, appendFile, rename, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = await mkdtemp(join(tmpdir(), 'wharf-follow-'));
+  const line = (n: number) => `2026-01-01T00:00:00.00000000${n}+00:00 stdout F l${n}\n`;
+  try {
+    const path = join(dir, 'ctr.log');
+    await writeFile(path, line(0));
+    let stop!: () => void;
+    const stopped = new Promise<void>((res) => { stop = res; });
+    const got: string[] = [];
+    const reading = (async () => { for await (const r of readLogs(path, { follow: true, stopped })) got.push(r.data.toString()); })();
+    await waitFor(() => got.length === 1);
+    await appendFile(path, line(1));
+    await waitFor(() => got.length === 2);
+    await appendFile(path, line(2)); // written just before the start-over
+    await writeFile(`${path}.tmp`, line(3));
+    await rename(`${path}.tmp`, path);
+    await appendFile(path, line(4));
+    await waitFor(() => got.length === 5, { timeout: 5000 });
+    stop();
+    await reading;
+    assert.deepEqual(got, ['l0\n', 'l1\n', 'l2\n', 'l3\n', 'l4\n']);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

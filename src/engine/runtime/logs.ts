@@ -7,7 +7,7 @@
  * STREAM is stdout|stderr, TAG is F (full line: a newline followed CONTENT) or P (partial: CONTENT had no
  * newline yet). Yields chunks the way docker's logs API returns them, the rotated files first.
  */
-import { link, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { link, open, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { createReadStream, createWriteStream, watch } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
@@ -265,7 +265,7 @@ export async function* readLogs(path: string, opts: LogOptions = {}): AsyncGener
   const until = opts.until !== undefined && opts.until > 0 ? secToNs(opts.until) : null;
   const keep = (r: LogRecord) => (since === null || r.timeNs >= since) && (until === null || r.timeNs <= until);
 
-  let fh;
+  let fh: FileHandle | undefined;
   try { fh = await open(path, 'r'); } catch (e) {
     if (!isENOENT(e) || !opts.follow) return;
     // not created yet: wait for it (follow on a just-created container)
@@ -282,7 +282,7 @@ export async function* readLogs(path: string, opts: LogOptions = {}): AsyncGener
     const readAvailable = async (): Promise<LogRecord[]> => {
       const out: LogRecord[] = [];
       for (;;) {
-        const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+        const { bytesRead } = await fh!.read(buf, 0, buf.length, pos);
         if (bytesRead === 0) break;
         pos += bytesRead;
         rest = rest.length ? Buffer.concat([rest, buf.subarray(0, bytesRead)]) : Buffer.from(buf.subarray(0, bytesRead));
@@ -330,7 +330,7 @@ export async function* readLogs(path: string, opts: LogOptions = {}): AsyncGener
     let stopped = false;
     opts.stopped?.then(() => { stopped = true; wake(); }, () => { stopped = true; wake(); });
     let wake: () => void = () => {};
-    const w = watch(path, () => wake());
+    let w = watch(path, () => wake());
     const onAbort = () => wake();
     opts.signal?.addEventListener('abort', onAbort);
     try {
@@ -339,6 +339,18 @@ export async function* readLogs(path: string, opts: LogOptions = {}): AsyncGener
         const wasStopped = stopped;
         const recs = await readAvailable();
         for (const r of recs) yield r;
+        // conmon started the file over (max-size): the old one is complete, go on with the new one
+        const cur = await stat(path).catch(() => null);
+        if (cur && cur.ino !== (await fh!.stat()).ino) {
+          for (const r of await readAvailable()) yield r;
+          await fh!.close();
+          fh = await open(path, 'r');
+          pos = 0;
+          rest = Buffer.alloc(0);
+          w.close();
+          w = watch(path, () => wake());
+          continue;
+        }
         if (wasStopped) return;
         if (until !== null && BigInt(Date.now()) * 1000000n > until) return;
         await new Promise<void>((r) => { wake = r; setTimeout(r, 1000); });
@@ -348,7 +360,7 @@ export async function* readLogs(path: string, opts: LogOptions = {}): AsyncGener
       opts.signal?.removeEventListener('abort', onAbort);
     }
   } finally {
-    await fh.close();
+    await fh?.close();
   }
 }
 
