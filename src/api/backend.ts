@@ -62,8 +62,11 @@ export interface ContainerBackend {
   /** GET /containers/{id}/json: the full ContainerJSON, with SizeRw/SizeRootFs when `size`. */
   inspect(ref: string, opts: { size: boolean }): Promise<ContainerInspect>;
   list(opts: ContainerListOptions): Promise<ContainerSummary[]>;
-  prune(): Promise<ContainerPruneReport>;
+  /** POST /containers/prune (filters until, label, label!). */
+  prune(filters: Filters): Promise<ContainerPruneReport>;
   rename(ref: string, name: string): Promise<void>;
+  /** How GET /containers/{id}/logs reads a container's log: refused for the `none` driver; `--details` attributes. */
+  logReading(ref: string): { attrs: string };
   /** DELETE /containers/{id}; waiters for `condition=removed` are released. */
   remove(ref: string, opts: { force: boolean; volumes: boolean }): Promise<void>;
   /** What attach needs to know before it hijacks the connection. */

@@ -233,6 +233,9 @@ export class JsonStream {
     this.res.write(JSON.stringify(msg) + '\r\n');
   }
 
+  /** Sends the 200 and headers now: errors after this are errorDetail lines (dockerd's load, pull's progress). */
+  open(): void { this.start(); }
+
   private start(): void {
     if (this.started) return;
     this.started = true;

@@ -11,6 +11,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { DEFAULT_CONFIG, type DaemonConfig } from '../engine/config.js';
 import { isENOENT } from '../lib/fsutil.js';
 import { parseLogLevel } from '../lib/log.js';
+import { checkLogConfig } from '../engine/runtime/logs.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/wharf/daemon.json';
 
@@ -40,7 +41,7 @@ export interface WharfdOptions {
 /** A configuration problem: wharfd prints it and exits 1. */
 export class ConfigError extends Error {}
 
-type Kind = 'string' | 'strings' | 'bool' | 'int';
+type Kind = 'string' | 'strings' | 'bool' | 'int' | 'map';
 
 /** daemon.json keys, their type, and the commander option (attribute) they correspond to. */
 const KEYS: Record<string, { kind: Kind; opt: string }> = {
@@ -56,6 +57,8 @@ const KEYS: Record<string, { kind: Kind; opt: string }> = {
   debug: { kind: 'bool', opt: 'debug' },
   'log-level': { kind: 'string', opt: 'logLevel' },
   'default-runtime': { kind: 'string', opt: 'defaultRuntime' },
+  'log-driver': { kind: 'string', opt: 'logDriver' },
+  'log-opts': { kind: 'map', opt: 'logOpt' },
   tls: { kind: 'bool', opt: 'tls' },
   tlsverify: { kind: 'bool', opt: 'tlsverify' },
   tlscacert: { kind: 'string', opt: 'tlscacert' },
@@ -88,6 +91,8 @@ export function buildCommand(): Command {
     .option('-D, --debug', 'Enable debug mode')
     .option('-l, --log-level <level>', 'Set the logging level ("debug"|"info"|"warn"|"error"|"fatal") (default "info")')
     .option('--default-runtime <runtime>', 'Default OCI runtime for containers (runc, crun, or a path)')
+    .option('--log-driver <driver>', 'Default driver for container logs (json-file, local, none)')
+    .option('--log-opt <key=value>', 'Default log driver options for containers', collect)
     .option('-G, --group <group>', 'Group for the unix socket', 'wharf')
     .option('--insecure-registry <registry>', 'Enable insecure registry communication', collect)
     .option('--registry-mirror <url>', 'Preferred registry mirror', collect)
@@ -120,6 +125,9 @@ function checkType(key: string, kind: Kind, v: unknown): unknown {
     case 'int': if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw bad('a non-negative integer'); return v;
     case 'strings':
       if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw bad('a list of strings');
+      return v;
+    case 'map':
+      if (v === null || typeof v !== 'object' || Array.isArray(v) || Object.values(v).some((x) => typeof x !== 'string')) throw bad('an object of strings');
       return v;
   }
 }
@@ -219,7 +227,22 @@ export function parseDaemonArgs(argv: string[]): WharfdOptions {
     debug: pick('debug', DEFAULT_CONFIG.debug),
     logLevel: DEFAULT_CONFIG.logLevel,
     defaultRuntime: pick('default-runtime', DEFAULT_CONFIG.defaultRuntime),
+    logDriver: pick('log-driver', DEFAULT_CONFIG.logDriver),
+    logOpts: (() => {
+      const v = pick<Record<string, string> | string[]>('log-opts', {});
+      if (!Array.isArray(v)) return { ...v };
+      const out: Record<string, string> = {};
+      for (const kv of v) {
+        const i = kv.indexOf('=');
+        if (i < 1) throw new ConfigError(`invalid key value pair format in driver options: ${kv}`);
+        out[kv.slice(0, i)] = kv.slice(i + 1);
+      }
+      return out;
+    })(),
   };
+  try { checkLogConfig(config.logDriver, config.logOpts); } catch (e) {
+    throw new ConfigError(`failed to set log opts: ${(e as Error).message}`);
+  }
   if (!/^(runc|crun)$/.test(config.defaultRuntime) && !config.defaultRuntime.startsWith('/')) {
     throw new ConfigError(`default-runtime must be runc, crun or an absolute path: ${config.defaultRuntime}`);
   }

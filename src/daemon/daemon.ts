@@ -16,7 +16,8 @@ import { SystemService } from '../engine/system/system.js';
 import { BuildService } from '../engine/build/service.js';
 import { ContainerExecutor } from '../engine/build/run-executor.js';
 import type { Router } from '../api/router.js';
-import { DOCKER_VERSION, goContainerConfig, decompressStream } from '../engine/images/service.js';
+import { DOCKER_VERSION, goContainerConfig } from '../engine/images/service.js';
+import { decompressStream } from '../lib/compression.js';
 import { goArch } from '../lib/go.js';
 import { Pusher } from '../engine/distribution/push.js';
 import { ArchiveService } from '../engine/archive/archive.js';
@@ -115,7 +116,8 @@ export async function createDaemon(cfg: DaemonConfig, log: Logger = discardLogge
   });
   const volumes = await new VolumeStore(dataRoot, log.child({ module: 'volumes' })).open();
   containerService = await new ContainerService({
-    dataRoot, layers, volumes, resolveImage: (name) => imageService.resolve(name), runtime: cfg.defaultRuntime ?? 'runc',
+    dataRoot, layers, volumes, resolveImage: (name) => imageService.resolve(name),
+    logDefaults: { driver: cfg.logDriver, opts: cfg.logOpts }, defaultRuntime: cfg.defaultRuntime,
     log: log.child({ module: 'containers' }),
   }).open();
   const containers = containerService;
@@ -172,7 +174,7 @@ export async function createDaemon(cfg: DaemonConfig, log: Logger = discardLogge
 
   const pusher = new Pusher({ images, refs, layers, config: cfg, dataRoot, log: log.child({ module: 'distribution' }) });
   const archive = new ArchiveService({
-    images, refs, layers, dataRoot, resolve: (name) => imageService.resolve(name), decompress: decompressStream,
+    images, refs, layers, dataRoot, resolve: (name) => imageService.resolve(name), decompress: async (s) => (await decompressStream(s)).stream,
     log: log.child({ module: 'archive' }),
   });
 
@@ -183,7 +185,8 @@ export async function createDaemon(cfg: DaemonConfig, log: Logger = discardLogge
         create: (name, body) => containers.create(name, body),
         inspect: (ref, o) => containers.inspect(ref, o),
         list: (o) => containers.list(o),
-        prune: () => containers.prune(),
+        prune: (f) => containers.prune(f),
+        logReading: (ref) => containers.logReading(ref),
         rename: (ref, name) => containers.rename(ref, name),
         remove: async (ref, o) => {
           const rec = containers.get(ref);

@@ -21,6 +21,10 @@ export interface DaemonConfig {
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'fatal';
   /** The OCI runtime containers run under: "runc" (default), "crun", or a path to a runc-compatible binary. */
   defaultRuntime: string;
+  /** The log driver of containers that name none (daemon.json `log-driver`, default json-file). */
+  logDriver: string;
+  /** Its options (daemon.json `log-opts`), merged into a container's when it uses that driver. */
+  logOpts: Record<string, string>;
 }
 
 export const DEFAULT_CONFIG: DaemonConfig = {
@@ -35,4 +39,6 @@ export const DEFAULT_CONFIG: DaemonConfig = {
   debug: false,
   logLevel: 'info',
   defaultRuntime: 'runc',
+  logDriver: 'json-file',
+  logOpts: {},
 };

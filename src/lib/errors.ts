@@ -55,9 +55,13 @@ export class NotImplementedError extends WharfError {
   override readonly code = 'WHARF_NOT_IMPLEMENTED';
 }
 
-/** 503: a registry or other upstream is unreachable. */
+/**
+ * A registry or other upstream is unreachable (the registry transport falls back to the next endpoint on it).
+ * Its status is 500, as dockerd 20.10's: its dial and lookup errors are not classified (pull, search, build
+ * and import URLs answer 500, e.g. `lookup registry-1.docker.io … no such host` in the reference trace).
+ */
 export class UnavailableError extends WharfError {
-  override readonly statusCode = 503;
+  override readonly statusCode = 500;
   override readonly code = 'WHARF_UNAVAILABLE';
 }
 

@@ -29,7 +29,6 @@ const EXCEPTIONS: Exception[] = [
   { from: 'engine/containers/commit.ts', to: 'engine/images/*', kind: 'rule', why: 'commit builds the image with ImageStore internals (store, changes, service helpers) not in images/types.ts' },
   { from: 'engine/containers/service.ts', to: 'engine/images/store.ts', kind: 'rule', why: 'image config helpers of the store are not in images/types.ts' },
   { from: 'engine/build/context.ts', to: 'engine/layers/extract.ts', kind: 'rule', why: 'build contexts are unpacked by the one extractor (kind `context`), which layers/types.ts does not expose' },
-  { from: 'engine/distribution/pull.ts', to: 'engine/layers/compression.ts', kind: 'rule', why: 'pull picks the decompressor by media type with the layer store\'s compression helpers' },
 ];
 
 test('the source tree keeps the dependency rules and has no cycles between modules', () => {

@@ -109,9 +109,9 @@ test('daemon.json: read, unknown keys and flag conflicts are errors', async () =
       },
     );
 
-    await writeFile(cf, JSON.stringify({ debug: false, 'log-driver': 'x', bogus: 1 }));
+    await writeFile(cf, JSON.stringify({ debug: false, 'no-such-option': 'x', bogus: 1 }));
     assert.throws(() => parseDaemonArgs(['--config-file', cf]),
-      new RegExp("the following directives don't match any configuration option: log-driver, bogus$"));
+      new RegExp("the following directives don't match any configuration option: no-such-option, bogus$"));
     await writeFile(cf, JSON.stringify({ debug: 'yes' }));
     assert.throws(() => parseDaemonArgs(['--config-file', cf]), /invalid value for "debug": expected a boolean/);
     await writeFile(cf, '{not json');

@@ -90,3 +90,30 @@ test('getBoolOrDefault', () => {
   assert.throws(() => getBoolOrDefault({ dangling: ['maybe'] }, 'dangling', false), /Invalid filter 'dangling=\[maybe\]'/);
   assert.throws(() => getBoolOrDefault({ dangling: ['true', 'false'] }, 'dangling', false), InvalidParameterError);
 });
+
+test('prune filters: until (one value, durations and dates) and label/label!', async () => {
+  const { pruneUntil, pruneLabelsMatch, parseTimestamp } = await import('../../src/lib/filters.js');
+  assert.equal(pruneUntil({}), null);
+  assert.equal(pruneUntil({ until: ['2020-06-01T00:00:00Z'] }), Date.parse('2020-06-01T00:00:00Z'));
+  const before = Date.now();
+  const t = pruneUntil({ until: ['1h'] })!;
+  assert.ok(t <= before - 3600e3 + 5 && t >= before - 3600e3 - 1000, String(t));
+  assert.throws(() => pruneUntil({ until: ['1h', '2h'] }), /more than one until filter specified/);
+  assert.throws(() => parseTimestamp('yesterday'), /invalid value for 'until' filter/);
+  assert.equal(pruneLabelsMatch({}, {}), true);
+  assert.equal(pruneLabelsMatch({ label: ['a'] }, { a: '1' }), true);
+  assert.equal(pruneLabelsMatch({ label: ['a=2'] }, { a: '1' }), false);
+  assert.equal(pruneLabelsMatch({ 'label!': ['a'] }, { a: '1' }), false);
+  assert.equal(pruneLabelsMatch({ 'label!': ['a=2'] }, { a: '1' }), true);
+  assert.equal(pruneLabelsMatch({ 'label!': ['a'] }, {}), true);
+});
+
+test('ps publish/expose filter values: ports, ranges, protocols and dockerd\'s errors', async () => {
+  const { portFilter } = await import('../../src/engine/containers/service.js');
+  assert.deepEqual([...portFilter('publish', ['80'])], ['80/tcp']);
+  assert.deepEqual([...portFilter('expose', ['8000-8002/udp'])], ['8000/udp', '8001/udp', '8002/udp']);
+  assert.throws(() => portFilter('publish', ['80:80']), /^Error: filter for 'publish' should not contain ':': 80:80$/);
+  assert.throws(() => portFilter('expose', ['90-80']), /error while looking up for expose 90-80: Invalid range specified for the Port: 90-80/);
+  assert.throws(() => portFilter('expose', ['x']), /error while looking up for expose x: strconv.ParseUint: parsing "x": invalid syntax/);
+  assert.throws(() => portFilter('expose', ['70000']), /value out of range/);
+});

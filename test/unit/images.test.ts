@@ -548,7 +548,7 @@ test('inspect GraphDriver with the overlay driver: overlay2-style LowerDir/Merge
 });
 
 test('decompressStream: plain, gzip, zstd, bzip2 and xz tars come out identical', async () => {
-  const { decompressStream } = await import('../../src/engine/images/service.js');
+  const { decompressStream } = await import('../../src/lib/compression.js');
   const { execFileSync } = await import('node:child_process');
   const zlib = await import('node:zlib');
   const tar = await makeTar({ 'a.txt': 'a'.repeat(5000), 'b.txt': 'b' });
@@ -556,7 +556,7 @@ test('decompressStream: plain, gzip, zstd, bzip2 and xz tars come out identical'
     const out: Buffer[] = [];
     // split into small chunks to exercise the peek
     const parts = [buf.subarray(0, 1), buf.subarray(1, 3), buf.subarray(3)];
-    for await (const c of await decompressStream(Readable.from(parts))) out.push(c as Buffer);
+    for await (const c of (await decompressStream(Readable.from(parts))).stream) out.push(c as Buffer);
     return Buffer.concat(out);
   };
   assert.ok((await read(tar)).equals(tar));

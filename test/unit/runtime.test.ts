@@ -488,3 +488,106 @@ describe('containers under conmon + runc', () => {
     console.log(`# median create+start+wait of true: ${times[2]!.toFixed(1)} ms; runc run alone: ${floor[2]!.toFixed(1)} ms`);
   });
 });
+
+test('log drivers: LogConfig checked with dockerd\'s words; --details attributes', async () => {
+  const { checkLogConfig, logAttrs } = await import('../../src/engine/runtime/logs.js');
+  assert.deepEqual(checkLogConfig('json-file', {}), { driver: 'json-file', maxSize: null, maxFile: 1, compress: false });
+  assert.deepEqual(checkLogConfig('json-file', { 'max-size': '1k', 'max-file': '3', compress: 'true' }), { driver: 'json-file', maxSize: 1024, maxFile: 3, compress: true });
+  assert.deepEqual(checkLogConfig('local', {}), { driver: 'local', maxSize: 20 << 20, maxFile: 5, compress: true });
+  assert.throws(() => checkLogConfig('json-file', { compress: 'maybe' }), /error reading compress log option/);
+  assert.throws(() => checkLogConfig('asdf', {}), /^Error: error looking up logging plugin asdf: plugin "asdf" not found$|error looking up logging plugin asdf: plugin "asdf" not found/);
+  assert.throws(() => checkLogConfig('json-file', { foo: '1' }), /unknown log opt 'foo' for json-file log driver/);
+  assert.throws(() => checkLogConfig('local', { labels: 'a' }), /unknown log opt 'labels' for log driver local/);
+  assert.throws(() => checkLogConfig('none', { 'max-size': '1k' }), /invalid logging opts for driver none/);
+  assert.throws(() => checkLogConfig('json-file', { 'max-file': '0' }), /max-file cannot be less than 1/);
+  assert.throws(() => checkLogConfig('json-file', { 'max-size': 'lots' }), /max-size/);
+  assert.equal(logAttrs({ labels: 'b,a', env: 'E' }, { a: 'x y', b: '1', c: '2' }, ['E=v&w', 'F=no']), 'E=v%26w,a=x+y,b=1');
+  assert.equal(logAttrs({ 'labels-regex': '^c' }, { a: '1', c: '2', cc: '3' }, []), 'c=2,cc=3');
+  assert.equal(logAttrs({}, { a: '1' }, ['E=1']), '');
+});
+
+test('LogRotator: a file conmon started over becomes .1, older ones move up, max-file kept', async () => {
+  const { LogRotator } = await import('../../src/engine/runtime/logs.js');
+  const { mkdtemp, writeFile, rename, readFile, readdir, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = await mkdtemp(join(tmpdir(), 'wharf-rotator-'));
+  try {
+    const path = join(dir, 'ctr.log');
+    await writeFile(path, 'gen0\n');
+    let live = true;
+    const rot = await new LogRotator(path, 3, () => live).start();
+    // conmon's start-over: a fresh file renamed over the path
+    for (const gen of [1, 2, 3]) {
+      await writeFile(`${path}.tmp`, `gen${gen}\n`);
+      await rename(`${path}.tmp`, path);
+      await rot.check();
+    }
+    assert.equal(await readFile(path, 'utf8'), 'gen3\n');
+    assert.equal(await readFile(`${path}.1`, 'utf8'), 'gen2\n');
+    assert.equal(await readFile(`${path}.2`, 'utf8'), 'gen1\n');
+    live = false;
+    await rot.check();
+    assert.deepEqual((await readdir(dir)).sort(), ['ctr.log', 'ctr.log.1', 'ctr.log.2']);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('LogRotator with compress: rotated files are gzip, the reader reads them in order', async () => {
+  const { LogRotator, readLogs } = await import('../../src/engine/runtime/logs.js');
+  const { mkdtemp, writeFile, rename, readdir, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = await mkdtemp(join(tmpdir(), 'wharf-rotator-gz-'));
+  const line = (n: number) => `2026-01-01T00:00:0${n}.000000000+00:00 stdout F gen${n}\n`;
+  try {
+    const path = join(dir, 'ctr.log');
+    await writeFile(path, line(0));
+    let live = true;
+    const rot = await new LogRotator(path, 3, () => live, true).start();
+    for (const gen of [1, 2]) {
+      await writeFile(`${path}.tmp`, line(gen));
+      await rename(`${path}.tmp`, path);
+      await rot.check();
+    }
+    live = false;
+    await rot.check();
+    assert.deepEqual((await readdir(dir)).sort(), ['ctr.log', 'ctr.log.1.gz', 'ctr.log.2.gz']);
+    const got: string[] = [];
+    for await (const r of readLogs(path)) got.push(r.data.toString());
+    assert.deepEqual(got, ['gen0\n', 'gen1\n', 'gen2\n']);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('readLogs follow: goes on in the new file when conmon starts the log over (max-size)', async () => {
+  const { readLogs } = await import('../../src/engine/runtime/logs.js');
+  const { mkdtemp, writeFile, appendFile, rename, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = await mkdtemp(join(tmpdir(), 'wharf-follow-'));
+  const line = (n: number) => `2026-01-01T00:00:00.00000000${n}+00:00 stdout F l${n}\n`;
+  try {
+    const path = join(dir, 'ctr.log');
+    await writeFile(path, line(0));
+    let stop!: () => void;
+    const stopped = new Promise<void>((res) => { stop = res; });
+    const got: string[] = [];
+    const reading = (async () => { for await (const r of readLogs(path, { follow: true, stopped })) got.push(r.data.toString()); })();
+    await waitFor(() => got.length === 1);
+    await appendFile(path, line(1));
+    await waitFor(() => got.length === 2);
+    await appendFile(path, line(2)); // written just before the start-over
+    await writeFile(`${path}.tmp`, line(3));
+    await rename(`${path}.tmp`, path);
+    await appendFile(path, line(4));
+    await waitFor(() => got.length === 5, { timeout: 5000 });
+    stop();
+    await reading;
+    assert.deepEqual(got, ['l0\n', 'l1\n', 'l2\n', 'l3\n', 'l4\n']);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

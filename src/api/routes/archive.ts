@@ -18,6 +18,9 @@ export function archiveRoutes(r: Router, archive: ImageArchiveBackend): void {
   r.post('/images/load', async ({ req, res }) => {
     const stream = new JsonStream(res);
     const body = requestBody(req);
+    // dockerd answers 200 before it reads the archive: a bad archive is an errorDetail line (docker-py's
+    // ImageLoadError), never an error status
+    stream.open();
     try {
       await archive.load(body, stream.sink);
       stream.end();

@@ -44,9 +44,7 @@ export function containerRoutes(r: Router, b: Pick<Backends, 'containers' | 'run
     }));
   });
   r.post('/containers/prune', async ({ res, query }) => {
-    const f = parseFilters(query.get('filters'));
-    if (Object.keys(f).length) throw new InvalidParameterError(`Invalid filter '${Object.keys(f)[0]}'`);
-    sendJson(res, 200, await c.prune());
+    sendJson(res, 200, await c.prune(parseFilters(query.get('filters'))));
   });
   r.post('/containers/{id}/rename', async ({ res, params, query }) => {
     await c.rename(params.id!, query.get('name') ?? '');
@@ -153,6 +151,8 @@ function containerRuntimeRoutes(r: Router, c: ContainerBackend, run: ContainerRu
     const stderr = boolValue(query, 'stderr');
     if (!stdout && !stderr) throw new InvalidParameterError('Bad parameters: you must choose at least one stream');
     const tty = run.isTty(params.id!);
+    const { attrs } = c.logReading(params.id!);
+    const details = boolValue(query, 'details');
     const tailQ = query.get('tail');
     const tail = tailQ === null || tailQ === '' || tailQ === 'all' ? undefined : Number.parseInt(tailQ, 10);
     const since = sinceValue(query.get('since'));
@@ -168,7 +168,8 @@ function containerRuntimeRoutes(r: Router, c: ContainerBackend, run: ContainerRu
     for await (const rec of it) {
       if (signal.aborted) break;
       if (rec.stream === 'stdout' ? !stdout : !stderr) continue;
-      const data = timestamps ? Buffer.concat([Buffer.from(`${rec.time} `), rec.data]) : rec.data;
+      const prefix = `${timestamps ? `${rec.time} ` : ''}${details ? `${attrs} ` : ''}`;
+      const data = prefix ? Buffer.concat([Buffer.from(prefix), rec.data]) : rec.data;
       res.write(tty ? data : frame(rec.stream === 'stdout' ? 1 : 2, data));
     }
     res.end();

@@ -16,6 +16,7 @@ import {
   type WaitResponse,
 } from '../../client/containers.js';
 import { parseBytes } from '../../lib/units.js';
+import { parseTimestamp } from '../../lib/filters.js';
 import { normalizedName, parseNormalizedNamed, withDefaultTag, familiarString } from '../../lib/reference.js';
 import { DEFAULT_DETACH_KEYS } from '../../lib/detachkeys.js';
 import { displayJSONMessages } from '../jsonmessage.js';
@@ -190,6 +191,49 @@ export function parsePublish(specs: string[]): { exposed: Record<string, object>
   return { exposed, bindings };
 }
 
+/** `--mount type=bind|volume|tmpfs,source=…,target=…[,readonly][,tmpfs-size=…][,tmpfs-mode=…]` as docker's Mount. */
+export function parseMount(spec: string): Record<string, unknown> {
+  const fail = (why: string) => new StatusError(`invalid argument "${spec}" for "--mount" flag: ${why}`, 125);
+  const m: Record<string, unknown> = { Type: 'volume' };
+  const tmpfs: Record<string, number> = {};
+  for (const field of spec.split(',')) {
+    const i = field.indexOf('=');
+    const key = (i < 0 ? field : field.slice(0, i)).trim().toLowerCase();
+    const val = i < 0 ? '' : field.slice(i + 1);
+    switch (key) {
+      case 'type': m.Type = val; break;
+      case 'source': case 'src': m.Source = val; break;
+      case 'target': case 'destination': case 'dst': m.Target = val; break;
+      case 'readonly': case 'ro':
+        if (i >= 0 && !['true', 'false', '1', '0'].includes(val)) throw fail(`invalid value for ${key}: ${val}`);
+        m.ReadOnly = i < 0 || val === 'true' || val === '1';
+        break;
+      case 'tmpfs-size': try { tmpfs.SizeBytes = parseBytes(val); } catch { throw fail(`invalid value for ${key}: ${val}`); } break;
+      case 'tmpfs-mode':
+        if (!/^[0-7]+$/.test(val)) throw fail(`invalid value for ${key}: ${val}`);
+        tmpfs.Mode = parseInt(val, 8);
+        break;
+      case 'bind-propagation': m.BindOptions = { Propagation: val }; break;
+      default: throw fail(`unexpected key '${key}' in '${field}'`);
+    }
+  }
+  if (!['bind', 'volume', 'tmpfs'].includes(String(m.Type))) throw fail(`invalid value for type: ${String(m.Type)}`);
+  if (!m.Target) throw fail('target is required');
+  if (Object.keys(tmpfs).length) m.TmpfsOptions = tmpfs;
+  return m;
+}
+
+/** `--log-opt k=v` as the docker CLI's driver options. */
+function logOpts(list: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const kv of list) {
+    const i = kv.indexOf('=');
+    if (i < 1) throw new StatusError(`invalid argument "${kv}" for "--log-opt" flag: invalid key value pair format in driver options`, 125);
+    out[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  return out;
+}
+
 function parseRestart(v: string | undefined): { Name: string; MaximumRetryCount: number } {
   if (v === undefined || v === '' || v === 'no') return { Name: 'no', MaximumRetryCount: 0 };
   const [name, count] = v.split(':');
@@ -255,7 +299,7 @@ export function containerConfig(o: Opts, image: string, cmd: string[], attachDef
     ...(str(o.stopSignal) ? { StopSignal: str(o.stopSignal) } : {}),
     ...(stopTimeout !== undefined ? { StopTimeout: Number(stopTimeout) } : {}),
     HostConfig: {
-      Binds: binds.length ? binds : null, ContainerIDFile: str(o.cidfile) ?? '', LogConfig: { Type: '', Config: {} },
+      Binds: binds.length ? binds : null, ContainerIDFile: str(o.cidfile) ?? '', LogConfig: { Type: str(o.logDriver) ?? '', Config: logOpts(list(o.logOpt)) },
       NetworkMode: str(o.network) ?? 'default', PortBindings: pub.bindings, RestartPolicy: parseRestart(str(o.restart)),
       AutoRemove: o.rm === true, VolumeDriver: '', VolumesFrom: null, ConsoleSize: [0, 0],
       CapAdd: list(o.capAdd).length ? list(o.capAdd) : null, CapDrop: list(o.capDrop).length ? list(o.capDrop) : null,
@@ -282,6 +326,11 @@ export function containerConfig(o: Opts, image: string, cmd: string[], attachDef
       ...(userns ? { UsernsMode: userns } : {}),
       ...(str(o.pid) ? { PidMode: str(o.pid) } : {}),
       ...(str(o.uts) ? { UTSMode: str(o.uts) } : {}),
+      ...(str(o.ipc) ? { IpcMode: str(o.ipc) } : {}),
+      ...(str(o.runtime) ? { Runtime: str(o.runtime) } : {}),
+      ...(list(o.volumesFrom).length ? { VolumesFrom: list(o.volumesFrom) } : {}),
+      ...(list(o.mount).length ? { Mounts: list(o.mount).map(parseMount) } : {}),
+      ...(list(o.storageOpt).length ? { StorageOpt: Object.fromEntries(list(o.storageOpt).map((kv) => { const i = kv.indexOf('='); return i < 0 ? [kv, ''] : [kv.slice(0, i), kv.slice(i + 1)]; })) } : {}),
       // the terminal's size from the start (the resize after start comes too late for a quick command)
       ...(o.tty === true && process.stdout.isTTY && process.stdout.rows ? { ConsoleSize: [process.stdout.rows, process.stdout.columns ?? 80] } : {}),
       ...(o.init === true ? { Init: true } : {}),
@@ -573,13 +622,24 @@ export async function runExec(ctx: CliContext, args: string[], o: Opts): Promise
 
 // ------------------------------------------------------------------------------------------ logs / wait
 
+/** `--since`/`--until` as the docker CLI sends them: unix seconds with nanoseconds ("42m" and dates resolved here). */
+function logTime(v: string | undefined, flag: string): string | undefined {
+  if (v === undefined || v === '') return undefined;
+  let ms: number;
+  try { ms = parseTimestamp(v); } catch {
+    throw new StatusError(`invalid value for "${flag}": failed to parse value as time or duration: ${JSON.stringify(v)}`, 1);
+  }
+  const sec = Math.floor(ms / 1000);
+  return `${sec}.${String(Math.round((ms - sec * 1000) * 1e6)).padStart(9, '0')}`;
+}
+
 export async function runLogs(ctx: CliContext, args: string[], o: Opts): Promise<void> {
   const client = await ctx.client();
   const c = await containerInspect(client, args[0]!);
   const tail = str(o.tail) ?? 'all';
   const res = await containerLogs(client, c.Id, {
     stdout: true, stderr: true, follow: o.follow === true, timestamps: o.timestamps === true, details: o.details === true,
-    tail, since: str(o.since), until: str(o.until),
+    tail, since: logTime(str(o.since), 'since'), until: logTime(str(o.until), 'until'),
   });
   const { stdout, stderr } = ctx.stdio;
   await new Promise<void>((resolve, reject) => {

@@ -21,8 +21,10 @@ import { parseManifestJson, planImages } from './docker-reader.js';
 import { ociLayoutItems, type ArchiveEntries } from './oci-reader.js';
 import { normEntryName as norm, type ArchiveDeps } from './types.js';
 
-export async function loadArchive(deps: ArchiveDeps, input: Readable, progress: ProgressSink): Promise<void> {
+export async function loadArchive(deps: ArchiveDeps, body: Readable, progress: ProgressSink): Promise<void> {
   const { layers, images, refs } = deps;
+  // `docker save | gzip | docker load`: the archive itself may be compressed (gzip, bzip2, xz, zstd)
+  const input = await deps.decompress(body);
   const entries: ArchiveEntries = { files: new Map(), blobs: new Map(), extracted: new Map() };
   const { files, blobs, extracted } = entries;
   const extractLayer = async (file: string) => layers.extract(await deps.decompress(createReadStream(file)));
@@ -152,5 +154,6 @@ export async function loadArchive(deps: ArchiveDeps, input: Readable, progress: 
     for (const c of held.reverse()) await layers.release(c).catch((e) => { deps.log?.error('releasing a layer held by a load: its refcount stays one too high', { layer: c, error: e }); });
     if (tmp) await rm(tmp, { recursive: true, force: true }).catch((e) => { deps.log?.warn('removing a load spool', { path: tmp, error: e }); });
     input.resume();
+    body.resume();
   }
 }

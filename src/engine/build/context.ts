@@ -8,17 +8,16 @@ import { execFile } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { lstat, mkdir, readFile, readdir, rm, rmdir } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import { PassThrough, Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Readable, Transform } from 'node:stream';
 import { promisify } from 'node:util';
 import { startSum, typeflagOf } from './srchash.js';
-import * as zlib from 'node:zlib';
 import { InvalidParameterError, NotFoundError, UnavailableError } from '../../lib/errors.js';
 import { PatternMatcher, readIgnoreFile } from '../../lib/dockerignore.js';
 import { resolveInRoot } from '../fsroot/index.js';
 import { extractLayerTar } from '../layers/extract.js';
 import { peek } from '../../lib/streams.js';
 import { isMissing, missingAs } from '../../lib/fsutil.js';
+import { decompressStream } from '../../lib/compression.js';
 
 const execFileP = promisify(execFile);
 
@@ -30,41 +29,6 @@ export interface BuildContext {
   sums: Map<string, string>;
   /** Removes the unpacked context. */
   close(): Promise<void>;
-}
-
-export type Compression = 'gzip' | 'bzip2' | 'xz' | 'zstd' | null;
-
-export function detectCompression(b: Buffer): Compression {
-  if (b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b) return 'gzip';
-  if (b.length >= 3 && b[0] === 0x42 && b[1] === 0x5a && b[2] === 0x68) return 'bzip2';
-  if (b.length >= 6 && b.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
-  if (b.length >= 4 && b.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
-  return null;
-}
-
-function external(input: Readable, cmd: string): Readable {
-  const child = execFile(cmd, ['-dc'], { encoding: 'buffer', maxBuffer: Infinity });
-  const out = new PassThrough();
-  child.on('error', (e) => out.destroy(new InvalidParameterError(`cannot decompress (${cmd}): ${e.message}`)));
-  child.on('close', (code) => { if (code !== 0) out.destroy(new InvalidParameterError(`${cmd} exited with status ${code}`)); });
-  // EPIPE: the decompressor stopped reading (its exit status says why); any other error is the input's and must not end the context short
-  pipeline(input, child.stdin!).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'EPIPE') out.destroy(e); });
-  child.stdout!.pipe(out);
-  return out;
-}
-
-/** Inflates a stream by its magic bytes (plain data passes through). */
-export async function decompress(input: Readable): Promise<{ stream: Readable; compression: Compression }> {
-  const { head, stream } = await peek(input, 6);
-  const c = detectCompression(head);
-  if (c === 'gzip') return { stream: stream.pipe(zlib.createGunzip({ chunkSize: 1 << 17 })), compression: c };
-  if (c === 'bzip2' || c === 'xz') return { stream: external(stream, c), compression: c };
-  if (c === 'zstd') {
-    const z = zlib as unknown as { createZstdDecompress?: (o?: { chunkSize?: number }) => NodeJS.ReadWriteStream };
-    if (!z.createZstdDecompress) throw new InvalidParameterError('zstd is not supported');
-    return { stream: stream.pipe(z.createZstdDecompress({ chunkSize: 1 << 17 })) as unknown as Readable, compression: c };
-  }
-  return { stream, compression: null };
 }
 
 /** A tar header block: "ustar" magic or a valid checksum. */
@@ -191,7 +155,7 @@ export async function openContext(body: Readable | null, opts: { remote?: string
       }
     }
     if (input) {
-      const { stream } = await decompress(input);
+      const { stream } = await decompressStream(input);
       const { head, stream: s2 } = await peek(stream, 512);
       if (looksLikeTar(head)) {
         await untarTo(s2, dir, sums);

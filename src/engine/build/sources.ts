@@ -16,7 +16,8 @@ import { hasWildcards, type PatternMatcher } from '../../lib/dockerignore.js';
 import { goMatch } from '../../lib/go.js';
 import { peek as peekStream } from '../../lib/streams.js';
 import { resolveInRoot } from '../fsroot/index.js';
-import { decompress, looksLikeTar } from './context.js';
+import { looksLikeTar } from './context.js';
+import { decompressStream as decompress } from '../../lib/compression.js';
 import { dirHash, downloadSum, lazySum, multiHash } from './srchash.js';
 import { missingAs } from '../../lib/fsutil.js';
 

@@ -15,11 +15,12 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { InvalidParameterError } from '../../lib/errors.js';
+import { ConflictError, InvalidParameterError } from '../../lib/errors.js';
 import type { ContainerCreateRequest } from '../../wire/index.js';
 import { normalizeCapabilities, parseDeviceCgroupRule, type DeviceSpec, type RlimitSpec, type SpecOptions } from '../runtime/spec.js';
 import { parseSeccompJson, type DockerSeccompProfile } from '../runtime/seccomp.js';
 import { isMissing } from '../../lib/fsutil.js';
+import { checkLogConfig, type LogSettings } from '../runtime/logs.js';
 
 // ------------------------------------------------------------------------------------------ values
 
@@ -268,6 +269,9 @@ export function validateCreateBody(body: ContainerCreateRequest): { warnings: st
     if (count < 0) throw new InvalidParameterError('maximum retry count cannot be negative');
     if (hc.AutoRemove === true && name !== '' && name !== 'no') throw new InvalidParameterError("can't create 'AutoRemove' container with restart policy");
   }
+  if (hc.StorageOpt && Object.keys(hc.StorageOpt as object).length) {
+    throw new InvalidParameterError("--storage-opt is supported only for overlay over xfs with 'pquota' mount option");
+  }
   // ports, binds, tmpfs
   if (hc.PortBindings) checkPortBindings(hc.PortBindings as Record<string, unknown>);
   for (const b of (hc.Binds ?? []) as string[]) parseBind(b);
@@ -290,14 +294,18 @@ export function validateCreateBody(body: ContainerCreateRequest): { warnings: st
   const userns = (hc.UsernsMode as string | undefined) ?? '';
   if (userns !== '' && userns !== 'host') throw new InvalidParameterError(`invalid UsernsMode ${JSON.stringify(userns)}: wharfd does not remap users, only "host" is supported`);
   // namespaces shared with the host or another container
-  for (const [k, flag, ok] of [['PidMode', '--pid', ['', 'host']], ['UTSMode', '--uts', ['', 'host']], ['IpcMode', '--ipc', ['', 'private', 'shareable']], ['CgroupnsMode', '--cgroupns', ['', 'host']]] as const) {
+  for (const [k, flag, ok] of [['PidMode', '--pid', ['', 'host']], ['UTSMode', '--uts', ['', 'host']], ['CgroupnsMode', '--cgroupns', ['', 'host']]] as const) {
     const v = (hc[k] as string | undefined) ?? '';
+    if (k === 'PidMode' && /^container:./.test(v)) continue;
     if (!(ok as readonly string[]).includes(v)) throw new InvalidParameterError(`${k} ${JSON.stringify(v)} is not supported by wharfd (${flag} accepts ${ok.filter(Boolean).map((x) => JSON.stringify(x)).join(', ')})`);
   }
+  const ipc = (hc.IpcMode as string | undefined) ?? '';
+  if (!['', 'private', 'shareable', 'host', 'none'].includes(ipc) && !/^container:./.test(ipc)) throw new InvalidParameterError(`Invalid IPC mode: ${ipc}`);
+  checkRuntime((hc.Runtime as string | undefined) ?? '');
   if (hc.UTSMode === 'host' && typeof body.Hostname === 'string' && body.Hostname !== '') throw new InvalidParameterError('Conflicting options: hostname and the UTS mode');
   const parent = (hc.CgroupParent as string | undefined) ?? '';
   if (parent.split('/').includes('..')) throw new InvalidParameterError(`invalid CgroupParent ${JSON.stringify(parent)}`);
-  for (const k of ['Links', 'VolumesFrom'] as const) {
+  for (const k of ['Links'] as const) {
     if (Array.isArray(hc[k]) && (hc[k] as unknown[]).length) throw new InvalidParameterError(`${k} is not supported by wharfd`);
   }
   // sysctls, ulimits, devices
@@ -334,6 +342,76 @@ function checkDevices(list: unknown[]): DeviceSpec[] {
   return out;
 }
 
+/** HostConfig.Runtime: runc, or crun when installed (dockerd's `Unknown runtime specified X` otherwise). */
+function checkRuntime(name: string): void {
+  if (name === '' || name === 'runc') return;
+  if (name === 'crun' && ['/usr/bin/crun', '/usr/sbin/crun', '/usr/local/bin/crun'].some((p) => existsSync(p))) return;
+  throw new InvalidParameterError(`Unknown runtime specified ${name}`);
+}
+
+// ------------------------------------------------------------------------------------------ namespaces of other containers
+
+/** What joining another container's namespaces needs to know about it. */
+export interface NamespaceDonor { id: string; running: boolean; pid: number; ipcMode: string; dir: string }
+
+/**
+ * `--pid container:X` / `--ipc container:X|host|shareable` as runtime options, at start (the donor must run then,
+ * and lend its IPC only when `shareable`, with dockerd's words otherwise). `/dev/shm` goes with the IPC
+ * namespace: a shareable container's is a directory of its own (`<containerDir>/shm`) that joiners bind too.
+ */
+export function namespaceOptionsOf(hc: Record<string, unknown>, containerDir: string, donor: (ref: string) => NamespaceDonor): Partial<SpecOptions> {
+  const o: Partial<SpecOptions> = {};
+  const join: NonNullable<SpecOptions['joinNamespaces']> = [];
+  const pid = String(hc.PidMode ?? '');
+  if (pid.startsWith('container:')) {
+    const d = donor(pid.slice('container:'.length));
+    if (!d.running || d.pid <= 0) throw new ConflictError(`container ${d.id} is not running`);
+    join.push({ type: 'pid', path: `/proc/${d.pid}/ns/pid` });
+  }
+  const ipc = String(hc.IpcMode ?? '');
+  if (ipc === 'shareable') o.shmDir = `${containerDir}/shm`;
+  else if (ipc.startsWith('container:')) {
+    const d = donor(ipc.slice('container:'.length));
+    if (!d.running || d.pid <= 0) throw new ConflictError(`can't join IPC of container ${d.id}: container ${d.id} is not running`);
+    if (d.ipcMode !== 'shareable') throw new ConflictError(`can't join IPC of container ${d.id}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)`);
+    join.push({ type: 'ipc', path: `/proc/${d.pid}/ns/ipc` });
+    o.shmDir = `${d.dir}/shm`;
+  }
+  if (join.length) o.joinNamespaces = join;
+  return o;
+}
+
+// ------------------------------------------------------------------------------------------ log drivers
+
+/** The daemon's default log driver and options (daemon.json `log-driver`, `log-opts`). */
+export interface LogDefaults { driver: string; opts: Record<string, string> }
+
+/**
+ * A create body's LogConfig as dockerd records it: an empty Type takes the daemon's driver, and a container
+ * using the daemon's driver takes the daemon's options it does not set itself; then checked (unknown driver,
+ * unknown option, bad size or count → 400 with dockerd's words).
+ */
+export function resolveLogConfig(lc: unknown, defaults: LogDefaults = { driver: 'json-file', opts: {} }): { Type: string; Config: Record<string, string> } {
+  const given = (lc && typeof lc === 'object' ? lc : {}) as { Type?: string; Config?: Record<string, string> | null };
+  const type = given.Type || defaults.driver;
+  const config = { ...(given.Config ?? {}) };
+  if (type === defaults.driver) for (const [k, v] of Object.entries(defaults.opts)) if (!(k in config)) config[k] = v;
+  checkLogConfig(type, config);
+  return { Type: type, Config: config };
+}
+
+/** What the runtime's create needs from a recorded HostConfig: the log driver and the OCI runtime. */
+export function createOptionsOf(hc: Record<string, unknown>): { log: LogSettings; runtime?: string } {
+  const runtime = typeof hc.Runtime === 'string' && hc.Runtime !== '' ? hc.Runtime : undefined;
+  return { log: logSettingsOf(hc), ...(runtime ? { runtime } : {}) };
+}
+
+/** The log settings of a recorded HostConfig (records from before log drivers: json-file, no rotation). */
+export function logSettingsOf(hc: Record<string, unknown>): LogSettings {
+  const lc = (hc.LogConfig && typeof hc.LogConfig === 'object' ? hc.LogConfig : {}) as { Type?: string; Config?: Record<string, string> | null };
+  try { return checkLogConfig(lc.Type || 'json-file', lc.Config ?? {}); } catch { return { driver: 'json-file', maxSize: null, maxFile: 1, compress: false }; }
+}
+
 // ------------------------------------------------------------------------------------------ to the runtime
 
 /** The runtime spec options a recorded HostConfig asks for (the body was validated at create). */
@@ -360,13 +438,25 @@ export function specOptionsOf(hc: Record<string, unknown>): Partial<SpecOptions>
   if (n('OomScoreAdj') !== 0) o.oomScoreAdj = n('OomScoreAdj');
   if (hc.Init === true) o.init = true;
   if (strs('GroupAdd').length) o.groupAdd = strs('GroupAdd');
-  if (hc.Tmpfs && typeof hc.Tmpfs === 'object') o.tmpfs = hc.Tmpfs as Record<string, string>;
+  if (hc.Tmpfs && typeof hc.Tmpfs === 'object') o.tmpfs = { ...(hc.Tmpfs as Record<string, string>) };
+  // --mount type=tmpfs: TmpfsOptions.SizeBytes and Mode (a file mode number), ReadOnly
+  for (const m of (Array.isArray(hc.Mounts) ? hc.Mounts : []) as { Type?: string; Target?: string; ReadOnly?: boolean; TmpfsOptions?: { SizeBytes?: number; Mode?: number } }[]) {
+    if (m.Type !== 'tmpfs' || !m.Target) continue;
+    const opts: string[] = [];
+    if (m.TmpfsOptions?.SizeBytes) opts.push(`size=${m.TmpfsOptions.SizeBytes}`);
+    if (m.TmpfsOptions?.Mode) opts.push(`mode=${(m.TmpfsOptions.Mode & 0o7777).toString(8)}`);
+    if (m.ReadOnly) opts.push('ro');
+    (o.tmpfs ??= {})[m.Target] = opts.join(',');
+  }
   if (Array.isArray(hc.Devices) && hc.Devices.length) o.devices = checkDevices(hc.Devices);
   if (strs('DeviceCgroupRules').length) o.deviceCgroupRules = strs('DeviceCgroupRules');
   if (hc.Sysctls && typeof hc.Sysctls === 'object' && Object.keys(hc.Sysctls).length) o.sysctl = hc.Sysctls as Record<string, string>;
   if (Array.isArray(hc.Ulimits) && hc.Ulimits.length) o.rlimits = checkUlimits(hc.Ulimits);
-  const shared = (['pid', 'uts'] as const).filter((n) => hc[n === 'pid' ? 'PidMode' : 'UTSMode'] === 'host');
+  const modeKey = { pid: 'PidMode', uts: 'UTSMode', ipc: 'IpcMode' } as const;
+  const shared = (['pid', 'uts', 'ipc'] as const).filter((n) => hc[modeKey[n]] === 'host');
   if (shared.length) o.hostNamespaces = [...shared];
+  if (hc.IpcMode === 'host') o.shmDir = '/dev/shm';
+  if (hc.IpcMode === 'none') o.shmDir = '';
   if (typeof hc.MemorySwappiness === 'number' && hc.MemorySwappiness >= 0) o.memorySwappiness = hc.MemorySwappiness;
   if (n('BlkioWeight') > 0) o.blkioWeight = n('BlkioWeight');
   if (typeof hc.CgroupParent === 'string' && hc.CgroupParent !== '') o.cgroupParent = hc.CgroupParent.startsWith('/') ? hc.CgroupParent : `/${hc.CgroupParent}`;

@@ -198,6 +198,15 @@ function commandOf(r: ContainerRecord): string {
   return r.Args.length ? `${r.Path} ${r.Args.map((a) => (a.includes(' ') ? `'${a}'` : a)).join(' ')}` : r.Path;
 }
 
+/** The Ports of a list entry: published bindings, and exposed ports with no binding. */
+export function portsView(r: ContainerRecord): { IP?: string; PrivatePort: number; PublicPort?: number; Type: string }[] {
+  return Object.entries(r.Net?.Ports ?? {}).flatMap(([k, bs]) => {
+    const [port, proto] = k.split('/') as [string, string];
+    if (!bs) return [{ PrivatePort: Number(port), Type: proto }];
+    return bs.map((b) => ({ IP: b.HostIp || '0.0.0.0', PrivatePort: Number(port), PublicPort: Number(b.HostPort), Type: proto }));
+  });
+}
+
 /** One row of GET /containers/json; SizeRw/SizeRootFs with ?size=1, omitted when 0 as Go's omitempty does. */
 export function summaryView(r: ContainerRecord, status: string, sizes?: { SizeRw: number; SizeRootFs: number }): ContainerSummary {
   return {
@@ -207,11 +216,7 @@ export function summaryView(r: ContainerRecord, status: string, sizes?: { SizeRw
     ImageID: r.Image,
     Command: commandOf(r),
     Created: Math.floor(Date.parse(r.Created) / 1000),
-    Ports: Object.entries(r.Net?.Ports ?? {}).flatMap(([k, bs]) => {
-      const [port, proto] = k.split('/') as [string, string];
-      if (!bs) return [{ PrivatePort: Number(port), Type: proto }];
-      return bs.map((b) => ({ IP: b.HostIp || '0.0.0.0', PrivatePort: Number(port), PublicPort: Number(b.HostPort), Type: proto }));
-    }),
+    Ports: portsView(r),
     ...(sizes?.SizeRw ? { SizeRw: sizes.SizeRw } : {}),
     ...(sizes?.SizeRootFs ? { SizeRootFs: sizes.SizeRootFs } : {}),
     Labels: (r.Config.Labels ?? {}) as Record<string, string>,

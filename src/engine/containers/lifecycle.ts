@@ -17,7 +17,7 @@ import { writeFileAtomic } from '../../lib/atomic.js';
 import { mkdirAllInRoot, extractIntoRoot, packFromRoot } from '../fsroot/index.js';
 import type { LayerStore } from '../layers/types.js';
 import { buildSpec, writeBundle, type NetworkMode } from '../runtime/spec.js';
-import { parseBind, specOptionsOf } from './hostconfig.js';
+import { createOptionsOf, namespaceOptionsOf, parseBind, specOptionsOf } from './hostconfig.js';
 import { RuntimeError, type AttachHandle, type Runtime } from '../runtime/runc.js';
 import { readLogs, type LogRecord } from '../runtime/logs.js';
 import { type ContainerNet, type ContainerRecord, type ContainerService, type MountPoint } from './service.js';
@@ -211,6 +211,10 @@ export class ContainerRunner {
         ...(Array.isArray(hc.Dns) && hc.Dns.length ? { dns: hc.Dns as string[] } : {}),
         ...(Array.isArray(hc.ExtraHosts) ? { extraHosts: hc.ExtraHosts as string[] } : {}),
         ...specOptionsOf(hc),
+        ...namespaceOptionsOf(hc, this.c.dir(id), (ref) => {
+          const o = this.c.get(ref);
+          return { id: o.ID, running: o.State.Running, pid: o.State.Pid, ipcMode: String(o.HostConfig.IpcMode ?? ''), dir: this.c.dir(o.ID) };
+        }),
         binds: r.MountPoints ? await mountsOf(r.MountPoints, rootfs) : await bindsOf(hc),
       });
       await mkdir(bundle, { recursive: true });
@@ -218,7 +222,7 @@ export class ContainerRunner {
       const stdio = r.Config.Tty ? 'tty' : r.Config.OpenStdin ? 'pipes' : 'null';
       const cs = hc.ConsoleSize as number[] | undefined;
       const { pid } = await this.rt.create(id, bundle, {
-        stdio, logPath: this.logPath(id),
+        stdio, logPath: this.logPath(id), ...createOptionsOf(hc),
         ...(r.Config.Tty && cs && cs[0] && cs[1] ? { consoleSize: { height: cs[0], width: cs[1] } } : {}),
       });
       created = true;
@@ -237,15 +241,19 @@ export class ContainerRunner {
       await this.layers.unmount(id).catch(this.log.onError('unmounting after a failed start', { container: id }));
       for (const p of this.pendingAttach.get(id) ?? []) p.done(null);
       this.pendingAttach.delete(id);
+      // as dockerd's start: any failure (runtime, network, ports, mounts) is recorded, wakes the waiters, and
+      // with AutoRemove removes the container (the docker CLI waits for `removed` after a failed start)
+      const msg = (e as Error).message;
       if (e instanceof RuntimeError) {
         const m = e.runtimeMessage;
         r.State.ExitCode = /executable file not found|no such file or directory/.test(m) ? 127 : /permission denied/.test(m) ? 126 : 128;
-        r.State.Error = e.message;
-        await this.c.save(r);
-        this.notify(r, r.State.ExitCode, e.message);
-        if (r.HostConfig.AutoRemove) await this.autoRemove(r);
-        throw new InvalidParameterError(e.message, { cause: e });
-      }
+      } else if (r.State.ExitCode === 0) r.State.ExitCode = 255;
+      r.State.Error = msg;
+      await this.c.save(r).catch(this.log.onError('recording a failed start', { container: id }, 'error'));
+      this.notify(r, r.State.ExitCode, msg);
+      // the removal's waiters get no error (dockerd's: the docker CLI reports the start error itself)
+      if (r.HostConfig.AutoRemove) { r.State.Error = ''; await this.autoRemove(r); }
+      if (e instanceof RuntimeError) throw new InvalidParameterError(msg, { cause: e });
       throw e;
     }
   }
@@ -366,7 +374,8 @@ export class ContainerRunner {
     const r = this.c.get(ref);
     if (!r.State.Running) throw new ConflictError(`Container ${r.ID} is not running`);
     r.ManuallyStopped = true;
-    await this.rt.kill(r.ID, signal || 'KILL', true).catch((e) => {
+    // docker kill signals the container's PID 1 only (a PID namespace ends with it)
+    await this.rt.kill(r.ID, signal || 'KILL').catch((e) => {
       if (e instanceof ConflictError) throw new ConflictError(`Container ${r.ID} is not running`);
       throw e;
     });

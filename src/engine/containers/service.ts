@@ -9,13 +9,15 @@ import { chmod, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '../../lib/atomic.js';
 import type { Digest } from '../../lib/digest.js';
-import { ConflictError, InvalidParameterError, NotFoundError, notFoundAs } from '../../lib/errors.js';
+import { ConflictError, InvalidParameterError, NotFoundError, NotImplementedError, notFoundAs } from '../../lib/errors.js';
+import { exactMatch, hasFilter, invalidFilterError, matchFilter, matchKVList, pruneLabelsMatch, pruneUntil, validateFilters, type Filters } from '../../lib/filters.js';
 import type { VolumeStore } from '../volumes/store.js';
 import type { LayerStore } from '../layers/types.js';
 import type { ContainerConfig, Image } from '../images/types.js';
 import { topChainOf } from '../images/store.js';
-import { parseBind, validateCreateBody } from './hostconfig.js';
-import { inspectView, summaryView } from './inspect.js';
+import { logSettingsOf, parseBind, resolveLogConfig, validateCreateBody, type LogDefaults } from './hostconfig.js';
+import { logAttrs } from '../runtime/logs.js';
+import { inspectView, mountsView, networksView, portsView, summaryView } from './inspect.js';
 import type {
   ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerListOptions, ContainerPruneReport,
   ContainerState, ContainerSummary,
@@ -66,8 +68,10 @@ export interface ContainerServiceDeps {
   /** Named and anonymous volumes (absent: only bind mounts are accepted). */
   volumes?: VolumeStore;
   log?: Logger;
-  /** The OCI runtime's name inspect reports when HostConfig.Runtime is empty (default "runc"). */
-  runtime?: string;
+  /** The daemon's log driver and options for containers that name none (default json-file). */
+  logDefaults?: LogDefaults;
+  /** The daemon's OCI runtime, recorded as HostConfig.Runtime of containers that name none (default runc). */
+  defaultRuntime?: string;
 }
 
 /** A mount of a container, as recorded (docker's MountPoint): a bind of a host path or a volume. */
@@ -183,6 +187,7 @@ export class ContainerService {
       const v = await vols.create(name === '' ? {} : { Name: name });
       if (!existed) made.push(v.Name);
       vols.retain(v.Name, id);
+      try { await vols.whenMounted(v.Name); } catch (e) { vols.release(v.Name, id); throw e; }
       return { Type: 'volume', Name: v.Name, Source: v.Mountpoint, Destination: dst, Mode: mode, RW: rw };
     };
     const taken = (dst: string) => out.some((m) => m.Destination === dst);
@@ -200,7 +205,27 @@ export class ContainerService {
         if (!m.Source?.startsWith('/')) throw new InvalidParameterError(`invalid mount config for type "bind": invalid mount path: '${m.Source ?? ''}' mount path must be absolute`);
         out.push({ Type: 'bind', Source: m.Source, Destination: dst, Mode: '', RW: !m.ReadOnly, Propagation: 'rprivate' });
       } else if (m.Type === 'volume') out.push(await volume(m.Source ?? '', dst, '', !m.ReadOnly));
-      else throw new InvalidParameterError(`invalid mount config: mount type "${m.Type ?? ''}" is not supported`);
+      else if (m.Type === 'tmpfs') {
+        // no mount point of its own: the runtime mounts it (specOptionsOf), like --tmpfs
+        if (m.Source) throw new InvalidParameterError('invalid mount config for type "tmpfs": field Source must not be specified');
+      } else throw new InvalidParameterError(`invalid mount config: mount type "${m.Type ?? ''}" is not supported`);
+    }
+    // --volumes-from NAME[:ro|rw]: the source container's mounts (its binds and volumes), the container's own
+    // binds and mounts winning; ro/rw overrides each mount's own mode
+    for (const spec of (Array.isArray(hc.VolumesFrom) ? hc.VolumesFrom : []) as string[]) {
+      const i = spec.lastIndexOf(':');
+      const [ref, mode] = i > 0 ? [spec.slice(0, i), spec.slice(i + 1)] : [spec, ''];
+      if (!['', 'ro', 'rw'].includes(mode)) throw new InvalidParameterError(`invalid mode: ${mode}`);
+      const src = this.named(ref);
+      for (const m of src.MountPoints ?? []) {
+        if (taken(m.Destination)) continue;
+        const rw = mode === '' ? m.RW : mode === 'rw';
+        if (m.Type === 'volume' && m.Name) {
+          if (!vols?.has(m.Name)) continue;
+          vols.retain(m.Name, id);
+          out.push({ ...m, RW: rw, Mode: mode || m.Mode });
+        } else out.push({ ...m, RW: rw, Mode: mode || m.Mode });
+      }
     }
     for (const dst of Object.keys(cfg.Volumes ?? {})) {
       if (!dst.startsWith('/')) continue;
@@ -219,6 +244,17 @@ export class ContainerService {
       throw new InvalidParameterError(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
     }
     const { warnings } = validateCreateBody(body);
+    // --pid/--ipc container:X and --volumes-from name containers that must exist (running is checked at start)
+    const hcIn = (body.HostConfig ?? {}) as Record<string, unknown>;
+    for (const k of ['PidMode', 'IpcMode'] as const) {
+      const v = hcIn[k];
+      if (typeof v === 'string' && v.startsWith('container:')) this.named(v.slice('container:'.length));
+    }
+    if (body.HostConfig && typeof body.HostConfig === 'object') {
+      const h = body.HostConfig as Record<string, unknown>;
+      h.LogConfig = resolveLogConfig(h.LogConfig, this.d.logDefaults);
+      if (!h.Runtime) h.Runtime = this.d.defaultRuntime ?? 'runc';
+    } else body.HostConfig = { LogConfig: resolveLogConfig(undefined, this.d.logDefaults), Runtime: this.d.defaultRuntime ?? 'runc' };
     const imageName = typeof body.Image === 'string' ? body.Image : '';
     if (imageName === '' && !opts.noImage) throw new InvalidParameterError('Config cannot be empty in order to create a container');
     const img = imageName === '' ? null : await this.d.resolveImage(imageName);
@@ -296,6 +332,17 @@ export class ContainerService {
     return { Id: id, Warnings: warnings };
   }
 
+  /**
+   * A container a create body names (--volumes-from, --pid/--ipc container:X): a missing one is a bad request
+   * (400, as dockerd: a 404 would make the docker CLI pull the image), worded "No such container: X".
+   */
+  private named(ref: string): ContainerRecord {
+    try { return this.get(ref); } catch (e) {
+      if (e instanceof NotFoundError) throw new InvalidParameterError(e.message);
+      throw e;
+    }
+  }
+
   /** A container's exec instances (inspect's ExecIDs), wired by the composition root. */
   execIDsOf?: (id: string) => string[] | null;
 
@@ -304,7 +351,7 @@ export class ContainerService {
     const r = this.get(ref);
     const sizes = opts.size ? await this.sizes(r.ID) : undefined;
     return inspectView(r, {
-      dir: this.dir(r.ID), runtime: this.d.runtime ?? 'runc', graphDriver: this.d.layers.graphDriverName,
+      dir: this.dir(r.ID), runtime: this.d.defaultRuntime ?? 'runc', graphDriver: this.d.layers.graphDriverName,
       execIDs: this.execIDsOf?.(r.ID) ?? null, ...(sizes ? { sizes } : {}),
     });
   }
@@ -337,37 +384,125 @@ export class ContainerService {
 
   /** GET /containers/json. */
   async list(opts: ContainerListOptions): Promise<ContainerSummary[]> {
-    const f = opts.filters;
-    for (const k of Object.keys(f)) {
-      if (!['status', 'name', 'id', 'label', 'exited', 'ancestor'].includes(k)) throw new InvalidParameterError(`Invalid filter '${k}'`);
-    }
-    for (const st of f.status ?? []) {
-      if (!['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead'].includes(st)) {
-        throw new InvalidParameterError(`Unrecognised filter value for status: ${st}`);
-      }
-    }
-    const all = opts.all || (f.status?.length ?? 0) > 0 || (opts.limit ?? 0) > 0;
+    const keep = await this.listFilter(opts.filters);
+    const all = opts.all || (opts.filters.status?.length ?? 0) > 0 || (opts.limit ?? 0) > 0;
     let recs = this.all().sort((a, b) => (a.Created < b.Created ? 1 : a.Created > b.Created ? -1 : 0));
-    recs = recs.filter((r) => {
-      if (!all && !r.State.Running) return false;
-      if (f.status && !f.status.includes(r.State.Status)) return false;
-      if (f.name && !f.name.some((n) => new RegExp(n).test(r.Name))) return false;
-      if (f.id && !f.id.some((p) => r.ID.startsWith(p))) return false;
-      if (f.exited && (r.State.Status !== 'exited' || !f.exited.includes(String(r.State.ExitCode)))) return false;
-      if (f.label) {
-        const labels = (r.Config.Labels ?? {}) as Record<string, string>;
-        for (const l of f.label) {
-          const [k, v] = l.split('=', 2) as [string, string | undefined];
-          if (!(k in labels) || (v !== undefined && labels[k] !== v)) return false;
-        }
-      }
-      return true;
-    });
+    recs = await keep(recs.filter((r) => all || r.State.Running));
     if (opts.limit && opts.limit > 0) recs = recs.slice(0, opts.limit);
     const now = Date.now();
     const out: ContainerSummary[] = [];
     for (const r of recs) out.push(summaryView(r, this.statusText(r, now), opts.size ? await this.sizes(r.ID).catch(notFoundAs(undefined)) /* removed meanwhile */ : undefined));
     return out;
+  }
+
+  /**
+   * The `filters` of GET /containers/json as dockerd's list: checked first (unknown names, bad status, health,
+   * is-task or port values, a since/before container that does not exist), then a function that keeps the
+   * matching records of a newest-first list (before: only those older than that container; since: only newer;
+   * ancestor: containers of that image or of an image built on it, by the parent chain).
+   */
+  private async listFilter(f: Filters): Promise<(recs: ContainerRecord[]) => Promise<ContainerRecord[]>> {
+    validateFilters(f, ['ancestor', 'before', 'exited', 'expose', 'health', 'id', 'isolation', 'is-task', 'label', 'name', 'network', 'publish', 'since', 'status', 'volume']);
+    const exited = (f.exited ?? []).map((v) => {
+      if (!/^[+-]?\d+$/.test(v)) throw new InvalidParameterError(`strconv.Atoi: parsing ${JSON.stringify(v)}: invalid syntax`);
+      return Number(v);
+    });
+    for (const st of f.status ?? []) {
+      if (!['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead'].includes(st)) {
+        throw new InvalidParameterError(`Unrecognised filter value for status: ${st}`);
+      }
+    }
+    for (const h of f.health ?? []) {
+      if (!['starting', 'healthy', 'unhealthy', 'none'].includes(h)) throw new InvalidParameterError(`Unrecognised filter value for health: ${h}`);
+    }
+    let isTask: boolean | null = null;
+    if (hasFilter(f, 'is-task')) {
+      if (exactMatch(f, 'is-task', 'true')) isTask = true;
+      else if (exactMatch(f, 'is-task', 'false')) isTask = false;
+      else throw invalidFilterError('is-task', f['is-task']);
+    }
+    let before: string | null = null;
+    let since: string | null = null;
+    const byRef = (v: string) => {
+      try { return this.get(v).ID; } catch (e) {
+        if (e instanceof NotFoundError) throw new NotFoundError(`no such container ${v}`);
+        throw e;
+      }
+    };
+    for (const v of f.before ?? []) before = byRef(v);
+    for (const v of f.since ?? []) since = byRef(v);
+    // ancestor: an image that cannot be found matches nothing (dockerd logs a warning and skips it)
+    let ancestors: Set<string> | null = null;
+    if (hasFilter(f, 'ancestor')) {
+      ancestors = new Set();
+      for (const v of f.ancestor ?? []) {
+        try { ancestors.add((await this.d.resolveImage(v)).id); } catch { /* skipped */ }
+      }
+    }
+    const chains = new Map<string, boolean>();
+    const descends = async (imageId: string): Promise<boolean> => {
+      if (!ancestors || ancestors.size === 0) return false;
+      const known = chains.get(imageId);
+      if (known !== undefined) return known;
+      let id: string | null = imageId;
+      let hit = false;
+      for (let depth = 0; id && depth < 1000 && !hit; depth++) {
+        if (ancestors.has(id)) hit = true;
+        else { try { id = (await this.d.resolveImage(id)).parent; } catch { id = null; } }
+      }
+      chains.set(imageId, hit);
+      return hit;
+    };
+    const publish = portFilter('publish', f.publish ?? []);
+    const expose = portFilter('expose', f.expose ?? []);
+    const labelsOf = (r: ContainerRecord) => (r.Config.Labels ?? {}) as Record<string, string>;
+    const match = (r: ContainerRecord): boolean => {
+      if (!matchFilter(f, 'name', r.Name) && !matchFilter(f, 'name', r.Name.replace(/^\//, ''))) return false;
+      if (!matchFilter(f, 'id', r.ID)) return false;
+      if (isTask === true) return false; // no container here is a swarm task
+      if (!matchKVList(f, 'label', labelsOf(r))) return false;
+      if (exited.length && !(exited.includes(r.State.ExitCode) && !r.State.Running && r.State.StartedAt !== ZERO_TIME)) return false;
+      if (!matchFilter(f, 'status', r.State.Status)) return false;
+      const health = (r.State as { Health?: { Status?: string } }).Health?.Status || 'none';
+      if (!exactMatch(f, 'health', health)) return false;
+      if (hasFilter(f, 'volume')) {
+        const mounts = mountsView(r) as { Name?: string; Source: string; Destination: string }[];
+        const names = new Set(mounts.map((m) => m.Name || m.Source));
+        const dests = new Set(mounts.map((m) => m.Destination).filter((d) => d !== ''));
+        if (!(f.volume ?? []).some((v) => dests.has(v) || names.has(v))) return false;
+      }
+      if (hasFilter(f, 'network')) {
+        const nets = networksView(r) as unknown as Record<string, { NetworkID?: string } | null>;
+        const hit = (f.network ?? []).some((v) => v in nets || Object.values(nets).some((n) => !!n && (n.NetworkID ?? '').startsWith(v)));
+        if (!hit) return false;
+      }
+      if (publish.size || expose.size) {
+        const ports = portsView(r);
+        if (!ports.some((p) => publish.has(`${p.PublicPort ?? 0}/${p.Type}`) || expose.has(`${p.PrivatePort}/${p.Type}`))) return false;
+      }
+      return true;
+    };
+    return async (recs) => {
+      const out: ContainerRecord[] = [];
+      let skipping = before !== null;
+      for (const r of recs) {
+        if (skipping) { if (r.ID === before) skipping = false; continue; }
+        if (since !== null && r.ID === since) break;
+        if (match(r) && (ancestors === null || await descends(r.Image))) out.push(r);
+      }
+      return out;
+    };
+  }
+
+  /**
+   * How GET /containers/{id}/logs reads this container's log: refused for the `none` driver (dockerd's 501);
+   * `attrs` is what `--details` prints before each line (the json-file `labels`/`env` options' picks).
+   */
+  logReading(ref: string): { attrs: string } {
+    const r = this.get(ref);
+    if (logSettingsOf(r.HostConfig).driver === 'none') throw new NotImplementedError('configured logging driver does not support reading');
+    const lc = (r.HostConfig.LogConfig ?? {}) as { Config?: Record<string, string> | null };
+    return { attrs: logAttrs(lc.Config ?? {}, (r.Config.Labels ?? {}) as Record<string, string>, r.Config.Env ?? []) };
   }
 
   /** POST /containers/{id}/rename. */
@@ -383,12 +518,16 @@ export class ContainerService {
     await this.save(r);
   }
 
-  /** POST /containers/prune: every stopped container. */
-  async prune(): Promise<ContainerPruneReport> {
+  /** POST /containers/prune: every stopped container, narrowed by the filters `until`, `label` and `label!`. */
+  async prune(filters: Filters = {}): Promise<ContainerPruneReport> {
+    validateFilters(filters, ['label', 'label!', 'until']);
+    const until = pruneUntil(filters);
     const deleted: string[] = [];
     let space = 0;
     for (const r of this.all()) {
       if (r.State.Running || r.State.Status === 'removing') continue;
+      if (until !== null && Date.parse(r.Created) > until) continue;
+      if (!pruneLabelsMatch(filters, (r.Config.Labels ?? {}) as Record<string, string>)) continue;
       const size = await this.d.layers.rwSize(r.ID).catch((e) => { this.log.unlessGone('measuring a container\'s RW layer', { container: r.ID })(e); return 0; });
       try { await this.remove(r.ID, { force: false }); deleted.push(r.ID); space += size; } catch (e) { if (!(e instanceof ConflictError)) this.log.unlessGone('pruning a container', { container: r.ID })(e); /* raced */ }
     }
@@ -425,4 +564,31 @@ export class ContainerService {
       if (opts.volumes && this.d.volumes.isAnonymous(m.Name)) await this.d.volumes.remove(m.Name).catch(this.log.onError('removing an anonymous volume with its container', { container: r.ID, volume: m.Name }));
     }
   }
+}
+
+/**
+ * The `publish`/`expose` filter values of GET /containers/json ("80", "80/udp", "8000-8080/tcp") as the set of
+ * "port/proto" they name; dockerd's errors for a colon or a bad range.
+ */
+export function portFilter(key: string, values: string[]): Set<string> {
+  const out = new Set<string>();
+  for (const value of values) {
+    if (value.includes(':')) throw new Error(`filter for '${key}' should not contain ':': ${value}`);
+    const slash = value.indexOf('/');
+    const port = slash < 0 ? value : value.slice(0, slash);
+    const proto = slash < 0 ? 'tcp' : value.slice(slash + 1);
+    const fail = (why: string) => new Error(`error while looking up for ${key} ${value}: ${why}`);
+    if (port === '') throw fail('empty string specified for ports.');
+    const [a, b = a] = port.split('-', 2) as [string, string?];
+    const num = (x: string) => {
+      if (!/^\d+$/.test(x)) throw fail(`strconv.ParseUint: parsing ${JSON.stringify(x)}: invalid syntax`);
+      if (Number(x) > 65535) throw fail(`strconv.ParseUint: parsing ${JSON.stringify(x)}: value out of range`);
+      return Number(x);
+    };
+    const start = num(a);
+    const end = num(b);
+    if (end < start) throw fail(`Invalid range specified for the Port: ${port}`);
+    for (let p = start; p <= end; p++) out.add(`${p}/${proto}`);
+  }
+  return out;
 }

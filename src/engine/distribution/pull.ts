@@ -10,7 +10,7 @@
  */
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { compressionOf, decompressor } from '../layers/compression.js';
+import { compressionOf, decompressor } from '../../lib/compression.js';
 import type { LayerStore, ExtractedLayer } from '../layers/types.js';
 import type { ImageStore, ReferenceStore, ImageConfig } from '../images/types.js';
 import type { DaemonConfig } from '../config.js';

@@ -6,7 +6,7 @@ import type { ProgressSink } from '../../lib/jsonmessage.js';
 import type { ImportOptions } from '../../wire/index.js';
 import { applyChanges } from './changes.js';
 import type { ImageContext } from './context.js';
-import { decompressStream } from './decompress.js';
+import { decompressStream } from '../../lib/compression.js';
 import { DOCKER_VERSION, goContainerConfig } from './format.js';
 import { parseNamed, refString, withDefaultTag, withTag, type ParsedRef } from './refs.js';
 import { goArch, rfc3339Nano } from '../../lib/go.js';
@@ -36,7 +36,7 @@ export async function importImage(ctx: ImageContext, tar: Readable, opts: Import
   const config = applyChanges({}, opts.changes ?? []);
   const msg = opts.message || `Imported from ${opts.source}`;
 
-  const stream = await decompressStream(tar);
+  const { stream } = await decompressStream(tar);
   const extracted = await ctx.layers.extract(stream);
   const layer = await ctx.layers.register(null, extracted);
   let id: Digest;

@@ -1,12 +1,12 @@
 /** `POST /images/prune` (filters dangling/label/label!/until): one prune at a time, space reclaimed by layer. */
 import { hexOf, type Digest } from '../../lib/digest.js';
-import { ConflictError, InvalidParameterError } from '../../lib/errors.js';
-import { getBoolOrDefault, hasFilter, matchKVList, validateFilters } from '../../lib/filters.js';
+import { ConflictError } from '../../lib/errors.js';
+import { getBoolOrDefault, pruneLabelsMatch, pruneUntil, validateFilters } from '../../lib/filters.js';
 import type { DeleteItem } from '../../wire/index.js';
 import type { Filters } from '../../lib/filters.js';
 import type { ImageContext } from './context.js';
 import { imageDelete } from './delete.js';
-import { parseTimestamp, timeKey } from './format.js';
+import { timeKey } from './format.js';
 import { refString } from './refs.js';
 import type { Image } from './types.js';
 
@@ -16,11 +16,7 @@ export async function pruneImages(ctx: ImageContext, filters: Filters): Promise<
   try {
     validateFilters(filters, ['dangling', 'label', 'label!', 'until']);
     const danglingOnly = getBoolOrDefault(filters, 'dangling', true);
-    let until: number | null = null;
-    if (filters.until && filters.until.length) {
-      if (filters.until.length > 1) throw new InvalidParameterError('more than one until filter specified');
-      until = parseTimestamp(filters.until[0]!);
-    }
+    const until = pruneUntil(filters);
     const layerSizes = new Map<Digest, number>();
     for (const l of await ctx.layers.list()) layerSizes.set(l.chainId, l.size);
 
@@ -33,10 +29,7 @@ export async function pruneImages(ctx: ImageContext, filters: Filters): Promise<
       if (ctx.refs.refsOf(img.id).length === 0 && hasChildren.has(img.id)) continue;
       if (until !== null && (!img.config.created || timeKey(img.config.created) > until)) continue;
       const labels = img.config.config?.Labels ?? null;
-      if (img.config.config) {
-        if (!matchKVList(filters, 'label', labels)) continue;
-        if (hasFilter(filters, 'label!') && matchKVList(filters, 'label!', labels)) continue;
-      }
+      if (img.config.config && !pruneLabelsMatch(filters, labels)) continue;
       top.push(img);
     }
     top.sort((a, b) => timeKey(b.config.created) - timeKey(a.config.created));

@@ -22,8 +22,8 @@ import { tagImage } from './tag.js';
 import type { Image } from './types.js';
 
 export type { Bootstrapper, ContainerUsers, ImageServiceDeps } from './context.js';
-export { DOCKER_VERSION, goContainerConfig, goTimeString, goUnix, parseTimestamp } from './format.js';
-export { decompressStream } from './decompress.js';
+export { DOCKER_VERSION, goContainerConfig, goTimeString, goUnix } from './format.js';
+export { parseTimestamp } from '../../lib/filters.js';
 
 export class ImageService {
   private readonly ctx: ImageContext;

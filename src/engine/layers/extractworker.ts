@@ -21,7 +21,7 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 import { errorFromStatus, SystemError, WharfError } from '../../lib/errors.js';
 import { currentUmask, extractLayerTar, setThreadUmask, type ExtractResult } from './extract.js';
 import { TarSplitRecorder } from './tarsplit.js';
-import { decompressor, type Compression } from './compression.js';
+import { decompressor, type Compression } from '../../lib/compression.js';
 
 export interface ExtractOutcome {
   result: ExtractResult;

@@ -7,7 +7,7 @@ import { fsyncDir, fsyncFile, writeFileAtomic } from '../../lib/atomic.js';
 import { ConflictError, InvalidParameterError, NotFoundError, SystemError } from '../../lib/errors.js';
 import type { ExtractedLayer, Layer, LayerStore } from './types.js';
 import { extractOffThread } from './extractworker.js';
-import type { Compression } from './compression.js';
+import type { Compression } from '../../lib/compression.js';
 import { tarSplitSize, tarSplitStream } from './tarsplit.js';
 import { DRIVERS, driverFactory } from './drivers/index.js';
 import type { Driver, RwLayer } from './drivers/types.js';

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Digest } from '../../lib/digest.js';
-import type { Compression } from './compression.js';
+import type { Compression } from '../../lib/compression.js';
 
 /**
  * The layer store: read-only layers keyed by chain ID, plus read-write layers for containers.

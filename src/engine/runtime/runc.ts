@@ -38,6 +38,7 @@ import { writeJsonAtomic } from '../../lib/atomic.js';
 import { ConflictError, NotFoundError, SystemError } from '../../lib/errors.js';
 import { isENOENT } from '../../lib/fsutil.js';
 import { discardLogger, type Logger } from '../../lib/log.js';
+import { LogRotator, type LogSettings } from './logs.js';
 
 export type Stdio = 'pipes' | 'tty' | 'null';
 
@@ -48,6 +49,10 @@ export interface CreateOptions {
   logPath: string;
   /** Terminal size for tty containers. */
   consoleSize?: { height: number; width: number };
+  /** The container's log driver and rotation (default: json-file, never rotated). */
+  log?: LogSettings;
+  /** The OCI runtime for this container (HostConfig.Runtime: a name or a path); the daemon's default when absent. */
+  runtime?: string;
 }
 
 export type Status = 'created' | 'running' | 'paused' | 'stopped';
@@ -143,6 +148,8 @@ interface Persisted {
   pid: number;
   runtime: string;
   created: string;
+  /** Log rotation by LogRotator (max-file > 1), taken up again by a daemon that re-adopts the container. */
+  rotate?: { maxFile: number; compress?: boolean };
 }
 
 /** A runtime name resolved in the usual sbin/bin directories; a path is used as given. */
@@ -202,6 +209,7 @@ export class ConmonRuntime implements Runtime {
   readonly exitDir: string;
   private readonly sockDir: string;
   private readonly log: Logger;
+  private readonly rotators = new Map<string, LogRotator>();
 
   constructor(cfg: RuntimeConfig) {
     this.log = cfg.log ?? discardLogger;
@@ -216,12 +224,19 @@ export class ConmonRuntime implements Runtime {
     this.sockDir = join(cfg.root, 's');
   }
 
-  private rt(args: string[]) {
-    return run(this.runtimePath, ['--root', this.runtimeRoot, ...args]);
+  /** The runtime binary and its state root for a container (its own, recorded at create), else the default. */
+  private runtimeOf(p?: { runtime: string }): { path: string; root: string } {
+    if (!p || p.runtime === this.runtimePath) return { path: this.runtimePath, root: this.runtimeRoot };
+    return { path: p.runtime, root: join(dirname(this.stateRoot), basename(p.runtime)) };
   }
 
-  private async rtOk(op: string, args: string[]): Promise<string> {
-    const r = await this.rt(args);
+  private rt(args: string[], p?: { runtime: string }) {
+    const { path, root } = this.runtimeOf(p);
+    return run(path, ['--root', root, ...args]);
+  }
+
+  private async rtOk(op: string, args: string[], p?: { runtime: string }): Promise<string> {
+    const r = await this.rt(args, p);
     if (r.code !== 0) {
       const msg = runtimeMessage(r.stderr || r.stdout);
       if (/does not exist|not found|container .* does not exist/.test(msg)) throw new NotFoundError(`No such container: ${args[args.length - 1]}`);
@@ -248,13 +263,18 @@ export class ConmonRuntime implements Runtime {
     ]);
     await rm(join(this.exitDir, id), { force: true });
     await rm(join(this.sockDir, id), { force: true });
+    const rtm = this.runtimeOf({ runtime: opts.runtime ? resolveRuntime(opts.runtime) : this.runtimePath });
+    await mkdir(rtm.root, { recursive: true });
     const args = [
       '--api-version', '1', '-c', id, '-u', id, '-n', id,
-      '-r', this.runtimePath, '--runtime-arg', `--root=${this.runtimeRoot}`,
+      '-r', rtm.path, '--runtime-arg', `--root=${rtm.root}`,
       '-b', bundleDir, '-p', join(dir, 'pid'), '-P', join(dir, 'conmon.pid'),
-      '-l', `k8s-file:${opts.logPath}`, '--exit-dir', this.exitDir, '--socket-dir-path', this.sockDir,
+      '-l', opts.log?.driver === 'none' ? 'none:' : `k8s-file:${opts.logPath}`, '--exit-dir', this.exitDir, '--socket-dir-path', this.sockDir,
       '--log-level', 'error',
     ];
+    // at max-size conmon starts its file over; with max-file > 1 the LogRotator below keeps the old ones
+    const rotate = opts.log && opts.log.driver !== 'none' && opts.log.maxSize !== null ? opts.log : null;
+    if (rotate) args.push('--log-size-max', String(rotate.maxSize));
     if (opts.stdio === 'tty') args.push('-t', '-i');
     else if (opts.stdio === 'pipes') args.push('-i');
     const child = spawn(this.conmon, args, {
@@ -285,7 +305,7 @@ export class ConmonRuntime implements Runtime {
     const msg = { pid: raw.data ?? raw.pid ?? -1, message: raw.message };
     if (msg.pid <= 0) {
       await rm(dir, { recursive: true, force: true });
-      await this.rt(['delete', '--force', id]).catch(this.log.onError('removing a container conmon failed to create', { container: id }));
+      await this.rt(['delete', '--force', id], { runtime: rtm.path }).catch(this.log.onError('removing a container conmon failed to create', { container: id }));
       await rm(join(this.exitDir, id), { force: true });
       await rm(join(this.sockDir, id), { force: true });
       throw new RuntimeError('create', runtimeMessage(msg.message ?? stderr), this.name);
@@ -294,21 +314,23 @@ export class ConmonRuntime implements Runtime {
     try { conmonPid = Number((await readFile(join(dir, 'conmon.pid'), 'utf8')).trim()); } catch (e) { this.log.warn('conmon pid unknown: its death will not be noticed', { container: id, error: e }); }
     const st: Persisted = {
       id, bundle: bundleDir, logPath: opts.logPath, stdio: opts.stdio, conmonPid, pid: msg.pid,
-      runtime: this.runtimePath, created: new Date().toISOString(),
+      runtime: rtm.path, created: new Date().toISOString(),
+      ...(rotate && rotate.maxFile > 1 ? { rotate: { maxFile: rotate.maxFile, compress: rotate.compress } } : {}),
     };
     await writeJsonAtomic(join(dir, 'state.json'), st, 0o600);
     if (opts.stdio === 'tty' && opts.consoleSize) await this.resize(id, opts.consoleSize.height, opts.consoleSize.width).catch(this.log.onError('setting the initial terminal size', { container: id }));
+    if (st.rotate) await this.rotateLog(st);
     return { pid: msg.pid };
   }
 
   async start(id: string): Promise<void> {
-    await this.load(id);
-    await this.rtOk('start', ['start', id]);
+    const p = await this.load(id);
+    await this.rtOk('start', ['start', id], p);
   }
 
   async kill(id: string, signal?: string | number, all = false): Promise<void> {
-    await this.load(id);
-    const r = await this.rt(['kill', ...(all ? ['--all'] : []), id, signalName(signal)]);
+    const p = await this.load(id);
+    const r = await this.rt(['kill', ...(all ? ['--all'] : []), id, signalName(signal)], p);
     if (r.code !== 0) {
       const m = runtimeMessage(r.stderr);
       if (/not running|process already finished|container not running/.test(m)) {
@@ -335,7 +357,7 @@ export class ConmonRuntime implements Runtime {
     const p = await this.load(id);
     const ex = await this.exitCode(id);
     if (ex) return { id, status: 'stopped', pid: 0, exitCode: ex.code, finishedAt: ex.at, bundle: p.bundle };
-    const r = await this.rt(['state', id]);
+    const r = await this.rt(['state', id], p);
     if (r.code !== 0) {
       // the runtime forgot it (reboot, /run wiped): stopped, exit unknown
       return { id, status: 'stopped', pid: 0, exitCode: 255, bundle: p.bundle };
@@ -354,8 +376,22 @@ export class ConmonRuntime implements Runtime {
     return { id, status: s.status as Status, pid: s.pid, bundle: p.bundle };
   }
 
+  /** Starts the container's log rotator (once per daemon; it ends with conmon). */
+  private async rotateLog(p: Persisted): Promise<void> {
+    if (!p.rotate || p.conmonPid <= 0 || this.rotators.has(p.id) || !alive(p.conmonPid)) return;
+    const rot = new LogRotator(p.logPath, p.rotate.maxFile, () => {
+      const up = alive(p.conmonPid);
+      if (!up) this.rotators.delete(p.id);
+      return up;
+    }, p.rotate.compress === true);
+    this.rotators.set(p.id, rot);
+    await rot.start();
+  }
+
   async wait(id: string, signal?: AbortSignal): Promise<number> {
     const p = await this.load(id);
+    // a daemon that re-adopts a running container takes up its log rotation again
+    await this.rotateLog(p).catch(() => {});
     await mkdir(this.exitDir, { recursive: true });
     return new Promise<number>((resolve, reject) => {
       let done = false;
@@ -374,7 +410,7 @@ export class ConmonRuntime implements Runtime {
         if (p.conmonPid && !alive(p.conmonPid)) {
           const e2 = await this.exitCode(id);
           if (e2) return finish(null, e2.code);
-          const s = await this.rt(['state', id]).catch((e) => { this.log.warn('asking the runtime for a container\'s state', { container: id, error: e }); return null; });
+          const s = await this.rt(['state', id], p).catch((e) => { this.log.warn('asking the runtime for a container\'s state', { container: id, error: e }); return null; });
           if (!s || s.code !== 0 || (JSON.parse(s.stdout) as { status: string }).status === 'stopped') finish(null, 255);
         }
       };
@@ -388,7 +424,7 @@ export class ConmonRuntime implements Runtime {
 
   async delete(id: string, force = false): Promise<void> {
     const p = await this.load(id);
-    const r = await this.rt(['delete', ...(force ? ['--force'] : []), id]);
+    const r = await this.rt(['delete', ...(force ? ['--force'] : []), id], p);
     if (r.code !== 0 && !/does not exist/.test(r.stderr)) {
       const m = runtimeMessage(r.stderr);
       if (/cannot delete container .* that is not stopped|is not stopped|running/.test(m)) {
@@ -408,8 +444,8 @@ export class ConmonRuntime implements Runtime {
     ]);
   }
 
-  async pause(id: string): Promise<void> { await this.load(id); await this.rtOk('pause', ['pause', id]); }
-  async unpause(id: string): Promise<void> { await this.load(id); await this.rtOk('resume', ['resume', id]); }
+  async pause(id: string): Promise<void> { const p = await this.load(id); await this.rtOk('pause', ['pause', id], p); }
+  async unpause(id: string): Promise<void> { const p = await this.load(id); await this.rtOk('resume', ['resume', id], p); }
 
   async exec(id: string, processSpec: object, stdio: ExecStdio): Promise<ExecHandle> {
     const p = await this.load(id);
@@ -417,8 +453,9 @@ export class ConmonRuntime implements Runtime {
     const dir = join(this.stateRoot, id);
     const specPath = join(dir, `exec-${process.pid}-${Date.now()}-${Math.random().toString(16).slice(2)}.json`);
     await writeFile(specPath, JSON.stringify({ ...processSpec, terminal: false }));
-    const args = ['--root', this.runtimeRoot, 'exec', '--process', specPath, id];
-    const child: ChildProcess = spawn(this.runtimePath, args, { stdio: [stdio.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+    const rtm = this.runtimeOf(p);
+    const args = ['--root', rtm.root, 'exec', '--process', specPath, id];
+    const child: ChildProcess = spawn(rtm.path, args, { stdio: [stdio.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
     await once(child, 'spawn');
     const exit = new Promise<number>((resolve) => {
       child.on('exit', (code, sig) => {
@@ -442,8 +479,9 @@ export class ConmonRuntime implements Runtime {
     const dir = join(this.stateRoot, id, 'exec', eid);
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, 'process.json'), JSON.stringify({ ...processSpec, terminal: true }));
+    const rtm = this.runtimeOf(p);
     const child = spawn(this.conmon, [
-      '--api-version', '1', '-c', id, '-u', eid, '-r', this.runtimePath, '--runtime-arg', `--root=${this.runtimeRoot}`,
+      '--api-version', '1', '-c', id, '-u', eid, '-r', rtm.path, '--runtime-arg', `--root=${rtm.root}`,
       '-b', dir, '-p', join(dir, 'pid'), '-l', `k8s-file:${join(dir, 'log')}`, '--exit-dir', dir,
       '--socket-dir-path', this.sockDir, '-e', '--exec-process-spec', join(dir, 'process.json'), '-t', '-i', '--exec-attach',
       '--log-level', 'error',

@@ -14,7 +14,7 @@
  * so every rlimit is clamped to the daemon's own hard limits read from /proc/self/limits.
  */
 import { readFileSync } from 'node:fs';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidParameterError } from '../../lib/errors.js';
 import { defaultProfile, toOciSeccomp, type DockerSeccompProfile } from './seccomp.js';
@@ -148,8 +148,15 @@ export interface SpecOptions {
   /** HostConfig.MaskedPaths / ReadonlyPaths (docker's --security-opt systempaths=unconfined sends both empty). */
   maskedPaths?: string[];
   readonlyPaths?: string[];
-  /** Namespaces shared with the host (docker's --pid=host, --uts=host). */
-  hostNamespaces?: ('pid' | 'uts')[];
+  /** Namespaces shared with the host (docker's --pid=host, --uts=host, --ipc=host). */
+  hostNamespaces?: ('pid' | 'uts' | 'ipc')[];
+  /** Namespaces joined from another container (--pid/--ipc container:X): its /proc/<pid>/ns/<type>. */
+  joinNamespaces?: { type: 'pid' | 'ipc'; path: string }[];
+  /**
+   * /dev/shm from a host directory instead of a private tmpfs: a `shareable` IPC donor's own (`<containerDir>/shm`,
+   * made here), the donor's for `--ipc container:X`, the host's /dev/shm for `--ipc host`; '' (`--ipc none`): none.
+   */
+  shmDir?: string;
   memorySwappiness?: number;
   blkioWeight?: number;
   /** cgroupfs parent (default "/wharf"). */
@@ -490,6 +497,11 @@ export async function buildSpec(opts: SpecOptions): Promise<OciSpec> {
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${shm}`] },
   ];
+  if (opts.shmDir === '') mounts.splice(mounts.findIndex((m) => m.destination === '/dev/shm'), 1);
+  else if (opts.shmDir !== undefined) {
+    if (opts.shmDir === join(opts.containerDir, 'shm')) await mkdir(opts.shmDir, { recursive: true, mode: 0o1777 }).then(() => chmod(opts.shmDir!, 0o1777));
+    mounts[mounts.findIndex((m) => m.destination === '/dev/shm')] = { destination: '/dev/shm', type: 'bind', source: opts.shmDir, options: ['rbind', 'rprivate', 'nosuid', 'noexec', 'nodev'] };
+  }
   if (opts.network?.mode === 'host') {
     // a new sysfs cannot be mounted without a new netns: docker bind-mounts the host's /sys read-only.
     mounts[3] = { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] };
@@ -524,9 +536,11 @@ export async function buildSpec(opts: SpecOptions): Promise<OciSpec> {
   }
 
   const shared = opts.hostNamespaces ?? [];
+  const joined = opts.joinNamespaces ?? [];
   const namespaces: { type: string; path?: string }[] = [
     { type: 'mount' }, { type: 'pid' }, { type: 'ipc' }, { type: 'uts' },
-  ].filter((n) => !shared.includes(n.type as 'pid' | 'uts'));
+  ].filter((n) => !shared.includes(n.type as 'pid' | 'uts' | 'ipc'))
+    .map((n) => { const j = joined.find((x) => x.type === n.type); return j ? { type: n.type, path: j.path } : n; });
   const net = opts.network ?? { mode: 'none' };
   if (net.mode === 'none') namespaces.push({ type: 'network' });
   else if (net.mode === 'path') namespaces.push({ type: 'network', path: net.path });

@@ -4,8 +4,16 @@
  * does). Containers take references on the volumes they mount; a volume in use cannot be removed. Anonymous
  * volumes (random 64-hex names, the `com.docker.volume.anonymous` label) belong to the container that made
  * them and go with it on `rm -v` and `--rm`.
+ *
+ * The local driver's mount options (`--opt type=tmpfs|none|… --opt device=… --opt o=…`, dockerd's
+ * `mount -t TYPE -o O DEVICE _data`): such a volume is mounted while a container holds it and unmounted when
+ * the last one lets go (a tmpfs volume starts empty for each new user, as with dockerd); its directory is never
+ * removed while something is mounted on it.
  */
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { writeJsonAtomic } from '../../lib/atomic.js';
@@ -28,6 +36,8 @@ export class VolumeStore {
   private readonly vols = new Map<string, Meta>();
   /** volume name → IDs of the containers that mount it */
   private readonly users = new Map<string, Set<string>>();
+  /** volume name → its last mount or unmount (they run one after another) */
+  private readonly mountOps = new Map<string, Promise<void>>();
 
   constructor(dataRoot: string, private readonly log: Logger = discardLogger) {
     this.root = join(dataRoot, 'volumes');
@@ -84,9 +94,11 @@ export class VolumeStore {
     if (existing) return this.view(existing);
     const options = { ...(opts.DriverOpts ?? {}) };
     for (const k of Object.keys(options)) {
-      if (!['type', 'device', 'o'].includes(k)) throw new InvalidParameterError(`create ${name}: invalid option key: "${k}"`);
+      if (!['type', 'device', 'o'].includes(k)) throw new InvalidParameterError(`create ${name}: invalid option: ${JSON.stringify(k)}`);
     }
-    if (Object.keys(options).length) throw new InvalidParameterError(`create ${name}: mount options (type, device, o) are not supported by this daemon's local driver`);
+    if (Object.keys(options).length && (!options.type || !options.device)) {
+      throw new InvalidParameterError(`create ${name}: missing required option: "${options.device ? 'type' : 'device'}"`);
+    }
     const m: Meta = { Name: name, CreatedAt: rfc3339(new Date()), Labels: labels, Options: options };
     await mkdir(this.mountpoint(name), { recursive: true, mode: 0o755 });
     await writeJsonAtomic(join(this.root, name, 'opts.json'), m);
@@ -104,15 +116,53 @@ export class VolumeStore {
     return [...(this.users.get(name) ?? [])];
   }
 
-  /** A container mounts the volume (at create, or when the daemon loads its record). */
+  /**
+   * A container mounts the volume (at create, or when the daemon loads its record). A volume with mount options
+   * is mounted for its first user: `whenMounted` says when (or why not).
+   */
   retain(name: string, containerId: string): void {
     let s = this.users.get(name);
     if (!s) this.users.set(name, (s = new Set()));
     s.add(containerId);
+    const m = this.vols.get(name);
+    if (m?.Options.type && s.size === 1) this.queue(name, () => this.mountNow(m));
   }
 
   release(name: string, containerId: string): void {
-    this.users.get(name)?.delete(containerId);
+    const s = this.users.get(name);
+    if (!s?.delete(containerId)) return;
+    const m = this.vols.get(name);
+    if (m?.Options.type && s.size === 0) this.queue(name, () => this.unmountNow(name).catch(() => {}));
+  }
+
+  /** Resolves once a volume with mount options is mounted; rejects with the mount's error. */
+  async whenMounted(name: string): Promise<void> {
+    await this.mountOps.get(name);
+  }
+
+  private queue(name: string, op: () => Promise<void>): void {
+    const prev = this.mountOps.get(name) ?? Promise.resolve();
+    const next = prev.catch(() => {}).then(op);
+    next.catch(() => {});
+    this.mountOps.set(name, next);
+  }
+
+  private async mountNow(m: Meta): Promise<void> {
+    const mp = this.mountpoint(m.Name);
+    if (isMountPoint(mp)) return; // still mounted from before a daemon restart
+    const { type, device, o } = m.Options;
+    const args = ['-t', type!, ...(o ? ['-o', o] : []), device!, mp];
+    try {
+      await execFileP('mount', args);
+    } catch (e) {
+      const err = String((e as { stderr?: string }).stderr ?? (e as Error).message).trim().replace(/^mount: (\S+: )?/, '');
+      throw new InvalidParameterError(`error while mounting volume '${mp}': failed to mount local volume: mount ${device}:${mp}${o ? `, data: ${o}` : ''}: ${err}`);
+    }
+  }
+
+  private async unmountNow(name: string): Promise<void> {
+    const mp = this.mountpoint(name);
+    if (isMountPoint(mp)) await execFileP('umount', [mp]);
   }
 
   async list(filters: Filters = {}): Promise<Volume[]> {
@@ -138,6 +188,12 @@ export class VolumeStore {
     }
     const users = this.usersOf(name);
     if (users.length) throw new ConflictError(`remove ${name}: volume is in use - [${users.join(', ')}]`);
+    // never a recursive removal through a mount (a bind-mounted host directory would go with it)
+    await this.mountOps.get(name)?.catch(() => {});
+    if (isMountPoint(this.mountpoint(name))) {
+      await execFileP('umount', [this.mountpoint(name)]).catch(() => {});
+      if (isMountPoint(this.mountpoint(name))) throw new ConflictError(`remove ${name}: the volume is still mounted`);
+    }
     this.vols.delete(name);
     // metadata first: a crash between the two leaves content without metadata, which open() collects
     await rm(join(this.root, name, 'opts.json'), { force: true });
@@ -166,6 +222,19 @@ export class VolumeStore {
     }
     return out;
   }
+}
+
+const execFileP = promisify(execFile);
+
+/** Whether something is mounted at `path` (from /proc/self/mountinfo). */
+function isMountPoint(path: string): boolean {
+  let text = '';
+  try { text = readFileSync('/proc/self/mountinfo', 'utf8'); } catch { return false; }
+  for (const line of text.split('\n')) {
+    const mp = line.split(' ')[4];
+    if (mp && mp.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8))) === path) return true;
+  }
+  return false;
 }
 
 function labelMatches(labels: Record<string, string>, f: string): boolean {
