@@ -1,7 +1,8 @@
 /**
  * The chrooted tree worker: `node child.js`, started by `worker.ts` ahead of need. It loads all its code and
- * binds its libc functions first, then waits for one JSON request line on stdin, chroots into the request's
- * root, chdirs to "/", drops every capability but file ownership/permission overrides (no CAP_SYS_CHROOT,
+ * binds its libc functions first, then waits for one JSON request line on stdin, mounts the request's mounts
+ * (volumes, binds) over the root in a private mount namespace of its own when there are any (`view.ts`),
+ * chroots into the request's root, chdirs to "/", drops every capability but file ownership/permission overrides (no CAP_SYS_CHROOT,
  * CAP_SYS_ADMIN, CAP_SYS_PTRACE, CAP_SYS_MODULE…), sets no_new_privs, and only then does the work: tar or JSON
  * on stdout (or a tar read from the rest of stdin), control messages as JSON lines on fd 3. One request per
  * process. After the chroot nothing is imported, required or dlopened: the root may be a hostile container's.
@@ -11,6 +12,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { PassThrough } from 'node:stream';
 import { CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, chroot, dropCapabilities, growPipe, libc } from './native.js';
 import { exportRoot, extractTar, listRoot, packLayer, packPath, type Request } from './ops.js';
+import { mountView } from './view.js';
 
 const CTL = 3;
 
@@ -70,8 +72,12 @@ async function main(): Promise<void> {
   libc(); // every libc function bound, koffi and libgcc_s loaded: nothing of that is looked up after the chroot
   growPipe(0);
   growPipe(1);
-  await stat('/'); // the libuv thread pool started outside the root
   const { req, body } = await readRequest();
+  const mounts = (req.op === 'pack' || req.op === 'extract') ? req.mounts ?? [] : [];
+  // the container's view: its mounts over the root, in a namespace of this process's own; the thread pool is
+  // started after it (so inside it and inside the chroot), otherwise before the chroot, outside the root
+  if (mounts.length) mountView(req.root, mounts);
+  else await stat('/');
   chroot(req.root);
   process.chdir('/');
   dropCapabilities([CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID]);

@@ -12,12 +12,13 @@ import tarStream from 'tar-stream';
 import { InvalidParameterError, NotFoundError } from '../../lib/errors.js';
 import { listTree, packLayerItems, packTree, type PackItem } from './tree.js';
 import { lxattrs } from './native.js';
+import type { ViewMount } from './view.js';
 
 /** A request to the worker (one per process). */
 export type Request =
-  | { op: 'pack'; root: string; path: string; label: string }
+  | { op: 'pack'; root: string; path: string; label: string; mounts?: ViewMount[] }
   | { op: 'export'; root: string }
-  | { op: 'extract'; root: string; path: string; label: string; noOverwriteDirNonDir: boolean; copyUIDGID: boolean }
+  | { op: 'extract'; root: string; path: string; label: string; noOverwriteDirNonDir: boolean; copyUIDGID: boolean; mounts?: ViewMount[] }
   | { op: 'list'; root: string }
   | { op: 'layer'; root: string; items: PackItem[]; opaque: string[] }
   | { op: 'selftest'; root: string };

@@ -206,6 +206,14 @@ async function fileEntry(pack: tarStream.Pack, header: HeaderArg & { size: numbe
     if (!gone(e)) throw e;
     fd = null;
   }
+  await fileEntryFromFd(pack, header, fd);
+}
+
+/**
+ * A regular file's entry with exactly `header.size` bytes read from `fd` (closed here; null: zeros); if the file
+ * shrank meanwhile, the rest is zeros (the header is already written).
+ */
+export async function fileEntryFromFd(pack: tarStream.Pack, header: HeaderArg & { size: number }, fd: number | null): Promise<void> {
   try {
     await new Promise<void>((resolve, reject) => {
       const w = pack.entry(header, (err) => (err ? reject(err) : resolve()));
