@@ -70,7 +70,7 @@ export async function packPath(path: string, label: string, out: Writable, sendS
   const { abs, st, stat } = await locate(path, label);
   sendStat(stat, { uid: st.uid, gid: st.gid, mode: st.mode });
   const pack = tarStream.pack();
-  const base = /\/\.$/.test(path) ? '.' : stat.name === '/' ? '.' : stat.name;
+  const base = /\/\.$/.test(path) ? './' : stat.name === '/' ? '.' : stat.name;
   const piped = pipeTo(pack, out);
   await packTree(pack, abs, base);
   pack.finalize();

@@ -243,7 +243,8 @@ function major(rdev: number): number { return ((rdev >> 8) & 0xfff) | (Math.floo
 function minor(rdev: number): number { return (rdev & 0xff) | ((rdev >> 12) & 0xfff00); }
 
 /**
- * docker cp / export: writes the tree at `abs` into `pack` under the name `base` ('.' for "its contents"):
+ * docker cp / export: writes the tree at `abs` into `pack` under the name `base` ('.': its contents without a
+ * prefix, as export; './': itself as '.' and its contents as './name', as dockerd answers a cp of "dir/."):
  * directories before their sorted contents, files, symlinks, hard links (a second name of an inode already
  * written becomes a link entry, as docker's archiver does), character/block devices and FIFOs; sockets are
  * skipped. Returns false when `abs` itself is gone.
@@ -255,8 +256,8 @@ export async function packTree(pack: tarStream.Pack, abs: string, base: string):
     if (!s) return false;
     const common = { name: n, mode: Number(s.mode & 0o7777n), uid: Number(s.uid), gid: Number(s.gid), mtime: new Date(Number(s.mtimeMs)) };
     if (s.isDirectory()) {
-      if (n !== '.') await entry(pack, { ...common, type: 'directory' });
-      for (const e of readdirSyncOrEmpty(p)) await walk(join(p, e), n === '.' ? e : `${n}/${e}`, false);
+      if (n !== '.') await entry(pack, { ...common, name: n === './' ? '.' : n, type: 'directory' });
+      for (const e of readdirSyncOrEmpty(p)) await walk(join(p, e), n === '.' ? e : n === './' ? `./${e}` : `${n}/${e}`, false);
       return true;
     }
     if (s.nlink > 1n && !s.isSymbolicLink()) {
