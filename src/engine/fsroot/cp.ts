@@ -25,18 +25,19 @@ export async function packFromView(root: string, mounts: ViewMount[], path: stri
     const p = locateInView(w, path);
     if (!p) throw new NotFoundError(`Could not find the file ${path} in container ${label}`);
     try {
-      if (!p.st.isFile()) return null;
+      // a tree the walk reached without crossing a mount, with none inside it: the worker needs no mounts
+      if (!p.st.isFile()) return { worker: p.crossed || w.mountsUnder(p.parts) ? mounts : [] };
       const stat = pathStatOf(path, p);
       // read through the walked descriptor (O_NONBLOCK: a FIFO swapped in meanwhile cannot block the daemon)
       const fd = openSync(`/proc/self/fd/${p.fd}`, fsc.O_RDONLY | fsc.O_NONBLOCK);
       const st = fstatSync(fd);
-      if (!st.isFile() || st.ino !== p.st.ino || st.dev !== p.st.dev) { closeSync(fd); return null; }
+      if (!st.isFile() || st.ino !== p.st.ino || st.dev !== p.st.dev) { closeSync(fd); return { worker: mounts }; }
       return { stat, st, fd };
     } finally {
       closeSync(p.fd);
     }
   });
-  if (!local) return packFromRoot(root, path, label, mounts);
+  if ('worker' in local) return packFromRoot(root, path, label, local.worker);
   const { stat, st, fd } = local;
   const pack = tarStream.pack();
   const header = { name: stat.name, type: 'file' as const, size: st.size, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime };

@@ -40,8 +40,11 @@ export function sortMounts(mounts: ViewMount[]): ViewMount[] {
     .sort((a, b) => a.depth - b.depth || a.i - b.i).map((x) => x.m);
 }
 
-/** Where the walk is: a descriptor (O_PATH) and its path in the view, as components (no symlinks, no "..") */
-export interface Place { fd: number; parts: string[]; st: Stats }
+/**
+ * Where the walk is: a descriptor (O_PATH) and its path in the view, as components (no symlinks, no ".."); `crossed`:
+ * the walk went through a mount (without the mounts the same path would lead elsewhere).
+ */
+export interface Place { fd: number; parts: string[]; st: Stats; crossed: boolean }
 
 class Walker {
   /** canonical destination ("a/b") → mount; later mounts at the same place win */
@@ -74,10 +77,19 @@ class Walker {
     return undefined;
   }
 
+  /** Whether a mount's destination is `parts` or below it. */
+  mountsUnder(parts: string[]): boolean {
+    const pre = parts.join('/');
+    for (const k of this.at.keys()) if (pre === '' || k === pre || k.startsWith(pre + '/')) return true;
+    return false;
+  }
+
+  private crossed = false;
+
   /** One name in the directory `cur` (at `parts`), never followed; a mount's destination opens its source. */
   private step(cur: number, parts: string[], name: string): number {
     const m = this.at.size ? this.at.get([...parts, name].join('/')) : undefined;
-    if (m) return openSync(m.source, O_PATH);
+    if (m) { this.crossed = true; return openSync(m.source, O_PATH); }
     return openat2(cur, name, O_PATH | O_NOFOLLOW, IN_ROOT);
   }
 
@@ -102,6 +114,7 @@ class Walker {
   resolve(path: string, followLast: boolean): Place {
     const queue = split(path);
     let parts: string[] = [];
+    this.crossed = false;
     let fd = this.reopen([]);
     let links = 0;
     try {
@@ -140,7 +153,7 @@ class Walker {
         st = nst;
         parts = [...parts, name];
       }
-      return { fd, parts, st };
+      return { fd, parts, st, crossed: this.crossed };
     } catch (e) {
       closeSync(fd);
       throw e;
