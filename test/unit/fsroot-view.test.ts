@@ -6,7 +6,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -127,4 +127,15 @@ test('cp into the view: into the volume (in the daemon and through the worker), 
   assert.equal(existsSync(join(vol, 'rofs')), true);
   await assert.rejects(one('/etc'), /container rootfs is marked read-only/);
   assert.deepEqual(mountedOnHost(), []);
+});
+
+test('a single file read by the daemon: a reader that goes away mid-file leaves no descriptor open', async () => {
+  await writeFile(join(vol, 'big'), Buffer.alloc(8 << 20, 7));
+  const fds = () => readdirSync('/proc/self/fd').length;
+  const before = fds();
+  const { tar } = await packFromView(root, mounts, '/data/big', 'c');
+  await new Promise<void>((resolve) => tar.once('data', () => resolve()));
+  tar.destroy();
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(fds(), before);
 });

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, type BigIntStats } from 'node:fs';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import type tarStream from 'tar-stream';
 
 /**
@@ -229,7 +230,16 @@ export async function fileEntryFromFd(pack: tarStream.Pack, header: HeaderArg & 
           if (fd !== null) n = readSync(fd, buf, 0, want, off);
           if (n === 0) { buf.fill(0); n = want; if (fd !== null) closeSync(fd); fd = null; } else if (n < want) buf = buf.subarray(0, n);
           off += n;
-          if (!w.write(buf)) await new Promise<void>((r) => w.once('drain', () => r()));
+          if (!w.write(buf)) {
+            // a reader that goes away destroys the pack: stop there (in the daemon the descriptor must not leak)
+            const p = pack as unknown as Readable;
+            await new Promise<void>((r) => {
+              const done = () => { w.off('drain', done); p.off('close', done); r(); };
+              w.once('drain', done);
+              p.once('close', done);
+            });
+            if (p.destroyed) throw new Error('the tar stream was closed');
+          }
         }
         (w as unknown as { end(): void }).end();
       })().catch(reject);
