@@ -139,3 +139,37 @@ test('a single file read by the daemon: a reader that goes away mid-file leaves 
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(fds(), before);
 });
+
+test('the daemon\'s walk races a directory swapped for a symlink to the host inside a volume: nothing read or written there', async () => {
+  const canary = join(work, 'canary');
+  await mkdir(canary);
+  await writeFile(join(canary, 'secret'), 'HOST-SECRET\n');
+  const { spawn } = await import('node:child_process');
+  // the "container": /data/d flips between a directory holding f and a symlink to the host's canary directory
+  const swapper = spawn('sh', ['-c', `cd ${vol} && while :; do rm -rf d; mkdir d; echo in > d/f; rm -rf d; ln -s ${canary} d; done`], { stdio: 'ignore' });
+  let reads = 0, writes = 0, refused = 0;
+  try {
+    // until both states were met several times (the swapper runs beside, on a shared machine)
+    for (let i = 0; i < 3000 && (reads < 10 || writes < 10 || refused < 10); i++) {
+      try {
+        const got = await entries((await packFromView(root, mounts, '/data/d/f', 'c')).tar);
+        assert.deepEqual([...got.values()], ['in\n']);
+        reads++;
+      } catch (e) {
+        assert.match(String(e), /Could not find|ENOENT|ENOTDIR/);
+        refused++;
+      }
+      assert.throws(() => statInView(root, mounts, '/data/d/secret', 'c'), /Could not find/);
+      try {
+        await extractIntoView(root, mounts, '/data/d', Readable.from([await buildTar([{ name: `x${i}`, content: 'no\n' }])]), { label: 'c', noOverwriteDirNonDir: false, copyUIDGID: false });
+        writes++;
+      } catch (e) {
+        assert.match(String(e), /Could not find|ENOENT|ENOTDIR|not a directory/);
+      }
+    }
+  } finally {
+    swapper.kill('SIGKILL');
+  }
+  assert.deepEqual(await readdir(canary), ['secret'], 'nothing written into the host directory');
+  assert.ok(reads >= 10 && writes >= 10 && refused >= 10, `both states were met (${reads} reads, ${writes} writes succeeded, ${refused} reads refused)`);
+});
