@@ -173,3 +173,29 @@ test('the daemon\'s walk races a directory swapped for a symlink to the host ins
   assert.deepEqual(await readdir(canary), ['secret'], 'nothing written into the host directory');
   assert.ok(reads >= 10 && writes >= 10 && refused >= 10, `both states were met (${reads} reads, ${writes} writes succeeded, ${refused} reads refused)`);
 });
+
+test('the worker\'s thread pool starts after its confinement: chrooted, in its mount namespace, without capabilities', async () => {
+  const { selftest } = await import('../../src/engine/fsroot/worker.js');
+  const { readlinkSync } = await import('node:fs');
+  for (const m of [[], mounts]) {
+    const probe = await selftest(root, m);
+    assert.ok(probe.entries.includes('rootmark'), 'it sees the root');
+    const threads = readdirSync(`/proc/${probe.pid}/task`).map((tid) => {
+      const at = `/proc/${probe.pid}/task/${tid}`;
+      const status = readFileSync(`${at}/status`, 'utf8');
+      const field = (k: string) => /^(\S+):\s+(\S+)/m.exec(status.split('\n').find((l) => l.startsWith(`${k}:`)) ?? '')?.[2];
+      return { comm: readFileSync(`${at}/comm`, 'utf8').trim(), root: readlinkSync(`${at}/root`), ns: readlinkSync(`${at}/ns/mnt`), capEff: field('CapEff'), capBnd: field('CapBnd'), nnp: field('NoNewPrivs') };
+    });
+    const main = threads[0]!;
+    const pool = threads.filter((t) => t.comm.startsWith('libuv-worker'));
+    assert.ok(pool.length > 0, `the pool runs: ${threads.map((t) => t.comm).join(',')}`);
+    for (const t of [main, ...pool]) {
+      assert.equal(t.root, root, `${t.comm}: chrooted`);
+      assert.equal(t.ns, main.ns, `${t.comm}: the main thread's mount namespace`);
+      assert.equal(t.capEff, '000000000000001f', `${t.comm}: only chown, dac_override, dac_read_search, fowner, fsetid`);
+      assert.equal(t.capBnd, '000000000000001f', `${t.comm}: bounding set`);
+      assert.equal(t.nnp, '1', `${t.comm}: no_new_privs`);
+    }
+    if (m.length) assert.notEqual(main.ns, readlinkSync('/proc/self/ns/mnt'), 'with mounts: a namespace of its own');
+  }
+});

@@ -8,11 +8,11 @@
  * process. After the chroot nothing is imported, required or dlopened: the root may be a hostile container's.
  */
 import { writeSync } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { PassThrough } from 'node:stream';
 import { CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, chroot, dropCapabilities, growPipe, libc } from './native.js';
 import { exportRoot, extractTar, listRoot, packLayer, packPath, type Request } from './ops.js';
-import { mountView } from './view.js';
+import { mountView, poolStarted } from './view.js';
 
 const CTL = 3;
 
@@ -73,11 +73,14 @@ async function main(): Promise<void> {
   growPipe(0);
   growPipe(1);
   const { req, body } = await readRequest();
-  const mounts = (req.op === 'pack' || req.op === 'extract') ? req.mounts ?? [] : [];
-  // the container's view: its mounts over the root, in a namespace of this process's own; the thread pool is
-  // started after it (so inside it and inside the chroot), otherwise before the chroot, outside the root
+  const mounts = (req.op === 'pack' || req.op === 'extract' || req.op === 'selftest') ? req.mounts ?? [] : [];
+  // Nothing so far used libuv's thread pool (checked here, while /proc is still the host's): it starts with the
+  // first asynchronous fs call after the confinement below, and its threads, made by this one, inherit its root,
+  // mount namespace, capabilities and no_new_privs (all per-thread state: a pool started earlier would keep full
+  // capabilities and, with mounts, the host's namespace and root).
+  if (poolStarted()) throw new Error('the thread pool started before the confinement');
+  // the container's view: its mounts over the root, in a mount namespace of this thread's own
   if (mounts.length) mountView(req.root, mounts);
-  else await stat('/');
   chroot(req.root);
   process.chdir('/');
   dropCapabilities([CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID]);
@@ -108,6 +111,8 @@ async function main(): Promise<void> {
       let chrootAgain = 'allowed';
       try { chroot('/'); } catch (e) { chrootAgain = (e as NodeJS.ErrnoException).code ?? 'error'; }
       send({ entries: (await readdir('/')).sort(), chrootAgain });
+      // the thread pool now runs (readdir above): the test looks at its threads' state while this one waits
+      await new Promise((r) => setTimeout(r, 500));
       break;
     }
   }

@@ -21,7 +21,7 @@ export type Request =
   | { op: 'extract'; root: string; path: string; label: string; noOverwriteDirNonDir: boolean; copyUIDGID: boolean; mounts?: ViewMount[] }
   | { op: 'list'; root: string }
   | { op: 'layer'; root: string; items: PackItem[]; opaque: string[] }
-  | { op: 'selftest'; root: string };
+  | { op: 'selftest'; root: string; mounts?: ViewMount[] };
 
 /** The stat docker sends in X-Docker-Container-Path-Stat. */
 export interface PathStat { name: string; size: number; mode: number; mtime: string; linkTarget: string }

@@ -226,11 +226,19 @@ export function statInView(root: string, mounts: ViewMount[], path: string, labe
  * libuv thread pool starts: unshare gives the calling thread alone the new namespace and root, and the pool's
  * threads, started afterwards, inherit them.
  */
+/** Whether libuv's thread pool runs in this process (its threads are named libuv-worker); false once /proc is gone. */
+export function poolStarted(): boolean {
+  try {
+    return readdirSync('/proc/self/task').some((t) => {
+      try { return readFileSync(`/proc/self/task/${t}/comm`, 'latin1').startsWith('libuv-worker'); } catch { return false; }
+    });
+  } catch {
+    return false;
+  }
+}
+
 export function mountView(root: string, mounts: ViewMount[]): void {
-  const pool = readdirSync('/proc/self/task').some((t) => {
-    try { return readFileSync(`/proc/self/task/${t}/comm`, 'latin1').startsWith('libuv-worker'); } catch { return false; }
-  });
-  if (pool) throw new Error('the thread pool started before the mount namespace: its threads would stay outside');
+  if (poolStarted()) throw new Error('the thread pool started before the mount namespace: its threads would stay outside');
   unshareMounts();
   const rootFd = openSync(root, O_PATH | O_DIRECTORY);
   try {

@@ -225,8 +225,9 @@ export async function packLayerFromRoot(root: string, items: PackItem[] | null):
   return streamed(r);
 }
 
-/** For the tests: what a worker confined in `root` sees at "/", and whether it may chroot again. */
-export async function selftest(root: string): Promise<{ entries: string[]; chrootAgain: string }> {
-  const r = run({ op: 'selftest', root });
-  return (await r.next()) as unknown as { entries: string[]; chrootAgain: string };
+/** For the tests: what a worker confined in `root` sees at "/", whether it may chroot again, and its pid (it waits 0.5 s). */
+export async function selftest(root: string, mounts: ViewMount[] = []): Promise<{ entries: string[]; chrootAgain: string; pid: number }> {
+  const r = run({ op: 'selftest', root, ...(mounts.length ? { mounts } : {}) });
+  const m = (await r.next()) as unknown as { entries: string[]; chrootAgain: string };
+  return { ...m, pid: r.w.proc.pid! };
 }
