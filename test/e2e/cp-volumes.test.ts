@@ -110,10 +110,10 @@ async function scenario(d: Daemon, engine: string, cli: 'docker' | 'wharf'): Pro
   res.stoppedDirOut = await readFile(join(out, 'stoppeddir', 'a'), 'utf8');
   ok(await x(['cp', `${stopped}:/vol/up/etc/passwd`, join(out, 'stoppedpasswd')]), 'cp out of stopped via /vol/up');
   res.stoppedPasswd = (await readFile(join(out, 'stoppedpasswd'), 'utf8')) === passwd ? 'the container\'s' : 'differs';
-  // created, never started: the volume's mount point is made for the copy, as dockerd does
+  // created, never started: the volume's mount point (and its missing parent) is made for the copy, as dockerd does
   const created = `cpvc-${cli}`;
-  ok(await x(['create', '--name', created, '-v', `${vol}:/fresh`, 'busybox', 'true']), 'create');
-  ok(await x(['cp', 'src/dir', `${created}:/fresh/fromcreated`]), 'cp into a never started container\'s volume');
+  ok(await x(['create', '--name', created, '-v', `${vol}:/opt/fresh`, 'busybox', 'true']), 'create');
+  ok(await x(['cp', 'src/dir', `${created}:/opt/fresh/fromcreated`]), 'cp into a never started container\'s volume');
   res.createdVolSeenRunning = ok(await x(['exec', name, 'cat', '/vol/fromcreated/a']), 'the running one sees it');
   ok(await x(['rm', '-f', name, stopped, created]), 'rm');
   ok(await x(['volume', 'rm', vol]), 'volume rm');

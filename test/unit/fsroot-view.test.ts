@@ -199,3 +199,19 @@ test('the worker\'s thread pool starts after its confinement: chrooted, in its m
     if (m.length) assert.notEqual(main.ns, readlinkSync('/proc/self/ns/mnt'), 'with mounts: a namespace of its own');
   }
 });
+
+test('a mount over a dangling symlink goes where the link points, in the daemon\'s walk and in the worker alike', async () => {
+  const r2 = join(work, 'root2');
+  await mkdir(join(r2, 'etc'), { recursive: true });
+  await symlink('../run/resolv.conf', join(r2, 'etc', 'resolv.conf')); // as in images with systemd-resolved
+  const src = join(work, 'resolv');
+  await writeFile(src, 'nameserver 192.0.2.53\n');
+  const m: ViewMount[] = [{ destination: '/etc/resolv.conf', source: src, readonly: false }];
+  assert.equal(statInView(r2, m, '/etc/resolv.conf', 'c').linkTarget, '../run/resolv.conf', 'the link itself, as docker cp (no -L)');
+  const one = await entries((await packFromView(r2, m, '/run/resolv.conf', 'c')).tar);
+  assert.deepEqual([...one], [['resolv.conf', 'nameserver 192.0.2.53\n']], 'in the daemon');
+  const tree = await entries((await packFromView(r2, m, '/run', 'c')).tar);
+  assert.equal(tree.get('run/resolv.conf'), 'nameserver 192.0.2.53\n', `through the worker: ${[...tree.keys()].join(',')}`);
+  const etc = await entries((await packFromView(r2, m, '/etc', 'c')).tar);
+  assert.equal(etc.get('etc/resolv.conf'), '-> ../run/resolv.conf');
+});

@@ -26,12 +26,12 @@ export async function packFromView(root: string, mounts: ViewMount[], path: stri
     if (!p) throw new NotFoundError(`Could not find the file ${path} in container ${label}`);
     try {
       // a tree the walk reached without crossing a mount, with none inside it: the worker needs no mounts
-      if (!p.st.isFile()) return { worker: p.crossed || w.mountsUnder(p.parts) ? mounts : [] };
+      if (!p.st.isFile()) return { worker: p.crossed || w.mountsUnder(p.parts) ? w.canonical : [] };
       const stat = pathStatOf(path, p);
       // read through the walked descriptor (O_NONBLOCK: a FIFO swapped in meanwhile cannot block the daemon)
       const fd = openSync(`/proc/self/fd/${p.fd}`, fsc.O_RDONLY | fsc.O_NONBLOCK);
       const st = fstatSync(fd);
-      if (!st.isFile() || st.ino !== p.st.ino || st.dev !== p.st.dev) { closeSync(fd); return { worker: mounts }; }
+      if (!st.isFile() || st.ino !== p.st.ino || st.dev !== p.st.dev) { closeSync(fd); return { worker: w.canonical }; }
       return { stat, st, fd };
     } finally {
       closeSync(p.fd);
@@ -119,7 +119,7 @@ export async function extractIntoView(root: string, mounts: ViewMount[], path: s
       const mount = w.mountOf(dest.parts);
       if (mount?.readonly) throw new InvalidParameterError('mounted volume is marked read-only');
       if (!mount && o.readonlyRootfs) throw new ForbiddenError('container rootfs is marked read-only');
-      const worker = (tar: Readable) => extractIntoRoot(root, path, tar, { label: o.label, noOverwriteDirNonDir: o.noOverwriteDirNonDir, copyUIDGID: o.copyUIDGID, mounts });
+      const worker = (tar: Readable) => extractIntoRoot(root, path, tar, { label: o.label, noOverwriteDirNonDir: o.noOverwriteDirNonDir, copyUIDGID: o.copyUIDGID, mounts: w.canonical });
       if (!startsWithTopFile(head)) return worker(stream);
       const ex = tarStream.extract();
       stream.on('error', (e) => ex.destroy(e));

@@ -14,7 +14,7 @@
  *   with the sources bind-mounted over their destinations (each destination opened in-root, the mount made on
  *   /proc/self/fd/N), read-only ones remounted read-only; the namespace ends with the process.
  */
-import { closeSync, fstatSync, openSync, readdirSync, readFileSync, statSync, type Stats } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, type Stats } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { posix } from 'node:path';
 import { NotFoundError } from '../../lib/errors.js';
@@ -49,17 +49,39 @@ export interface Place { fd: number; parts: string[]; st: Stats; crossed: boolea
 class Walker {
   /** canonical destination ("a/b") → mount; later mounts at the same place win */
   private readonly at = new Map<string, ViewMount>();
+  /** The mounts with their canonical destinations, for the worker (it mounts them there, without following). */
+  readonly canonical: ViewMount[] = [];
 
   constructor(private readonly rootFd: number, mounts: ViewMount[]) {
     for (const m of sortMounts(mounts)) {
-      // a destination under a symlink is where the runtime resolved it, inside the view made so far
-      let key = split(posix.normalize(m.destination)).join('/');
-      try {
-        const p = this.resolve(m.destination, true);
-        closeSync(p.fd);
-        key = p.parts.join('/');
-      } catch { /* missing: the runtime creates it where it is written */ }
+      const key = this.destinationOf(m.destination);
       this.at.set(key, m);
+      this.canonical.push({ ...m, destination: '/' + key });
+    }
+  }
+
+  /**
+   * Where the runtime mounts at `destination`: resolved inside the view made so far (a symlink on the way or at
+   * the end is followed, a dangling last one to where it points, as runc does); lexical when a parent is missing.
+   */
+  private destinationOf(destination: string): string {
+    try {
+      const p = this.resolve(destination, true);
+      closeSync(p.fd);
+      return p.parts.join('/');
+    } catch { /* missing */ }
+    try {
+      const p = this.resolve(destination, false);
+      try {
+        if (!p.st.isSymbolicLink()) return p.parts.join('/');
+        const target = readlinkFd(p.fd);
+        const base = target.startsWith('/') ? [] : p.parts.slice(0, -1);
+        return split(posix.normalize('/' + [...base, ...split(target)].join('/'))).join('/');
+      } finally {
+        closeSync(p.fd);
+      }
+    } catch {
+      return split(posix.normalize(destination)).join('/');
     }
   }
 
@@ -90,7 +112,21 @@ class Walker {
   private step(cur: number, parts: string[], name: string): number {
     const m = this.at.size ? this.at.get([...parts, name].join('/')) : undefined;
     if (m) { this.crossed = true; return openSync(m.source, O_PATH); }
-    return openat2(cur, name, O_PATH | O_NOFOLLOW, IN_ROOT);
+    try {
+      return openat2(cur, name, O_PATH | O_NOFOLLOW, IN_ROOT);
+    } catch (e) {
+      // a missing parent of a mount's destination (a container never started): made, as the runtime and dockerd
+      // make it, next to its parent's descriptor
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || !this.parentOfMount([...parts, name])) throw e;
+      try { mkdirSync(`/proc/self/fd/${cur}/${name}`, 0o755); } catch (e2) { if ((e2 as NodeJS.ErrnoException).code !== 'EEXIST') throw e2; }
+      return openat2(cur, name, O_PATH | O_NOFOLLOW, IN_ROOT);
+    }
+  }
+
+  private parentOfMount(parts: string[]): boolean {
+    const pre = parts.join('/') + '/';
+    for (const k of this.at.keys()) if (k.startsWith(pre)) return true;
+    return false;
   }
 
   /** The directory at canonical `parts`, opened again from the root (each component must be a directory). */
