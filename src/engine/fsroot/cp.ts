@@ -16,7 +16,7 @@ import { ForbiddenError, InvalidParameterError, NotFoundError } from '../../lib/
 import { peek } from '../../lib/streams.js';
 import type { Owner, PathStat } from './ops.js';
 import { fileEntryFromFd } from './tree.js';
-import { locateInView, pathStatOf, withView, type Place, type ViewMount, type Walker } from './view.js';
+import { locateInView, missing, pathStatOf, withView, type Place, type ViewMount, type Walker } from './view.js';
 import { extractIntoRoot, packFromRoot } from './worker.js';
 
 /** GET /archive: the stat and the tar of `path` in the view of `mounts` over `root`. */
@@ -110,8 +110,7 @@ export async function extractIntoView(root: string, mounts: ViewMount[], path: s
     try {
       dest = w.resolve(path, true);
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') throw new NotFoundError(`Could not find the file ${path} in container ${o.label}`);
+      if (missing(e)) throw new NotFoundError(`Could not find the file ${path} in container ${o.label}`);
       throw e;
     }
     try {

@@ -213,7 +213,8 @@ export function withView<T>(root: string, mounts: ViewMount[], fn: (w: Walker) =
 }
 export type { Walker };
 
-function missing(e: unknown): boolean {
+/** A walk's error that means "not there" (a missing name, a file on the way, too many links). */
+export function missing(e: unknown): boolean {
   const code = (e as NodeJS.ErrnoException).code;
   return code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP';
 }
