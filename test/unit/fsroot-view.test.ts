@@ -153,7 +153,8 @@ test('the daemon\'s walk races a directory swapped for a symlink to the host ins
     for (let i = 0; i < 3000 && (reads < 10 || writes < 10 || refused < 10); i++) {
       try {
         const got = await entries((await packFromView(root, mounts, '/data/d/f', 'c')).tar);
-        assert.deepEqual([...got.values()], ['in\n']);
+        // the container's own file (empty between its creation and its write), never the host's
+        assert.ok(['in\n', ''].includes([...got.values()].join()), [...got.values()].join());
         reads++;
       } catch (e) {
         assert.match(String(e), /Could not find|ENOENT|ENOTDIR/);
