@@ -2,6 +2,7 @@
  * Pull benchmark (issue 2): cold pulls of a ~200 MB single-layer Debian image and of a 7-layer ~370 MB image
  * from a local docker-registry, through the real docker CLI, against dockerd and wharfd in the same run; and
  * `docker images` with 1,000 images. Prints ratios wharfd/dockerd and the machine's floors.
+ * `BENCH_WHARFD_BEFORE=<checkout>` also runs that checkout's wharfd (built) in the same pull rounds, as "before".
  *
  * Needs root, dockerd (Debian docker.io), docker-registry, skopeo, debootstrap and the Debian mirror (for the
  * base rootfs, cached in /var/cache/wharf-bench).
@@ -93,18 +94,22 @@ async function main(): Promise<void> {
 
     const dockerd = await startDockerd(); daemons.push(dockerd);
     const wharfd = await startWharfd(); daemons.push(wharfd);
+    const beforeRoot = process.env.BENCH_WHARFD_BEFORE;
+    const before = beforeRoot ? { ...(await startWharfd([], beforeRoot)), name: 'before' } : null;
+    if (before) daemons.push(before);
 
     const rows: string[] = [];
     // BENCH_SKIP_PULLS=1: only the `images` measurement
     const pulls = process.env.BENCH_SKIP_PULLS === '1' ? [] : [['cold pull, Debian bookworm minbase (1 layer)', refDeb], ['cold pull, 7 layers', ref7]] as const;
     for (const [label, ref] of pulls) {
-      const t: Record<string, number[]> = { dockerd: [], wharfd: [] };
+      const t: Record<string, number[]> = { dockerd: [], wharfd: [], before: [] };
       for (let i = 0; i < RUNS; i++) {
-        for (const d of i % 2 ? [wharfd, dockerd] : [dockerd, wharfd]) t[d.name]!.push(await coldPull(d, ref));
+        for (const d of i % 2 ? [...daemons].reverse() : daemons) t[d.name]!.push(await coldPull(d, ref));
       }
       const md = median(t.dockerd!), mw = median(t.wharfd!);
-      rows.push(`| ${label} | ${md.toFixed(0)} ms | ${mw.toFixed(0)} ms | **${(mw / md).toFixed(2)}** |`);
-      console.error(`# ${label}: dockerd ${t.dockerd!.map((x) => x.toFixed(0)).join(',')} wharfd ${t.wharfd!.map((x) => x.toFixed(0)).join(',')}`);
+      const mb = before ? ` ${median(t.before!).toFixed(0)} ms | **${(mw / median(t.before!)).toFixed(2)}** |` : '';
+      rows.push(`| ${label} | ${md.toFixed(0)} ms | ${mw.toFixed(0)} ms | **${(mw / md).toFixed(2)}** |${mb}`);
+      console.error(`# ${label}: ${daemons.map((d) => `${d.name} ${t[d.name]!.map((x) => x.toFixed(0)).join(',')}`).join(' ')}`);
     }
 
     // `images` with 1,000 images: import 1,000 one-file tars into each daemon.
@@ -133,8 +138,8 @@ async function main(): Promise<void> {
 
     const blob = (await execFileP('sh', ['-c', `ls -S ${join(l1, 'blobs', 'sha256')} | head -1`])).stdout.trim();
     const f = await floors(join(l1, 'blobs', 'sha256', blob));
-    console.log('| work | dockerd | wharfd | wharfd/dockerd |');
-    console.log('|---|---|---|---|');
+    console.log(`| work | dockerd | wharfd | wharfd/dockerd |${before ? ' before | wharfd/before |' : ''}`);
+    console.log(`|---|---|---|---|${before ? '---|---|' : ''}`);
     for (const r of rows) console.log(r);
     console.log(`\nFloors on this machine (Node, one core): sha256 ${f.sha256MBs.toFixed(0)} MB/s of compressed data, gunzip ${f.gunzipMBs.toFixed(0)} MB/s of output.`);
   } finally {

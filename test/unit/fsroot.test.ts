@@ -13,7 +13,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { Readable } from 'node:stream';
-import { mkdirAllInRoot, readFileInRoot, statInRoot } from '../../src/engine/fsroot/inroot.js';
+import { mkdirAllInRoot, readFileInRoot } from '../../src/engine/fsroot/inroot.js';
+import { statInView } from '../../src/engine/fsroot/view.js';
 import { exportFromRoot, extractIntoRoot, listInRoot, packFromRoot, selftest } from '../../src/engine/fsroot/worker.js';
 import { resolveUser } from '../../src/engine/runtime/spec.js';
 
@@ -80,8 +81,8 @@ test('the worker reads and writes through hostile symlinks only inside the root'
   await writeFile(join(root, 'inside'), 'in the root\n');
   // cp out of a symlink to the host: nothing there inside the root
   await assert.rejects(packFromRoot(root, '/app/', 'c'), /Could not find the file \/app\/ in container c/);
-  assert.throws(() => statInRoot(root, '/etc/passwd/', 'c'), /Could not find/);
-  const st = statInRoot(root, '/etc/passwd', 'c');
+  assert.throws(() => statInView(root, [], '/etc/passwd/', 'c'), /Could not find/);
+  const st = statInView(root, [], '/etc/passwd', 'c');
   assert.equal(st.linkTarget, join(hostDir, 'etc/passwd'), 'the link itself, not followed');
   // cp in through the link: lands inside the root
   await mkdir(join(root, hostDir, 'workdir'), { recursive: true });

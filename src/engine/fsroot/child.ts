@@ -1,16 +1,18 @@
 /**
  * The chrooted tree worker: `node child.js`, started by `worker.ts` ahead of need. It loads all its code and
- * binds its libc functions first, then waits for one JSON request line on stdin, chroots into the request's
- * root, chdirs to "/", drops every capability but file ownership/permission overrides (no CAP_SYS_CHROOT,
+ * binds its libc functions first, then waits for one JSON request line on stdin, mounts the request's mounts
+ * (volumes, binds) over the root in a private mount namespace of its own when there are any (`view.ts`),
+ * chroots into the request's root, chdirs to "/", drops every capability but file ownership/permission overrides (no CAP_SYS_CHROOT,
  * CAP_SYS_ADMIN, CAP_SYS_PTRACE, CAP_SYS_MODULE…), sets no_new_privs, and only then does the work: tar or JSON
  * on stdout (or a tar read from the rest of stdin), control messages as JSON lines on fd 3. One request per
  * process. After the chroot nothing is imported, required or dlopened: the root may be a hostile container's.
  */
 import { writeSync } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { PassThrough } from 'node:stream';
 import { CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, chroot, dropCapabilities, growPipe, libc } from './native.js';
 import { exportRoot, extractTar, listRoot, packLayer, packPath, type Request } from './ops.js';
+import { mountView, poolStarted } from './view.js';
 
 const CTL = 3;
 
@@ -70,8 +72,15 @@ async function main(): Promise<void> {
   libc(); // every libc function bound, koffi and libgcc_s loaded: nothing of that is looked up after the chroot
   growPipe(0);
   growPipe(1);
-  await stat('/'); // the libuv thread pool started outside the root
   const { req, body } = await readRequest();
+  const mounts = (req.op === 'pack' || req.op === 'extract' || req.op === 'selftest') ? req.mounts ?? [] : [];
+  // Nothing so far used libuv's thread pool (checked here, while /proc is still the host's): it starts with the
+  // first asynchronous fs call after the confinement below, and its threads, made by this one, inherit its root,
+  // mount namespace, capabilities and no_new_privs (all per-thread state: a pool started earlier would keep full
+  // capabilities and, with mounts, the host's namespace and root).
+  if (poolStarted()) throw new Error('the thread pool started before the confinement');
+  // the container's view: its mounts over the root, in a mount namespace of this thread's own
+  if (mounts.length) mountView(req.root, mounts);
   chroot(req.root);
   process.chdir('/');
   dropCapabilities([CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID]);
@@ -102,6 +111,8 @@ async function main(): Promise<void> {
       let chrootAgain = 'allowed';
       try { chroot('/'); } catch (e) { chrootAgain = (e as NodeJS.ErrnoException).code ?? 'error'; }
       send({ entries: (await readdir('/')).sort(), chrootAgain });
+      // the thread pool now runs (readdir above): the test looks at its threads' state while this one waits
+      await new Promise((r) => setTimeout(r, 500));
       break;
     }
   }

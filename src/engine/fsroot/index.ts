@@ -1,13 +1,18 @@
 /**
  * engine/fsroot's door: everything other modules may use to touch paths inside a container's or an image's root.
  * - `inroot.ts`: single files and mkdir -p in the daemon, through openat2(RESOLVE_IN_ROOT) descriptors;
+ * - `view.ts`: a container's view (its root with its volumes and binds over it): walked in the daemon through
+ *   descriptors, mounted in the worker's own mount namespace;
+ * - `cp.ts`: docker cp in that view: single regular files in the daemon, the rest through the worker;
  * - `worker.ts`: tree operations (cp, export, diff, commit's reads, sizes, copy-up) in a chrooted child;
  * - `lexical.ts`: lexical in-root resolution, only for trees nothing changes while they are read;
  * - `tree.ts`: the tree walks, tar packing and change lists those operations run (in the child or, for image
  *   layers the daemon alone writes, in the daemon).
  */
 export { mergedLstat, resolveInLayers, resolveInRoot } from './lexical.js';
-export { lstatInRoot, mkdirAllInRoot, opaqueDirsInRoot, readFileInRoot, statInRoot } from './inroot.js';
+export { mkdirAllInRoot, opaqueDirsInRoot, readFileInRoot } from './inroot.js';
+export { statInView, type ViewMount } from './view.js';
+export { extractIntoView, packFromView } from './cp.js';
 export { exportFromRoot, extractIntoRoot, listInRoot, packFromRoot, packLayerFromRoot, prestartWorker } from './worker.js';
 export {
   isOpaque, isWhiteout, listedSize, naiveChanges, overlayChanges, readXattrs,

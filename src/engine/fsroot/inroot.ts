@@ -4,12 +4,10 @@
  * symlinks and ".." stay inside it whatever the tree holds or a running container changes meanwhile. The last
  * component is then acted on relative to its parent's descriptor (/proc/self/fd/N/name, never followed).
  */
-import { type Stats, closeSync, fchownSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, fchownSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { posix } from 'node:path';
-import { NotFoundError } from '../../lib/errors.js';
-import { goMode, type PathStat } from './ops.js';
-import { O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_PATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, errnoError, fxattr, openat2, readlinkFd } from './native.js';
+import { O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_PATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, errnoError, fxattr, openat2 } from './native.js';
 
 const IN_ROOT = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
 
@@ -105,47 +103,6 @@ export function mkdirAllInRoot(root: string, path: string, mode = 0o755, owner?:
     }
     return true;
   });
-}
-
-/**
- * lstat of `path` inside `root` with docker cp's rule: the last component is not followed (a symlink is reported
- * as one, with its target) unless the path ends in "/" or "/."; parents resolve inside the root. null when absent.
- */
-export function lstatInRoot(root: string, path: string): { st: Stats; linkTarget: string } | null {
-  return withRoot(root, (rootFd) => {
-    const parts = components(path);
-    const follow = /\/\.?$/.test(path) || parts.length === 0;
-    let fd: number;
-    try {
-      if (follow) fd = openat2(rootFd, parts.join('/') || '.', O_PATH, IN_ROOT);
-      else {
-        const parent = openat2(rootFd, parts.slice(0, -1).join('/') || '.', O_PATH | O_DIRECTORY, IN_ROOT);
-        try {
-          fd = openat2(parent, parts[parts.length - 1]!, O_PATH | O_NOFOLLOW, IN_ROOT);
-        } finally {
-          closeSync(parent);
-        }
-      }
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') return null;
-      throw e;
-    }
-    try {
-      const st = fstatSync(fd);
-      return { st, linkTarget: st.isSymbolicLink() ? readlinkFd(fd) : '' };
-    } finally {
-      closeSync(fd);
-    }
-  });
-}
-
-/** HEAD /archive: docker's path stat of `path` inside `root` (in process: one openat2, no worker). */
-export function statInRoot(root: string, path: string, label: string): PathStat {
-  const r = lstatInRoot(root, path);
-  if (!r) throw new NotFoundError(`Could not find the file ${path} in container ${label}`);
-  const name = posix.basename(posix.normalize('/' + path)) || '/';
-  return { name, size: r.st.size, mode: goMode(r.st), mtime: r.st.mtime.toISOString(), linkTarget: r.linkTarget };
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
  * The few libc calls Node has no binding for, through koffi (loaded on first use, ~25 ms): openat2(2) for
- * in-root resolution in the daemon, and chroot(2), capset(2), prctl(2), llistxattr/lgetxattr for the chrooted
- * tree worker (`child.ts`), which binds them all *before* it chroots.
+ * in-root resolution in the daemon, and chroot(2), capset(2), prctl(2), llistxattr/lgetxattr, unshare(2) and
+ * mount(2) for the chrooted tree worker (`child.ts`), which binds them all *before* it chroots.
  */
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
@@ -26,6 +26,8 @@ interface Libc {
   readlinkat: (dirfd: number, path: string, buf: Buffer, size: number) => number | bigint;
   fgetxattr: (fd: number, name: string, value: Buffer | null, size: number) => number | bigint;
   fcntl: (fd: number, cmd: number, arg: number) => number;
+  unshare: (flags: number) => number;
+  mount: (source: string | null, target: string, fstype: string | null, flags: number, data: null) => number;
   errno: () => number;
 }
 
@@ -51,6 +53,8 @@ export function libc(): Libc {
     readlinkat: c.func('long readlinkat(int dirfd, const char *path, void *buf, size_t size)') as Libc['readlinkat'],
     fgetxattr: c.func('long fgetxattr(int fd, const char *name, void *value, size_t size)') as Libc['fgetxattr'],
     fcntl: c.func('int fcntl(int fd, int cmd, int arg)') as Libc['fcntl'],
+    unshare: c.func('int unshare(int flags)') as Libc['unshare'],
+    mount: c.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data)') as Libc['mount'],
     errno: () => koffi.errno(),
   };
   return lib;
@@ -168,4 +172,30 @@ export function fxattr(fd: number, name: string): Buffer | null {
 /** Grows a pipe's buffer (F_SETPIPE_SZ) so that tar data crosses it in fewer, larger steps; best effort. */
 export function growPipe(fd: number, bytes = 1 << 20): void {
   libc().fcntl(fd, 1031, bytes);
+}
+
+const CLONE_NEWNS = 0x20000;
+const MS_RDONLY = 1, MS_REMOUNT = 32, MS_BIND = 4096, MS_REC = 16384, MS_PRIVATE = 1 << 18;
+
+/**
+ * A mount namespace of the calling thread's own (unshare(CLONE_NEWNS), which also gives it its own root and cwd),
+ * with every mount made private so that nothing mounted in it reaches the host's. Only the calling thread and
+ * the threads it starts afterwards live in it.
+ */
+export function unshareMounts(): void {
+  const l = libc();
+  if (l.unshare(CLONE_NEWNS) !== 0) throw errnoError(l.errno(), 'unshare(CLONE_NEWNS)');
+  if (l.mount(null, '/', null, MS_REC | MS_PRIVATE, null) !== 0) throw errnoError(l.errno(), 'mount(MS_PRIVATE)', '/');
+}
+
+/** mount --rbind `source` `target` (`target` typically /proc/self/fd/N of a descriptor opened in-root). */
+export function bindMount(source: string, target: string): void {
+  const l = libc();
+  if (l.mount(source, target, null, MS_BIND | MS_REC, null) !== 0) throw errnoError(l.errno(), 'mount(MS_BIND)', source);
+}
+
+/** Makes the bind mount at `target` read-only. */
+export function remountReadonly(target: string): void {
+  const l = libc();
+  if (l.mount(null, target, null, MS_REMOUNT | MS_BIND | MS_RDONLY, null) !== 0) throw errnoError(l.errno(), 'mount(MS_REMOUNT|MS_RDONLY)', target);
 }

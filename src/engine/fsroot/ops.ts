@@ -13,15 +13,16 @@ import { InvalidParameterError, NotFoundError } from '../../lib/errors.js';
 import { missingAs } from '../../lib/fsutil.js';
 import { listTree, packLayerItems, packTree, type PackItem } from './tree.js';
 import { lxattrs } from './native.js';
+import type { ViewMount } from './view.js';
 
 /** A request to the worker (one per process). */
 export type Request =
-  | { op: 'pack'; root: string; path: string; label: string }
+  | { op: 'pack'; root: string; path: string; label: string; mounts?: ViewMount[] }
   | { op: 'export'; root: string }
-  | { op: 'extract'; root: string; path: string; label: string; noOverwriteDirNonDir: boolean; copyUIDGID: boolean }
+  | { op: 'extract'; root: string; path: string; label: string; noOverwriteDirNonDir: boolean; copyUIDGID: boolean; mounts?: ViewMount[] }
   | { op: 'list'; root: string }
   | { op: 'layer'; root: string; items: PackItem[]; opaque: string[] }
-  | { op: 'selftest'; root: string };
+  | { op: 'selftest'; root: string; mounts?: ViewMount[] };
 
 /** The stat docker sends in X-Docker-Container-Path-Stat. */
 export interface PathStat { name: string; size: number; mode: number; mtime: string; linkTarget: string }
@@ -70,7 +71,7 @@ export async function packPath(path: string, label: string, out: Writable, sendS
   const { abs, st, stat } = await locate(path, label);
   sendStat(stat, { uid: st.uid, gid: st.gid, mode: st.mode });
   const pack = tarStream.pack();
-  const base = /\/\.$/.test(path) ? '.' : stat.name === '/' ? '.' : stat.name;
+  const base = /\/\.$/.test(path) ? './' : stat.name === '/' ? '.' : stat.name;
   const piped = pipeTo(pack, out);
   await packTree(pack, abs, base);
   pack.finalize();

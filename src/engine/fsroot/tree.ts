@@ -3,6 +3,7 @@ import { lstat, readdir, readlink } from 'node:fs/promises';
 import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, type BigIntStats } from 'node:fs';
 import { join } from 'node:path';
 import { isMissing as gone, missingAs } from '../../lib/fsutil.js';
+import type { Readable } from 'node:stream';
 import type tarStream from 'tar-stream';
 
 /**
@@ -203,6 +204,14 @@ async function fileEntry(pack: tarStream.Pack, header: HeaderArg & { size: numbe
     if (!gone(e)) throw e;
     fd = null;
   }
+  await fileEntryFromFd(pack, header, fd);
+}
+
+/**
+ * A regular file's entry with exactly `header.size` bytes read from `fd` (closed here; null: zeros); if the file
+ * shrank meanwhile, the rest is zeros (the header is already written).
+ */
+export async function fileEntryFromFd(pack: tarStream.Pack, header: HeaderArg & { size: number }, fd: number | null): Promise<void> {
   try {
     await new Promise<void>((resolve, reject) => {
       const w = pack.entry(header, (err) => (err ? reject(err) : resolve()));
@@ -218,7 +227,16 @@ async function fileEntry(pack: tarStream.Pack, header: HeaderArg & { size: numbe
           if (fd !== null) n = readSync(fd, buf, 0, want, off);
           if (n === 0) { buf.fill(0); n = want; if (fd !== null) closeSync(fd); fd = null; } else if (n < want) buf = buf.subarray(0, n);
           off += n;
-          if (!w.write(buf)) await new Promise<void>((r) => w.once('drain', () => r()));
+          if (!w.write(buf)) {
+            // a reader that goes away destroys the pack: stop there (in the daemon the descriptor must not leak)
+            const p = pack as unknown as Readable;
+            await new Promise<void>((r) => {
+              const done = () => { w.off('drain', done); p.off('close', done); r(); };
+              w.once('drain', done);
+              p.once('close', done);
+            });
+            if (p.destroyed) throw new Error('the tar stream was closed');
+          }
         }
         (w as unknown as { end(): void }).end();
       })().catch(reject);
@@ -232,7 +250,8 @@ function major(rdev: number): number { return ((rdev >> 8) & 0xfff) | (Math.floo
 function minor(rdev: number): number { return (rdev & 0xff) | ((rdev >> 12) & 0xfff00); }
 
 /**
- * docker cp / export: writes the tree at `abs` into `pack` under the name `base` ('.' for "its contents"):
+ * docker cp / export: writes the tree at `abs` into `pack` under the name `base` ('.': its contents without a
+ * prefix, as export; './': itself as '.' and its contents as './name', as dockerd answers a cp of "dir/."):
  * directories before their sorted contents, files, symlinks, hard links (a second name of an inode already
  * written becomes a link entry, as docker's archiver does), character/block devices and FIFOs; sockets are
  * skipped. Returns false when `abs` itself is gone.
@@ -244,8 +263,8 @@ export async function packTree(pack: tarStream.Pack, abs: string, base: string):
     if (!s) return false;
     const common = { name: n, mode: Number(s.mode & 0o7777n), uid: Number(s.uid), gid: Number(s.gid), mtime: new Date(Number(s.mtimeMs)) };
     if (s.isDirectory()) {
-      if (n !== '.') await entry(pack, { ...common, type: 'directory' });
-      for (const e of readdirSyncOrEmpty(p)) await walk(join(p, e), n === '.' ? e : `${n}/${e}`, false);
+      if (n !== '.') await entry(pack, { ...common, name: n === './' ? '.' : n, type: 'directory' });
+      for (const e of readdirSyncOrEmpty(p)) await walk(join(p, e), n === '.' ? e : n === './' ? `./${e}` : `${n}/${e}`, false);
       return true;
     }
     if (s.nlink > 1n && !s.isSymbolicLink()) {

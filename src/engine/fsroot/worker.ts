@@ -13,6 +13,7 @@ import { ForbiddenError, InvalidParameterError, NotFoundError, SystemError } fro
 import type { PackItem, TreeEntry } from './tree.js';
 import type { Owner, PathStat, Request } from './ops.js';
 import { opaqueDirsInRoot } from './inroot.js';
+import type { ViewMount } from './view.js';
 
 const CHILD = fileURLToPath(new URL('./child.js', import.meta.url));
 
@@ -167,9 +168,9 @@ function streamed(r: Running): Readable {
   return pt;
 }
 
-/** GET /archive: the stat and the tar of `path` inside `root`. */
-export async function packFromRoot(root: string, path: string, label: string): Promise<{ stat: PathStat; owner: Owner; tar: Readable }> {
-  const r = run({ op: 'pack', root, path, label });
+/** GET /archive: the stat and the tar of `path` inside `root` (with `mounts` over it: the container's view). */
+export async function packFromRoot(root: string, path: string, label: string, mounts: ViewMount[] = []): Promise<{ stat: PathStat; owner: Owner; tar: Readable }> {
+  const r = run({ op: 'pack', root, path, label, ...(mounts.length ? { mounts } : {}) });
   const first = await r.next();
   return { stat: first.stat as PathStat, owner: first.owner as Owner, tar: streamed(r) };
 }
@@ -181,9 +182,10 @@ export async function exportFromRoot(root: string): Promise<Readable> {
   return streamed(r);
 }
 
-/** PUT /archive: `tar` extracted into the directory `path` inside `root`. */
-export async function extractIntoRoot(root: string, path: string, tar: Readable, o: { label: string; noOverwriteDirNonDir: boolean; copyUIDGID: boolean }): Promise<void> {
-  const r = run({ op: 'extract', root, path, ...o }, tar);
+/** PUT /archive: `tar` extracted into the directory `path` inside `root` (with `mounts` over it). */
+export async function extractIntoRoot(root: string, path: string, tar: Readable, o: { label: string; noOverwriteDirNonDir: boolean; copyUIDGID: boolean; mounts?: ViewMount[] }): Promise<void> {
+  const { mounts, ...rest } = o;
+  const r = run({ op: 'extract', root, path, ...rest, ...(mounts?.length ? { mounts } : {}) }, tar);
   r.out.resume();
   await r.next();
 }
@@ -223,8 +225,9 @@ export async function packLayerFromRoot(root: string, items: PackItem[] | null):
   return streamed(r);
 }
 
-/** For the tests: what a worker confined in `root` sees at "/", and whether it may chroot again. */
-export async function selftest(root: string): Promise<{ entries: string[]; chrootAgain: string }> {
-  const r = run({ op: 'selftest', root });
-  return (await r.next()) as unknown as { entries: string[]; chrootAgain: string };
+/** For the tests: what a worker confined in `root` sees at "/", whether it may chroot again, and its pid (it waits 0.5 s). */
+export async function selftest(root: string, mounts: ViewMount[] = []): Promise<{ entries: string[]; chrootAgain: string; pid: number }> {
+  const r = run({ op: 'selftest', root, ...(mounts.length ? { mounts } : {}) });
+  const m = (await r.next()) as unknown as { entries: string[]; chrootAgain: string };
+  return { ...m, pid: r.w.proc.pid! };
 }
