@@ -5,7 +5,7 @@
 import type { Readable } from 'node:stream';
 import type { ProgressSink } from '../lib/jsonmessage.js';
 import type { Filters } from '../lib/filters.js';
-import type { BuildRequest, DeleteItem, HistoryItem, ImagePruneReport, ImageSummary, ImportOptions, PullOptions } from '../wire/index.js';
+import type { BuildRequest, DeleteItem, EventMessage, HistoryItem, ImagePruneReport, ImageSummary, ImportOptions, PullOptions } from '../wire/index.js';
 
 export type { Filters } from '../lib/filters.js';
 export type { AuthConfig, BuildRequest, DeleteItem, HistoryItem, ImagePruneReport, ImageSummary, ImportOptions, PullOptions } from '../wire/index.js';
@@ -40,6 +40,20 @@ export interface Backends {
   system: SystemBackend;
   /** The classic builder (POST /build); absent in daemons built without it. */
   build?: BuildBackend;
+  /** GET /events. */
+  events?: EventsBackend;
+}
+
+export interface EventsBackend {
+  /**
+   * A subscription: `past` holds the buffered events matching the filters between `since` and `until` (Unix
+   * nanoseconds; none when both are absent), `onEvent` receives the live ones until `close()`.
+   */
+  subscribe(opts: { since?: bigint; until?: bigint; filters: Filters }): {
+    past: EventMessage[]; onEvent(fn: (e: EventMessage) => void): void; close(): void;
+  };
+  /** One event as a line of the stream (dockerd's json.Encoder output: exact timeNano, newline). */
+  encode(e: EventMessage): string;
 }
 
 export interface BuildBackend {

@@ -37,6 +37,7 @@ import { ArchiveReader } from '../engine/containers/archive.js';
 import { BridgeNetwork } from '../engine/network/index.js';
 import { createRuntime } from '../engine/runtime/runc.js';
 import { isENOENT } from '../lib/fsutil.js';
+import { EventBus } from '../engine/events/index.js';
 import { DEFAULT_DOMAIN, INDEX_SERVER, LEGACY_DEFAULT_DOMAIN } from '../lib/reference.js';
 
 /** wharfd's product version (Server header, /version, /info). */
@@ -112,12 +113,14 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
   const volumes = await new VolumeStore(dataRoot).open();
   containerService = await new ContainerService({ dataRoot, layers, volumes, resolveImage: (name) => imageService.resolve(name) }).open();
   const containers = containerService;
+  const events = new EventBus();
+  containers.events = events;
   const runtime = createRuntime({ root: join(cfg.execRoot, 'runtime'), runtime: cfg.defaultRuntime });
   const runner = new ContainerRunner(containers, runtime, layers, cfg.execRoot, new BridgeNetwork({ dataRoot, execRoot: cfg.execRoot }));
   const execs = new ExecService(containers, runtime, cfg.execRoot);
   const commits = new CommitService({
     containers, images, layers, tagImage: (id, repo, tag) => imageService.tagImage(id, repo, tag),
-    freeze: { pause: (id) => runner.pause(id, { byDaemon: true }), unpause: (id) => runner.unpause(id) },
+    freeze: { pause: (id) => runner.freeze(id), unpause: (id) => runner.unpause(id) },
   });
   await runner.recover();
   const system = new SystemService({
@@ -160,7 +163,7 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
   });
 
   return {
-    backends: { images: imageService, system, build },
+    backends: { images: imageService, system, build, events },
     extraRoutes: [
       (r) => { if (build) buildRoutes(r, build); },
       (r) => { distributionRoutes(r, pusher); archiveRoutes(r, archive); },

@@ -199,15 +199,16 @@ export function containerRuntimeRoutes(r: Router, c: ContainerService, run: Cont
       sendEmpty(res, 200);
     });
     r.post('/exec/{id}/start', async ({ req, res, params }) => {
-      const body = ((await readJsonBody(req)) ?? {}) as { Detach?: boolean };
+      const body = ((await readJsonBody(req)) ?? {}) as { Detach?: boolean; Tty?: boolean };
       const e = exec.get(params.id!);
       if (body.Detach) {
         void exec.start(e.ID, {}).catch(() => {});
         sendEmpty(res, 200);
         return;
       }
-      const tty = e.ProcessConfig.tty;
-      const h = hijack(req, res, tty, tty && e.OpenStdin ? parseDetachKeys(e.DetachKeys || DEFAULT_DETACH_KEYS) : null);
+      // as dockerd: the output is raw or multiplexed by the start request's Tty, whatever the exec was created with
+      const tty = !!body.Tty;
+      const h = hijack(req, res, tty, e.ProcessConfig.tty && e.OpenStdin ? parseDetachKeys(e.DetachKeys || DEFAULT_DETACH_KEYS) : null);
       try {
         await exec.start(e.ID, {
           ...(e.OpenStdout ? { stdout: h.out(1) } : {}),

@@ -27,8 +27,11 @@ export class CommitService {
   constructor(private readonly d: {
     containers: ContainerService; images: ImageStore; layers: LayerStore;
     tagImage(id: Digest, repo: string, tag?: string): Promise<unknown>;
-    /** Pause/unpause of the lifecycle (absent: commits never pause). */
-    freeze?: { pause(id: string): Promise<void>; unpause(id: string): Promise<void> };
+    /**
+     * Pause/unpause of the lifecycle (absent: commits never pause). `pause` resolves false when the container is
+     * no longer running by then (it exited meanwhile: committed unpaused, as dockerd does).
+     */
+    freeze?: { pause(id: string): Promise<boolean>; unpause(id: string): Promise<void> };
   }) {}
 
   async commit(ref: string, o: CommitOptions): Promise<string> {
@@ -42,12 +45,12 @@ export class CommitService {
     cfg = applyChanges(cfg, o.changes);
     // as dockerd: a running container is paused for the read of its changes unless --pause=false
     const freeze = o.pause !== false && r.State.Running && !r.State.Paused ? this.d.freeze : undefined;
-    if (freeze) await freeze.pause(r.ID);
+    const paused = freeze ? await freeze.pause(r.ID) : false;
     let extracted;
     try {
       extracted = await this.d.layers.extract(await this.d.layers.diff(r.ID));
     } finally {
-      if (freeze) await freeze.unpause(r.ID).catch(() => {});
+      if (paused) await freeze!.unpause(r.ID).catch(() => {});
     }
     const layer = await this.d.layers.register(topChainOf(pc) as Digest | null, extracted);
     let id: Digest;
@@ -79,6 +82,7 @@ export class CommitService {
       await this.d.layers.release(layer.chainId);
     }
     if (o.repo) await this.d.tagImage(id, o.repo, o.tag || undefined);
+    this.d.containers.emit(r, 'commit', { comment: o.comment ?? '', imageID: id, imageRef: o.repo ? `${o.repo}:${o.tag || 'latest'}` : '' });
     return id;
   }
 }

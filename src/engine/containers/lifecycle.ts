@@ -8,6 +8,7 @@
  * to the host's network namespace.
  */
 import { execFile } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
 import { chmod, chown, lstat, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
@@ -83,6 +84,22 @@ export async function mountsOf(mps: MountPoint[], rootfs: string): Promise<{ sou
     out.push({ source: m.Source, destination: m.Destination, ...(!m.RW ? { readonly: true } : {}), ...(prop ? { propagation: prop } : {}) });
   }
   return out;
+}
+
+/**
+ * docker's signal.ParseSignal: a number, or a name with or without "SIG" in any case → its number; anything
+ * else is dockerd's 400 "Invalid signal: X".
+ */
+export function parseSignal(raw: string): number {
+  if (/^\d+$/.test(raw)) {
+    const n = Number(raw);
+    if (n === 0 || n > 64) throw new InvalidParameterError(`Invalid signal: ${raw}`);
+    return n;
+  }
+  const name = `SIG${raw.toUpperCase().replace(/^SIG/, '')}`;
+  const n = (osConstants.signals as Record<string, number>)[name];
+  if (n === undefined) throw new InvalidParameterError(`Invalid signal: ${raw}`);
+  return n;
 }
 
 type Waiter = { condition: string; resolve: (v: { StatusCode: number; Error: { Message: string } | null }) => void };
@@ -224,6 +241,7 @@ export class ContainerRunner {
       r.State = { ...r.State, Status: 'running', Running: true, Paused: false, Pid: pid, ExitCode: 0, Error: '', StartedAt: rfc3339NanoFixed(new Date()), FinishedAt: '0001-01-01T00:00:00Z' };
       await this.c.save(r);
       this.monitor(r);
+      this.c.emit(r, 'start');
     } catch (e) {
       if (created) await this.rt.delete(id, true).catch(() => {});
       if (netUp && this.net) await this.net.disconnect(id).catch(() => {});
@@ -261,23 +279,24 @@ export class ContainerRunner {
     await this.layers.unmount(r.ID).catch(() => {});
     await rm(join(this.execRoot, 'bundles', r.ID), { recursive: true, force: true }).catch(() => {});
     r.State = { ...r.State, Status: 'exited', Running: false, Paused: false, Pid: 0, ExitCode: code, FinishedAt: rfc3339NanoFixed(at ?? new Date()) };
-    await this.c.save(r).catch(() => {});
     const restart = !r.HostConfig.AutoRemove && this.shouldRestart(r, code);
     if (restart) {
       r.State.Restarting = true;
       r.State.Status = 'restarting';
     }
     await this.c.save(r).catch(() => {});
-    if (!restart) this.notify(r, code, null);
+    this.c.emit(r, 'die', { exitCode: String(code) });
+    // as dockerd's waitStop: every exit ends a wait, a restart to come or not
+    this.notify(r, code, null);
     if (r.HostConfig.AutoRemove) await this.autoRemove(r);
     if (restart) {
       // docker's back-off: 100 ms doubling with every restart, at most 1 minute
       const delay = Math.min(60_000, 100 * 2 ** Math.min(r.RestartCount, 10));
       setTimeout(() => {
         r.State.Restarting = false;
-        if (r.ManuallyStopped || !this.c.all().includes(r)) { r.State.Status = 'exited'; this.notify(r, code, null); return; }
+        if (r.ManuallyStopped || !this.c.all().includes(r)) { r.State.Status = 'exited'; void this.c.save(r).catch(() => {}); return; }
         r.RestartCount++;
-        this.start(r.ID, true).catch(() => { r.State.Status = 'exited'; void this.c.save(r).catch(() => {}); this.notify(r, code, null); });
+        this.start(r.ID, true).catch(() => { r.State.Status = 'exited'; void this.c.save(r).catch(() => {}); });
       }, delay).unref();
     }
   }
@@ -343,6 +362,7 @@ export class ContainerRunner {
       for await (const rec of this.logs(r.ID, { follow: false })) (rec.stream === 'stdout' ? s.stdout : s.stderr)?.(rec.data);
     }
     if (!opts.stream) return;
+    this.c.emit(r, 'attach');
     let h: AttachHandle | null;
     if (r.State.Running) {
       h = await this.connect(r.ID, s);
@@ -356,14 +376,22 @@ export class ContainerRunner {
     if (h) await h.done;
   }
 
+  /**
+   * POST /containers/{id}/kill. As dockerd: with SIGKILL (the default) it returns once the container is no longer
+   * running (its exit handled: `kill && rm` works); any other signal returns once it is sent.
+   */
   async kill(ref: string, signal: string): Promise<void> {
     const r = this.c.get(ref);
+    const sig = parseSignal(signal || 'KILL');
     if (!r.State.Running) throw new ConflictError(`Container ${r.ID} is not running`);
     r.ManuallyStopped = true;
-    await this.rt.kill(r.ID, signal || 'KILL', true).catch((e) => {
+    const exited = this.monitors.get(r.ID);
+    await this.rt.kill(r.ID, String(sig), true).catch((e) => {
       if (e instanceof ConflictError) throw new ConflictError(`Container ${r.ID} is not running`);
       throw e;
     });
+    this.c.emit(r, 'kill', { signal: String(sig) });
+    if (sig === osConstants.signals.SIGKILL && exited) await exited;
   }
 
   /** POST /containers/{id}/stop: StopSignal (SIGTERM), then SIGKILL after t seconds (default 10). */
@@ -374,12 +402,16 @@ export class ContainerRunner {
     const secs = t ?? (typeof r.Config.StopTimeout === 'number' ? r.Config.StopTimeout : 10);
     const exited = this.monitors.get(r.ID) ?? Promise.resolve();
     if (r.State.Paused) await this.unpause(r.ID).catch(() => {});
-    await this.rt.kill(r.ID, (r.Config.StopSignal as string | undefined) || 'TERM').catch(() => {});
+    const stopSignal = parseSignal((r.Config.StopSignal as string | undefined) || 'TERM');
+    await this.rt.kill(r.ID, String(stopSignal)).catch(() => {});
+    this.c.emit(r, 'kill', { signal: String(stopSignal) });
     const timedOut = await Promise.race([exited.then(() => false), new Promise<boolean>((res) => setTimeout(() => res(true), Math.max(0, secs) * 1000).unref())]);
     if (timedOut) {
       await this.rt.kill(r.ID, 'KILL', true).catch(() => {});
+      this.c.emit(r, 'kill', { signal: String(osConstants.signals.SIGKILL) });
       await exited;
     }
+    this.c.emit(r, 'stop');
   }
 
   /** GET /containers/{id}/logs as records. */
@@ -419,6 +451,7 @@ export class ContainerRunner {
     }
     r.State = { ...r.State, Paused: true, Status: 'paused' };
     await this.c.save(r);
+    this.c.emit(r, 'pause');
   }
 
   async unpause(ref: string): Promise<void> {
@@ -428,6 +461,25 @@ export class ContainerRunner {
     r.State = { ...r.State, Paused: false, Status: 'running' };
     await this.c.save(r);
     await rm(this.daemonPauseMarker(r.ID), { force: true });
+    this.c.emit(r, 'unpause');
+  }
+
+  /**
+   * commit's freeze: pauses a running container for the read of its changes; false (nothing paused) when it is no
+   * longer running by then — a container exiting meanwhile is committed as it is, as dockerd does.
+   */
+  async freeze(ref: string): Promise<boolean> {
+    const r = this.c.get(ref);
+    if (!r.State.Running || r.State.Paused) return false;
+    try {
+      await this.pause(r.ID, { byDaemon: true });
+      return true;
+    } catch (e) {
+      if (!r.State.Running) return false;
+      const st = await this.rt.state(r.ID).catch(() => null);
+      if (!st || st.status === 'stopped') return false;
+      throw e;
+    }
   }
 
   /**
@@ -461,6 +513,7 @@ export class ContainerRunner {
     const r = this.c.get(ref);
     if (r.State.Running) await this.stop(r.ID, t);
     await this.start(r.ID);
+    this.c.emit(r, 'restart');
   }
 
   async resize(ref: string, h: number, w: number): Promise<void> {

@@ -17,6 +17,7 @@ import { topChainOf } from '../images/store.js';
 import { parseBind, validateCreateBody } from './hostconfig.js';
 import { rfc3339NanoFixed } from '../../lib/go.js';
 import { humanDuration } from '../../lib/units.js';
+import type { EventPublisher } from '../events/types.js';
 
 export type ContainerStatus = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
 
@@ -32,6 +33,15 @@ export interface ContainerState {
   Error: string;
   StartedAt: string;
   FinishedAt: string;
+  /** Set while a container with a healthcheck runs (and kept after it stops), by health.ts. */
+  Health?: HealthState;
+}
+
+/** docker's State.Health: status, consecutive failures, the last results (at most 5). */
+export interface HealthState {
+  Status: 'starting' | 'healthy' | 'unhealthy';
+  FailingStreak: number;
+  Log: { Start: string; End: string; ExitCode: number; Output: string }[];
 }
 
 /** What is persisted in config.v2.json. */
@@ -126,6 +136,17 @@ export class ContainerService {
   }
 
   dir(id: string): string { return join(this.root, id); }
+
+  /** Where container events go (the daemon's event log); none when unset. */
+  events?: EventPublisher;
+
+  /** Publishes a container event with dockerd's attributes: the labels, `image` (as asked for) and `name`. */
+  emit(r: ContainerRecord, action: string, extra: Record<string, string> = {}): void {
+    if (!this.events) return;
+    this.events.publish('container', action, r.ID, {
+      ...((r.Config.Labels ?? {}) as Record<string, string>), image: String(r.Config.Image ?? r.Image), name: r.Name.replace(/^\//, ''), ...extra,
+    });
+  }
 
   async save(rec: ContainerRecord): Promise<void> {
     await mkdir(this.dir(rec.ID), { recursive: true, mode: 0o710 });
@@ -291,6 +312,7 @@ export class ContainerService {
       await rm(this.dir(id), { recursive: true, force: true }).catch(() => {});
       throw e;
     }
+    this.emit(rec, 'create');
     return { Id: id, Warnings: warnings };
   }
 
@@ -372,7 +394,10 @@ export class ContainerService {
   /** Docker's Status column. */
   statusText(r: ContainerRecord, now = Date.now()): string {
     const s = r.State;
-    if (s.Running) return `Up ${humanDuration(now - Date.parse(s.StartedAt))}${s.Paused ? ' (Paused)' : ''}`;
+    if (s.Running) {
+      const health = s.Paused || !s.Health ? '' : ` (${s.Health.Status === 'starting' ? 'health: starting' : s.Health.Status})`;
+      return `Up ${humanDuration(now - Date.parse(s.StartedAt))}${s.Paused ? ' (Paused)' : health}`;
+    }
     if (s.Status === 'created') return 'Created';
     if (s.Status === 'removing') return 'Removal In Progress';
     if (s.Status === 'dead') return 'Dead';
@@ -384,7 +409,10 @@ export class ContainerService {
   list(opts: { all: boolean; limit?: number; filters: Record<string, string[]> }): Record<string, unknown>[] {
     const f = opts.filters;
     for (const k of Object.keys(f)) {
-      if (!['status', 'name', 'id', 'label', 'exited', 'ancestor'].includes(k)) throw new InvalidParameterError(`Invalid filter '${k}'`);
+      if (!['status', 'name', 'id', 'label', 'exited', 'ancestor', 'health'].includes(k)) throw new InvalidParameterError(`Invalid filter '${k}'`);
+    }
+    for (const h of f.health ?? []) {
+      if (!['starting', 'healthy', 'unhealthy', 'none'].includes(h)) throw new InvalidParameterError(`Unrecognised filter value for health: ${h}`);
     }
     for (const st of f.status ?? []) {
       if (!['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead'].includes(st)) {
@@ -399,6 +427,7 @@ export class ContainerService {
       if (f.name && !f.name.some((n) => new RegExp(n).test(r.Name))) return false;
       if (f.id && !f.id.some((p) => r.ID.startsWith(p))) return false;
       if (f.exited && (r.State.Status !== 'exited' || !f.exited.includes(String(r.State.ExitCode)))) return false;
+      if (f.health && !f.health.includes(r.State.Health?.Status ?? 'none')) return false;
       if (f.label) {
         const labels = (r.Config.Labels ?? {}) as Record<string, string>;
         for (const l of f.label) {
@@ -441,8 +470,10 @@ export class ContainerService {
     if (name === r.Name) throw new InvalidParameterError(`Renaming a container with the same name as its current name`);
     const owner = this.nameOwner(name);
     if (owner) throw new ConflictError(`Error when allocating new name: Conflict. The container name "${name}" is already in use by container "${owner.ID}". You have to remove (or rename) that container to be able to reuse that name.`);
+    const oldName = r.Name;
     r.Name = name;
     await this.save(r);
+    this.emit(r, 'rename', { oldName });
   }
 
   /** POST /containers/prune: every stopped container. */
@@ -486,5 +517,6 @@ export class ContainerService {
       this.d.volumes.release(m.Name, r.ID);
       if (opts.volumes && this.d.volumes.isAnonymous(m.Name)) await this.d.volumes.remove(m.Name).catch(() => {});
     }
+    this.emit(r, 'destroy');
   }
 }
