@@ -38,6 +38,7 @@ import { BridgeNetwork } from '../engine/network/index.js';
 import { createRuntime } from '../engine/runtime/runc.js';
 import { isENOENT } from '../lib/fsutil.js';
 import { EventBus } from '../engine/events/index.js';
+import { ImageEvents } from './image-events.js';
 import { DEFAULT_DOMAIN, INDEX_SERVER, LEGACY_DEFAULT_DOMAIN } from '../lib/reference.js';
 
 /** wharfd's product version (Server header, /version, /info). */
@@ -115,6 +116,7 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
   const containers = containerService;
   const events = new EventBus();
   containers.events = events;
+  volumes.events = events;
   const runtime = createRuntime({ root: join(cfg.execRoot, 'runtime'), runtime: cfg.defaultRuntime });
   const runner = new ContainerRunner(containers, runtime, layers, cfg.execRoot, new BridgeNetwork({ dataRoot, execRoot: cfg.execRoot }));
   const execs = new ExecService(containers, runtime, cfg.execRoot);
@@ -162,11 +164,12 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
     images, refs, layers, dataRoot, resolve: (name) => imageService.resolve(name), decompress: decompressStream,
   });
 
+  const imageEvents = new ImageEvents(events, (name) => imageService.resolve(name));
   return {
-    backends: { images: imageService, system, build, events },
+    backends: { images: imageEvents.images(imageService), system, build, events },
     extraRoutes: [
       (r) => { if (build) buildRoutes(r, build); },
-      (r) => { distributionRoutes(r, pusher); archiveRoutes(r, archive); },
+      (r) => { distributionRoutes(r, imageEvents.pusher(pusher)); archiveRoutes(r, imageEvents.archive(archive)); },
       (r) => containerRoutes(r, containers, runner, execs, commits, new ArchiveReader(containers, layers)),
       (r) => volumeRoutes(r, volumes),
       (r) => authRoutes(r, { login: (a, signal) => login(a, cfg, signal) }, new SearchService(cfg)),

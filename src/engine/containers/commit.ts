@@ -81,7 +81,10 @@ export class CommitService {
     } finally {
       await this.d.layers.release(layer.chainId);
     }
-    if (o.repo) await this.d.tagImage(id, o.repo, o.tag || undefined);
+    if (o.repo) {
+      await this.d.tagImage(id, o.repo, o.tag || undefined);
+      this.d.containers.events?.publish('image', 'tag', id, { ...(cfg.Labels ?? {}), name: `${o.repo}:${o.tag || 'latest'}` });
+    }
     this.d.containers.emit(r, 'commit', { comment: o.comment ?? '', imageID: id, imageRef: o.repo ? `${o.repo}:${o.tag || 'latest'}` : '' });
     return id;
   }

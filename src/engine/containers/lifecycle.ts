@@ -241,6 +241,9 @@ export class ContainerRunner {
       r.State = { ...r.State, Status: 'running', Running: true, Paused: false, Pid: pid, ExitCode: 0, Error: '', StartedAt: rfc3339NanoFixed(new Date()), FinishedAt: '0001-01-01T00:00:00Z' };
       await this.c.save(r);
       this.monitor(r);
+      for (const m of r.MountPoints ?? []) {
+        if (m.Type === 'volume' && m.Name) this.c.events?.publish('volume', 'mount', m.Name, { container: r.ID, destination: m.Destination, driver: 'local', propagation: '', 'read/write': String(m.RW) });
+      }
       this.c.emit(r, 'start');
     } catch (e) {
       if (created) await this.rt.delete(id, true).catch(() => {});
@@ -286,6 +289,7 @@ export class ContainerRunner {
     }
     await this.c.save(r).catch(() => {});
     this.c.emit(r, 'die', { exitCode: String(code) });
+    for (const m of r.MountPoints ?? []) if (m.Type === 'volume' && m.Name) this.c.events?.publish('volume', 'unmount', m.Name, { container: r.ID, driver: 'local' });
     // as dockerd's waitStop: every exit ends a wait, a restart to come or not
     this.notify(r, code, null);
     if (r.HostConfig.AutoRemove) await this.autoRemove(r);
