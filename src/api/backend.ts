@@ -5,10 +5,10 @@
 import type { Readable } from 'node:stream';
 import type { ProgressSink } from '../lib/jsonmessage.js';
 import type { Filters } from '../lib/filters.js';
-import type { BuildRequest, DeleteItem, EventMessage, HistoryItem, ImagePruneReport, ImageSummary, ImportOptions, PullOptions } from '../wire/index.js';
+import type { BuildRequest, ContainerUpdate, DeleteItem, EventMessage, HistoryItem, ImagePruneReport, ImageSummary, ImportOptions, PullOptions, StatsJson } from '../wire/index.js';
 
 export type { Filters } from '../lib/filters.js';
-export type { AuthConfig, BuildRequest, DeleteItem, HistoryItem, ImagePruneReport, ImageSummary, ImportOptions, PullOptions } from '../wire/index.js';
+export type { AuthConfig, BuildRequest, ContainerUpdate, DeleteItem, HistoryItem, ImagePruneReport, ImageSummary, ImportOptions, PullOptions } from '../wire/index.js';
 
 export interface ImageBackend {
   /** POST /images/create?fromImage=&tag= — streams progress; errors after streaming started go to the sink. */
@@ -42,6 +42,14 @@ export interface Backends {
   build?: BuildBackend;
   /** GET /events. */
   events?: EventsBackend;
+  /** GET /containers/{id}/stats, POST /containers/{id}/update. */
+  containerResources?: ContainerResourcesBackend;
+}
+
+export interface ContainerResourcesBackend {
+  /** One answer (stream false), or one a second until `signal` aborts. */
+  stats(id: string, opts: { stream: boolean; oneShot: boolean; signal?: AbortSignal }): AsyncIterable<StatsJson>;
+  update(id: string, body: ContainerUpdate): Promise<{ Warnings: string[] | null }>;
 }
 
 export interface EventsBackend {

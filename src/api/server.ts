@@ -10,6 +10,7 @@ import { Router } from './router.js';
 import { imageRoutes } from './routes/images.js';
 import { systemRoutes } from './routes/system.js';
 import { eventRoutes } from './routes/events.js';
+import { containerResourceRoutes } from './routes/container-resources.js';
 
 /** The API version we serve (the reference dockerd 20.10's), and the oldest we accept. */
 export const API_VERSION = '1.41';
@@ -60,6 +61,7 @@ export function buildRouter(backends: Backends): Router {
   systemRoutes(r, backends.system);
   imageRoutes(r, backends.images);
   if (backends.events) eventRoutes(r, backends.events);
+  if (backends.containerResources) containerResourceRoutes(r, backends.containerResources);
   return r;
 }
 

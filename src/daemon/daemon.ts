@@ -33,6 +33,8 @@ import { containerRoutes } from '../api/routes/containers.js';
 import { ContainerRunner } from '../engine/containers/lifecycle.js';
 import { ExecService } from '../engine/containers/exec.js';
 import { CommitService } from '../engine/containers/commit.js';
+import { StatsService } from '../engine/containers/stats.js';
+import { ContainerUpdater } from '../engine/containers/update.js';
 import { ArchiveReader } from '../engine/containers/archive.js';
 import { BridgeNetwork } from '../engine/network/index.js';
 import { createRuntime } from '../engine/runtime/runc.js';
@@ -164,9 +166,17 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
     images, refs, layers, dataRoot, resolve: (name) => imageService.resolve(name), decompress: decompressStream,
   });
 
+  const stats = new StatsService(containers);
+  const updater = new ContainerUpdater(containers, runtime);
   const imageEvents = new ImageEvents(events, (name) => imageService.resolve(name));
   return {
-    backends: { images: imageEvents.images(imageService), system, build, events },
+    backends: {
+      images: imageEvents.images(imageService), system, build, events,
+      containerResources: {
+        stats: (id, opts) => stats.stats(id, opts),
+        update: (id, body) => updater.update(id, body),
+      },
+    },
     extraRoutes: [
       (r) => { if (build) buildRoutes(r, build); },
       (r) => { distributionRoutes(r, imageEvents.pusher(pusher)); archiveRoutes(r, imageEvents.archive(archive)); },

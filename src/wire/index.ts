@@ -7,3 +7,4 @@ export type * from './auth.js';
 export type * from './images.js';
 export type * from './build.js';
 export type * from './events.js';
+export type * from './stats.js';

@@ -26,6 +26,7 @@ import { type ContainerNet, type ContainerRecord, type ContainerService, type Mo
 const execFileP = promisify(execFile);
 import type { BridgeNetwork, Endpoint, PortMapping } from '../network/index.js';
 import { isENOENT } from '../../lib/fsutil.js';
+import { memoryCgroupOf, oomKills } from './stats.js';
 import { rfc3339NanoFixed } from '../../lib/go.js';
 
 export interface AttachStreams {
@@ -108,6 +109,8 @@ export class ContainerRunner {
   private readonly waiters = new Map<string, Waiter[]>();
   private readonly pendingAttach = new Map<string, { s: AttachStreams; done: (h: AttachHandle | null) => void }[]>();
   private readonly monitors = new Map<string, Promise<void>>();
+  /** Running containers' memory cgroups, read at exit for the kernel's OOM kills (State.OOMKilled). */
+  private readonly memCgroups = new Map<string, { dir: string; v2: boolean }>();
 
   constructor(
     private readonly c: ContainerService, private readonly rt: Runtime, private readonly layers: LayerStore,
@@ -139,6 +142,8 @@ export class ContainerRunner {
           // its netns and veth outlived us; the port proxies lived in the old daemon: bind them again
           const ep = this.net && r.Net ? await this.net.restore(r.ID) : null;
           if (ep) r.Net = this.netInfo(r, ep, await this.net!.publish(ep, this.portMappings(r)).catch(() => []));
+          const cg = await memoryCgroupOf(r.State.Pid);
+          if (cg) this.memCgroups.set(r.ID, cg);
           this.monitor(r);
           continue;
         }
@@ -233,12 +238,15 @@ export class ContainerRunner {
         ...(r.Config.Tty && cs && cs[0] && cs[1] ? { consoleSize: { height: cs[0], width: cs[1] } } : {}),
       });
       created = true;
+      // the init exists (waiting for start): its cgroups are known now, before it can exit
+      const cg = await memoryCgroupOf(pid);
+      if (cg) this.memCgroups.set(id, cg); else this.memCgroups.delete(id);
       // attachments made before start get the container's streams now, before it runs
       const pend = this.pendingAttach.get(id) ?? [];
       this.pendingAttach.delete(id);
       for (const p of pend) p.done(await this.connect(id, p.s).catch(() => null));
       await this.rt.start(id);
-      r.State = { ...r.State, Status: 'running', Running: true, Paused: false, Pid: pid, ExitCode: 0, Error: '', StartedAt: rfc3339NanoFixed(new Date()), FinishedAt: '0001-01-01T00:00:00Z' };
+      r.State = { ...r.State, Status: 'running', Running: true, Paused: false, OOMKilled: false, Pid: pid, ExitCode: 0, Error: '', StartedAt: rfc3339NanoFixed(new Date()), FinishedAt: '0001-01-01T00:00:00Z' };
       await this.c.save(r);
       this.monitor(r);
       for (const m of r.MountPoints ?? []) {
@@ -276,12 +284,17 @@ export class ContainerRunner {
   }
 
   private async exited(r: ContainerRecord, code: number, at?: Date): Promise<void> {
+    // the cgroup goes with the runtime's delete: its OOM kill count is read first
+    const cg = this.memCgroups.get(r.ID);
+    this.memCgroups.delete(r.ID);
+    const oomKilled = cg ? (await oomKills(cg).catch(() => 0)) > 0 : false;
     await this.rt.delete(r.ID, true).catch(() => {});
     if (this.net) await this.net.disconnect(r.ID).catch(() => {});
     delete r.Net;
     await this.layers.unmount(r.ID).catch(() => {});
     await rm(join(this.execRoot, 'bundles', r.ID), { recursive: true, force: true }).catch(() => {});
-    r.State = { ...r.State, Status: 'exited', Running: false, Paused: false, Pid: 0, ExitCode: code, FinishedAt: rfc3339NanoFixed(at ?? new Date()) };
+    r.State = { ...r.State, Status: 'exited', Running: false, Paused: false, OOMKilled: oomKilled, Pid: 0, ExitCode: code, FinishedAt: rfc3339NanoFixed(at ?? new Date()) };
+    if (oomKilled) this.c.emit(r, 'oom');
     const restart = !r.HostConfig.AutoRemove && this.shouldRestart(r, code);
     if (restart) {
       r.State.Restarting = true;
