@@ -35,6 +35,7 @@ import { ExecService } from '../engine/containers/exec.js';
 import { CommitService } from '../engine/containers/commit.js';
 import { StatsService } from '../engine/containers/stats.js';
 import { ContainerUpdater } from '../engine/containers/update.js';
+import { HealthMonitor } from '../engine/containers/health.js';
 import { ArchiveReader } from '../engine/containers/archive.js';
 import { BridgeNetwork } from '../engine/network/index.js';
 import { createRuntime } from '../engine/runtime/runc.js';
@@ -122,6 +123,7 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
   const runtime = createRuntime({ root: join(cfg.execRoot, 'runtime'), runtime: cfg.defaultRuntime });
   const runner = new ContainerRunner(containers, runtime, layers, cfg.execRoot, new BridgeNetwork({ dataRoot, execRoot: cfg.execRoot }));
   const execs = new ExecService(containers, runtime, cfg.execRoot);
+  runner.health = new HealthMonitor(containers, execs);
   const commits = new CommitService({
     containers, images, layers, tagImage: (id, repo, tag) => imageService.tagImage(id, repo, tag),
     freeze: { pause: (id) => runner.freeze(id), unpause: (id) => runner.unpause(id) },

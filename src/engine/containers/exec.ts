@@ -86,8 +86,11 @@ export class ExecService {
   /** Forgets an exec instance (healthchecks run one per probe and do not keep them, as dockerd). */
   forget(id: string): void { this.execs.delete(id); }
 
-  /** Runs the exec'd process; resolves with its exit code once its output has ended. */
-  async start(id: string, s: { stdout?: (b: Buffer) => void; stderr?: (b: Buffer) => void; stdin?: Readable }): Promise<number> {
+  /**
+   * Runs the exec'd process; resolves with its exit code once its output has ended. `signal` kills the process
+   * (SIGKILL) when it aborts (a healthcheck's timeout).
+   */
+  async start(id: string, s: { stdout?: (b: Buffer) => void; stderr?: (b: Buffer) => void; stdin?: Readable }, signal?: AbortSignal): Promise<number> {
     const e = this.get(id);
     if (e.Running || e.ExitCode !== null) throw new ConflictError(`Error: Exec command ${id} has already run`);
     const r = this.c.get(e.ContainerID);
@@ -106,6 +109,10 @@ export class ExecService {
       if (e.ProcessConfig.tty && size) proc.consoleSize = { height: size[0], width: size[1] };
       const h = await this.rt.exec(r.ID, proc, { stdin: e.OpenStdin, tty: e.ProcessConfig.tty });
       e.Pid = h.pid;
+      if (signal) {
+        if (signal.aborted) h.kill('SIGKILL');
+        else signal.addEventListener('abort', () => h.kill('SIGKILL'), { once: true });
+      }
       // the output's listeners first, before any await: a short process may be done already
       let started = false;
       let startError: string | null = null;

@@ -109,6 +109,8 @@ export class ContainerRunner {
   private readonly waiters = new Map<string, Waiter[]>();
   private readonly pendingAttach = new Map<string, { s: AttachStreams; done: (h: AttachHandle | null) => void }[]>();
   private readonly monitors = new Map<string, Promise<void>>();
+  /** Healthchecks (health.ts), started with each run of a container that has one, stopped at its exit. */
+  health?: { start(r: ContainerRecord): void; stop(id: string): void };
   /** Running containers' memory cgroups, read at exit for the kernel's OOM kills (State.OOMKilled). */
   private readonly memCgroups = new Map<string, { dir: string; v2: boolean }>();
 
@@ -145,6 +147,7 @@ export class ContainerRunner {
           const cg = await memoryCgroupOf(r.State.Pid);
           if (cg) this.memCgroups.set(r.ID, cg);
           this.monitor(r);
+          this.health?.start(r);
           continue;
         }
         await this.exited(r, st.exitCode ?? 255, st.finishedAt);
@@ -253,6 +256,7 @@ export class ContainerRunner {
         if (m.Type === 'volume' && m.Name) this.c.events?.publish('volume', 'mount', m.Name, { container: r.ID, destination: m.Destination, driver: 'local', propagation: '', 'read/write': String(m.RW) });
       }
       this.c.emit(r, 'start');
+      this.health?.start(r);
     } catch (e) {
       if (created) await this.rt.delete(id, true).catch(() => {});
       if (netUp && this.net) await this.net.disconnect(id).catch(() => {});
@@ -284,6 +288,7 @@ export class ContainerRunner {
   }
 
   private async exited(r: ContainerRecord, code: number, at?: Date): Promise<void> {
+    this.health?.stop(r.ID);
     // the cgroup goes with the runtime's delete: its OOM kill count is read first
     const cg = this.memCgroups.get(r.ID);
     this.memCgroups.delete(r.ID);
