@@ -11,6 +11,7 @@ import { imageRoutes } from './routes/images.js';
 import { systemRoutes } from './routes/system.js';
 import { eventRoutes } from './routes/events.js';
 import { containerResourceRoutes } from './routes/container-resources.js';
+import { pluginRoutes, swarmRoutes } from './routes/swarm.js';
 
 /** The API version we serve (the reference dockerd 20.10's), and the oldest we accept. */
 export const API_VERSION = '1.41';
@@ -62,6 +63,8 @@ export function buildRouter(backends: Backends): Router {
   imageRoutes(r, backends.images);
   if (backends.events) eventRoutes(r, backends.events);
   if (backends.containerResources) containerResourceRoutes(r, backends.containerResources);
+  swarmRoutes(r);
+  pluginRoutes(r);
   return r;
 }
 
