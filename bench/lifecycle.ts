@@ -1,0 +1,106 @@
+/**
+ * Stats and events benchmark (issue 14), wharfd against dockerd in the same run, through the same docker CLI:
+ * `docker stats --no-stream` with 20 running containers (target ≤ 1.0), and `docker events` delivering 1,000
+ * container events (target ≤ 1.0): a `docker events` process is subscribed, 1,000 renames are sent over the raw
+ * API one after the other, and the time is taken from the first request until the CLI printed the 1,000th event.
+ */
+import { spawn } from 'node:child_process';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
+import { DOCKER, execFileP, median, projectRoot, releaseBenchFs, startDockerd, startWharfd, timeIt, type Daemon } from './support.js';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const CONTAINERS = 20;
+const EVENTS = 1000;
+
+function post(sock: string, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: sock, path, method: 'POST' }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode ?? 0)); });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** ms from the first rename to the moment `docker events` printed the last of EVENTS rename events. */
+async function eventsRun(d: Daemon, id: string): Promise<number> {
+  const cli = spawn(DOCKER, ['events', '--filter', 'event=rename', '--format', '{{.Actor.Attributes.name}}'], {
+    env: { ...process.env, DOCKER_HOST: `unix://${d.sock}` }, stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let lines = 0;
+  let t0 = 0n;
+  const done = new Promise<number>((resolve) => {
+    let buf = '';
+    cli.stdout!.on('data', (b: Buffer) => {
+      buf += b.toString();
+      const parts = buf.split('\n');
+      buf = parts.pop()!;
+      lines += parts.length;
+      if (lines >= EVENTS) resolve(Number(process.hrtime.bigint() - t0) / 1e6);
+    });
+  });
+  await new Promise((res) => setTimeout(res, 500)); // the CLI has subscribed
+  t0 = process.hrtime.bigint();
+  for (let i = 0; i < EVENTS; i++) {
+    const st = await post(d.sock, `/containers/${id}/rename?name=ev${i % 2}`);
+    if (st !== 204) throw new Error(`${d.name}: rename answered ${st}`);
+  }
+  const ms = await done;
+  cli.kill('SIGTERM');
+  return ms;
+}
+
+async function main(): Promise<void> {
+  const daemons: Daemon[] = [];
+  const rows: string[] = [];
+  try {
+    const wharfd = await startWharfd(); daemons.push(wharfd);
+    const dockerd = await startDockerd({ bridge: true }); daemons.push(dockerd);
+    await execFileP(join(projectRoot, 'bin', 'wharf'), ['image', 'bootstrap', 'busybox'], { env: { ...process.env, DOCKER_HOST: `unix://${wharfd.sock}` } });
+    const tar = join(tmpdir(), `bench-busybox-${process.pid}.tar`);
+    await wharfd.docker(['save', '-o', tar, 'busybox']);
+    await dockerd.docker(['load', '-i', tar]);
+    await rm(tar, { force: true });
+    for (const d of daemons) for (let i = 0; i < CONTAINERS; i++) await d.docker(['run', '-d', '--name', `s${i}`, 'busybox', 'sleep', '3600']);
+
+    const record = (label: string, t: Record<string, number[]>, target: string) => {
+      const md = median(t.dockerd!), mw = median(t.wharfd!);
+      rows.push(`| ${label} | ${md.toFixed(0)} ms | ${mw.toFixed(0)} ms | **${(mw / md).toFixed(2)}** | ${target} |`);
+      console.error(`# ${label}: dockerd ${t.dockerd!.map((x) => x.toFixed(0)).join(',')} wharfd ${t.wharfd!.map((x) => x.toFixed(0)).join(',')}`);
+    };
+
+    const stats: Record<string, number[]> = { dockerd: [], wharfd: [] };
+    for (let i = 0; i < RUNS; i++) {
+      for (const d of i % 2 ? [wharfd, dockerd] : [dockerd, wharfd]) {
+        stats[d.name]!.push(await timeIt(async () => {
+          const out = (await d.docker(['stats', '--no-stream', '--format', '{{.Name}} {{.MemUsage}}'])).stdout.trim().split('\n');
+          if (out.length !== CONTAINERS) throw new Error(`${d.name}: stats listed ${out.length} containers`);
+        }));
+      }
+    }
+    record(`\`docker stats --no-stream\`, ${CONTAINERS} containers`, stats, '≤ 1.0');
+
+    const events: Record<string, number[]> = { dockerd: [], wharfd: [] };
+    for (let i = 0; i < RUNS; i++) {
+      for (const d of i % 2 ? [wharfd, dockerd] : [dockerd, wharfd]) {
+        const { stdout } = await d.docker(['create', '--name', `ev${i}x`, 'busybox', 'true']);
+        events[d.name]!.push(await eventsRun(d, stdout.trim()));
+        await d.docker(['rm', stdout.trim()]);
+      }
+    }
+    record(`\`docker events\` delivering ${EVENTS} container events`, events, '≤ 1.0');
+
+    console.log('| work | dockerd | wharfd | wharfd/dockerd | target |');
+    console.log('|---|---|---|---|---|');
+    for (const r of rows) console.log(r);
+  } finally {
+    for (const d of daemons) {
+      await d.docker(['rm', '-f', ...Array.from({ length: CONTAINERS }, (_, i) => `s${i}`)]).catch(() => {});
+      await d.stop().catch((e) => console.error(e));
+    }
+    await releaseBenchFs();
+  }
+}
+
+await main();
