@@ -41,6 +41,13 @@ test('kill (SIGKILL) returns after the container stopped: `docker kill X && dock
   await c.kill();
   assert.equal((await c.inspect()).State.Running, false);
   await c.remove();
+  // a paused container is killed too (the runtime thaws it), and can be removed right after
+  assert.equal((await d.docker(['run', '-d', '--name', 'pk', 'busybox', 'sleep', '1000'])).code, 0);
+  assert.equal((await d.docker(['pause', 'pk'])).code, 0);
+  const pk = await d.docker(['kill', 'pk']);
+  assert.equal(pk.code, 0, show(pk));
+  assert.equal((await d.docker(['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}}', 'pk'])).stdout, 'exited 137\n');
+  assert.equal((await d.docker(['rm', 'pk'])).code, 0);
   // another signal returns at once (the container traps it and keeps running); a bad one is a 400
   const t = await d.docker(['run', '-d', '--name', 'trap', 'busybox', 'sh', '-c', 'trap "echo got" USR1; while :; do sleep 0.1; done']);
   assert.equal(t.code, 0, show(t));

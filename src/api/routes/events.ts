@@ -37,7 +37,13 @@ export function eventRoutes(r: Router, events: EventsBackend): void {
     const sub = events.subscribe({ ...(since !== undefined ? { since } : {}), ...(until !== undefined ? { until } : {}), filters });
     for (const e of sub.past) res.write(events.encode(e));
     if (onlyPast) { sub.close(); res.end(); return; }
-    sub.onEvent((e) => { if (!res.destroyed) res.write(events.encode(e)); });
+    // events published in one turn of the loop (a container's die, its volumes' unmount…) go out as one write
+    let corked = false;
+    sub.onEvent((e) => {
+      if (res.destroyed) return;
+      if (!corked) { corked = true; res.cork(); process.nextTick(() => { corked = false; res.uncork(); }); }
+      res.write(events.encode(e));
+    });
     let timer: NodeJS.Timeout | undefined;
     const finish = () => { if (timer) clearTimeout(timer); sub.close(); if (!res.writableEnded) res.end(); };
     if (until !== undefined) timer = setTimeout(finish, Number((until - now) / 1_000_000n));

@@ -13,7 +13,7 @@ import { chmod, chown, lstat, mkdir, readdir, readFile, rm } from 'node:fs/promi
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { ConflictError, InvalidParameterError, NotFoundError, NotModifiedError } from '../../lib/errors.js';
+import { ConflictError, InvalidParameterError, NotFoundError, NotModifiedError, SystemError } from '../../lib/errors.js';
 import { writeFileAtomic } from '../../lib/atomic.js';
 import { mkdirAllInRoot, extractIntoRoot, packFromRoot } from '../fsroot/index.js';
 import type { LayerStore } from '../layers/types.js';
@@ -413,7 +413,15 @@ export class ContainerRunner {
       throw e;
     });
     this.c.emit(r, 'kill', { signal: String(sig) });
-    if (sig === osConstants.signals.SIGKILL && exited) await exited;
+    if (sig !== osConstants.signals.SIGKILL || !exited) return;
+    // as dockerd: wait (10 s at most) for the exit to be handled; a paused container is thawed by the runtime's kill --all
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = await Promise.race([
+      exited.then(() => false),
+      new Promise<boolean>((res) => { timer = setTimeout(() => res(true), 10_000); timer.unref(); }),
+    ]);
+    clearTimeout(timer);
+    if (gaveUp) throw new SystemError('tried to kill container, but did not receive an exit event');
   }
 
   /** POST /containers/{id}/stop: StopSignal (SIGTERM), then SIGKILL after t seconds (default 10). */
