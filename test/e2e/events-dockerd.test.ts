@@ -1,0 +1,62 @@
+/**
+ * The same commands on wharfd and on the reference dockerd log the same events: type, action, attribute names and
+ * values (IDs and times aside) — network events left out (the networks module publishes those).
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { startDaemon, type Daemon } from '../support/daemon.js';
+import { show } from '../support/cli.js';
+import { sleep } from '../support/wait.js';
+
+let haveDockerd = true;
+try { execFileSync('which', ['dockerd'], { stdio: 'ignore' }); } catch { haveDockerd = false; }
+
+let w: Daemon;
+let r: Daemon;
+
+before(async () => {
+  if (!haveDockerd) return;
+  [w, r] = await Promise.all([startDaemon(), startDaemon({ engine: 'dockerd', startTimeoutMs: 60_000 })]);
+  const b = await w.wharf(['image', 'bootstrap', 'busybox']);
+  assert.equal(b.code, 0, show(b));
+  const tar = `${w.dir}/busybox.tar`;
+  assert.equal((await w.docker(['save', '-o', tar, 'busybox'])).code, 0);
+  const l = await r.docker(['load', '-i', tar]);
+  assert.equal(l.code, 0, show(l));
+});
+after(async () => {
+  await Promise.all([w?.stop(), r?.stop()]);
+});
+
+const STEPS: string[][] = [
+  ['create', '--name', 'e1', '--label', 'tier=web', 'busybox', 'sleep', '100'], ['start', 'e1'], ['exec', 'e1', 'echo', 'hi'],
+  ['pause', 'e1'], ['unpause', 'e1'], ['rename', 'e1', 'e2'], ['kill', '-s', 'USR1', 'e2'], ['restart', '-t', '0', 'e2'],
+  ['stop', '-t', '1', 'e2'], ['rm', 'e2'], ['volume', 'create', 'ev1'], ['run', '--rm', '--name', 'evrun', '-v', 'ev1:/data', 'busybox', 'true'],
+  ['volume', 'rm', 'ev1'], ['tag', 'busybox', 'evtag:1'], ['rmi', 'evtag:1'],
+];
+
+/** The events of the steps, as comparable lines: IDs, container IDs and exec IDs replaced by placeholders. */
+async function eventsOf(d: Daemon): Promise<string[]> {
+  const since = (Date.now() / 1000).toFixed(3);
+  await sleep(20); // the first event strictly after `since`
+  for (const s of STEPS) {
+    const res = await d.docker(s);
+    assert.equal(res.code, 0, `${d.pid ? 'wharfd' : 'dockerd'} ${s.join(' ')}: ${show(res)}`);
+  }
+  const until = (Date.now() / 1000 + 0.2).toFixed(3);
+  await sleep(300);
+  const out = await d.docker(['events', '--since', since, '--until', until, '--filter', 'type=container', '--filter', 'type=image', '--filter', 'type=volume', '--format', '{{json .}}']);
+  assert.equal(out.code, 0, show(out));
+  return out.stdout.split('\n').filter(Boolean).map((l) => {
+    const e = JSON.parse(l) as { Type: string; Action: string; Actor: { ID: string; Attributes: Record<string, string> } };
+    const attrs = Object.entries(e.Actor.Attributes).sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([k, v]) => `${k}=${/^(sha256:)?[0-9a-f]{64}$/.test(v) ? '<id>' : v}`).join(',');
+    return `${e.Type} ${e.Action} ${attrs}`;
+  });
+}
+
+test('wharfd logs the events dockerd logs for the same commands', { skip: !haveDockerd }, async () => {
+  const [a, b] = [await eventsOf(w), await eventsOf(r)];
+  assert.deepEqual(a, b);
+});
