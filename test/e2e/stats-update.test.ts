@@ -50,6 +50,14 @@ test('GET /containers/{id}/stats: dockerd\'s shape, precpu for stream=false, non
   const s = JSON.parse(r.body);
   assert.deepEqual(Object.keys(s), STATS_KEYS);
   assert.equal(s.name, '/busy');
+  // the inner shapes of dockerd 20.10's answer on this (cgroup v1) host
+  assert.deepEqual(Object.keys(s.cpu_stats), ['cpu_usage', 'system_cpu_usage', 'online_cpus', 'throttling_data']);
+  assert.deepEqual(Object.keys(s.cpu_stats.cpu_usage), ['total_usage', 'percpu_usage', 'usage_in_kernelmode', 'usage_in_usermode']);
+  assert.deepEqual(Object.keys(s.memory_stats), ['usage', 'max_usage', 'stats', 'limit']);
+  assert.ok('total_inactive_file' in s.memory_stats.stats && 'hierarchical_memory_limit' in s.memory_stats.stats, Object.keys(s.memory_stats.stats).join(','));
+  assert.deepEqual(Object.keys(s.blkio_stats), ['io_service_bytes_recursive', 'io_serviced_recursive', 'io_queue_recursive', 'io_service_time_recursive', 'io_wait_time_recursive', 'io_merged_recursive', 'io_time_recursive', 'sectors_recursive']);
+  assert.deepEqual(Object.keys(s.networks.eth0), ['rx_bytes', 'rx_packets', 'rx_errors', 'rx_dropped', 'tx_bytes', 'tx_packets', 'tx_errors', 'tx_dropped']);
+  assert.deepEqual(s.pids_stats, { current: 1 }, 'no limit when pids.max is "max", as dockerd');
   assert.ok(s.cpu_stats.cpu_usage.total_usage > s.precpu_stats.cpu_usage.total_usage, 'CPU time grew between the samples');
   assert.ok(s.cpu_stats.system_cpu_usage > s.precpu_stats.system_cpu_usage);
   assert.ok(s.cpu_stats.online_cpus >= 1);

@@ -165,10 +165,10 @@ export async function sample(pid: number): Promise<Sample> {
     };
   }
   const v1 = (c: string, f: string) => { const d = dirs.v1.get(c); return d ? read(join(d, f)) : Promise.resolve(null); };
-  const [usage, percpu, cpuacctStat, cpuStat, memUsage, memMax, memLimit, memStat, failcnt, pidsCur, pidsMax, ioBytes, ioServiced, thrBytes, thrServiced] = await Promise.all([
+  const [usage, percpu, cpuacctStat, cpuStat, memUsage, memMax, memLimit, memStat, pidsCur, pidsMax, ioBytes, ioServiced, thrBytes, thrServiced] = await Promise.all([
     v1('cpuacct', 'cpuacct.usage'), v1('cpuacct', 'cpuacct.usage_percpu'), v1('cpuacct', 'cpuacct.stat'), v1('cpu', 'cpu.stat'),
     v1('memory', 'memory.usage_in_bytes'), v1('memory', 'memory.max_usage_in_bytes'), v1('memory', 'memory.limit_in_bytes'),
-    v1('memory', 'memory.stat'), v1('memory', 'memory.failcnt'), v1('pids', 'pids.current'), v1('pids', 'pids.max'),
+    v1('memory', 'memory.stat'), v1('pids', 'pids.current'), v1('pids', 'pids.max'),
     v1('blkio', 'blkio.io_service_bytes_recursive'), v1('blkio', 'blkio.io_serviced_recursive'),
     v1('blkio', 'blkio.throttle.io_service_bytes_recursive'), v1('blkio', 'blkio.throttle.io_serviced_recursive'),
   ]);
@@ -197,7 +197,7 @@ export async function sample(pid: number): Promise<Sample> {
       },
       memory_stats: {
         ...(int(memUsage) !== undefined ? { usage: int(memUsage)! } : {}), ...(int(memMax) !== undefined ? { max_usage: int(memMax)! } : {}),
-        stats: kv(memStat), ...(int(failcnt) !== undefined ? { failcnt: int(failcnt)! } : {}),
+        stats: kv(memStat),
         limit: mlimit !== undefined && mlimit < hostMem ? mlimit : hostMem,
       },
       ...(nets ? { networks: nets } : {}),
