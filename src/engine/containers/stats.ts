@@ -134,7 +134,12 @@ export const EMPTY_CPU: CpuStats = { cpu_usage: { total_usage: 0, usage_in_kerne
 
 /** One reading of a running container's cgroups and network counters. */
 export async function sample(pid: number): Promise<Sample> {
-  const [dirs, sys, hostMem, nets] = await Promise.all([cgroupDirs(pid), systemCpu(), hostMemory(), networks(pid)]);
+  return sampleAt(await cgroupDirs(pid), pid);
+}
+
+/** A reading of the given cgroup directories (v1 by controller, or one v2 directory) and of `pid`'s netns. */
+export async function sampleAt(dirs: { v1: Map<string, string>; v2: string | null }, pid: number): Promise<Sample> {
+  const [sys, hostMem, nets] = await Promise.all([systemCpu(), hostMemory(), networks(pid)]);
   const at = new Date();
   if (dirs.v2) {
     const d = dirs.v2;
