@@ -108,6 +108,10 @@ test('docker update changes limits live and in the record; dockerd\'s refusals',
   const bad = await d.api('POST', '/containers/idle/update', JSON.stringify({ Memory: 1024 }));
   assert.equal(bad.status, 400, bad.body);
   assert.match(JSON.parse(bad.body).message, /^Cannot update container [0-9a-f]{64}: Minimum memory limit allowed is 6MB$/);
+  // a value of the wrong type is refused, the record untouched
+  const typed = await d.api('POST', '/containers/idle/update', JSON.stringify({ Memory: 'lots', PidsLimit: 7 }));
+  assert.equal(typed.status, 400, typed.body);
+  assert.equal((await d.docker(['inspect', '-f', '{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}', 'idle'])).stdout, '67108864 50\n');
   const rm = await d.docker(['run', '-d', '--rm', '--name', 'auto', 'busybox', 'sleep', '100']);
   assert.equal(rm.code, 0, show(rm));
   const ar = await d.api('POST', '/containers/auto/update', JSON.stringify({ RestartPolicy: { Name: 'always' } }));

@@ -298,6 +298,8 @@ export class ContainerRunner {
     delete r.Net;
     await this.layers.unmount(r.ID).catch(() => {});
     await rm(join(this.execRoot, 'bundles', r.ID), { recursive: true, force: true }).catch(() => {});
+    // a commit's pause that could not be undone (the container exited meanwhile) leaves no marker behind
+    await rm(this.daemonPauseMarker(r.ID), { force: true }).catch(() => {});
     r.State = { ...r.State, Status: 'exited', Running: false, Paused: false, OOMKilled: oomKilled, Pid: 0, ExitCode: code, FinishedAt: rfc3339NanoFixed(at ?? new Date()) };
     if (oomKilled) this.c.emit(r, 'oom');
     const restart = !r.HostConfig.AutoRemove && this.shouldRestart(r, code);

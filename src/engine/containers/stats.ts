@@ -115,7 +115,8 @@ function ioV2(text: string | null): { bytes: BlkioEntry[]; ios: BlkioEntry[] } {
 async function networks(pid: number): Promise<StatsJson['networks']> {
   const text = await read(`/proc/${pid}/net/dev`);
   if (!text) return undefined;
-  const out: NonNullable<StatsJson['networks']> = {};
+  // interface names are the container's to choose (with NET_ADMIN): no prototype to collide with
+  const out: NonNullable<StatsJson['networks']> = Object.create(null) as NonNullable<StatsJson['networks']>;
   for (const l of text.split('\n').slice(2)) {
     const [name, rest] = l.split(':');
     if (!name || rest === undefined || name.trim() === 'lo') continue;
