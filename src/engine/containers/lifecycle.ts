@@ -8,7 +8,6 @@
  * to the host's network namespace.
  */
 import { execFile } from 'node:child_process';
-import { constants as osConstants } from 'node:os';
 import { chmod, chown, lstat, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
@@ -26,6 +25,7 @@ import { type ContainerNet, type ContainerRecord, type ContainerService, type Mo
 const execFileP = promisify(execFile);
 import type { BridgeNetwork, Endpoint, PortMapping } from '../network/index.js';
 import { isENOENT } from '../../lib/fsutil.js';
+import { parseSignal, SIGKILL } from '../../lib/signals.js';
 import { memoryCgroupOf, oomKills } from './stats.js';
 import { rfc3339NanoFixed } from '../../lib/go.js';
 
@@ -85,22 +85,6 @@ export async function mountsOf(mps: MountPoint[], rootfs: string): Promise<{ sou
     out.push({ source: m.Source, destination: m.Destination, ...(!m.RW ? { readonly: true } : {}), ...(prop ? { propagation: prop } : {}) });
   }
   return out;
-}
-
-/**
- * docker's signal.ParseSignal: a number, or a name with or without "SIG" in any case → its number; anything
- * else is dockerd's 400 "Invalid signal: X".
- */
-export function parseSignal(raw: string): number {
-  if (/^\d+$/.test(raw)) {
-    const n = Number(raw);
-    if (n === 0 || n > 64) throw new InvalidParameterError(`Invalid signal: ${raw}`);
-    return n;
-  }
-  const name = `SIG${raw.toUpperCase().replace(/^SIG/, '')}`;
-  const n = (osConstants.signals as Record<string, number>)[name];
-  if (n === undefined) throw new InvalidParameterError(`Invalid signal: ${raw}`);
-  return n;
 }
 
 type Waiter = { condition: string; resolve: (v: { StatusCode: number; Error: { Message: string } | null }) => void };
@@ -415,7 +399,7 @@ export class ContainerRunner {
       throw e;
     });
     this.c.emit(r, 'kill', { signal: String(sig) });
-    if (sig !== osConstants.signals.SIGKILL || !exited) return;
+    if (sig !== SIGKILL || !exited) return;
     // as dockerd: wait (10 s at most) for the exit to be handled; a paused container is thawed by the runtime's kill --all
     let timer: NodeJS.Timeout | undefined;
     const gaveUp = await Promise.race([
@@ -440,7 +424,7 @@ export class ContainerRunner {
     const timedOut = await Promise.race([exited.then(() => false), new Promise<boolean>((res) => setTimeout(() => res(true), Math.max(0, secs) * 1000).unref())]);
     if (timedOut) {
       await this.rt.kill(r.ID, 'KILL', true).catch(() => {});
-      this.c.emit(r, 'kill', { signal: String(osConstants.signals.SIGKILL) });
+      this.c.emit(r, 'kill', { signal: String(SIGKILL) });
       await exited;
     }
     this.c.emit(r, 'stop');
