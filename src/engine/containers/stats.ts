@@ -5,6 +5,7 @@
  * shape (types.StatsJSON): cpu_stats/precpu_stats, memory_stats, blkio_stats, pids_stats, networks.
  */
 import { readFile } from 'node:fs/promises';
+import { setTimeout as delay } from 'node:timers/promises';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { rfc3339NanoFixed } from '../../lib/go.js';
@@ -245,10 +246,8 @@ const PRE_SAMPLE_MS = 500;
 /** The interval of a streamed reading (dockerd's collector interval). */
 const STREAM_INTERVAL_MS = 1000;
 
-const sleep = (ms: number, signal?: AbortSignal) => new Promise<void>((res) => {
-  const t = setTimeout(res, ms);
-  signal?.addEventListener('abort', () => { clearTimeout(t); res(); }, { once: true });
-});
+/** Waits `ms`, or less when `signal` aborts (the client went away). */
+const sleep = (ms: number, signal?: AbortSignal) => delay(ms, undefined, signal ? { signal } : {}).catch(() => {});
 
 /** GET /containers/{id}/stats over the container records. */
 export class StatsService {
