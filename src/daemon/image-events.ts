@@ -38,6 +38,7 @@ export class ImageEvents {
       },
       async importImage(tar: Readable, opts: Parameters<ImageBackend['importImage']>[1], progress: ProgressSink) {
         const id = await b.importImage(tar, opts, progress);
+        if (opts.repo) await self.log(id, self.familiar(opts.tag ? `${opts.repo}:${opts.tag}` : opts.repo)[0], 'tag');
         await self.log(id, id, 'import');
         return id;
       },
@@ -48,10 +49,12 @@ export class ImageEvents {
       },
       async remove(name: string, opts: { force: boolean; noPrune: boolean }) {
         const img = await self.resolve(name).catch(() => null);
+        // the answer's Deleted entries name images and layers alike: images are those listed before
+        const images = new Set((await b.list({ all: true, filters: {} })).map((s) => s.Id));
         const items = await b.remove(name, opts);
         for (const it of items) {
           if (it.Untagged && img) self.events.publish('image', 'untag', img.id, { ...(img.config.config?.Labels ?? {}), name: img.id });
-          if (it.Deleted) self.events.publish('image', 'delete', it.Deleted, { name: it.Deleted });
+          if (it.Deleted && images.has(it.Deleted)) self.events.publish('image', 'delete', it.Deleted, { name: it.Deleted });
         }
         return items;
       },

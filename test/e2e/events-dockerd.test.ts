@@ -33,14 +33,17 @@ const STEPS: string[][] = [
   ['create', '--name', 'e1', '--label', 'tier=web', 'busybox', 'sleep', '100'], ['start', 'e1'], ['exec', 'e1', 'echo', 'hi'],
   ['pause', 'e1'], ['unpause', 'e1'], ['rename', 'e1', 'e2'], ['kill', '-s', 'USR1', 'e2'], ['restart', '-t', '0', 'e2'],
   ['stop', '-t', '1', 'e2'], ['rm', 'e2'], ['volume', 'create', 'ev1'], ['run', '--rm', '--name', 'evrun', '-v', 'ev1:/data', 'busybox', 'true'],
-  ['volume', 'rm', 'ev1'], ['tag', 'busybox', 'evtag:1'], ['rmi', 'evtag:1'],
+  ['volume', 'rm', 'ev1'], ['tag', 'busybox', 'evtag:1'], ['rmi', 'evtag:1'], ['save', '-o', '{dir}/bb.tar', 'busybox'],
+  ['load', '-i', '{dir}/bb.tar'], ['create', '--name', 'ex', 'busybox'], ['export', '-o', '{dir}/fs.tar', 'ex'], ['rm', 'ex'],
+  ['import', '{dir}/fs.tar', 'evimp:1'], ['rmi', 'evimp:1'],
 ];
 
 /** The events of the steps, as comparable lines: IDs, container IDs and exec IDs replaced by placeholders. */
 async function eventsOf(d: Daemon): Promise<string[]> {
   const since = (Date.now() / 1000).toFixed(3);
   await sleep(20); // the first event strictly after `since`
-  for (const s of STEPS) {
+  for (const step of STEPS) {
+    const s = step.map((x) => x.replace('{dir}', d.dir));
     const res = await d.docker(s);
     assert.equal(res.code, 0, `${d.pid ? 'wharfd' : 'dockerd'} ${s.join(' ')}: ${show(res)}`);
   }
@@ -52,7 +55,7 @@ async function eventsOf(d: Daemon): Promise<string[]> {
     const e = JSON.parse(l) as { Type: string; Action: string; Actor: { ID: string; Attributes: Record<string, string> } };
     const attrs = Object.entries(e.Actor.Attributes).sort(([a], [b]) => (a < b ? -1 : 1))
       .map(([k, v]) => `${k}=${/^(sha256:)?[0-9a-f]{64}$/.test(v) ? '<id>' : v}`).join(',');
-    return `${e.Type} ${e.Action} ${attrs}`;
+    return `${e.Type} ${e.Action} ${/^(sha256:)?[0-9a-f]{64}$/.test(e.Actor.ID) ? '<id>' : e.Actor.ID} ${attrs}`;
   });
 }
 
