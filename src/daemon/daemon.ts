@@ -118,6 +118,7 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
   containerService = await new ContainerService({ dataRoot, layers, volumes, resolveImage: (name) => imageService.resolve(name) }).open();
   const containers = containerService;
   const events = new EventBus();
+  const imageEvents = new ImageEvents(events, (name) => imageService.resolve(name));
   containers.events = events;
   volumes.events = events;
   const runtime = createRuntime({ root: join(cfg.execRoot, 'runtime'), runtime: cfg.defaultRuntime });
@@ -155,7 +156,7 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
       }
       return imageService.pull(ref, { ...(creds ? { auth: creds } : {}), ...(platform ? { platform } : {}) }, progress);
     },
-    tag: (id, ref) => imageService.tagImage(id, ref),
+    tag: async (id, ref) => { const out = await imageService.tagImage(id, ref); await imageEvents.tagged(id, ref); return out; },
     containerConfig: goContainerConfig,
     executor: new ContainerExecutor({ containers, runner, layers }),
     tmpDir: join(dataRoot, 'tmp'),
@@ -170,7 +171,6 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
 
   const stats = new StatsService(containers);
   const updater = new ContainerUpdater(containers, runtime);
-  const imageEvents = new ImageEvents(events, (name) => imageService.resolve(name));
   return {
     backends: {
       images: imageEvents.images(imageService), system, build, events,

@@ -20,6 +20,11 @@ export class ImageEvents {
     this.events.publish('image', action, id, { ...labels, name });
   }
 
+  /** A tag made outside the image routes (the builder's -t): dockerd's "tag" event. */
+  async tagged(id: string, ref: string): Promise<void> {
+    await this.log(id, this.familiar(ref)[0], 'tag');
+  }
+
   /** The ref's familiar forms: "busybox:latest" and "busybox" (the ref as given when it does not parse). */
   private familiar(ref: string): [string, string] {
     try {

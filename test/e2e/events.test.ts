@@ -6,6 +6,9 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import Docker from 'dockerode';
 import { startDaemon, type Daemon } from '../support/daemon.js';
 import { show } from '../support/cli.js';
@@ -89,6 +92,21 @@ test('the JSON shape: legacy status/id/from, Type, Action, Actor, scope, time an
   assert.deepEqual([bad.status, JSON.parse(bad.body).message], [500, 'strconv.ParseInt: parsing "abc": invalid syntax']);
   const inverted = await d.api('GET', '/events?since=10&until=5');
   assert.deepEqual([inverted.status, JSON.parse(inverted.body).message], [400, '`since` time (10) cannot be after `until` time (5)']);
+});
+
+test('a build\'s -t logs an image tag event, as dockerd\'s', async () => {
+  const ctx = await mkdtemp(join(tmpdir(), 'wharf-e2e-events-build-'));
+  try {
+    await writeFile(join(ctx, 'Dockerfile'), 'FROM busybox\nLABEL built=yes\n');
+    const t0 = Date.now();
+    await sleep(10);
+    const b = await d.docker(['build', '-q', '-t', 'built:1', ctx]);
+    assert.equal(b.code, 0, show(b));
+    const ev = await d.docker(['events', '--since', stamp(t0), '--until', stamp(Date.now()), '--filter', 'type=image', '--format', '{{.Action}} {{.Actor.ID}} {{json .Actor.Attributes}}']);
+    assert.equal(ev.stdout, `tag ${b.stdout.trim()} {"built":"yes","name":"built:1"}\n`);
+  } finally {
+    await rm(ctx, { recursive: true, force: true });
+  }
 });
 
 test('live stream through dockerode: events arrive as they happen, filtered, and a future `until` ends the stream', async () => {
