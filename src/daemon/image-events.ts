@@ -58,7 +58,8 @@ export class ImageEvents {
         const images = new Set((await b.list({ all: true, filters: {} })).map((s) => s.Id));
         const items = await b.remove(name, opts);
         for (const it of items) {
-          if (it.Untagged && img) self.events.publish('image', 'untag', img.id, { ...(img.config.config?.Labels ?? {}), name: img.id });
+          // dockerd logs the tags it removes, not the digest references that go with them
+          if (it.Untagged && !it.Untagged.includes('@') && img) self.events.publish('image', 'untag', img.id, { ...(img.config.config?.Labels ?? {}), name: img.id });
           if (it.Deleted && images.has(it.Deleted)) self.events.publish('image', 'delete', it.Deleted, { name: it.Deleted });
         }
         return items;

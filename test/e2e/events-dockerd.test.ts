@@ -8,16 +8,18 @@ import { execFileSync } from 'node:child_process';
 import { startDaemon, type Daemon } from '../support/daemon.js';
 import { show } from '../support/cli.js';
 import { sleep } from '../support/wait.js';
+import { startRegistry, type Registry } from '../support/registry.js';
 
 let haveDockerd = true;
 try { execFileSync('which', ['dockerd'], { stdio: 'ignore' }); } catch { haveDockerd = false; }
 
 let w: Daemon;
 let r: Daemon;
+let reg: Registry;
 
 before(async () => {
   if (!haveDockerd) return;
-  [w, r] = await Promise.all([startDaemon(), startDaemon({ engine: 'dockerd', startTimeoutMs: 60_000 })]);
+  [w, r, reg] = await Promise.all([startDaemon(), startDaemon({ engine: 'dockerd', startTimeoutMs: 60_000 }), startRegistry()]);
   const b = await w.wharf(['image', 'bootstrap', 'busybox']);
   assert.equal(b.code, 0, show(b));
   const tar = `${w.dir}/busybox.tar`;
@@ -26,7 +28,7 @@ before(async () => {
   assert.equal(l.code, 0, show(l));
 });
 after(async () => {
-  await Promise.all([w?.stop(), r?.stop()]);
+  await Promise.all([w?.stop(), r?.stop(), reg?.stop()]);
 });
 
 const STEPS: string[][] = [
@@ -36,6 +38,7 @@ const STEPS: string[][] = [
   ['volume', 'rm', 'ev1'], ['tag', 'busybox', 'evtag:1'], ['rmi', 'evtag:1'], ['save', '-o', '{dir}/bb.tar', 'busybox'],
   ['load', '-i', '{dir}/bb.tar'], ['create', '--name', 'ex', 'busybox'], ['export', '-o', '{dir}/fs.tar', 'ex'], ['rm', 'ex'],
   ['import', '{dir}/fs.tar', 'evimp:1'], ['rmi', 'evimp:1'],
+  ['tag', 'busybox', '{reg}/ev/bb:1'], ['push', '{reg}/ev/bb:1'], ['rmi', '{reg}/ev/bb:1'], ['pull', '{reg}/ev/bb:1'], ['rmi', '{reg}/ev/bb:1'],
 ];
 
 /** The events of the steps, as comparable lines: IDs, container IDs and exec IDs replaced by placeholders. */
@@ -43,7 +46,7 @@ async function eventsOf(d: Daemon): Promise<string[]> {
   const since = (Date.now() / 1000).toFixed(3);
   await sleep(20); // the first event strictly after `since`
   for (const step of STEPS) {
-    const s = step.map((x) => x.replace('{dir}', d.dir));
+    const s = step.map((x) => x.replace('{dir}', d.dir).replace('{reg}', reg.host));
     const res = await d.docker(s);
     assert.equal(res.code, 0, `${d.pid ? 'wharfd' : 'dockerd'} ${s.join(' ')}: ${show(res)}`);
   }
