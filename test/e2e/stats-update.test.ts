@@ -68,6 +68,12 @@ test('GET /containers/{id}/stats: dockerd\'s shape, precpu for stream=false, non
   assert.equal(one.preread, '0001-01-01T00:00:00Z');
   assert.equal(one.precpu_stats.cpu_usage.total_usage, 0);
   assert.notEqual(one.read, '0001-01-01T00:00:00Z');
+  // in the host's netns (or none) there are no networks of the container's own, as dockerd reports it
+  assert.equal((await d.docker(['run', '-d', '--name', 'hostnet', '--network', 'host', 'busybox', 'sleep', '100'])).code, 0);
+  const hn = JSON.parse((await d.api('GET', '/containers/hostnet/stats?stream=false&one-shot=true')).body);
+  assert.equal('networks' in hn, false, JSON.stringify(hn.networks));
+  assert.ok(hn.memory_stats.usage > 0);
+  await d.docker(['rm', '-f', 'hostnet']);
   // a stopped container answers zeros; an unknown one 404
   assert.equal((await d.docker(['create', '--name', 'stopped', 'busybox'])).code, 0);
   const z = JSON.parse((await d.api('GET', '/containers/stopped/stats?stream=false')).body);

@@ -134,14 +134,17 @@ const EMPTY_BLKIO: StatsJson['blkio_stats'] = {
 
 export const EMPTY_CPU: CpuStats = { cpu_usage: { total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0 }, throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 } };
 
-/** One reading of a running container's cgroups and network counters. */
-export async function sample(pid: number): Promise<Sample> {
-  return sampleAt(await cgroupDirs(pid), pid);
+/**
+ * One reading of a running container's cgroups and network counters (`network` false for a container in the
+ * host's netns or in none: dockerd reports no networks for those).
+ */
+export async function sample(pid: number, network = true): Promise<Sample> {
+  return sampleAt(await cgroupDirs(pid), network ? pid : null);
 }
 
 /** A reading of the given cgroup directories (v1 by controller, or one v2 directory) and of `pid`'s netns. */
-export async function sampleAt(dirs: { v1: Map<string, string>; v2: string | null }, pid: number): Promise<Sample> {
-  const [sys, hostMem, nets] = await Promise.all([systemCpu(), hostMemory(), networks(pid)]);
+export async function sampleAt(dirs: { v1: Map<string, string>; v2: string | null }, pid: number | null): Promise<Sample> {
+  const [sys, hostMem, nets] = await Promise.all([systemCpu(), hostMemory(), pid === null ? undefined : networks(pid)]);
   const at = new Date();
   if (dirs.v2) {
     const d = dirs.v2;
@@ -255,7 +258,8 @@ export class StatsService {
 
   private async take(r: ContainerRecord): Promise<Sample | null> {
     if (!r.State.Running || r.State.Restarting || !r.State.Pid) return null;
-    return sample(r.State.Pid).catch(() => null);
+    const mode = String(r.HostConfig.NetworkMode ?? 'default');
+    return sample(r.State.Pid, mode !== 'host' && mode !== 'none').catch(() => null);
   }
 
   /**
