@@ -66,3 +66,26 @@ test('wharfd logs the events dockerd logs for the same commands', { skip: !haveD
   const [a, b] = [await eventsOf(w), await eventsOf(r)];
   assert.deepEqual(a, b);
 });
+
+test('a failing healthcheck: the same State.Health, ps status and health events as dockerd\'s', { skip: !haveDockerd }, async () => {
+  const view = async (d: Daemon) => {
+    const since = (Date.now() / 1000).toFixed(3);
+    const run = await d.docker(['run', '-d', '--name', 'hc', '--health-cmd', 'echo probe; exit 3', '--health-interval', '300ms', '--health-retries', '2', 'busybox', 'sleep', '100']);
+    assert.equal(run.code, 0, show(run));
+    let h: { Status: string; FailingStreak: number; Log: Record<string, unknown>[] } | undefined;
+    for (let i = 0; i < 100 && h?.Status !== 'unhealthy'; i++) {
+      await sleep(100);
+      h = JSON.parse((await d.docker(['inspect', '-f', '{{json .State.Health}}', 'hc'])).stdout);
+    }
+    const ps = (await d.docker(['ps', '--filter', 'health=unhealthy', '--format', '{{.Names}} {{.Status}}'])).stdout.replace(/Up .* \(/, 'Up … (');
+    const ev = await d.docker(['events', '--since', since, '--until', (Date.now() / 1000).toFixed(3), '--filter', 'event=health_status', '--format', '{{.Action}}']);
+    await d.docker(['rm', '-f', 'hc']);
+    return {
+      status: h!.Status, streakAtLeast2: h!.FailingStreak >= 2, keys: Object.keys(h!), logKeys: Object.keys(h!.Log[0]!),
+      first: [h!.Log[0]!.ExitCode, h!.Log[0]!.Output], ps, events: ev.stdout,
+    };
+  };
+  const [a, b] = [await view(w), await view(r)];
+  assert.deepEqual(a, b);
+  assert.equal(a.status, 'unhealthy');
+});
