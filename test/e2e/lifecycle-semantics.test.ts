@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import Docker from 'dockerode';
 import { startDaemon, type Daemon } from '../support/daemon.js';
 import { show } from '../support/cli.js';
-import { waitFor } from '../support/wait.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 let d: Daemon;
 let docker: Docker;
@@ -78,6 +78,22 @@ test('wait returns on an exit under a restart policy (not-running, next-exit), a
   assert.equal(typeof (await removed).StatusCode, 'number');
   const bad = await d.api('POST', '/containers/nope/wait?condition=removed');
   assert.equal(bad.status, 404);
+});
+
+test('stop and kill of a container waiting to be restarted cancel the restart', async () => {
+  for (const verb of ['stop', 'kill']) {
+    const name = `back-${verb}`;
+    const r = await d.docker(['run', '-d', '--name', name, '--restart', 'always', 'busybox', 'sh', '-c', 'exit 1']);
+    assert.equal(r.code, 0, show(r));
+    // the back-off doubles (100 ms, 200 ms, …): caught in it after a few restarts
+    await waitFor(async () => (await d.docker(['inspect', '-f', '{{.State.Restarting}} {{.RestartCount}}', name])).stdout.match(/^true ([3-9]|\d\d)\n$/), { message: `${name} restarting`, timeout: 20_000 });
+    const s = await d.docker([verb, name]);
+    assert.equal(s.code, 0, show(s));
+    const count = (await d.docker(['inspect', '-f', '{{.RestartCount}}', name])).stdout;
+    await sleep(2500); // longer than the back-off it was in: no restart comes
+    assert.equal((await d.docker(['inspect', '-f', '{{.State.Status}} {{.State.Restarting}} {{.RestartCount}}', name])).stdout, `exited false ${count}`);
+    assert.equal((await d.docker(['rm', name])).code, 0);
+  }
 });
 
 test('commit (paused by default) of a container that is exiting meanwhile succeeds', async () => {

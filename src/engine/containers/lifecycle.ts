@@ -391,6 +391,8 @@ export class ContainerRunner {
   async kill(ref: string, signal: string): Promise<void> {
     const r = this.c.get(ref);
     const sig = parseSignal(signal || 'KILL');
+    // as dockerd: a container waiting to be restarted counts as running; killing it only cancels the restart
+    if (r.State.Restarting) { await this.cancelRestart(r); return; }
     if (!r.State.Running) throw new ConflictError(`Container ${r.ID} is not running`);
     r.ManuallyStopped = true;
     const exited = this.monitors.get(r.ID);
@@ -410,9 +412,17 @@ export class ContainerRunner {
     if (gaveUp) throw new SystemError('tried to kill container, but did not receive an exit event');
   }
 
+  /** A container in its restart back-off stays stopped: the pending restart sees ManuallyStopped and gives up. */
+  private async cancelRestart(r: ContainerRecord): Promise<void> {
+    r.ManuallyStopped = true;
+    r.State = { ...r.State, Restarting: false, Status: 'exited' };
+    await this.c.save(r);
+  }
+
   /** POST /containers/{id}/stop: StopSignal (SIGTERM), then SIGKILL after t seconds (default 10). */
   async stop(ref: string, t: number | undefined): Promise<void> {
     const r = this.c.get(ref);
+    if (r.State.Restarting) { await this.cancelRestart(r); return; }
     if (!r.State.Running) throw new NotModifiedError('container already stopped');
     r.ManuallyStopped = true;
     const secs = t ?? (typeof r.Config.StopTimeout === 'number' ? r.Config.StopTimeout : 10);
