@@ -398,6 +398,7 @@ export class ContainerService {
       const health = s.Paused || !s.Health ? '' : ` (${s.Health.Status === 'starting' ? 'health: starting' : s.Health.Status})`;
       return `Up ${humanDuration(now - Date.parse(s.StartedAt))}${s.Paused ? ' (Paused)' : health}`;
     }
+    if (s.Restarting) return `Restarting (${s.ExitCode}) ${humanDuration(now - Date.parse(s.FinishedAt))} ago`;
     if (s.Status === 'created') return 'Created';
     if (s.Status === 'removing') return 'Removal In Progress';
     if (s.Status === 'dead') return 'Dead';
