@@ -7,10 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { request } from 'node:http';
-import { join } from 'node:path';
-import { tmpdir } from 'node:os';
-import { rm } from 'node:fs/promises';
-import { DOCKER, execFileP, median, projectRoot, releaseBenchFs, startDockerd, startWharfd, timeIt, type Daemon } from './support.js';
+import { DOCKER, busyboxOnBoth, ratioRow, releaseBenchFs, startDockerd, startWharfd, timeIt, type Daemon } from './support.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const CONTAINERS = 20;
@@ -60,18 +57,10 @@ async function main(): Promise<void> {
   try {
     const wharfd = await startWharfd(); daemons.push(wharfd);
     const dockerd = await startDockerd({ bridge: true }); daemons.push(dockerd);
-    await execFileP(join(projectRoot, 'bin', 'wharf'), ['image', 'bootstrap', 'busybox'], { env: { ...process.env, DOCKER_HOST: `unix://${wharfd.sock}` } });
-    const tar = join(tmpdir(), `bench-busybox-${process.pid}.tar`);
-    await wharfd.docker(['save', '-o', tar, 'busybox']);
-    await dockerd.docker(['load', '-i', tar]);
-    await rm(tar, { force: true });
+    await busyboxOnBoth(wharfd, dockerd);
     for (const d of daemons) for (let i = 0; i < CONTAINERS; i++) await d.docker(['run', '-d', '--name', `s${i}`, 'busybox', 'sleep', '3600']);
 
-    const record = (label: string, t: Record<string, number[]>, target: string) => {
-      const md = median(t.dockerd!), mw = median(t.wharfd!);
-      rows.push(`| ${label} | ${md.toFixed(0)} ms | ${mw.toFixed(0)} ms | **${(mw / md).toFixed(2)}** | ${target} |`);
-      console.error(`# ${label}: dockerd ${t.dockerd!.map((x) => x.toFixed(0)).join(',')} wharfd ${t.wharfd!.map((x) => x.toFixed(0)).join(',')}`);
-    };
+    const record = (label: string, t: Record<string, number[]>, target: string) => { rows.push(ratioRow(label, t, target)); };
 
     const stats: Record<string, number[]> = { dockerd: [], wharfd: [] };
     for (let i = 0; i < RUNS; i++) {
