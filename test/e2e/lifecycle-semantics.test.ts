@@ -87,9 +87,14 @@ test('stop and kill of a container waiting to be restarted cancel the restart', 
     assert.equal(r.code, 0, show(r));
     // the back-off doubles (100 ms, 200 ms, …): caught in it after a few restarts
     await waitFor(async () => (await d.docker(['inspect', '-f', '{{.State.Restarting}} {{.RestartCount}}', name])).stdout.match(/^true ([3-9]|\d\d)\n$/), { message: `${name} restarting`, timeout: 20_000 });
+    // a wait taken during the back-off ends when the restart is cancelled
+    const waiting = d.docker(['wait', name]);
     if (verb === 'stop') assert.match((await d.docker(['ps', '-a', '--filter', `name=${name}`, '--format', '{{.Status}}'])).stdout, /^(Restarting \(1\) .* ago|Up .*)\n$/);
     const s = await d.docker([verb, name]);
     assert.equal(s.code, 0, show(s));
+    const w = await waiting;
+    assert.equal(w.code, 0, show(w));
+    assert.equal(w.stdout, '1\n');
     const count = (await d.docker(['inspect', '-f', '{{.RestartCount}}', name])).stdout;
     await sleep(2500); // longer than the back-off it was in: no restart comes
     assert.equal((await d.docker(['inspect', '-f', '{{.State.Status}} {{.State.Restarting}} {{.RestartCount}}', name])).stdout, `exited false ${count}`);

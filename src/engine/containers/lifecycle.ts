@@ -302,9 +302,9 @@ export class ContainerRunner {
       const delay = Math.min(60_000, 100 * 2 ** Math.min(r.RestartCount, 10));
       setTimeout(() => {
         r.State.Restarting = false;
-        if (r.ManuallyStopped || !this.c.all().includes(r)) { r.State.Status = 'exited'; void this.c.save(r).catch(() => {}); return; }
+        if (r.ManuallyStopped || !this.c.all().includes(r)) { r.State.Status = 'exited'; void this.c.save(r).catch(() => {}); this.notify(r, code, null); return; }
         r.RestartCount++;
-        this.start(r.ID, true).catch(() => { r.State.Status = 'exited'; void this.c.save(r).catch(() => {}); });
+        this.start(r.ID, true).catch(() => { r.State.Status = 'exited'; void this.c.save(r).catch(() => {}); this.notify(r, r.State.ExitCode, null); });
       }, delay).unref();
     }
   }
@@ -344,7 +344,8 @@ export class ContainerRunner {
     const r = this.c.get(ref);
     const cond = condition || 'not-running';
     if (!['not-running', 'next-exit', 'removed'].includes(cond)) throw new InvalidParameterError(`invalid condition: "${condition}"`);
-    if (cond === 'not-running' && !r.State.Running) return Promise.resolve({ StatusCode: r.State.ExitCode, Error: null });
+    // a container in its restart back-off counts as running (dockerd): the wait ends at its next exit
+    if (cond === 'not-running' && !r.State.Running && !r.State.Restarting) return Promise.resolve({ StatusCode: r.State.ExitCode, Error: null });
     return new Promise((resolve) => {
       const list = this.waiters.get(r.ID) ?? [];
       list.push({ condition: cond, resolve });
@@ -417,6 +418,7 @@ export class ContainerRunner {
     r.ManuallyStopped = true;
     r.State = { ...r.State, Restarting: false, Status: 'exited' };
     await this.c.save(r);
+    this.notify(r, r.State.ExitCode, null);
   }
 
   /** POST /containers/{id}/stop: StopSignal (SIGTERM), then SIGKILL after t seconds (default 10). */
