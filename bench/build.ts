@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFileP, median, projectRoot, releaseBenchFs, startDockerd, startWharfd, timeIt, type Daemon } from './support.js';
+import { busyboxOnBoth, ratioRow, releaseBenchFs, startDockerd, startWharfd, timeIt, type Daemon } from './support.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 
@@ -21,10 +21,7 @@ async function main(): Promise<void> {
   try {
     const wharfd = await startWharfd(); daemons.push(wharfd);
     const dockerd = await startDockerd({ bridge: true }); daemons.push(dockerd);
-    await execFileP(join(projectRoot, 'bin', 'wharf'), ['image', 'bootstrap', 'busybox'], { env: { ...process.env, DOCKER_HOST: `unix://${wharfd.sock}` } });
-    const tar = join(work, 'busybox.tar');
-    await wharfd.docker(['save', '-o', tar, 'busybox']);
-    await dockerd.docker(['load', '-i', tar]);
+    await busyboxOnBoth(wharfd, dockerd);
 
     const six = join(work, 'six');
     await mkdir(six);
@@ -50,11 +47,7 @@ async function main(): Promise<void> {
       'CMD ["cat", "/one", "/two"]',
     ].join('\n') + '\n');
 
-    const record = (label: string, t: Record<string, number[]>, target: string) => {
-      const md = median(t.dockerd!), mw = median(t.wharfd!);
-      rows.push(`| ${label} | ${md.toFixed(0)} ms | ${mw.toFixed(0)} ms | **${(mw / md).toFixed(2)}** | ${target} |`);
-      console.error(`# ${label}: dockerd ${t.dockerd!.map((x) => x.toFixed(0)).join(',')} wharfd ${t.wharfd!.map((x) => x.toFixed(0)).join(',')}`);
-    };
+    const record = (label: string, t: Record<string, number[]>, target: string) => { rows.push(ratioRow(label, t, target)); };
     const series = async (args: (d: Daemon, i: number) => string[], before?: (d: Daemon) => Promise<void>) => {
       const t: Record<string, number[]> = { dockerd: [], wharfd: [] };
       for (let i = 0; i < RUNS; i++) {

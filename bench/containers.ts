@@ -6,10 +6,7 @@
  * Both daemons use their default bridge networking (dockerd without iptables rules). Needs root, dockerd (Debian docker.io) and busybox-static.
  */
 import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { tmpdir } from 'node:os';
-import { rm } from 'node:fs/promises';
-import { execFileP, median, projectRoot, releaseBenchFs, startDockerd, startWharfd, timeIt, type Daemon } from './support.js';
+import { busyboxOnBoth, ratioRow, releaseBenchFs, startDockerd, startWharfd, timeIt, type Daemon } from './support.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 
@@ -48,19 +45,10 @@ async function main(): Promise<void> {
   try {
     const wharfd = await startWharfd(); daemons.push(wharfd);
     const dockerd = await startDockerd({ bridge: true }); daemons.push(dockerd);
-    // busybox made from the host's static busybox by wharf, then loaded into dockerd: the same image in both
-    await execFileP(join(projectRoot, 'bin', 'wharf'), ['image', 'bootstrap', 'busybox'], { env: { ...process.env, DOCKER_HOST: `unix://${wharfd.sock}` } });
-    const tar = join(tmpdir(), `bench-busybox-${process.pid}.tar`);
-    await wharfd.docker(['save', '-o', tar, 'busybox']);
-    await dockerd.docker(['load', '-i', tar]);
-    await rm(tar, { force: true });
+    await busyboxOnBoth(wharfd, dockerd);
     for (const d of daemons) await d.docker(['run', '--rm', 'busybox', 'true']); // warm up
 
-    const record = (label: string, t: Record<string, number[]>, target: string) => {
-      const md = median(t.dockerd!), mw = median(t.wharfd!);
-      rows.push(`| ${label} | ${md.toFixed(0)} ms | ${mw.toFixed(0)} ms | **${(mw / md).toFixed(2)}** | ${target} |`);
-      console.error(`# ${label}: dockerd ${t.dockerd!.map((x) => x.toFixed(0)).join(',')} wharfd ${t.wharfd!.map((x) => x.toFixed(0)).join(',')}`);
-    };
+    const record = (label: string, t: Record<string, number[]>, target: string) => { rows.push(ratioRow(label, t, target)); };
 
     const run: Record<string, number[]> = { dockerd: [], wharfd: [] };
     for (let i = 0; i < RUNS; i++) {

@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startRegistry } from '../test/support/registry.js';
-import { benchBase, layoutFromTars, median, releaseBenchFs, skopeoPush, startDockerd, startWharfd, timeIt, type Daemon } from './support.js';
+import { benchBase, layoutFromTars, ratioRow, releaseBenchFs, skopeoPush, startDockerd, startWharfd, timeIt, type Daemon } from './support.js';
 
 const CACHE = '/var/cache/wharf-bench';
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -40,11 +40,7 @@ async function main(): Promise<void> {
       await d.docker(['pull', '-q', ref7]);
     }
 
-    const record = (label: string, t: Record<string, number[]>) => {
-      const md = median(t.dockerd!), mw = median(t.wharfd!);
-      rows.push(`| ${label} | ${md.toFixed(0)} ms | ${mw.toFixed(0)} ms | **${(mw / md).toFixed(2)}** |`);
-      console.error(`# ${label}: dockerd ${t.dockerd!.map((x) => x.toFixed(0)).join(',')} wharfd ${t.wharfd!.map((x) => x.toFixed(0)).join(',')}`);
-    };
+    const record = (label: string, t: Record<string, number[]>) => { rows.push(ratioRow(label, t)); };
 
     // push: each run to a fresh registry, so every layer is compressed and uploaded (no mounts, no HEAD hits)
     const push: Record<string, number[]> = { dockerd: [], wharfd: [] };

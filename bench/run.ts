@@ -4,6 +4,7 @@ if (which === 'all' || which === 'pull') await import('./pull.js');
 if (which === 'all' || which === 'distribution') await import('./distribution.js');
 if (which === 'all' || which === 'containers') await import('./containers.js');
 if (which === 'all' || which === 'cp') await import('./cp.js');
+if (which === 'all' || which === 'lifecycle') await import('./lifecycle.js');
 if (which === 'all' || which === 'build') await import('./build.js');
 if (which === 'all' || which === 'buildmount') await import('./build-mounts.js');
 if (which === 'all' || which === 'registry') { process.env.WHARF_BENCH_MAIN = 'registry'; await import('./registry.js'); }

@@ -66,6 +66,28 @@ export async function timeIt(fn: () => Promise<unknown>): Promise<number> {
   return ms(process.hrtime.bigint() - t);
 }
 
+/**
+ * A results row from per-engine timings: "| label | dockerd | wharfd | wharfd/dockerd |" (medians) plus a target
+ * column when given; the single runs go to stderr.
+ */
+export function ratioRow(label: string, t: Record<string, number[]>, target?: string): string {
+  const md = median(t.dockerd!), mw = median(t.wharfd!);
+  console.error(`# ${label}: dockerd ${t.dockerd!.map((x) => x.toFixed(0)).join(',')} wharfd ${t.wharfd!.map((x) => x.toFixed(0)).join(',')}`);
+  return `| ${label} | ${md.toFixed(0)} ms | ${mw.toFixed(0)} ms | **${(mw / md).toFixed(2)}** |${target === undefined ? '' : ` ${target} |`}`;
+}
+
+/** busybox made by wharf from the host's static busybox, then loaded into dockerd: the same image in both. */
+export async function busyboxOnBoth(wharfd: Daemon, dockerd: Daemon): Promise<void> {
+  await execFileP(join(projectRoot, 'bin', 'wharf'), ['image', 'bootstrap', 'busybox'], { env: { ...process.env, DOCKER_HOST: `unix://${wharfd.sock}` } });
+  const tar = join(tmpdir(), `bench-busybox-${process.pid}.tar`);
+  try {
+    await wharfd.docker(['save', '-o', tar, 'busybox']);
+    await dockerd.docker(['load', '-i', tar]);
+  } finally {
+    await rm(tar, { force: true });
+  }
+}
+
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;

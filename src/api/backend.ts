@@ -6,14 +6,14 @@ import type { Readable } from 'node:stream';
 import type { ProgressSink } from '../lib/jsonmessage.js';
 import type { Filters } from '../lib/filters.js';
 import type {
-  AuthConfig, BuildCachePruneReport, BuildRequest, CommitOptions, ContainerChange, ContainerCreateRequest, ContainerCreateResponse, ContainerInspect,
+  AuthConfig, BuildCachePruneReport, BuildRequest, CommitOptions, ContainerUpdate, EventMessage, StatsJson, ContainerChange, ContainerCreateRequest, ContainerCreateResponse, ContainerInspect,
   ContainerListOptions, ContainerPruneReport, ContainerSummary, ContainerTopResponse, ContainerWaitResponse, DeleteItem,
   DiskUsage, ExecCreateRequest, SystemInfo, SystemVersion, HistoryItem, ImagePruneReport, ImageSummary, ImportOptions, PullOptions, Volume,
   VolumeCreateRequest, VolumePruneReport,
 } from '../wire/index.js';
 
 export type { Filters } from '../lib/filters.js';
-export type { AuthConfig, BuildCachePruneReport, BuildRequest, DeleteItem, HistoryItem, ImagePruneReport, ImageSummary, ImportOptions, PullOptions } from '../wire/index.js';
+export type { AuthConfig, BuildCachePruneReport, BuildRequest, ContainerUpdate, DeleteItem, HistoryItem, ImagePruneReport, ImageSummary, ImportOptions, PullOptions } from '../wire/index.js';
 
 export interface ImageBackend {
   /** POST /images/create?fromImage=&tag= — streams progress; errors after streaming started go to the sink. */
@@ -169,6 +169,28 @@ export interface Backends {
   push?: PushBackend;
   auth?: RegistryAuthBackend;
   search?: SearchBackend;
+  /** GET /events. */
+  events?: EventsBackend;
+  /** GET /containers/{id}/stats, POST /containers/{id}/update. */
+  containerResources?: ContainerResourcesBackend;
+}
+
+export interface ContainerResourcesBackend {
+  /** One answer (stream false), or one a second until `signal` aborts. */
+  stats(id: string, opts: { stream: boolean; oneShot: boolean; signal?: AbortSignal }): AsyncIterable<StatsJson>;
+  update(id: string, body: ContainerUpdate): Promise<{ Warnings: string[] | null }>;
+}
+
+export interface EventsBackend {
+  /**
+   * A subscription: `past` holds the buffered events matching the filters between `since` and `until` (Unix
+   * nanoseconds; none when both are absent), `onEvent` receives the live ones until `close()`.
+   */
+  subscribe(opts: { since?: bigint; until?: bigint; filters: Filters }): {
+    past: EventMessage[]; onEvent(fn: (e: EventMessage) => void): void; close(): void;
+  };
+  /** One event as a line of the stream (dockerd's json.Encoder output: exact timeNano, newline). */
+  encode(e: EventMessage): string;
 }
 
 export interface BuildBackend {

@@ -17,6 +17,9 @@ import { distributionRoutes } from './routes/distribution.js';
 import { imageRoutes } from './routes/images.js';
 import { systemRoutes } from './routes/system.js';
 import { volumeRoutes } from './routes/volumes.js';
+import { eventRoutes } from './routes/events.js';
+import { containerResourceRoutes } from './routes/container-resources.js';
+import { pluginRoutes, swarmRoutes } from './routes/swarm.js';
 
 /** The API version we serve (the reference dockerd 20.10's), and the oldest we accept. */
 export const API_VERSION = '1.41';
@@ -74,6 +77,10 @@ export function buildRouter(backends: Backends): Router {
   containerRoutes(r, backends);
   if (backends.volumes) volumeRoutes(r, backends.volumes);
   if (backends.auth && backends.search) authRoutes(r, backends.auth, backends.search);
+  if (backends.events) eventRoutes(r, backends.events);
+  if (backends.containerResources) containerResourceRoutes(r, backends.containerResources);
+  swarmRoutes(r);
+  pluginRoutes(r);
   return r;
 }
 

@@ -29,11 +29,16 @@ import { VolumeStore } from '../engine/volumes/store.js';
 import { ContainerRunner } from '../engine/containers/lifecycle.js';
 import { ExecService } from '../engine/containers/exec.js';
 import { CommitService } from '../engine/containers/commit.js';
+import { StatsService } from '../engine/containers/stats.js';
+import { ContainerUpdater } from '../engine/containers/update.js';
+import { HealthMonitor } from '../engine/containers/health.js';
 import { ArchiveReader } from '../engine/containers/archive.js';
 import { BridgeNetwork } from '../engine/network/index.js';
 import { createRuntime } from '../engine/runtime/runc.js';
 import { isENOENT } from '../lib/fsutil.js';
 import { discardLogger, type Logger } from '../lib/log.js';
+import { EventBus } from '../engine/events/index.js';
+import { ImageEvents } from './image-events.js';
 import { DEFAULT_DOMAIN, INDEX_SERVER, LEGACY_DEFAULT_DOMAIN } from '../lib/reference.js';
 
 /** wharfd's product version (Server header, /version, /info). */
@@ -121,13 +126,18 @@ export async function createDaemon(cfg: DaemonConfig, log: Logger = discardLogge
     log: log.child({ module: 'containers' }),
   }).open();
   const containers = containerService;
+  const events = new EventBus();
+  const imageEvents = new ImageEvents(events, (name) => imageService.resolve(name));
+  containers.events = events;
+  volumes.events = events;
   const runtime = createRuntime({ root: join(cfg.execRoot, 'runtime'), runtime: cfg.defaultRuntime, log: log.child({ module: 'runtime' }) });
   const runner = new ContainerRunner(containers, runtime, layers, cfg.execRoot, new BridgeNetwork({ dataRoot, execRoot: cfg.execRoot, log: log.child({ module: 'network' }) }), log.child({ module: 'containers' }));
   const execs = new ExecService(containers, runtime, cfg.execRoot, log.child({ module: 'exec' }));
   containers.execIDsOf = (id) => execs.idsOf(id);
+  runner.health = new HealthMonitor(containers, execs);
   const commits = new CommitService({
     containers, images, layers, tagImage: (id, repo, tag) => imageService.tagImage(id, repo, tag),
-    freeze: { pause: (id) => runner.pause(id, { byDaemon: true }), unpause: (id) => runner.unpause(id) },
+    freeze: { pause: (id) => runner.freeze(id), unpause: (id) => runner.unpause(id) },
     log: log.child({ module: 'commit' }),
   });
   await runner.recover();
@@ -162,7 +172,7 @@ export async function createDaemon(cfg: DaemonConfig, log: Logger = discardLogge
       }
       return imageService.pull(ref, { ...(creds ? { auth: creds } : {}), ...(platform ? { platform } : {}) }, progress);
     },
-    tag: (id, ref) => imageService.tagImage(id, ref),
+    tag: async (id, ref) => { const out = await imageService.tagImage(id, ref); await imageEvents.tagged(id, ref); return out; },
     containerConfig: goContainerConfig,
     executor: new ContainerExecutor({ containers, runner, layers, log: log.child({ module: 'build' }) }),
     tmpDir: join(dataRoot, 'tmp'),
@@ -178,9 +188,15 @@ export async function createDaemon(cfg: DaemonConfig, log: Logger = discardLogge
     log: log.child({ module: 'archive' }),
   });
 
+  const stats = new StatsService(containers);
+  const updater = new ContainerUpdater(containers, runtime);
   return {
     backends: {
-      images: imageService, system, build,
+      images: imageEvents.images(imageService), system, build, events,
+      containerResources: {
+        stats: (id, opts) => stats.stats(id, opts),
+        update: (id, body) => updater.update(id, body),
+      },
       containers: {
         create: (name, body) => containers.create(name, body),
         inspect: (ref, o) => containers.inspect(ref, o),
@@ -210,8 +226,8 @@ export async function createDaemon(cfg: DaemonConfig, log: Logger = discardLogge
         remove: (name, force) => volumes.remove(name, force),
         prune: (f) => volumes.prune(f),
       },
-      imageArchive: archive,
-      push: pusher,
+      imageArchive: imageEvents.archive(archive),
+      push: imageEvents.pusher(pusher),
       auth: { login: (a, signal) => login(a, cfg, signal) },
       search: new SearchService(cfg),
     },

@@ -116,6 +116,12 @@ export function exactMatch(f: Filters, name: string, source: string): boolean {
   return vals.includes(source);
 }
 
+/** Args.FuzzyMatch: true when the filter has no values, one equals `source`, or one is a prefix of it. */
+export function fuzzyMatch(f: Filters, name: string, source: string): boolean {
+  if (exactMatch(f, name, source)) return true;
+  return (f[name] ?? []).some((v) => source.startsWith(v));
+}
+
 /** Args.Match: exact match, or any value as an (unanchored) regular expression matching `source`. */
 export function matchFilter(f: Filters, name: string, source: string): boolean {
   if (exactMatch(f, name, source)) return true;

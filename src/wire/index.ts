@@ -9,3 +9,5 @@ export type * from './build.js';
 export type * from './containers.js';
 export type * from './volumes.js';
 export type * from './system.js';
+export type * from './events.js';
+export type * from './stats.js';

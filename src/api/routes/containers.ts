@@ -209,8 +209,9 @@ function containerRuntimeRoutes(r: Router, c: ContainerBackend, run: ContainerRu
         sendEmpty(res, 200);
         return;
       }
-      const tty = e.ProcessConfig.tty;
-      const h = hijack(req, res, tty, tty && e.OpenStdin ? parseDetachKeys(e.DetachKeys || DEFAULT_DETACH_KEYS) : null);
+      // as dockerd: the output is raw or multiplexed by the start request's Tty, whatever the exec was created with
+      const tty = !!body.Tty;
+      const h = hijack(req, res, tty, e.ProcessConfig.tty && e.OpenStdin ? parseDetachKeys(e.DetachKeys || DEFAULT_DETACH_KEYS) : null);
       try {
         await exec.start(e.ID, {
           ...(e.OpenStdout ? { stdout: h.out(1) } : {}),

@@ -5,6 +5,7 @@
  * Used by the builder (each step) and by `commit -c` / `import -c` (`images/changes.ts`, dockerd's
  * BuildFromConfig). What touches files (WORKDIR's directory) stays with the builder.
  */
+import { parseSignal } from '../../lib/signals.js';
 import { posix } from 'node:path';
 import { InvalidParameterError } from '../../lib/errors.js';
 import type { ContainerConfig } from '../images/types.js';
@@ -166,15 +167,9 @@ export function normalizeWorkdir(current: string, requested: string): string {
   return joined.length > 1 && joined.endsWith('/') ? joined.slice(0, -1) : joined;
 }
 
-const SIGNALS = new Set(['ABRT', 'ALRM', 'BUS', 'CHLD', 'CLD', 'CONT', 'FPE', 'HUP', 'ILL', 'INT', 'IO', 'IOT', 'KILL', 'PIPE',
-  'POLL', 'PROF', 'PWR', 'QUIT', 'SEGV', 'STKFLT', 'STOP', 'SYS', 'TERM', 'TRAP', 'TSTP', 'TTIN', 'TTOU', 'URG', 'USR1', 'USR2',
-  'VTALRM', 'WINCH', 'XCPU', 'XFSZ', 'RTMIN', 'RTMAX',
-  ...Array.from({ length: 15 }, (_, i) => `RTMIN+${i + 1}`), ...Array.from({ length: 14 }, (_, i) => `RTMAX-${i + 1}`)]);
-
-/** dockerd's signal.ParseSignal: a non-zero number, or a Linux signal name with or without SIG, any case. */
+/** dockerd's signal.ParseSignal as a check: a non-zero number, or a Linux signal name with or without SIG, any case. */
 export function checkSignal(s: string): void {
-  if (/^[+-]?\d+$/.test(s) ? Number(s) !== 0 : SIGNALS.has(s.toUpperCase().replace(/^SIG/, ''))) return;
-  throw new InvalidParameterError(`Invalid signal: ${s}`);
+  parseSignal(s);
 }
 
 function healthcheck(cfg: ContainerConfig, ins: HealthcheckInstruction, input: EvalInput): EvalResult {

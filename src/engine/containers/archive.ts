@@ -54,7 +54,9 @@ export class ArchiveReader {
     const root = await this.layers.mount(r.ID);
     const unmount = () => { void this.layers.unmount(r.ID).catch(this.log.onError('unmounting after export', { container: r.ID })); };
     try {
-      return unmountAfter(await exportFromRoot(root), unmount);
+      const tar = unmountAfter(await exportFromRoot(root), unmount);
+      this.c.emit(r, 'export');
+      return tar;
     } catch (e) {
       unmount();
       throw e;

@@ -28,8 +28,11 @@ export class CommitService {
   constructor(private readonly d: {
     containers: ContainerService; images: ImageStore; layers: LayerStore;
     tagImage(id: Digest, repo: string, tag?: string): Promise<unknown>;
-    /** Pause/unpause of the lifecycle (absent: commits never pause). */
-    freeze?: { pause(id: string): Promise<void>; unpause(id: string): Promise<void> };
+    /**
+     * Pause/unpause of the lifecycle (absent: commits never pause). `pause` resolves false when the container is
+     * no longer running by then (it exited meanwhile: committed unpaused, as dockerd does).
+     */
+    freeze?: { pause(id: string): Promise<boolean>; unpause(id: string): Promise<void> };
     log?: Logger;
   }) {}
 
@@ -44,12 +47,12 @@ export class CommitService {
     cfg = applyChanges(cfg, o.changes);
     // as dockerd: a running container is paused for the read of its changes unless --pause=false
     const freeze = o.pause !== false && r.State.Running && !r.State.Paused ? this.d.freeze : undefined;
-    if (freeze) await freeze.pause(r.ID);
+    const paused = freeze ? await freeze.pause(r.ID) : false;
     let extracted;
     try {
       extracted = await this.d.layers.extract(await this.d.layers.diff(r.ID));
     } finally {
-      if (freeze) await freeze.unpause(r.ID).catch((e) => { this.d.log?.error('resuming a container paused for commit: it stays paused', { container: r.ID, error: e }); });
+      if (paused) await freeze!.unpause(r.ID).catch((e) => { this.d.log?.error('resuming a container paused for commit: it stays paused', { container: r.ID, error: e }); });
     }
     const layer = await this.d.layers.register(topChainOf(pc) as Digest | null, extracted);
     let id: Digest;
@@ -80,7 +83,11 @@ export class CommitService {
     } finally {
       await this.d.layers.release(layer.chainId);
     }
-    if (o.repo) await this.d.tagImage(id, o.repo, o.tag || undefined);
+    if (o.repo) {
+      await this.d.tagImage(id, o.repo, o.tag || undefined);
+      this.d.containers.events?.publish('image', 'tag', id, { ...(cfg.Labels ?? {}), name: `${o.repo}:${o.tag || 'latest'}` });
+    }
+    this.d.containers.emit(r, 'commit', { comment: o.comment ?? '', imageID: id, imageRef: o.repo ? `${o.repo}:${o.tag || 'latest'}` : '' });
     return id;
   }
 }

@@ -54,6 +54,7 @@ export class ExecService {
     // ConsoleSize [height, width] (API 1.42 clients send it; older ones resize right after the start)
     const cs = body.ConsoleSize;
     if (Array.isArray(cs) && Number(cs[0]) > 0 && Number(cs[1]) > 0) this.pendingSize.set(id, [Number(cs[0]), Number(cs[1])]);
+    this.c.emit(r, `exec_create: ${this.commandLine(this.execs.get(id)!)}`, { execID: id });
     return { Id: id };
   }
 
@@ -80,13 +81,24 @@ export class ExecService {
 
   isTty(id: string): boolean { return this.get(id).ProcessConfig.tty; }
 
-  /** Runs the exec'd process; resolves with its exit code once its output has ended. */
-  async start(id: string, s: { stdout?: (b: Buffer) => void; stderr?: (b: Buffer) => void; stdin?: Readable }): Promise<number> {
+  /** dockerd's "entrypoint args…" of exec events (a trailing space when there are no arguments). */
+  private commandLine(e: ExecRecord): string { return `${e.ProcessConfig.entrypoint} ${e.ProcessConfig.arguments.join(' ')}`; }
+
+  /** Forgets an exec instance (healthchecks run one per probe and do not keep them, as dockerd). */
+  forget(id: string): void { this.execs.delete(id); }
+
+  /**
+   * Runs the exec'd process; resolves with its exit code once its output has ended. `signal` kills the process
+   * (SIGKILL) when it aborts (a healthcheck's timeout).
+   */
+  async start(id: string, s: { stdout?: (b: Buffer) => void; stderr?: (b: Buffer) => void; stdin?: Readable }, signal?: AbortSignal): Promise<number> {
     const e = this.get(id);
     if (e.Running || e.ExitCode !== null) throw new ConflictError(`Error: Exec command ${id} has already run`);
     const r = this.c.get(e.ContainerID);
     if (!r.State.Running) throw new ConflictError(`Container ${r.ID} is not running`);
     e.Running = true;
+    this.c.emit(r, `exec_start: ${this.commandLine(e)}`, { execID: id });
+    let exitCode = 126;
     try {
       const base = JSON.parse(await readFile(join(this.execRoot, 'bundles', r.ID, 'config.json'), 'utf8')) as OciSpec;
       const proc = await buildExecProcess(base, base.root.path, {
@@ -98,6 +110,10 @@ export class ExecService {
       if (e.ProcessConfig.tty && size) proc.consoleSize = { height: size[0], width: size[1] };
       const h = await this.rt.exec(r.ID, proc, { stdin: e.OpenStdin, tty: e.ProcessConfig.tty });
       e.Pid = h.pid;
+      if (signal) {
+        if (signal.aborted) h.kill('SIGKILL');
+        else signal.addEventListener('abort', () => h.kill('SIGKILL'), { once: true });
+      }
       // the output's listeners first, before any await: a short process may be done already
       let started = false;
       let startError: string | null = null;
@@ -125,11 +141,13 @@ export class ExecService {
         code = 126;
       }
       e.ExitCode = code;
+      exitCode = code;
       return code;
     } catch (err) {
       e.ExitCode = 126;
       throw err;
     } finally {
+      this.c.emit(r, 'exec_die', { execID: id, exitCode: String(exitCode) });
       e.Running = false;
       this.resizers.delete(id);
       this.pendingSize.delete(id);

@@ -12,7 +12,7 @@ import { chmod, chown, lstat, mkdir, readdir, readFile, rm } from 'node:fs/promi
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { ConflictError, InvalidParameterError, NotFoundError, NotModifiedError } from '../../lib/errors.js';
+import { ConflictError, InvalidParameterError, NotFoundError, NotModifiedError, SystemError } from '../../lib/errors.js';
 import { writeFileAtomic } from '../../lib/atomic.js';
 import { mkdirAllInRoot, extractIntoRoot, packFromRoot } from '../fsroot/index.js';
 import type { LayerStore } from '../layers/types.js';
@@ -25,6 +25,8 @@ import { type ContainerNet, type ContainerRecord, type ContainerService, type Mo
 const execFileP = promisify(execFile);
 import type { BridgeNetwork, Endpoint, PortMapping } from '../network/index.js';
 import { isENOENT, missingAs } from '../../lib/fsutil.js';
+import { parseSignal, SIGKILL } from '../../lib/signals.js';
+import { memoryCgroupOf, oomKills } from './stats.js';
 import { rfc3339NanoFixed } from '../../lib/go.js';
 import { discardLogger, type Logger } from '../../lib/log.js';
 
@@ -93,6 +95,10 @@ export class ContainerRunner {
   private readonly waiters = new Map<string, Waiter[]>();
   private readonly pendingAttach = new Map<string, { s: AttachStreams; done: (h: AttachHandle | null) => void }[]>();
   private readonly monitors = new Map<string, Promise<void>>();
+  /** Healthchecks (health.ts), started with each run of a container that has one, stopped at its exit. */
+  health?: { start(r: ContainerRecord): void; stop(id: string): void };
+  /** Running containers' memory cgroups, read at exit for the kernel's OOM kills (State.OOMKilled). */
+  private readonly memCgroups = new Map<string, { dir: string; v2: boolean }>();
 
   constructor(
     private readonly c: ContainerService, private readonly rt: Runtime, private readonly layers: LayerStore,
@@ -125,7 +131,10 @@ export class ContainerRunner {
           // its netns and veth outlived us; the port proxies lived in the old daemon: bind them again
           const ep = this.net && r.Net ? await this.net.restore(r.ID) : null;
           if (ep) r.Net = this.netInfo(r, ep, await this.net!.publish(ep, this.portMappings(r)).catch((e) => { this.log.warn('publishing ports again after a daemon restart', { container: r.ID, error: e }); return []; }));
+          const cg = await memoryCgroupOf(r.State.Pid);
+          if (cg) this.memCgroups.set(r.ID, cg);
           this.monitor(r);
+          this.health?.start(r);
           continue;
         }
         await this.exited(r, st.exitCode ?? 255, st.finishedAt);
@@ -226,14 +235,22 @@ export class ContainerRunner {
         ...(r.Config.Tty && cs && cs[0] && cs[1] ? { consoleSize: { height: cs[0], width: cs[1] } } : {}),
       });
       created = true;
+      // the init exists (waiting for start): its cgroups are known now, before it can exit
+      const cg = await memoryCgroupOf(pid);
+      if (cg) this.memCgroups.set(id, cg); else this.memCgroups.delete(id);
       // attachments made before start get the container's streams now, before it runs
       const pend = this.pendingAttach.get(id) ?? [];
       this.pendingAttach.delete(id);
       for (const p of pend) p.done(await this.connect(id, p.s).catch((e) => { this.log.warn('attaching before start', { container: id, error: e }); return null; }));
       await this.rt.start(id);
-      r.State = { ...r.State, Status: 'running', Running: true, Paused: false, Pid: pid, ExitCode: 0, Error: '', StartedAt: rfc3339NanoFixed(new Date()), FinishedAt: '0001-01-01T00:00:00Z' };
+      r.State = { ...r.State, Status: 'running', Running: true, Paused: false, OOMKilled: false, Pid: pid, ExitCode: 0, Error: '', StartedAt: rfc3339NanoFixed(new Date()), FinishedAt: '0001-01-01T00:00:00Z' };
       await this.c.save(r);
       this.monitor(r);
+      for (const m of r.MountPoints ?? []) {
+        if (m.Type === 'volume' && m.Name) this.c.events?.publish('volume', 'mount', m.Name, { container: r.ID, destination: m.Destination, driver: 'local', propagation: '', 'read/write': String(m.RW) });
+      }
+      this.c.emit(r, 'start');
+      this.health?.start(r);
     } catch (e) {
       if (created) await this.rt.delete(id, true).catch(this.log.onError('removing runtime state after a failed start', { container: id }));
       if (netUp && this.net) await this.net.disconnect(id).catch(this.log.onError('disconnecting after a failed start', { container: id }));
@@ -269,27 +286,37 @@ export class ContainerRunner {
   }
 
   private async exited(r: ContainerRecord, code: number, at?: Date): Promise<void> {
+    this.health?.stop(r.ID);
+    // the cgroup goes with the runtime's delete: its OOM kill count is read first
+    const cg = this.memCgroups.get(r.ID);
+    this.memCgroups.delete(r.ID);
+    const oomKilled = cg ? (await oomKills(cg).catch((e) => { this.log.warn('reading the OOM kill count', { container: r.ID, error: e }); return 0; })) > 0 : false;
     await this.rt.delete(r.ID, true).catch(this.log.unlessGone('removing runtime state of an exited container', { container: r.ID }));
     if (this.net) await this.net.disconnect(r.ID).catch(this.log.onError('disconnecting an exited container', { container: r.ID }));
     delete r.Net;
     await this.layers.unmount(r.ID).catch(this.log.onError('unmounting an exited container', { container: r.ID }));
     await rm(join(this.execRoot, 'bundles', r.ID), { recursive: true, force: true }).catch(this.log.onError('removing the bundle of an exited container', { container: r.ID }));
-    r.State = { ...r.State, Status: 'exited', Running: false, Paused: false, Pid: 0, ExitCode: code, FinishedAt: rfc3339NanoFixed(at ?? new Date()) };
-    await this.c.save(r).catch(this.log.onError('writing the exit state', { container: r.ID, exitCode: code }, 'error'));
+    // a commit's pause that could not be undone (the container exited meanwhile) leaves no marker behind
+    await rm(this.daemonPauseMarker(r.ID), { force: true }).catch(this.log.onError('removing a pause marker', { container: r.ID }));
+    r.State = { ...r.State, Status: 'exited', Running: false, Paused: false, OOMKilled: oomKilled, Pid: 0, ExitCode: code, FinishedAt: rfc3339NanoFixed(at ?? new Date()) };
+    if (oomKilled) this.c.emit(r, 'oom');
     const restart = !r.HostConfig.AutoRemove && this.shouldRestart(r, code);
     if (restart) {
       r.State.Restarting = true;
       r.State.Status = 'restarting';
     }
-    await this.c.save(r).catch(this.log.onError('writing the restarting state', { container: r.ID }, 'error'));
-    if (!restart) this.notify(r, code, null);
+    await this.c.save(r).catch(this.log.onError('writing the exit state', { container: r.ID, exitCode: code }, 'error'));
+    this.c.emit(r, 'die', { exitCode: String(code) });
+    for (const m of r.MountPoints ?? []) if (m.Type === 'volume' && m.Name) this.c.events?.publish('volume', 'unmount', m.Name, { container: r.ID, driver: 'local' });
+    // as dockerd's waitStop: every exit ends a wait, a restart to come or not
+    this.notify(r, code, null);
     if (r.HostConfig.AutoRemove) await this.autoRemove(r);
     if (restart) {
       // docker's back-off: 100 ms doubling with every restart, at most 1 minute
       const delay = Math.min(60_000, 100 * 2 ** Math.min(r.RestartCount, 10));
       setTimeout(() => {
         r.State.Restarting = false;
-        if (r.ManuallyStopped || !this.c.all().includes(r)) { r.State.Status = 'exited'; this.notify(r, code, null); return; }
+        if (r.ManuallyStopped || !this.c.all().includes(r)) { r.State.Status = 'exited'; void this.c.save(r).catch(this.log.onError('writing the exit state', { container: r.ID }, 'error')); this.notify(r, code, null); return; }
         r.RestartCount++;
         this.start(r.ID, true).catch((e) => { this.log.error('restarting a container (restart policy)', { container: r.ID, error: e }); r.State.Status = 'exited'; void this.c.save(r).catch(this.log.onError('writing the exit state', { container: r.ID }, 'error')); this.notify(r, code, null); });
       }, delay).unref();
@@ -331,7 +358,8 @@ export class ContainerRunner {
     const r = this.c.get(ref);
     const cond = condition || 'not-running';
     if (!['not-running', 'next-exit', 'removed'].includes(cond)) throw new InvalidParameterError(`invalid condition: "${condition}"`);
-    if (cond === 'not-running' && !r.State.Running) return Promise.resolve({ StatusCode: r.State.ExitCode, Error: null });
+    // a container in its restart back-off counts as running (dockerd): the wait ends at its next exit
+    if (cond === 'not-running' && !r.State.Running && !r.State.Restarting) return Promise.resolve({ StatusCode: r.State.ExitCode, Error: null });
     return new Promise((resolve) => {
       const list = this.waiters.get(r.ID) ?? [];
       list.push({ condition: cond, resolve });
@@ -357,6 +385,7 @@ export class ContainerRunner {
       for await (const rec of this.logs(r.ID, { follow: false })) (rec.stream === 'stdout' ? s.stdout : s.stderr)?.(rec.data);
     }
     if (!opts.stream) return;
+    this.c.emit(r, 'attach');
     let h: AttachHandle | null;
     if (r.State.Running) {
       h = await this.connect(r.ID, s);
@@ -370,31 +399,63 @@ export class ContainerRunner {
     if (h) await h.done;
   }
 
+  /**
+   * POST /containers/{id}/kill. As dockerd: with SIGKILL (the default) it returns once the container is no longer
+   * running (its exit handled: `kill && rm` works); any other signal returns once it is sent.
+   */
   async kill(ref: string, signal: string): Promise<void> {
     const r = this.c.get(ref);
+    const sig = parseSignal(signal || 'KILL');
+    // as dockerd: a container waiting to be restarted counts as running; killing it only cancels the restart
+    if (r.State.Restarting) { await this.cancelRestart(r); return; }
     if (!r.State.Running) throw new ConflictError(`Container ${r.ID} is not running`);
     r.ManuallyStopped = true;
-    // docker kill signals the container's PID 1 only (a PID namespace ends with it)
-    await this.rt.kill(r.ID, signal || 'KILL').catch((e) => {
+    const exited = this.monitors.get(r.ID);
+    // docker kill signals the container's PID 1 only (a PID namespace ends with it); a paused container's SIGKILL
+    // goes through the runtime's kill --all, which thaws it
+    await this.rt.kill(r.ID, String(sig), sig === SIGKILL && r.State.Paused).catch((e) => {
       if (e instanceof ConflictError) throw new ConflictError(`Container ${r.ID} is not running`);
       throw e;
     });
+    this.c.emit(r, 'kill', { signal: String(sig) });
+    if (sig !== SIGKILL || !exited) return;
+    // as dockerd: wait (10 s at most) for the exit to be handled; a paused container is thawed by the runtime's kill --all
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = await Promise.race([
+      exited.then(() => false),
+      new Promise<boolean>((res) => { timer = setTimeout(() => res(true), 10_000); timer.unref(); }),
+    ]);
+    clearTimeout(timer);
+    if (gaveUp) throw new SystemError('tried to kill container, but did not receive an exit event');
+  }
+
+  /** A container in its restart back-off stays stopped: the pending restart sees ManuallyStopped and gives up. */
+  private async cancelRestart(r: ContainerRecord): Promise<void> {
+    r.ManuallyStopped = true;
+    r.State = { ...r.State, Restarting: false, Status: 'exited' };
+    await this.c.save(r);
+    this.notify(r, r.State.ExitCode, null);
   }
 
   /** POST /containers/{id}/stop: StopSignal (SIGTERM), then SIGKILL after t seconds (default 10). */
   async stop(ref: string, t: number | undefined): Promise<void> {
     const r = this.c.get(ref);
+    if (r.State.Restarting) { await this.cancelRestart(r); return; }
     if (!r.State.Running) throw new NotModifiedError('container already stopped');
     r.ManuallyStopped = true;
     const secs = t ?? (typeof r.Config.StopTimeout === 'number' ? r.Config.StopTimeout : 10);
     const exited = this.monitors.get(r.ID) ?? Promise.resolve();
     if (r.State.Paused) await this.unpause(r.ID).catch(this.log.onError('unpausing a container to stop it', { container: r.ID }));
-    await this.rt.kill(r.ID, (r.Config.StopSignal as string | undefined) || 'TERM').catch((e) => { if (!(e instanceof ConflictError)) this.log.warn('sending the stop signal', { container: r.ID, error: e }); });
+    const stopSignal = parseSignal((r.Config.StopSignal as string | undefined) || 'TERM');
+    await this.rt.kill(r.ID, String(stopSignal)).catch((e) => { if (!(e instanceof ConflictError)) this.log.warn('sending the stop signal', { container: r.ID, error: e }); });
+    this.c.emit(r, 'kill', { signal: String(stopSignal) });
     const timedOut = await Promise.race([exited.then(() => false), new Promise<boolean>((res) => setTimeout(() => res(true), Math.max(0, secs) * 1000).unref())]);
     if (timedOut) {
       await this.rt.kill(r.ID, 'KILL', true).catch((e) => { if (!(e instanceof ConflictError)) this.log.warn('killing a container after the stop timeout', { container: r.ID, error: e }); });
+      this.c.emit(r, 'kill', { signal: String(SIGKILL) });
       await exited;
     }
+    this.c.emit(r, 'stop');
   }
 
   /** GET /containers/{id}/logs as records. */
@@ -434,6 +495,7 @@ export class ContainerRunner {
     }
     r.State = { ...r.State, Paused: true, Status: 'paused' };
     await this.c.save(r);
+    this.c.emit(r, 'pause');
   }
 
   async unpause(ref: string): Promise<void> {
@@ -443,6 +505,25 @@ export class ContainerRunner {
     r.State = { ...r.State, Paused: false, Status: 'running' };
     await this.c.save(r);
     await rm(this.daemonPauseMarker(r.ID), { force: true });
+    this.c.emit(r, 'unpause');
+  }
+
+  /**
+   * commit's freeze: pauses a running container for the read of its changes; false (nothing paused) when it is no
+   * longer running by then — a container exiting meanwhile is committed as it is, as dockerd does.
+   */
+  async freeze(ref: string): Promise<boolean> {
+    const r = this.c.get(ref);
+    if (!r.State.Running || r.State.Paused) return false;
+    try {
+      await this.pause(r.ID, { byDaemon: true });
+      return true;
+    } catch (e) {
+      if (!r.State.Running) return false;
+      const st = await this.rt.state(r.ID).catch(() => null);
+      if (!st || st.status === 'stopped') return false;
+      throw e;
+    }
   }
 
   /**
@@ -476,6 +557,7 @@ export class ContainerRunner {
     const r = this.c.get(ref);
     if (r.State.Running) await this.stop(r.ID, t);
     await this.start(r.ID);
+    this.c.emit(r, 'restart');
   }
 
   async resize(ref: string, h: number, w: number): Promise<void> {

@@ -28,6 +28,8 @@ import { isENOENT } from '../../lib/fsutil.js';
 import { discardLogger, type Logger } from '../../lib/log.js';
 
 export type { ContainerState, ContainerStatus } from '../../wire/index.js';
+import type { EventPublisher } from '../events/types.js';
+export type { Health as HealthState } from '../../wire/index.js';
 
 /** What is persisted in config.v2.json. */
 export interface ContainerRecord {
@@ -131,6 +133,17 @@ export class ContainerService {
   }
 
   dir(id: string): string { return join(this.root, id); }
+
+  /** Where container events go (the daemon's event log); none when unset. */
+  events?: EventPublisher;
+
+  /** Publishes a container event with dockerd's attributes: the labels, `image` (as asked for) and `name`. */
+  emit(r: ContainerRecord, action: string, extra: Record<string, string> = {}): void {
+    if (!this.events) return;
+    this.events.publish('container', action, r.ID, {
+      ...((r.Config.Labels ?? {}) as Record<string, string>), image: String(r.Config.Image ?? r.Image), name: r.Name.replace(/^\//, ''), ...extra,
+    });
+  }
 
   async save(rec: ContainerRecord): Promise<void> {
     await mkdir(this.dir(rec.ID), { recursive: true, mode: 0o710 });
@@ -329,6 +342,7 @@ export class ContainerService {
       await rm(this.dir(id), { recursive: true, force: true }).catch(this.log.onError('removing a container directory after a failed create', { container: id }));
       throw e;
     }
+    this.emit(rec, 'create');
     return { Id: id, Warnings: warnings };
   }
 
@@ -374,7 +388,11 @@ export class ContainerService {
   /** Docker's Status column. */
   statusText(r: ContainerRecord, now = Date.now()): string {
     const s = r.State;
-    if (s.Running) return `Up ${humanDuration(now - Date.parse(s.StartedAt))}${s.Paused ? ' (Paused)' : ''}`;
+    if (s.Running) {
+      const health = s.Paused || !s.Health ? '' : ` (${s.Health.Status === 'starting' ? 'health: starting' : s.Health.Status})`;
+      return `Up ${humanDuration(now - Date.parse(s.StartedAt))}${s.Paused ? ' (Paused)' : health}`;
+    }
+    if (s.Restarting) return `Restarting (${s.ExitCode}) ${humanDuration(now - Date.parse(s.FinishedAt))} ago`;
     if (s.Status === 'created') return 'Created';
     if (s.Status === 'removing') return 'Removal In Progress';
     if (s.Status === 'dead') return 'Dead';
@@ -514,8 +532,10 @@ export class ContainerService {
     if (name === r.Name) throw new InvalidParameterError(`Renaming a container with the same name as its current name`);
     const owner = this.nameOwner(name);
     if (owner) throw new ConflictError(`Error when allocating new name: Conflict. The container name "${name}" is already in use by container "${owner.ID}". You have to remove (or rename) that container to be able to reuse that name.`);
+    const oldName = r.Name;
     r.Name = name;
     await this.save(r);
+    this.emit(r, 'rename', { oldName });
   }
 
   /** POST /containers/prune: every stopped container, narrowed by the filters `until`, `label` and `label!`. */
@@ -563,6 +583,7 @@ export class ContainerService {
       this.d.volumes.release(m.Name, r.ID);
       if (opts.volumes && this.d.volumes.isAnonymous(m.Name)) await this.d.volumes.remove(m.Name).catch(this.log.onError('removing an anonymous volume with its container', { container: r.ID, volume: m.Name }));
     }
+    this.emit(r, 'destroy');
   }
 }
 

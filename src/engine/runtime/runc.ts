@@ -110,6 +110,8 @@ export interface Runtime {
   exec(id: string, processSpec: object, stdio: ExecStdio): Promise<ExecHandle>;
   attach(id: string): Promise<AttachHandle>;
   resize(id: string, height: number, width: number): Promise<void>;
+  /** Changes a live container's cgroup limits (`RUNTIME update --resources -`, an OCI LinuxResources object). */
+  update(id: string, resources: Record<string, unknown>): Promise<void>;
   /** IDs with state under the exec root (for a restarted daemon). */
   list(): Promise<string[]>;
 }
@@ -446,6 +448,12 @@ export class ConmonRuntime implements Runtime {
 
   async pause(id: string): Promise<void> { const p = await this.load(id); await this.rtOk('pause', ['pause', id], p); }
   async unpause(id: string): Promise<void> { const p = await this.load(id); await this.rtOk('resume', ['resume', id], p); }
+
+  async update(id: string, resources: Record<string, unknown>): Promise<void> {
+    const { path, root } = this.runtimeOf(await this.load(id));
+    const r = await run(path, ['--root', root, 'update', '--resources', '-', id], JSON.stringify(resources));
+    if (r.code !== 0) throw new RuntimeError('update', runtimeMessage(r.stderr || r.stdout));
+  }
 
   async exec(id: string, processSpec: object, stdio: ExecStdio): Promise<ExecHandle> {
     const p = await this.load(id);

@@ -12,6 +12,7 @@
  */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import type { EventPublisher } from '../events/types.js';
 import { lstat, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
@@ -78,6 +79,9 @@ export class VolumeStore {
     return this.vols.get(name)?.Labels[ANONYMOUS_LABEL] !== undefined;
   }
 
+  /** Where volume events go (create, destroy; mount and unmount come from the container lifecycle). */
+  events?: EventPublisher;
+
   /** POST /volumes/create: an existing name is returned as it is (docker's behaviour). */
   async create(opts: { Name?: string; Driver?: string; Labels?: Record<string, string> | null; DriverOpts?: Record<string, string> | null; anonymous?: boolean } = {}): Promise<Volume> {
     const driver = opts.Driver || 'local';
@@ -91,7 +95,7 @@ export class VolumeStore {
       throw new InvalidParameterError(`create ${name}: "${name}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`);
     }
     const existing = this.vols.get(name);
-    if (existing) return this.view(existing);
+    if (existing) { this.events?.publish('volume', 'create', name, { driver: 'local' }); return this.view(existing); }
     const options = { ...(opts.DriverOpts ?? {}) };
     for (const k of Object.keys(options)) {
       if (!['type', 'device', 'o'].includes(k)) throw new InvalidParameterError(`create ${name}: invalid option: ${JSON.stringify(k)}`);
@@ -103,6 +107,7 @@ export class VolumeStore {
     await mkdir(this.mountpoint(name), { recursive: true, mode: 0o755 });
     await writeJsonAtomic(join(this.root, name, 'opts.json'), m);
     this.vols.set(name, m);
+    this.events?.publish('volume', 'create', name, { driver: 'local' });
     return this.view(m);
   }
 
@@ -198,6 +203,7 @@ export class VolumeStore {
     // metadata first: a crash between the two leaves content without metadata, which open() collects
     await rm(join(this.root, name, 'opts.json'), { force: true });
     await rm(join(this.root, name), { recursive: true, force: true });
+    this.events?.publish('volume', 'destroy', name, { driver: 'local' });
   }
 
   /** POST /volumes/prune (API 1.41: every unused local volume; `label` filters). */

@@ -1,0 +1,97 @@
+/**
+ * Stats and events benchmark (issue 14), wharfd against dockerd in the same run, through the same docker CLI:
+ * `docker stats --no-stream` with 20 running containers (target ≤ 1.0), and `docker events` delivering 1,000
+ * container events (target ≤ 1.0): a `docker events` process is subscribed, 1,000 exec creations (an event each,
+ * nothing written to disk by either engine, so the event path is what is measured) are sent over the raw API one
+ * after the other, and the time is taken from the first request until the CLI printed the 1,000th event.
+ */
+import { spawn } from 'node:child_process';
+import { request } from 'node:http';
+import { DOCKER, busyboxOnBoth, ratioRow, releaseBenchFs, startDockerd, startWharfd, timeIt, type Daemon } from './support.js';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const CONTAINERS = 20;
+const EVENTS = 1000;
+
+function post(sock: string, path: string, body: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: sock, path, method: 'POST', headers: { 'Content-Type': 'application/json' } }, (res) => {
+      res.resume(); res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** ms from the first exec creation to the moment `docker events` printed the last of EVENTS exec_create events. */
+async function eventsRun(d: Daemon, id: string, events = EVENTS): Promise<number> {
+  const cli = spawn(DOCKER, ['events', '--filter', 'event=exec_create', '--format', '{{.Actor.Attributes.execID}}'], {
+    env: { ...process.env, DOCKER_HOST: `unix://${d.sock}` }, stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let lines = 0;
+  let t0 = 0n;
+  const done = new Promise<number>((resolve) => {
+    let buf = '';
+    cli.stdout!.on('data', (b: Buffer) => {
+      buf += b.toString();
+      const parts = buf.split('\n');
+      buf = parts.pop()!;
+      lines += parts.length;
+      if (lines >= events) resolve(Number(process.hrtime.bigint() - t0) / 1e6);
+    });
+  });
+  await new Promise((res) => setTimeout(res, 500)); // the CLI has subscribed
+  t0 = process.hrtime.bigint();
+  for (let i = 0; i < events; i++) {
+    const st = await post(d.sock, `/containers/${id}/exec`, '{"Cmd":["true"]}');
+    if (st !== 201) throw new Error(`${d.name}: exec create answered ${st}`);
+  }
+  const ms = await done;
+  cli.kill('SIGTERM');
+  return ms;
+}
+
+async function main(): Promise<void> {
+  const daemons: Daemon[] = [];
+  const rows: string[] = [];
+  try {
+    const wharfd = await startWharfd(); daemons.push(wharfd);
+    const dockerd = await startDockerd({ bridge: true }); daemons.push(dockerd);
+    await busyboxOnBoth(wharfd, dockerd);
+    for (const d of daemons) for (let i = 0; i < CONTAINERS; i++) await d.docker(['run', '-d', '--name', `s${i}`, 'busybox', 'sleep', '3600']);
+
+    const record = (label: string, t: Record<string, number[]>, target: string) => { rows.push(ratioRow(label, t, target)); };
+
+    const stats: Record<string, number[]> = { dockerd: [], wharfd: [] };
+    for (let i = 0; i < RUNS; i++) {
+      for (const d of i % 2 ? [wharfd, dockerd] : [dockerd, wharfd]) {
+        stats[d.name]!.push(await timeIt(async () => {
+          const out = (await d.docker(['stats', '--no-stream', '--format', '{{.Name}} {{.MemUsage}}'])).stdout.trim().split('\n');
+          if (out.length !== CONTAINERS) throw new Error(`${d.name}: stats listed ${out.length} containers`);
+        }));
+      }
+    }
+    record(`\`docker stats --no-stream\`, ${CONTAINERS} containers`, stats, '≤ 1.0');
+
+    const events: Record<string, number[]> = { dockerd: [], wharfd: [] };
+    for (const d of daemons) await eventsRun(d, 's0', 200); // warm-up: the first run of either pays for its start-up
+    for (let i = 0; i < RUNS; i++) {
+      for (const d of i % 2 ? [wharfd, dockerd] : [dockerd, wharfd]) {
+        events[d.name]!.push(await eventsRun(d, 's0'));
+      }
+    }
+    record(`\`docker events\` delivering ${EVENTS} container events`, events, '≤ 1.0');
+
+    console.log('| work | dockerd | wharfd | wharfd/dockerd | target |');
+    console.log('|---|---|---|---|---|');
+    for (const r of rows) console.log(r);
+  } finally {
+    for (const d of daemons) {
+      await d.docker(['rm', '-f', ...Array.from({ length: CONTAINERS }, (_, i) => `s${i}`)]).catch(() => {});
+      await d.stop().catch((e) => console.error(e));
+    }
+    await releaseBenchFs();
+  }
+}
+
+await main();
