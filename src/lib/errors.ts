@@ -65,6 +65,12 @@ export class UnavailableError extends WharfError {
   override readonly code = 'WHARF_UNAVAILABLE';
 }
 
+/** 503: dockerd's errdefs.Unavailable (e.g. the swarm endpoints of a node that is not in a swarm). */
+export class ServiceUnavailableError extends WharfError {
+  override readonly statusCode = 503;
+  override readonly code = 'WHARF_SERVICE_UNAVAILABLE';
+}
+
 /** 500: anything else (I/O errors, corrupt data). */
 export class SystemError extends WharfError {}
 

@@ -92,6 +92,21 @@ export const HOST_CONFIG_FIELDS: Record<string, GoType> = {
 
 export const HOST_CONFIG = struct('container.HostConfig', HOST_CONFIG_FIELDS);
 
+/** container.Resources' fields (embedded in HostConfig and UpdateConfig). */
+const RESOURCE_KEYS = [
+  'CpuShares', 'Memory', 'NanoCpus', 'CgroupParent', 'BlkioWeight', 'BlkioWeightDevice', 'BlkioDeviceReadBps',
+  'BlkioDeviceWriteBps', 'BlkioDeviceReadIOps', 'BlkioDeviceWriteIOps', 'CpuPeriod', 'CpuQuota', 'CpuRealtimePeriod',
+  'CpuRealtimeRuntime', 'CpusetCpus', 'CpusetMems', 'Devices', 'DeviceCgroupRules', 'DeviceRequests', 'KernelMemory',
+  'KernelMemoryTCP', 'MemoryReservation', 'MemorySwap', 'MemorySwappiness', 'OomKillDisable', 'PidsLimit', 'Ulimits',
+  'CpuCount', 'CpuPercent', 'IOMaximumIOps', 'IOMaximumBandwidth',
+] as const;
+
+/** POST /containers/{id}/update's body: container.UpdateConfig (Resources and the restart policy). */
+export const CONTAINER_UPDATE = struct('container.UpdateConfig', {
+  ...Object.fromEntries(RESOURCE_KEYS.map((k) => [k, HOST_CONFIG_FIELDS[k]!])),
+  RestartPolicy: HOST_CONFIG_FIELDS.RestartPolicy!,
+});
+
 export const ENDPOINT_SETTINGS = struct('network.EndpointSettings', {
   IPAMConfig: struct('network.EndpointIPAMConfig', { IPv4Address: str, IPv6Address: str, LinkLocalIPs: strings }),
   Links: strings, Aliases: strings, NetworkID: str, EndpointID: str, Gateway: str, IPAddress: str, IPPrefixLen: int,

@@ -1,7 +1,9 @@
 /** GET /containers/{id}/stats (docker stats) and POST /containers/{id}/update (docker update). */
 import { InvalidParameterError } from '../../lib/errors.js';
 import type { ContainerResourcesBackend, ContainerUpdate } from '../backend.js';
-import { boolValueOrDefault, boolValue, readJsonBody, sendJson, type Router } from '../router.js';
+import { boolValueOrDefault, boolValue, sendJson, type Router } from '../router.js';
+import { readBody } from '../decode.js';
+import { CONTAINER_UPDATE } from '../../wire/schema.js';
 
 export function containerResourceRoutes(r: Router, b: ContainerResourcesBackend): void {
   r.get('/containers/{id}/stats', async ({ res, params, query, signal }) => {
@@ -21,10 +23,8 @@ export function containerResourceRoutes(r: Router, b: ContainerResourcesBackend)
     res.end();
   });
   r.post('/containers/{id}/update', async ({ req, res, params }) => {
-    const body = await readJsonBody(req);
-    if (body !== undefined && body !== null && (typeof body !== 'object' || Array.isArray(body))) {
-      throw new InvalidParameterError('json: cannot unmarshal into Go value of type container.UpdateConfig');
-    }
-    sendJson(res, 200, await b.update(params.id!, (body ?? {}) as ContainerUpdate));
+    // read as Go reads container.UpdateConfig (api/decode.ts): keys case-insensitively, a wrong type a 400
+    const body = await readBody<ContainerUpdate>(req, CONTAINER_UPDATE);
+    sendJson(res, 200, await b.update(params.id!, body ?? {}));
   });
 }

@@ -5,13 +5,13 @@
  * checks that come first (ListenAddr, version, log streams) with their own errors; GET /plugins is an empty list
  * and any named plugin is 404 `plugin "x" not found`. Creating a swarm is not something Wharf does: 501.
  */
-import { InvalidParameterError, NotFoundError, NotImplementedError, SystemError, UnavailableError } from '../../lib/errors.js';
+import { InvalidParameterError, NotFoundError, NotImplementedError, SystemError, ServiceUnavailableError } from '../../lib/errors.js';
 import { boolValue, readJsonBody, sendJson, type Router } from '../router.js';
 
 export const NOT_A_MANAGER = 'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.';
 export const NOT_IN_SWARM = 'This node is not part of a swarm';
 
-const notManager = () => { throw new UnavailableError(NOT_A_MANAGER); };
+const notManager = () => { throw new ServiceUnavailableError(NOT_A_MANAGER); };
 
 /** Go's strconv errors, as dockerd returns them for bad numbers in a query. */
 const strconvSyntax = (fn: string, v: string) => `strconv.${fn}: parsing ${JSON.stringify(v)}: invalid syntax`;
@@ -20,7 +20,7 @@ export function swarmRoutes(r: Router): void {
   r.get('/swarm', notManager);
   r.get('/swarm/unlockkey', notManager);
   r.post('/swarm/unlock', notManager);
-  r.post('/swarm/leave', () => { throw new UnavailableError(NOT_IN_SWARM); });
+  r.post('/swarm/leave', () => { throw new ServiceUnavailableError(NOT_IN_SWARM); });
   const initOrJoin = async ({ req }: { req: import('node:http').IncomingMessage }) => {
     const body = ((await readJsonBody(req)) ?? {}) as { ListenAddr?: unknown };
     const addr = typeof body.ListenAddr === 'string' ? body.ListenAddr : '';
