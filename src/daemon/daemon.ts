@@ -15,6 +15,7 @@ import { bootstrapImage } from '../engine/bootstrap/index.js';
 import { SystemService } from '../engine/system/system.js';
 import { BuildService } from '../engine/build/service.js';
 import { ContainerExecutor } from '../engine/build/run-executor.js';
+import { applyChanges } from '../engine/build/changes.js';
 import type { Router } from '../api/router.js';
 import { DOCKER_VERSION, goContainerConfig } from '../engine/images/service.js';
 import { decompressStream } from '../lib/compression.js';
@@ -116,7 +117,7 @@ export async function createDaemon(cfg: DaemonConfig, log: Logger = discardLogge
   // containers.usersOf is looked up lazily: the container service needs imageService.resolve
   let containerService: ContainerService | undefined;
   const imageService = new ImageService({
-    images, refs, layers, dataRoot, puller, bootstrap: bootstrapImage, log: log.child({ module: 'images' }),
+    images, refs, layers, dataRoot, puller, bootstrap: bootstrapImage, applyChanges, log: log.child({ module: 'images' }),
     containers: { usersOf: (id) => containerService ? containerService.usersOf(id) : Promise.resolve([]) },
   });
   const volumes = await new VolumeStore(dataRoot, log.child({ module: 'volumes' })).open();
@@ -136,7 +137,7 @@ export async function createDaemon(cfg: DaemonConfig, log: Logger = discardLogge
   containers.execIDsOf = (id) => execs.idsOf(id);
   runner.health = new HealthMonitor(containers, execs);
   const commits = new CommitService({
-    containers, images, layers, tagImage: (id, repo, tag) => imageService.tagImage(id, repo, tag),
+    containers, images, layers, tagImage: (id, repo, tag) => imageService.tagImage(id, repo, tag), applyChanges,
     freeze: { pause: (id) => runner.freeze(id), unpause: (id) => runner.unpause(id) },
     log: log.child({ module: 'commit' }),
   });

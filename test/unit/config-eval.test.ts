@@ -1,12 +1,12 @@
 /**
- * The one config evaluator (build/config-eval.ts) and commit/import -c through it (images/changes.ts): the rules
+ * The one config evaluator (build/config-eval.ts) and commit/import -c through it (build/changes.ts): the rules
  * of dockerd 20.10's dispatchers that the builder and `-c` used to apply differently.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { applyConfigInstruction, checkSignal, normalizeWorkdir, withDefaultPath, DEFAULT_PATH } from '../../src/engine/build/config-eval.js';
 import { parseInstructions } from '../../src/engine/build/dockerfile/instructions.js';
-import { applyChanges } from '../../src/engine/images/changes.js';
+import { applyChanges } from '../../src/engine/build/changes.js';
 
 function one(line: string) {
   const ins = parseInstructions(`FROM scratch\n${line}\n`).stages[0]!.commands[0]!;

@@ -14,6 +14,7 @@ import { chainIds, type Digest } from '../../src/lib/digest.js';
 import { openLayerStore } from '../../src/engine/layers/store.js';
 import { openImageStore, openReferenceStore } from '../../src/engine/images/store.js';
 import { ImageService } from '../../src/engine/images/service.js';
+import { applyChanges } from '../../src/engine/build/changes.js';
 import type { LayerStore } from '../../src/engine/layers/types.js';
 import type { JSONMessage } from '../../src/lib/jsonmessage.js';
 import { appletsOf, findBusybox, isDynamicElf } from '../../src/engine/bootstrap/busybox.js';
@@ -24,7 +25,7 @@ async function service(root: string): Promise<{ svc: ImageService; layers: Layer
   const layers = await openLayerStore({ dataRoot: root, driver: 'vfs' });
   const images = await openImageStore(root, layers);
   const refs = await openReferenceStore(root);
-  const svc = new ImageService({ images, refs, layers, dataRoot: root, puller: { async pull() { throw new Error('offline'); } }, bootstrap: bootstrapImage });
+  const svc = new ImageService({ images, refs, layers, dataRoot: root, applyChanges, puller: { async pull() { throw new Error('offline'); } }, bootstrap: bootstrapImage });
   return { svc, layers };
 }
 

@@ -18,6 +18,7 @@ import type { LayerStore } from '../../src/engine/layers/types.js';
 import type { ImageStore, ReferenceStore } from '../../src/engine/images/types.js';
 import { openImageStore, openReferenceStore } from '../../src/engine/images/store.js';
 import { ImageService, goTimeString, parseTimestamp } from '../../src/engine/images/service.js';
+import { applyChanges } from '../../src/engine/build/changes.js';
 import { goMatch as pathMatch } from '../../src/lib/go.js';
 import type { JSONMessage } from '../../src/lib/jsonmessage.js';
 import { sleep } from '../support/wait.js';
@@ -54,7 +55,7 @@ async function setup(): Promise<Env> {
   const refs = await openReferenceStore(root);
   const users = new Map<string, { id: string; running: boolean }[]>();
   const svc = new ImageService({
-    images, refs, layers, dataRoot: root,
+    images, refs, layers, dataRoot: root, applyChanges,
     puller: { async pull() { throw new Error('no network in unit tests'); } },
     containers: { async usersOf(id: string) { return users.get(id) ?? []; } },
   });
@@ -529,7 +530,7 @@ test('inspect GraphDriver with the overlay driver: overlay2-style LowerDir/Merge
     const layers = await openLayerStore({ dataRoot: root, driver: 'overlay' });
     const images = await openImageStore(root, layers);
     const refs = await openReferenceStore(root);
-    const svc = new ImageService({ images, refs, layers, dataRoot: root, puller: { async pull() {} } });
+    const svc = new ImageService({ images, refs, layers, dataRoot: root, applyChanges, puller: { async pull() {} } });
     const d = await addLayers(layers, [{ a: '1' }, { b: '2' }]);
     const img = await images.create(config({ diffIds: d }));
     await dropRegistrations(layers, d);
@@ -579,12 +580,13 @@ test('kill -9 during creates, tags and deletes: after reopen every image has its
     const { openLayerStore } = await import(${JSON.stringify(mod('../../src/engine/layers/store.js'))});
     const { openImageStore, openReferenceStore } = await import(${JSON.stringify(mod('../../src/engine/images/store.js'))});
     const { ImageService } = await import(${JSON.stringify(mod('../../src/engine/images/service.js'))});
+    const { applyChanges } = await import(${JSON.stringify(mod('../../src/engine/build/changes.js'))});
     const { Readable } = await import('node:stream');
     const root = ${JSON.stringify(root)};
     const layers = await openLayerStore({ dataRoot: root, driver: 'vfs' });
     const images = await openImageStore(root, layers);
     const refs = await openReferenceStore(root);
-    const svc = new ImageService({ images, refs, layers, dataRoot: root, puller: null });
+    const svc = new ImageService({ images, refs, layers, dataRoot: root, applyChanges, puller: null });
     for (let i = 0; ; i++) {
       const n = process.pid + '-' + i;
       const tar = Buffer.alloc(2048);

@@ -2,7 +2,7 @@
  * The one Dockerfile config evaluator: a config instruction (ENV, LABEL, EXPOSE, VOLUME, USER, WORKDIR, STOPSIGNAL,
  * SHELL, ONBUILD, HEALTHCHECK, CMD, ENTRYPOINT) applied to an image's container config, as dockerd 20.10's
  * dispatchers do. Pure: config + instruction + the variables words expand with → new config + the history text.
- * Used by the builder (each step) and by `commit -c` / `import -c` (`images/changes.ts`, dockerd's
+ * Used by the builder (each step) and by `commit -c` / `import -c` (`build/changes.ts`, dockerd's
  * BuildFromConfig). What touches files (WORKDIR's directory) stays with the builder.
  */
 import { parseSignal } from '../../lib/signals.js';

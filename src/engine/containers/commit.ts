@@ -4,11 +4,9 @@
  */
 import type { Digest } from '../../lib/digest.js';
 import { InvalidParameterError } from '../../lib/errors.js';
-import { applyChanges } from '../images/changes.js';
-import { DOCKER_VERSION, goContainerConfig } from '../images/service.js';
-import { topChainOf } from '../images/store.js';
+import { DOCKER_VERSION, goContainerConfig, topChainOf } from '../images/index.js';
 import { rfc3339Nano } from '../../lib/go.js';
-import type { ContainerConfig, ImageStore } from '../images/types.js';
+import type { ChangeApplier, ContainerConfig, ImageStore } from '../images/types.js';
 import type { LayerStore } from '../layers/types.js';
 import type { ContainerService } from './service.js';
 import type { Logger } from '../../lib/log.js';
@@ -28,6 +26,8 @@ export class CommitService {
   constructor(private readonly d: {
     containers: ContainerService; images: ImageStore; layers: LayerStore;
     tagImage(id: Digest, repo: string, tag?: string): Promise<unknown>;
+    /** `--change` lines: the builder's applier, passed by the composition root. */
+    applyChanges: ChangeApplier;
     /**
      * Pause/unpause of the lifecycle (absent: commits never pause). `pause` resolves false when the container is
      * no longer running by then (it exited meanwhile: committed unpaused, as dockerd does).
@@ -44,7 +44,7 @@ export class CommitService {
     // the request's Config overrides, --change lines on top (dockerd: merge, then changes)
     let cfg: ContainerConfig = { ...(r.Config as ContainerConfig) };
     if (o.config) for (const [k, v] of Object.entries(o.config)) if (v !== null && v !== undefined && v !== '' && !(Array.isArray(v) && v.length === 0)) (cfg as Record<string, unknown>)[k] = v;
-    cfg = applyChanges(cfg, o.changes);
+    cfg = this.d.applyChanges(cfg, o.changes);
     // as dockerd: a running container is paused for the read of its changes unless --pause=false
     const freeze = o.pause !== false && r.State.Running && !r.State.Paused ? this.d.freeze : undefined;
     const paused = freeze ? await freeze.pause(r.ID) : false;

@@ -9,8 +9,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { ConflictError, NotFoundError } from '../../lib/errors.js';
-import { buildExecProcess, type OciSpec } from '../runtime/spec.js';
-import type { Runtime } from '../runtime/runc.js';
+import { buildExecProcess, type OciSpec } from '../runtime/index.js';
+import type { Runtime } from '../runtime/index.js';
 import type { ContainerService } from './service.js';
 import { discardLogger, type Logger } from '../../lib/log.js';
 

@@ -17,10 +17,10 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { ConflictError, InvalidParameterError } from '../../lib/errors.js';
 import type { ContainerCreateRequest } from '../../wire/index.js';
-import { normalizeCapabilities, parseDeviceCgroupRule, type DeviceSpec, type RlimitSpec, type SpecOptions } from '../runtime/spec.js';
-import { parseSeccompJson, type DockerSeccompProfile } from '../runtime/seccomp.js';
+import { normalizeCapabilities, parseDeviceCgroupRule, type DeviceSpec, type RlimitSpec, type SpecOptions } from '../runtime/index.js';
+import { parseSeccompJson, type DockerSeccompProfile } from '../runtime/index.js';
 import { isMissing } from '../../lib/fsutil.js';
-import { checkLogConfig, type LogSettings } from '../runtime/logs.js';
+import { checkLogConfig, type LogSettings } from '../runtime/index.js';
 
 // ------------------------------------------------------------------------------------------ values
 

@@ -10,7 +10,7 @@ import type {
   ContainerConfig, ContainerInspect, ContainerState, ContainerSummary, EndpointSettings, HostConfig, MountPoint as WireMountPoint,
   NetworkSettings,
 } from '../../wire/index.js';
-import { MASKED_PATHS, READONLY_PATHS } from '../runtime/spec.js';
+import { MASKED_PATHS, READONLY_PATHS } from '../runtime/index.js';
 import type { ContainerRecord, MountPoint } from './service.js';
 
 /** dockerd's default /dev/shm size (64 MiB), which the runtime spec applies too. */

@@ -16,10 +16,10 @@ import { ConflictError, InvalidParameterError, NotFoundError, NotModifiedError, 
 import { writeFileAtomic } from '../../lib/atomic.js';
 import { mkdirAllInRoot, extractIntoRoot, packFromRoot } from '../fsroot/index.js';
 import type { LayerStore } from '../layers/types.js';
-import { buildSpec, writeBundle, type NetworkMode } from '../runtime/spec.js';
+import { buildSpec, writeBundle, type NetworkMode } from '../runtime/index.js';
 import { createOptionsOf, namespaceOptionsOf, parseBind, specOptionsOf } from './hostconfig.js';
-import { RuntimeError, type AttachHandle, type Runtime } from '../runtime/runc.js';
-import { readLogs, type LogRecord } from '../runtime/logs.js';
+import { RuntimeError, type AttachHandle, type Runtime } from '../runtime/index.js';
+import { readLogs, type LogRecord } from '../runtime/index.js';
 import { type ContainerNet, type ContainerRecord, type ContainerService, type MountPoint } from './service.js';
 
 const execFileP = promisify(execFile);

@@ -11,12 +11,12 @@ import { writeJsonAtomic } from '../../lib/atomic.js';
 import type { Digest } from '../../lib/digest.js';
 import { ConflictError, InvalidParameterError, NotFoundError, NotImplementedError, notFoundAs } from '../../lib/errors.js';
 import { exactMatch, hasFilter, invalidFilterError, matchFilter, matchKVList, pruneLabelsMatch, pruneUntil, validateFilters, type Filters } from '../../lib/filters.js';
-import type { VolumeStore } from '../volumes/store.js';
+import type { Volumes } from '../volumes/types.js';
 import type { LayerStore } from '../layers/types.js';
 import type { ContainerConfig, Image } from '../images/types.js';
-import { topChainOf } from '../images/store.js';
+import { topChainOf } from '../images/index.js';
 import { logSettingsOf, parseBind, resolveLogConfig, validateCreateBody, type LogDefaults } from './hostconfig.js';
-import { logAttrs } from '../runtime/logs.js';
+import { logAttrs } from '../runtime/index.js';
 import { inspectView, mountsView, networksView, portsView, summaryView } from './inspect.js';
 import type {
   ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerListOptions, ContainerPruneReport,
@@ -68,7 +68,7 @@ export interface ContainerServiceDeps {
   layers: LayerStore;
   resolveImage(name: string): Promise<Image>;
   /** Named and anonymous volumes (absent: only bind mounts are accepted). */
-  volumes?: VolumeStore;
+  volumes?: Volumes;
   log?: Logger;
   /** The daemon's log driver and options for containers that name none (default json-file). */
   logDefaults?: LogDefaults;

@@ -6,7 +6,7 @@
  */
 import { InvalidParameterError, WharfError } from '../../lib/errors.js';
 import type { ContainerUpdate } from '../../wire/stats.js';
-import type { Runtime } from '../runtime/runc.js';
+import type { Runtime } from '../runtime/index.js';
 import { validateCreateBody } from './hostconfig.js';
 import type { ContainerService } from './service.js';
 

@@ -8,7 +8,7 @@ import type { ProgressSink } from '../../lib/jsonmessage.js';
 import type { PullOptions } from '../../wire/index.js';
 import type { LayerStore } from '../layers/types.js';
 import { familiarString, parseNamed, refString, withDefaultTag, type ParsedRef } from './refs.js';
-import type { Image, ImageStore, ReferenceStore } from './types.js';
+import type { ChangeApplier, Image, ImageStore, ReferenceStore } from './types.js';
 import { discardLogger, type Logger } from '../../lib/log.js';
 
 export interface ContainerUsers {
@@ -32,6 +32,8 @@ export interface ImageServiceDeps {
   dataRoot: string;
   puller: { pull(ref: string, opts: PullOptions, progress: ProgressSink): Promise<void> };
   containers?: ContainerUsers;
+  /** `import --change`: the builder's applier, passed by the composition root. */
+  applyChanges: ChangeApplier;
   /** POST /images/bootstrap; absent: bootstrap is refused. */
   bootstrap?: Bootstrapper;
   log?: Logger;
@@ -43,6 +45,7 @@ export class ImageContext {
   readonly layers: LayerStore;
   readonly dataRoot: string;
   readonly containers?: ContainerUsers;
+  readonly applyChanges: ChangeApplier;
   readonly log: Logger;
   /** Set while a prune runs (one at a time). */
   pruneRunning = false;
@@ -54,6 +57,7 @@ export class ImageContext {
     this.layers = deps.layers;
     this.dataRoot = deps.dataRoot;
     this.containers = deps.containers;
+    this.applyChanges = deps.applyChanges;
     this.log = deps.log ?? discardLogger;
   }
 

@@ -4,7 +4,6 @@ import type { Digest } from '../../lib/digest.js';
 import { InvalidParameterError, WharfError } from '../../lib/errors.js';
 import type { ProgressSink } from '../../lib/jsonmessage.js';
 import type { ImportOptions } from '../../wire/index.js';
-import { applyChanges } from './changes.js';
 import type { ImageContext } from './context.js';
 import { decompressStream } from '../../lib/compression.js';
 import { DOCKER_VERSION, goContainerConfig } from './format.js';
@@ -33,7 +32,7 @@ export async function importImage(ctx: ImageContext, tar: Readable, opts: Import
     if (a) arch = a;
     if (v) variant = v;
   }
-  const config = applyChanges({}, opts.changes ?? []);
+  const config = ctx.applyChanges({}, opts.changes ?? []);
   const msg = opts.message || `Imported from ${opts.source}`;
 
   const { stream } = await decompressStream(tar);

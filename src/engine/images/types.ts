@@ -4,6 +4,13 @@ import type { Digest } from '../../lib/digest.js';
 export type { ContainerConfig } from '../../wire/index.js';
 import type { ContainerConfig } from '../../wire/index.js';
 
+/**
+ * `--change` lines (Dockerfile instructions) applied to a copy of a container config, as `docker commit -c` and
+ * `docker import -c` do (dockerd's BuildFromConfig). The builder's (`build/changes.ts`): the composition root
+ * passes it to the image and commit services, so neither imports the builder.
+ */
+export type ChangeApplier = (base: ContainerConfig, changes: readonly string[]) => ContainerConfig;
+
 export interface HistoryEntry {
   created?: string;
   created_by?: string;

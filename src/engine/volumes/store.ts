@@ -29,10 +29,11 @@ const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
 
 export type { Volume } from '../../wire/index.js';
 import type { Volume, VolumePruneReport } from '../../wire/index.js';
+import type { Volumes } from './types.js';
 
 interface Meta { Name: string; CreatedAt: string; Labels: Record<string, string>; Options: Record<string, string> }
 
-export class VolumeStore {
+export class VolumeStore implements Volumes {
   private readonly root: string;
   private readonly vols = new Map<string, Meta>();
   /** volume name → IDs of the containers that mount it */

@@ -1,17 +1,18 @@
 /**
  * `docker import --change` / `docker commit --change`: Dockerfile instructions applied to a container config
  * (dockerd's BuildFromConfig), through the builder's config evaluator. Parsed with the build's Dockerfile parser;
- * words expand with the config's Env as it stands before each instruction.
+ * words expand with the config's Env as it stands before each instruction. The images and containers modules
+ * get it from the composition root as their `ChangeApplier` (images/types.ts), so they never import the builder.
  */
 import { InvalidParameterError } from '../../lib/errors.js';
-import { parseInstructions } from '../build/dockerfile/instructions.js';
-import { applyConfigInstruction, envVars, isConfigInstruction } from '../build/config-eval.js';
-import type { ContainerConfig } from './types.js';
+import { parseInstructions } from './dockerfile/instructions.js';
+import { applyConfigInstruction, envVars, isConfigInstruction } from './config-eval.js';
+import type { ChangeApplier, ContainerConfig } from '../images/types.js';
 
 const ALLOWED = new Set(['cmd', 'entrypoint', 'healthcheck', 'env', 'expose', 'label', 'onbuild', 'user', 'volume', 'workdir', 'stopsignal']);
 
 /** Applies `changes` (one instruction per entry; an entry may hold several lines) to a copy of `base`. */
-export function applyChanges(base: ContainerConfig, changes: readonly string[]): ContainerConfig {
+export const applyChanges: ChangeApplier = (base: ContainerConfig, changes: readonly string[]): ContainerConfig => {
   let cfg: ContainerConfig = structuredClone(base);
   const lines = changes.filter((c) => c.trim() !== '');
   if (!lines.length) return cfg;
@@ -28,4 +29,4 @@ export function applyChanges(base: ContainerConfig, changes: readonly string[]):
     cmdSet = r.cmdSet;
   }
   return cfg;
-}
+};
