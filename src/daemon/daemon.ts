@@ -136,6 +136,12 @@ export async function createDaemon(cfg: DaemonConfig, log: Logger = discardLogge
   const execs = new ExecService(containers, runtime, cfg.execRoot, log.child({ module: 'exec' }));
   containers.execIDsOf = (id) => execs.idsOf(id);
   runner.health = new HealthMonitor(containers, execs);
+  /** DELETE /containers/{id} and a build's step containers: the record goes, then the lifecycle's waiters end. */
+  const removeContainer = async (ref: string, o: { force: boolean; volumes?: boolean }): Promise<void> => {
+    const rec = containers.get(ref);
+    await containers.remove(ref, o);
+    runner.notifyRemoved(rec);
+  };
   const commits = new CommitService({
     containers, images, layers, tagImage: (id, repo, tag) => imageService.tagImage(id, repo, tag), applyChanges,
     freeze: { pause: (id) => runner.freeze(id), unpause: (id) => runner.unpause(id) },
@@ -175,7 +181,7 @@ export async function createDaemon(cfg: DaemonConfig, log: Logger = discardLogge
     },
     tag: async (id, ref) => { const out = await imageService.tagImage(id, ref); await imageEvents.tagged(id, ref); return out; },
     containerConfig: goContainerConfig,
-    executor: new ContainerExecutor({ containers, runner, layers, log: log.child({ module: 'build' }) }),
+    executor: new ContainerExecutor({ containers: { create: (name, body, o) => containers.create(name, body, o), remove: removeContainer }, runner, layers, log: log.child({ module: 'build' }) }),
     tmpDir: join(dataRoot, 'tmp'),
     cacheDir: join(dataRoot, 'build-cache'),
     dockerVersion: DOCKER_VERSION,
@@ -205,11 +211,7 @@ export async function createDaemon(cfg: DaemonConfig, log: Logger = discardLogge
         prune: (f) => containers.prune(f),
         logReading: (ref) => containers.logReading(ref),
         rename: (ref, name) => containers.rename(ref, name),
-        remove: async (ref, o) => {
-          const rec = containers.get(ref);
-          await containers.remove(ref, o);
-          runner.notifyRemoved(rec);
-        },
+        remove: removeContainer,
         attachInfo: (ref) => {
           const rec = containers.get(ref);
           return { id: rec.ID, tty: !!rec.Config.Tty, openStdin: !!rec.Config.OpenStdin };

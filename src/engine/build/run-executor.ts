@@ -11,15 +11,14 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import type { LayerStore } from '../layers/types.js';
-import type { ContainerService } from '../containers/service.js';
-import type { ContainerRunner } from '../containers/lifecycle.js';
+import type { ContainerProcesses, ContainerRecords } from '../containers/types.js';
 import type { RunExecutor, StepContainer } from './types.js';
 import { ConflictError, NotFoundError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 
 export interface ContainerExecutorDeps {
-  containers: ContainerService;
-  runner: ContainerRunner;
+  containers: ContainerRecords;
+  runner: ContainerProcesses;
   layers: LayerStore;
   log?: Logger;
 }
@@ -87,11 +86,8 @@ export class ContainerExecutor implements RunExecutor {
   }
 
   async remove(id: string): Promise<void> {
-    let rec;
-    try { rec = this.d.containers.get(id); } catch (e) { if (e instanceof NotFoundError) return; /* already gone */ throw e; }
     // force: a cancelled step's container may still be on its way down; its anonymous volumes go with it
-    await this.d.containers.remove(id, { force: true, volumes: true });
-    this.d.runner.notifyRemoved(rec);
+    try { await this.d.containers.remove(id, { force: true, volumes: true }); } catch (e) { if (e instanceof NotFoundError) return; /* already gone */ throw e; }
   }
 }
 

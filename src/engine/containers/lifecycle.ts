@@ -21,6 +21,7 @@ import { createOptionsOf, namespaceOptionsOf, parseBind, specOptionsOf } from '.
 import { RuntimeError, type AttachHandle, type Runtime } from '../runtime/index.js';
 import { readLogs, type LogRecord } from '../runtime/index.js';
 import { type ContainerNet, type ContainerRecord, type ContainerService, type MountPoint } from './service.js';
+import type { AttachStreams } from './types.js';
 
 const execFileP = promisify(execFile);
 import type { BridgeNetwork, Endpoint, PortMapping } from '../network/index.js';
@@ -30,12 +31,7 @@ import { memoryCgroupOf, oomKills } from './stats.js';
 import { rfc3339NanoFixed } from '../../lib/go.js';
 import { discardLogger, type Logger } from '../../lib/log.js';
 
-export interface AttachStreams {
-  stdout?: (b: Buffer) => void;
-  stderr?: (b: Buffer) => void;
-  /** Where stdin comes from (attach with stdin=1). */
-  stdin?: Readable;
-}
+export type { AttachStreams } from './types.js';
 
 /** HostConfig.Binds ("/host:/ctr[:ro|rw][,propagation]") as runtime binds; a missing host directory is created, as dockerd does. */
 export async function bindsOf(hc: Record<string, unknown>): Promise<{ source: string; destination: string; readonly?: boolean; propagation?: string }[]> {
