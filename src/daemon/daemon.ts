@@ -23,7 +23,7 @@ import { goArch } from '../lib/go.js';
 import { Pusher } from '../engine/distribution/push.js';
 import { ArchiveService } from '../engine/archive/archive.js';
 import { login } from '../engine/distribution/auth.js';
-import { SearchService } from '../engine/search/search.js';
+import { SearchService } from '../engine/distribution/search.js';
 import { parseNamed } from '../engine/images/refs.js';
 import { ContainerService } from '../engine/containers/service.js';
 import { VolumeStore } from '../engine/volumes/store.js';

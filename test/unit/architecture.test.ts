@@ -12,16 +12,10 @@ import { checkArchitecture, codeMapMismatches, codeMapRows, codeMapTable, import
 const root = resolve(import.meta.dirname, '..', '..', '..');
 
 /**
- * Today's allowed breaches. Keep this list short: each entry says why, and the test fails when an entry no longer
- * matches any import (remove it then).
+ * Today's allowed breaches: none. Should one ever be needed, each entry says why, and the test fails when an entry
+ * no longer matches any import (remove it then).
  */
-const EXCEPTIONS: Exception[] = [
-  // Engine modules that have no types.ts yet: their classes are their interface.
-  { from: 'engine/search/search.ts', to: 'engine/distribution/transport.ts', kind: 'rule', why: 'distribution has no types.ts yet: search uses the registry transport' },
-  { from: 'engine/build/builder.ts', to: 'engine/distribution/platform.ts', kind: 'rule', why: 'distribution has no types.ts yet: platform matching for FROM' },
-  // Concrete files across modules.
-  { from: 'engine/build/context.ts', to: 'engine/layers/extract.ts', kind: 'rule', why: 'build contexts are unpacked by the one extractor (kind `context`), which layers/types.ts does not expose' },
-];
+const EXCEPTIONS: Exception[] = [];
 
 test('the source tree keeps the dependency rules and has no cycles between modules', () => {
   const r = checkArchitecture(root, EXCEPTIONS);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { hostPlatform, parsePlatform, selectPlatform, formatPlatform, platformMatches } from '../../src/engine/distribution/platform.js';
+import { hostPlatform, parsePlatform, selectPlatform, formatPlatform, platformMatches } from '../../src/lib/oci/platform.js';
 import { parseManifest } from '../../src/engine/distribution/registry.js';
 import { parseWWWAuthenticate, isInsecureRegistry, resolveEndpoints, errcodeString, goNetError } from '../../src/engine/distribution/transport.js';
 import { progressBar } from '../../src/engine/distribution/progress.js';

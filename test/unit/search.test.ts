@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { SearchService, parseSearchFilters, splitSearchTerm } from '../../src/engine/search/search.js';
+import { SearchService, parseSearchFilters, splitSearchTerm } from '../../src/engine/distribution/search.js';
 import { login, registryHostOf } from '../../src/engine/distribution/auth.js';
 import { SystemError, UnauthorizedError } from '../../src/lib/errors.js';
 

@@ -24,7 +24,7 @@ import { fetchGit, isGitUrl, openContext } from './context.js';
 import { goQuote, rfc3339Nano } from '../../lib/go.js';
 import { applyConfigInstruction, DEFAULT_SHELL, isConfigInstruction, withDefaultPath } from './config-eval.js';
 import type { RunExecutor } from './types.js';
-import { formatPlatform, parsePlatform, platformMatches, type Platform } from '../distribution/platform.js';
+import { formatPlatform, parsePlatform, platformMatches, type Platform } from '../../lib/oci/platform.js';
 import { BuildCache } from './cache.js';
 import { ImageFiles } from './image-files.js';
 import { StageOutput } from './output.js';

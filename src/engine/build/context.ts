@@ -14,7 +14,7 @@ import { startSum, typeflagOf } from './srchash.js';
 import { InvalidParameterError, NotFoundError, UnavailableError } from '../../lib/errors.js';
 import { PatternMatcher, readIgnoreFile } from '../../lib/dockerignore.js';
 import { resolveInRoot } from '../fsroot/index.js';
-import { extractLayerTar } from '../layers/extract.js';
+import { extractLayerTar } from '../layers/index.js';
 import { peek } from '../../lib/streams.js';
 import { isMissing, missingAs } from '../../lib/fsutil.js';
 import { decompressStream } from '../../lib/compression.js';

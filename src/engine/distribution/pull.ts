@@ -26,7 +26,7 @@ import {
 } from '../../lib/reference.js';
 import { Repository, RegistryHttpError, errcodeString, type FetchedManifest } from './registry.js';
 import type { Descriptor, ImageManifest } from '../../lib/oci/manifest.js';
-import { formatPlatform, hostPlatform, parsePlatform, platformMatches, selectPlatform, type Platform } from './platform.js';
+import { formatPlatform, hostPlatform, parsePlatform, platformMatches, selectPlatform, type Platform } from '../../lib/oci/platform.js';
 import { progressBar } from './progress.js';
 import { V2Metadata } from './metadata.js';
 import { Semaphore } from '../../lib/sync.js';

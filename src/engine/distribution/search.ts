@@ -21,7 +21,7 @@ import { InvalidParameterError, SystemError, UnauthorizedError, UnavailableError
 import {
   LIMITS, RegistryHttpError, RegistrySession, basicHeader, credentialsOf, fetchAll, isInsecureRegistry, readCapped,
   type Answer,
-} from '../distribution/transport.js';
+} from './transport.js';
 import { DEFAULT_DOMAIN, INDEX_SERVER, LEGACY_DEFAULT_DOMAIN } from '../../lib/reference.js';
 
 export const DEFAULT_SEARCH_LIMIT = 25;

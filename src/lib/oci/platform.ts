@@ -2,9 +2,9 @@
  * Platforms ("os/arch[/variant]"): the host's, parsing, and choosing one manifest out of a manifest list /
  * OCI index the way dockerd (containerd's platform matcher) does.
  */
-import { InvalidParameterError, NotFoundError } from '../../lib/errors.js';
-import type { PlatformSpec } from '../../lib/oci/manifest.js';
-import { goArch } from '../../lib/go.js';
+import { InvalidParameterError, NotFoundError } from '../errors.js';
+import type { PlatformSpec } from './manifest.js';
+import { goArch } from '../go.js';
 
 export interface Platform {
   os: string;
