@@ -45,3 +45,12 @@ export type CommandFn = (ctx: CliContext, args: string[], opts: Opts) => Promise
 
 /** The user declined a prompt: docker exits 0 without printing more. */
 export class CancelledError extends Error {}
+
+/**
+ * docker's PromptForConfirmation (prune commands without `-f`): `message [y/N] ` on stdout, then one line of stdin;
+ * only `y` or `Y` (spaces around it ignored) goes on, anything else stops the command with a CancelledError.
+ */
+export async function confirmOrCancel(ctx: Pick<CliContext, 'out' | 'readLine'>, message: string, cancelled?: string): Promise<void> {
+  ctx.out(`${message} [y/N] `);
+  if ((await ctx.readLine()).trim().toLowerCase() !== 'y') throw new CancelledError(cancelled);
+}

@@ -16,7 +16,7 @@ import { encodeAuthHeader, credentialsFor } from '../../client/auth.js';
 import { decodeJSONMessages } from '../../client/jsonstream.js';
 import type { JSONMessage } from '../../lib/jsonmessage.js';
 import { displayJSONMessages } from '../jsonmessage.js';
-import { CancelledError, StatusError, type CliContext, type Opts } from '../context.js';
+import { confirmOrCancel, StatusError, type CliContext, type Opts } from '../context.js';
 import { DEFAULT_DOMAIN, INDEX_SERVER } from '../../lib/reference.js';
 
 const list = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
@@ -299,11 +299,7 @@ export function readSsh(specs: string[], env: NodeJS.ProcessEnv = process.env): 
 
 /** builder prune: POST /build/prune (the cache mounts' directories), docker's prompt and output. */
 export async function runBuilderPrune(ctx: CliContext, _args: string[], o: Opts): Promise<void> {
-  if (o.force !== true) {
-    ctx.out(`WARNING! This will remove all ${o.all === true ? '' : 'dangling '}build cache. Are you sure you want to continue? [y/N] `);
-    const a = (await ctx.readLine()).trim().toLowerCase();
-    if (a !== 'y' && a !== 'yes') throw new CancelledError();
-  }
+  if (o.force !== true) await confirmOrCancel(ctx, `WARNING! This will remove all ${o.all === true ? '' : 'dangling '}build cache. Are you sure you want to continue?`);
   const client = await ctx.client();
   const r = await client.json<{ CachesDeleted: string[] | null; SpaceReclaimed: number }>('POST', '/build/prune', { query: { all: o.all === true } });
   let out = '';

@@ -15,7 +15,7 @@ import { humanSize, humanSizeWithPrecision, ellipsis, formatDockerTime } from '.
 import { TabWriter } from '../../lib/tabwriter.js';
 import { createdSince, normalizeFormat, truncateId, TABLE_FORMAT_KEY } from '../formatters.js';
 import { parseFilterFlag } from './images.js';
-import { CancelledError, StatusError, type CliContext, type Opts } from '../context.js';
+import { confirmOrCancel, StatusError, type CliContext, type Opts } from '../context.js';
 
 const list = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
@@ -188,11 +188,7 @@ export async function runRename(ctx: CliContext, args: string[], _o: Opts): Prom
 
 export async function runContainerPrune(ctx: CliContext, _args: string[], o: Opts): Promise<void> {
   const filters = parseFilterFlag(list(o.filter), '--filter', ['container', 'prune']);
-  if (o.force !== true) {
-    ctx.out('WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ');
-    const answer = (await ctx.readLine()).trim().toLowerCase();
-    if (answer !== 'y' && answer !== 'yes') throw new CancelledError();
-  }
+  if (o.force !== true) await confirmOrCancel(ctx, 'WARNING! This will remove all stopped containers.\nAre you sure you want to continue?');
   const client = await ctx.client();
   const r = await containerPrune(client, encodeFilters(filters));
   let out = '';

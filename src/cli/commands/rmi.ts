@@ -3,7 +3,7 @@ import { encodeFilters } from '../../lib/filters.js';
 import { humanSize } from '../../lib/units.js';
 import { parseNormalizedNamed, isIdLike, normalizedName, withDefaultTag } from '../../lib/reference.js';
 import { isDaemonError } from '../../client/client.js';
-import { CancelledError, StatusError, type CliContext, type Opts } from '../context.js';
+import { confirmOrCancel, StatusError, type CliContext, type Opts } from '../context.js';
 import { parseFilterFlag } from './images.js';
 
 export async function runRmi(ctx: CliContext, args: string[], o: Opts): Promise<void> {
@@ -51,14 +51,8 @@ export async function runPrune(ctx: CliContext, _args: string[], o: Opts): Promi
   const d = (filters.dangling ??= []);
   const v = String(!all);
   if (!d.includes(v)) d.push(v);
-  if (o.force !== true) {
-    ctx.out(`${all ? ALL_WARNING : DANGLING_WARNING} [y/N] `);
-    const answer = (await ctx.readLine()).trim();
-    if (answer !== 'y' && answer !== 'Y') {
-      // docker 28: errdefs.Cancelled → exit 0 without further output
-      throw new CancelledError('image prune has been cancelled');
-    }
-  }
+  // docker 28: errdefs.Cancelled → exit 0 without further output
+  if (o.force !== true) await confirmOrCancel(ctx, all ? ALL_WARNING : DANGLING_WARNING, 'image prune has been cancelled');
   const client = await ctx.client();
   const report = await client.imagePrune(encodeFilters(filters));
   let out = '';

@@ -4,7 +4,7 @@ import { formatList } from '../../lib/gotemplate.js';
 import { humanSize } from '../../lib/units.js';
 import { normalizeFormat, TABLE_FORMAT_KEY } from '../formatters.js';
 import { parseFilterFlag } from './images.js';
-import { CancelledError, StatusError, type CliContext, type Opts } from '../context.js';
+import { confirmOrCancel, StatusError, type CliContext, type Opts } from '../context.js';
 
 const list = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
@@ -69,11 +69,7 @@ export async function runVolumeRm(ctx: CliContext, args: string[], o: Opts): Pro
 
 export async function runVolumePrune(ctx: CliContext, _args: string[], o: Opts): Promise<void> {
   const filters = parseFilterFlag(list(o.filter), '--filter', ['volume', 'prune']);
-  if (o.force !== true) {
-    ctx.out('WARNING! This will remove all local volumes not used by at least one container.\nAre you sure you want to continue? [y/N] ');
-    const a = (await ctx.readLine()).trim().toLowerCase();
-    if (a !== 'y' && a !== 'yes') throw new CancelledError();
-  }
+  if (o.force !== true) await confirmOrCancel(ctx, 'WARNING! This will remove all local volumes not used by at least one container.\nAre you sure you want to continue?');
   const client = await ctx.client();
   const r = await client.json<{ VolumesDeleted: string[] | null; SpaceReclaimed: number }>('POST', '/volumes/prune', { query: { filters: encodeFilters(filters) } });
   let out = '';
