@@ -629,7 +629,7 @@ class Extractor {
           });
           this.track(key, task);
         } else {
-          await this.writeFileStream(p, stream, mode, uid, gid, mtime);
+          await this.writeFile(p, stream, mode, uid, gid, mtime);
         }
       }
     }
@@ -659,19 +659,6 @@ class Extractor {
     await oFutimes(fd, mtime, mtime);
   }
 
-  private async writeFile(p: string, chunks: Buffer[], mode: number, uid: number, gid: number, mtime: Date): Promise<void> {
-    const fd = await oOpen(p, WX, mode);
-    try {
-      for (const c of chunks) {
-        let off = 0;
-        while (off < c.length) off += await oWrite(fd, c, off, c.length - off);
-      }
-      await this.finishFd(fd, mode, uid, gid, mtime);
-    } finally {
-      await oClose(fd);
-    }
-  }
-
   /** Small files: a handful of syscalls on the main thread beat four thread-pool round trips. */
   private writeFileSync(p: string, chunks: Buffer[], mode: number, uid: number, gid: number, mtime: Date): void {
     const fd = fs.openSync(p, WX, mode);
@@ -688,10 +675,11 @@ class Extractor {
     }
   }
 
-  private async writeFileStream(p: string, stream: AsyncIterable<unknown>, mode: number, uid: number, gid: number, mtime: Date): Promise<void> {
+  /** A file's content, buffered chunks or the tar entry's stream, written through one descriptor. */
+  private async writeFile(p: string, content: Iterable<Buffer> | AsyncIterable<unknown>, mode: number, uid: number, gid: number, mtime: Date): Promise<void> {
     const fd = await oOpen(p, WX, mode);
     try {
-      for await (const chunk of stream) {
+      for await (const chunk of content) {
         const c = chunk as Buffer;
         let off = 0;
         while (off < c.length) off += await oWrite(fd, c, off, c.length - off);
