@@ -178,27 +178,18 @@ export class TarSplitRecorder extends Transform {
           this.addRaw(this.hdr);
           this.onHeader(this.hdr);
         }
-      } else if (s.kind === 'ext') {
+      } else if (s.kind === 'ext' || s.kind === 'file') {
         if (s.left > 0) {
+          // an extended header's body is raw (and parsed at its end); a file's content is not recorded
           const n = Math.min(s.left, chunk.length - i);
-          const part = chunk.subarray(i, i + n);
-          s.chunks.push(Buffer.from(part));
-          this.addRaw(part);
+          if (s.kind === 'ext') {
+            const part = chunk.subarray(i, i + n);
+            s.chunks.push(Buffer.from(part));
+            this.addRaw(part);
+          }
           s.left -= n;
           i += n;
-          if (s.left === 0) this.onExt(s.type, Buffer.concat(s.chunks));
-        } else {
-          const n = Math.min(s.pad, chunk.length - i);
-          this.addRaw(chunk.subarray(i, i + n));
-          s.pad -= n;
-          i += n;
-        }
-        if (s.left === 0 && s.pad === 0) this.state = { kind: 'header' };
-      } else if (s.kind === 'file') {
-        if (s.left > 0) {
-          const n = Math.min(s.left, chunk.length - i);
-          s.left -= n;
-          i += n;
+          if (s.kind === 'ext' && s.left === 0) this.onExt(s.type, Buffer.concat(s.chunks));
         } else {
           const n = Math.min(s.pad, chunk.length - i);
           this.addRaw(chunk.subarray(i, i + n));
