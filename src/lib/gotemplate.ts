@@ -148,16 +148,17 @@ function lex(src: string): Item[] {
         emit('declare', ':=', pos); pos += 2; continue;
       }
       if (c === '|') { emit('pipe', '|', pos); pos++; continue; }
-      if (c === '"') {
+      if (c === '"' || c === "'") {
+        // a quoted string or a character constant: up to the same quote, backslash escapes skipped
         pos++;
         for (;;) {
           const ch = src[pos];
-          if (ch === undefined || ch === '\n') return fail('unterminated quoted string', start);
+          if (ch === undefined || ch === '\n') return fail(c === '"' ? 'unterminated quoted string' : 'unterminated character constant', start);
           if (ch === '\\') { pos += 2; continue; }
           pos++;
-          if (ch === '"') break;
+          if (ch === c) break;
         }
-        emit('string', src.slice(start, pos), start);
+        emit(c === '"' ? 'string' : 'charconst', src.slice(start, pos), start);
         continue;
       }
       if (c === '`') {
@@ -165,18 +166,6 @@ function lex(src: string): Item[] {
         if (end < 0) return fail('unterminated raw quoted string', start);
         pos = end + 1;
         emit('rawstring', src.slice(start, pos), start);
-        continue;
-      }
-      if (c === "'") {
-        pos++;
-        for (;;) {
-          const ch = src[pos];
-          if (ch === undefined || ch === '\n') return fail('unterminated character constant', start);
-          if (ch === '\\') { pos += 2; continue; }
-          pos++;
-          if (ch === "'") break;
-        }
-        emit('charconst', src.slice(start, pos), start);
         continue;
       }
       if (c === '$') {
