@@ -17,7 +17,7 @@ import { BuildService } from '../engine/build/service.js';
 import { ContainerExecutor } from '../engine/build/run-executor.js';
 import { applyChanges } from '../engine/build/changes.js';
 import type { Router } from '../api/router.js';
-import { DOCKER_VERSION, goContainerConfig } from '../engine/images/service.js';
+import { DOCKER_VERSION, goContainerConfig } from '../engine/images/index.js';
 import { decompressStream } from '../lib/compression.js';
 import { goArch } from '../lib/go.js';
 import { Pusher } from '../engine/distribution/push.js';
