@@ -46,7 +46,8 @@ stop() {
       kill -9 "$pid" 2>/dev/null || true
     fi
   done
-  rm -rf "$DIR"
+  # Only a directory this script made (or an empty one) is removed.
+  if [[ -f $DIR/ceph.conf || ( -d $DIR && -z $(ls -A "$DIR" 2>/dev/null) ) ]]; then rm -rf "$DIR"; fi
 }
 
 start() {
@@ -113,7 +114,13 @@ EOF
     || die "ceph-mon --mkfs failed: $(tail -3 "$DIR/log/setup.log")"
   ceph-mon -c "$CONF" -i a >>"$DIR/log/setup.log" 2>&1 || die "ceph-mon did not start: $(tail -3 "$DIR/log/mon.a.log" 2>/dev/null)"
   local uuid; uuid=$(cat /proc/sys/kernel/random/uuid)
-  local id; id=$("${CEPH[@]}" osd new "$uuid" 2>>"$DIR/log/setup.log") || die "ceph osd new failed: $(tail -3 "$DIR/log/setup.log")"
+  local id=
+  for _ in $(seq 100); do # the monitor takes a moment to answer commands
+    if id=$("${CEPH[@]}" osd new "$uuid" 2>>"$DIR/log/setup.log"); then break; fi
+    id=
+    sleep 0.2
+  done
+  [[ -n $id ]] || die "ceph osd new failed: $(tail -3 "$DIR/log/setup.log")"
   [[ $id == 0 ]] || die "unexpected OSD id $id"
   ceph-osd -c "$CONF" -i 0 --mkfs --osd-uuid "$uuid" >>"$DIR/log/setup.log" 2>&1 \
     || die "ceph-osd --mkfs failed: $(tail -3 "$DIR/log/setup.log")"

@@ -358,10 +358,11 @@ export class RegistryStorage {
       throw new RegistryError('MANIFEST_INVALID', 'invalid tag', { tag: reference }, 400);
     }
     const parsed = parseManifest(bytes, contentType);
-    await this.checkReferences(name, parsed);
+    // Refresh the links first: a garbage collection running now keeps what they name (grace period).
     for (const b of parsed.blobs) {
       if (await this.driver.stat(`${repoKey(name)}/_layers/${hexOf(b.digest)}`)) await this.linkBlob(name, b.digest, true);
     }
+    await this.checkReferences(name, parsed);
     await this.putBlobBytes(bytes);
     const info: RevisionInfo = { mediaType: parsed.mediaType, size: bytes.length };
     if (parsed.subject) info.subject = parsed.subject.digest;
