@@ -6,3 +6,4 @@ if (which === 'all' || which === 'containers') await import('./containers.js');
 if (which === 'all' || which === 'cp') await import('./cp.js');
 if (which === 'all' || which === 'build') await import('./build.js');
 if (which === 'all' || which === 'registry') { process.env.WHARF_BENCH_MAIN = 'registry'; await import('./registry.js'); }
+if (which === 'registry-s3') { process.env.WHARF_BENCH_MAIN = 'registry-s3'; await import('./registry.js'); }

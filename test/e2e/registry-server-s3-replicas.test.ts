@@ -7,20 +7,19 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pushBusybox } from '../support/oci-images.js';
-import { freePort } from '../support/registry.js';
 import { startDaemon, type Daemon } from '../support/daemon.js';
-import { NODE, projectRoot, run, show } from '../support/cli.js';
+import { NODE, run, show } from '../support/cli.js';
 import { sleep } from '../support/wait.js';
-import { listKeys, makeBucket, removeBucket, startRgw, type Rgw } from '../support/rgw.js';
+import {
+  listKeys, makeBucket, removeBucket, REGISTRY_MAIN as MAIN, s3Args, s3Env, startReplica, startRgw, type Replica, type Rgw,
+} from '../support/rgw.js';
 
-const MAIN = join(projectRoot, 'dist', 'src', 'registry', 'main.js');
 const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 const rgwOrSkip = await startRgw();
@@ -29,43 +28,12 @@ const rgw = rgwOrSkip as Rgw;
 let bucket = '';
 let work: string;
 let daemon: Daemon | undefined;
-const children = new Set<ChildProcess>();
-
-function storageArgs(): string[] {
-  return ['--storage', 's3', '--s3-bucket', bucket, '--s3-endpoint', rgw.endpoint, '--s3-force-path-style', '--s3-region', rgw.region];
-}
-
-/** Credentials from the environment (the AWS SDK's chain), as an operator would give them. */
-function s3Env(): NodeJS.ProcessEnv {
-  return { ...process.env, AWS_ACCESS_KEY_ID: rgw.accessKey, AWS_SECRET_ACCESS_KEY: rgw.secretKey };
-}
-
-interface Replica { url: string; host: string; child: ChildProcess }
+const replicas: Replica[] = [];
 
 async function replica(extra: string[] = []): Promise<Replica> {
-  const port = await freePort();
-  const child = spawn(NODE, [MAIN, 'serve', '--addr', `127.0.0.1:${port}`, '--workers', '1', ...storageArgs(), ...extra], { stdio: ['ignore', 'pipe', 'pipe'], env: s3Env() });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  let err = '';
-  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
-  const url = await new Promise<string>((res, rej) => {
-    const t = setTimeout(() => rej(new Error(`replica did not start: ${err}`)), 20_000);
-    child.stdout!.on('data', (d: Buffer) => {
-      const m = /listening on (\S+)/.exec(d.toString());
-      if (m) { clearTimeout(t); res(m[1]!); }
-    });
-    child.once('exit', (c) => { clearTimeout(t); rej(new Error(`replica exited ${c}: ${err}`)); });
-  });
-  return { url, host: url.replace(/^https?:\/\//, ''), child };
-}
-
-function stop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  return new Promise((res) => {
-    if (child.exitCode !== null || child.signalCode !== null) return res();
-    child.once('exit', () => res());
-    child.kill(signal);
-  });
+  const r = await startReplica(rgw, bucket, extra);
+  replicas.push(r);
+  return r;
 }
 
 let A: Replica;
@@ -81,7 +49,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const c of [...children]) await stop(c);
+  for (const r of replicas) await r.stop();
   await daemon?.stop();
   if (!skip) await removeBucket(rgw, bucket);
   if (work) await rm(work, { recursive: true, force: true });
@@ -149,7 +117,7 @@ test('a replica killed with SIGKILL mid-chunk leaves nothing visible; the upload
     req.on('error', () => resolve());
     req.on('response', () => resolve());
     req.write(blob.subarray(1_000_000, 3_000_000), () => {
-      void stop(victim.child, 'SIGKILL').then(() => { req.destroy(); resolve(); });
+      void victim.stop('SIGKILL').then(() => { req.destroy(); resolve(); });
     });
   });
   await sent;
@@ -207,12 +175,12 @@ test('wharf registry gc --storage s3 during a push: the orphan goes, the image p
   await writeFile(join(ctx, 'Dockerfile'), `FROM ${A.host}/library/busybox:latest\nCOPY data /data\n`);
   const img = `${A.host}/e2e/during-gc:v1`;
   assert.equal((await d.docker(['build', '-q', '-t', img, ctx])).code, 0);
-  const dry = await run(NODE, [MAIN, 'gc', '--dry-run', '--min-age', '2', ...storageArgs()], { env: s3Env() });
+  const dry = await run(NODE, [MAIN, 'gc', '--dry-run', '--min-age', '2', ...s3Args(rgw, bucket)], { env: s3Env(rgw) });
   assert.equal(dry.code, 0, show(dry));
   assert.match(dry.stdout, new RegExp(`would delete ${sha(orphan)}`));
   const [push, gc] = await Promise.all([
     d.docker(['push', img]),
-    run(NODE, [MAIN, 'gc', '--min-age', '2', ...storageArgs()], { env: s3Env() }),
+    run(NODE, [MAIN, 'gc', '--min-age', '2', ...s3Args(rgw, bucket)], { env: s3Env(rgw) }),
   ]);
   assert.equal(push.code, 0, show(push));
   assert.equal(gc.code, 0, show(gc));

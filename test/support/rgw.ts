@@ -10,7 +10,7 @@
  * `scripts/ceph-rgw.sh stop`). WHARF_S3_ENDPOINT + AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY in the environment
  * name another S3-compatible store instead.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -19,6 +19,8 @@ import {
   ListMultipartUploadsCommand, AbortMultipartUploadCommand,
 } from '@aws-sdk/client-s3';
 import { S3Driver } from '../../src/registry/s3-driver.js';
+import { freePort } from './registry.js';
+import { NODE, projectRoot } from './cli.js';
 
 const execFileP = promisify(execFile);
 
@@ -102,4 +104,42 @@ export async function removeBucket(r: Rgw, bucket: string): Promise<void> {
   } finally {
     c.destroy();
   }
+}
+
+/** The flags of `wharf registry serve|gc` for a bucket of `r` (credentials come from s3Env()). */
+export function s3Args(r: Rgw, bucket: string): string[] {
+  return ['--storage', 's3', '--s3-bucket', bucket, '--s3-endpoint', r.endpoint, '--s3-force-path-style', '--s3-region', r.region];
+}
+
+/** Credentials in the environment (the AWS SDK's chain), as an operator gives them. */
+export function s3Env(r: Rgw): NodeJS.ProcessEnv {
+  return { ...process.env, AWS_ACCESS_KEY_ID: r.accessKey, AWS_SECRET_ACCESS_KEY: r.secretKey };
+}
+
+export const REGISTRY_MAIN = join(projectRoot, 'dist', 'src', 'registry', 'main.js');
+
+export interface Replica { url: string; host: string; child: ChildProcess; stop(signal?: NodeJS.Signals): Promise<void> }
+
+/** A `wharf registry serve --storage s3` process (one worker) on a loopback port over `bucket`. */
+export async function startReplica(r: Rgw, bucket: string, extra: string[] = []): Promise<Replica> {
+  const port = await freePort();
+  const child = spawn(NODE, [REGISTRY_MAIN, 'serve', '--addr', `127.0.0.1:${port}`, '--workers', '1', ...s3Args(r, bucket), ...extra], { stdio: ['ignore', 'pipe', 'pipe'], env: s3Env(r) });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  const url = await new Promise<string>((res, rej) => {
+    const t = setTimeout(() => { child.kill('SIGKILL'); rej(new Error(`replica did not start: ${err}`)); }, 20_000);
+    child.stdout!.on('data', (d: Buffer) => {
+      const m = /listening on (\S+)/.exec(d.toString());
+      if (m) { clearTimeout(t); res(m[1]!); }
+    });
+    child.once('exit', (c) => { clearTimeout(t); rej(new Error(`replica exited ${c}: ${err}`)); });
+  });
+  return {
+    url, host: url.replace(/^https?:\/\//, ''), child,
+    stop: (signal: NodeJS.Signals = 'SIGTERM') => new Promise<void>((res) => {
+      if (child.exitCode !== null || child.signalCode !== null) return res();
+      child.once('exit', () => res());
+      child.kill(signal);
+    }),
+  };
 }
