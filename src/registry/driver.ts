@@ -67,5 +67,10 @@ export interface StorageDriver {
   listUploads(): Promise<string[]>;
   /** Start (ms since the epoch) of an upload directory or its parts, for sweeping broken sessions; null when gone. */
   uploadModified(id: string): Promise<number | null>;
+  /**
+   * Removes what writers killed mid-write left invisible in the store and older than `olderThanMs` (S3: incomplete
+   * multipart uploads); returns how many. Called by garbage collection.
+   */
+  sweepIncomplete?(olderThanMs: number): Promise<number>;
   close(): Promise<void>;
 }

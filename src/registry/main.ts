@@ -154,7 +154,7 @@ export async function gcRegistry(f: StorageFlags & { dryRun?: boolean; minAge?: 
   const verb = f.dryRun ? 'would delete' : 'deleted';
   for (const m of r.untagged) out(`${verb} manifest ${m}\n`);
   for (const d of r.deleted) out(`${verb} ${d}\n`);
-  out(`${r.marked} blobs marked, ${r.deleted.length} blobs ${f.dryRun ? 'eligible for deletion' : 'deleted'}, ${r.freedBytes} bytes${r.kept ? `, ${r.kept} unreferenced kept (grace period)` : ''}\n`);
+  out(`${r.marked} blobs marked, ${r.deleted.length} blobs ${f.dryRun ? 'eligible for deletion' : 'deleted'}, ${r.freedBytes} bytes${r.kept ? `, ${r.kept} unreferenced kept (grace period)` : ''}${r.swept ? `, ${r.swept} incomplete uploads aborted` : ''}\n`);
   return r;
 }
 

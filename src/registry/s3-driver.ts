@@ -16,7 +16,7 @@
  */
 import {
   AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CopyObjectCommand, CreateMultipartUploadCommand,
-  DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client,
+  DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand, S3Client,
   UploadPartCopyCommand, type S3ClientConfig, type _Object,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -270,6 +270,24 @@ export class S3Driver implements StorageDriver {
     const objs = await this.listAll(`uploads/${id}`);
     if (objs.length === 0) return null;
     return Math.max(...objs.map((o) => o.LastModified?.getTime() ?? 0));
+  }
+
+  async sweepIncomplete(olderThanMs: number): Promise<number> {
+    const now = Date.now();
+    let n = 0;
+    let keyMarker: string | undefined;
+    let idMarker: string | undefined;
+    do {
+      const r = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.prefix, KeyMarker: keyMarker, UploadIdMarker: idMarker }));
+      for (const u of r.Uploads ?? []) {
+        if (!u.Key || !u.UploadId || now - (u.Initiated?.getTime() ?? now) < olderThanMs) continue;
+        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.Key, UploadId: u.UploadId }));
+        n++;
+      }
+      keyMarker = r.IsTruncated ? r.NextKeyMarker : undefined;
+      idMarker = r.IsTruncated ? r.NextUploadIdMarker : undefined;
+    } while (keyMarker);
+    return n;
   }
 
   async close(): Promise<void> {

@@ -464,6 +464,8 @@ export interface GcResult {
   untagged: string[];
   /** Unreferenced blobs kept because they are younger than the grace period or a push refreshed their link. */
   kept: number;
+  /** Incomplete writes of killed writers removed (S3: multipart uploads older than the grace period, at least an hour). */
+  swept: number;
 }
 
 export interface GcOptions {
@@ -553,7 +555,7 @@ async function mark(driver: StorageDriver, repos: string[], opts: GcOptions, unt
  * filesystem it also removes temporaries (`.tmp-*`) of interrupted atomic writes older than an hour.
  */
 export async function collectGarbage(store: string | StorageDriver, opts: GcOptions = {}): Promise<GcResult> {
-  const driver = typeof store === 'string' ? await FsDriver.open(store) : store;
+  const driver: StorageDriver = typeof store === 'string' ? await FsDriver.open(store) : store;
   const started = Date.now();
   const graceStart = started - (opts.minAgeMs ?? 0);
   const untagged: string[] = [];
@@ -604,6 +606,9 @@ export async function collectGarbage(store: string | StorageDriver, opts: GcOpti
       if (st && started - st.mtimeMs > 3_600_000) await rm(join(blobDir, n), { force: true });
     }
   }
+  // Multipart uploads a killed replica left: invisible, but they hold space. In-flight ones are younger.
+  const sweep = (driver as StorageDriver).sweepIncomplete?.bind(driver);
+  const swept = !opts.dryRun && sweep ? await sweep(Math.max(opts.minAgeMs ?? 0, 3_600_000)) : 0;
   if (typeof store === 'string') await driver.close();
-  return { marked: marked.size, deleted, freedBytes, untagged, kept };
+  return { marked: marked.size, deleted, freedBytes, untagged, kept, swept };
 }
