@@ -67,6 +67,8 @@ export interface StorageDriver {
   listUploads(): Promise<string[]>;
   /** Start (ms since the epoch) of an upload directory or its parts, for sweeping broken sessions; null when gone. */
   uploadModified(id: string): Promise<number | null>;
+  /** Verifies that the store answers (bucket exists, credentials accepted): a clear error at startup, not at the first push. */
+  check?(): Promise<void>;
   /**
    * Removes what writers killed mid-write left invisible in the store and older than `olderThanMs` (S3: incomplete
    * multipart uploads); returns how many. Called by garbage collection.

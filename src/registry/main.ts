@@ -147,6 +147,7 @@ export async function gcRegistry(f: StorageFlags & { dryRun?: boolean; minAge?: 
   if (!Number.isFinite(minAge) || minAge < 0) throw new Error(`invalid --min-age ${f.minAge}`);
   let r: GcResult;
   try {
+    await driver?.check?.();
     r = await collectGarbage(driver ?? f.root, { dryRun: Boolean(f.dryRun), minAgeMs: minAge * 1000, deleteUntagged: Boolean(f.deleteUntagged) });
   } finally {
     await driver?.close();

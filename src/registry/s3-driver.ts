@@ -16,7 +16,7 @@
  */
 import {
   AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CopyObjectCommand, CreateMultipartUploadCommand,
-  DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand, S3Client,
+  DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand, S3Client,
   UploadPartCopyCommand, type S3ClientConfig, type _Object,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -270,6 +270,20 @@ export class S3Driver implements StorageDriver {
     const objs = await this.listAll(`uploads/${id}`);
     if (objs.length === 0) return null;
     return Math.max(...objs.map((o) => o.LastModified?.getTime() ?? 0));
+  }
+
+  async check(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    } catch (e) {
+      const err = e as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } };
+      const status = err.$metadata?.httpStatusCode;
+      const why = status === 404 ? 'no such bucket'
+        : status === 403 ? 'access denied (check the credentials: --s3-access-key/--s3-secret-key, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, the shared credentials file)'
+        : status === 301 ? 'the bucket is in another region (--s3-region)'
+        : status ? `HTTP ${status} ${err.name ?? ''}`.trim() : (err.message ?? String(e));
+      throw new Error(`s3 storage ${this.location}: ${why}`);
+    }
   }
 
   async sweepIncomplete(olderThanMs: number): Promise<number> {

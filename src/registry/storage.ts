@@ -109,7 +109,13 @@ export class RegistryStorage {
 
   /** Opens storage on a driver, or on the filesystem driver at `root`. */
   static async open(store: string | StorageDriver, opts: { uploadTtlMs?: number } = {}): Promise<RegistryStorage> {
-    const driver = typeof store === 'string' ? await FsDriver.open(store) : store;
+    const driver: StorageDriver = typeof store === 'string' ? await FsDriver.open(store) : store;
+    try {
+      await (driver as StorageDriver).check?.();
+    } catch (e) {
+      await driver.close();
+      throw e;
+    }
     const s = new RegistryStorage(driver, opts.uploadTtlMs ?? 24 * 3_600_000);
     await s.expireUploads();
     return s;

@@ -3,6 +3,8 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, UploadPartCommand } from '@aws-sdk/client-s3';
+import { startRegistryServer } from '../../src/registry/server.js';
+import { S3Driver } from '../../src/registry/s3-driver.js';
 import { driverConformance } from '../support/registry-conformance.js';
 import { makeBucket, removeBucket, rgwClient, s3Driver, startRgw } from '../support/rgw.js';
 
@@ -30,4 +32,11 @@ test('s3: incomplete multipart uploads (a replica killed mid-chunk) are invisibl
     c.destroy();
     await d.close();
   }
+});
+
+test('s3: a missing bucket or wrong credentials fail at startup with the reason', { skip: 'skip' in rgw ? rgw.skip : false }, async () => {
+  if ('skip' in rgw) return;
+  await assert.rejects(startRegistryServer({ driver: s3Driver(rgw, 'wharf-no-such-bucket'), addr: '127.0.0.1:0' }), /s3 storage s3:\/\/wharf-no-such-bucket\/: no such bucket/);
+  const wrong = new S3Driver({ bucket, endpoint: rgw.endpoint, forcePathStyle: true, accessKey: rgw.accessKey, secretKey: 'wrong' });
+  await assert.rejects(startRegistryServer({ driver: wrong, addr: '127.0.0.1:0' }), /access denied \(check the credentials/);
 });
