@@ -11,7 +11,11 @@ cd "$(dirname "$(readlink -f "$0")")/.."
 # monitor, OCI image tools used by the test fixtures, xattr/iptables/ip tools, debootstrap, htpasswd, jq, and
 # docker.io: dockerd as the *reference* the comparison tests and benchmarks run beside wharfd (on private
 # sockets and data roots; never a back end of Wharf).
-PKGS=(docker-registry busybox-static runc crun conmon skopeo umoci attr iptables iproute2 debootstrap apache2-utils jq docker.io)
+# ceph-mon, ceph-osd and radosgw: the single-host Ceph RGW (S3) that scripts/ceph-rgw.sh starts for the S3 back end of
+# `wharf registry serve` in tests and benches (~70 MB download, under a minute to install here); containerd for the
+# interop tests (ctr).
+PKGS=(docker-registry busybox-static runc crun conmon skopeo umoci attr iptables iproute2 debootstrap apache2-utils jq docker.io
+  ceph-mon ceph-osd radosgw containerd)
 
 missing=()
 for p in "${PKGS[@]}"; do
