@@ -64,8 +64,10 @@ start() {
   fi
   # A half-started cluster from before is thrown away: starting afresh takes seconds.
   stop
-  mkdir -p "$DIR/run" "$DIR/log" "$DIR/mon.a" "$DIR/osd.0"
   local fsid; fsid=$(cat /proc/sys/kernel/random/uuid)
+  # Data directories named by the cluster's fsid: nothing a dying daemon of an earlier cluster writes can reach them.
+  local data=$DIR/data-$fsid
+  mkdir -p "$DIR/run" "$DIR/log" "$data/mon.a" "$data/osd.0"
   cat >"$CONF" <<EOF
 [global]
 fsid = $fsid
@@ -98,21 +100,21 @@ memstore device bytes = ${WHARF_CEPH_MEM_BYTES:-2147483648}
 osd max object name len = 460
 osd max object namespace len = 64
 [mon.a]
-mon data = $DIR/mon.a
+mon data = $data/mon.a
 [osd.0]
-osd data = $DIR/osd.0
+osd data = $data/osd.0
 [mgr.x]
-mgr data = $DIR/mgr.x
+mgr data = $data/mgr.x
 [client.rgw]
 rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT
-rgw data = $DIR/rgw
+rgw data = $data/rgw
 rgw enable usage log = false
 EOF
   monmaptool --create --fsid "$fsid" --addv a "[v1:127.0.0.1:$MON_PORT]" "$DIR/monmap" >/dev/null
   ceph-authtool --create-keyring "$DIR/keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null
   ceph-mon -c "$CONF" --mkfs -i a --monmap "$DIR/monmap" --keyring "$DIR/keyring" >>"$DIR/log/setup.log" 2>&1 \
     || die "ceph-mon --mkfs failed: $(tail -3 "$DIR/log/setup.log")"
-  ceph-mon -c "$CONF" -i a >>"$DIR/log/setup.log" 2>&1 || die "ceph-mon did not start: $(tail -3 "$DIR/log/mon.a.log" 2>/dev/null)"
+  ceph-mon -c "$CONF" -i a 9>&- >>"$DIR/log/setup.log" 2>&1 || die "ceph-mon did not start: $(tail -3 "$DIR/log/mon.a.log" 2>/dev/null)"
   local uuid; uuid=$(cat /proc/sys/kernel/random/uuid)
   local id=
   for _ in $(seq 100); do # the monitor takes a moment to answer commands
@@ -124,11 +126,11 @@ EOF
   [[ $id == 0 ]] || die "unexpected OSD id $id"
   ceph-osd -c "$CONF" -i 0 --mkfs --osd-uuid "$uuid" >>"$DIR/log/setup.log" 2>&1 \
     || die "ceph-osd --mkfs failed: $(tail -3 "$DIR/log/setup.log")"
-  ceph-osd -c "$CONF" -i 0 >>"$DIR/log/setup.log" 2>&1 || die "ceph-osd did not start: $(tail -3 "$DIR/log/osd.0.log" 2>/dev/null)"
+  ceph-osd -c "$CONF" -i 0 9>&- >>"$DIR/log/setup.log" 2>&1 || die "ceph-osd did not start: $(tail -3 "$DIR/log/osd.0.log" 2>/dev/null)"
   # ceph-mgr (300 MB) is not needed for RGW to serve; WHARF_CEPH_MGR=1 starts it.
   if [[ ${WHARF_CEPH_MGR:-0} == 1 ]] && command -v ceph-mgr >/dev/null; then
-    mkdir -p "$DIR/mgr.x"
-    ceph-mgr -c "$CONF" -i x >>"$DIR/log/setup.log" 2>&1 || echo "ceph-rgw: ceph-mgr did not start (not needed)" >&2
+    mkdir -p "$data/mgr.x"
+    ceph-mgr -c "$CONF" -i x 9>&- >>"$DIR/log/setup.log" 2>&1 || echo "ceph-rgw: ceph-mgr did not start (not needed)" >&2
   fi
   local ok=
   for _ in $(seq 300); do
@@ -136,8 +138,8 @@ EOF
     sleep 0.1
   done
   [[ -n $ok ]] || die "the OSD did not come up: $(tail -3 "$DIR/log/osd.0.log" 2>/dev/null)"
-  mkdir -p "$DIR/rgw"
-  radosgw -c "$CONF" -n client.rgw >>"$DIR/log/setup.log" 2>&1 || die "radosgw did not start: $(tail -3 "$DIR/log/client.rgw.log" 2>/dev/null)"
+  mkdir -p "$data/rgw"
+  radosgw -c "$CONF" -n client.rgw 9>&- >>"$DIR/log/setup.log" 2>&1 || die "radosgw did not start: $(tail -3 "$DIR/log/client.rgw.log" 2>/dev/null)"
   ok=
   for _ in $(seq 600); do
     if rgw_up; then ok=1; break; fi
@@ -150,10 +152,13 @@ EOF
   print_env
 }
 
+# One start or stop at a time (test files running in parallel share the cluster).
+lock() { exec 9>"${DIR%/}.lock"; flock -w 180 9 || die "another ceph-rgw.sh holds ${DIR%/}.lock"; }
+
 case ${1:-start} in
-  start) start ;;
+  start) lock; start ;;
   env) print_env ;;
   status) rgw_up && running client.rgw ;;
-  stop) stop ;;
+  stop) lock; stop ;;
   *) echo "usage: $0 start|env|status|stop" >&2; exit 1 ;;
 esac
