@@ -62,12 +62,24 @@ start() {
       die "missing ${missing[*]} (apt-get install ceph-mon ceph-osd ceph-mgr radosgw)"
     fi
   fi
-  # A half-started cluster from before is thrown away: starting afresh takes seconds.
+  # A half-started cluster from before is thrown away: starting afresh takes seconds. Once more if the first try
+  # fails (seen rarely here: the new OSD reached a monitor of the cluster just stopped, 'wrong fsid').
   stop
+  if ( start_once ); then return 0; fi
+  echo "ceph-rgw: first start failed; starting afresh once more" >&2
+  stop
+  start_once
+}
+
+mon_port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$MON_PORT") 2>/dev/null; }
+
+start_once() {
+  for _ in $(seq 100); do mon_port_free && break; sleep 0.1; done
+  mon_port_free || die "port $MON_PORT is in use (WHARF_CEPH_MON_PORT)"
   local fsid; fsid=$(cat /proc/sys/kernel/random/uuid)
   # Data directories named by the cluster's fsid: nothing a dying daemon of an earlier cluster writes can reach them.
   local data=$DIR/data-$fsid
-  mkdir -p "$DIR/run" "$DIR/log" "$data/mon.a" "$data/osd.0"
+  mkdir -p "$DIR/run" "$DIR/log" "$data/mon.a" "$data/osd.0" || die "cannot create $DIR"
   cat >"$CONF" <<EOF
 [global]
 fsid = $fsid
@@ -110,8 +122,8 @@ rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT
 rgw data = $data/rgw
 rgw enable usage log = false
 EOF
-  monmaptool --create --fsid "$fsid" --addv a "[v1:127.0.0.1:$MON_PORT]" "$DIR/monmap" >/dev/null
-  ceph-authtool --create-keyring "$DIR/keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null
+  monmaptool --create --fsid "$fsid" --addv a "[v1:127.0.0.1:$MON_PORT]" "$DIR/monmap" >/dev/null || die "monmaptool failed"
+  ceph-authtool --create-keyring "$DIR/keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null || die "ceph-authtool failed"
   ceph-mon -c "$CONF" --mkfs -i a --monmap "$DIR/monmap" --keyring "$DIR/keyring" >>"$DIR/log/setup.log" 2>&1 \
     || die "ceph-mon --mkfs failed: $(tail -3 "$DIR/log/setup.log")"
   ceph-mon -c "$CONF" -i a 9>&- >>"$DIR/log/setup.log" 2>&1 || die "ceph-mon did not start: $(tail -3 "$DIR/log/mon.a.log" 2>/dev/null)"
