@@ -146,12 +146,13 @@ export class RegistryStorage {
   /** Size of a blob the repository may serve (a linked layer or one of its manifests), or null. */
   async statBlob(name: string, d: Digest): Promise<number | null> {
     const hex = hexOf(d);
-    const [layer, rev] = await Promise.all([
+    const [layer, rev, blob] = await Promise.all([
       this.driver.stat(`${repoKey(name)}/_layers/${hex}`),
       this.driver.stat(`${repoKey(name)}/_manifests/revisions/${hex}`),
+      this.driver.stat(blobKey(d)),
     ]);
     if (!layer && !rev) return null;
-    return (await this.driver.stat(blobKey(d)))?.size ?? null;
+    return blob?.size ?? null;
   }
 
   /** Links a blob into the repository; `refresh` rewrites an existing link (its time tells GC a push uses it). */
