@@ -25,6 +25,11 @@ export interface UploadState {
   size: number;
   /** Last time the upload grew (ms since the epoch). */
   modifiedMs: number;
+  /**
+   * Drivers that keep chunks apart (S3): the tags of the chunks that make up the upload, in order. A process that
+   * hashed the chunks it wrote knows its running hash is the upload's only when these are its own tags.
+   */
+  parts?: string[];
 }
 
 export interface StorageDriver {
@@ -53,11 +58,11 @@ export interface StorageDriver {
   uploadState(id: string): Promise<UploadState | null>;
   /**
    * Appends a chunk at `offset` (the upload's size) and returns the bytes written; `tap` sees every byte on the
-   * way (the caller's running hash). A body cut by the client keeps the bytes that arrived (as distribution
+   * way (the caller's running hash); `tag` ([a-z0-9]+) names the chunk in `parts`. A body cut by the client keeps the bytes that arrived (as distribution
    * does; the client resumes from the Range it is told); a writer killed mid-chunk leaves the upload as it was
    * before the chunk (S3) or with the bytes written (filesystem), never a torn object.
    */
-  appendUpload(id: string, offset: number, body: AsyncIterable<unknown>, tap: (b: Buffer) => void): Promise<number>;
+  appendUpload(id: string, offset: number, body: AsyncIterable<unknown>, tap: (b: Buffer) => void, tag?: string): Promise<number>;
   /** The upload's bytes so far, in order. */
   readUpload(id: string): AsyncIterable<Buffer>;
   /** Publishes the upload's bytes as object `key` (atomically, durably), then removes the session. */

@@ -4,7 +4,7 @@
  *
  * Key `a/b/c` is the object `<rootdirectory>/a/b/c` of the bucket. An upload session is
  *   uploads/<id>/repo                 the repository's name (the session exists once this object does)
- *   uploads/<id>/chunks/<offset>      one object per PATCH, named by its start offset (16 digits)
+ *   uploads/<id>/chunks/<offset>-<tag> one object per PATCH, named by its start offset (16 digits) and a tag
  * and nothing else: any replica continues any upload. A chunk is streamed by lib-storage's `Upload` (a single
  * PUT, or a multipart upload for big chunks): it becomes visible only when complete, so a replica killed
  * mid-chunk leaves the session as it was before the chunk, and an aborted multipart upload is invisible. The
@@ -22,6 +22,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { Readable } from 'node:stream';
+import { randomBytes } from 'node:crypto';
 import type { ObjectInfo, StorageDriver, UploadState } from './driver.js';
 
 /** The s3 driver's parameters, named as distribution's s3 storage driver names them. */
@@ -49,8 +50,8 @@ function isNotFound(e: unknown): boolean {
   return err?.name === 'NoSuchKey' || err?.name === 'NotFound' || err?.$metadata?.httpStatusCode === 404;
 }
 
-function chunkKey(offset: number): string {
-  return String(offset).padStart(16, '0');
+function chunkKey(offset: number, tag: string): string {
+  return `${String(offset).padStart(16, '0')}-${tag}`;
 }
 
 export class S3Driver implements StorageDriver {
@@ -158,18 +159,19 @@ export class S3Driver implements StorageDriver {
   }
 
   /** The chunks contiguous from offset 0, in order, and the upload's size. */
-  private async chunks(id: string): Promise<{ repo: boolean; chunks: { key: string; offset: number; size: number }[]; size: number; modifiedMs: number }> {
+  private async chunks(id: string): Promise<{ repo: boolean; chunks: { key: string; offset: number; size: number; tag: string }[]; size: number; modifiedMs: number }> {
     const objs = await this.listAll(`uploads/${id}`);
     let repo = false;
     let modifiedMs = 0;
-    const found: { key: string; offset: number; size: number }[] = [];
+    const found: { key: string; offset: number; size: number; tag: string }[] = [];
     for (const o of objs) {
       modifiedMs = Math.max(modifiedMs, o.LastModified?.getTime() ?? 0);
       if (o.Key === 'repo') repo = true;
-      const m = /^chunks\/(\d{16})$/.exec(o.Key!);
-      if (m) found.push({ key: `uploads/${id}/${o.Key}`, offset: Number(m[1]), size: o.Size ?? 0 });
+      const m = /^chunks\/(\d{16})-([a-z0-9]+)$/.exec(o.Key!);
+      if (m) found.push({ key: `uploads/${id}/${o.Key}`, offset: Number(m[1]), size: o.Size ?? 0, tag: m[2]! });
     }
-    found.sort((a, b) => a.offset - b.offset);
+    // Two chunks at one offset (two replicas took the same PATCH): every replica picks the same one.
+    found.sort((a, b) => a.offset - b.offset || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     const chunks: typeof found = [];
     let size = 0;
     for (const c of found) {
@@ -185,10 +187,11 @@ export class S3Driver implements StorageDriver {
     const repo = await this.get(`uploads/${id}/repo`);
     if (repo === null) return null;
     const c = await this.chunks(id);
-    return { repo: repo.toString('utf8'), size: c.size, modifiedMs: c.modifiedMs };
+    return { repo: repo.toString('utf8'), size: c.size, modifiedMs: c.modifiedMs, parts: c.chunks.map((x) => x.tag) };
   }
 
-  async appendUpload(id: string, offset: number, body: AsyncIterable<unknown>, tap: (b: Buffer) => void): Promise<number> {
+  async appendUpload(id: string, offset: number, body: AsyncIterable<unknown>, tap: (b: Buffer) => void, tag?: string): Promise<number> {
+    if (tag !== undefined && !/^[a-z0-9]+$/.test(tag)) throw new Error(`invalid chunk tag ${JSON.stringify(tag)}`);
     let n = 0;
     // A body the client cuts ends the chunk with what arrived (the client resumes from the Range it is told).
     async function* pass(): AsyncGenerator<Buffer> {
@@ -205,7 +208,7 @@ export class S3Driver implements StorageDriver {
     }
     const up = new Upload({
       client: this.client,
-      params: { Bucket: this.bucket, Key: this.k(`uploads/${id}/chunks/${chunkKey(offset)}`), Body: Readable.from(pass()) },
+      params: { Bucket: this.bucket, Key: this.k(`uploads/${id}/chunks/${chunkKey(offset, tag ?? randomBytes(6).toString('hex'))}`), Body: Readable.from(pass()) },
       partSize: this.partSize,
       queueSize: 2,
     });

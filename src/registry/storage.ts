@@ -15,7 +15,7 @@
  */
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { randomUUID, type Hash } from 'node:crypto';
+import { randomBytes, randomUUID, type Hash } from 'node:crypto';
 import { hexOf, isDigest, newHasher, sha256, type Digest } from '../lib/digest.js';
 import { RegistryError } from './errors.js';
 import {
@@ -75,12 +75,23 @@ export interface Upload {
   readonly repo: string;
   /** Bytes received so far. */
   size: number;
+  /** The tags of its chunks (drivers that keep chunks apart). */
+  parts?: string[];
 }
 
-/** The running sha256 of an upload's data, valid while `offset` equals the upload's size. */
+/**
+ * The running sha256 of the chunks this process wrote to an upload, valid while `offset` equals the upload's size
+ * and, where the driver keeps chunks apart, the upload's chunks are the ones tagged `parts`.
+ */
 interface HashState {
   hash: Hash;
   offset: number;
+  parts: string[];
+}
+
+function validFor(st: HashState | undefined, u: Upload): st is HashState {
+  if (!st || st.offset !== u.size) return false;
+  return u.parts === undefined || (u.parts.length === st.parts.length && u.parts.every((p, i) => p === st.parts[i]));
 }
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -192,7 +203,7 @@ export class RegistryStorage {
   async startUpload(name: string): Promise<Upload> {
     const id = randomUUID();
     await this.driver.createUpload(id, name);
-    this.hashes.set(id, { hash: newHasher(), offset: 0 });
+    this.hashes.set(id, { hash: newHasher(), offset: 0, parts: [] });
     return { id, repo: name, size: 0 };
   }
 
@@ -202,7 +213,7 @@ export class RegistryStorage {
     if (!UUID_RE.test(id)) throw unknown();
     const st = await this.driver.uploadState(id);
     if (!st || st.repo !== name) throw unknown();
-    return { id, repo: st.repo, size: st.size };
+    return { id, repo: st.repo, size: st.size, ...(st.parts ? { parts: st.parts } : {}) };
   }
 
   /** Runs `fn` with the upload locked against concurrent requests (of this process) on the same upload. */
@@ -222,24 +233,29 @@ export class RegistryStorage {
 
   /** Appends a body to the upload (hashing on the way when the running hash is valid); returns bytes appended. */
   async appendUpload(u: Upload, body: AsyncIterable<unknown>): Promise<number> {
-    let st = this.hashes.get(u.id);
-    if (st && st.offset !== u.size) {
+    let st: HashState | undefined = this.hashes.get(u.id);
+    if (!validFor(st, u)) {
       this.hashes.delete(u.id);
       st = undefined;
     }
     if (!st && u.size === 0) {
-      st = { hash: newHasher(), offset: 0 };
+      st = { hash: newHasher(), offset: 0, parts: [] };
       this.hashes.set(u.id, st);
     }
     const start = u.size;
+    const tag = randomBytes(6).toString('hex');
     try {
       const n = await this.driver.appendUpload(u.id, start, body, (b) => {
         if (st) {
           st.hash.update(b);
           st.offset += b.length;
         }
-      });
+      }, tag);
       u.size = start + n;
+      if (u.parts && n > 0) {
+        u.parts = [...u.parts, tag];
+        st?.parts.push(tag);
+      }
       return n;
     } catch (e) {
       // What the store kept is unknown: the next append or the finish hashes what is there.
@@ -261,7 +277,7 @@ export class RegistryStorage {
     const st = this.hashes.get(u.id);
     this.hashes.delete(u.id);
     let actual: Digest;
-    if (st && st.offset === u.size) {
+    if (validFor(st, u)) {
       actual = `sha256:${st.hash.digest('hex')}`;
     } else {
       // Another process (replica, worker, a previous run) appended: hash what the store holds.

@@ -74,7 +74,8 @@ export function driverConformance(name: string, target: ConformanceTarget): void
       for (const sizes of [[100, 200, 0, 50], [5 * 1024 * 1024 + 7, 5 * 1024 * 1024, 1000]]) {
         const id = crypto.randomUUID();
         await a.createUpload(id, 'conf/repo');
-        assert.deepEqual({ ...(await b.uploadState(id)), modifiedMs: 0 }, { repo: 'conf/repo', size: 0, modifiedMs: 0 });
+        const st0 = await b.uploadState(id);
+        assert.deepEqual([st0?.repo, st0?.size], ['conf/repo', 0]);
         assert.ok((await b.listUploads()).includes(id));
         const parts = sizes.map((n) => randomBytes(n));
         let off = 0;
