@@ -81,3 +81,11 @@ export interface StorageDriver {
   sweepIncomplete?(olderThanMs: number): Promise<number>;
   close(): Promise<void>;
 }
+
+/** Keys are built by storage.ts from validated names, tags and hex digests; this refuses anything else (`..`, `/x`, `a//b`). */
+export function checkKey(key: string): string {
+  if (key.startsWith('/') || key.split('/').some((c) => c === '..' || c === '.' || c === '')) {
+    throw new Error(`invalid storage key ${JSON.stringify(key)}`);
+  }
+  return key;
+}

@@ -9,14 +9,7 @@ import { createReadStream } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fsyncDir, writeFileAtomic } from '../lib/atomic.js';
 import { isENOENT } from '../lib/fsutil.js';
-import type { ObjectInfo, StorageDriver, UploadState } from './driver.js';
-
-/** Keys are built by storage.ts from validated names and hex digests; this rejects anything else. */
-function checkKey(key: string): void {
-  if (key.startsWith('/') || key.split('/').some((c) => c === '..' || c === '.' || c === '')) {
-    throw new Error(`invalid storage key ${JSON.stringify(key)}`);
-  }
-}
+import { checkKey, type ObjectInfo, type StorageDriver, type UploadState } from './driver.js';
 
 export class FsDriver implements StorageDriver {
   readonly kind = 'filesystem';

@@ -23,7 +23,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
-import type { ObjectInfo, StorageDriver, UploadState } from './driver.js';
+import { checkKey, type ObjectInfo, type StorageDriver, type UploadState } from './driver.js';
 
 /** The s3 driver's parameters, named as distribution's s3 storage driver names them. */
 export interface S3Options {
@@ -82,10 +82,7 @@ export class S3Driver implements StorageDriver {
   }
 
   private k(key: string): string {
-    if (key.startsWith('/') || key.split('/').some((c) => c === '..' || c === '.' || c === '')) {
-      throw new Error(`invalid storage key ${JSON.stringify(key)}`);
-    }
-    return this.prefix + key;
+    return this.prefix + checkKey(key);
   }
 
   async get(key: string): Promise<Buffer | null> {
