@@ -3,6 +3,12 @@
  * docker-registry on the same 50 MiB blob, 10 parallel curl clients each fetching it REP times; rounds alternate
  * between the two servers and the medians are compared (target: ≥ 1.0×). The e2e test
  * test/e2e/registry-server-throughput.test.ts runs the same measurement as a loose regression guard.
+ *
+ * S3 (issue 18, `node dist/bench/run.js registry-s3`, needs scripts/ceph-rgw.sh to start): 10 parallel clients
+ * (curl, following redirects) each pulling a 7-layer image (manifest + 7 blobs) through 2 `--storage s3` replicas
+ * on one RGW bucket, with and without `--redirect`, against 10 clients on one docker-registry (filesystem):
+ * throughput, p50/p99 latency of the requests, the replicas' CPU time and peak RSS. Then push and pull of a
+ * 200 MB image (4 layers) through one replica on RGW against one on the filesystem back end.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -12,6 +18,8 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { freePort, startRegistry } from '../test/support/registry.js';
+import { readFile } from 'node:fs/promises';
+import { makeBucket, removeBucket, startRgw, type Rgw } from '../test/support/rgw.js';
 
 const execFileP = promisify(execFile);
 const MAIN = resolve(import.meta.dirname, '..', 'src', 'registry', 'main.js');
@@ -93,11 +101,169 @@ export function describe(rs: Round[]): string {
   return `${medianOf(rs.map((r) => r.perClient)).toFixed(0)} MB/s per client, ${medianOf(rs.map((r) => r.aggregate)).toFixed(0)} MB/s aggregate`;
 }
 
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url) || process.env.WHARF_BENCH_MAIN === 'registry') {
+
+// ---- S3 back end (issue 18) ----
+
+interface Served { url: string; child: ChildProcess | null; stop(): Promise<void> }
+
+async function serveWharf(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Served> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [MAIN, 'serve', '--addr', `127.0.0.1:${port}`, '--workers', '1', ...args], { stdio: ['ignore', 'pipe', 'inherit'], env });
+  const url = await new Promise<string>((res, rej) => {
+    child.stdout!.on('data', (d: Buffer) => { const m = /listening on (\S+)/.exec(d.toString()); if (m) res(m[1]!); });
+    child.once('exit', (c) => rej(new Error(`registry exited ${c}`)));
+  });
+  return {
+    url, child,
+    stop: () => new Promise<void>((res) => {
+      if (child.exitCode !== null || child.signalCode !== null) return res();
+      child.once('exit', () => res());
+      child.kill('SIGTERM');
+    }),
+  };
+}
+
+interface Image { manifest: Buffer; digest: string; blobs: { data: Buffer; digest: string }[] }
+
+function makeImage(layers: number, layerMiB: number): Image {
+  const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+  const blobs = Array.from({ length: layers }, () => { const data = randomBytes(layerMiB << 20); return { data, digest: sha(data) }; });
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: blobs.map((b) => b.digest) } }));
+  const manifest = Buffer.from(JSON.stringify({
+    schemaVersion: 2, mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+    config: { mediaType: 'application/vnd.docker.container.image.v1+json', digest: sha(config), size: config.length },
+    layers: blobs.map((b) => ({ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', digest: b.digest, size: b.data.length })),
+  }));
+  return { manifest, digest: sha(manifest), blobs: [{ data: config, digest: sha(config) }, ...blobs] };
+}
+
+async function pushImage(url: string, repo: string, img: Image): Promise<void> {
+  await Promise.all(img.blobs.map((b) => pushBlob(url, repo, b.data, b.digest)));
+  const r = await fetch(`${url}/v2/${repo}/manifests/latest`, { method: 'PUT', body: img.manifest, headers: { 'Content-Type': 'application/vnd.docker.distribution.manifest.v2+json' } });
+  await r.arrayBuffer();
+  if (r.status !== 201) throw new Error(`manifest PUT to ${url}: ${r.status}`);
+}
+
+/** One client: one curl fetching the manifest and every blob (following redirects), each request timed. */
+async function pullImage(url: string, repo: string, img: Image): Promise<number[]> {
+  const args = ['-s', '--fail', '-L', '-H', 'Accept: application/vnd.docker.distribution.manifest.v2+json', '-o', '/dev/null', `${url}/v2/${repo}/manifests/latest`];
+  for (const b of img.blobs) args.push('-o', '/dev/null', `${url}/v2/${repo}/blobs/${b.digest}`);
+  args.push('-w', '%{time_total} %{size_download}\n');
+  const { stdout } = await execFileP('curl', args, { maxBuffer: 1 << 20 });
+  const rows = stdout.trim().split('\n').map((l) => l.split(' ').map(Number) as [number, number]);
+  const want = [img.manifest.length, ...img.blobs.map((b) => b.data.length)];
+  if (rows.length !== want.length || rows.some(([, n], i) => n !== want[i])) throw new Error(`incomplete pull from ${url}: ${stdout}`);
+  return rows.map(([t]) => t * 1000);
+}
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+}
+
+async function procUsage(pid: number): Promise<{ cpuMs: number; hwmKiB: number }> {
+  const stat = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+  const ticks = Number(stat[11]) + Number(stat[12]); // utime + stime (fields 14 and 15)
+  const hwm = /VmHWM:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, 'utf8'));
+  return { cpuMs: ticks * 10, hwmKiB: Number(hwm?.[1] ?? 0) };
+}
+
+export interface PullLoad { mbps: number; p50: number; p99: number; cpuMs: number; rssMiB: number }
+
+async function load(servers: Served[], repo: string, img: Image, clients: number, rounds: number): Promise<PullLoad> {
+  const before = await Promise.all(servers.filter((s) => s.child).map((s) => procUsage(s.child!.pid!)));
+  const times: number[] = [];
+  const t0 = process.hrtime.bigint();
+  for (let r = 0; r < rounds; r++) {
+    const per = await Promise.all(Array.from({ length: clients }, (_, i) => pullImage(servers[i % servers.length]!.url, repo, img)));
+    for (const p of per) times.push(...p);
+  }
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  const after = await Promise.all(servers.filter((s) => s.child).map((s) => procUsage(s.child!.pid!)));
+  const bytes = clients * rounds * (img.manifest.length + img.blobs.reduce((a, b) => a + b.data.length, 0));
+  return {
+    mbps: bytes / 1e6 / secs, p50: pct(times, 50), p99: pct(times, 99),
+    cpuMs: after.reduce((a, u, i) => a + u.cpuMs - before[i]!.cpuMs, 0),
+    rssMiB: after.reduce((a, u) => a + u.hwmKiB, 0) / 1024,
+  };
+}
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+export interface S3BenchResult {
+  reference: PullLoad; replicas: PullLoad; redirect: PullLoad;
+  big: { fsPush: number; fsPull: number; s3Push: number; s3Pull: number };
+}
+
+export async function measureS3(rgw: Rgw, o: { clients?: number; rounds?: number; layerMiB?: number } = {}): Promise<S3BenchResult> {
+  const clients = o.clients ?? 10, rounds = o.rounds ?? 3;
+  const img = makeImage(7, o.layerMiB ?? 8);
+  const bucket = await makeBucket(rgw, 'wharf-bench');
+  const env = { ...process.env, AWS_ACCESS_KEY_ID: rgw.accessKey, AWS_SECRET_ACCESS_KEY: rgw.secretKey };
+  const s3 = ['--storage', 's3', '--s3-bucket', bucket, '--s3-endpoint', rgw.endpoint, '--s3-force-path-style', '--s3-region', rgw.region];
+  const ref = await startRegistry();
+  const root = await mkdtemp(join(tmpdir(), 'wharf-regbench-fs-'));
+  const started: Served[] = [];
+  try {
+    await pushImage(ref.url, 'bench/img', img);
+    const refPid = Number((await execFileP('sh', ['-c', `pgrep -f 'docker-registry serve ${ref.dir}' | head -1`])).stdout.trim());
+    const refServed: Served = { url: ref.url, child: refPid ? ({ pid: refPid } as ChildProcess) : null, stop: async () => {} };
+    const plain = [await serveWharf(s3, env), await serveWharf(s3, env)];
+    started.push(...plain);
+    await pushImage(plain[0]!.url, 'bench/img', img);
+    const reference = await load([refServed], 'bench/img', img, clients, rounds);
+    const replicas = await load(plain, 'bench/img', img, clients, rounds);
+    for (const p of plain) await p.stop();
+    const redir = [await serveWharf([...s3, '--redirect'], env), await serveWharf([...s3, '--redirect'], env)];
+    started.push(...redir);
+    const redirect = await load(redir, 'bench/img', img, clients, rounds);
+    // 200 MB image through one replica: S3 against the filesystem back end
+    const bigImg = makeImage(4, 50);
+    const fs = await serveWharf(['--root', root]);
+    started.push(fs);
+    const fsPush = await timed(() => pushImage(fs.url, 'bench/big', bigImg));
+    const fsPull = await timed(() => pullImage(fs.url, 'bench/big', bigImg));
+    const one = redir[0]!;
+    const s3Push = await timed(() => pushImage(one.url, 'bench/big', bigImg));
+    const s3Pull = await timed(() => pullImage(one.url, 'bench/big', bigImg));
+    return { reference, replicas, redirect, big: { fsPush, fsPull, s3Push, s3Pull } };
+  } finally {
+    for (const s of started) await s.stop();
+    await ref.stop();
+    await rm(root, { recursive: true, force: true });
+    await removeBucket(rgw, bucket);
+  }
+}
+
+const isMain = process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url);
+if ((isMain && process.argv[2] !== 's3') || process.env.WHARF_BENCH_MAIN === 'registry') {
   const r = await measureRegistryThroughput({ rounds: Number(process.env.BENCH_RUNS ?? 5) });
   console.error(`# docker-registry: ${describe(r.theirs)}`);
   console.error(`# wharf registry:  ${describe(r.ours)}`);
   console.log('| work | docker-registry | wharf registry | wharf/docker-registry | target |');
   console.log('|---|---|---|---|---|');
   console.log(`| pull throughput, 10 clients × 3 × 50 MiB blob (aggregate) | ${medianOf(r.theirs.map((x) => x.aggregate)).toFixed(0)} MB/s | ${medianOf(r.ours.map((x) => x.aggregate)).toFixed(0)} MB/s | **${r.ratio.toFixed(2)}** | ≥ 1.0 |`);
+}
+if ((isMain && process.argv[2] === 's3') || process.env.WHARF_BENCH_MAIN === 'registry-s3') {
+  const rgw = await startRgw();
+  if ('skip' in rgw) {
+    console.error(`# registry-s3 skipped: ${rgw.skip}`);
+  } else {
+    const r = await measureS3(rgw, { rounds: Number(process.env.BENCH_RUNS ?? 3) });
+    const row = (name: string, l: PullLoad) => `| ${name} | ${l.mbps.toFixed(0)} MB/s | ${l.p50.toFixed(0)} ms | ${l.p99.toFixed(0)} ms | ${(l.cpuMs / 1000).toFixed(1)} s | ${l.rssMiB.toFixed(0)} MiB |`;
+    console.log('| 10 clients pulling a 7-layer image (7 × 8 MiB) | throughput | p50 request | p99 request | server CPU | server peak RSS |');
+    console.log('|---|---|---|---|---|---|');
+    console.log(row('docker-registry, filesystem (1 process)', r.reference));
+    console.log(row('wharf registry, 2 replicas on RGW', r.replicas));
+    console.log(row('wharf registry, 2 replicas on RGW, --redirect', r.redirect));
+    console.log('');
+    console.log('| 200 MB image (4 × 50 MiB), one replica | filesystem | S3 on RGW | S3/filesystem | target |');
+    console.log('|---|---|---|---|---|');
+    console.log(`| push | ${r.big.fsPush.toFixed(0)} ms | ${r.big.s3Push.toFixed(0)} ms | **${(r.big.s3Push / r.big.fsPush).toFixed(2)}** | ≤ 1.5 |`);
+    console.log(`| pull (--redirect) | ${r.big.fsPull.toFixed(0)} ms | ${r.big.s3Pull.toFixed(0)} ms | **${(r.big.s3Pull / r.big.fsPull).toFixed(2)}** | ≤ 1.5 |`);
+  }
 }

@@ -11,8 +11,12 @@ cd "$(dirname "$(readlink -f "$0")")/.."
 # monitor, OCI image tools used by the test fixtures, xattr/iptables/ip tools, debootstrap, htpasswd, jq, and
 # docker.io: dockerd as the *reference* the comparison tests and benchmarks run beside wharfd (on private
 # sockets and data roots; never a back end of Wharf); python3-docker (docker-py, an SDK client the e2e tests drive);
-# git (git build contexts and `ADD <git URL>`), and openssh-client (ssh-agent, for the `wharf build --ssh` test).
-PKGS=(docker-registry busybox-static runc crun conmon skopeo umoci attr iptables iproute2 debootstrap apache2-utils jq docker.io python3-docker git openssh-client)
+# git (git build contexts and `ADD <git URL>`), and openssh-client (ssh-agent, for the `wharf build --ssh` test);
+# ceph-mon, ceph-osd and radosgw: the single-host Ceph RGW (S3) that scripts/ceph-rgw.sh starts for the S3 back end of
+# `wharf registry serve` in tests and benches (~70 MB download, under a minute to install here); containerd for the
+# interop tests (ctr).
+PKGS=(docker-registry busybox-static runc crun conmon skopeo umoci attr iptables iproute2 debootstrap apache2-utils jq docker.io
+  python3-docker git openssh-client ceph-mon ceph-osd radosgw containerd)
 
 missing=()
 for p in "${PKGS[@]}"; do

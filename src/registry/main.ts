@@ -4,7 +4,8 @@
  *   node dist/src/registry/main.js serve --addr 127.0.0.1:5000 --root /var/lib/wharf-registry \
  *        [--htpasswd FILE] [--realm R] [--tls-cert F --tls-key F] \
  *        [--token-auth] [--token-realm URL] [--token-service S] [--token-issuer I] [--token-secret-file F] [--token-public-key F]
- *   node dist/src/registry/main.js gc --root DIR [--dry-run] [--min-age SECONDS] [--delete-untagged]
+ *        [--storage s3 --s3-bucket B [--s3-region R] [--s3-endpoint URL] [--s3-force-path-style] [--s3-root-directory P]] [--redirect]
+ *   node dist/src/registry/main.js gc --root DIR [--dry-run] [--min-age SECONDS] [--delete-untagged] [--storage s3 …]
  *
  * `serve` is the default command. It prints "listening on <url>" once ready and stops on SIGINT/SIGTERM.
  */
@@ -19,12 +20,28 @@ import { Command } from 'commander';
 import { startRegistryServer, type RegistryServerOptions } from './server.js';
 import { collectGarbage, type GcResult } from './storage.js';
 import type { TokenOptions } from './auth.js';
+import type { StorageDriver } from './driver.js';
+import { S3Driver, type S3Options } from './s3-driver.js';
 
 const SECRET_ENV = 'WHARF_REGISTRY_TOKEN_SECRET';
 
-export interface ServeFlags {
-  addr: string;
+/** Where the registry keeps its data: `--storage filesystem --root DIR` (default) or `--storage s3 --s3-…`. */
+export interface StorageFlags {
   root: string;
+  storage?: string;
+  s3Bucket?: string;
+  s3Region?: string;
+  s3Endpoint?: string;
+  s3ForcePathStyle?: boolean;
+  s3RootDirectory?: string;
+  s3AccessKey?: string;
+  s3SecretKey?: string;
+  s3ChunkSize?: string;
+}
+
+export interface ServeFlags extends StorageFlags {
+  addr: string;
+  redirect?: boolean;
   htpasswd?: string;
   realm?: string;
   tlsCert?: string;
@@ -38,10 +55,46 @@ export interface ServeFlags {
   log?: boolean;
 }
 
+/**
+ * The storage driver the flags name, null for the filesystem (`root`). The s3 parameters are distribution's s3
+ * driver's, from flags or from distribution's environment variables (REGISTRY_STORAGE_S3_BUCKET, _REGION,
+ * _REGIONENDPOINT, _FORCEPATHSTYLE, _ROOTDIRECTORY, _ACCESSKEY, _SECRETKEY, _CHUNKSIZE); without an access key
+ * the AWS SDK's chain finds credentials (AWS_ACCESS_KEY_ID…, the shared credentials/config files).
+ */
+export function storageDriver(f: StorageFlags): StorageDriver | null {
+  const env = (k: string) => process.env[`REGISTRY_STORAGE_S3_${k}`] || undefined;
+  const kind = f.storage ?? process.env.REGISTRY_STORAGE ?? 'filesystem';
+  if (kind === 'filesystem') return null;
+  if (kind !== 's3') throw new Error(`unknown --storage ${JSON.stringify(kind)} (filesystem or s3)`);
+  const bucket = f.s3Bucket ?? env('BUCKET');
+  if (!bucket) throw new Error('--storage s3 needs --s3-bucket (or REGISTRY_STORAGE_S3_BUCKET)');
+  const o: S3Options = { bucket };
+  const region = f.s3Region ?? env('REGION');
+  const endpoint = f.s3Endpoint ?? env('REGIONENDPOINT');
+  const root = f.s3RootDirectory ?? env('ROOTDIRECTORY');
+  const ak = f.s3AccessKey ?? env('ACCESSKEY');
+  const sk = f.s3SecretKey ?? env('SECRETKEY');
+  const chunk = f.s3ChunkSize ?? env('CHUNKSIZE');
+  if (region) o.region = region;
+  if (endpoint) o.endpoint = endpoint;
+  if (f.s3ForcePathStyle || env('FORCEPATHSTYLE') === 'true') o.forcePathStyle = true;
+  if (root) o.rootDirectory = root;
+  if ((ak && !sk) || (!ak && sk)) throw new Error('--s3-access-key and --s3-secret-key go together');
+  if (ak && sk) { o.accessKey = ak; o.secretKey = sk; }
+  if (chunk) {
+    const n = Number(chunk);
+    if (!Number.isInteger(n) || n < 5 * 1024 * 1024) throw new Error(`invalid --s3-chunk-size ${chunk} (bytes, at least 5 MiB)`);
+    o.chunkSize = n;
+  }
+  return new S3Driver(o);
+}
+
 /** Turns parsed flags into server options (reads the token key files). */
 export async function serveOptions(f: ServeFlags): Promise<RegistryServerOptions> {
   if ((f.tlsCert && !f.tlsKey) || (!f.tlsCert && f.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
-  const opts: RegistryServerOptions = { root: f.root, addr: f.addr };
+  const driver = storageDriver(f);
+  const opts: RegistryServerOptions = driver ? { driver, addr: f.addr } : { root: f.root, addr: f.addr };
+  if (f.redirect) opts.redirect = true;
   if (f.htpasswd) opts.htpasswd = f.htpasswd;
   if (f.realm) opts.realm = f.realm;
   if (f.tlsCert && f.tlsKey) { opts.tlsCert = f.tlsCert; opts.tlsKey = f.tlsKey; }
@@ -87,22 +140,33 @@ export async function serveRegistry(f: ServeFlags & { workers?: string | number 
 }
 
 /** `wharf registry gc`: prints what it deleted (or would delete) and a summary line. */
-export async function gcRegistry(f: { root: string; dryRun?: boolean; minAge?: string | number; deleteUntagged?: boolean }, out: (s: string) => void = (s) => process.stdout.write(s)): Promise<GcResult> {
-  const r = await collectGarbage(f.root, { dryRun: Boolean(f.dryRun), minAgeMs: Number(f.minAge ?? 0) * 1000, deleteUntagged: Boolean(f.deleteUntagged) });
+export async function gcRegistry(f: StorageFlags & { dryRun?: boolean; minAge?: string | number; deleteUntagged?: boolean }, out: (s: string) => void = (s) => process.stdout.write(s)): Promise<GcResult> {
+  const driver = storageDriver(f);
+  // With replicas (s3) pushes may run during GC: a grace period of an hour unless told otherwise.
+  const minAge = Number(f.minAge ?? (driver ? 3600 : 0));
+  if (!Number.isFinite(minAge) || minAge < 0) throw new Error(`invalid --min-age ${f.minAge}`);
+  let r: GcResult;
+  try {
+    await driver?.check?.();
+    r = await collectGarbage(driver ?? f.root, { dryRun: Boolean(f.dryRun), minAgeMs: minAge * 1000, deleteUntagged: Boolean(f.deleteUntagged) });
+  } finally {
+    await driver?.close();
+  }
   const verb = f.dryRun ? 'would delete' : 'deleted';
   for (const m of r.untagged) out(`${verb} manifest ${m}\n`);
   for (const d of r.deleted) out(`${verb} ${d}\n`);
-  out(`${r.marked} blobs marked, ${r.deleted.length} blobs ${f.dryRun ? 'eligible for deletion' : 'deleted'}, ${r.freedBytes} bytes\n`);
+  out(`${r.marked} blobs marked, ${r.deleted.length} blobs ${f.dryRun ? 'eligible for deletion' : 'deleted'}, ${r.freedBytes} bytes${r.kept ? `, ${r.kept} unreferenced kept (grace period)` : ''}${r.swept ? `, ${r.swept} incomplete uploads aborted` : ''}\n`);
   return r;
 }
 
 /** The `registry` command tree (serve, gc) for commander-based front ends and this module's own main. */
 export function registryCommand(): Command {
   const cmd = new Command('wharf registry').description('Run a registry server (OCI distribution spec)');
-  cmd.command('serve', { isDefault: true })
+  const serve = cmd.command('serve', { isDefault: true })
     .description('Serve the registry API')
     .option('--addr <host:port>', 'address to listen on', '127.0.0.1:5000')
     .option('--root <dir>', 'storage root directory', '/var/lib/wharf-registry')
+    .option('--redirect', 'answer blob GETs with a redirect to a presigned URL of the store (s3)')
     .option('--htpasswd <file>', 'htpasswd file (bcrypt) for basic auth')
     .option('--realm <realm>', 'basic auth realm', 'wharf-registry')
     .option('--tls-cert <file>', 'TLS certificate (PEM)')
@@ -114,7 +178,9 @@ export function registryCommand(): Command {
     .option('--token-secret-file <file>', 'HMAC secret for HS256 tokens')
     .option('--token-public-key <file>', "external token server's public key or certificate (PEM)")
     .option('--log', 'access log on stderr')
-    .option('--workers <n>', 'server processes sharing the port and the storage (default: number of CPUs, at most 4)')
+    .option('--workers <n>', 'server processes sharing the port and the storage (default: number of CPUs, at most 4)');
+  storageOptions(serve);
+  serve
     .action(async (f: ServeFlags & { workers?: string }) => {
       const h = await serveRegistry(f);
       if (h.warning) process.stderr.write(`${h.warning}\n`);
@@ -131,16 +197,30 @@ export function registryCommand(): Command {
       process.once('SIGTERM', stop);
       watchParent(stop);
     });
-  cmd.command('gc')
+  const gc = cmd.command('gc')
     .description('Delete blobs no manifest references')
     .option('--root <dir>', 'storage root directory', '/var/lib/wharf-registry')
     .option('--dry-run', 'only print what would be deleted')
-    .option('--min-age <seconds>', 'keep blobs younger than this', '0')
+    .option('--min-age <seconds>', 'grace period: keep blobs younger than this, or linked by a push within it (default 0; 3600 with s3)')
     .option('--delete-untagged', 'also delete manifests no tag reaches')
-    .action(async (f: { root: string; dryRun?: boolean; minAge: string; deleteUntagged?: boolean }) => {
+    .action(async (f: StorageFlags & { dryRun?: boolean; minAge?: string; deleteUntagged?: boolean }) => {
       await gcRegistry(f);
     });
+  storageOptions(gc);
   return cmd;
+}
+
+/** The storage flags serve and gc share (distribution's s3 driver parameters). */
+function storageOptions(c: Command): void {
+  c.option('--storage <driver>', 'storage driver: filesystem (--root) or s3')
+    .option('--s3-bucket <name>', 's3: bucket')
+    .option('--s3-region <region>', 's3: region (default AWS_REGION, else us-east-1)')
+    .option('--s3-endpoint <url>', 's3: endpoint of an S3-compatible store (regionendpoint)')
+    .option('--s3-force-path-style', 's3: path-style addressing')
+    .option('--s3-root-directory <prefix>', 's3: key prefix in the bucket')
+    .option('--s3-access-key <key>', 's3: access key (default: the AWS SDK chain: environment, shared credentials file)')
+    .option('--s3-secret-key <key>', 's3: secret key')
+    .option('--s3-chunk-size <bytes>', 's3: multipart part size (default 8 MiB)');
 }
 
 const PARENT_FD_ENV = 'WHARF_REGISTRY_PARENT_FD';

@@ -26,12 +26,19 @@ import { MAX_MANIFEST_SIZE, MEDIA_TYPES } from '../lib/oci/mediatypes.js';
 import { digestParam, RegistryStorage, validateName, type Descriptor, type Upload } from './storage.js';
 import { authorize, grants, Htpasswd, parseBasic, parseScope, TokenAuth, type Access, type AuthConfig, type TokenOptions } from './auth.js';
 import type { Digest } from '../lib/digest.js';
+import type { StorageDriver } from './driver.js';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 
 export { collectGarbage } from './storage.js';
 
 export interface RegistryServerOptions {
-  /** Storage root directory (created when missing). */
-  root: string;
+  /** Storage root directory (created when missing): the filesystem driver. */
+  root?: string;
+  /** Another storage driver (S3); replaces `root`. The server closes it on close(). */
+  driver?: StorageDriver;
+  /** Answer blob GETs with a 307 to a presigned URL of the store (drivers that make them: S3). */
+  redirect?: boolean;
   /** "host:port" to listen on; default "127.0.0.1:5000". Port 0 picks a free port. */
   addr?: string;
   /** htpasswd file (bcrypt entries, `htpasswd -B`): enables basic auth (or the users of the token endpoint). */
@@ -74,12 +81,15 @@ function parseAddr(addr: string): { host: string; port: number } {
 }
 
 export async function startRegistryServer(opts: RegistryServerOptions): Promise<RegistryServer> {
-  const storage = await RegistryStorage.open(opts.root, { uploadTtlMs: opts.uploadTtlMs });
+  const store = opts.driver ?? opts.root;
+  if (!store) throw new Error('registry storage: give a root directory or a driver');
+  if (opts.redirect && !opts.driver?.presignGet) throw new Error('--redirect needs a storage driver that presigns URLs (s3)');
+  const storage = await RegistryStorage.open(store, { uploadTtlMs: opts.uploadTtlMs });
   const auth: AuthConfig = { realm: opts.realm ?? 'wharf-registry' };
   if (opts.htpasswd) auth.htpasswd = await Htpasswd.load(opts.htpasswd);
   if (opts.token) auth.token = new TokenAuth(opts.token);
   const tls = Boolean(opts.tlsCert && opts.tlsKey);
-  const handler = new Handler(storage, auth, opts.log);
+  const handler = new Handler(storage, auth, opts.log, Boolean(opts.redirect));
   let server: Server;
   if (tls) {
     const [cert, key] = await Promise.all([readFile(opts.tlsCert!), readFile(opts.tlsKey!)]);
@@ -197,7 +207,10 @@ function needFor(r: Route, method: string): Access[] {
 }
 
 class Handler {
-  constructor(private readonly storage: RegistryStorage, private readonly auth: AuthConfig, private readonly log?: (line: string) => void) {}
+  constructor(
+    private readonly storage: RegistryStorage, private readonly auth: AuthConfig,
+    private readonly log?: (line: string) => void, private readonly redirect = false,
+  ) {}
 
   handle(req: IncomingMessage, res: ServerResponse): void {
     const started = Date.now();
@@ -360,6 +373,11 @@ class Handler {
     const size = await this.storage.statBlob(name, d);
     if (size === null) throw new RegistryError('BLOB_UNKNOWN', undefined, { digest: d });
     res.setHeader('Docker-Content-Digest', d);
+    if (this.redirect && req.method === 'GET') {
+      // The store serves the bytes (Range included); the client follows without the registry's Authorization.
+      const location = await this.storage.blobUrl(d);
+      if (location) return this.empty(res, 307, { Location: location });
+    }
     res.setHeader('ETag', `"${d}"`);
     res.setHeader('Accept-Ranges', 'bytes');
     res.setHeader('Cache-Control', 'max-age=31536000');
@@ -392,7 +410,7 @@ class Handler {
       return;
     }
     try {
-      await sendFileRange(res, this.storage.blobPath(d), start, end);
+      await this.sendBlobRange(res, d, start, end);
     } catch (e) {
       // The client went away (or the file vanished mid-way): nothing more to answer.
       if (!res.destroyed) res.destroy(e as Error);
@@ -418,11 +436,23 @@ class Handler {
     try {
       for (const [i, r] of ranges.entries()) {
         res.write(heads[i]!);
-        await sendFileRange(res, this.storage.blobPath(d), r.start, r.end, false);
+        await this.sendBlobRange(res, d, r.start, r.end, false);
       }
       res.end(tail);
     } catch (e) {
       if (!res.destroyed) res.destroy(e as Error);
+    }
+  }
+
+  /** Bytes start..end of a blob to the response: the file itself on the filesystem, the driver's stream otherwise. */
+  private async sendBlobRange(res: ServerResponse, d: Digest, start: number, end: number, endResponse = true): Promise<void> {
+    const path = this.storage.blobPath(d);
+    if (path) return sendFileRange(res, path, start, end, endResponse);
+    const src = Readable.from(await this.storage.readBlob(d, start, end));
+    try {
+      await pipeline(src, res, { end: endResponse });
+    } finally {
+      src.destroy();
     }
   }
 

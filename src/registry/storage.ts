@@ -1,31 +1,28 @@
 /**
- * Filesystem storage of the registry server.
- *
- * Layout under the root:
- *   blobs/sha256/<hex>                                  committed blobs (verified, fsynced, renamed into place;
- *                                                       the content store's layout)
- *   uploads/<uuid>/{repo,data}                          uploads in flight (never visible as blobs)
- *   repositories/<name>/_layers/<hex>                   the repository may serve blob <hex> (empty file)
+ * Storage of the registry server: every registry semantic, on a StorageDriver (driver.ts: the filesystem
+ * driver by default, S3 with `--storage s3`). Keys, the same in both back ends:
+ *   blobs/sha256/<hex>                                  committed blobs (verified, published atomically)
+ *   uploads/<uuid>/…                                    uploads in flight (the driver's; never visible as blobs)
+ *   repositories/<name>/_layers/<hex>                   the repository may serve blob <hex> (empty object)
  *   repositories/<name>/_manifests/revisions/<hex>      manifest <hex> is in the repository (JSON: media type…)
  *   repositories/<name>/_manifests/tags/<tag>           the tag's manifest digest
  *   repositories/<name>/_referrers/<subject hex>/<hex>  descriptor of a manifest whose `subject` is <subject>
  *
- * Every file is published by one atomic rename (upload data → blob, writeFileAtomic), so a kill -9 at any
- * moment leaves committed data intact and at most temporaries (`.tmp-*`, upload files) behind. Upload sessions
- * are on disk, so several server processes (workers) can share one root and a restarted server resumes them. Order of
- * publication for a manifest: its bytes as a blob → revision link → referrer link → tag.
+ * Every object is published atomically (upload → blob, put), so a kill -9 at any moment leaves committed data
+ * intact. Nothing a request needs lives in process memory (upload sessions are in the store), so several
+ * processes — workers on one root, replicas on one bucket — serve one store and any of them continues what
+ * another started. Order of publication for a manifest: its bytes as a blob → revision → referrer → tag.
  */
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { createReadStream } from 'node:fs';
+import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { randomUUID, type Hash } from 'node:crypto';
+import { randomBytes, randomUUID, type Hash } from 'node:crypto';
 import { hexOf, isDigest, newHasher, sha256, type Digest } from '../lib/digest.js';
-import { fsyncDir, writeFileAtomic } from '../lib/atomic.js';
 import { RegistryError } from './errors.js';
 import {
   ManifestError, parseManifest as parseOciManifest, referencedDigests, type Descriptor, type ParsedManifest,
 } from '../lib/oci/manifest.js';
-import { isENOENT } from '../lib/fsutil.js';
+import type { StorageDriver } from './driver.js';
+import { FsDriver } from './fs-driver.js';
 
 export type { Descriptor } from '../lib/oci/manifest.js';
 
@@ -72,69 +69,65 @@ export function parseManifest(bytes: Buffer, contentType: string | undefined): P
   }
 }
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch (e) {
-    if (isENOENT(e)) return false;
-    throw e;
-  }
-}
-
-async function listNames(dir: string): Promise<string[]> {
-  try {
-    return (await readdir(dir)).filter((n) => !n.startsWith('.'));
-  } catch (e) {
-    if (isENOENT(e)) return [];
-    throw e;
-  }
-}
-
-/** Writes an empty link file atomically (exists = linked). */
-async function touchAtomic(path: string): Promise<void> {
-  if (await exists(path)) return;
-  await writeFileAtomic(path, '');
-}
-
-/** An upload session: `uploads/<id>/repo` names the repository, `uploads/<id>/data` holds the bytes so far. */
+/** An upload session (its bytes and state are the driver's: any process on the same store continues it). */
 export interface Upload {
   readonly id: string;
   readonly repo: string;
   /** Bytes received so far. */
   size: number;
+  /** The tags of its chunks (drivers that keep chunks apart). */
+  parts?: string[];
 }
 
-/** The running sha256 of an upload's data, valid while `offset` equals the data file's size. */
+/**
+ * The running sha256 of the chunks this process wrote to an upload, valid while `offset` equals the upload's size
+ * and, where the driver keeps chunks apart, the upload's chunks are the ones tagged `parts`.
+ */
 interface HashState {
   hash: Hash;
   offset: number;
+  parts: string[];
+}
+
+function validFor(st: HashState | undefined, u: Upload): st is HashState {
+  if (!st || st.offset !== u.size) return false;
+  return u.parts === undefined || (u.parts.length === st.parts.length && u.parts.every((p, i) => p === st.parts[i]));
 }
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const HEX_RE = /^[a-f0-9]{64}$/;
+
+export function blobKey(d: Digest): string {
+  return `blobs/sha256/${hexOf(d)}`;
+}
+
+function repoKey(name: string): string {
+  return `repositories/${name}`;
+}
 
 export class RegistryStorage {
   /**
-   * Upload sessions live on disk, so that any process serving the same root (workers) can continue them and
+   * Upload sessions live in the store, so that any process serving it (workers, replicas) can continue them and
    * a restarted server can too; this process only caches the running hash of the uploads it appended to.
    */
   private hashes = new Map<string, HashState>();
   private locks = new Map<string, Promise<void>>();
   private sweeper: NodeJS.Timeout;
-  readonly blobDir: string;
-  readonly uploadDir: string;
 
-  private constructor(readonly root: string, private readonly uploadTtlMs: number) {
-    this.blobDir = join(root, 'blobs', 'sha256');
-    this.uploadDir = join(root, 'uploads');
+  private constructor(readonly driver: StorageDriver, private readonly uploadTtlMs: number) {
     this.sweeper = setInterval(() => void this.expireUploads().catch(() => {}), Math.min(60_000, uploadTtlMs)).unref();
   }
 
-  static async open(root: string, opts: { uploadTtlMs?: number } = {}): Promise<RegistryStorage> {
-    await mkdir(join(root, 'repositories'), { recursive: true });
-    await mkdir(join(root, 'blobs', 'sha256'), { recursive: true });
-    await mkdir(join(root, 'uploads'), { recursive: true });
-    const s = new RegistryStorage(root, opts.uploadTtlMs ?? 24 * 3_600_000);
+  /** Opens storage on a driver, or on the filesystem driver at `root`. */
+  static async open(store: string | StorageDriver, opts: { uploadTtlMs?: number } = {}): Promise<RegistryStorage> {
+    const driver: StorageDriver = typeof store === 'string' ? await FsDriver.open(store) : store;
+    try {
+      await (driver as StorageDriver).check?.();
+    } catch (e) {
+      await driver.close();
+      throw e;
+    }
+    const s = new RegistryStorage(driver, opts.uploadTtlMs ?? 24 * 3_600_000);
     await s.expireUploads();
     return s;
   }
@@ -142,70 +135,75 @@ export class RegistryStorage {
   async close(): Promise<void> {
     clearInterval(this.sweeper);
     this.hashes.clear();
+    await this.driver.close();
   }
 
-  private repoDir(name: string): string {
-    return join(this.root, 'repositories', ...name.split('/'));
-  }
-
-  blobPath(d: Digest): string {
-    return join(this.blobDir, hexOf(d));
+  /** The local file of a blob when the driver has one (filesystem), for the server's file streaming. */
+  blobPath(d: Digest): string | null {
+    return this.driver.localPath ? this.driver.localPath(blobKey(d)) : null;
   }
 
   async hasBlob(d: Digest): Promise<boolean> {
-    return exists(this.blobPath(d));
+    return (await this.driver.stat(blobKey(d))) !== null;
   }
 
   async repoExists(name: string): Promise<boolean> {
-    const dir = this.repoDir(name);
-    return (await exists(join(dir, '_manifests'))) || (await exists(join(dir, '_layers')));
+    const entries = await this.driver.list(repoKey(name));
+    return entries.includes('_manifests') || entries.includes('_layers');
   }
 
   // ---- blobs ----
 
   /** Size of a blob the repository may serve (a linked layer or one of its manifests), or null. */
   async statBlob(name: string, d: Digest): Promise<number | null> {
-    const dir = this.repoDir(name);
     const hex = hexOf(d);
-    if (!(await exists(join(dir, '_layers', hex))) && !(await exists(join(dir, '_manifests', 'revisions', hex)))) return null;
-    try {
-      const st = await stat(this.blobPath(d));
-      return st.size;
-    } catch (e) {
-      if (isENOENT(e)) return null;
-      throw e;
-    }
+    const [layer, rev, blob] = await Promise.all([
+      this.driver.stat(`${repoKey(name)}/_layers/${hex}`),
+      this.driver.stat(`${repoKey(name)}/_manifests/revisions/${hex}`),
+      this.driver.stat(blobKey(d)),
+    ]);
+    if (!layer && !rev) return null;
+    return blob?.size ?? null;
   }
 
-  async linkBlob(name: string, d: Digest): Promise<void> {
-    await touchAtomic(join(this.repoDir(name), '_layers', hexOf(d)));
+  /** Links a blob into the repository; `refresh` rewrites an existing link (its time tells GC a push uses it). */
+  async linkBlob(name: string, d: Digest, refresh = false): Promise<void> {
+    const key = `${repoKey(name)}/_layers/${hexOf(d)}`;
+    if (!refresh && (await this.driver.stat(key))) return;
+    await this.driver.put(key, '');
   }
 
   /** Removes the repository's link to a blob (the blob itself goes at garbage collection). */
   async unlinkBlob(name: string, d: Digest): Promise<boolean> {
-    const p = join(this.repoDir(name), '_layers', hexOf(d));
-    if (!(await exists(p))) return false;
-    await rm(p, { force: true });
+    const key = `${repoKey(name)}/_layers/${hexOf(d)}`;
+    if (!(await this.driver.stat(key))) return false;
+    await this.driver.delete(key);
     return true;
   }
 
   /** Publishes small bytes (manifests) as a blob: verified by construction, written atomically. */
   async putBlobBytes(bytes: Buffer): Promise<Digest> {
     const d = sha256(bytes);
-    if (!(await this.hasBlob(d))) await writeFileAtomic(this.blobPath(d), bytes);
+    if (!(await this.hasBlob(d))) await this.driver.put(blobKey(d), bytes);
     return d;
+  }
+
+  /** Bytes start..end (inclusive) of a blob. */
+  readBlob(d: Digest, start: number, end: number): Promise<AsyncIterable<Buffer>> {
+    return this.driver.read(blobKey(d), start, end);
+  }
+
+  /** A presigned URL of the blob when the driver makes them (S3), else null. */
+  async blobUrl(d: Digest, expiresSec = 1200): Promise<string | null> {
+    return this.driver.presignGet ? this.driver.presignGet(blobKey(d), expiresSec) : null;
   }
 
   // ---- uploads ----
 
   async startUpload(name: string): Promise<Upload> {
     const id = randomUUID();
-    const dir = join(this.uploadDir, id);
-    await mkdir(dir);
-    await writeFile(join(dir, 'data'), '');
-    // The repo file appears last: an upload without it is unusable and swept.
-    await writeFileAtomic(join(dir, 'repo'), name);
-    this.hashes.set(id, { hash: newHasher(), offset: 0 });
+    await this.driver.createUpload(id, name);
+    this.hashes.set(id, { hash: newHasher(), offset: 0, parts: [] });
     return { id, repo: name, size: 0 };
   }
 
@@ -213,18 +211,9 @@ export class RegistryStorage {
   async getUpload(name: string, id: string): Promise<Upload> {
     const unknown = () => new RegistryError('BLOB_UPLOAD_UNKNOWN', undefined, { uuid: id });
     if (!UUID_RE.test(id)) throw unknown();
-    const dir = join(this.uploadDir, id);
-    let repo: string;
-    let size: number;
-    try {
-      repo = await readFile(join(dir, 'repo'), 'utf8');
-      size = (await stat(join(dir, 'data'))).size;
-    } catch (e) {
-      if (isENOENT(e)) throw unknown();
-      throw e;
-    }
-    if (repo !== name) throw unknown();
-    return { id, repo, size };
+    const st = await this.driver.uploadState(id);
+    if (!st || st.repo !== name) throw unknown();
+    return { id, repo: st.repo, size: st.size, ...(st.parts ? { parts: st.parts } : {}) };
   }
 
   /** Runs `fn` with the upload locked against concurrent requests (of this process) on the same upload. */
@@ -244,93 +233,86 @@ export class RegistryStorage {
 
   /** Appends a body to the upload (hashing on the way when the running hash is valid); returns bytes appended. */
   async appendUpload(u: Upload, body: AsyncIterable<unknown>): Promise<number> {
-    const fh = await open(join(this.uploadDir, u.id, 'data'), 'a');
-    let st = this.hashes.get(u.id);
-    if (st && st.offset !== u.size) {
+    let st: HashState | undefined = this.hashes.get(u.id);
+    if (!validFor(st, u)) {
       this.hashes.delete(u.id);
       st = undefined;
     }
     if (!st && u.size === 0) {
-      st = { hash: newHasher(), offset: 0 };
+      st = { hash: newHasher(), offset: 0, parts: [] };
       this.hashes.set(u.id, st);
     }
-    let n = 0;
+    const start = u.size;
+    const tag = randomBytes(6).toString('hex');
     try {
-      for await (const c of body) {
-        const b = c as Buffer;
-        let off = 0;
-        while (off < b.length) {
-          const { bytesWritten } = await fh.write(b, off, b.length - off);
-          if (st) st.hash.update(b.subarray(off, off + bytesWritten));
-          off += bytesWritten;
-          n += bytesWritten;
-          u.size += bytesWritten;
-          if (st) st.offset = u.size;
+      const n = await this.driver.appendUpload(u.id, start, body, (b) => {
+        if (st) {
+          st.hash.update(b);
+          st.offset += b.length;
         }
+      }, tag);
+      u.size = start + n;
+      if (u.parts && n > 0) {
+        u.parts = [...u.parts, tag];
+        st?.parts.push(tag);
       }
-    } finally {
-      await fh.close();
+      return n;
+    } catch (e) {
+      // What the store kept is unknown: the next append or the finish hashes what is there.
+      this.hashes.delete(u.id);
+      throw e;
     }
-    return n;
   }
 
   async cancelUpload(u: Upload): Promise<void> {
     this.hashes.delete(u.id);
-    await rm(join(this.uploadDir, u.id), { recursive: true, force: true });
+    await this.driver.deleteUpload(u.id);
   }
 
   /**
-   * Verifies the upload against `expected`, then publishes it: fsync, one rename into blobs/, link into the
+   * Verifies the upload against `expected`, then publishes it as the blob (atomically) and links it into the
    * repository. DIGEST_INVALID (and the upload discarded) on a mismatch.
    */
   async finishUpload(u: Upload, expected: Digest): Promise<{ digest: Digest; size: number }> {
-    const data = join(this.uploadDir, u.id, 'data');
     const st = this.hashes.get(u.id);
     this.hashes.delete(u.id);
     let actual: Digest;
-    if (st && st.offset === u.size) {
+    if (validFor(st, u)) {
       actual = `sha256:${st.hash.digest('hex')}`;
     } else {
-      // Another process (or a previous run) appended: hash the file.
+      // Another process (replica, worker, a previous run) appended: hash what the store holds.
       const h = newHasher();
-      for await (const c of createReadStream(data, { highWaterMark: 1 << 20 })) h.update(c as Buffer);
+      let n = 0;
+      for await (const c of this.driver.readUpload(u.id)) {
+        h.update(c);
+        n += c.length;
+      }
+      if (n !== u.size) throw new RegistryError('BLOB_UPLOAD_INVALID', 'the upload changed while it was being finished', { uuid: u.id });
       actual = `sha256:${h.digest('hex')}`;
     }
     if (actual !== expected) {
       await this.cancelUpload(u);
       throw new RegistryError('DIGEST_INVALID', `digest mismatch: expected ${expected}, got ${actual}`, { digest: expected });
     }
-    const fh = await open(data, 'r+');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(data, this.blobPath(actual));
-    await fsyncDir(this.blobDir);
-    await this.linkBlob(u.repo, actual);
-    await rm(join(this.uploadDir, u.id), { recursive: true, force: true });
+    if (await this.hasBlob(actual)) await this.driver.deleteUpload(u.id); // stored already (another push of it)
+    else await this.driver.commitUpload(u.id, blobKey(actual));
+    await this.linkBlob(u.repo, actual, true);
     return { digest: actual, size: u.size };
   }
 
-  /** Removes uploads idle for longer than the TTL, and broken ones (no repo file) older than a minute. */
+  /** Removes uploads idle for longer than the TTL, and broken ones (no repo record) older than a minute. */
   private async expireUploads(): Promise<void> {
     const now = Date.now();
-    // Running hashes of uploads that another process finished or cancelled.
     for (const id of [...this.hashes.keys()]) {
-      if (!(await exists(join(this.uploadDir, id)))) this.hashes.delete(id);
+      if ((await this.driver.uploadModified(id)) === null) this.hashes.delete(id);
     }
-    for (const id of await listNames(this.uploadDir)) {
-      const dir = join(this.uploadDir, id);
-      try {
-        const st = await stat(join(dir, 'data')).catch(() => stat(dir));
-        const hasRepo = await exists(join(dir, 'repo'));
-        if (now - st.mtimeMs > this.uploadTtlMs || (!hasRepo && now - st.mtimeMs > 60_000)) {
-          this.hashes.delete(id);
-          await rm(dir, { recursive: true, force: true });
-        }
-      } catch (e) {
-        if (!isENOENT(e)) throw e;
+    for (const id of await this.driver.listUploads()) {
+      const st = await this.driver.uploadState(id);
+      const modified = st ? st.modifiedMs : await this.driver.uploadModified(id);
+      if (modified === null) continue;
+      if (now - modified > this.uploadTtlMs || (!st && now - modified > 60_000)) {
+        this.hashes.delete(id);
+        await this.driver.deleteUpload(id);
       }
     }
   }
@@ -338,22 +320,14 @@ export class RegistryStorage {
   // ---- manifests ----
 
   async resolveTag(name: string, tag: string): Promise<Digest | null> {
-    try {
-      const s = (await readFile(join(this.repoDir(name), '_manifests', 'tags', tag), 'utf8')).trim();
-      return isDigest(s) ? s : null;
-    } catch (e) {
-      if (isENOENT(e)) return null;
-      throw e;
-    }
+    const b = await this.driver.get(`${repoKey(name)}/_manifests/tags/${tag}`);
+    const s = b?.toString('utf8').trim() ?? '';
+    return isDigest(s) ? s : null;
   }
 
   async revision(name: string, d: Digest): Promise<RevisionInfo | null> {
-    try {
-      return JSON.parse(await readFile(join(this.repoDir(name), '_manifests', 'revisions', hexOf(d)), 'utf8')) as RevisionInfo;
-    } catch (e) {
-      if (isENOENT(e)) return null;
-      throw e;
-    }
+    const b = await this.driver.get(`${repoKey(name)}/_manifests/revisions/${hexOf(d)}`);
+    return b ? (JSON.parse(b.toString('utf8')) as RevisionInfo) : null;
   }
 
   /** Resolves a tag or digest to the manifest's digest and revision info; MANIFEST_UNKNOWN when absent. */
@@ -370,12 +344,30 @@ export class RegistryStorage {
   }
 
   async readManifest(d: Digest): Promise<Buffer> {
-    return readFile(this.blobPath(d));
+    const b = await this.driver.get(blobKey(d));
+    if (!b) throw new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown', { digest: d });
+    return b;
+  }
+
+  /** MANIFEST_BLOB_UNKNOWN unless every blob and child manifest the manifest references is in the repository. */
+  private async checkReferences(name: string, parsed: ParsedManifest): Promise<void> {
+    for (const b of parsed.blobs) {
+      if ((await this.statBlob(name, b.digest)) === null) {
+        throw new RegistryError('MANIFEST_BLOB_UNKNOWN', 'blob unknown to registry', { digest: b.digest });
+      }
+    }
+    for (const m of parsed.manifests) {
+      if (!(await this.revision(name, m.digest)) || !(await this.hasBlob(m.digest))) {
+        throw new RegistryError('MANIFEST_BLOB_UNKNOWN', 'manifest unknown to registry', { digest: m.digest });
+      }
+    }
   }
 
   /**
    * Stores a manifest: checks structure, referenced blobs and manifests, then publishes bytes, revision,
-   * referrer link and tag (in that order). Returns the digest and the parsed manifest.
+   * referrer link and tag (in that order). The links of the blobs it references are refreshed first and the
+   * references checked again once the revision is published, so that a concurrent garbage collection either
+   * sees the push (fresh links, the revision) or the push fails cleanly (see ARCHITECTURE.md, registry GC).
    */
   async putManifest(name: string, reference: string, bytes: Buffer, contentType: string | undefined): Promise<{ digest: Digest; parsed: ParsedManifest }> {
     let tag: string | undefined;
@@ -389,111 +381,101 @@ export class RegistryStorage {
       throw new RegistryError('MANIFEST_INVALID', 'invalid tag', { tag: reference }, 400);
     }
     const parsed = parseManifest(bytes, contentType);
+    // Refresh the links first: a garbage collection running now keeps what they name (grace period).
     for (const b of parsed.blobs) {
-      if ((await this.statBlob(name, b.digest)) === null) {
-        throw new RegistryError('MANIFEST_BLOB_UNKNOWN', 'blob unknown to registry', { digest: b.digest });
-      }
+      if (await this.driver.stat(`${repoKey(name)}/_layers/${hexOf(b.digest)}`)) await this.linkBlob(name, b.digest, true);
     }
-    for (const m of parsed.manifests) {
-      if (!(await this.revision(name, m.digest)) || !(await this.hasBlob(m.digest))) {
-        throw new RegistryError('MANIFEST_BLOB_UNKNOWN', 'manifest unknown to registry', { digest: m.digest });
-      }
-    }
+    await this.checkReferences(name, parsed);
     await this.putBlobBytes(bytes);
     const info: RevisionInfo = { mediaType: parsed.mediaType, size: bytes.length };
     if (parsed.subject) info.subject = parsed.subject.digest;
     if (parsed.artifactType) info.artifactType = parsed.artifactType;
     if (parsed.annotations) info.annotations = parsed.annotations;
-    const dir = this.repoDir(name);
-    await writeFileAtomic(join(dir, '_manifests', 'revisions', hexOf(digest)), JSON.stringify(info));
+    const dir = repoKey(name);
+    const revKey = `${dir}/_manifests/revisions/${hexOf(digest)}`;
+    const existed = (await this.driver.stat(revKey)) !== null;
+    await this.driver.put(revKey, JSON.stringify(info));
+    try {
+      await this.checkReferences(name, parsed);
+    } catch (e) {
+      if (!existed) await this.driver.delete(revKey).catch(() => {});
+      throw e;
+    }
     if (parsed.subject) {
       const desc: Descriptor = { mediaType: parsed.mediaType, digest, size: bytes.length };
       if (parsed.artifactType) desc.artifactType = parsed.artifactType;
       if (parsed.annotations) desc.annotations = parsed.annotations;
-      await writeFileAtomic(join(dir, '_referrers', hexOf(parsed.subject.digest), hexOf(digest)), JSON.stringify(desc));
+      await this.driver.put(`${dir}/_referrers/${hexOf(parsed.subject.digest)}/${hexOf(digest)}`, JSON.stringify(desc));
     }
-    if (tag) await writeFileAtomic(join(dir, '_manifests', 'tags', tag), digest);
+    if (tag) await this.driver.put(`${dir}/_manifests/tags/${tag}`, digest);
     return { digest, parsed };
   }
 
   /** Deletes a tag (reference is a tag) or a manifest with every tag pointing to it (reference is a digest). */
   async deleteManifest(name: string, reference: string): Promise<void> {
-    const dir = this.repoDir(name);
+    const dir = repoKey(name);
     if (!reference.includes(':')) {
       if (!isTag(reference) || (await this.resolveTag(name, reference)) === null) {
         throw new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown', { name, reference });
       }
-      await rm(join(dir, '_manifests', 'tags', reference), { force: true });
+      await this.driver.delete(`${dir}/_manifests/tags/${reference}`);
       return;
     }
     const d = digestParam(reference);
     const info = await this.revision(name, d);
     if (!info) throw new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown', { name, reference });
     for (const t of await this.tags(name)) {
-      if ((await this.resolveTag(name, t)) === d) await rm(join(dir, '_manifests', 'tags', t), { force: true });
+      if ((await this.resolveTag(name, t)) === d) await this.driver.delete(`${dir}/_manifests/tags/${t}`);
     }
-    if (info.subject) await rm(join(dir, '_referrers', hexOf(info.subject), hexOf(d)), { force: true });
-    await rm(join(dir, '_manifests', 'revisions', hexOf(d)), { force: true });
+    if (info.subject) await this.driver.delete(`${dir}/_referrers/${hexOf(info.subject)}/${hexOf(d)}`);
+    await this.driver.delete(`${dir}/_manifests/revisions/${hexOf(d)}`);
   }
 
   async tags(name: string): Promise<string[]> {
-    return (await listNames(join(this.repoDir(name), '_manifests', 'tags'))).filter(isTag).sort();
+    return (await this.driver.list(`${repoKey(name)}/_manifests/tags`)).filter(isTag).sort();
   }
 
   async referrers(name: string, subject: Digest): Promise<Descriptor[]> {
-    const dir = join(this.repoDir(name), '_referrers', hexOf(subject));
+    const dir = `${repoKey(name)}/_referrers/${hexOf(subject)}`;
     const out: Descriptor[] = [];
-    for (const n of (await listNames(dir)).sort()) {
-      if (!/^[a-f0-9]{64}$/.test(n)) continue;
-      try {
-        const desc = JSON.parse(await readFile(join(dir, n), 'utf8')) as Descriptor;
-        // A referrer deleted since must not show up.
-        if (await this.revision(name, desc.digest)) out.push(desc);
-      } catch (e) {
-        if (!isENOENT(e)) throw e;
-      }
+    for (const n of (await this.driver.list(dir)).sort()) {
+      if (!HEX_RE.test(n)) continue;
+      const b = await this.driver.get(`${dir}/${n}`);
+      if (!b) continue;
+      const desc = JSON.parse(b.toString('utf8')) as Descriptor;
+      // A referrer deleted since must not show up.
+      if (await this.revision(name, desc.digest)) out.push(desc);
     }
     return out;
   }
 
   repositories(): Promise<string[]> {
-    return listRepositories(this.root);
+    return listRepositories(this.driver);
   }
 
   revisions(name: string): Promise<Digest[]> {
-    return listHexes(join(this.repoDir(name), '_manifests', 'revisions'));
-  }
-
-  repoPath(name: string): string {
-    return this.repoDir(name);
+    return listHexes(this.driver, `${repoKey(name)}/_manifests/revisions`);
   }
 }
 
-/** Every repository name under a registry root, sorted. */
-export async function listRepositories(root: string): Promise<string[]> {
+/** Every repository name in the store, sorted. */
+export async function listRepositories(driver: StorageDriver): Promise<string[]> {
   const out: string[] = [];
-  const walk = async (dir: string, prefix: string[]): Promise<void> => {
-    let entries;
-    try {
-      entries = await readdir(dir, { withFileTypes: true });
-    } catch (e) {
-      if (isENOENT(e)) return;
-      throw e;
+  const walk = async (prefix: string[]): Promise<void> => {
+    const entries = await driver.list(['repositories', ...prefix].join('/'));
+    if (prefix.length > 0 && (entries.includes('_manifests') || entries.includes('_layers'))) out.push(prefix.join('/'));
+    for (const n of entries) {
+      if (n.startsWith('_') || n.startsWith('.')) continue;
+      // Only "directories" hold repositories; an object name is not a name component to descend into.
+      if (/^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/.test(n)) await walk([...prefix, n]);
     }
-    let isRepo = false;
-    for (const ent of entries) {
-      if (!ent.isDirectory()) continue;
-      if (ent.name === '_manifests' || ent.name === '_layers') isRepo = true;
-      else if (!ent.name.startsWith('_') && !ent.name.startsWith('.')) await walk(join(dir, ent.name), [...prefix, ent.name]);
-    }
-    if (isRepo && prefix.length > 0) out.push(prefix.join('/'));
   };
-  await walk(join(root, 'repositories'), []);
+  await walk([]);
   return out.sort();
 }
 
-async function listHexes(dir: string): Promise<Digest[]> {
-  return (await listNames(dir)).filter((n) => /^[a-f0-9]{64}$/.test(n)).map((n) => `sha256:${n}` as Digest);
+async function listHexes(driver: StorageDriver, prefix: string): Promise<Digest[]> {
+  return (await driver.list(prefix)).filter((n) => HEX_RE.test(n)).map((n) => `sha256:${n}` as Digest);
 }
 
 export interface GcResult {
@@ -503,12 +485,19 @@ export interface GcResult {
   freedBytes: number;
   /** Manifests removed from repositories by `deleteUntagged` ("repo@digest"). */
   untagged: string[];
+  /** Unreferenced blobs kept because they are younger than the grace period or a push refreshed their link. */
+  kept: number;
+  /** Incomplete writes of killed writers removed (S3: multipart uploads older than the grace period, at least an hour). */
+  swept: number;
 }
 
 export interface GcOptions {
   /** Only report. */
   dryRun?: boolean;
-  /** Keep blobs younger than this (ms): blobs uploaded for a manifest not pushed yet. */
+  /**
+   * The grace period (ms): keep unreferenced blobs younger than this, and those whose repository link was
+   * refreshed within it (a push in flight: uploads finished, manifest not yet published).
+   */
   minAgeMs?: number;
   /**
    * Also remove manifests no tag reaches (directly, as an index's child, or as a referrer of a reached
@@ -517,42 +506,35 @@ export interface GcOptions {
   deleteUntagged?: boolean;
 }
 
-async function readJson(path: string): Promise<Record<string, unknown> | null> {
+async function readJson(driver: StorageDriver, key: string): Promise<Record<string, unknown> | null> {
   try {
-    const v = JSON.parse(await readFile(path, 'utf8')) as unknown;
+    const b = await driver.get(key);
+    if (!b) return null;
+    const v = JSON.parse(b.toString('utf8')) as unknown;
     return v && typeof v === 'object' ? (v as Record<string, unknown>) : null;
   } catch {
     return null;
   }
 }
 
-/**
- * Garbage collection: deletes every blob that no manifest of any repository references (the manifests
- * themselves, their configs, layers and index children), and the repositories' links to deleted blobs.
- * Blobs younger than `minAgeMs` are kept (uploads whose manifest is not pushed yet). Run it while nothing
- * pushes, like distribution's garbage-collect, or with a grace period. It never touches uploads in flight;
- * it removes temporaries (`.tmp-*`) of interrupted atomic writes older than an hour.
- */
-export async function collectGarbage(root: string, opts: GcOptions = {}): Promise<GcResult> {
-  const blobDir = join(root, 'blobs', 'sha256');
+/** Marks every blob the manifests of `repos` reference (manifests included); with `deleteUntagged`, unreached manifests go first. */
+async function mark(driver: StorageDriver, repos: string[], opts: GcOptions, untagged: string[] | null): Promise<Set<string>> {
   const marked = new Set<string>();
-  const untagged: string[] = [];
-  const repos = await listRepositories(root);
   for (const repo of repos) {
-    const repoDir = join(root, 'repositories', ...repo.split('/'));
-    let revisions = await listHexes(join(repoDir, '_manifests', 'revisions'));
+    const dir = repoKey(repo);
+    let revisions = await listHexes(driver, `${dir}/_manifests/revisions`);
     const parsed = new Map<Digest, Record<string, unknown> | null>();
-    for (const d of revisions) parsed.set(d, await readJson(join(blobDir, hexOf(d))));
-    if (opts.deleteUntagged) {
+    for (const d of revisions) parsed.set(d, await readJson(driver, blobKey(d)));
+    if (opts.deleteUntagged && untagged) {
       const reached = new Set<Digest>();
       const queue: Digest[] = [];
-      for (const t of (await listNames(join(repoDir, '_manifests', 'tags')))) {
-        const d = (await readFile(join(repoDir, '_manifests', 'tags', t), 'utf8').catch(() => '')).trim();
+      for (const t of await driver.list(`${dir}/_manifests/tags`)) {
+        const d = ((await driver.get(`${dir}/_manifests/tags/${t}`))?.toString('utf8') ?? '').trim();
         if (isDigest(d)) queue.push(d);
       }
       const subjectOf = new Map<Digest, Digest>();
       for (const d of revisions) {
-        const info = await readJson(join(repoDir, '_manifests', 'revisions', hexOf(d)));
+        const info = await readJson(driver, `${dir}/_manifests/revisions/${hexOf(d)}`);
         const subj = info?.subject;
         if (typeof subj === 'string' && isDigest(subj)) subjectOf.set(d, subj);
       }
@@ -570,8 +552,8 @@ export async function collectGarbage(root: string, opts: GcOptions = {}): Promis
         untagged.push(`${repo}@${d}`);
         if (!opts.dryRun) {
           const subj = subjectOf.get(d);
-          if (subj) await rm(join(repoDir, '_referrers', hexOf(subj), hexOf(d)), { force: true });
-          await rm(join(repoDir, '_manifests', 'revisions', hexOf(d)), { force: true });
+          if (subj) await driver.delete(`${dir}/_referrers/${hexOf(subj)}/${hexOf(d)}`);
+          await driver.delete(`${dir}/_manifests/revisions/${hexOf(d)}`);
         }
       }
       revisions = keep;
@@ -584,36 +566,72 @@ export async function collectGarbage(root: string, opts: GcOptions = {}): Promis
       for (const x of [...refs.blobs, ...refs.manifests]) marked.add(x);
     }
   }
+  return marked;
+}
+
+/**
+ * Garbage collection, safe beside pushing replicas (mark, grace period, mark again, sweep): deletes every blob
+ * that no manifest of any repository references (the manifests themselves, their configs, layers and index
+ * children) and that is older than the grace period (`minAgeMs`) with no repository link refreshed within it,
+ * after a second mark pass that catches manifests published while the first ran; then the repositories' links
+ * to deleted blobs. It never touches uploads in flight (they are not blobs until committed, then young). On the
+ * filesystem it also removes temporaries (`.tmp-*`) of interrupted atomic writes older than an hour.
+ */
+export async function collectGarbage(store: string | StorageDriver, opts: GcOptions = {}): Promise<GcResult> {
+  const driver: StorageDriver = typeof store === 'string' ? await FsDriver.open(store) : store;
+  const started = Date.now();
+  const graceStart = started - (opts.minAgeMs ?? 0);
+  const untagged: string[] = [];
+  const repos = await listRepositories(driver);
+  const marked = await mark(driver, repos, opts, untagged);
+  const candidates: { d: Digest; size: number }[] = [];
+  let kept = 0;
+  for (const d of await listHexes(driver, 'blobs/sha256')) {
+    if (marked.has(d)) continue;
+    const st = await driver.stat(blobKey(d));
+    if (!st) continue;
+    if (opts.minAgeMs && st.modifiedMs > graceStart) { kept++; continue; }
+    candidates.push({ d, size: st.size });
+  }
+  // Second pass: manifests published (and links refreshed) since the first.
+  const again = candidates.length > 0 ? await mark(driver, await listRepositories(driver), { ...opts, deleteUntagged: false }, null) : new Set<string>();
+  const reposNow = candidates.length > 0 ? await listRepositories(driver) : [];
   const deleted: Digest[] = [];
   let freedBytes = 0;
-  const now = Date.now();
-  for (const d of await listHexes(blobDir)) {
-    if (marked.has(d)) continue;
-    let st;
-    try {
-      st = await stat(join(blobDir, hexOf(d)));
-    } catch {
-      continue;
-    }
-    if (opts.minAgeMs && now - st.mtimeMs < opts.minAgeMs) continue;
-    deleted.push(d);
-    freedBytes += st.size;
-    if (!opts.dryRun) await rm(join(blobDir, hexOf(d)), { force: true });
-  }
-  if (!opts.dryRun) {
-    const gone = new Set<string>(deleted);
-    for (const repo of repos) {
-      const dir = join(root, 'repositories', ...repo.split('/'), '_layers');
-      for (const d of await listHexes(dir)) {
-        if (gone.has(d)) await rm(join(dir, hexOf(d)), { force: true });
+  for (const c of candidates) {
+    if (again.has(c.d)) { kept++; continue; }
+    let fresh = false;
+    if (opts.minAgeMs) {
+      for (const repo of reposNow) {
+        const link = await driver.stat(`${repoKey(repo)}/_layers/${hexOf(c.d)}`);
+        if (link && link.modifiedMs > graceStart) { fresh = true; break; }
       }
     }
+    if (fresh) { kept++; continue; }
+    deleted.push(c.d);
+    freedBytes += c.size;
+    if (!opts.dryRun) await driver.delete(blobKey(c.d));
+  }
+  if (!opts.dryRun && deleted.length > 0) {
+    const gone = new Set<string>(deleted);
+    for (const repo of reposNow) {
+      for (const d of await listHexes(driver, `${repoKey(repo)}/_layers`)) {
+        if (gone.has(d)) await driver.delete(`${repoKey(repo)}/_layers/${hexOf(d)}`);
+      }
+    }
+  }
+  if (!opts.dryRun && driver instanceof FsDriver) {
     // Temporaries of interrupted atomic writes in the blob directory.
+    const blobDir = join(driver.root, 'blobs', 'sha256');
     for (const n of await readdir(blobDir).catch(() => [] as string[])) {
       if (!n.startsWith('.tmp-')) continue;
       const st = await stat(join(blobDir, n)).catch(() => null);
-      if (st && now - st.mtimeMs > 3_600_000) await rm(join(blobDir, n), { force: true });
+      if (st && started - st.mtimeMs > 3_600_000) await rm(join(blobDir, n), { force: true });
     }
   }
-  return { marked: marked.size, deleted, freedBytes, untagged };
+  // Multipart uploads a killed replica left: invisible, but they hold space. In-flight ones are younger.
+  const sweep = (driver as StorageDriver).sweepIncomplete?.bind(driver);
+  const swept = !opts.dryRun && sweep ? await sweep(Math.max(opts.minAgeMs ?? 0, 3_600_000)) : 0;
+  if (typeof store === 'string') await driver.close();
+  return { marked: marked.size, deleted, freedBytes, untagged, kept, swept };
 }
