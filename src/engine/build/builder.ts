@@ -116,6 +116,7 @@ export class Builder {
 
   private async buildIn(name: string, body: Readable, opts: BuildRequest, progress: ProgressSink): Promise<string> {
     const tmp = join(this.d.tmpDir, name);
+    const t0 = performance.now();
     const ctx = await openContext(body, { remote: opts.remote, dockerfile: opts.dockerfile, tmpDir: tmp, signal: opts.signal });
     try {
       let text = ctx.dockerfile;
@@ -124,7 +125,13 @@ export class Builder {
       if (keys.length) text += `\nLABEL ${keys.map((k) => `${goQuote(k)}=${goQuote(opts.labels[k]!)}`).join(' ')}\n`;
       const df = parseInstructions(text);
       checkSyntax(df);
-      const id = await new BuildJob(this.d, df, ctx.dir, opts, progress, ctx.sums, this.caches, `${tmp}-mounts`, this.fromSums).run();
+      const t1 = performance.now();
+      const job = new BuildJob(this.d, df, ctx.dir, opts, progress, ctx.sums, this.caches, `${tmp}-mounts`, this.fromSums);
+      const id = await job.run();
+      // where a build's time went (bench/README.md's breakdown of a cached rebuild comes from these)
+      this.d.log?.debug('build timings', {
+        contextMs: round(t1 - t0), stepsMs: round(performance.now() - t1), sourcesMs: round(job.timing.sources), cacheMs: round(job.timing.cache),
+      });
       // the unpacked context goes after the answer (a leftover is swept at the next daemon's first build)
       void ctx.close().catch((e) => { this.d.log?.warn('removing a build context', { path: name, error: e }); });
       return id;
@@ -150,6 +157,8 @@ class BuildJob {
   private readonly quiet: boolean;
   private readonly files: ImageFiles;
   private readonly cache: BuildCache;
+  /** Time spent collecting and summing COPY/ADD sources and looking steps up in the cache (ms). */
+  readonly timing = { sources: 0, cache: 0 };
 
   constructor(private readonly d: BuilderDeps, private readonly df: Dockerfile, private readonly ctxDir: string,
     private readonly opts: BuildRequest, private readonly progress: ProgressSink, private readonly sums: Map<string, string>,
@@ -451,7 +460,9 @@ class BuildJob {
   }
 
   private async probeCache(st: StageState, ccCmd: string[], slot: number): Promise<boolean> {
+    const t = performance.now();
     const best = await this.cache.find({ imageId: st.imageId, run: st.run }, ccCmd);
+    this.timing.cache += performance.now() - t;
     if (!best) return false;
     this.say(slot, ' ---> Using cache\n');
     st.imageId = best.id;
@@ -687,6 +698,7 @@ class BuildJob {
     if (git) sources.splice(0, 1, '.');
     try {
       const destRel = await destIn();
+      const tSrc = performance.now();
       const { entries, srcHash } = await collectSources({
         // a git repository's files go into the destination directory (as BuildKit's ADD of a git URL)
         kind: git ? 'copy' : ins.kind, root: src.root, sources, heredocs, destRel, destIsDir: destIsDir || git, owner, signal: this.abort.signal,
@@ -694,6 +706,7 @@ class BuildJob {
         ...(ins.checksum ? { checksum: ins.checksum, where: line } : {}),
         statInImage: ins.link ? async () => null : (p) => this.files.stat(st.config, p),
       });
+      this.timing.sources += performance.now() - tSrc;
       if (fromKey !== undefined) this.fromSums.set(fromKey, srcHash);
       const ccCmd = cacheCmd(srcHash);
       if (await this.probeCache(st, ccCmd, slot)) return;
@@ -829,6 +842,8 @@ export class FromSums {
     if (this.sums.size > FromSums.MAX) this.sums.delete(this.sums.keys().next().value!);
   }
 }
+
+function round(ms: number): number { return Math.round(ms * 100) / 100; }
 
 function chainList(ids: readonly string[]): Digest[] { return chainIds(ids as Digest[]); }
 function chainOf(ids: readonly string[]): Digest | null {
