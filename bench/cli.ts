@@ -5,6 +5,7 @@
  * trace (WHARF_CLI_TRACE, src/cli/trace.ts): Node's start up to main.js, loading app.js (commander, specs),
  * parsing, loading the command (client, node:http), the ping (the version negotiation, with node:http's first
  * request), the command's request and output, and the exit.
+ * BENCH_WHARF_BEFORE=<a built checkout>: its bin/wharf is timed in the same rounds too (column "before").
  */
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
@@ -14,6 +15,7 @@ import { loadavg } from 'node:os';
 const RUNS = Number(process.env.BENCH_CLI_RUNS ?? 25);
 const NODE = join(projectRoot, 'node_modules', 'node', 'bin', 'node');
 const WHARF = join(projectRoot, 'bin', 'wharf');
+const BEFORE = process.env.BENCH_WHARF_BEFORE ? join(process.env.BENCH_WHARF_BEFORE, 'bin', 'wharf') : undefined;
 
 /** Runs a program to its exit; resolves with the wall time in ms and its stderr. */
 function timed(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ ms: number; stderr: string }> {
@@ -47,14 +49,16 @@ async function main(): Promise<void> {
     const traces: Record<string, number[][]> = {};
     const floor: number[] = [];
     for (const cmd of [['version'], ['images'], ['ps']]) {
-      const t: Record<string, number[]> = { docker: [], wharf: [] };
+      const t: Record<string, number[]> = { docker: [], wharf: [], before: [] };
       traces[cmd[0]!] = [];
       // one warm-up each (page cache, compile cache)
       await timed(DOCKER, cmd, env); await timed(WHARF, cmd, env);
+      if (BEFORE) await timed(BEFORE, cmd, env);
       for (let i = 0; i < RUNS; i++) {
-        const order = i % 2 ? ['wharf', 'docker'] : ['docker', 'wharf'];
+        const order = i % 2 ? ['wharf', 'docker', 'before'] : ['before', 'docker', 'wharf'];
         for (const who of order) {
           if (who === 'docker') t.docker!.push((await timed(DOCKER, cmd, env)).ms);
+          else if (who === 'before') { if (BEFORE) t.before!.push((await timed(BEFORE, cmd, env)).ms); }
           else {
             const r = await timed(WHARF, cmd, { ...env, WHARF_CLI_TRACE: '1' });
             t.wharf!.push(r.ms);
@@ -68,13 +72,14 @@ async function main(): Promise<void> {
         if (cmd[0] === 'version') floor.push((await timed(NODE, ['-e', '0'], env)).ms);
       }
       const md = median(t.docker!), mw = median(t.wharf!);
-      console.error(`# ${cmd.join(' ')}: docker ${t.docker!.map((x) => x.toFixed(0)).join(',')} wharf ${t.wharf!.map((x) => x.toFixed(0)).join(',')}`);
-      rows.push(`| \`${cmd.join(' ')}\` | ${md.toFixed(1)} ms | ${mw.toFixed(1)} ms | **${(mw / md).toFixed(2)}** | ≤ 1.5 |`);
+      console.error(`# ${cmd.join(' ')}: docker ${t.docker!.map((x) => x.toFixed(0)).join(',')} wharf ${t.wharf!.map((x) => x.toFixed(0)).join(',')}${BEFORE ? ` before ${t.before!.map((x) => x.toFixed(0)).join(',')}` : ''}`);
+      const mb = BEFORE ? median(t.before!) : NaN;
+      rows.push(`| \`${cmd.join(' ')}\` | ${md.toFixed(1)} ms | ${mw.toFixed(1)} ms | **${(mw / md).toFixed(2)}** | ≤ 1.5 |${BEFORE ? ` ${mb.toFixed(1)} ms | ${(mb / md).toFixed(2)} |` : ''}`);
     }
     console.log(`load average at the end: ${loadavg().map((x) => x.toFixed(1)).join(' ')}; runs: ${RUNS} per command and CLI`);
     console.log(`floor: \`node -e 0\` ${median(floor).toFixed(1)} ms (median of ${floor.length})\n`);
-    console.log('| command | docker CLI | wharf CLI | wharf/docker | target |');
-    console.log('|---|---|---|---|---|');
+    console.log(`| command | docker CLI | wharf CLI | wharf/docker | target |${BEFORE ? ' before | before/docker |' : ''}`);
+    console.log(`|---|---|---|---|---|${BEFORE ? '---|---|' : ''}`);
     for (const r of rows) console.log(r);
     console.log('\nwharf\'s time by phase (medians of each phase\'s duration, ms, from WHARF_CLI_TRACE):\n');
     console.log(`| phase | ${Object.keys(traces).join(' | ')} |`);
