@@ -694,7 +694,7 @@ class BuildJob {
       }
     }
     const src = git ? await this.gitRoot(sources[0]!, ins.keepGitDir, line)
-      : fromId !== undefined ? await this.imageRoot(fromId) : await this.sourceRoot(ins, ex, slot, stage);
+      : fromId !== undefined ? await this.imageRoot(fromId) : this.contextRoot();
     if (git) sources.splice(0, 1, '.');
     try {
       const destRel = await destIn();
@@ -728,15 +728,12 @@ class BuildJob {
     }
   }
 
-  /** The sources' root: the context, or the image of `--from` (a stage, an index, or an image pulled if missing). */
-  private async sourceRoot(ins: CopyInstruction, ex: (w: string) => string, slot: number, stage: Stage): Promise<{ root: SourceRoot; release?: () => Promise<void> }> {
-    if (ins.kind !== 'copy' || ins.from === undefined) {
-      return { root: { dir: this.ctxDir, fromImage: false, ...(this.sums.size ? { contextSums: this.sums } : {}) } };
-    }
-    return this.imageRoot((await this.fromRoot(ex(ins.from), slot, stage)).imageId);
+  /** The context as the sources' root. */
+  private contextRoot(): { root: SourceRoot; release?: () => Promise<void> } {
+    return { root: { dir: this.ctxDir, fromImage: false, ...(this.sums.size ? { contextSums: this.sums } : {}) } };
   }
 
-  /** An image's files (mounted) as the sources' root. */
+  /** The image of `--from` (a stage, an index, or an image pulled if missing; fromRoot), mounted, as the sources' root. */
   private async imageRoot(imageId: Digest | null): Promise<{ root: SourceRoot; release?: () => Promise<void> }> {
     const mnt = await this.mountImage(imageId);
     return { root: { dir: mnt.path, fromImage: true }, release: mnt.release };
