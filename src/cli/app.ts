@@ -12,6 +12,7 @@ import {
   COMMANDS, GLOBAL_FLAGS, GROUPS, PROG, commandHelp, commandPath, groupHelp, rootHelp, useLine,
   type CommandSpec, type FlagSpec,
 } from './spec.js';
+import { mark } from './trace.js';
 import { CancelledError, StatusError, type CliContext, type CommandFn, type GlobalOptions, type Opts } from './context.js';
 
 export const CLI_VERSION = '0.1.0';
@@ -277,12 +278,15 @@ export async function main(argv: string[], io: { out: (s: string) => void; err: 
     }
     for (const f of spec.flags) if (f.defaultTrue && parsed.opts[camel(f.long)] === undefined) parsed.opts[camel(f.long)] = true;
 
+    mark('parsed');
     const { makeContext } = await import('./runtime.js');
     const ctx: CliContext = makeContext(globals, io);
     const mod = (await import(`./commands/${spec.impl[0]}.js`)) as Record<string, CommandFn>;
     const fn = mod[spec.impl[1]];
     if (!fn) throw new Error(`${spec.impl.join('.')} is missing`);
+    mark('command-loaded');
     await fn(ctx, parsed.args, parsed.opts);
+    mark('done');
     return 0;
   } catch (e) {
     return report(e, io.err);

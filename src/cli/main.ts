@@ -4,10 +4,13 @@
  */
 import * as nodeModule from 'node:module';
 import type * as FsNs from 'node:fs';
+import { mark } from './trace.js';
 
 /** Runs the CLI with `argv` (without node and script); resolves with the exit status. */
 export async function main(argv: string[], io?: { out: (s: string) => void; err: (s: string) => void }): Promise<number> {
+  mark('main');
   const app = await import('./app.js');
+  mark('loaded');
   return io ? app.main(argv, io) : app.main(argv);
 }
 

@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { ConnectionError, EngineClient, type TLSOptions } from '../client/client.js';
 import { DEFAULT_HOST, resolveHost } from '../client/host.js';
 import { StatusError, type CliContext, type GlobalOptions } from './context.js';
+import { mark } from './trace.js';
 
 const require = createRequire(import.meta.url);
 const fs = require('node:fs') as typeof FsNs;
@@ -87,7 +88,9 @@ export function makeContext(globals: GlobalOptions, io: { out: (s: string) => vo
       throw new StatusError((e as Error).message, 1);
     }
     try {
+      mark('ping-start');
       await c.apiVersion();
+      mark('ping-done');
     } catch (e) {
       if (!(e instanceof ConnectionError) || explicit || host !== DEFAULT_HOST || process.env.WHARF_NO_AUTOSTART) throw e;
       await autoStartDaemon(c, { err: io.err });

@@ -86,6 +86,8 @@ interface StageState {
 
 export class Builder {
   readonly caches: CacheMounts;
+  /** COPY --from source hashes, remembered across builds (FromSums). */
+  private readonly fromSums = new FromSums();
   constructor(private readonly d: BuilderDeps) {
     this.caches = new CacheMounts(d.cacheDir);
   }
@@ -114,6 +116,7 @@ export class Builder {
 
   private async buildIn(name: string, body: Readable, opts: BuildRequest, progress: ProgressSink): Promise<string> {
     const tmp = join(this.d.tmpDir, name);
+    const t0 = performance.now();
     const ctx = await openContext(body, { remote: opts.remote, dockerfile: opts.dockerfile, tmpDir: tmp, signal: opts.signal });
     try {
       let text = ctx.dockerfile;
@@ -122,7 +125,13 @@ export class Builder {
       if (keys.length) text += `\nLABEL ${keys.map((k) => `${goQuote(k)}=${goQuote(opts.labels[k]!)}`).join(' ')}\n`;
       const df = parseInstructions(text);
       checkSyntax(df);
-      const id = await new BuildJob(this.d, df, ctx.dir, opts, progress, ctx.sums, this.caches, `${tmp}-mounts`).run();
+      const t1 = performance.now();
+      const job = new BuildJob(this.d, df, ctx.dir, opts, progress, ctx.sums, this.caches, `${tmp}-mounts`, this.fromSums);
+      const id = await job.run();
+      // where a build's time went (bench/README.md's breakdown of a cached rebuild comes from these)
+      this.d.log?.debug('build timings', {
+        contextMs: round(t1 - t0), stepsMs: round(performance.now() - t1), sourcesMs: round(job.timing.sources), cacheMs: round(job.timing.cache),
+      });
       // the unpacked context goes after the answer (a leftover is swept at the next daemon's first build)
       void ctx.close().catch((e) => { this.d.log?.warn('removing a build context', { path: name, error: e }); });
       return id;
@@ -148,10 +157,12 @@ class BuildJob {
   private readonly quiet: boolean;
   private readonly files: ImageFiles;
   private readonly cache: BuildCache;
+  /** Time spent collecting and summing COPY/ADD sources and looking steps up in the cache (ms). */
+  readonly timing = { sources: 0, cache: 0 };
 
   constructor(private readonly d: BuilderDeps, private readonly df: Dockerfile, private readonly ctxDir: string,
     private readonly opts: BuildRequest, private readonly progress: ProgressSink, private readonly sums: Map<string, string>,
-    private readonly caches: CacheMounts, private readonly scratchDir: string) {
+    private readonly caches: CacheMounts, private readonly scratchDir: string, private readonly fromSums: FromSums) {
     this.quiet = opts.quiet;
     this.files = new ImageFiles(d.layers);
     this.cache = new BuildCache(d, opts);
@@ -449,7 +460,9 @@ class BuildJob {
   }
 
   private async probeCache(st: StageState, ccCmd: string[], slot: number): Promise<boolean> {
+    const t = performance.now();
     const best = await this.cache.find({ imageId: st.imageId, run: st.run }, ccCmd);
+    this.timing.cache += performance.now() - t;
     if (!best) return false;
     this.say(slot, ' ---> Using cache\n');
     st.imageId = best.id;
@@ -657,12 +670,35 @@ class BuildJob {
     const git = ins.kind === 'add' && sources.some(isGitUrl);
     if (ins.keepGitDir && !git) throw new InvalidParameterError(`${line}: ADD --keep-git-dir needs a git URL source`);
     if (git && sources.length !== 1) throw new InvalidParameterError(`${line}: ADD of a git URL takes it as the only source`);
-    const src = git ? await this.gitRoot(sources[0]!, ins.keepGitDir, line) : await this.sourceRoot(ins, ex, slot, stage);
+    // dockerd 20.10 writes the --chown value right before the hash, without a space; the BuildKit-era flags
+    // (which dockerd's classic builder refuses) come first, so they are part of the cache key
+    const flags = [
+      ins.chmod !== undefined ? `--chmod=${ex(ins.chmod)}` : '', ins.link ? '--link' : '', ins.parents ? '--parents' : '',
+      ...ins.exclude.map((e) => `--exclude=${ex(e)}`), ins.checksum ? `--checksum=${ins.checksum}` : '',
+    ].filter(Boolean).map((f) => `${f} `).join('');
+    const cacheCmd = (srcHash: string) => [...this.shell(st), `#(nop) ${name} ${flags}${ins.chown ? `--chown=${ex(ins.chown)}` : ''}${srcHash} in ${ex(ins.dest)} `];
+    // --link: the layer is made apart from the image below (nothing of it is read: no symlinks followed, parents
+    // new and fixed), so its content, and its diff ID, stay the same when the base changes
+    const destIn = () => (ins.link ? Promise.resolve(posix.normalize(dest).replace(/^\/+/, '')) : this.files.resolve(st.config, dest));
+    // COPY --from an image: the source hash of the same sources in the same image is known from an earlier build
+    // (an image's files never change); when the step is cached then, the image is not even mounted
+    let fromKey: string | undefined;
+    let fromId: Digest | null | undefined;
+    if (!git && ins.kind === 'copy' && ins.from !== undefined) {
+      fromId = (await this.fromRoot(ex(ins.from), slot, stage)).imageId;
+      if (fromId) fromKey = FromSums.key(fromId, { sources, heredocs, exclude: ins.exclude.map(ex), parents: ins.parents === true, destIsDir });
+      const known = fromKey === undefined ? undefined : this.fromSums.get(fromKey);
+      if (known !== undefined) {
+        await destIn();
+        if (await this.probeCache(st, cacheCmd(known), slot)) return;
+      }
+    }
+    const src = git ? await this.gitRoot(sources[0]!, ins.keepGitDir, line)
+      : fromId !== undefined ? await this.imageRoot(fromId) : this.contextRoot();
     if (git) sources.splice(0, 1, '.');
     try {
-      // --link: the layer is made apart from the image below (nothing of it is read: no symlinks followed, parents
-      // new and fixed), so its content, and its diff ID, stay the same when the base changes
-      const destRel = ins.link ? posix.normalize(dest).replace(/^\/+/, '') : await this.files.resolve(st.config, dest);
+      const destRel = await destIn();
+      const tSrc = performance.now();
       const { entries, srcHash } = await collectSources({
         // a git repository's files go into the destination directory (as BuildKit's ADD of a git URL)
         kind: git ? 'copy' : ins.kind, root: src.root, sources, heredocs, destRel, destIsDir: destIsDir || git, owner, signal: this.abort.signal,
@@ -670,14 +706,9 @@ class BuildJob {
         ...(ins.checksum ? { checksum: ins.checksum, where: line } : {}),
         statInImage: ins.link ? async () => null : (p) => this.files.stat(st.config, p),
       });
-      // dockerd 20.10 writes the --chown value right before the hash, without a space; the BuildKit-era flags
-      // (which dockerd's classic builder refuses) come first, so they are part of the cache key
-      const flags = [
-        ins.chmod !== undefined ? `--chmod=${ex(ins.chmod)}` : '', ins.link ? '--link' : '', ins.parents ? '--parents' : '',
-        ...ins.exclude.map((e) => `--exclude=${ex(e)}`), ins.checksum ? `--checksum=${ins.checksum}` : '',
-      ].filter(Boolean).map((f) => `${f} `).join('');
-      const comment = `${name} ${flags}${ins.chown ? `--chown=${ex(ins.chown)}` : ''}${srcHash} in ${ex(ins.dest)} `;
-      const ccCmd = [...this.shell(st), `#(nop) ${comment}`];
+      this.timing.sources += performance.now() - tSrc;
+      if (fromKey !== undefined) this.fromSums.set(fromKey, srcHash);
+      const ccCmd = cacheCmd(srcHash);
       if (await this.probeCache(st, ccCmd, slot)) return;
       // (only when nothing of the step depends on the base: an absolute destination, a numeric --chown or none)
       const baseFree = ex(ins.dest).startsWith('/') && (!ins.chown || /^\d+(:\d+)?$/.test(ex(ins.chown)));
@@ -697,12 +728,13 @@ class BuildJob {
     }
   }
 
-  /** The sources' root: the context, or the image of `--from` (a stage, an index, or an image pulled if missing). */
-  private async sourceRoot(ins: CopyInstruction, ex: (w: string) => string, slot: number, stage: Stage): Promise<{ root: SourceRoot; release?: () => Promise<void> }> {
-    if (ins.kind !== 'copy' || ins.from === undefined) {
-      return { root: { dir: this.ctxDir, fromImage: false, ...(this.sums.size ? { contextSums: this.sums } : {}) } };
-    }
-    const { imageId } = await this.fromRoot(ex(ins.from), slot, stage);
+  /** The context as the sources' root. */
+  private contextRoot(): { root: SourceRoot; release?: () => Promise<void> } {
+    return { root: { dir: this.ctxDir, fromImage: false, ...(this.sums.size ? { contextSums: this.sums } : {}) } };
+  }
+
+  /** The image of `--from` (a stage, an index, or an image pulled if missing; fromRoot), mounted, as the sources' root. */
+  private async imageRoot(imageId: Digest | null): Promise<{ root: SourceRoot; release?: () => Promise<void> }> {
     const mnt = await this.mountImage(imageId);
     return { root: { dir: mnt.path, fromImage: true }, release: mnt.release };
   }
@@ -781,6 +813,34 @@ class BuildJob {
 
 
 // ---------------------------------------------------------------------------------------------- helpers
+
+/**
+ * Source hashes of COPY --from steps by image and sources, kept for the daemon's life (the most recent
+ * FromSums.MAX). Sound because an image ID is the hash of its config, which names its layers' content, and
+ * registered layer directories are read-only: the same sources in the same image always sum the same.
+ */
+export class FromSums {
+  static readonly MAX = 2048;
+  private readonly sums = new Map<string, string>();
+
+  static key(imageId: Digest, s: { sources: string[]; heredocs: ReadonlyMap<string, string>; exclude: string[]; parents: boolean; destIsDir: boolean }): string {
+    return JSON.stringify([imageId, s.sources, [...s.heredocs], s.exclude, s.parents, s.destIsDir]);
+  }
+
+  get(key: string): string | undefined {
+    const v = this.sums.get(key);
+    if (v !== undefined) { this.sums.delete(key); this.sums.set(key, v); }
+    return v;
+  }
+
+  set(key: string, srcHash: string): void {
+    this.sums.delete(key);
+    this.sums.set(key, srcHash);
+    if (this.sums.size > FromSums.MAX) this.sums.delete(this.sums.keys().next().value!);
+  }
+}
+
+function round(ms: number): number { return Math.round(ms * 100) / 100; }
 
 function chainList(ids: readonly string[]): Digest[] { return chainIds(ids as Digest[]); }
 function chainOf(ids: readonly string[]): Digest | null {
