@@ -194,7 +194,11 @@ export class ContainerRunner {
     return { Mode: 'bridge', IPAddress: ep.ip ?? '', IPPrefixLen: ep.prefixLen ?? 0, Gateway: ep.gateway ?? '', MacAddress: ep.mac ?? '', Ports: ports };
   }
 
-  async start(ref: string, byPolicy = false): Promise<void> {
+  /**
+   * `opts.processEnv`: variables for this start's process only (a build step's secrets, RUN
+   * --mount=type=secret,env=): in the runtime's spec, never in the container's record or inspect.
+   */
+  async start(ref: string, byPolicy = false, opts: { processEnv?: readonly string[] } = {}): Promise<void> {
     const r = this.c.get(ref);
     if (r.State.Running) throw new NotModifiedError('container already started');
     if (!byPolicy) { r.ManuallyStopped = false; r.RestartCount = 0; }
@@ -214,7 +218,7 @@ export class ContainerRunner {
       netUp = true;
       const hc = r.HostConfig;
       const spec = await buildSpec({
-        id, rootfs, args: [r.Path, ...r.Args], env: r.Config.Env ?? [], cwd: r.Config.WorkingDir || '/',
+        id, rootfs, args: [r.Path, ...r.Args], env: [...(r.Config.Env ?? []), ...(opts.processEnv ?? [])], cwd: r.Config.WorkingDir || '/',
         user: r.Config.User ?? '', terminal: !!r.Config.Tty, hostname: r.Config.Hostname ?? id.slice(0, 12),
         containerDir: this.c.dir(id), network: net.spec, ...(net.ep?.ip ? { ip: net.ep.ip } : {}),
         ...(Array.isArray(hc.Dns) && hc.Dns.length ? { dns: hc.Dns as string[] } : {}),
