@@ -82,12 +82,15 @@ test('system df -v lists the cache mounts; builder prune honours filters and --k
   // refusals as dockerd's
   const bad = await d.docker(['builder', 'prune', '-f', '--filter', 'bogus=1']);
   assert.notEqual(bad.code, 0);
-  assert.match(bad.stderr, /Invalid filter 'bogus'/);
+  assert.match(bad.stderr, /failed to prune build cache: Invalid filter 'bogus'/);
   const two = await d.api('POST', `/build/prune?filters=${encodeURIComponent('{"type":{"a":true,"b":true}}')}`);
   assert.equal(two.status, 400);
   assert.match(two.body, /filters expect only one value/);
+  const until = await d.api('POST', `/build/prune?filters=${encodeURIComponent('{"until":{"soon":true}}')}`);
+  assert.equal(until.status, 500); // dockerd 20.10's status and wording, as the reference daemon answered
+  assert.match(until.body, /failed to prune build cache: \\"until\\" filter expects a duration \(e\.g\., '24h'\): time: invalid duration \\"soon\\"/);
   const ks = await d.api('POST', '/build/prune?keep-storage=lots');
-  assert.equal(ks.status, 400);
+  assert.equal(ks.status, 500);
   assert.match(ks.body, /keep-storage is in bytes and expects an integer, got lots/);
   // -a: everything unused
   const all = ok(await d.docker(['builder', 'prune', '-a', '-f']));
