@@ -200,6 +200,9 @@ export interface BuildBackend {
    * with an error carrying `exitCode` (sent as errorDetail.code).
    */
   build(context: Readable, opts: BuildRequest, progress: ProgressSink): Promise<string>;
-  /** POST /build/prune — empties the build cache (RUN --mount=type=cache directories no step holds). */
-  prune(): Promise<BuildCachePruneReport>;
+  /**
+   * POST /build/prune — deletes build-cache records (RUN --mount=type=cache directories no step holds) that
+   * the filters select, the least recently used first while more than `keepStorage` bytes remain.
+   */
+  prune(opts: { all: boolean; filters: Filters; keepStorage: number }): Promise<BuildCachePruneReport>;
 }

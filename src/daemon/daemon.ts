@@ -154,6 +154,7 @@ export async function createDaemon(cfg: DaemonConfig, log: Logger = discardLogge
     driverName: layers.driverName,
     countImages: async () => (await images.list()).length,
     imagesDiskUsage: () => imageService.imagesDiskUsage(),
+    buildCacheDiskUsage: () => build.cacheRecords(),
     containersDiskUsage: () => containers.list({ all: true, size: true, filters: {} }),
     containerCounts: () => {
       const n = { running: 0, paused: 0, stopped: 0 };

@@ -8,6 +8,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { sameBusybox, startDaemon, type Daemon } from '../support/daemon.js';
 import { show } from '../support/cli.js';
 
@@ -30,9 +32,7 @@ after(async () => {
 });
 
 /** Paths whose key sets are known to differ, with the reason. */
-const KNOWN: Record<string, string> = {
-  'GraphDriver.Data': 'the layer store does not expose a container\'s overlay directories (LowerDir, UpperDir…) yet',
-};
+const KNOWN: Record<string, string> = {};
 
 /**
  * dockerd leaves `Runtime` (omitempty) out of a container created without any HostConfig until its first start;
@@ -106,6 +106,18 @@ test('inspect, list and volume answers have dockerd\'s key sets; a bare body get
   const [ia, ib] = await Promise.all([w!, r!].map((d) => json(d, 'GET', '/version')));
   problems.push(...keyDiff(ia, ib).map((p) => `version${p}`));
   assert.deepEqual(problems, []);
+  // GraphDriver.Data: dockerd's overlay2 keys, and the directories are the running container's own
+  const [ga, gb] = await Promise.all([w!, r!].map((d) => json(d, 'GET', '/containers/up/json')));
+  assert.deepEqual(Object.keys(ga.GraphDriver.Data).sort(), Object.keys(gb.GraphDriver.Data).sort());
+  assert.equal(ga.GraphDriver.Name, gb.GraphDriver.Name);
+  const gd = ga.GraphDriver.Data as Record<string, string>;
+  const wrote = await w!.docker(['exec', 'up', 'sh', '-c', 'echo graph > /graph-probe']);
+  assert.equal(wrote.code, 0, show(wrote));
+  assert.equal(await readFile(join(gd.UpperDir!, 'graph-probe'), 'utf8'), 'graph\n');
+  assert.equal(await readFile(join(gd.MergedDir!, 'graph-probe'), 'utf8'), 'graph\n');
+  assert.ok(gd.LowerDir!.split(':').length >= 2, gd.LowerDir); // the init layer, then the image's layers
+  assert.ok((await stat(join(gd.LowerDir!.split(':').at(-1)!, 'bin'))).isDirectory());
+  assert.ok((await stat(gd.WorkDir!)).isDirectory());
   const [na, nb] = await Promise.all([w!, r!].map((d) => json(d, 'GET', '/containers/nonet/json')));
   assert.deepEqual(Object.keys(na.NetworkSettings.Networks), Object.keys(nb.NetworkSettings.Networks));
   assert.deepEqual([na.HostConfig.MaskedPaths, na.HostConfig.ReadonlyPaths], [nb.HostConfig.MaskedPaths, nb.HostConfig.ReadonlyPaths], 'privileged');

@@ -109,6 +109,34 @@ RUN --mount=type=secret,id=api,env=ONLY_ENV echo "\${#ONLY_ENV} $(ls /run/secret
   assert.equal((again.match(/Using cache/g) ?? []).length, 4, again);
 });
 
+test('--rm=false: the kept step container\'s record (config.v2.json, inspect) holds no secret variable', only, async () => {
+  const envValue = `s3cr3t-kept-${randomBytes(12).toString('hex')}`;
+  const ctx = join(work, 'kept');
+  await mkdir(ctx);
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM busybox\nENV VISIBLE=yes\nRUN --mount=type=secret,id=api,env=API_KEY echo "${#API_KEY} $VISIBLE" > /kept.txt\n');
+  const before = new Set(ok(await d.docker(['ps', '-aq', '--no-trunc'])).trim().split('\n').filter(Boolean));
+  const r = await d.wharf(['build', '--rm=false', '--secret', 'id=api,env=API_VALUE', '-t', 'sec:kept', ctx], { env: { ...process.env, API_VALUE: envValue } });
+  const out = ok(r);
+  // the variable did reach the step
+  assert.equal(ok(await d.docker(['run', '--rm', 'sec:kept', 'cat', '/kept.txt'])), `${envValue.length} yes\n`);
+  const kept = ok(await d.docker(['ps', '-aq', '--no-trunc'])).trim().split('\n').filter((id) => id && !before.has(id));
+  assert.ok(kept.length >= 1, 'the RUN step\'s container is kept');
+  try {
+    const inspect = ok(await d.docker(['inspect', ...kept]));
+    const envs = (JSON.parse(inspect) as { Config: { Env: string[] } }[]).map((c) => c.Config.Env);
+    assert.ok(envs.some((e) => e.includes('VISIBLE=yes')), inspect); // the step's own environment is there
+    assert.ok(envs.every((e) => !e.some((v) => v.startsWith('API_KEY='))), inspect);
+    assert.ok(!inspect.includes(envValue), 'in the kept container\'s inspect');
+    assert.ok(!ok(await d.docker(['history', '--no-trunc', 'sec:kept'])).includes(envValue), 'in the history');
+    for (const id of kept) assert.ok(!ok(await d.docker(['logs', id])).includes(envValue), 'in the step\'s logs');
+    assert.ok(!out.includes(envValue) && !r.stderr.includes(envValue), 'in the build output');
+    assert.ok(!d.log().includes(envValue), 'in the daemon log');
+    assert.deepEqual(foundUnder(d.dataRoot, envValue), [], 'under the data root (config.v2.json)');
+  } finally {
+    await d.docker(['rm', '-f', ...kept]);
+  }
+});
+
 test('a required secret missing, and a bad --secret flag, fail clearly', only, async () => {
   const ctx = join(work, 'req');
   await mkdir(ctx);

@@ -75,3 +75,50 @@ test('parseEventTime: seconds with an optional fraction, as Go\'s timetypes.Pars
   assert.throws(() => parseEventTime('abc'), /strconv.ParseInt: parsing "abc": invalid syntax/);
   assert.throws(() => parseEventTime('1.x'), /parsing "x"/);
 });
+
+test('GET /events: a burst of events reaches the subscriber complete and in order in few writes; a lone event at once', async () => {
+  const { createServer } = await import('node:http');
+  const { request } = await import('node:http');
+  const { Router } = await import('../../src/api/router.js');
+  const { eventRoutes, COALESCE_MS } = await import('../../src/api/routes/events.js');
+  const bus = new EventBus();
+  const r = new Router();
+  eventRoutes(r, bus);
+  let writes = 0;
+  const server = createServer((req, res) => {
+    const sock = res.socket!;
+    const w = sock.write.bind(sock);
+    const wv = (sock as unknown as { _writev: (...a: unknown[]) => void })._writev.bind(sock);
+    sock.write = ((...a: Parameters<typeof sock.write>) => { writes++; return w(...a); }) as typeof sock.write;
+    (sock as unknown as { _writev: unknown })._writev = (...a: unknown[]) => { writes++; return wv(...a); };
+    const m = r.match('GET', '/events')!;
+    void m.handler({ req, res, params: m.params, query: new URL(req.url!, 'http://x').searchParams } as never);
+  });
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  const port = (server.address() as { port: number }).port;
+  const lines: string[] = [];
+  const got = new Promise<void>((ok) => {
+    request({ port, host: '127.0.0.1', path: '/events?filters=' + encodeURIComponent('{"type":["container"]}') }, (res) => {
+      let buf = '';
+      res.on('data', (b: Buffer) => { buf += b; const p = buf.split('\n'); buf = p.pop()!; lines.push(...p); if (lines.length >= 301) ok(); });
+    }).end();
+  });
+  await new Promise((ok) => setTimeout(ok, 100)); // subscribed
+  writes = 0;
+  const t0 = performance.now();
+  bus.publish('container', 'start', 'lone');
+  while (lines.length < 1) await new Promise((ok) => setImmediate(ok));
+  assert.ok(performance.now() - t0 < 50, 'a lone event is written without waiting');
+  await new Promise((ok) => setTimeout(ok, COALESCE_MS * 3));
+  writes = 0;
+  // 300 events, one per turn of the loop, as 300 requests in a row would publish them
+  for (let i = 0; i < 300; i++) { bus.publish('container', 'exec_create', `c${i}`); await new Promise((ok) => setImmediate(ok)); }
+  bus.publish('image', 'pull', 'filtered-out');
+  await got;
+  await new Promise((ok) => setTimeout(ok, COALESCE_MS * 3));
+  assert.equal(lines.length, 301);
+  assert.deepEqual(lines.slice(1).map((l) => (JSON.parse(l) as EventMessage).Actor.ID), Array.from({ length: 300 }, (_, i) => `c${i}`));
+  assert.ok(writes < 150, `300 events in a burst took ${writes} socket writes`);
+  server.closeAllConnections();
+  await new Promise((ok) => server.close(ok));
+});

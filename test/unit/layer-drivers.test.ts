@@ -168,6 +168,15 @@ for (const factory of DRIVERS) {
           await writeFile(join(m, 'new'), 'new file');
           await writeFile(join(m, 'keep'), 'modified');
           await unlink(join(m, 'c'));
+          // container inspect's GraphDriver.Data: overlay2's four dirs (the write is in UpperDir), vfs none
+          const gd = s.rwGraphDriverData('ctr');
+          if (factory.name === 'overlay') {
+            assert.deepEqual(Object.keys(gd ?? {}), ['LowerDir', 'MergedDir', 'UpperDir', 'WorkDir']);
+            assert.equal(gd!.MergedDir, m);
+            assert.equal(await readFile(join(gd!.UpperDir!, 'new'), 'utf8'), 'new file');
+            assert.equal(gd!.LowerDir!.split(':').length, 3, gd!.LowerDir); // init, L2, L1
+          } else assert.equal(gd, null);
+          assert.throws(() => s.rwGraphDriverData('nope'), /not found/);
           await rm(join(m, 'd'), { recursive: true });
           await mkdir(join(m, 'd'));
           await writeFile(join(m, 'd/fresh'), 'fresh');

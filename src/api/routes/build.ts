@@ -1,8 +1,8 @@
 /** POST /build: the classic builder's endpoint (what `DOCKER_BUILDKIT=0 docker build` calls). */
-import { InvalidParameterError } from '../../lib/errors.js';
+import { InvalidParameterError, SystemError } from '../../lib/errors.js';
 import type { AuthConfig, BuildBackend, BuildRequest } from '../backend.js';
 import { messageOf } from '../errors.js';
-import { JsonStream, type Router, boolValue, boolValueOrDefault, requestBody, sendJson } from '../router.js';
+import { JsonStream, type Router, boolValue, boolValueOrDefault, parseFilters, requestBody, sendJson } from '../router.js';
 
 function jsonParam<T>(q: URLSearchParams, key: string, def: T): T {
   const v = q.get(key);
@@ -89,8 +89,12 @@ export function decodeBuildSsh(header: string | string[] | undefined): Map<strin
 }
 
 export function buildRoutes(r: Router, build: BuildBackend): void {
-  r.post('/build/prune', async ({ res }) => {
-    sendJson(res, 200, await build.prune());
+  r.post('/build/prune', async ({ res, query }) => {
+    const filters = parseFilters(query.get('filters'));
+    const ks = query.get('keep-storage') || '0';
+    // Go's strconv.Atoi; dockerd 20.10 answers 500 (untyped)
+    if (!/^[+-]?\d+$/.test(ks)) throw new SystemError(`keep-storage is in bytes and expects an integer, got ${ks}: strconv.Atoi: parsing ${JSON.stringify(ks)}: invalid syntax`);
+    sendJson(res, 200, await build.prune({ all: boolValue(query, 'all'), filters, keepStorage: Number(ks) }));
   });
   r.post('/build', async ({ req, res, query, signal }) => {
     const opts = buildRequestOf(query, signal);

@@ -22,6 +22,9 @@ export function parseEventTime(v: string | null): bigint | undefined {
   return nano;
 }
 
+/** The longest an event waits for others of the same burst before it is written (ms). */
+export const COALESCE_MS = 2;
+
 export function eventRoutes(r: Router, events: EventsBackend): void {
   r.get('/events', ({ req, res, query }) => {
     const since = parseEventTime(query.get('since'));
@@ -35,17 +38,35 @@ export function eventRoutes(r: Router, events: EventsBackend): void {
     res.writeHead(200, { 'Content-Type': 'application/json' });
     res.flushHeaders();
     const sub = events.subscribe({ ...(since !== undefined ? { since } : {}), ...(until !== undefined ? { until } : {}), filters });
-    for (const e of sub.past) res.write(events.encode(e));
+    if (sub.past.length) res.write(sub.past.map((e) => events.encode(e)).join(''));
     if (onlyPast) { sub.close(); res.end(); return; }
-    // events published in one turn of the loop (a container's die, its volumes' unmount…) go out as one write
-    let corked = false;
+    // Writes are coalesced: events published in one turn of the loop (a container's die, its volumes' unmount…)
+    // go out as one chunk, and while events come in a burst (a write less than COALESCE_MS ago) the next chunk
+    // waits for the rest of that window, so a subscriber gets at most one write(2) per window instead of one per
+    // event (each write wakes the reader, which on a busy machine costs more than the event itself). A lone
+    // event is written at once. The text is joined here rather than corked: ServerResponse.uncork sends a
+    // chunk's size line, data and CRLF as three socket writes, one res.write of a joined string is one writev.
+    let pending = '';
+    let scheduled = false;
+    let lastWrite = -Infinity;
+    const flush = () => {
+      scheduled = false;
+      lastWrite = performance.now();
+      const text = pending;
+      pending = '';
+      if (text !== '' && !res.destroyed && !res.writableEnded) res.write(text);
+    };
     sub.onEvent((e) => {
       if (res.destroyed) return;
-      if (!corked) { corked = true; res.cork(); process.nextTick(() => { corked = false; res.uncork(); }); }
-      res.write(events.encode(e));
+      pending += events.encode(e);
+      if (scheduled) return;
+      scheduled = true;
+      const since = performance.now() - lastWrite;
+      if (since >= COALESCE_MS) process.nextTick(flush);
+      else setTimeout(flush, COALESCE_MS - since);
     });
     let timer: NodeJS.Timeout | undefined;
-    const finish = () => { if (timer) clearTimeout(timer); sub.close(); if (!res.writableEnded) res.end(); };
+    const finish = () => { if (timer) clearTimeout(timer); sub.close(); if (!res.writableEnded) { flush(); res.end(); } };
     if (until !== undefined) timer = setTimeout(finish, Number((until - now) / 1_000_000n));
     res.on('close', finish);
     req.on('close', () => { if (req.socket.destroyed) finish(); });

@@ -589,7 +589,7 @@ class BuildJob {
     const env = [...(st.run.Env ?? []), ...args];
     const cid = ex.create
       ? await ex.create({
-        imageId: st.imageId, config: st.run, cmd, env: [...env, ...(mounts?.env ?? [])], runStep: true, network,
+        imageId: st.imageId, config: st.run, cmd, env, processEnv: mounts?.env ?? [], runStep: true, network,
         ...(mounts ? { binds: mounts.binds, tmpfs: mounts.tmpfs } : {}),
       })
       : newId();

@@ -27,6 +27,8 @@ export interface ContainerExecutorDeps {
 const DRAIN_MS = 2000;
 
 export class ContainerExecutor implements RunExecutor {
+  /** Step container → its process-only variables, until the step has started. */
+  private readonly processEnv = new Map<string, string[]>();
   constructor(private readonly d: ContainerExecutorDeps) {}
 
   async create(spec: StepContainer): Promise<string> {
@@ -49,12 +51,15 @@ export class ContainerExecutor implements RunExecutor {
       },
     };
     const { Id } = await this.d.containers.create(null, body, { noImage: spec.imageId === null });
+    if (spec.processEnv?.length) this.processEnv.set(Id, spec.processEnv);
     return Id;
   }
 
   async run(io: Parameters<RunExecutor['run']>[0]): ReturnType<RunExecutor['run']> {
     const { runner, layers } = this.d;
     const id = io.id;
+    const processEnv = this.processEnv.get(id) ?? [];
+    this.processEnv.delete(id);
     if (io.signal?.aborted) { await this.remove(id); throw new BuildCancelledError(); }
     // attached before start: the attachment is made between the runtime's create and start
     const attached = runner.attach(id, { stdout: io.stdout, stderr: io.stderr }, { logs: false, stream: true }).catch((e) => { this.d.log?.warn('attaching to a RUN step: its output is lost', { container: id, error: e }); });
@@ -65,7 +70,7 @@ export class ContainerExecutor implements RunExecutor {
     };
     io.signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      await runner.start(id);
+      await runner.start(id, { processEnv });
       if (cancelled) await runner.kill(id, 'KILL').catch(notRunning(this.d.log, id));
       const { StatusCode } = await runner.wait(id, 'not-running');
       await Promise.race([attached, new Promise((r) => setTimeout(r, DRAIN_MS).unref())]);
@@ -86,6 +91,7 @@ export class ContainerExecutor implements RunExecutor {
   }
 
   async remove(id: string): Promise<void> {
+    this.processEnv.delete(id);
     // force: a cancelled step's container may still be on its way down; its anonymous volumes go with it
     try { await this.d.containers.remove(id, { force: true, volumes: true }); } catch (e) { if (e instanceof NotFoundError) return; /* already gone */ throw e; }
   }

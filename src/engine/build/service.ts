@@ -1,6 +1,8 @@
 /** BuildService: the BuildBackend of POST /build over the classic builder. */
 import type { Readable } from 'node:stream';
-import type { BuildCachePruneReport, BuildRequest } from '../../wire/index.js';
+import type { BuildCachePruneReport, BuildCacheRecord, BuildRequest } from '../../wire/index.js';
+import type { CachePruneOptions } from './cache-mounts.js';
+import { InvalidParameterError, SystemError } from '../../lib/errors.js';
 import type { ProgressSink } from '../../lib/jsonmessage.js';
 import { Builder, type BuilderDeps } from './builder.js';
 
@@ -14,9 +16,23 @@ export class BuildService {
     return this.builder.build(context, opts, progress);
   }
 
-  /** POST /build/prune: the cache mounts' directories go (the ones a running step holds stay). */
-  async prune(): Promise<BuildCachePruneReport> {
-    const r = await this.builder.caches.prune();
+  /** POST /build/prune: the cache mounts' records that `opts` select go (the ones a running step holds stay). */
+  async prune(opts: CachePruneOptions = {}): Promise<BuildCachePruneReport> {
+    let r;
+    try {
+      r = await this.builder.caches.prune(opts);
+    } catch (e) {
+      // dockerd wraps the builder's error, keeping its type (a bad filter stays a 400)
+      const message = `failed to prune build cache: ${(e as Error).message}`;
+      if (e instanceof InvalidParameterError) throw new InvalidParameterError(message, { cause: e });
+      if (e instanceof SystemError) throw new SystemError(message, { cause: e });
+      throw e;
+    }
     return { CachesDeleted: r.CachesDeleted.length ? r.CachesDeleted : null, SpaceReclaimed: r.SpaceReclaimed };
+  }
+
+  /** `system df`'s BuildCache: the cache mounts. */
+  cacheRecords(): Promise<BuildCacheRecord[]> {
+    return this.builder.caches.records();
   }
 }

@@ -15,6 +15,11 @@ export interface StepContainer {
   cmd: string[];
   /** Env of the container when it differs from config.Env (RUN: plus the build args that reach it). */
   env?: string[];
+  /**
+   * Variables for the step's process only (RUN --mount=type=secret,env=, SSH_AUTH_SOCK): given at start, never
+   * part of the container's record, so a kept step container (--rm=false) does not show them.
+   */
+  processEnv?: string[];
   /** A RUN step: the image's ENTRYPOINT does not wrap the command and no healthcheck runs (docker's overrides). */
   runStep?: boolean;
   /** HostConfig.NetworkMode: "default" (the bridge) when absent, "bridge", "host", "none". */

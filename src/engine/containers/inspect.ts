@@ -26,6 +26,8 @@ export interface ViewContext {
   runtime: string;
   /** The storage driver's name as dockerd reports it (overlay2). */
   graphDriver: string;
+  /** The RW layer's `GraphDriver.Data` (null: the driver has none, or the layer is gone). */
+  graphDriverData?: Record<string, string> | null;
   /** Running exec IDs (null when none). */
   execIDs?: string[] | null;
   sizes?: { SizeRw: number; SizeRootFs: number };
@@ -185,7 +187,7 @@ export function inspectView(r: ContainerRecord, c: ViewContext): ContainerInspec
     AppArmorProfile: '',
     ExecIDs: c.execIDs ?? null,
     HostConfig: hostConfigView(r.HostConfig, c.runtime),
-    GraphDriver: { Data: null, Name: c.graphDriver },
+    GraphDriver: { Data: c.graphDriverData ?? null, Name: c.graphDriver },
     ...(c.sizes ? { SizeRw: c.sizes.SizeRw, SizeRootFs: c.sizes.SizeRootFs } : {}),
     Mounts: mountsView(r),
     Config: configView(r.Config),

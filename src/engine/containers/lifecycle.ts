@@ -116,7 +116,7 @@ export class ContainerRunner {
       const policy = (r.HostConfig.RestartPolicy as { Name?: string } | undefined)?.Name;
       if (!r.State.Running && r.State.Status !== 'created' && (policy === 'always' || (policy === 'unless-stopped' && !r.ManuallyStopped))) {
         // docker: on daemon start, "always" containers come back even after a manual stop, "unless-stopped" ones unless stopped
-        await this.start(r.ID, true).catch(this.log.onError('restarting a container (restart policy) at daemon start', { container: r.ID }, 'error'));
+        await this.start(r.ID, { byPolicy: true }).catch(this.log.onError('restarting a container (restart policy) at daemon start', { container: r.ID }, 'error'));
         continue;
       }
       if (!r.State.Running) continue;
@@ -190,7 +190,12 @@ export class ContainerRunner {
     return { Mode: 'bridge', IPAddress: ep.ip ?? '', IPPrefixLen: ep.prefixLen ?? 0, Gateway: ep.gateway ?? '', MacAddress: ep.mac ?? '', Ports: ports };
   }
 
-  async start(ref: string, byPolicy = false): Promise<void> {
+  /**
+   * `opts.processEnv`: variables for this start's process only (a build step's secrets, RUN
+   * --mount=type=secret,env=): in the runtime's spec, never in the container's record or inspect.
+   */
+  async start(ref: string, opts: { byPolicy?: boolean; processEnv?: readonly string[] } = {}): Promise<void> {
+    const byPolicy = opts.byPolicy ?? false;
     const r = this.c.get(ref);
     if (r.State.Running) throw new NotModifiedError('container already started');
     if (!byPolicy) { r.ManuallyStopped = false; r.RestartCount = 0; }
@@ -210,7 +215,7 @@ export class ContainerRunner {
       netUp = true;
       const hc = r.HostConfig;
       const spec = await buildSpec({
-        id, rootfs, args: [r.Path, ...r.Args], env: r.Config.Env ?? [], cwd: r.Config.WorkingDir || '/',
+        id, rootfs, args: [r.Path, ...r.Args], env: [...(r.Config.Env ?? []), ...(opts.processEnv ?? [])], cwd: r.Config.WorkingDir || '/',
         user: r.Config.User ?? '', terminal: !!r.Config.Tty, hostname: r.Config.Hostname ?? id.slice(0, 12),
         containerDir: this.c.dir(id), network: net.spec, ...(net.ep?.ip ? { ip: net.ep.ip } : {}),
         ...(Array.isArray(hc.Dns) && hc.Dns.length ? { dns: hc.Dns as string[] } : {}),
@@ -314,7 +319,7 @@ export class ContainerRunner {
         r.State.Restarting = false;
         if (r.ManuallyStopped || !this.c.all().includes(r)) { r.State.Status = 'exited'; void this.c.save(r).catch(this.log.onError('writing the exit state', { container: r.ID }, 'error')); this.notify(r, code, null); return; }
         r.RestartCount++;
-        this.start(r.ID, true).catch((e) => { this.log.error('restarting a container (restart policy)', { container: r.ID, error: e }); r.State.Status = 'exited'; void this.c.save(r).catch(this.log.onError('writing the exit state', { container: r.ID }, 'error')); this.notify(r, code, null); });
+        this.start(r.ID, { byPolicy: true }).catch((e) => { this.log.error('restarting a container (restart policy)', { container: r.ID, error: e }); r.State.Status = 'exited'; void this.c.save(r).catch(this.log.onError('writing the exit state', { container: r.ID }, 'error')); this.notify(r, code, null); });
       }, delay).unref();
     }
   }

@@ -360,13 +360,20 @@ export class ContainerService {
   /** A container's exec instances (inspect's ExecIDs), wired by the composition root. */
   execIDsOf?: (id: string) => string[] | null;
 
+  private graphDriverData(id: string): Record<string, string> | null {
+    try { return this.d.layers.rwGraphDriverData(id); } catch (e) {
+      if (e instanceof NotFoundError) return null; // a container whose RW layer is being removed
+      throw e;
+    }
+  }
+
   /** GET /containers/{id}/json (with SizeRw/SizeRootFs when `size`). */
   async inspect(ref: string, opts: { size?: boolean } = {}): Promise<ContainerInspect> {
     const r = this.get(ref);
     const sizes = opts.size ? await this.sizes(r.ID) : undefined;
     return inspectView(r, {
       dir: this.dir(r.ID), runtime: this.d.defaultRuntime ?? 'runc', graphDriver: this.d.layers.graphDriverName,
-      execIDs: this.execIDsOf?.(r.ID) ?? null, ...(sizes ? { sizes } : {}),
+      graphDriverData: this.graphDriverData(r.ID), execIDs: this.execIDsOf?.(r.ID) ?? null, ...(sizes ? { sizes } : {}),
     });
   }
 

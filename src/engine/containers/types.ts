@@ -25,7 +25,8 @@ export interface ContainerRecords {
 export interface ContainerProcesses {
   /** Attached before start, nothing is missed; resolves when the output ends. */
   attach(ref: string, streams: AttachStreams, opts: { logs: boolean; stream: boolean }): Promise<void>;
-  start(ref: string): Promise<void>;
+  /** `processEnv`: variables given to this start's process only, never recorded (build secrets). */
+  start(ref: string, opts?: { processEnv?: readonly string[] }): Promise<void>;
   kill(ref: string, signal: string): Promise<void>;
   /** `not-running`, `next-exit` or `removed`. */
   wait(ref: string, condition: string): Promise<{ StatusCode: number; Error: { Message: string } | null }>;

@@ -395,6 +395,11 @@ class FsLayerStore implements LayerStore {
     });
   }
 
+  /** Container inspect's `GraphDriver.Data` for the RW layer `id` (null when the driver reports none). */
+  rwGraphDriverData(id: string): Record<string, string> | null {
+    return this.driver.graphDriverDataRW(this.rwLayer(id));
+  }
+
   /** The RW layer `id` as its driver sees it. */
   private rwLayer(id: string): RwLayer {
     const r = this.rws.get(id);

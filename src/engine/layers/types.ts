@@ -85,6 +85,8 @@ export interface LayerStore {
   lookupDirs(chainId: Digest | null): Promise<string[]>;
   /** image inspect's `GraphDriver.Data` for an image whose top layer is `chainId` (null when the driver has none). */
   graphDriverData(chainId: Digest | null): Promise<Record<string, string> | null>;
+  /** Container inspect's `GraphDriver.Data` for the RW layer `id` (null when the driver has none); NotFound without it. */
+  rwGraphDriverData(id: string): Record<string, string> | null;
   list(): Promise<Layer[]>;
   /**
    * Start-up repair: makes each layer's external reference count equal `expected` (chain ID → number of images

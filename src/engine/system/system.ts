@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as os from 'node:os';
-import type { ContainerSummary, DiskUsage, ImageSummary, SystemInfo, SystemVersion, Volume } from '../../wire/index.js';
+import type { BuildCacheRecord, ContainerSummary, DiskUsage, ImageSummary, SystemInfo, SystemVersion, Volume } from '../../wire/index.js';
 import type { DaemonConfig } from '../config.js';
 import { writeFileAtomic } from '../../lib/atomic.js';
 import { goArch, rfc3339NanoFixed } from '../../lib/go.js';
@@ -35,6 +35,8 @@ export interface SystemServiceOptions {
   countImages: () => Promise<number>;
   /** Image half of `docker system df`. */
   imagesDiskUsage: () => Promise<ImagesDiskUsage>;
+  /** `system df`'s BuildCache records (the builder's cache mounts). */
+  buildCacheDiskUsage?: () => Promise<BuildCacheRecord[]>;
   /** Containers of `docker system df` (list entries with SizeRw/SizeRootFs). */
   containersDiskUsage?: () => Promise<ContainerSummary[]>;
   /** Volumes of `docker system df` (with UsageData). */
@@ -283,13 +285,15 @@ export class SystemService {
 
   async df(): Promise<DiskUsage> {
     const usage = await this.opts.imagesDiskUsage();
+    const buildCache = (await this.opts.buildCacheDiskUsage?.()) ?? [];
     return {
       LayersSize: usage.LayersSize,
       Images: usage.Images,
       Containers: (await this.opts.containersDiskUsage?.()) ?? [],
       Volumes: (await this.opts.volumesDiskUsage?.()) ?? [],
-      BuildCache: [],
-      BuilderSize: 0,
+      BuildCache: buildCache,
+      // dockerd counts the records that are not shared
+      BuilderSize: buildCache.reduce((n, r) => n + (r.Shared ? 0 : r.Size), 0),
     };
   }
 }

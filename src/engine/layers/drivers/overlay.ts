@@ -148,6 +148,12 @@ class OverlayDriver implements Driver {
     return out;
   }
 
+  /** As dockerd's overlay2: the init layer and the image's chain below, the container's own dirs. */
+  graphDriverDataRW(rw: RwLayer): Record<string, string> | null {
+    const dir = join(this.home, rw.id);
+    return { LowerDir: this.rwLowers(rw).join(':'), MergedDir: join(dir, 'merged'), UpperDir: join(dir, 'upper'), WorkDir: join(dir, 'work') };
+  }
+
   async createRW(rw: RwLayer): Promise<void> {
     const dir = join(this.home, rw.id);
     await rm(dir, { recursive: true, force: true });

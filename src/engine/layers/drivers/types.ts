@@ -85,6 +85,8 @@ export interface Driver {
   mountRW(rw: RwLayer): Promise<string>;
   /** Unmounts the RW layer's root if it is mounted; fails when it is busy. */
   unmountRW(id: string): Promise<void>;
+  /** What container inspect reports as `GraphDriver.Data` for the RW layer (null when the driver has none). */
+  graphDriverDataRW(rw: RwLayer): Record<string, string> | null;
   /** Deletes an unmounted RW layer and its init layer. */
   removeRW(id: string): Promise<void>;
   /** The RW layer's changes as `docker diff` lists them: kind 0 modified, 1 added, 2 deleted. */

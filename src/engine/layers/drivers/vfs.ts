@@ -100,6 +100,10 @@ class VfsDriver implements Driver {
     return null; // dockerd's vfs driver reports no metadata ("Data": null)
   }
 
+  graphDriverDataRW(): Record<string, string> | null {
+    return null; // as for images
+  }
+
   // ---- read-write layers
 
   /** The tree an RW layer's changes are computed against. */
