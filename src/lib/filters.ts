@@ -155,3 +155,22 @@ export function getBoolOrDefault(f: Filters, name: string, def: boolean): boolea
   if (isFalse === isTrue) throw invalidFilterError(name, vals);
   return isTrue;
 }
+
+/** docker's timestamp filter values ("until="): durations back from now, unix seconds, RFC 3339 dates. */
+export function parseTimestamp(value: string, now = Date.now()): number {
+  if (value === '') return now;
+  const dur = /^(?:(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+$/.test(value);
+  if (dur) {
+    const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1e3, m: 60e3, h: 3600e3 };
+    let total = 0;
+    for (const m of value.matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/g)) total += parseFloat(m[1]!) * unit[m[2]!]!;
+    return now - total;
+  }
+  if (/^-?\d+(\.\d+)?$/.test(value)) return parseFloat(value) * 1000;
+  let v = value;
+  if (/^\d{4}-\d\d-\d\d$/.test(v)) v += 'T00:00:00';
+  const hasZone = /(Z|[+-]\d\d:?\d\d)$/i.test(v) && v.includes('T');
+  const ms = Date.parse(hasZone ? v : v); // a date without zone is local time, as Go's ParseInLocation(Local)
+  if (Number.isNaN(ms)) throw new InvalidParameterError(`invalid value for 'until' filter: failed to parse value as time or duration: "${value}"`);
+  return ms;
+}

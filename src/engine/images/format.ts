@@ -1,5 +1,4 @@
 /** How dockerd formats image data: Go's GOARCH, RFC 3339 times, container.Config JSON, path.Match, filter times. */
-import { InvalidParameterError } from '../../lib/errors.js';
 import type { ContainerConfig } from './types.js';
 
 /** The Docker version written into configs this engine creates (import, bootstrap). */
@@ -74,21 +73,3 @@ export function goContainerConfig(c: ContainerConfig | undefined | null): Record
   return o;
 }
 
-/** docker's timestamp filter values ("until="): durations back from now, unix seconds, RFC 3339 dates. */
-export function parseTimestamp(value: string, now = Date.now()): number {
-  if (value === '') return now;
-  const dur = /^(?:(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+$/.test(value);
-  if (dur) {
-    const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1e3, m: 60e3, h: 3600e3 };
-    let total = 0;
-    for (const m of value.matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/g)) total += parseFloat(m[1]!) * unit[m[2]!]!;
-    return now - total;
-  }
-  if (/^-?\d+(\.\d+)?$/.test(value)) return parseFloat(value) * 1000;
-  let v = value;
-  if (/^\d{4}-\d\d-\d\d$/.test(v)) v += 'T00:00:00';
-  const hasZone = /(Z|[+-]\d\d:?\d\d)$/i.test(v) && v.includes('T');
-  const ms = Date.parse(hasZone ? v : v); // a date without zone is local time, as Go's ParseInLocation(Local)
-  if (Number.isNaN(ms)) throw new InvalidParameterError(`invalid value for 'until' filter: failed to parse value as time or duration: "${value}"`);
-  return ms;
-}

@@ -6,7 +6,8 @@ import type { DeleteItem } from '../../wire/index.js';
 import type { Filters } from '../../lib/filters.js';
 import type { ImageContext } from './context.js';
 import { imageDelete } from './delete.js';
-import { parseTimestamp, timeKey } from './format.js';
+import { timeKey } from './format.js';
+import { parseTimestamp } from '../../lib/filters.js';
 import { refString } from './refs.js';
 import type { Image } from './types.js';
 

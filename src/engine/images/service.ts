@@ -22,7 +22,7 @@ import { tagImage } from './tag.js';
 import type { Image } from './types.js';
 
 export type { ContainerUsers, ImageServiceDeps } from './context.js';
-export { DOCKER_VERSION, goContainerConfig, goTimeString, goUnix, parseTimestamp } from './format.js';
+export { DOCKER_VERSION, goContainerConfig, goTimeString, goUnix } from './format.js';
 export { decompressStream } from './decompress.js';
 
 export class ImageService {
