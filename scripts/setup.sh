@@ -10,8 +10,9 @@ cd "$(dirname "$(readlink -f "$0")")/.."
 # Debian packages: the reference registry, a static busybox (the base image), the OCI runtime and its
 # monitor, OCI image tools used by the test fixtures, xattr/iptables/ip tools, debootstrap, htpasswd, jq, and
 # docker.io: dockerd as the *reference* the comparison tests and benchmarks run beside wharfd (on private
-# sockets and data roots; never a back end of Wharf).
-PKGS=(docker-registry busybox-static runc crun conmon skopeo umoci attr iptables iproute2 debootstrap apache2-utils jq docker.io)
+# sockets and data roots; never a back end of Wharf). netavark + aardvark-dns: user-defined networks and their DNS
+# (engine/network/netavark.ts); docker-compose (1.29): the Compose e2e tests.
+PKGS=(docker-registry busybox-static runc crun conmon skopeo umoci attr iptables iproute2 debootstrap apache2-utils jq docker.io netavark aardvark-dns docker-compose)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -5,7 +5,7 @@
 import type { Readable } from 'node:stream';
 import type { ProgressSink } from '../lib/jsonmessage.js';
 import type { Filters } from '../lib/filters.js';
-import type { BuildRequest, DeleteItem, HistoryItem, ImagePruneReport, ImageSummary, ImportOptions, PullOptions } from '../wire/index.js';
+import type { BuildRequest, DeleteItem, EndpointSettings, HistoryItem, ImagePruneReport, ImageSummary, ImportOptions, NetworkCreateRequest, NetworkPruneReport, NetworkResource, PullOptions } from '../wire/index.js';
 
 export type { Filters } from '../lib/filters.js';
 export type { AuthConfig, BuildRequest, DeleteItem, HistoryItem, ImagePruneReport, ImageSummary, ImportOptions, PullOptions } from '../wire/index.js';
@@ -40,6 +40,20 @@ export interface Backends {
   system: SystemBackend;
   /** The classic builder (POST /build); absent in daemons built without it. */
   build?: BuildBackend;
+  /** /networks; absent in daemons without networking. */
+  networks?: NetworkBackend;
+}
+
+export interface NetworkBackend {
+  /** GET /networks (filters dangling, driver, id, label, name, scope, type). */
+  list(filters: Filters): NetworkResource[];
+  /** GET /networks/{id}: by full ID, name or unique ID prefix. */
+  inspect(ref: string): NetworkResource;
+  create(req: NetworkCreateRequest): Promise<{ Id: string; Warning: string }>;
+  remove(ref: string): Promise<void>;
+  prune(filters: Filters): Promise<NetworkPruneReport>;
+  connectContainer(network: string, container: string, cfg: Partial<EndpointSettings> | null | undefined): Promise<void>;
+  disconnectContainer(network: string, container: string, force: boolean): Promise<void>;
 }
 
 export interface BuildBackend {

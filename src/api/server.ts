@@ -9,6 +9,7 @@ import { clientTooNew, clientTooOld, httpStatusOf, messageOf, pageNotFound, send
 import { Router } from './router.js';
 import { imageRoutes } from './routes/images.js';
 import { systemRoutes } from './routes/system.js';
+import { networkRoutes } from './routes/networks.js';
 
 /** The API version we serve (the reference dockerd 20.10's), and the oldest we accept. */
 export const API_VERSION = '1.41';
@@ -58,6 +59,7 @@ export function buildRouter(backends: Backends): Router {
   const r = new Router();
   systemRoutes(r, backends.system);
   imageRoutes(r, backends.images);
+  if (backends.networks) networkRoutes(r, backends.networks);
   return r;
 }
 

@@ -34,7 +34,7 @@ import { ContainerRunner } from '../engine/containers/lifecycle.js';
 import { ExecService } from '../engine/containers/exec.js';
 import { CommitService } from '../engine/containers/commit.js';
 import { ArchiveReader } from '../engine/containers/archive.js';
-import { BridgeNetwork } from '../engine/network/index.js';
+import { BridgeNetwork, NetworkService } from '../engine/network/index.js';
 import { createRuntime } from '../engine/runtime/runc.js';
 import { isENOENT } from '../lib/fsutil.js';
 import { DEFAULT_DOMAIN, INDEX_SERVER, LEGACY_DEFAULT_DOMAIN } from '../lib/reference.js';
@@ -110,10 +110,12 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
     containers: { usersOf: (id) => containerService ? containerService.usersOf(id) : Promise.resolve([]) },
   });
   const volumes = await new VolumeStore(dataRoot).open();
-  containerService = await new ContainerService({ dataRoot, layers, volumes, resolveImage: (name) => imageService.resolve(name) }).open();
+  const networks = await new NetworkService({ dataRoot, execRoot: cfg.execRoot, bridge: new BridgeNetwork({ dataRoot, execRoot: cfg.execRoot }) }).open();
+  containerService = await new ContainerService({ dataRoot, layers, volumes, networks, resolveImage: (name) => imageService.resolve(name) }).open();
+  networks.setContainers(containerService);
   const containers = containerService;
   const runtime = createRuntime({ root: join(cfg.execRoot, 'runtime'), runtime: cfg.defaultRuntime });
-  const runner = new ContainerRunner(containers, runtime, layers, cfg.execRoot, new BridgeNetwork({ dataRoot, execRoot: cfg.execRoot }));
+  const runner = new ContainerRunner(containers, runtime, layers, cfg.execRoot, networks);
   const execs = new ExecService(containers, runtime, cfg.execRoot);
   const commits = new CommitService({
     containers, images, layers, tagImage: (id, repo, tag) => imageService.tagImage(id, repo, tag),
@@ -160,7 +162,7 @@ export async function createDaemon(cfg: DaemonConfig): Promise<Daemon> {
   });
 
   return {
-    backends: { images: imageService, system, build },
+    backends: { images: imageService, system, build, networks },
     extraRoutes: [
       (r) => { if (build) buildRoutes(r, build); },
       (r) => { distributionRoutes(r, pusher); archiveRoutes(r, archive); },

@@ -6,3 +6,4 @@
 export type * from './auth.js';
 export type * from './images.js';
 export type * from './build.js';
+export type * from './networks.js';

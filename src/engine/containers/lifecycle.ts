@@ -3,9 +3,9 @@
  * monitor (state, exit code, unmount, AutoRemove), wait conditions, attach (before start: the attachment is taken
  * between runtime create and start, so nothing is missed), logs, stop and kill.
  *
- * Networking: "host", "none", and "default"/"bridge" through engine/network's BridgeNetwork (netns, veth and IP
- * made before the runtime runs, ports through the userland proxy); without a BridgeNetwork, default falls back
- * to the host's network namespace.
+ * Networking: "host", "none", "default"/"bridge" and user-defined networks through engine/network's
+ * NetworkService (netns, veth and IP made before the runtime runs, ports through the userland proxy); without a
+ * NetworkService, default falls back to the host's network namespace.
  */
 import { execFile } from 'node:child_process';
 import { chmod, chown, lstat, mkdir, readdir, readFile, rm } from 'node:fs/promises';
@@ -23,7 +23,7 @@ import { readLogs, type LogRecord } from '../runtime/logs.js';
 import { type ContainerNet, type ContainerRecord, type ContainerService, type MountPoint } from './service.js';
 
 const execFileP = promisify(execFile);
-import type { BridgeNetwork, Endpoint, PortMapping } from '../network/index.js';
+import type { Endpoint, NetworkService, PortMapping } from '../network/index.js';
 import { isENOENT } from '../../lib/fsutil.js';
 import { rfc3339NanoFixed } from '../../lib/go.js';
 
@@ -94,7 +94,7 @@ export class ContainerRunner {
 
   constructor(
     private readonly c: ContainerService, private readonly rt: Runtime, private readonly layers: LayerStore,
-    private readonly execRoot: string, private readonly net?: BridgeNetwork,
+    private readonly execRoot: string, private readonly net?: NetworkService,
   ) {
     c.stopHook = async (r) => {
       if (r.State.Paused) await this.unpause(r.ID).catch(() => {});
@@ -132,11 +132,12 @@ export class ContainerRunner {
     }
   }
 
-  private modeOf(r: ContainerRecord): 'none' | 'host' | 'bridge' {
+  private modeOf(r: ContainerRecord): 'none' | 'host' | 'bridge' | 'user' {
     const m = String(r.HostConfig.NetworkMode ?? 'default');
     if (m === 'none' || m === 'host') return m;
     if (m === 'default' || m === 'bridge') return this.net ? 'bridge' : 'host';
-    throw new InvalidParameterError(`network ${m} not found`);
+    if (this.net?.isUserNetwork(m)) return 'user';
+    throw new NotFoundError(`network ${m} not found`);
   }
 
   /** HostConfig.PortBindings (and -P: every exposed port on a free host port) as proxy mappings. */
@@ -157,8 +158,8 @@ export class ContainerRunner {
 
   private async connectNet(r: ContainerRecord): Promise<{ spec: NetworkMode; ep: Endpoint | null }> {
     const mode = this.modeOf(r);
-    if (mode !== 'bridge') return { spec: { mode }, ep: null };
-    const ep = await this.net!.connect(r.ID, 'bridge', { name: r.Name.slice(1) });
+    if (mode !== 'bridge' && mode !== 'user') return { spec: { mode }, ep: null };
+    const ep = await this.net!.connect(r, mode);
     try {
       const bound = await this.net!.publish(ep, this.portMappings(r));
       r.Net = this.netInfo(r, ep, bound);
@@ -176,6 +177,8 @@ export class ContainerRunner {
       const k = `${b.containerPort}/${b.proto}`;
       (ports[k] ??= []).push({ HostIp: b.hostIp || '0.0.0.0', HostPort: String(b.hostPort) });
     }
+    // docker fills the top-level addresses for the default bridge only
+    if (ep.nameservers) return { Mode: String(r.HostConfig.NetworkMode), IPAddress: '', IPPrefixLen: 0, Gateway: '', MacAddress: '', Ports: ports };
     return { Mode: 'bridge', IPAddress: ep.ip ?? '', IPPrefixLen: ep.prefixLen ?? 0, Gateway: ep.gateway ?? '', MacAddress: ep.mac ?? '', Ports: ports };
   }
 
@@ -202,7 +205,7 @@ export class ContainerRunner {
         id, rootfs, args: [r.Path, ...r.Args], env: r.Config.Env ?? [], cwd: r.Config.WorkingDir || '/',
         user: r.Config.User ?? '', terminal: !!r.Config.Tty, hostname: r.Config.Hostname ?? id.slice(0, 12),
         containerDir: this.c.dir(id), network: net.spec, ...(net.ep?.ip ? { ip: net.ep.ip } : {}),
-        ...(Array.isArray(hc.Dns) && hc.Dns.length ? { dns: hc.Dns as string[] } : {}),
+        ...(net.ep?.nameservers ? { dns: net.ep.nameservers } : Array.isArray(hc.Dns) && hc.Dns.length ? { dns: hc.Dns as string[] } : {}),
         ...(Array.isArray(hc.ExtraHosts) ? { extraHosts: hc.ExtraHosts as string[] } : {}),
         ...specOptionsOf(hc),
         binds: r.MountPoints ? await mountsOf(r.MountPoints, rootfs) : await bindsOf(hc),

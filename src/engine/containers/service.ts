@@ -17,6 +17,7 @@ import { topChainOf } from '../images/store.js';
 import { parseBind, validateCreateBody } from './hostconfig.js';
 import { rfc3339NanoFixed } from '../../lib/go.js';
 import { humanDuration } from '../../lib/units.js';
+import type { EndpointSettings } from '../../wire/networks.js';
 
 export type ContainerStatus = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
 
@@ -52,6 +53,8 @@ export interface ContainerRecord {
   ManuallyStopped?: boolean;
   /** While running on the bridge: its endpoint and published ports. */
   Net?: ContainerNet;
+  /** User-defined networks the container is on (NetworkSettings.Networks, kept by engine/network). */
+  Networks?: Record<string, EndpointSettings>;
   /** Bind mounts and volumes (records from before volumes have only HostConfig.Binds). */
   MountPoints?: MountPoint[];
 }
@@ -72,6 +75,8 @@ export interface ContainerServiceDeps {
   resolveImage(name: string): Promise<Image>;
   /** Named and anonymous volumes (absent: only bind mounts are accepted). */
   volumes?: VolumeStore;
+  /** Networks: checks NetworkMode and NetworkingConfig at create (absent: only the predefined modes). */
+  networks?: { endpointsForCreate(mode: string, endpoints: Record<string, Partial<EndpointSettings> | null> | undefined): Record<string, EndpointSettings> | undefined };
 }
 
 /** A mount of a container, as recorded (docker's MountPoint): a bind of a host path or a volume. */
@@ -222,7 +227,7 @@ export class ContainerService {
     if (imageName === '' && !opts.noImage) throw new InvalidParameterError('Config cannot be empty in order to create a container');
     const img = imageName === '' ? null : await this.d.resolveImage(imageName);
     const ic = (img?.config.config ?? {}) as ContainerConfig;
-    const { HostConfig: hc0, NetworkingConfig: _nc, ...cfg0 } = body as Record<string, unknown>;
+    const { HostConfig: hc0, NetworkingConfig: nc, ...cfg0 } = body as Record<string, unknown>;
     const hc = (hc0 && typeof hc0 === 'object' ? hc0 : {}) as Record<string, unknown>;
     const cfg = { ...cfg0 } as ContainerConfig & Record<string, unknown>;
     // merge with the image's config, as dockerd's merge()
@@ -252,6 +257,8 @@ export class ContainerService {
     const argv = [...(cfg.Entrypoint ?? []), ...(cfg.Cmd ?? [])];
     if (argv.length === 0) throw new InvalidParameterError('No command specified');
 
+    const netMode = typeof hc.NetworkMode === 'string' && hc.NetworkMode !== '' ? hc.NetworkMode : 'default';
+    const networks = this.d.networks?.endpointsForCreate(netMode, (nc as { EndpointsConfig?: Record<string, Partial<EndpointSettings> | null> } | null | undefined)?.EndpointsConfig);
     const id = randomBytes(32).toString('hex');
     if (!cfg.Hostname) cfg.Hostname = id.slice(0, 12);
     const finalName = `/${(name && name !== '' ? name : this.generateName()).replace(/^\//, '')}`;
@@ -274,6 +281,7 @@ export class ContainerService {
       },
       Driver: this.d.layers.driverName,
       RestartCount: 0,
+      ...(networks ? { Networks: networks } : {}),
     };
     // reserve the name before any await, so two concurrent creates cannot both take it
     this.byId.set(id, rec);
@@ -350,7 +358,7 @@ export class ContainerService {
       Ports: n?.Ports ?? {}, SandboxKey: '', SecondaryIPAddresses: null, SecondaryIPv6Addresses: null, EndpointID: '',
       Gateway: n?.Gateway ?? '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, IPAddress: n?.IPAddress ?? '',
       IPPrefixLen: n?.IPPrefixLen ?? 0, IPv6Gateway: '', MacAddress: n?.MacAddress ?? '',
-      Networks: { [netName]: ep },
+      Networks: r.Networks && !(mode === 'default' || mode === 'bridge') ? r.Networks : { [netName]: ep, ...(r.Networks ?? {}) },
     };
   }
 

@@ -41,6 +41,8 @@ export interface BridgeConfig {
 export type NetworkModeName = 'bridge' | 'none' | 'host';
 
 export interface Endpoint {
+  /** user networks: the name servers for resolv.conf (aardvark-dns on each network's gateway). */
+  nameservers?: string[];
   id: string;
   mode: NetworkModeName;
   /** bridge mode: the netns file the OCI spec joins. */
