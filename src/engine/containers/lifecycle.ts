@@ -207,6 +207,9 @@ export class ContainerRunner {
         containerDir: this.c.dir(id), network: net.spec, ...(net.ep?.ip ? { ip: net.ep.ip } : {}),
         ...(net.ep?.nameservers ? { dns: net.ep.nameservers } : Array.isArray(hc.Dns) && hc.Dns.length ? { dns: hc.Dns as string[] } : {}),
         ...(Array.isArray(hc.ExtraHosts) ? { extraHosts: hc.ExtraHosts as string[] } : {}),
+        ...(Array.isArray(hc.DnsSearch) && hc.DnsSearch.length ? { dnsSearch: hc.DnsSearch as string[] } : {}),
+        ...(Array.isArray(hc.DnsOptions) && hc.DnsOptions.length ? { dnsOptions: hc.DnsOptions as string[] } : {}),
+        ...(typeof r.Config.Domainname === 'string' && r.Config.Domainname ? { domainname: r.Config.Domainname } : {}),
         ...specOptionsOf(hc),
         binds: r.MountPoints ? await mountsOf(r.MountPoints, rootfs) : await bindsOf(hc),
       });

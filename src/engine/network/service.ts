@@ -292,7 +292,7 @@ export class NetworkService {
       const name = req.Name ?? '';
       if (name === '') throw new InvalidParameterError('network name must not be empty');
       if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name)) throw new InvalidParameterError(`invalid network name "${name}", only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
-      if ((PREDEFINED as readonly string[]).includes(name)) throw new ForbiddenError(`${name} is a pre-defined network and cannot be created`);
+      if ((PREDEFINED as readonly string[]).includes(name)) throw new ForbiddenError(`operation is not permitted on predefined ${name} network`);
       if ([...this.nets.values()].some((n) => n.Name === name)) throw new ConflictError(`network with name ${name} already exists`);
       const driver = req.Driver || 'bridge';
       if (driver !== 'bridge') {
@@ -320,7 +320,8 @@ export class NetworkService {
       let gateway: string;
       const p = pools[0];
       if (p && p.Subnet) {
-        const s = parseSubnet(p.Subnet);
+        let s: ReturnType<typeof parseSubnet>;
+        try { s = parseSubnet(p.Subnet); } catch (e) { throw new InvalidParameterError(`Invalid subnet ${p.Subnet} : ${(e as Error).message}`); }
         subnet = `${intToIp(s.network)}/${s.prefix}`;
         if (ours.some((o) => overlaps(o, s))) throw new ForbiddenError('Pool overlaps with other one on this address space');
         if (p.IPRange) {
@@ -347,7 +348,8 @@ export class NetworkService {
       const rec: NetworkRecord = {
         Name: name, Id: id, Created: rfc3339NanoFixed(new Date()), Driver: 'bridge', Internal: !!req.Internal,
         Attachable: !!req.Attachable,
-        IPAM: { Driver: 'default', Options: req.IPAM?.Options ?? {}, Config: [{ Subnet: subnet, ...(p?.IPRange ? { IPRange: p.IPRange } : {}), Gateway: gateway }] },
+        // dockerd shows the gateway it chose only for a pool it chose; a given subnet keeps the user's fields
+        IPAM: { Driver: 'default', Options: req.IPAM?.Options ?? {}, Config: [{ Subnet: subnet, ...(p?.IPRange ? { IPRange: p.IPRange } : {}), ...(!p?.Subnet || p.Gateway ? { Gateway: gateway } : {}) }] },
         Options: opts, Labels: { ...(req.Labels ?? {}) }, Bridge: bridge, Subnet: subnet, Gateway: gateway, UserSubnet: !!p?.Subnet,
       };
       try {
@@ -440,11 +442,24 @@ export class NetworkService {
       }
       return undefined;
     }
-    const n = this.find(mode);
     const names = Object.keys(cfgs);
     if (names.length > 1) throw new InvalidParameterError('Container cannot be connected to network endpoints: ' + names.join(', '));
+    let n: NetworkRecord;
+    try { n = this.find(mode); } catch (e) {
+      // as dockerd: a network that does not exist fails the start ("network x not found"), not the create
+      if (e instanceof NotFoundError) return { [mode]: this.unresolved(cfgs[mode]) };
+      throw e;
+    }
     const c = cfgs[mode] ?? cfgs[n.Name] ?? cfgs[n.Id] ?? null;
     return { [n.Name]: this.settingsFor(n, c) };
+  }
+
+  private unresolved(c: Partial<EndpointSettings> | null | undefined): EndpointSettings {
+    return {
+      IPAMConfig: c?.IPAMConfig ?? null, Links: c?.Links ?? null, Aliases: c?.Aliases ?? null, NetworkID: '', EndpointID: '',
+      Gateway: '', IPAddress: '', IPPrefixLen: 0, IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0,
+      MacAddress: c?.MacAddress ?? '', DriverOpts: c?.DriverOpts ?? null,
+    };
   }
 
   private settingsFor(n: NetworkRecord, c: Partial<EndpointSettings> | null | undefined): EndpointSettings {
@@ -617,8 +632,14 @@ export class NetworkService {
 
   /** POST /networks/{id}/connect: recorded for a stopped container, joined live for a running one. */
   connectContainer(netRef: string, ctrRef: string, cfg: Partial<EndpointSettings> | null | undefined): Promise<void> {
-    const n = this.find(netRef);
     const c = this.ctrs.get(ctrRef);
+    let n: NetworkRecord;
+    try { n = this.find(netRef); } catch (e) {
+      // dockerd records a stopped container's connection to a network it does not know (the start fails later)
+      if (!(e instanceof NotFoundError) || c.State.Running) throw e;
+      (c.Networks ??= {})[netRef] = this.unresolved(cfg);
+      return this.ctrs.save(c);
+    }
     const mode = String(c.HostConfig.NetworkMode ?? 'default');
     if (mode === 'host' || n.Name === 'host') throw new ForbiddenError('container cannot be disconnected from host network or connected to host network');
     if (mode === 'none' || n.Name === 'none') throw new ForbiddenError('container cannot be connected to multiple networks with one of the networks in private (none) mode');
@@ -627,7 +648,7 @@ export class NetworkService {
       if (n.Name === 'bridge' && (mode === 'default' || mode === 'bridge')) throw new ForbiddenError(`endpoint with name ${c.Name.replace(/^\//, '')} already exists in network bridge`);
       throw new NotImplementedError('wharf connects containers to the default bridge only when they are created on it');
     }
-    if (c.Networks?.[n.Name]) throw new ForbiddenError(`endpoint with name ${c.Name.replace(/^\//, '')} already exists in network ${n.Name}`);
+    if (c.Networks?.[n.Name] && c.State.Running) throw new ForbiddenError(`endpoint with name ${c.Name.replace(/^\//, '')} already exists in network ${n.Name}`);
     const s = this.settingsFor(n, cfg);
     return (async () => {
       if (c.State.Running) {
@@ -650,7 +671,7 @@ export class NetworkService {
       if (n.Name === 'host' || n.Name === 'none') throw new ForbiddenError('container cannot be disconnected from host network or connected to host network');
       throw new NotImplementedError('wharf does not disconnect containers from the default bridge');
     }
-    if (!c.Networks?.[name]) throw new ForbiddenError(`container ${c.ID} is not connected to network ${netRef}`);
+    if (!c.Networks?.[name]) throw new ForbiddenError(`container ${c.ID} is not connected to the network ${netRef}`);
     const st = this.states.get(c.ID);
     const ep = st?.nets.find((e) => e.netId === n?.Id);
     if (st && ep) await this.lock.run(() => this.leave(c.ID, st, ep));

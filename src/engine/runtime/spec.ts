@@ -112,6 +112,9 @@ export interface SpecOptions {
   dns?: string[];
   /** Replacement for 127.x nameservers when filtering the host's resolv.conf (default 8.8.8.8/8.8.4.4). */
   dnsFallback?: string[];
+  /** --dns-search and --dns-option: replace the host's search and options lines. */
+  dnsSearch?: string[];
+  dnsOptions?: string[];
   /** Host resolv.conf path (tests). */
   hostResolvConf?: string;
   binds?: BindMount[];
@@ -299,11 +302,14 @@ export function hostsContent(hostname: string, ip: string | undefined, extra: st
  * docker's resolv.conf rule: the host's file with localhost nameservers (127.x, ::1) removed; when none are
  * left, the fallback (default Google's 8.8.8.8/8.8.4.4). `dns` replaces the nameservers entirely.
  */
-export function resolvConfContent(host: string, dns?: string[], fallback: string[] = ['8.8.8.8', '8.8.4.4']): string {
+export function resolvConfContent(host: string, dns?: string[], fallback: string[] = ['8.8.8.8', '8.8.4.4'], search?: string[], options?: string[]): string {
   const lines = host.split('\n');
   const kept: string[] = [];
   let ns = 0;
   for (const l of lines) {
+    // --dns-search / --dns-option replace the host's lines (docker: "." alone means no search domains)
+    if (search?.length && /^\s*(search|domain)\s/.test(l)) continue;
+    if (options?.length && /^\s*options\s/.test(l)) continue;
     const m = /^\s*nameserver\s+(\S+)/.exec(l);
     if (m) {
       if (dns?.length) continue;
@@ -316,6 +322,9 @@ export function resolvConfContent(host: string, dns?: string[], fallback: string
   while (kept.length && kept[kept.length - 1] === '') kept.pop();
   const servers = dns?.length ? dns : ns === 0 ? fallback : [];
   for (const s of servers) kept.push(`nameserver ${s}`);
+  const domains = (search ?? []).filter((d) => d !== '.');
+  if (domains.length) kept.push(`search ${domains.join(' ')}`);
+  if (options?.length) kept.push(`options ${options.join(' ')}`);
   return kept.join('\n') + '\n';
 }
 
@@ -461,7 +470,8 @@ export async function writeEtcFiles(opts: SpecOptions, hostname: string): Promis
   if (hostNet && opts.extraHosts?.length) hosts += hostsContent('', undefined, opts.extraHosts).split('\n').slice(6).join('\n');
   const hostResolv = await readFile(opts.hostResolvConf ?? '/etc/resolv.conf', 'utf8').catch(() => '');
   // host networking reaches the host's own resolvers (127.0.0.53 …): docker copies the file unfiltered
-  const resolv = hostNet && !opts.dns?.length ? hostResolv : resolvConfContent(hostResolv, opts.dns, opts.dnsFallback);
+  const resolv = hostNet && !opts.dns?.length && !opts.dnsSearch?.length && !opts.dnsOptions?.length
+    ? hostResolv : resolvConfContent(hostResolv, opts.dns, opts.dnsFallback, opts.dnsSearch, opts.dnsOptions);
   await Promise.all([
     writeFile(hostsPath, hosts),
     writeFile(resolvPath, resolv),
