@@ -121,7 +121,7 @@ export class ContainerRunner {
         if (st.status === 'running' || st.status === 'paused') {
           // its netns and veth outlived us; the port proxies lived in the old daemon: bind them again
           const ep = this.net && r.Net ? await this.net.restore(r.ID) : null;
-          if (ep) r.Net = this.netInfo(r, ep, await this.net!.publish(ep, this.portMappings(r)).catch(() => []));
+          if (ep) r.Net = this.netInfo(r, ep, await this.net!.publish(ep, this.boundMappings(r)).catch(() => []));
           this.monitor(r);
           continue;
         }
@@ -154,6 +154,16 @@ export class ContainerRunner {
       }
     }
     return out;
+  }
+
+  /** After a daemon restart: the host ports the container had (a random one stays the same), else its mappings. */
+  private boundMappings(r: ContainerRecord): PortMapping[] {
+    const out: PortMapping[] = [];
+    for (const [k, bs] of Object.entries(r.Net?.Ports ?? {})) {
+      const [port, proto = 'tcp'] = k.split('/') as [string, string | undefined];
+      for (const b of bs ?? []) out.push({ hostIp: b.HostIp === '0.0.0.0' ? '' : b.HostIp, hostPort: Number(b.HostPort), containerPort: Number(port), proto: proto === 'udp' ? 'udp' : 'tcp' });
+    }
+    return out.length ? out : this.portMappings(r);
   }
 
   private async connectNet(r: ContainerRecord): Promise<{ spec: NetworkMode; ep: Endpoint | null }> {
