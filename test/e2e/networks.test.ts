@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../support/daemon.js';
 import { show, type RunResult } from '../support/cli.js';
+import { waitFor } from '../support/wait.js';
 
 let w: Daemon;
 let ref: Daemon | undefined;
@@ -78,6 +79,8 @@ test('create/ls/inspect/connect/rm/prune and bad input: the docker CLI prints on
     ['run', '--rm', '--network', net('a'), '--ip', '10.231.0.9', 'busybox', 'true'],
     ['run', '--rm', '--network', net('s'), '--ip', '10.231.0.9', 'busybox', 'sh', '-c', 'ip -4 -o addr show eth0 | cut -d" " -f7'],
     ['run', '--rm', '--network-alias', 'x', 'busybox', 'true'],
+    ['run', '--rm', '--network', 'nosuchnetwork', 'busybox', 'true'],
+    ['run', '--rm', '--link', 'nosuchcontainer:x', 'busybox', 'true'],
     ['run', '-d', '--name', net('c2'), '--network', net('s'), '--network-alias', 'svc', 'busybox', 'sleep', '60'],
     ['network', 'rm', net('s')],
     ['network', 'connect', net('a'), net('c2')],
@@ -169,7 +172,10 @@ test('DNS by name, alias and short ID within a network, nothing across; isolatio
   assert.equal(con.code, 0, show(con));
   const ifs = await w.docker(['exec', net('b1'), 'sh', '-c', 'ip -4 -o addr show | cut -d" " -f2 | sort | tr "\\n" " "']);
   assert.equal(ifs.stdout, 'eth0 eth1 lo ', show(ifs));
-  const seen = await w.docker(['exec', net('a1'), 'nslookup', 'late']);
+  const seen = await waitFor(async () => {
+    const r = await w.docker(['exec', net('a1'), 'nslookup', 'late']);
+    return /Name:\s+late\nAddress: /.test(r.stdout) ? r : null;
+  }, { timeout: 5000, message: 'the alias of a live connect to resolve' });
   assert.match(seen.stdout, /Name:\s+late\nAddress: /, show(seen));
   const nets = await w.docker(['inspect', '-f', '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}', net('b1')]);
   assert.equal(nets.stdout.trim(), `${net('one')} ${net('two')}`);
@@ -179,7 +185,11 @@ test('DNS by name, alias and short ID within a network, nothing across; isolatio
   assert.equal(dis.code, 0, show(dis));
   const ifs2 = await w.docker(['exec', net('b1'), 'sh', '-c', 'ip -4 -o addr show | cut -d" " -f2 | sort | tr "\\n" " "']);
   assert.equal(ifs2.stdout, 'eth0 lo ');
-  const gone = await w.docker(['exec', net('a1'), 'nslookup', 'late']);
+  // aardvark-dns reloads on SIGHUP, asynchronously: the name goes within moments
+  const gone = await waitFor(async () => {
+    const r = await w.docker(['exec', net('a1'), 'nslookup', 'late']);
+    return /can't find late/.test(r.stdout + r.stderr) ? r : null;
+  }, { timeout: 5000, message: 'the alias to disappear' });
   assert.match(gone.stdout + gone.stderr, /can't find late/);
 
   // --internal: no default route, the outside unreachable; the network's own names still resolve

@@ -91,7 +91,7 @@ describe('create body validation (dockerd messages, 400)', () => {
     refused(body({ PidMode: 'container:abc' }), 'PidMode "container:abc" is not supported by wharfd (--pid accepts "host")');
     refused(body({ IpcMode: 'host' }), 'IpcMode "host" is not supported by wharfd (--ipc accepts "private", "shareable")');
     refused(body({ UTSMode: 'host', Sysctls: { 'kernel.domainname': 'x' } }), 'sysctl "kernel.domainname" not allowed in host UTS namespace');
-    refused(body({ Links: ['a:b'] }), 'Links is not supported by wharfd');
+    refused(body({ VolumesFrom: ['a'] }), 'VolumesFrom is not supported by wharfd');
     assert.deepEqual(specOptionsOf({ PidMode: 'host', UTSMode: 'host' }).hostNamespaces, ['pid', 'uts']);
     for (const ok of [['no-new-privileges'], ['no-new-privileges:true'], ['no-new-privileges=false'], ['seccomp=unconfined'], ['label=disable']]) {
       assert.deepEqual(validateCreateBody(body({ SecurityOpt: ok })).warnings, [], ok.join());

@@ -403,7 +403,7 @@ export function validateCreateBody(body: Record<string, unknown>): { warnings: s
   if (hc.UTSMode === 'host' && typeof body.Hostname === 'string' && body.Hostname !== '') throw new InvalidParameterError('Conflicting options: hostname and the UTS mode');
   const parent = (hc.CgroupParent as string | undefined) ?? '';
   if (parent.split('/').includes('..')) throw new InvalidParameterError(`invalid CgroupParent ${JSON.stringify(parent)}`);
-  for (const k of ['Links', 'VolumesFrom'] as const) {
+  for (const k of ['VolumesFrom'] as const) {
     if (Array.isArray(hc[k]) && (hc[k] as unknown[]).length) throw new InvalidParameterError(`${k} is not supported by wharfd`);
   }
   // sysctls, ulimits, devices

@@ -23,7 +23,7 @@ import { readLogs, type LogRecord } from '../runtime/logs.js';
 import { type ContainerNet, type ContainerRecord, type ContainerService, type MountPoint } from './service.js';
 
 const execFileP = promisify(execFile);
-import type { Endpoint, NetworkService, PortMapping } from '../network/index.js';
+import { linkEnv, linkHost, parseLink, type Endpoint, type LinkedContainer, type NetworkService, type PortMapping } from '../network/index.js';
 import { isENOENT } from '../../lib/fsutil.js';
 import { rfc3339NanoFixed } from '../../lib/go.js';
 
@@ -192,6 +192,20 @@ export class ContainerRunner {
     return { Mode: 'bridge', IPAddress: ep.ip ?? '', IPPrefixLen: ep.prefixLen ?? 0, Gateway: ep.gateway ?? '', MacAddress: ep.mac ?? '', Ports: ports };
   }
 
+  /** --link on the default bridge: each linked container, which must be running there. */
+  private linksOf(r: ContainerRecord, ep: Endpoint | null): LinkedContainer[] {
+    if (!ep || ep.nameservers || !Array.isArray(r.HostConfig.Links)) return [];
+    return (r.HostConfig.Links as string[]).map((spec) => {
+      const { name, alias } = parseLink(spec);
+      const child = this.c.get(name);
+      if (!child.State.Running || !child.Net?.IPAddress) throw new InvalidParameterError(`Cannot link to a non running container: ${child.Name} AS /${r.Name.slice(1)}/${alias}`);
+      return {
+        alias, parentName: r.Name.slice(1), name: child.Name.slice(1), hostname: String(child.Config.Hostname ?? child.ID.slice(0, 12)),
+        ip: child.Net.IPAddress, env: child.Config.Env ?? [], exposedPorts: Object.keys(child.Config.ExposedPorts ?? {}),
+      };
+    });
+  }
+
   async start(ref: string, byPolicy = false): Promise<void> {
     const r = this.c.get(ref);
     if (r.State.Running) throw new NotModifiedError('container already started');
@@ -211,12 +225,13 @@ export class ContainerRunner {
       const net = await this.connectNet(r);
       netUp = true;
       const hc = r.HostConfig;
+      const links = this.linksOf(r, net.ep);
       const spec = await buildSpec({
-        id, rootfs, args: [r.Path, ...r.Args], env: r.Config.Env ?? [], cwd: r.Config.WorkingDir || '/',
+        id, rootfs, args: [r.Path, ...r.Args], env: [...links.flatMap(linkEnv), ...(r.Config.Env ?? [])], cwd: r.Config.WorkingDir || '/',
         user: r.Config.User ?? '', terminal: !!r.Config.Tty, hostname: r.Config.Hostname ?? id.slice(0, 12),
         containerDir: this.c.dir(id), network: net.spec, ...(net.ep?.ip ? { ip: net.ep.ip } : {}),
         ...(net.ep?.nameservers ? { dns: net.ep.nameservers } : Array.isArray(hc.Dns) && hc.Dns.length ? { dns: hc.Dns as string[] } : {}),
-        ...(Array.isArray(hc.ExtraHosts) ? { extraHosts: hc.ExtraHosts as string[] } : {}),
+        ...(Array.isArray(hc.ExtraHosts) || links.length ? { extraHosts: [...((hc.ExtraHosts ?? []) as string[]), ...links.map(linkHost)] } : {}),
         ...(Array.isArray(hc.DnsSearch) && hc.DnsSearch.length ? { dnsSearch: hc.DnsSearch as string[] } : {}),
         ...(Array.isArray(hc.DnsOptions) && hc.DnsOptions.length ? { dnsOptions: hc.DnsOptions as string[] } : {}),
         ...(typeof r.Config.Domainname === 'string' && r.Config.Domainname ? { domainname: r.Config.Domainname } : {}),
@@ -255,6 +270,11 @@ export class ContainerRunner {
         this.notify(r, r.State.ExitCode, e.message);
         if (r.HostConfig.AutoRemove) await this.autoRemove(r);
         throw new InvalidParameterError(e.message);
+      }
+      // as dockerd: a --rm container whose start failed (a network not found, a link not running) goes away
+      if (r.HostConfig.AutoRemove && !byPolicy) {
+        this.notify(r, r.State.ExitCode, (e as Error).message);
+        await this.autoRemove(r);
       }
       throw e;
     }

@@ -76,7 +76,7 @@ export interface ContainerServiceDeps {
   /** Named and anonymous volumes (absent: only bind mounts are accepted). */
   volumes?: VolumeStore;
   /** Networks: checks NetworkMode and NetworkingConfig at create (absent: only the predefined modes). */
-  networks?: { endpointsForCreate(mode: string, endpoints: Record<string, Partial<EndpointSettings> | null> | undefined): Record<string, EndpointSettings> | undefined };
+  networks?: { endpointsForCreate(mode: string, endpoints: Record<string, Partial<EndpointSettings> | null> | undefined, links?: unknown): Record<string, EndpointSettings> | undefined };
 }
 
 /** A mount of a container, as recorded (docker's MountPoint): a bind of a host path or a volume. */
@@ -258,7 +258,7 @@ export class ContainerService {
     if (argv.length === 0) throw new InvalidParameterError('No command specified');
 
     const netMode = typeof hc.NetworkMode === 'string' && hc.NetworkMode !== '' ? hc.NetworkMode : 'default';
-    const networks = this.d.networks?.endpointsForCreate(netMode, (nc as { EndpointsConfig?: Record<string, Partial<EndpointSettings> | null> } | null | undefined)?.EndpointsConfig);
+    const networks = this.d.networks?.endpointsForCreate(netMode, (nc as { EndpointsConfig?: Record<string, Partial<EndpointSettings> | null> } | null | undefined)?.EndpointsConfig, hc.Links);
     const id = randomBytes(32).toString('hex');
     if (!cfg.Hostname) cfg.Hostname = id.slice(0, 12);
     const finalName = `/${(name && name !== '' ? name : this.generateName()).replace(/^\//, '')}`;

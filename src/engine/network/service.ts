@@ -28,6 +28,7 @@ import { Mutex } from '../../lib/sync.js';
 import type { EndpointResource, EndpointSettings, IpamPoolConfig, NetworkCreateRequest, NetworkPruneReport, NetworkResource } from '../../wire/networks.js';
 import { macForIp, type BridgeNetwork, type Endpoint } from './bridge.js';
 import { HostClaims, Ipam, intToIp, ipToInt } from './ipam.js';
+import { parseLink } from './links.js';
 import { netavarkSetup, netavarkTeardown, type NetavarkDoc } from './netavark.js';
 import type { BoundPort, PortMapping } from './portproxy.js';
 
@@ -432,8 +433,16 @@ export class NetworkService {
    * POST /containers/create: the container's NetworkSettings.Networks for a user-defined NetworkMode, from
    * NetworkingConfig.EndpointsConfig (aliases, static address, MAC). Undefined for the predefined modes.
    */
-  endpointsForCreate(mode: string, endpoints: Record<string, Partial<EndpointSettings> | null> | undefined): Record<string, EndpointSettings> | undefined {
+  endpointsForCreate(mode: string, endpoints: Record<string, Partial<EndpointSettings> | null> | undefined, links?: unknown): Record<string, EndpointSettings> | undefined {
     const cfgs = endpoints ?? {};
+    for (const l of Array.isArray(links) ? (links as string[]) : []) {
+      const { name } = parseLink(String(l));
+      try { this.ctrs.get(name); } catch (e) {
+        // dockerd: an invalid parameter, not "not found" (the CLI would go and pull the image)
+        if (e instanceof NotFoundError) throw new InvalidParameterError(`could not get container for ${name}: ${e.message}`);
+        throw e;
+      }
+    }
     if (!this.isUserNetwork(mode)) {
       const extra = Object.keys(cfgs).filter((k) => k !== mode && !(k === 'bridge' && mode === 'default'));
       if (extra.length) throw new InvalidParameterError('Container cannot be connected to network endpoints: ' + [mode, ...extra].join(', '));
@@ -563,7 +572,8 @@ export class NetworkService {
     let primary: Endpoint;
     let st: EndpointState;
     if (mode === 'bridge') {
-      primary = await b.connect(c.ID, 'bridge', { name: c.Name.replace(/^\//, '') });
+      const mac = typeof c.Config.MacAddress === 'string' && c.Config.MacAddress ? { mac: c.Config.MacAddress } : {};
+      primary = await b.connect(c.ID, 'bridge', { name: c.Name.replace(/^\//, ''), ...mac });
       st = { netns: primary.netnsPath!, own: false, nets: [] };
     } else {
       const ns = b.netnsPath(c.ID);

@@ -305,27 +305,38 @@ export function hostsContent(hostname: string, ip: string | undefined, extra: st
 export function resolvConfContent(host: string, dns?: string[], fallback: string[] = ['8.8.8.8', '8.8.4.4'], search?: string[], options?: string[]): string {
   const lines = host.split('\n');
   const kept: string[] = [];
-  let ns = 0;
+  const hostServers: string[] = [];
+  let hostSearch: string[] = [];
+  let hostOptions: string[] = [];
   for (const l of lines) {
-    // --dns-search / --dns-option replace the host's lines (docker: "." alone means no search domains)
-    if (search?.length && /^\s*(search|domain)\s/.test(l)) continue;
-    if (options?.length && /^\s*options\s/.test(l)) continue;
     const m = /^\s*nameserver\s+(\S+)/.exec(l);
     if (m) {
-      if (dns?.length) continue;
       const a = m[1]!;
       if (a.startsWith('127.') || a === '::1' || a.startsWith('fe80:')) continue;
-      ns++;
+      hostServers.push(a);
     }
+    const sm = /^\s*search\s+(.*)$/.exec(l);
+    if (sm) hostSearch = sm[1]!.trim().split(/\s+/);
+    const om = /^\s*options\s+(.*)$/.exec(l);
+    if (om) hostOptions = om[1]!.trim().split(/\s+/);
     kept.push(l);
   }
-  while (kept.length && kept[kept.length - 1] === '') kept.pop();
-  const servers = dns?.length ? dns : ns === 0 ? fallback : [];
-  for (const s of servers) kept.push(`nameserver ${s}`);
-  const domains = (search ?? []).filter((d) => d !== '.');
-  if (domains.length) kept.push(`search ${domains.join(' ')}`);
-  if (options?.length) kept.push(`options ${options.join(' ')}`);
-  return kept.join('\n') + '\n';
+  if (!dns?.length && !search?.length && !options?.length) {
+    // the host's file, its localhost name servers dropped (the fallback when none is left)
+    const out = kept.filter((l) => !/^\s*nameserver\s+(127\.|::1|fe80:)/.test(l));
+    while (out.length && out[out.length - 1] === '') out.pop();
+    if (hostServers.length === 0) for (const s of fallback) out.push(`nameserver ${s}`);
+    return out.join('\n') + '\n';
+  }
+  // dockerd's resolvconf.Build: search, name servers, options — each given or the host's ("." alone: no search)
+  const domains = (search?.length ? search : hostSearch).filter((d) => d !== '.');
+  const servers = dns?.length ? dns : hostServers.length ? hostServers : fallback;
+  const opts = options?.length ? options : hostOptions;
+  let out = '';
+  if (domains.length) out += `search ${domains.join(' ')}\n`;
+  for (const s of servers) out += `nameserver ${s}\n`;
+  if (opts.length) out += `options ${opts.join(' ')}\n`;
+  return out;
 }
 
 // ---------- devices ----------
