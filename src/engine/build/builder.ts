@@ -416,7 +416,7 @@ class BuildJob {
     let cid: string;
     if (this.opts.rm || this.opts.forceRm || !this.d.executor.create) cid = newId();
     // Cmd as docker's: [shell…, "#(nop) ", "ENV a=b"] (WORKDIR: [shell…, "#(nop) WORKDIR /x"])
-    else cid = await this.d.executor.create({ imageId: st.imageId, config: st.run, cmd: ccCmd, network: this.opts.networkMode });
+    else cid = await this.d.executor.create({ imageId: st.imageId, config: st.run, cmd: ccCmd, network: this.opts.networkMode, ...(this.opts.extraHosts ? { extraHosts: this.opts.extraHosts } : {}) });
     this.say(slot, ` ---> Running in ${cid.slice(0, 12)}\n`);
     return cid;
   }
@@ -499,7 +499,7 @@ class BuildJob {
     const ex = this.d.executor;
     const env = [...(st.run.Env ?? []), ...args];
     const cid = ex.create
-      ? await ex.create({ imageId: st.imageId, config: st.run, cmd, env, runStep: true, network: this.opts.networkMode })
+      ? await ex.create({ imageId: st.imageId, config: st.run, cmd, env, runStep: true, network: this.opts.networkMode, ...(this.opts.extraHosts ? { extraHosts: this.opts.extraHosts } : {}) })
       : newId();
     this.say(slot, ` ---> Running in ${cid.slice(0, 12)}\n`);
     const removed = async () => {

@@ -35,7 +35,7 @@ export class ContainerExecutor implements RunExecutor {
       ...(spec.runStep ? { Healthcheck: { Test: ['NONE'] } } : {}),
       Env: spec.env ?? spec.config.Env ?? [],
       Volumes: spec.config.Volumes ?? null,
-      HostConfig: { NetworkMode: spec.network && spec.network !== '' ? spec.network : 'default' },
+      HostConfig: { NetworkMode: spec.network && spec.network !== '' ? spec.network : 'default', ...(spec.extraHosts ? { ExtraHosts: spec.extraHosts } : {}) },
     };
     const { Id } = await this.d.containers.create(null, body, { noImage: spec.imageId === null });
     return Id;

@@ -19,6 +19,8 @@ export interface StepContainer {
   runStep?: boolean;
   /** HostConfig.NetworkMode: "default" (the bridge) when absent, "bridge", "host", "none". */
   network?: string;
+  /** HostConfig.ExtraHosts (docker build --add-host). */
+  extraHosts?: string[];
 }
 
 /**
