@@ -33,6 +33,7 @@ before(async () => {
 });
 after(async () => {
   for (const d of [w, ref]) await d?.docker(['rm', '-f', `${tag}-db`]).catch(() => {});
+  await w?.docker(['network', 'rm', `${tag}-n`]).catch(() => {});
   await w?.stop();
   await ref?.stop();
   if (work) await rm(work, { recursive: true, force: true });

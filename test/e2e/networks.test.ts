@@ -45,7 +45,10 @@ before(async () => {
   }
 });
 after(async () => {
-  await w?.docker(['rm', '-f', ...['a1', 'a2', 'b1', 'multi', 'int1', 'c1', 'c2'].map(net)]).catch(() => {});
+  await w?.docker(['rm', '-f', ...['a1', 'a2', 'b1', 'c1', 'c2'].map(net)]).catch(() => {});
+  await ref?.docker(['rm', '-f', net('c1'), net('c2')]).catch(() => {});
+  // a network's bridge outlives a stopped daemon (as dockerd's): whatever a failed test left is removed here
+  for (const d of [w, ref]) await d?.docker(['network', 'rm', ...['a', 's', 'x', 'p1', 'p2', 'one', 'two', 'int'].map(net)]).catch(() => {});
   await w?.stop();
   await ref?.stop();
   if (work) await rm(work, { recursive: true, force: true });

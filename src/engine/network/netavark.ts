@@ -8,6 +8,8 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { SystemError } from '../../lib/errors.js';
 
 export const NETAVARK_BIN = ['/usr/lib/podman/netavark', '/usr/libexec/podman/netavark'].find((p) => existsSync(p)) ?? '/usr/lib/podman/netavark';
@@ -59,8 +61,25 @@ function errorOf(stdout: string, stderr: string, code: number): string {
   return stderr.trim().split('\n').filter((l) => !l.includes('syslog')).join('; ') || `exit status ${code}`;
 }
 
+/**
+ * netavark signals the aardvark-dns of the pid file (SIGHUP to reload) and starts one only when that fails. An
+ * aardvark that exited (it does when the last container leaves) stays a zombie until PID 1 reaps it, and a
+ * signal to a zombie succeeds: a setup in that window would leave the network without DNS. A recycled pid would
+ * get the signal too. So before each setup a pid file naming anything but a live aardvark-dns is removed.
+ */
+async function dropStaleAardvarkPid(configDir: string): Promise<void> {
+  const pidFile = join(configDir, 'aardvark-dns', 'aardvark.pid');
+  const pid = (await readFile(pidFile, 'utf8').catch(() => '')).trim();
+  if (!/^\d+$/.test(pid)) return;
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  if (!stat || state === 'Z' || state === 'X' || !cmd.includes('aardvark-dns')) await rm(pidFile, { force: true });
+}
+
 /** `netavark setup`: the network's status for the container (its interface and address). */
 export async function netavarkSetup(configDir: string, netns: string, doc: NetavarkDoc): Promise<NetavarkStatus> {
+  await dropStaleAardvarkPid(configDir);
   const r = await run(configDir, 'setup', netns, doc);
   if (r.code !== 0) throw new SystemError(`failed to set up network: ${errorOf(r.stdout, r.stderr, r.code)}`);
   const out = JSON.parse(r.stdout) as Record<string, NetavarkStatus>;

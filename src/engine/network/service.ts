@@ -189,6 +189,7 @@ export class NetworkService {
         this.nets.set(rec.Id, rec);
         // a restarted daemon claims its subnets again (another daemon may have started meanwhile)
         await this.claims.pick(rec.Id, [rec.Subnet!]);
+        await this.ensureBridge(rec).catch(() => {});
       } catch { /* a torn file cannot exist (atomic writes); skip garbage */ }
     }
     for (const f of await readdir(join(this.dir, 'endpoints'))) {
@@ -287,7 +288,7 @@ export class NetworkService {
     return this.resource(this.find(ref), true);
   }
 
-  /** POST /networks/create. Nothing is made on the host before a container joins (netavark makes the bridge). */
+  /** POST /networks/create: the record, the subnet claimed host-wide, and the bridge with its gateway address. */
   create(req: NetworkCreateRequest): Promise<{ Id: string; Warning: string }> {
     return this.lock.run(async () => {
       const name = req.Name ?? '';
@@ -315,6 +316,8 @@ export class NetworkService {
       if ([...this.nets.values()].some((n) => n.Bridge === bridge || n.Options['com.docker.network.bridge.name'] === bridge)) {
         throw new ConflictError(`bridge name ${bridge} is already used by another network`);
       }
+      // an existing device is never adopted (and so never deleted with the network): docker0, wharf0, another's
+      if ((await sh('ip', ['-o', 'link', 'show', 'dev', bridge])).code === 0) throw new ConflictError(`bridge name ${bridge} is already in use on the host`);
       const hostRoutes = await this.hostRoutes();
       const ours = [...this.nets.values()].filter((n) => n.IPAM.Config[0]?.Subnet).map((n) => ({ cidr: n.IPAM.Config[0]!.Subnet!, ...parseSubnet(n.IPAM.Config[0]!.Subnet!) }));
       let subnet: string;
@@ -354,8 +357,10 @@ export class NetworkService {
         Options: opts, Labels: { ...(req.Labels ?? {}) }, Bridge: bridge, Subnet: subnet, Gateway: gateway, UserSubnet: !!p?.Subnet,
       };
       try {
+        await this.ensureBridge(rec);
         await writeJsonAtomic(join(this.dir, 'networks', `${id}.json`), rec, 0o600);
       } catch (e) {
+        await sh('ip', ['link', 'del', bridge]).catch(() => {});
         await this.claims.release(id).catch(() => {});
         throw e;
       }
@@ -376,6 +381,25 @@ export class NetworkService {
       try { out.push(parseSubnet(dst.includes('/') ? dst : `${dst}/30`)); } catch { /* /31, /32 */ }
     }
     return out;
+  }
+
+  /**
+   * The network's bridge with its gateway address, made at create (as dockerd does) and again after netavark
+   * deletes it with the network's last container: its route is what tells every other engine on the host (dockerd,
+   * another wharfd) that the subnet is taken. netavark uses an existing bridge as it finds it.
+   */
+  private async ensureBridge(n: NetworkRecord): Promise<void> {
+    if (!n.Bridge || (await sh('ip', ['-o', 'link', 'show', 'dev', n.Bridge])).code === 0) return;
+    const r = await sh('ip', ['-b', '-'], [
+      `link add name ${n.Bridge} type bridge`,
+      ...(n.Options['com.docker.network.driver.mtu'] ? [`link set ${n.Bridge} mtu ${Number(n.Options['com.docker.network.driver.mtu'])}`] : []),
+      `addr add ${n.Gateway}/${parseSubnet(n.Subnet!).prefix} dev ${n.Bridge}`,
+      `link set ${n.Bridge} up`, '',
+    ].join('\n'));
+    if (r.code !== 0) {
+      await sh('ip', ['link', 'del', n.Bridge]);
+      throw new SystemError(`creating bridge ${n.Bridge}: ${r.stderr.trim()}`);
+    }
   }
 
   private endpointsOn(n: NetworkRecord): string[] {
@@ -400,7 +424,6 @@ export class NetworkService {
     this.ipams.delete(n.Id);
     await rm(join(this.dir, `${n.Id}.ipam.json`), { force: true });
     await this.claims.release(n.Id).catch(() => {});
-    // netavark removes the bridge with its last container; one left by a crash goes here
     if (n.Bridge && (await sh('ip', ['-o', 'link', 'show', 'dev', n.Bridge])).code === 0) await sh('ip', ['link', 'del', n.Bridge]);
     this.onEvent?.('destroy', { id: n.Id, name: n.Name, type: 'bridge' });
   }
@@ -549,7 +572,10 @@ export class NetworkService {
     st.nets = st.nets.filter((x) => x !== ep);
     await this.saveState(id);
     const n = this.nets.get(ep.netId);
-    if (n) await this.ipamOf(n).release(id);
+    if (n) {
+      await this.ipamOf(n).release(id);
+      if (this.endpointsOn(n).length === 0) await this.ensureBridge(n).catch(() => {});
+    }
   }
 
   private settingsOf(ep: UserEndpoint, base: EndpointSettings | undefined, c: NetContainer): EndpointSettings {
