@@ -89,6 +89,10 @@ test('create/ls/inspect/connect/rm/prune and bad input: the docker CLI prints on
     ['network', 'connect', net('a'), net('c2')],
     ['network', 'connect', net('a'), net('c2')],
     ['inspect', '-f', '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{len $v.Aliases}} {{$v.IPPrefixLen}} {{end}}', net('c2')],
+    ['run', '--rm', '--name', net('c3'), 'busybox', 'true'],
+    ['create', '--name', net('c3'), 'busybox', 'true'],
+    ['inspect', '-f', '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{len $v.NetworkID}} {{$v.EndpointID}}|{{$v.IPAddress}}|{{end}}', net('c3')],
+    ['rm', net('c3')],
     ['network', 'disconnect', net('a'), net('c2')],
     ['rm', '-f', net('c1'), net('c2')],
     ['network', 'rm', net('a'), net('s')],
@@ -189,10 +193,11 @@ test('DNS by name, alias and short ID within a network, nothing across; isolatio
   const ifs2 = await w.docker(['exec', net('b1'), 'sh', '-c', 'ip -4 -o addr show | cut -d" " -f2 | sort | tr "\\n" " "']);
   assert.equal(ifs2.stdout, 'eth0 lo ');
   // aardvark-dns reloads on SIGHUP, asynchronously: the name goes within moments
+  let lastLook: RunResult | null = null;
   const gone = await waitFor(async () => {
-    const r = await w.docker(['exec', net('a1'), 'nslookup', 'late']);
+    const r = lastLook = await w.docker(['exec', net('a1'), 'nslookup', 'late']);
     return /can't find late/.test(r.stdout + r.stderr) ? r : null;
-  }, { timeout: 5000, message: 'the alias to disappear' });
+  }, { timeout: 20_000, message: 'the alias to disappear' }).catch((e: Error) => { throw new Error(`${e.message}\n${show(lastLook!)}\n${w.log().slice(-3000)}`); });
   assert.match(gone.stdout + gone.stderr, /can't find late/);
 
   // --internal: no default route, the outside unreachable; the network's own names still resolve

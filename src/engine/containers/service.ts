@@ -76,7 +76,11 @@ export interface ContainerServiceDeps {
   /** Named and anonymous volumes (absent: only bind mounts are accepted). */
   volumes?: VolumeStore;
   /** Networks: checks NetworkMode and NetworkingConfig at create (absent: only the predefined modes). */
-  networks?: { endpointsForCreate(mode: string, endpoints: Record<string, Partial<EndpointSettings> | null> | undefined, links?: unknown): Record<string, EndpointSettings> | undefined };
+  networks?: {
+    endpointsForCreate(mode: string, endpoints: Record<string, Partial<EndpointSettings> | null> | undefined, links?: unknown): Record<string, EndpointSettings> | undefined;
+    /** NetworkSettings.Networks of a container (engine/network's NetworkService.networksOf). */
+    networksOf(c: ContainerRecord): Record<string, EndpointSettings>;
+  };
 }
 
 /** A mount of a container, as recorded (docker's MountPoint): a bind of a host path or a volume. */
@@ -358,7 +362,7 @@ export class ContainerService {
       Ports: n?.Ports ?? {}, SandboxKey: '', SecondaryIPAddresses: null, SecondaryIPv6Addresses: null, EndpointID: '',
       Gateway: n?.Gateway ?? '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, IPAddress: n?.IPAddress ?? '',
       IPPrefixLen: n?.IPPrefixLen ?? 0, IPv6Gateway: '', MacAddress: n?.MacAddress ?? '',
-      Networks: r.Networks && !(mode === 'default' || mode === 'bridge') ? r.Networks : { [netName]: ep, ...(r.Networks ?? {}) },
+      Networks: this.d.networks ? this.d.networks.networksOf(r) : { [netName]: ep },
     };
   }
 

@@ -97,3 +97,4 @@ export async function netavarkTeardown(configDir: string, netns: string, doc: Ne
   if (/aardvark pid not found/.test(msg)) return;
   throw new SystemError(`failed to tear down network: ${msg}`);
 }
+

@@ -16,7 +16,7 @@
  * Containers are reached through `ContainerDirectory` (the container service, structurally): this module never
  * imports engine/containers.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -42,7 +42,7 @@ export interface NetContainer {
   /** NetworkSettings.Networks of a container on user-defined networks, keyed by network name. */
   Networks?: Record<string, EndpointSettings>;
   /** The default bridge endpoint while running. */
-  Net?: { Mode: string; IPAddress: string; IPPrefixLen: number; MacAddress: string };
+  Net?: { Mode: string; IPAddress: string; IPPrefixLen: number; MacAddress: string; Gateway?: string };
 }
 
 export interface ContainerDirectory {
@@ -240,7 +240,7 @@ export class NetworkService {
         const ep = this.states.get(c.ID)?.nets.find((e) => e.netId === n.Id);
         if (ep) out[c.ID] = { Name: c.Name.replace(/^\//, ''), EndpointID: ep.endpointId, MacAddress: ep.mac, IPv4Address: `${ep.ip}/${ep.prefixLen}`, IPv6Address: '' };
       } else if (n.Name === 'bridge' && c.Net && c.Net.IPAddress && !this.isUserNetwork(String(c.HostConfig.NetworkMode ?? 'default'))) {
-        out[c.ID] = { Name: c.Name.replace(/^\//, ''), EndpointID: c.Networks?.bridge?.EndpointID ?? '', MacAddress: c.Net.MacAddress, IPv4Address: `${c.Net.IPAddress}/${c.Net.IPPrefixLen}`, IPv6Address: '' };
+        out[c.ID] = { Name: c.Name.replace(/^\//, ''), EndpointID: bridgeEndpointId(c.ID), MacAddress: c.Net.MacAddress, IPv4Address: `${c.Net.IPAddress}/${c.Net.IPPrefixLen}`, IPv6Address: '' };
       } else if (n.Name === 'host' || n.Name === 'none') {
         const mode = String(c.HostConfig.NetworkMode ?? '');
         if (mode === n.Name) out[c.ID] = { Name: c.Name.replace(/^\//, ''), EndpointID: '', MacAddress: '', IPv4Address: '', IPv6Address: '' };
@@ -391,7 +391,9 @@ export class NetworkService {
   private async ensureBridge(n: NetworkRecord): Promise<void> {
     if (!n.Bridge || (await sh('ip', ['-o', 'link', 'show', 'dev', n.Bridge])).code === 0) return;
     const r = await sh('ip', ['-b', '-'], [
-      `link add name ${n.Bridge} type bridge`,
+      // a MAC of its own: a bridge without one takes its ports' lowest, which changes when a port leaves, and the
+      // containers' ARP entries for the gateway then point nowhere (seen: DNS dead for 20 s after a disconnect)
+      `link add name ${n.Bridge} address ${macForIp(n.Gateway!)} type bridge`,
       ...(n.Options['com.docker.network.driver.mtu'] ? [`link set ${n.Bridge} mtu ${Number(n.Options['com.docker.network.driver.mtu'])}`] : []),
       `addr add ${n.Gateway}/${parseSubnet(n.Subnet!).prefix} dev ${n.Bridge}`,
       `link set ${n.Bridge} up`, '',
@@ -451,6 +453,24 @@ export class NetworkService {
   }
 
   // ---------------------------------------------------------------- containers
+
+  /**
+   * A container's NetworkSettings.Networks, as inspect and list show it: the predefined network of its NetworkMode
+   * (the default bridge with its live address) and its user-defined networks.
+   */
+  networksOf(c: NetContainer): Record<string, EndpointSettings> {
+    const mode = String(c.HostConfig.NetworkMode ?? 'default');
+    if (c.Networks && this.isUserNetwork(mode)) return c.Networks;
+    const name = mode === 'default' ? 'bridge' : mode;
+    const n = [...this.nets.values()].find((x) => x.Name === name && !x.Bridge);
+    const live = c.State.Running && c.Net?.Mode === 'bridge' && c.Net.IPAddress ? c.Net : null;
+    const ep: EndpointSettings = {
+      IPAMConfig: null, Links: null, Aliases: null, NetworkID: live ? n?.Id ?? '' : '', EndpointID: live ? bridgeEndpointId(c.ID) : '',
+      Gateway: live?.Gateway ?? '', IPAddress: live?.IPAddress ?? '', IPPrefixLen: live?.IPPrefixLen ?? 0, IPv6Gateway: '',
+      GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, MacAddress: live?.MacAddress ?? '', DriverOpts: null,
+    };
+    return { [name]: ep, ...(c.Networks ?? {}) };
+  }
 
   /**
    * POST /containers/create: the container's NetworkSettings.Networks for a user-defined NetworkMode, from
@@ -568,7 +588,11 @@ export class NetworkService {
   }
 
   private async leave(id: string, st: EndpointState, ep: UserEndpoint): Promise<void> {
-    await netavarkTeardown(this.netavarkDir, st.netns, ep.doc).catch(() => {});
+    // once more on a failure (a busy iptables lock); then the rest is released anyway, and the failure logged
+    await netavarkTeardown(this.netavarkDir, st.netns, ep.doc)
+      .catch(() => netavarkTeardown(this.netavarkDir, st.netns, ep.doc))
+      .catch((e: Error) => process.stderr.write(`time="${new Date().toISOString()}" level=warning msg=${JSON.stringify(`network teardown of ${id.slice(0, SHORT)} on ${ep.netId.slice(0, SHORT)}: ${e.message}`)}
+`));
     st.nets = st.nets.filter((x) => x !== ep);
     await this.saveState(id);
     const n = this.nets.get(ep.netId);
@@ -715,6 +739,11 @@ export class NetworkService {
     await this.ctrs.save(c);
     if (n) this.onEvent?.('disconnect', { id: n.Id, name: n.Name, type: 'bridge' }, c.ID);
   }
+}
+
+/** The default bridge's endpoint ID of a container (bridge.ts names its endpoints with the same hash). */
+function bridgeEndpointId(id: string): string {
+  return createHash('sha256').update(`ep:${id}`).digest('hex');
 }
 
 function ipToIntChecked(ip: string): number {
