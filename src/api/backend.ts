@@ -8,7 +8,7 @@ import type { Filters } from '../lib/filters.js';
 import type {
   AuthConfig, BuildCachePruneReport, BuildRequest, CommitOptions, ContainerUpdate, EventMessage, StatsJson, ContainerChange, ContainerCreateRequest, ContainerCreateResponse, ContainerInspect,
   ContainerListOptions, ContainerPruneReport, ContainerSummary, ContainerTopResponse, ContainerWaitResponse, DeleteItem,
-  DiskUsage, ExecCreateRequest, SystemInfo, SystemVersion, HistoryItem, ImagePruneReport, ImageSummary, ImportOptions, PullOptions, Volume,
+  DiskUsage, EndpointSettings, ExecCreateRequest, NetworkCreateRequest, NetworkPruneReport, NetworkResource, SystemInfo, SystemVersion, HistoryItem, ImagePruneReport, ImageSummary, ImportOptions, PullOptions, Volume,
   VolumeCreateRequest, VolumePruneReport,
 } from '../wire/index.js';
 
@@ -173,6 +173,8 @@ export interface Backends {
   events?: EventsBackend;
   /** GET /containers/{id}/stats, POST /containers/{id}/update. */
   containerResources?: ContainerResourcesBackend;
+  /** /networks; absent in daemons without networking. */
+  networks?: NetworkBackend;
 }
 
 export interface ContainerResourcesBackend {
@@ -191,6 +193,18 @@ export interface EventsBackend {
   };
   /** One event as a line of the stream (dockerd's json.Encoder output: exact timeNano, newline). */
   encode(e: EventMessage): string;
+}
+
+export interface NetworkBackend {
+  /** GET /networks (filters dangling, driver, id, label, name, scope, type). */
+  list(filters: Filters): NetworkResource[];
+  /** GET /networks/{id}: by full ID, name or unique ID prefix. */
+  inspect(ref: string): NetworkResource;
+  create(req: NetworkCreateRequest): Promise<{ Id: string; Warning: string }>;
+  remove(ref: string): Promise<void>;
+  prune(filters: Filters): Promise<NetworkPruneReport>;
+  connectContainer(network: string, container: string, cfg: Partial<EndpointSettings> | null | undefined): Promise<void>;
+  disconnectContainer(network: string, container: string, force: boolean): Promise<void>;
 }
 
 export interface BuildBackend {

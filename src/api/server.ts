@@ -20,6 +20,7 @@ import { volumeRoutes } from './routes/volumes.js';
 import { eventRoutes } from './routes/events.js';
 import { containerResourceRoutes } from './routes/container-resources.js';
 import { pluginRoutes, swarmRoutes } from './routes/swarm.js';
+import { networkRoutes } from './routes/networks.js';
 
 /** The API version we serve (the reference dockerd 20.10's), and the oldest we accept. */
 export const API_VERSION = '1.41';
@@ -84,6 +85,7 @@ export function buildRouter(backends: Backends): Router {
   if (backends.containerResources) containerResourceRoutes(r, backends.containerResources);
   swarmRoutes(r);
   pluginRoutes(r);
+  if (backends.networks) networkRoutes(r, backends.networks);
   return r;
 }
 

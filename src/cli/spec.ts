@@ -6,6 +6,7 @@ import { IMAGE_COMMANDS, IMAGE_GROUPS } from './specs/images.js';
 import { CONTAINER_COMMANDS, CONTAINER_GROUPS } from './specs/containers.js';
 import { CONTAINER_ADMIN_COMMANDS, CONTAINER_ADMIN_GROUPS } from './specs/container-admin.js';
 import { VOLUME_COMMANDS, VOLUME_GROUPS } from './specs/volumes.js';
+import { NETWORK_COMMANDS, NETWORK_GROUPS } from './specs/networks.js';
 import { BUILD_COMMANDS, BUILD_GROUPS } from './specs/build.js';
 import { DISTRIBUTION_COMMANDS, DISTRIBUTION_GROUPS } from './specs/distribution.js';
 
@@ -57,11 +58,11 @@ export interface GroupSpec {
  * container, volume, build and distribution commands can grow independently).
  */
 export const COMMANDS: CommandSpec[] = [
-  ...IMAGE_COMMANDS, ...CONTAINER_COMMANDS, ...CONTAINER_ADMIN_COMMANDS, ...VOLUME_COMMANDS, ...BUILD_COMMANDS, ...DISTRIBUTION_COMMANDS,
+  ...IMAGE_COMMANDS, ...CONTAINER_COMMANDS, ...CONTAINER_ADMIN_COMMANDS, ...VOLUME_COMMANDS, ...NETWORK_COMMANDS, ...BUILD_COMMANDS, ...DISTRIBUTION_COMMANDS,
 ];
 
 export const GROUPS: GroupSpec[] = [
-  ...IMAGE_GROUPS, ...CONTAINER_GROUPS, ...CONTAINER_ADMIN_GROUPS, ...VOLUME_GROUPS, ...BUILD_GROUPS, ...DISTRIBUTION_GROUPS,
+  ...IMAGE_GROUPS, ...CONTAINER_GROUPS, ...CONTAINER_ADMIN_GROUPS, ...VOLUME_GROUPS, ...NETWORK_GROUPS, ...BUILD_GROUPS, ...DISTRIBUTION_GROUPS,
 ];
 
 export const GLOBAL_FLAGS = (configDir: string): FlagSpec[] => [

@@ -34,7 +34,7 @@ import { StatsService } from '../engine/containers/stats.js';
 import { ContainerUpdater } from '../engine/containers/update.js';
 import { HealthMonitor } from '../engine/containers/health.js';
 import { ArchiveReader } from '../engine/containers/archive.js';
-import { BridgeNetwork } from '../engine/network/index.js';
+import { BridgeNetwork, NetworkService } from '../engine/network/index.js';
 import { createRuntime } from '../engine/runtime/runc.js';
 import { isENOENT } from '../lib/fsutil.js';
 import { discardLogger, type Logger } from '../lib/log.js';
@@ -121,18 +121,23 @@ export async function createDaemon(cfg: DaemonConfig, log: Logger = discardLogge
     containers: { usersOf: (id) => containerService ? containerService.usersOf(id) : Promise.resolve([]) },
   });
   const volumes = await new VolumeStore(dataRoot, log.child({ module: 'volumes' })).open();
+  const networks = await new NetworkService({
+    dataRoot, execRoot: cfg.execRoot, bridge: new BridgeNetwork({ dataRoot, execRoot: cfg.execRoot, log: log.child({ module: 'network' }) }),
+  }).open();
   containerService = await new ContainerService({
-    dataRoot, layers, volumes, resolveImage: (name) => imageService.resolve(name),
+    dataRoot, layers, volumes, networks, resolveImage: (name) => imageService.resolve(name),
     logDefaults: { driver: cfg.logDriver, opts: cfg.logOpts }, defaultRuntime: cfg.defaultRuntime,
     log: log.child({ module: 'containers' }),
   }).open();
+  networks.setContainers(containerService);
   const containers = containerService;
   const events = new EventBus();
   const imageEvents = new ImageEvents(events, (name) => imageService.resolve(name));
   containers.events = events;
   volumes.events = events;
+  networks.onEvent = (action, n, container) => events.publish('network', action, n.id, { name: n.name, type: n.type, ...(container ? { container } : {}) });
   const runtime = createRuntime({ root: join(cfg.execRoot, 'runtime'), runtime: cfg.defaultRuntime, log: log.child({ module: 'runtime' }) });
-  const runner = new ContainerRunner(containers, runtime, layers, cfg.execRoot, new BridgeNetwork({ dataRoot, execRoot: cfg.execRoot, log: log.child({ module: 'network' }) }), log.child({ module: 'containers' }));
+  const runner = new ContainerRunner(containers, runtime, layers, cfg.execRoot, networks, log.child({ module: 'containers' }));
   const execs = new ExecService(containers, runtime, cfg.execRoot, log.child({ module: 'exec' }));
   containers.execIDsOf = (id) => execs.idsOf(id);
   runner.health = new HealthMonitor(containers, execs);
@@ -200,7 +205,7 @@ export async function createDaemon(cfg: DaemonConfig, log: Logger = discardLogge
   const updater = new ContainerUpdater(containers, runtime);
   return {
     backends: {
-      images: imageEvents.images(imageService), system, build, events,
+      images: imageEvents.images(imageService), system, build, events, networks,
       containerResources: {
         stats: (id, opts) => stats.stats(id, opts),
         update: (id, body) => updater.update(id, body),

@@ -21,6 +21,8 @@ export interface BuildRequest {
   /** `remote`: a tarball URL, a Dockerfile URL, or a git URL (`#ref:subdir`). */
   remote?: string;
   networkMode?: string;
+  /** `extrahosts` (repeated "host:ip"): /etc/hosts lines of the RUN containers (docker build --add-host). */
+  extraHosts?: string[];
   /** `platform` ("os/arch[/variant]"): FROM's platform when the instruction gives none (docker build --platform). */
   platform?: string;
   /** X-Registry-Config: credentials by registry host ("https://index.docker.io/v1/" for Docker Hub), for FROM pulls. */

@@ -11,3 +11,4 @@ export type * from './volumes.js';
 export type * from './system.js';
 export type * from './events.js';
 export type * from './stats.js';
+export type * from './networks.js';

@@ -109,6 +109,9 @@ describe('spec (pure)', () => {
     assert.equal(resolvConfContent('nameserver 10.0.0.2\nnameserver 127.0.0.1\n'), 'nameserver 10.0.0.2\n');
     assert.equal(resolvConfContent('nameserver 127.0.0.1\n', undefined, ['172.30.0.1']), 'nameserver 172.30.0.1\n');
     assert.equal(resolvConfContent('nameserver 10.0.0.2\nsearch a\n', ['1.1.1.1']), 'search a\nnameserver 1.1.1.1\n');
+    // --dns-search / --dns-option replace the host's (dockerd's Build order: search, name servers, options)
+    assert.equal(resolvConfContent('nameserver 10.0.0.2\nsearch a\noptions edns0\n', undefined, undefined, ['corp.example'], ['ndots:2']), 'search corp.example\nnameserver 10.0.0.2\noptions ndots:2\n');
+    assert.equal(resolvConfContent('search a\nnameserver 10.0.0.2\n', ['10.9.9.9'], undefined, ['.']), 'nameserver 10.9.9.9\n');
   });
 
   test('rlimits are clamped to the daemon hard limits', () => {

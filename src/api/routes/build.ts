@@ -40,6 +40,8 @@ export function buildRequestOf(q: URLSearchParams, signal?: AbortSignal): BuildR
   if (remote) req.remote = remote;
   const net = q.get('networkmode');
   if (net) req.networkMode = net;
+  const hosts = q.getAll('extrahosts').flatMap((h) => h.split(',')).filter(Boolean);
+  if (hosts.length) req.extraHosts = hosts;
   const platform = q.get('platform');
   if (platform) req.platform = platform;
   if (signal) req.signal = signal;

@@ -196,7 +196,7 @@ export async function runBuild(ctx: CliContext, args: string[], o: Opts): Promis
   const query = {
     t: tags, dockerfile: dockerfileName, buildargs: JSON.stringify(buildArgs), labels: JSON.stringify(labels),
     target: str(o.target), nocache: o.noCache === true, pull: o.pull === true, rm: o.rm !== false ? '1' : '0',
-    forcerm: o.forceRm === true, q: quiet, networkmode: str(o.network), platform: str(o.platform),
+    forcerm: o.forceRm === true, q: quiet, networkmode: str(o.network), platform: str(o.platform), extrahosts: list(o.addHost),
     cachefrom: JSON.stringify(list(o.cacheFrom)), remote, version: '1',
   };
   const headers: Record<string, string> = { 'Content-Type': 'application/x-tar', 'X-Registry-Config': encodeAuthHeader(registryConfig as never) };

@@ -147,7 +147,7 @@ export async function runInspect(ctx: CliContext, args: string[], o: Opts): Prom
   const client = await ctx.client();
   const img = imageGetter(client);
   const plain = (prefix: string): Getter => async (ref) => {
-    const raw = await rawGet(client, `${prefix}/${enc(ref)}${prefix === '/volumes' ? '' : '/json'}`);
+    const raw = await rawGet(client, `${prefix}/${enc(ref)}${prefix === '/volumes' || prefix === '/networks' ? '' : '/json'}`);
     return { typed: JSON.parse(raw), raw };
   };
   const kinds: [string, Getter][] = [

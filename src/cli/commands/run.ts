@@ -289,7 +289,8 @@ export function containerConfig(o: Opts, image: string, cmd: string[], attachDef
   const oomScore = num('oomScoreAdj', '--oom-score-adj');
   const stopTimeout = str(o.stopTimeout);
   const config: Record<string, unknown> = {
-    Hostname: str(o.hostname) ?? '', Domainname: '', User: str(o.user) ?? '',
+    Hostname: str(o.hostname) ?? '', Domainname: str(o.domainname) ?? '', User: str(o.user) ?? '',
+    ...(str(o.macAddress) ? { MacAddress: str(o.macAddress) } : {}),
     AttachStdin: attachStdin, AttachStdout: attachStdout, AttachStderr: attachStderr,
     ...(Object.keys(exposed).length ? { ExposedPorts: exposed } : {}),
     Tty: o.tty === true, OpenStdin: interactive, StdinOnce: interactive && attachStdin,
@@ -303,7 +304,8 @@ export function containerConfig(o: Opts, image: string, cmd: string[], attachDef
       NetworkMode: str(o.network) ?? 'default', PortBindings: pub.bindings, RestartPolicy: parseRestart(str(o.restart)),
       AutoRemove: o.rm === true, VolumeDriver: '', VolumesFrom: null, ConsoleSize: [0, 0],
       CapAdd: list(o.capAdd).length ? list(o.capAdd) : null, CapDrop: list(o.capDrop).length ? list(o.capDrop) : null,
-      Dns: list(o.dns), DnsOptions: [], DnsSearch: [], ExtraHosts: list(o.addHost).length ? list(o.addHost) : null,
+      Dns: list(o.dns), DnsOptions: list(o.dnsOption), DnsSearch: list(o.dnsSearch), ExtraHosts: list(o.addHost).length ? list(o.addHost) : null,
+      ...(list(o.link).length ? { Links: list(o.link) } : {}),
       Privileged: o.privileged === true, PublishAllPorts: o.publishAll === true, ReadonlyRootfs: o.readOnly === true,
       Memory: mem !== undefined ? bytesFlag(mem, '-m, --memory') : 0, NanoCpus: nano,
       ...(swap !== undefined ? { MemorySwap: swap === '-1' ? -1 : bytesFlag(swap, '--memory-swap') } : {}),
@@ -335,9 +337,18 @@ export function containerConfig(o: Opts, image: string, cmd: string[], attachDef
       ...(o.tty === true && process.stdout.isTTY && process.stdout.rows ? { ConsoleSize: [process.stdout.rows, process.stdout.columns ?? 80] } : {}),
       ...(o.init === true ? { Init: true } : {}),
     },
-    NetworkingConfig: { EndpointsConfig: {} },
+    NetworkingConfig: { EndpointsConfig: endpointsConfig(o) },
   };
   return config;
+}
+
+/** docker's NetworkingConfig: --network-alias and --ip for the network --network names. */
+function endpointsConfig(o: Opts): Record<string, unknown> {
+  const net = str(o.network) ?? 'default';
+  const aliases = list(o.networkAlias);
+  const ip = str(o.ip);
+  if (!aliases.length && !ip) return {};
+  return { [net]: { ...(ip ? { IPAMConfig: { IPv4Address: ip } } : {}), ...(aliases.length ? { Aliases: aliases } : {}) } };
 }
 
 // ------------------------------------------------------------------------------------------ create

@@ -2,6 +2,7 @@
 import type { CommandSpec, FlagSpec, GroupSpec } from '../spec.js';
 
 const buildFlags: FlagSpec[] = [
+  { long: 'add-host', type: 'list', usage: 'Add a custom host-to-IP mapping (host:ip)', repeatable: true },
   { long: 'build-arg', type: 'list', usage: 'Set build-time variables', repeatable: true },
   { long: 'cache-from', type: 'strings', usage: 'Images to consider as cache sources', repeatable: true },
   { long: 'file', short: 'f', type: 'string', usage: "Name of the Dockerfile (Default is 'PATH/Dockerfile')" },

@@ -454,7 +454,7 @@ class BuildJob {
     let cid: string;
     if (this.opts.rm || this.opts.forceRm || !this.d.executor.create) cid = newId();
     // Cmd as docker's: [shell…, "#(nop) ", "ENV a=b"] (WORKDIR: [shell…, "#(nop) WORKDIR /x"])
-    else cid = await this.d.executor.create({ imageId: st.imageId, config: st.run, cmd: ccCmd, network: this.opts.networkMode });
+    else cid = await this.d.executor.create({ imageId: st.imageId, config: st.run, cmd: ccCmd, network: this.opts.networkMode, ...(this.opts.extraHosts ? { extraHosts: this.opts.extraHosts } : {}) });
     this.say(slot, ` ---> Running in ${cid.slice(0, 12)}\n`);
     return cid;
   }
@@ -591,6 +591,7 @@ class BuildJob {
       ? await ex.create({
         imageId: st.imageId, config: st.run, cmd, env, processEnv: mounts?.env ?? [], runStep: true, network,
         ...(mounts ? { binds: mounts.binds, tmpfs: mounts.tmpfs } : {}),
+        ...(this.opts.extraHosts ? { extraHosts: this.opts.extraHosts } : {}),
       })
       : newId();
     this.say(slot, ` ---> Running in ${cid.slice(0, 12)}\n`);

@@ -48,6 +48,7 @@ export class ContainerExecutor implements RunExecutor {
         // RUN --mount: over the root, so nothing they show lands in the step's RW layer (its diff)
         ...(spec.binds?.length ? { Mounts: spec.binds.map((b) => ({ Type: 'bind', Source: b.source, Target: b.target, ReadOnly: b.readonly })) } : {}),
         ...(spec.tmpfs && Object.keys(spec.tmpfs).length ? { Tmpfs: spec.tmpfs } : {}),
+        ...(spec.extraHosts ? { ExtraHosts: spec.extraHosts } : {}),
       },
     };
     const { Id } = await this.d.containers.create(null, body, { noImage: spec.imageId === null });

@@ -28,6 +28,8 @@ export interface StepContainer {
   binds?: { source: string; target: string; readonly: boolean }[];
   /** RUN --mount=type=tmpfs: target → mount options. */
   tmpfs?: Record<string, string>;
+  /** HostConfig.ExtraHosts (docker build --add-host). */
+  extraHosts?: string[];
 }
 
 /**

@@ -305,9 +305,6 @@ export function validateCreateBody(body: ContainerCreateRequest): { warnings: st
   if (hc.UTSMode === 'host' && typeof body.Hostname === 'string' && body.Hostname !== '') throw new InvalidParameterError('Conflicting options: hostname and the UTS mode');
   const parent = (hc.CgroupParent as string | undefined) ?? '';
   if (parent.split('/').includes('..')) throw new InvalidParameterError(`invalid CgroupParent ${JSON.stringify(parent)}`);
-  for (const k of ['Links'] as const) {
-    if (Array.isArray(hc[k]) && (hc[k] as unknown[]).length) throw new InvalidParameterError(`${k} is not supported by wharfd`);
-  }
   // sysctls, ulimits, devices
   const netMode = (hc.NetworkMode as string | undefined) ?? '';
   for (const k of Object.keys((hc.Sysctls ?? {}) as object)) checkSysctl(k, netMode, (hc.UTSMode as string | undefined) ?? '');

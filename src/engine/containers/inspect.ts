@@ -31,6 +31,8 @@ export interface ViewContext {
   /** Running exec IDs (null when none). */
   execIDs?: string[] | null;
   sizes?: { SizeRw: number; SizeRootFs: number };
+  /** NetworkSettings.Networks from the network service (absent: the default bridge's endpoint from the record). */
+  networks?: Record<string, EndpointSettings>;
 }
 
 const ZERO_TIME = '0001-01-01T00:00:00Z';
@@ -154,14 +156,14 @@ export function networksView(r: ContainerRecord): Record<string, EndpointSetting
   };
 }
 
-export function networkSettingsView(r: ContainerRecord): NetworkSettings {
+export function networkSettingsView(r: ContainerRecord, networks?: Record<string, EndpointSettings>): NetworkSettings {
   const n = r.Net;
   return {
     Bridge: '', SandboxID: '', HairpinMode: false, LinkLocalIPv6Address: '', LinkLocalIPv6PrefixLen: 0,
     Ports: n?.Ports ?? {}, SandboxKey: '', SecondaryIPAddresses: null, SecondaryIPv6Addresses: null, EndpointID: '',
     Gateway: n?.Gateway ?? '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, IPAddress: n?.IPAddress ?? '',
     IPPrefixLen: n?.IPPrefixLen ?? 0, IPv6Gateway: '', MacAddress: n?.MacAddress ?? '',
-    Networks: networksView(r),
+    Networks: networks ?? networksView(r),
   };
 }
 
@@ -191,7 +193,7 @@ export function inspectView(r: ContainerRecord, c: ViewContext): ContainerInspec
     ...(c.sizes ? { SizeRw: c.sizes.SizeRw, SizeRootFs: c.sizes.SizeRootFs } : {}),
     Mounts: mountsView(r),
     Config: configView(r.Config),
-    NetworkSettings: networkSettingsView(r),
+    NetworkSettings: networkSettingsView(r, c.networks),
   };
 }
 
@@ -210,7 +212,9 @@ export function portsView(r: ContainerRecord): { IP?: string; PrivatePort: numbe
 }
 
 /** One row of GET /containers/json; SizeRw/SizeRootFs with ?size=1, omitted when 0 as Go's omitempty does. */
-export function summaryView(r: ContainerRecord, status: string, sizes?: { SizeRw: number; SizeRootFs: number }): ContainerSummary {
+export function summaryView(
+  r: ContainerRecord, status: string, sizes?: { SizeRw: number; SizeRootFs: number }, networks?: Record<string, EndpointSettings>,
+): ContainerSummary {
   return {
     Id: r.ID,
     Names: [r.Name],
@@ -225,7 +229,7 @@ export function summaryView(r: ContainerRecord, status: string, sizes?: { SizeRw
     State: r.State.Status,
     Status: status,
     HostConfig: { NetworkMode: String(r.HostConfig.NetworkMode || 'default') },
-    NetworkSettings: { Networks: networksView(r) },
+    NetworkSettings: { Networks: networks ?? networksView(r) },
     Mounts: mountsView(r),
   };
 }

@@ -3,9 +3,9 @@
  * monitor (state, exit code, unmount, AutoRemove), wait conditions, attach (before start: the attachment is taken
  * between runtime create and start, so nothing is missed), logs, stop and kill.
  *
- * Networking: "host", "none", and "default"/"bridge" through engine/network's BridgeNetwork (netns, veth and IP
- * made before the runtime runs, ports through the userland proxy); without a BridgeNetwork, default falls back
- * to the host's network namespace.
+ * Networking: "host", "none", "default"/"bridge" and user-defined networks through engine/network's
+ * NetworkService (netns, veth and IP made before the runtime runs, ports through the userland proxy); without a
+ * NetworkService, default falls back to the host's network namespace.
  */
 import { execFile } from 'node:child_process';
 import { chmod, chown, lstat, mkdir, readdir, readFile, rm } from 'node:fs/promises';
@@ -24,7 +24,7 @@ import { type ContainerNet, type ContainerRecord, type ContainerService, type Mo
 import type { AttachStreams } from './types.js';
 
 const execFileP = promisify(execFile);
-import type { BridgeNetwork, Endpoint, PortMapping } from '../network/index.js';
+import { linkEnv, linkHost, parseLink, type Endpoint, type LinkedContainer, type NetworkService, type PortMapping } from '../network/index.js';
 import { isENOENT, missingAs } from '../../lib/fsutil.js';
 import { parseSignal, SIGKILL } from '../../lib/signals.js';
 import { memoryCgroupOf, oomKills } from './stats.js';
@@ -98,7 +98,7 @@ export class ContainerRunner {
 
   constructor(
     private readonly c: ContainerService, private readonly rt: Runtime, private readonly layers: LayerStore,
-    private readonly execRoot: string, private readonly net?: BridgeNetwork,
+    private readonly execRoot: string, private readonly net?: NetworkService,
     private readonly log: Logger = discardLogger,
   ) {
     c.stopHook = async (r) => {
@@ -126,7 +126,7 @@ export class ContainerRunner {
         if (st.status === 'running' || st.status === 'paused') {
           // its netns and veth outlived us; the port proxies lived in the old daemon: bind them again
           const ep = this.net && r.Net ? await this.net.restore(r.ID) : null;
-          if (ep) r.Net = this.netInfo(r, ep, await this.net!.publish(ep, this.portMappings(r)).catch((e) => { this.log.warn('publishing ports again after a daemon restart', { container: r.ID, error: e }); return []; }));
+          if (ep) r.Net = this.netInfo(r, ep, await this.net!.publish(ep, this.boundMappings(r)).catch((e) => { this.log.warn('publishing ports again after a daemon restart', { container: r.ID, error: e }); return []; }));
           const cg = await memoryCgroupOf(r.State.Pid);
           if (cg) this.memCgroups.set(r.ID, cg);
           this.monitor(r);
@@ -143,11 +143,12 @@ export class ContainerRunner {
     }
   }
 
-  private modeOf(r: ContainerRecord): 'none' | 'host' | 'bridge' {
+  private modeOf(r: ContainerRecord): 'none' | 'host' | 'bridge' | 'user' {
     const m = String(r.HostConfig.NetworkMode ?? 'default');
     if (m === 'none' || m === 'host') return m;
     if (m === 'default' || m === 'bridge') return this.net ? 'bridge' : 'host';
-    throw new InvalidParameterError(`network ${m} not found`);
+    if (this.net?.isUserNetwork(m)) return 'user';
+    throw new NotFoundError(`network ${m} not found`);
   }
 
   /** HostConfig.PortBindings (and -P: every exposed port on a free host port) as proxy mappings. */
@@ -166,10 +167,20 @@ export class ContainerRunner {
     return out;
   }
 
+  /** After a daemon restart: the host ports the container had (a random one stays the same), else its mappings. */
+  private boundMappings(r: ContainerRecord): PortMapping[] {
+    const out: PortMapping[] = [];
+    for (const [k, bs] of Object.entries(r.Net?.Ports ?? {})) {
+      const [port, proto = 'tcp'] = k.split('/') as [string, string | undefined];
+      for (const b of bs ?? []) out.push({ hostIp: b.HostIp === '0.0.0.0' ? '' : b.HostIp, hostPort: Number(b.HostPort), containerPort: Number(port), proto: proto === 'udp' ? 'udp' : 'tcp' });
+    }
+    return out.length ? out : this.portMappings(r);
+  }
+
   private async connectNet(r: ContainerRecord): Promise<{ spec: NetworkMode; ep: Endpoint | null }> {
     const mode = this.modeOf(r);
-    if (mode !== 'bridge') return { spec: { mode }, ep: null };
-    const ep = await this.net!.connect(r.ID, 'bridge', { name: r.Name.slice(1) });
+    if (mode !== 'bridge' && mode !== 'user') return { spec: { mode }, ep: null };
+    const ep = await this.net!.connect(r, mode);
     try {
       const bound = await this.net!.publish(ep, this.portMappings(r));
       r.Net = this.netInfo(r, ep, bound);
@@ -187,7 +198,23 @@ export class ContainerRunner {
       const k = `${b.containerPort}/${b.proto}`;
       (ports[k] ??= []).push({ HostIp: b.hostIp || '0.0.0.0', HostPort: String(b.hostPort) });
     }
+    // docker fills the top-level addresses for the default bridge only
+    if (ep.nameservers) return { Mode: String(r.HostConfig.NetworkMode), IPAddress: '', IPPrefixLen: 0, Gateway: '', MacAddress: '', Ports: ports };
     return { Mode: 'bridge', IPAddress: ep.ip ?? '', IPPrefixLen: ep.prefixLen ?? 0, Gateway: ep.gateway ?? '', MacAddress: ep.mac ?? '', Ports: ports };
+  }
+
+  /** --link on the default bridge: each linked container, which must be running there. */
+  private linksOf(r: ContainerRecord, ep: Endpoint | null): LinkedContainer[] {
+    if (!ep || ep.nameservers || !Array.isArray(r.HostConfig.Links)) return [];
+    return (r.HostConfig.Links as string[]).map((spec) => {
+      const { name, alias } = parseLink(spec);
+      const child = this.c.get(name);
+      if (!child.State.Running || !child.Net?.IPAddress) throw new InvalidParameterError(`Cannot link to a non running container: ${child.Name} AS /${r.Name.slice(1)}/${alias}`);
+      return {
+        alias, parentName: r.Name.slice(1), name: child.Name.slice(1), hostname: String(child.Config.Hostname ?? child.ID.slice(0, 12)),
+        ip: child.Net.IPAddress, env: child.Config.Env ?? [], exposedPorts: Object.keys(child.Config.ExposedPorts ?? {}),
+      };
+    });
   }
 
   /**
@@ -214,12 +241,16 @@ export class ContainerRunner {
       const net = await this.connectNet(r);
       netUp = true;
       const hc = r.HostConfig;
+      const links = this.linksOf(r, net.ep);
       const spec = await buildSpec({
-        id, rootfs, args: [r.Path, ...r.Args], env: [...(r.Config.Env ?? []), ...(opts.processEnv ?? [])], cwd: r.Config.WorkingDir || '/',
+        id, rootfs, args: [r.Path, ...r.Args], env: [...links.flatMap(linkEnv), ...(r.Config.Env ?? []), ...(opts.processEnv ?? [])], cwd: r.Config.WorkingDir || '/',
         user: r.Config.User ?? '', terminal: !!r.Config.Tty, hostname: r.Config.Hostname ?? id.slice(0, 12),
         containerDir: this.c.dir(id), network: net.spec, ...(net.ep?.ip ? { ip: net.ep.ip } : {}),
-        ...(Array.isArray(hc.Dns) && hc.Dns.length ? { dns: hc.Dns as string[] } : {}),
-        ...(Array.isArray(hc.ExtraHosts) ? { extraHosts: hc.ExtraHosts as string[] } : {}),
+        ...(net.ep?.nameservers ? { dns: net.ep.nameservers } : Array.isArray(hc.Dns) && hc.Dns.length ? { dns: hc.Dns as string[] } : {}),
+        ...(Array.isArray(hc.ExtraHosts) || links.length ? { extraHosts: [...((hc.ExtraHosts ?? []) as string[]), ...links.map(linkHost)] } : {}),
+        ...(Array.isArray(hc.DnsSearch) && hc.DnsSearch.length ? { dnsSearch: hc.DnsSearch as string[] } : {}),
+        ...(Array.isArray(hc.DnsOptions) && hc.DnsOptions.length ? { dnsOptions: hc.DnsOptions as string[] } : {}),
+        ...(typeof r.Config.Domainname === 'string' && r.Config.Domainname ? { domainname: r.Config.Domainname } : {}),
         ...specOptionsOf(hc),
         ...namespaceOptionsOf(hc, this.c.dir(id), (ref) => {
           const o = this.c.get(ref);

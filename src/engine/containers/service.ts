@@ -26,6 +26,7 @@ import { rfc3339NanoFixed } from '../../lib/go.js';
 import { humanDuration } from '../../lib/units.js';
 import { isENOENT } from '../../lib/fsutil.js';
 import { discardLogger, type Logger } from '../../lib/log.js';
+import type { EndpointSettings } from '../../wire/networks.js';
 
 export type { ContainerState, ContainerStatus } from '../../wire/index.js';
 import type { EventPublisher } from '../events/types.js';
@@ -49,6 +50,8 @@ export interface ContainerRecord {
   ManuallyStopped?: boolean;
   /** While running on the bridge: its endpoint and published ports. */
   Net?: ContainerNet;
+  /** User-defined networks the container is on (NetworkSettings.Networks, kept by engine/network). */
+  Networks?: Record<string, EndpointSettings>;
   /** Bind mounts and volumes (records from before volumes have only HostConfig.Binds). */
   MountPoints?: MountPoint[];
 }
@@ -74,6 +77,12 @@ export interface ContainerServiceDeps {
   logDefaults?: LogDefaults;
   /** The daemon's OCI runtime, recorded as HostConfig.Runtime of containers that name none (default runc). */
   defaultRuntime?: string;
+  /** Networks: checks NetworkMode and NetworkingConfig at create (absent: only the predefined modes). */
+  networks?: {
+    endpointsForCreate(mode: string, endpoints: Record<string, Partial<EndpointSettings> | null> | undefined, links?: unknown): Record<string, EndpointSettings> | undefined;
+    /** NetworkSettings.Networks of a container (engine/network's NetworkService.networksOf). */
+    networksOf(c: ContainerRecord): Record<string, EndpointSettings>;
+  };
 }
 
 /** A mount of a container, as recorded (docker's MountPoint): a bind of a host path or a volume. */
@@ -272,7 +281,7 @@ export class ContainerService {
     if (imageName === '' && !opts.noImage) throw new InvalidParameterError('Config cannot be empty in order to create a container');
     const img = imageName === '' ? null : await this.d.resolveImage(imageName);
     const ic = (img?.config.config ?? {}) as ContainerConfig;
-    const { HostConfig: hc0, NetworkingConfig: _nc, ...cfg0 } = body;
+    const { HostConfig: hc0, NetworkingConfig: nc, ...cfg0 } = body;
     const hc = (hc0 && typeof hc0 === 'object' ? hc0 : {}) as Record<string, unknown>;
     const cfg = { ...cfg0 } as ContainerConfig & Record<string, unknown>;
     // merge with the image's config, as dockerd's merge()
@@ -303,6 +312,8 @@ export class ContainerService {
     const argv = [...(cfg.Entrypoint ?? []), ...(cfg.Cmd ?? [])];
     if (argv.length === 0) throw new InvalidParameterError('No command specified');
 
+    const netMode = typeof hc.NetworkMode === 'string' && hc.NetworkMode !== '' ? hc.NetworkMode : 'default';
+    const networks = this.d.networks?.endpointsForCreate(netMode, (nc as { EndpointsConfig?: Record<string, Partial<EndpointSettings> | null> } | null | undefined)?.EndpointsConfig, hc.Links);
     const id = randomBytes(32).toString('hex');
     if (!cfg.Hostname) cfg.Hostname = id.slice(0, 12);
     const finalName = `/${(name && name !== '' ? name : this.generateName()).replace(/^\//, '')}`;
@@ -325,6 +336,7 @@ export class ContainerService {
       },
       Driver: this.d.layers.driverName,
       RestartCount: 0,
+      ...(networks ? { Networks: networks } : {}),
     };
     // reserve the name before any await, so two concurrent creates cannot both take it
     this.byId.set(id, rec);
@@ -374,6 +386,7 @@ export class ContainerService {
     return inspectView(r, {
       dir: this.dir(r.ID), runtime: this.d.defaultRuntime ?? 'runc', graphDriver: this.d.layers.graphDriverName,
       graphDriverData: this.graphDriverData(r.ID), execIDs: this.execIDsOf?.(r.ID) ?? null, ...(sizes ? { sizes } : {}),
+      ...(this.d.networks ? { networks: this.d.networks.networksOf(r) } : {}),
     });
   }
 
@@ -416,7 +429,10 @@ export class ContainerService {
     if (opts.limit && opts.limit > 0) recs = recs.slice(0, opts.limit);
     const now = Date.now();
     const out: ContainerSummary[] = [];
-    for (const r of recs) out.push(summaryView(r, this.statusText(r, now), opts.size ? await this.sizes(r.ID).catch(notFoundAs(undefined)) /* removed meanwhile */ : undefined));
+    for (const r of recs) {
+      const sizes = opts.size ? await this.sizes(r.ID).catch(notFoundAs(undefined)) /* removed meanwhile */ : undefined;
+      out.push(summaryView(r, this.statusText(r, now), sizes, this.d.networks?.networksOf(r)));
+    }
     return out;
   }
 
@@ -497,7 +513,7 @@ export class ContainerService {
         if (!(f.volume ?? []).some((v) => dests.has(v) || names.has(v))) return false;
       }
       if (hasFilter(f, 'network')) {
-        const nets = networksView(r) as unknown as Record<string, { NetworkID?: string } | null>;
+        const nets = (this.d.networks?.networksOf(r) ?? networksView(r)) as unknown as Record<string, { NetworkID?: string } | null>;
         const hit = (f.network ?? []).some((v) => v in nets || Object.values(nets).some((n) => !!n && (n.NetworkID ?? '').startsWith(v)));
         if (!hit) return false;
       }

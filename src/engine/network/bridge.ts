@@ -44,6 +44,8 @@ export interface BridgeConfig {
 export type NetworkModeName = 'bridge' | 'none' | 'host';
 
 export interface Endpoint {
+  /** user networks: the name servers for resolv.conf (aardvark-dns on each network's gateway). */
+  nameservers?: string[];
   id: string;
   mode: NetworkModeName;
   /** bridge mode: the netns file the OCI spec joins. */
@@ -170,7 +172,7 @@ export class BridgeNetwork {
    * Prepares a container's network. bridge: netns + veth + IP (optionally `ip`), returns the netns path for the
    * OCI spec. none/host: nothing to prepare (the spec asks the runtime for an empty netns / none).
    */
-  async connect(id: string, mode: NetworkModeName, opts: { ip?: string; name?: string } = {}): Promise<Endpoint> {
+  async connect(id: string, mode: NetworkModeName, opts: { ip?: string; name?: string; mac?: string } = {}): Promise<Endpoint> {
     if (mode !== 'bridge') {
       const ep: Endpoint = { id, mode, ports: [] };
       this.endpoints.set(id, ep);
@@ -187,7 +189,7 @@ export class BridgeNetwork {
       await this.ipam.release(id);
       throw e;
     }
-    const mac = macForIp(ip);
+    const mac = opts.mac || macForIp(ip);
     try {
       // one exec creates the netns (bound at `ns`) and configures it from inside: the veth pair is made there
       // with its host end sent to our namespace; a second exec enslaves the host end to the bridge.

@@ -113,6 +113,9 @@ export interface SpecOptions {
   dns?: string[];
   /** Replacement for 127.x nameservers when filtering the host's resolv.conf (default 8.8.8.8/8.8.4.4). */
   dnsFallback?: string[];
+  /** --dns-search and --dns-option: replace the host's search and options lines. */
+  dnsSearch?: string[];
+  dnsOptions?: string[];
   /** Host resolv.conf path (tests). */
   hostResolvConf?: string;
   binds?: BindMount[];
@@ -307,24 +310,41 @@ export function hostsContent(hostname: string, ip: string | undefined, extra: st
  * docker's resolv.conf rule: the host's file with localhost nameservers (127.x, ::1) removed; when none are
  * left, the fallback (default Google's 8.8.8.8/8.8.4.4). `dns` replaces the nameservers entirely.
  */
-export function resolvConfContent(host: string, dns?: string[], fallback: string[] = ['8.8.8.8', '8.8.4.4']): string {
+export function resolvConfContent(host: string, dns?: string[], fallback: string[] = ['8.8.8.8', '8.8.4.4'], search?: string[], options?: string[]): string {
   const lines = host.split('\n');
   const kept: string[] = [];
-  let ns = 0;
+  const hostServers: string[] = [];
+  let hostSearch: string[] = [];
+  let hostOptions: string[] = [];
   for (const l of lines) {
     const m = /^\s*nameserver\s+(\S+)/.exec(l);
     if (m) {
-      if (dns?.length) continue;
       const a = m[1]!;
       if (a.startsWith('127.') || a === '::1' || a.startsWith('fe80:')) continue;
-      ns++;
+      hostServers.push(a);
     }
+    const sm = /^\s*search\s+(.*)$/.exec(l);
+    if (sm) hostSearch = sm[1]!.trim().split(/\s+/);
+    const om = /^\s*options\s+(.*)$/.exec(l);
+    if (om) hostOptions = om[1]!.trim().split(/\s+/);
     kept.push(l);
   }
-  while (kept.length && kept[kept.length - 1] === '') kept.pop();
-  const servers = dns?.length ? dns : ns === 0 ? fallback : [];
-  for (const s of servers) kept.push(`nameserver ${s}`);
-  return kept.join('\n') + '\n';
+  if (!dns?.length && !search?.length && !options?.length) {
+    // the host's file, its localhost name servers dropped (the fallback when none is left)
+    const out = kept.filter((l) => !/^\s*nameserver\s+(127\.|::1|fe80:)/.test(l));
+    while (out.length && out[out.length - 1] === '') out.pop();
+    if (hostServers.length === 0) for (const s of fallback) out.push(`nameserver ${s}`);
+    return out.join('\n') + '\n';
+  }
+  // dockerd's resolvconf.Build: search, name servers, options — each given or the host's ("." alone: no search)
+  const domains = (search?.length ? search : hostSearch).filter((d) => d !== '.');
+  const servers = dns?.length ? dns : hostServers.length ? hostServers : fallback;
+  const opts = options?.length ? options : hostOptions;
+  let out = '';
+  if (domains.length) out += `search ${domains.join(' ')}\n`;
+  for (const s of servers) out += `nameserver ${s}\n`;
+  if (opts.length) out += `options ${opts.join(' ')}\n`;
+  return out;
 }
 
 // ---------- devices ----------
@@ -469,7 +489,8 @@ export async function writeEtcFiles(opts: SpecOptions, hostname: string): Promis
   if (hostNet && opts.extraHosts?.length) hosts += hostsContent('', undefined, opts.extraHosts).split('\n').slice(6).join('\n');
   const hostResolv = await readFile(opts.hostResolvConf ?? '/etc/resolv.conf', 'utf8').catch(missingAs(''));
   // host networking reaches the host's own resolvers (127.0.0.53 …): docker copies the file unfiltered
-  const resolv = hostNet && !opts.dns?.length ? hostResolv : resolvConfContent(hostResolv, opts.dns, opts.dnsFallback);
+  const resolv = hostNet && !opts.dns?.length && !opts.dnsSearch?.length && !opts.dnsOptions?.length
+    ? hostResolv : resolvConfContent(hostResolv, opts.dns, opts.dnsFallback, opts.dnsSearch, opts.dnsOptions);
   await Promise.all([
     writeFile(hostsPath, hosts),
     writeFile(resolvPath, resolv),
