@@ -123,6 +123,7 @@ export async function createDaemon(cfg: DaemonConfig, log: Logger = discardLogge
   const volumes = await new VolumeStore(dataRoot, log.child({ module: 'volumes' })).open();
   const networks = await new NetworkService({
     dataRoot, execRoot: cfg.execRoot, bridge: new BridgeNetwork({ dataRoot, execRoot: cfg.execRoot, log: log.child({ module: 'network' }) }),
+    log: log.child({ module: 'network' }),
   }).open();
   containerService = await new ContainerService({
     dataRoot, layers, volumes, networks, resolveImage: (name) => imageService.resolve(name),

@@ -107,7 +107,6 @@ describe('create body validation (dockerd messages, 400)', () => {
     assert.throws(() => namespaceOptionsOf({ PidMode: 'container:x' }, '/c/me', donor({ running: false })), /^ConflictError: container d1 is not running$|container d1 is not running/);
     assert.throws(() => namespaceOptionsOf({ IpcMode: 'container:x' }, '/c/me', donor({ ipcMode: 'private' })), /can't join IPC of container d1: non-shareable IPC \(hint: use IpcMode:shareable for the donor container\)/);
     refused(body({ UTSMode: 'host', Sysctls: { 'kernel.domainname': 'x' } }), 'sysctl "kernel.domainname" not allowed in host UTS namespace');
-    refused(body({ VolumesFrom: ['a'] }), 'VolumesFrom is not supported by wharfd');
     assert.deepEqual(specOptionsOf({ PidMode: 'host', UTSMode: 'host' }).hostNamespaces, ['pid', 'uts']);
     for (const ok of [['no-new-privileges'], ['no-new-privileges:true'], ['no-new-privileges=false'], ['seccomp=unconfined'], ['label=disable']]) {
       assert.deepEqual(validateCreateBody(body({ SecurityOpt: ok })).warnings, [], ok.join());

@@ -25,6 +25,7 @@ import { ConflictError, ForbiddenError, InvalidParameterError, NotFoundError, No
 import { exactMatch, matchFilter, matchKVList, parseTimestamp, validateFilters, type Filters } from '../../lib/filters.js';
 import { rfc3339NanoFixed } from '../../lib/go.js';
 import { Mutex } from '../../lib/sync.js';
+import { discardLogger, type Logger } from '../../lib/log.js';
 import type { EndpointResource, EndpointSettings, IpamPoolConfig, NetworkCreateRequest, NetworkPruneReport, NetworkResource } from '../../wire/networks.js';
 import { macForIp, type BridgeNetwork, type Endpoint } from './bridge.js';
 import { HostClaims, Ipam, intToIp, ipToInt } from './ipam.js';
@@ -132,6 +133,7 @@ export interface NetworkServiceDeps {
   netavarkDir?: string;
   /** Host-wide subnet claims shared by every wharfd (default /run/wharf-ipam/pools.json). */
   poolClaims?: string;
+  log?: Logger;
 }
 
 export class NetworkService {
@@ -146,7 +148,10 @@ export class NetworkService {
   /** Set by the composition root when an events module exists. */
   onEvent: NetworkEventHook | null = null;
 
+  private readonly log: Logger;
+
   constructor(private readonly d: NetworkServiceDeps) {
+    this.log = d.log ?? discardLogger;
     this.dir = join(d.dataRoot, 'network');
     this.netavarkDir = d.netavarkDir ?? join(d.execRoot, 'netavark');
     this.claims = new HostClaims(d.poolClaims ?? '/run/wharf-ipam/pools.json', d.dataRoot, (id) => join(this.dir, 'networks', `${id}.json`));
@@ -189,7 +194,7 @@ export class NetworkService {
         this.nets.set(rec.Id, rec);
         // a restarted daemon claims its subnets again (another daemon may have started meanwhile)
         await this.claims.pick(rec.Id, [rec.Subnet!]);
-        await this.ensureBridge(rec).catch(() => {});
+        await this.ensureBridge(rec).catch(this.log.onError('making a network\'s bridge again at start', { network: rec.Id }));
       } catch { /* a torn file cannot exist (atomic writes); skip garbage */ }
     }
     for (const f of await readdir(join(this.dir, 'endpoints'))) {
@@ -360,8 +365,8 @@ export class NetworkService {
         await this.ensureBridge(rec);
         await writeJsonAtomic(join(this.dir, 'networks', `${id}.json`), rec, 0o600);
       } catch (e) {
-        await sh('ip', ['link', 'del', bridge]).catch(() => {});
-        await this.claims.release(id).catch(() => {});
+        await sh('ip', ['link', 'del', bridge]).catch(this.log.onError('removing the bridge of a network that could not be created', { bridge }));
+        await this.claims.release(id).catch(this.log.onError('releasing the subnet of a network that could not be created', { network: id }));
         throw e;
       }
       this.nets.set(id, rec);
@@ -425,7 +430,7 @@ export class NetworkService {
     this.nets.delete(n.Id);
     this.ipams.delete(n.Id);
     await rm(join(this.dir, `${n.Id}.ipam.json`), { force: true });
-    await this.claims.release(n.Id).catch(() => {});
+    await this.claims.release(n.Id).catch(this.log.onError('releasing a removed network\'s subnet', { network: n.Id }));
     if (n.Bridge && (await sh('ip', ['-o', 'link', 'show', 'dev', n.Bridge])).code === 0) await sh('ip', ['link', 'del', n.Bridge]);
     this.onEvent?.('destroy', { id: n.Id, name: n.Name, type: 'bridge' });
   }
@@ -578,7 +583,7 @@ export class NetworkService {
     try {
       await netavarkSetup(this.netavarkDir, st.netns, doc);
     } catch (e) {
-      await netavarkTeardown(this.netavarkDir, st.netns, doc).catch(() => {});
+      await netavarkTeardown(this.netavarkDir, st.netns, doc).catch(this.log.onError('tearing down a failed netavark setup', { netns: st.netns }));
       st.nets = st.nets.filter((x) => x !== ep);
       await this.saveState(c.ID);
       await this.ipamOf(n).release(c.ID);
@@ -598,7 +603,7 @@ export class NetworkService {
     const n = this.nets.get(ep.netId);
     if (n) {
       await this.ipamOf(n).release(id);
-      if (this.endpointsOn(n).length === 0) await this.ensureBridge(n).catch(() => {});
+      if (this.endpointsOn(n).length === 0) await this.ensureBridge(n).catch(this.log.onError('keeping an empty network\'s bridge', { network: n.Id }));
     }
   }
 
@@ -656,7 +661,7 @@ export class NetworkService {
       }
       if (mode === 'user' && !primary.ip) throw new NotFoundError(`network ${modeName} not found`);
     } catch (e) {
-      await this.disconnect(c.ID).catch(() => {});
+      await this.disconnect(c.ID).catch(this.log.onError('disconnecting after a failed connect', { container: c.ID }));
       throw e;
     }
     return mode === 'user' ? { ...primary, nameservers } : primary;
