@@ -4,6 +4,7 @@
  * killed with SIGKILL while a container runs finds it again with its logs, and records its later exit; the
  * resource flags reach the cgroups (-m, --cpus) and --init runs an init as PID 1.
  */
+// wharf-test: alone
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';

@@ -3,6 +3,7 @@
  * container gets a distinct address on its network and resolves a peer by name, and afterwards nothing is left on
  * the host — no bridge, no veth, no netns file, no iptables rule of the networks, no address held.
  */
+// wharf-test: alone
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';

@@ -5,6 +5,7 @@
  * DNS by name, alias and short ID on a network and not across networks; connect/disconnect of a running container;
  * --internal without a way out; and nothing left on the host (bridges, veths, iptables rules, netns files).
  */
+// wharf-test: alone
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
