@@ -44,7 +44,7 @@ function mallocTrim(): Trim | null {
   return trimFn;
 }
 
-let fullGc: (() => void) | undefined;
+let fullGc: ((o?: object) => void) | undefined;
 
 /**
  * A full, compacting collection of this thread's JS heap: what V8's memory reducer would do after some idle minutes,
@@ -53,9 +53,11 @@ let fullGc: (() => void) | undefined;
 export function collectGarbage(): void {
   if (!fullGc) {
     setFlagsFromString('--expose-gc');
-    fullGc = runInNewContext('gc') as () => void;
+    fullGc = runInNewContext('gc') as (o?: object) => void;
   }
-  fullGc();
+  // V8's "last resort" collection: repeated full GCs that also release the isolate's pooled pages (measured: ~8 MB
+  // less than a plain full GC ten seconds after a pull and a build)
+  fullGc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
 }
 
 /** Returns freed malloc memory to the kernel; true when glibc released something. */
