@@ -621,7 +621,9 @@ test('writer threads end after their linger without work, and a later batch star
     await batch('b', 'second');
     assert.equal(pool.threads, 1, 'the lingering thread took the second batch');
     const idleSince = Date.now();
+    assert.ok(pool.freeBuffers >= 1, 'batch buffers kept for reuse while a thread lingers');
     await waitFor(() => pool.threads === 0, { timeout: 5000, interval: 20, message: 'idle writer threads to end' });
+    assert.equal(pool.freeBuffers, 0, 'and dropped with the last thread');
     assert.ok(Date.now() - idleSince >= 200, `ended after the linger, not at once (${Date.now() - idleSince} ms)`);
     await batch('c', 'third');
     assert.equal(pool.threads, 1);

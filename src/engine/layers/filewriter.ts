@@ -118,9 +118,16 @@ export class FileWriterPool {
       if (slot.inflight > 0) return;
       const i = this.slots.indexOf(slot);
       if (i >= 0) this.slots.splice(i, 1);
+      // the last thread gone: the batch buffers kept for reuse go too (up to FREE_MAX x 2 MiB)
+      if (this.slots.length === 0) this.free.length = 0;
       void slot.worker.terminate();
     }, this.lingerMs);
     slot.linger.unref();
+  }
+
+  /** Batch buffers kept for reuse. */
+  get freeBuffers(): number {
+    return this.free.length;
   }
 
   /** Threads alive (busy or lingering). */
