@@ -5,39 +5,9 @@
  *
  * Both daemons use their default bridge networking (dockerd without iptables rules). Needs root, dockerd (Debian docker.io) and busybox-static.
  */
-import { readFileSync, readdirSync } from 'node:fs';
-import { busyboxOnBoth, ratioRow, releaseBenchFs, startDockerd, startWharfd, timeIt, type Daemon } from './support.js';
+import { busyboxOnBoth, ratioRow, releaseBenchFs, startDockerd, startWharfd, timeIt, treeRssKiB, type Daemon } from './support.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
-
-function rssKiB(pid: number): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : 0;
-  } catch { return 0; }
-}
-
-/** The RSS of a process and all its descendants. */
-function treeRssKiB(root: number): number {
-  const children = new Map<number, number[]>();
-  for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      const list = children.get(ppid) ?? [];
-      list.push(Number(p));
-      children.set(ppid, list);
-    } catch { /* gone */ }
-  }
-  let total = 0;
-  const stack = [root];
-  while (stack.length) {
-    const p = stack.pop()!;
-    total += rssKiB(p);
-    stack.push(...(children.get(p) ?? []));
-  }
-  return total;
-}
 
 async function main(): Promise<void> {
   const daemons: Daemon[] = [];

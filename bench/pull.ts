@@ -9,7 +9,6 @@
  */
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile, rm } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { createReadStream } from 'node:fs';
 import { createHash } from 'node:crypto';
@@ -17,48 +16,9 @@ import { createGunzip } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
 import { startRegistry } from '../test/support/registry.js';
-import { execFileP, layoutFromTars, median, releaseBenchFs, skopeoPush, startDockerd, startWharfd, timeIt, type Daemon } from './support.js';
+import { CACHE, debianTar, extraLayerTars, execFileP, layoutFromTars, median, releaseBenchFs, skopeoPush, startDockerd, startWharfd, timeIt, type Daemon } from './support.js';
 
-const CACHE = '/var/cache/wharf-bench';
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-
-async function debianTar(): Promise<string> {
-  const tar = join(CACHE, 'debian-bookworm.tar');
-  if (existsSync(tar)) return tar;
-  const rootfs = join(CACHE, 'rootfs-bookworm');
-  if (!existsSync(join(rootfs, 'etc', 'debian_version'))) {
-    await mkdir(CACHE, { recursive: true });
-    console.error('# debootstrap --variant=minbase bookworm (about a minute)…');
-    await execFileP('debootstrap', ['--variant=minbase', 'bookworm', rootfs, 'http://deb.debian.org/debian'], { maxBuffer: 64 << 20 });
-  }
-  await execFileP('tar', ['--numeric-owner', '--xattrs', '-C', rootfs, '-cf', tar + '.tmp', '.']);
-  await execFileP('mv', [tar + '.tmp', tar]);
-  return tar;
-}
-
-/** Six extra layers of ~28 MB each, about 3,300 small files per layer, half of them incompressible. */
-async function extraLayerTars(): Promise<string[]> {
-  const out: string[] = [];
-  for (let i = 1; i <= 6; i++) {
-    const tar = join(CACHE, `extra-layer-${i}.tar`);
-    out.push(tar);
-    if (existsSync(tar)) continue;
-    const dir = join(CACHE, `extra-${i}`);
-    await rm(dir, { recursive: true, force: true });
-    for (let d = 0; d < 33; d++) {
-      const sub = join(dir, `opt/layer${i}/d${d}`);
-      await mkdir(sub, { recursive: true });
-      for (let f = 0; f < 100; f++) {
-        const size = 2000 + ((d * 100 + f) * 7919) % 12000;
-        const data = f % 2 ? randomBytes(size) : Buffer.from(`line ${i} ${d} ${f}\n`.repeat(Math.ceil(size / 16)).slice(0, size));
-        await writeFile(join(sub, `f${f}`), data);
-      }
-    }
-    await execFileP('tar', ['--numeric-owner', '-C', dir, '-cf', tar, '.']);
-    await rm(dir, { recursive: true, force: true });
-  }
-  return out;
-}
 
 async function floors(gzBlobPath: string): Promise<{ sha256MBs: number; gunzipMBs: number }> {
   let n = 0;

@@ -8,5 +8,6 @@ if (which === 'all' || which === 'lifecycle') await import('./lifecycle.js');
 if (which === 'all' || which === 'build') await import('./build.js');
 if (which === 'all' || which === 'buildmount') await import('./build-mounts.js');
 if (which === 'all' || which === 'cli') await import('./cli.js');
+if (which === 'all' || which === 'memory') await import('./memory.js');
 if (which === 'all' || which === 'registry') { process.env.WHARF_BENCH_MAIN = 'registry'; await import('./registry.js'); }
 if (which === 'registry-s3') { process.env.WHARF_BENCH_MAIN = 'registry-s3'; await import('./registry.js'); }

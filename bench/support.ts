@@ -6,7 +6,8 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdtemp, mkdir, writeFile, rm, stat, readFile } from 'node:fs/promises';
-import { createReadStream, createWriteStream, existsSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream, existsSync, readFileSync, readdirSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
@@ -18,6 +19,24 @@ import { createRefBridge } from '../test/support/refbridge.js';
 export const execFileP = promisify(execFile);
 export const projectRoot = resolve(import.meta.dirname, '..', '..');
 export const DOCKER = existsSync('/usr/local/bin/docker') ? '/usr/local/bin/docker' : 'docker';
+
+/** Where benchmark inputs made once are kept (the Debian rootfs and its tar, synthetic layers). */
+export const CACHE = '/var/cache/wharf-bench';
+
+/** A Debian bookworm minbase rootfs as one tar (~199 MB), made once with debootstrap and cached. */
+export async function debianTar(): Promise<string> {
+  const tar = join(CACHE, 'debian-bookworm.tar');
+  if (existsSync(tar)) return tar;
+  const rootfs = join(CACHE, 'rootfs-bookworm');
+  if (!existsSync(join(rootfs, 'etc', 'debian_version'))) {
+    await mkdir(CACHE, { recursive: true });
+    console.error('# debootstrap --variant=minbase bookworm (about a minute)…');
+    await execFileP('debootstrap', ['--variant=minbase', 'bookworm', rootfs, 'http://deb.debian.org/debian'], { maxBuffer: 64 << 20 });
+  }
+  await execFileP('tar', ['--numeric-owner', '--xattrs', '-C', rootfs, '-cf', tar + '.tmp', '.']);
+  await execFileP('mv', [tar + '.tmp', tar]);
+  return tar;
+}
 
 /**
  * Where both engines keep their data roots during a benchmark. `BENCH_FS=loop` (the default): a fresh ext4 made
@@ -237,4 +256,63 @@ export async function skopeoPush(layout: string, tag: string, dest: string): Pro
 
 export async function readJson<T>(path: string): Promise<T> {
   return JSON.parse(await readFile(path, 'utf8')) as T;
+}
+
+/** Six extra layers of ~28 MB each, about 3,300 small files per layer, half of them incompressible. */
+export async function extraLayerTars(): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 1; i <= 6; i++) {
+    const tar = join(CACHE, `extra-layer-${i}.tar`);
+    out.push(tar);
+    if (existsSync(tar)) continue;
+    const dir = join(CACHE, `extra-${i}`);
+    await rm(dir, { recursive: true, force: true });
+    for (let d = 0; d < 33; d++) {
+      const sub = join(dir, `opt/layer${i}/d${d}`);
+      await mkdir(sub, { recursive: true });
+      for (let f = 0; f < 100; f++) {
+        const size = 2000 + ((d * 100 + f) * 7919) % 12000;
+        const data = f % 2 ? randomBytes(size) : Buffer.from(`line ${i} ${d} ${f}\n`.repeat(Math.ceil(size / 16)).slice(0, size));
+        await writeFile(join(sub, `f${f}`), data);
+      }
+    }
+    await execFileP('tar', ['--numeric-owner', '-C', dir, '-cf', tar, '.']);
+    await rm(dir, { recursive: true, force: true });
+  }
+  return out;
+}
+
+/** The resident memory of one process in KiB (0 when it is gone). */
+export function rssKiB(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch { return 0; }
+}
+
+/** A process and all its descendants (pids, the root first). */
+export function processTree(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const list = children.get(ppid) ?? [];
+      list.push(Number(p));
+      children.set(ppid, list);
+    } catch { /* gone */ }
+  }
+  const out: number[] = [];
+  const stack = [root];
+  while (stack.length) {
+    const p = stack.pop()!;
+    out.push(p);
+    stack.push(...(children.get(p) ?? []));
+  }
+  return out;
+}
+
+/** The RSS of a process and all its descendants. */
+export function treeRssKiB(root: number): number {
+  return processTree(root).reduce((a, p) => a + rssKiB(p), 0);
 }

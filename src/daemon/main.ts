@@ -11,6 +11,7 @@ import { ConfigError, parseDaemonArgs, parseHost, type WharfdOptions } from './c
 import { listenTcp, listenUnix, openDirToGroup, writePidfile } from './listen.js';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { daemonLogger } from './log.js';
+import { IdleTrimmer } from './memory.js';
 
 const VERSION = '0.1.0';
 /** How long in-flight requests may finish after a shutdown signal before their connections are cut. */
@@ -55,6 +56,8 @@ export async function main(argv: string[]): Promise<void> {
   /** Unix sockets this process created (only those are removed at exit). */
   const sockets: string[] = [];
   let daemon: { close(): Promise<void> } | undefined;
+  // gives freed malloc memory back once the daemon is quiet after work (src/daemon/memory.ts)
+  const trimmer = new IdleTrimmer(log.child({ module: 'memory' })).start();
 
   // Installed before the engine opens, so that a signal during startup still removes the pid file.
   let stopping = false;
@@ -65,6 +68,7 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     stopping = true;
+    trimmer.close();
     log.info(`Processing signal '${signal === 'SIGTERM' ? 'terminated' : 'interrupt'}'`);
     const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     // Keep-alive connections become idle as their in-flight request finishes: close them as they do.

@@ -603,3 +603,33 @@ test('an idle extraction thread is kept for the next layer, then ended after its
     assert.ok(Date.now() - idleSince >= 4000, `ended after 5 s idle, not at once (${Date.now() - idleSince} ms)`);
   });
 });
+
+test('writer threads end after their linger without work, and a later batch starts a new one', async () => {
+  const { FileWriterPool } = await import('../../src/engine/layers/filewriter.js');
+  const dir = await mkdtemp(join(tmpdir(), 'wharf-writers-'));
+  try {
+    const pool = new FileWriterPool(2, 300);
+    const batch = async (name: string, text: string) => {
+      const bytes = Buffer.from(text);
+      const data = pool.takeBuffer(bytes.length);
+      new Uint8Array(data).set(bytes);
+      await pool.write([{ path: join(dir, name), mode: 0o644, uid: process.getuid!(), gid: process.getgid!(), mtime: 1_600_000_000, len: bytes.length }], data, 0o022);
+    };
+    await batch('a', 'first');
+    assert.equal(pool.threads, 1, 'a thread for the first batch');
+    await new Promise((r) => setTimeout(r, 100));
+    await batch('b', 'second');
+    assert.equal(pool.threads, 1, 'the lingering thread took the second batch');
+    const idleSince = Date.now();
+    assert.ok(pool.freeBuffers >= 1, 'batch buffers kept for reuse while a thread lingers');
+    await waitFor(() => pool.threads === 0, { timeout: 5000, interval: 20, message: 'idle writer threads to end' });
+    assert.equal(pool.freeBuffers, 0, 'and dropped with the last thread');
+    assert.ok(Date.now() - idleSince >= 200, `ended after the linger, not at once (${Date.now() - idleSince} ms)`);
+    await batch('c', 'third');
+    assert.equal(pool.threads, 1);
+    assert.deepEqual(await Promise.all(['a', 'b', 'c'].map((f) => readFile(join(dir, f), 'utf8'))), ['first', 'second', 'third']);
+    await waitFor(() => pool.threads === 0, { timeout: 5000, interval: 20, message: 'the last writer thread to end' });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

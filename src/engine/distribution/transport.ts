@@ -17,7 +17,7 @@
  * - Limits on everything read into memory (`LIMITS`): a hostile registry's manifest, token answer, error body or
  *   listing cannot exhaust the daemon; past the limit the connection is dropped and the error names the limit.
  */
-import { Agent, EnvHttpProxyAgent, interceptors, request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { STATUS_CODES } from 'node:http';
 import { isIP } from 'node:net';
 import { readFileSync } from 'node:fs';
@@ -309,6 +309,14 @@ export function goNetError(method: string, url: string, err: unknown): Unavailab
 
 const pools = new Map<string, Dispatcher>();
 
+type Undici = typeof import('undici');
+let undiciLib: Promise<Undici> | undefined;
+/** undici, loaded on the first registry request: ~12 MB of a daemon that may never pull (see bench/README.md, memory). */
+function undici(): Promise<Undici> {
+  undiciLib ??= import('undici');
+  return undiciLib;
+}
+
 function proxyConfigured(): boolean {
   const e = process.env;
   return !!(e.HTTPS_PROXY || e.https_proxy || e.HTTP_PROXY || e.http_proxy);
@@ -319,7 +327,7 @@ function isLoopbackHost(url: string): boolean {
   return h === 'localhost' || h === '::1' || (isIP(h) === 4 && h.startsWith('127.'));
 }
 
-function dispatcherFor(insecure: boolean, url: string): Dispatcher {
+function dispatcherFor({ Agent, EnvHttpProxyAgent, interceptors }: Undici, insecure: boolean, url: string): Dispatcher {
   const proxied = proxyConfigured() && !isLoopbackHost(url);
   const key = `${insecure ? 'insecure' : 'secure'}${proxied ? '+proxy' : ''}`;
   let d = pools.get(key);
@@ -363,14 +371,15 @@ export async function send(method: string, url: string, o: SendOptions): Promise
       : o.retry === 'connection' ? { statusCodes: [] }
         : undefined;
   try {
-    return await request(url, {
+    const u = await undici();
+    return await u.request(url, {
       method: method as Dispatcher.HttpMethod,
       headers: { 'user-agent': USER_AGENT, ...o.headers },
       ...(o.body !== undefined ? { body: o.body } : {}),
-      dispatcher: dispatcherFor(o.insecure, url),
+      dispatcher: dispatcherFor(u, o.insecure, url),
       ...(o.signal ? { signal: o.signal } : {}),
       ...(retryOptions ? { retryOptions } : {}),
-    } as Parameters<typeof request>[1]);
+    } as Parameters<Undici['request']>[1]);
   } catch (err) {
     if ((err as Error)?.name === 'AbortError') throw err;
     throw goNetError(method, url, err);

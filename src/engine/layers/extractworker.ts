@@ -137,8 +137,10 @@ function spawnSlot(): Slot {
   // space start at 64 MiB takes that to a few, and a Debian pull's CPU down by ~150 ms. The flag is read when an
   // isolate is created, so it applies to the threads made from here on (the main thread's heap is configured).
   if (!heapFlagSet) { setFlagsFromString('--initial-old-space-size=64'); heapFlagSet = true; }
-  // no execArgv: the parent's flags (e.g. --input-type for an -e script) do not apply to this module
-  const worker = new Worker(new URL(import.meta.url), { execArgv: [], workerData: { role: 'extract' } });
+  // no execArgv: the parent's flags (e.g. --input-type for an -e script) do not apply to this module. The young
+  // generation is V8's usual size here (3 x 16 MiB semi-spaces): bin/wharfd keeps the main thread's at 1 MiB,
+  // which this thread's tar parsing would outgrow dozens of times per layer.
+  const worker = new Worker(new URL(import.meta.url), { execArgv: [], workerData: { role: 'extract' }, resourceLimits: { maxYoungGenerationSizeMb: 48 } });
   const slot: Slot = { worker, onMessage: null, onFail: null, linger: null };
   worker.on('message', (m: FromThread) => slot.onMessage?.(m));
   const dead = (e: Error) => {

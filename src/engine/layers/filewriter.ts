@@ -65,7 +65,10 @@ if (!isMainThread && parentPort && (workerData as { role?: string } | null)?.rol
   });
 }
 
-interface Slot { worker: Worker; inflight: number }
+interface Slot { worker: Worker; inflight: number; linger: NodeJS.Timeout | null }
+
+/** How long a writer thread with nothing to do is kept (a pull's next layer, a build's next step), then ended. */
+const IDLE_LINGER_MS = 5000;
 
 /** A few worker threads taking batches; `write` resolves when the batch is on disk (or rejects with its error). */
 export class FileWriterPool {
@@ -75,7 +78,7 @@ export class FileWriterPool {
   /** Batch buffers the workers gave back, ready to be filled again. */
   private readonly free: ArrayBuffer[] = [];
 
-  constructor(private readonly size: number) {}
+  constructor(private readonly size: number, private readonly lingerMs = IDLE_LINGER_MS) {}
 
   /** A buffer of at least `bytes` (a returned one when it fits; new ones are BUFFER_SIZE unless larger). */
   takeBuffer(bytes: number): ArrayBuffer {
@@ -87,13 +90,13 @@ export class FileWriterPool {
   private spawn(): Slot {
     // no execArgv: the parent's flags (e.g. --input-type for an -e script) do not apply to this module
     const worker = new Worker(new URL(import.meta.url), { execArgv: [], workerData: { role: 'file-writer' } });
-    const slot: Slot = { worker, inflight: 0 };
+    const slot: Slot = { worker, inflight: 0, linger: null };
     worker.unref();
     worker.on('message', (r: Reply) => {
       const w = this.waiting.get(r.id);
       if (!w) return;
       this.waiting.delete(r.id);
-      if (--slot.inflight === 0) worker.unref();
+      if (--slot.inflight === 0) this.idle(slot);
       if (r.data && r.data.byteLength <= BUFFER_SIZE && this.free.length < FREE_MAX) this.free.push(r.data);
       if (r.error) {
         const e = new Error(r.error.message) as NodeJS.ErrnoException;
@@ -107,8 +110,34 @@ export class FileWriterPool {
     return slot;
   }
 
+  /** An idle thread is unref'd and ends after `lingerMs` unless it gets work (its isolate holds MBs). */
+  private idle(slot: Slot): void {
+    slot.worker.unref();
+    slot.linger = setTimeout(() => {
+      slot.linger = null;
+      if (slot.inflight > 0) return;
+      const i = this.slots.indexOf(slot);
+      if (i >= 0) this.slots.splice(i, 1);
+      // the last thread gone: the batch buffers kept for reuse go too (up to FREE_MAX x 2 MiB)
+      if (this.slots.length === 0) this.free.length = 0;
+      void slot.worker.terminate();
+    }, this.lingerMs);
+    slot.linger.unref();
+  }
+
+  /** Batch buffers kept for reuse. */
+  get freeBuffers(): number {
+    return this.free.length;
+  }
+
+  /** Threads alive (busy or lingering). */
+  get threads(): number {
+    return this.slots.length;
+  }
+
   /** A dead worker fails its batches and leaves the pool (a new one is made on demand). */
   private fail(slot: Slot, e: Error): void {
+    if (slot.linger) { clearTimeout(slot.linger); slot.linger = null; }
     const i = this.slots.indexOf(slot);
     if (i >= 0) this.slots.splice(i, 1);
     for (const [id, w] of [...this.waiting]) {
@@ -134,6 +163,7 @@ export class FileWriterPool {
     const id = this.nextId++;
     return new Promise<void>((resolve, reject) => {
       this.waiting.set(id, { resolve, reject, slot: s });
+      if (s.linger) { clearTimeout(s.linger); s.linger = null; }
       if (s.inflight++ === 0) s.worker.ref();
       s.worker.postMessage({ id, jobs, data, umask } satisfies Request, [data]);
     });

@@ -1,0 +1,225 @@
+/**
+ * Memory benchmark (issue 17, item 1): wharfd against dockerd + containerd in one run, through the same docker CLI.
+ *
+ * Each round starts both engines afresh (alternating order) and reads their resident memory
+ *   - freshly started (3 s after the socket answers, no request yet),
+ *   - 10 s (and 20 s) after a cold pull of the Debian bookworm minbase image (1 layer, ~93 MB gzip, ~199 MB unpacked, pushed
+ *     to a local docker-registry from a debootstrap-made rootfs), a build on it and 5 `run --rm` of it;
+ * and the peak during the pull and the build. Then, once, on fresh engines: the peak of a pull of the 7-layer
+ * image (~370 MB unpacked), of `load` of each image's saved tar and of builds with an 8 MB and a 256 MB context
+ * (a bounded peak does not grow with the image or the context), and the memory with 50 running busybox
+ * containers (per container, including conmon for wharfd and containerd-shim for dockerd).
+ *
+ * "Memory of an engine" is the resident set (RSS) summed over its processes: the daemon and its descendants
+ * (dockerd: containerd; wharfd: the fsroot worker when one is alive), plus the per-container helpers that outlive
+ * their parent (conmon, containerd-shim-runc-v2: processes whose command line names the engine's data root),
+ * never the containers' own processes (those in another pid namespace). Peaks are sampled every 20 ms.
+ *
+ * Env: BENCH_RUNS (default 5), BENCH_ENGINES (default "dockerd,wharfd"), BENCH_SKIP_ONCE=1 (rounds only).
+ * Needs what bench/pull.ts needs (root, dockerd, docker-registry, skopeo, debootstrap or its cached rootfs).
+ */
+import { readFileSync, readlinkSync, readdirSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startRegistry } from '../test/support/registry.js';
+import {
+  CACHE, busyboxOnBoth, debianTar, execFileP, extraLayerTars, projectRoot, layoutFromTars, median, processTree, releaseBenchFs, rssKiB,
+  skopeoPush, startDockerd, startWharfd, type Daemon,
+} from './support.js';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const ENGINES = (process.env.BENCH_ENGINES ?? 'dockerd,wharfd').split(',');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const MiB = (kib: number) => (kib / 1024).toFixed(0);
+
+const selfPidNs = readlinkSync('/proc/self/ns/pid');
+
+/** The engine's processes: the daemon's tree and the helpers naming its root, without containers' processes. */
+function enginePids(d: Daemon): number[] {
+  const pids = new Set(processTree(d.proc.pid!));
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      if (readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(d.root)) pids.add(Number(p));
+    } catch { /* gone */ }
+  }
+  return [...pids].filter((p) => {
+    try { return readlinkSync(`/proc/${p}/ns/pid`) === selfPidNs; } catch { return false; }
+  });
+}
+
+function engineRssKiB(d: Daemon): { total: number; byName: Record<string, number> } {
+  const byName: Record<string, number> = {};
+  let total = 0;
+  for (const p of enginePids(d)) {
+    const r = rssKiB(p);
+    let name = '?';
+    try { name = readFileSync(`/proc/${p}/comm`, 'utf8').trim(); } catch { /* gone */ }
+    byName[name] = (byName[name] ?? 0) + r;
+    total += r;
+  }
+  return { total, byName };
+}
+
+/** Runs `fn` while sampling the engine's memory every 20 ms (process list refreshed every 200 ms); the peak in KiB. */
+async function peakDuring(d: Daemon, fn: () => Promise<unknown>): Promise<number> {
+  let pids = enginePids(d);
+  let peak = 0;
+  let n = 0;
+  const timer = setInterval(() => {
+    if (++n % 10 === 0) pids = enginePids(d);
+    peak = Math.max(peak, pids.reduce((a, p) => a + rssKiB(p), 0));
+  }, 20);
+  try {
+    await fn();
+  } finally {
+    clearInterval(timer);
+  }
+  return Math.max(peak, engineRssKiB(d).total);
+}
+
+async function start(name: string): Promise<Daemon> {
+  return name === 'dockerd' ? startDockerd() : startWharfd();
+}
+
+interface Round { fresh: number; pull: number; build: number; idle: number; settled: number; detail: string }
+
+async function round(name: string, refDeb: string, ctx: string): Promise<Round> {
+  const d = await start(name);
+  try {
+    await sleep(3000);
+    const fresh = engineRssKiB(d).total;
+    const pull = await peakDuring(d, () => d.docker(['pull', '-q', refDeb]));
+    const build = await peakDuring(d, () => d.docker(['build', '-q', '-t', 'bench/mem-build', '--build-arg', `BASE=${refDeb}`, ctx]));
+    for (let i = 0; i < 5; i++) await d.docker(['run', '--rm', refDeb, 'true']);
+    await sleep(10_000);
+    const idle = engineRssKiB(d);
+    const detail = Object.entries(idle.byName).map(([k, v]) => `${k} ${MiB(v)}`).join(', ');
+    await sleep(10_000);
+    const settled = engineRssKiB(d).total;
+    return { fresh, pull, build, idle: idle.total, settled, detail };
+  } finally {
+    await d.stop();
+  }
+}
+
+async function makeContext(dir: string, blobBytes: number): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  // written in 16 MiB pieces: the benchmark itself should not hold the whole blob
+  const parts = Math.ceil(blobBytes / (16 << 20));
+  await writeFile(join(dir, 'blob.bin'), '');
+  const { appendFile } = await import('node:fs/promises');
+  for (let i = 0; i < parts; i++) await appendFile(join(dir, 'blob.bin'), randomBytes(Math.min(16 << 20, blobBytes - i * (16 << 20))));
+  await writeFile(join(dir, 'Dockerfile'), [
+    'ARG BASE',
+    'FROM $BASE',
+    'RUN echo built > /stamp',
+    'COPY blob.bin /blob.bin',
+    'CMD ["cat", "/stamp"]',
+  ].join('\n') + '\n');
+  return dir;
+}
+
+async function main(): Promise<void> {
+  const reg = await startRegistry();
+  const work = await mkdtemp(join(tmpdir(), 'bench-memory-'));
+  const open: Daemon[] = [];
+  try {
+    const deb = await debianTar();
+    const layouts = join(CACHE, 'layouts-memory');
+    await rm(layouts, { recursive: true, force: true });
+    const refDeb = `${reg.host}/bench/debian:bookworm`;
+    await skopeoPush(await layoutFromTars(join(layouts, 'debian'), [deb], 'bookworm', ['bash']), 'bookworm', refDeb);
+    const small = await makeContext(join(work, 'ctx-8m'), 8 << 20);
+
+    const rounds: Record<string, Round[]> = {};
+    for (let i = 0; i < RUNS; i++) {
+      for (const name of i % 2 ? [...ENGINES].reverse() : ENGINES) {
+        const r = await round(name, refDeb, small);
+        (rounds[name] ??= []).push(r);
+        console.error(`# round ${i + 1} ${name}: fresh ${MiB(r.fresh)} pull-peak ${MiB(r.pull)} build-peak ${MiB(r.build)} idle ${MiB(r.idle)} MiB (${r.detail}), 20 s ${MiB(r.settled)}`);
+      }
+    }
+    const med = (name: string, k: keyof Omit<Round, 'detail'>) => median(rounds[name]!.map((r) => r[k]));
+    const cell = (name: string, k: keyof Omit<Round, 'detail'>) => rounds[name]
+      ? `${MiB(med(name, k))} (${MiB(Math.min(...rounds[name]!.map((r) => r[k])))}–${MiB(Math.max(...rounds[name]!.map((r) => r[k])))})` : '–';
+    const ratio = (k: keyof Omit<Round, 'detail'>) => rounds.dockerd && rounds.wharfd ? `**${(med('wharfd', k) / med('dockerd', k)).toFixed(2)}**` : '–';
+    const rows = [
+      `| freshly started | ${cell('dockerd', 'fresh')} | ${cell('wharfd', 'fresh')} | ${ratio('fresh')} | ≤ 60 |`,
+      `| peak during the cold Debian pull | ${cell('dockerd', 'pull')} | ${cell('wharfd', 'pull')} | ${ratio('pull')} | reported |`,
+      `| peak during the build (8 MB context) | ${cell('dockerd', 'build')} | ${cell('wharfd', 'build')} | ${ratio('build')} | reported |`,
+      `| 10 s after pull + build + 5 runs | ${cell('dockerd', 'idle')} | ${cell('wharfd', 'idle')} | ${ratio('idle')} | ≤ 80 |`,
+      `| 20 s after pull + build + 5 runs | ${cell('dockerd', 'settled')} | ${cell('wharfd', 'settled')} | ${ratio('settled')} | reported |`,
+    ];
+
+    if (process.env.BENCH_SKIP_ONCE !== '1') {
+      const ref7 = `${reg.host}/bench/seven:v1`;
+      await skopeoPush(await layoutFromTars(join(layouts, 'seven'), [deb, ...(await extraLayerTars())], 'v1', ['bash']), 'v1', ref7);
+      const big = await makeContext(join(work, 'ctx-256m'), 256 << 20);
+      const once: Record<string, Record<string, string>> = {};
+      for (const name of ENGINES) {
+        const d = await start(name); open.push(d);
+        const o: Record<string, string> = (once[name] = {});
+        o.pull7 = MiB(await peakDuring(d, () => d.docker(['pull', '-q', ref7])));
+        await d.docker(['pull', '-q', refDeb]);
+        for (const [k, ref] of [['loadDeb', refDeb], ['load7', ref7]] as const) {
+          const tar = join(work, `${name}-${k}.tar`);
+          await d.docker(['save', '-o', tar, ref]);
+          await d.docker(['rmi', ref]);
+          o[k] = MiB(await peakDuring(d, () => d.docker(['load', '-q', '-i', tar])));
+          await rm(tar, { force: true });
+        }
+        o.buildBig = MiB(await peakDuring(d, () => d.docker(['build', '-q', '--build-arg', `BASE=${refDeb}`, '-t', 'bench/mem-big', big])));
+        console.error(`# ${name}: peaks ${JSON.stringify(o)}`);
+        open.splice(open.indexOf(d), 1);
+        await d.stop();
+      }
+      rows.push(
+        `| peak during a cold pull of the 7-layer image (~370 MB) | ${once.dockerd?.pull7 ?? '–'} | ${once.wharfd?.pull7 ?? '–'} | | bounded |`,
+        `| peak during \`load\` of the Debian tar (~199 MB) | ${once.dockerd?.loadDeb ?? '–'} | ${once.wharfd?.loadDeb ?? '–'} | | bounded |`,
+        `| peak during \`load\` of the 7-layer tar (~370 MB) | ${once.dockerd?.load7 ?? '–'} | ${once.wharfd?.load7 ?? '–'} | | bounded |`,
+        `| peak during a build with a 256 MB context | ${once.dockerd?.buildBig ?? '–'} | ${once.wharfd?.buildBig ?? '–'} | | bounded |`,
+      );
+
+      // 50 running busybox containers, both engines up at once (the same image in both)
+      const engines: Daemon[] = [];
+      for (const name of ENGINES) { const d = await start(name); engines.push(d); open.push(d); }
+      const w = engines.find((d) => d.name === 'wharfd');
+      const k = engines.find((d) => d.name === 'dockerd');
+      if (w && k) await busyboxOnBoth(w, k);
+      else if (w) await execFileP(join(projectRoot, 'bin', 'wharf'), ['image', 'bootstrap', 'busybox'], { env: { ...process.env, DOCKER_HOST: `unix://${w.sock}` } });
+      const fifty: Record<string, { before: number; after: number }> = {};
+      for (const d of engines) {
+        await d.docker(['run', '--rm', 'busybox', 'true']);
+        await sleep(6000);
+        const before = engineRssKiB(d).total;
+        let next = 0;
+        const worker = async () => { while (next < 50) { next++; await d.docker(['run', '-d', 'busybox', 'sleep', '100000']); } };
+        await Promise.all([worker(), worker(), worker(), worker()]);
+        await sleep(10_000);
+        const after = engineRssKiB(d);
+        fifty[d.name] = { before, after: after.total };
+        console.error(`# ${d.name} with 50: ${MiB(after.total)} MiB (${Object.entries(after.byName).map(([n, v]) => `${n} ${MiB(v)}`).join(', ')}), before ${MiB(before)}`);
+        await d.docker(['rm', '-f', ...(await d.docker(['ps', '-q'])).stdout.trim().split('\n').filter(Boolean)]);
+      }
+      const f = (n: string, fn: (x: { before: number; after: number }) => string) => (fifty[n] ? fn(fifty[n]) : '–');
+      rows.push(
+        `| with 50 running busybox containers (idle before) | ${f('dockerd', (x) => `${MiB(x.after)} (${MiB(x.before)})`)} | ${f('wharfd', (x) => `${MiB(x.after)} (${MiB(x.before)})`)} | ${fifty.dockerd && fifty.wharfd ? `**${(fifty.wharfd.after / fifty.dockerd.after).toFixed(2)}**` : '–'} | < dockerd |`,
+        `| per running container (conmon / containerd-shim included) | ${f('dockerd', (x) => ((x.after - x.before) / 50 / 1024).toFixed(2))} | ${f('wharfd', (x) => ((x.after - x.before) / 50 / 1024).toFixed(2))} | | reported |`,
+      );
+    }
+
+    console.log('| memory (MiB, RSS; medians, min–max) | dockerd + containerd | wharfd | wharfd/dockerd | target |');
+    console.log('|---|---|---|---|---|');
+    for (const r of rows) console.log(r);
+  } finally {
+    for (const d of open) await d.stop().catch((e) => console.error(e));
+    await releaseBenchFs();
+    await reg.stop();
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,77 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { IdleTrimmer, sampleSelf, trimMalloc, type SelfSample } from '../../src/daemon/memory.js';
+import { discardLogger } from '../../src/lib/log.js';
+
+const MB = 1 << 20;
+
+/** A trimmer over scripted samples: each tick reads the next one. */
+function scripted(samples: SelfSample[]) {
+  let i = 0;
+  let trims = 0;
+  const t = new IdleTrimmer(discardLogger, () => samples[Math.min(i++, samples.length - 1)]!, () => { trims++; return true; }, 2000, () => {});
+  return { t, trims: () => trims };
+}
+
+const s = (cpuMs: number, rssMb: number, threads = 11): SelfSample => ({ cpuUs: cpuMs * 1000, rss: rssMb * MB, threads });
+
+test('trims once quiet after work, not while busy, and not again without new work', () => {
+  // constructor sample, then: busy tick (1 s of CPU in 2 s), quiet tick after it, quiet tick with nothing new
+  const { t, trims } = scripted([s(100, 80), s(1100, 250), s(1105, 250), /* after trim */ s(1106, 90), s(1108, 90), s(1110, 90)]);
+  t.tick();
+  assert.equal(trims(), 0, 'a busy tick does not trim');
+  t.tick();
+  assert.equal(trims(), 1, 'the first quiet tick after work trims');
+  t.tick();
+  t.tick();
+  assert.equal(trims(), 1, 'quiet ticks with no work since the trim do nothing');
+});
+
+test('threads ending or memory growing without CPU make another trim worth it', () => {
+  const { t, trims } = scripted([s(0, 80, 14), s(1, 80, 14), s(2, 80, 11), /* after trim */ s(3, 70, 11), s(4, 90, 11), /* after trim */ s(5, 75, 11), s(6, 75, 11)]);
+  t.tick();
+  assert.equal(trims(), 0, 'no change since start: nothing to do');
+  t.tick();
+  assert.equal(trims(), 1, 'extraction threads ended');
+  t.tick();
+  assert.equal(trims(), 2, 'RSS grew by more than 8 MB');
+  t.tick();
+  assert.equal(trims(), 2);
+});
+
+test('sampleSelf reads this process', () => {
+  const x = sampleSelf();
+  assert.ok(x.rss > 10 * MB && x.threads >= 1 && x.cpuUs > 0, JSON.stringify(x));
+});
+
+test('trimMalloc gives back freed memory that malloc kept between live allocations', () => {
+  // 1 MiB blocks with small live blocks between them: once the big ones are freed, glibc cannot shrink its heap
+  // past the small ones and keeps the holes (the dynamic mmap threshold puts 1 MiB blocks in the heap after the
+  // first is freed); the trim must give the holes' pages back
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  // one mmapped 1 MiB block freed: glibc raises its mmap threshold above 1 MiB
+  let warm: Buffer | null = Buffer.allocUnsafeSlow(1 << 20).fill(1);
+  assert.equal(warm.length, 1 << 20);
+  warm = null;
+  gc();
+  const big: (Buffer | null)[] = [];
+  const small: Buffer[] = [];
+  for (let i = 0; i < 160; i++) {
+    const b = Buffer.allocUnsafeSlow(1 << 20);
+    b.fill(i);
+    big.push(b);
+    small.push(Buffer.allocUnsafeSlow(4096).fill(i));
+  }
+  big.length = 0;
+  gc();
+  gc();
+  const before = process.memoryUsage.rss();
+  const released = trimMalloc();
+  const after = process.memoryUsage.rss();
+  assert.equal(small.length, 160);
+  assert.ok(released, 'glibc released memory');
+  assert.ok(before - after > 64 * MB, `RSS ${before >> 20} MB before the trim, ${after >> 20} MB after`);
+});
