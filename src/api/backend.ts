@@ -67,6 +67,8 @@ export interface ContainerBackend {
   rename(ref: string, name: string): Promise<void>;
   /** How GET /containers/{id}/logs reads a container's log: refused for the `none` driver; `--details` attributes. */
   logReading(ref: string): { attrs: string };
+  /** DELETE /containers/{/parent/alias}?link=1: the parent's legacy link goes. */
+  removeLink(name: string): Promise<void>;
   /** DELETE /containers/{id}; waiters for `condition=removed` are released. */
   remove(ref: string, opts: { force: boolean; volumes: boolean }): Promise<void>;
   /** What attach needs to know before it hijacks the connection. */

@@ -218,6 +218,7 @@ export async function createDaemon(cfg: DaemonConfig, log: Logger = discardLogge
         prune: (f) => containers.prune(f),
         logReading: (ref) => containers.logReading(ref),
         rename: (ref, name) => containers.rename(ref, name),
+        removeLink: (name) => containers.removeLink(name),
         remove: removeContainer,
         attachInfo: (ref) => {
           const rec = containers.get(ref);

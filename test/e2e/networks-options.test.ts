@@ -32,7 +32,7 @@ before(async () => {
   }
 });
 after(async () => {
-  for (const d of [w, ref]) await d?.docker(['rm', '-f', `${tag}-db`]).catch(() => {});
+  for (const d of [w, ref]) await d?.docker(['rm', '-f', `${tag}-db`, `${tag}-parent`]).catch(() => {});
   await w?.docker(['network', 'rm', `${tag}-n`]).catch(() => {});
   await w?.stop();
   await ref?.stop();
@@ -57,6 +57,13 @@ async function probe(d: Daemon): Promise<Record<string, string>> {
   out.dns = norm(dns, ip);
   const notRunning = await d.docker(['run', '--rm', '--link', 'nosuchcontainer:x', 'busybox', 'true']);
   out.missing = `${notRunning.code}`;
+  // docker rm --link: the parent forgets the link; a plain name or an unknown link is refused
+  assert.equal((await d.docker(['create', '--name', `${tag}-parent`, '--link', `${tag}-db:db`, 'busybox', 'true'])).code, 0);
+  const links = async () => (await d.docker(['inspect', '-f', '{{json .HostConfig.Links}}', `${tag}-parent`])).stdout;
+  const rmLink = async (name: string) => { const r = await d.docker(['rm', '--link', name]); return `${r.code} ${r.stdout}${r.stderr}`; };
+  out.rmLink = [await links(), await rmLink(`/${tag}-parent/nolink`), await rmLink(`${tag}-parent`),
+    await rmLink(`/${tag}-parent/db`), await links()].join('|').split(tag).join('<tag>');
+  await d.docker(['rm', '-f', `${tag}-parent`]);
   await d.docker(['rm', '-f', `${tag}-db`]);
   return out;
 }

@@ -38,6 +38,7 @@ const containers: ContainerBackend = {
   async list(opts) { rec('list', opts); return []; },
   async prune(filters) { rec('prune', filters); return { ContainersDeleted: null, SpaceReclaimed: 0 }; },
   logReading(ref) { rec('logReading', ref); return { attrs: '' }; },
+  async removeLink(name) { rec('removeLink', name); },
   async rename(ref, name) { rec('rename', ref, name); },
   async remove(ref, opts) {
     rec('remove', ref, opts);
@@ -201,6 +202,10 @@ test('inspect, list, rename, remove, prune: status codes and what the backend is
   assert.deepEqual(calls.filter((c) => c.fn === 'remove').map((c) => c.args), [['busy', { force: false, volumes: true }]]);
   r = await call('DELETE', '/containers/x?force=1');
   assert.equal(r.status, 204);
+  // docker rm --link /web/db: the link's name is a path of two segments
+  r = await call('DELETE', '/containers//web/db?link=1');
+  assert.equal(r.status, 204);
+  assert.deepEqual(calls.filter((c) => c.fn === 'removeLink').map((c) => c.args), [['/web/db']]);
   r = await call('POST', '/containers/prune');
   assert.equal(r.status, 200);
   assert.deepEqual(JSON.parse(r.body), { ContainersDeleted: null, SpaceReclaimed: 0 });

@@ -53,10 +53,14 @@ export function containerRoutes(r: Router, b: Pick<Backends, 'containers' | 'run
   r.get('/containers/{id}/json', async ({ res, params, query }) => {
     sendJson(res, 200, await c.inspect(params.id!, { size: boolValue(query, 'size') }));
   });
-  r.delete('/containers/{id}', async ({ res, params, query }) => {
-    await c.remove(params.id!, { force: boolValue(query, 'force'), volumes: boolValue(query, 'v') });
+  const remove = async ({ res, params, query }: { res: ServerResponse; params: Record<string, string>; query: URLSearchParams }) => {
+    if (boolValue(query, 'link')) await c.removeLink(params.id!);
+    else await c.remove(params.id!, { force: boolValue(query, 'force'), volumes: boolValue(query, 'v') });
     sendEmpty(res, 204);
-  });
+  };
+  r.delete('/containers/{id}', remove);
+  // `docker rm --link /parent/alias` names a link: a path of several segments
+  r.delete('/containers/{id*}', remove);
 }
 
 function archiveRoutes(r: Router, archive: ContainerArchiveBackend): void {

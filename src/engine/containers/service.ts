@@ -9,7 +9,7 @@ import { chmod, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '../../lib/atomic.js';
 import type { Digest } from '../../lib/digest.js';
-import { ConflictError, InvalidParameterError, NotFoundError, NotImplementedError, notFoundAs } from '../../lib/errors.js';
+import { ConflictError, InvalidParameterError, NotFoundError, NotImplementedError, SystemError, notFoundAs } from '../../lib/errors.js';
 import { exactMatch, hasFilter, invalidFilterError, matchFilter, matchKVList, pruneLabelsMatch, pruneUntil, validateFilters, type Filters } from '../../lib/filters.js';
 import type { Volumes } from '../volumes/types.js';
 import type { LayerStore } from '../layers/types.js';
@@ -27,6 +27,7 @@ import { humanDuration } from '../../lib/units.js';
 import { isENOENT } from '../../lib/fsutil.js';
 import { discardLogger, type Logger } from '../../lib/log.js';
 import type { EndpointSettings } from '../../wire/networks.js';
+import { parseLink } from '../network/index.js';
 
 export type { ContainerState, ContainerStatus } from '../../wire/index.js';
 import type { EventPublisher } from '../events/types.js';
@@ -321,6 +322,10 @@ export class ContainerService {
     if (owner) {
       throw new ConflictError(`Conflict. The container name "${finalName}" is already in use by container "${owner.ID}". You have to remove (or rename) that container to be able to reuse that name.`);
     }
+    // legacy links are recorded as dockerd records them: "/<container>:/<this container>/<alias>"
+    if (Array.isArray(hc.Links) && hc.Links.length) {
+      hc.Links = (hc.Links as string[]).map((l) => { const { name: n, alias } = parseLink(l); return `/${n}:${finalName}/${alias}`; });
+    }
     const rec: ContainerRecord = {
       ID: id,
       Created: rfc3339NanoFixed(new Date()),
@@ -547,6 +552,32 @@ export class ContainerService {
   }
 
   /** POST /containers/{id}/rename. */
+  /**
+   * DELETE /containers/{/parent/alias}?link=1 (`docker rm --link`): the parent forgets that legacy link, as
+   * dockerd's rmLink: the name must name a link (a plain container name is its "default link name"), the parent
+   * must exist, and the link must be one of the parent's.
+   */
+  async removeLink(name: string): Promise<void> {
+    const full = name.startsWith('/') ? name : `/${name}`;
+    const cut = full.lastIndexOf('/');
+    const parentName = full.slice(0, cut);
+    const alias = full.slice(cut + 1);
+    if (parentName === '') {
+      this.get(full); // an unknown name is a 404 first, as dockerd looks the container up before the link
+      throw new SystemError('Conflict, cannot remove the default link name of the container');
+    }
+    let parent: ContainerRecord;
+    try { parent = this.get(parentName); } catch (e) {
+      if (e instanceof NotFoundError) throw new NotFoundError(`No such container: ${full.slice(1)}`, { cause: e });
+      throw e;
+    }
+    const links = (parent.HostConfig.Links ?? []) as string[];
+    const keep = links.filter((l) => parseLink(l).alias !== alias);
+    if (keep.length === links.length) throw new NotFoundError(`No such container: ${full.slice(1)}`);
+    parent.HostConfig.Links = keep.length ? keep : null;
+    await this.save(parent);
+  }
+
   async rename(ref: string, newName: string): Promise<void> {
     const r = this.get(ref);
     if (!newName) throw new InvalidParameterError('Neither old nor new names may be empty');
