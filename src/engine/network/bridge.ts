@@ -16,7 +16,7 @@
  * closes the proxies and releases the IP. `removeBridge` (tests, or a custom bridge being dropped) deletes the
  * iptables rules and the bridge itself. Every iptables rule carries a comment "wharf:<bridge>" so it can be found.
  */
-import { execFile } from 'node:child_process';
+import { execCollect } from '../../lib/exec.js';
 import { createHash } from 'node:crypto';
 import { mkdir, rm, writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -60,15 +60,7 @@ export interface Endpoint {
   ports: BoundPort[];
 }
 
-function sh(bin: string, args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const c = execFile(bin, args, (err, stdout, stderr) => {
-      if (err && typeof (err as NodeJS.ErrnoException).code === 'string') return reject(err);
-      resolve({ code: c.exitCode ?? (err ? 1 : 0), stdout, stderr });
-    });
-    if (input !== undefined) c.stdin!.end(input);
-  });
-}
+const sh = (bin: string, args: string[], input?: string) => execCollect(bin, args, input === undefined ? {} : { input });
 
 async function must(bin: string, args: string[], input?: string): Promise<string> {
   const r = await sh(bin, args, input);

@@ -6,7 +6,7 @@
  * Teardown needs the very document setup had, so the caller keeps it. See ../../../../shared/notes/netavark.md for
  * the measurements and the gotchas this module works around.
  */
-import { execFile } from 'node:child_process';
+import { execCollect, type ExecResult } from '../../lib/exec.js';
 import { existsSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -43,14 +43,10 @@ export interface NetavarkStatus {
   dns_server_ips?: string[];
 }
 
-function run(configDir: string, verb: 'setup' | 'teardown', netns: string, doc: NetavarkDoc): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const c = execFile(NETAVARK_BIN, ['--config', configDir, '--aardvark-binary', AARDVARK_BIN, verb, netns], { env: { ...process.env, NETAVARK_FW: 'iptables' } }, (err, stdout, stderr) => {
-      if (err && typeof (err as NodeJS.ErrnoException).code === 'string') return reject(new SystemError(`netavark: ${err.message}`));
-      resolve({ code: c.exitCode ?? (err ? 1 : 0), stdout, stderr });
-    });
-    c.stdin!.end(JSON.stringify(doc));
-  });
+function run(configDir: string, verb: 'setup' | 'teardown', netns: string, doc: NetavarkDoc): Promise<ExecResult> {
+  return execCollect(NETAVARK_BIN, ['--config', configDir, '--aardvark-binary', AARDVARK_BIN, verb, netns], {
+    input: JSON.stringify(doc), env: { ...process.env, NETAVARK_FW: 'iptables' },
+  }).catch((err: Error) => { throw new SystemError(`netavark: ${err.message}`, { cause: err }); });
 }
 
 function errorOf(stdout: string, stderr: string, code: number): string {

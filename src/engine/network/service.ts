@@ -17,7 +17,7 @@
  * imports engine/containers.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { execFile } from 'node:child_process';
+import { execCollect } from '../../lib/exec.js';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '../../lib/atomic.js';
@@ -92,18 +92,10 @@ interface EndpointState {
   nets: UserEndpoint[];
 }
 
+const sh = (bin: string, args: string[], input?: string) => execCollect(bin, args, input === undefined ? {} : { input });
 const PREDEFINED = ['bridge', 'host', 'none'] as const;
 const SHORT = 12;
 
-function sh(bin: string, args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const c = execFile(bin, args, (err, stdout, stderr) => {
-      if (err && typeof (err as NodeJS.ErrnoException).code === 'string') return reject(err);
-      resolve({ code: c.exitCode ?? (err ? 1 : 0), stdout, stderr });
-    });
-    if (input !== undefined) c.stdin!.end(input);
-  });
-}
 
 /** "a.b.c.d/n" strictly (docker: `invalid CIDR address: x`); returns the network address and prefix. */
 export function parseSubnet(cidr: string): { network: number; prefix: number; size: number } {

@@ -27,7 +27,8 @@
  * - Logs: `readLogs()` parses "TIMESTAMP STREAM F|P CONTENT" lines (P = partial line, no newline) with
  *   since/until/tail/follow.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { execCollect } from '../../lib/exec.js';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { existsSync, watch, readFileSync } from 'node:fs';
@@ -184,15 +185,8 @@ while (defined(recv($s, $b, 8193, 0)) && length($b)) { my $t = ord(substr($b, 0,
 kill 'KILL', $pid; exit 0;
 `;
 
-function run(bin: string, args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const c = execFile(bin, args, { maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      if (err && typeof (err as NodeJS.ErrnoException).code === 'string') return reject(err);
-      resolve({ code: c.exitCode ?? (err ? 1 : 0), stdout, stderr });
-    });
-    if (input !== undefined) c.stdin!.end(input);
-  });
-}
+
+const run = (bin: string, args: string[], input?: string) => execCollect(bin, args, input === undefined ? {} : { input });
 
 function signalName(sig: string | number | undefined): string {
   if (sig === undefined) return 'KILL';
