@@ -15,7 +15,8 @@ import { execFileSync } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { mkdirAllInRoot, readFileInRoot } from '../../src/engine/fsroot/inroot.js';
 import { statInView } from '../../src/engine/fsroot/view.js';
-import { exportFromRoot, extractIntoRoot, listInRoot, packFromRoot, selftest } from '../../src/engine/fsroot/worker.js';
+import { exportFromRoot, extractIntoRoot, packFromRoot, selftest } from '../../src/engine/fsroot/worker.js';
+import { listInRoot } from '../../src/engine/fsroot/beneath.js';
 import { resolveUser } from '../../src/engine/runtime/spec.js';
 
 const projectRoot = resolve(import.meta.dirname, '..', '..', '..');

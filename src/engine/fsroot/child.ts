@@ -11,7 +11,7 @@ import { writeSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { PassThrough } from 'node:stream';
 import { CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, chroot, dropCapabilities, growPipe, libc } from './native.js';
-import { exportRoot, extractTar, listRoot, packLayer, packPath, type Request } from './ops.js';
+import { exportRoot, extractTar, packPath, type Request } from './ops.js';
 import { mountView, poolStarted } from './view.js';
 
 const CTL = 3;
@@ -96,15 +96,6 @@ async function main(): Promise<void> {
       break;
     case 'extract':
       await extractTar(body, req);
-      break;
-    case 'list':
-      process.stdout.write(JSON.stringify(await listRoot()));
-      await endStdout();
-      break;
-    case 'layer':
-      send({ started: true });
-      await packLayer(req.items, req.opaque, process.stdout);
-      await endStdout();
       break;
     case 'selftest': {
       // for the tests: what the worker sees once confined, and whether it could chroot again (it must not)

@@ -4,16 +4,19 @@
  * - `view.ts`: a container's view (its root with its volumes and binds over it): walked in the daemon through
  *   descriptors, mounted in the worker's own mount namespace;
  * - `cp.ts`: docker cp in that view: single regular files in the daemon, the rest through the worker;
- * - `worker.ts`: tree operations (cp, export, diff, commit's reads, sizes, copy-up) in a chrooted child;
+ * - `beneath.ts`: layer directories (commit's and a build step's layer tar, docker diff's listing, sizes) walked
+ *   in the daemon through descriptors (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS next to each parent);
+ * - `worker.ts`: tree operations (cp of trees, export, copy-up) in a chrooted child;
  * - `lexical.ts`: lexical in-root resolution, only for trees nothing changes while they are read;
  * - `tree.ts`: the tree walks, tar packing and change lists those operations run (in the child or, for image
  *   layers the daemon alone writes, in the daemon).
  */
 export { mergedLstat, resolveInLayers, resolveInRoot } from './lexical.js';
-export { mkdirAllInRoot, opaqueDirsInRoot, readFileInRoot } from './inroot.js';
+export { mkdirAllInRoot, readFileInRoot } from './inroot.js';
 export { statInView, type ViewMount } from './view.js';
 export { extractIntoView, packFromView } from './cp.js';
-export { exportFromRoot, extractIntoRoot, listInRoot, packFromRoot, packLayerFromRoot, prestartWorker } from './worker.js';
+export { exportFromRoot, extractIntoRoot, packFromRoot, prestartWorker } from './worker.js';
+export { listInRoot, packLayerFromRoot } from './beneath.js';
 export {
   isOpaque, isWhiteout, listedSize, naiveChanges, overlayChanges, readXattrs,
   type Change, type PackItem, type TreeEntry, type XattrMap,

@@ -7,7 +7,7 @@
 import { closeSync, fchownSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, readlinkSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { posix } from 'node:path';
-import { O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_PATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, errnoError, fxattr, openat2 } from './native.js';
+import { O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK, O_PATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, errnoError, openat2 } from './native.js';
 
 const IN_ROOT = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
 
@@ -103,30 +103,4 @@ export function mkdirAllInRoot(root: string, path: string, mode = 0o755, owner?:
     }
     return true;
   });
-}
-
-/**
- * Which of the directories `rels` inside `root` (an overlay upper dir) are opaque (trusted.overlay.opaque=y).
- * Read here, in the daemon, because trusted.* attributes need CAP_SYS_ADMIN, which the chrooted worker does not
- * keep; each directory is opened in-root without following a link.
- */
-export function opaqueDirsInRoot(root: string, rels: string[]): Set<string> {
-  const out = new Set<string>();
-  if (rels.length === 0) return out;
-  withRoot(root, (rootFd) => {
-    for (const rel of rels) {
-      let fd: number;
-      try {
-        fd = openat2(rootFd, rel, O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK, IN_ROOT);
-      } catch {
-        continue; // gone or no longer a directory
-      }
-      try {
-        if (fxattr(fd, 'trusted.overlay.opaque')?.toString() === 'y') out.add(rel);
-      } finally {
-        closeSync(fd);
-      }
-    }
-  });
-  return out;
 }

@@ -11,7 +11,7 @@ import type { Readable, Writable } from 'node:stream';
 import tarStream from 'tar-stream';
 import { InvalidParameterError, NotFoundError } from '../../lib/errors.js';
 import { missingAs } from '../../lib/fsutil.js';
-import { listTree, packLayerItems, packTree, type PackItem } from './tree.js';
+import { packTree } from './tree.js';
 import { lxattrs } from './native.js';
 import type { ViewMount } from './view.js';
 
@@ -20,8 +20,6 @@ export type Request =
   | { op: 'pack'; root: string; path: string; label: string; mounts?: ViewMount[] }
   | { op: 'export'; root: string }
   | { op: 'extract'; root: string; path: string; label: string; noOverwriteDirNonDir: boolean; copyUIDGID: boolean; mounts?: ViewMount[] }
-  | { op: 'list'; root: string }
-  | { op: 'layer'; root: string; items: PackItem[]; opaque: string[] }
   | { op: 'selftest'; root: string; mounts?: ViewMount[] };
 
 /** The stat docker sends in X-Docker-Container-Path-Stat. */
@@ -84,20 +82,6 @@ export async function exportRoot(out: Writable): Promise<void> {
   const pack = tarStream.pack();
   const piped = pipeTo(pack, out);
   await packTree(pack, '/', '.');
-  pack.finalize();
-  await piped;
-}
-
-/** The listing of the root (docker diff, sizes). */
-export async function listRoot(): Promise<import('./tree.js').TreeEntry[]> {
-  return listTree('/');
-}
-
-/** An OCI layer tar of `items` of the root; `opaque`: the overlay-opaque directories (the daemon read them). */
-export async function packLayer(items: PackItem[], opaque: string[], out: Writable): Promise<void> {
-  const pack = tarStream.pack();
-  const piped = pipeTo(pack, out);
-  await packLayerItems(pack, '/', items, (abs) => lxattrs(abs), new Set(opaque));
   pack.finalize();
   await piped;
 }

@@ -9,9 +9,9 @@ import type tarStream from 'tar-stream';
 /**
  * Tar generation and directory comparison for container roots and layer directories.
  *
- * The walks and tar writers here (`listTree`, `packTree`, `packLayerItems`) run inside the chrooted tree worker
- * of `engine/fsroot` on container roots and RW layers (a container may change those while they are read), so
- * they import nothing lazily, follow no symlink, read files through a descriptor opened with O_NOFOLLOW, and
+ * The walks and tar writers here (`packTree`, `packLayerItems`, `treeEntryOf`) run on container roots and RW
+ * layers (a container may change those while they are read): inside the chrooted tree worker of `engine/fsroot`,
+ * or in the daemon on paths `beneath.ts` gives next to a walked directory's descriptor. So they import nothing lazily, follow no symlink, read files through a descriptor opened with O_NOFOLLOW, and
  * treat an entry that vanishes or changes type mid-walk as gone.
  *
  * - overlay-format directories (diff dirs, RW uppers): whiteouts are 0/0 character devices and opaque directories
@@ -148,34 +148,19 @@ async function readdirOrEmpty(p: string): Promise<string[]> {
   }
 }
 
-/**
- * Every entry under `root` in walk order (directory before its sorted children), with its lstat and, for
- * symlinks, its target.
- */
-export async function listTree(root: string): Promise<TreeEntry[]> {
-  const out: TreeEntry[] = [];
-  const rec = async (rel: string) => {
-    for (const n of readdirSyncOrEmpty(rel === '' ? root : join(root, rel))) {
-      const r = rel === '' ? n : `${rel}/${n}`;
-      const abs = join(root, r);
-      const st = lstatSyncOrNull(abs);
-      if (!st) continue;
-      const type = st.isDirectory() ? 'dir' : st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : isWhiteout(st) ? 'whiteout' : 'other';
-      const e: TreeEntry = {
-        rel: r, type, mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid), rdev: Number(st.rdev),
-        size: Number(st.size), mtimeNs: st.mtimeNs.toString(), ino: Number(st.ino), nlink: Number(st.nlink),
-      };
-      if (type === 'symlink') {
-        const link = readlinkSyncOrNull(abs);
-        if (link === null) continue;
-        e.link = link;
-      }
-      out.push(e);
-      if (type === 'dir') await rec(r);
-    }
+/** The listing entry of `abs` (named `rel`) from its lstat `st`; null when a symlink vanished before its target was read. */
+export function treeEntryOf(rel: string, abs: string, st: BigIntStats): TreeEntry | null {
+  const type = st.isDirectory() ? 'dir' : st.isFile() ? 'file' : st.isSymbolicLink() ? 'symlink' : isWhiteout(st) ? 'whiteout' : 'other';
+  const e: TreeEntry = {
+    rel, type, mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid), rdev: Number(st.rdev),
+    size: Number(st.size), mtimeNs: st.mtimeNs.toString(), ino: Number(st.ino), nlink: Number(st.nlink),
   };
-  await rec('');
-  return out;
+  if (type === 'symlink') {
+    const link = readlinkSyncOrNull(abs);
+    if (link === null) return null;
+    e.link = link;
+  }
+  return e;
 }
 
 type HeaderArg = Partial<tarStream.Header> & { name: string };
@@ -301,7 +286,7 @@ function paxOf(x: Map<string, Buffer> | undefined): Record<string, string> | und
   if (!x) return undefined;
   let pax: Record<string, string> | undefined;
   for (const [k, v] of x) {
-    if (k.startsWith('trusted.overlay.')) continue;
+    if (k.startsWith('trusted.')) continue; // overlayfs' own, and nothing the worker (no CAP_SYS_ADMIN) ever saw
     // tar-stream encodes PAX records as UTF-8 text with character counts: only ASCII values survive exactly.
     if (v.some((b) => b >= 0x80)) continue;
     (pax ??= {})[`SCHILY.xattr.${k}`] = v.toString('latin1');
@@ -309,15 +294,25 @@ function paxOf(x: Map<string, Buffer> | undefined): Record<string, string> | und
   return pax;
 }
 
+/** One item of a layer tar: `abs` (when given) is where to read it, else `root`/`rel`. */
+export interface LayerItem extends PackItem {
+  abs?: string;
+}
+
 /**
- * Writes items (in the given order) from `root` as an OCI layer tar into `pack` (not finalized). Overlay
- * whiteout devices become `.wh.` files, the directories in `opaque` get `.wh..wh..opq`; `xattrsOf` gives an
+ * Writes items (in the given order, from any iterable: the daemon's descriptor walk yields them while it holds
+ * their parent directory open) from `root` as an OCI layer tar into `pack` (not finalized). Overlay whiteout
+ * devices become `.wh.` files, directories for which `isOpaque` holds get `.wh..wh..opq`; `xattrsOf` gives an
  * entry's extended attributes.
  */
-export async function packLayerItems(pack: tarStream.Pack, root: string, items: PackItem[], xattrsOf: (abs: string) => Map<string, Buffer> | undefined, opaque: Set<string>): Promise<void> {
+export async function packLayerItems(
+  pack: tarStream.Pack, root: string, items: Iterable<LayerItem>,
+  xattrsOf: (abs: string) => Map<string, Buffer> | undefined,
+  isOpaque: (rel: string, xattrs: Map<string, Buffer> | undefined) => boolean,
+): Promise<void> {
   const seen = new Map<string, string>(); // dev:ino -> first name, for hardlinks
   for (const it of items) {
-    const abs = join(root, it.rel);
+    const abs = it.abs ?? join(root, it.rel);
     if (it.whiteout) {
       await entry(pack, { name: whiteoutName(it.rel), type: 'file', size: 0, mode: 0, uid: 0, gid: 0, mtime: new Date(0) });
       continue;
@@ -334,7 +329,7 @@ export async function packLayerItems(pack: tarStream.Pack, root: string, items: 
     const pax = paxOf(xs);
     if (st.isDirectory()) {
       await entry(pack, { ...h, name: it.rel + '/', type: 'directory', pax });
-      if (opaque.has(it.rel)) {
+      if (isOpaque(it.rel, xs)) {
         // the opaque marker inherits the directory's permission bits and owner (dockerd's converter)
         await entry(pack, { ...h, name: `${it.rel}/.wh..wh..opq`, type: 'file', size: 0, mode: Number(st.mode & 0o777n) });
       }

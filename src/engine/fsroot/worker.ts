@@ -10,9 +10,7 @@ import { setPriority } from 'node:os';
 import { readdirSync } from 'node:fs';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { ForbiddenError, InvalidParameterError, NotFoundError, SystemError } from '../../lib/errors.js';
-import type { PackItem, TreeEntry } from './tree.js';
 import type { Owner, PathStat, Request } from './ops.js';
-import { opaqueDirsInRoot } from './inroot.js';
 import type { ViewMount } from './view.js';
 
 const CHILD = fileURLToPath(new URL('./child.js', import.meta.url));
@@ -188,41 +186,6 @@ export async function extractIntoRoot(root: string, path: string, tar: Readable,
   const r = run({ op: 'extract', root, path, ...rest, ...(mounts?.length ? { mounts } : {}) }, tar);
   r.out.resume();
   await r.next();
-}
-
-/**
- * Every entry of `root` with its lstat; `overlay`: an overlay upper dir, whose opaque directories are marked
- * (read in the daemon: trusted.* needs CAP_SYS_ADMIN, which the worker drops).
- */
-export async function listInRoot(root: string, overlay: boolean): Promise<TreeEntry[]> {
-  const r = run({ op: 'list', root });
-  const chunks: Buffer[] = [];
-  r.out.on('data', (c: Buffer) => chunks.push(c));
-  const ended = new Promise<void>((resolve) => r.out.on('end', resolve));
-  await r.next();
-  await ended;
-  const list = JSON.parse(Buffer.concat(chunks).toString()) as TreeEntry[];
-  if (overlay) {
-    const opaque = opaqueDirsInRoot(root, list.filter((e) => e.type === 'dir').map((e) => e.rel));
-    for (const e of list) if (opaque.has(e.rel)) e.opaque = true;
-  }
-  return list;
-}
-
-/**
- * An OCI layer tar of `root`: an overlay-format directory (a layer's diff dir, an RW layer's upper dir) whole
- * when `items` is null (listed first, for its opaque directories), else the given items (vfs changes).
- */
-export async function packLayerFromRoot(root: string, items: PackItem[] | null): Promise<Readable> {
-  let opaque: string[] = [];
-  if (items === null) {
-    const list = await listInRoot(root, true);
-    items = list.map((e) => ({ rel: e.rel }));
-    opaque = list.filter((e) => e.opaque).map((e) => e.rel);
-  }
-  const r = run({ op: 'layer', root, items, opaque });
-  await r.next();
-  return streamed(r);
 }
 
 /** For the tests: what a worker confined in `root` sees at "/", whether it may chroot again, and its pid (it waits 0.5 s). */
