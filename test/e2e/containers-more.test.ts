@@ -5,6 +5,7 @@
  * (seccomp filter, read-only /proc/sys, managed /etc/hosts and resolv.conf), and outbound traffic through the
  * bridge's NAT with the host's DNS (this one needs the Debian mirror and is skipped when it does not answer).
  */
+// wharf-test: alone
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
