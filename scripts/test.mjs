@@ -69,6 +69,12 @@ const total = Object.fromEntries(KEYS.map((k) => [k, 0]));
 const failedFiles = [];
 const started = Date.now();
 
+// The S3 tests share one Ceph RGW micro-cluster (scripts/ceph-rgw.sh), left running between files; one this run
+// started is stopped at the end (one that was already running is left alone).
+const rgwScript = join(root, 'scripts', 'ceph-rgw.sh');
+const rgwUp = () => existsSync(rgwScript) && spawnSync('bash', [rgwScript, 'status'], { stdio: 'ignore' }).status === 0;
+const rgwBefore = rgwUp();
+
 // What a file left running under its TMPDIR (containers, daemons, conmons, registries) is killed by the same
 // code the test daemons' exit hook uses (test/support/leftovers.ts, built to dist/): this also covers files
 // that were killed at their time limit, whose exit hooks never ran.
@@ -185,6 +191,10 @@ for (const g of groups) {
   }
 }
 
+if (!rgwBefore && rgwUp()) {
+  spawnSync('bash', [rgwScript, 'stop'], { stdio: 'ignore' });
+  process.stdout.write('# stopped the Ceph RGW cluster the S3 tests started\n');
+}
 if (failedFiles.length) process.stdout.write(`# failed files:\n${failedFiles.map((f) => `#   ${f}\n`).join('')}`);
 for (const k of KEYS) process.stdout.write(`# ${k} ${total[k]}\n`);
 process.stdout.write(`# duration_ms ${Date.now() - started}\n`);
