@@ -12,7 +12,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDaemon, type Daemon } from '../support/daemon.js';
+import { sameBusybox, startDaemon, type Daemon } from '../support/daemon.js';
 import { show, type RunResult } from '../support/cli.js';
 import { waitFor } from '../support/wait.js';
 
@@ -27,12 +27,7 @@ before(async () => {
   if (!haveDockerd) return;
   work = await mkdtemp(join(tmpdir(), 'wharf-e2e-clifix-'));
   [w, r] = await Promise.all([startDaemon(), startDaemon({ engine: 'dockerd', startTimeoutMs: 60_000 })]);
-  const b = await w.wharf(['image', 'bootstrap', 'busybox']);
-  assert.equal(b.code, 0, show(b));
-  const tar = join(work, 'busybox.tar');
-  assert.equal((await w.docker(['save', '-o', tar, 'busybox'])).code, 0);
-  const l = await r.docker(['load', '-i', tar]);
-  assert.equal(l.code, 0, show(l));
+  await sameBusybox(w, r);
   busy = createServer();
   await new Promise<void>((res) => busy!.listen(0, '0.0.0.0', res));
   busyPort = (busy.address() as { port: number }).port;

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDaemon, type Daemon } from '../support/daemon.js';
+import { startDaemon, startReference, type Daemon } from '../support/daemon.js';
 import { show, type RunResult } from '../support/cli.js';
 
 let w: Daemon;
@@ -22,14 +22,7 @@ before(async () => {
   work = await mkdtemp(join(tmpdir(), 'wharf-e2e-netopts-'));
   const b = await w.wharf(['image', 'bootstrap', 'busybox']);
   assert.equal(b.code, 0, show(b));
-  try {
-    ref = await startDaemon({ engine: 'dockerd', startTimeoutMs: 60_000 });
-    const tar = join(work, 'busybox.tar');
-    assert.equal((await w.wharf(['save', '-o', tar, 'busybox'])).code, 0);
-    assert.equal((await ref.docker(['load', '-i', tar])).code, 0);
-  } catch (e) {
-    refSkip = `dockerd could not start here: ${(e as Error).message.split('\n')[0]}`;
-  }
+  ({ ref, skip: refSkip } = await startReference(w));
 });
 after(async () => {
   for (const d of [w, ref]) await d?.docker(['rm', '-f', `${tag}-db`, `${tag}-parent`]).catch(() => {});

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { layerTar, pushBusybox } from '../support/oci-images.js';
 import { freePort } from '../support/registry.js';
-import { startDaemon, type Daemon } from '../support/daemon.js';
+import { startDaemon, startReference, type Daemon } from '../support/daemon.js';
 import { show } from '../support/cli.js';
 
 const execFileP = promisify(execFile);
@@ -53,16 +53,9 @@ const servers: ChildProcess[] = [];
 
 before(async () => {
   work = await mkdtemp(join(tmpdir(), 'wharf-e2e-regdocker-'));
-  const saved = process.env.WHARF_E2E_DAEMON;
-  process.env.WHARF_E2E_DAEMON = 'dockerd';
-  try {
-    daemon = await startDaemon({ startTimeoutMs: 60_000 });
-  } catch (e) {
-    skip = `dockerd could not start here: ${(e as Error).message.split('\n')[0]}`;
-  } finally {
-    if (saved === undefined) delete process.env.WHARF_E2E_DAEMON;
-    else process.env.WHARF_E2E_DAEMON = saved;
-  }
+  const reference = await startReference();
+  daemon = reference.ref;
+  if (reference.skip) skip = reference.skip;
 });
 
 after(async () => {

@@ -11,7 +11,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pushBusybox } from '../support/oci-images.js';
-import { startDaemon, type Daemon } from '../support/daemon.js';
+import { startDaemon, startReference, type Daemon } from '../support/daemon.js';
 import { run, show } from '../support/cli.js';
 import { makeBucket, removeBucket, startReplica, startRgw, type Replica, type Rgw } from '../support/rgw.js';
 
@@ -28,16 +28,9 @@ before(async () => {
   work = await mkdtemp(join(tmpdir(), 'wharf-e2e-regs3docker-'));
   bucket = await makeBucket(rgw, 'wharf-docker');
   replicas.push(await startReplica(rgw, bucket), await startReplica(rgw, bucket, ['--redirect']));
-  const saved = process.env.WHARF_E2E_DAEMON;
-  process.env.WHARF_E2E_DAEMON = 'dockerd';
-  try {
-    daemon = await startDaemon({ startTimeoutMs: 60_000 });
-  } catch (e) {
-    skip = `dockerd could not start here: ${(e as Error).message.split('\n')[0]}`;
-  } finally {
-    if (saved === undefined) delete process.env.WHARF_E2E_DAEMON;
-    else process.env.WHARF_E2E_DAEMON = saved;
-  }
+  const reference = await startReference();
+  daemon = reference.ref;
+  if (reference.skip) skip = reference.skip;
 });
 
 after(async () => {

@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDaemon, type Daemon } from '../support/daemon.js';
+import { sameBusybox, startDaemon, type Daemon } from '../support/daemon.js';
 import { show, type RunResult } from '../support/cli.js';
 
 const haveDockerd = ['/usr/sbin/dockerd', '/usr/bin/dockerd'].some((p) => existsSync(p));
@@ -22,12 +22,7 @@ before(async () => {
   if (!haveDockerd) return;
   work = await mkdtemp(join(tmpdir(), 'wharf-e2e-runopts-'));
   [w, r] = await Promise.all([startDaemon(), startDaemon({ engine: 'dockerd', startTimeoutMs: 60_000 })]);
-  const b = await w.wharf(['image', 'bootstrap', 'busybox']);
-  assert.equal(b.code, 0, show(b));
-  const tar = join(work, 'busybox.tar');
-  assert.equal((await w.docker(['save', '-o', tar, 'busybox'])).code, 0);
-  const l = await r.docker(['load', '-i', tar]);
-  assert.equal(l.code, 0, show(l));
+  await sameBusybox(w, r);
 });
 after(async () => {
   for (const d of [w, r]) await d?.docker(['rm', '-f', 'p1', 'p2', 'stopped', 'vsrc']);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDaemon, type Daemon } from '../support/daemon.js';
+import { startDaemon, startReference, type Daemon } from '../support/daemon.js';
 import { show } from '../support/cli.js';
 
 let work: string;
@@ -19,16 +19,9 @@ let skip: string | false = false;
 before(async () => {
   work = await mkdtemp(join(tmpdir(), 'wharf-e2e-saveload-dockerd-'));
   wharfd = await startDaemon();
-  const saved = process.env.WHARF_E2E_DAEMON;
-  process.env.WHARF_E2E_DAEMON = 'dockerd';
-  try {
-    dockerd = await startDaemon({ startTimeoutMs: 60_000 });
-  } catch (e) {
-    skip = `dockerd could not start here: ${(e as Error).message.split('\n')[0]}`;
-  } finally {
-    if (saved === undefined) delete process.env.WHARF_E2E_DAEMON;
-    else process.env.WHARF_E2E_DAEMON = saved;
-  }
+  const reference = await startReference();
+  dockerd = reference.ref;
+  if (reference.skip) skip = reference.skip;
 });
 after(async () => {
   await Promise.all([wharfd?.stop(), dockerd?.stop()]);

@@ -283,6 +283,21 @@ export function imageLayerDirs(d: Daemon, info: Record<string, any>): { kind: 'd
  * The same busybox on a wharfd and on a reference daemon (comparison tests): bootstrapped on `w`, saved there and
  * loaded into `ref`, so both engines start from one image (same ID). Throws with the CLI's output on a failure.
  */
+/**
+ * Debian's dockerd as the reference beside a wharfd (a bridge of its own), or why it cannot start here (`skip`:
+ * the tests then skip their comparisons). With `busyboxFrom`, the reference gets that wharfd's busybox.
+ */
+export async function startReference(busyboxFrom?: Daemon): Promise<{ ref?: Daemon; skip?: string }> {
+  let ref: Daemon;
+  try {
+    ref = await startDaemon({ engine: 'dockerd', startTimeoutMs: 60_000 });
+  } catch (e) {
+    return { skip: `dockerd could not start here: ${(e as Error).message.split('\n')[0]}` };
+  }
+  if (busyboxFrom) await sameBusybox(busyboxFrom, ref);
+  return { ref };
+}
+
 export async function sameBusybox(w: Daemon, ref: Daemon): Promise<void> {
   const step = async (what: string, r: Promise<RunResult>) => {
     const res = await r;
