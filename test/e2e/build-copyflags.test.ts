@@ -23,7 +23,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../support/daemon.js';
-import { show, type RunResult } from '../support/cli.js';
+import { show, type RunResult, ok, writeTree } from '../support/cli.js';
 import { gitContextRepo } from '../support/gitrepo.js';
 
 /** WHARF_E2E_DAEMON=dockerd: dockerd 20.10's classic builder has none of this (BuildKit is the reference here). */
@@ -51,19 +51,7 @@ after(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-function ok(r: RunResult): string {
-  assert.equal(r.code, 0, show(r));
-  return r.stdout;
-}
-
-async function context(name: string, files: Record<string, string>): Promise<string> {
-  const dir = join(work, name);
-  for (const [p, c] of Object.entries(files)) {
-    await mkdir(join(dir, p, '..'), { recursive: true });
-    await writeFile(join(dir, p), c, { mode: p.endsWith('.sh') ? 0o700 : 0o644 });
-  }
-  return dir;
-}
+const context = (name: string, files: Record<string, string>): Promise<string> => writeTree(join(work, name), files);
 
 const sh = (ref: string, script: string) => d.docker(['run', '--rm', ref, 'sh', '-c', script]).then(ok);
 

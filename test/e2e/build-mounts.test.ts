@@ -16,7 +16,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../support/daemon.js';
-import { show, type RunResult } from '../support/cli.js';
+import { show, type RunResult, ok, writeTree } from '../support/cli.js';
 
 /** WHARF_E2E_DAEMON=dockerd: dockerd 20.10's classic builder has none of this (BuildKit is the reference here). */
 const reference = process.env.WHARF_E2E_DAEMON === 'dockerd';
@@ -45,19 +45,7 @@ after(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-function ok(r: RunResult): string {
-  assert.equal(r.code, 0, show(r));
-  return r.stdout;
-}
-
-async function context(name: string, files: Record<string, string>): Promise<string> {
-  const dir = join(work, name);
-  for (const [p, c] of Object.entries(files)) {
-    await mkdir(join(dir, p, '..'), { recursive: true });
-    await writeFile(join(dir, p), c);
-  }
-  return dir;
-}
+const context = (name: string, files: Record<string, string>): Promise<string> => writeTree(join(work, name), files);
 
 /** The image's layers as one listing: every path and file content of every layer (via save). */
 async function imageText(ref: string): Promise<string> {

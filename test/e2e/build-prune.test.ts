@@ -9,7 +9,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../support/daemon.js';
-import { show, type RunResult } from '../support/cli.js';
+import { show, type RunResult, ok } from '../support/cli.js';
 
 const reference = process.env.WHARF_E2E_DAEMON === 'dockerd';
 const only = { skip: reference && 'RUN --mount needs BuildKit: dockerd 20.10\'s classic builder refuses it' };
@@ -27,11 +27,6 @@ after(async () => {
   await d?.stop();
   if (work) await rm(work, { recursive: true, force: true });
 });
-
-function ok(r: RunResult): string {
-  assert.equal(r.code, 0, show(r));
-  return r.stdout;
-}
 
 interface Rec { ID: string; Type: string; Description: string; Size: number; InUse: boolean; Shared: boolean; UsageCount: number; LastUsedAt: string }
 async function records(): Promise<Rec[]> {

@@ -16,7 +16,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../support/daemon.js';
-import { show, type RunResult } from '../support/cli.js';
+import { show, type RunResult, ok } from '../support/cli.js';
 
 /** WHARF_E2E_DAEMON=dockerd: dockerd 20.10's classic builder has none of this (BuildKit is the reference here). */
 const reference = process.env.WHARF_E2E_DAEMON === 'dockerd';
@@ -34,11 +34,6 @@ after(async () => {
   await d?.stop();
   if (work) await rm(work, { recursive: true, force: true });
 });
-
-function ok(r: RunResult): string {
-  assert.equal(r.code, 0, show(r));
-  return r.stdout;
-}
 
 /** Whether `needle` occurs in any file under `dir` (binary-safe, every file). */
 function foundUnder(dir: string, needle: string): string[] {

@@ -8,6 +8,9 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createHash } from 'node:crypto';
+import assert from 'node:assert/strict';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 
 export interface RunResult { code: number; stdout: string; stderr: string }
 export interface RunOpts {
@@ -125,4 +128,19 @@ export function tabwrite(rows: string[][]): string {
     widths[c] = Math.max(10, ...rows.map((r) => [...(r[c] ?? '')].length + 3));
   }
   return rows.map((r) => r.map((cell, c) => (c < n - 1 ? cell + ' '.repeat(widths[c]! - [...cell].length) : cell)).join('') + '\n').join('');
+}
+
+/** A command that must succeed: asserts exit 0 (showing its output otherwise) and gives its stdout. */
+export function ok(r: RunResult): string {
+  assert.equal(r.code, 0, show(r));
+  return r.stdout;
+}
+
+/** Writes `files` (relative path → content) under `dir`, making parents; `*.sh` files are executable. */
+export async function writeTree(dir: string, files: Record<string, string>): Promise<string> {
+  for (const [p, c] of Object.entries(files)) {
+    await mkdir(join(dir, p, '..'), { recursive: true });
+    await writeFile(join(dir, p), c, { mode: p.endsWith('.sh') ? 0o700 : 0o644 });
+  }
+  return dir;
 }
