@@ -130,11 +130,12 @@ function readdirSyncOrEmpty(p: string): string[] {
   }
 }
 
+/** A symlink's target; null when it vanished or is no longer a symlink (EINVAL: a racing process put a directory or a file in its place). */
 function readlinkSyncOrNull(p: string): string | null {
   try {
     return readlinkSync(p);
   } catch (e) {
-    if (gone(e)) return null;
+    if (gone(e) || (e as NodeJS.ErrnoException).code === 'EINVAL') return null;
     throw e;
   }
 }
@@ -194,15 +195,18 @@ async function fileEntry(pack: tarStream.Pack, header: HeaderArg & { size: numbe
 
 /**
  * A regular file's entry with exactly `header.size` bytes read from `fd` (closed here; null: zeros); if the file
- * shrank meanwhile, the rest is zeros (the header is already written).
+ * shrank meanwhile, the rest is zeros (the header is already written). The descriptor belongs to the pump that
+ * reads it and is closed only when that pump has stopped: closing it while a read may still come would let the
+ * pump read whatever file the next open got the same number for.
  */
 export async function fileEntryFromFd(pack: tarStream.Pack, header: HeaderArg & { size: number }, fd: number | null): Promise<void> {
+  let pumpDone: Promise<void> = Promise.resolve();
   try {
     await new Promise<void>((resolve, reject) => {
       const w = pack.entry(header, (err) => (err ? reject(err) : resolve()));
       w.on('error', reject);
       const size = header.size;
-      (async () => {
+      pumpDone = (async () => {
         let off = 0;
         while (off < size) {
           const want = Math.min(1 << 20, size - off);
@@ -216,17 +220,20 @@ export async function fileEntryFromFd(pack: tarStream.Pack, header: HeaderArg & 
             // a reader that goes away destroys the pack: stop there (in the daemon the descriptor must not leak)
             const p = pack as unknown as Readable;
             await new Promise<void>((r) => {
-              const done = () => { w.off('drain', done); p.off('close', done); r(); };
+              const done = () => { w.off('drain', done); p.off('close', done); w.off('close', done); r(); };
               w.once('drain', done);
+              w.once('close', done);
               p.once('close', done);
             });
-            if (p.destroyed) throw new Error('the tar stream was closed');
+            if (p.destroyed || (w as unknown as Readable).destroyed) throw new Error('the tar stream was closed');
           }
         }
         (w as unknown as { end(): void }).end();
-      })().catch(reject);
+      })();
+      pumpDone.catch(reject);
     });
   } finally {
+    await pumpDone.catch(() => undefined);
     if (fd !== null) closeSync(fd);
   }
 }
