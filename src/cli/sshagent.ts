@@ -33,7 +33,9 @@ const SUPPORTED = new Set(['ssh-ed25519', 'ssh-rsa', ...Object.keys(ECDSA_HASH)]
 
 /** Reads private key files; a clear error (naming the file) for an encrypted, public-only, unsupported or unreadable one. */
 export async function loadKeys(files: readonly string[]): Promise<AgentKey[]> {
-  const { utils } = await import('ssh2');
+  // (CommonJS: its exports are the default export's properties)
+  const ssh2 = await import('ssh2');
+  const utils = ((ssh2 as unknown as { default?: typeof ssh2 }).default ?? ssh2).utils;
   const out: AgentKey[] = [];
   for (const file of files) {
     let data: Buffer;

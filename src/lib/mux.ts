@@ -79,8 +79,9 @@ export class MuxStream extends Duplex {
   /** @internal the peer's RESET, or the session's end */
   remoteReset(reason: string): void {
     this.reset = true;
-    // (an error only for a reader listening for one: a stream nobody watches just closes)
-    this.destroy(this.listenerCount('error') ? new MuxResetError(reason) : undefined);
+    // (on the next tick, so that whoever just opened the stream can listen; an error only for a reader listening
+    // for one: a stream nobody watches just closes)
+    process.nextTick(() => this.destroy(this.listenerCount('error') ? new MuxResetError(reason) : undefined));
   }
 
   private settle(): void {

@@ -168,8 +168,11 @@ RUN --mount=type=ssh,id=other echo "optional other=[$SSH_AUTH_SOCK]"
     const miss = await d.wharf(['build', ctx]);
     assert.equal(miss.code, 1, show(miss));
     assert.match(miss.stderr, /Dockerfile line 2: no SSH agent "deploy" forwarded for RUN --mount=type=ssh/);
+    // neither a socket nor a key: refused before the build starts
     const notSock = await d.wharf(['build', '--ssh', `deploy=${join(ctx, 'Dockerfile')}`, ctx]);
-    assert.match(notSock.stderr, /is not an agent socket/);
+    assert.equal(notSock.code, 1, show(notSock));
+    assert.match(notSock.stderr, /--ssh deploy=.*Dockerfile is not a private key file an SSH agent can use/);
+    assert.doesNotMatch(notSock.stdout, /Sending build context/);
   } finally {
     process.kill(Number(pid));
   }
