@@ -1,4 +1,5 @@
 /** Engine API 1.41 POST /build. */
+import type { Duplex } from 'node:stream';
 import type { AuthConfig } from './auth.js';
 
 /** POST /build's parameters, decoded (the classic builder's ImageBuildOptions). */
@@ -33,11 +34,20 @@ export interface BuildRequest {
    */
   secrets?: ReadonlyMap<string, Buffer>;
   /**
-   * SSH agents by id (`wharf build --ssh`): the path of an agent socket on the daemon's host, from the
-   * X-Wharf-Build-Ssh header; `RUN --mount=type=ssh` binds it into the step (a daemon on the client's host only).
+   * SSH agents by id (`wharf build --ssh`): the ids the client offers through its build session (headers
+   * X-Wharf-Build-Session and X-Wharf-Build-Ssh-Ids); `RUN --mount=type=ssh` serves a socket whose connections
+   * reach the client's agent through that session (never a path on the daemon's host).
    */
-  ssh?: ReadonlyMap<string, string>;
+  ssh?: ReadonlyMap<string, SshAgentSource>;
   signal?: AbortSignal;
+}
+
+/** An SSH agent on the client's side, reached through the client's build session. */
+export interface SshAgentSource {
+  /** Why the agent cannot be reached now (the session is missing or closed), or null when it can. */
+  unavailable(): string | null;
+  /** A new connection to the agent (throws when the session is gone). */
+  connect(): Duplex;
 }
 
 /** POST /build/prune's answer (types.BuildCachePruneReport). */

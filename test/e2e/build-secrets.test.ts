@@ -5,28 +5,53 @@
  * missing secret skips the mount unless `required`. The value is then searched for everywhere the build could
  * leave it: every layer and config of `docker save`, `docker history --no-trunc`, `docker inspect`, the build
  * output, wharfd's debug log and every file under the daemon's data root. It must be absent.
- * SSH: `RUN --mount=type=ssh` gets the agent socket given with `wharf build --ssh` and SSH_AUTH_SOCK naming it
- * (Dockerfile reference, "RUN --mount=type=ssh"), a real ssh-agent's socket.
+ * SSH: `RUN --mount=type=ssh` gets an agent socket and SSH_AUTH_SOCK naming it (Dockerfile reference, "RUN
+ * --mount=type=ssh"); its connections reach, through the CLI's build session, a real ssh-agent the CLI was given
+ * (also over TCP+TLS from a private mount namespace the daemon cannot see into) or the CLI's own agent over key
+ * files (as buildx accepts them). The step runs the host's own OpenSSH tools (copied into an image with their
+ * libraries): `ssh-add -L` lists the keys, `ssh-keygen -Y sign` signs through the agent, and the host's
+ * `ssh-keygen -Y verify` accepts the signatures.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { request } from 'node:http';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { startDaemon, type Daemon } from '../support/daemon.js';
-import { show, type RunResult, ok } from '../support/cli.js';
+import { NODE, WHARF_CLI, run, show, type RunResult, ok } from '../support/cli.js';
+import { freePort } from '../support/registry.js';
 
 /** WHARF_E2E_DAEMON=dockerd: dockerd 20.10's classic builder has none of this (BuildKit is the reference here). */
 const reference = process.env.WHARF_E2E_DAEMON === 'dockerd';
 const only = { skip: reference && 'BuildKit-era syntax: dockerd 20.10\'s classic builder refuses it' };
 let d: Daemon;
 let work: string;
+/** The daemon's TCP+TLS address and the client's TLS flags. */
+let tlsFlags: string[] = [];
 before(async () => {
   if (reference) return;
-  d = await startDaemon({ extraArgs: ['--debug'] });
   work = await mkdtemp(join(tmpdir(), 'wharf-e2e-secrets-'));
+  const certs = join(work, 'certs');
+  await mkdir(certs);
+  execFileSync('/bin/sh', ['-c', `set -e; cd "${certs}"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=wharf-test-ca -keyout ca-key.pem -out ca.pem 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout key.pem -out server.csr 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' > server.ext
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 -extfile server.ext -out cert.pem 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj /CN=client -keyout client-key.pem -out client.csr 2>/dev/null
+printf 'extendedKeyUsage=clientAuth\\n' > client.ext
+openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 -extfile client.ext -out client-cert.pem 2>/dev/null`]);
+  const port = await freePort();
+  d = await startDaemon({
+    extraArgs: ['--debug', '-H', `tcp://127.0.0.1:${port}`, '--tlsverify', '--tlscacert', join(certs, 'ca.pem'),
+      '--tlscert', join(certs, 'cert.pem'), '--tlskey', join(certs, 'key.pem')],
+  });
+  tlsFlags = ['-H', `tcp://127.0.0.1:${port}`, '--tlsverify', '--tlscacert', join(certs, 'ca.pem'), '--tlscert', join(certs, 'client-cert.pem'),
+    '--tlskey', join(certs, 'client-key.pem')];
   const b = await d.wharf(['image', 'bootstrap', 'busybox']);
   assert.equal(b.code, 0, show(b));
 });
@@ -168,9 +193,123 @@ RUN --mount=type=ssh,id=other echo "optional other=[$SSH_AUTH_SOCK]"
     const miss = await d.wharf(['build', ctx]);
     assert.equal(miss.code, 1, show(miss));
     assert.match(miss.stderr, /Dockerfile line 2: no SSH agent "deploy" forwarded for RUN --mount=type=ssh/);
+    // neither a socket nor a key: refused before the build starts
     const notSock = await d.wharf(['build', '--ssh', `deploy=${join(ctx, 'Dockerfile')}`, ctx]);
-    assert.match(notSock.stderr, /is not an agent socket/);
+    assert.equal(notSock.code, 1, show(notSock));
+    assert.match(notSock.stderr, /--ssh deploy=.*Dockerfile is not a private key file an SSH agent can use/);
+    assert.doesNotMatch(notSock.stdout, /Sending build context/);
   } finally {
     process.kill(Number(pid));
   }
+});
+
+let sshTools: Promise<void> | undefined;
+/**
+ * An image `sshtools` with the host's ssh-add and ssh-keygen and the libraries ldd names for them (busybox has no
+ * SSH client; the tests build no Debian image), built once.
+ */
+function sshToolsImage(): Promise<void> {
+  sshTools ??= (async () => {
+    const ctx = join(work, 'sshtools');
+    const files = new Set<string>();
+    for (const bin of ['/usr/bin/ssh-add', '/usr/bin/ssh-keygen']) {
+      files.add(bin);
+      for (const m of execFileSync('ldd', [bin]).toString().matchAll(/(\/\S+) \(0x/g)) files.add(m[1]!);
+    }
+    for (const f of files) {
+      await mkdir(join(ctx, 'root', dirname(f)), { recursive: true });
+      await copyFile(f, join(ctx, 'root', f)); // (the target's content: symlinks followed)
+    }
+    await writeFile(join(ctx, 'Dockerfile'), 'FROM busybox\nCOPY root/ /\n');
+    ok(await d.wharf(['build', '-q', '-t', 'sshtools', ctx]));
+  })();
+  return sshTools;
+}
+
+const pubKey = async (f: string) => (await readFile(`${f}.pub`, 'utf8')).trim().split(' ').slice(0, 2).join(' ');
+
+test('wharf build --ssh over TCP+TLS: the agent socket lives where the daemon cannot see it; the step lists its keys', only, async () => {
+  await sshToolsImage();
+  const key = join(work, 'tls-key');
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'through-the-session', '-f', key]);
+  const ctx = join(work, 'ssh-tls');
+  await mkdir(ctx);
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM sshtools\nRUN --mount=type=ssh ssh-add -L && ssh-add -l\n');
+  // a private tmpfs in a mount namespace of the CLI's own: the agent's socket is there, and only there
+  const priv = join(work, 'private');
+  await mkdir(priv);
+  const sock = join(priv, 'agent.sock');
+  const script = `mount -t tmpfs wharf-e2e-ssh "${priv}" || exit 99
+eval "$(ssh-agent -a "${sock}" -s)" >/dev/null || exit 98
+ssh-add -q "${key}" && "${NODE}" "${WHARF_CLI}" "$@"; rc=$?
+kill "$SSH_AGENT_PID"; exit $rc`;
+  const r = await run('unshare', ['-m', '--propagation', 'private', '/bin/sh', '-c', script, 'sh', ...tlsFlags, 'build', '--no-cache', '--ssh', `default=${sock}`, ctx],
+    { env: { ...process.env, DOCKER_HOST: '' } });
+  assert.equal(existsSync(sock), false, 'the agent socket is out of the daemon\'s (and this process\'s) sight');
+  const out = ok(r);
+  assert.ok(out.includes(`\n${await pubKey(key)} through-the-session\n`), out);
+  assert.match(out, /\n256 SHA256:\S+ through-the-session \(ED25519\)\n/);
+  // the keys came through a session the CLI opened on the TLS connection
+  assert.match(d.log(), /Calling POST \/v1\.\d+\/build\/session/);
+});
+
+test('wharf build --ssh id=<key files>: the CLI\'s own agent lists and signs (ed25519, RSA); ssh-keygen -Y verify accepts; bad keys fail first', only, async () => {
+  await sshToolsImage();
+  const ctx = join(work, 'ssh-keys');
+  await mkdir(ctx);
+  const ed = join(work, 'key-ed25519');
+  const rsa = join(work, 'key-rsa');
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'ed-file', '-f', ed]);
+  execFileSync('ssh-keygen', ['-q', '-t', 'rsa', '-b', '2048', '-N', '', '-C', 'rsa-file', '-f', rsa]);
+  await copyFile(`${ed}.pub`, join(ctx, 'ed.pub'));
+  await copyFile(`${rsa}.pub`, join(ctx, 'rsa.pub'));
+  const message = `signed in a build step ${randomBytes(8).toString('hex')}\n`;
+  await writeFile(join(ctx, 'message'), message);
+  await writeFile(join(ctx, 'Dockerfile'), `FROM sshtools
+COPY ed.pub rsa.pub message /s/
+RUN --mount=type=ssh,id=deploy cd /s && ssh-add -L && for k in ed rsa; do ssh-keygen -Y sign -f $k.pub -n wharf-e2e message && mv message.sig $k.sig || exit 1; done
+`);
+  const r = await d.wharf(['build', '--no-cache', '--ssh', `deploy=${ed},${rsa}`, '-t', 'sshsig:1', ctx]);
+  const out = ok(r);
+  assert.ok(out.includes(`\n${await pubKey(ed)} ed-file\n${await pubKey(rsa)} rsa-file\n`), out);
+  for (const [k, f] of [['ed', ed], ['rsa', rsa]] as const) {
+    const sig = join(work, `${k}.sig`);
+    await writeFile(sig, ok(await d.docker(['run', '--rm', 'sshsig:1', 'cat', `/s/${k}.sig`])));
+    const allowed = join(work, `${k}.allowed`);
+    await writeFile(allowed, `e2e ${(await readFile(`${f}.pub`, 'utf8')).trim()}\n`);
+    const msgFile = join(work, 'message');
+    await writeFile(msgFile, message);
+    const v = await run('/bin/sh', ['-c', `ssh-keygen -Y verify -f "${allowed}" -I e2e -n wharf-e2e -s "${sig}" < "${msgFile}"`]);
+    assert.equal(v.code, 0, show(v));
+    assert.match(v.stdout, /Good "wharf-e2e" signature for e2e with (ED25519|RSA) key/);
+    // and a signature of something else does not verify (the check can fail)
+    await writeFile(msgFile, 'another message\n');
+    const bad = await run('/bin/sh', ['-c', `ssh-keygen -Y verify -f "${allowed}" -I e2e -n wharf-e2e -s "${sig}" < "${msgFile}"`]);
+    assert.notEqual(bad.code, 0, show(bad));
+  }
+  // a passphrase-protected key: refused before anything is sent
+  const enc = join(work, 'key-enc');
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'secret words', '-f', enc]);
+  const e = await d.wharf(['build', '--ssh', `deploy=${enc}`, ctx]);
+  assert.equal(e.code, 1, show(e));
+  assert.match(e.stderr, /--ssh deploy=.*key-enc is encrypted: passphrase-protected keys are not supported/);
+  assert.doesNotMatch(e.stdout, /Sending build context/);
+});
+
+test('wharf build --ssh: a step whose agent\'s session has gone fails, naming it', only, async () => {
+  // a build that names a session nobody holds (what a CLI that died would leave): the step fails clearly
+  const ctx = join(work, 'ssh-gone');
+  await mkdir(ctx);
+  await writeFile(join(ctx, 'Dockerfile'), 'FROM busybox\nRUN --mount=type=ssh true\n');
+  const tar = execFileSync('tar', ['-c', '-C', ctx, 'Dockerfile']);
+  const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = request({
+      socketPath: d.sock, method: 'POST', path: '/v1.41/build',
+      headers: { 'Content-Type': 'application/x-tar', 'X-Wharf-Build-Session': 'f'.repeat(32), 'X-Wharf-Build-Ssh-Ids': 'default' },
+    }, (r) => { let b = ''; r.on('data', (c: Buffer) => { b += c.toString(); }); r.on('end', () => resolve({ status: r.statusCode ?? 0, body: b })); });
+    req.on('error', reject);
+    req.end(tar);
+  });
+  assert.equal(res.status, 200);
+  assert.match(res.body, /SSH agent \\"default\\" for RUN --mount=type=ssh: the client's build session f{32} is closed/);
 });

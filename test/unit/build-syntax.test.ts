@@ -15,7 +15,7 @@ import { checkSyntax, platformArgs } from '../../src/engine/build/builder.js';
 import { planStages } from '../../src/engine/build/plan.js';
 import { CacheMounts } from '../../src/engine/build/cache-mounts.js';
 import { mountTarget } from '../../src/engine/build/step-mounts.js';
-import { decodeBuildSecrets, decodeBuildSsh } from '../../src/api/routes/build.js';
+import { BuildSessions, decodeBuildSecrets, decodeBuildSsh } from '../../src/api/routes/build.js';
 import { readSecrets } from '../../src/cli/commands/build.js';
 
 test('RUN --mount: each type with its defaults', () => {
@@ -164,7 +164,8 @@ test('wharf build --secret → X-Wharf-Build-Secrets → the daemon\'s map (file
     assert.throws(() => readSecrets([`id=big,src=${join(dir, 'big')}`], {}), /build secrets are too large/);
     assert.equal(decodeBuildSecrets(undefined), undefined);
     assert.throws(() => decodeBuildSecrets('bm90IGpzb24='), /invalid X-Wharf-Build-Secrets header/);
-    assert.throws(() => decodeBuildSsh(Buffer.from(JSON.stringify({ default: 'relative.sock' })).toString('base64')), /absolute socket path/);
+    // SSH agents are named by id, carried by a session: never a path (build-session.test.ts has the rest)
+    assert.throws(() => decodeBuildSsh(new BuildSessions(), undefined, 'default'), /needs the X-Wharf-Build-Session/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

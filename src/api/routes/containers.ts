@@ -12,6 +12,7 @@ import type { ContainerConfig, ContainerCreateRequest, ExecCreateRequest, ExecSt
 import { CONTAINER_CONFIG, CONTAINER_CREATE, EXEC_CREATE, EXEC_START } from '../../wire/schema.js';
 import type { Backends, ContainerArchiveBackend, ContainerBackend, ContainerRuntimeBackend, ExecBackend } from '../backend.js';
 import { readBody } from '../decode.js';
+import { upgradeConnection } from '../hijack.js';
 import { boolValue, intValue, parseFilters, requestBody, sendEmpty, sendJson, type Router } from '../router.js';
 
 export function containerRoutes(r: Router, b: Pick<Backends, 'containers' | 'runtime' | 'exec' | 'commit' | 'containerArchive'>): void {
@@ -236,21 +237,9 @@ function containerRuntimeRoutes(r: Router, c: ContainerBackend, run: ContainerRu
  * frames unless tty) out, and whatever the client sends is stdin.
  */
 function hijack(req: IncomingMessage, res: ServerResponse, tty: boolean, keys: Buffer | null = null) {
-  const sock = req.socket;
-  // the client half-closes after its stdin; the HTTP server must not end the socket for it
-  sock.removeAllListeners('end');
-  sock.removeAllListeners('timeout');
-  sock.setTimeout(0);
-  res.writeHead(101, { 'Content-Type': 'application/vnd.docker.raw-stream', Connection: 'Upgrade', Upgrade: 'tcp' });
-  res.flushHeaders();
-  // What the client sends from now on is not HTTP: take the socket off the parser as node does for its own
-  // 'upgrade' event. Not from inside the parser's callback (that is ignored), hence setImmediate.
   const input = new PassThrough();
   let wantStdin = false;
-  setImmediate(() => {
-    const p = (sock as unknown as { parser?: { _consumed?: boolean; unconsume?: () => void } }).parser;
-    if (p?._consumed && p.unconsume) { p.unconsume(); p._consumed = false; }
-    for (const ev of ['data', 'pause', 'resume', 'end']) sock.removeAllListeners(ev);
+  const sock = upgradeConnection(req, res, (sock) => {
     if (!wantStdin) { sock.resume(); return; }
     if (!keys || keys.length === 0) { sock.pipe(input); return; }
     // docker's detach keys: the sequence is held back while it matches; complete, the client is let go and the

@@ -13,6 +13,7 @@ import tarStream from 'tar-stream';
 import { PatternMatcher, readIgnoreFile } from '../../lib/dockerignore.js';
 import { humanSize } from '../../lib/units.js';
 import { encodeAuthHeader, credentialsFor } from '../../client/auth.js';
+import type { EngineClient, Query } from '../../client/index.js';
 import { decodeJSONMessages } from '../../client/jsonstream.js';
 import type { JSONMessage } from '../../lib/jsonmessage.js';
 import { displayJSONMessages } from '../jsonmessage.js';
@@ -192,8 +193,11 @@ export async function runBuild(ctx: CliContext, args: string[], o: Opts): Promis
   const auth = credentialsFor(DEFAULT_DOMAIN, ctx.globals.config);
   if (Object.keys(auth).length) registryConfig[INDEX_SERVER] = auth;
 
+  // --ssh: read (key files parsed) before anything is sent
+  const sshSpecs = list(o.ssh);
+  const ssh = sshSpecs.length ? await (await import('../build-session.js')).readSsh(sshSpecs) : undefined;
   const client = await ctx.client();
-  const query = {
+  const query: Query = {
     t: tags, dockerfile: dockerfileName, buildargs: JSON.stringify(buildArgs), labels: JSON.stringify(labels),
     target: str(o.target), nocache: o.noCache === true, pull: o.pull === true, rm: o.rm !== false ? '1' : '0',
     forcerm: o.forceRm === true, q: quiet, networkmode: str(o.network), platform: str(o.platform), extrahosts: list(o.addHost),
@@ -202,8 +206,17 @@ export async function runBuild(ctx: CliContext, args: string[], o: Opts): Promis
   const headers: Record<string, string> = { 'Content-Type': 'application/x-tar', 'X-Registry-Config': encodeAuthHeader(registryConfig as never) };
   const secrets = readSecrets(list(o.secret));
   if (secrets) headers['X-Wharf-Build-Secrets'] = secrets;
-  const ssh = readSsh(list(o.ssh));
-  if (ssh) headers['X-Wharf-Build-Ssh'] = ssh;
+  // the agents stay here: a session the daemon reaches them through, for as long as the build runs
+  const session = ssh ? await (await import('../build-session.js')).openBuildSession(client, ssh, (m) => ctx.err(`${m}\n`)) : undefined;
+  try {
+    await sendBuild(ctx, client, o, quiet, query, { ...headers, ...session?.headers }, sized);
+  } finally {
+    session?.close();
+  }
+}
+
+async function sendBuild(ctx: CliContext, client: EngineClient, o: Opts, quiet: boolean, query: Query,
+  headers: Record<string, string>, sized: { stream: Readable; size: () => number } | undefined): Promise<void> {
   const uploaded = sized ? new Promise<void>((r) => { sized!.stream.on('end', r); sized!.stream.on('close', r); }) : Promise.resolve();
   const res = await client.request('POST', '/build', { query, headers, ...(sized ? { bodyStream: sized.stream } : {}) });
   await uploaded;
@@ -271,30 +284,6 @@ export function readSecrets(specs: string[], env: NodeJS.ProcessEnv = process.en
   const h = Buffer.from(JSON.stringify(out)).toString('base64');
   if (h.length > MAX_SECRETS_HEADER) throw new StatusError(`build secrets are too large: ${h.length} bytes encoded, at most ${MAX_SECRETS_HEADER}`, 1);
   return h;
-}
-
-/**
- * --ssh default|<id>[=<socket>] → the X-Wharf-Build-Ssh header: base64 of {id: socket path}. `default` (or an id
- * without a path) is $SSH_AUTH_SOCK. Only agent sockets: the daemon binds the socket into the step, so it must
- * run on this host (key files, which buildx loads into an agent of its own, are refused).
- */
-export function readSsh(specs: string[], env: NodeJS.ProcessEnv = process.env): string | undefined {
-  if (!specs.length) return undefined;
-  const out: Record<string, string> = {};
-  for (const spec of specs) {
-    const i = spec.indexOf('=');
-    const id = i < 0 ? spec : spec.slice(0, i);
-    if (!/^[A-Za-z0-9_.-]+$/.test(id)) throw new StatusError(`invalid argument "${spec}" for "--ssh" flag: invalid id "${id}"`, 125);
-    const paths = i < 0 ? [] : spec.slice(i + 1).split(',').filter(Boolean);
-    if (paths.length > 1) throw new StatusError(`--ssh ${spec}: give one agent socket (key files are not supported)`, 1);
-    const p = paths[0] ?? env.SSH_AUTH_SOCK;
-    if (!p) throw new StatusError(`--ssh ${spec}: no agent socket given and SSH_AUTH_SOCK is not set`, 1);
-    let st: Stats;
-    try { st = lstatSync(p); } catch (e) { throw new StatusError(`--ssh ${spec}: ${(e as Error).message}`, 1); }
-    if (!st.isSocket()) throw new StatusError(`--ssh ${spec}: ${p} is not an agent socket (key files are not supported)`, 1);
-    out[id] = resolve(p);
-  }
-  return Buffer.from(JSON.stringify(out)).toString('base64');
 }
 
 /** builder prune: POST /build/prune (the cache mounts' directories), docker's prompt and output. */

@@ -15,7 +15,7 @@ const buildFlags: FlagSpec[] = [
   { long: 'pull', usage: 'Always attempt to pull a newer version of the image' },
   { long: 'quiet', short: 'q', usage: 'Suppress the build output and print image ID on success' },
   { long: 'secret', type: 'list', usage: 'Secret to expose to the build (format: "id=mysecret[,src=/local/secret]" or "id=mysecret,env=VAR")', repeatable: true },
-  { long: 'ssh', type: 'list', usage: 'SSH agent socket to expose to the build (format: "default|<id>[=<socket>]"), for a daemon on this host', repeatable: true },
+  { long: 'ssh', type: 'list', usage: 'SSH agent socket or keys to expose to the build (format: "default|<id>[=<socket>|<key>[,<key>]]")', repeatable: true },
   { long: 'rm', usage: 'Remove intermediate containers after a successful build', def: true, defaultTrue: true },
   { long: 'tag', short: 't', type: 'list', usage: 'Name and optionally a tag in the "name:tag" format', repeatable: true },
   { long: 'target', type: 'string', usage: 'Set the target build stage to build.' },

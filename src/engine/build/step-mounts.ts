@@ -1,20 +1,23 @@
 /**
  * A RUN step's `--mount`s made real for its container: cache directories (cache-mounts.ts), binds of the context
  * or of a stage/image root (read-only, or `rw` on a throwaway copy), tmpfs, secret files (from the request's
- * secrets, written for the step only, 0400 by default) and secret variables. Nothing a mount shows the step
+ * secrets, written for the step only, 0400 by default), secret variables and SSH agent sockets (served here, each
+ * connection forwarded to the client's agent through its build session: serveAgent). Nothing a mount shows the step
  * becomes part of its layer: every one is a mount over the container's root. Also the words the mounts add to
  * the step's cache key: the mount as written (never a secret's value) and, for a bind of the context, the
  * bound files' source hash (a changed file re-runs the step, as BuildKit's content-based key does).
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, cp, lstat, mkdir, rm, writeFile } from 'node:fs/promises';
-import { join, posix } from 'node:path';
+import { chmod, chown, cp, lstat, mkdir, open, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
+import { basename, dirname, join, posix } from 'node:path';
 import { InvalidParameterError } from '../../lib/errors.js';
 import { missingAs } from '../../lib/fsutil.js';
 import { resolveInRoot } from '../fsroot/index.js';
 import type { CacheMounts } from './cache-mounts.js';
 import type { RunMount } from './dockerfile/run-mounts.js';
 import { collectSources, ROOT_OWNER } from './sources.js';
+import type { SshAgentSource } from '../../wire/index.js';
 
 export interface StepMountDeps {
   ctxDir: string;
@@ -23,8 +26,8 @@ export interface StepMountDeps {
   mountFrom(ref: string): Promise<{ imageId: string; dir: string; release(): Promise<void> }>;
   caches: CacheMounts;
   secrets: ReadonlyMap<string, Buffer>;
-  /** SSH agent sockets by id (paths on this host). */
-  ssh: ReadonlyMap<string, string>;
+  /** SSH agents by id, on the client's side (reached through its build session). */
+  ssh: ReadonlyMap<string, SshAgentSource>;
   /** Where secret files and rw copies live while the step runs (removed by release). */
   scratchDir: string;
   signal: AbortSignal;
@@ -162,12 +165,18 @@ export async function prepareMounts(mounts: readonly RunMount[], workdir: string
           break;
         }
         case 'ssh': {
-          const sock = d.ssh.get(m.id!);
-          if (sock === undefined) {
-            if (m.required) throw new InvalidParameterError(`no SSH agent "${m.id}" forwarded for RUN --mount=type=ssh (pass one with wharf build --ssh ${m.id === 'default' ? 'default' : `${m.id}=<socket>`})`);
+          const agent = d.ssh.get(m.id!);
+          if (agent === undefined) {
+            if (m.required) throw new InvalidParameterError(`no SSH agent "${m.id}" forwarded for RUN --mount=type=ssh (pass one with wharf build --ssh ${m.id === 'default' ? 'default' : `${m.id}=<socket or key files>`})`);
             break;
           }
-          if (!(await lstat(sock).catch(missingAs(null)))?.isSocket()) throw new InvalidParameterError(`SSH agent "${m.id}": ${sock} is not a socket on the daemon's host`);
+          const why = agent.unavailable();
+          if (why) throw new InvalidParameterError(`SSH agent "${m.id}" for RUN --mount=type=ssh: ${why}`);
+          const sock = await scratch();
+          const server = await serveAgent(agent, sock);
+          undo.push(() => server.close());
+          await chown(sock, m.uid ?? 0, m.gid ?? 0);
+          await chmod(sock, m.mode ?? 0o600);
           out.binds.push({ source: sock, target, readonly: false });
           out.env.push(`SSH_AUTH_SOCK=${target}`);
           break;
@@ -179,4 +188,43 @@ export async function prepareMounts(mounts: readonly RunMount[], workdir: string
     await out.release();
     throw e;
   }
+}
+
+/** sun_path holds 108 bytes: a longer socket path is bound through /proc/self/fd/<its directory>. */
+const MAX_SOCKET_PATH = 100;
+
+/**
+ * RUN --mount=type=ssh: a unix socket at `path` (bound into the step) whose every connection becomes a new
+ * connection to the client's agent through its build session. close() stops it and drops the connections.
+ */
+export async function serveAgent(agent: SshAgentSource, path: string): Promise<{ close(): Promise<void> }> {
+  const live = new Set<Socket>();
+  // (half-open: a client that shuts down its writing side still gets the agent's answer)
+  const server: Server = createServer({ allowHalfOpen: true }, (conn) => {
+    live.add(conn);
+    let remote;
+    try { remote = agent.connect(); } catch { conn.destroy(); return; }
+    // an error either side (the session ended, a reset) drops both; each side's end half-closes the other
+    const done = () => { conn.destroy(); remote.destroy(); };
+    conn.on('error', done);
+    remote.on('error', done);
+    conn.on('close', () => { live.delete(conn); remote.destroy(); });
+    conn.pipe(remote);
+    remote.pipe(conn);
+  });
+  const listen = (p: string) => new Promise<void>((res, rej) => {
+    server.once('error', rej);
+    server.listen(p, () => { server.off('error', rej); res(); });
+  });
+  if (Buffer.byteLength(path) <= MAX_SOCKET_PATH) await listen(path);
+  else {
+    const dir = await open(dirname(path), 'r');
+    try { await listen(`/proc/self/fd/${dir.fd}/${basename(path)}`); } finally { await dir.close(); }
+  }
+  return {
+    close: () => new Promise<void>((res) => {
+      for (const c of live) c.destroy();
+      server.close(() => res());
+    }),
+  };
 }
