@@ -89,7 +89,7 @@ export class Builder {
   /** COPY --from source hashes, remembered across builds (FromSums). */
   private readonly fromSums = new FromSums();
   constructor(private readonly d: BuilderDeps) {
-    this.caches = new CacheMounts(d.cacheDir);
+    this.caches = new CacheMounts(d.cacheDir, d.log);
   }
 
   private swept = false;
