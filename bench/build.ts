@@ -12,7 +12,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { busyboxOnBoth, execFileP, ratioRow, releaseBenchFs, startDockerd, startWharfd, timeIt, type Daemon } from './support.js';
+import { writeIssue17Project } from './build-cases.js';
+import { busyboxOnBoth, ratioRow, releaseBenchFs, startDockerd, startWharfd, timeIt, type Daemon } from './support.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 
@@ -50,33 +51,7 @@ async function main(): Promise<void> {
     ].join('\n') + '\n');
 
     // issue 17: a small two-stage project, rebuilt fully cached
-    const proj = join(work, 'proj');
-    for (const d of ['src', 'config', 'vendor', 'tmp', 'docs']) await mkdir(join(proj, d), { recursive: true });
-    for (let i = 0; i < 10; i++) await writeFile(join(proj, 'src', `part${i}.txt`), `part ${i}\n`.repeat(50 + i));
-    await writeFile(join(proj, 'src', 'README.md'), 'not copied (the wildcard takes *.txt)\n');
-    for (const f of ['app.conf', 'log.conf', 'env.conf']) await writeFile(join(proj, 'config', f), `${f}=1\n`);
-    for (let i = 0; i < 8; i++) await writeFile(join(proj, 'vendor', `lib${i}.js`), `module.exports = ${i};\n`.repeat(200));
-    await execFileP('tar', ['-czf', join(proj, 'vendor.tar.gz'), '-C', join(proj, 'vendor'), '.']);
-    await writeFile(join(proj, 'build.log'), 'ignored\n');
-    await writeFile(join(proj, 'tmp', 'scratch'), 'ignored\n');
-    await writeFile(join(proj, 'docs', 'notes.md'), 'ignored\n');
-    await writeFile(join(proj, '.dockerignore'), ['*.log', 'tmp', 'docs', 'vendor'].join('\n') + '\n');
-    await writeFile(join(proj, 'Dockerfile'), [
-      'ARG BASE=busybox',
-      'FROM ${BASE} AS builder',
-      'ARG VERSION=1.0',
-      'ENV APP_HOME=/app VERSION=${VERSION}',
-      'WORKDIR /app',
-      'COPY src/*.txt ./src/',
-      'ADD vendor.tar.gz /opt/vendor/',
-      'RUN cat src/*.txt > /app/all.txt && ls /opt/vendor > /app/vendor.list',
-      'FROM busybox',
-      'WORKDIR /app',
-      'COPY --from=builder /app/all.txt ./',
-      'COPY --from=builder /app/vendor.list ./',
-      'COPY config/ ./config/',
-      'CMD ["cat", "/app/all.txt"]',
-    ].join('\n') + '\n');
+    const proj = await writeIssue17Project(join(work, 'proj'));
 
     const record = (label: string, t: Record<string, number[]>, target: string) => { rows.push(ratioRow(label, t, target)); };
     const series = async (args: (d: Daemon, i: number) => string[], before?: (d: Daemon) => Promise<void>) => {
