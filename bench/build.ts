@@ -12,7 +12,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { busyboxOnBoth, execFileP, ratioRow, releaseBenchFs, startDockerd, startWharfd, timeIt, type Daemon } from './support.js';
+import { writeIssue17Project } from './build-cases.js';
+import { busyboxOnBoth, ratioRow, releaseBenchFs, startDockerd, startWharfd, timeIt, type Daemon } from './support.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 
@@ -24,6 +25,14 @@ async function main(): Promise<void> {
     const wharfd = await startWharfd(); daemons.push(wharfd);
     const dockerd = await startDockerd({ bridge: true }); daemons.push(dockerd);
     await busyboxOnBoth(wharfd, dockerd);
+    // BENCH_WHARFD_BEFORE=<a built checkout>: its wharfd too, in the same rounds (its ratio in a column of its own)
+    let before: Daemon | undefined;
+    if (process.env.BENCH_WHARFD_BEFORE) {
+      before = { ...(await startWharfd([], process.env.BENCH_WHARFD_BEFORE)), name: 'before' };
+      daemons.push(before);
+      await busyboxOnBoth(before, dockerd);
+    }
+    const engines = before ? [dockerd, wharfd, before] : [dockerd, wharfd];
 
     const six = join(work, 'six');
     await mkdir(six);
@@ -50,39 +59,16 @@ async function main(): Promise<void> {
     ].join('\n') + '\n');
 
     // issue 17: a small two-stage project, rebuilt fully cached
-    const proj = join(work, 'proj');
-    for (const d of ['src', 'config', 'vendor', 'tmp', 'docs']) await mkdir(join(proj, d), { recursive: true });
-    for (let i = 0; i < 10; i++) await writeFile(join(proj, 'src', `part${i}.txt`), `part ${i}\n`.repeat(50 + i));
-    await writeFile(join(proj, 'src', 'README.md'), 'not copied (the wildcard takes *.txt)\n');
-    for (const f of ['app.conf', 'log.conf', 'env.conf']) await writeFile(join(proj, 'config', f), `${f}=1\n`);
-    for (let i = 0; i < 8; i++) await writeFile(join(proj, 'vendor', `lib${i}.js`), `module.exports = ${i};\n`.repeat(200));
-    await execFileP('tar', ['-czf', join(proj, 'vendor.tar.gz'), '-C', join(proj, 'vendor'), '.']);
-    await writeFile(join(proj, 'build.log'), 'ignored\n');
-    await writeFile(join(proj, 'tmp', 'scratch'), 'ignored\n');
-    await writeFile(join(proj, 'docs', 'notes.md'), 'ignored\n');
-    await writeFile(join(proj, '.dockerignore'), ['*.log', 'tmp', 'docs', 'vendor'].join('\n') + '\n');
-    await writeFile(join(proj, 'Dockerfile'), [
-      'ARG BASE=busybox',
-      'FROM ${BASE} AS builder',
-      'ARG VERSION=1.0',
-      'ENV APP_HOME=/app VERSION=${VERSION}',
-      'WORKDIR /app',
-      'COPY src/*.txt ./src/',
-      'ADD vendor.tar.gz /opt/vendor/',
-      'RUN cat src/*.txt > /app/all.txt && ls /opt/vendor > /app/vendor.list',
-      'FROM busybox',
-      'WORKDIR /app',
-      'COPY --from=builder /app/all.txt ./',
-      'COPY --from=builder /app/vendor.list ./',
-      'COPY config/ ./config/',
-      'CMD ["cat", "/app/all.txt"]',
-    ].join('\n') + '\n');
+    const proj = await writeIssue17Project(join(work, 'proj'));
 
-    const record = (label: string, t: Record<string, number[]>, target: string) => { rows.push(ratioRow(label, t, target)); };
+    const record = (label: string, t: Record<string, number[]>, target: string) => {
+      rows.push(ratioRow(label, t, target));
+      if (t.before) rows.push(ratioRow(`${label} (before: BENCH_WHARFD_BEFORE)`, { dockerd: t.dockerd!, wharfd: t.before }, target));
+    };
     const series = async (args: (d: Daemon, i: number) => string[], before?: (d: Daemon) => Promise<void>) => {
-      const t: Record<string, number[]> = { dockerd: [], wharfd: [] };
+      const t: Record<string, number[]> = Object.fromEntries(engines.map((d) => [d.name, []]));
       for (let i = 0; i < RUNS; i++) {
-        for (const d of i % 2 ? [wharfd, dockerd] : [dockerd, wharfd]) {
+        for (const d of i % 2 ? [...engines].reverse() : engines) {
           if (before) await before(d);
           t[d.name]!.push(await timeIt(() => d.docker(args(d, i))));
         }
@@ -90,9 +76,9 @@ async function main(): Promise<void> {
       return t;
     };
     if (process.env.BENCH_BUILD_ONLY !== 'cached') record('6 steps, cold (--no-cache)', await series(() => ['build', '-q', '--no-cache', '-t', 'six:cold', six]), '≤ 0.7');
-    for (const d of daemons) await d.docker(['build', '-q', '-t', 'six:warm', six]);
+    for (const d of engines) await d.docker(['build', '-q', '-t', 'six:warm', six]);
     record('6 steps, fully cached', await series(() => ['build', '-q', '-t', 'six:warm', six]), '≤ 0.5');
-    for (const d of daemons) await d.docker(['build', '-q', '-t', 'proj:warm', proj]);
+    for (const d of engines) await d.docker(['build', '-q', '-t', 'proj:warm', proj]);
     record('2 stages, ARG/ENV/WORKDIR/COPY */ADD .tar.gz/RUN/COPY --from ×2, .dockerignore, fully cached', await series(() => ['build', '-q', '-t', 'proj:warm', proj]), '≤ 0.5');
     if (process.env.BENCH_BUILD_ONLY !== 'cached') record('3 stages (2 independent), cold', await series(() => ['build', '-q', '--no-cache', '-t', 'multi:cold', multi]), '≤ 0.7');
 

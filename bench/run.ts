@@ -7,6 +7,7 @@ if (which === 'all' || which === 'cp') await import('./cp.js');
 if (which === 'all' || which === 'lifecycle') await import('./lifecycle.js');
 if (which === 'all' || which === 'build') await import('./build.js');
 if (which === 'all' || which === 'buildmount') await import('./build-mounts.js');
+if (which === 'buildprofile') await import('./build-profile.js');
 if (which === 'all' || which === 'cli') await import('./cli.js');
 if (which === 'all' || which === 'memory') await import('./memory.js');
 if (which === 'all' || which === 'registry') { process.env.WHARF_BENCH_MAIN = 'registry'; await import('./registry.js'); }

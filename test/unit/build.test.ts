@@ -1,6 +1,6 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -10,7 +10,7 @@ import { PatternMatcher, readIgnoreFile, cleanPath } from '../../src/lib/dockeri
 import { goMatch } from '../../src/lib/go.js';
 import { goDuration, goHealthcheck, goQuoteList, goQuoteRune } from '../../src/engine/build/format.js';
 import { Builder, cacheKeyOf, type BuilderDeps } from '../../src/engine/build/builder.js';
-import { applyDockerignore, looksLikeTar } from '../../src/engine/build/context.js';
+import { applyDockerignore, ContextMemo, looksLikeTar, openContext } from '../../src/engine/build/context.js';
 import { buildRequestOf } from '../../src/api/routes/build.js';
 import { openLayerStore } from '../../src/engine/layers/store.js';
 import { openImageStore } from '../../src/engine/images/store.js';
@@ -132,7 +132,7 @@ test('tar detection by header', () => {
 
 // ------------------------------------------------------------------ evaluation with real stores
 
-async function tarOf(files: Record<string, string>): Promise<Buffer> {
+async function tarOf(files: Record<string, string | Buffer>): Promise<Buffer> {
   const p = tar.pack();
   for (const [name, content] of Object.entries(files)) p.entry({ name, mode: 0o644, mtime: new Date(1000) }, content);
   p.finalize();
@@ -167,7 +167,7 @@ async function setup(executor?: RunExecutor) {
     arch: 'amd64',
   };
   const builder = new Builder(deps);
-  const build = async (files: Record<string, string>, opts: Partial<BuildRequest> = {}) => {
+  const build = async (files: Record<string, string | Buffer>, opts: Partial<BuildRequest> = {}) => {
     const msgs: JSONMessage[] = [];
     const req: BuildRequest = { tags: [], dockerfile: 'Dockerfile', buildArgs: {}, noCache: false, pull: false, rm: true, forceRm: false, quiet: false, labels: {}, cacheFrom: [], ...opts };
     let id: string;
@@ -180,7 +180,7 @@ async function setup(executor?: RunExecutor) {
     const out = msgs.map((m) => m.stream ?? '').join('');
     return { id, out, msgs };
   };
-  return { root, layers, images, tags, build, runs };
+  return { root, layers, images, tags, build, runs, builder };
 }
 
 test('config-only instructions: docker\'s config and history strings, empty layers, parents', async () => {
@@ -619,4 +619,116 @@ test('X-Registry-Config decoding (base64 and base64url JSON; empty means none)',
   const v = Buffer.from(JSON.stringify({ 'localhost:5000': { username: 'u', password: 'p?>' } })).toString('base64url');
   assert.deepEqual(decodeRegistryConfig(v), { 'localhost:5000': { username: 'u', password: 'p?>' } });
   assert.equal(decodeRegistryConfig('%%%'), undefined);
+});
+
+// ------------------------------------------------------------------ kept contexts and remembered lookups
+
+test('a context sent again is not unpacked again; a changed file invalidates exactly the steps it did before', async () => {
+  const { build, builder, images, layers } = await setup();
+  const files: Record<string, string | Buffer> = {
+    Dockerfile: 'FROM scratch\nWORKDIR /app\nCOPY a.txt /a\nCOPY dir /d\nADD arch.tar.gz /x/\nCOPY b* /b/\n',
+    '.dockerignore': 'ignored.txt\n',
+    'a.txt': 'a', 'dir/x.txt': 'x', 'dir/sub/y.txt': 'y', 'b1.txt': 'b1', 'b2.txt': 'b2', 'ignored.txt': 'i', 'other.txt': 'o',
+    'arch.tar.gz': gzipSync(await tarOf({ 'in.txt': 'inside' })),
+  };
+  const cached = (out: string) => out.match(/ ---> Using cache\n/g)?.length ?? 0;
+  const first = await build(files);
+  assert.deepEqual(builder.contexts.stats, { hits: 0, stored: 1 });
+  const again = await build(files);
+  assert.deepEqual([again.id, cached(again.out)], [first.id, 5]);
+  assert.deepEqual(builder.contexts.stats, { hits: 1, stored: 1 }); // the same bytes: the kept context
+  // other bytes, same sources: a new context, every step still cached
+  for (const f of ['ignored.txt', 'other.txt']) {
+    const r = await build({ ...files, [f]: 'changed' });
+    assert.deepEqual([r.id, cached(r.out)], [first.id, 5], f);
+  }
+  assert.equal(builder.contexts.stats.stored, 3);
+  // a changed source: its step and those after it run again, the ones before stay cached
+  const expect: [string, string | Buffer, number][] = [
+    ['b2.txt', 'B2', 4], ['arch.tar.gz', gzipSync(await tarOf({ 'in.txt': 'other' })), 3], ['dir/sub/y.txt', 'Y', 2], ['a.txt', 'A', 1],
+  ];
+  for (const [f, content, hits] of expect) {
+    const r = await build({ ...files, [f]: content });
+    assert.notEqual(r.id, first.id, f);
+    assert.equal(cached(r.out), hits, f);
+    // and sent a second time, the same (from the kept context and the remembered sums)
+    const r2 = await build({ ...files, [f]: content });
+    assert.deepEqual([r2.id, cached(r2.out)], [r.id, 5], f);
+  }
+  // the first context again, kept: the first image; without the cache, the files of the kept context
+  assert.equal((await build(files)).id, first.id);
+  const fresh = await build({ ...files, 'dir/x.txt': 'x2' }, { noCache: true });
+  const cfg = (await images.get(fresh.id as Digest)).config as ImageConfig;
+  const { chainIds } = await import('../../src/lib/digest.js');
+  const { readFile } = await import('node:fs/promises');
+  const top = await layers.diffPath(chainIds(cfg.rootfs.diff_ids).pop()!);
+  assert.equal(await readFile(join(top, 'd/x.txt'), 'utf8'), 'x2');
+  assert.equal(await readFile(join(top, 'x/in.txt'), 'utf8'), 'inside');
+});
+
+test('a kept context is per Dockerfile name; a failed build drops its context', async () => {
+  const { build, builder } = await setup();
+  const files = { Dockerfile: 'FROM scratch\nCOPY a /a\n', 'other.Dockerfile': 'FROM scratch\nCOPY a /b\n', a: 'a' };
+  const one = await build(files);
+  const two = await build(files, { dockerfile: 'other.Dockerfile' });
+  assert.notEqual(one.id, two.id);
+  assert.deepEqual(builder.contexts.stats, { hits: 0, stored: 2 });
+  assert.equal((await build(files, { dockerfile: 'other.Dockerfile' })).id, two.id);
+  assert.equal(builder.contexts.stats.hits, 1);
+  const bad = { ...files, Dockerfile: 'FROM scratch\nCOPY missing /m\n' };
+  await assert.rejects(build(bad), /file not found in build context/);
+  await assert.rejects(build(bad), /file not found in build context/);
+  assert.equal(builder.contexts.stats.hits, 1); // not kept: unpacked again
+  assert.equal(builder.contexts.size, 2);
+});
+
+test('kept contexts: at most MAX_ENTRIES, the least recently used go; one in use is removed when let go', async () => {
+  const tmp = await mkdtemp(join(tmpdir(), 'wharf-ctxmemo-'));
+  cleanup.push(tmp);
+  const memo = new ContextMemo(tmp);
+  const { access } = await import('node:fs/promises');
+  const exists = (p: string) => access(p).then(() => true, () => false);
+  const open = async (i: number) => openContext(Readable.from([await tarOf({ Dockerfile: `FROM scratch\nLABEL n=${i}\n` })]), { dockerfile: 'Dockerfile', tmpDir: join(tmp, `b${i}`), memo });
+  const held = await open(0);
+  assert.match(held.key!, /^sha256:[0-9a-f]{64}$/);
+  for (let i = 1; i <= ContextMemo.MAX_ENTRIES; i++) await (await open(i)).close();
+  assert.equal(memo.size, ContextMemo.MAX_ENTRIES);
+  assert.equal(await exists(held.dir), true); // dropped from the memo, but a build still uses it
+  await held.close();
+  assert.equal(await exists(held.dir), false);
+  // the others are kept: the same bytes again give the kept directory
+  const again = await open(ContextMemo.MAX_ENTRIES);
+  assert.equal(memo.stats.hits, 1);
+  assert.equal(await readFile(join(again.dir, 'Dockerfile'), 'utf8'), `FROM scratch\nLABEL n=${ContextMemo.MAX_ENTRIES}\n`);
+  await again.close();
+  // a context larger than MAX_BODY is unpacked as before (streamed, not kept), its key known all the same
+  const big = await openContext(Readable.from([await tarOf({ Dockerfile: 'FROM scratch\n', blob: Buffer.alloc(ContextMemo.MAX_BODY + 1) })]), { dockerfile: 'Dockerfile', tmpDir: join(tmp, 'big'), memo });
+  assert.match(big.key!, /^sha256:[0-9a-f]{64}$/);
+  assert.equal(memo.stats.stored, ContextMemo.MAX_ENTRIES + 1);
+  await big.close();
+  assert.equal(await exists(join(tmp, 'big')), false);
+});
+
+test('image file lookups are remembered by chain ID (answered again without reading); another chain is looked up in its own layers', async () => {
+  const { ImageFileMemo, ImageFiles } = await import('../../src/engine/build/image-files.js');
+  const { layers, build, images } = await setup();
+  const base = await build({ Dockerfile: 'FROM scratch\nCOPY passwd /etc/passwd\nCOPY d /opt/d\n', passwd: 'root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n', 'd/f': 'f' });
+  const cfg = (await images.get(base.id as Digest)).config as ImageConfig;
+  const memo = new ImageFileMemo();
+  const files = new ImageFiles(layers, memo);
+  assert.deepEqual(await files.resolveChown(cfg, 'app'), { uid: 1000, gid: 1000 });
+  assert.equal((await files.stat(cfg, '/opt/d'))?.isDirectory(), true);
+  assert.equal(await files.stat(cfg, '/nope'), null);
+  const n = memo.size;
+  assert.ok(n >= 3, `${n} lookups remembered`);
+  // the same lookups again: answered from the memo (another ImageFiles, the same memo)
+  const again = new ImageFiles(layers, memo);
+  assert.deepEqual(await again.resolveChown(cfg, 'app'), { uid: 1000, gid: 1000 });
+  assert.equal((await again.stat(cfg, '/opt/d'))?.isDirectory(), true);
+  assert.equal(memo.size, n);
+  // another image (another chain): looked up in its own layers
+  const other = await build({ Dockerfile: 'FROM scratch\nCOPY passwd /etc/passwd\n', passwd: 'app:x:2000:2000::/:/bin/sh\n' });
+  const ocfg = (await images.get(other.id as Digest)).config as ImageConfig;
+  assert.deepEqual(await again.resolveChown(ocfg, 'app'), { uid: 2000, gid: 2000 });
+  assert.equal(await again.stat(ocfg, '/opt/d'), null);
 });

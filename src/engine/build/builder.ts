@@ -20,16 +20,16 @@ import type { ContainerConfig, HistoryEntry, Image, ImageConfig, ImageStore } fr
 import type { ExtractedLayer, LayerStore } from '../layers/types.js';
 import { parseInstructions, type ArgInstruction, type CommandInstruction, type CopyInstruction, type Dockerfile, type Instruction, type Stage } from './dockerfile/instructions.js';
 import { expandWord } from './dockerfile/shell-lex.js';
-import { fetchGit, isGitUrl, openContext } from './context.js';
+import { ContextMemo, fetchGit, isGitUrl, openContext, type BuildContext } from './context.js';
 import { goQuote, rfc3339Nano } from '../../lib/go.js';
 import { applyConfigInstruction, DEFAULT_SHELL, isConfigInstruction, withDefaultPath } from './config-eval.js';
 import type { RunExecutor } from './types.js';
 import { formatPlatform, parsePlatform, platformMatches, type Platform } from '../../lib/oci/platform.js';
 import { BuildCache } from './cache.js';
-import { ImageFiles } from './image-files.js';
+import { ImageFileMemo, ImageFiles } from './image-files.js';
 import { StageOutput } from './output.js';
 import { planStages, type StagePlan } from './plan.js';
-import { collectSources, packEntries, parseChmod, ROOT_OWNER, type Chmod, type SourceRoot } from './sources.js';
+import { collectSources, packEntries, parseChmod, ROOT_OWNER, SourceSums, type Chmod, type SourceRoot } from './sources.js';
 import { PatternMatcher } from '../../lib/dockerignore.js';
 import { CacheMounts } from './cache-mounts.js';
 import { parseRunMount, type RunMount } from './dockerfile/run-mounts.js';
@@ -86,10 +86,15 @@ interface StageState {
 
 export class Builder {
   readonly caches: CacheMounts;
-  /** COPY --from source hashes, remembered across builds (FromSums). */
-  private readonly fromSums = new FromSums();
+  /** COPY/ADD source hashes by source root and sources, remembered across builds (sources.ts). */
+  private readonly sourceSums = new SourceSums();
+  /** What lookups of files in images found, by chain ID, across builds (image-files.ts). */
+  private readonly imageFiles = new ImageFileMemo();
+  /** Unpacked contexts by the request body's hash, across builds (context.ts). */
+  readonly contexts: ContextMemo;
   constructor(private readonly d: BuilderDeps) {
-    this.caches = new CacheMounts(d.cacheDir);
+    this.caches = new CacheMounts(d.cacheDir, d.log);
+    this.contexts = new ContextMemo(d.tmpDir, (e, path) => { this.d.log?.warn('removing a kept build context', { path, error: e }); });
   }
 
   private swept = false;
@@ -117,7 +122,7 @@ export class Builder {
   private async buildIn(name: string, body: Readable, opts: BuildRequest, progress: ProgressSink): Promise<string> {
     const tmp = join(this.d.tmpDir, name);
     const t0 = performance.now();
-    const ctx = await openContext(body, { remote: opts.remote, dockerfile: opts.dockerfile, tmpDir: tmp, signal: opts.signal });
+    const ctx = await openContext(body, { remote: opts.remote, dockerfile: opts.dockerfile, tmpDir: tmp, signal: opts.signal, memo: this.contexts });
     try {
       let text = ctx.dockerfile;
       const keys = Object.keys(opts.labels ?? {}).sort();
@@ -126,18 +131,20 @@ export class Builder {
       const df = parseInstructions(text);
       checkSyntax(df);
       const t1 = performance.now();
-      const job = new BuildJob(this.d, df, ctx.dir, opts, progress, ctx.sums, this.caches, `${tmp}-mounts`, this.fromSums);
+      const job = new BuildJob(this.d, df, ctx, opts, progress, this.caches, `${tmp}-mounts`, this.sourceSums, this.imageFiles);
       const id = await job.run();
       // where a build's time went (bench/README.md's breakdown of a cached rebuild comes from these)
       this.d.log?.debug('build timings', {
         contextMs: round(t1 - t0), stepsMs: round(performance.now() - t1), sourcesMs: round(job.timing.sources), cacheMs: round(job.timing.cache),
+        filesMs: round(job.timing.files), finishMs: round(job.timing.finish),
+        ...Object.fromEntries(Object.entries(job.timing.kinds).map(([k, v]) => [`${k}Ms`, round(v)])),
       });
       // the unpacked context goes after the answer (a leftover is swept at the next daemon's first build)
       void ctx.close().catch((e) => { this.d.log?.warn('removing a build context', { path: name, error: e }); });
       return id;
     } catch (e) {
       // a failed build gives its space back before it answers (the failure may be a full disk)
-      await ctx.close().catch((e2) => { this.d.log?.warn('removing the context of a failed build', { path: name, error: e2 }); });
+      await ctx.close(true).catch((e2) => { this.d.log?.warn('removing the context of a failed build', { path: name, error: e2 }); });
       throw e;
     } finally {
       // RUN --mount's secret files and rw copies, ADD's git clones (each step removes its own; this is the rest)
@@ -157,14 +164,22 @@ class BuildJob {
   private readonly quiet: boolean;
   private readonly files: ImageFiles;
   private readonly cache: BuildCache;
-  /** Time spent collecting and summing COPY/ADD sources and looking steps up in the cache (ms). */
-  readonly timing = { sources: 0, cache: 0 };
+  /**
+   * Where the steps' time went (ms): collecting and summing COPY/ADD sources, cache lookups, lookups of files in
+   * images, the closing lines and tags, and each kind of instruction as a whole.
+   */
+  readonly timing = { sources: 0, cache: 0, files: 0, finish: 0, kinds: {} as Record<string, number> };
 
-  constructor(private readonly d: BuilderDeps, private readonly df: Dockerfile, private readonly ctxDir: string,
-    private readonly opts: BuildRequest, private readonly progress: ProgressSink, private readonly sums: Map<string, string>,
-    private readonly caches: CacheMounts, private readonly scratchDir: string, private readonly fromSums: FromSums) {
+  private readonly ctxDir: string;
+  private readonly sums: Map<string, string>;
+
+  constructor(private readonly d: BuilderDeps, private readonly df: Dockerfile, private readonly ctx: BuildContext,
+    private readonly opts: BuildRequest, private readonly progress: ProgressSink,
+    private readonly caches: CacheMounts, private readonly scratchDir: string, private readonly sourceSums: SourceSums, fileMemo: ImageFileMemo) {
+    this.ctxDir = ctx.dir;
+    this.sums = ctx.sums;
     this.quiet = opts.quiet;
-    this.files = new ImageFiles(d.layers);
+    this.files = new ImageFiles(d.layers, fileMemo, this.timing);
     this.cache = new BuildCache(d, opts);
   }
 
@@ -186,7 +201,9 @@ class BuildJob {
     await this.awaitStages(plan.order);
     const finalId = await this.stageImages.get(plan.target)!;
     if (!finalId) throw new InvalidParameterError('No image was generated. Is your Dockerfile empty?');
+    const t = performance.now();
     await this.finish(finalId);
+    this.timing.finish = performance.now() - t;
     return finalId;
   }
 
@@ -281,7 +298,9 @@ class BuildJob {
       this.say(slot, '\n');
     };
     stepLine(stage.from);
+    const tf = performance.now();
     const st = await this.from(stage, slot);
+    this.timing.kinds.from = (this.timing.kinds.from ?? 0) + performance.now() - tf;
     // ONBUILD triggers of the base image
     const triggers = st.run.OnBuild ?? [];
     if (!triggers.length) this.say(slot, ` ---> ${st.imageId ? short(st.imageId) : ''}\n`);
@@ -298,7 +317,9 @@ class BuildJob {
     for (const ins of stage.commands) {
       if (this.abort.signal.aborted) throw new InvalidParameterError('build canceled');
       stepLine(ins);
+      const tk = performance.now();
       await this.dispatch(st, ins, slot, stage, esc);
+      this.timing.kinds[ins.kind] = (this.timing.kinds[ins.kind] ?? 0) + performance.now() - tk;
       this.say(slot, ` ---> ${st.imageId ? short(st.imageId) : ''}\n`);
     }
     // labels= of the request go on the last stage's image
@@ -681,18 +702,22 @@ class BuildJob {
     // --link: the layer is made apart from the image below (nothing of it is read: no symlinks followed, parents
     // new and fixed), so its content, and its diff ID, stay the same when the base changes
     const destIn = () => (ins.link ? Promise.resolve(posix.normalize(dest).replace(/^\/+/, '')) : this.files.resolve(st.config, dest));
-    // COPY --from an image: the source hash of the same sources in the same image is known from an earlier build
-    // (an image's files never change); when the step is cached then, the image is not even mounted
-    let fromKey: string | undefined;
+    // the source hash of the same sources in the same root is known from an earlier build: an image's files never
+    // change (COPY --from: when the step is cached, the image is not even mounted), and a context is the same
+    // when its bytes are (BuildContext.key); downloads are fetched every time
+    let sumKey: string | undefined;
     let fromId: Digest | null | undefined;
+    const sumOf = (root: string) => SourceSums.key(root, { kind: ins.kind, sources, heredocs, exclude: ins.exclude.map(ex), parents: ins.parents === true, destIsDir });
     if (!git && ins.kind === 'copy' && ins.from !== undefined) {
       fromId = (await this.fromRoot(ex(ins.from), slot, stage)).imageId;
-      if (fromId) fromKey = FromSums.key(fromId, { sources, heredocs, exclude: ins.exclude.map(ex), parents: ins.parents === true, destIsDir });
-      const known = fromKey === undefined ? undefined : this.fromSums.get(fromKey);
-      if (known !== undefined) {
-        await destIn();
-        if (await this.probeCache(st, cacheCmd(known), slot)) return;
-      }
+      if (fromId) sumKey = sumOf(fromId);
+    } else if (!git && ins.from === undefined && this.ctx.key && !sources.some((x) => /^https?:\/\//.test(x))) {
+      sumKey = sumOf(`context:${this.ctx.key}`);
+    }
+    const known = sumKey === undefined ? undefined : this.sourceSums.get(sumKey);
+    if (known !== undefined) {
+      await destIn();
+      if (await this.probeCache(st, cacheCmd(known), slot)) return;
     }
     const src = git ? await this.gitRoot(sources[0]!, ins.keepGitDir, line)
       : fromId !== undefined ? await this.imageRoot(fromId) : this.contextRoot();
@@ -708,7 +733,7 @@ class BuildJob {
         statInImage: ins.link ? async () => null : (p) => this.files.stat(st.config, p),
       });
       this.timing.sources += performance.now() - tSrc;
-      if (fromKey !== undefined) this.fromSums.set(fromKey, srcHash);
+      if (sumKey !== undefined) this.sourceSums.set(sumKey, srcHash);
       const ccCmd = cacheCmd(srcHash);
       if (await this.probeCache(st, ccCmd, slot)) return;
       // (only when nothing of the step depends on the base: an absolute destination, a numeric --chown or none)
@@ -814,32 +839,6 @@ class BuildJob {
 
 
 // ---------------------------------------------------------------------------------------------- helpers
-
-/**
- * Source hashes of COPY --from steps by image and sources, kept for the daemon's life (the most recent
- * FromSums.MAX). Sound because an image ID is the hash of its config, which names its layers' content, and
- * registered layer directories are read-only: the same sources in the same image always sum the same.
- */
-export class FromSums {
-  static readonly MAX = 2048;
-  private readonly sums = new Map<string, string>();
-
-  static key(imageId: Digest, s: { sources: string[]; heredocs: ReadonlyMap<string, string>; exclude: string[]; parents: boolean; destIsDir: boolean }): string {
-    return JSON.stringify([imageId, s.sources, [...s.heredocs], s.exclude, s.parents, s.destIsDir]);
-  }
-
-  get(key: string): string | undefined {
-    const v = this.sums.get(key);
-    if (v !== undefined) { this.sums.delete(key); this.sums.set(key, v); }
-    return v;
-  }
-
-  set(key: string, srcHash: string): void {
-    this.sums.delete(key);
-    this.sums.set(key, srcHash);
-    if (this.sums.size > FromSums.MAX) this.sums.delete(this.sums.keys().next().value!);
-  }
-}
 
 function round(ms: number): number { return Math.round(ms * 100) / 100; }
 

@@ -10,6 +10,10 @@
  * id (substring: BuildKit's `~=` regexp, taken literally here), parent, type, description, inuse, shared,
  * private; `keep-storage` (the least recently used go first, until the records left take at most that many
  * bytes). `all` adds BuildKit's internal and frontend records, which Wharf does not have.
+ *
+ * A `locked` cache is handed from holder to waiter in arrival order. A waiter whose build is cancelled (its
+ * client went away: the request's signal) leaves the queue at once, so it neither holds up the builds behind it
+ * nor takes the cache after the current holder.
  */
 import { createHash } from 'node:crypto';
 import { chmod, chown, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -18,7 +22,9 @@ import { dirSize, missingAs } from '../../lib/fsutil.js';
 import { InvalidParameterError, SystemError } from '../../lib/errors.js';
 import { goDurationMs, validateFilters, type Filters } from '../../lib/filters.js';
 import type { BuildCacheRecord } from '../../wire/index.js';
+import type { Logger } from '../../lib/log.js';
 import type { CacheSharing } from './dockerfile/run-mounts.js';
+import { BuildCancelledError } from './run-executor.js';
 
 export interface CacheMountRequest {
   id: string;
@@ -31,6 +37,8 @@ export interface CacheMountRequest {
   seed?: (dir: string) => Promise<void>;
   /** The record's description (BuildKit's "cached mount TARGET…"). */
   description?: string;
+  /** The build's cancellation: a `locked` wait ends with BuildCancelledError (nothing held). */
+  signal?: AbortSignal;
 }
 
 /** What the daemon keeps beside a cache's data (never anything of the build's secrets). */
@@ -91,34 +99,45 @@ export interface CachePruneReport { CachesDeleted: string[]; SpaceReclaimed: num
 export class CacheMounts {
   /** Instance directory name → holders. */
   private readonly holders = new Map<string, number>();
-  /** locked: instance → waiters. */
+  /** locked: instance → waiters, first come first served (each is handed the cache by the release before it). */
   private readonly waiting = new Map<string, (() => void)[]>();
 
-  constructor(private readonly root: string) {}
+  constructor(private readonly root: string, private readonly log?: Logger) {}
 
   private base(id: string): string { return createHash('sha256').update(id).digest('hex').slice(0, 32); }
 
+  /** How many steps wait for the locked cache `id` (for tests). */
+  waiters(id: string): number { return this.waiting.get(this.base(id))?.length ?? 0; }
+
   async acquire(req: CacheMountRequest): Promise<HeldCache> {
+    if (req.signal?.aborted) throw new BuildCancelledError();
     const base = this.base(req.id);
     let name = base;
     if (req.sharing === 'private') {
       for (let n = 1; (this.holders.get(name) ?? 0) > 0; n++) name = `${base}-${n}`;
-    } else if (req.sharing === 'locked') {
-      while ((this.holders.get(name) ?? 0) > 0) {
-        await new Promise<void>((r) => { const w = this.waiting.get(name) ?? []; w.push(r); this.waiting.set(name, w); });
-      }
     }
-    this.holders.set(name, (this.holders.get(name) ?? 0) + 1);
+    if (req.sharing === 'locked' && ((this.holders.get(name) ?? 0) > 0 || this.waiting.has(name))) {
+      // the release before us hands the cache over (the holder count stays)
+      await this.waitTurn(name, req);
+    } else {
+      this.holders.set(name, (this.holders.get(name) ?? 0) + 1);
+    }
     let released = false;
     const release = () => {
       if (released) return;
       released = true;
       const left = (this.holders.get(name) ?? 1) - 1;
-      if (left > 0) this.holders.set(name, left);
-      else this.holders.delete(name);
       const w = this.waiting.get(name);
-      if (w?.length) { w.shift()!(); if (!w.length) this.waiting.delete(name); }
+      if (left === 0 && w?.length) {
+        // the last holder hands a locked cache to the first waiter (the count stays 1)
+        const next = w.shift()!;
+        if (!w.length) this.waiting.delete(name);
+        next();
+      } else if (left > 0) this.holders.set(name, left);
+      else this.holders.delete(name);
     };
+    // cancelled while being handed the cache: pass it on
+    if (req.signal?.aborted) { release(); throw new BuildCancelledError(); }
     try {
       const dir = join(this.root, name);
       const data = join(dir, 'data');
@@ -146,6 +165,27 @@ export class CacheMounts {
       release();
       throw e;
     }
+  }
+
+  /** Queues for a locked cache; resolves holding it, rejects (out of the queue) when the build is cancelled. */
+  private waitTurn(name: string, req: CacheMountRequest): Promise<void> {
+    const signal = req.signal;
+    this.log?.debug('RUN --mount=type=cache,sharing=locked: waiting for the cache another step holds', { id: req.id });
+    return new Promise<void>((resolve, reject) => {
+      const q = this.waiting.get(name) ?? [];
+      this.waiting.set(name, q);
+      const onAbort = () => {
+        const i = q.indexOf(turn);
+        if (i < 0) return; // handed over already: acquire() passes it on
+        q.splice(i, 1);
+        if (!q.length && this.waiting.get(name) === q) this.waiting.delete(name);
+        this.log?.debug('RUN --mount=type=cache,sharing=locked: build cancelled while waiting for the cache', { id: req.id });
+        reject(new BuildCancelledError());
+      };
+      const turn = () => { signal?.removeEventListener('abort', onAbort); resolve(); };
+      q.push(turn);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   private async meta(name: string): Promise<CacheMeta> {

@@ -5,6 +5,7 @@
  * .dockerignore are removed too when a pattern names them, as dockerd does).
  */
 import { execFile } from 'node:child_process';
+import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, mkdir, readFile, readdir, rm, rmdir } from 'node:fs/promises';
 import { join, posix } from 'node:path';
@@ -27,8 +28,126 @@ export interface BuildContext {
   dockerfile: string;
   /** dockerd's tarsum of each context entry, by absolute path (srchash.ts). */
   sums: Map<string, string>;
-  /** Removes the unpacked context. */
-  close(): Promise<void>;
+  /**
+   * "sha256:<hex>" of the request body as received, when the context is one (not a remote): the same bytes give
+   * the same unpacked tree, so whatever is computed from the tree alone may be remembered under it.
+   */
+  key?: string;
+  /** Done with the context: removes it (or, when the memo keeps it, lets go of it; `discard` drops it there too). */
+  close(discard?: boolean): Promise<void>;
+}
+
+interface MemoEntry {
+  key: string;
+  /** What to remove (the entry's own directory). */
+  root: string;
+  dir: string;
+  dockerfile: string;
+  sums: Map<string, string>;
+  bytes: number;
+  users: number;
+  lastUsed: number;
+  dropped: boolean;
+}
+
+/**
+ * Unpacked contexts kept after their build, by the sha256 of the request body and the Dockerfile's name: a
+ * rebuild that sends the same bytes (docker build of an unchanged directory) skips unpacking, summing and the
+ * .dockerignore walk. Sound because an entry is the deterministic result of those bytes and nothing writes into a
+ * context while builds use it (RUN --mount=type=bind binds it read-only or copies it). Bounded: bodies of at
+ * most MAX_BODY bytes, MAX_ENTRIES entries of MAX_BYTES (body bytes) together, the least recently used going
+ * first (once no build holds them); entries unused for IDLE_MS are removed. Directories left by a previous
+ * daemon are swept with the other build leftovers.
+ */
+export class ContextMemo {
+  static readonly MAX_BODY = 8 << 20;
+  static readonly MAX_ENTRIES = 8;
+  static readonly MAX_BYTES = 32 << 20;
+  static readonly IDLE_MS = 10 * 60_000;
+  private readonly entries = new Map<string, MemoEntry>();
+  private timer: NodeJS.Timeout | undefined;
+  /** Contexts served from the memo, and unpacked into it (for tests and the debug log). */
+  readonly stats = { hits: 0, stored: 0 };
+
+  constructor(private readonly tmpDir: string, private readonly onError: (e: unknown, path: string) => void = () => {}) {}
+
+  /** A fresh directory for an entry (under the builder's tmp directory, named like a build's). */
+  newRoot(): string { return join(this.tmpDir, `build-memo-${randomBytes(8).toString('hex')}`); }
+
+  take(key: string): BuildContext | null {
+    const e = this.entries.get(key);
+    if (!e || e.dropped) return null;
+    this.entries.delete(key);
+    this.entries.set(key, e);
+    e.users++;
+    e.lastUsed = Date.now();
+    this.stats.hits++;
+    return this.handle(e);
+  }
+
+  /** Keeps a freshly unpacked context (null: not kept — one like it was stored meanwhile, or it is too large). */
+  put(key: string, c: { root: string; dir: string; dockerfile: string; sums: Map<string, string>; bytes: number }): BuildContext | null {
+    if (this.entries.has(key) || c.bytes > ContextMemo.MAX_BODY) return null;
+    const e: MemoEntry = { key, ...c, users: 1, lastUsed: Date.now(), dropped: false };
+    this.entries.set(key, e);
+    this.stats.stored++;
+    this.trim();
+    return this.handle(e);
+  }
+
+  /** How many contexts are kept (for tests). */
+  get size(): number { return this.entries.size; }
+
+  private handle(e: MemoEntry): BuildContext {
+    let closed = false;
+    return {
+      dir: e.dir, dockerfile: e.dockerfile, sums: e.sums, key: e.key.slice(0, e.key.indexOf('\n')),
+      close: async (discard = false) => {
+        if (closed) return;
+        closed = true;
+        e.users--;
+        e.lastUsed = Date.now();
+        if (discard) this.drop(e);
+        if (e.dropped && e.users === 0) await this.remove(e);
+        else this.arm();
+      },
+    };
+  }
+
+  private drop(e: MemoEntry): void {
+    e.dropped = true;
+    if (this.entries.get(e.key) === e) this.entries.delete(e.key);
+  }
+
+  private async remove(e: MemoEntry): Promise<void> {
+    await rm(e.root, { recursive: true, force: true });
+  }
+
+  /** The least recently used go while over the bounds; one a build holds goes when it is let go. */
+  private trim(): void {
+    let bytes = 0;
+    for (const e of this.entries.values()) bytes += e.bytes;
+    for (const e of [...this.entries.values()]) {
+      if (this.entries.size <= ContextMemo.MAX_ENTRIES && bytes <= ContextMemo.MAX_BYTES) break;
+      bytes -= e.bytes;
+      this.drop(e);
+      if (e.users === 0) void this.remove(e).catch((err) => this.onError(err, e.root));
+    }
+  }
+
+  /** Removes the entries idle for IDLE_MS (checked by one timer that does not keep the daemon alive). */
+  private arm(): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      const old = Date.now() - ContextMemo.IDLE_MS;
+      for (const e of [...this.entries.values()]) {
+        if (e.users === 0 && e.lastUsed <= old) { this.drop(e); void this.remove(e).catch((err) => this.onError(err, e.root)); }
+      }
+      if (this.entries.size) this.arm();
+    }, ContextMemo.IDLE_MS);
+    this.timer.unref();
+  }
 }
 
 /** A tar header block: "ustar" magic or a valid checksum. */
@@ -123,12 +242,57 @@ export async function fetchGit(url: string, dir: string, opts: { keepGitDir?: bo
   return sub;
 }
 
+/** Reads a stream until it ends or passes `max` bytes, hashing what it reads; `it` goes on from there. */
+async function readUpTo(input: Readable, max: number): Promise<{ chunks: Buffer[]; bytes: number; ended: boolean; hash: Hash; it: AsyncIterator<Buffer> }> {
+  const hash = createHash('sha256');
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  const it = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  while (bytes <= max) {
+    const r = await it.next();
+    if (r.done) return { chunks, bytes, ended: true, hash, it };
+    hash.update(r.value);
+    chunks.push(r.value);
+    bytes += r.value.length;
+  }
+  return { chunks, bytes, ended: false, hash, it };
+}
+
+/** The chunks read, then the rest of the stream through the same hash. */
+function replayThenRest(chunks: Buffer[], it: AsyncIterator<Buffer>, hash: Hash): Readable {
+  return Readable.from((async function* () {
+    yield* chunks;
+    for (let r = await it.next(); !r.done; r = await it.next()) { hash.update(r.value); yield r.value; }
+  })());
+}
+
 /**
- * Opens the context of a build: unpacks it under `tmpDir`, reads the Dockerfile and applies .dockerignore.
+ * Opens the context of a build: unpacks it under `tmpDir`, reads the Dockerfile and applies .dockerignore. With a
+ * memo, a request body of at most ContextMemo.MAX_BODY bytes is read whole first: the same bytes (and Dockerfile
+ * name) as a kept context give that context, unpacked nothing; other ones are unpacked into the memo.
  */
-export async function openContext(body: Readable | null, opts: { remote?: string; dockerfile: string; tmpDir: string; signal?: AbortSignal }): Promise<BuildContext> {
-  await mkdir(opts.tmpDir, { recursive: true });
-  const root = opts.tmpDir;
+export async function openContext(body: Readable | null, opts: { remote?: string; dockerfile: string; tmpDir: string; signal?: AbortSignal; memo?: ContextMemo }): Promise<BuildContext> {
+  let input: Readable | null = body;
+  let root = opts.tmpDir;
+  // the body's hash: known once it is read (the memo's key, and BuildContext.key)
+  let bodyHash: Hash | null = null;
+  let memoKey: string | null = null;
+  let bodyBytes = 0;
+  if (body && !(opts.remote && opts.remote !== 'context')) {
+    const head = await readUpTo(body, opts.memo ? ContextMemo.MAX_BODY : 0);
+    bodyHash = head.hash;
+    if (head.ended && opts.memo) {
+      memoKey = `sha256:${head.hash.copy().digest('hex')}\n${opts.dockerfile || 'Dockerfile'}`;
+      const kept = opts.memo.take(memoKey);
+      if (kept) return kept;
+      root = opts.memo.newRoot();
+      bodyBytes = head.bytes;
+      input = Readable.from(head.chunks);
+    } else {
+      input = head.ended ? Readable.from(head.chunks) : replayThenRest(head.chunks, head.it, head.hash);
+    }
+  }
+  await mkdir(root, { recursive: true });
   const close = () => rm(root, { recursive: true, force: true });
   try {
     let dir = join(root, 'ctx');
@@ -136,7 +300,6 @@ export async function openContext(body: Readable | null, opts: { remote?: string
     let dockerfileText: string | null = null;
     const sums = new Map<string, string>();
     let dfName = opts.dockerfile || 'Dockerfile';
-    let input: Readable | null = body;
     if (opts.remote && opts.remote !== 'context') {
       if (isGitUrl(opts.remote)) {
         dir = await fetchGit(opts.remote, dir);
@@ -154,11 +317,13 @@ export async function openContext(body: Readable | null, opts: { remote?: string
         throw new InvalidParameterError(`unable to prepare context: unable to fetch remote: ${opts.remote}`);
       }
     }
+    let tarred = false;
     if (input) {
       const { stream } = await decompressStream(input);
       const { head, stream: s2 } = await peek(stream, 512);
       if (looksLikeTar(head)) {
         await untarTo(s2, dir, sums);
+        tarred = true;
       } else {
         // A bare Dockerfile (docker build - < Dockerfile, or a Dockerfile URL): no context.
         const chunks: Buffer[] = [];
@@ -183,7 +348,12 @@ export async function openContext(body: Readable | null, opts: { remote?: string
     }
     if (dockerfileText.length === 0) throw new InvalidParameterError(`the Dockerfile (${dfName}) cannot be empty`);
     await applyDockerignore(dir);
-    return { dir, dockerfile: dockerfileText, sums, close };
+    const key = bodyHash ? `sha256:${bodyHash.digest('hex')}` : undefined;
+    if (memoKey && tarred) {
+      const kept = opts.memo!.put(memoKey, { root, dir, dockerfile: dockerfileText, sums, bytes: bodyBytes });
+      if (kept) return kept;
+    }
+    return { dir, dockerfile: dockerfileText, sums, ...(key ? { key } : {}), close };
   } catch (e) {
     await close();
     throw e;

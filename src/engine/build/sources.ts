@@ -134,6 +134,34 @@ export async function sourceSum(root: SourceRoot, abs: string, opts: { link?: bo
   return lazySum(real, real.slice(root.dir.length).replace(/^\/+/, '')).catch(missingAs(null));
 }
 
+/**
+ * Source hashes of COPY/ADD steps by source root and sources, kept for the daemon's life (the most recent
+ * SourceSums.MAX). The root is named by what fixes its content: an image ID (COPY --from: the hash of its config,
+ * which names its layers' content, and registered layer directories are read-only) or a context's body hash
+ * (`context:sha256:…`: the same bytes unpack to the same tree); so the same sources in the same root always sum
+ * the same. Downloads and git sources are never remembered.
+ */
+export class SourceSums {
+  static readonly MAX = 2048;
+  private readonly sums = new Map<string, string>();
+
+  static key(root: string, s: { kind?: 'copy' | 'add'; sources: string[]; heredocs: ReadonlyMap<string, string>; exclude: string[]; parents: boolean; destIsDir: boolean }): string {
+    return JSON.stringify([root, s.kind ?? 'copy', s.sources, [...s.heredocs], s.exclude, s.parents, s.destIsDir]);
+  }
+
+  get(key: string): string | undefined {
+    const v = this.sums.get(key);
+    if (v !== undefined) { this.sums.delete(key); this.sums.set(key, v); }
+    return v;
+  }
+
+  set(key: string, srcHash: string): void {
+    this.sums.delete(key);
+    this.sums.set(key, srcHash);
+    if (this.sums.size > SourceSums.MAX) this.sums.delete(this.sums.keys().next().value!);
+  }
+}
+
 /** The files a COPY/ADD step copies and its source hash. */
 export async function collectSources(req: CopyRequest): Promise<CollectedSources> {
   const c = new SourceCollector(req);

@@ -142,6 +142,7 @@ export async function prepareMounts(mounts: readonly RunMount[], workdir: string
           const held = await d.caches.acquire({
             id: m.id ?? target, sharing: m.sharing, mode: m.mode ?? 0o755, uid: m.uid ?? 0, gid: m.gid ?? 0, ...(seed ? { seed } : {}),
             description: `cached mount ${target}${m.id !== undefined ? ` with id ${JSON.stringify(m.id)}` : ''}`,
+            signal: d.signal,
           });
           undo.push(() => held.release());
           out.binds.push({ source: held.path, target, readonly: m.readonly });
