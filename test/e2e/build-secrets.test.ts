@@ -24,6 +24,7 @@ import { dirname, join } from 'node:path';
 import { startDaemon, type Daemon } from '../support/daemon.js';
 import { NODE, WHARF_CLI, run, show, type RunResult, ok } from '../support/cli.js';
 import { freePort } from '../support/registry.js';
+import { makeCerts } from '../support/tls.js';
 
 /** WHARF_E2E_DAEMON=dockerd: dockerd 20.10's classic builder has none of this (BuildKit is the reference here). */
 const reference = process.env.WHARF_E2E_DAEMON === 'dockerd';
@@ -37,14 +38,7 @@ before(async () => {
   work = await mkdtemp(join(tmpdir(), 'wharf-e2e-secrets-'));
   const certs = join(work, 'certs');
   await mkdir(certs);
-  execFileSync('/bin/sh', ['-c', `set -e; cd "${certs}"
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=wharf-test-ca -keyout ca-key.pem -out ca.pem 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout key.pem -out server.csr 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' > server.ext
-openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 -extfile server.ext -out cert.pem 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -subj /CN=client -keyout client-key.pem -out client.csr 2>/dev/null
-printf 'extendedKeyUsage=clientAuth\\n' > client.ext
-openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 -extfile client.ext -out client-cert.pem 2>/dev/null`]);
+  assert.ok(await makeCerts(certs), 'openssl made the TLS certificates');
   const port = await freePort();
   d = await startDaemon({
     extraArgs: ['--debug', '-H', `tcp://127.0.0.1:${port}`, '--tlsverify', '--tlscacert', join(certs, 'ca.pem'),

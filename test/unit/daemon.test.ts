@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { ConfigError, normalizeHost, parseDaemonArgs, parseHost } from '../../src/daemon/config.js';
 import { lookupGroup, openDirToGroup, writePidfile } from '../../src/daemon/listen.js';
 import { sleep } from '../support/wait.js';
+import { makeCerts } from '../support/tls.js';
 
 const repo = resolve(import.meta.dirname, '../../..');
 const wharfd = join(repo, 'bin/wharfd');
@@ -322,23 +323,6 @@ test('bin/wharfd: a stale socket is replaced, a live one is refused', async () =
     await rm(dir, { recursive: true, force: true });
   }
 });
-
-async function makeCerts(dir: string): Promise<boolean> {
-  const sh = `
-set -e
-cd "${dir}"
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=wharf-test-ca -keyout ca-key.pem -out ca.pem 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout key.pem -out server.csr 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' > server.ext
-openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 -extfile server.ext -out cert.pem 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -subj /CN=client -keyout client-key.pem -out client.csr 2>/dev/null
-printf 'extendedKeyUsage=clientAuth\\n' > client.ext
-openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 -extfile client.ext -out client-cert.pem 2>/dev/null
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=rogue -keyout rogue-key.pem -out rogue-cert.pem 2>/dev/null
-`;
-  const r = await run('/bin/sh', ['-c', sh], process.env);
-  return r.code === 0;
-}
 
 test('bin/wharfd: tcp with --tlsverify requires a client certificate signed by the CA', async (t) => {
   if (!existsSync('/usr/bin/openssl')) { t.skip('openssl not installed'); return; }

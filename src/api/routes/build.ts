@@ -141,6 +141,7 @@ export function buildRoutes(r: Router, build: BuildBackend, sessions = new Build
     if (sessions.has(id)) throw new ConflictError(`build session ${id} is already open`);
     await new Promise<void>((resolve) => {
       upgradeConnection(req, res, (sock) => {
+        if (sock.destroyed) { resolve(); return; } // (the client left at once)
         const mux = new Mux(sock, { client: false });
         sessions.add(id, mux);
         sock.resume();

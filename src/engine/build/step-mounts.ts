@@ -203,13 +203,15 @@ export async function serveAgent(agent: SshAgentSource, path: string): Promise<{
   // (half-open: a client that shuts down its writing side still gets the agent's answer)
   const server: Server = createServer({ allowHalfOpen: true }, (conn) => {
     live.add(conn);
+    conn.on('close', () => live.delete(conn));
     let remote;
+    // (the session has just ended: the step's connection is dropped, as the agent would drop it)
     try { remote = agent.connect(); } catch { conn.destroy(); return; }
     // an error either side (the session ended, a reset) drops both; each side's end half-closes the other
     const done = () => { conn.destroy(); remote.destroy(); };
     conn.on('error', done);
     remote.on('error', done);
-    conn.on('close', () => { live.delete(conn); remote.destroy(); });
+    conn.on('close', () => remote.destroy());
     conn.pipe(remote);
     remote.pipe(conn);
   });
