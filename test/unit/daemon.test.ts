@@ -369,7 +369,7 @@ test('bin/wharfd: SIGTERM lets an in-flight request finish, then exits 0', async
   const sock = join(dir, 'w.sock');
   const cf = await emptyConfig(dir);
   const d = startWharfd(['--config-file', cf, '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'exec'),
-    '-H', `unix://${sock}`, '--pidfile', join(dir, 'w.pid'), '-s', 'vfs']);
+    '-H', `unix://${sock}`, '--pidfile', join(dir, 'w.pid'), '-s', 'vfs', '-D']);
   try {
     await waitReady(d, sock);
     const tarStream = await import('tar-stream');
@@ -389,10 +389,16 @@ test('bin/wharfd: SIGTERM lets an in-flight request finish, then exits 0', async
       });
       req.on('error', rej);
       req.write(tar.subarray(0, 512));
-      setTimeout(() => {
+      // SIGTERM once the daemon is handling the request (its debug line says so), not after a fixed time: on a
+      // loaded machine 200 ms could pass before the request arrived, and a request not yet in flight is not drained
+      void (async () => {
+        const deadline = Date.now() + 20000;
+        while (!d.stderr().includes('Calling POST /v1.41/images/create') && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
         d.child.kill('SIGTERM');
         setTimeout(() => req.end(tar.subarray(512)), 300);
-      }, 200);
+      })();
     });
     const r = await response;
     assert.equal(r.status, 200, r.body);
