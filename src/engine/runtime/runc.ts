@@ -31,11 +31,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { execCollect } from '../../lib/exec.js';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { existsSync, watch, readFileSync } from 'node:fs';
+import { constants as fsConstants, existsSync, watch, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, stat, writeFile, open, unlink, symlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { writeJsonAtomic } from '../../lib/atomic.js';
+import { writeFileAtomic } from '../../lib/atomic.js';
 import { ConflictError, NotFoundError, SystemError } from '../../lib/errors.js';
 import { isENOENT } from '../../lib/fsutil.js';
 import { discardLogger, type Logger } from '../../lib/log.js';
@@ -313,15 +313,47 @@ export class ConmonRuntime implements Runtime {
       runtime: rtm.path, created: new Date().toISOString(),
       ...(rotate && rotate.maxFile > 1 ? { rotate: { maxFile: rotate.maxFile, compress: rotate.compress } } : {}),
     };
-    await writeJsonAtomic(join(dir, 'state.json'), st, 0o600);
+    // not synced: the exec root does not outlive a reboot (tmpfs), and neither does the container it describes
+    await writeFileAtomic(join(dir, 'state.json'), JSON.stringify(st), 0o600, { durable: false });
     if (opts.stdio === 'tty' && opts.consoleSize) await this.resize(id, opts.consoleSize.height, opts.consoleSize.width).catch(this.log.onError('setting the initial terminal size', { container: id }));
     if (st.rotate) await this.rotateLog(st);
     return { pid: msg.pid };
   }
 
+  /**
+   * Starts a created container. With runc, what `runc start` does, without its process: a created container's init
+   * waits in an open(2) for writing of the state directory's `exec.fifo`; opening it for reading lets it go on, it
+   * writes one byte and execs the user's process (its end closes: end of file), and the fifo's removal marks the
+   * container as running for runc (`runc state` says "created" while it exists). An init that dies before opening
+   * its end would leave our open waiting: it is unblocked with a writer of our own, and reading nothing means the
+   * process is gone (runc's "container process is already dead"). Other runtimes, or a missing fifo: `RUNTIME start`.
+   */
   async start(id: string): Promise<void> {
     const p = await this.load(id);
-    await this.rtOk('start', ['start', id], p);
+    const rtm = this.runtimeOf(p);
+    const fifo = join(rtm.root, id, 'exec.fifo');
+    if (basename(rtm.path) !== 'runc' || !existsSync(fifo)) {
+      await this.rtOk('start', ['start', id], p);
+      return;
+    }
+    const watchdog = setInterval(() => {
+      if (alive(p.pid)) return;
+      clearInterval(watchdog);
+      // our reader is counted (it waits for a writer), so a non-blocking writer's open succeeds and releases it
+      void open(fifo, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK).then((w) => w.close(), () => {});
+    }, 50);
+    try {
+      const fh = await open(fifo, 'r');
+      let data: Buffer;
+      try { data = await fh.readFile(); } finally { await fh.close(); }
+      if (data.length === 0) throw new RuntimeError('start', 'container process is already dead');
+      await unlink(fifo);
+    } catch (e) {
+      if (isENOENT(e)) throw new ConflictError(`container ${id} is not in the created state`);
+      throw e;
+    } finally {
+      clearInterval(watchdog);
+    }
   }
 
   async kill(id: string, signal?: string | number, all = false): Promise<void> {
