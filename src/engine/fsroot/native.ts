@@ -32,6 +32,7 @@ interface Libc {
   unshare: (flags: number) => number;
   mount: (source: string | null, target: string, fstype: string | null, flags: number, data: string | null) => number;
   umount2: (target: string, flags: number) => number;
+  syscallInts: (nr: number, a: number, b: number, c: null, d: number) => number | bigint;
   errno: () => number;
 }
 
@@ -60,6 +61,7 @@ export function libc(): Libc {
     unshare: c.func('int unshare(int flags)') as Libc['unshare'],
     mount: c.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)') as Libc['mount'],
     umount2: c.func('int umount2(const char *target, int flags)') as Libc['umount2'],
+    syscallInts: c.func('long syscall(long nr, int a, int b, void *c, unsigned int d)') as Libc['syscallInts'],
     errno: () => koffi.errno(),
   };
   return lib;
@@ -225,4 +227,23 @@ export function unmountFs(target: string, opts: { detach?: boolean } = {}): bool
   const errno = l.errno();
   if (errno === osConstants.errno.EINVAL || errno === osConstants.errno.ENOENT) return false;
   throw errnoError(errno, 'umount2', target);
+}
+
+const SYS_pidfd_open = 434, SYS_pidfd_send_signal = 424; // x86_64 and aarch64 share them
+
+/** pidfd_open(2): a descriptor that names process `pid` for as long as it is held (never a later one of that number). */
+export function pidfdOpen(pid: number): number {
+  const l = libc();
+  const fd = Number(l.syscallInts(SYS_pidfd_open, pid, 0, null, 0));
+  if (fd < 0) throw errnoError(l.errno(), 'pidfd_open');
+  return fd;
+}
+
+/** pidfd_send_signal(2): false when the process has ended (ESRCH), else sent; other failures throw. */
+export function pidfdSignal(pidfd: number, signal: number): boolean {
+  const l = libc();
+  if (Number(l.syscallInts(SYS_pidfd_send_signal, pidfd, signal, null, 0)) === 0) return true;
+  const errno = l.errno();
+  if (errno === osConstants.errno.ESRCH) return false;
+  throw errnoError(errno, 'pidfd_send_signal');
 }
