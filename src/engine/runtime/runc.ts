@@ -15,7 +15,8 @@
  * - Attaching (stdin, and live output) goes through conmon's attach socket `<sockDir>/<id>/attach`, a
  *   SOCK_SEQPACKET socket: inbound packets are raw stdin bytes, outbound packets carry a one-byte stream tag
  *   (2 stdout, 3 stderr) before the payload. Node's `net` cannot open SEQPACKET sockets, so wharfd runs a tiny
- *   relay in perl (perl-base is Essential on Debian, ~5 ms to start) that maps the socket onto plain pipes: our
+ *   relay in perl (perl-base is Essential on Debian, ~5 ms to start; one is kept started ahead of need, waiting to
+ *   be told its socket, so an attach does not wait for it) that maps the socket onto plain pipes: our
  *   stdin pipe → packets, tag 2 → its stdout, tag 3 → its stderr. Attach before `start` to miss nothing; output
  *   before an attach is still in the log. Swapping the relay for a native SEQPACKET binding later changes
  *   only `attach()`. Window size changes: "1 H W\n" written to the bundle's `ctl` FIFO (conmon's resize message).
@@ -318,6 +319,7 @@ export class ConmonRuntime implements Runtime {
       throw new RuntimeError('create', runtimeMessage(msg.message ?? stderr), this.name);
     }
     // signals to the init go through a descriptor of it taken now, while it is known to be the container's
+    this.dropPidfd(id);
     try { this.pidfds.set(id, pidfdOpen(msg.pid)); } catch (e) { this.log.debug('no pidfd for the container\'s init: signals through the runtime', { container: id, error: e }); }
     let conmonPid = 0;
     try { conmonPid = Number((await readFile(join(dir, 'conmon.pid'), 'utf8')).trim()); } catch (e) { this.log.warn('conmon pid unknown: its death will not be noticed', { container: id, error: e }); }
