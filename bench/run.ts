@@ -3,6 +3,7 @@ const which = process.argv[2] ?? 'all';
 if (which === 'all' || which === 'pull') await import('./pull.js');
 if (which === 'all' || which === 'distribution') await import('./distribution.js');
 if (which === 'all' || which === 'containers') await import('./containers.js');
+if (which === 'all' || which === 'start') await import('./start.js');
 if (which === 'all' || which === 'cp') await import('./cp.js');
 if (which === 'all' || which === 'lifecycle') await import('./lifecycle.js');
 if (which === 'all' || which === 'build') await import('./build.js');

@@ -10,6 +10,20 @@ export class Mutex {
   }
 }
 
+/** A Mutex per key (created on first use, dropped when idle): work on one key runs in call order, keys in parallel. */
+export class KeyedMutex {
+  private readonly tails = new Map<string, Promise<unknown>>();
+  run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const p = (this.tails.get(key) ?? Promise.resolve()).then(fn, fn);
+    const tail = p.catch(() => {});
+    this.tails.set(key, tail);
+    void tail.then(() => { if (this.tails.get(key) === tail) this.tails.delete(key); });
+    return p;
+  }
+  /** Keys with work queued or running (for tests and diagnostics). */
+  get size(): number { return this.tails.size; }
+}
+
 /**
  * A counting semaphore: at most `max` holders at once, waiters served in order. A released slot passes straight
  * to the next waiter, so a newcomer cannot take it in between.

@@ -151,3 +151,32 @@ test('exec output framing follows the Tty of the start request, not of the creat
     await c.remove({ force: true });
   }
 });
+
+test('start path: an --rm container runs on a volatile overlay, a kept one not (also when started again); a start from the daemon runs the process once', async () => {
+  const wharf = process.env.WHARF_E2E_DAEMON !== 'dockerd'; // dockerd never mounts volatile
+  const root = 'grep "^overlay / " /proc/mounts';
+  const rm = await d.docker(['run', '--rm', 'busybox', 'sh', '-c', root]);
+  assert.equal(rm.code, 0, show(rm));
+  assert.match(rm.stdout, /^overlay \/ overlay /);
+  // the option as the kernel lists it: ",volatile" (5.10 on), "fsync=volatile" (6.x)
+  if (wharf) assert.match(rm.stdout, /[,=]volatile[, ]/, 'the throwaway layer is volatile');
+  const kept = await d.docker(['run', '--name', 'kept', 'busybox', 'sh', '-c', `echo ran >> /count; ${root}`]);
+  assert.equal(kept.code, 0, show(kept));
+  assert.doesNotMatch(kept.stdout, /volatile/);
+  const again = await d.docker(['start', '-a', 'kept']);
+  assert.equal(again.code, 0, show(again));
+  assert.doesNotMatch(again.stdout, /volatile/);
+  // each start ran the process exactly once, and the layer kept what the first run wrote
+  const cp = await d.docker(['cp', 'kept:/count', '-']);
+  assert.equal(cp.code, 0, show(cp));
+  assert.equal((cp.stdout.match(/ran\n/g) ?? []).length, 2, cp.stdout);
+  assert.equal((await d.docker(['rm', 'kept'])).code, 0);
+  // a detached one is running for docker right after its start, and a TERM it traps reaches it
+  const t = await d.docker(['run', '-d', '--name', 'termed', 'busybox', 'sh', '-c', 'trap "exit 7" TERM; while :; do sleep 0.1; done']);
+  assert.equal(t.code, 0, show(t));
+  assert.equal((await d.docker(['inspect', '-f', '{{.State.Status}}', 'termed'])).stdout, 'running\n');
+  const st = await d.docker(['stop', 'termed']);
+  assert.equal(st.code, 0, show(st));
+  assert.equal((await d.docker(['inspect', '-f', '{{.State.ExitCode}}', 'termed'])).stdout, '7\n');
+  assert.equal((await d.docker(['rm', 'termed'])).code, 0);
+});

@@ -85,6 +85,19 @@ export async function mountsOf(mps: MountPoint[], rootfs: string): Promise<{ sou
   return out;
 }
 
+/**
+ * The timeline of a start or an exit, for the debug log (`container started`, `container exit handled`): each
+ * mark is when that step ended, in ms since the beginning (steps that run side by side end at their own times).
+ */
+function phases(): { mark(name: string): void; fields(): Record<string, string> } {
+  const t0 = performance.now();
+  const out: Record<string, string> = {};
+  return {
+    mark(name) { out[`ms_${name}`] = (performance.now() - t0).toFixed(1); },
+    fields() { return { ...out, ms_total: (performance.now() - t0).toFixed(1) }; },
+  };
+}
+
 type Waiter = { condition: string; resolve: (v: { StatusCode: number; Error: { Message: string } | null }) => void };
 
 export class ContainerRunner {
@@ -229,21 +242,33 @@ export class ContainerRunner {
     if (r.State.Status === 'removing') throw new ConflictError(`container is marked for removal and cannot be started`);
     const id = r.ID;
     const bundle = join(this.execRoot, 'bundles', id);
+    const ph = phases();
     await this.rt.delete(id, true).catch(this.log.unlessGone('removing leftover runtime state', { container: id }));
-    const rootfs = await this.layers.mount(id);
+    let rootfs: string | undefined;
     let created = false;
     let netUp = false;
     try {
+      // the root filesystem and the network are independent: made side by side (each undoes itself on failure)
+      const [mounted, connected] = await Promise.allSettled([
+        // an --rm container's writes go with it: no sync of its upper dir at unmount (overlayfs' volatile)
+        this.layers.mount(id, { volatile: !!r.HostConfig.AutoRemove }).then((p) => { ph.mark('mount'); return p; }),
+        this.connectNet(r).then((n) => { ph.mark('network'); return n; }),
+      ]);
+      if (mounted.status === 'fulfilled') rootfs = mounted.value;
+      if (connected.status === 'fulfilled') netUp = true;
+      if (mounted.status === 'rejected') throw mounted.reason;
+      if (connected.status === 'rejected') throw connected.reason;
+      const net = connected.value;
+      const root = mounted.value;
       // docker creates the WORKDIR before the process starts; resolved inside the rootfs (openat2), never on the host
-      if (r.Config.WorkingDir && !mkdirAllInRoot(rootfs, r.Config.WorkingDir)) {
+      if (r.Config.WorkingDir && !mkdirAllInRoot(root, r.Config.WorkingDir)) {
         throw new InvalidParameterError(`Cannot mkdir: ${r.Config.WorkingDir} is not a directory`);
       }
-      const net = await this.connectNet(r);
-      netUp = true;
       const hc = r.HostConfig;
       const links = this.linksOf(r, net.ep);
+      const binds = r.MountPoints ? await mountsOf(r.MountPoints, root) : await bindsOf(hc);
       const spec = await buildSpec({
-        id, rootfs, args: [r.Path, ...r.Args], env: [...links.flatMap(linkEnv), ...(r.Config.Env ?? []), ...(opts.processEnv ?? [])], cwd: r.Config.WorkingDir || '/',
+        id, rootfs: root, args: [r.Path, ...r.Args], env: [...links.flatMap(linkEnv), ...(r.Config.Env ?? []), ...(opts.processEnv ?? [])], cwd: r.Config.WorkingDir || '/',
         user: r.Config.User ?? '', terminal: !!r.Config.Tty, hostname: r.Config.Hostname ?? id.slice(0, 12),
         containerDir: this.c.dir(id), network: net.spec, ...(net.ep?.ip ? { ip: net.ep.ip } : {}),
         ...(net.ep?.nameservers ? { dns: net.ep.nameservers } : Array.isArray(hc.Dns) && hc.Dns.length ? { dns: hc.Dns as string[] } : {}),
@@ -256,10 +281,10 @@ export class ContainerRunner {
           const o = this.c.get(ref);
           return { id: o.ID, running: o.State.Running, pid: o.State.Pid, ipcMode: String(o.HostConfig.IpcMode ?? ''), dir: this.c.dir(o.ID) };
         }),
-        binds: r.MountPoints ? await mountsOf(r.MountPoints, rootfs) : await bindsOf(hc),
+        binds,
       });
-      await mkdir(bundle, { recursive: true });
       await writeBundle(bundle, spec);
+      ph.mark('spec');
       const stdio = r.Config.Tty ? 'tty' : r.Config.OpenStdin ? 'pipes' : 'null';
       const cs = hc.ConsoleSize as number[] | undefined;
       const { pid } = await this.rt.create(id, bundle, {
@@ -267,6 +292,7 @@ export class ContainerRunner {
         ...(r.Config.Tty && cs && cs[0] && cs[1] ? { consoleSize: { height: cs[0], width: cs[1] } } : {}),
       });
       created = true;
+      ph.mark('create');
       // the init exists (waiting for start): its cgroups are known now, before it can exit
       const cg = await memoryCgroupOf(pid);
       if (cg) this.memCgroups.set(id, cg); else this.memCgroups.delete(id);
@@ -274,9 +300,14 @@ export class ContainerRunner {
       const pend = this.pendingAttach.get(id) ?? [];
       this.pendingAttach.delete(id);
       for (const p of pend) p.done(await this.connect(id, p.s).catch((e) => { this.log.warn('attaching before start', { container: id, error: e }); return null; }));
+      ph.mark('attach');
       await this.rt.start(id);
+      ph.mark('start');
       r.State = { ...r.State, Status: 'running', Running: true, Paused: false, OOMKilled: false, Pid: pid, ExitCode: 0, Error: '', StartedAt: rfc3339NanoFixed(new Date()), FinishedAt: '0001-01-01T00:00:00Z' };
-      await this.c.save(r);
+      // not synced: after a power loss the container is not running, whatever this says (recover() checks)
+      await this.c.save(r, { durable: false });
+      ph.mark('record');
+      this.log.debug('container started', { container: id, ...ph.fields() });
       this.monitor(r);
       for (const m of r.MountPoints ?? []) {
         if (m.Type === 'volume' && m.Name) this.c.events?.publish('volume', 'mount', m.Name, { container: r.ID, destination: m.Destination, driver: 'local', propagation: '', 'read/write': String(m.RW) });
@@ -287,7 +318,7 @@ export class ContainerRunner {
       if (created) await this.rt.delete(id, true).catch(this.log.onError('removing runtime state after a failed start', { container: id }));
       if (netUp && this.net) await this.net.disconnect(id).catch(this.log.onError('disconnecting after a failed start', { container: id }));
       delete r.Net;
-      await this.layers.unmount(id).catch(this.log.onError('unmounting after a failed start', { container: id }));
+      if (rootfs !== undefined) await this.layers.unmount(id).catch(this.log.onError('unmounting after a failed start', { container: id }));
       for (const p of this.pendingAttach.get(id) ?? []) p.done(null);
       this.pendingAttach.delete(id);
       // as dockerd's start: any failure (runtime, network, ports, mounts) is recorded, wakes the waiters, and
@@ -322,14 +353,20 @@ export class ContainerRunner {
     // the cgroup goes with the runtime's delete: its OOM kill count is read first
     const cg = this.memCgroups.get(r.ID);
     this.memCgroups.delete(r.ID);
+    const ph = phases();
     const oomKilled = cg ? (await oomKills(cg).catch((e) => { this.log.warn('reading the OOM kill count', { container: r.ID, error: e }); return 0; })) > 0 : false;
-    await this.rt.delete(r.ID, true).catch(this.log.unlessGone('removing runtime state of an exited container', { container: r.ID }));
-    if (this.net) await this.net.disconnect(r.ID).catch(this.log.onError('disconnecting an exited container', { container: r.ID }));
+    // the runtime's state (then the bundle), the network and the root filesystem are undone side by side: the
+    // container's processes are gone (its init's exit ended its PID namespace), so none waits for another
+    await Promise.all([
+      this.rt.delete(r.ID, true).catch(this.log.unlessGone('removing runtime state of an exited container', { container: r.ID }))
+        .then(() => { ph.mark('runtime'); return rm(join(this.execRoot, 'bundles', r.ID), { recursive: true, force: true }); })
+        .catch(this.log.onError('removing the bundle of an exited container', { container: r.ID })),
+      this.net?.disconnect(r.ID).then(() => ph.mark('network')).catch(this.log.onError('disconnecting an exited container', { container: r.ID })),
+      this.layers.unmount(r.ID).then(() => ph.mark('unmount')).catch(this.log.onError('unmounting an exited container', { container: r.ID })),
+      // a commit's pause that could not be undone (the container exited meanwhile) leaves no marker behind
+      rm(this.daemonPauseMarker(r.ID), { force: true }).catch(this.log.onError('removing a pause marker', { container: r.ID })),
+    ]);
     delete r.Net;
-    await this.layers.unmount(r.ID).catch(this.log.onError('unmounting an exited container', { container: r.ID }));
-    await rm(join(this.execRoot, 'bundles', r.ID), { recursive: true, force: true }).catch(this.log.onError('removing the bundle of an exited container', { container: r.ID }));
-    // a commit's pause that could not be undone (the container exited meanwhile) leaves no marker behind
-    await rm(this.daemonPauseMarker(r.ID), { force: true }).catch(this.log.onError('removing a pause marker', { container: r.ID }));
     r.State = { ...r.State, Status: 'exited', Running: false, Paused: false, OOMKilled: oomKilled, Pid: 0, ExitCode: code, FinishedAt: rfc3339NanoFixed(at ?? new Date()) };
     if (oomKilled) this.c.emit(r, 'oom');
     const restart = !r.HostConfig.AutoRemove && this.shouldRestart(r, code);
@@ -337,12 +374,15 @@ export class ContainerRunner {
       r.State.Restarting = true;
       r.State.Status = 'restarting';
     }
-    await this.c.save(r).catch(this.log.onError('writing the exit state', { container: r.ID, exitCode: code }, 'error'));
+    // an --rm container's record goes right after: its exit state need not be synced
+    await this.c.save(r, { durable: !r.HostConfig.AutoRemove }).catch(this.log.onError('writing the exit state', { container: r.ID, exitCode: code }, 'error'));
+    ph.mark('record');
     this.c.emit(r, 'die', { exitCode: String(code) });
     for (const m of r.MountPoints ?? []) if (m.Type === 'volume' && m.Name) this.c.events?.publish('volume', 'unmount', m.Name, { container: r.ID, driver: 'local' });
     // as dockerd's waitStop: every exit ends a wait, a restart to come or not
     this.notify(r, code, null);
-    if (r.HostConfig.AutoRemove) await this.autoRemove(r);
+    if (r.HostConfig.AutoRemove) { await this.autoRemove(r); ph.mark('remove'); }
+    this.log.debug('container exit handled', { container: r.ID, ...ph.fields() });
     if (restart) {
       // docker's back-off: 100 ms doubling with every restart, at most 1 minute
       const delay = Math.min(60_000, 100 * 2 ** Math.min(r.RestartCount, 10));

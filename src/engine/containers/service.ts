@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeJsonAtomic } from '../../lib/atomic.js';
+import { writeFileAtomic } from '../../lib/atomic.js';
 import type { Digest } from '../../lib/digest.js';
 import { ConflictError, InvalidParameterError, NotFoundError, NotImplementedError, SystemError, notFoundAs } from '../../lib/errors.js';
 import { exactMatch, hasFilter, invalidFilterError, matchFilter, matchKVList, pruneLabelsMatch, pruneUntil, validateFilters, type Filters } from '../../lib/filters.js';
@@ -155,10 +155,16 @@ export class ContainerService {
     });
   }
 
-  async save(rec: ContainerRecord): Promise<void> {
+  /**
+   * Writes the record atomically. `opts.durable: false` skips the fsyncs, for states a power loss makes moot: a
+   * container's start (after a crash it is not running, whatever the record says, and recover() finds that out) and
+   * the exit of a container removed right after (--rm). A daemon that dies without the machine loses nothing
+   * either way (the page cache outlives it).
+   */
+  async save(rec: ContainerRecord, opts: { durable?: boolean } = {}): Promise<void> {
     await mkdir(this.dir(rec.ID), { recursive: true, mode: 0o710 });
     // a state file, 0600 as dockerd's config.v2.json (it holds the whole HostConfig and Env)
-    await writeJsonAtomic(join(this.dir(rec.ID), 'config.v2.json'), rec, 0o600);
+    await writeFileAtomic(join(this.dir(rec.ID), 'config.v2.json'), JSON.stringify(rec), 0o600, { durable: opts.durable ?? true });
   }
 
   /** Full ID, exact name (with or without "/"), or unique ID prefix — dockerd's GetContainer. */

@@ -1,7 +1,8 @@
 /**
  * The few libc calls Node has no binding for, through koffi (loaded on first use, ~25 ms): openat2(2) for
- * in-root resolution in the daemon, and chroot(2), capset(2), prctl(2), llistxattr/lgetxattr, unshare(2) and
- * mount(2) for the chrooted tree worker (`child.ts`), which binds them all *before* it chroots.
+ * in-root resolution in the daemon, chroot(2), capset(2), prctl(2), llistxattr/lgetxattr, unshare(2) and
+ * mount(2) for the chrooted tree worker (`child.ts`), which binds them all *before* it chroots, and mount(2) /
+ * umount2(2) for the daemon's own mounts (an RW layer's overlay, a netns file) without a `mount` process each.
  */
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
@@ -29,7 +30,9 @@ interface Libc {
   fgetxattr: (fd: number, name: string, value: Buffer | null, size: number) => number | bigint;
   fcntl: (fd: number, cmd: number, arg: number) => number;
   unshare: (flags: number) => number;
-  mount: (source: string | null, target: string, fstype: string | null, flags: number, data: null) => number;
+  mount: (source: string | null, target: string, fstype: string | null, flags: number, data: string | null) => number;
+  umount2: (target: string, flags: number) => number;
+  syscallInts: (nr: number, a: number, b: number, c: null, d: number) => number | bigint;
   errno: () => number;
 }
 
@@ -56,7 +59,9 @@ export function libc(): Libc {
     fgetxattr: c.func('long fgetxattr(int fd, const char *name, void *value, size_t size)') as Libc['fgetxattr'],
     fcntl: c.func('int fcntl(int fd, int cmd, int arg)') as Libc['fcntl'],
     unshare: c.func('int unshare(int flags)') as Libc['unshare'],
-    mount: c.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data)') as Libc['mount'],
+    mount: c.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)') as Libc['mount'],
+    umount2: c.func('int umount2(const char *target, int flags)') as Libc['umount2'],
+    syscallInts: c.func('long syscall(long nr, int a, int b, void *c, unsigned int d)') as Libc['syscallInts'],
     errno: () => koffi.errno(),
   };
   return lib;
@@ -200,4 +205,45 @@ export function bindMount(source: string, target: string): void {
 export function remountReadonly(target: string): void {
   const l = libc();
   if (l.mount(null, target, null, MS_REMOUNT | MS_BIND | MS_RDONLY, null) !== 0) throw errnoError(l.errno(), 'mount(MS_REMOUNT|MS_RDONLY)', target);
+}
+
+/**
+ * mount(2) of a filesystem with an options string (e.g. an overlay: `mountFs('overlay', merged, 'overlay',
+ * 'lowerdir=…,upperdir=…,workdir=…')`), in the calling process's mount namespace. A blocking call of a few
+ * milliseconds at most, where `mount(8)` costs a process.
+ */
+export function mountFs(source: string, target: string, fstype: string, data: string, flags = 0): void {
+  const l = libc();
+  if (l.mount(source, target, fstype, flags, data) !== 0) throw errnoError(l.errno(), `mount(${fstype})`, target);
+}
+
+/**
+ * umount2(2) of `target` (`detach`: MNT_DETACH, lazily). False when nothing is mounted there (EINVAL) or the
+ * path is gone (ENOENT); EBUSY and other failures throw.
+ */
+export function unmountFs(target: string, opts: { detach?: boolean } = {}): boolean {
+  const l = libc();
+  if (l.umount2(target, opts.detach ? 2 : 0) === 0) return true;
+  const errno = l.errno();
+  if (errno === osConstants.errno.EINVAL || errno === osConstants.errno.ENOENT) return false;
+  throw errnoError(errno, 'umount2', target);
+}
+
+const SYS_pidfd_open = 434, SYS_pidfd_send_signal = 424; // x86_64 and aarch64 share them
+
+/** pidfd_open(2): a descriptor that names process `pid` for as long as it is held (never a later one of that number). */
+export function pidfdOpen(pid: number): number {
+  const l = libc();
+  const fd = Number(l.syscallInts(SYS_pidfd_open, pid, 0, null, 0));
+  if (fd < 0) throw errnoError(l.errno(), 'pidfd_open');
+  return fd;
+}
+
+/** pidfd_send_signal(2): false when the process has ended (ESRCH), else sent; other failures throw. */
+export function pidfdSignal(pidfd: number, signal: number): boolean {
+  const l = libc();
+  if (Number(l.syscallInts(SYS_pidfd_send_signal, pidfd, signal, null, 0)) === 0) return true;
+  const errno = l.errno();
+  if (errno === osConstants.errno.ESRCH) return false;
+  throw errnoError(errno, 'pidfd_send_signal');
 }

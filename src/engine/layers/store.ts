@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import { chainIdOf, hexOf, isDigest, type Digest } from '../../lib/digest.js';
 import { fsyncDir, fsyncFile, writeFileAtomic } from '../../lib/atomic.js';
 import { ConflictError, InvalidParameterError, NotFoundError, SystemError } from '../../lib/errors.js';
-import type { ExtractedLayer, Layer, LayerStore } from './types.js';
+import type { ExtractedLayer, Layer, LayerStore, MountOptions } from './types.js';
 import { extractOffThread } from './extractworker.js';
 import type { Compression } from '../../lib/compression.js';
 import { tarSplitSize, tarSplitStream } from './tarsplit.js';
@@ -13,7 +13,7 @@ import { DRIVERS, driverFactory } from './drivers/index.js';
 import type { Driver, RwLayer } from './drivers/types.js';
 import { setMode } from './drivers/common.js';
 import { isENOENT, missingAs } from '../../lib/fsutil.js';
-import { Mutex } from '../../lib/sync.js';
+import { KeyedMutex, Mutex } from '../../lib/sync.js';
 
 /**
  * The layer store: what is the same for every storage driver (drivers/types.ts says what a driver does).
@@ -100,7 +100,8 @@ class FsLayerStore implements LayerStore {
   /** Mounted RW layers: the merged root and how many mount() calls hold it. */
   private mounts = new Map<string, { path: string; n: number }>();
   private lock = new Mutex();
-  private mountLock = new Mutex();
+  /** Mounts and unmounts of one RW layer, one at a time (different layers' run side by side). */
+  private mountLock = new KeyedMutex();
   private readonly dbDir: string;
   private readonly mountsDir: string;
   readonly driverName: string;
@@ -407,22 +408,22 @@ class FsLayerStore implements LayerStore {
     return { id, parents: this.chainCacheIds(r.parent), init: r.init };
   }
 
-  mount(id: string): Promise<string> {
-    return this.mountLock.run(async () => {
+  mount(id: string, opts: MountOptions = {}): Promise<string> {
+    return this.mountLock.run(id, async () => {
       const rw = this.rwLayer(id);
       const held = this.mounts.get(id);
       if (held) {
         held.n++;
         return held.path;
       }
-      const path = await this.driver.mountRW(rw);
+      const path = await this.driver.mountRW(rw, opts);
       this.mounts.set(id, { path, n: 1 });
       return path;
     });
   }
 
   unmount(id: string): Promise<void> {
-    return this.mountLock.run(async () => {
+    return this.mountLock.run(id, async () => {
       this.rwLayer(id);
       const held = this.mounts.get(id);
       if (held && held.n > 1) {
@@ -438,7 +439,7 @@ class FsLayerStore implements LayerStore {
     return this.lock.run(async () => {
       const rw = this.rws.get(id);
       if (!rw) throw new NotFoundError(`RW layer ${id}: not found`);
-      await this.mountLock.run(async () => {
+      await this.mountLock.run(id, async () => {
         try {
           await this.driver.unmountRW(id);
         } catch (e) {

@@ -28,6 +28,12 @@ import type { Compression } from '../../lib/compression.js';
  * Layout (<root> = <data-root>/layers): layerdb/sha256/<chainHex>/{diff,size,parent,cache-id,refs},
  * mounts/<id>/{parent,init}; each driver's data as drivers/<driver>.ts describes (drivers/types.ts: the Driver).
  */
+/** How an RW layer is mounted (LayerStore.mount, Driver.mountRW). */
+export interface MountOptions {
+  /** The layer is thrown away after this run: its writes need not be synced nor survive a crash. */
+  volatile?: boolean;
+}
+
 export interface Layer {
   chainId: Digest;
   diffId: Digest;
@@ -101,8 +107,12 @@ export interface LayerStore {
    * in changes()/diff(). The RW layer holds a reference on `parent` until removeRW.
    */
   createRW(id: string, parent: Digest | null, opts?: { init?: boolean }): Promise<void>;
-  /** Mounts and returns the merged rootfs path; nested calls are counted. */
-  mount(id: string): Promise<string>;
+  /**
+   * Mounts and returns the merged rootfs path; nested calls are counted. `opts.volatile` (a container removed after
+   * this run): its writes need not survive a crash (see the Driver's `mountRW`); only the first, mounting, call's
+   * options count.
+   */
+  mount(id: string, opts?: MountOptions): Promise<string>;
   unmount(id: string): Promise<void>;
   removeRW(id: string): Promise<void>;
   /** The container's changes as an OCI layer tar. */

@@ -10,7 +10,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rmdir, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { writeJsonAtomic } from '../../lib/atomic.js';
+import { writeFileAtomic } from '../../lib/atomic.js';
 import { ConflictError, InvalidParameterError, SystemError } from '../../lib/errors.js';
 import { isENOENT, missingAs } from '../../lib/fsutil.js';
 
@@ -65,7 +65,8 @@ export class HostClaims {
       let claims: Record<string, Claim> = {};
       try { claims = JSON.parse(await readFile(this.file, 'utf8')) as Record<string, Claim>; } catch (e) { if (!isENOENT(e)) throw unreadable(this.file, e); /* none yet */ }
       const { result, write } = await fn(claims);
-      if (write) await writeJsonAtomic(this.file, write);
+      // under /run (tmpfs): nothing to sync, and the claims end with the boot anyway
+      if (write) await writeFileAtomic(this.file, JSON.stringify(write), 0o644, { durable: false });
       return result;
     } finally {
       await rmdir(lock).catch(missingAs(undefined));
@@ -160,7 +161,9 @@ export class Ipam {
         if (!ip) throw new ConflictError(`no available IPv4 addresses on this network's address pools: ${this.subnet}`);
       }
       const next: Table = { ...t, allocated: { ...t.allocated, [ip]: owner } };
-      await writeJsonAtomic(this.file, next);
+      // not synced (nor at release): an allocation lives as long as its netns, which a power loss ends too; after a
+      // reboot every container's exit releases its address again (ContainerRunner.recover)
+      await writeFileAtomic(this.file, JSON.stringify(next), 0o644, { durable: false });
       this.table = next;
       return ip;
     });
@@ -174,7 +177,7 @@ export class Ipam {
       if (this.host) await this.host.release(owner);
       if (Object.keys(allocated).length === Object.keys(t.allocated).length) return;
       const next = { ...t, allocated };
-      await writeJsonAtomic(this.file, next);
+      await writeFileAtomic(this.file, JSON.stringify(next), 0o644, { durable: false });
       this.table = next;
     });
   }

@@ -20,7 +20,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { execCollect } from '../../lib/exec.js';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeJsonAtomic } from '../../lib/atomic.js';
+import { writeFileAtomic, writeJsonAtomic } from '../../lib/atomic.js';
 import { ConflictError, ForbiddenError, InvalidParameterError, NotFoundError, NotImplementedError, SystemError } from '../../lib/errors.js';
 import { exactMatch, matchFilter, matchKVList, parseTimestamp, validateFilters, type Filters } from '../../lib/filters.js';
 import { rfc3339NanoFixed } from '../../lib/go.js';
@@ -536,7 +536,7 @@ export class NetworkService {
     if (!st || st.nets.length === 0) {
       this.states.delete(id);
       await rm(this.stateFile(id), { force: true });
-    } else await writeJsonAtomic(this.stateFile(id), st, 0o600);
+    } else await writeFileAtomic(this.stateFile(id), JSON.stringify(st), 0o600, { durable: false }); // endpoints end with the boot: not synced
   }
 
   /** netavark setup of one network into a container's netns; the endpoint is recorded before the call. */

@@ -15,7 +15,8 @@
  * - Attaching (stdin, and live output) goes through conmon's attach socket `<sockDir>/<id>/attach`, a
  *   SOCK_SEQPACKET socket: inbound packets are raw stdin bytes, outbound packets carry a one-byte stream tag
  *   (2 stdout, 3 stderr) before the payload. Node's `net` cannot open SEQPACKET sockets, so wharfd runs a tiny
- *   relay in perl (perl-base is Essential on Debian, ~5 ms to start) that maps the socket onto plain pipes: our
+ *   relay in perl (perl-base is Essential on Debian, ~5 ms to start; one is kept started ahead of need, waiting to
+ *   be told its socket, so an attach does not wait for it) that maps the socket onto plain pipes: our
  *   stdin pipe → packets, tag 2 → its stdout, tag 3 → its stderr. Attach before `start` to miss nothing; output
  *   before an attach is still in the log. Swapping the relay for a native SEQPACKET binding later changes
  *   only `attach()`. Window size changes: "1 H W\n" written to the bundle's `ctl` FIFO (conmon's resize message).
@@ -31,11 +32,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { execCollect } from '../../lib/exec.js';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { existsSync, watch, readFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, existsSync, watch, readFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { pidfdOpen, pidfdSignal } from '../fsroot/index.js';
 import { mkdir, readFile, rm, stat, writeFile, open, unlink, symlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { writeJsonAtomic } from '../../lib/atomic.js';
+import { writeFileAtomic } from '../../lib/atomic.js';
 import { ConflictError, NotFoundError, SystemError } from '../../lib/errors.js';
 import { isENOENT } from '../../lib/fsutil.js';
 import { discardLogger, type Logger } from '../../lib/log.js';
@@ -174,8 +177,10 @@ export function runtimeMessage(raw: string): string {
 }
 
 const RELAY = `use strict; use Socket;
+my $path = $ARGV[0];
+if (!defined $path) { open(my $in, '<&=', 4) or die "fd 4: $!\\n"; $path = <$in>; close($in); defined $path or exit 0; chomp $path; my ($d, $n) = split(/\\0/, $path, 2); chdir($d) or die "chdir $d: $!\\n"; $path = $n; }
 socket(my $s, AF_UNIX, SOCK_SEQPACKET, 0) or die "socket: $!\\n";
-connect($s, pack_sockaddr_un($ARGV[0])) or die "connect: $!\\n";
+connect($s, pack_sockaddr_un($path)) or die "connect: $!\\n";
 binmode STDOUT; binmode STDERR; $SIG{PIPE} = 'IGNORE';
 if (open(my $ready, '>&=', 3)) { syswrite($ready, "1"); close($ready); }
 my $pid = fork();
@@ -187,6 +192,13 @@ kill 'KILL', $pid; exit 0;
 
 
 const run = (bin: string, args: string[], input?: string) => execCollect(bin, args, input === undefined ? {} : { input });
+
+/** A signal as its number (`KILL`, `SIGTERM`, `15`, 15), null for a name this system does not know. */
+function signalNumber(sig: string | number | undefined): number | null {
+  const name = signalName(sig);
+  if (/^\d+$/.test(name)) return Number(name);
+  return (osConstants.signals as Record<string, number>)[`SIG${name}`] ?? null;
+}
 
 function signalName(sig: string | number | undefined): string {
   if (sig === undefined) return 'KILL';
@@ -306,6 +318,9 @@ export class ConmonRuntime implements Runtime {
       await rm(join(this.sockDir, id), { force: true });
       throw new RuntimeError('create', runtimeMessage(msg.message ?? stderr), this.name);
     }
+    // signals to the init go through a descriptor of it taken now, while it is known to be the container's
+    this.dropPidfd(id);
+    try { this.pidfds.set(id, pidfdOpen(msg.pid)); } catch (e) { this.log.debug('no pidfd for the container\'s init: signals through the runtime', { container: id, error: e }); }
     let conmonPid = 0;
     try { conmonPid = Number((await readFile(join(dir, 'conmon.pid'), 'utf8')).trim()); } catch (e) { this.log.warn('conmon pid unknown: its death will not be noticed', { container: id, error: e }); }
     const st: Persisted = {
@@ -313,18 +328,71 @@ export class ConmonRuntime implements Runtime {
       runtime: rtm.path, created: new Date().toISOString(),
       ...(rotate && rotate.maxFile > 1 ? { rotate: { maxFile: rotate.maxFile, compress: rotate.compress } } : {}),
     };
-    await writeJsonAtomic(join(dir, 'state.json'), st, 0o600);
+    // not synced: the exec root does not outlive a reboot (tmpfs), and neither does the container it describes
+    await writeFileAtomic(join(dir, 'state.json'), JSON.stringify(st), 0o600, { durable: false });
     if (opts.stdio === 'tty' && opts.consoleSize) await this.resize(id, opts.consoleSize.height, opts.consoleSize.width).catch(this.log.onError('setting the initial terminal size', { container: id }));
     if (st.rotate) await this.rotateLog(st);
     return { pid: msg.pid };
   }
 
+  /**
+   * Starts a created container. With runc, what `runc start` does, without its process: a created container's init
+   * waits in an open(2) for writing of the state directory's `exec.fifo`; opening it for reading lets it go on, it
+   * writes one byte and execs the user's process (its end closes: end of file), and the fifo's removal marks the
+   * container as running for runc (`runc state` says "created" while it exists). An init that dies before opening
+   * its end would leave our open waiting: it is unblocked with a writer of our own, and reading nothing means the
+   * process is gone (runc's "container process is already dead"). Other runtimes, or a missing fifo: `RUNTIME start`.
+   */
   async start(id: string): Promise<void> {
     const p = await this.load(id);
-    await this.rtOk('start', ['start', id], p);
+    const rtm = this.runtimeOf(p);
+    const fifo = join(rtm.root, id, 'exec.fifo');
+    if (basename(rtm.path) !== 'runc' || !existsSync(fifo)) {
+      await this.rtOk('start', ['start', id], p);
+      return;
+    }
+    const watchdog = setInterval(() => {
+      if (alive(p.pid)) return;
+      clearInterval(watchdog);
+      // our reader is counted (it waits for a writer), so a non-blocking writer's open succeeds and releases it
+      void open(fifo, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK).then((w) => w.close(), () => {});
+    }, 50);
+    try {
+      const fh = await open(fifo, 'r');
+      let data: Buffer;
+      try { data = await fh.readFile(); } finally { await fh.close(); }
+      if (data.length === 0) throw new RuntimeError('start', 'container process is already dead');
+      await unlink(fifo);
+    } catch (e) {
+      if (isENOENT(e)) throw new ConflictError(`container ${id} is not in the created state`);
+      throw e;
+    } finally {
+      clearInterval(watchdog);
+    }
   }
 
+  /** Descriptors of running inits (taken at create; a daemon that adopted a container has none: `RUNTIME kill`). */
+  private readonly pidfds = new Map<string, number>();
+
+  private dropPidfd(id: string): void {
+    const fd = this.pidfds.get(id);
+    if (fd === undefined) return;
+    this.pidfds.delete(id);
+    try { closeSync(fd); } catch (e) { this.log.warn('closing a pidfd', { container: id, error: e }); }
+  }
+
+  /**
+   * Signals the container's init (`all`: every process of its cgroup, through the runtime). What `runc kill` does
+   * for the init, through the pidfd taken at create when there is one: no runtime process, and never another
+   * process that got the number later.
+   */
   async kill(id: string, signal?: string | number, all = false): Promise<void> {
+    const fd = this.pidfds.get(id);
+    const num = signalNumber(signal);
+    if (!all && fd !== undefined && num !== null) {
+      if (!pidfdSignal(fd, num)) throw new ConflictError(`Container ${id} is not running`);
+      return;
+    }
     const p = await this.load(id);
     const r = await this.rt(['kill', ...(all ? ['--all'] : []), id, signalName(signal)], p);
     if (r.code !== 0) {
@@ -419,6 +487,7 @@ export class ConmonRuntime implements Runtime {
   }
 
   async delete(id: string, force = false): Promise<void> {
+    this.dropPidfd(id);
     const p = await this.load(id);
     const r = await this.rt(['delete', ...(force ? ['--force'] : []), id], p);
     if (r.code !== 0 && !/does not exist/.test(r.stderr)) {
@@ -531,11 +600,43 @@ export class ConmonRuntime implements Runtime {
     }
   }
 
-  /** Connects the perl relay to a conmon attach socket; resolves once it is connected. */
-  private async relay(sock: string, id: string): Promise<AttachHandle> {
+  /**
+   * A relay started ahead of need, waiting on its fd 4 for the socket to connect to: an attach (`docker run`
+   * attaches before the start) then costs no perl start-up. One is kept; it exits when the daemon does (end of file
+   * on fd 4).
+   */
+  private spare: ChildProcess | null = null;
+
+  private spawnSpare(): void {
+    if (this.spare) return;
+    const child = spawn(this.perl, ['-e', RELAY], { stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe'] });
+    child.on('error', (e) => { this.log.warn('starting an attach relay', { error: e }); if (this.spare === child) this.spare = null; });
+    child.once('exit', () => { if (this.spare === child) this.spare = null; });
+    child.unref();
+    for (const s of child.stdio) (s as { unref?: () => void } | null)?.unref?.();
+    this.spare = child;
+  }
+
+  /** A relay process for `sock`: the spare (told the socket's directory and name), else a new one. */
+  private relayProcess(sock: string): ChildProcess {
+    const spare = this.spare;
+    this.spare = null;
+    if (spare && spare.exitCode === null && spare.signalCode === null) {
+      spare.ref();
+      for (const s of spare.stdio) (s as { ref?: () => void } | null)?.ref?.();
+      const path = spare.stdio[4] as Writable;
+      path.on('error', () => {});
+      path.end(`${dirname(sock)}\0${basename(sock)}\n`);
+      return spare;
+    }
     // The relay connects by a relative name from the socket's directory: a unix socket path is limited to 108
     // bytes, and <exec-root>/runtime/s/<64-hex id>/attach passes that under a deep exec root (e.g. a test TMPDIR).
-    const relay = spawn(this.perl, ['-e', RELAY, basename(sock)], { cwd: dirname(sock), stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
+    return spawn(this.perl, ['-e', RELAY, basename(sock)], { cwd: dirname(sock), stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
+  }
+
+  /** Connects the perl relay to a conmon attach socket; resolves once it is connected. */
+  private async relay(sock: string, id: string): Promise<AttachHandle> {
+    const relay = this.relayProcess(sock);
     relay.stdin!.on('error', () => {});
     await new Promise<void>((resolve, reject) => {
       let err = '';
@@ -549,6 +650,7 @@ export class ConmonRuntime implements Runtime {
       });
     });
     const done = once(relay, 'exit').then(() => undefined);
+    this.spawnSpare(); // for the next attach, once this one is connected
     return { stdin: relay.stdin!, stdout: relay.stdout!, stderr: relay.stderr!, done, detach: () => { relay.kill('SIGKILL'); } };
   }
 

@@ -5,9 +5,10 @@ import type { Readable } from 'node:stream';
 import { SystemError } from '../../../lib/errors.js';
 import { run } from '../extract.js';
 import { listedSize, overlayChanges } from '../../fsroot/index.js';
-import { listInRoot, packLayerFromRoot } from '../../fsroot/index.js';
+import { listInRoot, mountFs, packLayerFromRoot, unmountFs } from '../../fsroot/index.js';
 import { isMountpoint, populateInit, setMode } from './common.js';
 import type { Driver, DriverFactory, RwLayer } from './types.js';
+import type { MountOptions } from '../types.js';
 import { missingAs } from '../../../lib/fsutil.js';
 
 /**
@@ -181,11 +182,15 @@ class OverlayDriver implements Driver {
     return `l/${name}`;
   }
 
-  async mountRW(rw: RwLayer): Promise<string> {
+  async mountRW(rw: RwLayer, opts: MountOptions = {}): Promise<string> {
     const id = rw.id;
     const merged = this.merged(id);
     if (await isMountpoint(merged)) return merged;
     const dir = join(this.home, id);
+    // a volatile mount leaves work/work/incompat/volatile behind, and overlayfs refuses the next mount while it is
+    // there; the layer's last run ended cleanly if we are here (a crash removes an --rm container's layer)
+    await rm(join(dir, 'work', 'work', 'incompat'), { recursive: true, force: true });
+    const volatile = opts.volatile && this.volatileOk !== false ? ',volatile' : '';
     let options = `lowerdir=${this.rwLowers(rw).join(':')},upperdir=${dir}/upper,workdir=${dir}/work${this.mountOpts}`;
     let cwd: string | undefined;
     if (options.length > LONG_OPTS) {
@@ -197,12 +202,29 @@ class OverlayDriver implements Driver {
       cwd = this.home;
       if (options.length > 4000) throw new SystemError(`RW layer ${id}: too many layers to mount (${short.length})`);
     }
-    await run('mount', ['-t', 'overlay', 'overlay', '-o', options, merged], { cwd });
+    // relative lower dirs need the driver's home as the cwd: a `mount` process of its own (the daemon's cwd is
+    // everyone's); otherwise mount(2) from here, without a process
+    if (cwd) await run('mount', ['-t', 'overlay', 'overlay', '-o', options, merged], { cwd });
+    else if (!volatile) mountFs('overlay', merged, 'overlay', options);
+    else {
+      try {
+        mountFs('overlay', merged, 'overlay', options + volatile);
+        this.volatileOk = true;
+      } catch (e) {
+        // a kernel before 5.10 does not know `volatile` (EINVAL): mounted without it from now on
+        if ((e as NodeJS.ErrnoException).code !== 'EINVAL' || this.volatileOk) throw e;
+        this.volatileOk = false;
+        mountFs('overlay', merged, 'overlay', options);
+      }
+    }
     return merged;
   }
 
+  /** Whether overlayfs took the `volatile` option here (unknown until the first volatile mount). */
+  private volatileOk: boolean | undefined;
+
   async unmountRW(id: string): Promise<void> {
-    if (await isMountpoint(this.merged(id))) await run('umount', [this.merged(id)]);
+    unmountFs(this.merged(id));
   }
 
   async removeRW(id: string): Promise<void> {

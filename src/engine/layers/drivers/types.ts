@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { MountOptions } from '../types.js';
 
 /**
  * A storage driver: how the layer store keeps layers' files on disk and gives containers a root filesystem.
@@ -81,8 +82,12 @@ export interface Driver {
 
   /** Creates a container's RW layer (and its init layer when `rw.init`). */
   createRW(rw: RwLayer): Promise<void>;
-  /** Mounts the RW layer (when not already mounted) and returns the merged root's path. */
-  mountRW(rw: RwLayer): Promise<string>;
+  /**
+   * Mounts the RW layer (when not already mounted) and returns the merged root's path. `opts.volatile`: the
+   * layer is thrown away after this run (`docker run --rm`): its writes need not survive a crash, so a driver may
+   * skip syncing them (overlayfs' `volatile`: no sync of the upper filesystem at unmount).
+   */
+  mountRW(rw: RwLayer, opts?: MountOptions): Promise<string>;
   /** Unmounts the RW layer's root if it is mounted; fails when it is busy. */
   unmountRW(id: string): Promise<void>;
   /** What container inspect reports as `GraphDriver.Data` for the RW layer (null when the driver has none). */

@@ -126,7 +126,7 @@ class VfsDriver implements Driver {
     }
   }
 
-  async mountRW(rw: RwLayer): Promise<string> {
+  async mountRW(rw: RwLayer): Promise<string> { // plain directories: nothing to sync differently when volatile
     return join(this.home, rw.id);
   }
 
