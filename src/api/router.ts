@@ -36,10 +36,14 @@ interface Route {
   re: RegExp;
   names: string[];
   handler: Handler;
+  /** The pattern's first segment when it is literal ("containers" of /containers/{id}/json), else null. */
+  first: string | null;
 }
 
 export class Router {
   private readonly routes: Route[] = [];
+  /** method + " " + first path segment → the routes that can match such a path, in registration order (built on demand). */
+  private readonly index = new Map<string, Route[]>();
 
   add(method: string, pattern: string, handler: Handler): this {
     const names: string[] = [];
@@ -52,7 +56,9 @@ export class Router {
         return m[2] ? '(.+)' : '([^/]+)';
       })
       .join('/');
-    this.routes.push({ method: method.toUpperCase(), pattern, re: new RegExp(`^${src}$`), names, handler });
+    const seg = pattern.split('/')[1] ?? '';
+    this.routes.push({ method: method.toUpperCase(), pattern, re: new RegExp(`^${src}$`), names, handler, first: seg.startsWith('{') ? null : seg });
+    this.index.clear();
     return this;
   }
 
@@ -64,8 +70,15 @@ export class Router {
 
   /** The first route (in registration order) matching method and path, with its decoded parameters. */
   match(method: string, path: string): { handler: Handler; params: Record<string, string>; pattern: string } | null {
-    for (const r of this.routes) {
-      if (r.method !== method) continue;
+    const slash = path.indexOf('/', 1);
+    const first = slash < 0 ? path.slice(1) : path.slice(1, slash);
+    const key = `${method} ${first}`;
+    let candidates = this.index.get(key);
+    if (!candidates) {
+      candidates = this.routes.filter((r) => r.method === method && (r.first === null || r.first === first));
+      if (this.index.size < 1024) this.index.set(key, candidates); // unknown first segments are not remembered past that
+    }
+    for (const r of candidates) {
       const m = r.re.exec(path);
       if (!m) continue;
       const params: Record<string, string> = {};

@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Server } from 'node:http';
 import type { Backends, Filters, ImageBackend, PullOptions, ImportOptions, SystemBackend } from '../../src/api/backend.js';
-import { createApiServer, compareVersions, splitVersion } from '../../src/api/server.js';
-import { parseFilters, boolValue, decodeRegistryAuth, sendJson } from '../../src/api/router.js';
+import { createApiServer, compareVersions, parseTarget, splitVersion } from '../../src/api/server.js';
+import { parseFilters, boolValue, decodeRegistryAuth, sendJson, Router } from '../../src/api/router.js';
 import { ConflictError, InvalidParameterError, NotFoundError } from '../../src/lib/errors.js';
 import type { ProgressSink } from '../../src/lib/jsonmessage.js';
 import { createLogger } from '../../src/lib/log.js';
@@ -170,6 +170,41 @@ test('compareVersions and splitVersion', () => {
   assert.deepEqual(splitVersion('/v1.41/images/json'), { version: '1.41', path: '/images/json' });
   assert.deepEqual(splitVersion('/images/json'), { version: null, path: '/images/json' });
   assert.deepEqual(splitVersion('/version'), { version: null, path: '/version' });
+});
+
+test('parseTarget: the path and query WHATWG URL gives, plain paths split without a URL', () => {
+  const targets = ['/v1.41/containers/json?all=1&filters=%7B%22a%22%3A%7B%22b%22%3Atrue%7D%7D', '/_ping', '/', '/v1.41/images/a%2Fb/json',
+    '/v1.41/containers/../images/json', '/v1.41/x/%2e%2E/y', '/a/./b', '/a/b/.', '/a b/c', '/a/"q"', '/a?b=1#frag', '/a#b?c', '/a/%zz/b',
+    '//x/y', '/v1.41/images/localhost:5000/r:tag/json', "/a/b'c/(d)", '/a/.hidden/..x', '/a/..'];
+  for (const t of targets) {
+    const u = new URL(`http://localhost${t}`);
+    const got = parseTarget(t);
+    assert.ok(got, t);
+    assert.equal(got.pathname, u.pathname, t);
+    assert.equal(got.query.toString(), u.searchParams.toString(), t);
+  }
+});
+
+test('Router: routes indexed by their first segment still match in registration order, parameters first included', () => {
+  const r = new Router();
+  const hit = (name: string) => () => { throw new Error(name); };
+  r.get('/images/json', hit('list'));
+  r.get('/{any}/json', hit('any'));
+  r.get('/images/{name*}/json', hit('image'));
+  r.post('/images/json', hit('post'));
+  const which = (m: string, p: string) => {
+    const found = r.match(m, p);
+    if (!found) return null;
+    try { void found.handler({} as never); } catch (e) { return [(e as Error).message, found.params]; }
+    return null;
+  };
+  assert.deepEqual(which('GET', '/images/json'), ['list', {}]);
+  assert.deepEqual(which('GET', '/volumes/json'), ['any', { any: 'volumes' }]);
+  assert.deepEqual(which('GET', '/images/a/b/json'), ['image', { name: 'a/b' }]);
+  assert.deepEqual(which('POST', '/images/json'), ['post', {}]);
+  assert.equal(which('POST', '/volumes/json'), null);
+  r.post('/{any}/json', hit('late'));
+  assert.deepEqual(which('POST', '/volumes/json'), ['late', { any: 'volumes' }], 'a route added after a lookup is found');
 });
 
 test('unknown route → 404 page not found', async () => {
