@@ -10,7 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
 import { InvalidParameterError } from '../lib/errors.js';
 import type { JSONMessage, ProgressSink } from '../lib/jsonmessage.js';
-import type { AuthConfig, Filters } from './backend.js';
+import type { AuthConfig } from './backend.js';
 import { sendError, streamErrorMessage } from './errors.js';
 import type { Logger } from '../lib/log.js';
 
@@ -116,38 +116,6 @@ export function intValue(q: URLSearchParams, key: string, def: number): number {
   if (v === null || v === '') return def;
   if (!/^-?\d+$/.test(v.trim())) throw new InvalidParameterError(`invalid value for ${key}: ${JSON.stringify(v)}`);
   return Number(v.trim());
-}
-
-/**
- * Decodes docker's `filters` parameter: {"dangling":{"true":true}} (current) or {"dangling":["true"]}
- * (API < 1.22) → { dangling: ["true"] }. Empty or absent → {}.
- */
-export function parseFilters(raw: string | null): Filters {
-  if (raw === null || raw.trim() === '') return {};
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(raw);
-  } catch (e) {
-    throw new InvalidParameterError(`invalid filter: ${(e as Error).message}`, { cause: e });
-  }
-  if (parsed === null) return {};
-  if (typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw new InvalidParameterError(`invalid filter: expected a JSON object, got ${JSON.stringify(raw)}`);
-  }
-  const out: Filters = {};
-  for (const [key, val] of Object.entries(parsed as Record<string, unknown>)) {
-    if (Array.isArray(val)) {
-      out[key] = val.map((v) => {
-        if (typeof v !== 'string') throw new InvalidParameterError(`invalid filter: value of ${key} must be strings`);
-        return v;
-      });
-    } else if (val !== null && typeof val === 'object') {
-      out[key] = Object.entries(val as Record<string, unknown>).filter(([, b]) => b === true).map(([k]) => k);
-    } else {
-      throw new InvalidParameterError(`invalid filter: value of ${key} must be an object or a list`);
-    }
-  }
-  return out;
 }
 
 /**
