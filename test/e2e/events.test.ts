@@ -10,7 +10,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
-import { startDaemon, type Daemon } from '../support/daemon.js';
+import { loadBusybox, startDaemon, type Daemon } from '../support/daemon.js';
 import { show } from '../support/cli.js';
 import { sleep, waitFor } from '../support/wait.js';
 
@@ -20,8 +20,7 @@ let docker: Docker;
 before(async () => {
   d = await startDaemon();
   docker = new Docker({ socketPath: d.sock });
-  const b = await d.wharf(['image', 'bootstrap', 'busybox']);
-  assert.equal(b.code, 0, show(b));
+  await loadBusybox(d);
 });
 after(async () => {
   await d?.stop();

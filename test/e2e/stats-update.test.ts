@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import Docker from 'dockerode';
-import { startDaemon, type Daemon } from '../support/daemon.js';
+import { loadBusybox, startDaemon, type Daemon } from '../support/daemon.js';
 import { show } from '../support/cli.js';
 
 let d: Daemon;
@@ -15,8 +15,7 @@ let docker: Docker;
 before(async () => {
   d = await startDaemon();
   docker = new Docker({ socketPath: d.sock });
-  const b = await d.wharf(['image', 'bootstrap', 'busybox']);
-  assert.equal(b.code, 0, show(b));
+  await loadBusybox(d);
   // one container burning CPU, one idle
   for (const [name, cmd] of [['busy', 'while :; do :; done'], ['idle', 'sleep 1000']] as const) {
     const r = await d.docker(['run', '-d', '--name', name, 'busybox', 'sh', '-c', cmd]);
