@@ -335,6 +335,7 @@ async function savedBusybox(): Promise<string> {
 export async function loadBusybox(d: Daemon, from?: Daemon): Promise<void> {
   if (d.engine === 'wharfd') { await step('wharf image bootstrap busybox', d.wharf(['image', 'bootstrap', 'busybox'])); return; }
   let tar: string;
+  if (from?.engine !== 'wharfd') from = undefined; // both dockerd (WHARF_E2E_DAEMON=dockerd): nothing bootstraps there
   if (from) {
     await step('wharf image bootstrap busybox', from.wharf(['image', 'bootstrap', 'busybox']));
     tar = join(from.dir, 'busybox-for-reference.tar');
