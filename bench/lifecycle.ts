@@ -13,10 +13,12 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const CONTAINERS = 20;
 const EVENTS = 1000;
 
-function post(sock: string, path: string, body: string): Promise<number> {
+function post(sock: string, path: string, body: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request({ socketPath: sock, path, method: 'POST', headers: { 'Content-Type': 'application/json' } }, (res) => {
-      res.resume(); res.on('end', () => resolve(res.statusCode ?? 0));
+      let text = '';
+      res.on('data', (b: Buffer) => { text += b; });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
     });
     req.on('error', reject);
     req.end(body);
@@ -30,22 +32,35 @@ async function eventsRun(d: Daemon, id: string, events = EVENTS): Promise<number
   });
   let lines = 0;
   let t0 = 0n;
-  const done = new Promise<number>((resolve) => {
-    let buf = '';
-    cli.stdout!.on('data', (b: Buffer) => {
-      buf += b.toString();
-      const parts = buf.split('\n');
-      buf = parts.pop()!;
-      lines += parts.length;
-      if (lines >= events) resolve(Number(process.hrtime.bigint() - t0) / 1e6);
-    });
+  let probe = '';
+  let probed: () => void = () => {};
+  let measuring = false;
+  let resolveDone: (ms: number) => void = () => {};
+  const done = new Promise<number>((resolve) => { resolveDone = resolve; });
+  let buf = '';
+  cli.stdout!.on('data', (b: Buffer) => {
+    buf += b.toString();
+    const parts = buf.split('\n');
+    buf = parts.pop()!;
+    if (!measuring) { if (parts.includes(probe)) probed(); return; }
+    lines += parts.length;
+    if (lines >= events) resolveDone(Number(process.hrtime.bigint() - t0) / 1e6);
   });
-  await new Promise((res) => setTimeout(res, 500)); // the CLI has subscribed
-  t0 = process.hrtime.bigint();
-  for (let i = 0; i < events; i++) {
-    const st = await post(d.sock, `/containers/${id}/exec`, '{"Cmd":["true"]}');
-    if (st !== 201) throw new Error(`${d.name}: exec create answered ${st}`);
+  const create = async () => {
+    const r = await post(d.sock, `/containers/${id}/exec`, '{"Cmd":["true"]}');
+    if (r.status !== 201) throw new Error(`${d.name}: exec create answered ${r.status}`);
+    return (JSON.parse(r.body) as { Id: string }).Id;
+  };
+  // subscribed once the CLI printed a probe's event (a fixed wait lost events when the machine was loaded, and the
+  // run then waited forever): events are delivered in order, so nothing of the probes comes after it
+  for (let seen = false; !seen;) {
+    const printed = new Promise<void>((res) => { probed = res; });
+    probe = await create();
+    seen = await Promise.race([printed.then(() => true), new Promise<boolean>((res) => setTimeout(() => res(false), 200))]);
   }
+  measuring = true;
+  t0 = process.hrtime.bigint();
+  for (let i = 0; i < events; i++) await create();
   const ms = await done;
   cli.kill('SIGTERM');
   return ms;
