@@ -10,7 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
 import { InvalidParameterError } from '../lib/errors.js';
 import type { JSONMessage, ProgressSink } from '../lib/jsonmessage.js';
-import type { AuthConfig, Filters } from './backend.js';
+import type { AuthConfig } from './backend.js';
 import { sendError, streamErrorMessage } from './errors.js';
 import type { Logger } from '../lib/log.js';
 
@@ -36,10 +36,14 @@ interface Route {
   re: RegExp;
   names: string[];
   handler: Handler;
+  /** The pattern's first segment when it is literal ("containers" of /containers/{id}/json), else null. */
+  first: string | null;
 }
 
 export class Router {
   private readonly routes: Route[] = [];
+  /** method + " " + first path segment → the routes that can match such a path, in registration order (built on demand). */
+  private readonly index = new Map<string, Route[]>();
 
   add(method: string, pattern: string, handler: Handler): this {
     const names: string[] = [];
@@ -52,7 +56,9 @@ export class Router {
         return m[2] ? '(.+)' : '([^/]+)';
       })
       .join('/');
-    this.routes.push({ method: method.toUpperCase(), pattern, re: new RegExp(`^${src}$`), names, handler });
+    const seg = pattern.split('/')[1] ?? '';
+    this.routes.push({ method: method.toUpperCase(), pattern, re: new RegExp(`^${src}$`), names, handler, first: seg.startsWith('{') ? null : seg });
+    this.index.clear();
     return this;
   }
 
@@ -64,8 +70,15 @@ export class Router {
 
   /** The first route (in registration order) matching method and path, with its decoded parameters. */
   match(method: string, path: string): { handler: Handler; params: Record<string, string>; pattern: string } | null {
-    for (const r of this.routes) {
-      if (r.method !== method) continue;
+    const slash = path.indexOf('/', 1);
+    const first = slash < 0 ? path.slice(1) : path.slice(1, slash);
+    const key = `${method} ${first}`;
+    let candidates = this.index.get(key);
+    if (!candidates) {
+      candidates = this.routes.filter((r) => r.method === method && (r.first === null || r.first === first));
+      if (this.index.size < 1024) this.index.set(key, candidates); // unknown first segments are not remembered past that
+    }
+    for (const r of candidates) {
       const m = r.re.exec(path);
       if (!m) continue;
       const params: Record<string, string> = {};
@@ -103,38 +116,6 @@ export function intValue(q: URLSearchParams, key: string, def: number): number {
   if (v === null || v === '') return def;
   if (!/^-?\d+$/.test(v.trim())) throw new InvalidParameterError(`invalid value for ${key}: ${JSON.stringify(v)}`);
   return Number(v.trim());
-}
-
-/**
- * Decodes docker's `filters` parameter: {"dangling":{"true":true}} (current) or {"dangling":["true"]}
- * (API < 1.22) → { dangling: ["true"] }. Empty or absent → {}.
- */
-export function parseFilters(raw: string | null): Filters {
-  if (raw === null || raw.trim() === '') return {};
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(raw);
-  } catch (e) {
-    throw new InvalidParameterError(`invalid filter: ${(e as Error).message}`, { cause: e });
-  }
-  if (parsed === null) return {};
-  if (typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw new InvalidParameterError(`invalid filter: expected a JSON object, got ${JSON.stringify(raw)}`);
-  }
-  const out: Filters = {};
-  for (const [key, val] of Object.entries(parsed as Record<string, unknown>)) {
-    if (Array.isArray(val)) {
-      out[key] = val.map((v) => {
-        if (typeof v !== 'string') throw new InvalidParameterError(`invalid filter: value of ${key} must be strings`);
-        return v;
-      });
-    } else if (val !== null && typeof val === 'object') {
-      out[key] = Object.entries(val as Record<string, unknown>).filter(([, b]) => b === true).map(([k]) => k);
-    } else {
-      throw new InvalidParameterError(`invalid filter: value of ${key} must be an object or a list`);
-    }
-  }
-  return out;
 }
 
 /**

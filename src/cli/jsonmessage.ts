@@ -5,6 +5,7 @@
  */
 import type { JSONMessage } from '../lib/jsonmessage.js';
 import { humanSize } from '../lib/units.js';
+import { goDuration } from '../lib/go.js';
 import { StreamError } from '../client/client.js';
 
 interface Progress { current?: number; total?: number; start?: number; units?: string; hidecounts?: boolean }
@@ -18,17 +19,6 @@ export interface RenderOptions {
   onAux?: (m: JSONMessage) => void;
   /** Clock for the time-left estimate (ms). */
   now?: () => number;
-}
-
-/** Go's time.Duration.String() for whole seconds. */
-function goDuration(sec: number): string {
-  if (sec === 0) return '0s';
-  const h = Math.floor(sec / 3600);
-  const m = Math.floor((sec % 3600) / 60);
-  const s = sec % 60;
-  if (h > 0) return `${h}h${m}m${s}s`;
-  if (m > 0) return `${m}m${s}s`;
-  return `${s}s`;
 }
 
 /** JSONProgress.String(): "[=====>      ]  1.2MB/3.4MB 2s". */
@@ -61,7 +51,7 @@ export function progressString(p: Progress, width: number, now: number = Date.no
     const fromStartNs = (now - p.start! * 1000) * 1e6;
     const perEntry = Math.trunc(fromStartNs / current);
     const leftNs = (total - current) * perEntry;
-    if (width > 50) timeLeftBox = ` ${goDuration(Math.trunc(leftNs / 1e9))}`;
+    if (width > 50) timeLeftBox = ` ${goDuration(Math.trunc(leftNs / 1e9) * 1e9)}`;
   }
   return pbBox + numbersBox + timeLeftBox;
 }

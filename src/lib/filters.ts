@@ -3,6 +3,7 @@
  * On the wire: {"name":{"value":true}}, or the legacy {"name":["value"]}.
  */
 import { InvalidParameterError } from './errors.js';
+import { tryParseGoDuration } from './go.js';
 
 export type Filters = Record<string, string[]>;
 
@@ -162,21 +163,11 @@ export function getBoolOrDefault(f: Filters, name: string, def: boolean): boolea
   return isTrue;
 }
 
-/** Go's time.ParseDuration (unsigned) in milliseconds; null when `value` is not a duration. */
-export function goDurationMs(value: string): number | null {
-  if (value === '0') return 0;
-  if (!/^(?:(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+$/.test(value)) return null;
-  const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1e3, m: 60e3, h: 3600e3 };
-  let total = 0;
-  for (const m of value.matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/g)) total += parseFloat(m[1]!) * unit[m[2]!]!;
-  return total;
-}
-
 /** docker's timestamp filter values ("until="): durations back from now, unix seconds, RFC 3339 dates. */
 export function parseTimestamp(value: string, now = Date.now()): number {
   if (value === '') return now;
-  const dur = goDurationMs(value);
-  if (dur !== null && value !== '0') return now - dur;
+  const dur = tryParseGoDuration(value);
+  if (dur !== null && value !== '0') return now - dur / 1e6;
   if (/^-?\d+(\.\d+)?$/.test(value)) return parseFloat(value) * 1000;
   let v = value;
   if (/^\d{4}-\d\d-\d\d$/.test(v)) v += 'T00:00:00';

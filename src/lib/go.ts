@@ -1,6 +1,7 @@
 /**
  * Go-compatibility helpers, one home each: what dockerd and the docker CLI print through Go's runtime and standard
- * library (runtime.GOARCH, time.Format layouts, strconv.Quote, path.Match), so that Wharf prints the same.
+ * library (runtime.GOARCH, time.Format layouts, time.ParseDuration and Duration.String, strconv.Quote, path.Match), so
+ * that Wharf reads and prints the same.
  */
 import { InvalidParameterError } from './errors.js';
 
@@ -37,6 +38,66 @@ export function rfc3339Nano(d: Date): string {
  */
 export function rfc3339NanoFixed(d: Date, offset = false): string {
   return `${d.toISOString().slice(0, 23)}000000${offset ? '+00:00' : 'Z'}`;
+}
+
+const DURATION_UNITS: Record<string, number> = { ns: 1, us: 1e3, 'µs': 1e3, 'μs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
+
+/**
+ * Go's time.ParseDuration ("1h30m", "1.5s", "-200ms", "0"), in nanoseconds; a string that is not a duration throws
+ * an InvalidParameterError with Go's message (`time: invalid duration "x"`, `time: missing unit in duration "5"`,
+ * `time: unknown unit "x" in duration "5x"`).
+ */
+export function parseGoDuration(s: string): number {
+  const q = JSON.stringify(s);
+  let rest = s;
+  let neg = false;
+  if (rest !== '' && (rest[0] === '-' || rest[0] === '+')) { neg = rest[0] === '-'; rest = rest.slice(1); }
+  if (rest === '0') return 0;
+  if (rest === '') throw new InvalidParameterError(`time: invalid duration ${q}`);
+  let total = 0;
+  while (rest !== '') {
+    const num = /^(\d*)(?:\.(\d*))?/.exec(rest)!;
+    if (num[0] === '' || num[0] === '.') throw new InvalidParameterError(`time: invalid duration ${q}`);
+    rest = rest.slice(num[0].length);
+    const unit = /^[^\d.]*/.exec(rest)![0];
+    if (unit === '') throw new InvalidParameterError(`time: missing unit in duration ${q}`);
+    const scale = DURATION_UNITS[unit];
+    if (scale === undefined) throw new InvalidParameterError(`time: unknown unit ${JSON.stringify(unit)} in duration ${q}`);
+    total += parseFloat(num[0].startsWith('.') ? `0${num[0]}` : num[0]) * scale;
+    rest = rest.slice(unit.length);
+  }
+  return Math.round(neg ? -total : total);
+}
+
+/** parseGoDuration, or null when `s` is not a duration. */
+export function tryParseGoDuration(s: string): number | null {
+  try {
+    return parseGoDuration(s);
+  } catch (e) {
+    if (e instanceof InvalidParameterError) return null;
+    throw e;
+  }
+}
+
+function trimFraction(x: number): string {
+  return x.toFixed(9).replace(/\.?0+$/, '');
+}
+
+/** Go's time.Duration.String() of nanoseconds ("0s", "1.5µs", "250ms", "1m30s", "2h0m0s"). */
+export function goDuration(ns: number): string {
+  if (ns === 0) return '0s';
+  const a = Math.abs(ns);
+  let s: string;
+  if (a < 1e3) s = `${a}ns`;
+  else if (a < 1e6) s = `${trimFraction(a / 1e3)}µs`;
+  else if (a < 1e9) s = `${trimFraction(a / 1e6)}ms`;
+  else {
+    const h = Math.floor(a / 3600e9);
+    const m = Math.floor((a % 3600e9) / 60e9);
+    const sec = (a % 60e9) / 1e9;
+    s = (h ? `${h}h` : '') + (h || m ? `${m}m` : '') + `${trimFraction(sec)}s`;
+  }
+  return ns < 0 ? '-' + s : s;
 }
 
 /** Go's strconv.Quote: printable runes kept, the rest escaped (\a \b \f \n \r \t \v, \xNN, \uNNNN, \UNNNNNNNN). */

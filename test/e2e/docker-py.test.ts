@@ -7,7 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { startDaemon, type Daemon } from '../support/daemon.js';
+import { loadBusybox, startDaemon, type Daemon } from '../support/daemon.js';
 import { projectRoot, run, show } from '../support/cli.js';
 
 const havePy = existsSync('/usr/lib/python3/dist-packages/docker/__init__.py') && existsSync('/usr/bin/python3');
@@ -16,8 +16,7 @@ let d: Daemon | undefined;
 before(async () => {
   if (!havePy) return;
   d = await startDaemon();
-  const b = await d.wharf(['image', 'bootstrap', 'busybox']);
-  assert.equal(b.code, 0, show(b));
+  await loadBusybox(d);
 });
 after(async () => { await d?.stop(); });
 

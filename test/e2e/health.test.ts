@@ -9,7 +9,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
-import { startDaemon, type Daemon } from '../support/daemon.js';
+import { loadBusybox, startDaemon, type Daemon } from '../support/daemon.js';
 import { show } from '../support/cli.js';
 import { waitFor } from '../support/wait.js';
 
@@ -21,8 +21,7 @@ before(async () => {
   d = await startDaemon();
   docker = new Docker({ socketPath: d.sock });
   work = await mkdtemp(join(tmpdir(), 'wharf-e2e-health-'));
-  const b = await d.wharf(['image', 'bootstrap', 'busybox']);
-  assert.equal(b.code, 0, show(b));
+  await loadBusybox(d);
 });
 after(async () => {
   await d?.stop();

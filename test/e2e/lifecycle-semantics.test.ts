@@ -8,7 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import Docker from 'dockerode';
-import { startDaemon, type Daemon } from '../support/daemon.js';
+import { loadBusybox, startDaemon, type Daemon } from '../support/daemon.js';
 import { show } from '../support/cli.js';
 import { sleep, waitFor } from '../support/wait.js';
 
@@ -18,8 +18,7 @@ let docker: Docker;
 before(async () => {
   d = await startDaemon();
   docker = new Docker({ socketPath: d.sock });
-  const b = await d.wharf(['image', 'bootstrap', 'busybox']);
-  assert.equal(b.code, 0, show(b));
+  await loadBusybox(d);
 });
 after(async () => {
   await d?.stop();

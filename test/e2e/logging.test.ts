@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDaemon, type Daemon } from '../support/daemon.js';
+import { loadBusybox, startDaemon, type Daemon } from '../support/daemon.js';
 import { show } from '../support/cli.js';
 import { waitFor } from '../support/wait.js';
 
@@ -26,8 +26,7 @@ const immutable: string[] = [];
 before(async () => {
   work = await mkdtemp(join(tmpdir(), 'wharf-e2e-logging-'));
   d = await startDaemon({ extraArgs: ['--log-level', 'debug'] });
-  const b = await d.wharf(['image', 'bootstrap', 'busybox']);
-  assert.equal(b.code, 0, show(b));
+  await loadBusybox(d);
 });
 after(async () => {
   for (const p of immutable) if (existsSync(p)) execFileSync('chattr', ['-i', p]);

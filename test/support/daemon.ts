@@ -41,6 +41,8 @@ export interface DaemonOptions {
 }
 
 export interface Daemon {
+  /** Which engine this is: wharfd, or Debian's dockerd (reference mode). */
+  engine: 'wharfd' | 'dockerd';
   /** The private directory holding everything below. */
   dir: string;
   sock: string;
@@ -184,7 +186,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
 
   const cliEnv = { DOCKER_HOST: host };
   const d: Daemon = {
-    dir, sock, host, dataRoot, execRoot, pidfile,
+    engine: reference ? 'dockerd' : 'wharfd', dir, sock, host, dataRoot, execRoot, pidfile,
     get pid() { return entry.child?.pid; },
     log: () => logText,
     wharf: (a, o = {}) => (reference || process.env.WHARF_E2E_CLI === 'docker' ? d.docker(a, o) : run(NODE, [WHARF_CLI, ...a], { ...o, env: { ...cliEnv, ...o.env } })),
@@ -280,10 +282,6 @@ export function imageLayerDirs(d: Daemon, info: Record<string, any>): { kind: 'd
 }
 
 /**
- * The same busybox on a wharfd and on a reference daemon (comparison tests): bootstrapped on `w`, saved there and
- * loaded into `ref`, so both engines start from one image (same ID). Throws with the CLI's output on a failure.
- */
-/**
  * Debian's dockerd as the reference beside a wharfd (a bridge of its own), or why it cannot start here (`skip`:
  * the tests then skip their comparisons). With `busyboxFrom`, the reference gets that wharfd's busybox.
  */
@@ -298,14 +296,53 @@ export async function startReference(busyboxFrom?: Daemon): Promise<{ ref?: Daem
   return { ref };
 }
 
+/**
+ * The same busybox on a wharfd and on a reference daemon (comparison tests): bootstrapped on `w`, saved there and
+ * loaded into `ref`, so both engines start from one image (same ID). Throws with the CLI's output on a failure.
+ */
 export async function sameBusybox(w: Daemon, ref: Daemon): Promise<void> {
-  const step = async (what: string, r: Promise<RunResult>) => {
-    const res = await r;
-    if (res.code !== 0) throw new Error(`${what} failed (${res.code}): ${res.stdout}${res.stderr}`);
-  };
-  await step('wharf image bootstrap busybox', w.wharf(['image', 'bootstrap', 'busybox']));
-  const tar = join(w.dir, 'busybox-for-reference.tar');
-  await step('docker save busybox', w.docker(['save', '-o', tar, 'busybox']));
-  await step('docker load (reference)', ref.docker(['load', '-i', tar]));
-  rmSync(tar, { force: true });
+  await loadBusybox(ref, w);
+}
+
+async function step(what: string, r: Promise<RunResult>): Promise<void> {
+  const res = await r;
+  if (res.code !== 0) throw new Error(`${what} failed (${res.code}): ${res.stdout}${res.stderr}`);
+}
+
+/** A busybox archive saved from a wharfd, made once per test process (in its TMPDIR) when no wharfd is given. */
+let busyboxTarPath: Promise<string> | undefined;
+async function savedBusybox(): Promise<string> {
+  busyboxTarPath ??= (async () => {
+    const w = await startDaemon({ engine: 'wharfd' });
+    try {
+      await step('wharf image bootstrap busybox', w.wharf(['image', 'bootstrap', 'busybox']));
+      const tar = join(tmpdir(), `wharf-busybox-${process.pid}.tar`);
+      await step('docker save busybox', w.docker(['save', '-o', tar, 'busybox']));
+      process.once('exit', () => rmSync(tar, { force: true }));
+      return tar;
+    } finally {
+      await w.stop();
+    }
+  })();
+  return busyboxTarPath;
+}
+
+/**
+ * busybox on any engine: `wharf image bootstrap busybox` (a Wharf extension) on a wharfd; on Debian's dockerd
+ * (WHARF_E2E_DAEMON=dockerd) a `docker load` of the busybox a wharfd bootstraps — `from`'s (then both engines hold
+ * one image, same ID), or a short-lived wharfd's. Throws with the CLI's output on a failure.
+ */
+export async function loadBusybox(d: Daemon, from?: Daemon): Promise<void> {
+  if (d.engine === 'wharfd') { await step('wharf image bootstrap busybox', d.wharf(['image', 'bootstrap', 'busybox'])); return; }
+  let tar: string;
+  if (from?.engine !== 'wharfd') from = undefined; // both dockerd (WHARF_E2E_DAEMON=dockerd): nothing bootstraps there
+  if (from) {
+    await step('wharf image bootstrap busybox', from.wharf(['image', 'bootstrap', 'busybox']));
+    tar = join(from.dir, 'busybox-for-reference.tar');
+    await step('docker save busybox', from.docker(['save', '-o', tar, 'busybox']));
+  } else {
+    tar = await savedBusybox();
+  }
+  await step('docker load (reference)', d.docker(['load', '-i', tar]));
+  if (from) rmSync(tar, { force: true });
 }

@@ -7,8 +7,9 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Server } from 'node:http';
 import type { Backends, Filters, ImageBackend, PullOptions, ImportOptions, SystemBackend } from '../../src/api/backend.js';
-import { createApiServer, compareVersions, splitVersion } from '../../src/api/server.js';
-import { parseFilters, boolValue, decodeRegistryAuth, sendJson } from '../../src/api/router.js';
+import { createApiServer, compareVersions, parseTarget, splitVersion } from '../../src/api/server.js';
+import { boolValue, decodeRegistryAuth, sendJson, Router } from '../../src/api/router.js';
+import { parseFilters } from '../../src/lib/filters.js';
 import { ConflictError, InvalidParameterError, NotFoundError } from '../../src/lib/errors.js';
 import type { ProgressSink } from '../../src/lib/jsonmessage.js';
 import { createLogger } from '../../src/lib/log.js';
@@ -172,6 +173,41 @@ test('compareVersions and splitVersion', () => {
   assert.deepEqual(splitVersion('/version'), { version: null, path: '/version' });
 });
 
+test('parseTarget: the path and query WHATWG URL gives, plain paths split without a URL', () => {
+  const targets = ['/v1.41/containers/json?all=1&filters=%7B%22a%22%3A%7B%22b%22%3Atrue%7D%7D', '/_ping', '/', '/v1.41/images/a%2Fb/json',
+    '/v1.41/containers/../images/json', '/v1.41/x/%2e%2E/y', '/a/./b', '/a/b/.', '/a b/c', '/a/"q"', '/a?b=1#frag', '/a#b?c', '/a/%zz/b',
+    '//x/y', '/v1.41/images/localhost:5000/r:tag/json', "/a/b'c/(d)", '/a/.hidden/..x', '/a/..'];
+  for (const t of targets) {
+    const u = new URL(`http://localhost${t}`);
+    const got = parseTarget(t);
+    assert.ok(got, t);
+    assert.equal(got.pathname, u.pathname, t);
+    assert.equal(got.query.toString(), u.searchParams.toString(), t);
+  }
+});
+
+test('Router: routes indexed by their first segment still match in registration order, parameters first included', () => {
+  const r = new Router();
+  const hit = (name: string) => () => { throw new Error(name); };
+  r.get('/images/json', hit('list'));
+  r.get('/{any}/json', hit('any'));
+  r.get('/images/{name*}/json', hit('image'));
+  r.post('/images/json', hit('post'));
+  const which = (m: string, p: string) => {
+    const found = r.match(m, p);
+    if (!found) return null;
+    try { void found.handler({} as never); } catch (e) { return [(e as Error).message, found.params]; }
+    return null;
+  };
+  assert.deepEqual(which('GET', '/images/json'), ['list', {}]);
+  assert.deepEqual(which('GET', '/volumes/json'), ['any', { any: 'volumes' }]);
+  assert.deepEqual(which('GET', '/images/a/b/json'), ['image', { name: 'a/b' }]);
+  assert.deepEqual(which('POST', '/images/json'), ['post', {}]);
+  assert.equal(which('POST', '/volumes/json'), null);
+  r.post('/{any}/json', hit('late'));
+  assert.deepEqual(which('POST', '/volumes/json'), ['late', { any: 'volumes' }], 'a route added after a lookup is found');
+});
+
 test('unknown route → 404 page not found', async () => {
   const r = await call('GET', '/v1.41/nothing/here');
   assert.equal(r.status, 404);
@@ -225,17 +261,20 @@ test('image names with slashes route by suffix', async () => {
 
 test('query parsing: bools and filters', async () => {
   await call('GET', '/v1.41/images/json?all=1&filters=%7B%22dangling%22%3A%7B%22true%22%3Atrue%7D%7D');
-  assert.deepEqual(lastCall('list').args, [{ all: true, filters: { dangling: ['true'] }, sharedSize: false }]);
+  // filters are lib/filters.ts's (objects without a prototype): compared as plain data
+  const args = (fn: string) => JSON.parse(JSON.stringify(lastCall(fn).args)) as unknown;
+  assert.deepEqual(args('list'), [{ all: true, filters: { dangling: ['true'] }, sharedSize: false }]);
   await call('GET', '/v1.41/images/json?all=0&shared-size=true');
-  assert.deepEqual(lastCall('list').args, [{ all: false, filters: {}, sharedSize: true }]);
+  assert.deepEqual(args('list'), [{ all: false, filters: {}, sharedSize: true }]);
   await call('GET', '/v1.41/images/json?all=false&filters=%7B%22reference%22%3A%5B%22busybox%22%5D%7D');
-  assert.deepEqual(lastCall('list').args, [{ all: false, filters: { reference: ['busybox'] }, sharedSize: false }]);
+  assert.deepEqual(args('list'), [{ all: false, filters: { reference: ['busybox'] }, sharedSize: false }]);
   await call('DELETE', '/v1.41/images/x?force=0');
   assert.deepEqual(lastCall('remove').args, ['x', { force: false, noPrune: false }]);
   const pr = await call('POST', '/v1.41/images/prune?filters=%7B%22dangling%22%3A%7B%22false%22%3Atrue%7D%2C%22label%22%3A%7B%22a%3Db%22%3Atrue%2C%22c%22%3Afalse%7D%7D');
   assert.equal(pr.status, 200);
   assert.deepEqual(JSON.parse(pr.body), { ImagesDeleted: null, SpaceReclaimed: 0 });
-  assert.deepEqual(lastCall('prune').args, [{ dangling: ['false'], label: ['a=b'] }]);
+  // every key counts, whatever its boolean (Go's filters.Args.Get lists the map's keys): "c":false is a filter too
+  assert.deepEqual(args('prune'), [{ dangling: ['false'], label: ['a=b', 'c'] }]);
 
   const q = (s: string) => new URLSearchParams(s);
   assert.equal(boolValue(q('a=1'), 'a'), true);
@@ -245,8 +284,8 @@ test('query parsing: bools and filters', async () => {
   assert.equal(boolValue(q('a=no'), 'a'), false);
   assert.equal(boolValue(q('a='), 'a'), false);
   assert.equal(boolValue(q(''), 'a'), false);
-  assert.deepEqual(parseFilters(''), {});
-  assert.deepEqual(parseFilters('{"since":{"busybox":true}}'), { since: ['busybox'] });
+  assert.deepEqual({ ...parseFilters('') }, {});
+  assert.deepEqual({ ...parseFilters('{"since":{"busybox":true}}') }, { since: ['busybox'] });
   assert.throws(() => parseFilters('[1]'), InvalidParameterError);
 });
 

@@ -153,5 +153,9 @@ test('Go durations', () => {
   assert.equal(parseGoDuration('5s'), 5e9);
   assert.equal(parseGoDuration('1m30s'), 90e9);
   assert.equal(parseGoDuration('100ms'), 1e8);
-  assert.throws(() => parseGoDuration('5x'), /invalid duration/);
+  assert.throws(() => parseGoDuration('5x'), /time: unknown unit "x" in duration "5x"/);
+  assert.throws(() => parseGoDuration('5'), /time: missing unit in duration "5"/);
+  assert.throws(() => parseGoDuration('s'), /time: invalid duration "s"/);
+  assert.equal(parseGoDuration('-1.5h'), -5400e9);
+  assert.equal(parseGoDuration('.5s'), 5e8);
 });

@@ -97,13 +97,18 @@ test('GET /events: a burst of events reaches the subscriber complete and in orde
   await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
   const port = (server.address() as { port: number }).port;
   const lines: string[] = [];
+  let subscribed!: () => void;
+  const headers = new Promise<void>((ok) => { subscribed = ok; });
   const got = new Promise<void>((ok) => {
     request({ port, host: '127.0.0.1', path: '/events?filters=' + encodeURIComponent('{"type":["container"]}') }, (res) => {
+      subscribed(); // the route subscribes in the same turn as it sends the headers
       let buf = '';
       res.on('data', (b: Buffer) => { buf += b; const p = buf.split('\n'); buf = p.pop()!; lines.push(...p); if (lines.length >= 301) ok(); });
     }).end();
   });
-  await new Promise((ok) => setTimeout(ok, 100)); // subscribed
+  // waiting for the headers, not a fixed time: on a loaded machine 100 ms was sometimes too short, the lone event was
+  // published before anyone subscribed and the test waited for it forever
+  await headers;
   writes = 0;
   const t0 = performance.now();
   bus.publish('container', 'start', 'lone');

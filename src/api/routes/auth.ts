@@ -3,7 +3,8 @@ import type { AuthConfig, RegistryAuthBackend, SearchBackend } from '../backend.
 import { InvalidParameterError } from '../../lib/errors.js';
 import { AUTH_CONFIG } from '../../wire/schema.js';
 import { readBody } from '../decode.js';
-import { decodeRegistryAuth, parseFilters, sendJson, type Router } from '../router.js';
+import { decodeRegistryAuth, sendJson, type Router } from '../router.js';
+import { parseFilters } from '../../lib/filters.js';
 
 export function authRoutes(r: Router, auth: RegistryAuthBackend, search: SearchBackend): void {
   r.post('/auth', async ({ req, res, signal }) => {

@@ -5,7 +5,8 @@ import type { SshAgentSource } from '../../wire/index.js';
 import type { AuthConfig, BuildBackend, BuildRequest } from '../backend.js';
 import { messageOf } from '../errors.js';
 import { upgradeConnection } from '../hijack.js';
-import { JsonStream, type Router, boolValue, boolValueOrDefault, parseFilters, requestBody, sendJson } from '../router.js';
+import { JsonStream, type Router, boolValue, boolValueOrDefault, requestBody, sendJson } from '../router.js';
+import { parseFilters } from '../../lib/filters.js';
 
 function jsonParam<T>(q: URLSearchParams, key: string, def: T): T {
   const v = q.get(key);

@@ -13,7 +13,8 @@ import { CONTAINER_CONFIG, CONTAINER_CREATE, EXEC_CREATE, EXEC_START } from '../
 import type { Backends, ContainerArchiveBackend, ContainerBackend, ContainerRuntimeBackend, ExecBackend } from '../backend.js';
 import { readBody } from '../decode.js';
 import { upgradeConnection } from '../hijack.js';
-import { boolValue, intValue, parseFilters, requestBody, sendEmpty, sendJson, type Router } from '../router.js';
+import { boolValue, intValue, requestBody, sendEmpty, sendJson, type Router } from '../router.js';
+import { parseFilters } from '../../lib/filters.js';
 
 export function containerRoutes(r: Router, b: Pick<Backends, 'containers' | 'runtime' | 'exec' | 'commit' | 'containerArchive'>): void {
   const c = b.containers;

@@ -1,7 +1,8 @@
 /** GET /events: the daemon's event stream (past events for since/until, then live ones until `until`). */
 import { InvalidParameterError, SystemError } from '../../lib/errors.js';
 import type { EventsBackend } from '../backend.js';
-import { parseFilters, type Router } from '../router.js';
+import { type Router } from '../router.js';
+import { parseFilters } from '../../lib/filters.js';
 
 /**
  * Go's timetypes.ParseTimestamps as dockerd's events route uses it: "SECONDS[.FRACTION]" → Unix nanoseconds;

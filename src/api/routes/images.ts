@@ -2,9 +2,8 @@
 import { Readable } from 'node:stream';
 import { InvalidParameterError, UnavailableError } from '../../lib/errors.js';
 import type { ImageBackend } from '../backend.js';
-import {
-  JsonStream, type RequestContext, type Router, boolValue, decodeRegistryAuth, parseFilters, requestBody, sendEmpty, sendJson,
-} from '../router.js';
+import { JsonStream, type RequestContext, type Router, boolValue, decodeRegistryAuth, requestBody, sendEmpty, sendJson } from '../router.js';
+import { parseFilters } from '../../lib/filters.js';
 
 /** True when a docker reference string already names a tag or a digest ("busybox:1", "x@sha256:…"). */
 export function hasTagOrDigest(ref: string): boolean {

@@ -2,7 +2,8 @@
 import { InvalidParameterError } from '../../lib/errors.js';
 import type { NetworkBackend } from '../backend.js';
 import type { NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest } from '../../wire/index.js';
-import { parseFilters, readJsonBody, sendEmpty, sendJson, type Router } from '../router.js';
+import { readJsonBody, sendEmpty, sendJson, type Router } from '../router.js';
+import { parseFilters } from '../../lib/filters.js';
 
 function object<T>(v: unknown, what: string): T {
   if (v === undefined || v === null) return {} as T;

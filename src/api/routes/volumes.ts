@@ -4,7 +4,8 @@ import type { VolumeCreateRequest } from '../../wire/index.js';
 import { VOLUME_CREATE } from '../../wire/schema.js';
 import type { VolumeBackend } from '../backend.js';
 import { readBody } from '../decode.js';
-import { boolValue, parseFilters, sendEmpty, sendJson, type Router } from '../router.js';
+import { boolValue, sendEmpty, sendJson, type Router } from '../router.js';
+import { parseFilters } from '../../lib/filters.js';
 
 const LIST_FILTERS = ['dangling', 'driver', 'label', 'name'];
 const PRUNE_FILTERS = ['label', 'label!'];

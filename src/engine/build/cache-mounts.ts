@@ -20,7 +20,8 @@ import { chmod, chown, mkdir, readdir, readFile, rename, rm, writeFile } from 'n
 import { join } from 'node:path';
 import { dirSize, missingAs } from '../../lib/fsutil.js';
 import { InvalidParameterError, SystemError } from '../../lib/errors.js';
-import { goDurationMs, validateFilters, type Filters } from '../../lib/filters.js';
+import { validateFilters, type Filters } from '../../lib/filters.js';
+import { parseGoDuration } from '../../lib/go.js';
 import type { BuildCacheRecord } from '../../wire/index.js';
 import type { Logger } from '../../lib/log.js';
 import type { CacheSharing } from './dockerfile/run-mounts.js';
@@ -74,10 +75,12 @@ function pruneMatcher(filters: Filters): { keepMs: number; match: (r: BuildCache
   if (durations.length > 1) throw new InvalidParameterError('filters expect only one value');
   let keepMs = 0;
   if (durations.length === 1) {
-    const ms = goDurationMs(durations[0]!);
-    // dockerd 20.10 does not type this error: a 500
-    if (ms === null) throw new SystemError(`"${key}" filter expects a duration (e.g., '24h'): time: invalid duration ${JSON.stringify(durations[0])}`);
-    keepMs = ms;
+    try {
+      keepMs = parseGoDuration(durations[0]!) / 1e6;
+    } catch (e) {
+      // dockerd 20.10 does not type this error: a 500
+      throw new SystemError(`"${key}" filter expects a duration (e.g., '24h'): ${(e as Error).message}`, { cause: e });
+    }
   }
   const tests: ((r: BuildCacheRecord) => boolean)[] = [];
   for (const name of CACHE_FIELDS) {

@@ -1,5 +1,5 @@
 /** Go's fmt renderings that docker's classic builder writes into history (created_by) strings. */
-import { goQuote } from '../../lib/go.js';
+import { goDuration, goQuote } from '../../lib/go.js';
 
 /** fmt %q of a []string: ["a" "b"]. */
 export function goQuoteList(xs: string[]): string {
@@ -21,28 +21,6 @@ export function goQuoteRune(n: number): string {
   if (n < 0x80) return `'\\x${n.toString(16).padStart(2, '0')}'`;
   if (n <= 0xffff) return `'\\u${n.toString(16).padStart(4, '0')}'`;
   return `'\\U${n.toString(16).padStart(8, '0')}'`;
-}
-
-function trimFrac(x: number): string {
-  return x.toFixed(9).replace(/\.?0+$/, '');
-}
-
-/** time.Duration.String(). */
-export function goDuration(ns: number): string {
-  if (ns === 0) return '0s';
-  const neg = ns < 0;
-  const a = Math.abs(ns);
-  let s: string;
-  if (a < 1e3) s = `${a}ns`;
-  else if (a < 1e6) s = `${trimFrac(a / 1e3)}µs`;
-  else if (a < 1e9) s = `${trimFrac(a / 1e6)}ms`;
-  else {
-    const h = Math.floor(a / 3600e9);
-    const m = Math.floor((a % 3600e9) / 60e9);
-    const sec = (a % 60e9) / 1e9;
-    s = (h ? `${h}h` : '') + (h || m ? `${m}m` : '') + `${trimFrac(sec)}s`;
-  }
-  return neg ? '-' + s : s;
 }
 
 /** `HEALTHCHECK %q` of a *container.HealthConfig: &{["CMD-SHELL" "…"] "5s" "3s" "0s" '\x00'}. */

@@ -48,46 +48,47 @@ export class CommitService {
     // as dockerd: a running container is paused for the read of its changes unless --pause=false
     const freeze = o.pause !== false && r.State.Running && !r.State.Paused ? this.d.freeze : undefined;
     const paused = freeze ? await freeze.pause(r.ID) : false;
-    let extracted;
+    // as dockerd (its deferred unpause): the container stays paused until the image exists, is tagged and the commit
+    // event is out — `docker events` shows pause, tag, commit, unpause — and is resumed whatever fails on the way
+    let id: Digest;
     try {
-      extracted = await this.d.layers.extract(await this.d.layers.diff(r.ID));
+      const extracted = await this.d.layers.extract(await this.d.layers.diff(r.ID));
+      const layer = await this.d.layers.register(topChainOf(pc) as Digest | null, extracted);
+      try {
+        const created = rfc3339Nano(new Date());
+        const raw: Record<string, unknown> = {
+          architecture: pc.architecture,
+          ...(o.author ? { author: o.author } : {}),
+          config: goContainerConfig(cfg),
+          container: r.ID,
+          container_config: goContainerConfig(r.Config as ContainerConfig),
+          created,
+          docker_version: DOCKER_VERSION,
+          history: [
+            ...(pc.history ?? []),
+            {
+              created, created_by: [r.Path, ...r.Args].join(' '),
+              ...(o.author ? { author: o.author } : {}), ...(o.comment ? { comment: o.comment } : {}),
+            },
+          ],
+          os: pc.os,
+          ...(pc.variant ? { variant: pc.variant } : {}),
+          rootfs: { type: 'layers', diff_ids: [...pc.rootfs.diff_ids, layer.diffId] },
+        };
+        if (o.comment) raw.comment = o.comment;
+        const img = await this.d.images.create(Buffer.from(JSON.stringify(raw)), parent.id);
+        id = img.id;
+      } finally {
+        await this.d.layers.release(layer.chainId);
+      }
+      if (o.repo) {
+        await this.d.tagImage(id, o.repo, o.tag || undefined);
+        this.d.containers.events?.publish('image', 'tag', id, { ...(cfg.Labels ?? {}), name: `${o.repo}:${o.tag || 'latest'}` });
+      }
+      this.d.containers.emit(r, 'commit', { comment: o.comment ?? '', imageID: id, imageRef: o.repo ? `${o.repo}:${o.tag || 'latest'}` : '' });
     } finally {
       if (paused) await freeze!.unpause(r.ID).catch((e) => { this.d.log?.error('resuming a container paused for commit: it stays paused', { container: r.ID, error: e }); });
     }
-    const layer = await this.d.layers.register(topChainOf(pc) as Digest | null, extracted);
-    let id: Digest;
-    try {
-      const created = rfc3339Nano(new Date());
-      const raw: Record<string, unknown> = {
-        architecture: pc.architecture,
-        ...(o.author ? { author: o.author } : {}),
-        config: goContainerConfig(cfg),
-        container: r.ID,
-        container_config: goContainerConfig(r.Config as ContainerConfig),
-        created,
-        docker_version: DOCKER_VERSION,
-        history: [
-          ...(pc.history ?? []),
-          {
-            created, created_by: [r.Path, ...r.Args].join(' '),
-            ...(o.author ? { author: o.author } : {}), ...(o.comment ? { comment: o.comment } : {}),
-          },
-        ],
-        os: pc.os,
-        ...(pc.variant ? { variant: pc.variant } : {}),
-        rootfs: { type: 'layers', diff_ids: [...pc.rootfs.diff_ids, layer.diffId] },
-      };
-      if (o.comment) raw.comment = o.comment;
-      const img = await this.d.images.create(Buffer.from(JSON.stringify(raw)), parent.id);
-      id = img.id;
-    } finally {
-      await this.d.layers.release(layer.chainId);
-    }
-    if (o.repo) {
-      await this.d.tagImage(id, o.repo, o.tag || undefined);
-      this.d.containers.events?.publish('image', 'tag', id, { ...(cfg.Labels ?? {}), name: `${o.repo}:${o.tag || 'latest'}` });
-    }
-    this.d.containers.emit(r, 'commit', { comment: o.comment ?? '', imageID: id, imageRef: o.repo ? `${o.repo}:${o.tag || 'latest'}` : '' });
     return id;
   }
 }

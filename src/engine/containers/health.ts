@@ -6,7 +6,7 @@
  * while starting, Retries failures in a row make it unhealthy, one success healthy; output kept to 4096 bytes; a
  * probe over Timeout is killed and fails with exit code -1.
  */
-import { rfc3339Nano } from '../../lib/go.js';
+import { goDuration, rfc3339Nano } from '../../lib/go.js';
 import type { ExecService } from './exec.js';
 import type { ContainerRecord, ContainerService, HealthState } from './service.js';
 
@@ -25,12 +25,6 @@ export function probeCommand(hc: HealthConfig | undefined, shell: string[] | und
   if (t[0] === 'CMD') return t.length > 1 ? t.slice(1) : null;
   if (t[0] === 'CMD-SHELL') return [...(shell?.length ? shell : ['/bin/sh', '-c']), t.slice(1).join(' ')];
   return null;
-}
-
-/** Go's Duration.String() for whole and fractional seconds as dockerd words a timeout ("30s", "1.5s", "500ms"). */
-function goDuration(ns: number): string {
-  if (ns < 1e9) return `${ns / 1e6}ms`;
-  return `${ns / 1e9}s`;
 }
 
 export class HealthMonitor {

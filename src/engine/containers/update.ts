@@ -44,6 +44,10 @@ export class ContainerUpdater {
       throw new InvalidParameterError(msg);
     };
     if (u.KernelMemory) fail(new InvalidParameterError('kernel memory limits are not supported by wharfd (deprecated in docker)'));
+    // as dockerd: the request's own values are checked first (verifyContainerSettings on the update's HostConfig) and
+    // refused with create's words alone ("Minimum memory limit allowed is 6MB", checked against Debian's dockerd);
+    // only what fails against the container's current settings is worded "Cannot update container <id>: …"
+    validateCreateBody({ HostConfig: structuredClone(u) as never });
     const hc = { ...r.HostConfig };
     if (u.RestartPolicy?.Name && hc.AutoRemove) throw new InvalidParameterError('Restart policy cannot be updated because AutoRemove is enabled for the container');
     if (u.NanoCpus && ((typeof hc.CpuPeriod === 'number' && hc.CpuPeriod > 0) || (typeof hc.CpuQuota === 'number' && hc.CpuQuota > 0)) && !u.CpuPeriod && !u.CpuQuota) {

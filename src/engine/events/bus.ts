@@ -3,13 +3,14 @@
  * subscribers. Times are wall-clock nanoseconds, kept as bigint (a Unix time in ns exceeds 2^53).
  */
 import type { Filters } from '../../lib/filters.js';
-import { eventMatches } from './filter.js';
+import { eventFilter } from './filter.js';
 import type { EventMessage, EventPublisher, EventSource, EventSubscription, EventType } from './types.js';
 
 /** How many past events a subscriber with `since` can still get (dockerd's eventsLimit). */
 export const EVENTS_LIMIT = 256;
 
-interface Stored { msg: EventMessage; nano: bigint }
+/** An event with its exact time and, once someone asked for it, its JSON text (encoded once for all subscribers). */
+interface Stored { msg: EventMessage; nano: bigint; text?: string }
 
 const origin = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
 /** Wall-clock Unix nanoseconds, strictly increasing within the process. */
@@ -23,14 +24,16 @@ function nowNano(): bigint {
 
 /** One event as dockerd's json.Encoder writes it (timeNano exact), with its newline. */
 export function encodeEvent(msg: EventMessage, nano?: bigint): string {
-  const text = JSON.stringify({ ...msg, timeNano: 0 });
-  return (nano === undefined ? text : text.replace(/"timeNano":0}$/, `"timeNano":${nano}}`)) + '\n';
+  const text = JSON.stringify(msg);
+  if (nano === undefined) return text + '\n';
+  // timeNano is the message's last key and its value a number: its digits are what follows the last colon
+  return `${text.slice(0, text.lastIndexOf(':') + 1)}${nano}}\n`;
 }
 
 export class EventBus implements EventPublisher, EventSource {
   private readonly ring: Stored[] = [];
-  private readonly subs = new Set<{ f: Filters; fn: ((e: EventMessage, nano: bigint) => void) | null }>();
-  private readonly nanos = new WeakMap<EventMessage, bigint>();
+  private readonly subs = new Set<{ match: (e: EventMessage) => boolean; fn: ((e: EventMessage) => void) | null }>();
+  private readonly stored = new WeakMap<EventMessage, Stored>();
 
   publish(type: EventType, action: string, id: string, attributes: Record<string, string> = {}): void {
     const nano = nowNano();
@@ -40,20 +43,25 @@ export class EventBus implements EventPublisher, EventSource {
       Type: type, Action: action, Actor: { ID: id, Attributes: { ...attributes } }, scope: 'local',
       time: Number(nano / 1_000_000_000n), timeNano: Number(nano),
     };
-    this.nanos.set(msg, nano);
-    this.ring.push({ msg, nano });
+    const st: Stored = { msg, nano };
+    this.stored.set(msg, st);
+    this.ring.push(st);
     if (this.ring.length > EVENTS_LIMIT) this.ring.shift();
-    for (const s of this.subs) if (s.fn && eventMatches(s.f, msg)) s.fn(msg, nano);
+    for (const s of this.subs) if (s.fn && s.match(msg)) s.fn(msg);
   }
 
-  encode(msg: EventMessage): string { return encodeEvent(msg, this.nanos.get(msg)); }
+  encode(msg: EventMessage): string {
+    const st = this.stored.get(msg);
+    if (!st) return encodeEvent(msg);
+    return (st.text ??= encodeEvent(msg, st.nano));
+  }
 
   subscribe(opts: { since?: bigint; until?: bigint; filters: Filters }): EventSubscription {
+    const sub: { match: (e: EventMessage) => boolean; fn: ((e: EventMessage) => void) | null } = { match: eventFilter(opts.filters), fn: null };
     const past = opts.since === undefined && opts.until === undefined ? [] : this.ring
       .filter((s) => (opts.since === undefined || s.nano >= opts.since) && (opts.until === undefined || s.nano <= opts.until))
-      .filter((s) => eventMatches(opts.filters, s.msg))
+      .filter((s) => sub.match(s.msg))
       .map((s) => s.msg);
-    const sub: { f: Filters; fn: ((e: EventMessage, nano: bigint) => void) | null } = { f: opts.filters, fn: null };
     this.subs.add(sub);
     return {
       past,

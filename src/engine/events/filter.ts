@@ -14,15 +14,40 @@ function stripTag(s: string): string {
   return i > s.lastIndexOf('/') ? s.slice(0, i) : s;
 }
 
+/** Filters whose values match the actor's ID or its `name` attribute, by prefix. */
+const NAME_KEYS = ['daemon', 'container', 'plugin', 'volume', 'network', 'node', 'service', 'secret', 'config'];
+
+/**
+ * The filter as a predicate, made once per subscription: only the filters present are checked for each event (a
+ * subscriber with one filter, or none, pays for that one, not for all thirteen).
+ */
+export function eventFilter(f: Filters): (ev: EventMessage) => boolean {
+  const present = (k: string) => (f[k]?.length ?? 0) > 0;
+  const checks: ((ev: EventMessage) => boolean)[] = [];
+  if (present('event')) {
+    checks.push(f.event!.some((v) => PREFIX_ACTIONS.includes(v))
+      ? (ev) => fuzzyMatch(f, 'event', ev.Action)
+      : (ev) => exactMatch(f, 'event', ev.Action));
+  }
+  if (present('type')) checks.push((ev) => exactMatch(f, 'type', ev.Type));
+  if (present('scope')) checks.push((ev) => exactMatch(f, 'scope', ev.scope));
+  for (const key of NAME_KEYS) {
+    if (present(key)) checks.push((ev) => fuzzyMatch(f, key, ev.Actor.ID) || fuzzyMatch(f, key, ev.Actor.Attributes.name ?? ''));
+  }
+  if (present('image')) {
+    checks.push((ev) => {
+      const imageName = (ev.Type === 'image' ? ev.Actor.Attributes.name : ev.Actor.Attributes.image) ?? '';
+      return exactMatch(f, 'image', ev.Actor.ID) || exactMatch(f, 'image', imageName)
+        || exactMatch(f, 'image', stripTag(ev.Actor.ID)) || exactMatch(f, 'image', stripTag(imageName));
+    });
+  }
+  if (present('label')) checks.push((ev) => matchKVList(f, 'label', ev.Actor.Attributes));
+  if (checks.length === 0) return () => true;
+  if (checks.length === 1) return checks[0]!;
+  return (ev) => checks.every((c) => c(ev));
+}
+
+/** Whether one event passes the filters (eventFilter(f)(ev)). */
 export function eventMatches(f: Filters, ev: EventMessage): boolean {
-  const a = ev.Actor.Attributes;
-  const byName = (key: string) => fuzzyMatch(f, key, ev.Actor.ID) || fuzzyMatch(f, key, a.name ?? '');
-  const action = (f.event ?? []).some((v) => PREFIX_ACTIONS.includes(v)) ? fuzzyMatch(f, 'event', ev.Action) : exactMatch(f, 'event', ev.Action);
-  const imageName = (ev.Type === 'image' ? a.name : a.image) ?? '';
-  const image = exactMatch(f, 'image', ev.Actor.ID) || exactMatch(f, 'image', imageName)
-    || exactMatch(f, 'image', stripTag(ev.Actor.ID)) || exactMatch(f, 'image', stripTag(imageName));
-  return action && exactMatch(f, 'type', ev.Type) && exactMatch(f, 'scope', ev.scope)
-    && byName('daemon') && byName('container') && byName('plugin') && byName('volume') && byName('network')
-    && byName('node') && byName('service') && byName('secret') && byName('config')
-    && image && matchKVList(f, 'label', a);
+  return eventFilter(f)(ev);
 }

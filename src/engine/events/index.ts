@@ -1,3 +1,3 @@
 export type { EventActor, EventMessage, EventPublisher, EventSource, EventSubscription, EventType } from './types.js';
 export { EventBus, EVENTS_LIMIT, encodeEvent } from './bus.js';
-export { eventMatches } from './filter.js';
+export { eventFilter, eventMatches } from './filter.js';

@@ -279,6 +279,17 @@ export async function* readLogs(path: string, opts: LogOptions = {}): AsyncGener
     let pos = 0;
     let rest = Buffer.alloc(0);
     const buf = Buffer.alloc(64 * 1024);
+    /** The records of the complete lines of `text` that pass the options go to `out`; returns where the unfinished last line starts. */
+    const completeRecords = (text: Buffer, out: LogRecord[]): number => {
+      let start = 0;
+      for (;;) {
+        const nl = text.indexOf(0x0a, start);
+        if (nl < 0) return start;
+        const r = parseLogLine(text.subarray(start, nl));
+        if (r && keep(r)) out.push(r);
+        start = nl + 1;
+      }
+    };
     const readAvailable = async (): Promise<LogRecord[]> => {
       const out: LogRecord[] = [];
       for (;;) {
@@ -286,15 +297,7 @@ export async function* readLogs(path: string, opts: LogOptions = {}): AsyncGener
         if (bytesRead === 0) break;
         pos += bytesRead;
         rest = rest.length ? Buffer.concat([rest, buf.subarray(0, bytesRead)]) : Buffer.from(buf.subarray(0, bytesRead));
-        let start = 0;
-        for (;;) {
-          const nl = rest.indexOf(0x0a, start);
-          if (nl < 0) break;
-          const r = parseLogLine(rest.subarray(start, nl));
-          if (r && keep(r)) out.push(r);
-          start = nl + 1;
-        }
-        rest = rest.subarray(start);
+        rest = rest.subarray(completeRecords(rest, out));
       }
       return out;
     };
@@ -304,14 +307,7 @@ export async function* readLogs(path: string, opts: LogOptions = {}): AsyncGener
       let text: Buffer;
       try { text = await readFile(f); } catch { continue; }
       if (f.endsWith('.gz')) { try { text = gunzipSync(text); } catch { continue; } }
-      let start = 0;
-      for (;;) {
-        const nl = text.indexOf(0x0a, start);
-        if (nl < 0) break;
-        const r = parseLogLine(text.subarray(start, nl));
-        if (r && keep(r)) older.push(r);
-        start = nl + 1;
-      }
+      completeRecords(text, older);
     }
     let first = older.length ? [...older, ...(await readAvailable())] : await readAvailable();
     if (opts.tail !== undefined && opts.tail >= 0) {

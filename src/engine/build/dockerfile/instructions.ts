@@ -5,6 +5,7 @@
  */
 import { DockerfileParseError, parseDockerfile, type Directives, type Heredoc, type Node } from './parser.js';
 import { parseRunMount } from './run-mounts.js';
+import { parseGoDuration as goParseDuration } from '../../../lib/go.js';
 
 interface Base { node: Node }
 
@@ -96,22 +97,13 @@ function parseFlags(node: Node): Map<string, string[]> {
   return out;
 }
 
-/** Go's time.ParseDuration, in nanoseconds (docker stores health durations as ns). */
+/** Go's time.ParseDuration (lib/go.ts), in nanoseconds (docker stores health durations as ns); a bad one fails the line. */
 export function parseGoDuration(s: string, line = 0): number {
-  const re = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/y;
-  const unit: Record<string, number> = { ns: 1, us: 1e3, 'µs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
-  if (s === '0') return 0;
-  let total = 0;
-  let pos = 0;
-  while (pos < s.length) {
-    re.lastIndex = pos;
-    const m = re.exec(s);
-    if (!m) throw new DockerfileParseError(line, `time: invalid duration "${s}"`);
-    total += parseFloat(m[1]!) * unit[m[2]!]!;
-    pos = re.lastIndex;
+  try {
+    return goParseDuration(s);
+  } catch (e) {
+    throw new DockerfileParseError(line, (e as Error).message);
   }
-  if (!s.length) throw new DockerfileParseError(line, `time: invalid duration "${s}"`);
-  return Math.round(total);
 }
 
 function one(flags: Map<string, string[]>, name: string): string | undefined {
