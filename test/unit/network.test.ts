@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { buildSpec, writeBundle, type SpecOptions } from '../../src/engine/runtime/spec.js';
 import { createRuntime, type Runtime } from '../../src/engine/runtime/runc.js';
 import { readLogs } from '../../src/engine/runtime/logs.js';
-import { BridgeNetwork, vethName, type Endpoint } from '../../src/engine/network/bridge.js';
+import { BridgeNetwork, macForIp, vethName, type Endpoint } from '../../src/engine/network/bridge.js';
 import { HostClaims, Ipam } from '../../src/engine/network/ipam.js';
 import { publishPort } from '../../src/engine/network/portproxy.js';
 import { waitFor } from '../support/wait.js';
@@ -300,6 +300,54 @@ describe('bridge network with containers', () => {
     await assert.rejects(net.connect(id, 'bridge', { ip: '10.0.0.5' }), /not in subnet/);
     assert.equal(existsSync(net.netnsPath(id)), false);
     assert.deepEqual(await net.ipam.allocations(), {});
+  });
+});
+
+describe('bridge MAC', () => {
+  const name = `wmac${process.pid % 100000}`;
+  const subnet = '172.31.249.0/24';
+  let tmp: string;
+  let net: BridgeNetwork;
+  const read = (f: string) => readFileSync(`/sys/class/net/${name}/${f}`, 'utf8').trim();
+
+  before(async () => {
+    tmp = await mkdtemp('/tmp/wmac-');
+    // a bridge as an older wharfd left it: no MAC of its own
+    execFileSync('ip', ['link', 'add', name, 'type', 'bridge']);
+    execFileSync('ip', ['addr', 'add', '172.31.249.1/24', 'dev', name]);
+    execFileSync('ip', ['link', 'set', name, 'up']);
+    net = new BridgeNetwork({ dataRoot: join(tmp, 'data'), execRoot: join(tmp, 'exec'), claimsDir: join(tmp, 'claims'), bridge: name, subnet });
+  });
+
+  after(async () => {
+    await net.removeBridge();
+    try { execFileSync('ip', ['link', 'del', name], { stdio: 'ignore' }); } catch { /* removed */ }
+    await rm(tmp, { recursive: true, force: true });
+  });
+
+  test('the bridge keeps the MAC of its gateway while ports with lower MACs join and leave', async () => {
+    await net.ensure();
+    const fixed = macForIp('172.31.249.1');
+    assert.equal(fixed, '02:42:ac:1f:f9:01');
+    assert.equal(read('address'), fixed, 'an existing bridge without a MAC gets the fixed one');
+    assert.equal(read('addr_assign_type'), '3', 'set, not taken from a port');
+    assert.equal(readFileSync(`/proc/sys/net/ipv4/conf/${name}/arp_notify`, 'utf8').trim(), '1');
+    const a = newId(), b = newId();
+    try {
+      await net.connect(a, 'bridge');
+      await net.connect(b, 'bridge');
+      // host ends with MACs below 02:42:…: a bridge without a MAC of its own would take the lowest
+      execFileSync('ip', ['link', 'set', 'dev', vethName(a), 'address', '02:00:00:00:00:01']);
+      execFileSync('ip', ['link', 'set', 'dev', vethName(b), 'address', '02:00:00:00:00:02']);
+      assert.equal(read('address'), fixed, 'ports joined');
+      await net.disconnect(a);
+      assert.equal(read('address'), fixed, 'the lowest port left');
+      await net.disconnect(b);
+      assert.equal(read('address'), fixed, 'no port left');
+    } finally {
+      await net.disconnect(a);
+      await net.disconnect(b);
+    }
   });
 });
 

@@ -74,6 +74,24 @@ export function macForIp(ip: string): string {
   return ['02', '42', ...[n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].map((b) => b.toString(16).padStart(2, '0'))].join(':');
 }
 
+/**
+ * Gives a bridge the fixed MAC of its gateway address (docker's 02:42 + the address) unless one was set already,
+ * and turns on `arp_notify`. A Linux bridge without a MAC set takes the lowest of its ports' MACs, so it changes
+ * whenever the container owning that port leaves; the other containers' ARP entries for the gateway then point
+ * at a MAC nobody answers to, and their TCP to the host or outside stalls until the entry expires (UDP DNS
+ * retries hid it). With `arp_notify` a change of address (this one, on a bridge that had none) is announced by a
+ * gratuitous ARP, which updates the entries the containers already hold.
+ */
+export async function pinBridgeMac(bridge: string, gateway: string): Promise<void> {
+  await writeFile(`/proc/sys/net/ipv4/conf/${bridge}/arp_notify`, '1');
+  const assign = (await readFile(`/sys/class/net/${bridge}/addr_assign_type`, 'utf8')).trim();
+  if (assign === ADDR_SET) return;
+  await must('ip', ['link', 'set', 'dev', bridge, 'address', macForIp(gateway)]);
+}
+
+/** /sys/class/net/<dev>/addr_assign_type of an address set by a user (NET_ADDR_SET). */
+const ADDR_SET = '3';
+
 export function vethName(id: string): string {
   return `veth${createHash('sha256').update(id).digest('hex').slice(0, 7)}`;
 }
@@ -133,12 +151,14 @@ export class BridgeNetwork {
         }
       }
       await must('ip', ['-b', '-'], [
-        `link add name ${this.bridge} type bridge`,
+        `link add name ${this.bridge} address ${macForIp(this.gateway)} type bridge`,
         `link set ${this.bridge} mtu ${this.mtu}`,
         `addr add ${this.gateway}/${this.prefixLen} dev ${this.bridge}`,
         `link set ${this.bridge} up`, '',
       ].join('\n'));
     }
+    // a bridge made by an older wharfd (or by hand) has no MAC of its own: give it the fixed one now
+    await pinBridgeMac(this.bridge, this.gateway);
     await writeFile('/proc/sys/net/ipv4/ip_forward', '1').catch((this.cfg.log ?? discardLogger).onError('enabling IP forwarding: containers may not reach other networks'));
     for (const r of this.rules()) {
       const chk = await sh('iptables', ['-w', '-t', r.table, '-C', r.chain, ...r.rule]);

@@ -27,7 +27,7 @@ import { rfc3339NanoFixed } from '../../lib/go.js';
 import { Mutex } from '../../lib/sync.js';
 import { discardLogger, type Logger } from '../../lib/log.js';
 import type { EndpointResource, EndpointSettings, IpamPoolConfig, NetworkCreateRequest, NetworkPruneReport, NetworkResource } from '../../wire/networks.js';
-import { macForIp, type BridgeNetwork, type Endpoint } from './bridge.js';
+import { macForIp, pinBridgeMac, type BridgeNetwork, type Endpoint } from './bridge.js';
 import { HostClaims, Ipam, intToIp, ipToInt } from './ipam.js';
 import { parseLink } from './links.js';
 import { netavarkSetup, netavarkTeardown, type NetavarkDoc } from './netavark.js';
@@ -386,10 +386,12 @@ export class NetworkService {
    * another wharfd) that the subnet is taken. netavark uses an existing bridge as it finds it.
    */
   private async ensureBridge(n: NetworkRecord): Promise<void> {
-    if (!n.Bridge || (await sh('ip', ['-o', 'link', 'show', 'dev', n.Bridge])).code === 0) return;
+    if (!n.Bridge) return;
+    // a MAC of its own: a bridge without one takes its ports' lowest, which changes when a port leaves, and the
+    // containers' ARP entries for the gateway then point nowhere (seen: DNS dead for 20 s after a disconnect).
+    // A bridge that exists already (netavark's, an older wharfd's) gets it too.
+    if ((await sh('ip', ['-o', 'link', 'show', 'dev', n.Bridge])).code === 0) return pinBridgeMac(n.Bridge, n.Gateway!);
     const r = await sh('ip', ['-b', '-'], [
-      // a MAC of its own: a bridge without one takes its ports' lowest, which changes when a port leaves, and the
-      // containers' ARP entries for the gateway then point nowhere (seen: DNS dead for 20 s after a disconnect)
       `link add name ${n.Bridge} address ${macForIp(n.Gateway!)} type bridge`,
       ...(n.Options['com.docker.network.driver.mtu'] ? [`link set ${n.Bridge} mtu ${Number(n.Options['com.docker.network.driver.mtu'])}`] : []),
       `addr add ${n.Gateway}/${parseSubnet(n.Subnet!).prefix} dev ${n.Bridge}`,
@@ -399,6 +401,7 @@ export class NetworkService {
       await sh('ip', ['link', 'del', n.Bridge]);
       throw new SystemError(`creating bridge ${n.Bridge}: ${r.stderr.trim()}`);
     }
+    await pinBridgeMac(n.Bridge, n.Gateway!);
   }
 
   private endpointsOn(n: NetworkRecord): string[] {
