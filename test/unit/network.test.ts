@@ -67,6 +67,17 @@ describe('ipam', () => {
     await assert.rejects(small.allocate('y'), /no available IPv4 addresses/);
   });
 
+  test('an IP range (docker --ip-range): addresses from it only, gateway its first address unless given, --ip anywhere in the subnet', async () => {
+    const r = new Ipam(join(dir, 'range.json'), '10.4.0.0/16', undefined, undefined, '10.4.5.0/24');
+    assert.equal(r.gateway, '10.4.5.0', 'dockerd gives the gateway the first address of the range');
+    assert.equal(await r.allocate('a'), '10.4.5.1');
+    assert.equal(await r.allocate('s', '10.4.7.7'), '10.4.7.7');
+    const g = new Ipam(join(dir, 'range2.json'), '10.5.0.0/24', '10.5.0.130', undefined, '10.5.0.128/30');
+    assert.deepEqual(await Promise.all(['x', 'y', 'z'].map((o) => g.allocate(o))), ['10.5.0.128', '10.5.0.129', '10.5.0.131']);
+    await assert.rejects(g.allocate('full'), /no available IPv4 addresses/);
+    assert.equal(new Ipam(join(dir, 'range3.json'), '10.6.0.0/24', undefined, undefined, '10.6.0.0/30').gateway, '10.6.0.1', 'never the network address');
+  });
+
   test('two daemons on one bridge: host-wide claims keep their addresses apart; a dead claim is taken back', async () => {
     const claimsFile = join(dir, 'claims', 'wharf-test0.json');
     const nsDir = join(dir, 'ns');

@@ -29,12 +29,29 @@ export function intToIp(n: number): string {
   return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
 }
 
-export function parseCidr(cidr: string): { network: number; prefix: number; size: number } {
+export function parseCidr(cidr: string, maxPrefix = 30): { network: number; prefix: number; size: number } {
   const [ip, pfx] = cidr.split('/');
   const prefix = Number(pfx);
-  if (!ip || !Number.isInteger(prefix) || prefix < 8 || prefix > 30) throw new InvalidParameterError(`invalid subnet: ${cidr}`);
+  if (!ip || !Number.isInteger(prefix) || prefix < 8 || prefix > maxPrefix) throw new InvalidParameterError(`invalid subnet: ${cidr}`);
   const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
   return { network: (ipToInt(ip) & mask) >>> 0, prefix, size: 2 ** (32 - prefix) };
+}
+
+/**
+ * The addresses of a subnet that can be handed out (neither its network nor its broadcast address), within
+ * `range` (docker's IPRange) when there is one: first and last, inclusive. dockerd's IPAM gives the first of them
+ * to the gateway when none is set: 10.1.5.0 for --subnet 10.1.0.0/16 --ip-range 10.1.5.0/24 (measured).
+ */
+export function poolBounds(subnet: string, range?: string): { first: number; last: number } {
+  const c = parseCidr(subnet);
+  let first = c.network + 1;
+  let last = c.network + c.size - 2;
+  if (range) {
+    const r = parseCidr(range, 32);
+    first = Math.max(first, r.network);
+    last = Math.min(last, r.network + r.size - 1);
+  }
+  return { first, last };
 }
 
 interface Table { subnet: string; gateway: string; allocated: Record<string, string> }
@@ -107,10 +124,19 @@ export class Ipam {
   readonly size: number;
   readonly gateway: string;
 
-  constructor(private readonly file: string, readonly subnet: string, gateway?: string, private readonly host?: HostClaims) {
+  /** The addresses handed out without a `want` (docker's --ip-range): first and last, inclusive. */
+  private readonly first: number;
+  private readonly last: number;
+
+  /**
+   * `range` (docker's IPRange, inside the subnet): addresses are chosen from it only, the first free one first;
+   * a `want` may lie anywhere in the subnet, as dockerd allows.
+   */
+  constructor(private readonly file: string, readonly subnet: string, gateway?: string, private readonly host?: HostClaims, range?: string) {
     const c = parseCidr(subnet);
     this.network = c.network; this.prefix = c.prefix; this.size = c.size;
-    this.gateway = gateway ?? intToIp(c.network + 1);
+    ({ first: this.first, last: this.last } = poolBounds(subnet, range));
+    this.gateway = gateway ?? intToIp(this.first);
   }
 
   private locked<T>(fn: () => Promise<T>): Promise<T> {
@@ -147,9 +173,9 @@ export class Ipam {
         if (this.host && (await this.host.pick(owner, [want])) === null) throw new ConflictError(`Address already in use: ${want}`);
         ip = want;
       } else {
-        const network = this.network, size = this.size;
+        const first = this.first, last = this.last;
         const free = function* (): Generator<string> {
-          for (let n = network + 2; n < network + size - 1; n++) {
+          for (let n = first; n <= last; n++) {
             if (n === gw) continue;
             const s = intToIp(n);
             if (!t.allocated[s]) yield s;

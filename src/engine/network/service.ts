@@ -28,7 +28,7 @@ import { Mutex } from '../../lib/sync.js';
 import { discardLogger, type Logger } from '../../lib/log.js';
 import type { EndpointResource, EndpointSettings, IpamPoolConfig, NetworkCreateRequest, NetworkPruneReport, NetworkResource } from '../../wire/networks.js';
 import { macForIp, pinBridgeMac, type BridgeNetwork, type Endpoint } from './bridge.js';
-import { HostClaims, Ipam, intToIp, ipToInt } from './ipam.js';
+import { HostClaims, Ipam, intToIp, ipToInt, poolBounds } from './ipam.js';
 import { parseLink } from './links.js';
 import { netavarkSetup, netavarkTeardown, type NetavarkDoc } from './netavark.js';
 import type { BoundPort, PortMapping } from './portproxy.js';
@@ -98,11 +98,11 @@ const SHORT = 12;
 
 
 /** "a.b.c.d/n" strictly (docker: `invalid CIDR address: x`); returns the network address and prefix. */
-export function parseSubnet(cidr: string): { network: number; prefix: number; size: number } {
+export function parseSubnet(cidr: string, maxPrefix = 30): { network: number; prefix: number; size: number } {
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(cidr);
   if (!m || m.slice(1, 5).some((x) => Number(x) > 255) || Number(m[5]) > 32) throw new InvalidParameterError(`invalid CIDR address: ${cidr}`);
   const prefix = Number(m[5]);
-  if (prefix > 30) throw new InvalidParameterError(`invalid subnet ${cidr}: too small for a network`);
+  if (prefix > maxPrefix) throw new InvalidParameterError(`invalid subnet ${cidr}: too small for a network`);
   const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
   return { network: (ipToInt(`${m[1]}.${m[2]}.${m[3]}.${m[4]}`) & mask) >>> 0, prefix, size: 2 ** (32 - prefix) };
 }
@@ -199,7 +199,7 @@ export class NetworkService {
   private ipamOf(n: NetworkRecord): Ipam {
     let i = this.ipams.get(n.Id);
     if (!i) {
-      i = new Ipam(join(this.dir, `${n.Id}.ipam.json`), n.Subnet!, n.Gateway);
+      i = new Ipam(join(this.dir, `${n.Id}.ipam.json`), n.Subnet!, n.Gateway, undefined, n.IPAM.Config[0]?.IPRange);
       this.ipams.set(n.Id, i);
     }
     return i;
@@ -326,14 +326,17 @@ export class NetworkService {
         subnet = `${intToIp(s.network)}/${s.prefix}`;
         if (ours.some((o) => overlaps(o, s))) throw new ForbiddenError('Pool overlaps with other one on this address space');
         if (p.IPRange) {
-          const r = parseSubnet(p.IPRange);
+          const r = parseSubnet(p.IPRange, 32);
           if (!overlaps(r, s) || r.network < s.network || r.network + r.size > s.network + s.size) throw new InvalidParameterError(`Invalid range ${p.IPRange} for subnet ${p.Subnet}`);
         }
         if (p.Gateway) {
           const g = ipToIntChecked(p.Gateway);
           if (g < s.network || g >= s.network + s.size) throw new ForbiddenError(`Invalid address ${p.Gateway}: It does not belong to any of this network's subnets`);
           gateway = p.Gateway;
-        } else gateway = intToIp(s.network + 1);
+        } else {
+          // dockerd asks its IPAM for the gateway as for any address: the first of the range, if any (poolBounds)
+          gateway = intToIp(poolBounds(subnet, p.IPRange).first);
+        }
         if ((await this.claims.pick(id, [subnet])) === null) throw new ForbiddenError('Pool overlaps with other one on this address space');
       } else {
         if (p && (p.Gateway || p.IPRange)) throw new InvalidParameterError('an IP range or gateway needs a subnet');
