@@ -46,6 +46,8 @@ export type NetworkModeName = 'bridge' | 'none' | 'host';
 export interface Endpoint {
   /** user networks: the name servers for resolv.conf (aardvark-dns on each network's gateway). */
   nameservers?: string[];
+  /** a default-bridge endpoint of a container also on user networks: their name servers, for resolv.conf. */
+  dns?: string[];
   id: string;
   mode: NetworkModeName;
   /** bridge mode: the netns file the OCI spec joins. */
@@ -62,7 +64,8 @@ export interface Endpoint {
 
 const sh = (bin: string, args: string[], input?: string) => execCollect(bin, args, input === undefined ? {} : { input });
 
-async function must(bin: string, args: string[], input?: string): Promise<string> {
+/** Runs a helper program; its failure is a SystemError naming the command and what it printed. */
+export async function must(bin: string, args: string[], input?: string): Promise<string> {
   const r = await sh(bin, args, input);
   if (r.code !== 0) throw new SystemError(`${bin} ${args.join(' ')}: ${r.stderr.trim() || `exit ${r.code}`}`);
   return r.stdout;

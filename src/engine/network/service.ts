@@ -27,7 +27,7 @@ import { rfc3339NanoFixed } from '../../lib/go.js';
 import { Mutex } from '../../lib/sync.js';
 import { discardLogger, type Logger } from '../../lib/log.js';
 import type { EndpointResource, EndpointSettings, IpamPoolConfig, NetworkCreateRequest, NetworkPruneReport, NetworkResource } from '../../wire/networks.js';
-import { macForIp, pinBridgeMac, type BridgeNetwork, type Endpoint } from './bridge.js';
+import { macForIp, must, pinBridgeMac, type BridgeNetwork, type Endpoint } from './bridge.js';
 import { HostClaims, Ipam, intToIp, ipToInt, poolBounds } from './ipam.js';
 import { parseLink } from './links.js';
 import { netavarkSetup, netavarkTeardown, type NetavarkDoc } from './netavark.js';
@@ -50,6 +50,8 @@ export interface ContainerDirectory {
   get(ref: string): NetContainer;
   all(): NetContainer[];
   save(c: NetContainer): Promise<void>;
+  /** The container's directory, where its resolv.conf (bind-mounted into it) lives. */
+  dir(id: string): string;
 }
 
 /** Hook for the events module: called after create/connect/disconnect/destroy (docker's network events). */
@@ -90,10 +92,14 @@ interface EndpointState {
   /** the netns was made here (a container whose first network is a user network). */
   own: boolean;
   nets: UserEndpoint[];
+  /** A default-bridge container joined to user networks while running: its resolv.conf's name servers before. */
+  dnsBefore?: string[];
 }
 
 const sh = (bin: string, args: string[], input?: string) => execCollect(bin, args, input === undefined ? {} : { input });
 const PREDEFINED = ['bridge', 'host', 'none'] as const;
+/** The filter chain of the rules between the default bridge and user networks (docker's DOCKER-ISOLATION-*). */
+const ISOLATION = 'WHARF-ISOLATION';
 const SHORT = 12;
 
 
@@ -393,7 +399,10 @@ export class NetworkService {
     // a MAC of its own: a bridge without one takes its ports' lowest, which changes when a port leaves, and the
     // containers' ARP entries for the gateway then point nowhere (seen: DNS dead for 20 s after a disconnect).
     // A bridge that exists already (netavark's, an older wharfd's) gets it too.
-    if ((await sh('ip', ['-o', 'link', 'show', 'dev', n.Bridge])).code === 0) return pinBridgeMac(n.Bridge, n.Gateway!);
+    if ((await sh('ip', ['-o', 'link', 'show', 'dev', n.Bridge])).code === 0) {
+      await pinBridgeMac(n.Bridge, n.Gateway!);
+      return this.isolateFromDefault(n.Bridge);
+    }
     const r = await sh('ip', ['-b', '-'], [
       `link add name ${n.Bridge} address ${macForIp(n.Gateway!)} type bridge`,
       ...(n.Options['com.docker.network.driver.mtu'] ? [`link set ${n.Bridge} mtu ${Number(n.Options['com.docker.network.driver.mtu'])}`] : []),
@@ -405,6 +414,41 @@ export class NetworkService {
       throw new SystemError(`creating bridge ${n.Bridge}: ${r.stderr.trim()}`);
     }
     await pinBridgeMac(n.Bridge, n.Gateway!);
+    await this.isolateFromDefault(n.Bridge);
+  }
+
+  /**
+   * docker's DOCKER-ISOLATION for the default bridge: no packet between it and a user network, either way.
+   * netavark isolates its networks from each other only (its NETAVARK_ISOLATION chains know nothing of wharf0),
+   * and its FORWARD accept of a network's subnet, like wharf0's own accepts, would let them through. So the
+   * rules live in a chain of Wharf's, WHARF-ISOLATION, jumped to first in FORWARD (`isolationFirst`).
+   */
+  private isolationRules(bridge: string): string[][] {
+    const def = this.d.bridge.bridge;
+    const tag = ['-m', 'comment', '--comment', `wharf:${bridge}`];
+    return [['-i', def, '-o', bridge, ...tag, '-j', 'DROP'], ['-i', bridge, '-o', def, ...tag, '-j', 'DROP']];
+  }
+
+  private async isolateFromDefault(bridge: string): Promise<void> {
+    await sh('iptables', ['-w', '-N', ISOLATION]); // exists already but for the first network on the host
+    for (const r of this.isolationRules(bridge)) {
+      if ((await sh('iptables', ['-w', '-C', ISOLATION, ...r])).code !== 0) await must('iptables', ['-w', '-A', ISOLATION, ...r]);
+    }
+    await this.isolationFirst();
+  }
+
+  /** Puts the jump to WHARF-ISOLATION first in FORWARD again (netavark inserts its own jumps at the top). */
+  private async isolationFirst(): Promise<void> {
+    const first = await sh('iptables', ['-w', '-S', 'FORWARD', '1']);
+    if (first.stdout.trim() === `-A FORWARD -j ${ISOLATION}`) return;
+    while ((await sh('iptables', ['-w', '-C', 'FORWARD', '-j', ISOLATION])).code === 0) await sh('iptables', ['-w', '-D', 'FORWARD', '-j', ISOLATION]);
+    await must('iptables', ['-w', '-I', 'FORWARD', '1', '-j', ISOLATION]);
+  }
+
+  private async unisolate(bridge: string): Promise<void> {
+    for (const r of this.isolationRules(bridge)) {
+      while ((await sh('iptables', ['-w', '-C', ISOLATION, ...r])).code === 0) await sh('iptables', ['-w', '-D', ISOLATION, ...r]);
+    }
   }
 
   private endpointsOn(n: NetworkRecord): string[] {
@@ -430,6 +474,7 @@ export class NetworkService {
     await rm(join(this.dir, `${n.Id}.ipam.json`), { force: true });
     await this.claims.release(n.Id).catch(this.log.onError('releasing a removed network\'s subnet', { network: n.Id }));
     if (n.Bridge && (await sh('ip', ['-o', 'link', 'show', 'dev', n.Bridge])).code === 0) await sh('ip', ['link', 'del', n.Bridge]);
+    if (n.Bridge) await this.unisolate(n.Bridge).catch(this.log.onError('removing a removed network\'s isolation rules', { network: n.Id }));
     this.onEvent?.('destroy', { id: n.Id, name: n.Name, type: 'bridge' });
   }
 
@@ -580,6 +625,7 @@ export class NetworkService {
     await this.saveState(c.ID);
     try {
       await netavarkSetup(this.netavarkDir, st.netns, doc);
+      await this.isolationFirst();
     } catch (e) {
       await netavarkTeardown(this.netavarkDir, st.netns, doc).catch(this.log.onError('tearing down a failed netavark setup', { netns: st.netns }));
       st.nets = st.nets.filter((x) => x !== ep);
@@ -662,7 +708,10 @@ export class NetworkService {
       await this.disconnect(c.ID).catch(this.log.onError('disconnecting after a failed connect', { container: c.ID }));
       throw e;
     }
-    return mode === 'user' ? { ...primary, nameservers } : primary;
+    if (mode === 'user') return { ...primary, nameservers };
+    // as dockerd's embedded DNS for a default-bridge container on user networks too
+    if (nameservers.length) primary.dns = nameservers;
+    return primary;
   }
 
   /** Publishes ports to the container's first address (the userland proxy, as on the default bridge). */
@@ -718,10 +767,54 @@ export class NetworkService {
         const st = this.states.get(c.ID) ?? { netns: this.d.bridge.netnsPath(c.ID), own: !(mode === 'default' || mode === 'bridge'), nets: [] };
         const ep = await this.lock.run(() => this.join(c, n, st, s));
         (c.Networks ??= {})[n.Name] = this.settingsOf(ep, s, c);
+        await this.rewriteResolvConf(c.ID, st).catch(this.log.onError('pointing resolv.conf at the networks\' name servers', { container: c.ID }));
       } else (c.Networks ??= {})[n.Name] = s;
       await this.ctrs.save(c);
       this.onEvent?.('connect', { id: n.Id, name: n.Name, type: 'bridge' }, c.ID);
     })();
+  }
+
+  /**
+   * A running container's resolv.conf after a live connect or disconnect, as dockerd switches a container to its
+   * embedded DNS when it joins a user network: the name servers become the gateways of its user networks (where
+   * aardvark-dns answers their names and forwards the rest to the container's --dns or the host's servers). A
+   * default-bridge container gets its earlier name servers back when it leaves the last one. The file is rewritten
+   * in place: it is bind-mounted into the container, a new inode would not be seen.
+   */
+  private async rewriteResolvConf(id: string, st: EndpointState): Promise<void> {
+    const file = join(this.ctrs.dir(id), 'resolv.conf');
+    const text = await readFile(file, 'utf8');
+    const lines = text.split('\n');
+    const isNs = (l: string) => /^\s*nameserver\s/.test(l);
+    const current = lines.filter(isNs).map((l) => l.trim().split(/\s+/)[1]!);
+    let servers: string[];
+    if (st.nets.length) {
+      if (!st.own && !st.dnsBefore) st.dnsBefore = current;
+      servers = st.nets.map((e) => e.gateway);
+    } else {
+      servers = st.dnsBefore ?? (await this.defaultNameservers(id));
+      delete st.dnsBefore;
+    }
+    if (st.nets.length) await this.saveState(id);
+    const at = lines.findIndex(isNs);
+    const kept = lines.filter((l) => !isNs(l));
+    const ns = servers.map((x) => `nameserver ${x}`);
+    if (at < 0) kept.splice(kept.length && kept[kept.length - 1] === '' ? kept.length - 1 : kept.length, 0, ...ns);
+    else kept.splice(at, 0, ...ns);
+    const next = kept.join('\n');
+    if (next !== text) await writeFile(file, next);
+  }
+
+  /**
+   * The name servers a default-bridge container had before its user networks, when they were not seen (it started
+   * on them): its --dns, else the host's without localhost ones, else docker's fallback (runtime/spec.ts's rule).
+   */
+  private async defaultNameservers(id: string): Promise<string[]> {
+    const dns = this.ctrs.get(id).HostConfig.Dns;
+    if (Array.isArray(dns) && dns.length) return dns as string[];
+    const host = (await readFile('/etc/resolv.conf', 'utf8').catch(() => '')).split('\n')
+      .map((l) => /^\s*nameserver\s+(\S+)/.exec(l)?.[1]).filter((a): a is string => !!a && !a.startsWith('127.') && a !== '::1' && !a.startsWith('fe80:'));
+    return host.length ? host : ['8.8.8.8', '8.8.4.4'];
   }
 
   /** POST /networks/{id}/disconnect. */
@@ -737,7 +830,10 @@ export class NetworkService {
     if (!c.Networks?.[name]) throw new ForbiddenError(`container ${c.ID} is not connected to the network ${netRef}`);
     const st = this.states.get(c.ID);
     const ep = st?.nets.find((e) => e.netId === n?.Id);
-    if (st && ep) await this.lock.run(() => this.leave(c.ID, st, ep));
+    if (st && ep) {
+      await this.lock.run(() => this.leave(c.ID, st, ep));
+      if (c.State.Running) await this.rewriteResolvConf(c.ID, st).catch(this.log.onError('pointing resolv.conf at the networks\' name servers', { container: c.ID }));
+    }
     delete c.Networks[name];
     await this.ctrs.save(c);
     if (n) this.onEvent?.('disconnect', { id: n.Id, name: n.Name, type: 'bridge' }, c.ID);
