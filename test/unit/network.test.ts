@@ -5,7 +5,7 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile, copyFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, utimes, writeFile, copyFile } from 'node:fs/promises';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
@@ -76,6 +76,20 @@ describe('ipam', () => {
     assert.deepEqual(await Promise.all(['x', 'y', 'z'].map((o) => g.allocate(o))), ['10.5.0.128', '10.5.0.129', '10.5.0.131']);
     await assert.rejects(g.allocate('full'), /no available IPv4 addresses/);
     assert.equal(new Ipam(join(dir, 'range3.json'), '10.6.0.0/24', undefined, undefined, '10.6.0.0/30').gateway, '10.6.0.1', 'never the network address');
+  });
+
+  test('daemons waiting together on a stale lock (its holder was killed) never pick one subnet twice', async () => {
+    const cands = Array.from({ length: 20 }, (_, i) => `172.${17 + i}.0.0/16`);
+    await writeFile(join(dir, 'live-ns'), '');
+    for (let round = 0; round < 20; round++) {
+      const file = join(dir, `stale${round}`, 'pools.json');
+      await mkdir(`${file}.lock`, { recursive: true });
+      const old = new Date(Date.now() - 60_000);
+      await utimes(`${file}.lock`, old, old);
+      const got = await Promise.all(Array.from({ length: 8 }, (_, i) => new HostClaims(file, `/daemon/${i}`, () => join(dir, 'live-ns')).pick(`net${i}`, cands)));
+      assert.equal(new Set(got).size, got.length, `round ${round}: ${got.join(' ')}`);
+      assert.equal(existsSync(`${file}.lock`), false, 'the lock is released');
+    }
   });
 
   test('two daemons on one bridge: host-wide claims keep their addresses apart; a dead claim is taken back', async () => {
