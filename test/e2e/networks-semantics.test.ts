@@ -18,8 +18,8 @@ let ref: Daemon | undefined;
 let refSkip: string | undefined;
 const tag = `m${process.pid.toString(36)}`;
 const nm = (s: string): string => `${tag}-${s}`;
-const NETS = ['r1', 'r2', 'iso', 'dns', 'mac', ...Array.from({ length: 8 }, (_, i) => `p${i}`)].map(nm);
-const CTRS = ['ub', 'ud', 'bb', 'bd', 'dn', 'ds'].map(nm);
+const NETS = ['r1', 'r2', 'iso', 'dns', 'mac', 'br', ...Array.from({ length: 8 }, (_, i) => `p${i}`)].map(nm);
+const CTRS = ['ub', 'ud', 'bb', 'bd', 'dn', 'ds', 'pu', 'pb', 'pc'].map(nm);
 /** WHARF_E2E_DAEMON=dockerd: the tests run against Debian's dockerd (started with --iptables=false, see daemon.ts). */
 const REFERENCE = process.env.WHARF_E2E_DAEMON === 'dockerd';
 
@@ -148,4 +148,71 @@ test('a user network\'s bridge keeps the MAC of its gateway while containers com
   assert.equal(mac(), want, 'the last port left');
   assert.equal(readFileSync(`/proc/sys/net/ipv4/conf/${br}/arp_notify`, 'utf8').trim(), '1');
   ok(await w.docker(['network', 'rm', nm('mac')]));
+});
+
+test('network connect/disconnect bridge, live and stopped, as dockerd', async () => {
+  const NETS_F = '{{range $k, $v := .NetworkSettings.Networks}}{{$k}}:{{if $v.IPAddress}}ip{{end}}:{{if $v.EndpointID}}ep{{end}}:{{if $v.MacAddress}}mac{{end}} {{end}}top={{if .NetworkSettings.IPAddress}}ip{{end}}';
+  const IFS = 'ip -4 -o addr | cut -d" " -f2 | tr "\\n" " "; ip -4 route show default | head -1 | cut -d" " -f1-3';
+  const steps: string[][] = [
+    ['network', 'create', nm('br')],
+    ['run', '-d', '--name', nm('pu'), '--network', nm('br'), 'busybox', 'sleep', '120'],
+    ['network', 'connect', 'bridge', nm('pu')],
+    ['network', 'connect', 'bridge', nm('pu')],
+    ['inspect', '-f', NETS_F, nm('pu')],
+    ['exec', nm('pu'), 'sh', '-c', `${IFS}; ping -c1 -W2 $BGW >/dev/null && echo GW-OK`],
+    ['network', 'inspect', '-f', '{{range .Containers}}{{.Name}} {{end}}', 'bridge'],
+    ['network', 'disconnect', 'bridge', nm('pu')],
+    ['inspect', '-f', NETS_F, nm('pu')],
+    ['exec', nm('pu'), 'sh', '-c', IFS],
+    ['run', '-d', '--name', nm('pb'), 'busybox', 'sleep', '120'],
+    ['network', 'disconnect', 'bridge', nm('pb')],
+    ['network', 'disconnect', 'bridge', nm('pb')],
+    ['inspect', '-f', NETS_F, nm('pb')],
+    ['exec', nm('pb'), 'sh', '-c', IFS],
+    ['network', 'connect', 'bridge', nm('pb')],
+    ['inspect', '-f', NETS_F, nm('pb')],
+    ['exec', nm('pb'), 'sh', '-c', 'ip -4 -o addr | wc -l; ip -4 route show default | head -1 | cut -d" " -f1-3'],
+    ['network', 'disconnect', 'bridge', nm('pb')],
+    ['restart', '-t', '0', nm('pb')],
+    ['inspect', '-f', NETS_F, nm('pb')],
+    ['exec', nm('pb'), 'sh', '-c', IFS],
+    ['create', '--name', nm('pc'), '--network', nm('br'), 'busybox', 'sleep', '120'],
+    ['network', 'connect', 'bridge', nm('pc')],
+    ['inspect', '-f', NETS_F, nm('pc')],
+    ['start', nm('pc')],
+    ['inspect', '-f', NETS_F.replace('top={{if .NetworkSettings.IPAddress}}ip{{end}}', ''), nm('pc')],
+    ['exec', nm('pc'), 'sh', '-c', 'ip -4 -o addr | wc -l; ip -4 route show default | head -1 | cut -d" " -f1-3'],
+    ['network', 'disconnect', 'bridge', nm('pc')],
+    ['network', 'disconnect', 'bridge', nm('pc')],
+    ['rm', '-f', nm('pu'), nm('pb'), nm('pc')],
+    ['network', 'rm', nm('br')],
+  ];
+  const transcript = async (d: Daemon): Promise<string[]> => {
+    const bgw = ok(await d.docker(['network', 'inspect', '-f', '{{range .IPAM.Config}}{{.Gateway}}{{end}}', 'bridge'])).stdout.trim();
+    const out: string[] = [];
+    for (const c of steps) {
+      const r = await d.docker(c.map((a) => a.replace('$BGW', bgw)));
+      out.push(`${c.join(' ')} → ${r.code} ${r.stdout}${r.stderr}`.split(bgw).join('<bridge-gw>').replace(/\b[0-9a-f]{64}\b/g, '<id>').replace(/\b\d+\.\d+\.\d+\.\d+\b/g, '<ip>'));
+    }
+    return out;
+  };
+  const mine = await transcript(w);
+  const at = (i: number): string => mine[i]!.slice(mine[i]!.indexOf('→'));
+  // what dockerd answered (measured); compared whole with dockerd below when it runs here
+  assert.equal(at(2), '→ 0 ', mine.join('\n'));
+  assert.match(at(3), /already exists in network bridge/);
+  assert.equal(at(4), `→ 0 bridge:ip:ep:mac ${nm('br')}:ip:ep:mac top=ip\n`);
+  assert.equal(at(5), '→ 0 lo eth0 eth1 default via <bridge-gw>\nGW-OK\n', 'the default route goes through the bridge, as dockerd');
+  assert.equal(at(9), '→ 0 lo eth0 default via <ip>\n', 'the user network\'s route back');
+  assert.equal(at(13), '→ 0 top=\n');
+  assert.equal(at(14), '→ 0 lo ');
+  assert.match(at(12), /is not connected to network bridge/);
+  assert.equal(at(16), '→ 0 bridge:ip:ep:mac top=ip\n');
+  assert.equal(at(17), '→ 0 2\ndefault via <bridge-gw>\n', 'joined again, live');
+  assert.equal(at(20), '→ 0 top=\n', 'a disconnect outlives a restart');
+  assert.equal(at(21), '→ 0 lo ');
+  assert.equal(at(26), `→ 0 bridge:ip:ep:mac ${nm('br')}:ip:ep:mac \n`);
+  assert.equal(at(27), '→ 0 3\ndefault via <bridge-gw>\n');
+  if (!ref) return;
+  assert.deepEqual(mine, await transcript(ref));
 });

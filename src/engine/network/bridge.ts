@@ -57,6 +57,10 @@ export interface Endpoint {
   gateway?: string;
   mac?: string;
   hostVeth?: string;
+  /** The interface inside the container (eth0 unless the container joined the bridge later). */
+  iface?: string;
+  /** The netns was there before (a live `network connect bridge`): leaving the bridge keeps it. */
+  sharedNs?: boolean;
   /** "name (endpointID)" for docker-style errors. */
   endpointId?: string;
   ports: BoundPort[];
@@ -187,7 +191,7 @@ export class BridgeNetwork {
    * Prepares a container's network. bridge: netns + veth + IP (optionally `ip`), returns the netns path for the
    * OCI spec. none/host: nothing to prepare (the spec asks the runtime for an empty netns / none).
    */
-  async connect(id: string, mode: NetworkModeName, opts: { ip?: string; name?: string; mac?: string } = {}): Promise<Endpoint> {
+  async connect(id: string, mode: NetworkModeName, opts: { ip?: string; name?: string; mac?: string; join?: { iface: string } } = {}): Promise<Endpoint> {
     if (mode !== 'bridge') {
       const ep: Endpoint = { id, mode, ports: [] };
       this.endpoints.set(id, ep);
@@ -196,33 +200,38 @@ export class BridgeNetwork {
     await this.ensure();
     const ns = this.netnsPath(id);
     const veth = vethName(id);
+    // `join`: the container runs already (in a netns of its own, at the same path): the bridge is one more interface
+    const shared = !!opts.join;
+    const iface = opts.join?.iface ?? 'eth0';
     let ip: string;
     try {
-      [ip] = await Promise.all([this.ipam.allocate(id, opts.ip), writeFile(ns, '')]);
+      [ip] = await Promise.all([this.ipam.allocate(id, opts.ip), shared ? Promise.resolve() : writeFile(ns, '')]);
     } catch (e) {
-      await rm(ns, { force: true });
+      if (!shared) await rm(ns, { force: true });
       await this.ipam.release(id);
       throw e;
     }
     const mac = opts.mac || macForIp(ip);
     try {
       // one exec creates the netns (bound at `ns`) and configures it from inside: the veth pair is made there
-      // with its host end sent to our namespace; a second exec enslaves the host end to the bridge.
-      await must('unshare', [`--net=${ns}`, 'ip', '-b', '-'], [
-        'link set lo up',
-        `link add name eth0 mtu ${this.mtu} address ${mac} type veth peer name ${veth} mtu ${this.mtu} netns /proc/${process.pid}/ns/net`,
-        `addr add ${ip}/${this.prefixLen} dev eth0`,
-        'link set eth0 up',
-        `route add default via ${this.gateway} dev eth0`, '',
+      // with its host end sent to our namespace; a second exec enslaves the host end to the bridge. dockerd routes
+      // a container that joins the default bridge later through it (`replace`: over a route of the same metric).
+      await must(shared ? 'nsenter' : 'unshare', [`--net=${ns}`, 'ip', '-b', '-'], [
+        ...(shared ? [] : ['link set lo up']),
+        `link add name ${iface} mtu ${this.mtu} address ${mac} type veth peer name ${veth} mtu ${this.mtu} netns /proc/${process.pid}/ns/net`,
+        `addr add ${ip}/${this.prefixLen} dev ${iface}`,
+        `link set ${iface} up`,
+        `route ${shared ? 'replace' : 'add'} default via ${this.gateway} dev ${iface}`, '',
       ].join('\n'));
       await must('ip', ['link', 'set', veth, 'master', this.bridge, 'up']);
     } catch (e) {
-      await this.teardownNs(id).catch((this.cfg.log ?? discardLogger).onError('tearing down a network namespace after a failed connect', { container: id }));
+      const undo = shared ? sh('ip', ['link', 'del', veth]) : this.teardownNs(id);
+      await undo.catch((this.cfg.log ?? discardLogger).onError('tearing down a network namespace after a failed connect', { container: id }));
       await this.ipam.release(id);
       throw e;
     }
     const ep: Endpoint = {
-      id, mode, netnsPath: ns, ip, prefixLen: this.prefixLen, gateway: this.gateway, mac, hostVeth: veth,
+      id, mode, netnsPath: ns, ip, prefixLen: this.prefixLen, gateway: this.gateway, mac, hostVeth: veth, iface, ...(shared ? { sharedNs: true } : {}),
       endpointId: `${opts.name ?? id} (${createHash('sha256').update(`ep:${id}`).digest('hex')})`, ports: [],
     };
     this.endpoints.set(id, ep);
@@ -260,6 +269,20 @@ export class BridgeNetwork {
     this.endpoints.delete(id);
     if (ep) await Promise.all(ep.ports.map((p) => p.close()));
     if (!ep || ep.mode === 'bridge') await Promise.all([this.teardownNs(id), this.ipam.release(id)]);
+  }
+
+  /** A running container leaves the bridge (`network disconnect bridge`): its netns and other interfaces stay. */
+  async leave(id: string): Promise<void> {
+    const ep = this.endpoints.get(id);
+    this.endpoints.delete(id);
+    if (ep) await Promise.all(ep.ports.map((p) => p.close()));
+    await Promise.all([sh('ip', ['link', 'del', vethName(id)]), rm(join(this.netnsDir, `${id}.json`), { force: true }), this.ipam.release(id)]);
+  }
+
+  /** The container's interface on the bridge, if it is on it. */
+  ifaceOf(id: string): string | undefined {
+    const ep = this.endpoints.get(id);
+    return ep?.mode === 'bridge' && ep.ip ? (ep.iface ?? 'eth0') : undefined;
   }
 
   /** The endpoint of a bridge container saved at connect time (for a restarted daemon: re-publish its ports). */

@@ -44,6 +44,8 @@ export interface NetContainer {
   Networks?: Record<string, EndpointSettings>;
   /** The default bridge endpoint while running. */
   Net?: { Mode: string; IPAddress: string; IPPrefixLen: number; MacAddress: string; Gateway?: string };
+  /** A container of the default bridge disconnected from it (`network disconnect bridge`): it starts without it. */
+  BridgeLeft?: boolean;
 }
 
 export interface ContainerDirectory {
@@ -244,6 +246,9 @@ export class NetworkService {
         if (ep) out[c.ID] = { Name: c.Name.replace(/^\//, ''), EndpointID: ep.endpointId, MacAddress: ep.mac, IPv4Address: `${ep.ip}/${ep.prefixLen}`, IPv6Address: '' };
       } else if (n.Name === 'bridge' && c.Net && c.Net.IPAddress && !this.isUserNetwork(String(c.HostConfig.NetworkMode ?? 'default'))) {
         out[c.ID] = { Name: c.Name.replace(/^\//, ''), EndpointID: bridgeEndpointId(c.ID), MacAddress: c.Net.MacAddress, IPv4Address: `${c.Net.IPAddress}/${c.Net.IPPrefixLen}`, IPv6Address: '' };
+      } else if (n.Name === 'bridge' && c.Networks?.bridge?.IPAddress) {
+        const e = c.Networks.bridge;
+        out[c.ID] = { Name: c.Name.replace(/^\//, ''), EndpointID: e.EndpointID, MacAddress: e.MacAddress, IPv4Address: `${e.IPAddress}/${e.IPPrefixLen}`, IPv6Address: '' };
       } else if (n.Name === 'host' || n.Name === 'none') {
         const mode = String(c.HostConfig.NetworkMode ?? '');
         if (mode === n.Name) out[c.ID] = { Name: c.Name.replace(/^\//, ''), EndpointID: '', MacAddress: '', IPv4Address: '', IPv6Address: '' };
@@ -510,6 +515,7 @@ export class NetworkService {
     const mode = String(c.HostConfig.NetworkMode ?? 'default');
     if (c.Networks && this.isUserNetwork(mode)) return c.Networks;
     const name = mode === 'default' ? 'bridge' : mode;
+    if (name === 'bridge' && c.BridgeLeft) return { ...(c.Networks ?? {}) };
     const n = [...this.nets.values()].find((x) => x.Name === name && !x.Bridge);
     const live = c.State.Running && c.Net?.Mode === 'bridge' && c.Net.IPAddress ? c.Net : null;
     const ep: EndpointSettings = {
@@ -590,12 +596,29 @@ export class NetworkService {
     } else await writeJsonAtomic(this.stateFile(id), st, 0o600);
   }
 
+  /** The first ethN the container does not use yet (its user networks' interfaces and the default bridge's). */
+  private nextIface(id: string, st: EndpointState): string {
+    const used = new Set(st.nets.map((e) => e.iface));
+    const b = this.d.bridge.ifaceOf(id);
+    if (b) used.add(b);
+    let k = 0;
+    while (used.has(`eth${k}`)) k++;
+    return `eth${k}`;
+  }
+
+  /** The default bridge as one more interface of a running container (in its netns); its EndpointSettings. */
+  private async joinBridge(c: NetContainer, st: EndpointState): Promise<EndpointSettings> {
+    const b = this.d.bridge;
+    const ep = await b.connect(c.ID, 'bridge', { name: c.Name.replace(/^\//, ''), join: { iface: this.nextIface(c.ID, st) } });
+    return {
+      IPAMConfig: {}, Links: null, Aliases: [], NetworkID: this.find('bridge').Id, EndpointID: bridgeEndpointId(c.ID), Gateway: ep.gateway!,
+      IPAddress: ep.ip!, IPPrefixLen: ep.prefixLen!, IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, MacAddress: ep.mac!, DriverOpts: {},
+    } as EndpointSettings;
+  }
+
   /** netavark setup of one network into a container's netns; the endpoint is recorded before the call. */
   private async join(c: NetContainer, n: NetworkRecord, st: EndpointState, s: EndpointSettings, macWanted?: string): Promise<UserEndpoint> {
-    const used = new Set(st.nets.map((e) => e.iface));
-    let k = st.own ? 0 : 1;
-    while (used.has(`eth${k}`)) k++;
-    const iface = `eth${k}`;
+    const iface = this.nextIface(c.ID, st);
     const ip = await this.ipamOf(n).allocate(c.ID, s.IPAMConfig?.IPv4Address || undefined);
     const name = c.Name.replace(/^\//, '');
     const aliases = [...new Set([...(s.Aliases ?? []), c.ID.slice(0, SHORT)])];
@@ -670,7 +693,7 @@ export class NetworkService {
     const b = this.d.bridge;
     let primary: Endpoint;
     let st: EndpointState;
-    if (mode === 'bridge') {
+    if (mode === 'bridge' && !c.BridgeLeft) {
       const mac = typeof c.Config.MacAddress === 'string' && c.Config.MacAddress ? { mac: c.Config.MacAddress } : {};
       primary = await b.connect(c.ID, 'bridge', { name: c.Name.replace(/^\//, ''), ...mac });
       st = { netns: primary.netnsPath!, own: false, nets: [] };
@@ -704,6 +727,8 @@ export class NetworkService {
         }
       }
       if (mode === 'user' && !primary.ip) throw new NotFoundError(`network ${modeName} not found`);
+      // a container of a user network connected to the default bridge too (`network connect bridge`)
+      if (mode === 'user' && c.Networks?.bridge) c.Networks.bridge = await this.joinBridge(c, st);
     } catch (e) {
       await this.disconnect(c.ID).catch(this.log.onError('disconnecting after a failed connect', { container: c.ID }));
       throw e;
@@ -735,10 +760,9 @@ export class NetworkService {
   /** Daemon restart: the endpoint of a container still running (its netns and links outlived the daemon). */
   async restore(id: string): Promise<Endpoint | null> {
     const ep = await this.d.bridge.restore(id);
-    if (ep) return ep;
     const st = this.states.get(id);
     const first = st?.nets[0];
-    if (!st || !st.own || !first) return null;
+    if (!st || !st.own || !first) return ep;
     return { id, mode: 'bridge', netnsPath: st.netns, ip: first.ip, prefixLen: first.prefixLen, gateway: first.gateway, mac: first.mac, ports: [], nameservers: st.nets.map((e) => e.gateway) };
   }
 
@@ -756,10 +780,7 @@ export class NetworkService {
     if (mode === 'host' || n.Name === 'host') throw new ForbiddenError('container cannot be disconnected from host network or connected to host network');
     if (mode === 'none' || n.Name === 'none') throw new ForbiddenError('container cannot be connected to multiple networks with one of the networks in private (none) mode');
     if (mode.startsWith('container:')) throw new ForbiddenError('container sharing network namespace with another container or host cannot be connected to any other network');
-    if (!n.Bridge) {
-      if (n.Name === 'bridge' && (mode === 'default' || mode === 'bridge')) throw new ForbiddenError(`endpoint with name ${c.Name.replace(/^\//, '')} already exists in network bridge`);
-      throw new NotImplementedError('wharf connects containers to the default bridge only when they are created on it');
-    }
+    if (!n.Bridge) return this.connectBridge(c, n);
     if (c.Networks?.[n.Name] && c.State.Running) throw new ForbiddenError(`endpoint with name ${c.Name.replace(/^\//, '')} already exists in network ${n.Name}`);
     const s = this.settingsFor(n, cfg);
     return (async () => {
@@ -817,6 +838,41 @@ export class NetworkService {
     return host.length ? host : ['8.8.8.8', '8.8.4.4'];
   }
 
+  /**
+   * `network connect bridge X`, as dockerd: a running container gets one more interface on the default bridge
+   * (and its default route, as dockerd gives it); a stopped one is recorded and joins at its next start.
+   */
+  private async connectBridge(c: NetContainer, n: NetworkRecord): Promise<void> {
+    const mode = String(c.HostConfig.NetworkMode ?? 'default');
+    const own = mode === 'default' || mode === 'bridge';
+    if (own ? !c.BridgeLeft : !!c.Networks?.bridge) throw new ForbiddenError(`endpoint with name ${c.Name.replace(/^\//, '')} already exists in network bridge`);
+    if (c.State.Running) {
+      const st = this.states.get(c.ID) ?? { netns: this.d.bridge.netnsPath(c.ID), own: true, nets: [] };
+      const s = await this.lock.run(() => this.joinBridge(c, st));
+      // dockerd shows the default bridge's endpoint in the top-level NetworkSettings fields, whatever the mode
+      if (c.Net) Object.assign(c.Net, { IPAddress: s.IPAddress, IPPrefixLen: s.IPPrefixLen, Gateway: s.Gateway, MacAddress: s.MacAddress });
+      if (!own) (c.Networks ??= {}).bridge = s;
+    } else if (!own) {
+      (c.Networks ??= {}).bridge = { ...this.unresolved(null), IPAMConfig: {}, Aliases: [], DriverOpts: {} } as EndpointSettings;
+    }
+    delete c.BridgeLeft;
+    await this.ctrs.save(c);
+    this.onEvent?.('connect', { id: n.Id, name: n.Name, type: 'bridge' }, c.ID);
+  }
+
+  /** `network disconnect bridge X`: the interface goes (the netns and the other networks stay); kept for later starts. */
+  private async disconnectBridge(c: NetContainer, n: NetworkRecord): Promise<void> {
+    const mode = String(c.HostConfig.NetworkMode ?? 'default');
+    const own = mode === 'default' || mode === 'bridge';
+    if (own ? c.BridgeLeft : !c.Networks?.bridge) throw new ForbiddenError(`container ${c.ID} is not connected to network bridge`);
+    if (c.State.Running) await this.lock.run(() => this.d.bridge.leave(c.ID));
+    if (c.Net) Object.assign(c.Net, { IPAddress: '', IPPrefixLen: 0, Gateway: '', MacAddress: '' });
+    if (own) c.BridgeLeft = true;
+    else delete c.Networks!.bridge;
+    await this.ctrs.save(c);
+    this.onEvent?.('disconnect', { id: n.Id, name: n.Name, type: 'bridge' }, c.ID);
+  }
+
   /** POST /networks/{id}/disconnect. */
   async disconnectContainer(netRef: string, ctrRef: string, force: boolean): Promise<void> {
     let n: NetworkRecord | null = null;
@@ -825,7 +881,7 @@ export class NetworkService {
     const name = n?.Name ?? netRef;
     if (n && !n.Bridge) {
       if (n.Name === 'host' || n.Name === 'none') throw new ForbiddenError('container cannot be disconnected from host network or connected to host network');
-      throw new NotImplementedError('wharf does not disconnect containers from the default bridge');
+      return this.disconnectBridge(c, n);
     }
     if (!c.Networks?.[name]) throw new ForbiddenError(`container ${c.ID} is not connected to the network ${netRef}`);
     const st = this.states.get(c.ID);
