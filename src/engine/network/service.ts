@@ -789,6 +789,7 @@ export class NetworkService {
         const ep = await this.lock.run(() => this.join(c, n, st, s));
         (c.Networks ??= {})[n.Name] = this.settingsOf(ep, s, c);
         await this.rewriteResolvConf(c.ID, st).catch(this.log.onError('pointing resolv.conf at the networks\' name servers', { container: c.ID }));
+        await this.hostsLine(c, ep.ip).catch(this.log.onError('adding the new address to /etc/hosts', { container: c.ID }));
       } else (c.Networks ??= {})[n.Name] = s;
       await this.ctrs.save(c);
       this.onEvent?.('connect', { id: n.Id, name: n.Name, type: 'bridge' }, c.ID);
@@ -827,6 +828,23 @@ export class NetworkService {
   }
 
   /**
+   * A running container's /etc/hosts after a live connect: a line for its new address, with the names of its own
+   * line (hostname, with the domain when set). dockerd leaves the line after a disconnect (measured), so does this.
+   * Rewritten in place (bind-mounted).
+   */
+  private async hostsLine(c: NetContainer, ip: string): Promise<void> {
+    const file = join(this.ctrs.dir(c.ID), 'hosts');
+    const text = await readFile(file, 'utf8');
+    const lines = text.split('\n').filter((l) => !l.startsWith(`${ip}\t`));
+    const hostname = String(c.Config.Hostname || c.ID.slice(0, SHORT));
+    const own = [...lines].reverse().find((l) => !l.startsWith('#') && (l.split('\t')[1] ?? '').split(' ').includes(hostname));
+    const line = `${ip}\t${own?.split('\t')[1] ?? hostname}`;
+    if (lines[lines.length - 1] === '') lines.splice(lines.length - 1, 0, line); else lines.push(line);
+    const next = lines.join('\n');
+    if (next !== text) await writeFile(file, next);
+  }
+
+  /**
    * The name servers a default-bridge container had before its user networks, when they were not seen (it started
    * on them): its --dns, else the host's without localhost ones, else docker's fallback (runtime/spec.ts's rule).
    */
@@ -852,6 +870,7 @@ export class NetworkService {
       // dockerd shows the default bridge's endpoint in the top-level NetworkSettings fields, whatever the mode
       if (c.Net) Object.assign(c.Net, { IPAddress: s.IPAddress, IPPrefixLen: s.IPPrefixLen, Gateway: s.Gateway, MacAddress: s.MacAddress });
       if (!own) (c.Networks ??= {}).bridge = s;
+      await this.hostsLine(c, s.IPAddress).catch(this.log.onError('adding the new address to /etc/hosts', { container: c.ID }));
     } else if (!own) {
       (c.Networks ??= {}).bridge = { ...this.unresolved(null), IPAMConfig: {}, Aliases: [], DriverOpts: {} } as EndpointSettings;
     }
