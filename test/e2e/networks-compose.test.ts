@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDaemon, type Daemon } from '../support/daemon.js';
+import { bootstrapBusybox, startDaemon, type Daemon } from '../support/daemon.js';
 import { show } from '../support/cli.js';
 import { compose, lifecycle, writeProject } from '../support/compose.js';
 
@@ -21,7 +21,7 @@ before(async () => {
   w = await startDaemon();
   work = await mkdtemp(join(tmpdir(), 'wharf-e2e-compose-'));
   await writeProject(work);
-  const b = await w.wharf(['image', 'bootstrap', 'busybox']);
+  const b = await bootstrapBusybox(w);
   assert.equal(b.code, 0, show(b));
 });
 after(async () => {

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startDaemon, type Daemon } from '../support/daemon.js';
+import { bootstrapBusybox, startDaemon, type Daemon } from '../support/daemon.js';
 import { show } from '../support/cli.js';
 
 let d: Daemon;
@@ -19,7 +19,7 @@ const names = Array.from({ length: 20 }, (_, i) => `${tag}-c${i}`);
 
 before(async () => {
   d = await startDaemon();
-  const b = await d.wharf(['image', 'bootstrap', 'busybox']);
+  const b = await bootstrapBusybox(d);
   assert.equal(b.code, 0, show(b));
 });
 after(async () => {

@@ -9,7 +9,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { startDaemon, startReference, type Daemon } from '../support/daemon.js';
+import { bootstrapBusybox, startDaemon, startReference, type Daemon } from '../support/daemon.js';
 import { show, type RunResult } from '../support/cli.js';
 import { waitFor } from '../support/wait.js';
 
@@ -25,7 +25,7 @@ const REFERENCE = process.env.WHARF_E2E_DAEMON === 'dockerd';
 
 before(async () => {
   w = await startDaemon();
-  const b = await w.wharf(['image', 'bootstrap', 'busybox']);
+  const b = await bootstrapBusybox(w);
   assert.equal(b.code, 0, show(b));
   if (!REFERENCE) ({ ref, skip: refSkip } = await startReference(w));
   else refSkip = "the daemon under test is dockerd already";
@@ -105,7 +105,9 @@ test('a default-bridge container connected live to a user network resolves its n
   assert.match(found.stdout, new RegExp(`Name:\\s+svc\\nAddress: ${svcIp.replace(/\./g, '\\.')}`));
   ok(await w.docker(['network', 'disconnect', nm('dns'), nm('dn')]));
   const afterText = ok(await w.docker(['exec', nm('dn'), 'cat', '/etc/resolv.conf'])).stdout;
-  assert.equal(afterText, before);
+  // dockerd keeps its embedded DNS (127.0.0.11, still answering in the container's netns: measured); wharfd's name
+  // server of that network is out of reach once the container left it, so the earlier name servers come back
+  assert.equal(afterText, REFERENCE ? 'nameserver 127.0.0.11\noptions ndots:0\n' : before);
   ok(await w.docker(['rm', '-f', nm('dn'), nm('ds')]));
   ok(await w.docker(['network', 'rm', nm('dns')]));
 });

@@ -41,6 +41,8 @@ export interface DaemonOptions {
 }
 
 export interface Daemon {
+  /** Which daemon this is (WHARF_E2E_DAEMON=dockerd makes startDaemon() start Debian's dockerd). */
+  engine: 'wharfd' | 'dockerd';
   /** The private directory holding everything below. */
   dir: string;
   sock: string;
@@ -184,6 +186,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
 
   const cliEnv = { DOCKER_HOST: host };
   const d: Daemon = {
+    engine: reference ? 'dockerd' : 'wharfd',
     dir, sock, host, dataRoot, execRoot, pidfile,
     get pid() { return entry.child?.pid; },
     log: () => logText,
@@ -298,12 +301,30 @@ export async function startReference(busyboxFrom?: Daemon): Promise<{ ref?: Daem
   return { ref };
 }
 
+/**
+ * Busybox on the daemon under test: `wharf image bootstrap busybox` on a wharfd. Debian's dockerd (the daemon under
+ * test with WHARF_E2E_DAEMON=dockerd) cannot bootstrap: a temporary wharfd does, and dockerd loads its busybox.
+ */
+export async function bootstrapBusybox(d: Daemon): Promise<RunResult> {
+  if (d.engine === 'wharfd') return d.wharf(['image', 'bootstrap', 'busybox']);
+  const w = await startDaemon({ engine: 'wharfd' });
+  try {
+    const b = await w.wharf(['image', 'bootstrap', 'busybox']);
+    if (b.code !== 0) return b;
+    const tar = join(w.dir, 'busybox-for-reference.tar');
+    const s = await w.docker(['save', '-o', tar, 'busybox']);
+    return s.code !== 0 ? s : await d.docker(['load', '-i', tar]);
+  } finally {
+    await w.stop();
+  }
+}
+
 export async function sameBusybox(w: Daemon, ref: Daemon): Promise<void> {
   const step = async (what: string, r: Promise<RunResult>) => {
     const res = await r;
     if (res.code !== 0) throw new Error(`${what} failed (${res.code}): ${res.stdout}${res.stderr}`);
   };
-  await step('wharf image bootstrap busybox', w.wharf(['image', 'bootstrap', 'busybox']));
+  await step('busybox on the daemon under test', bootstrapBusybox(w));
   const tar = join(w.dir, 'busybox-for-reference.tar');
   await step('docker save busybox', w.docker(['save', '-o', tar, 'busybox']));
   await step('docker load (reference)', ref.docker(['load', '-i', tar]));
