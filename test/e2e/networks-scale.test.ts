@@ -55,6 +55,7 @@ test('20 containers on 3 networks in parallel: distinct addresses, names resolve
   assert.deepEqual(links().filter((l) => !linksBefore.includes(l)), [], 'no bridge or veth left');
   const rules = execFileSync('iptables-save', { encoding: 'utf8' }).split('\n').filter((l) => subnets.some((s) => l.includes(s)));
   assert.deepEqual(rules, [], 'no iptables rule of the networks');
+  if (d.engine === 'dockerd') return; // below: wharfd's own files (dockerd keeps other netns files in its exec root)
   assert.deepEqual(await readdir(join(d.execRoot, 'netns')).catch(() => [] as string[]), [], 'no netns file');
   assert.deepEqual(await readdir(join(d.dataRoot, 'network', 'endpoints')), []);
   const left = (await readdir(join(d.dataRoot, 'network'))).filter((f) => ids.some((id) => f.startsWith(id)));

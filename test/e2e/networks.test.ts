@@ -209,7 +209,8 @@ test('DNS by name, alias and short ID within a network, nothing across; isolatio
 
   // --internal: no default route, the outside unreachable; the network's own names still resolve
   const int = await w.docker(['run', '--rm', '--network', net('int'), 'busybox', 'sh', '-c', 'ip route; ping -c1 -W1 1.1.1.1 >/dev/null 2>&1 || echo NO-WAY-OUT']);
-  assert.doesNotMatch(int.stdout, /default/, show(int));
+  // dockerd without iptables (the reference here) keeps a default route on an internal network; no way out all the same
+  if (!REFERENCE) assert.doesNotMatch(int.stdout, /default/, show(int));
   assert.match(int.stdout, /NO-WAY-OUT/);
   const out = await w.docker(['exec', net('a1'), 'ip', 'route']);
   assert.match(out.stdout, /^default via /m, 'a normal network has a default route');
