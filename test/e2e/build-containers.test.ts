@@ -5,7 +5,6 @@
  * `ps -a` (wharf build and `DOCKER_BUILDKIT=0 docker build`); a failing RUN keeps its container with the exit code
  * unless `--force-rm`; a cancelled build (client gone) leaves no container.
  */
-// wharf-test: alone
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';

@@ -8,7 +8,6 @@
  * - type=tmpfs: a tmpfs at the target, `size` limits it.
  * A local HTTP server counts downloads: a pip/go-style step behind a changed source file downloads nothing twice.
  */
-// wharf-test: alone
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';

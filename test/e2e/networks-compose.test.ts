@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDaemon, type Daemon } from '../support/daemon.js';
+import { loadBusybox, startDaemon, type Daemon } from '../support/daemon.js';
 import { show } from '../support/cli.js';
 import { compose, lifecycle, writeProject } from '../support/compose.js';
 
@@ -21,8 +21,7 @@ before(async () => {
   w = await startDaemon();
   work = await mkdtemp(join(tmpdir(), 'wharf-e2e-compose-'));
   await writeProject(work);
-  const b = await w.wharf(['image', 'bootstrap', 'busybox']);
-  assert.equal(b.code, 0, show(b));
+  await loadBusybox(w);
 });
 after(async () => {
   if (w) await compose(w, work, project, ['down', '-v']).catch(() => {});

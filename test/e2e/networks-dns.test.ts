@@ -10,7 +10,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDaemon, type Daemon } from '../support/daemon.js';
+import { loadBusybox, startDaemon, type Daemon } from '../support/daemon.js';
 import { show } from '../support/cli.js';
 
 let d: Daemon;
@@ -39,8 +39,7 @@ function answer(msg: Buffer): Buffer {
 before(async () => {
   d = await startDaemon();
   work = await mkdtemp(join(tmpdir(), 'wharf-e2e-netdns-'));
-  const b = await d.wharf(['image', 'bootstrap', 'busybox']);
-  assert.equal(b.code, 0, show(b));
+  await loadBusybox(d);
   dns = createSocket('udp4');
   dns.on('message', (m, r) => { try { dns!.send(answer(m), r.port, r.address); } catch { /* a malformed question */ } });
   await new Promise<void>((res, rej) => { dns!.once('error', rej); dns!.bind(53, '127.0.0.77', () => res()); });
@@ -53,7 +52,8 @@ after(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-test('a user network forwards unknown names to --dns servers and still answers container names', async () => {
+// dockerd's embedded DNS forwards from inside the container's netns: a --dns server on the host's loopback is out of reach
+test('a user network forwards unknown names to --dns servers and still answers container names', { skip: process.env.WHARF_E2E_DAEMON === 'dockerd' && 'dockerd forwards from the container, which cannot reach the host loopback server' }, async () => {
   assert.equal((await d.docker(['network', 'create', `${tag}-net`])).code, 0);
   // containers that come and go first: the last one leaving stops aardvark-dns, whose zombie must not pass for
   // a live server at the next start (netavark.ts, dropStaleAardvarkPid)

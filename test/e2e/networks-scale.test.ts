@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startDaemon, type Daemon } from '../support/daemon.js';
+import { loadBusybox, startDaemon, type Daemon } from '../support/daemon.js';
 import { show } from '../support/cli.js';
 
 let d: Daemon;
@@ -19,8 +19,7 @@ const names = Array.from({ length: 20 }, (_, i) => `${tag}-c${i}`);
 
 before(async () => {
   d = await startDaemon();
-  const b = await d.wharf(['image', 'bootstrap', 'busybox']);
-  assert.equal(b.code, 0, show(b));
+  await loadBusybox(d);
 });
 after(async () => {
   await d?.docker(['rm', '-f', ...names]).catch(() => {});
@@ -29,7 +28,7 @@ after(async () => {
 });
 
 const links = (): string[] => execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).split('\n')
-  .map((l) => l.split(':')[1]?.trim().split('@')[0] ?? '').filter((l) => /^(veth\d+|br-.*)$/.test(l));
+  .map((l) => l.split(':')[1]?.trim().split('@')[0] ?? '').filter((l) => /^(veth\d{1,6}|br-.*)$/.test(l));
 
 test('20 containers on 3 networks in parallel: distinct addresses, names resolve, nothing left after removal', async () => {
   const linksBefore = links();
@@ -55,6 +54,7 @@ test('20 containers on 3 networks in parallel: distinct addresses, names resolve
   assert.deepEqual(links().filter((l) => !linksBefore.includes(l)), [], 'no bridge or veth left');
   const rules = execFileSync('iptables-save', { encoding: 'utf8' }).split('\n').filter((l) => subnets.some((s) => l.includes(s)));
   assert.deepEqual(rules, [], 'no iptables rule of the networks');
+  if (d.engine === 'dockerd') return; // below: wharfd's own files (dockerd keeps other netns files in its exec root)
   assert.deepEqual(await readdir(join(d.execRoot, 'netns')).catch(() => [] as string[]), [], 'no netns file');
   assert.deepEqual(await readdir(join(d.dataRoot, 'network', 'endpoints')), []);
   const left = (await readdir(join(d.dataRoot, 'network'))).filter((f) => ids.some((id) => f.startsWith(id)));

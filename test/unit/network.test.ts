@@ -5,7 +5,7 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile, copyFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, utimes, writeFile, copyFile } from 'node:fs/promises';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { buildSpec, writeBundle, type SpecOptions } from '../../src/engine/runtime/spec.js';
 import { createRuntime, type Runtime } from '../../src/engine/runtime/runc.js';
 import { readLogs } from '../../src/engine/runtime/logs.js';
-import { BridgeNetwork, vethName, type Endpoint } from '../../src/engine/network/bridge.js';
+import { BridgeNetwork, macForIp, vethName, type Endpoint } from '../../src/engine/network/bridge.js';
 import { HostClaims, Ipam } from '../../src/engine/network/ipam.js';
 import { publishPort } from '../../src/engine/network/portproxy.js';
 import { waitFor } from '../support/wait.js';
@@ -65,6 +65,31 @@ describe('ipam', () => {
     const small = new Ipam(join(dir, 'b.json'), '10.2.0.0/30');
     assert.equal(await small.allocate('x'), '10.2.0.2');
     await assert.rejects(small.allocate('y'), /no available IPv4 addresses/);
+  });
+
+  test('an IP range (docker --ip-range): addresses from it only, gateway its first address unless given, --ip anywhere in the subnet', async () => {
+    const r = new Ipam(join(dir, 'range.json'), '10.4.0.0/16', undefined, undefined, '10.4.5.0/24');
+    assert.equal(r.gateway, '10.4.5.0', 'dockerd gives the gateway the first address of the range');
+    assert.equal(await r.allocate('a'), '10.4.5.1');
+    assert.equal(await r.allocate('s', '10.4.7.7'), '10.4.7.7');
+    const g = new Ipam(join(dir, 'range2.json'), '10.5.0.0/24', '10.5.0.130', undefined, '10.5.0.128/30');
+    assert.deepEqual(await Promise.all(['x', 'y', 'z'].map((o) => g.allocate(o))), ['10.5.0.128', '10.5.0.129', '10.5.0.131']);
+    await assert.rejects(g.allocate('full'), /no available IPv4 addresses/);
+    assert.equal(new Ipam(join(dir, 'range3.json'), '10.6.0.0/24', undefined, undefined, '10.6.0.0/30').gateway, '10.6.0.1', 'never the network address');
+  });
+
+  test('daemons waiting together on a stale lock (its holder was killed) never pick one subnet twice', async () => {
+    const cands = Array.from({ length: 20 }, (_, i) => `172.${17 + i}.0.0/16`);
+    await writeFile(join(dir, 'live-ns'), '');
+    for (let round = 0; round < 20; round++) {
+      const file = join(dir, `stale${round}`, 'pools.json');
+      await mkdir(`${file}.lock`, { recursive: true });
+      const old = new Date(Date.now() - 60_000);
+      await utimes(`${file}.lock`, old, old);
+      const got = await Promise.all(Array.from({ length: 8 }, (_, i) => new HostClaims(file, `/daemon/${i}`, () => join(dir, 'live-ns')).pick(`net${i}`, cands)));
+      assert.equal(new Set(got).size, got.length, `round ${round}: ${got.join(' ')}`);
+      assert.equal(existsSync(`${file}.lock`), false, 'the lock is released');
+    }
   });
 
   test('two daemons on one bridge: host-wide claims keep their addresses apart; a dead claim is taken back', async () => {
@@ -300,6 +325,54 @@ describe('bridge network with containers', () => {
     await assert.rejects(net.connect(id, 'bridge', { ip: '10.0.0.5' }), /not in subnet/);
     assert.equal(existsSync(net.netnsPath(id)), false);
     assert.deepEqual(await net.ipam.allocations(), {});
+  });
+});
+
+describe('bridge MAC', () => {
+  const name = `wmac${process.pid % 100000}`;
+  const subnet = '172.31.249.0/24';
+  let tmp: string;
+  let net: BridgeNetwork;
+  const read = (f: string) => readFileSync(`/sys/class/net/${name}/${f}`, 'utf8').trim();
+
+  before(async () => {
+    tmp = await mkdtemp('/tmp/wmac-');
+    // a bridge as an older wharfd left it: no MAC of its own
+    execFileSync('ip', ['link', 'add', name, 'type', 'bridge']);
+    execFileSync('ip', ['addr', 'add', '172.31.249.1/24', 'dev', name]);
+    execFileSync('ip', ['link', 'set', name, 'up']);
+    net = new BridgeNetwork({ dataRoot: join(tmp, 'data'), execRoot: join(tmp, 'exec'), claimsDir: join(tmp, 'claims'), bridge: name, subnet });
+  });
+
+  after(async () => {
+    await net.removeBridge();
+    try { execFileSync('ip', ['link', 'del', name], { stdio: 'ignore' }); } catch { /* removed */ }
+    await rm(tmp, { recursive: true, force: true });
+  });
+
+  test('the bridge keeps the MAC of its gateway while ports with lower MACs join and leave', async () => {
+    await net.ensure();
+    const fixed = macForIp('172.31.249.1');
+    assert.equal(fixed, '02:42:ac:1f:f9:01');
+    assert.equal(read('address'), fixed, 'an existing bridge without a MAC gets the fixed one');
+    assert.equal(read('addr_assign_type'), '3', 'set, not taken from a port');
+    assert.equal(readFileSync(`/proc/sys/net/ipv4/conf/${name}/arp_notify`, 'utf8').trim(), '1');
+    const a = newId(), b = newId();
+    try {
+      await net.connect(a, 'bridge');
+      await net.connect(b, 'bridge');
+      // host ends with MACs below 02:42:…: a bridge without a MAC of its own would take the lowest
+      execFileSync('ip', ['link', 'set', 'dev', vethName(a), 'address', '02:00:00:00:00:01']);
+      execFileSync('ip', ['link', 'set', 'dev', vethName(b), 'address', '02:00:00:00:00:02']);
+      assert.equal(read('address'), fixed, 'ports joined');
+      await net.disconnect(a);
+      assert.equal(read('address'), fixed, 'the lowest port left');
+      await net.disconnect(b);
+      assert.equal(read('address'), fixed, 'no port left');
+    } finally {
+      await net.disconnect(a);
+      await net.disconnect(b);
+    }
   });
 });
 

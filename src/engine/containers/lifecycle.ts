@@ -271,7 +271,7 @@ export class ContainerRunner {
         id, rootfs: root, args: [r.Path, ...r.Args], env: [...links.flatMap(linkEnv), ...(r.Config.Env ?? []), ...(opts.processEnv ?? [])], cwd: r.Config.WorkingDir || '/',
         user: r.Config.User ?? '', terminal: !!r.Config.Tty, hostname: r.Config.Hostname ?? id.slice(0, 12),
         containerDir: this.c.dir(id), network: net.spec, ...(net.ep?.ip ? { ip: net.ep.ip } : {}),
-        ...(net.ep?.nameservers ? { dns: net.ep.nameservers } : Array.isArray(hc.Dns) && hc.Dns.length ? { dns: hc.Dns as string[] } : {}),
+        ...(net.ep?.nameservers ?? net.ep?.dns ? { dns: (net.ep.nameservers ?? net.ep.dns)! } : Array.isArray(hc.Dns) && hc.Dns.length ? { dns: hc.Dns as string[] } : {}),
         ...(Array.isArray(hc.ExtraHosts) || links.length ? { extraHosts: [...((hc.ExtraHosts ?? []) as string[]), ...links.map(linkHost)] } : {}),
         ...(Array.isArray(hc.DnsSearch) && hc.DnsSearch.length ? { dnsSearch: hc.DnsSearch as string[] } : {}),
         ...(Array.isArray(hc.DnsOptions) && hc.DnsOptions.length ? { dnsOptions: hc.DnsOptions as string[] } : {}),

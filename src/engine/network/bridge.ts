@@ -46,6 +46,8 @@ export type NetworkModeName = 'bridge' | 'none' | 'host';
 export interface Endpoint {
   /** user networks: the name servers for resolv.conf (aardvark-dns on each network's gateway). */
   nameservers?: string[];
+  /** a default-bridge endpoint of a container also on user networks: their name servers, for resolv.conf. */
+  dns?: string[];
   id: string;
   mode: NetworkModeName;
   /** bridge mode: the netns file the OCI spec joins. */
@@ -55,6 +57,10 @@ export interface Endpoint {
   gateway?: string;
   mac?: string;
   hostVeth?: string;
+  /** The interface inside the container (eth0 unless the container joined the bridge later). */
+  iface?: string;
+  /** The netns was there before (a live `network connect bridge`): leaving the bridge keeps it. */
+  sharedNs?: boolean;
   /** "name (endpointID)" for docker-style errors. */
   endpointId?: string;
   ports: BoundPort[];
@@ -62,7 +68,8 @@ export interface Endpoint {
 
 const sh = (bin: string, args: string[], input?: string) => execCollect(bin, args, input === undefined ? {} : { input });
 
-async function must(bin: string, args: string[], input?: string): Promise<string> {
+/** Runs a helper program; its failure is a SystemError naming the command and what it printed. */
+export async function must(bin: string, args: string[], input?: string): Promise<string> {
   const r = await sh(bin, args, input);
   if (r.code !== 0) throw new SystemError(`${bin} ${args.join(' ')}: ${r.stderr.trim() || `exit ${r.code}`}`);
   return r.stdout;
@@ -73,6 +80,24 @@ export function macForIp(ip: string): string {
   const n = ipToInt(ip);
   return ['02', '42', ...[n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].map((b) => b.toString(16).padStart(2, '0'))].join(':');
 }
+
+/**
+ * Gives a bridge the fixed MAC of its gateway address (docker's 02:42 + the address) unless one was set already,
+ * and turns on `arp_notify`. A Linux bridge without a MAC set takes the lowest of its ports' MACs, so it changes
+ * whenever the container owning that port leaves; the other containers' ARP entries for the gateway then point
+ * at a MAC nobody answers to, and their TCP to the host or outside stalls until the entry expires (UDP DNS
+ * retries hid it). With `arp_notify` a change of address (this one, on a bridge that had none) is announced by a
+ * gratuitous ARP, which updates the entries the containers already hold.
+ */
+export async function pinBridgeMac(bridge: string, gateway: string): Promise<void> {
+  await writeFile(`/proc/sys/net/ipv4/conf/${bridge}/arp_notify`, '1');
+  const assign = (await readFile(`/sys/class/net/${bridge}/addr_assign_type`, 'utf8')).trim();
+  if (assign === ADDR_SET) return;
+  await must('ip', ['link', 'set', 'dev', bridge, 'address', macForIp(gateway)]);
+}
+
+/** /sys/class/net/<dev>/addr_assign_type of an address set by a user (NET_ADDR_SET). */
+const ADDR_SET = '3';
 
 export function vethName(id: string): string {
   return `veth${createHash('sha256').update(id).digest('hex').slice(0, 7)}`;
@@ -133,12 +158,14 @@ export class BridgeNetwork {
         }
       }
       await must('ip', ['-b', '-'], [
-        `link add name ${this.bridge} type bridge`,
+        `link add name ${this.bridge} address ${macForIp(this.gateway)} type bridge`,
         `link set ${this.bridge} mtu ${this.mtu}`,
         `addr add ${this.gateway}/${this.prefixLen} dev ${this.bridge}`,
         `link set ${this.bridge} up`, '',
       ].join('\n'));
     }
+    // a bridge made by an older wharfd (or by hand) has no MAC of its own: give it the fixed one now
+    await pinBridgeMac(this.bridge, this.gateway);
     await writeFile('/proc/sys/net/ipv4/ip_forward', '1').catch((this.cfg.log ?? discardLogger).onError('enabling IP forwarding: containers may not reach other networks'));
     for (const r of this.rules()) {
       const chk = await sh('iptables', ['-w', '-t', r.table, '-C', r.chain, ...r.rule]);
@@ -164,7 +191,7 @@ export class BridgeNetwork {
    * Prepares a container's network. bridge: netns + veth + IP (optionally `ip`), returns the netns path for the
    * OCI spec. none/host: nothing to prepare (the spec asks the runtime for an empty netns / none).
    */
-  async connect(id: string, mode: NetworkModeName, opts: { ip?: string; name?: string; mac?: string } = {}): Promise<Endpoint> {
+  async connect(id: string, mode: NetworkModeName, opts: { ip?: string; name?: string; mac?: string; join?: { iface: string } } = {}): Promise<Endpoint> {
     if (mode !== 'bridge') {
       const ep: Endpoint = { id, mode, ports: [] };
       this.endpoints.set(id, ep);
@@ -173,33 +200,38 @@ export class BridgeNetwork {
     await this.ensure();
     const ns = this.netnsPath(id);
     const veth = vethName(id);
+    // `join`: the container runs already (in a netns of its own, at the same path): the bridge is one more interface
+    const shared = !!opts.join;
+    const iface = opts.join?.iface ?? 'eth0';
     let ip: string;
     try {
-      [ip] = await Promise.all([this.ipam.allocate(id, opts.ip), writeFile(ns, '')]);
+      [ip] = await Promise.all([this.ipam.allocate(id, opts.ip), shared ? Promise.resolve() : writeFile(ns, '')]);
     } catch (e) {
-      await rm(ns, { force: true });
+      if (!shared) await rm(ns, { force: true });
       await this.ipam.release(id);
       throw e;
     }
     const mac = opts.mac || macForIp(ip);
     try {
       // one exec creates the netns (bound at `ns`) and configures it from inside: the veth pair is made there
-      // with its host end sent to our namespace; a second exec enslaves the host end to the bridge.
-      await must('unshare', [`--net=${ns}`, 'ip', '-b', '-'], [
-        'link set lo up',
-        `link add name eth0 mtu ${this.mtu} address ${mac} type veth peer name ${veth} mtu ${this.mtu} netns /proc/${process.pid}/ns/net`,
-        `addr add ${ip}/${this.prefixLen} dev eth0`,
-        'link set eth0 up',
-        `route add default via ${this.gateway} dev eth0`, '',
+      // with its host end sent to our namespace; a second exec enslaves the host end to the bridge. dockerd routes
+      // a container that joins the default bridge later through it (`replace`: over a route of the same metric).
+      await must(shared ? 'nsenter' : 'unshare', [`--net=${ns}`, 'ip', '-b', '-'], [
+        ...(shared ? [] : ['link set lo up']),
+        `link add name ${iface} mtu ${this.mtu} address ${mac} type veth peer name ${veth} mtu ${this.mtu} netns /proc/${process.pid}/ns/net`,
+        `addr add ${ip}/${this.prefixLen} dev ${iface}`,
+        `link set ${iface} up`,
+        `route ${shared ? 'replace' : 'add'} default via ${this.gateway} dev ${iface}`, '',
       ].join('\n'));
       await must('ip', ['link', 'set', veth, 'master', this.bridge, 'up']);
     } catch (e) {
-      await this.teardownNs(id).catch((this.cfg.log ?? discardLogger).onError('tearing down a network namespace after a failed connect', { container: id }));
+      const undo = shared ? sh('ip', ['link', 'del', veth]) : this.teardownNs(id);
+      await undo.catch((this.cfg.log ?? discardLogger).onError('tearing down a network namespace after a failed connect', { container: id }));
       await this.ipam.release(id);
       throw e;
     }
     const ep: Endpoint = {
-      id, mode, netnsPath: ns, ip, prefixLen: this.prefixLen, gateway: this.gateway, mac, hostVeth: veth,
+      id, mode, netnsPath: ns, ip, prefixLen: this.prefixLen, gateway: this.gateway, mac, hostVeth: veth, iface, ...(shared ? { sharedNs: true } : {}),
       endpointId: `${opts.name ?? id} (${createHash('sha256').update(`ep:${id}`).digest('hex')})`, ports: [],
     };
     this.endpoints.set(id, ep);
@@ -237,6 +269,20 @@ export class BridgeNetwork {
     this.endpoints.delete(id);
     if (ep) await Promise.all(ep.ports.map((p) => p.close()));
     if (!ep || ep.mode === 'bridge') await Promise.all([this.teardownNs(id), this.ipam.release(id)]);
+  }
+
+  /** A running container leaves the bridge (`network disconnect bridge`): its netns and other interfaces stay. */
+  async leave(id: string): Promise<void> {
+    const ep = this.endpoints.get(id);
+    this.endpoints.delete(id);
+    if (ep) await Promise.all(ep.ports.map((p) => p.close()));
+    await Promise.all([sh('ip', ['link', 'del', vethName(id)]), rm(join(this.netnsDir, `${id}.json`), { force: true }), this.ipam.release(id)]);
+  }
+
+  /** The container's interface on the bridge, if it is on it. */
+  ifaceOf(id: string): string | undefined {
+    const ep = this.endpoints.get(id);
+    return ep?.mode === 'bridge' && ep.ip ? (ep.iface ?? 'eth0') : undefined;
   }
 
   /** The endpoint of a bridge container saved at connect time (for a restarted daemon: re-publish its ports). */

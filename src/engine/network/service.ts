@@ -27,8 +27,8 @@ import { rfc3339NanoFixed } from '../../lib/go.js';
 import { Mutex } from '../../lib/sync.js';
 import { discardLogger, type Logger } from '../../lib/log.js';
 import type { EndpointResource, EndpointSettings, IpamPoolConfig, NetworkCreateRequest, NetworkPruneReport, NetworkResource } from '../../wire/networks.js';
-import { macForIp, type BridgeNetwork, type Endpoint } from './bridge.js';
-import { HostClaims, Ipam, intToIp, ipToInt } from './ipam.js';
+import { macForIp, must, pinBridgeMac, type BridgeNetwork, type Endpoint } from './bridge.js';
+import { HostClaims, Ipam, intToIp, ipToInt, poolBounds } from './ipam.js';
 import { parseLink } from './links.js';
 import { netavarkSetup, netavarkTeardown, type NetavarkDoc } from './netavark.js';
 import type { BoundPort, PortMapping } from './portproxy.js';
@@ -44,12 +44,16 @@ export interface NetContainer {
   Networks?: Record<string, EndpointSettings>;
   /** The default bridge endpoint while running. */
   Net?: { Mode: string; IPAddress: string; IPPrefixLen: number; MacAddress: string; Gateway?: string };
+  /** A container of the default bridge disconnected from it (`network disconnect bridge`): it starts without it. */
+  BridgeLeft?: boolean;
 }
 
 export interface ContainerDirectory {
   get(ref: string): NetContainer;
   all(): NetContainer[];
   save(c: NetContainer): Promise<void>;
+  /** The container's directory, where its resolv.conf (bind-mounted into it) lives. */
+  dir(id: string): string;
 }
 
 /** Hook for the events module: called after create/connect/disconnect/destroy (docker's network events). */
@@ -90,19 +94,23 @@ interface EndpointState {
   /** the netns was made here (a container whose first network is a user network). */
   own: boolean;
   nets: UserEndpoint[];
+  /** A default-bridge container joined to user networks while running: its resolv.conf's name servers before. */
+  dnsBefore?: string[];
 }
 
 const sh = (bin: string, args: string[], input?: string) => execCollect(bin, args, input === undefined ? {} : { input });
 const PREDEFINED = ['bridge', 'host', 'none'] as const;
+/** The filter chain of the rules between the default bridge and user networks (docker's DOCKER-ISOLATION-*). */
+const ISOLATION = 'WHARF-ISOLATION';
 const SHORT = 12;
 
 
 /** "a.b.c.d/n" strictly (docker: `invalid CIDR address: x`); returns the network address and prefix. */
-export function parseSubnet(cidr: string): { network: number; prefix: number; size: number } {
+export function parseSubnet(cidr: string, maxPrefix = 30): { network: number; prefix: number; size: number } {
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(cidr);
   if (!m || m.slice(1, 5).some((x) => Number(x) > 255) || Number(m[5]) > 32) throw new InvalidParameterError(`invalid CIDR address: ${cidr}`);
   const prefix = Number(m[5]);
-  if (prefix > 30) throw new InvalidParameterError(`invalid subnet ${cidr}: too small for a network`);
+  if (prefix > maxPrefix) throw new InvalidParameterError(`invalid subnet ${cidr}: too small for a network`);
   const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
   return { network: (ipToInt(`${m[1]}.${m[2]}.${m[3]}.${m[4]}`) & mask) >>> 0, prefix, size: 2 ** (32 - prefix) };
 }
@@ -199,7 +207,7 @@ export class NetworkService {
   private ipamOf(n: NetworkRecord): Ipam {
     let i = this.ipams.get(n.Id);
     if (!i) {
-      i = new Ipam(join(this.dir, `${n.Id}.ipam.json`), n.Subnet!, n.Gateway);
+      i = new Ipam(join(this.dir, `${n.Id}.ipam.json`), n.Subnet!, n.Gateway, undefined, n.IPAM.Config[0]?.IPRange);
       this.ipams.set(n.Id, i);
     }
     return i;
@@ -238,6 +246,9 @@ export class NetworkService {
         if (ep) out[c.ID] = { Name: c.Name.replace(/^\//, ''), EndpointID: ep.endpointId, MacAddress: ep.mac, IPv4Address: `${ep.ip}/${ep.prefixLen}`, IPv6Address: '' };
       } else if (n.Name === 'bridge' && c.Net && c.Net.IPAddress && !this.isUserNetwork(String(c.HostConfig.NetworkMode ?? 'default'))) {
         out[c.ID] = { Name: c.Name.replace(/^\//, ''), EndpointID: bridgeEndpointId(c.ID), MacAddress: c.Net.MacAddress, IPv4Address: `${c.Net.IPAddress}/${c.Net.IPPrefixLen}`, IPv6Address: '' };
+      } else if (n.Name === 'bridge' && c.Networks?.bridge?.IPAddress) {
+        const e = c.Networks.bridge;
+        out[c.ID] = { Name: c.Name.replace(/^\//, ''), EndpointID: e.EndpointID, MacAddress: e.MacAddress, IPv4Address: `${e.IPAddress}/${e.IPPrefixLen}`, IPv6Address: '' };
       } else if (n.Name === 'host' || n.Name === 'none') {
         const mode = String(c.HostConfig.NetworkMode ?? '');
         if (mode === n.Name) out[c.ID] = { Name: c.Name.replace(/^\//, ''), EndpointID: '', MacAddress: '', IPv4Address: '', IPv6Address: '' };
@@ -326,14 +337,17 @@ export class NetworkService {
         subnet = `${intToIp(s.network)}/${s.prefix}`;
         if (ours.some((o) => overlaps(o, s))) throw new ForbiddenError('Pool overlaps with other one on this address space');
         if (p.IPRange) {
-          const r = parseSubnet(p.IPRange);
+          const r = parseSubnet(p.IPRange, 32);
           if (!overlaps(r, s) || r.network < s.network || r.network + r.size > s.network + s.size) throw new InvalidParameterError(`Invalid range ${p.IPRange} for subnet ${p.Subnet}`);
         }
         if (p.Gateway) {
           const g = ipToIntChecked(p.Gateway);
           if (g < s.network || g >= s.network + s.size) throw new ForbiddenError(`Invalid address ${p.Gateway}: It does not belong to any of this network's subnets`);
           gateway = p.Gateway;
-        } else gateway = intToIp(s.network + 1);
+        } else {
+          // dockerd asks its IPAM for the gateway as for any address: the first of the range, if any (poolBounds)
+          gateway = intToIp(poolBounds(subnet, p.IPRange).first);
+        }
         if ((await this.claims.pick(id, [subnet])) === null) throw new ForbiddenError('Pool overlaps with other one on this address space');
       } else {
         if (p && (p.Gateway || p.IPRange)) throw new InvalidParameterError('an IP range or gateway needs a subnet');
@@ -386,10 +400,15 @@ export class NetworkService {
    * another wharfd) that the subnet is taken. netavark uses an existing bridge as it finds it.
    */
   private async ensureBridge(n: NetworkRecord): Promise<void> {
-    if (!n.Bridge || (await sh('ip', ['-o', 'link', 'show', 'dev', n.Bridge])).code === 0) return;
+    if (!n.Bridge) return;
+    // a MAC of its own: a bridge without one takes its ports' lowest, which changes when a port leaves, and the
+    // containers' ARP entries for the gateway then point nowhere (seen: DNS dead for 20 s after a disconnect).
+    // A bridge that exists already (netavark's, an older wharfd's) gets it too.
+    if ((await sh('ip', ['-o', 'link', 'show', 'dev', n.Bridge])).code === 0) {
+      await pinBridgeMac(n.Bridge, n.Gateway!);
+      return this.isolateFromDefault(n.Bridge);
+    }
     const r = await sh('ip', ['-b', '-'], [
-      // a MAC of its own: a bridge without one takes its ports' lowest, which changes when a port leaves, and the
-      // containers' ARP entries for the gateway then point nowhere (seen: DNS dead for 20 s after a disconnect)
       `link add name ${n.Bridge} address ${macForIp(n.Gateway!)} type bridge`,
       ...(n.Options['com.docker.network.driver.mtu'] ? [`link set ${n.Bridge} mtu ${Number(n.Options['com.docker.network.driver.mtu'])}`] : []),
       `addr add ${n.Gateway}/${parseSubnet(n.Subnet!).prefix} dev ${n.Bridge}`,
@@ -398,6 +417,42 @@ export class NetworkService {
     if (r.code !== 0) {
       await sh('ip', ['link', 'del', n.Bridge]);
       throw new SystemError(`creating bridge ${n.Bridge}: ${r.stderr.trim()}`);
+    }
+    await pinBridgeMac(n.Bridge, n.Gateway!);
+    await this.isolateFromDefault(n.Bridge);
+  }
+
+  /**
+   * docker's DOCKER-ISOLATION for the default bridge: no packet between it and a user network, either way.
+   * netavark isolates its networks from each other only (its NETAVARK_ISOLATION chains know nothing of wharf0),
+   * and its FORWARD accept of a network's subnet, like wharf0's own accepts, would let them through. So the
+   * rules live in a chain of Wharf's, WHARF-ISOLATION, jumped to first in FORWARD (`isolationFirst`).
+   */
+  private isolationRules(bridge: string): string[][] {
+    const def = this.d.bridge.bridge;
+    const tag = ['-m', 'comment', '--comment', `wharf:${bridge}`];
+    return [['-i', def, '-o', bridge, ...tag, '-j', 'DROP'], ['-i', bridge, '-o', def, ...tag, '-j', 'DROP']];
+  }
+
+  private async isolateFromDefault(bridge: string): Promise<void> {
+    await sh('iptables', ['-w', '-N', ISOLATION]); // exists already but for the first network on the host
+    for (const r of this.isolationRules(bridge)) {
+      if ((await sh('iptables', ['-w', '-C', ISOLATION, ...r])).code !== 0) await must('iptables', ['-w', '-A', ISOLATION, ...r]);
+    }
+    await this.isolationFirst();
+  }
+
+  /** Puts the jump to WHARF-ISOLATION first in FORWARD again (netavark inserts its own jumps at the top). */
+  private async isolationFirst(): Promise<void> {
+    const first = await sh('iptables', ['-w', '-S', 'FORWARD', '1']);
+    if (first.stdout.trim() === `-A FORWARD -j ${ISOLATION}`) return;
+    while ((await sh('iptables', ['-w', '-C', 'FORWARD', '-j', ISOLATION])).code === 0) await sh('iptables', ['-w', '-D', 'FORWARD', '-j', ISOLATION]);
+    await must('iptables', ['-w', '-I', 'FORWARD', '1', '-j', ISOLATION]);
+  }
+
+  private async unisolate(bridge: string): Promise<void> {
+    for (const r of this.isolationRules(bridge)) {
+      while ((await sh('iptables', ['-w', '-C', ISOLATION, ...r])).code === 0) await sh('iptables', ['-w', '-D', ISOLATION, ...r]);
     }
   }
 
@@ -424,6 +479,7 @@ export class NetworkService {
     await rm(join(this.dir, `${n.Id}.ipam.json`), { force: true });
     await this.claims.release(n.Id).catch(this.log.onError('releasing a removed network\'s subnet', { network: n.Id }));
     if (n.Bridge && (await sh('ip', ['-o', 'link', 'show', 'dev', n.Bridge])).code === 0) await sh('ip', ['link', 'del', n.Bridge]);
+    if (n.Bridge) await this.unisolate(n.Bridge).catch(this.log.onError('removing a removed network\'s isolation rules', { network: n.Id }));
     this.onEvent?.('destroy', { id: n.Id, name: n.Name, type: 'bridge' });
   }
 
@@ -459,6 +515,7 @@ export class NetworkService {
     const mode = String(c.HostConfig.NetworkMode ?? 'default');
     if (c.Networks && this.isUserNetwork(mode)) return c.Networks;
     const name = mode === 'default' ? 'bridge' : mode;
+    if (name === 'bridge' && c.BridgeLeft) return { ...(c.Networks ?? {}) };
     const n = [...this.nets.values()].find((x) => x.Name === name && !x.Bridge);
     const live = c.State.Running && c.Net?.Mode === 'bridge' && c.Net.IPAddress ? c.Net : null;
     const ep: EndpointSettings = {
@@ -539,12 +596,29 @@ export class NetworkService {
     } else await writeFileAtomic(this.stateFile(id), JSON.stringify(st), 0o600, { durable: false }); // endpoints end with the boot: not synced
   }
 
+  /** The first ethN the container does not use yet (its user networks' interfaces and the default bridge's). */
+  private nextIface(id: string, st: EndpointState): string {
+    const used = new Set(st.nets.map((e) => e.iface));
+    const b = this.d.bridge.ifaceOf(id);
+    if (b) used.add(b);
+    let k = 0;
+    while (used.has(`eth${k}`)) k++;
+    return `eth${k}`;
+  }
+
+  /** The default bridge as one more interface of a running container (in its netns); its EndpointSettings. */
+  private async joinBridge(c: NetContainer, st: EndpointState): Promise<EndpointSettings> {
+    const b = this.d.bridge;
+    const ep = await b.connect(c.ID, 'bridge', { name: c.Name.replace(/^\//, ''), join: { iface: this.nextIface(c.ID, st) } });
+    return {
+      IPAMConfig: {}, Links: null, Aliases: [], NetworkID: this.find('bridge').Id, EndpointID: bridgeEndpointId(c.ID), Gateway: ep.gateway!,
+      IPAddress: ep.ip!, IPPrefixLen: ep.prefixLen!, IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, MacAddress: ep.mac!, DriverOpts: {},
+    } as EndpointSettings;
+  }
+
   /** netavark setup of one network into a container's netns; the endpoint is recorded before the call. */
   private async join(c: NetContainer, n: NetworkRecord, st: EndpointState, s: EndpointSettings, macWanted?: string): Promise<UserEndpoint> {
-    const used = new Set(st.nets.map((e) => e.iface));
-    let k = st.own ? 0 : 1;
-    while (used.has(`eth${k}`)) k++;
-    const iface = `eth${k}`;
+    const iface = this.nextIface(c.ID, st);
     const ip = await this.ipamOf(n).allocate(c.ID, s.IPAMConfig?.IPv4Address || undefined);
     const name = c.Name.replace(/^\//, '');
     const aliases = [...new Set([...(s.Aliases ?? []), c.ID.slice(0, SHORT)])];
@@ -574,6 +648,7 @@ export class NetworkService {
     await this.saveState(c.ID);
     try {
       await netavarkSetup(this.netavarkDir, st.netns, doc);
+      await this.isolationFirst();
     } catch (e) {
       await netavarkTeardown(this.netavarkDir, st.netns, doc).catch(this.log.onError('tearing down a failed netavark setup', { netns: st.netns }));
       st.nets = st.nets.filter((x) => x !== ep);
@@ -618,7 +693,7 @@ export class NetworkService {
     const b = this.d.bridge;
     let primary: Endpoint;
     let st: EndpointState;
-    if (mode === 'bridge') {
+    if (mode === 'bridge' && !c.BridgeLeft) {
       const mac = typeof c.Config.MacAddress === 'string' && c.Config.MacAddress ? { mac: c.Config.MacAddress } : {};
       primary = await b.connect(c.ID, 'bridge', { name: c.Name.replace(/^\//, ''), ...mac });
       st = { netns: primary.netnsPath!, own: false, nets: [] };
@@ -652,11 +727,16 @@ export class NetworkService {
         }
       }
       if (mode === 'user' && !primary.ip) throw new NotFoundError(`network ${modeName} not found`);
+      // a container of a user network connected to the default bridge too (`network connect bridge`)
+      if (mode === 'user' && c.Networks?.bridge) c.Networks.bridge = await this.joinBridge(c, st);
     } catch (e) {
       await this.disconnect(c.ID).catch(this.log.onError('disconnecting after a failed connect', { container: c.ID }));
       throw e;
     }
-    return mode === 'user' ? { ...primary, nameservers } : primary;
+    if (mode === 'user') return { ...primary, nameservers };
+    // as dockerd's embedded DNS for a default-bridge container on user networks too
+    if (nameservers.length) primary.dns = nameservers;
+    return primary;
   }
 
   /** Publishes ports to the container's first address (the userland proxy, as on the default bridge). */
@@ -680,10 +760,9 @@ export class NetworkService {
   /** Daemon restart: the endpoint of a container still running (its netns and links outlived the daemon). */
   async restore(id: string): Promise<Endpoint | null> {
     const ep = await this.d.bridge.restore(id);
-    if (ep) return ep;
     const st = this.states.get(id);
     const first = st?.nets[0];
-    if (!st || !st.own || !first) return null;
+    if (!st || !st.own || !first) return ep;
     return { id, mode: 'bridge', netnsPath: st.netns, ip: first.ip, prefixLen: first.prefixLen, gateway: first.gateway, mac: first.mac, ports: [], nameservers: st.nets.map((e) => e.gateway) };
   }
 
@@ -701,10 +780,7 @@ export class NetworkService {
     if (mode === 'host' || n.Name === 'host') throw new ForbiddenError('container cannot be disconnected from host network or connected to host network');
     if (mode === 'none' || n.Name === 'none') throw new ForbiddenError('container cannot be connected to multiple networks with one of the networks in private (none) mode');
     if (mode.startsWith('container:')) throw new ForbiddenError('container sharing network namespace with another container or host cannot be connected to any other network');
-    if (!n.Bridge) {
-      if (n.Name === 'bridge' && (mode === 'default' || mode === 'bridge')) throw new ForbiddenError(`endpoint with name ${c.Name.replace(/^\//, '')} already exists in network bridge`);
-      throw new NotImplementedError('wharf connects containers to the default bridge only when they are created on it');
-    }
+    if (!n.Bridge) return this.connectBridge(c, n);
     if (c.Networks?.[n.Name] && c.State.Running) throw new ForbiddenError(`endpoint with name ${c.Name.replace(/^\//, '')} already exists in network ${n.Name}`);
     const s = this.settingsFor(n, cfg);
     return (async () => {
@@ -712,10 +788,108 @@ export class NetworkService {
         const st = this.states.get(c.ID) ?? { netns: this.d.bridge.netnsPath(c.ID), own: !(mode === 'default' || mode === 'bridge'), nets: [] };
         const ep = await this.lock.run(() => this.join(c, n, st, s));
         (c.Networks ??= {})[n.Name] = this.settingsOf(ep, s, c);
+        await this.rewriteResolvConf(c.ID, st).catch(this.log.onError('pointing resolv.conf at the networks\' name servers', { container: c.ID }));
+        await this.hostsLine(c, ep.ip).catch(this.log.onError('adding the new address to /etc/hosts', { container: c.ID }));
       } else (c.Networks ??= {})[n.Name] = s;
       await this.ctrs.save(c);
       this.onEvent?.('connect', { id: n.Id, name: n.Name, type: 'bridge' }, c.ID);
     })();
+  }
+
+  /**
+   * A running container's resolv.conf after a live connect or disconnect, as dockerd switches a container to its
+   * embedded DNS when it joins a user network: the name servers become the gateways of its user networks (where
+   * aardvark-dns answers their names and forwards the rest to the container's --dns or the host's servers). A
+   * default-bridge container gets its earlier name servers back when it leaves the last one. The file is rewritten
+   * in place: it is bind-mounted into the container, a new inode would not be seen.
+   */
+  private async rewriteResolvConf(id: string, st: EndpointState): Promise<void> {
+    const file = join(this.ctrs.dir(id), 'resolv.conf');
+    const text = await readFile(file, 'utf8');
+    const lines = text.split('\n');
+    const isNs = (l: string) => /^\s*nameserver\s/.test(l);
+    const current = lines.filter(isNs).map((l) => l.trim().split(/\s+/)[1]!);
+    let servers: string[];
+    if (st.nets.length) {
+      if (!st.own && !st.dnsBefore) st.dnsBefore = current;
+      servers = st.nets.map((e) => e.gateway);
+    } else {
+      servers = st.dnsBefore ?? (await this.defaultNameservers(id));
+      delete st.dnsBefore;
+    }
+    if (st.nets.length) await this.saveState(id);
+    const at = lines.findIndex(isNs);
+    const kept = lines.filter((l) => !isNs(l));
+    const ns = servers.map((x) => `nameserver ${x}`);
+    if (at < 0) kept.splice(kept.length && kept[kept.length - 1] === '' ? kept.length - 1 : kept.length, 0, ...ns);
+    else kept.splice(at, 0, ...ns);
+    const next = kept.join('\n');
+    if (next !== text) await writeFile(file, next);
+  }
+
+  /**
+   * A running container's /etc/hosts after a live connect: a line for its new address, with the names of its own
+   * line (hostname, with the domain when set). dockerd leaves the line after a disconnect (measured), so does this.
+   * Rewritten in place (bind-mounted).
+   */
+  private async hostsLine(c: NetContainer, ip: string): Promise<void> {
+    const file = join(this.ctrs.dir(c.ID), 'hosts');
+    const text = await readFile(file, 'utf8');
+    const lines = text.split('\n').filter((l) => !l.startsWith(`${ip}\t`));
+    const hostname = String(c.Config.Hostname || c.ID.slice(0, SHORT));
+    const own = [...lines].reverse().find((l) => !l.startsWith('#') && (l.split('\t')[1] ?? '').split(' ').includes(hostname));
+    const line = `${ip}\t${own?.split('\t')[1] ?? hostname}`;
+    if (lines[lines.length - 1] === '') lines.splice(lines.length - 1, 0, line); else lines.push(line);
+    const next = lines.join('\n');
+    if (next !== text) await writeFile(file, next);
+  }
+
+  /**
+   * The name servers a default-bridge container had before its user networks, when they were not seen (it started
+   * on them): its --dns, else the host's without localhost ones, else docker's fallback (runtime/spec.ts's rule).
+   */
+  private async defaultNameservers(id: string): Promise<string[]> {
+    const dns = this.ctrs.get(id).HostConfig.Dns;
+    if (Array.isArray(dns) && dns.length) return dns as string[];
+    const host = (await readFile('/etc/resolv.conf', 'utf8').catch(() => '')).split('\n')
+      .map((l) => /^\s*nameserver\s+(\S+)/.exec(l)?.[1]).filter((a): a is string => !!a && !a.startsWith('127.') && a !== '::1' && !a.startsWith('fe80:'));
+    return host.length ? host : ['8.8.8.8', '8.8.4.4'];
+  }
+
+  /**
+   * `network connect bridge X`, as dockerd: a running container gets one more interface on the default bridge
+   * (and its default route, as dockerd gives it); a stopped one is recorded and joins at its next start.
+   */
+  private async connectBridge(c: NetContainer, n: NetworkRecord): Promise<void> {
+    const mode = String(c.HostConfig.NetworkMode ?? 'default');
+    const own = mode === 'default' || mode === 'bridge';
+    if (own ? !c.BridgeLeft : !!c.Networks?.bridge) throw new ForbiddenError(`endpoint with name ${c.Name.replace(/^\//, '')} already exists in network bridge`);
+    if (c.State.Running) {
+      const st = this.states.get(c.ID) ?? { netns: this.d.bridge.netnsPath(c.ID), own: true, nets: [] };
+      const s = await this.lock.run(() => this.joinBridge(c, st));
+      // dockerd shows the default bridge's endpoint in the top-level NetworkSettings fields, whatever the mode
+      if (c.Net) Object.assign(c.Net, { IPAddress: s.IPAddress, IPPrefixLen: s.IPPrefixLen, Gateway: s.Gateway, MacAddress: s.MacAddress });
+      if (!own) (c.Networks ??= {}).bridge = s;
+      await this.hostsLine(c, s.IPAddress).catch(this.log.onError('adding the new address to /etc/hosts', { container: c.ID }));
+    } else if (!own) {
+      (c.Networks ??= {}).bridge = { ...this.unresolved(null), IPAMConfig: {}, Aliases: [], DriverOpts: {} } as EndpointSettings;
+    }
+    delete c.BridgeLeft;
+    await this.ctrs.save(c);
+    this.onEvent?.('connect', { id: n.Id, name: n.Name, type: 'bridge' }, c.ID);
+  }
+
+  /** `network disconnect bridge X`: the interface goes (the netns and the other networks stay); kept for later starts. */
+  private async disconnectBridge(c: NetContainer, n: NetworkRecord): Promise<void> {
+    const mode = String(c.HostConfig.NetworkMode ?? 'default');
+    const own = mode === 'default' || mode === 'bridge';
+    if (own ? c.BridgeLeft : !c.Networks?.bridge) throw new ForbiddenError(`container ${c.ID} is not connected to network bridge`);
+    if (c.State.Running) await this.lock.run(() => this.d.bridge.leave(c.ID));
+    if (c.Net) Object.assign(c.Net, { IPAddress: '', IPPrefixLen: 0, Gateway: '', MacAddress: '' });
+    if (own) c.BridgeLeft = true;
+    else delete c.Networks!.bridge;
+    await this.ctrs.save(c);
+    this.onEvent?.('disconnect', { id: n.Id, name: n.Name, type: 'bridge' }, c.ID);
   }
 
   /** POST /networks/{id}/disconnect. */
@@ -726,12 +900,15 @@ export class NetworkService {
     const name = n?.Name ?? netRef;
     if (n && !n.Bridge) {
       if (n.Name === 'host' || n.Name === 'none') throw new ForbiddenError('container cannot be disconnected from host network or connected to host network');
-      throw new NotImplementedError('wharf does not disconnect containers from the default bridge');
+      return this.disconnectBridge(c, n);
     }
     if (!c.Networks?.[name]) throw new ForbiddenError(`container ${c.ID} is not connected to the network ${netRef}`);
     const st = this.states.get(c.ID);
     const ep = st?.nets.find((e) => e.netId === n?.Id);
-    if (st && ep) await this.lock.run(() => this.leave(c.ID, st, ep));
+    if (st && ep) {
+      await this.lock.run(() => this.leave(c.ID, st, ep));
+      if (c.State.Running) await this.rewriteResolvConf(c.ID, st).catch(this.log.onError('pointing resolv.conf at the networks\' name servers', { container: c.ID }));
+    }
     delete c.Networks[name];
     await this.ctrs.save(c);
     if (n) this.onEvent?.('disconnect', { id: n.Id, name: n.Name, type: 'bridge' }, c.ID);
