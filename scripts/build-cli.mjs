@@ -1,0 +1,66 @@
+/**
+ * Bundles the wharf CLI for a fast start (run by `npm run build`, after tsc): esbuild makes of tsc's output
+ *  - dist/src/cli/wharf-app.cjs: the whole CLI from src/cli/entry.ts (commander, specs, commands, client) as one
+ *    CommonJS script, ASCII only; modules load lazily inside it as they did as files;
+ *  - dist/src/cli/wharf.cjs: the launcher (src/cli/launch.ts), which compiles the first with V8's code cache.
+ * bin/wharf runs the launcher. Both files sit beside tsc's dist/src/cli/*.js, so paths made from
+ * `import.meta.dirname` (the project root, ../registry/main.js) are the same in the bundle.
+ *
+ * Commander `require()`s node:child_process at load (for executable subcommands, which wharf does not use);
+ * in the bundle it gets a stand-in that loads the real module on first use (child_process brings net, dgram
+ * and the stream modules with it).
+ */
+import { build } from 'esbuild';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const cliDir = join(root, 'dist', 'src', 'cli');
+
+const common = {
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node22',
+  charset: 'ascii',
+  logLevel: 'warning',
+  absWorkingDir: root,
+  // CommonJS has no import.meta: the file's own names stand in (both bundles live in dist/src/cli)
+  define: {
+    'import.meta.url': '__filename',
+    'import.meta.filename': '__filename',
+    'import.meta.dirname': '__dirname',
+  },
+};
+
+/** Commander's `require('node:child_process')` → a module that requires the real one when first used. */
+const lazyChildProcess = {
+  name: 'lazy-child-process',
+  setup(b) {
+    b.onResolve({ filter: /^(node:)?child_process$/ }, (args) =>
+      /[\\/]node_modules[\\/]commander[\\/]/.test(args.importer) ? { path: 'lazy-child-process', namespace: 'wharf' } : undefined);
+    b.onLoad({ filter: /.*/, namespace: 'wharf' }, () => ({
+      loader: 'js',
+      contents: `let real;
+const load = () => (real ??= require('node:child_process'));
+module.exports = new Proxy({}, { get: (_t, k) => load()[k], has: (_t, k) => k in load() });`,
+    }));
+  },
+};
+
+await build({
+  ...common,
+  entryPoints: [join(cliDir, 'entry.js')],
+  outfile: join(cliDir, 'wharf-app.cjs'),
+  plugins: [lazyChildProcess],
+});
+
+await build({
+  ...common,
+  stdin: {
+    contents: `require('./launch.js').launch(require('node:path').join(__dirname, 'wharf-app.cjs'));`,
+    resolveDir: cliDir,
+    sourcefile: 'wharf-launcher.js',
+  },
+  outfile: join(cliDir, 'wharf.cjs'),
+});
