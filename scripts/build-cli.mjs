@@ -53,6 +53,7 @@ await build({
   entryPoints: [join(cliDir, 'entry.js')],
   outfile: join(cliDir, 'wharf-app.cjs'),
   plugins: [lazyChildProcess],
+  ...(process.env.WHARF_CLI_MINIFY ? { minify: true, keepNames: process.env.WHARF_CLI_MINIFY === 'keep' } : {}),
 });
 
 await build({

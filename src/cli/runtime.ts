@@ -104,7 +104,12 @@ export function makeContext(globals: GlobalOptions, io: { out: (s: string) => vo
     isTerminal: process.stdout.isTTY === true,
     columns: process.stdout.isTTY ? (process.stdout.columns ?? 0) : 200,
     client: () => (client ??= connect()),
-    stdio: { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
+    // getters: process.stdin makes a stream (a socket for a pipe) when first read, which most commands never do
+    stdio: {
+      get stdin() { return process.stdin; },
+      get stdout() { return process.stdout; },
+      get stderr() { return process.stderr; },
+    },
     readLine: () => new Promise((resolveLine) => {
       let buf = '';
       const onData = (d: Buffer) => {
