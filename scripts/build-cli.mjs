@@ -11,6 +11,7 @@
  * and the stream modules with it).
  */
 import { build } from 'esbuild';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -22,7 +23,10 @@ const common = {
   platform: 'node',
   format: 'cjs',
   target: 'node22',
+  // ASCII only (strings escaped, comments dropped with the whitespace): the launcher reads it as latin1
   charset: 'ascii',
+  minifyWhitespace: true,
+  legalComments: 'none',
   logLevel: 'warning',
   absWorkingDir: root,
   // CommonJS has no import.meta: the file's own names stand in (both bundles live in dist/src/cli)
@@ -53,8 +57,17 @@ await build({
   entryPoints: [join(cliDir, 'entry.js')],
   outfile: join(cliDir, 'wharf-app.cjs'),
   plugins: [lazyChildProcess],
-  ...(process.env.WHARF_CLI_MINIFY ? { minify: true, keepNames: process.env.WHARF_CLI_MINIFY === 'keep' } : {}),
 });
+
+// esbuild escapes strings, template literals and identifiers, but writes regular expression literals as they
+// are; a \uXXXX escape means the same character there (with or without the u flag)
+{
+  const file = join(cliDir, 'wharf-app.cjs');
+  const text = readFileSync(file, 'utf8');
+  // eslint-disable-next-line no-control-regex
+  const ascii = text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  if (ascii !== text) writeFileSync(file, ascii);
+}
 
 await build({
   ...common,

@@ -7,9 +7,9 @@
  *
  * The cache lives in a directory of the user's own (`$WHARF_CLI_CACHE`, else `$XDG_CACHE_HOME/wharf/cli`, else
  * `~/.cache/wharf/cli`), used only when it is a real directory owned by the user and writable by nobody else;
- * a cache file is used only when it is owned by the user and names this bundle (its size and mtime) and this
- * Node. V8 refuses cached data that does not match the source, the V8 version or its flags, or whose checksum
- * fails: a stale or corrupt cache is then rewritten. Any failure of the cache only costs the compile.
+ * a cache file is used only when it is owned by the user, names this bundle (its size and mtime) and this Node,
+ * and its checksum matches; V8 itself refuses cached data made for another source length, V8 version or set of
+ * flags. A stale or corrupt cache is ignored and rewritten. Any failure of the cache only costs the compile.
  *
  * Only `node:fs`, `node:path` and `node:vm` are loaded here (all cheap at start-up).
  */
@@ -71,17 +71,45 @@ export function safeCacheDir(dir: string | undefined, uid = process.getuid?.() ?
 
 /** What a cache file must start with for this bundle and this Node. */
 export function cacheHeader(bundle: FsNs.Stats): string {
-  return `wharf-cli-cache 1 ${process.version} ${process.arch} ${bundle.size} ${Math.round(bundle.mtimeMs)}\n`;
+  return `wharf-cli-cache 2 ${process.version} ${process.arch} ${bundle.size} ${Math.round(bundle.mtimeMs)}\n`;
 }
 
-/** Reads a cache file: its V8 data when the file is the user's own and its header matches; else undefined. */
+/**
+ * FNV-1a over 32-bit words, then the trailing bytes. V8 checks its cached data's version, flags and source
+ * length, but verifies its checksum only in debug builds: corrupt data can crash the process, so the file
+ * carries a checksum of its own (~1 ms for the ~300 KB of a command's cache).
+ */
+export function checksum(b: Buffer): number {
+  const words = b.length >>> 2;
+  let h = 0x811c9dc5 | 0;
+  if ((b.byteOffset & 3) === 0) {
+    const v = new Int32Array(b.buffer, b.byteOffset, words);
+    for (let i = 0; i < words; i++) h = Math.imul(h ^ v[i]!, 16777619);
+  } else {
+    for (let i = 0; i < words; i++) h = Math.imul(h ^ b.readInt32LE(i * 4), 16777619);
+  }
+  for (let i = words * 4; i < b.length; i++) h = Math.imul(h ^ b[i]!, 16777619);
+  return h >>> 0;
+}
+
+/** The checksum line after the header, padded so that the data starts at a multiple of 8 bytes. */
+function sumLine(header: string, data: Buffer): string {
+  const line = `sum ${checksum(data).toString(16).padStart(8, '0')}`;
+  const pad = (8 - ((header.length + line.length + 1) % 8)) % 8;
+  return `${line}${' '.repeat(pad)}\n`;
+}
+
+/**
+ * Reads a cache file: its V8 data when the file is the user's own, its header names this bundle and this Node,
+ * and its checksum matches; else undefined.
+ */
 export function readCache(file: string, header: string, uid = process.getuid?.() ?? -1): Buffer | undefined {
   const fs = require('node:fs') as typeof FsNs;
   let fd: number;
   try { fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW); } catch { return undefined; }
   try {
     const st = fs.fstatSync(fd);
-    if (!st.isFile() || !ownedSafe(st, uid) || st.size <= header.length || st.size > 64 << 20) return undefined;
+    if (!st.isFile() || !ownedSafe(st, uid) || st.size <= header.length + 16 || st.size > 64 << 20) return undefined;
     const buf = Buffer.allocUnsafe(st.size);
     let n = 0;
     while (n < buf.length) {
@@ -89,8 +117,12 @@ export function readCache(file: string, header: string, uid = process.getuid?.()
       if (r === 0) return undefined;
       n += r;
     }
-    if (buf.toString("latin1", 0, header.length) !== header) return undefined;
-    return buf.subarray(header.length);
+    if (buf.toString('latin1', 0, header.length) !== header) return undefined;
+    const eol = buf.indexOf(10, header.length);
+    if (eol < 0) return undefined;
+    const data = buf.subarray(eol + 1);
+    if (buf.toString('latin1', header.length, eol + 1) !== sumLine(header, data)) return undefined;
+    return data;
   } catch {
     return undefined;
   } finally {
@@ -105,7 +137,7 @@ export function writeCache(file: string, header: string, data: Buffer): void {
   try {
     const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
     try {
-      fs.writeSync(fd, header, null, 'latin1');
+      fs.writeSync(fd, header + sumLine(header, data), null, 'latin1');
       fs.writeSync(fd, data);
     } finally {
       fs.closeSync(fd);
