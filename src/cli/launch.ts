@@ -153,8 +153,19 @@ export function writeCache(file: string, header: string, data: Buffer): void {
  * The bundle's own code runs the CLI and exits the process.
  */
 export function launch(bundlePath: string, argv: readonly string[] = process.argv.slice(2), env: NodeJS.ProcessEnv = process.env): void {
+  // start-up trace (src/cli/trace.ts picks these up)
+  const marks: [string, number][] | undefined = env.WHARF_CLI_TRACE ? [['launcher', performance.now()]] : undefined;
+  if (marks) (globalThis as { WHARF_LAUNCH_MARKS?: [string, number][] }).WHARF_LAUNCH_MARKS = marks;
   const fs = require('node:fs') as typeof FsNs;
   const path = require('node:path') as typeof PathNs;
+  if (env.WHARF_CLI_CODE_CACHE === 'node') {
+    // for bench/cli.ts: Node's own compile cache (module.enableCompileCache) instead of the one below
+    const dir = safeCacheDir(cacheDirPath(env));
+    if (dir !== undefined) (require('node:module') as typeof import('node:module')).enableCompileCache?.(path.join(dir, 'node'));
+    marks?.push(['compiled', performance.now()]);
+    require(bundlePath);
+    return;
+  }
   const vm = require('node:vm') as typeof VmNs;
   // the bundle is ASCII (esbuild's default charset escapes the rest): latin1 is an exact, cheap decoding
   const fd = fs.openSync(bundlePath, 'r');
@@ -179,6 +190,7 @@ export function launch(bundlePath: string, argv: readonly string[] = process.arg
     // after the command ran: the cache then holds every function it compiled
     process.once('exit', () => writeCache(file, header, script.createCachedData()));
   }
+  marks?.push(['compiled', performance.now()]);
   const fn = script.runInThisContext() as (e: object, r: NodeJS.Require, m: object, f: string, d: string) => void;
   const mod = { exports: {} };
   fn(mod.exports, createRequire(bundlePath), mod, bundlePath, path.dirname(bundlePath));
