@@ -52,21 +52,37 @@ module.exports = new Proxy({}, { get: (_t, k) => load()[k], has: (_t, k) => k in
   },
 };
 
+/**
+ * `await import('node:https')` and the like: esbuild keeps import() of an external module as it is, but a script
+ * compiled by node:vm has no loader for import(). Each becomes a small bundled module that require()s the builtin
+ * (loaded when the import() runs, as before).
+ */
+const dynamicBuiltins = {
+  name: 'dynamic-builtins',
+  setup(b) {
+    b.onResolve({ filter: /^node:/ }, (args) => (args.kind === 'dynamic-import' ? { path: args.path, namespace: 'wharf-builtin' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'wharf-builtin' }, (args) => ({ loader: 'js', contents: `module.exports = require(${JSON.stringify(args.path)});` }));
+  },
+};
+
 await build({
   ...common,
   entryPoints: [join(cliDir, 'entry.js')],
   outfile: join(cliDir, 'wharf-app.cjs'),
-  plugins: [lazyChildProcess],
+  plugins: [lazyChildProcess, dynamicBuiltins],
 });
 
 // esbuild escapes strings, template literals and identifiers, but writes regular expression literals as they
-// are; a \uXXXX escape means the same character there (with or without the u flag)
+// are; a \uXXXX escape means the same character there (with or without the u flag). No import() may be left in
+// it (see dynamicBuiltins): the build fails naming it.
 {
   const file = join(cliDir, 'wharf-app.cjs');
   const text = readFileSync(file, 'utf8');
   // eslint-disable-next-line no-control-regex
   const ascii = text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   if (ascii !== text) writeFileSync(file, ascii);
+  const left = /[^\w$.'"]import\((?!\s*\))/.exec(ascii);
+  if (left) throw new Error(`build-cli: an import() is left in the bundle, which node:vm cannot run: …${ascii.slice(left.index, left.index + 80)}`);
 }
 
 await build({
