@@ -53,15 +53,20 @@ module.exports = new Proxy({}, { get: (_t, k) => load()[k], has: (_t, k) => k in
 };
 
 /**
- * `await import('node:https')` and the like: esbuild keeps import() of an external module as it is, but a script
- * compiled by node:vm has no loader for import(). Each becomes a small bundled module that require()s the builtin
- * (loaded when the import() runs, as before).
+ * `await import('node:https')`, `await import('ssh2')`: esbuild keeps import() of an external module as it is,
+ * but a script compiled by node:vm has no loader for import(). Each import() of a builtin or a package becomes a
+ * small bundled module that require()s it, outside the bundle (loaded when the import() runs, as before; packages
+ * imported lazily, like ssh2 with its optional native parts, stay in node_modules).
  */
-const dynamicBuiltins = {
-  name: 'dynamic-builtins',
+const dynamicExternals = {
+  name: 'dynamic-externals',
   setup(b) {
-    b.onResolve({ filter: /^node:/ }, (args) => (args.kind === 'dynamic-import' ? { path: args.path, namespace: 'wharf-builtin' } : undefined));
-    b.onLoad({ filter: /.*/, namespace: 'wharf-builtin' }, (args) => ({ loader: 'js', contents: `module.exports = require(${JSON.stringify(args.path)});` }));
+    b.onResolve({ filter: /^[^./]/ }, (args) => {
+      if (args.kind === 'dynamic-import') return { path: args.path, namespace: 'wharf-external' };
+      if (args.namespace === 'wharf-external') return { path: args.path, external: true };
+      return undefined;
+    });
+    b.onLoad({ filter: /.*/, namespace: 'wharf-external' }, (args) => ({ loader: 'js', contents: `module.exports = require(${JSON.stringify(args.path)});` }));
   },
 };
 
@@ -69,12 +74,12 @@ await build({
   ...common,
   entryPoints: [join(cliDir, 'entry.js')],
   outfile: join(cliDir, 'wharf-app.cjs'),
-  plugins: [lazyChildProcess, dynamicBuiltins],
+  plugins: [lazyChildProcess, dynamicExternals],
 });
 
 // esbuild escapes strings, template literals and identifiers, but writes regular expression literals as they
 // are; a \uXXXX escape means the same character there (with or without the u flag). No import() may be left in
-// it (see dynamicBuiltins): the build fails naming it.
+// it (see dynamicExternals): the build fails naming it.
 {
   const file = join(cliDir, 'wharf-app.cjs');
   const text = readFileSync(file, 'utf8');
