@@ -4,15 +4,14 @@
  * from its spec (src/cli/spec.ts). Command implementations are imported lazily to keep start-up fast.
  */
 import { Command, CommanderError, Option } from 'commander';
-import type * as FsNs from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { constants as osConstants } from 'node:os';
 import {
   COMMANDS, GLOBAL_FLAGS, GROUPS, PROG, commandHelp, commandPath, groupHelp, rootHelp, useLine,
   type CommandSpec, type FlagSpec,
 } from './spec.js';
 import { mark } from './trace.js';
+import { CLI_DIR, gitCommit } from './build-info.js';
 import { CancelledError, StatusError, type CliContext, type CommandFn, type GlobalOptions, type Opts } from './context.js';
 
 export const CLI_VERSION = '0.1.0';
@@ -155,22 +154,6 @@ function checkArgs(spec: CommandSpec, args: string[]): void {
   }
 }
 
-async function buildNumber(): Promise<string> {
-  try {
-    const { readFileSync } = require('node:fs') as typeof FsNs;
-    const root = join(import.meta.dirname, '..', '..', '..');
-    const head = readFileSync(join(root, '.git', 'HEAD'), 'utf8').trim();
-    if (!head.startsWith('ref: ')) return head.slice(0, 7);
-    const ref = head.slice(5);
-    try { return readFileSync(join(root, '.git', ref), 'utf8').trim().slice(0, 7); } catch { /* packed */ }
-    const packed = readFileSync(join(root, '.git', 'packed-refs'), 'utf8');
-    const line = packed.split('\n').find((l) => l.endsWith(` ${ref}`));
-    return line ? line.slice(0, 7) : 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
-
 export async function main(argv: string[], io: { out: (s: string) => void; err: (s: string) => void } = {
   out: (s) => { process.stdout.write(s); },
   err: (s) => { process.stderr.write(s); },
@@ -185,7 +168,7 @@ export async function main(argv: string[], io: { out: (s: string) => void; err: 
     const g = parseWith(root, argv, globalFlags, rootUsage, PROG, true);
     const go = g.opts;
     if (go.version) {
-      io.out(`Wharf version ${CLI_VERSION}, build ${await buildNumber()}\n`);
+      io.out(`Wharf version ${CLI_VERSION}, build ${gitCommit()}\n`);
       return 0;
     }
     const rest = g.args;
@@ -215,7 +198,7 @@ export async function main(argv: string[], io: { out: (s: string) => void; err: 
     // import); its flags are its own, so everything after `registry` goes to it as it is
     if (rest[0] === 'registry') {
       const { spawn } = await import('node:child_process');
-      const entry = join(import.meta.dirname, '..', 'registry', 'main.js');
+      const entry = join(CLI_DIR, '..', 'registry', 'main.js');
       // fd 3: a pipe the server watches; it ends when this process dies, even by SIGKILL, and the server (with
       // its workers) stops then instead of keeping the port as an orphan
       const child = spawn(process.execPath, [entry, ...rest.slice(1)], {
@@ -227,7 +210,7 @@ export async function main(argv: string[], io: { out: (s: string) => void; err: 
       for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, forward(sig));
       return await new Promise<number>((resolve) => {
         child.on('error', (e) => { io.err(`wharf registry: ${e.message}\n`); resolve(1); });
-        child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + (osConstants.signals[signal] ?? 15) : 1)));
+        child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + ((require('node:os') as typeof import('node:os')).constants.signals[signal] ?? 15) : 1)));
       });
     }
 

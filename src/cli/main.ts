@@ -18,6 +18,5 @@ const require = nodeModule.createRequire(import.meta.url);
 const isMain = process.argv[1] !== undefined && import.meta.filename === (require('node:fs') as typeof FsNs).realpathSync(process.argv[1]);
 if (isMain) {
   try { nodeModule.enableCompileCache?.(); } catch { /* no cache: slower start only */ }
-  const code = await main(process.argv.slice(2));
-  process.exit(code);
+  void main(process.argv.slice(2)).then((code) => process.exit(code));
 }

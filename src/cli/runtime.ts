@@ -5,17 +5,16 @@
  */
 import type * as FsNs from 'node:fs';
 import { createRequire } from 'node:module';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { ConnectionError, EngineClient, type TLSOptions } from '../client/client.js';
 import { DEFAULT_HOST, resolveHost } from '../client/host.js';
 import { StatusError, type CliContext, type GlobalOptions } from './context.js';
 import { mark } from './trace.js';
+import { PROJECT_ROOT } from './build-info.js';
 
 const require = createRequire(import.meta.url);
 const fs = require('node:fs') as typeof FsNs;
 
-/** The project root (dist/src/cli/runtime.js → ../../..). */
-export const PROJECT_ROOT = resolve(import.meta.dirname, '..', '..', '..');
 const DEFAULT_EXEC_ROOT = '/run/wharf';
 
 function tlsOptions(g: GlobalOptions): TLSOptions | undefined {
@@ -105,7 +104,12 @@ export function makeContext(globals: GlobalOptions, io: { out: (s: string) => vo
     isTerminal: process.stdout.isTTY === true,
     columns: process.stdout.isTTY ? (process.stdout.columns ?? 0) : 200,
     client: () => (client ??= connect()),
-    stdio: { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
+    // getters: process.stdin makes a stream (a socket for a pipe) when first read, which most commands never do
+    stdio: {
+      get stdin() { return process.stdin; },
+      get stdout() { return process.stdout; },
+      get stderr() { return process.stderr; },
+    },
     readLine: () => new Promise((resolveLine) => {
       let buf = '';
       const onData = (d: Buffer) => {

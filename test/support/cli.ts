@@ -5,7 +5,7 @@
  *   const t = parseTable(r.stdout);                      // { header, columns, rows: [{ 'IMAGE ID': … }] }
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import assert from 'node:assert/strict';
@@ -25,7 +25,17 @@ export interface RunOpts {
 export const projectRoot = resolve(import.meta.dirname, '..', '..', '..');
 /** Node 24 from the npm package `node`: the tests never run product code with the machine's node. */
 export const NODE = resolve(projectRoot, 'node_modules', 'node', 'bin', 'node');
-export const WHARF_CLI = resolve(projectRoot, 'dist', 'src', 'cli', 'main.js');
+/**
+ * What bin/wharf runs: the bundled CLI's launcher (scripts/build-cli.mjs) when it is newer than tsc's output,
+ * else the unbundled entry.
+ */
+export const WHARF_CLI = ((): string => {
+  const dir = resolve(projectRoot, 'dist', 'src', 'cli');
+  try {
+    if (statSync(join(dir, 'wharf-app.cjs')).mtimeMs > statSync(join(dir, 'entry.js')).mtimeMs) return join(dir, 'wharf.cjs');
+  } catch { /* no bundle */ }
+  return join(dir, 'main.js');
+})();
 export const WHARFD = resolve(projectRoot, 'dist', 'src', 'daemon', 'main.js');
 export const DOCKER = existsSync('/usr/local/bin/docker') ? '/usr/local/bin/docker' : 'docker';
 

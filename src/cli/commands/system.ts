@@ -7,6 +7,7 @@ import type { ServerVersion } from '../../client/types.js';
 import { renderDf } from '../formatters.js';
 import { StatusError, type CliContext, type Opts } from '../context.js';
 import { goArch } from '../../lib/go.js';
+import { builtAt, gitCommit } from '../build-info.js';
 
 export const CLIENT_VERSION = '0.1.0';
 
@@ -21,24 +22,9 @@ export function ansic(rfc3339: string): string {
   return `${days[wd]} ${months[Number(mo) - 1]} ${String(Number(d)).padStart(2, ' ')} ${h}:${mi}:${s} ${y}`;
 }
 
-async function buildInfo(): Promise<{ commit: string; built: string }> {
-  const { readFileSync, statSync } = await import('node:fs');
-  const { join } = await import('node:path');
-  const root = join(import.meta.dirname, '..', '..', '..', '..');
-  let commit = 'unknown';
-  try {
-    const head = readFileSync(join(root, '.git', 'HEAD'), 'utf8').trim();
-    if (head.startsWith('ref: ')) {
-      const ref = head.slice(5);
-      try { commit = readFileSync(join(root, '.git', ref), 'utf8').trim().slice(0, 7); } catch {
-        const line = readFileSync(join(root, '.git', 'packed-refs'), 'utf8').split('\n').find((l) => l.endsWith(` ${ref}`));
-        if (line) commit = line.slice(0, 7);
-      }
-    } else commit = head.slice(0, 7);
-  } catch { /* not a checkout */ }
-  let built = '';
-  try { built = ansic(statSync(import.meta.filename).mtime.toISOString().replace(/\.\d+Z$/, 'Z')); } catch { /* unknown */ }
-  return { commit, built };
+function buildInfo(): { commit: string; built: string } {
+  const at = builtAt();
+  return { commit: gitCommit(), built: at === undefined ? '' : ansic(at) };
 }
 
 const VERSION_TEMPLATE = `{{with .Client -}}
@@ -75,7 +61,7 @@ Server:{{if ne .Platform.Name ""}} {{.Platform.Name}}{{end}}
  {{- end}}{{- end}}`;
 
 export async function runVersion(ctx: CliContext, _args: string[], o: Opts): Promise<void> {
-  const bi = await buildInfo();
+  const bi = buildInfo();
   const client: Record<string, unknown> = {
     Platform: { Name: '' },
     Version: CLIENT_VERSION,
