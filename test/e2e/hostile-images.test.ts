@@ -102,6 +102,9 @@ for (const engine of ['wharfd', 'dockerd'] as const) {
       if (engine === 'wharfd') {
         assert.deepEqual((await readdir(join(d.dataRoot, 'overlay'))).filter((n) => n !== 'l'), [], 'no layer directory left');
         assert.deepEqual(await readdir(join(d.dataRoot, 'layers', 'tarsplit')), [], 'no sidecar left');
+        // build contexts kept for cached rebuilds are build cache (as BuildKit's local sources): pruned with it
+        const pr = await d.docker(['builder', 'prune', '-af']);
+        assert.equal(pr.code, 0, show(pr));
         assert.deepEqual(await readdir(join(d.dataRoot, 'tmp')).catch(() => []), [], 'no build directory left');
       }
     } finally {

@@ -708,6 +708,19 @@ test('kept contexts: at most MAX_ENTRIES, the least recently used go; one in use
   assert.equal(memo.stats.stored, ContextMemo.MAX_ENTRIES + 1);
   await big.close();
   assert.equal(await exists(join(tmp, 'big')), false);
+  // builder prune forgets them all: the idle ones are removed at once, one in use when its build lets go
+  const { readdir } = await import('node:fs/promises');
+  const inUse = await open(100);
+  const kept = await open(101);
+  await kept.close();
+  assert.equal(await exists(kept.dir), true);
+  await memo.clear();
+  assert.equal(memo.size, 0);
+  assert.equal(await exists(kept.dir), false);
+  assert.equal(await exists(inUse.dir), true);
+  await inUse.close();
+  assert.equal(await exists(inUse.dir), false);
+  assert.equal((await readdir(tmp)).filter((n) => n.startsWith('build-memo-')).length, 0, 'no kept context left');
 });
 
 test('image file lookups are remembered by chain ID (answered again without reading); another chain is looked up in its own layers', async () => {

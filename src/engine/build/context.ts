@@ -95,6 +95,19 @@ export class ContextMemo {
     return this.handle(e);
   }
 
+  /**
+   * Forgets every kept context (docker builder prune: kept contexts are build cache, as BuildKit's local sources);
+   * the ones no build holds are removed now, the others when their build lets go.
+   */
+  async clear(): Promise<void> {
+    const idle: MemoEntry[] = [];
+    for (const e of [...this.entries.values()]) {
+      this.drop(e);
+      if (e.users === 0) idle.push(e);
+    }
+    await Promise.all(idle.map((e) => this.remove(e).catch((err) => this.onError(err, e.root))));
+  }
+
   /** How many contexts are kept (for tests). */
   get size(): number { return this.entries.size; }
 

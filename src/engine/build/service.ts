@@ -16,11 +16,15 @@ export class BuildService {
     return this.builder.build(context, opts, progress);
   }
 
-  /** POST /build/prune: the cache mounts' records that `opts` select go (the ones a running step holds stay). */
+  /**
+   * POST /build/prune: the cache mounts' records that `opts` select go (the ones a running step holds stay), and the
+   * kept build contexts (unreported cache: they are forgotten by every prune).
+   */
   async prune(opts: CachePruneOptions = {}): Promise<BuildCachePruneReport> {
     let r;
     try {
       r = await this.builder.caches.prune(opts);
+      await this.builder.contexts.clear();
     } catch (e) {
       // dockerd wraps the builder's error, keeping its type (a bad filter stays a 400)
       const message = `failed to prune build cache: ${(e as Error).message}`;
