@@ -101,6 +101,26 @@ test('stop and kill of a container waiting to be restarted cancel the restart', 
   }
 });
 
+test('a stop at any moment of a restart loop leaves the container stopped (also while the restart is starting it)', async () => {
+  // the container exits at once and is restarted after 100, 200, 400 ms...: stops land in the back-off, in the
+  // start of the restart, or while it runs; each must end the loop (a stop during the start once answered
+  // "already stopped" and the start went on, restarting for ever)
+  const left: string[] = [];
+  for (let i = 0; i < 8; i++) {
+    const name = `loop${i}`;
+    const r = await d.docker(['run', '-d', '--name', name, '--restart', 'always', 'busybox', 'sh', '-c', 'exit 1']);
+    assert.equal(r.code, 0, show(r));
+    await sleep(150 + 120 * i);
+    const s = await d.docker(['stop', '-t', '1', name]);
+    assert.equal(s.code, 0, show(s));
+    await sleep(1500); // longer than the back-offs of the first restarts
+    const st = (await d.docker(['inspect', '-f', '{{.State.Status}} {{.State.Running}} {{.State.Restarting}}', name])).stdout;
+    if (st !== 'exited false false\n') left.push(`${name} (stopped after ${150 + 120 * i} ms): ${st.trim()}`);
+    assert.equal((await d.docker(['rm', '-f', name])).code, 0);
+  }
+  assert.deepEqual(left, []);
+});
+
 test('commit (paused by default) of a container that is exiting meanwhile succeeds', async () => {
   const failures: string[] = [];
   for (let i = 0; i < 8; i++) {

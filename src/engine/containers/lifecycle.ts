@@ -390,7 +390,9 @@ export class ContainerRunner {
         r.State.Restarting = false;
         if (r.ManuallyStopped || !this.c.all().includes(r)) { r.State.Status = 'exited'; void this.c.save(r).catch(this.log.onError('writing the exit state', { container: r.ID }, 'error')); this.notify(r, code, null); return; }
         r.RestartCount++;
-        this.start(r.ID, { byPolicy: true }).catch((e) => { this.log.error('restarting a container (restart policy)', { container: r.ID, error: e }); r.State.Status = 'exited'; void this.c.save(r).catch(this.log.onError('writing the exit state', { container: r.ID }, 'error')); this.notify(r, code, null); });
+        const started = this.start(r.ID, { byPolicy: true }).catch((e) => { this.log.error('restarting a container (restart policy)', { container: r.ID, error: e }); r.State.Status = 'exited'; void this.c.save(r).catch(this.log.onError('writing the exit state', { container: r.ID }, 'error')); this.notify(r, code, null); });
+        this.policyStarts.set(r.ID, started);
+        void started.finally(() => { if (this.policyStarts.get(r.ID) === started) this.policyStarts.delete(r.ID); });
       }, delay).unref();
     }
   }
@@ -478,6 +480,7 @@ export class ContainerRunner {
   async kill(ref: string, signal: string): Promise<void> {
     const r = this.c.get(ref);
     const sig = parseSignal(signal || 'KILL');
+    await this.policyStartSettled(r.ID);
     // as dockerd: a container waiting to be restarted counts as running; killing it only cancels the restart
     if (r.State.Restarting) { await this.cancelRestart(r); return; }
     if (!r.State.Running) throw new ConflictError(`Container ${r.ID} is not running`);
@@ -501,6 +504,16 @@ export class ContainerRunner {
     if (gaveUp) throw new SystemError('tried to kill container, but did not receive an exit event');
   }
 
+  /**
+   * Restarts by policy under way (the back-off is over, `start` has not finished): a stop or kill meanwhile waits for
+   * it and then acts on the running container — else it would answer "already stopped" while the start goes on.
+   */
+  private readonly policyStarts = new Map<string, Promise<void>>();
+
+  private async policyStartSettled(id: string): Promise<void> {
+    await this.policyStarts.get(id);
+  }
+
   /** A container in its restart back-off stays stopped: the pending restart sees ManuallyStopped and gives up. */
   private async cancelRestart(r: ContainerRecord): Promise<void> {
     r.ManuallyStopped = true;
@@ -512,6 +525,7 @@ export class ContainerRunner {
   /** POST /containers/{id}/stop: StopSignal (SIGTERM), then SIGKILL after t seconds (default 10). */
   async stop(ref: string, t: number | undefined): Promise<void> {
     const r = this.c.get(ref);
+    await this.policyStartSettled(r.ID);
     if (r.State.Restarting) { await this.cancelRestart(r); return; }
     if (!r.State.Running) throw new NotModifiedError('container already stopped');
     r.ManuallyStopped = true;
