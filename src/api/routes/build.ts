@@ -143,6 +143,8 @@ export function buildRoutes(r: Router, build: BuildBackend, sessions = new Build
     await new Promise<void>((resolve) => {
       upgradeConnection(req, res, (sock) => {
         if (sock.destroyed) { resolve(); return; } // (the client left at once)
+        // looked at again here: another client may have opened the same id while this one was being upgraded
+        if (sessions.has(id)) { sock.destroy(); resolve(); return; }
         const mux = new Mux(sock, { client: false });
         sessions.add(id, mux);
         sock.resume();
