@@ -84,8 +84,12 @@ test('stop and kill of a container waiting to be restarted cancel the restart', 
     const name = `back-${verb}`;
     const r = await d.docker(['run', '-d', '--name', name, '--restart', 'always', 'busybox', 'sh', '-c', 'exit 1']);
     assert.equal(r.code, 0, show(r));
-    // the back-off doubles (100 ms, 200 ms, …): caught in it after a few restarts
-    await waitFor(async () => (await d.docker(['inspect', '-f', '{{.State.Restarting}} {{.RestartCount}}', name])).stdout.match(/^true ([3-9]|\d\d)\n$/), { message: `${name} restarting`, timeout: 20_000 });
+    // the back-off doubles (100 ms, 200 ms, …, 100 ms × 2^RestartCount): caught early in a long one (`restarting`
+    // also covers the policy's start itself, as dockerd's state, so the time since the exit tells which it is)
+    await waitFor(async () => {
+      const [restarting, count, finished] = (await d.docker(['inspect', '-f', '{{.State.Restarting}} {{.RestartCount}} {{.State.FinishedAt}}', name])).stdout.trim().split(' ');
+      return restarting === 'true' && Number(count) >= 5 && Date.now() - Date.parse(finished!) < 100 * 2 ** Number(count) - 1500;
+    }, { message: `${name} early in a restart back-off`, timeout: 30_000 });
     // a wait taken during the back-off ends when the restart is cancelled
     const waiting = d.docker(['wait', name]);
     if (verb === 'stop') assert.match((await d.docker(['ps', '-a', '--filter', `name=${name}`, '--format', '{{.Status}}'])).stdout, /^(Restarting \(1\) .* ago|Up .*)\n$/);
@@ -119,6 +123,28 @@ test('a stop at any moment of a restart loop leaves the container stopped (also 
     assert.equal((await d.docker(['rm', '-f', name])).code, 0);
   }
   assert.deepEqual(left, []);
+});
+
+test('a container in a restart loop reads restarting or running, never exited, until it is stopped (also while the policy starts it)', async () => {
+  // the policy's start takes tens of ms: dockerd's state stays `restarting` through it; wharfd once cleared
+  // Restarting when the back-off ended, so inspect and `ps` showed "Exited" for the length of each start
+  const r = await d.docker(['run', '-d', '--name', 'loopstate', '--restart', 'always', 'busybox', 'sh', '-c', 'exit 1']);
+  assert.equal(r.code, 0, show(r));
+  const c = docker.getContainer('loopstate');
+  const seen = new Map<string, number>();
+  const until = Date.now() + 4000;
+  while (Date.now() < until) {
+    const st = (await c.inspect()).State;
+    const k = `${st.Status} running=${st.Running} restarting=${st.Restarting}`;
+    seen.set(k, (seen.get(k) ?? 0) + 1);
+  }
+  const restarts = (await c.inspect()).RestartCount;
+  assert.equal((await d.docker(['rm', '-f', 'loopstate'])).code, 0);
+  assert.ok(restarts >= 3, `restarted ${restarts} times in 4 s`);
+  const states = [...seen.keys()];
+  assert.ok(states.some((k) => k.startsWith('restarting')), `a restarting state was seen: ${states.join(', ')}`);
+  assert.deepEqual(states.filter((k) => !/^(restarting running=false restarting=true|running running=true restarting=false)$/.test(k)), [],
+    `states seen (with counts): ${[...seen].map(([k, n]) => `${k} ×${n}`).join(', ')}`);
 });
 
 test('commit (paused by default) of a container that is exiting meanwhile succeeds', async () => {

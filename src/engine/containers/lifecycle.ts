@@ -303,7 +303,7 @@ export class ContainerRunner {
       ph.mark('attach');
       await this.rt.start(id);
       ph.mark('start');
-      r.State = { ...r.State, Status: 'running', Running: true, Paused: false, OOMKilled: false, Pid: pid, ExitCode: 0, Error: '', StartedAt: rfc3339NanoFixed(new Date()), FinishedAt: '0001-01-01T00:00:00Z' };
+      r.State = { ...r.State, Status: 'running', Running: true, Paused: false, Restarting: false, OOMKilled: false, Pid: pid, ExitCode: 0, Error: '', StartedAt: rfc3339NanoFixed(new Date()), FinishedAt: '0001-01-01T00:00:00Z' };
       // not synced: after a power loss the container is not running, whatever this says (recover() checks)
       await this.c.save(r, { durable: false });
       ph.mark('record');
@@ -387,10 +387,10 @@ export class ContainerRunner {
       // docker's back-off: 100 ms doubling with every restart, at most 1 minute
       const delay = Math.min(60_000, 100 * 2 ** Math.min(r.RestartCount, 10));
       setTimeout(() => {
-        r.State.Restarting = false;
-        if (r.ManuallyStopped || !this.c.all().includes(r)) { r.State.Status = 'exited'; void this.c.save(r).catch(this.log.onError('writing the exit state', { container: r.ID }, 'error')); this.notify(r, code, null); return; }
+        // as dockerd: the container stays `restarting` until the policy's start has it running (or failed)
+        if (r.ManuallyStopped || !this.c.all().includes(r)) { r.State.Restarting = false; r.State.Status = 'exited'; void this.c.save(r).catch(this.log.onError('writing the exit state', { container: r.ID }, 'error')); this.notify(r, code, null); return; }
         r.RestartCount++;
-        const started = this.start(r.ID, { byPolicy: true }).catch((e) => { this.log.error('restarting a container (restart policy)', { container: r.ID, error: e }); r.State.Status = 'exited'; void this.c.save(r).catch(this.log.onError('writing the exit state', { container: r.ID }, 'error')); this.notify(r, code, null); });
+        const started = this.start(r.ID, { byPolicy: true }).catch((e) => { this.log.error('restarting a container (restart policy)', { container: r.ID, error: e }); r.State.Restarting = false; r.State.Status = 'exited'; void this.c.save(r).catch(this.log.onError('writing the exit state', { container: r.ID }, 'error')); this.notify(r, code, null); });
         this.policyStarts.set(r.ID, started);
         void started.finally(() => { if (this.policyStarts.get(r.ID) === started) this.policyStarts.delete(r.ID); });
       }, delay).unref();
@@ -488,10 +488,14 @@ export class ContainerRunner {
     const exited = this.monitors.get(r.ID);
     // docker kill signals the container's PID 1 only (a PID namespace ends with it); a paused container's SIGKILL
     // goes through the runtime's kill --all, which thaws it
-    await this.rt.kill(r.ID, String(sig), sig === SIGKILL && r.State.Paused).catch((e) => {
+    // the runtime says the process is gone while its exit is still being handled: as dockerd (no such process
+    // during a kill), the kill succeeded — the container is exiting
+    const gone = await this.rt.kill(r.ID, String(sig), sig === SIGKILL && r.State.Paused).then(() => false, (e) => {
+      if (e instanceof ConflictError && exited) return true;
       if (e instanceof ConflictError) throw new ConflictError(`Container ${r.ID} is not running`);
       throw e;
     });
+    if (gone) this.log.debug('kill: the process had already exited; waiting for its exit to be handled', { container: r.ID });
     this.c.emit(r, 'kill', { signal: String(sig) });
     if (sig !== SIGKILL || !exited) return;
     // as dockerd: wait (10 s at most) for the exit to be handled; a paused container is thawed by the runtime's kill --all
