@@ -17,7 +17,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDaemon, type Daemon } from '../support/daemon.js';
+import { loadBusybox, startDaemon, type Daemon } from '../support/daemon.js';
 import { show, type RunResult } from '../support/cli.js';
 
 const reference = process.env.WHARF_E2E_DAEMON === 'dockerd';
@@ -34,21 +34,7 @@ const fullBounding = (() => {
 before(async () => {
   work = await mkdtemp(join(tmpdir(), 'wharf-e2e-confine-'));
   d = await startDaemon();
-  if (reference) {
-    const w = await startDaemon({ engine: 'wharfd' });
-    try {
-      assert.equal((await w.wharf(['image', 'bootstrap', 'busybox'])).code, 0);
-      const tar = join(work, 'busybox.tar');
-      assert.equal((await w.docker(['save', '-o', tar, 'busybox'])).code, 0);
-      const l = await d.docker(['load', '-i', tar]);
-      assert.equal(l.code, 0, show(l));
-    } finally {
-      await w.stop();
-    }
-  } else {
-    const b = await d.wharf(['image', 'bootstrap', 'busybox']);
-    assert.equal(b.code, 0, show(b));
-  }
+  await loadBusybox(d);
   // the probe: each call's result as name=ok|EPERM|ENOSYS|…
   await writeFile(join(work, 'probe.c'), `#define _GNU_SOURCE
 #include <errno.h>
