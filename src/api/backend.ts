@@ -2,6 +2,7 @@
  * What the HTTP layer needs from the engine, one interface per API resource (moby's router/…/backend.go idea).
  * Routes parse the request, call one method, encode the answer; nothing else. Shapes are the Engine API's.
  */
+import type { Mux } from '../lib/mux.js';
 import type { Readable } from 'node:stream';
 import type { ProgressSink } from '../lib/jsonmessage.js';
 import type { Filters } from '../lib/filters.js';
@@ -221,4 +222,8 @@ export interface BuildBackend {
    * the filters select, the least recently used first while more than `keepStorage` bytes remain.
    */
   prune(opts: { all: boolean; filters: Filters; keepStorage: number }): Promise<BuildCachePruneReport>;
+  /** Whether a build session of this id is open (POST /build/session). */
+  hasSession(id: string): boolean;
+  /** A client's build session, open until its Mux ends: builds naming it reach its secrets and agents. */
+  addSession(id: string, mux: Mux): void;
 }

@@ -1,10 +1,11 @@
 /**
- * The client's side of a build session (`wharf build --ssh`). The agents stay on this side: the CLI holds a
- * hijacked connection open (`POST /build/session?id=…`, lib/mux.ts streams over it) for the length of the build,
- * and the build request names the session and the agent ids it offers (X-Wharf-Build-Session,
- * X-Wharf-Build-Ssh-Ids) — never a path. The daemon opens a stream (`ssh:<id>`) for each connection a step makes
- * to its agent socket; here it is joined to the local agent's socket, or served by the CLI's own agent over the
- * key files given (sshagent.ts). So it works with a daemon on another machine (TCP+TLS) as well as on this one.
+ * The client's side of a build session (`wharf build --secret/--ssh`). Secrets and agents stay on this side: the
+ * CLI holds a hijacked connection open (`POST /build/session?id=…`, lib/mux.ts streams over it) for the length of
+ * the build, and the build request names the session and the ids it offers (X-Wharf-Build-Session,
+ * X-Wharf-Build-Secret-Ids, X-Wharf-Build-Ssh-Ids) — never a value or a path. The daemon opens a stream per use:
+ * `secret:<id>` gets the secret's value and its end; `ssh:<id>` (a connection a step makes to its agent socket) is
+ * joined to the local agent's socket, or served by the CLI's own agent over the key files given (sshagent.ts). So
+ * it works with a daemon on another machine (TCP+TLS) as well as on this one.
  */
 import { randomBytes } from 'node:crypto';
 import { lstatSync } from 'node:fs';
@@ -58,21 +59,35 @@ export interface BuildSession {
   close(): void;
 }
 
-/** Opens the session on the daemon and serves the agents through it until close(). */
-export async function openBuildSession(client: EngineClient, sources: ReadonlyMap<string, SshSource>, warn: (msg: string) => void): Promise<BuildSession> {
+/** What a session offers: SSH agents and build secrets, by id. */
+export interface SessionOffer {
+  ssh: ReadonlyMap<string, SshSource>;
+  secrets: ReadonlyMap<string, Buffer>;
+}
+
+/** Opens the session on the daemon and serves the secrets and agents through it until close(). */
+export async function openBuildSession(client: EngineClient, offer: SessionOffer, warn: (msg: string) => void): Promise<BuildSession> {
+  const sources = offer.ssh;
   const id = randomBytes(16).toString('hex');
   let up: { socket: import('node:net').Socket; head: Buffer };
   try {
     up = await client.hijack('/build/session', { query: { id } });
   } catch (e) {
     if ((e as { fromDaemon?: boolean }).fromDaemon && /page not found/i.test((e as Error).message)) {
-      throw new StatusError('--ssh: this daemon has no build sessions (POST /build/session), so it cannot reach an SSH agent here', 1);
+      throw new StatusError('--secret/--ssh: this daemon has no build sessions (POST /build/session), so it cannot reach secrets or SSH agents here', 1);
     }
     throw e;
   }
   const serve = (stream: MuxStream, label: string) => {
     // (a reset stream: the step's connection ended abruptly, nothing of this side is lost)
     stream.on('error', () => {});
+    if (label.startsWith('secret:')) {
+      const value = offer.secrets.get(label.slice(7));
+      if (!value) { stream.destroy(new Error(`no such secret here: ${label}`)); return; }
+      stream.resume(); // (nothing comes the other way)
+      stream.end(value);
+      return;
+    }
     const sshId = label.startsWith('ssh:') ? label.slice(4) : undefined;
     const src = sshId === undefined ? undefined : sources.get(sshId);
     if (!src) { stream.destroy(new Error(`no such agent here: ${label}`)); return; }
@@ -90,7 +105,11 @@ export async function openBuildSession(client: EngineClient, sources: ReadonlyMa
   const mux = new Mux(up.socket, { client: true, head: up.head, onStream: serve });
   up.socket.on('error', () => { /* reported by the build's own request if the daemon went away */ });
   return {
-    headers: { 'X-Wharf-Build-Session': id, 'X-Wharf-Build-Ssh-Ids': [...sources.keys()].join(',') },
+    headers: {
+      'X-Wharf-Build-Session': id,
+      ...(offer.ssh.size ? { 'X-Wharf-Build-Ssh-Ids': [...offer.ssh.keys()].join(',') } : {}),
+      ...(offer.secrets.size ? { 'X-Wharf-Build-Secret-Ids': [...offer.secrets.keys()].join(',') } : {}),
+    },
     close: () => { mux.close(); up.socket.destroy(); },
   };
 }

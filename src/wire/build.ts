@@ -29,17 +29,31 @@ export interface BuildRequest {
   /** X-Registry-Config: credentials by registry host ("https://index.docker.io/v1/" for Docker Hub), for FROM pulls. */
   registryAuth?: Record<string, AuthConfig>;
   /**
-   * Build secrets by id (`wharf build --secret`): they come in the X-Wharf-Build-Secrets header (never in the
-   * query, the context tar or a log) and reach only `RUN --mount=type=secret` steps.
+   * The client's build session this build may use (`wharf build --secret/--ssh`; headers X-Wharf-Build-Session,
+   * X-Wharf-Build-Secret-Ids, X-Wharf-Build-Ssh-Ids): its id and the secret and agent ids it offers. The values
+   * stay on the client until a step mounts them (never in a header, the query, the context tar or a log).
    */
-  secrets?: ReadonlyMap<string, Buffer>;
+  session?: BuildSessionRef;
+  /** Build secrets by id, reached through the session (the engine fills this from `session`). */
+  secrets?: ReadonlyMap<string, BuildSecretSource>;
   /**
-   * SSH agents by id (`wharf build --ssh`): the ids the client offers through its build session (headers
-   * X-Wharf-Build-Session and X-Wharf-Build-Ssh-Ids); `RUN --mount=type=ssh` serves a socket whose connections
-   * reach the client's agent through that session (never a path on the daemon's host).
+   * SSH agents by id, reached through the session (the engine fills this from `session`): `RUN --mount=type=ssh`
+   * serves a socket whose connections reach the client's agent (never a path on the daemon's host).
    */
   ssh?: ReadonlyMap<string, SshAgentSource>;
   signal?: AbortSignal;
+}
+
+/** A build session named by a build request, and what it offers. */
+export interface BuildSessionRef {
+  id: string;
+  secrets: string[];
+  ssh: string[];
+}
+
+/** A build secret on the client's side, fetched through the client's build session for each step that mounts it. */
+export interface BuildSecretSource {
+  read(signal?: AbortSignal): Promise<Buffer>;
 }
 
 /** An SSH agent on the client's side, reached through the client's build session. */

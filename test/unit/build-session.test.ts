@@ -18,7 +18,7 @@ import { answer, loadKeys, serveAgent, signWith, type AgentKey } from '../../src
 import { readSsh } from '../../src/cli/build-session.js';
 import { prepareMounts } from '../../src/engine/build/step-mounts.js';
 import { parseRunMount } from '../../src/engine/build/dockerfile/run-mounts.js';
-import { BuildSessions, decodeBuildSsh } from '../../src/api/routes/build.js';
+import { BuildSessions, MAX_SECRET_SIZE } from '../../src/engine/build/sessions.js';
 
 const run = promisify(execFile);
 
@@ -268,29 +268,54 @@ test('a step\'s agent socket: each connection is a stream to the agent; mode and
   }
 });
 
-test('build sessions: agents are named by id through a session; a closed or unknown session is reported, not connected', async () => {
+test('build sessions: agents and secrets are named by id through a session; a closed or unknown session is reported, not connected', async () => {
   const sessions = new BuildSessions();
   const id = 'a'.repeat(32);
-  assert.equal(decodeBuildSsh(sessions, id, undefined), undefined);
-  assert.throws(() => decodeBuildSsh(sessions, 'short', 'default'), /invalid X-Wharf-Build-Session/);
-  assert.throws(() => decodeBuildSsh(sessions, id, 'default,bad/id'), /invalid SSH agent id/);
-  const agents = decodeBuildSsh(sessions, id, 'default, deploy')!;
+  const { ssh: agents, secrets } = sessions.sources({ id, ssh: ['default', 'deploy'], secrets: ['tok', 'big', 'gone'] });
   assert.deepEqual([...agents.keys()], ['default', 'deploy']);
+  assert.deepEqual([...secrets.keys()], ['tok', 'big', 'gone']);
   // no session of that id yet
   assert.match(String(agents.get('default')!.unavailable()), /build session a{32} is closed/);
   assert.throws(() => agents.get('default')!.connect(), /is closed/);
+  await assert.rejects(secrets.get('tok')!.read(), /secret tok: the client's build session a{32} is closed/);
   const [a, b] = pipePair();
   const labels: string[] = [];
-  const client = new Mux(a, { client: true, onStream: (s: MuxStream, label) => { labels.push(label); s.end('agent answer'); s.resume(); } });
+  const values = new Map([['tok', Buffer.from([0, 1, 2, 255])], ['big', Buffer.alloc(MAX_SECRET_SIZE + 1, 7)]]);
+  const client = new Mux(a, {
+    client: true,
+    onStream: (s: MuxStream, label) => {
+      labels.push(label);
+      s.on('error', () => {});
+      if (label.startsWith('secret:')) {
+        const v = values.get(label.slice(7));
+        if (v) s.end(v); else s.destroy(new Error(`no such secret here: ${label}`));
+        s.resume();
+        return;
+      }
+      s.end('agent answer');
+      s.resume();
+    },
+  });
   const mux = new Mux(b, { client: false });
   sessions.add(id, mux);
   assert.equal(agents.get('deploy')!.unavailable(), null);
   const s = agents.get('deploy')!.connect();
   assert.equal((await readAll(s)).toString(), 'agent answer');
-  assert.deepEqual(labels, ['ssh:deploy']);
+  // a secret's value, fetched at each use; more than BuildKit's 500 KiB refused; one the client lacks reported
+  assert.deepEqual([...await secrets.get('tok')!.read()], [0, 1, 2, 255]);
+  assert.deepEqual([...await secrets.get('tok')!.read()], [0, 1, 2, 255]);
+  await assert.rejects(secrets.get('big')!.read(), /secret big: too big/);
+  await assert.rejects(secrets.get('gone')!.read(), /secret gone: the client did not send it: no such secret here: secret:gone/);
+  const ac = new AbortController();
+  ac.abort(new Error('the build was cancelled'));
+  await assert.rejects(secrets.get('tok')!.read(ac.signal), /the build was cancelled/);
+  assert.deepEqual(labels.slice(0, 5), ['ssh:deploy', 'secret:tok', 'secret:tok', 'secret:big', 'secret:gone']);
+  // the session still works after all that
+  assert.deepEqual([...await secrets.get('tok')!.read()], [0, 1, 2, 255]);
   client.close();
   await mux.done();
   assert.match(String(agents.get('deploy')!.unavailable()), /is closed/);
+  await assert.rejects(secrets.get('tok')!.read(), /is closed/);
   assert.equal(sessions.has(id), false);
 });
 

@@ -15,7 +15,7 @@ import { checkSyntax, platformArgs } from '../../src/engine/build/builder.js';
 import { planStages } from '../../src/engine/build/plan.js';
 import { CacheMounts } from '../../src/engine/build/cache-mounts.js';
 import { mountTarget } from '../../src/engine/build/step-mounts.js';
-import { BuildSessions, decodeBuildSecrets, decodeBuildSsh } from '../../src/api/routes/build.js';
+import { decodeBuildSession } from '../../src/api/routes/build.js';
 import { readSecrets } from '../../src/cli/commands/build.js';
 
 test('RUN --mount: each type with its defaults', () => {
@@ -145,12 +145,11 @@ test('cache mounts: kept by id, locked waits, private gets its own, prune emptie
   }
 });
 
-test('wharf build --secret → X-Wharf-Build-Secrets → the daemon\'s map (file, env, refusals)', async () => {
+test('wharf build --secret: values read by the CLI (file, env, refusals); the request names only the session and the ids', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'wharf-secrets-'));
   try {
     await writeFile(join(dir, 'tok'), Buffer.from([0, 1, 2, 255]));
-    const h = readSecrets([`id=tok,src=${join(dir, 'tok')}`, 'id=api,env=MY_API', 'id=PLAIN'], { MY_API: 'v=1,2', PLAIN: 'from-env-by-id' })!;
-    const m = decodeBuildSecrets(h)!;
+    const m = readSecrets([`id=tok,src=${join(dir, 'tok')}`, 'id=api,env=MY_API', 'id=PLAIN'], { MY_API: 'v=1,2', PLAIN: 'from-env-by-id' })!;
     assert.deepEqual([...m.keys()], ['tok', 'api', 'PLAIN']);
     assert.deepEqual([...m.get('tok')!], [0, 1, 2, 255]);
     assert.equal(m.get('api')!.toString(), 'v=1,2');
@@ -159,13 +158,23 @@ test('wharf build --secret → X-Wharf-Build-Secrets → the daemon\'s map (file
     assert.throws(() => readSecrets(['id=a,colour=red'], {}), /unexpected key 'colour'/);
     assert.throws(() => readSecrets(['id=a,env=NOPE'], {}), /environment variable NOPE is not set/);
     assert.throws(() => readSecrets(['id=a'], {}), /give src=<file> or env=<VAR>/);
+    assert.throws(() => readSecrets(['id=a/b,env=X'], { X: '1' }), /invalid id "a\/b"/);
+    assert.throws(() => readSecrets(['id=a,env=X', 'id=a,env=X'], { X: '1' }), /id "a" given twice/);
     assert.throws(() => readSecrets([`id=big,src=${join(dir, 'big')}`], {}), /failed to read/);
-    await writeFile(join(dir, 'big'), Buffer.alloc(20000));
-    assert.throws(() => readSecrets([`id=big,src=${join(dir, 'big')}`], {}), /build secrets are too large/);
-    assert.equal(decodeBuildSecrets(undefined), undefined);
-    assert.throws(() => decodeBuildSecrets('bm90IGpzb24='), /invalid X-Wharf-Build-Secrets header/);
-    // SSH agents are named by id, carried by a session: never a path (build-session.test.ts has the rest)
-    assert.throws(() => decodeBuildSsh(new BuildSessions(), undefined, 'default'), /needs the X-Wharf-Build-Session/);
+    await writeFile(join(dir, 'big'), Buffer.alloc(500 * 1024 + 1));
+    assert.throws(() => readSecrets([`id=big,src=${join(dir, 'big')}`], {}), /secret big: too big \(512001 bytes, at most 512000\)/);
+    // the daemon's side: ids only, carried by a session (never a value, never a path)
+    const sid = 'f'.repeat(32);
+    assert.equal(decodeBuildSession({}), undefined);
+    assert.equal(decodeBuildSession({ 'x-wharf-build-session': sid }), undefined);
+    assert.deepEqual(decodeBuildSession({ 'x-wharf-build-session': sid, 'x-wharf-build-secret-ids': 'tok, api', 'x-wharf-build-ssh-ids': 'default' }),
+      { id: sid, secrets: ['tok', 'api'], ssh: ['default'] });
+    assert.throws(() => decodeBuildSession({ 'x-wharf-build-ssh-ids': 'default' }), /need the X-Wharf-Build-Session/);
+    assert.throws(() => decodeBuildSession({ 'x-wharf-build-secret-ids': 'tok' }), /need the X-Wharf-Build-Session/);
+    assert.throws(() => decodeBuildSession({ 'x-wharf-build-session': 'short', 'x-wharf-build-secret-ids': 'tok' }), /invalid X-Wharf-Build-Session/);
+    assert.throws(() => decodeBuildSession({ 'x-wharf-build-session': sid, 'x-wharf-build-secret-ids': 'a/b' }), /invalid secret id/);
+    // the old header of values is refused, not silently dropped
+    assert.throws(() => decodeBuildSession({ 'x-wharf-build-secrets': 'e30=' }), /X-Wharf-Build-Secrets is not supported/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

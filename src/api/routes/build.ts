@@ -1,7 +1,7 @@
 /** POST /build: the classic builder's endpoint (what `DOCKER_BUILDKIT=0 docker build` calls). */
 import { ConflictError, InvalidParameterError, SystemError } from '../../lib/errors.js';
 import { Mux } from '../../lib/mux.js';
-import type { SshAgentSource } from '../../wire/index.js';
+import type { BuildSessionRef } from '../../wire/index.js';
 import type { AuthConfig, BuildBackend, BuildRequest } from '../backend.js';
 import { messageOf } from '../errors.js';
 import { upgradeConnection } from '../hijack.js';
@@ -67,86 +67,53 @@ export function decodeRegistryConfig(header: string | string[] | undefined): Rec
   }
 }
 
-/**
- * X-Wharf-Build-Secrets (wharf build --secret): base64 of a JSON object, secret id → base64 of its value. Headers
- * are never logged, and the value never enters the query, the context tar or the build's cache key.
- */
-export function decodeBuildSecrets(header: string | string[] | undefined): Map<string, Buffer> | undefined {
-  const h = Array.isArray(header) ? header[0] : header;
-  if (!h) return undefined;
-  let v: unknown;
-  try { v = JSON.parse(Buffer.from(h, 'base64').toString('utf8')); } catch { v = null; }
-  if (!v || typeof v !== 'object' || Array.isArray(v) || Object.values(v).some((x) => typeof x !== 'string')) {
-    throw new InvalidParameterError('invalid X-Wharf-Build-Secrets header: want base64 of a JSON object of id → base64 value');
-  }
-  return new Map(Object.entries(v as Record<string, string>).map(([k, x]) => [k, Buffer.from(x, 'base64')]));
-}
-
 /** A build session's id: chosen by the client (128 random bits, hex), so that a build can name it. */
 const SESSION_ID = /^[A-Za-z0-9_-]{16,64}$/;
-const SSH_ID = /^[A-Za-z0-9_.-]+$/;
+const OFFERED_ID = /^[A-Za-z0-9_.-]+$/;
 
-/**
- * The build sessions clients hold open (`POST /build/session?id=…`, a hijacked connection carrying lib/mux.ts
- * streams): a build that names one (X-Wharf-Build-Session) reaches the client's SSH agents through it.
- */
-export class BuildSessions {
-  private readonly live = new Map<string, Mux>();
+function header(h: string | string[] | undefined): string | undefined {
+  return Array.isArray(h) ? h[0] : h;
+}
 
-  /** Registers a session for as long as its connection lasts. */
-  add(id: string, mux: Mux): void {
-    this.live.set(id, mux);
-    void mux.done().then(() => { if (this.live.get(id) === mux) this.live.delete(id); });
-  }
-
-  has(id: string): boolean { return this.live.has(id); }
-
-  /** The agent `sshId` of session `id`, looked up at each use (the session may end during the build). */
-  agent(id: string, sshId: string): SshAgentSource {
-    const session = () => {
-      const m = this.live.get(id);
-      return m && !m.closed ? m : undefined;
-    };
-    return {
-      unavailable: () => (session() ? null : `the client's build session ${id} is closed (the wharf build that offered it has gone)`),
-      connect: () => {
-        const m = session();
-        if (!m) throw new InvalidParameterError(`build session ${id} is closed`);
-        return m.open(`ssh:${sshId}`);
-      },
-    };
-  }
+function idList(h: string | string[] | undefined, name: string, what: string): string[] {
+  const list = (Array.isArray(h) ? h.join(',') : h ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+  const bad = list.find((x) => !OFFERED_ID.test(x));
+  if (bad !== undefined) throw new InvalidParameterError(`invalid ${what} id in ${name}: ${JSON.stringify(bad)}`);
+  return list;
 }
 
 /**
- * X-Wharf-Build-Session (the client's session id) and X-Wharf-Build-Ssh-Ids (comma-separated ids of the agents
- * it offers, `wharf build --ssh`): the agents, reached through that session. Never a path on this host.
+ * X-Wharf-Build-Session (the client's session id), X-Wharf-Build-Secret-Ids and X-Wharf-Build-Ssh-Ids
+ * (comma-separated ids of the secrets and SSH agents it offers: `wharf build --secret/--ssh`). The values stay on
+ * the client, reached through the session when a step mounts them; never a path on this host.
  */
-export function decodeBuildSsh(sessions: BuildSessions, session: string | string[] | undefined, ids: string | string[] | undefined): Map<string, SshAgentSource> | undefined {
-  const sid = Array.isArray(session) ? session[0] : session;
-  const list = (Array.isArray(ids) ? ids.join(',') : ids ?? '').split(',').map((x) => x.trim()).filter(Boolean);
-  if (!list.length) return undefined;
-  if (!sid) throw new InvalidParameterError('X-Wharf-Build-Ssh-Ids needs the X-Wharf-Build-Session that carries the agents');
-  if (!SESSION_ID.test(sid)) throw new InvalidParameterError(`invalid X-Wharf-Build-Session: ${JSON.stringify(sid)}`);
-  const bad = list.find((x) => !SSH_ID.test(x));
-  if (bad !== undefined) throw new InvalidParameterError(`invalid SSH agent id in X-Wharf-Build-Ssh-Ids: ${JSON.stringify(bad)}`);
-  return new Map(list.map((x) => [x, sessions.agent(sid, x)]));
+export function decodeBuildSession(headers: Record<string, string | string[] | undefined>): BuildSessionRef | undefined {
+  if (headers['x-wharf-build-secrets'] !== undefined) {
+    throw new InvalidParameterError('X-Wharf-Build-Secrets is not supported: build secrets travel through the build session (X-Wharf-Build-Session, X-Wharf-Build-Secret-Ids)');
+  }
+  const secrets = idList(headers['x-wharf-build-secret-ids'], 'X-Wharf-Build-Secret-Ids', 'secret');
+  const ssh = idList(headers['x-wharf-build-ssh-ids'], 'X-Wharf-Build-Ssh-Ids', 'SSH agent');
+  const id = header(headers['x-wharf-build-session']);
+  if (!secrets.length && !ssh.length) return undefined;
+  if (!id) throw new InvalidParameterError('X-Wharf-Build-Secret-Ids and X-Wharf-Build-Ssh-Ids need the X-Wharf-Build-Session that carries them');
+  if (!SESSION_ID.test(id)) throw new InvalidParameterError(`invalid X-Wharf-Build-Session: ${JSON.stringify(id)}`);
+  return { id, secrets, ssh };
 }
 
-export function buildRoutes(r: Router, build: BuildBackend, sessions = new BuildSessions()): void {
+export function buildRoutes(r: Router, build: BuildBackend): void {
   // the client's side of a build (wharf build --ssh): held open while its build runs; the daemon opens a stream
   // per connection to a step's agent socket, the client accepts none from here
   r.post('/build/session', async ({ req, res, query }) => {
     const id = query.get('id') ?? '';
     if (!SESSION_ID.test(id)) throw new InvalidParameterError(`invalid build session id ${JSON.stringify(id)}: want 16 to 64 letters, digits, - or _`);
-    if (sessions.has(id)) throw new ConflictError(`build session ${id} is already open`);
+    if (build.hasSession(id)) throw new ConflictError(`build session ${id} is already open`);
     await new Promise<void>((resolve) => {
       upgradeConnection(req, res, (sock) => {
         if (sock.destroyed) { resolve(); return; } // (the client left at once)
         // looked at again here: another client may have opened the same id while this one was being upgraded
-        if (sessions.has(id)) { sock.destroy(); resolve(); return; }
+        if (build.hasSession(id)) { sock.destroy(); resolve(); return; }
         const mux = new Mux(sock, { client: false });
-        sessions.add(id, mux);
+        build.addSession(id, mux);
         sock.resume();
         void mux.done().then(() => resolve());
       });
@@ -163,10 +130,8 @@ export function buildRoutes(r: Router, build: BuildBackend, sessions = new Build
     const opts = buildRequestOf(query, signal);
     const auth = decodeRegistryConfig(req.headers['x-registry-config']);
     if (auth) opts.registryAuth = auth;
-    const secrets = decodeBuildSecrets(req.headers['x-wharf-build-secrets']);
-    if (secrets) opts.secrets = secrets;
-    const ssh = decodeBuildSsh(sessions, req.headers['x-wharf-build-session'], req.headers['x-wharf-build-ssh-ids']);
-    if (ssh) opts.ssh = ssh;
+    const session = decodeBuildSession(req.headers);
+    if (session) opts.session = session;
     const stream = new JsonStream(res);
     const context = requestBody(req);
     try {

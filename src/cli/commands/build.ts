@@ -193,7 +193,8 @@ export async function runBuild(ctx: CliContext, args: string[], o: Opts): Promis
   const auth = credentialsFor(DEFAULT_DOMAIN, ctx.globals.config);
   if (Object.keys(auth).length) registryConfig[INDEX_SERVER] = auth;
 
-  // --ssh: read (key files parsed) before anything is sent
+  // --secret and --ssh: read (files read, key files parsed) before anything is sent
+  const secrets = readSecrets(list(o.secret));
   const sshSpecs = list(o.ssh);
   const ssh = sshSpecs.length ? await (await import('../build-session.js')).readSsh(sshSpecs) : undefined;
   const client = await ctx.client();
@@ -204,10 +205,10 @@ export async function runBuild(ctx: CliContext, args: string[], o: Opts): Promis
     cachefrom: JSON.stringify(list(o.cacheFrom)), remote, version: '1',
   };
   const headers: Record<string, string> = { 'Content-Type': 'application/x-tar', 'X-Registry-Config': encodeAuthHeader(registryConfig as never) };
-  const secrets = readSecrets(list(o.secret));
-  if (secrets) headers['X-Wharf-Build-Secrets'] = secrets;
-  // the agents stay here: a session the daemon reaches them through, for as long as the build runs
-  const session = ssh ? await (await import('../build-session.js')).openBuildSession(client, ssh, (m) => ctx.err(`${m}\n`)) : undefined;
+  // the secrets and agents stay here: a session the daemon reaches them through, for as long as the build runs
+  const session = ssh || secrets
+    ? await (await import('../build-session.js')).openBuildSession(client, { ssh: ssh ?? new Map(), secrets: secrets ?? new Map() }, (m) => ctx.err(`${m}\n`))
+    : undefined;
   try {
     await sendBuild(ctx, client, o, quiet, query, { ...headers, ...session?.headers }, sized);
   } finally {
@@ -243,16 +244,17 @@ async function sendBuild(ctx: CliContext, client: EngineClient, o: Opts, quiet: 
   if (quiet) ctx.out(`${id}\n`);
 }
 
-/** Secrets travel in one header; Node's servers accept 16 KiB of headers in all. */
-const MAX_SECRETS_HEADER = 12 * 1024;
+/** BuildKit's limit on one secret's size (the daemon refuses more). */
+const MAX_SECRET_SIZE = 500 * 1024;
 
 /**
- * --secret id=x[,src=file|,env=VAR][,type=file|env] (buildx's syntax) → the X-Wharf-Build-Secrets header:
- * base64 of {id: base64 value}. Read here, sent only in that header (never in the context tar nor the query).
+ * --secret id=x[,src=file|,env=VAR][,type=file|env] (buildx's syntax): each value read now (a missing file fails
+ * before anything is sent) and kept in this process; the daemon fetches one through the build session only when a
+ * step mounts it (never in a header, the context tar nor the query).
  */
-export function readSecrets(specs: string[], env: NodeJS.ProcessEnv = process.env): string | undefined {
+export function readSecrets(specs: string[], env: NodeJS.ProcessEnv = process.env): Map<string, Buffer> | undefined {
   if (!specs.length) return undefined;
-  const out: Record<string, string> = {};
+  const out = new Map<string, Buffer>();
   for (const spec of specs) {
     const f: Record<string, string> = {};
     for (const part of spec.split(',')) {
@@ -264,6 +266,8 @@ export function readSecrets(specs: string[], env: NodeJS.ProcessEnv = process.en
     }
     const id = f.id;
     if (!id) throw new StatusError(`invalid argument "${spec}" for "--secret" flag: id is required`, 125);
+    if (!/^[A-Za-z0-9_.-]+$/.test(id)) throw new StatusError(`invalid argument "${spec}" for "--secret" flag: invalid id "${id}"`, 125);
+    if (out.has(id)) throw new StatusError(`invalid argument "${spec}" for "--secret" flag: id "${id}" given twice`, 125);
     if (f.type && f.type !== 'file' && f.type !== 'env') throw new StatusError(`invalid argument "${spec}" for "--secret" flag: unsupported secret type "${f.type}"`, 125);
     let value: Buffer;
     const varName = f.env ?? (f.type === 'env' ? (f.src ?? id) : undefined);
@@ -279,11 +283,10 @@ export function readSecrets(specs: string[], env: NodeJS.ProcessEnv = process.en
         try { value = readFileSync(src); } catch (e) { throw new StatusError(`secret ${id}: failed to read ${src}: ${(e as Error).message}`, 1); }
       }
     }
-    out[id] = value.toString('base64');
+    if (value.length > MAX_SECRET_SIZE) throw new StatusError(`secret ${id}: too big (${value.length} bytes, at most ${MAX_SECRET_SIZE})`, 1);
+    out.set(id, value);
   }
-  const h = Buffer.from(JSON.stringify(out)).toString('base64');
-  if (h.length > MAX_SECRETS_HEADER) throw new StatusError(`build secrets are too large: ${h.length} bytes encoded, at most ${MAX_SECRETS_HEADER}`, 1);
-  return h;
+  return out;
 }
 
 /** builder prune: POST /build/prune (the cache mounts' directories), docker's prompt and output. */

@@ -4,17 +4,26 @@ import type { BuildCachePruneReport, BuildCacheRecord, BuildRequest } from '../.
 import type { CachePruneOptions } from './cache-mounts.js';
 import { InvalidParameterError, SystemError } from '../../lib/errors.js';
 import type { ProgressSink } from '../../lib/jsonmessage.js';
+import type { Mux } from '../../lib/mux.js';
 import { Builder, type BuilderDeps } from './builder.js';
+import { BuildSessions } from './sessions.js';
 
 export class BuildService {
   private readonly builder: Builder;
+  private readonly sessions = new BuildSessions();
   constructor(deps: BuilderDeps) {
     this.builder = new Builder(deps);
   }
 
+  /** A build naming a session gets the secrets and SSH agents it offers, reached through it at each use. */
   build(context: Readable, opts: BuildRequest, progress: ProgressSink): Promise<string> {
-    return this.builder.build(context, opts, progress);
+    const { session, ...rest } = opts;
+    return this.builder.build(context, session ? { ...rest, ...this.sessions.sources(session) } : rest, progress);
   }
+
+  hasSession(id: string): boolean { return this.sessions.has(id); }
+
+  addSession(id: string, mux: Mux): void { this.sessions.add(id, mux); }
 
   /**
    * POST /build/prune: the cache mounts' records that `opts` select go (the ones a running step holds stay), and the

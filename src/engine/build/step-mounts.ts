@@ -1,7 +1,7 @@
 /**
  * A RUN step's `--mount`s made real for its container: cache directories (cache-mounts.ts), binds of the context
  * or of a stage/image root (read-only, or `rw` on a throwaway copy), tmpfs, secret files (from the request's
- * secrets, written for the step only, 0400 by default), secret variables and SSH agent sockets (served here, each
+ * secrets, fetched from the client's build session for the step only, written 0400 by default), secret variables and SSH agent sockets (served here, each
  * connection forwarded to the client's agent through its build session: serveAgent). Nothing a mount shows the step
  * becomes part of its layer: every one is a mount over the container's root. Also the words the mounts add to
  * the step's cache key: the mount as written (never a secret's value) and, for a bind of the context, the
@@ -17,7 +17,7 @@ import { resolveInRoot } from '../fsroot/index.js';
 import type { CacheMounts } from './cache-mounts.js';
 import type { RunMount } from './dockerfile/run-mounts.js';
 import { collectSources, ROOT_OWNER } from './sources.js';
-import type { SshAgentSource } from '../../wire/index.js';
+import type { BuildSecretSource, SshAgentSource } from '../../wire/index.js';
 
 export interface StepMountDeps {
   ctxDir: string;
@@ -25,7 +25,8 @@ export interface StepMountDeps {
   /** The root of `from=` (a stage name or index, or an image): its image ID and a mounted root. */
   mountFrom(ref: string): Promise<{ imageId: string; dir: string; release(): Promise<void> }>;
   caches: CacheMounts;
-  secrets: ReadonlyMap<string, Buffer>;
+  /** Build secrets by id, on the client's side (fetched through its build session for the step that mounts one). */
+  secrets: ReadonlyMap<string, BuildSecretSource>;
   /** SSH agents by id, on the client's side (reached through its build session). */
   ssh: ReadonlyMap<string, SshAgentSource>;
   /** Where secret files and rw copies live while the step runs (removed by release). */
@@ -150,11 +151,12 @@ export async function prepareMounts(mounts: readonly RunMount[], workdir: string
         }
         case 'secret': {
           const id = m.id!;
-          const value = d.secrets.get(id);
-          if (value === undefined) {
+          const source = d.secrets.get(id);
+          if (source === undefined) {
             if (m.required) throw new InvalidParameterError(`secret ${id}: not found (pass it with wharf build --secret id=${id},src=<file>)`);
             break;
           }
+          const value = await source.read(d.signal);
           if (m.env) out.env.push(`${m.env}=${value.toString('utf8')}`);
           if (m.target) {
             const file = await scratch();
