@@ -263,6 +263,29 @@ describe('containers under conmon + runc', () => {
     assert.equal(existsSync(`/sys/fs/cgroup/memory${CG_PARENT}/${c.id}`), false, 'cgroup removed');
   });
 
+  test('delete of an exited container: its cgroups and runc state go; a process left in its cgroup (host PID namespace) is killed', async () => {
+    // the init exits at once: what the daemon removes itself (no runc process), cgroups and runc's state directory
+    const a = await makeContainer({ args: ['true'] });
+    await rt.start(a.id);
+    assert.equal(await rt.wait(a.id), 0);
+    assert.equal(existsSync(`/sys/fs/cgroup/pids${CG_PARENT}/${a.id}`), true, 'cgroup there before the delete');
+    await rt.delete(a.id);
+    assert.deepEqual(cgroupDirs().filter((d) => d.endsWith(a.id)), [], 'cgroups removed');
+    assert.equal(existsSync(join(tmp, 'run', 'runc', a.id)), false, 'runc state removed');
+    await assert.rejects(rt.state(a.id), /No such container/);
+    // with the host's PID namespace the init's exit leaves its background child running in the cgroup: the
+    // delete must not leave it (runc delete --force kills it and removes the cgroup)
+    const b = await makeContainer({ args: ['sh', '-c', 'sleep 1000 & echo $! > /tmp/bg; exit 5'], hostNamespaces: ['pid'] });
+    await rt.start(b.id);
+    assert.equal(await rt.wait(b.id), 5);
+    const bg = Number((await readFile(join(rootfs, 'tmp', 'bg'), 'utf8')).trim());
+    assert.ok(bg > 0 && existsSync(`/proc/${bg}`), 'background process alive after the init exited');
+    await rt.delete(b.id);
+    await waitFor(() => !existsSync(`/proc/${bg}`) || /^State:\s+Z/m.test(readFileSync(`/proc/${bg}/status`, 'utf8')), { timeout: 10_000, message: 'left process killed' });
+    assert.deepEqual(cgroupDirs().filter((d) => d.endsWith(b.id)), [], 'cgroups removed');
+    assert.equal(existsSync(join(tmp, 'run', 'runc', b.id)), false, 'runc state removed');
+  });
+
   test('missing command: the runtime error, nothing left', async () => {
     const id = newId();
     const dir = join(tmp, 'c', id);
