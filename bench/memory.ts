@@ -8,7 +8,8 @@
  * and the peak during the pull and the build. Then, once, on fresh engines: the peak of a pull of the 7-layer
  * image (~370 MB unpacked), of `load` of each image's saved tar and of builds with an 8 MB and a 256 MB context
  * (a bounded peak does not grow with the image or the context), and the memory with 50 running busybox
- * containers (per container, including conmon for wharfd and containerd-shim for dockerd).
+ * containers (per container, including conmon for wharfd and containerd-shim for dockerd), read also at 20 (issue 14).
+ * BENCH_TRACE=1 prints the daemon's memory every second for 20 s after the work of each round.
  *
  * "Memory of an engine" is the resident set (RSS) summed over its processes: the daemon and its descendants
  * (dockerd: containerd; wharfd: the fsroot worker when one is alive), plus the per-container helpers that outlive
@@ -80,6 +81,15 @@ async function peakDuring(d: Daemon, fn: () => Promise<unknown>): Promise<number
   return Math.max(peak, engineRssKiB(d).total);
 }
 
+/** Numeric fields of /proc/PID/status (kB for sizes). */
+function statusOf(pid: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  try {
+    for (const m of readFileSync(`/proc/${pid}/status`, 'utf8').matchAll(/^(\w+):\s+(\d+)/gm)) out[m[1]!] = Number(m[2]);
+  } catch { /* gone */ }
+  return out;
+}
+
 async function start(name: string): Promise<Daemon> {
   return name === 'dockerd' ? startDockerd() : startWharfd();
 }
@@ -94,12 +104,23 @@ async function round(name: string, refDeb: string, ctx: string): Promise<Round> 
     const pull = await peakDuring(d, () => d.docker(['pull', '-q', refDeb]));
     const build = await peakDuring(d, () => d.docker(['build', '-q', '-t', 'bench/mem-build', '--build-arg', `BASE=${refDeb}`, ctx]));
     for (let i = 0; i < 5; i++) await d.docker(['run', '--rm', refDeb, 'true']);
-    await sleep(10_000);
-    const idle = engineRssKiB(d);
-    const detail = Object.entries(idle.byName).map(([k, v]) => `${k} ${MiB(v)}`).join(', ');
-    await sleep(10_000);
-    const settled = engineRssKiB(d).total;
-    return { fresh, pull, build, idle: idle.total, settled, detail };
+    // one look a second for 20 s (BENCH_TRACE=1 prints them: the daemon's anonymous/file-backed pages and threads)
+    const t0 = Date.now();
+    const trace: string[] = [];
+    let idle = engineRssKiB(d);
+    for (let s = 1; s <= 20; s++) {
+      await sleep(t0 + s * 1000 - Date.now());
+      const now = engineRssKiB(d);
+      if (s === 10) idle = now;
+      const st = statusOf(d.proc.pid!);
+      trace.push(`${s}s ${MiB(now.total)} (anon ${MiB(st.RssAnon ?? 0)} file ${MiB(st.RssFile ?? 0)} thr ${st.Threads ?? 0})`);
+      if (s === 20) {
+        if (process.env.BENCH_TRACE === '1') console.error(`#   ${name} after the work: ${trace.join(', ')}`);
+        const detail = Object.entries(idle.byName).map(([k, v]) => `${k} ${MiB(v)}`).join(', ');
+        return { fresh, pull, build, idle: idle.total, settled: now.total, detail };
+      }
+    }
+    throw new Error('unreachable');
   } finally {
     await d.stop();
   }
@@ -190,22 +211,29 @@ async function main(): Promise<void> {
       const k = engines.find((d) => d.name === 'dockerd');
       if (w && k) await busyboxOnBoth(w, k);
       else if (w) await execFileP(join(projectRoot, 'bin', 'wharf'), ['image', 'bootstrap', 'busybox'], { env: { ...process.env, DOCKER_HOST: `unix://${w.sock}` } });
-      const fifty: Record<string, { before: number; after: number }> = {};
+      const fifty: Record<string, { before: number; twenty: number; after: number }> = {};
       for (const d of engines) {
         await d.docker(['run', '--rm', 'busybox', 'true']);
         await sleep(6000);
         const before = engineRssKiB(d).total;
         let next = 0;
-        const worker = async () => { while (next < 50) { next++; await d.docker(['run', '-d', 'busybox', 'sleep', '100000']); } };
-        await Promise.all([worker(), worker(), worker(), worker()]);
-        await sleep(10_000);
-        const after = engineRssKiB(d);
-        fifty[d.name] = { before, after: after.total };
+        const upTo = async (n: number) => {
+          const worker = async () => { while (next < n) { next++; await d.docker(['run', '-d', 'busybox', 'sleep', '100000']); } };
+          await Promise.all([worker(), worker(), worker(), worker()]);
+          await sleep(10_000);
+          return engineRssKiB(d);
+        };
+        // issue 14: idle with 20 running containers; then issue 17: with 50
+        const twenty = await upTo(20);
+        console.error(`# ${d.name} with 20: ${MiB(twenty.total)} MiB (${Object.entries(twenty.byName).map(([n, v]) => `${n} ${MiB(v)}`).join(', ')})`);
+        const after = await upTo(50);
+        fifty[d.name] = { before, twenty: twenty.total, after: after.total };
         console.error(`# ${d.name} with 50: ${MiB(after.total)} MiB (${Object.entries(after.byName).map(([n, v]) => `${n} ${MiB(v)}`).join(', ')}), before ${MiB(before)}`);
         await d.docker(['rm', '-f', ...(await d.docker(['ps', '-q'])).stdout.trim().split('\n').filter(Boolean)]);
       }
-      const f = (n: string, fn: (x: { before: number; after: number }) => string) => (fifty[n] ? fn(fifty[n]) : '–');
+      const f = (n: string, fn: (x: { before: number; twenty: number; after: number }) => string) => (fifty[n] ? fn(fifty[n]) : '–');
       rows.push(
+        `| with 20 running busybox containers | ${f('dockerd', (x) => MiB(x.twenty))} | ${f('wharfd', (x) => MiB(x.twenty))} | ${fifty.dockerd && fifty.wharfd ? `**${(fifty.wharfd.twenty / fifty.dockerd.twenty).toFixed(2)}**` : '–'} | < dockerd (issue 14) |`,
         `| with 50 running busybox containers (idle before) | ${f('dockerd', (x) => `${MiB(x.after)} (${MiB(x.before)})`)} | ${f('wharfd', (x) => `${MiB(x.after)} (${MiB(x.before)})`)} | ${fifty.dockerd && fifty.wharfd ? `**${(fifty.wharfd.after / fifty.dockerd.after).toFixed(2)}**` : '–'} | < dockerd |`,
         `| per running container (conmon / containerd-shim included) | ${f('dockerd', (x) => ((x.after - x.before) / 50 / 1024).toFixed(2))} | ${f('wharfd', (x) => ((x.after - x.before) / 50 / 1024).toFixed(2))} | | reported |`,
       );
