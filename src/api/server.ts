@@ -4,7 +4,8 @@
  * plain node:http server built on it.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { http } from '../lib/nodehttp.js';
 import type { Backends } from './backend.js';
 import { clientTooNew, clientTooOld, httpStatusOf, messageOf, pageNotFound, sendError } from './errors.js';
 import { Router } from './router.js';
@@ -204,6 +205,6 @@ export function createRequestListener(
 
 /** A plain HTTP server (for unix sockets) over the API. */
 export function createApiServer(backends: Backends, opts: ApiServerOptions = {}): Server {
-  const server = createServer(HTTP_SERVER_OPTIONS, createRequestListener(backends, opts));
+  const server = http.createServer(HTTP_SERVER_OPTIONS, createRequestListener(backends, opts));
   return server;
 }

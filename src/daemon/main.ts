@@ -2,8 +2,7 @@
  * wharfd: the daemon entry point (bin/wharfd). Parses flags and daemon.json, takes the pid file, builds the
  * engine (daemon.ts), serves the Engine API on every -H address, and shuts down cleanly on SIGTERM/SIGINT.
  */
-import { createServer as createHttpServer, type Server } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import type { Server } from 'node:http';
 import { readFileSync, unlinkSync } from 'node:fs';
 import { CommanderError } from 'commander';
 import { HTTP_SERVER_OPTIONS, createRequestListener } from '../api/server.js';
@@ -12,6 +11,7 @@ import { listenTcp, listenUnix, openDirToGroup, writePidfile } from './listen.js
 import { dirname, resolve as resolvePath } from 'node:path';
 import { daemonLogger } from './log.js';
 import { IdleTrimmer } from './memory.js';
+import { http, https } from '../lib/nodehttp.js';
 
 const VERSION = '0.1.0';
 /** How long in-flight requests may finish after a shutdown signal before their connections are cut. */
@@ -96,7 +96,7 @@ export async function main(argv: string[]): Promise<void> {
     for (const h of cfg.hosts) {
       const addr = parseHost(h);
       if (addr.kind === 'unix') {
-        const server = createHttpServer(HTTP_SERVER_OPTIONS, listener);
+        const server = http.createServer(HTTP_SERVER_OPTIONS, listener);
         servers.push(server);
         await listenUnix(server, addr.path, opts.group);
         sockets.push(addr.path);
@@ -105,7 +105,7 @@ export async function main(argv: string[]): Promise<void> {
         log.info(`API listen on ${addr.path}`);
       } else {
         const { tls } = opts;
-        const server = createHttpsServer({
+        const server = https().createServer({
           ...HTTP_SERVER_OPTIONS,
           cert: readFileSync(tls.cert!),
           key: readFileSync(tls.key!),

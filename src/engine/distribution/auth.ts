@@ -12,7 +12,7 @@
  *   `login attempt to <url>/v2/ failed with status: 401 Unauthorized` as dockerd says, or the token server's
  *   `unauthorized: incorrect username or password`.
  */
-import { STATUS_CODES } from 'node:http';
+import { http } from '../../lib/nodehttp.js';
 import type { AuthConfig } from '../../wire/index.js';
 import type { DaemonConfig } from '../config.js';
 import { InvalidParameterError, SystemError, UnauthorizedError, UnavailableError } from '../../lib/errors.js';
@@ -73,7 +73,7 @@ export async function login(auth: AuthConfig, config: Pick<DaemonConfig, 'insecu
       answer = await get({ authorization: `Bearer ${tok.token}` });
     }
     if (answer.status === 200) return { IdentityToken: identity, Status: 'Login Succeeded' };
-    throw new SystemError(`login attempt to ${v2} failed with status: ${answer.status} ${STATUS_CODES[answer.status] ?? ''}`.trim());
+    throw new SystemError(`login attempt to ${v2} failed with status: ${answer.status} ${http.STATUS_CODES[answer.status] ?? ''}`.trim());
   }
   throw lastErr ?? new UnavailableError(`no endpoints found for ${host}`);
 }

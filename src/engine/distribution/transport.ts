@@ -18,7 +18,7 @@
  *   listing cannot exhaust the daemon; past the limit the connection is dropped and the error names the limit.
  */
 import type { Dispatcher } from 'undici';
-import { STATUS_CODES } from 'node:http';
+import { http } from '../../lib/nodehttp.js';
 import { isIP } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE } from '../../lib/oci/mediatypes.js';
@@ -458,7 +458,7 @@ export async function decodeError(method: string, url: string, res: RegistryResp
     else if (status === 404 && read && path.includes('/blobs/')) errors = [{ code: 'BLOB_UNKNOWN', message: 'blob unknown to registry' }];
   }
   const suffix = tooLarge ? ` (error body larger than the ${humanBytes(LIMITS.errorBody)} limit, not read)` : '';
-  const msg = errors.length ? errcodeString(errors[0]!) : `${goVerb(method)} "${url}": received unexpected HTTP status: ${status} ${STATUS_CODES[status] ?? ''}`.trimEnd() + suffix;
+  const msg = errors.length ? errcodeString(errors[0]!) : `${goVerb(method)} "${url}": received unexpected HTTP status: ${status} ${http.STATUS_CODES[status] ?? ''}`.trimEnd() + suffix;
   return new RegistryHttpError(status, url, errors, msg);
 }
 
@@ -519,7 +519,7 @@ export async function getToken(
     ans = await fetchAll('GET', shown, { ...o, headers: creds ? { authorization: basicHeader(creds) } : {} });
   }
   if (ans.status === 401 || ans.status === 403) throw new UnauthorizedError(`Get "${shown}": ${tokenErrorText(ans)}`);
-  if (ans.status !== 200) throw new SystemError(`token request to ${shown} failed with status: ${ans.status} ${STATUS_CODES[ans.status] ?? ''}`.trim());
+  if (ans.status !== 200) throw new SystemError(`token request to ${shown} failed with status: ${ans.status} ${http.STATUS_CODES[ans.status] ?? ''}`.trim());
   let j: Record<string, unknown>;
   try { j = JSON.parse(ans.body.toString()) as Record<string, unknown>; } catch { throw new SystemError(`unable to decode token response from ${shown}`); }
   const token = (j.token ?? j.access_token) as string | undefined;
@@ -610,7 +610,7 @@ export class RegistrySession {
         await discard(res);
         if (res.statusCode === 401) this.challenge = pickChallenge(res.headers['www-authenticate']);
         else if (res.statusCode >= 500 || (res.statusCode !== 200 && ep.mirror)) {
-          fail(new UnavailableError(`Get "${url}": received unexpected HTTP status: ${res.statusCode} ${STATUS_CODES[res.statusCode] ?? ''}`.trimEnd()));
+          fail(new UnavailableError(`Get "${url}": received unexpected HTTP status: ${res.statusCode} ${http.STATUS_CODES[res.statusCode] ?? ''}`.trimEnd()));
           continue;
         }
         this.endpoint = ep;
