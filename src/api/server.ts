@@ -157,7 +157,7 @@ class Ctx implements RequestContext {
   private reqLog: Logger | undefined;
   constructor(
     readonly req: IncomingMessage, readonly res: ServerResponse, readonly params: Record<string, string>,
-    readonly query: URLSearchParams, readonly version: string, private readonly apiLog: Logger, private readonly rid: string,
+    readonly query: URLSearchParams, readonly version: string, private readonly apiLog: Logger, private readonly rid: () => string,
   ) {}
 
   get signal(): AbortSignal {
@@ -165,7 +165,7 @@ class Ctx implements RequestContext {
     return this.ac.signal;
   }
 
-  get log(): Logger { return (this.reqLog ??= this.apiLog.child({ 'request-id': this.rid })); }
+  get log(): Logger { return (this.reqLog ??= this.apiLog.child({ 'request-id': this.rid() })); }
 }
 
 /** The request listener: usable with http.createServer and https.createServer alike. */
@@ -192,8 +192,10 @@ export function createRequestListener(
     const rawUrl = req.url ?? '/';
     // Path only: the query may hold secrets of no interest here, and X-Registry-Auth and other headers are never logged.
     const where = () => { const q = rawUrl.indexOf('?'); return `${method} ${q < 0 ? rawUrl : rawUrl.slice(0, q)}`; };
-    const rid = newRequestId();
-    if (debug) log.debug(`Calling ${where()}`, { 'request-id': rid });
+    // the request's ID, made when a line or the handler's logger first needs it (most requests log nothing)
+    let ridValue: string | undefined;
+    const rid = () => (ridValue ??= newRequestId());
+    if (debug) log.debug(`Calling ${where()}`, { 'request-id': rid() });
 
     let ctx: Ctx | undefined;
     let gone = false;
@@ -201,19 +203,19 @@ export function createRequestListener(
       if (res.writableFinished) return;
       gone = true;
       if (ctx) { ctx.gone = true; ctx.ac?.abort(); }
-      if (debug) log.debug(`Connection closed before the response to ${where()} ended`, { 'request-id': rid });
+      if (debug) log.debug(`Connection closed before the response to ${where()} ended`, { 'request-id': rid() });
     });
 
     const fail = (err: unknown) => {
       if (gone) {
         // The client is gone: nobody reads the answer, and what failed is the abort it caused.
-        if (debug) log.debug(`Handler for ${where()} stopped: client disconnected`, { 'request-id': rid, error: err });
+        if (debug) log.debug(`Handler for ${where()} stopped: client disconnected`, { 'request-id': rid(), error: err });
         if (!res.writableEnded) res.destroy();
         return;
       }
       const status = httpStatusOf(err);
-      if (status >= 500) log.error(`Handler for ${where()} returned error: ${messageOf(err)}`, { 'request-id': rid, status, ...(err instanceof Error && err.cause !== undefined ? { cause: err.cause } : {}) });
-      else if (debug) log.debug(`Handler for ${where()} returned error: ${messageOf(err)}`, { 'request-id': rid, status });
+      if (status >= 500) log.error(`Handler for ${where()} returned error: ${messageOf(err)}`, { 'request-id': rid(), status, ...(err instanceof Error && err.cause !== undefined ? { cause: err.cause } : {}) });
+      else if (debug) log.debug(`Handler for ${where()} returned error: ${messageOf(err)}`, { 'request-id': rid(), status });
       sendError(res, err);
     };
 
