@@ -3,11 +3,13 @@
  * `docker stats --no-stream` with 20 running containers (target ≤ 1.0), and `docker events` delivering 1,000
  * container events (target ≤ 1.0): a `docker events` process is subscribed, 1,000 exec creations (an event each,
  * nothing written to disk by either engine, so the event path is what is measured) are sent over the raw API one
- * after the other, and the time is taken from the first request until the CLI printed the 1,000th event.
+ * after the other, and the time is taken from the first request until the CLI printed the 1,000th event; the
+ * daemon's CPU time over the same span (utime + stime of its process tree: dockerd with its containerd) is reported
+ * per 1,000 events beside it. BENCH_WHARFD_BEFORE=<a built checkout>: that checkout's wharfd too, in the same rounds.
  */
 import { spawn } from 'node:child_process';
 import { request } from 'node:http';
-import { DOCKER, busyboxOnBoth, ratioRow, releaseBenchFs, startDockerd, startWharfd, timeIt, type Daemon } from './support.js';
+import { DOCKER, busyboxOnBoth, ratioRow, releaseBenchFs, startDockerd, startWharfd, timeIt, treeCpuMs, type Daemon } from './support.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const CONTAINERS = 20;
@@ -25,8 +27,11 @@ function post(sock: string, path: string, body: string): Promise<{ status: numbe
   });
 }
 
-/** ms from the first exec creation to the moment `docker events` printed the last of EVENTS exec_create events. */
-async function eventsRun(d: Daemon, id: string, events = EVENTS): Promise<number> {
+/**
+ * ms from the first exec creation to the moment `docker events` printed the last of EVENTS exec_create events, and
+ * the daemon's CPU time (ms) over that span.
+ */
+async function eventsRun(d: Daemon, id: string, events = EVENTS): Promise<{ ms: number; cpuMs: number }> {
   const cli = spawn(DOCKER, ['events', '--filter', 'event=exec_create', '--format', '{{.Actor.Attributes.execID}}'], {
     env: { ...process.env, DOCKER_HOST: `unix://${d.sock}` }, stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -37,6 +42,7 @@ async function eventsRun(d: Daemon, id: string, events = EVENTS): Promise<number
   let measuring = false;
   let resolveDone: (ms: number) => void = () => {};
   const done = new Promise<number>((resolve) => { resolveDone = resolve; });
+  let cpu0 = 0;
   let buf = '';
   cli.stdout!.on('data', (b: Buffer) => {
     buf += b.toString();
@@ -59,11 +65,13 @@ async function eventsRun(d: Daemon, id: string, events = EVENTS): Promise<number
     seen = await Promise.race([printed.then(() => true), new Promise<boolean>((res) => setTimeout(() => res(false), 200))]);
   }
   measuring = true;
+  cpu0 = treeCpuMs(d.proc.pid!);
   t0 = process.hrtime.bigint();
   for (let i = 0; i < events; i++) await create();
   const ms = await done;
+  const cpuMs = treeCpuMs(d.proc.pid!) - cpu0;
   cli.kill('SIGTERM');
-  return ms;
+  return { ms, cpuMs: cpuMs * 1000 / events };
 }
 
 async function main(): Promise<void> {
@@ -73,13 +81,23 @@ async function main(): Promise<void> {
     const wharfd = await startWharfd(); daemons.push(wharfd);
     const dockerd = await startDockerd({ bridge: true }); daemons.push(dockerd);
     await busyboxOnBoth(wharfd, dockerd);
+    if (process.env.BENCH_WHARFD_BEFORE) {
+      const before = { ...(await startWharfd([], process.env.BENCH_WHARFD_BEFORE)), name: 'before' };
+      daemons.push(before);
+      await busyboxOnBoth(before, dockerd);
+    }
     for (const d of daemons) for (let i = 0; i < CONTAINERS; i++) await d.docker(['run', '-d', '--name', `s${i}`, 'busybox', 'sleep', '3600']);
 
-    const record = (label: string, t: Record<string, number[]>, target: string) => { rows.push(ratioRow(label, t, target)); };
+    const record = (label: string, t: Record<string, number[]>, target: string) => {
+      rows.push(ratioRow(label, t, target));
+      if (t.before) rows.push(ratioRow(`${label} (before: BENCH_WHARFD_BEFORE)`, { dockerd: t.dockerd!, wharfd: t.before }, target));
+    };
+    const empty = () => Object.fromEntries(daemons.map((d) => [d.name, [] as number[]]));
+    const order = (i: number) => (i % 2 ? [...daemons].reverse() : daemons);
 
-    const stats: Record<string, number[]> = { dockerd: [], wharfd: [] };
+    const stats = empty();
     for (let i = 0; i < RUNS; i++) {
-      for (const d of i % 2 ? [wharfd, dockerd] : [dockerd, wharfd]) {
+      for (const d of order(i)) {
         stats[d.name]!.push(await timeIt(async () => {
           const out = (await d.docker(['stats', '--no-stream', '--format', '{{.Name}} {{.MemUsage}}'])).stdout.trim().split('\n');
           if (out.length !== CONTAINERS) throw new Error(`${d.name}: stats listed ${out.length} containers`);
@@ -88,17 +106,21 @@ async function main(): Promise<void> {
     }
     record(`\`docker stats --no-stream\`, ${CONTAINERS} containers`, stats, '≤ 1.0');
 
-    const events: Record<string, number[]> = { dockerd: [], wharfd: [] };
+    const events = empty();
+    const cpu = empty();
     // warm-up of 1,000 on either engine: a fresh wharfd spends its first ~1,000 requests compiling its HTTP path (V8's
     // Maglev and TurboFan threads: measured, 490 ms of CPU for the first 1,000 exec creations against 200-300 for each
     // later 1,000), which a long-running daemon has done once; dockerd's code is compiled ahead of time
     for (const d of daemons) await eventsRun(d, 's0', 1000);
     for (let i = 0; i < RUNS; i++) {
-      for (const d of i % 2 ? [wharfd, dockerd] : [dockerd, wharfd]) {
-        events[d.name]!.push(await eventsRun(d, 's0'));
+      for (const d of order(i)) {
+        const r = await eventsRun(d, 's0');
+        events[d.name]!.push(r.ms);
+        cpu[d.name]!.push(r.cpuMs);
       }
     }
     record(`\`docker events\` delivering ${EVENTS} container events`, events, '≤ 1.0');
+    record('daemon CPU per 1,000 of those events (utime+stime)', cpu, '');
 
     console.log('| work | dockerd | wharfd | wharfd/dockerd | target |');
     console.log('|---|---|---|---|---|');

@@ -312,6 +312,19 @@ export function processTree(root: number): number[] {
   return out;
 }
 
+/** CPU time (utime + stime, ms) a process and all its descendants have used so far (10 ms ticks). */
+export function treeCpuMs(root: number): number {
+  let ticks = 0;
+  for (const p of processTree(root)) {
+    try {
+      const f = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(rest[11]) + Number(rest[12]); // fields 14 and 15
+    } catch { /* gone */ }
+  }
+  return ticks * 10;
+}
+
 /** The RSS of a process and all its descendants. */
 export function treeRssKiB(root: number): number {
   return processTree(root).reduce((a, p) => a + rssKiB(p), 0);

@@ -20,12 +20,24 @@ function jsonKind(v: unknown): string {
   return typeof v; // string, number, object
 }
 
-interface Ctx { struct: string; path: string[] }
+/**
+ * A value of the wrong type, on its way up to decodeGo: each struct it passes through puts its field's name in
+ * front of the path (and the innermost one its name), so a body that decodes well builds no paths at all.
+ */
+class Mismatch {
+  struct: string | undefined;
+  readonly path: string[] = [];
+  constructor(readonly v: unknown, readonly t: GoType, readonly literal: boolean) {}
+}
 
-function typeError(v: unknown, t: GoType, ctx: Ctx, literal = false): InvalidParameterError {
-  const what = literal && typeof v === 'number' ? `number ${JSON.stringify(v)}` : jsonKind(v);
-  const where = ctx.path.length ? `Go struct field ${ctx.struct}.${ctx.path.join('.')}` : 'Go value';
-  return new InvalidParameterError(`json: cannot unmarshal ${what} into ${where} of type ${t.go}`);
+function typeError(v: unknown, t: GoType, literal = false): Mismatch {
+  return new Mismatch(v, t, literal);
+}
+
+function goError(m: Mismatch): InvalidParameterError {
+  const what = m.literal && typeof m.v === 'number' ? `number ${JSON.stringify(m.v)}` : jsonKind(m.v);
+  const where = m.path.length ? `Go struct field ${m.struct}.${m.path.join('.')}` : 'Go value';
+  return new InvalidParameterError(`json: cannot unmarshal ${what} into ${where} of type ${m.t.go}`);
 }
 
 /** Field lookup of a struct: exact name first, then Go's case-insensitive match. */
@@ -36,49 +48,57 @@ function fieldOf(fields: Record<string, GoType>, key: string): string | undefine
   return undefined;
 }
 
-function decodeValue(v: unknown, t: GoType, ctx: Ctx): unknown {
+function decodeValue(v: unknown, t: GoType): unknown {
   if (v === null) return null;
   switch (t.kind) {
     case 'string':
-      if (typeof v !== 'string') throw typeError(v, t, ctx);
+      if (typeof v !== 'string') throw typeError(v, t);
       return v;
     case 'bool':
-      if (typeof v !== 'boolean') throw typeError(v, t, ctx);
+      if (typeof v !== 'boolean') throw typeError(v, t);
       return v;
     case 'int':
-      if (typeof v !== 'number') throw typeError(v, t, ctx);
-      if (!Number.isInteger(v) || v < t.min || v > t.max) throw typeError(v, t, ctx, true);
+      if (typeof v !== 'number') throw typeError(v, t);
+      if (!Number.isInteger(v) || v < t.min || v > t.max) throw typeError(v, t, true);
       return v;
     case 'strslice':
       // docker's StrSlice: a list of strings first, else one string (Go reports the string attempt's failure)
       if (typeof v === 'string') return [v];
-      if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw typeError(v, { kind: 'string', go: 'string' }, ctx);
+      if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw typeError(v, { kind: 'string', go: 'string' });
       return v;
     case 'slice':
-      if (!Array.isArray(v)) throw typeError(v, t, ctx);
-      return v.map((x) => decodeValue(x, t.elem, ctx));
+      if (!Array.isArray(v)) throw typeError(v, t);
+      return v.map((x) => decodeValue(x, t.elem));
     case 'map': {
-      if (typeof v !== 'object' || Array.isArray(v)) throw typeError(v, t, ctx);
+      if (typeof v !== 'object' || Array.isArray(v)) throw typeError(v, t);
       const out: Record<string, unknown> = {};
-      for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+      for (const k in v) {
+        if (!Object.hasOwn(v, k)) continue;
+        const x = (v as Record<string, unknown>)[k];
         // defined, not assigned: a key such as "__proto__" is data (a label), never the object's prototype
         Object.defineProperty(out, k, {
-          value: x === null && t.elem.kind === 'string' ? '' : decodeValue(x, t.elem, ctx), enumerable: true, writable: true, configurable: true,
+          value: x === null && t.elem.kind === 'string' ? '' : decodeValue(x, t.elem), enumerable: true, writable: true, configurable: true,
         });
       }
       return out;
     }
     case 'empty':
-      if (typeof v !== 'object' || Array.isArray(v)) throw typeError(v, t, ctx);
+      if (typeof v !== 'object' || Array.isArray(v)) throw typeError(v, t);
       return {};
     case 'struct': {
-      if (typeof v !== 'object' || Array.isArray(v)) throw typeError(v, t, ctx);
+      if (typeof v !== 'object' || Array.isArray(v)) throw typeError(v, t);
       const out: Record<string, unknown> = {};
-      for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+      for (const k in v) {
+        if (!Object.hasOwn(v, k)) continue;
         const name = fieldOf(t.fields, k);
         if (name === undefined) continue;
-        const ft = t.fields[name]!;
-        const d = decodeValue(x, ft, { struct: t.name, path: [...ctx.path, name] });
+        let d: unknown;
+        try {
+          d = decodeValue((v as Record<string, unknown>)[k], t.fields[name]!);
+        } catch (e) {
+          if (e instanceof Mismatch) { e.path.unshift(name); e.struct ??= t.name; }
+          throw e;
+        }
         // null leaves Go's zero value (a later duplicate key resets an earlier one's value the same way)
         if (d === null) delete out[name];
         else out[name] = d;
@@ -90,7 +110,12 @@ function decodeValue(v: unknown, t: GoType, ctx: Ctx): unknown {
 
 /** Decodes a parsed JSON value into the Go type `t` (a struct, for request bodies). */
 export function decodeGo<T>(v: unknown, t: GoType): T {
-  return decodeValue(v, t, { struct: t.kind === 'struct' ? t.name : t.go, path: [] }) as T;
+  try {
+    return decodeValue(v, t) as T;
+  } catch (e) {
+    if (e instanceof Mismatch) throw goError(e);
+    throw e;
+  }
 }
 
 /**

@@ -42,8 +42,8 @@ interface Route {
 
 export class Router {
   private readonly routes: Route[] = [];
-  /** method + " " + first path segment → the routes that can match such a path, in registration order (built on demand). */
-  private readonly index = new Map<string, Route[]>();
+  /** method → first path segment → the routes that can match such a path, in registration order (built on demand). */
+  private readonly index = new Map<string, Map<string, Route[]>>();
 
   add(method: string, pattern: string, handler: Handler): this {
     const names: string[] = [];
@@ -72,11 +72,15 @@ export class Router {
   match(method: string, path: string): { handler: Handler; params: Record<string, string>; pattern: string } | null {
     const slash = path.indexOf('/', 1);
     const first = slash < 0 ? path.slice(1) : path.slice(1, slash);
-    const key = `${method} ${first}`;
-    let candidates = this.index.get(key);
+    let byFirst = this.index.get(method);
+    if (!byFirst) {
+      byFirst = new Map();
+      if (this.index.size < 64) this.index.set(method, byFirst); // unknown methods are not remembered past that
+    }
+    let candidates = byFirst.get(first);
     if (!candidates) {
       candidates = this.routes.filter((r) => r.method === method && (r.first === null || r.first === first));
-      if (this.index.size < 1024) this.index.set(key, candidates); // unknown first segments are not remembered past that
+      if (byFirst.size < 1024) byFirst.set(first, candidates); // unknown first segments are not remembered past that
     }
     for (const r of candidates) {
       const m = r.re.exec(path);
@@ -160,20 +164,20 @@ export function requestBody(req: IncomingMessage): Readable {
 /** Reads a JSON request body (empty → undefined). */
 export async function readJsonBody(req: IncomingMessage, limit = 16 << 20): Promise<unknown> {
   // listeners rather than `for await`: the async iterator costs more than a small body's whole read (every
-  // request of a busy client, e.g. 1,000 exec creations, comes through here)
+  // request of a busy client, e.g. 1,000 exec creations, comes through here). They are left on the request once it
+  // settled (it is done with, and a settled promise ignores them): removing four listeners cost as much as adding them.
   const body = req.readableEnded ? Buffer.alloc(0) : await new Promise<Buffer>((resolve, reject) => {
-    const chunks: Buffer[] = [];
+    let chunks: Buffer[] | null = [];
     let n = 0;
-    const onData = (c: Buffer) => {
+    req.on('data', (c: Buffer) => {
+      if (chunks === null) return;
       n += c.length;
-      if (n > limit) { done(); req.resume(); reject(new InvalidParameterError('request body too large')); return; }
+      if (n > limit) { chunks = null; reject(new InvalidParameterError('request body too large')); return; }
       chunks.push(c);
-    };
-    const onEnd = () => { done(); resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)); };
-    const onError = (e: Error) => { done(); reject(e); };
-    const onClose = () => { if (!req.complete) { done(); reject(new Error('request body: connection closed')); } };
-    const done = () => { req.off('data', onData); req.off('end', onEnd); req.off('error', onError); req.off('close', onClose); };
-    req.on('data', onData); req.on('end', onEnd); req.on('error', onError); req.on('close', onClose);
+    });
+    req.on('end', () => { if (chunks !== null) resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)); });
+    req.on('error', reject);
+    req.on('close', () => { if (!req.complete) reject(new Error('request body: connection closed')); });
   });
   const text = body.toString('utf8').trim();
   if (text === '') return undefined;

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { sameBusybox, startDaemon, type Daemon } from '../support/daemon.js';
+import { loadBusybox, sameBusybox, startDaemon, type Daemon } from '../support/daemon.js';
 import { show } from '../support/cli.js';
 
 const haveDockerd = ['/usr/sbin/dockerd', '/usr/bin/dockerd'].some((p) => existsSync(p));
@@ -21,6 +21,8 @@ before(async () => {
   if (!haveDockerd) return;
   [w, r] = await Promise.all([startDaemon(), startDaemon({ engine: 'dockerd', startTimeoutMs: 60_000 })]);
   await sameBusybox(w, r);
+  // WHARF_E2E_DAEMON=dockerd (the test checked against docker itself): `w` is a dockerd too, and needs its own busybox
+  if (w.engine !== 'wharfd') await loadBusybox(w);
 });
 after(async () => {
   for (const d of [w, r]) {
@@ -135,8 +137,9 @@ test('inspect, list and volume answers have dockerd\'s key sets; a bare body get
     // MemorySwap: dockerd doubles Memory at create, Wharf leaves swap to the runtime (reported as asked)
     const drop = (hc: Record<string, unknown>) => { const { MemorySwap: _s, Runtime: _r, ...rest } = hc; return rest; };
     assert.deepEqual(drop(a.HostConfig), drop(b.HostConfig), `${name}: HostConfig`);
-    assert.equal(Object.keys(a.HostConfig).length, 65);
-    assert.equal(a.HostConfig.Runtime, 'runc');
+    // dockerd's 65 keys once `Runtime` is set (Wharf sets it at create; dockerd at the first start: BARE_KNOWN)
+    assert.equal(Object.keys(a.HostConfig).length, 'Runtime' in a.HostConfig ? 65 : 64);
+    if (w!.engine === 'wharfd') assert.equal(a.HostConfig.Runtime, 'runc');
     const { Hostname: _h1, ...ca } = a.Config;
     const { Hostname: _h2, ...cb } = b.Config;
     assert.deepEqual(ca, cb, `${name}: Config`);
@@ -178,7 +181,8 @@ test('wrong types in a body are refused with Go\'s message, naming the field', {
   for (const [path, body] of bodies) {
     const [a, b] = await Promise.all([w!, r!].map((d) => d.api('POST', path, JSON.stringify(body))));
     // dockerd 20.10 answers 500 for a create body it cannot decode (400 for volumes); Wharf says 400, a client error
-    assert.equal(a.status, 400, `${JSON.stringify(body)}: ${a.body}`);
+    if (w!.engine === 'wharfd') assert.equal(a.status, 400, `${JSON.stringify(body)}: ${a.body}`);
+    else assert.ok(a.status >= 400, `${JSON.stringify(body)}: ${a.status} ${a.body}`);
     assert.ok(b.status >= 400, `${JSON.stringify(body)}: dockerd ${b.status}`);
     assert.equal(JSON.parse(a.body).message, JSON.parse(b.body).message, JSON.stringify(body));
   }

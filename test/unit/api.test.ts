@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Server } from 'node:http';
 import type { Backends, Filters, ImageBackend, PullOptions, ImportOptions, SystemBackend } from '../../src/api/backend.js';
-import { createApiServer, compareVersions, parseTarget, splitVersion } from '../../src/api/server.js';
+import { createApiServer, createRequestListener, compareVersions, parseTarget, splitVersion } from '../../src/api/server.js';
+import { createServer } from 'node:http';
 import { boolValue, decodeRegistryAuth, sendJson, Router } from '../../src/api/router.js';
 import { parseFilters } from '../../src/lib/filters.js';
 import { ConflictError, InvalidParameterError, NotFoundError } from '../../src/lib/errors.js';
@@ -141,6 +142,51 @@ test('HEAD and GET /_ping carry docker headers', async () => {
   assert.equal(get.headers['content-type'], 'text/plain; charset=utf-8');
   const versioned = await call('GET', '/v1.41/_ping');
   assert.equal(versioned.body, 'OK');
+});
+
+test('the common headers go out on every kind of head, on API servers and on plain node:http servers', async () => {
+  const extraRoutes = [(r: Router) => {
+    r.get('/t/json', ({ res }) => { sendJson(res, 200, { a: 1 }); });
+    r.get('/t/implicit', ({ res }) => { res.setHeader('X-Mine', 'm'); res.statusCode = 202; res.end('body'); });
+    r.get('/t/stream', ({ res }) => { res.setHeader('Content-Type', 'text/plain'); res.write('a'); res.end('b'); });
+    r.get('/t/reason', ({ res }) => { res.writeHead(200, 'Fine', { 'X-Mine': 'r' }); res.end(); });
+    r.get('/t/raw', ({ res }) => { res.writeHead(200, ['X-Mine', 'raw', 'Content-Length', '0']); res.end(); });
+  }];
+  const plainSock = join(dir, 'plain.sock');
+  const plain = createServer(createRequestListener(backends, { extraRoutes }));
+  const api = createApiServer(backends, { extraRoutes });
+  const apiSock = join(dir, 'extra.sock');
+  await new Promise<void>((resolve) => plain.listen(plainSock, resolve));
+  await new Promise<void>((resolve) => api.listen(apiSock, resolve));
+  try {
+    for (const s of [apiSock, plainSock]) {
+      const get = (path: string) => new Promise<{ status: number; message: string; raw: string[]; body: string }>((resolve, reject) => {
+        request({ socketPath: s, path }, (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => { body += c; });
+          res.on('end', () => resolve({ status: res.statusCode!, message: res.statusMessage!, raw: res.rawHeaders, body }));
+        }).on('error', reject).end();
+      });
+      for (const [path, status, mine] of [['/t/json', 200, null], ['/t/implicit', 202, 'm'], ['/t/stream', 200, null], ['/t/reason', 200, 'r'], ['/t/raw', 200, 'raw'], ['/nothing', 404, null]] as const) {
+        const r = await get(path);
+        assert.equal(r.status, status, `${s} ${path}`);
+        const names = r.raw.filter((_, i) => i % 2 === 0);
+        const value = (n: string) => r.raw[r.raw.indexOf(n) + 1];
+        // dockerd's spelling, each once, the API's first
+        for (const n of ['Api-Version', 'Docker-Experimental', 'Ostype', 'Server']) assert.equal(names.filter((x) => x === n).length, 1, `${s} ${path} ${n}: ${names.join(',')}`);
+        assert.equal(value('Api-Version'), '1.41');
+        assert.equal(value('Ostype'), 'linux');
+        assert.match(value('Server')!, /^Wharf\/\S+ \(linux\)$/);
+        if (mine !== null) assert.equal(value('X-Mine'), mine, `${s} ${path}`);
+        if (path === '/t/reason') assert.equal(r.message, 'Fine');
+        if (path === '/t/stream') { assert.equal(r.body, 'ab'); assert.equal(value('Content-Type'), 'text/plain'); }
+        if (path === '/t/json') assert.deepEqual(JSON.parse(r.body), { a: 1 });
+      }
+    }
+  } finally {
+    await new Promise<void>((resolve) => plain.close(() => resolve()));
+    await new Promise<void>((resolve) => api.close(() => resolve()));
+  }
 });
 
 test('version prefix: stripped, too new and too old rejected with 400', async () => {

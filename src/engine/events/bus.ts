@@ -37,12 +37,13 @@ export class EventBus implements EventPublisher, EventSource {
 
   publish(type: EventType, action: string, id: string, attributes: Record<string, string> = {}): void {
     const nano = nowNano();
-    const msg: EventMessage = {
-      ...(type === 'container' || type === 'image' ? { status: action, id } : {}),
-      ...(type === 'container' && attributes.image ? { from: attributes.image } : {}),
-      Type: type, Action: action, Actor: { ID: id, Attributes: { ...attributes } }, scope: 'local',
-      time: Number(nano / 1_000_000_000n), timeNano: Number(nano),
-    };
+    // written out rather than spread together: one object per event, keys in Go's order (legacy fields first)
+    const Actor = { ID: id, Attributes: attributes };
+    const time = Number(nano / 1_000_000_000n), timeNano = Number(nano);
+    let msg: EventMessage;
+    if (type === 'container' && attributes.image) msg = { status: action, id, from: attributes.image, Type: type, Action: action, Actor, scope: 'local', time, timeNano };
+    else if (type === 'container' || type === 'image') msg = { status: action, id, Type: type, Action: action, Actor, scope: 'local', time, timeNano };
+    else msg = { Type: type, Action: action, Actor, scope: 'local', time, timeNano };
     const st: Stored = { msg, nano };
     this.stored.set(msg, st);
     this.ring.push(st);

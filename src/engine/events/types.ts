@@ -8,7 +8,10 @@ import type { Filters } from '../../lib/filters.js';
 export type { EventActor, EventMessage, EventType } from '../../wire/events.js';
 
 export interface EventPublisher {
-  /** Records an event now and hands it to every subscriber whose filters match it. */
+  /**
+   * Records an event now and hands it to every subscriber whose filters match it. The event keeps `attributes` as
+   * its Actor.Attributes: pass an object of its own (every caller builds one per event), never one changed later.
+   */
   publish(type: EventType, action: string, id: string, attributes?: Record<string, string>): void;
 }
 
