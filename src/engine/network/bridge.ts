@@ -112,6 +112,8 @@ export interface VethPlug {
   /** a default route through this gateway: `add`, or `replace` (over one of the same metric) */
   gateway?: string;
   route?: 'add' | 'replace';
+  /** the default route's metric (user networks: 100, below the default bridge's 0 when a container is on both) */
+  metric?: number;
 }
 
 /**
@@ -127,7 +129,7 @@ export async function plugVeths(ns: string, fresh: boolean, plugs: VethPlug[]): 
       `link add name ${p.iface} mtu ${p.mtu} address ${p.mac} type veth peer name ${p.hostEnd} mtu ${p.mtu} netns /proc/${process.pid}/ns/net`,
       `addr add ${p.ip}/${p.prefixLen} dev ${p.iface}`,
       `link set ${p.iface} up`,
-      ...(p.gateway ? [`route ${p.route ?? 'add'} default via ${p.gateway} dev ${p.iface}`] : []),
+      ...(p.gateway ? [`route ${p.route ?? 'add'} default via ${p.gateway} dev ${p.iface}${p.metric ? ` metric ${p.metric}` : ''}`] : []),
     ]), '',
   ].join('\n'));
   if (plugs.length) await must('ip', ['-b', '-'], plugs.map((p) => `link set ${p.hostEnd} master ${p.master} up\n`).join(''));

@@ -628,7 +628,7 @@ export class NetworkService {
         const route = !routed && !n.Internal;
         if (route) routed = true;
         const mtu = Number(n.Options['com.docker.network.driver.mtu'] || 1500);
-        plugs.push({ iface, mac, ip, prefixLen: ep.prefixLen, mtu, hostEnd: ep.hostVeth, master: n.Bridge!, ...(route ? { gateway: n.Gateway! } : {}) });
+        plugs.push({ iface, mac, ip, prefixLen: ep.prefixLen, mtu, hostEnd: ep.hostVeth, master: n.Bridge!, ...(route ? { gateway: n.Gateway!, metric: 100 } : {}) });
         st.nets.push(ep);
         eps.push(ep);
         if (!this.nets.has(n.Id)) throw new NotFoundError(`network ${n.Name} not found`); // removed meanwhile
