@@ -374,7 +374,7 @@ export class NetworkService {
         Options: opts, Labels: { ...(req.Labels ?? {}) }, Bridge: bridge, Subnet: subnet, Gateway: gateway, UserSubnet: !!p?.Subnet,
       };
       try {
-        await this.ensureBridge(rec);
+        await this.ensureBridge(rec, true);
         await writeJsonAtomic(join(this.dir, 'networks', `${id}.json`), rec, 0o600);
       } catch (e) {
         await sh('ip', ['link', 'del', bridge]).catch(this.log.onError('removing the bridge of a network that could not be created', { bridge }));
@@ -407,12 +407,12 @@ export class NetworkService {
    * tells every other engine on the host (dockerd, another wharfd) that the subnet is taken, and aardvark-dns binds
    * its gateway.
    */
-  private async ensureBridge(n: NetworkRecord): Promise<void> {
+  private async ensureBridge(n: NetworkRecord, absent = false): Promise<void> {
     if (!n.Bridge) return;
     // a MAC of its own: a bridge without one takes its ports' lowest, which changes when a port leaves, and the
     // containers' ARP entries for the gateway then point nowhere (seen: DNS dead for 20 s after a disconnect).
     // A bridge that exists already (an older wharfd's) gets it too.
-    if ((await sh('ip', ['-o', 'link', 'show', 'dev', n.Bridge])).code === 0) {
+    if (!absent && (await sh('ip', ['-o', 'link', 'show', 'dev', n.Bridge])).code === 0) {
       await pinBridgeMac(n.Bridge, n.Gateway!);
     } else {
       const r = await sh('ip', ['-b', '-'], [
@@ -462,9 +462,11 @@ export class NetworkService {
     await rm(join(this.dir, `${n.Id}.ipam.json`), { force: true });
     await this.claims.release(n.Id).catch(this.log.onError('releasing a removed network\'s subnet', { network: n.Id }));
     if (n.Bridge) {
-      await this.dns.drop(n.Id).catch(this.log.onError('removing a removed network\'s names from aardvark-dns', { network: n.Id }));
-      await sh('ip', ['link', 'del', n.Bridge]);
-      await removeNetworkRules(n.Bridge).catch(this.log.onError('removing a removed network\'s iptables rules', { network: n.Id }));
+      await Promise.all([
+        this.dns.drop(n.Id).catch(this.log.onError('removing a removed network\'s names from aardvark-dns', { network: n.Id })),
+        sh('ip', ['link', 'del', n.Bridge]),
+        removeNetworkRules(n.Bridge).catch(this.log.onError('removing a removed network\'s iptables rules', { network: n.Id })),
+      ]);
     }
     this.onEvent?.('destroy', { id: n.Id, name: n.Name, type: 'bridge' });
   }
