@@ -22,6 +22,7 @@ import { mkdir, rm, writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HostClaims, Ipam, intToIp, ipToInt, parseCidr } from './ipam.js';
 import { publishPort, type BoundPort, type PortMapping } from './portproxy.js';
+import { unmountFs } from '../fsroot/index.js';
 import { InvalidParameterError, SystemError } from '../../lib/errors.js';
 import { discardLogger } from '../../lib/log.js';
 import type { Logger } from '../../lib/log.js';
@@ -290,7 +291,8 @@ export class BridgeNetwork {
     // deleting the host end removes its peer; the netns goes when its last reference (the bind mount) does
     await Promise.all([
       sh('ip', ['-force', '-b', '-'], [vethName(id), ...hostEnds].map((v) => `link del ${v}\n`).join('')),
-      sh('umount', [ns]).then(() => rm(ns, { force: true })),
+      // umount2(2) in the daemon, not an umount(8) process: the netns itself is freed by the kernel afterwards
+      Promise.resolve().then(() => { unmountFs(ns, { detach: true }); }).catch(() => sh('umount', ['-l', ns])).then(() => rm(ns, { force: true })),
       rm(join(this.netnsDir, `${id}.json`), { force: true }),
     ]);
   }
