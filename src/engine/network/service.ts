@@ -44,7 +44,7 @@ export interface NetContainer {
   /** NetworkSettings.Networks of a container on user-defined networks, keyed by network name. */
   Networks?: Record<string, EndpointSettings>;
   /** The default bridge endpoint while running. */
-  Net?: { Mode: string; IPAddress: string; IPPrefixLen: number; MacAddress: string; Gateway?: string };
+  Net?: { Mode: string; IPAddress: string; IPPrefixLen: number; MacAddress: string; Gateway?: string; Ports?: Record<string, { HostIp: string; HostPort: string }[] | null> };
   /** A container of the default bridge disconnected from it (`network disconnect bridge`): it starts without it. */
   BridgeLeft?: boolean;
 }
@@ -596,12 +596,16 @@ export class NetworkService {
 
   /** The default bridge as one more interface of a running container (in its netns); its EndpointSettings. */
   private async joinBridge(c: NetContainer, st: EndpointState): Promise<EndpointSettings> {
+    return (await this.joinBridgeEp(c, st)).settings;
+  }
+
+  private async joinBridgeEp(c: NetContainer, st: EndpointState): Promise<{ ep: Endpoint; settings: EndpointSettings }> {
     const b = this.d.bridge;
     const ep = await b.connect(c.ID, 'bridge', { name: c.Name.replace(/^\//, ''), join: { iface: this.nextIface(c.ID, st) } });
-    return {
+    return { ep, settings: {
       IPAMConfig: {}, Links: null, Aliases: [], NetworkID: this.find('bridge').Id, EndpointID: bridgeEndpointId(c.ID), Gateway: ep.gateway!,
       IPAddress: ep.ip!, IPPrefixLen: ep.prefixLen!, IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, MacAddress: ep.mac!, DriverOpts: {},
-    } as EndpointSettings;
+    } as EndpointSettings };
   }
 
   /**
@@ -868,7 +872,10 @@ export class NetworkService {
     if (own ? !c.BridgeLeft : !!c.Networks?.bridge) throw new ForbiddenError(`endpoint with name ${c.Name.replace(/^\//, '')} already exists in network bridge`);
     if (c.State.Running) {
       const st = this.states.get(c.ID) ?? { netns: this.d.bridge.netnsPath(c.ID), own: true, nets: [] };
-      const s = await this.ctrLock.run(c.ID, () => this.joinBridge(c, st));
+      const { ep, settings: s } = await this.ctrLock.run(c.ID, () => this.joinBridgeEp(c, st));
+      // a default-bridge container that left the bridge gets its published ports back (dockerd's bridge driver
+      // binds them per endpoint), on the host ports it had
+      if (own) await this.d.bridge.publish(ep, boundPorts(c.Net?.Ports)).catch(this.log.onError('publishing ports again at connect', { container: c.ID }));
       // dockerd shows the default bridge's endpoint in the top-level NetworkSettings fields, whatever the mode
       if (c.Net) Object.assign(c.Net, { IPAddress: s.IPAddress, IPPrefixLen: s.IPPrefixLen, Gateway: s.Gateway, MacAddress: s.MacAddress });
       if (!own) (c.Networks ??= {}).bridge = s;
@@ -915,6 +922,16 @@ export class NetworkService {
     await this.ctrs.save(c);
     if (n) this.onEvent?.('disconnect', { id: n.Id, name: n.Name, type: 'bridge' }, c.ID);
   }
+}
+
+/** The host ports a container had bound (its NetworkSettings.Ports) as mappings to bind again. */
+export function boundPorts(ports: Record<string, { HostIp: string; HostPort: string }[] | null> | undefined): PortMapping[] {
+  const out: PortMapping[] = [];
+  for (const [k, bs] of Object.entries(ports ?? {})) {
+    const [port, proto = 'tcp'] = k.split('/') as [string, string | undefined];
+    for (const b of bs ?? []) out.push({ hostIp: b.HostIp === '0.0.0.0' ? '' : b.HostIp, hostPort: Number(b.HostPort), containerPort: Number(port), proto: proto === 'udp' ? 'udp' : 'tcp' });
+  }
+  return out;
 }
 
 /** The default bridge's endpoint ID of a container (bridge.ts names its endpoints with the same hash). */
