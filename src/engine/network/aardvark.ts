@@ -28,6 +28,14 @@ export interface DnsEntry {
   dns: string[];
 }
 
+/** Whether the signal reached the process (false when it is gone). */
+function signal(pid: number, sig: NodeJS.Signals): boolean {
+  try {
+    process.kill(pid, sig);
+    return true;
+  } catch { return false; }
+}
+
 export class Aardvark {
   private readonly pidFile: string;
   private chain: Promise<unknown> = Promise.resolve();
@@ -50,8 +58,7 @@ export class Aardvark {
       const lines = [gateway, ...entries.map((e) => `${e.id} ${e.ip}  ${e.names.join(',')}${e.dns.length ? ` ${e.dns.join(',')}` : ''}`)];
       await writeFileAtomic(join(this.dir, netId), lines.join('\n') + '\n', 0o644, { durable: false });
       const pid = await this.livePid();
-      if (pid) process.kill(pid, 'SIGHUP');
-      else await this.start();
+      if (!pid || !signal(pid, 'SIGHUP')) await this.start(); // gone between the look and the signal: started anew
     });
   }
 
@@ -62,9 +69,9 @@ export class Aardvark {
       const pid = await this.livePid();
       if (!pid) return;
       const left = (await readdir(this.dir).catch(() => [] as string[])).filter((f) => /^[0-9a-f]{64}$/.test(f));
-      if (left.length) process.kill(pid, 'SIGHUP');
+      if (left.length) signal(pid, 'SIGHUP');
       else {
-        process.kill(pid, 'SIGTERM');
+        signal(pid, 'SIGTERM');
         await rm(this.pidFile, { force: true });
       }
     });

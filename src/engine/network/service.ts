@@ -6,12 +6,14 @@
  * - User-defined bridge networks: a record per network under <dataRoot>/network/networks/<id>.json, a subnet
  *   from docker's default pools (172.17-31.0.0/16, then 192.168.0.0/16 in /20s) that no host route, no network
  *   of this daemon and no network of another wharfd on the host (host-wide claims under /run/wharf-ipam) holds,
- *   addresses from Wharf's Ipam (one table per network). The links, NAT, isolation rules and DNS are netavark's
- *   (netavark.ts): each network its own bridge `br-<id[:12]>`, `isolate` so two user networks cannot reach each
- *   other, `internal` without NAT, aardvark-dns answering container names, aliases and short IDs on the gateway.
- * - A container's endpoints on user networks live in <dataRoot>/network/endpoints/<id>.json (the netavark
- *   documents teardown needs), so a restarted daemon tears down what the previous one set up. Published ports go
- *   through the same userland proxy as on the default bridge, to the address on the container's first network.
+ *   addresses from Wharf's Ipam (one table per network). Each network its own bridge `br-<id[:12]>` and its
+ *   iptables rules (firewall.ts: isolated from other user networks and the default bridge, NAT unless
+ *   `internal`), made at create; per container only a veth pair per network (bridge.ts `plugVeths`: two `ip`
+ *   processes for all of a start's networks) and its names for aardvark-dns (aardvark.ts: container name,
+ *   aliases and short ID, answered on the gateway).
+ * - A container's endpoints on user networks live in <dataRoot>/network/endpoints/<id>.json (addresses, host veth
+ *   names, DNS names), so a restarted daemon tears down what the previous one set up. Published ports go through
+ *   the same userland proxy as on the default bridge, to the address on the container's first network.
  *
  * Containers are reached through `ContainerDirectory` (the container service, structurally): this module never
  * imports engine/containers.
