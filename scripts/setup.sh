@@ -14,7 +14,8 @@ cd "$(dirname "$(readlink -f "$0")")/.."
 # git (git build contexts and `ADD <git URL>`), and openssh-client (ssh-agent, for the `wharf build --ssh` test);
 # ceph-mon, ceph-osd and radosgw: the single-host Ceph RGW (S3) that scripts/ceph-rgw.sh starts for the S3 back end of
 # `wharf registry serve` in tests and benches (~70 MB download, under a minute to install here); containerd for the
-# interop tests (ctr); netavark + aardvark-dns: user-defined networks and their DNS (engine/network/netavark.ts);
+# interop tests (ctr); aardvark-dns: the name server of user-defined networks (engine/network/aardvark.ts; netavark
+# comes with it and is no longer driven);
 # docker-compose (1.29): the Compose e2e tests.
 PKGS=(docker-registry busybox-static runc crun conmon skopeo umoci attr iptables iproute2 debootstrap apache2-utils jq docker.io
   python3-docker git openssh-client ceph-mon ceph-osd radosgw containerd netavark aardvark-dns docker-compose)

@@ -2,7 +2,8 @@
  * The name server of user networks forwards what it does not know: a container started with --dns on a user
  * network resolves the other containers by name (aardvark-dns on the gateway) and every other name through the
  * given server (here a small DNS server of the test on 127.0.0.77:53). And `docker build --add-host` reaches the
- * RUN containers' /etc/hosts.
+ * RUN containers' /etc/hosts. A container on two networks resolves the names of both through its first name
+ * server, as docker's embedded DNS answers for every network of the container (compared with dockerd).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,7 +11,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadBusybox, startDaemon, type Daemon } from '../support/daemon.js';
+import { loadBusybox, startDaemon, startReference, type Daemon } from '../support/daemon.js';
 import { show } from '../support/cli.js';
 
 let d: Daemon;
@@ -45,7 +46,8 @@ before(async () => {
   await new Promise<void>((res, rej) => { dns!.once('error', rej); dns!.bind(53, '127.0.0.77', () => res()); });
 });
 after(async () => {
-  await d?.docker(['rm', '-f', `${tag}-srv`]).catch(() => {});
+  await d?.docker(['rm', '-f', `${tag}-srv`, ...['a', 'b', 'c', 'e'].map((x) => `${tag}-m${x}`)]).catch(() => {});
+  await d?.docker(['network', 'rm', `${tag}-m1`, `${tag}-m2`]).catch(() => {});
   await d?.docker(['network', 'rm', `${tag}-net`]).catch(() => {});
   dns?.close();
   await d?.stop();
@@ -78,4 +80,39 @@ test('docker build --add-host: the RUN containers see the extra host', async () 
   assert.equal(ok.code, 0, show(ok));
   const without = await d.docker(['build', '--no-cache', '-q', ctx], { env: { DOCKER_BUILDKIT: '0' } });
   assert.notEqual(without.code, 0, 'without --add-host the RUN step fails (the test can fail)');
+});
+
+test('a container on two networks resolves the names of both through its first name server; others only their own', async (t) => {
+  const m = (x: string): string => `${tag}-m${x}`;
+  const run = async (e: Daemon): Promise<string[]> => {
+    const out: string[] = [];
+    const ok = async (args: string[]) => { const r = await e.docker(args); assert.equal(r.code, 0, show(r)); return r; };
+    await ok(['network', 'create', m('1')]);
+    await ok(['network', 'create', m('2')]);
+    await ok(['run', '-d', '--name', m('a'), '--network', m('1'), 'busybox', 'sleep', '120']);
+    await ok(['run', '-d', '--name', m('b'), '--network', m('2'), 'busybox', 'sleep', '120']);
+    // one joined live, one joined before its start
+    await ok(['run', '-d', '--name', m('c'), '--network', m('1'), 'busybox', 'sleep', '120']);
+    await ok(['network', 'connect', m('2'), m('c')]);
+    await ok(['create', '--name', m('e'), '--network', m('2'), 'busybox', 'sleep', '120']);
+    await ok(['network', 'connect', m('1'), m('e')]);
+    await ok(['start', m('e')]);
+    const first = 'sed -n "s/^nameserver //p" /etc/resolv.conf | head -1';
+    for (const [who, name] of [['c', 'a'], ['c', 'b'], ['e', 'a'], ['e', 'b'], ['a', 'b'], ['b', 'a']] as const) {
+      const r = await e.docker(['exec', m(who), 'sh', '-c', `nslookup ${m(name)} $(${first}) >/dev/null 2>&1 && echo yes || echo no`]);
+      out.push(`${who}→${name} ${r.stdout.trim()}`);
+    }
+    await e.docker(['rm', '-f', m('a'), m('b'), m('c'), m('e')]);
+    await e.docker(['network', 'rm', m('1'), m('2')]);
+    return out;
+  };
+  const mine = await run(d);
+  assert.deepEqual(mine, ['c→a yes', 'c→b yes', 'e→a yes', 'e→b yes', 'a→b no', 'b→a no']);
+  const { ref, skip } = await startReference(d);
+  if (!ref) return t.skip(skip);
+  try {
+    assert.deepEqual(mine, await run(ref));
+  } finally {
+    await ref.stop();
+  }
 });

@@ -28,7 +28,7 @@ after(async () => {
 });
 
 const links = (): string[] => execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).split('\n')
-  .map((l) => l.split(':')[1]?.trim().split('@')[0] ?? '').filter((l) => /^(veth\d{1,6}|br-.*)$/.test(l));
+  .map((l) => l.split(':')[1]?.trim().split('@')[0] ?? '').filter((l) => /^(vn[0-9a-f]{13}|veth\d{1,6}|br-.*)$/.test(l));
 
 test('20 containers on 3 networks in parallel: distinct addresses, names resolve, nothing left after removal', async () => {
   const linksBefore = links();

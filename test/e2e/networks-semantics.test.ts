@@ -4,7 +4,8 @@
  * a user network isolated from the default bridge both ways (docker's DOCKER-ISOLATION chains); a default-bridge
  * container connected live to a user network resolves that network's names, and gets its name servers back when
  * it leaves; parallel `network create` never hands one subnet out twice; a user network's bridge keeps the MAC of
- * its gateway while containers come and go.
+ * its gateway while containers come and go; a default-bridge container's published ports leave with `network
+ * disconnect bridge` and come back with `network connect bridge`.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import { loadBusybox, startDaemon, startReference, type Daemon } from '../support/daemon.js';
 import { show, type RunResult } from '../support/cli.js';
 import { waitFor } from '../support/wait.js';
+import { freePort } from '../support/registry.js';
 
 let w: Daemon;
 let ref: Daemon | undefined;
@@ -19,7 +21,7 @@ let refSkip: string | undefined;
 const tag = `m${process.pid.toString(36)}`;
 const nm = (s: string): string => `${tag}-${s}`;
 const NETS = ['r1', 'r2', 'iso', 'dns', 'mac', 'br', ...Array.from({ length: 8 }, (_, i) => `p${i}`)].map(nm);
-const CTRS = ['ub', 'ud', 'bb', 'bd', 'dn', 'ds', 'pu', 'pb', 'pc'].map(nm);
+const CTRS = ['ub', 'ud', 'bb', 'bd', 'dn', 'ds', 'pu', 'pb', 'pc', 'pp'].map(nm);
 /** WHARF_E2E_DAEMON=dockerd: the tests run against Debian's dockerd (started with --iptables=false, see daemon.ts). */
 const REFERENCE = process.env.WHARF_E2E_DAEMON === 'dockerd';
 
@@ -217,4 +219,33 @@ test('network connect/disconnect bridge, live and stopped, as dockerd', async ()
   if (!ref) return;
   const shortIds = (o: string[]) => o.map((l) => l.replace(/\b[0-9a-f]{12}\b/g, '<short>'));
   assert.deepEqual(shortIds(mine), shortIds(await transcript(ref)));
+});
+
+test('a default-bridge container\'s published port goes with `network disconnect bridge` and comes back with `network connect bridge`, as dockerd', async (t) => {
+  const run = async (d: Daemon): Promise<string[]> => {
+    const port = await freePort();
+    const name = nm('pp');
+    const get = async (): Promise<string> => {
+      try {
+        const r = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(5000) });
+        return `${r.status} ${(await r.text()).trim()}`;
+      } catch { return 'no answer'; }
+    };
+    const answers = (what: string) => waitFor(async () => { const g = await get(); return g.startsWith('200') ? g : null; }, { timeout: 20_000, message: what }).catch(() => 'no answer');
+    const out: string[] = [];
+    ok(await d.docker(['run', '-d', '--name', name, '-p', `${port}:80`, 'busybox', 'sh', '-c', 'echo hi > /tmp/index.html; exec httpd -f -p 80 -h /tmp']));
+    out.push(await answers('the published port to answer'));
+    ok(await d.docker(['network', 'disconnect', 'bridge', name]));
+    out.push(await get());
+    ok(await d.docker(['network', 'connect', 'bridge', name]));
+    out.push(await answers('the published port to answer again'));
+    // dockerd also binds [::] (wharfd has no IPv6): the IPv4 line is compared
+    out.push(ok(await d.docker(['port', name])).stdout.split('\n').filter((l) => !l.includes('[::]')).join('\n').replace(String(port), '<port>'));
+    ok(await d.docker(['rm', '-f', name]));
+    return out;
+  };
+  const mine = await run(w);
+  assert.deepEqual(mine, ['200 hi', 'no answer', '200 hi', '80/tcp -> 0.0.0.0:<port>\n'], mine.join('\n'));
+  if (!ref) return t.skip(refSkip);
+  assert.deepEqual(mine, await run(ref));
 });

@@ -221,9 +221,10 @@ test('DNS by name, alias and short ID within a network, nothing across; isolatio
   assert.equal(rmr.stdout, `${net('one')}\n${net('two')}\n${net('int')}\n`, show(rmr));
   const after = hostState();
   for (const b of bridges) assert.ok(!after.links.includes(b), `bridge ${b} removed`);
-  // netavark's host-side veths have kernel names (veth0, veth1…); veth<7 hex> are other daemons' default-bridge ones
+  // user-network veths are vn<13 hex> (veth0, veth1… were netavark's, kept for older daemons beside); veth<7 hex>
+  // are other daemons' default-bridge ones
   // (all digits now and then: veth5076263 was one)
-  assert.deepEqual(after.links.filter((l) => !before.links.includes(l) && /^(veth\d{1,6}|br-.*)$/.test(l)), [], 'no new veth or bridge');
+  assert.deepEqual(after.links.filter((l) => !before.links.includes(l) && /^(vn[0-9a-f]{13}|veth\d{1,6}|br-.*)$/.test(l)), [], 'no new veth or bridge');
   const mine = after.rules.filter((r) => subnets.some((s) => r.includes(s)) || bridges.some((b) => r.includes(b)));
   assert.deepEqual(mine, [], 'no iptables rule of these networks');
   if (REFERENCE) return; // wharfd's own files below

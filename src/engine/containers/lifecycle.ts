@@ -24,7 +24,7 @@ import { type ContainerNet, type ContainerRecord, type ContainerService, type Mo
 import type { AttachStreams } from './types.js';
 
 const execFileP = promisify(execFile);
-import { linkEnv, linkHost, parseLink, type Endpoint, type LinkedContainer, type NetworkService, type PortMapping } from '../network/index.js';
+import { boundPorts, linkEnv, linkHost, parseLink, type Endpoint, type LinkedContainer, type NetworkService, type PortMapping } from '../network/index.js';
 import { isENOENT, missingAs } from '../../lib/fsutil.js';
 import { parseSignal, SIGKILL } from '../../lib/signals.js';
 import { memoryCgroupOf, oomKills } from './stats.js';
@@ -182,11 +182,7 @@ export class ContainerRunner {
 
   /** After a daemon restart: the host ports the container had (a random one stays the same), else its mappings. */
   private boundMappings(r: ContainerRecord): PortMapping[] {
-    const out: PortMapping[] = [];
-    for (const [k, bs] of Object.entries(r.Net?.Ports ?? {})) {
-      const [port, proto = 'tcp'] = k.split('/') as [string, string | undefined];
-      for (const b of bs ?? []) out.push({ hostIp: b.HostIp === '0.0.0.0' ? '' : b.HostIp, hostPort: Number(b.HostPort), containerPort: Number(port), proto: proto === 'udp' ? 'udp' : 'tcp' });
-    }
+    const out = boundPorts(r.Net?.Ports);
     return out.length ? out : this.portMappings(r);
   }
 

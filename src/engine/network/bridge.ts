@@ -22,6 +22,7 @@ import { mkdir, rm, writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HostClaims, Ipam, intToIp, ipToInt, parseCidr } from './ipam.js';
 import { publishPort, type BoundPort, type PortMapping } from './portproxy.js';
+import { unmountFs } from '../fsroot/index.js';
 import { InvalidParameterError, SystemError } from '../../lib/errors.js';
 import { discardLogger } from '../../lib/log.js';
 import type { Logger } from '../../lib/log.js';
@@ -99,8 +100,49 @@ export async function pinBridgeMac(bridge: string, gateway: string): Promise<voi
 /** /sys/class/net/<dev>/addr_assign_type of an address set by a user (NET_ADDR_SET). */
 const ADDR_SET = '3';
 
+export interface VethPlug {
+  /** the interface inside the netns (eth0…) and its address */
+  iface: string;
+  mac: string;
+  ip: string;
+  prefixLen: number;
+  mtu: number;
+  /** the host end's name and the bridge it joins */
+  hostEnd: string;
+  master: string;
+  /** a default route through this gateway: `add`, or `replace` (over one of the same metric) */
+  gateway?: string;
+  route?: 'add' | 'replace';
+  /** the default route's metric (user networks: 100, below the default bridge's 0 when a container is on both) */
+  metric?: number;
+}
+
+/**
+ * Veth pairs into a netns, in two processes whatever their number: one creates the netns when `fresh` (bound at
+ * `ns`, what `ip netns add` does) or enters it, and configures it from inside (lo up, each pair made there with
+ * its host end sent to our namespace, address, link up, default route); a second enslaves the host ends to their
+ * bridges. The one copy of this for the default bridge and user-defined networks.
+ */
+export async function plugVeths(ns: string, fresh: boolean, plugs: VethPlug[]): Promise<void> {
+  await must(fresh ? 'unshare' : 'nsenter', [`--net=${ns}`, 'ip', '-b', '-'], [
+    ...(fresh ? ['link set lo up'] : []),
+    ...plugs.flatMap((p) => [
+      `link add name ${p.iface} mtu ${p.mtu} address ${p.mac} type veth peer name ${p.hostEnd} mtu ${p.mtu} netns /proc/${process.pid}/ns/net`,
+      `addr add ${p.ip}/${p.prefixLen} dev ${p.iface}`,
+      `link set ${p.iface} up`,
+      ...(p.gateway ? [`route ${p.route ?? 'add'} default via ${p.gateway} dev ${p.iface}${p.metric ? ` metric ${p.metric}` : ''}`] : []),
+    ]), '',
+  ].join('\n'));
+  if (plugs.length) await must('ip', ['-b', '-'], plugs.map((p) => `link set ${p.hostEnd} master ${p.master} up\n`).join(''));
+}
+
 export function vethName(id: string): string {
   return `veth${createHash('sha256').update(id).digest('hex').slice(0, 7)}`;
+}
+
+/** The host end of a container's veth on a user-defined network: `vn` and 13 hex digits (15 characters, IFNAMSIZ). */
+export function userVethName(id: string, netId: string): string {
+  return `vn${createHash('sha256').update(`${id}:${netId}`).digest('hex').slice(0, 13)}`;
 }
 
 export class BridgeNetwork {
@@ -213,17 +255,7 @@ export class BridgeNetwork {
     }
     const mac = opts.mac || macForIp(ip);
     try {
-      // one exec creates the netns (bound at `ns`) and configures it from inside: the veth pair is made there
-      // with its host end sent to our namespace; a second exec enslaves the host end to the bridge. dockerd routes
-      // a container that joins the default bridge later through it (`replace`: over a route of the same metric).
-      await must(shared ? 'nsenter' : 'unshare', [`--net=${ns}`, 'ip', '-b', '-'], [
-        ...(shared ? [] : ['link set lo up']),
-        `link add name ${iface} mtu ${this.mtu} address ${mac} type veth peer name ${veth} mtu ${this.mtu} netns /proc/${process.pid}/ns/net`,
-        `addr add ${ip}/${this.prefixLen} dev ${iface}`,
-        `link set ${iface} up`,
-        `route ${shared ? 'replace' : 'add'} default via ${this.gateway} dev ${iface}`, '',
-      ].join('\n'));
-      await must('ip', ['link', 'set', veth, 'master', this.bridge, 'up']);
+      await plugVeths(ns, !shared, [{ iface, mac, ip, prefixLen: this.prefixLen, mtu: this.mtu, hostEnd: veth, master: this.bridge, gateway: this.gateway, route: shared ? 'replace' : 'add' }]);
     } catch (e) {
       const undo = shared ? sh('ip', ['link', 'del', veth]) : this.teardownNs(id);
       await undo.catch((this.cfg.log ?? discardLogger).onError('tearing down a network namespace after a failed connect', { container: id }));
@@ -253,22 +285,27 @@ export class BridgeNetwork {
     return bound;
   }
 
-  private async teardownNs(id: string): Promise<void> {
+  /** `hostEnds`: the container's veths on user-defined networks, deleted by the same process. */
+  private async teardownNs(id: string, hostEnds: string[] = []): Promise<void> {
     const ns = this.netnsPath(id);
     // deleting the host end removes its peer; the netns goes when its last reference (the bind mount) does
     await Promise.all([
-      sh('ip', ['link', 'del', vethName(id)]),
-      sh('umount', [ns]).then(() => rm(ns, { force: true })),
+      sh('ip', ['-force', '-b', '-'], [vethName(id), ...hostEnds].map((v) => `link del ${v}\n`).join('')),
+      // umount2(2) in the daemon, not an umount(8) process: the netns itself is freed by the kernel afterwards
+      Promise.resolve().then(() => { unmountFs(ns, { detach: true }); }).catch(() => sh('umount', ['-l', ns])).then(() => rm(ns, { force: true })),
       rm(join(this.netnsDir, `${id}.json`), { force: true }),
     ]);
   }
 
-  /** Undoes `connect` (and `publish`): proxies closed, veth and netns removed, IP released. Idempotent. */
-  async disconnect(id: string): Promise<void> {
+  /**
+   * Undoes `connect` (and `publish`): proxies closed, veth and netns removed, IP released. Idempotent.
+   * `hostEnds`: the container's veths on user-defined networks (it is in that netns), removed in the same process.
+   */
+  async disconnect(id: string, hostEnds: string[] = []): Promise<void> {
     const ep = this.endpoints.get(id);
     this.endpoints.delete(id);
     if (ep) await Promise.all(ep.ports.map((p) => p.close()));
-    if (!ep || ep.mode === 'bridge') await Promise.all([this.teardownNs(id), this.ipam.release(id)]);
+    if (!ep || ep.mode === 'bridge') await Promise.all([this.teardownNs(id, hostEnds), this.ipam.release(id)]);
   }
 
   /** A running container leaves the bridge (`network disconnect bridge`): its netns and other interfaces stay. */

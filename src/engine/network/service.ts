@@ -6,12 +6,14 @@
  * - User-defined bridge networks: a record per network under <dataRoot>/network/networks/<id>.json, a subnet
  *   from docker's default pools (172.17-31.0.0/16, then 192.168.0.0/16 in /20s) that no host route, no network
  *   of this daemon and no network of another wharfd on the host (host-wide claims under /run/wharf-ipam) holds,
- *   addresses from Wharf's Ipam (one table per network). The links, NAT, isolation rules and DNS are netavark's
- *   (netavark.ts): each network its own bridge `br-<id[:12]>`, `isolate` so two user networks cannot reach each
- *   other, `internal` without NAT, aardvark-dns answering container names, aliases and short IDs on the gateway.
- * - A container's endpoints on user networks live in <dataRoot>/network/endpoints/<id>.json (the netavark
- *   documents teardown needs), so a restarted daemon tears down what the previous one set up. Published ports go
- *   through the same userland proxy as on the default bridge, to the address on the container's first network.
+ *   addresses from Wharf's Ipam (one table per network). Each network its own bridge `br-<id[:12]>` and its
+ *   iptables rules (firewall.ts: isolated from other user networks and the default bridge, NAT unless
+ *   `internal`), made at create; per container only a veth pair per network (bridge.ts `plugVeths`: two `ip`
+ *   processes for all of a start's networks) and its names for aardvark-dns (aardvark.ts: container name,
+ *   aliases and short ID, answered on the gateway).
+ * - A container's endpoints on user networks live in <dataRoot>/network/endpoints/<id>.json (addresses, host veth
+ *   names, DNS names), so a restarted daemon tears down what the previous one set up. Published ports go through
+ *   the same userland proxy as on the default bridge, to the address on the container's first network.
  *
  * Containers are reached through `ContainerDirectory` (the container service, structurally): this module never
  * imports engine/containers.
@@ -24,13 +26,14 @@ import { writeFileAtomic, writeJsonAtomic } from '../../lib/atomic.js';
 import { ConflictError, ForbiddenError, InvalidParameterError, NotFoundError, NotImplementedError, SystemError } from '../../lib/errors.js';
 import { exactMatch, matchFilter, matchKVList, parseTimestamp, validateFilters, type Filters } from '../../lib/filters.js';
 import { rfc3339NanoFixed } from '../../lib/go.js';
-import { Mutex } from '../../lib/sync.js';
+import { KeyedMutex, Mutex } from '../../lib/sync.js';
 import { discardLogger, type Logger } from '../../lib/log.js';
 import type { EndpointResource, EndpointSettings, IpamPoolConfig, NetworkCreateRequest, NetworkPruneReport, NetworkResource } from '../../wire/networks.js';
-import { macForIp, must, pinBridgeMac, type BridgeNetwork, type Endpoint } from './bridge.js';
+import { macForIp, pinBridgeMac, plugVeths, userVethName, type BridgeNetwork, type Endpoint, type VethPlug } from './bridge.js';
 import { HostClaims, Ipam, intToIp, ipToInt, poolBounds } from './ipam.js';
 import { parseLink } from './links.js';
-import { netavarkSetup, netavarkTeardown, type NetavarkDoc } from './netavark.js';
+import { Aardvark, type DnsEntry } from './aardvark.js';
+import { installNetworkRules, removeNetworkRules } from './firewall.js';
 import type { BoundPort, PortMapping } from './portproxy.js';
 
 /** What this module needs of a container (ContainerService's records fit). */
@@ -43,7 +46,7 @@ export interface NetContainer {
   /** NetworkSettings.Networks of a container on user-defined networks, keyed by network name. */
   Networks?: Record<string, EndpointSettings>;
   /** The default bridge endpoint while running. */
-  Net?: { Mode: string; IPAddress: string; IPPrefixLen: number; MacAddress: string; Gateway?: string };
+  Net?: { Mode: string; IPAddress: string; IPPrefixLen: number; MacAddress: string; Gateway?: string; Ports?: Record<string, { HostIp: string; HostPort: string }[] | null> };
   /** A container of the default bridge disconnected from it (`network disconnect bridge`): it starts without it. */
   BridgeLeft?: boolean;
 }
@@ -85,7 +88,12 @@ interface UserEndpoint {
   gateway: string;
   mac: string;
   endpointId: string;
-  doc: NetavarkDoc;
+  /** the host end of the veth pair, on the network's bridge */
+  hostVeth: string;
+  /** what aardvark-dns answers for it: the container's name, its aliases and short ID */
+  names: string[];
+  /** the container's --dns: aardvark's upstream servers for its questions */
+  dns: string[];
 }
 
 /** A container's endpoints on user networks, persisted. */
@@ -100,8 +108,6 @@ interface EndpointState {
 
 const sh = (bin: string, args: string[], input?: string) => execCollect(bin, args, input === undefined ? {} : { input });
 const PREDEFINED = ['bridge', 'host', 'none'] as const;
-/** The filter chain of the rules between the default bridge and user networks (docker's DOCKER-ISOLATION-*). */
-const ISOLATION = 'WHARF-ISOLATION';
 const SHORT = 12;
 
 
@@ -129,8 +135,8 @@ export interface NetworkServiceDeps {
   dataRoot: string;
   execRoot: string;
   bridge: BridgeNetwork;
-  /** netavark's --config (aardvark-dns files, locks); default <execRoot>/netavark. */
-  netavarkDir?: string;
+  /** aardvark-dns's config directory (a file per network); default <execRoot>/netavark/aardvark-dns. */
+  dnsDir?: string;
   /** Host-wide subnet claims shared by every wharfd (default /run/wharf-ipam/pools.json). */
   poolClaims?: string;
   log?: Logger;
@@ -141,9 +147,12 @@ export class NetworkService {
   private readonly nets = new Map<string, NetworkRecord>();
   private readonly ipams = new Map<string, Ipam>();
   private readonly states = new Map<string, EndpointState>();
+  /** network create/remove/prune, one at a time */
   private readonly lock = new Mutex();
+  /** a container's endpoints change one at a time (start, stop, live connect/disconnect); containers in parallel */
+  private readonly ctrLock = new KeyedMutex();
   private readonly claims: HostClaims;
-  private readonly netavarkDir: string;
+  private readonly dns: Aardvark;
   private containers: ContainerDirectory | null = null;
   /** Set by the composition root when an events module exists. */
   onEvent: NetworkEventHook | null = null;
@@ -153,7 +162,7 @@ export class NetworkService {
   constructor(private readonly d: NetworkServiceDeps) {
     this.log = d.log ?? discardLogger;
     this.dir = join(d.dataRoot, 'network');
-    this.netavarkDir = d.netavarkDir ?? join(d.execRoot, 'netavark');
+    this.dns = new Aardvark(d.dnsDir ?? join(d.execRoot, 'netavark', 'aardvark-dns'));
     this.claims = new HostClaims(d.poolClaims ?? '/run/wharf-ipam/pools.json', d.dataRoot, (id) => join(this.dir, 'networks', `${id}.json`));
   }
 
@@ -167,7 +176,6 @@ export class NetworkService {
   async open(): Promise<this> {
     await mkdir(join(this.dir, 'networks'), { recursive: true, mode: 0o700 });
     await mkdir(join(this.dir, 'endpoints'), { recursive: true, mode: 0o700 });
-    await mkdir(this.netavarkDir, { recursive: true });
     let ids: Record<string, string> = {};
     try { ids = JSON.parse(await readFile(join(this.dir, 'predefined.json'), 'utf8')) as Record<string, string>; } catch { /* first start */ }
     let changed = false;
@@ -187,19 +195,19 @@ export class NetworkService {
     });
     this.nets.set(ids.host!, { Name: 'host', Id: ids.host!, Created: created, Driver: 'host', Internal: false, Attachable: false, IPAM: { Driver: 'default', Options: null, Config: [] }, Options: {}, Labels: {} });
     this.nets.set(ids.none!, { Name: 'none', Id: ids.none!, Created: created, Driver: 'null', Internal: false, Attachable: false, IPAM: { Driver: 'default', Options: null, Config: [] }, Options: {}, Labels: {} });
-    for (const f of await readdir(join(this.dir, 'networks'))) {
-      if (!f.endsWith('.json')) continue;
-      try {
-        const rec = JSON.parse(await readFile(join(this.dir, 'networks', f), 'utf8')) as NetworkRecord;
-        this.nets.set(rec.Id, rec);
-        // a restarted daemon claims its subnets again (another daemon may have started meanwhile)
-        await this.claims.pick(rec.Id, [rec.Subnet!]);
-        await this.ensureBridge(rec).catch(this.log.onError('making a network\'s bridge again at start', { network: rec.Id }));
-      } catch { /* a torn file cannot exist (atomic writes); skip garbage */ }
-    }
     for (const f of await readdir(join(this.dir, 'endpoints'))) {
       if (!f.endsWith('.json')) continue;
       try { this.states.set(f.slice(0, -5), JSON.parse(await readFile(join(this.dir, 'endpoints', f), 'utf8')) as EndpointState); } catch { /* skip */ }
+    }
+    for (const f of await readdir(join(this.dir, 'networks'))) {
+      if (!f.endsWith('.json')) continue;
+      let rec: NetworkRecord;
+      try { rec = JSON.parse(await readFile(join(this.dir, 'networks', f), 'utf8')) as NetworkRecord; } catch { continue; } // a torn file cannot exist (atomic writes); skip garbage
+      this.nets.set(rec.Id, rec);
+      // a restarted daemon claims its subnets again (another daemon may have started meanwhile)
+      await this.claims.pick(rec.Id, [rec.Subnet!]).catch(this.log.onError('claiming a network\'s subnet again at start', { network: rec.Id }));
+      await this.ensureBridge(rec).catch(this.log.onError('making a network\'s bridge again at start', { network: rec.Id }));
+      if (this.endpointsOn(rec).length) await this.syncDns(rec).catch(this.log.onError('writing a network\'s names for aardvark-dns at start', { network: rec.Id }));
     }
     return this;
   }
@@ -368,10 +376,11 @@ export class NetworkService {
         Options: opts, Labels: { ...(req.Labels ?? {}) }, Bridge: bridge, Subnet: subnet, Gateway: gateway, UserSubnet: !!p?.Subnet,
       };
       try {
-        await this.ensureBridge(rec);
+        await this.ensureBridge(rec, true);
         await writeJsonAtomic(join(this.dir, 'networks', `${id}.json`), rec, 0o600);
       } catch (e) {
         await sh('ip', ['link', 'del', bridge]).catch(this.log.onError('removing the bridge of a network that could not be created', { bridge }));
+        await removeNetworkRules(bridge).catch(this.log.onError('removing the iptables rules of a network that could not be created', { bridge }));
         await this.claims.release(id).catch(this.log.onError('releasing the subnet of a network that could not be created', { network: id }));
         throw e;
       }
@@ -395,65 +404,41 @@ export class NetworkService {
   }
 
   /**
-   * The network's bridge with its gateway address, made at create (as dockerd does) and again after netavark
-   * deletes it with the network's last container: its route is what tells every other engine on the host (dockerd,
-   * another wharfd) that the subnet is taken. netavark uses an existing bridge as it finds it.
+   * The network's bridge with its gateway address and its iptables rules (firewall.ts), made at create (as dockerd
+   * does) and again when the daemon opens its networks. The bridge lives as long as the network: its route is what
+   * tells every other engine on the host (dockerd, another wharfd) that the subnet is taken, and aardvark-dns binds
+   * its gateway.
    */
-  private async ensureBridge(n: NetworkRecord): Promise<void> {
+  private async ensureBridge(n: NetworkRecord, absent = false): Promise<void> {
     if (!n.Bridge) return;
     // a MAC of its own: a bridge without one takes its ports' lowest, which changes when a port leaves, and the
     // containers' ARP entries for the gateway then point nowhere (seen: DNS dead for 20 s after a disconnect).
-    // A bridge that exists already (netavark's, an older wharfd's) gets it too.
-    if ((await sh('ip', ['-o', 'link', 'show', 'dev', n.Bridge])).code === 0) {
+    // A bridge that exists already (an older wharfd's) gets it too.
+    if (!absent && (await sh('ip', ['-o', 'link', 'show', 'dev', n.Bridge])).code === 0) {
       await pinBridgeMac(n.Bridge, n.Gateway!);
-      return this.isolateFromDefault(n.Bridge);
+    } else {
+      const r = await sh('ip', ['-b', '-'], [
+        `link add name ${n.Bridge} address ${macForIp(n.Gateway!)} type bridge`,
+        ...(n.Options['com.docker.network.driver.mtu'] ? [`link set ${n.Bridge} mtu ${Number(n.Options['com.docker.network.driver.mtu'])}`] : []),
+        `addr add ${n.Gateway}/${parseSubnet(n.Subnet!).prefix} dev ${n.Bridge}`,
+        `link set ${n.Bridge} up`, '',
+      ].join('\n'));
+      if (r.code !== 0) {
+        await sh('ip', ['link', 'del', n.Bridge]);
+        throw new SystemError(`creating bridge ${n.Bridge}: ${r.stderr.trim()}`);
+      }
+      await pinBridgeMac(n.Bridge, n.Gateway!);
     }
-    const r = await sh('ip', ['-b', '-'], [
-      `link add name ${n.Bridge} address ${macForIp(n.Gateway!)} type bridge`,
-      ...(n.Options['com.docker.network.driver.mtu'] ? [`link set ${n.Bridge} mtu ${Number(n.Options['com.docker.network.driver.mtu'])}`] : []),
-      `addr add ${n.Gateway}/${parseSubnet(n.Subnet!).prefix} dev ${n.Bridge}`,
-      `link set ${n.Bridge} up`, '',
-    ].join('\n'));
-    if (r.code !== 0) {
-      await sh('ip', ['link', 'del', n.Bridge]);
-      throw new SystemError(`creating bridge ${n.Bridge}: ${r.stderr.trim()}`);
-    }
-    await pinBridgeMac(n.Bridge, n.Gateway!);
-    await this.isolateFromDefault(n.Bridge);
+    await installNetworkRules({ bridge: n.Bridge, subnet: n.Subnet!, internal: n.Internal }, this.d.bridge.bridge);
   }
 
-  /**
-   * docker's DOCKER-ISOLATION for the default bridge: no packet between it and a user network, either way.
-   * netavark isolates its networks from each other only (its NETAVARK_ISOLATION chains know nothing of wharf0),
-   * and its FORWARD accept of a network's subnet, like wharf0's own accepts, would let them through. So the
-   * rules live in a chain of Wharf's, WHARF-ISOLATION, jumped to first in FORWARD (`isolationFirst`).
-   */
-  private isolationRules(bridge: string): string[][] {
-    const def = this.d.bridge.bridge;
-    const tag = ['-m', 'comment', '--comment', `wharf:${bridge}`];
-    return [['-i', def, '-o', bridge, ...tag, '-j', 'DROP'], ['-i', bridge, '-o', def, ...tag, '-j', 'DROP']];
-  }
-
-  private async isolateFromDefault(bridge: string): Promise<void> {
-    await sh('iptables', ['-w', '-N', ISOLATION]); // exists already but for the first network on the host
-    for (const r of this.isolationRules(bridge)) {
-      if ((await sh('iptables', ['-w', '-C', ISOLATION, ...r])).code !== 0) await must('iptables', ['-w', '-A', ISOLATION, ...r]);
+  /** The network's names for aardvark-dns: every container with an endpoint on it. */
+  private syncDns(n: NetworkRecord): Promise<void> {
+    const entries: DnsEntry[] = [];
+    for (const [id, st] of this.states) {
+      for (const e of st.nets) if (e.netId === n.Id && e.names) entries.push({ id, ip: e.ip, names: e.names, dns: e.dns ?? [] });
     }
-    await this.isolationFirst();
-  }
-
-  /** Puts the jump to WHARF-ISOLATION first in FORWARD again (netavark inserts its own jumps at the top). */
-  private async isolationFirst(): Promise<void> {
-    const first = await sh('iptables', ['-w', '-S', 'FORWARD', '1']);
-    if (first.stdout.trim() === `-A FORWARD -j ${ISOLATION}`) return;
-    while ((await sh('iptables', ['-w', '-C', 'FORWARD', '-j', ISOLATION])).code === 0) await sh('iptables', ['-w', '-D', 'FORWARD', '-j', ISOLATION]);
-    await must('iptables', ['-w', '-I', 'FORWARD', '1', '-j', ISOLATION]);
-  }
-
-  private async unisolate(bridge: string): Promise<void> {
-    for (const r of this.isolationRules(bridge)) {
-      while ((await sh('iptables', ['-w', '-C', ISOLATION, ...r])).code === 0) await sh('iptables', ['-w', '-D', ISOLATION, ...r]);
-    }
+    return this.dns.update(n.Id, n.Gateway!, entries);
   }
 
   private endpointsOn(n: NetworkRecord): string[] {
@@ -473,13 +458,18 @@ export class NetworkService {
   }
 
   private async removeRecord(n: NetworkRecord): Promise<void> {
+    this.nets.delete(n.Id); // at once, after the caller saw no endpoint: a join from now on fails (join checks)
     await rm(join(this.dir, 'networks', `${n.Id}.json`), { force: true });
-    this.nets.delete(n.Id);
     this.ipams.delete(n.Id);
     await rm(join(this.dir, `${n.Id}.ipam.json`), { force: true });
     await this.claims.release(n.Id).catch(this.log.onError('releasing a removed network\'s subnet', { network: n.Id }));
-    if (n.Bridge && (await sh('ip', ['-o', 'link', 'show', 'dev', n.Bridge])).code === 0) await sh('ip', ['link', 'del', n.Bridge]);
-    if (n.Bridge) await this.unisolate(n.Bridge).catch(this.log.onError('removing a removed network\'s isolation rules', { network: n.Id }));
+    if (n.Bridge) {
+      await Promise.all([
+        this.dns.drop(n.Id).catch(this.log.onError('removing a removed network\'s names from aardvark-dns', { network: n.Id })),
+        sh('ip', ['link', 'del', n.Bridge]),
+        removeNetworkRules(n.Bridge).catch(this.log.onError('removing a removed network\'s iptables rules', { network: n.Id })),
+      ]);
+    }
     this.onEvent?.('destroy', { id: n.Id, name: n.Name, type: 'bridge' });
   }
 
@@ -608,70 +598,77 @@ export class NetworkService {
 
   /** The default bridge as one more interface of a running container (in its netns); its EndpointSettings. */
   private async joinBridge(c: NetContainer, st: EndpointState): Promise<EndpointSettings> {
+    return (await this.joinBridgeEp(c, st)).settings;
+  }
+
+  private async joinBridgeEp(c: NetContainer, st: EndpointState): Promise<{ ep: Endpoint; settings: EndpointSettings }> {
     const b = this.d.bridge;
     const ep = await b.connect(c.ID, 'bridge', { name: c.Name.replace(/^\//, ''), join: { iface: this.nextIface(c.ID, st) } });
-    return {
+    return { ep, settings: {
       IPAMConfig: {}, Links: null, Aliases: [], NetworkID: this.find('bridge').Id, EndpointID: bridgeEndpointId(c.ID), Gateway: ep.gateway!,
       IPAddress: ep.ip!, IPPrefixLen: ep.prefixLen!, IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, MacAddress: ep.mac!, DriverOpts: {},
-    } as EndpointSettings;
+    } as EndpointSettings };
   }
 
-  /** netavark setup of one network into a container's netns; the endpoint is recorded before the call. */
-  private async join(c: NetContainer, n: NetworkRecord, st: EndpointState, s: EndpointSettings, macWanted?: string): Promise<UserEndpoint> {
-    const iface = this.nextIface(c.ID, st);
-    const ip = await this.ipamOf(n).allocate(c.ID, s.IPAMConfig?.IPv4Address || undefined);
+  /**
+   * Endpoints on user networks, made in one go: addresses, the records (written before the links, so a daemon
+   * killed meanwhile still finds what to remove), the veth pairs (plugVeths: two processes for any number of
+   * networks; `fresh`: the netns is made by the same process), then each network's names for aardvark-dns. The
+   * first network gets the default route (the first that is not internal), as dockerd gives a container one
+   * gateway. On failure nothing of these endpoints stays.
+   */
+  private async join(c: NetContainer, wanted: { n: NetworkRecord; s: EndpointSettings; mac?: string }[], st: EndpointState, fresh: boolean): Promise<UserEndpoint[]> {
     const name = c.Name.replace(/^\//, '');
-    const aliases = [...new Set([...(s.Aliases ?? []), c.ID.slice(0, SHORT)])];
-    const mac = macWanted || s.MacAddress || macForIp(ip);
     const dns = Array.isArray(c.HostConfig.Dns) ? (c.HostConfig.Dns as string[]) : [];
-    const doc: NetavarkDoc = {
-      container_id: c.ID, container_name: name,
-      networks: { [n.Id]: { interface_name: iface, static_ips: [ip], aliases, static_mac: mac } },
-      network_info: {
-        [n.Id]: {
-          name: n.Id, id: n.Id, driver: 'bridge', network_interface: n.Bridge!,
-          subnets: [{ subnet: n.Subnet!, gateway: n.Gateway! }], ipv6_enabled: false, internal: n.Internal,
-          dns_enabled: true, options: { isolate: 'true', ...(n.Options['com.docker.network.driver.mtu'] ? { mtu: n.Options['com.docker.network.driver.mtu'] } : {}) },
-          ipam_options: { driver: 'host-local' },
-        },
-      },
-      port_mappings: [],
-      ...(dns.length ? { dns_servers: dns } : {}),
-    };
-    const ep: UserEndpoint = {
-      netId: n.Id, iface, ip, prefixLen: parseSubnet(n.Subnet!).prefix, gateway: n.Gateway!, mac,
-      endpointId: randomBytes(32).toString('hex'), doc,
-    };
-    // recorded first: a daemon killed during setup still finds what to tear down
-    st.nets.push(ep);
-    this.states.set(c.ID, st);
-    await this.saveState(c.ID);
+    const eps: UserEndpoint[] = [];
+    const plugs: VethPlug[] = [];
+    let routed = st.nets.length > 0 || !st.own;
     try {
-      await netavarkSetup(this.netavarkDir, st.netns, doc);
-      await this.isolationFirst();
-    } catch (e) {
-      await netavarkTeardown(this.netavarkDir, st.netns, doc).catch(this.log.onError('tearing down a failed netavark setup', { netns: st.netns }));
-      st.nets = st.nets.filter((x) => x !== ep);
+      for (const { n, s, mac: macWanted } of wanted) {
+        const iface = this.nextIface(c.ID, st);
+        const ip = await this.ipamOf(n).allocate(c.ID, s.IPAMConfig?.IPv4Address || undefined);
+        const mac = macWanted || s.MacAddress || macForIp(ip);
+        const ep: UserEndpoint = {
+          netId: n.Id, iface, ip, prefixLen: parseSubnet(n.Subnet!).prefix, gateway: n.Gateway!, mac,
+          endpointId: randomBytes(32).toString('hex'), hostVeth: userVethName(c.ID, n.Id),
+          names: [...new Set([name, ...(s.Aliases ?? []), c.ID.slice(0, SHORT)])], dns,
+        };
+        const route = !routed && !n.Internal;
+        if (route) routed = true;
+        const mtu = Number(n.Options['com.docker.network.driver.mtu'] || 1500);
+        plugs.push({ iface, mac, ip, prefixLen: ep.prefixLen, mtu, hostEnd: ep.hostVeth, master: n.Bridge!, ...(route ? { gateway: n.Gateway!, metric: 100 } : {}) });
+        st.nets.push(ep);
+        eps.push(ep);
+        if (!this.nets.has(n.Id)) throw new NotFoundError(`network ${n.Name} not found`); // removed meanwhile
+      }
+      this.states.set(c.ID, st);
       await this.saveState(c.ID);
-      await this.ipamOf(n).release(c.ID);
+      await plugVeths(st.netns, fresh, plugs);
+    } catch (e) {
+      await sh('ip', ['-force', '-b', '-'], eps.map((ep) => `link del ${ep.hostVeth}\n`).join(''));
+      st.nets = st.nets.filter((x) => !eps.includes(x));
+      await this.saveState(c.ID);
+      for (const { n } of wanted) await this.ipamOf(n).release(c.ID);
       throw e;
     }
-    return ep;
+    await Promise.all(wanted.map(({ n }) => this.syncDns(n))).catch(this.log.onError('adding a container\'s names to aardvark-dns', { container: c.ID }));
+    return eps;
   }
 
-  private async leave(id: string, st: EndpointState, ep: UserEndpoint): Promise<void> {
-    // once more on a failure (a busy iptables lock); then the rest is released anyway, and the failure logged
-    await netavarkTeardown(this.netavarkDir, st.netns, ep.doc)
-      .catch(() => netavarkTeardown(this.netavarkDir, st.netns, ep.doc))
-      .catch((e: Error) => process.stderr.write(`time="${new Date().toISOString()}" level=warning msg=${JSON.stringify(`network teardown of ${id.slice(0, SHORT)} on ${ep.netId.slice(0, SHORT)}: ${e.message}`)}
-`));
-    st.nets = st.nets.filter((x) => x !== ep);
+  /**
+   * Endpoints leave their networks: the records, addresses and names go; `unplug` deletes their veths (not needed
+   * when the netns goes with them: the caller removes the veths with it).
+   */
+  private async leave(id: string, st: EndpointState, eps: UserEndpoint[], unplug: boolean): Promise<void> {
+    if (unplug) await sh('ip', ['-force', '-b', '-'], eps.map((ep) => `link del ${ep.hostVeth}\n`).join(''));
+    st.nets = st.nets.filter((x) => !eps.includes(x));
     await this.saveState(id);
-    const n = this.nets.get(ep.netId);
-    if (n) {
+    await Promise.all(eps.map(async (ep) => {
+      const n = this.nets.get(ep.netId);
+      if (!n) return;
       await this.ipamOf(n).release(id);
-      if (this.endpointsOn(n).length === 0) await this.ensureBridge(n).catch(this.log.onError('keeping an empty network\'s bridge', { network: n.Id }));
-    }
+      await this.syncDns(n).catch(this.log.onError('removing a container\'s names from aardvark-dns', { container: id }));
+    }));
   }
 
   private settingsOf(ep: UserEndpoint, base: EndpointSettings | undefined, c: NetContainer): EndpointSettings {
@@ -685,58 +682,62 @@ export class NetworkService {
 
   /**
    * Container start: the default bridge (BridgeNetwork) or, for a user NetworkMode, a netns of our own; then every
-   * user network in `c.Networks` joined through netavark. Returns the first endpoint (the one ports and /etc/hosts
-   * use) with the name servers for resolv.conf (the gateways, where aardvark-dns answers). On failure nothing
-   * stays. `c.Networks` gets each endpoint's addresses.
+   * user network in `c.Networks` joined (`join`: one pair of processes for all of them). Returns the first
+   * endpoint (the one ports and /etc/hosts use) with the name servers for resolv.conf (the gateways, where
+   * aardvark-dns answers). On failure nothing stays. `c.Networks` gets each endpoint's addresses.
    */
-  async connect(c: NetContainer, mode: 'bridge' | 'user'): Promise<Endpoint & { nameservers?: string[] }> {
-    const b = this.d.bridge;
-    let primary: Endpoint;
-    let st: EndpointState;
-    if (mode === 'bridge' && !c.BridgeLeft) {
-      const mac = typeof c.Config.MacAddress === 'string' && c.Config.MacAddress ? { mac: c.Config.MacAddress } : {};
-      primary = await b.connect(c.ID, 'bridge', { name: c.Name.replace(/^\//, ''), ...mac });
-      st = { netns: primary.netnsPath!, own: false, nets: [] };
-    } else {
-      const ns = b.netnsPath(c.ID);
-      await mkdir(join(this.d.execRoot, 'netns'), { recursive: true });
-      await writeFile(ns, '');
-      const r = await sh('unshare', [`--net=${ns}`, 'ip', 'link', 'set', 'lo', 'up']);
-      if (r.code !== 0) {
-        await sh('umount', [ns]);
-        await rm(ns, { force: true });
-        throw new SystemError(`creating the network namespace: ${r.stderr.trim()}`);
+  connect(c: NetContainer, mode: 'bridge' | 'user'): Promise<Endpoint & { nameservers?: string[] }> {
+    return this.ctrLock.run(c.ID, async () => {
+      const b = this.d.bridge;
+      let primary: Endpoint;
+      let st: EndpointState;
+      let fresh = false;
+      if (mode === 'bridge' && !c.BridgeLeft) {
+        const mac = typeof c.Config.MacAddress === 'string' && c.Config.MacAddress ? { mac: c.Config.MacAddress } : {};
+        primary = await b.connect(c.ID, 'bridge', { name: c.Name.replace(/^\//, ''), ...mac });
+        st = { netns: primary.netnsPath!, own: false, nets: [] };
+      } else {
+        const ns = b.netnsPath(c.ID);
+        await mkdir(join(this.d.execRoot, 'netns'), { recursive: true });
+        await writeFile(ns, '');
+        primary = { id: c.ID, mode: 'bridge', netnsPath: ns, ports: [] };
+        st = { netns: ns, own: true, nets: [] };
+        fresh = true;
       }
-      primary = { id: c.ID, mode: 'bridge', netnsPath: ns, ports: [] };
-      st = { netns: ns, own: true, nets: [] };
-    }
-    const nameservers: string[] = [];
-    try {
-      const wanted = Object.entries(c.Networks ?? {}).filter(([name]) => name !== 'bridge');
-      // the NetworkMode network first: it is eth0
       const modeName = String(c.HostConfig.NetworkMode ?? '');
-      wanted.sort(([a, x], [bb, y]) => Number(bb === modeName || y.NetworkID === modeName) - Number(a === modeName || x.NetworkID === modeName));
-      for (const [name, s] of wanted) {
-        let n: NetworkRecord;
-        try { n = this.find(s.NetworkID || name); } catch { n = this.find(name); }
-        const ep = await this.lock.run(() => this.join(c, n, st, s, !st.own || st.nets.length ? undefined : (c.Config.MacAddress as string | undefined)));
-        c.Networks![name] = this.settingsOf(ep, s, c);
-        nameservers.push(ep.gateway);
-        if (mode === 'user' && !primary.ip) {
-          Object.assign(primary, { ip: ep.ip, prefixLen: ep.prefixLen, gateway: ep.gateway, mac: ep.mac, endpointId: `${c.Name.replace(/^\//, '')} (${ep.endpointId})` });
+      try {
+        const named = Object.entries(c.Networks ?? {}).filter(([name]) => name !== 'bridge');
+        // the NetworkMode network first: it is eth0
+        named.sort(([a, x], [bb, y]) => Number(bb === modeName || y.NetworkID === modeName) - Number(a === modeName || x.NetworkID === modeName));
+        const wanted = named.map(([name, s], k) => {
+          let n: NetworkRecord;
+          try { n = this.find(s.NetworkID || name); } catch { n = this.find(name); }
+          const mac = k === 0 && st.own && typeof c.Config.MacAddress === 'string' && c.Config.MacAddress ? c.Config.MacAddress : undefined;
+          return { name, n, s, ...(mac ? { mac } : {}) };
+        });
+        if (mode === 'user' && !wanted.length) throw new NotFoundError(`network ${modeName} not found`);
+        if (wanted.length) {
+          const eps = await this.join(c, wanted, st, fresh);
+          fresh = false;
+          wanted.forEach((w, k) => { c.Networks![w.name] = this.settingsOf(eps[k]!, w.s, c); });
+          const ep = eps[0]!;
+          if (mode === 'user') Object.assign(primary, { ip: ep.ip, prefixLen: ep.prefixLen, gateway: ep.gateway, mac: ep.mac, endpointId: `${c.Name.replace(/^\//, '')} (${ep.endpointId})` });
+        } else if (fresh) {
+          await plugVeths(st.netns, true, []);
+          fresh = false;
         }
+        // a container of a user network connected to the default bridge too (`network connect bridge`)
+        if (mode === 'user' && c.Networks?.bridge) c.Networks.bridge = await this.joinBridge(c, st);
+      } catch (e) {
+        await this.teardown(c.ID).catch(this.log.onError('disconnecting after a failed connect', { container: c.ID }));
+        throw e;
       }
-      if (mode === 'user' && !primary.ip) throw new NotFoundError(`network ${modeName} not found`);
-      // a container of a user network connected to the default bridge too (`network connect bridge`)
-      if (mode === 'user' && c.Networks?.bridge) c.Networks.bridge = await this.joinBridge(c, st);
-    } catch (e) {
-      await this.disconnect(c.ID).catch(this.log.onError('disconnecting after a failed connect', { container: c.ID }));
-      throw e;
-    }
-    if (mode === 'user') return { ...primary, nameservers };
-    // as dockerd's embedded DNS for a default-bridge container on user networks too
-    if (nameservers.length) primary.dns = nameservers;
-    return primary;
+      const nameservers = st.nets.map((e) => e.gateway);
+      if (mode === 'user') return { ...primary, nameservers };
+      // as dockerd's embedded DNS for a default-bridge container on user networks too
+      if (nameservers.length) primary.dns = nameservers;
+      return primary;
+    });
   }
 
   /** Publishes ports to the container's first address (the userland proxy, as on the default bridge). */
@@ -745,12 +746,18 @@ export class NetworkService {
   }
 
   /** Container stop: every endpoint torn down, the netns removed, addresses released. Idempotent. */
-  async disconnect(id: string): Promise<void> {
+  disconnect(id: string): Promise<void> {
+    return this.ctrLock.run(id, () => this.teardown(id));
+  }
+
+  private async teardown(id: string): Promise<void> {
     const st = this.states.get(id);
-    if (st) {
-      for (const ep of [...st.nets]) await this.lock.run(() => this.leave(id, st, ep));
-    }
-    await this.d.bridge.disconnect(id);
+    const eps = st ? [...st.nets] : [];
+    // the veths go with the netns, in the process that removes the default bridge's (BridgeNetwork.disconnect)
+    await Promise.all([
+      st && eps.length ? this.leave(id, st, eps, false) : Promise.resolve(),
+      this.d.bridge.disconnect(id, eps.map((e) => e.hostVeth).filter((v) => !!v)),
+    ]);
     try {
       const c = this.ctrs.get(id);
       for (const s of Object.values(c.Networks ?? {})) Object.assign(s, { EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0, MacAddress: (s.IPAMConfig ? s.MacAddress : '') });
@@ -786,7 +793,8 @@ export class NetworkService {
     return (async () => {
       if (c.State.Running) {
         const st = this.states.get(c.ID) ?? { netns: this.d.bridge.netnsPath(c.ID), own: !(mode === 'default' || mode === 'bridge'), nets: [] };
-        const ep = await this.lock.run(() => this.join(c, n, st, s));
+        const [ep] = await this.ctrLock.run(c.ID, () => this.join(c, [{ n, s }], st, false));
+        if (!ep) throw new SystemError('network connect: no endpoint');
         (c.Networks ??= {})[n.Name] = this.settingsOf(ep, s, c);
         await this.rewriteResolvConf(c.ID, st).catch(this.log.onError('pointing resolv.conf at the networks\' name servers', { container: c.ID }));
         await this.hostsLine(c, ep.ip).catch(this.log.onError('adding the new address to /etc/hosts', { container: c.ID }));
@@ -866,7 +874,10 @@ export class NetworkService {
     if (own ? !c.BridgeLeft : !!c.Networks?.bridge) throw new ForbiddenError(`endpoint with name ${c.Name.replace(/^\//, '')} already exists in network bridge`);
     if (c.State.Running) {
       const st = this.states.get(c.ID) ?? { netns: this.d.bridge.netnsPath(c.ID), own: true, nets: [] };
-      const s = await this.lock.run(() => this.joinBridge(c, st));
+      const { ep, settings: s } = await this.ctrLock.run(c.ID, () => this.joinBridgeEp(c, st));
+      // a default-bridge container that left the bridge gets its published ports back (dockerd's bridge driver
+      // binds them per endpoint), on the host ports it had
+      if (own) await this.d.bridge.publish(ep, boundPorts(c.Net?.Ports)).catch(this.log.onError('publishing ports again at connect', { container: c.ID }));
       // dockerd shows the default bridge's endpoint in the top-level NetworkSettings fields, whatever the mode
       if (c.Net) Object.assign(c.Net, { IPAddress: s.IPAddress, IPPrefixLen: s.IPPrefixLen, Gateway: s.Gateway, MacAddress: s.MacAddress });
       if (!own) (c.Networks ??= {}).bridge = s;
@@ -884,7 +895,7 @@ export class NetworkService {
     const mode = String(c.HostConfig.NetworkMode ?? 'default');
     const own = mode === 'default' || mode === 'bridge';
     if (own ? c.BridgeLeft : !c.Networks?.bridge) throw new ForbiddenError(`container ${c.ID} is not connected to network bridge`);
-    if (c.State.Running) await this.lock.run(() => this.d.bridge.leave(c.ID));
+    if (c.State.Running) await this.ctrLock.run(c.ID, () => this.d.bridge.leave(c.ID));
     if (c.Net) Object.assign(c.Net, { IPAddress: '', IPPrefixLen: 0, Gateway: '', MacAddress: '' });
     if (own) c.BridgeLeft = true;
     else delete c.Networks!.bridge;
@@ -906,13 +917,23 @@ export class NetworkService {
     const st = this.states.get(c.ID);
     const ep = st?.nets.find((e) => e.netId === n?.Id);
     if (st && ep) {
-      await this.lock.run(() => this.leave(c.ID, st, ep));
+      await this.ctrLock.run(c.ID, () => this.leave(c.ID, st, [ep], true));
       if (c.State.Running) await this.rewriteResolvConf(c.ID, st).catch(this.log.onError('pointing resolv.conf at the networks\' name servers', { container: c.ID }));
     }
     delete c.Networks[name];
     await this.ctrs.save(c);
     if (n) this.onEvent?.('disconnect', { id: n.Id, name: n.Name, type: 'bridge' }, c.ID);
   }
+}
+
+/** The host ports a container had bound (its NetworkSettings.Ports) as mappings to bind again. */
+export function boundPorts(ports: Record<string, { HostIp: string; HostPort: string }[] | null> | undefined): PortMapping[] {
+  const out: PortMapping[] = [];
+  for (const [k, bs] of Object.entries(ports ?? {})) {
+    const [port, proto = 'tcp'] = k.split('/') as [string, string | undefined];
+    for (const b of bs ?? []) out.push({ hostIp: b.HostIp === '0.0.0.0' ? '' : b.HostIp, hostPort: Number(b.HostPort), containerPort: Number(port), proto: proto === 'udp' ? 'udp' : 'tcp' });
+  }
+  return out;
 }
 
 /** The default bridge's endpoint ID of a container (bridge.ts names its endpoints with the same hash). */
