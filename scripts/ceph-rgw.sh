@@ -149,6 +149,10 @@ mgr data = $data/mgr.x
 rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT
 rgw data = $data/rgw
 rgw enable usage log = false
+# Deleted objects' data goes back to the memstore within a minute (RGW's default waits two hours, and a few bench
+# rounds of 200 MB filled the 2 GiB store: 'full status failsafe engaged').
+rgw gc obj min wait = 30
+rgw gc processor period = 30
 EOF
   monmaptool --create --fsid "$fsid" --addv a "[v1:127.0.0.1:$MON_PORT]" "$DIR/monmap" >/dev/null || die "monmaptool failed"
   ceph-authtool --create-keyring "$DIR/keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null || die "ceph-authtool failed"
