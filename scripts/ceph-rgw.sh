@@ -67,12 +67,16 @@ start() {
       die "missing ${missing[*]} (apt-get install ceph-mon ceph-osd ceph-mgr radosgw)"
     fi
   fi
-  # A half-started cluster from before is thrown away: starting afresh takes seconds. Once more if the first try
-  # fails (seen rarely here: the new OSD reached a monitor of the cluster just stopped, 'wrong fsid').
+  # A half-started cluster from before is thrown away: starting afresh takes seconds. Again if a try fails (seen
+  # here: the new OSD reached a monitor of the cluster just stopped, 'wrong fsid').
+  # Under a heavy load (20-30 on two cores) it was seen in one start of two: the OSD's first monitor command
+  # carried a zero fsid. Up to three tries.
   stop
-  if ( start_once ); then return 0; fi
-  echo "ceph-rgw: first start failed; starting afresh once more" >&2
-  stop
+  for try in 1 2; do
+    if ( start_once ); then return 0; fi
+    echo "ceph-rgw: start $try failed; starting afresh" >&2
+    stop
+  done
   start_once
 }
 
@@ -170,7 +174,7 @@ EOF
   [[ $id == 0 ]] || die "unexpected OSD id $id"
   ceph-osd -c "$CONF" -i 0 --mkfs --osd-uuid "$uuid" >>"$DIR/log/setup.log" 2>&1 \
     || die "ceph-osd --mkfs failed: $(tail -3 "$DIR/log/setup.log")"
-  "${MALLOC_TUNE[@]}" ceph-osd -c "$CONF" -i 0 9>&- >>"$DIR/log/setup.log" 2>&1 || die "ceph-osd did not start: $(tail -3 "$DIR/log/osd.0.log" 2>/dev/null)"
+  ceph-osd -c "$CONF" -i 0 9>&- >>"$DIR/log/setup.log" 2>&1 || die "ceph-osd did not start: $(tail -3 "$DIR/log/osd.0.log" 2>/dev/null)"
   # ceph-mgr (300 MB) is not needed for RGW to serve; WHARF_CEPH_MGR=1 starts it.
   if [[ ${WHARF_CEPH_MGR:-0} == 1 ]] && command -v ceph-mgr >/dev/null; then
     mkdir -p "$data/mgr.x"

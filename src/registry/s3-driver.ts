@@ -362,8 +362,9 @@ class ObjectWriter implements PendingObject {
   size = 0;
   /** The error of a part that failed (the next write or end throws it). */
   failed: unknown = undefined;
-  private buf: Buffer[] = [];
-  private bufLen = 0;
+  /** The part being filled (a pooled buffer of `partSize`) and how much of it is. */
+  private cur: Buffer | null = null;
+  private curLen = 0;
   private uploadId: string | undefined;
   private parts: CompletedPart[] = [];
   private inflight = new Set<Promise<void>>();
@@ -373,28 +374,38 @@ class ObjectWriter implements PendingObject {
 
   async write(b: Buffer): Promise<void> {
     if (this.failed) throw this.failed;
-    if (b.length === 0) return;
-    this.buf.push(b);
-    this.bufLen += b.length;
     this.size += b.length;
-    if (this.bufLen >= this.partSize) await this.sendPart();
+    let off = 0;
+    while (off < b.length) {
+      this.cur ??= takePartBuf(this.partSize);
+      const n = b.copy(this.cur, this.curLen, off);
+      this.curLen += n;
+      off += n;
+      if (this.curLen === this.partSize) await this.sendPart();
+    }
   }
 
-  /** Sends the buffered bytes as the next part, then waits while two parts are in flight. */
+  /** Sends the part being filled, then waits while two parts are in flight. */
   private async sendPart(): Promise<void> {
-    const body = this.buf.length === 1 ? this.buf[0]! : Buffer.concat(this.buf, this.bufLen);
-    this.buf = [];
-    this.bufLen = 0;
-    if (this.uploadId === undefined) {
-      const mp = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: this.key }));
-      this.uploadId = mp.UploadId!;
+    const buf = this.cur!;
+    const body = buf.subarray(0, this.curLen);
+    this.cur = null;
+    this.curLen = 0;
+    try {
+      if (this.uploadId === undefined) {
+        const mp = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: this.key }));
+        this.uploadId = mp.UploadId!;
+      }
+    } catch (e) {
+      givePartBuf(buf);
+      throw e;
     }
     const n = this.parts.length + 1;
     this.parts.push({ PartNumber: n });
     const p: Promise<void> = this.client.send(new UploadPartCommand({
       Bucket: this.bucket, Key: this.key, UploadId: this.uploadId, PartNumber: n, Body: body, ContentLength: body.length,
     })).then((r) => { this.parts[n - 1] = { PartNumber: n, ETag: r.ETag }; }, (e: unknown) => { this.failed ??= e; })
-      .finally(() => { this.inflight.delete(p); });
+      .finally(() => { this.inflight.delete(p); givePartBuf(buf); });
     this.inflight.add(p);
     while (this.inflight.size >= 2) await Promise.race(this.inflight);
     if (this.failed) throw this.failed;
@@ -402,7 +413,7 @@ class ObjectWriter implements PendingObject {
 
   /** The body is over: the last part goes (multipart uploads), every part is acknowledged. */
   async end(): Promise<void> {
-    if (this.uploadId !== undefined && this.bufLen > 0) await this.sendPart();
+    if (this.uploadId !== undefined && this.curLen > 0) await this.sendPart();
     await Promise.all(this.inflight);
     if (this.failed) throw this.failed;
   }
@@ -411,9 +422,14 @@ class ObjectWriter implements PendingObject {
     if (this.done) throw new Error('object already published or discarded');
     this.done = true;
     if (this.uploadId === undefined) {
-      const body = this.buf.length === 1 ? this.buf[0]! : Buffer.concat(this.buf, this.bufLen);
-      this.buf = [];
-      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.key, Body: body, ContentLength: body.length }));
+      const buf = this.cur;
+      const body = buf ? buf.subarray(0, this.curLen) : Buffer.alloc(0);
+      this.cur = null;
+      try {
+        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.key, Body: body, ContentLength: body.length }));
+      } finally {
+        if (buf) givePartBuf(buf);
+      }
       return;
     }
     try {
@@ -428,10 +444,28 @@ class ObjectWriter implements PendingObject {
   async discard(): Promise<void> {
     if (this.done) return;
     this.done = true;
-    this.buf = [];
+    if (this.cur) givePartBuf(this.cur);
+    this.cur = null;
     await Promise.allSettled(this.inflight);
     if (this.uploadId !== undefined) {
       await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.key, UploadId: this.uploadId })).catch(() => {});
     }
   }
+}
+
+/**
+ * Part buffers, reused: a fresh 16 MiB Buffer per part (Buffer.concat of the request's chunks) cost a page fault per
+ * 4 KiB in the kernel and was the registry's biggest CPU item on a push (1.9 s of 6.2 s for 200 MB, profiled);
+ * copying into a buffer whose pages are already mapped costs a plain memcpy.
+ */
+const partBufs = new Map<number, Buffer[]>();
+
+function takePartBuf(size: number): Buffer {
+  return partBufs.get(size)?.pop() ?? Buffer.allocUnsafeSlow(size);
+}
+
+function givePartBuf(b: Buffer): void {
+  const free = partBufs.get(b.length) ?? [];
+  partBufs.set(b.length, free);
+  if (free.length < 6) free.push(b);
 }
