@@ -8,7 +8,9 @@
  * (curl, following redirects) each pulling a 7-layer image (manifest + 7 blobs) through 2 `--storage s3` replicas
  * on one RGW bucket, with and without `--redirect`, against 10 clients on one docker-registry (filesystem):
  * throughput, p50/p99 latency of the requests, the replicas' CPU time and peak RSS. Then push and pull of a
- * 200 MB image (4 layers) through one replica on RGW against one on the filesystem back end.
+ * 200 MB image (4 layers) through one replica on RGW against one on the filesystem back end: `BENCH_BIG_RUNS`
+ * (3) fresh images, the back ends alternated in each run, medians, with the CPU time of the registry process and
+ * of radosgw + ceph-osd in each phase; `BENCH_S3_ONLY=big` runs only that part, `BENCH_VERBOSE=1` prints each run.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
