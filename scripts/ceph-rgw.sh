@@ -123,7 +123,6 @@ osd max object namespace len = 64
 # Throughput tuning of this one-host cluster (bench/README.md "registry on S3"): no data CRCs on loopback
 # messages (TCP checksums them already; the CRC was ~15% of the store's CPU per byte), no in-memory debug logs.
 ms crc data = false
-osd skip data digest = true
 debug ms = 0/0
 debug osd = 0/0
 debug rgw = 0/0
