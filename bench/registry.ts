@@ -8,7 +8,9 @@
  * (curl, following redirects) each pulling a 7-layer image (manifest + 7 blobs) through 2 `--storage s3` replicas
  * on one RGW bucket, with and without `--redirect`, against 10 clients on one docker-registry (filesystem):
  * throughput, p50/p99 latency of the requests, the replicas' CPU time and peak RSS. Then push and pull of a
- * 200 MB image (4 layers) through one replica on RGW against one on the filesystem back end.
+ * 200 MB image (4 layers) through one replica on RGW against one on the filesystem back end: `BENCH_BIG_RUNS`
+ * (3) fresh images, the back ends alternated in each run, medians, with the CPU time of the registry process and
+ * of radosgw + ceph-osd in each phase; `BENCH_S3_ONLY=big` runs only that part, `BENCH_VERBOSE=1` prints each run.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -194,9 +196,34 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
+/** CPU time (ms) of the processes named (radosgw, ceph-osd: the store's own work) plus the pids given. */
+async function cpuOf(names: string[], pids: number[] = []): Promise<number> {
+  let all = [...pids];
+  for (const n of names) {
+    const { stdout } = await execFileP('pgrep', ['-x', n]).catch(() => ({ stdout: '' }));
+    all = all.concat(stdout.split('\n').filter(Boolean).map(Number));
+  }
+  let ms = 0;
+  for (const pid of all) ms += (await procUsage(pid).catch(() => ({ cpuMs: 0 }))).cpuMs;
+  return ms;
+}
+
+/** One timed phase and the CPU the store (radosgw + ceph-osd) and the registry process spent in it. */
+export interface Phase { ms: number; storeCpuMs: number; serverCpuMs: number }
+
+async function phase(server: Served, fn: () => Promise<unknown>): Promise<Phase> {
+  const pid = server.child?.pid ? [server.child.pid] : [];
+  const s0 = await cpuOf(['radosgw', 'ceph-osd']);
+  const r0 = await cpuOf([], pid);
+  const ms = await timed(fn);
+  const s1 = await cpuOf(['radosgw', 'ceph-osd']);
+  const r1 = await cpuOf([], pid);
+  return { ms, storeCpuMs: s1 - s0, serverCpuMs: r1 - r0 };
+}
+
 export interface S3BenchResult {
-  reference: PullLoad; replicas: PullLoad; redirect: PullLoad;
-  big: { fsPush: number; fsPull: number; s3Push: number; s3Pull: number };
+  reference?: PullLoad; replicas?: PullLoad; redirect?: PullLoad;
+  big: { fsPush: Phase; fsPull: Phase; s3Push: Phase; s3Pull: Phase; s3ProxyPull: Phase };
 }
 
 export async function measureS3(rgw: Rgw, o: { clients?: number; rounds?: number; layerMiB?: number } = {}): Promise<S3BenchResult> {
@@ -209,28 +236,42 @@ export async function measureS3(rgw: Rgw, o: { clients?: number; rounds?: number
   const root = await mkdtemp(join(tmpdir(), 'wharf-regbench-fs-'));
   const started: Served[] = [];
   try {
-    await pushImage(ref.url, 'bench/img', img);
-    const refPid = Number((await execFileP('sh', ['-c', `pgrep -f 'docker-registry serve ${ref.dir}' | head -1`])).stdout.trim());
-    const refServed: Served = { url: ref.url, child: refPid ? ({ pid: refPid } as ChildProcess) : null, stop: async () => {} };
-    const plain = [await serveWharf(s3, env), await serveWharf(s3, env)];
-    started.push(...plain);
-    await pushImage(plain[0]!.url, 'bench/img', img);
-    const reference = await load([refServed], 'bench/img', img, clients, rounds);
-    const replicas = await load(plain, 'bench/img', img, clients, rounds);
-    for (const p of plain) await p.stop();
+    const bigOnly = process.env.BENCH_S3_ONLY === 'big';
+    let reference: PullLoad | undefined, replicas: PullLoad | undefined, redirect: PullLoad | undefined;
+    if (!bigOnly) {
+      await pushImage(ref.url, 'bench/img', img);
+      const refPid = Number((await execFileP('sh', ['-c', `pgrep -f 'docker-registry serve ${ref.dir}' | head -1`])).stdout.trim());
+      const refServed: Served = { url: ref.url, child: refPid ? ({ pid: refPid } as ChildProcess) : null, stop: async () => {} };
+      const plain = [await serveWharf(s3, env), await serveWharf(s3, env)];
+      started.push(...plain);
+      await pushImage(plain[0]!.url, 'bench/img', img);
+      reference = await load([refServed], 'bench/img', img, clients, rounds);
+      replicas = await load(plain, 'bench/img', img, clients, rounds);
+      for (const p of plain) await p.stop();
+    }
     const redir = [await serveWharf([...s3, '--redirect'], env), await serveWharf([...s3, '--redirect'], env)];
     started.push(...redir);
-    const redirect = await load(redir, 'bench/img', img, clients, rounds);
-    // 200 MB image through one replica: S3 against the filesystem back end
-    const bigImg = makeImage(4, 50);
+    if (!bigOnly) redirect = await load(redir, 'bench/img', img, clients, rounds);
+    // 200 MB image through one replica: S3 against the filesystem back end, a fresh image each run (no
+    // 'already exists'), the back ends alternated in each run; medians.
     const fs = await serveWharf(['--root', root]);
     started.push(fs);
-    const fsPush = await timed(() => pushImage(fs.url, 'bench/big', bigImg));
-    const fsPull = await timed(() => pullImage(fs.url, 'bench/big', bigImg));
     const one = redir[0]!;
-    const s3Push = await timed(() => pushImage(one.url, 'bench/big', bigImg));
-    const s3Pull = await timed(() => pullImage(one.url, 'bench/big', bigImg));
-    return { reference, replicas, redirect, big: { fsPush, fsPull, s3Push, s3Pull } };
+    const proxy = await serveWharf(s3, env);
+    started.push(proxy);
+    const runs: Record<'fsPush' | 'fsPull' | 's3Push' | 's3Pull' | 's3ProxyPull', Phase[]> = { fsPush: [], fsPull: [], s3Push: [], s3Pull: [], s3ProxyPull: [] };
+    for (let i = 0; i < Number(process.env.BENCH_BIG_RUNS ?? 3); i++) {
+      const bigImg = makeImage(4, 50);
+      runs.fsPush.push(await phase(fs, () => pushImage(fs.url, `bench/big${i}`, bigImg)));
+      runs.s3Push.push(await phase(one, () => pushImage(one.url, `bench/big${i}`, bigImg)));
+      runs.fsPull.push(await phase(fs, () => pullImage(fs.url, `bench/big${i}`, bigImg)));
+      runs.s3Pull.push(await phase(one, () => pullImage(one.url, `bench/big${i}`, bigImg)));
+      runs.s3ProxyPull.push(await phase(proxy, () => pullImage(proxy.url, `bench/big${i}`, bigImg)));
+      if (process.env.BENCH_VERBOSE) console.error(`# run ${i}: ${Object.entries(runs).map(([k, v]) => `${k} ${v.at(-1)!.ms.toFixed(0)} ms (registry ${v.at(-1)!.serverCpuMs} ms, store ${v.at(-1)!.storeCpuMs} ms CPU)`).join(', ')}`);
+    }
+    const med = (ps: Phase[]): Phase => ({ ms: medianOf(ps.map((p) => p.ms)), serverCpuMs: medianOf(ps.map((p) => p.serverCpuMs)), storeCpuMs: medianOf(ps.map((p) => p.storeCpuMs)) });
+    const fsPush = med(runs.fsPush), fsPull = med(runs.fsPull), s3Push = med(runs.s3Push), s3Pull = med(runs.s3Pull), s3ProxyPull = med(runs.s3ProxyPull);
+    return { reference, replicas, redirect, big: { fsPush, fsPull, s3Push, s3Pull, s3ProxyPull } };
   } finally {
     for (const s of started) await s.stop();
     await ref.stop();
@@ -255,15 +296,20 @@ if ((isMain && process.argv[2] === 's3') || process.env.WHARF_BENCH_MAIN === 're
   } else {
     const r = await measureS3(rgw, { rounds: Number(process.env.BENCH_RUNS ?? 3) });
     const row = (name: string, l: PullLoad) => `| ${name} | ${l.mbps.toFixed(0)} MB/s | ${l.p50.toFixed(0)} ms | ${l.p99.toFixed(0)} ms | ${(l.cpuMs / 1000).toFixed(1)} s | ${l.rssMiB.toFixed(0)} MiB |`;
-    console.log('| 10 clients pulling a 7-layer image (7 × 8 MiB) | throughput | p50 request | p99 request | server CPU | server peak RSS |');
+    if (r.reference && r.replicas && r.redirect) {
+      console.log('| 10 clients pulling a 7-layer image (7 × 8 MiB) | throughput | p50 request | p99 request | server CPU | server peak RSS |');
+      console.log('|---|---|---|---|---|---|');
+      console.log(row('docker-registry, filesystem (1 process)', r.reference));
+      console.log(row('wharf registry, 2 replicas on RGW', r.replicas));
+      console.log(row('wharf registry, 2 replicas on RGW, --redirect', r.redirect));
+      console.log('');
+    }
+    const b = r.big;
+    const cpu = (p: Phase) => `${(p.serverCpuMs / 1000).toFixed(2)} s / ${(p.storeCpuMs / 1000).toFixed(2)} s`;
+    console.log('| 200 MB image (4 × 50 MiB), one replica | filesystem | S3 on RGW | S3/filesystem | target | CPU registry / radosgw+osd (fs; S3) |');
     console.log('|---|---|---|---|---|---|');
-    console.log(row('docker-registry, filesystem (1 process)', r.reference));
-    console.log(row('wharf registry, 2 replicas on RGW', r.replicas));
-    console.log(row('wharf registry, 2 replicas on RGW, --redirect', r.redirect));
-    console.log('');
-    console.log('| 200 MB image (4 × 50 MiB), one replica | filesystem | S3 on RGW | S3/filesystem | target |');
-    console.log('|---|---|---|---|---|');
-    console.log(`| push | ${r.big.fsPush.toFixed(0)} ms | ${r.big.s3Push.toFixed(0)} ms | **${(r.big.s3Push / r.big.fsPush).toFixed(2)}** | ≤ 1.5 |`);
-    console.log(`| pull (--redirect) | ${r.big.fsPull.toFixed(0)} ms | ${r.big.s3Pull.toFixed(0)} ms | **${(r.big.s3Pull / r.big.fsPull).toFixed(2)}** | ≤ 1.5 |`);
+    console.log(`| push | ${b.fsPush.ms.toFixed(0)} ms | ${b.s3Push.ms.toFixed(0)} ms | **${(b.s3Push.ms / b.fsPush.ms).toFixed(2)}** | ≤ 1.5 | ${cpu(b.fsPush)}; ${cpu(b.s3Push)} |`);
+    console.log(`| pull (--redirect) | ${b.fsPull.ms.toFixed(0)} ms | ${b.s3Pull.ms.toFixed(0)} ms | **${(b.s3Pull.ms / b.fsPull.ms).toFixed(2)}** | ≤ 1.5 | ${cpu(b.fsPull)}; ${cpu(b.s3Pull)} |`);
+    console.log(`| pull (proxied by the replica) | ${b.fsPull.ms.toFixed(0)} ms | ${b.s3ProxyPull.ms.toFixed(0)} ms | ${(b.s3ProxyPull.ms / b.fsPull.ms).toFixed(2)} | reported | ${cpu(b.fsPull)}; ${cpu(b.s3ProxyPull)} |`);
   }
 }

@@ -32,6 +32,16 @@ export interface UploadState {
   parts?: string[];
 }
 
+/** An object being written by `writeObject`: invisible to every reader until `publish`. */
+export interface PendingObject {
+  /** Bytes received. */
+  readonly size: number;
+  /** Makes the object visible at its key, all-or-nothing. */
+  publish(): Promise<void>;
+  /** Drops what was written (nothing was ever visible). */
+  discard(): Promise<void>;
+}
+
 export interface StorageDriver {
   /** "filesystem" or "s3". */
   readonly kind: string;
@@ -72,6 +82,13 @@ export interface StorageDriver {
   listUploads(): Promise<string[]>;
   /** Start (ms since the epoch) of an upload directory or its parts, for sweeping broken sessions; null when gone. */
   uploadModified(id: string): Promise<number | null>;
+  /**
+   * Streams a whole object to `key` without making it visible (S3: a multipart upload of the key itself, completed
+   * by `publish`), `tap` seeing every byte, so that a monolithic blob upload is verified and published without a
+   * second copy. A writer killed mid-way leaves only an incomplete write (`sweepIncomplete`). A body that breaks
+   * discards what was written and rejects. Drivers without it take the upload-session path.
+   */
+  writeObject?(key: string, body: AsyncIterable<unknown>, tap: (b: Buffer) => void): Promise<PendingObject>;
   /** Verifies that the store answers (bucket exists, credentials accepted): a clear error at startup, not at the first push. */
   check?(): Promise<void>;
   /**

@@ -5,25 +5,29 @@
  * Key `a/b/c` is the object `<rootdirectory>/a/b/c` of the bucket. An upload session is
  *   uploads/<id>/repo                 the repository's name (the session exists once this object does)
  *   uploads/<id>/chunks/<offset>-<tag> one object per PATCH, named by its start offset (16 digits) and a tag
- * and nothing else: any replica continues any upload. A chunk is streamed by lib-storage's `Upload` (a single
- * PUT, or a multipart upload for big chunks): it becomes visible only when complete, so a replica killed
- * mid-chunk leaves the session as it was before the chunk, and an aborted multipart upload is invisible. The
- * upload's size is the sum of the chunks contiguous from offset 0.
+ * and nothing else: any replica continues any upload. A chunk is streamed by an `ObjectWriter` (a single PUT,
+ * or a multipart upload for big chunks): it becomes visible only when complete, so a replica killed mid-chunk
+ * leaves the session as it was before the chunk, and an aborted multipart upload is invisible. The upload's size
+ * is the sum of the chunks contiguous from offset 0.
  *
  * Commit (PUT with the digest): one chunk → a server-side CopyObject; chunks of ≥ 5 MiB but the last → a
- * multipart upload of UploadPartCopy (server-side too); otherwise the bytes are streamed through once. Two
- * replicas committing the same blob write the same bytes to the same key: both succeed, one object.
+ * multipart upload of UploadPartCopy (server-side too, parts in parallel); otherwise the bytes are streamed
+ * through once. Two replicas committing the same blob write the same bytes to the same key: both succeed, one
+ * object. A monolithic blob upload skips the session: `writeObject` streams it into a multipart upload of the
+ * blob's own key, completed only once the caller verified the digest (no chunk object, no copy).
+ *
+ * Throughput: parts of 16 MiB, two in flight per stream; part and object bodies are sent with
+ * `x-amz-content-sha256: UNSIGNED-PAYLOAD` (the SDK would otherwise hash every byte a second time just to sign
+ * it over plain HTTP; the registry verifies the blob's sha256 itself, and TCP/TLS protect the transfer).
  */
 import {
   AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CopyObjectCommand, CreateMultipartUploadCommand,
   DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand, S3Client,
-  UploadPartCopyCommand, type S3ClientConfig, type _Object,
+  UploadPartCommand, UploadPartCopyCommand, type CompletedPart, type S3ClientConfig, type _Object,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
-import { checkKey, type ObjectInfo, type StorageDriver, type UploadState } from './driver.js';
+import { checkKey, type ObjectInfo, type PendingObject, type StorageDriver, type UploadState } from './driver.js';
 
 /** The s3 driver's parameters, named as distribution's s3 storage driver names them. */
 export interface S3Options {
@@ -39,7 +43,7 @@ export interface S3Options {
   /** Static credentials; without them the SDK's chain applies (environment, shared config/credentials files…). */
   accessKey?: string;
   secretKey?: string;
-  /** Chunks bigger than this go up as multipart uploads of this part size (default 8 MiB, at least 5 MiB). */
+  /** Objects bigger than this go up as multipart uploads of this part size (default 16 MiB, at least 5 MiB). */
   chunkSize?: number;
 }
 
@@ -67,7 +71,7 @@ export class S3Driver implements StorageDriver {
     const root = (opts.rootDirectory ?? '').replace(/^\/+|\/+$/g, '');
     this.bucket = opts.bucket;
     this.prefix = root ? `${root}/` : '';
-    this.partSize = Math.max(MIN_PART, opts.chunkSize ?? 8 * 1024 * 1024);
+    this.partSize = Math.max(MIN_PART, opts.chunkSize ?? 16 * 1024 * 1024);
     this.location = `s3://${opts.bucket}/${root}`;
     const cfg: S3ClientConfig = {
       region: opts.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
@@ -79,6 +83,19 @@ export class S3Driver implements StorageDriver {
     if (opts.endpoint) cfg.endpoint = opts.endpoint;
     if (opts.accessKey && opts.secretKey) cfg.credentials = { accessKeyId: opts.accessKey, secretAccessKey: opts.secretKey };
     this.client = new S3Client(cfg);
+    // Bodies of PutObject and UploadPart are not hashed for the signature (see the top of this file).
+    this.client.middlewareStack.add((next, context) => async (args) => {
+      const req = args.request as { headers?: Record<string, string> };
+      if ((context.commandName === 'PutObjectCommand' || context.commandName === 'UploadPartCommand') && req.headers) {
+        req.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+      }
+      return next(args);
+    }, { step: 'build', name: 'wharfUnsignedPayload' });
+  }
+
+  /** A writer of object `key` (the full key, prefix included). */
+  private writer(fullKey: string): ObjectWriter {
+    return new ObjectWriter(this.client, this.bucket, fullKey, this.partSize);
   }
 
   private k(key: string): string {
@@ -189,28 +206,42 @@ export class S3Driver implements StorageDriver {
 
   async appendUpload(id: string, offset: number, body: AsyncIterable<unknown>, tap: (b: Buffer) => void, tag?: string): Promise<number> {
     if (tag !== undefined && !/^[a-z0-9]+$/.test(tag)) throw new Error(`invalid chunk tag ${JSON.stringify(tag)}`);
-    let n = 0;
-    // A body the client cuts ends the chunk with what arrived (the client resumes from the Range it is told).
-    async function* pass(): AsyncGenerator<Buffer> {
+    const w = this.writer(this.k(`uploads/${id}/chunks/${chunkKey(offset, tag ?? randomBytes(6).toString('hex'))}`));
+    try {
+      // A body the client cuts ends the chunk with what arrived (the client resumes from the Range it is told).
       try {
         for await (const c of body) {
           const b = c as Buffer;
           tap(b);
-          n += b.length;
-          yield b;
+          await w.write(b);
         }
-      } catch {
-        // the client went away: keep what arrived
+      } catch (e) {
+        if (w.failed) throw e;
       }
+      await w.end();
+      if (w.size > 0) await w.publish();
+      else await w.discard();
+      return w.size;
+    } catch (e) {
+      await w.discard();
+      throw e;
     }
-    const up = new Upload({
-      client: this.client,
-      params: { Bucket: this.bucket, Key: this.k(`uploads/${id}/chunks/${chunkKey(offset, tag ?? randomBytes(6).toString('hex'))}`), Body: Readable.from(pass()) },
-      partSize: this.partSize,
-      queueSize: 2,
-    });
-    await up.done();
-    return n;
+  }
+
+  async writeObject(key: string, body: AsyncIterable<unknown>, tap: (b: Buffer) => void): Promise<PendingObject> {
+    const w = this.writer(this.k(key));
+    try {
+      for await (const c of body) {
+        const b = c as Buffer;
+        tap(b);
+        await w.write(b);
+      }
+      await w.end();
+    } catch (e) {
+      await w.discard();
+      throw e;
+    }
+    return w;
   }
 
   async *readUpload(id: string): AsyncIterable<Buffer> {
@@ -235,21 +266,32 @@ export class S3Driver implements StorageDriver {
     } else if (chunks.slice(0, -1).every((c) => c.size >= MIN_PART && c.size <= FIVE_GB) && chunks.at(-1)!.size <= FIVE_GB && chunks.length <= 10_000) {
       const mp = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: target }));
       try {
-        const parts = [];
-        for (const [i, c] of chunks.entries()) {
-          const r = await this.client.send(new UploadPartCopyCommand({
-            Bucket: this.bucket, Key: target, UploadId: mp.UploadId, PartNumber: i + 1, CopySource: this.copySource(c.key),
-          }));
-          parts.push({ PartNumber: i + 1, ETag: r.CopyPartResult?.ETag });
-        }
+        // Server-side copies, four at a time (each is a round trip and the store's own work).
+        const parts: CompletedPart[] = new Array(chunks.length);
+        let next = 0;
+        await Promise.all(Array.from({ length: Math.min(4, chunks.length) }, async () => {
+          for (let i = next++; i < chunks.length; i = next++) {
+            const r = await this.client.send(new UploadPartCopyCommand({
+              Bucket: this.bucket, Key: target, UploadId: mp.UploadId, PartNumber: i + 1, CopySource: this.copySource(chunks[i]!.key),
+            }));
+            parts[i] = { PartNumber: i + 1, ETag: r.CopyPartResult?.ETag };
+          }
+        }));
         await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: target, UploadId: mp.UploadId, MultipartUpload: { Parts: parts } }));
       } catch (e) {
         await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: target, UploadId: mp.UploadId })).catch(() => {});
         throw e;
       }
     } else {
-      const up = new Upload({ client: this.client, params: { Bucket: this.bucket, Key: target, Body: Readable.from(this.readUpload(id)) }, partSize: this.partSize, queueSize: 2 });
-      await up.done();
+      const w = this.writer(target);
+      try {
+        for await (const b of this.readUpload(id)) await w.write(b);
+        await w.end();
+        await w.publish();
+      } catch (e) {
+        await w.discard();
+        throw e;
+      }
     }
     await this.deleteUpload(id);
   }
@@ -307,4 +349,123 @@ export class S3Driver implements StorageDriver {
   async close(): Promise<void> {
     this.client.destroy();
   }
+}
+
+/**
+ * Writes one object as it streams: bytes gather into parts of `partSize`, each sent as soon as it is full (two in
+ * flight, the writer waits beyond that: backpressure on the request body) in a multipart upload of the key. The
+ * object appears only at `publish` (CompleteMultipartUpload; an object smaller than one part is held in memory and
+ * PUT there); `discard` aborts the multipart upload. A writer killed before either leaves an incomplete multipart
+ * upload, invisible and swept by `sweepIncomplete`.
+ */
+class ObjectWriter implements PendingObject {
+  size = 0;
+  /** The error of a part that failed (the next write or end throws it). */
+  failed: unknown = undefined;
+  /** The part being filled (a pooled buffer of `partSize`) and how much of it is. */
+  private cur: Buffer | null = null;
+  private curLen = 0;
+  private uploadId: string | undefined;
+  private parts: CompletedPart[] = [];
+  private inflight = new Set<Promise<void>>();
+  private done = false;
+
+  constructor(private readonly client: S3Client, private readonly bucket: string, private readonly key: string, private readonly partSize: number) {}
+
+  async write(b: Buffer): Promise<void> {
+    if (this.failed) throw this.failed;
+    this.size += b.length;
+    let off = 0;
+    while (off < b.length) {
+      this.cur ??= takePartBuf(this.partSize);
+      const n = b.copy(this.cur, this.curLen, off);
+      this.curLen += n;
+      off += n;
+      if (this.curLen === this.partSize) await this.sendPart();
+    }
+  }
+
+  /** Sends the part being filled, then waits while two parts are in flight. */
+  private async sendPart(): Promise<void> {
+    const buf = this.cur!;
+    const body = buf.subarray(0, this.curLen);
+    this.cur = null;
+    this.curLen = 0;
+    try {
+      if (this.uploadId === undefined) {
+        const mp = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: this.key }));
+        this.uploadId = mp.UploadId!;
+      }
+    } catch (e) {
+      givePartBuf(buf);
+      throw e;
+    }
+    const n = this.parts.length + 1;
+    this.parts.push({ PartNumber: n });
+    const p: Promise<void> = this.client.send(new UploadPartCommand({
+      Bucket: this.bucket, Key: this.key, UploadId: this.uploadId, PartNumber: n, Body: body, ContentLength: body.length,
+    })).then((r) => { this.parts[n - 1] = { PartNumber: n, ETag: r.ETag }; }, (e: unknown) => { this.failed ??= e; })
+      .finally(() => { this.inflight.delete(p); givePartBuf(buf); });
+    this.inflight.add(p);
+    while (this.inflight.size >= 2) await Promise.race(this.inflight);
+    if (this.failed) throw this.failed;
+  }
+
+  /** The body is over: the last part goes (multipart uploads), every part is acknowledged. */
+  async end(): Promise<void> {
+    if (this.uploadId !== undefined && this.curLen > 0) await this.sendPart();
+    await Promise.all(this.inflight);
+    if (this.failed) throw this.failed;
+  }
+
+  async publish(): Promise<void> {
+    if (this.done) throw new Error('object already published or discarded');
+    this.done = true;
+    if (this.uploadId === undefined) {
+      const buf = this.cur;
+      const body = buf ? buf.subarray(0, this.curLen) : Buffer.alloc(0);
+      this.cur = null;
+      try {
+        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.key, Body: body, ContentLength: body.length }));
+      } finally {
+        if (buf) givePartBuf(buf);
+      }
+      return;
+    }
+    try {
+      await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: this.key, UploadId: this.uploadId, MultipartUpload: { Parts: this.parts } }));
+    } catch (e) {
+      this.done = false;
+      await this.discard();
+      throw e;
+    }
+  }
+
+  async discard(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    if (this.cur) givePartBuf(this.cur);
+    this.cur = null;
+    await Promise.allSettled(this.inflight);
+    if (this.uploadId !== undefined) {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.key, UploadId: this.uploadId })).catch(() => {});
+    }
+  }
+}
+
+/**
+ * Part buffers, reused: a fresh 16 MiB Buffer per part (Buffer.concat of the request's chunks) cost a page fault per
+ * 4 KiB in the kernel and was the registry's biggest CPU item on a push (1.9 s of 6.2 s for 200 MB, profiled);
+ * copying into a buffer whose pages are already mapped costs a plain memcpy.
+ */
+const partBufs = new Map<number, Buffer[]>();
+
+function takePartBuf(size: number): Buffer {
+  return partBufs.get(size)?.pop() ?? Buffer.allocUnsafeSlow(size);
+}
+
+function givePartBuf(b: Buffer): void {
+  const free = partBufs.get(b.length) ?? [];
+  partBufs.set(b.length, free);
+  if (free.length < 6) free.push(b);
 }

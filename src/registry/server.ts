@@ -494,20 +494,13 @@ class Handler {
       }
     }
     const digest = q.get('digest');
-    const expected = digest !== null ? digestParam(digest) : null;
-    const u = await this.storage.startUpload(name);
-    if (expected !== null) {
+    if (digest !== null) {
       // Monolithic upload: the body is the whole blob.
-      try {
-        await this.storage.appendUpload(u, req);
-        const info = await this.storage.finishUpload(u, expected);
-        this.empty(res, 201, { Location: `/v2/${name}/blobs/${info.digest}`, 'Docker-Content-Digest': info.digest });
-      } catch (e) {
-        await this.storage.cancelUpload(u).catch(() => {});
-        throw e;
-      }
+      const info = await this.storage.putBlob(name, digestParam(digest), req);
+      this.empty(res, 201, { Location: `/v2/${name}/blobs/${info.digest}`, 'Docker-Content-Digest': info.digest });
       return;
     }
+    const u = await this.storage.startUpload(name);
     drain(req);
     this.empty(res, 202, this.uploadHeaders(u));
   }
@@ -544,8 +537,19 @@ class Handler {
         throw new RegistryError('BLOB_UPLOAD_INVALID', 'final chunk does not continue the upload', { contentRange: cr }, 416);
       }
     }
-    await this.storage.appendUpload(u, req);
-    const info = await this.storage.finishUpload(u, d);
+    let info: { digest: Digest };
+    if (u.size === 0 && this.storage.streamsBlobs) {
+      // The whole blob in the PUT (POST, then PUT with the body): written once, straight to its key.
+      try {
+        info = await this.storage.putBlob(u.repo, d, req);
+      } finally {
+        // Published or refused: the session is over either way (as finishUpload ends it).
+        await this.storage.cancelUpload(u).catch(() => {});
+      }
+    } else {
+      await this.storage.appendUpload(u, req);
+      info = await this.storage.finishUpload(u, d);
+    }
     this.empty(res, 201, { Location: `/v2/${u.repo}/blobs/${info.digest}`, 'Docker-Content-Digest': info.digest });
   }
 

@@ -138,6 +138,11 @@ export class RegistryStorage {
     await this.driver.close();
   }
 
+  /** Whether monolithic blob uploads stream straight to the blob's key (`putBlob` without an upload session). */
+  get streamsBlobs(): boolean {
+    return this.driver.writeObject !== undefined;
+  }
+
   /** The local file of a blob when the driver has one (filesystem), for the server's file streaming. */
   blobPath(d: Digest): string | null {
     return this.driver.localPath ? this.driver.localPath(blobKey(d)) : null;
@@ -298,6 +303,45 @@ export class RegistryStorage {
     else await this.driver.commitUpload(u.id, blobKey(actual));
     await this.linkBlob(u.repo, actual, true);
     return { digest: actual, size: u.size };
+  }
+
+  /**
+   * A monolithic blob upload (the whole blob in one request body, its digest known up front): verified, then
+   * published and linked into the repository. Drivers that write objects unseen (`writeObject`: S3) stream the body
+   * straight to the blob's key and publish it only once the digest matched; the others go through an upload
+   * session. A blob already stored is hashed but not stored again. DIGEST_INVALID on a mismatch, nothing kept.
+   */
+  async putBlob(name: string, expected: Digest, body: AsyncIterable<unknown>): Promise<{ digest: Digest; size: number }> {
+    const write = this.driver.writeObject?.bind(this.driver);
+    if (!write) {
+      const u = await this.startUpload(name);
+      try {
+        await this.appendUpload(u, body);
+        return await this.finishUpload(u, expected);
+      } catch (e) {
+        await this.cancelUpload(u).catch(() => {});
+        throw e;
+      }
+    }
+    const h = newHasher();
+    let size = 0;
+    const tap = (b: Buffer) => { h.update(b); size += b.length; };
+    const mismatch = (actual: string) => new RegistryError('DIGEST_INVALID', `digest mismatch: expected ${expected}, got ${actual}`, { digest: expected });
+    if (await this.hasBlob(expected)) {
+      for await (const c of body) tap(c as Buffer);
+      const actual = `sha256:${h.digest('hex')}`;
+      if (actual !== expected) throw mismatch(actual);
+    } else {
+      const pending = await write(blobKey(expected), body, tap);
+      const actual = `sha256:${h.digest('hex')}`;
+      if (actual !== expected) {
+        await pending.discard();
+        throw mismatch(actual);
+      }
+      await pending.publish();
+    }
+    await this.linkBlob(name, expected, true);
+    return { digest: expected, size };
   }
 
   /** Removes uploads idle for longer than the TTL, and broken ones (no repo record) older than a minute. */

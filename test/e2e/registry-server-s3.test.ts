@@ -10,7 +10,9 @@ import { sha256 } from '../../src/lib/digest.js';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { driverConformance } from '../support/registry-conformance.js';
-import { makeBucket, removeBucket, rgwClient, s3Driver, startRgw } from '../support/rgw.js';
+import { request as httpRequest } from 'node:http';
+import { listKeys, makeBucket, removeBucket, rgwClient, s3Driver, startReplica, startRgw } from '../support/rgw.js';
+import { waitFor } from '../support/wait.js';
 
 const rgw = await startRgw();
 const bucket = 'skip' in rgw ? '' : await makeBucket(rgw, 'wharf-conf');
@@ -70,5 +72,71 @@ test('s3: two replicas appending at one offset: the stored chunk wins, and a dig
   } finally {
     await a.close();
     await b.close();
+  }
+});
+
+test('s3: a monolithic upload streams to the blob key and is published only once its digest checks', { skip: 'skip' in rgw ? rgw.skip : false, timeout: 120_000 }, async () => {
+  if ('skip' in rgw) return;
+  const c = rgwClient(rgw);
+  const srv = await startRegistryServer({ driver: s3Driver(rgw, bucket, { rootDirectory: 'mono' }), addr: '127.0.0.1:0' });
+  const multipart = async () => (await c.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: 'mono/' }))).Uploads ?? [];
+  try {
+    // 20 MiB: two parts of a multipart upload of the blob's own key.
+    const blob = randomBytes(20 * 1024 * 1024);
+    const good = await fetch(`${srv.url}/v2/mono/x/blobs/uploads/?digest=${sha256(blob)}`, { method: 'POST', body: blob });
+    assert.equal(good.status, 201, await good.text());
+    assert.equal(sha256(Buffer.from(await (await fetch(`${srv.url}/v2/mono/x/blobs/${sha256(blob)}`)).arrayBuffer())), sha256(blob));
+    // Bytes that do not match the digest claimed: refused, and nothing at the claimed key, no upload left.
+    const other = randomBytes(20 * 1024 * 1024);
+    const claimed = sha256(randomBytes(64));
+    const bad = await fetch(`${srv.url}/v2/mono/x/blobs/uploads/?digest=${claimed}`, { method: 'POST', body: other });
+    assert.equal(bad.status, 400);
+    assert.equal(((await bad.json()) as { errors: { code: string }[] }).errors[0]!.code, 'DIGEST_INVALID');
+    assert.equal((await fetch(`${srv.url}/v2/mono/x/blobs/${claimed}`, { method: 'HEAD' })).status, 404);
+    // The same through POST then PUT with the whole body.
+    const post = await fetch(`${srv.url}/v2/mono/x/blobs/uploads/`, { method: 'POST' });
+    const loc = new URL(post.headers.get('location')!, srv.url);
+    loc.searchParams.set('digest', claimed);
+    const badPut = await fetch(loc, { method: 'PUT', body: other });
+    assert.equal(badPut.status, 400);
+    loc.searchParams.set('digest', sha256(other));
+    assert.equal((await fetch(loc, { method: 'PUT', body: other })).status, 404, 'the session ended with the refused PUT');
+    const keys = await listKeys(rgw, bucket);
+    assert.deepEqual(keys.filter((k) => k.startsWith('mono/blobs/')), [`mono/blobs/sha256/${sha256(blob).slice(7)}`]);
+    assert.deepEqual(keys.filter((k) => k.startsWith('mono/uploads/')), [], 'no upload session left');
+    assert.deepEqual(await multipart(), [], 'no multipart upload left');
+  } finally {
+    await srv.close();
+    c.destroy();
+  }
+});
+
+test('s3: a replica killed mid-way through a monolithic upload leaves nothing visible, only an incomplete multipart upload that GC sweeps', { skip: 'skip' in rgw ? rgw.skip : false, timeout: 120_000 }, async () => {
+  if ('skip' in rgw) return;
+  const c = rgwClient(rgw);
+  const victim = await startReplica(rgw, bucket, []);
+  const blob = randomBytes(40 * 1024 * 1024);
+  const key = `blobs/sha256/${sha256(blob).slice(7)}`;
+  const onKey = async () => ((await c.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: key }))).Uploads ?? []);
+  try {
+    const req = httpRequest(`${victim.url}/v2/mono/killed/blobs/uploads/?digest=${sha256(blob)}`, { method: 'POST', agent: false, headers: { 'Content-Length': blob.length } });
+    req.on('error', () => {});
+    req.write(blob.subarray(0, 20 * 1024 * 1024));
+    // The first part has gone to the store (a multipart upload of the blob's key exists): kill the replica.
+    await waitFor(async () => (await onKey()).length > 0, { timeout: 60_000, message: 'a multipart upload of the blob key' });
+    await victim.stop('SIGKILL');
+    req.destroy();
+    const d = s3Driver(rgw, bucket);
+    try {
+      assert.equal(await d.stat(key), null, 'no blob visible');
+      assert.equal((await onKey()).length, 1, 'an incomplete multipart upload, invisible');
+      assert.ok((await d.sweepIncomplete(0)) >= 1);
+      assert.deepEqual(await onKey(), [], 'swept');
+    } finally {
+      await d.close();
+    }
+  } finally {
+    await victim.stop('SIGKILL');
+    c.destroy();
   }
 });
