@@ -464,8 +464,17 @@ function takePartBuf(size: number): Buffer {
   return partBufs.get(size)?.pop() ?? Buffer.allocUnsafeSlow(size);
 }
 
+/** Kept buffers go 30 s after the last one came back: an idle replica holds no push's memory. */
+const PART_BUF_IDLE_MS = 30_000;
+let partBufTimer: NodeJS.Timeout | undefined;
+
 function givePartBuf(b: Buffer): void {
   const free = partBufs.get(b.length) ?? [];
   partBufs.set(b.length, free);
   if (free.length < 6) free.push(b);
+  if (partBufTimer) partBufTimer.refresh();
+  else {
+    partBufTimer = setTimeout(() => { partBufTimer = undefined; partBufs.clear(); }, PART_BUF_IDLE_MS);
+    partBufTimer.unref();
+  }
 }
