@@ -116,3 +116,26 @@ test('a container on two networks resolves the names of both through its first n
     await ref.stop();
   }
 });
+
+test('an alias with a line break, a space or a comma cannot add records to the name server (API input is not its file format)', async () => {
+  const net = `${tag}-hx`;
+  const ok = async (args: string[]) => { const r = await d.docker(args); assert.equal(r.code, 0, show(r)); return r; };
+  await ok(['network', 'create', net]);
+  try {
+    // the aliases would have written a line of their own (a made-up id → 10.99.0.9 named spoofed), and split fields
+    const aliases = [`${tag}-legit`, `${tag}-x\nffffffffffff 10.99.0.9  ${tag}-spoofed`, `${tag}-sp ace`, `${tag}-c1,${tag}-c2`];
+    const created = await d.api('POST', `/v1.41/containers/create?name=${tag}-hxa`, JSON.stringify({
+      Image: 'busybox', Cmd: ['sleep', '120'], HostConfig: { NetworkMode: net }, NetworkingConfig: { EndpointsConfig: { [net]: { Aliases: aliases } } },
+    }));
+    assert.equal(created.status, 201, created.body);
+    await ok(['start', `${tag}-hxa`]);
+    const ip = (await ok(['inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, `${tag}-hxa`])).stdout.trim();
+    const look = (name: string) => `nslookup ${name} 2>&1 | sed -n '/^Name:/,$p' | sed -n 's/^Address[^:]*: *//p' | head -1`;
+    const r = await ok(['run', '--rm', '--network', net, 'busybox', 'sh', '-c',
+      [`${tag}-legit`, `${tag}-spoofed`, 'ffffffffffff', `${tag}-c2`].map((n) => `echo "${n}=$(${look(n)})"`).join('; ')]);
+    assert.deepEqual(r.stdout.trim().split('\n'), [`${tag}-legit=${ip}`, `${tag}-spoofed=`, 'ffffffffffff=', `${tag}-c2=`]);
+  } finally {
+    await d.docker(['rm', '-f', `${tag}-hxa`]);
+    await d.docker(['network', 'rm', net]);
+  }
+});

@@ -55,7 +55,10 @@ export class Aardvark {
   update(netId: string, gateway: string, entries: DnsEntry[]): Promise<void> {
     return this.serial(async () => {
       await mkdir(this.dir, { recursive: true });
-      const lines = [gateway, ...entries.map((e) => `${e.id} ${e.ip}  ${e.names.join(',')}${e.dns.length ? ` ${e.dns.join(',')}` : ''}`)];
+      // a name or server with a space, a comma or a line break (an alias is any string an API client sends) would
+      // split or add fields and lines of the file: such names are left out, never written
+      const ok = (x: string) => /^[^\s,]+$/.test(x);
+      const lines = [gateway, ...entries.map((e) => `${e.id} ${e.ip}  ${e.names.filter(ok).join(',')}${e.dns.filter(ok).length ? ` ${e.dns.filter(ok).join(',')}` : ''}`)];
       await writeFileAtomic(join(this.dir, netId), lines.join('\n') + '\n', 0o644, { durable: false });
       const pid = await this.livePid();
       if (!pid || !signal(pid, 'SIGHUP')) await this.start(); // gone between the look and the signal: started anew
