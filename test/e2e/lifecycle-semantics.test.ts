@@ -84,12 +84,14 @@ test('stop and kill of a container waiting to be restarted cancel the restart', 
     const name = `back-${verb}`;
     const r = await d.docker(['run', '-d', '--name', name, '--restart', 'always', 'busybox', 'sh', '-c', 'exit 1']);
     assert.equal(r.code, 0, show(r));
-    // the back-off doubles (100 ms, 200 ms, …, 100 ms × 2^RestartCount): caught early in a long one (`restarting`
-    // also covers the policy's start itself, as dockerd's state, so the time since the exit tells which it is)
+    // the back-off after the exit that left RestartCount at n lasts 100 ms × 2^n; then the policy's start raises the
+    // count to n + 1 while the state still reads `restarting` (as dockerd's) and FinishedAt is 100 ms × 2^n old. So
+    // "less than 100 ms × 2^(count-1) − 500 ms since the exit" holds only early in a back-off, never during a start,
+    // and leaves at least 2.1 s of back-off (count ≥ 5) for the command below to land in
     await waitFor(async () => {
       const [restarting, count, finished] = (await d.docker(['inspect', '-f', '{{.State.Restarting}} {{.RestartCount}} {{.State.FinishedAt}}', name])).stdout.trim().split(' ');
-      return restarting === 'true' && Number(count) >= 5 && Date.now() - Date.parse(finished!) < 100 * 2 ** Number(count) - 1500;
-    }, { message: `${name} early in a restart back-off`, timeout: 30_000 });
+      return restarting === 'true' && Number(count) >= 5 && Date.now() - Date.parse(finished!) < 100 * 2 ** (Number(count) - 1) - 500;
+    }, { message: `${name} early in a restart back-off`, timeout: 60_000 });
     // a wait taken during the back-off ends when the restart is cancelled
     const waiting = d.docker(['wait', name]);
     if (verb === 'stop') assert.match((await d.docker(['ps', '-a', '--filter', `name=${name}`, '--format', '{{.Status}}'])).stdout, /^(Restarting \(1\) .* ago|Up .*)\n$/);
