@@ -318,8 +318,17 @@ export async function packLayerItems(
   isOpaque: (rel: string, xattrs: Map<string, Buffer> | undefined) => boolean,
 ): Promise<void> {
   const seen = new Map<string, string>(); // dev:ino -> first name, for hardlinks
+  // entries written as something other than a directory: a racing container can swap a directory for a symlink or
+  // a file between its listing and its entry, and its children (read through the directory's descriptor) must not
+  // follow in the tar under a name that is no longer a directory (a consumer would refuse the layer, or follow)
+  const notDirs = new Set<string>();
+  const underNotDir = (rel: string): boolean => {
+    for (let i = rel.lastIndexOf('/'); i > 0; i = rel.lastIndexOf('/', i - 1)) if (notDirs.has(rel.slice(0, i))) return true;
+    return false;
+  };
   for (const it of items) {
     const abs = it.abs ?? join(root, it.rel);
+    if (notDirs.size && underNotDir(it.rel)) continue;
     if (it.whiteout) {
       await entry(pack, { name: whiteoutName(it.rel), type: 'file', size: 0, mode: 0, uid: 0, gid: 0, mtime: new Date(0) });
       continue;
@@ -332,6 +341,7 @@ export async function packLayerItems(
       await entry(pack, { ...h, name: whiteoutName(it.rel), type: 'file', size: 0, mode: 0o600 });
       continue;
     }
+    if (!st.isDirectory()) notDirs.add(it.rel);
     const xs = xattrsOf(abs);
     const pax = paxOf(xs);
     if (st.isDirectory()) {
