@@ -58,7 +58,7 @@ after(async () => {
 test('a user network forwards unknown names to --dns servers and still answers container names', { skip: process.env.WHARF_E2E_DAEMON === 'dockerd' && 'dockerd forwards from the container, which cannot reach the host loopback server' }, async () => {
   assert.equal((await d.docker(['network', 'create', `${tag}-net`])).code, 0);
   // containers that come and go first: the last one leaving stops aardvark-dns, whose zombie must not pass for
-  // a live server at the next start (netavark.ts, dropStaleAardvarkPid)
+  // a live server at the next start (aardvark.ts, livePid)
   for (let i = 0; i < 3; i++) assert.equal((await d.docker(['run', '--rm', '--network', `${tag}-net`, 'busybox', 'true'])).code, 0);
   const srv = await d.docker(['run', '-d', '--name', `${tag}-srv`, '--network', `${tag}-net`, 'busybox', 'sleep', '60']);
   assert.equal(srv.code, 0, show(srv));
