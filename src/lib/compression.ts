@@ -4,7 +4,7 @@
  * ADD archives — by their first bytes. gzip and zstd inflate in Node (node:zlib); bzip2 and xz through the
  * system's `bzip2 -dc` / `xz -dc`, as dockerd's archive package does.
  */
-import { spawn } from 'node:child_process';
+import { spawnChild } from './exec.js';
 import { Duplex, PassThrough, type Readable, type Transform } from 'node:stream';
 import { createGunzip, createZstdDecompress } from 'node:zlib';
 import { InvalidParameterError } from './errors.js';
@@ -49,13 +49,15 @@ export function decompressor(c: Compression): Transform {
 
 /** `bzip2 -dc` / `xz -dc` as a duplex stream; a failure of the tool (missing, bad data) fails the stream. */
 function external(cmd: 'bzip2' | 'xz'): Transform {
-  const child = spawn(cmd, ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let child;
+  try { child = spawnChild(cmd, ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'] }); } catch (e) {
+    return new PassThrough().destroy(new InvalidParameterError(`cannot decompress (${cmd}): ${(e as Error).message}`)) as unknown as Transform;
+  }
   const d = Duplex.from({ writable: child.stdin!, readable: child.stdout! });
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => { if (stderr.length < 4096) stderr += b.toString(); });
   child.stdin!.on('error', () => { /* the tool stopped reading: its exit status tells why */ });
-  child.on('error', (e) => d.destroy(new InvalidParameterError(`cannot decompress (${cmd}): ${e.message}`)));
-  child.on('close', (code) => {
+  child.on('close', (code: number | null) => {
     if (code !== 0) d.destroy(new InvalidParameterError(`${cmd} exited with status ${code}${stderr ? `: ${stderr.trim()}` : ''}`));
   });
   d.on('close', () => { if (child.exitCode === null) child.kill('SIGKILL'); });

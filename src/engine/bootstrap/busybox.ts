@@ -4,9 +4,7 @@
  * groups of the official image, and the usual empty directories. Deterministic: every timestamp is the
  * busybox binary's mtime, entries are sorted, owners numeric, so two bootstraps give the same layer and image.
  */
-import { execFile } from 'node:child_process';
 import { readFile, stat } from 'node:fs/promises';
-import { promisify } from 'node:util';
 import { Readable } from 'node:stream';
 import tarStream from 'tar-stream';
 import { InvalidParameterError, NotFoundError } from '../../lib/errors.js';
@@ -14,8 +12,9 @@ import type { Digest } from '../../lib/digest.js';
 import type { ProgressSink } from '../../lib/jsonmessage.js';
 import { entry, imageFromTar, type BootstrapDeps } from './common.js';
 import { rfc3339 } from '../../lib/go.js';
+import { execChecked } from '../../lib/exec.js';
 
-const run = promisify(execFile);
+const run = execChecked;
 
 export const BUSYBOX_CANDIDATES = ['/bin/busybox', '/usr/bin/busybox', '/usr/lib/initramfs-tools/bin/busybox'];
 

@@ -4,7 +4,7 @@
  * <dataRoot>/bootstrap/ (so a second bootstrap, or one after `rmi`, needs no network), then imported with
  * Cmd ["bash"] and tagged debian:<suite>.
  */
-import { spawn } from 'node:child_process';
+import { spawnChild } from '../../lib/exec.js';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -43,16 +43,16 @@ export async function hostDebianMirror(etcApt = '/etc/apt'): Promise<string> {
 
 function runLogged(cmd: string, args: string[], progress: ProgressSink): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let child;
+    try { child = spawnChild(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }); } catch (e) { return reject(new SystemError(`${cmd}: ${(e as Error).message}`)); }
     let tail = '';
     const onData = (buf: Buffer) => {
       tail = (tail + buf.toString()).slice(-4000);
       for (const line of buf.toString().split('\n')) if (line.trim()) progress({ status: line.trim() });
     };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('error', (e) => reject(new SystemError(`${cmd}: ${e.message}`)));
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new SystemError(`${cmd} exited with status ${code}: ${tail.trim().split('\n').pop() ?? ''}`))));
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.on('close', (code: number | null) => (code === 0 ? resolve() : reject(new SystemError(`${cmd} exited with status ${code}: ${tail.trim().split('\n').pop() ?? ''}`))));
   });
 }
 

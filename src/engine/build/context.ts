@@ -4,13 +4,11 @@
  * private directory; `.dockerignore` is applied there, after the Dockerfile was read (the Dockerfile and
  * .dockerignore are removed too when a pattern names them, as dockerd does).
  */
-import { execFile } from 'node:child_process';
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, mkdir, readFile, readdir, rm, rmdir } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { Readable, Transform } from 'node:stream';
-import { promisify } from 'node:util';
 import { startSum, typeflagOf } from './srchash.js';
 import { InvalidParameterError, NotFoundError, UnavailableError } from '../../lib/errors.js';
 import { PatternMatcher, readIgnoreFile } from '../../lib/dockerignore.js';
@@ -19,8 +17,8 @@ import { extractLayerTar } from '../layers/index.js';
 import { peek } from '../../lib/streams.js';
 import { isMissing, missingAs } from '../../lib/fsutil.js';
 import { decompressStream } from '../../lib/compression.js';
+import { execChecked } from '../../lib/exec.js';
 
-const execFileP = promisify(execFile);
 
 export interface BuildContext {
   /** Root directory of the (filtered) context. */
@@ -236,13 +234,13 @@ export async function fetchGit(url: string, dir: string, opts: { keepGitDir?: bo
   if (repo.startsWith('github.com/')) repo = `https://${repo}`;
   const [ref = '', subdir = ''] = frag.split(':', 2);
   try {
-    await execFileP('git', ['init', '-q', dir]);
-    await execFileP('git', ['-C', dir, 'remote', 'add', 'origin', repo]);
+    await execChecked('git', ['init', '-q', dir]);
+    await execChecked('git', ['-C', dir, 'remote', 'add', 'origin', repo]);
     // shallow first; the dumb http transport cannot do shallow fetches
-    await execFileP('git', ['-C', dir, 'fetch', '-q', '--depth', '1', 'origin', ref || 'HEAD'])
-      .catch(() => execFileP('git', ['-C', dir, 'fetch', '-q', 'origin', ref || 'HEAD']));
-    await execFileP('git', ['-C', dir, 'checkout', '-q', 'FETCH_HEAD']);
-    await execFileP('git', ['-C', dir, 'submodule', 'update', '-q', '--init', '--recursive', '--depth', '1']);
+    await execChecked('git', ['-C', dir, 'fetch', '-q', '--depth', '1', 'origin', ref || 'HEAD'])
+      .catch(() => execChecked('git', ['-C', dir, 'fetch', '-q', 'origin', ref || 'HEAD']));
+    await execChecked('git', ['-C', dir, 'checkout', '-q', 'FETCH_HEAD']);
+    await execChecked('git', ['-C', dir, 'submodule', 'update', '-q', '--init', '--recursive', '--depth', '1']);
   } catch (e) {
     const msg = ((e as { stderr?: string }).stderr ?? (e as Error).message).trim();
     throw new InvalidParameterError(`error fetching: ${msg}: exit status 128`);

@@ -7,7 +7,6 @@
  * NetworkService (netns, veth and IP made before the runtime runs, ports through the userland proxy); without a
  * NetworkService, default falls back to the host's network namespace.
  */
-import { execFile } from 'node:child_process';
 import { chmod, chown, lstat, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
@@ -23,13 +22,13 @@ import { readLogs, type LogRecord } from '../runtime/index.js';
 import { type ContainerNet, type ContainerRecord, type ContainerService, type MountPoint } from './service.js';
 import type { AttachStreams } from './types.js';
 
-const execFileP = promisify(execFile);
 import { boundPorts, linkEnv, linkHost, parseLink, type Endpoint, type LinkedContainer, type NetworkService, type PortMapping } from '../network/index.js';
 import { isENOENT, missingAs } from '../../lib/fsutil.js';
 import { parseSignal, SIGKILL } from '../../lib/signals.js';
 import { memoryCgroupOf, oomKills } from './stats.js';
 import { rfc3339NanoFixed } from '../../lib/go.js';
 import { discardLogger, type Logger } from '../../lib/log.js';
+import { execCollect } from '../../lib/exec.js';
 
 export type { AttachStreams } from './types.js';
 
@@ -679,11 +678,9 @@ export class ContainerRunner {
     const queue = [r.State.Pid];
     while (queue.length) for (const k of parents.get(queue.pop()!) ?? []) if (!pids.has(k)) { pids.add(k); queue.push(k); }
     const args = (psArgs || '-ef').split(/\s+/).filter(Boolean);
-    const out = await new Promise<string>((resolve, reject) => {
-      execFile('ps', args, { maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-        if (err) reject(new InvalidParameterError(`ps: ${(stderr || err.message).trim()}`)); else resolve(stdout);
-      });
-    });
+    const ps = await execCollect('ps', args).catch((e: Error) => ({ code: 1, stdout: '', stderr: e.message }));
+    if (ps.code !== 0) throw new InvalidParameterError(`ps: ${(ps.stderr || `exit status ${ps.code}`).trim()}`);
+    const out = ps.stdout;
     const lines = out.split('\n').filter((l) => l.trim() !== '');
     const titles = (lines.shift() ?? '').trim().split(/\s+/);
     const pidCol = titles.indexOf('PID');

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execCollect } from '../../lib/exec.js';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, type BigIntStats } from 'node:fs';
 import { join } from 'node:path';
@@ -63,12 +63,9 @@ function unquote(s: string): string {
 
 /** All extended attributes under `root` (absolute paths), with one `getfattr -R` (trees no container writes). */
 export async function readXattrs(root: string, pattern = '-'): Promise<XattrMap> {
-  const out = await new Promise<string | null>((resolve) => {
-    execFile('getfattr', ['-R', '-h', '-d', '-m', pattern, '-e', 'base64', '--absolute-names', root], { maxBuffer: 1 << 30 }, (err, stdout) => {
-      // getfattr exits non-zero on e.g. dangling entries; treat as no attributes
-      resolve(err ? null : stdout);
-    });
-  });
+  // getfattr exits non-zero on e.g. dangling entries; treat as no attributes
+  const out = await execCollect('getfattr', ['-R', '-h', '-d', '-m', pattern, '-e', 'base64', '--absolute-names', root], { maxBuffer: 1 << 30 })
+    .then((r) => (r.code === 0 ? r.stdout : null), () => null);
   if (out === null) return new Map();
   const map: XattrMap = new Map();
   let cur: Map<string, Buffer> | null = null;

@@ -1,12 +1,12 @@
 import * as fs from 'node:fs';
 import { promisify } from 'node:util';
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
 import type { Readable } from 'node:stream';
 import tarStream from 'tar-stream';
 import { newHasher, type Digest } from '../../lib/digest.js';
 import { InvalidParameterError, SystemError, WharfError } from '../../lib/errors.js';
+import { execCollect } from '../../lib/exec.js';
 import { fileWriterPool, WRITERS, type FileJob } from './filewriter.js';
 import { Semaphore } from '../../lib/sync.js';
 
@@ -746,18 +746,10 @@ function dirAttr(h: tarStream.Header): DirAttr {
 /** Runs a command, rejecting with its stderr on failure. */
 export function run(cmd: string, args: string[], opts: { input?: string | Buffer; cwd?: string } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => err.push(d));
-    child.on('error', (e) => reject(new SystemError(`${cmd}: ${e.message}`, { cause: e })));
-    child.on('close', (code) => {
-      if (code === 0) resolve(Buffer.concat(out).toString('utf8'));
-      else reject(new SystemError(`${cmd} ${args.slice(0, 3).join(' ')}…: exit ${code}: ${Buffer.concat(err).toString('utf8').trim()}`));
-    });
-    child.stdin.on('error', () => {});
-    child.stdin.end(opts.input ?? '');
+    execCollect(cmd, args, { input: opts.input ?? '', ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}), maxBuffer: 1 << 30 }).then((r) => {
+      if (r.code === 0) resolve(r.stdout);
+      else reject(new SystemError(`${cmd} ${args.slice(0, 3).join(' ')}…: exit ${r.code}: ${r.stderr.trim()}`));
+    }, (e: Error) => reject(new SystemError(`${cmd}: ${e.message}`, { cause: e })));
   });
 }
 

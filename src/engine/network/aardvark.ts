@@ -11,12 +11,12 @@
  * where nothing runs finds the server up and costs a file write and a signal, not a start of the server; the
  * server is stopped when the daemon's last network goes.
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../lib/atomic.js';
 import { SystemError } from '../../lib/errors.js';
+import { spawnChild, type Child } from '../../lib/exec.js';
 
 export const AARDVARK_BIN = ['/usr/lib/podman/aardvark-dns', '/usr/libexec/podman/aardvark-dns'].find((p) => existsSync(p)) ?? '/usr/lib/podman/aardvark-dns';
 
@@ -101,8 +101,10 @@ export class Aardvark {
   /** `aardvark-dns run` forks; its parent exits when the server answers (binds every gateway), with its status. */
   private start(): Promise<void> {
     return new Promise((resolve, reject) => {
-      const p = spawn(AARDVARK_BIN, ['--config', this.dir, '-p', '53', 'run'], { stdio: 'ignore' });
-      p.on('error', (e) => reject(new SystemError(`starting aardvark-dns: ${e.message}`, { cause: e })));
+      let p: Child;
+      try { p = spawnChild(AARDVARK_BIN, ['--config', this.dir, '-p', '53', 'run'], { stdio: ['ignore', 'ignore', 'ignore'] }); } catch (e) {
+        return reject(new SystemError(`starting aardvark-dns: ${(e as Error).message}`, { cause: e }));
+      }
       p.on('exit', (code, sig) => (code === 0 ? resolve() : reject(new SystemError(`starting aardvark-dns: exit ${code ?? sig}`))));
     });
   }

@@ -28,8 +28,7 @@
  * - Logs: `readLogs()` parses "TIMESTAMP STREAM F|P CONTENT" lines (P = partial line, no newline) with
  *   since/until/tail/follow.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { execCollect } from '../../lib/exec.js';
+import { execCollect, spawnChild, type Child } from '../../lib/exec.js';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants as fsConstants, existsSync, watch, readFileSync } from 'node:fs';
@@ -295,7 +294,7 @@ export class ConmonRuntime implements Runtime {
     if (rotate) args.push('--log-size-max', String(rotate.maxSize));
     if (opts.stdio === 'tty') args.push('-t', '-i');
     else if (opts.stdio === 'pipes') args.push('-i');
-    const child = spawn(this.conmon, args, {
+    const child = spawnChild(this.conmon, args, {
       stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
       env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', _OCI_SYNCPIPE: '3' },
       detached: true,
@@ -314,7 +313,6 @@ export class ConmonRuntime implements Runtime {
       pipe.on('data', (d: Buffer) => { sync += d.toString(); tryParse(); });
       pipe.on('end', () => { if (!tryParse()) reject(new RuntimeError('create', stderr.trim() || 'conmon exited without reporting')); });
       pipe.on('error', reject);
-      child.on('error', reject);
     });
     (child.stdio[3] as Readable).destroy();
     child.stderr!.destroy();
@@ -567,8 +565,7 @@ export class ConmonRuntime implements Runtime {
     await writeFile(specPath, JSON.stringify({ ...processSpec, terminal: false }));
     const rtm = this.runtimeOf(p);
     const args = ['--root', rtm.root, 'exec', '--process', specPath, id];
-    const child: ChildProcess = spawn(rtm.path, args, { stdio: [stdio.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
-    await once(child, 'spawn');
+    const child = spawnChild(rtm.path, args, { stdio: [stdio.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
     const exit = new Promise<number>((resolve) => {
       child.on('exit', (code, sig) => {
         void unlink(specPath).catch(this.log.unlessGone('removing an exec process spec', { container: id }));
@@ -592,7 +589,7 @@ export class ConmonRuntime implements Runtime {
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, 'process.json'), JSON.stringify({ ...processSpec, terminal: true }));
     const rtm = this.runtimeOf(p);
-    const child = spawn(this.conmon, [
+    const child = spawnChild(this.conmon, [
       '--api-version', '1', '-c', id, '-u', eid, '-r', rtm.path, '--runtime-arg', `--root=${rtm.root}`,
       '-b', dir, '-p', join(dir, 'pid'), '-l', `k8s-file:${join(dir, 'log')}`, '--exit-dir', dir,
       '--socket-dir-path', this.sockDir, '-e', '--exec-process-spec', join(dir, 'process.json'), '-t', '-i', '--exec-attach',
@@ -646,12 +643,15 @@ export class ConmonRuntime implements Runtime {
    * attaches before the start) then costs no perl start-up. One is kept; it exits when the daemon does (end of file
    * on fd 4).
    */
-  private spare: ChildProcess | null = null;
+  private spare: Child | null = null;
 
   private spawnSpare(): void {
     if (this.spare) return;
-    const child = spawn(this.perl, ['-e', RELAY], { stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe'] });
-    child.on('error', (e) => { this.log.warn('starting an attach relay', { error: e }); if (this.spare === child) this.spare = null; });
+    let child: Child;
+    try { child = spawnChild(this.perl, ['-e', RELAY], { stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe'] }); } catch (e) {
+      this.log.warn('starting an attach relay', { error: e });
+      return;
+    }
     child.once('exit', () => { if (this.spare === child) this.spare = null; });
     child.unref();
     for (const s of child.stdio) (s as { unref?: () => void } | null)?.unref?.();
@@ -673,7 +673,7 @@ export class ConmonRuntime implements Runtime {
   }
 
   /** A relay process for `sock`: the spare (told the socket's directory and name), else a new one. */
-  private relayProcess(sock: string): ChildProcess {
+  private relayProcess(sock: string): Child {
     const spare = this.spare;
     this.spare = null;
     if (spare && spare.exitCode === null && spare.signalCode === null) {
@@ -686,7 +686,7 @@ export class ConmonRuntime implements Runtime {
     }
     // The relay connects by a relative name from the socket's directory: a unix socket path is limited to 108
     // bytes, and <exec-root>/runtime/s/<64-hex id>/attach passes that under a deep exec root (e.g. a test TMPDIR).
-    return spawn(this.perl, ['-e', RELAY, basename(sock)], { cwd: dirname(sock), stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
+    return spawnChild(this.perl, ['-e', RELAY, basename(sock)], { cwd: dirname(sock), stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
   }
 
   /** Connects the perl relay to a conmon attach socket; resolves once it is connected. */

@@ -10,14 +10,13 @@
  * the last one lets go (a tmpfs volume starts empty for each new user, as with dockerd); its directory is never
  * removed while something is mounted on it.
  */
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { EventPublisher } from '../events/types.js';
 import { lstat, mkdir, readdir, readFile, rm } from 'node:fs/promises';
-import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { writeJsonAtomic } from '../../lib/atomic.js';
+import { execChecked } from '../../lib/exec.js';
 import { ConflictError, InvalidParameterError, NotFoundError } from '../../lib/errors.js';
 import type { Filters } from '../../lib/filters.js';
 import { rfc3339 } from '../../lib/go.js';
@@ -159,7 +158,7 @@ export class VolumeStore implements Volumes {
     const { type, device, o } = m.Options;
     const args = ['-t', type!, ...(o ? ['-o', o] : []), device!, mp];
     try {
-      await execFileP('mount', args);
+      await execChecked('mount', args);
     } catch (e) {
       const err = String((e as { stderr?: string }).stderr ?? (e as Error).message).trim().replace(/^mount: (\S+: )?/, '');
       throw new InvalidParameterError(`error while mounting volume '${mp}': failed to mount local volume: mount ${device}:${mp}${o ? `, data: ${o}` : ''}: ${err}`);
@@ -168,7 +167,7 @@ export class VolumeStore implements Volumes {
 
   private async unmountNow(name: string): Promise<void> {
     const mp = this.mountpoint(name);
-    if (isMountPoint(mp)) await execFileP('umount', [mp]);
+    if (isMountPoint(mp)) await execChecked('umount', [mp]);
   }
 
   async list(filters: Filters = {}): Promise<Volume[]> {
@@ -197,7 +196,7 @@ export class VolumeStore implements Volumes {
     // never a recursive removal through a mount (a bind-mounted host directory would go with it)
     await this.mountOps.get(name)?.catch(() => {});
     if (isMountPoint(this.mountpoint(name))) {
-      await execFileP('umount', [this.mountpoint(name)]).catch(() => {});
+      await execChecked('umount', [this.mountpoint(name)]).catch(() => {});
       if (isMountPoint(this.mountpoint(name))) throw new ConflictError(`remove ${name}: the volume is still mounted`);
     }
     this.vols.delete(name);
@@ -231,7 +230,6 @@ export class VolumeStore implements Volumes {
   }
 }
 
-const execFileP = promisify(execFile);
 
 /** Whether something is mounted at `path` (from /proc/self/mountinfo). */
 function isMountPoint(path: string): boolean {
