@@ -15,8 +15,6 @@
  * - Exit statuses: libuv reaps only its own children, by pid; these are reaped here on SIGCHLD with
  *   waitpid(pid, WNOHANG) for each pid we started (never waitpid(-1), which would steal libuv's), plus a slow poll
  *   that also keeps the event loop alive while a referenced child runs.
- *
- * The fsroot tree worker is the one process started with `child_process` (it needs Node's IPC channel).
  */
 import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
@@ -141,6 +139,8 @@ export class Child extends EventEmitter {
   readonly stdio: (Socket | null)[];
   exitCode: number | null = null;
   signalCode: NodeJS.Signals | null = null;
+  /** A kill() was delivered. */
+  killed = false;
   /** Resolves once the process has exited and been reaped. */
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private referenced = true;
@@ -167,7 +167,7 @@ export class Child extends EventEmitter {
   /** Sends `sig` (default SIGTERM) while the process is ours (not yet reaped: its pid cannot be reused). */
   kill(sig: NodeJS.Signals | number = 'SIGTERM'): boolean {
     if (!this.running) return false;
-    try { process.kill(this.pid, sig); return true; } catch (e) {
+    try { process.kill(this.pid, sig); this.killed = true; return true; } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ESRCH') return false;
       throw e;
     }

@@ -4,7 +4,7 @@
  * started at nice 19 (so that it does not compete with the one at work; it gets normal priority back when taken)
  * and ends after 5 s without requests (an idle daemon keeps none).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawnChild, type Child } from '../../lib/exec.js';
 import { fileURLToPath } from 'node:url';
 import { setPriority } from 'node:os';
 import { readdirSync } from 'node:fs';
@@ -16,7 +16,7 @@ import type { ViewMount } from './view.js';
 const CHILD = fileURLToPath(new URL('./child.js', import.meta.url));
 
 interface Worker {
-  proc: ChildProcess;
+  proc: Child;
   ctl: Readable;
   stdin: Writable;
   stdout: Readable;
@@ -25,15 +25,14 @@ interface Worker {
 }
 
 function start(): Worker {
-  const proc = spawn(process.execPath, ['--max-old-space-size=256', CHILD], {
+  const proc = spawnChild(process.execPath, ['--max-old-space-size=256', CHILD], {
     stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
     env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
   });
   const stderr: Buffer[] = [];
   proc.stderr!.on('data', (b: Buffer) => { if (stderr.length < 64) stderr.push(b); });
   const exited = new Promise<number | null>((resolve) => {
-    proc.on('exit', (code) => resolve(code));
-    proc.on('error', () => resolve(-1));
+    proc.on('exit', (code: number | null) => resolve(code));
   });
   proc.stdin!.on('error', () => {});
   return { proc, ctl: proc.stdio[3] as Readable, stdin: proc.stdin!, stdout: proc.stdout!, exited, stderr };
