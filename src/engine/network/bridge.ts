@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { HostClaims, Ipam, intToIp, ipToInt, parseCidr } from './ipam.js';
 import { publishPort, type BoundPort, type PortMapping } from './portproxy.js';
 import { unmountFs } from '../fsroot/index.js';
+import { deleteLinks, enslaveUp } from './netlink.js';
 import { InvalidParameterError, SystemError } from '../../lib/errors.js';
 import { discardLogger } from '../../lib/log.js';
 import type { Logger } from '../../lib/log.js';
@@ -118,10 +119,11 @@ export interface VethPlug {
 }
 
 /**
- * Veth pairs into a netns, in two processes whatever their number: one creates the netns when `fresh` (bound at
+ * Veth pairs into a netns, in one process whatever their number: it creates the netns when `fresh` (bound at
  * `ns`, what `ip netns add` does) or enters it, and configures it from inside (lo up, each pair made there with
- * its host end sent to our namespace, address, link up, default route); a second enslaves the host ends to their
- * bridges. The one copy of this for the default bridge and user-defined networks.
+ * its host end sent to our namespace, address, link up, default route); then the daemon enslaves the host ends to
+ * their bridges and sets them up over rtnetlink (`netlink.ts`). The one copy of this for the default bridge and
+ * user-defined networks.
  */
 export async function plugVeths(ns: string, fresh: boolean, plugs: VethPlug[]): Promise<void> {
   await must(fresh ? 'unshare' : 'nsenter', [`--net=${ns}`, 'ip', '-b', '-'], [
@@ -133,7 +135,7 @@ export async function plugVeths(ns: string, fresh: boolean, plugs: VethPlug[]): 
       ...(p.gateway ? [`route ${p.route ?? 'add'} default via ${p.gateway} dev ${p.iface}${p.metric ? ` metric ${p.metric}` : ''}`] : []),
     ]), '',
   ].join('\n'));
-  if (plugs.length) await must('ip', ['-b', '-'], plugs.map((p) => `link set ${p.hostEnd} master ${p.master} up\n`).join(''));
+  await enslaveUp(plugs.map((p) => ({ dev: p.hostEnd, master: p.master })));
 }
 
 export function vethName(id: string): string {
@@ -285,12 +287,12 @@ export class BridgeNetwork {
     return bound;
   }
 
-  /** `hostEnds`: the container's veths on user-defined networks, deleted by the same process. */
+  /** `hostEnds`: the container's veths on user-defined networks, deleted with the same netlink socket. */
   private async teardownNs(id: string, hostEnds: string[] = []): Promise<void> {
     const ns = this.netnsPath(id);
     // deleting the host end removes its peer; the netns goes when its last reference (the bind mount) does
     await Promise.all([
-      sh('ip', ['-force', '-b', '-'], [vethName(id), ...hostEnds].map((v) => `link del ${v}\n`).join('')),
+      deleteLinks([vethName(id), ...hostEnds]).catch((this.cfg.log ?? discardLogger).onError('removing a container\'s veths', { container: id })),
       // umount2(2) in the daemon, not an umount(8) process: the netns itself is freed by the kernel afterwards
       Promise.resolve().then(() => { unmountFs(ns, { detach: true }); }).catch(() => sh('umount', ['-l', ns])).then(() => rm(ns, { force: true })),
       rm(join(this.netnsDir, `${id}.json`), { force: true }),

@@ -8,8 +8,8 @@
  *   of this daemon and no network of another wharfd on the host (host-wide claims under /run/wharf-ipam) holds,
  *   addresses from Wharf's Ipam (one table per network). Each network its own bridge `br-<id[:12]>` and its
  *   iptables rules (firewall.ts: isolated from other user networks and the default bridge, NAT unless
- *   `internal`), made at create; per container only a veth pair per network (bridge.ts `plugVeths`: two `ip`
- *   processes for all of a start's networks) and its names for aardvark-dns (aardvark.ts: container name,
+ *   `internal`), made at create; per container only a veth pair per network (bridge.ts `plugVeths`: one `ip`
+ *   process for all of a start's networks, the host ends enslaved over rtnetlink by the daemon) and its names for aardvark-dns (aardvark.ts: container name,
  *   aliases and short ID, answered on the gateway).
  * - A container's endpoints on user networks live in <dataRoot>/network/endpoints/<id>.json (addresses, host veth
  *   names, DNS names), so a restarted daemon tears down what the previous one set up. Published ports go through
@@ -30,6 +30,7 @@ import { KeyedMutex, Mutex } from '../../lib/sync.js';
 import { discardLogger, type Logger } from '../../lib/log.js';
 import type { EndpointResource, EndpointSettings, IpamPoolConfig, NetworkCreateRequest, NetworkPruneReport, NetworkResource } from '../../wire/networks.js';
 import { macForIp, pinBridgeMac, plugVeths, userVethName, type BridgeNetwork, type Endpoint, type VethPlug } from './bridge.js';
+import { deleteLinks } from './netlink.js';
 import { HostClaims, Ipam, intToIp, ipToInt, poolBounds } from './ipam.js';
 import { parseLink } from './links.js';
 import { Aardvark, type DnsEntry } from './aardvark.js';
@@ -612,7 +613,7 @@ export class NetworkService {
 
   /**
    * Endpoints on user networks, made in one go: addresses, the records (written before the links, so a daemon
-   * killed meanwhile still finds what to remove), the veth pairs (plugVeths: two processes for any number of
+   * killed meanwhile still finds what to remove), the veth pairs (plugVeths: one process for any number of
    * networks; `fresh`: the netns is made by the same process), then each network's names for aardvark-dns. The
    * first network gets the default route (the first that is not internal), as dockerd gives a container one
    * gateway. On failure nothing of these endpoints stays.
@@ -645,7 +646,7 @@ export class NetworkService {
       await this.saveState(c.ID);
       await plugVeths(st.netns, fresh, plugs);
     } catch (e) {
-      await sh('ip', ['-force', '-b', '-'], eps.map((ep) => `link del ${ep.hostVeth}\n`).join(''));
+      await deleteLinks(eps.map((ep) => ep.hostVeth)).catch(this.log.onError('removing the veths of a failed join', { container: c.ID }));
       st.nets = st.nets.filter((x) => !eps.includes(x));
       await this.saveState(c.ID);
       for (const { n } of wanted) await this.ipamOf(n).release(c.ID);
@@ -660,7 +661,7 @@ export class NetworkService {
    * when the netns goes with them: the caller removes the veths with it).
    */
   private async leave(id: string, st: EndpointState, eps: UserEndpoint[], unplug: boolean): Promise<void> {
-    if (unplug) await sh('ip', ['-force', '-b', '-'], eps.map((ep) => `link del ${ep.hostVeth}\n`).join(''));
+    if (unplug) await deleteLinks(eps.map((ep) => ep.hostVeth)).catch(this.log.onError('removing the veths of endpoints that leave', { container: id }));
     st.nets = st.nets.filter((x) => !eps.includes(x));
     await this.saveState(id);
     await Promise.all(eps.map(async (ep) => {
