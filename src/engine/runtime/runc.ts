@@ -659,9 +659,9 @@ export class ConmonRuntime implements Runtime {
   }
 
   /**
-   * The next spare, started SPARE_DELAY_MS after an attach took one: a spawn blocks the daemon's event loop while the
-   * child forks and execs (10–90 ms on this 2-core VM, more with a larger heap), so it is kept off the path of the
-   * start that attached (between the attach and the init's release).
+   * The next spare, started SPARE_DELAY_MS after an attach took one: perl's start-up (~50 ms of CPU on this 2-core
+   * VM) is kept off the path of the start that attached (between the attach and the init's release). Starting it
+   * no longer stops the daemon (lib/exec.ts does not fork it).
    */
   private spareTimer: NodeJS.Timeout | null = null;
 
