@@ -108,9 +108,9 @@ export function describe(rs: Round[]): string {
 
 interface Served { url: string; child: ChildProcess | null; stop(): Promise<void> }
 
-async function serveWharf(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Served> {
+async function serveWharf(args: string[], env: NodeJS.ProcessEnv = process.env, main = MAIN): Promise<Served> {
   const port = await freePort();
-  const child = spawn(process.execPath, [MAIN, 'serve', '--addr', `127.0.0.1:${port}`, '--workers', '1', ...args], { stdio: ['ignore', 'pipe', 'inherit'], env });
+  const child = spawn(process.execPath, [main, 'serve', '--addr', `127.0.0.1:${port}`, '--workers', '1', ...args], { stdio: ['ignore', 'pipe', 'inherit'], env });
   const url = await new Promise<string>((res, rej) => {
     child.stdout!.on('data', (d: Buffer) => { const m = /listening on (\S+)/.exec(d.toString()); if (m) res(m[1]!); });
     child.once('exit', (c) => rej(new Error(`registry exited ${c}`)));
@@ -223,13 +223,18 @@ async function phase(server: Served, fn: () => Promise<unknown>): Promise<Phase>
 
 export interface S3BenchResult {
   reference?: PullLoad; replicas?: PullLoad; redirect?: PullLoad;
-  big: { fsPush: Phase; fsPull: Phase; s3Push: Phase; s3Pull: Phase; s3ProxyPull: Phase };
+  big: { fsPush: Phase; fsPull: Phase; s3Push: Phase; s3Pull: Phase; s3ProxyPull: Phase; beforePush?: Phase; beforePull?: Phase };
+  /** Each run's S3/filesystem ratios (push, pull with --redirect; the BENCH_WHARFD_BEFORE replica's too). */
+  perRun: { push: number; pull: number; beforePush?: number; beforePull?: number }[];
 }
 
 export async function measureS3(rgw: Rgw, o: { clients?: number; rounds?: number; layerMiB?: number } = {}): Promise<S3BenchResult> {
   const clients = o.clients ?? 10, rounds = o.rounds ?? 3;
   const img = makeImage(7, o.layerMiB ?? 8);
   const bucket = await makeBucket(rgw, 'wharf-bench');
+  // BENCH_WHARFD_BEFORE=<a built checkout>: its registry too (--redirect, a bucket of its own), in the same runs.
+  const beforeTree = process.env.BENCH_WHARFD_BEFORE;
+  const beforeBucket = beforeTree ? await makeBucket(rgw, 'wharf-bench-before') : undefined;
   const env = { ...process.env, AWS_ACCESS_KEY_ID: rgw.accessKey, AWS_SECRET_ACCESS_KEY: rgw.secretKey };
   const s3 = ['--storage', 's3', '--s3-bucket', bucket, '--s3-endpoint', rgw.endpoint, '--s3-force-path-style', '--s3-region', rgw.region];
   const ref = await startRegistry();
@@ -259,24 +264,42 @@ export async function measureS3(rgw: Rgw, o: { clients?: number; rounds?: number
     const one = redir[0]!;
     const proxy = await serveWharf(s3, env);
     started.push(proxy);
-    const runs: Record<'fsPush' | 'fsPull' | 's3Push' | 's3Pull' | 's3ProxyPull', Phase[]> = { fsPush: [], fsPull: [], s3Push: [], s3Pull: [], s3ProxyPull: [] };
+    let before: Served | undefined;
+    if (beforeTree) {
+      const s3b = s3.map((a) => (a === bucket ? beforeBucket! : a));
+      before = await serveWharf([...s3b, '--redirect'], env, resolve(beforeTree, 'dist', 'src', 'registry', 'main.js'));
+      started.push(before);
+    }
+    type Key = 'fsPush' | 'fsPull' | 's3Push' | 's3Pull' | 's3ProxyPull' | 'beforePush' | 'beforePull';
+    const runs: Record<Key, Phase[]> = { fsPush: [], fsPull: [], s3Push: [], s3Pull: [], s3ProxyPull: [], beforePush: [], beforePull: [] };
+    const perRun: S3BenchResult['perRun'] = [];
     for (let i = 0; i < Number(process.env.BENCH_BIG_RUNS ?? 3); i++) {
       const bigImg = makeImage(4, 50);
       runs.fsPush.push(await phase(fs, () => pushImage(fs.url, `bench/big${i}`, bigImg)));
       runs.s3Push.push(await phase(one, () => pushImage(one.url, `bench/big${i}`, bigImg)));
+      if (before) runs.beforePush.push(await phase(before, () => pushImage(before.url, `bench/big${i}`, bigImg)));
       runs.fsPull.push(await phase(fs, () => pullImage(fs.url, `bench/big${i}`, bigImg)));
       runs.s3Pull.push(await phase(one, () => pullImage(one.url, `bench/big${i}`, bigImg)));
+      if (before) runs.beforePull.push(await phase(before, () => pullImage(before.url, `bench/big${i}`, bigImg)));
       runs.s3ProxyPull.push(await phase(proxy, () => pullImage(proxy.url, `bench/big${i}`, bigImg)));
-      if (process.env.BENCH_VERBOSE) console.error(`# run ${i}: ${Object.entries(runs).map(([k, v]) => `${k} ${v.at(-1)!.ms.toFixed(0)} ms (registry ${v.at(-1)!.serverCpuMs} ms, store ${v.at(-1)!.storeCpuMs} ms CPU)`).join(', ')}`);
+      const last = (k: Key) => runs[k].at(-1)!.ms;
+      perRun.push({
+        push: last('s3Push') / last('fsPush'), pull: last('s3Pull') / last('fsPull'),
+        ...(before ? { beforePush: last('beforePush') / last('fsPush'), beforePull: last('beforePull') / last('fsPull') } : {}),
+      });
+      if (process.env.BENCH_VERBOSE) console.error(`# run ${i}: ${Object.entries(runs).filter(([, v]) => v.length).map(([k, v]) => `${k} ${v.at(-1)!.ms.toFixed(0)} ms (registry ${v.at(-1)!.serverCpuMs} ms, store ${v.at(-1)!.storeCpuMs} ms CPU)`).join(', ')}`);
     }
     const med = (ps: Phase[]): Phase => ({ ms: medianOf(ps.map((p) => p.ms)), serverCpuMs: medianOf(ps.map((p) => p.serverCpuMs)), storeCpuMs: medianOf(ps.map((p) => p.storeCpuMs)) });
     const fsPush = med(runs.fsPush), fsPull = med(runs.fsPull), s3Push = med(runs.s3Push), s3Pull = med(runs.s3Pull), s3ProxyPull = med(runs.s3ProxyPull);
-    return { reference, replicas, redirect, big: { fsPush, fsPull, s3Push, s3Pull, s3ProxyPull } };
+    const big: S3BenchResult['big'] = { fsPush, fsPull, s3Push, s3Pull, s3ProxyPull };
+    if (before) { big.beforePush = med(runs.beforePush); big.beforePull = med(runs.beforePull); }
+    return { reference, replicas, redirect, big, perRun };
   } finally {
     for (const s of started) await s.stop();
     await ref.stop();
     await rm(root, { recursive: true, force: true });
     await removeBucket(rgw, bucket);
+    if (beforeBucket) await removeBucket(rgw, beforeBucket);
   }
 }
 
@@ -311,5 +334,12 @@ if ((isMain && process.argv[2] === 's3') || process.env.WHARF_BENCH_MAIN === 're
     console.log(`| push | ${b.fsPush.ms.toFixed(0)} ms | ${b.s3Push.ms.toFixed(0)} ms | **${(b.s3Push.ms / b.fsPush.ms).toFixed(2)}** | ≤ 1.5 | ${cpu(b.fsPush)}; ${cpu(b.s3Push)} |`);
     console.log(`| pull (--redirect) | ${b.fsPull.ms.toFixed(0)} ms | ${b.s3Pull.ms.toFixed(0)} ms | **${(b.s3Pull.ms / b.fsPull.ms).toFixed(2)}** | ≤ 1.5 | ${cpu(b.fsPull)}; ${cpu(b.s3Pull)} |`);
     console.log(`| pull (proxied by the replica) | ${b.fsPull.ms.toFixed(0)} ms | ${b.s3ProxyPull.ms.toFixed(0)} ms | ${(b.s3ProxyPull.ms / b.fsPull.ms).toFixed(2)} | reported | ${cpu(b.fsPull)}; ${cpu(b.s3ProxyPull)} |`);
+    if (b.beforePush && b.beforePull) {
+      console.log(`| push (before: BENCH_WHARFD_BEFORE) | ${b.fsPush.ms.toFixed(0)} ms | ${b.beforePush.ms.toFixed(0)} ms | ${(b.beforePush.ms / b.fsPush.ms).toFixed(2)} | | ${cpu(b.fsPush)}; ${cpu(b.beforePush)} |`);
+      console.log(`| pull --redirect (before: BENCH_WHARFD_BEFORE) | ${b.fsPull.ms.toFixed(0)} ms | ${b.beforePull.ms.toFixed(0)} ms | ${(b.beforePull.ms / b.fsPull.ms).toFixed(2)} | | ${cpu(b.fsPull)}; ${cpu(b.beforePull)} |`);
+    }
+    const list = (k: 'push' | 'pull' | 'beforePush' | 'beforePull') => r.perRun.map((x) => x[k]?.toFixed(2)).join(', ');
+    console.log('');
+    console.log(`Per run (S3/filesystem): push ${list('push')}; pull with --redirect ${list('pull')}${b.beforePush ? `; before: push ${list('beforePush')}, pull ${list('beforePull')}` : ''}.`);
   }
 }
