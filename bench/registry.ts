@@ -276,11 +276,12 @@ export async function measureS3(rgw: Rgw, o: { clients?: number; rounds?: number
     for (let i = 0; i < Number(process.env.BENCH_BIG_RUNS ?? 3); i++) {
       const bigImg = makeImage(4, 50);
       runs.fsPush.push(await phase(fs, () => pushImage(fs.url, `bench/big${i}`, bigImg)));
-      runs.s3Push.push(await phase(one, () => pushImage(one.url, `bench/big${i}`, bigImg)));
-      if (before) runs.beforePush.push(await phase(before, () => pushImage(before.url, `bench/big${i}`, bigImg)));
+      // This tree's replica and the before tree's take turns at going first (the store's state after a push differs).
+      const s3Trees: [Served, 's3Push' | 'beforePush', 's3Pull' | 'beforePull'][] = [[one, 's3Push', 's3Pull']];
+      if (before) s3Trees[i % 2 ? 'unshift' : 'push']([before, 'beforePush', 'beforePull']);
+      for (const [srv, push] of s3Trees) runs[push].push(await phase(srv, () => pushImage(srv.url, `bench/big${i}`, bigImg)));
       runs.fsPull.push(await phase(fs, () => pullImage(fs.url, `bench/big${i}`, bigImg)));
-      runs.s3Pull.push(await phase(one, () => pullImage(one.url, `bench/big${i}`, bigImg)));
-      if (before) runs.beforePull.push(await phase(before, () => pullImage(before.url, `bench/big${i}`, bigImg)));
+      for (const [srv, , pull] of s3Trees) runs[pull].push(await phase(srv, () => pullImage(srv.url, `bench/big${i}`, bigImg)));
       runs.s3ProxyPull.push(await phase(proxy, () => pullImage(proxy.url, `bench/big${i}`, bigImg)));
       const last = (k: Key) => runs[k].at(-1)!.ms;
       perRun.push({
