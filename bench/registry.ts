@@ -50,8 +50,23 @@ export function medianOf(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
+/**
+ * fetch, sent again once when the connection failed before an answer: under a load of 15–30 runs died on
+ * 'other side closed' / EPIPE (likely a kept-alive socket, idle since an earlier blob while the bench's own event
+ * loop lagged, reused just as the server's keep-alive timeout closed it; not proven). Only idempotent requests go through here (blob uploads by digest, a
+ * manifest PUT).
+ */
+async function fetchAgain(url: string | URL, init: RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, init);
+  } catch (e) {
+    if ((e as Error).message !== 'fetch failed') throw e;
+    return fetch(url, init);
+  }
+}
+
 async function pushBlob(url: string, repo: string, data: Buffer, digest: string): Promise<void> {
-  const res = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${digest}`, { method: 'POST', body: data });
+  const res = await fetchAgain(`${url}/v2/${repo}/blobs/uploads/?digest=${digest}`, { method: 'POST', body: data });
   await res.arrayBuffer();
   if (res.status === 201) return;
   // docker-registry 2.8 wants POST then PUT for a monolithic upload of this size
@@ -59,7 +74,7 @@ async function pushBlob(url: string, repo: string, data: Buffer, digest: string)
   await post.arrayBuffer();
   const loc = new URL(post.headers.get('location')!, url);
   loc.searchParams.set('digest', digest);
-  const put = await fetch(loc, { method: 'PUT', body: data });
+  const put = await fetchAgain(loc, { method: 'PUT', body: data });
   await put.arrayBuffer();
   if (put.status !== 201) throw new Error(`blob upload to ${url} answered ${put.status}`);
 }
@@ -141,7 +156,7 @@ function makeImage(layers: number, layerMiB: number): Image {
 
 async function pushImage(url: string, repo: string, img: Image): Promise<void> {
   await Promise.all(img.blobs.map((b) => pushBlob(url, repo, b.data, b.digest)));
-  const r = await fetch(`${url}/v2/${repo}/manifests/latest`, { method: 'PUT', body: img.manifest, headers: { 'Content-Type': 'application/vnd.docker.distribution.manifest.v2+json' } });
+  const r = await fetchAgain(`${url}/v2/${repo}/manifests/latest`, { method: 'PUT', body: img.manifest, headers: { 'Content-Type': 'application/vnd.docker.distribution.manifest.v2+json' } });
   await r.arrayBuffer();
   if (r.status !== 201) throw new Error(`manifest PUT to ${url}: ${r.status}`);
 }
