@@ -50,8 +50,23 @@ export function medianOf(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
+/**
+ * fetch, sent again once when the connection failed before an answer: under a load of 15–30 runs died on
+ * 'other side closed' / EPIPE (likely a kept-alive socket, idle since an earlier blob while the bench's own event
+ * loop lagged, reused just as the server's keep-alive timeout closed it; not proven). Only idempotent requests go through here (blob uploads by digest, a
+ * manifest PUT).
+ */
+async function fetchAgain(url: string | URL, init: RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, init);
+  } catch (e) {
+    if ((e as Error).message !== 'fetch failed') throw e;
+    return fetch(url, init);
+  }
+}
+
 async function pushBlob(url: string, repo: string, data: Buffer, digest: string): Promise<void> {
-  const res = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${digest}`, { method: 'POST', body: data });
+  const res = await fetchAgain(`${url}/v2/${repo}/blobs/uploads/?digest=${digest}`, { method: 'POST', body: data });
   await res.arrayBuffer();
   if (res.status === 201) return;
   // docker-registry 2.8 wants POST then PUT for a monolithic upload of this size
@@ -59,7 +74,7 @@ async function pushBlob(url: string, repo: string, data: Buffer, digest: string)
   await post.arrayBuffer();
   const loc = new URL(post.headers.get('location')!, url);
   loc.searchParams.set('digest', digest);
-  const put = await fetch(loc, { method: 'PUT', body: data });
+  const put = await fetchAgain(loc, { method: 'PUT', body: data });
   await put.arrayBuffer();
   if (put.status !== 201) throw new Error(`blob upload to ${url} answered ${put.status}`);
 }
@@ -108,9 +123,9 @@ export function describe(rs: Round[]): string {
 
 interface Served { url: string; child: ChildProcess | null; stop(): Promise<void> }
 
-async function serveWharf(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Served> {
+async function serveWharf(args: string[], env: NodeJS.ProcessEnv = process.env, main = MAIN): Promise<Served> {
   const port = await freePort();
-  const child = spawn(process.execPath, [MAIN, 'serve', '--addr', `127.0.0.1:${port}`, '--workers', '1', ...args], { stdio: ['ignore', 'pipe', 'inherit'], env });
+  const child = spawn(process.execPath, [main, 'serve', '--addr', `127.0.0.1:${port}`, '--workers', '1', ...args], { stdio: ['ignore', 'pipe', 'inherit'], env });
   const url = await new Promise<string>((res, rej) => {
     child.stdout!.on('data', (d: Buffer) => { const m = /listening on (\S+)/.exec(d.toString()); if (m) res(m[1]!); });
     child.once('exit', (c) => rej(new Error(`registry exited ${c}`)));
@@ -141,7 +156,7 @@ function makeImage(layers: number, layerMiB: number): Image {
 
 async function pushImage(url: string, repo: string, img: Image): Promise<void> {
   await Promise.all(img.blobs.map((b) => pushBlob(url, repo, b.data, b.digest)));
-  const r = await fetch(`${url}/v2/${repo}/manifests/latest`, { method: 'PUT', body: img.manifest, headers: { 'Content-Type': 'application/vnd.docker.distribution.manifest.v2+json' } });
+  const r = await fetchAgain(`${url}/v2/${repo}/manifests/latest`, { method: 'PUT', body: img.manifest, headers: { 'Content-Type': 'application/vnd.docker.distribution.manifest.v2+json' } });
   await r.arrayBuffer();
   if (r.status !== 201) throw new Error(`manifest PUT to ${url}: ${r.status}`);
 }
@@ -223,13 +238,18 @@ async function phase(server: Served, fn: () => Promise<unknown>): Promise<Phase>
 
 export interface S3BenchResult {
   reference?: PullLoad; replicas?: PullLoad; redirect?: PullLoad;
-  big: { fsPush: Phase; fsPull: Phase; s3Push: Phase; s3Pull: Phase; s3ProxyPull: Phase };
+  big: { fsPush: Phase; fsPull: Phase; s3Push: Phase; s3Pull: Phase; s3ProxyPull: Phase; beforePush?: Phase; beforePull?: Phase };
+  /** Each run's S3/filesystem ratios (push, pull with --redirect; the BENCH_WHARFD_BEFORE replica's too). */
+  perRun: { push: number; pull: number; beforePush?: number; beforePull?: number }[];
 }
 
 export async function measureS3(rgw: Rgw, o: { clients?: number; rounds?: number; layerMiB?: number } = {}): Promise<S3BenchResult> {
   const clients = o.clients ?? 10, rounds = o.rounds ?? 3;
   const img = makeImage(7, o.layerMiB ?? 8);
   const bucket = await makeBucket(rgw, 'wharf-bench');
+  // BENCH_WHARFD_BEFORE=<a built checkout>: its registry too (--redirect, a bucket of its own), in the same runs.
+  const beforeTree = process.env.BENCH_WHARFD_BEFORE;
+  const beforeBucket = beforeTree ? await makeBucket(rgw, 'wharf-bench-before') : undefined;
   const env = { ...process.env, AWS_ACCESS_KEY_ID: rgw.accessKey, AWS_SECRET_ACCESS_KEY: rgw.secretKey };
   const s3 = ['--storage', 's3', '--s3-bucket', bucket, '--s3-endpoint', rgw.endpoint, '--s3-force-path-style', '--s3-region', rgw.region];
   const ref = await startRegistry();
@@ -259,24 +279,43 @@ export async function measureS3(rgw: Rgw, o: { clients?: number; rounds?: number
     const one = redir[0]!;
     const proxy = await serveWharf(s3, env);
     started.push(proxy);
-    const runs: Record<'fsPush' | 'fsPull' | 's3Push' | 's3Pull' | 's3ProxyPull', Phase[]> = { fsPush: [], fsPull: [], s3Push: [], s3Pull: [], s3ProxyPull: [] };
+    let before: Served | undefined;
+    if (beforeTree) {
+      const s3b = s3.map((a) => (a === bucket ? beforeBucket! : a));
+      before = await serveWharf([...s3b, '--redirect'], env, resolve(beforeTree, 'dist', 'src', 'registry', 'main.js'));
+      started.push(before);
+    }
+    type Key = 'fsPush' | 'fsPull' | 's3Push' | 's3Pull' | 's3ProxyPull' | 'beforePush' | 'beforePull';
+    const runs: Record<Key, Phase[]> = { fsPush: [], fsPull: [], s3Push: [], s3Pull: [], s3ProxyPull: [], beforePush: [], beforePull: [] };
+    const perRun: S3BenchResult['perRun'] = [];
     for (let i = 0; i < Number(process.env.BENCH_BIG_RUNS ?? 3); i++) {
       const bigImg = makeImage(4, 50);
       runs.fsPush.push(await phase(fs, () => pushImage(fs.url, `bench/big${i}`, bigImg)));
-      runs.s3Push.push(await phase(one, () => pushImage(one.url, `bench/big${i}`, bigImg)));
+      // This tree's replica and the before tree's take turns at going first (the store's state after a push differs).
+      const s3Trees: [Served, 's3Push' | 'beforePush', 's3Pull' | 'beforePull'][] = [[one, 's3Push', 's3Pull']];
+      if (before) s3Trees[i % 2 ? 'unshift' : 'push']([before, 'beforePush', 'beforePull']);
+      for (const [srv, push] of s3Trees) runs[push].push(await phase(srv, () => pushImage(srv.url, `bench/big${i}`, bigImg)));
       runs.fsPull.push(await phase(fs, () => pullImage(fs.url, `bench/big${i}`, bigImg)));
-      runs.s3Pull.push(await phase(one, () => pullImage(one.url, `bench/big${i}`, bigImg)));
+      for (const [srv, , pull] of s3Trees) runs[pull].push(await phase(srv, () => pullImage(srv.url, `bench/big${i}`, bigImg)));
       runs.s3ProxyPull.push(await phase(proxy, () => pullImage(proxy.url, `bench/big${i}`, bigImg)));
-      if (process.env.BENCH_VERBOSE) console.error(`# run ${i}: ${Object.entries(runs).map(([k, v]) => `${k} ${v.at(-1)!.ms.toFixed(0)} ms (registry ${v.at(-1)!.serverCpuMs} ms, store ${v.at(-1)!.storeCpuMs} ms CPU)`).join(', ')}`);
+      const last = (k: Key) => runs[k].at(-1)!.ms;
+      perRun.push({
+        push: last('s3Push') / last('fsPush'), pull: last('s3Pull') / last('fsPull'),
+        ...(before ? { beforePush: last('beforePush') / last('fsPush'), beforePull: last('beforePull') / last('fsPull') } : {}),
+      });
+      if (process.env.BENCH_VERBOSE) console.error(`# run ${i}: ${Object.entries(runs).filter(([, v]) => v.length).map(([k, v]) => `${k} ${v.at(-1)!.ms.toFixed(0)} ms (registry ${v.at(-1)!.serverCpuMs} ms, store ${v.at(-1)!.storeCpuMs} ms CPU)`).join(', ')}`);
     }
     const med = (ps: Phase[]): Phase => ({ ms: medianOf(ps.map((p) => p.ms)), serverCpuMs: medianOf(ps.map((p) => p.serverCpuMs)), storeCpuMs: medianOf(ps.map((p) => p.storeCpuMs)) });
     const fsPush = med(runs.fsPush), fsPull = med(runs.fsPull), s3Push = med(runs.s3Push), s3Pull = med(runs.s3Pull), s3ProxyPull = med(runs.s3ProxyPull);
-    return { reference, replicas, redirect, big: { fsPush, fsPull, s3Push, s3Pull, s3ProxyPull } };
+    const big: S3BenchResult['big'] = { fsPush, fsPull, s3Push, s3Pull, s3ProxyPull };
+    if (before) { big.beforePush = med(runs.beforePush); big.beforePull = med(runs.beforePull); }
+    return { reference, replicas, redirect, big, perRun };
   } finally {
     for (const s of started) await s.stop();
     await ref.stop();
     await rm(root, { recursive: true, force: true });
     await removeBucket(rgw, bucket);
+    if (beforeBucket) await removeBucket(rgw, beforeBucket);
   }
 }
 
@@ -311,5 +350,12 @@ if ((isMain && process.argv[2] === 's3') || process.env.WHARF_BENCH_MAIN === 're
     console.log(`| push | ${b.fsPush.ms.toFixed(0)} ms | ${b.s3Push.ms.toFixed(0)} ms | **${(b.s3Push.ms / b.fsPush.ms).toFixed(2)}** | ≤ 1.5 | ${cpu(b.fsPush)}; ${cpu(b.s3Push)} |`);
     console.log(`| pull (--redirect) | ${b.fsPull.ms.toFixed(0)} ms | ${b.s3Pull.ms.toFixed(0)} ms | **${(b.s3Pull.ms / b.fsPull.ms).toFixed(2)}** | ≤ 1.5 | ${cpu(b.fsPull)}; ${cpu(b.s3Pull)} |`);
     console.log(`| pull (proxied by the replica) | ${b.fsPull.ms.toFixed(0)} ms | ${b.s3ProxyPull.ms.toFixed(0)} ms | ${(b.s3ProxyPull.ms / b.fsPull.ms).toFixed(2)} | reported | ${cpu(b.fsPull)}; ${cpu(b.s3ProxyPull)} |`);
+    if (b.beforePush && b.beforePull) {
+      console.log(`| push (before: BENCH_WHARFD_BEFORE) | ${b.fsPush.ms.toFixed(0)} ms | ${b.beforePush.ms.toFixed(0)} ms | ${(b.beforePush.ms / b.fsPush.ms).toFixed(2)} | | ${cpu(b.fsPush)}; ${cpu(b.beforePush)} |`);
+      console.log(`| pull --redirect (before: BENCH_WHARFD_BEFORE) | ${b.fsPull.ms.toFixed(0)} ms | ${b.beforePull.ms.toFixed(0)} ms | ${(b.beforePull.ms / b.fsPull.ms).toFixed(2)} | | ${cpu(b.fsPull)}; ${cpu(b.beforePull)} |`);
+    }
+    const list = (k: 'push' | 'pull' | 'beforePush' | 'beforePull') => r.perRun.map((x) => x[k]?.toFixed(2)).join(', ');
+    console.log('');
+    console.log(`Per run (S3/filesystem): push ${list('push')}; pull with --redirect ${list('pull')}${b.beforePush ? `; before: push ${list('beforePush')}, pull ${list('beforePull')}` : ''}.`);
   }
 }

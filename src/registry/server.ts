@@ -326,7 +326,7 @@ class Handler {
   // ---- manifests ----
 
   private async getManifest(req: IncomingMessage, res: ServerResponse, name: string, ref: string): Promise<void> {
-    const { digest, info } = await this.storage.resolveManifest(name, ref);
+    const { digest, info, bytes } = await this.storage.resolveManifest(name, ref, { bytes: req.method !== 'HEAD' });
     const headers = {
       'Content-Type': info.mediaType,
       'Docker-Content-Digest': digest,
@@ -339,7 +339,7 @@ class Handler {
       res.end();
       return;
     }
-    const bytes = await this.storage.readManifest(digest);
+    if (!bytes) throw new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown', { name, reference: ref });
     res.statusCode = 200;
     for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
     res.setHeader('Content-Length', bytes.length);
