@@ -10,8 +10,10 @@
  * Builtins a fresh daemon does not use (crypto with OpenSSL's set-up, zlib, worker_threads, …) load at first use.
  *
  * What stays outside: packages with native parts or loaded on first use (koffi, undici, ssh2, the AWS SDK), resolved
- * from node_modules as before; worker threads (layers' extraction and writer threads) and fsroot's child run tsc's
- * files, which import.meta in the bundle still names (importMetaOfSource).
+ * from node_modules as before; fsroot's child (a process of its own) runs tsc's files, which import.meta in the bundle
+ * still names (importMetaOfSource). The layers' extraction and writer threads run bundles of their own
+ * (dist/src/engine/layers/extractworker.cjs, filewriter.cjs: ~1.8 MB less per thread than their ES module graphs),
+ * which the bundles' `new Worker(new URL(import.meta.url))` names; run unbundled, the daemon starts tsc's files.
  */
 import { build } from 'esbuild';
 import { dirname, join, resolve } from 'node:path';
@@ -26,20 +28,26 @@ const outfile = join(daemonDir, 'wharfd.cjs');
 const LAZY = ['crypto', 'child_process', 'zlib', 'worker_threads', 'os', 'v8', 'vm', 'dgram', 'net', 'tls', 'https', 'dns',
   'dns/promises', 'readline', 'timers/promises', 'stream/promises', 'perf_hooks', 'http2', 'cluster', 'inspector'];
 
-const meta = importMetaOfSource({ outfile, files: /[\\/]dist[\\/]src[\\/].*\.js$/ });
+/** Threads the daemon starts with `new Worker(new URL(import.meta.url))`: each runs a bundle of its own too. */
+const layersDir = join(root, 'dist', 'src', 'engine', 'layers');
+const workers = ['extractworker', 'filewriter'].map((n) => ({ entry: join(layersDir, `${n}.js`), outfile: join(layersDir, `${n}.cjs`) }));
+const urls = new Map(workers.map((w) => [w.entry, w.outfile]));
 
-await build({
-  entryPoints: [join(daemonDir, 'main.js')],
-  outfile,
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node22',
-  minifyWhitespace: true,
-  legalComments: 'none',
-  logLevel: 'warning',
-  absWorkingDir: root,
-  external: ['koffi', 'undici', 'ssh2', 'cpu-features', '@aws-sdk/*'],
-  banner: { js: meta.banner },
-  plugins: [lazyBuiltins({ modules: LAZY, trace: true }), meta.plugin],
-});
+for (const { entry, outfile: out } of [{ entry: join(daemonDir, 'main.js'), outfile }, ...workers]) {
+  const meta = importMetaOfSource({ outfile: out, files: /[\\/]dist[\\/]src[\\/].*\.js$/, urls });
+  await build({
+    entryPoints: [entry],
+    outfile: out,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node22',
+    minifyWhitespace: true,
+    legalComments: 'none',
+    logLevel: 'warning',
+    absWorkingDir: root,
+    external: ['koffi', 'undici', 'ssh2', 'cpu-features', '@aws-sdk/*'],
+    banner: { js: meta.banner },
+    plugins: [lazyBuiltins({ modules: LAZY, trace: true }), meta.plugin],
+  });
+}

@@ -53,9 +53,10 @@ for (const k of ${keys}) Object.defineProperty(exports, k, { get: () => load()[k
  * bundle's own `__dirname` (both live in dist/): a worker started with `new URL(import.meta.url)`, a helper found
  * beside its module (fsroot's child.js) or a package resolved with `createRequire(import.meta.url)` are the same
  * files as without the bundle. The bundle needs the `banner` this returns (it defines `__wharfMeta`).
- * `files`: the files whose text is rewritten (tsc's output).
+ * `files`: the files whose text is rewritten (tsc's output). `urls`: files whose `import.meta.url` names another
+ * file instead (a worker's module → its own bundle: `new Worker(new URL(import.meta.url))` then starts the bundle).
  */
-export function importMetaOfSource({ outfile, files }) {
+export function importMetaOfSource({ outfile, files, urls = new Map() }) {
   const outDir = dirname(outfile);
   return {
     banner: 'const __wharfMeta=(rel)=>{const p=require("node:path");const f=p.join(__dirname,rel);'
@@ -67,7 +68,8 @@ export function importMetaOfSource({ outfile, files }) {
           let text = await readFile(args.path, 'utf8');
           if (text.includes('import.meta')) {
             const rel = JSON.stringify(relative(outDir, args.path));
-            text = text.replace(/\bimport\.meta\.(url|filename|dirname)\b/g, (_m, k) => `__wharfMeta(${rel}).${k}`);
+            const urlRel = JSON.stringify(relative(outDir, urls.get(args.path) ?? args.path));
+            text = text.replace(/\bimport\.meta\.(url|filename|dirname)\b/g, (_m, k) => `__wharfMeta(${k === 'url' ? urlRel : rel}).${k}`);
             if (/\bimport\.meta\b/.test(text)) throw new Error(`${args.path}: an import.meta other than url, filename or dirname`);
           }
           return { contents: text, loader: 'js' };

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -24,7 +24,7 @@ function node(args: string[]): Promise<{ code: number; out: string; err: string 
 
 interface Plugins {
   lazyBuiltins(o: { modules: string[]; importer?: RegExp }): unknown;
-  importMetaOfSource(o: { outfile: string; files: RegExp }): { banner: string; plugin: unknown };
+  importMetaOfSource(o: { outfile: string; files: RegExp; urls?: Map<string, string> }): { banner: string; plugin: unknown };
 }
 
 test('lazyBuiltins: a deferred builtin loads at the first read of an export, through every kind of import', async () => {
@@ -34,11 +34,13 @@ test('lazyBuiltins: a deferred builtin loads at the first read of an export, thr
   try {
     mkdirSync(join(dir, 'src', 'sub'), { recursive: true });
     writeFileSync(join(dir, 'src', 'sub', 'meta.js'), 'export const here = import.meta.filename; export const url = import.meta.url; export const dirOf = import.meta.dirname;\n');
+    writeFileSync(join(dir, 'src', 'sub', 'worker.js'), 'export const workerUrl = import.meta.url;\n');
     writeFileSync(join(dir, 'src', 'entry.js'), `
 import { gzipSync, gunzipSync } from 'node:zlib';
 import * as os from 'node:os';
 import dgram from 'node:dgram';
 import { here, url, dirOf } from './sub/meta.js';
+import { workerUrl } from './sub/worker.js';
 const loaded = (m) => process.moduleLoadList.includes('NativeModule ' + m);
 const out = { before: { zlib: loaded('zlib'), os: loaded('os'), dgram: loaded('dgram') } };
 out.round = gunzipSync(gzipSync(Buffer.from('wharf'))).toString();
@@ -46,11 +48,11 @@ out.afterZlib = { zlib: loaded('zlib'), os: loaded('os') };
 out.eol = os.EOL;
 out.socket = typeof dgram.createSocket;
 out.after = { os: loaded('os'), dgram: loaded('dgram') };
-out.meta = { here, url, dirOf };
+out.meta = { here, url, dirOf, workerUrl };
 console.log(JSON.stringify(out));
 `);
     const outfile = join(dir, 'out', 'bundle.cjs');
-    const meta = plugins.importMetaOfSource({ outfile, files: /[\\/]src[\\/].*\.js$/ });
+    const meta = plugins.importMetaOfSource({ outfile, files: /[\\/]src[\\/].*\.js$/, urls: new Map([[join(dir, 'src', 'sub', 'worker.js'), join(dir, 'out', 'worker.cjs')]]) });
     await build({
       entryPoints: [join(dir, 'src', 'entry.js')], outfile, bundle: true, platform: 'node', format: 'cjs', logLevel: 'silent',
       banner: { js: meta.banner }, plugins: [plugins.lazyBuiltins({ modules: ['zlib', 'os', 'dgram'] }), meta.plugin] as never,
@@ -65,18 +67,24 @@ console.log(JSON.stringify(out));
     assert.equal(o.socket, 'function', 'a default import reads through');
     assert.deepEqual(o.after, { os: true, dgram: true });
     const file = join(dir, 'src', 'sub', 'meta.js');
-    assert.deepEqual(o.meta, { here: file, url: pathToFileURL(file).href, dirOf: join(dir, 'src', 'sub') }, 'import.meta names the source file, not the bundle');
+    assert.deepEqual(o.meta, { here: file, url: pathToFileURL(file).href, dirOf: join(dir, 'src', 'sub'), workerUrl: pathToFileURL(join(dir, 'out', 'worker.cjs')).href },
+      'import.meta names the source file, not the bundle; a worker module\'s URL names the bundle made of it');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test('the daemon bundle is built and runs: wharfd.cjs --version', async (t) => {
+test('the daemon bundle is built and runs: wharfd.cjs --version; its worker threads\' bundles beside it', async (t) => {
   const bundle = join(ROOT, 'dist', 'src', 'daemon', 'wharfd.cjs');
   try { statSync(bundle); } catch { t.skip('no bundle: tsc ran alone (npm run build makes it)'); return; }
   const r = await node([bundle, '--version']);
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /^Wharf version \S+\n$/);
+  for (const w of ['extractworker', 'filewriter']) {
+    const cjs = join(ROOT, 'dist', 'src', 'engine', 'layers', `${w}.cjs`);
+    assert.ok(statSync(cjs).size > 0, `${cjs} is built with the daemon's bundle`);
+    assert.ok(readFileSync(bundle, 'utf8').includes(`__wharfMeta("../engine/layers/${w}.cjs").url`), `the daemon bundle starts ${w} from its bundle`);
+  }
 });
 
 test('randomHex: n random bytes as 2n hex digits, different each time', () => {
