@@ -8,6 +8,7 @@
  * same code as one script: Node's ES module loader (its own modules, resolving and linking each file, which
  * also gets TurboFan to optimize the loader's path and URL code) and a module record and source string per file.
  * Builtins a fresh daemon does not use (crypto with OpenSSL's set-up, zlib, worker_threads, …) load at first use.
+ * `WHARF_LAZY_TRACE=1` in wharfd's environment prints where each of them got loaded (to find what pulls one in at start).
  *
  * What stays outside: packages with native parts or loaded on first use (koffi, undici, ssh2, the AWS SDK), resolved
  * from node_modules as before; fsroot's child (a process of its own) runs tsc's files, which import.meta in the bundle
