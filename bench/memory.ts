@@ -16,7 +16,8 @@
  * their parent (conmon, containerd-shim-runc-v2: processes whose command line names the engine's data root),
  * never the containers' own processes (those in another pid namespace). Peaks are sampled every 20 ms.
  *
- * Env: BENCH_RUNS (default 5), BENCH_ENGINES (default "dockerd,wharfd"), BENCH_SKIP_ONCE=1 (rounds only).
+ * Env: BENCH_RUNS (default 5), BENCH_ENGINES (default "dockerd,wharfd"), BENCH_SKIP_ONCE=1 (rounds only),
+ * BENCH_WHARFD_BEFORE=<a built checkout>: its wharfd joins the rounds as "wharfd-before" (added to BENCH_ENGINES).
  * Needs what bench/pull.ts needs (root, dockerd, docker-registry, skopeo, debootstrap or its cached rootfs).
  */
 import { readFileSync, readlinkSync, readdirSync } from 'node:fs';
@@ -31,7 +32,8 @@ import {
 } from './support.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
-const ENGINES = (process.env.BENCH_ENGINES ?? 'dockerd,wharfd').split(',');
+const BEFORE = process.env.BENCH_WHARFD_BEFORE;
+const ENGINES = [...(process.env.BENCH_ENGINES ?? 'dockerd,wharfd').split(','), ...(BEFORE ? ['wharfd-before'] : [])];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const MiB = (kib: number) => (kib / 1024).toFixed(0);
 
@@ -121,7 +123,7 @@ function anonKinds(pid: number): string {
 }
 
 async function start(name: string): Promise<Daemon> {
-  return name === 'dockerd' ? startDockerd() : startWharfd();
+  return name === 'dockerd' ? startDockerd() : name === 'wharfd-before' ? startWharfd([], BEFORE) : startWharfd();
 }
 
 interface Round { fresh: number; freshAnon: number; pull: number; build: number; idle: number; idleAnon: number; settled: number; detail: string }
@@ -287,6 +289,14 @@ async function main(): Promise<void> {
     console.log('| memory (MiB, RSS; medians, min–max) | dockerd + containerd | wharfd | wharfd/dockerd | target |');
     console.log('|---|---|---|---|---|');
     for (const r of rows) console.log(r);
+    if (rounds['wharfd-before'] && rounds.wharfd) {
+      console.log(`\n| wharfd (MiB, RSS; medians, min–max) | before (${BEFORE}) | after (this tree) | after/before |`);
+      console.log('|---|---|---|---|');
+      for (const [label, k] of [['freshly started', 'fresh'], ['freshly started: anonymous part', 'freshAnon'], ['peak during the cold Debian pull', 'pull'],
+        ['peak during the build', 'build'], ['10 s after pull + build + 5 runs', 'idle'], ['10 s after: anonymous part', 'idleAnon'], ['20 s after', 'settled']] as const) {
+        console.log(`| ${label} | ${cell('wharfd-before', k)} | ${cell('wharfd', k)} | **${(med('wharfd', k) / med('wharfd-before', k)).toFixed(2)}** |`);
+      }
+    }
   } finally {
     for (const d of open) await d.stop().catch((e) => console.error(e));
     await releaseBenchFs();

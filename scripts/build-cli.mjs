@@ -14,6 +14,7 @@ import { build } from 'esbuild';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { lazyBuiltins } from './esbuild-plugins.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const cliDir = join(root, 'dist', 'src', 'cli');
@@ -37,20 +38,8 @@ const common = {
   },
 };
 
-/** Commander's `require('node:child_process')` → a module that requires the real one when first used. */
-const lazyChildProcess = {
-  name: 'lazy-child-process',
-  setup(b) {
-    b.onResolve({ filter: /^(node:)?child_process$/ }, (args) =>
-      /[\\/]node_modules[\\/]commander[\\/]/.test(args.importer) ? { path: 'lazy-child-process', namespace: 'wharf' } : undefined);
-    b.onLoad({ filter: /.*/, namespace: 'wharf' }, () => ({
-      loader: 'js',
-      contents: `let real;
-const load = () => (real ??= require('node:child_process'));
-module.exports = new Proxy({}, { get: (_t, k) => load()[k], has: (_t, k) => k in load() });`,
-    }));
-  },
-};
+/** Commander's `require('node:child_process')` → a stand-in that loads the real module when first used. */
+const lazyChildProcess = lazyBuiltins({ modules: ['child_process'], importer: /[\\/]node_modules[\\/]commander[\\/]/ });
 
 /**
  * `await import('node:https')`, `await import('ssh2')`: esbuild keeps import() of an external module as it is,

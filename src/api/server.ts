@@ -3,7 +3,6 @@
  * Transport (unix socket, TCP+TLS) is the daemon's business: this module hands out a request listener and a
  * plain node:http server built on it.
  */
-import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, OutgoingHttpHeader, OutgoingHttpHeaders, Server, ServerResponse } from 'node:http';
 import { http } from '../lib/nodehttp.js';
 import type { Backends } from './backend.js';
@@ -95,7 +94,9 @@ export function splitVersion(path: string): { version: string | null; path: stri
 }
 
 /** A short request ID for log lines (dockerd has none: its lines cannot be told apart under concurrency). */
-let requestSeq = randomBytes(6).readUIntBE(0, 6);
+// Math.random, not crypto's randomBytes: a log line's ID needs no secrecy, and node:crypto (OpenSSL's set-up,
+// ~4 MB resident) is then not loaded by a daemon that has not needed it yet (bench/README.md, memory)
+let requestSeq = Math.floor(Math.random() * 2 ** 48);
 /** 12 hex digits: a random start counted up per request (a call into OpenSSL per request costs more than the rest of a small request's bookkeeping). */
 export function newRequestId(): string {
   requestSeq = (requestSeq + 1) % 2 ** 48;

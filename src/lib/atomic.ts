@@ -1,6 +1,5 @@
 import { open, rename, mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 
 /** fsyncs a directory so that a rename inside it is durable. */
 export async function fsyncDir(dir: string): Promise<void> {
@@ -14,9 +13,16 @@ export async function fsyncFile(path: string): Promise<void> {
   try { await fh.datasync(); } finally { await fh.close(); }
 }
 
-/** A fresh temporary name beside `path` (same filesystem, so rename is atomic). */
+/** Temporary names count up from a random start: unique within this process, unlikely to meet another's. */
+let tempSeq = Math.floor(Math.random() * 2 ** 48);
+
+/**
+ * A fresh temporary name beside `path` (same filesystem, so rename is atomic). Not from node:crypto: the daemon
+ * writes state files at start-up, before it needs crypto for anything else (~4 MB resident; bench/README.md, memory).
+ */
 export function tempNameFor(path: string): string {
-  return join(dirname(path), `.tmp-${randomBytes(6).toString('hex')}-${path.split('/').pop()}`);
+  tempSeq = (tempSeq + 1) % 2 ** 48;
+  return join(dirname(path), `.tmp-${tempSeq.toString(16).padStart(12, '0')}-${path.split('/').pop()}`);
 }
 
 /**

@@ -36,7 +36,14 @@ export const WHARF_CLI = ((): string => {
   } catch { /* no bundle */ }
   return join(dir, 'main.js');
 })();
-export const WHARFD = resolve(projectRoot, 'dist', 'src', 'daemon', 'main.js');
+/** The daemon as bin/wharfd runs it: the bundle (scripts/build-daemon.mjs) when newer than tsc's output, else main.js. */
+export const WHARFD = ((): string => {
+  const dir = resolve(projectRoot, 'dist', 'src', 'daemon');
+  try {
+    if (statSync(join(dir, 'wharfd.cjs')).mtimeMs > statSync(join(dir, 'main.js')).mtimeMs) return join(dir, 'wharfd.cjs');
+  } catch { /* no bundle */ }
+  return join(dir, 'main.js');
+})();
 export const DOCKER = existsSync('/usr/local/bin/docker') ? '/usr/local/bin/docker' : 'docker';
 
 export function run(cmd: string, args: string[], opts: RunOpts = {}): Promise<RunResult> {

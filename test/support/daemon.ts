@@ -7,7 +7,7 @@
  *   const s = await d.docker(['images']);          // the same through the real docker CLI
  *   await d.kill('SIGKILL'); await d.restart();    // crash and start again on the same data root
  *
- * wharfd runs as `node_modules/node/bin/node dist/src/daemon/main.js -H unix://SOCK --data-root …
+ * wharfd runs as `node_modules/node/bin/node dist/src/daemon/wharfd.cjs -H unix://SOCK --data-root … (the bundle; main.js when tsc ran since)
  * --exec-root … --pidfile …` (so a signal reaches the daemon itself), and startDaemon resolves once
  * `GET /_ping` answers 200. stop() ends it (SIGTERM, then SIGKILL), unmounts whatever is still mounted
  * under its directory (lazily, deepest first) and removes the directory; an exit handler does the same

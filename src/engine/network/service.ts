@@ -23,6 +23,7 @@ import { execCollect } from '../../lib/exec.js';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../../lib/atomic.js';
+import { randomHex } from '../../lib/random.js';
 import { ConflictError, ForbiddenError, InvalidParameterError, NotFoundError, NotImplementedError, SystemError } from '../../lib/errors.js';
 import { exactMatch, matchFilter, matchKVList, parseTimestamp, validateFilters, type Filters } from '../../lib/filters.js';
 import { rfc3339NanoFixed } from '../../lib/go.js';
@@ -180,7 +181,7 @@ export class NetworkService {
     let ids: Record<string, string> = {};
     try { ids = JSON.parse(await readFile(join(this.dir, 'predefined.json'), 'utf8')) as Record<string, string>; } catch { /* first start */ }
     let changed = false;
-    for (const n of PREDEFINED) if (!ids[n]) { ids[n] = randomBytes(32).toString('hex'); changed = true; }
+    for (const n of PREDEFINED) if (!ids[n]) { ids[n] = randomHex(32); changed = true; } // not node:crypto at start-up (lib/random.ts)
     if (changed) await writeJsonAtomic(join(this.dir, 'predefined.json'), ids, 0o600);
     const created = rfc3339NanoFixed(new Date());
     const b = this.d.bridge;

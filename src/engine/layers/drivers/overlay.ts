@@ -1,5 +1,5 @@
-import { mkdir, readdir, rm, stat, symlink } from 'node:fs/promises';
-import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, rm, stat, symlink } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { SystemError } from '../../../lib/errors.js';
@@ -26,7 +26,8 @@ const LONG_OPTS = 3500;
 
 /** Probes whether overlayfs can be mounted under `dataRoot`; returns the extra options it accepts, or null. */
 async function probeOverlay(dataRoot: string): Promise<string | null> {
-  const dir = join(dataRoot, `overlay-probe-${randomBytes(4).toString('hex')}`);
+  // mkdtemp, not a name from crypto's randomBytes: node:crypto is not loaded at start-up (bench/README.md, memory)
+  const dir = await mkdtemp(join(dataRoot, 'overlay-probe-'));
   try {
     for (const d of ['l', 'u', 'w', 'm']) await mkdir(join(dir, d), { recursive: true });
     for (const extra of [',index=off,metacopy=off,redirect_dir=off', ',index=off', '']) {
