@@ -34,8 +34,16 @@ export function tempNameFor(path: string): string {
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644, opts: { durable?: boolean } = {}): Promise<void> {
   const durable = opts.durable ?? true;
   await mkdir(dirname(path), { recursive: true });
-  const tmp = tempNameFor(path);
-  const fh = await open(tmp, 'w', mode);
+  // 'wx' (O_CREAT|O_EXCL): the temp name is predictable (a counter), so it is never opened through a symlink or an
+  // existing file that something else put there; a name taken is skipped
+  let tmp = tempNameFor(path);
+  let fh;
+  for (let tries = 0; ; tries++) {
+    try { fh = await open(tmp, 'wx', mode); break; } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || tries >= 8) throw e;
+      tmp = tempNameFor(path);
+    }
+  }
   try {
     await fh.writeFile(data);
     if (durable) await fh.sync();

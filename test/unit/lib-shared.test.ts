@@ -139,3 +139,28 @@ test('Docker Hub under its names', () => {
     [true, true, true, false, false]);
   assert.equal(INDEX_SERVER, 'https://index.docker.io/v1/');
 });
+
+test('writeFileAtomic: a symlink planted at the next (predictable) temp name is neither followed nor replaced', async () => {
+  const { mkdtemp, symlink, writeFile, readFile: rf, readlink, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join, basename } = await import('node:path');
+  const { tempNameFor, writeFileAtomic } = await import('../../src/lib/atomic.js');
+  const dir = await mkdtemp(join(tmpdir(), 'atomic-'));
+  try {
+    const target = join(dir, 'state.json');
+    const outside = join(dir, 'outside');
+    await writeFile(outside, 'untouched');
+    // the names count up: the one after this is what writeFileAtomic takes next
+    const seen = basename(tempNameFor(target));
+    const hex = seen.slice(5, 17);
+    const next = ((parseInt(hex, 16) + 1) % 2 ** 48).toString(16).padStart(12, '0');
+    const planted = join(dir, `.tmp-${next}-state.json`);
+    await symlink(outside, planted);
+    await writeFileAtomic(target, 'new');
+    assert.equal(await rf(target, 'utf8'), 'new');
+    assert.equal(await rf(outside, 'utf8'), 'untouched');
+    assert.equal(await readlink(planted), outside);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
