@@ -150,3 +150,25 @@ test('the terminal\'s size: set from the start for run -it and exec -it, and fol
   assert.match(s.out, /33 101\r\n[\s\S]*40 120\r\n/, s.out);
   await d.api('DELETE', '/containers/sized?force=1');
 });
+
+test('an idle daemon lets its spare attach relay go, and the next attach starts one itself', async () => {
+  const { readdir, readFile } = await import('node:fs/promises');
+  const perlChildren = async (): Promise<number> => {
+    let n = 0;
+    for (const p of await readdir('/proc')) {
+      if (!/^\d+$/.test(p)) continue;
+      const stat = await readFile(`/proc/${p}/stat`, 'utf8').catch(() => '');
+      const m = /^\d+ \((.*)\) \S (\d+)/.exec(stat);
+      if (m && m[1] === 'perl' && Number(m[2]) === d.pid) n++;
+    }
+    return n;
+  };
+  const first = await d.wharf(['run', '--rm', 'busybox', 'echo', 'one']);
+  assert.equal(first.code, 0, show(first));
+  // the attach took the spare (or started a relay): a new spare follows it, then goes when nothing attaches
+  await waitFor(async () => (await perlChildren()) === 1, { timeout: 10_000, message: 'a spare relay after the attach' });
+  await waitFor(async () => (await perlChildren()) === 0, { timeout: 20_000, message: 'the idle spare relay let go' });
+  const second = await d.wharf(['run', '--rm', 'busybox', 'echo', 'two']);
+  assert.equal(second.code, 0, show(second));
+  assert.equal(second.stdout, 'two\n');
+});

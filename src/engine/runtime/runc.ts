@@ -184,6 +184,11 @@ export function runtimeMessage(raw: string): string {
 
 /** How long after an attach took the spare relay the next one is started. */
 const SPARE_DELAY_MS = 300;
+/**
+ * How long a spare relay waits for an attach before it is let go: an idle daemon keeps no perl process (~7 MB
+ * resident) for an attach that may never come; the first attach after a quiet spell starts its relay itself.
+ */
+const SPARE_IDLE_MS = 5000;
 
 const RELAY = `use strict; use Socket;
 my $path = $ARGV[0];
@@ -652,7 +657,14 @@ export class ConmonRuntime implements Runtime {
       this.log.warn('starting an attach relay', { error: e });
       return;
     }
-    child.once('exit', () => { if (this.spare === child) this.spare = null; });
+    const idle = setTimeout(() => {
+      if (this.spare !== child) return;
+      this.spare = null;
+      // end of file on fd 4: the relay exits 0 without connecting anywhere
+      (child.stdio[4] as Writable | null)?.end();
+    }, SPARE_IDLE_MS);
+    idle.unref();
+    child.once('exit', () => { clearTimeout(idle); if (this.spare === child) this.spare = null; });
     child.unref();
     for (const s of child.stdio) (s as { unref?: () => void } | null)?.unref?.();
     this.spare = child;
