@@ -34,7 +34,7 @@ import {
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const BEFORE = process.env.BENCH_WHARFD_BEFORE;
 const ENGINES = [...(process.env.BENCH_ENGINES ?? 'dockerd,wharfd').split(','), ...(BEFORE ? ['wharfd-before'] : [])];
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 const MiB = (kib: number) => (kib / 1024).toFixed(0);
 
 const selfPidNs = readlinkSync('/proc/self/ns/pid');
