@@ -184,6 +184,22 @@ for (const driver of ['overlay', 'vfs']) {
       });
     });
 
+    test('exactTarSize: the original tar\'s length, read from the sidecar once per layer', async () => {
+      await withStore(driver, async (s, root) => {
+        const c1 = await addLayer(s, null, L1);
+        const len = (await buildTar(L1)).length;
+        assert.equal(await s.exactTarSize!(c1), len);
+        // the answer is kept (a layer's sidecar never changes): the next save does not gunzip and walk it again.
+        // The sidecar is moved away only to show that it is not read.
+        const side = join(root, 'layers', 'tarsplit');
+        await rm(side, { recursive: true, force: true });
+        assert.equal(await s.exactTarSize!(c1), len);
+        const c2 = await addLayer(s, c1, L2);
+        await rm(side, { recursive: true, force: true });
+        assert.equal(await s.exactTarSize!(c2), null); // never asked before: no sidecar, no exact size
+      });
+    });
+
     test('3-layer chain: whiteouts hide files and opaque dirs hide lower contents through the mount', async () => {
       await withStore(driver, async (s, root) => {
         const c1 = await addLayer(s, null, L1);
