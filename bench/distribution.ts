@@ -5,15 +5,19 @@
  *
  * Uses the layer tarballs `bench/pull.ts` caches in /var/cache/wharf-bench (run `node dist/bench/run.js pull`
  * once first). Needs root, dockerd (Debian docker.io), docker-registry and skopeo.
+ * BENCH_WHARFD_BEFORE=<a built checkout>: that checkout's wharfd too, in the same rounds (rows of its own).
+ * BENCH_DIST_ONLY=save,load (any of push, save, load): only those parts (with save and no load, the image stays and
+ * every save reads the same layer).
  */
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startRegistry } from '../test/support/registry.js';
-import { benchBase, layoutFromTars, ratioRow, releaseBenchFs, skopeoPush, startDockerd, startWharfd, timeIt, type Daemon } from './support.js';
+import { benchBase, execFileP, layoutFromTars, ratioRow, releaseBenchFs, skopeoPush, startDockerd, startWharfd, timeIt, type Daemon } from './support.js';
 
 const CACHE = '/var/cache/wharf-bench';
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const ONLY = new Set((process.env.BENCH_DIST_ONLY ?? 'push,save,load').split(','));
 
 async function main(): Promise<void> {
   const deb = join(CACHE, 'debian-bookworm.tar');
@@ -35,17 +39,28 @@ async function main(): Promise<void> {
     await skopeoPush(l7, 'v1', ref7);
     const dockerd = await startDockerd(); daemons.push(dockerd);
     const wharfd = await startWharfd(); daemons.push(wharfd);
+    if (process.env.BENCH_WHARFD_BEFORE) daemons.push({ ...(await startWharfd([], process.env.BENCH_WHARFD_BEFORE)), name: 'before' });
+    // each round runs every daemon once, in the next of all the orders: every daemon follows every other equally
+    // often (a rotation made the 'before' daemon never follow dockerd, and the daemon right after dockerd's save
+    // was measured slower: 1.16-1.72 between identical code paths). Use a multiple of 2 (6 with before) runs.
+    const perms = (xs: Daemon[]): Daemon[][] => xs.length <= 1 ? [xs] : xs.flatMap((x, k) => perms([...xs.slice(0, k), ...xs.slice(k + 1)]).map((p) => [x, ...p]));
+    const orders = perms(daemons);
+    const order = (i: number) => orders[i % orders.length]!;
     for (const d of daemons) {
       await d.docker(['pull', '-q', refDeb]);
       await d.docker(['pull', '-q', ref7]);
     }
 
-    const record = (label: string, t: Record<string, number[]>) => { rows.push(ratioRow(label, t)); };
+    const record = (label: string, t: Record<string, number[]>) => {
+      rows.push(ratioRow(label, t));
+      if (t.before?.length) rows.push(ratioRow(`${label} (before: BENCH_WHARFD_BEFORE)`, { dockerd: t.dockerd!, wharfd: t.before }));
+      if (t.before?.length) rows.push(ratioRow(`${label} (this tree / before)`, { dockerd: t.before, wharfd: t.wharfd! }));
+    };
 
     // push: each run to a fresh registry, so every layer is compressed and uploaded (no mounts, no HEAD hits)
-    const push: Record<string, number[]> = { dockerd: [], wharfd: [] };
-    for (let i = 0; i < RUNS; i++) {
-      for (const d of i % 2 ? [wharfd, dockerd] : [dockerd, wharfd]) {
+    const push: Record<string, number[]> = { dockerd: [], wharfd: [], before: [] };
+    for (let i = 0; i < RUNS && ONLY.has('push'); i++) {
+      for (const d of order(i)) {
         const dest = await startRegistry();
         try {
           const ref = `${dest.host}/bench/seven:v1`;
@@ -57,18 +72,21 @@ async function main(): Promise<void> {
         }
       }
     }
-    record('push, 7 layers, to a fresh registry', push);
+    if (ONLY.has('push')) record('push, 7 layers, to a fresh registry', push);
 
     // save and load of the Debian image (the 7-layer image goes first: it shares the Debian layer, and a load
     // that finds the layer present skips extracting it)
     for (const d of daemons) await d.docker(['rmi', ref7]);
-    const save: Record<string, number[]> = { dockerd: [], wharfd: [] };
-    const load: Record<string, number[]> = { dockerd: [], wharfd: [] };
-    for (let i = 0; i < RUNS; i++) {
-      for (const d of i % 2 ? [wharfd, dockerd] : [dockerd, wharfd]) {
+    const save: Record<string, number[]> = { dockerd: [], wharfd: [], before: [] };
+    const load: Record<string, number[]> = { dockerd: [], wharfd: [], before: [] };
+    for (let i = 0; i < RUNS && (ONLY.has('save') || ONLY.has('load')); i++) {
+      for (const d of order(i)) {
         const file = join(await benchBase(), `bench-save-${d.name}-${process.pid}.tar`);
         try {
+          await execFileP('sync'); // the previous step's writes are not charged to this save
           save[d.name]!.push(await timeIt(() => d.docker(['save', '-o', file, refDeb])));
+          if (process.env.BENCH_VERBOSE) console.error(`save ${d.name} ${save[d.name]!.at(-1)} ms`);
+          if (!ONLY.has('load')) continue;
           await d.docker(['rmi', '-f', refDeb]);
           await d.docker(['image', 'prune', '-af']);
           load[d.name]!.push(await timeIt(() => d.docker(['load', '-q', '-i', file])));
@@ -77,8 +95,8 @@ async function main(): Promise<void> {
         }
       }
     }
-    record('save, Debian (1 layer, ~200 MB)', save);
-    record('load, Debian (cold)', load);
+    if (ONLY.has('save')) record('save, Debian (1 layer, ~200 MB)', save);
+    if (ONLY.has('load')) record('load, Debian (cold)', load);
 
     console.log('| work | dockerd | wharfd | wharfd/dockerd |');
     console.log('|---|---|---|---|');

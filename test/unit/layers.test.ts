@@ -109,6 +109,9 @@ for (const driver of ['overlay', 'vfs']) {
         const l = await s.register(null, ex);
         assert.equal(l.chainId, ex.diffId);
         assert.equal(l.size, ex.size);
+        // the length the recorder counted is the tar's (PAX records for the xattrs, devices, links included)
+        assert.equal(await s.exactTarSize!(l.chainId), tar.length);
+        assert.equal(sha256(await streamBytes(await s.tarStream(l.chainId))), sha256(tar));
         const dir = await s.diffPath(l.chainId);
         assert.equal(await readFile(join(dir, 'etc/passwd'), 'utf8'), 'root:x:0:0\n');
         const su = await stat(join(dir, 'bin/su'));
@@ -181,6 +184,26 @@ for (const driver of ['overlay', 'vfs']) {
         assert.equal((await stat(join(dir, 'q'))).mode & 0o777, 0o600);
         assert.ok((await lstat(join(dir, 'dev0'))).isFile());
         assert.equal(await readFile(join(dir, 'dev0'), 'utf8'), 'now a file');
+      });
+    });
+
+    test('exactTarSize: the original tar\'s length, counted at extraction or read from the sidecar once', async () => {
+      await withStore(driver, async (s, root) => {
+        const c1 = await addLayer(s, null, L1);
+        const len1 = (await buildTar(L1)).length;
+        const side = join(root, 'layers', 'tarsplit');
+        // counted by the recorder while the layer was extracted: the sidecar is not read (it is moved away only to
+        // show that)
+        await rm(side, { recursive: true, force: true });
+        assert.equal(await s.exactTarSize!(c1), len1);
+        // a layer from before a restart: read from its sidecar once, then kept
+        const c2 = await addLayer(s, c1, L3);
+        const len2 = (await buildTar(L3)).length;
+        const reopened = await openLayerStore({ dataRoot: root, driver });
+        assert.equal(await reopened.exactTarSize!(c2), len2);
+        await rm(side, { recursive: true, force: true });
+        assert.equal(await reopened.exactTarSize!(c2), len2);
+        assert.equal(await reopened.exactTarSize!(c1), null); // never asked before: no sidecar, no exact size
       });
     });
 

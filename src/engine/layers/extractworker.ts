@@ -25,8 +25,8 @@ import { decompressor, type Compression } from '../../lib/compression.js';
 
 export interface ExtractOutcome {
   result: ExtractResult;
-  /** Whether the tar-split sidecar was written and is usable (false when none was asked for). */
-  sidecarUsable: boolean;
+  /** The length of the tar the tar-split sidecar reproduces; null when it is not usable or none was asked for. */
+  sidecarLength: number | null;
 }
 
 type ToThread =
@@ -37,7 +37,7 @@ type ToThread =
 
 type FromThread =
   | { t: 'ack'; n: number }
-  | { t: 'done'; result: ExtractResult; usable: boolean }
+  | { t: 'done'; result: ExtractResult; sidecarLength: number | null }
   | { t: 'error'; status: number; message: string };
 
 /** Bytes sent to the thread and not yet taken by its parser before the sender waits. */
@@ -62,12 +62,12 @@ export async function extractHere(source: Readable, dir: string, side: string | 
     pipeline(source, d, () => { /* errors reach the extractor through the decompressor */ });
     tar = d;
   }
-  if (!side) return { result: await extractLayerTar(tar, dir), sidecarUsable: false };
+  if (!side) return { result: await extractLayerTar(tar, dir), sidecarLength: null };
   const recorder = new TarSplitRecorder(side);
   pipeline(tar, recorder, () => { /* errors reach the extractor through the recorder */ });
   try {
     const result = await extractLayerTar(recorder, dir);
-    return { result, sidecarUsable: await recorder.finish() };
+    return { result, sidecarLength: await recorder.finish() };
   } catch (e) {
     recorder.abort();
     throw e;
@@ -93,7 +93,7 @@ if (!isMainThread && parentPort && (workerData as { role?: string } | null)?.rol
         });
         src = s;
         extractHere(s, m.dir, m.side, m.compression).then(
-          ({ result, sidecarUsable }) => port.postMessage({ t: 'done', result, usable: sidecarUsable } satisfies FromThread),
+          ({ result, sidecarLength }) => port.postMessage({ t: 'done', result, sidecarLength } satisfies FromThread),
           (e: unknown) => port.postMessage({
             t: 'error', status: e instanceof WharfError ? e.statusCode : 500, message: (e as Error)?.message ?? String(e),
           } satisfies FromThread),
@@ -201,7 +201,7 @@ export async function extractOffThread(tar: Readable, dir: string, side: string 
       } else {
         finished = true;
         if (wake) { const w = wake; wake = null; w(); }
-        if (m.t === 'done') return resolve({ result: m.result, sidecarUsable: m.usable });
+        if (m.t === 'done') return resolve({ result: m.result, sidecarLength: m.sidecarLength });
         reject(errorFromStatus(m.status, m.message));
         if (!tar.destroyed) tar.destroy(); // do not wait for a source that stalls after the bad entry
       }

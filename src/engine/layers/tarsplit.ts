@@ -100,6 +100,8 @@ export class TarSplitRecorder extends Transform {
   private globalPax = new Map<string, string>();
   private seen = new Set<string>();
   private usable = true;
+  /** The length of the tar the sidecar reproduces: raw bytes plus the recorded files' sizes. */
+  private length = 0;
   /** Sidecar bytes not yet handed to gzip: written in pieces of SIDE_PIECE (each gzip write is a thread-pool
    *  round trip; a few per file made the recorder cost more than the extraction's own syscalls). */
   private side: Buffer[] = [];
@@ -124,6 +126,7 @@ export class TarSplitRecorder extends Transform {
 
   private addRaw(b: Buffer): void {
     if (b.length === 0) return;
+    this.length += b.length;
     this.raw.push(Buffer.from(b));
     this.rawLen += b.length;
     if (this.rawLen >= RAW_FLUSH) this.flushRaw();
@@ -154,6 +157,7 @@ export class TarSplitRecorder extends Transform {
   }
 
   private addFile(path: string, size: number): void {
+    this.length += size;
     this.flushRaw();
     const p = Buffer.from(path, 'utf8');
     const head = Buffer.alloc(11);
@@ -259,17 +263,17 @@ export class TarSplitRecorder extends Transform {
     cb();
   }
 
-  /** Flushes and closes the sidecar. Returns whether it can reproduce the tar. */
-  async finish(): Promise<boolean> {
+  /** Flushes and closes the sidecar. Returns the length of the tar it reproduces, or null when it cannot. */
+  async finish(): Promise<number | null> {
     this.flushRaw();
     this.flushSide();
     this.gz.end();
     try {
       await finished(this.out);
     } catch {
-      return false;
+      return null;
     }
-    return this.usable;
+    return this.usable ? this.length : null;
   }
 
   /** Closes the sidecar without caring about its content (the extraction failed). */
