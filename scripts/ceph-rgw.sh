@@ -73,12 +73,17 @@ start() {
   # carried a zero fsid. Up to three tries.
   stop
   for try in 1 2; do
-    if ( start_once ); then return 0; fi
+    if ( start_once ); then mark_owner; return 0; fi
     echo "ceph-rgw: start $try failed; starting afresh" >&2
     stop
   done
   start_once
+  mark_owner
 }
+
+# Who started this cluster (WHARF_RGW_OWNER, e.g. a test run's ID): a test run stops only a cluster it started
+# itself, never one that another run started while it was going.
+mark_owner() { if [[ -n ${WHARF_RGW_OWNER:-} ]]; then printf '%s\n' "$WHARF_RGW_OWNER" >"$DIR/started-by"; fi; }
 
 mon_port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$MON_PORT") 2>/dev/null; }
 

@@ -70,10 +70,16 @@ const failedFiles = [];
 const started = Date.now();
 
 // The S3 tests share one Ceph RGW micro-cluster (scripts/ceph-rgw.sh), left running between files; one this run
-// started is stopped at the end (one that was already running is left alone).
+// started is stopped at the end. The script records who started a cluster (WHARF_RGW_OWNER, inherited by the test
+// files): a cluster that was already running, or that another run started meanwhile, is left alone.
 const rgwScript = join(root, 'scripts', 'ceph-rgw.sh');
-const rgwUp = () => existsSync(rgwScript) && spawnSync('bash', [rgwScript, 'status'], { stdio: 'ignore' }).status === 0;
-const rgwBefore = rgwUp();
+const rgwOwner = `test-run-${process.pid}-${Date.now()}`;
+process.env.WHARF_RGW_OWNER = rgwOwner;
+const rgwStartedHere = () => {
+  try {
+    return readFileSync(join(process.env.WHARF_CEPH_DIR ?? '/tmp/wharf-ceph', 'started-by'), 'utf8').trim() === rgwOwner;
+  } catch { return false; }
+};
 
 // What a file left running under its TMPDIR (containers, daemons, conmons, registries) is killed by the same
 // code the test daemons' exit hook uses (test/support/leftovers.ts, built to dist/): this also covers files
@@ -191,7 +197,7 @@ for (const g of groups) {
   }
 }
 
-if (!rgwBefore && rgwUp()) {
+if (existsSync(rgwScript) && rgwStartedHere()) {
   spawnSync('bash', [rgwScript, 'stop'], { stdio: 'ignore' });
   process.stdout.write('# stopped the Ceph RGW cluster the S3 tests started\n');
 }
