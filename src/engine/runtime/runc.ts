@@ -645,8 +645,8 @@ export class ConmonRuntime implements Runtime {
 
   /**
    * A relay started ahead of need, waiting on its fd 4 for the socket to connect to: an attach (`docker run`
-   * attaches before the start) then costs no perl start-up. One is kept; it exits when the daemon does (end of file
-   * on fd 4).
+   * attaches before the start) then costs no perl start-up. One is kept, for SPARE_IDLE_MS at most; it exits when
+   * the daemon does or lets it go (end of file on fd 4).
    */
   private spare: Child | null = null;
 
