@@ -620,9 +620,12 @@ export class ContainerService {
   /** DELETE /containers/{id}. */
   async remove(ref: string, opts: { force: boolean; volumes?: boolean }): Promise<void> {
     const r = this.get(ref);
-    if (r.State.Running) {
+    // a container in its restart back-off or in its policy's start counts as running, as in dockerd (whose restarting
+    // container is Running): a forced remove stops it first, else the policy's start could hold the RW layer's mount
+    if (r.State.Running || r.State.Restarting) {
       if (!opts.force) {
-        throw new ConflictError(`You cannot remove a running container ${r.ID}. Stop the container before attempting removal or force remove`);
+        const state = r.State.Restarting && !r.State.Running ? 'restarting' : 'running';
+        throw new ConflictError(`You cannot remove a ${state} container ${r.ID}. Stop the container before attempting removal or force remove`);
       }
       if (this.stopHook) await this.stopHook(r);
     }
