@@ -15,7 +15,7 @@
  * an idle daemon does nothing but read one small file per tick.
  */
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { libcHandle } from '../lib/libc.js';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { Logger } from '../lib/log.js';
@@ -35,8 +35,7 @@ let trimFn: Trim | null | undefined;
 function mallocTrim(): Trim | null {
   if (trimFn !== undefined) return trimFn;
   try {
-    const koffi = createRequire(import.meta.url)('koffi') as { load(name: string): { func(decl: string): (...a: unknown[]) => unknown } };
-    trimFn = koffi.load('libc.so.6').func('int malloc_trim(size_t pad)') as Trim;
+    trimFn = libcHandle().func('int malloc_trim(size_t pad)') as Trim;
   } catch {
     // not glibc (musl has no malloc_trim and returns memory itself): nothing to do
     trimFn = null;

@@ -17,7 +17,7 @@
  *   that also keeps the event loop alive while a referenced child runs.
  */
 import { EventEmitter } from 'node:events';
-import { createRequire } from 'node:module';
+import { errnoError, koffi, libcHandle } from './libc.js';
 import { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 
@@ -77,11 +77,7 @@ let sigmask: Buffer;
 
 function lib(): Native {
   if (native) return native;
-  const koffi = createRequire(import.meta.url)('koffi') as {
-    load(name: string): { func(decl: string): (...a: unknown[]) => unknown };
-    errno(): number;
-  };
-  const c = koffi.load('libc.so.6');
+  const c = libcHandle();
   const f = <T>(decl: string) => c.func(decl) as T;
   const n: Native = {
     spawn: f('int posix_spawn(void *pid, const char *path, void *fa, void *attr, const char **argv, const char **envp)'),
@@ -103,7 +99,7 @@ function lib(): Native {
     fcntl: f('int fcntl(int fd, int cmd, int arg)'),
     close: f('int close(int fd)'),
     waitpid: f('int waitpid(int pid, void *status, int options)'),
-    errno: () => koffi.errno(),
+    errno: () => koffi().errno(),
   };
   sigdefault = Buffer.alloc(SIGSET_SIZE);
   n.sigfillset(sigdefault);
@@ -117,20 +113,10 @@ function lib(): Native {
   return n;
 }
 
-const errnoNames = new Map<number, string>(Object.entries(osConstants.errno).map(([k, v]) => [v, k]));
+
 const signalNames = new Map<number, NodeJS.Signals>(
   Object.entries(osConstants.signals).map(([k, v]) => [v, k as NodeJS.Signals]),
 );
-
-function errnoError(errno: number, syscall: string, path?: string): NodeJS.ErrnoException {
-  const code = errnoNames.get(errno) ?? `E${errno}`;
-  const e = new Error(`${syscall}${path !== undefined ? ` ${path}` : ''} ${code}`) as NodeJS.ErrnoException;
-  e.code = code;
-  e.errno = -errno;
-  e.syscall = syscall;
-  if (path !== undefined) e.path = path;
-  return e;
-}
 
 /** A process started by `spawnChild`: the shape of child_process's ChildProcess that the daemon uses. */
 export class Child extends EventEmitter {

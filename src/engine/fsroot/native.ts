@@ -4,7 +4,7 @@
  * mount(2) for the chrooted tree worker (`child.ts`), which binds them all *before* it chroots, and mount(2) /
  * umount2(2) for the daemon's own mounts (an RW layer's overlay, a netns file) without a `mount` process each.
  */
-import { createRequire } from 'node:module';
+import { errnoError, koffi, libcHandle } from '../../lib/libc.js';
 import { constants as osConstants } from 'node:os';
 
 const SYS_openat2 = 437; // x86_64 and aarch64 share it (generic syscall table)
@@ -41,13 +41,10 @@ let lib: Libc | null = null;
 /** Binds every function at once (the chrooted worker calls this before chroot: no dlopen/dlsym after it). */
 export function libc(): Libc {
   if (lib) return lib;
-  const koffi = createRequire(import.meta.url)('koffi') as {
-    load(name: string): { func(decl: string): (...a: unknown[]) => unknown };
-    errno(): number;
-  };
-  const c = koffi.load('libc.so.6');
+  const k = koffi();
+  const c = libcHandle() as { func(decl: string): (...a: unknown[]) => unknown };
   // glibc loads libgcc_s lazily when a thread unwinds; have it mapped now (never from a chroot)
-  try { koffi.load('libgcc_s.so.1'); } catch { /* not needed on every system */ }
+  try { k.load('libgcc_s.so.1'); } catch { /* not needed on every system */ }
   lib = {
     syscall4: c.func('long syscall(long nr, int dirfd, const char *path, void *how, size_t size)') as Libc['syscall4'],
     chroot: c.func('int chroot(const char *path)') as Libc['chroot'],
@@ -62,23 +59,12 @@ export function libc(): Libc {
     mount: c.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)') as Libc['mount'],
     umount2: c.func('int umount2(const char *target, int flags)') as Libc['umount2'],
     syscallInts: c.func('long syscall(long nr, int a, int b, void *c, unsigned int d)') as Libc['syscallInts'],
-    errno: () => koffi.errno(),
+    errno: () => k.errno(),
   };
   return lib;
 }
 
-const errnoNames = new Map<number, string>(Object.entries(osConstants.errno).map(([k, v]) => [v, k]));
-
-/** A Node-style error (`code` ENOENT, ELOOP, …) for a failed libc call. */
-export function errnoError(errno: number, syscall: string, path?: string): NodeJS.ErrnoException {
-  const code = errnoNames.get(errno) ?? `E${errno}`;
-  const e = new Error(`${code}: ${syscall}${path !== undefined ? ` '${path}'` : ''} failed (errno ${errno})`) as NodeJS.ErrnoException;
-  e.code = code;
-  e.errno = -errno;
-  e.syscall = syscall;
-  if (path !== undefined) e.path = path;
-  return e;
-}
+export { errnoError };
 
 /**
  * openat2(dirfd, path, {flags, mode, resolve}): a descriptor or a thrown ErrnoException. EAGAIN (a rename raced

@@ -8,7 +8,7 @@
  * What has to happen inside a new netns (creating it, its lo, eth0's address and route) stays in one `unshare … ip -b`
  * process (bridge.ts `plugVeths`).
  */
-import { createRequire } from 'node:module';
+import { errnoName, koffi, libcHandle } from '../../lib/libc.js';
 import { readFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { SystemError } from '../../lib/errors.js';
@@ -42,22 +42,17 @@ let native: Native | null = null;
 
 function lib(): Native {
   if (native) return native;
-  const koffi = createRequire(import.meta.url)('koffi') as {
-    load(name: string): { func(decl: string): unknown };
-    errno(): number;
-  };
-  const c = koffi.load('libc.so.6');
+  const c = libcHandle();
   native = {
     socket: c.func('int socket(int domain, int type, int protocol)') as Native['socket'],
     sendto: c.func('long sendto(int fd, void *buf, size_t len, int flags, void *addr, unsigned int addrlen)') as Native['sendto'],
     recv: c.func('long recv(int fd, void *buf, size_t len, int flags)') as Native['recv'],
     close: c.func('int close(int fd)') as Native['close'],
-    errno: () => koffi.errno(),
+    errno: () => koffi().errno(),
   };
   return native;
 }
 
-const errnoNames = new Map<number, string>(Object.entries(osConstants.errno).map(([k, v]) => [v, k]));
 
 let seq = 0;
 
@@ -93,7 +88,7 @@ function linkMessage(type: number, name: string, opts: { up?: boolean; master?: 
 async function request(msgs: { msg: Buffer; seq: number; what: string }[]): Promise<number[]> {
   const n = lib();
   const fd = n.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-  if (fd < 0) throw new SystemError(`netlink socket: ${errnoNames.get(n.errno()) ?? n.errno()}`);
+  if (fd < 0) throw new SystemError(`netlink socket: ${errnoName(n.errno())}`);
   try {
     const status = new Map<number, number>();
     const buf = Buffer.alloc(8192);
@@ -101,11 +96,11 @@ async function request(msgs: { msg: Buffer; seq: number; what: string }[]): Prom
       const sent = await new Promise<number>((resolve, reject) => {
         n.sendto.async(fd, m.msg, m.msg.length, 0, null, 0, (err, r) => (err ? reject(err as Error) : resolve(r)));
       });
-      if (sent < 0) throw new SystemError(`netlink ${m.what}: sendto ${errnoNames.get(n.errno()) ?? n.errno()}`);
+      if (sent < 0) throw new SystemError(`netlink ${m.what}: sendto ${errnoName(n.errno())}`);
       // the kernel answered inside sendto: its ack is queued
       while (!status.has(m.seq)) {
         const got = n.recv(fd, buf, buf.length, MSG_DONTWAIT);
-        if (got < 0) throw new SystemError(`netlink ${m.what}: no answer (${errnoNames.get(n.errno()) ?? n.errno()})`);
+        if (got < 0) throw new SystemError(`netlink ${m.what}: no answer (${errnoName(n.errno())})`);
         for (let off = 0; off + 16 <= got;) {
           const len = buf.readUInt32LE(off);
           if (len < 16) break;
@@ -121,7 +116,7 @@ async function request(msgs: { msg: Buffer; seq: number; what: string }[]): Prom
 }
 
 function fail(what: string, errno: number): SystemError {
-  return new SystemError(`${what}: ${errnoNames.get(errno) ?? `errno ${errno}`}`);
+  return new SystemError(`${what}: ${errnoName(errno)}`);
 }
 
 async function ifindex(dev: string): Promise<number> {
