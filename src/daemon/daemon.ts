@@ -157,7 +157,7 @@ export async function createDaemon(cfg: DaemonConfig, log: Logger = discardLogge
   const system = new SystemService({
     config: cfg,
     version: WHARF_VERSION,
-    driverName: layers.driverName,
+    driverName: layers.graphDriverName, // `docker info`'s Storage Driver: dockerd's name (overlay2)
     countImages: async () => (await images.list()).length,
     imagesDiskUsage: () => imageService.imagesDiskUsage(),
     buildCacheDiskUsage: () => build.cacheRecords(),

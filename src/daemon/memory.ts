@@ -110,6 +110,17 @@ export class IdleTrimmer {
     return this;
   }
 
+  /**
+   * Once the daemon has started (the API listens): a full collection of what start-up left, and that state as the
+   * baseline, so start-up alone never makes the ticks trim. No malloc_trim here: start-up leaves ~0.7 MB in malloc's
+   * free lists, and the trim would load koffi (~1.6 MB of its and libstdc++'s pages) into a daemon that has not
+   * needed it yet (bench/README.md, memory).
+   */
+  afterStart(): void {
+    this.collect();
+    this.atTrim = this.last = this.sample();
+  }
+
   /** One look (the timer's callback; tests call it directly). */
   tick(): void {
     const now = this.sample();

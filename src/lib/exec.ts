@@ -114,9 +114,12 @@ function lib(): Native {
 }
 
 
-const signalNames = new Map<number, NodeJS.Signals>(
-  Object.entries(osConstants.signals).map(([k, v]) => [v, k as NodeJS.Signals]),
-);
+let signalNames: Map<number, NodeJS.Signals> | undefined;
+/** A signal's name by number (made at first use: node:os is not loaded at the daemon's start-up). */
+function signalName(sig: number): NodeJS.Signals | undefined {
+  signalNames ??= new Map(Object.entries(osConstants.signals).map(([k, v]) => [v, k as NodeJS.Signals]));
+  return signalNames.get(sig);
+}
 
 /** A process started by `spawnChild`: the shape of child_process's ChildProcess that the daemon uses. */
 export class Child extends EventEmitter {
@@ -167,7 +170,7 @@ export class Child extends EventEmitter {
   reaped(status: number): void {
     const sig = status & 0x7f;
     if (sig === 0) this.exitCode = (status >> 8) & 0xff;
-    else this.signalCode = signalNames.get(sig) ?? ('SIGKILL' as NodeJS.Signals);
+    else this.signalCode = signalName(sig) ?? ('SIGKILL' as NodeJS.Signals);
     if (this.referenced) { this.referenced = false; refs--; keepAlive(); }
     this.stdin?.destroy();
     this.resolveExit({ code: this.exitCode, signal: this.signalCode });

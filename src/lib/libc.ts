@@ -22,10 +22,11 @@ export function libcHandle(): KoffiLib {
   return (libcLoaded ??= koffi().load('libc.so.6'));
 }
 
-const errnoNames = new Map<number, string>(Object.entries(osConstants.errno).map(([k, v]) => [v, k]));
+let errnoNames: Map<number, string> | undefined;
 
 /** errno's name (ENOENT…), or `E<n>` for one Node does not name. */
 export function errnoName(errno: number): string {
+  errnoNames ??= new Map<number, string>(Object.entries(osConstants.errno).map(([k, v]) => [v, k]));
   return errnoNames.get(errno) ?? `E${errno}`;
 }
 

@@ -147,8 +147,10 @@ async function recordLeftovers(): Promise<void> {
   const extra = (await readdir(layerdb)).filter((x) => x !== busybox.layers[0]!.diffId.slice(7));
   if (extra.length) leftovers.push(`layerdb entries ${extra.join(', ')}`);
   const info = JSON.parse((await d.api('GET', '/v1.41/info')).body) as { Driver?: string };
-  const driverDir = join(d.dataRoot, String(info.Driver ?? ''));
-  if (info.Driver && existsSync(driverDir)) {
+  // `docker info` names dockerd's overlay2; wharfd keeps that driver's layers in <data-root>/overlay
+  const driverDir = join(d.dataRoot, info.Driver === 'overlay2' ? 'overlay' : String(info.Driver ?? ''));
+  assert.ok(info.Driver && existsSync(driverDir), `the driver's directory ${driverDir} (docker info: ${info.Driver})`);
+  {
     const bb = JSON.parse((await d.api('GET', `/v1.41/images/${encodeURIComponent(`${H}/library/busybox:latest`)}/json`)).body);
     const keep = imageLayerDirs(d, bb).dirs.map((x) => x.replace(/\/diff$/, ''));
     const extraDirs = (await findLayerDirs(driverDir)).filter((x) => !keep.includes(x));

@@ -75,3 +75,18 @@ test('trimMalloc gives back freed memory that malloc kept between live allocatio
   assert.ok(released, 'glibc released memory');
   assert.ok(before - after > 64 * MB, `RSS ${before >> 20} MB before the trim, ${after >> 20} MB after`);
 });
+
+test('afterStart collects start-up garbage without a malloc trim, and start-up alone makes no tick trim', () => {
+  let collects = 0;
+  let trims = 0;
+  // constructor sample before start-up; afterStart's sample once start-up is done (2 s of CPU, 60 MB); then quiet ticks
+  const samples = [s(10, 40), s(2010, 60), s(2011, 60), s(2012, 60)];
+  let i = 0;
+  const t = new IdleTrimmer(discardLogger, () => samples[Math.min(i++, samples.length - 1)]!, () => { trims++; return true; }, 2000, () => { collects++; });
+  t.afterStart();
+  assert.equal(collects, 1, 'a full collection right after start-up');
+  assert.equal(trims, 0, 'no malloc_trim (it would load koffi)');
+  t.tick();
+  t.tick();
+  assert.equal(trims, 0, 'start-up\'s CPU time is not work to trim after');
+});

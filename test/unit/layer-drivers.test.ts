@@ -322,3 +322,42 @@ test('the driver is chosen once per data root: an unknown name is refused, anoth
     await rm(root, { recursive: true, force: true });
   }
 });
+
+test('overlay: the kernel\'s own answers settle the driver without a mount only when they are plain', async () => {
+  const { overlayVerdict, FULL_OPTS } = await import('../../src/engine/layers/drivers/overlay.js');
+  const good = {
+    filesystems: 'nodev\tsysfs\nnodev\ttmpfs\n\text4\nnodev\toverlay\n',
+    fsType: 0xef53,
+    params: ['check_copy_up', 'index', 'metacopy', 'nfs_export', 'redirect_dir', 'xino_auto'],
+    status: 'Name:\twharfd\nCapInh:\t0000000000000000\nCapEff:\t000001ffffffffff\n',
+    uidMap: '         0          0 4294967295\n',
+  };
+  assert.equal(overlayVerdict(good), FULL_OPTS);
+  assert.equal(overlayVerdict({ ...good, fsType: 0x01021994 }), FULL_OPTS, 'tmpfs');
+  assert.equal(overlayVerdict({ ...good, fsType: 0x9123683e }), FULL_OPTS, 'btrfs');
+  for (const [why, f] of [
+    ['overlay not registered', { ...good, filesystems: 'nodev\tsysfs\n\text4\nnodev\toverlayx\n' }],
+    ['module parameters missing (an old kernel)', { ...good, params: ['index', 'redirect_dir'] }],
+    ['module not loaded', { ...good, params: [] }],
+    ['data root on xfs (d_type unknown)', { ...good, fsType: 0x58465342 }],
+    ['data root on overlayfs', { ...good, fsType: 0x794c7630 }],
+    ['data root on nfs', { ...good, fsType: 0x6969 }],
+    ['no CAP_SYS_ADMIN', { ...good, status: 'CapEff:\t00000000001fffff\n' }],
+    ['no CapEff line', { ...good, status: 'Name:\tx\n' }],
+    ['in a user namespace', { ...good, uidMap: '         0     100000      65536\n' }],
+  ] as const) assert.equal(overlayVerdict(f), null, why);
+});
+
+test('overlay: on this machine the kernel\'s answers agree with a real mount', async (t) => {
+  const { overlayVerdict, probeOverlay, readOverlayFacts } = await import('../../src/engine/layers/drivers/overlay.js');
+  const root = await mkdtemp(join(tmpdir(), 'wharf-ovl-facts-'));
+  try {
+    const facts = await readOverlayFacts(root);
+    assert.ok(facts, 'the facts are readable');
+    const fast = overlayVerdict(facts);
+    if (fast === null) { t.skip('the kernel\'s answers do not settle it here: the mount probe decides'); return; }
+    assert.equal(await probeOverlay(root), fast, 'a mount with the same options works');
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});

@@ -135,15 +135,17 @@ export function cleanComponents(name: string, clamp = false): string[] {
  * call (the Debian layer has ~800 directories and ~650 symlinks, made one after the other in tar order). On the
  * daemon's main thread they stay asynchronous.
  */
-const SYNC_META = !isMainThread;
+let syncMeta: boolean | undefined;
+/** Read at first use: node:worker_threads is not loaded at the daemon's start-up (bench/README.md, memory). */
+const SYNC_META = (): boolean => (syncMeta ??= !isMainThread);
 
 async function mkdirMeta(p: string): Promise<void> {
-  if (SYNC_META) fs.mkdirSync(p, { mode: 0o755 });
+  if (SYNC_META()) fs.mkdirSync(p, { mode: 0o755 });
   else await mkdir(p, { mode: 0o755 });
 }
 
 async function symlinkMeta(target: string, p: string, uid: number, gid: number, mtime: Date): Promise<void> {
-  if (SYNC_META) {
+  if (SYNC_META()) {
     fs.symlinkSync(target, p);
     if (uid !== 0 || gid !== 0) fs.lchownSync(p, uid, gid);
     fs.lutimesSync(p, mtime, mtime);
@@ -155,7 +157,7 @@ async function symlinkMeta(target: string, p: string, uid: number, gid: number, 
 }
 
 async function linkMeta(existing: string, p: string): Promise<void> {
-  if (SYNC_META) fs.linkSync(existing, p);
+  if (SYNC_META()) fs.linkSync(existing, p);
   else await link(existing, p);
 }
 
@@ -397,7 +399,7 @@ class Extractor {
     if (key !== '') await this.checkDir(key.slice(0, Math.max(0, key.lastIndexOf('/'))), name);
     let st: fs.Stats;
     try {
-      st = SYNC_META ? fs.lstatSync(this.abs(key)) : await lstat(this.abs(key));
+      st = SYNC_META() ? fs.lstatSync(this.abs(key)) : await lstat(this.abs(key));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') throw notDirError(name, key);
       throw e;
@@ -719,7 +721,7 @@ class Extractor {
       const a = this.dirs.get(k)!;
       await this.checkDir(k, k === '' ? '/' : k);
       const p = this.abs(k);
-      if (SYNC_META) {
+      if (SYNC_META()) {
         if (a.uid !== 0 || a.gid !== 0) fs.chownSync(p, a.uid, a.gid);
         fs.chmodSync(p, a.mode);
         fs.utimesSync(p, a.mtime, a.mtime);

@@ -76,7 +76,11 @@ export async function extractHere(source: Readable, dir: string, side: string | 
 
 /* ------------------------------------------------------------------ the thread */
 
-if (!isMainThread && parentPort && (workerData as { role?: string } | null)?.role === 'extract') {
+/** In the thread's process.argv: the main thread tells it is not an extraction thread without loading
+ *  node:worker_threads (deferred in the daemon's bundle: not loaded at start-up, bench/README.md, memory). */
+const THREAD_ARG = '--wharf-thread=extract';
+
+if (process.argv.includes(THREAD_ARG) && !isMainThread && parentPort && (workerData as { role?: string } | null)?.role === 'extract') {
   const port = parentPort;
   let src: Readable | null = null;
   let deferred = 0;
@@ -140,7 +144,7 @@ function spawnSlot(): Slot {
   // no execArgv: the parent's flags (e.g. --input-type for an -e script) do not apply to this module. The young
   // generation is V8's usual size here (3 x 16 MiB semi-spaces): bin/wharfd keeps the main thread's at 1 MiB,
   // which this thread's tar parsing would outgrow dozens of times per layer.
-  const worker = new Worker(new URL(import.meta.url), { execArgv: [], workerData: { role: 'extract' }, resourceLimits: { maxYoungGenerationSizeMb: 48 } });
+  const worker = new Worker(new URL(import.meta.url), { execArgv: [], argv: [THREAD_ARG], workerData: { role: 'extract' }, resourceLimits: { maxYoungGenerationSizeMb: 48 } });
   const slot: Slot = { worker, onMessage: null, onFail: null, linger: null };
   worker.on('message', (m: FromThread) => slot.onMessage?.(m));
   const dead = (e: Error) => {

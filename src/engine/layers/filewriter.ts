@@ -49,8 +49,12 @@ export function writeBatchSync(jobs: FileJob[], buf: Uint8Array, umask: number):
   }
 }
 
+/** In the thread's process.argv: the main thread tells it is not a writer without loading node:worker_threads
+ *  (deferred in the daemon's bundle: not loaded at start-up, bench/README.md, memory). */
+const THREAD_ARG = '--wharf-thread=file-writer';
+
 // only in a writer thread (an extraction thread imports this module too)
-if (!isMainThread && parentPort && (workerData as { role?: string } | null)?.role === 'file-writer') {
+if (process.argv.includes(THREAD_ARG) && !isMainThread && parentPort && (workerData as { role?: string } | null)?.role === 'file-writer') {
   const port = parentPort;
   port.on('message', (m: Request) => {
     const reply: Reply = { id: m.id, data: m.data };
@@ -89,7 +93,7 @@ export class FileWriterPool {
 
   private spawn(): Slot {
     // no execArgv: the parent's flags (e.g. --input-type for an -e script) do not apply to this module
-    const worker = new Worker(new URL(import.meta.url), { execArgv: [], workerData: { role: 'file-writer' } });
+    const worker = new Worker(new URL(import.meta.url), { execArgv: [], argv: [THREAD_ARG], workerData: { role: 'file-writer' } });
     const slot: Slot = { worker, inflight: 0, linger: null };
     worker.unref();
     worker.on('message', (r: Reply) => {

@@ -25,7 +25,9 @@ import { createGzip, gunzip, constants as zc } from 'node:zlib';
 import { finished } from 'node:stream/promises';
 import { SystemError } from '../../lib/errors.js';
 
-const gunzipP = promisify(gunzip);
+/** gunzip as a promise, made at first use: node:zlib is not loaded at start-up (bench/README.md, memory). */
+let gunzipPromise: ((b: Buffer) => Promise<Buffer>) | undefined;
+const gunzipP = (b: Buffer): Promise<Buffer> => (gunzipPromise ??= promisify(gunzip))(b);
 const BLOCK = 512;
 /** Raw runs are flushed to the sidecar in records of at most this many bytes. */
 const RAW_FLUSH = 256 * 1024;
