@@ -34,6 +34,8 @@ import {
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const BEFORE = process.env.BENCH_WHARFD_BEFORE;
 const ENGINES = [...(process.env.BENCH_ENGINES ?? 'dockerd,wharfd').split(','), ...(BEFORE ? ['wharfd-before'] : [])];
+/** BENCH_TRACE=1: the daemons log at debug level (their idle trims, with RSS before and after, in the bench's wharfd log). */
+const TRACE_ARGS = process.env.BENCH_TRACE === '1' ? ['--debug'] : [];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 const MiB = (kib: number) => (kib / 1024).toFixed(0);
 
@@ -123,7 +125,7 @@ function anonKinds(pid: number): string {
 }
 
 async function start(name: string): Promise<Daemon> {
-  return name === 'dockerd' ? startDockerd() : name === 'wharfd-before' ? startWharfd([], BEFORE) : startWharfd();
+  return name === 'dockerd' ? startDockerd() : name === 'wharfd-before' ? startWharfd(TRACE_ARGS, BEFORE) : startWharfd(TRACE_ARGS);
 }
 
 interface Round { fresh: number; freshAnon: number; pull: number; build: number; idle: number; idleAnon: number; settled: number; detail: string }

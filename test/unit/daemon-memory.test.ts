@@ -19,18 +19,23 @@ const s = (cpuMs: number, rssMb: number, threads = 11): SelfSample => ({ cpuUs: 
 
 test('trims once quiet after work, not while busy, and not again without new work', () => {
   // constructor sample, then: busy tick (1 s of CPU in 2 s), quiet tick after it, quiet tick with nothing new
-  const { t, trims } = scripted([s(100, 80), s(1100, 250), s(1105, 250), /* after trim */ s(1106, 90), s(1108, 90), s(1110, 90)]);
+  // (the trim gives back 160 MB, so one follow-up trim comes, which gives back nothing)
+  const { t, trims } = scripted([s(100, 80), s(1100, 250), s(1105, 250), /* after trim */ s(1106, 90), s(1108, 90), /* after */ s(1109, 90),
+    s(1110, 90), s(1111, 90)]);
   t.tick();
   assert.equal(trims(), 0, 'a busy tick does not trim');
   t.tick();
   assert.equal(trims(), 1, 'the first quiet tick after work trims');
   t.tick();
+  assert.equal(trims(), 2, 'a follow-up after a trim that gave back much');
   t.tick();
-  assert.equal(trims(), 1, 'quiet ticks with no work since the trim do nothing');
+  t.tick();
+  assert.equal(trims(), 2, 'quiet ticks with no work since the trim do nothing');
 });
 
 test('threads ending or memory growing without CPU make another trim worth it', () => {
-  const { t, trims } = scripted([s(0, 80, 14), s(1, 80, 14), s(2, 80, 11), /* after trim */ s(3, 70, 11), s(4, 90, 11), /* after trim */ s(5, 75, 11), s(6, 75, 11)]);
+  // (each trim gives back less than the follow-up threshold, 1 MB)
+  const { t, trims } = scripted([s(0, 80, 14), s(1, 80, 14), s(2, 80, 11), /* after trim */ s(3, 79.5, 11), s(4, 90, 11), /* after trim */ s(5, 89.5, 11), s(6, 89.5, 11)]);
   t.tick();
   assert.equal(trims(), 0, 'no change since start: nothing to do');
   t.tick();
@@ -89,4 +94,29 @@ test('afterStart collects start-up garbage without a malloc trim, and start-up a
   t.tick();
   t.tick();
   assert.equal(trims, 0, 'start-up\'s CPU time is not work to trim after');
+});
+
+test('a trim that gave back much is followed by another at the next quiet tick, until one gives back little', () => {
+  // constructor; busy; quiet → trim (200 → 120: much); quiet → follow-up (118 → 100: much); quiet → follow-up (100 → 99.5: little); quiet: nothing
+  const { t, trims } = scripted([s(0, 80), s(1000, 200), s(1001, 200), /* after */ s(1002, 120), s(1003, 118), /* after */ s(1004, 100),
+    s(1005, 100), /* after */ s(1006, 99.5), s(1007, 99.5), s(1008, 99.5)]);
+  t.tick();
+  t.tick();
+  assert.equal(trims(), 1);
+  t.tick();
+  assert.equal(trims(), 2, 'the first trim gave back 80 MB: another follows without new work');
+  t.tick();
+  assert.equal(trims(), 3, 'the second gave back 18 MB');
+  t.tick();
+  t.tick();
+  assert.equal(trims(), 3, 'the third gave back 0.5 MB: settled');
+});
+
+test('follow-up trims stop after a bounded number even when each gives back something', () => {
+  // a trim after work, then every follow-up gives back 2 MB
+  const seq = [s(0, 80), s(1000, 300), s(1001, 300)];
+  for (let k = 0; k < 12; k++) seq.push(s(1002 + 2 * k, 200 - 2 * k), s(1003 + 2 * k, 200 - 2 * k));
+  const { t, trims } = scripted(seq);
+  for (let k = 0; k < 12; k++) t.tick();
+  assert.equal(trims(), 6, 'the trim work called for, and five follow-ups');
 });
