@@ -29,8 +29,10 @@ const DIRTY_CPU_US = 50_000;
 const DIRTY_RSS = 8 << 20;
 /** A trim that gave back at least this much (bytes) is followed by another at the next quiet tick (see `tick`)… */
 const FOLLOW_UP_RSS = 1 << 20;
-/** …at most this many times in a row (each is a full GC: ~50 ms of CPU here). */
+/** …at most this many times in a row (each is a full GC: ~50 ms of CPU here), each this long after the one before:
+ *  time for what the collection let go of (native handles' weak callbacks, finalizers) to run and let go of more. */
 const MAX_FOLLOW_UPS = 5;
+const FOLLOW_UP_MS = 300;
 
 type Trim = (pad: number) => number;
 let trimFn: Trim | null | undefined;
@@ -107,6 +109,8 @@ export class IdleTrimmer {
     private readonly trim: () => boolean = trimMalloc,
     private readonly tickMs = TICK_MS,
     private readonly collect: () => void = collectGarbage,
+    /** A follow-up trim comes this long after the one before (ms), instead of at the next tick; 0: at the next tick. */
+    private readonly followUpMs = FOLLOW_UP_MS,
   ) {
     this.last = this.sample();
     this.atTrim = this.last;
@@ -143,10 +147,12 @@ export class IdleTrimmer {
     this.trims++;
     this.atTrim = this.last = this.sample();
     // After work the process keeps letting go of memory for several seconds without CPU time of its own (measured
-    // after a pull, a build and 5 runs: ~20 MB of 256 KiB V8 heap pages over the 4–10 s after the work, with
-    // no trim), so nothing else would call for another trim. A trim that gave back something is followed by
-    // another at the next quiet tick, until one gives back little (bounded: MAX_FOLLOW_UPS).
+    // after a pull, a build and 5 runs: ~20 MB over the 4–10 s after the work, with no trim: each collection lets
+    // go of native handles whose weak callbacks then let go of more), so nothing else would call for another trim.
+    // A trim that gave back something is followed by another FOLLOW_UP_MS later, while the daemon stays quiet,
+    // until one gives back little (bounded: MAX_FOLLOW_UPS).
     this.followUp = now.rss - this.atTrim.rss >= FOLLOW_UP_RSS && this.followUps < MAX_FOLLOW_UPS;
+    if (this.followUp && this.followUpMs > 0 && this.timer) setTimeout(() => { if (this.timer) this.tick(); }, this.followUpMs).unref();
     this.log.debug('idle: returned free memory to the kernel', { released, rssBefore: now.rss, rssAfter: this.atTrim.rss });
   }
 
