@@ -45,6 +45,8 @@ test('failures are errors naming the link: a missing device or bridge, a bad nam
   await assert.rejects(enslaveUp([{ dev: veths[0]!, master: `wtnobr${tag}` }]), /wtnobr/);
   await assert.rejects(enslaveUp([{ dev: `wtgone${tag}`, master: br }]), new RegExp(`link set wtgone${tag} master ${br} up: ENODEV`));
   await assert.rejects(deleteLinks(['a'.repeat(16)]), /bad interface name/);
+  await assert.rejects(deleteLinks([`${br}\0x`]), /bad interface name/, 'a NUL would cut the name short: another link');
+  await assert.rejects(enslaveUp([{ dev: veths[0]!, master: `${br}\0` }]), /bad interface name/);
   await deleteLinks(['../x']); // no such link: nothing to do
   await deleteLinks([veths[0]!]);
   assert.equal(exists(veths[0]!), false);

@@ -120,7 +120,9 @@ function fail(what: string, errno: number): SystemError {
 }
 
 async function ifindex(dev: string): Promise<number> {
-  if (dev.includes('/') || dev === '.' || dev === '..') throw new SystemError(`bad interface name ${JSON.stringify(dev)}`);
+  if (!dev || dev.includes('/') || dev.includes('\0') || Buffer.byteLength(dev) >= IFNAMSIZ || dev === '.' || dev === '..') {
+    throw new SystemError(`netlink: bad interface name ${JSON.stringify(dev)}`);
+  }
   const v = Number((await readFile(`/sys/class/net/${dev}/ifindex`, 'utf8')).trim());
   if (!Number.isInteger(v) || v <= 0) throw new SystemError(`no interface index for ${dev}`);
   return v;
