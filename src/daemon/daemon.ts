@@ -141,6 +141,7 @@ export async function createDaemon(cfg: DaemonConfig, log: Logger = discardLogge
   const runner = new ContainerRunner(containers, runtime, layers, cfg.execRoot, networks, log.child({ module: 'containers' }));
   const execs = new ExecService(containers, runtime, cfg.execRoot, log.child({ module: 'exec' }));
   containers.execIDsOf = (id) => execs.idsOf(id);
+  const stopExecCollector = execs.startCollector();
   runner.health = new HealthMonitor(containers, execs);
   /** DELETE /containers/{id} and a build's step containers: the record goes, then the lifecycle's waiters end. */
   const removeContainer = async (ref: string, o: { force: boolean; volumes?: boolean }): Promise<void> => {
@@ -245,6 +246,7 @@ export async function createDaemon(cfg: DaemonConfig, log: Logger = discardLogge
     extraRoutes: [],
     async close() {
       // The stores write every change atomically as it happens: nothing to flush.
+      stopExecCollector();
     },
   };
 }

@@ -27,7 +27,14 @@ interface ExecRecord {
   Env: string[];
   WorkingDir: string;
   DetachKeys: string;
+  /** The process has run and ended (or failed to start): no longer one of the container's ExecIDs. */
+  ended: boolean;
+  /** Not running at one pass of the collector (inspect's CanRemove): gone at the next. */
+  canRemove: boolean;
 }
+
+/** How often ended exec instances are collected (dockerd's execCommandGC: every 5 minutes, gone at the 2nd pass). */
+export const EXEC_GC_MS = 5 * 60_000;
 
 /** 32 random bytes as hex (dockerd's exec IDs), from a pool refilled 128 IDs at a time: one call into OpenSSL per exec cost more than the rest of its creation. */
 const idPool = Buffer.alloc(32 * 128);
@@ -60,6 +67,7 @@ export class ExecService {
       Env: Array.isArray(body.Env) ? (body.Env as string[]) : [],
       WorkingDir: String(body.WorkingDir ?? ''),
       DetachKeys: String(body.DetachKeys ?? ''),
+      ended: false, canRemove: false,
     });
     // ConsoleSize [height, width] (API 1.42 clients send it; older ones resize right after the start)
     const cs = body.ConsoleSize;
@@ -78,15 +86,38 @@ export class ExecService {
     const e = this.get(id);
     return {
       ID: e.ID, Running: e.Running, ExitCode: e.ExitCode, ProcessConfig: e.ProcessConfig, OpenStdin: e.OpenStdin,
-      OpenStderr: e.OpenStderr, OpenStdout: e.OpenStdout, CanRemove: false, ContainerID: e.ContainerID,
+      OpenStderr: e.OpenStderr, OpenStdout: e.OpenStdout, CanRemove: e.canRemove, ContainerID: e.ContainerID,
       DetachKeys: e.DetachKeys, Pid: e.Pid,
     };
   }
 
-  /** The container's exec instances (inspect's ExecIDs; null when none, as docker shows it). */
+  /**
+   * The container's exec instances that have not ended (inspect's ExecIDs; null when none, as docker shows it):
+   * dockerd drops an exec from its container when the process exits, and keeps it for `GET /exec/{id}/json`.
+   */
   idsOf(containerId: string): string[] | null {
-    const ids = [...this.execs.values()].filter((e) => e.ContainerID === containerId).map((e) => e.ID);
+    const ids = [...this.execs.values()].filter((e) => e.ContainerID === containerId && !e.ended).map((e) => e.ID);
     return ids.length ? ids : null;
+  }
+
+  /**
+   * One pass of dockerd's exec collector: an instance not running is marked (CanRemove) at one pass and deleted at
+   * the next, so an exec's exit code can be inspected for 5–10 minutes and the daemon does not grow with every exec
+   * (~0.5 KB each) over its life. Instances created and never started go the same way, as in dockerd.
+   */
+  collect(): void {
+    for (const e of [...this.execs.values()]) {
+      if (e.Running) continue;
+      if (e.canRemove) this.forget(e.ID);
+      else e.canRemove = true;
+    }
+  }
+
+  /** Runs `collect` every EXEC_GC_MS (an unref'd timer); returns the stop. */
+  startCollector(everyMs = EXEC_GC_MS): () => void {
+    const t = setInterval(() => this.collect(), everyMs);
+    t.unref();
+    return () => clearInterval(t);
   }
 
   isTty(id: string): boolean { return this.get(id).ProcessConfig.tty; }
@@ -95,7 +126,11 @@ export class ExecService {
   private commandLine(e: ExecRecord): string { return `${e.ProcessConfig.entrypoint} ${e.ProcessConfig.arguments.join(' ')}`; }
 
   /** Forgets an exec instance (healthchecks run one per probe and do not keep them, as dockerd). */
-  forget(id: string): void { this.execs.delete(id); }
+  forget(id: string): void {
+    this.execs.delete(id);
+    this.resizers.delete(id);
+    this.pendingSize.delete(id);
+  }
 
   /**
    * Runs the exec'd process; resolves with its exit code once its output has ended. `signal` kills the process
@@ -159,6 +194,7 @@ export class ExecService {
     } finally {
       this.c.emit(r, 'exec_die', { execID: id, exitCode: String(exitCode) });
       e.Running = false;
+      e.ended = true;
       this.resizers.delete(id);
       this.pendingSize.delete(id);
       s.stdin?.unpipe();
