@@ -164,6 +164,14 @@ rgw enable usage log = false
 # rounds of 200 MB filled the 2 GiB store: 'full status failsafe engaged').
 rgw gc obj min wait = 30
 rgw gc processor period = 30
+# Measured and left at Ceph's defaults (h-rgw, bench/README.md "registry on S3"; 50 MiB GETs by curl on a presigned
+# URL, 20 a round, values alternated; 200 MiB multipart PUTs, the store's CPU): rgw get obj window size 4/16/64 MiB,
+# rgw get obj max req size 1/4/16 MiB, rgw put obj min window size 64 MiB, rgw thread pool size 4/16, ms async op
+# threads 1, ms tcp rcvbuf 4 MiB, radosgw's malloc settings on the OSD too: no change beyond a run's noise (GET
+# medians 35-48 ms, 2.4-2.9 s of store CPU per 200 MiB PUT). Worse: rgw max chunk size + rgw obj stripe size 16 MiB
+# (GETs 71-86 ms, first byte 13-17 ms), one OSD op shard of one thread (55-83 ms). perf: a GET's store CPU is the
+# kernel's loopback TCP copies and their softirq work (OSD -> radosgw -> client); a PUT's adds crc32c of the object
+# data digest and a copy in the OSD's op threads: nothing a setting removes on one host.
 EOF
   monmaptool --create --fsid "$fsid" --addv a "[v1:127.0.0.1:$MON_PORT]" "$DIR/monmap" >/dev/null || die "monmaptool failed"
   ceph-authtool --create-keyring "$DIR/keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null || die "ceph-authtool failed"
