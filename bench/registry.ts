@@ -182,8 +182,9 @@ async function pullImage(url: string, repo: string, img: Image): Promise<number[
  * followed), each body's length checked. The bench knows the digests, so the manifest and the config overlap the
  * first layers here (a real client reads them first: a few ms on either back end). Returns [ms] from the moment
  * the started curl was handed its request list to its exit: curl is started with `-K -` and waits, blocked reading
- * its standard input, before the clock starts — starting a curl from this process took 50–170 ms under load
- * (`pullImage`'s wall time includes it), which would be most of a 200 MB pull from the filesystem back end.
+ * its standard input, before the clock starts: the curl process's wall time in `pullImage` exceeded its request
+ * times by 0.1–0.3 s under load (its start and exit from this process), a third or more of a 200 MB pull from the
+ * filesystem back end.
  * An in-process client was tried first (undici's request API with the redirect interceptor, as wharfd's
  * transport): it was itself the bottleneck (50 MiB from RGW in ~70 ms against curl's 39 ms; 200 MB three at a time
  * in 0.6–1.5 s at a load of 9–12), so it measured the client, not the store.
