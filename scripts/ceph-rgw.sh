@@ -121,6 +121,12 @@ mon allow pool delete = true
 mon warn on pool no redundancy = false
 mon max pg per osd = 1000
 osd crush chooseleaf type = 0
+# The OSD sends no monitor command of its own at start (its device class, its CRUSH location): this script puts
+# osd.0 in the CRUSH map before starting it. Under load that first command failed in about one start of three
+# ('mon_cmd_maybe_osd_create fail: wrong fsid', then 'init unable to update_crush_device_class': the OSD exits and
+# the start is tried again from scratch; h-s3pull saw it carry a zero fsid).
+osd class update on start = false
+osd crush update on start = false
 osd objectstore = memstore
 memstore device bytes = ${WHARF_CEPH_MEM_BYTES:-2147483648}
 osd max object name len = 460
@@ -187,6 +193,8 @@ EOF
   done
   [[ -n $id ]] || die "ceph osd new failed: $(tail -3 "$DIR/log/setup.log")"
   [[ $id == 0 ]] || die "unexpected OSD id $id"
+  "${CEPH[@]}" osd crush add osd.0 1.0 root=default host=wharf >>"$DIR/log/setup.log" 2>&1 \
+    || die "ceph osd crush add failed: $(tail -3 "$DIR/log/setup.log")"
   ceph-osd -c "$CONF" -i 0 --mkfs --osd-uuid "$uuid" >>"$DIR/log/setup.log" 2>&1 \
     || die "ceph-osd --mkfs failed: $(tail -3 "$DIR/log/setup.log")"
   ceph-osd -c "$CONF" -i 0 9>&- >>"$DIR/log/setup.log" 2>&1 || die "ceph-osd did not start: $(tail -3 "$DIR/log/osd.0.log" 2>/dev/null)"
