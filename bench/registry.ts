@@ -307,7 +307,7 @@ export interface S3BenchResult {
   };
   /**
    * Each run's S3/filesystem ratios: push; pull with --redirect (one curl, wall time); the same pull by curl's own
-   * request times; the parallel pull (3 layers at a time); the BENCH_WHARFD_BEFORE replica's too.
+   * request times; the pull 3 transfers at a time (curl's start left out); the BENCH_WHARFD_BEFORE replica's too.
    */
   perRun: { push: number; pull: number; pullCurl: number; pullPar: number; beforePush?: number; beforePull?: number; beforePar?: number }[];
 }
@@ -367,7 +367,7 @@ export async function measureS3(rgw: Rgw, o: { clients?: number; rounds?: number
       runs.fsPull.push(await phase(fs, () => pullImage(fs.url, `bench/big${i}`, bigImg)));
       for (const [srv, , pull] of s3Trees) runs[pull].push(await phase(srv, () => pullImage(srv.url, `bench/big${i}`, bigImg)));
       runs.s3ProxyPull.push(await phase(proxy, () => pullImage(proxy.url, `bench/big${i}`, bigImg)));
-      // As wharfd and dockerd pull (3 layers at a time, no process started); the filesystem goes first in even runs.
+      // 3 transfers at a time as wharfd and dockerd pull (curl started before the clock); the filesystem first in even runs.
       const par: [Served, 'fsPar' | 's3Par' | 'beforePar'][] = [[fs, 'fsPar'], ...s3Trees.map(([srv, , , k]) => [srv, k] as [Served, 's3Par' | 'beforePar'])];
       if (i % 2) par.push(par.shift()!);
       for (const [srv, k] of par) runs[k].push(await phase(srv, () => pullImageParallel(srv.url, `bench/big${i}`, bigImg)));
