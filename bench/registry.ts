@@ -10,7 +10,10 @@
  * throughput, p50/p99 latency of the requests, the replicas' CPU time and peak RSS. Then push and pull of a
  * 200 MB image (4 layers) through one replica on RGW against one on the filesystem back end: `BENCH_BIG_RUNS`
  * (3) fresh images, the back ends alternated in each run, medians, with the CPU time of the registry process and
- * of radosgw + ceph-osd in each phase; `BENCH_S3_ONLY=big` runs only that part, `BENCH_VERBOSE=1` prints each run.
+ * of radosgw + ceph-osd in each phase (the private cluster's daemons when WHARF_CEPH_DIR names it);
+ * `BENCH_S3_ONLY=big` runs only that part, `BENCH_VERBOSE=1` prints each run. The pull is measured three ways:
+ * one curl fetching the manifest and the blobs one after another (wall time, its process start included), the
+ * same by curl's own request times, and one curl fetching 3 at a time as wharfd and dockerd do (start left out).
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -173,6 +176,46 @@ async function pullImage(url: string, repo: string, img: Image): Promise<number[
   return rows.map(([t]) => t * 1000);
 }
 
+/**
+ * One client fetching as wharfd and dockerd do, up to 3 transfers at a time (engine/distribution/pull.ts: 3
+ * layers at once): one curl with `--parallel --parallel-max 3` over the manifest and every blob (redirects
+ * followed), each body's length checked. The bench knows the digests, so the manifest and the config overlap the
+ * first layers here (a real client reads them first: a few ms on either back end). Returns [ms] from the moment
+ * the started curl was handed its request list to its exit: curl is started with `-K -` and waits, blocked reading
+ * its standard input, before the clock starts: the curl process's wall time in `pullImage` exceeded its request
+ * times by 0.1–0.3 s under load (its start and exit from this process), a third or more of a 200 MB pull from the
+ * filesystem back end.
+ * An in-process client was tried first (undici's request API with the redirect interceptor, as wharfd's
+ * transport): it was itself the bottleneck (50 MiB from RGW in ~70 ms against curl's 39 ms; 200 MB three at a time
+ * in 0.6–1.5 s at a load of 9–12), so it measured the client, not the store.
+ */
+async function pullImageParallel(url: string, repo: string, img: Image): Promise<number[]> {
+  const q = (v: string) => `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+  const want: [string, number][] = [[`${url}/v2/${repo}/manifests/latest`, img.manifest.length], ...img.blobs.map((b) => [`${url}/v2/${repo}/blobs/${b.digest}`, b.data.length] as [string, number])];
+  const config = ['silent', 'no-progress-meter', 'fail', 'location', 'parallel', 'parallel-max = 3', `header = ${q('Accept: application/vnd.docker.distribution.manifest.v2+json')}`,
+    'write-out = "%{url} %{size_download}\\n"', ...want.flatMap(([u]) => [`url = ${q(u)}`, 'output = "/dev/null"'])].join('\n') + '\n';
+  const child = spawn('curl', ['-K', '-'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '', stderr = '';
+  child.stdout!.on('data', (d: Buffer) => { stdout += d.toString(); });
+  child.stderr!.on('data', (d: Buffer) => { stderr += d.toString(); }); // --parallel draws its meter there
+  const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+  // Ready: the process is curl (exec'd) and blocked in read(0, …) (x86-64 syscall 0 on fd 0: its config).
+  for (;;) {
+    const [comm, sc] = await Promise.all([readFile(`/proc/${child.pid}/comm`, 'utf8').catch(() => ''), readFile(`/proc/${child.pid}/syscall`, 'utf8').catch(() => '')]);
+    if (comm.trim() === 'curl' && sc.startsWith('0 0x0 ')) break;
+    if (child.exitCode !== null) throw new Error('curl exited before reading its config');
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  const t0 = process.hrtime.bigint();
+  child.stdin!.end(config);
+  const code = await exited;
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  // --parallel reports transfers as they end: matched by the URL asked for
+  const got = new Map(stdout.trim().split('\n').map((l) => { const [u, n] = l.split(' '); return [u!, Number(n)] as const; }));
+  if (code !== 0 || want.some(([u, n]) => got.get(u) !== n)) throw new Error(`incomplete parallel pull from ${url} (curl exit ${code}): ${stdout} ${stderr.slice(-500)}`);
+  return [ms];
+}
+
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
@@ -223,24 +266,50 @@ async function cpuOf(names: string[], pids: number[] = []): Promise<number> {
   return ms;
 }
 
-/** One timed phase and the CPU the store (radosgw + ceph-osd) and the registry process spent in it. */
-export interface Phase { ms: number; storeCpuMs: number; serverCpuMs: number }
+/**
+ * The store's CPU (ms): radosgw + ceph-osd of the micro-cluster in WHARF_CEPH_DIR (its pid files) when that names
+ * one, else of every radosgw and ceph-osd on the machine (the shared cluster's daemons too, if tests use it).
+ */
+async function storeCpu(): Promise<number> {
+  const dir = process.env.WHARF_CEPH_DIR;
+  if (dir) {
+    const pids = await Promise.all(['client.rgw', 'osd.0'].map((n) => readFile(join(dir, 'run', `${n}.pid`), 'utf8').then(Number, () => 0)));
+    if (pids.every(Boolean)) return cpuOf([], pids);
+  }
+  return cpuOf(['radosgw', 'ceph-osd']);
+}
+
+/**
+ * One timed phase and the CPU the store (radosgw + ceph-osd) and the registry process spent in it; `clientMs`:
+ * the client's own time when the phase's function returns it (the sum of the ms it returns: curl's per-request
+ * times of `pullImage`, the start-free time of `pullImageParallel`).
+ */
+export interface Phase { ms: number; storeCpuMs: number; serverCpuMs: number; clientMs?: number }
 
 async function phase(server: Served, fn: () => Promise<unknown>): Promise<Phase> {
   const pid = server.child?.pid ? [server.child.pid] : [];
-  const s0 = await cpuOf(['radosgw', 'ceph-osd']);
+  const s0 = await storeCpu();
   const r0 = await cpuOf([], pid);
-  const ms = await timed(fn);
-  const s1 = await cpuOf(['radosgw', 'ceph-osd']);
+  let out: unknown;
+  const ms = await timed(async () => { out = await fn(); });
+  const s1 = await storeCpu();
   const r1 = await cpuOf([], pid);
-  return { ms, storeCpuMs: s1 - s0, serverCpuMs: r1 - r0 };
+  const p: Phase = { ms, storeCpuMs: s1 - s0, serverCpuMs: r1 - r0 };
+  if (Array.isArray(out)) p.clientMs = (out as number[]).reduce((a, b) => a + b, 0);
+  return p;
 }
 
 export interface S3BenchResult {
   reference?: PullLoad; replicas?: PullLoad; redirect?: PullLoad;
-  big: { fsPush: Phase; fsPull: Phase; s3Push: Phase; s3Pull: Phase; s3ProxyPull: Phase; beforePush?: Phase; beforePull?: Phase };
-  /** Each run's S3/filesystem ratios (push, pull with --redirect; the BENCH_WHARFD_BEFORE replica's too). */
-  perRun: { push: number; pull: number; beforePush?: number; beforePull?: number }[];
+  big: {
+    fsPush: Phase; fsPull: Phase; s3Push: Phase; s3Pull: Phase; s3ProxyPull: Phase; fsPar: Phase; s3Par: Phase;
+    beforePush?: Phase; beforePull?: Phase; beforePar?: Phase;
+  };
+  /**
+   * Each run's S3/filesystem ratios: push; pull with --redirect (one curl, wall time); the same pull by curl's own
+   * request times; the pull 3 transfers at a time (curl's start left out); the BENCH_WHARFD_BEFORE replica's too.
+   */
+  perRun: { push: number; pull: number; pullCurl: number; pullPar: number; beforePush?: number; beforePull?: number; beforePar?: number }[];
 }
 
 export async function measureS3(rgw: Rgw, o: { clients?: number; rounds?: number; layerMiB?: number } = {}): Promise<S3BenchResult> {
@@ -285,30 +354,41 @@ export async function measureS3(rgw: Rgw, o: { clients?: number; rounds?: number
       before = await serveWharf([...s3b, '--redirect'], env, resolve(beforeTree, 'dist', 'src', 'registry', 'main.js'));
       started.push(before);
     }
-    type Key = 'fsPush' | 'fsPull' | 's3Push' | 's3Pull' | 's3ProxyPull' | 'beforePush' | 'beforePull';
-    const runs: Record<Key, Phase[]> = { fsPush: [], fsPull: [], s3Push: [], s3Pull: [], s3ProxyPull: [], beforePush: [], beforePull: [] };
+    type Key = 'fsPush' | 'fsPull' | 's3Push' | 's3Pull' | 's3ProxyPull' | 'fsPar' | 's3Par' | 'beforePush' | 'beforePull' | 'beforePar';
+    const runs: Record<Key, Phase[]> = { fsPush: [], fsPull: [], s3Push: [], s3Pull: [], s3ProxyPull: [], fsPar: [], s3Par: [], beforePush: [], beforePull: [], beforePar: [] };
     const perRun: S3BenchResult['perRun'] = [];
     for (let i = 0; i < Number(process.env.BENCH_BIG_RUNS ?? 3); i++) {
       const bigImg = makeImage(4, 50);
       runs.fsPush.push(await phase(fs, () => pushImage(fs.url, `bench/big${i}`, bigImg)));
       // This tree's replica and the before tree's take turns at going first (the store's state after a push differs).
-      const s3Trees: [Served, 's3Push' | 'beforePush', 's3Pull' | 'beforePull'][] = [[one, 's3Push', 's3Pull']];
-      if (before) s3Trees[i % 2 ? 'unshift' : 'push']([before, 'beforePush', 'beforePull']);
+      const s3Trees: [Served, 's3Push' | 'beforePush', 's3Pull' | 'beforePull', 's3Par' | 'beforePar'][] = [[one, 's3Push', 's3Pull', 's3Par']];
+      if (before) s3Trees[i % 2 ? 'unshift' : 'push']([before, 'beforePush', 'beforePull', 'beforePar']);
       for (const [srv, push] of s3Trees) runs[push].push(await phase(srv, () => pushImage(srv.url, `bench/big${i}`, bigImg)));
       runs.fsPull.push(await phase(fs, () => pullImage(fs.url, `bench/big${i}`, bigImg)));
       for (const [srv, , pull] of s3Trees) runs[pull].push(await phase(srv, () => pullImage(srv.url, `bench/big${i}`, bigImg)));
       runs.s3ProxyPull.push(await phase(proxy, () => pullImage(proxy.url, `bench/big${i}`, bigImg)));
+      // 3 transfers at a time as wharfd and dockerd pull (curl started before the clock); the filesystem first in even runs.
+      const par: [Served, 'fsPar' | 's3Par' | 'beforePar'][] = [[fs, 'fsPar'], ...s3Trees.map(([srv, , , k]) => [srv, k] as [Served, 's3Par' | 'beforePar'])];
+      if (i % 2) par.push(par.shift()!);
+      for (const [srv, k] of par) runs[k].push(await phase(srv, () => pullImageParallel(srv.url, `bench/big${i}`, bigImg)));
       const last = (k: Key) => runs[k].at(-1)!.ms;
       perRun.push({
         push: last('s3Push') / last('fsPush'), pull: last('s3Pull') / last('fsPull'),
-        ...(before ? { beforePush: last('beforePush') / last('fsPush'), beforePull: last('beforePull') / last('fsPull') } : {}),
+        pullCurl: runs.s3Pull.at(-1)!.clientMs! / runs.fsPull.at(-1)!.clientMs!, pullPar: runs.s3Par.at(-1)!.clientMs! / runs.fsPar.at(-1)!.clientMs!,
+        ...(before ? { beforePush: last('beforePush') / last('fsPush'), beforePull: last('beforePull') / last('fsPull'), beforePar: runs.beforePar.at(-1)!.clientMs! / runs.fsPar.at(-1)!.clientMs! } : {}),
       });
       if (process.env.BENCH_VERBOSE) console.error(`# run ${i}: ${Object.entries(runs).filter(([, v]) => v.length).map(([k, v]) => `${k} ${v.at(-1)!.ms.toFixed(0)} ms (registry ${v.at(-1)!.serverCpuMs} ms, store ${v.at(-1)!.storeCpuMs} ms CPU)`).join(', ')}`);
     }
-    const med = (ps: Phase[]): Phase => ({ ms: medianOf(ps.map((p) => p.ms)), serverCpuMs: medianOf(ps.map((p) => p.serverCpuMs)), storeCpuMs: medianOf(ps.map((p) => p.storeCpuMs)) });
-    const fsPush = med(runs.fsPush), fsPull = med(runs.fsPull), s3Push = med(runs.s3Push), s3Pull = med(runs.s3Pull), s3ProxyPull = med(runs.s3ProxyPull);
-    const big: S3BenchResult['big'] = { fsPush, fsPull, s3Push, s3Pull, s3ProxyPull };
-    if (before) { big.beforePush = med(runs.beforePush); big.beforePull = med(runs.beforePull); }
+    const med = (ps: Phase[]): Phase => {
+      const m: Phase = { ms: medianOf(ps.map((p) => p.ms)), serverCpuMs: medianOf(ps.map((p) => p.serverCpuMs)), storeCpuMs: medianOf(ps.map((p) => p.storeCpuMs)) };
+      if (ps.every((p) => p.clientMs !== undefined)) m.clientMs = medianOf(ps.map((p) => p.clientMs!));
+      return m;
+    };
+    const big: S3BenchResult['big'] = {
+      fsPush: med(runs.fsPush), fsPull: med(runs.fsPull), s3Push: med(runs.s3Push), s3Pull: med(runs.s3Pull),
+      s3ProxyPull: med(runs.s3ProxyPull), fsPar: med(runs.fsPar), s3Par: med(runs.s3Par),
+    };
+    if (before) { big.beforePush = med(runs.beforePush); big.beforePull = med(runs.beforePull); big.beforePar = med(runs.beforePar); }
     return { reference, replicas, redirect, big, perRun };
   } finally {
     for (const s of started) await s.stop();
@@ -349,13 +429,16 @@ if ((isMain && process.argv[2] === 's3') || process.env.WHARF_BENCH_MAIN === 're
     console.log('|---|---|---|---|---|---|');
     console.log(`| push | ${b.fsPush.ms.toFixed(0)} ms | ${b.s3Push.ms.toFixed(0)} ms | **${(b.s3Push.ms / b.fsPush.ms).toFixed(2)}** | ≤ 1.5 | ${cpu(b.fsPush)}; ${cpu(b.s3Push)} |`);
     console.log(`| pull (--redirect) | ${b.fsPull.ms.toFixed(0)} ms | ${b.s3Pull.ms.toFixed(0)} ms | **${(b.s3Pull.ms / b.fsPull.ms).toFixed(2)}** | ≤ 1.5 | ${cpu(b.fsPull)}; ${cpu(b.s3Pull)} |`);
+    console.log(`| pull (--redirect), curl's request times only | ${b.fsPull.clientMs!.toFixed(0)} ms | ${b.s3Pull.clientMs!.toFixed(0)} ms | ${(b.s3Pull.clientMs! / b.fsPull.clientMs!).toFixed(2)} | reported | |`);
+    console.log(`| pull (--redirect), 3 transfers at a time, curl's start left out | ${b.fsPar.clientMs!.toFixed(0)} ms | ${b.s3Par.clientMs!.toFixed(0)} ms | **${(b.s3Par.clientMs! / b.fsPar.clientMs!).toFixed(2)}** | ≤ 1.5 | ${cpu(b.fsPar)}; ${cpu(b.s3Par)} |`);
     console.log(`| pull (proxied by the replica) | ${b.fsPull.ms.toFixed(0)} ms | ${b.s3ProxyPull.ms.toFixed(0)} ms | ${(b.s3ProxyPull.ms / b.fsPull.ms).toFixed(2)} | reported | ${cpu(b.fsPull)}; ${cpu(b.s3ProxyPull)} |`);
-    if (b.beforePush && b.beforePull) {
+    if (b.beforePush && b.beforePull && b.beforePar) {
       console.log(`| push (before: BENCH_WHARFD_BEFORE) | ${b.fsPush.ms.toFixed(0)} ms | ${b.beforePush.ms.toFixed(0)} ms | ${(b.beforePush.ms / b.fsPush.ms).toFixed(2)} | | ${cpu(b.fsPush)}; ${cpu(b.beforePush)} |`);
       console.log(`| pull --redirect (before: BENCH_WHARFD_BEFORE) | ${b.fsPull.ms.toFixed(0)} ms | ${b.beforePull.ms.toFixed(0)} ms | ${(b.beforePull.ms / b.fsPull.ms).toFixed(2)} | | ${cpu(b.fsPull)}; ${cpu(b.beforePull)} |`);
+      console.log(`| pull --redirect, 3 at a time (before) | ${b.fsPar.clientMs!.toFixed(0)} ms | ${b.beforePar.clientMs!.toFixed(0)} ms | ${(b.beforePar.clientMs! / b.fsPar.clientMs!).toFixed(2)} | | ${cpu(b.fsPar)}; ${cpu(b.beforePar)} |`);
     }
-    const list = (k: 'push' | 'pull' | 'beforePush' | 'beforePull') => r.perRun.map((x) => x[k]?.toFixed(2)).join(', ');
+    const list = (k: keyof S3BenchResult['perRun'][number]) => r.perRun.map((x) => x[k]?.toFixed(2)).join(', ');
     console.log('');
-    console.log(`Per run (S3/filesystem): push ${list('push')}; pull with --redirect ${list('pull')}${b.beforePush ? `; before: push ${list('beforePush')}, pull ${list('beforePull')}` : ''}.`);
+    console.log(`Per run (S3/filesystem): push ${list('push')}; pull with --redirect ${list('pull')}; by curl's request times ${list('pullCurl')}; 3 at a time ${list('pullPar')}${b.beforePush ? `; before: push ${list('beforePush')}, pull ${list('beforePull')}, 3 at a time ${list('beforePar')}` : ''}.`);
   }
 }

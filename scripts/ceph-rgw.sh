@@ -121,6 +121,12 @@ mon allow pool delete = true
 mon warn on pool no redundancy = false
 mon max pg per osd = 1000
 osd crush chooseleaf type = 0
+# The OSD sends no monitor command of its own at start (its device class, its CRUSH location): this script puts
+# osd.0 in the CRUSH map before starting it. That first command failed in 4 of 7 cold starts at a load of 2.6-9.5
+# ('mon_cmd_maybe_osd_create fail: wrong fsid', then 'init unable to update_crush_device_class': the OSD exits and
+# the start is tried again from scratch, 5-12 s more; h-s3pull saw it carry a zero fsid); 0 of 7 without it.
+osd class update on start = false
+osd crush update on start = false
 osd objectstore = memstore
 memstore device bytes = ${WHARF_CEPH_MEM_BYTES:-2147483648}
 osd max object name len = 460
@@ -164,6 +170,14 @@ rgw enable usage log = false
 # rounds of 200 MB filled the 2 GiB store: 'full status failsafe engaged').
 rgw gc obj min wait = 30
 rgw gc processor period = 30
+# Measured and left at Ceph's defaults (h-rgw, bench/README.md "registry on S3"; 50 MiB GETs by curl on a presigned
+# URL, 20 a round, values alternated; 200 MiB multipart PUTs, the store's CPU): rgw get obj window size 4/16/64 MiB,
+# rgw get obj max req size 1/4/16 MiB, rgw put obj min window size 64 MiB, rgw thread pool size 4/16, ms async op
+# threads 1, ms tcp rcvbuf 4 MiB, radosgw's malloc settings on the OSD too: no change beyond a run's noise (GET
+# medians 35-48 ms, 2.4-2.9 s of store CPU per 200 MiB PUT). Worse: rgw max chunk size + rgw obj stripe size 16 MiB
+# (GETs 71-86 ms, first byte 13-17 ms), one OSD op shard of one thread (55-83 ms). perf: a GET's store CPU is the
+# kernel's loopback TCP copies and their softirq work (OSD -> radosgw -> client); a PUT's adds crc32c of the object
+# data digest and a copy in the OSD's op threads: nothing a setting removes on one host.
 EOF
   monmaptool --create --fsid "$fsid" --addv a "[v1:127.0.0.1:$MON_PORT]" "$DIR/monmap" >/dev/null || die "monmaptool failed"
   ceph-authtool --create-keyring "$DIR/keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null || die "ceph-authtool failed"
@@ -179,6 +193,8 @@ EOF
   done
   [[ -n $id ]] || die "ceph osd new failed: $(tail -3 "$DIR/log/setup.log")"
   [[ $id == 0 ]] || die "unexpected OSD id $id"
+  "${CEPH[@]}" osd crush add osd.0 1.0 root=default host=wharf >>"$DIR/log/setup.log" 2>&1 \
+    || die "ceph osd crush add failed: $(tail -3 "$DIR/log/setup.log")"
   ceph-osd -c "$CONF" -i 0 --mkfs --osd-uuid "$uuid" >>"$DIR/log/setup.log" 2>&1 \
     || die "ceph-osd --mkfs failed: $(tail -3 "$DIR/log/setup.log")"
   ceph-osd -c "$CONF" -i 0 9>&- >>"$DIR/log/setup.log" 2>&1 || die "ceph-osd did not start: $(tail -3 "$DIR/log/osd.0.log" 2>/dev/null)"
