@@ -210,7 +210,7 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
 }
 
 /** The wait before retry number `n` (1-based): Retry-After (seconds or a date), else exponential; capped. */
-function backoff(n: number, policy: HttpPolicy, retryAfter: string | string[] | undefined): number {
+export function backoff(n: number, policy: HttpPolicy, retryAfter: string | string[] | undefined): number {
   const ra = Array.isArray(retryAfter) ? retryAfter[0] : retryAfter;
   let ms = 0;
   if (ra) {
