@@ -311,7 +311,7 @@ export async function request(method: string, url: string, o: HttpRequestOptions
     const resumable = a.method === 'GET' && opts.retry !== null && opts.retry.methods.includes('GET') && (res.statusCode === 200 || res.statusCode === 206);
     return {
       statusCode: res.statusCode!, statusMessage: res.statusMessage ?? '', headers: res.headers, url: a.url.toString(),
-      body: responseBody(res, resumable ? { attempt: a, opts, tries } : null, policy, o.signal),
+      body: new ResponseBody(res, resumable ? { attempt: a, opts, tries } : null, policy, o.signal),
     };
   }
 }
@@ -329,96 +329,173 @@ function strongEtag(h: IncomingHttpHeaders): string | null {
   return e && !e.startsWith('W/') ? e : null;
 }
 
+interface Resume { attempt: Attempt; opts: Parameters<typeof hop>[1]; tries: Tries }
+
+/** Errors after which a body may be fetched again from its start (a Range resume failed, or was not possible). */
+export function restartableError(e: unknown): boolean {
+  const code = (e as { code?: string })?.code;
+  return code === 'ERR_HTTP_RESUME' || retryableError(e);
+}
+
 /**
- * The body of an answer as one stream: a body timeout while it is read, and (GETs that may be retried) a break
- * resumed by a Range request.
+ * The body of an answer as one stream: a body timeout while it is read; a break resumed by a Range request (GETs
+ * that may be retried); and, once `restartWith` is called, started over from the beginning when no resume was
+ * possible (the bytes already delivered skipped). One stream between the socket and the reader, whatever happens.
  */
-function responseBody(first: IncomingMessage, resume: { attempt: Attempt; opts: Parameters<typeof hop>[1]; tries: Tries } | null,
-  policy: HttpPolicy, signal: AbortSignal | undefined): Readable {
-  let cur = first;
-  // the object's bytes: [offset, end] of the entity (end inclusive; null when unknown)
-  let offset = 0;
-  let end: number | null = null;
-  const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(String(first.headers['content-range'] ?? ''));
-  if (first.statusCode === 206 && cr) { offset = Number(cr[1]); end = Number(cr[2]); }
-  else if (first.headers['content-length'] !== undefined) end = Number(first.headers['content-length']) - 1;
-  const etag = strongEtag(first.headers);
-  const digest = first.headers['docker-content-digest'];
-  let timer: NodeJS.Timeout | undefined;
-  let resuming = false;
-  const arm = () => {
-    if (timer || resuming) return;
-    timer = setTimeout(() => {
-      timer = undefined;
-      cur.destroy(new HttpClientError('ERR_HTTP_BODY_TIMEOUT', `the body sent nothing for ${policy.bodyTimeout} ms`));
-    }, policy.bodyTimeout);
-  };
-  const disarm = () => { if (timer) clearTimeout(timer); timer = undefined; };
-  const onAbort = () => out.destroy(abortError(signal!));
-  const out = new Readable({
-    highWaterMark: 1 << 20,
-    read() { if (!resuming) { cur.resume(); arm(); } },
-    destroy(err, cb) {
-      disarm();
-      signal?.removeEventListener('abort', onAbort);
-      cur.destroy();
-      cb(err);
-    },
-  });
-  signal?.addEventListener('abort', onAbort, { once: true });
-  const attach = (src: IncomingMessage) => {
+export class ResponseBody extends Readable {
+  private cur: Readable;
+  /** The entity's bytes: the next one expected (offset) and the last (null when unknown). */
+  private offset = 0;
+  private end: number | null = null;
+  private readonly etag: string | null;
+  private readonly digest: string | string[] | undefined;
+  /** Bytes handed to the reader, and how many a restarted download must skip. */
+  private delivered = 0;
+  private skip = 0;
+  private switching = false;
+  private reopen: (() => Promise<Readable>) | null = null;
+  private restarts = 0;
+  private maxRestarts = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private waiting = false;
+  private progressed = false;
+  private readonly onAbort = () => this.destroy(abortError(this.signal!));
+
+  constructor(first: Readable & { headers?: IncomingHttpHeaders; statusCode?: number }, private resumeWith: Resume | null,
+    private readonly policy: HttpPolicy, private readonly signal: AbortSignal | undefined) {
+    super({ highWaterMark: 1 << 20 });
+    this.cur = first;
+    const h = first.headers ?? {};
+    const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(String(h['content-range'] ?? ''));
+    if (first.statusCode === 206 && cr) { this.offset = Number(cr[1]); this.end = Number(cr[2]); }
+    else if (h['content-length'] !== undefined) this.end = Number(h['content-length']) - 1;
+    this.etag = strongEtag(h);
+    this.digest = h['docker-content-digest'];
+    signal?.addEventListener('abort', this.onAbort, { once: true });
+    this.attach(first);
+    first.pause();
+  }
+
+  /** From now on, a break that cannot be resumed starts the download over with `reopen`, at most `max` times. */
+  restartWith(reopen: () => Promise<Readable>, max: number): this {
+    this.reopen = reopen;
+    this.maxRestarts = max;
+    return this;
+  }
+
+  override _read(): void {
+    if (this.switching) return;
+    this.waiting = true;
+    this.cur.resume();
+    this.arm();
+  }
+
+  override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
+    this.disarm();
+    this.signal?.removeEventListener('abort', this.onAbort);
+    this.cur.destroy();
+    cb(err);
+  }
+
+  /** One timer per body, checked every bodyTimeout: it fires only after a whole period of waiting with no byte. */
+  private arm(): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => this.tick(), this.policy.bodyTimeout);
+    this.timer.unref();
+  }
+
+  private tick(): void {
+    if (this.waiting && !this.progressed && !this.switching) {
+      this.timer = undefined;
+      this.cur.destroy(new HttpClientError('ERR_HTTP_BODY_TIMEOUT', `the body sent nothing for ${this.policy.bodyTimeout} ms`));
+      return;
+    }
+    this.progressed = false;
+    this.timer!.refresh();
+  }
+
+  private disarm(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private attach(src: Readable): void {
     src.on('data', (c: Buffer) => {
-      offset += c.length;
-      disarm();
-      if (out.push(c)) arm();
-      else src.pause();
+      if (src !== this.cur) return;
+      this.progressed = true;
+      this.offset += c.length;
+      if (this.skip > 0) {
+        if (c.length <= this.skip) { this.skip -= c.length; return; }
+        c = c.subarray(this.skip);
+        this.skip = 0;
+      }
+      this.delivered += c.length;
+      if (!this.push(c)) { this.waiting = false; src.pause(); }
     });
     src.on('end', () => {
-      disarm();
-      signal?.removeEventListener('abort', onAbort);
-      out.push(null);
+      if (src !== this.cur) return;
+      this.disarm();
+      this.signal?.removeEventListener('abort', this.onAbort);
+      if (this.skip > 0) this.destroy(new HttpClientError('ERR_HTTP_RESUME', 'the server sent a shorter body when the download started over'));
+      else this.push(null);
     });
     src.on('error', (e) => {
-      disarm();
-      if (out.destroyed) return;
-      if (!resume || !retryableError(e) || resume.tries.count >= policy.maxRetries) { out.destroy(e); return; }
-      resuming = true;
-      void again().then((next) => {
-        resuming = false;
-        if (out.destroyed) { next.destroy(); return; }
-        cur = next;
-        attach(next);
-        arm();
-      }, (e2: unknown) => { resuming = false; out.destroy(e2 as Error); });
+      if (src !== this.cur || this.destroyed) return;
+      const r = this.resumeWith;
+      if (r && retryableError(e) && r.tries.count < this.policy.maxRetries) this.switchTo(() => this.rangeRequest(r), e);
+      else this.restart(e);
     });
-  };
+  }
+
+  /** Replaces the source by the one `next` opens; on failure, `restart`. */
+  private switchTo(next: () => Promise<Readable>, _cause: unknown, onFail: (e: unknown) => void = (e) => this.restart(e)): void {
+    this.switching = true;
+    next().then((s) => {
+      this.switching = false;
+      if (this.destroyed) { s.destroy(); return; }
+      this.cur = s;
+      this.attach(s);
+      if (this.waiting) { s.resume(); this.arm(); } else s.pause();
+    }, (e: unknown) => { this.switching = false; if (!this.destroyed) onFail(e); });
+  }
+
+  /** The whole object again from its start, skipping what was delivered (after a resume was impossible). */
+  private restart(e: unknown): void {
+    if (!this.reopen || this.restarts >= this.maxRestarts || !restartableError(e)) { this.destroy(e as Error); return; }
+    this.restarts++;
+    this.resumeWith = null; // the new body resumes by itself
+    const reopen = this.reopen;
+    this.switchTo(async () => {
+      const s = await reopen();
+      this.skip = this.delivered;
+      return s;
+    }, e, (e2) => this.destroy(e2 as Error));
+  }
+
   /** The rest of the object: a Range request (a whole new GET when nothing was received yet). */
-  const again = async (): Promise<IncomingMessage> => {
-    const r = resume!;
+  private async rangeRequest(r: Resume): Promise<Readable> {
     r.tries.count++;
-    await sleep(backoff(r.tries.count, policy, undefined), signal);
+    await sleep(backoff(r.tries.count, this.policy, undefined), this.signal);
+    const offset = this.offset;
     const ranged = offset > 0;
-    const headers = { ...r.attempt.headers, ...(ranged ? { range: `bytes=${offset}-${end ?? ''}` } : {}) };
+    const headers = { ...r.attempt.headers, ...(ranged ? { range: `bytes=${offset}-${this.end ?? ''}` } : {}) };
     const { res } = await hop({ ...r.attempt, headers }, r.opts, r.tries);
     const fail = (why: string) => {
       res.destroy();
       return new HttpClientError('ERR_HTTP_RESUME', why);
     };
+    if (this.etag !== null && strongEtag(res.headers) !== this.etag) throw fail('ETag mismatch');
+    const dcd = res.headers['docker-content-digest'];
+    if (this.digest !== undefined && dcd !== undefined && dcd !== this.digest) throw fail('Docker-Content-Digest mismatch');
     if (!ranged) {
       if (res.statusCode !== 200) throw fail(`the download broke off and the second try answered ${res.statusCode}`);
-      if (etag !== null && strongEtag(res.headers) !== etag) throw fail('ETag mismatch');
       return res;
     }
     if (res.statusCode !== 206) throw fail('server does not support the range header and the payload was partially consumed');
     const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(String(res.headers['content-range'] ?? ''));
-    if (!m || Number(m[1]) !== offset || (end !== null && Number(m[2]) !== end)) throw fail('Content-Range mismatch');
-    if (etag !== null && strongEtag(res.headers) !== etag) throw fail('ETag mismatch');
-    if (digest !== undefined && res.headers['docker-content-digest'] !== undefined && res.headers['docker-content-digest'] !== digest) throw fail('Docker-Content-Digest mismatch');
+    if (!m || Number(m[1]) !== offset || (this.end !== null && Number(m[2]) !== this.end)) throw fail('Content-Range mismatch');
     return res;
-  };
-  attach(first);
-  first.pause();
-  return out;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------

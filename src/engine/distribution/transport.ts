@@ -20,7 +20,7 @@
 import { http } from '../../lib/nodehttp.js';
 import { isIP } from 'node:net';
 import {
-  DEFAULT_HTTP_POLICY, IDEMPOTENT, RETRY_ERROR_CODES, RETRY_STATUSES, closeAgents, dump, goNetError, goVerb, request, type HttpPolicy, type HttpResponse, type RetryRule,
+  DEFAULT_HTTP_POLICY, IDEMPOTENT, RETRY_STATUSES, ResponseBody, closeAgents, dump, goNetError, goVerb, request, type HttpPolicy, type HttpResponse, type RetryRule,
 } from '../../lib/httpclient.js';
 import { MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE } from '../../lib/oci/mediatypes.js';
 import { Readable } from 'node:stream';
@@ -600,53 +600,13 @@ export class RegistrySession {
 // ---------------------------------------------------------------------------------------------------------
 // Blob bodies
 
-/** Errors after which a blob download starts over (the client already resumed with Range where it could). */
-function restartable(e: unknown): boolean {
-  const code = (e as { code?: string })?.code;
-  return code === 'ERR_HTTP_RESUME' || (code !== undefined && RETRY_ERROR_CODES.includes(code));
-}
-
 /**
- * A blob body that survives a break: the HTTP client (`lib/httpclient.ts`) resumes a body with a known length by a Range
- * request; when the registry ignores Range, or sent no length, the download starts over (`reopen`) and the bytes
- * already delivered are skipped, at most `maxRestarts` times. The consumer sees one continuous stream of the
- * blob's bytes (its digest check still decides).
+ * A blob body that survives a break: the HTTP client (`lib/httpclient.ts`) resumes a body by a Range request; when
+ * the registry ignores Range, or the object changed, the download starts over (`reopen`) and the bytes already
+ * delivered are skipped, at most `maxRestarts` times. The consumer sees one continuous stream of the blob's bytes
+ * (its digest check still decides): the client's own body stream, no second one on top.
  */
 export function resumableBody(first: Readable, reopen: () => Promise<Readable>, maxRestarts = 3): Readable {
-  let cur = first;
-  let delivered = 0;
-  let restarts = 0;
-  const out = new Readable({
-    highWaterMark: 1 << 20,
-    read() { cur.resume(); },
-    destroy(err, cb) { cur.destroy(); cb(err); },
-  });
-  const attach = (src: Readable, skip: number) => {
-    src.on('data', (c: Buffer) => {
-      if (skip > 0) {
-        if (c.length <= skip) { skip -= c.length; return; }
-        c = c.subarray(skip);
-        skip = 0;
-      }
-      delivered += c.length;
-      if (!out.push(c)) src.pause();
-    });
-    src.on('end', () => {
-      if (skip > 0) out.destroy(new SystemError('the registry sent a shorter blob when the download started over'));
-      else out.push(null);
-    });
-    src.on('error', (e) => {
-      if (out.destroyed) return;
-      if (restarts >= maxRestarts || !restartable(e)) { out.destroy(e); return; }
-      restarts++;
-      reopen().then((s) => {
-        if (out.destroyed) { s.destroy(); return; }
-        cur = s;
-        attach(s, delivered);
-      }, (e2: unknown) => out.destroy(e2 as Error));
-    });
-  };
-  attach(first, 0);
-  return out;
+  const body = first instanceof ResponseBody ? first : new ResponseBody(first, null, policy, undefined);
+  return body.restartWith(reopen, maxRestarts);
 }
-
