@@ -17,8 +17,9 @@
  *   a reused keep-alive socket that the server had closed is sent again once whatever its method, when its body
  *   can be sent again.
  * - A GET body that breaks mid-way resumes with `Range: bytes=<received>-<end>` when the answer is a 206 of the same
- *   object (same strong ETag and Docker-Content-Digest); otherwise the body fails with `ERR_HTTP_RESUME` (the
- *   caller may start over).
+ *   object (same strong ETag and Docker-Content-Digest); otherwise the body fails with `ERR_HTTP_RESUME`, or, after
+ *   `ResponseBody.restartWith(reopen)` (registry blobs), starts over with a whole new GET, skipping what was read.
+ *   All of it in one stream (`ResponseBody`) between the socket and the reader.
  * - Redirects (301, 302, 303, 307, 308) are followed up to 10 times, each hop retried on its own; a hop to another
  *   origin drops Authorization, Cookie and Proxy-Authorization.
  * - Timeouts: connect 15 s (`ERR_HTTP_CONNECT_TIMEOUT`), headers `headersTimeout` after the request was written
