@@ -10,7 +10,7 @@
  * Builtins a fresh daemon does not use (crypto with OpenSSL's set-up, zlib, worker_threads, …) load at first use.
  * `WHARF_LAZY_TRACE=1` in wharfd's environment prints where each of them got loaded (to find what pulls one in at start).
  *
- * What stays outside: packages with native parts or loaded on first use (koffi, undici, ssh2, the AWS SDK), resolved
+ * What stays outside: packages with native parts or loaded on first use (koffi, ssh2, the AWS SDK), resolved
  * from node_modules as before; fsroot's child (a process of its own) runs tsc's files, which import.meta in the bundle
  * still names (importMetaOfSource). The layers' extraction and writer threads run bundles of their own
  * (dist/src/engine/layers/extractworker.cjs, filewriter.cjs: ~1.8 MB less per thread than their ES module graphs),
@@ -47,7 +47,7 @@ for (const { entry, outfile: out } of [{ entry: join(daemonDir, 'main.js'), outf
     legalComments: 'none',
     logLevel: 'warning',
     absWorkingDir: root,
-    external: ['koffi', 'undici', 'ssh2', 'cpu-features', '@aws-sdk/*'],
+    external: ['koffi', 'ssh2', 'cpu-features', '@aws-sdk/*'],
     banner: { js: meta.banner },
     plugins: [lazyBuiltins({ modules: LAZY, trace: true }), meta.plugin],
   });

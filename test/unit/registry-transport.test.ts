@@ -154,7 +154,7 @@ for (const c of [
     assert.equal(got.length, blob.length);
     assert.equal(sha(got), blobDigest);
     const gets = reg.seen.filter((s) => s.method === 'GET' && s.path.includes('/blobs/'));
-    // undici resumes with Range; a registry that answers 200 to it instead of 206 makes the download start over
+    // the client resumes with Range; a registry that answers 200 to it instead of 206 makes the download start over
     assert.deepEqual(gets.map((g) => g.headers.range === undefined ? 'full' : 'range'), c.range ? ['full', 'range'] : ['full', 'range', 'full']);
     assert.match(String(gets[1]!.headers.range), new RegExp(`^bytes=${blob.length / 2}-`));
   });

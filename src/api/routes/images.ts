@@ -1,6 +1,7 @@
 /** /images/…: create (pull, import), list, inspect, history, tag, remove, prune, and Wharf's bootstrap. */
 import { Readable } from 'node:stream';
 import { InvalidParameterError, UnavailableError } from '../../lib/errors.js';
+import { get as httpGet, goNetError, type HttpResponse } from '../../lib/httpclient.js';
 import type { ImageBackend } from '../backend.js';
 import { JsonStream, type RequestContext, type Router, boolValue, decodeRegistryAuth, requestBody, sendEmpty, sendJson } from '../router.js';
 import { parseFilters } from '../../lib/filters.js';
@@ -109,16 +110,17 @@ async function createImage(ctx: RequestContext, images: ImageBackend): Promise<v
         if (url.protocol !== 'http:' && url.protocol !== 'https:') {
           throw new InvalidParameterError(`unsupported import source: ${fromSrc}`);
         }
-        let resp: Response;
+        let resp: HttpResponse;
         try {
-          resp = await fetch(url, { signal });
+          resp = await httpGet(url.href, { signal });
         } catch (e) {
-          throw new UnavailableError(`Get "${url.href}": ${(e as Error).message}`, { cause: e });
+          throw goNetError('GET', url.href, e);
         }
-        if (!resp.ok || resp.body === null) {
-          throw new UnavailableError(`Get "${url.href}": unexpected status ${resp.status}`);
+        if (resp.statusCode < 200 || resp.statusCode > 299) {
+          resp.body.destroy();
+          throw new UnavailableError(`Get "${url.href}": unexpected status ${resp.statusCode}`);
         }
-        tar = Readable.fromWeb(resp.body as import('node:stream/web').ReadableStream<Uint8Array>);
+        tar = resp.body;
       }
       const changes = query.getAll('changes').filter((c) => c !== '');
       const message = query.get('message') ?? '';

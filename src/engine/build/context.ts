@@ -11,6 +11,7 @@ import { join, posix } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { startSum, typeflagOf } from './srchash.js';
 import { InvalidParameterError, NotFoundError, UnavailableError } from '../../lib/errors.js';
+import { get as httpGet, goNetError, type HttpResponse } from '../../lib/httpclient.js';
 import { PatternMatcher, readIgnoreFile } from '../../lib/dockerignore.js';
 import { resolveInRoot } from '../fsroot/index.js';
 import { extractLayerTar } from '../layers/index.js';
@@ -316,14 +317,17 @@ export async function openContext(body: Readable | null, opts: { remote?: string
         dir = await fetchGit(opts.remote, dir);
         input = null;
       } else if (/^https?:\/\//.test(opts.remote)) {
-        let resp: Response;
+        let resp: HttpResponse;
         try {
-          resp = await fetch(opts.remote, { signal: opts.signal });
+          resp = await httpGet(opts.remote, { signal: opts.signal });
         } catch (e) {
-          throw new UnavailableError(`Get "${opts.remote}": ${(e as Error).message}`, { cause: e });
+          throw goNetError('GET', opts.remote, e);
         }
-        if (!resp.ok || !resp.body) throw new UnavailableError(`failed to GET ${opts.remote} with status ${resp.status} ${resp.statusText}: `);
-        input = Readable.fromWeb(resp.body as import('node:stream/web').ReadableStream<Uint8Array>);
+        if (resp.statusCode < 200 || resp.statusCode > 299) {
+          resp.body.destroy();
+          throw new UnavailableError(`failed to GET ${opts.remote} with status ${resp.statusCode} ${resp.statusMessage}: `);
+        }
+        input = resp.body;
       } else {
         throw new InvalidParameterError(`unable to prepare context: unable to fetch remote: ${opts.remote}`);
       }

@@ -12,6 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { parse as parseContentDisposition } from 'content-disposition';
 import { InvalidParameterError, NotFoundError } from '../../lib/errors.js';
+import { get as httpGet, goNetError, type HttpResponse } from '../../lib/httpclient.js';
 import { hasWildcards, type PatternMatcher } from '../../lib/dockerignore.js';
 import { goMatch } from '../../lib/go.js';
 import { peek as peekStream } from '../../lib/streams.js';
@@ -202,16 +203,30 @@ class SourceCollector {
   }
 
   async addDownload(src: string): Promise<void> {
-    const resp = await fetch(src, { signal: this.req.signal });
-    if (!resp.ok) throw new InvalidParameterError(`${this.name} failed: failed to GET ${src} with status ${resp.status} ${resp.statusText}: `);
-    const data = Buffer.from(await resp.arrayBuffer());
+    let resp: HttpResponse;
+    try {
+      resp = await httpGet(src, { signal: this.req.signal });
+    } catch (e) {
+      throw goNetError('GET', src, e);
+    }
+    if (resp.statusCode < 200 || resp.statusCode > 299) {
+      resp.body.destroy();
+      throw new InvalidParameterError(`${this.name} failed: failed to GET ${src} with status ${resp.statusCode} ${resp.statusMessage}: `);
+    }
+    const parts: Buffer[] = [];
+    try {
+      for await (const c of resp.body) parts.push(c as Buffer);
+    } catch (e) {
+      throw goNetError('GET', src, e);
+    }
+    const data = Buffer.concat(parts);
     if (this.req.checksum) {
       const [algo, want] = this.req.checksum.split(':') as [string, string];
       const got = createHash(algo).update(data).digest('hex');
       if (got !== want) throw new InvalidParameterError(`${this.req.where ? `${this.req.where}: ` : ''}${this.name} failed: checksum mismatch for ${src}: expected ${this.req.checksum}, got ${algo}:${got}`);
     }
-    const lm = resp.headers.get('last-modified');
-    const base = downloadName(new URL(src).pathname, resp.headers.get('content-disposition'));
+    const lm = resp.headers['last-modified'];
+    const base = downloadName(new URL(src).pathname, resp.headers['content-disposition'] ?? null);
     if (!base) throw new InvalidParameterError('cannot determine filename from url: ' + src);
     // Last-Modified, else the Unix epoch (dockerd's zero time)
     const parsed = lm ? new Date(lm) : null;

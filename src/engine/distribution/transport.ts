@@ -4,11 +4,11 @@
  * - Endpoints: docker.io → configured mirrors first, then https://registry-1.docker.io. Insecure registries
  *   (config list of host[:port] or CIDRs, plus localhost, 127.0.0.0/8 and ::1 as dockerd allows) are tried over
  *   https without certificate verification, then plain http; everything else https only.
- * - Dispatchers: one pool per (TLS verification, proxy). HTTP(S)_PROXY / NO_PROXY as Go's ProxyFromEnvironment,
- *   loopback never proxied. Each pool is composed with undici's retry interceptor (idempotent requests only:
- *   GET/HEAD and token fetches; connection resets, 5xx, 429 with Retry-After; exponential backoff, bounded tries
- *   and a cap on each wait, so on the total; a body that breaks mid-way resumes with a Range request) and its
- *   redirect interceptor (a redirect to another origin — S3-style blob storage — drops Authorization).
+ * - Requests: the daemon's one HTTP client, `lib/httpclient.ts` (node:http / node:https keep-alive pools per TLS
+ *   verification and proxy; HTTP(S)_PROXY / NO_PROXY, loopback never proxied). Idempotent requests only (GET/HEAD
+ *   and token fetches) are retried: connection resets, 5xx, 429 with Retry-After; exponential backoff, bounded tries
+ *   and a cap on each wait, so on the total; a body that breaks mid-way resumes with a Range request. Redirects are
+ *   followed, each hop retried on its own; one to another origin (S3-style blob storage) drops Authorization.
  * - Auth: `GET /v2/` pings an endpoint; its `WWW-Authenticate` challenge decides: Basic with the credentials,
  *   or Bearer tokens from the realm per scope set (basic credentials on a GET, or the refresh-token grant with an
  *   identity token), cached until they expire and fetched again then or after a 401.
@@ -17,10 +17,11 @@
  * - Limits on everything read into memory (`LIMITS`): a hostile registry's manifest, token answer, error body or
  *   listing cannot exhaust the daemon; past the limit the connection is dropped and the error names the limit.
  */
-import type { Dispatcher } from 'undici';
 import { http } from '../../lib/nodehttp.js';
 import { isIP } from 'node:net';
-import { readFileSync } from 'node:fs';
+import {
+  DEFAULT_HTTP_POLICY, IDEMPOTENT, RETRY_STATUSES, ResponseBody, closeAgents, dump, goNetError, goVerb, request, type HttpPolicy, type HttpResponse, type RetryRule,
+} from '../../lib/httpclient.js';
 import { MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE } from '../../lib/oci/mediatypes.js';
 import { Readable } from 'node:stream';
 import type { AuthConfig } from '../../wire/index.js';
@@ -46,7 +47,7 @@ export const LIMITS = {
   listing: 8 << 20,
 } as const;
 
-/** Retry policy of idempotent requests (undici's RetryHandler options). */
+/** Retry policy of idempotent requests. */
 export interface RetryPolicy {
   /** Retries after the first try. */
   maxRetries: number;
@@ -58,18 +59,12 @@ export interface RetryPolicy {
   bodyTimeout: number;
 }
 
-const DEFAULT_POLICY: RetryPolicy = { maxRetries: 4, minTimeout: 500, maxTimeout: 10_000, bodyTimeout: 120_000 };
-let policy: RetryPolicy = { ...DEFAULT_POLICY };
+let policy: HttpPolicy = { ...DEFAULT_HTTP_POLICY };
 
-/** Socket errors worth another try (refused connections and DNS failures are not: the endpoint is not there). */
-const RETRY_ERROR_CODES = ['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'ETIMEDOUT'];
-const RETRY_STATUS_CODES = [429, 500, 502, 503, 504];
-
-/** Changes the retry policy (tests shorten the waits); the pools are rebuilt. */
+/** Changes the retry policy (tests shorten the waits); the pools' idle connections are dropped. */
 export function setRetryPolicy(p: Partial<RetryPolicy> | null): void {
-  policy = { ...DEFAULT_POLICY, ...(p ?? {}) };
-  for (const d of pools.values()) void (d as Dispatcher).close().catch(() => {});
-  pools.clear();
+  policy = { ...DEFAULT_HTTP_POLICY, ...(p ?? {}) };
+  closeAgents();
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -259,98 +254,12 @@ function humanBytes(n: number): string {
   return n % (1 << 20) === 0 ? `${n >> 20} MiB` : n % 1024 === 0 ? `${n >> 10} KiB` : `${n} B`;
 }
 
-/** "GET" → "Get", as Go's url.Error prints methods. */
-export function goVerb(method: string): string {
-  return method[0]! + method.slice(1).toLowerCase();
-}
-
-let resolver: string | null | undefined;
-/** Go's resolver names the DNS server in lookup errors ("lookup x on 10.0.0.2:53: no such host"). */
-function nameserver(): string | null {
-  if (resolver !== undefined) return resolver;
-  resolver = null;
-  try {
-    const m = /^\s*nameserver\s+(\S+)/m.exec(readFileSync('/etc/resolv.conf', 'utf8'));
-    if (m) resolver = m[1]!.includes(':') ? `[${m[1]}]:53` : `${m[1]}:53`;
-  } catch { /* no resolv.conf: leave the message without a server */ }
-  return resolver;
-}
-
-/** Node's socket errors in Go's words (`dial tcp 127.0.0.1:5000: connect: connection refused`). */
-export function goNetError(method: string, url: string, err: unknown): UnavailableError {
-  const e = err as NodeJS.ErrnoException & { address?: string; port?: number; hostname?: string; cause?: unknown };
-  const c = (e?.cause ?? e) as NodeJS.ErrnoException & { address?: string; port?: number; hostname?: string };
-  const u = new URL(url);
-  const port = u.port || (u.protocol === 'https:' ? '443' : '80');
-  const addr = c.address ? (c.address.includes(':') ? `[${c.address}]:${c.port ?? port}` : `${c.address}:${c.port ?? port}`) : `${u.hostname}:${port}`;
-  const ns = nameserver();
-  let detail: string;
-  switch (c.code ?? e?.code) {
-    case 'ECONNREFUSED': detail = `dial tcp ${addr}: connect: connection refused`; break;
-    case 'ENOTFOUND': case 'EAI_AGAIN': detail = `dial tcp: lookup ${u.hostname}${ns ? ` on ${ns}` : ''}: no such host`; break;
-    case 'ETIMEDOUT': case 'UND_ERR_CONNECT_TIMEOUT': detail = `dial tcp ${addr}: i/o timeout`; break;
-    case 'ECONNRESET': case 'UND_ERR_SOCKET': case 'EPIPE': detail = `read tcp ${addr}: read: connection reset by peer`; break;
-    case 'EHOSTUNREACH': detail = `dial tcp ${addr}: connect: no route to host`; break;
-    case 'ENETUNREACH': detail = `dial tcp ${addr}: connect: network is unreachable`; break;
-    case 'UND_ERR_BODY_TIMEOUT': case 'UND_ERR_HEADERS_TIMEOUT':
-      detail = 'net/http: request canceled (Client.Timeout exceeded while awaiting headers)'; break;
-    case 'UND_ERR_REQ_RETRY': detail = `the download broke off and could not be resumed: ${c.message ?? e.message}`; break;
-    default:
-      if (c.code === 'EPROTO' || /wrong version number|ssl|tls|certificate/i.test(String(c.message))) {
-        detail = `http: server gave HTTP response to HTTPS client`;
-        if (!/wrong version number|packet length too long/i.test(String(c.message))) detail = `x509: ${c.message}`;
-      } else detail = String(c.message ?? e?.message ?? err);
-  }
-  return new UnavailableError(`${goVerb(method)} "${url}": ${detail}`, { cause: err });
-}
+export { goNetError, goVerb };
 
 // ---------------------------------------------------------------------------------------------------------
-// Dispatchers and requests
+// Requests
 
-const pools = new Map<string, Dispatcher>();
-
-type Undici = typeof import('undici');
-let undiciLib: Promise<Undici> | undefined;
-/** undici, loaded on the first registry request: ~12 MB of a daemon that may never pull (see bench/README.md, memory). */
-function undici(): Promise<Undici> {
-  undiciLib ??= import('undici');
-  return undiciLib;
-}
-
-function proxyConfigured(): boolean {
-  const e = process.env;
-  return !!(e.HTTPS_PROXY || e.https_proxy || e.HTTP_PROXY || e.http_proxy);
-}
-
-function isLoopbackHost(url: string): boolean {
-  const h = new URL(url).hostname.replace(/^\[|\]$/g, '');
-  return h === 'localhost' || h === '::1' || (isIP(h) === 4 && h.startsWith('127.'));
-}
-
-function dispatcherFor({ Agent, EnvHttpProxyAgent, interceptors }: Undici, insecure: boolean, url: string): Dispatcher {
-  const proxied = proxyConfigured() && !isLoopbackHost(url);
-  const key = `${insecure ? 'insecure' : 'secure'}${proxied ? '+proxy' : ''}`;
-  let d = pools.get(key);
-  if (!d) {
-    const connect = { rejectUnauthorized: !insecure, timeout: 15_000 };
-    const common = { connect, keepAliveTimeout: 10_000, bodyTimeout: policy.bodyTimeout, headersTimeout: 120_000 };
-    const base: Dispatcher = proxied
-      ? new EnvHttpProxyAgent({ ...common, requestTls: { rejectUnauthorized: !insecure } })
-      : new Agent(common);
-    // retry inside redirect: each hop of a redirect (the blob store too) is retried on its own
-    d = base.compose(
-      interceptors.retry({
-        maxRetries: policy.maxRetries, minTimeout: policy.minTimeout, maxTimeout: policy.maxTimeout, timeoutFactor: 2,
-        methods: ['GET', 'HEAD'], statusCodes: RETRY_STATUS_CODES, errorCodes: RETRY_ERROR_CODES, throwOnError: false,
-      }),
-      interceptors.redirect({ maxRedirections: 10 }),
-    );
-    pools.set(key, d);
-  }
-  return d;
-}
-
-export type RegistryResponse = Dispatcher.ResponseData<unknown>;
+export type RegistryResponse = HttpResponse;
 
 export interface SendOptions {
   insecure: boolean;
@@ -364,22 +273,20 @@ export interface SendOptions {
   retry?: 'idempotent' | 'token' | 'connection' | 'none';
 }
 
+const RETRY: Record<NonNullable<SendOptions['retry']>, RetryRule | null> = {
+  idempotent: IDEMPOTENT,
+  token: { methods: ['GET', 'HEAD', 'POST'], statuses: RETRY_STATUSES },
+  connection: { methods: ['GET', 'HEAD'], statuses: [] },
+  none: null,
+};
+
 /** One request through the shared pools. Socket errors become Go-worded UnavailableErrors. */
 export async function send(method: string, url: string, o: SendOptions): Promise<RegistryResponse> {
-  const retryOptions = o.retry === 'none' ? { maxRetries: 0 }
-    : o.retry === 'token' ? { methods: ['GET', 'HEAD', 'POST'] as Dispatcher.HttpMethod[] }
-      : o.retry === 'connection' ? { statusCodes: [] }
-        : undefined;
   try {
-    const u = await undici();
-    return await u.request(url, {
-      method: method as Dispatcher.HttpMethod,
-      headers: { 'user-agent': USER_AGENT, ...o.headers },
-      ...(o.body !== undefined ? { body: o.body } : {}),
-      dispatcher: dispatcherFor(u, o.insecure, url),
-      ...(o.signal ? { signal: o.signal } : {}),
-      ...(retryOptions ? { retryOptions } : {}),
-    } as Parameters<Undici['request']>[1]);
+    return await request(method, url, {
+      headers: { 'user-agent': USER_AGENT, ...o.headers }, body: o.body, signal: o.signal, insecure: o.insecure,
+      retry: RETRY[o.retry ?? 'idempotent'], policy,
+    });
   } catch (err) {
     if ((err as Error)?.name === 'AbortError') throw err;
     throw goNetError(method, url, err);
@@ -416,7 +323,7 @@ export async function readCapped(res: RegistryResponse, limit: number, what: str
 
 /** Throws away a body without reading it into memory. */
 export async function discard(res: RegistryResponse): Promise<void> {
-  await res.body.dump({ limit: 64 * 1024 }).catch(() => { res.body.destroy(); });
+  await dump(res.body);
 }
 
 export interface Answer { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }
@@ -693,53 +600,13 @@ export class RegistrySession {
 // ---------------------------------------------------------------------------------------------------------
 // Blob bodies
 
-/** Errors after which a blob download starts over (undici already resumed with Range where it could). */
-function restartable(e: unknown): boolean {
-  const code = (e as { code?: string })?.code;
-  return code === 'UND_ERR_REQ_RETRY' || (code !== undefined && RETRY_ERROR_CODES.includes(code));
-}
-
 /**
- * A blob body that survives a break: undici's retry handler resumes a body with a known length by a Range
- * request; when the registry ignores Range, or sent no length, the download starts over (`reopen`) and the bytes
- * already delivered are skipped, at most `maxRestarts` times. The consumer sees one continuous stream of the
- * blob's bytes (its digest check still decides).
+ * A blob body that survives a break: the HTTP client (`lib/httpclient.ts`) resumes a body by a Range request; when
+ * the registry ignores Range, or the object changed, the download starts over (`reopen`) and the bytes already
+ * delivered are skipped, at most `maxRestarts` times. The consumer sees one continuous stream of the blob's bytes
+ * (its digest check still decides): the client's own body stream, no second one on top.
  */
 export function resumableBody(first: Readable, reopen: () => Promise<Readable>, maxRestarts = 3): Readable {
-  let cur = first;
-  let delivered = 0;
-  let restarts = 0;
-  const out = new Readable({
-    highWaterMark: 1 << 20,
-    read() { cur.resume(); },
-    destroy(err, cb) { cur.destroy(); cb(err); },
-  });
-  const attach = (src: Readable, skip: number) => {
-    src.on('data', (c: Buffer) => {
-      if (skip > 0) {
-        if (c.length <= skip) { skip -= c.length; return; }
-        c = c.subarray(skip);
-        skip = 0;
-      }
-      delivered += c.length;
-      if (!out.push(c)) src.pause();
-    });
-    src.on('end', () => {
-      if (skip > 0) out.destroy(new SystemError('the registry sent a shorter blob when the download started over'));
-      else out.push(null);
-    });
-    src.on('error', (e) => {
-      if (out.destroyed) return;
-      if (restarts >= maxRestarts || !restartable(e)) { out.destroy(e); return; }
-      restarts++;
-      reopen().then((s) => {
-        if (out.destroyed) { s.destroy(); return; }
-        cur = s;
-        attach(s, delivered);
-      }, (e2: unknown) => out.destroy(e2 as Error));
-    });
-  };
-  attach(first, 0);
-  return out;
+  const body = first instanceof ResponseBody ? first : new ResponseBody(first, null, policy, undefined);
+  return body.restartWith(reopen, maxRestarts);
 }
-
