@@ -77,8 +77,8 @@ export interface OverlayFacts {
  * or null when they do not (then `probeOverlay` mounts one). Settled means: overlay is a registered filesystem with
  * the index, metacopy and redirect_dir parameters (so the options in FULL_OPTS parse), the data root is on a
  * plain backing filesystem (PLAIN_BACKING), and the daemon holds CAP_SYS_ADMIN in the host's user namespace (the
- * identity uid map), which mounting overlayfs takes. A fresh daemon then starts no process and loads no koffi:
- * ~6 MB less resident and three processes fewer at start (bench/README.md, memory).
+ * identity uid map), which mounting overlayfs takes. A fresh daemon then starts no process at start (three fewer)
+ * and maps no koffi until work needs it (~1.6 MB of its and libstdc++'s pages; bench/README.md, memory).
  */
 export function overlayVerdict(f: OverlayFacts): string | null {
   if (!f.filesystems.split('\n').some((l) => l.split('\t').pop()?.trim() === 'overlay')) return null;
