@@ -11,8 +11,9 @@ const MB = 1 << 20;
 function scripted(samples: SelfSample[]) {
   let i = 0;
   let trims = 0;
-  const t = new IdleTrimmer(discardLogger, () => samples[Math.min(i++, samples.length - 1)]!, () => { trims++; return true; }, 2000, () => {});
-  return { t, trims: () => trims };
+  let collects = 0;
+  const t = new IdleTrimmer(discardLogger, () => samples[Math.min(i++, samples.length - 1)]!, () => { trims++; return true; }, 2000, () => { collects++; });
+  return { t, trims: () => trims, collects: () => collects };
 }
 
 const s = (cpuMs: number, rssMb: number, threads = 11): SelfSample => ({ cpuUs: cpuMs * 1000, rss: rssMb * MB, threads });
@@ -82,18 +83,14 @@ test('trimMalloc gives back freed memory that malloc kept between live allocatio
 });
 
 test('afterStart collects start-up garbage without a malloc trim, and start-up alone makes no tick trim', () => {
-  let collects = 0;
-  let trims = 0;
   // constructor sample before start-up; afterStart's sample once start-up is done (2 s of CPU, 60 MB); then quiet ticks
-  const samples = [s(10, 40), s(2010, 60), s(2011, 60), s(2012, 60)];
-  let i = 0;
-  const t = new IdleTrimmer(discardLogger, () => samples[Math.min(i++, samples.length - 1)]!, () => { trims++; return true; }, 2000, () => { collects++; });
+  const { t, trims, collects } = scripted([s(10, 40), s(2010, 60), s(2011, 60), s(2012, 60)]);
   t.afterStart();
-  assert.equal(collects, 1, 'a full collection right after start-up');
-  assert.equal(trims, 0, 'no malloc_trim (it would load koffi)');
+  assert.equal(collects(), 1, 'a full collection right after start-up');
+  assert.equal(trims(), 0, 'no malloc_trim (it would load koffi)');
   t.tick();
   t.tick();
-  assert.equal(trims, 0, 'start-up\'s CPU time is not work to trim after');
+  assert.equal(trims(), 0, 'start-up\'s CPU time is not work to trim after');
 });
 
 test('a trim that gave back much is followed by another at the next quiet tick, until one gives back little', () => {

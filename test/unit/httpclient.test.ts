@@ -18,26 +18,10 @@ import { backoff, closeAgents, request, get, DEFAULT_HTTP_POLICY } from '../../s
 import { Repository, PushSession } from '../../src/engine/distribution/registry.js';
 import { RegistryHttpError, setRetryPolicy } from '../../src/engine/distribution/transport.js';
 import type { Digest } from '../../src/lib/digest.js';
+import { fakeServer, type Fake } from '../support/fakehttp.js';
 import { makeCerts } from '../support/tls.js';
 
-type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => void;
 const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}` as Digest;
-
-interface Fake { server: Server; host: string; port: number; base: string; seen: { method: string; path: string; headers: IncomingMessage['headers'] }[]; handler: Handler }
-
-async function fake(): Promise<Fake> {
-  const f = { seen: [], handler: ((_q, r) => { r.writeHead(404).end(); }) as Handler } as unknown as Fake;
-  f.server = createServer((req, res) => {
-    const url = new URL(req.url!, 'http://x');
-    f.seen.push({ method: req.method!, path: url.pathname + url.search, headers: req.headers });
-    f.handler(req, res, url);
-  });
-  await new Promise<void>((r) => f.server.listen(0, '127.0.0.1', r));
-  f.port = (f.server.address() as { port: number }).port;
-  f.host = `127.0.0.1:${f.port}`;
-  f.base = `http://${f.host}`;
-  return f;
-}
 
 async function text(body: Readable): Promise<string> {
   const chunks: Buffer[] = [];
@@ -56,8 +40,8 @@ const fast = { ...DEFAULT_HTTP_POLICY, minTimeout: 5, maxTimeout: 50, bodyTimeou
 let a: Fake;
 let b: Fake;
 before(async () => {
-  a = await fake();
-  b = await fake();
+  a = await fakeServer();
+  b = await fakeServer();
   setRetryPolicy({ minTimeout: 5, maxTimeout: 50, bodyTimeout: 400 });
 });
 after(() => { setRetryPolicy(null); a.server.close(); b.server.close(); closeAgents(); });

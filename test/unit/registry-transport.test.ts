@@ -6,32 +6,16 @@
  */
 import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Server, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { Repository, PushSession } from '../../src/engine/distribution/registry.js';
 import { LIMITS, RegistryHttpError, ResponseTooLargeError, setRetryPolicy } from '../../src/engine/distribution/transport.js';
 import type { Digest } from '../../src/lib/digest.js';
+import { fakeServer, type Fake } from '../support/fakehttp.js';
 import { waitFor } from '../support/wait.js';
 
-type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => void;
 const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}` as Digest;
-
-interface Fake { server: Server; host: string; base: string; seen: { method: string; path: string; headers: IncomingMessage['headers'] }[]; handler: Handler }
-
-async function fake(): Promise<Fake> {
-  const f = { seen: [], handler: ((_q, r) => { r.writeHead(404).end(); }) as Handler } as unknown as Fake;
-  f.server = createServer((req, res) => {
-    const url = new URL(req.url!, 'http://x');
-    f.seen.push({ method: req.method!, path: url.pathname + url.search, headers: req.headers });
-    f.handler(req, res, url);
-  });
-  await new Promise<void>((r) => f.server.listen(0, '127.0.0.1', r));
-  const port = (f.server.address() as { port: number }).port;
-  f.host = `127.0.0.1:${port}`;
-  f.base = `http://${f.host}`;
-  return f;
-}
 
 let reg: Fake;
 let cdn: Fake;
@@ -80,8 +64,8 @@ function serveBlob(req: IncomingMessage, res: ServerResponse, o: { range: boolea
 }
 
 before(async () => {
-  reg = await fake();
-  cdn = await fake();
+  reg = await fakeServer();
+  cdn = await fakeServer();
   // short backoffs for the test; Retry-After is still honoured up to maxTimeout
   setRetryPolicy({ minTimeout: 20, maxTimeout: 1500, bodyTimeout: 400 });
 });
