@@ -299,17 +299,19 @@ async function phase(server: Served, fn: () => Promise<unknown>): Promise<Phase>
   return p;
 }
 
+/**
+ * The 200 MB part: the phases of each run (ms, CPU) by name, their medians, and each run's S3/filesystem ratios.
+ * Phases: `fs*` the filesystem back end; `cached*` one `--storage s3 --blob-cache` replica (the push goes through
+ * it, so its pulls read its cache); `redir*` a `--redirect` replica on the same bucket (the client reads RGW);
+ * `proxy*` a replica without a cache (every byte from RGW through the replica); `cold*` a `--blob-cache` replica
+ * that has not seen the image (reads through into its cache); `before*` BENCH_WHARFD_BEFORE's `--redirect` replica
+ * (a bucket of its own). `…Push` the push; `…Pull` one curl, blobs one after another (curl's request times in
+ * `clientMs`); `…Par` one curl, 3 transfers at a time, its start left out.
+ */
 export interface S3BenchResult {
   reference?: PullLoad; replicas?: PullLoad; redirect?: PullLoad;
-  big: {
-    fsPush: Phase; fsPull: Phase; s3Push: Phase; s3Pull: Phase; s3ProxyPull: Phase; fsPar: Phase; s3Par: Phase;
-    beforePush?: Phase; beforePull?: Phase; beforePar?: Phase;
-  };
-  /**
-   * Each run's S3/filesystem ratios: push; pull with --redirect (one curl, wall time); the same pull by curl's own
-   * request times; the pull 3 transfers at a time (curl's start left out); the BENCH_WHARFD_BEFORE replica's too.
-   */
-  perRun: { push: number; pull: number; pullCurl: number; pullPar: number; beforePush?: number; beforePull?: number; beforePar?: number }[];
+  big: Record<string, Phase>;
+  perRun: Record<string, number>[];
 }
 
 export async function measureS3(rgw: Rgw, o: { clients?: number; rounds?: number; layerMiB?: number } = {}): Promise<S3BenchResult> {
@@ -323,6 +325,7 @@ export async function measureS3(rgw: Rgw, o: { clients?: number; rounds?: number
   const s3 = ['--storage', 's3', '--s3-bucket', bucket, '--s3-endpoint', rgw.endpoint, '--s3-force-path-style', '--s3-region', rgw.region];
   const ref = await startRegistry();
   const root = await mkdtemp(join(tmpdir(), 'wharf-regbench-fs-'));
+  const caches = await mkdtemp(join(tmpdir(), 'wharf-regbench-cache-'));
   const started: Served[] = [];
   try {
     const bigOnly = process.env.BENCH_S3_ONLY === 'big';
@@ -341,59 +344,62 @@ export async function measureS3(rgw: Rgw, o: { clients?: number; rounds?: number
     const redir = [await serveWharf([...s3, '--redirect'], env), await serveWharf([...s3, '--redirect'], env)];
     started.push(...redir);
     if (!bigOnly) redirect = await load(redir, 'bench/img', img, clients, rounds);
-    // 200 MB image through one replica: S3 against the filesystem back end, a fresh image each run (no
-    // 'already exists'), the back ends alternated in each run; medians.
+    // 200 MB image: a fresh image each run (no 'already exists'), pushed to the filesystem back end and through
+    // the cached S3 replica, then pulled from each server; the order of the pulls turns each run; medians.
     const fs = await serveWharf(['--root', root]);
-    started.push(fs);
-    const one = redir[0]!;
+    const cached = await serveWharf([...s3, '--blob-cache', join(caches, 'a')], env);
+    const cold = await serveWharf([...s3, '--blob-cache', join(caches, 'b')], env);
     const proxy = await serveWharf(s3, env);
-    started.push(proxy);
-    let before: Served | undefined;
+    started.push(fs, cached, cold, proxy);
+    const servers: Record<string, Served> = { fs, cached, redir: redir[0]!, proxy, cold };
     if (beforeTree) {
       const s3b = s3.map((a) => (a === bucket ? beforeBucket! : a));
-      before = await serveWharf([...s3b, '--redirect'], env, resolve(beforeTree, 'dist', 'src', 'registry', 'main.js'));
-      started.push(before);
+      servers.before = await serveWharf([...s3b, '--redirect'], env, resolve(beforeTree, 'dist', 'src', 'registry', 'main.js'));
+      started.push(servers.before);
     }
-    type Key = 'fsPush' | 'fsPull' | 's3Push' | 's3Pull' | 's3ProxyPull' | 'fsPar' | 's3Par' | 'beforePush' | 'beforePull' | 'beforePar';
-    const runs: Record<Key, Phase[]> = { fsPush: [], fsPull: [], s3Push: [], s3Pull: [], s3ProxyPull: [], fsPar: [], s3Par: [], beforePush: [], beforePull: [], beforePar: [] };
-    const perRun: S3BenchResult['perRun'] = [];
+    const runs: Record<string, Phase[]> = {};
+    const add = (k: string, p: Phase) => (runs[k] ??= []).push(p);
+    const perRun: Record<string, number>[] = [];
     for (let i = 0; i < Number(process.env.BENCH_BIG_RUNS ?? 3); i++) {
       const bigImg = makeImage(4, 50);
-      runs.fsPush.push(await phase(fs, () => pushImage(fs.url, `bench/big${i}`, bigImg)));
-      // This tree's replica and the before tree's take turns at going first (the store's state after a push differs).
-      const s3Trees: [Served, 's3Push' | 'beforePush', 's3Pull' | 'beforePull', 's3Par' | 'beforePar'][] = [[one, 's3Push', 's3Pull', 's3Par']];
-      if (before) s3Trees[i % 2 ? 'unshift' : 'push']([before, 'beforePush', 'beforePull', 'beforePar']);
-      for (const [srv, push] of s3Trees) runs[push].push(await phase(srv, () => pushImage(srv.url, `bench/big${i}`, bigImg)));
-      runs.fsPull.push(await phase(fs, () => pullImage(fs.url, `bench/big${i}`, bigImg)));
-      for (const [srv, , pull] of s3Trees) runs[pull].push(await phase(srv, () => pullImage(srv.url, `bench/big${i}`, bigImg)));
-      runs.s3ProxyPull.push(await phase(proxy, () => pullImage(proxy.url, `bench/big${i}`, bigImg)));
-      // 3 transfers at a time as wharfd and dockerd pull (curl started before the clock); the filesystem first in even runs.
-      const par: [Served, 'fsPar' | 's3Par' | 'beforePar'][] = [[fs, 'fsPar'], ...s3Trees.map(([srv, , , k]) => [srv, k] as [Served, 's3Par' | 'beforePar'])];
-      if (i % 2) par.push(par.shift()!);
-      for (const [srv, k] of par) runs[k].push(await phase(srv, () => pullImageParallel(srv.url, `bench/big${i}`, bigImg)));
-      const last = (k: Key) => runs[k].at(-1)!.ms;
-      perRun.push({
-        push: last('s3Push') / last('fsPush'), pull: last('s3Pull') / last('fsPull'),
-        pullCurl: runs.s3Pull.at(-1)!.clientMs! / runs.fsPull.at(-1)!.clientMs!, pullPar: runs.s3Par.at(-1)!.clientMs! / runs.fsPar.at(-1)!.clientMs!,
-        ...(before ? { beforePush: last('beforePush') / last('fsPush'), beforePull: last('beforePull') / last('fsPull'), beforePar: runs.beforePar.at(-1)!.clientMs! / runs.fsPar.at(-1)!.clientMs! } : {}),
-      });
-      if (process.env.BENCH_VERBOSE) console.error(`# run ${i}: ${Object.entries(runs).filter(([, v]) => v.length).map(([k, v]) => `${k} ${v.at(-1)!.ms.toFixed(0)} ms (registry ${v.at(-1)!.serverCpuMs} ms, store ${v.at(-1)!.storeCpuMs} ms CPU)`).join(', ')}`);
+      const repo = `bench/big${i}`;
+      const pushers = ['fs', 'cached', ...(servers.before ? ['before'] : [])];
+      if (i % 2) pushers.reverse();
+      for (const k of pushers) add(`${k}Push`, await phase(servers[k]!, () => pushImage(servers[k]!.url, repo, bigImg)));
+      // The cold replica's own cache has never seen this image: it pulls first, from RGW through itself.
+      const pullers = ['fs', 'cached', 'redir', 'proxy', 'cold', ...(servers.before ? ['before'] : [])];
+      for (let r = 0; r < i % pullers.length; r++) pullers.push(pullers.shift()!);
+      for (const k of pullers) {
+        if (k === 'cold') {
+          add('coldPar', await phase(servers[k]!, () => pullImageParallel(servers[k]!.url, repo, bigImg)));
+          continue;
+        }
+        add(`${k}Pull`, await phase(servers[k]!, () => pullImage(servers[k]!.url, repo, bigImg)));
+        add(`${k}Par`, await phase(servers[k]!, () => pullImageParallel(servers[k]!.url, repo, bigImg)));
+      }
+      const last = (k: string) => runs[k]!.at(-1)!;
+      const ratio: Record<string, number> = {};
+      for (const k of Object.keys(runs)) {
+        if (k.startsWith('fs')) continue;
+        const kind = k.endsWith('Push') ? 'Push' : k.endsWith('Pull') ? 'Pull' : 'Par';
+        const ours = last(k), theirs = last(`fs${kind}`);
+        ratio[k] = kind === 'Push' ? ours.ms / theirs.ms : ours.clientMs! / theirs.clientMs!;
+      }
+      perRun.push(ratio);
+      if (process.env.BENCH_VERBOSE) console.error(`# run ${i}: ${Object.entries(runs).map(([k, v]) => `${k} ${(v.at(-1)!.clientMs ?? v.at(-1)!.ms).toFixed(0)} ms (registry ${v.at(-1)!.serverCpuMs} ms, store ${v.at(-1)!.storeCpuMs} ms CPU)`).join(', ')}`);
     }
     const med = (ps: Phase[]): Phase => {
       const m: Phase = { ms: medianOf(ps.map((p) => p.ms)), serverCpuMs: medianOf(ps.map((p) => p.serverCpuMs)), storeCpuMs: medianOf(ps.map((p) => p.storeCpuMs)) };
       if (ps.every((p) => p.clientMs !== undefined)) m.clientMs = medianOf(ps.map((p) => p.clientMs!));
       return m;
     };
-    const big: S3BenchResult['big'] = {
-      fsPush: med(runs.fsPush), fsPull: med(runs.fsPull), s3Push: med(runs.s3Push), s3Pull: med(runs.s3Pull),
-      s3ProxyPull: med(runs.s3ProxyPull), fsPar: med(runs.fsPar), s3Par: med(runs.s3Par),
-    };
-    if (before) { big.beforePush = med(runs.beforePush); big.beforePull = med(runs.beforePull); big.beforePar = med(runs.beforePar); }
+    const big = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, med(v)]));
     return { reference, replicas, redirect, big, perRun };
   } finally {
     for (const s of started) await s.stop();
     await ref.stop();
     await rm(root, { recursive: true, force: true });
+    await rm(caches, { recursive: true, force: true });
     await removeBucket(rgw, bucket);
     if (beforeBucket) await removeBucket(rgw, beforeBucket);
   }
@@ -425,20 +431,29 @@ if ((isMain && process.argv[2] === 's3') || process.env.WHARF_BENCH_MAIN === 're
     }
     const b = r.big;
     const cpu = (p: Phase) => `${(p.serverCpuMs / 1000).toFixed(2)} s / ${(p.storeCpuMs / 1000).toFixed(2)} s`;
-    console.log('| 200 MB image (4 × 50 MiB), one replica | filesystem | S3 on RGW | S3/filesystem | target | CPU registry / radosgw+osd (fs; S3) |');
-    console.log('|---|---|---|---|---|---|');
-    console.log(`| push | ${b.fsPush.ms.toFixed(0)} ms | ${b.s3Push.ms.toFixed(0)} ms | **${(b.s3Push.ms / b.fsPush.ms).toFixed(2)}** | ≤ 1.5 | ${cpu(b.fsPush)}; ${cpu(b.s3Push)} |`);
-    console.log(`| pull (--redirect) | ${b.fsPull.ms.toFixed(0)} ms | ${b.s3Pull.ms.toFixed(0)} ms | **${(b.s3Pull.ms / b.fsPull.ms).toFixed(2)}** | ≤ 1.5 | ${cpu(b.fsPull)}; ${cpu(b.s3Pull)} |`);
-    console.log(`| pull (--redirect), curl's request times only | ${b.fsPull.clientMs!.toFixed(0)} ms | ${b.s3Pull.clientMs!.toFixed(0)} ms | ${(b.s3Pull.clientMs! / b.fsPull.clientMs!).toFixed(2)} | reported | |`);
-    console.log(`| pull (--redirect), 3 transfers at a time, curl's start left out | ${b.fsPar.clientMs!.toFixed(0)} ms | ${b.s3Par.clientMs!.toFixed(0)} ms | **${(b.s3Par.clientMs! / b.fsPar.clientMs!).toFixed(2)}** | ≤ 1.5 | ${cpu(b.fsPar)}; ${cpu(b.s3Par)} |`);
-    console.log(`| pull (proxied by the replica) | ${b.fsPull.ms.toFixed(0)} ms | ${b.s3ProxyPull.ms.toFixed(0)} ms | ${(b.s3ProxyPull.ms / b.fsPull.ms).toFixed(2)} | reported | ${cpu(b.fsPull)}; ${cpu(b.s3ProxyPull)} |`);
-    if (b.beforePush && b.beforePull && b.beforePar) {
-      console.log(`| push (before: BENCH_WHARFD_BEFORE) | ${b.fsPush.ms.toFixed(0)} ms | ${b.beforePush.ms.toFixed(0)} ms | ${(b.beforePush.ms / b.fsPush.ms).toFixed(2)} | | ${cpu(b.fsPush)}; ${cpu(b.beforePush)} |`);
-      console.log(`| pull --redirect (before: BENCH_WHARFD_BEFORE) | ${b.fsPull.ms.toFixed(0)} ms | ${b.beforePull.ms.toFixed(0)} ms | ${(b.beforePull.ms / b.fsPull.ms).toFixed(2)} | | ${cpu(b.fsPull)}; ${cpu(b.beforePull)} |`);
-      console.log(`| pull --redirect, 3 at a time (before) | ${b.fsPar.clientMs!.toFixed(0)} ms | ${b.beforePar.clientMs!.toFixed(0)} ms | ${(b.beforePar.clientMs! / b.fsPar.clientMs!).toFixed(2)} | | ${cpu(b.fsPar)}; ${cpu(b.beforePar)} |`);
-    }
-    const list = (k: keyof S3BenchResult['perRun'][number]) => r.perRun.map((x) => x[k]?.toFixed(2)).join(', ');
+    const t = (p: Phase, push: boolean) => (push ? p.ms : p.clientMs!);
+    const line = (name: string, k: string, target: string) => {
+      const kind = k.endsWith('Push') ? 'Push' : k.endsWith('Pull') ? 'Pull' : 'Par';
+      const fsP = b[`fs${kind}`]!, p = b[k];
+      if (!p) return;
+      const ratio = t(p, kind === 'Push') / t(fsP, kind === 'Push');
+      const runs = r.perRun.map((x) => x[k]?.toFixed(2)).join(', ');
+      console.log(`| ${name} | ${t(fsP, kind === 'Push').toFixed(0)} ms | ${t(p, kind === 'Push').toFixed(0)} ms | ${target ? `**${ratio.toFixed(2)}**` : ratio.toFixed(2)} | ${target || 'reported'} | ${cpu(fsP)}; ${cpu(p)} | ${runs} |`);
+    };
+    console.log('| 200 MB image (4 × 50 MiB) | filesystem | S3 on RGW | S3/filesystem | target | CPU registry / radosgw+osd (fs; S3) | each run |');
+    console.log('|---|---|---|---|---|---|---|');
+    line('push through the replica (`--blob-cache`)', 'cachedPush', '≤ 1.5');
+    line('pull through that replica, 3 transfers at a time', 'cachedPar', '≤ 1.5');
+    line('pull through that replica, blobs one after another', 'cachedPull', '≤ 1.5');
+    line('pull through a replica that has not seen the image (reads RGW into its cache), 3 at a time', 'coldPar', '');
+    line('pull through a replica without a cache, 3 at a time', 'proxyPar', '');
+    line('pull through a replica without a cache, one after another', 'proxyPull', '');
+    line('pull with `--redirect` (bytes from RGW), 3 at a time', 'redirPar', '');
+    line('pull with `--redirect`, one after another', 'redirPull', '');
+    line('push (before: BENCH_WHARFD_BEFORE, `--redirect`)', 'beforePush', '');
+    line('pull --redirect, 3 at a time (before)', 'beforePar', '');
+    line('pull --redirect, one after another (before)', 'beforePull', '');
     console.log('');
-    console.log(`Per run (S3/filesystem): push ${list('push')}; pull with --redirect ${list('pull')}; by curl's request times ${list('pullCurl')}; 3 at a time ${list('pullPar')}${b.beforePush ? `; before: push ${list('beforePush')}, pull ${list('beforePull')}, 3 at a time ${list('beforePar')}` : ''}.`);
+    console.log('Pull times are curl\'s own (request times one after another; 3 at a time from the moment the started curl got its list to its exit); push times are wall times of the bench\'s client.');
   }
 }

@@ -5,6 +5,7 @@
  *        [--htpasswd FILE] [--realm R] [--tls-cert F --tls-key F] \
  *        [--token-auth] [--token-realm URL] [--token-service S] [--token-issuer I] [--token-secret-file F] [--token-public-key F]
  *        [--storage s3 --s3-bucket B [--s3-region R] [--s3-endpoint URL] [--s3-force-path-style] [--s3-root-directory P]] [--redirect]
+ *        [--blob-cache DIR [--blob-cache-size 10g]]
  *   node dist/src/registry/main.js gc --root DIR [--dry-run] [--min-age SECONDS] [--delete-untagged] [--storage s3 …]
  *
  * `serve` is the default command. It prints "listening on <url>" once ready and stops on SIGINT/SIGTERM.
@@ -17,6 +18,8 @@ import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { Socket } from 'node:net';
 import { Command } from 'commander';
+import { resolve as resolvePath } from 'node:path';
+import { parseBytes } from '../lib/units.js';
 import { startRegistryServer, type RegistryServerOptions } from './server.js';
 import { collectGarbage, type GcResult } from './storage.js';
 import type { TokenOptions } from './auth.js';
@@ -42,6 +45,8 @@ export interface StorageFlags {
 export interface ServeFlags extends StorageFlags {
   addr: string;
   redirect?: boolean;
+  blobCache?: string;
+  blobCacheSize?: string;
   htpasswd?: string;
   realm?: string;
   tlsCert?: string;
@@ -95,6 +100,19 @@ export async function serveOptions(f: ServeFlags): Promise<RegistryServerOptions
   const driver = storageDriver(f);
   const opts: RegistryServerOptions = driver ? { driver, addr: f.addr } : { root: f.root, addr: f.addr };
   if (f.redirect) opts.redirect = true;
+  if (f.blobCacheSize && !f.blobCache) throw new Error('--blob-cache-size needs --blob-cache');
+  if (f.blobCache) {
+    let maxBytes = 10 * 1024 ** 3;
+    if (f.blobCacheSize) {
+      try {
+        maxBytes = parseBytes(f.blobCacheSize);
+      } catch {
+        maxBytes = NaN;
+      }
+      if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0) throw new Error(`invalid --blob-cache-size ${JSON.stringify(f.blobCacheSize)} (e.g. 10g)`);
+    }
+    opts.blobCache = { dir: resolvePath(f.blobCache), maxBytes };
+  }
   if (f.htpasswd) opts.htpasswd = f.htpasswd;
   if (f.realm) opts.realm = f.realm;
   if (f.tlsCert && f.tlsKey) { opts.tlsCert = f.tlsCert; opts.tlsKey = f.tlsKey; }
@@ -167,6 +185,8 @@ export function registryCommand(): Command {
     .option('--addr <host:port>', 'address to listen on', '127.0.0.1:5000')
     .option('--root <dir>', 'storage root directory', '/var/lib/wharf-registry')
     .option('--redirect', 'answer blob GETs with a redirect to a presigned URL of the store (s3)')
+    .option('--blob-cache <dir>', 'keep a local copy of the blobs pushed and served through this process, in front of the store (s3)')
+    .option('--blob-cache-size <size>', 'bound of the blob cache, least recently used blobs go first (default 10g)')
     .option('--htpasswd <file>', 'htpasswd file (bcrypt) for basic auth')
     .option('--realm <realm>', 'basic auth realm', 'wharf-registry')
     .option('--tls-cert <file>', 'TLS certificate (PEM)')

@@ -18,7 +18,7 @@
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { open, readFile } from 'node:fs/promises';
+import { readFile, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { RegistryError } from './errors.js';
@@ -27,6 +27,7 @@ import { digestParam, RegistryStorage, validateName, type Descriptor, type Uploa
 import { authorize, grants, Htpasswd, parseBasic, parseScope, TokenAuth, type Access, type AuthConfig, type TokenOptions } from './auth.js';
 import type { Digest } from '../lib/digest.js';
 import type { StorageDriver } from './driver.js';
+import { BlobCache, type BlobCacheOptions } from './blob-cache.js';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
@@ -39,6 +40,12 @@ export interface RegistryServerOptions {
   driver?: StorageDriver;
   /** Answer blob GETs with a 307 to a presigned URL of the store (drivers that make them: S3). */
   redirect?: boolean;
+  /**
+   * A local copy of blob bytes in front of a remote store (`driver` only; blob-cache.ts): blobs pushed through this
+   * process and whole blobs it served are kept there, and GETs it proxies are answered from it after the store
+   * confirmed the blob. Not used for GETs answered with a redirect.
+   */
+  blobCache?: BlobCacheOptions;
   /** "host:port" to listen on; default "127.0.0.1:5000". Port 0 picks a free port. */
   addr?: string;
   /** htpasswd file (bcrypt entries, `htpasswd -B`): enables basic auth (or the users of the token endpoint). */
@@ -84,7 +91,9 @@ export async function startRegistryServer(opts: RegistryServerOptions): Promise<
   const store = opts.driver ?? opts.root;
   if (!store) throw new Error('registry storage: give a root directory or a driver');
   if (opts.redirect && !opts.driver?.presignGet) throw new Error('--redirect needs a storage driver that presigns URLs (s3)');
-  const storage = await RegistryStorage.open(store, { uploadTtlMs: opts.uploadTtlMs });
+  if (opts.blobCache && !opts.driver) throw new Error('--blob-cache is for a remote store (--storage s3): the filesystem back end serves its own files');
+  const cache = opts.blobCache ? await BlobCache.open(opts.blobCache) : undefined;
+  const storage = await RegistryStorage.open(store, { uploadTtlMs: opts.uploadTtlMs, ...(cache ? { cache } : {}) });
   const auth: AuthConfig = { realm: opts.realm ?? 'wharf-registry' };
   if (opts.htpasswd) auth.htpasswd = await Htpasswd.load(opts.htpasswd);
   if (opts.token) auth.token = new TokenAuth(opts.token);
@@ -410,7 +419,7 @@ class Handler {
       return;
     }
     try {
-      await this.sendBlobRange(res, d, start, end);
+      await this.sendBlobRange(res, d, size, start, end);
     } catch (e) {
       // The client went away (or the file vanished mid-way): nothing more to answer.
       if (!res.destroyed) res.destroy(e as Error);
@@ -436,7 +445,7 @@ class Handler {
     try {
       for (const [i, r] of ranges.entries()) {
         res.write(heads[i]!);
-        await this.sendBlobRange(res, d, r.start, r.end, false);
+        await this.sendBlobRange(res, d, size, r.start, r.end, false);
       }
       res.end(tail);
     } catch (e) {
@@ -444,11 +453,14 @@ class Handler {
     }
   }
 
-  /** Bytes start..end of a blob to the response: the file itself on the filesystem, the driver's stream otherwise. */
-  private async sendBlobRange(res: ServerResponse, d: Digest, start: number, end: number, endResponse = true): Promise<void> {
-    const path = this.storage.blobPath(d);
-    if (path) return sendFileRange(res, path, start, end, endResponse);
-    const src = Readable.from(await this.storage.readBlob(d, start, end));
+  /**
+   * Bytes start..end of a blob of `size` bytes to the response: a local file (the filesystem back end's, or the
+   * blob cache's copy), else the driver's stream.
+   */
+  private async sendBlobRange(res: ServerResponse, d: Digest, size: number, start: number, end: number, endResponse = true): Promise<void> {
+    const fh = await this.storage.openBlobFile(d, size);
+    if (fh) return sendFileRange(res, fh, start, end, endResponse);
+    const src = Readable.from(await this.storage.readBlob(d, start, end, size));
     try {
       await pipeline(src, res, { end: endResponse });
     } finally {
@@ -657,8 +669,7 @@ export function parseRanges(header: string, size: number): ByteRange[] | 'unsati
 }
 
 /** Streams bytes start..end (inclusive) of a file to the response, then ends it (unless `endResponse` is false). */
-async function sendFileRange(res: ServerResponse, path: string, start: number, end: number, endResponse = true): Promise<void> {
-  const fh = await open(path, 'r');
+async function sendFileRange(res: ServerResponse, fh: FileHandle, start: number, end: number, endResponse = true): Promise<void> {
   const bufs = [takeBuf(), takeBuf()];
   let inFlight = false;
   try {
@@ -675,7 +686,7 @@ async function sendFileRange(res: ServerResponse, path: string, start: number, e
         const buf = bufs[i]!;
         i ^= 1;
         const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, end + 1 - pos), pos);
-        if (bytesRead === 0) throw new Error(`${path}: file shorter than expected`);
+        if (bytesRead === 0) throw new Error('blob file shorter than expected');
         pos += bytesRead;
         if (pending) await Promise.race([pending, gone]);
         inFlight = true;

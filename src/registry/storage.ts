@@ -23,6 +23,9 @@ import {
 } from '../lib/oci/manifest.js';
 import type { StorageDriver } from './driver.js';
 import { FsDriver } from './fs-driver.js';
+import type { BlobCache, CacheFill } from './blob-cache.js';
+import { open, type FileHandle } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
 
 export type { Descriptor } from '../lib/oci/manifest.js';
 
@@ -97,6 +100,28 @@ function validFor(st: HashState | undefined, u: Upload): st is HashState {
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const HEX_RE = /^[a-f0-9]{64}$/;
 
+/**
+ * A whole blob streamed from the store, copied into the blob cache on the way: kept when exactly `size` bytes came
+ * and their sha256 is `d`; dropped when the body was short, long or other, or the reader stopped early.
+ */
+async function* teeIntoCache(src: AsyncIterable<Buffer>, d: Digest, size: number, fill: CacheFill): AsyncGenerator<Buffer> {
+  const h = newHasher();
+  let n = 0;
+  let ok = false;
+  try {
+    for await (const b of src) {
+      h.update(b);
+      n += b.length;
+      fill.write(b);
+      yield b;
+    }
+    ok = n === size && `sha256:${h.digest('hex')}` === d;
+  } finally {
+    if (ok) await fill.commit();
+    else await fill.abort();
+  }
+}
+
 export function blobKey(d: Digest): string {
   return `blobs/sha256/${hexOf(d)}`;
 }
@@ -114,12 +139,15 @@ export class RegistryStorage {
   private locks = new Map<string, Promise<void>>();
   private sweeper: NodeJS.Timeout;
 
-  private constructor(readonly driver: StorageDriver, private readonly uploadTtlMs: number) {
+  private constructor(readonly driver: StorageDriver, private readonly uploadTtlMs: number, private readonly cache: BlobCache | null) {
     this.sweeper = setInterval(() => void this.expireUploads().catch(() => {}), Math.min(60_000, uploadTtlMs)).unref();
   }
 
-  /** Opens storage on a driver, or on the filesystem driver at `root`. */
-  static async open(store: string | StorageDriver, opts: { uploadTtlMs?: number } = {}): Promise<RegistryStorage> {
+  /**
+   * Opens storage on a driver, or on the filesystem driver at `root`. `cache`: a local copy of blob bytes in front
+   * of a remote store (blob-cache.ts); the store still answers every existence and link question.
+   */
+  static async open(store: string | StorageDriver, opts: { uploadTtlMs?: number; cache?: BlobCache } = {}): Promise<RegistryStorage> {
     const driver: StorageDriver = typeof store === 'string' ? await FsDriver.open(store) : store;
     try {
       await (driver as StorageDriver).check?.();
@@ -127,7 +155,7 @@ export class RegistryStorage {
       await driver.close();
       throw e;
     }
-    const s = new RegistryStorage(driver, opts.uploadTtlMs ?? 24 * 3_600_000);
+    const s = new RegistryStorage(driver, opts.uploadTtlMs ?? 24 * 3_600_000, opts.cache ?? null);
     await s.expireUploads();
     return s;
   }
@@ -143,9 +171,13 @@ export class RegistryStorage {
     return this.driver.writeObject !== undefined;
   }
 
-  /** The local file of a blob when the driver has one (filesystem), for the server's file streaming. */
-  blobPath(d: Digest): string | null {
-    return this.driver.localPath ? this.driver.localPath(blobKey(d)) : null;
+  /**
+   * A local file of blob `d` (whose `size` the store answered), opened for the server's file streaming: the
+   * filesystem driver's own file, else the blob cache's copy of that size; null when there is none.
+   */
+  async openBlobFile(d: Digest, size: number): Promise<FileHandle | null> {
+    if (this.driver.localPath) return open(this.driver.localPath(blobKey(d)), fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+    return this.cache ? this.cache.openBlob(d, size) : null;
   }
 
   async hasBlob(d: Digest): Promise<boolean> {
@@ -193,9 +225,14 @@ export class RegistryStorage {
     return d;
   }
 
-  /** Bytes start..end (inclusive) of a blob. */
-  readBlob(d: Digest, start: number, end: number): Promise<AsyncIterable<Buffer>> {
-    return this.driver.read(blobKey(d), start, end);
+  /**
+   * Bytes start..end (inclusive) of a blob of `size` bytes from the store. A whole blob read with a blob cache is
+   * copied into it on the way, kept only when every byte arrived and the digest matched.
+   */
+  async readBlob(d: Digest, start: number, end: number, size?: number): Promise<AsyncIterable<Buffer>> {
+    const src = await this.driver.read(blobKey(d), start, end);
+    const fill = start === 0 && size !== undefined && end === size - 1 ? this.cache?.fill(d) : null;
+    return fill ? teeIntoCache(src, d, size!, fill) : src;
   }
 
   /** A presigned URL of the blob when the driver makes them (S3), else null. */
@@ -325,22 +362,30 @@ export class RegistryStorage {
     }
     const h = newHasher();
     let size = 0;
-    const tap = (b: Buffer) => { h.update(b); size += b.length; };
+    // A replica's blob cache takes a copy on the way (kept once the digest matched and the store published it).
+    const fill = this.cache?.fill(expected) ?? null;
+    const tap = (b: Buffer) => { h.update(b); size += b.length; fill?.write(b); };
     const mismatch = (actual: string) => new RegistryError('DIGEST_INVALID', `digest mismatch: expected ${expected}, got ${actual}`, { digest: expected });
-    if (await this.hasBlob(expected)) {
-      for await (const c of body) tap(c as Buffer);
-      const actual = `sha256:${h.digest('hex')}`;
-      if (actual !== expected) throw mismatch(actual);
-    } else {
-      const pending = await write(blobKey(expected), body, tap);
-      const actual = `sha256:${h.digest('hex')}`;
-      if (actual !== expected) {
-        await pending.discard();
-        throw mismatch(actual);
+    try {
+      if (await this.hasBlob(expected)) {
+        for await (const c of body) tap(c as Buffer);
+        const actual = `sha256:${h.digest('hex')}`;
+        if (actual !== expected) throw mismatch(actual);
+      } else {
+        const pending = await write(blobKey(expected), body, tap);
+        const actual = `sha256:${h.digest('hex')}`;
+        if (actual !== expected) {
+          await pending.discard();
+          throw mismatch(actual);
+        }
+        await pending.publish();
       }
-      await pending.publish();
+      await this.linkBlob(name, expected, true);
+    } catch (e) {
+      await fill?.abort();
+      throw e;
     }
-    await this.linkBlob(name, expected, true);
+    await fill?.commit();
     return { digest: expected, size };
   }
 

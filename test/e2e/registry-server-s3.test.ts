@@ -13,6 +13,9 @@ import { driverConformance } from '../support/registry-conformance.js';
 import { request as httpRequest } from 'node:http';
 import { listKeys, makeBucket, removeBucket, rgwClient, s3Driver, startReplica, startRgw } from '../support/rgw.js';
 import { waitFor } from '../support/wait.js';
+import { mkdtemp, readFile, rm, truncate } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const rgw = await startRgw();
 const bucket = 'skip' in rgw ? '' : await makeBucket(rgw, 'wharf-conf');
@@ -138,5 +141,52 @@ test('s3: a replica killed mid-way through a monolithic upload leaves nothing vi
   } finally {
     await victim.stop('SIGKILL');
     c.destroy();
+  }
+});
+
+test('s3: --blob-cache: a replica serves blobs pushed through it from its cache, another reads through into its own, and none answers for a blob the store lost', { skip: 'skip' in rgw ? rgw.skip : false, timeout: 120_000 }, async () => {
+  if ('skip' in rgw) return;
+  const dirs = await mkdtemp(join(tmpdir(), 'wharf-s3cache-'));
+  const a = await startReplica(rgw, bucket, ['--s3-root-directory', 'cached', '--blob-cache', join(dirs, 'a'), '--blob-cache-size', '64m']);
+  const b = await startReplica(rgw, bucket, ['--s3-root-directory', 'cached', '--blob-cache', join(dirs, 'b')]);
+  const cached = (dir: string, d: string) => readFile(join(dirs, dir, 'sha256', d.slice(7))).catch(() => null);
+  try {
+    // 12 MiB, monolithic: streamed to the store and into a's cache, kept once the digest checked.
+    const blob = randomBytes(12 * 1024 * 1024);
+    const d = sha256(blob);
+    const push = await fetch(`${a.url}/v2/cache/x/blobs/uploads/?digest=${d}`, { method: 'POST', body: blob });
+    assert.equal(push.status, 201, await push.text());
+    assert.deepEqual(await cached('a', d), blob, "in a's cache");
+    assert.equal(await cached('b', d), null);
+    const whole = await fetch(`${a.url}/v2/cache/x/blobs/${d}`);
+    assert.equal(whole.headers.get('docker-content-digest'), d);
+    assert.deepEqual(Buffer.from(await whole.arrayBuffer()), blob);
+    const part = await fetch(`${a.url}/v2/cache/x/blobs/${d}`, { headers: { Range: 'bytes=1000-1999' } });
+    assert.equal(part.status, 206);
+    assert.equal(part.headers.get('content-range'), `bytes 1000-1999/${blob.length}`);
+    assert.deepEqual(Buffer.from(await part.arrayBuffer()), blob.subarray(1000, 2000));
+    // b has not seen it: a Range read passes through, a whole read is streamed from RGW and kept.
+    const bpart = await fetch(`${b.url}/v2/cache/x/blobs/${d}`, { headers: { Range: 'bytes=5-9' } });
+    assert.deepEqual(Buffer.from(await bpart.arrayBuffer()), blob.subarray(5, 10));
+    assert.equal(await cached('b', d), null, 'a range is not cached');
+    assert.deepEqual(Buffer.from(await (await fetch(`${b.url}/v2/cache/x/blobs/${d}`)).arrayBuffer()), blob);
+    await waitFor(async () => (await cached('b', d))?.equals(blob) ?? false, { timeout: 10_000, message: "the blob in b's cache" });
+    // A cached copy cut short on disk is not served: the bytes come from the store again.
+    await truncate(join(dirs, 'a', 'sha256', d.slice(7)), 100);
+    assert.deepEqual(Buffer.from(await (await fetch(`${a.url}/v2/cache/x/blobs/${d}`)).arrayBuffer()), blob);
+    // The store lost the blob (garbage collection): neither replica answers for it from its cache.
+    const drv = s3Driver(rgw, bucket, { rootDirectory: 'cached' });
+    try {
+      await drv.delete(`blobs/sha256/${d.slice(7)}`);
+    } finally {
+      await drv.close();
+    }
+    assert.ok(await cached('b', d));
+    assert.equal((await fetch(`${a.url}/v2/cache/x/blobs/${d}`)).status, 404);
+    assert.equal((await fetch(`${b.url}/v2/cache/x/blobs/${d}`)).status, 404);
+  } finally {
+    await a.stop();
+    await b.stop();
+    await rm(dirs, { recursive: true, force: true });
   }
 });
