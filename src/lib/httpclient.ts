@@ -21,7 +21,9 @@
  *   `ResponseBody.restartWith(reopen)` (registry blobs), starts over with a whole new GET, skipping what was read.
  *   All of it in one stream (`ResponseBody`) between the socket and the reader.
  * - Redirects (301, 302, 303, 307, 308) are followed up to 10 times, each hop retried on its own; a hop to another
- *   origin drops Authorization, Cookie and Proxy-Authorization.
+ *   origin drops Authorization, Cookie and Proxy-Authorization, and is verified: `insecure` covers the origin the
+ *   caller asked for (scheme, host, port), never where it redirects (an insecure registry's redirect to blob storage
+ *   on another https host checks that host's certificate).
  * - Timeouts: connect 15 s (`ERR_HTTP_CONNECT_TIMEOUT`), headers `headersTimeout` after the request was written
  *   (`ERR_HTTP_HEADERS_TIMEOUT`), a body that sends nothing for `bodyTimeout` while it is read
  *   (`ERR_HTTP_BODY_TIMEOUT`).
@@ -68,7 +70,7 @@ export interface HttpRequestOptions {
   headers?: Record<string, string> | undefined;
   body?: Readable | Buffer | string | undefined;
   signal?: AbortSignal | undefined;
-  /** https without certificate verification. */
+  /** https without certificate verification, for the request's own origin only (not for a redirect elsewhere). */
   insecure?: boolean | undefined;
   /** Default: GET/HEAD after resets, timeouts, 429 and 5xx. `null`: never. */
   retry?: RetryRule | null | undefined;
@@ -285,10 +287,12 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
  */
 export async function request(method: string, url: string, o: HttpRequestOptions = {}): Promise<HttpResponse> {
   const policy = o.policy ?? DEFAULT_HTTP_POLICY;
-  const opts = { insecure: o.insecure ?? false, policy, signal: o.signal, retry: o.retry === undefined ? IDEMPOTENT : o.retry };
   let a: Attempt = { method, url: new URL(url), headers: { ...o.headers }, body: o.body };
+  // the caller's `insecure` is about the origin it named; any other origin a redirect leads to is verified
+  const insecureOrigin = o.insecure ? a.url.origin : null;
   for (let redirects = 0; ; redirects++) {
     const tries: Tries = { count: 0 };
+    const opts = { insecure: a.url.origin === insecureOrigin, policy, signal: o.signal, retry: o.retry === undefined ? IDEMPOTENT : o.retry };
     const { res } = await hop(a, opts, tries);
     const loc = res.headers.location;
     const consumedStream = a.body !== undefined && typeof a.body === 'object' && !Buffer.isBuffer(a.body);

@@ -2,7 +2,8 @@
  * The daemon's HTTP client (`lib/httpclient.ts`) on its own and under the registry transport: the backoff
  * arithmetic, a redirect whose second hop fails (retried on its own), the redirect limit and 303's GET, which
  * statuses each retry mode retries, a stale keep-alive socket, a resume refused because the object changed, and
- * HTTP(S)_PROXY / NO_PROXY against a small proxy on loopback (absolute-URI for http, a CONNECT tunnel for https).
+ * HTTP(S)_PROXY / NO_PROXY against a small proxy on loopback (absolute-URI for http, a CONNECT tunnel for https),
+ * and `insecure` kept to the origin asked for (two TLS servers nothing trusts, one redirecting to the other).
  */
 import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
@@ -242,6 +243,42 @@ test('HTTP_PROXY / HTTPS_PROXY: http as absolute-URI requests, https through a C
     assert.deepEqual(p.seen, []);
   } finally {
     for (const [k, v] of Object.entries(old)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+    closeAgents();
+    for (const s of servers) s.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('insecure covers the origin asked for: its own redirects skip verification, a redirect to another https origin is verified', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'wharf-insecure-'));
+  const servers: Server[] = [];
+  try {
+    if (!(await makeCerts(dir))) { t.skip('openssl is missing'); return; }
+    // two https servers whose certificates nothing trusts (the test CA's and a self-signed one)
+    const listen = async (cert: string, key: string, handler: (req: IncomingMessage, res: ServerResponse) => void) => {
+      const s = createTlsServer({ key: await readFile(join(dir, key)), cert: await readFile(join(dir, cert)) }, handler);
+      servers.push(s);
+      await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+      return `https://127.0.0.1:${(s.address() as { port: number }).port}`;
+    };
+    const other = await listen('rogue-cert.pem', 'rogue-key.pem', (_req, res) => { res.end('other'); });
+    const origin = await listen('cert.pem', 'key.pem', (req, res) => {
+      if (req.url === '/away') res.writeHead(302, { location: `${other}/blob` }).end();
+      else if (req.url === '/here') res.writeHead(307, { location: '/blob' }).end();
+      else res.end('origin');
+    });
+    closeAgents();
+    // the origin itself, and a redirect within it: not verified, as asked
+    assert.equal(await text((await request('GET', `${origin}/blob`, { insecure: true })).body), 'origin');
+    assert.equal(await text((await request('GET', `${origin}/here`, { insecure: true })).body), 'origin');
+    // the other origin asked for directly with insecure: reachable (its certificate is the only obstacle)
+    assert.equal(await text((await request('GET', `${other}/blob`, { insecure: true })).body), 'other');
+    // the redirect to it from the insecure origin: verified, refused
+    await assert.rejects(request('GET', `${origin}/away`, { insecure: true, retry: null }),
+      (e: unknown) => /self[- ]signed|certificate/i.test(String((e as Error).message)), 'the redirect target was not verified');
+    // without insecure, the origin itself is refused too
+    await assert.rejects(request('GET', `${origin}/blob`, { retry: null }), (e: unknown) => /certificate/i.test(String((e as Error).message)));
+  } finally {
     closeAgents();
     for (const s of servers) s.close();
     await rm(dir, { recursive: true, force: true });

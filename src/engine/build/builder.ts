@@ -147,7 +147,8 @@ export class Builder {
       await ctx.close(true).catch((e2) => { this.d.log?.warn('removing the context of a failed build', { path: name, error: e2 }); });
       throw e;
     } finally {
-      // RUN --mount's secret files and rw copies, ADD's git clones (each step removes its own; this is the rest)
+      // RUN --mount's secret files and rw copies, ADD's git clones and downloads, heredocs (each step removes its
+      // own; this is the rest)
       await rm(`${tmp}-mounts`, { recursive: true, force: true }).catch((e) => { this.d.log?.warn('removing the mounts of a build', { path: `${tmp}-mounts`, error: e }); });
     }
   }
@@ -722,6 +723,8 @@ class BuildJob {
     const src = git ? await this.gitRoot(sources[0]!, ins.keepGitDir, line)
       : fromId !== undefined ? await this.imageRoot(fromId) : this.contextRoot();
     if (git) sources.splice(0, 1, '.');
+    // the step's downloads and heredocs are written here, and removed with it (the build's end sweeps the rest)
+    const scratchDir = join(this.scratchDir, `copy-${newId().slice(0, 16)}`);
     try {
       const destRel = await destIn();
       const tSrc = performance.now();
@@ -729,7 +732,7 @@ class BuildJob {
         // a git repository's files go into the destination directory (as BuildKit's ADD of a git URL)
         kind: git ? 'copy' : ins.kind, root: src.root, sources, heredocs, destRel, destIsDir: destIsDir || git, owner, signal: this.abort.signal,
         ...(chmod ? { chmod } : {}), ...(exclude ? { exclude } : {}), ...(ins.parents ? { parents: true } : {}),
-        ...(ins.checksum ? { checksum: ins.checksum, where: line } : {}),
+        ...(ins.checksum ? { checksum: ins.checksum, where: line } : {}), scratchDir,
         statInImage: ins.link ? async () => null : (p) => this.files.stat(st.config, p),
       });
       this.timing.sources += performance.now() - tSrc;
@@ -750,6 +753,7 @@ class BuildJob {
       const layer = await this.d.layers.extract(packEntries([...dirs.filter((e) => !copied.has(e.path)), ...entries]));
       await this.commit(st, { ccCmd, layer });
     } finally {
+      await rm(scratchDir, { recursive: true, force: true }).catch((e) => { this.d.log?.warn('removing the scratch files of a COPY/ADD step', { path: scratchDir, error: e }); });
       await src.release?.();
     }
   }

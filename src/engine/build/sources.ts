@@ -1,13 +1,15 @@
 /**
  * COPY/ADD source resolution: which files a step copies (context or `--from` image, globs, symlinks followed
  * inside the root, heredocs, ADD downloads and local archives), each with dockerd's source hash (srchash.ts:
- * file:<sum>, dir:<…>, multi:<…>), and the layer tar packed from them (archives unpacked in place).
+ * file:<sum>, dir:<…>, multi:<…>), and the layer tar packed from them (archives unpacked in place). Every file
+ * entry's content is a file: the context's, an image's, or one the step wrote into its scratch directory (a
+ * download streamed to disk and summed on the way, a heredoc), so no source is ever held in memory.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, type Stats } from 'node:fs';
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { createReadStream, createWriteStream, type Stats } from 'node:fs';
+import { lstat, mkdir, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
+import { PassThrough, Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { parse as parseContentDisposition } from 'content-disposition';
@@ -19,7 +21,7 @@ import { peek as peekStream } from '../../lib/streams.js';
 import { resolveInRoot } from '../fsroot/index.js';
 import { looksLikeTar } from './context.js';
 import { decompressStream as decompress } from '../../lib/compression.js';
-import { dirHash, downloadSum, lazySum, multiHash } from './srchash.js';
+import { dirHash, lazySum, multiHash, startDownloadSum } from './srchash.js';
 import { missingAs } from '../../lib/fsutil.js';
 
 export interface Owner { uid: number; gid: number }
@@ -34,10 +36,9 @@ export interface FileEntry {
   gid: number;
   mtime: Date;
   size: number;
+  /** The file holding the content (type 'file'): in the root, or written by the step in its scratch directory. */
   source?: string;
   linkname?: string;
-  /** In-memory content (downloads). */
-  data?: Buffer;
   /** Archive to unpack at `path` (ADD). */
   archive?: string;
 }
@@ -72,6 +73,11 @@ export interface CopyRequest {
   checksum?: string;
   /** What a checksum mismatch names first ("Dockerfile line 3"). */
   where?: string;
+  /**
+   * A private directory of the step (under the daemon's root; made 0700 at first use) for the content of
+   * downloads and heredocs: the caller removes it when the step ends, whatever the outcome. Needed for those.
+   */
+  scratchDir?: string;
   signal: AbortSignal;
   /** lstat of a path of the image the step builds on (symlinks resolved in the image). */
   statInImage(p: string): Promise<Stats | null>;
@@ -168,7 +174,7 @@ export async function collectSources(req: CopyRequest): Promise<CollectedSources
   const c = new SourceCollector(req);
   const multi = req.sources.length + req.heredocs.size > 1;
   if (multi && !req.destIsDir) throw c.multiError();
-  for (const [name, content] of req.heredocs) c.addHeredoc(name, content);
+  for (const [name, content] of req.heredocs) await c.addHeredoc(name, content);
   for (const src of req.sources) {
     if (req.kind === 'add' && /^https?:\/\//.test(src)) await c.addDownload(src);
     else await c.addPattern(src);
@@ -194,14 +200,28 @@ class SourceCollector {
     return this.req.destIsDir ? posix.join(this.req.destRel, base) : this.req.destRel;
   }
 
-  addHeredoc(name: string, content: string): void {
+  /** A new file of the step's own (O_EXCL, 0600) in its scratch directory: its path. */
+  private async scratchFile(kind: string): Promise<string> {
+    const dir = this.req.scratchDir;
+    if (!dir) throw new Error(`${this.name}: no scratch directory for a ${kind}`);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    return join(dir, `${kind}-${randomBytes(8).toString('hex')}`);
+  }
+
+  async addHeredoc(name: string, content: string): Promise<void> {
     const data = Buffer.from(content);
+    const file = await this.scratchFile('heredoc');
+    await writeFile(file, data, { flag: 'wx', mode: 0o600 });
     const { owner, chmod } = this.req;
-    this.entries.push({ path: this.into(name), type: 'file', mode: modeOf(chmod, 0o644, false), ...owner, mtime: new Date(0), size: data.length, data });
+    this.entries.push({ path: this.into(name), type: 'file', mode: modeOf(chmod, 0o644, false), ...owner, mtime: new Date(0), size: data.length, source: file });
     this.hashes.push(`file:${createHash('sha256').update(data).digest('hex')}`);
     this.count++;
   }
 
+  /**
+   * An ADD URL: the body streamed into a file of the step's scratch directory, summed on the way (dockerd's sum
+   * and --checksum's), never held in memory; the file is removed here when anything fails, else with the step.
+   */
   async addDownload(src: string): Promise<void> {
     let resp: HttpResponse;
     try {
@@ -213,29 +233,66 @@ class SourceCollector {
       resp.body.destroy();
       throw new InvalidParameterError(`${this.name} failed: failed to GET ${src} with status ${resp.statusCode} ${resp.statusMessage}: `);
     }
-    const parts: Buffer[] = [];
+    // dockerd names the file before it reads the body
+    const base = downloadName(new URL(src).pathname, resp.headers['content-disposition'] ?? null);
+    if (!base) { resp.body.destroy(); throw new InvalidParameterError('cannot determine filename from url: ' + src); }
+    let file: string;
     try {
-      for await (const c of resp.body) parts.push(c as Buffer);
+      file = await this.scratchFile('download');
     } catch (e) {
+      resp.body.destroy();
+      throw e;
+    }
+    try {
+      const { size, sum } = await this.download(src, resp, base, file);
+      const lm = resp.headers['last-modified'];
+      // Last-Modified, else the Unix epoch (dockerd's zero time)
+      const parsed = lm ? new Date(lm) : null;
+      const mtime = parsed && !Number.isNaN(parsed.getTime()) ? parsed : new Date(0);
+      const { owner, chmod } = this.req;
+      this.entries.push({ path: this.into(base), type: 'file', mode: modeOf(chmod, 0o600, false), ...owner, mtime, size, source: file });
+      // dockerd names a download by its bare sum, without "file:"
+      this.hashes.push(sum);
+      this.count++;
+    } catch (e) {
+      await rm(file, { force: true });
+      throw e;
+    }
+  }
+
+  /** The body into `file` (created O_EXCL, 0600): its size and dockerd's sum; --checksum checked. */
+  private async download(src: string, resp: HttpResponse, base: string, file: string): Promise<{ size: number; sum: string }> {
+    const cl = resp.headers['content-length'];
+    const declared = cl !== undefined && /^\d+$/.test(cl) ? Number(cl) : null;
+    // the sum's header names the size: with a Content-Length it is known before the body (the client fails a
+    // shorter body), so the sum is taken on the way; without one, from the file afterwards
+    let sum: Hash | null = declared !== null ? await startDownloadSum(base, declared) : null;
+    const [algo, want] = this.req.checksum ? this.req.checksum.split(':') as [string, string] : [];
+    const check = algo ? createHash(algo) : null;
+    let size = 0;
+    const tap = new Transform({
+      transform(c: Buffer, _enc, cb) { size += c.length; sum?.update(c); check?.update(c); cb(null, c); },
+    });
+    const out = createWriteStream(file, { flags: 'wx', mode: 0o600 });
+    // which side failed first: the body (a network error, in Go's words) or the file (the system's own)
+    let failed: 'body' | 'file' | undefined;
+    resp.body.once('error', () => { failed ??= 'body'; });
+    out.once('error', () => { failed ??= 'file'; });
+    try {
+      await pipeline(resp.body, tap, out);
+    } catch (e) {
+      if (failed === 'file') throw e;
       throw goNetError('GET', src, e);
     }
-    const data = Buffer.concat(parts);
-    if (this.req.checksum) {
-      const [algo, want] = this.req.checksum.split(':') as [string, string];
-      const got = createHash(algo).update(data).digest('hex');
+    if (check) {
+      const got = check.digest('hex');
       if (got !== want) throw new InvalidParameterError(`${this.req.where ? `${this.req.where}: ` : ''}${this.name} failed: checksum mismatch for ${src}: expected ${this.req.checksum}, got ${algo}:${got}`);
     }
-    const lm = resp.headers['last-modified'];
-    const base = downloadName(new URL(src).pathname, resp.headers['content-disposition'] ?? null);
-    if (!base) throw new InvalidParameterError('cannot determine filename from url: ' + src);
-    // Last-Modified, else the Unix epoch (dockerd's zero time)
-    const parsed = lm ? new Date(lm) : null;
-    const mtime = parsed && !Number.isNaN(parsed.getTime()) ? parsed : new Date(0);
-    const { owner, chmod } = this.req;
-    this.entries.push({ path: this.into(base), type: 'file', mode: modeOf(chmod, 0o600, false), ...owner, mtime, size: data.length, data });
-    // dockerd names a download by its bare sum, without "file:"
-    this.hashes.push(await downloadSum(base, data));
-    this.count++;
+    if (sum === null || size !== declared) {
+      sum = await startDownloadSum(base, size);
+      for await (const c of createReadStream(file)) sum.update(c as Buffer);
+    }
+    return { size, sum: sum.digest('hex') };
   }
 
   /** A context or image path, maybe a glob: every match, symlinks followed inside the root. */
@@ -450,7 +507,6 @@ export function packEntries(entries: FileEntry[]): Readable {
         type: e.type, size: e.type === 'file' ? e.size : 0, linkname: e.linkname,
       } as tar.Header;
       if (e.type !== 'file') { await until(new Promise<void>((res, rej) => pack.entry(header, (err) => (err ? rej(err) : res())))); continue; }
-      if (e.data) { await until(new Promise<void>((res, rej) => pack.entry(header, e.data!, (err) => (err ? rej(err) : res())))); continue; }
       await until(new Promise<void>((res, rej) => {
         const w = pack.entry(header, (err) => (err ? rej(err) : res()));
         pipeline(source(e.source!), w).catch(rej);

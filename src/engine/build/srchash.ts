@@ -108,18 +108,17 @@ export async function lazySum(abs: string, rel: string): Promise<string> {
 
 /**
  * The sum of an ADD URL's download as dockerd computes it: a lazy source over a temporary directory holding the
- * file as `name`, mode 0600, owned by the daemon's user.
+ * file as `name`, mode 0600, owned by the daemon's user. The header names the size, so the hasher is started
+ * with it: write the `size` bytes of content into it (as they arrive), then `digest('hex')`.
  */
-export async function downloadSum(name: string, data: Buffer): Promise<string> {
+export async function startDownloadSum(name: string, size: number): Promise<Hash> {
   const names = await lookupNames();
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
-  const h = startSum({
-    name, mode: 0o100600, uid, gid, size: data.length, typeflag: '0', linkname: '',
+  return startSum({
+    name, mode: 0o100600, uid, gid, size, typeflag: '0', linkname: '',
     uname: names.users.get(uid) ?? '', gname: names.groups.get(gid) ?? '', devmajor: 0, devminor: 0,
   });
-  h.update(data);
-  return h.digest('hex');
 }
 
 /** `dir:` + sha256 of the sorted sums joined by ",". */
