@@ -35,6 +35,8 @@ export interface BlobCacheOptions {
 }
 
 const HEX_RE = /^[a-f0-9]{64}$/;
+/** What a cache directory holds (see the top of this file). */
+const CACHE_ENTRIES = new Set(['sha256', 'tmp', 'boot-id']);
 /** A fill whose writes fall this far behind the network is dropped instead of holding the bytes in memory. */
 const FILL_QUEUE_MAX = 64 * 1024 * 1024;
 /** Temp files older than this at open are leftovers of a process that died (a live fill writes continuously). */
@@ -63,10 +65,19 @@ export class BlobCache {
   static async open(o: BlobCacheOptions): Promise<BlobCache> {
     if (!Number.isSafeInteger(o.maxBytes) || o.maxBytes <= 0) throw new Error(`invalid blob cache size ${o.maxBytes}`);
     const c = new BlobCache(o.dir, o.maxBytes);
-    await mkdir(o.dir, { recursive: true, mode: 0o700 });
-    const st = await lstat(o.dir);
-    if (!st.isDirectory()) throw new Error(`blob cache ${o.dir}: not a directory`);
-    if (typeof process.getuid === 'function' && st.uid !== process.getuid()) throw new Error(`blob cache ${o.dir}: owned by another user`);
+    // The directory is the cache's alone: made here (0700), or an empty one, or a cache made before. Anything else
+    // is refused rather than emptied or made private (a mistyped --blob-cache of /tmp or a home directory).
+    const st = await lstat(o.dir).catch((e: NodeJS.ErrnoException) => { if (e.code === 'ENOENT') return null; throw e; });
+    if (!st) {
+      await mkdir(o.dir, { recursive: true, mode: 0o700 });
+    } else {
+      if (!st.isDirectory()) throw new Error(`blob cache ${o.dir}: not a directory`);
+      if (typeof process.getuid === 'function' && st.uid !== process.getuid()) throw new Error(`blob cache ${o.dir}: owned by another user`);
+      const foreign = (await readdir(o.dir)).filter((n) => !CACHE_ENTRIES.has(n));
+      if (foreign.length > 0) throw new Error(`blob cache ${o.dir}: not empty and not a blob cache (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', …' : ''})`);
+      // Others who could write here could plant bytes under a digest's name.
+      if ((st.mode & 0o022) !== 0) throw new Error(`blob cache ${o.dir}: writable by other users`);
+    }
     await chmod(o.dir, 0o700);
     const boot = await bootId();
     const marker = join(o.dir, 'boot-id');
@@ -76,8 +87,11 @@ export class BlobCache {
       await rm(c.blobs, { recursive: true, force: true });
       await rm(c.tmp, { recursive: true, force: true });
     }
-    await mkdir(c.blobs, { recursive: true, mode: 0o700 });
-    await mkdir(c.tmp, { recursive: true, mode: 0o700 });
+    for (const sub of [c.blobs, c.tmp]) {
+      const ss = await lstat(sub).catch(() => null);
+      if (ss && !ss.isDirectory()) await rm(sub, { force: true }); // a symlink or a file: not ours to follow
+      await mkdir(sub, { recursive: true, mode: 0o700 });
+    }
     if (boot && written !== boot) {
       const t = join(c.tmp, `boot-id.${randomBytes(6).toString('hex')}`);
       await writeFile(t, `${boot}\n`, { mode: 0o600, flag: 'wx' });

@@ -3,7 +3,7 @@
 // them itself); test/e2e/registry-server-s3.test.ts runs the cache on real replicas over Ceph RGW.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink, truncate, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -254,4 +254,30 @@ test('at open: a cache of another boot is emptied, stale temp files and foreign 
   await i.commit();
   await truncate(join(dir, 'sha256', hex), 50);
   assert.equal(await readAll(k, sha256(blob), 100), null);
+});
+
+test('the directory is the cache\'s alone: another directory with content, one others can write to, a file or a symlink are refused, untouched', async () => {
+  const busy = fresh('busy');
+  await mkdir(busy, { mode: 0o755 });
+  await writeFile(join(busy, 'notes.txt'), 'mine');
+  await assert.rejects(BlobCache.open({ dir: busy, maxBytes: 1 << 20 }), /not empty and not a blob cache \(notes\.txt\)/);
+  assert.equal((await lstat(busy)).mode & 0o777, 0o755, 'its mode untouched');
+  assert.equal(await readFile(join(busy, 'notes.txt'), 'utf8'), 'mine');
+  const open = fresh('open');
+  await mkdir(open);
+  await chmod(open, 0o777);
+  await assert.rejects(BlobCache.open({ dir: open, maxBytes: 1 << 20 }), /writable by other users/);
+  const file = fresh('file');
+  await writeFile(file, 'x');
+  await assert.rejects(BlobCache.open({ dir: file, maxBytes: 1 << 20 }), /not a directory/);
+  const link = fresh('link');
+  await symlink(busy, link);
+  await assert.rejects(BlobCache.open({ dir: link, maxBytes: 1 << 20 }), /not a directory/);
+  // An empty directory (0755) is taken and made private; a cache made before is opened again.
+  const empty = fresh('empty');
+  await mkdir(empty, { mode: 0o755 });
+  await BlobCache.open({ dir: empty, maxBytes: 1 << 20 });
+  assert.equal((await lstat(empty)).mode & 0o777, 0o700);
+  assert.deepEqual((await readdir(empty)).sort(), ['boot-id', 'sha256', 'tmp']);
+  await BlobCache.open({ dir: empty, maxBytes: 1 << 20 });
 });
