@@ -356,6 +356,8 @@ export async function measureS3(rgw: Rgw, o: { clients?: number; rounds?: number
   // BENCH_WHARFD_BEFORE=<a built checkout>: its registry too (--redirect, a bucket of its own), in the same runs.
   const beforeTree = process.env.BENCH_WHARFD_BEFORE;
   const beforeBucket = beforeTree ? await makeBucket(rgw, 'wharf-bench-before') : undefined;
+  // A replica without a blob cache on a bucket of its own, for the push: what the cache's copy costs a push.
+  const plainBucket = await makeBucket(rgw, 'wharf-bench-plain');
   const env = { ...process.env, AWS_ACCESS_KEY_ID: rgw.accessKey, AWS_SECRET_ACCESS_KEY: rgw.secretKey };
   const s3 = ['--storage', 's3', '--s3-bucket', bucket, '--s3-endpoint', rgw.endpoint, '--s3-force-path-style', '--s3-region', rgw.region];
   const ref = await startRegistry();
@@ -385,8 +387,10 @@ export async function measureS3(rgw: Rgw, o: { clients?: number; rounds?: number
     const cached = await serveWharf([...s3, '--blob-cache', join(caches, 'a')], env);
     const cold = await serveWharf([...s3, '--blob-cache', join(caches, 'b')], env);
     const proxy = await serveWharf(s3, env);
+    const bare = await serveWharf(s3.map((a) => (a === bucket ? plainBucket : a)), env);
+    started.push(bare);
     started.push(fs, cached, cold, proxy);
-    const servers: Record<string, Served> = { fs, cached, redir: redir[0]!, proxy, cold };
+    const servers: Record<string, Served> = { fs, cached, redir: redir[0]!, proxy, cold, bare };
     if (beforeTree) {
       const s3b = s3.map((a) => (a === bucket ? beforeBucket! : a));
       servers.before = await serveWharf([...s3b, '--redirect'], env, resolve(beforeTree, 'dist', 'src', 'registry', 'main.js'));
@@ -399,7 +403,7 @@ export async function measureS3(rgw: Rgw, o: { clients?: number; rounds?: number
       const bigImg = makeImage(4, 50);
       const files = await Promise.all(bigImg.blobs.map(async (b, j) => { const f = join(caches, `blob-${i}-${j}`); await writeFile(f, b.data); return f; }));
       const repo = `bench/big${i}`;
-      const pushers = ['fs', 'cached', ...(servers.before ? ['before'] : [])];
+      const pushers = ['fs', 'cached', 'bare', ...(servers.before ? ['before'] : [])];
       if (i % 2) pushers.reverse();
       for (const k of pushers) add(`${k}Push`, await phase(servers[k]!, () => pushImageCurl(servers[k]!.url, repo, bigImg, files)));
       await Promise.all(files.map((f) => rm(f, { force: true })));
@@ -439,6 +443,7 @@ export async function measureS3(rgw: Rgw, o: { clients?: number; rounds?: number
     await rm(caches, { recursive: true, force: true });
     await removeBucket(rgw, bucket);
     if (beforeBucket) await removeBucket(rgw, beforeBucket);
+    await removeBucket(rgw, plainBucket);
   }
 }
 
@@ -480,6 +485,7 @@ if ((isMain && process.argv[2] === 's3') || process.env.WHARF_BENCH_MAIN === 're
     console.log('| 200 MB image (4 × 50 MiB) | filesystem | S3 on RGW | S3/filesystem | target | CPU registry / radosgw+osd (fs; S3) | each run |');
     console.log('|---|---|---|---|---|---|---|');
     line('push through the replica (`--blob-cache`)', 'cachedPush', '≤ 1.5');
+    line('push through a replica without a cache', 'barePush', '');
     line('pull through that replica, 3 transfers at a time', 'cachedPar', '≤ 1.5');
     line('pull through that replica, blobs one after another', 'cachedPull', '≤ 1.5');
     line('pull through a replica that has not seen the image (reads RGW into its cache), 3 at a time', 'coldPar', '');
