@@ -232,13 +232,32 @@ export class BlobCache {
 }
 
 /**
- * One copy being written: `write` queues the bytes (the caller must not change a buffer after handing it over) and
- * returns at once; the disk writes run behind. `commit` publishes the copy once the caller verified the blob's
- * digest and the bytes are on disk; `abort` drops it. Either must be called exactly once.
+ * Copies are written in 1 MiB pieces from reused buffers: the request's and the store's chunks are ~64 KiB, and a
+ * write per chunk cost ~0.4 s of CPU per 200 MB here (the thread pool's hand-offs and syscalls), against ~0.07 s
+ * for a copy into these buffers and a write per MiB (measured in this VM).
+ */
+const FILL_BUF = 1 << 20;
+const fillBufs: Buffer[] = [];
+
+function takeFillBuf(): Buffer {
+  return fillBufs.pop() ?? Buffer.allocUnsafeSlow(FILL_BUF);
+}
+
+function giveFillBuf(b: Buffer): void {
+  if (fillBufs.length < 16) fillBufs.push(b);
+}
+
+/**
+ * One copy being written: `write` copies the bytes into the fill's buffers and returns at once (the caller keeps its
+ * buffer); the disk writes run behind. `commit` publishes the copy once the caller verified the blob's digest and
+ * the bytes are on disk; `abort` drops it. Either must be called exactly once.
  */
 export class CacheFill {
   private fh: Promise<FileHandle> | null = null;
-  private queue: Buffer[] = [];
+  /** The buffer being filled and how much of it is. */
+  private cur: Buffer | null = null;
+  private curLen = 0;
+  private queue: { buf: Buffer; len: number }[] = [];
   private queued = 0;
   private writing: Promise<void> | null = null;
   private failed = false;
@@ -251,15 +270,37 @@ export class CacheFill {
   write(b: Buffer): void {
     if (this.failed || this.done || b.length === 0) return;
     this.size += b.length;
-    if (this.queued + b.length > FILL_QUEUE_MAX || this.size > this.cache.maxBytes) {
-      this.failed = true;
-      this.queue = [];
-      this.queued = 0;
-      return;
+    if (this.size > this.cache.maxBytes) return this.fail();
+    let off = 0;
+    while (off < b.length) {
+      this.cur ??= takeFillBuf();
+      const n = b.copy(this.cur, this.curLen, off);
+      this.curLen += n;
+      off += n;
+      if (this.curLen === FILL_BUF) this.flushCur();
+      if (this.failed) return;
     }
-    this.queue.push(b);
-    this.queued += b.length;
+  }
+
+  /** Queues the buffer being filled for the disk. */
+  private flushCur(): void {
+    if (!this.cur || this.curLen === 0) return;
+    this.queue.push({ buf: this.cur, len: this.curLen });
+    this.queued += this.curLen;
+    this.cur = null;
+    this.curLen = 0;
+    // The disk is slower than the network: this copy is dropped rather than held in memory.
+    if (this.queued > FILL_QUEUE_MAX) return this.fail();
     this.writing ??= this.drain();
+  }
+
+  private fail(): void {
+    this.failed = true;
+    for (const q of this.queue.splice(0)) giveFillBuf(q.buf);
+    this.queued = 0;
+    if (this.cur) giveFillBuf(this.cur);
+    this.cur = null;
+    this.curLen = 0;
   }
 
   private async drain(): Promise<void> {
@@ -267,17 +308,22 @@ export class CacheFill {
       this.fh ??= open(this.path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
       const fh = await this.fh;
       while (this.queue.length > 0 && !this.failed) {
-        const bufs = this.queue;
-        this.queue = [];
-        const n = bufs.reduce((a, b) => a + b.length, 0);
-        const { bytesWritten } = await fh.writev(bufs);
-        if (bytesWritten !== n) throw new Error('short write');
-        this.queued -= n;
+        // Off the queue while it is written: `fail` gives back only the buffers no write holds.
+        const { buf, len } = this.queue.shift()!;
+        try {
+          let off = 0;
+          while (off < len) {
+            const { bytesWritten } = await fh.write(buf, off, len - off);
+            if (bytesWritten <= 0) throw new Error('short write');
+            off += bytesWritten;
+          }
+        } finally {
+          this.queued = Math.max(0, this.queued - len);
+          giveFillBuf(buf);
+        }
       }
     } catch {
-      this.failed = true;
-      this.queue = [];
-      this.queued = 0;
+      this.fail();
     } finally {
       this.writing = null;
     }
@@ -285,7 +331,9 @@ export class CacheFill {
 
   /** Everything written and closed; false when the copy failed. */
   private async settle(): Promise<boolean> {
+    if (!this.failed) this.flushCur();
     while (this.writing) await this.writing;
+    if (this.failed) this.fail(); // buffers back
     const fh = this.fh ? await this.fh.catch(() => null) : null;
     if (fh) await fh.close().catch(() => { this.failed = true; });
     return !this.failed && (this.size === 0 || fh !== null);
@@ -311,7 +359,7 @@ export class CacheFill {
   async abort(): Promise<void> {
     if (this.done) return;
     this.done = true;
-    this.failed = true;
+    this.fail();
     await this.settle();
     await this.cache.finished(this.hex, this.path, null);
   }

@@ -281,3 +281,24 @@ test('the directory is the cache\'s alone: another directory with content, one o
   assert.deepEqual((await readdir(empty)).sort(), ['boot-id', 'sha256', 'tmp']);
   await BlobCache.open({ dir: empty, maxBytes: 1 << 20 });
 });
+
+test('copies of several MiB, written in odd-sized chunks by two fills at once, come out byte for byte (the write buffers are shared)', async () => {
+  const c = await BlobCache.open({ dir: fresh('cache'), maxBytes: 1 << 30 });
+  const blobs = [randomBytes(3.5 * 1024 * 1024 + 17), randomBytes(2 * 1024 * 1024 + 4093)];
+  const fills = blobs.map((b) => c.fill(sha256(b))!);
+  const offs = [0, 0];
+  // Interleaved, chunk sizes from 1 byte to ~300 KiB; the caller reuses its chunk buffer right after each write.
+  const scratch = Buffer.alloc(300_000);
+  for (let i = 0; offs.some((o, j) => o < blobs[j]!.length); i++) {
+    const j = i % 2;
+    if (offs[j]! >= blobs[j]!.length) continue;
+    const n = Math.min(1 + ((i * 7919) % 300_000), blobs[j]!.length - offs[j]!);
+    blobs[j]!.copy(scratch, 0, offs[j]!, offs[j]! + n);
+    fills[j]!.write(scratch.subarray(0, n));
+    scratch.fill(0xaa, 0, n);
+    offs[j]! += n;
+    if (i % 5 === 0) await new Promise((r) => setImmediate(r));
+  }
+  await Promise.all(fills.map((f) => f.commit()));
+  for (const b of blobs) assert.ok((await readAll(c, sha256(b), b.length))!.equals(b));
+});
