@@ -92,7 +92,13 @@ export async function startRegistryServer(opts: RegistryServerOptions): Promise<
   if (!store) throw new Error('registry storage: give a root directory or a driver');
   if (opts.redirect && !opts.driver?.presignGet) throw new Error('--redirect needs a storage driver that presigns URLs (s3)');
   if (opts.blobCache && !opts.driver) throw new Error('--blob-cache is for a remote store (--storage s3): the filesystem back end serves its own files');
-  const cache = opts.blobCache ? await BlobCache.open(opts.blobCache) : undefined;
+  let cache: BlobCache | undefined;
+  try {
+    if (opts.blobCache) cache = await BlobCache.open(opts.blobCache);
+  } catch (e) {
+    await opts.driver?.close();
+    throw e;
+  }
   const storage = await RegistryStorage.open(store, { uploadTtlMs: opts.uploadTtlMs, ...(cache ? { cache } : {}) });
   const auth: AuthConfig = { realm: opts.realm ?? 'wharf-registry' };
   if (opts.htpasswd) auth.htpasswd = await Htpasswd.load(opts.htpasswd);
