@@ -343,6 +343,11 @@ async function phase(server: Served, fn: () => Promise<unknown>): Promise<Phase>
  * (a bucket of its own). `…Push` the push; `…Pull` one curl, blobs one after another (curl's request times in
  * `clientMs`); `…Par` one curl, 3 transfers at a time, its start left out.
  */
+/** The filesystem back end's phase that phase `k` is compared with (`cachedPar` → `fsPar`). */
+function fsPhase(k: string): string {
+  return `fs${k.endsWith('Push') ? 'Push' : k.endsWith('Pull') ? 'Pull' : 'Par'}`;
+}
+
 export interface S3BenchResult {
   reference?: PullLoad; replicas?: PullLoad; redirect?: PullLoad;
   big: Record<string, Phase>;
@@ -422,8 +427,7 @@ export async function measureS3(rgw: Rgw, o: { clients?: number; rounds?: number
       const ratio: Record<string, number> = {};
       for (const k of Object.keys(runs)) {
         if (k.startsWith('fs')) continue;
-        const kind = k.endsWith('Push') ? 'Push' : k.endsWith('Pull') ? 'Pull' : 'Par';
-        const ours = last(k), theirs = last(`fs${kind}`);
+        const ours = last(k), theirs = last(fsPhase(k));
         ratio[k] = ours.clientMs! / theirs.clientMs!;
       }
       perRun.push(ratio);
@@ -473,29 +477,30 @@ if ((isMain && process.argv[2] === 's3') || process.env.WHARF_BENCH_MAIN === 're
     }
     const b = r.big;
     const cpu = (p: Phase) => `${(p.serverCpuMs / 1000).toFixed(2)} s / ${(p.storeCpuMs / 1000).toFixed(2)} s`;
-    const t = (p: Phase, _push: boolean) => p.clientMs!;
-    const line = (name: string, k: string, target: string) => {
-      const kind = k.endsWith('Push') ? 'Push' : k.endsWith('Pull') ? 'Pull' : 'Par';
-      const fsP = b[`fs${kind}`]!, p = b[k];
-      if (!p) return;
-      const ratio = t(p, kind === 'Push') / t(fsP, kind === 'Push');
-      const runs = r.perRun.map((x) => x[k]?.toFixed(2)).join(', ');
-      console.log(`| ${name} | ${t(fsP, kind === 'Push').toFixed(0)} ms | ${t(p, kind === 'Push').toFixed(0)} ms | ${target ? `**${ratio.toFixed(2)}**` : ratio.toFixed(2)} | ${target || 'reported'} | ${cpu(fsP)}; ${cpu(p)} | ${runs} |`);
-    };
+    const rows: [string, string, string][] = [
+      ['push through the replica (`--blob-cache`)', 'cachedPush', '≤ 1.5'],
+      ['push through a replica without a cache', 'barePush', ''],
+      ['pull through that replica, 3 transfers at a time', 'cachedPar', '≤ 1.5'],
+      ['pull through that replica, blobs one after another', 'cachedPull', '≤ 1.5'],
+      ['pull through a replica that has not seen the image (reads RGW into its cache), 3 at a time', 'coldPar', ''],
+      ['pull through a replica without a cache, 3 at a time', 'proxyPar', ''],
+      ['pull through a replica without a cache, one after another', 'proxyPull', ''],
+      ['pull with `--redirect` (bytes from RGW), 3 at a time', 'redirPar', ''],
+      ['pull with `--redirect`, one after another', 'redirPull', ''],
+      ['push (before: BENCH_WHARFD_BEFORE, `--redirect`)', 'beforePush', ''],
+      ['pull --redirect, 3 at a time (before)', 'beforePar', ''],
+      ['pull --redirect, one after another (before)', 'beforePull', ''],
+    ];
     console.log('| 200 MB image (4 × 50 MiB) | filesystem | S3 on RGW | S3/filesystem | target | CPU registry / radosgw+osd (fs; S3) | each run |');
     console.log('|---|---|---|---|---|---|---|');
-    line('push through the replica (`--blob-cache`)', 'cachedPush', '≤ 1.5');
-    line('push through a replica without a cache', 'barePush', '');
-    line('pull through that replica, 3 transfers at a time', 'cachedPar', '≤ 1.5');
-    line('pull through that replica, blobs one after another', 'cachedPull', '≤ 1.5');
-    line('pull through a replica that has not seen the image (reads RGW into its cache), 3 at a time', 'coldPar', '');
-    line('pull through a replica without a cache, 3 at a time', 'proxyPar', '');
-    line('pull through a replica without a cache, one after another', 'proxyPull', '');
-    line('pull with `--redirect` (bytes from RGW), 3 at a time', 'redirPar', '');
-    line('pull with `--redirect`, one after another', 'redirPull', '');
-    line('push (before: BENCH_WHARFD_BEFORE, `--redirect`)', 'beforePush', '');
-    line('pull --redirect, 3 at a time (before)', 'beforePar', '');
-    line('pull --redirect, one after another (before)', 'beforePull', '');
+    for (const [name, k, target] of rows) {
+      const p = b[k];
+      if (!p) continue;
+      const fsP = b[fsPhase(k)]!;
+      const ratio = (p.clientMs! / fsP.clientMs!).toFixed(2);
+      const runs = r.perRun.map((x) => x[k]?.toFixed(2)).join(', ');
+      console.log(`| ${name} | ${fsP.clientMs!.toFixed(0)} ms | ${p.clientMs!.toFixed(0)} ms | ${target ? `**${ratio}**` : ratio} | ${target || 'reported'} | ${cpu(fsP)}; ${cpu(p)} | ${runs} |`);
+    }
     console.log('');
     console.log('Times are curl\'s own: pulls one after another by its request times; 3 at a time, and pushes (4 blobs at once, then the manifest), from the moment the started curl got its list to its exit.');
   }
