@@ -18,33 +18,34 @@ function scripted(samples: SelfSample[]) {
 
 const s = (cpuMs: number, rssMb: number, threads = 11): SelfSample => ({ cpuUs: cpuMs * 1000, rss: rssMb * MB, threads });
 
+/** Each step: tick `ticks` times, then the trims so far must be `trims` (`why` names the step). */
+function expectTrims(x: ReturnType<typeof scripted>, steps: [ticks: number, trims: number, why?: string][]): void {
+  for (const [ticks, want, why] of steps) {
+    for (let i = 0; i < ticks; i++) x.t.tick();
+    assert.equal(x.trims(), want, why);
+  }
+}
+
 test('trims once quiet after work, not while busy, and not again without new work', () => {
   // constructor sample, then: busy tick (1 s of CPU in 2 s), quiet tick after it, quiet tick with nothing new
   // (the trim gives back 160 MB, so one follow-up trim comes, which gives back nothing)
-  const { t, trims } = scripted([s(100, 80), s(1100, 250), s(1105, 250), /* after trim */ s(1106, 90), s(1108, 90), /* after */ s(1109, 90),
-    s(1110, 90), s(1111, 90)]);
-  t.tick();
-  assert.equal(trims(), 0, 'a busy tick does not trim');
-  t.tick();
-  assert.equal(trims(), 1, 'the first quiet tick after work trims');
-  t.tick();
-  assert.equal(trims(), 2, 'a follow-up after a trim that gave back much');
-  t.tick();
-  t.tick();
-  assert.equal(trims(), 2, 'quiet ticks with no work since the trim do nothing');
+  expectTrims(scripted([s(100, 80), s(1100, 250), s(1105, 250), /* after trim */ s(1106, 90), s(1108, 90), /* after */ s(1109, 90),
+    s(1110, 90), s(1111, 90)]), [
+    [1, 0, 'a busy tick does not trim'],
+    [1, 1, 'the first quiet tick after work trims'],
+    [1, 2, 'a follow-up after a trim that gave back much'],
+    [2, 2, 'quiet ticks with no work since the trim do nothing'],
+  ]);
 });
 
 test('threads ending or memory growing without CPU make another trim worth it', () => {
   // (each trim gives back less than the follow-up threshold, 1 MB)
-  const { t, trims } = scripted([s(0, 80, 14), s(1, 80, 14), s(2, 80, 11), /* after trim */ s(3, 79.5, 11), s(4, 90, 11), /* after trim */ s(5, 89.5, 11), s(6, 89.5, 11)]);
-  t.tick();
-  assert.equal(trims(), 0, 'no change since start: nothing to do');
-  t.tick();
-  assert.equal(trims(), 1, 'extraction threads ended');
-  t.tick();
-  assert.equal(trims(), 2, 'RSS grew by more than 8 MB');
-  t.tick();
-  assert.equal(trims(), 2);
+  expectTrims(scripted([s(0, 80, 14), s(1, 80, 14), s(2, 80, 11), /* after trim */ s(3, 79.5, 11), s(4, 90, 11), /* after trim */ s(5, 89.5, 11), s(6, 89.5, 11)]), [
+    [1, 0, 'no change since start: nothing to do'],
+    [1, 1, 'extraction threads ended'],
+    [1, 2, 'RSS grew by more than 8 MB'],
+    [1, 2],
+  ]);
 });
 
 test('sampleSelf reads this process', () => {
@@ -95,18 +96,13 @@ test('afterStart collects start-up garbage without a malloc trim, and start-up a
 
 test('a trim that gave back much is followed by another at the next quiet tick, until one gives back little', () => {
   // constructor; busy; quiet → trim (200 → 120: much); quiet → follow-up (118 → 100: much); quiet → follow-up (100 → 99.5: little); quiet: nothing
-  const { t, trims } = scripted([s(0, 80), s(1000, 200), s(1001, 200), /* after */ s(1002, 120), s(1003, 118), /* after */ s(1004, 100),
-    s(1005, 100), /* after */ s(1006, 99.5), s(1007, 99.5), s(1008, 99.5)]);
-  t.tick();
-  t.tick();
-  assert.equal(trims(), 1);
-  t.tick();
-  assert.equal(trims(), 2, 'the first trim gave back 80 MB: another follows without new work');
-  t.tick();
-  assert.equal(trims(), 3, 'the second gave back 18 MB');
-  t.tick();
-  t.tick();
-  assert.equal(trims(), 3, 'the third gave back 0.5 MB: settled');
+  expectTrims(scripted([s(0, 80), s(1000, 200), s(1001, 200), /* after */ s(1002, 120), s(1003, 118), /* after */ s(1004, 100),
+    s(1005, 100), /* after */ s(1006, 99.5), s(1007, 99.5), s(1008, 99.5)]), [
+    [2, 1],
+    [1, 2, 'the first trim gave back 80 MB: another follows without new work'],
+    [1, 3, 'the second gave back 18 MB'],
+    [2, 3, 'the third gave back 0.5 MB: settled'],
+  ]);
 });
 
 test('follow-up trims stop after a bounded number even when each gives back something', () => {
