@@ -2,12 +2,13 @@
  * Two `wharf registry serve --storage s3` replicas (separate processes, loopback ports) over one bucket of Ceph's
  * RADOS Gateway (scripts/ceph-rgw.sh; the file skips with the reason when it cannot start): wharfd, driven by the
  * docker CLI, builds and pushes to A and pulls from B (B answers blob GETs with redirects to presigned URLs), an
+ * image pushed and pulled back through a `--blob-cache` replica runs and leaves its layers in that replica's cache, an
  * upload whose replica is killed with SIGKILL mid-chunk resumes on the other, both replicas take the same image
  * at once, and `wharf registry gc --storage s3` runs during a push without breaking it.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -99,6 +100,40 @@ test('wharfd builds and pushes to replica A, pulls from replica B (redirected bl
   assert.equal(pull.code, 0, show(pull));
   assert.match(pull.stdout, new RegExp(`Digest: ${line[1]}`));
   const out = await d.docker(['run', '--rm', `${B.host}/e2e/app:v1`, 'busybox', 'sha256sum', '/payload']);
+  assert.equal(out.code, 0, show(out));
+  assert.equal(out.stdout.split(' ')[0], sha(payload).slice(7));
+});
+
+test('wharfd pushes through a --blob-cache replica and pulls the image back through it: its layer is in the cache, a base layer is read through into it, and the image runs', { skip, timeout: 120_000 }, async () => {
+  const d = daemon!;
+  const cacheDir = join(work, 'blob-cache');
+  const C = await replica(['--blob-cache', cacheDir]);
+  await pushBusybox(C.host, 'library/busybox:cached');
+  const ctx = join(work, 'ctx-cached');
+  const payload = randomBytes(2 * 1024 * 1024);
+  await run('mkdir', ['-p', ctx]);
+  await writeFile(join(ctx, 'payload'), payload);
+  await writeFile(join(ctx, 'Dockerfile'), `FROM ${C.host}/library/busybox:cached\nCOPY payload /payload\n`);
+  const img = `${C.host}/e2e/cached:v1`;
+  assert.equal((await d.docker(['build', '-q', '-t', img, ctx])).code, 0);
+  const push = await d.docker(['push', img]);
+  assert.equal(push.code, 0, show(push));
+  assert.equal((await d.docker(['rmi', img, `${C.host}/library/busybox:cached`])).code, 0);
+  const pull = await d.docker(['pull', img]);
+  assert.equal(pull.code, 0, show(pull));
+  const manifest = (await (await fetch(`${C.url}/v2/e2e/cached/manifests/v1`, { headers: { Accept: 'application/vnd.docker.distribution.manifest.v2+json' } })).json()) as { config: { digest: string }; layers: { digest: string; size: number }[] };
+  // The layer the build added went through C in the push and the pull: it is in C's cache, byte for byte. (The
+  // base layer may be 'Already exists' in wharfd: a GET of it reads it through into the cache.)
+  const cachedOk = async (l: { digest: string; size: number }) => {
+    const cached = await readFile(join(cacheDir, 'sha256', l.digest.slice(7)));
+    assert.equal(cached.length, l.size);
+    assert.equal(sha(cached), l.digest);
+  };
+  await cachedOk(manifest.layers.at(-1)!);
+  const base = manifest.layers[0]!;
+  assert.equal(sha(Buffer.from(await (await fetch(`${C.url}/v2/e2e/cached/blobs/${base.digest}`)).arrayBuffer())), base.digest);
+  await cachedOk(base);
+  const out = await d.docker(['run', '--rm', img, 'busybox', 'sha256sum', '/payload']);
   assert.equal(out.code, 0, show(out));
   assert.equal(out.stdout.split(' ')[0], sha(payload).slice(7));
 });
