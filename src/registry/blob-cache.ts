@@ -26,6 +26,7 @@ import { lstat, mkdir, open, readdir, readFile, rename, rm, unlink, utimes, writ
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { hexOf, isDigest, type Digest } from '../lib/digest.js';
+import { bufferPool } from './bufpool.js';
 
 export interface BlobCacheOptions {
   /** The cache directory (created 0700 when missing). */
@@ -232,20 +233,11 @@ export class BlobCache {
 }
 
 /**
- * Copies are written in 1 MiB pieces from reused buffers: the request's and the store's chunks are ~64 KiB, and a
- * write per chunk cost ~0.4 s of CPU per 200 MB here (the thread pool's hand-offs and syscalls), against ~0.07 s
- * for a copy into these buffers and a write per MiB (measured in this VM).
+ * Copies are written in 1 MiB pieces from reused buffers (bufpool.ts): the request's and the store's chunks are
+ * ~64 KiB, and a write per chunk cost 0.15-0.5 s of CPU per 200 MB here (the thread pool's hand-offs and syscalls),
+ * against ~0.07 s for a copy into these buffers and a write per MiB (measured in this VM).
  */
-const FILL_BUF = 1 << 20;
-const fillBufs: Buffer[] = [];
-
-function takeFillBuf(): Buffer {
-  return fillBufs.pop() ?? Buffer.allocUnsafeSlow(FILL_BUF);
-}
-
-function giveFillBuf(b: Buffer): void {
-  if (fillBufs.length < 16) fillBufs.push(b);
-}
+const fillBufs = bufferPool(1 << 20, 16);
 
 /**
  * One copy being written: `write` copies the bytes into the fill's buffers and returns at once (the caller keeps its
@@ -273,11 +265,11 @@ export class CacheFill {
     if (this.size > this.cache.maxBytes) return this.fail();
     let off = 0;
     while (off < b.length) {
-      this.cur ??= takeFillBuf();
+      this.cur ??= fillBufs.take();
       const n = b.copy(this.cur, this.curLen, off);
       this.curLen += n;
       off += n;
-      if (this.curLen === FILL_BUF) this.flushCur();
+      if (this.curLen === fillBufs.size) this.flushCur();
       if (this.failed) return;
     }
   }
@@ -296,9 +288,9 @@ export class CacheFill {
 
   private fail(): void {
     this.failed = true;
-    for (const q of this.queue.splice(0)) giveFillBuf(q.buf);
+    for (const q of this.queue.splice(0)) fillBufs.give(q.buf);
     this.queued = 0;
-    if (this.cur) giveFillBuf(this.cur);
+    if (this.cur) fillBufs.give(this.cur);
     this.cur = null;
     this.curLen = 0;
   }
@@ -319,7 +311,7 @@ export class CacheFill {
           }
         } finally {
           this.queued = Math.max(0, this.queued - len);
-          giveFillBuf(buf);
+          fillBufs.give(buf);
         }
       }
     } catch {

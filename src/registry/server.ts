@@ -28,6 +28,7 @@ import { authorize, grants, Htpasswd, parseBasic, parseScope, TokenAuth, type Ac
 import type { Digest } from '../lib/digest.js';
 import type { StorageDriver } from './driver.js';
 import { BlobCache, type BlobCacheOptions } from './blob-cache.js';
+import { bufferPool } from './bufpool.js';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
@@ -626,21 +627,9 @@ class Handler {
   }
 }
 
-/**
- * Buffers for blob serving, reused: a fresh large Buffer per read costs page faults and zeroing in the kernel
- * (as much as the copy itself), so each response cycles two pooled buffers (read one while the other is being
- * written to the socket).
- */
+/** Each response cycles two pooled buffers (bufpool.ts): one is read into while the other is written to the socket. */
 const SEND_BUF_SIZE = Number(process.env.WHARF_REGISTRY_SEND_BUF ?? 1024 * 1024);
-const freeBufs: Buffer[] = [];
-
-function takeBuf(): Buffer {
-  return freeBufs.pop() ?? Buffer.allocUnsafeSlow(SEND_BUF_SIZE);
-}
-
-function giveBuf(b: Buffer): void {
-  if (freeBufs.length < 32) freeBufs.push(b);
-}
+const sendBufs = bufferPool(SEND_BUF_SIZE, 32);
 
 export interface ByteRange { start: number; end: number }
 
@@ -676,7 +665,7 @@ export function parseRanges(header: string, size: number): ByteRange[] | 'unsati
 
 /** Streams bytes start..end (inclusive) of a file to the response, then ends it (unless `endResponse` is false). */
 async function sendFileRange(res: ServerResponse, fh: FileHandle, start: number, end: number, endResponse = true): Promise<void> {
-  const bufs = [takeBuf(), takeBuf()];
+  const bufs = [sendBufs.take(), sendBufs.take()];
   let inFlight = false;
   try {
     let closed: ((e: Error) => void) | null = null;
@@ -711,7 +700,7 @@ async function sendFileRange(res: ServerResponse, fh: FileHandle, start: number,
   } finally {
     await fh.close();
     // A buffer still referenced by an unfinished socket write must not be reused.
-    if (!inFlight) bufs.forEach(giveBuf);
+    if (!inFlight) bufs.forEach((b) => sendBufs.give(b));
   }
 }
 
